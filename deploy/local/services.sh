@@ -1,0 +1,206 @@
+#!/usr/bin/env bash
+# Local real services for tests and development: a single-node KRaft Kafka broker (jars from Maven Central)
+# and a ClickHouse engine (chDB from PyPI behind deploy/local/clickhouse/chdb_http.py) on 127.0.0.1.
+#
+#   services.sh up     [kafka|clickhouse]   install on first use, start, wait until ready (no-op when running)
+#   services.sh down   [kafka|clickhouse]   stop what this script started (by pid file), nothing else
+#   services.sh kill   [kafka|clickhouse]   SIGKILL instead of a clean stop, for crash tests
+#   services.sh status                      one line per service
+#   services.sh install                     only download and install
+#
+# Environment (defaults):
+#   BIFROST_CACHE=~/.cache/bifrost         downloads and virtualenv, outside the repo so a fresh clone reuses them
+#   BIFROST_RUN_DIR=$BIFROST_CACHE/run     data, logs and pid files
+#   BIFROST_KAFKA_PORT=9092  BIFROST_KAFKA_CONTROLLER_PORT=9093  BIFROST_CLICKHOUSE_PORT=8123
+set -euo pipefail
+
+KAFKA_VERSION=3.9.1
+CHDB_VERSION=4.4.0
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cache=${BIFROST_CACHE:-$HOME/.cache/bifrost}
+run=${BIFROST_RUN_DIR:-$cache/run}
+kafka_port=${BIFROST_KAFKA_PORT:-9092}
+controller_port=${BIFROST_KAFKA_CONTROLLER_PORT:-9093}
+clickhouse_port=${BIFROST_CLICKHOUSE_PORT:-8123}
+kafka_libs=$cache/kafka-$KAFKA_VERSION/libs
+venv=$cache/venv
+
+say() { printf '%s\n' "$*" >&2; }
+die() { say "services: $*"; exit 1; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+pid_alive() {
+  local pidfile=$1
+  [[ -s $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null
+}
+
+ensure_tool() {
+  local cmd=$1 pkg=$2
+  command -v "$cmd" >/dev/null && return
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    say "services: installing $pkg (for $cmd)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null
+  fi
+  command -v "$cmd" >/dev/null || die "$cmd is required (Debian package $pkg)"
+}
+
+install_kafka() {
+  [[ -f $kafka_libs/kafka_2.13-$KAFKA_VERSION.jar ]] && return
+  ensure_tool java openjdk-17-jre-headless
+  ensure_tool mvn maven
+  say "services: resolving Kafka $KAFKA_VERSION jars from Maven Central into $kafka_libs"
+  local tmp=$kafka_libs.tmp.$$
+  rm -rf "$tmp"
+  mvn -q -B -f "$here/kafka/pom.xml" -Dkafka.version="$KAFKA_VERSION" \
+    dependency:copy-dependencies -DoutputDirectory="$tmp" -DincludeScope=runtime >&2
+  mkdir -p "$(dirname "$kafka_libs")"
+  rm -rf "$kafka_libs" && mv "$tmp" "$kafka_libs"
+}
+
+install_clickhouse() {
+  [[ -x $venv/bin/python ]] && "$venv/bin/python" -c "import chdb" 2>/dev/null && return
+  ensure_tool python3 python3
+  say "services: installing chDB $CHDB_VERSION from PyPI into $venv"
+  python3 -m venv "$venv" || { ensure_tool python3 python3-venv; python3 -m venv "$venv"; }
+  "$venv/bin/pip" install -q --disable-pip-version-check "chdb==$CHDB_VERSION" >&2
+}
+
+write_kafka_config() {
+  local dir=$run/kafka
+  mkdir -p "$dir/data"
+  cat >"$dir/server.properties" <<EOF
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$controller_port
+listeners=PLAINTEXT://127.0.0.1:$kafka_port,CONTROLLER://127.0.0.1:$controller_port
+advertised.listeners=PLAINTEXT://127.0.0.1:$kafka_port
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$dir/data
+num.partitions=4
+auto.create.topics.enable=true
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=8
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+min.insync.replicas=1
+# Tests create many short-lived consumer groups; waiting 3 s for more members only slows them down.
+group.initial.rebalance.delay.ms=0
+log.retention.hours=24
+message.max.bytes=16777216
+replica.fetch.max.bytes=16777216
+EOF
+  cat >"$dir/log4j.properties" <<EOF
+log4j.rootLogger=INFO, file
+log4j.appender.file=org.apache.log4j.RollingFileAppender
+log4j.appender.file.File=$dir/server.log
+log4j.appender.file.MaxFileSize=20MB
+log4j.appender.file.MaxBackupIndex=2
+log4j.appender.file.layout=org.apache.log4j.PatternLayout
+log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.kafka=INFO
+log4j.logger.org.apache.kafka=INFO
+EOF
+}
+
+java_args() {
+  java_cmd=(java -Xms256m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true
+    -Dlog4j.configuration="file:$run/kafka/log4j.properties" -cp "$kafka_libs/*")
+}
+
+up_kafka() {
+  local dir=$run/kafka pidfile=$run/kafka/pid
+  if pid_alive "$pidfile"; then say "kafka: already running (pid $(cat "$pidfile")) on 127.0.0.1:$kafka_port"; return; fi
+  if port_open "$kafka_port"; then say "kafka: 127.0.0.1:$kafka_port is already served by a process this script did not start; using it"; return; fi
+  install_kafka
+  write_kafka_config
+  java_args
+  if [[ ! -f $dir/data/meta.properties ]]; then
+    local cluster_id
+    cluster_id=$("${java_cmd[@]}" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)
+    "${java_cmd[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties" >"$dir/format.log" 2>&1 \
+      || die "kafka: formatting storage failed, see $dir/format.log"
+  fi
+  # The port opens before the broker can serve metadata; "Kafka Server started" is logged when it can.
+  # Only what this start appends counts: the log keeps earlier runs.
+  local log_offset=0
+  [[ -f $dir/server.log ]] && log_offset=$(stat -c %s "$dir/server.log")
+  setsid "${java_cmd[@]}" kafka.Kafka "$dir/server.properties" >>"$dir/stdout.log" 2>&1 </dev/null 9>&- &
+  echo $! >"$pidfile"
+  local deadline=$(($(date +%s) + 120))
+  until port_open "$kafka_port" && tail -c "+$((log_offset + 1))" "$dir/server.log" 2>/dev/null | grep -q "Kafka Server started"; do
+    pid_alive "$pidfile" || die "kafka: exited during start, see $dir/server.log and $dir/stdout.log"
+    (( $(date +%s) < deadline )) || die "kafka: not ready after 120 s, see $dir/server.log"
+    sleep 0.5
+  done
+  say "kafka: ready on 127.0.0.1:$kafka_port (pid $(cat "$pidfile"), data $dir/data)"
+}
+
+up_clickhouse() {
+  local dir=$run/clickhouse pidfile=$run/clickhouse/pid
+  if pid_alive "$pidfile"; then say "clickhouse: already running (pid $(cat "$pidfile")) on http://127.0.0.1:$clickhouse_port"; return; fi
+  if port_open "$clickhouse_port"; then say "clickhouse: 127.0.0.1:$clickhouse_port is already served by a process this script did not start; using it"; return; fi
+  install_clickhouse
+  mkdir -p "$dir/data"
+  setsid "$venv/bin/python" "$here/clickhouse/chdb_http.py" --host 127.0.0.1 --port "$clickhouse_port" \
+    --data-dir "$dir/data" >>"$dir/server.log" 2>&1 </dev/null 9>&- &
+  echo $! >"$pidfile"
+  local deadline=$(($(date +%s) + 60))
+  until curl -fsS "http://127.0.0.1:$clickhouse_port/ping" >/dev/null 2>&1; do
+    pid_alive "$pidfile" || die "clickhouse: exited during start, see $dir/server.log"
+    (( $(date +%s) < deadline )) || die "clickhouse: not ready after 60 s, see $dir/server.log"
+    sleep 0.2
+  done
+  say "clickhouse: ready on http://127.0.0.1:$clickhouse_port (pid $(cat "$pidfile"), chDB data $dir/data)"
+}
+
+stop_service() {
+  local name=$1 signal=$2 pidfile=$run/$1/pid
+  if ! pid_alive "$pidfile"; then rm -f "$pidfile"; say "$name: not running (nothing started by this script)"; return; fi
+  local pid
+  pid=$(cat "$pidfile")
+  kill "-$signal" "$pid" 2>/dev/null || true
+  local deadline=$(($(date +%s) + 60))
+  while kill -0 "$pid" 2>/dev/null; do
+    if (( $(date +%s) >= deadline )); then say "$name: still running after 60 s, sending SIGKILL"; kill -KILL "$pid" 2>/dev/null || true; fi
+    sleep 0.2
+  done
+  rm -f "$pidfile"
+  say "$name: stopped (pid $pid, $signal)"
+}
+
+status_of() {
+  local name=$1 port=$2 pidfile=$run/$1/pid
+  if pid_alive "$pidfile"; then echo "$name: running pid $(cat "$pidfile") on 127.0.0.1:$port"
+  elif port_open "$port"; then echo "$name: 127.0.0.1:$port served by a process not started by this script"
+  else echo "$name: stopped"; fi
+}
+
+targets() {
+  case "${1:-all}" in
+    all) echo kafka clickhouse ;;
+    kafka|clickhouse) echo "$1" ;;
+    *) die "unknown service '$1' (kafka, clickhouse or all)" ;;
+  esac
+}
+
+main() {
+  local cmd=${1:-} target=${2:-all}
+  mkdir -p "$run"
+  # Parallel test processes may all call `up`; one at a time keeps starts idempotent.
+  # Started services get `9>&-` so that they do not hold this lock for their lifetime.
+  exec 9>"$run/services.lock"
+  flock 9
+  case "$cmd" in
+    up) for s in $(targets "$target"); do "up_$s"; done ;;
+    down) for s in $(targets "$target"); do stop_service "$s" TERM; done ;;
+    kill) for s in $(targets "$target"); do stop_service "$s" KILL; done ;;
+    install) for s in $(targets "$target"); do "install_$s"; done ;;
+    status) status_of kafka "$kafka_port"; status_of clickhouse "$clickhouse_port" ;;
+    *) die "usage: services.sh up|down|kill|status|install [kafka|clickhouse]" ;;
+  esac
+}
+
+main "$@"
