@@ -1,0 +1,116 @@
+#!/usr/bin/env node
+import { parseArgs } from "node:util";
+import { startAggregator } from "./aggregator/index.js";
+import { startCollector } from "./collector/index.js";
+import { type Config, ConfigError, loadConfig } from "./common/config.js";
+import { createLogger } from "./common/log.js";
+import { createRegistry } from "./common/metrics.js";
+import { type Runtime, type Running, VERSION } from "./common/runtime.js";
+import { startTelemetry } from "./common/telemetry.js";
+import { startQuery } from "./query/index.js";
+
+const ROLES = {
+  collector: [startCollector],
+  aggregator: [startAggregator],
+  query: [startQuery],
+  all: [startCollector, startAggregator, startQuery],
+} as const;
+type Role = keyof typeof ROLES;
+
+const USAGE = `Usage: bifrost <collector|aggregator|query|all> [--config file.yaml] [--check-config]
+       bifrost --version
+
+  collector   edge node: receivers, disk buffer, shipping to Kafka
+  aggregator  region: Kafka consumer group, downsampling, writes to ClickHouse
+  query       center: Loki and Prometheus APIs, rules, alerts, self-healing
+  all         every part in one process (what \`npm start\` runs)
+
+  --config FILE     YAML configuration (see README "Configuration"); BIFROST_<SECTION>__<KEY> overrides it
+  --check-config    validate the configuration, print it as JSON, and exit
+`;
+
+function fail(message: string, code = 2): never {
+  process.stderr.write(`bifrost: ${message}\n`);
+  process.exit(code);
+}
+
+function parseCommandLine(argv: string[]): { role: Role; configFile?: string; checkOnly: boolean } {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        config: { type: "string", short: "c" },
+        "check-config": { type: "boolean", default: false },
+        version: { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    });
+  } catch (err) {
+    fail(`${(err as Error).message}\n\n${USAGE}`);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    process.stdout.write(USAGE);
+    process.exit(0);
+  }
+  if (values.version) {
+    process.stdout.write(`bifrost ${VERSION}\n`);
+    process.exit(0);
+  }
+  const [role, ...extra] = positionals;
+  if (role === undefined || !(role in ROLES)) fail(`expected a role, got ${role ?? "none"}\n\n${USAGE}`);
+  if (extra.length > 0) fail(`unexpected arguments: ${extra.join(" ")}\n\n${USAGE}`);
+  return { role: role as Role, configFile: values.config, checkOnly: values["check-config"] };
+}
+
+function banner(config: Config, started: Running[]): string {
+  const at = (role: string) => started.find((r) => r.role === role)?.address.url;
+  const lines = [`Bifrost ${VERSION} is running.`];
+  const query = at("query");
+  const collector = at("collector");
+  if (query) {
+    lines.push(`  query API      ${query}   (Grafana: add a Loki data source with URL ${query})`);
+    lines.push(`  ready, metrics ${query}/ready  ${query}/metrics`);
+  }
+  if (collector) lines.push(`  collector      ${collector}   (receivers, /ready, /metrics)`);
+  const aggregator = at("aggregator");
+  if (aggregator) lines.push(`  aggregator     ${aggregator}   (/ready, /metrics)`);
+  lines.push(`  Kafka          ${config.kafka.brokers.join(", ")}   ClickHouse ${config.clickhouse.url}/${config.clickhouse.database}`);
+  return lines.join("\n") + "\n";
+}
+
+async function main(): Promise<void> {
+  const { role, configFile, checkOnly } = parseCommandLine(process.argv.slice(2));
+  let config: Config;
+  try {
+    config = loadConfig({ file: configFile });
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err.message);
+    throw err;
+  }
+  if (checkOnly) {
+    process.stdout.write(JSON.stringify(config, null, 2) + "\n");
+    return;
+  }
+  const log = createLogger(config.log.level, { role });
+  const runtime: Runtime = { config, log, registry: createRegistry() };
+  const telemetry = await startTelemetry(config.telemetry, role, log);
+  const started: Running[] = [];
+  const stop = async (signal: string) => {
+    log.info({ signal }, "stopping");
+    for (const component of started.reverse()) await component.stop();
+    await telemetry.shutdown();
+    process.exit(0);
+  };
+  process.once("SIGINT", () => void stop("SIGINT"));
+  process.once("SIGTERM", () => void stop("SIGTERM"));
+  for (const start of ROLES[role]) started.push(await start(runtime));
+  process.stderr.write(banner(config, started));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bifrost: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

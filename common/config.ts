@@ -1,0 +1,208 @@
+import { readFileSync } from "node:fs";
+import { parseDocument } from "yaml";
+import { z } from "zod";
+
+// The configuration file is YAML with snake_case keys, as Loki's and Prometheus's are. Every key has a default,
+// so an empty file (or none) is a working single-machine setup. Precedence: defaults < file < environment.
+//
+// Environment overrides: BIFROST_<SECTION>__<KEY>=value, `__` between levels. Values arrive as strings; the
+// schema reads numbers, booleans and comma-separated lists out of them (BIFROST_KAFKA__BROKERS=k1:9092,k2:9092),
+// so that a password of digits stays a string.
+// Inside the file, ${VAR} and ${VAR:-default} expand from the environment (Loki's -config.expand-env).
+
+const hostPort = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}$/, "expected host:port, for example 127.0.0.1:9092");
+
+/** A list, also written as one comma-separated string, as environment variables carry it. */
+export function list<T extends z.ZodType>(item: T) {
+  return z.preprocess((v) => (typeof v === "string" ? v.split(",").map((s) => s.trim()) : v), z.array(item));
+}
+
+/** A number matching `schema`, also written as a numeric string. */
+export function number(schema: z.ZodNumber = z.number()) {
+  return z.preprocess((v) => (typeof v === "string" && v.trim() !== "" ? Number(v) : v), schema);
+}
+
+/** A boolean, also written as "true" or "false". */
+export function boolean() {
+  return z.preprocess((v) => (v === "true" ? true : v === "false" ? false : v), z.boolean());
+}
+
+const listenAddress = hostPort.describe("address to listen on, host:port");
+
+const logLevel = z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
+
+const tlsSchema = z.strictObject({
+  enabled: boolean().default(false),
+  ca_file: z.string().optional(),
+  cert_file: z.string().optional(),
+  key_file: z.string().optional(),
+  insecure_skip_verify: boolean().default(false),
+});
+
+export const configSchema = z.strictObject({
+  log: z
+    .strictObject({
+      level: logLevel.default("info"),
+    })
+    .prefault({}),
+  telemetry: z
+    .strictObject({
+      otlp_endpoint: z.string().default("").describe("OTLP gRPC endpoint for Bifrost's own traces and metrics; empty turns it off"),
+      service_name: z.string().default("bifrost"),
+      export_interval_ms: number(z.number().int().positive()).default(15000),
+    })
+    .prefault({}),
+  node: z
+    .strictObject({
+      id: z.string().min(1).default("local"),
+      site: z.string().default(""),
+      region: z.string().default(""),
+    })
+    .prefault({}),
+  kafka: z
+    .strictObject({
+      brokers: list(hostPort).refine((brokers) => brokers.length > 0, "expected at least one broker").default(["127.0.0.1:9092"]),
+      client_id: z.string().default("bifrost"),
+      topic: z.string().min(1).default("bifrost.telemetry"),
+      dead_letter_topic: z.string().min(1).default("bifrost.telemetry.dlq"),
+      tls: tlsSchema.prefault({}),
+      sasl: z
+        .strictObject({
+          mechanism: z.enum(["plain", "scram-sha-256", "scram-sha-512"]),
+          username: z.string(),
+          password: z.string(),
+        })
+        .optional(),
+    })
+    .prefault({}),
+  clickhouse: z
+    .strictObject({
+      url: z.url().default("http://127.0.0.1:8123"),
+      username: z.string().default("default"),
+      password: z.string().default(""),
+      database: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "expected a plain identifier").default("bifrost"),
+      tls: tlsSchema.prefault({}),
+    })
+    .prefault({}),
+  collector: z
+    .strictObject({
+      listen: listenAddress.default("127.0.0.1:4318"),
+    })
+    .prefault({}),
+  aggregator: z
+    .strictObject({
+      listen: listenAddress.default("127.0.0.1:3101"),
+    })
+    .prefault({}),
+  query: z
+    .strictObject({
+      listen: listenAddress.default("127.0.0.1:3100"),
+    })
+    .prefault({}),
+});
+
+export type Config = z.infer<typeof configSchema>;
+
+/** A configuration that failed to load; `problems` name each bad key (as a dotted path) and why. */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+  constructor(
+    readonly source: string,
+    readonly problems: string[],
+  ) {
+    super(`invalid configuration (${source}):\n  - ${problems.join("\n  - ")}`);
+  }
+}
+
+const ENV_PREFIX = "BIFROST_";
+
+export interface LoadOptions {
+  /** YAML file; omitted means defaults plus environment. */
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+export function loadConfig(options: LoadOptions = {}): Config {
+  const env = options.env ?? process.env;
+  const source = options.file ?? "defaults";
+  let raw: unknown = {};
+  if (options.file !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(options.file, "utf8");
+    } catch (err) {
+      throw new ConfigError(source, [`cannot read the file: ${(err as Error).message}`]);
+    }
+    raw = parseConfigText(expandEnv(text, env, source), source);
+  }
+  const merged = applyEnvOverrides(raw, env);
+  const result = configSchema.safeParse(merged);
+  if (!result.success) {
+    throw new ConfigError(
+      source,
+      result.error.issues.map((issue) => `${describePath(issue.path)}: ${describeIssue(issue)}${envHint(issue.path, env)}`),
+    );
+  }
+  return result.data;
+}
+
+function parseConfigText(text: string, source: string): unknown {
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) throw new ConfigError(source, doc.errors.map((e) => e.message));
+  const value: unknown = doc.toJS() ?? {};
+  if (typeof value !== "object" || Array.isArray(value)) throw new ConfigError(source, ["the top level must be a mapping"]);
+  return value;
+}
+
+function expandEnv(text: string, env: NodeJS.ProcessEnv, source: string): string {
+  const missing: string[] = [];
+  const out = text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}/g, (_, name: string, fallback?: string) => {
+    const value = env[name];
+    if (value !== undefined && value !== "") return value;
+    if (fallback !== undefined) return fallback;
+    missing.push(`\${${name}} is not set and has no default (write \${${name}:-default})`);
+    return "";
+  });
+  if (missing.length > 0) throw new ConfigError(source, missing);
+  return out;
+}
+
+function applyEnvOverrides(raw: unknown, env: NodeJS.ProcessEnv): unknown {
+  const root = structuredClone(raw) as Record<string, unknown>;
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith(ENV_PREFIX) || value === undefined) continue;
+    const path = name.slice(ENV_PREFIX.length).toLowerCase().split("__");
+    // Every key sits in a section, so an override names at least two levels; BIFROST_CACHE and the like
+    // (used by deploy/local/services.sh) are not configuration.
+    if (path.length < 2) continue;
+    if (path.some((key) => key === "" || key === "__proto__" || key === "constructor" || key === "prototype")) continue;
+    let node = root;
+    for (const key of path.slice(0, -1)) {
+      const next = node[key];
+      if (typeof next !== "object" || next === null || Array.isArray(next)) node[key] = {};
+      node = node[key] as Record<string, unknown>;
+    }
+    node[path[path.length - 1]!] = value;
+  }
+  return root;
+}
+
+function describePath(path: PropertyKey[]): string {
+  if (path.length === 0) return "(top level)";
+  return path.map((key, i) => (typeof key === "number" ? `[${key}]` : `${i === 0 ? "" : "."}${String(key)}`)).join("");
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  if (issue.code === "unrecognized_keys") return `unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.join(", ")}`;
+  return issue.message;
+}
+
+function envHint(path: PropertyKey[], env: NodeJS.ProcessEnv): string {
+  for (let depth = path.length; depth > 0; depth--) {
+    const name = ENV_PREFIX + path.slice(0, depth).filter((k) => typeof k === "string").join("__").toUpperCase();
+    if (env[name] !== undefined) return ` (set by ${name})`;
+  }
+  return "";
+}

@@ -1,0 +1,21 @@
+import type { Registry } from "prom-client";
+import pkg from "../package.json" with { type: "json" };
+import type { Config } from "./config.js";
+import type { Logger } from "./log.js";
+import type { ListeningAddress } from "./service.js";
+
+export const VERSION: string = pkg.version;
+
+/** What every component gets from the process that runs it. */
+export interface Runtime {
+  config: Config;
+  log: Logger;
+  registry: Registry;
+}
+
+/** A started component: where it listens, and how to stop it cleanly. */
+export interface Running {
+  role: string;
+  address: ListeningAddress;
+  stop(): Promise<void>;
+}
