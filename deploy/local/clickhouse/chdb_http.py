@@ -40,6 +40,8 @@ from chdb.state import sqlitelike
 
 KEEP_ALIVE_SECONDS = 10
 READ_CHUNK = 1 << 20
+# ClickHouse's http_max_uri_size default; the client puts query parameters in the URL up to about this size.
+MAX_URI_BYTES = 1 << 20
 
 # URL parameters that belong to the HTTP interface itself, not to the query's settings.
 HTTP_PARAMS = {
@@ -203,6 +205,28 @@ def split_multipart(content_type, body):
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "chdb-http"
+
+    def handle_one_request(self):
+        # The same as http.server's, but with ClickHouse's 1 MiB limit on the request line instead of 64 KiB.
+        try:
+            self.raw_requestline = self.rfile.readline(MAX_URI_BYTES + 1)
+            if len(self.raw_requestline) > MAX_URI_BYTES:
+                self.close_connection = True
+                self.reply(414, b"Code: 1000. DB::Exception: URI is too long. (HTTP_URI_TOO_LONG)\n", {"Connection": "close"})
+                return
+            if not self.raw_requestline:
+                self.close_connection = True
+                return
+            if not self.parse_request():
+                return
+            method = getattr(self, "do_" + self.command, None)
+            if method is None:
+                self.send_error(501, f"Unsupported method ({self.command})")
+                return
+            method()
+            self.wfile.flush()
+        except TimeoutError:
+            self.close_connection = True
 
     def log_message(self, fmt, *args):
         if self.server.verbose:

@@ -1,0 +1,105 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { ConfigError, loadConfig } from "../common/config.js";
+
+const dir = mkdtempSync(join(tmpdir(), "bifrost-config-"));
+let files = 0;
+function file(text: string): string {
+  const path = join(dir, `config-${files++}.yaml`);
+  writeFileSync(path, text);
+  return path;
+}
+
+function problemsOf(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, String(err));
+    return err.problems;
+  }
+  assert.fail("expected a ConfigError");
+}
+
+describe("configuration", () => {
+  it("has working defaults with no file", () => {
+    const config = loadConfig({ env: {} });
+    assert.deepEqual(config.kafka.brokers, ["127.0.0.1:9092"]);
+    assert.equal(config.clickhouse.url, "http://127.0.0.1:8123");
+    assert.equal(config.query.listen, "127.0.0.1:3100");
+    assert.equal(config.log.level, "info");
+  });
+
+  it("reads YAML and fills in what the file leaves out", () => {
+    const config = loadConfig({
+      file: file("kafka:\n  brokers: [k1:9092, k2:9092]\n  topic: edge\nlog:\n  level: debug\n"),
+      env: {},
+    });
+    assert.deepEqual(config.kafka.brokers, ["k1:9092", "k2:9092"]);
+    assert.equal(config.kafka.topic, "edge");
+    assert.equal(config.kafka.client_id, "bifrost");
+    assert.equal(config.log.level, "debug");
+  });
+
+  it("lets BIFROST_<SECTION>__<KEY> override the file, with strings, numbers, booleans and lists", () => {
+    const config = loadConfig({
+      file: file("kafka:\n  topic: from-file\n"),
+      env: {
+        BIFROST_KAFKA__TOPIC: "from-env",
+        BIFROST_KAFKA__BROKERS: "a:1, b:2",
+        BIFROST_KAFKA__TLS__ENABLED: "true",
+        BIFROST_CLICKHOUSE__PASSWORD: "12345",
+        BIFROST_TELEMETRY__EXPORT_INTERVAL_MS: "5000",
+        BIFROST_CACHE: "/not/config",
+      },
+    });
+    assert.equal(config.kafka.topic, "from-env");
+    assert.deepEqual(config.kafka.brokers, ["a:1", "b:2"]);
+    assert.equal(config.kafka.tls.enabled, true);
+    assert.equal(config.clickhouse.password, "12345");
+    assert.equal(config.telemetry.export_interval_ms, 5000);
+  });
+
+  it("expands ${VAR} and ${VAR:-default} in the file", () => {
+    const config = loadConfig({
+      file: file("clickhouse:\n  password: ${CH_PASSWORD}\n  database: ${CH_DB:-fallback}\n"),
+      env: { CH_PASSWORD: "s3cret" },
+    });
+    assert.equal(config.clickhouse.password, "s3cret");
+    assert.equal(config.clickhouse.database, "fallback");
+    assert.match(problemsOf(() => loadConfig({ file: file("node:\n  id: ${NODE_ID}\n"), env: {} }))[0]!, /NODE_ID.*not set/);
+  });
+
+  it("names the bad key and why", () => {
+    const problems = problemsOf(() =>
+      loadConfig({
+        file: file("kafka:\n  brokers: [nohost]\n  tpoic: x\nlog:\n  level: loud\n"),
+        env: {},
+      }),
+    );
+    assert.ok(problems.some((p) => p.startsWith("kafka.brokers[0]: expected host:port")), problems.join("\n"));
+    assert.ok(problems.some((p) => p.startsWith("kafka: unknown key tpoic")), problems.join("\n"));
+    assert.ok(problems.some((p) => p.startsWith("log.level:")), problems.join("\n"));
+  });
+
+  it("says which environment variable set a bad value", () => {
+    const problems = problemsOf(() => loadConfig({ env: { BIFROST_TELEMETRY__EXPORT_INTERVAL_MS: "soon" } }));
+    assert.match(problems[0]!, /^telemetry\.export_interval_ms: .*\(set by BIFROST_TELEMETRY__EXPORT_INTERVAL_MS\)$/);
+    assert.match(problemsOf(() => loadConfig({ env: { BIFROST_NOPE__X: "1" } }))[0]!, /unknown key nope/);
+  });
+
+  it("rejects malformed YAML, duplicate keys and a non-mapping top level", () => {
+    assert.ok(problemsOf(() => loadConfig({ file: file("kafka: [unclosed\n"), env: {} })).length > 0);
+    assert.match(problemsOf(() => loadConfig({ file: file("log:\n  level: info\nlog:\n  level: debug\n"), env: {} }))[0]!, /unique|duplicate/i);
+    assert.match(problemsOf(() => loadConfig({ file: file("- a\n- b\n"), env: {} }))[0]!, /mapping/);
+    assert.match(problemsOf(() => loadConfig({ file: join(dir, "missing.yaml"), env: {} }))[0]!, /cannot read/);
+  });
+
+  it("ignores environment paths that would reach object prototypes", () => {
+    const config = loadConfig({ env: { BIFROST_CONSTRUCTOR__PROTOTYPE__POLLUTED: "yes", BIFROST_LOG__CONSTRUCTOR: "x" } });
+    assert.equal(({} as Record<string, unknown>)["polluted"], undefined);
+    assert.equal(config.log.level, "info");
+  });
+});

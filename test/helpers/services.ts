@@ -1,0 +1,62 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { mkdtempSync } from "node:fs";
+import { createServer } from "node:net";
+import { homedir, tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+// Where the real services started by deploy/local/services.sh listen (npm test's pretest starts them).
+export const KAFKA_BROKERS = (process.env.BIFROST_TEST_KAFKA_BROKERS ?? `127.0.0.1:${process.env.BIFROST_KAFKA_PORT ?? 9092}`).split(",");
+export const CLICKHOUSE_URL = process.env.BIFROST_TEST_CLICKHOUSE_URL ?? `http://127.0.0.1:${process.env.BIFROST_CLICKHOUSE_PORT ?? 8123}`;
+
+export const REPO_ROOT = fileURLToPath(new URL("../../../", import.meta.url));
+
+/** A name no other test run uses, for topics, groups, databases. */
+export function uniqueName(prefix: string): string {
+  return `${prefix}_${randomUUID().replaceAll("-", "").slice(0, 12)}`;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts a private chDB HTTP front end (for tests that need their own settings, such as credentials). */
+export async function startChdbHttp(extraArgs: string[] = []): Promise<{ url: string; process: ChildProcess; stop(): Promise<void> }> {
+  const port = await freePort();
+  const python = join(process.env.BIFROST_CACHE ?? join(homedir(), ".cache", "bifrost"), "venv", "bin", "python");
+  const child = spawn(
+    python,
+    [join(REPO_ROOT, "deploy/local/clickhouse/chdb_http.py"), "--port", String(port), "--data-dir", mkdtempSync(join(tmpdir(), "chdb-")), ...extraArgs],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`chdb_http.py exited with ${child.exitCode}`);
+    try {
+      if ((await fetch(`${url}/ping`)).ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error("chdb_http.py did not answer /ping within 60 s");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    url,
+    process: child,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once("exit", () => resolve());
+        child.kill("SIGTERM");
+      }),
+  };
+}
