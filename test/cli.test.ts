@@ -1,0 +1,88 @@
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { VERSION } from "../common/runtime.js";
+import { freePort, REPO_ROOT } from "./helpers/services.js";
+
+const CLI = join(REPO_ROOT, "dist", "cli.js");
+
+function run(args: string[], env: Record<string, string> = {}): ChildProcess {
+  return spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+}
+
+async function output(child: ChildProcess): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+  const [code] = (await once(child, "exit")) as [number | null];
+  return { code, stdout, stderr };
+}
+
+async function waitForReady(url: string, child: ChildProcess): Promise<Response> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    assert.equal(child.exitCode, null, "bifrost exited before it was ready");
+    try {
+      return await fetch(url);
+    } catch {
+      if (Date.now() > deadline) throw new Error(`${url} did not answer in 30 s`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+describe("bifrost CLI", () => {
+  it("`all` serves /ready and /metrics on every listener and stops cleanly on SIGTERM", async () => {
+    const [query, collector, aggregator] = [await freePort(), await freePort(), await freePort()];
+    const child = run(["all"], {
+      BIFROST_QUERY__LISTEN: `127.0.0.1:${query}`,
+      BIFROST_COLLECTOR__LISTEN: `127.0.0.1:${collector}`,
+      BIFROST_AGGREGATOR__LISTEN: `127.0.0.1:${aggregator}`,
+    });
+    const result = output(child);
+    try {
+      for (const port of [query, collector, aggregator]) {
+        const ready = await waitForReady(`http://127.0.0.1:${port}/ready`, child);
+        assert.equal(ready.status, 200);
+        assert.equal(await ready.text(), "ready\n");
+        const metrics = await fetch(`http://127.0.0.1:${port}/metrics`);
+        assert.equal(metrics.status, 200);
+        assert.match(metrics.headers.get("content-type") ?? "", /^text\/plain; version=0\.0\.4/);
+        assert.match(await metrics.text(), /^# TYPE bifrost_process_cpu_user_seconds_total counter$/m);
+      }
+      const buildinfo = await (await fetch(`http://127.0.0.1:${query}/loki/api/v1/status/buildinfo`)).json();
+      assert.equal((buildinfo as { version: string }).version, VERSION);
+    } finally {
+      child.kill("SIGTERM");
+    }
+    const { code, stdout, stderr } = await result;
+    assert.equal(code, 0, stderr);
+    assert.match(stderr, new RegExp(`Grafana: add a Loki data source with URL http://127\\.0\\.0\\.1:${query}`));
+    const logs = stdout.trim().split("\n").map((line) => JSON.parse(line) as Record<string, unknown>);
+    assert.ok(logs.some((l) => l.msg === "listening" && l.component === "query"));
+    assert.ok(logs.some((l) => l.msg === "stopping" && l.signal === "SIGTERM"));
+  });
+
+  it("refuses a bad configuration, naming the key and the variable that set it", async () => {
+    const { code, stderr } = await output(run(["query", "--check-config"], { BIFROST_KAFKA__BROKERS: "no-port" }));
+    assert.equal(code, 2);
+    assert.match(stderr, /kafka\.brokers\[0\]: expected host:port.*\(set by BIFROST_KAFKA__BROKERS\)/);
+  });
+
+  it("prints the effective configuration with --check-config", async () => {
+    const { code, stdout } = await output(run(["collector", "--check-config"], { BIFROST_NODE__ID: "edge-7" }));
+    assert.equal(code, 0);
+    assert.equal((JSON.parse(stdout) as { node: { id: string } }).node.id, "edge-7");
+  });
+
+  it("explains its usage when the role is missing or unknown", async () => {
+    for (const args of [[], ["frobnicate"], ["all", "extra"], ["all", "--no-such-flag"]]) {
+      const { code, stderr } = await output(run(args));
+      assert.equal(code, 2, args.join(" "));
+      assert.match(stderr, /Usage: bifrost <collector\|aggregator\|query\|all>/);
+    }
+  });
+});
