@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { ConfigError, loadConfig } from "../common/config.js";
+import { REPO_ROOT } from "./helpers/services.js";
 
 const dir = mkdtempSync(join(tmpdir(), "bifrost-config-"));
 let files = 0;
@@ -101,5 +102,20 @@ describe("configuration", () => {
     const config = loadConfig({ env: { BIFROST_CONSTRUCTOR__PROTOTYPE__POLLUTED: "yes", BIFROST_LOG__CONSTRUCTOR: "x" } });
     assert.equal(({} as Record<string, unknown>)["polluted"], undefined);
     assert.equal(config.log.level, "info");
+  });
+
+  it("documents every key in the README's configuration table", () => {
+    const readme = readFileSync(join(REPO_ROOT, "README.md"), "utf8");
+    const withOptional = loadConfig({ env: { BIFROST_KAFKA__SASL__MECHANISM: "plain", BIFROST_KAFKA__SASL__USERNAME: "u", BIFROST_KAFKA__SASL__PASSWORD: "p" } });
+    const keys: string[] = [];
+    const walk = (value: unknown, path: string): void => {
+      if (typeof value === "object" && value !== null && !Array.isArray(value)) {
+        for (const [key, child] of Object.entries(value)) walk(child, path ? `${path}.${key}` : key);
+      } else keys.push(path);
+    };
+    walk(withOptional, "");
+    for (const optional of ["ca_file", "cert_file", "key_file"]) keys.push(`kafka.tls.${optional}`, `clickhouse.tls.${optional}`);
+    const undocumented = keys.filter((key) => !readme.includes(`\`${key}\``));
+    assert.deepEqual(undocumented, []);
   });
 });
