@@ -62,6 +62,7 @@ STATUS_BY_CODE = {
 INSERT_WITH_FORMAT = re.compile(r"^\s*(INSERT\s+INTO\s.*?)\s+FORMAT\s+([A-Za-z0-9_]+)\s*$", re.S | re.I)
 ERROR_CODE = re.compile(r"Code:\s*(\d+)")
 NUMERIC = re.compile(r"^-?\d+(\.\d+)?$")
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class QueryError(Exception):
@@ -90,62 +91,59 @@ class Engine:
         self.conn = sqlitelike.Connection(data_dir)
         self.lock = threading.Lock()
 
-    def _with_context(self, database, settings, run):
-        applied = []
-        try:
-            if database and database != "default":
-                self.conn.query(f"USE `{database.replace('`', '')}`")
-            for name, value in settings.items():
-                if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-                    raise QueryError(115, f"Code: 115. DB::Exception: Unknown setting '{name}'. (UNKNOWN_SETTING)")
-                self.conn.query(f"SET {name} = {setting_literal(value)}")
-                applied.append(name)
-            return run()
-        finally:
-            for name in applied:
-                self.conn.query(f"SET {name} = DEFAULT")
-            if database and database != "default":
-                self.conn.query("USE default")
+    def _run(self, database, settings, run):
+        """Runs `run` alone on the connection, inside the request's database and settings, with engine
+        failures turned into QueryError."""
+        with self.lock:
+            applied = []
+            try:
+                if database and database != "default":
+                    if not IDENTIFIER.fullmatch(database):
+                        raise QueryError(81, f"Code: 81. DB::Exception: Database {database} does not exist. (UNKNOWN_DATABASE)")
+                    self.conn.query(f"USE {database}")
+                for name, value in settings.items():
+                    if not IDENTIFIER.fullmatch(name):
+                        raise QueryError(115, f"Code: 115. DB::Exception: Unknown setting '{name}'. (UNKNOWN_SETTING)")
+                    self.conn.query(f"SET {name} = {setting_literal(value)}")
+                    applied.append(name)
+                return run()
+            except QueryError:
+                raise
+            except Exception as exc:
+                raise engine_error(exc) from None
+            finally:
+                for name in applied:
+                    self.conn.query(f"SET {name} = DEFAULT")
+                if database and database != "default":
+                    self.conn.query("USE default")
 
     def query(self, sql, fmt, params, database, settings):
-        with self.lock:
-            def run():
-                result = self.conn._conn.query(sql, fmt, params=params)
-                return result.bytes(), {
-                    "read_rows": result.rows_read(), "read_bytes": result.bytes_read(),
-                    "written_rows": result.rows_written(), "written_bytes": result.bytes_written(),
-                    "elapsed_ns": int(result.elapsed() * 1e9),
-                }
-            try:
-                return self._with_context(database, settings, run)
-            except QueryError:
-                raise
-            except Exception as exc:
-                raise engine_error(exc) from None
+        def run():
+            result = self.conn._conn.query(sql, fmt, params=params)
+            return result.bytes(), {
+                "read_rows": result.rows_read(), "read_bytes": result.bytes_read(),
+                "written_rows": result.rows_written(), "written_bytes": result.bytes_written(),
+                "elapsed_ns": int(result.elapsed() * 1e9),
+            }
+        return self._run(database, settings, run)
 
     def insert(self, statement, fmt, chunks, database, settings):
-        with self.lock:
-            def run():
-                inserter = self.conn.send_insert(statement, fmt)
-                try:
-                    for chunk in chunks:
-                        if chunk:
-                            inserter.append(chunk)
-                    result = inserter.finish()
-                except BaseException:
-                    inserter.cancel()
-                    raise
-                return b"", {
-                    "read_rows": 0, "read_bytes": 0,
-                    "written_rows": result.rows_written, "written_bytes": result.bytes_written,
-                    "elapsed_ns": int(result.elapsed * 1e9),
-                }
+        def run():
+            inserter = self.conn.send_insert(statement, fmt)
             try:
-                return self._with_context(database, settings, run)
-            except QueryError:
+                for chunk in chunks:
+                    if chunk:
+                        inserter.append(chunk)
+                result = inserter.finish()
+            except BaseException:
+                inserter.cancel()
                 raise
-            except Exception as exc:
-                raise engine_error(exc) from None
+            return b"", {
+                "read_rows": 0, "read_bytes": 0,
+                "written_rows": result.rows_written, "written_bytes": result.bytes_written,
+                "elapsed_ns": int(result.elapsed * 1e9),
+            }
+        return self._run(database, settings, run)
 
 
 def body_chunks(handler):
