@@ -1,0 +1,486 @@
+import { readFileSync } from "node:fs";
+import { type ClickHouseClient, ClickHouseError, ClickHouseLogLevel, createClient } from "@clickhouse/client";
+import type { Labels, LogStream } from "../proto/batch.js";
+import type { Logger } from "../common/log.js";
+import { labelsText } from "./fingerprint.js";
+import { MIGRATIONS } from "./migrations.js";
+import type { Retention } from "./schema.js";
+import { type Dialect, lineFilterConditions, Params, selectorsCondition } from "./sql.js";
+import {
+  type AppendResult,
+  type LabelMatcher,
+  type LogBatch,
+  type LogCountSelect,
+  type LogCountSeries,
+  type LogSelect,
+  RESOLUTION_MS,
+  type RollupBatch,
+  type RollupPoints,
+  type RollupSelect,
+  type SampleBatch,
+  type SamplePoints,
+  type SampleSelect,
+  type SeriesSelect,
+  type SignalKind,
+  type Store,
+} from "./store.js";
+import { type LogRow, logRows, type RollupRow, rollupRows, type SampleRow, sampleRows, type StreamRef, streamSpans } from "./rows.js";
+import {
+  compareText,
+  dayOfMs,
+  floatValue,
+  monthOfMs,
+  msText,
+  nsText,
+  nsToMsCeil,
+  nsToMsFloor,
+  parseFloatText,
+  StoreError,
+  toLabels,
+} from "./values.js";
+
+export interface ClickHouseStoreOptions {
+  url: string;
+  username: string;
+  password: string;
+  database: string;
+  retention: Retention;
+  tls?: { ca_file?: string; cert_file?: string; key_file?: string };
+  /** Cluster name: the schema is created ON CLUSTER with replicated tables. */
+  cluster?: string;
+  /** Attempts for a transient failure before the error is returned (default 6). */
+  attempts?: number;
+  log?: Logger;
+}
+
+const clickhouseDialect: Dialect = {
+  placeholder: (index, type) => `{p${index}:${type}}`,
+  label: (column, name) => `${column}[${name}]`,
+  regexMatch: (subject, pattern) => `match(${subject}, ${pattern})`,
+  contains: (subject, needle) => `position(${subject}, ${needle}) > 0`,
+};
+
+// Errors worth retrying: the server or network is briefly unable, not the request wrong.
+const TRANSIENT_CODES = new Set(["159", "164", "202", "203", "209", "210", "241", "242", "252", "319", "425", "999"]);
+const TRANSIENT_NETWORK = /ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|socket hang up|Timeout error|other side closed/i;
+
+function isTransient(err: unknown): boolean {
+  if (err instanceof ClickHouseError) return TRANSIENT_CODES.has(err.code);
+  const text = `${(err as Error)?.message ?? ""} ${(err as { code?: string })?.code ?? ""}`;
+  return TRANSIENT_NETWORK.test(text);
+}
+
+interface StreamRow {
+  fingerprint: string;
+  labels: Labels;
+}
+
+/** The production store: ClickHouse 24.x or later through @clickhouse/client over HTTP(S). */
+export class ClickHouseStore implements Store {
+  private readonly client: ClickHouseClient;
+  private readonly db: string;
+  private readonly attempts: number;
+
+  constructor(private readonly options: ClickHouseStoreOptions) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(options.database)) throw new StoreError(`database name ${options.database} is not a plain identifier`);
+    this.db = options.database;
+    this.attempts = options.attempts ?? 6;
+    const tls = options.tls;
+    this.client = createClient({
+      url: options.url,
+      username: options.username,
+      password: options.password,
+      request_timeout: 120_000,
+      compression: { request: false, response: true },
+      log: { level: ClickHouseLogLevel.OFF },
+      ...(tls?.ca_file
+        ? {
+            tls: tls.cert_file && tls.key_file
+              ? { ca_cert: readFileSync(tls.ca_file), cert: readFileSync(tls.cert_file), key: readFileSync(tls.key_file) }
+              : { ca_cert: readFileSync(tls.ca_file) },
+          }
+        : {}),
+    });
+  }
+
+  private async withRetry<T>(what: string, run: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await run();
+      } catch (err) {
+        if (!isTransient(err) || attempt >= this.attempts) {
+          throw new StoreError(`ClickHouse ${what} failed${attempt > 1 ? ` after ${attempt} attempts` : ""}: ${(err as Error).message}`, {
+            cause: err,
+            transient: isTransient(err),
+          });
+        }
+        const delay = Math.min(10_000, 200 * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
+        this.options.log?.warn({ err, attempt, delay_ms: Math.round(delay) }, `ClickHouse ${what} failed, retrying`);
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+  }
+
+  private async rows<T>(what: string, query: string, params: Params): Promise<T[]> {
+    return this.withRetry(what, async () => {
+      const result = await this.client.query({ query, query_params: params.named(), format: "JSONEachRow" });
+      return result.json<T>();
+    });
+  }
+
+  private async command(query: string): Promise<void> {
+    await this.withRetry("DDL", () => this.client.command({ query }));
+  }
+
+  private async insert(table: string, values: object[], token: string): Promise<void> {
+    if (values.length === 0) return;
+    await this.withRetry(`insert into ${table}`, () =>
+      this.client.insert({
+        table: `${this.db}.${table}`,
+        values,
+        format: "JSONEachRow",
+        clickhouse_settings: { insert_deduplication_token: token, date_time_input_format: "basic" },
+      }),
+    );
+  }
+
+  async migrate(): Promise<void> {
+    await this.command(`CREATE DATABASE IF NOT EXISTS ${this.db}${this.options.cluster ? ` ON CLUSTER ${this.options.cluster}` : ""}`);
+    const target = { database: this.db, retention: this.options.retention, cluster: this.options.cluster };
+    let applied = new Set<number>();
+    try {
+      const params = new Params(clickhouseDialect);
+      applied = new Set(
+        (await this.rows<{ version: number }>("migration lookup", `SELECT DISTINCT version FROM ${this.db}.schema_migrations`, params)).map((r) =>
+          Number(r.version),
+        ),
+      );
+    } catch (err) {
+      const unknownTable = err instanceof StoreError && err.cause instanceof ClickHouseError && err.cause.code === "60";
+      if (!unknownTable) throw err;
+    }
+    for (const migration of MIGRATIONS) {
+      if (applied.has(migration.version)) continue;
+      for (const statement of migration.statements(target)) await this.command(statement);
+      await this.insert("schema_migrations", [{ version: migration.version, name: migration.name }], `migration-${migration.version}`);
+      this.options.log?.info({ version: migration.version, name: migration.name }, "applied schema migration");
+    }
+  }
+
+  /**
+   * Writes the rows of these batches that the table does not hold yet. A batch is written with one insert,
+   * and ClickHouse commits an insert per partition atomically, so each (batch, partition) is either wholly
+   * stored or not: one query on the batch_id bloom index finds which, only the missing partitions are written,
+   * and a replay changes nothing however long after the first write it comes (insert_deduplication_token,
+   * also set, only remembers a bounded window of inserts).
+   */
+  private async appendOnce<Row extends StreamRef>(
+    table: string,
+    partition: { expr: string; of: (row: Row) => string },
+    time: { column: string; toSql: (params: Params, row: Row) => string },
+    batches: { id: string; rows: Row[] }[],
+    toColumns: (row: Row) => Record<string, unknown>,
+  ): Promise<AppendResult> {
+    const all = batches.flatMap((b) => b.rows);
+    if (all.length === 0) return { written: 0, duplicates: 0, rows: 0 };
+    let [earliest, latest] = [all[0]!, all[0]!];
+    for (const row of all) {
+      if (row.timeMs < earliest.timeMs) earliest = row;
+      if (row.timeMs > latest.timeMs) latest = row;
+    }
+    const params = new Params(clickhouseDialect);
+    const present = new Set(
+      (
+        await this.rows<{ batch_id: string; part: string }>(
+          `${table} replay check`,
+          `SELECT DISTINCT batch_id, toString(${partition.expr}) AS part FROM ${this.db}.${table}
+           WHERE batch_id IN ${params.bind(batches.map((b) => b.id), "Array(String)")}
+             AND ${time.column} >= ${time.toSql(params, earliest)} AND ${time.column} <= ${time.toSql(params, latest)}`,
+          params,
+        )
+      ).map((r) => `${r.batch_id}\u0000${r.part}`),
+    );
+    const inserted: Row[] = [];
+    let written = 0;
+    let duplicates = 0;
+    for (const batch of batches) {
+      const missing = batch.rows.filter((row) => !present.has(`${batch.id}\u0000${partition.of(row)}`));
+      if (missing.length > 0) written++;
+      else if (batch.rows.length > 0) duplicates++;
+      inserted.push(...missing);
+    }
+    const token = `${table}:${[...new Set(inserted.map((r) => r.batchId))].sort().join(",")}`;
+    await this.insert(table, inserted.map(toColumns), token);
+    await this.indexStreams(table === "logs" ? "logs" : "metrics", inserted);
+    return { written, duplicates, rows: inserted.length };
+  }
+
+  private async indexStreams(signal: SignalKind, rows: StreamRef[]): Promise<void> {
+    const spans = streamSpans(rows);
+    if (spans.length === 0) return;
+    // Index rows merge by min/max, so writing one again is harmless; no dedup token needed.
+    await this.withRetry("insert into streams", () =>
+      this.client.insert({
+        table: `${this.db}.streams`,
+        format: "JSONEachRow",
+        values: spans.map((s) => ({
+          tenant: s.tenant,
+          signal,
+          fingerprint: s.fingerprint,
+          labels: s.labels,
+          kind: s.kind,
+          first_seen: msText(s.minMs),
+          last_seen: msText(s.maxMs),
+        })),
+      }),
+    );
+  }
+
+  async appendLogs(batches: LogBatch[]): Promise<AppendResult> {
+    return this.appendOnce<LogRow>(
+      "logs",
+      { expr: "toDate(timestamp)", of: (row) => dayOfMs(row.timeMs) },
+      { column: "timestamp", toSql: (params, row) => `fromUnixTimestamp64Nano(${params.bind(row.timeNs.toString(), "Int64")})` },
+      batches.map((batch) => ({ id: batch.id, rows: logRows(batch) })),
+      (row) => ({
+        tenant: row.tenant,
+        fingerprint: row.fingerprint,
+        timestamp: nsText(row.timeNs),
+        labels: row.labels,
+        line: row.line,
+        metadata: row.metadata,
+        batch_id: row.batchId,
+      }),
+    );
+  }
+
+  async appendSamples(batches: SampleBatch[]): Promise<AppendResult> {
+    return this.appendOnce<SampleRow>(
+      "samples",
+      { expr: "toDate(timestamp)", of: (row) => dayOfMs(row.timeMs) },
+      { column: "timestamp", toSql: (params, row) => `fromUnixTimestamp64Milli(${params.bind(row.timeMs, "Int64")})` },
+      batches.map((batch) => ({ id: batch.id, rows: sampleRows(batch) })),
+      (row) => ({
+        tenant: row.tenant,
+        fingerprint: row.fingerprint,
+        timestamp: msText(row.timeMs),
+        value: floatValue(row.value),
+        batch_id: row.batchId,
+      }),
+    );
+  }
+
+  async appendRollups(batches: RollupBatch[]): Promise<AppendResult> {
+    return this.appendOnce<RollupRow>(
+      "rollup_partials",
+      { expr: "toYYYYMM(bucket)", of: (row) => monthOfMs(row.timeMs).replace("-", "") },
+      { column: "bucket", toSql: (params, row) => `toDateTime(${params.bind(Math.floor(row.timeMs / 1000), "Int64")})` },
+      batches.map((batch) => ({ id: batch.id, rows: rollupRows(batch) })),
+      (row) => ({
+        tenant: row.tenant,
+        resolution: row.resolution,
+        fingerprint: row.fingerprint,
+        bucket: Math.floor(row.timeMs / 1000),
+        min: floatValue(row.min),
+        max: floatValue(row.max),
+        sum: floatValue(row.sum),
+        count: row.count,
+        last: floatValue(row.last),
+        last_time: msText(row.lastTimeMs),
+        increase: floatValue(row.increase),
+        batch_id: row.batchId,
+      }),
+    );
+  }
+
+  /** The streams or series of a signal matching the selectors and seen in [startMs, endMs). */
+  private async findStreams(tenant: string, signal: SignalKind, selectors: LabelMatcher[][], startMs: number, endMs: number): Promise<(StreamRow & { kind: number })[]> {
+    const params = new Params(clickhouseDialect);
+    const rows = await this.rows<{ fp: string; stream_labels: Labels; stream_kind: number }>(
+      "stream lookup",
+      `SELECT toString(fingerprint) AS fp, any(labels) AS stream_labels, any(kind) AS stream_kind FROM ${this.db}.streams
+       WHERE tenant = ${params.bind(tenant, "String")} AND signal = ${params.bind(signal, "String")}
+         AND last_seen >= fromUnixTimestamp64Milli(${params.bind(startMs, "Int64")})
+         AND first_seen < fromUnixTimestamp64Milli(${params.bind(endMs, "Int64")})
+         AND (${selectorsCondition(clickhouseDialect, params, "labels", selectors)})
+       GROUP BY fingerprint`,
+      params,
+    );
+    return rows.map((r) => ({ fingerprint: r.fp, labels: toLabels(r.stream_labels), kind: Number(r.stream_kind) }));
+  }
+
+  async series(select: SeriesSelect): Promise<Labels[]> {
+    const streams = await this.findStreams(select.tenant, select.signal, select.selectors, select.startMs, select.endMs);
+    return streams.map((s) => s.labels).sort((a, b) => compareText(labelsText(a), labelsText(b)));
+  }
+
+  async labelNames(select: SeriesSelect): Promise<string[]> {
+    const names = new Set<string>();
+    for (const labels of await this.series(select)) for (const name of Object.keys(labels)) names.add(name);
+    return [...names].sort(compareText);
+  }
+
+  async labelValues(select: SeriesSelect, name: string): Promise<string[]> {
+    const values = new Set<string>();
+    for (const labels of await this.series(select)) {
+      const value = labels[name];
+      if (value !== undefined && value !== "") values.add(value);
+    }
+    return [...values].sort(compareText);
+  }
+
+  async selectLogs(select: LogSelect): Promise<LogStream[]> {
+    const streams = await this.findStreams(select.tenant, "logs", [select.matchers], nsToMsFloor(select.startNs), nsToMsCeil(select.endNs));
+    if (streams.length === 0 || select.limit <= 0) return [];
+    const byFingerprint = new Map(streams.map((s) => [s.fingerprint, s]));
+    const params = new Params(clickhouseDialect);
+    const order = select.direction === "forward" ? "ASC" : "DESC";
+    const conditions = [
+      `tenant = ${params.bind(select.tenant, "String")}`,
+      `fingerprint IN ${params.bind(streams.map((s) => BigInt(s.fingerprint)), "Array(UInt64)")}`,
+      `timestamp >= fromUnixTimestamp64Nano(${params.bind(select.startNs.toString(), "Int64")})`,
+      `timestamp < fromUnixTimestamp64Nano(${params.bind(select.endNs.toString(), "Int64")})`,
+      ...lineFilterConditions(clickhouseDialect, params, "line", select.lineFilters ?? []),
+    ];
+    const rows = await this.rows<{ fp: string; ts: string; line: string; metadata: Labels }>(
+      "log select",
+      `SELECT toString(fingerprint) AS fp, toString(toUnixTimestamp64Nano(timestamp)) AS ts, line, metadata
+       FROM ${this.db}.logs WHERE ${conditions.join(" AND ")}
+       ORDER BY timestamp ${order}, fingerprint ${order}, line ${order}
+       LIMIT ${params.bind(select.limit, "UInt64")}`,
+      params,
+    );
+    const out = new Map<string, LogStream>();
+    for (const row of rows) {
+      let stream = out.get(row.fp);
+      if (!stream) {
+        stream = { labels: byFingerprint.get(row.fp)!.labels, entries: [] };
+        out.set(row.fp, stream);
+      }
+      stream.entries.push({ timeUnixNano: BigInt(row.ts), line: row.line, metadata: toLabels(row.metadata) });
+    }
+    return [...out.values()].sort((a, b) => compareText(labelsText(a.labels), labelsText(b.labels)));
+  }
+
+  async countLogs(select: LogCountSelect): Promise<LogCountSeries[]> {
+    if (select.stepNs <= 0n) throw new StoreError("step must be positive");
+    const streams = await this.findStreams(select.tenant, "logs", [select.matchers], nsToMsFloor(select.startNs), nsToMsCeil(select.endNs));
+    if (streams.length === 0) return [];
+    const byFingerprint = new Map(streams.map((s) => [s.fingerprint, s]));
+    const params = new Params(clickhouseDialect);
+    const start = params.bind(select.startNs.toString(), "Int64");
+    const conditions = [
+      `tenant = ${params.bind(select.tenant, "String")}`,
+      `fingerprint IN ${params.bind(streams.map((s) => BigInt(s.fingerprint)), "Array(UInt64)")}`,
+      `timestamp >= fromUnixTimestamp64Nano(${start})`,
+      `timestamp < fromUnixTimestamp64Nano(${params.bind(select.endNs.toString(), "Int64")})`,
+      ...lineFilterConditions(clickhouseDialect, params, "line", select.lineFilters ?? []),
+    ];
+    const rows = await this.rows<{ fp: string; k: string; entries: string; bytes: string }>(
+      "log count",
+      `SELECT toString(fingerprint) AS fp, intDiv(toUnixTimestamp64Nano(timestamp) - ${start}, ${params.bind(select.stepNs.toString(), "Int64")}) AS step_index,
+              toString(step_index) AS k, toString(count()) AS entries, toString(sum(length(line))) AS bytes
+       FROM ${this.db}.logs WHERE ${conditions.join(" AND ")}
+       GROUP BY fingerprint, step_index ORDER BY fingerprint, step_index`,
+      params,
+    );
+    const out = new Map<string, LogCountSeries>();
+    for (const row of rows) {
+      let series = out.get(row.fp);
+      if (!series) {
+        series = { labels: byFingerprint.get(row.fp)!.labels, points: [] };
+        out.set(row.fp, series);
+      }
+      series.points.push({ startNs: select.startNs + BigInt(row.k) * select.stepNs, count: Number(row.entries), bytes: Number(row.bytes) });
+    }
+    return [...out.values()].sort((a, b) => compareText(labelsText(a.labels), labelsText(b.labels)));
+  }
+
+  async selectSamples(select: SampleSelect): Promise<SamplePoints[]> {
+    const series = await this.findStreams(select.tenant, "metrics", [select.matchers], select.startMs, select.endMs);
+    if (series.length === 0) return [];
+    const params = new Params(clickhouseDialect);
+    const rows = await this.rows<{ fp: string; t: string; v: string }>(
+      "sample select",
+      `SELECT toString(fingerprint) AS fp, toString(toUnixTimestamp64Milli(timestamp)) AS t, toString(value) AS v
+       FROM ${this.db}.samples
+       WHERE tenant = ${params.bind(select.tenant, "String")} AND fingerprint IN ${params.bind(series.map((s) => BigInt(s.fingerprint)), "Array(UInt64)")}
+         AND timestamp >= fromUnixTimestamp64Milli(${params.bind(select.startMs, "Int64")})
+         AND timestamp < fromUnixTimestamp64Milli(${params.bind(select.endMs, "Int64")})
+       ORDER BY fingerprint, timestamp`,
+      params,
+    );
+    const points = new Map<string, SamplePoints["points"]>();
+    for (const row of rows) {
+      const list = points.get(row.fp) ?? [];
+      list.push({ timeMs: Number(row.t), value: parseFloatText(row.v) });
+      points.set(row.fp, list);
+    }
+    return series
+      .filter((s) => points.has(s.fingerprint))
+      .map((s) => ({ labels: s.labels, kind: s.kind, points: points.get(s.fingerprint)! }))
+      .sort((a, b) => compareText(labelsText(a.labels), labelsText(b.labels)));
+  }
+
+  async selectRollups(select: RollupSelect): Promise<RollupPoints[]> {
+    const series = await this.findStreams(select.tenant, "metrics", [select.matchers], select.startMs, select.endMs + RESOLUTION_MS[select.resolution]);
+    if (series.length === 0) return [];
+    const params = new Params(clickhouseDialect);
+    const rows = await this.rows<{ fp: string; t: string; min_v: string; max_v: string; sum_v: string; count_v: string; last_v: string; increase_v: string }>(
+      "rollup select",
+      `SELECT toString(fingerprint) AS fp, toString(toUnixTimestamp(bucket) * 1000) AS t, toString(min(min)) AS min_v, toString(max(max)) AS max_v,
+              toString(sum(sum)) AS sum_v, toString(sum(count)) AS count_v, toString(argMaxMerge(last)) AS last_v, toString(sum(increase)) AS increase_v
+       FROM ${this.db}.rollups_${select.resolution}
+       WHERE tenant = ${params.bind(select.tenant, "String")} AND fingerprint IN ${params.bind(series.map((s) => BigInt(s.fingerprint)), "Array(UInt64)")}
+         AND bucket >= toDateTime(intDiv(${params.bind(select.startMs, "Int64")}, 1000))
+         AND bucket < toDateTime(intDiv(${params.bind(select.endMs, "Int64")}, 1000))
+       GROUP BY fingerprint, bucket ORDER BY fingerprint, bucket`,
+      params,
+    );
+    const buckets = new Map<string, RollupPoints["buckets"]>();
+    for (const row of rows) {
+      const list = buckets.get(row.fp) ?? [];
+      list.push({
+        startMs: Number(row.t),
+        min: parseFloatText(row.min_v),
+        max: parseFloatText(row.max_v),
+        sum: parseFloatText(row.sum_v),
+        count: Number(row.count_v),
+        last: parseFloatText(row.last_v),
+        increase: parseFloatText(row.increase_v),
+      });
+      buckets.set(row.fp, list);
+    }
+    return series
+      .filter((s) => buckets.has(s.fingerprint))
+      .map((s) => ({ labels: s.labels, kind: s.kind, buckets: buckets.get(s.fingerprint)! }))
+      .sort((a, b) => compareText(labelsText(a.labels), labelsText(b.labels)));
+  }
+
+  async enforceRetention(nowMs: number): Promise<void> {
+    const r = this.options.retention;
+    const cutoffs: [string, string, number][] = [
+      ["logs", "timestamp", r.logs_days],
+      ["log_volume_1m", "bucket", r.logs_days],
+      ["samples", "timestamp", r.samples_days],
+      ["rollups_1m", "bucket", r.rollups_1m_days],
+      ["rollups_1h", "bucket", r.rollups_1h_days],
+      ["rollup_partials", "bucket", Math.max(r.rollups_1m_days, r.rollups_1h_days)],
+    ];
+    for (const [table, column, days] of cutoffs) {
+      const params = new Params(clickhouseDialect);
+      const cutoff = params.bind(Math.floor((nowMs - days * 86_400_000) / 1000), "Int64");
+      await this.withRetry(`retention on ${table}`, () =>
+        this.client.command({
+          query: `DELETE FROM ${this.db}.${table} WHERE ${column} < toDateTime(${cutoff})`,
+          query_params: params.named(),
+          clickhouse_settings: { mutations_sync: "2" },
+        }),
+      );
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.client.close();
+  }
+}

@@ -1,0 +1,20 @@
+import { schemaStatements, type SchemaTarget } from "./schema.js";
+
+/**
+ * Schema versions in order. A migration's statements are idempotent, so a start that died half way through
+ * one simply runs it again; `schema_migrations` records each version once it is complete. Never edit a
+ * released migration: add the next version (ALTER ... ADD COLUMN IF NOT EXISTS and the like).
+ */
+export interface Migration {
+  version: number;
+  name: string;
+  statements(target: SchemaTarget): string[];
+}
+
+export const MIGRATIONS: Migration[] = [
+  {
+    version: 1,
+    name: "logs, streams index, samples, rollup partials, 1m and 1h rollups, log volume",
+    statements: (target) => schemaStatements(target).slice(1),
+  },
+];

@@ -1,0 +1,117 @@
+import type { Labels } from "../proto/batch.js";
+import { fingerprint } from "./fingerprint.js";
+import type { LogBatch, Resolution, RollupBatch, SampleBatch } from "./store.js";
+import { seriesLabels } from "./values.js";
+
+// Batches flattened into rows, the same for every store: each row knows its stream (fingerprint and labels)
+// and its time, so a store can index streams and check which of a batch's rows it holds.
+
+export interface StreamRef {
+  tenant: string;
+  batchId: string;
+  fingerprint: string;
+  labels: Labels;
+  kind: number;
+  timeMs: number;
+}
+
+export interface LogRow extends StreamRef {
+  timeNs: bigint;
+  line: string;
+  metadata: Labels;
+}
+
+export interface SampleRow extends StreamRef {
+  value: number;
+}
+
+export interface RollupRow extends StreamRef {
+  resolution: Resolution;
+  min: number;
+  max: number;
+  sum: number;
+  count: number;
+  last: number;
+  lastTimeMs: number;
+  increase: number;
+}
+
+export function logRows(batch: LogBatch): LogRow[] {
+  return batch.streams.flatMap((stream) => {
+    const fp = fingerprint(stream.labels);
+    return stream.entries.map((entry) => ({
+      tenant: batch.tenant,
+      batchId: batch.id,
+      fingerprint: fp,
+      labels: stream.labels,
+      kind: 0,
+      timeNs: entry.timeUnixNano,
+      timeMs: Number(entry.timeUnixNano / 1_000_000n),
+      line: entry.line,
+      metadata: entry.metadata,
+    }));
+  });
+}
+
+export function sampleRows(batch: SampleBatch): SampleRow[] {
+  return batch.series.flatMap((series) => {
+    const labels = seriesLabels(series.name, series.labels);
+    const fp = fingerprint(labels);
+    return series.points.map((point) => ({
+      tenant: batch.tenant,
+      batchId: batch.id,
+      fingerprint: fp,
+      labels,
+      kind: series.kind,
+      timeMs: point.timeUnixMs,
+      value: point.value,
+    }));
+  });
+}
+
+export function rollupRows(batch: RollupBatch): RollupRow[] {
+  return batch.partials.map((p) => {
+    const labels = seriesLabels(p.name, p.labels);
+    return {
+      tenant: batch.tenant,
+      batchId: batch.id,
+      fingerprint: fingerprint(labels),
+      labels,
+      kind: p.kind,
+      timeMs: p.bucketStartMs,
+      resolution: p.resolution,
+      min: p.min,
+      max: p.max,
+      sum: p.sum,
+      count: p.count,
+      last: p.last,
+      lastTimeMs: p.lastTimeMs,
+      increase: p.increase,
+    };
+  });
+}
+
+export interface StreamSpan {
+  tenant: string;
+  fingerprint: string;
+  labels: Labels;
+  kind: number;
+  minMs: number;
+  maxMs: number;
+}
+
+/** One index entry per (tenant, stream) of the rows, with the time span they cover. */
+export function streamSpans(rows: StreamRef[]): StreamSpan[] {
+  const spans = new Map<string, StreamSpan>();
+  for (const row of rows) {
+    const key = `${row.tenant}\u0000${row.fingerprint}`;
+    const span = spans.get(key);
+    if (span) {
+      span.minMs = Math.min(span.minMs, row.timeMs);
+      span.maxMs = Math.max(span.maxMs, row.timeMs);
+    } else {
+      spans.set(key, { tenant: row.tenant, fingerprint: row.fingerprint, labels: row.labels, kind: row.kind, minMs: row.timeMs, maxMs: row.timeMs });
+    }
+  }
+  return [...spans.values()];
+}

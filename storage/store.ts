@@ -1,0 +1,163 @@
+import type { Labels, LogStream, SampleKind, Series } from "../proto/batch.js";
+
+// The storage contract that the aggregator writes through and the query service reads through. Two
+// implementations pass one contract suite (test/store-contract.ts): ClickHouse for production, and an embedded
+// store for `bifrost all`.
+//
+// Time ranges are half-open, [start, end), in nanoseconds for logs and milliseconds for samples and rollups.
+// Every append is idempotent per batch id: appending a batch that is already stored changes nothing.
+
+export type MatchOp = "=" | "!=" | "=~" | "!~";
+
+/** A Prometheus/Loki label matcher; regular expressions are RE2 and anchored at both ends. */
+export interface LabelMatcher {
+  name: string;
+  op: MatchOp;
+  value: string;
+}
+
+/**
+ * A Loki line filter. `|=` and `|~` keep a line that contains any of `values` (Loki's `or`); `!=` and `!~`
+ * drop a line that contains any of them. Regular expressions are RE2 and unanchored.
+ */
+export interface LineFilter {
+  op: "|=" | "!=" | "|~" | "!~";
+  values: string[];
+}
+
+export type Direction = "forward" | "backward";
+
+export type Resolution = "1m" | "1h";
+
+export const RESOLUTION_MS: Record<Resolution, number> = { "1m": 60_000, "1h": 3_600_000 };
+
+export interface LogBatch {
+  /** `${nodeId}:${sequence}`: the unit of idempotency. */
+  id: string;
+  tenant: string;
+  streams: LogStream[];
+}
+
+export interface SampleBatch {
+  id: string;
+  tenant: string;
+  series: Series[];
+}
+
+/** One series' aggregate over one bucket, as computed from one batch (aggregator/rollup.ts). */
+export interface RollupPartial {
+  name: string;
+  labels: Labels;
+  kind: SampleKind;
+  resolution: Resolution;
+  bucketStartMs: number;
+  min: number;
+  max: number;
+  sum: number;
+  count: number;
+  last: number;
+  lastTimeMs: number;
+  /**
+   * Counter increase of the samples in this bucket, each against the sample before it (which may lie in an
+   * earlier bucket or batch), a reset counting from zero. Sums across partials and buckets.
+   */
+  increase: number;
+}
+
+export interface RollupBatch {
+  id: string;
+  tenant: string;
+  partials: RollupPartial[];
+}
+
+export interface AppendResult {
+  /** Batches written now. */
+  written: number;
+  /** Batches skipped because they were already stored. */
+  duplicates: number;
+  /** Rows written now. */
+  rows: number;
+}
+
+export interface LogSelect {
+  tenant: string;
+  matchers: LabelMatcher[];
+  startNs: bigint;
+  endNs: bigint;
+  lineFilters?: LineFilter[];
+  /** Most entries returned over all streams, newest first for `backward`, oldest first for `forward`. */
+  limit: number;
+  direction: Direction;
+}
+
+export interface LogCountSelect {
+  tenant: string;
+  matchers: LabelMatcher[];
+  startNs: bigint;
+  endNs: bigint;
+  lineFilters?: LineFilter[];
+  /** Bucket width; buckets start at startNs + k * stepNs. */
+  stepNs: bigint;
+}
+
+/** Entries and bytes of one stream per step bucket (count_over_time and bytes_over_time pushed down). */
+export interface LogCountSeries {
+  labels: Labels;
+  points: { startNs: bigint; count: number; bytes: number }[];
+}
+
+export interface SampleSelect {
+  tenant: string;
+  matchers: LabelMatcher[];
+  startMs: number;
+  endMs: number;
+}
+
+export interface SamplePoints {
+  labels: Labels;
+  kind: SampleKind;
+  points: { timeMs: number; value: number }[];
+}
+
+export interface RollupSelect extends SampleSelect {
+  resolution: Resolution;
+}
+
+export interface RollupPoints {
+  labels: Labels;
+  kind: SampleKind;
+  buckets: { startMs: number; min: number; max: number; sum: number; count: number; last: number; increase: number }[];
+}
+
+export type SignalKind = "logs" | "metrics";
+
+export interface SeriesSelect {
+  tenant: string;
+  signal: SignalKind;
+  /** Label sets matching any one of these selectors (Prometheus `match[]`); empty means all. */
+  selectors: LabelMatcher[][];
+  startMs: number;
+  endMs: number;
+}
+
+export interface Store {
+  /** Creates or upgrades the schema; safe to call at every start. */
+  migrate(): Promise<void>;
+  appendLogs(batches: LogBatch[]): Promise<AppendResult>;
+  appendSamples(batches: SampleBatch[]): Promise<AppendResult>;
+  appendRollups(batches: RollupBatch[]): Promise<AppendResult>;
+
+  /** Label sets (streams or series) seen in the range, sorted by their label text. */
+  series(select: SeriesSelect): Promise<Labels[]>;
+  labelNames(select: SeriesSelect): Promise<string[]>;
+  labelValues(select: SeriesSelect, name: string): Promise<string[]>;
+
+  selectLogs(select: LogSelect): Promise<LogStream[]>;
+  countLogs(select: LogCountSelect): Promise<LogCountSeries[]>;
+  selectSamples(select: SampleSelect): Promise<SamplePoints[]>;
+  selectRollups(select: RollupSelect): Promise<RollupPoints[]>;
+
+  /** Deletes what is older than the retention now (ClickHouse's TTL does this in the background too). */
+  enforceRetention(nowMs: number): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,83 @@
+import type { Labels } from "../proto/batch.js";
+
+// Conversions and ordering shared by both stores, so that they return identical results.
+
+export class StoreError extends Error {
+  override readonly name = "StoreError";
+  readonly transient: boolean;
+  constructor(message: string, options: { cause?: unknown; transient?: boolean } = {}) {
+    super(message, { cause: options.cause });
+    this.transient = options.transient ?? false;
+  }
+}
+
+/** Nanoseconds as decimal seconds ("1764000000.123456789"): how both engines read DateTime64(9) unambiguously. */
+export function nsText(ns: bigint): string {
+  const negative = ns < 0n;
+  const abs = negative ? -ns : ns;
+  return `${negative ? "-" : ""}${abs / 1_000_000_000n}.${(abs % 1_000_000_000n).toString().padStart(9, "0")}`;
+}
+
+/** Milliseconds as decimal seconds ("1764000000.123"). */
+export function msText(ms: number): string {
+  return nsText(BigInt(ms) * 1_000_000n).slice(0, -6);
+}
+
+export function nsToMsFloor(ns: bigint): number {
+  const ms = ns / 1_000_000n;
+  return Number(ns < 0n && ns % 1_000_000n !== 0n ? ms - 1n : ms);
+}
+
+export function nsToMsCeil(ns: bigint): number {
+  return -nsToMsFloor(-ns);
+}
+
+/** A float as the engines print it with toString: nan, inf, -inf, or a number. */
+export function parseFloatText(text: string): number {
+  switch (text) {
+    case "nan":
+    case "-nan":
+      return NaN;
+    case "inf":
+    case "+inf":
+      return Infinity;
+    case "-inf":
+      return -Infinity;
+    default:
+      return Number(text);
+  }
+}
+
+/** A float for a JSON row: non-finite values as the strings both engines parse. */
+export function floatValue(value: number): number | string {
+  return Number.isFinite(value) ? value : Number.isNaN(value) ? "nan" : value > 0 ? "inf" : "-inf";
+}
+
+/** Prometheus series labels: the metric name travels as `__name__`. */
+export function seriesLabels(name: string, labels: Labels): Labels {
+  const out: Labels = Object.create(null);
+  out["__name__"] = name;
+  for (const key in labels) out[key] = labels[key]!;
+  return out;
+}
+
+/** A label map as read back from an engine, as a prototype-free Labels object. */
+export function toLabels(labels: Record<string, string> | [string, string][]): Labels {
+  const out: Labels = Object.create(null);
+  const entries = Array.isArray(labels) ? labels : Object.entries(labels);
+  for (const [key, value] of entries) out[key] = value;
+  return out;
+}
+
+/** Byte order of UTF-8, as both engines sort strings. */
+export function compareText(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
+
+export function dayOfMs(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 10);
+}
+
+export function monthOfMs(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 7);
+}
