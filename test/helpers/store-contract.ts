@@ -6,6 +6,9 @@ import type { LogBatch, RollupBatch, RollupPartial, SampleBatch, Store } from ".
 // One suite, every store: what it checks is the contract in storage/store.ts. Each store's test file calls
 // storeContract() with a factory that gives a fresh, migrated, empty store.
 
+/** Retention for stores under test: the contract's retention test writes data 40 days old. */
+export const TEST_RETENTION = { logs_days: 30, samples_days: 30, rollups_1m_days: 90, rollups_1h_days: 400 };
+
 // Two hours before the current hour: recent enough that no TTL removes it during the run, hour-aligned for
 // the 1h rollups.
 export const T0_MS = Math.floor(Date.now() / 3_600_000) * 3_600_000 - 2 * 3_600_000;
