@@ -203,6 +203,9 @@ def split_multipart(content_type, body):
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "chdb-http"
+    # Headers and body go out in separate writes; with Nagle's algorithm and the client's delayed ACK every
+    # response would wait about 40 ms.
+    disable_nagle_algorithm = True
 
     def handle_one_request(self):
         # The same as http.server's, but with ClickHouse's 1 MiB limit on the request line instead of 64 KiB.
