@@ -83,7 +83,29 @@ export const configSchema = z.strictObject({
       username: z.string().default("default"),
       password: z.string().default(""),
       database: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "expected a plain identifier").default("bifrost"),
+      cluster: z
+        .string()
+        .regex(/^([A-Za-z_][A-Za-z0-9_]*)?$/, "expected a plain identifier")
+        .default("")
+        .describe("cluster name: replicated tables ON CLUSTER with Distributed tables in front; empty for one server"),
       tls: tlsSchema.prefault({}),
+    })
+    .prefault({}),
+  storage: z
+    .strictObject({
+      engine: z
+        .enum(["auto", "clickhouse", "embedded"])
+        .default("auto")
+        .describe("auto: the embedded store for `bifrost all`, ClickHouse for the aggregator and query roles"),
+      path: z.string().min(1).default(".bifrost/data").describe("directory of the embedded store"),
+      retention: z
+        .strictObject({
+          logs_days: number(z.number().int().positive()).default(30),
+          samples_days: number(z.number().int().positive()).default(15),
+          rollups_1m_days: number(z.number().int().positive()).default(90),
+          rollups_1h_days: number(z.number().int().positive()).default(730),
+        })
+        .prefault({}),
     })
     .prefault({}),
   collector: z

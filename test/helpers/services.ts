@@ -29,8 +29,8 @@ export function freePort(): Promise<number> {
 }
 
 /** Starts a private chDB HTTP front end (for tests that need their own settings, such as credentials). */
-export async function startChdbHttp(extraArgs: string[] = []): Promise<{ url: string; process: ChildProcess; stop(): Promise<void> }> {
-  const port = await freePort();
+export async function startChdbHttp(extraArgs: string[] = [], port?: number): Promise<{ url: string; process: ChildProcess; stop(): Promise<void> }> {
+  port ??= await freePort();
   const python = join(process.env.BIFROST_CACHE ?? join(homedir(), ".cache", "bifrost"), "venv", "bin", "python");
   const child = spawn(
     python,
