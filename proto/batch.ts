@@ -48,9 +48,9 @@ export interface Batch {
   series: Series[];
 }
 
-/** The id that downstream writes deduplicate on. */
-export function batchId(batch: Pick<Batch, "nodeId" | "sequence">): string {
-  return `${batch.nodeId}:${batch.sequence}`;
+/** The id that downstream writes deduplicate on; node ids are only unique within a tenant, so it names both. */
+export function batchId(batch: Pick<Batch, "tenant" | "nodeId" | "sequence">): string {
+  return `${batch.tenant}/${batch.nodeId}:${batch.sequence}`;
 }
 
 export function labelsOf(entries: Iterable<readonly [string, string]>): Labels {

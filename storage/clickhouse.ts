@@ -2,7 +2,6 @@ import { readFileSync } from "node:fs";
 import { type ClickHouseClient, ClickHouseError, ClickHouseLogLevel, createClient } from "@clickhouse/client";
 import type { Labels, LogStream } from "../proto/batch.js";
 import type { Logger } from "../common/log.js";
-import { labelsText } from "./fingerprint.js";
 import { MIGRATIONS } from "./migrations.js";
 import type { Retention } from "./schema.js";
 import { type Dialect, lineFilterConditions, Params, selectorsCondition } from "./sql.js";
@@ -24,9 +23,20 @@ import {
   type SignalKind,
   type Store,
 } from "./store.js";
-import { type LogRow, logRows, type RollupRow, rollupRows, type SampleRow, sampleRows, type StreamRef, streamSpans } from "./rows.js";
 import {
-  compareText,
+  groupByStream,
+  type IndexedStream,
+  type LogRow,
+  logRows,
+  type RollupRow,
+  rollupRows,
+  type SampleRow,
+  sampleRows,
+  type StreamRef,
+  streamSpans,
+  StreamsIndexReads,
+} from "./rows.js";
+import {
   dayOfMs,
   floatValue,
   monthOfMs,
@@ -70,18 +80,14 @@ function isTransient(err: unknown): boolean {
   return TRANSIENT_NETWORK.test(text);
 }
 
-interface StreamRow {
-  fingerprint: string;
-  labels: Labels;
-}
-
 /** The production store: ClickHouse 24.x or later through @clickhouse/client over HTTP(S). */
-export class ClickHouseStore implements Store {
+export class ClickHouseStore extends StreamsIndexReads implements Store {
   private readonly client: ClickHouseClient;
   private readonly db: string;
   private readonly attempts: number;
 
   constructor(private readonly options: ClickHouseStoreOptions) {
+    super();
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(options.database)) throw new StoreError(`database name ${options.database} is not a plain identifier`);
     this.db = options.database;
     this.attempts = options.attempts ?? 6;
@@ -181,8 +187,12 @@ export class ClickHouseStore implements Store {
     batches: { id: string; rows: Row[] }[],
     toColumns: (row: Row) => Record<string, unknown>,
   ): Promise<AppendResult> {
+    // A batch listed twice in one call is written once; the second copy counts as a duplicate.
+    const seen = new Set<string>();
+    const repeated = batches.filter((b) => seen.has(b.id) || !seen.add(b.id)).filter((b) => b.rows.length > 0).length;
+    batches = batches.filter((b, i) => batches.findIndex((other) => other.id === b.id) === i);
     const all = batches.flatMap((b) => b.rows);
-    if (all.length === 0) return { written: 0, duplicates: 0, rows: 0 };
+    if (all.length === 0) return { written: 0, duplicates: repeated, rows: 0 };
     let [earliest, latest] = [all[0]!, all[0]!];
     for (const row of all) {
       if (row.timeMs < earliest.timeMs) earliest = row;
@@ -212,7 +222,7 @@ export class ClickHouseStore implements Store {
     const token = `${table}:${[...new Set(inserted.map((r) => r.batchId))].sort().join(",")}`;
     await this.insert(table, inserted.map(toColumns), token);
     await this.indexStreams(table === "logs" ? "logs" : "metrics", inserted);
-    return { written, duplicates, rows: inserted.length };
+    return { written, duplicates: duplicates + repeated, rows: inserted.length };
   }
 
   private async indexStreams(signal: SignalKind, rows: StreamRef[]): Promise<void> {
@@ -294,45 +304,29 @@ export class ClickHouseStore implements Store {
   }
 
   /** The streams or series of a signal matching the selectors and seen in [startMs, endMs). */
-  private async findStreams(tenant: string, signal: SignalKind, selectors: LabelMatcher[][], startMs: number, endMs: number): Promise<(StreamRow & { kind: number })[]> {
+  private async findStreams(tenant: string, signal: SignalKind, selectors: LabelMatcher[][], startMs: number, endMs: number): Promise<IndexedStream[]> {
     const params = new Params(clickhouseDialect);
     const rows = await this.rows<{ fp: string; stream_labels: Labels; stream_kind: number }>(
       "stream lookup",
       `SELECT toString(fingerprint) AS fp, any(labels) AS stream_labels, any(kind) AS stream_kind FROM ${this.db}.streams
        WHERE tenant = ${params.bind(tenant, "String")} AND signal = ${params.bind(signal, "String")}
-         AND last_seen >= fromUnixTimestamp64Milli(${params.bind(startMs, "Int64")})
-         AND first_seen < fromUnixTimestamp64Milli(${params.bind(endMs, "Int64")})
          AND (${selectorsCondition(clickhouseDialect, params, "labels", selectors)})
-       GROUP BY fingerprint`,
+       GROUP BY fingerprint
+       -- The span over all of a stream's index rows, merged or not: one row alone may miss the range.
+       HAVING max(last_seen) >= fromUnixTimestamp64Milli(${params.bind(startMs, "Int64")})
+          AND min(first_seen) < fromUnixTimestamp64Milli(${params.bind(endMs, "Int64")})`,
       params,
     );
     return rows.map((r) => ({ fingerprint: r.fp, labels: toLabels(r.stream_labels), kind: Number(r.stream_kind) }));
   }
 
-  async series(select: SeriesSelect): Promise<Labels[]> {
-    const streams = await this.findStreams(select.tenant, select.signal, select.selectors, select.startMs, select.endMs);
-    return streams.map((s) => s.labels).sort((a, b) => compareText(labelsText(a), labelsText(b)));
-  }
-
-  async labelNames(select: SeriesSelect): Promise<string[]> {
-    const names = new Set<string>();
-    for (const labels of await this.series(select)) for (const name of Object.keys(labels)) names.add(name);
-    return [...names].sort(compareText);
-  }
-
-  async labelValues(select: SeriesSelect, name: string): Promise<string[]> {
-    const values = new Set<string>();
-    for (const labels of await this.series(select)) {
-      const value = labels[name];
-      if (value !== undefined && value !== "") values.add(value);
-    }
-    return [...values].sort(compareText);
+  protected override lookupStreams(select: SeriesSelect): Promise<IndexedStream[]> {
+    return this.findStreams(select.tenant, select.signal, select.selectors, select.startMs, select.endMs);
   }
 
   async selectLogs(select: LogSelect): Promise<LogStream[]> {
     const streams = await this.findStreams(select.tenant, "logs", [select.matchers], nsToMsFloor(select.startNs), nsToMsCeil(select.endNs));
     if (streams.length === 0 || select.limit <= 0) return [];
-    const byFingerprint = new Map(streams.map((s) => [s.fingerprint, s]));
     const params = new Params(clickhouseDialect);
     const order = select.direction === "forward" ? "ASC" : "DESC";
     const conditions = [
@@ -350,23 +344,16 @@ export class ClickHouseStore implements Store {
        LIMIT ${params.bind(select.limit, "UInt64")}`,
       params,
     );
-    const out = new Map<string, LogStream>();
-    for (const row of rows) {
-      let stream = out.get(row.fp);
-      if (!stream) {
-        stream = { labels: byFingerprint.get(row.fp)!.labels, entries: [] };
-        out.set(row.fp, stream);
-      }
-      stream.entries.push({ timeUnixNano: BigInt(row.ts), line: row.line, metadata: toLabels(row.metadata) });
-    }
-    return [...out.values()].sort((a, b) => compareText(labelsText(a.labels), labelsText(b.labels)));
+    return groupByStream(streams, rows, (row) => row.fp, (stream, rows): LogStream => ({
+      labels: stream.labels,
+      entries: rows.map((row) => ({ timeUnixNano: BigInt(row.ts), line: row.line, metadata: toLabels(row.metadata) })),
+    }));
   }
 
   async countLogs(select: LogCountSelect): Promise<LogCountSeries[]> {
     if (select.stepNs <= 0n) throw new StoreError("step must be positive");
     const streams = await this.findStreams(select.tenant, "logs", [select.matchers], nsToMsFloor(select.startNs), nsToMsCeil(select.endNs));
     if (streams.length === 0) return [];
-    const byFingerprint = new Map(streams.map((s) => [s.fingerprint, s]));
     const params = new Params(clickhouseDialect);
     const start = params.bind(select.startNs.toString(), "Int64");
     const conditions = [
@@ -384,16 +371,10 @@ export class ClickHouseStore implements Store {
        GROUP BY fingerprint, step_index ORDER BY fingerprint, step_index`,
       params,
     );
-    const out = new Map<string, LogCountSeries>();
-    for (const row of rows) {
-      let series = out.get(row.fp);
-      if (!series) {
-        series = { labels: byFingerprint.get(row.fp)!.labels, points: [] };
-        out.set(row.fp, series);
-      }
-      series.points.push({ startNs: select.startNs + BigInt(row.k) * select.stepNs, count: Number(row.entries), bytes: Number(row.bytes) });
-    }
-    return [...out.values()].sort((a, b) => compareText(labelsText(a.labels), labelsText(b.labels)));
+    return groupByStream(streams, rows, (row) => row.fp, (stream, rows): LogCountSeries => ({
+      labels: stream.labels,
+      points: rows.map((row) => ({ startNs: select.startNs + BigInt(row.k) * select.stepNs, count: Number(row.entries), bytes: Number(row.bytes) })),
+    }));
   }
 
   async selectSamples(select: SampleSelect): Promise<SamplePoints[]> {
@@ -410,16 +391,11 @@ export class ClickHouseStore implements Store {
        ORDER BY fingerprint, timestamp`,
       params,
     );
-    const points = new Map<string, SamplePoints["points"]>();
-    for (const row of rows) {
-      const list = points.get(row.fp) ?? [];
-      list.push({ timeMs: Number(row.t), value: parseFloatText(row.v) });
-      points.set(row.fp, list);
-    }
-    return series
-      .filter((s) => points.has(s.fingerprint))
-      .map((s) => ({ labels: s.labels, kind: s.kind, points: points.get(s.fingerprint)! }))
-      .sort((a, b) => compareText(labelsText(a.labels), labelsText(b.labels)));
+    return groupByStream(series, rows, (row) => row.fp, (s, rows): SamplePoints => ({
+      labels: s.labels,
+      kind: s.kind,
+      points: rows.map((row) => ({ timeMs: Number(row.t), value: parseFloatText(row.v) })),
+    }));
   }
 
   async selectRollups(select: RollupSelect): Promise<RollupPoints[]> {
@@ -437,10 +413,10 @@ export class ClickHouseStore implements Store {
        GROUP BY fingerprint, bucket ORDER BY fingerprint, bucket`,
       params,
     );
-    const buckets = new Map<string, RollupPoints["buckets"]>();
-    for (const row of rows) {
-      const list = buckets.get(row.fp) ?? [];
-      list.push({
+    return groupByStream(series, rows, (row) => row.fp, (s, rows): RollupPoints => ({
+      labels: s.labels,
+      kind: s.kind,
+      buckets: rows.map((row) => ({
         startMs: Number(row.t),
         min: parseFloatText(row.min_v),
         max: parseFloatText(row.max_v),
@@ -448,13 +424,8 @@ export class ClickHouseStore implements Store {
         count: Number(row.count_v),
         last: parseFloatText(row.last_v),
         increase: parseFloatText(row.increase_v),
-      });
-      buckets.set(row.fp, list);
-    }
-    return series
-      .filter((s) => buckets.has(s.fingerprint))
-      .map((s) => ({ labels: s.labels, kind: s.kind, buckets: buckets.get(s.fingerprint)! }))
-      .sort((a, b) => compareText(labelsText(a.labels), labelsText(b.labels)));
+      })),
+    }));
   }
 
   async enforceRetention(nowMs: number): Promise<void> {

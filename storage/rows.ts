@@ -1,7 +1,7 @@
 import type { Labels } from "../proto/batch.js";
 import { fingerprint } from "./fingerprint.js";
-import type { LogBatch, Resolution, RollupBatch, SampleBatch } from "./store.js";
-import { seriesLabels } from "./values.js";
+import type { LogBatch, Resolution, RollupBatch, SampleBatch, SeriesSelect } from "./store.js";
+import { compareText, seriesLabels, sortByLabels } from "./values.js";
 
 // Batches flattened into rows, the same for every store: each row knows its stream (fingerprint and labels)
 // and its time, so a store can index streams and check which of a batch's rows it holds.
@@ -114,4 +114,64 @@ export function streamSpans(rows: StreamRef[]): StreamSpan[] {
     }
   }
   return [...spans.values()];
+}
+
+/** A stream or series as a store's streams index returns it. */
+export interface IndexedStream {
+  fingerprint: string;
+  labels: Labels;
+  kind: number;
+}
+
+/**
+ * The rows a read returned for some streams, each stream with its rows in the order read: one result per stream
+ * that has rows (`build` makes it), sorted by the streams' label text.
+ */
+export function groupByStream<Row, Out extends { labels: Labels }>(
+  streams: IndexedStream[],
+  rows: Row[],
+  fingerprintOf: (row: Row) => string,
+  build: (stream: IndexedStream, rows: Row[]) => Out,
+): Out[] {
+  const byFingerprint = new Map<string, Row[]>();
+  for (const row of rows) {
+    const fingerprint = fingerprintOf(row);
+    const list = byFingerprint.get(fingerprint);
+    if (list) list.push(row);
+    else byFingerprint.set(fingerprint, [row]);
+  }
+  const out: Out[] = [];
+  for (const stream of streams) {
+    const list = byFingerprint.get(stream.fingerprint);
+    if (list) out.push(build(stream, list));
+  }
+  return sortByLabels(out);
+}
+
+/**
+ * What a store answers from its streams index alone, derived the same way in every store from the index
+ * entries that the store looks up: series (sorted by label text), label names, and non-empty label values.
+ */
+export abstract class StreamsIndexReads {
+  /** The streams or series of `select.signal` matching any of its selectors and seen in [startMs, endMs). */
+  protected abstract lookupStreams(select: SeriesSelect): Promise<IndexedStream[]>;
+
+  async series(select: SeriesSelect): Promise<Labels[]> {
+    return sortByLabels(await this.lookupStreams(select)).map((s) => s.labels);
+  }
+
+  async labelNames(select: SeriesSelect): Promise<string[]> {
+    const names = new Set<string>();
+    for (const labels of await this.series(select)) for (const name of Object.keys(labels)) names.add(name);
+    return [...names].sort(compareText);
+  }
+
+  async labelValues(select: SeriesSelect, name: string): Promise<string[]> {
+    const values = new Set<string>();
+    for (const labels of await this.series(select)) {
+      const value = labels[name];
+      if (value !== undefined && value !== "") values.add(value);
+    }
+    return [...values].sort(compareText);
+  }
 }

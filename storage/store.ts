@@ -32,7 +32,7 @@ export type Resolution = "1m" | "1h";
 export const RESOLUTION_MS: Record<Resolution, number> = { "1m": 60_000, "1h": 3_600_000 };
 
 export interface LogBatch {
-  /** `${nodeId}:${sequence}`: the unit of idempotency. */
+  /** The unit of idempotency, unique across tenants: proto/batch.ts batchId(). */
   id: string;
   tenant: string;
   streams: LogStream[];

@@ -1,4 +1,5 @@
 import type { Labels } from "../proto/batch.js";
+import { labelsText } from "./fingerprint.js";
 
 // Conversions and ordering shared by both stores, so that they return identical results.
 
@@ -80,4 +81,11 @@ export function dayOfMs(ms: number): string {
 
 export function monthOfMs(ms: number): string {
   return new Date(ms).toISOString().slice(0, 7);
+}
+
+/** Items sorted by the text of their labels: the order in which every read returns streams and series. */
+export function sortByLabels<T extends { labels: Labels }>(items: T[]): T[] {
+  const keyed = items.map((item) => ({ item, key: labelsText(item.labels) }));
+  keyed.sort((a, b) => compareText(a.key, b.key));
+  return keyed.map((k) => k.item);
 }

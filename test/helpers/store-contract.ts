@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { type Labels, labelsOf, type LogStream, SampleKind } from "../../proto/batch.js";
 import type { LogBatch, RollupBatch, RollupPartial, SampleBatch, Store } from "../../storage/store.js";
+import { StoreError } from "../../storage/values.js";
 
 // One suite, every store: what it checks is the contract in storage/store.ts. Each store's test file calls
 // storeContract() with a factory that gives a fresh, migrated, empty store.
@@ -203,6 +204,30 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       assert.deepEqual(await store.appendLogs([batch, fresh]), { written: 1, duplicates: 1, rows: 1 });
       const got = await store.selectLogs({ tenant: "acme", matchers: [{ name: "service", op: "=", value: "replay" }], ...all, limit: 100, direction: "forward" });
       assert.deepEqual(lines(got), ["once", "twice?", "new"]);
+    });
+
+    it("writes a batch listed twice in one call once", async () => {
+      const batch = logBatch("n5:1", [{ labels: [["service", "twice-in-one-call"]], entries: [[T0_NS, "one"]] }]);
+      assert.deepEqual(await store.appendLogs([batch, batch]), { written: 1, duplicates: 1, rows: 1 });
+      const got = await store.selectLogs({ tenant: "acme", matchers: [{ name: "service", op: "=", value: "twice-in-one-call" }], ...all, limit: 100, direction: "forward" });
+      assert.deepEqual(lines(got), ["one"]);
+    });
+
+    it("lists a stream for any range its appends span, even with none inside", async () => {
+      const hour = 3600n * SEC;
+      await store.appendLogs([logBatch("n6:1", [{ labels: [["service", "sparse"]], entries: [[T0_NS - 2n * hour, "early"]] }])]);
+      await store.appendLogs([logBatch("n6:2", [{ labels: [["service", "sparse"]], entries: [[T0_NS + 2n * hour, "late"]] }])]);
+      const inside = { startMs: T0_MS - 3_600_000, endMs: T0_MS + 3_600_000 };
+      assert.deepEqual(await store.labelValues({ tenant: "acme", signal: "logs", selectors: [[{ name: "service", op: "=", value: "sparse" }]], ...inside }, "service"), ["sparse"]);
+      const after = { startMs: T0_MS + 3 * 3_600_000, endMs: T0_MS + 4 * 3_600_000 };
+      assert.deepEqual(await store.labelValues({ tenant: "acme", signal: "logs", selectors: [[{ name: "service", op: "=", value: "sparse" }]], ...after }, "service"), []);
+    });
+
+    it("refuses an invalid regular expression with a StoreError that is not transient", async () => {
+      const bad = (select: Promise<unknown>) =>
+        assert.rejects(select, (err: unknown) => err instanceof StoreError && !err.transient);
+      await bad(store.selectLogs({ tenant: "acme", matchers: [{ name: "service", op: "=~", value: "(unclosed" }], ...all, limit: 10, direction: "forward" }));
+      await bad(store.selectLogs({ tenant: "acme", matchers: [{ name: "service", op: "=", value: "api" }], lineFilters: [{ op: "|~", values: ["[z-a]"] }], ...all, limit: 10, direction: "forward" }));
     });
 
     it("writes a batch that spans days whole, and replays it as a no-op", async () => {
