@@ -8,6 +8,7 @@ import { createRegistry } from "./common/metrics.js";
 import { type Runtime, type Running, VERSION } from "./common/runtime.js";
 import { startTelemetry } from "./common/telemetry.js";
 import { startQuery } from "./query/index.js";
+import { openStore, scheduleRetention, StoreStartup } from "./storage/open.js";
 
 const ROLES = {
   collector: [startCollector],
@@ -65,7 +66,7 @@ function parseCommandLine(argv: string[]): { role: Role; configFile?: string; ch
   return { role: role as Role, configFile: values.config, checkOnly: values["check-config"] };
 }
 
-function banner(config: Config, started: Running[]): string {
+function banner(config: Config, started: Running[], storage: string): string {
   const at = (role: string) => started.find((r) => r.role === role)?.address.url;
   const lines = [`Bifrost ${VERSION} is running.`];
   const query = at("query");
@@ -77,7 +78,8 @@ function banner(config: Config, started: Running[]): string {
   if (collector) lines.push(`  collector      ${collector}   (receivers, /ready, /metrics)`);
   const aggregator = at("aggregator");
   if (aggregator) lines.push(`  aggregator     ${aggregator}   (/ready, /metrics)`);
-  lines.push(`  Kafka          ${config.kafka.brokers.join(", ")}   ClickHouse ${config.clickhouse.url}/${config.clickhouse.database}`);
+  if (storage) lines.push(`  data           ${storage}`);
+  if (started.some((r) => r.role === "collector" || r.role === "aggregator")) lines.push(`  Kafka          ${config.kafka.brokers.join(", ")}`);
   return lines.join("\n") + "\n";
 }
 
@@ -95,19 +97,35 @@ async function main(): Promise<void> {
     return;
   }
   const log = createLogger(config.log.level, { role });
-  const runtime: Runtime = { config, log, registry: createRegistry() };
+  const runtime: Runtime = { config, log, registry: createRegistry(), storeReadiness: () => null };
+  let storage = "";
+  const cleanups: (() => Promise<void> | void)[] = [];
+  if (role !== "collector") {
+    const opened = openStore(config, role, log.child({ component: "store" }));
+    const startup = new StoreStartup(opened.store, log.child({ component: "store" }));
+    runtime.store = opened.store;
+    runtime.storeReadiness = () => startup.readiness();
+    storage = `${opened.engine === "embedded" ? "embedded store (DuckDB)" : "ClickHouse"} at ${opened.where}`;
+    if (opened.engine === "embedded") {
+      void startup.done.then(() => {
+        if (startup.readiness() === null) cleanups.push(scheduleRetention(opened.store, log));
+      });
+    }
+    cleanups.push(() => startup.stop(), () => opened.store.close());
+  }
   const telemetry = await startTelemetry(config.telemetry, role, log);
   const started: Running[] = [];
   const stop = async (signal: string) => {
     log.info({ signal }, "stopping");
     for (const component of started.reverse()) await component.stop();
+    for (const cleanup of cleanups.reverse()) await cleanup();
     await telemetry.shutdown();
     process.exit(0);
   };
   process.once("SIGINT", () => void stop("SIGINT"));
   process.once("SIGTERM", () => void stop("SIGTERM"));
   for (const start of ROLES[role]) started.push(await start(runtime));
-  process.stderr.write(banner(config, started));
+  process.stderr.write(banner(config, started, storage));
 }
 
 main().catch((err: unknown) => {

@@ -1,4 +1,5 @@
 import type { Registry } from "prom-client";
+import type { Store } from "../storage/store.js";
 import pkg from "../package.json" with { type: "json" };
 import type { Config } from "./config.js";
 import type { Logger } from "./log.js";
@@ -11,6 +12,10 @@ export interface Runtime {
   config: Config;
   log: Logger;
   registry: Registry;
+  /** The process's one store (in `bifrost all` shared by every component); absent for the collector. */
+  store?: Store;
+  /** null once the store's schema is migrated, otherwise why not. */
+  storeReadiness: () => string | null;
 }
 
 /** A started component: where it listens, and how to stop it cleanly. */

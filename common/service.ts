@@ -96,6 +96,7 @@ export async function startHttpComponent(
 ): Promise<Running> {
   const log = runtime.log.child({ component: role });
   const http = new HttpService(role, runtime.registry, log);
+  if (runtime.store) http.addReadiness("store", runtime.storeReadiness);
   setup(http, log);
   const address = await http.listen(listen);
   return { role, address, stop: () => http.close() };

@@ -1,4 +1,6 @@
 import { readFileSync } from "node:fs";
+import { Readable } from "node:stream";
+import { finished } from "node:stream/promises";
 import { type ClickHouseClient, ClickHouseError, ClickHouseLogLevel, createClient } from "@clickhouse/client";
 import type { Labels, LogStream } from "../proto/batch.js";
 import type { Logger } from "../common/log.js";
@@ -138,16 +140,23 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
     await this.withRetry("DDL", () => this.client.command({ query }));
   }
 
-  private async insert(table: string, values: object[], token: string): Promise<void> {
+  /**
+   * One INSERT of `values` as a single JSONEachRow body. The client's own insert() writes one chunk per row,
+   * which costs a quarter of the throughput on large batches; the body is encoded once here and reused by
+   * every retry.
+   */
+  private async insert(table: string, values: object[], token?: string): Promise<void> {
     if (values.length === 0) return;
-    await this.withRetry(`insert into ${table}`, () =>
-      this.client.insert({
-        table: `${this.db}.${table}`,
-        values,
-        format: "JSONEachRow",
-        clickhouse_settings: { insert_deduplication_token: token, date_time_input_format: "basic" },
-      }),
-    );
+    const body = Buffer.from(values.map((v) => JSON.stringify(v)).join("\n") + "\n");
+    await this.withRetry(`insert into ${table}`, async () => {
+      const result = await this.client.exec({
+        query: `INSERT INTO ${this.db}.${table} FORMAT JSONEachRow`,
+        values: Readable.from([body]),
+        clickhouse_settings: { date_time_input_format: "basic", ...(token === undefined ? {} : { insert_deduplication_token: token }) },
+      });
+      result.stream.resume();
+      await finished(result.stream);
+    });
   }
 
   async migrate(): Promise<void> {
@@ -229,20 +238,17 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
     const spans = streamSpans(rows);
     if (spans.length === 0) return;
     // Index rows merge by min/max, so writing one again is harmless; no dedup token needed.
-    await this.withRetry("insert into streams", () =>
-      this.client.insert({
-        table: `${this.db}.streams`,
-        format: "JSONEachRow",
-        values: spans.map((s) => ({
-          tenant: s.tenant,
-          signal,
-          fingerprint: s.fingerprint,
-          labels: s.labels,
-          kind: s.kind,
-          first_seen: msText(s.minMs),
-          last_seen: msText(s.maxMs),
-        })),
-      }),
+    await this.insert(
+      "streams",
+      spans.map((s) => ({
+        tenant: s.tenant,
+        signal,
+        fingerprint: s.fingerprint,
+        labels: s.labels,
+        kind: s.kind,
+        first_seen: msText(s.minMs),
+        last_seen: msText(s.maxMs),
+      })),
     );
   }
 

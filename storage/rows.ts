@@ -1,6 +1,6 @@
 import type { Labels } from "../proto/batch.js";
 import { fingerprint } from "./fingerprint.js";
-import type { LogBatch, Resolution, RollupBatch, SampleBatch, SeriesSelect } from "./store.js";
+import type { LogBatch, RollupBatch, RollupPartial, SampleBatch, SeriesSelect } from "./store.js";
 import { compareText, seriesLabels, sortByLabels } from "./values.js";
 
 // Batches flattened into rows, the same for every store: each row knows its stream (fingerprint and labels)
@@ -25,16 +25,9 @@ export interface SampleRow extends StreamRef {
   value: number;
 }
 
-export interface RollupRow extends StreamRef {
-  resolution: Resolution;
-  min: number;
-  max: number;
-  sum: number;
-  count: number;
-  last: number;
-  lastTimeMs: number;
-  increase: number;
-}
+export interface RollupRow
+  extends StreamRef,
+    Pick<RollupPartial, "resolution" | "min" | "max" | "sum" | "count" | "last" | "lastTimeMs" | "increase"> {}
 
 export function logRows(batch: LogBatch): LogRow[] {
   return batch.streams.flatMap((stream) => {

@@ -75,8 +75,18 @@ export function compareText(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }
 
+const dayNames = new Map<number, string>();
+
+/** The UTC date of a time, as ClickHouse prints toDate(): called per row, so the text is cached per day. */
 export function dayOfMs(ms: number): string {
-  return new Date(ms).toISOString().slice(0, 10);
+  const day = Math.floor(ms / 86_400_000);
+  let name = dayNames.get(day);
+  if (name === undefined) {
+    name = new Date(day * 86_400_000).toISOString().slice(0, 10);
+    if (dayNames.size > 10_000) dayNames.clear();
+    dayNames.set(day, name);
+  }
+  return name;
 }
 
 export function monthOfMs(ms: number): string {

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { VERSION } from "../common/runtime.js";
@@ -21,23 +23,27 @@ async function output(child: ChildProcess): Promise<{ code: number | null; stdou
   return { code, stdout, stderr };
 }
 
-async function waitForReady(url: string, child: ChildProcess): Promise<Response> {
+/** Polls until `url` answers with `status` (bounded), returning the last response. */
+async function waitForReady(url: string, child: ChildProcess, status = 200): Promise<Response> {
   const deadline = Date.now() + 30_000;
   for (;;) {
     assert.equal(child.exitCode, null, "bifrost exited before it was ready");
     try {
-      return await fetch(url);
+      const response = await fetch(url);
+      if (response.status === status || Date.now() > deadline) return response;
     } catch {
       if (Date.now() > deadline) throw new Error(`${url} did not answer in 30 s`);
-      await new Promise((r) => setTimeout(r, 100));
     }
+    await new Promise((r) => setTimeout(r, 100));
   }
 }
 
 describe("bifrost CLI", () => {
   it("`all` serves /ready and /metrics on every listener and stops cleanly on SIGTERM", async () => {
     const [query, collector, aggregator] = [await freePort(), await freePort(), await freePort()];
+    const data = mkdtempSync(join(tmpdir(), "bifrost-all-"));
     const child = run(["all"], {
+      BIFROST_STORAGE__PATH: data,
       BIFROST_QUERY__LISTEN: `127.0.0.1:${query}`,
       BIFROST_COLLECTOR__LISTEN: `127.0.0.1:${collector}`,
       BIFROST_AGGREGATOR__LISTEN: `127.0.0.1:${aggregator}`,
@@ -61,9 +67,24 @@ describe("bifrost CLI", () => {
     const { code, stdout, stderr } = await result;
     assert.equal(code, 0, stderr);
     assert.match(stderr, new RegExp(`Grafana: add a Loki data source with URL http://127\\.0\\.0\\.1:${query}`));
+    assert.ok(stderr.includes(`data           embedded store (DuckDB) at ${join(data, "bifrost.duckdb")}`), stderr);
     const logs = stdout.trim().split("\n").map((line) => JSON.parse(line) as Record<string, unknown>);
     assert.ok(logs.some((l) => l.msg === "listening" && l.component === "query"));
     assert.ok(logs.some((l) => l.msg === "stopping" && l.signal === "SIGTERM"));
+  });
+
+  it("`query` against an unreachable ClickHouse starts, says why it is not ready, and stops cleanly", async () => {
+    const port = await freePort();
+    const child = run(["query"], { BIFROST_QUERY__LISTEN: `127.0.0.1:${port}`, BIFROST_CLICKHOUSE__URL: `http://127.0.0.1:${await freePort()}` });
+    const result = output(child);
+    try {
+      const ready = await waitForReady(`http://127.0.0.1:${port}/ready`, child, 503);
+      assert.equal(ready.status, 503);
+      assert.match(await ready.text(), /^not ready:\nstore: (schema migration has not finished|database unreachable)/);
+    } finally {
+      child.kill("SIGTERM");
+    }
+    assert.equal((await result).code, 0);
   });
 
   it("refuses a bad configuration, naming the key and the variable that set it", async () => {

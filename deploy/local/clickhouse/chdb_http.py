@@ -131,9 +131,16 @@ class Engine:
         def run():
             inserter = self.conn.send_insert(statement, fmt)
             try:
+                # Clients stream small chunks (the Node client writes about one per row); the engine parses
+                # far faster from large buffers.
+                pending = bytearray()
                 for chunk in chunks:
-                    if chunk:
-                        inserter.append(chunk)
+                    pending += chunk
+                    if len(pending) >= READ_CHUNK:
+                        inserter.append(bytes(pending))
+                        pending.clear()
+                if pending:
+                    inserter.append(bytes(pending))
                 result = inserter.finish()
             except BaseException:
                 inserter.cancel()
