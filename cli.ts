@@ -97,7 +97,7 @@ async function main(): Promise<void> {
     return;
   }
   const log = createLogger(config.log.level, { role });
-  const runtime: Runtime = { config, log, registry: createRegistry(), storeReadiness: () => null };
+  const runtime: Runtime = { role, config, log, registry: createRegistry(), storeReadiness: () => null, storeMigrated: Promise.resolve() };
   let storage = "";
   const cleanups: (() => Promise<void> | void)[] = [];
   if (role !== "collector") {
@@ -105,6 +105,7 @@ async function main(): Promise<void> {
     const startup = new StoreStartup(opened.store, log.child({ component: "store" }));
     runtime.store = opened.store;
     runtime.storeReadiness = () => startup.readiness();
+    runtime.storeMigrated = startup.done;
     storage = `${opened.engine === "embedded" ? "embedded store (DuckDB)" : "ClickHouse"} at ${opened.where}`;
     if (opened.engine === "embedded") {
       void startup.done.then(() => {

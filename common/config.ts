@@ -116,6 +116,19 @@ export const configSchema = z.strictObject({
   aggregator: z
     .strictObject({
       listen: listenAddress.default("127.0.0.1:3101"),
+      group_id: z.string().min(1).default("bifrost-aggregator"),
+      workers: number(z.number().int().min(1).max(64)).default(2).describe("decode and rollup worker threads"),
+      max_queue: number(z.number().int().min(1)).default(64).describe("batches waiting for a worker before partitions pause"),
+      max_batch_bytes: number(z.number().int().positive()).default(16 << 20).describe("largest accepted batch, uncompressed"),
+      partitions_concurrently: number(z.number().int().min(1).max(64)).default(4),
+      limits: z
+        .strictObject({
+          max_labels: number(z.number().int().min(1)).default(30),
+          max_label_name_bytes: number(z.number().int().min(1)).default(1024),
+          max_label_value_bytes: number(z.number().int().min(1)).default(2048),
+          max_line_bytes: number(z.number().int().min(1)).default(256 << 10),
+        })
+        .prefault({}),
     })
     .prefault({}),
   query: z

@@ -9,6 +9,8 @@ export const VERSION: string = pkg.version;
 
 /** What every component gets from the process that runs it. */
 export interface Runtime {
+  /** The CLI role this process runs: collector, aggregator, query or all. */
+  role: string;
   config: Config;
   log: Logger;
   registry: Registry;
@@ -16,6 +18,8 @@ export interface Runtime {
   store?: Store;
   /** null once the store's schema is migrated, otherwise why not. */
   storeReadiness: () => string | null;
+  /** Settles when the schema migration has finished, successfully or not (then storeReadiness says why). */
+  storeMigrated: Promise<void>;
 }
 
 /** A started component: where it listens, and how to stop it cleanly. */

@@ -10,6 +10,8 @@ export interface BatchShape {
   nodeId?: string;
   sequence?: number;
   tenant?: string;
+  /** Time of the first entry of sequence 0; each sequence starts a second later. */
+  startNs?: bigint;
 }
 
 /** A deterministic PRNG (mulberry32), so generated batches are the same in every run. */
@@ -33,7 +35,9 @@ export function makeBatch(shape: BatchShape = {}): Batch {
   const nodeId = shape.nodeId ?? "edge-0001";
   const sequence = shape.sequence ?? 1;
   const random = prng(sequence * 7919 + nodeId.length);
-  const start = 1_764_000_000_000_000_000n + BigInt(sequence) * 1_000_000_000n;
+  const start = (shape.startNs ?? 1_764_000_000_000_000_000n) + BigInt(sequence) * 1_000_000_000n;
+  // Samples continue where the previous sequence's stopped, as a scraper's would, 15 s apart.
+  const firstSample = Number((shape.startNs ?? 1_764_000_000_000_000_000n) / 1_000_000n);
   return {
     tenant: shape.tenant ?? "fleet-a",
     nodeId,
@@ -69,10 +73,10 @@ export function makeBatch(shape: BatchShape = {}): Batch {
         ["cpu", String(m)],
       ]),
       kind: m % 2 === 0 ? SampleKind.Counter : SampleKind.Gauge,
-      points: Array.from({ length: pointsPerSeries }, (_, p) => ({
-        timeUnixMs: 1_764_000_000_000 + sequence * 1000 + p * 15_000,
-        value: m % 2 === 0 ? p * 1.5 : 1e9 + random() * 1e6,
-      })),
+      points: Array.from({ length: pointsPerSeries }, (_, p) => {
+        const tick = sequence * pointsPerSeries + p;
+        return { timeUnixMs: firstSample + tick * 15_000, value: m % 2 === 0 ? tick * 1.5 : 1e9 + random() * 1e6 };
+      }),
     })),
   };
 }

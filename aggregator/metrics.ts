@@ -1,0 +1,40 @@
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+
+export type AggregatorMetrics = ReturnType<typeof aggregatorMetrics>;
+
+export function aggregatorMetrics(registry: Registry) {
+  return {
+    batches: new Counter({
+      name: "bifrost_aggregator_batches_total",
+      help: "Kafka messages (collector batches) handled, by result: written, duplicate (already stored), dead_letter.",
+      labelNames: ["result"],
+      registers: [registry],
+    }),
+    rows: new Counter({ name: "bifrost_aggregator_rows_written_total", help: "Rows written to the store, by signal.", labelNames: ["signal"], registers: [registry] }),
+    deadLetters: new Counter({
+      name: "bifrost_aggregator_dead_letters_total",
+      help: "Messages sent to the dead-letter topic, by reason.",
+      labelNames: ["reason"],
+      registers: [registry],
+    }),
+    lag: new Gauge({
+      name: "bifrost_aggregator_consumer_lag",
+      help: "Messages between the last one handled and the partition's high watermark.",
+      labelNames: ["topic", "partition"],
+      registers: [registry],
+    }),
+    decodeSeconds: new Histogram({
+      name: "bifrost_aggregator_decode_seconds",
+      help: "Time a worker spent decoding, checking and rolling up one batch.",
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers: [registry],
+    }),
+    writeSeconds: new Histogram({
+      name: "bifrost_aggregator_write_seconds",
+      help: "Time to write one Kafka fetch's rows to the store, retries included.",
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60],
+      registers: [registry],
+    }),
+    storeRetries: new Counter({ name: "bifrost_aggregator_store_retries_total", help: "Store writes retried after a transient failure.", registers: [registry] }),
+  };
+}

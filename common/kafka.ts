@@ -1,0 +1,40 @@
+import { readFileSync } from "node:fs";
+import { Kafka, type KafkaConfig, logLevel, type SASLOptions } from "kafkajs";
+import type { Config } from "./config.js";
+import type { Logger } from "./log.js";
+
+const LEVELS: Record<number, "error" | "warn" | "info" | "debug"> = {
+  [logLevel.ERROR]: "error",
+  [logLevel.WARN]: "warn",
+  [logLevel.INFO]: "info",
+  [logLevel.DEBUG]: "debug",
+};
+
+/** A kafkajs client from the `kafka` config section, logging through pino. */
+export function kafkaClient(config: Config["kafka"], log: Logger): Kafka {
+  const tls = config.tls;
+  const options: KafkaConfig = {
+    clientId: config.client_id,
+    brokers: config.brokers,
+    // kafkajs logs retriable broker errors (a coordinator still loading, a leader moving) at error level; they
+    // are routine, so only warnings and worse from it reach the log, at warn.
+    logLevel: logLevel.WARN,
+    logCreator: () => (entry) => {
+      const { message, ...rest } = entry.log;
+      log[entry.level === logLevel.ERROR ? "warn" : (LEVELS[entry.level] ?? "info")]({ kafka: entry.namespace, ...rest }, message);
+    },
+    retry: { initialRetryTime: 300, retries: 8 },
+  };
+  if (tls.enabled) {
+    options.ssl = {
+      rejectUnauthorized: !tls.insecure_skip_verify,
+      ...(tls.ca_file ? { ca: [readFileSync(tls.ca_file, "utf8")] } : {}),
+      ...(tls.cert_file ? { cert: readFileSync(tls.cert_file, "utf8") } : {}),
+      ...(tls.key_file ? { key: readFileSync(tls.key_file, "utf8") } : {}),
+    };
+  }
+  if (config.sasl) {
+    options.sasl = { mechanism: config.sasl.mechanism, username: config.sasl.username, password: config.sasl.password } as SASLOptions;
+  }
+  return new Kafka(options);
+}

@@ -1,0 +1,67 @@
+import type { Batch, Labels } from "./batch.js";
+
+/** Limits on what a batch may carry; the collector enforces them at ingest and the aggregator again. */
+export interface BatchLimits {
+  max_labels: number;
+  max_label_name_bytes: number;
+  max_label_value_bytes: number;
+  max_line_bytes: number;
+}
+
+export type ValidationReason =
+  | "missing_identity"
+  | "too_many_labels"
+  | "invalid_label_name"
+  | "label_name_too_long"
+  | "label_value_too_long"
+  | "invalid_metric_name"
+  | "line_too_long";
+
+export class ValidationError extends Error {
+  override readonly name = "ValidationError";
+  constructor(
+    readonly reason: ValidationReason,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+
+function checkLabels(labels: Labels, limits: BatchLimits, where: string): void {
+  const names = Object.keys(labels);
+  if (names.length > limits.max_labels) {
+    throw new ValidationError("too_many_labels", `${where} has ${names.length} labels, the limit is ${limits.max_labels}`);
+  }
+  for (const name of names) {
+    if (!LABEL_NAME.test(name)) throw new ValidationError("invalid_label_name", `${where}: label name ${JSON.stringify(name.slice(0, 100))} is not valid`);
+    if (Buffer.byteLength(name) > limits.max_label_name_bytes) {
+      throw new ValidationError("label_name_too_long", `${where}: label name of ${Buffer.byteLength(name)} bytes, the limit is ${limits.max_label_name_bytes}`);
+    }
+    const bytes = Buffer.byteLength(labels[name]!);
+    if (bytes > limits.max_label_value_bytes) {
+      throw new ValidationError("label_value_too_long", `${where}: value of label ${name} is ${bytes} bytes, the limit is ${limits.max_label_value_bytes}`);
+    }
+  }
+}
+
+/** Throws ValidationError at the first thing in `batch` that breaks a limit or Prometheus's naming rules. */
+export function validateBatch(batch: Batch, limits: BatchLimits): void {
+  if (batch.tenant === "" || batch.nodeId === "") throw new ValidationError("missing_identity", "batch has no tenant or no node id");
+  batch.streams.forEach((stream, s) => {
+    checkLabels(stream.labels, limits, `stream ${s}`);
+    for (const entry of stream.entries) {
+      // UTF-16 length bounds UTF-8 length from below by half; count bytes only when it could matter.
+      if (entry.line.length * 3 > limits.max_line_bytes && Buffer.byteLength(entry.line) > limits.max_line_bytes) {
+        throw new ValidationError("line_too_long", `stream ${s}: a line of ${Buffer.byteLength(entry.line)} bytes, the limit is ${limits.max_line_bytes}`);
+      }
+      checkLabels(entry.metadata, limits, `stream ${s} structured metadata`);
+    }
+  });
+  batch.series.forEach((series, i) => {
+    if (!METRIC_NAME.test(series.name)) throw new ValidationError("invalid_metric_name", `series ${i}: metric name ${JSON.stringify(series.name.slice(0, 100))} is not valid`);
+    checkLabels(series.labels, limits, `series ${i} (${series.name})`);
+  });
+}

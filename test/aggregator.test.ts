@@ -1,0 +1,198 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { Kafka, logLevel, Partitioners, type Producer } from "kafkajs";
+import { Piscina } from "piscina";
+import { Registry } from "prom-client";
+import { Aggregator } from "../aggregator/consumer.js";
+import { aggregatorMetrics } from "../aggregator/metrics.js";
+import { rollupSeries, type PreviousSample } from "../aggregator/rollup.js";
+import { createLogger } from "../common/log.js";
+import { type Batch, labelsOf } from "../proto/batch.js";
+import { encodeBatch } from "../proto/codec.js";
+import { ClickHouseStore } from "../storage/clickhouse.js";
+import { labelsText } from "../storage/fingerprint.js";
+import { seriesLabels } from "../storage/values.js";
+import type { RollupPartial } from "../storage/store.js";
+import { makeBatch } from "./helpers/batches.js";
+import { CLICKHOUSE_URL, KAFKA_BROKERS, uniqueName } from "./helpers/services.js";
+import { T0_NS, TEST_RETENTION } from "./helpers/store-contract.js";
+
+const LIMITS = { max_labels: 30, max_label_name_bytes: 1024, max_label_value_bytes: 2048, max_line_bytes: 65536 };
+const MAX_BATCH_BYTES = 512 << 10;
+
+async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 90_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function counterTotal(registry: Registry, name: string): Promise<number> {
+  const metric = (await registry.getMetricsAsJSON()).find((m) => m.name === name);
+  return (metric?.values ?? []).reduce((n, v) => n + v.value, 0);
+}
+
+/** What the rollups of `batches` must be: each series rolled up over all its points in order, bucket by bucket. */
+function expectedRollups(batches: Batch[]): Map<string, Pick<RollupPartial, "min" | "max" | "sum" | "count" | "last" | "increase">> {
+  const out = new Map<string, Pick<RollupPartial, "min" | "max" | "sum" | "count" | "last" | "increase">>();
+  const previous = new Map<string, PreviousSample | undefined>();
+  for (const batch of [...batches].sort((a, b) => a.sequence - b.sequence)) {
+    for (const series of batch.series) {
+      const key = labelsText(seriesLabels(series.name, series.labels));
+      const rolled = rollupSeries(series, "1m", previous.get(key));
+      previous.set(key, rolled.last);
+      for (const p of rolled.partials) {
+        const bucketKey = `${key}@${p.bucketStartMs}`;
+        const acc = out.get(bucketKey);
+        if (!acc) out.set(bucketKey, { min: p.min, max: p.max, sum: p.sum, count: p.count, last: p.last, increase: p.increase });
+        else Object.assign(acc, { min: Math.min(acc.min, p.min), max: Math.max(acc.max, p.max), sum: acc.sum + p.sum, count: acc.count + p.count, last: p.last, increase: acc.increase + p.increase });
+      }
+    }
+  }
+  return out;
+}
+
+describe("aggregator: Kafka consumer group -> workers -> store", () => {
+  const topic = uniqueName("agg");
+  const deadLetterTopic = `${topic}.dlq`;
+  const kafka = new Kafka({ clientId: "bifrost-aggregator-test", brokers: KAFKA_BROKERS, logLevel: logLevel.NOTHING });
+  const registry = new Registry();
+  let store: ClickHouseStore;
+  let pool: Piscina;
+  let aggregator: Aggregator;
+  let producer: Producer;
+  let produced = 0;
+
+  const send = async (messages: { key: string; value: Buffer }[]) => {
+    await producer.send({ topic, acks: -1, messages });
+    produced += messages.length;
+  };
+  const handled = async () =>
+    (await counterTotal(registry, "bifrost_aggregator_batches_total")) >= produced;
+
+  before(async () => {
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.createTopics({ topics: [{ topic, numPartitions: 3 }, { topic: deadLetterTopic, numPartitions: 1 }], waitForLeaders: true });
+    await admin.disconnect();
+    producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+    await producer.connect();
+    store = new ClickHouseStore({ url: CLICKHOUSE_URL, username: "default", password: "", database: uniqueName("agg"), retention: TEST_RETENTION });
+    await store.migrate();
+    pool = new Piscina({ filename: new URL("../aggregator/worker.js", import.meta.url).href, minThreads: 2, maxThreads: 2 });
+    aggregator = new Aggregator({
+      kafka,
+      topic,
+      deadLetterTopic,
+      groupId: uniqueName("agg-group"),
+      store,
+      pool,
+      maxBatchBytes: MAX_BATCH_BYTES,
+      limits: LIMITS,
+      partitionsConcurrently: 3,
+      metrics: aggregatorMetrics(registry),
+      log: createLogger("silent"),
+    });
+    await aggregator.start();
+  });
+
+  after(async () => {
+    await aggregator.stop();
+    await pool.destroy();
+    await producer.disconnect();
+    await store.close();
+  });
+
+  const nodes = ["edge-a", "edge-b", "edge-c"];
+  const batches = nodes.flatMap((nodeId) =>
+    Array.from({ length: 10 }, (_, i) => makeBatch({ nodeId, sequence: i + 1, streams: 4, entriesPerStream: 50, series: 3, pointsPerSeries: 8, startNs: T0_NS })),
+  );
+
+  it("writes N batches from several nodes as exactly N batches' rows, with rollups as computed from all samples", async () => {
+    await send(batches.map((b) => ({ key: b.nodeId, value: encodeBatch(b) })));
+    await until("every batch handled", handled);
+    assert.equal(aggregator.readiness(), null);
+
+    const range = { startNs: T0_NS - 3_600_000_000_000n, endNs: T0_NS + 3_600_000_000_000n };
+    for (const nodeId of nodes) {
+      const counted = await store.countLogs({ tenant: "fleet-a", matchers: [{ name: "node", op: "=", value: nodeId }], ...range, stepNs: range.endNs - range.startNs });
+      assert.equal(counted.reduce((n, s) => n + s.points[0]!.count, 0), 10 * 4 * 50, nodeId);
+    }
+    const samples = await store.selectSamples({ tenant: "fleet-a", matchers: [], startMs: Number(range.startNs / 1_000_000n), endMs: Number(range.endNs / 1_000_000n) });
+    assert.equal(samples.reduce((n, s) => n + s.points.length, 0), batches.length * 3 * 8);
+
+    const expected = expectedRollups(batches);
+    const rollups = await store.selectRollups({ tenant: "fleet-a", matchers: [], resolution: "1m", startMs: Number(range.startNs / 1_000_000n), endMs: Number(range.endNs / 1_000_000n) });
+    let buckets = 0;
+    for (const series of rollups) {
+      for (const bucket of series.buckets) {
+        const want = expected.get(`${labelsText(series.labels)}@${bucket.startMs}`);
+        assert.ok(want, `unexpected bucket ${labelsText(series.labels)} ${bucket.startMs}`);
+        assert.equal(bucket.count, want.count);
+        assert.equal(bucket.min, want.min);
+        assert.equal(bucket.max, want.max);
+        assert.equal(bucket.last, want.last);
+        assert.ok(Math.abs(bucket.sum - want.sum) <= 1e-6 * Math.abs(want.sum), `sum ${bucket.sum} vs ${want.sum}`);
+        assert.ok(Math.abs(bucket.increase - want.increase) <= 1e-9 * Math.max(1, want.increase), `increase ${bucket.increase} vs ${want.increase}`);
+        buckets++;
+      }
+    }
+    assert.equal(buckets, expected.size);
+    assert.equal(await counterTotal(registry, "bifrost_aggregator_dead_letters_total"), 0);
+  });
+
+  it("changes no count when the same batches arrive again", async () => {
+    const before = await store.countLogs({ tenant: "fleet-a", matchers: [{ name: "node", op: "=~", value: "edge-.*" }], startNs: 0n, endNs: 2n ** 62n, stepNs: 2n ** 62n });
+    await send(batches.slice(0, 12).map((b) => ({ key: b.nodeId, value: encodeBatch(b) })));
+    await until("replays handled", handled);
+    const after = await store.countLogs({ tenant: "fleet-a", matchers: [{ name: "node", op: "=~", value: "edge-.*" }], startNs: 0n, endNs: 2n ** 62n, stepNs: 2n ** 62n });
+    assert.deepEqual(after, before);
+    assert.ok((await counterTotal(registry, "bifrost_aggregator_batches_total")) >= batches.length + 12);
+  });
+
+  it("sends corrupt, oversized, wrong-version and invalid messages to the dead-letter topic and writes the good ones around them", async () => {
+    const good = (sequence: number) => makeBatch({ nodeId: "edge-poison", sequence, streams: 1, entriesPerStream: 10, series: 0, startNs: T0_NS });
+    const corrupt = encodeBatch(good(101));
+    corrupt[corrupt.length - 3]! ^= 0xff;
+    const wrongVersion = encodeBatch(good(102));
+    wrongVersion[4] = 9;
+    const oversized = encodeBatch(makeBatch({ nodeId: "edge-poison", sequence: 103, streams: 1, entriesPerStream: 4000, lineBytes: 200, series: 0 }));
+    const badLabel = good(104);
+    badLabel.streams[0]!.labels = labelsOf([["bad-label", "x"]]);
+    const poison = [
+      { reason: "crc_mismatch", value: corrupt },
+      { reason: "unsupported_version", value: wrongVersion },
+      { reason: "oversized", value: oversized },
+      { reason: "invalid_label_name", value: encodeBatch(badLabel) },
+      { reason: "truncated", value: encodeBatch(good(105)).subarray(0, 30) },
+    ];
+    const messages = [good(1), ...poison.map((p, i) => [p, good(i + 2)] as const).flat()].map((item) =>
+      "reason" in item ? { key: "edge-poison", value: Buffer.from(item.value) } : { key: "edge-poison", value: encodeBatch(item) },
+    );
+    await send(messages);
+    await until("poison handled", handled);
+
+    const written = await store.selectLogs({ tenant: "fleet-a", matchers: [{ name: "node", op: "=", value: "edge-poison" }], startNs: 0n, endNs: 2n ** 62n, limit: 1000, direction: "forward" });
+    assert.equal(written.reduce((n, s) => n + s.entries.length, 0), 6 * 10, "the six good batches are written");
+
+    const consumer = kafka.consumer({ groupId: uniqueName("dlq-reader") });
+    await consumer.connect();
+    await consumer.subscribe({ topic: deadLetterTopic, fromBeginning: true });
+    const received: { reason: string; source: string; size: number }[] = [];
+    await consumer.run({
+      eachMessage: async ({ message }) => {
+        received.push({ reason: String(message.headers?.["bifrost-error-reason"]), source: String(message.headers?.["bifrost-source"]), size: message.value?.length ?? 0 });
+      },
+    });
+    try {
+      await until("dead letters read", () => received.length >= poison.length, 60_000);
+    } finally {
+      await consumer.disconnect();
+    }
+    assert.deepEqual(received.map((r) => r.reason).sort(), poison.map((p) => p.reason).sort());
+    assert.ok(received.every((r) => r.source.startsWith(`${topic}/`)));
+    assert.deepEqual(received.map((r) => r.size).sort((a, b) => a - b), poison.map((p) => p.value.length).sort((a, b) => a - b), "the original bytes are kept");
+    assert.equal(await counterTotal(registry, "bifrost_aggregator_dead_letters_total"), poison.length);
+  });
+});
