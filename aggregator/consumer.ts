@@ -5,7 +5,6 @@ import type { BatchLimits } from "../proto/validate.js";
 import type { AppendResult, LogBatch, RollupBatch, SampleBatch, Store } from "../storage/store.js";
 import { StoreError } from "../storage/values.js";
 import type { AggregatorMetrics } from "./metrics.js";
-import { joinPrevious, type PreviousSample } from "./rollup.js";
 import type { DecodeResult, DecodeTask } from "./worker.js";
 
 export interface AggregatorOptions {
@@ -20,8 +19,6 @@ export interface AggregatorOptions {
   partitionsConcurrently: number;
   metrics: AggregatorMetrics;
   log: Logger;
-  /** Series whose last sample is remembered for counter increases across batches (oldest forgotten first). */
-  maxTrackedSeries?: number;
 }
 
 /**
@@ -34,7 +31,6 @@ export interface AggregatorOptions {
 export class Aggregator {
   private readonly consumer: Consumer;
   private readonly producer: Producer;
-  private readonly previous = new Map<string, PreviousSample>();
   private joined = false;
   private running = false;
 
@@ -107,11 +103,9 @@ export class Aggregator {
       if (decoded.streams.length > 0) logs.push({ id, tenant: decoded.tenant, streams: decoded.streams });
       if (decoded.series.length > 0) {
         samples.push({ id, tenant: decoded.tenant, series: decoded.series });
-        joinPrevious(result.partials, result.edges, this.previous);
         rollups.push({ id, tenant: decoded.tenant, partials: result.partials });
       }
     });
-    this.forgetOldSeries();
 
     if (dead.length > 0) await this.sendDeadLetters(batch.topic, batch.partition, dead);
     const stopWrite = () => !isRunning() || isStale();
@@ -180,16 +174,6 @@ export class Aggregator {
     for (const { message, reason, error } of dead) {
       this.options.metrics.deadLetters.inc({ reason });
       this.options.log.warn({ topic, partition, offset: message.offset, reason, error }, "message sent to the dead-letter topic");
-    }
-  }
-
-  private forgetOldSeries(): void {
-    const max = this.options.maxTrackedSeries ?? 1_000_000;
-    if (this.previous.size <= max) return;
-    let excess = this.previous.size - max;
-    for (const key of this.previous.keys()) {
-      if (excess-- <= 0) break;
-      this.previous.delete(key);
     }
   }
 }

@@ -64,60 +64,16 @@ export function rollupSeries(
   return { partials: [...buckets.values()], last: prev };
 }
 
-/** Where a series' samples in one batch begin and end, for joining the batch to the series' earlier batches. */
-export interface SeriesEdge {
-  /** Stable across batches: the series' label text (with its name) under its tenant. */
-  key: string;
-  first: PreviousSample;
-  last: PreviousSample;
-  /** Indexes into the batch's partials of those that hold `first`, one per resolution; empty for gauges. */
-  firstPartials: number[];
-}
-
 const RESOLUTIONS: Resolution[] = ["1m", "1h"];
 
 /**
- * Every series of a batch rolled up at both resolutions as if the batch stood alone, with each counter's first
- * and last sample: a worker thread can do this without knowing earlier batches, and joinPrevious() then adds
- * the increase between the previous batch's last sample and this batch's first.
+ * Every series of a batch rolled up at both resolutions, each counter's first increase measured from the
+ * sample the node sent before the batch (Series.previous): a pure function of the batch, so a worker thread
+ * computes it without state and a replay or another aggregator computes the same partials.
  */
-export function rollupBatch(series: Series[], keyOf: (s: Series) => string): { partials: RollupPartial[]; edges: SeriesEdge[] } {
-  const partials: RollupPartial[] = [];
-  const edges: SeriesEdge[] = [];
-  for (const s of series) {
-    const points = s.points.filter((p) => !Number.isNaN(p.value));
-    if (points.length === 0) continue;
-    const earliest = points.reduce((a, b) => (b.timeUnixMs < a.timeUnixMs ? b : a));
-    const firstPartials: number[] = [];
-    let last: PreviousSample | undefined;
-    for (const resolution of RESOLUTIONS) {
-      const rolled = rollupSeries(s, resolution);
-      last = rolled.last;
-      const width = RESOLUTION_MS[resolution];
-      const bucket = Math.floor(earliest.timeUnixMs / width) * width;
-      if (COUNTER_KINDS.has(s.kind)) firstPartials.push(partials.length + rolled.partials.findIndex((p) => p.bucketStartMs === bucket));
-      partials.push(...rolled.partials);
-    }
-    edges.push({ key: keyOf(s), first: { timeMs: earliest.timeUnixMs, value: earliest.value }, last: last!, firstPartials });
-  }
-  return { partials, edges };
-}
-
-/**
- * Adds to a batch's partials the counter increase from each series' previous sample (held in `previous`,
- * from earlier batches) to its first sample here, then records the batch's last samples. Afterwards the
- * partials equal rollupSeries() with the previous sample given, for batches that arrive in time order.
- */
-export function joinPrevious(partials: RollupPartial[], edges: SeriesEdge[], previous: Map<string, PreviousSample>): void {
-  for (const edge of edges) {
-    const prev = previous.get(edge.key);
-    if (prev !== undefined && edge.first.timeMs > prev.timeMs) {
-      const gap = edge.first.value >= prev.value ? edge.first.value - prev.value : edge.first.value;
-      for (const index of edge.firstPartials) partials[index]!.increase += gap;
-    }
-    if (prev === undefined || edge.last.timeMs > prev.timeMs) {
-      previous.delete(edge.key);
-      previous.set(edge.key, edge.last);
-    }
-  }
+export function rollupBatch(series: Series[]): RollupPartial[] {
+  return series.flatMap((s) => {
+    const previous = s.previous ? { timeMs: s.previous.timeUnixMs, value: s.previous.value } : undefined;
+    return RESOLUTIONS.flatMap((resolution) => rollupSeries(s, resolution, previous).partials);
+  });
 }

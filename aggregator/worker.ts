@@ -1,10 +1,8 @@
 import { type Batch, batchId } from "../proto/batch.js";
 import { CodecError, decodeBatch } from "../proto/codec.js";
 import { type BatchLimits, validateBatch, ValidationError } from "../proto/validate.js";
-import { labelsText } from "../storage/fingerprint.js";
 import type { RollupPartial } from "../storage/store.js";
-import { seriesLabels } from "../storage/values.js";
-import { rollupBatch, type SeriesEdge } from "./rollup.js";
+import { rollupBatch } from "./rollup.js";
 
 // Runs in the piscina worker threads: everything CPU-bound about one Kafka message (CRC, LZ4, protobuf,
 // limits, rollups), so that the main thread only schedules, writes and commits.
@@ -16,7 +14,7 @@ export interface DecodeTask {
 }
 
 export type DecodeResult =
-  | { ok: true; id: string; batch: Batch; partials: RollupPartial[]; edges: SeriesEdge[]; decodeMs: number }
+  | { ok: true; id: string; batch: Batch; partials: RollupPartial[]; decodeMs: number }
   | { ok: false; reason: string; message: string };
 
 export default function decode(task: DecodeTask): DecodeResult {
@@ -24,8 +22,7 @@ export default function decode(task: DecodeTask): DecodeResult {
   try {
     const batch = decodeBatch(task.value, { maxBatchBytes: task.maxBatchBytes });
     validateBatch(batch, task.limits);
-    const { partials, edges } = rollupBatch(batch.series, (s) => `${batch.tenant}\u0000${labelsText(seriesLabels(s.name, s.labels))}`);
-    return { ok: true, id: batchId(batch), batch, partials, edges, decodeMs: performance.now() - started };
+    return { ok: true, id: batchId(batch), batch, partials: rollupBatch(batch.series), decodeMs: performance.now() - started };
   } catch (err) {
     if (err instanceof CodecError) return { ok: false, reason: err.kind, message: err.message };
     if (err instanceof ValidationError) return { ok: false, reason: err.reason, message: err.message };

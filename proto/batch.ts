@@ -34,6 +34,8 @@ export interface Series {
   labels: Labels;
   kind: SampleKind;
   points: Point[];
+  /** The sample sent for this series just before `points` (see bifrost.proto). */
+  previous?: Point;
 }
 
 export interface Batch {
@@ -70,6 +72,10 @@ interface WireLabel {
   name: string;
   value: string;
 }
+interface WirePoint {
+  timeUnixMs: number | LongLike;
+  value: number;
+}
 interface WireBatch {
   tenant: string;
   nodeId: string;
@@ -78,7 +84,7 @@ interface WireBatch {
   sequence: number | LongLike;
   createdUnixNano: number | LongLike;
   streams: { labels: WireLabel[]; entries: { timeUnixNano: number | LongLike; line: string; metadata: WireLabel[] }[] }[];
-  series: { name: string; labels: WireLabel[]; kind: number; points: { timeUnixMs: number | LongLike; value: number }[] }[];
+  series: { name: string; labels: WireLabel[]; kind: number; points: WirePoint[]; previous?: WirePoint | null }[];
 }
 
 const TWO_32 = 4294967296;
@@ -108,6 +114,10 @@ function fromWireLabels(labels: WireLabel[]): Labels {
   return out;
 }
 
+function fromWirePoint(point: WirePoint): Point {
+  return { timeUnixMs: toNumber(point.timeUnixMs), value: point.value };
+}
+
 export function encodeBatchMessage(batch: Batch): Uint8Array {
   const wire: WireBatch = {
     tenant: batch.tenant,
@@ -129,6 +139,7 @@ export function encodeBatchMessage(batch: Batch): Uint8Array {
       labels: toWireLabels(series.labels),
       kind: series.kind,
       points: series.points,
+      ...(series.previous ? { previous: series.previous } : {}),
     })),
   };
   return BatchType.encode(wire as unknown as protobuf.Message).finish();
@@ -156,7 +167,8 @@ export function decodeBatchMessage(bytes: Uint8Array): Batch {
       name: series.name,
       labels: fromWireLabels(series.labels),
       kind: series.kind in SampleKind ? (series.kind as SampleKind) : SampleKind.Unspecified,
-      points: series.points.map((point) => ({ timeUnixMs: toNumber(point.timeUnixMs), value: point.value })),
+      points: series.points.map(fromWirePoint),
+      ...(series.previous ? { previous: fromWirePoint(series.previous) } : {}),
     })),
   };
 }

@@ -26,8 +26,9 @@ function resealed(frame: Buffer): Buffer {
 }
 
 describe("batch codec round trip", () => {
-  it("keeps every field of logs and samples", () => {
-    const batch = makeBatch({ streams: 3, entriesPerStream: 50, series: 4, pointsPerSeries: 20 });
+  it("keeps every field of logs and samples, including a series' previous sample", () => {
+    const batch = makeBatch({ sequence: 5, streams: 3, entriesPerStream: 50, series: 4, pointsPerSeries: 20 });
+    assert.ok(batch.series[0]!.previous && !batch.series[1]!.previous);
     assert.deepEqual(decodeBatch(encodeBatch(batch)), batch);
   });
 

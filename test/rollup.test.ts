@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { type PreviousSample, rollupSeries } from "../aggregator/rollup.js";
+import { type PreviousSample, rollupBatch, rollupSeries } from "../aggregator/rollup.js";
 import { labelsOf, SampleKind, type Series } from "../proto/batch.js";
 
 function series(kind: SampleKind, points: [number, number][]): Series {
@@ -40,5 +40,19 @@ describe("rollupSeries", () => {
 
   it("gives gauges no increase", () => {
     assert.equal(rollupSeries(series(SampleKind.Gauge, [[0, 5], [1000, 9]]), "1h").partials[0]!.increase, 0);
+  });
+
+  it("rolls up a batch from its own content: each series' previous sample starts its counter increase", () => {
+    const counter = { ...series(SampleKind.Counter, [[61_000, 12], [62_000, 1]]), previous: { timeUnixMs: 50_000, value: 10 } };
+    const partials = rollupBatch([counter, series(SampleKind.Gauge, [[61_000, 3]])]);
+    assert.deepEqual(
+      partials.map((p) => [p.kind, p.resolution, p.bucketStartMs, p.increase]),
+      [
+        [SampleKind.Counter, "1m", 60_000, 3],
+        [SampleKind.Counter, "1h", 0, 3],
+        [SampleKind.Gauge, "1m", 60_000, 0],
+        [SampleKind.Gauge, "1h", 0, 0],
+      ],
+    );
   });
 });

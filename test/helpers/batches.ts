@@ -77,6 +77,10 @@ export function makeBatch(shape: BatchShape = {}): Batch {
         const tick = sequence * pointsPerSeries + p;
         return { timeUnixMs: firstSample + tick * 15_000, value: m % 2 === 0 ? tick * 1.5 : 1e9 + random() * 1e6 };
       }),
+      // As a collector does from the second batch on: the sample sent just before these.
+      ...(sequence > 1 && m % 2 === 0
+        ? { previous: { timeUnixMs: firstSample + (sequence * pointsPerSeries - 1) * 15_000, value: (sequence * pointsPerSeries - 1) * 1.5 } }
+        : {}),
     })),
   };
 }
