@@ -17,6 +17,7 @@ export interface AggregatorOptions {
   maxBatchBytes: number;
   limits: BatchLimits;
   partitionsConcurrently: number;
+  sessionTimeoutMs?: number;
   metrics: AggregatorMetrics;
   log: Logger;
 }
@@ -37,8 +38,8 @@ export class Aggregator {
   constructor(private readonly options: AggregatorOptions) {
     this.consumer = options.kafka.consumer({
       groupId: options.groupId,
-      sessionTimeout: 30_000,
-      heartbeatInterval: 3_000,
+      sessionTimeout: options.sessionTimeoutMs ?? 30_000,
+      heartbeatInterval: Math.min(3_000, Math.floor((options.sessionTimeoutMs ?? 30_000) / 3)),
       maxBytesPerPartition: Math.max(1 << 20, options.maxBatchBytes),
       retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 30_000 },
     });

@@ -32,6 +32,7 @@ export async function startAggregator(runtime: Runtime): Promise<Running> {
     maxBatchBytes: config.aggregator.max_batch_bytes,
     limits: config.aggregator.limits,
     partitionsConcurrently: config.aggregator.partitions_concurrently,
+    sessionTimeoutMs: config.aggregator.session_timeout_ms,
     metrics: aggregatorMetrics(runtime.registry),
     log,
   });

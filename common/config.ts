@@ -121,6 +121,7 @@ export const configSchema = z.strictObject({
       max_queue: number(z.number().int().min(1)).default(64).describe("batches waiting for a worker before partitions pause"),
       max_batch_bytes: number(z.number().int().positive()).default(16 << 20).describe("largest accepted batch, uncompressed"),
       partitions_concurrently: number(z.number().int().min(1).max(64)).default(4),
+      session_timeout_ms: number(z.number().int().min(6000)).default(30_000).describe("how long a silent member keeps its partitions"),
       limits: z
         .strictObject({
           max_labels: number(z.number().int().min(1)).default(30),

@@ -5,53 +5,17 @@ import { Piscina } from "piscina";
 import { Registry } from "prom-client";
 import { Aggregator } from "../aggregator/consumer.js";
 import { aggregatorMetrics } from "../aggregator/metrics.js";
-import { rollupSeries, type PreviousSample } from "../aggregator/rollup.js";
 import { createLogger } from "../common/log.js";
-import { type Batch, labelsOf } from "../proto/batch.js";
+import { labelsOf } from "../proto/batch.js";
 import { encodeBatch } from "../proto/codec.js";
 import { ClickHouseStore } from "../storage/clickhouse.js";
-import { labelsText } from "../storage/fingerprint.js";
-import { seriesLabels } from "../storage/values.js";
-import type { RollupPartial } from "../storage/store.js";
+import { assertRollupsMatch, counterTotal, until } from "./helpers/aggregation.js";
 import { makeBatch } from "./helpers/batches.js";
 import { CLICKHOUSE_URL, KAFKA_BROKERS, uniqueName } from "./helpers/services.js";
 import { T0_NS, TEST_RETENTION } from "./helpers/store-contract.js";
 
 const LIMITS = { max_labels: 30, max_label_name_bytes: 1024, max_label_value_bytes: 2048, max_line_bytes: 65536 };
 const MAX_BATCH_BYTES = 512 << 10;
-
-async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 90_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-async function counterTotal(registry: Registry, name: string): Promise<number> {
-  const metric = (await registry.getMetricsAsJSON()).find((m) => m.name === name);
-  return (metric?.values ?? []).reduce((n, v) => n + v.value, 0);
-}
-
-/** What the rollups of `batches` must be: each series rolled up over all its points in order, bucket by bucket. */
-function expectedRollups(batches: Batch[]): Map<string, Pick<RollupPartial, "min" | "max" | "sum" | "count" | "last" | "increase">> {
-  const out = new Map<string, Pick<RollupPartial, "min" | "max" | "sum" | "count" | "last" | "increase">>();
-  const previous = new Map<string, PreviousSample | undefined>();
-  for (const batch of [...batches].sort((a, b) => a.sequence - b.sequence)) {
-    for (const series of batch.series) {
-      const key = labelsText(seriesLabels(series.name, series.labels));
-      const rolled = rollupSeries(series, "1m", previous.get(key));
-      previous.set(key, rolled.last);
-      for (const p of rolled.partials) {
-        const bucketKey = `${key}@${p.bucketStartMs}`;
-        const acc = out.get(bucketKey);
-        if (!acc) out.set(bucketKey, { min: p.min, max: p.max, sum: p.sum, count: p.count, last: p.last, increase: p.increase });
-        else Object.assign(acc, { min: Math.min(acc.min, p.min), max: Math.max(acc.max, p.max), sum: acc.sum + p.sum, count: acc.count + p.count, last: p.last, increase: acc.increase + p.increase });
-      }
-    }
-  }
-  return out;
-}
 
 describe("aggregator: Kafka consumer group -> workers -> store", () => {
   const topic = uniqueName("agg");
@@ -122,23 +86,7 @@ describe("aggregator: Kafka consumer group -> workers -> store", () => {
     const samples = await store.selectSamples({ tenant: "fleet-a", matchers: [], startMs: Number(range.startNs / 1_000_000n), endMs: Number(range.endNs / 1_000_000n) });
     assert.equal(samples.reduce((n, s) => n + s.points.length, 0), batches.length * 3 * 8);
 
-    const expected = expectedRollups(batches);
-    const rollups = await store.selectRollups({ tenant: "fleet-a", matchers: [], resolution: "1m", startMs: Number(range.startNs / 1_000_000n), endMs: Number(range.endNs / 1_000_000n) });
-    let buckets = 0;
-    for (const series of rollups) {
-      for (const bucket of series.buckets) {
-        const want = expected.get(`${labelsText(series.labels)}@${bucket.startMs}`);
-        assert.ok(want, `unexpected bucket ${labelsText(series.labels)} ${bucket.startMs}`);
-        assert.equal(bucket.count, want.count);
-        assert.equal(bucket.min, want.min);
-        assert.equal(bucket.max, want.max);
-        assert.equal(bucket.last, want.last);
-        assert.ok(Math.abs(bucket.sum - want.sum) <= 1e-6 * Math.abs(want.sum), `sum ${bucket.sum} vs ${want.sum}`);
-        assert.ok(Math.abs(bucket.increase - want.increase) <= 1e-9 * Math.max(1, want.increase), `increase ${bucket.increase} vs ${want.increase}`);
-        buckets++;
-      }
-    }
-    assert.equal(buckets, expected.size);
+    await assertRollupsMatch(store, batches, Number(range.startNs / 1_000_000n), Number(range.endNs / 1_000_000n));
     assert.equal(await counterTotal(registry, "bifrost_aggregator_dead_letters_total"), 0);
   });
 

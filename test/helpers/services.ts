@@ -29,12 +29,16 @@ export function freePort(): Promise<number> {
 }
 
 /** Starts a private chDB HTTP front end (for tests that need their own settings, such as credentials). */
-export async function startChdbHttp(extraArgs: string[] = [], port?: number): Promise<{ url: string; process: ChildProcess; stop(): Promise<void> }> {
+export async function startChdbHttp(
+  extraArgs: string[] = [],
+  port?: number,
+  dataDir = mkdtempSync(join(tmpdir(), "chdb-")),
+): Promise<{ url: string; dataDir: string; process: ChildProcess; stop(signal?: NodeJS.Signals): Promise<void> }> {
   port ??= await freePort();
   const python = join(process.env.BIFROST_CACHE ?? join(homedir(), ".cache", "bifrost"), "venv", "bin", "python");
   const child = spawn(
     python,
-    [join(REPO_ROOT, "deploy/local/clickhouse/chdb_http.py"), "--port", String(port), "--data-dir", mkdtempSync(join(tmpdir(), "chdb-")), ...extraArgs],
+    [join(REPO_ROOT, "deploy/local/clickhouse/chdb_http.py"), "--port", String(port), "--data-dir", dataDir, ...extraArgs],
     { stdio: ["ignore", "pipe", "inherit"] },
   );
   const url = `http://127.0.0.1:${port}`;
@@ -51,12 +55,13 @@ export async function startChdbHttp(extraArgs: string[] = [], port?: number): Pr
   }
   return {
     url,
+    dataDir,
     process: child,
-    stop: () =>
+    stop: (signal = "SIGTERM") =>
       new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
         child.once("exit", () => resolve());
-        child.kill("SIGTERM");
+        child.kill(signal);
       }),
   };
 }

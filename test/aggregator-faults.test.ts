@@ -1,0 +1,183 @@
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { after, before, describe, it } from "node:test";
+import { join } from "node:path";
+import { Kafka, logLevel, Partitioners, type Producer } from "kafkajs";
+import { Piscina } from "piscina";
+import { Registry } from "prom-client";
+import { Aggregator } from "../aggregator/consumer.js";
+import { aggregatorMetrics } from "../aggregator/metrics.js";
+import { createLogger } from "../common/log.js";
+import type { Batch } from "../proto/batch.js";
+import { encodeBatch } from "../proto/codec.js";
+import { ClickHouseStore } from "../storage/clickhouse.js";
+import type { Store } from "../storage/store.js";
+import { assertRollupsMatch, counterTotal, until } from "./helpers/aggregation.js";
+import { makeBatch } from "./helpers/batches.js";
+import { CLICKHOUSE_URL, freePort, KAFKA_BROKERS, REPO_ROOT, startChdbHttp, uniqueName } from "./helpers/services.js";
+import { T0_NS, TEST_RETENTION } from "./helpers/store-contract.js";
+
+const LIMITS = { max_labels: 30, max_label_name_bytes: 1024, max_label_value_bytes: 2048, max_line_bytes: 65536 };
+const HOUR_NS = 3_600_000_000_000n;
+const RANGE = { startNs: T0_NS - HOUR_NS, endNs: T0_NS + 24n * HOUR_NS };
+
+function stream(nodes: string[], perNode: number, tenant: string): Batch[] {
+  return nodes.flatMap((nodeId) =>
+    Array.from({ length: perNode }, (_, i) => makeBatch({ tenant, nodeId, sequence: i + 1, streams: 3, entriesPerStream: 40, series: 2, pointsPerSeries: 6, startNs: T0_NS })),
+  );
+}
+
+async function createTopic(kafka: Kafka, topic: string, partitions: number): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.createTopics({ topics: [{ topic, numPartitions: partitions }, { topic: `${topic}.dlq`, numPartitions: 1 }], waitForLeaders: true });
+  await admin.disconnect();
+}
+
+async function connectedProducer(kafka: Kafka): Promise<Producer> {
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+  await producer.connect();
+  return producer;
+}
+
+/** Every batch's rows are in the store exactly once, per node, and the rollups equal a clean run's. */
+async function assertExactlyOnce(store: Store, batches: Batch[]): Promise<void> {
+  const tenant = batches[0]!.tenant;
+  for (const nodeId of new Set(batches.map((b) => b.nodeId))) {
+    const expected = batches.filter((b) => b.nodeId === nodeId).reduce((n, b) => n + b.streams.reduce((m, s) => m + s.entries.length, 0), 0);
+    const counted = await store.countLogs({ tenant, matchers: [{ name: "node", op: "=", value: nodeId }], ...RANGE, stepNs: RANGE.endNs - RANGE.startNs });
+    assert.equal(counted.reduce((n, s) => n + s.points[0]!.count, 0), expected, `log rows of ${nodeId}`);
+  }
+  const samples = await store.selectSamples({ tenant, matchers: [], startMs: Number(RANGE.startNs / 1_000_000n), endMs: Number(RANGE.endNs / 1_000_000n) });
+  assert.equal(samples.reduce((n, s) => n + s.points.length, 0), batches.reduce((n, b) => n + b.series.reduce((m, s) => m + s.points.length, 0), 0), "samples");
+  await assertRollupsMatch(store, batches, Number(RANGE.startNs / 1_000_000n), Number(RANGE.endNs / 1_000_000n));
+}
+
+async function storeHasAllLogs(store: Store, batches: Batch[]): Promise<boolean> {
+  const expected = batches.reduce((n, b) => n + b.streams.reduce((m, s) => m + s.entries.length, 0), 0);
+  const counted = await store.countLogs({ tenant: batches[0]!.tenant, matchers: [{ name: "node", op: "=~", value: ".+" }], ...RANGE, stepNs: RANGE.endNs - RANGE.startNs });
+  return counted.reduce((n, s) => n + s.points[0]!.count, 0) >= expected;
+}
+
+describe("aggregator faults", () => {
+  const kafka = new Kafka({ clientId: "bifrost-faults-test", brokers: KAFKA_BROKERS, logLevel: logLevel.NOTHING });
+
+  it("kill -9 of one of two aggregators mid-stream: after the rebalance every row is stored once and rollups match a clean run", async () => {
+    const topic = uniqueName("crash");
+    const database = uniqueName("crash");
+    await createTopic(kafka, topic, 6);
+    const store = new ClickHouseStore({ url: CLICKHOUSE_URL, username: "default", password: "", database, retention: TEST_RETENTION });
+    await store.migrate();
+    const groupId = uniqueName("crash-group");
+    const ports = [await freePort(), await freePort()];
+    const spawnAggregator = (port: number): ChildProcess =>
+      spawn(process.execPath, [join(REPO_ROOT, "dist", "cli.js"), "aggregator"], {
+        env: {
+          ...process.env,
+          BIFROST_LOG__LEVEL: "warn",
+          BIFROST_KAFKA__BROKERS: KAFKA_BROKERS.join(","),
+          BIFROST_KAFKA__TOPIC: topic,
+          BIFROST_KAFKA__DEAD_LETTER_TOPIC: `${topic}.dlq`,
+          BIFROST_AGGREGATOR__GROUP_ID: groupId,
+          BIFROST_AGGREGATOR__LISTEN: `127.0.0.1:${port}`,
+          BIFROST_AGGREGATOR__WORKERS: "1",
+          BIFROST_AGGREGATOR__SESSION_TIMEOUT_MS: "6000",
+          BIFROST_STORAGE__ENGINE: "clickhouse",
+          BIFROST_CLICKHOUSE__URL: CLICKHOUSE_URL,
+          BIFROST_CLICKHOUSE__DATABASE: database,
+        },
+        stdio: ["ignore", "ignore", "inherit"],
+      });
+    const handledBy = async (port: number): Promise<number> => {
+      try {
+        const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+        return [...text.matchAll(/^bifrost_aggregator_batches_total\{[^}]*\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+      } catch {
+        return 0;
+      }
+    };
+    const [victim, survivor] = [spawnAggregator(ports[0]!), spawnAggregator(ports[1]!)];
+    const producer = await connectedProducer(kafka);
+    const batches = stream(["n1", "n2", "n3", "n4", "n5", "n6"], 30, "crash-tenant");
+    try {
+      for (const port of ports) await until(`aggregator on ${port} ready`, async () => (await fetch(`http://127.0.0.1:${port}/ready`).catch(() => null))?.status === 200, 60_000);
+      // Steady input: one batch per node at a time; the victim dies once it has written some.
+      for (let i = 0; i < 30; i++) {
+        await producer.send({ topic, acks: -1, messages: batches.filter((b) => b.sequence === i + 1).map((b) => ({ key: b.nodeId, value: encodeBatch(b) })) });
+        if (i === 10) {
+          await until("the victim to handle batches", async () => (await handledBy(ports[0]!)) > 0, 60_000);
+          victim.kill("SIGKILL");
+        }
+      }
+      await until("every row stored after the rebalance", () => storeHasAllLogs(store, batches), 120_000);
+      await assertExactlyOnce(store, batches);
+      assert.ok((await handledBy(ports[1]!)) > 0);
+    } finally {
+      victim.kill("SIGKILL");
+      survivor.kill("SIGTERM");
+      await producer.disconnect();
+      await store.close();
+    }
+  });
+
+  describe("ClickHouse stopped and restarted under load", () => {
+    const topic = uniqueName("chdown");
+    const registry = new Registry();
+    let server: Awaited<ReturnType<typeof startChdbHttp>>;
+    let store: ClickHouseStore;
+    let pool: Piscina;
+    let aggregator: Aggregator;
+    let port: number;
+
+    before(async () => {
+      await createTopic(kafka, topic, 3);
+      port = await freePort();
+      server = await startChdbHttp([], port);
+      store = new ClickHouseStore({ url: server.url, username: "default", password: "", database: uniqueName("chdown"), retention: TEST_RETENTION, attempts: 2 });
+      await store.migrate();
+      pool = new Piscina({ filename: new URL("../aggregator/worker.js", import.meta.url).href, minThreads: 1, maxThreads: 1 });
+      aggregator = new Aggregator({
+        kafka,
+        topic,
+        deadLetterTopic: `${topic}.dlq`,
+        groupId: uniqueName("chdown-group"),
+        store,
+        pool,
+        maxBatchBytes: 1 << 20,
+        limits: LIMITS,
+        partitionsConcurrently: 3,
+        metrics: aggregatorMetrics(registry),
+        log: createLogger("silent"),
+      });
+      await aggregator.start();
+    });
+
+    after(async () => {
+      await aggregator.stop();
+      await pool.destroy();
+      await store.close();
+      await server.stop();
+    });
+
+    it("holds the partitions while the store is down, then writes everything once", async () => {
+      const producer = await connectedProducer(kafka);
+      const batches = stream(["d1", "d2", "d3"], 20, "down-tenant");
+      try {
+        const send = (from: number, to: number) =>
+          producer.send({ topic, acks: -1, messages: batches.filter((b) => b.sequence > from && b.sequence <= to).map((b) => ({ key: b.nodeId, value: encodeBatch(b) })) });
+        await send(0, 6);
+        await until("the first batches written", async () => (await counterTotal(registry, "bifrost_aggregator_batches_total")) >= 18);
+        await server.stop("SIGKILL");
+        await send(6, 20);
+        await until("writes failing against the stopped store", async () => (await counterTotal(registry, "bifrost_aggregator_store_retries_total")) >= 2, 60_000);
+        const handledWhileDown = await counterTotal(registry, "bifrost_aggregator_batches_total");
+        assert.ok(handledWhileDown < batches.length, "nothing can be written while the store is down");
+        server = await startChdbHttp([], port, server.dataDir);
+        await until("every batch handled after the restart", async () => (await counterTotal(registry, "bifrost_aggregator_batches_total")) >= batches.length, 120_000);
+        await assertExactlyOnce(store, batches);
+      } finally {
+        await producer.disconnect();
+      }
+    });
+  });
+});

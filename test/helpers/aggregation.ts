@@ -1,0 +1,63 @@
+import assert from "node:assert/strict";
+import type { Registry } from "prom-client";
+import { type PreviousSample, rollupSeries } from "../../aggregator/rollup.js";
+import type { Batch } from "../../proto/batch.js";
+import { labelsText } from "../../storage/fingerprint.js";
+import type { RollupPartial, Store } from "../../storage/store.js";
+import { seriesLabels } from "../../storage/values.js";
+
+export async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 90_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+export async function counterTotal(registry: Registry, name: string): Promise<number> {
+  const metric = (await registry.getMetricsAsJSON()).find((m) => m.name === name);
+  return (metric?.values ?? []).reduce((n, v) => n + v.value, 0);
+}
+
+/** What the rollups of `batches` must be: each series rolled up over all its points in order, bucket by bucket. */
+export function expectedRollups(batches: Batch[]): Map<string, Pick<RollupPartial, "min" | "max" | "sum" | "count" | "last" | "increase">> {
+  const out = new Map<string, Pick<RollupPartial, "min" | "max" | "sum" | "count" | "last" | "increase">>();
+  const previous = new Map<string, PreviousSample | undefined>();
+  for (const batch of [...batches].sort((a, b) => a.sequence - b.sequence)) {
+    for (const series of batch.series) {
+      const key = labelsText(seriesLabels(series.name, series.labels));
+      const rolled = rollupSeries(series, "1m", previous.get(key));
+      previous.set(key, rolled.last);
+      for (const p of rolled.partials) {
+        const bucketKey = `${key}@${p.bucketStartMs}`;
+        const acc = out.get(bucketKey);
+        if (!acc) out.set(bucketKey, { min: p.min, max: p.max, sum: p.sum, count: p.count, last: p.last, increase: p.increase });
+        else Object.assign(acc, { min: Math.min(acc.min, p.min), max: Math.max(acc.max, p.max), sum: acc.sum + p.sum, count: acc.count + p.count, last: p.last, increase: acc.increase + p.increase });
+      }
+    }
+  }
+  return out;
+}
+
+
+/** The store's 1m rollups over [startMs, endMs) equal those of a clean, in-order run over `batches`. */
+export async function assertRollupsMatch(store: Store, batches: Batch[], startMs: number, endMs: number): Promise<void> {
+  const tenant = batches[0]!.tenant;
+  const rollups = await store.selectRollups({ tenant, matchers: [], resolution: "1m", startMs, endMs });
+  const expected = expectedRollups(batches);
+  let buckets = 0;
+  for (const series of rollups) {
+    for (const bucket of series.buckets) {
+      const want = expected.get(`${labelsText(series.labels)}@${bucket.startMs}`);
+      assert.ok(want, `unexpected bucket ${labelsText(series.labels)} ${bucket.startMs}`);
+      assert.equal(bucket.count, want.count);
+      assert.equal(bucket.min, want.min);
+      assert.equal(bucket.max, want.max);
+      assert.equal(bucket.last, want.last);
+      assert.ok(Math.abs(bucket.sum - want.sum) <= 1e-6 * Math.abs(want.sum), `sum ${bucket.sum} vs ${want.sum}`);
+      assert.ok(Math.abs(bucket.increase - want.increase) <= 1e-9 * Math.max(1, want.increase), `increase ${bucket.increase} vs ${want.increase}`);
+      buckets++;
+    }
+  }
+  assert.equal(buckets, expected.size);
+}
