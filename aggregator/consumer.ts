@@ -2,9 +2,9 @@ import type { Consumer, EachBatchPayload, IHeaders, Kafka, KafkaMessage, Produce
 import type { Piscina } from "piscina";
 import type { Logger } from "../common/log.js";
 import type { BatchLimits } from "../proto/validate.js";
-import type { AppendResult, LogBatch, RollupBatch, SampleBatch, Store } from "../storage/store.js";
-import { StoreError } from "../storage/values.js";
+import type { LogBatch, RollupBatch, SampleBatch, Store } from "../storage/store.js";
 import type { AggregatorMetrics } from "./metrics.js";
+import { WriteBuffer } from "./write-buffer.js";
 import type { DecodeResult, DecodeTask } from "./worker.js";
 
 export interface AggregatorOptions {
@@ -18,6 +18,9 @@ export interface AggregatorOptions {
   limits: BatchLimits;
   partitionsConcurrently: number;
   sessionTimeoutMs?: number;
+  /** A flush to the store starts when this many rows wait (default 50k) or the oldest waited flushMs (default 500). */
+  flushRows?: number;
+  flushMs?: number;
   metrics: AggregatorMetrics;
   log: Logger;
 }
@@ -32,6 +35,8 @@ export interface AggregatorOptions {
 export class Aggregator {
   private readonly consumer: Consumer;
   private readonly producer: Producer;
+  private readonly buffer: WriteBuffer;
+  private readonly slots: Slots;
   private joined = false;
   private running = false;
 
@@ -44,6 +49,13 @@ export class Aggregator {
       retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 30_000 },
     });
     this.producer = options.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    this.slots = new Slots(options.pool.options.maxThreads + options.pool.options.maxQueue);
+    this.buffer = new WriteBuffer(options.store, {
+      maxRows: options.flushRows ?? 50_000,
+      maxAgeMs: options.flushMs ?? 500,
+      metrics: options.metrics,
+      log: options.log,
+    });
     this.consumer.on(this.consumer.events.GROUP_JOIN, (event) => {
       this.joined = true;
       options.log.info({ member: event.payload.memberId, assignment: event.payload.memberAssignment }, "joined the consumer group");
@@ -76,24 +88,20 @@ export class Aggregator {
   async stop(): Promise<void> {
     this.running = false;
     await this.consumer.disconnect();
+    await this.buffer.drain();
     await this.producer.disconnect();
   }
 
   private async handle({ batch, heartbeat, isRunning, isStale, resolveOffset }: EachBatchPayload): Promise<void> {
-    const { log, metrics, pool } = this.options;
+    const { log, metrics } = this.options;
     if (batch.messages.length === 0) return;
-    const results = await Promise.all(
-      batch.messages.map((message) =>
-        message.value === null
-          ? Promise.resolve<DecodeResult>({ ok: false, reason: "empty", message: "message has no value" })
-          : (pool.run({ value: message.value, maxBatchBytes: this.options.maxBatchBytes, limits: this.options.limits } satisfies DecodeTask) as Promise<DecodeResult>),
-      ),
-    );
+    const results = await Promise.all(batch.messages.map((message) => this.decode(message)));
 
     const logs: LogBatch[] = [];
     const samples: SampleBatch[] = [];
     const rollups: RollupBatch[] = [];
     const dead: { message: KafkaMessage; reason: string; error: string }[] = [];
+    let rows = 0;
     results.forEach((result, i) => {
       if (!result.ok) {
         dead.push({ message: batch.messages[i]!, reason: result.reason, error: result.message });
@@ -106,27 +114,29 @@ export class Aggregator {
         samples.push({ id, tenant: decoded.tenant, series: decoded.series });
         rollups.push({ id, tenant: decoded.tenant, partials: result.partials });
       }
+      rows += decoded.streams.reduce((n, s) => n + s.entries.length, 0) + decoded.series.reduce((n, s) => n + s.points.length, 0);
     });
 
     if (dead.length > 0) await this.sendDeadLetters(batch.topic, batch.partition, dead);
-    const stopWrite = () => !isRunning() || isStale();
-    const started = performance.now();
-    // Raw samples before rollups: a replay after a crash between the two finds the samples stored.
-    const logResult = await this.writeWithRetry("logs", () => this.options.store.appendLogs(logs), heartbeat, stopWrite);
-    const sampleResult = await this.writeWithRetry("samples", () => this.options.store.appendSamples(samples), heartbeat, stopWrite);
-    const rollupResult = await this.writeWithRetry("rollups", () => this.options.store.appendRollups(rollups), heartbeat, stopWrite);
-    if (logResult === undefined || sampleResult === undefined || rollupResult === undefined) {
+    // Heartbeat while the buffer holds this partition's rows: a flush may wait out a store outage.
+    const written = this.buffer.add({ logs, samples, rollups, rows });
+    let settled = false;
+    written.then(
+      () => (settled = true),
+      () => (settled = true),
+    );
+    while (!settled) {
+      await Promise.race([written.catch(() => {}), new Promise((r) => setTimeout(r, 1000))]);
+      // A rebalance surfaces here as an error: it ends this batch uncommitted (the rows are written anyway, and
+      // the next owner's replay of them changes nothing).
+      if (!settled) await heartbeat();
+    }
+    await written;
+    if (!isRunning() || isStale()) {
       log.warn({ topic: batch.topic, partition: batch.partition }, "partition revoked while writing; its next owner replays the batch");
       return;
     }
-    metrics.writeSeconds.observe((performance.now() - started) / 1000);
-    metrics.rows.inc({ signal: "logs" }, logResult.rows);
-    metrics.rows.inc({ signal: "samples" }, sampleResult.rows);
-    metrics.rows.inc({ signal: "rollups" }, rollupResult.rows);
-    const good = results.length - dead.length;
-    const duplicates = Math.min(good, Math.max(logResult.duplicates, sampleResult.duplicates));
-    metrics.batches.inc({ result: "written" }, good - duplicates);
-    metrics.batches.inc({ result: "duplicate" }, duplicates);
+    metrics.batches.inc({ result: "stored" }, results.length - dead.length);
     metrics.batches.inc({ result: "dead_letter" }, dead.length);
 
     const last = batch.messages[batch.messages.length - 1]!;
@@ -137,23 +147,18 @@ export class Aggregator {
     await heartbeat();
   }
 
-  /** Writes until the store takes it; undefined when the partition was revoked meanwhile. */
-  private async writeWithRetry(what: string, write: () => Promise<AppendResult>, heartbeat: () => Promise<void>, stop: () => boolean): Promise<AppendResult | undefined> {
-    for (let attempt = 1; ; attempt++) {
-      if (stop()) return undefined;
-      try {
-        return await write();
-      } catch (err) {
-        if (!(err instanceof StoreError) || !err.transient) throw err;
-        this.options.metrics.storeRetries.inc();
-        const delay = Math.min(30_000, 500 * 2 ** Math.min(attempt - 1, 6));
-        this.options.log.warn({ err: err.message, attempt, delay_ms: delay, what }, "store unavailable; holding the partition and retrying");
-        for (let waited = 0; waited < delay; waited += 1000) {
-          await heartbeat();
-          if (stop()) return undefined;
-          await new Promise((r) => setTimeout(r, Math.min(1000, delay - waited)));
-        }
-      }
+  /**
+   * Decodes one message in the pool. A fetch after a rebalance can hold hundreds of messages per partition;
+   * admitting them only as slots free keeps the pool's queue within its bound instead of failing the batch.
+   */
+  private async decode(message: KafkaMessage): Promise<DecodeResult> {
+    if (message.value === null) return { ok: false, reason: "empty", message: "message has no value" };
+    await this.slots.acquire();
+    try {
+      const task: DecodeTask = { value: message.value, maxBatchBytes: this.options.maxBatchBytes, limits: this.options.limits };
+      return (await this.options.pool.run(task)) as DecodeResult;
+    } finally {
+      this.slots.release();
     }
   }
 
@@ -176,5 +181,26 @@ export class Aggregator {
       this.options.metrics.deadLetters.inc({ reason });
       this.options.log.warn({ topic, partition, offset: message.offset, reason, error }, "message sent to the dead-letter topic");
     }
+  }
+}
+
+/** A counting semaphore. */
+class Slots {
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(private free: number) {}
+
+  async acquire(): Promise<void> {
+    if (this.free > 0) {
+      this.free--;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+
+  release(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.free++;
   }
 }

@@ -33,6 +33,8 @@ export async function startAggregator(runtime: Runtime): Promise<Running> {
     limits: config.aggregator.limits,
     partitionsConcurrently: config.aggregator.partitions_concurrently,
     sessionTimeoutMs: config.aggregator.session_timeout_ms,
+    flushRows: config.aggregator.flush_rows,
+    flushMs: config.aggregator.flush_ms,
     metrics: aggregatorMetrics(runtime.registry),
     log,
   });

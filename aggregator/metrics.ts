@@ -6,8 +6,13 @@ export function aggregatorMetrics(registry: Registry) {
   return {
     batches: new Counter({
       name: "bifrost_aggregator_batches_total",
-      help: "Kafka messages (collector batches) handled, by result: written, duplicate (already stored), dead_letter.",
+      help: "Kafka messages (collector batches) handled, by result: stored (written now or already) or dead_letter.",
       labelNames: ["result"],
+      registers: [registry],
+    }),
+    duplicates: new Counter({
+      name: "bifrost_aggregator_duplicate_batches_total",
+      help: "Batches the store already held (replays after a crash or rebalance); nothing was written for them.",
       registers: [registry],
     }),
     rows: new Counter({ name: "bifrost_aggregator_rows_written_total", help: "Rows written to the store, by signal.", labelNames: ["signal"], registers: [registry] }),
@@ -31,7 +36,7 @@ export function aggregatorMetrics(registry: Registry) {
     }),
     writeSeconds: new Histogram({
       name: "bifrost_aggregator_write_seconds",
-      help: "Time to write one Kafka fetch's rows to the store, retries included.",
+      help: "Time to write one flush of the write buffer to the store, retries included.",
       buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60],
       registers: [registry],
     }),

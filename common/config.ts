@@ -122,6 +122,8 @@ export const configSchema = z.strictObject({
       max_batch_bytes: number(z.number().int().positive()).default(16 << 20).describe("largest accepted batch, uncompressed"),
       partitions_concurrently: number(z.number().int().min(1).max(64)).default(4),
       session_timeout_ms: number(z.number().int().min(6000)).default(30_000).describe("how long a silent member keeps its partitions"),
+      flush_rows: number(z.number().int().min(1)).default(50_000).describe("rows gathered across partitions per store write"),
+      flush_ms: number(z.number().int().min(1)).default(500).describe("longest wait before a store write"),
       limits: z
         .strictObject({
           max_labels: number(z.number().int().min(1)).default(30),

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { after, before, describe, it } from "node:test";
+import { mkdtempSync, openSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Kafka, logLevel, Partitioners, type Producer } from "kafkajs";
 import { Piscina } from "piscina";
@@ -69,6 +71,8 @@ describe("aggregator faults", () => {
     const store = new ClickHouseStore({ url: CLICKHOUSE_URL, username: "default", password: "", database, retention: TEST_RETENTION });
     await store.migrate();
     const groupId = uniqueName("crash-group");
+    // The aggregators' JSON logs, for a look when this fails.
+    const logDir = mkdtempSync(join(tmpdir(), "bifrost-crash-"));
     const ports = [await freePort(), await freePort()];
     const spawnAggregator = (port: number): ChildProcess =>
       spawn(process.execPath, [join(REPO_ROOT, "dist", "cli.js"), "aggregator"], {
@@ -86,7 +90,7 @@ describe("aggregator faults", () => {
           BIFROST_CLICKHOUSE__URL: CLICKHOUSE_URL,
           BIFROST_CLICKHOUSE__DATABASE: database,
         },
-        stdio: ["ignore", "ignore", "inherit"],
+        stdio: ["ignore", openSync(join(logDir, `aggregator-${port}.log`), "a"), "ignore"],
       });
     const handledBy = async (port: number): Promise<number> => {
       try {
@@ -109,7 +113,9 @@ describe("aggregator faults", () => {
           victim.kill("SIGKILL");
         }
       }
-      await until("every row stored after the rebalance", () => storeHasAllLogs(store, batches), 120_000);
+      await until("every row stored after the rebalance", () => storeHasAllLogs(store, batches), 120_000).catch((err: Error) => {
+        throw new Error(`${err.message}; aggregator logs in ${logDir}`);
+      });
       await assertExactlyOnce(store, batches);
       assert.ok((await handledBy(ports[1]!)) > 0);
     } finally {

@@ -1,0 +1,98 @@
+import type { Logger } from "../common/log.js";
+import type { LogBatch, RollupBatch, SampleBatch, Store } from "../storage/store.js";
+import { StoreError } from "../storage/values.js";
+import type { AggregatorMetrics } from "./metrics.js";
+
+export interface WritePart {
+  logs: LogBatch[];
+  samples: SampleBatch[];
+  rollups: RollupBatch[];
+  rows: number;
+}
+
+interface Pending {
+  part: WritePart;
+  done: () => void;
+  failed: (err: unknown) => void;
+}
+
+/**
+ * Gathers what concurrently consumed partitions decoded into large store writes: a flush starts when
+ * `maxRows` rows wait or the oldest has waited `maxAgeMs`, and one flush runs at a time. `add` resolves when
+ * the flush holding its part is durable, so the caller commits its offsets only then. A transient store
+ * failure is retried with backoff for as long as it lasts; the parts stay pending, nothing is dropped.
+ */
+export class WriteBuffer {
+  private pending: Pending[] = [];
+  private rows = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> | undefined;
+
+  constructor(
+    private readonly store: Store,
+    private readonly options: { maxRows: number; maxAgeMs: number; metrics: AggregatorMetrics; log: Logger },
+  ) {}
+
+  add(part: WritePart): Promise<void> {
+    return new Promise((done, failed) => {
+      this.pending.push({ part, done, failed });
+      this.rows += part.rows;
+      if (this.rows >= this.options.maxRows) this.kick();
+      else this.timer ??= setTimeout(() => this.kick(), this.options.maxAgeMs);
+    });
+  }
+
+  private kick(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.flushing || this.pending.length === 0) return;
+    const taken = this.pending;
+    this.pending = [];
+    this.rows = 0;
+    this.flushing = this.flush(taken).finally(() => {
+      this.flushing = undefined;
+      if (this.pending.length > 0) this.kick();
+    });
+  }
+
+  private async flush(taken: Pending[]): Promise<void> {
+    const { metrics } = this.options;
+    const started = performance.now();
+    try {
+      const logs = await this.retry("logs", () => this.store.appendLogs(taken.flatMap((p) => p.part.logs)));
+      // Raw samples before rollups: a replay after a crash between the two finds the samples stored.
+      const samples = await this.retry("samples", () => this.store.appendSamples(taken.flatMap((p) => p.part.samples)));
+      const rollups = await this.retry("rollups", () => this.store.appendRollups(taken.flatMap((p) => p.part.rollups)));
+      metrics.rows.inc({ signal: "logs" }, logs.rows);
+      metrics.rows.inc({ signal: "samples" }, samples.rows);
+      metrics.rows.inc({ signal: "rollups" }, rollups.rows);
+      metrics.duplicates.inc(Math.max(logs.duplicates, samples.duplicates));
+      metrics.writeSeconds.observe((performance.now() - started) / 1000);
+      for (const p of taken) p.done();
+    } catch (err) {
+      for (const p of taken) p.failed(err);
+    }
+  }
+
+  private async retry<T>(what: string, write: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await write();
+      } catch (err) {
+        if (!(err instanceof StoreError) || !err.transient) throw err;
+        this.options.metrics.storeRetries.inc();
+        const delay = Math.min(30_000, 500 * 2 ** Math.min(attempt - 1, 6));
+        this.options.log.warn({ err: err.message, attempt, delay_ms: delay, what }, "store unavailable; holding the partitions and retrying");
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+  }
+
+  /** Writes whatever waits now and resolves when it is durable. */
+  async drain(): Promise<void> {
+    while (this.pending.length > 0 || this.flushing) {
+      this.kick();
+      await this.flushing;
+    }
+  }
+}

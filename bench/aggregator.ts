@@ -1,0 +1,185 @@
+import { readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { createClient } from "@clickhouse/client";
+import { Kafka, logLevel, Partitioners } from "kafkajs";
+import { Piscina } from "piscina";
+import { Registry } from "prom-client";
+import { Aggregator } from "../aggregator/consumer.js";
+import { aggregatorMetrics } from "../aggregator/metrics.js";
+import { createLogger } from "../common/log.js";
+import { encodeBatch } from "../proto/codec.js";
+import { ClickHouseStore } from "../storage/clickhouse.js";
+import { logRows } from "../storage/rows.js";
+import { nsText } from "../storage/values.js";
+import { makeBatch } from "../test/helpers/batches.js";
+
+// npm run bench:aggregator — sustained throughput from Kafka into ClickHouse through the aggregator (consumer
+// group, piscina workers, idempotent store writes, offset commits) with 1 and 2 workers, on a topic filled
+// beforehand with BENCH_BATCHES collector batches of 10k log lines (200 B) and 1000 samples each. Beside it,
+// in the same run, the two ceilings of this machine: kafkajs reading the same topic without processing, and
+// the engine taking the same rows as one pre-encoded insert per batch. CPU is this process (main and worker
+// threads) plus the ClickHouse engine process. Prints one JSON line; progress goes to stderr.
+
+const BATCHES = Number(process.env.BENCH_BATCHES ?? 100);
+const LINES_PER_BATCH = 10_000;
+const SAMPLES_PER_BATCH = 1_000;
+const KAFKA_BROKERS = (process.env.BIFROST_TEST_KAFKA_BROKERS ?? "127.0.0.1:9092").split(",");
+const CLICKHOUSE_URL = process.env.BIFROST_TEST_CLICKHOUSE_URL ?? "http://127.0.0.1:8123";
+const retention = { logs_days: 30, samples_days: 30, rollups_1m_days: 90, rollups_1h_days: 400 };
+const START_NS = BigInt(Math.floor(Date.now() / 3_600_000) * 3_600_000 - 6 * 3_600_000) * 1_000_000n;
+
+const progress = (message: string) => process.stderr.write(`aggregator bench: ${message}\n`);
+const kafka = new Kafka({ clientId: "bifrost-bench", brokers: KAFKA_BROKERS, logLevel: logLevel.NOTHING });
+
+/** CPU seconds used so far by the ClickHouse engine process that deploy/local/services.sh started. */
+function engineCpuSeconds(): number {
+  try {
+    const pid = readFileSync(join(process.env.BIFROST_CACHE ?? join(homedir(), ".cache", "bifrost"), "run", "clickhouse", "pid"), "utf8").trim();
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+function processCpuSeconds(): number {
+  const usage = process.cpuUsage();
+  return (usage.user + usage.system) / 1e6;
+}
+
+const batches = Array.from({ length: BATCHES }, (_, i) =>
+  makeBatch({ tenant: "bench", nodeId: `edge-${i % 12}`, sequence: Math.floor(i / 12) + 1, streams: 20, entriesPerStream: LINES_PER_BATCH / 20, lineBytes: 200, series: 20, pointsPerSeries: SAMPLES_PER_BATCH / 20, startNs: START_NS }),
+);
+
+async function fillTopic(topic: string): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.createTopics({ topics: [{ topic, numPartitions: 6 }, { topic: `${topic}.dlq`, numPartitions: 1 }], waitForLeaders: true });
+  await admin.disconnect();
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+  await producer.connect();
+  for (let i = 0; i < batches.length; i += 10) {
+    await producer.send({ topic, acks: -1, messages: batches.slice(i, i + 10).map((b) => ({ key: b.nodeId, value: encodeBatch(b) })) });
+  }
+  await producer.disconnect();
+}
+
+async function counter(registry: Registry, name: string): Promise<number> {
+  const metric = (await registry.getMetricsAsJSON()).find((m) => m.name === name);
+  return (metric?.values ?? []).reduce((n, v) => n + v.value, 0);
+}
+
+async function runAggregator(topic: string, workers: number) {
+  const database = `bench_agg_${Date.now()}`;
+  const store = new ClickHouseStore({ url: CLICKHOUSE_URL, username: "default", password: "", database, retention });
+  await store.migrate();
+  const registry = new Registry();
+  const pool = new Piscina({ filename: new URL("../aggregator/worker.js", import.meta.url).href, minThreads: workers, maxThreads: workers });
+  const aggregator = new Aggregator({
+    kafka,
+    topic,
+    deadLetterTopic: `${topic}.dlq`,
+    groupId: `bench-${workers}-${Date.now()}`,
+    store,
+    pool,
+    maxBatchBytes: 16 << 20,
+    limits: { max_labels: 30, max_label_name_bytes: 1024, max_label_value_bytes: 2048, max_line_bytes: 262144 },
+    partitionsConcurrently: 6,
+    metrics: aggregatorMetrics(registry),
+    log: createLogger("warn"),
+  });
+  const [cpu0, engine0, t0] = [processCpuSeconds(), engineCpuSeconds(), performance.now()];
+  await aggregator.start();
+  while ((await counter(registry, "bifrost_aggregator_batches_total")) < BATCHES) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu = processCpuSeconds() - cpu0 + (engineCpuSeconds() - engine0);
+  const lag = await counter(registry, "bifrost_aggregator_consumer_lag");
+  const lines = await counter(registry, "bifrost_aggregator_rows_written_total");
+  await aggregator.stop();
+  await pool.destroy();
+  await store.close();
+  const admin = createClient({ url: CLICKHOUSE_URL });
+  await admin.command({ query: `DROP DATABASE IF EXISTS ${database}` });
+  await admin.close();
+  const rows = BATCHES * (LINES_PER_BATCH + SAMPLES_PER_BATCH);
+  progress(`${workers} worker(s): ${BATCHES} batches in ${seconds.toFixed(1)} s, ${Math.round((BATCHES * LINES_PER_BATCH) / seconds)} lines/s`);
+  return {
+    seconds: Number(seconds.toFixed(2)),
+    lines_per_s: Math.round((BATCHES * LINES_PER_BATCH) / seconds),
+    samples_per_s: Math.round((BATCHES * SAMPLES_PER_BATCH) / seconds),
+    cpu_seconds_per_million_rows: Number(((cpu / rows) * 1e6).toFixed(2)),
+    consumer_lag_at_end: lag,
+    rows_written: lines,
+  };
+}
+
+/** Ceiling 1: kafkajs fetching every message of the topic, doing nothing with them. */
+async function rawConsume(topic: string): Promise<number> {
+  const consumer = kafka.consumer({ groupId: `bench-raw-${Date.now()}` });
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  let seen = 0;
+  const t0 = performance.now();
+  await new Promise<void>((resolve) => {
+    void consumer.run({
+      eachBatch: async ({ batch }) => {
+        seen += batch.messages.length;
+        if (seen >= BATCHES) resolve();
+      },
+    });
+  });
+  const seconds = (performance.now() - t0) / 1000;
+  await consumer.disconnect();
+  return Math.round((BATCHES * LINES_PER_BATCH) / seconds);
+}
+
+/** Ceiling 2: the engine taking each batch's log rows as one pre-encoded JSONEachRow insert, nothing else. */
+async function rawInsert(): Promise<number> {
+  const client = createClient({ url: CLICKHOUSE_URL });
+  const database = `bench_raw_${Date.now()}`;
+  await client.command({ query: `CREATE DATABASE ${database}` });
+  const schema = new ClickHouseStore({ url: CLICKHOUSE_URL, username: "default", password: "", database, retention });
+  await schema.migrate();
+  await schema.close();
+  const bodies = batches.slice(0, Math.min(BATCHES, 30)).map((b) =>
+    logRows({ id: "x", tenant: b.tenant, streams: b.streams })
+      .map((r) => JSON.stringify({ tenant: r.tenant, fingerprint: r.fingerprint, timestamp: nsText(r.timeNs), labels: r.labels, line: r.line, metadata: r.metadata, batch_id: r.batchId }))
+      .join("\n"),
+  );
+  const t0 = performance.now();
+  for (const body of bodies) {
+    const response = await fetch(`${CLICKHOUSE_URL}/?query=${encodeURIComponent(`INSERT INTO ${database}.logs FORMAT JSONEachRow`)}`, { method: "POST", body });
+    await response.arrayBuffer();
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  await client.command({ query: `DROP DATABASE ${database}` });
+  await client.close();
+  return Math.round((bodies.length * LINES_PER_BATCH) / seconds);
+}
+
+const topic = `bench_agg_${Date.now()}`;
+progress(`producing ${BATCHES} batches (${(BATCHES * LINES_PER_BATCH).toLocaleString()} lines) to ${topic}`);
+await fillTopic(topic);
+const one = await runAggregator(topic, 1);
+const two = await runAggregator(topic, 2);
+const kafkaCeiling = await rawConsume(topic);
+const engineCeiling = await rawInsert();
+progress(`ceilings: kafkajs fetch ${kafkaCeiling} lines/s, engine insert ${engineCeiling} lines/s`);
+process.stdout.write(
+  JSON.stringify({
+    bench: "aggregator",
+    batches: BATCHES,
+    lines: BATCHES * LINES_PER_BATCH,
+    samples: BATCHES * SAMPLES_PER_BATCH,
+    workers_1: one,
+    workers_2: two,
+    limit_kafka_fetch_lines_per_s: kafkaCeiling,
+    limit_engine_insert_lines_per_s: engineCeiling,
+    best_vs_engine_limit: Number((Math.max(one.lines_per_s, two.lines_per_s) / engineCeiling).toFixed(2)),
+    target_lines_per_s: 100_000,
+    node: process.version,
+  }) + "\n",
+);
