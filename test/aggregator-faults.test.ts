@@ -5,21 +5,16 @@ import { mkdtempSync, openSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Kafka, logLevel, Partitioners, type Producer } from "kafkajs";
-import { Piscina } from "piscina";
 import { Registry } from "prom-client";
-import { Aggregator } from "../aggregator/consumer.js";
-import { aggregatorMetrics } from "../aggregator/metrics.js";
-import { createLogger } from "../common/log.js";
 import type { Batch } from "../proto/batch.js";
 import { encodeBatch } from "../proto/codec.js";
 import { ClickHouseStore } from "../storage/clickhouse.js";
 import type { Store } from "../storage/store.js";
-import { assertRollupsMatch, counterTotal, until } from "./helpers/aggregation.js";
+import { assertRollupsMatch, counterTotal, startTestAggregator, until } from "./helpers/aggregation.js";
 import { makeBatch } from "./helpers/batches.js";
 import { CLICKHOUSE_URL, freePort, KAFKA_BROKERS, REPO_ROOT, startChdbHttp, uniqueName } from "./helpers/services.js";
 import { T0_NS, TEST_RETENTION } from "./helpers/store-contract.js";
 
-const LIMITS = { max_labels: 30, max_label_name_bytes: 1024, max_label_value_bytes: 2048, max_line_bytes: 65536 };
 const HOUR_NS = 3_600_000_000_000n;
 const RANGE = { startNs: T0_NS - HOUR_NS, endNs: T0_NS + 24n * HOUR_NS };
 
@@ -131,8 +126,7 @@ describe("aggregator faults", () => {
     const registry = new Registry();
     let server: Awaited<ReturnType<typeof startChdbHttp>>;
     let store: ClickHouseStore;
-    let pool: Piscina;
-    let aggregator: Aggregator;
+    let running: Awaited<ReturnType<typeof startTestAggregator>>;
     let port: number;
 
     before(async () => {
@@ -141,26 +135,11 @@ describe("aggregator faults", () => {
       server = await startChdbHttp([], port);
       store = new ClickHouseStore({ url: server.url, username: "default", password: "", database: uniqueName("chdown"), retention: TEST_RETENTION, attempts: 2 });
       await store.migrate();
-      pool = new Piscina({ filename: new URL("../aggregator/worker.js", import.meta.url).href, minThreads: 1, maxThreads: 1 });
-      aggregator = new Aggregator({
-        kafka,
-        topic,
-        deadLetterTopic: `${topic}.dlq`,
-        groupId: uniqueName("chdown-group"),
-        store,
-        pool,
-        maxBatchBytes: 1 << 20,
-        limits: LIMITS,
-        partitionsConcurrently: 3,
-        metrics: aggregatorMetrics(registry),
-        log: createLogger("silent"),
-      });
-      await aggregator.start();
+      running = await startTestAggregator({ kafka, topic, groupId: uniqueName("chdown-group"), store, registry, maxBatchBytes: 1 << 20, workers: 1 });
     });
 
     after(async () => {
-      await aggregator.stop();
-      await pool.destroy();
+      await running.stop();
       await store.close();
       await server.stop();
     });

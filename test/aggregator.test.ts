@@ -1,29 +1,25 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Kafka, logLevel, Partitioners, type Producer } from "kafkajs";
-import { Piscina } from "piscina";
 import { Registry } from "prom-client";
-import { Aggregator } from "../aggregator/consumer.js";
-import { aggregatorMetrics } from "../aggregator/metrics.js";
-import { createLogger } from "../common/log.js";
+import type { Aggregator } from "../aggregator/consumer.js";
 import { labelsOf } from "../proto/batch.js";
 import { encodeBatch } from "../proto/codec.js";
 import { ClickHouseStore } from "../storage/clickhouse.js";
-import { assertRollupsMatch, counterTotal, until } from "./helpers/aggregation.js";
+import { assertRollupsMatch, counterTotal, startTestAggregator, until } from "./helpers/aggregation.js";
 import { makeBatch } from "./helpers/batches.js";
 import { CLICKHOUSE_URL, KAFKA_BROKERS, uniqueName } from "./helpers/services.js";
 import { T0_NS, TEST_RETENTION } from "./helpers/store-contract.js";
 
-const LIMITS = { max_labels: 30, max_label_name_bytes: 1024, max_label_value_bytes: 2048, max_line_bytes: 65536 };
 const MAX_BATCH_BYTES = 512 << 10;
 
 describe("aggregator: Kafka consumer group -> workers -> store", () => {
   const topic = uniqueName("agg");
-  const deadLetterTopic = `${topic}.dlq`;
+  const deadLetterTopic = `${topic}.dlq`; // where startTestAggregator sends dead letters
   const kafka = new Kafka({ clientId: "bifrost-aggregator-test", brokers: KAFKA_BROKERS, logLevel: logLevel.NOTHING });
   const registry = new Registry();
   let store: ClickHouseStore;
-  let pool: Piscina;
+  let running: Awaited<ReturnType<typeof startTestAggregator>>;
   let aggregator: Aggregator;
   let producer: Producer;
   let produced = 0;
@@ -44,26 +40,12 @@ describe("aggregator: Kafka consumer group -> workers -> store", () => {
     await producer.connect();
     store = new ClickHouseStore({ url: CLICKHOUSE_URL, username: "default", password: "", database: uniqueName("agg"), retention: TEST_RETENTION });
     await store.migrate();
-    pool = new Piscina({ filename: new URL("../aggregator/worker.js", import.meta.url).href, minThreads: 2, maxThreads: 2 });
-    aggregator = new Aggregator({
-      kafka,
-      topic,
-      deadLetterTopic,
-      groupId: uniqueName("agg-group"),
-      store,
-      pool,
-      maxBatchBytes: MAX_BATCH_BYTES,
-      limits: LIMITS,
-      partitionsConcurrently: 3,
-      metrics: aggregatorMetrics(registry),
-      log: createLogger("silent"),
-    });
-    await aggregator.start();
+    running = await startTestAggregator({ kafka, topic, groupId: uniqueName("agg-group"), store, registry, maxBatchBytes: MAX_BATCH_BYTES, workers: 2 });
+    aggregator = running.aggregator;
   });
 
   after(async () => {
-    await aggregator.stop();
-    await pool.destroy();
+    await running.stop();
     await producer.disconnect();
     await store.close();
   });

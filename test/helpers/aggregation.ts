@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
+import type { Kafka } from "kafkajs";
+import { Piscina } from "piscina";
 import type { Registry } from "prom-client";
+import { Aggregator } from "../../aggregator/consumer.js";
+import { aggregatorMetrics } from "../../aggregator/metrics.js";
+import { createLogger } from "../../common/log.js";
 import { type PreviousSample, rollupSeries } from "../../aggregator/rollup.js";
 import type { Batch } from "../../proto/batch.js";
 import { labelsText } from "../../storage/fingerprint.js";
@@ -60,4 +65,32 @@ export async function assertRollupsMatch(store: Store, batches: Batch[], startMs
     }
   }
   assert.equal(buckets, expected.size);
+}
+
+export const TEST_LIMITS = { max_labels: 30, max_label_name_bytes: 1024, max_label_value_bytes: 2048, max_line_bytes: 65536 };
+
+/** An in-process aggregator on `topic` (dead letters to `${topic}.dlq`) with its own worker pool, started. */
+export async function startTestAggregator(options: { kafka: Kafka; topic: string; groupId: string; store: Store; registry: Registry; maxBatchBytes: number; workers: number }) {
+  const pool = new Piscina({ filename: new URL("../../aggregator/worker.js", import.meta.url).href, minThreads: options.workers, maxThreads: options.workers });
+  const aggregator = new Aggregator({
+    kafka: options.kafka,
+    topic: options.topic,
+    deadLetterTopic: `${options.topic}.dlq`,
+    groupId: options.groupId,
+    store: options.store,
+    pool,
+    maxBatchBytes: options.maxBatchBytes,
+    limits: TEST_LIMITS,
+    partitionsConcurrently: 3,
+    metrics: aggregatorMetrics(options.registry),
+    log: createLogger("silent"),
+  });
+  await aggregator.start();
+  return {
+    aggregator,
+    stop: async () => {
+      await aggregator.stop();
+      await pool.destroy();
+    },
+  };
 }
