@@ -66,7 +66,7 @@ function parseCommandLine(argv: string[]): { role: Role; configFile?: string; ch
   return { role: role as Role, configFile: values.config, checkOnly: values["check-config"] };
 }
 
-function banner(config: Config, started: Running[], storage: string): string {
+function banner(config: Config, role: Role, started: Running[], storage: string): string {
   const at = (role: string) => started.find((r) => r.role === role)?.address.url;
   const lines = [`Bifrost ${VERSION} is running.`];
   const query = at("query");
@@ -79,7 +79,7 @@ function banner(config: Config, started: Running[], storage: string): string {
   const aggregator = at("aggregator");
   if (aggregator) lines.push(`  aggregator     ${aggregator}   (/ready, /metrics)`);
   if (storage) lines.push(`  data           ${storage}`);
-  if (started.some((r) => r.role === "collector" || r.role === "aggregator")) lines.push(`  Kafka          ${config.kafka.brokers.join(", ")}`);
+  if (role === "collector" || role === "aggregator") lines.push(`  Kafka          ${config.kafka.brokers.join(", ")}, topic ${config.kafka.topic}`);
   return lines.join("\n") + "\n";
 }
 
@@ -126,7 +126,7 @@ async function main(): Promise<void> {
   process.once("SIGINT", () => void stop("SIGINT"));
   process.once("SIGTERM", () => void stop("SIGTERM"));
   for (const start of ROLES[role]) started.push(await start(runtime));
-  process.stderr.write(banner(config, started, storage));
+  process.stderr.write(banner(config, role, started, storage));
 }
 
 main().catch((err: unknown) => {
