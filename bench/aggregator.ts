@@ -167,6 +167,10 @@ const one = await runAggregator(topic, 1);
 const two = await runAggregator(topic, 2);
 const kafkaCeiling = await rawConsume(topic);
 const engineCeiling = await rawInsert();
+const admin = kafka.admin();
+await admin.connect();
+await admin.deleteTopics({ topics: [topic, `${topic}.dlq`] });
+await admin.disconnect();
 progress(`ceilings: kafkajs fetch ${kafkaCeiling} lines/s, engine insert ${engineCeiling} lines/s`);
 process.stdout.write(
   JSON.stringify({

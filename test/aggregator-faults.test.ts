@@ -12,7 +12,7 @@ import { ClickHouseStore } from "../storage/clickhouse.js";
 import type { Store } from "../storage/store.js";
 import { assertRollupsMatch, counterTotal, startTestAggregator, until } from "./helpers/aggregation.js";
 import { makeBatch } from "./helpers/batches.js";
-import { CLICKHOUSE_URL, freePort, KAFKA_BROKERS, REPO_ROOT, startChdbHttp, uniqueName } from "./helpers/services.js";
+import { CLICKHOUSE_URL, deleteTopics, freePort, KAFKA_BROKERS, REPO_ROOT, startChdbHttp, uniqueName } from "./helpers/services.js";
 import { T0_NS, TEST_RETENTION } from "./helpers/store-contract.js";
 
 const HOUR_NS = 3_600_000_000_000n;
@@ -118,6 +118,7 @@ describe("aggregator faults", () => {
       survivor.kill("SIGTERM");
       await producer.disconnect();
       await store.close();
+      await deleteTopics(kafka, [topic, `${topic}.dlq`]);
     }
   });
 
@@ -142,6 +143,7 @@ describe("aggregator faults", () => {
       await running.stop();
       await store.close();
       await server.stop();
+      await deleteTopics(kafka, [topic, `${topic}.dlq`]);
     });
 
     it("holds the partitions while the store is down, then writes everything once", async () => {

@@ -8,7 +8,7 @@ import { encodeBatch } from "../proto/codec.js";
 import { ClickHouseStore } from "../storage/clickhouse.js";
 import { assertRollupsMatch, counterTotal, startTestAggregator, until } from "./helpers/aggregation.js";
 import { makeBatch } from "./helpers/batches.js";
-import { CLICKHOUSE_URL, KAFKA_BROKERS, uniqueName } from "./helpers/services.js";
+import { CLICKHOUSE_URL, deleteTopics, KAFKA_BROKERS, uniqueName } from "./helpers/services.js";
 import { T0_NS, TEST_RETENTION } from "./helpers/store-contract.js";
 
 const MAX_BATCH_BYTES = 512 << 10;
@@ -48,6 +48,7 @@ describe("aggregator: Kafka consumer group -> workers -> store", () => {
     await running.stop();
     await producer.disconnect();
     await store.close();
+    await deleteTopics(kafka, [topic, deadLetterTopic]);
   });
 
   const nodes = ["edge-a", "edge-b", "edge-c"];

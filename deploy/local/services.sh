@@ -7,6 +7,7 @@
 #   services.sh kill   [kafka|clickhouse]   SIGKILL instead of a clean stop, for crash tests
 #   services.sh status                      one line per service
 #   services.sh install                     only download and install
+#   services.sh reset  [kafka|clickhouse]   stop, then delete the data (a fresh broker and engine on the next up)
 #
 # Environment (defaults):
 #   BIFROST_CACHE=~/.cache/bifrost         downloads and virtualenv, outside the repo so a fresh clone reuses them
@@ -129,10 +130,11 @@ up_kafka() {
   [[ -f $dir/server.log ]] && log_offset=$(stat -c %s "$dir/server.log")
   setsid "${java_cmd[@]}" kafka.Kafka "$dir/server.properties" >>"$dir/stdout.log" 2>&1 </dev/null 9>&- &
   echo $! >"$pidfile"
-  local deadline=$(($(date +%s) + 120))
+  # A broker that kept many partitions loads each at start; give it time before calling it failed.
+  local deadline=$(($(date +%s) + 300))
   until port_open "$kafka_port" && tail -c "+$((log_offset + 1))" "$dir/server.log" 2>/dev/null | grep -q "Kafka Server started"; do
     pid_alive "$pidfile" || die "kafka: exited during start, see $dir/server.log and $dir/stdout.log"
-    (( $(date +%s) < deadline )) || die "kafka: not ready after 120 s, see $dir/server.log"
+    (( $(date +%s) < deadline )) || die "kafka: not ready after 300 s, see $dir/server.log"
     sleep 0.5
   done
   say "kafka: ready on 127.0.0.1:$kafka_port (pid $(cat "$pidfile"), data $dir/data)"
@@ -171,6 +173,12 @@ stop_service() {
   say "$name: stopped (pid $pid, $signal)"
 }
 
+reset_service() {
+  stop_service "$1" TERM
+  rm -rf "${run:?}/$1/data"
+  say "$1: data deleted"
+}
+
 status_of() {
   local name=$1 port=$2 pidfile=$run/$1/pid
   if pid_alive "$pidfile"; then echo "$name: running pid $(cat "$pidfile") on 127.0.0.1:$port"
@@ -198,8 +206,9 @@ main() {
     down) for s in $(targets "$target"); do stop_service "$s" TERM; done ;;
     kill) for s in $(targets "$target"); do stop_service "$s" KILL; done ;;
     install) for s in $(targets "$target"); do "install_$s"; done ;;
+    reset) for s in $(targets "$target"); do reset_service "$s"; done ;;
     status) status_of kafka "$kafka_port"; status_of clickhouse "$clickhouse_port" ;;
-    *) die "usage: services.sh up|down|kill|status|install [kafka|clickhouse]" ;;
+    *) die "usage: services.sh up|down|kill|status|install|reset [kafka|clickhouse]" ;;
   esac
 }
 

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdtempSync } from "node:fs";
 import { createServer } from "node:net";
+import type { Kafka } from "kafkajs";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -15,6 +16,17 @@ export const REPO_ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 /** A name no other test run uses, for topics, groups, databases. */
 export function uniqueName(prefix: string): string {
   return `${prefix}_${randomUUID().replaceAll("-", "").slice(0, 12)}`;
+}
+
+/** Deletes a test's topics, so that the broker does not accumulate partitions run after run. */
+export async function deleteTopics(kafka: Kafka, topics: string[]): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    await admin.deleteTopics({ topics, timeout: 30_000 });
+  } finally {
+    await admin.disconnect();
+  }
 }
 
 export function freePort(): Promise<number> {
