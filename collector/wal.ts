@@ -1,0 +1,250 @@
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { crc32c } from "@node-rs/crc32";
+
+// The collector's crash-safe disk buffer: an append-only log of records in numbered segment files, and a
+// persisted cursor of what the shipper has delivered. A batch is acknowledged to its sender once appended
+// (and fsynced, under policy `always`); the shipper reads from the cursor and advances it only after Kafka
+// acknowledged, so a restart replays what was not yet delivered: at-least-once, never lost.
+//
+// Record: u32 payload length | u32 CRC32C of (sequence, payload) | u64 sequence | payload, little endian.
+// Segment files are named by their first sequence. On open, the last segment's torn tail (a record cut short
+// by a crash, or failing its CRC) is truncated away; a bad record anywhere else quarantines its whole segment
+// (renamed *.corrupt, reported) and everything else replays.
+
+export type FsyncPolicy = "always" | "interval" | "never";
+export type FullPolicy = "block" | "drop_oldest";
+
+export interface WalOptions {
+  dir: string;
+  /** Largest total size of the segments on disk. */
+  maxBytes: number;
+  /** A segment is closed and a new one started past this size. */
+  segmentBytes: number;
+  fsync: FsyncPolicy;
+  fsyncIntervalMs?: number;
+  whenFull: FullPolicy;
+  /** Told of every batch `drop_oldest` discarded and every quarantined segment, for metrics and logs. */
+  onDrop?: (event: { reason: "disk_budget" | "corrupt_segment"; records: number; bytes: number; file: string }) => void;
+}
+
+export interface WalRecord {
+  sequence: number;
+  payload: Buffer;
+}
+
+/** The disk budget is exhausted under policy `block`: the caller answers its sender 429/503 with Retry-After. */
+export class WalFullError extends Error {
+  override readonly name = "WalFullError";
+}
+
+const HEADER = 16;
+const SUFFIX = ".wal";
+
+interface Segment {
+  first: number;
+  /** Sequence of the last record, first - 1 when empty. */
+  last: number;
+  file: string;
+  bytes: number;
+}
+
+export class Wal {
+  private readonly segments: Segment[] = [];
+  private fd: number | undefined;
+  private nextSequence = 1;
+  private shipped = 0;
+  private dirty = false;
+  private timer: NodeJS.Timeout | undefined;
+
+  private constructor(private readonly options: WalOptions) {}
+
+  /** Opens (creating if needed) and recovers the log in `options.dir`. */
+  static open(options: WalOptions): Wal {
+    const wal = new Wal(options);
+    wal.recover();
+    if (options.fsync === "interval") {
+      wal.timer = setInterval(() => wal.sync(), options.fsyncIntervalMs ?? 1000);
+      wal.timer.unref();
+    }
+    return wal;
+  }
+
+  private cursorFile(): string {
+    return join(this.options.dir, "cursor");
+  }
+
+  private recover(): void {
+    mkdirSync(this.options.dir, { recursive: true });
+    try {
+      this.shipped = Number(readFileSync(this.cursorFile(), "utf8").trim()) || 0;
+    } catch {
+      this.shipped = 0;
+    }
+    const files = readdirSync(this.options.dir)
+      .filter((f) => f.endsWith(SUFFIX))
+      .sort();
+    files.forEach((name, i) => {
+      const file = join(this.options.dir, name);
+      const first = Number(name.slice(0, -SUFFIX.length));
+      const scan = scanSegment(file);
+      if (scan.badAt !== undefined) {
+        if (i === files.length - 1) {
+          // A torn tail: the crash interrupted the last append, which was never acknowledged.
+          const fd = openSync(file, "r+");
+          ftruncateSync(fd, scan.badAt);
+          fsyncSync(fd);
+          closeSync(fd);
+        } else {
+          renameSync(file, `${file}.corrupt`);
+          this.options.onDrop?.({ reason: "corrupt_segment", records: scan.records, bytes: statSync(`${file}.corrupt`).size, file: `${file}.corrupt` });
+          return;
+        }
+      }
+      this.segments.push({ first, last: scan.last ?? first - 1, file, bytes: scan.badAt ?? scan.bytes });
+    });
+    const tail = this.segments[this.segments.length - 1];
+    this.nextSequence = Math.max(this.shipped + 1, tail ? tail.last + 1 : 1);
+    this.dropShipped();
+  }
+
+  /** Appends one record and returns its sequence; durable on return under fsync policy `always`. */
+  append(payload: Buffer): number {
+    const size = HEADER + payload.length;
+    if (size > this.options.maxBytes) throw new WalFullError(`a batch of ${size} bytes is larger than the whole disk buffer (${this.options.maxBytes})`);
+    if (this.bytes() + size > this.options.maxBytes) this.makeRoom(size);
+    let active = this.segments[this.segments.length - 1];
+    if (!active || this.fd === undefined || active.bytes + size > this.options.segmentBytes) active = this.startSegment();
+    const sequence = this.nextSequence++;
+    const record = Buffer.allocUnsafe(size);
+    record.writeUInt32LE(payload.length, 0);
+    record.writeBigUInt64LE(BigInt(sequence), 8);
+    payload.copy(record, HEADER);
+    record.writeUInt32LE(crc32c(record.subarray(8)) >>> 0, 4);
+    writeSync(this.fd!, record);
+    active.bytes += size;
+    active.last = sequence;
+    if (this.options.fsync === "always") fsyncSync(this.fd!);
+    else this.dirty = true;
+    return sequence;
+  }
+
+  private startSegment(): Segment {
+    if (this.fd !== undefined) {
+      fsyncSync(this.fd);
+      closeSync(this.fd);
+    }
+    const first = this.nextSequence;
+    const file = join(this.options.dir, `${String(first).padStart(20, "0")}${SUFFIX}`);
+    this.fd = openSync(file, "a");
+    const existing = this.segments.find((s) => s.file === file);
+    if (existing) return existing;
+    const segment = { first, last: first - 1, file, bytes: fstatSync(this.fd).size };
+    this.segments.push(segment);
+    return segment;
+  }
+
+  private makeRoom(size: number): void {
+    if (this.options.whenFull === "block") {
+      throw new WalFullError(`disk buffer full: ${this.bytes()} of ${this.options.maxBytes} bytes hold undelivered batches`);
+    }
+    // drop_oldest: whole segments, oldest first, never the one being written.
+    while (this.bytes() + size > this.options.maxBytes && this.segments.length > 1) {
+      const oldest = this.segments.shift()!;
+      rmSync(oldest.file, { force: true });
+      const undelivered = Math.max(0, oldest.last - Math.max(this.shipped, oldest.first - 1));
+      if (undelivered > 0) this.options.onDrop?.({ reason: "disk_budget", records: undelivered, bytes: oldest.bytes, file: oldest.file });
+      this.shipped = Math.max(this.shipped, oldest.last);
+    }
+    if (this.bytes() + size > this.options.maxBytes && this.segments.length === 1 && this.segments[0]!.bytes > 0) {
+      this.startSegment();
+      this.makeRoom(size);
+    }
+  }
+
+  /** Records after the cursor, oldest first, at most `max` of them. */
+  read(max: number): WalRecord[] {
+    const out: WalRecord[] = [];
+    for (const segment of this.segments) {
+      if (segment.last <= this.shipped) continue;
+      for (const record of readSegment(segment.file)) {
+        if (record.sequence <= this.shipped) continue;
+        out.push(record);
+        if (out.length >= max) return out;
+      }
+    }
+    return out;
+  }
+
+  /** Marks everything up to `sequence` delivered, durably, and deletes segments wholly delivered. */
+  advance(sequence: number): void {
+    if (sequence <= this.shipped) return;
+    this.shipped = sequence;
+    const temp = `${this.cursorFile()}.tmp`;
+    writeFileSync(temp, `${sequence}\n`);
+    const fd = openSync(temp, "r");
+    fsyncSync(fd);
+    closeSync(fd);
+    renameSync(temp, this.cursorFile());
+    this.dropShipped();
+  }
+
+  private dropShipped(): void {
+    while (this.segments.length > 1 && this.segments[0]!.last <= this.shipped) {
+      rmSync(this.segments.shift()!.file, { force: true });
+    }
+  }
+
+  /** Flushes appended records to disk (policy `interval` does this on its timer). */
+  sync(): void {
+    if (this.dirty && this.fd !== undefined) fsyncSync(this.fd);
+    this.dirty = false;
+  }
+
+  bytes(): number {
+    return this.segments.reduce((n, s) => n + s.bytes, 0);
+  }
+
+  /** Records appended but not yet delivered. */
+  pending(): number {
+    return this.nextSequence - 1 - this.shipped;
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    this.sync();
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+  }
+}
+
+function readSegment(file: string): WalRecord[] {
+  const buf = readFileSync(file);
+  const out: WalRecord[] = [];
+  for (let pos = 0; pos + HEADER <= buf.length; ) {
+    const length = buf.readUInt32LE(pos);
+    if (pos + HEADER + length > buf.length) break;
+    out.push({ sequence: Number(buf.readBigUInt64LE(pos + 8)), payload: Buffer.from(buf.subarray(pos + HEADER, pos + HEADER + length)) });
+    pos += HEADER + length;
+  }
+  return out;
+}
+
+/** Checks every record of a segment: the good records before the first bad one, and where that one starts. */
+function scanSegment(file: string): { bytes: number; records: number; last?: number; badAt?: number } {
+  const buf = readFileSync(file);
+  let pos = 0;
+  let records = 0;
+  let last: number | undefined;
+  while (pos < buf.length) {
+    const length = pos + HEADER <= buf.length ? buf.readUInt32LE(pos) : -1;
+    const end = pos + HEADER + length;
+    if (length < 0 || end > buf.length || crc32c(buf.subarray(pos + 8, end)) >>> 0 !== buf.readUInt32LE(pos + 4)) {
+      return { bytes: buf.length, records, last, badAt: pos };
+    }
+    last = Number(buf.readBigUInt64LE(pos + 8));
+    records++;
+    pos = end;
+  }
+  return { bytes: buf.length, records, last };
+}
