@@ -1,4 +1,5 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { promisify } from "node:util";
 import { randomUUID } from "node:crypto";
 import { mkdtempSync } from "node:fs";
 import { createServer } from "node:net";
@@ -76,4 +77,22 @@ export async function startChdbHttp(
         child.kill(signal);
       }),
   };
+}
+
+/**
+ * A broker of the test's own (deploy/local/services.sh with its own run directory and ports), for tests that
+ * stop and restart Kafka without disturbing the shared one.
+ */
+export async function privateKafka(): Promise<{ brokers: string[]; run(command: "up" | "down" | "kill"): Promise<void> }> {
+  const env = {
+    ...process.env,
+    BIFROST_RUN_DIR: mkdtempSync(join(tmpdir(), "bifrost-kafka-")),
+    BIFROST_KAFKA_PORT: String(await freePort()),
+    BIFROST_KAFKA_CONTROLLER_PORT: String(await freePort()),
+  };
+  const run = async (command: "up" | "down" | "kill") => {
+    await promisify(execFile)("bash", [join(REPO_ROOT, "deploy/local/services.sh"), command, "kafka"], { env, timeout: 320_000 });
+  };
+  await run("up");
+  return { brokers: [`127.0.0.1:${env.BIFROST_KAFKA_PORT}`], run };
 }
