@@ -110,6 +110,12 @@ export class Wal {
 
   /** Appends one record and returns its sequence; durable on return under fsync policy `always`. */
   append(payload: Buffer): number {
+    return this.appendWith(() => payload);
+  }
+
+  /** Appends the record that `build` makes for the sequence it will have (a batch carries its own sequence). */
+  appendWith(build: (sequence: number) => Buffer): number {
+    const payload = build(this.nextSequence);
     const size = HEADER + payload.length;
     if (size > this.options.maxBytes) throw new WalFullError(`a batch of ${size} bytes is larger than the whole disk buffer (${this.options.maxBytes})`);
     if (this.bytes() + size > this.options.maxBytes) this.makeRoom(size);
