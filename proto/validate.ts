@@ -50,7 +50,16 @@ function checkLabels(labels: Labels, limits: BatchLimits, where: string): void {
 /** Throws ValidationError at the first thing in `batch` that breaks a limit or Prometheus's naming rules. */
 export function validateBatch(batch: Batch, limits: BatchLimits): void {
   if (batch.tenant === "" || batch.nodeId === "") throw new ValidationError("missing_identity", "batch has no tenant or no node id");
-  batch.streams.forEach((stream, s) => {
+  validateStreams(batch.streams, limits);
+  batch.series.forEach((series, i) => {
+    if (!METRIC_NAME.test(series.name)) throw new ValidationError("invalid_metric_name", `series ${i}: metric name ${JSON.stringify(series.name.slice(0, 100))} is not valid`);
+    checkLabels(series.labels, limits, `series ${i} (${series.name})`);
+  });
+}
+
+/** The log streams' part of validateBatch, for receivers that check before they accept. */
+export function validateStreams(streams: Batch["streams"], limits: BatchLimits): void {
+  streams.forEach((stream, s) => {
     checkLabels(stream.labels, limits, `stream ${s}`);
     for (const entry of stream.entries) {
       // UTF-16 length bounds UTF-8 length from below by half; count bytes only when it could matter.
@@ -59,9 +68,5 @@ export function validateBatch(batch: Batch, limits: BatchLimits): void {
       }
       checkLabels(entry.metadata, limits, `stream ${s} structured metadata`);
     }
-  });
-  batch.series.forEach((series, i) => {
-    if (!METRIC_NAME.test(series.name)) throw new ValidationError("invalid_metric_name", `series ${i}: metric name ${JSON.stringify(series.name.slice(0, 100))} is not valid`);
-    checkLabels(series.labels, limits, `series ${i} (${series.name})`);
   });
 }
