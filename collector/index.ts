@@ -1,7 +1,82 @@
+import { kafkaClient } from "../common/kafka.js";
 import type { Runtime, Running } from "../common/runtime.js";
 import { startHttpComponent } from "../common/service.js";
+import { Batcher } from "./batcher.js";
+import { collectorMetrics } from "./metrics.js";
+import { lokiPushRoute, RateLimiter } from "./receivers/loki.js";
+import { Shipper } from "./shipper.js";
+import { Wal } from "./wal.js";
 
-/** The edge collector's process: its HTTP listener carries the receivers, `/ready` and `/metrics`. */
-export function startCollector(runtime: Runtime): Promise<Running> {
-  return startHttpComponent(runtime, "collector", runtime.config.collector.listen);
+/**
+ * The edge collector: receivers on its HTTP listener -> batcher -> disk buffer -> shipper to Kafka, with
+ * `/ready` and `/metrics`. `bifrost all` has no Kafka to ship to: until the in-process transport (issue 8)
+ * hands batches to the aggregator there, it serves no receivers rather than accept data it cannot deliver.
+ */
+export async function startCollector(runtime: Runtime): Promise<Running> {
+  const { config } = runtime;
+  if (runtime.role === "all") return startHttpComponent(runtime, "collector", config.collector.listen);
+  const c = config.collector;
+  const log = runtime.log.child({ component: "collector" });
+  const metrics = collectorMetrics(runtime.registry);
+  const wal = Wal.open({
+    dir: c.wal.dir,
+    maxBytes: c.wal.max_bytes,
+    segmentBytes: c.wal.segment_bytes,
+    fsync: c.wal.fsync,
+    fsyncIntervalMs: c.wal.fsync_interval_ms,
+    whenFull: c.wal.when_full,
+    onDrop: (event) => {
+      metrics.dropped.inc({ reason: event.reason }, Math.max(0, event.records));
+      log.error({ ...event }, event.reason === "disk_budget" ? "disk budget full: dropped the oldest undelivered batches" : "quarantined a corrupt disk buffer segment");
+    },
+  });
+  const shipper = new Shipper({
+          wal,
+          kafka: kafkaClient(config.kafka, log),
+          topic: config.kafka.topic,
+          key: config.node.id,
+          log,
+          onShipped: (n) => metrics.shipped.inc(n),
+          onRetry: () => metrics.retries.inc(),
+  });
+  const batcher = new Batcher({
+    node: config.node,
+    wal,
+    maxEntries: c.batch.max_entries,
+    maxBytes: c.batch.max_bytes,
+    maxAgeMs: c.batch.max_age_ms,
+    onWritten: () => {
+      metrics.batches.inc();
+      shipper.notify();
+    },
+  });
+  const rate = c.limits.rate_entries_per_s > 0 ? new RateLimiter(c.limits.rate_entries_per_s, c.limits.burst_entries || c.limits.rate_entries_per_s * 10) : undefined;
+  const running = await startHttpComponent(runtime, "collector", c.listen, (http) => {
+    lokiPushRoute(http.app, {
+      batcher,
+      limits: c.limits,
+      maxBodyBytes: c.limits.max_body_bytes,
+      defaultTenant: c.default_tenant,
+      rate,
+      onAccepted: (tenant, entries) => metrics.accepted.inc({ tenant }, entries),
+      onRejected: (reason) => metrics.rejected.inc({ reason }),
+    });
+    http.addReadiness("disk buffer", () => (wal.bytes() + (c.batch.max_bytes + 4096) > c.wal.max_bytes && c.wal.when_full === "block" ? "disk buffer full" : null));
+  });
+  const gauges = setInterval(() => {
+    metrics.buffered.set(wal.bytes());
+    metrics.lag.set(wal.pending());
+  }, 1000);
+  gauges.unref();
+  shipper.start();
+  return {
+    ...running,
+    stop: async () => {
+      clearInterval(gauges);
+      await running.stop();
+      batcher.flush();
+      await shipper.stop();
+      wal.close();
+    },
+  };
 }

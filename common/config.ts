@@ -111,6 +111,35 @@ export const configSchema = z.strictObject({
   collector: z
     .strictObject({
       listen: listenAddress.default("127.0.0.1:4318"),
+      default_tenant: z.string().min(1).default("fake").describe("tenant of pushes without X-Scope-OrgID, as in Loki"),
+      wal: z
+        .strictObject({
+          dir: z.string().min(1).default(".bifrost/wal"),
+          max_bytes: number(z.number().int().positive()).default(1 << 30),
+          segment_bytes: number(z.number().int().positive()).default(16 << 20),
+          fsync: z.enum(["always", "interval", "never"]).default("interval"),
+          fsync_interval_ms: number(z.number().int().positive()).default(1000),
+          when_full: z.enum(["block", "drop_oldest"]).default("block"),
+        })
+        .prefault({}),
+      batch: z
+        .strictObject({
+          max_entries: number(z.number().int().positive()).default(10_000),
+          max_bytes: number(z.number().int().positive()).default(1 << 20),
+          max_age_ms: number(z.number().int().positive()).default(1000),
+        })
+        .prefault({}),
+      limits: z
+        .strictObject({
+          max_body_bytes: number(z.number().int().positive()).default(10 << 20),
+          max_labels: number(z.number().int().min(1)).default(30),
+          max_label_name_bytes: number(z.number().int().min(1)).default(1024),
+          max_label_value_bytes: number(z.number().int().min(1)).default(2048),
+          max_line_bytes: number(z.number().int().min(1)).default(256 << 10),
+          rate_entries_per_s: number(z.number().min(0)).default(0).describe("per tenant; 0 means no limit"),
+          burst_entries: number(z.number().int().min(0)).default(0).describe("0 means ten seconds of the rate"),
+        })
+        .prefault({}),
     })
     .prefault({}),
   aggregator: z
