@@ -75,7 +75,7 @@ function banner(config: Config, role: Role, started: Running[], storage: string)
     lines.push(`  query API      ${query}   (Grafana: add a Loki data source with URL ${query})`);
     lines.push(`  ready, metrics ${query}/ready  ${query}/metrics`);
   }
-  if (collector) lines.push(`  collector      ${collector}   (receivers, /ready, /metrics)`);
+  if (collector) lines.push(`  collector      ${collector}   (${role === "all" ? "" : "POST /loki/api/v1/push, "}/ready, /metrics)`);
   const aggregator = at("aggregator");
   if (aggregator) lines.push(`  aggregator     ${aggregator}   (/ready, /metrics)`);
   if (storage) lines.push(`  data           ${storage}`);
