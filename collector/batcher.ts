@@ -1,7 +1,7 @@
 import type { Labels, LogStream, Point, Series } from "../proto/batch.js";
-import { encodeBatch } from "../proto/codec.js";
+import { CodecError, decodeBatch, encodeBatch } from "../proto/codec.js";
 import { labelsText } from "../storage/fingerprint.js";
-import type { Wal } from "./wal.js";
+import type { Wal, WalRecord } from "./wal.js";
 
 export interface NodeIdentity {
   id: string;
@@ -67,6 +67,32 @@ export class Batcher {
     return written;
   }
 
+  /**
+   * Learns each series' last written sample from the newest records of the disk buffer, so that the first
+   * batch after a restart still carries Series.previous and counter increases across the restart are kept.
+   */
+  restorePrevious(records: WalRecord[]): void {
+    for (const record of records) {
+      let batch;
+      try {
+        batch = decodeBatch(record.payload);
+      } catch (err) {
+        if (err instanceof CodecError) continue;
+        throw err;
+      }
+      for (const series of batch.series) {
+        const newest = series.points.reduce<Point | undefined>((a, p) => (a === undefined || p.timeUnixMs >= a.timeUnixMs ? p : a), undefined);
+        const key = this.seriesKey(batch.tenant, series);
+        const known = this.lastPoints.get(key);
+        if (newest && (!known || newest.timeUnixMs > known.timeUnixMs)) this.remember(key, newest);
+      }
+    }
+  }
+
+  private seriesKey(tenant: string, series: Series): string {
+    return `${tenant}\u0000${series.name}${labelsText(series.labels)}`;
+  }
+
   /** Writes every pending batch now. */
   flush(): void {
     clearTimeout(this.timer);
@@ -92,7 +118,7 @@ export class Batcher {
     // Remembered only once the batch is written: a rejected batch is sent again and must start from the same point.
     const newestPoints: [string, Point][] = [];
     const series = pending.series.map((s) => {
-      const key = `${tenant}\u0000${s.name}${labelsText(s.labels)}`;
+      const key = this.seriesKey(tenant, s);
       const previous = this.lastPoints.get(key);
       const newest = s.points.reduce<Point | undefined>((a, p) => (a === undefined || p.timeUnixMs >= a.timeUnixMs ? p : a), undefined);
       if (newest && (!previous || newest.timeUnixMs > previous.timeUnixMs)) newestPoints.push([key, newest]);

@@ -50,6 +50,7 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
       shipper.notify();
     },
   });
+  batcher.restorePrevious(wal.tail(1000));
   const rate = c.limits.rate_entries_per_s > 0 ? new RateLimiter(c.limits.rate_entries_per_s, c.limits.burst_entries || c.limits.rate_entries_per_s * 10) : undefined;
   const running = await startHttpComponent(runtime, "collector", c.listen, (http) => {
     lokiPushRoute(http.app, {

@@ -182,6 +182,15 @@ export class Wal {
     return out;
   }
 
+  /** The newest records still on disk, delivered or not, oldest first, at most `max` of them. */
+  tail(max: number): WalRecord[] {
+    const out: WalRecord[] = [];
+    for (let i = this.segments.length - 1; i >= 0 && out.length < max; i--) {
+      out.unshift(...readSegment(this.segments[i]!.file).slice(-(max - out.length)));
+    }
+    return out;
+  }
+
   /** Marks everything up to `sequence` delivered, durably, and deletes segments wholly delivered. */
   advance(sequence: number): void {
     if (sequence <= this.shipped) return;

@@ -74,6 +74,22 @@ describe("batcher", () => {
     log.close();
   });
 
+  it("remembers the previous samples across a restart, from the disk buffer's newest records", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "bifrost-batcher-restart-"));
+    const open = () => Wal.open({ dir, maxBytes: 1 << 20, segmentBytes: 1 << 20, fsync: "always", whenFull: "block" });
+    const before = open();
+    await new Batcher({ node, wal: before, maxEntries: 1, maxBytes: 1 << 20, maxAgeMs: 60_000 }).add("acme", { series: [counter([[1000, 5], [4000, 8]])] });
+    before.advance(1);
+    before.close();
+    const after = open();
+    const batcher = new Batcher({ node, wal: after, maxEntries: 1, maxBytes: 1 << 20, maxAgeMs: 60_000 });
+    batcher.restorePrevious(after.tail(100));
+    await batcher.add("acme", { series: [counter([[5000, 9]])] });
+    const [batch] = after.read(10).map((r) => decodeBatch(r.payload));
+    assert.deepEqual(batch!.series[0]!.previous, { timeUnixMs: 4000, value: 8 });
+    after.close();
+  });
+
   it("rejects the waiting senders when the disk buffer is full, and starts the next batch from the same previous sample", async () => {
     const log = wal({ maxBytes: 2048, segmentBytes: 1024 });
     const batcher = new Batcher({ node, wal: log, maxEntries: 1, maxBytes: 1 << 20, maxAgeMs: 60_000 });
