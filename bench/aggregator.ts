@@ -12,6 +12,7 @@ import { encodeBatch } from "../proto/codec.js";
 import { ClickHouseStore } from "../storage/clickhouse.js";
 import { logRows } from "../storage/rows.js";
 import { nsText } from "../storage/values.js";
+import { counterTotal } from "../test/helpers/aggregation.js";
 import { makeBatch } from "../test/helpers/batches.js";
 
 // npm run bench:aggregator — sustained throughput from Kafka into ClickHouse through the aggregator (consumer
@@ -65,10 +66,6 @@ async function fillTopic(topic: string): Promise<void> {
   await producer.disconnect();
 }
 
-async function counter(registry: Registry, name: string): Promise<number> {
-  const metric = (await registry.getMetricsAsJSON()).find((m) => m.name === name);
-  return (metric?.values ?? []).reduce((n, v) => n + v.value, 0);
-}
 
 async function runAggregator(topic: string, workers: number) {
   const database = `bench_agg_${Date.now()}`;
@@ -91,13 +88,13 @@ async function runAggregator(topic: string, workers: number) {
   });
   const [cpu0, engine0, t0] = [processCpuSeconds(), engineCpuSeconds(), performance.now()];
   await aggregator.start();
-  while ((await counter(registry, "bifrost_aggregator_batches_total")) < BATCHES) {
+  while ((await counterTotal(registry, "bifrost_aggregator_batches_total")) < BATCHES) {
     await new Promise((r) => setTimeout(r, 100));
   }
   const seconds = (performance.now() - t0) / 1000;
   const cpu = processCpuSeconds() - cpu0 + (engineCpuSeconds() - engine0);
-  const lag = await counter(registry, "bifrost_aggregator_consumer_lag");
-  const lines = await counter(registry, "bifrost_aggregator_rows_written_total");
+  const lag = await counterTotal(registry, "bifrost_aggregator_consumer_lag");
+  const lines = await counterTotal(registry, "bifrost_aggregator_rows_written_total");
   await aggregator.stop();
   await pool.destroy();
   await store.close();

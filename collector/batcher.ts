@@ -81,7 +81,7 @@ export class Batcher {
         throw err;
       }
       for (const series of batch.series) {
-        const newest = series.points.reduce<Point | undefined>((a, p) => (a === undefined || p.timeUnixMs >= a.timeUnixMs ? p : a), undefined);
+        const newest = newestPoint(series.points);
         const key = this.seriesKey(batch.tenant, series);
         const known = this.lastPoints.get(key);
         if (newest && (!known || newest.timeUnixMs > known.timeUnixMs)) this.remember(key, newest);
@@ -120,7 +120,7 @@ export class Batcher {
     const series = pending.series.map((s) => {
       const key = this.seriesKey(tenant, s);
       const previous = this.lastPoints.get(key);
-      const newest = s.points.reduce<Point | undefined>((a, p) => (a === undefined || p.timeUnixMs >= a.timeUnixMs ? p : a), undefined);
+      const newest = newestPoint(s.points);
       if (newest && (!previous || newest.timeUnixMs > previous.timeUnixMs)) newestPoints.push([key, newest]);
       return previous ? { ...s, previous } : s;
     });
@@ -151,4 +151,8 @@ export class Batcher {
     const max = this.options.maxTrackedSeries ?? 100_000;
     if (this.lastPoints.size > max) this.lastPoints.delete(this.lastPoints.keys().next().value!);
   }
+}
+
+function newestPoint(points: Point[]): Point | undefined {
+  return points.reduce<Point | undefined>((a, p) => (a === undefined || p.timeUnixMs >= a.timeUnixMs ? p : a), undefined);
 }

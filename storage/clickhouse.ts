@@ -197,9 +197,13 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
     toColumns: (row: Row) => Record<string, unknown>,
   ): Promise<AppendResult> {
     // A batch listed twice in one call is written once; the second copy counts as a duplicate.
-    const seen = new Set<string>();
-    const repeated = batches.filter((b) => seen.has(b.id) || !seen.add(b.id)).filter((b) => b.rows.length > 0).length;
-    batches = batches.filter((b, i) => batches.findIndex((other) => other.id === b.id) === i);
+    const unique = new Map<string, { id: string; rows: Row[] }>();
+    let repeated = 0;
+    for (const batch of batches) {
+      if (!unique.has(batch.id)) unique.set(batch.id, batch);
+      else if (batch.rows.length > 0) repeated++;
+    }
+    batches = [...unique.values()];
     const all = batches.flatMap((b) => b.rows);
     if (all.length === 0) return { written: 0, duplicates: repeated, rows: 0 };
     let [earliest, latest] = [all[0]!, all[0]!];

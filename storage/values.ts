@@ -1,4 +1,4 @@
-import type { Labels } from "../proto/batch.js";
+import { type Labels, labelsOf } from "../proto/batch.js";
 import { labelsText } from "./fingerprint.js";
 
 // Conversions and ordering shared by both stores, so that they return identical results.
@@ -64,10 +64,7 @@ export function seriesLabels(name: string, labels: Labels): Labels {
 
 /** A label map as read back from an engine, as a prototype-free Labels object. */
 export function toLabels(labels: Record<string, string> | [string, string][]): Labels {
-  const out: Labels = Object.create(null);
-  const entries = Array.isArray(labels) ? labels : Object.entries(labels);
-  for (const [key, value] of entries) out[key] = value;
-  return out;
+  return labelsOf(Array.isArray(labels) ? labels : Object.entries(labels));
 }
 
 /** Byte order of UTF-8, as both engines sort strings. */
