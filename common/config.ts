@@ -166,6 +166,16 @@ export const configSchema = z.strictObject({
   query: z
     .strictObject({
       listen: listenAddress.default("127.0.0.1:3100"),
+      default_tenant: z.string().min(1).default("fake").describe("tenant of requests without X-Scope-OrgID, as in Loki"),
+      limits: z
+        .strictObject({
+          max_query_length_hours: number(z.number().int().min(0)).default(721).describe("longest time range of one query; 0 means no limit"),
+          max_query_series: number(z.number().int().min(1)).default(500).describe("most series a metric query may return"),
+          max_entries_limit_per_query: number(z.number().int().min(1)).default(5000).describe("largest `limit` of a log query"),
+          query_timeout_ms: number(z.number().int().min(1)).default(60_000),
+          max_query_bytes: number(z.number().int().min(1)).default(128 << 10).describe("longest query text"),
+        })
+        .prefault({}),
     })
     .prefault({}),
 });

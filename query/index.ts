@@ -1,12 +1,22 @@
 import { VERSION, type Runtime, type Running } from "../common/runtime.js";
 import { startHttpComponent } from "../common/service.js";
+import { lokiRoutes } from "./loki/api.js";
 
 /** The central query service: the Loki- and Prometheus-compatible APIs, `/ready` and `/metrics`. */
 export function startQuery(runtime: Runtime): Promise<Running> {
-  return startHttpComponent(runtime, "query", runtime.config.query.listen, (http) => {
+  const store = runtime.store;
+  if (store === undefined) throw new Error("the query service needs a store");
+  return startHttpComponent(runtime, "query", runtime.config.query.listen, (http, log) => {
     // Grafana's Loki data source asks for this to learn the server's version.
     http.app.get("/loki/api/v1/status/buildinfo", (c) =>
       c.json({ version: VERSION, revision: "", branch: "", buildUser: "", buildDate: "", goVersion: "" }),
     );
+    lokiRoutes(http.app, {
+      store,
+      limits: runtime.config.query.limits,
+      defaultTenant: runtime.config.query.default_tenant,
+      pushLimits: runtime.config.collector.limits,
+      log,
+    });
   });
 }

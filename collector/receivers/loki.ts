@@ -17,7 +17,8 @@ import { LabelSetError, parseLabelSet } from "./labelset.js";
 // Retry-After while the disk buffer is full under policy `block`.
 
 export interface LokiReceiverOptions {
-  batcher: Batcher;
+  /** Where accepted streams go: the batcher on a collector, the store on the query service. */
+  batcher: Pick<Batcher, "add">;
   limits: BatchLimits;
   maxBodyBytes: number;
   defaultTenant: string;

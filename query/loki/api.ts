@@ -1,0 +1,274 @@
+import { randomUUID } from "node:crypto";
+import type { Context, Hono } from "hono";
+import type { Config } from "../../common/config.js";
+import type { Logger } from "../../common/log.js";
+import { lokiPushRoute } from "../../collector/receivers/loki.js";
+import type { LabelMatcher, SeriesSelect, Store } from "../../storage/store.js";
+import { nsToMsCeil, nsToMsFloor, StoreError } from "../../storage/values.js";
+import { isLogExpr, type Expr } from "../logql/ast.js";
+import { evaluate, QueryLimitError, type QueryParams, type QueryResult } from "../logql/engine.js";
+import { prettifyLogQL } from "../logql/format.js";
+import { LogQLParseError, parseLogQL, parseSelector } from "../logql/parser.js";
+import { StoreSource } from "../logql/store-source.js";
+import { formatDurationNs } from "../logql/units.js";
+import { entriesReturned, labelsJson, queryResponseJson } from "./marshal.js";
+import {
+  directionParam,
+  intervalParam,
+  limitParam,
+  param,
+  ParamError,
+  stepParam,
+  timeRange,
+  type RequestParams,
+} from "./params.js";
+import { volume, type VolumeRequest } from "./volume.js";
+
+// The Loki HTTP API (pkg/loki/modules.go routes) over the Store: what Grafana's Loki data source, logcli and
+// Promtail call. Errors are plain text with Loki's status codes: 400 for bad parameters, parse errors and limits,
+// 504 when the query runs out of time, 500 for store failures.
+
+export type QueryLimits = Config["query"]["limits"];
+
+export interface LokiApiOptions {
+  store: Store;
+  limits: QueryLimits;
+  defaultTenant: string;
+  pushLimits: Config["collector"]["limits"];
+  log: Logger;
+  now?: () => bigint;
+}
+
+const TENANT = /^[A-Za-z0-9!_.*'()-]{1,150}$/;
+
+class HttpError extends Error {
+  constructor(
+    readonly status: 400 | 404 | 500 | 503 | 504,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+async function requestParams(c: Context): Promise<RequestParams> {
+  const params: RequestParams = new Map(Object.entries(c.req.queries()));
+  if (c.req.method === "POST" && (c.req.header("Content-Type") ?? "").includes("application/x-www-form-urlencoded")) {
+    const form = new URLSearchParams(await c.req.text());
+    for (const [name, value] of form) params.set(name, [...(params.get(name) ?? []), value]);
+  }
+  return params;
+}
+
+function tenantOf(c: Context, fallback: string): string {
+  const tenant = c.req.header("X-Scope-OrgID") ?? fallback;
+  if (tenant.includes("|")) throw new HttpError(400, "multi-tenant queries are not enabled");
+  if (!TENANT.test(tenant)) throw new HttpError(400, "X-Scope-OrgID must be 1 to 150 of the characters [A-Za-z0-9!_.*'()-]");
+  return tenant;
+}
+
+function nowNs(): bigint {
+  return BigInt(Date.now()) * 1_000_000n;
+}
+
+export function lokiRoutes(app: Hono, options: LokiApiOptions): void {
+  const { store, limits } = options;
+  const now = options.now ?? nowNs;
+  const maxRangeNs = BigInt(limits.max_query_length_hours) * 3_600_000_000_000n;
+
+  const handle =
+    (handler: (c: Context, params: RequestParams, tenant: string) => Promise<Response>) => async (c: Context) => {
+      try {
+        const params = await requestParams(c);
+        return await handler(c, params, tenantOf(c, options.defaultTenant));
+      } catch (err) {
+        const [status, message] = classify(err);
+        if (status >= 500) options.log.error({ err, path: c.req.path }, "query failed");
+        return c.text(`${message}\n`, status);
+      }
+    };
+
+  function parse(params: RequestParams): Expr {
+    const text = param(params, "query");
+    if (text === undefined || text.trim() === "") throw new ParamError("query parameter is required");
+    if (Buffer.byteLength(text) > limits.max_query_bytes) {
+      throw new ParamError(
+        `the query is ${Buffer.byteLength(text)} bytes, over the limit of ${limits.max_query_bytes} (query.limits.max_query_bytes)`,
+      );
+    }
+    return parseLogQL(text);
+  }
+
+  function checkRange(startNs: bigint, endNs: bigint): void {
+    if (maxRangeNs > 0n && endNs - startNs > maxRangeNs) {
+      throw new ParamError(
+        `the query time range exceeds the limit (query length: ${formatDurationNs(endNs - startNs)}, limit: ${formatDurationNs(maxRangeNs)}) (query.limits.max_query_length_hours)`,
+      );
+    }
+  }
+
+  function checkLimit(limit: number): void {
+    if (limit > limits.max_entries_limit_per_query) {
+      throw new ParamError(
+        `max entries limit per query exceeded, limit > max_entries_limit_per_query (${limit} > ${limits.max_entries_limit_per_query}) (query.limits.max_entries_limit_per_query)`,
+      );
+    }
+  }
+
+  async function run(c: Context, expr: Expr, params: QueryParams, tenant: string): Promise<Response> {
+    const started = performance.now();
+    const signal = AbortSignal.any([c.req.raw.signal, AbortSignal.timeout(limits.query_timeout_ms)]);
+    let result: QueryResult;
+    try {
+      result = await evaluate(expr, params, new StoreSource(store, tenant), { maxSeries: limits.max_query_series, signal });
+    } catch (err) {
+      if (signal.aborted) throw new HttpError(504, "request timed out, decrease the duration of the request or add more label matchers (prefer exact match over regex match) to reduce the amount of data processed (query.limits.query_timeout_ms)");
+      throw err;
+    }
+    const returned = entriesReturned(result);
+    const body = queryResponseJson(result, {
+      execTimeSeconds: (performance.now() - started) / 1000,
+      linesProcessed: returned,
+      bytesProcessed: 0,
+      entriesReturned: returned,
+    });
+    return c.body(body, 200, { "Content-Type": "application/json; charset=utf-8" });
+  }
+
+  const route = (path: string, handler: Parameters<typeof handle>[0]) => {
+    app.get(path, handle(handler));
+    app.post(path, handle(handler));
+  };
+
+  route("/loki/api/v1/query_range", async (c, params, tenant) => {
+    const expr = parse(params);
+    const { startNs, endNs } = timeRange(params, now());
+    checkRange(startNs, endNs);
+    const limit = limitParam(params, 100);
+    checkLimit(limit);
+    const query: QueryParams = {
+      startNs,
+      endNs,
+      stepNs: stepParam(params, startNs, endNs),
+      direction: directionParam(params),
+      limit,
+      instant: false,
+    };
+    const intervalNs = intervalParam(params);
+    if (intervalNs !== undefined) query.intervalNs = intervalNs;
+    return run(c, expr, query, tenant);
+  });
+
+  route("/loki/api/v1/query", async (c, params, tenant) => {
+    const expr = parse(params);
+    if (isLogExpr(expr)) {
+      throw new ParamError("log queries are not supported as an instant query type, please change your query to a range query type");
+    }
+    const timeText = param(params, "time");
+    const timeNs = timeText === undefined ? now() : timeRange(new Map([["end", [timeText]], ["start", [timeText]]]), now()).endNs;
+    const limit = limitParam(params, 100);
+    checkLimit(limit);
+    return run(c, expr, { startNs: timeNs, endNs: timeNs, stepNs: 0n, direction: directionParam(params), limit, instant: true }, tenant);
+  });
+
+  function seriesSelect(params: RequestParams, tenant: string, selectors: LabelMatcher[][]): SeriesSelect {
+    const { startNs, endNs } = timeRange(params, now());
+    checkRange(startNs, endNs);
+    return { tenant, signal: "logs", selectors, startMs: nsToMsFloor(startNs), endMs: nsToMsCeil(endNs) };
+  }
+
+  function selectorsOf(params: RequestParams, name: string): LabelMatcher[][] {
+    return (params.get(name) ?? []).filter((text) => text.trim() !== "").map((text) => parseSelector(text));
+  }
+
+  const labelNames = async (c: Context, params: RequestParams, tenant: string) => {
+    const names = await store.labelNames(seriesSelect(params, tenant, selectorsOf(params, "query")));
+    return c.json({ status: "success", data: names });
+  };
+  route("/loki/api/v1/labels", labelNames);
+  route("/loki/api/v1/label", labelNames);
+
+  route("/loki/api/v1/label/:name/values", async (c, params, tenant) => {
+    const values = await store.labelValues(seriesSelect(params, tenant, selectorsOf(params, "query")), c.req.param("name")!);
+    return c.json({ status: "success", data: values });
+  });
+
+  route("/loki/api/v1/series", async (c, params, tenant) => {
+    const selectors = [...selectorsOf(params, "match[]"), ...selectorsOf(params, "match")];
+    const series = await store.series(seriesSelect(params, tenant, selectors));
+    return c.body(`{"status":"success","data":[${series.map(labelsJson).join(",")}]}`, 200, {
+      "Content-Type": "application/json; charset=utf-8",
+    });
+  });
+
+  route("/loki/api/v1/index/stats", async (c, params, tenant) => {
+    const matchers = parseSelector(param(params, "query") ?? "");
+    const { startNs, endNs } = timeRange(params, now());
+    checkRange(startNs, endNs);
+    const counts = await store.countLogs({ tenant, matchers, startNs, endNs, stepNs: endNs - startNs + 1n });
+    let entries = 0;
+    let bytes = 0;
+    for (const series of counts) {
+      for (const point of series.points) {
+        entries += point.count;
+        bytes += point.bytes;
+      }
+    }
+    // Bifrost has no chunks; each stream counts as one so that clients showing the figure see something sensible.
+    return c.json({ streams: counts.length, chunks: counts.length, entries, bytes });
+  });
+
+  const volumeRoute = (ranged: boolean) => async (c: Context, params: RequestParams, tenant: string) => {
+    const { startNs, endNs } = timeRange(params, now());
+    checkRange(startNs, endNs);
+    const targets = (param(params, "targetLabels") ?? "").split(",").map((name) => name.trim()).filter((name) => name !== "");
+    const aggregateBy = param(params, "aggregateBy") ?? "series";
+    if (aggregateBy !== "series" && aggregateBy !== "labels") throw new ParamError(`invalid aggregateBy "${aggregateBy}": expected series or labels`);
+    const request: VolumeRequest = {
+      tenant,
+      matchers: parseSelector(param(params, "query") ?? ""),
+      startNs,
+      endNs,
+      stepNs: ranged ? stepParam(params, startNs, endNs) : undefined,
+      limit: limitParam(params, 100),
+      targetLabels: targets,
+      aggregateBy,
+    };
+    const result = await volume(store, request);
+    return c.body(queryResponseJson(result, { execTimeSeconds: 0, linesProcessed: 0, bytesProcessed: 0, entriesReturned: entriesReturned(result) }), 200, {
+      "Content-Type": "application/json; charset=utf-8",
+    });
+  };
+  route("/loki/api/v1/index/volume", volumeRoute(false));
+  route("/loki/api/v1/index/volume_range", volumeRoute(true));
+
+  route("/loki/api/v1/format_query", async (c, params) => {
+    try {
+      return c.json({ status: "success", data: prettifyLogQL(parse(params)) });
+    } catch (err) {
+      if (err instanceof LogQLParseError || err instanceof ParamError) return c.json({ status: "invalid-query", error: err.message }, 400);
+      throw err;
+    }
+  });
+
+  // Grafana probes this to choose a live-tail protocol and switches to it on a 400; 404 keeps it on v1.
+  app.all("/loki/api/v2alpha/tail", (c) => c.text("404 page not found\n", 404));
+
+  lokiPushRoute(app, {
+    batcher: {
+      add: async (tenant, data) => {
+        await store.appendLogs([{ id: `${tenant}/push:${randomUUID()}`, tenant, streams: data.streams ?? [] }]);
+      },
+    },
+    limits: options.pushLimits,
+    maxBodyBytes: options.pushLimits.max_body_bytes,
+    defaultTenant: options.defaultTenant,
+    rate: undefined,
+  });
+}
+
+function classify(err: unknown): [400 | 404 | 500 | 503 | 504, string] {
+  if (err instanceof HttpError) return [err.status, err.message];
+  if (err instanceof ParamError || err instanceof LogQLParseError || err instanceof QueryLimitError) return [400, err.message];
+  if (err instanceof StoreError && err.transient) return [503, `store unavailable: ${err.message}`];
+  return [500, (err as Error).message ?? "internal error"];
+}
