@@ -27,6 +27,7 @@ import {
 } from "./store.js";
 import {
   groupByStream,
+  countSeries,
   type IndexedStream,
   type LogRow,
   logRows,
@@ -373,17 +374,19 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
       `timestamp < fromUnixTimestamp64Nano(${params.bind(select.endNs.toString(), "Int64")})`,
       ...lineFilterConditions(clickhouseDialect, params, "line", select.lineFilters ?? []),
     ];
-    const rows = await this.rows<{ fp: string; k: string; entries: string; bytes: string }>(
+    const metadata = select.byMetadata ? "metadata" : "map()";
+    const rows = await this.rows<{ fp: string; md: Labels; k: string; entries: string; bytes: string }>(
       "log count",
-      `SELECT toString(fingerprint) AS fp, intDiv(toUnixTimestamp64Nano(timestamp) - ${start}, ${params.bind(select.stepNs.toString(), "Int64")}) AS step_index,
+      `SELECT toString(fingerprint) AS fp, ${metadata} AS md, intDiv(toUnixTimestamp64Nano(timestamp) - ${start}, ${params.bind(select.stepNs.toString(), "Int64")}) AS step_index,
               toString(step_index) AS k, toString(count()) AS entries, toString(sum(length(line))) AS bytes
        FROM ${this.db}.logs WHERE ${conditions.join(" AND ")}
-       GROUP BY fingerprint, step_index ORDER BY fingerprint, step_index`,
+       GROUP BY fingerprint, md, step_index ORDER BY fingerprint, step_index`,
       params,
     );
-    return groupByStream(streams, rows, (row) => row.fp, (stream, rows): LogCountSeries => ({
-      labels: stream.labels,
-      points: rows.map((row) => ({ startNs: select.startNs + BigInt(row.k) * select.stepNs, count: Number(row.entries), bytes: Number(row.bytes) })),
+    return countSeries(streams, rows, (row) => row.fp, (row) => row.md, (row) => ({
+      startNs: select.startNs + BigInt(row.k) * select.stepNs,
+      count: Number(row.entries),
+      bytes: Number(row.bytes),
     }));
   }
 

@@ -40,7 +40,7 @@ import type {
 } from "./store.js";
 import { RESOLUTION_MS } from "./store.js";
 import type { IndexedStream, LogRow, RollupRow, SampleRow, StreamRef } from "./rows.js";
-import { groupByStream, logRows, rollupRows, sampleRows, streamSpans, StreamsIndexReads } from "./rows.js";
+import { countSeries, groupByStream, logRows, rollupRows, sampleRows, streamSpans, StreamsIndexReads } from "./rows.js";
 import { nsToMsCeil, nsToMsFloor, StoreError, toLabels } from "./values.js";
 
 // The embedded store for `bifrost all`: one DuckDB database file (or memory), one connection, every operation
@@ -531,16 +531,18 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
       const start = params.bind(select.startNs, "Int64");
       const conditions = this.logConditions(params, select, streams, start);
       // Bytes are UTF-8 bytes (strlen), as ClickHouse's length() of a String.
-      const rows = await this.rows<{ fp: bigint; k: bigint; entries: bigint; bytes: bigint }>(
+      const metadata = select.byMetadata ? "metadata" : "NULL";
+      const rows = await this.rows<{ fp: bigint; md: JS; k: bigint; entries: bigint; bytes: bigint }>(
         c,
-        `SELECT fingerprint AS fp, (timestamp_ns - ${start}) // ${params.bind(select.stepNs, "Int64")} AS k, count(*) AS entries, sum(strlen(line)) AS bytes
+        `SELECT fingerprint AS fp, ${metadata} AS md, (timestamp_ns - ${start}) // ${params.bind(select.stepNs, "Int64")} AS k, count(*) AS entries, sum(strlen(line)) AS bytes
          FROM logs WHERE ${conditions.join(" AND ")}
-         GROUP BY fingerprint, k ORDER BY fingerprint, k`,
+         GROUP BY fingerprint, md, k ORDER BY fingerprint, k`,
         params,
       );
-      return groupByStream(streams, rows, (row) => row.fp.toString(), (stream, rows): LogCountSeries => ({
-        labels: stream.labels,
-        points: rows.map((row) => ({ startNs: select.startNs + row.k * select.stepNs, count: Number(row.entries), bytes: Number(row.bytes) })),
+      return countSeries(streams, rows, (row) => row.fp.toString(), (row) => (row.md === null ? {} : mapLabels(row.md)), (row) => ({
+        startNs: select.startNs + row.k * select.stepNs,
+        count: Number(row.entries),
+        bytes: Number(row.bytes),
       }));
     });
   }

@@ -1,7 +1,7 @@
 import type { Labels } from "../proto/batch.js";
-import { fingerprint } from "./fingerprint.js";
-import type { LogBatch, RollupBatch, RollupPartial, SampleBatch, SeriesSelect } from "./store.js";
-import { compareText, seriesLabels, sortByLabels } from "./values.js";
+import { fingerprint, labelsText } from "./fingerprint.js";
+import type { LogBatch, LogCountSeries, RollupBatch, RollupPartial, SampleBatch, SeriesSelect } from "./store.js";
+import { compareText, seriesLabels, sortByLabels, toLabels } from "./values.js";
 
 // Batches flattened into rows, the same for every store: each row knows its stream (fingerprint and labels)
 // and its time, so a store can index streams and check which of a batch's rows it holds.
@@ -137,6 +137,37 @@ export function groupByStream<Row, Out extends { labels: Labels }>(
   for (const stream of streams) {
     const list = byFingerprint.get(stream.fingerprint);
     if (list) out.push(build(stream, list));
+  }
+  return sortByLabels(out);
+}
+
+/**
+ * Count rows (one per stream, metadata and bucket, ordered by stream) as LogCountSeries: one series per stream
+ * and distinct structured metadata, labelled with both, structured metadata set over stream labels of the same
+ * name as LogQL's label builder does.
+ */
+export function countSeries<Row>(
+  streams: IndexedStream[],
+  rows: Row[],
+  fingerprintOf: (row: Row) => string,
+  metadataOf: (row: Row) => Labels,
+  pointOf: (row: Row) => LogCountSeries["points"][number],
+): LogCountSeries[] {
+  const grouped = groupByStream(streams, rows, fingerprintOf, (stream, rows) => ({ labels: stream.labels, rows }));
+  const out: LogCountSeries[] = [];
+  for (const { labels, rows: streamRows } of grouped) {
+    const bySplit = new Map<string, LogCountSeries>();
+    for (const row of streamRows) {
+      const metadata = metadataOf(row);
+      const key = labelsText(metadata);
+      let series = bySplit.get(key);
+      if (series === undefined) {
+        series = { labels: toLabels({ ...labels, ...metadata }), points: [] };
+        bySplit.set(key, series);
+      }
+      series.points.push(pointOf(row));
+    }
+    out.push(...bySplit.values());
   }
   return sortByLabels(out);
 }

@@ -98,6 +98,11 @@ export interface LogCountSelect {
   lineFilters?: LineFilter[];
   /** Bucket width; buckets start at startNs + k * stepNs. */
   stepNs: bigint;
+  /**
+   * Split each stream's counts by the entries' structured metadata, whose labels are added to the stream's: LogQL
+   * metric queries group by stream labels and structured metadata together.
+   */
+  byMetadata?: boolean;
 }
 
 /** Entries and bytes of one stream per step bucket (count_over_time and bytes_over_time pushed down). */

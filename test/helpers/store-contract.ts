@@ -196,6 +196,31 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       assert.deepEqual(filtered.map((s) => s.points.map((p) => p.count)), [[2]]);
     });
 
+    it("splits counts by structured metadata when asked, metadata labels added to the stream's", async () => {
+      await store.appendLogs([
+        logBatch("n7:1", [
+          {
+            labels: [["service", "split"], ["zone", "stream"]],
+            entries: [
+              [T0_NS, "a", [["trace", "t1"]]],
+              [T0_NS + 1n, "bb", [["trace", "t1"]]],
+              [T0_NS + 2n, "ccc", [["trace", "t2"], ["zone", "meta"]]],
+              [T0_NS + 3n, "dddd"],
+            ],
+          },
+        ]),
+      ]);
+      const select = { tenant: "acme", matchers: [{ name: "service", op: "=" as const, value: "split" }], startNs: T0_NS, endNs: T0_NS + SEC, stepNs: SEC };
+      const whole = await store.countLogs(select);
+      assert.deepEqual(whole.map((s) => [plain(s.labels), s.points.map((p) => [p.count, p.bytes])]), [[{ service: "split", zone: "stream" }, [[4, 10]]]]);
+      const split = await store.countLogs({ ...select, byMetadata: true });
+      assert.deepEqual(split.map((s) => [plain(s.labels), s.points.map((p) => [p.count, p.bytes])]), [
+        [{ service: "split", trace: "t1", zone: "stream" }, [[2, 3]]],
+        [{ service: "split", trace: "t2", zone: "meta" }, [[1, 3]]],
+        [{ service: "split", zone: "stream" }, [[1, 4]]],
+      ]);
+    });
+
     it("leaves counts unchanged when a batch is appended again, alone or among new ones", async () => {
       const batch = logBatch("n3:7", [{ labels: [["service", "replay"]], entries: [[T0_NS, "once"], [T0_NS + SEC, "twice?"]] }]);
       assert.deepEqual(await store.appendLogs([batch]), { written: 1, duplicates: 0, rows: 2 });
