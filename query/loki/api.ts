@@ -10,7 +10,6 @@ import { evaluate, QueryLimitError, type QueryParams, type QueryResult } from ".
 import { prettifyLogQL } from "../logql/format.js";
 import { LogQLParseError, parseLogQL, parseSelector } from "../logql/parser.js";
 import { StoreSource } from "../logql/store-source.js";
-import { formatDurationNs } from "../logql/units.js";
 import { entriesReturned, labelsJson, queryResponseJson } from "./marshal.js";
 import {
   directionParam,
@@ -66,6 +65,14 @@ function tenantOf(c: Context, fallback: string): string {
   return tenant;
 }
 
+/** A duration as Go's time.Duration prints it ("25h0m0s"), which is how Loki words its limit errors. */
+function goDuration(ns: bigint): string {
+  const hours = ns / 3_600_000_000_000n;
+  const minutes = (ns / 60_000_000_000n) % 60n;
+  const seconds = Number(ns % 60_000_000_000n) / 1e9;
+  return hours > 0n ? `${hours}h${minutes}m${seconds}s` : minutes > 0n ? `${minutes}m${seconds}s` : `${seconds}s`;
+}
+
 function nowNs(): bigint {
   return BigInt(Date.now()) * 1_000_000n;
 }
@@ -101,7 +108,7 @@ export function lokiRoutes(app: Hono, options: LokiApiOptions): void {
   function checkRange(startNs: bigint, endNs: bigint): void {
     if (maxRangeNs > 0n && endNs - startNs > maxRangeNs) {
       throw new ParamError(
-        `the query time range exceeds the limit (query length: ${formatDurationNs(endNs - startNs)}, limit: ${formatDurationNs(maxRangeNs)}) (query.limits.max_query_length_hours)`,
+        `the query time range exceeds the limit (query length: ${goDuration(endNs - startNs)}, limit: ${goDuration(maxRangeNs)}) (query.limits.max_query_length_hours)`,
       );
     }
   }
