@@ -1,6 +1,7 @@
 import type { AddressInfo } from "node:net";
 import { serve, type ServerType } from "@hono/node-server";
 import { Hono } from "hono";
+import { WebSocketServer } from "ws";
 import type { Registry } from "prom-client";
 import type { Logger } from "./log.js";
 import type { Runtime, Running } from "./runtime.js";
@@ -68,7 +69,9 @@ export class HttpService {
     const hostname = address.slice(0, split).replace(/^\[(.*)\]$/, "$1");
     const port = Number(address.slice(split + 1));
     return new Promise((resolve, reject) => {
-      const server = serve({ fetch: this.app.fetch, hostname, port }, (info: AddressInfo) => {
+      // A WebSocket server without its own listener: upgrades arrive through this HTTP server (Loki's tail).
+      const websocket = { server: new WebSocketServer({ noServer: true }) };
+      const server = serve({ fetch: this.app.fetch, hostname, port, websocket }, (info: AddressInfo) => {
         const host = info.family === "IPv6" ? `[${info.address}]` : info.address;
         const bound = { host: info.address, port: info.port, url: `http://${host}:${info.port}` };
         this.log.info({ listen: bound.url }, "listening");

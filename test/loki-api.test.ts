@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { WebSocket } from "ws";
 import { configSchema } from "../common/config.js";
 import { createLogger } from "../common/log.js";
 import { createRegistry } from "../common/metrics.js";
@@ -11,6 +12,7 @@ import { lokiRoutes } from "../query/loki/api.js";
 import { ClickHouseStore } from "../storage/clickhouse.js";
 import { DuckDBStore } from "../storage/duckdb.js";
 import type { Store } from "../storage/store.js";
+import { until } from "./helpers/aggregation.js";
 import { CLICKHOUSE_URL, uniqueName } from "./helpers/services.js";
 import { logBatch, T0_MS, T0_NS, TEST_RETENTION } from "./helpers/store-contract.js";
 
@@ -233,6 +235,27 @@ function apiSuite(name: string, open: () => Promise<Store>): void {
 
     it("formats queries", async () => {
       assert.equal(await data(`/loki/api/v1/format_query?query=${encodeURIComponent('{service="api"}|="x"')}`), '{service="api"} |= "x"');
+    });
+
+    it("tails over a WebSocket: the newest entries first, then what arrives", async () => {
+      const url = `${base.replace("http", "ws")}/loki/api/v1/tail?query=${encodeURIComponent('{service="api"} |~ "orders|timeout|live"')}&start=${at(0)}&limit=2`;
+      const ws = new WebSocket(url, { headers: { "X-Scope-OrgID": "acme" } });
+      const frames: { streams: { stream: Record<string, string>; values: [string, string][] }[] }[] = [];
+      ws.on("message", (data) => frames.push(JSON.parse(String(data))));
+      const lines = () => frames.flatMap((f) => f.streams.flatMap((s) => s.values.map(([, line]) => line)));
+      await until(() => frames.length >= 1);
+      assert.deepEqual(lines().sort(), [API_ERROR[1][1], API_INFO[2][1]].sort());
+      const now = BigInt(Date.now()) * 1_000_000n;
+      const pushed = await fetch(`${base}/loki/api/v1/push`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "X-Scope-OrgID": "acme" },
+        body: JSON.stringify({ streams: [{ stream: { service: "api", level: "info", node: "n1" }, values: [[String(now), "live line"]] }] }),
+      });
+      assert.equal(pushed.status, 204);
+      await until(() => lines().includes("live line"));
+      ws.close();
+      const refused = await get(`/loki/api/v1/tail?query=${encodeURIComponent("count_over_time({a=\"b\"}[1m])")}`);
+      assert.equal(refused.status, 400);
     });
 
     it("accepts pushes centrally and serves them", async () => {

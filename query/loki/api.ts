@@ -21,6 +21,7 @@ import {
   timeRange,
   type RequestParams,
 } from "./params.js";
+import { tailRoute } from "./tail.js";
 import { volume, type VolumeRequest } from "./volume.js";
 
 // The Loki HTTP API (pkg/loki/modules.go routes) over the Store: what Grafana's Loki data source, logcli and
@@ -256,6 +257,8 @@ export function lokiRoutes(app: Hono, options: LokiApiOptions): void {
       throw err;
     }
   });
+
+  tailRoute(app, { store, tenantOf: (c) => tenantOf(c, options.defaultTenant), maxLimit: limits.max_entries_limit_per_query, now });
 
   // Grafana probes this to choose a live-tail protocol and switches to it on a 400; 404 keeps it on v1.
   app.all("/loki/api/v2alpha/tail", (c) => c.text("404 page not found\n", 404));
