@@ -243,7 +243,7 @@ function apiSuite(name: string, open: () => Promise<Store>): void {
       const frames: { streams: { stream: Record<string, string>; values: [string, string][] }[] }[] = [];
       ws.on("message", (data) => frames.push(JSON.parse(String(data))));
       const lines = () => frames.flatMap((f) => f.streams.flatMap((s) => s.values.map(([, line]) => line)));
-      await until(() => frames.length >= 1);
+      await until("the first tail frame", () => frames.length >= 1);
       assert.deepEqual(lines().sort(), [API_ERROR[1][1], API_INFO[2][1]].sort());
       const now = BigInt(Date.now()) * 1_000_000n;
       const pushed = await fetch(`${base}/loki/api/v1/push`, {
@@ -252,7 +252,7 @@ function apiSuite(name: string, open: () => Promise<Store>): void {
         body: JSON.stringify({ streams: [{ stream: { service: "api", level: "info", node: "n1" }, values: [[String(now), "live line"]] }] }),
       });
       assert.equal(pushed.status, 204);
-      await until(() => lines().includes("live line"));
+      await until("the pushed line in the tail", () => lines().includes("live line"));
       ws.close();
       const refused = await get(`/loki/api/v1/tail?query=${encodeURIComponent("count_over_time({a=\"b\"}[1m])")}`);
       assert.equal(refused.status, 400);
