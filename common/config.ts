@@ -41,7 +41,28 @@ const tlsSchema = z.strictObject({
   insecure_skip_verify: boolean().default(false),
 });
 
+/** Tenant ids as Loki accepts them in X-Scope-OrgID. */
+export const TENANT_ID = /^[A-Za-z0-9!_.*'()-]{1,150}$/;
+
 export const configSchema = z.strictObject({
+  auth: z
+    .strictObject({
+      enabled: boolean().default(false).describe("require a token on every API but /ready and /metrics"),
+      tenants: z
+        .record(
+          z.string().regex(TENANT_ID, "expected a tenant id as X-Scope-OrgID carries it"),
+          z.strictObject({
+            tokens: list(z.string().min(16, "expected a token of at least 16 characters")).refine((t) => t.length > 0, "expected at least one token"),
+          }),
+        )
+        .default({}),
+    })
+    .refine((auth) => !auth.enabled || Object.keys(auth.tenants).length > 0, "auth.enabled needs at least one tenant with a token")
+    .refine((auth) => {
+      const tokens = Object.values(auth.tenants).flatMap((tenant) => tenant.tokens);
+      return new Set(tokens).size === tokens.length;
+    }, "a token may belong to one tenant only")
+    .prefault({}),
   log: z
     .strictObject({
       level: logLevel.default("info"),
