@@ -57,13 +57,12 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
       batcher,
       limits: c.limits,
       maxBodyBytes: c.limits.max_body_bytes,
-      defaultTenant: c.default_tenant,
       rate,
       onAccepted: (tenant, entries) => metrics.accepted.inc({ tenant }, entries),
       onRejected: (reason) => metrics.rejected.inc({ reason }),
     });
     http.addReadiness("disk buffer", () => (wal.bytes() + (c.batch.max_bytes + 4096) > c.wal.max_bytes && c.wal.when_full === "block" ? "disk buffer full" : null));
-  });
+  }, c.default_tenant);
   const gauges = setInterval(() => {
     metrics.buffered.set(wal.bytes());
     metrics.lag.set(wal.pending());

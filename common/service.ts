@@ -3,6 +3,7 @@ import { serve, type ServerType } from "@hono/node-server";
 import { Hono } from "hono";
 import { WebSocketServer } from "ws";
 import type { Registry } from "prom-client";
+import { Authenticator } from "./auth.js";
 import type { Logger } from "./log.js";
 import type { Runtime, Running } from "./runtime.js";
 import { exposition } from "./metrics.js";
@@ -96,9 +97,12 @@ export async function startHttpComponent(
   role: string,
   listen: string,
   setup: (http: HttpService, log: Logger) => void = () => {},
+  /** Tenant of requests without X-Scope-OrgID while auth is off. */
+  defaultTenant = "fake",
 ): Promise<Running> {
   const log = runtime.log.child({ component: role });
   const http = new HttpService(role, runtime.registry, log);
+  http.app.use(new Authenticator(runtime.config.auth, defaultTenant).middleware());
   if (runtime.store) http.addReadiness("store", runtime.storeReadiness);
   setup(http, log);
   const address = await http.listen(listen);

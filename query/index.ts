@@ -14,9 +14,8 @@ export function startQuery(runtime: Runtime): Promise<Running> {
     lokiRoutes(http.app, {
       store,
       limits: runtime.config.query.limits,
-      defaultTenant: runtime.config.query.default_tenant,
       pushLimits: runtime.config.collector.limits,
       log,
     });
-  });
+  }, runtime.config.query.default_tenant);
 }

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { WebSocket } from "ws";
+import { Authenticator } from "../common/auth.js";
 import { configSchema } from "../common/config.js";
 import { createLogger } from "../common/log.js";
 import { createRegistry } from "../common/metrics.js";
@@ -72,7 +73,8 @@ function apiSuite(name: string, open: () => Promise<Store>): void {
       const config = configSchema.parse({ query: { limits: { max_entries_limit_per_query: 5000, max_query_length_hours: 24 } } });
       const log = createLogger("silent");
       http = new HttpService("query", createRegistry(), log);
-      lokiRoutes(http.app, { store, limits: config.query.limits, defaultTenant: "fake", pushLimits: config.collector.limits, log });
+      http.app.use(new Authenticator(config.auth, "fake").middleware());
+      lokiRoutes(http.app, { store, limits: config.query.limits, pushLimits: config.collector.limits, log });
       base = (await http.listen("127.0.0.1:0")).url;
     });
     after(async () => {

@@ -10,6 +10,8 @@ import { Hono } from "hono";
 import protobuf from "protobufjs";
 import { compressSync } from "snappy";
 import { Batcher } from "../collector/batcher.js";
+import { Authenticator } from "../common/auth.js";
+import { configSchema } from "../common/config.js";
 import { LabelSetError, parseLabelSet } from "../collector/receivers/labelset.js";
 import { lokiPushRoute, RateLimiter } from "../collector/receivers/loki.js";
 import { Wal } from "../collector/wal.js";
@@ -24,7 +26,8 @@ function receiver(overrides: { maxBodyBytes?: number; rate?: RateLimiter; walByt
   const wal = Wal.open({ dir: mkdtempSync(join(tmpdir(), "bifrost-loki-")), maxBytes: overrides.walBytes ?? 64 << 20, segmentBytes: 1 << 20, fsync: "never", whenFull: "block" });
   const batcher = new Batcher({ node: { id: "edge-1", site: "", region: "" }, wal, maxEntries: 1, maxBytes: 1 << 20, maxAgeMs: 10 });
   const app = new Hono();
-  lokiPushRoute(app, { batcher, limits: LIMITS, maxBodyBytes: overrides.maxBodyBytes ?? 1 << 20, defaultTenant: "fake", rate: overrides.rate });
+  app.use(new Authenticator(configSchema.parse({}).auth, "fake").middleware());
+  lokiPushRoute(app, { batcher, limits: LIMITS, maxBodyBytes: overrides.maxBodyBytes ?? 1 << 20, rate: overrides.rate });
   const push = (body: string | Uint8Array, headers: Record<string, string>) => app.request("/loki/api/v1/push", { method: "POST", body, headers });
   const batches = () => wal.read(100).map((r) => decodeBatch(r.payload));
   return { push, batches, wal };

@@ -2,6 +2,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { gunzip, inflate } from "node:zlib";
 import type { Hono } from "hono";
+import { tenantOf } from "../../common/auth.js";
 import { bodyLimit } from "hono/body-limit";
 import protobuf from "protobufjs";
 import { uncompressSync } from "snappy";
@@ -21,7 +22,6 @@ export interface LokiReceiverOptions {
   batcher: Pick<Batcher, "add">;
   limits: BatchLimits;
   maxBodyBytes: number;
-  defaultTenant: string;
   /** Entries per second per tenant; 0 means no limit. */
   rate: RateLimiter | undefined;
   onAccepted?: (tenant: string, entries: number) => void;
@@ -36,8 +36,6 @@ const PushRequest = pushRoot.lookupType("logproto.PushRequest");
 interface WirePush {
   streams: { labels: string; entries: { timestamp?: { seconds?: number | { low: number; high: number }; nanos?: number }; line: string; structuredMetadata: { name: string; value: string }[] }[] }[];
 }
-
-const TENANT = /^[A-Za-z0-9!_.*'()-]{1,150}$/;
 
 /** A token bucket per tenant: `rate` entries per second, bursts up to `burst`. */
 export class RateLimiter {
@@ -161,11 +159,7 @@ export function lokiPushRoute(app: Hono, options: LokiReceiverOptions): void {
       },
     }),
     async (c) => {
-      const tenant = c.req.header("X-Scope-OrgID") ?? options.defaultTenant;
-      if (!TENANT.test(tenant)) {
-        reject("bad_tenant");
-        return c.text("X-Scope-OrgID must be 1 to 150 of the characters [A-Za-z0-9!_.*'()-]\n", 400);
-      }
+      const tenant = tenantOf(c);
       let streams: LogStream[];
       try {
         const raw = Buffer.from(await c.req.arrayBuffer());

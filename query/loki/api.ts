@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Context, Hono } from "hono";
+import { tenantOf } from "../../common/auth.js";
 import type { Config } from "../../common/config.js";
 import type { Logger } from "../../common/log.js";
 import { lokiPushRoute } from "../../collector/receivers/loki.js";
@@ -33,13 +34,10 @@ export type QueryLimits = Config["query"]["limits"];
 export interface LokiApiOptions {
   store: Store;
   limits: QueryLimits;
-  defaultTenant: string;
   pushLimits: Config["collector"]["limits"];
   log: Logger;
   now?: () => bigint;
 }
-
-const TENANT = /^[A-Za-z0-9!_.*'()-]{1,150}$/;
 
 class HttpError extends Error {
   constructor(
@@ -57,13 +55,6 @@ async function requestParams(c: Context): Promise<RequestParams> {
     for (const [name, value] of form) params.set(name, [...(params.get(name) ?? []), value]);
   }
   return params;
-}
-
-function tenantOf(c: Context, fallback: string): string {
-  const tenant = c.req.header("X-Scope-OrgID") ?? fallback;
-  if (tenant.includes("|")) throw new HttpError(400, "multi-tenant queries are not enabled");
-  if (!TENANT.test(tenant)) throw new HttpError(400, "X-Scope-OrgID must be 1 to 150 of the characters [A-Za-z0-9!_.*'()-]");
-  return tenant;
 }
 
 /** A duration as Go's time.Duration prints it ("25h0m0s"), which is how Loki words its limit errors. */
@@ -87,7 +78,7 @@ export function lokiRoutes(app: Hono, options: LokiApiOptions): void {
     (handler: (c: Context, params: RequestParams, tenant: string) => Promise<Response>) => async (c: Context) => {
       try {
         const params = await requestParams(c);
-        return await handler(c, params, tenantOf(c, options.defaultTenant));
+        return await handler(c, params, tenantOf(c));
       } catch (err) {
         const [status, message] = classify(err);
         if (status >= 500) options.log.error({ err, path: c.req.path }, "query failed");
@@ -258,7 +249,7 @@ export function lokiRoutes(app: Hono, options: LokiApiOptions): void {
     }
   });
 
-  tailRoute(app, { store, tenantOf: (c) => tenantOf(c, options.defaultTenant), maxLimit: limits.max_entries_limit_per_query, now });
+  tailRoute(app, { store, tenantOf, maxLimit: limits.max_entries_limit_per_query, now });
 
   // Grafana probes this to choose a live-tail protocol and switches to it on a 400; 404 keeps it on v1.
   app.all("/loki/api/v2alpha/tail", (c) => c.text("404 page not found\n", 404));
@@ -271,7 +262,6 @@ export function lokiRoutes(app: Hono, options: LokiApiOptions): void {
     },
     limits: options.pushLimits,
     maxBodyBytes: options.pushLimits.max_body_bytes,
-    defaultTenant: options.defaultTenant,
     rate: undefined,
   });
 }
