@@ -13,7 +13,7 @@ import { aggregatorMetrics } from "./metrics.js";
 export async function startAggregator(runtime: Runtime): Promise<Running> {
   const { config, store } = runtime;
   if (runtime.role === "all" || store === undefined) {
-    return startHttpComponent(runtime, "aggregator", config.aggregator.listen);
+    return startHttpComponent(runtime, "aggregator");
   }
   const log = runtime.log.child({ component: "aggregator" });
   const pool = new Piscina({
@@ -38,7 +38,7 @@ export async function startAggregator(runtime: Runtime): Promise<Running> {
     metrics: aggregatorMetrics(runtime.registry),
     log,
   });
-  const running = await startHttpComponent(runtime, "aggregator", config.aggregator.listen, (http) => {
+  const running = await startHttpComponent(runtime, "aggregator", (http) => {
     http.addReadiness("kafka", () => aggregator.readiness());
   });
   // Consume only once the schema exists; a store that never migrates keeps /ready saying why.

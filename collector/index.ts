@@ -14,7 +14,7 @@ import { Wal } from "./wal.js";
  */
 export async function startCollector(runtime: Runtime): Promise<Running> {
   const { config } = runtime;
-  if (runtime.role === "all") return startHttpComponent(runtime, "collector", config.collector.listen);
+  if (runtime.role === "all") return startHttpComponent(runtime, "collector");
   const c = config.collector;
   const log = runtime.log.child({ component: "collector" });
   const metrics = collectorMetrics(runtime.registry);
@@ -52,7 +52,7 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
   });
   batcher.restorePrevious(wal.tail(1000));
   const rate = c.limits.rate_entries_per_s > 0 ? new RateLimiter(c.limits.rate_entries_per_s, c.limits.burst_entries || c.limits.rate_entries_per_s * 10) : undefined;
-  const running = await startHttpComponent(runtime, "collector", c.listen, (http) => {
+  const running = await startHttpComponent(runtime, "collector", (http) => {
     lokiPushRoute(http.app, {
       batcher,
       limits: c.limits,
@@ -62,7 +62,7 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
       onRejected: (reason) => metrics.rejected.inc({ reason }),
     });
     http.addReadiness("disk buffer", () => (wal.bytes() + (c.batch.max_bytes + 4096) > c.wal.max_bytes && c.wal.when_full === "block" ? "disk buffer full" : null));
-  }, c.default_tenant);
+  });
   const gauges = setInterval(() => {
     metrics.buffered.set(wal.bytes());
     metrics.lag.set(wal.pending());

@@ -44,6 +44,17 @@ const tlsSchema = z.strictObject({
 /** Tenant ids as Loki accepts them in X-Scope-OrgID. */
 export const TENANT_ID = /^[A-Za-z0-9!_.*'()-]{1,150}$/;
 
+/** TLS on one of Bifrost's own listeners; with client_ca_file, mutual TLS. */
+const serverTlsSchema = z
+  .strictObject({
+    enabled: boolean().default(false),
+    cert_file: z.string().optional(),
+    key_file: z.string().optional(),
+    client_ca_file: z.string().optional().describe("CA that client certificates must chain to"),
+    client_auth: z.enum(["request", "require"]).default("require").describe("with client_ca_file: ask for a client certificate, or refuse connections without a valid one"),
+  })
+  .refine((tls) => !tls.enabled || (tls.cert_file !== undefined && tls.key_file !== undefined), "a TLS listener needs cert_file and key_file");
+
 export const configSchema = z.strictObject({
   auth: z
     .strictObject({
@@ -132,6 +143,7 @@ export const configSchema = z.strictObject({
   collector: z
     .strictObject({
       listen: listenAddress.default("127.0.0.1:4318"),
+      tls: serverTlsSchema.prefault({}),
       default_tenant: z.string().min(1).default("fake").describe("tenant of pushes without X-Scope-OrgID, as in Loki"),
       wal: z
         .strictObject({
@@ -166,6 +178,7 @@ export const configSchema = z.strictObject({
   aggregator: z
     .strictObject({
       listen: listenAddress.default("127.0.0.1:3101"),
+      tls: serverTlsSchema.prefault({}),
       group_id: z.string().min(1).default("bifrost-aggregator"),
       workers: number(z.number().int().min(1).max(64)).default(2).describe("decode and rollup worker threads"),
       max_queue: number(z.number().int().min(1)).default(64).describe("batches waiting for a worker before partitions pause"),
@@ -187,6 +200,7 @@ export const configSchema = z.strictObject({
   query: z
     .strictObject({
       listen: listenAddress.default("127.0.0.1:3100"),
+      tls: serverTlsSchema.prefault({}),
       default_tenant: z.string().min(1).default("fake").describe("tenant of requests without X-Scope-OrgID, as in Loki"),
       limits: z
         .strictObject({

@@ -1,9 +1,13 @@
+import { readFileSync } from "node:fs";
+import { createServer as createHttpsServer, type ServerOptions as HttpsServerOptions } from "node:https";
 import type { AddressInfo } from "node:net";
+import { TLSSocket } from "node:tls";
 import { serve, type ServerType } from "@hono/node-server";
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { WebSocketServer } from "ws";
 import type { Registry } from "prom-client";
 import { Authenticator } from "./auth.js";
+import type { Config } from "./config.js";
 import type { Logger } from "./log.js";
 import type { Runtime, Running } from "./runtime.js";
 import { exposition } from "./metrics.js";
@@ -64,17 +68,24 @@ export class HttpService {
     return results.filter((r): r is string => r !== null);
   }
 
-  /** Listens on `address` (host:port; port 0 picks a free one) and resolves once the socket is bound. */
-  listen(address: string): Promise<ListeningAddress> {
+  /**
+   * Listens on `address` (host:port; port 0 picks a free one) and resolves once the socket is bound; with `tls`
+   * enabled it serves HTTPS, and with a client CA it asks for (or requires) client certificates.
+   */
+  listen(address: string, tls?: ServerTls): Promise<ListeningAddress> {
     const split = address.lastIndexOf(":");
     const hostname = address.slice(0, split).replace(/^\[(.*)\]$/, "$1");
     const port = Number(address.slice(split + 1));
+    const secure = tls?.enabled === true;
     return new Promise((resolve, reject) => {
       // A WebSocket server without its own listener: upgrades arrive through this HTTP server (Loki's tail).
       const websocket = { server: new WebSocketServer({ noServer: true }) };
-      const server = serve({ fetch: this.app.fetch, hostname, port, websocket }, (info: AddressInfo) => {
+      const options = secure
+        ? { fetch: this.app.fetch, hostname, port, websocket, createServer: createHttpsServer, serverOptions: httpsOptions(tls) }
+        : { fetch: this.app.fetch, hostname, port, websocket };
+      const server = serve(options, (info: AddressInfo) => {
         const host = info.family === "IPv6" ? `[${info.address}]` : info.address;
-        const bound = { host: info.address, port: info.port, url: `http://${host}:${info.port}` };
+        const bound = { host: info.address, port: info.port, url: `${secure ? "https" : "http"}://${host}:${info.port}` };
         this.log.info({ listen: bound.url }, "listening");
         resolve(bound);
       });
@@ -91,20 +102,53 @@ export class HttpService {
   }
 }
 
-/** Starts a component whose process is one HTTP listener; `setup` adds its routes and readiness checks. */
+export type ServerTls = Config["query"]["tls"];
+
+function httpsOptions(tls: ServerTls): HttpsServerOptions {
+  if (tls.cert_file === undefined || tls.key_file === undefined) throw new Error("a TLS listener needs cert_file and key_file");
+  const options: HttpsServerOptions = { cert: readFileSync(tls.cert_file), key: readFileSync(tls.key_file) };
+  if (tls.client_ca_file !== undefined) {
+    options.ca = readFileSync(tls.client_ca_file);
+    options.requestCert = true;
+    options.rejectUnauthorized = tls.client_auth === "require";
+  }
+  return options;
+}
+
+/**
+ * The verified client certificate of a request over mutual TLS: its subject common name and its URI SANs
+ * (SPIFFE ids such as spiffe://fleet/node/store-042-gw1); undefined without a verified certificate.
+ */
+export function clientIdentity(c: Context): { commonName: string; uris: string[] } | undefined {
+  const socket = (c.env as { incoming?: { socket?: unknown } } | undefined)?.incoming?.socket;
+  if (!(socket instanceof TLSSocket) || !socket.authorized) return undefined;
+  const certificate = socket.getPeerCertificate();
+  if (certificate === null || Object.keys(certificate).length === 0) return undefined;
+  const uris = (certificate.subjectaltname ?? "")
+    .split(/,\s*/)
+    .filter((name) => name.startsWith("URI:"))
+    .map((name) => name.slice(4));
+  const commonName = certificate.subject?.CN;
+  return { commonName: Array.isArray(commonName) ? (commonName[0] ?? "") : (commonName ?? ""), uris };
+}
+
+/**
+ * Starts a component whose process is one HTTP listener, bound and secured as its config section says
+ * (`listen`, `tls`); `setup` adds its routes and readiness checks behind the authentication middleware.
+ */
 export async function startHttpComponent(
   runtime: Runtime,
-  role: string,
-  listen: string,
+  role: "collector" | "aggregator" | "query",
   setup: (http: HttpService, log: Logger) => void = () => {},
-  /** Tenant of requests without X-Scope-OrgID while auth is off. */
-  defaultTenant = "fake",
 ): Promise<Running> {
+  const { config } = runtime;
   const log = runtime.log.child({ component: role });
   const http = new HttpService(role, runtime.registry, log);
-  http.app.use(new Authenticator(runtime.config.auth, defaultTenant).middleware());
+  // Requests without X-Scope-OrgID belong to the default tenant while auth is off, as in Loki.
+  const defaultTenant = role === "collector" ? config.collector.default_tenant : config.query.default_tenant;
+  http.app.use(new Authenticator(config.auth, defaultTenant).middleware());
   if (runtime.store) http.addReadiness("store", runtime.storeReadiness);
   setup(http, log);
-  const address = await http.listen(listen);
+  const address = await http.listen(config[role].listen, config[role].tls);
   return { role, address, stop: () => http.close() };
 }

@@ -6,7 +6,7 @@ import { lokiRoutes } from "./loki/api.js";
 export function startQuery(runtime: Runtime): Promise<Running> {
   const store = runtime.store;
   if (store === undefined) throw new Error("the query service needs a store");
-  return startHttpComponent(runtime, "query", runtime.config.query.listen, (http, log) => {
+  return startHttpComponent(runtime, "query", (http, log) => {
     // Grafana's Loki data source asks for this to learn the server's version.
     http.app.get("/loki/api/v1/status/buildinfo", (c) =>
       c.json({ version: VERSION, revision: "", branch: "", buildUser: "", buildDate: "", goVersion: "" }),
@@ -17,5 +17,5 @@ export function startQuery(runtime: Runtime): Promise<Running> {
       pushLimits: runtime.config.collector.limits,
       log,
     });
-  }, runtime.config.query.default_tenant);
+  });
 }
