@@ -615,6 +615,11 @@ describe("range aggregations over unwrapped values", () => {
     assert.ok(Number.isNaN(result[1]![1]));
   });
 
+  it("stddev_over_time of a lone infinity is NaN, as Loki's range function starts from zero", async () => {
+    const result = await vectorOf(unwrapped("stddev_over_time"), 4, [sampleRow(1, Infinity, P1)]);
+    assert.ok(Number.isNaN(result[0]![1]));
+  });
+
   it("max_over_time skips a leading NaN", async () => {
     const rows = [sampleRow(1, NaN, P1), sampleRow(2, 3, P1), sampleRow(3, 2, P1)];
     assert.deepEqual(await vectorOf(unwrapped("max_over_time"), 4, rows), [[P1, 3]]);
@@ -787,6 +792,11 @@ describe("vector aggregations", () => {
     assert.equal(aggregate("avg", samples([Infinity, 3, Infinity]), undefined, undefined)[0]!.value, Infinity);
     assert.ok(Number.isNaN(aggregate("avg", samples([Infinity, -Infinity]), undefined, undefined)[0]!.value));
     assert.equal(aggregate("avg", samples([1, 2, 3, 4]), undefined, undefined)[0]!.value, 2.5);
+  });
+
+  it("stddev of a lone infinity is 0, as the aggregation seeds its mean with the first sample", () => {
+    const lone = [{ labels: L({}), value: Infinity }];
+    assert.equal(aggregate("stddev", lone, undefined, undefined)[0]!.value, 0);
   });
 
   it("topk keeps the k largest samples with their own labels", async () => {

@@ -13,7 +13,7 @@ export function makeLabels(entries: Iterable<readonly [string, string]>): Labels
   return labels;
 }
 
-export function sortedNames(labels: Labels): string[] {
+function sortedNames(labels: Labels): string[] {
   return Object.keys(labels).sort(compareStrings);
 }
 

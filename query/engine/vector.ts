@@ -284,18 +284,17 @@ function mean(values: readonly number[]): number {
   return result;
 }
 
-/** Population variance by Welford's algorithm, in the order the samples come. */
-export function variance(values: readonly number[]): number {
-  let count = 0;
-  let average = 0;
+/** Population variance by Welford's algorithm, seeded with the first sample as Loki and Prometheus seed it. */
+function variance(values: readonly number[]): number {
+  let average = values[0]!;
   let sum = 0;
-  for (const value of values) {
-    count++;
+  for (let i = 1; i < values.length; i++) {
+    const value = values[i]!;
     const delta = value - average;
-    average += delta / count;
+    average += delta / (i + 1);
     sum += delta * (value - average);
   }
-  return sum / count;
+  return sum / values.length;
 }
 
 /** Orders by value, NaN last whichever the direction, keeping the input order between equal values. */
