@@ -420,6 +420,15 @@ describe("range aggregations: windows", () => {
     }
   });
 
+  it("refuses a source that returns rows out of time order", async () => {
+    const source = new MemorySource(LOGS);
+    source.logs = async function* () {
+      yield [{ tsNs: sec(5), line: "a", labels: L(A1) }];
+      yield [{ tsNs: sec(4), line: "b", labels: L(A2) }];
+    };
+    await assert.rejects(evaluate(counts(10), instant(10), source, { maxSeries: 10 }), /out of time order/);
+  });
+
   it("holds only the current window: the source is read no further than the step being produced", async () => {
     const rows = Array.from({ length: 100 }, (_, i) => logRow(i + 1, "l", A1));
     const source = new MemorySource(rows, 1);
@@ -1330,6 +1339,10 @@ describe("label_replace", () => {
 
   it("refuses an invalid destination name", async () => {
     await assert.rejects(run(labelReplace(counts(), "1bad", "x", "app", ".*"), instant(30)), EvaluationError);
+  });
+
+  it("refuses an invalid regular expression", async () => {
+    await assert.rejects(run(labelReplace(counts(), "n", "x", "app", "(a"), instant(30)), EvaluationError);
   });
 
   it("applies at every step", async () => {

@@ -15,7 +15,7 @@ import {
 } from "../engine/vector.js";
 import type { BinaryExpr, Expr, LogExpr, LogRange, MetricExpr } from "./ast.js";
 import { RowCursor } from "./cursor.js";
-import { compileRe2 } from "./regex.js";
+import { RegexSyntaxError, compileRe2 } from "./regex.js";
 import { rangeAggregationSteps, type Step, type Timeline } from "./range-vector.js";
 
 // The reference LogQL evaluator, with the semantics of Loki's engine.go and evaluator.go. A metric query is a
@@ -150,6 +150,16 @@ function goFloat(value: number): string {
 
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 
+/** The regex of label_replace, anchored at both ends as Loki compiles it; a bad one is the query's fault. */
+function compileLabelReplaceRegex(pattern: string): RegExp {
+  try {
+    return compileRe2(pattern, true);
+  } catch (err) {
+    if (err instanceof RegexSyntaxError) throw new EvaluationError(`invalid regular expression in label_replace(): ${err.message}`);
+    throw err;
+  }
+}
+
 class Evaluator {
   constructor(
     private readonly timeline: Timeline,
@@ -165,7 +175,7 @@ class Evaluator {
         return this.mapSteps(expr.expr, (vector) => aggregate(expr.op, vector, expr.grouping, expr.param));
       case "label_replace": {
         if (!LABEL_NAME.test(expr.dst)) throw new EvaluationError(`invalid destination label name in label_replace(): ${expr.dst}`);
-        const regex = compileRe2(expr.regex, true);
+        const regex = compileLabelReplaceRegex(expr.regex);
         return this.mapSteps(expr.expr, (vector) => labelReplace(vector, expr.dst, expr.replacement, expr.src, regex));
       }
       case "vector":

@@ -175,6 +175,7 @@ export async function* rangeAggregationSteps(
     signal,
   );
   const windows = new Map<string, Window>();
+  let previousNs: bigint | undefined;
   try {
     for (let t = timeline.startNs; t <= timeline.endNs; t += timeline.stepNs) {
       signal?.throwIfAborted();
@@ -183,6 +184,11 @@ export async function* rangeAggregationSteps(
       evict(windows, windowStart);
       for (let row = await cursor.peek(); row !== undefined && row.tsNs <= windowEnd; row = await cursor.peek()) {
         cursor.skip();
+        // Windows only slide forward: a row older than one already read would silently miss its windows.
+        if (previousNs !== undefined && row.tsNs < previousNs) {
+          throw new Error(`the engine source returned rows out of time order (${row.tsNs} after ${previousNs})`);
+        }
+        previousNs = row.tsNs;
         if (row.tsNs <= windowStart) continue;
         const { key, labels } = keyOf(row.labels);
         const window = windows.get(key);
