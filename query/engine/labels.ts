@@ -1,0 +1,93 @@
+import type { Labels } from "../../proto/batch.js";
+
+// Label-set helpers shared by the LogQL and PromQL evaluators. Label sets are plain null-prototype objects; these
+// functions give them the identity, ordering and text form that Prometheus' labels.Labels has.
+
+export const METRIC_NAME = "__name__";
+
+/** A label set built from entries, with its names in sorted order. */
+export function makeLabels(entries: Iterable<readonly [string, string]>): Labels {
+  const sorted = [...entries].sort(([a], [b]) => compareStrings(a, b));
+  const labels: Labels = Object.create(null);
+  for (const [name, value] of sorted) labels[name] = value;
+  return labels;
+}
+
+function sortedNames(labels: Labels): string[] {
+  return Object.keys(labels).sort(compareStrings);
+}
+
+/** Byte-wise comparison as Go compares strings (UTF-16 code unit order differs only above the BMP). */
+export function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** An identity for a label set: equal sets give equal keys whatever the property order. */
+export function labelsKey(labels: Labels): string {
+  let key = "";
+  for (const name of sortedNames(labels)) key += `${name}\u0000${labels[name]}\u0001`;
+  return key;
+}
+
+/** Prometheus' labels.Compare: name by name, then value, then the shorter set first. */
+export function compareLabels(a: Labels, b: Labels): number {
+  const an = sortedNames(a);
+  const bn = sortedNames(b);
+  const n = Math.min(an.length, bn.length);
+  for (let i = 0; i < n; i++) {
+    const nameOrder = compareStrings(an[i]!, bn[i]!);
+    if (nameOrder !== 0) return nameOrder;
+    const valueOrder = compareStrings(a[an[i]!]!, b[bn[i]!]!);
+    if (valueOrder !== 0) return valueOrder;
+  }
+  return an.length - bn.length;
+}
+
+/** The text Prometheus and Loki print for a label set, `{a="1", b="x\"y"}`, values quoted as Go's strconv.Quote. */
+export function formatLabels(labels: Labels): string {
+  return `{${sortedNames(labels)
+    .map((name) => `${name}=${goQuote(labels[name]!)}`)
+    .join(", ")}}`;
+}
+
+const GO_ESCAPES: Record<string, string> = {
+  "\u0007": "\\a",
+  "\b": "\\b",
+  "\f": "\\f",
+  "\n": "\\n",
+  "\r": "\\r",
+  "\t": "\\t",
+  "\u000b": "\\v",
+  "\\": "\\\\",
+  '"': '\\"',
+};
+
+function goQuote(text: string): string {
+  let out = '"';
+  for (const char of text) {
+    const escape = GO_ESCAPES[char];
+    if (escape !== undefined) out += escape;
+    else {
+      const code = char.codePointAt(0)!;
+      if (code < 0x20 || code === 0x7f) out += `\\x${code.toString(16).padStart(2, "0")}`;
+      else out += char;
+    }
+  }
+  return `${out}"`;
+}
+
+/** The labels named in `names` that the set has. */
+export function keepLabels(labels: Labels, names: readonly string[]): Labels {
+  const out: [string, string][] = [];
+  for (const name of names) {
+    const value = labels[name];
+    if (value !== undefined) out.push([name, value]);
+  }
+  return makeLabels(out);
+}
+
+/** The set without the labels named in `names`. */
+export function dropLabels(labels: Labels, names: readonly string[]): Labels {
+  const drop = new Set(names);
+  return makeLabels(Object.entries(labels).filter(([name]) => !drop.has(name)));
+}
