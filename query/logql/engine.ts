@@ -13,10 +13,10 @@ import {
   vectorSetOp,
   type Sample,
 } from "../engine/vector.js";
-import type { BinaryExpr, Expr, LogExpr, LogRange, MetricExpr } from "./ast.js";
+import type { BinaryExpr, Expr, LogExpr, LogRange, MetricExpr, RangeAggregationExpr } from "./ast.js";
 import { RowCursor } from "./cursor.js";
 import { RegexSyntaxError, compileRe2 } from "./regex.js";
-import { rangeAggregationSteps, type Step, type Timeline } from "./range-vector.js";
+import { rangeAggregationSteps, validateRangeAggregation, type Step, type Timeline } from "./range-vector.js";
 
 // The reference LogQL evaluator, with the semantics of Loki's engine.go and evaluator.go. A metric query is a
 // tree of step evaluators, each an async generator of one vector per step; leaves are range aggregations reading
@@ -44,6 +44,11 @@ export interface EngineSource {
   logs(log: LogExpr, startNs: bigint, endNs: bigint, direction: Direction): AsyncIterable<LogRow[]>;
   /** For range aggregations with unwrap: unwrapped values, ascending by time, in chunks. */
   samples(range: LogRange, startNs: bigint, endNs: bigint): AsyncIterable<SampleRow[]>;
+  /**
+   * The steps of a range aggregation computed by the source itself (pushed down into the Store), or undefined
+   * when it cannot; the engine then streams rows through its own windows. Both must give the same steps.
+   */
+  rangeAggregation?(expr: RangeAggregationExpr, timeline: Timeline): Promise<Step[] | undefined>;
 }
 
 export interface QueryParams {
@@ -170,7 +175,7 @@ class Evaluator {
   steps(expr: MetricExpr): AsyncGenerator<Step> {
     switch (expr.kind) {
       case "range_aggregation":
-        return rangeAggregationSteps(expr, this.timeline, this.source, this.signal);
+        return this.rangeSteps(expr);
       case "vector_aggregation":
         return this.mapSteps(expr.expr, (vector) => aggregate(expr.op, vector, expr.grouping, expr.param));
       case "label_replace": {
@@ -185,6 +190,13 @@ class Evaluator {
       case "literal":
         throw new EvaluationError(`unexpected literal ${goFloat(expr.value)} where a vector is expected`);
     }
+  }
+
+  private async *rangeSteps(expr: RangeAggregationExpr): AsyncGenerator<Step> {
+    validateRangeAggregation(expr);
+    const pushed = await this.source.rangeAggregation?.(expr, this.timeline);
+    if (pushed !== undefined) yield* pushed;
+    else yield* rangeAggregationSteps(expr, this.timeline, this.source, this.signal);
   }
 
   private async *mapSteps(inner: MetricExpr, fn: (vector: Sample[]) => Sample[]): AsyncGenerator<Step> {

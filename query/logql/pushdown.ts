@@ -1,5 +1,7 @@
-import type { LogCountSeries, Store } from "../../storage/store.js";
+import type { Store } from "../../storage/store.js";
+import { labelsKey } from "../engine/labels.js";
 import type { RangeAggregationExpr } from "./ast.js";
+import type { Step, Timeline } from "./range-vector.js";
 import { pushableLineFilters } from "./store-source.js";
 
 // Range aggregations that the Store can answer from counts: count_over_time, rate, bytes_over_time and bytes_rate
@@ -12,48 +14,39 @@ const PUSHABLE = new Set(["count_over_time", "rate", "bytes_over_time", "bytes_r
 /** More buckets than this per stream are not worth the SQL; the streaming engine does it instead. */
 const MAX_BUCKETS = 200_000n;
 
-export interface StepGrid {
-  /** The first and last evaluation times; equal for an instant query. */
-  firstNs: bigint;
-  lastNs: bigint;
-  stepNs: bigint;
-}
-
-export interface PushedSeries {
-  labels: LogCountSeries["labels"];
-  /** [evaluation time in ms, value], only for steps whose window holds entries, as Loki emits them. */
-  points: [number, number][];
-}
-
 function gcd(a: bigint, b: bigint): bigint {
   while (b !== 0n) [a, b] = [b, a % b];
   return a;
 }
 
 /** Whether pushRangeAggregation can answer `expr`. */
-export function canPush(expr: RangeAggregationExpr, grid: StepGrid): boolean {
+export function canPush(expr: RangeAggregationExpr, timeline: Timeline): boolean {
   if (!PUSHABLE.has(expr.op) || expr.range.unwrap !== undefined || expr.grouping !== undefined) return false;
   if (pushableLineFilters(expr.range.log.pipeline).rest.length > 0) return false;
-  const bucket = grid.firstNs === grid.lastNs ? expr.range.rangeNs : gcd(grid.stepNs, expr.range.rangeNs);
-  return bucket > 0n && (grid.lastNs - grid.firstNs + expr.range.rangeNs) / bucket <= MAX_BUCKETS;
+  const bucket = bucketOf(expr, timeline);
+  return bucket > 0n && (timeline.endNs - timeline.startNs + expr.range.rangeNs) / bucket <= MAX_BUCKETS;
 }
 
+function bucketOf(expr: RangeAggregationExpr, timeline: Timeline): bigint {
+  return timeline.startNs === timeline.endNs ? expr.range.rangeNs : gcd(timeline.stepNs, expr.range.rangeNs);
+}
+
+/** The steps of a pushable range aggregation (see canPush), as the streaming engine would produce them. */
 export async function pushRangeAggregation(
   store: Store,
   tenant: string,
   expr: RangeAggregationExpr,
-  grid: StepGrid,
-): Promise<PushedSeries[]> {
+  timeline: Timeline,
+): Promise<Step[]> {
   const { rangeNs, offsetNs } = expr.range;
-  const instant = grid.firstNs === grid.lastNs;
-  const bucketNs = instant ? rangeNs : gcd(grid.stepNs, rangeNs);
-  const firstBucketNs = grid.firstNs - offsetNs - rangeNs + 1n;
+  const bucketNs = bucketOf(expr, timeline);
+  const firstBucketNs = timeline.startNs - offsetNs - rangeNs + 1n;
   const counts = await store.countLogs({
     tenant,
     matchers: expr.range.log.matchers,
     lineFilters: pushableLineFilters(expr.range.log.pipeline).pushed,
     startNs: firstBucketNs,
-    endNs: grid.lastNs - offsetNs + 1n,
+    endNs: timeline.endNs - offsetNs + 1n,
     stepNs: bucketNs,
     byMetadata: true,
   });
@@ -61,13 +54,20 @@ export async function pushRangeAggregation(
   const perSecond = expr.op === "rate" || expr.op === "bytes_rate";
   const rangeSeconds = Number(rangeNs) / 1e9;
   const bucketsPerWindow = rangeNs / bucketNs;
-  const stepBuckets = instant ? 0n : grid.stepNs / bucketNs;
-  const out: PushedSeries[] = [];
-  for (const series of counts) {
-    const byBucket = new Map<bigint, number>();
-    for (const point of series.points) byBucket.set((point.startNs - firstBucketNs) / bucketNs, bytes ? point.bytes : point.count);
-    const points: [number, number][] = [];
-    for (let t = grid.firstNs, first = 0n; t <= grid.lastNs; t += instant ? 1n : grid.stepNs, first += stepBuckets) {
+  const series = counts
+    .map((s) => {
+      const byBucket = new Map<bigint, number>();
+      for (const point of s.points) byBucket.set((point.startNs - firstBucketNs) / bucketNs, bytes ? point.bytes : point.count);
+      return { key: labelsKey(s.labels), labels: s.labels, byBucket };
+    })
+    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const steps: Step[] = [];
+  for (let t = timeline.startNs, first = 0n; t <= timeline.endNs; t += timeline.stepNs, first += timeline.stepNs / bucketNs) {
+    const windowEnd = t - offsetNs;
+    // The same millisecond truncation as the streaming engine (range-vector.ts).
+    const tsMs = Number(windowEnd / 1_000_000n) + Number(offsetNs / 1_000_000n);
+    const vector: Step["vector"] = [];
+    for (const { labels, byBucket } of series) {
       let total = 0;
       let seen = false;
       for (let k = first; k < first + bucketsPerWindow; k++) {
@@ -77,10 +77,9 @@ export async function pushRangeAggregation(
           seen = true;
         }
       }
-      if (seen) points.push([Number(t / 1_000_000n), perSecond ? total / rangeSeconds : total]);
-      if (instant) break;
+      if (seen) vector.push({ labels, value: perSecond ? total / rangeSeconds : total });
     }
-    if (points.length > 0) out.push({ labels: series.labels, points });
+    steps.push({ tsMs, vector });
   }
-  return out;
+  return steps;
 }

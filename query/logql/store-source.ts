@@ -1,8 +1,10 @@
 import type { Labels } from "../../proto/batch.js";
 import type { Direction, LineFilter, Store } from "../../storage/store.js";
-import type { LogExpr, LogRange, Stage } from "./ast.js";
+import type { LogExpr, LogRange, RangeAggregationExpr, Stage } from "./ast.js";
 import type { EngineSource, LogRow, SampleRow } from "./engine.js";
 import { compilePipeline, compileUnwrap } from "./pipeline.js";
+import { canPush, pushRangeAggregation } from "./pushdown.js";
+import type { Step, Timeline } from "./range-vector.js";
 
 // Feeds the LogQL engine from the Store. The selector, the time range and the line filters that come before any
 // stage that rewrites the line are pushed into the Store's query; the rest of the pipeline runs here. Entries are
@@ -30,11 +32,20 @@ export function pushableLineFilters(pipeline: Stage[]): { pushed: LineFilter[]; 
 }
 
 export class StoreSource implements EngineSource {
+  /**
+   * `pushdown` off makes every range aggregation stream through the engine: the reference that the differential
+   * test compares pushed-down answers with.
+   */
   constructor(
     private readonly store: Store,
     private readonly tenant: string,
-    private readonly pageEntries = PAGE_ENTRIES,
+    private readonly options: { pushdown?: boolean; pageEntries?: number } = {},
   ) {}
+
+  async rangeAggregation(expr: RangeAggregationExpr, timeline: Timeline): Promise<Step[] | undefined> {
+    if (this.options.pushdown === false || !canPush(expr, timeline)) return undefined;
+    return pushRangeAggregation(this.store, this.tenant, expr, timeline);
+  }
 
   async *logs(log: LogExpr, startNs: bigint, endNs: bigint, direction: Direction): AsyncIterable<LogRow[]> {
     const { pushed, rest } = pushableLineFilters(log.pipeline);
@@ -77,8 +88,9 @@ export class StoreSource implements EngineSource {
     let low = startNs;
     let high = endNs;
     while (low < high) {
-      const page = await this.read(log, lineFilters, low, high, direction, this.pageEntries);
-      if (page.length < this.pageEntries) {
+      const pageEntries = this.options.pageEntries ?? PAGE_ENTRIES;
+      const page = await this.read(log, lineFilters, low, high, direction, pageEntries);
+      if (page.length < pageEntries) {
         yield page;
         return;
       }

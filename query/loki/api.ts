@@ -7,7 +7,7 @@ import { lokiPushRoute } from "../../collector/receivers/loki.js";
 import type { LabelMatcher, SeriesSelect, Store } from "../../storage/store.js";
 import { nsToMsCeil, nsToMsFloor, StoreError } from "../../storage/values.js";
 import { isLogExpr, type Expr } from "../logql/ast.js";
-import { evaluate, QueryLimitError, type QueryParams, type QueryResult } from "../logql/engine.js";
+import { evaluate, EvaluationError, QueryLimitError, type QueryParams, type QueryResult } from "../logql/engine.js";
 import { prettifyLogQL } from "../logql/format.js";
 import { LogQLParseError, parseLogQL, parseSelector } from "../logql/parser.js";
 import { StoreSource } from "../logql/store-source.js";
@@ -268,7 +268,7 @@ export function lokiRoutes(app: Hono, options: LokiApiOptions): void {
 
 function classify(err: unknown): [400 | 404 | 500 | 503 | 504, string] {
   if (err instanceof HttpError) return [err.status, err.message];
-  if (err instanceof ParamError || err instanceof LogQLParseError || err instanceof QueryLimitError) return [400, err.message];
+  if (err instanceof ParamError || err instanceof LogQLParseError || err instanceof QueryLimitError || err instanceof EvaluationError) return [400, err.message];
   if (err instanceof StoreError && err.transient) return [503, `store unavailable: ${err.message}`];
   return [500, (err as Error).message ?? "internal error"];
 }
