@@ -1,0 +1,128 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createClient } from "@clickhouse/client";
+import { Hono } from "hono";
+import { Authenticator } from "../common/auth.js";
+import { configSchema } from "../common/config.js";
+import { createLogger } from "../common/log.js";
+import { labelsOf, type LogStream } from "../proto/batch.js";
+import { lokiRoutes } from "../query/loki/api.js";
+import { ClickHouseStore } from "../storage/clickhouse.js";
+import { DuckDBStore } from "../storage/duckdb.js";
+import type { LogBatch, Store } from "../storage/store.js";
+
+// npm run bench:query — latency (median, p99) of LogQL queries through the Loki API over BENCH_LOG_ROWS
+// (default 10M) generated log lines spread over 24 hours, on ClickHouse and on the embedded store side by side.
+// Beside each store's figures: the floor, the store's own count per stream per minute over all rows (one SQL
+// query, no planner, engine or HTTP), which the first query cannot beat. Prints one JSON line; progress goes to stderr.
+
+const LOG_ROWS = Number(process.env.BENCH_LOG_ROWS ?? 10_000_000);
+const RUNS = Number(process.env.BENCH_QUERY_RUNS ?? 7);
+const BATCH_ROWS = 50_000;
+const NODES = 50;
+const LEVELS = ["debug", "info", "warn", "error"];
+const CLICKHOUSE_URL = process.env.BIFROST_TEST_CLICKHOUSE_URL ?? "http://127.0.0.1:8123";
+const retention = { logs_days: 30, samples_days: 30, rollups_1m_days: 90, rollups_1h_days: 400 };
+const END_MS = Math.floor(Date.now() / 60_000) * 60_000;
+const START_MS = END_MS - 24 * 3_600_000;
+const NS = 1_000_000n;
+
+function progress(message: string): void {
+  process.stderr.write(`query bench: ${message}\n`);
+}
+
+/** Rows spread evenly over 24h across 200 streams; about one line in 1000 carries a rare token. */
+function batch(index: number): LogBatch {
+  const streams = new Map<string, LogStream>();
+  const spacingNs = (BigInt(END_MS - START_MS) * NS) / BigInt(LOG_ROWS);
+  for (let i = 0; i < BATCH_ROWS; i++) {
+    const row = index * BATCH_ROWS + i;
+    const node = `edge-${row % NODES}`;
+    const level = LEVELS[Math.floor(row / NODES) % LEVELS.length]!;
+    const key = `${node}/${level}`;
+    let stream = streams.get(key);
+    if (stream === undefined) {
+      stream = { labels: labelsOf([["service", "x"], ["node", node], ["level", level]]), entries: [] };
+      streams.set(key, stream);
+    }
+    const status = row % 97 === 0 ? 503 : 200;
+    const rare = row % 1000 === 7 ? " rare-token" : "";
+    stream.entries.push({
+      timeUnixNano: BigInt(START_MS) * NS + BigInt(row) * spacingNs,
+      line: `level=${level} method=GET path=/api/v1/orders/${row % 5000} status=${status} latency=${row % 300}ms${rare}`,
+      metadata: Object.create(null),
+    });
+  }
+  return { id: `bench:${index}`, tenant: "bench", streams: [...streams.values()] };
+}
+
+const range = (hours: number) => `start=${(BigInt(END_MS - hours * 3_600_000) * NS).toString()}&end=${(BigInt(END_MS) * NS).toString()}`;
+
+const QUERIES: { name: string; path: string }[] = [
+  { name: "sum_by_level_count_over_time_1m_24h", path: `/loki/api/v1/query_range?query=${encodeURIComponent('sum by (level) (count_over_time({service="x"}[1m]))')}&${range(24)}&step=60s` },
+  { name: "line_filter_limit_1000_24h", path: `/loki/api/v1/query_range?query=${encodeURIComponent('{service="x"} |= "rare-token"')}&${range(24)}&limit=1000&direction=backward` },
+  { name: "sum_rate_line_filter_5m_24h", path: `/loki/api/v1/query_range?query=${encodeURIComponent('sum(rate({service="x"} |= "status=503" [5m]))')}&${range(24)}&step=300s` },
+  { name: "logfmt_status_filter_count_5m_1h", path: `/loki/api/v1/query_range?query=${encodeURIComponent('sum by (status) (count_over_time({service="x", node="edge-1"} | logfmt | status >= 500 [5m]))')}&${range(1)}&step=300s` },
+  { name: "recent_errors_limit_100_1h", path: `/loki/api/v1/query_range?query=${encodeURIComponent('{service="x", level="error"}')}&${range(1)}&limit=100` },
+];
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!;
+}
+
+async function measure(name: string, store: Store, floor: () => Promise<number>) {
+  await store.migrate();
+  const t0 = performance.now();
+  for (let i = 0; i < LOG_ROWS / BATCH_ROWS; i++) {
+    await store.appendLogs([batch(i)]);
+    if ((i + 1) % 20 === 0) progress(`${name}: ${((i + 1) * BATCH_ROWS).toLocaleString()} rows loaded`);
+  }
+  progress(`${name}: loaded ${LOG_ROWS.toLocaleString()} rows in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+  const config = configSchema.parse({ query: { limits: { max_query_length_hours: 25 } } });
+  const app = new Hono();
+  app.use(new Authenticator(config.auth, "bench").middleware());
+  lokiRoutes(app, { store, limits: config.query.limits, pushLimits: config.collector.limits, log: createLogger("silent") });
+  const results: Record<string, { median_ms: number; p99_ms: number }> = {};
+  for (const query of QUERIES) {
+    const times: number[] = [];
+    for (let run = 0; run < RUNS; run++) {
+      const started = performance.now();
+      const response = await app.request(query.path);
+      const body = await response.text();
+      if (response.status !== 200) throw new Error(`${name} ${query.name}: ${response.status} ${body}`);
+      times.push(performance.now() - started);
+    }
+    times.sort((a, b) => a - b);
+    results[query.name] = { median_ms: Math.round(percentile(times, 0.5)), p99_ms: Math.round(percentile(times, 0.99)) };
+    progress(`${name}: ${query.name} median ${results[query.name]!.median_ms} ms`);
+  }
+  const floorTimes: number[] = [];
+  for (let run = 0; run < RUNS; run++) floorTimes.push(await floor());
+  floorTimes.sort((a, b) => a - b);
+  return { rows: LOG_ROWS, queries: results, floor_store_count_per_stream_minute_ms: Math.round(percentile(floorTimes, 0.5)) };
+}
+
+/** The floor: the store's one count query per stream per minute over all rows, with no planner, engine or HTTP. */
+async function countFloor(store: Store): Promise<number> {
+  const started = performance.now();
+  await store.countLogs({ tenant: "bench", matchers: [{ name: "service", op: "=", value: "x" }], startNs: BigInt(START_MS) * NS, endNs: BigInt(END_MS) * NS + 1n, stepNs: 60_000_000_000n });
+  return performance.now() - started;
+}
+
+const dir = mkdtempSync(join(tmpdir(), "bifrost-bench-query-"));
+try {
+  const database = `benchq_${Date.now()}`;
+  const clickhouse = new ClickHouseStore({ url: CLICKHOUSE_URL, username: "default", password: "", database, retention });
+  const clickhouseResult = await measure("clickhouse", clickhouse, () => countFloor(clickhouse));
+  await clickhouse.close();
+  const admin = createClient({ url: CLICKHOUSE_URL });
+  await admin.command({ query: `DROP DATABASE IF EXISTS ${database}` });
+  await admin.close();
+  const embedded = new DuckDBStore({ path: join(dir, "bench.duckdb"), retention });
+  const embeddedResult = await measure("embedded", embedded, () => countFloor(embedded));
+  await embedded.close();
+  process.stdout.write(JSON.stringify({ bench: "query", clickhouse: clickhouseResult, embedded: embeddedResult, node: process.version }) + "\n");
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
