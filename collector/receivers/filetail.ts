@@ -112,14 +112,13 @@ function checksum(bytes: Buffer): string {
 
 /** The longest prefix of `bytes` of at most `max` bytes that does not end inside a UTF-8 character. */
 export function utf8Prefix(bytes: Buffer, max: number): Buffer {
-  if (bytes.length <= max) return bytes;
-  let end = max;
-  // Back up over continuation bytes to the lead byte of the character the cut falls in, then drop it if cut.
+  let end = Math.min(bytes.length, max);
+  // Back up over continuation bytes to the lead byte of the last character, and drop that character if cut.
   let lead = end;
-  while (lead > 0 && lead > end - 4 && (bytes[lead - 1]! & 0xc0) === 0x80) lead--;
-  if (lead > 0) {
-    const first = bytes[lead - 1]!;
-    const length = first >= 0xf0 ? 4 : first >= 0xe0 ? 3 : first >= 0xc0 ? 2 : 1;
+  while (lead > 0 && end - lead < 3 && (bytes[lead - 1]! & 0xc0) === 0x80) lead--;
+  const first = lead > 0 ? bytes[lead - 1]! : 0;
+  if (first >= 0xc0) {
+    const length = first >= 0xf0 ? 4 : first >= 0xe0 ? 3 : 2;
     if (lead - 1 + length > end) end = lead - 1;
   }
   return bytes.subarray(0, end);
