@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { appendFileSync, mkdirSync, mkdtempSync, renameSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -84,7 +84,7 @@ describe("file tail", () => {
     const t = setup();
     const a = join(t.dir, "a.log");
     writeFileSync(a, "one\ntwo\r\n");
-    const tail = t.start();
+    const tail = t.start({ exclude: [join(t.dir, "skip-*.log")] });
     await waitFor("the first lines", () => t.lines().length === 2);
     appendFileSync(a, "three\nfou");
     await waitFor("the third line", () => t.lines().includes("three"));
@@ -93,12 +93,13 @@ describe("file tail", () => {
     appendFileSync(a, "r\n");
     writeFileSync(join(t.dir, "b.log"), "bee\n");
     writeFileSync(join(t.dir, "c.txt"), "not matched\n");
+    writeFileSync(join(t.dir, "skip-me.log"), "excluded\n");
     await waitFor("the new file", () => t.lines().includes("bee") && t.lines().includes("four"));
     await tail.stop();
     const got = t.got();
     assert.deepEqual(got.filter((g) => g.filename === a).map((g) => g.line), ["one", "two", "three", "four"]);
     assert.deepEqual(got.find((g) => g.line === "bee")!.labels, { job: "app", filename: join(t.dir, "b.log"), node: "edge-1" });
-    assert.ok(!t.lines().includes("not matched"));
+    assert.ok(!t.lines().includes("not matched") && !t.lines().includes("excluded"));
     const stamps = got.filter((g) => g.filename === a).map((g) => g.ns);
     assert.ok(stamps.every((ns, i) => i === 0 || ns > stamps[i - 1]!), "read times increase within a file");
     assert.ok(Math.abs(Number(stamps[0]! / 1_000_000n) - Date.now()) < 60_000, "stamped with the read time in nanoseconds");
@@ -186,6 +187,28 @@ describe("file tail", () => {
     await tail.stop();
     const expected = [...numbered("a", 1, 50), "a-51 partial and its end", ...numbered("a", 52, 75), ...numbered("o", 1, 10), ...numbered("b", 1, 10)];
     assertExactlyOnce(t.lines(), expected);
+  });
+
+  it("reads a file from its start when its inode was reused: the saved position's fingerprint does not match", async () => {
+    const t = setup();
+    const app = join(t.dir, "app.log");
+    writeFileSync(app, text(numbered("new", 1, 3)));
+    const { dev, ino } = statSync(app, { bigint: true });
+    const position = { path: app, filename: app, dev: String(dev), ino: String(ino), offset: 6 };
+    const positionsFile = join(t.dir, "..", "wal", "file-positions.json");
+    // A deleted file that had this inode, read up to offset 6, with other first bytes.
+    writeFileSync(positionsFile, JSON.stringify({ version: 1, files: [{ ...position, fingerprint: "deadbeef", fingerprintBytes: 6 }] }));
+    let tail = t.start();
+    await waitFor("the lines", () => t.lines().length >= 3);
+    await tail.stop();
+    assert.deepEqual(t.lines(), numbered("new", 1, 3));
+    // The same inode with the same first bytes is the same file: resumed where it was.
+    appendFileSync(app, "new-4\n");
+    tail = t.start();
+    await waitFor("the appended line", () => t.lines().length >= 4);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await tail.stop();
+    assert.deepEqual(t.lines(), numbered("new", 1, 4));
   });
 
   it("joins multi-line events such as Java stack traces, and flushes the last one after the timeout", async () => {
