@@ -352,8 +352,9 @@ export class FileTail {
     }
     const byTenant = new Map<string, Read[]>();
     for (const read of reads) {
-      const tenant = read.tail.source.tenant;
-      byTenant.set(tenant, [...(byTenant.get(tenant) ?? []), read]);
+      const group = byTenant.get(read.tail.source.tenant);
+      if (group) group.push(read);
+      else byTenant.set(read.tail.source.tenant, [read]);
     }
     let full = false;
     await Promise.all(
