@@ -44,11 +44,15 @@ export interface FileTailOptions extends FileTailEvents {
   syncMs: number;
   rotateWaitMs: number;
   maxLineBytes: number;
-  /** Bytes read from one file in one poll: about a batch, so a busy file fills batches without starving the rest. */
+  /**
+   * Bytes read in one poll, shared by the files (each may read at least 16 KiB): about a batch, so that busy
+   * files fill batches while one poll never makes an outsized one.
+   */
   maxReadBytes: number;
   log?: Logger;
 }
 
+const MIN_READ_BYTES = 16 << 10;
 /** How often a paused tail tries the disk buffer again. */
 const PAUSED_RETRY_MS = 1000;
 
@@ -138,10 +142,12 @@ export class FileTail {
     await this.followPaths(now);
     // Rotated files first: their lines were written before those of the file that replaced them.
     const ordered = [...this.tails.values()].sort((a, b) => Number(b.movedAt !== undefined) - Number(a.movedAt !== undefined));
+    const { maxReadBytes } = this.options;
+    const settings = { ...this.options, maxReadBytes: Math.max(Math.floor(maxReadBytes / Math.max(1, ordered.length)), Math.min(maxReadBytes, MIN_READ_BYTES)) };
     const reads: Read[] = [];
     for (const tail of ordered) {
       try {
-        reads.push(await tail.read(now, this.options));
+        reads.push(await tail.read(now, settings));
       } catch (err) {
         tail.rollback();
         this.options.log?.warn({ err, path: tail.path }, "cannot read a tailed file");
