@@ -2,6 +2,7 @@ import { kafkaClient } from "../common/kafka.js";
 import type { Runtime, Running } from "../common/runtime.js";
 import { startHttpComponent } from "../common/service.js";
 import { Batcher } from "./batcher.js";
+import { startInputs } from "./inputs.js";
 import { collectorMetrics } from "./metrics.js";
 import { lokiPushRoute, RateLimiter } from "./receivers/loki.js";
 import { Shipper } from "./shipper.js";
@@ -68,12 +69,14 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
     metrics.lag.set(wal.pending());
   }, 1000);
   gauges.unref();
+  const inputs = startInputs({ config: c, batcher, registry: runtime.registry, log });
   shipper.start();
   return {
     ...running,
     stop: async () => {
       clearInterval(gauges);
       await running.stop();
+      await inputs.stop();
       batcher.flush();
       await shipper.stop();
       wal.close();
