@@ -4,11 +4,14 @@ import { startHttpComponent } from "../common/service.js";
 import { Batcher } from "./batcher.js";
 import { collectorMetrics } from "./metrics.js";
 import { lokiPushRoute, RateLimiter } from "./receivers/loki.js";
+import { startOtlpGrpc } from "./receivers/otlp-grpc.js";
+import { otlpHttpRoutes } from "./receivers/otlp-http.js";
+import type { OtlpReceiverOptions } from "./receivers/otlp-ingest.js";
 import { Shipper } from "./shipper.js";
 import { Wal } from "./wal.js";
 
 /**
- * The edge collector: receivers on its HTTP listener -> batcher -> disk buffer -> shipper to Kafka, with
+ * The edge collector: receivers (Loki push and OTLP/HTTP on its HTTP listener, OTLP/gRPC on its own) -> batcher -> disk buffer -> shipper to Kafka, with
  * `/ready` and `/metrics`. `bifrost all` has no Kafka to ship to: until the in-process transport (issue 8)
  * hands batches to the aggregator there, it serves no receivers rather than accept data it cannot deliver.
  */
@@ -52,6 +55,16 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
   });
   batcher.restorePrevious(wal.tail(1000));
   const rate = c.limits.rate_entries_per_s > 0 ? new RateLimiter(c.limits.rate_entries_per_s, c.limits.burst_entries || c.limits.rate_entries_per_s * 10) : undefined;
+  const onRejected = (reason: string) => metrics.rejected.inc({ reason });
+  const otlp: OtlpReceiverOptions = {
+    batcher,
+    limits: c.limits,
+    defaultTenant: c.default_tenant,
+    rate,
+    onAccepted: (signal, tenant, count) => (signal === "logs" ? metrics.accepted : metrics.samples).inc({ tenant }, count),
+    onRejected,
+  };
+  const grpc = c.otlp.grpc_enabled ? await startOtlpGrpc({ ...otlp, listen: c.otlp.grpc_listen, maxMessageBytes: c.otlp.max_grpc_message_bytes }) : undefined;
   const running = await startHttpComponent(runtime, "collector", c.listen, (http) => {
     lokiPushRoute(http.app, {
       batcher,
@@ -60,8 +73,9 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
       defaultTenant: c.default_tenant,
       rate,
       onAccepted: (tenant, entries) => metrics.accepted.inc({ tenant }, entries),
-      onRejected: (reason) => metrics.rejected.inc({ reason }),
+      onRejected,
     });
+    if (c.otlp.http_enabled) otlpHttpRoutes(http.app, { ...otlp, maxBodyBytes: c.limits.max_body_bytes });
     http.addReadiness("disk buffer", () => (wal.bytes() + (c.batch.max_bytes + 4096) > c.wal.max_bytes && c.wal.when_full === "block" ? "disk buffer full" : null));
   });
   const gauges = setInterval(() => {
@@ -72,9 +86,10 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
   shipper.start();
   return {
     ...running,
+    ...(grpc ? { otlpGrpc: grpc.address } : {}),
     stop: async () => {
       clearInterval(gauges);
-      await running.stop();
+      await Promise.all([running.stop(), grpc?.stop()]);
       batcher.flush();
       await shipper.stop();
       wal.close();

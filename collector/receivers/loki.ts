@@ -36,7 +36,8 @@ interface WirePush {
   streams: { labels: string; entries: { timestamp?: { seconds?: number | { low: number; high: number }; nanos?: number }; line: string; structuredMetadata: { name: string; value: string }[] }[] }[];
 }
 
-const TENANT = /^[A-Za-z0-9!_.*'()-]{1,150}$/;
+/** A tenant id as Loki accepts it in X-Scope-OrgID for writes. */
+export const TENANT_ID = /^[A-Za-z0-9!_.*'()-]{1,150}$/;
 
 /** A token bucket per tenant: `rate` entries per second, bursts up to `burst`. */
 export class RateLimiter {
@@ -161,7 +162,7 @@ export function lokiPushRoute(app: Hono, options: LokiReceiverOptions): void {
     }),
     async (c) => {
       const tenant = c.req.header("X-Scope-OrgID") ?? options.defaultTenant;
-      if (!TENANT.test(tenant)) {
+      if (!TENANT_ID.test(tenant)) {
         reject("bad_tenant");
         return c.text("X-Scope-OrgID must be 1 to 150 of the characters [A-Za-z0-9!_.*'()-]\n", 400);
       }
