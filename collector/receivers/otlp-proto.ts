@@ -134,24 +134,34 @@ export function decodeRequest(signal: Signal, bytes: Uint8Array): LogsRequest | 
 }
 
 const HEX_ID = /^(?:[0-9a-fA-F]{2})*$/;
+const ID_FIELDS = new Set(["traceId", "spanId"]);
+/** The 64-bit integer fields of the logs and metrics requests, which protobufjs would read as 0 when not a number. */
+const INT64_FIELDS = new Set(["timeUnixNano", "observedTimeUnixNano", "startTimeUnixNano", "intValue", "asInt", "count", "zeroCount", "bucketCounts"]);
+const INT64 = /^-?\d{1,20}$/;
 
-/** OTLP/JSON writes trace and span ids in hex where protobuf's JSON mapping has base64. */
-function hexIdsToBase64(records: unknown, where: string): void {
-  if (!Array.isArray(records)) return;
-  records.forEach((record: Record<string, unknown> | null, i) => {
-    if (typeof record !== "object" || record === null) return;
-    for (const field of ["traceId", "spanId"]) {
-      const id = record[field];
-      if (id === undefined || id === "") continue;
-      if (typeof id !== "string" || !HEX_ID.test(id)) throw new OtlpDecodeError(`${where}[${i}].${field} must be a hex string`);
-      record[field] = Buffer.from(id, "hex").toString("base64");
-    }
-  });
-}
-
-function each(value: unknown, key: string, visit: (child: unknown, where: string) => void, where: string): void {
-  const list = (value as Record<string, unknown> | null)?.[key];
-  if (Array.isArray(list)) list.forEach((child, i) => visit(child, `${where}.${key}[${i}]`));
+/**
+ * Checks an OTLP/JSON body where protobuf's JSON mapping, which protobufjs follows, differs from OTLP/JSON or is
+ * lenient: trace and span ids are hex (not base64), and a 64-bit integer that is not one is an error, not 0.
+ */
+function prepareJson(value: unknown, where: string): void {
+  if (Array.isArray(value)) {
+    value.forEach((item, i) => prepareJson(item, `${where}[${i}]`));
+    return;
+  }
+  if (typeof value !== "object" || value === null) return;
+  const object = value as Record<string, unknown>;
+  for (const [key, field] of Object.entries(object)) {
+    const path = `${where}.${key}`;
+    if (ID_FIELDS.has(key)) {
+      if (field === undefined || field === "") continue;
+      if (typeof field !== "string" || !HEX_ID.test(field)) throw new OtlpDecodeError(`${path} must be a hex string`);
+      object[key] = Buffer.from(field, "hex").toString("base64");
+    } else if (INT64_FIELDS.has(key)) {
+      for (const n of Array.isArray(field) ? field : [field]) {
+        if (!(typeof n === "string" ? INT64.test(n) : Number.isSafeInteger(n))) throw new OtlpDecodeError(`${path}: ${JSON.stringify(n)?.slice(0, 40)} is not an integer`);
+      }
+    } else prepareJson(field, path);
+  }
 }
 
 /** Reads an already parsed OTLP/JSON body (lowerCamelCase keys, hex ids, 64-bit integers as strings or numbers). */
@@ -159,19 +169,7 @@ export function requestFromJson(signal: "logs", body: unknown): LogsRequest;
 export function requestFromJson(signal: "metrics", body: unknown): MetricsRequest;
 export function requestFromJson(signal: Signal, body: unknown): LogsRequest | MetricsRequest {
   if (typeof body !== "object" || body === null || Array.isArray(body)) throw new OtlpDecodeError(`the body must be a JSON object (an OTLP ${signal} request)`);
-  if (signal === "logs") {
-    each(body, "resourceLogs", (rl, w) => each(rl, "scopeLogs", (sl, w2) => hexIdsToBase64((sl as Record<string, unknown> | null)?.["logRecords"], `${w2}.logRecords`), w), "");
-  } else {
-    each(body, "resourceMetrics", (rm, w) =>
-      each(rm, "scopeMetrics", (sm, w2) =>
-        each(sm, "metrics", (m, w3) => {
-          for (const kind of ["gauge", "sum", "histogram", "exponentialHistogram", "summary"]) {
-            each((m as Record<string, unknown> | null)?.[kind], "dataPoints", (p, w4) => hexIdsToBase64((p as Record<string, unknown> | null)?.["exemplars"], `${w4}.exemplars`), `${w3}.${kind}`);
-          }
-        }, w2),
-      w),
-    "");
-  }
+  prepareJson(body, "");
   const type = REQUEST[signal];
   try {
     return type.toObject(type.fromObject(body), PLAIN);
