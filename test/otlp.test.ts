@@ -13,9 +13,10 @@ import { serve } from "@hono/node-server";
 import { Hono } from "hono";
 import { Batcher } from "../collector/batcher.js";
 import { RateLimiter } from "../collector/receivers/loki.js";
+import { labelName, metricName } from "../collector/receivers/otlp-convert.js";
 import { startOtlpGrpc } from "../collector/receivers/otlp-grpc.js";
 import { otlpHttpRoutes } from "../collector/receivers/otlp-http.js";
-import { decodeStatus } from "../collector/receivers/otlp-proto.js";
+import { decodeStatus, OtlpDecodeError } from "../collector/receivers/otlp-proto.js";
 import { Wal } from "../collector/wal.js";
 import { type Batch, SampleKind } from "../proto/batch.js";
 import type { BatchLimits } from "../proto/validate.js";
@@ -262,6 +263,7 @@ describe("OTLP/HTTP receiver", () => {
       ["timestamp not a number", JSON.stringify(logs([{ timeUnixNano: "soon" }])), json, 400, /resourceLogs\[0\]\.scopeLogs\[0\]\.logRecords\[0\]\.timeUnixNano: "soon" is not an integer/],
       ["too many attributes", encodeLogs(logs([logRecord("x", { a: "1", b: "2", c: "3", d: "4", e: "5" })])), protobuf, 400, /has 5 labels, the limit is 4/],
       ["too many resource labels", encodeLogs(logs([logRecord("x")], { "service.name": "a", "service.namespace": "b", "k8s.pod.name": "c", "k8s.cluster.name": "d", "cloud.region": "e" })), protobuf, 400, /stream 0 has 5 labels/],
+      ["attribute without a label name", encodeLogs(logs([logRecord("x", { "...": "v" })])), protobuf, 400, /attribute "\.\.\." has no valid label name/],
       ["line too long", encodeLogs(logs([logRecord("é".repeat(600))])), protobuf, 400, /a line of 1200 bytes, the limit is 1024/],
       ["label value too long", encodeLogs(logs([logRecord("x")], { "service.name": "s".repeat(300) })), protobuf, 400, /value of label service_name is 300 bytes, the limit is 256/],
       ["label name too long", encodeLogs(logs([logRecord("x", { ["n".repeat(65)]: "v" })])), protobuf, 400, /label name of 65 bytes, the limit is 64/],
@@ -368,5 +370,33 @@ describe("OTLP/gRPC receiver", () => {
     const accepted = full.batches().length;
     assert.equal((await exportFull(big())).error?.code, grpc.status.UNAVAILABLE);
     assert.equal(full.batches().length, accepted);
+  });
+});
+
+describe("OTLP names as Prometheus's otlptranslator builds them", () => {
+  it("escapes attribute keys to label names", () => {
+    const cases: [string, string][] = [
+      ["service.name", "service_name"],
+      ["http..route", "http_route"],
+      ["a__b", "a_b"],
+      ["__meta.x__", "__meta_x__"],
+      ["2fa", "key_2fa"],
+      ["ünïcode", "_n_code"],
+    ];
+    assert.deepEqual(cases.map(([key]) => [key, labelName(key)]), cases);
+    assert.throws(() => labelName("..."), OtlpDecodeError);
+    assert.throws(() => labelName(""), OtlpDecodeError);
+  });
+
+  it("escapes metric names without adding suffixes", () => {
+    const cases: [string, string][] = [
+      ["http.server.duration", "http_server_duration"],
+      ["a..b", "a_b"],
+      [".x.", "x"],
+      ["9lives", "_9lives"],
+      ["a__b", "a__b"],
+      ["process.cpu:time", "process_cpu:time"],
+    ];
+    assert.deepEqual(cases.map(([name]) => [name, metricName(name)]), cases);
   });
 });

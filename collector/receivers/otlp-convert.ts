@@ -33,15 +33,25 @@ const INDEX_ATTRIBUTES = new Set([
 const CUMULATIVE = 2;
 const NO_RECORDED_VALUE = 1;
 
-/** An attribute key as a Prometheus label name: characters outside [A-Za-z0-9_] become `_`, a leading digit gets `key_`. */
+/**
+ * An attribute key as a Prometheus label name, as otlptranslator's LabelNamer (which Loki uses too) builds it:
+ * each run of characters outside [A-Za-z0-9] becomes one `_` (a `__reserved__` name keeps its underscores), a
+ * leading digit gets `key_`.
+ */
 export function labelName(key: string): string {
-  const name = key.replace(/[^A-Za-z0-9_]/g, "_");
+  const reserved = key.length > 4 && key.startsWith("__") && key.endsWith("__");
+  const inner = (reserved ? key.slice(2, -2) : key).replace(/[^A-Za-z0-9]+/g, "_");
+  const name = reserved ? `__${inner}__` : inner;
+  if (/^_*$/.test(name)) throw new OtlpDecodeError(`attribute ${JSON.stringify(key.slice(0, 100))} has no valid label name`);
   return /^[0-9]/.test(name) ? `key_${name}` : name;
 }
 
-/** A metric name in Prometheus's alphabet: other characters become `_`, a leading digit gets `_`. */
+/** A metric name as otlptranslator builds it without suffixes: runs of characters outside [A-Za-z0-9_:] become `_`, a leading digit gets `_`. */
 export function metricName(name: string): string {
-  const escaped = name.replace(/[^A-Za-z0-9_:]/g, "_");
+  const escaped = name
+    .split(/[^A-Za-z0-9_:]+/)
+    .filter((token) => token !== "")
+    .join("_");
   return /^[0-9]/.test(escaped) ? `_${escaped}` : escaped;
 }
 
@@ -212,8 +222,8 @@ function numberValue(point: NumberDataPoint): number {
 
 function convertMetric(metric: Metric, base: Labels, add: Add, reject: Reject): void {
   const name = metricName(metric.name ?? "");
-  if (name === "") {
-    reject(countPoints(metric), "a metric without a name");
+  if (/^_*$/.test(name)) {
+    reject(countPoints(metric), `metric ${JSON.stringify(metric.name ?? "")}: no valid Prometheus name`);
     return;
   }
   if (metric.gauge) {
