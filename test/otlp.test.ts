@@ -41,7 +41,7 @@ const encodeMetrics = (request: object) => Buffer.from(MetricsRequest.encode(Met
 
 const servers: { close(): Promise<void> }[] = [];
 after(async () => {
-  for (const server of servers) await server.close();
+  for (const server of servers.reverse()) await server.close();
 });
 
 async function collector(overrides: { maxBodyBytes?: number; rate?: RateLimiter; walBytes?: number; maxGrpcBytes?: number; limits?: BatchLimits } = {}) {
