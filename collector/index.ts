@@ -11,9 +11,10 @@ import { Shipper } from "./shipper.js";
 import { Wal } from "./wal.js";
 
 /**
- * The edge collector: receivers (Loki push and OTLP/HTTP on its HTTP listener, OTLP/gRPC on its own) -> batcher -> disk buffer -> shipper to Kafka, with
- * `/ready` and `/metrics`. `bifrost all` has no Kafka to ship to: until the in-process transport (issue 8)
- * hands batches to the aggregator there, it serves no receivers rather than accept data it cannot deliver.
+ * The edge collector: receivers (Loki push and OTLP/HTTP on its HTTP listener, OTLP/gRPC on its own) ->
+ * batcher -> disk buffer -> shipper to Kafka, with `/ready` and `/metrics`. `bifrost all` has no Kafka to ship
+ * to: until the in-process transport (issue 8) hands batches to the aggregator there, it serves no receivers
+ * rather than accept data it cannot deliver.
  */
 export async function startCollector(runtime: Runtime): Promise<Running> {
   const { config } = runtime;
@@ -64,7 +65,6 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
     onAccepted: (signal, tenant, count) => (signal === "logs" ? metrics.accepted : metrics.samples).inc({ tenant }, count),
     onRejected,
   };
-  const grpc = c.otlp.grpc_enabled ? await startOtlpGrpc({ ...otlp, listen: c.otlp.grpc_listen, maxMessageBytes: c.otlp.max_grpc_message_bytes }) : undefined;
   const running = await startHttpComponent(runtime, "collector", c.listen, (http) => {
     lokiPushRoute(http.app, {
       batcher,
@@ -78,6 +78,13 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
     if (c.otlp.http_enabled) otlpHttpRoutes(http.app, { ...otlp, maxBodyBytes: c.limits.max_body_bytes });
     http.addReadiness("disk buffer", () => (wal.bytes() + (c.batch.max_bytes + 4096) > c.wal.max_bytes && c.wal.when_full === "block" ? "disk buffer full" : null));
   });
+  let grpc;
+  try {
+    grpc = c.otlp.grpc_enabled ? await startOtlpGrpc({ ...otlp, listen: c.otlp.grpc_listen, maxMessageBytes: c.otlp.max_grpc_message_bytes }) : undefined;
+  } catch (err) {
+    await running.stop();
+    throw err;
+  }
   const gauges = setInterval(() => {
     metrics.buffered.set(wal.bytes());
     metrics.lag.set(wal.pending());
