@@ -12,6 +12,7 @@ import * as grpc from "@grpc/grpc-js";
 import { serve } from "@hono/node-server";
 import { Hono } from "hono";
 import { Batcher } from "../collector/batcher.js";
+import { startCollector } from "../collector/index.js";
 import { RateLimiter } from "../collector/receivers/loki.js";
 import { labelName, metricName } from "../collector/receivers/otlp-convert.js";
 import { startOtlpGrpc } from "../collector/receivers/otlp-grpc.js";
@@ -21,7 +22,10 @@ import { Wal } from "../collector/wal.js";
 import { type Batch, SampleKind } from "../proto/batch.js";
 import type { BatchLimits } from "../proto/validate.js";
 import { decodeBatch } from "../proto/codec.js";
-import { REPO_ROOT } from "./helpers/services.js";
+import { loadConfig } from "../common/config.js";
+import { createLogger } from "../common/log.js";
+import { createRegistry } from "../common/metrics.js";
+import { freePort, KAFKA_BROKERS, REPO_ROOT, uniqueName } from "./helpers/services.js";
 
 const LIMITS: BatchLimits = { max_labels: 30, max_label_name_bytes: 64, max_label_value_bytes: 256, max_line_bytes: 1024 };
 
@@ -398,5 +402,40 @@ describe("OTLP names as Prometheus's otlptranslator builds them", () => {
       ["process.cpu:time", "process_cpu:time"],
     ];
     assert.deepEqual(cases.map(([name]) => [name, metricName(name)]), cases);
+  });
+});
+
+describe("collector role", () => {
+  it("serves each OTLP receiver only when the configuration switches it on", async () => {
+    const start = async (otlp: Record<string, string>) => {
+      const env = {
+        BIFROST_KAFKA__BROKERS: KAFKA_BROKERS.join(","),
+        BIFROST_KAFKA__TOPIC: uniqueName("otlp"),
+        BIFROST_COLLECTOR__LISTEN: `127.0.0.1:${await freePort()}`,
+        BIFROST_COLLECTOR__WAL__DIR: mkdtempSync(join(tmpdir(), "bifrost-otlp-role-")),
+        ...otlp,
+      };
+      const config = loadConfig({ env });
+      return startCollector({ role: "collector", config, log: createLogger("silent"), registry: createRegistry(), storeReadiness: () => null, storeMigrated: Promise.resolve() });
+    };
+    const empty = JSON.stringify({ resourceLogs: [] });
+    const post = (url: string) => fetch(`${url}/v1/logs`, { method: "POST", headers: { "Content-Type": "application/json" }, body: empty });
+
+    const grpcOnly = await start({ BIFROST_COLLECTOR__OTLP__HTTP_ENABLED: "false", BIFROST_COLLECTOR__OTLP__GRPC_LISTEN: `127.0.0.1:${await freePort()}` });
+    try {
+      assert.equal((await post(grpcOnly.address.url)).status, 404);
+      assert.ok(grpcOnly.otlpGrpc);
+      assert.equal((await grpcExport(grpcOnly.otlpGrpc.url, "logs")(encodeLogs({}))).error, null);
+    } finally {
+      await grpcOnly.stop();
+    }
+
+    const httpOnly = await start({ BIFROST_COLLECTOR__OTLP__GRPC_ENABLED: "false" });
+    try {
+      assert.equal((await post(httpOnly.address.url)).status, 200);
+      assert.equal(httpOnly.otlpGrpc, undefined);
+    } finally {
+      await httpOnly.stop();
+    }
   });
 });
