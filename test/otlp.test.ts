@@ -108,6 +108,11 @@ const logs = (records: object[], resource: Record<string, string> = { "service.n
   resourceLogs: [{ resource: { attributes: Object.entries(resource).map(([key, value]) => ({ key, value: { stringValue: value } })) }, scopeLogs: [{ logRecords: records }] }],
 });
 
+/** A log record whose body nests lists `depth` deep, as JSON text (JSON.stringify itself would run out of stack). */
+function deeplyNested(depth: number): string {
+  return `${'{"arrayValue":{"values":['.repeat(depth)}{"stringValue":"x"}${"]}}".repeat(depth)}`;
+}
+
 describe("OTLP receivers: an app using @opentelemetry/sdk-node with the stock exporters", () => {
   for (const [protocol, compression] of [["http/protobuf", "gzip"], ["http/json", "none"], ["grpc", "gzip"]] as const) {
     it(`exports logs and metrics over ${protocol} (compression ${compression}) unchanged`, async () => {
@@ -219,7 +224,7 @@ describe("OTLP/HTTP receiver", () => {
     ]);
   });
 
-  it("reads OTLP/JSON: hex ids, 64-bit integers as strings, enums as integers, map bodies as JSON lines", async () => {
+  it("reads OTLP/JSON: hex ids, 64-bit integers as strings, enums as integers, map bodies as JSON lines; refuses values nested past the stack", async () => {
     const { post, batches } = await collector();
     const body = {
       resourceLogs: [
@@ -250,6 +255,11 @@ describe("OTLP/HTTP receiver", () => {
         [1764000000000n, '[1.5,"x"]', { key_2fa: "true", build_id: "42", scope_name: "lib" }],
       ],
     );
+
+    const tooDeep = await post("logs", `{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":${deeplyNested(20_000)}}]}]}]}`, { "Content-Type": "application/json" });
+    assert.equal(tooDeep.status, 400);
+    assert.match(((await tooDeep.json()) as { message: string }).message, /nests values too deeply/);
+    assert.equal(batches().length, 1);
   });
 
   it("answers malformed bodies and broken limits with 4xx and a google.rpc.Status, buffering nothing", async () => {

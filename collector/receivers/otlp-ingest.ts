@@ -57,6 +57,11 @@ export async function ingestOtlp(options: OtlpReceiverOptions, signal: Signal, t
       reject(err instanceof ValidationError ? err.reason : "bad_request");
       return { kind: "invalid", message: err.message };
     }
+    // Values nest (lists and maps of values) without a bound in OTLP; reading one nested deeper than the stack allows is the sender's fault.
+    if (err instanceof RangeError) {
+      reject("bad_request");
+      return { kind: "invalid", message: `the request nests values too deeply: ${err.message}` };
+    }
     throw err;
   }
   if (data.count > 0) {

@@ -158,7 +158,7 @@ function prepareJson(value: unknown, where: string): void {
       object[key] = Buffer.from(field, "hex").toString("base64");
     } else if (INT64_FIELDS.has(key)) {
       for (const n of Array.isArray(field) ? field : [field]) {
-        if (!(typeof n === "string" ? INT64.test(n) : Number.isSafeInteger(n))) throw new OtlpDecodeError(`${path}: ${JSON.stringify(n)?.slice(0, 40)} is not an integer`);
+        if (n !== null && !(typeof n === "string" ? INT64.test(n) : Number.isSafeInteger(n))) throw new OtlpDecodeError(`${path}: ${JSON.stringify(n)?.slice(0, 40)} is not an integer`);
       }
     } else prepareJson(field, path);
   }
