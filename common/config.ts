@@ -218,6 +218,14 @@ export const configSchema = z.strictObject({
           max_age_ms: number(z.number().int().positive()).default(1000),
         })
         .prefault({}),
+      otlp: z
+        .strictObject({
+          http_enabled: boolean().default(true).describe("OTLP/HTTP on /v1/logs and /v1/metrics of collector.listen"),
+          grpc_enabled: boolean().default(true),
+          grpc_listen: listenAddress.default("127.0.0.1:4317"),
+          max_grpc_message_bytes: number(z.number().int().positive()).default(4 << 20),
+        })
+        .prefault({}),
       limits: z
         .strictObject({
           max_body_bytes: number(z.number().int().positive()).default(10 << 20),
