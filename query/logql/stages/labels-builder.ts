@@ -1,0 +1,99 @@
+import type { Labels } from "../../../proto/batch.js";
+
+// The label state of one entry while it runs through a pipeline, modelled on Loki's LabelsBuilder: stream labels
+// stay untouched as the base, structured metadata and extracted labels are layered on top, deletions are recorded
+// by name, and the error label lives apart from the other labels so that `drop __error__` and `__error__=""` can
+// treat it specially. One builder is reused for every entry of a pipeline to avoid per-entry allocations.
+
+export const ERROR_LABEL = "__error__";
+export const ERROR_DETAILS_LABEL = "__error_details__";
+export const DUPLICATE_SUFFIX = "_extracted";
+
+export const EMPTY_LABELS: Labels = Object.freeze(Object.create(null)) as Labels;
+
+export class LabelsBuilder {
+  private base: Labels = EMPTY_LABELS;
+  private readonly metadata = new Map<string, string>();
+  private readonly parsed = new Map<string, string>();
+  private readonly deleted = new Set<string>();
+  /** Names extracted by a parser during this entry: a later parser does not overwrite them (Loki's parser hints). */
+  private readonly extracted = new Set<string>();
+  err = "";
+  errDetails = "";
+
+  reset(base: Labels, metadata: Labels): void {
+    this.base = base;
+    this.metadata.clear();
+    this.parsed.clear();
+    this.deleted.clear();
+    this.extracted.clear();
+    this.err = "";
+    this.errDetails = "";
+    for (const name in metadata) {
+      const value = metadata[name]!;
+      const key = name in base ? name + DUPLICATE_SUFFIX : name;
+      if (key === ERROR_LABEL) this.err = value;
+      else if (key === ERROR_DETAILS_LABEL) this.errDetails = value;
+      else if (!this.parsed.has(key)) this.metadata.set(key, value);
+    }
+  }
+
+  /** A parsed label colliding with a stream label or structured metadata gets the `_extracted` suffix. */
+  parsedName(name: string): string {
+    return name in this.base || this.metadata.has(name) ? name + DUPLICATE_SUFFIX : name;
+  }
+
+  wasExtracted(name: string): boolean {
+    return this.extracted.has(name);
+  }
+
+  /** A stream label with an empty value counts as absent, as in Prometheus label sets. */
+  get(name: string): string | undefined {
+    const parsed = this.parsed.get(name);
+    if (parsed !== undefined) return parsed;
+    const metadata = this.metadata.get(name);
+    if (metadata !== undefined) return metadata;
+    if (this.deleted.has(name)) return undefined;
+    const value = this.base[name];
+    return value === undefined || value === "" ? undefined : value;
+  }
+
+  set(name: string, value: string): void {
+    this.metadata.delete(name);
+    if (!this.parsed.has(name)) this.extracted.add(name);
+    this.parsed.set(name, value);
+  }
+
+  delete(name: string): void {
+    this.metadata.delete(name);
+    this.parsed.delete(name);
+    this.deleted.add(name);
+  }
+
+  setError(err: string, details?: string): void {
+    this.err = err;
+    if (details !== undefined && details !== "") this.errDetails = details;
+  }
+
+  /** Visits every visible label except the error labels, in base, metadata, parsed order. */
+  forEach(visit: (name: string, value: string) => void): void {
+    const changed = this.deleted.size > 0 || this.metadata.size > 0 || this.parsed.size > 0;
+    for (const name in this.base) {
+      if (changed && (this.deleted.has(name) || this.metadata.has(name) || this.parsed.has(name))) continue;
+      visit(name, this.base[name]!);
+    }
+    for (const [name, value] of this.metadata) if (!this.parsed.has(name)) visit(name, value);
+    for (const [name, value] of this.parsed) visit(name, value);
+  }
+
+  /** All labels including `__error__` and `__error_details__`, as a fresh null-prototype record. */
+  labels(): Labels {
+    const out: Labels = Object.create(null);
+    this.forEach((name, value) => {
+      out[name] = value;
+    });
+    if (this.err !== "") out[ERROR_LABEL] = this.err;
+    if (this.errDetails !== "") out[ERROR_DETAILS_LABEL] = this.errDetails;
+    return out;
+  }
+}
