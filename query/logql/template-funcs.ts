@@ -1,6 +1,6 @@
 // The functions Loki registers for line_format and label_format: Go's template builtins, Loki's own (fmt.go) and
 // the sprig subset it imports, with sprig's loose number conversions (cast.ToInt64 turns "abc" into 0) and its
-// decimal arithmetic for addf/subf/mulf/divf (0.1 + 0.2 is 0.3 there). `now` and `fromJson` are left out.
+// decimal arithmetic for addf/subf/mulf/divf (0.1 + 0.2 is 0.3 there). `fromJson` is left out.
 
 import { goParseBytes, goParseDurationSeconds, goParseFloat } from "./stages/go-parse.js";
 import { compileRe2 } from "./regex.js";
@@ -627,6 +627,7 @@ export const FUNCTIONS = new Map<string, TemplateFunction>([
     else ns = BigInt(Date.now()) * 1_000_000n;
     return formatGoTime(ns, str(layout!));
   })],
+  ["now", fn([], () => new GoTime(BigInt(Date.now()) * 1_000_000n))],
   ["unixEpoch", fn(["time"], ([t]) => String(floorDiv(time(t!), 1_000_000_000n)))],
   ["default", fn(["any"], ([fallback, ...given]) => (given.length === 0 || isEmpty(given[0]!) ? fallback! : given[0]!), "any")],
 
