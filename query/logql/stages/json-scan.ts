@@ -111,6 +111,28 @@ export function objectEach(
   from: number,
   visit: (key: string, value: JsonValue) => string | typeof STOP | undefined,
 ): string | undefined {
+  return members(text, from, undefined, visit as (key: string, value: JsonValue | string) => string | typeof STOP | undefined);
+}
+
+/**
+ * The value of the first member named `wanted` in the object at `from`, which need not be closed after it; a
+ * string when that value is malformed; undefined when there is no such member before the object breaks off.
+ */
+export function findMember(text: string, from: number, wanted: string): JsonValue | string | undefined {
+  let found: JsonValue | string | undefined;
+  members(text, from, wanted, (_key, value) => {
+    found = value;
+    return STOP;
+  });
+  return found;
+}
+
+function members(
+  text: string,
+  from: number,
+  wanted: string | undefined,
+  visit: (key: string, value: JsonValue | string) => string | typeof STOP | undefined,
+): string | undefined {
   let offset = nextToken(text, from);
   if (offset === -1 || text.charCodeAt(offset) !== 123) return MALFORMED_OBJECT;
   offset = nextToken(text, offset + 1);
@@ -129,11 +151,23 @@ export function objectEach(
     }
     offset = nextToken(text, keyEnd);
     if (offset === -1 || text.charCodeAt(offset) !== 58) return MALFORMED_JSON;
+    if (wanted !== undefined && key !== wanted) {
+      const skipped = readValue(text, offset + 1);
+      if (typeof skipped === "string") return skipped;
+      offset = nextToken(text, skipped.end);
+      if (offset === -1) return MALFORMED_ARRAY;
+      const separator = text.charCodeAt(offset);
+      if (separator !== 44) return separator === 125 ? undefined : MALFORMED_OBJECT;
+      offset = nextToken(text, offset + 1);
+      if (offset === -1) return MALFORMED_ARRAY;
+      continue;
+    }
     const value = readValue(text, offset + 1);
-    if (typeof value === "string") return value;
+    if (typeof value === "string" && wanted === undefined) return value;
     const outcome = visit(key, value);
     if (outcome === STOP) return undefined;
     if (outcome !== undefined) return outcome;
+    if (typeof value === "string") return value;
     offset = nextToken(text, value.end);
     if (offset === -1) return MALFORMED_ARRAY;
     const separator = text.charCodeAt(offset);

@@ -2,13 +2,12 @@ import type { ExtractionParam } from "../ast.js";
 import { compileRe2 } from "../regex.js";
 import {
   arrayEach,
+  findMember,
   type JsonValue,
   JsonType,
   jsonStringValue,
   MALFORMED_STRING_ESCAPE,
   objectEach,
-  readValue,
-  STOP,
   unescapeJson,
 } from "./json-scan.js";
 import { DUPLICATE_SUFFIX, type LabelsBuilder } from "./labels-builder.js";
@@ -30,20 +29,22 @@ const LOGFMT_ERROR = "LogfmtParserErr";
 export function jsonStage(): StageFn {
   const keys = new KeyCache();
   return (_ts, line, labels) => {
-    const visit = (prefix: string, key: string, value: JsonValue): string | undefined => {
+    // Loki skips a top-level key that sanitizes to nothing, but not a nested one: `{" ": {"": 1}}` yields a label
+    // with an empty name.
+    const visit = (nested: boolean, prefix: string, key: string, value: JsonValue): string | undefined => {
       if (value.type === JsonType.Array || value.type === JsonType.Null) return undefined;
-      const name = prefix === "" ? keys.get(key, sanitizeLabelKey) : nestedName(prefix, key);
-      if (value.type === JsonType.Object) return objectEach(value.raw, 0, (k, v) => visit(name, k, v));
-      if (name === "") return undefined;
+      const name = nested ? nestedName(prefix, key) : keys.get(key, sanitizeLabelKey);
+      if (value.type === JsonType.Object) return objectEach(value.raw, 0, (k, v) => visit(true, name, k, v));
+      if (name === "" && !nested) return undefined;
       let label = name;
       if (labels.parsedName(name) !== name) {
-        label = prefix === "" ? name + DUPLICATE_SUFFIX : nestedName(prefix, key + DUPLICATE_SUFFIX);
+        label = nested ? nestedName(prefix, key + DUPLICATE_SUFFIX) : name + DUPLICATE_SUFFIX;
       }
       if (labels.wasExtracted(label)) return undefined;
       labels.set(label, value.type === JsonType.String ? jsonStringValue(value.raw) : value.raw);
       return undefined;
     };
-    const error = objectEach(line, 0, (key, value) => visit("", key, value));
+    const error = objectEach(line, 0, (key, value) => visit(false, "", key, value));
     if (error !== undefined) labels.setError(JSON_ERROR, error);
     return line;
   };
@@ -112,31 +113,30 @@ export function parseJsonPath(expression: string): JsonPathSegment[] {
 }
 
 /**
- * The first value at `path` (jsonparser.EachKey takes the first match). Unlike jsonparser, which scans leniently
- * up to the broken spot, a line whose JSON does not close yields only its error.
+ * The first value at `path` (jsonparser.EachKey takes the first match): the object need not be well formed beyond
+ * the match, and a malformed value at the path comes back as its error message.
  */
 function lookup(text: string, path: JsonPathSegment[]): JsonValue | string | undefined {
-  let value: JsonValue | string | undefined = readValue(text, 0);
-  if (typeof value === "string") return value;
+  let container = text;
+  let value: JsonValue | string | undefined;
   for (const segment of path) {
-    if (typeof value !== "object") return undefined;
-    const container: JsonValue = value;
-    value = undefined;
-    if (typeof segment === "number") {
-      if (container.type !== JsonType.Array) return undefined;
-      arrayEach(container.raw, 0, (element, index) => {
-        if (index !== segment) return true;
-        value = element;
-        return false;
-      });
-    } else {
-      if (container.type !== JsonType.Object) return undefined;
-      objectEach(container.raw, 0, (key, member) => {
-        if (key !== segment) return undefined;
-        value = member;
-        return STOP;
-      });
+    if (value !== undefined) {
+      if (typeof value === "string") return undefined;
+      container = value.raw;
     }
+    if (typeof segment === "string") {
+      value = findMember(container, 0, segment);
+      if (value === undefined) return undefined;
+      continue;
+    }
+    const found: JsonValue[] = [];
+    arrayEach(container, 0, (element, index) => {
+      if (index !== segment) return true;
+      found.push(element);
+      return false;
+    });
+    value = found[0];
+    if (value === undefined) return undefined;
   }
   return value;
 }
