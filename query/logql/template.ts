@@ -386,8 +386,11 @@ class Parser {
       }
       pipeline.commands.push(this.command());
       const separator = this.peekNonSpace();
-      if (separator.kind === "pipe") this.nextNonSpace();
-      else if (separator.kind !== "right" && separator.kind !== "rparen") {
+      if (separator.kind === "pipe") {
+        this.nextNonSpace();
+        const following = this.peekNonSpace();
+        if (following.kind === "right" || following.kind === "rparen") this.fail(following.pos, "missing command");
+      } else if (separator.kind !== "right" && separator.kind !== "rparen") {
         this.fail(separator.pos, `unexpected ${JSON.stringify(separator.text)} in operand`);
       }
     }
