@@ -583,7 +583,7 @@ describe("line_format", () => {
     assert.equal(run([logfmt(), lineFormat("{{.level | upper}}: {{.msg}}")], `level=warn msg="disk full"`)!.line, "WARN: disk full");
   });
 
-  for (const bad of ["{{ .a", "{{ nope .a }}", "{{ if .a }}x", "{{ end }}", "{{ define \"x\" }}{{ end }}", "{{ $undefined }}", "{{ .a | }}"]) {
+  for (const bad of ["{{ .a", "{{ nope .a }}", "{{ if .a }}x", "{{ end }}", "{{ define \"x\" }}{{ end }}", "{{ $undefined }}", "{{ .a | }}", "{{ break }}"]) {
     it(`refuses ${JSON.stringify(bad)} when compiled`, () => assert.throws(() => compilePipeline([lineFormat(bad)])));
   }
 });

@@ -24,6 +24,7 @@ export { StageError } from "./stages/parsers.js";
 
 export interface PipelineResult {
   line: string;
+  /** Read-only: when no stage touched the labels this is the `streamLabels` record passed to `process`. */
   labels: Labels;
 }
 
@@ -111,25 +112,27 @@ export function compileUnwrap(unwrap: Unwrap): (result: PipelineResult) => Unwra
   const convert = CONVERSIONS[unwrap.conversion];
   const postFilter = andAll(unwrap.postFilters);
   const builder = new LabelsBuilder();
-  const metadata: Labels = Object.create(null);
+  const noMetadata: Labels = Object.create(null);
   return (result) => {
     const text = result.labels[unwrap.label];
     if (text === undefined || text === "") return null;
-    const base: Labels = Object.create(null);
-    for (const name in result.labels) if (name !== ERROR_LABEL && name !== ERROR_DETAILS_LABEL) base[name] = result.labels[name]!;
-    builder.reset(base, metadata);
-    builder.err = result.labels[ERROR_LABEL] ?? "";
-    builder.errDetails = result.labels[ERROR_DETAILS_LABEL] ?? "";
+    const err = result.labels[ERROR_LABEL];
+    const details = result.labels[ERROR_DETAILS_LABEL];
+    builder.reset(err === undefined && details === undefined ? result.labels : without(result.labels, ERROR_LABEL, ERROR_DETAILS_LABEL), noMetadata);
+    builder.err = err ?? "";
+    builder.errDetails = details ?? "";
     const parsed = convert(text);
     let value = 0;
     if (parsed.error !== undefined) builder.setError("SampleExtractionErr", parsed.error);
     else value = parsed.value;
     if (postFilter !== undefined && !postFilter(builder)) return null;
     const labels = builder.labels();
-    if (builder.err === "") {
-      delete labels[unwrap.label];
-      delete labels[ERROR_DETAILS_LABEL];
-    }
-    return { value, labels };
+    return { value, labels: builder.err === "" ? without(labels, unwrap.label, ERROR_DETAILS_LABEL) : labels };
   };
+}
+
+function without(labels: Labels, first: string, second: string): Labels {
+  const out: Labels = Object.create(null);
+  for (const name in labels) if (name !== first && name !== second) out[name] = labels[name]!;
+  return out;
 }

@@ -246,6 +246,7 @@ function parseNumber(text: string, fail: (message: string) => never): NumberCons
 
 class Parser {
   private index = 0;
+  private rangeDepth = 0;
   private readonly variables: string[][] = [["$"]];
 
   constructor(
@@ -314,6 +315,7 @@ class Parser {
             continue;
           case "break":
           case "continue":
+            if (this.rangeDepth === 0) this.fail(keyword.pos, `{{${keyword.text}}} outside {{range}}`);
             this.nextNonSpace();
             this.expectRight(keyword.text);
             nodes.push({ kind: keyword.text, pos: keyword.pos });
@@ -336,7 +338,9 @@ class Parser {
   private branch(kind: "if" | "with" | "range"): Node {
     this.variables.push([]);
     const pipeline = this.pipeline(kind, kind === "range" ? 2 : 1);
+    if (kind === "range") this.rangeDepth++;
     const [list, end] = this.list();
+    if (kind === "range") this.rangeDepth--;
     let elseList: Node[] | null = null;
     if (end === "else") {
       const chained = this.peekNonSpace();

@@ -11,8 +11,33 @@ export const DUPLICATE_SUFFIX = "_extracted";
 
 export const EMPTY_LABELS: Labels = Object.freeze(Object.create(null)) as Labels;
 
+/** Names and values of a label record, kept per record: stream label records are shared by all entries of a stream. */
+interface Entries {
+  names: string[];
+  values: string[];
+}
+
+const entriesCache = new WeakMap<Labels, Entries>();
+const NO_ENTRIES: Entries = { names: [], values: [] };
+
+/**
+ * Label records are null-prototype objects, which V8 keeps in dictionary mode where `for...in` is slow; reading
+ * each record once and reusing its entries keeps the per-entry cost down. Records must not change after use.
+ */
+function entriesOf(record: Labels): Entries {
+  let entries = entriesCache.get(record);
+  if (entries === undefined) {
+    const names = Object.keys(record);
+    if (names.length === 0) return NO_ENTRIES;
+    entries = { names, values: names.map((name) => record[name]!) };
+    entriesCache.set(record, entries);
+  }
+  return entries;
+}
+
 export class LabelsBuilder {
   private base: Labels = EMPTY_LABELS;
+  private baseEntries: Entries = NO_ENTRIES;
   private readonly metadata = new Map<string, string>();
   private readonly parsed = new Map<string, string>();
   private readonly deleted = new Set<string>();
@@ -23,15 +48,18 @@ export class LabelsBuilder {
 
   reset(base: Labels, metadata: Labels): void {
     this.base = base;
-    this.metadata.clear();
-    this.parsed.clear();
-    this.deleted.clear();
-    this.extracted.clear();
+    this.baseEntries = entriesOf(base);
+    if (this.metadata.size > 0) this.metadata.clear();
+    if (this.parsed.size > 0) this.parsed.clear();
+    if (this.deleted.size > 0) this.deleted.clear();
+    if (this.extracted.size > 0) this.extracted.clear();
     this.err = "";
     this.errDetails = "";
-    for (const name in metadata) {
-      const value = metadata[name]!;
-      const key = name in base ? name + DUPLICATE_SUFFIX : name;
+    const { names, values } = entriesOf(metadata);
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i]!;
+      const value = values[i]!;
+      const key = base[name] !== undefined ? name + DUPLICATE_SUFFIX : name;
       if (key === ERROR_LABEL) this.err = value;
       else if (key === ERROR_DETAILS_LABEL) this.errDetails = value;
       else if (!this.parsed.has(key)) this.metadata.set(key, value);
@@ -40,7 +68,7 @@ export class LabelsBuilder {
 
   /** A parsed label colliding with a stream label or structured metadata gets the `_extracted` suffix. */
   parsedName(name: string): string {
-    return name in this.base || this.metadata.has(name) ? name + DUPLICATE_SUFFIX : name;
+    return this.base[name] !== undefined || this.metadata.has(name) ? name + DUPLICATE_SUFFIX : name;
   }
 
   wasExtracted(name: string): boolean {
@@ -78,20 +106,32 @@ export class LabelsBuilder {
   /** Visits every visible label except the error labels, in base, metadata, parsed order. */
   forEach(visit: (name: string, value: string) => void): void {
     const changed = this.deleted.size > 0 || this.metadata.size > 0 || this.parsed.size > 0;
-    for (const name in this.base) {
+    const { names, values } = this.baseEntries;
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i]!;
       if (changed && (this.deleted.has(name) || this.metadata.has(name) || this.parsed.has(name))) continue;
-      visit(name, this.base[name]!);
+      visit(name, values[i]!);
     }
     for (const [name, value] of this.metadata) if (!this.parsed.has(name)) visit(name, value);
     for (const [name, value] of this.parsed) visit(name, value);
   }
 
-  /** All labels including `__error__` and `__error_details__`, as a fresh null-prototype record. */
+  /**
+   * All labels including `__error__` and `__error_details__`. When no stage changed anything this is the stream
+   * labels record itself (building a record costs more than most stages), so results are read-only.
+   */
   labels(): Labels {
+    const changed = this.deleted.size > 0 || this.metadata.size > 0 || this.parsed.size > 0;
+    if (!changed && this.err === "" && this.errDetails === "") return this.base;
     const out: Labels = Object.create(null);
-    this.forEach((name, value) => {
-      out[name] = value;
-    });
+    const { names, values } = this.baseEntries;
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i]!;
+      if (changed && (this.deleted.has(name) || this.metadata.has(name) || this.parsed.has(name))) continue;
+      out[name] = values[i]!;
+    }
+    for (const [name, value] of this.metadata) if (!this.parsed.has(name)) out[name] = value;
+    for (const [name, value] of this.parsed) out[name] = value;
     if (this.err !== "") out[ERROR_LABEL] = this.err;
     if (this.errDetails !== "") out[ERROR_DETAILS_LABEL] = this.errDetails;
     return out;

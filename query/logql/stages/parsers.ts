@@ -28,23 +28,26 @@ const LOGFMT_ERROR = "LogfmtParserErr";
 /** `| json`: every scalar of the object, nested keys joined with `_`; arrays and nulls are skipped. */
 export function jsonStage(): StageFn {
   const keys = new KeyCache();
-  return (_ts, line, labels) => {
-    // Loki skips a top-level key that sanitizes to nothing, but not a nested one: `{" ": {"": 1}}` yields a label
-    // with an empty name.
-    const visit = (nested: boolean, prefix: string, key: string, value: JsonValue): string | undefined => {
-      if (value.type === JsonType.Array || value.type === JsonType.Null) return undefined;
-      const name = nested ? nestedName(prefix, key) : keys.get(key, sanitizeLabelKey);
-      if (value.type === JsonType.Object) return objectEach(value.raw, 0, (k, v) => visit(true, name, k, v));
-      if (name === "" && !nested) return undefined;
-      let label = name;
-      if (labels.parsedName(name) !== name) {
-        label = nested ? nestedName(prefix, key + DUPLICATE_SUFFIX) : name + DUPLICATE_SUFFIX;
-      }
-      if (labels.wasExtracted(label)) return undefined;
-      labels.set(label, value.type === JsonType.String ? jsonStringValue(value.raw) : value.raw);
-      return undefined;
-    };
-    const error = objectEach(line, 0, (key, value) => visit(false, "", key, value));
+  let labels: LabelsBuilder;
+  // Loki skips a top-level key that sanitizes to nothing, but not a nested one: `{" ": {"": 1}}` yields a label
+  // with an empty name.
+  const member = (nested: boolean, prefix: string, key: string, value: JsonValue): string | undefined => {
+    if (value.type === JsonType.Array || value.type === JsonType.Null) return undefined;
+    const name = nested ? nestedName(prefix, key) : keys.get(key, sanitizeLabelKey);
+    if (value.type === JsonType.Object) return objectEach(value.raw, 0, (k, v) => member(true, name, k, v));
+    if (name === "" && !nested) return undefined;
+    let label = name;
+    if (labels.parsedName(name) !== name) {
+      label = nested ? nestedName(prefix, key + DUPLICATE_SUFFIX) : name + DUPLICATE_SUFFIX;
+    }
+    if (labels.wasExtracted(label)) return undefined;
+    labels.set(label, value.type === JsonType.String ? jsonStringValue(value.raw) : value.raw);
+    return undefined;
+  };
+  const topLevel = (key: string, value: JsonValue): string | undefined => member(false, "", key, value);
+  return (_ts, line, builder) => {
+    labels = builder;
+    const error = objectEach(line, 0, topLevel);
     if (error !== undefined) labels.setError(JSON_ERROR, error);
     return line;
   };
