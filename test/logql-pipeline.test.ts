@@ -235,12 +235,24 @@ table("logfmt", [
   { name: "metadata collision", stages: [logfmt({ strict: true, keepEmpty: true })], line: `app=lowkey level=error msg="hello world"`, metadata: { app: "loki" }, want: { app: "loki", app_extracted: "lowkey", level: "error", msg: "hello world" } },
 ]);
 
+const LOGFMT_LINE = `app=foo level=error spaces="value with ÜFT8👌" ts=2021-02-12T19:18:10.037940878Z`;
+
 table("logfmt with parameters", [
   { name: "one key", stages: [logfmt({ params: [["app", "app"]] })], line: `app=foo level=info`, want: { app: "foo" } },
   { name: "renamed key", stages: [logfmt({ params: [["lvl", "level"]] })], line: `app=foo level=info`, want: { lvl: "info" } },
   { name: "quoted key", stages: [logfmt({ params: [["lvl", `"level"`]] })], line: `app=foo level=info`, want: { lvl: "info" } },
   { name: "missing key gives an empty label", stages: [logfmt({ params: [["nope", "nope"]] })], line: `app=foo`, want: { nope: "" } },
   { name: "collision with a stream label", stages: [logfmt({ params: [["app", "app"]] })], line: `app=foo`, stream: { app: "bar" }, want: { app: "bar", app_extracted: "foo" } },
+  {
+    name: "several fields with renaming",
+    stages: [logfmt({ params: [["app", "app"], ["lvl", "level"], ["timestamp", "ts"]] })],
+    line: LOGFMT_LINE,
+    want: { app: "foo", lvl: "error", timestamp: "2021-02-12T19:18:10.037940878Z" },
+  },
+  { name: "quoted value with multibyte characters", stages: [logfmt({ params: [["spaces", "spaces"]] })], line: LOGFMT_LINE, want: { spaces: "value with ÜFT8👌" } },
+  { name: "renamed onto a name the stream lacks", stages: [logfmt({ params: [["lvl", "level"]] })], line: LOGFMT_LINE, stream: { level: "debug" }, want: { level: "debug", lvl: "error" } },
+  { name: "similar stream label", stages: [logfmt({ params: [["app", "app"]] })], line: LOGFMT_LINE, stream: { ap: "bar" }, want: { ap: "bar", app: "foo" } },
+  { name: "metadata conflict", stages: [logfmt({ params: [["app", "app"]] })], line: LOGFMT_LINE, metadata: { app: "foo_sm" }, want: { app: "foo_sm", app_extracted: "foo" } },
   { name: "strict error", stages: [logfmt({ strict: true, params: [["a", "a"]] })], line: `a=1 b==2`, want: { a: "1", __error__: "LogfmtParserErr", __error_details__: "logfmt syntax error at pos 7 : unexpected '='" } },
 ]);
 
@@ -401,6 +413,8 @@ table("ip label filter", [
   { name: "cidr", stages: [filter(ip("addr", "=", "192.168.4.0/24"))], line: "", stream: { addr: "192.168.4.5" }, want: { addr: "192.168.4.5" } },
   { name: "cidr miss", stages: [filter(ip("addr", "=", "192.168.4.0/24"))], line: "", stream: { addr: "192.168.5.5" }, want: null },
   { name: "range", stages: [filter(ip("addr", "=", "192.168.4.5-192.168.4.20"))], line: "", stream: { addr: "192.168.4.7" }, want: { addr: "192.168.4.7" } },
+  { name: "range includes its ends", stages: [filter(ip("addr", "=", "192.168.4.5-192.168.4.20"))], line: "", stream: { addr: "192.168.4.20" }, want: { addr: "192.168.4.20" } },
+  { name: "range excludes the outside", stages: [filter(ip("addr", "=", "192.168.4.5-192.168.4.20"))], line: "", stream: { addr: "192.168.4.21" }, want: null },
   { name: "negated", stages: [filter(ip("addr", "!=", "10.0.0.0/8"))], line: "", stream: { addr: "192.168.4.7" }, want: { addr: "192.168.4.7" } },
   { name: "address inside text", stages: [filter(ip("addr", "=", "10.0.0.0/8"))], line: "", stream: { addr: "from 10.1.2.3:8080" }, want: { addr: "from 10.1.2.3:8080" } },
   { name: "ipv6 prefix", stages: [filter(ip("addr", "=", "2001:db8::/32"))], line: "", stream: { addr: "2001:db8::1" }, want: { addr: "2001:db8::1" } },
@@ -528,6 +542,9 @@ describe("line_format", () => {
     { name: "toDateInZone and unixEpochMillis", template: `{{ .foo | toDateInZone "2006-01-02T15:04:05.999999999Z" "UTC" | unixEpochMillis }}`, labels: { foo: "2023-03-10T01:32:40.340485723Z" }, want: "1678411960340" },
     { name: "toDateInZone and unixEpochNanos", template: `{{ .foo | toDateInZone "2006-01-02T15:04:05.999999999Z" "UTC" | unixEpochNanos }}`, labels: { foo: "2023-03-10T01:32:40.340485723Z" }, want: "1678411960340485723" },
     { name: "toDateInZone with a named zone", template: `{{ .foo | toDateInZone "2006-01-02 15:04" "Europe/Paris" | unixEpoch }}`, labels: { foo: "2023-07-01 12:00" }, want: "1688205600" },
+    { name: "toDateInZone with an unknown zone uses UTC", template: `{{ .foo | toDateInZone "2006-01-02 15:04" "Mars/Base" | unixEpoch }}`, labels: { foo: "2023-07-01 12:00" }, want: "1688212800" },
+    { name: "unixToTime refuses odd lengths", template: `{{ .foo | unixToTime }}`, labels: { foo: "123" }, error: `template: line:1:10: executing "line" at <unixToTime>: error calling unixToTime: unable to parse time '123': %!w(<nil>)` },
+    { name: "unixToTime from days", template: `{{ .foo | unixToTime | unixEpoch }}`, labels: { foo: "19373" }, want: "1673827200" },
     { name: "unixToTime", template: `{{ .foo | unixToTime | date "2006-01-02T15:04:05" }}`, labels: { foo: "1673798889902" }, want: "2023-01-15T16:08:09" },
     { name: "b64enc", template: "{{ .foo | b64enc }}", labels: { foo: "i'm a string, encode me!" }, want: "aSdtIGEgc3RyaW5nLCBlbmNvZGUgbWUh" },
     { name: "b64dec", template: "{{ .foo | b64dec }}", labels: { foo: "aSdtIGEgc3RyaW5nLCBlbmNvZGUgbWUh" }, want: "i'm a string, encode me!" },
