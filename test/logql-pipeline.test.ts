@@ -408,6 +408,27 @@ table("label filters", [
   { name: "filter on an extracted label", stages: [logfmt(), filter(str("level", "=", "error"))], line: "level=error msg=x", want: { level: "error", msg: "x" } },
 ]);
 
+table("parser hints: label filters checked while parsing, as Loki does", [
+  {
+    name: "a label rewritten before its filter is still dropped by its parsed value",
+    stages: [logfmt(), labelFormat(tmpl("level", "{{ .level | upper }}")), filter(str("level", "=", "ERROR"))],
+    line: "level=error",
+    want: null,
+  },
+  {
+    name: "a conversion error found while parsing sticks",
+    stages: [logfmt(), labelFormat(tmpl("latency", "{{ .latency }}ms")), filter(dur("latency", ">", 1))],
+    line: "latency=2500",
+    want: { latency: "2500ms", __error__: "LabelFilterErr", __error_details__: `time: missing unit in duration "2500"` },
+  },
+  { name: "only single-label filter stages take part", stages: [logfmt(), labelFormat(tmpl("level", "{{ .level | upper }}")), filter(or(str("level", "=", "ERROR"), str("x", "=", "y")))], line: "level=error", want: { level: "ERROR" } },
+  { name: "json stops at the first failing label", stages: [json(), filter(str("a", "=", "1"))], line: `{"a":"2","b":"3"}`, want: null },
+  { name: "regexp", stages: [regexp("(?P<a>\\d)"), labelFormat(tmpl("a", "x")), filter(str("a", "=", "x"))], line: "7", want: null },
+  { name: "pattern", stages: [pattern("<a> <_>"), labelFormat(tmpl("a", "x")), filter(str("a", "=", "x"))], line: "7 8", want: null },
+  { name: "unpack", stages: [unpack, labelFormat(tmpl("a", "x")), filter(str("a", "=", "x"))], line: `{"a":"7","_entry":"e"}`, want: null },
+  { name: "json parameters are not checked early", stages: [json([["a", "a"]]), labelFormat(tmpl("a", "x")), filter(str("a", "=", "x"))], line: `{"a":"7"}`, want: { a: "x" } },
+]);
+
 table("ip label filter", [
   { name: "single address", stages: [filter(ip("addr", "=", "192.168.0.1"))], line: "", stream: { addr: "192.168.0.1" }, want: { addr: "192.168.0.1" } },
   { name: "cidr", stages: [filter(ip("addr", "=", "192.168.4.0/24"))], line: "", stream: { addr: "192.168.4.5" }, want: { addr: "192.168.4.5" } },

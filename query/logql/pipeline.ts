@@ -72,7 +72,7 @@ function compileStage(stage: Stage): StageFn {
 /** Compiles every stage (regexes, templates, JSON paths) once; throws StageError or a syntax error for bad ones. */
 export function compilePipeline(stages: Stage[]): Pipeline {
   const compiled = stages.map(compileStage);
-  const builder = new LabelsBuilder();
+  const builder = new LabelsBuilder(parseFilters(stages));
   return {
     process(tsNs, line, streamLabels, metadata) {
       builder.reset(streamLabels, metadata);
@@ -84,6 +84,18 @@ export function compilePipeline(stages: Stage[]): Pipeline {
       return { line: current, labels: builder.labels() };
     },
   };
+}
+
+/** The filters Loki's parser hints apply while parsing: per label, the first label filter stage on it alone. */
+function parseFilters(stages: Stage[]): Map<string, LabelPredicate> | undefined {
+  const filters = new Map<string, LabelPredicate>();
+  for (const stage of stages) {
+    if (stage.kind !== "label_filter") continue;
+    const filter = stage.filter;
+    if (!("name" in filter)) continue;
+    if (!filters.has(filter.name)) filters.set(filter.name, compileLabelFilter(filter));
+  }
+  return filters.size === 0 ? undefined : filters;
 }
 
 const CONVERSIONS: Record<Unwrap["conversion"], (text: string) => Parsed> = {

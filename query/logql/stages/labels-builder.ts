@@ -46,6 +46,25 @@ export class LabelsBuilder {
   err = "";
   errDetails = "";
 
+  /**
+   * Loki's parser hints check a label filter of the pipeline as soon as a parser extracts its label and drop the
+   * line right there (pkg/logql/log/parser_hints.go, ShouldContinueParsingLine): the first single-label filter
+   * stage per name, wherever it stands in the pipeline. It matters when a stage between the parser and the filter
+   * rewrites the label, and it can set LabelFilterErr early.
+   */
+  constructor(private readonly parseFilters?: ReadonlyMap<string, (labels: LabelsBuilder) => boolean>) {}
+
+  /** Sets a parsed label; false when the line must be dropped per the parser hints. */
+  extract(name: string, value: string): boolean {
+    this.set(name, value);
+    return this.continueParsing(name);
+  }
+
+  continueParsing(name: string): boolean {
+    const filter = this.parseFilters?.get(name);
+    return filter === undefined || filter(this);
+  }
+
   reset(base: Labels, metadata: Labels): void {
     this.base = base;
     this.baseEntries = entriesOf(base);

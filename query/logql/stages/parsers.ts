@@ -10,7 +10,7 @@ import {
   objectEach,
   unescapeJson,
 } from "./json-scan.js";
-import { DUPLICATE_SUFFIX, type LabelsBuilder } from "./labels-builder.js";
+import { DUPLICATE_SUFFIX, ERROR_LABEL, type LabelsBuilder } from "./labels-builder.js";
 import { LogfmtDecoder } from "./logfmt-decoder.js";
 import { compilePattern } from "./pattern.js";
 import { KeyCache, sanitizeLabelKey } from "./sanitize.js";
@@ -23,6 +23,8 @@ export class StageError extends Error {
 }
 
 const JSON_ERROR = "JSONParserErr";
+/** Returned through objectEach when the parser hints drop the line. */
+const DROP = "\u0000drop";
 const LOGFMT_ERROR = "LogfmtParserErr";
 
 /** `| json`: every scalar of the object, nested keys joined with `_`; arrays and nulls are skipped. */
@@ -41,13 +43,13 @@ export function jsonStage(): StageFn {
       label = nested ? nestedName(prefix, key + DUPLICATE_SUFFIX) : name + DUPLICATE_SUFFIX;
     }
     if (labels.wasExtracted(label)) return undefined;
-    labels.set(label, value.type === JsonType.String ? jsonStringValue(value.raw) : value.raw);
-    return undefined;
+    return labels.extract(label, value.type === JsonType.String ? jsonStringValue(value.raw) : value.raw) ? undefined : DROP;
   };
   const topLevel = (key: string, value: JsonValue): string | undefined => member(false, "", key, value);
   return (_ts, line, builder) => {
     labels = builder;
     const error = objectEach(line, 0, topLevel);
+    if (error === DROP) return null;
     if (error !== undefined) labels.setError(JSON_ERROR, error);
     return line;
   };
@@ -198,7 +200,7 @@ export function unpackStage(): StageFn {
       return line;
     }
     if (entry === undefined) return line;
-    for (let i = 0; i < pending.length; i += 2) labels.set(pending[i]!, pending[i + 1]!);
+    for (let i = 0; i < pending.length; i += 2) if (!labels.extract(pending[i]!, pending[i + 1]!)) return null;
     return entry;
   };
 }
@@ -221,9 +223,12 @@ export function logfmtStage(strict: boolean, keepEmpty: boolean): StageFn {
       let value = decoder.value;
       if (value.includes("\ufffd")) value = value.replaceAll("\ufffd", " ");
       if (!keepEmpty && value === "") continue;
-      labels.set(name, value);
+      if (!labels.extract(name, value)) return null;
     }
-    if (strict && decoder.err !== undefined) labels.setError(LOGFMT_ERROR, decoder.err);
+    if (strict && decoder.err !== undefined) {
+      labels.setError(LOGFMT_ERROR, decoder.err);
+      if (!labels.continueParsing(ERROR_LABEL)) return null;
+    }
     return line;
   };
 }
@@ -284,13 +289,13 @@ export function regexpStage(pattern: string): StageFn {
     const match = regex.exec(line);
     if (match === null) return line;
     const groups = match.groups!;
-    names.forEach((group, index) => {
+    for (let index = 0; index < names.length; index++) {
       const key = keys[index]!;
-      if (key === "") return;
+      if (key === "") continue;
       const name = labels.parsedName(key);
-      if (labels.wasExtracted(name)) return;
-      labels.set(name, groups[group] ?? "");
-    });
+      if (labels.wasExtracted(name)) continue;
+      if (!labels.extract(name, groups[names[index]!] ?? "")) return null;
+    }
     return line;
   };
 }
@@ -300,11 +305,11 @@ export function patternStage(pattern: string): StageFn {
   const matcher = compilePattern(pattern);
   return (_ts, line, labels) => {
     const captures = matcher.matches(line);
-    captures.forEach((value, index) => {
+    for (let index = 0; index < captures.length; index++) {
       const name = labels.parsedName(matcher.names[index]!);
-      if (labels.wasExtracted(name)) return;
-      labels.set(name, value);
-    });
+      if (labels.wasExtracted(name)) continue;
+      if (!labels.extract(name, captures[index]!)) return null;
+    }
     return line;
   };
 }
