@@ -29,7 +29,10 @@ export interface PipelineResult {
 }
 
 export interface Pipeline {
-  /** Runs every stage; null when a filter drops the entry. `labels` in the result = stream labels + structured metadata + extracted labels, with __error__ / __error_details__ as Loki sets them. */
+  /**
+   * Runs every stage; null when a filter drops the entry. `labels` in the result = stream labels + structured metadata + extracted labels, with __error__ / __error_details__ as Loki sets them.
+   * `streamLabels` and `metadata` must not be modified after the call: their entries are cached per record.
+   */
   process(tsNs: bigint, line: string, streamLabels: Labels, metadata: Labels): PipelineResult | null;
 }
 

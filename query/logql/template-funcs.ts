@@ -344,7 +344,7 @@ function lessThan(a: TemplateValue, b: TemplateValue): boolean {
 /** fmt.Sprintf for the verbs people use in log templates: %s %v %d %f %g %e %q %x %X %t %c %%. */
 function sprintf(format: string, args: TemplateValue[]): string {
   let next = 0;
-  const out = format.replace(/%([-+# 0]*)(\d+)?(?:\.(\d+))?([a-zA-Z%])/g, (spec, flags: string, widthText?: string, precisionText?: string, verb?: string) => {
+  const out = format.replace(/%([-+# 0]*)(\d+)?(?:\.(\d+))?([a-zA-Z%])/g, (_spec, flags: string, widthText?: string, precisionText?: string, verb?: string) => {
     if (verb === "%") return "%";
     if (next >= args.length) return `%!${verb}(MISSING)`;
     const arg = settle(args[next++]!);
@@ -398,7 +398,6 @@ function sprintf(format: string, args: TemplateValue[]): string {
         text = sign + text.slice(sign.length).padStart(width - sign.length, "0");
       } else text = text.padStart(width);
     }
-    void spec;
     return text;
   });
   if (next < args.length) {
