@@ -44,6 +44,8 @@ const ESCAPES: Record<string, string> = { a: "\x07", b: "\b", f: "\f", n: "\n", 
 export function tokenize(query: string): Token[] {
   const tokens: Token[] = [];
   let i = 0;
+  // Inside brackets a colon separates a subquery's range from its step instead of starting a metric name.
+  let brackets = 0;
   const fail = (pos: number, reason: string): never => {
     throw new PromqlParseError(query, pos, reason);
   };
@@ -96,7 +98,7 @@ export function tokenize(query: string): Token[] {
       i += number!.length;
       continue;
     }
-    const ident = sticky(IDENT);
+    const ident = char === ":" && brackets > 0 ? undefined : sticky(IDENT);
     if (ident !== undefined) {
       tokens.push({ type: "ident", text: ident, pos: i });
       i += ident.length;
@@ -104,6 +106,8 @@ export function tokenize(query: string): Token[] {
     }
     const punct = PUNCT.find((p) => query.startsWith(p, i));
     if (punct === undefined) fail(i, `unexpected character: ${JSON.stringify(char)}`);
+    if (punct === "[") brackets++;
+    if (punct === "]") brackets--;
     tokens.push({ type: "punct", text: punct!, pos: i });
     i += punct!.length;
   }
