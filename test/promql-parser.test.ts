@@ -109,26 +109,27 @@ describe("PromQL parser", () => {
   it("refuses what Prometheus refuses, with the position", () => {
     assert.equal(parseError(""), "1:1: parse error: no expression found in input");
     assert.equal(parseError("1 > 2"), "1:3: parse error: comparisons between scalars must use BOOL modifier");
-    assert.equal(parseError("x and 1"), '1:3: parse error: set operator "and" not allowed in binary scalar expression');
+    assert.equal(parseError("x and 1"), '1:1: parse error: set operator "and" not allowed in binary scalar expression');
     assert.equal(parseError("x + bool 1"), "1:3: parse error: bool modifier can only be used on comparison operators");
-    assert.equal(parseError("1 + on(a) x"), "1:5: parse error: vector matching only allowed between instant vectors");
+    assert.equal(parseError("1 + on(a) x"), "1:1: parse error: vector matching only allowed between instant vectors");
     assert.equal(parseError("x[5m] + 1"), "1:1: parse error: binary expression must contain only scalar and instant vector types");
     assert.equal(parseError('{a=""}'), "1:1: parse error: vector selector must contain at least one non-empty matcher");
     assert.equal(parseError('{a=~".*"}'), "1:1: parse error: vector selector must contain at least one non-empty matcher");
     assert.equal(parseError('x{__name__="y"}'), '1:1: parse error: metric name must not be set twice: "x" or "y"');
     assert.equal(parseError("(x)[5m]"), "1:4: parse error: ranges only allowed for vector selectors");
-    assert.equal(parseError("sum(x) offset 5m"), "1:8: parse error: offset modifier must be preceded by an instant vector selector or range vector selector or a subquery");
+    assert.equal(parseError("sum(x) offset 5m"), "1:1: parse error: offset modifier must be preceded by an instant vector selector or range vector selector or a subquery");
     assert.equal(parseError("x[5m:1m]"), "1:5: parse error: subqueries are not supported");
-    assert.equal(parseError("x[5x]"), "1:3: parse error: bad number or duration syntax: \"5x]\"");
+    assert.equal(parseError("x[5x]"), '1:3: parse error: bad duration syntax: "5"');
+    assert.equal(parseError("x + 5x"), '1:5: parse error: bad number or duration syntax: "5x"');
     assert.equal(parseError("x[1m1h]"), '1:3: parse error: not a valid duration string: "1m1h"');
-    assert.equal(parseError("rate(x[5m]"), "1:11: parse error: unexpected end of input in call to function \"rate\"");
-    assert.equal(parseError("x\n  + $"), '2:5: parse error: unexpected character: "$"');
+    assert.equal(parseError("rate(x[5m]"), "1:11: parse error: unclosed left parenthesis");
+    assert.equal(parseError("x\n  + $"), "2:5: parse error: unexpected character: '$'");
     assert.equal(parseError('x{a="b'), "1:5: parse error: unterminated quoted string");
-    assert.match(parseError('x{a=~"("}'), /^1:6: parse error: invalid regular expression "\(": /);
+    assert.match(parseError('x{a=~"("}'), /^1:3: parse error: invalid regular expression "\(": /);
     assert.equal(parseError("topk(x)"), "1:1: parse error: wrong number of arguments for aggregate expression provided, expected 2, got 1");
     assert.equal(parseError("sum(x[5m])"), "1:5: parse error: expected type instant vector in aggregation expression, got range vector");
-    assert.equal(parseError("a + on(b) group_left(b) c"), '1:11: parse error: label "b" must not occur in ON and GROUP clause at once');
-    assert.equal(parseError("a and on(b) group_left c"), '1:13: parse error: no grouping allowed for "and" operation');
+    assert.equal(parseError("a + on(b) group_left(b) c"), '1:3: parse error: label "b" must not occur in ON and GROUP clause at once');
+    assert.equal(parseError("a and on(b) group_left c"), '1:1: parse error: no grouping allowed for "and" operation');
   });
 
   it("reads Prometheus durations only", () => {

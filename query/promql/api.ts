@@ -75,10 +75,8 @@ function timeParam(params: URLSearchParams, name: string, fallback: number): num
 }
 
 function parseQueryParam(params: URLSearchParams): Expr {
-  const text = params.get("query");
-  if (text === null || text === "") throw invalidParam("query", new Error("unknown position: parse error: no expression found in input"));
   try {
-    return parsePromql(text);
+    return parsePromql(params.get("query") ?? "");
   } catch (err) {
     if (err instanceof PromqlParseError) throw invalidParam("query", err);
     throw err;

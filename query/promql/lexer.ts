@@ -46,6 +46,7 @@ export function tokenize(query: string): Token[] {
   let i = 0;
   // Inside brackets a colon separates a subquery's range from its step instead of starting a metric name.
   let brackets = 0;
+  let parens = 0;
   const fail = (pos: number, reason: string): never => {
     throw new PromqlParseError(query, pos, reason);
   };
@@ -92,8 +93,12 @@ export function tokenize(query: string): Token[] {
         i += duration.length;
         continue;
       }
-      const number = sticky(NUMBER);
-      if (number === undefined) fail(i, `bad number or duration syntax: "${query.slice(i, i + 10).split(/\s/)[0]}"`);
+      const number = brackets > 0 ? undefined : sticky(NUMBER);
+      if (number === undefined) {
+        // Prometheus quotes what it read: the digits in a range, the digits and the offending character elsewhere.
+        const read = /^[0-9.]*[a-zA-Z_]?/.exec(query.slice(i))![0];
+        fail(i, brackets > 0 ? `bad duration syntax: "${/^[0-9.]*/.exec(read)![0]}"` : `bad number or duration syntax: "${read}"`);
+      }
       tokens.push({ type: "number", text: number!, pos: i });
       i += number!.length;
       continue;
@@ -105,12 +110,15 @@ export function tokenize(query: string): Token[] {
       continue;
     }
     const punct = PUNCT.find((p) => query.startsWith(p, i));
-    if (punct === undefined) fail(i, `unexpected character: ${JSON.stringify(char)}`);
+    if (punct === undefined) fail(i, `unexpected character: '${char}'`);
     if (punct === "[") brackets++;
     if (punct === "]") brackets--;
+    if (punct === "(") parens++;
+    if (punct === ")") parens--;
     tokens.push({ type: "punct", text: punct!, pos: i });
     i += punct!.length;
   }
+  if (parens > 0) fail(query.length, "unclosed left parenthesis");
   tokens.push({ type: "eof", text: "", pos: query.length });
   return tokens;
 }

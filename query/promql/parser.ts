@@ -136,16 +136,15 @@ class Parser {
         this.next();
         bool = true;
       }
-      const matchingPos = this.peek().pos;
-      const matching = this.parseMatching(op as BinaryOp);
+      const matching = this.parseMatching(op as BinaryOp, lhs.pos, opToken.pos);
       // `^` is right-associative, everything else left-associative.
       const rhs = this.parseExpr(op === "^" ? precedence : precedence + 1);
-      lhs = this.binary(op as BinaryOp, lhs, rhs, bool, matching, opToken.pos, matchingPos);
+      lhs = this.binary(op as BinaryOp, lhs, rhs, bool, matching, opToken.pos);
     }
   }
 
   /** `on`/`ignoring` and `group_left`/`group_right` after an operator, if written. */
-  private parseMatching(op: BinaryOp): VectorMatching | undefined {
+  private parseMatching(op: BinaryOp, exprPos: number, opPos: number): VectorMatching | undefined {
     if (!this.is("on") && !this.is("ignoring")) return undefined;
     const setOp = SET_OPS.has(op);
     const matching: VectorMatching = { card: setOp ? "many-to-many" : "one-to-one", on: false, labels: [], include: [] };
@@ -153,30 +152,31 @@ class Parser {
     matching.labels = this.parseLabelList();
     if (this.is("group_left") || this.is("group_right")) {
       const group = this.next();
-      if (setOp) this.fail(group.pos, `no grouping allowed for "${op}" operation`);
+      if (setOp) this.fail(exprPos, `no grouping allowed for "${op}" operation`);
       matching.card = group.text === "group_left" ? "many-to-one" : "one-to-many";
       if (this.is("(")) matching.include = this.parseLabelList();
       for (const label of matching.include) {
         if (matching.on && matching.labels.includes(label)) {
-          this.fail(group.pos, `label "${label}" must not occur in ON and GROUP clause at once`);
+          this.fail(opPos, `label "${label}" must not occur in ON and GROUP clause at once`);
         }
       }
     }
     return matching;
   }
 
-  private binary(op: BinaryOp, lhs: Expr, rhs: Expr, bool: boolean, matching: VectorMatching | undefined, pos: number, matchingPos: number): Expr {
+  /** Type checks as Prometheus' checkAST, which reports most at the expression's start and some at the operator. */
+  private binary(op: BinaryOp, lhs: Expr, rhs: Expr, bool: boolean, matching: VectorMatching | undefined, pos: number): Expr {
     const lt = typeOf(lhs);
     const rt = typeOf(rhs);
     const comparison = COMPARISON_OPS.has(op);
     if (bool && !comparison) this.fail(pos, "bool modifier can only be used on comparison operators");
     if ((lt !== "scalar" && lt !== "vector") || (rt !== "scalar" && rt !== "vector")) {
-      this.fail(lt !== "scalar" && lt !== "vector" ? lhs.pos : rhs.pos, "binary expression must contain only scalar and instant vector types");
+      this.fail(lhs.pos, "binary expression must contain only scalar and instant vector types");
     }
     if (comparison && !bool && lt === "scalar" && rt === "scalar") this.fail(pos, "comparisons between scalars must use BOOL modifier");
-    if (SET_OPS.has(op) && (lt === "scalar" || rt === "scalar")) this.fail(pos, `set operator "${op}" not allowed in binary scalar expression`);
+    if (SET_OPS.has(op) && (lt === "scalar" || rt === "scalar")) this.fail(lhs.pos, `set operator "${op}" not allowed in binary scalar expression`);
     const bothVectors = lt === "vector" && rt === "vector";
-    if (matching !== undefined && !bothVectors) this.fail(matchingPos, "vector matching only allowed between instant vectors");
+    if (matching !== undefined && !bothVectors) this.fail(lhs.pos, "vector matching only allowed between instant vectors");
     const card = SET_OPS.has(op) ? "many-to-many" : "one-to-one";
     return {
       kind: "binary",
@@ -218,7 +218,7 @@ class Parser {
       }
       if (this.is("offset")) {
         const token = this.next();
-        const selector = this.modifiable(result, token, "offset");
+        const selector = this.modifiable(result, "offset");
         if (selector.offsetMs !== 0) this.fail(token.pos, "offset may not be set multiple times");
         let sign = 1;
         if (this.is("-") || this.is("+")) sign = this.next().text === "-" ? -1 : 1;
@@ -227,7 +227,7 @@ class Parser {
       }
       if (this.is("@")) {
         const token = this.next();
-        const selector = this.modifiable(result, token, "@");
+        const selector = this.modifiable(result, "@");
         if (selector.at !== undefined) this.fail(token.pos, "@ <timestamp> may not be set multiple times");
         selector.at = this.parseAt();
         continue;
@@ -236,10 +236,10 @@ class Parser {
     }
   }
 
-  private modifiable(expr: Expr, token: Token, what: string): VectorSelector {
+  private modifiable(expr: Expr, what: string): VectorSelector {
     if (expr.kind === "selector") return expr;
     if (expr.kind === "matrix") return expr.selector;
-    return this.fail(token.pos, `${what} modifier must be preceded by an instant vector selector or range vector selector or a subquery`);
+    return this.fail(expr.pos, `${what} modifier must be preceded by an instant vector selector or range vector selector or a subquery`);
   }
 
   private parseAt(): AtModifier {
@@ -396,7 +396,7 @@ class Parser {
         if (op.type !== "punct" || !MATCH_OPS.has(op.text)) this.unexpected(op, "in label matching, expected label matching operator");
         const value = this.next();
         if (value.type !== "string") this.unexpected(value, "in label matching, expected string");
-        if (op.text === "=~" || op.text === "!~") this.checkRegex(value);
+        if (op.text === "=~" || op.text === "!~") this.checkRegex(value.text, label.pos);
         matchers.push({ name: label.text, op: op.text as MatchOp, value: value.text });
         if (!this.is(",")) break;
         this.next();
@@ -412,11 +412,11 @@ class Parser {
     return { kind: "selector", ...(name !== undefined ? { name } : {}), matchers, offsetMs: 0, pos };
   }
 
-  private checkRegex(token: Token): void {
+  private checkRegex(pattern: string, pos: number): void {
     try {
-      compileRe2(token.text, true);
+      compileRe2(pattern, true);
     } catch (err) {
-      if (err instanceof RegexSyntaxError) this.fail(token.pos, err.message);
+      if (err instanceof RegexSyntaxError) this.fail(pos, err.message);
       throw err;
     }
   }
