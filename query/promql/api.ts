@@ -7,7 +7,7 @@ import { type Expr, typeName, typeOf } from "./ast.js";
 import { type EngineOptions, instantQuery, rangeQuery } from "./engine.js";
 import { BadParameter, formatFloat, parseDurationParam, parseTimeParam } from "./params.js";
 import { parsePromql, PromqlParseError } from "./parser.js";
-import { compareLabels, PromqlEvalError, type Series, type Value } from "./values.js";
+import { PromqlEvalError, type Series, type Value } from "./values.js";
 
 // The Prometheus HTTP API (web/api/v1) over the metrics the aggregator stores, with its JSON shapes, parameter
 // parsing and error types, so that Grafana and promtool-style clients work against it unchanged.
@@ -118,10 +118,11 @@ function instantJson(value: Value, timeMs: number) {
     case "vector":
       return {
         resultType: "vector",
-        result: [...value.samples].sort((a, b) => compareLabels(a.labels, b.labels)).map((s) => ({ metric: plainLabels(s.labels), value: point(timeMs, s.value) })),
+        // In evaluation order: selectors give series sorted by labels, and sort() and topk() their own order.
+        result: value.samples.map((s) => ({ metric: plainLabels(s.labels), value: point(timeMs, s.value) })),
       };
     case "matrix":
-      return { resultType: "matrix", result: matrixJson([...value.series].sort((a, b) => compareLabels(a.labels, b.labels))) };
+      return { resultType: "matrix", result: matrixJson(value.series) };
   }
 }
 

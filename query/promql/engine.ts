@@ -120,9 +120,12 @@ class Evaluator {
         });
         for (const series of found) loaded += series.points.length;
         if (loaded > maxSamples) throw new PromqlEvalError("query processing would load too many samples into memory in query execution");
+        // Prometheus' series sets are sorted by labels; results keep that order unless an operation changes it.
         this.data.set(
           selector,
-          found.map((s) => ({ labels: s.labels, points: s.points.map((p) => ({ timeMs: p.timeMs, value: p.value })) })),
+          found
+            .map((s) => ({ labels: s.labels, points: s.points.map((p) => ({ timeMs: p.timeMs, value: p.value })) }))
+            .sort((a, b) => compareLabels(a.labels, b.labels)),
         );
       }),
     );
