@@ -17,6 +17,8 @@ function show(expr: Expr): string {
     }
     case "matrix":
       return `${show(expr.selector)}[${expr.rangeMs}]`;
+    case "subquery":
+      return `${show(expr.expr)}[${expr.rangeMs}:${expr.stepMs ?? ""}]${expr.offsetMs !== 0 ? ` offset ${expr.offsetMs}` : ""}${expr.at?.kind === "end" ? " @end()" : ""}`;
     case "call":
       return `${expr.func}(${expr.args.map(show).join(", ")})`;
     case "aggregation":
@@ -52,6 +54,14 @@ describe("PromQL parser", () => {
     assert.equal(show(parsePromql("x @ 1764000000.5 offset 1m")), '{__name__="x"} offset 60000 @1764000000500');
     assert.equal(show(parsePromql("x offset 1m @ end()")), '{__name__="x"} offset 60000 @end()');
     assert.equal(show(parsePromql("rate(x[5m] @ start())")), 'rate({__name__="x"} @start()[300000])');
+  });
+
+  it("parses subqueries with their own offset and @", () => {
+    assert.equal(show(parsePromql("x[5m:1m]")), '{__name__="x"}[300000:60000]');
+    assert.equal(show(parsePromql("max_over_time(rate(x[5m])[1h:] offset 10m)")), 'max_over_time(rate({__name__="x"}[300000])[3600000:] offset 600000)');
+    assert.equal(show(parsePromql("sum(x)[30m:15s] @ end()")), 'sum by()({__name__="x"})[1800000:15000] @end()');
+    assert.equal(parseError("(1)[5m:]"), '1:1: parse error: subquery is only allowed on instant vector, got scalar in "(1)" instead');
+    assert.equal(parseError("x[5m][1h:]"), '1:1: parse error: subquery is only allowed on instant vector, got range vector in "x[5m]" instead');
   });
 
   it("parses number and string literals as Prometheus does", () => {
@@ -118,7 +128,6 @@ describe("PromQL parser", () => {
     assert.equal(parseError('x{__name__="y"}'), '1:1: parse error: metric name must not be set twice: "x" or "y"');
     assert.equal(parseError("(x)[5m]"), "1:4: parse error: ranges only allowed for vector selectors");
     assert.equal(parseError("sum(x) offset 5m"), "1:1: parse error: offset modifier must be preceded by an instant vector selector or range vector selector or a subquery");
-    assert.equal(parseError("x[5m:1m]"), "1:5: parse error: subqueries are not supported");
     assert.equal(parseError("x[5x]"), '1:3: parse error: bad duration syntax: "5"');
     assert.equal(parseError("x + 5x"), '1:5: parse error: bad number or duration syntax: "5x"');
     assert.equal(parseError("x[1m1h]"), '1:3: parse error: not a valid duration string: "1m1h"');

@@ -9,7 +9,17 @@ import { createLogger } from "../common/log.js";
 import { prometheusRoutes } from "../query/promql/api.js";
 import { DuckDBStore } from "../storage/duckdb.js";
 import { compareAnswers, type PromJson } from "./helpers/promql-compare.js";
-import { DATA_SET, INSTANT_TIMES_MS, loadDataSet, openMetrics, QUERIES, RANGES_MS } from "./helpers/promql-data.js";
+import {
+  DATA_SET,
+  INSTANT_TIMES_MS,
+  loadDataSet,
+  openMetrics,
+  QUERIES,
+  RANGES_MS,
+  SUBQUERIES,
+  SUBQUERY_RANGES_MS,
+  SUBQUERY_TIMES_MS,
+} from "./helpers/promql-data.js";
 import { freePort } from "./helpers/services.js";
 import { TEST_RETENTION } from "./helpers/store-contract.js";
 
@@ -97,6 +107,21 @@ describe("PromQL answers match Prometheus", { skip }, () => {
     const failures: string[] = [];
     for (const query of QUERIES) {
       for (const { startMs, endMs, stepMs } of RANGES_MS) {
+        const why = await both("/api/v1/query_range", { query, start: String(startMs / 1000), end: String(endMs / 1000), step: String(stepMs / 1000) });
+        if (why !== undefined) failures.push(why);
+      }
+    }
+    assert.deepEqual(failures, []);
+  });
+
+  it("evaluates subqueries as Prometheus does", async () => {
+    const failures: string[] = [];
+    for (const query of SUBQUERIES) {
+      for (const timeMs of SUBQUERY_TIMES_MS) {
+        const why = await both("/api/v1/query", { query, time: String(timeMs / 1000) });
+        if (why !== undefined) failures.push(why);
+      }
+      for (const { startMs, endMs, stepMs } of SUBQUERY_RANGES_MS) {
         const why = await both("/api/v1/query_range", { query, start: String(startMs / 1000), end: String(endMs / 1000), step: String(stepMs / 1000) });
         if (why !== undefined) failures.push(why);
       }

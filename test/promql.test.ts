@@ -119,6 +119,13 @@ function promqlSuite(name: string, open: () => Promise<Store>): void {
       assert.deepEqual(await value("timestamp(g)"), [{ metric: { a: "x" }, value: T0_MS / 1000 + 61 }]);
     });
 
+    it("evaluates subqueries at the multiples of their step", async () => {
+      // Steps 15, 30, 45 and 60 s in (2 s, 62 s] see g's samples from 1, 16, 31 and 46 s: 1, 3, 2, 6.
+      assert.deepEqual(await value("count_over_time(g[1m:15s])"), [{ metric: { a: "x" }, value: 4 }]);
+      assert.deepEqual(await value("sum_over_time(g[1m:15s])"), [{ metric: { a: "x" }, value: 12 }]);
+      assert.deepEqual(await value("last_over_time((g * 2)[1m:15s] offset 15s)"), [{ metric: { a: "x" }, value: 4 }]);
+    });
+
     it("interpolates histogram_quantile within le buckets", async () => {
       // 40 observations: rank 20 lies in (1, 2] holding 20, half way.
       assert.deepEqual(await value("histogram_quantile(0.5, h_bucket)"), [{ metric: {}, value: 1.5 }]);

@@ -45,13 +45,17 @@ export interface StringLiteral {
   pos: number;
 }
 
-export interface VectorSelector {
+/** `offset` and `@`, which move a selector's or a subquery's evaluation time. */
+export interface TimeModifiers {
+  offsetMs: number;
+  at?: AtModifier;
+}
+
+export interface VectorSelector extends TimeModifiers {
   kind: "selector";
   /** The metric name when written before the braces; it is also among `matchers` as `__name__`. */
   name?: string;
   matchers: LabelMatcher[];
-  offsetMs: number;
-  at?: AtModifier;
   pos: number;
 }
 
@@ -59,6 +63,16 @@ export interface MatrixSelector {
   kind: "matrix";
   selector: VectorSelector;
   rangeMs: number;
+  pos: number;
+}
+
+/** `expr[range:step]`: the instant vector evaluated every step (aligned to multiples of it) over the range. */
+export interface Subquery extends TimeModifiers {
+  kind: "subquery";
+  expr: Expr;
+  rangeMs: number;
+  /** Omitted in `[5m:]`: the default evaluation interval. */
+  stepMs?: number;
   pos: number;
 }
 
@@ -118,7 +132,7 @@ export interface Paren {
   pos: number;
 }
 
-export type Expr = NumberLiteral | StringLiteral | VectorSelector | MatrixSelector | Call | Aggregation | Binary | Unary | Paren;
+export type Expr = NumberLiteral | StringLiteral | VectorSelector | MatrixSelector | Subquery | Call | Aggregation | Binary | Unary | Paren;
 
 export interface FunctionSignature {
   args: ValueType[];
@@ -175,6 +189,7 @@ export function typeOf(expr: Expr): ValueType {
     case "selector":
       return "vector";
     case "matrix":
+    case "subquery":
       return "matrix";
     case "call":
       return FUNCTIONS[expr.func]!.returns;

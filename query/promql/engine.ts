@@ -1,7 +1,7 @@
 import type { Labels } from "../../proto/batch.js";
 import type { Store } from "../../storage/store.js";
-import { type Binary, COMPARISON_OPS, type Expr, type MatrixSelector, type VectorSelector } from "./ast.js";
-import { histogramQuantile, MATH_FUNCTIONS, RANGE_FUNCTIONS, rangeFunction } from "./functions.js";
+import { type Binary, COMPARISON_OPS, type Expr, type MatrixSelector, type Subquery, type TimeModifiers, type VectorSelector } from "./ast.js";
+import { histogramQuantile, MATH_FUNCTIONS, RANGE_FUNCTIONS, rangeFunction, type Window } from "./functions.js";
 import {
   assertUniqueLabels,
   compareLabels,
@@ -16,11 +16,14 @@ import {
 import { aggregate, labelReplace, sortVector, vectorBinary } from "./vector-ops.js";
 
 // Evaluates a PromQL expression the way Prometheus 3 does: every step on its own, an instant selector taking the
-// newest sample in (t - lookback, t], a range selector the samples in (t - range, t]. Each selector's samples
-// are read from the store once for the whole query, then sliced per step.
+// newest sample in (t - lookback, t], a range selector the samples in (t - range, t], a subquery its expression at
+// the multiples of its step in (t - range, t]. Each selector's samples are read from the store once for the whole
+// query, then sliced per step.
 
 export const DEFAULT_LOOKBACK_MS = 5 * 60_000;
 export const DEFAULT_MAX_SAMPLES = 50_000_000;
+/** The step of a subquery written without one (`[1h:]`): Prometheus' default evaluation interval. */
+export const DEFAULT_SUBQUERY_STEP_MS = 60_000;
 
 export interface EngineOptions {
   store: Store;
@@ -63,6 +66,7 @@ interface TimedSample extends Sample {
 
 class Evaluator {
   private readonly data = new Map<VectorSelector, Series[]>();
+  private readonly subqueryResults = new Map<Subquery, Map<number, Value>>();
   private readonly lookbackMs: number;
 
   constructor(
@@ -75,48 +79,51 @@ class Evaluator {
 
   /** Reads the samples of every selector in the expression, for all steps at once. */
   async load(expr: Expr): Promise<void> {
-    const selections: { selector: VectorSelector; rangeMs: number }[] = [];
-    const walk = (e: Expr): void => {
+    const selections: { selector: VectorSelector; rangeMs: number; firstMs: number; lastMs: number }[] = [];
+    // Each node is evaluated at times in [minMs, maxMs]: the query's, or a subquery's steps below it.
+    const walk = (e: Expr, minMs: number, maxMs: number): void => {
       switch (e.kind) {
         case "selector":
-          selections.push({ selector: e, rangeMs: this.lookbackMs });
+        case "matrix": {
+          const selector = e.kind === "selector" ? e : e.selector;
+          const rangeMs = e.kind === "selector" ? this.lookbackMs : e.rangeMs;
+          selections.push({ selector, rangeMs, firstMs: this.referenceTime(selector, minMs), lastMs: this.referenceTime(selector, maxMs) });
           return;
-        case "matrix":
-          selections.push({ selector: e.selector, rangeMs: e.rangeMs });
+        }
+        case "subquery":
+          walk(e.expr, this.referenceTime(e, minMs) - e.rangeMs, this.referenceTime(e, maxMs));
           return;
         case "call":
-          e.args.forEach(walk);
+          e.args.forEach((arg) => walk(arg, minMs, maxMs));
           return;
         case "aggregation":
-          if (e.param) walk(e.param);
-          walk(e.expr);
+          if (e.param) walk(e.param, minMs, maxMs);
+          walk(e.expr, minMs, maxMs);
           return;
         case "binary":
-          walk(e.lhs);
-          walk(e.rhs);
+          walk(e.lhs, minMs, maxMs);
+          walk(e.rhs, minMs, maxMs);
           return;
         case "unary":
         case "paren":
-          walk(e.expr);
+          walk(e.expr, minMs, maxMs);
           return;
         case "number":
         case "string":
           return;
       }
     };
-    walk(expr);
+    walk(expr, this.startMs, this.endMs);
     let loaded = 0;
     const maxSamples = this.options.maxSamples ?? DEFAULT_MAX_SAMPLES;
     await Promise.all(
-      selections.map(async ({ selector, rangeMs }) => {
-        const first = this.referenceTime(selector, this.startMs);
-        const last = this.referenceTime(selector, this.endMs);
+      selections.map(async ({ selector, rangeMs, firstMs, lastMs }) => {
         // The windows are left-open, (ref - range, ref]; the store's ranges are [start, end).
         const found = await this.options.store.selectSamples({
           tenant: this.options.tenant,
           matchers: selector.matchers,
-          startMs: first - rangeMs + 1,
-          endMs: last + 1,
+          startMs: firstMs - rangeMs + 1,
+          endMs: lastMs + 1,
         });
         for (const series of found) loaded += series.points.length;
         if (loaded > maxSamples) throw new PromqlEvalError("query processing would load too many samples into memory in query execution");
@@ -131,10 +138,11 @@ class Evaluator {
     );
   }
 
-  private referenceTime(selector: VectorSelector, t: number): number {
-    const at = selector.at;
+  /** The time a selector or subquery is evaluated at for the step at t: `@` pins it, `offset` moves it back. */
+  private referenceTime(modifiers: TimeModifiers, t: number): number {
+    const at = modifiers.at;
     const pinned = at === undefined ? t : at.kind === "time" ? at.ms : at.kind === "start" ? this.startMs : this.endMs;
-    return pinned - selector.offsetMs;
+    return pinned - modifiers.offsetMs;
   }
 
   evaluate(expr: Expr, t: number): Value {
@@ -148,7 +156,8 @@ class Evaluator {
       case "selector":
         return { type: "vector", samples: this.selectInstant(expr, t).map(({ labels, value }) => ({ labels, value })) };
       case "matrix":
-        return { type: "matrix", series: this.selectRange(expr, t).series };
+      case "subquery":
+        return { type: "matrix", series: this.rangeArgument(expr, t).series };
       case "unary": {
         const value = this.evaluate(expr.expr, t);
         if (expr.op === "+") return value;
@@ -207,24 +216,46 @@ class Evaluator {
     return out;
   }
 
-  /** Each series' samples in (ref - range, ref]; series without any are left out. */
-  private selectRange(matrix: MatrixSelector, t: number): { series: Series[]; ref: number } {
-    const ref = this.referenceTime(matrix.selector, t);
+  /** A range selector's or subquery's series at the step at t, with the window (ref - range, ref] they cover. */
+  private rangeArgument(expr: MatrixSelector | Subquery, t: number): { series: Series[]; window: Window } {
+    if (expr.kind === "subquery") return this.subquery(expr, t);
+    const ref = this.referenceTime(expr.selector, t);
     const series: Series[] = [];
-    for (const one of this.data.get(matrix.selector)!) {
-      const from = lastAtOrBefore(one.points, ref - matrix.rangeMs) + 1;
+    for (const one of this.data.get(expr.selector)!) {
+      const from = lastAtOrBefore(one.points, ref - expr.rangeMs) + 1;
       const to = lastAtOrBefore(one.points, ref) + 1;
       if (to > from) series.push({ labels: one.labels, points: one.points.slice(from, to) });
     }
-    return { series, ref };
+    return { series, window: { startMs: ref - expr.rangeMs, endMs: ref, rangeMs: expr.rangeMs } };
+  }
+
+  /** The inner expression at the multiples of the step in (ref - range, ref], each time evaluated once per query. */
+  private subquery(expr: Subquery, t: number): { series: Series[]; window: Window } {
+    const ref = this.referenceTime(expr, t);
+    const stepMs = expr.stepMs ?? DEFAULT_SUBQUERY_STEP_MS;
+    let cache = this.subqueryResults.get(expr);
+    if (cache === undefined) this.subqueryResults.set(expr, (cache = new Map()));
+    const series = new Map<string, Series>();
+    for (let at = Math.floor((ref - expr.rangeMs) / stepMs) * stepMs + stepMs; at <= ref; at += stepMs) {
+      let value = cache.get(at);
+      if (value === undefined) cache.set(at, (value = this.evaluate(expr.expr, at)));
+      for (const sample of this.vector(value)) {
+        const key = labelsKey(sample.labels);
+        let one = series.get(key);
+        if (one === undefined) series.set(key, (one = { labels: sample.labels, points: [] }));
+        one.points.push({ timeMs: at, value: sample.value });
+      }
+    }
+    return {
+      series: [...series.values()].sort((a, b) => compareLabels(a.labels, b.labels)),
+      window: { startMs: ref - expr.rangeMs, endMs: ref, rangeMs: expr.rangeMs },
+    };
   }
 
   private call(func: string, args: Expr[], t: number): Value {
     if (RANGE_FUNCTIONS.has(func)) {
-      const matrix = args[args.length - 1] as MatrixSelector;
       const param = args.length > 1 ? this.scalar(this.evaluate(args[0]!, t)) : NaN;
-      const { series, ref } = this.selectRange(matrix, t);
-      const window = { startMs: ref - matrix.rangeMs, endMs: ref, rangeMs: matrix.rangeMs };
+      const { series, window } = this.rangeArgument(args[args.length - 1] as MatrixSelector | Subquery, t);
       const out: Sample[] = [];
       for (const one of series) {
         const value = rangeFunction(func, one.points, window, param);

@@ -12,6 +12,7 @@ import {
   SET_OPS,
   typeName,
   typeOf,
+  type TimeModifiers,
   type ValueType,
   type VectorMatching,
   type VectorSelector,
@@ -208,11 +209,18 @@ class Parser {
     for (;;) {
       if (this.is("[")) {
         const open = this.next();
-        if (result.kind !== "selector") this.fail(open.pos, "ranges only allowed for vector selectors");
         const range = this.parseDuration("in range selector");
-        if (this.is(":")) this.fail(this.peek().pos, "subqueries are not supported");
+        if (this.is(":")) {
+          this.next();
+          const step = this.is("]") ? undefined : this.parseDuration("in subquery");
+          this.expect("]", "in subquery");
+          const type = typeOf(result);
+          if (type !== "vector") this.fail(result.pos, `subquery is only allowed on instant vector, got ${typeName(type)} in ${JSON.stringify(this.query.slice(result.pos, open.pos))} instead`);
+          result = { kind: "subquery", expr: result, rangeMs: range, ...(step !== undefined ? { stepMs: step } : {}), offsetMs: 0, pos: result.pos };
+          continue;
+        }
+        if (result.kind !== "selector") this.fail(open.pos, "ranges only allowed for vector selectors");
         this.expect("]", "in range selector");
-        if (range <= 0) this.fail(open.pos, "range must be positive");
         result = { kind: "matrix", selector: result as VectorSelector, rangeMs: range, pos: result.pos };
         continue;
       }
@@ -236,8 +244,8 @@ class Parser {
     }
   }
 
-  private modifiable(expr: Expr, what: string): VectorSelector {
-    if (expr.kind === "selector") return expr;
+  private modifiable(expr: Expr, what: string): TimeModifiers {
+    if (expr.kind === "selector" || expr.kind === "subquery") return expr;
     if (expr.kind === "matrix") return expr.selector;
     return this.fail(expr.pos, `${what} modifier must be preceded by an instant vector selector or range vector selector or a subquery`);
   }

@@ -191,3 +191,23 @@ export const RANGES_MS: { startMs: number; endMs: number; stepMs: number }[] = [
   { startMs: T0_MS, endMs: T0_MS + HOUR_MS + 600_000, stepMs: 60_000 },
   { startMs: T0_MS - 120_000, endMs: T0_MS + HOUR_MS, stepMs: 37_000 },
 ];
+
+/**
+ * Subqueries. Their steps are multiples of the step, and a step exactly at t - range is outside the window in
+ * Prometheus 3 but inside in Prometheus 2: these are evaluated half a second off whole seconds, where no step
+ * lies on a window's edge.
+ */
+export const SUBQUERIES: string[] = [
+  "max_over_time(rate(http_requests_total[5m])[30m:1m])",
+  "avg_over_time(temperature_celsius[10m:30s])",
+  "sum_over_time(irate(http_requests_total[2m])[15m:45s])",
+  "rate(http_requests_total[10m:1m])",
+  "last_over_time(temperature_celsius[5m:])",
+  "quantile_over_time(0.5, (temperature_celsius * 2)[20m:2m])",
+  "count_over_time(temperature_celsius[10m:1m] offset 5m)",
+  'max_over_time(histogram_quantile(0.9, rate(request_duration_seconds_bucket[5m]))[20m:1m] @ 1764002400)',
+];
+
+export const SUBQUERY_TIMES_MS = INSTANT_TIMES_MS.map((t) => t + 500);
+
+export const SUBQUERY_RANGES_MS = RANGES_MS.map((range) => ({ ...range, startMs: range.startMs + 500 }));
