@@ -190,7 +190,7 @@ export function prometheusRoutes(app: Hono, options: PrometheusRoutesOptions): v
         }
         if (stepMs <= 0) throw invalidParam("step", new Error("zero or negative query resolution step widths are not accepted. Try a positive integer"));
         if ((endMs - startMs) / stepMs > maxPoints) {
-          throw new ApiError(400, "bad_data", "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)");
+          throw new ApiError(400, "bad_data", `exceeded maximum resolution of ${maxPoints.toLocaleString("en-US")} points per timeseries. Try decreasing the query resolution (?step=XX)`);
         }
         const expr = parseQueryParam(params);
         const type = typeOf(expr);

@@ -121,7 +121,7 @@ function extreme(points: Point[], better: (cur: number, best: number) => boolean
 }
 
 /** Kahan-Neumaier summation step (Prometheus kahanSumInc). */
-export function kahanSumInc(inc: number, sum: number, c: number): [number, number] {
+function kahanSumInc(inc: number, sum: number, c: number): [number, number] {
   const t = sum + inc;
   if (!Number.isFinite(t) && !Number.isNaN(t)) return [t, 0];
   if (Math.abs(sum) >= Math.abs(inc)) return [t, c + (sum - t) + inc];
@@ -234,7 +234,7 @@ function parseBound(text: string): number {
 }
 
 /** The quantile of a classic histogram's cumulative buckets (Prometheus BucketQuantile). */
-export function bucketQuantile(q: number, input: Bucket[]): number {
+function bucketQuantile(q: number, input: Bucket[]): number {
   if (Number.isNaN(q)) return NaN;
   if (q < 0) return -Infinity;
   if (q > 1) return Infinity;
