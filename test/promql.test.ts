@@ -41,6 +41,9 @@ type Answer = { status: string; errorType?: string; error?: string; data?: { res
 /** The data sets are from November 2025: a shorter retention would have ClickHouse's TTL drop them on insert. */
 const RETENTION = { logs_days: 3650, samples_days: 3650, rollups_1m_days: 3650, rollups_1h_days: 3650 };
 
+/** At the reset, inside the gauge's gap and after the data's end (the Prometheus comparison uses all times). */
+const CONSISTENCY_TIMES_MS = [INSTANT_TIMES_MS[1]!, INSTANT_TIMES_MS[3]!, INSTANT_TIMES_MS[5]!];
+
 const consistency = new Map<string, Map<string, unknown>>();
 
 function promqlSuite(name: string, open: () => Promise<Store>): void {
@@ -233,7 +236,7 @@ function promqlSuite(name: string, open: () => Promise<Store>): void {
 
     it("answers the fixed query set of the Prometheus comparison", async () => {
       for (const query of QUERIES) {
-        for (const timeMs of INSTANT_TIMES_MS) {
+        for (const timeMs of CONSISTENCY_TIMES_MS) {
           const { status, body } = await get("/api/v1/query", { query, time: String(timeMs / 1000) }, { "X-Scope-OrgID": "fake" });
           assert.equal(status, 200, `${query}: ${JSON.stringify(body)}`);
           answers.set(`${query} @ ${timeMs}`, body);
@@ -261,7 +264,7 @@ describe("PromQL on both stores", () => {
   it("gives identical answers to the fixed query set", () => {
     const clickhouse = consistency.get("ClickHouse")!;
     const duckdb = consistency.get("DuckDB")!;
-    assert.equal(clickhouse.size, QUERIES.length * INSTANT_TIMES_MS.length);
+    assert.equal(clickhouse.size, QUERIES.length * CONSISTENCY_TIMES_MS.length);
     for (const [key, answer] of clickhouse) assert.deepEqual(duckdb.get(key), answer, key);
   });
 });
