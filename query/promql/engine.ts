@@ -1,6 +1,6 @@
 import type { Labels } from "../../proto/batch.js";
 import type { Store } from "../../storage/store.js";
-import { type Binary, COMPARISON_OPS, type Expr, type MatrixSelector, type Subquery, type TimeModifiers, type VectorSelector } from "./ast.js";
+import { type Binary, type Expr, type MatrixSelector, type Subquery, type TimeModifiers, type VectorSelector } from "./ast.js";
 import { histogramQuantile, MATH_FUNCTIONS, RANGE_FUNCTIONS, rangeFunction, type Window } from "./functions.js";
 import {
   assertUniqueLabels,
@@ -13,7 +13,8 @@ import {
   type Series,
   type Value,
 } from "./values.js";
-import { aggregate, labelReplace, sortVector, vectorBinary } from "./vector-ops.js";
+import type { ArithmeticOp, ComparisonOp } from "../engine/vector.js";
+import { aggregate, labelReplace, scalarBinary, sortVector, vectorBinary, vectorScalar } from "./vector-ops.js";
 
 // Evaluates a PromQL expression the way Prometheus 3 does: every step on its own, an instant selector taking the
 // newest sample in (t - lookback, t], a range selector the samples in (t - range, t], a subquery its expression at
@@ -313,10 +314,8 @@ class Evaluator {
   private binary(expr: Binary, t: number): Value {
     const lhs = this.evaluate(expr.lhs, t);
     const rhs = this.evaluate(expr.rhs, t);
-    const comparison = COMPARISON_OPS.has(expr.op);
     if (lhs.type === "scalar" && rhs.type === "scalar") {
-      const value = comparison ? Number(compare(expr.op, lhs.value, rhs.value)) : arithmetic(expr.op, lhs.value, rhs.value);
-      return { type: "scalar", value };
+      return { type: "scalar", value: scalarBinary(expr.op as ArithmeticOp | ComparisonOp, lhs.value, rhs.value) };
     }
     if (lhs.type === "vector" && rhs.type === "vector") {
       return { type: "vector", samples: vectorBinary({ op: expr.op, lhs: lhs.samples, rhs: rhs.samples, matching: expr.matching!, bool: expr.bool }) };
@@ -324,19 +323,7 @@ class Evaluator {
     const vectorOnLeft = lhs.type === "vector";
     const samples = this.vector(vectorOnLeft ? lhs : rhs);
     const scalar = this.scalar(vectorOnLeft ? rhs : lhs);
-    const out: Sample[] = [];
-    for (const sample of samples) {
-      const [l, r] = vectorOnLeft ? [sample.value, scalar] : [scalar, sample.value];
-      if (!comparison) {
-        out.push({ labels: dropName(sample.labels), value: arithmetic(expr.op, l, r) });
-        continue;
-      }
-      const keep = compare(expr.op, l, r);
-      // A comparison filters, keeping the vector's value wherever the vector stands; `bool` gives 0 or 1.
-      if (expr.bool) out.push({ labels: dropName(sample.labels), value: keep ? 1 : 0 });
-      else if (keep) out.push(sample);
-    }
-    return this.vectorResult(out);
+    return this.vectorResult(vectorScalar(expr.op as ArithmeticOp | ComparisonOp, samples, scalar, !vectorOnLeft, expr.bool));
   }
 }
 
@@ -352,44 +339,3 @@ function lastAtOrBefore(points: Point[], timeMs: number): number {
   return lo - 1;
 }
 
-function arithmetic(op: string, l: number, r: number): number {
-  switch (op) {
-    case "+":
-      return l + r;
-    case "-":
-      return l - r;
-    case "*":
-      return l * r;
-    case "/":
-      return l / r;
-    case "%":
-      return l % r;
-    case "^":
-      // Go's math.Pow: 1 to any power and anything to the zeroth are 1, and (-1)^±Inf is 1.
-      if (l === 1 || r === 0 || (l === -1 && Math.abs(r) === Infinity)) return 1;
-      return Math.pow(l, r);
-    case "atan2":
-      return Math.atan2(l, r);
-    default:
-      throw new Error(`${op} is not an arithmetic operator`);
-  }
-}
-
-function compare(op: string, l: number, r: number): boolean {
-  switch (op) {
-    case "==":
-      return l === r;
-    case "!=":
-      return l !== r;
-    case ">":
-      return l > r;
-    case "<":
-      return l < r;
-    case ">=":
-      return l >= r;
-    case "<=":
-      return l <= r;
-    default:
-      throw new Error(`${op} is not a comparison operator`);
-  }
-}
