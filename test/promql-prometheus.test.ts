@@ -1,3 +1,5 @@
+import { Authenticator } from "../common/auth.js";
+import { configSchema } from "../common/config.js";
 import assert from "node:assert/strict";
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -71,7 +73,8 @@ describe("PromQL answers match Prometheus", { skip }, () => {
     store = new DuckDBStore({ path: join(dir, "bifrost", "bifrost.duckdb"), retention: TEST_RETENTION });
     await store.migrate();
     await loadDataSet(store, "fake");
-    prometheusRoutes(app, { store, defaultTenant: "fake", log: createLogger("silent") });
+    app.use(new Authenticator(configSchema.parse({}).auth, "fake").middleware());
+      prometheusRoutes(app, { store, log: createLogger("silent") });
   });
 
   after(async () => {

@@ -1,3 +1,5 @@
+import { Authenticator } from "../common/auth.js";
+import { configSchema } from "../common/config.js";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -58,7 +60,8 @@ function promqlSuite(name: string, open: () => Promise<Store>): void {
       await store.appendSamples([{ id: "hand/promql:1", tenant: "hand", series: HAND }]);
       await store.appendRollups([{ id: "hand/promql:1", tenant: "hand", partials: rollupBatch(HAND) }]);
       await loadDataSet(store, "fake");
-      prometheusRoutes(app, { store, defaultTenant: "hand", log: createLogger("silent"), now: () => at(4) });
+      app.use(new Authenticator(configSchema.parse({}).auth, "hand").middleware());
+      prometheusRoutes(app, { store, log: createLogger("silent"), now: () => at(4) });
     });
     after(() => store.close());
 

@@ -1,3 +1,4 @@
+import { tenantOf } from "../../common/auth.js";
 import type { Context, Hono } from "hono";
 import type { Logger } from "../../common/log.js";
 import { type Labels, SampleKind } from "../../proto/batch.js";
@@ -24,7 +25,6 @@ export interface PrometheusLimits {
 
 export interface PrometheusRoutesOptions {
   store: Store;
-  defaultTenant: string;
   limits?: PrometheusLimits;
   log: Logger;
   /** Path prefixes the API is served under; by default both `/api/v1` and `/prometheus/api/v1`. */
@@ -143,10 +143,9 @@ function metadataOf(name: string, kind: SampleKind): { family: string; type: str
 }
 
 export function prometheusRoutes(app: Hono, options: PrometheusRoutesOptions): void {
-  const { store, defaultTenant, limits = {}, log } = options;
+  const { store, limits = {}, log } = options;
   const now = options.now ?? Date.now;
   const maxPoints = limits.maxPointsPerSeries ?? MAX_POINTS;
-  const tenantOf = (c: Context) => c.req.header("X-Scope-OrgID") || defaultTenant;
   const engine = (c: Context): EngineOptions => ({
     store,
     tenant: tenantOf(c),
