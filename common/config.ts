@@ -275,6 +275,17 @@ export const configSchema = z.strictObject({
           max_query_bytes: number(z.number().int().min(1)).default(128 << 10).describe("longest query text"),
         })
         .prefault({}),
+      ruler: z
+        .strictObject({
+          rule_files: list(z.string().min(1)).default([]).describe("rule files evaluated for every tenant of `tenants`"),
+          rules_dir: z.string().min(1).optional().describe("directory of rule files, polled for changes: `<dir>/<tenant>/*.yaml` per tenant, `<dir>/*.yaml` for `tenants`"),
+          tenants: list(z.string().regex(TENANT_ID)).default([]).describe("tenants of `rule_files` and of the files directly in `rules_dir`; empty means `query.default_tenant`"),
+          evaluation_interval_ms: number(z.number().int().min(1000)).default(60_000).describe("interval of groups that set none"),
+          poll_interval_ms: number(z.number().int().min(0)).default(10_000).describe("how often `rules_dir` and `rule_files` are checked for changes; 0 disables"),
+          outage_tolerance_ms: number(z.number().int().min(0)).default(3_600_000).describe("alert state older than this is not restored at start"),
+          external_url: z.string().default("").describe("base of alerts' generatorURL; empty means the query listener's URL"),
+        })
+        .prefault({}),
     })
     .prefault({}),
 });

@@ -2,12 +2,15 @@ import { VERSION, type Runtime, type Running } from "../common/runtime.js";
 import { startHttpComponent } from "../common/service.js";
 import { lokiRoutes } from "./loki/api.js";
 import { prometheusRoutes } from "./promql/api.js";
+import { rulerRoutes } from "./ruler/api.js";
+import { rulerFromConfig } from "./ruler/config.js";
 
-/** The central query service: the Loki- and Prometheus-compatible APIs, `/ready` and `/metrics`. */
-export function startQuery(runtime: Runtime): Promise<Running> {
+/** The central query service: the Loki- and Prometheus-compatible APIs, the ruler, `/ready` and `/metrics`. */
+export async function startQuery(runtime: Runtime): Promise<Running> {
   const store = runtime.store;
   if (store === undefined) throw new Error("the query service needs a store");
-  return startHttpComponent(runtime, "query", (http, log) => {
+  const ruler = rulerFromConfig(runtime.config, store, runtime.log.child({ component: "ruler" }));
+  const running = await startHttpComponent(runtime, "query", (http, log) => {
     // Grafana's Loki data source asks for this to learn the server's version.
     http.app.get("/loki/api/v1/status/buildinfo", (c) =>
       c.json({ version: VERSION, revision: "", branch: "", buildUser: "", buildDate: "", goVersion: "" }),
@@ -19,5 +22,9 @@ export function startQuery(runtime: Runtime): Promise<Running> {
       log,
     });
     prometheusRoutes(http.app, { store, log });
+    rulerRoutes(http.app, ruler);
   });
+  // Rules query the store, so they start once its schema is in place.
+  void runtime.storeMigrated.then(() => ruler.start(running.address.url));
+  return { ...running, stop: async () => (await ruler.stop(), running.stop()) };
 }

@@ -342,7 +342,7 @@ function lessThan(a: TemplateValue, b: TemplateValue): boolean {
 }
 
 /** fmt.Sprintf for the verbs people use in log templates: %s %v %d %f %g %e %q %x %X %t %c %%. */
-function sprintf(format: string, args: TemplateValue[]): string {
+export function sprintf(format: string, args: TemplateValue[]): string {
   let next = 0;
   const out = format.replace(/%([-+# 0]*)(\d+)?(?:\.(\d+))?([a-zA-Z%])/g, (_spec, flags: string, widthText?: string, precisionText?: string, verb?: string) => {
     if (verb === "%") return "%";

@@ -247,13 +247,16 @@ function parseNumber(text: string, fail: (message: string) => never): NumberCons
 class Parser {
   private index = 0;
   private rangeDepth = 0;
-  private readonly variables: string[][] = [["$"]];
+  private readonly variables: string[][];
 
   constructor(
     private readonly name: string,
     private readonly source: string,
     private readonly tokens: Token[],
-  ) {}
+    private readonly extension: TemplateExtension | undefined,
+  ) {
+    this.variables = [["$", ...(extension?.variables ?? [])]];
+  }
 
   private fail(pos: number, message: string): never {
     throw new TemplateParseError(`template: ${this.name}:${lineOf(this.source, pos)}: ${message}`);
@@ -442,7 +445,7 @@ class Parser {
       case "identifier": {
         if (token.text === "true" || token.text === "false") return { kind: "bool", pos: token.pos, value: token.text === "true" };
         if (token.text === "nil") return { kind: "nil", pos: token.pos };
-        const fn = FUNCTIONS.get(token.text);
+        const fn = this.extension?.functions.get(token.text) ?? FUNCTIONS.get(token.text);
         if (fn === undefined) fail(`function "${token.text}" not defined`);
         return { kind: "function", pos: token.pos, name: token.text, fn: fn! };
       }
@@ -480,14 +483,24 @@ interface State {
   variables: [string, TemplateValue][];
 }
 
+/**
+ * What another template dialect adds to Loki's: predeclared variables (Prometheus' `$labels` and `$value`) and
+ * functions (its `humanize` family), which take precedence over Loki's of the same name.
+ */
+export interface TemplateExtension {
+  variables: readonly string[];
+  functions: ReadonlyMap<string, TemplateFunction>;
+}
+
 export interface CompiledTemplate {
-  execute(data: Labels, context: TemplateContext): string;
+  /** `variables` gives the values of the extension's predeclared variables. */
+  execute(data: Labels, context: TemplateContext, variables?: readonly (readonly [string, TemplateValue])[]): string;
   /** The single field of a template that is exactly `{{.name}}`, which Loki evaluates without the map. */
   simpleField: string | undefined;
 }
 
-export function compileTemplate(name: string, source: string): CompiledTemplate {
-  const nodes = new Parser(name, source, lex(name, source)).parse();
+export function compileTemplate(name: string, source: string, extension?: TemplateExtension): CompiledTemplate {
+  const nodes = new Parser(name, source, lex(name, source), extension).parse();
   const fail = (pos: number, at: string, message: string): never => {
     throw new TemplateExecError(`template: ${name}:${location(source, pos)}: executing "${name}" at <${at}>: ${message}`);
   };
@@ -693,9 +706,9 @@ export function compileTemplate(name: string, source: string): CompiledTemplate 
 
   return {
     simpleField,
-    execute(data, context) {
+    execute(data, context, variables = []) {
       const out: string[] = [];
-      walk({ data, context, variables: [["$", data]] }, data, nodes, out);
+      walk({ data, context, variables: [["$", data], ...variables.map(([name, value]): [string, TemplateValue] => [name, value])] }, data, nodes, out);
       return out.join("");
     },
   };

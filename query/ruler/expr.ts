@@ -1,0 +1,114 @@
+import type { Labels } from "../../proto/batch.js";
+import type { Store } from "../../storage/store.js";
+import type { Expr as LogqlExpr } from "../logql/ast.js";
+import { evaluate } from "../logql/engine.js";
+import { parseLogQL } from "../logql/parser.js";
+import { StoreSource } from "../logql/store-source.js";
+import type { Expr as PromqlExpr } from "../promql/ast.js";
+import { instantQuery, rangeQuery } from "../promql/engine.js";
+import { parsePromql } from "../promql/parser.js";
+import type { Value } from "../promql/values.js";
+
+// A rule's expression in either query language, evaluated to what rules work on: an instant vector at one time,
+// and (for anomaly rules) the series of its values at regular steps over a past window.
+
+export type Language = "promql" | "logql";
+
+export interface RuleSample {
+  labels: Labels;
+  value: number;
+}
+
+export interface RuleSeries {
+  labels: Labels;
+  points: { timeMs: number; value: number }[];
+}
+
+export interface EvalContext {
+  store: Store;
+  tenant: string;
+  /** Most series a LogQL expression may produce (query.limits.max_query_series). */
+  maxSeries: number;
+}
+
+export interface RuleExpr {
+  language: Language;
+  text: string;
+  instant(context: EvalContext, timeMs: number): Promise<RuleSample[]>;
+  /** Values at startMs, startMs + stepMs, ... up to endMs inclusive. */
+  range(context: EvalContext, startMs: number, endMs: number, stepMs: number): Promise<RuleSeries[]>;
+}
+
+/** A LogQL expression is a rule's query when it reads log streams through a range aggregation (rate, count_over_time...). */
+function readsLogs(expr: LogqlExpr): boolean {
+  switch (expr.kind) {
+    case "range_aggregation":
+      return true;
+    case "vector_aggregation":
+    case "label_replace":
+      return readsLogs(expr.expr);
+    case "binary":
+      return readsLogs(expr.lhs) || readsLogs(expr.rhs);
+    default:
+      return false;
+  }
+}
+
+/**
+ * Parses `text` in `language`, or when none is given decides by parsing: LogQL when it parses as LogQL and reads
+ * log streams, PromQL otherwise. Throws the language's parse error.
+ */
+export function compileExpr(text: string, language?: Language): RuleExpr {
+  if (language === "logql") return logqlExpr(text, parseLogQL(text));
+  if (language === undefined) {
+    let logql: LogqlExpr | undefined;
+    try {
+      logql = parseLogQL(text);
+    } catch {
+      logql = undefined;
+    }
+    if (logql !== undefined && readsLogs(logql)) return logqlExpr(text, logql);
+  }
+  return promqlExpr(text, parsePromql(text));
+}
+
+function vectorOf(value: Value): RuleSample[] {
+  if (value.type === "vector") return value.samples;
+  if (value.type === "scalar") return [{ labels: Object.create(null) as Labels, value: value.value }];
+  throw new Error(`rule result is not a vector or scalar: ${value.type === "matrix" ? "range vector" : "string"}`);
+}
+
+function promqlExpr(text: string, expr: PromqlExpr): RuleExpr {
+  return {
+    language: "promql",
+    text,
+    async instant({ store, tenant }, timeMs) {
+      return vectorOf(await instantQuery({ store, tenant }, expr, timeMs));
+    },
+    async range({ store, tenant }, startMs, endMs, stepMs) {
+      return rangeQuery({ store, tenant }, expr, startMs, endMs, stepMs);
+    },
+  };
+}
+
+function logqlExpr(text: string, expr: LogqlExpr): RuleExpr {
+  if (expr.kind === "log") throw new Error("a rule needs a metric query, not a log query");
+  const toNs = (ms: number) => BigInt(ms) * 1_000_000n;
+  return {
+    language: "logql",
+    text,
+    async instant({ store, tenant, maxSeries }, timeMs) {
+      const params = { startNs: toNs(timeMs), endNs: toNs(timeMs), stepNs: 0n, direction: "backward" as const, limit: 100, instant: true };
+      const result = await evaluate(expr, params, new StoreSource(store, tenant), { maxSeries });
+      if (result.type === "vector") return result.samples.map(({ labels, value }) => ({ labels, value }));
+      if (result.type === "scalar") return [{ labels: Object.create(null) as Labels, value: result.value }];
+      throw new Error(`rule result is not a vector or scalar: ${result.type}`);
+    },
+    async range({ store, tenant, maxSeries }, startMs, endMs, stepMs) {
+      const params = { startNs: toNs(startMs), endNs: toNs(endMs), stepNs: toNs(stepMs), direction: "backward" as const, limit: 100, instant: false };
+      const result = await evaluate(expr, params, new StoreSource(store, tenant), { maxSeries });
+      if (result.type !== "matrix") throw new Error(`rule result is not a matrix: ${result.type}`);
+      return result.series.map(({ labels, points }) => ({ labels, points: points.map(([timeMs, value]) => ({ timeMs, value })) }));
+    },
+  };
+}

@@ -1,0 +1,203 @@
+import type { Labels, Series } from "../../proto/batch.js";
+import { labelsKey, withoutLabels } from "../promql/values.js";
+import { type ActiveElement, type Alert, AlertStates, fingerprint, type ResolvedAlert } from "./alerts.js";
+import { anomalyBand, historyWindow, outside } from "./anomaly.js";
+import type { EvalContext, RuleSample } from "./expr.js";
+import type { AlertingRule, AnomalyRule, RecordingRule, Rule, RuleGroup } from "./rules.js";
+import { alertSeries, gauge, GROUP_EVALUATION, groupKey } from "./state.js";
+
+// One rule group of one tenant: its rules evaluated in order at one time, the alerts' states, each rule's health,
+// and what an evaluation produces (samples to store, notifications to send).
+
+/** An alert as the notifier and the action dispatcher receive it (Alertmanager's API alert). */
+export interface AlertNotice {
+  labels: Labels;
+  annotations: Labels;
+  state: "firing" | "resolved";
+  /** RFC 3339: when the alert fired. */
+  startsAt: string;
+  /** RFC 3339: when it resolved; absent while firing. */
+  endsAt?: string;
+  generatorURL: string;
+  fingerprint: string;
+}
+
+/** Receives, after every group evaluation, the group's firing alerts and those resolved by that evaluation. */
+export interface AlertSink {
+  send(alerts: AlertNotice[]): void;
+}
+
+export interface RuleHealth {
+  health: "ok" | "err" | "unknown";
+  lastError: string;
+  lastEvaluationMs: number | undefined;
+  evaluationMs: number;
+}
+
+export interface GroupOptions {
+  externalURL: string;
+  externalLabels: Labels;
+}
+
+export interface EvaluationOutput {
+  series: Series[];
+  notices: AlertNotice[];
+}
+
+const NO_LABELS = (): Labels => Object.create(null) as Labels;
+
+export class GroupRunner {
+  readonly key: string;
+  readonly states = new Map<Rule, AlertStates>();
+  readonly health = new Map<Rule, RuleHealth>();
+  lastEvaluationMs: number | undefined;
+  evaluationMs = 0;
+  /** The next evaluation time, aligned to the interval. */
+  nextEvalMs = 0;
+  restored = false;
+
+  constructor(
+    readonly tenant: string,
+    readonly group: RuleGroup,
+    private readonly options: GroupOptions,
+  ) {
+    this.key = groupKey(group.file, group.name);
+    for (const rule of group.rules) {
+      if (rule.type !== "recording") this.states.set(rule, new AlertStates(rule.forMs, rule.keepFiringForMs));
+      this.health.set(rule, { health: "unknown", lastError: "", lastEvaluationMs: undefined, evaluationMs: 0 });
+    }
+  }
+
+  /** Takes over the alerts and schedule of the group this one replaces on a reload (same rule names and kinds). */
+  adopt(previous: GroupRunner): void {
+    this.nextEvalMs = previous.nextEvalMs;
+    this.restored = previous.restored;
+    this.lastEvaluationMs = previous.lastEvaluationMs;
+    for (const [rule, states] of this.states) {
+      const old = [...previous.states.keys()].find((r) => r.type === rule.type && r.name === rule.name);
+      if (old === undefined) continue;
+      for (const alert of previous.states.get(old)!.list()) states.restore(alert);
+    }
+  }
+
+  alertNames(): string[] {
+    return [...this.states.keys()].map((rule) => rule.name);
+  }
+
+  /** Puts back restored alerts, by alert name. */
+  restore(alerts: Map<string, Alert[]>): void {
+    for (const [rule, states] of this.states) for (const alert of alerts.get(rule.name) ?? []) states.restore(alert);
+    this.restored = true;
+  }
+
+  async evaluate(context: EvalContext, timeMs: number): Promise<EvaluationOutput> {
+    const started = performance.now();
+    const output: EvaluationOutput = { series: [], notices: [] };
+    for (const rule of this.group.rules) {
+      const ruleStarted = performance.now();
+      const health = this.health.get(rule)!;
+      try {
+        if (rule.type === "recording") output.series.push(...(await this.record(rule, context, timeMs)));
+        else await this.alert(rule, context, timeMs, output);
+        health.health = "ok";
+        health.lastError = "";
+      } catch (err) {
+        health.health = "err";
+        health.lastError = (err as Error).message;
+      }
+      health.lastEvaluationMs = timeMs;
+      health.evaluationMs = performance.now() - ruleStarted;
+    }
+    for (const states of this.states.values()) output.series.push(...alertSeries(states.list(), timeMs));
+    output.series.push(gauge(GROUP_EVALUATION, { rule_group: this.key }, timeMs, timeMs / 1000));
+    this.lastEvaluationMs = timeMs;
+    this.evaluationMs = performance.now() - started;
+    return output;
+  }
+
+  private checkLimit(count: number, what: string): void {
+    if (this.group.limit > 0 && count > this.group.limit) throw new Error(`exceeded limit of ${this.group.limit} with ${count} ${what}`);
+  }
+
+  private async record(rule: RecordingRule, context: EvalContext, timeMs: number): Promise<Series[]> {
+    const samples = await rule.expr.instant(context, timeMs);
+    this.checkLimit(samples.length, "series");
+    const seen = new Set<string>();
+    return samples.map((sample) => {
+      const labels = { ...withoutLabels(sample.labels, ["__name__"]), ...rule.labels };
+      const key = labelsKey(labels);
+      if (seen.has(key)) throw new Error("vector contains metrics with the same labelset after applying rule labels");
+      seen.add(key);
+      return gauge(rule.name, labels, timeMs, sample.value);
+    });
+  }
+
+  private async alert(rule: AlertingRule | AnomalyRule, context: EvalContext, timeMs: number, output: EvaluationOutput): Promise<void> {
+    const states = this.states.get(rule)!;
+    let elements: ActiveElement[];
+    try {
+      const active = rule.type === "alerting" ? await rule.expr.instant(context, timeMs) : await this.anomalies(rule, context, timeMs, output);
+      elements = active.map((sample) => this.element(rule, sample, timeMs));
+      this.checkLimit(elements.length, "alerts");
+    } catch (err) {
+      // As Prometheus does with a rule over its limit, drop its alerts; a failed query leaves them as they are.
+      if ((err as Error).message.startsWith("exceeded limit")) output.notices.push(...states.clear(timeMs).map((a) => this.notice(rule, a)));
+      throw err;
+    }
+    const { resolved } = states.update(elements, timeMs);
+    for (const alert of states.list()) if (alert.state === "firing") output.notices.push(this.notice(rule, alert));
+    for (const alert of resolved) output.notices.push(this.notice(rule, alert));
+  }
+
+  private element(rule: AlertingRule | AnomalyRule, sample: RuleSample, timeMs: number): ActiveElement {
+    const data = { labels: sample.labels, value: sample.value, externalLabels: this.options.externalLabels, externalURL: this.options.externalURL, timeMs };
+    const labels = withoutLabels(sample.labels, ["__name__"]);
+    for (const [name, template] of rule.labelTemplates) labels[name] = template.expand(data);
+    labels["alertname"] = rule.name;
+    const annotations = NO_LABELS();
+    for (const [name, template] of rule.annotationTemplates) annotations[name] = template.expand(data);
+    return { labels, annotations, value: sample.value };
+  }
+
+  /** The elements outside their band; the baseline and band of every element with enough history are recorded. */
+  private async anomalies(rule: AnomalyRule, context: EvalContext, timeMs: number, output: EvaluationOutput): Promise<RuleSample[]> {
+    const current = await rule.expr.instant(context, timeMs);
+    const { startMs, endMs } = historyWindow(timeMs, rule.windowMs, rule.seasonalityMs, this.group.intervalMs);
+    const history = new Map<string, number[]>();
+    for (const series of await rule.expr.range(context, startMs, endMs, this.group.intervalMs)) {
+      history.set(labelsKey(withoutLabels(series.labels, ["__name__"])), series.points.map((p) => p.value));
+    }
+    const staticLabels = Object.entries(rule.labels).filter(([, value]) => !value.includes("{{"));
+    const out: RuleSample[] = [];
+    for (const sample of current) {
+      const base = withoutLabels(sample.labels, ["__name__"]);
+      const band = anomalyBand(history.get(labelsKey(base)) ?? [], sample.value, rule.method, rule.sensitivity, rule.minSamples);
+      if (band === undefined) continue;
+      const labels = { ...base, ...Object.fromEntries(staticLabels) };
+      for (const part of ["baseline", "upper", "lower", "score"] as const) {
+        output.series.push(gauge(`${rule.name}:${part}`, labels, timeMs, band[part]));
+      }
+      if (outside(band, sample.value)) out.push(sample);
+    }
+    return out;
+  }
+
+  private notice(rule: Rule, alert: Alert | ResolvedAlert): AlertNotice {
+    const resolvedAtMs = "resolvedAtMs" in alert ? alert.resolvedAtMs : undefined;
+    const notice: AlertNotice = {
+      labels: { ...this.options.externalLabels, ...alert.labels },
+      annotations: { ...alert.annotations },
+      state: resolvedAtMs === undefined ? "firing" : "resolved",
+      startsAt: new Date(alert.firedAtMs ?? alert.activeAtMs).toISOString(),
+      generatorURL: generatorURL(this.options.externalURL, rule.expr.text),
+      fingerprint: fingerprint({ ...this.options.externalLabels, ...alert.labels }),
+    };
+    if (resolvedAtMs !== undefined) notice.endsAt = new Date(resolvedAtMs).toISOString();
+    return notice;
+  }
+}
+
+/** Prometheus' link to the expression in its graph page. */
+export function generatorURL(externalURL: string, expr: string): string {
+  return `${externalURL.replace(/\/$/, "")}/graph?g0.expr=${encodeURIComponent(expr)}&g0.tab=1`;
+}
