@@ -558,3 +558,46 @@ describe("anomaly rules", () => {
     await store.close();
   });
 });
+
+describe("LogQL rules", () => {
+  it("alert on and record a log rate, read from the tenant's streams", async () => {
+    const store = await openStore();
+    // One error line every 5 s for the api from T0 - 60 s; the web app logs only info lines.
+    const entries = (line: string, count: number) =>
+      Array.from({ length: count }, (_, i) => ({ timeUnixNano: BigInt(T0 - 60 * S + i * 5 * S) * 1_000_000n, line, metadata: labelsOf([]) }));
+    await store.appendLogs([
+      {
+        id: "test/logs",
+        tenant: "t1",
+        streams: [
+          { labels: labelsOf([["app", "api"]]), entries: entries("level=error msg=boom", 30) },
+          { labels: labelsOf([["app", "web"]]), entries: entries("level=info msg=ok", 30) },
+        ],
+      },
+    ]);
+    const rules = ruleFile(
+      [
+        "groups:",
+        "  - name: logs",
+        "    rules:",
+        "      - alert: ErrorBurst",
+        "        expr: sum by (app) (count_over_time({app=~\".+\"} |= \"error\" [1m])) > 5",
+        "        annotations: {summary: '{{ $labels.app }}: {{ $value }} errors a minute'}",
+        "      - record: app:log_lines:rate1m",
+        "        expr: sum by (app) (rate({app=~\".+\"}[1m]))",
+      ].join("\n"),
+    );
+    const clock = new Clock(T0);
+    const ruler = makeRuler(store, clock, { ruleFiles: [rules] });
+    const sink = new Collect();
+    ruler.addSink(sink);
+    assert.deepEqual(ruler.reload(), []);
+    assert.deepEqual(ruler.groups("t1")[0]!.group.rules.map((r) => r.expr.language), ["logql", "logql"]);
+    await ruler.evaluateDue();
+    // (T0 - 60 s, T0] holds the lines at -55 s, -50 s, ... 0 s: 12 of each app, 0.2 a second.
+    assert.deepEqual(sink.last.map((n) => [n.labels["app"], n.state, n.annotations["summary"]]), [["api", "firing", "api: 12 errors a minute"]]);
+    const rates = await valueAt(store, "t1", "app:log_lines:rate1m", T0);
+    assert.deepEqual(rates.map((s) => [s.labels["app"], s.value]), [["api", 0.2], ["web", 0.2]]);
+    await store.close();
+  });
+});
