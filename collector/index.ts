@@ -1,3 +1,4 @@
+import { StoreTransport } from "../aggregator/local-transport.js";
 import { Authenticator } from "../common/auth.js";
 import { kafkaClient } from "../common/kafka.js";
 import type { Runtime, Running } from "../common/runtime.js";
@@ -9,18 +10,16 @@ import { lokiPushRoute, RateLimiter } from "./receivers/loki.js";
 import { startOtlpGrpc } from "./receivers/otlp-grpc.js";
 import { otlpHttpRoutes } from "./receivers/otlp-http.js";
 import type { OtlpReceiverOptions } from "./receivers/otlp-ingest.js";
-import { Shipper } from "./shipper.js";
+import { KafkaTransport, Shipper } from "./shipper.js";
 import { Wal } from "./wal.js";
 
 /**
- * The edge collector: receivers (Loki push and OTLP/HTTP on its HTTP listener, OTLP/gRPC on its own) ->
- * batcher -> disk buffer -> shipper to Kafka, with `/ready` and `/metrics`. `bifrost all` has no Kafka to ship
- * to: until the in-process transport (issue 8) hands batches to the aggregator there, it serves no receivers
- * rather than accept data it cannot deliver.
+ * The edge collector: receivers (Loki push and OTLP/HTTP on its HTTP listener, OTLP/gRPC on its own), file
+ * tails and host metrics -> batcher -> disk buffer -> shipper, with `/ready` and `/metrics`. The shipper sends
+ * to Kafka, or in `bifrost all` straight into the process's store through the aggregator's decoding.
  */
 export async function startCollector(runtime: Runtime): Promise<Running> {
   const { config } = runtime;
-  if (runtime.role === "all") return startHttpComponent(runtime, "collector");
   const c = config.collector;
   const log = runtime.log.child({ component: "collector" });
   const metrics = collectorMetrics(runtime.registry);
@@ -36,14 +35,24 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
       log.error({ ...event }, event.reason === "disk_budget" ? "disk budget full: dropped the oldest undelivered batches" : "quarantined a corrupt disk buffer segment");
     },
   });
+  const transport =
+    runtime.role === "all" && runtime.store !== undefined
+      ? new StoreTransport({
+          store: runtime.store,
+          maxBatchBytes: config.aggregator.max_batch_bytes,
+          limits: config.aggregator.limits,
+          onInvalid: (reason, message) => {
+            metrics.dropped.inc({ reason: "invalid" });
+            log.error({ reason, err: message }, "a buffered batch failed to decode or validate; dropped");
+          },
+        })
+      : new KafkaTransport(kafkaClient(config.kafka, log), config.kafka.topic, config.node.id);
   const shipper = new Shipper({
-          wal,
-          kafka: kafkaClient(config.kafka, log),
-          topic: config.kafka.topic,
-          key: config.node.id,
-          log,
-          onShipped: (n) => metrics.shipped.inc(n),
-          onRetry: () => metrics.retries.inc(),
+    wal,
+    transport,
+    log,
+    onShipped: (n) => metrics.shipped.inc(n),
+    onRetry: () => metrics.retries.inc(),
   });
   const batcher = new Batcher({
     node: config.node,
