@@ -1,6 +1,7 @@
 import { kafkaClient } from "../common/kafka.js";
 import type { Runtime, Running } from "../common/runtime.js";
 import { startHttpComponent } from "../common/service.js";
+import { collectorActions } from "./actions/index.js";
 import { Batcher } from "./batcher.js";
 import { collectorMetrics } from "./metrics.js";
 import { lokiPushRoute, RateLimiter } from "./receivers/loki.js";
@@ -52,7 +53,9 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
   });
   batcher.restorePrevious(wal.tail(1000));
   const rate = c.limits.rate_entries_per_s > 0 ? new RateLimiter(c.limits.rate_entries_per_s, c.limits.burst_entries || c.limits.rate_entries_per_s * 10) : undefined;
+  const actions = collectorActions(runtime, batcher);
   const running = await startHttpComponent(runtime, "collector", (http) => {
+    actions?.route(http.app);
     lokiPushRoute(http.app, {
       batcher,
       limits: c.limits,
@@ -69,10 +72,12 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
   }, 1000);
   gauges.unref();
   shipper.start();
+  actions?.start(running.address.url);
   return {
     ...running,
     stop: async () => {
       clearInterval(gauges);
+      actions?.stop();
       await running.stop();
       batcher.flush();
       await shipper.stop();

@@ -1,12 +1,16 @@
 import { VERSION, type Runtime, type Running } from "../common/runtime.js";
 import { startHttpComponent } from "../common/service.js";
+import { queryActions } from "./actions/index.js";
 import { lokiRoutes } from "./loki/api.js";
 
 /** The central query service: the Loki- and Prometheus-compatible APIs, `/ready` and `/metrics`. */
 export function startQuery(runtime: Runtime): Promise<Running> {
   const store = runtime.store;
   if (store === undefined) throw new Error("the query service needs a store");
+  // The ruler takes actions?.remediator to send an alert's self-healing actions.
+  const actions = queryActions(runtime, store);
   return startHttpComponent(runtime, "query", (http, log) => {
+    actions?.route(http.app);
     // Grafana's Loki data source asks for this to learn the server's version.
     http.app.get("/loki/api/v1/status/buildinfo", (c) =>
       c.json({ version: VERSION, revision: "", branch: "", buildUser: "", buildDate: "", goVersion: "" }),
