@@ -75,7 +75,12 @@ function banner(config: Config, role: Role, started: Running[], storage: string)
     lines.push(`  query API      ${query}   (Grafana: add a Loki data source with URL ${query})`);
     lines.push(`  ready, metrics ${query}/ready  ${query}/metrics`);
   }
-  if (collector) lines.push(`  collector      ${collector}   (${role === "all" ? "" : "POST /loki/api/v1/push, "}/ready, /metrics)`);
+  if (collector) {
+    const routes = role === "all" ? [] : ["POST /loki/api/v1/push", ...(config.collector.otlp.http_enabled ? ["/v1/logs", "/v1/metrics"] : [])];
+    lines.push(`  collector      ${collector}   (${[...routes, "/ready", "/metrics"].join(", ")})`);
+  }
+  const otlpGrpc = started.find((r) => r.role === "collector")?.otlpGrpc;
+  if (otlpGrpc) lines.push(`  OTLP gRPC      ${otlpGrpc.url}   (logs, metrics)`);
   const aggregator = at("aggregator");
   if (aggregator) lines.push(`  aggregator     ${aggregator}   (/ready, /metrics)`);
   if (storage) lines.push(`  data           ${storage}`);

@@ -1,17 +1,23 @@
+import { Authenticator } from "../common/auth.js";
 import { kafkaClient } from "../common/kafka.js";
 import type { Runtime, Running } from "../common/runtime.js";
 import { startHttpComponent } from "../common/service.js";
 import { collectorActions } from "./actions/index.js";
 import { Batcher } from "./batcher.js";
+import { startInputs } from "./inputs.js";
 import { collectorMetrics } from "./metrics.js";
 import { lokiPushRoute, RateLimiter } from "./receivers/loki.js";
+import { startOtlpGrpc } from "./receivers/otlp-grpc.js";
+import { otlpHttpRoutes } from "./receivers/otlp-http.js";
+import type { OtlpReceiverOptions } from "./receivers/otlp-ingest.js";
 import { Shipper } from "./shipper.js";
 import { Wal } from "./wal.js";
 
 /**
- * The edge collector: receivers on its HTTP listener -> batcher -> disk buffer -> shipper to Kafka, with
- * `/ready` and `/metrics`. `bifrost all` has no Kafka to ship to: until the in-process transport (issue 8)
- * hands batches to the aggregator there, it serves no receivers rather than accept data it cannot deliver.
+ * The edge collector: receivers (Loki push and OTLP/HTTP on its HTTP listener, OTLP/gRPC on its own) ->
+ * batcher -> disk buffer -> shipper to Kafka, with `/ready` and `/metrics`. `bifrost all` has no Kafka to ship
+ * to: until the in-process transport (issue 8) hands batches to the aggregator there, it serves no receivers
+ * rather than accept data it cannot deliver.
  */
 export async function startCollector(runtime: Runtime): Promise<Running> {
   const { config } = runtime;
@@ -54,6 +60,14 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
   batcher.restorePrevious(wal.tail(1000));
   const rate = c.limits.rate_entries_per_s > 0 ? new RateLimiter(c.limits.rate_entries_per_s, c.limits.burst_entries || c.limits.rate_entries_per_s * 10) : undefined;
   const actions = collectorActions(runtime, batcher);
+  const onRejected = (reason: string) => metrics.rejected.inc({ reason });
+  const otlp: OtlpReceiverOptions = {
+    batcher,
+    limits: c.limits,
+    rate,
+    onAccepted: (signal, tenant, count) => (signal === "logs" ? metrics.accepted : metrics.samples).inc({ tenant }, count),
+    onRejected,
+  };
   const running = await startHttpComponent(runtime, "collector", (http) => {
     actions?.route(http.app);
     lokiPushRoute(http.app, {
@@ -62,23 +76,36 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
       maxBodyBytes: c.limits.max_body_bytes,
       rate,
       onAccepted: (tenant, entries) => metrics.accepted.inc({ tenant }, entries),
-      onRejected: (reason) => metrics.rejected.inc({ reason }),
+      onRejected,
     });
+    if (c.otlp.http_enabled) otlpHttpRoutes(http.app, { ...otlp, maxBodyBytes: c.limits.max_body_bytes });
     http.addReadiness("disk buffer", () => (wal.bytes() + (c.batch.max_bytes + 4096) > c.wal.max_bytes && c.wal.when_full === "block" ? "disk buffer full" : null));
   });
+  let grpc;
+  try {
+    grpc = c.otlp.grpc_enabled
+      ? await startOtlpGrpc({ ...otlp, authenticator: new Authenticator(config.auth, c.default_tenant), listen: c.otlp.grpc_listen, maxMessageBytes: c.otlp.max_grpc_message_bytes })
+      : undefined;
+  } catch (err) {
+    await running.stop();
+    throw err;
+  }
   const gauges = setInterval(() => {
     metrics.buffered.set(wal.bytes());
     metrics.lag.set(wal.pending());
   }, 1000);
   gauges.unref();
+  const inputs = startInputs({ config: c, batcher, registry: runtime.registry, log });
   shipper.start();
   actions?.start(running.address.url);
   return {
     ...running,
+    ...(grpc ? { otlpGrpc: grpc.address } : {}),
     stop: async () => {
       clearInterval(gauges);
       actions?.stop();
-      await running.stop();
+      await Promise.all([running.stop(), grpc?.stop()]);
+      await inputs.stop();
       batcher.flush();
       await shipper.stop();
       wal.close();

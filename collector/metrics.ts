@@ -5,6 +5,7 @@ export type CollectorMetrics = ReturnType<typeof collectorMetrics>;
 export function collectorMetrics(registry: Registry) {
   return {
     accepted: new Counter({ name: "bifrost_collector_entries_accepted_total", help: "Log entries accepted (in the disk buffer), by tenant.", labelNames: ["tenant"], registers: [registry] }),
+    samples: new Counter({ name: "bifrost_collector_samples_accepted_total", help: "Metric samples accepted (in the disk buffer), by tenant.", labelNames: ["tenant"], registers: [registry] }),
     rejected: new Counter({ name: "bifrost_collector_requests_rejected_total", help: "Pushes refused, by reason.", labelNames: ["reason"], registers: [registry] }),
     batches: new Counter({ name: "bifrost_collector_batches_written_total", help: "Batches written to the disk buffer.", registers: [registry] }),
     shipped: new Counter({ name: "bifrost_collector_batches_shipped_total", help: "Batches Kafka acknowledged.", registers: [registry] }),

@@ -54,6 +54,61 @@ const serverTlsSchema = z
     client_auth: z.enum(["request", "require"]).default("require").describe("with client_ca_file: ask for a client certificate, or refuse connections without a valid one"),
   })
   .refine((tls) => !tls.enabled || (tls.cert_file !== undefined && tls.key_file !== undefined), "a TLS listener needs cert_file and key_file");
+/** A JavaScript regular expression, checked when the configuration loads. */
+const regex = z.string().refine((text) => {
+  try {
+    new RegExp(text);
+    return true;
+  } catch {
+    return false;
+  }
+}, "expected a valid regular expression");
+
+const labelName = z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, "expected a Prometheus label name");
+
+/** The collector's own inputs: files it tails and the host metrics it reads from /proc. */
+const collectorInputs = {
+  files: z
+    .array(
+      z.strictObject({
+        paths: list(z.string().min(1)).refine((paths) => paths.length > 0, "expected at least one glob"),
+        exclude: list(z.string().min(1)).default([]),
+        labels: z.record(labelName, z.string()).default({}),
+        multiline: z
+          .strictObject({
+            start_pattern: regex.describe("a line matching it starts a new entry; other lines join the entry before"),
+            max_lines: number(z.number().int().min(1)).default(128),
+            timeout_ms: number(z.number().int().positive()).default(3000),
+          })
+          .optional(),
+        tenant: z.string().min(1).optional(),
+        encoding: z.enum(["utf8", "latin1"]).default("utf8"),
+      }),
+    )
+    .default([]),
+  files_positions: z.string().default("").describe("empty: file-positions.json in the WAL directory"),
+  files_poll_ms: number(z.number().int().positive()).default(250),
+  files_sync_ms: number(z.number().int().positive()).default(10_000),
+  files_rotate_wait_ms: number(z.number().int().min(0)).default(5000),
+  host_metrics: z
+    .strictObject({
+      enabled: boolean().default(false),
+      interval_ms: number(z.number().int().positive()).default(15_000),
+      tenant: z.string().min(1).optional(),
+      mount_points: list(z.string().min(1)).default(["/"]),
+      processes: z
+        .array(
+          z.strictObject({
+            name: z.string().min(1),
+            match: z
+              .strictObject({ comm: z.string().min(1).optional(), cmdline: regex.optional(), pidfile: z.string().min(1).optional() })
+              .refine((m) => m.comm !== undefined || m.cmdline !== undefined || m.pidfile !== undefined, "expected comm, cmdline or pidfile"),
+          }),
+        )
+        .default([]),
+    })
+    .prefault({}),
+};
 
 /** A signing or verifying key (common/signing.ts): its material inline or in a file. */
 const keySchema = z
@@ -188,6 +243,7 @@ export const configSchema = z.strictObject({
       listen: listenAddress.default("127.0.0.1:4318"),
       tls: serverTlsSchema.prefault({}),
       default_tenant: z.string().min(1).default("fake").describe("tenant of pushes without X-Scope-OrgID, as in Loki"),
+      ...collectorInputs,
       wal: z
         .strictObject({
           dir: z.string().min(1).default(".bifrost/wal"),
@@ -203,6 +259,14 @@ export const configSchema = z.strictObject({
           max_entries: number(z.number().int().positive()).default(10_000),
           max_bytes: number(z.number().int().positive()).default(1 << 20),
           max_age_ms: number(z.number().int().positive()).default(1000),
+        })
+        .prefault({}),
+      otlp: z
+        .strictObject({
+          http_enabled: boolean().default(true).describe("OTLP/HTTP on /v1/logs and /v1/metrics of collector.listen"),
+          grpc_enabled: boolean().default(true),
+          grpc_listen: listenAddress.default("127.0.0.1:4317"),
+          max_grpc_message_bytes: number(z.number().int().positive()).default(4 << 20),
         })
         .prefault({}),
       limits: z

@@ -26,5 +26,7 @@ export interface Runtime {
 export interface Running {
   role: string;
   address: ListeningAddress;
+  /** The collector's OTLP/gRPC listener, when it serves one. */
+  otlpGrpc?: ListeningAddress;
   stop(): Promise<void>;
 }

@@ -51,9 +51,14 @@ function checkLabels(labels: Labels, limits: BatchLimits, where: string): void {
 export function validateBatch(batch: Batch, limits: BatchLimits): void {
   if (batch.tenant === "" || batch.nodeId === "") throw new ValidationError("missing_identity", "batch has no tenant or no node id");
   validateStreams(batch.streams, limits);
-  batch.series.forEach((series, i) => {
-    if (!METRIC_NAME.test(series.name)) throw new ValidationError("invalid_metric_name", `series ${i}: metric name ${JSON.stringify(series.name.slice(0, 100))} is not valid`);
-    checkLabels(series.labels, limits, `series ${i} (${series.name})`);
+  validateSeries(batch.series, limits);
+}
+
+/** The series' part of validateBatch, for receivers that check before they accept. */
+export function validateSeries(series: Batch["series"], limits: BatchLimits): void {
+  series.forEach((s, i) => {
+    if (!METRIC_NAME.test(s.name)) throw new ValidationError("invalid_metric_name", `series ${i}: metric name ${JSON.stringify(s.name.slice(0, 100))} is not valid`);
+    checkLabels(s.labels, limits, `series ${i} (${s.name})`);
   });
 }
 

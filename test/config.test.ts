@@ -98,6 +98,39 @@ describe("configuration", () => {
     assert.match(problemsOf(() => loadConfig({ file: join(dir, "missing.yaml"), env: {} }))[0]!, /cannot read/);
   });
 
+  it("reads the collector's file and host metric inputs, checking regular expressions and label names", () => {
+    const config = loadConfig({
+      file: file(
+        [
+          "collector:",
+          "  files:",
+          "    - paths: [/var/log/app/*.log]",
+          "      labels: {job: app}",
+          "      multiline: {start_pattern: '^\\d{4}-'}",
+          "  host_metrics:",
+          "    enabled: true",
+          "    processes:",
+          "      - {name: nginx, match: {comm: nginx}}",
+          "",
+        ].join("\n"),
+      ),
+      env: {},
+    });
+    const [source] = config.collector.files;
+    assert.deepEqual(source, { paths: ["/var/log/app/*.log"], exclude: [], labels: { job: "app" }, multiline: { start_pattern: "^\\d{4}-", max_lines: 128, timeout_ms: 3000 }, encoding: "utf8" });
+    assert.equal(config.collector.host_metrics.interval_ms, 15000);
+    assert.deepEqual(config.collector.host_metrics.mount_points, ["/"]);
+    const problems = problemsOf(() =>
+      loadConfig({
+        file: file("collector:\n  files:\n    - paths: [a.log]\n      labels: {bad-name: x}\n      multiline: {start_pattern: '(unclosed'}\n  host_metrics:\n    processes: [{name: x, match: {}}]\n"),
+        env: {},
+      }),
+    );
+    assert.ok(problems.some((p) => p.startsWith("collector.files[0].labels.bad-name:") || p.startsWith("collector.files[0].labels:")), problems.join("\n"));
+    assert.ok(problems.some((p) => p.startsWith("collector.files[0].multiline.start_pattern: expected a valid regular expression")), problems.join("\n"));
+    assert.ok(problems.some((p) => p.startsWith("collector.host_metrics.processes[0].match: expected comm, cmdline or pidfile")), problems.join("\n"));
+  });
+
   it("ignores environment paths that would reach object prototypes", () => {
     const config = loadConfig({ env: { BIFROST_CONSTRUCTOR__PROTOTYPE__POLLUTED: "yes", BIFROST_LOG__CONSTRUCTOR: "x" } });
     assert.equal(({} as Record<string, unknown>)["polluted"], undefined);

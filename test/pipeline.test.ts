@@ -16,7 +16,7 @@ describe("pipeline: collector -> Kafka -> aggregator -> ClickHouse", () => {
   it("stores every pushed entry once, with the node's identity labels", async () => {
     const topic = uniqueName("pipe");
     const database = uniqueName("pipe");
-    const [collectorPort, aggregatorPort] = [await freePort(), await freePort()];
+    const [collectorPort, aggregatorPort, otlpGrpcPort] = [await freePort(), await freePort(), await freePort()];
     const env = {
       ...process.env,
       BIFROST_LOG__LEVEL: "warn",
@@ -26,6 +26,7 @@ describe("pipeline: collector -> Kafka -> aggregator -> ClickHouse", () => {
       BIFROST_KAFKA__TOPIC: topic,
       BIFROST_KAFKA__DEAD_LETTER_TOPIC: `${topic}.dlq`,
       BIFROST_COLLECTOR__LISTEN: `127.0.0.1:${collectorPort}`,
+      BIFROST_COLLECTOR__OTLP__GRPC_LISTEN: `127.0.0.1:${otlpGrpcPort}`,
       BIFROST_COLLECTOR__WAL__DIR: mkdtempSync(join(tmpdir(), "bifrost-pipe-wal-")),
       BIFROST_COLLECTOR__BATCH__MAX_AGE_MS: "100",
       BIFROST_AGGREGATOR__LISTEN: `127.0.0.1:${aggregatorPort}`,
