@@ -134,6 +134,9 @@ describe("self-healing end to end: alert -> signed action -> collector process -
       assert.equal(alive(secondPid), true);
       assert.equal(outcome.stdout, `restarted testsvc: ${firstPid} -> ${secondPid}\n`);
 
+      const metrics = await (await fetch(`http://127.0.0.1:${collectorPort}/metrics`)).text();
+      assert.match(metrics, /^bifrost_collector_actions_executed_total\{action="restart_service",status="succeeded"\} 1$/m);
+
       // The query side's audit, read back from the store as the Loki API would.
       const streams = await store.selectLogs({
         tenant: "ops",

@@ -6,9 +6,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { Hono } from "hono";
+import { Registry } from "prom-client";
 import { type AllowedAction, compileAllowList } from "../collector/actions/allowlist.js";
 import { CollectorAudit } from "../collector/actions/audit.js";
 import { ActionEndpoint, type ActionReply } from "../collector/actions/endpoint.js";
+import { actionMetrics } from "../collector/actions/metrics.js";
 import { NonceCache } from "../collector/actions/nonces.js";
 import { RateLimiter } from "../collector/receivers/loki.js";
 import { ConfigError, loadConfig } from "../common/config.js";
@@ -36,6 +38,9 @@ interface HarnessOptions {
   nonceFile?: string;
 }
 
+const registry = new Registry();
+const metrics = actionMetrics(registry);
+
 function harness(options: HarnessOptions = {}) {
   const batcher = new RecordingBatcher();
   const nonceFile = options.nonceFile ?? join(mkdtempSync(join(tmpdir(), "bifrost-nonces-")), "action-nonces");
@@ -49,6 +54,7 @@ function harness(options: HarnessOptions = {}) {
     rate: new RateLimiter(options.rate ?? 100, options.burst ?? 100),
     maxOutputBytes: 4096,
     audit: new CollectorAudit(batcher, "ops"),
+    metrics,
     log,
   });
   const app = new Hono();
@@ -148,6 +154,15 @@ describe("action endpoint: accepted actions", () => {
     assert.deepEqual(h.batcher.of(e.id).map((r) => r.labels["outcome"]), ["accepted", "timed_out"]);
   });
 
+  it("reports a command that cannot start as failed", async () => {
+    const h = harness({ allowed: [{ name: "run_script", command: ["/nonexistent/bifrost-script"], params: {}, timeout_ms: 10_000, cooldown_ms: 0 }] });
+    const reply = await h.post(envelope({ action: "run_script", params: {} }));
+    assert.equal(reply.status, 200);
+    assert.equal(reply.body["status"], "failed");
+    assert.equal(reply.body["exit_code"], null);
+    assert.match(reply.body["stderr"] as string, /ENOENT/);
+  });
+
   it("reports a failing command with its exit code and truncated output", async () => {
     const fail: AllowedAction = { name: "run_script", command: [process.execPath, "-e", "process.stderr.write('e'.repeat(10000)); process.exit(3)"], params: {}, timeout_ms: 10_000, cooldown_ms: 0 };
     const h = harness({ allowed: [fail] });
@@ -158,6 +173,11 @@ describe("action endpoint: accepted actions", () => {
     assert.equal(reply.body["truncated"], true);
   });
 });
+
+async function refusedCount(reason: string): Promise<number> {
+  const metric = (await registry.getMetricsAsJSON()).find((m) => m.name === "bifrost_collector_actions_refused_total");
+  return metric?.values.find((v) => v.labels["reason"] === reason)?.value ?? 0;
+}
 
 function alive(pid: number): boolean {
   try {
@@ -274,6 +294,7 @@ describe("action endpoint: refusals, each audited", () => {
 
   it("a flood of valid actions -> 429 with Retry-After beyond the burst", async () => {
     const h = harness({ rate: 0.01, burst: 3 });
+    const limitedBefore = await refusedCount("rate_limited");
     const envelopes = Array.from({ length: 10 }, () => envelope());
     const replies = await Promise.all(envelopes.map((e) => h.post(e)));
     assert.equal(replies.filter((r) => r.status === 200).length, 3);
@@ -286,6 +307,7 @@ describe("action endpoint: refusals, each audited", () => {
     envelopes.forEach((e, i) => {
       if (replies[i]!.status === 429) assertRefusedAndAudited(h, e.id, "rate_limited");
     });
+    assert.equal((await refusedCount("rate_limited")) - limitedBefore, 7);
   });
 
   it("the same action within its cooldown -> 429 with Retry-After", async () => {

@@ -33,6 +33,7 @@ const MAX_PARAMS = 32;
 /** How long a finished action's outcome is kept for retries of its id. */
 const OUTCOME_TTL_MS = 10 * 60_000;
 const MAX_REMEMBERED_RUNS = 10_000;
+const MAX_AUDITED_CHARS = 256;
 
 export interface ActionEndpointOptions {
   node: string;
@@ -180,9 +181,14 @@ export class ActionEndpoint {
     const request =
       envelope === undefined
         ? {}
-        : { id: envelope.id, action: envelope.action, params: envelope.params, node: envelope.node, issued_at: envelope.issued_at, key_id: envelope.key_id, nonce: envelope.nonce };
+        : { id: envelope.id, action: envelope.action, params: clipped(envelope.params), node: envelope.node, issued_at: envelope.issued_at, key_id: envelope.key_id, nonce: envelope.nonce };
     return this.options.audit.write({ outcome, action: name, fields: { ...request, ...fields } });
   }
+}
+
+/** Params as audited: refused requests may come from anyone, so their size in the audit trail is bounded. */
+function clipped(params: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(params).map(([name, value]) => [name.slice(0, MAX_AUDITED_CHARS), value.slice(0, MAX_AUDITED_CHARS)]));
 }
 
 function send(c: Context, reply: ActionReply): Response {
