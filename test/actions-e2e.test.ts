@@ -105,9 +105,18 @@ describe("self-healing end to end: alert -> signed action -> collector process -
         },
       }),
     );
-    const collector: ChildProcess = spawn(process.execPath, [join(REPO_ROOT, "dist", "cli.js"), "collector", "--config", configFile], { stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
-    collector.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    const startCollector = (): ChildProcess => {
+      const child = spawn(process.execPath, [join(REPO_ROOT, "dist", "cli.js"), "collector", "--config", configFile], { stdio: ["ignore", "ignore", "pipe"] });
+      child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+      return child;
+    };
+    const running = (child: ChildProcess) => child.exitCode === null && child.signalCode === null;
+    const kill = async (child: ChildProcess) => {
+      child.kill("SIGKILL");
+      await until("the collector stopped", () => !running(child), 30_000);
+    };
+    let collector = startCollector();
     const store = new DuckDBStore({ path: ":memory:", retention: TEST_RETENTION });
     await store.migrate();
     try {
@@ -152,10 +161,23 @@ describe("self-healing end to end: alert -> signed action -> collector process -
         ["query", NODE, "restart_service", "succeeded", outcome.id],
       ]);
 
-      // The collector's audit, from its disk buffer, where it waits for Kafka like any other log: each record
-      // was there before the action's answer, so even a crash (SIGKILL) keeps it.
-      collector.kill("SIGKILL");
-      await until("the collector stopped", () => collector.exitCode !== null || collector.signalCode !== null, 30_000);
+      // A second restart_service inside the cooldown is refused, but its nonce is used. After a crash and a
+      // restart the cooldown is forgotten, the nonce is not: the same envelope replayed is refused as a replay.
+      const post = async (body: string) => {
+        const response = await fetch(`http://127.0.0.1:${collectorPort}/bifrost/v1/actions`, { method: "POST", headers: { "Content-Type": "application/json" }, body });
+        return { status: response.status, reason: ((await response.json()) as { reason?: string }).reason };
+      };
+      const captured = JSON.stringify(sender.envelope({ node: NODE, action: "restart_service", params: { service: "testsvc" } }, "captured-1"));
+      assert.deepEqual(await post(captured), { status: 429, reason: "cooldown" });
+      // Each audit record was in the disk buffer before the answer, so even a crash (SIGKILL) keeps it.
+      await kill(collector);
+      collector = startCollector();
+      await until("the restarted collector is ready", async () => (await fetch(`http://127.0.0.1:${collectorPort}/ready`).catch(() => null))?.status === 200, 60_000);
+      assert.deepEqual(await post(captured), { status: 409, reason: "replay" });
+      assert.equal(Number(readFileSync(pidFile, "utf8")), secondPid);
+      await kill(collector);
+
+      // The collector's audit, from its disk buffer, where it waits for Kafka like any other log.
       const wal = Wal.open({ dir: walDir, maxBytes: 1 << 30, segmentBytes: 16 << 20, fsync: "never", whenFull: "block" });
       const collectorAudit = wal.tail(1000).flatMap((record) => {
         const batch = decodeBatch(record.payload);
@@ -169,11 +191,14 @@ describe("self-healing end to end: alert -> signed action -> collector process -
         [
           ["ops", "collector", NODE, "restart_service", "accepted", outcome.id],
           ["ops", "collector", NODE, "restart_service", "succeeded", outcome.id],
+          ["ops", "collector", NODE, "restart_service", "refused", "captured-1"],
+          ["ops", "collector", NODE, "restart_service", "refused", "captured-1"],
         ],
       );
+      assert.deepEqual(collectorAudit.slice(2).map((r) => r.event["reason"]), ["cooldown", "replay"]);
       assert.equal(collectorAudit[1]!.event["stdout"], outcome.stdout);
     } finally {
-      if (collector.exitCode === null && collector.signalCode === null) collector.kill("SIGKILL");
+      if (running(collector)) collector.kill("SIGKILL");
       const pid = Number(readFileSync(pidFile, "utf8"));
       if (alive(pid)) process.kill(pid, "SIGKILL");
       query.close();
