@@ -103,8 +103,8 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
     ...(grpc ? { otlpGrpc: grpc.address } : {}),
     stop: async () => {
       clearInterval(gauges);
-      actions?.stop();
       await Promise.all([running.stop(), grpc?.stop()]);
+      actions?.stop();
       await inputs.stop();
       batcher.flush();
       await shipper.stop();
