@@ -143,8 +143,8 @@ export function groupByStream<Row, Out extends { labels: Labels }>(
 
 /**
  * Count rows (one per stream, metadata and bucket, ordered by stream) as LogCountSeries: one series per stream
- * and distinct structured metadata, labelled with both, structured metadata set over stream labels of the same
- * name as LogQL's label builder does.
+ * and distinct structured metadata, labelled with both; a metadata name that a stream label already has gets
+ * the `_extracted` suffix, as LogQL's label builder names it.
  */
 export function countSeries<Row>(
   streams: IndexedStream[],
@@ -162,7 +162,9 @@ export function countSeries<Row>(
       const key = labelsText(metadata);
       let series = bySplit.get(key);
       if (series === undefined) {
-        series = { labels: toLabels({ ...labels, ...metadata }), points: [] };
+        const merged = toLabels({ ...labels });
+        for (const [name, value] of Object.entries(metadata)) merged[labels[name] === undefined ? name : `${name}_extracted`] = value;
+        series = { labels: merged, points: [] };
         bySplit.set(key, series);
       }
       series.points.push(pointOf(row));

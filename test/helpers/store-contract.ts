@@ -196,7 +196,7 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       assert.deepEqual(filtered.map((s) => s.points.map((p) => p.count)), [[2]]);
     });
 
-    it("splits counts by structured metadata when asked, metadata labels added to the stream's", async () => {
+    it("splits counts by structured metadata when asked, metadata labels added to the stream's (suffixed on a clash)", async () => {
       await store.appendLogs([
         logBatch("n7:1", [
           {
@@ -216,7 +216,7 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       const split = await store.countLogs({ ...select, byMetadata: true });
       assert.deepEqual(split.map((s) => [plain(s.labels), s.points.map((p) => [p.count, p.bytes])]), [
         [{ service: "split", trace: "t1", zone: "stream" }, [[2, 3]]],
-        [{ service: "split", trace: "t2", zone: "meta" }, [[1, 3]]],
+        [{ service: "split", trace: "t2", zone: "stream", zone_extracted: "meta" }, [[1, 3]]],
         [{ service: "split", zone: "stream" }, [[1, 4]]],
       ]);
     });
