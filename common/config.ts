@@ -110,6 +110,13 @@ const collectorInputs = {
     .prefault({}),
 };
 
+/** The client side of TLS towards another Bifrost listener (https URLs): CA to trust, certificate for mutual TLS. */
+const clientTlsSchema = z.strictObject({
+  ca_file: z.string().optional(),
+  cert_file: z.string().optional(),
+  key_file: z.string().optional(),
+});
+
 /** A signing or verifying key (common/signing.ts): its material inline or in a file. */
 const keySchema = z
   .strictObject({
@@ -300,6 +307,7 @@ export const configSchema = z.strictObject({
               interval_ms: number(z.number().int().min(100)).default(15_000),
               advertise_url: z.string().default("").describe("this collector's URL as the query service reaches it; empty: the listener's"),
               auth_token: z.string().default("").describe("bearer token for a query service with auth enabled"),
+              tls: clientTlsSchema.prefault({}),
               key: keySchema.optional(),
             })
             .prefault({})
@@ -357,6 +365,7 @@ export const configSchema = z.strictObject({
           request_timeout_ms: number(z.number().int().min(1)).default(120_000),
           max_attempts: number(z.number().int().min(1).max(10)).default(3),
           auth_token: z.string().default("").describe("bearer token for collectors with auth enabled"),
+          tls: clientTlsSchema.prefault({}),
           audit_tenant: z.string().default("").describe("empty: query.default_tenant"),
           node_label: z.string().min(1).default("node"),
           bindings: z

@@ -14,7 +14,9 @@ import { actionMetrics } from "../collector/actions/metrics.js";
 import { NonceCache } from "../collector/actions/nonces.js";
 import { RateLimiter } from "../collector/receivers/loki.js";
 import { ConfigError, loadConfig } from "../common/config.js";
+import { type ClientTlsFiles, loadClientTls } from "../common/http-client.js";
 import { createLogger } from "../common/log.js";
+import { HttpService } from "../common/service.js";
 import { type ActionEnvelope, actionSigningText, heartbeatSigningText, KeyRing, type KeySpec, signingKey } from "../common/signing.js";
 import { type ActionBinding, actionsForAlert } from "../query/actions/bindings.js";
 import { CollectorDirectory } from "../query/actions/directory.js";
@@ -22,6 +24,7 @@ import { type ActionFailedAlert, Remediator } from "../query/actions/remediator.
 import { type ActionRequest, ActionSender } from "../query/actions/sender.js";
 import { ed25519Keys, hmacKey, RecordingBatcher } from "./helpers/actions.js";
 import { until } from "./helpers/aggregation.js";
+import { testPki } from "./helpers/certs.js";
 
 const log = createLogger("silent");
 const NODE = "edge-1";
@@ -441,6 +444,36 @@ describe("query side", () => {
       ]);
     } finally {
       server.close();
+    }
+  });
+});
+
+describe("actions over mutual TLS", () => {
+  it("reach a collector whose listener requires client certificates only with one", async () => {
+    const pki = testPki();
+    const server = pki.issue("collector", { commonName: "edge-1", ips: ["127.0.0.1"] });
+    const client = pki.issue("query", { commonName: "query" });
+    const h = harness();
+    const http = new HttpService("collector", new Registry(), log);
+    http.app.post("/bifrost/v1/actions", async (c) => {
+      const reply = await h.post(await c.req.text());
+      return c.json(reply.body, reply.status as 200);
+    });
+    const { port } = await http.listen("127.0.0.1:0", { enabled: true, cert_file: server.cert, key_file: server.key, client_ca_file: pki.caCert, client_auth: "require" });
+    try {
+      const send = (tls: ClientTlsFiles) =>
+        new ActionSender({ key: signingKey(ed.signer), directory: { urlOf: () => `https://127.0.0.1:${port}` }, requestTimeoutMs: 10_000, maxAttempts: 1, authToken: "", tls: loadClientTls(tls) }).send({
+          node: NODE,
+          action: "restart_service",
+          params: { service: "nginx" },
+        });
+      const outcome = await send({ ca_file: pki.caCert, cert_file: client.cert, key_file: client.key });
+      assert.equal(outcome.status, "succeeded", JSON.stringify(outcome));
+      assert.equal(outcome.stdout, "nginx");
+      const refused = await send({ ca_file: pki.caCert });
+      assert.equal(refused.status, "undeliverable");
+    } finally {
+      await http.close();
     }
   });
 });

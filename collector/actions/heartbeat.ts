@@ -1,3 +1,4 @@
+import { type ClientTls, postJson } from "../../common/http-client.js";
 import type { Logger } from "../../common/log.js";
 import { heartbeatSigningText, type SigningKey } from "../../common/signing.js";
 
@@ -11,6 +12,8 @@ export interface HeartbeatOptions {
   key: SigningKey;
   /** Bearer token, for a query service with auth enabled. */
   authToken: string;
+  /** CA and client certificate for a query service behind (mutual) TLS. */
+  tls?: ClientTls;
   log: Logger;
 }
 
@@ -23,11 +26,11 @@ export function startHeartbeat(options: HeartbeatOptions): () => void {
   const beat = async () => {
     const unsigned = { node: options.node, url: options.advertiseUrl, ts: Date.now(), key_id: options.key.id };
     const body = JSON.stringify({ ...unsigned, signature: options.key.sign(heartbeatSigningText(unsigned)) });
-    const headers: Record<string, string> = { "Content-Type": "application/json" };
+    const headers: Record<string, string> = {};
     if (options.authToken !== "") headers["Authorization"] = `Bearer ${options.authToken}`;
     try {
-      const response = await fetch(options.url, { method: "POST", headers, body, signal: AbortSignal.timeout(Math.min(10_000, options.intervalMs)) });
-      if (!response.ok) throw new Error(`HTTP ${response.status}: ${(await response.text()).slice(0, 200)}`);
+      const response = await postJson(options.url, body, { headers, timeoutMs: Math.min(10_000, options.intervalMs), ...(options.tls ? { tls: options.tls } : {}) });
+      if (response.status >= 300) throw new Error(`HTTP ${response.status}: ${response.text.slice(0, 200)}`);
       if (failing) options.log.info({ url: options.url }, "heartbeats reach the query service again");
       failing = false;
     } catch (err) {

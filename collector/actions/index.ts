@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import type { Hono } from "hono";
+import { loadClientTls } from "../../common/http-client.js";
 import type { Runtime } from "../../common/runtime.js";
 import { KeyRing, signingKey } from "../../common/signing.js";
 import type { Batcher } from "../batcher.js";
@@ -51,6 +52,7 @@ export function collectorActions(runtime: Runtime, batcher: Pick<Batcher, "add">
         advertiseUrl: h.advertise_url || listenUrl,
         key: signingKey(h.key),
         authToken: h.auth_token,
+        tls: loadClientTls(h.tls),
         log,
       });
     },

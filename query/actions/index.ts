@@ -1,4 +1,5 @@
 import type { Hono } from "hono";
+import { loadClientTls } from "../../common/http-client.js";
 import type { Runtime } from "../../common/runtime.js";
 import { KeyRing, signingKey } from "../../common/signing.js";
 import type { Store } from "../../storage/store.js";
@@ -21,7 +22,7 @@ export function queryActions(runtime: Runtime, store: Store, onActionFailed?: (a
   if (!a.enabled) return undefined;
   const spec = a.keys.find((k) => k.id === a.signing_key_id) ?? a.keys[0]!;
   const directory = new CollectorDirectory({ collectors: a.collectors, ttlMs: a.heartbeat_ttl_ms, keys: new KeyRing(a.heartbeat_keys), maxSkewMs: a.max_skew_ms });
-  const sender = new ActionSender({ key: signingKey(spec), directory, requestTimeoutMs: a.request_timeout_ms, maxAttempts: a.max_attempts, authToken: a.auth_token });
+  const sender = new ActionSender({ key: signingKey(spec), directory, requestTimeoutMs: a.request_timeout_ms, maxAttempts: a.max_attempts, authToken: a.auth_token, tls: loadClientTls(a.tls) });
   const remediator = new Remediator({
     sender,
     audit: new StoreAudit(store, a.audit_tenant || config.query.default_tenant),

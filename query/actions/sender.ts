@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from "node:crypto";
+import { type ClientTls, postJson } from "../../common/http-client.js";
 import { type ActionEnvelope, actionSigningText, type SigningKey } from "../../common/signing.js";
 
 export interface ActionRequest {
@@ -37,6 +38,8 @@ export interface SenderOptions {
   authToken: string;
   /** First pause between attempts, doubling after each. */
   retryDelayMs?: number;
+  /** CA and client certificate for collectors behind (mutual) TLS. */
+  tls?: ClientTls;
 }
 
 /** Statuses worth another attempt: the collector or a proxy before it was briefly unable to answer. */
@@ -68,22 +71,20 @@ export class ActionSender {
     const collector = this.options.directory.urlOf(request.node);
     if (collector === undefined) return { ...base, status: "undeliverable", error: `no collector known for node ${request.node}`, attempts: 0 };
     const url = new URL("/bifrost/v1/actions", collector).toString();
-    const headers: Record<string, string> = { "Content-Type": "application/json" };
+    const headers: Record<string, string> = {};
     if (this.options.authToken !== "") headers["Authorization"] = `Bearer ${this.options.authToken}`;
     let error = "";
     for (let attempt = 1; ; attempt++) {
       let retryAfterMs: number | undefined;
       try {
-        const response = await fetch(url, {
-          method: "POST",
+        const response = await postJson(url, JSON.stringify(this.envelope(request, id)), {
           headers,
-          body: JSON.stringify(this.envelope(request, id)),
-          signal: AbortSignal.timeout(this.options.requestTimeoutMs),
+          timeoutMs: this.options.requestTimeoutMs,
+          ...(this.options.tls ? { tls: this.options.tls } : {}),
         });
-        const text = await response.text();
-        if (!RETRIED.has(response.status)) return { ...base, ...outcomeOf(response.status, text), collector, attempts: attempt };
-        error = `HTTP ${response.status}: ${text.slice(0, 200)}`;
-        const retryAfter = Number(response.headers.get("Retry-After"));
+        if (!RETRIED.has(response.status)) return { ...base, ...outcomeOf(response.status, response.text), collector, attempts: attempt };
+        error = `HTTP ${response.status}: ${response.text.slice(0, 200)}`;
+        const retryAfter = Number(response.retryAfter);
         if (Number.isFinite(retryAfter) && retryAfter > 0) retryAfterMs = retryAfter * 1000;
       } catch (err) {
         error = (err as Error).message;
