@@ -10,6 +10,7 @@ import { Registry } from "prom-client";
 import { type AllowedAction, compileAllowList } from "../collector/actions/allowlist.js";
 import { CollectorAudit } from "../collector/actions/audit.js";
 import { ActionEndpoint, type ActionReply } from "../collector/actions/endpoint.js";
+import { startHeartbeat } from "../collector/actions/heartbeat.js";
 import { actionMetrics } from "../collector/actions/metrics.js";
 import { NonceCache } from "../collector/actions/nonces.js";
 import { RateLimiter } from "../collector/receivers/loki.js";
@@ -392,6 +393,9 @@ describe("query side", () => {
     assert.equal(directory.urlOf("edge-1", now + 1000), "http://10.0.0.7:4318");
     assert.equal(directory.urlOf("edge-1", now + 31_000), "http://static:4318");
     assert.equal(directory.urlOf("edge-9", now), undefined);
+    const other = new CollectorDirectory({ collectors: {}, ttlMs: 30_000, keys: new KeyRing([key]), maxSkewMs: 60_000 });
+    assert.equal(other.accept(beat("http://10.0.0.8:4318", now), now, { commonName: "edge-2", uris: [] }).status, 403);
+    assert.equal(other.accept(beat("http://10.0.0.8:4318", now), now, { commonName: "gw", uris: ["spiffe://fleet/node/edge-1"] }).status, 204);
   });
 
   it("retries an unanswered send under the same id with a fresh nonce, and audits send and outcome; failures raise an alert", async () => {
@@ -449,7 +453,7 @@ describe("query side", () => {
 });
 
 describe("actions over mutual TLS", () => {
-  it("reach a collector whose listener requires client certificates only with one", async () => {
+  it("reach a collector whose listener requires client certificates only with one; heartbeats present the node's certificate", async () => {
     const pki = testPki();
     const server = pki.issue("collector", { commonName: "edge-1", ips: ["127.0.0.1"] });
     const client = pki.issue("query", { commonName: "query" });
@@ -459,6 +463,8 @@ describe("actions over mutual TLS", () => {
       const reply = await h.post(await c.req.text());
       return c.json(reply.body, reply.status as 200);
     });
+    const directory = new CollectorDirectory({ collectors: {}, ttlMs: 60_000, keys: new KeyRing([hmacKey("hb")]), maxSkewMs: 60_000 });
+    directory.route(http.app);
     const { port } = await http.listen("127.0.0.1:0", { enabled: true, cert_file: server.cert, key_file: server.key, client_ca_file: pki.caCert, client_auth: "require" });
     try {
       const send = (tls: ClientTlsFiles) =>
@@ -472,6 +478,20 @@ describe("actions over mutual TLS", () => {
       assert.equal(outcome.stdout, "nginx");
       const refused = await send({ ca_file: pki.caCert });
       assert.equal(refused.status, "undeliverable");
+
+      const nodeCert = pki.issue("node", { commonName: "gw", uris: [`spiffe://fleet.example/node/${NODE}`] });
+      const stop = startHeartbeat({
+        url: `https://127.0.0.1:${port}/bifrost/v1/heartbeat`,
+        intervalMs: 100,
+        node: NODE,
+        advertiseUrl: "https://edge-1.example:4318",
+        key: signingKey(hmacKey("hb")),
+        authToken: "",
+        tls: loadClientTls({ ca_file: pki.caCert, cert_file: nodeCert.cert, key_file: nodeCert.key }),
+        log,
+      });
+      await until("a heartbeat over mutual TLS", () => directory.urlOf(NODE) === "https://edge-1.example:4318", 10_000);
+      stop();
     } finally {
       await http.close();
     }
