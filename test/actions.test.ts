@@ -142,6 +142,22 @@ describe("action endpoint: accepted actions", () => {
     assert.equal(conflict.body["reason"], "id_conflict");
   });
 
+  it("does not run an action it cannot audit, and runs it on a retry of its id once it can", async () => {
+    const h = harness();
+    const sender = signer();
+    const request = { node: NODE, action: "restart_service", params: { service: "nginx" } };
+    h.batcher.failing = true;
+    const first = await h.post(sender.envelope(request, "audit-1"));
+    assert.equal(first.status, 503);
+    assert.equal(first.body["reason"], "audit_unavailable");
+    assert.ok(Number(first.retryAfter) > 0);
+    h.batcher.failing = false;
+    const retry = await h.post(sender.envelope(request, "audit-1"));
+    assert.equal(retry.status, 200, JSON.stringify(retry.body));
+    assert.equal(retry.body["stdout"], "nginx");
+    assert.deepEqual(h.batcher.of("audit-1").map((r) => r.labels["outcome"]), ["accepted", "succeeded"]);
+  });
+
   it("kills the whole process group on timeout", async () => {
     const pidFile = join(mkdtempSync(join(tmpdir(), "bifrost-timeout-")), "grandchild.pid");
     // The command starts a grandchild that would outlive it, then hangs; both must die.

@@ -131,7 +131,8 @@ export class ActionEndpoint {
     if (wait > 0) return new Refusal(429, "rate_limited", "too many actions", wait);
     this.cooldownUntil.set(action.name, now + action.spec.cooldown_ms);
     this.forgetExpiredRuns(now);
-    const run: Run = { fingerprint, reply: this.execute(envelope, action, argv), expires: Number.POSITIVE_INFINITY };
+    // Started after this run is registered under its id, which execute() may withdraw.
+    const run: Run = { fingerprint, reply: Promise.resolve().then(() => this.execute(envelope, action, argv)), expires: Number.POSITIVE_INFINITY };
     run.reply.finally(() => (run.expires = Date.now() + OUTCOME_TTL_MS)).catch(() => {});
     this.runs.set(envelope.id, run);
     return run;
@@ -149,6 +150,9 @@ export class ActionEndpoint {
     } catch (err) {
       options.log.error({ err, id: envelope.id }, "cannot audit an action: not running it");
       options.metrics?.refused.inc({ reason: "audit_unavailable" });
+      // Nothing ran: a retry of this id may run it once the audit trail is writable again.
+      this.runs.delete(envelope.id);
+      this.cooldownUntil.delete(action.name);
       return { status: 503, body: { id: envelope.id, status: "refused", reason: "audit_unavailable", error: "the audit trail cannot be written" }, retryAfterS: 5 };
     }
     options.log.info({ id: envelope.id, action: action.name, argv }, "running action");

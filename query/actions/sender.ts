@@ -70,7 +70,8 @@ export class ActionSender {
     const base = { id, node: request.node, action: request.action, params: request.params };
     const collector = this.options.directory.urlOf(request.node);
     if (collector === undefined) return { ...base, status: "undeliverable", error: `no collector known for node ${request.node}`, attempts: 0 };
-    const url = new URL("/bifrost/v1/actions", collector).toString();
+    // Relative to the collector URL, so that one behind a proxy under a path prefix is reached there.
+    const url = new URL("bifrost/v1/actions", collector.endsWith("/") ? collector : `${collector}/`).toString();
     const headers: Record<string, string> = {};
     if (this.options.authToken !== "") headers["Authorization"] = `Bearer ${this.options.authToken}`;
     let error = "";

@@ -29,8 +29,11 @@ export interface AuditRecord {
 /** A Batcher stand-in that keeps what it is given, for reading the audit trail back. */
 export class RecordingBatcher {
   readonly records: AuditRecord[] = [];
+  /** While set, every add fails as a full disk buffer would. */
+  failing = false;
 
   add(tenant: string, data: { streams?: LogStream[] }): Promise<void> {
+    if (this.failing) return Promise.reject(new Error("disk buffer full"));
     for (const stream of data.streams ?? []) {
       for (const entry of stream.entries) this.records.push({ tenant, labels: { ...stream.labels }, event: JSON.parse(entry.line) as Record<string, unknown> });
     }
