@@ -93,7 +93,7 @@ export class ActionEndpoint {
     const verdict = this.admit(envelope, Date.now());
     if (verdict instanceof Refusal) return this.refuse(envelope, verdict);
     if ("duplicate" in verdict) {
-      await this.audit("duplicate", envelope, {});
+      await this.audit("duplicate", envelope, {}).catch((err: unknown) => this.options.log.error({ err, id: envelope.id }, "cannot audit a repeated action"));
       return { ...(await verdict.duplicate.reply) };
     }
     return verdict.reply;
