@@ -2,6 +2,7 @@ import { VERSION, type Runtime, type Running } from "../common/runtime.js";
 import { startHttpComponent } from "../common/service.js";
 import { queryActions } from "./actions/index.js";
 import { lokiRoutes } from "./loki/api.js";
+import { prometheusRoutes } from "./promql/api.js";
 
 /** The central query service: the Loki- and Prometheus-compatible APIs, `/ready` and `/metrics`. */
 export function startQuery(runtime: Runtime): Promise<Running> {
@@ -21,5 +22,6 @@ export function startQuery(runtime: Runtime): Promise<Running> {
       pushLimits: runtime.config.collector.limits,
       log,
     });
+    prometheusRoutes(http.app, { store, log });
   });
 }

@@ -6,7 +6,7 @@
 #   services.sh down   [kafka|clickhouse]   stop what this script started (by pid file), nothing else
 #   services.sh kill   [kafka|clickhouse]   SIGKILL instead of a clean stop, for crash tests
 #   services.sh status                      one line per service
-#   services.sh install                     only download and install
+#   services.sh install                     only download and install (and Debian's prometheus, for the PromQL tests)
 #   services.sh reset  [kafka|clickhouse]   stop, then delete the data (a fresh broker and engine on the next up)
 #
 # Environment (defaults):
@@ -65,6 +65,18 @@ install_clickhouse() {
   say "services: installing chDB $CHDB_VERSION from PyPI into $venv"
   python3 -m venv "$venv" || { ensure_tool python3 python3-venv; python3 -m venv "$venv"; }
   "$venv/bin/pip" install -q --disable-pip-version-check "chdb==$CHDB_VERSION" >&2
+}
+
+# Debian's Prometheus is not a service here: test/promql-prometheus.test.ts starts its own, as the reference its
+# PromQL answers are compared with. Optional: that test skips without it.
+install_prometheus() {
+  command -v prometheus >/dev/null && command -v promtool >/dev/null && return
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    say "services: installing Debian's prometheus (reference for the PromQL tests)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  else
+    say "services: prometheus is not installed (Debian package prometheus); test/promql-prometheus.test.ts will skip"
+  fi
 }
 
 write_kafka_config() {
@@ -205,7 +217,10 @@ main() {
     up) for s in $(targets "$target"); do "up_$s"; done ;;
     down) for s in $(targets "$target"); do stop_service "$s" TERM; done ;;
     kill) for s in $(targets "$target"); do stop_service "$s" KILL; done ;;
-    install) for s in $(targets "$target"); do "install_$s"; done ;;
+    install)
+      for s in $(targets "$target"); do "install_$s"; done
+      if [[ $target == all ]]; then install_prometheus; fi
+      ;;
     reset) for s in $(targets "$target"); do reset_service "$s"; done ;;
     status) status_of kafka "$kafka_port"; status_of clickhouse "$clickhouse_port" ;;
     *) die "usage: services.sh up|down|kill|status|install|reset [kafka|clickhouse]" ;;

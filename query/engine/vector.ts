@@ -31,7 +31,7 @@ export class EvaluationError extends Error {
   }
 }
 
-export type ArithmeticOp = "+" | "-" | "*" | "/" | "%" | "^";
+export type ArithmeticOp = "+" | "-" | "*" | "/" | "%" | "^" | "atan2";
 export type ComparisonOp = "==" | "!=" | ">" | ">=" | "<" | "<=";
 export type SetOp = "and" | "or" | "unless";
 
@@ -80,6 +80,8 @@ export function arithmetic(op: ArithmeticOp, left: number, right: number, semant
       return left % right;
     case "^":
       return goPow(left, right);
+    case "atan2":
+      return Math.atan2(left, right);
   }
 }
 
@@ -257,6 +259,8 @@ export type AggregationOp =
   | "count"
   | "stddev"
   | "stdvar"
+  | "group"
+  | "quantile"
   | "topk"
   | "bottomk"
   | "sort"
@@ -306,8 +310,25 @@ function byValue(descending: boolean): (a: Sample, b: Sample) => number {
   };
 }
 
-function reduce(op: Exclude<AggregationOp, "topk" | "bottomk" | "sort" | "sort_desc">, values: number[]): number {
+/** Prometheus's quantile: linear interpolation between the closest ranks; φ outside [0, 1] gives ±Inf. */
+function quantile(phi: number, values: number[]): number {
+  if (Number.isNaN(phi)) return NaN;
+  if (phi < 0) return -Infinity;
+  if (phi > 1) return Infinity;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = phi * (sorted.length - 1);
+  const lower = Math.max(0, Math.floor(rank));
+  const upper = Math.min(sorted.length - 1, lower + 1);
+  const weight = rank - Math.floor(rank);
+  return sorted[lower]! * (1 - weight) + sorted[upper]! * weight;
+}
+
+function reduce(op: Exclude<AggregationOp, "topk" | "bottomk" | "sort" | "sort_desc">, values: number[], param: number | undefined): number {
   switch (op) {
+    case "group":
+      return 1;
+    case "quantile":
+      return quantile(param ?? NaN, values);
     case "sum":
       return values.reduce((total, value) => total + value);
     case "avg":
@@ -358,10 +379,27 @@ export function aggregate(
         out.push(...[...members].sort(byValue(op === "sort_desc")));
         break;
       default:
-        out.push({ labels, value: reduce(op, members.map((member) => member.value)) });
+        out.push({ labels, value: reduce(op, members.map((member) => member.value), param) });
     }
   }
   return out;
+}
+
+/**
+ * PromQL's count_values: per group, one sample per distinct value, labelled `label` = the value as Go's
+ * FormatFloat('f', -1) writes it, counting the samples that have it.
+ */
+export function countValues(vector: readonly Sample[], grouping: Grouping | undefined, label: string, format: (value: number) => string): Sample[] {
+  const counts = new Map<string, Sample>();
+  for (const sample of vector) {
+    const base = groupLabels(sample.labels, grouping);
+    const labels = makeLabels([...Object.entries(base).filter(([name]) => name !== label), [label, format(sample.value)]]);
+    const key = labelsKey(labels);
+    const counted = counts.get(key);
+    if (counted === undefined) counts.set(key, { labels, value: 1 });
+    else counted.value++;
+  }
+  return [...counts.values()];
 }
 
 /** Go's Regexp.Expand: `$1`, `${1}`, `$name`, `${name}`, `$$`; unknown groups expand to nothing. */

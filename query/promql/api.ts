@@ -1,0 +1,273 @@
+import { tenantOf } from "../../common/auth.js";
+import type { Context, Hono } from "hono";
+import type { Logger } from "../../common/log.js";
+import { type Labels, SampleKind } from "../../proto/batch.js";
+import type { LabelMatcher, Store } from "../../storage/store.js";
+import { StoreError } from "../../storage/values.js";
+import { type Expr, typeName, typeOf } from "./ast.js";
+import { type EngineOptions, instantQuery, rangeQuery } from "./engine.js";
+import { BadParameter, formatFloat, parseDurationParam, parseTimeParam } from "./params.js";
+import { parsePromql, PromqlParseError } from "./parser.js";
+import { PromqlEvalError, type Series, type Value } from "./values.js";
+
+// The Prometheus HTTP API (web/api/v1) over the metrics the aggregator stores, with its JSON shapes, parameter
+// parsing and error types, so that Grafana and promtool-style clients work against it unchanged.
+
+export interface PrometheusLimits {
+  /** Most samples one query may read from the store. */
+  maxSamples?: number;
+  /** Most points per series of a range query (Prometheus: 11,000). */
+  maxPointsPerSeries?: number;
+  lookbackMs?: number;
+  /** How far back /api/v1/metadata looks for metric kinds. */
+  metadataWindowMs?: number;
+}
+
+export interface PrometheusRoutesOptions {
+  store: Store;
+  limits?: PrometheusLimits;
+  log: Logger;
+  /** Path prefixes the API is served under; by default both `/api/v1` and `/prometheus/api/v1`. */
+  prefixes?: string[];
+  /** The clock for defaults (`time` of an instant query, the metadata window). */
+  now?: () => number;
+}
+
+const MAX_POINTS = 11_000;
+/** Prometheus' extremes as times, clamped to what both stores' time types hold. */
+const MIN_MS = 0;
+const MAX_MS = 9_000_000_000_000;
+const METADATA_WINDOW_MS = 24 * 3_600_000;
+const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+
+class ApiError extends Error {
+  constructor(
+    readonly status: 400 | 422 | 500 | 503,
+    readonly errorType: "bad_data" | "execution" | "internal" | "unavailable",
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function invalidParam(name: string, err: unknown): ApiError {
+  return new ApiError(400, "bad_data", `invalid parameter ${JSON.stringify(name)}: ${(err as Error).message}`);
+}
+
+/** Query-string parameters, and those of a form-encoded POST body (Go's r.Form: the body first). */
+async function requestParams(c: Context): Promise<URLSearchParams> {
+  const params = new URLSearchParams();
+  if (c.req.method === "POST" && (c.req.header("content-type") ?? "").startsWith("application/x-www-form-urlencoded")) {
+    for (const [key, value] of new URLSearchParams(await c.req.text())) params.append(key, value);
+  }
+  for (const [key, value] of new URL(c.req.url).searchParams) params.append(key, value);
+  return params;
+}
+
+function timeParam(params: URLSearchParams, name: string, fallback: number): number {
+  const text = params.get(name);
+  if (text === null || text === "") return fallback;
+  try {
+    return parseTimeParam(text, MIN_MS, MAX_MS);
+  } catch (err) {
+    throw invalidParam(name, err);
+  }
+}
+
+function parseQueryParam(params: URLSearchParams): Expr {
+  try {
+    return parsePromql(params.get("query") ?? "");
+  } catch (err) {
+    if (err instanceof PromqlParseError) throw invalidParam("query", err);
+    throw err;
+  }
+}
+
+/** `match[]` selectors, each a plain vector selector. */
+function matchParams(params: URLSearchParams): LabelMatcher[][] {
+  return params.getAll("match[]").map((text) => {
+    let expr: Expr;
+    try {
+      expr = parsePromql(text);
+    } catch (err) {
+      throw invalidParam("match[]", err);
+    }
+    if (expr.kind !== "selector") throw invalidParam("match[]", new Error(`${text} is not a vector selector`));
+    return expr.matchers;
+  });
+}
+
+function point(timeMs: number, value: number): [number, string] {
+  return [timeMs / 1000, formatFloat(value)];
+}
+
+function plainLabels(labels: Labels): Record<string, string> {
+  return { ...labels };
+}
+
+function matrixJson(series: Series[]) {
+  return series.map((s) => ({ metric: plainLabels(s.labels), values: s.points.map((p) => point(p.timeMs, p.value)) }));
+}
+
+function instantJson(value: Value, timeMs: number) {
+  switch (value.type) {
+    case "scalar":
+      return { resultType: "scalar", result: point(timeMs, value.value) };
+    case "string":
+      return { resultType: "string", result: [timeMs / 1000, value.value] };
+    case "vector":
+      return {
+        resultType: "vector",
+        // In evaluation order: selectors give series sorted by labels, and sort() and topk() their own order.
+        result: value.samples.map((s) => ({ metric: plainLabels(s.labels), value: point(timeMs, s.value) })),
+      };
+    case "matrix":
+      return { resultType: "matrix", result: matrixJson(value.series) };
+  }
+}
+
+/** The Prometheus metric type of a stored sample kind, and the metric family its name belongs to. */
+function metadataOf(name: string, kind: SampleKind): { family: string; type: string } {
+  switch (kind) {
+    case SampleKind.Counter:
+      return { family: name, type: "counter" };
+    case SampleKind.Gauge:
+      return { family: name, type: "gauge" };
+    case SampleKind.HistogramBucket:
+    case SampleKind.HistogramSum:
+    case SampleKind.HistogramCount:
+      return { family: name.replace(/_(bucket|sum|count)$/, ""), type: "histogram" };
+    default:
+      return { family: name, type: "unknown" };
+  }
+}
+
+export function prometheusRoutes(app: Hono, options: PrometheusRoutesOptions): void {
+  const { store, limits = {}, log } = options;
+  const now = options.now ?? Date.now;
+  const maxPoints = limits.maxPointsPerSeries ?? MAX_POINTS;
+  const engine = (c: Context): EngineOptions => ({
+    store,
+    tenant: tenantOf(c),
+    ...(limits.lookbackMs !== undefined ? { lookbackMs: limits.lookbackMs } : {}),
+    ...(limits.maxSamples !== undefined ? { maxSamples: limits.maxSamples } : {}),
+  });
+
+  const handle = (handler: (c: Context, params: URLSearchParams) => Promise<unknown>) => async (c: Context) => {
+    try {
+      const data = await handler(c, await requestParams(c));
+      return c.json({ status: "success", data });
+    } catch (err) {
+      const error = asApiError(err);
+      if (error.status >= 500) log.warn({ err, path: c.req.path }, "prometheus API request failed");
+      return c.json({ status: "error", errorType: error.errorType, error: error.message }, error.status);
+    }
+  };
+
+  const routes: [string, (c: Context, params: URLSearchParams) => Promise<unknown>][] = [
+    [
+      "/api/v1/query",
+      async (c, params) => {
+        const expr = parseQueryParam(params);
+        const timeMs = timeParam(params, "time", now());
+        return instantJson(await instantQuery(engine(c), expr, timeMs), timeMs);
+      },
+    ],
+    [
+      "/api/v1/query_range",
+      async (c, params) => {
+        const startMs = requiredTime(params, "start");
+        const endMs = requiredTime(params, "end");
+        if (endMs < startMs) throw invalidParam("end", new Error("end timestamp must not be before start time"));
+        const stepText = params.get("step");
+        if (stepText === null || stepText === "") throw invalidParam("step", new Error("cannot parse \"\" to a valid duration"));
+        let stepMs: number;
+        try {
+          stepMs = parseDurationParam(stepText);
+        } catch (err) {
+          throw invalidParam("step", err);
+        }
+        if (stepMs <= 0) throw invalidParam("step", new Error("zero or negative query resolution step widths are not accepted. Try a positive integer"));
+        if ((endMs - startMs) / stepMs > maxPoints) {
+          throw new ApiError(400, "bad_data", `exceeded maximum resolution of ${maxPoints.toLocaleString("en-US")} points per timeseries. Try decreasing the query resolution (?step=XX)`);
+        }
+        const expr = parseQueryParam(params);
+        const type = typeOf(expr);
+        if (type !== "scalar" && type !== "vector") {
+          throw new ApiError(400, "bad_data", `invalid expression type "${typeName(type)}" for range query, must be Scalar or instant Vector`);
+        }
+        return { resultType: "matrix", result: matrixJson(await rangeQuery(engine(c), expr, startMs, endMs, stepMs)) };
+      },
+    ],
+    [
+      "/api/v1/series",
+      async (c, params) => {
+        const selectors = matchParams(params);
+        if (selectors.length === 0) throw new ApiError(400, "bad_data", "no match[] parameter provided");
+        const series = await store.series({ tenant: tenantOf(c), signal: "metrics", selectors, ...timeRange(params) });
+        return series.map(plainLabels);
+      },
+    ],
+    [
+      "/api/v1/labels",
+      async (c, params) => store.labelNames({ tenant: tenantOf(c), signal: "metrics", selectors: matchParams(params), ...timeRange(params) }),
+    ],
+    [
+      "/api/v1/label/:name/values",
+      async (c, params) => {
+        const name = c.req.param("name")!;
+        if (!LABEL_NAME.test(name)) throw new ApiError(400, "bad_data", `invalid label name: ${JSON.stringify(name)}`);
+        return store.labelValues({ tenant: tenantOf(c), signal: "metrics", selectors: matchParams(params), ...timeRange(params) }, name);
+      },
+    ],
+    [
+      "/api/v1/metadata",
+      async (c, params) => {
+        const endMs = now();
+        const wanted = params.get("metric") ?? "";
+        const limitText = params.get("limit") ?? "";
+        const limit = limitText === "" ? -1 : Number(limitText);
+        if (!Number.isInteger(limit)) throw new ApiError(400, "bad_data", "limit must be a number");
+        const rollups = await store.selectRollups({
+          tenant: tenantOf(c),
+          matchers: [{ name: "__name__", op: "=~", value: ".+" }],
+          resolution: "1h",
+          startMs: endMs - (limits.metadataWindowMs ?? METADATA_WINDOW_MS),
+          endMs,
+        });
+        const metadata = new Map<string, { type: string; help: string; unit: string }[]>();
+        for (const series of rollups) {
+          const { family, type } = metadataOf(series.labels["__name__"] ?? "", series.kind);
+          if (wanted !== "" && family !== wanted) continue;
+          if (metadata.has(family)) continue;
+          if (limit >= 0 && metadata.size >= limit) break;
+          metadata.set(family, [{ type, help: "", unit: "" }]);
+        }
+        return Object.fromEntries(metadata);
+      },
+    ],
+  ];
+
+  for (const prefix of options.prefixes ?? ["", "/prometheus"]) {
+    for (const [path, handler] of routes) app.on(["GET", "POST"], prefix + path, handle(handler));
+  }
+}
+
+function requiredTime(params: URLSearchParams, name: string): number {
+  const text = params.get(name);
+  if (text === null || text === "") throw invalidParam(name, new Error(`cannot parse "" to a valid timestamp`));
+  return timeParam(params, name, 0);
+}
+
+function timeRange(params: URLSearchParams): { startMs: number; endMs: number } {
+  // The store's end is exclusive; Prometheus includes a series seen exactly at `end`.
+  return { startMs: timeParam(params, "start", MIN_MS), endMs: timeParam(params, "end", MAX_MS - 1) + 1 };
+}
+
+function asApiError(err: unknown): ApiError {
+  if (err instanceof ApiError) return err;
+  if (err instanceof BadParameter) return new ApiError(400, "bad_data", err.message);
+  if (err instanceof PromqlEvalError) return new ApiError(422, "execution", err.message);
+  if (err instanceof StoreError) return new ApiError(err.transient ? 503 : 500, err.transient ? "unavailable" : "internal", err.message);
+  return new ApiError(500, "internal", (err as Error).message);
+}

@@ -1,0 +1,61 @@
+import { parsePromDuration } from "./parser.js";
+
+// Request parameters as Prometheus' HTTP API reads them (web/api/v1/api.go parseTime and parseDuration).
+
+export class BadParameter extends Error {
+  override readonly name = "BadParameter";
+}
+
+/** Prometheus' own minimum and maximum times as it prints them, accepted back as parameters. */
+const MIN_TIME_TEXT = "-292273086-05-16T16:47:06Z";
+const MAX_TIME_TEXT = "292277025-08-18T07:12:54.999999999Z";
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
+
+/** Unix seconds (a float, kept to the millisecond) or RFC 3339, as milliseconds. */
+export function parseTimeParam(text: string, minMs: number, maxMs: number): number {
+  if (text === MIN_TIME_TEXT) return minMs;
+  if (text === MAX_TIME_TEXT) return maxMs;
+  if (/^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(text.trim())) {
+    const seconds = Number(text);
+    const whole = Math.trunc(seconds);
+    return whole * 1000 + Math.round((seconds - whole) * 1000);
+  }
+  const match = RFC3339.exec(text);
+  if (match !== null) {
+    const ms = Date.parse(text.replace(/(\.\d{3})\d+/, "$1"));
+    if (!Number.isNaN(ms)) return ms;
+  }
+  throw new BadParameter(`cannot parse ${JSON.stringify(text)} to a valid timestamp`);
+}
+
+/** Float seconds or a Prometheus duration (`15s`, `1m30s`), as milliseconds. */
+export function parseDurationParam(text: string): number {
+  if (/^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(text.trim())) {
+    const ms = Number(text) * 1000;
+    if (!Number.isFinite(ms) || Math.abs(ms) > 9.223372036854775e15) {
+      throw new BadParameter(`cannot parse ${JSON.stringify(text)} to a valid duration. It overflows int64`);
+    }
+    return Math.trunc(ms);
+  }
+  const ms = parsePromDuration(text);
+  if (ms === undefined) throw new BadParameter(`cannot parse ${JSON.stringify(text)} to a valid duration`);
+  return ms;
+}
+
+/** A float as Go's strconv.FormatFloat(v, 'f', -1, 64) prints it, which is how Prometheus sends sample values. */
+export function formatFloat(value: number): string {
+  if (Number.isNaN(value)) return "NaN";
+  if (value === Infinity) return "+Inf";
+  if (value === -Infinity) return "-Inf";
+  const text = String(value);
+  const match = /^(-?)(\d)(?:\.(\d+))?e([-+]\d+)$/.exec(text);
+  if (match === null) return text;
+  const [, sign, head, tail = "", exponentText] = match as unknown as [string, string, string, string | undefined, string];
+  const digits = head + tail;
+  const exponent = Number(exponentText);
+  if (exponent >= 0) {
+    const point = 1 + exponent;
+    return sign + (digits.length <= point ? digits.padEnd(point, "0") : `${digits.slice(0, point)}.${digits.slice(point)}`);
+  }
+  return `${sign}0.${"0".repeat(-exponent - 1)}${digits}`;
+}
