@@ -3,6 +3,7 @@ import { Authenticator } from "../common/auth.js";
 import { kafkaClient } from "../common/kafka.js";
 import type { Runtime, Running } from "../common/runtime.js";
 import { startHttpComponent } from "../common/service.js";
+import { collectorActions } from "./actions/index.js";
 import { Batcher } from "./batcher.js";
 import { startInputs } from "./inputs.js";
 import { collectorMetrics } from "./metrics.js";
@@ -67,6 +68,7 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
   });
   batcher.restorePrevious(wal.tail(1000));
   const rate = c.limits.rate_entries_per_s > 0 ? new RateLimiter(c.limits.rate_entries_per_s, c.limits.burst_entries || c.limits.rate_entries_per_s * 10) : undefined;
+  const actions = collectorActions(runtime, batcher);
   const onRejected = (reason: string) => metrics.rejected.inc({ reason });
   const otlp: OtlpReceiverOptions = {
     batcher,
@@ -76,6 +78,7 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
     onRejected,
   };
   const running = await startHttpComponent(runtime, "collector", (http) => {
+    actions?.route(http.app);
     lokiPushRoute(http.app, {
       batcher,
       limits: c.limits,
@@ -103,12 +106,14 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
   gauges.unref();
   const inputs = startInputs({ config: c, batcher, registry: runtime.registry, log });
   shipper.start();
+  actions?.start(running.address.url);
   return {
     ...running,
     ...(grpc ? { otlpGrpc: grpc.address } : {}),
     stop: async () => {
       clearInterval(gauges);
       await Promise.all([running.stop(), grpc?.stop()]);
+      actions?.stop();
       await inputs.stop();
       batcher.flush();
       await shipper.stop();

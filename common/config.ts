@@ -110,6 +110,56 @@ const collectorInputs = {
     .prefault({}),
 };
 
+/** The client side of TLS towards another Bifrost listener (https URLs): CA to trust, certificate for mutual TLS. */
+const clientTlsSchema = z.strictObject({
+  ca_file: z.string().optional(),
+  cert_file: z.string().optional(),
+  key_file: z.string().optional(),
+});
+
+/** A signing or verifying key (common/signing.ts): its material inline or in a file. */
+const keySchema = z
+  .strictObject({
+    id: z.string().regex(/^[A-Za-z0-9._:-]{1,64}$/, "expected 1 to 64 of [A-Za-z0-9._:-]"),
+    algorithm: z.enum(["ed25519", "hmac-sha256"]),
+    key: z.string().optional().describe("an HMAC secret, or an Ed25519 key in PEM"),
+    file: z.string().optional().describe("a file holding the same"),
+  })
+  .refine((key) => (key.key === undefined) !== (key.file === undefined), "expected exactly one of key and file");
+
+const uniqueIds = (keys: { id: string }[]) => new Set(keys.map((k) => k.id)).size === keys.length;
+
+/** Names of actions and of their parameters: they become label values and `{{name}}` placeholders. */
+const ACTION_NAME = /^[a-z][a-z0-9_]{0,63}$/;
+
+const allowedActionSchema = z
+  .strictObject({
+    name: z.string().regex(ACTION_NAME, "expected [a-z][a-z0-9_]*, at most 64 characters"),
+    command: z.array(z.string().min(1)).min(1).describe("argv, run without a shell; an element `{{param}}` is replaced by that parameter"),
+    params: z
+      .record(
+        z.string().regex(ACTION_NAME, "expected [a-z][a-z0-9_]*"),
+        z.strictObject({
+          pattern: z.string().refine((p) => {
+            try {
+              new RegExp(p);
+              return true;
+            } catch {
+              return false;
+            }
+          }, "expected a regular expression").describe("the whole value must match it"),
+          required: boolean().default(true),
+        }),
+      )
+      .default({}),
+    timeout_ms: number(z.number().int().min(1)).default(30_000),
+    cooldown_ms: number(z.number().int().min(0)).default(60_000),
+  })
+  .refine(
+    (action) => action.command.every((arg) => [...arg.matchAll(/\{\{([^}]*)\}\}/g)].every((m) => arg === m[0] && m[1]! in action.params)),
+    "a placeholder must be a whole argv element `{{param}}` naming a declared parameter",
+  );
+
 export const configSchema = z.strictObject({
   auth: z
     .strictObject({
@@ -237,6 +287,34 @@ export const configSchema = z.strictObject({
           burst_entries: number(z.number().int().min(0)).default(0).describe("0 means ten seconds of the rate"),
         })
         .prefault({}),
+      actions: z
+        .strictObject({
+          enabled: boolean().default(false).describe("serve POST /bifrost/v1/actions"),
+          keys: z.array(keySchema).default([]).refine(uniqueIds, "key ids must be unique").describe("keys whose signatures are accepted"),
+          max_skew_ms: number(z.number().int().min(1)).default(60_000),
+          nonce_cache_size: number(z.number().int().min(1)).default(100_000),
+          rate_per_s: number(z.number().positive()).default(1),
+          burst: number(z.number().int().min(1)).default(5),
+          max_output_bytes: number(z.number().int().min(0)).default(4096),
+          audit_tenant: z.string().default("").describe("empty: collector.default_tenant"),
+          allowed: z
+            .array(allowedActionSchema)
+            .default([])
+            .refine((actions) => uniqueIds(actions.map((a) => ({ id: a.name }))), "action names must be unique"),
+          heartbeat: z
+            .strictObject({
+              url: z.string().default("").describe("the query service's POST /bifrost/v1/heartbeat; empty sends none"),
+              interval_ms: number(z.number().int().min(100)).default(15_000),
+              advertise_url: z.string().default("").describe("this collector's URL as the query service reaches it; empty: the listener's"),
+              auth_token: z.string().default("").describe("bearer token for a query service with auth enabled"),
+              tls: clientTlsSchema.prefault({}),
+              key: keySchema.optional(),
+            })
+            .prefault({})
+            .refine((h) => h.url === "" || h.key !== undefined, "a heartbeat url needs a signing key"),
+        })
+        .prefault({})
+        .refine((a) => !a.enabled || a.keys.length > 0, "actions.enabled needs at least one key"),
     })
     .prefault({}),
   aggregator: z
@@ -275,6 +353,36 @@ export const configSchema = z.strictObject({
           max_query_bytes: number(z.number().int().min(1)).default(128 << 10).describe("longest query text"),
         })
         .prefault({}),
+      actions: z
+        .strictObject({
+          enabled: boolean().default(false),
+          keys: z.array(keySchema).default([]).refine(uniqueIds, "key ids must be unique").describe("signing keys: Ed25519 private keys or HMAC secrets"),
+          signing_key_id: z.string().default("").describe("the key of `keys` that signs; empty: the only one"),
+          collectors: z.record(z.string().min(1), z.url()).default({}).describe("node id -> collector URL"),
+          heartbeat_keys: z.array(keySchema).default([]).refine(uniqueIds, "key ids must be unique"),
+          heartbeat_ttl_ms: number(z.number().int().min(1)).default(60_000),
+          max_skew_ms: number(z.number().int().min(1)).default(60_000),
+          request_timeout_ms: number(z.number().int().min(1)).default(120_000),
+          max_attempts: number(z.number().int().min(1).max(10)).default(3),
+          auth_token: z.string().default("").describe("bearer token for collectors with auth enabled"),
+          tls: clientTlsSchema.prefault({}),
+          audit_tenant: z.string().default("").describe("empty: query.default_tenant"),
+          node_label: z.string().min(1).default("node"),
+          bindings: z
+            .array(
+              z.strictObject({
+                matchers: z.record(z.string(), z.string()).refine((m) => Object.keys(m).length > 0, "expected at least one matcher"),
+                action: z.string().regex(ACTION_NAME),
+                params: z.record(z.string(), z.string()).default({}),
+                params_from_labels: z.record(z.string(), z.string()).default({}),
+              }),
+            )
+            .default([]),
+        })
+        .prefault({})
+        .refine((a) => !a.enabled || a.keys.length > 0, "actions.enabled needs at least one key")
+        .refine((a) => a.signing_key_id === "" || a.keys.some((k) => k.id === a.signing_key_id), "signing_key_id must name a key of `keys`")
+        .refine((a) => a.signing_key_id !== "" || a.keys.length <= 1, "with several keys, signing_key_id chooses the one that signs"),
     })
     .prefault({}),
 });

@@ -1,5 +1,6 @@
 import { VERSION, type Runtime, type Running } from "../common/runtime.js";
 import { startHttpComponent } from "../common/service.js";
+import { queryActions } from "./actions/index.js";
 import { lokiRoutes } from "./loki/api.js";
 import { prometheusRoutes } from "./promql/api.js";
 
@@ -7,7 +8,10 @@ import { prometheusRoutes } from "./promql/api.js";
 export function startQuery(runtime: Runtime): Promise<Running> {
   const store = runtime.store;
   if (store === undefined) throw new Error("the query service needs a store");
+  // The ruler takes actions?.remediator to send an alert's self-healing actions.
+  const actions = queryActions(runtime, store);
   return startHttpComponent(runtime, "query", (http, log) => {
+    actions?.route(http.app);
     // Grafana's Loki data source asks for this to learn the server's version.
     http.app.get("/loki/api/v1/status/buildinfo", (c) =>
       c.json({ version: VERSION, revision: "", branch: "", buildUser: "", buildDate: "", goVersion: "" }),
