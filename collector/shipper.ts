@@ -90,11 +90,28 @@ export class Shipper {
     return this.failures;
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops shipping. A send still in flight after `graceMs` (a broker that does not answer) is abandoned: its
+   * records were not acknowledged, so they stay in the disk buffer and go out after the next start.
+   */
+  async stop(graceMs = 5000): Promise<void> {
     this.running = false;
     this.notify();
-    await this.loop;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.loop, new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+    clearTimeout(timer);
     await this.options.transport.close();
+  }
+
+  /** Waits `ms`, or less if notify() or stop() comes first. */
+  private pause(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
   }
 
   private async run(): Promise<void> {
@@ -103,14 +120,13 @@ export class Shipper {
     while (this.running) {
       const records = wal.read(this.options.maxRecords ?? 50);
       if (records.length === 0) {
-        await new Promise<void>((resolve) => {
-          this.wake = resolve;
-          setTimeout(resolve, 200);
-        });
+        await this.pause(200);
         continue;
       }
       try {
         await transport.send(records);
+        // Stopped meanwhile: the disk buffer may be closing; the records go out again after the next start.
+        if (!this.running) return;
         wal.advance(records[records.length - 1]!.sequence);
         this.failures = 0;
         this.options.onShipped?.(records.length);
@@ -119,8 +135,9 @@ export class Shipper {
         this.options.onRetry?.(err);
         await transport.reset();
         const delay = Math.random() * Math.min(backoff.capMs, backoff.baseMs * 2 ** Math.min(this.failures - 1, 16));
+        if (!this.running) return;
         log.warn({ err: (err as Error).message, attempt: this.failures, delay_ms: Math.round(delay), pending: wal.pending() }, "delivery failed; the batches stay buffered");
-        await new Promise((r) => setTimeout(r, delay));
+        await this.pause(delay);
       }
     }
   }
