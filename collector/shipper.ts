@@ -71,6 +71,7 @@ export class Shipper {
   private running = false;
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
+  private interrupt: (() => void) | undefined;
   private failures = 0;
 
   constructor(private readonly options: ShipperOptions) {}
@@ -96,21 +97,26 @@ export class Shipper {
    */
   async stop(graceMs = 5000): Promise<void> {
     this.running = false;
-    this.notify();
+    this.interrupt?.();
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([this.loop, new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
     clearTimeout(timer);
     await this.options.transport.close();
   }
 
-  /** Waits `ms`, or less if notify() or stop() comes first. */
-  private pause(ms: number): Promise<void> {
+  /**
+   * Waits `ms`, or less if stop() comes first, or notify() while idle. New data does not cut a backoff short,
+   * or steady input would hammer an unreachable broker.
+   */
+  private pause(ms: number, idle: boolean): Promise<void> {
     return new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, ms);
-      this.wake = () => {
+      const wake = () => {
         clearTimeout(timer);
         resolve();
       };
+      this.interrupt = wake;
+      if (idle) this.wake = wake;
     });
   }
 
@@ -120,7 +126,7 @@ export class Shipper {
     while (this.running) {
       const records = wal.read(this.options.maxRecords ?? 50);
       if (records.length === 0) {
-        await this.pause(200);
+        await this.pause(200, true);
         continue;
       }
       try {
@@ -137,7 +143,7 @@ export class Shipper {
         const delay = Math.random() * Math.min(backoff.capMs, backoff.baseMs * 2 ** Math.min(this.failures - 1, 16));
         if (!this.running) return;
         log.warn({ err: (err as Error).message, attempt: this.failures, delay_ms: Math.round(delay), pending: wal.pending() }, "delivery failed; the batches stay buffered");
-        await this.pause(delay);
+        await this.pause(delay, false);
       }
     }
   }
