@@ -115,7 +115,7 @@ describe("notifier webhooks", () => {
   });
 
   it("computes fingerprints as Prometheus's LabelSet.Fingerprint (FNV-1a 64)", () => {
-    // Values from prometheus/common model/signature_test.go (TestLabelsToSignature).
+    // Values from prometheus/common model/fingerprinting_test.go (TestMetricToFingerprint).
     assert.equal(alertFingerprint({}), "cbf29ce484222325");
     assert.equal(BigInt(`0x${alertFingerprint({ name: "garland, briggs", fear: "love is not enough" })}`), 5799056148416392346n);
   });
