@@ -6,7 +6,7 @@
 #   services.sh down   [kafka|clickhouse]   stop what this script started (by pid file), nothing else
 #   services.sh kill   [kafka|clickhouse]   SIGKILL instead of a clean stop, for crash tests
 #   services.sh status                      one line per service
-#   services.sh install                     only download and install
+#   services.sh install                     only download and install (with all: also Debian's prometheus-alertmanager)
 #   services.sh reset  [kafka|clickhouse]   stop, then delete the data (a fresh broker and engine on the next up)
 #
 # Environment (defaults):
@@ -65,6 +65,12 @@ install_clickhouse() {
   say "services: installing chDB $CHDB_VERSION from PyPI into $venv"
   python3 -m venv "$venv" || { ensure_tool python3 python3-venv; python3 -m venv "$venv"; }
   "$venv/bin/pip" install -q --disable-pip-version-check "chdb==$CHDB_VERSION" >&2
+}
+
+# Only test/alertmanager.test.ts needs it (a real Alertmanager taking the notifier's alerts), and it skips
+# without it: a machine that cannot install it still gets the other services.
+install_alertmanager() {
+  (ensure_tool prometheus-alertmanager prometheus-alertmanager) || say "services: test/alertmanager.test.ts will skip"
 }
 
 write_kafka_config() {
@@ -205,7 +211,10 @@ main() {
     up) for s in $(targets "$target"); do "up_$s"; done ;;
     down) for s in $(targets "$target"); do stop_service "$s" TERM; done ;;
     kill) for s in $(targets "$target"); do stop_service "$s" KILL; done ;;
-    install) for s in $(targets "$target"); do "install_$s"; done ;;
+    install)
+      for s in $(targets "$target"); do "install_$s"; done
+      if [[ $target == all ]]; then install_alertmanager; fi
+      ;;
     reset) for s in $(targets "$target"); do reset_service "$s"; done ;;
     status) status_of kafka "$kafka_port"; status_of clickhouse "$clickhouse_port" ;;
     *) die "usage: services.sh up|down|kill|status|install|reset [kafka|clickhouse]" ;;
