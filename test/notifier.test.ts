@@ -48,6 +48,13 @@ function alert(labels: Record<string, string>, extra: Partial<Alert> = {}): Aler
   };
 }
 
+/** The first record of a dead-letter log, once one is completely written. */
+function firstDeadLetter(file: string): DeadLetter | false {
+  if (!existsSync(file)) return false;
+  const text = readFileSync(file, "utf8");
+  return text.endsWith("\n") && (JSON.parse(text.split("\n")[0]!) as DeadLetter);
+}
+
 function messages(receiver: WebhookReceiver): WebhookMessage[] {
   return receiver.requests.map((request) => request.json as WebhookMessage);
 }
@@ -121,7 +128,8 @@ describe("notifier webhooks", () => {
   });
 
   it("sends alerts joining a notified group after group_interval, together with the others", async () => {
-    const n = await notifier({ receivers: [{ name: "ops", url: hook.url, group_by: ["alertname"], group_wait_ms: 20, group_interval_ms: 300, repeat_interval_ms: 3_600_000 }] });
+    const n = await notifier({ receivers: [{ name: "ops", url: hook.url, group_by: ["alertname"], group_wait_ms: 20, group_interval_ms: 400, repeat_interval_ms: 3_600_000 }] });
+    const start = Date.now();
     n.send([alert({ instance: "a" })]);
     await waitFor("the first notification", () => hook.requests.length === 1);
     n.send([alert({ instance: "a" }), alert({ instance: "b" })]);
@@ -129,12 +137,14 @@ describe("notifier webhooks", () => {
     const [first, second] = messages(hook);
     assert.deepEqual(first!.alerts.map((a) => a.labels["instance"]), ["a"]);
     assert.deepEqual(second!.alerts.map((a) => a.labels["instance"]), ["a", "b"]);
-    assert.ok(hook.requests[1]!.at - hook.requests[0]!.at >= 290, "the change waited for group_interval");
+    // The first flush came after `start`, the next one group_interval after the first; latency only adds.
+    assert.ok(hook.requests[1]!.at - start >= 400, `the change came ${hook.requests[1]!.at - start} ms after the first alert`);
   });
 
   it("re-sends an unchanged group after repeat_interval, not on every group_interval", async () => {
-    const n = await notifier({ receivers: [{ name: "ops", url: hook.url, group_wait_ms: 10, group_interval_ms: 20, repeat_interval_ms: 300 }] });
+    const n = await notifier({ receivers: [{ name: "ops", url: hook.url, group_wait_ms: 10, group_interval_ms: 20, repeat_interval_ms: 400 }] });
     const ruler = setInterval(() => n.send([alert({ instance: "a" })]), 15);
+    const start = Date.now();
     try {
       n.send([alert({ instance: "a" })]);
       await waitFor("two repeats", () => hook.requests.length >= 3);
@@ -142,8 +152,10 @@ describe("notifier webhooks", () => {
       clearInterval(ruler);
     }
     const [first, second, third] = hook.requests;
-    assert.ok(second!.at - first!.at >= 290, `repeat after ${second!.at - first!.at} ms`);
-    assert.ok(third!.at - second!.at >= 290, `repeat after ${third!.at - second!.at} ms`);
+    // Each notification's flush came more than repeat_interval after the one before, the first after `start`;
+    // not every group_interval (20 ms).
+    assert.ok(second!.at - start >= 400, `first repeat ${second!.at - start} ms after the first alert`);
+    assert.ok(third!.at - start >= 800, `second repeat ${third!.at - start} ms after the first alert`);
     assert.deepEqual((second!.json as WebhookMessage).alerts, (first!.json as WebhookMessage).alerts);
   });
 
@@ -245,7 +257,7 @@ describe("notifier webhooks", () => {
     assert.equal(request.headers["authorization"], "Bearer t");
   });
 
-  it("retries 5xx, 429 and network failures with backoff, then succeeds", async () => {
+  it("retries 5xx and 429 (after its Retry-After) with backoff, then succeeds", async () => {
     const registry = new Registry();
     hook.respond = (_, index) => (index === 0 ? { status: 503 } : index === 1 ? { status: 429, headers: { "Retry-After": "0" } } : { status: 200 });
     const n = await notifier({ max_attempts: 5, receivers: [{ name: "flaky", url: hook.url, ...fast }] }, registry);
@@ -268,7 +280,7 @@ describe("notifier webhooks", () => {
     const deadLetters = join(dir, `dead-${instances - 1}`);
     n.send([alert({ instance: "a" })]);
     const file = deadLetterPath(deadLetters, "down");
-    const letter = await waitFor("the dead letter", () => existsSync(file) && (JSON.parse(readFileSync(file, "utf8").split("\n")[0]!) as DeadLetter));
+    const letter = await waitFor("the dead letter", () => firstDeadLetter(file));
     assert.equal(hook.requests.length, 3);
     assert.equal(letter.receiver, "down");
     assert.equal(letter.url, hook.url);
@@ -285,7 +297,7 @@ describe("notifier webhooks", () => {
     const n = await notifier({ max_attempts: 2, receivers: [{ name: "gone", url: gone.url, ...fast }] });
     const file = deadLetterPath(join(dir, `dead-${instances - 1}`), "gone");
     n.send([alert({ instance: "a" })]);
-    const letter = await waitFor("the dead letter", () => existsSync(file) && (JSON.parse(readFileSync(file, "utf8").split("\n")[0]!) as DeadLetter));
+    const letter = await waitFor("the dead letter", () => firstDeadLetter(file));
     assert.equal(letter.attempts, 2);
     assert.match(letter.error, /fetch failed|ECONNREFUSED/);
   });
@@ -295,7 +307,7 @@ describe("notifier webhooks", () => {
     const n = await notifier({ max_attempts: 5, receivers: [{ name: "strict", url: hook.url, ...fast }] });
     const file = deadLetterPath(join(dir, `dead-${instances - 1}`), "strict");
     n.send([alert({ instance: "a" })]);
-    const letter = await waitFor("the dead letter", () => existsSync(file) && (JSON.parse(readFileSync(file, "utf8").trim()) as DeadLetter));
+    const letter = await waitFor("the dead letter", () => firstDeadLetter(file));
     assert.equal(letter.attempts, 1);
     assert.match(letter.error, /HTTP 400/);
     assert.equal(hook.requests.length, 1);
@@ -334,5 +346,111 @@ describe("notifier webhooks", () => {
     const resolved = await waitFor("the resolution after the restart", () => messages(hook)[1]);
     assert.deepEqual(resolved.alerts.map((a) => [a.labels["instance"], a.status]), [["a", "firing"], ["b", "resolved"]]);
     assert.equal(hook.requests.length, 2);
+  });
+});
+
+describe("notifier restarts", () => {
+  let hook: WebhookReceiver;
+  before(async () => {
+    hook = await new WebhookReceiver().start();
+  });
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((n) => n.close()));
+  });
+  after(() => hook.stop());
+
+  /** Resolves once a group of `receiver` has flushed after `since`, as the saved state shows. */
+  function flushedSince(stateFile: string, receiver: string, since: number, groupIntervalMs: number): () => boolean {
+    return () => {
+      if (!existsSync(stateFile)) return false;
+      const state = JSON.parse(readFileSync(stateFile, "utf8")) as { receivers: Record<string, { groups: { nextFlushAt: number }[] }> };
+      return (state.receivers[receiver]?.groups ?? []).some((g) => g.nextFlushAt >= since + groupIntervalMs);
+    };
+  }
+
+  it("does not resolve, and so page again, alerts that outlived resolve_timeout only because the notifier was down", async () => {
+    const files = paths();
+    const raw = { ...files, resolve_timeout_ms: 600, receivers: [{ name: "ops", url: hook.url, group_wait_ms: 10, group_interval_ms: 50, repeat_interval_ms: 3_600_000 }] };
+    const first = await Notifier.open({ config: notifierConfig(raw), log, registry: new Registry() });
+    const evaluate = (n: Notifier) => setInterval(() => n.send([alert({ instance: "a" })]), 20);
+    const before = evaluate(first);
+    try {
+      first.send([alert({ instance: "a" })]);
+      await waitFor("the page", () => hook.requests.length === 1);
+    } finally {
+      clearInterval(before);
+    }
+    await first.close();
+    // Down for longer than resolve_timeout.
+    await new Promise((resolve) => setTimeout(resolve, 800));
+
+    const restarted = Date.now();
+    const second = await Notifier.open({ config: notifierConfig(raw), log, registry: new Registry() });
+    open.push(second);
+    await waitFor("a flush before the ruler's first evaluation", flushedSince(files.state_file, "ops", restarted, 50));
+    const ruler = evaluate(second);
+    try {
+      const evaluating = Date.now();
+      await waitFor("a flush with the ruler running", flushedSince(files.state_file, "ops", evaluating + 60, 50));
+    } finally {
+      clearInterval(ruler);
+    }
+    assert.deepEqual(messages(hook).map((m) => m.status), ["firing"], "no resolution and no second page");
+  });
+});
+
+describe("notifier Alertmanager targets", () => {
+  let am: WebhookReceiver;
+  before(async () => {
+    am = await new WebhookReceiver().start();
+  });
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((n) => n.close()));
+  });
+  after(() => am.stop());
+
+  it("posts as Prometheus does: firing alerts again after resend_delay with endsAt 4 delays ahead, resolved ones with their end", async () => {
+    const n = await notifier({ alertmanagers: [`${am.url}/prefix/`], resend_delay_ms: 400 });
+    const firing = alert({ instance: "a" });
+    const sentAt = Date.now();
+    n.send([firing]);
+    const first = await waitFor("the first post", () => am.requests[0]);
+    assert.equal(first.path, "/prefix/api/v2/alerts");
+    const [posted] = first.json as { labels: Record<string, string>; endsAt: string; startsAt: string; annotations: Record<string, string>; generatorURL: string }[];
+    assert.deepEqual(Object.keys(posted!), ["labels", "annotations", "startsAt", "endsAt", "generatorURL"]);
+    assert.deepEqual(posted!.labels, { alertname: "HighLoad", instance: "a" });
+    assert.equal(Date.parse(posted!.startsAt), (firing.startsAt as Date).getTime());
+    assert.ok(Date.parse(posted!.endsAt) >= sentAt + 1600 && Date.parse(posted!.endsAt) <= Date.now() + 1600, posted!.endsAt);
+
+    // Every evaluation hands the alert over; it is posted again only once resend_delay has passed.
+    const ruler = setInterval(() => n.send([firing]), 20);
+    try {
+      await waitFor("a resend", () => am.requests.length >= 2);
+    } finally {
+      clearInterval(ruler);
+    }
+    assert.ok(am.requests[1]!.at - sentAt >= 400, `resent ${am.requests[1]!.at - sentAt} ms after the first post`);
+
+    const endsAt = new Date(Date.now() - 10);
+    const before = am.requests.length;
+    n.send([{ ...firing, state: "resolved", endsAt }]);
+    const resolved = await waitFor("the resolved post", () => am.requests[before]);
+    assert.equal(Date.parse((resolved.json as { endsAt: string }[])[0]!.endsAt), endsAt.getTime());
+  });
+
+  it("dead-letters posts to an Alertmanager that refuses them", async () => {
+    const refusing = await new WebhookReceiver().start();
+    refusing.respond = () => ({ status: 400 });
+    try {
+      const n = await notifier({ alertmanagers: [refusing.url] });
+      const file = deadLetterPath(join(dir, `dead-${instances - 1}`), `alertmanager:${refusing.url}`);
+      n.send([alert({ instance: "a" })]);
+      const letter = await waitFor("the dead letter", () => firstDeadLetter(file));
+      assert.equal(letter.receiver, `alertmanager:${refusing.url}`);
+      assert.equal(letter.url, `${refusing.url}/api/v2/alerts`);
+      assert.deepEqual(letter.payload, refusing.requests[0]!.json);
+    } finally {
+      await refusing.stop();
+    }
   });
 });

@@ -43,8 +43,9 @@ interface AttemptOutcome {
 /**
  * Posts JSON with bounded retries: network errors, timeouts, 429 and 5xx are retried after an exponential backoff
  * with jitter (or the receiver's Retry-After, capped by max_backoff_ms); any other status is final. A notification
- * whose attempts run out is appended to the target's dead-letter log. Aborting `signal` (shutdown) stops waiting
- * and returns false without a dead letter: the caller keeps the notification to send after the restart.
+ * whose attempts run out is appended to the target's dead-letter log. Aborting `signal` (shutdown) lets the request
+ * under way finish but starts no other: a notification not yet accepted then returns false without a dead letter,
+ * and the caller keeps it to send after the restart.
  */
 export class Delivery {
   constructor(
@@ -89,7 +90,9 @@ export class Delivery {
     const timeout = AbortSignal.timeout(target.timeoutMs);
     const started = performance.now();
     try {
-      const response = await fetch(target.url, { method: "POST", headers, body, signal: AbortSignal.any([timeout, this.signal]) });
+      // Shutdown does not cut a request short: one the receiver may already have acted upon is better finished
+      // and logged than sent again after the restart.
+      const response = await fetch(target.url, { method: "POST", headers, body, signal: timeout });
       // Read the body so the connection can be reused; its text explains a refusal.
       const text = (await response.text()).slice(0, 512);
       if (response.ok) return { ok: true, retryable: false, error: "", reason: "" };
@@ -103,7 +106,7 @@ export class Delivery {
         ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
       };
     } catch (err) {
-      const timedOut = timeout.aborted && !this.signal.aborted;
+      const timedOut = timeout.aborted;
       const cause = (err as { cause?: { message?: string } }).cause?.message;
       return {
         ok: false,

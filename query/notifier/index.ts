@@ -70,7 +70,10 @@ export class Notifier {
     if (this.routes.length > 0) this.state.changed();
   }
 
-  /** Stops sending: deliveries under way are abandoned (and sent again after the restart), then the state is saved. */
+  /**
+   * Stops sending: requests under way finish (each within its timeout), retries are abandoned and sent again after
+   * the restart, then the state is saved.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -99,15 +102,24 @@ export class Notifier {
   }
 
   private snapshot(): NotifierState {
-    return { version: 1, receivers: Object.fromEntries(this.routes.map((route) => [route.name, route.snapshot()])) };
+    return { version: 1, savedAt: Date.now(), receivers: Object.fromEntries(this.routes.map((route) => [route.name, route.snapshot()])) };
   }
 
+  /**
+   * Alerts that were firing at the stop, on their resolve_timeout, get a full resolve_timeout from now: the
+   * downtime is not the ruler's silence, and resolving them before its first evaluation would page twice.
+   */
   private restore(saved: NotifierState): void {
     const now = Date.now();
     for (const route of this.routes) {
       const state = saved.receivers[route.name];
       if (state === undefined) continue;
-      for (const group of state.groups) for (const alert of group.alerts) this.updates = Math.max(this.updates, alert.updated);
+      for (const group of state.groups) {
+        for (const alert of group.alerts) {
+          this.updates = Math.max(this.updates, alert.updated);
+          if (alert.timeout && alert.endsAt > saved.savedAt) alert.endsAt = Math.max(alert.endsAt, now + this.options.config.resolve_timeout_ms);
+        }
+      }
       route.restore(state, now);
     }
   }

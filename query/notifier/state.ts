@@ -34,6 +34,8 @@ export interface ReceiverState {
 
 export interface NotifierState {
   version: 1;
+  /** When this state was written (epoch milliseconds). */
+  savedAt: number;
   receivers: Record<string, ReceiverState>;
 }
 
