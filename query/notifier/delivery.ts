@@ -26,6 +26,7 @@ export interface DeadLetter {
   time: string;
   receiver: string;
   url: string;
+  /** The webhook group key; for an Alertmanager target, the fingerprints of the alerts posted, comma-separated. */
   groupKey: string;
   attempts: number;
   error: string;
