@@ -66,6 +66,51 @@ const regex = z.string().refine((text) => {
 
 const labelName = z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, "expected a Prometheus label name");
 
+/** Where the notifier sends: one webhook receiver with its own grouping and timing, as an Alertmanager route. */
+const notifierReceiver = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/, "expected a receiver name of letters, digits, _ . -; it names the dead-letter file"),
+  url: z.url(),
+  matchers: z.record(labelName, regex).default({}).describe("label -> regular expression, fully anchored; every one must match"),
+  group_by: list(z.union([labelName, z.literal("...")]))
+    .default([])
+    .refine((labels) => !labels.includes("...") || labels.length === 1, '"..." (every label) stands alone'),
+  group_wait_ms: number(z.number().int().min(0)).default(30_000),
+  group_interval_ms: number(z.number().int().min(1)).default(300_000),
+  repeat_interval_ms: number(z.number().int().min(1)).default(14_400_000),
+  send_resolved: boolean().default(true),
+  hmac_secret: z.string().min(16, "expected a secret of at least 16 characters").optional(),
+  headers: z.record(z.string(), z.string()).default({}),
+  timeout_ms: number(z.number().int().min(1)).default(10_000),
+  max_alerts: number(z.number().int().min(0)).default(0).describe("0 sends every alert of a group"),
+});
+
+const notifierSchema = z
+  .strictObject({
+    receivers: z
+      .array(notifierReceiver)
+      .default([])
+      .refine((receivers) => new Set(receivers.map((r) => r.name)).size === receivers.length, "receiver names must be unique"),
+    alertmanagers: list(z.url()).default([]).describe("Alertmanager base URLs; alerts are posted to <url>/api/v2/alerts"),
+    alertmanager_timeout_ms: number(z.number().int().min(1)).default(10_000),
+    resend_delay_ms: number(z.number().int().min(1)).default(60_000).describe("how often a firing alert is re-posted to Alertmanager"),
+    resolve_timeout_ms: number(z.number().int().min(1)).default(300_000).describe("a firing alert not sent again within it is resolved"),
+    external_url: z.string().default("").describe("externalURL of the webhook payload"),
+    max_attempts: number(z.number().int().min(1).max(100)).default(5),
+    backoff_ms: number(z.number().int().min(1)).default(500),
+    max_backoff_ms: number(z.number().int().min(1)).default(30_000),
+    state_file: z.string().min(1).default(".bifrost/notifier/state.json"),
+    dead_letter_dir: z.string().min(1).default(".bifrost/notifier/dead-letter"),
+  })
+  .refine((n) => n.backoff_ms <= n.max_backoff_ms, "backoff_ms must not exceed max_backoff_ms");
+
+export type NotifierConfig = z.infer<typeof notifierSchema>;
+export type NotifierReceiverConfig = z.infer<typeof notifierReceiver>;
+
+/** The notifier's section with its defaults filled in, for code that builds a notifier without a config file. */
+export function notifierConfig(raw: unknown): NotifierConfig {
+  return notifierSchema.parse(raw);
+}
+
 /** The collector's own inputs: files it tails and the host metrics it reads from /proc. */
 const collectorInputs = {
   files: z
@@ -383,6 +428,7 @@ export const configSchema = z.strictObject({
         .refine((a) => !a.enabled || a.keys.length > 0, "actions.enabled needs at least one key")
         .refine((a) => a.signing_key_id === "" || a.keys.some((k) => k.id === a.signing_key_id), "signing_key_id must name a key of `keys`")
         .refine((a) => a.signing_key_id !== "" || a.keys.length <= 1, "with several keys, signing_key_id chooses the one that signs"),
+      notifier: notifierSchema.prefault({}),
     })
     .prefault({}),
 });
