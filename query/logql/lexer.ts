@@ -1,0 +1,261 @@
+import { parseBytes, parseDurationNs } from "./units.js";
+
+// The LogQL tokenizer. It follows Loki's lexer (pkg/logql/syntax/lex.go) where that changes what a query means:
+// a number directly followed by duration or byte-size characters is one DURATION or BYTES token, `[...]` is one
+// RANGE token, `-5m` is a negative duration, `--strict` is a parser flag, `#` starts a comment. Keywords are not
+// decided here: the parser reads identifiers in context, so a label may be called `rate` or `json`.
+
+/** A LogQL syntax or validation error at a place in the query; the message reads like Loki's. */
+export class LogQLParseError extends Error {
+  /** 1-based line and column (in code points) of `pos`, the 0-based offset in the query text. */
+  readonly line: number;
+  readonly col: number;
+
+  constructor(
+    readonly detail: string,
+    readonly pos: number,
+    text: string,
+  ) {
+    const { line, col } = lineCol(text, pos);
+    super(`parse error at line ${line}, col ${col}: ${detail}`);
+    this.name = "LogQLParseError";
+    this.line = line;
+    this.col = col;
+  }
+}
+
+function lineCol(text: string, pos: number): { line: number; col: number } {
+  let line = 1;
+  let col = 1;
+  for (let i = 0; i < pos && i < text.length; ) {
+    const code = text.codePointAt(i)!;
+    i += code > 0xffff ? 2 : 1;
+    if (code === 10) {
+      line++;
+      col = 1;
+    } else {
+      col++;
+    }
+  }
+  return { line, col };
+}
+
+export type TokenKind =
+  | "ident"
+  | "string"
+  | "number"
+  | "duration"
+  | "bytes"
+  | "range"
+  | "flag"
+  | "op"
+  | "eof";
+
+export interface Token {
+  kind: TokenKind;
+  /** The source text, or for `op` tokens the operator itself. */
+  text: string;
+  pos: number;
+  /** The unquoted value of a string, the flag of a `flag`. */
+  value: string;
+  /** Nanoseconds of a duration or range. */
+  ns: bigint;
+  /** The value of a number or byte size. */
+  num: number;
+}
+
+const OPERATORS = [
+  "|=", "|~", "|>", "!=", "!~", "!>", "=~", "==", ">=", "<=",
+  "|", "=", ">", "<", "+", "-", "*", "/", "%", "^", ",", "(", ")", "{", "}", ".",
+];
+
+const PARSER_FLAGS = new Set(["--strict", "--keep-empty"]);
+const DURATION_RUNE = /[0-9.nuµmshdwy]/;
+const BYTES_RUNE = /[0-9.BikKMGTP]/;
+const IDENT_START = /[\p{L}_]/u;
+const IDENT_PART = /[\p{L}\p{Nd}_]/u;
+const NUMBER = /(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?/y;
+const MAX_INPUT = 131072;
+
+/** Splits a query into tokens; the last token is always `eof`. */
+export function tokenize(text: string): Token[] {
+  if (text.length >= MAX_INPUT) {
+    throw new LogQLParseError(`input size too long (${text.length} > ${MAX_INPUT})`, 0, text);
+  }
+  const tokens: Token[] = [];
+  const push = (kind: TokenKind, pos: number, end: number, extra: Partial<Token> = {}): void => {
+    tokens.push({ kind, text: text.slice(pos, end), pos, value: "", ns: 0n, num: 0, ...extra });
+  };
+  let i = 0;
+  while (i < text.length) {
+    const ch = text[i]!;
+    if (/\s/.test(ch)) {
+      i++;
+      continue;
+    }
+    if (ch === "#") {
+      while (i < text.length && text[i] !== "\n") i++;
+      continue;
+    }
+    const start = i;
+    if (ch === '"' || ch === "`") {
+      const { value, end } = readString(text, i);
+      push("string", start, end, { value });
+      i = end;
+      continue;
+    }
+    if (ch === "[") {
+      const close = text.indexOf("]", i);
+      if (close < 0) throw new LogQLParseError("missing closing ']' in duration", i, text);
+      const inner = text.slice(i + 1, close);
+      const ns = parseDurationNs(inner);
+      if (ns === undefined || ns < 0n || inner.trim() !== inner) throw new LogQLParseError(badDuration(inner), i, text);
+      push("range", start, close + 1, { ns });
+      i = close + 1;
+      continue;
+    }
+    if (/[0-9]/.test(ch) || (ch === "." && /[0-9]/.test(text[i + 1] ?? ""))) {
+      i = readNumberLike(text, i, push);
+      continue;
+    }
+    if (ch === "-" && text[i + 1] === "-") {
+      let end = i + 2;
+      while (end < text.length && /[\p{L}-]/u.test(text[end]!)) end++;
+      const flag = text.slice(i, end);
+      if (PARSER_FLAGS.has(flag)) {
+        push("flag", start, end, { value: flag });
+        i = end;
+        continue;
+      }
+    }
+    if (ch === "-" && /[0-9.]/.test(text[i + 1] ?? "")) {
+      const end = runEnd(text, i + 1, DURATION_RUNE);
+      const ns = parseDurationNs(text.slice(i, end));
+      if (ns !== undefined && /[^0-9.]/.test(text.slice(i + 1, end))) {
+        push("duration", start, end, { ns });
+        i = end;
+        continue;
+      }
+    }
+    if (IDENT_START.test(ch)) {
+      let end = i + 1;
+      while (end < text.length && IDENT_PART.test(text[end]!)) end++;
+      push("ident", start, end);
+      i = end;
+      continue;
+    }
+    const op = OPERATORS.find((candidate) => text.startsWith(candidate, i));
+    if (op === undefined) {
+      const char = String.fromCodePoint(text.codePointAt(i)!);
+      throw new LogQLParseError(`syntax error: unexpected character ${JSON.stringify(char)}`, i, text);
+    }
+    push("op", start, i + op.length);
+    i += op.length;
+  }
+  push("eof", text.length, text.length);
+  return tokens;
+}
+
+/** Prometheus's model.ParseDuration messages. */
+function badDuration(text: string): string {
+  const unit = /^\d+([a-zA-Z]+)$/.exec(text)?.[1];
+  if (unit !== undefined) return `unknown unit ${JSON.stringify(unit)} in duration ${JSON.stringify(text)}`;
+  return `not a valid duration string: ${JSON.stringify(text)}`;
+}
+
+function runEnd(text: string, from: number, rune: RegExp): number {
+  let end = from;
+  while (end < text.length && rune.test(text[end]!)) end++;
+  return end;
+}
+
+/** A number, or a duration or byte size when the characters right after the number make one (as Loki does). */
+function readNumberLike(
+  text: string,
+  start: number,
+  push: (kind: TokenKind, pos: number, end: number, extra?: Partial<Token>) => void,
+): number {
+  NUMBER.lastIndex = start;
+  const match = NUMBER.exec(text)!;
+  const numberEnd = start + match[0].length;
+  const durationEnd = runEnd(text, numberEnd, DURATION_RUNE);
+  if (durationEnd > numberEnd) {
+    const ns = parseDurationNs(text.slice(start, durationEnd));
+    if (ns !== undefined) {
+      push("duration", start, durationEnd, { ns });
+      return durationEnd;
+    }
+  }
+  const bytesEnd = runEnd(text, numberEnd, BYTES_RUNE);
+  if (bytesEnd > numberEnd) {
+    const bytes = parseBytes(text.slice(start, bytesEnd));
+    if (bytes !== undefined) {
+      // go-humanize's ParseBytes returns a whole number of bytes.
+      push("bytes", start, bytesEnd, { num: Math.floor(bytes) });
+      return bytesEnd;
+    }
+  }
+  push("number", start, numberEnd, { num: Number(match[0]) });
+  return numberEnd;
+}
+
+const SIMPLE_ESCAPES: Record<string, string> = {
+  a: "\x07",
+  b: "\b",
+  f: "\f",
+  n: "\n",
+  r: "\r",
+  t: "\t",
+  v: "\v",
+  "\\": "\\",
+  '"': '"',
+};
+
+/** Reads a Go string literal: `"..."` with Go escapes, or a raw `` `...` `` string (carriage returns dropped). */
+function readString(text: string, start: number): { value: string; end: number } {
+  const quote = text[start]!;
+  if (quote === "`") {
+    const close = text.indexOf("`", start + 1);
+    if (close < 0) throw new LogQLParseError("literal not terminated", start, text);
+    return { value: text.slice(start + 1, close).replace(/\r/g, ""), end: close + 1 };
+  }
+  let value = "";
+  let i = start + 1;
+  for (;;) {
+    const ch = text[i];
+    if (ch === undefined || ch === "\n") throw new LogQLParseError("literal not terminated", start, text);
+    if (ch === '"') return { value, end: i + 1 };
+    if (ch !== "\\") {
+      value += ch;
+      i++;
+      continue;
+    }
+    const esc = text[i + 1] ?? "";
+    const simple = SIMPLE_ESCAPES[esc];
+    if (simple !== undefined) {
+      value += simple;
+      i += 2;
+      continue;
+    }
+    const hexLength = esc === "x" ? 2 : esc === "u" ? 4 : esc === "U" ? 8 : 0;
+    if (hexLength > 0) {
+      const digits = text.slice(i + 2, i + 2 + hexLength);
+      const code = /^[0-9a-fA-F]+$/.test(digits) && digits.length === hexLength ? parseInt(digits, 16) : NaN;
+      if (Number.isNaN(code) || code > 0x10ffff) throw new LogQLParseError("invalid char escape", i, text);
+      // \x is a byte in Go; bytes above 0x7f would form UTF-8 sequences, which a JS string cannot hold apart.
+      value += String.fromCodePoint(code);
+      i += 2 + hexLength;
+      continue;
+    }
+    if (/[0-7]/.test(esc)) {
+      const digits = text.slice(i + 1, i + 4);
+      if (!/^[0-7]{3}$/.test(digits) || parseInt(digits, 8) > 255) {
+        throw new LogQLParseError("invalid char escape", i, text);
+      }
+      value += String.fromCharCode(parseInt(digits, 8));
+      i += 4;
+      continue;
+    }
+    throw new LogQLParseError("invalid char escape", i, text);
+  }
+}
