@@ -12,7 +12,6 @@ import type {
   RangeAggregationExpr,
   Stage,
   Unwrap,
-  VectorAggregationExpr,
 } from "./ast.js";
 import { formatDurationNs } from "./units.js";
 
@@ -24,24 +23,44 @@ import { formatDurationNs } from "./units.js";
 
 /** The canonical single-line form of a query. */
 export function formatLogQL(expr: Expr): string {
+  return formatExpr(expr, undefined);
+}
+
+/** With `cache`, each subtree is printed once however often its text is asked for (as Prettify does per level). */
+function formatExpr(expr: Expr, cache: Map<Expr, string> | undefined): string {
+  const cached = cache?.get(expr);
+  if (cached !== undefined) return cached;
+  let text: string;
   switch (expr.kind) {
     case "log":
-      return formatLog(expr);
+      text = formatLog(expr);
+      break;
     case "range_aggregation":
-      return formatRangeAggregation(expr);
-    case "vector_aggregation":
-      return formatVectorAggregation(expr);
+      text = formatRangeAggregation(expr);
+      break;
+    case "vector_aggregation": {
+      const grouping = expr.grouping === undefined ? "" : formatGrouping(expr.grouping);
+      const param = expr.param === undefined ? "" : `${expr.param},`;
+      text = `${expr.op}${grouping}(${param}${formatExpr(expr.expr, cache)})`;
+      break;
+    }
     case "binary":
-      return `(${formatLogQL(expr.lhs)} ${formatBinaryOp(expr)} ${formatLogQL(expr.rhs)})`;
+      text = `(${formatExpr(expr.lhs, cache)} ${formatBinaryOp(expr)} ${formatExpr(expr.rhs, cache)})`;
+      break;
     case "literal":
-      return formatLiteral(expr.value);
+      text = formatLiteral(expr.value);
+      break;
     case "vector":
-      return `vector(${formatPlainFloat(expr.value)})`;
-    case "label_replace":
-      return `label_replace(${formatLogQL(expr.expr)},${[expr.dst, expr.replacement, expr.src, expr.regex]
-        .map(goQuote)
-        .join(",")})`;
+      text = `vector(${formatPlainFloat(expr.value)})`;
+      break;
+    case "label_replace": {
+      const strings = [expr.dst, expr.replacement, expr.src, expr.regex].map(goQuote).join(",");
+      text = `label_replace(${formatExpr(expr.expr, cache)},${strings})`;
+      break;
+    }
   }
+  cache?.set(expr, text);
+  return text;
 }
 
 function formatLog(expr: LogExpr): string {
@@ -139,12 +158,6 @@ function formatRangeAggregation(expr: RangeAggregationExpr): string {
 
 function formatGrouping(grouping: Grouping): string {
   return ` ${grouping.without ? "without" : "by"} (${grouping.labels.join(",")})`;
-}
-
-function formatVectorAggregation(expr: VectorAggregationExpr): string {
-  const grouping = expr.grouping === undefined ? "" : formatGrouping(expr.grouping);
-  const param = expr.param === undefined ? "" : `${expr.param},`;
-  return `${expr.op}${grouping}(${param}${formatLogQL(expr.expr)})`;
 }
 
 function formatBinaryOp(expr: BinaryExpr, labelSeparator = ","): string {
@@ -267,11 +280,11 @@ function indent(level: number): string {
 
 /** The multi-line form of /loki/api/v1/format_query: expressions longer than 100 characters are split. */
 export function prettifyLogQL(expr: Expr): string {
-  return pretty(expr, 0);
+  return pretty(expr, 0, new Map());
 }
 
-function pretty(expr: Expr, level: number): string {
-  const flat = formatLogQL(expr);
+function pretty(expr: Expr, level: number, cache: Map<Expr, string>): string {
+  const flat = formatExpr(expr, cache);
   if (flat.length <= MAX_CHARS_PER_LINE) return indent(level) + flat;
   switch (expr.kind) {
     case "log":
@@ -279,18 +292,19 @@ function pretty(expr: Expr, level: number): string {
     case "range_aggregation": {
       const param = expr.param === undefined ? "" : `${indent(level + 1)}${formatPlainFloat(expr.param)},\n`;
       const grouping = expr.grouping === undefined ? "" : prettyGrouping(expr.grouping);
-      return `${indent(level)}${expr.op}(\n${param}${prettyLogRange(expr.range, level + 1)}\n${indent(level)})${grouping}`;
+      return `${indent(level)}${expr.op}(\n${param}${prettyLogRange(expr.range, level + 1, cache)}\n${indent(level)})${grouping}`;
     }
     case "vector_aggregation": {
       const grouping = expr.grouping === undefined ? "" : prettyGrouping(expr.grouping);
       const param = expr.param === undefined ? "" : `${indent(level + 1)}${expr.param},\n`;
-      return `${indent(level)}${expr.op}${grouping}(\n${param}${pretty(expr.expr, level + 1)}\n${indent(level)})`;
+      return `${indent(level)}${expr.op}${grouping}(\n${param}${pretty(expr.expr, level + 1, cache)}\n${indent(level)})`;
     }
     case "binary":
-      return [prettyOperand(expr.lhs, level), indent(level) + formatBinaryOp(expr, ", "), prettyOperand(expr.rhs, level)].join("\n");
+      // Concatenation rather than join: join flattens the (deep) left side again at every level.
+      return `${prettyOperand(expr.lhs, level, cache)}\n${indent(level)}${formatBinaryOp(expr, ", ")}\n${prettyOperand(expr.rhs, level, cache)}`;
     case "label_replace": {
       const strings = [expr.dst, expr.replacement, expr.src, expr.regex].map((s) => indent(level + 1) + goQuote(s));
-      return `${indent(level)}label_replace(\n${[pretty(expr.expr, level + 1), ...strings].join(",\n")}\n${indent(level)})`;
+      return `${indent(level)}label_replace(\n${[pretty(expr.expr, level + 1, cache), ...strings].join(",\n")}\n${indent(level)})`;
     }
     case "literal":
     case "vector":
@@ -302,10 +316,9 @@ function pretty(expr: Expr, level: number): string {
  * One side of a split binary operation. Loki prints a split side without parentheses, which can change how the
  * output parses; a side that is itself a split binary operation is wrapped in parentheses here.
  */
-function prettyOperand(expr: MetricExpr, level: number): string {
-  const text = pretty(expr, level + 1);
-  if (expr.kind !== "binary" || !text.includes("\n")) return text;
-  return `${indent(level + 1)}(\n${pretty(expr, level + 2)}\n${indent(level + 1)})`;
+function prettyOperand(expr: MetricExpr, level: number, cache: Map<Expr, string>): string {
+  if (expr.kind !== "binary" || formatExpr(expr, cache).length <= MAX_CHARS_PER_LINE) return pretty(expr, level + 1, cache);
+  return `${indent(level + 1)}(\n${pretty(expr, level + 2, cache)}\n${indent(level + 1)})`;
 }
 
 function prettyLog(expr: LogExpr, level: number): string {
@@ -314,8 +327,8 @@ function prettyLog(expr: LogExpr, level: number): string {
   return lines.join("\n");
 }
 
-function prettyLogRange(range: LogRange, level: number): string {
-  let out = pretty(range.log, level);
+function prettyLogRange(range: LogRange, level: number, cache: Map<Expr, string>): string {
+  let out = pretty(range.log, level, cache);
   if (range.unwrap !== undefined) {
     const unwrap = range.unwrap;
     const target = unwrap.conversion === "none" ? unwrap.label : `${unwrap.conversion}(${unwrap.label})`;

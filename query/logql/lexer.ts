@@ -64,10 +64,8 @@ export interface Token {
   num: number;
 }
 
-const OPERATORS = [
-  "|=", "|~", "|>", "!=", "!~", "!>", "=~", "==", ">=", "<=",
-  "|", "=", ">", "<", "+", "-", "*", "/", "%", "^", ",", "(", ")", "{", "}", ".",
-];
+const TWO_CHAR_OPERATORS = new Set(["|=", "|~", "|>", "!=", "!~", "!>", "=~", "==", ">=", "<="]);
+const ONE_CHAR_OPERATORS = new Set(["|", "=", ">", "<", "+", "-", "*", "/", "%", "^", ",", "(", ")", "{", "}", "."]);
 
 const PARSER_FLAGS = new Set(["--strict", "--keep-empty"]);
 const DURATION_RUNE = /[0-9.nuµmshdwy]/;
@@ -83,13 +81,15 @@ export function tokenize(text: string): Token[] {
     throw new LogQLParseError(`input size too long (${text.length} > ${MAX_INPUT})`, 0, text);
   }
   const tokens: Token[] = [];
-  const push = (kind: TokenKind, pos: number, end: number, extra: Partial<Token> = {}): void => {
-    tokens.push({ kind, text: text.slice(pos, end), pos, value: "", ns: 0n, num: 0, ...extra });
+  const push = (kind: TokenKind, pos: number, end: number, extra?: Partial<Token>): void => {
+    const token: Token = { kind, text: text.slice(pos, end), pos, value: "", ns: 0n, num: 0 };
+    tokens.push(extra === undefined ? token : Object.assign(token, extra));
   };
   let i = 0;
   while (i < text.length) {
     const ch = text[i]!;
-    if (/\s/.test(ch)) {
+    const code = ch.charCodeAt(0);
+    if (code === 32 || (code >= 9 && code <= 13) || (code > 127 && /\s/.test(ch))) {
       i++;
       continue;
     }
@@ -114,7 +114,7 @@ export function tokenize(text: string): Token[] {
       i = close + 1;
       continue;
     }
-    if (/[0-9]/.test(ch) || (ch === "." && /[0-9]/.test(text[i + 1] ?? ""))) {
+    if (isDigit(code) || (ch === "." && isDigit(text.charCodeAt(i + 1)))) {
       i = readNumberLike(text, i, push);
       continue;
     }
@@ -137,14 +137,15 @@ export function tokenize(text: string): Token[] {
         continue;
       }
     }
-    if (IDENT_START.test(ch)) {
+    if (isIdentStart(code, ch)) {
       let end = i + 1;
-      while (end < text.length && IDENT_PART.test(text[end]!)) end++;
+      while (end < text.length && isIdentPart(text.charCodeAt(end), text[end]!)) end++;
       push("ident", start, end);
       i = end;
       continue;
     }
-    const op = OPERATORS.find((candidate) => text.startsWith(candidate, i));
+    const pair = text.slice(i, i + 2);
+    const op = TWO_CHAR_OPERATORS.has(pair) ? pair : ONE_CHAR_OPERATORS.has(ch) ? ch : undefined;
     if (op === undefined) {
       const char = String.fromCodePoint(text.codePointAt(i)!);
       throw new LogQLParseError(`syntax error: unexpected character ${JSON.stringify(char)}`, i, text);
@@ -161,6 +162,18 @@ function badDuration(text: string): string {
   const unit = /^\d+([a-zA-Z]+)$/.exec(text)?.[1];
   if (unit !== undefined) return `unknown unit ${JSON.stringify(unit)} in duration ${JSON.stringify(text)}`;
   return `not a valid duration string: ${JSON.stringify(text)}`;
+}
+
+function isDigit(code: number): boolean {
+  return code >= 48 && code <= 57;
+}
+
+function isIdentStart(code: number, ch: string): boolean {
+  return (code >= 97 && code <= 122) || (code >= 65 && code <= 90) || code === 95 || (code > 127 && IDENT_START.test(ch));
+}
+
+function isIdentPart(code: number, ch: string): boolean {
+  return isIdentStart(code, ch) || isDigit(code) || (code > 127 && IDENT_PART.test(ch));
 }
 
 function runEnd(text: string, from: number, rune: RegExp): number {

@@ -88,7 +88,13 @@ const BINARY_PRECEDENCE: Record<string, number> = {
   "%": 5,
   "^": 6,
 };
-const MAX_DEPTH = 1000;
+/** Nesting in the text: parentheses, calls, `^` chains. Each level costs a few stack frames while parsing. */
+const MAX_NESTING = 1000;
+/**
+ * Height of the tree, which operator chains grow without nesting in the text. Printing a tree nests about as
+ * deep as it is high, so this stays well below MAX_NESTING for printed queries to parse back.
+ */
+const MAX_HEIGHT = 500;
 const COMPARISONS = new Set(["==", "!=", ">", ">=", "<", "<="]);
 const SET_OPS = new Set(["and", "or", "unless"]);
 const MATCH_OPS = new Set(["=", "!=", "=~", "!~"]);
@@ -113,6 +119,8 @@ class Parser {
   private readonly tokens: Token[];
   private index = 0;
   private depth = 0;
+  /** Height of each composite node built so far; leaves are 1. */
+  private readonly heights = new WeakMap<object, number>();
 
   constructor(private readonly text: string) {
     this.tokens = tokenize(text);
@@ -176,12 +184,25 @@ class Parser {
 
   /** Runs a nested parse, refusing nesting deep enough to exhaust the stack. */
   private nested<T>(parse: () => T): T {
-    if (++this.depth > MAX_DEPTH) this.fail(`syntax error: expression nested deeper than ${MAX_DEPTH} levels`, this.tok.pos);
+    if (++this.depth > MAX_NESTING) {
+      this.fail(`syntax error: parentheses and calls nested deeper than ${MAX_NESTING} levels`, this.tok.pos);
+    }
     try {
       return parse();
     } finally {
       this.depth--;
     }
+  }
+
+  /**
+   * Records the height of a new node. Long operator chains (`a + b + c ...`, `x=1 or y=2 or ...`) build deep trees
+   * without nesting in the text; capping the height keeps every later recursive walk of the tree within the stack.
+   */
+  private grown<T extends object>(node: T, pos: number, ...children: object[]): T {
+    const height = 1 + Math.max(...children.map((child) => this.heights.get(child) ?? 1));
+    if (height > MAX_HEIGHT) this.fail(`syntax error: expression tree deeper than ${MAX_HEIGHT} levels`, pos);
+    this.heights.set(node, height);
+    return node;
   }
 
   // ---- expressions
@@ -261,7 +282,7 @@ class Parser {
     }
     const expr: MetricExpr = { kind: "binary", pos, op, lhs, rhs, returnBool };
     if (matching !== undefined) expr.matching = matching;
-    return expr;
+    return this.grown(expr, pos, lhs, rhs);
   }
 
   private parseOperand(): Expr {
@@ -334,7 +355,7 @@ class Parser {
     } catch (err) {
       this.fail(`invalid regex in label_replace: ${regexReason(err)}`, pos);
     }
-    return { kind: "label_replace", pos, expr, dst, replacement, src, regex };
+    return this.grown({ kind: "label_replace", pos, expr, dst, replacement, src, regex }, pos, expr);
   }
 
   /** A metric expression where one is required: a log query there is an error. */
@@ -398,7 +419,7 @@ class Parser {
     }
     // `by ()` groups everything into one series, like no grouping at all; Loki prints both the same way.
     if (grouping !== undefined && (grouping.without || grouping.labels.length > 0)) node.grouping = grouping;
-    return node;
+    return this.grown(node, opToken.pos, expr);
   }
 
   private parseRangeAggregation(): MetricExpr {
@@ -726,7 +747,7 @@ class Parser {
     while (this.isWord("or")) {
       const pos = this.next().pos;
       const right = this.parseLabelFilterAnd();
-      left = { kind: "or", pos, left, right };
+      left = this.grown({ kind: "or", pos, left, right }, pos, left, right);
     }
     return left;
   }
@@ -741,7 +762,7 @@ class Parser {
         return left;
       }
       const right = this.parseLabelFilterPrimary();
-      left = { kind: "and", pos, left, right };
+      left = this.grown({ kind: "and", pos, left, right }, pos, left, right);
     }
   }
 
