@@ -334,6 +334,20 @@ describe("LogQL parser: label filters", () => {
   valid(`{app="foo"} | json | bar="#"`, log(app, json(), stage(str("bar", "=", "#"))));
   valid(`{app="foo"} | logfmt | rate > 5 AND by = "x"`, log(app, logfmt(false, false), stage(and(num("rate", ">", 5), str("by", "=", "x")))));
 
+  valid(
+    `{ foo = "bar" , ip="foo"}|logfmt|ip="2.3.4.5"|ip="abc"|ipaddr=ip("4.5.6.7")|ip=ip("6.7.8.9")`,
+    log(
+      sel(m("foo", "=", "bar"), m("ip", "=", "foo")),
+      logfmt(false, false),
+      stage(str("ip", "=", "2.3.4.5")),
+      stage(str("ip", "=", "abc")),
+      stage(ip("ipaddr", "=", "4.5.6.7")),
+      stage(ip("ip", "=", "6.7.8.9")),
+    ),
+  );
+  valid(`{app="foo"} | logfmt | variants="x" | of > 1`, log(app, logfmt(false, false), stage(str("variants", "=", "x")), stage(num("of", ">", 1))));
+
+  invalid(`{app="foo"} | logfmt | status_code > 0x10`, 1, 39, "syntax error: unexpected IDENTIFIER");
   invalid(`{ foo = "bar" }|logfmt|addr>=ip("1.2.3.4")`, 1, 30, "syntax error: unexpected ip");
   invalid(`{ foo = "bar" }|logfmt|addr>ip("1.2.3.4")`, 1, 29, "syntax error: unexpected ip");
   invalid(`{ foo = "bar" }|logfmt|addr<ip("1.2.3.4")`, 1, 29, "syntax error: unexpected ip");
@@ -427,6 +441,31 @@ describe("LogQL parser: range aggregations", () => {
   valid(`quantile_over_time(.5, {app="foo"} | unwrap v [1m])`, rng("quantile_over_time", log(app), MIN, { unwrap: { label: "v" }, param: 0.5 }));
   valid(`count_over_time({ foo ="bar" } | json layer7_something_specific="layer7_something_specific" [12m])`, rng("count_over_time", log(foo, json(["layer7_something_specific", "layer7_something_specific"])), 12n * MIN));
   valid(`RATE({foo="bar"}[1m])`, rng("rate", log(foo), MIN));
+  valid(
+    `
+      sum by (cluster) (
+        rate({namespace="loki", container="query-frontend"}
+          |= "metrics.go"
+          | logfmt
+          | duration > 10s [1m] offset -1h
+        )
+      )`,
+    vagg(
+      "sum",
+      rng("rate", log(sel(m("namespace", "=", "loki"), m("container", "=", "query-frontend")), lf("|=", "metrics.go"), logfmt(false, false), stage(dur("duration", ">", 10))), MIN, { offsetNs: -HOUR }),
+      { by: ["cluster"] },
+    ),
+  );
+  invalid(
+    `sum by (cluster) (
+  rate({namespace="loki"}
+    | logfmt
+    | duration > 10s
+    | unwrap [1m]))`,
+    5,
+    14,
+    "unexpected RANGE, expecting IDENTIFIER",
+  );
 
   invalid(`unk({ foo = "bar" }[5m])`, 1, 1, "syntax error: unexpected IDENTIFIER");
   invalid(`absent_over_time({ foo = "bar" }[5h]) by (foo)`, 1, 1, "grouping not allowed for absent_over_time aggregation");

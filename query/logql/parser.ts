@@ -221,14 +221,14 @@ class Parser {
       const prec = BINARY_PRECEDENCE[op]!;
       if (prec < minPrec) return lhs;
       this.next();
-      const { returnBool, matching } = this.parseBinaryModifiers(op, opToken.pos);
+      const { returnBool, matching } = this.parseBinaryModifiers(op);
       // `^` is right-associative: its right side may hold another `^`; all others are left-associative.
       const rhs = this.parseExpr(op === "^" ? prec : prec + 1);
       lhs = this.binary(op, lhs, rhs, returnBool, matching, opToken.pos);
     }
   }
 
-  private parseBinaryModifiers(op: BinaryOp, pos: number): { returnBool: boolean; matching?: VectorMatching } {
+  private parseBinaryModifiers(op: BinaryOp): { returnBool: boolean; matching?: VectorMatching } {
     let returnBool = false;
     if (this.isWord("bool")) {
       if (!COMPARISONS.has(op)) this.fail("bool modifier can only be used on comparison operators", this.tok.pos);
@@ -244,7 +244,6 @@ class Parser {
       matching.card = groupToken.text.toLowerCase() === "group_left" ? "many-to-one" : "one-to-many";
       if (this.isOp("(")) matching.include = this.parseLabelList();
     }
-    if (SET_OPS.has(op) && matching.card !== "one-to-one") this.fail(`no grouping allowed for "${op}" operation`, pos);
     return { returnBool, matching };
   }
 
