@@ -73,13 +73,13 @@ const BYTES_RUNE = /[0-9.BikKMGTP]/;
 const IDENT_START = /[\p{L}_]/u;
 const IDENT_PART = /[\p{L}\p{Nd}_]/u;
 const NUMBER = /(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?/y;
+/** Loki's maxInputSize, in UTF-8 bytes. */
 const MAX_INPUT = 131072;
 
 /** Splits a query into tokens; the last token is always `eof`. */
 export function tokenize(text: string): Token[] {
-  if (text.length >= MAX_INPUT) {
-    throw new LogQLParseError(`input size too long (${text.length} > ${MAX_INPUT})`, 0, text);
-  }
+  const size = text.length < MAX_INPUT / 3 ? text.length : Buffer.byteLength(text, "utf8");
+  if (size >= MAX_INPUT) throw new LogQLParseError(`input size too long (${size} > ${MAX_INPUT})`, 0, text);
   const tokens: Token[] = [];
   const push = (kind: TokenKind, pos: number, end: number, extra?: Partial<Token>): void => {
     const token: Token = { kind, text: text.slice(pos, end), pos, value: "", ns: 0n, num: 0 };

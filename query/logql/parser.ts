@@ -121,6 +121,8 @@ class Parser {
   private depth = 0;
   /** Height of each composite node built so far; leaves are 1. */
   private readonly heights = new WeakMap<object, number>();
+  /** Regular expressions compiled while checking them, reused to test selectors against the empty string. */
+  private readonly regexes = new Map<string, RegExp>();
 
   constructor(private readonly text: string) {
     this.tokens = tokenize(text);
@@ -543,11 +545,16 @@ class Parser {
   }
 
   private checkRegex(pattern: string, pos: number, anchored: boolean): RegExp {
+    const key = `${anchored ? "^" : "~"}${pattern}`;
+    let regex = this.regexes.get(key);
+    if (regex !== undefined) return regex;
     try {
-      return compileRe2(pattern, anchored);
+      regex = compileRe2(pattern, anchored);
     } catch (err) {
       this.fail(`error parsing regexp: ${regexReason(err)}`, pos);
     }
+    this.regexes.set(key, regex);
+    return regex;
   }
 
   /**
@@ -813,13 +820,26 @@ class Parser {
 
   // ---- validation after parsing
 
+  private matchesEmpty(matcher: LabelMatcher): boolean {
+    switch (matcher.op) {
+      case "=":
+        return matcher.value === "";
+      case "!=":
+        return matcher.value !== "";
+      case "=~":
+        return this.checkRegex(matcher.value, 0, true).test("");
+      case "!~":
+        return !this.checkRegex(matcher.value, 0, true).test("");
+    }
+  }
+
   /**
    * Loki refuses selectors that would read every stream: at least one matcher must not match the empty string.
    */
   validateSelectors(expr: Expr): void {
     switch (expr.kind) {
       case "log":
-        if (!expr.matchers.some((matcher) => !matchesEmpty(matcher))) {
+        if (!expr.matchers.some((matcher) => !this.matchesEmpty(matcher))) {
           this.fail(
             'queries require at least one regexp or equality matcher that does not have an empty-compatible value. For instance, app=~".*" does not meet this requirement, but app=~".+" will',
             expr.pos,
@@ -841,18 +861,6 @@ class Parser {
   }
 }
 
-function matchesEmpty(matcher: LabelMatcher): boolean {
-  switch (matcher.op) {
-    case "=":
-      return matcher.value === "";
-    case "!=":
-      return matcher.value !== "";
-    case "=~":
-      return compileRe2(matcher.value, true).test("");
-    case "!~":
-      return !compileRe2(matcher.value, true).test("");
-  }
-}
 
 function binaryOp(token: Token): BinaryOp | undefined {
   if (token.kind === "op" && token.text in BINARY_PRECEDENCE) return token.text as BinaryOp;
