@@ -292,19 +292,23 @@ function pretty(expr: Expr, level: number, cache: Map<Expr, string>): string {
     case "range_aggregation": {
       const param = expr.param === undefined ? "" : `${indent(level + 1)}${formatPlainFloat(expr.param)},\n`;
       const grouping = expr.grouping === undefined ? "" : prettyGrouping(expr.grouping);
-      return `${indent(level)}${expr.op}(\n${param}${prettyLogRange(expr.range, level + 1, cache)}\n${indent(level)})${grouping}`;
+      const range = prettyLogRange(expr.range, level + 1, cache);
+      return `${indent(level)}${expr.op}(\n${param}${range}\n${indent(level)})${grouping}`;
     }
     case "vector_aggregation": {
       const grouping = expr.grouping === undefined ? "" : prettyGrouping(expr.grouping);
       const param = expr.param === undefined ? "" : `${indent(level + 1)}${expr.param},\n`;
-      return `${indent(level)}${expr.op}${grouping}(\n${param}${pretty(expr.expr, level + 1, cache)}\n${indent(level)})`;
+      const inner = pretty(expr.expr, level + 1, cache);
+      return `${indent(level)}${expr.op}${grouping}(\n${param}${inner}\n${indent(level)})`;
     }
     case "binary":
       // Concatenation rather than join: join flattens the (deep) left side again at every level.
-      return `${prettyOperand(expr.lhs, level, cache)}\n${indent(level)}${formatBinaryOp(expr, ", ")}\n${prettyOperand(expr.rhs, level, cache)}`;
+      const op = indent(level) + formatBinaryOp(expr, ", ");
+      return `${prettyOperand(expr.lhs, level, cache)}\n${op}\n${prettyOperand(expr.rhs, level, cache)}`;
     case "label_replace": {
       const strings = [expr.dst, expr.replacement, expr.src, expr.regex].map((s) => indent(level + 1) + goQuote(s));
-      return `${indent(level)}label_replace(\n${[pretty(expr.expr, level + 1, cache), ...strings].join(",\n")}\n${indent(level)})`;
+      const args = [pretty(expr.expr, level + 1, cache), ...strings].join(",\n");
+      return `${indent(level)}label_replace(\n${args}\n${indent(level)})`;
     }
     case "literal":
     case "vector":
@@ -317,7 +321,9 @@ function pretty(expr: Expr, level: number, cache: Map<Expr, string>): string {
  * output parses; a side that is itself a split binary operation is wrapped in parentheses here.
  */
 function prettyOperand(expr: MetricExpr, level: number, cache: Map<Expr, string>): string {
-  if (expr.kind !== "binary" || formatExpr(expr, cache).length <= MAX_CHARS_PER_LINE) return pretty(expr, level + 1, cache);
+  if (expr.kind !== "binary" || formatExpr(expr, cache).length <= MAX_CHARS_PER_LINE) {
+    return pretty(expr, level + 1, cache);
+  }
   return `${indent(level + 1)}(\n${pretty(expr, level + 2, cache)}\n${indent(level + 1)})`;
 }
 

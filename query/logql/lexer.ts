@@ -169,7 +169,8 @@ function isDigit(code: number): boolean {
 }
 
 function isIdentStart(code: number, ch: string): boolean {
-  return (code >= 97 && code <= 122) || (code >= 65 && code <= 90) || code === 95 || (code > 127 && IDENT_START.test(ch));
+  if ((code >= 97 && code <= 122) || (code >= 65 && code <= 90) || code === 95) return true;
+  return code > 127 && IDENT_START.test(ch);
 }
 
 function isIdentPart(code: number, ch: string): boolean {

@@ -70,6 +70,10 @@ const WITHOUT_UNWRAP_ALLOWED = new Set<string>([
   "bytes_over_time", "bytes_rate", "count_over_time", "rate", "absent_over_time",
 ]);
 
+const EMPTY_COMPATIBLE_SELECTOR =
+  "queries require at least one regexp or equality matcher that does not have an empty-compatible value. " +
+  'For instance, app=~".*" does not meet this requirement, but app=~".+" will';
+
 /** Binding power of binary operators, as Prometheus and Loki's yacc precedence declare them. */
 const BINARY_PRECEDENCE: Record<string, number> = {
   or: 1,
@@ -434,7 +438,9 @@ class Parser {
       this.next();
     }
     const argPos = this.tok.pos;
-    if (!this.isOp("{") && !this.isOp("(")) this.unexpected(...(param === undefined ? ["NUMBER", "{", "("] : ["{", "("]));
+    if (!this.isOp("{") && !this.isOp("(")) {
+      this.unexpected(...(param === undefined ? ["NUMBER", "{", "("] : ["{", "("]));
+    }
     const arg = this.parseRangeArg();
     if (arg.rangeNs === undefined) this.unexpected("RANGE", "|");
     this.expectOp(")");
@@ -596,7 +602,9 @@ class Parser {
   }
 
   private parseLineFilterValue(): Token {
-    if (this.isWord("ip") && this.isOp("(", this.peek())) this.fail("ip() line filters are not supported", this.tok.pos);
+    if (this.isWord("ip") && this.isOp("(", this.peek())) {
+      this.fail("ip() line filters are not supported", this.tok.pos);
+    }
     if (this.tok.kind !== "string") this.unexpected("STRING", "ip");
     return this.next();
   }
@@ -815,7 +823,8 @@ class Parser {
       const literal = this.parseLiteral();
       return { kind: "number", pos, name, op: cmp, value: literal.value };
     }
-    this.unexpected(...(op === "=" || op === "!=" ? ["STRING", "NUMBER", "DURATION", "BYTES"] : ["NUMBER", "DURATION", "BYTES"]));
+    const values = ["NUMBER", "DURATION", "BYTES"];
+    this.unexpected(...(op === "=" || op === "!=" ? ["STRING", ...values] : values));
   }
 
   // ---- validation after parsing
@@ -841,7 +850,7 @@ class Parser {
       case "log":
         if (!expr.matchers.some((matcher) => !this.matchesEmpty(matcher))) {
           this.fail(
-            'queries require at least one regexp or equality matcher that does not have an empty-compatible value. For instance, app=~".*" does not meet this requirement, but app=~".+" will',
+            EMPTY_COMPATIBLE_SELECTOR,
             expr.pos,
           );
         }
