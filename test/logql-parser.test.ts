@@ -326,8 +326,21 @@ describe("LogQL parser: label filters", () => {
   );
   valid(
     `{app="foo"} | json | a="1", b="2" c="3" and d="4"`,
-    log(app, json(), stage(and(and(and(str("a", "=", "1"), str("b", "=", "2")), str("c", "=", "3")), str("d", "=", "4")))),
+    log(app, json(), stage(and(str("a", "=", "1"), and(str("b", "=", "2"), and(str("c", "=", "3"), str("d", "=", "4")))))),
   );
+  // A comma or a space and-s the filter before it with everything after it, as Loki's grammar does (checked
+  // against Loki's parser): only `and` and `or` have precedence.
+  const [a1, b2, c3, d4] = [str("a", "=", "1"), str("b", "=", "2"), str("c", "=", "3"), str("d", "=", "4")];
+  valid(`{app="foo"} | a="1", b="2" or c="3"`, log(app, stage(and(a1, or(b2, c3)))));
+  valid(`{app="foo"} | a="1" b="2" or c="3"`, log(app, stage(and(a1, or(b2, c3)))));
+  valid(`{app="foo"} | a="1" or b="2", c="3"`, log(app, stage(or(a1, and(b2, c3)))));
+  valid(`{app="foo"} | a="1" and b="2" or c="3"`, log(app, stage(or(and(a1, b2), c3))));
+  valid(`{app="foo"} | a="1" or b="2" and c="3"`, log(app, stage(or(a1, and(b2, c3)))));
+  valid(`{app="foo"} | a="1" or b="2" or c="3"`, log(app, stage(or(or(a1, b2), c3))));
+  valid(`{app="foo"} | a="1" and b="2" and c="3"`, log(app, stage(and(and(a1, b2), c3))));
+  valid(`{app="foo"} | a="1" and b="2", c="3"`, log(app, stage(and(a1, and(b2, c3)))));
+  valid(`{app="foo"} | (a="1" or b="2") c="3" or d="4"`, log(app, stage(and(or(a1, b2), or(c3, d4)))));
+  valid(`{app="foo"} | (a="1", b="2") or c="3"`, log(app, stage(or(and(a1, b2), c3))));
   valid(`{app="foo"} | json | a="1" (b="2" or c="3")`, log(app, json(), stage(and(str("a", "=", "1"), or(str("b", "=", "2"), str("c", "=", "3"))))));
   valid(`{app="foo"} | json | ((a="1"))`, log(app, json(), stage(str("a", "=", "1"))));
   valid(`{app="foo"} | json | a=~"x.*" | b!~"y"`, log(app, json(), stage(str("a", "=~", "x.*")), stage(str("b", "!~", "y"))));
@@ -555,7 +568,9 @@ describe("LogQL parser: binary operations, literals, vector() and label_replace(
   valid(`1 > 1 > bool 1`, lit(0));
   valid(`2 ^ 3 ^ 2`, lit(512));
   valid(`7 % 4 * 2`, lit(6));
-  valid(`1 / 0`, lit(Infinity));
+  valid(`1 / 0`, (expr) => assert.ok(expr.kind === "literal" && Number.isNaN(expr.value)));
+  valid(`-1 % 0`, (expr) => assert.ok(expr.kind === "literal" && Number.isNaN(expr.value)));
+  valid(`2 ^ 1024`, lit(Infinity));
   valid(`-1.5e3`, lit(-1500));
   valid(`+.5`, lit(0.5));
   valid(`(((2)))`, lit(2));
@@ -649,6 +664,7 @@ describe("LogQL printer", () => {
     [`{foo="bar"} |= "baz" or "x" != "y" |~ "z" !~ "w"`, `{foo="bar"} |= "baz" or "x" != "y" |~ "z" !~ "w"`],
     [`{foo="bar"} | logfmt --keep-empty --strict a, b="c"`, `{foo="bar"} | logfmt --strict --keep-empty a="a",b="c"`],
     [`{foo="bar"} | json | a > 5 and b="x" or c < 1.5KB`, `{foo="bar"} | json | ( ( a>5 , b="x" ) or c<1500B )`],
+    [`{foo="bar"} | json | a > 5, b="x" or c < 1.5KB`, `{foo="bar"} | json | ( a>5 , ( b="x" or c<1500B ) )`],
     [`{foo="bar"} | json | latency > 1h | latency < 1m30s | d > 250ms | e > 1.5µs`, `{foo="bar"} | json | latency>1h0m0s | latency<1m30s | d>250ms | e>1.5µs`],
     [`{foo="bar"} | json | size > 1MiB | size < 20KB | size != 7B`, `{foo="bar"} | json | size>1MiB | size<20kB | size!=7B`],
     [`{foo="bar"} | label_format a=b, c="{{.d}}" | drop x, y="z" | keep w`, `{foo="bar"} | label_format a=b,c="{{.d}}" | drop x,y="z" | keep w`],
@@ -662,7 +678,8 @@ describe("LogQL printer", () => {
     [`rate({foo="bar"}[1m]) / on (a) group_left (b) rate({foo="bar"}[1m])`, `(rate({foo="bar"}[1m]) / on (a) group_left (b) rate({foo="bar"}[1m]))`],
     [`rate({foo="bar"}[1m]) > bool 1e6`, `(rate({foo="bar"}[1m]) > bool 1e+06)`],
     [`rate({foo="bar"}[1m]) * 0.00001`, `(rate({foo="bar"}[1m]) * 1e-05)`],
-    [`1 / 0`, `+Inf`],
+    [`2 ^ 1024`, `+Inf`],
+    [`0 / 0`, `NaN`],
     [`vector(2)`, `vector(2)`],
     [`label_replace(rate({foo="bar"}[1m]), "a", "$1", "b", "(.*)")`, `label_replace(rate({foo="bar"}[1m]),"a","$1","b","(.*)")`],
     [`rate({foo="bar"}[90s])`, `rate({foo="bar"}[1m30s])`],

@@ -754,7 +754,10 @@ class Parser {
     return { label, conversion, postFilters };
   }
 
-  // ---- label filters: `or` binds loosest; `and`, `,` and juxtaposition all mean and.
+  // ---- label filters, grouped as Loki's grammar groups them: `and` binds tighter than `or`, both
+  // left-associative. `,` and a bare space also mean and, but Loki's grammar gives them no precedence, so yacc
+  // shifts: the filter just before the comma is and-ed with everything after it up to the closing parenthesis or
+  // the end (`a, b or c` is `a and (b or c)`; `a or b, c` is `a or (b and c)`).
 
   private parseLabelFilter(): LabelFilterExpr {
     let left = this.parseLabelFilterAnd();
@@ -767,17 +770,23 @@ class Parser {
   }
 
   private parseLabelFilterAnd(): LabelFilterExpr {
-    let left = this.parseLabelFilterPrimary();
-    for (;;) {
-      const pos = this.tok.pos;
-      if (this.isWord("and") || this.isOp(",")) {
-        this.next();
-      } else if (!this.startsLabelFilter(this.index)) {
-        return left;
-      }
-      const right = this.parseLabelFilterPrimary();
+    let left = this.parseLabelFilterSequence();
+    while (this.isWord("and")) {
+      const pos = this.next().pos;
+      const right = this.parseLabelFilterSequence();
       left = this.grown({ kind: "and", pos, left, right }, pos, left, right);
     }
+    return left;
+  }
+
+  /** A filter, and-ed with the whole rest of the filter when a comma or another filter follows. */
+  private parseLabelFilterSequence(): LabelFilterExpr {
+    const left = this.parseLabelFilterPrimary();
+    const pos = this.tok.pos;
+    if (this.isOp(",")) this.next();
+    else if (!this.startsLabelFilter(this.index)) return left;
+    const right = this.nested(() => this.parseLabelFilter());
+    return this.grown({ kind: "and", pos, left, right }, pos, left, right);
   }
 
   private parseLabelFilterPrimary(): LabelFilterExpr {
@@ -888,10 +897,11 @@ function foldLiterals(op: BinaryOp, left: number, right: number): number {
       return left - right;
     case "*":
       return left * right;
+    // Loki's MergeBinOp gives NaN for any division or modulo by zero.
     case "/":
-      return left / right;
+      return right === 0 ? NaN : left / right;
     case "%":
-      return left % right;
+      return right === 0 ? NaN : left % right;
     case "^":
       return left ** right;
     case "==":
