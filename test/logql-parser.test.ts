@@ -360,7 +360,12 @@ describe("LogQL parser: label filters", () => {
   );
   valid(`{app="foo"} | logfmt | variants="x" | of > 1`, log(app, logfmt(false, false), stage(str("variants", "=", "x")), stage(num("of", ">", 1))));
 
-  invalid(`{app="foo"} | logfmt | status_code > 0x10`, 1, 39, "syntax error: unexpected IDENTIFIER");
+  invalid(`{app="foo"} | logfmt | status_code > 0x10`, 1, 38, `unable to parse literal as a float: strconv.ParseFloat: parsing "0x10"`);
+  invalid(`{app="foo"} | logfmt | a > -1.5delta`, 1, 37, "syntax error: unexpected $end");
+  invalid(`{app="foo"} | logfmt | a="1" b`, 1, 31, "syntax error: unexpected $end");
+  invalid(`{ foo = "bar" }|lo="y"gfmt|status==200`, 1, 27, "syntax error: unexpected |");
+  invalid(`{foo="bar"bar"`, 1, 11, "syntax error: unexpected IDENTIFIER, expecting } or ,");
+  invalid(`sort(count_over_time({f"boo="bar"}[5m]))`, 1, 24, "syntax error: unexpected STRING");
   invalid(`{ foo = "bar" }|logfmt|addr>=ip("1.2.3.4")`, 1, 30, "syntax error: unexpected ip");
   invalid(`{ foo = "bar" }|logfmt|addr>ip("1.2.3.4")`, 1, 29, "syntax error: unexpected ip");
   invalid(`{ foo = "bar" }|logfmt|addr<ip("1.2.3.4")`, 1, 29, "syntax error: unexpected ip");
@@ -486,6 +491,11 @@ describe("LogQL parser: range aggregations", () => {
   invalid(`rate({ foo = "bar" }[5minutes])`, 1, 21, `unknown unit "minutes" in duration "5minutes"`);
   invalid(`rate({ foo = "bar" }[5)`, 1, 21, "missing closing ']' in duration");
   invalid(`rate({ foo = "bar" }[ 5m])`, 1, 21, "not a valid duration string");
+  invalid(`rate({ foo = "bar" }[10.5m])`, 1, 21, `unknown unit "." in duration "10.5m"`);
+  invalid(`rate({ foo = "bar" }[+5m])`, 1, 21, `not a valid duration string: "+5m"`);
+  invalid(`rate({ foo = "bar" }[5s1m])`, 1, 21, `not a valid duration string: "5s1m"`);
+  invalid(`rate({ foo = "bar" }[])`, 1, 21, "empty duration string");
+  invalid(`quantile_over_time(0x1, {a="b"} | unwrap x [1m])`, 1, 1, "invalid parameter for operation quantile_over_time");
   invalid(`rate({ foo = "bar" })`, 1, 21, "unexpected ), expecting RANGE or |");
   invalid(`rate({ foo = "bar" }[5m] offset 5)`, 1, 33, "unexpected NUMBER, expecting DURATION");
   invalid(`count_over_time({app="foo"} |= "foo" | json | unwrap foo [5m])`, 1, 1, "invalid aggregation count_over_time with unwrap");

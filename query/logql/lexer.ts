@@ -41,6 +41,7 @@ function lineCol(text: string, pos: number): { line: number; col: number } {
 }
 
 export type TokenKind =
+  | "error"
   | "ident"
   | "string"
   | "number"
@@ -56,11 +57,11 @@ export interface Token {
   /** The source text, or for `op` tokens the operator itself. */
   text: string;
   pos: number;
-  /** The unquoted value of a string, the flag of a `flag`. */
+  /** The unquoted value of a string, the flag of a `flag`, the message of an `error`. */
   value: string;
   /** Nanoseconds of a duration or range. */
   ns: bigint;
-  /** The value of a number or byte size. */
+  /** The value of a number (NaN for Go integer spellings that are not floats, like 0x10) or byte size. */
   num: number;
 }
 
@@ -72,19 +73,37 @@ const DURATION_RUNE = /[0-9.nuµmshdwy]/;
 const BYTES_RUNE = /[0-9.BikKMGTP]/;
 const IDENT_START = /[\p{L}_]/u;
 const IDENT_PART = /[\p{L}\p{Nd}_]/u;
-const NUMBER = /(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?/y;
+/** Go's scanner also reads hexadecimal, octal and binary integers; LogQL then fails to use them as floats. */
+const NUMBER = /0[xXoObB][0-9a-fA-F_]*|(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?/y;
 /** Loki's maxInputSize, in UTF-8 bytes. */
 const MAX_INPUT = 131072;
 
-/** Splits a query into tokens; the last token is always `eof`. */
+type Push = (kind: TokenKind, pos: number, end: number, extra?: Partial<Token>) => void;
+
+/**
+ * Splits a query into tokens. The last token is `eof`, or `error` where the text stops being LogQL: like Loki's
+ * lexer, which runs alongside the parser, a syntax error before that point is reported first.
+ */
 export function tokenize(text: string): Token[] {
   const size = text.length < MAX_INPUT / 3 ? text.length : Buffer.byteLength(text, "utf8");
   if (size >= MAX_INPUT) throw new LogQLParseError(`input size too long (${size} > ${MAX_INPUT})`, 0, text);
   const tokens: Token[] = [];
-  const push = (kind: TokenKind, pos: number, end: number, extra?: Partial<Token>): void => {
+  const push: Push = (kind, pos, end, extra) => {
     const token: Token = { kind, text: text.slice(pos, end), pos, value: "", ns: 0n, num: 0 };
     tokens.push(extra === undefined ? token : Object.assign(token, extra));
   };
+  try {
+    scan(text, push);
+  } catch (err) {
+    if (!(err instanceof LogQLParseError)) throw err;
+    push("error", err.pos, err.pos, { value: err.detail });
+    return tokens;
+  }
+  push("eof", text.length, text.length);
+  return tokens;
+}
+
+function scan(text: string, push: Push): void {
   let i = 0;
   while (i < text.length) {
     const ch = text[i]!;
@@ -107,9 +126,8 @@ export function tokenize(text: string): Token[] {
     if (ch === "[") {
       const close = text.indexOf("]", i);
       if (close < 0) throw new LogQLParseError("missing closing ']' in duration", i, text);
-      const inner = text.slice(i + 1, close);
-      const ns = parseDurationNs(inner);
-      if (ns === undefined || ns < 0n || inner.trim() !== inner) throw new LogQLParseError(badDuration(inner), i, text);
+      const ns = parsePrometheusDuration(text.slice(i + 1, close));
+      if (typeof ns === "string") throw new LogQLParseError(ns, i, text);
       push("range", start, close + 1, { ns });
       i = close + 1;
       continue;
@@ -130,8 +148,8 @@ export function tokenize(text: string): Token[] {
     }
     if (ch === "-" && /[0-9.]/.test(text[i + 1] ?? "")) {
       const end = runEnd(text, i + 1, DURATION_RUNE);
-      const ns = parseDurationNs(text.slice(i, end));
-      if (ns !== undefined && /[^0-9.]/.test(text.slice(i + 1, end))) {
+      const ns = durationToken(text.slice(i, end));
+      if (ns !== undefined) {
         push("duration", start, end, { ns });
         i = end;
         continue;
@@ -153,15 +171,40 @@ export function tokenize(text: string): Token[] {
     push("op", start, i + op.length);
     i += op.length;
   }
-  push("eof", text.length, text.length);
-  return tokens;
 }
 
-/** Prometheus's model.ParseDuration messages. */
-function badDuration(text: string): string {
-  const unit = /^\d+([a-zA-Z]+)$/.exec(text)?.[1];
-  if (unit !== undefined) return `unknown unit ${JSON.stringify(unit)} in duration ${JSON.stringify(text)}`;
-  return `not a valid duration string: ${JSON.stringify(text)}`;
+const PROMETHEUS_UNITS = ["y", "w", "d", "h", "m", "s", "ms"];
+const GO_DURATION = /^[-+]?(?:(?:\d+\.?\d*|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+$/;
+
+/**
+ * Prometheus's model.ParseDuration, which Loki uses for ranges: whole numbers with units from y down to ms, each
+ * unit at most once and in that order. Returns nanoseconds, or Prometheus's error message.
+ */
+function parsePrometheusDuration(text: string): bigint | string {
+  if (text === "0") return 0n;
+  if (text === "") return "empty duration string";
+  const invalid = `not a valid duration string: ${JSON.stringify(text)}`;
+  let rest = text;
+  let lastUnit = -1;
+  while (rest !== "") {
+    const digits = /^\d*/.exec(rest)![0];
+    if (digits === "") return invalid;
+    rest = rest.slice(digits.length);
+    const unit = /^\D*/.exec(rest)![0];
+    if (unit === "") return invalid;
+    rest = rest.slice(unit.length);
+    const index = PROMETHEUS_UNITS.indexOf(unit);
+    if (index < 0) return `unknown unit ${JSON.stringify(unit)} in duration ${JSON.stringify(text)}`;
+    if (index <= lastUnit) return invalid;
+    lastUnit = index;
+  }
+  return parseDurationNs(text)!;
+}
+
+/** A DURATION token as Loki reads one: a Prometheus duration, else a Go time.ParseDuration one (`1.5s`, `-5m`). */
+function durationToken(text: string): bigint | undefined {
+  if (typeof parsePrometheusDuration(text) !== "bigint" && !GO_DURATION.test(text)) return undefined;
+  return parseDurationNs(text);
 }
 
 function isDigit(code: number): boolean {
@@ -184,17 +227,13 @@ function runEnd(text: string, from: number, rune: RegExp): number {
 }
 
 /** A number, or a duration or byte size when the characters right after the number make one (as Loki does). */
-function readNumberLike(
-  text: string,
-  start: number,
-  push: (kind: TokenKind, pos: number, end: number, extra?: Partial<Token>) => void,
-): number {
+function readNumberLike(text: string, start: number, push: Push): number {
   NUMBER.lastIndex = start;
   const match = NUMBER.exec(text)!;
   const numberEnd = start + match[0].length;
   const durationEnd = runEnd(text, numberEnd, DURATION_RUNE);
   if (durationEnd > numberEnd) {
-    const ns = parseDurationNs(text.slice(start, durationEnd));
+    const ns = durationToken(text.slice(start, durationEnd));
     if (ns !== undefined) {
       push("duration", start, durationEnd, { ns });
       return durationEnd;
@@ -209,7 +248,7 @@ function readNumberLike(
       return bytesEnd;
     }
   }
-  push("number", start, numberEnd, { num: Number(match[0]) });
+  push("number", start, numberEnd, { num: /^0[xXoObB]/.test(match[0]) ? NaN : Number(match[0]) });
   return numberEnd;
 }
 

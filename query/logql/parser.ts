@@ -144,7 +144,7 @@ class Parser {
 
   private next(): Token {
     const token = this.tok;
-    if (token.kind !== "eof") this.index++;
+    if (token.kind !== "eof" && token.kind !== "error") this.index++;
     return token;
   }
 
@@ -163,6 +163,7 @@ class Parser {
   /** A yacc-style "syntax error: unexpected X, expecting A or B" at the current token. */
   private unexpected(...expected: string[]): never {
     const token = this.tok;
+    if (token.kind === "error") this.fail(token.value, token.pos);
     const list = expected.length > 0 && expected.length <= 4 ? `, expecting ${expected.join(" or ")}` : "";
     this.fail(`syntax error: unexpected ${describe(token)}${list}`, token.pos);
   }
@@ -322,6 +323,7 @@ class Parser {
     const token = this.tok;
     if (token.kind === "number") {
       this.next();
+      if (Number.isNaN(token.num)) this.fail(`unable to parse literal as a float: ${parseFloatError(token.text)}`, token.pos);
       return { kind: "literal", pos, value: sign * token.num };
     }
     if (this.isWord("inf") || this.isWord("nan")) {
@@ -448,6 +450,9 @@ class Parser {
 
     if (param !== undefined && op !== "quantile_over_time") {
       this.fail(`parameter ${param.text} not supported for operation ${op}`, opToken.pos);
+    }
+    if (param !== undefined && Number.isNaN(param.value)) {
+      this.fail(`invalid parameter for operation ${op}: ${parseFloatError(param.text)}`, opToken.pos);
     }
     if (param === undefined && op === "quantile_over_time") {
       this.fail(`parameter required for operation ${op}`, opToken.pos);
@@ -779,12 +784,20 @@ class Parser {
     return left;
   }
 
+  /**
+   * Whether an identifier after a label filter starts another one. Only `and` and `or` may follow a filter
+   * otherwise, so like Loki's grammar an identifier is read as a filter name and the error comes at its operator.
+   */
+  private followsAsFilter(): boolean {
+    return this.tok.kind === "ident" && !this.isWord("and") && !this.isWord("or");
+  }
+
   /** A filter, and-ed with the whole rest of the filter when a comma or another filter follows. */
   private parseLabelFilterSequence(): LabelFilterExpr {
     const left = this.parseLabelFilterPrimary();
     const pos = this.tok.pos;
     if (this.isOp(",")) this.next();
-    else if (!this.startsLabelFilter(this.index)) return left;
+    else if (!this.startsLabelFilter(this.index) && !this.followsAsFilter()) return left;
     const right = this.nested(() => this.parseLabelFilter());
     return this.grown({ kind: "and", pos, left, right }, pos, left, right);
   }
@@ -923,6 +936,11 @@ function foldLiterals(op: BinaryOp, left: number, right: number): number {
   }
 }
 
+/** Go's message for a number such as 0x10 that Go's scanner reads but strconv.ParseFloat refuses. */
+function parseFloatError(text: string): string {
+  return `strconv.ParseFloat: parsing ${JSON.stringify(text)}: invalid syntax`;
+}
+
 /** Loki names the offending node by its Go type in some messages. */
 function goType(expr: LogExpr): string {
   return expr.pipeline.length === 0 ? "*syntax.MatchersExpr" : "*syntax.PipelineExpr";
@@ -936,6 +954,7 @@ function regexReason(err: unknown): string {
 function describe(token: Token): string {
   switch (token.kind) {
     case "eof":
+    case "error":
       return "$end";
     case "ident":
       return KEYWORDS.has(token.text.toLowerCase()) ? token.text.toLowerCase() : "IDENTIFIER";
