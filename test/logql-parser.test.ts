@@ -654,6 +654,11 @@ describe("LogQL parser: binary operations, literals, vector() and label_replace(
     "invalid aggregation sum_over_time without unwrap",
   );
   invalid(`bool 1 > 1 > bool 1`, 1, 1, "syntax error: unexpected bool");
+  // Errors in a node that parsed (a leg's type, a parameter) come after any syntax error, as in Loki.
+  invalid(`{app="foo"} | logfmt -1| status_code > "500"`, 1, 24, "syntax error: unexpected |");
+  invalid(`sum(3, rate({a="b"}[1m])) by`, 1, 29, "syntax error: unexpected $end");
+  invalid(`sum_over_time({a="b"}[1m]) / {a="b"} +`, 1, 39, "syntax error: unexpected $end");
+  invalid(`sum_over_time({a="b"}[1m]) / {a="b"}`, 1, 1, "invalid aggregation sum_over_time without unwrap");
   invalid(`rate({a="b"}[1m]) + bool rate({a="b"}[1m])`, 1, 21, "bool modifier can only be used on comparison operators");
   invalid(`rate({a="b"}[1m]) and on (a) group_left rate({a="b"}[1m])`, 1, 30, `no grouping allowed for "and" operation`);
   invalid(`rate({a="b"}[1m]) + on a rate({a="b"}[1m])`, 1, 24, "unexpected IDENTIFIER, expecting (");

@@ -35,7 +35,7 @@ export { LogQLParseError } from "./lexer.js";
 export function parseLogQL(text: string): Expr {
   const parser = new Parser(text);
   const expr = parser.parseExpr(0);
-  parser.expectEnd();
+  parser.finish();
   parser.validateSelectors(expr);
   return expr;
 }
@@ -44,7 +44,7 @@ export function parseLogQL(text: string): Expr {
 export function parseSelector(text: string): LabelMatcher[] {
   const parser = new Parser(text);
   const expr = parser.parseExpr(0);
-  parser.expectEnd();
+  parser.finish();
   if (expr.kind !== "log" || expr.pipeline.length > 0) {
     throw new LogQLParseError("only label matchers are supported", expr.pos, text);
   }
@@ -127,6 +127,7 @@ class Parser {
   private readonly heights = new WeakMap<object, number>();
   /** Regular expressions compiled while checking them, reused to test selectors against the empty string. */
   private readonly regexes = new Map<string, RegExp>();
+  private deferred: LogQLParseError | undefined;
 
   constructor(private readonly text: string) {
     this.tokens = tokenize(text);
@@ -160,6 +161,20 @@ class Parser {
     throw new LogQLParseError(message, pos, this.text);
   }
 
+  /**
+   * Records an error Loki finds in a node it has built (a wrong leg type, a bad parameter) rather than while
+   * reading tokens: Loki reports such errors only once the whole query has parsed, so a later syntax error wins.
+   */
+  private defer(message: string, pos: number): void {
+    this.deferred ??= new LogQLParseError(message, pos, this.text);
+  }
+
+  /** Ends the parse: no tokens left, then the first error found in a node. */
+  finish(): void {
+    this.expectEnd();
+    if (this.deferred !== undefined) throw this.deferred;
+  }
+
   /** A yacc-style "syntax error: unexpected X, expecting A or B" at the current token. */
   private unexpected(...expected: string[]): never {
     const token = this.tok;
@@ -178,7 +193,7 @@ class Parser {
     return this.next();
   }
 
-  expectEnd(): void {
+  private expectEnd(): void {
     if (this.tok.kind !== "eof") this.unexpected();
   }
 
@@ -262,31 +277,20 @@ class Parser {
     matching: VectorMatching | undefined,
     pos: number,
   ): MetricExpr {
-    if (lhs.kind === "log") {
-      this.fail(`unexpected type for left leg of binary operation (${op}): ${goType(lhs)}`, lhs.pos);
-    }
-    if (rhs.kind === "log") {
-      this.fail(`unexpected type for right leg of binary operation (${op}): ${goType(rhs)}`, rhs.pos);
-    }
-    if (SET_OPS.has(op)) {
-      if (lhs.kind === "literal") {
-        this.fail(
-          `unexpected literal for left leg of logical/set binary operation (${op}): ${lhs.value.toFixed(6)}`,
-          lhs.pos,
-        );
-      }
-      if (rhs.kind === "literal") {
-        this.fail(
-          `unexpected literal for right leg of logical/set binary operation (${op}): ${rhs.value.toFixed(6)}`,
-          rhs.pos,
-        );
+    for (const [side, leg] of [["left", lhs], ["right", rhs]] as const) {
+      if (leg.kind === "log") {
+        this.defer(`unexpected type for ${side} leg of binary operation (${op}): ${goType(leg)}`, leg.pos);
+      } else if (leg.kind === "literal" && SET_OPS.has(op)) {
+        const value = leg.value.toFixed(6);
+        this.defer(`unexpected literal for ${side} leg of logical/set binary operation (${op}): ${value}`, leg.pos);
       }
     }
     // Loki folds an operation between two literals at parse time (`1 + 1` is `2`, `1 > 2` is `0`).
-    if (lhs.kind === "literal" && rhs.kind === "literal") {
+    if (lhs.kind === "literal" && rhs.kind === "literal" && !SET_OPS.has(op)) {
       return { kind: "literal", pos: lhs.pos, value: foldLiterals(op, lhs.value, rhs.value) };
     }
-    const expr: MetricExpr = { kind: "binary", pos, op, lhs, rhs, returnBool };
+    // A log leg is an error already deferred; the node is built only to go on looking for syntax errors.
+    const expr: MetricExpr = { kind: "binary", pos, op, lhs: lhs as MetricExpr, rhs: rhs as MetricExpr, returnBool };
     if (matching !== undefined) expr.matching = matching;
     return this.grown(expr, pos, lhs, rhs);
   }
@@ -323,7 +327,9 @@ class Parser {
     const token = this.tok;
     if (token.kind === "number") {
       this.next();
-      if (Number.isNaN(token.num)) this.fail(`unable to parse literal as a float: ${parseFloatError(token.text)}`, token.pos);
+      if (Number.isNaN(token.num)) {
+        this.defer(`unable to parse literal as a float: ${parseFloatError(token.text)}`, token.pos);
+      }
       return { kind: "literal", pos, value: sign * token.num };
     }
     if (this.isWord("inf") || this.isWord("nan")) {
@@ -411,19 +417,11 @@ class Parser {
     }
     const expr = this.parseMetricArg();
     this.expectOp(")");
-    if (grouping === undefined && this.isGroupingStart()) grouping = this.parseGrouping();
+    if (grouping === undefined && (this.isWord("by") || this.isWord("without"))) grouping = this.parseGrouping();
     const node: VectorAggregationExpr = { kind: "vector_aggregation", pos: opToken.pos, op, expr };
-    if (op === "topk" || op === "bottomk") {
-      if (param === undefined) this.fail(`parameter required for operation ${op}`, opToken.pos);
-      if (!/^\d+$/.test(param.text)) this.fail(`invalid parameter ${op}(${param.text},`, opToken.pos);
-      if (param.value <= 0) this.fail(`invalid parameter (must be greater than 0) ${op}(${param.text}`, opToken.pos);
-      node.param = param.value;
-    } else if (param !== undefined) {
-      this.fail(`unsupported parameter for operation ${op}(${param.text},`, opToken.pos);
-    }
-    if ((op === "sort" || op === "sort_desc") && grouping !== undefined && grouping.labels.length > 0) {
-      this.fail("sort and sort_desc doesn't allow grouping by ", opToken.pos);
-    }
+    const problem = vectorAggregationProblem(op, param?.text, grouping);
+    if (problem !== undefined) this.defer(problem, opToken.pos);
+    if ((op === "topk" || op === "bottomk") && param !== undefined) node.param = param.value;
     // `by ()` groups everything into one series, like no grouping at all; Loki prints both the same way.
     if (grouping !== undefined && (grouping.without || grouping.labels.length > 0)) node.grouping = grouping;
     return this.grown(node, opToken.pos, expr);
@@ -446,26 +444,10 @@ class Parser {
     const arg = this.parseRangeArg();
     if (arg.rangeNs === undefined) this.unexpected("RANGE", "|");
     this.expectOp(")");
-    if (grouping === undefined && this.isGroupingStart()) grouping = this.parseGrouping();
+    if (grouping === undefined && (this.isWord("by") || this.isWord("without"))) grouping = this.parseGrouping();
 
-    if (param !== undefined && op !== "quantile_over_time") {
-      this.fail(`parameter ${param.text} not supported for operation ${op}`, opToken.pos);
-    }
-    if (param !== undefined && Number.isNaN(param.value)) {
-      this.fail(`invalid parameter for operation ${op}: ${parseFloatError(param.text)}`, opToken.pos);
-    }
-    if (param === undefined && op === "quantile_over_time") {
-      this.fail(`parameter required for operation ${op}`, opToken.pos);
-    }
-    if (grouping !== undefined && !GROUPING_RANGE_OPS.has(op)) {
-      this.fail(`grouping not allowed for ${op} aggregation`, opToken.pos);
-    }
-    if (arg.unwrap !== undefined && !UNWRAP_ALLOWED.has(op)) {
-      this.fail(`invalid aggregation ${op} with unwrap`, opToken.pos);
-    }
-    if (arg.unwrap === undefined && !WITHOUT_UNWRAP_ALLOWED.has(op)) {
-      this.fail(`invalid aggregation ${op} without unwrap`, opToken.pos);
-    }
+    const problem = rangeAggregationProblem(op, param, grouping !== undefined, arg.unwrap !== undefined);
+    if (problem !== undefined) this.defer(problem, opToken.pos);
     const range: LogRange = { pos: argPos, log: arg.log, rangeNs: arg.rangeNs, offsetNs: arg.offsetNs };
     if (arg.unwrap !== undefined) range.unwrap = arg.unwrap;
     const node: RangeAggregationExpr = { kind: "range_aggregation", pos: opToken.pos, op, range };
@@ -934,6 +916,45 @@ function foldLiterals(op: BinaryOp, left: number, right: number): number {
     case "unless":
       throw new Error(`set operation ${op} between literals`);
   }
+}
+
+/** Loki's checks of a vector aggregation's parameter and grouping (mustNewVectorAggregationExpr). */
+function vectorAggregationProblem(
+  op: VectorOp,
+  param: string | undefined,
+  grouping: Grouping | undefined,
+): string | undefined {
+  if (op === "topk" || op === "bottomk") {
+    if (param === undefined) return `parameter required for operation ${op}`;
+    if (!/^\d+$/.test(param)) return `invalid parameter ${op}(${param},`;
+    if (Number(param) <= 0) return `invalid parameter (must be greater than 0) ${op}(${param}`;
+  } else if (param !== undefined) {
+    return `unsupported parameter for operation ${op}(${param},`;
+  }
+  if ((op === "sort" || op === "sort_desc") && grouping !== undefined && grouping.labels.length > 0) {
+    return "sort and sort_desc doesn't allow grouping by ";
+  }
+  return undefined;
+}
+
+/** Loki's checks of a range aggregation (newRangeAggregationExpr and RangeAggregationExpr.validate). */
+function rangeAggregationProblem(
+  op: RangeOp,
+  param: { value: number; text: string } | undefined,
+  grouped: boolean,
+  unwrapped: boolean,
+): string | undefined {
+  if (param !== undefined && op !== "quantile_over_time") {
+    return `parameter ${param.text} not supported for operation ${op}`;
+  }
+  if (param !== undefined && Number.isNaN(param.value)) {
+    return `invalid parameter for operation ${op}: ${parseFloatError(param.text)}`;
+  }
+  if (param === undefined && op === "quantile_over_time") return `parameter required for operation ${op}`;
+  if (grouped && !GROUPING_RANGE_OPS.has(op)) return `grouping not allowed for ${op} aggregation`;
+  if (unwrapped && !UNWRAP_ALLOWED.has(op)) return `invalid aggregation ${op} with unwrap`;
+  if (!unwrapped && !WITHOUT_UNWRAP_ALLOWED.has(op)) return `invalid aggregation ${op} without unwrap`;
+  return undefined;
 }
 
 /** Go's message for a number such as 0x10 that Go's scanner reads but strconv.ParseFloat refuses. */
