@@ -309,6 +309,7 @@ describe("LogQL parser: label filters", () => {
   valid(`{ foo = "bar" }|logfmt|size==42B`, base(stage(bytes("size", "==", 42))));
   valid(`{ foo = "bar" }|logfmt|size>=2.5KiB`, base(stage(bytes("size", ">=", 2560))));
   valid(`{ foo = "bar" }|logfmt|size>10GB`, base(stage(bytes("size", ">", 10e9))));
+  valid(`{ foo = "bar" }|logfmt|size>0B`, base(stage(bytes("size", ">", 0))));
   valid(`{ foo = "bar" }|logfmt|__error__=""`, base(stage(str("__error__", "=", ""))));
   valid(`{ foo = "bar" }|logfmt|__error__!="JSONParserErr"`, base(stage(str("__error__", "!=", "JSONParserErr"))));
   valid("{ foo = \"bar\" } | logfmt | msg =~ \"`.`\" ", base(stage(str("msg", "=~", "`.`"))));

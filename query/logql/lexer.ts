@@ -74,7 +74,7 @@ const BYTES_RUNE = /[0-9.BikKMGTP]/;
 const IDENT_START = /[\p{L}_]/u;
 const IDENT_PART = /[\p{L}\p{Nd}_]/u;
 /** Go's scanner also reads hexadecimal, octal and binary integers; LogQL then fails to use them as floats. */
-const NUMBER = /0[xXoObB][0-9a-fA-F_]*|(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?/y;
+const NUMBER = /0[xX][0-9a-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+|(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?/y;
 /** Loki's maxInputSize, in UTF-8 bytes. */
 const MAX_INPUT = 131072;
 
