@@ -147,7 +147,7 @@ describe("LogQL parser: stream selectors", () => {
   invalid(`{foo="bar",}`, 1, 12, "syntax error: unexpected }, expecting IDENTIFIER");
   invalid(`{foo=bar}`, 1, 6, "unexpected IDENTIFIER, expecting STRING");
   invalid(`{foo=="bar"}`, 1, 5, "unexpected ==");
-  invalid(`{foo="\\q"}`, 1, 7, "invalid char escape");
+  invalid(`{foo="\\q"}`, 1, 6, "invalid char escape");
   invalid(`{foo="a\nb"}`, 1, 6, "literal not terminated");
   invalid(`{foo=~"(a"}`, 1, 7, "error parsing regexp");
   invalid(`{}`, 1, 1, "queries require at least one regexp or equality matcher that does not have an empty-compatible value");
@@ -510,6 +510,7 @@ describe("LogQL parser: range aggregations", () => {
   invalid(`avg_over_time({app="foo"} | unwrap [5m])`, 1, 36, "unexpected RANGE, expecting IDENTIFIER");
   invalid(`avg_over_time({app="foo"} | unwrap duration(x [5m])`, 1, 47, "unexpected RANGE, expecting )");
   invalid(`avg_over_time({app="foo"} | unwrap x | json [5m])`, 1, 40, "unexpected json, expecting IDENTIFIER or (");
+  invalid(`rate_counter({app="foo"} | unwrap tot | ual [1m])`, 1, 45, "syntax error: unexpected RANGE");
   invalid(`avg_over_time({app="foo"} | unwrap x [5m] | json)`, 1, 43, "unexpected |, expecting )");
   invalid(`rate({foo="bar"}[5m] [5m])`, 1, 22, "unexpected RANGE, expecting )");
   invalid(`rate(({foo="bar"}[5m]) | json)`, 1, 24, "unexpected |, expecting )");

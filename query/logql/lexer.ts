@@ -264,7 +264,10 @@ const SIMPLE_ESCAPES: Record<string, string> = {
   '"': '"',
 };
 
-/** Reads a Go string literal: `"..."` with Go escapes, or a raw `` `...` `` string (carriage returns dropped). */
+/**
+ * Reads a Go string literal: `"..."` with Go escapes, or a raw `` `...` `` string (carriage returns dropped).
+ * Errors point at the opening quote, as Loki's do.
+ */
 function readString(text: string, start: number): { value: string; end: number } {
   const quote = text[start]!;
   if (quote === "`") {
@@ -294,7 +297,7 @@ function readString(text: string, start: number): { value: string; end: number }
     if (hexLength > 0) {
       const digits = text.slice(i + 2, i + 2 + hexLength);
       const code = /^[0-9a-fA-F]+$/.test(digits) && digits.length === hexLength ? parseInt(digits, 16) : NaN;
-      if (Number.isNaN(code) || code > 0x10ffff) throw new LogQLParseError("invalid char escape", i, text);
+      if (Number.isNaN(code) || code > 0x10ffff) throw new LogQLParseError("invalid char escape", start, text);
       // \x is a byte in Go; bytes above 0x7f would form UTF-8 sequences, which a JS string cannot hold apart.
       value += String.fromCodePoint(code);
       i += 2 + hexLength;
@@ -303,12 +306,12 @@ function readString(text: string, start: number): { value: string; end: number }
     if (/[0-7]/.test(esc)) {
       const digits = text.slice(i + 1, i + 4);
       if (!/^[0-7]{3}$/.test(digits) || parseInt(digits, 8) > 255) {
-        throw new LogQLParseError("invalid char escape", i, text);
+        throw new LogQLParseError("invalid char escape", start, text);
       }
       value += String.fromCharCode(parseInt(digits, 8));
       i += 4;
       continue;
     }
-    throw new LogQLParseError("invalid char escape", i, text);
+    throw new LogQLParseError("invalid char escape", start, text);
   }
 }

@@ -731,11 +731,11 @@ class Parser {
     }
     const postFilters: LabelFilterExpr[] = [];
     while (this.isOp("|")) {
-      if (!this.startsLabelFilter(this.index + 1)) {
-        this.next();
-        this.unexpected("IDENTIFIER", "(");
-      }
       this.next();
+      // Only label filters may follow unwrap: a name that is not a keyword is taken as one, as Loki's grammar does.
+      const token = this.tok;
+      const filterName = token.kind === "ident" && !KEYWORDS.has(token.text.toLowerCase());
+      if (!filterName && !this.isOp("(")) this.unexpected("IDENTIFIER", "(");
       postFilters.push(this.parseLabelFilter());
     }
     return { label, conversion, postFilters };
