@@ -201,7 +201,7 @@ describe("LogQL parser: line filters", () => {
   invalid("{foo=\"bar\"} |~ `error\\`", 1, 16, "trailing backslash");
   invalid(`{foo="bar"} |= ip("1.2.3.4")`, 1, 16, "ip() line filters are not supported");
   invalid(`{foo="bar"} |> "<_> foo"`, 1, 13, "pattern line filters");
-  invalid(`{foo="bar"} |= ip("1.2.3.4") |=`, 1, 31, "syntax error: unexpected $end, expecting STRING or ip");
+  invalid(`{foo="bar"} |= ip("1.2.3.4") |=`, 1, 32, "syntax error: unexpected $end, expecting STRING or ip");
   invalid(`{foo="bar"} |~ "(a" }`, 1, 21, "syntax error: unexpected }");
   invalid(`{foo="bar"} |= ip("1.2.3.4"`, 1, 28, "syntax error: unexpected $end, expecting )");
 });
