@@ -72,11 +72,11 @@ function banner(config: Config, role: Role, started: Running[], storage: string)
   const query = at("query");
   const collector = at("collector");
   if (query) {
-    lines.push(`  query API      ${query}   (Grafana: add a Loki data source with URL ${query})`);
+    lines.push(`  query API      ${query}   (Grafana: a Loki data source with URL ${query}, a Prometheus one with ${query}/prometheus)`);
     lines.push(`  ready, metrics ${query}/ready  ${query}/metrics`);
   }
   if (collector) {
-    const routes = role === "all" ? [] : ["POST /loki/api/v1/push", ...(config.collector.otlp.http_enabled ? ["/v1/logs", "/v1/metrics"] : [])];
+    const routes = ["POST /loki/api/v1/push", ...(config.collector.otlp.http_enabled ? ["/v1/logs", "/v1/metrics"] : [])];
     lines.push(`  collector      ${collector}   (${[...routes, "/ready", "/metrics"].join(", ")})`);
   }
   const otlpGrpc = started.find((r) => r.role === "collector")?.otlpGrpc;

@@ -7,8 +7,8 @@ import { aggregatorMetrics } from "./metrics.js";
 
 /**
  * The regional aggregator: a Kafka consumer group member writing to the store, with `/ready` and `/metrics`.
- * In `bifrost all` there is no Kafka: the collector hands batches over in process (issue 8's transport), so
- * only the listener runs here.
+ * In `bifrost all` there is no Kafka: the collector's shipper writes through the aggregator's decoding in
+ * process (local-transport.ts), so only the listener runs here.
  */
 export async function startAggregator(runtime: Runtime): Promise<Running> {
   const { config, store } = runtime;

@@ -1,7 +1,9 @@
+import { StoreTransport } from "../aggregator/local-transport.js";
 import { Authenticator } from "../common/auth.js";
 import { kafkaClient } from "../common/kafka.js";
 import type { Runtime, Running } from "../common/runtime.js";
 import { startHttpComponent } from "../common/service.js";
+import { collectorActions } from "./actions/index.js";
 import { Batcher } from "./batcher.js";
 import { startInputs } from "./inputs.js";
 import { collectorMetrics } from "./metrics.js";
@@ -9,18 +11,16 @@ import { lokiPushRoute, RateLimiter } from "./receivers/loki.js";
 import { startOtlpGrpc } from "./receivers/otlp-grpc.js";
 import { otlpHttpRoutes } from "./receivers/otlp-http.js";
 import type { OtlpReceiverOptions } from "./receivers/otlp-ingest.js";
-import { Shipper } from "./shipper.js";
+import { KafkaTransport, Shipper } from "./shipper.js";
 import { Wal } from "./wal.js";
 
 /**
- * The edge collector: receivers (Loki push and OTLP/HTTP on its HTTP listener, OTLP/gRPC on its own) ->
- * batcher -> disk buffer -> shipper to Kafka, with `/ready` and `/metrics`. `bifrost all` has no Kafka to ship
- * to: until the in-process transport (issue 8) hands batches to the aggregator there, it serves no receivers
- * rather than accept data it cannot deliver.
+ * The edge collector: receivers (Loki push and OTLP/HTTP on its HTTP listener, OTLP/gRPC on its own), file
+ * tails and host metrics -> batcher -> disk buffer -> shipper, with `/ready` and `/metrics`. The shipper sends
+ * to Kafka, or in `bifrost all` straight into the process's store through the aggregator's decoding.
  */
 export async function startCollector(runtime: Runtime): Promise<Running> {
   const { config } = runtime;
-  if (runtime.role === "all") return startHttpComponent(runtime, "collector");
   const c = config.collector;
   const log = runtime.log.child({ component: "collector" });
   const metrics = collectorMetrics(runtime.registry);
@@ -36,14 +36,24 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
       log.error({ ...event }, event.reason === "disk_budget" ? "disk budget full: dropped the oldest undelivered batches" : "quarantined a corrupt disk buffer segment");
     },
   });
+  const transport =
+    runtime.role === "all" && runtime.store !== undefined
+      ? new StoreTransport({
+          store: runtime.store,
+          maxBatchBytes: config.aggregator.max_batch_bytes,
+          limits: config.aggregator.limits,
+          onInvalid: (reason, message) => {
+            metrics.dropped.inc({ reason: "invalid" });
+            log.error({ reason, err: message }, "a buffered batch failed to decode or validate; dropped");
+          },
+        })
+      : new KafkaTransport(kafkaClient(config.kafka, log), config.kafka.topic, config.node.id);
   const shipper = new Shipper({
-          wal,
-          kafka: kafkaClient(config.kafka, log),
-          topic: config.kafka.topic,
-          key: config.node.id,
-          log,
-          onShipped: (n) => metrics.shipped.inc(n),
-          onRetry: () => metrics.retries.inc(),
+    wal,
+    transport,
+    log,
+    onShipped: (n) => metrics.shipped.inc(n),
+    onRetry: () => metrics.retries.inc(),
   });
   const batcher = new Batcher({
     node: config.node,
@@ -58,6 +68,7 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
   });
   batcher.restorePrevious(wal.tail(1000));
   const rate = c.limits.rate_entries_per_s > 0 ? new RateLimiter(c.limits.rate_entries_per_s, c.limits.burst_entries || c.limits.rate_entries_per_s * 10) : undefined;
+  const actions = collectorActions(runtime, batcher);
   const onRejected = (reason: string) => metrics.rejected.inc({ reason });
   const otlp: OtlpReceiverOptions = {
     batcher,
@@ -67,6 +78,7 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
     onRejected,
   };
   const running = await startHttpComponent(runtime, "collector", (http) => {
+    actions?.route(http.app);
     lokiPushRoute(http.app, {
       batcher,
       limits: c.limits,
@@ -94,12 +106,14 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
   gauges.unref();
   const inputs = startInputs({ config: c, batcher, registry: runtime.registry, log });
   shipper.start();
+  actions?.start(running.address.url);
   return {
     ...running,
     ...(grpc ? { otlpGrpc: grpc.address } : {}),
     stop: async () => {
       clearInterval(gauges);
       await Promise.all([running.stop(), grpc?.stop()]);
+      actions?.stop();
       await inputs.stop();
       batcher.flush();
       await shipper.stop();

@@ -1,16 +1,60 @@
 import type { Kafka, Producer } from "kafkajs";
 import type { Logger } from "../common/log.js";
-import type { Wal } from "./wal.js";
+import type { Wal, WalRecord } from "./wal.js";
+
+/** Where the shipper delivers disk-buffer records: Kafka, or the aggregator's store in process (`bifrost all`). */
+export interface Transport {
+  /** Resolves once `records` are durable at the other end; called again with the same records after a failure. */
+  send(records: WalRecord[]): Promise<void>;
+  /** Drops connections after a failure, so the next attempt starts fresh. */
+  reset(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Kafka with acks=all through an idempotent producer with one request in flight, keyed by node id, so one
+ * node's batches stay in one partition, in order.
+ */
+export class KafkaTransport implements Transport {
+  private producer: Producer | undefined;
+
+  constructor(
+    private readonly kafka: Kafka,
+    private readonly topic: string,
+    private readonly key: string,
+  ) {}
+
+  async send(records: WalRecord[]): Promise<void> {
+    if (this.producer === undefined) {
+      const producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1, retry: { retries: 3, initialRetryTime: 200 } });
+      await producer.connect();
+      this.producer = producer;
+    }
+    await this.producer.send({
+      topic: this.topic,
+      acks: -1,
+      messages: records.map((r) => ({ key: this.key, value: r.payload, headers: { "bifrost-sequence": String(r.sequence) } })),
+    });
+  }
+
+  async reset(): Promise<void> {
+    // A broker that restarted may have forgotten this producer's id; start over with a new one.
+    const stale = this.producer;
+    this.producer = undefined;
+    await stale?.disconnect().catch(() => {});
+  }
+
+  close(): Promise<void> {
+    return this.reset();
+  }
+}
 
 export interface ShipperOptions {
   wal: Wal;
-  kafka: Kafka;
-  topic: string;
-  /** The Kafka message key: the node id, so one node's batches stay in one partition, in order. */
-  key: string;
-  /** Records per produce request. */
+  transport: Transport;
+  /** Records per send. */
   maxRecords?: number;
-  /** Backoff while Kafka is unreachable: from baseMs doubling to capMs, with full jitter. */
+  /** Backoff while the other end is unreachable: from baseMs doubling to capMs, with full jitter. */
   backoff?: { baseMs: number; capMs: number };
   log: Logger;
   onShipped?: (records: number) => void;
@@ -18,16 +62,16 @@ export interface ShipperOptions {
 }
 
 /**
- * Ships the disk buffer to Kafka: reads from the cursor, produces with acks=all (idempotent producer, one
- * request in flight, so one node's batches keep their order), and advances the cursor only after the broker
- * acknowledged. While Kafka is unreachable it waits with exponential backoff and jitter and retries the same
- * records, for as long as the outage lasts: the disk budget, not a retry limit, decides what is kept.
+ * Ships the disk buffer: reads from the cursor, sends, and advances the cursor only once the transport says the
+ * records are durable. While the other end is unreachable it waits with exponential backoff and jitter and
+ * retries the same records, for as long as the outage lasts: the disk budget, not a retry limit, decides what
+ * is kept.
  */
 export class Shipper {
-  private producer: Producer | undefined;
   private running = false;
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
+  private interrupt: (() => void) | undefined;
   private failures = 0;
 
   constructor(private readonly options: ShipperOptions) {}
@@ -42,58 +86,64 @@ export class Shipper {
     this.wake?.();
   }
 
-  /** Consecutive failed attempts; 0 while Kafka takes every request. */
+  /** Consecutive failed attempts; 0 while every send succeeds. */
   retrying(): number {
     return this.failures;
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops shipping. A send still in flight after `graceMs` (a broker that does not answer) is abandoned: its
+   * records were not acknowledged, so they stay in the disk buffer and go out after the next start.
+   */
+  async stop(graceMs = 5000): Promise<void> {
     this.running = false;
-    this.notify();
-    await this.loop;
-    await this.producer?.disconnect().catch(() => {});
+    this.interrupt?.();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.loop, new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+    clearTimeout(timer);
+    await this.options.transport.close();
   }
 
-  private async connected(): Promise<Producer> {
-    if (this.producer) return this.producer;
-    const producer = this.options.kafka.producer({ idempotent: true, maxInFlightRequests: 1, retry: { retries: 3, initialRetryTime: 200 } });
-    await producer.connect();
-    this.producer = producer;
-    return producer;
+  /**
+   * Waits `ms`, or less if stop() comes first, or notify() while idle. New data does not cut a backoff short,
+   * or steady input would hammer an unreachable broker.
+   */
+  private pause(ms: number, idle: boolean): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      const wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.interrupt = wake;
+      if (idle) this.wake = wake;
+    });
   }
 
   private async run(): Promise<void> {
-    const { wal, topic, key, log } = this.options;
+    const { wal, transport, log } = this.options;
     const backoff = this.options.backoff ?? { baseMs: 500, capMs: 30_000 };
     while (this.running) {
       const records = wal.read(this.options.maxRecords ?? 50);
       if (records.length === 0) {
-        await new Promise<void>((resolve) => {
-          this.wake = resolve;
-          setTimeout(resolve, 200);
-        });
+        await this.pause(200, true);
         continue;
       }
       try {
-        const producer = await this.connected();
-        await producer.send({
-          topic,
-          acks: -1,
-          messages: records.map((r) => ({ key, value: r.payload, headers: { "bifrost-sequence": String(r.sequence) } })),
-        });
+        await transport.send(records);
+        // Stopped meanwhile: the disk buffer may be closing; the records go out again after the next start.
+        if (!this.running) return;
         wal.advance(records[records.length - 1]!.sequence);
         this.failures = 0;
         this.options.onShipped?.(records.length);
       } catch (err) {
         this.failures++;
         this.options.onRetry?.(err);
-        // A broker that restarted may have forgotten this producer's id; start over with a new one.
-        const stale = this.producer;
-        this.producer = undefined;
-        await stale?.disconnect().catch(() => {});
+        await transport.reset();
         const delay = Math.random() * Math.min(backoff.capMs, backoff.baseMs * 2 ** Math.min(this.failures - 1, 16));
-        log.warn({ err: (err as Error).message, attempt: this.failures, delay_ms: Math.round(delay), pending: wal.pending() }, "Kafka unreachable; the batches stay buffered");
-        await new Promise((r) => setTimeout(r, delay));
+        if (!this.running) return;
+        log.warn({ err: (err as Error).message, attempt: this.failures, delay_ms: Math.round(delay), pending: wal.pending() }, "delivery failed; the batches stay buffered");
+        await this.pause(delay, false);
       }
     }
   }

@@ -66,6 +66,51 @@ const regex = z.string().refine((text) => {
 
 const labelName = z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, "expected a Prometheus label name");
 
+/** Where the notifier sends: one webhook receiver with its own grouping and timing, as an Alertmanager route. */
+const notifierReceiver = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/, "expected a receiver name of letters, digits, _ . -; it names the dead-letter file"),
+  url: z.url(),
+  matchers: z.record(labelName, regex).default({}).describe("label -> regular expression, fully anchored; every one must match"),
+  group_by: list(z.union([labelName, z.literal("...")]))
+    .default([])
+    .refine((labels) => !labels.includes("...") || labels.length === 1, '"..." (every label) stands alone'),
+  group_wait_ms: number(z.number().int().min(0)).default(30_000),
+  group_interval_ms: number(z.number().int().min(1)).default(300_000),
+  repeat_interval_ms: number(z.number().int().min(1)).default(14_400_000),
+  send_resolved: boolean().default(true),
+  hmac_secret: z.string().min(16, "expected a secret of at least 16 characters").optional(),
+  headers: z.record(z.string(), z.string()).default({}),
+  timeout_ms: number(z.number().int().min(1)).default(10_000),
+  max_alerts: number(z.number().int().min(0)).default(0).describe("0 sends every alert of a group"),
+});
+
+const notifierSchema = z
+  .strictObject({
+    receivers: z
+      .array(notifierReceiver)
+      .default([])
+      .refine((receivers) => new Set(receivers.map((r) => r.name)).size === receivers.length, "receiver names must be unique"),
+    alertmanagers: list(z.url()).default([]).describe("Alertmanager base URLs; alerts are posted to <url>/api/v2/alerts"),
+    alertmanager_timeout_ms: number(z.number().int().min(1)).default(10_000),
+    resend_delay_ms: number(z.number().int().min(1)).default(60_000).describe("how often a firing alert is re-posted to Alertmanager"),
+    resolve_timeout_ms: number(z.number().int().min(1)).default(300_000).describe("a firing alert not sent again within it is resolved"),
+    external_url: z.string().default("").describe("externalURL of the webhook payload"),
+    max_attempts: number(z.number().int().min(1).max(100)).default(5),
+    backoff_ms: number(z.number().int().min(1)).default(500),
+    max_backoff_ms: number(z.number().int().min(1)).default(30_000),
+    state_file: z.string().min(1).default(".bifrost/notifier/state.json"),
+    dead_letter_dir: z.string().min(1).default(".bifrost/notifier/dead-letter"),
+  })
+  .refine((n) => n.backoff_ms <= n.max_backoff_ms, "backoff_ms must not exceed max_backoff_ms");
+
+export type NotifierConfig = z.infer<typeof notifierSchema>;
+export type NotifierReceiverConfig = z.infer<typeof notifierReceiver>;
+
+/** The notifier's section with its defaults filled in, for code that builds a notifier without a config file. */
+export function notifierConfig(raw: unknown): NotifierConfig {
+  return notifierSchema.parse(raw);
+}
+
 /** The collector's own inputs: files it tails and the host metrics it reads from /proc. */
 const collectorInputs = {
   files: z
@@ -109,6 +154,56 @@ const collectorInputs = {
     })
     .prefault({}),
 };
+
+/** The client side of TLS towards another Bifrost listener (https URLs): CA to trust, certificate for mutual TLS. */
+const clientTlsSchema = z.strictObject({
+  ca_file: z.string().optional(),
+  cert_file: z.string().optional(),
+  key_file: z.string().optional(),
+});
+
+/** A signing or verifying key (common/signing.ts): its material inline or in a file. */
+const keySchema = z
+  .strictObject({
+    id: z.string().regex(/^[A-Za-z0-9._:-]{1,64}$/, "expected 1 to 64 of [A-Za-z0-9._:-]"),
+    algorithm: z.enum(["ed25519", "hmac-sha256"]),
+    key: z.string().optional().describe("an HMAC secret, or an Ed25519 key in PEM"),
+    file: z.string().optional().describe("a file holding the same"),
+  })
+  .refine((key) => (key.key === undefined) !== (key.file === undefined), "expected exactly one of key and file");
+
+const uniqueIds = (keys: { id: string }[]) => new Set(keys.map((k) => k.id)).size === keys.length;
+
+/** Names of actions and of their parameters: they become label values and `{{name}}` placeholders. */
+const ACTION_NAME = /^[a-z][a-z0-9_]{0,63}$/;
+
+const allowedActionSchema = z
+  .strictObject({
+    name: z.string().regex(ACTION_NAME, "expected [a-z][a-z0-9_]*, at most 64 characters"),
+    command: z.array(z.string().min(1)).min(1).describe("argv, run without a shell; an element `{{param}}` is replaced by that parameter"),
+    params: z
+      .record(
+        z.string().regex(ACTION_NAME, "expected [a-z][a-z0-9_]*"),
+        z.strictObject({
+          pattern: z.string().refine((p) => {
+            try {
+              new RegExp(p);
+              return true;
+            } catch {
+              return false;
+            }
+          }, "expected a regular expression").describe("the whole value must match it"),
+          required: boolean().default(true),
+        }),
+      )
+      .default({}),
+    timeout_ms: number(z.number().int().min(1)).default(30_000),
+    cooldown_ms: number(z.number().int().min(0)).default(60_000),
+  })
+  .refine(
+    (action) => action.command.every((arg) => [...arg.matchAll(/\{\{([^}]*)\}\}/g)].every((m) => arg === m[0] && m[1]! in action.params)),
+    "a placeholder must be a whole argv element `{{param}}` naming a declared parameter",
+  );
 
 export const configSchema = z.strictObject({
   auth: z
@@ -237,6 +332,34 @@ export const configSchema = z.strictObject({
           burst_entries: number(z.number().int().min(0)).default(0).describe("0 means ten seconds of the rate"),
         })
         .prefault({}),
+      actions: z
+        .strictObject({
+          enabled: boolean().default(false).describe("serve POST /bifrost/v1/actions"),
+          keys: z.array(keySchema).default([]).refine(uniqueIds, "key ids must be unique").describe("keys whose signatures are accepted"),
+          max_skew_ms: number(z.number().int().min(1)).default(60_000),
+          nonce_cache_size: number(z.number().int().min(1)).default(100_000),
+          rate_per_s: number(z.number().positive()).default(1),
+          burst: number(z.number().int().min(1)).default(5),
+          max_output_bytes: number(z.number().int().min(0)).default(4096),
+          audit_tenant: z.string().default("").describe("empty: collector.default_tenant"),
+          allowed: z
+            .array(allowedActionSchema)
+            .default([])
+            .refine((actions) => uniqueIds(actions.map((a) => ({ id: a.name }))), "action names must be unique"),
+          heartbeat: z
+            .strictObject({
+              url: z.string().default("").describe("the query service's POST /bifrost/v1/heartbeat; empty sends none"),
+              interval_ms: number(z.number().int().min(100)).default(15_000),
+              advertise_url: z.string().default("").describe("this collector's URL as the query service reaches it; empty: the listener's"),
+              auth_token: z.string().default("").describe("bearer token for a query service with auth enabled"),
+              tls: clientTlsSchema.prefault({}),
+              key: keySchema.optional(),
+            })
+            .prefault({})
+            .refine((h) => h.url === "" || h.key !== undefined, "a heartbeat url needs a signing key"),
+        })
+        .prefault({})
+        .refine((a) => !a.enabled || a.keys.length > 0, "actions.enabled needs at least one key"),
     })
     .prefault({}),
   aggregator: z
@@ -286,6 +409,37 @@ export const configSchema = z.strictObject({
           external_url: z.string().default("").describe("base of alerts' generatorURL; empty means the query listener's URL"),
         })
         .prefault({}),
+      actions: z
+        .strictObject({
+          enabled: boolean().default(false),
+          keys: z.array(keySchema).default([]).refine(uniqueIds, "key ids must be unique").describe("signing keys: Ed25519 private keys or HMAC secrets"),
+          signing_key_id: z.string().default("").describe("the key of `keys` that signs; empty: the only one"),
+          collectors: z.record(z.string().min(1), z.url()).default({}).describe("node id -> collector URL"),
+          heartbeat_keys: z.array(keySchema).default([]).refine(uniqueIds, "key ids must be unique"),
+          heartbeat_ttl_ms: number(z.number().int().min(1)).default(60_000),
+          max_skew_ms: number(z.number().int().min(1)).default(60_000),
+          request_timeout_ms: number(z.number().int().min(1)).default(120_000),
+          max_attempts: number(z.number().int().min(1).max(10)).default(3),
+          auth_token: z.string().default("").describe("bearer token for collectors with auth enabled"),
+          tls: clientTlsSchema.prefault({}),
+          audit_tenant: z.string().default("").describe("empty: query.default_tenant"),
+          node_label: z.string().min(1).default("node"),
+          bindings: z
+            .array(
+              z.strictObject({
+                matchers: z.record(z.string(), z.string()).refine((m) => Object.keys(m).length > 0, "expected at least one matcher"),
+                action: z.string().regex(ACTION_NAME),
+                params: z.record(z.string(), z.string()).default({}),
+                params_from_labels: z.record(z.string(), z.string()).default({}),
+              }),
+            )
+            .default([]),
+        })
+        .prefault({})
+        .refine((a) => !a.enabled || a.keys.length > 0, "actions.enabled needs at least one key")
+        .refine((a) => a.signing_key_id === "" || a.keys.some((k) => k.id === a.signing_key_id), "signing_key_id must name a key of `keys`")
+        .refine((a) => a.signing_key_id !== "" || a.keys.length <= 1, "with several keys, signing_key_id chooses the one that signs"),
+      notifier: notifierSchema.prefault({}),
     })
     .prefault({}),
 });

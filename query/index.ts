@@ -1,5 +1,6 @@
 import { VERSION, type Runtime, type Running } from "../common/runtime.js";
 import { startHttpComponent } from "../common/service.js";
+import { queryActions } from "./actions/index.js";
 import { lokiRoutes } from "./loki/api.js";
 import { prometheusRoutes } from "./promql/api.js";
 import { rulerRoutes } from "./ruler/api.js";
@@ -9,8 +10,11 @@ import { rulerFromConfig } from "./ruler/config.js";
 export async function startQuery(runtime: Runtime): Promise<Running> {
   const store = runtime.store;
   if (store === undefined) throw new Error("the query service needs a store");
+  // The ruler takes actions?.remediator to send an alert's self-healing actions.
+  const actions = queryActions(runtime, store);
   const ruler = rulerFromConfig(runtime.config, store, runtime.log.child({ component: "ruler" }));
   const running = await startHttpComponent(runtime, "query", (http, log) => {
+    actions?.route(http.app);
     // Grafana's Loki data source asks for this to learn the server's version.
     http.app.get("/loki/api/v1/status/buildinfo", (c) =>
       c.json({ version: VERSION, revision: "", branch: "", buildUser: "", buildDate: "", goVersion: "" }),

@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { VERSION } from "../common/runtime.js";
+import { until } from "./helpers/aggregation.js";
 import { freePort, REPO_ROOT } from "./helpers/services.js";
 
 const CLI = join(REPO_ROOT, "dist", "cli.js");
@@ -39,13 +40,15 @@ async function waitForReady(url: string, child: ChildProcess, status = 200): Pro
 }
 
 describe("bifrost CLI", () => {
-  it("`all` serves /ready and /metrics on every listener and stops cleanly on SIGTERM", async () => {
-    const [query, collector, aggregator] = [await freePort(), await freePort(), await freePort()];
+  it("`all` serves every listener, carries a push through to the Loki API, and stops cleanly on SIGTERM", async () => {
+    const [query, collector, aggregator, grpc] = [await freePort(), await freePort(), await freePort(), await freePort()];
     const data = mkdtempSync(join(tmpdir(), "bifrost-all-"));
     const child = run(["all"], {
       BIFROST_STORAGE__PATH: data,
+      BIFROST_COLLECTOR__WAL__DIR: join(data, "wal"),
       BIFROST_QUERY__LISTEN: `127.0.0.1:${query}`,
       BIFROST_COLLECTOR__LISTEN: `127.0.0.1:${collector}`,
+      BIFROST_COLLECTOR__OTLP__GRPC_LISTEN: `127.0.0.1:${grpc}`,
       BIFROST_AGGREGATOR__LISTEN: `127.0.0.1:${aggregator}`,
     });
     const result = output(child);
@@ -61,12 +64,28 @@ describe("bifrost CLI", () => {
       }
       const buildinfo = await (await fetch(`http://127.0.0.1:${query}/loki/api/v1/status/buildinfo`)).json();
       assert.equal((buildinfo as { version: string }).version, VERSION);
+      const now = BigInt(Date.now()) * 1_000_000n;
+      const pushed = await fetch(`http://127.0.0.1:${collector}/loki/api/v1/push`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ streams: [{ stream: { app: "cli-test" }, values: [[String(now), "hello from the all-in-one mode"]] }] }),
+      });
+      assert.equal(pushed.status, 204);
+      const range = `start=${now - 60_000_000_000n}&end=${now + 60_000_000_000n}`;
+      let lines: string[] = [];
+      await until("the pushed line through the Loki API", async () => {
+        const response = await fetch(`http://127.0.0.1:${query}/loki/api/v1/query_range?query=${encodeURIComponent('{app="cli-test"}')}&${range}`);
+        const body = (await response.json()) as { data: { result: { stream: Record<string, string>; values: [string, string][] }[] } };
+        lines = body.data.result.flatMap((s) => s.values.map(([, line]) => line));
+        return lines.length > 0;
+      });
+      assert.deepEqual(lines, ["hello from the all-in-one mode"]);
     } finally {
       child.kill("SIGTERM");
     }
     const { code, stdout, stderr } = await result;
     assert.equal(code, 0, stderr);
-    assert.match(stderr, new RegExp(`Grafana: add a Loki data source with URL http://127\\.0\\.0\\.1:${query}`));
+    assert.match(stderr, new RegExp(`Grafana: a Loki data source with URL http://127\\.0\\.0\\.1:${query}`));
     assert.ok(stderr.includes(`data           embedded store (DuckDB) at ${join(data, "bifrost.duckdb")}`), stderr);
     const logs = stdout.trim().split("\n").map((line) => JSON.parse(line) as Record<string, unknown>);
     assert.ok(logs.some((l) => l.msg === "listening" && l.component === "query"));

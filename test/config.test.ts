@@ -137,6 +137,31 @@ describe("configuration", () => {
     assert.equal(config.log.level, "info");
   });
 
+  it("reads notifier receivers with Alertmanager's defaults and checks them", () => {
+    const config = loadConfig({
+      file: file("query:\n  notifier:\n    receivers:\n      - name: pager\n        url: https://hooks.example/page\n        matchers: { severity: page|critical }\n"),
+      env: { BIFROST_QUERY__NOTIFIER__ALERTMANAGERS: "http://am-1:9093, http://am-2:9093" },
+    });
+    const [pager] = config.query.notifier.receivers;
+    assert.equal(pager!.group_wait_ms, 30_000);
+    assert.equal(pager!.group_interval_ms, 300_000);
+    assert.equal(pager!.repeat_interval_ms, 14_400_000);
+    assert.equal(pager!.send_resolved, true);
+    assert.deepEqual(pager!.group_by, []);
+    assert.deepEqual(config.query.notifier.alertmanagers, ["http://am-1:9093", "http://am-2:9093"]);
+    const problems = problemsOf(() =>
+      loadConfig({
+        file: file(
+          "query:\n  notifier:\n    receivers:\n      - { name: a, url: http://x/, group_by: [..., job], matchers: { job: '(' } }\n      - { name: a, url: http://y/, hmac_secret: short }\n",
+        ),
+        env: {},
+      }),
+    );
+    assert.ok(problems.some((p) => p.startsWith("query.notifier.receivers[0].group_by") && p.includes("stands alone")), problems.join("\n"));
+    assert.ok(problems.some((p) => p.startsWith("query.notifier.receivers[0].matchers.job") && p.includes("regular expression")), problems.join("\n"));
+    assert.ok(problems.some((p) => p.startsWith("query.notifier.receivers[1].hmac_secret")), problems.join("\n"));
+  });
+
   it("documents every key in the README's configuration table", () => {
     const readme = readFileSync(join(REPO_ROOT, "README.md"), "utf8");
     const withOptional = loadConfig({ env: { BIFROST_KAFKA__SASL__MECHANISM: "plain", BIFROST_KAFKA__SASL__USERNAME: "u", BIFROST_KAFKA__SASL__PASSWORD: "p" } });

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Kafka, logLevel } from "kafkajs";
-import { Shipper } from "../collector/shipper.js";
+import { KafkaTransport, Shipper } from "../collector/shipper.js";
 import { Wal } from "../collector/wal.js";
 import { createLogger } from "../common/log.js";
 import { decodeBatch, encodeBatch } from "../proto/codec.js";
@@ -31,7 +31,7 @@ describe("shipper: disk buffer to Kafka through an outage", () => {
 
     const wal = Wal.open({ dir: mkdtempSync(join(tmpdir(), "bifrost-ship-")), maxBytes: 256 << 20, segmentBytes: 1 << 20, fsync: "always", whenFull: "block" });
     let retries = 0;
-    const shipper = new Shipper({ wal, kafka: client, topic: "telemetry", key: "edge-1", backoff: { baseMs: 100, capMs: 1000 }, log: createLogger("silent"), onRetry: () => retries++ });
+    const shipper = new Shipper({ wal, transport: new KafkaTransport(client, "telemetry", "edge-1"), backoff: { baseMs: 100, capMs: 1000 }, log: createLogger("silent"), onRetry: () => retries++ });
     shipper.start();
     const sent: Buffer[] = [];
     const acknowledge = (sequence: number) => {

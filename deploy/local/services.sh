@@ -6,7 +6,8 @@
 #   services.sh down   [kafka|clickhouse]   stop what this script started (by pid file), nothing else
 #   services.sh kill   [kafka|clickhouse]   SIGKILL instead of a clean stop, for crash tests
 #   services.sh status                      one line per service
-#   services.sh install                     only download and install (and Debian's prometheus, for the PromQL tests)
+#   services.sh install                     only download and install (with all: also Debian's prometheus and
+#                                           prometheus-alertmanager, the references of the PromQL and notifier tests)
 #   services.sh reset  [kafka|clickhouse]   stop, then delete the data (a fresh broker and engine on the next up)
 #
 # Environment (defaults):
@@ -77,6 +78,12 @@ install_prometheus() {
   else
     say "services: prometheus is not installed (Debian package prometheus); test/promql-prometheus.test.ts will skip"
   fi
+}
+
+# Only test/alertmanager.test.ts needs it (a real Alertmanager taking the notifier's alerts), and it skips
+# without it: a machine that cannot install it still gets the other services.
+install_alertmanager() {
+  (ensure_tool prometheus-alertmanager prometheus-alertmanager) || say "services: test/alertmanager.test.ts will skip"
 }
 
 write_kafka_config() {
@@ -219,7 +226,7 @@ main() {
     kill) for s in $(targets "$target"); do stop_service "$s" KILL; done ;;
     install)
       for s in $(targets "$target"); do "install_$s"; done
-      if [[ $target == all ]]; then install_prometheus; fi
+      if [[ $target == all ]]; then install_prometheus; install_alertmanager; fi
       ;;
     reset) for s in $(targets "$target"); do reset_service "$s"; done ;;
     status) status_of kafka "$kafka_port"; status_of clickhouse "$clickhouse_port" ;;
