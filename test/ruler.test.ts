@@ -330,6 +330,26 @@ describe("ruler on the embedded store", () => {
     assert.deepEqual(await valueAt(store, "t2", "job:up:sum", T0 + 75 * S), []);
   });
 
+  it("lets a rule use what the rules before it in its group recorded at the same evaluation", async () => {
+    const clock = new Clock(T0 + 5 * 60 * S);
+    const path = ruleFile(
+      [
+        "groups:",
+        "  - name: chain",
+        "    rules:",
+        "      - record: chain:up:count",
+        "        expr: count by (job) (up{job=~\"a.*\"})",
+        "      - alert: FewUp",
+        "        expr: chain:up:count < 3",
+      ].join("\n"),
+    );
+    const ruler = makeRuler(store, clock, { ruleFiles: [path] });
+    ruler.reload();
+    await ruler.evaluateDue();
+    const alerts = ruler.groups("t1")[0]!.states.values().next().value!.list();
+    assert.deepEqual(alerts.map((a) => [a.labels["job"], a.value, a.state]), [["api", 2, "firing"]]);
+  });
+
   it("reloads a watched directory: per-tenant files, changed files, invalid files keep their rules", async () => {
     const rulesDir = join(dir, "watched");
     const clock = new Clock(T0);

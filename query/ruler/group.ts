@@ -90,15 +90,18 @@ export class GroupRunner {
     this.restored = true;
   }
 
-  async evaluate(context: EvalContext, timeMs: number): Promise<EvaluationOutput> {
+  /** `recorded` learns each rule's recorded series at once, before the next rule runs. */
+  async evaluate(context: EvalContext, timeMs: number, recorded: (series: Series[]) => void = () => {}): Promise<EvaluationOutput> {
     const started = performance.now();
     const output: EvaluationOutput = { series: [], notices: [] };
     for (const rule of this.group.rules) {
       const ruleStarted = performance.now();
       const health = this.health.get(rule)!;
+      const before = output.series.length;
       try {
         if (rule.type === "recording") output.series.push(...(await this.record(rule, context, timeMs)));
         else await this.alert(rule, context, timeMs, output);
+        recorded(output.series.slice(before));
         health.health = "ok";
         health.lastError = "";
       } catch (err) {

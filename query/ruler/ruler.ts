@@ -4,10 +4,11 @@ import { join } from "node:path";
 import { TENANT_ID } from "../../common/config.js";
 import type { Logger } from "../../common/log.js";
 import type { Labels } from "../../proto/batch.js";
-import type { Store } from "../../storage/store.js";
-import { type AlertSink, GroupRunner } from "./group.js";
+import type { SampleBatch, Store } from "../../storage/store.js";
+import { type AlertNotice, type AlertSink, GroupRunner } from "./group.js";
 import { parseRuleFile, RuleFileError, type RuleGroup } from "./rules.js";
 import { restoreAlerts } from "./state.js";
+import { TickStore } from "./tick-store.js";
 
 // The ruler of the query service. Rule files come from `rule_files` and from `rules_dir`, laid out as Loki's
 // ruler lays out its local storage: `<rules_dir>/<tenant>/*.yaml` holds one tenant's rules, and files directly in
@@ -149,14 +150,27 @@ export class Ruler {
     return this.problems;
   }
 
-  /** Evaluates every group whose time has come, at its scheduled time; missed evaluations are skipped. */
+  /**
+   * Evaluates every group whose time has come, at its scheduled time (missed evaluations are skipped); then writes
+   * all their samples in one store call, one idempotent batch per group and evaluation time, and notifies the sinks.
+   */
   async evaluateDue(): Promise<void> {
     const now = this.now();
     const due = [...this.runners.values()].filter((runner) => runner.nextEvalMs <= now);
-    await Promise.all(due.map((runner) => this.evaluate(runner, now)));
+    const view = new TickStore(this.options.store);
+    const results = (await Promise.all(due.map((runner) => this.evaluate(runner, now, view)))).filter((r) => r !== undefined);
+    const batches = results.map((r) => r.batch).filter((b) => b.series.length > 0);
+    if (batches.length > 0) {
+      try {
+        await this.options.store.appendSamples(batches);
+      } catch (err) {
+        this.options.log.warn({ err }, "rule results could not be written");
+      }
+    }
+    for (const { notices } of results) if (notices.length > 0) for (const sink of this.sinks) sink.send(notices);
   }
 
-  private async evaluate(runner: GroupRunner, now: number): Promise<void> {
+  private async evaluate(runner: GroupRunner, now: number, view: TickStore): Promise<{ batch: SampleBatch; notices: AlertNotice[] } | undefined> {
     const { store, maxSeries, log } = this.options;
     const timeMs = Math.max(runner.nextEvalMs, alignDown(now, runner.group.intervalMs));
     runner.nextEvalMs = timeMs + runner.group.intervalMs;
@@ -164,11 +178,11 @@ export class Ruler {
       if (!runner.restored) {
         runner.restore(await restoreAlerts(store, runner.tenant, runner.key, runner.alertNames(), timeMs, this.options.outageToleranceMs));
       }
-      const { series, notices } = await runner.evaluate({ store, tenant: runner.tenant, maxSeries }, timeMs);
-      await store.appendSamples([{ id: `ruler/${runner.tenant}/${runner.key}:${timeMs}`, tenant: runner.tenant, series }]);
-      if (notices.length > 0) for (const sink of this.sinks) sink.send(notices);
+      const { series, notices } = await runner.evaluate({ store: view, tenant: runner.tenant, maxSeries }, timeMs, (recorded) => view.addRecorded(runner.tenant, recorded));
+      return { batch: { id: `ruler/${runner.tenant}/${runner.key}:${timeMs}`, tenant: runner.tenant, series }, notices };
     } catch (err) {
       log.warn({ err, group: runner.group.name, tenant: runner.tenant }, "rule group evaluation failed");
+      return undefined;
     }
   }
 
