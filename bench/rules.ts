@@ -1,4 +1,7 @@
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@clickhouse/client";
@@ -7,6 +10,7 @@ import { labelsOf, SampleKind, type Series } from "../proto/batch.js";
 import { instantQuery } from "../query/promql/engine.js";
 import { parsePromql } from "../query/promql/parser.js";
 import { Ruler } from "../query/ruler/ruler.js";
+import { TickStore } from "../query/ruler/tick-store.js";
 import { ClickHouseStore } from "../storage/clickhouse.js";
 import { DuckDBStore } from "../storage/duckdb.js";
 import type { Store } from "../storage/store.js";
@@ -15,10 +19,16 @@ import type { Store } from "../storage/store.js";
 // 3 recording and 7 alerting rules, one node each) every 15 s over BENCH_RULE_INTERVALS intervals, on the embedded
 // store and on ClickHouse. The clock is simulated: each interval's evaluations run back to back and their CPU time
 // (process.cpuUsage, user + system) is divided by 15 s. Beside each figure: the floor, the same 1000 queries run
-// through the PromQL engine without the ruler (no state, templates, notifications or writes). ClickHouse's own CPU
-// is not counted (it is another process, shared with other users). Prints one JSON line; progress goes to stderr.
+// through the PromQL engine without the ruler (no state, templates, notifications or writes) reading the store
+// once per metric as the ruler does; and the same queries each reading the store on its own, as 1000 API queries
+// would. ClickHouse's own CPU is not counted (it is another process, shared with other users); the embedded
+// store's is (it runs in this process). The peer: Debian's `prometheus` scraping the same series from this
+// process every 15 s and evaluating the same 1000 rules, its whole process's CPU over BENCH_RULE_PEER_INTERVALS
+// real intervals, with and without the rules (the difference is its ruler's). Prints one JSON line; progress
+// goes to stderr.
 
 const INTERVALS = Number(process.env.BENCH_RULE_INTERVALS ?? 8);
+const PEER_INTERVALS = Number(process.env.BENCH_RULE_PEER_INTERVALS ?? 4);
 const NODES = 100;
 const INTERVAL_MS = 15_000;
 const HISTORY_MS = 30 * 60_000;
@@ -138,21 +148,91 @@ async function measure(name: string, store: Store, rulesFile: string) {
   const firing = ruler.groups(TENANT).reduce((sum, runner) => sum + [...runner.states.values()].reduce((s, states) => s + states.list().filter((a) => a.state === "firing").length, 0), 0);
 
   const exprs = ruler.groups(TENANT).flatMap((runner) => runner.group.rules.map((rule) => parsePromql(rule.expr.text)));
-  let floorMs = 0;
-  for (let i = 1; i <= INTERVALS; i++) {
-    const before = cpuMs();
-    for (const expr of exprs) await instantQuery({ store, tenant: TENANT }, expr, START_MS + i * INTERVAL_MS);
-    floorMs += cpuMs() - before;
-  }
+  const queriesOnly = async (shared: boolean, intervals: number) => {
+    let ms = 0;
+    for (let i = 1; i <= intervals; i++) {
+      const before = cpuMs();
+      const view = shared ? new TickStore(store) : store;
+      for (const expr of exprs) await instantQuery({ store: view, tenant: TENANT }, expr, START_MS + i * INTERVAL_MS);
+      ms += cpuMs() - before;
+    }
+    return ms;
+  };
+  const floorMs = await queriesOnly(true, INTERVALS);
+  // A thousand separate store reads per interval are slow; two intervals tell their cost.
+  const separateIntervals = Math.min(INTERVALS, 2);
+  const separateMs = ((await queriesOnly(false, separateIntervals)) * INTERVALS) / separateIntervals;
   return {
     rules,
     intervals: INTERVALS,
     ruler_cpu_percent_of_one_core: percent(rulerMs),
-    floor_queries_only_cpu_percent_of_one_core: percent(floorMs),
+    floor_same_queries_without_ruler_cpu_percent: percent(floorMs),
+    same_queries_each_reading_the_store_cpu_percent: percent(separateMs),
     wall_ms_per_interval: Math.round(wallMs / INTERVALS),
     firing_alerts: firing,
     notices_sent: notices,
   };
+}
+
+/** The series' exposition at the current time, as a node's exporters would serve them. */
+function exposition(): string {
+  const lines: string[] = [];
+  for (const s of samples(Date.now(), Date.now() + 1)) {
+    const labels = Object.entries(s.labels).map(([k, v]) => `${k}="${v}"`).join(",");
+    lines.push(`${s.name}{${labels}} ${s.points[0]!.value}`);
+  }
+  return lines.join("\n") + "\n";
+}
+
+/** utime + stime of a process in ms, from /proc. */
+function processCpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+}
+
+async function prometheusPeer(dir: string, rulesFile: string) {
+  if (spawnSync("prometheus", ["--version"]).error !== undefined) return { skipped: "prometheus is not installed (deploy/local/services.sh install)" };
+  const server = createServer((_, res) => res.end(exposition()));
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const target = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const run = async (withRules: boolean) => {
+    const data = join(dir, `prometheus-${withRules}`);
+    const config = join(dir, `prometheus-${withRules}.yml`);
+    writeFileSync(
+      config,
+      [
+        "global: {scrape_interval: 15s, evaluation_interval: 15s}",
+        ...(withRules ? [`rule_files: ['${rulesFile}']`] : []),
+        `scrape_configs: [{job_name: edge, static_configs: [{targets: ['${target}']}]}]`,
+      ].join("\n"),
+    );
+    const child = spawn("prometheus", [`--config.file=${config}`, `--storage.tsdb.path=${data}`, "--web.listen-address=127.0.0.1:0"], { stdio: "ignore" });
+    try {
+      // Start-up, first scrapes and first evaluations are not counted.
+      await new Promise((resolve) => setTimeout(resolve, 2 * INTERVAL_MS));
+      const before = processCpuMs(child.pid!);
+      await new Promise((resolve) => setTimeout(resolve, PEER_INTERVALS * INTERVAL_MS));
+      return processCpuMs(child.pid!) - before;
+    } finally {
+      child.kill("SIGTERM");
+      await new Promise((resolve) => child.once("exit", resolve));
+    }
+  };
+  try {
+    progress(`prometheus: ${PEER_INTERVALS} real intervals with the rules, then without`);
+    const withRules = await run(true);
+    const without = await run(false);
+    const share = (ms: number) => Math.round((ms / (PEER_INTERVALS * INTERVAL_MS)) * 1000) / 10;
+    return {
+      version: spawnSync("prometheus", ["--version"], { encoding: "utf8" }).stdout.split("\n")[0],
+      intervals: PEER_INTERVALS,
+      process_cpu_percent_with_rules: share(withRules),
+      process_cpu_percent_without_rules: share(without),
+      rules_cpu_percent_of_one_core: share(withRules - without),
+    };
+  } finally {
+    server.close();
+  }
 }
 
 const dir = mkdtempSync(join(tmpdir(), "bifrost-bench-rules-"));
@@ -169,7 +249,8 @@ try {
   const admin = createClient({ url: CLICKHOUSE_URL });
   await admin.command({ query: `DROP DATABASE IF EXISTS ${database}` });
   await admin.close();
-  process.stdout.write(JSON.stringify({ bench: "rules", target_cpu_percent: 20, embedded: embeddedResult, clickhouse: clickhouseResult, node: process.version }) + "\n");
+  const peer = await prometheusPeer(dir, rulesFile);
+  process.stdout.write(JSON.stringify({ bench: "rules", target_cpu_percent: 20, embedded: embeddedResult, clickhouse: clickhouseResult, prometheus: peer, node: process.version }) + "\n");
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

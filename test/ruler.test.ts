@@ -8,6 +8,7 @@ import { Authenticator } from "../common/auth.js";
 import { configSchema } from "../common/config.js";
 import { createLogger } from "../common/log.js";
 import { labelsOf, SampleKind, type Series } from "../proto/batch.js";
+import { alertFingerprint } from "../query/notifier/labels.js";
 import { instantQuery } from "../query/promql/engine.js";
 import { parsePromql } from "../query/promql/parser.js";
 import { AlertStates } from "../query/ruler/alerts.js";
@@ -304,7 +305,7 @@ describe("ruler on the embedded store", () => {
     assert.deepEqual(notice.annotations, { summary: "a:9100 of api is down (0)" });
     assert.equal(notice.startsAt, new Date(T0 + 60 * S).toISOString());
     assert.equal(notice.generatorURL, "http://bifrost:3100/graph?g0.expr=up%20%3D%3D%200&g0.tab=1");
-    assert.match(notice.fingerprint, /^[0-9a-f]{16}$/);
+    assert.equal(notice.fingerprint, alertFingerprint(notice.labels));
     const resolved = sink.batches.flat().filter((n) => n.state === "resolved");
     assert.deepEqual(resolved.map((n) => [n.startsAt, n.endsAt, n.fingerprint]), [[notice.startsAt, new Date(T0 + 150 * S).toISOString(), notice.fingerprint]]);
     // The state is written as Prometheus' ALERTS and ALERTS_FOR_STATE series.

@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import type { Labels } from "../../proto/batch.js";
 import { labelsKey } from "../promql/values.js";
 
@@ -101,9 +100,4 @@ export class AlertStates {
   get size(): number {
     return this.alerts.size;
   }
-}
-
-/** Alertmanager's fingerprint is a hash of the label set; this one is stable across restarts and processes. */
-export function fingerprint(labels: Labels): string {
-  return createHash("sha256").update(labelsKey(labels)).digest("hex").slice(0, 16);
 }

@@ -1,6 +1,7 @@
 import type { Labels, Series } from "../../proto/batch.js";
 import { labelsKey, withoutLabels } from "../promql/values.js";
-import { type ActiveElement, type Alert, AlertStates, fingerprint, type ResolvedAlert } from "./alerts.js";
+import { alertFingerprint } from "../notifier/labels.js";
+import { type ActiveElement, type Alert, AlertStates, type ResolvedAlert } from "./alerts.js";
 import { anomalyBand, historyWindow, outside } from "./anomaly.js";
 import type { EvalContext, RuleSample } from "./expr.js";
 import type { AlertingRule, AnomalyRule, RecordingRule, Rule, RuleGroup } from "./rules.js";
@@ -193,7 +194,8 @@ export class GroupRunner {
       state: resolvedAtMs === undefined ? "firing" : "resolved",
       startsAt: new Date(alert.firedAtMs ?? alert.activeAtMs).toISOString(),
       generatorURL: generatorURL(this.options.externalURL, rule.expr.text),
-      fingerprint: fingerprint({ ...this.options.externalLabels, ...alert.labels }),
+      // Prometheus' fingerprint, which Alertmanager and the notifier show for the same labels.
+      fingerprint: alertFingerprint({ ...this.options.externalLabels, ...alert.labels }),
     };
     if (resolvedAtMs !== undefined) notice.endsAt = new Date(resolvedAtMs).toISOString();
     return notice;

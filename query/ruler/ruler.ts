@@ -167,7 +167,17 @@ export class Ruler {
         this.options.log.warn({ err }, "rule results could not be written");
       }
     }
-    for (const { notices } of results) if (notices.length > 0) for (const sink of this.sinks) sink.send(notices);
+    for (const { notices } of results) {
+      if (notices.length === 0) continue;
+      for (const sink of this.sinks) {
+        try {
+          sink.send(notices);
+        } catch (err) {
+          // One failing sink must not keep the alerts from the others.
+          this.options.log.error({ err }, "an alert sink failed");
+        }
+      }
+    }
   }
 
   private async evaluate(runner: GroupRunner, now: number, view: TickStore): Promise<{ batch: SampleBatch; notices: AlertNotice[] } | undefined> {
