@@ -19,8 +19,9 @@ import type { AlertNotice } from "../query/ruler/group.js";
 import { Ruler, type RulerOptions } from "../query/ruler/ruler.js";
 import { parseRuleFile, type Rule, RuleFileError } from "../query/ruler/rules.js";
 import { AlertTemplate } from "../query/ruler/templates.js";
+import { TickStore } from "../query/ruler/tick-store.js";
 import { DuckDBStore } from "../storage/duckdb.js";
-import type { Store } from "../storage/store.js";
+import type { LabelMatcher, Store } from "../storage/store.js";
 
 const RETENTION = { logs_days: 3650, samples_days: 3650, rollups_1m_days: 3650, rollups_1h_days: 3650 };
 const log = createLogger("silent");
@@ -349,6 +350,27 @@ describe("ruler on the embedded store", () => {
     await ruler.evaluateDue();
     const alerts = ruler.groups("t1")[0]!.states.values().next().value!.list();
     assert.deepEqual(alerts.map((a) => [a.labels["job"], a.value, a.state]), [["api", 2, "firing"]]);
+  });
+
+  it("answers selectors from one read per metric exactly as the store does", async () => {
+    const view = new TickStore(store);
+    const selects: LabelMatcher[][] = [
+      [{ name: "__name__", op: "=", value: "up" }],
+      [{ name: "__name__", op: "=", value: "up" }, { name: "instance", op: "=~", value: "a.*" }],
+      [{ name: "__name__", op: "=", value: "up" }, { name: "instance", op: "=~", value: "a" }],
+      [{ name: "__name__", op: "=", value: "up" }, { name: "instance", op: "!~", value: "b:9100|c" }],
+      [{ name: "__name__", op: "=", value: "up" }, { name: "zone", op: "!=", value: "x" }],
+      [{ name: "__name__", op: "=", value: "up" }, { name: "zone", op: "=", value: "" }],
+      [{ name: "__name__", op: "=", value: "up" }, { name: "job", op: "=", value: "none" }],
+    ];
+    const windows = [[T0 + 30 * S, T0 + 90 * S], [T0 - 60 * S, T0 + 16 * S], [T0 + 100 * S, T0 + 200 * S]] as const;
+    for (const matchers of selects) {
+      for (const [startMs, endMs] of windows) {
+        const select = { tenant: "t1", matchers, startMs, endMs };
+        const sorted = (rows: Awaited<ReturnType<Store["selectSamples"]>>) => rows.map((r) => ({ labels: { ...r.labels }, points: r.points })).sort((a, b) => (JSON.stringify(a.labels) < JSON.stringify(b.labels) ? -1 : 1));
+        assert.deepEqual(sorted(await view.selectSamples(select)), sorted(await store.selectSamples(select)), JSON.stringify(select));
+      }
+    }
   });
 
   it("reloads a watched directory: per-tenant files, changed files, invalid files keep their rules", async () => {
