@@ -12,7 +12,7 @@ import { ClickHouseStore } from "../storage/clickhouse.js";
 import type { Store } from "../storage/store.js";
 import { assertRollupsMatch, counterTotal, startTestAggregator, until } from "./helpers/aggregation.js";
 import { makeBatch } from "./helpers/batches.js";
-import { CLICKHOUSE_URL, deleteTopics, freePort, KAFKA_BROKERS, REPO_ROOT, startChdbHttp, uniqueName } from "./helpers/services.js";
+import { CLICKHOUSE_URL, createTopics, deleteTopics, freePort, KAFKA_BROKERS, REPO_ROOT, startChdbHttp, uniqueName } from "./helpers/services.js";
 import { T0_NS, TEST_RETENTION } from "./helpers/store-contract.js";
 
 const HOUR_NS = 3_600_000_000_000n;
@@ -24,11 +24,8 @@ function stream(nodes: string[], perNode: number, tenant: string): Batch[] {
   );
 }
 
-async function createTopic(kafka: Kafka, topic: string, partitions: number): Promise<void> {
-  const admin = kafka.admin();
-  await admin.connect();
-  await admin.createTopics({ topics: [{ topic, numPartitions: partitions }, { topic: `${topic}.dlq`, numPartitions: 1 }], waitForLeaders: true });
-  await admin.disconnect();
+function createTopic(kafka: Kafka, topic: string, partitions: number): Promise<void> {
+  return createTopics(kafka, [{ topic, numPartitions: partitions }, { topic: `${topic}.dlq`, numPartitions: 1 }]);
 }
 
 async function connectedProducer(kafka: Kafka): Promise<Producer> {
