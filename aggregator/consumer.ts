@@ -158,13 +158,16 @@ export class Aggregator {
     if (message.value === null) return { ok: false, reason: "empty", message: "message has no value" };
     await this.slots.acquire();
     try {
+      // The value is a view into kafkajs's whole fetch response, which posting it would copy entire: the
+      // worker gets a copy of just these bytes, moved rather than copied again.
+      const value = new Uint8Array(message.value);
       const task: DecodeTask = {
-        value: message.value,
+        value,
         maxBatchBytes: this.options.maxBatchBytes,
         limits: this.options.limits,
         encodeLogs: this.options.store.appendEncodedLogs !== undefined,
       };
-      return (await this.options.pool.run(task)) as DecodeResult;
+      return (await this.options.pool.run(task, { transferList: [value.buffer] })) as DecodeResult;
     } finally {
       this.slots.release();
     }

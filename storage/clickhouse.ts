@@ -301,12 +301,20 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
         `logs:${[...writtenIds].sort().join(",")}`,
       );
     }
-    await this.indexStreams(
-      "logs",
-      missing.flatMap(({ batch, part }) =>
-        part.streams.map((s) => ({ tenant: batch.tenant, fingerprint: s.fingerprint, labels: s.labels, kind: 0, minMs: s.minMs, maxMs: s.maxMs })),
-      ),
-    );
+    // One index row per stream of the whole write, as streamSpans makes for the other signals.
+    const spans = new Map<string, StreamSpan>();
+    for (const { batch, part } of missing) {
+      for (const s of part.streams) {
+        const key = `${batch.tenant}\u0000${s.fingerprint}`;
+        const span = spans.get(key);
+        if (span === undefined) spans.set(key, { tenant: batch.tenant, fingerprint: s.fingerprint, labels: s.labels, kind: 0, minMs: s.minMs, maxMs: s.maxMs });
+        else {
+          span.minMs = Math.min(span.minMs, s.minMs);
+          span.maxMs = Math.max(span.maxMs, s.maxMs);
+        }
+      }
+    }
+    await this.indexStreams("logs", [...spans.values()]);
     return { written: writtenIds.size, duplicates: duplicates + repeated, rows: missing.reduce((n, { part }) => n + part.rows, 0) };
   }
 
