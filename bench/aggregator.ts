@@ -46,9 +46,10 @@ function processCpuSeconds(): number {
   return (usage.user + usage.system) / 1e6;
 }
 
-const batches = Array.from({ length: BATCHES }, (_, i) =>
-  makeBatch({ tenant: "bench", nodeId: `edge-${i % 12}`, sequence: Math.floor(i / 12) + 1, streams: 20, entriesPerStream: LINES_PER_BATCH / 20, lineBytes: 200, series: 20, pointsPerSeries: SAMPLES_PER_BATCH / 20, startNs: START_NS }),
-);
+/** Batch i of the topic; made when needed, so that the bench holds no decoded batches while the aggregator runs. */
+function batch(i: number) {
+  return makeBatch({ tenant: "bench", nodeId: `edge-${i % 12}`, sequence: Math.floor(i / 12) + 1, streams: 20, entriesPerStream: LINES_PER_BATCH / 20, lineBytes: 200, series: 20, pointsPerSeries: SAMPLES_PER_BATCH / 20, startNs: START_NS });
+}
 
 async function fillTopic(topic: string): Promise<void> {
   const admin = kafka.admin();
@@ -57,8 +58,9 @@ async function fillTopic(topic: string): Promise<void> {
   await admin.disconnect();
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
-  for (let i = 0; i < batches.length; i += 10) {
-    await producer.send({ topic, acks: -1, messages: batches.slice(i, i + 10).map((b) => ({ key: b.nodeId, value: encodeBatch(b) })) });
+  for (let i = 0; i < BATCHES; i += 10) {
+    const messages = Array.from({ length: Math.min(10, BATCHES - i) }, (_, k) => batch(i + k)).map((b) => ({ key: b.nodeId, value: encodeBatch(b) }));
+    await producer.send({ topic, acks: -1, messages });
   }
   await producer.disconnect();
 }
@@ -116,7 +118,7 @@ async function runAggregator(topic: string, workers: number) {
 }
 
 /** A trace id that occurs once among all the lines: what a needle-in-a-haystack `|=` filter looks for. */
-const RARE = /trace_id=(\w+)/.exec(batches[Math.floor(BATCHES / 2)]!.streams[7]!.entries[123]!.line)![1]!;
+const RARE = /trace_id=(\w+)/.exec(batch(Math.floor(BATCHES / 2)).streams[7]!.entries[123]!.line)![1]!;
 
 /** The best of three runs of `{service=~".+"} |= RARE` over everything written, as the query service would read it. */
 async function lineFilterSeconds(store: ClickHouseStore): Promise<{ seconds: number; matches: number }> {
@@ -166,7 +168,10 @@ async function rawInsert(): Promise<{ lines_per_s: number; cpu_seconds_per_milli
   const schema = new ClickHouseStore({ url: CLICKHOUSE_URL, username: "default", password: "", database, retention });
   await schema.migrate();
   await schema.close();
-  const bodies = batches.slice(0, Math.min(BATCHES, 30)).map((b, i) => encodeLogBatch({ id: `raw-${i}`, tenant: b.tenant, streams: b.streams }).buffer);
+  const bodies = Array.from({ length: Math.min(BATCHES, 30) }, (_, i) => {
+    const b = batch(i);
+    return encodeLogBatch({ id: `raw-${i}`, tenant: b.tenant, streams: b.streams }).buffer;
+  });
   const query = `INSERT INTO ${database}.logs (${LOG_COLUMNS.join(", ")}) FORMAT RowBinary`;
   const [engine0, t0] = [engineCpuSeconds(), performance.now()];
   for (const body of bodies) {
