@@ -95,9 +95,10 @@ async function runAggregator(topic: string, workers: number) {
   const seconds = (performance.now() - t0) / 1000;
   const engineCpu = engineCpuSeconds() - engine0;
   const cpu = processCpuSeconds() - cpu0 + engineCpu;
+  await aggregator.stop();
+  // After the stop: a batch is counted before its offsets are committed and its partition's lag is set.
   const lag = await counterTotal(registry, "bifrost_aggregator_consumer_lag");
   const lines = await counterTotal(registry, "bifrost_aggregator_rows_written_total");
-  await aggregator.stop();
   await pool.destroy();
   const filter = await lineFilterSeconds(store);
   await store.close();
