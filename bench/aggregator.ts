@@ -17,7 +17,7 @@ import { startChdbHttp } from "../test/helpers/services.js";
 // group, piscina workers, idempotent store writes, offset commits) with 1 and 2 workers, on a topic filled
 // beforehand with BENCH_BATCHES collector batches of 10k log lines (200 B) and 1000 samples each. Beside it,
 // in the same run, the two ceilings of this machine: kafkajs reading the same topic without processing, and
-// the engine taking the same rows as one pre-encoded insert per batch. CPU is this process (main and worker
+// the engine taking the same log rows as the aggregator's RowBinary inserts, nothing else. CPU is this process (main and worker
 // threads) plus the ClickHouse engine process, a private chDB front end started for the bench, so that other
 // users of the shared one neither disturb the figures nor see the schema. After each run, the cost of a Loki
 // line filter for a rare token over all the lines written. Prints one JSON line; progress goes to stderr.
