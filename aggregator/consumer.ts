@@ -2,11 +2,10 @@ import type { Consumer, EachBatchPayload, IHeaders, Kafka, KafkaMessage, Produce
 import type { Piscina } from "piscina";
 import type { Logger } from "../common/log.js";
 import type { BatchLimits } from "../proto/validate.js";
-import type { EncodedLogBatch } from "../storage/log-rowbinary.js";
-import type { LogBatch, RollupBatch, SampleBatch, Store } from "../storage/store.js";
+import type { Store } from "../storage/store.js";
 import type { AggregatorMetrics } from "./metrics.js";
-import { WriteBuffer } from "./write-buffer.js";
-import type { DecodeResult, DecodeTask } from "./worker.js";
+import { WriteBuffer, writePartOf } from "./write-buffer.js";
+import type { DecodedBatch, DecodeResult, DecodeTask } from "./worker.js";
 
 export interface AggregatorOptions {
   kafka: Kafka;
@@ -98,31 +97,20 @@ export class Aggregator {
     if (batch.messages.length === 0) return;
     const results = await Promise.all(batch.messages.map((message) => this.decode(message)));
 
-    const logs: LogBatch[] = [];
-    const encodedLogs: EncodedLogBatch[] = [];
-    const samples: SampleBatch[] = [];
-    const rollups: RollupBatch[] = [];
+    const decoded: DecodedBatch[] = [];
     const dead: { message: KafkaMessage; reason: string; error: string }[] = [];
-    let rows = 0;
     results.forEach((result, i) => {
       if (!result.ok) {
         dead.push({ message: batch.messages[i]!, reason: result.reason, error: result.message });
         return;
       }
       metrics.decodeSeconds.observe(result.decodeMs / 1000);
-      const { id, tenant } = result;
-      if (result.logs && "encoded" in result.logs) encodedLogs.push(result.logs.encoded);
-      else if (result.logs) logs.push(result.logs.decoded);
-      if (result.series.length > 0) {
-        samples.push({ id, tenant, series: result.series });
-        rollups.push({ id, tenant, partials: result.partials });
-      }
-      rows += result.rows;
+      decoded.push(result);
     });
 
     if (dead.length > 0) await this.sendDeadLetters(batch.topic, batch.partition, dead);
     // Heartbeat while the buffer holds this partition's rows: a flush may wait out a store outage.
-    const written = this.buffer.add({ logs, encodedLogs, samples, rollups, rows });
+    const written = this.buffer.add(writePartOf(decoded));
     let settled = false;
     written.then(
       () => (settled = true),

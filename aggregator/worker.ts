@@ -18,19 +18,19 @@ export interface DecodeTask {
   encodeLogs: boolean;
 }
 
-export type DecodeResult =
-  | {
-      ok: true;
-      id: string;
-      tenant: string;
-      /** The log streams, decoded or encoded as the task asked; absent when the batch has none. */
-      logs?: { decoded: LogBatch } | { encoded: EncodedLogBatch };
-      series: Series[];
-      partials: RollupPartial[];
-      rows: number;
-      decodeMs: number;
-    }
-  | { ok: false; reason: string; message: string };
+export interface DecodedBatch {
+  ok: true;
+  id: string;
+  tenant: string;
+  /** The log streams, decoded or encoded as the task asked; absent when the batch has none. */
+  logs?: { decoded: LogBatch } | { encoded: EncodedLogBatch };
+  series: Series[];
+  partials: RollupPartial[];
+  rows: number;
+  decodeMs: number;
+}
+
+export type DecodeResult = DecodedBatch | { ok: false; reason: string; message: string };
 
 export default function decode(task: DecodeTask): DecodeResult {
   const started = performance.now();

@@ -1,4 +1,5 @@
 import type { Logger } from "../common/log.js";
+import type { DecodedBatch } from "./worker.js";
 import type { EncodedLogBatch } from "../storage/log-rowbinary.js";
 import type { AppendResult, LogBatch, RollupBatch, SampleBatch, Store } from "../storage/store.js";
 import { StoreError } from "../storage/values.js";
@@ -11,6 +12,22 @@ export interface WritePart {
   samples: SampleBatch[];
   rollups: RollupBatch[];
   rows: number;
+}
+
+/** What decoded messages add to a store write, and the rows they carry. */
+export function writePartOf(results: readonly DecodedBatch[]): WritePart {
+  const part: WritePart = { logs: [], encodedLogs: [], samples: [], rollups: [], rows: 0 };
+  for (const result of results) {
+    const { id, tenant } = result;
+    if (result.logs && "encoded" in result.logs) part.encodedLogs.push(result.logs.encoded);
+    else if (result.logs) part.logs.push(result.logs.decoded);
+    if (result.series.length > 0) {
+      part.samples.push({ id, tenant, series: result.series });
+      part.rollups.push({ id, tenant, partials: result.partials });
+    }
+    part.rows += result.rows;
+  }
+  return part;
 }
 
 interface Pending {
