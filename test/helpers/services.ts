@@ -27,7 +27,8 @@ export async function createTopics(kafka: Kafka, topics: { topic: string; numPar
   const admin = kafka.admin();
   await admin.connect();
   try {
-    await admin.createTopics({ topics, waitForLeaders: true });
+    // kafkajs's own waitForLeaders gives up on the first UNKNOWN_TOPIC_OR_PARTITION; the loop below waits instead.
+    await admin.createTopics({ topics, waitForLeaders: false });
     const deadline = Date.now() + 60_000;
     for (;;) {
       const ready = await admin
