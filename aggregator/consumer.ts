@@ -2,10 +2,10 @@ import type { Consumer, EachBatchPayload, IHeaders, Kafka, KafkaMessage, Produce
 import type { Piscina } from "piscina";
 import type { Logger } from "../common/log.js";
 import type { BatchLimits } from "../proto/validate.js";
-import type { LogBatch, RollupBatch, SampleBatch, Store } from "../storage/store.js";
+import type { Store } from "../storage/store.js";
 import type { AggregatorMetrics } from "./metrics.js";
-import { WriteBuffer } from "./write-buffer.js";
-import type { DecodeResult, DecodeTask } from "./worker.js";
+import { WriteBuffer, writePartOf } from "./write-buffer.js";
+import type { DecodedBatch, DecodeResult, DecodeTask } from "./worker.js";
 
 export interface AggregatorOptions {
   kafka: Kafka;
@@ -97,29 +97,20 @@ export class Aggregator {
     if (batch.messages.length === 0) return;
     const results = await Promise.all(batch.messages.map((message) => this.decode(message)));
 
-    const logs: LogBatch[] = [];
-    const samples: SampleBatch[] = [];
-    const rollups: RollupBatch[] = [];
+    const decoded: DecodedBatch[] = [];
     const dead: { message: KafkaMessage; reason: string; error: string }[] = [];
-    let rows = 0;
     results.forEach((result, i) => {
       if (!result.ok) {
         dead.push({ message: batch.messages[i]!, reason: result.reason, error: result.message });
         return;
       }
       metrics.decodeSeconds.observe(result.decodeMs / 1000);
-      const { batch: decoded, id } = result;
-      if (decoded.streams.length > 0) logs.push({ id, tenant: decoded.tenant, streams: decoded.streams });
-      if (decoded.series.length > 0) {
-        samples.push({ id, tenant: decoded.tenant, series: decoded.series });
-        rollups.push({ id, tenant: decoded.tenant, partials: result.partials });
-      }
-      rows += decoded.streams.reduce((n, s) => n + s.entries.length, 0) + decoded.series.reduce((n, s) => n + s.points.length, 0);
+      decoded.push(result);
     });
 
     if (dead.length > 0) await this.sendDeadLetters(batch.topic, batch.partition, dead);
     // Heartbeat while the buffer holds this partition's rows: a flush may wait out a store outage.
-    const written = this.buffer.add({ logs, samples, rollups, rows });
+    const written = this.buffer.add(writePartOf(decoded));
     let settled = false;
     written.then(
       () => (settled = true),
@@ -155,8 +146,16 @@ export class Aggregator {
     if (message.value === null) return { ok: false, reason: "empty", message: "message has no value" };
     await this.slots.acquire();
     try {
-      const task: DecodeTask = { value: message.value, maxBatchBytes: this.options.maxBatchBytes, limits: this.options.limits };
-      return (await this.options.pool.run(task)) as DecodeResult;
+      // The value is a view into kafkajs's whole fetch response, which posting it would copy entire: the
+      // worker gets a copy of just these bytes, moved rather than copied again.
+      const value = new Uint8Array(message.value);
+      const task: DecodeTask = {
+        value,
+        maxBatchBytes: this.options.maxBatchBytes,
+        limits: this.options.limits,
+        encodeLogs: this.options.store.appendEncodedLogs !== undefined,
+      };
+      return (await this.options.pool.run(task, { transferList: [value.buffer] })) as DecodeResult;
     } finally {
       this.slots.release();
     }

@@ -1,8 +1,9 @@
 import type { Transport } from "../collector/shipper.js";
 import type { WalRecord } from "../collector/wal.js";
 import type { BatchLimits } from "../proto/validate.js";
-import type { LogBatch, RollupBatch, SampleBatch, Store } from "../storage/store.js";
-import decode from "./worker.js";
+import type { Store } from "../storage/store.js";
+import { writePartOf } from "./write-buffer.js";
+import decode, { type DecodedBatch } from "./worker.js";
 
 // `bifrost all` has no Kafka: the collector's shipper hands its disk-buffer records straight to this transport,
 // which does what an aggregator does with a Kafka message (decode, validate, roll up) and writes to the store.
@@ -21,27 +22,19 @@ export class StoreTransport implements Transport {
 
   async send(records: WalRecord[]): Promise<void> {
     const { store, maxBatchBytes, limits } = this.options;
-    const logs: LogBatch[] = [];
-    const samples: SampleBatch[] = [];
-    const rollups: RollupBatch[] = [];
+    const decoded: DecodedBatch[] = [];
     for (const record of records) {
-      const result = decode({ value: record.payload, maxBatchBytes, limits });
-      if (!result.ok) {
-        this.options.onInvalid(result.reason, result.message);
-        continue;
-      }
-      const { batch, id } = result;
-      if (batch.streams.length > 0) logs.push({ id, tenant: batch.tenant, streams: batch.streams });
-      if (batch.series.length > 0) {
-        samples.push({ id, tenant: batch.tenant, series: batch.series });
-        rollups.push({ id, tenant: batch.tenant, partials: result.partials });
-      }
+      // Decoded, not encoded, log rows: the embedded store of `bifrost all` takes them as they are.
+      const result = decode({ value: record.payload, maxBatchBytes, limits, encodeLogs: false });
+      if (result.ok) decoded.push(result);
+      else this.options.onInvalid(result.reason, result.message);
     }
-    await store.appendLogs(logs);
+    const part = writePartOf(decoded);
+    await store.appendLogs(part.logs);
     // Raw samples before rollups, as the aggregator writes them: a retry after a failure between the two finds
     // the samples stored and writes the rollups.
-    await store.appendSamples(samples);
-    await store.appendRollups(rollups);
+    await store.appendSamples(part.samples);
+    await store.appendRollups(part.rollups);
   }
 
   async reset(): Promise<void> {}

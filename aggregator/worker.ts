@@ -1,28 +1,58 @@
-import { type Batch, batchId } from "../proto/batch.js";
+import { move, transferableSymbol, valueSymbol } from "piscina";
+import { batchId, type Series } from "../proto/batch.js";
 import { CodecError, decodeBatch } from "../proto/codec.js";
 import { type BatchLimits, validateBatch, ValidationError } from "../proto/validate.js";
-import type { RollupPartial } from "../storage/store.js";
+import { type EncodedLogBatch, encodeLogBatch } from "../storage/log-rowbinary.js";
+import type { LogBatch, RollupPartial } from "../storage/store.js";
 import { rollupBatch } from "./rollup.js";
 
 // Runs in the piscina worker threads: everything CPU-bound about one Kafka message (CRC, LZ4, protobuf,
-// limits, rollups), so that the main thread only schedules, writes and commits.
+// limits, rollups, and for a store that takes them the encoded log rows), so that the main thread only
+// schedules, writes and commits.
 
 export interface DecodeTask {
   value: Uint8Array;
   maxBatchBytes: number;
   limits: BatchLimits;
+  /** Return the log rows encoded (storage/log-rowbinary.ts) instead of the decoded streams. */
+  encodeLogs: boolean;
 }
 
-export type DecodeResult =
-  | { ok: true; id: string; batch: Batch; partials: RollupPartial[]; decodeMs: number }
-  | { ok: false; reason: string; message: string };
+export interface DecodedBatch {
+  ok: true;
+  id: string;
+  tenant: string;
+  /** The log streams, decoded or encoded as the task asked; absent when the batch has none. */
+  logs?: { decoded: LogBatch } | { encoded: EncodedLogBatch };
+  series: Series[];
+  partials: RollupPartial[];
+  rows: number;
+  decodeMs: number;
+}
+
+export type DecodeResult = DecodedBatch | { ok: false; reason: string; message: string };
 
 export default function decode(task: DecodeTask): DecodeResult {
   const started = performance.now();
   try {
     const batch = decodeBatch(task.value, { maxBatchBytes: task.maxBatchBytes });
     validateBatch(batch, task.limits);
-    return { ok: true, id: batchId(batch), batch, partials: rollupBatch(batch.series), decodeMs: performance.now() - started };
+    const id = batchId(batch);
+    const logBatch: LogBatch = { id, tenant: batch.tenant, streams: batch.streams };
+    const encoded = task.encodeLogs && batch.streams.length > 0 ? encodeLogBatch(logBatch) : undefined;
+    const result: DecodeResult = {
+      ok: true,
+      id,
+      tenant: batch.tenant,
+      ...(batch.streams.length === 0 ? {} : { logs: encoded ? { encoded } : { decoded: logBatch } }),
+      series: batch.series,
+      partials: rollupBatch(batch.series),
+      rows: batch.streams.reduce((n, s) => n + s.entries.length, 0) + batch.series.reduce((n, s) => n + s.points.length, 0),
+      decodeMs: performance.now() - started,
+    };
+    // The encoded rows move to the main thread instead of being copied.
+    if (encoded === undefined) return result;
+    return move({ [transferableSymbol]: [encoded.buffer.buffer], [valueSymbol]: result }) as unknown as DecodeResult;
   } catch (err) {
     if (err instanceof CodecError) return { ok: false, reason: err.kind, message: err.message };
     if (err instanceof ValidationError) return { ok: false, reason: err.reason, message: err.message };

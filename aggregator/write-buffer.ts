@@ -1,13 +1,33 @@
 import type { Logger } from "../common/log.js";
-import type { LogBatch, RollupBatch, SampleBatch, Store } from "../storage/store.js";
+import type { DecodedBatch } from "./worker.js";
+import type { EncodedLogBatch } from "../storage/log-rowbinary.js";
+import type { AppendResult, LogBatch, RollupBatch, SampleBatch, Store } from "../storage/store.js";
 import { StoreError } from "../storage/values.js";
 import type { AggregatorMetrics } from "./metrics.js";
 
 export interface WritePart {
   logs: LogBatch[];
+  /** Logs that the workers encoded, for a store with appendEncodedLogs. */
+  encodedLogs: EncodedLogBatch[];
   samples: SampleBatch[];
   rollups: RollupBatch[];
   rows: number;
+}
+
+/** What decoded messages add to a store write, and the rows they carry. */
+export function writePartOf(results: readonly DecodedBatch[]): WritePart {
+  const part: WritePart = { logs: [], encodedLogs: [], samples: [], rollups: [], rows: 0 };
+  for (const result of results) {
+    const { id, tenant } = result;
+    if (result.logs && "encoded" in result.logs) part.encodedLogs.push(result.logs.encoded);
+    else if (result.logs) part.logs.push(result.logs.decoded);
+    if (result.series.length > 0) {
+      part.samples.push({ id, tenant, series: result.series });
+      part.rollups.push({ id, tenant, partials: result.partials });
+    }
+    part.rows += result.rows;
+  }
+  return part;
 }
 
 interface Pending {
@@ -59,7 +79,7 @@ export class WriteBuffer {
     const { metrics } = this.options;
     const started = performance.now();
     try {
-      const logs = await this.retry("logs", () => this.store.appendLogs(taken.flatMap((p) => p.part.logs)));
+      const logs = await this.retry("logs", () => this.appendLogs(taken));
       // Raw samples before rollups: a replay after a crash between the two finds the samples stored.
       const samples = await this.retry("samples", () => this.store.appendSamples(taken.flatMap((p) => p.part.samples)));
       const rollups = await this.retry("rollups", () => this.store.appendRollups(taken.flatMap((p) => p.part.rollups)));
@@ -72,6 +92,15 @@ export class WriteBuffer {
     } catch (err) {
       for (const p of taken) p.failed(err);
     }
+  }
+
+  private async appendLogs(taken: Pending[]): Promise<AppendResult> {
+    const decoded = await this.store.appendLogs(taken.flatMap((p) => p.part.logs));
+    const batches = taken.flatMap((p) => p.part.encodedLogs);
+    if (batches.length === 0) return decoded;
+    if (!this.store.appendEncodedLogs) throw new Error("log batches arrived encoded for a store that does not take them");
+    const encoded = await this.store.appendEncodedLogs(batches);
+    return { written: decoded.written + encoded.written, duplicates: decoded.duplicates + encoded.duplicates, rows: decoded.rows + encoded.rows };
   }
 
   private async retry<T>(what: string, write: () => Promise<T>): Promise<T> {

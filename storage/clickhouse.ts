@@ -4,6 +4,7 @@ import { finished } from "node:stream/promises";
 import { type ClickHouseClient, ClickHouseError, ClickHouseLogLevel, createClient } from "@clickhouse/client";
 import type { Labels, LogStream } from "../proto/batch.js";
 import type { Logger } from "../common/log.js";
+import { type EncodedLogBatch, encodeLogBatch, LOG_COLUMNS } from "./log-rowbinary.js";
 import { MIGRATIONS } from "./migrations.js";
 import type { Retention } from "./schema.js";
 import { type Dialect, lineFilterConditions, Params, selectorsCondition } from "./sql.js";
@@ -29,13 +30,12 @@ import {
   groupByStream,
   countSeries,
   type IndexedStream,
-  type LogRow,
-  logRows,
   type RollupRow,
   rollupRows,
   type SampleRow,
   sampleRows,
   type StreamRef,
+  type StreamSpan,
   streamSpans,
   StreamsIndexReads,
 } from "./rows.js";
@@ -44,7 +44,6 @@ import {
   floatValue,
   monthOfMs,
   msText,
-  nsText,
   nsToMsCeil,
   nsToMsFloor,
   parseFloatText,
@@ -148,11 +147,15 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
    */
   private async insert(table: string, values: object[], token?: string): Promise<void> {
     if (values.length === 0) return;
-    const body = Buffer.from(values.map((v) => JSON.stringify(v)).join("\n") + "\n");
+    await this.insertBody(table, "FORMAT JSONEachRow", [Buffer.from(values.map((v) => JSON.stringify(v)).join("\n") + "\n")], token);
+  }
+
+  /** One INSERT whose data is `body`, chunk after chunk; `format` is the statement's tail. */
+  private async insertBody(table: string, format: string, body: Uint8Array[], token?: string): Promise<void> {
     await this.withRetry(`insert into ${table}`, async () => {
       const result = await this.client.exec({
-        query: `INSERT INTO ${this.db}.${table} FORMAT JSONEachRow`,
-        values: Readable.from([body]),
+        query: `INSERT INTO ${this.db}.${table} ${format}`,
+        values: Readable.from(body),
         clickhouse_settings: { date_time_input_format: "basic", ...(token === undefined ? {} : { insert_deduplication_token: token }) },
       });
       result.stream.resume();
@@ -235,12 +238,11 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
     }
     const token = `${table}:${[...new Set(inserted.map((r) => r.batchId))].sort().join(",")}`;
     await this.insert(table, inserted.map(toColumns), token);
-    await this.indexStreams(table === "logs" ? "logs" : "metrics", inserted);
+    await this.indexStreams("metrics", streamSpans(inserted));
     return { written, duplicates: duplicates + repeated, rows: inserted.length };
   }
 
-  private async indexStreams(signal: SignalKind, rows: StreamRef[]): Promise<void> {
-    const spans = streamSpans(rows);
+  private async indexStreams(signal: SignalKind, spans: StreamSpan[]): Promise<void> {
     if (spans.length === 0) return;
     // Index rows merge by min/max, so writing one again is harmless; no dedup token needed.
     await this.insert(
@@ -258,21 +260,63 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
   }
 
   async appendLogs(batches: LogBatch[]): Promise<AppendResult> {
-    return this.appendOnce<LogRow>(
-      "logs",
-      { expr: "toDate(timestamp)", of: (row) => dayOfMs(row.timeMs) },
-      { column: "timestamp", toSql: (params, row) => `fromUnixTimestamp64Nano(${params.bind(row.timeNs.toString(), "Int64")})` },
-      batches.map((batch) => ({ id: batch.id, rows: logRows(batch) })),
-      (row) => ({
-        tenant: row.tenant,
-        fingerprint: row.fingerprint,
-        timestamp: nsText(row.timeNs),
-        labels: row.labels,
-        line: row.line,
-        metadata: row.metadata,
-        batch_id: row.batchId,
-      }),
+    return this.appendEncodedLogs(batches.map(encodeLogBatch));
+  }
+
+  /** appendOnce for logs, whose rows come encoded per (batch, day) already. */
+  async appendEncodedLogs(batches: EncodedLogBatch[]): Promise<AppendResult> {
+    const unique = new Map<string, EncodedLogBatch>();
+    let repeated = 0;
+    for (const batch of batches) {
+      if (!unique.has(batch.id)) unique.set(batch.id, batch);
+      else if (batch.rows > 0) repeated++;
+    }
+    const parts = [...unique.values()].flatMap((batch) => batch.parts.map((part) => ({ batch, part })));
+    if (parts.length === 0) return { written: 0, duplicates: repeated, rows: 0 };
+    let [earliest, latest] = [parts[0]!.part.minNs, parts[0]!.part.maxNs];
+    for (const { part } of parts) {
+      if (part.minNs < earliest) earliest = part.minNs;
+      if (part.maxNs > latest) latest = part.maxNs;
+    }
+    const params = new Params(clickhouseDialect);
+    const present = new Set(
+      (
+        await this.rows<{ batch_id: string; part: string }>(
+          "logs replay check",
+          `SELECT DISTINCT batch_id, toString(toDate(timestamp)) AS part FROM ${this.db}.logs
+           WHERE batch_id IN ${params.bind([...unique.keys()], "Array(String)")}
+             AND timestamp >= fromUnixTimestamp64Nano(${params.bind(earliest.toString(), "Int64")})
+             AND timestamp <= fromUnixTimestamp64Nano(${params.bind(latest.toString(), "Int64")})`,
+          params,
+        )
+      ).map((r) => `${r.batch_id}\u0000${r.part}`),
     );
+    const missing = parts.filter(({ batch, part }) => !present.has(`${batch.id}\u0000${part.day}`));
+    const writtenIds = new Set(missing.map(({ batch }) => batch.id));
+    const duplicates = [...unique.values()].filter((b) => b.rows > 0 && !writtenIds.has(b.id)).length;
+    if (missing.length > 0) {
+      await this.insertBody(
+        "logs",
+        `(${LOG_COLUMNS.join(", ")}) FORMAT RowBinary`,
+        missing.map(({ batch, part }) => batch.buffer.subarray(part.offset, part.offset + part.length)),
+        `logs:${[...writtenIds].sort().join(",")}`,
+      );
+    }
+    // One index row per stream of the whole write, as streamSpans makes for the other signals.
+    const spans = new Map<string, StreamSpan>();
+    for (const { batch, part } of missing) {
+      for (const s of part.streams) {
+        const key = `${batch.tenant}\u0000${s.fingerprint}`;
+        const span = spans.get(key);
+        if (span === undefined) spans.set(key, { tenant: batch.tenant, fingerprint: s.fingerprint, labels: s.labels, kind: 0, minMs: s.minMs, maxMs: s.maxMs });
+        else {
+          span.minMs = Math.min(span.minMs, s.minMs);
+          span.maxMs = Math.max(span.maxMs, s.maxMs);
+        }
+      }
+    }
+    await this.indexStreams("logs", [...spans.values()]);
+    return { written: writtenIds.size, duplicates: duplicates + repeated, rows: missing.reduce((n, { part }) => n + part.rows, 0) };
   }
 
   async appendSamples(batches: SampleBatch[]): Promise<AppendResult> {

@@ -1,4 +1,4 @@
-import { schemaStatements, type SchemaTarget } from "./schema.js";
+import { alterStatements, schemaStatements, type SchemaTarget } from "./schema.js";
 
 /**
  * Schema versions in order. A migration's statements are idempotent, so a start that died half way through
@@ -16,5 +16,13 @@ export const MIGRATIONS: Migration[] = [
     version: 1,
     name: "logs, streams index, samples, rollup partials, 1m and 1h rollups, log volume",
     statements: (target) => schemaStatements(target).slice(1),
+  },
+  {
+    // Version 1 as first released created both; a schema created since (from the current TABLES) lacks them
+    // already, and IF EXISTS makes this a no-op there.
+    version: 2,
+    name: "logs without the per-row copy of the stream labels and without the n-gram line index",
+    statements: (target) =>
+      alterStatements(target, "logs", { data: ["DROP INDEX IF EXISTS line_ngrams"], columns: ["DROP COLUMN IF EXISTS labels"] }),
   },
 ];

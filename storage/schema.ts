@@ -46,16 +46,14 @@ export const TABLES: TableDef[] = [
       "tenant LowCardinality(String)",
       "fingerprint UInt64",
       "timestamp DateTime64(9) CODEC(Delta(8), ZSTD(1))",
-      "labels Map(LowCardinality(String), String) CODEC(ZSTD(1))",
+      // No copy of the stream's labels per row: reads take them from the streams index by fingerprint.
       "line String CODEC(ZSTD(1))",
       "metadata Map(LowCardinality(String), String) CODEC(ZSTD(1))",
       "batch_id String CODEC(ZSTD(1))",
     ],
-    indexes: [
-      // Substring line filters (|= "x") become position() checks that this n-gram bloom filter can skip.
-      "INDEX line_ngrams line TYPE ngrambf_v1(3, 65536, 2, 0) GRANULARITY 2",
-      "INDEX batch_ids batch_id TYPE bloom_filter(0.01) GRANULARITY 2",
-    ],
+    // No index on line: an n-gram bloom filter cost the engine more CPU per inserted row than everything else
+    // together, and line filters run after the (tenant, fingerprint, timestamp) key has narrowed the scan.
+    indexes: ["INDEX batch_ids batch_id TYPE bloom_filter(0.01) GRANULARITY 2"],
     engine: "MergeTree",
     partitionBy: "toDate(timestamp)",
     orderBy: "(tenant, fingerprint, timestamp)",
@@ -193,6 +191,21 @@ FROM ${table("logs")} GROUP BY tenant, fingerprint, bucket`,
 function quoteIdent(name: string): string {
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new Error(`not a plain identifier: ${name}`);
   return name;
+}
+
+/**
+ * ALTER statements for one table: `data` clauses (indexes and the like) apply to the table holding the rows,
+ * `columns` clauses to it and, in the cluster layout, to the Distributed table in front of it as well.
+ */
+export function alterStatements(target: SchemaTarget, table: string, changes: { data?: string[]; columns?: string[] }): string[] {
+  const db = quoteIdent(target.database);
+  const name = quoteIdent(table);
+  if (target.cluster === undefined) return [...(changes.data ?? []), ...(changes.columns ?? [])].map((c) => `ALTER TABLE ${db}.${name} ${c}`);
+  const cluster = ` ON CLUSTER ${quoteIdent(target.cluster)}`;
+  return [
+    ...[...(changes.data ?? []), ...(changes.columns ?? [])].map((c) => `ALTER TABLE ${db}.${name}_local${cluster} ${c}`),
+    ...(changes.columns ?? []).map((c) => `ALTER TABLE ${db}.${name}${cluster} ${c}`),
+  ];
 }
 
 /** The DDL statements that create every table and view, in order, each idempotent (IF NOT EXISTS). */

@@ -12,7 +12,7 @@ import { ClickHouseStore } from "../storage/clickhouse.js";
 import type { Store } from "../storage/store.js";
 import { assertRollupsMatch, counterTotal, startTestAggregator, until } from "./helpers/aggregation.js";
 import { makeBatch } from "./helpers/batches.js";
-import { CLICKHOUSE_URL, deleteTopics, freePort, KAFKA_BROKERS, REPO_ROOT, startChdbHttp, uniqueName } from "./helpers/services.js";
+import { CLICKHOUSE_URL, createTopics, deleteTopics, freePort, KAFKA_BROKERS, REPO_ROOT, startChdbHttp, uniqueName } from "./helpers/services.js";
 import { T0_NS, TEST_RETENTION } from "./helpers/store-contract.js";
 
 const HOUR_NS = 3_600_000_000_000n;
@@ -24,11 +24,8 @@ function stream(nodes: string[], perNode: number, tenant: string): Batch[] {
   );
 }
 
-async function createTopic(kafka: Kafka, topic: string, partitions: number): Promise<void> {
-  const admin = kafka.admin();
-  await admin.connect();
-  await admin.createTopics({ topics: [{ topic, numPartitions: partitions }, { topic: `${topic}.dlq`, numPartitions: 1 }], waitForLeaders: true });
-  await admin.disconnect();
+function createTopic(kafka: Kafka, topic: string, partitions: number): Promise<void> {
+  return createTopics(kafka, [{ topic, numPartitions: partitions }, { topic: `${topic}.dlq`, numPartitions: 1 }]);
 }
 
 async function connectedProducer(kafka: Kafka): Promise<Producer> {
@@ -125,9 +122,9 @@ describe("aggregator faults", () => {
   describe("ClickHouse stopped and restarted under load", () => {
     const topic = uniqueName("chdown");
     const registry = new Registry();
-    let server: Awaited<ReturnType<typeof startChdbHttp>>;
-    let store: ClickHouseStore;
-    let running: Awaited<ReturnType<typeof startTestAggregator>>;
+    let server: Awaited<ReturnType<typeof startChdbHttp>> | undefined;
+    let store: ClickHouseStore | undefined;
+    let running: Awaited<ReturnType<typeof startTestAggregator>> | undefined;
     let port: number;
 
     before(async () => {
@@ -139,16 +136,20 @@ describe("aggregator faults", () => {
       running = await startTestAggregator({ kafka, topic, groupId: uniqueName("chdown-group"), store, registry, maxBatchBytes: 1 << 20, workers: 1 });
     });
 
+    // Each part is stopped even when setup failed half-way, so that no child process keeps the run alive.
     after(async () => {
-      await running.stop();
-      await store.close();
-      await server.stop();
+      await running?.stop();
+      await store?.close();
+      await server?.stop();
       await deleteTopics(kafka, [topic, `${topic}.dlq`]);
     });
 
     it("holds the partitions while the store is down, then writes everything once", async () => {
+      assert.ok(server !== undefined && store !== undefined);
       const producer = await connectedProducer(kafka);
       const batches = stream(["d1", "d2", "d3"], 20, "down-tenant");
+      const dataDir = server.dataDir;
+      const clickhouse = store;
       try {
         const send = (from: number, to: number) =>
           producer.send({ topic, acks: -1, messages: batches.filter((b) => b.sequence > from && b.sequence <= to).map((b) => ({ key: b.nodeId, value: encodeBatch(b) })) });
@@ -159,9 +160,9 @@ describe("aggregator faults", () => {
         await until("writes failing against the stopped store", async () => (await counterTotal(registry, "bifrost_aggregator_store_retries_total")) >= 2, 60_000);
         const handledWhileDown = await counterTotal(registry, "bifrost_aggregator_batches_total");
         assert.ok(handledWhileDown < batches.length, "nothing can be written while the store is down");
-        server = await startChdbHttp([], port, server.dataDir);
+        server = await startChdbHttp([], port, dataDir);
         await until("every batch handled after the restart", async () => (await counterTotal(registry, "bifrost_aggregator_batches_total")) >= batches.length, 120_000);
-        await assertExactlyOnce(store, batches);
+        await assertExactlyOnce(clickhouse, batches);
       } finally {
         await producer.disconnect();
       }

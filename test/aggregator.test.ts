@@ -8,7 +8,7 @@ import { encodeBatch } from "../proto/codec.js";
 import { ClickHouseStore } from "../storage/clickhouse.js";
 import { assertRollupsMatch, counterTotal, startTestAggregator, until } from "./helpers/aggregation.js";
 import { makeBatch } from "./helpers/batches.js";
-import { CLICKHOUSE_URL, deleteTopics, KAFKA_BROKERS, uniqueName } from "./helpers/services.js";
+import { CLICKHOUSE_URL, createTopics, deleteTopics, KAFKA_BROKERS, uniqueName } from "./helpers/services.js";
 import { T0_NS, TEST_RETENTION } from "./helpers/store-contract.js";
 
 const MAX_BATCH_BYTES = 512 << 10;
@@ -32,10 +32,7 @@ describe("aggregator: Kafka consumer group -> workers -> store", () => {
     (await counterTotal(registry, "bifrost_aggregator_batches_total")) >= produced;
 
   before(async () => {
-    const admin = kafka.admin();
-    await admin.connect();
-    await admin.createTopics({ topics: [{ topic, numPartitions: 3 }, { topic: deadLetterTopic, numPartitions: 1 }], waitForLeaders: true });
-    await admin.disconnect();
+    await createTopics(kafka, [{ topic, numPartitions: 3 }, { topic: deadLetterTopic, numPartitions: 1 }]);
     producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
     await producer.connect();
     store = new ClickHouseStore({ url: CLICKHOUSE_URL, username: "default", password: "", database: uniqueName("agg"), retention: TEST_RETENTION });

@@ -36,7 +36,8 @@ import {
   type QueryResult,
   type SampleRow,
 } from "../query/logql/engine.js";
-import { counterRate, durationSeconds, quantile } from "../query/logql/range-functions.js";
+import { quantile } from "../query/engine/vector.js";
+import { counterRate, durationSeconds } from "../query/logql/range-functions.js";
 import { absentLabels, rangeAggregationSteps } from "../query/logql/range-vector.js";
 import { compileRe2 } from "../query/logql/regex.js";
 

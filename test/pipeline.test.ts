@@ -7,7 +7,7 @@ import { describe, it } from "node:test";
 import { Kafka, logLevel } from "kafkajs";
 import { ClickHouseStore } from "../storage/clickhouse.js";
 import { until } from "./helpers/aggregation.js";
-import { CLICKHOUSE_URL, deleteTopics, freePort, KAFKA_BROKERS, REPO_ROOT, uniqueName } from "./helpers/services.js";
+import { CLICKHOUSE_URL, createTopics, deleteTopics, freePort, KAFKA_BROKERS, REPO_ROOT, uniqueName } from "./helpers/services.js";
 import { T0_NS, TEST_RETENTION } from "./helpers/store-contract.js";
 
 // The whole write path as separate processes: Loki push -> `bifrost collector` (batcher, disk buffer, shipper)
@@ -36,10 +36,7 @@ describe("pipeline: collector -> Kafka -> aggregator -> ClickHouse", () => {
       BIFROST_CLICKHOUSE__DATABASE: database,
     };
     const kafka = new Kafka({ clientId: "pipeline-test", brokers: KAFKA_BROKERS, logLevel: logLevel.NOTHING });
-    const admin = kafka.admin();
-    await admin.connect();
-    await admin.createTopics({ topics: [{ topic, numPartitions: 2 }, { topic: `${topic}.dlq`, numPartitions: 1 }], waitForLeaders: true });
-    await admin.disconnect();
+    await createTopics(kafka, [{ topic, numPartitions: 2 }, { topic: `${topic}.dlq`, numPartitions: 1 }]);
     const start = (role: string): ChildProcess => spawn(process.execPath, [join(REPO_ROOT, "dist", "cli.js"), role], { env, stdio: "ignore" });
     const processes = [start("collector"), start("aggregator")];
     const store = new ClickHouseStore({ url: CLICKHOUSE_URL, username: "default", password: "", database, retention: TEST_RETENTION });

@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { createClient } from "@clickhouse/client";
+import { ClickHouseStore } from "../storage/clickhouse.js";
+import { MIGRATIONS } from "../storage/migrations.js";
 import { schemaStatements, TABLES, VIEWS } from "../storage/schema.js";
-import { CLICKHOUSE_URL } from "./helpers/services.js";
+import { CLICKHOUSE_URL, uniqueName } from "./helpers/services.js";
 import { TEST_RETENTION } from "./helpers/store-contract.js";
 
 const single = schemaStatements({ database: "bifrost", retention: TEST_RETENTION });
@@ -58,5 +60,33 @@ describe("ClickHouse DDL", () => {
   it("refuses a database or cluster name that is not a plain identifier", () => {
     assert.throws(() => schemaStatements({ database: "x; DROP", retention: TEST_RETENTION }), /plain identifier/);
     assert.throws(() => schemaStatements({ database: "ok", retention: TEST_RETENTION, cluster: "a b" }), /plain identifier/);
+  });
+
+  it("migration 2 takes the per-row labels and the n-gram index off a logs table made by version 1, on one server and ON CLUSTER", async () => {
+    const v2 = MIGRATIONS.find((m) => m.version === 2)!;
+    assert.deepEqual(v2.statements({ database: "b", retention: TEST_RETENTION, cluster: "c" }), [
+      "ALTER TABLE b.logs_local ON CLUSTER c DROP INDEX IF EXISTS line_ngrams",
+      "ALTER TABLE b.logs_local ON CLUSTER c DROP COLUMN IF EXISTS labels",
+      "ALTER TABLE b.logs ON CLUSTER c DROP COLUMN IF EXISTS labels",
+    ]);
+    const database = uniqueName("migrate_v1");
+    const client = createClient({ url: CLICKHOUSE_URL });
+    const store = new ClickHouseStore({ url: CLICKHOUSE_URL, username: "default", password: "", database, retention: TEST_RETENTION });
+    try {
+      // The logs table as version 1 was released, recorded as applied.
+      for (const statement of schemaStatements({ database, retention: TEST_RETENTION })) await client.command({ query: statement });
+      await client.command({ query: `ALTER TABLE ${database}.logs ADD COLUMN labels Map(LowCardinality(String), String) AFTER timestamp` });
+      await client.command({ query: `ALTER TABLE ${database}.logs ADD INDEX line_ngrams line TYPE ngrambf_v1(3, 65536, 2, 0) GRANULARITY 2` });
+      await client.insert({ table: `${database}.schema_migrations`, values: [{ version: 1, name: "v1" }], format: "JSONEachRow" });
+      await store.migrate();
+      const shape = async (query: string) => (await (await client.query({ query, format: "JSONEachRow" })).json<{ name: string }>()).map((r) => r.name);
+      assert.ok(!(await shape(`SELECT name FROM system.columns WHERE database = '${database}' AND table = 'logs'`)).includes("labels"));
+      assert.deepEqual(await shape(`SELECT name FROM system.data_skipping_indices WHERE database = '${database}' AND table = 'logs'`), ["batch_ids"]);
+      assert.deepEqual(await shape(`SELECT toString(version) AS name FROM ${database}.schema_migrations ORDER BY version`), ["1", "2"]);
+    } finally {
+      await store.close();
+      await client.command({ query: `DROP DATABASE IF EXISTS ${database}` });
+      await client.close();
+    }
   });
 });

@@ -11,7 +11,7 @@ import { createLogger } from "../common/log.js";
 import { decodeBatch, encodeBatch } from "../proto/codec.js";
 import { until } from "./helpers/aggregation.js";
 import { makeBatch } from "./helpers/batches.js";
-import { privateKafka } from "./helpers/services.js";
+import { createTopics, privateKafka } from "./helpers/services.js";
 
 describe("shipper: disk buffer to Kafka through an outage", () => {
   let kafka: Awaited<ReturnType<typeof privateKafka>>;
@@ -24,10 +24,7 @@ describe("shipper: disk buffer to Kafka through an outage", () => {
 
   it("delivers every acknowledged batch, in order and unchanged, when Kafka is killed and restarted under steady input", async () => {
     const client = new Kafka({ clientId: "shipper-test", brokers: kafka.brokers, logLevel: logLevel.NOTHING, retry: { retries: 2, initialRetryTime: 100 } });
-    const admin = client.admin();
-    await admin.connect();
-    await admin.createTopics({ topics: [{ topic: "telemetry", numPartitions: 3 }], waitForLeaders: true });
-    await admin.disconnect();
+    await createTopics(client, [{ topic: "telemetry", numPartitions: 3 }]);
 
     const wal = Wal.open({ dir: mkdtempSync(join(tmpdir(), "bifrost-ship-")), maxBytes: 256 << 20, segmentBytes: 1 << 20, fsync: "always", whenFull: "block" });
     let retries = 0;

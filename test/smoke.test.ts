@@ -6,7 +6,7 @@ import { CompressionTypes, Kafka, logLevel, Partitioners } from "kafkajs";
 import { type Batch, batchId } from "../proto/batch.js";
 import { decodeBatch, encodeBatch } from "../proto/codec.js";
 import { makeBatch } from "./helpers/batches.js";
-import { CLICKHOUSE_URL, KAFKA_BROKERS, uniqueName } from "./helpers/services.js";
+import { CLICKHOUSE_URL, createTopics, KAFKA_BROKERS, uniqueName } from "./helpers/services.js";
 
 // The whole chain on this machine, with the real clients: encode -> Kafka (KRaft broker) -> consumer group ->
 // decode -> ClickHouse engine (chDB) -> read back and compare.
@@ -43,10 +43,7 @@ describe("smoke: Kafka and ClickHouse on this machine", () => {
   let clickhouse: ClickHouseClient;
 
   before(async () => {
-    const admin = kafka.admin();
-    await admin.connect();
-    await admin.createTopics({ topics: [{ topic, numPartitions: 3 }], waitForLeaders: true });
-    await admin.disconnect();
+    await createTopics(kafka, [{ topic, numPartitions: 3 }]);
     clickhouse = createClient({ url: CLICKHOUSE_URL });
     await clickhouse.command({ query: `CREATE DATABASE ${database}` });
     await clickhouse.command({

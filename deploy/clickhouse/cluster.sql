@@ -7,11 +7,9 @@ CREATE TABLE IF NOT EXISTS bifrost.logs_local ON CLUSTER bifrost
   tenant LowCardinality(String),
   fingerprint UInt64,
   timestamp DateTime64(9) CODEC(Delta(8), ZSTD(1)),
-  labels Map(LowCardinality(String), String) CODEC(ZSTD(1)),
   line String CODEC(ZSTD(1)),
   metadata Map(LowCardinality(String), String) CODEC(ZSTD(1)),
   batch_id String CODEC(ZSTD(1)),
-  INDEX line_ngrams line TYPE ngrambf_v1(3, 65536, 2, 0) GRANULARITY 2,
   INDEX batch_ids batch_id TYPE bloom_filter(0.01) GRANULARITY 2
 )
 ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/bifrost/logs', '{replica}')

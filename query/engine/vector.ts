@@ -310,12 +310,15 @@ function byValue(descending: boolean): (a: Sample, b: Sample) => number {
   };
 }
 
-/** Prometheus's quantile: linear interpolation between the closest ranks; φ outside [0, 1] gives ±Inf. */
-function quantile(phi: number, values: number[]): number {
-  if (Number.isNaN(phi)) return NaN;
+/**
+ * The φ-quantile of values as Prometheus computes it (quantile(), quantile_over_time): linear interpolation
+ * between the two closest ranks, NaN sorting first, φ outside [0, 1] giving ±Inf.
+ */
+export function quantile(phi: number, values: readonly number[]): number {
+  if (values.length === 0 || Number.isNaN(phi)) return NaN;
   if (phi < 0) return -Infinity;
   if (phi > 1) return Infinity;
-  const sorted = [...values].sort((a, b) => a - b);
+  const sorted = [...values].sort((a, b) => (Number.isNaN(a) ? (Number.isNaN(b) ? 0 : -1) : Number.isNaN(b) ? 1 : a - b));
   const rank = phi * (sorted.length - 1);
   const lower = Math.max(0, Math.floor(rank));
   const upper = Math.min(sorted.length - 1, lower + 1);

@@ -22,8 +22,9 @@ import {
   type VectorMatching,
   type VectorOp,
 } from "./ast.js";
+import { isSetOp, LOKI_SEMANTICS, scalarBinary } from "../engine/vector.js";
 import { LogQLParseError, tokenize, type Token } from "./lexer.js";
-import { compileRe2, RegexSyntaxError } from "./regex.js";
+import { compileRe2, matchesEmpty, RegexSyntaxError } from "./regex.js";
 
 // A recursive-descent parser for LogQL, with precedence climbing for binary operators. It accepts what Loki's
 // grammar (pkg/logql/syntax/syntax.y) accepts and runs the checks Loki runs while parsing, with Loki's messages.
@@ -849,26 +850,13 @@ class Parser {
 
   // ---- validation after parsing
 
-  private matchesEmpty(matcher: LabelMatcher): boolean {
-    switch (matcher.op) {
-      case "=":
-        return matcher.value === "";
-      case "!=":
-        return matcher.value !== "";
-      case "=~":
-        return this.checkRegex(matcher.value, 0, true).test("");
-      case "!~":
-        return !this.checkRegex(matcher.value, 0, true).test("");
-    }
-  }
-
   /**
    * Loki refuses selectors that would read every stream: at least one matcher must not match the empty string.
    */
   validateSelectors(expr: Expr): void {
     switch (expr.kind) {
       case "log":
-        if (!expr.matchers.some((matcher) => !this.matchesEmpty(matcher))) {
+        if (!expr.matchers.some((matcher) => !matchesEmpty(matcher, (pattern) => this.checkRegex(pattern, 0, true)))) {
           this.fail(
             EMPTY_COMPATIBLE_SELECTOR,
             expr.pos,
@@ -900,39 +888,6 @@ function binaryOp(token: Token): BinaryOp | undefined {
   return undefined;
 }
 
-function foldLiterals(op: BinaryOp, left: number, right: number): number {
-  switch (op) {
-    case "+":
-      return left + right;
-    case "-":
-      return left - right;
-    case "*":
-      return left * right;
-    // Loki's MergeBinOp gives NaN for any division or modulo by zero.
-    case "/":
-      return right === 0 ? NaN : left / right;
-    case "%":
-      return right === 0 ? NaN : left % right;
-    case "^":
-      return left ** right;
-    case "==":
-      return left === right ? 1 : 0;
-    case "!=":
-      return left !== right ? 1 : 0;
-    case ">":
-      return left > right ? 1 : 0;
-    case ">=":
-      return left >= right ? 1 : 0;
-    case "<":
-      return left < right ? 1 : 0;
-    case "<=":
-      return left <= right ? 1 : 0;
-    case "and":
-    case "or":
-    case "unless":
-      throw new Error(`set operation ${op} between literals`);
-  }
-}
 
 /** Loki's checks of a vector aggregation's parameter and grouping (mustNewVectorAggregationExpr). */
 function vectorAggregationProblem(
@@ -1010,4 +965,10 @@ function describe(token: Token): string {
     case "op":
       return token.text;
   }
+}
+
+/** Loki folds operations between two literals while parsing (its MergeBinOp: NaN for any division by zero). */
+function foldLiterals(op: BinaryOp, left: number, right: number): number {
+  if (isSetOp(op)) throw new Error(`set operation ${op} between literals`);
+  return scalarBinary(op, left, right, LOKI_SEMANTICS);
 }

@@ -1,3 +1,4 @@
+import { quantile } from "../engine/vector.js";
 import type { RangeOp } from "./ast.js";
 
 // The value of a range aggregation over the samples of one series inside one window, as Loki's range_vector.go
@@ -57,19 +58,6 @@ function extreme(points: readonly Point[], better: (candidate: number, best: num
   return best;
 }
 
-/** Linear interpolation between the two closest ranks, as Prometheus' quantile(); NaN sorts first. */
-export function quantile(q: number, values: number[]): number {
-  if (values.length === 0) return NaN;
-  if (q < 0) return -Infinity;
-  if (q > 1) return Infinity;
-  const sorted = [...values].sort((a, b) => (Number.isNaN(a) ? (Number.isNaN(b) ? 0 : -1) : Number.isNaN(b) ? 1 : a - b));
-  const n = sorted.length;
-  const rank = q * (n - 1);
-  const lower = Math.max(0, Math.floor(rank));
-  const upper = Math.min(n - 1, lower + 1);
-  const weight = rank - Math.floor(rank);
-  return sorted[lower]! * (1 - weight) + sorted[upper]! * weight;
-}
 
 /**
  * Prometheus' extrapolated counter rate as Loki adapts it: the window's bounds come from the query rather than

@@ -1,3 +1,5 @@
+import type { LabelMatcher } from "../../storage/store.js";
+
 // LogQL and PromQL regular expressions are RE2 (Go's regexp). JavaScript's RegExp covers the same language once a
 // few spellings are translated; what RE2 has and JavaScript lacks (flags in the middle of a pattern, \C) is
 // refused with a message rather than silently matching something else.
@@ -144,5 +146,22 @@ export function compileRe2(pattern: string, anchored = false): RegExp {
     } catch (err) {
       throw new RegexSyntaxError(pattern, (err as Error).message.replace(/^Invalid regular expression: /, ""));
     }
+  }
+}
+
+/**
+ * Whether a label matcher accepts the empty value, that is a series without the label: Loki and Prometheus
+ * refuse selectors made only of such matchers. `compile` compiles the (anchored) regular expressions.
+ */
+export function matchesEmpty(matcher: LabelMatcher, compile: (pattern: string) => RegExp = (pattern) => compileRe2(pattern, true)): boolean {
+  switch (matcher.op) {
+    case "=":
+      return matcher.value === "";
+    case "!=":
+      return matcher.value !== "";
+    case "=~":
+      return compile(matcher.value).test("");
+    case "!~":
+      return !compile(matcher.value).test("");
   }
 }

@@ -1,6 +1,7 @@
-// Durations and byte sizes as LogQL writes them: range and offset durations (`5m`, `1h30m`, `1d`), duration label
-// filters and `unwrap duration()` (Go's time.ParseDuration: `250ms`, `1.5s`, `-2m`), and byte sizes for `bytes()`
-// and byte label filters (go-humanize's ParseBytes: `20KB` = 20000, `20KiB` = 20480).
+import { goParseBytes } from "./stages/go-parse.js";
+
+// Durations and byte sizes as LogQL queries write them: range and offset durations (`5m`, `1h30m`, `1d`) and
+// literals in label filters; byte sizes as go-humanize's ParseBytes reads them (`20KB` = 20000, `20KiB` = 20480).
 
 const DURATION_UNIT_NS: Record<string, number> = {
   ns: 1,
@@ -45,12 +46,6 @@ export function parseDurationNs(text: string): bigint | undefined {
   return sign * total;
 }
 
-/** A duration in seconds (float), as LogQL compares durations and as `unwrap duration()` yields them. */
-export function parseDurationSeconds(text: string): number | undefined {
-  const ns = parseDurationNs(text);
-  return ns === undefined ? undefined : Number(ns) / 1e9;
-}
-
 /** Formats nanoseconds the way Prometheus prints durations in queries (`1h30m`, `500ms`, `0s`). */
 export function formatDurationNs(ns: bigint): string {
   if (ns === 0n) return "0s";
@@ -67,41 +62,7 @@ export function formatDurationNs(ns: bigint): string {
   return sign + out;
 }
 
-const BYTE_UNITS: Record<string, number> = {
-  "": 1,
-  b: 1,
-  k: 1e3,
-  kb: 1e3,
-  m: 1e6,
-  mb: 1e6,
-  g: 1e9,
-  gb: 1e9,
-  t: 1e12,
-  tb: 1e12,
-  p: 1e15,
-  pb: 1e15,
-  e: 1e18,
-  eb: 1e18,
-  ki: 1024,
-  kib: 1024,
-  mi: 1024 ** 2,
-  mib: 1024 ** 2,
-  gi: 1024 ** 3,
-  gib: 1024 ** 3,
-  ti: 1024 ** 4,
-  tib: 1024 ** 4,
-  pi: 1024 ** 5,
-  pib: 1024 ** 5,
-  ei: 1024 ** 6,
-  eib: 1024 ** 6,
-};
-
-const BYTES = /^\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-zA-Z]*)\s*$/;
-
 /** Parses a humanized byte size (go-humanize ParseBytes: SI units are powers of 1000, IEC units of 1024). */
 export function parseBytes(text: string): number | undefined {
-  const match = BYTES.exec(text);
-  if (match === null) return undefined;
-  const unit = BYTE_UNITS[match[2]!.toLowerCase()];
-  return unit === undefined ? undefined : Number(match[1]) * unit;
+  return goParseBytes(text).value;
 }

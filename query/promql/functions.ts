@@ -1,3 +1,4 @@
+import { quantile } from "../engine/vector.js";
 import type { Labels } from "../../proto/batch.js";
 import type { Point, Sample } from "./values.js";
 import { dropName, labelsKey, withoutLabels } from "./values.js";
@@ -177,19 +178,6 @@ function variance(points: Point[]): number {
   return (aux + cAux) / count;
 }
 
-/** The φ-quantile of values, interpolating between the two nearest ranks (Prometheus quantile). */
-export function quantile(q: number, values: number[]): number {
-  if (values.length === 0 || Number.isNaN(q)) return NaN;
-  if (q < 0) return -Infinity;
-  if (q > 1) return Infinity;
-  const sorted = [...values].sort((a, b) => (Number.isNaN(a) ? -1 : Number.isNaN(b) ? 1 : a - b));
-  const n = sorted.length;
-  const rank = q * (n - 1);
-  const lower = Math.max(0, Math.floor(rank));
-  const upper = Math.min(n - 1, lower + 1);
-  const weight = rank - Math.floor(rank);
-  return sorted[lower]! * (1 - weight) + sorted[upper]! * weight;
-}
 
 /** The instant functions of one value each; all drop the metric name. */
 export const MATH_FUNCTIONS: Record<string, (value: number, args: number[]) => number> = {

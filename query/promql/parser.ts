@@ -1,5 +1,5 @@
 import type { LabelMatcher, MatchOp } from "../../storage/store.js";
-import { compileRe2, RegexSyntaxError } from "../logql/regex.js";
+import { compileRe2, matchesEmpty, RegexSyntaxError } from "../logql/regex.js";
 import { parseDurationNs } from "../logql/units.js";
 import {
   AGGREGATION_OPS,
@@ -430,15 +430,3 @@ class Parser {
   }
 }
 
-function matchesEmpty(matcher: LabelMatcher): boolean {
-  switch (matcher.op) {
-    case "=":
-      return matcher.value === "";
-    case "!=":
-      return matcher.value !== "";
-    case "=~":
-      return compileRe2(matcher.value, true).test("");
-    case "!~":
-      return !compileRe2(matcher.value, true).test("");
-  }
-}

@@ -19,6 +19,36 @@ export function uniqueName(prefix: string): string {
   return `${prefix}_${randomUUID().replaceAll("-", "").slice(0, 12)}`;
 }
 
+/**
+ * Creates topics and waits until the broker serves metadata with a leader for every partition: right after
+ * creation a busy broker can still answer UNKNOWN_TOPIC_OR_PARTITION to producers and consumer groups.
+ */
+export async function createTopics(kafka: Kafka, topics: { topic: string; numPartitions: number }[]): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    // kafkajs's own waitForLeaders gives up on the first UNKNOWN_TOPIC_OR_PARTITION; the loop below waits instead.
+    await admin.createTopics({ topics, waitForLeaders: false });
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const ready = await admin
+        .fetchTopicMetadata({ topics: topics.map((t) => t.topic) })
+        .then((metadata) =>
+          topics.every((wanted) => {
+            const found = metadata.topics.find((t) => t.name === wanted.topic);
+            return found !== undefined && found.partitions.length === wanted.numPartitions && found.partitions.every((p) => p.leader >= 0);
+          }),
+        )
+        .catch(() => false);
+      if (ready) return;
+      if (Date.now() > deadline) throw new Error(`topics ${topics.map((t) => t.topic).join(", ")} have no leaders after 60 s`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 /** Deletes a test's topics, so that the broker does not accumulate partitions run after run. */
 export async function deleteTopics(kafka: Kafka, topics: string[]): Promise<void> {
   const admin = kafka.admin();

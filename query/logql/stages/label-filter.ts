@@ -1,5 +1,6 @@
 import type { MatchOp } from "../../../storage/store.js";
 import type { CompareOp, LabelFilterExpr } from "../ast.js";
+import { compare } from "../../engine/vector.js";
 import { compileRe2 } from "../regex.js";
 import { goParseBytes, goParseDurationSeconds, goParseFloat, type Parsed } from "./go-parse.js";
 import { compileIpMatcher } from "./ip.js";
@@ -28,22 +29,6 @@ export function compileMatcher(op: MatchOp, value: string): (candidate: string) 
   }
 }
 
-function compare(op: CompareOp, left: number, right: number): boolean {
-  switch (op) {
-    case "==":
-      return left === right;
-    case "!=":
-      return left !== right;
-    case ">":
-      return left > right;
-    case ">=":
-      return left >= right;
-    case "<":
-      return left < right;
-    case "<=":
-      return left <= right;
-  }
-}
 
 /**
  * A comparison that converts the label first. A missing label fails the filter; a value that does not convert
