@@ -1,7 +1,9 @@
 import { VERSION, type Runtime, type Running } from "../common/runtime.js";
 import { startHttpComponent } from "../common/service.js";
 import { queryActions } from "./actions/index.js";
+import { RemediationSink } from "./actions/sink.js";
 import { lokiRoutes } from "./loki/api.js";
+import { createNotifier } from "./notifier/index.js";
 import { prometheusRoutes } from "./promql/api.js";
 import { rulerRoutes } from "./ruler/api.js";
 import { rulerFromConfig } from "./ruler/config.js";
@@ -10,9 +12,12 @@ import { rulerFromConfig } from "./ruler/config.js";
 export async function startQuery(runtime: Runtime): Promise<Running> {
   const store = runtime.store;
   if (store === undefined) throw new Error("the query service needs a store");
-  // The ruler takes actions?.remediator to send an alert's self-healing actions.
-  const actions = queryActions(runtime, store);
+  const notifier = await createNotifier(runtime);
+  // A refused or failed self-healing action pages like any alert.
+  const actions = queryActions(runtime, store, (alert) => notifier.send([{ ...alert, state: "firing", generatorURL: "" }]));
   const ruler = rulerFromConfig(runtime.config, store, runtime.log.child({ component: "ruler" }));
+  ruler.addSink(notifier);
+  if (actions) ruler.addSink(new RemediationSink(actions.remediator, runtime.log.child({ component: "remediation" })));
   const running = await startHttpComponent(runtime, "query", (http, log) => {
     actions?.route(http.app);
     // Grafana's Loki data source asks for this to learn the server's version.
@@ -30,5 +35,12 @@ export async function startQuery(runtime: Runtime): Promise<Running> {
   });
   // Rules query the store, so they start once its schema is in place.
   void runtime.storeMigrated.then(() => ruler.start(running.address.url));
-  return { ...running, stop: async () => (await ruler.stop(), running.stop()) };
+  return {
+    ...running,
+    stop: async () => {
+      await ruler.stop();
+      await notifier.close();
+      await running.stop();
+    },
+  };
 }
