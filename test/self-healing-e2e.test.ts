@@ -4,12 +4,14 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { Kafka, logLevel } from "kafkajs";
 import { ed25519Keys, hmacKey } from "./helpers/actions.js";
 import { until } from "./helpers/aggregation.js";
-import { freePort, REPO_ROOT } from "./helpers/services.js";
+import { CLICKHOUSE_URL, createTopics, deleteTopics, freePort, KAFKA_BROKERS, REPO_ROOT, uniqueName } from "./helpers/services.js";
 import { WebhookReceiver } from "./helpers/webhook-receiver.js";
 
-// The mission's loop in one `bifrost all` process: host metrics show a runaway process -> a threshold rule fires
+// The mission's loop, in one `bifrost all` process and across collector, aggregator and query processes over
+// Kafka and ClickHouse: host metrics show a runaway process -> a threshold rule fires
 // -> the responder's webhook gets an Alertmanager v4 payload -> the query side sends a signed restart_service to
 // the node's collector (found through its heartbeat) -> the collector restarts the process -> the CPU rate falls,
 // the alert resolves and the resolved notification arrives -> the audit trail in the store shows each step.
@@ -66,8 +68,11 @@ interface Webhook {
   alerts: { status: string; labels: Record<string, string>; annotations: Record<string, string>; fingerprint: string }[];
 }
 
-describe("self-healing loop in the all-in-one mode", () => {
-  it("fires on a runaway process, pages, restarts it through a signed action, resolves, and audits every step", async () => {
+/** Either one `bifrost all` process, or collector, aggregator and query processes over Kafka and ClickHouse. */
+type Mode = "all-in-one" | "distributed";
+
+function scenario(mode: Mode): void {
+  it(`${mode}: fires on a runaway process, pages, restarts it through a signed action, resolves, and audits every step`, async () => {
     const dir = mkdtempSync(join(tmpdir(), "bifrost-heal-"));
     const pidFile = join(dir, "burner.pid");
     writeFileSync(join(dir, "burner.mjs"), SERVICE);
@@ -84,13 +89,25 @@ describe("self-healing loop in the all-in-one mode", () => {
     const heartbeat = hmacKey("hb");
     const [query, collector, aggregator, grpc] = [await freePort(), await freePort(), await freePort(), await freePort()];
     const configFile = join(dir, "bifrost.yaml");
+    const topic = uniqueName("heal");
+    const distributed =
+      mode === "distributed"
+        ? {
+            kafka: { brokers: KAFKA_BROKERS, topic, dead_letter_topic: `${topic}.dlq` },
+            clickhouse: { url: CLICKHOUSE_URL, database: uniqueName("heal") },
+            storage: { engine: "clickhouse" },
+          }
+        : { storage: { path: join(dir, "data") } };
+    if (mode === "distributed") {
+      await createTopics(new Kafka({ clientId: "heal-test", brokers: KAFKA_BROKERS, logLevel: logLevel.NOTHING }), [{ topic, numPartitions: 1 }, { topic: `${topic}.dlq`, numPartitions: 1 }]);
+    }
     writeFileSync(
       configFile,
       JSON.stringify({
         log: { level: "warn" },
         node: { id: NODE },
-        storage: { path: join(dir, "data") },
-        aggregator: { listen: `127.0.0.1:${aggregator}` },
+        ...distributed,
+        aggregator: { listen: `127.0.0.1:${aggregator}`, group_id: uniqueName("heal-group"), flush_ms: 100 },
         collector: {
           listen: `127.0.0.1:${collector}`,
           wal: { dir: join(dir, "wal") },
@@ -130,12 +147,16 @@ describe("self-healing loop in the all-in-one mode", () => {
       }),
     );
     let stderr = "";
-    const bifrost: ChildProcess = spawn(process.execPath, [join(REPO_ROOT, "dist", "cli.js"), "all", "--config", configFile], { stdio: ["ignore", "ignore", "pipe"] });
-    bifrost.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    const roles = mode === "all-in-one" ? ["all"] : ["query", "aggregator", "collector"];
+    const processes: ChildProcess[] = roles.map((role) => {
+      const child = spawn(process.execPath, [join(REPO_ROOT, "dist", "cli.js"), role, "--config", configFile], { stdio: ["ignore", "ignore", "pipe"] });
+      child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+      return child;
+    });
     const payloads = () => webhook.requests.map((r) => r.json as Webhook);
     try {
       const firing = await until("a firing notification", () => {
-        if (bifrost.exitCode !== null) throw new Error(`bifrost all exited: ${stderr}`);
+        if (processes.some((p) => p.exitCode !== null)) throw new Error(`a bifrost process exited: ${stderr}`);
         return payloads().some((p) => p.status === "firing");
       }, 120_000).then(() => payloads().find((p) => p.status === "firing")!);
       assert.equal(firing.version, "4");
@@ -165,10 +186,16 @@ describe("self-healing loop in the all-in-one mode", () => {
       const metrics = await (await fetch(`http://127.0.0.1:${collector}/metrics`)).text();
       assert.match(metrics, /^bifrost_collector_actions_executed_total\{action="restart_service",status="succeeded"\} 1$/m);
     } finally {
-      bifrost.kill("SIGTERM");
-      await until("bifrost all stopped", () => bifrost.exitCode !== null || bifrost.signalCode !== null, 30_000).catch(() => bifrost.kill("SIGKILL"));
+      for (const child of processes) child.kill("SIGTERM");
+      await until("the bifrost processes stopped", () => processes.every((p) => p.exitCode !== null || p.signalCode !== null), 30_000).catch(() => processes.forEach((p) => p.kill("SIGKILL")));
       await webhook.stop();
       for (const pid of [firstPid, Number(readFileSync(pidFile, "utf8"))]) if (alive(pid)) process.kill(pid, "SIGKILL");
+      if (mode === "distributed") await deleteTopics(new Kafka({ clientId: "heal-test", brokers: KAFKA_BROKERS, logLevel: logLevel.NOTHING }), [topic, `${topic}.dlq`]);
     }
   });
+}
+
+describe("self-healing loop", () => {
+  scenario("all-in-one");
+  scenario("distributed");
 });
