@@ -29,6 +29,7 @@ import {
 import {
   groupByStream,
   countSeries,
+  groupedCountSeries,
   type IndexedStream,
   type RollupRow,
   rollupRows,
@@ -37,6 +38,7 @@ import {
   type StreamRef,
   type StreamSpan,
   streamSpans,
+  streamLabelArrays,
   StreamsIndexReads,
 } from "./rows.js";
 import {
@@ -418,20 +420,47 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
       `timestamp < fromUnixTimestamp64Nano(${params.bind(select.endNs.toString(), "Int64")})`,
       ...lineFilterConditions(clickhouseDialect, params, "line", select.lineFilters ?? []),
     ];
+    const stepIndex = `intDiv(toUnixTimestamp64Nano(timestamp) - ${start}, ${params.bind(select.stepNs.toString(), "Int64")}) AS step_index`;
+    const counts = "toString(step_index) AS k, toString(count()) AS entries, toString(sum(length(line))) AS bytes";
+    const pointOf = (row: { k: string; entries: string; bytes: string }): LogCountSeries["points"][number] => ({
+      startNs: select.startNs + BigInt(row.k) * select.stepNs,
+      count: Number(row.entries),
+      bytes: Number(row.bytes),
+    });
+    if (select.groupBy !== undefined) {
+      const names = select.groupBy;
+      const groups = this.groupColumns(params, streams, names);
+      const rows = await this.rows<Record<string, string> & { k: string; entries: string; bytes: string }>(
+        "grouped log count",
+        `SELECT ${[...groups, stepIndex, counts].join(", ")}
+         FROM ${this.db}.logs WHERE ${conditions.join(" AND ")}
+         GROUP BY ${[...names.map((_, i) => `g${i}`), "step_index"].join(", ")} ORDER BY step_index`,
+        params,
+      );
+      return groupedCountSeries(names, rows, (row) => names.map((_, i) => row[`g${i}`]!), pointOf);
+    }
     const metadata = select.byMetadata ? "metadata" : "map()";
     const rows = await this.rows<{ fp: string; md: Labels; k: string; entries: string; bytes: string }>(
       "log count",
-      `SELECT toString(fingerprint) AS fp, ${metadata} AS md, intDiv(toUnixTimestamp64Nano(timestamp) - ${start}, ${params.bind(select.stepNs.toString(), "Int64")}) AS step_index,
-              toString(step_index) AS k, toString(count()) AS entries, toString(sum(length(line))) AS bytes
+      `SELECT toString(fingerprint) AS fp, ${metadata} AS md, ${stepIndex}, ${counts}
        FROM ${this.db}.logs WHERE ${conditions.join(" AND ")}
        GROUP BY fingerprint, md, step_index ORDER BY fingerprint, step_index`,
       params,
     );
-    return countSeries(streams, rows, (row) => row.fp, (row) => row.md, (row) => ({
-      startNs: select.startNs + BigInt(row.k) * select.stepNs,
-      count: Number(row.entries),
-      bytes: Number(row.bytes),
-    }));
+    return countSeries(streams, rows, (row) => row.fp, (row) => row.md, pointOf);
+  }
+
+  /**
+   * `g<i>` columns with the value of label `names[i]` of each row: the stream's label, looked up by fingerprint in
+   * bound arrays (a hash lookup in transform), else the entry's structured metadata.
+   */
+  private groupColumns(params: Params, streams: IndexedStream[], names: string[]): string[] {
+    return streamLabelArrays(streams, names).map(({ fingerprints, values }, i) => {
+      const metadata = `metadata[${params.bind(names[i], "String")}]`;
+      if (fingerprints.length === 0) return `${metadata} AS g${i}`;
+      const fromStream = `transform(fingerprint, ${params.bind(fingerprints, "Array(UInt64)")}, ${params.bind(values, "Array(String)")}, '')`;
+      return `coalesce(nullIf(${fromStream}, ''), ${metadata}) AS g${i}`;
+    });
   }
 
   async selectSamples(select: SampleSelect): Promise<SamplePoints[]> {

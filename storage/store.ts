@@ -104,6 +104,13 @@ export interface LogCountSelect {
    * metric queries group by stream labels and structured metadata together.
    */
   byMetadata?: boolean;
+  /**
+   * Sum the counts over all streams into one series per group (`sum by (...)` pushed down), labelled with just
+   * these labels: each label's value is the stream's label when the stream has it, else the entry's structured
+   * metadata of that name, as LogQL's label builder gives it; empty values are absent labels. `[]` is one group
+   * over everything. Overrides byMetadata.
+   */
+  groupBy?: string[];
 }
 
 /** Entries and bytes of one stream per step bucket (count_over_time and bytes_over_time pushed down). */

@@ -1,9 +1,9 @@
 import type { Labels } from "../../proto/batch.js";
 import type { Direction, LineFilter, Store } from "../../storage/store.js";
-import type { LogExpr, LogRange, RangeAggregationExpr, Stage } from "./ast.js";
+import type { Grouping, LogExpr, LogRange, RangeAggregationExpr, Stage } from "./ast.js";
 import type { EngineSource, LogRow, SampleRow } from "./engine.js";
 import { compilePipeline, compileUnwrap } from "./pipeline.js";
-import { canPush, pushRangeAggregation } from "./pushdown.js";
+import { canPush, canPushSum, pushRangeAggregation } from "./pushdown.js";
 import type { Step, Timeline } from "./range-vector.js";
 
 // Feeds the LogQL engine from the Store. The selector, the time range and the line filters that come before any
@@ -45,6 +45,11 @@ export class StoreSource implements EngineSource {
   async rangeAggregation(expr: RangeAggregationExpr, timeline: Timeline): Promise<Step[] | undefined> {
     if (this.options.pushdown === false || !canPush(expr, timeline)) return undefined;
     return pushRangeAggregation(this.store, this.tenant, expr, timeline);
+  }
+
+  async groupedRangeAggregation(expr: RangeAggregationExpr, grouping: Grouping | undefined, timeline: Timeline): Promise<Step[] | undefined> {
+    if (this.options.pushdown === false || !canPushSum(expr, grouping, timeline)) return undefined;
+    return pushRangeAggregation(this.store, this.tenant, expr, timeline, { grouping });
   }
 
   async *logs(log: LogExpr, startNs: bigint, endNs: bigint, direction: Direction): AsyncIterable<LogRow[]> {
