@@ -9,7 +9,7 @@ import type { Step } from "../query/logql/range-vector.js";
 import { StoreSource } from "../query/logql/store-source.js";
 import { ClickHouseStore } from "../storage/clickhouse.js";
 import { DuckDBStore } from "../storage/duckdb.js";
-import type { Store } from "../storage/store.js";
+import type { LogSelect, Store } from "../storage/store.js";
 import { CLICKHOUSE_URL, uniqueName } from "./helpers/services.js";
 import { logBatch, T0_NS, TEST_RETENTION } from "./helpers/store-contract.js";
 
@@ -142,6 +142,29 @@ function suite(name: string, open: () => Promise<Store>): void {
       // The comparison means something only if the queries found data and took the grouped path.
       assert.ok(pushedSeries > 100, `only ${pushedSeries} series in all answers`);
       assert.deepEqual([...groupedSums].sort(), PUSHED_SUMS);
+    });
+
+    it("reads limit + 1 entries for a log query whose pipeline the Store applies whole", async () => {
+      const limits: number[] = [];
+      const counting = new Proxy(store, {
+        get: (target, name) =>
+          name === "selectLogs"
+            ? (select: LogSelect) => {
+                limits.push(select.limit);
+                return target.selectLogs(select);
+              }
+            : Reflect.get(target, name),
+      });
+      const params: QueryParams = { startNs: T0_NS, endNs: T0_NS + 3n * 3600n * SEC, stepNs: SEC, direction: "backward", limit: 5, instant: false };
+      const pushed = await evaluate(parseLogQL('{service="api"} |= "error"'), params, new StoreSource(counting, "acme"), { maxSeries: 10_000 });
+      assert.deepEqual(limits, [6]);
+      // The same entries as read two at a time.
+      const paged = await evaluate(parseLogQL('{service="api"} |= "error"'), params, new StoreSource(store, "acme", { pageEntries: 2 }), { maxSeries: 10_000 });
+      assert.deepEqual(pushed, paged);
+      assert.equal(pushed.type === "streams" ? pushed.streams.flatMap((s) => s.entries).length : 0, 5);
+      limits.length = 0;
+      await evaluate(parseLogQL('{service="api"} |= "error" | logfmt'), params, new StoreSource(counting, "acme"), { maxSeries: 10_000 });
+      assert.deepEqual(limits, [10_000], "a pipeline stage run by the engine may drop entries");
     });
   });
 }

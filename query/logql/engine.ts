@@ -40,8 +40,11 @@ export interface SampleRow {
 }
 
 export interface EngineSource {
-  /** Entries of `log` (selector + full pipeline applied) with tsNs in [startNs, endNs), in `direction` order, in chunks. */
-  logs(log: LogExpr, startNs: bigint, endNs: bigint, direction: Direction): AsyncIterable<LogRow[]>;
+  /**
+   * Entries of `log` (selector + full pipeline applied) with tsNs in [startNs, endNs), in `direction` order, in
+   * chunks. `limit`, when given, is how many entries the caller will take at most, so that the source reads no more.
+   */
+  logs(log: LogExpr, startNs: bigint, endNs: bigint, direction: Direction, limit?: number): AsyncIterable<LogRow[]>;
   /** For range aggregations with unwrap: unwrapped values, ascending by time, in chunks. */
   samples(range: LogRange, startNs: bigint, endNs: bigint): AsyncIterable<SampleRow[]>;
   /**
@@ -318,8 +321,9 @@ async function readStreams(
   signal: AbortSignal | undefined,
 ): Promise<QueryResult> {
   const streams = new Map<string, { labels: Labels; entries: [bigint, string][] }>();
-  const cursor = new RowCursor(source.logs(expr, params.startNs, params.endNs, params.direction), signal);
   const interval = params.intervalNs ?? 0n;
+  // With an interval, entries are skipped, so more than `limit` of them may be read.
+  const cursor = new RowCursor(source.logs(expr, params.startNs, params.endNs, params.direction, interval > 0n ? undefined : params.limit), signal);
   const forward = params.direction === "forward";
   let taken = 0;
   let last: bigint | undefined;

@@ -52,10 +52,14 @@ export class StoreSource implements EngineSource {
     return pushRangeAggregation(this.store, this.tenant, expr, timeline, { grouping });
   }
 
-  async *logs(log: LogExpr, startNs: bigint, endNs: bigint, direction: Direction): AsyncIterable<LogRow[]> {
+  async *logs(log: LogExpr, startNs: bigint, endNs: bigint, direction: Direction, limit?: number): AsyncIterable<LogRow[]> {
     const { pushed, rest } = pushableLineFilters(log.pipeline);
     const pipeline = compilePipeline(rest);
-    for await (const page of this.pages(log, pushed, startNs, endNs, direction)) {
+    const pageEntries = this.options.pageEntries ?? PAGE_ENTRIES;
+    // When the Store applies the whole pipeline, `limit` entries are all the caller takes; one more lets the page
+    // end past the last one's timestamp, so that the entries sharing it are complete without a second read.
+    const entriesPerRead = limit !== undefined && rest.length === 0 ? Math.min(pageEntries, limit + 1) : pageEntries;
+    for await (const page of this.pages(log, pushed, startNs, endNs, direction, entriesPerRead)) {
       const rows: LogRow[] = [];
       for (const entry of page) {
         const result = pipeline.process(entry.tsNs, entry.line, entry.labels, entry.metadata);
@@ -88,12 +92,12 @@ export class StoreSource implements EngineSource {
     startNs: bigint,
     endNs: bigint,
     direction: Direction,
+    pageEntries = this.options.pageEntries ?? PAGE_ENTRIES,
   ): AsyncIterable<Flat[]> {
     const forward = direction === "forward";
     let low = startNs;
     let high = endNs;
     while (low < high) {
-      const pageEntries = this.options.pageEntries ?? PAGE_ENTRIES;
       const page = await this.read(log, lineFilters, low, high, direction, pageEntries);
       if (page.length < pageEntries) {
         yield page;
