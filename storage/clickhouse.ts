@@ -430,14 +430,14 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
     if (select.groupBy !== undefined) {
       const names = select.groupBy;
       const groups = this.groupColumns(params, streams, names);
-      const rows = await this.rows<Record<string, string> & { k: string; entries: string; bytes: string }>(
+      const rows = await this.rows<Record<string, string | number> & { k: string; entries: string; bytes: string }>(
         "grouped log count",
-        `SELECT ${[...groups, stepIndex, counts].join(", ")}
+        `SELECT ${[...groups.columns, stepIndex, counts].join(", ")}
          FROM ${this.db}.logs WHERE ${conditions.join(" AND ")}
-         GROUP BY ${[...names.map((_, i) => `g${i}`), "step_index"].join(", ")} ORDER BY step_index`,
+         GROUP BY ${[...groups.keys, "step_index"].join(", ")} ORDER BY step_index`,
         params,
       );
-      return groupedCountSeries(names, rows, (row) => names.map((_, i) => row[`g${i}`]!), pointOf);
+      return groupedCountSeries(names, rows, groups.valuesOf, pointOf);
     }
     const metadata = select.byMetadata ? "metadata" : "map()";
     const rows = await this.rows<{ fp: string; md: Labels; k: string; entries: string; bytes: string }>(
@@ -451,16 +451,39 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
   }
 
   /**
-   * `g<i>` columns with the value of label `names[i]` of each row: the stream's label, looked up by fingerprint in
-   * bound arrays (a hash lookup in transform), else the entry's structured metadata.
+   * The columns that group rows by the value of each label of `names`, and how to read the values back. The
+   * stream's label is looked up by fingerprint in bound arrays (a hash lookup in transform) as a number, which
+   * groups much faster than a string does; only streams without the label read the entry's structured metadata.
    */
-  private groupColumns(params: Params, streams: IndexedStream[], names: string[]): string[] {
-    return streamLabelArrays(streams, names).map(({ fingerprints, values }, i) => {
+  private groupColumns(
+    params: Params,
+    streams: IndexedStream[],
+    names: string[],
+  ): { columns: string[]; keys: string[]; valuesOf: (row: Record<string, string | number>) => string[] } {
+    const columns: string[] = [];
+    const keys: string[] = [];
+    const decoders = streamLabelArrays(streams, names).map(({ fingerprints, values }, i) => {
       const metadata = `metadata[${params.bind(names[i], "String")}]`;
-      if (fingerprints.length === 0) return `${metadata} AS g${i}`;
-      const fromStream = `transform(fingerprint, ${params.bind(fingerprints, "Array(UInt64)")}, ${params.bind(values, "Array(String)")}, '')`;
-      return `coalesce(nullIf(${fromStream}, ''), ${metadata}) AS g${i}`;
+      if (fingerprints.length === 0) {
+        columns.push(`${metadata} AS m${i}`);
+        keys.push(`m${i}`);
+        return (row: Record<string, string | number>) => String(row[`m${i}`]);
+      }
+      const distinct = [...new Set(values)];
+      const ids = new Map(distinct.map((value, id) => [value, id + 1]));
+      const id = `transform(fingerprint, ${params.bind(fingerprints, "Array(UInt64)")}, ${params.bind(values.map((value) => ids.get(value)!), "Array(UInt32)")}, toUInt32(0))`;
+      columns.push(`${id} AS g${i}`);
+      keys.push(`g${i}`);
+      if (fingerprints.length < streams.length) {
+        columns.push(`if(g${i} = 0, ${metadata}, '') AS m${i}`);
+        keys.push(`m${i}`);
+      }
+      return (row: Record<string, string | number>) => {
+        const stream = Number(row[`g${i}`]);
+        return stream > 0 ? distinct[stream - 1]! : String(row[`m${i}`]);
+      };
     });
+    return { columns, keys, valuesOf: (row) => decoders.map((decode) => decode(row)) };
   }
 
   async selectSamples(select: SampleSelect): Promise<SamplePoints[]> {
