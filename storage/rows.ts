@@ -222,8 +222,8 @@ export function streamLabelArrays(streams: IndexedStream[], names: string[]): { 
 }
 
 /**
- * Count rows grouped by `names` (one per group and bucket, ordered by bucket) as LogCountSeries labelled with the group's
- * non-empty values: Loki drops empty-valued labels, so an empty value is an absent label.
+ * Count rows grouped by `names` (one per group and bucket, ordered by bucket) as LogCountSeries labelled with
+ * the group's non-empty values: Loki drops empty-valued labels, so an empty value is an absent label.
  */
 export function groupedCountSeries<Row>(
   names: string[],
