@@ -421,7 +421,8 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
       ...lineFilterConditions(clickhouseDialect, params, "line", select.lineFilters ?? []),
     ];
     const stepIndex = `intDiv(toUnixTimestamp64Nano(timestamp) - ${start}, ${params.bind(select.stepNs.toString(), "Int64")}) AS step_index`;
-    const counts = "toString(step_index) AS k, toString(count()) AS entries, toString(sum(length(line))) AS bytes";
+    const bytes = select.bytes === false ? "'0'" : "toString(sum(length(line)))";
+    const counts = `toString(step_index) AS k, toString(count()) AS entries, ${bytes} AS bytes`;
     const pointOf = (row: { k: string; entries: string; bytes: string }): LogCountSeries["points"][number] => ({
       startNs: select.startNs + BigInt(row.k) * select.stepNs,
       count: Number(row.entries),

@@ -531,7 +531,8 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
       const start = params.bind(select.startNs, "Int64");
       const conditions = this.logConditions(params, select, streams, start);
       // Bytes are UTF-8 bytes (strlen), as ClickHouse's length() of a String.
-      const counts = `(timestamp_ns - ${start}) // ${params.bind(select.stepNs, "Int64")} AS k, count(*) AS entries, sum(strlen(line)) AS bytes`;
+      const bytes = select.bytes === false ? "0::BIGINT" : "sum(strlen(line))";
+      const counts = `(timestamp_ns - ${start}) // ${params.bind(select.stepNs, "Int64")} AS k, count(*) AS entries, ${bytes} AS bytes`;
       const pointOf = (row: { k: bigint; entries: bigint; bytes: bigint }): LogCountSeries["points"][number] => ({
         startNs: select.startNs + row.k * select.stepNs,
         count: Number(row.entries),

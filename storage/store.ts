@@ -99,6 +99,8 @@ export interface LogCountSelect {
   lineFilters?: LineFilter[];
   /** Bucket width; buckets start at startNs + k * stepNs. */
   stepNs: bigint;
+  /** `false` leaves every point's bytes 0: summing bytes reads every line, which counting alone does not. */
+  bytes?: boolean;
   /**
    * Split each stream's counts by the entries' structured metadata, whose labels are added to the stream's: LogQL
    * metric queries group by stream labels and structured metadata together.

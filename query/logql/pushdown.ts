@@ -57,6 +57,7 @@ export async function pushRangeAggregation(
   const { rangeNs, offsetNs } = expr.range;
   const bucketNs = bucketOf(expr, timeline);
   const firstBucketNs = timeline.startNs - offsetNs - rangeNs + 1n;
+  const bytes = expr.op === "bytes_over_time" || expr.op === "bytes_rate";
   const counts = await store.countLogs({
     tenant,
     matchers: expr.range.log.matchers,
@@ -64,9 +65,9 @@ export async function pushRangeAggregation(
     startNs: firstBucketNs,
     endNs: timeline.endNs - offsetNs + 1n,
     stepNs: bucketNs,
+    bytes,
     ...(sum === undefined ? { byMetadata: true } : { groupBy: [...new Set(sum.grouping?.labels ?? [])] }),
   });
-  const bytes = expr.op === "bytes_over_time" || expr.op === "bytes_rate";
   const perSecond = expr.op === "rate" || expr.op === "bytes_rate";
   const rangeSeconds = Number(rangeNs) / 1e9;
   const bucketsPerWindow = rangeNs / bucketNs;

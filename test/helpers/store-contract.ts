@@ -194,6 +194,18 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         stepNs: 4n * SEC,
       });
       assert.deepEqual(filtered.map((s) => s.points.map((p) => p.count)), [[2]]);
+      const countsOnly = await store.countLogs({
+        tenant: "acme",
+        matchers: [{ name: "service", op: "=~", value: ".+" }],
+        startNs: T0_NS,
+        endNs: T0_NS + 4n * SEC,
+        stepNs: 2n * SEC,
+        bytes: false,
+      });
+      assert.deepEqual(
+        countsOnly.map((s) => ({ labels: plain(s.labels), points: s.points.map((p) => [p.startNs - T0_NS, p.count, p.bytes]) })),
+        byService.map((s) => ({ ...s, points: s.points.map(([start, count]) => [start, count, 0]) })),
+      );
     });
 
     it("splits counts by structured metadata when asked, metadata labels added to the stream's (suffixed on a clash)", async () => {
