@@ -40,7 +40,7 @@ import type {
 } from "./store.js";
 import { RESOLUTION_MS } from "./store.js";
 import type { IndexedStream, LogRow, RollupRow, SampleRow, StreamRef } from "./rows.js";
-import { countSeries, groupByStream, logRows, rollupRows, sampleRows, streamSpans, StreamsIndexReads } from "./rows.js";
+import { countSeries, groupByStream, groupedCountSeries, logRows, rollupRows, sampleRows, streamLabelArrays, streamSpans, StreamsIndexReads } from "./rows.js";
 import { nsToMsCeil, nsToMsFloor, StoreError, toLabels } from "./values.js";
 
 // The embedded store for `bifrost all`: one DuckDB database file (or memory), one connection, every operation
@@ -531,20 +531,51 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
       const start = params.bind(select.startNs, "Int64");
       const conditions = this.logConditions(params, select, streams, start);
       // Bytes are UTF-8 bytes (strlen), as ClickHouse's length() of a String.
+      const bytes = select.bytes === false ? "0::BIGINT" : "sum(strlen(line))";
+      const counts = `(timestamp_ns - ${start}) // ${params.bind(select.stepNs, "Int64")} AS k, count(*) AS entries, ${bytes} AS bytes`;
+      const pointOf = (row: { k: bigint; entries: bigint; bytes: bigint }): LogCountSeries["points"][number] => ({
+        startNs: select.startNs + row.k * select.stepNs,
+        count: Number(row.entries),
+        bytes: Number(row.bytes),
+      });
+      if (select.groupBy !== undefined) {
+        const names = select.groupBy;
+        const groups = this.groupColumns(params, streams, names);
+        const rows = await this.rows<Record<string, string> & { k: bigint; entries: bigint; bytes: bigint }>(
+          c,
+          `SELECT ${[...groups.columns, counts].join(", ")}
+           FROM logs ${groups.joins.join(" ")} WHERE ${conditions.join(" AND ")}
+           GROUP BY ${[...names.map((_, i) => `g${i}`), "k"].join(", ")} ORDER BY k`,
+          params,
+        );
+        return groupedCountSeries(names, rows, (row) => names.map((_, i) => row[`g${i}`]!), pointOf);
+      }
       const metadata = select.byMetadata ? "metadata" : "NULL";
       const rows = await this.rows<{ fp: bigint; md: JS; k: bigint; entries: bigint; bytes: bigint }>(
         c,
-        `SELECT fingerprint AS fp, ${metadata} AS md, (timestamp_ns - ${start}) // ${params.bind(select.stepNs, "Int64")} AS k, count(*) AS entries, sum(strlen(line)) AS bytes
+        `SELECT fingerprint AS fp, ${metadata} AS md, ${counts}
          FROM logs WHERE ${conditions.join(" AND ")}
          GROUP BY fingerprint, md, k ORDER BY fingerprint, k`,
         params,
       );
-      return countSeries(streams, rows, (row) => row.fp.toString(), (row) => (row.md === null ? {} : mapLabels(row.md)), (row) => ({
-        startNs: select.startNs + row.k * select.stepNs,
-        count: Number(row.entries),
-        bytes: Number(row.bytes),
-      }));
+      return countSeries(streams, rows, (row) => row.fp.toString(), (row) => (row.md === null ? {} : mapLabels(row.md)), pointOf);
     });
+  }
+
+  /**
+   * `g<i>` columns with the value of label `names[i]` of each row: the stream's label, joined by fingerprint from
+   * bound parallel arrays, else the entry's structured metadata.
+   */
+  private groupColumns(params: Params, streams: IndexedStream[], names: string[]): { columns: string[]; joins: string[] } {
+    const columns: string[] = [];
+    const joins: string[] = [];
+    streamLabelArrays(streams, names).forEach(({ fingerprints, values }, i) => {
+      joins.push(
+        `LEFT JOIN (SELECT unnest(${params.bind(fingerprints, "Array(UInt64)")}) AS fp, unnest(${params.bind(values, "Array(String)")}) AS v) AS s${i} ON s${i}.fp = logs.fingerprint`,
+      );
+      columns.push(`coalesce(s${i}.v, metadata[${params.bind(names[i], "String")}], '') AS g${i}`);
+    });
+    return { columns, joins };
   }
 
   async selectSamples(select: SampleSelect): Promise<SamplePoints[]> {

@@ -201,3 +201,47 @@ export abstract class StreamsIndexReads {
     return [...values].sort(compareText);
   }
 }
+
+/**
+ * For each of `names`, the streams that have that label and their values, as parallel arrays that a store binds
+ * as parameters to label each row by its fingerprint.
+ */
+export function streamLabelArrays(streams: IndexedStream[], names: string[]): { fingerprints: bigint[]; values: string[] }[] {
+  return names.map((name) => {
+    const fingerprints: bigint[] = [];
+    const values: string[] = [];
+    for (const stream of streams) {
+      const value = stream.labels[name];
+      if (value !== undefined && value !== "") {
+        fingerprints.push(BigInt(stream.fingerprint));
+        values.push(value);
+      }
+    }
+    return { fingerprints, values };
+  });
+}
+
+/**
+ * Count rows grouped by `names` (one per group and bucket, ordered by bucket) as LogCountSeries labelled with
+ * the group's non-empty values: Loki drops empty-valued labels, so an empty value is an absent label.
+ */
+export function groupedCountSeries<Row>(
+  names: string[],
+  rows: Row[],
+  valuesOf: (row: Row) => string[],
+  pointOf: (row: Row) => LogCountSeries["points"][number],
+): LogCountSeries[] {
+  const groups = new Map<string, LogCountSeries>();
+  for (const row of rows) {
+    const values = valuesOf(row);
+    const key = values.join("\u0000");
+    let series = groups.get(key);
+    if (series === undefined) {
+      const labels = names.map((name, i): [string, string] => [name, values[i]!]).filter(([, value]) => value !== "");
+      series = { labels: toLabels(labels), points: [] };
+      groups.set(key, series);
+    }
+    series.points.push(pointOf(row));
+  }
+  return sortByLabels([...groups.values()]);
+}

@@ -99,11 +99,20 @@ export interface LogCountSelect {
   lineFilters?: LineFilter[];
   /** Bucket width; buckets start at startNs + k * stepNs. */
   stepNs: bigint;
+  /** `false` leaves every point's bytes 0: summing bytes reads every line, which counting alone does not. */
+  bytes?: boolean;
   /**
    * Split each stream's counts by the entries' structured metadata, whose labels are added to the stream's: LogQL
    * metric queries group by stream labels and structured metadata together.
    */
   byMetadata?: boolean;
+  /**
+   * Sum the counts over all streams into one series per group (`sum by (...)` pushed down), labelled with just
+   * these labels: each label's value is the stream's label when the stream has it, else the entry's structured
+   * metadata of that name, as LogQL's label builder gives it; empty values are absent labels. `[]` is one group
+   * over everything. Overrides byMetadata.
+   */
+  groupBy?: string[];
 }
 
 /** Entries and bytes of one stream per step bucket (count_over_time and bytes_over_time pushed down). */

@@ -13,7 +13,7 @@ import {
   vectorSetOp,
   type Sample,
 } from "../engine/vector.js";
-import type { BinaryExpr, Expr, LogExpr, LogRange, MetricExpr, RangeAggregationExpr } from "./ast.js";
+import type { BinaryExpr, Expr, Grouping, LogExpr, LogRange, MetricExpr, RangeAggregationExpr, VectorAggregationExpr } from "./ast.js";
 import { RowCursor } from "./cursor.js";
 import { RegexSyntaxError, compileRe2 } from "./regex.js";
 import { rangeAggregationSteps, validateRangeAggregation, type Step, type Timeline } from "./range-vector.js";
@@ -40,8 +40,11 @@ export interface SampleRow {
 }
 
 export interface EngineSource {
-  /** Entries of `log` (selector + full pipeline applied) with tsNs in [startNs, endNs), in `direction` order, in chunks. */
-  logs(log: LogExpr, startNs: bigint, endNs: bigint, direction: Direction): AsyncIterable<LogRow[]>;
+  /**
+   * Entries of `log` (selector + full pipeline applied) with tsNs in [startNs, endNs), in `direction` order, in
+   * chunks. `limit`, when given, is how many entries the caller will take at most, so that the source reads no more.
+   */
+  logs(log: LogExpr, startNs: bigint, endNs: bigint, direction: Direction, limit?: number): AsyncIterable<LogRow[]>;
   /** For range aggregations with unwrap: unwrapped values, ascending by time, in chunks. */
   samples(range: LogRange, startNs: bigint, endNs: bigint): AsyncIterable<SampleRow[]>;
   /**
@@ -49,6 +52,12 @@ export interface EngineSource {
    * when it cannot; the engine then streams rows through its own windows. Both must give the same steps.
    */
   rangeAggregation?(expr: RangeAggregationExpr, timeline: Timeline): Promise<Step[] | undefined>;
+  /**
+   * The steps of `sum <grouping> (expr)` (a `by` grouping or none) computed by the source itself, or undefined
+   * when it cannot. The same steps as summing rangeAggregation's, except that a summed rate may differ in the
+   * last bits (the rate of the summed counts rather than the sum of the rates).
+   */
+  groupedRangeAggregation?(expr: RangeAggregationExpr, grouping: Grouping | undefined, timeline: Timeline): Promise<Step[] | undefined>;
 }
 
 export interface QueryParams {
@@ -177,7 +186,7 @@ class Evaluator {
       case "range_aggregation":
         return this.rangeSteps(expr);
       case "vector_aggregation":
-        return this.mapSteps(expr.expr, (vector) => aggregate(expr.op, vector, expr.grouping, expr.param));
+        return this.aggregationSteps(expr);
       case "label_replace": {
         if (!LABEL_NAME.test(expr.dst)) throw new EvaluationError(`invalid destination label name in label_replace(): ${expr.dst}`);
         const regex = compileLabelReplaceRegex(expr.regex);
@@ -197,6 +206,16 @@ class Evaluator {
     const pushed = await this.source.rangeAggregation?.(expr, this.timeline);
     if (pushed !== undefined) yield* pushed;
     else yield* rangeAggregationSteps(expr, this.timeline, this.source, this.signal);
+  }
+
+  private async *aggregationSteps(expr: VectorAggregationExpr): AsyncGenerator<Step> {
+    const inner = expr.expr;
+    if (expr.op === "sum" && expr.grouping?.without !== true && inner.kind === "range_aggregation" && this.source.groupedRangeAggregation) {
+      validateRangeAggregation(inner);
+      const pushed = await this.source.groupedRangeAggregation(inner, expr.grouping, this.timeline);
+      if (pushed !== undefined) return yield* pushed;
+    }
+    yield* this.mapSteps(inner, (vector) => aggregate(expr.op, vector, expr.grouping, expr.param));
   }
 
   private async *mapSteps(inner: MetricExpr, fn: (vector: Sample[]) => Sample[]): AsyncGenerator<Step> {
@@ -302,8 +321,9 @@ async function readStreams(
   signal: AbortSignal | undefined,
 ): Promise<QueryResult> {
   const streams = new Map<string, { labels: Labels; entries: [bigint, string][] }>();
-  const cursor = new RowCursor(source.logs(expr, params.startNs, params.endNs, params.direction), signal);
   const interval = params.intervalNs ?? 0n;
+  // With an interval, entries are skipped, so more than `limit` of them may be read.
+  const cursor = new RowCursor(source.logs(expr, params.startNs, params.endNs, params.direction, interval > 0n ? undefined : params.limit), signal);
   const forward = params.direction === "forward";
   let taken = 0;
   let last: bigint | undefined;

@@ -1,6 +1,6 @@
 import type { Store } from "../../storage/store.js";
 import { labelsKey } from "../engine/labels.js";
-import type { RangeAggregationExpr } from "./ast.js";
+import type { Grouping, RangeAggregationExpr } from "./ast.js";
 import type { Step, Timeline } from "./range-vector.js";
 import { pushableLineFilters } from "./store-source.js";
 
@@ -8,6 +8,8 @@ import { pushableLineFilters } from "./store-source.js";
 // over a selector with line filters only. The Store counts entries and bytes per stream in buckets of
 // g = gcd(step, range); each step's window (t - offset - range, t - offset] is the sum of range/g buckets.
 // The buckets start one nanosecond after a window's open end so that [a, b) buckets tile (a - 1, b - 1] windows.
+// `sum by (labels)` over such an aggregation is counted per group by the Store, so that one row per group and
+// bucket leaves it instead of one per stream and bucket.
 
 const PUSHABLE = new Set(["count_over_time", "rate", "bytes_over_time", "bytes_rate"]);
 
@@ -27,20 +29,35 @@ export function canPush(expr: RangeAggregationExpr, timeline: Timeline): boolean
   return bucket > 0n && (timeline.endNs - timeline.startNs + expr.range.rangeNs) / bucket <= MAX_BUCKETS;
 }
 
+/**
+ * Whether pushRangeAggregation can answer `sum <grouping> (expr)`: `by` or no grouping (a `without` group's
+ * labels depend on every series' labels), and no `_extracted` label, which only a name clash creates.
+ */
+export function canPushSum(expr: RangeAggregationExpr, grouping: Grouping | undefined, timeline: Timeline): boolean {
+  if (grouping !== undefined && (grouping.without || grouping.labels.some((name) => name.endsWith("_extracted")))) return false;
+  return canPush(expr, timeline);
+}
+
 function bucketOf(expr: RangeAggregationExpr, timeline: Timeline): bigint {
   return timeline.startNs === timeline.endNs ? expr.range.rangeNs : gcd(timeline.stepNs, expr.range.rangeNs);
 }
 
-/** The steps of a pushable range aggregation (see canPush), as the streaming engine would produce them. */
+/**
+ * The steps of a pushable range aggregation (see canPush), as the streaming engine would produce them; with
+ * `sum`, those of its sum by `sum.grouping` (see canPushSum). A summed rate is the group's count over the range,
+ * which may differ in the last bits from the sum of its series' rates.
+ */
 export async function pushRangeAggregation(
   store: Store,
   tenant: string,
   expr: RangeAggregationExpr,
   timeline: Timeline,
+  sum?: { grouping: Grouping | undefined },
 ): Promise<Step[]> {
   const { rangeNs, offsetNs } = expr.range;
   const bucketNs = bucketOf(expr, timeline);
   const firstBucketNs = timeline.startNs - offsetNs - rangeNs + 1n;
+  const bytes = expr.op === "bytes_over_time" || expr.op === "bytes_rate";
   const counts = await store.countLogs({
     tenant,
     matchers: expr.range.log.matchers,
@@ -48,9 +65,9 @@ export async function pushRangeAggregation(
     startNs: firstBucketNs,
     endNs: timeline.endNs - offsetNs + 1n,
     stepNs: bucketNs,
-    byMetadata: true,
+    bytes,
+    ...(sum === undefined ? { byMetadata: true } : { groupBy: [...new Set(sum.grouping?.labels ?? [])] }),
   });
-  const bytes = expr.op === "bytes_over_time" || expr.op === "bytes_rate";
   const perSecond = expr.op === "rate" || expr.op === "bytes_rate";
   const rangeSeconds = Number(rangeNs) / 1e9;
   const bucketsPerWindow = rangeNs / bucketNs;

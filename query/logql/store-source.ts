@@ -1,9 +1,9 @@
 import type { Labels } from "../../proto/batch.js";
 import type { Direction, LineFilter, Store } from "../../storage/store.js";
-import type { LogExpr, LogRange, RangeAggregationExpr, Stage } from "./ast.js";
+import type { Grouping, LogExpr, LogRange, RangeAggregationExpr, Stage } from "./ast.js";
 import type { EngineSource, LogRow, SampleRow } from "./engine.js";
 import { compilePipeline, compileUnwrap } from "./pipeline.js";
-import { canPush, pushRangeAggregation } from "./pushdown.js";
+import { canPush, canPushSum, pushRangeAggregation } from "./pushdown.js";
 import type { Step, Timeline } from "./range-vector.js";
 
 // Feeds the LogQL engine from the Store. The selector, the time range and the line filters that come before any
@@ -47,10 +47,19 @@ export class StoreSource implements EngineSource {
     return pushRangeAggregation(this.store, this.tenant, expr, timeline);
   }
 
-  async *logs(log: LogExpr, startNs: bigint, endNs: bigint, direction: Direction): AsyncIterable<LogRow[]> {
+  async groupedRangeAggregation(expr: RangeAggregationExpr, grouping: Grouping | undefined, timeline: Timeline): Promise<Step[] | undefined> {
+    if (this.options.pushdown === false || !canPushSum(expr, grouping, timeline)) return undefined;
+    return pushRangeAggregation(this.store, this.tenant, expr, timeline, { grouping });
+  }
+
+  async *logs(log: LogExpr, startNs: bigint, endNs: bigint, direction: Direction, limit?: number): AsyncIterable<LogRow[]> {
     const { pushed, rest } = pushableLineFilters(log.pipeline);
     const pipeline = compilePipeline(rest);
-    for await (const page of this.pages(log, pushed, startNs, endNs, direction)) {
+    const pageEntries = this.options.pageEntries ?? PAGE_ENTRIES;
+    // When the Store applies the whole pipeline, `limit` entries are all the caller takes; one more lets the page
+    // end past the last one's timestamp, so that the entries sharing it are complete without a second read.
+    const entriesPerRead = limit !== undefined && rest.length === 0 ? Math.min(pageEntries, limit + 1) : pageEntries;
+    for await (const page of this.pages(log, pushed, startNs, endNs, direction, entriesPerRead)) {
       const rows: LogRow[] = [];
       for (const entry of page) {
         const result = pipeline.process(entry.tsNs, entry.line, entry.labels, entry.metadata);
@@ -83,12 +92,12 @@ export class StoreSource implements EngineSource {
     startNs: bigint,
     endNs: bigint,
     direction: Direction,
+    pageEntries = this.options.pageEntries ?? PAGE_ENTRIES,
   ): AsyncIterable<Flat[]> {
     const forward = direction === "forward";
     let low = startNs;
     let high = endNs;
     while (low < high) {
-      const pageEntries = this.options.pageEntries ?? PAGE_ENTRIES;
       const page = await this.read(log, lineFilters, low, high, direction, pageEntries);
       if (page.length < pageEntries) {
         yield page;

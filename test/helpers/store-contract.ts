@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { type Labels, labelsOf, type LogStream, SampleKind } from "../../proto/batch.js";
-import type { LogBatch, RollupBatch, RollupPartial, SampleBatch, Store } from "../../storage/store.js";
+import type { LineFilter, LogBatch, RollupBatch, RollupPartial, SampleBatch, Store } from "../../storage/store.js";
 import { StoreError } from "../../storage/values.js";
 
 // One suite, every store: what it checks is the contract in storage/store.ts. Each store's test file calls
@@ -194,6 +194,18 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         stepNs: 4n * SEC,
       });
       assert.deepEqual(filtered.map((s) => s.points.map((p) => p.count)), [[2]]);
+      const countsOnly = await store.countLogs({
+        tenant: "acme",
+        matchers: [{ name: "service", op: "=~", value: ".+" }],
+        startNs: T0_NS,
+        endNs: T0_NS + 4n * SEC,
+        stepNs: 2n * SEC,
+        bytes: false,
+      });
+      assert.deepEqual(
+        countsOnly.map((s) => ({ labels: plain(s.labels), points: s.points.map((p) => [p.startNs - T0_NS, p.count, p.bytes]) })),
+        byService.map((s) => ({ ...s, points: s.points.map(([start, count]) => [start, count, 0]) })),
+      );
     });
 
     it("splits counts by structured metadata when asked, metadata labels added to the stream's (suffixed on a clash)", async () => {
@@ -219,6 +231,48 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         [{ service: "split", trace: "t2", zone: "stream", zone_extracted: "meta" }, [[1, 3]]],
         [{ service: "split", zone: "stream" }, [[1, 4]]],
       ]);
+    });
+
+    it("sums counts by labels taken from the stream, else from structured metadata, empty ones absent", async () => {
+      await store.appendLogs([
+        logBatch("n7:2", [
+          {
+            labels: [["service", "grouped"], ["zone", "a"]],
+            entries: [
+              [T0_NS, "a", [["trace", "t1"]]],
+              // The stream's zone wins over the metadata's (which LogQL would call zone_extracted).
+              [T0_NS + 1n, "bb", [["zone", "meta"]]],
+              [T0_NS + SEC, "ccc"],
+            ],
+          },
+          {
+            labels: [["service", "grouped"]],
+            entries: [
+              [T0_NS, "dddd", [["zone", "b-meta"], ["trace", "t1"]]],
+              [T0_NS + 2n, "e"],
+              [T0_NS + SEC, "ff", [["trace", "t2"]]],
+            ],
+          },
+        ]),
+      ]);
+      const select = { tenant: "acme", matchers: [{ name: "service", op: "=" as const, value: "grouped" }], startNs: T0_NS, endNs: T0_NS + 2n * SEC, stepNs: SEC };
+      const summed = async (groupBy: string[], lineFilters: LineFilter[] = []) =>
+        (await store.countLogs({ ...select, groupBy, lineFilters })).map((s) => [plain(s.labels), s.points.map((p) => [p.startNs - T0_NS, p.count, p.bytes])]);
+      // Ordered by label text, in which "{}" comes last.
+      assert.deepEqual(await summed(["zone"]), [
+        [{ zone: "a" }, [[0n, 2, 3], [SEC, 1, 3]]],
+        [{ zone: "b-meta" }, [[0n, 1, 4]]],
+        [{}, [[0n, 1, 1], [SEC, 1, 2]]],
+      ]);
+      assert.deepEqual(await summed(["zone", "trace"]), [
+        [{ trace: "t1", zone: "a" }, [[0n, 1, 1]]],
+        [{ trace: "t1", zone: "b-meta" }, [[0n, 1, 4]]],
+        [{ trace: "t2" }, [[SEC, 1, 2]]],
+        [{ zone: "a" }, [[0n, 1, 2], [SEC, 1, 3]]],
+        [{}, [[0n, 1, 1]]],
+      ]);
+      assert.deepEqual(await summed([]), [[{}, [[0n, 4, 8], [SEC, 2, 5]]]]);
+      assert.deepEqual(await summed(["zone"], [{ op: "|~", values: ["^[a-c]"] }]), [[{ zone: "a" }, [[0n, 2, 3], [SEC, 1, 3]]]]);
     });
 
     it("leaves counts unchanged when a batch is appended again, alone or among new ones", async () => {
