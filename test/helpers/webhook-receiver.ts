@@ -50,3 +50,7 @@ export class WebhookReceiver {
 }
 
 export { waitFor } from "./wait.js";
+
+/** The fields of Alertmanager's webhook message (version 4) in the order Alertmanager writes them. */
+export const WEBHOOK_MESSAGE_FIELDS = ["receiver", "status", "alerts", "groupLabels", "commonLabels", "commonAnnotations", "externalURL", "version", "groupKey", "truncatedAlerts"];
+export const WEBHOOK_ALERT_FIELDS = ["status", "labels", "annotations", "startsAt", "endsAt", "generatorURL", "fingerprint"];
