@@ -4,6 +4,7 @@ import type { EncodedLogBatch } from "../storage/log-rowbinary.js";
 import type { AppendResult, LogBatch, RollupBatch, SampleBatch, Store } from "../storage/store.js";
 import { StoreError } from "../storage/values.js";
 import type { AggregatorMetrics } from "./metrics.js";
+import { backoffDelay } from "../common/backoff.js";
 
 export interface WritePart {
   logs: LogBatch[];
@@ -110,7 +111,7 @@ export class WriteBuffer {
       } catch (err) {
         if (!(err instanceof StoreError) || !err.transient) throw err;
         this.options.metrics.storeRetries.inc();
-        const delay = Math.min(30_000, 500 * 2 ** Math.min(attempt - 1, 6));
+        const delay = Math.round(backoffDelay(attempt, 500, 30_000));
         this.options.log.warn({ err: err.message, attempt, delay_ms: delay, what }, "store unavailable; holding the partitions and retrying");
         await new Promise((r) => setTimeout(r, delay));
       }

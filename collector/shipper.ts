@@ -1,6 +1,7 @@
 import type { Kafka, Producer } from "kafkajs";
 import type { Logger } from "../common/log.js";
 import type { Wal, WalRecord } from "./wal.js";
+import { backoffDelay } from "../common/backoff.js";
 
 /** Where the shipper delivers disk-buffer records: Kafka, or the aggregator's store in process (`bifrost all`). */
 export interface Transport {
@@ -140,7 +141,7 @@ export class Shipper {
         this.failures++;
         this.options.onRetry?.(err);
         await transport.reset();
-        const delay = Math.random() * Math.min(backoff.capMs, backoff.baseMs * 2 ** Math.min(this.failures - 1, 16));
+        const delay = backoffDelay(this.failures, backoff.baseMs, backoff.capMs, "full");
         if (!this.running) return;
         log.warn({ err: (err as Error).message, attempt: this.failures, delay_ms: Math.round(delay), pending: wal.pending() }, "delivery failed; the batches stay buffered");
         await this.pause(delay, false);

@@ -52,6 +52,7 @@ import {
   StoreError,
   toLabels,
 } from "./values.js";
+import { backoffDelay } from "../common/backoff.js";
 
 export interface ClickHouseStoreOptions {
   url: string;
@@ -124,7 +125,7 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
             transient: isTransient(err),
           });
         }
-        const delay = Math.min(10_000, 200 * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
+        const delay = backoffDelay(attempt, 200, 10_000);
         this.options.log?.warn({ err, attempt, delay_ms: Math.round(delay) }, `ClickHouse ${what} failed, retrying`);
         await new Promise((resolve) => setTimeout(resolve, delay));
       }

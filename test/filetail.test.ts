@@ -10,14 +10,8 @@ import { utf8Prefix } from "../collector/receivers/tailedfile.js";
 import { Wal } from "../collector/wal.js";
 import { labelsOf } from "../proto/batch.js";
 import { decodeBatch } from "../proto/codec.js";
+import { waitFor } from "./helpers/wait.js";
 
-async function waitFor(what: string, condition: () => boolean, deadlineMs = 15_000): Promise<void> {
-  const until = Date.now() + deadlineMs;
-  while (!condition()) {
-    if (Date.now() > until) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 interface Got {
   filename: string;

@@ -7,6 +7,7 @@ import { describe, it } from "node:test";
 import { HostMetrics, type HostMetricsOptions } from "../collector/receivers/hostmetrics.js";
 import { parsePidStat } from "../collector/receivers/procfs.js";
 import { SampleKind, type Series } from "../proto/batch.js";
+import { waitFor } from "./helpers/wait.js";
 
 const noBatcher = { add: async () => {} };
 
@@ -21,13 +22,6 @@ function value(series: Series[], name: string, labels: Record<string, string> = 
   return found[0]!.points[0]!.value;
 }
 
-async function waitFor(what: string, condition: () => Promise<boolean>, deadlineMs = 20_000): Promise<void> {
-  const until = Date.now() + deadlineMs;
-  while (!(await condition())) {
-    if (Date.now() > until) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 /** /proc/<pid>/stat with the given values in fields 14 (utime), 15 (stime), 20 (threads), 22 (start) and 23 (vsize). */
 function pidStat(pid: number, comm: string, f: { utime: number; stime: number; threads: number; start: number; vsize: number }): string {

@@ -3,6 +3,7 @@ import { describe, it } from "node:test";
 import type { Labels } from "../proto/batch.js";
 import type { Direction, LabelMatcher } from "../storage/store.js";
 import { compareLabels, formatLabels, labelsKey, makeLabels } from "../query/engine/labels.js";
+import { compareText } from "../storage/values.js";
 import {
   PROMETHEUS_SEMANTICS,
   LOKI_SEMANTICS,
@@ -1612,6 +1613,16 @@ describe("range functions and labels", () => {
   it("compareLabels orders like Prometheus' labels.Compare", () => {
     const sorted = [L({ b: "1" }), L({ a: "2" }), L({ a: "1", c: "1" }), L({ a: "1" }), L({})].sort(compareLabels);
     assert.deepEqual(sorted.map(plain), [{}, { a: "1" }, { a: "1", c: "1" }, { a: "2" }, { b: "1" }]);
+  });
+
+  it("compareText orders strings as their UTF-8 bytes, as Go and both engines do", () => {
+    const alphabet = ["a", "b", "\u00e9", "\u4e2d", "\ud7ff", "\ue000", "\uffff", "\u{1f600}", "\u{10000}", ""];
+    const strings: string[] = [];
+    for (const x of alphabet) for (const y of alphabet) for (const z of alphabet) strings.push(x + y + z);
+    const sign = (n: number) => Math.sign(n);
+    for (const a of strings.slice(0, 400)) {
+      for (const b of strings) assert.equal(sign(compareText(a, b)), sign(Buffer.compare(Buffer.from(a), Buffer.from(b))), `${escape(a)} vs ${escape(b)}`);
+    }
   });
 
   it("formatLabels quotes as Go does", () => {

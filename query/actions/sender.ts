@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { type ClientTls, postJson } from "../../common/http-client.js";
 import { type ActionEnvelope, actionSigningText, type SigningKey } from "../../common/signing.js";
+import { backoffDelay } from "../../common/backoff.js";
 
 export interface ActionRequest {
   node: string;
@@ -91,7 +92,7 @@ export class ActionSender {
         error = (err as Error).message;
       }
       if (attempt >= this.options.maxAttempts) return { ...base, status: "undeliverable", error, collector, attempts: attempt };
-      const backoff = (this.options.retryDelayMs ?? 500) * 2 ** (attempt - 1);
+      const backoff = backoffDelay(attempt, this.options.retryDelayMs ?? 500, 30_000);
       await new Promise((resolve) => setTimeout(resolve, Math.min(30_000, Math.max(backoff, retryAfterMs ?? 0))));
     }
   }

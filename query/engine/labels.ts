@@ -1,4 +1,5 @@
 import type { Labels } from "../../proto/batch.js";
+import { compareText } from "../../storage/values.js";
 
 // Label-set helpers shared by the LogQL and PromQL evaluators. Label sets are plain null-prototype objects; these
 // functions give them the identity, ordering and text form that Prometheus' labels.Labels has.
@@ -7,19 +8,15 @@ export const METRIC_NAME = "__name__";
 
 /** A label set built from entries, with its names in sorted order. */
 export function makeLabels(entries: Iterable<readonly [string, string]>): Labels {
-  const sorted = [...entries].sort(([a], [b]) => compareStrings(a, b));
+  const sorted = [...entries].sort(([a], [b]) => compareText(a, b));
   const labels: Labels = Object.create(null);
   for (const [name, value] of sorted) labels[name] = value;
   return labels;
 }
 
-function sortedNames(labels: Labels): string[] {
-  return Object.keys(labels).sort(compareStrings);
-}
-
-/** Byte-wise comparison as Go compares strings (UTF-16 code unit order differs only above the BMP). */
-export function compareStrings(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
+/** Label names in Go's string order, as Prometheus keeps a label set. */
+export function sortedNames(labels: Labels): string[] {
+  return Object.keys(labels).sort(compareText);
 }
 
 /** An identity for a label set: equal sets give equal keys whatever the property order. */
@@ -35,9 +32,9 @@ export function compareLabels(a: Labels, b: Labels): number {
   const bn = sortedNames(b);
   const n = Math.min(an.length, bn.length);
   for (let i = 0; i < n; i++) {
-    const nameOrder = compareStrings(an[i]!, bn[i]!);
+    const nameOrder = compareText(an[i]!, bn[i]!);
     if (nameOrder !== 0) return nameOrder;
-    const valueOrder = compareStrings(a[an[i]!]!, b[bn[i]!]!);
+    const valueOrder = compareText(a[an[i]!]!, b[bn[i]!]!);
     if (valueOrder !== 0) return valueOrder;
   }
   return an.length - bn.length;

@@ -1,6 +1,7 @@
 import type { Labels } from "../../proto/batch.js";
 import type { Direction } from "../../storage/store.js";
-import { compareLabels, compareStrings, formatLabels, labelsKey, makeLabels } from "../engine/labels.js";
+import { compareText } from "../../storage/values.js";
+import { compareLabels, formatLabels, labelsKey, makeLabels } from "../engine/labels.js";
 import {
   EvaluationError,
   LOKI_SEMANTICS,
@@ -350,7 +351,7 @@ async function readStreams(
   }
   const ordered = [...streams.values()]
     .map((stream) => ({ text: formatLabels(stream.labels), stream }))
-    .sort((a, b) => compareStrings(a.text, b.text))
+    .sort((a, b) => compareText(a.text, b.text))
     .map(({ stream }) => stream);
   return { type: "streams", streams: ordered };
 }

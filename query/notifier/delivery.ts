@@ -4,6 +4,7 @@ import { VERSION } from "../../common/runtime.js";
 import type { Logger } from "../../common/log.js";
 import type { NotifierMetrics } from "./metrics.js";
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER, sign } from "./signature.js";
+import { backoffDelay } from "../../common/backoff.js";
 
 /** Where one notification goes and how it is sent. */
 export interface Target {
@@ -120,11 +121,9 @@ export class Delivery {
     }
   }
 
-  /** Full exponential backoff with jitter in [d/2, d], so that many notifiers do not retry in step. */
   private backoff(attempt: number, retryAfterMs: number | undefined): number {
     if (retryAfterMs !== undefined) return Math.min(retryAfterMs, this.policy.maxBackoffMs);
-    const ceiling = Math.min(this.policy.maxBackoffMs, this.policy.backoffMs * 2 ** (attempt - 1));
-    return ceiling / 2 + Math.random() * (ceiling / 2);
+    return backoffDelay(attempt, this.policy.backoffMs, this.policy.maxBackoffMs);
   }
 
   private sleep(ms: number): Promise<boolean> {

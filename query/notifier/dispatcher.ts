@@ -1,6 +1,7 @@
 import type { NotifierReceiverConfig } from "../../common/config.js";
 import type { Delivery, Target } from "./delivery.js";
-import { compareAlertLabels, labelSetString, sortedNames } from "./labels.js";
+import { sortedNames } from "../engine/labels.js";
+import { compareAlertLabels, labelSetString } from "./labels.js";
 import { isResolved, webhookMessage } from "./payload.js";
 import type { NotificationEntry, ReceiverState, StoredAlert } from "./state.js";
 import type { Labels } from "./types.js";

@@ -1,3 +1,5 @@
+import { compareText } from "../../storage/values.js";
+import { sortedNames } from "../engine/labels.js";
 import type { Labels } from "./types.js";
 
 const FNV_OFFSET = 0xcbf29ce484222325n;
@@ -24,15 +26,6 @@ export function alertFingerprint(labels: Labels): string {
   return hash.toString(16).padStart(16, "0");
 }
 
-/** Names in Go's string order (bytes), which is what Alertmanager sorts by. */
-export function sortedNames(labels: Labels): string[] {
-  return Object.keys(labels).sort(compareBytes);
-}
-
-export function compareBytes(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"));
-}
-
 /** A copy with keys in sorted order, as Go's encoding/json writes maps. */
 export function sortedLabels(labels: Labels): Labels {
   const out: Labels = {};
@@ -55,7 +48,7 @@ export function compareAlertLabels(a: Labels, b: Labels): number {
     if (x === undefined && y === undefined) continue;
     if (x === undefined) return 1;
     if (y === undefined) return -1;
-    if (x !== y) return compareBytes(x, y);
+    if (x !== y) return compareText(x, y);
   }
   return compareLabelSets(a, b);
 }
@@ -64,12 +57,12 @@ function compareLabelSets(a: Labels, b: Labels): number {
   const sizeA = Object.keys(a).length;
   const sizeB = Object.keys(b).length;
   if (sizeA !== sizeB) return sizeA - sizeB;
-  for (const name of [...new Set([...Object.keys(a), ...Object.keys(b)])].sort(compareBytes)) {
+  for (const name of [...new Set([...Object.keys(a), ...Object.keys(b)])].sort(compareText)) {
     const x = a[name];
     const y = b[name];
     if (x === undefined) return -1;
     if (y === undefined) return 1;
-    if (x !== y) return compareBytes(x, y);
+    if (x !== y) return compareText(x, y);
   }
   return 0;
 }

@@ -4,15 +4,14 @@ import { type Binary, type Expr, type MatrixSelector, type Subquery, type TimeMo
 import { histogramQuantile, MATH_FUNCTIONS, RANGE_FUNCTIONS, rangeFunction, type Window } from "./functions.js";
 import {
   assertUniqueLabels,
-  compareLabels,
   dropName,
-  labelsKey,
   type Point,
   PromqlEvalError,
   type Sample,
   type Series,
   type Value,
 } from "./values.js";
+import { compareLabels, labelsKey } from "../engine/labels.js";
 import type { ArithmeticOp, ComparisonOp } from "../engine/vector.js";
 import { aggregate, labelReplace, scalarBinary, sortVector, vectorBinary, vectorScalar } from "./vector-ops.js";
 

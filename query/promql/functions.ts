@@ -1,7 +1,7 @@
 import { quantile } from "../engine/vector.js";
 import type { Labels } from "../../proto/batch.js";
 import type { Point, Sample } from "./values.js";
-import { dropName, labelsKey, withoutLabels } from "./values.js";
+import { dropLabels, labelsKey, METRIC_NAME } from "../engine/labels.js";
 
 // The numeric side of PromQL functions, as Prometheus 3 computes them (promql/functions.go, quantile.go): Kahan
 // summation where Prometheus uses it, the same extrapolation and the same histogram bucket interpolation, so that
@@ -277,7 +277,7 @@ export function histogramQuantile(q: number, samples: Sample[]): Sample[] {
     if (le === undefined) continue;
     const upperBound = parseBound(le);
     if (Number.isNaN(upperBound)) continue;
-    const labels = withoutLabels(dropName(sample.labels), ["le"]);
+    const labels = dropLabels(sample.labels, [METRIC_NAME, "le"]);
     const key = labelsKey(labels);
     let group = groups.get(key);
     if (group === undefined) groups.set(key, (group = { labels, buckets: [] }));

@@ -1,5 +1,6 @@
 import type { Labels, Series } from "../../proto/batch.js";
-import { labelsKey, withoutLabels } from "../promql/values.js";
+import { labelsKey } from "../engine/labels.js";
+import { dropName } from "../promql/values.js";
 import { alertFingerprint } from "../notifier/labels.js";
 import { type ActiveElement, type Alert, AlertStates, type ResolvedAlert } from "./alerts.js";
 import { anomalyBand, historyWindow, outside } from "./anomaly.js";
@@ -128,7 +129,7 @@ export class GroupRunner {
     this.checkLimit(samples.length, "series");
     const seen = new Set<string>();
     return samples.map((sample) => {
-      const labels = { ...withoutLabels(sample.labels, ["__name__"]), ...rule.labels };
+      const labels = { ...dropName(sample.labels), ...rule.labels };
       const key = labelsKey(labels);
       if (seen.has(key)) throw new Error("vector contains metrics with the same labelset after applying rule labels");
       seen.add(key);
@@ -155,7 +156,7 @@ export class GroupRunner {
 
   private element(rule: AlertingRule | AnomalyRule, sample: RuleSample, timeMs: number): ActiveElement {
     const data = { labels: sample.labels, value: sample.value, externalLabels: this.options.externalLabels, externalURL: this.options.externalURL, timeMs };
-    const labels = withoutLabels(sample.labels, ["__name__"]);
+    const labels = dropName(sample.labels);
     for (const [name, template] of rule.labelTemplates) labels[name] = template.expand(data);
     labels["alertname"] = rule.name;
     const annotations = NO_LABELS();
@@ -169,12 +170,12 @@ export class GroupRunner {
     const { startMs, endMs } = historyWindow(timeMs, rule.windowMs, rule.seasonalityMs, this.group.intervalMs);
     const history = new Map<string, number[]>();
     for (const series of await rule.expr.range(context, startMs, endMs, this.group.intervalMs)) {
-      history.set(labelsKey(withoutLabels(series.labels, ["__name__"])), series.points.map((p) => p.value));
+      history.set(labelsKey(dropName(series.labels)), series.points.map((p) => p.value));
     }
     const staticLabels = Object.entries(rule.labels).filter(([, value]) => !value.includes("{{"));
     const out: RuleSample[] = [];
     for (const sample of current) {
-      const base = withoutLabels(sample.labels, ["__name__"]);
+      const base = dropName(sample.labels);
       const band = anomalyBand(history.get(labelsKey(base)) ?? [], sample.value, rule.method, rule.sensitivity, rule.minSamples);
       if (band === undefined) continue;
       const labels = { ...base, ...Object.fromEntries(staticLabels) };

@@ -1,6 +1,6 @@
 import { type Labels, SampleKind, type Series } from "../../proto/batch.js";
 import type { Store } from "../../storage/store.js";
-import { withoutLabels } from "../promql/values.js";
+import { dropName } from "../promql/values.js";
 import type { Alert } from "./alerts.js";
 
 // Alert state as samples, so that a restarted query service neither re-pages nor forgets an alert in the middle of
@@ -73,7 +73,7 @@ export async function restoreAlerts(
     const byLabels = new Map<string, number>();
     for (const s of series) {
       const point = s.points.at(-1);
-      if (point !== undefined) byLabels.set(JSON.stringify(sortedEntries(withoutLabels(s.labels, ["__name__"]))), Math.round(point.value * 1000));
+      if (point !== undefined) byLabels.set(JSON.stringify(sortedEntries(dropName(s.labels))), Math.round(point.value * 1000));
     }
     return byLabels;
   };

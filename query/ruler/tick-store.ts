@@ -14,7 +14,7 @@ import type {
   Store,
 } from "../../storage/store.js";
 import { compileRe2 } from "../logql/regex.js";
-import { labelsKey } from "../promql/values.js";
+import { labelsKey } from "../engine/labels.js";
 
 // The store as the rules evaluated at one time see it. A thousand rules over a handful of metrics would otherwise
 // send a thousand queries to the store every interval; here the samples of each metric name are read once per

@@ -11,13 +11,7 @@ import { labelsText } from "../../storage/fingerprint.js";
 import type { RollupPartial, Store } from "../../storage/store.js";
 import { seriesLabels } from "../../storage/values.js";
 
-export async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 90_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+export { until } from "./wait.js";
 
 export async function counterTotal(registry: Registry, name: string): Promise<number> {
   const metric = (await registry.getMetricsAsJSON()).find((m) => m.name === name);
