@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
-import { until } from "../../test/helpers/aggregation.js";
+import { until } from "../../test/helpers/wait.js";
 import { freePort, REPO_ROOT } from "../../test/helpers/services.js";
 
 // npm run build && node dist/deploy/docs/screenshots.js [chromium path]
