@@ -8,7 +8,7 @@ import { chromium } from "playwright-core";
 import { until } from "../../test/helpers/wait.js";
 import { freePort, REPO_ROOT } from "../../test/helpers/services.js";
 
-// npm run build && node dist/deploy/docs/screenshots.js [chromium path]
+// npm run docs:screenshots  (or: node dist/deploy/docs/screenshots.js [chromium path])
 //
 // Takes the pictures in docs/images/ from a real run, not in CI: `bifrost all` (collector, aggregator, embedded
 // store and query in one process, no Kafka) with demo logs and metrics pushed through the collector, Debian's
