@@ -109,6 +109,19 @@ function withinTolerance(pushed: unknown, reference: unknown, relative: number):
   return pushed;
 }
 
+/** The store, telling `seen` about each selectLogs it answers. */
+function watchingReads(store: Store, seen: (select: LogSelect) => void): Store {
+  return new Proxy(store, {
+    get: (target, name) =>
+      name === "selectLogs"
+        ? (select: LogSelect) => {
+            seen(select);
+            return target.selectLogs(select);
+          }
+        : Reflect.get(target, name),
+  });
+}
+
 function suite(name: string, open: () => Promise<Store>): void {
   describe(`pushdown equals the streaming engine on ${name}`, () => {
     let store: Store;
@@ -141,15 +154,7 @@ function suite(name: string, open: () => Promise<Store>): void {
 
     it("reads limit + 1 entries for a log query whose pipeline the Store applies whole", async () => {
       const limits: number[] = [];
-      const counting = new Proxy(store, {
-        get: (target, name) =>
-          name === "selectLogs"
-            ? (select: LogSelect) => {
-                limits.push(select.limit);
-                return target.selectLogs(select);
-              }
-            : Reflect.get(target, name),
-      });
+      const counting = watchingReads(store, (select) => limits.push(select.limit));
       const params: QueryParams = { startNs: T0_NS, endNs: T0_NS + 3n * 3600n * SEC, stepNs: SEC, direction: "backward", limit: 5, instant: false };
       const pushed = await evaluate(parseLogQL('{service="api"} |= "error"'), params, new StoreSource(counting, "acme"), { maxSeries: 10_000 });
       assert.deepEqual(limits, [6]);
@@ -164,15 +169,7 @@ function suite(name: string, open: () => Promise<Store>): void {
 
     it("narrows a pattern line filter's read with a substring, and answers as without it", async () => {
       const filters: LogSelect["lineFilters"][] = [];
-      const counting = new Proxy(store, {
-        get: (target, name) =>
-          name === "selectLogs"
-            ? (select: LogSelect) => {
-                filters.push(select.lineFilters);
-                return target.selectLogs(select);
-              }
-            : Reflect.get(target, name),
-      });
+      const counting = watchingReads(store, (select) => filters.push(select.lineFilters));
       const params: QueryParams = { startNs: T0_NS, endNs: T0_NS + 3n * 3600n * SEC, stepNs: SEC, direction: "forward", limit: 1000, instant: false };
       const query = '{service=~".+"} |> "<_> error <_>" or "GET <_>" |= ip("10.0.0.0/8") or "o"';
       const narrowed = await evaluate(parseLogQL(query), params, new StoreSource(counting, "acme"), { maxSeries: 10_000 });

@@ -309,54 +309,39 @@ const CASES: Case[] = [
     params: AT_120,
     want: vector(sample({ level: "error" }, 120, 100 / 120), sample({ level: "info" }, 120, 22012 / 120)),
   },
-  {
-    name: "avg_over_time of duration() by level",
-    query: 'avg_over_time({app="web"} | logfmt | unwrap duration(latency) [2m]) by (level)',
+  ...(
+    [
+      // Latencies: error 2s, 750ms; info 250ms, 500ms, 2.25s (in that order).
+      ["avg_over_time(", 1.375, 1],
+      ["min_over_time(", 0.75, 0.25],
+      ["quantile_over_time(0.5, ", 1.375, 0.5],
+      ["first_over_time(", 2, 0.25],
+      ["last_over_time(", 0.75, 2.25],
+    ] as const
+  ).map(([call, error, info]) => ({
+    name: `${call.slice(0, call.indexOf("("))} of duration() by level`,
+    query: `${call}{app="web"} | logfmt | unwrap duration(latency) [2m]) by (level)`,
     params: AT_120,
-    want: vector(sample({ level: "error" }, 120, 1.375), sample({ level: "info" }, 120, 1)),
-  },
-  {
-    name: "min_over_time",
-    query: 'min_over_time({app="web"} | logfmt | unwrap duration(latency) [2m]) by (level)',
-    params: AT_120,
-    want: vector(sample({ level: "error" }, 120, 0.75), sample({ level: "info" }, 120, 0.25)),
-  },
+    want: vector(sample({ level: "error" }, 120, error), sample({ level: "info" }, 120, info)),
+  })),
   {
     name: "max_over_time with an __error__ post-filter",
     query: 'max_over_time({app="web"} | logfmt | unwrap status | __error__="" [2m]) by (level)',
     params: AT_120,
     want: vector(sample({ level: "error" }, 120, 503), sample({ level: "info" }, 120, 201)),
   },
-  {
-    name: "stdvar_over_time",
-    query: 'stdvar_over_time({app="web", level="error"} | logfmt | unwrap duration(latency) [2m]) by (level)',
+  // Error latencies 2s and 750ms: mean 1.375, deviations ±0.625.
+  ...(
+    [
+      ["stdvar_over_time", 0.390625],
+      ["stddev_over_time", 0.625],
+    ] as const
+  ).map(([op, value]) => ({
+    name: op,
+    query: `${op}({app="web", level="error"} | logfmt | unwrap duration(latency) [2m]) by (level)`,
     params: AT_120,
-    want: vector(sample({ level: "error" }, 120, 0.390625)),
-  },
-  {
-    name: "stddev_over_time",
-    query: 'stddev_over_time({app="web", level="error"} | logfmt | unwrap duration(latency) [2m]) by (level)',
-    params: AT_120,
-    want: vector(sample({ level: "error" }, 120, 0.625)),
-  },
-  {
-    name: "quantile_over_time",
-    query: 'quantile_over_time(0.5, {app="web"} | logfmt | unwrap duration(latency) [2m]) by (level)',
-    params: AT_120,
-    want: vector(sample({ level: "error" }, 120, 1.375), sample({ level: "info" }, 120, 0.5)),
-  },
-  {
-    name: "first_over_time",
-    query: 'first_over_time({app="web"} | logfmt | unwrap duration(latency) [2m]) by (level)',
-    params: AT_120,
-    want: vector(sample({ level: "error" }, 120, 2), sample({ level: "info" }, 120, 0.25)),
-  },
-  {
-    name: "last_over_time",
-    query: 'last_over_time({app="web"} | logfmt | unwrap duration(latency) [2m]) by (level)',
-    params: AT_120,
-    want: vector(sample({ level: "error" }, 120, 0.75), sample({ level: "info" }, 120, 2.25)),
-  },
+    want: vector(sample({ level: "error" }, 120, value)),
+  })),
   {
     // Samples 500 at 25s and 503 at 85s in (0s, 120s]: an increase of 3 over 60s, extrapolated by 25s to the start
     // and 35s to the end (both under 1.1 times the 60s between samples): 3 * 120 / 60 = 6, per second 6 / 120.
