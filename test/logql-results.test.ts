@@ -6,9 +6,10 @@ import { logBatch, T0_MS, T0_NS } from "./helpers/store-contract.js";
 
 // LogQL results for every feature, on the real ClickHouse engine and on the embedded DuckDB store, through the
 // Loki HTTP API. The data set below is fixed; each expected response was worked out by hand from it with Loki's
-// semantics (windows (t - range, t], steps start + k * step; streams, series and instant vectors ordered by their
-// labels as text, `{a="x", b="y"}` before `{a="x"}`, unless sort/sort_desc orders them). Both stores must give
-// exactly the same JSON.
+// semantics (windows (t - range, t], steps start + k * step; streams ordered by their labels as text, so that
+// `{a="x", b="y"}` comes before `{a="x"}`; series and instant vectors label by label as Prometheus' labels.Compare
+// does, so that `{a="x"}` comes first, unless sort/sort_desc orders them). Both stores must give exactly the same
+// JSON.
 
 const SEC = 1_000_000_000n;
 /** A timestamp `seconds` after T0 plus `ns` nanoseconds. */
@@ -271,6 +272,12 @@ const CASES: Case[] = [
     query: 'rate({app="worker"}[1m])',
     params: AT_60,
     want: vector(sample({ ...WORKER, trace_id: "t1" }, 60, 1 / 60), sample({ ...WORKER, trace_id: "t2" }, 60, 1 / 60)),
+  },
+  {
+    name: "a vector orders shorter label sets first",
+    query: 'count_over_time({app="worker"}[2m])',
+    params: AT_120,
+    want: vector(sample(WORKER, 120, 1), sample({ ...WORKER, trace_id: "t1" }, 120, 1), sample({ ...WORKER, trace_id: "t2" }, 120, 1)),
   },
   { name: "bytes_over_time", query: 'bytes_over_time({app="edge"}[2m])', params: AT_120, want: vector(sample(EDGE, 120, bytes(G1, G2))) },
   { name: "bytes_rate", query: 'bytes_rate({app="pack"}[1m])', params: AT_60, want: vector(sample(PACK, 60, bytes(P1) / 60)) },
