@@ -199,8 +199,21 @@ describe("LogQL parser: line filters", () => {
   invalid(`{foo="bar"} |= "a" or`, 1, 22, "unexpected $end, expecting STRING or ip");
   invalid(`{foo="bar"} |~ "(a"`, 1, 16, "error parsing regexp");
   invalid("{foo=\"bar\"} |~ `error\\`", 1, 16, "trailing backslash");
-  invalid(`{foo="bar"} |= ip("1.2.3.4")`, 1, 16, "ip() line filters are not supported");
-  invalid(`{foo="bar"} |> "<_> foo"`, 1, 13, "pattern line filters");
+  valid(`{foo="bar"} |> "<_> foo <_>"`, log(sel(m("foo", "=", "bar")), lf("|>", "<_> foo <_>")));
+  valid(`{app="foo"} |> "<_> error" or "panic: <_>" !> "<_> debug <_>"`, log(app, lf("|>", "<_> error", "panic: <_>"), lf("!>", "<_> debug <_>")));
+  valid(`{app="foo"}|>""`, log(app, lf("|>", "")));
+  valid(`{foo="bar"} |= ip("1.2.3.4")`, log(sel(m("foo", "=", "bar")), { ...lf("|=", "1.2.3.4"), ip: [true] }));
+  valid(`{app="foo"} != ip("10.0.0.0/8") or ip("::1")`, log(app, { ...lf("!=", "10.0.0.0/8", "::1"), ip: [true, true] }));
+  valid(`{app="foo"} |= "x" or ip("1.2.3.4-1.2.3.9") |= "y"`, log(app, { ...lf("|=", "x", "1.2.3.4-1.2.3.9"), ip: [false, true] }, lf("|=", "y")));
+  invalid(`{foo="bar"} |> "<_> <name> foo"`, 1, 16, "named captures are not allowed: found '<name>'");
+  invalid(`{foo="bar"} !> "<_><_> foo"`, 1, 16, "found consecutive capture '<_><_>': invalid expression");
+  invalid(`{foo="bar"} |> "<_> a" or "<x>"`, 1, 27, "named captures are not allowed: found '<x>'");
+  invalid(`{foo="bar"} |~ ip("1.2.3.4")`, 1, 19, "ip: invalid operation");
+  invalid(`{foo="bar"} |> "a" or ip("1.2.3.4")`, 1, 26, "ip: invalid operation");
+  invalid(`{foo="bar"} |= ip("1.2.3")`, 1, 19, 'ip: invalid pattern: "1.2.3"');
+  invalid(`{foo="bar"} |> ip("1.2.3.4") |>`, 1, 32, "syntax error: unexpected $end, expecting STRING or ip");
+  invalid(`{foo="bar"} |> "(" }`, 1, 20, "syntax error: unexpected }");
+  invalid(`{foo="bar"} |= ip(1)`, 1, 19, "syntax error: unexpected NUMBER, expecting STRING");
   invalid(`{foo="bar"} |= ip("1.2.3.4") |=`, 1, 32, "syntax error: unexpected $end, expecting STRING or ip");
   invalid(`{foo="bar"} |~ "(a" }`, 1, 21, "syntax error: unexpected }");
   invalid(`{foo="bar"} |= ip("1.2.3.4"`, 1, 28, "syntax error: unexpected $end, expecting )");
@@ -559,7 +572,15 @@ describe("LogQL parser: vector aggregations", () => {
   invalid(`sort(count_over_time({foo="bar"}[5m])) by (a)`, 1, 1, "sort and sort_desc doesn't allow grouping by");
   invalid(`sum by (a) (count_over_time({foo="bar"}[5m])) by (b)`, 1, 47, "syntax error: unexpected by");
   invalid(`count without (rate({namespace="apps"}[15s]))`, 1, 20, "syntax error: unexpected (, expecting , or )");
-  invalid(`approx_topk(2, count_over_time({ foo = "bar" }[5h]))`, 1, 1, "approx_topk is not supported");
+  valid(`approx_topk(2, count_over_time({ foo = "bar" }[5h]))`, vagg("approx_topk", cot(sel(m("foo", "=", "bar")), 5n * HOUR), { param: 2 }));
+  valid(`approx_topk(1, sum by (a) (rate({foo="bar"}[1m])))`, vagg("approx_topk", vagg("sum", rng("rate", log(sel(m("foo", "=", "bar"))), MIN), { by: ["a"] }), { param: 1 }));
+  invalid(`approx_topk(2, count_over_time({ foo = "bar" }[5h])) by (a)`, 1, 1, "grouping not allowed for approx_topk aggregation");
+  invalid(`approx_topk by () (2, count_over_time({ foo = "bar" }[5h]))`, 1, 1, "grouping not allowed for approx_topk aggregation");
+  invalid(`approx_topk without (a) (2, count_over_time({ foo = "bar" }[5h]))`, 1, 1, "grouping not allowed for approx_topk aggregation");
+  invalid(`approx_topk(count_over_time({ foo = "bar" }[5h]))`, 1, 1, "parameter required for operation approx_topk");
+  invalid(`approx_topk(1.5, count_over_time({ foo = "bar" }[5h]))`, 1, 1, "invalid parameter approx_topk(1.5,");
+  invalid(`approx_topk(0, count_over_time({ foo = "bar" }[5h]))`, 1, 1, "invalid parameter (must be greater than 0) approx_topk(0");
+  invalid(`approx_topk(2, { foo = "bar" })`, 1, 31, "syntax error: unexpected )");
   invalid(`sum(count_over_time({foo="bar"}[5m])`, 1, 37, "syntax error: unexpected $end, expecting )");
   invalid(`sum by (a,) (count_over_time({foo="bar"}[5m]))`, 1, 11, "unexpected ), expecting IDENTIFIER");
 });
@@ -690,6 +711,8 @@ describe("LogQL printer", () => {
     [`{foo="bar"} | label_format a=b, c="{{.d}}" | drop x, y="z" | keep w`, `{foo="bar"} | label_format a=b,c="{{.d}}" | drop x,y="z" | keep w`],
     [`{foo="bar"} | line_format "{{.a}}\\t" | decolorize | unpack`, `{foo="bar"} | line_format "{{.a}}\\t" | decolorize | unpack`],
     [`{foo="bar"} | addr = ip("10.0.0.0/8")`, `{foo="bar"} | addr=ip("10.0.0.0/8")`],
+    [`{foo="bar"} |= "a" or ip("10.0.0.0/8") !> "<_> x" or "y <_>"`, `{foo="bar"} |= "a" or ip("10.0.0.0/8") !> "<_> x" or "y <_>"`],
+    [`approx_topk(3, sum by (a) (rate({foo="bar"}[1m])))`, `approx_topk(3,sum by (a)(rate({foo="bar"}[1m])))`],
     [`rate({foo="bar"}[5m] offset 1h | json)`, `rate({foo="bar"} | json[5m] offset 1h0m0s)`],
     [`quantile_over_time(0.99, {foo="bar"} | unwrap duration(d) | __error__="" [1m]) by (a, b)`, `quantile_over_time(0.99,{foo="bar"} | unwrap duration(d) | __error__=""[1m]) by (a,b)`],
     [`sum by (a) (rate({foo="bar"}[1m]))`, `sum by (a)(rate({foo="bar"}[1m]))`],

@@ -37,7 +37,8 @@ const logfmt = (opts: { strict?: boolean; keepEmpty?: boolean; params?: [string,
 const regexp = (pattern: string): Stage => ({ kind: "regexp", pos: 0, pattern });
 const pattern = (text: string): Stage => ({ kind: "pattern", pos: 0, pattern: text });
 const unpack: Stage = { kind: "unpack", pos: 0 };
-const lineFilter = (op: "|=" | "!=" | "|~" | "!~", ...values: string[]): Stage => ({ kind: "line_filter", pos: 0, op, values });
+const lineFilter = (op: "|=" | "!=" | "|~" | "!~" | "|>" | "!>", ...values: string[]): Stage => ({ kind: "line_filter", pos: 0, op, values });
+const ipLineFilter = (op: "|=" | "!=", ...values: string[]): Stage => ({ kind: "line_filter", pos: 0, op, values, ip: values.map(() => true) });
 const filter = (expr: LabelFilterExpr): Stage => ({ kind: "label_filter", pos: 0, filter: expr });
 const str = (name: string, op: MatchOp, value: string): LabelFilterExpr => ({ kind: "string", pos: 0, name, op, value });
 const num = (name: string, op: "==" | "!=" | ">" | ">=" | "<" | "<=", value: number): LabelFilterExpr => ({ kind: "number", pos: 0, name, op, value });
@@ -449,6 +450,42 @@ describe("ip patterns that Loki refuses", () => {
   for (const bad of ["192.168.0", "10.0.0.0/33", "10.0.0.5-10.0.0.1", "foo"]) {
     it(bad, () => assert.throws(() => compilePipeline([filter(ip("a", "=", bad))]), /ip: invalid pattern/));
   }
+});
+
+// The Test column of Loki's pattern fixtures (pkg/logql/log/pattern/pattern_test.go), captures made unnamed.
+table("pattern line filters", [
+  { name: "literal, capture, literal", stages: [lineFilter("|>", "foo <_> bar")], line: "foo buzz bar", want: {} },
+  { name: "a pattern ending on a capture needs text after the last literal", stages: [lineFilter("|>", "foo <_> bar<_>")], line: "foo buzz bar", want: null },
+  { name: "an empty capture before a literal fails", stages: [lineFilter("|>", "<_>foo <_> bar")], line: "foo buzz bar", want: null },
+  { name: "captures around a literal", stages: [lineFilter("|>", "<_>bar<_>")], line: " bar ", want: {} },
+  { name: "an empty capture between spaces fails", stages: [lineFilter("|>", "<_> bar<_>")], line: " bar ", want: null },
+  { name: "a lone capture matches any non-empty line", stages: [lineFilter("|>", "<_>")], line: " bar ", want: {} },
+  { name: "a lone capture does not match an empty line", stages: [lineFilter("|>", "<_>")], line: "", want: null },
+  { name: "an empty pattern matches only an empty line", stages: [lineFilter("|>", "")], line: "", want: {} },
+  { name: "the first literal may start anywhere", stages: [lineFilter("|>", "foo <_>")], line: "xfoo bar", want: {} },
+  { name: "a pattern ending on a literal needs the line to end there", stages: [lineFilter("|>", "<_> error")], line: "disk error again", want: null },
+  { name: "or keeps a line matching any pattern", stages: [lineFilter("|>", "<_> warn", "<_> error")], line: "disk error", want: {} },
+  { name: "!> drops a matching line", stages: [lineFilter("!>", "<_> error <_>")], line: "disk error again", want: null },
+  { name: "!> with or keeps a line matching none", stages: [lineFilter("!>", "<_> warn <_>", "x<_>")], line: "disk error again", want: {} },
+]);
+
+describe("pattern line filters that Loki refuses", () => {
+  it("named captures", () => assert.throws(() => compilePipeline([lineFilter("|>", "<_> <name>")]), /named captures are not allowed: found '<name>'/));
+  it("consecutive captures", () => assert.throws(() => compilePipeline([lineFilter("|>", "<_><_> x")]), /found consecutive capture '<_><_>'/));
+});
+
+table("ip line filters", [
+  { name: "an address in the line", stages: [ipLineFilter("|=", "192.168.0.0/16")], line: "client 192.168.4.20 connected", want: {} },
+  { name: "no address in range", stages: [ipLineFilter("|=", "192.168.0.0/16")], line: "client 10.0.0.1 connected", want: null },
+  { name: "!= keeps lines without a matching address", stages: [ipLineFilter("!=", "192.168.0.0/16")], line: "client 10.0.0.1 connected", want: {} },
+  { name: "!= drops lines with one", stages: [ipLineFilter("!=", "192.168.0.0/16")], line: "from 10.0.0.1 via 192.168.0.1", want: null },
+  { name: "or with a string", stages: [{ kind: "line_filter", pos: 0, op: "|=", values: ["timeout", "::1"], ip: [false, true] }], line: "peer ::1 reset", want: {} },
+  { name: "a range", stages: [ipLineFilter("|=", "10.0.0.1-10.0.0.9")], line: "10.0.0.10 and 10.0.0.5", want: {} },
+]);
+
+describe("ip line filters that Loki refuses", () => {
+  it("a bad pattern", () => assert.throws(() => compilePipeline([ipLineFilter("|=", "10.0.0")]), /ip: invalid pattern/));
+  it("a regexp operator", () => assert.throws(() => compilePipeline([{ kind: "line_filter", pos: 0, op: "|~", values: ["10.0.0.1"], ip: [true] }]), /ip: invalid operation/));
 });
 
 table("__error__ handling", [

@@ -1,17 +1,12 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { evaluate, type QueryParams } from "../query/logql/engine.js";
 import { parseLogQL } from "../query/logql/parser.js";
 import type { Step } from "../query/logql/range-vector.js";
 import { StoreSource } from "../query/logql/store-source.js";
-import { ClickHouseStore } from "../storage/clickhouse.js";
-import { DuckDBStore } from "../storage/duckdb.js";
 import type { LogSelect, Store } from "../storage/store.js";
-import { CLICKHOUSE_URL, uniqueName } from "./helpers/services.js";
-import { logBatch, T0_NS, TEST_RETENTION } from "./helpers/store-contract.js";
+import { onBothStores } from "./helpers/loki-http.js";
+import { logBatch, T0_NS } from "./helpers/store-contract.js";
 
 // The TypeScript engine is the reference: every query answered with pushdown into the Store must equal the
 // answer of the engine streaming the same entries itself. Random data (entries on and between bucket edges,
@@ -114,6 +109,19 @@ function withinTolerance(pushed: unknown, reference: unknown, relative: number):
   return pushed;
 }
 
+/** The store, telling `seen` about each selectLogs it answers. */
+function watchingReads(store: Store, seen: (select: LogSelect) => void): Store {
+  return new Proxy(store, {
+    get: (target, name) =>
+      name === "selectLogs"
+        ? (select: LogSelect) => {
+            seen(select);
+            return target.selectLogs(select);
+          }
+        : Reflect.get(target, name),
+  });
+}
+
 function suite(name: string, open: () => Promise<Store>): void {
   describe(`pushdown equals the streaming engine on ${name}`, () => {
     let store: Store;
@@ -146,15 +154,7 @@ function suite(name: string, open: () => Promise<Store>): void {
 
     it("reads limit + 1 entries for a log query whose pipeline the Store applies whole", async () => {
       const limits: number[] = [];
-      const counting = new Proxy(store, {
-        get: (target, name) =>
-          name === "selectLogs"
-            ? (select: LogSelect) => {
-                limits.push(select.limit);
-                return target.selectLogs(select);
-              }
-            : Reflect.get(target, name),
-      });
+      const counting = watchingReads(store, (select) => limits.push(select.limit));
       const params: QueryParams = { startNs: T0_NS, endNs: T0_NS + 3n * 3600n * SEC, stepNs: SEC, direction: "backward", limit: 5, instant: false };
       const pushed = await evaluate(parseLogQL('{service="api"} |= "error"'), params, new StoreSource(counting, "acme"), { maxSeries: 10_000 });
       assert.deepEqual(limits, [6]);
@@ -166,19 +166,21 @@ function suite(name: string, open: () => Promise<Store>): void {
       await evaluate(parseLogQL('{service="api"} |= "error" | logfmt'), params, new StoreSource(counting, "acme"), { maxSeries: 10_000 });
       assert.deepEqual(limits, [10_000], "a pipeline stage run by the engine may drop entries");
     });
+
+    it("narrows a pattern line filter's read with a substring, and answers as without it", async () => {
+      const filters: LogSelect["lineFilters"][] = [];
+      const counting = watchingReads(store, (select) => filters.push(select.lineFilters));
+      const params: QueryParams = { startNs: T0_NS, endNs: T0_NS + 3n * 3600n * SEC, stepNs: SEC, direction: "forward", limit: 1000, instant: false };
+      const query = '{service=~".+"} |> "<_> error <_>" or "GET <_>" |= ip("10.0.0.0/8") or "o"';
+      const narrowed = await evaluate(parseLogQL(query), params, new StoreSource(counting, "acme"), { maxSeries: 10_000 });
+      assert.deepEqual(filters, [[{ op: "|=", values: [" error ", "GET "] }]]);
+      // After line_format, a stage that may rewrite the line, the Store runs no line filter.
+      const unpushed = parseLogQL('{service=~".+"} | line_format "{{__line__}}" |> "<_> error <_>" or "GET <_>" |= ip("10.0.0.0/8") or "o"');
+      const reference = await evaluate(unpushed, params, new StoreSource(store, "acme"), { maxSeries: 10_000 });
+      assert.deepEqual(narrowed, reference);
+      assert.ok(narrowed.type === "streams" && narrowed.streams.flatMap((s) => s.entries).length > 10);
+    });
   });
 }
 
-suite("ClickHouse", async () => {
-  const store = new ClickHouseStore({ url: CLICKHOUSE_URL, username: "default", password: "", database: uniqueName("pushdown"), retention: TEST_RETENTION });
-  await store.migrate();
-  return store;
-});
-
-const dir = mkdtempSync(join(tmpdir(), "bifrost-pushdown-"));
-after(() => rmSync(dir, { recursive: true, force: true }));
-suite("DuckDB", async () => {
-  const store = new DuckDBStore({ path: join(dir, "bifrost.duckdb"), retention: TEST_RETENTION });
-  await store.migrate();
-  return store;
-});
+onBothStores("pushdown", suite);

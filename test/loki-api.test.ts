@@ -1,21 +1,10 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { WebSocket } from "ws";
-import { Authenticator } from "../common/auth.js";
-import { configSchema } from "../common/config.js";
-import { createLogger } from "../common/log.js";
-import { createRegistry } from "../common/metrics.js";
-import { HttpService } from "../common/service.js";
-import { lokiRoutes } from "../query/loki/api.js";
-import { ClickHouseStore } from "../storage/clickhouse.js";
-import { DuckDBStore } from "../storage/duckdb.js";
 import type { Store } from "../storage/store.js";
 import { until } from "./helpers/aggregation.js";
-import { CLICKHOUSE_URL, uniqueName } from "./helpers/services.js";
-import { logBatch, T0_MS, T0_NS, TEST_RETENTION } from "./helpers/store-contract.js";
+import { onBothStores, startLokiHttp, type LokiHttp } from "./helpers/loki-http.js";
+import { logBatch, T0_MS, T0_NS } from "./helpers/store-contract.js";
 
 // The Loki API as Grafana's Loki data source drives it (the request sequence of Explore), over a fixed data set,
 // on both stores, with exact expected JSON worked out by hand from the data below.
@@ -63,53 +52,23 @@ async function load(store: Store): Promise<void> {
 function apiSuite(name: string, open: () => Promise<Store>): void {
   describe(`Loki API on ${name}`, () => {
     let store: Store;
-    let http: HttpService;
+    let api: LokiHttp;
     let base: string;
     const range = `start=${at(0)}&end=${at(120)}`;
+    const get = (path: string, tenant?: string) => api.get(path, tenant);
+    const data = (path: string, tenant?: string) => api.data(path, tenant);
+    const result = (query: string, params: string) => api.result(query, params);
 
     before(async () => {
       store = await open();
       await load(store);
-      const config = configSchema.parse({ query: { limits: { max_entries_limit_per_query: 5000, max_query_length_hours: 24 } } });
-      const log = createLogger("silent");
-      http = new HttpService("query", createRegistry(), log);
-      http.app.use(new Authenticator(config.auth, "fake").middleware());
-      lokiRoutes(http.app, { store, limits: config.query.limits, pushLimits: config.collector.limits, log });
-      base = (await http.listen("127.0.0.1:0")).url;
+      api = await startLokiHttp(store);
+      base = api.base;
     });
     after(async () => {
-      await http.close();
+      await api.close();
       await store.close();
     });
-
-    async function get(path: string, tenant = "acme"): Promise<{ status: number; body: unknown; text: string }> {
-      const response = await fetch(`${base}${path}`, { headers: { "X-Scope-OrgID": tenant } });
-      const text = await response.text();
-      let body: unknown = undefined;
-      try {
-        body = JSON.parse(text);
-      } catch {
-        body = undefined;
-      }
-      return { status: response.status, body, text };
-    }
-
-    async function data(path: string, tenant = "acme"): Promise<unknown> {
-      const { status, body, text } = await get(path, tenant);
-      assert.equal(status, 200, text);
-      assert.equal((body as { status: string }).status, "success");
-      return (body as { data: unknown }).data;
-    }
-
-    async function result(query: string, params: string): Promise<{ resultType: string; result: unknown }> {
-      const got = (await data(`/loki/api/v1/${params.includes("time=") ? "query" : "query_range"}?query=${encodeURIComponent(query)}&${params}`)) as {
-        resultType: string;
-        result: unknown;
-        stats: { summary: Record<string, number> };
-      };
-      assert.equal(typeof got.stats.summary.execTime, "number");
-      return { resultType: got.resultType, result: got.result };
-    }
 
     it("lists label names and values for the label browser", async () => {
       assert.deepEqual(await data(`/loki/api/v1/labels?${range}`), ["level", "node", "service"]);
@@ -273,16 +232,4 @@ function apiSuite(name: string, open: () => Promise<Store>): void {
   });
 }
 
-apiSuite("ClickHouse", async () => {
-  const store = new ClickHouseStore({ url: CLICKHOUSE_URL, username: "default", password: "", database: uniqueName("lokiapi"), retention: TEST_RETENTION });
-  await store.migrate();
-  return store;
-});
-
-const dir = mkdtempSync(join(tmpdir(), "bifrost-lokiapi-"));
-after(() => rmSync(dir, { recursive: true, force: true }));
-apiSuite("DuckDB", async () => {
-  const store = new DuckDBStore({ path: join(dir, "bifrost.duckdb"), retention: TEST_RETENTION });
-  await store.migrate();
-  return store;
-});
+onBothStores("lokiapi", apiSuite);

@@ -38,10 +38,17 @@ export type Stage =
   | KeepStage
   | DecolorizeStage;
 
-/** `|= "a" or "b"`, `!~ "x|y"`, with the same meaning as the Store's LineFilter. */
-export interface LineFilterStage extends LineFilter {
+/**
+ * `|= "a" or "b"`, `!~ "x|y"`, with the same meaning as the Store's LineFilter; `|> "<_> error <_>"` and `!>` test
+ * Loki patterns, and `|= ip("10.0.0.0/8")` (`!=` too) addresses. A negated filter keeps a line that no value matches.
+ */
+export interface LineFilterStage {
   kind: "line_filter";
   pos: number;
+  op: LineFilter["op"] | "|>" | "!>";
+  values: string[];
+  /** Which values are `ip(...)` patterns rather than strings; absent when none is. */
+  ip?: boolean[];
 }
 
 /** `label="expression"` parameters of `json` and `logfmt`, which extract only the named fields. */
@@ -218,6 +225,7 @@ export type VectorOp =
   | "stdvar"
   | "topk"
   | "bottomk"
+  | "approx_topk"
   | "sort"
   | "sort_desc";
 
@@ -226,7 +234,7 @@ export interface VectorAggregationExpr {
   pos: number;
   op: VectorOp;
   expr: MetricExpr;
-  /** k of topk and bottomk. */
+  /** k of topk, bottomk and approx_topk. */
   param?: number;
   grouping?: Grouping;
 }

@@ -115,7 +115,7 @@ export async function evaluate(
     if (params.instant) return { type: "scalar", tsMs: nsToMs(params.startNs), value: literal };
     return { type: "matrix", series: [{ labels: makeLabels([]), points: stepTimes(timeline).map((tsMs) => [tsMs, literal]) }] };
   }
-  const evaluator = new Evaluator(timeline, source, limits.signal);
+  const evaluator = new Evaluator(timeline, params.instant, source, limits.signal);
   const steps = evaluator.steps(expr);
   try {
     return params.instant ? await instantResult(expr, steps, limits.maxSeries) : await matrixResult(steps, limits.maxSeries);
@@ -178,6 +178,7 @@ function compileLabelReplaceRegex(pattern: string): RegExp {
 class Evaluator {
   constructor(
     private readonly timeline: Timeline,
+    private readonly instant: boolean,
     private readonly source: EngineSource,
     private readonly signal: AbortSignal | undefined,
   ) {}
@@ -211,12 +212,16 @@ class Evaluator {
 
   private async *aggregationSteps(expr: VectorAggregationExpr): AsyncGenerator<Step> {
     const inner = expr.expr;
+    // Loki estimates approx_topk from count-min sketches, which it builds for instant queries alone. The exact topk
+    // is what the sketches estimate, and what they give when the series do not collide.
+    if (expr.op === "approx_topk" && !this.instant) throw new EvaluationError("count min sketches are only supported on instant queries");
+    const op = expr.op === "approx_topk" ? "topk" : expr.op;
     if (expr.op === "sum" && expr.grouping?.without !== true && inner.kind === "range_aggregation" && this.source.groupedRangeAggregation) {
       validateRangeAggregation(inner);
       const pushed = await this.source.groupedRangeAggregation(inner, expr.grouping, this.timeline);
       if (pushed !== undefined) return yield* pushed;
     }
-    yield* this.mapSteps(inner, (vector) => aggregate(expr.op, vector, expr.grouping, expr.param));
+    yield* this.mapSteps(inner, (vector) => aggregate(op, vector, expr.grouping, expr.param));
   }
 
   private async *mapSteps(inner: MetricExpr, fn: (vector: Sample[]) => Sample[]): AsyncGenerator<Step> {

@@ -79,7 +79,7 @@ function formatMatcher(matcher: LabelMatcher): string {
 function formatStage(stage: Stage): string {
   switch (stage.kind) {
     case "line_filter":
-      return `${stage.op} ${stage.values.map(goQuote).join(" or ")}`;
+      return `${stage.op} ${stage.values.map((value, index) => (stage.ip?.[index] === true ? `ip(${goQuote(value)})` : goQuote(value))).join(" or ")}`;
     case "json":
       return stage.params.length === 0 ? "| json" : `| json ${formatParams(stage.params)}`;
     case "logfmt": {

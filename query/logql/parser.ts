@@ -25,6 +25,8 @@ import {
 import { isSetOp, LOKI_SEMANTICS, scalarBinary } from "../engine/vector.js";
 import { LogQLParseError, tokenize, type Token } from "./lexer.js";
 import { compileRe2, matchesEmpty, RegexSyntaxError } from "./regex.js";
+import { compileIpMatcher } from "./stages/ip.js";
+import { compileLineFilterPattern, PatternSyntaxError } from "./stages/pattern.js";
 
 // A recursive-descent parser for LogQL, with precedence climbing for binary operators. It accepts what Loki's
 // grammar (pkg/logql/syntax/syntax.y) accepts and runs the checks Loki runs while parsing, with Loki's messages.
@@ -59,7 +61,7 @@ const RANGE_OPS = new Set<string>([
   "quantile_over_time", "first_over_time", "last_over_time", "rate_counter",
 ]);
 const VECTOR_OPS = new Set<string>([
-  "sum", "avg", "min", "max", "count", "stddev", "stdvar", "topk", "bottomk", "sort", "sort_desc",
+  "sum", "avg", "min", "max", "count", "stddev", "stdvar", "topk", "bottomk", "approx_topk", "sort", "sort_desc",
 ]);
 /** Range aggregations that accept `by`/`without` on themselves (Loki's RangeAggregationExpr.validate). */
 const GROUPING_RANGE_OPS = new Set<string>([
@@ -314,7 +316,6 @@ class Parser {
         if (VECTOR_OPS.has(word)) return this.parseVectorAggregation();
         if (word === "vector" && this.isOp("(", this.peek())) return this.parseVector();
         if (word === "label_replace" && this.isOp("(", this.peek())) return this.parseLabelReplace();
-        if (word === "approx_topk") this.fail("approx_topk is not supported", token.pos);
       }
     }
     this.unexpected();
@@ -422,7 +423,7 @@ class Parser {
     const node: VectorAggregationExpr = { kind: "vector_aggregation", pos: opToken.pos, op, expr };
     const problem = vectorAggregationProblem(op, param?.text, grouping);
     if (problem !== undefined) this.defer(problem, opToken.pos);
-    if ((op === "topk" || op === "bottomk") && param !== undefined) node.param = param.value;
+    if ((op === "topk" || op === "bottomk" || op === "approx_topk") && param !== undefined) node.param = param.value;
     // `by ()` groups everything into one series, like no grouping at all; Loki prints both the same way.
     if (grouping !== undefined && (grouping.without || grouping.labels.length > 0)) node.grouping = grouping;
     return this.grown(node, opToken.pos, expr);
@@ -573,44 +574,36 @@ class Parser {
   }
 
   /**
-   * Pattern filters (`|>`, `!>`) and `ip()` line filters are read but refused: the Store's LineFilter cannot
-   * express them. Like a bad line-filter regexp (which Loki only notices when it runs the query), the refusal waits
-   * for the end of the parse.
+   * Loki checks a line filter's regexp, pattern or ip() only when it runs the query; like a bad label filter, the
+   * refusal here waits for the end of the parse.
    */
   private parseLineFilter(): LineFilterStage {
     const opToken = this.next();
-    if (opToken.text === "|>" || opToken.text === "!>") {
-      this.defer("pattern line filters (|> and !>) are not supported", opToken.pos);
-    }
+    const op = opToken.text as LineFilterStage["op"];
     const values = [this.parseLineFilterValue()];
     while (this.isWord("or")) {
       this.next();
       values.push(this.parseLineFilterValue());
     }
-    const op = opToken.text as LineFilterStage["op"];
-    if (op === "|~" || op === "!~") {
-      for (const value of values) {
-        try {
-          compileRe2(value.value);
-        } catch (err) {
-          this.defer(`error parsing regexp: ${regexReason(err)}`, value.pos);
-        }
-      }
+    for (const { token, ip } of values) {
+      const problem = ip ? ipLineFilterProblem(op, token.value) : lineFilterProblem(op, token.value);
+      if (problem !== undefined) this.defer(problem, token.pos);
     }
-    return { kind: "line_filter", pos: opToken.pos, op, values: values.map((value) => value.value) };
+    const stage: LineFilterStage = { kind: "line_filter", pos: opToken.pos, op, values: values.map(({ token }) => token.value) };
+    if (values.some(({ ip }) => ip)) stage.ip = values.map(({ ip }) => ip);
+    return stage;
   }
 
-  private parseLineFilterValue(): Token {
+  private parseLineFilterValue(): { token: Token; ip: boolean } {
     if (this.isWord("ip") && this.isOp("(", this.peek())) {
-      const ipToken = this.next();
       this.next();
-      const value = this.expectKind("string", "STRING");
+      this.next();
+      const token = this.expectKind("string", "STRING");
       this.expectOp(")");
-      this.defer("ip() line filters are not supported", ipToken.pos);
-      return value;
+      return { token, ip: true };
     }
     if (this.tok.kind !== "string") this.unexpected("STRING", "ip");
-    return this.next();
+    return { token: this.next(), ip: false };
   }
 
   /** Whether the tokens from `at` begin a label filter: `name op ...` or `(`. */
@@ -879,6 +872,24 @@ class Parser {
 }
 
 
+/** Why Loki would refuse the string value of a line filter when it runs the query. */
+function lineFilterProblem(op: LineFilterStage["op"], value: string): string | undefined {
+  try {
+    if (op === "|~" || op === "!~") compileRe2(value);
+    else if (op === "|>" || op === "!>") compileLineFilterPattern(value);
+  } catch (err) {
+    if (err instanceof PatternSyntaxError) return err.message;
+    return `error parsing regexp: ${regexReason(err)}`;
+  }
+  return undefined;
+}
+
+/** Loki's ip line filter takes `|=` and `!=` alone, and a single address, range or CIDR. */
+function ipLineFilterProblem(op: LineFilterStage["op"], pattern: string): string | undefined {
+  if (op !== "|=" && op !== "!=") return "ip: invalid operation";
+  return compileIpMatcher(pattern) === undefined ? `ip: invalid pattern: ${JSON.stringify(pattern)}` : undefined;
+}
+
 function binaryOp(token: Token): BinaryOp | undefined {
   if (token.kind === "op" && token.text in BINARY_PRECEDENCE) return token.text as BinaryOp;
   if (token.kind === "ident") {
@@ -895,10 +906,12 @@ function vectorAggregationProblem(
   param: string | undefined,
   grouping: Grouping | undefined,
 ): string | undefined {
-  if (op === "topk" || op === "bottomk") {
+  if (op === "topk" || op === "bottomk" || op === "approx_topk") {
     if (param === undefined) return `parameter required for operation ${op}`;
     if (!/^\d+$/.test(param)) return `invalid parameter ${op}(${param},`;
     if (Number(param) <= 0) return `invalid parameter (must be greater than 0) ${op}(${param}`;
+    // Loki computes approx_topk from count-min sketches of the whole vector, which have no groups.
+    if (op === "approx_topk" && grouping !== undefined) return `grouping not allowed for ${op} aggregation`;
   } else if (param !== undefined) {
     return `unsupported parameter for operation ${op}(${param},`;
   }

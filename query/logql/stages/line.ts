@@ -1,18 +1,42 @@
 import type { LineFilterStage } from "../ast.js";
 import { compileRe2 } from "../regex.js";
-import type { StageFn } from "./parsers.js";
+import { compileIpMatcher } from "./ip.js";
+import { StageError, type StageFn } from "./parsers.js";
+import { compileLineFilterPattern } from "./pattern.js";
 
-/** `|= "a" or "b"` keeps a line containing any value; `!=` keeps a line containing none. `|= ""` keeps all. */
-export function lineFilterStage(stage: LineFilterStage): StageFn {
-  const negate = stage.op === "!=" || stage.op === "!~";
-  let contains: (line: string) => boolean;
-  if (stage.op === "|=" || stage.op === "!=") {
-    const values = stage.values;
-    contains = values.length === 1 ? (line) => line.includes(values[0]!) : (line) => values.some((value) => line.includes(value));
-  } else {
-    const regexes = stage.values.map((value) => compileRe2(value));
-    contains = regexes.length === 1 ? (line) => regexes[0]!.test(line) : (line) => regexes.some((regex) => regex.test(line));
+type LineTest = (line: string) => boolean;
+
+function valueTest(op: LineFilterStage["op"], value: string, ip: boolean): LineTest {
+  if (ip) {
+    if (op !== "|=" && op !== "!=") throw new StageError("ip: invalid operation");
+    const matcher = compileIpMatcher(value);
+    if (matcher === undefined) throw new StageError(`ip: invalid pattern: ${JSON.stringify(value)}`);
+    return matcher;
   }
+  switch (op) {
+    case "|=":
+    case "!=":
+      return (line) => line.includes(value);
+    case "|~":
+    case "!~": {
+      const regex = compileRe2(value);
+      return (line) => regex.test(line);
+    }
+    case "|>":
+    case "!>":
+      return compileLineFilterPattern(value);
+  }
+}
+
+/**
+ * `|= "a" or "b"` keeps a line containing any value; `!=` keeps a line containing none. `|= ""` keeps all. Patterns
+ * and ip() values work the same way.
+ */
+export function lineFilterStage(stage: LineFilterStage): StageFn {
+  const negate = stage.op === "!=" || stage.op === "!~" || stage.op === "!>";
+  const tests = stage.values.map((value, index) => valueTest(stage.op, value, stage.ip?.[index] === true));
+  const first = tests[0]!;
+  const contains: LineTest = tests.length === 1 ? first : (line) => tests.some((test) => test(line));
   return negate ? (_ts, line) => (contains(line) ? null : line) : (_ts, line) => (contains(line) ? line : null);
 }
 

@@ -12,6 +12,11 @@ export interface PatternMatcher {
 
 const CAPTURE = /^<([A-Za-z_][A-Za-z0-9_]*)>/;
 
+/** A pattern Loki refuses, with Loki's message. */
+export class PatternSyntaxError extends Error {
+  override name = "PatternSyntaxError";
+}
+
 function parse(pattern: string): PatternNode[] {
   const nodes: PatternNode[] = [];
   let literal = "";
@@ -34,19 +39,55 @@ function parse(pattern: string): PatternNode[] {
 export function compilePattern(pattern: string): PatternMatcher {
   const nodes = parse(pattern);
   const names = nodes.flatMap((node) => ("capture" in node && node.capture !== "_" ? [node.capture] : []));
-  if (names.length === 0) throw new Error("at least one capture is required");
-  nodes.forEach((node, index) => {
-    const next = nodes[index + 1];
-    if ("capture" in node && next !== undefined && "capture" in next) {
-      throw new Error(`found consecutive capture '<${node.capture}><${next.capture}>': invalid expression`);
-    }
-  });
+  if (names.length === 0) throw new PatternSyntaxError("at least one capture is required");
+  refuseConsecutiveCaptures(nodes);
   const seen = new Set<string>();
   for (const name of names) {
-    if (seen.has(name)) throw new Error(`duplicate capture name (${name}): invalid expression`);
+    if (seen.has(name)) throw new PatternSyntaxError(`duplicate capture name (${name}): invalid expression`);
     seen.add(name);
   }
   return { names, matches: (line) => match(nodes, line) };
+}
+
+function refuseConsecutiveCaptures(nodes: PatternNode[]): void {
+  nodes.forEach((node, index) => {
+    const next = nodes[index + 1];
+    if ("capture" in node && next !== undefined && "capture" in next) {
+      throw new PatternSyntaxError(`found consecutive capture '<${node.capture}><${next.capture}>': invalid expression`);
+    }
+  });
+}
+
+/** The literal parts of a pattern, in order. */
+export function patternLiterals(pattern: string): string[] {
+  return parse(pattern).flatMap((node) => ("literal" in node ? [node.literal] : []));
+}
+
+/**
+ * The test of a pattern line filter (`|> "<_> error <_>"`), Loki's Matcher.Test: only `<_>` captures; each literal
+ * must follow the previous one with a non-empty capture between them (the first may start anywhere); the line must
+ * end with the last literal, or go on past it when the pattern ends with a capture. An empty pattern matches only
+ * the empty line.
+ */
+export function compileLineFilterPattern(pattern: string): (line: string) => boolean {
+  const nodes = parse(pattern);
+  refuseConsecutiveCaptures(nodes);
+  const named = nodes.find((node) => "capture" in node && node.capture !== "_");
+  if (named !== undefined) throw new PatternSyntaxError(`named captures are not allowed: found '<${(named as { capture: string }).capture}>'`);
+  if (nodes.length === 0) return (line) => line === "";
+  const endsOnCapture = "capture" in nodes[nodes.length - 1]!;
+  return (line) => {
+    if (line === "") return false;
+    let offset = 0;
+    for (let index = 0; index < nodes.length; index++) {
+      const node = nodes[index]!;
+      if (!("literal" in node)) continue;
+      const at = line.indexOf(node.literal, offset);
+      if (at === -1 || (index !== 0 && at === offset)) return false;
+      offset = at + node.literal.length;
+    }
+    return endsOnCapture === (offset !== line.length);
+  };
 }
 
 function match(nodes: PatternNode[], line: string): string[] {
