@@ -45,8 +45,10 @@ class WireReader {
     return stop;
   }
 
-  skip(wireType: number, end: number): void {
-    switch (wireType) {
+  /** Skips the field whose tag was just read; protobufjs rejects field number 0, so it is given up on. */
+  skip(tag: number, end: number): void {
+    if (tag >>> 3 === 0) throw UNHANDLED;
+    switch (tag & 7) {
       case 0:
         for (let i = 0; ; i++) {
           if (i === 10 || this.pos >= end) throw UNHANDLED;
@@ -79,7 +81,7 @@ class WireReader {
         into[at + (field - 1) * 2] = this.pos;
         into[at + (field - 1) * 2 + 1] = stop;
         this.pos = stop;
-      } else this.skip(tag & 7, end);
+      } else this.skip(tag, end);
     }
   }
 }
@@ -197,7 +199,7 @@ function readEntry(r: WireReader, end: number, table: EntryTable, limits: BatchL
       r.label(stop, table.meta, at);
       labels++;
     } else if (tag >>> 3 >= 1 && tag >>> 3 <= 3) throw UNHANDLED;
-    else r.skip(tag & 7, end);
+    else r.skip(tag, end);
   }
   // Encoding writes the time as a signed Int64; the reference path fails on a time past it.
   if (high >= 0x80000000) throw UNHANDLED;
@@ -235,7 +237,7 @@ function readStream(r: WireReader, end: number, table: EntryTable, limits: Batch
       const stop = r.delimited(end);
       readEntry(r, stop, table, limits);
     } else if (tag >>> 3 === 1 || tag >>> 3 === 2) throw UNHANDLED;
-    else r.skip(tag & 7, end);
+    else r.skip(tag, end);
   }
   try {
     checkLabels(labels, limits, "stream");
@@ -276,7 +278,7 @@ function encode(message: Buffer, limits: BatchLimits): WireLogs {
     const fieldStart = r.pos;
     const tag = r.uint32(end);
     if (tag >>> 3 !== 7) {
-      r.skip(tag & 7, end);
+      r.skip(tag, end);
       continue;
     }
     if ((tag & 7) !== 2) throw UNHANDLED;

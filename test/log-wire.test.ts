@@ -191,6 +191,7 @@ describe("direct log encoding from the wire format", () => {
       ["time with a wrong wire type", base((s) => field(s, 2, (e) => e.uint32(0x0d).fixed32(5)))],
       ["truncated message", base((s) => field(s, 2, (e) => e.uint32(0x12).string("x"))).subarray(0, -1)],
       ["group wire type", base((s) => s.uint32((4 << 3) | 3).uint32((4 << 3) | 4))],
+      ["field number 0", base((s) => field(s, 2, (e) => e.uint32(0).uint32(1)))],
     ];
     for (const [name, message] of cases) assert.equal(expectSame(frameMessage(message)), false, name);
   });
