@@ -1,9 +1,10 @@
 import { move, transferableSymbol, valueSymbol } from "piscina";
 import { batchId, type Series } from "../proto/batch.js";
-import { CodecError, decodeBatch } from "../proto/codec.js";
+import { CodecError, decodeFrame, decodeMessage } from "../proto/codec.js";
 import { type BatchLimits, validateBatch, ValidationError } from "../proto/validate.js";
 import { type EncodedLogBatch, encodeLogBatch } from "../storage/log-rowbinary.js";
 import type { LogBatch, RollupPartial } from "../storage/store.js";
+import { encodeLogsFromWire } from "./log-wire.js";
 import { rollupBatch } from "./rollup.js";
 
 // Runs in the piscina worker threads: everything CPU-bound about one Kafka message (CRC, LZ4, protobuf,
@@ -35,24 +36,34 @@ export type DecodeResult = DecodedBatch | { ok: false; reason: string; message: 
 export default function decode(task: DecodeTask): DecodeResult {
   const started = performance.now();
   try {
-    const batch = decodeBatch(task.value, { maxBatchBytes: task.maxBatchBytes });
+    const message = decodeFrame(task.value, { maxBatchBytes: task.maxBatchBytes });
+    const direct = task.encodeLogs ? encodeLogsFromWire(message, task.limits) : undefined;
+    const batch = direct?.batch ?? decodeMessage(message);
     validateBatch(batch, task.limits);
     const id = batchId(batch);
-    const logBatch: LogBatch = { id, tenant: batch.tenant, streams: batch.streams };
-    const encoded = task.encodeLogs && batch.streams.length > 0 ? encodeLogBatch(logBatch) : undefined;
+    let logs: DecodedBatch["logs"];
+    let logRows = 0;
+    if (direct?.logs) {
+      logs = { encoded: direct.logs };
+      logRows = direct.logs.rows;
+    } else if (batch.streams.length > 0) {
+      const logBatch: LogBatch = { id, tenant: batch.tenant, streams: batch.streams };
+      logs = task.encodeLogs ? { encoded: encodeLogBatch(logBatch) } : { decoded: logBatch };
+      logRows = batch.streams.reduce((n, s) => n + s.entries.length, 0);
+    }
     const result: DecodeResult = {
       ok: true,
       id,
       tenant: batch.tenant,
-      ...(batch.streams.length === 0 ? {} : { logs: encoded ? { encoded } : { decoded: logBatch } }),
+      ...(logs ? { logs } : {}),
       series: batch.series,
       partials: rollupBatch(batch.series),
-      rows: batch.streams.reduce((n, s) => n + s.entries.length, 0) + batch.series.reduce((n, s) => n + s.points.length, 0),
+      rows: logRows + batch.series.reduce((n, s) => n + s.points.length, 0),
       decodeMs: performance.now() - started,
     };
     // The encoded rows move to the main thread instead of being copied.
-    if (encoded === undefined) return result;
-    return move({ [transferableSymbol]: [encoded.buffer.buffer], [valueSymbol]: result }) as unknown as DecodeResult;
+    if (logs === undefined || !("encoded" in logs)) return result;
+    return move({ [transferableSymbol]: [logs.encoded.buffer.buffer], [valueSymbol]: result }) as unknown as DecodeResult;
   } catch (err) {
     if (err instanceof CodecError) return { ok: false, reason: err.kind, message: err.message };
     if (err instanceof ValidationError) return { ok: false, reason: err.reason, message: err.message };

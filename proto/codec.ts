@@ -38,7 +38,11 @@ export interface CodecLimits {
 }
 
 export function encodeBatch(batch: Batch, limits: CodecLimits = {}): Buffer {
-  const message = encodeBatchMessage(batch);
+  return frameMessage(encodeBatchMessage(batch), limits);
+}
+
+/** A frame around an encoded batch message. */
+export function frameMessage(message: Uint8Array, limits: CodecLimits = {}): Buffer {
   const max = limits.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES;
   if (message.length > max) {
     throw new CodecError("oversized", `batch is ${message.length} bytes, the limit is ${max}`);
@@ -63,6 +67,20 @@ function frameChecksum(frame: Buffer, payloadLength: number): number {
 
 /** Decodes one frame that must span all of `frame`; every defect throws CodecError, nothing else. */
 export function decodeBatch(frame: Uint8Array, limits: CodecLimits = {}): Batch {
+  return decodeMessage(decodeFrame(frame, limits));
+}
+
+/** Decodes a frame's protobuf message (see decodeFrame); a malformed one throws CodecError. */
+export function decodeMessage(message: Uint8Array): Batch {
+  try {
+    return decodeBatchMessage(message);
+  } catch (err) {
+    throw new CodecError("invalid_message", `batch message does not decode: ${(err as Error).message}`);
+  }
+}
+
+/** The protobuf message of a frame, checked and decompressed but not decoded; the frame's defects throw CodecError. */
+export function decodeFrame(frame: Uint8Array, limits: CodecLimits = {}): Buffer {
   const max = limits.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES;
   const buf = Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength);
   if (buf.length < FRAME_HEADER_BYTES) {
@@ -86,16 +104,10 @@ export function decodeBatch(frame: Uint8Array, limits: CodecLimits = {}): Batch 
   if (buf.length < end) throw new CodecError("truncated", `frame is ${buf.length} bytes, its header declares ${end}`);
   if (buf.length > end) throw new CodecError("trailing_bytes", `${buf.length - end} bytes follow the frame`);
   if (frameChecksum(buf, payloadLength) !== buf.readUInt32LE(16)) throw new CodecError("crc_mismatch", "frame CRC32C mismatch");
-  let message: Buffer;
   try {
-    message = lz4FrameDecode(buf.subarray(FRAME_HEADER_BYTES, end), uncompressed);
+    return lz4FrameDecode(buf.subarray(FRAME_HEADER_BYTES, end), uncompressed);
   } catch (err) {
     if (err instanceof Lz4FrameError) throw new CodecError("corrupt_payload", err.message);
     throw err;
-  }
-  try {
-    return decodeBatchMessage(message);
-  } catch (err) {
-    throw new CodecError("invalid_message", `batch message does not decode: ${(err as Error).message}`);
   }
 }

@@ -30,7 +30,7 @@ export class ValidationError extends Error {
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 
-function checkLabels(labels: Labels, limits: BatchLimits, where: string): void {
+export function checkLabels(labels: Labels, limits: BatchLimits, where: string): void {
   const names = Object.keys(labels);
   if (names.length > limits.max_labels) {
     throw new ValidationError("too_many_labels", `${where} has ${names.length} labels, the limit is ${limits.max_labels}`);

@@ -41,7 +41,7 @@ export interface EncodedLogBatch {
 }
 
 /** A growable byte buffer with the RowBinary primitives. Its memory is its own (never Node's shared pool), so it can be transferred. */
-class RowBinaryWriter {
+export class RowBinaryWriter {
   private bytes: Buffer;
   length = 0;
 
@@ -85,6 +85,25 @@ class RowBinaryWriter {
     // A loop beats TypedArray.set on the few bytes copied per row.
     for (let i = 0; i < bytes.length; i++) this.bytes[this.length + i] = bytes[i]!;
     this.length += bytes.length;
+  }
+
+  /** A String whose UTF-8 bytes are `source[start, end)`, copied as they are. */
+  utf8Copy(source: Buffer, start: number, end: number): void {
+    const n = end - start;
+    this.varUInt(n);
+    this.reserve(n);
+    // A loop for the few bytes of a label, a native copy for a line's.
+    if (n > 32) source.copy(this.bytes, this.length, start, end);
+    else for (let i = 0; i < n; i++) this.bytes[this.length + i] = source[start + i]!;
+    this.length += n;
+  }
+
+  /** An Int64 given as its two 32-bit halves, as a protobuf fixed64 carries it. */
+  int64Halves(low: number, high: number): void {
+    this.reserve(8);
+    this.bytes.writeUInt32LE(low, this.length);
+    this.bytes.writeUInt32LE(high, this.length + 4);
+    this.length += 8;
   }
 
   int64(value: bigint): void {

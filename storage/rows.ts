@@ -63,12 +63,21 @@ export function sampleRows(batch: SampleBatch): SampleRow[] {
 }
 
 export function rollupRows(batch: RollupBatch): RollupRow[] {
+  // A series' partials share its labels object (also after a worker posts them): its fingerprint, a SHA-256
+  // that costs more than the rest of the row, is worked out once per series instead of once per bucket.
+  const series = new Map<Labels, { name: string; labels: Labels; fingerprint: string }>();
   return batch.partials.map((p) => {
-    const labels = seriesLabels(p.name, p.labels);
+    let known = series.get(p.labels);
+    if (known?.name !== p.name) {
+      const labels = seriesLabels(p.name, p.labels);
+      known = { name: p.name, labels, fingerprint: fingerprint(labels) };
+      series.set(p.labels, known);
+    }
+    const { labels } = known;
     return {
       tenant: batch.tenant,
       batchId: batch.id,
-      fingerprint: fingerprint(labels),
+      fingerprint: known.fingerprint,
       labels,
       kind: p.kind,
       timeMs: p.bucketStartMs,
