@@ -24,7 +24,10 @@ export interface WalOptions {
   fsync: FsyncPolicy;
   fsyncIntervalMs?: number;
   whenFull: FullPolicy;
-  /** Told of every batch `drop_oldest` discarded and every quarantined segment, for metrics and logs. */
+  /**
+   * Told of every batch `drop_oldest` discarded and every quarantined segment, for metrics and logs. Batches the
+   * shipper already read for a send still pending are counted too, though that send may yet deliver them.
+   */
   onDrop?: (event: { reason: "disk_budget" | "corrupt_segment"; records: number; bytes: number; file: string }) => void;
 }
 

@@ -131,29 +131,27 @@ export class LokiLoad {
     await Promise.all(this.loops);
   }
 
-  /** Posts one request of new entries from `client`; returns the status ("error" when the connection failed). */
-  async pushOnce(client: string, n: number, salt = "once"): Promise<{ status: string; entries: PushedEntry[]; response?: Response }> {
+  /** Posts one request of new entries from `client`; its status is "error" when the connection failed. */
+  async pushOnce(client: string, n: number, salt = "once"): Promise<{ status: string; body: string; retryAfter: string | null }> {
     const entries = Array.from({ length: this.options.entriesPerPush }, (_, i) => {
       const k = n + i;
       return { client, n: k, ns: String(1_764_000_000_000_000_000n + BigInt(k) * 1000n), line: `client=${client} n=${k} salt=${salt} pad=${randomBytes(this.options.padBytes ?? 8).toString("base64")}` };
     });
     for (const e of entries) this.attempted.set(e.line, e);
-    let status = "error";
-    let response: Response | undefined;
+    let answer = { status: "error", body: "", retryAfter: null as string | null };
     try {
-      response = await fetch(`${this.target()}/loki/api/v1/push`, {
+      const response = await fetch(`${this.target()}/loki/api/v1/push`, {
         method: "POST",
         headers: { "Content-Type": "application/json", "X-Scope-OrgID": this.options.tenant },
         body: JSON.stringify({ streams: [{ stream: { app: "load", client }, values: entries.map((e) => [e.ns, e.line]) }] }),
       });
-      status = String(response.status);
-      await response.arrayBuffer();
+      answer = { status: String(response.status), body: await response.text(), retryAfter: response.headers.get("Retry-After") };
       if (response.ok) this.acknowledged.push(...entries);
     } catch {
       // connection refused or reset: the collector is down or was killed mid-request
     }
-    this.statuses.set(status, (this.statuses.get(status) ?? 0) + 1);
-    return { status, entries, ...(response ? { response } : {}) };
+    this.statuses.set(answer.status, (this.statuses.get(answer.status) ?? 0) + 1);
+    return answer;
   }
 
   private async client(client: string, salt: string): Promise<void> {
