@@ -62,4 +62,42 @@ describe("collector process: kill -9 under load", () => {
     assert.ok(load.acknowledged.length > 0);
     await deleteTopics(kafka, [topic]);
   });
+
+  it("recovers from kills at chosen points of the disk buffer: a torn record, a new segment, a cursor before and after its rename", async (t) => {
+    const topic = uniqueName("collector_kill_at");
+    const kafka = new Kafka({ clientId: "collector-crash-test", brokers: KAFKA_BROKERS, logLevel: logLevel.NOTHING });
+    await createTopics(kafka, [{ topic, numPartitions: 2 }]);
+    const dir = mkdtempSync(join(tmpdir(), "bifrost-collector-kill-at-"));
+    const walDir = join(dir, "wal");
+    const collector = await CollectorProcess.configure(dir, {
+      nodeId: "edge-kill-at",
+      kafka: { brokers: KAFKA_BROKERS, topic },
+      collector: { wal: { segment_bytes: 2048 }, batch: { max_age_ms: 20 } },
+    });
+    const load = new LokiLoad(() => collector.url, { clients: 2, entriesPerPush: 20, tenant: "crash" });
+    const rounds: { point: string; ended: string; segments: number; newestBytes: number; cursorTmp: boolean }[] = [];
+    try {
+      load.start();
+      for (const point of ["torn-record:12", "segment-opened:8", "cursor-written:4", "cursor-renamed:4"]) {
+        await collector.start(point);
+        const ended = await collector.exited();
+        const segments = readdirSync(walDir).filter((f) => f.endsWith(".wal")).sort();
+        rounds.push({ point, ended, segments: segments.length, newestBytes: statSync(join(walDir, segments.at(-1)!)).size, cursorTmp: existsSync(join(walDir, "cursor.tmp")) });
+        assert.equal(ended, "SIGKILL", `the collector reached ${point}`);
+      }
+      await collector.start();
+      await sleep(1000);
+      await load.stop();
+      await collector.drained();
+      await collector.stop();
+    } finally {
+      await load.stop();
+      await collector.stop("SIGKILL");
+    }
+    assert.deepEqual(collector.logs().filter((l) => String(l.msg).includes("quarantined")), [], "the torn record was truncated, not quarantined later");
+    const delivery = checkDelivery(load, await consumeAll(kafka, topic));
+    t.diagnostic(JSON.stringify({ rounds, statuses: Object.fromEntries(load.statuses), ...delivery }));
+    assert.ok(load.acknowledged.length > 0);
+    await deleteTopics(kafka, [topic]);
+  });
 });

@@ -40,9 +40,8 @@ describe("collector process through a Kafka outage", () => {
       load.start();
       await until("batches shipped before the outage", async () => (await shipped()) > 0, 60_000);
       await broker.run("kill");
-      await until("the shipper noticing the outage", async () => (await collector.metric("bifrost_collector_ship_retries_total")) > 0, 60_000);
       const before = await shipped();
-      await until("batches waiting in the buffer", async () => (buffered = await collector.metric("bifrost_collector_buffer_batches")) > 5, 60_000);
+      await until("batches waiting in the buffer", async () => (buffered = await collector.metric("bifrost_collector_buffer_batches")) > 20, 60_000);
       await broker.run("up");
       await until("shipping again after the restart", async () => (await shipped()) > before, 120_000);
       await load.stop();
@@ -52,6 +51,7 @@ describe("collector process through a Kafka outage", () => {
     } finally {
       await load.stop();
       await collector.stop("SIGKILL");
+      await broker.run("up");
     }
     assert.deepEqual([...load.statuses.keys()], ["204"], "every push was acknowledged");
     const delivery = checkDelivery(load, await consumeAll(kafka, topic));

@@ -3,6 +3,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { openSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import type { Kafka } from "kafkajs";
 import { stringify } from "yaml";
 import type { Batch } from "../../proto/batch.js";
@@ -45,18 +46,30 @@ export class CollectorProcess {
     });
   }
 
-  /** Starts the process and waits until it listens (its /ready may still say 503, e.g. with a full buffer). */
-  async start(): Promise<void> {
-    const child = spawn(process.execPath, [join(REPO_ROOT, "dist", "cli.js"), "collector", "--config", this.configFile], {
+  /**
+   * Starts the process and waits until it listens (its /ready may still say 503, e.g. with a full buffer). With
+   * `killAt` (see kill-at.ts) the process SIGKILLs itself at that point, perhaps before it listens.
+   */
+  async start(killAt?: string): Promise<void> {
+    const preload = killAt === undefined ? [] : ["--import", pathToFileURL(join(REPO_ROOT, "dist", "test", "helpers", "kill-at.js")).href];
+    const child = spawn(process.execPath, [...preload, join(REPO_ROOT, "dist", "cli.js"), "collector", "--config", this.configFile], {
+      env: { ...process.env, ...(killAt === undefined ? {} : { BIFROST_TEST_KILL_AT: killAt }) },
       stdio: ["ignore", openSync(this.logFile, "a"), "pipe"],
     });
     let stderr = "";
     child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
     this.child = child;
     await until("the collector listening", async () => {
-      if (child.exitCode !== null) throw new Error(`the collector exited with ${child.exitCode}: ${stderr}`);
-      return (await fetch(`${this.url}/ready`).catch(() => null)) !== null;
+      if (child.exitCode !== null || (child.signalCode !== null && killAt === undefined)) throw new Error(`the collector exited with ${child.exitCode ?? child.signalCode}: ${stderr}`);
+      return child.signalCode !== null || (await fetch(`${this.url}/ready`).catch(() => null)) !== null;
     }, 60_000);
+  }
+
+  /** Waits for the process to end by itself; returns the signal that ended it, or its exit code. */
+  async exited(timeoutMs = 60_000): Promise<string> {
+    const child = this.child!;
+    await until("the collector ending", () => child.exitCode !== null || child.signalCode !== null, timeoutMs);
+    return child.signalCode ?? String(child.exitCode);
   }
 
   /** Stops it with `signal` and waits for the exit; SIGTERM must end in a clean exit. */
