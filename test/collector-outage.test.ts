@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { appendFileSync, mkdtempSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -69,14 +70,14 @@ describe("collector process through a Kafka outage", () => {
     }));
     const logFile = join(dir, "app.log");
     writeFileSync(logFile, "");
-    const tailLines = Array.from({ length: 150 }, (_, i) => `tailed line ${i}`);
+    const tailLines = Array.from({ length: 150 }, (_, i) => `tailed line ${i} ${randomBytes(60).toString("hex")}`);
     const linesRead = () => collector.metric("bifrost_collector_file_lines_read_total");
     const paused = () => collector.metric("bifrost_collector_file_tail_paused");
     const load = new LokiLoad(() => collector.url, { clients: 1, entriesPerPush: 20, tenant: "budget", padBytes: 200 });
     let n = 0;
-    const push = async () => {
-      const result = await load.pushOnce("c0", n);
-      n += 20;
+    const push = async (entries = 20) => {
+      const result = await load.pushOnce("c0", n, entries);
+      n += entries;
       return result;
     };
     let refusals = 0;
@@ -90,7 +91,9 @@ describe("collector process through a Kafka outage", () => {
       assert.equal(full.status, "503", "the budget fills up and the push is refused");
       assert.equal(full.retryAfter, "10");
       assert.match(full.body, /disk buffer full/);
-      assert.equal((await push()).status, "503");
+      // Single entries fill what room is left, so that the tail's next batch cannot fit either.
+      for (let i = 0; i < 100 && (await push(1)).status === "204"; i++);
+      assert.equal((await push(1)).status, "503");
       refusals = load.statuses.get("503")!;
       assert.equal(await collector.metric("bifrost_collector_requests_rejected_total", 'reason="buffer_full"'), refusals);
       const ready = await fetch(`${collector.url}/ready`);

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { openSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { Kafka } from "kafkajs";
@@ -52,10 +52,12 @@ export class CollectorProcess {
    */
   async start(killAt?: string): Promise<void> {
     const preload = killAt === undefined ? [] : ["--import", pathToFileURL(join(REPO_ROOT, "dist", "test", "helpers", "kill-at.js")).href];
+    const log = openSync(this.logFile, "a");
     const child = spawn(process.execPath, [...preload, join(REPO_ROOT, "dist", "cli.js"), "collector", "--config", this.configFile], {
       env: { ...process.env, ...(killAt === undefined ? {} : { BIFROST_TEST_KILL_AT: killAt }) },
-      stdio: ["ignore", openSync(this.logFile, "a"), "pipe"],
+      stdio: ["ignore", log, "pipe"],
     });
+    closeSync(log);
     let stderr = "";
     child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
     this.child = child;
@@ -144,9 +146,9 @@ export class LokiLoad {
     await Promise.all(this.loops);
   }
 
-  /** Posts one request of new entries from `client`; its status is "error" when the connection failed. */
-  async pushOnce(client: string, n: number, salt = "once"): Promise<{ status: string; body: string; retryAfter: string | null }> {
-    const entries = Array.from({ length: this.options.entriesPerPush }, (_, i) => {
+  /** Posts one request of `count` new entries from `client`; its status is "error" when the connection failed. */
+  async pushOnce(client: string, n: number, count = this.options.entriesPerPush, salt = "once"): Promise<{ status: string; body: string; retryAfter: string | null }> {
+    const entries = Array.from({ length: count }, (_, i) => {
       const k = n + i;
       return { client, n: k, ns: String(1_764_000_000_000_000_000n + BigInt(k) * 1000n), line: `client=${client} n=${k} salt=${salt} pad=${randomBytes(this.options.padBytes ?? 8).toString("base64")}` };
     });
@@ -170,7 +172,7 @@ export class LokiLoad {
   private async client(client: string, salt: string): Promise<void> {
     let n = 0;
     while (this.running) {
-      const { status } = await this.pushOnce(client, n, salt);
+      const { status } = await this.pushOnce(client, n, this.options.entriesPerPush, salt);
       n += this.options.entriesPerPush;
       await new Promise((r) => setTimeout(r, status === "204" ? (this.options.pauseMs ?? 5) : 50));
     }
