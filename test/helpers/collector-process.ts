@@ -51,6 +51,8 @@ export class CollectorProcess {
    * `killAt` (see kill-at.ts) the process SIGKILLs itself at that point, perhaps before it listens.
    */
   async start(killAt?: string): Promise<void> {
+    const previous = this.child;
+    assert.ok(!previous || previous.exitCode !== null || previous.signalCode !== null, "the previous collector process still runs");
     const preload = killAt === undefined ? [] : ["--import", pathToFileURL(join(REPO_ROOT, "dist", "test", "helpers", "kill-at.js")).href];
     const log = openSync(this.logFile, "a");
     const child = spawn(process.execPath, [...preload, join(REPO_ROOT, "dist", "cli.js"), "collector", "--config", this.configFile], {
