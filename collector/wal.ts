@@ -24,7 +24,10 @@ export interface WalOptions {
   fsync: FsyncPolicy;
   fsyncIntervalMs?: number;
   whenFull: FullPolicy;
-  /** Told of every batch `drop_oldest` discarded and every quarantined segment, for metrics and logs. */
+  /**
+   * Told of every batch `drop_oldest` discarded and every quarantined segment, for metrics and logs. Batches the
+   * shipper already read for a send still pending are counted too, though that send may yet deliver them.
+   */
   onDrop?: (event: { reason: "disk_budget" | "corrupt_segment"; records: number; bytes: number; file: string }) => void;
 }
 
@@ -154,7 +157,9 @@ export class Wal {
     if (this.options.whenFull === "block") {
       throw new WalFullError(`disk buffer full: ${this.bytes()} of ${this.options.maxBytes} bytes hold undelivered batches`);
     }
-    // drop_oldest: whole segments, oldest first, never the one being written.
+    // drop_oldest: whole segments, oldest first, never the one being written. The cursor moves past them on
+    // disk too, or after a restart the dropped batches would still count as pending.
+    const shipped = this.shipped;
     while (this.bytes() + size > this.options.maxBytes && this.segments.length > 1) {
       const oldest = this.segments.shift()!;
       rmSync(oldest.file, { force: true });
@@ -162,6 +167,7 @@ export class Wal {
       if (undelivered > 0) this.options.onDrop?.({ reason: "disk_budget", records: undelivered, bytes: oldest.bytes, file: oldest.file });
       this.shipped = Math.max(this.shipped, oldest.last);
     }
+    if (this.shipped > shipped) this.saveCursor();
     if (this.bytes() + size > this.options.maxBytes && this.segments.length === 1 && this.segments[0]!.bytes > 0) {
       this.startSegment();
       this.makeRoom(size);
@@ -195,13 +201,17 @@ export class Wal {
   advance(sequence: number): void {
     if (sequence <= this.shipped) return;
     this.shipped = sequence;
+    this.saveCursor();
+    this.dropShipped();
+  }
+
+  private saveCursor(): void {
     const temp = `${this.cursorFile()}.tmp`;
-    writeFileSync(temp, `${sequence}\n`);
+    writeFileSync(temp, `${this.shipped}\n`);
     const fd = openSync(temp, "r");
     fsyncSync(fd);
     closeSync(fd);
     renameSync(temp, this.cursorFile());
-    this.dropShipped();
   }
 
   private dropShipped(): void {

@@ -118,6 +118,10 @@ describe("collector disk buffer (WAL)", () => {
     assert.equal(dropped + kept.length, 100, "every batch is either kept or counted as dropped");
     assert.ok(drops.every((d) => d.reason === "disk_budget"));
     wal.close();
+    const reopened = Wal.open(opts);
+    assert.equal(reopened.pending(), kept.length, "the dropped batches are not pending after a restart");
+    assert.deepEqual(reopened.read(1000).map((r) => r.sequence), kept);
+    reopened.close();
   });
 
   it("writes under every fsync policy", () => {

@@ -1,0 +1,51 @@
+// Preloaded (`node --import`) into a collector process by the crash tests: SIGKILLs the process at one chosen
+// point of the disk buffer's file operations, which a kill from outside hits only by chance. The point is
+// BIFROST_TEST_KILL_AT=<point>:<n>, the n-th time the process gets there:
+//   torn-record       half of a record written to a segment
+//   segment-opened    a new segment file just created (the previous one closed)
+//   cursor-written    the new cursor in cursor.tmp, not yet renamed over the cursor
+//   cursor-renamed    the new cursor in place, the delivered segments not yet deleted
+import fs from "node:fs";
+import { syncBuiltinESMExports } from "node:module";
+
+const [point = "", nth = "1"] = (process.env.BIFROST_TEST_KILL_AT ?? "").split(":");
+let reached = 0;
+const due = () => ++reached === Number(nth);
+const die = (): never => {
+  process.kill(process.pid, "SIGKILL");
+  throw new Error("SIGKILL did not end the process");
+};
+
+const { openSync, closeSync, writeSync, renameSync } = fs;
+const segmentFds = new Set<number>();
+
+fs.openSync = ((path: fs.PathLike, flags?: fs.OpenMode, mode?: fs.Mode) => {
+  const fd = openSync(path, flags ?? "r", mode);
+  if (String(path).endsWith(".wal")) {
+    segmentFds.add(fd);
+    if (point === "segment-opened" && flags === "a" && due()) die();
+  }
+  return fd;
+}) as typeof fs.openSync;
+
+fs.closeSync = (fd: number) => {
+  segmentFds.delete(fd);
+  closeSync(fd);
+};
+
+fs.writeSync = ((fd: number, buffer: NodeJS.ArrayBufferView, ...rest: never[]) => {
+  if (point === "torn-record" && segmentFds.has(fd) && Buffer.isBuffer(buffer) && due()) {
+    writeSync(fd, buffer.subarray(0, buffer.length >> 1));
+    die();
+  }
+  return (writeSync as (...args: unknown[]) => number)(fd, buffer, ...rest);
+}) as typeof fs.writeSync;
+
+fs.renameSync = ((from: fs.PathLike, to: fs.PathLike) => {
+  const cursor = String(from).endsWith("cursor.tmp");
+  if (point === "cursor-written" && cursor && due()) die();
+  renameSync(from, to);
+  if (point === "cursor-renamed" && cursor && due()) die();
+}) as typeof fs.renameSync;
+
+syncBuiltinESMExports();
