@@ -5,7 +5,7 @@ import { type Labels, SampleKind } from "../../proto/batch.js";
 import type { LabelMatcher, Store } from "../../storage/store.js";
 import { StoreError } from "../../storage/values.js";
 import { type Expr, typeName, typeOf } from "./ast.js";
-import { type EngineOptions, instantQuery, rangeQuery } from "./engine.js";
+import { type EngineOptions, instantQuery, type QuerySource, rangeQuery } from "./engine.js";
 import { BadParameter, formatFloat, parseDurationParam, parseTimeParam } from "./params.js";
 import { parsePromql, PromqlParseError } from "./parser.js";
 import { PromqlEvalError, type Series, type Value } from "./values.js";
@@ -39,6 +39,15 @@ const MIN_MS = 0;
 const MAX_MS = 9_000_000_000_000;
 const METADATA_WINDOW_MS = 24 * 3_600_000;
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+/**
+ * Response header naming the source that answered each range function rollups could answer, as
+ * `max_over_time[300s]=rollup_1m, count_over_time[90s]=raw (range or evaluation times not multiples ...)`.
+ */
+export const SOURCES_HEADER = "X-Bifrost-Query-Sources";
+
+function sourcesHeader(sources: QuerySource[]): string {
+  return sources.map((s) => `${s.expr}=${s.source}${s.reason === undefined ? "" : ` (${s.reason})`}`).join(", ");
+}
 
 class ApiError extends Error {
   constructor(
@@ -146,9 +155,10 @@ export function prometheusRoutes(app: Hono, options: PrometheusRoutesOptions): v
   const { store, limits = {}, log } = options;
   const now = options.now ?? Date.now;
   const maxPoints = limits.maxPointsPerSeries ?? MAX_POINTS;
-  const engine = (c: Context): EngineOptions => ({
+  const engine = (c: Context, sources: QuerySource[]): EngineOptions => ({
     store,
     tenant: tenantOf(c),
+    sources,
     ...(limits.lookbackMs !== undefined ? { lookbackMs: limits.lookbackMs } : {}),
     ...(limits.maxSamples !== undefined ? { maxSamples: limits.maxSamples } : {}),
   });
@@ -170,7 +180,10 @@ export function prometheusRoutes(app: Hono, options: PrometheusRoutesOptions): v
       async (c, params) => {
         const expr = parseQueryParam(params);
         const timeMs = timeParam(params, "time", now());
-        return instantJson(await instantQuery(engine(c), expr, timeMs), timeMs);
+        const sources: QuerySource[] = [];
+        const value = await instantQuery(engine(c, sources), expr, timeMs);
+        if (sources.length > 0) c.header(SOURCES_HEADER, sourcesHeader(sources));
+        return instantJson(value, timeMs);
       },
     ],
     [
@@ -196,7 +209,10 @@ export function prometheusRoutes(app: Hono, options: PrometheusRoutesOptions): v
         if (type !== "scalar" && type !== "vector") {
           throw new ApiError(400, "bad_data", `invalid expression type "${typeName(type)}" for range query, must be Scalar or instant Vector`);
         }
-        return { resultType: "matrix", result: matrixJson(await rangeQuery(engine(c), expr, startMs, endMs, stepMs)) };
+        const sources: QuerySource[] = [];
+        const series = await rangeQuery(engine(c, sources), expr, startMs, endMs, stepMs);
+        if (sources.length > 0) c.header(SOURCES_HEADER, sourcesHeader(sources));
+        return { resultType: "matrix", result: matrixJson(series) };
       },
     ],
     [
