@@ -142,32 +142,35 @@ class Evaluator {
     const maxSamples = this.options.maxSamples ?? DEFAULT_MAX_SAMPLES;
     const steps: number[] = [];
     for (let t = this.startMs; t <= this.endMs; t += this.stepMs) steps.push(t);
-    await Promise.all(
-      candidates.map(async ({ call, matrix }) => {
-        const answer = await answerFromRollups(this.options.store, this.options.tenant, {
+    const answers = await Promise.all(
+      candidates.map(({ call, matrix }) =>
+        answerFromRollups(this.options.store, this.options.tenant, {
           func: call.func,
           matchers: matrix.selector.matchers,
           rangeMs: matrix.rangeMs,
           steps: steps.map((t) => ({ t, ref: this.referenceTime(matrix.selector, t) })),
-        });
-        this.options.sources?.push({
-          expr: `${call.func}[${matrix.rangeMs / 1000}s]`,
-          source: answer.source,
-          ...(answer.source === "raw" ? { reason: answer.reason } : {}),
-        });
-        if (answer.source === "raw") {
-          selections.push({
-            selector: matrix.selector,
-            rangeMs: matrix.rangeMs,
-            firstMs: this.referenceTime(matrix.selector, this.startMs),
-            lastMs: this.referenceTime(matrix.selector, this.endMs),
-          });
-          return;
-        }
-        loaded += answer.rows;
-        this.rolledUp.set(call, answer.steps);
-      }),
+        }),
+      ),
     );
+    candidates.forEach(({ call, matrix }, i) => {
+      const answer = answers[i]!;
+      this.options.sources?.push({
+        expr: `${call.func}[${matrix.rangeMs / 1000}s]`,
+        source: answer.source,
+        ...(answer.source === "raw" ? { reason: answer.reason } : {}),
+      });
+      if (answer.source === "raw") {
+        selections.push({
+          selector: matrix.selector,
+          rangeMs: matrix.rangeMs,
+          firstMs: this.referenceTime(matrix.selector, this.startMs),
+          lastMs: this.referenceTime(matrix.selector, this.endMs),
+        });
+        return;
+      }
+      loaded += answer.rows;
+      this.rolledUp.set(call, answer.steps);
+    });
     if (loaded > maxSamples) throw new PromqlEvalError("query processing would load too many samples into memory in query execution");
     await Promise.all(
       selections.map(async ({ selector, rangeMs, firstMs, lastMs }) => {

@@ -140,7 +140,7 @@ function windowValue(func: string, buckets: RollupPoints["buckets"], edges: Map<
     count += bucket.count;
     sum += bucket.sum;
     const bucketExtreme = isMax ? bucket.max : bucket.min;
-    if (bucket.startMs === from && left !== undefined) {
+    if (bucket.startMs === from && left !== undefined && (isMax || func === "min_over_time")) {
       // Without the left edge's samples: all of the bucket, or not its extreme, or not knowable.
       if (bucket.count === left.count) continue;
       const leftExtreme = isMax ? left.max : left.min;
