@@ -1,4 +1,5 @@
 import type { Config } from "./config.js";
+import { type BatchLimits, ValidationError } from "../proto/validate.js";
 
 // Per-tenant limits as Loki has them: defaults in `collector.limits` and `query.limits` (Loki's limits_config),
 // and `overrides.<tenant>.<key>` (Loki's per-tenant runtime overrides) replacing any of them for one tenant. Each
@@ -73,4 +74,20 @@ export class TenantLimits {
   error(tenant: string, key: TenantLimitKey, what: string, status: 400 | 429 = 400): TenantLimitError {
     return new TenantLimitError(status, `tenant ${tenant}: ${what} (limit ${key} = ${this.get(tenant, key)}, ${this.howToChange(tenant, key)})`);
   }
+
+  /** The ingest limits of a tenant: `base` with the tenant's label count and line size. */
+  batchLimits(tenant: string, base: BatchLimits): BatchLimits {
+    return { ...base, max_labels: this.get(tenant, "max_labels"), max_line_bytes: this.get(tenant, "max_line_bytes") };
+  }
+
+  /** A validation error's message, with the tenant and its key when a per-tenant limit was broken. */
+  explain(tenant: string, err: ValidationError): string {
+    const key = VALIDATION_KEYS[err.reason];
+    return key === undefined ? err.message : this.error(tenant, key, err.message).message;
+  }
 }
+
+const VALIDATION_KEYS: Partial<Record<ValidationError["reason"], TenantLimitKey>> = {
+  too_many_labels: "max_labels",
+  line_too_long: "max_line_bytes",
+};
