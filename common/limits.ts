@@ -36,7 +36,11 @@ export class TenantLimits {
   private readonly defaults: TenantLimitValues;
   private readonly overrides: Config["overrides"];
 
-  constructor(config: Pick<Config, "collector" | "query" | "overrides">) {
+  constructor(config: {
+    collector: { limits: Config["collector"]["limits"] };
+    query: { limits: Config["query"]["limits"] };
+    overrides: Config["overrides"];
+  }) {
     const c = config.collector.limits;
     const q = config.query.limits;
     this.defaults = {
