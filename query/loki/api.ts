@@ -123,7 +123,9 @@ export function lokiRoutes(app: Hono, options: LokiApiOptions): void {
     const signal = AbortSignal.any([c.req.raw.signal, AbortSignal.timeout(tenantLimits.get(tenant, "query_timeout_ms"))]);
     let result: QueryResult;
     try {
-      result = await evaluate(expr, params, new StoreSource(store, tenant), { maxSeries: tenantLimits.get(tenant, "max_query_series"), signal });
+      // The engine checks the signal between reads; a single slow store read is cut short here.
+      const aborted = new Promise<never>((_, reject) => signal.addEventListener("abort", () => reject(signal.reason as Error), { once: true }));
+      result = await Promise.race([evaluate(expr, params, new StoreSource(store, tenant), { maxSeries: tenantLimits.get(tenant, "max_query_series"), signal }), aborted]);
     } catch (err) {
       if (signal.aborted) {
         const message = tenantLimits.error(tenant, "query_timeout_ms", "request timed out, decrease the duration of the request or add more label matchers (prefer exact match over regex match) to reduce the amount of data processed").message;
