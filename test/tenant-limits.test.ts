@@ -34,7 +34,7 @@ const config = configSchema.parse({
       max_query_series: 1,
       max_query_length_hours: 1,
       max_entries_limit_per_query: 10,
-      query_timeout_ms: 100,
+      query_timeout_ms: 1000,
     },
     large: { rate_entries_per_s: 1000, burst_entries: 2000, max_labels: 5, max_line_bytes: 10_000, max_query_series: 100, max_query_length_hours: 48, max_entries_limit_per_query: 1000 },
   },
@@ -181,7 +181,7 @@ describe("per-tenant query limits", () => {
         },
       ]);
     }
-    for (const [target, s] of [[app, store], [slowApp, slowStore(store, 400)]] as const) {
+    for (const [target, s] of [[app, store], [slowApp, slowStore(store, 2500)]] as const) {
       target.use(new Authenticator(config.auth, "fake").middleware());
       lokiRoutes(target, { store: s, limits: config.query.limits, pushLimits: config.collector.limits, tenantLimits: limits, log });
       prometheusRoutes(target, { store: s, tenantLimits: limits, log });
@@ -230,7 +230,7 @@ describe("per-tenant query limits", () => {
     const query = { query: '{app="a"}', ...logRange(0.5), limit: "5" };
     const small = await get(slowApp, "/loki/api/v1/query_range", query, "small");
     assert.equal(small.status, 504);
-    assert.match(small.text, /^tenant small: request timed out.*\(limit query_timeout_ms = 100, set by overrides\.small\.query_timeout_ms/);
+    assert.match(small.text, /^tenant small: request timed out.*\(limit query_timeout_ms = 1000, set by overrides\.small\.query_timeout_ms/);
     assert.equal((await get(slowApp, "/loki/api/v1/query_range", query, "large")).status, 200);
   });
 
@@ -256,7 +256,7 @@ describe("per-tenant query limits", () => {
     assert.equal(small.status, 503);
     const body = JSON.parse(small.text) as { errorType: string; error: string };
     assert.equal(body.errorType, "timeout");
-    assert.match(body.error, /^tenant small: query timed out in query execution \(limit query_timeout_ms = 100, set by overrides\.small\.query_timeout_ms/);
+    assert.match(body.error, /^tenant small: query timed out in query execution \(limit query_timeout_ms = 1000, set by overrides\.small\.query_timeout_ms/);
     assert.equal((await get(slowApp, "/api/v1/query", query, "large")).status, 200);
   });
 });
