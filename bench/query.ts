@@ -6,7 +6,10 @@ import { Hono } from "hono";
 import { Authenticator } from "../common/auth.js";
 import { configSchema } from "../common/config.js";
 import { createLogger } from "../common/log.js";
-import { labelsOf, type LogStream } from "../proto/batch.js";
+import { rollupBatch } from "../aggregator/rollup.js";
+import { labelsOf, type LogStream, SampleKind, type Series } from "../proto/batch.js";
+import { rangeQuery } from "../query/promql/engine.js";
+import { parsePromql } from "../query/promql/parser.js";
 import { lokiRoutes } from "../query/loki/api.js";
 import { ClickHouseStore } from "../storage/clickhouse.js";
 import { DuckDBStore } from "../storage/duckdb.js";
@@ -15,11 +18,15 @@ import type { LogBatch, Store } from "../storage/store.js";
 // npm run bench:query — latency (median, p99) of LogQL queries through the Loki API over BENCH_LOG_ROWS
 // (default 10M) generated log lines spread over 24 hours, on ClickHouse and on the embedded store side by side.
 // Beside each store's figures: the floor, the store's own count per stream per minute over all rows (one SQL
-// query, no planner, engine or HTTP), which the first query cannot beat. Prints one JSON line; progress goes to stderr.
+// query, no planner, engine or HTTP), which the first query cannot beat. Then the same PromQL range queries over
+// BENCH_SAMPLE_SERIES (default 200) series of 24 hours of 15 s samples answered from raw samples and from rollups
+// (query/promql/rollups.ts), side by side. Prints one JSON line; progress goes to stderr.
 
 const LOG_ROWS = Number(process.env.BENCH_LOG_ROWS ?? 10_000_000);
 const RUNS = Number(process.env.BENCH_QUERY_RUNS ?? 7);
 const BATCH_ROWS = 50_000;
+const SAMPLE_SERIES = Number(process.env.BENCH_SAMPLE_SERIES ?? 200);
+const SAMPLE_INTERVAL_MS = 15_000;
 const NODES = 50;
 const LEVELS = ["debug", "info", "warn", "error"];
 const CLICKHOUSE_URL = process.env.BIFROST_TEST_CLICKHOUSE_URL ?? "http://127.0.0.1:8123";
@@ -100,7 +107,50 @@ async function measure(name: string, store: Store, floor: () => Promise<number>)
   const floorTimes: number[] = [];
   for (let run = 0; run < RUNS; run++) floorTimes.push(await floor());
   floorTimes.sort((a, b) => a - b);
-  return { rows: LOG_ROWS, queries: results, floor_store_count_per_stream_minute_ms: Math.round(percentile(floorTimes, 0.5)) };
+  return { rows: LOG_ROWS, queries: results, floor_store_count_per_stream_minute_ms: Math.round(percentile(floorTimes, 0.5)), promql_raw_vs_rollups: await measurePromql(name, store) };
+}
+
+const PROMQL_QUERIES = ["max_over_time(bench_gauge[5m])", "count_over_time(bench_gauge[1h])", "sum by (node) (avg_over_time(bench_gauge[5m]))"];
+
+/** 24 hours of integer gauge samples every 15 s (1.5 s off the minute) per series, with their rollups. */
+async function loadSamples(store: Store): Promise<number> {
+  let points = 0;
+  for (let first = 0; first < SAMPLE_SERIES; first += 10) {
+    const series: Series[] = [];
+    for (let i = first; i < Math.min(first + 10, SAMPLE_SERIES); i++) {
+      const samples = [];
+      for (let t = START_MS + 1_500, k = 0; t < END_MS; t += SAMPLE_INTERVAL_MS, k++) samples.push({ timeUnixMs: t, value: (k * 7 + i) % 1000 });
+      points += samples.length;
+      series.push({ name: "bench_gauge", labels: labelsOf([["node", `edge-${i % NODES}`], ["series", String(i)]]), kind: SampleKind.Gauge, points: samples });
+    }
+    await store.appendSamples([{ id: `bench:samples:${first}`, tenant: "bench", series }]);
+    await store.appendRollups([{ id: `bench:samples:${first}`, tenant: "bench", partials: rollupBatch(series) }]);
+  }
+  return points;
+}
+
+/** Median milliseconds of each PromQL query over 24 h at a 5-minute step, from raw samples and from rollups. */
+async function measurePromql(name: string, store: Store) {
+  const samples = await loadSamples(store);
+  progress(`${name}: loaded ${samples.toLocaleString()} samples and their rollups`);
+  const results: Record<string, { raw_median_ms: number; rollup_median_ms: number; speedup: number }> = {};
+  for (const query of PROMQL_QUERIES) {
+    const expr = parsePromql(query);
+    const median = async (rollups: boolean) => {
+      const times: number[] = [];
+      for (let run = 0; run < RUNS; run++) {
+        const started = performance.now();
+        await rangeQuery({ store, tenant: "bench", rollups }, expr, START_MS + 3_600_000, END_MS, 300_000);
+        times.push(performance.now() - started);
+      }
+      return percentile(times.sort((a, b) => a - b), 0.5);
+    };
+    const raw = await median(false);
+    const rollup = await median(true);
+    results[query] = { raw_median_ms: Math.round(raw), rollup_median_ms: Math.round(rollup), speedup: Math.round((raw / rollup) * 10) / 10 };
+    progress(`${name}: ${query} raw ${results[query]!.raw_median_ms} ms, rollups ${results[query]!.rollup_median_ms} ms`);
+  }
+  return { samples, queries: results };
 }
 
 /** The floor: the store's one count query per stream per minute over all rows, with no planner, engine or HTTP. */

@@ -7,7 +7,8 @@ import { collectorActions } from "./actions/index.js";
 import { Batcher } from "./batcher.js";
 import { startInputs } from "./inputs.js";
 import { collectorMetrics } from "./metrics.js";
-import { lokiPushRoute, RateLimiter } from "./receivers/loki.js";
+import { TenantLimits } from "../common/limits.js";
+import { lokiPushRoute, TenantRateLimiter } from "./receivers/loki.js";
 import { startOtlpGrpc } from "./receivers/otlp-grpc.js";
 import { otlpHttpRoutes } from "./receivers/otlp-http.js";
 import type { OtlpReceiverOptions } from "./receivers/otlp-ingest.js";
@@ -67,12 +68,14 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
     },
   });
   batcher.restorePrevious(wal.tail(1000));
-  const rate = c.limits.rate_entries_per_s > 0 ? new RateLimiter(c.limits.rate_entries_per_s, c.limits.burst_entries || c.limits.rate_entries_per_s * 10) : undefined;
+  const tenantLimits = new TenantLimits(config);
+  const rate = new TenantRateLimiter(tenantLimits);
   const actions = collectorActions(runtime, batcher);
   const onRejected = (reason: string) => metrics.rejected.inc({ reason });
   const otlp: OtlpReceiverOptions = {
     batcher,
     limits: c.limits,
+    tenantLimits,
     rate,
     onAccepted: (signal, tenant, count) => (signal === "logs" ? metrics.accepted : metrics.samples).inc({ tenant }, count),
     onRejected,
@@ -82,6 +85,7 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
     lokiPushRoute(http.app, {
       batcher,
       limits: c.limits,
+      tenantLimits,
       maxBodyBytes: c.limits.max_body_bytes,
       rate,
       onAccepted: (tenant, entries) => metrics.accepted.inc({ tenant }, entries),

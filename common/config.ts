@@ -492,6 +492,24 @@ export const configSchema = z.strictObject({
     })
     .prefault({})
     .describe("`bifrost query`, in the center: Loki and Prometheus APIs, ruler, notifier, remediation."),
+  overrides: z
+    .record(
+      z.string().regex(TENANT_ID, "expected a tenant id as X-Scope-OrgID carries it"),
+      z
+        .strictObject({
+          rate_entries_per_s: number(z.number().min(0)).optional().describe("log entries and samples per second accepted by each collector; 0 means no limit"),
+          burst_entries: number(z.number().int().min(0)).optional().describe("largest burst over the rate; 0 means ten seconds of the rate"),
+          max_labels: number(z.number().int().min(1)).optional().describe("most label names per stream or series at the collector"),
+          max_line_bytes: number(z.number().int().min(1)).optional().describe("longest log line at the collector"),
+          max_query_series: number(z.number().int().min(1)).optional().describe("most series a metric query (LogQL or PromQL) may return"),
+          max_query_length_hours: number(z.number().int().min(0)).optional().describe("longest time range of one query; 0 means no limit"),
+          max_entries_limit_per_query: number(z.number().int().min(1)).optional().describe("largest `limit` of a log query or tail"),
+          query_timeout_ms: number(z.number().int().min(1)).optional().describe("longest run of one query"),
+        })
+        .describe("limits of this tenant; a key left out takes its default from collector.limits or query.limits"),
+    )
+    .default({})
+    .describe("per-tenant limits (Loki's per-tenant overrides): tenant id -> limits replacing the defaults for that tenant"),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -1,3 +1,4 @@
+import { TenantLimits } from "../common/limits.js";
 import { VERSION, type Runtime, type Running } from "../common/runtime.js";
 import { startHttpComponent } from "../common/service.js";
 import { queryActions } from "./actions/index.js";
@@ -18,6 +19,7 @@ export async function startQuery(runtime: Runtime): Promise<Running> {
   const ruler = rulerFromConfig(runtime.config, store, runtime.log.child({ component: "ruler" }));
   ruler.addSink(notifier);
   if (actions) ruler.addSink(new RemediationSink(actions.remediator, runtime.log.child({ component: "remediation" })));
+  const tenantLimits = new TenantLimits(runtime.config);
   const running = await startHttpComponent(runtime, "query", (http, log) => {
     actions?.route(http.app);
     // Grafana's Loki data source asks for this to learn the server's version.
@@ -28,9 +30,10 @@ export async function startQuery(runtime: Runtime): Promise<Running> {
       store,
       limits: runtime.config.query.limits,
       pushLimits: runtime.config.collector.limits,
+      tenantLimits,
       log,
     });
-    prometheusRoutes(http.app, { store, log });
+    prometheusRoutes(http.app, { store, tenantLimits, log });
     rulerRoutes(http.app, ruler);
   });
   // Rules query the store, so they start once its schema is in place.

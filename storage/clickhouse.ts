@@ -6,6 +6,7 @@ import type { Labels, LogStream } from "../proto/batch.js";
 import type { Logger } from "../common/log.js";
 import { type EncodedLogBatch, encodeLogBatch, LOG_COLUMNS } from "./log-rowbinary.js";
 import { MIGRATIONS } from "./migrations.js";
+import { INEXACT_BOUND } from "./rows.js";
 import type { Retention } from "./schema.js";
 import { type Dialect, lineFilterConditions, Params, selectorsCondition } from "./sql.js";
 import {
@@ -19,6 +20,8 @@ import {
   type RollupBatch,
   type RollupPoints,
   type RollupSelect,
+  type SampleProbe,
+  type SampleProbeSeries,
   type SampleBatch,
   type SamplePoints,
   type SampleSelect,
@@ -536,6 +539,35 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
         last: parseFloatText(row.last_v),
         increase: parseFloatText(row.increase_v),
       })),
+    }));
+  }
+
+  async probeSamples(select: SampleProbe): Promise<SampleProbeSeries[]> {
+    const series = await this.findStreams(select.tenant, "metrics", [select.matchers], select.startMs, select.endMs);
+    if (series.length === 0) return [];
+    const params = new Params(clickhouseDialect);
+    const onBoundary = `toUnixTimestamp64Milli(timestamp) % ${params.bind(select.alignMs, "Int64")} = 0`;
+    const rows = await this.rows<{ fp: string; boundary: string[]; nan: string; inexact: string }>(
+      "sample probe",
+      `SELECT toString(fingerprint) AS fp,
+              groupArrayIf(concat(toString(toUnixTimestamp64Milli(timestamp)), ' ', toString(value)), ${onBoundary}) AS boundary,
+              toString(countIf(isNaN(value))) AS nan,
+              toString(countIf(NOT isNaN(value) AND (value != floor(value) OR abs(value) >= ${INEXACT_BOUND}))) AS inexact
+       FROM ${this.db}.samples
+       WHERE tenant = ${params.bind(select.tenant, "String")} AND fingerprint IN ${params.bind(series.map((s) => BigInt(s.fingerprint)), "Array(UInt64)")}
+         AND timestamp >= fromUnixTimestamp64Milli(${params.bind(select.startMs, "Int64")})
+         AND timestamp < fromUnixTimestamp64Milli(${params.bind(select.endMs, "Int64")})
+       GROUP BY fingerprint`,
+      params,
+    );
+    return groupByStream(series, rows, (row) => row.fp, (s, [row]): SampleProbeSeries => ({
+      labels: s.labels,
+      boundary: row!.boundary.map((text) => {
+        const [t, v] = text.split(" ");
+        return { timeMs: Number(t), value: parseFloatText(v!) };
+      }),
+      nan: Number(row!.nan),
+      inexact: Number(row!.inexact),
     }));
   }
 

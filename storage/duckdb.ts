@@ -31,6 +31,8 @@ import type {
   RollupBatch,
   RollupPoints,
   RollupSelect,
+  SampleProbe,
+  SampleProbeSeries,
   SampleBatch,
   SamplePoints,
   SampleSelect,
@@ -40,7 +42,7 @@ import type {
 } from "./store.js";
 import { RESOLUTION_MS } from "./store.js";
 import type { IndexedStream, LogRow, RollupRow, SampleRow, StreamRef } from "./rows.js";
-import { countSeries, groupByStream, groupedCountSeries, logRows, rollupRows, sampleRows, streamLabelArrays, streamSpans, StreamsIndexReads } from "./rows.js";
+import { countSeries, groupByStream, INEXACT_BOUND, groupedCountSeries, logRows, rollupRows, sampleRows, streamLabelArrays, streamSpans, StreamsIndexReads } from "./rows.js";
 import { nsToMsCeil, nsToMsFloor, StoreError, toLabels } from "./values.js";
 
 // The embedded store for `bifrost all`: one DuckDB database file (or memory), one connection, every operation
@@ -628,6 +630,35 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
           last: row.last_v,
           increase: row.increase_v,
         })),
+      }));
+    });
+  }
+
+  async probeSamples(select: SampleProbe): Promise<SampleProbeSeries[]> {
+    return this.serial("sample probe", async (c) => {
+      const series = await this.findStreams(c, select.tenant, "metrics", [select.matchers], select.startMs, select.endMs);
+      if (series.length === 0) return [];
+      const params = new Params(duckdbDialect);
+      const onBoundary = `timestamp_ms % ${params.bind(select.alignMs, "Int64")} = 0`;
+      const rows = await this.rows<{ fp: bigint; times: bigint[]; values: number[]; nan: bigint; inexact: bigint }>(
+        c,
+        `SELECT fingerprint AS fp,
+                coalesce(list(timestamp_ms ORDER BY timestamp_ms) FILTER (WHERE ${onBoundary}), []) AS times,
+                coalesce(list(value ORDER BY timestamp_ms) FILTER (WHERE ${onBoundary}), []) AS values,
+                count(*) FILTER (WHERE isnan(value)) AS nan,
+                count(*) FILTER (WHERE NOT isnan(value) AND (value != floor(value) OR abs(value) >= ${INEXACT_BOUND})) AS inexact
+         FROM samples
+         WHERE tenant = ${params.bind(select.tenant, "String")}
+           AND fingerprint IN (SELECT unnest(${params.bind(series.map((s) => BigInt(s.fingerprint)), "Array(UInt64)")}))
+           AND timestamp_ms >= ${params.bind(select.startMs, "Int64")} AND timestamp_ms < ${params.bind(select.endMs, "Int64")}
+         GROUP BY fingerprint`,
+        params,
+      );
+      return groupByStream(series, rows, (row) => row.fp.toString(), (s, [row]): SampleProbeSeries => ({
+        labels: s.labels,
+        boundary: row!.times.map((t, i) => ({ timeMs: Number(t), value: row!.values[i]! })),
+        nan: Number(row!.nan),
+        inexact: Number(row!.inexact),
       }));
     });
   }

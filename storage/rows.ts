@@ -129,6 +129,9 @@ export interface IndexedStream {
  * The rows a read returned for some streams, each stream with its rows in the order read: one result per stream
  * that has rows (`build` makes it), sorted by the streams' label text.
  */
+/** 2^26: integers below it in magnitude sum exactly in any order, up to 2^27 of them (SampleProbeSeries.inexact). */
+export const INEXACT_BOUND = 67_108_864;
+
 export function groupByStream<Row, Out extends { labels: Labels }>(
   streams: IndexedStream[],
   rows: Row[],

@@ -144,6 +144,23 @@ export interface RollupPoints {
   buckets: { startMs: number; min: number; max: number; sum: number; count: number; last: number; increase: number }[];
 }
 
+export interface SampleProbe extends SampleSelect {
+  /** A bucket width (RESOLUTION_MS): the samples at its multiples are returned. */
+  alignMs: number;
+}
+
+/**
+ * What rollup buckets of one width cannot tell about a series' raw samples in a range (query/promql/rollups.ts):
+ * the samples exactly on bucket boundaries, where a left-open window cuts a bucket, and how many samples are NaN
+ * (left out of rollups) or not integers of magnitude below 2^26 (whose sums depend on the order of addition).
+ */
+export interface SampleProbeSeries {
+  labels: Labels;
+  boundary: { timeMs: number; value: number }[];
+  nan: number;
+  inexact: number;
+}
+
 export type SignalKind = "logs" | "metrics";
 
 export interface SeriesSelect {
@@ -177,6 +194,11 @@ export interface Store {
   countLogs(select: LogCountSelect): Promise<LogCountSeries[]>;
   selectSamples(select: SampleSelect): Promise<SamplePoints[]>;
   selectRollups(select: RollupSelect): Promise<RollupPoints[]>;
+  /**
+   * Present on stores whose rollups hold every raw sample they store; a store that answers with samples of its
+   * own (the ruler's TickStore) leaves it out, so that queries read raw samples from it.
+   */
+  probeSamples?(select: SampleProbe): Promise<SampleProbeSeries[]>;
 
   /** Deletes what is older than the retention now (ClickHouse's TTL does this in the background too). */
   enforceRetention(nowMs: number): Promise<void>;

@@ -13,7 +13,8 @@ import { Batcher } from "../collector/batcher.js";
 import { Authenticator } from "../common/auth.js";
 import { configSchema } from "../common/config.js";
 import { LabelSetError, parseLabelSet } from "../collector/receivers/labelset.js";
-import { lokiPushRoute, RateLimiter } from "../collector/receivers/loki.js";
+import { lokiPushRoute, TenantRateLimiter } from "../collector/receivers/loki.js";
+import { TenantLimits } from "../common/limits.js";
 import { Wal } from "../collector/wal.js";
 import { decodeBatch } from "../proto/codec.js";
 
@@ -22,7 +23,7 @@ const PushRequest = protobuf
   .loadSync(fileURLToPath(new URL("../proto/loki/push.proto", import.meta.url)))
   .lookupType("logproto.PushRequest");
 
-function receiver(overrides: { maxBodyBytes?: number; rate?: RateLimiter; walBytes?: number } = {}) {
+function receiver(overrides: { maxBodyBytes?: number; rate?: TenantRateLimiter; walBytes?: number } = {}) {
   const wal = Wal.open({ dir: mkdtempSync(join(tmpdir(), "bifrost-loki-")), maxBytes: overrides.walBytes ?? 64 << 20, segmentBytes: 1 << 20, fsync: "never", whenFull: "block" });
   const batcher = new Batcher({ node: { id: "edge-1", site: "", region: "" }, wal, maxEntries: 1, maxBytes: 1 << 20, maxAgeMs: 10 });
   const app = new Hono();
@@ -104,7 +105,7 @@ describe("Loki push receiver", () => {
     const small = receiver({ maxBodyBytes: 1000 });
     assert.equal((await small.push(json([{ stream: { a: "b" }, values: [["1", "x".repeat(2000)]] }]), { "Content-Type": "application/json" })).status, 413);
 
-    const limited = receiver({ rate: new RateLimiter(10, 20) });
+    const limited = receiver({ rate: new TenantRateLimiter(new TenantLimits(configSchema.parse({ collector: { limits: { rate_entries_per_s: 10, burst_entries: 20 } } }))) });
     const values = (n: number) => json([{ stream: { a: "b" }, values: Array.from({ length: n }, (_, i) => [String(i + 1), "x"]) }]);
     assert.equal((await limited.push(values(15), { "Content-Type": "application/json", "X-Scope-OrgID": "busy" })).status, 204);
     const over = await limited.push(values(15), { "Content-Type": "application/json", "X-Scope-OrgID": "busy" });

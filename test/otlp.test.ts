@@ -13,7 +13,8 @@ import { serve } from "@hono/node-server";
 import { Hono } from "hono";
 import { Batcher } from "../collector/batcher.js";
 import { startCollector } from "../collector/index.js";
-import { RateLimiter } from "../collector/receivers/loki.js";
+import { TenantRateLimiter } from "../collector/receivers/loki.js";
+import { TenantLimits } from "../common/limits.js";
 import { labelName, metricName } from "../collector/receivers/otlp-convert.js";
 import { startOtlpGrpc } from "../collector/receivers/otlp-grpc.js";
 import { otlpHttpRoutes } from "../collector/receivers/otlp-http.js";
@@ -49,7 +50,7 @@ after(async () => {
   for (const server of servers.reverse()) await server.close();
 });
 
-async function collector(overrides: { maxBodyBytes?: number; rate?: RateLimiter; walBytes?: number; maxGrpcBytes?: number; limits?: BatchLimits } = {}) {
+async function collector(overrides: { maxBodyBytes?: number; rate?: TenantRateLimiter; walBytes?: number; maxGrpcBytes?: number; limits?: BatchLimits } = {}) {
   const wal = Wal.open({ dir: mkdtempSync(join(tmpdir(), "bifrost-otlp-")), maxBytes: overrides.walBytes ?? 64 << 20, segmentBytes: 1 << 20, fsync: "never", whenFull: "block" });
   const batcher = new Batcher({ node: { id: "edge-1", site: "", region: "" }, wal, maxEntries: 1, maxBytes: 1 << 20, maxAgeMs: 10 });
   const options = { batcher, limits: overrides.limits ?? LIMITS, rate: overrides.rate };
@@ -307,7 +308,7 @@ describe("OTLP/HTTP receiver", () => {
   });
 
   it("answers 429 over the tenant's rate and 503 while the disk buffer is full, with Retry-After", async () => {
-    const limited = await collector({ rate: new RateLimiter(10, 20) });
+    const limited = await collector({ rate: new TenantRateLimiter(new TenantLimits(configSchema.parse({ collector: { limits: { rate_entries_per_s: 10, burst_entries: 20 } } }))) });
     const records = (n: number) => encodeLogs(logs(Array.from({ length: n }, (_, i) => logRecord(`line ${i}`))));
     const headers = (tenant: string) => ({ "Content-Type": "application/x-protobuf", "X-Scope-OrgID": tenant });
     assert.equal((await limited.post("logs", records(15), headers("busy"))).status, 200);
@@ -366,7 +367,7 @@ describe("OTLP/gRPC receiver", () => {
     const tooBig = await grpcExport(small.grpcAddress, "logs")(encodeLogs(logs([logRecord("x".repeat(2000))])));
     assert.equal(tooBig.error?.code, grpc.status.RESOURCE_EXHAUSTED);
 
-    const limited = await collector({ rate: new RateLimiter(10, 20) });
+    const limited = await collector({ rate: new TenantRateLimiter(new TenantLimits(configSchema.parse({ collector: { limits: { rate_entries_per_s: 10, burst_entries: 20 } } }))) });
     const exportLogs = grpcExport(limited.grpcAddress, "logs");
     const records = encodeLogs(logs(Array.from({ length: 15 }, (_, i) => logRecord(`line ${i}`))));
     assert.equal((await exportLogs(records)).error, null);

@@ -3,6 +3,7 @@ import { promisify } from "node:util";
 import { gunzip, inflate } from "node:zlib";
 import type { Hono } from "hono";
 import { tenantOf } from "../../common/auth.js";
+import type { TenantLimitError, TenantLimits } from "../../common/limits.js";
 import { bodyLimit } from "hono/body-limit";
 import protobuf from "protobufjs";
 import { uncompressSync } from "snappy";
@@ -20,10 +21,12 @@ import { LabelSetError, parseLabelSet } from "./labelset.js";
 export interface LokiReceiverOptions {
   /** Where accepted streams go: the batcher on a collector, the store on the query service. */
   batcher: Pick<Batcher, "add">;
+  /** Defaults; `tenantLimits` replaces the label count and line size per tenant. */
   limits: BatchLimits;
+  tenantLimits?: TenantLimits;
   maxBodyBytes: number;
-  /** Entries per second per tenant; 0 means no limit. */
-  rate: RateLimiter | undefined;
+  /** Entries per second per tenant. */
+  rate: TenantRateLimiter | undefined;
   onAccepted?: (tenant: string, entries: number) => void;
   onRejected?: (reason: string) => void;
 }
@@ -58,6 +61,37 @@ export class RateLimiter {
       return 0;
     }
     return Math.ceil((count - bucket.tokens) / this.rate);
+  }
+}
+
+/**
+ * RateLimiter with each tenant's own rate and burst (overrides.<tenant>.rate_entries_per_s and burst_entries);
+ * a tenant whose rate is 0 is not limited.
+ */
+export class TenantRateLimiter {
+  private readonly limiters = new Map<string, RateLimiter | null>();
+
+  constructor(private readonly limits: TenantLimits) {}
+
+  /** Takes `count` tokens of the tenant's bucket, or returns the seconds until they would be there. */
+  take(tenant: string, count: number): number {
+    let limiter = this.limiters.get(tenant);
+    if (limiter === undefined) {
+      const rate = this.limits.get(tenant, "rate_entries_per_s");
+      limiter = rate > 0 ? new RateLimiter(rate, this.limits.get(tenant, "burst_entries") || rate * 10) : null;
+      this.limiters.set(tenant, limiter);
+    }
+    return limiter?.take(tenant, count) ?? 0;
+  }
+
+  /** The 429 error for a tenant over its rate with `count` entries. */
+  error(tenant: string, count: number): TenantLimitError {
+    return this.limits.error(
+      tenant,
+      "rate_entries_per_s",
+      `ingestion rate limit exceeded while attempting to ingest ${count} entries (burst ${this.limits.get(tenant, "burst_entries") || "ten seconds of the rate"}); retry later`,
+      429,
+    );
   }
 }
 
@@ -167,10 +201,14 @@ export function lokiPushRoute(app: Hono, options: LokiReceiverOptions): void {
         const encoding = (c.req.header("Content-Encoding") ?? "").trim().toLowerCase();
         // Loki's rule: JSON only when the content type says so; anything else is snappy protobuf.
         streams = type === "application/json" ? fromJson(await decodeJsonBody(raw, encoding, options.maxBodyBytes * 10)) : fromProtobuf(raw, options.maxBodyBytes * 10);
-        validateStreams(streams, options.limits);
+        validateStreams(streams, options.tenantLimits?.batchLimits(tenant, options.limits) ?? options.limits);
       } catch (err) {
-        if (err instanceof BadRequest || err instanceof ValidationError || (err as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") {
-          reject(err instanceof ValidationError ? err.reason : "bad_request");
+        if (err instanceof ValidationError) {
+          reject(err.reason);
+          return c.text(`${options.tenantLimits?.explain(tenant, err) ?? err.message}\n`, 400);
+        }
+        if (err instanceof BadRequest || (err as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") {
+          reject("bad_request");
           return c.text(`${(err as Error).message}\n`, 400);
         }
         throw err;
@@ -179,7 +217,7 @@ export function lokiPushRoute(app: Hono, options: LokiReceiverOptions): void {
       const wait = options.rate?.take(tenant, entries) ?? 0;
       if (wait > 0) {
         reject("rate_limited");
-        return c.text(`tenant ${tenant} is over its ingestion rate; retry later\n`, 429, { "Retry-After": String(wait) });
+        return c.text(`${options.rate!.error(tenant, entries).message}\n`, 429, { "Retry-After": String(wait) });
       }
       try {
         await options.batcher.add(tenant, { streams });

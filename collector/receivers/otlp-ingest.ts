@@ -2,7 +2,8 @@ import type { LogStream, Series } from "../../proto/batch.js";
 import { type BatchLimits, validateSeries, validateStreams, ValidationError } from "../../proto/validate.js";
 import type { Batcher } from "../batcher.js";
 import { WalFullError } from "../wal.js";
-import type { RateLimiter } from "./loki.js";
+import type { TenantLimits } from "../../common/limits.js";
+import type { TenantRateLimiter } from "./loki.js";
 import { logsToStreams, metricsToSeries } from "./otlp-convert.js";
 import { decodeRequest, OtlpDecodeError, requestFromJson, type Signal } from "./otlp-proto.js";
 
@@ -11,8 +12,10 @@ import { decodeRequest, OtlpDecodeError, requestFromJson, type Signal } from "./
 
 export interface OtlpReceiverOptions {
   batcher: Batcher;
+  /** Defaults; `tenantLimits` replaces the label count and line size per tenant. */
   limits: BatchLimits;
-  rate: RateLimiter | undefined;
+  tenantLimits?: TenantLimits;
+  rate: TenantRateLimiter | undefined;
   onAccepted?: (signal: Signal, tenant: string, count: number) => void;
   onRejected?: (reason: string) => void;
 }
@@ -45,11 +48,16 @@ export async function ingestOtlp(options: OtlpReceiverOptions, signal: Signal, t
   let data;
   try {
     data = convert(signal, body);
-    validateStreams(data.streams, options.limits);
-    validateSeries(data.series, options.limits);
+    const limits = options.tenantLimits?.batchLimits(tenant, options.limits) ?? options.limits;
+    validateStreams(data.streams, limits);
+    validateSeries(data.series, limits);
   } catch (err) {
-    if (err instanceof OtlpDecodeError || err instanceof ValidationError) {
-      reject(err instanceof ValidationError ? err.reason : "bad_request");
+    if (err instanceof ValidationError) {
+      reject(err.reason);
+      return { kind: "invalid", message: options.tenantLimits?.explain(tenant, err) ?? err.message };
+    }
+    if (err instanceof OtlpDecodeError) {
+      reject("bad_request");
       return { kind: "invalid", message: err.message };
     }
     // Values nest (lists and maps of values) without a bound in OTLP; reading one nested deeper than the stack allows is the sender's fault.
@@ -63,7 +71,7 @@ export async function ingestOtlp(options: OtlpReceiverOptions, signal: Signal, t
     const wait = options.rate?.take(tenant, data.count) ?? 0;
     if (wait > 0) {
       reject("rate_limited");
-      return { kind: "rate_limited", message: `tenant ${tenant} is over its ingestion rate; retry later`, retryAfterS: wait };
+      return { kind: "rate_limited", message: options.rate!.error(tenant, data.count).message, retryAfterS: wait };
     }
     try {
       await options.batcher.add(tenant, { streams: data.streams, series: data.series });

@@ -10,6 +10,11 @@ import { pushableLineFilters } from "./store-source.js";
 // The buckets start one nanosecond after a window's open end so that [a, b) buckets tile (a - 1, b - 1] windows.
 // `sum by (labels)` over such an aggregation is counted per group by the Store, so that one row per group and
 // bucket leaves it instead of one per stream and bucket.
+//
+// These counts are not read from the per-minute log volume rollup (log_volume_1m): a window (t - range, t] cuts
+// the minute buckets at entries exactly on a minute edge, and the rollup has no structured metadata, by which
+// count_over_time splits a stream's series; proving neither occurs needs a scan of the logs table over the range,
+// the same scan this pushdown's SQL does to count, so the rollup would save nothing while adding a way to differ.
 
 const PUSHABLE = new Set(["count_over_time", "rate", "bytes_over_time", "bytes_rate"]);
 

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Context, Hono } from "hono";
 import { tenantOf } from "../../common/auth.js";
 import type { Config } from "../../common/config.js";
+import { TenantLimitError, TenantLimits } from "../../common/limits.js";
 import type { Logger } from "../../common/log.js";
 import { lokiPushRoute } from "../../collector/receivers/loki.js";
 import type { LabelMatcher, SeriesSelect, Store } from "../../storage/store.js";
@@ -35,6 +36,8 @@ export interface LokiApiOptions {
   store: Store;
   limits: QueryLimits;
   pushLimits: Config["collector"]["limits"];
+  /** Per-tenant values of the limits; without it every tenant has `limits` and `pushLimits`. */
+  tenantLimits?: TenantLimits;
   log: Logger;
   now?: () => bigint;
 }
@@ -72,7 +75,7 @@ function nowNs(): bigint {
 export function lokiRoutes(app: Hono, options: LokiApiOptions): void {
   const { store, limits } = options;
   const now = options.now ?? nowNs;
-  const maxRangeNs = BigInt(limits.max_query_length_hours) * 3_600_000_000_000n;
+  const tenantLimits = options.tenantLimits ?? new TenantLimits({ collector: { limits: options.pushLimits }, query: { limits }, overrides: {} });
 
   const handle =
     (handler: (c: Context, params: RequestParams, tenant: string) => Promise<Response>) => async (c: Context) => {
@@ -97,30 +100,38 @@ export function lokiRoutes(app: Hono, options: LokiApiOptions): void {
     return parseLogQL(text);
   }
 
-  function checkRange(startNs: bigint, endNs: bigint): void {
+  function checkRange(tenant: string, startNs: bigint, endNs: bigint): void {
+    const maxRangeNs = BigInt(tenantLimits.get(tenant, "max_query_length_hours")) * 3_600_000_000_000n;
     if (maxRangeNs > 0n && endNs - startNs > maxRangeNs) {
-      throw new ParamError(
-        `the query time range exceeds the limit (query length: ${goDuration(endNs - startNs)}, limit: ${goDuration(maxRangeNs)}) (query.limits.max_query_length_hours)`,
+      throw tenantLimits.error(
+        tenant,
+        "max_query_length_hours",
+        `the query time range exceeds the limit (query length: ${goDuration(endNs - startNs)}, limit: ${goDuration(maxRangeNs)})`,
       );
     }
   }
 
-  function checkLimit(limit: number): void {
-    if (limit > limits.max_entries_limit_per_query) {
-      throw new ParamError(
-        `max entries limit per query exceeded, limit > max_entries_limit_per_query (${limit} > ${limits.max_entries_limit_per_query}) (query.limits.max_entries_limit_per_query)`,
-      );
+  function checkLimit(tenant: string, limit: number): void {
+    const max = tenantLimits.get(tenant, "max_entries_limit_per_query");
+    if (limit > max) {
+      throw tenantLimits.error(tenant, "max_entries_limit_per_query", `max entries limit per query exceeded, limit > max_entries_limit_per_query (${limit} > ${max})`);
     }
   }
 
   async function run(c: Context, expr: Expr, params: QueryParams, tenant: string): Promise<Response> {
     const started = performance.now();
-    const signal = AbortSignal.any([c.req.raw.signal, AbortSignal.timeout(limits.query_timeout_ms)]);
+    const signal = AbortSignal.any([c.req.raw.signal, AbortSignal.timeout(tenantLimits.get(tenant, "query_timeout_ms"))]);
     let result: QueryResult;
     try {
-      result = await evaluate(expr, params, new StoreSource(store, tenant), { maxSeries: limits.max_query_series, signal });
+      // The engine checks the signal between reads; a single slow store read is cut short here.
+      const aborted = new Promise<never>((_, reject) => signal.addEventListener("abort", () => reject(signal.reason as Error), { once: true }));
+      result = await Promise.race([evaluate(expr, params, new StoreSource(store, tenant), { maxSeries: tenantLimits.get(tenant, "max_query_series"), signal }), aborted]);
     } catch (err) {
-      if (signal.aborted) throw new HttpError(504, "request timed out, decrease the duration of the request or add more label matchers (prefer exact match over regex match) to reduce the amount of data processed (query.limits.query_timeout_ms)");
+      if (signal.aborted) {
+        const message = tenantLimits.error(tenant, "query_timeout_ms", "request timed out, decrease the duration of the request or add more label matchers (prefer exact match over regex match) to reduce the amount of data processed").message;
+        throw new HttpError(504, message);
+      }
+      if (err instanceof QueryLimitError) throw tenantLimits.error(tenant, "max_query_series", err.message);
       throw err;
     }
     const returned = entriesReturned(result);
@@ -141,9 +152,9 @@ export function lokiRoutes(app: Hono, options: LokiApiOptions): void {
   route("/loki/api/v1/query_range", async (c, params, tenant) => {
     const expr = parse(params);
     const { startNs, endNs } = timeRange(params, now());
-    checkRange(startNs, endNs);
+    checkRange(tenant, startNs, endNs);
     const limit = limitParam(params, 100);
-    checkLimit(limit);
+    checkLimit(tenant, limit);
     const query: QueryParams = {
       startNs,
       endNs,
@@ -165,13 +176,13 @@ export function lokiRoutes(app: Hono, options: LokiApiOptions): void {
     const timeText = param(params, "time");
     const timeNs = timeText === undefined ? now() : timeRange(new Map([["end", [timeText]], ["start", [timeText]]]), now()).endNs;
     const limit = limitParam(params, 100);
-    checkLimit(limit);
+    checkLimit(tenant, limit);
     return run(c, expr, { startNs: timeNs, endNs: timeNs, stepNs: 0n, direction: directionParam(params), limit, instant: true }, tenant);
   });
 
   function seriesSelect(params: RequestParams, tenant: string, selectors: LabelMatcher[][]): SeriesSelect {
     const { startNs, endNs } = timeRange(params, now());
-    checkRange(startNs, endNs);
+    checkRange(tenant, startNs, endNs);
     return { tenant, signal: "logs", selectors, startMs: nsToMsFloor(startNs), endMs: nsToMsCeil(endNs) };
   }
 
@@ -202,7 +213,7 @@ export function lokiRoutes(app: Hono, options: LokiApiOptions): void {
   route("/loki/api/v1/index/stats", async (c, params, tenant) => {
     const matchers = parseSelector(param(params, "query") ?? "");
     const { startNs, endNs } = timeRange(params, now());
-    checkRange(startNs, endNs);
+    checkRange(tenant, startNs, endNs);
     const counts = await store.countLogs({ tenant, matchers, startNs, endNs, stepNs: endNs - startNs + 1n });
     let entries = 0;
     let bytes = 0;
@@ -218,7 +229,7 @@ export function lokiRoutes(app: Hono, options: LokiApiOptions): void {
 
   const volumeRoute = (ranged: boolean) => async (c: Context, params: RequestParams, tenant: string) => {
     const { startNs, endNs } = timeRange(params, now());
-    checkRange(startNs, endNs);
+    checkRange(tenant, startNs, endNs);
     const targets = (param(params, "targetLabels") ?? "").split(",").map((name) => name.trim()).filter((name) => name !== "");
     const aggregateBy = param(params, "aggregateBy") ?? "series";
     if (aggregateBy !== "series" && aggregateBy !== "labels") throw new ParamError(`invalid aggregateBy "${aggregateBy}": expected series or labels`);
@@ -249,7 +260,7 @@ export function lokiRoutes(app: Hono, options: LokiApiOptions): void {
     }
   });
 
-  tailRoute(app, { store, tenantOf, maxLimit: limits.max_entries_limit_per_query, now });
+  tailRoute(app, { store, tenantOf, limits: tenantLimits, now });
 
   // Grafana probes this to choose a live-tail protocol and switches to it on a 400; 404 keeps it on v1.
   app.all("/loki/api/v2alpha/tail", (c) => c.text("404 page not found\n", 404));
@@ -261,13 +272,14 @@ export function lokiRoutes(app: Hono, options: LokiApiOptions): void {
       },
     },
     limits: options.pushLimits,
+    tenantLimits,
     maxBodyBytes: options.pushLimits.max_body_bytes,
     rate: undefined,
   });
 }
 
-function classify(err: unknown): [400 | 404 | 500 | 503 | 504, string] {
-  if (err instanceof HttpError) return [err.status, err.message];
+function classify(err: unknown): [400 | 404 | 429 | 500 | 503 | 504, string] {
+  if (err instanceof HttpError || err instanceof TenantLimitError) return [err.status, err.message];
   if (err instanceof ParamError || err instanceof LogQLParseError || err instanceof QueryLimitError || err instanceof EvaluationError) return [400, err.message];
   if (err instanceof StoreError && err.transient) return [503, `store unavailable: ${err.message}`];
   return [500, (err as Error).message ?? "internal error"];

@@ -1,3 +1,4 @@
+import type { TenantLimits } from "../../common/limits.js";
 import type { Context, Hono, Next } from "hono";
 import { upgradeWebSocket } from "@hono/node-server";
 import type { Store } from "../../storage/store.js";
@@ -19,7 +20,7 @@ const MAX_DELAY_S = 5;
 export interface TailOptions {
   store: Store;
   tenantOf: (c: Context) => string;
-  maxLimit: number;
+  limits: TenantLimits;
   now: () => bigint;
 }
 
@@ -54,11 +55,13 @@ function tailRequest(c: Context, options: TailOptions): TailRequest {
   const delayText = param(params, "delay_for");
   const delayNs = delayText === undefined ? 0n : parseDurationParamNs(delayText, "delay_for");
   if (delayNs < 0n || delayNs > BigInt(MAX_DELAY_S) * 1_000_000_000n) throw new ParamError(`delay_for can't be greater than ${MAX_DELAY_S}`);
+  const tenant = options.tenantOf(c);
   const limit = limitParam(params, 100);
-  if (limit > options.maxLimit) throw new ParamError(`max entries limit per query exceeded, limit > max_entries_limit_per_query (${limit} > ${options.maxLimit})`);
+  const max = options.limits.get(tenant, "max_entries_limit_per_query");
+  if (limit > max) throw options.limits.error(tenant, "max_entries_limit_per_query", `max entries limit per query exceeded, limit > max_entries_limit_per_query (${limit} > ${max})`);
   const startText = param(params, "start");
   const startNs = startText === undefined ? options.now() - 3_600_000_000_000n : parseTimestampNs(startText, "start");
-  return { expr, tenant: options.tenantOf(c), startNs, delayNs, limit };
+  return { expr, tenant, startNs, delayNs, limit };
 }
 
 export function tailRoute(app: Hono, options: TailOptions): void {

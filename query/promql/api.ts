@@ -1,11 +1,12 @@
 import { tenantOf } from "../../common/auth.js";
+import { TenantLimitError, type TenantLimits } from "../../common/limits.js";
 import type { Context, Hono } from "hono";
 import type { Logger } from "../../common/log.js";
 import { type Labels, SampleKind } from "../../proto/batch.js";
 import type { LabelMatcher, Store } from "../../storage/store.js";
 import { StoreError } from "../../storage/values.js";
 import { type Expr, typeName, typeOf } from "./ast.js";
-import { type EngineOptions, instantQuery, rangeQuery } from "./engine.js";
+import { type EngineOptions, instantQuery, type QuerySource, rangeQuery } from "./engine.js";
 import { BadParameter, formatFloat, parseDurationParam, parseTimeParam } from "./params.js";
 import { parsePromql, PromqlParseError } from "./parser.js";
 import { PromqlEvalError, type Series, type Value } from "./values.js";
@@ -26,6 +27,8 @@ export interface PrometheusLimits {
 export interface PrometheusRoutesOptions {
   store: Store;
   limits?: PrometheusLimits;
+  /** Per-tenant max_query_length_hours, max_query_series and query_timeout_ms; none without it. */
+  tenantLimits?: TenantLimits;
   log: Logger;
   /** Path prefixes the API is served under; by default both `/api/v1` and `/prometheus/api/v1`. */
   prefixes?: string[];
@@ -39,11 +42,20 @@ const MIN_MS = 0;
 const MAX_MS = 9_000_000_000_000;
 const METADATA_WINDOW_MS = 24 * 3_600_000;
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+/**
+ * Response header naming the source that answered each range function rollups could answer, as
+ * `max_over_time[300s]=rollup_1m, count_over_time[90s]=raw (range or evaluation times not multiples ...)`.
+ */
+export const SOURCES_HEADER = "X-Bifrost-Query-Sources";
+
+function sourcesHeader(sources: QuerySource[]): string {
+  return sources.map((s) => `${s.expr}=${s.source}${s.reason === undefined ? "" : ` (${s.reason})`}`).join(", ");
+}
 
 class ApiError extends Error {
   constructor(
     readonly status: 400 | 422 | 500 | 503,
-    readonly errorType: "bad_data" | "execution" | "internal" | "unavailable",
+    readonly errorType: "bad_data" | "execution" | "internal" | "unavailable" | "timeout",
     message: string,
   ) {
     super(message);
@@ -143,12 +155,42 @@ function metadataOf(name: string, kind: SampleKind): { family: string; type: str
 }
 
 export function prometheusRoutes(app: Hono, options: PrometheusRoutesOptions): void {
-  const { store, limits = {}, log } = options;
+  const { store, limits = {}, log, tenantLimits } = options;
+
+  /** Evaluates within the tenant's query_timeout_ms, and checks the answer's series against max_query_series. */
+  const limited = async <T>(c: Context, evaluation: Promise<T>, seriesOf: (value: T) => number): Promise<T> => {
+    if (tenantLimits === undefined) return evaluation;
+    const tenant = tenantOf(c);
+    const timeoutMs = tenantLimits.get(tenant, "query_timeout_ms");
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new ApiError(503, "timeout", tenantLimits.error(tenant, "query_timeout_ms", "query timed out in query execution").message)), timeoutMs);
+    });
+    try {
+      const value = await Promise.race([evaluation, timeout]);
+      const series = seriesOf(value);
+      const max = tenantLimits.get(tenant, "max_query_series");
+      if (series > max) throw tenantLimits.error(tenant, "max_query_series", `the query returns ${series} series, more than the ${max} allowed`);
+      return value;
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+
+  const checkLength = (c: Context, startMs: number, endMs: number): void => {
+    if (tenantLimits === undefined) return;
+    const tenant = tenantOf(c);
+    const hours = tenantLimits.get(tenant, "max_query_length_hours");
+    if (hours > 0 && endMs - startMs > hours * 3_600_000) {
+      throw tenantLimits.error(tenant, "max_query_length_hours", `the query time range exceeds the limit (query length: ${(endMs - startMs) / 3_600_000}h, limit: ${hours}h)`);
+    }
+  };
   const now = options.now ?? Date.now;
   const maxPoints = limits.maxPointsPerSeries ?? MAX_POINTS;
-  const engine = (c: Context): EngineOptions => ({
+  const engine = (c: Context, sources: QuerySource[]): EngineOptions => ({
     store,
     tenant: tenantOf(c),
+    sources,
     ...(limits.lookbackMs !== undefined ? { lookbackMs: limits.lookbackMs } : {}),
     ...(limits.maxSamples !== undefined ? { maxSamples: limits.maxSamples } : {}),
   });
@@ -170,7 +212,12 @@ export function prometheusRoutes(app: Hono, options: PrometheusRoutesOptions): v
       async (c, params) => {
         const expr = parseQueryParam(params);
         const timeMs = timeParam(params, "time", now());
-        return instantJson(await instantQuery(engine(c), expr, timeMs), timeMs);
+        const sources: QuerySource[] = [];
+        const value = await limited(c, instantQuery(engine(c, sources), expr, timeMs), (v) =>
+          v.type === "vector" ? v.samples.length : v.type === "matrix" ? v.series.length : 1,
+        );
+        if (sources.length > 0) c.header(SOURCES_HEADER, sourcesHeader(sources));
+        return instantJson(value, timeMs);
       },
     ],
     [
@@ -179,6 +226,7 @@ export function prometheusRoutes(app: Hono, options: PrometheusRoutesOptions): v
         const startMs = requiredTime(params, "start");
         const endMs = requiredTime(params, "end");
         if (endMs < startMs) throw invalidParam("end", new Error("end timestamp must not be before start time"));
+        checkLength(c, startMs, endMs);
         const stepText = params.get("step");
         if (stepText === null || stepText === "") throw invalidParam("step", new Error("cannot parse \"\" to a valid duration"));
         let stepMs: number;
@@ -196,7 +244,10 @@ export function prometheusRoutes(app: Hono, options: PrometheusRoutesOptions): v
         if (type !== "scalar" && type !== "vector") {
           throw new ApiError(400, "bad_data", `invalid expression type "${typeName(type)}" for range query, must be Scalar or instant Vector`);
         }
-        return { resultType: "matrix", result: matrixJson(await rangeQuery(engine(c), expr, startMs, endMs, stepMs)) };
+        const sources: QuerySource[] = [];
+        const series = await limited(c, rangeQuery(engine(c, sources), expr, startMs, endMs, stepMs), (s) => s.length);
+        if (sources.length > 0) c.header(SOURCES_HEADER, sourcesHeader(sources));
+        return { resultType: "matrix", result: matrixJson(series) };
       },
     ],
     [
@@ -266,7 +317,7 @@ function timeRange(params: URLSearchParams): { startMs: number; endMs: number } 
 
 function asApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
-  if (err instanceof BadParameter) return new ApiError(400, "bad_data", err.message);
+  if (err instanceof BadParameter || err instanceof TenantLimitError) return new ApiError(400, "bad_data", err.message);
   if (err instanceof PromqlEvalError) return new ApiError(422, "execution", err.message);
   if (err instanceof StoreError) return new ApiError(err.transient ? 503 : 500, err.transient ? "unavailable" : "internal", err.message);
   return new ApiError(500, "internal", (err as Error).message);

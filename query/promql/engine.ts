@@ -1,6 +1,6 @@
 import type { Labels } from "../../proto/batch.js";
 import type { Store } from "../../storage/store.js";
-import { type Binary, type Expr, type MatrixSelector, type Subquery, type TimeModifiers, type VectorSelector } from "./ast.js";
+import { type Binary, type Call, type Expr, type MatrixSelector, type Subquery, type TimeModifiers, type VectorSelector } from "./ast.js";
 import { histogramQuantile, MATH_FUNCTIONS, RANGE_FUNCTIONS, rangeFunction, type Window } from "./functions.js";
 import {
   assertUniqueLabels,
@@ -13,6 +13,7 @@ import {
 } from "./values.js";
 import { compareLabels, labelsKey } from "../engine/labels.js";
 import type { ArithmeticOp, ComparisonOp } from "../engine/vector.js";
+import { answerFromRollups, ROLLUP_FUNCTIONS } from "./rollups.js";
 import { aggregate, labelReplace, scalarBinary, sortVector, vectorBinary, vectorScalar } from "./vector-ops.js";
 
 // Evaluates a PromQL expression the way Prometheus 3 does: every step on its own, an instant selector taking the
@@ -31,18 +32,30 @@ export interface EngineOptions {
   lookbackMs?: number;
   /** Most samples one query may read from the store (Prometheus' query.max-samples). */
   maxSamples?: number;
+  /** Answer range functions from rollups where that is exact (query/promql/rollups.ts); on by default. */
+  rollups?: boolean;
+  /** Receives, for each range function that rollups could answer, the source that did (the API's explain). */
+  sources?: QuerySource[];
+}
+
+export interface QuerySource {
+  /** The function and its range, as `max_over_time[300s]`. */
+  expr: string;
+  source: "raw" | "rollup_1m" | "rollup_1h";
+  /** Why raw samples answered. */
+  reason?: string;
 }
 
 /** Evaluates at one time (ms); a range selector at the top yields a matrix, as Prometheus' instant queries do. */
 export async function instantQuery(options: EngineOptions, expr: Expr, timeMs: number): Promise<Value> {
-  const evaluator = new Evaluator(options, timeMs, timeMs);
+  const evaluator = new Evaluator(options, timeMs, timeMs, 1);
   await evaluator.load(expr);
   return evaluator.evaluate(expr, timeMs);
 }
 
 /** Evaluates at start, start + step, ... up to end (ms) into series sorted by labels. */
 export async function rangeQuery(options: EngineOptions, expr: Expr, startMs: number, endMs: number, stepMs: number): Promise<Series[]> {
-  const evaluator = new Evaluator(options, startMs, endMs);
+  const evaluator = new Evaluator(options, startMs, endMs, stepMs);
   await evaluator.load(expr);
   const series = new Map<string, Series>();
   const add = (labels: Labels, point: Point) => {
@@ -67,12 +80,15 @@ interface TimedSample extends Sample {
 class Evaluator {
   private readonly data = new Map<VectorSelector, Series[]>();
   private readonly subqueryResults = new Map<Subquery, Map<number, Value>>();
+  /** Range functions answered from rollups: their vector at each step's time. */
+  private readonly rolledUp = new Map<Call, Map<number, Sample[]>>();
   private readonly lookbackMs: number;
 
   constructor(
     private readonly options: EngineOptions,
     private readonly startMs: number,
     private readonly endMs: number,
+    private readonly stepMs: number,
   ) {
     this.lookbackMs = options.lookbackMs ?? DEFAULT_LOOKBACK_MS;
   }
@@ -80,8 +96,9 @@ class Evaluator {
   /** Reads the samples of every selector in the expression, for all steps at once. */
   async load(expr: Expr): Promise<void> {
     const selections: { selector: VectorSelector; rangeMs: number; firstMs: number; lastMs: number }[] = [];
+    const candidates: { call: Call; matrix: MatrixSelector }[] = [];
     // Each node is evaluated at times in [minMs, maxMs]: the query's, or a subquery's steps below it.
-    const walk = (e: Expr, minMs: number, maxMs: number): void => {
+    const walk = (e: Expr, minMs: number, maxMs: number, inSubquery = false): void => {
       switch (e.kind) {
         case "selector":
         case "matrix": {
@@ -91,22 +108,28 @@ class Evaluator {
           return;
         }
         case "subquery":
-          walk(e.expr, this.referenceTime(e, minMs) - e.rangeMs, this.referenceTime(e, maxMs));
+          walk(e.expr, this.referenceTime(e, minMs) - e.rangeMs, this.referenceTime(e, maxMs), true);
           return;
-        case "call":
-          e.args.forEach((arg) => walk(arg, minMs, maxMs));
+        case "call": {
+          const arg = e.args[0];
+          if (this.options.rollups !== false && !inSubquery && ROLLUP_FUNCTIONS.has(e.func) && arg?.kind === "matrix") {
+            candidates.push({ call: e, matrix: arg });
+            return;
+          }
+          e.args.forEach((a) => walk(a, minMs, maxMs, inSubquery));
           return;
+        }
         case "aggregation":
-          if (e.param) walk(e.param, minMs, maxMs);
-          walk(e.expr, minMs, maxMs);
+          if (e.param) walk(e.param, minMs, maxMs, inSubquery);
+          walk(e.expr, minMs, maxMs, inSubquery);
           return;
         case "binary":
-          walk(e.lhs, minMs, maxMs);
-          walk(e.rhs, minMs, maxMs);
+          walk(e.lhs, minMs, maxMs, inSubquery);
+          walk(e.rhs, minMs, maxMs, inSubquery);
           return;
         case "unary":
         case "paren":
-          walk(e.expr, minMs, maxMs);
+          walk(e.expr, minMs, maxMs, inSubquery);
           return;
         case "number":
         case "string":
@@ -116,6 +139,38 @@ class Evaluator {
     walk(expr, this.startMs, this.endMs);
     let loaded = 0;
     const maxSamples = this.options.maxSamples ?? DEFAULT_MAX_SAMPLES;
+    const steps: number[] = [];
+    for (let t = this.startMs; t <= this.endMs; t += this.stepMs) steps.push(t);
+    const answers = await Promise.all(
+      candidates.map(({ call, matrix }) =>
+        answerFromRollups(this.options.store, this.options.tenant, {
+          func: call.func,
+          matchers: matrix.selector.matchers,
+          rangeMs: matrix.rangeMs,
+          steps: steps.map((t) => ({ t, ref: this.referenceTime(matrix.selector, t) })),
+        }),
+      ),
+    );
+    candidates.forEach(({ call, matrix }, i) => {
+      const answer = answers[i]!;
+      this.options.sources?.push({
+        expr: `${call.func}[${matrix.rangeMs / 1000}s]`,
+        source: answer.source,
+        ...(answer.source === "raw" ? { reason: answer.reason } : {}),
+      });
+      if (answer.source === "raw") {
+        selections.push({
+          selector: matrix.selector,
+          rangeMs: matrix.rangeMs,
+          firstMs: this.referenceTime(matrix.selector, this.startMs),
+          lastMs: this.referenceTime(matrix.selector, this.endMs),
+        });
+        return;
+      }
+      loaded += answer.rows;
+      this.rolledUp.set(call, answer.steps);
+    });
+    if (loaded > maxSamples) throw new PromqlEvalError("query processing would load too many samples into memory in query execution");
     await Promise.all(
       selections.map(async ({ selector, rangeMs, firstMs, lastMs }) => {
         // The windows are left-open, (ref - range, ref]; the store's ranges are [start, end).
@@ -177,8 +232,10 @@ class Evaluator {
         });
         return { type: "vector", samples };
       }
-      case "call":
-        return this.call(expr.func, expr.args, t);
+      case "call": {
+        const rolledUp = this.rolledUp.get(expr)?.get(t);
+        return rolledUp !== undefined ? this.vectorResult(rolledUp) : this.call(expr.func, expr.args, t);
+      }
     }
   }
 
