@@ -30,6 +30,8 @@ export interface Read {
   commitTo: number;
   /** A rotated file read to its end: close it once the entries are delivered. */
   finished: boolean;
+  /** The read stopped at its budget with more of the file waiting. */
+  backlog: boolean;
 }
 
 /** What a read needs of the tail's options. */
@@ -139,7 +141,7 @@ export class TailedFile {
       finished = true;
     }
     const entries = out.map((joined) => ({ timeUnixNano: this.stamp(), line: this.limit(joined.text, settings), metadata: labelsOf([]) }));
-    return { tail: this, entries, commitTo: Math.min(this.joiner?.pendingStart ?? Infinity, this.lineStart), finished };
+    return { tail: this, entries, commitTo: Math.min(this.joiner?.pendingStart ?? Infinity, this.lineStart), finished, backlog: this.readOffset < size };
   }
 
   /** Whether the file was truncated or rewritten in place; keeps the fingerprint up to date otherwise. */
