@@ -21,7 +21,8 @@ export interface FileSource {
 }
 
 export const FINGERPRINT_BYTES = 1024;
-const CHUNK_BYTES = 64 << 10;
+/** Bytes per read call: each is a round trip through libuv's thread pool, which a busy file pays per chunk. */
+const CHUNK_BYTES = 256 << 10;
 
 export interface Read {
   tail: TailedFile;
