@@ -165,7 +165,8 @@ export class FileTail {
       else byTenant.set(read.tail.source.tenant, [read]);
     }
     let full = false;
-    await Promise.all(
+    const backlog = reads.some((read) => read.backlog);
+    const delivered = Promise.all(
       [...byTenant].map(async ([tenant, group]) => {
         const sending = group.filter((read) => read.entries.length > 0);
         try {
@@ -185,13 +186,16 @@ export class FileTail {
         }
       }),
     );
+    // A round's budget of lines falls just short of a batch's bytes (the newlines are not counted): waiting for
+    // the batch's age before reading on would cap a busy file at one budget per max_age_ms.
+    if (backlog) this.options.batcher.flush();
+    await delivered;
     if (full !== this.paused) {
       this.paused = full;
       this.options.onPaused?.(full);
       if (full) this.options.log?.warn("disk buffer full: file tails paused");
       else this.options.log?.info("disk buffer has room again: file tails resumed");
     }
-    const backlog = reads.some((read) => read.backlog);
     // While catching up, the positions are saved once per poll interval, not per round: a crash re-reads a
     // little more (duplicates, never loss), and the rounds do not wait on fsync.
     if (!backlog || now - this.savedAt >= this.options.pollMs) {
