@@ -1,20 +1,23 @@
 #!/usr/bin/env node
 import { parseArgs } from "node:util";
-import { startAggregator } from "./aggregator/index.js";
-import { startCollector } from "./collector/index.js";
 import { type Config, ConfigError, loadConfig } from "./common/config.js";
 import { createLogger } from "./common/log.js";
 import { createRegistry } from "./common/metrics.js";
 import { type Runtime, type Running, VERSION } from "./common/runtime.js";
 import { startTelemetry } from "./common/telemetry.js";
-import { startQuery } from "./query/index.js";
-import { openStore, scheduleRetention, StoreStartup } from "./storage/open.js";
 
+type Start = (runtime: Runtime) => Promise<Running>;
+
+// Each role loads only its own modules: an edge collector does not carry the store engines (DuckDB's native
+// library among them), the query engines or the aggregator's workers in its memory.
+const collector = async (): Promise<Start> => (await import("./collector/index.js")).startCollector;
+const aggregator = async (): Promise<Start> => (await import("./aggregator/index.js")).startAggregator;
+const query = async (): Promise<Start> => (await import("./query/index.js")).startQuery;
 const ROLES = {
-  collector: [startCollector],
-  aggregator: [startAggregator],
-  query: [startQuery],
-  all: [startCollector, startAggregator, startQuery],
+  collector: [collector],
+  aggregator: [aggregator],
+  query: [query],
+  all: [collector, aggregator, query],
 } as const;
 type Role = keyof typeof ROLES;
 
@@ -106,6 +109,7 @@ async function main(): Promise<void> {
   let storage = "";
   const cleanups: (() => Promise<void> | void)[] = [];
   if (role !== "collector") {
+    const { openStore, scheduleRetention, StoreStartup } = await import("./storage/open.js");
     const opened = openStore(config, role, log.child({ component: "store" }));
     const startup = new StoreStartup(opened.store, log.child({ component: "store" }));
     runtime.store = opened.store;
@@ -130,7 +134,7 @@ async function main(): Promise<void> {
   };
   process.once("SIGINT", () => void stop("SIGINT"));
   process.once("SIGTERM", () => void stop("SIGTERM"));
-  for (const start of ROLES[role]) started.push(await start(runtime));
+  for (const load of ROLES[role]) started.push(await (await load())(runtime));
   process.stderr.write(banner(config, role, started, storage));
 }
 

@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writevSync } from "node:fs";
 import { join } from "node:path";
 import { crc32c } from "@node-rs/crc32";
 
@@ -50,6 +50,8 @@ interface Segment {
   last: number;
   file: string;
   bytes: number;
+  /** Where each record starts, in sequence order: the shipper reads only the records it needs, not the file. */
+  offsets: number[];
 }
 
 export class Wal {
@@ -104,7 +106,7 @@ export class Wal {
           return;
         }
       }
-      this.segments.push({ first, last: scan.last ?? first - 1, file, bytes: scan.badAt ?? scan.bytes });
+      this.segments.push({ first, last: scan.last ?? first - 1, file, bytes: scan.badAt ?? scan.bytes, offsets: scan.offsets });
     });
     const tail = this.segments[this.segments.length - 1];
     this.nextSequence = Math.max(this.shipped + 1, tail ? tail.last + 1 : 1);
@@ -125,12 +127,16 @@ export class Wal {
     let active = this.segments[this.segments.length - 1];
     if (!active || this.fd === undefined || active.bytes + size > this.options.segmentBytes) active = this.startSegment();
     const sequence = this.nextSequence++;
-    const record = Buffer.allocUnsafe(size);
-    record.writeUInt32LE(payload.length, 0);
-    record.writeBigUInt64LE(BigInt(sequence), 8);
-    payload.copy(record, HEADER);
-    record.writeUInt32LE(crc32c(record.subarray(8)) >>> 0, 4);
-    writeSync(this.fd!, record);
+    const header = Buffer.allocUnsafe(HEADER);
+    header.writeUInt32LE(payload.length, 0);
+    header.writeBigUInt64LE(BigInt(sequence), 8);
+    header.writeUInt32LE(crc32c(payload, crc32c(header.subarray(8))) >>> 0, 4);
+    // Header and payload in one system call, without copying a batch into a record buffer.
+    for (let done = 0, parts = [header, payload]; done < size; ) {
+      done += writevSync(this.fd!, parts);
+      parts = done < HEADER ? [header.subarray(done), payload] : [payload.subarray(done - HEADER)];
+    }
+    active.offsets.push(active.bytes);
     active.bytes += size;
     active.last = sequence;
     if (this.options.fsync === "always") fsyncSync(this.fd!);
@@ -148,7 +154,7 @@ export class Wal {
     this.fd = openSync(file, "a");
     const existing = this.segments.find((s) => s.file === file);
     if (existing) return existing;
-    const segment = { first, last: first - 1, file, bytes: fstatSync(this.fd).size };
+    const segment = { first, last: first - 1, file, bytes: fstatSync(this.fd).size, offsets: [] };
     this.segments.push(segment);
     return segment;
   }
@@ -179,11 +185,9 @@ export class Wal {
     const out: WalRecord[] = [];
     for (const segment of this.segments) {
       if (segment.last <= this.shipped) continue;
-      for (const record of readSegment(segment.file)) {
-        if (record.sequence <= this.shipped) continue;
-        out.push(record);
-        if (out.length >= max) return out;
-      }
+      const from = Math.max(0, this.shipped + 1 - segment.first);
+      out.push(...readRecords(segment, from, from + max - out.length));
+      if (out.length >= max) return out;
     }
     return out;
   }
@@ -192,7 +196,8 @@ export class Wal {
   tail(max: number): WalRecord[] {
     const out: WalRecord[] = [];
     for (let i = this.segments.length - 1; i >= 0 && out.length < max; i--) {
-      out.unshift(...readSegment(this.segments[i]!.file).slice(-(max - out.length)));
+      const segment = this.segments[i]!;
+      out.unshift(...readRecords(segment, Math.max(0, segment.offsets.length - (max - out.length)), segment.offsets.length));
     }
     return out;
   }
@@ -243,21 +248,37 @@ export class Wal {
   }
 }
 
-function readSegment(file: string): WalRecord[] {
-  const buf = readFileSync(file);
+/** Records `from` up to (not including) `to` of a segment, by their index in it, in one read. */
+function readRecords(segment: Segment, from: number, to: number): WalRecord[] {
+  const { offsets } = segment;
+  to = Math.min(to, offsets.length);
+  if (from >= to) return [];
+  const start = offsets[from]!;
+  const end = to < offsets.length ? offsets[to]! : segment.bytes;
+  const buf = Buffer.allocUnsafe(end - start);
+  const fd = openSync(segment.file, "r");
+  try {
+    for (let done = 0; done < buf.length; ) {
+      const n = readSync(fd, buf, done, buf.length - done, start + done);
+      if (n === 0) throw new Error(`${segment.file} is shorter than the records it was written with`);
+      done += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
   const out: WalRecord[] = [];
   for (let pos = 0; pos + HEADER <= buf.length; ) {
     const length = buf.readUInt32LE(pos);
-    if (pos + HEADER + length > buf.length) break;
-    out.push({ sequence: Number(buf.readBigUInt64LE(pos + 8)), payload: Buffer.from(buf.subarray(pos + HEADER, pos + HEADER + length)) });
+    out.push({ sequence: Number(buf.readBigUInt64LE(pos + 8)), payload: buf.subarray(pos + HEADER, pos + HEADER + length) });
     pos += HEADER + length;
   }
   return out;
 }
 
 /** Checks every record of a segment: the good records before the first bad one, and where that one starts. */
-function scanSegment(file: string): { bytes: number; records: number; last?: number; badAt?: number } {
+function scanSegment(file: string): { bytes: number; records: number; offsets: number[]; last?: number; badAt?: number } {
   const buf = readFileSync(file);
+  const offsets: number[] = [];
   let pos = 0;
   let records = 0;
   let last: number | undefined;
@@ -265,11 +286,12 @@ function scanSegment(file: string): { bytes: number; records: number; last?: num
     const length = pos + HEADER <= buf.length ? buf.readUInt32LE(pos) : -1;
     const end = pos + HEADER + length;
     if (length < 0 || end > buf.length || crc32c(buf.subarray(pos + 8, end)) >>> 0 !== buf.readUInt32LE(pos + 4)) {
-      return { bytes: buf.length, records, last, badAt: pos };
+      return { bytes: buf.length, records, offsets, last, badAt: pos };
     }
+    offsets.push(pos);
     last = Number(buf.readBigUInt64LE(pos + 8));
     records++;
     pos = end;
   }
-  return { bytes: buf.length, records, last };
+  return { bytes: buf.length, records, offsets, last };
 }

@@ -1,4 +1,4 @@
-import type { Batch, Labels } from "./batch.js";
+import { type Batch, type Labels, NO_LABELS } from "./batch.js";
 
 /** Limits on what a batch may carry; the collector enforces them at ingest and the aggregator again. */
 export interface BatchLimits {
@@ -71,7 +71,7 @@ export function validateStreams(streams: Batch["streams"], limits: BatchLimits):
       if (entry.line.length * 3 > limits.max_line_bytes && Buffer.byteLength(entry.line) > limits.max_line_bytes) {
         throw new ValidationError("line_too_long", `stream ${s}: a line of ${Buffer.byteLength(entry.line)} bytes, the limit is ${limits.max_line_bytes}`);
       }
-      checkLabels(entry.metadata, limits, `stream ${s} structured metadata`);
+      if (entry.metadata !== NO_LABELS) checkLabels(entry.metadata, limits, `stream ${s} structured metadata`);
     }
   });
 }

@@ -86,6 +86,7 @@ export class FileTail {
   private wake: (() => void) | undefined;
   private nextSync = 0;
   private paused = false;
+  private savedAt = 0;
 
   constructor(private readonly options: FileTailOptions) {
     const { positions, problem } = Positions.load(options.positionsFile);
@@ -117,12 +118,15 @@ export class FileTail {
 
   private async run(): Promise<void> {
     while (!this.stopped) {
+      let backlog = false;
       try {
-        await this.poll();
+        backlog = await this.poll();
       } catch (err) {
         this.options.log?.error({ err }, "file tail poll failed");
       }
       if (this.stopped) break;
+      // A file written faster than one budget per poll is read on at once, or the poll interval would cap its rate.
+      if (backlog && !this.paused) continue;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, this.paused ? Math.max(this.options.pollMs, PAUSED_RETRY_MS) : this.options.pollMs);
         this.wake = () => {
@@ -133,7 +137,8 @@ export class FileTail {
     }
   }
 
-  private async poll(): Promise<void> {
+  /** One round over the files; true when a file has more to read than this round's budget took. */
+  private async poll(): Promise<boolean> {
     const now = Date.now();
     if (now >= this.nextSync) {
       await this.sync(now);
@@ -160,7 +165,8 @@ export class FileTail {
       else byTenant.set(read.tail.source.tenant, [read]);
     }
     let full = false;
-    await Promise.all(
+    const backlog = reads.some((read) => read.backlog);
+    const delivered = Promise.all(
       [...byTenant].map(async ([tenant, group]) => {
         const sending = group.filter((read) => read.entries.length > 0);
         try {
@@ -180,14 +186,24 @@ export class FileTail {
         }
       }),
     );
+    // A round's budget of lines falls just short of a batch's bytes (the newlines are not counted): waiting for
+    // the batch's age before reading on would cap a busy file at one budget per max_age_ms.
+    if (backlog) this.options.batcher.flush();
+    await delivered;
     if (full !== this.paused) {
       this.paused = full;
       this.options.onPaused?.(full);
       if (full) this.options.log?.warn("disk buffer full: file tails paused");
       else this.options.log?.info("disk buffer has room again: file tails resumed");
     }
-    this.positions.save();
+    // While catching up, the positions are saved once per poll interval, not per round: a crash re-reads a
+    // little more (duplicates, never loss), and the rounds do not wait on fsync.
+    if (!backlog || now - this.savedAt >= this.options.pollMs) {
+      this.positions.save();
+      this.savedAt = now;
+    }
     this.options.onWatched?.(this.tails.size);
+    return backlog;
   }
 
   /** Expands the globs: opens new files, and drains or forgets files known from the positions. */

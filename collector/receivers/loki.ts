@@ -7,7 +7,7 @@ import type { TenantLimitError, TenantLimits } from "../../common/limits.js";
 import { bodyLimit } from "hono/body-limit";
 import protobuf from "protobufjs";
 import { uncompressSync } from "snappy";
-import { labelsOf, type Labels, type LogStream } from "../../proto/batch.js";
+import { labelsOf, type Labels, type LogStream, NO_LABELS } from "../../proto/batch.js";
 import { type BatchLimits, validateStreams, ValidationError } from "../../proto/validate.js";
 import type { Batcher } from "../batcher.js";
 import { WalFullError } from "../wal.js";
@@ -118,7 +118,8 @@ function fromJson(body: unknown): LogStream[] {
         const where = `streams[${s}].values[${e}]`;
         if (!Array.isArray(value) || value.length < 2 || value.length > 3) throw new BadRequest(`${where} must be [timestamp, line] or [timestamp, line, metadata]`);
         if (typeof value[1] !== "string") throw new BadRequest(`${where}: the line must be a string`);
-        const metadata = value[2] ?? {};
+        const metadata = value[2];
+        if (metadata === undefined || metadata === null) return { timeUnixNano: nsFromString(value[0], where), line: value[1], metadata: NO_LABELS };
         if (typeof metadata !== "object" || Array.isArray(metadata) || Object.values(metadata).some((v) => typeof v !== "string")) {
           throw new BadRequest(`${where}: structured metadata must be an object of strings`);
         }
@@ -162,7 +163,7 @@ function fromProtobuf(body: Buffer, maxBytes: number): LogStream[] {
         return {
           timeUnixNano: secs * 1_000_000_000n + BigInt(entry.timestamp?.nanos ?? 0),
           line: entry.line,
-          metadata: labelsOf(entry.structuredMetadata.map((m) => [m.name, m.value])),
+          metadata: entry.structuredMetadata.length === 0 ? NO_LABELS : labelsOf(entry.structuredMetadata.map((m) => [m.name, m.value])),
         };
       }),
     };

@@ -1,6 +1,6 @@
 import type { FileHandle } from "node:fs/promises";
 import { crc32c } from "@node-rs/crc32";
-import { labelsOf, type Labels, type LogEntry } from "../../proto/batch.js";
+import { labelsOf, type Labels, type LogEntry, NO_LABELS } from "../../proto/batch.js";
 import { type Joined, MultilineJoiner, type MultilineOptions } from "./multiline.js";
 import type { FilePosition } from "./positions.js";
 
@@ -21,7 +21,8 @@ export interface FileSource {
 }
 
 export const FINGERPRINT_BYTES = 1024;
-const CHUNK_BYTES = 64 << 10;
+/** Bytes per read call: each is a round trip through libuv's thread pool, which a busy file pays per chunk. */
+const CHUNK_BYTES = 256 << 10;
 
 export interface Read {
   tail: TailedFile;
@@ -30,6 +31,8 @@ export interface Read {
   commitTo: number;
   /** A rotated file read to its end: close it once the entries are delivered. */
   finished: boolean;
+  /** The read stopped at its budget with more of the file waiting. */
+  backlog: boolean;
 }
 
 /** What a read needs of the tail's options. */
@@ -138,8 +141,12 @@ export class TailedFile {
       if (last) out.push(last);
       finished = true;
     }
-    const entries = out.map((joined) => ({ timeUnixNano: this.stamp(), line: this.limit(joined.text, settings), metadata: labelsOf([]) }));
-    return { tail: this, entries, commitTo: Math.min(this.joiner?.pendingStart ?? Infinity, this.lineStart), finished };
+    const readNs = BigInt(now) * 1_000_000n;
+    // A single UTF-8 line was already cut to the limit as it was read; joined multi-line entries, and latin1
+    // lines, whose characters above 0x7f take two bytes in UTF-8, can still be over it.
+    const check = this.joiner !== undefined || this.source.encoding !== "utf8";
+    const entries = out.map((joined) => ({ timeUnixNano: this.stamp(readNs), line: check ? this.limit(joined.text, settings) : joined.text, metadata: NO_LABELS }));
+    return { tail: this, entries, commitTo: Math.min(this.joiner?.pendingStart ?? Infinity, this.lineStart), finished, backlog: this.readOffset < size };
   }
 
   /** Whether the file was truncated or rewritten in place; keeps the fingerprint up to date otherwise. */
@@ -175,7 +182,7 @@ export class TailedFile {
   }
 
   private endLine(end: number, out: Joined[], now: number, settings: ReadSettings): void {
-    let bytes: Buffer = Buffer.concat(this.partial, this.partialBytes);
+    let bytes: Buffer = this.partial.length === 1 ? this.partial[0]! : Buffer.concat(this.partial, this.partialBytes);
     if (bytes[bytes.length - 1] === 0x0d) bytes = bytes.subarray(0, -1);
     if (this.overlong) {
       settings.onTruncatedLine?.();
@@ -211,8 +218,7 @@ export class TailedFile {
   }
 
   /** Read time in nanoseconds, strictly increasing within the file so that its lines keep their order. */
-  private stamp(): bigint {
-    const ns = BigInt(Date.now()) * 1_000_000n;
+  private stamp(ns: bigint): bigint {
     this.lastNs = ns > this.lastNs ? ns : this.lastNs + 1n;
     return this.lastNs;
   }

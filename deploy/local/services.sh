@@ -7,7 +7,9 @@
 #   services.sh kill   [kafka|clickhouse]   SIGKILL instead of a clean stop, for crash tests
 #   services.sh status                      one line per service
 #   services.sh install                     only download and install (with all: also Debian's prometheus and
-#                                           prometheus-alertmanager, the references of the PromQL and notifier tests)
+#                                           prometheus-alertmanager, the references of the PromQL and notifier tests,
+#                                           and rsyslog with rsyslog-kafka, the peer of npm run bench:collector)
+#   services.sh install rsyslog             only Debian's rsyslog and rsyslog-kafka
 #   services.sh reset  [kafka|clickhouse]   stop, then delete the data (a fresh broker and engine on the next up)
 #
 # Environment (defaults):
@@ -84,6 +86,18 @@ install_prometheus() {
 # without it: a machine that cannot install it still gets the other services.
 install_alertmanager() {
   (ensure_tool prometheus-alertmanager prometheus-alertmanager) || say "services: test/alertmanager.test.ts will skip"
+}
+
+# Not a service either: bench/collector.ts runs its own rsyslogd (imfile -> omkafka) as the peer it compares
+# the collector with. No test needs it, so a machine without it still gets everything else.
+install_rsyslog() {
+  [[ -x /usr/sbin/rsyslogd ]] && dpkg -s rsyslog-kafka >/dev/null 2>&1 && return
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    say "services: installing Debian's rsyslog and rsyslog-kafka (the peer of npm run bench:collector)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends rsyslog rsyslog-kafka >/dev/null
+  else
+    say "services: rsyslog and rsyslog-kafka are not installed (Debian packages); npm run bench:collector needs them"
+  fi
 }
 
 write_kafka_config() {
@@ -225,12 +239,13 @@ main() {
     down) for s in $(targets "$target"); do stop_service "$s" TERM; done ;;
     kill) for s in $(targets "$target"); do stop_service "$s" KILL; done ;;
     install)
+      if [[ $target == rsyslog ]]; then install_rsyslog; return; fi
       for s in $(targets "$target"); do "install_$s"; done
-      if [[ $target == all ]]; then install_prometheus; install_alertmanager; fi
+      if [[ $target == all ]]; then install_prometheus; install_alertmanager; install_rsyslog || say "services: npm run bench:collector will lack its peer"; fi
       ;;
     reset) for s in $(targets "$target"); do reset_service "$s"; done ;;
     status) status_of kafka "$kafka_port"; status_of clickhouse "$clickhouse_port" ;;
-    *) die "usage: services.sh up|down|kill|status|install|reset [kafka|clickhouse]" ;;
+    *) die "usage: services.sh up|down|kill|status|install|reset [kafka|clickhouse] (install also: rsyslog)" ;;
   esac
 }
 

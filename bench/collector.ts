@@ -1,0 +1,436 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { appendFileSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { Agent, request } from "node:http";
+import { cpus, loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Kafka, logLevel } from "kafkajs";
+import protobuf from "protobufjs";
+import { compressSync } from "snappy";
+import { decodeBatch } from "../proto/codec.js";
+import { makeBatch } from "../test/helpers/batches.js";
+import { createTopics, deleteTopics, freePort, KAFKA_BROKERS, REPO_ROOT, uniqueName } from "../test/helpers/services.js";
+
+// npm run bench:collector — the collector process (`node dist/cli.js collector`) taking BENCH_LINES log lines of
+// 200 bytes: (a) pushed over the Loki API by PUSH_CLIENTS concurrent clients, JSON and snappy protobuf, into the
+// disk buffer; (b) tailed from a file into the disk buffer; (c) tailed from the same file and shipped to Kafka
+// until the broker acknowledged every batch. Beside (c), on the same file in the same run, the peer: Debian's
+// rsyslogd (imfile -> omkafka, LZ4 like the collector) until the broker holds every line. Then both fed at a
+// steady STEADY_RATE lines/s by appending to a file, for the memory they hold while shipping. For (a) and (b)
+// the collector's broker is a closed port, so shipping costs nothing; the disk buffer uses the default fsync
+// policy `interval`. CPU seconds come from /proc/<pid>/stat and memory from /proc/<pid>/status of the measured
+// process only, so the bench's own clients do not count; lines per CPU second is the per-core figure, the
+// meaningful one on a shared machine (load average reported). Prints one JSON line; progress goes to stderr.
+
+const LINES = Number(process.env.BENCH_LINES ?? 1_000_000);
+const LINE_BYTES = 200;
+const PUSH_CLIENTS = 4;
+/** Lines per push request, in STREAMS_PER_PUSH streams: about 500 KB of JSON, half of Promtail's 1 MiB batch. */
+const PUSH_LINES = 2_000;
+const STREAMS_PER_PUSH = 4;
+const STEADY_RATE = 10_000;
+const STEADY_SECONDS = Number(process.env.BENCH_STEADY_SECONDS ?? 20);
+const CLK_TCK = 100;
+const MIB = 1 << 20;
+
+const progress = (message: string) => process.stderr.write(`collector bench: ${message}\n`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const kafka = new Kafka({ clientId: "bifrost-bench", brokers: KAFKA_BROKERS, logLevel: logLevel.NOTHING });
+const root = mkdtempSync(join(tmpdir(), "bifrost-bench-collector-"));
+
+interface ProcStats {
+  cpuSeconds: number;
+  rssBytes: number;
+  peakRssBytes: number;
+}
+
+function procStats(pid: number): ProcStats {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kib = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(status)![1]) * 1024;
+  return { cpuSeconds: (Number(fields[11]) + Number(fields[12])) / CLK_TCK, rssBytes: kib("VmRSS"), peakRssBytes: kib("VmHWM") };
+}
+
+/** The input: logfmt access-log lines of LINE_BYTES bytes, the same for every run and for the peer. */
+function inputLines(): string[] {
+  const lines: string[] = [];
+  for (let sequence = 1; lines.length < LINES; sequence++) {
+    const batch = makeBatch({ sequence, streams: 10, entriesPerStream: 1000, lineBytes: LINE_BYTES, series: 0 });
+    for (const stream of batch.streams) for (const entry of stream.entries) lines.push(entry.line);
+  }
+  return lines.slice(0, LINES);
+}
+
+const lines = inputLines();
+const inputFile = join(root, "input.log");
+writeFileSync(inputFile, lines.join("\n") + "\n");
+const inputBytes = lines.reduce((n, line) => n + Buffer.byteLength(line), 0);
+const inputSize = inputBytes + lines.length;
+
+function figures(seconds: number, before: ProcStats, after: ProcStats) {
+  const cpu = after.cpuSeconds - before.cpuSeconds;
+  return {
+    seconds: Number(seconds.toFixed(2)),
+    lines_per_s: Math.round(LINES / seconds),
+    mb_per_s: Number((inputBytes / MIB / seconds).toFixed(1)),
+    cpu_seconds_per_million_lines: Number(((cpu / LINES) * 1e6).toFixed(2)),
+    lines_per_cpu_second: Math.round(LINES / cpu),
+    peak_rss_mib: Number((after.peakRssBytes / MIB).toFixed(1)),
+  };
+}
+
+async function until(what: string, check: () => Promise<boolean>, timeoutMs = 600_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`no ${what} after ${timeoutMs / 1000} s`);
+    await sleep(50);
+  }
+}
+
+interface Running {
+  pid: number;
+  stop(): Promise<void>;
+}
+
+function watch(child: ChildProcess, name: string): Running {
+  let stderr = "";
+  child.stderr!.on("data", (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  child.once("exit", (code, signal) => {
+    if (code !== 0 && signal !== "SIGTERM") progress(`${name} exited with ${code ?? signal}: ${stderr}`);
+  });
+  return {
+    pid: child.pid!,
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
+
+/** A collector process of its own, tailing `inDir/*.log`, shipping to `brokers`. */
+async function startCollector(name: string, brokers: string[], topic: string): Promise<Running & { url: string; inDir: string; positionsFile: string; metric(name: string): Promise<number> }> {
+  const dir = join(root, name);
+  const inDir = join(dir, "in");
+  mkdirSync(inDir, { recursive: true });
+  const [port, grpc] = [await freePort(), await freePort()];
+  const configFile = join(dir, "collector.yaml");
+  writeFileSync(
+    configFile,
+    JSON.stringify({
+      log: { level: "error" },
+      node: { id: "bench-edge" },
+      kafka: { brokers, topic },
+      collector: {
+        listen: `127.0.0.1:${port}`,
+        wal: { dir: join(dir, "wal") },
+        otlp: { grpc_listen: `127.0.0.1:${grpc}` },
+        files: [{ paths: [join(inDir, "*.log")], labels: { job: "bench" } }],
+        files_sync_ms: 100,
+      },
+    }),
+  );
+  const child = spawn(process.execPath, [join(REPO_ROOT, "dist", "cli.js"), "collector", "--config", configFile], { stdio: ["ignore", "ignore", "pipe"] });
+  const running = watch(child, `collector ${name}`);
+  const url = `http://127.0.0.1:${port}`;
+  await until("ready collector", async () => {
+    if (child.exitCode !== null) throw new Error(`collector ${name} exited during start`);
+    return fetch(`${url}/ready`).then((r) => r.ok, () => false);
+  }, 60_000);
+  return {
+    ...running,
+    url,
+    inDir,
+    positionsFile: join(dir, "wal", "file-positions.json"),
+    metric: async (metric) => {
+      const text = await (await fetch(`${url}/metrics`)).text();
+      return [...text.matchAll(new RegExp(`^${metric}(?:\\{[^}]*\\})? (\\S+)$`, "gm"))].reduce((n, m) => n + Number(m[1]), 0);
+    },
+  };
+}
+
+/** rsyslogd in the foreground with a configuration, work directory and pid file of its own: imfile -> omkafka. */
+async function startRsyslog(name: string, topic: string): Promise<Running & { inDir: string }> {
+  const dir = join(root, name);
+  const inDir = join(dir, "in");
+  mkdirSync(join(dir, "work"), { recursive: true });
+  mkdirSync(inDir, { recursive: true });
+  const conf = join(dir, "rsyslog.conf");
+  writeFileSync(
+    conf,
+    [
+      `global(workDirectory="${join(dir, "work")}" maxMessageSize="64k")`,
+      `module(load="imfile" mode="inotify")`,
+      `module(load="omkafka")`,
+      `template(name="line" type="string" string="%msg%")`,
+      `input(type="imfile" File="${join(inDir, "*.log")}" Tag="bench" ruleset="ship")`,
+      `ruleset(name="ship") {`,
+      `  action(type="omkafka" broker=[${KAFKA_BROKERS.map((b) => `"${b}"`).join(",")}] topic="${topic}" template="line"`,
+      `         confParam=["compression.codec=lz4"] topicConfParam=["request.required.acks=-1"])`,
+      `}`,
+    ].join("\n") + "\n",
+  );
+  const child = spawn("rsyslogd", ["-n", "-f", conf, "-i", join(dir, "rsyslogd.pid")], { stdio: ["ignore", "ignore", "pipe"] });
+  const running = watch(child, `rsyslogd ${name}`);
+  // rsyslogd has no readiness endpoint: it is set up once it has written its pid file.
+  await until("rsyslogd pid file", async () => {
+    if (child.exitCode !== null) throw new Error(`rsyslogd ${name} exited during start`);
+    try {
+      return readFileSync(join(dir, "rsyslogd.pid"), "utf8").trim() === String(child.pid);
+    } catch {
+      return false;
+    }
+  }, 30_000);
+  await sleep(500);
+  return { ...running, inDir };
+}
+
+async function messagesIn(topic: string): Promise<number> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const offsets = await admin.fetchTopicOffsets(topic);
+    return offsets.reduce((n, p) => n + Number(p.high) - Number(p.low), 0);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Lines in the collector's batches on `topic`, decoded: the check that (c) shipped every line once. */
+async function linesInBatches(topic: string): Promise<number> {
+  const expected = await messagesIn(topic);
+  const consumer = kafka.consumer({ groupId: uniqueName("bench-verify") });
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  let [messages, count] = [0, 0];
+  await new Promise<void>((resolve) => {
+    void consumer.run({
+      eachMessage: async ({ message }) => {
+        count += decodeBatch(message.value!).streams.reduce((n, s) => n + s.entries.length, 0);
+        if (++messages >= expected) resolve();
+      },
+    });
+  });
+  await consumer.disconnect();
+  return count;
+}
+
+type Encoding = "json" | "protobuf";
+
+const PushRequest = protobuf.loadSync(fileURLToPath(new URL("../proto/loki/push.proto", import.meta.url))).lookupType("logproto.PushRequest");
+
+/** The input as push requests of PUSH_LINES lines, encoded before the clock starts. */
+function pushBodies(encoding: Encoding): Buffer[] {
+  const bodies: Buffer[] = [];
+  const t0 = BigInt(Date.now()) * 1_000_000n;
+  for (let from = 0; from < LINES; from += PUSH_LINES) {
+    const chunk = lines.slice(from, from + PUSH_LINES);
+    const perStream = Math.ceil(chunk.length / STREAMS_PER_PUSH);
+    const streams = Array.from({ length: STREAMS_PER_PUSH }, (_, s) => ({
+      labels: { job: "bench", app: `app-${s}`, level: s === 0 ? "warn" : "info" },
+      lines: chunk.slice(s * perStream, (s + 1) * perStream).map((line, i) => ({ ns: t0 + BigInt(from + s * perStream + i), line })),
+    })).filter((s) => s.lines.length > 0);
+    if (encoding === "json") {
+      bodies.push(Buffer.from(JSON.stringify({ streams: streams.map((s) => ({ stream: s.labels, values: s.lines.map((e) => [String(e.ns), e.line]) })) })));
+    } else {
+      const message = PushRequest.create({
+        streams: streams.map((s) => ({
+          labels: `{${Object.entries(s.labels).map(([k, v]) => `${k}="${v}"`).join(", ")}}`,
+          entries: s.lines.map((e) => ({ timestamp: { seconds: Number(e.ns / 1_000_000_000n), nanos: Number(e.ns % 1_000_000_000n) }, line: e.line })),
+        })),
+      });
+      bodies.push(compressSync(Buffer.from(PushRequest.encode(message).finish())));
+    }
+  }
+  return bodies;
+}
+
+function post(agent: Agent, url: string, body: Buffer, encoding: Encoding): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${url}/loki/api/v1/push`, { method: "POST", agent, headers: { "Content-Type": encoding === "json" ? "application/json" : "application/x-protobuf", "Content-Length": body.length } }, (res) => {
+      let text = "";
+      res.on("data", (chunk: Buffer) => (text += chunk.toString()));
+      res.on("end", () => (res.statusCode === 204 ? resolve() : reject(new Error(`push answered ${res.statusCode}: ${text}`))));
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+/** (a) PUSH_CLIENTS clients pushing the input over keep-alive connections; each 204 means in the disk buffer. */
+async function pushToWal(encoding: Encoding) {
+  const bodies = pushBodies(encoding);
+  const collector = await startCollector(`push-${encoding}`, [`127.0.0.1:${await freePort()}`], "unused");
+  const agent = new Agent({ keepAlive: true, maxSockets: PUSH_CLIENTS });
+  let next = 0;
+  const [before, t0] = [procStats(collector.pid), performance.now()];
+  await Promise.all(
+    Array.from({ length: PUSH_CLIENTS }, async () => {
+      while (next < bodies.length) await post(agent, collector.url, bodies[next++]!, encoding);
+    }),
+  );
+  const seconds = (performance.now() - t0) / 1000;
+  const after = procStats(collector.pid);
+  const accepted = await collector.metric("bifrost_collector_entries_accepted_total");
+  agent.destroy();
+  await collector.stop();
+  if (accepted !== LINES) throw new Error(`the collector accepted ${accepted} of ${LINES} pushed lines`);
+  const result = { ...figures(seconds, before, after), request_bytes: Math.round(bodies.reduce((n, b) => n + b.length, 0) / bodies.length) };
+  progress(`push ${encoding} -> disk buffer: ${result.lines_per_s} lines/s, ${result.lines_per_cpu_second} lines per CPU second`);
+  return result;
+}
+
+/**
+ * Whether the collector's saved file positions say the whole input is in the disk buffer: read from disk, not
+ * from /metrics, whose scrapes would cost the measured process CPU.
+ */
+function positionsAtEnd(positionsFile: string): boolean {
+  try {
+    const { files } = JSON.parse(readFileSync(positionsFile, "utf8")) as { files: { offset: number }[] };
+    return files.some((f) => f.offset === inputSize);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * (b) and (c): the input file appears (a hard link, at once whole) in the tailed directory; timed until the
+ * disk buffer has it all, and then until `shipped` says so.
+ */
+async function tailCollector(name: string, brokers: string[], topic: string, shipped?: (batches: number) => Promise<boolean>) {
+  const collector = await startCollector(name, brokers, topic);
+  const [before, t0] = [procStats(collector.pid), performance.now()];
+  linkSync(inputFile, join(collector.inDir, "input.log"));
+  await until(`all lines in the disk buffer of collector ${name}`, async () => positionsAtEnd(collector.positionsFile));
+  if (shipped) {
+    const batches = await collector.metric("bifrost_collector_batches_written_total");
+    await until(`all batches of collector ${name} in Kafka`, () => shipped(batches));
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const after = procStats(collector.pid);
+  const read = await collector.metric("bifrost_collector_file_lines_read_total");
+  await collector.stop();
+  if (read !== LINES) throw new Error(`collector ${name} read ${read} of ${LINES} lines`);
+  return figures(seconds, before, after);
+}
+
+async function tailToWal() {
+  const result = await tailCollector("tail-wal", [`127.0.0.1:${await freePort()}`], "unused");
+  progress(`file tail -> disk buffer: ${result.lines_per_s} lines/s, ${result.lines_per_cpu_second} lines per CPU second`);
+  return result;
+}
+
+async function tailToKafka() {
+  const topic = uniqueName("bench_collector");
+  await createTopics(kafka, [{ topic, numPartitions: 1 }]);
+  const result = await tailCollector("tail-kafka", KAFKA_BROKERS, topic, async (batches) => (await messagesIn(topic)) >= batches);
+  const inKafka = await linesInBatches(topic);
+  await deleteTopics(kafka, [topic]);
+  if (inKafka !== LINES) throw new Error(`Kafka holds ${inKafka} of ${LINES} lines from the collector`);
+  progress(`file tail -> Kafka: ${result.lines_per_s} lines/s, ${result.lines_per_cpu_second} lines per CPU second`);
+  return result;
+}
+
+async function rsyslogToKafka() {
+  const topic = uniqueName("bench_rsyslog");
+  await createTopics(kafka, [{ topic, numPartitions: 1 }]);
+  const rsyslog = await startRsyslog("rsyslog-kafka", topic);
+  const [before, t0] = [procStats(rsyslog.pid), performance.now()];
+  linkSync(inputFile, join(rsyslog.inDir, "input.log"));
+  await until("all lines through rsyslogd", async () => (await messagesIn(topic)) >= LINES);
+  const seconds = (performance.now() - t0) / 1000;
+  const after = procStats(rsyslog.pid);
+  await rsyslog.stop();
+  const inKafka = await messagesIn(topic);
+  await deleteTopics(kafka, [topic]);
+  if (inKafka !== LINES) throw new Error(`Kafka holds ${inKafka} of ${LINES} lines from rsyslogd`);
+  const result = figures(seconds, before, after);
+  progress(`rsyslogd file -> Kafka: ${result.lines_per_s} lines/s, ${result.lines_per_cpu_second} lines per CPU second`);
+  return result;
+}
+
+/** Appends the input at STEADY_RATE lines/s for STEADY_SECONDS, sampling the process's resident memory. */
+async function steady(name: string, target: Running & { inDir: string }) {
+  const file = join(target.inDir, "steady.log");
+  const tick = 100;
+  const perTick = (STEADY_RATE * tick) / 1000;
+  const samples: number[] = [];
+  const before = procStats(target.pid);
+  const t0 = performance.now();
+  for (let i = 0; performance.now() - t0 < STEADY_SECONDS * 1000; i++) {
+    const from = (i * perTick) % LINES;
+    appendFileSync(file, lines.slice(from, from + perTick).join("\n") + "\n");
+    // The first seconds are start-up and warm-up; from then on the process should hold steady.
+    if (performance.now() - t0 > 5000) samples.push(procStats(target.pid).rssBytes);
+    await sleep(Math.max(0, t0 + (i + 1) * tick - performance.now()));
+  }
+  const after = procStats(target.pid);
+  await target.stop();
+  const seconds = (performance.now() - t0) / 1000;
+  const result = {
+    lines_per_s: STEADY_RATE,
+    rss_mib_max: Number((Math.max(...samples) / MIB).toFixed(1)),
+    rss_mib_mean: Number((samples.reduce((a, b) => a + b, 0) / samples.length / MIB).toFixed(1)),
+    peak_rss_mib: Number((after.peakRssBytes / MIB).toFixed(1)),
+    cpu_share: Number(((after.cpuSeconds - before.cpuSeconds) / seconds).toFixed(3)),
+  };
+  progress(`${name} at ${STEADY_RATE} lines/s: RSS ${result.rss_mib_max} MiB at most, ${result.cpu_share} of a core`);
+  return result;
+}
+
+async function steadyCollector() {
+  const topic = uniqueName("bench_collector_steady");
+  await createTopics(kafka, [{ topic, numPartitions: 1 }]);
+  const result = await steady("collector", await startCollector("steady", KAFKA_BROKERS, topic));
+  await deleteTopics(kafka, [topic]);
+  return result;
+}
+
+async function steadyRsyslog() {
+  const topic = uniqueName("bench_rsyslog_steady");
+  await createTopics(kafka, [{ topic, numPartitions: 1 }]);
+  const result = await steady("rsyslogd", await startRsyslog("rsyslog-steady", topic));
+  await deleteTopics(kafka, [topic]);
+  return result;
+}
+
+const load = [loadavg()[0]!];
+progress(`${LINES.toLocaleString()} lines of ${LINE_BYTES} bytes (${(inputBytes / MIB).toFixed(0)} MiB) in ${inputFile}`);
+const pushJson = await pushToWal("json");
+const pushProtobuf = await pushToWal("protobuf");
+const tailWal = await tailToWal();
+const tailKafka = await tailToKafka();
+const peerKafka = await rsyslogToKafka();
+const steadyOurs = await steadyCollector();
+const steadyPeer = await steadyRsyslog();
+load.push(loadavg()[0]!);
+rmSync(root, { recursive: true, force: true });
+const rsyslogVersion = /rsyslogd\s+([\d.]+)/.exec(await new Promise<string>((resolve) => {
+  const child = spawn("rsyslogd", ["-v"], { stdio: ["ignore", "pipe", "ignore"] });
+  let out = "";
+  child.stdout.on("data", (c: Buffer) => (out += c.toString()));
+  child.once("exit", () => resolve(out));
+}))?.[1];
+process.stdout.write(
+  JSON.stringify({
+    bench: "collector",
+    lines: LINES,
+    line_bytes: LINE_BYTES,
+    push_clients: PUSH_CLIENTS,
+    push_lines_per_request: PUSH_LINES,
+    push_json_to_wal: pushJson,
+    push_protobuf_to_wal: pushProtobuf,
+    file_tail_to_wal: tailWal,
+    file_tail_to_kafka: tailKafka,
+    peer_rsyslog_file_to_kafka: peerKafka,
+    kafka_vs_peer_lines_per_cpu_second: Number((tailKafka.lines_per_cpu_second / peerKafka.lines_per_cpu_second).toFixed(2)),
+    steady_collector: steadyOurs,
+    steady_peer_rsyslog: steadyPeer,
+    target_wal_lines_per_cpu_second: 150_000,
+    target_steady_rss_mib: 80,
+    load_average_1m: load.map((l) => Number(l.toFixed(2))),
+    cpus: cpus().length,
+    peer: `rsyslogd ${rsyslogVersion} (imfile, omkafka)`,
+    node: process.version,
+  }) + "\n",
+);
