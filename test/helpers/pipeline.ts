@@ -242,7 +242,9 @@ export class FileWriter {
 
   start(): this {
     this.timer = setInterval(() => {
-      const lines = Array.from({ length: this.options.linesPerTick }, () => `${this.node} file seq=${this.written.length + 1}`).map((line) => (this.written.push(line), line));
+      const first = this.written.length + 1;
+      const lines = Array.from({ length: this.options.linesPerTick }, (_, i) => `${this.node} file seq=${first + i}`);
+      this.written.push(...lines);
       appendFileSync(this.path, lines.map((l) => `${l}\n`).join(""));
     }, this.options.intervalMs);
     return this;
