@@ -62,7 +62,8 @@ function malformedRequests(kind: "loki-json" | "loki-protobuf" | "otlp-http"): {
       { name: "bad gzip", path: "/v1/logs", headers: { "Content-Type": "application/json", "Content-Encoding": "gzip" }, body: randomBytes(900_000) },
       { name: "unsupported encoding", path: "/v1/logs", headers: { "Content-Type": "application/json", "Content-Encoding": "br" }, body: json },
       { name: "over-limit line", path: "/v1/logs", headers: { "Content-Type": "application/json" }, body: overLongLine.body },
-      { name: "over-limit labels", ...pushRequest(kind, entries(1000, 400), tooManyLabels) },
+      // Resource attributes other than service.* become structured metadata, not labels: a label over its limit is service_name.
+      { name: "over-limit label value", ...pushRequest(kind, entries(1000, 400), { app: "v".repeat(4096) }) },
       { name: "oversized body", ...oversized },
     ];
   }

@@ -126,6 +126,7 @@ export function pushRequest(kind: PushKind, entries: Entry[], labels: Record<str
 export interface PusherStats {
   requests: number;
   accepted: number;
+  acceptedEntries: number;
   /** Answers that asked for a retry (429, 503) or no answer at all (connection refused or reset). */
   retried: Record<string, number>;
   retryAfterSeen: number;
@@ -142,7 +143,7 @@ export interface PusherStats {
 export class Pusher {
   readonly acked: Entry[] = [];
   readonly inDoubt = new Set<string>();
-  readonly stats: PusherStats = { requests: 0, accepted: 0, retried: {}, retryAfterSeen: 0, failed: [] };
+  readonly stats: PusherStats = { requests: 0, accepted: 0, acceptedEntries: 0, retried: {}, retryAfterSeen: 0, failed: [] };
   private seq = 0;
   private lastTsNs = 0n;
   private stopping = false;
@@ -151,7 +152,17 @@ export class Pusher {
   constructor(
     readonly node: string,
     private readonly url: string,
-    private readonly options: { entriesPerPush: number; intervalMs: number; lineBytes?: number; maxWaitMs?: number; onAcked?: (entries: Entry[], sentAtMs: number) => void },
+    private readonly options: {
+      entriesPerPush: number;
+      intervalMs: number;
+      lineBytes?: number;
+      maxWaitMs?: number;
+      kinds?: PushKind[];
+      labels?: Record<string, string>;
+      /** false: count acknowledged entries without keeping them (for long benchmarks). */
+      keep?: boolean;
+      onAcked?: (entries: Entry[], sentAtMs: number) => void;
+    },
   ) {}
 
   start(): this {
@@ -175,7 +186,8 @@ export class Pusher {
     let next = Date.now();
     let turn = 0;
     while (!this.stopping && this.stats.failed.length === 0) {
-      const kind = PUSH_KINDS[turn++ % PUSH_KINDS.length]!;
+      const kinds = this.options.kinds ?? PUSH_KINDS;
+      const kind = kinds[turn++ % kinds.length]!;
       // Random padding, so that the disk buffer's and Kafka's compression do not shrink it away.
       const pad = () => randomBytes(Math.max(0, (this.options.lineBytes ?? 0) - 40) >> 1).toString("hex");
       const entries = Array.from({ length: this.options.entriesPerPush }, () => ({ tsNs: this.nextTs(), line: `${this.node} ${kind} seq=${++this.seq} ${pad()}`.trimEnd() }));
@@ -188,7 +200,7 @@ export class Pusher {
   }
 
   private async send(kind: PushKind, entries: Entry[]): Promise<void> {
-    const { path, headers, body } = pushRequest(kind, entries);
+    const { path, headers, body } = pushRequest(kind, entries, this.options.labels);
     const sentAt = Date.now();
     // Past the stop, a request still waiting is abandoned after a while: its entries were never acknowledged.
     let abandonAt = Infinity;
@@ -203,7 +215,8 @@ export class Pusher {
         await response.arrayBuffer();
         if (response.ok) {
           this.stats.accepted++;
-          this.acked.push(...entries);
+          this.stats.acceptedEntries += entries.length;
+          if (this.options.keep !== false) this.acked.push(...entries);
           this.options.onAcked?.(entries, sentAt);
           return;
         }
