@@ -26,7 +26,7 @@ export async function scratchLogsTable(url: string): Promise<{ table: string; dr
 }
 
 /** Seconds the engine takes for the RowBinary log rows in `bodies`, one insert each, one after the other. */
-export async function insertRowBinarySeconds(url: string, table: string, bodies: Buffer[]): Promise<number> {
+export async function insertRowBinarySeconds(url: string, table: string, bodies: Uint8Array[]): Promise<number> {
   const query = `INSERT INTO ${table} (${LOG_COLUMNS.join(", ")}) FORMAT RowBinary`;
   const t0 = performance.now();
   for (const body of bodies) {
