@@ -13,8 +13,9 @@ import { insertRowBinarySeconds, kafkaProduceLinesPerS, scratchLogsTable } from 
 // buffer) -> Kafka -> aggregator -> ClickHouse -> queryable through the query process's Loki API.
 // Phase 1: PUSHERS senders push 1000-line requests (lines of 100 B) back to back for BENCH_SECONDS; the
 // sustained rate is the lines acknowledged over the time until the last of them is countable through the API.
-// Phase 2: half that rate, steady, plus one marker line every 100 ms in a stream of its own, polled through
-// query_range: the end-to-end delay is from a marker's push to the first answer that holds it.
+// Phase 2: half that rate, steady, plus marker lines in a stream of their own, one push at a time (at most one
+// each 100 ms; a push is answered once its batch is in the disk buffer, up to collector.batch.max_age_ms), polled
+// every 100 ms through query_range: the end-to-end delay is from a marker's push to the first answer holding it.
 // CPU seconds and peak RSS of each process come from /proc. Beside them, the ceilings of the two services in the
 // same run: kafkajs producing collector batches, and the engine inserting the same rows as the aggregator does.
 // Uses the shared Kafka and ClickHouse (a topic and database of its own), which it does not stop.
@@ -79,7 +80,7 @@ try {
   // Phase 2: half the sustained rate in steady requests, and markers whose delay is measured.
   const steadyPushers = 2;
   const intervalMs = Math.max(1, Math.round((steadyPushers * LINES_PER_PUSH * 1000) / Math.max(1, sustained / 2)));
-  progress(`phase 2: ${Math.round(sustained / 2)} lines/s steady (${steadyPushers} senders, one request each ${intervalMs} ms), markers every 100 ms`);
+  progress(`phase 2: ${Math.round(sustained / 2)} lines/s steady (${steadyPushers} senders, one request each ${intervalMs} ms), and markers`);
   const steady = Array.from({ length: steadyPushers }, (_, i) => new Pusher(`d${i}`, collector.url, { entriesPerPush: LINES_PER_PUSH, intervalMs, lineBytes: 100, keep: false }).start());
   const sentAt = new Map<string, number>();
   const markerStartNs = BigInt(Date.now() - 1000) * 1_000_000n;

@@ -386,7 +386,7 @@ describe("end-to-end faults", () => {
         `pipeline: ${NODES.join(", ")} (collectors) -> Kafka ${kafka.brokers.join(",")} (private) -> aggregator-1, aggregator-2 -> ClickHouse ${clickhouse.url} (private chDB) -> query`,
         `load per collector: 50 entries/s over Loki JSON, Loki protobuf and OTLP/HTTP in turn, 20 lines/s appended to a tailed file; wall time ${at()} s`,
         "faults (seconds since start):",
-        ...faults.map((f) => `  [${f.injectedAtS} s] ${f.fault}: repaired at ${f.repairedAtS} s, every acknowledged entry queryable ${f.recoveredAfterS} s later. ${f.detail}`),
+        ...faults.sort((a, b) => a.injectedAtS - b.injectedAtS).map((f) => `  [${f.injectedAtS} s] ${f.fault}: repaired at ${f.repairedAtS} s, every acknowledged entry queryable ${f.recoveredAfterS} s later. ${f.detail}`),
         "per node:",
         ...rows.map(
           (r) =>
