@@ -25,6 +25,24 @@ export interface AggregatorOptions {
   log: Logger;
 }
 
+/** Kafka's answers to a member whose generation is over: kafkajs's runner re-joins the group on each of them. */
+const GROUP_MOVED_ON = new Set(["UNKNOWN_MEMBER_ID", "ILLEGAL_GENERATION", "REBALANCE_IN_PROGRESS", "NOT_COORDINATOR_FOR_GROUP"]);
+
+/**
+ * The error to throw for a failed commit. kafkajs wraps a commit's protocol error in a non-retriable one, and a
+ * non-retriable crash stops the consumer for good; the protocol error itself makes the runner re-join instead.
+ * The batch stays uncommitted: the partition's next owner replays it, and the store's idempotency absorbs that.
+ */
+function groupMovedOn(err: unknown, log: Logger, topic: string, partition: number): unknown {
+  for (let cause = err as { type?: string; cause?: unknown } | undefined; cause !== undefined && cause !== null; cause = cause.cause as typeof cause) {
+    if (cause.type !== undefined && GROUP_MOVED_ON.has(cause.type)) {
+      log.warn({ topic, partition, reason: cause.type }, "the group moved on before the commit; re-joining, the partition's next owner replays the batch");
+      return cause;
+    }
+  }
+  return err;
+}
+
 /**
  * The regional aggregator's consumer: a Kafka consumer group member that hands each fetched message to the
  * worker pool, writes what decodes to the store, sends what does not to the dead-letter topic, and commits a
@@ -120,7 +138,7 @@ export class Aggregator {
       await Promise.race([written.catch(() => {}), new Promise((r) => setTimeout(r, 1000))]);
       // A rebalance surfaces here as an error: it ends this batch uncommitted (the rows are written anyway, and
       // the next owner's replay of them changes nothing).
-      if (!settled) await heartbeat();
+      if (!settled) await heartbeat().catch((err: unknown) => Promise.reject(groupMovedOn(err, log, batch.topic, batch.partition)));
     }
     await written;
     if (!isRunning() || isStale()) {
@@ -132,10 +150,14 @@ export class Aggregator {
 
     const last = batch.messages[batch.messages.length - 1]!;
     resolveOffset(last.offset);
-    await this.consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() }]);
+    try {
+      await this.consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() }]);
+    } catch (err) {
+      throw groupMovedOn(err, log, batch.topic, batch.partition);
+    }
     const high = BigInt(batch.highWatermark);
     metrics.lag.set({ topic: batch.topic, partition: String(batch.partition) }, Number(high > BigInt(last.offset) ? high - BigInt(last.offset) - 1n : 0n));
-    await heartbeat();
+    await heartbeat().catch((err: unknown) => Promise.reject(groupMovedOn(err, log, batch.topic, batch.partition)));
   }
 
   /**

@@ -9,10 +9,11 @@ import { aggregatorMetrics } from "../aggregator/metrics.js";
 import { createLogger } from "../common/log.js";
 import { encodeBatch } from "../proto/codec.js";
 import { ClickHouseStore } from "../storage/clickhouse.js";
-import { encodeLogBatch, LOG_COLUMNS } from "../storage/log-rowbinary.js";
+import { encodeLogBatch } from "../storage/log-rowbinary.js";
 import { counterTotal } from "../test/helpers/aggregation.js";
 import { makeBatch } from "../test/helpers/batches.js";
 import { startChdbHttp } from "../test/helpers/services.js";
+import { insertRowBinarySeconds, scratchLogsTable } from "./limits.js";
 
 // npm run bench:aggregator — sustained throughput from Kafka into ClickHouse through the aggregator (consumer
 // group, piscina workers, idempotent store writes, offset commits) with 1 and 2 workers, on a topic filled
@@ -173,11 +174,7 @@ async function rawConsume(topic: string): Promise<number> {
  * batches per insert, as one default flush holds), nothing else.
  */
 async function rawInsert(): Promise<{ lines_per_s: number; cpu_seconds_per_million_rows: number }> {
-  const client = createClient({ url: CLICKHOUSE_URL });
-  const database = `bench_raw_${Date.now()}`;
-  const schema = new ClickHouseStore({ url: CLICKHOUSE_URL, username: "default", password: "", database, retention });
-  await schema.migrate();
-  await schema.close();
+  const scratch = await scratchLogsTable(CLICKHOUSE_URL);
   const bodies = Array.from({ length: Math.ceil(Math.min(BATCHES, 30) / FLUSH_BATCHES) }, (_, k) =>
     Buffer.concat(
       Array.from({ length: FLUSH_BATCHES }, (_, j) => {
@@ -186,17 +183,10 @@ async function rawInsert(): Promise<{ lines_per_s: number; cpu_seconds_per_milli
       }),
     ),
   );
-  const query = `INSERT INTO ${database}.logs (${LOG_COLUMNS.join(", ")}) FORMAT RowBinary`;
-  const [engine0, t0] = [engineCpuSeconds(), performance.now()];
-  for (const body of bodies) {
-    const response = await fetch(`${CLICKHOUSE_URL}/?query=${encodeURIComponent(query)}`, { method: "POST", body });
-    if (!response.ok) throw new Error(`raw insert failed: ${await response.text()}`);
-    await response.arrayBuffer();
-  }
-  const seconds = (performance.now() - t0) / 1000;
+  const engine0 = engineCpuSeconds();
+  const seconds = await insertRowBinarySeconds(CLICKHOUSE_URL, scratch.table, bodies);
   const cpu = engineCpuSeconds() - engine0;
-  await client.command({ query: `DROP DATABASE ${database}` });
-  await client.close();
+  await scratch.drop();
   const rows = bodies.length * FLUSH_BATCHES * LINES_PER_BATCH;
   return { lines_per_s: Math.round(rows / seconds), cpu_seconds_per_million_rows: Number(((cpu / rows) * 1e6).toFixed(2)) };
 }

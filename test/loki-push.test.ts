@@ -91,6 +91,8 @@ describe("Loki push receiver", () => {
       ["not snappy", Buffer.from("plain text"), { "Content-Type": "application/x-protobuf" }, /snappy/],
       ["bad label set", compressSync(Buffer.from(PushRequest.encode(PushRequest.create({ streams: [{ labels: '{app="api" job="x"}', entries: [] }] })).finish())), {}, /expected '}' at position 11/],
       ["gzip bomb", gzipSync(Buffer.alloc(20 << 20, " ")), { "Content-Type": "application/json", "Content-Encoding": "gzip" }, /./],
+      ["corrupt gzip", Buffer.from("not gzip at all"), { "Content-Type": "application/json", "Content-Encoding": "gzip" }, /not valid gzip/],
+      ["corrupt deflate", Buffer.from("not deflate either"), { "Content-Type": "application/json", "Content-Encoding": "deflate" }, /not valid deflate/],
     ];
     for (const [what, body, headers, message] of cases) {
       const response = await push(body, headers);

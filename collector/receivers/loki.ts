@@ -172,9 +172,15 @@ function fromProtobuf(body: Buffer, maxBytes: number): LogStream[] {
 
 async function decodeJsonBody(raw: Buffer, encoding: string, maxBytes: number): Promise<unknown> {
   let text = raw;
-  if (encoding === "gzip") text = await promisify(gunzip)(raw, { maxOutputLength: maxBytes });
-  else if (encoding === "deflate") text = await promisify(inflate)(raw, { maxOutputLength: maxBytes });
-  else if (encoding !== "" && encoding !== "identity") throw new BadRequest(`unsupported Content-Encoding ${encoding}`);
+  if (encoding !== "" && encoding !== "identity" && encoding !== "gzip" && encoding !== "deflate") throw new BadRequest(`unsupported Content-Encoding ${encoding}`);
+  try {
+    if (encoding === "gzip") text = await promisify(gunzip)(raw, { maxOutputLength: maxBytes });
+    else if (encoding === "deflate") text = await promisify(inflate)(raw, { maxOutputLength: maxBytes });
+  } catch (err) {
+    if ((err as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") throw err;
+    // A corrupt stream is the sender's fault (400), not the collector's (500).
+    throw new BadRequest(`the body is not valid ${encoding}: ${(err as Error).message}`);
+  }
   try {
     return JSON.parse(text.toString("utf8"));
   } catch (err) {
