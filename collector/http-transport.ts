@@ -1,10 +1,7 @@
 import { type ClientTls, post, retryAfterMs } from "../common/http-client.js";
-import { FRAMES_CONTENT_TYPE, joinFrames } from "../proto/frames.js";
+import { BATCHES_PATH, FRAMES_CONTENT_TYPE, joinFrames } from "../proto/frames.js";
 import { RetryLaterError, type Transport } from "./shipper.js";
 import type { WalRecord } from "./wal.js";
-
-/** The aggregator endpoint that takes batches over HTTP (aggregator/http-ingest.ts). */
-export const BATCHES_PATH = "/bifrost/v1/batches";
 
 export interface HttpTransportOptions {
   /** The aggregator's listener, http(s)://host:port. */

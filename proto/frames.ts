@@ -5,6 +5,9 @@ import { CodecError } from "./codec.js";
 // A frame carries its own lengths and CRC; the prefix lets the aggregator split the body without trusting any
 // frame, so that a bad frame is refused by its index while the others of the request are still understood.
 
+/** The aggregator endpoint that takes them. */
+export const BATCHES_PATH = "/bifrost/v1/batches";
+
 export const FRAMES_CONTENT_TYPE = "application/vnd.bifrost.frames";
 
 const PREFIX = 4;
