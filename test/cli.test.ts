@@ -1,49 +1,18 @@
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
-import { once } from "node:events";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { VERSION } from "../common/runtime.js";
 import { until } from "./helpers/aggregation.js";
-import { freePort, REPO_ROOT } from "./helpers/services.js";
-
-const CLI = join(REPO_ROOT, "dist", "cli.js");
-
-function run(args: string[], env: Record<string, string> = {}): ChildProcess {
-  return spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-}
-
-async function output(child: ChildProcess): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  let stdout = "";
-  let stderr = "";
-  child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
-  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
-  const [code] = (await once(child, "exit")) as [number | null];
-  return { code, stdout, stderr };
-}
-
-/** Polls until `url` answers with `status` (bounded), returning the last response. */
-async function waitForReady(url: string, child: ChildProcess, status = 200): Promise<Response> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    assert.equal(child.exitCode, null, "bifrost exited before it was ready");
-    try {
-      const response = await fetch(url);
-      if (response.status === status || Date.now() > deadline) return response;
-    } catch {
-      if (Date.now() > deadline) throw new Error(`${url} did not answer in 30 s`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+import { output, runBifrost, waitForReady } from "./helpers/processes.js";
+import { freePort } from "./helpers/services.js";
 
 describe("bifrost CLI", () => {
   it("`all` serves every listener, carries a push through to the Loki API, and stops cleanly on SIGTERM", async () => {
     const [query, collector, aggregator, grpc] = [await freePort(), await freePort(), await freePort(), await freePort()];
     const data = mkdtempSync(join(tmpdir(), "bifrost-all-"));
-    const child = run(["all"], {
+    const child = runBifrost(["all"], {
       BIFROST_STORAGE__PATH: data,
       BIFROST_COLLECTOR__WAL__DIR: join(data, "wal"),
       BIFROST_QUERY__LISTEN: `127.0.0.1:${query}`,
@@ -94,7 +63,7 @@ describe("bifrost CLI", () => {
 
   it("`query` against an unreachable ClickHouse starts, says why it is not ready, and stops cleanly", async () => {
     const port = await freePort();
-    const child = run(["query"], { BIFROST_QUERY__LISTEN: `127.0.0.1:${port}`, BIFROST_CLICKHOUSE__URL: `http://127.0.0.1:${await freePort()}` });
+    const child = runBifrost(["query"], { BIFROST_QUERY__LISTEN: `127.0.0.1:${port}`, BIFROST_CLICKHOUSE__URL: `http://127.0.0.1:${await freePort()}` });
     const result = output(child);
     try {
       const ready = await waitForReady(`http://127.0.0.1:${port}/ready`, child, 503);
@@ -107,20 +76,20 @@ describe("bifrost CLI", () => {
   });
 
   it("refuses a bad configuration, naming the key and the variable that set it", async () => {
-    const { code, stderr } = await output(run(["query", "--check-config"], { BIFROST_KAFKA__BROKERS: "no-port" }));
+    const { code, stderr } = await output(runBifrost(["query", "--check-config"], { BIFROST_KAFKA__BROKERS: "no-port" }));
     assert.equal(code, 2);
     assert.match(stderr, /kafka\.brokers\[0\]: expected host:port.*\(set by BIFROST_KAFKA__BROKERS\)/);
   });
 
   it("prints the effective configuration with --check-config", async () => {
-    const { code, stdout } = await output(run(["collector", "--check-config"], { BIFROST_NODE__ID: "edge-7" }));
+    const { code, stdout } = await output(runBifrost(["collector", "--check-config"], { BIFROST_NODE__ID: "edge-7" }));
     assert.equal(code, 0);
     assert.equal((JSON.parse(stdout) as { node: { id: string } }).node.id, "edge-7");
   });
 
   it("explains its usage when the role is missing or unknown", async () => {
     for (const args of [[], ["frobnicate"], ["all", "extra"], ["all", "--no-such-flag"]]) {
-      const { code, stderr } = await output(run(args));
+      const { code, stderr } = await output(runBifrost(args));
       assert.equal(code, 2, args.join(" "));
       assert.match(stderr, /Usage: bifrost <collector\|aggregator\|query\|all>/);
     }
