@@ -106,7 +106,7 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
     metrics.lag.set(wal.pending());
   }, 1000);
   gauges.unref();
-  const inputs = startInputs({ config: c, batcher, registry: runtime.registry, log });
+  const inputs = startInputs({ config: c, batcher, registry: runtime.registry, log, ownLogs: runtime.ownLogs });
   shipper.start();
   actions?.start(running.address.url);
   return {
