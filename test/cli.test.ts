@@ -1,12 +1,14 @@
 import assert from "node:assert/strict";
+import { execFile, spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { describe, it } from "node:test";
 import { VERSION } from "../common/runtime.js";
 import { until } from "./helpers/aggregation.js";
 import { output, runBifrost, waitForReady } from "./helpers/processes.js";
-import { freePort } from "./helpers/services.js";
+import { freePort, REPO_ROOT } from "./helpers/services.js";
 
 describe("bifrost CLI", () => {
   it("`all` serves every listener, carries a push through to the Loki API, and stops cleanly on SIGTERM", async () => {
@@ -59,6 +61,77 @@ describe("bifrost CLI", () => {
     const logs = stdout.trim().split("\n").map((line) => JSON.parse(line) as Record<string, unknown>);
     assert.ok(logs.some((l) => l.msg === "listening" && l.component === "query"));
     assert.ok(logs.some((l) => l.msg === "stopping" && l.signal === "SIGTERM"));
+  });
+
+  it("`npm install && npm start` in a fresh clone shows pushed logs, the demo's host metrics and its sample rules", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "bifrost-clone-"));
+    await promisify(execFile)("git", ["clone", "--quiet", REPO_ROOT, dir]);
+    const [query, collector, aggregator, grpc] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    // Only the ports differ from a newcomer's run, so that other tests on this machine do not collide with it.
+    const child = spawn("bash", ["-c", "npm install --no-audit --no-fund --prefer-offline && npm start"], {
+      cwd: dir,
+      env: {
+        ...process.env,
+        BIFROST_QUERY__LISTEN: `127.0.0.1:${query}`,
+        BIFROST_COLLECTOR__LISTEN: `127.0.0.1:${collector}`,
+        BIFROST_COLLECTOR__OTLP__GRPC_LISTEN: `127.0.0.1:${grpc}`,
+        BIFROST_AGGREGATOR__LISTEN: `127.0.0.1:${aggregator}`,
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+      // Its own process group: npm, its scripts and bifrost are stopped together.
+      detached: true,
+    });
+    const result = output(child);
+    const api = `http://127.0.0.1:${query}`;
+    try {
+      // npm install fetches from the registry or the local cache, and npm start compiles first.
+      const ready = await waitForReady(`${api}/ready`, child, 200, 900_000);
+      assert.equal(ready.status, 200);
+      const now = BigInt(Date.now()) * 1_000_000n;
+      const pushed = await fetch(`http://127.0.0.1:${collector}/loki/api/v1/push`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ streams: [{ stream: { app: "newcomer" }, values: [[String(now), "hello, Bifrost"]] }] }),
+      });
+      assert.equal(pushed.status, 204);
+      let lines: string[] = [];
+      await until("the pushed line through the Loki API", async () => {
+        const url = `${api}/loki/api/v1/query_range?query=${encodeURIComponent('{app="newcomer"}')}&start=${now - 60_000_000_000n}&end=${now + 60_000_000_000n}`;
+        const body = (await (await fetch(url)).json()) as { data: { result: { values: [string, string][] }[] } };
+        lines = body.data.result.flatMap((s) => s.values.map(([, line]) => line));
+        return lines.length > 0;
+      });
+      assert.deepEqual(lines, ["hello, Bifrost"]);
+      let memory: { metric: Record<string, string>; value: [number, string] }[] = [];
+      await until("the demo's host metrics through the Prometheus API", async () => {
+        const body = (await (await fetch(`${api}/api/v1/query?query=node_memory_MemTotal_bytes`)).json()) as { data: { result: typeof memory } };
+        memory = body.data.result;
+        return memory.length > 0;
+      });
+      assert.equal(memory.length, 1);
+      assert.equal(memory[0]!.metric["node"], "local");
+      assert.ok(Number(memory[0]!.value[1]) > 0);
+      const rules = (await (await fetch(`${api}/api/v1/rules`)).json()) as { data: { groups: { name: string; rules: { name: string; type: string }[] }[] } };
+      assert.deepEqual(
+        rules.data.groups.map((g) => [g.name, g.rules.map((r) => r.name)]),
+        [
+          ["demo-host", ["node:cpu_busy:ratio_rate1m", "node:memory_available:ratio", "DemoMemoryLow"]],
+          ["demo-logs", ["bifrost:log_lines:rate1m", "BifrostLogsErrors"]],
+        ],
+      );
+      await until("Bifrost's own logs through the Loki API", async () => {
+        const url = `${api}/loki/api/v1/query_range?query=${encodeURIComponent('{job="bifrost", component="query"} |= "listening"')}&start=${now - 600_000_000_000n}&end=${now + 60_000_000_000n}`;
+        const body = (await (await fetch(url)).json()) as { data: { result: unknown[] } };
+        return body.data.result.length > 0;
+      });
+    } finally {
+      if (child.exitCode === null) process.kill(-child.pid!, "SIGTERM");
+    }
+    const { stderr } = await result;
+    assert.ok(stderr.includes(`data           embedded store (DuckDB) at ${join(dir, ".bifrost", "data", "bifrost.duckdb")}`), stderr);
+    assert.match(stderr, new RegExp(`Grafana: a Loki data source with URL ${api.replaceAll(".", "\\.")}`));
+    assert.match(stderr, /demo {11}host metrics of this machine every 15 s; Bifrost's own logs as \{job="bifrost"\}; rules of .*demo\.yaml \(BIFROST_ALL__DEMO=false turns it off\)/);
+    assert.match(stderr, /^Try it:$/m);
   });
 
   it("`query` against an unreachable ClickHouse starts, says why it is not ready, and stops cleanly", async () => {
