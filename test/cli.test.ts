@@ -10,6 +10,30 @@ import { until } from "./helpers/aggregation.js";
 import { output, runBifrost, waitForReady } from "./helpers/processes.js";
 import { freePort, REPO_ROOT } from "./helpers/services.js";
 
+/** The lines of a LogQL log query over the last ten minutes. */
+async function logLines(api: string, query: string): Promise<string[]> {
+  const now = BigInt(Date.now()) * 1_000_000n;
+  const url = `${api}/loki/api/v1/query_range?query=${encodeURIComponent(query)}&start=${now - 600_000_000_000n}&end=${now + 60_000_000_000n}`;
+  const body = (await (await fetch(url)).json()) as { data: { result: { values: [string, string][] }[] } };
+  return body.data.result.flatMap((s) => s.values.map(([, line]) => line));
+}
+
+/** Pushes one line as the stream {app} to the collector, and waits until the query API reads lines of that stream. */
+async function pushAndReadBack(collector: string, api: string, app: string, line: string): Promise<string[]> {
+  const pushed = await fetch(`${collector}/loki/api/v1/push`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ streams: [{ stream: { app }, values: [[String(BigInt(Date.now()) * 1_000_000n), line]] }] }),
+  });
+  assert.equal(pushed.status, 204);
+  let lines: string[] = [];
+  await until("the pushed line through the Loki API", async () => {
+    lines = await logLines(api, `{app="${app}"}`);
+    return lines.length > 0;
+  });
+  return lines;
+}
+
 describe("bifrost CLI", () => {
   it("`all` serves every listener, carries a push through to the Loki API, and stops cleanly on SIGTERM", async () => {
     const [query, collector, aggregator, grpc] = [await freePort(), await freePort(), await freePort(), await freePort()];
@@ -35,22 +59,7 @@ describe("bifrost CLI", () => {
       }
       const buildinfo = await (await fetch(`http://127.0.0.1:${query}/loki/api/v1/status/buildinfo`)).json();
       assert.equal((buildinfo as { version: string }).version, VERSION);
-      const now = BigInt(Date.now()) * 1_000_000n;
-      const pushed = await fetch(`http://127.0.0.1:${collector}/loki/api/v1/push`, {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ streams: [{ stream: { app: "cli-test" }, values: [[String(now), "hello from the all-in-one mode"]] }] }),
-      });
-      assert.equal(pushed.status, 204);
-      const range = `start=${now - 60_000_000_000n}&end=${now + 60_000_000_000n}`;
-      let lines: string[] = [];
-      await until("the pushed line through the Loki API", async () => {
-        const response = await fetch(`http://127.0.0.1:${query}/loki/api/v1/query_range?query=${encodeURIComponent('{app="cli-test"}')}&${range}`);
-        const body = (await response.json()) as { data: { result: { stream: Record<string, string>; values: [string, string][] }[] } };
-        lines = body.data.result.flatMap((s) => s.values.map(([, line]) => line));
-        return lines.length > 0;
-      });
-      assert.deepEqual(lines, ["hello from the all-in-one mode"]);
+      assert.deepEqual(await pushAndReadBack(`http://127.0.0.1:${collector}`, `http://127.0.0.1:${query}`, "cli-test", "hello from the all-in-one mode"), ["hello from the all-in-one mode"]);
     } finally {
       child.kill("SIGTERM");
     }
@@ -87,21 +96,7 @@ describe("bifrost CLI", () => {
       // npm install fetches from the registry or the local cache, and npm start compiles first.
       const ready = await waitForReady(`${api}/ready`, child, 200, 900_000);
       assert.equal(ready.status, 200);
-      const now = BigInt(Date.now()) * 1_000_000n;
-      const pushed = await fetch(`http://127.0.0.1:${collector}/loki/api/v1/push`, {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ streams: [{ stream: { app: "newcomer" }, values: [[String(now), "hello, Bifrost"]] }] }),
-      });
-      assert.equal(pushed.status, 204);
-      let lines: string[] = [];
-      await until("the pushed line through the Loki API", async () => {
-        const url = `${api}/loki/api/v1/query_range?query=${encodeURIComponent('{app="newcomer"}')}&start=${now - 60_000_000_000n}&end=${now + 60_000_000_000n}`;
-        const body = (await (await fetch(url)).json()) as { data: { result: { values: [string, string][] }[] } };
-        lines = body.data.result.flatMap((s) => s.values.map(([, line]) => line));
-        return lines.length > 0;
-      });
-      assert.deepEqual(lines, ["hello, Bifrost"]);
+      assert.deepEqual(await pushAndReadBack(`http://127.0.0.1:${collector}`, api, "newcomer", "hello, Bifrost"), ["hello, Bifrost"]);
       let memory: { metric: Record<string, string>; value: [number, string] }[] = [];
       await until("the demo's host metrics through the Prometheus API", async () => {
         const body = (await (await fetch(`${api}/api/v1/query?query=node_memory_MemTotal_bytes`)).json()) as { data: { result: typeof memory } };
@@ -119,11 +114,7 @@ describe("bifrost CLI", () => {
           ["demo-logs", ["bifrost:log_lines:rate1m", "BifrostLogsErrors"]],
         ],
       );
-      await until("Bifrost's own logs through the Loki API", async () => {
-        const url = `${api}/loki/api/v1/query_range?query=${encodeURIComponent('{job="bifrost", component="query"} |= "listening"')}&start=${now - 600_000_000_000n}&end=${now + 60_000_000_000n}`;
-        const body = (await (await fetch(url)).json()) as { data: { result: unknown[] } };
-        return body.data.result.length > 0;
-      });
+      await until("Bifrost's own logs through the Loki API", async () => (await logLines(api, '{job="bifrost", component="query"} |= "listening"')).length > 0);
     } finally {
       if (child.exitCode === null) process.kill(-child.pid!, "SIGTERM");
     }
