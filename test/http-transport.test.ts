@@ -93,6 +93,24 @@ describe("HTTP transport: collector -> aggregator -> ClickHouse", () => {
     return child;
   }
 
+  /** A collector with node id edge-1 shipping over HTTP with its certificate and the shop token. */
+  function httpCollectorEnv(aggregatorUrl: string, port: number, grpcPort: number, wal: string): Record<string, string> {
+    return {
+      BIFROST_LOG__LEVEL: "warn",
+      BIFROST_NODE__ID: NODE,
+      BIFROST_COLLECTOR__LISTEN: `127.0.0.1:${port}`,
+      BIFROST_COLLECTOR__OTLP__GRPC_LISTEN: `127.0.0.1:${grpcPort}`,
+      BIFROST_COLLECTOR__WAL__DIR: wal,
+      BIFROST_COLLECTOR__BATCH__MAX_AGE_MS: "100",
+      BIFROST_COLLECTOR__SHIPPER__TRANSPORT: "http",
+      BIFROST_COLLECTOR__SHIPPER__HTTP__URL: aggregatorUrl,
+      BIFROST_COLLECTOR__SHIPPER__HTTP__AUTH_TOKEN: SHOP_TOKEN,
+      BIFROST_COLLECTOR__SHIPPER__HTTP__TLS__CA_FILE: pki.caCert,
+      BIFROST_COLLECTOR__SHIPPER__HTTP__TLS__CERT_FILE: join(pki.dir, "edge-1.pem"),
+      BIFROST_COLLECTOR__SHIPPER__HTTP__TLS__KEY_FILE: join(pki.dir, "edge-1.key"),
+    };
+  }
+
   function postFrames(url: string, frames: Uint8Array[], token: string, tls: ClientTls): Promise<PostResult> {
     return post(`${url}${BATCHES_PATH}`, joinFrames(frames), {
       headers: { "Content-Type": FRAMES_CONTENT_TYPE, Authorization: `Bearer ${token}` },
@@ -107,20 +125,7 @@ describe("HTTP transport: collector -> aggregator -> ClickHouse", () => {
     const aggregatorUrl = `https://127.0.0.1:${aggregatorPort}`;
     const collectorUrl = `http://127.0.0.1:${collectorPort}`;
     const wal = join(dir, "wal");
-    const collectorEnv = {
-      BIFROST_LOG__LEVEL: "warn",
-      BIFROST_NODE__ID: NODE,
-      BIFROST_COLLECTOR__LISTEN: `127.0.0.1:${collectorPort}`,
-      BIFROST_COLLECTOR__OTLP__GRPC_LISTEN: `127.0.0.1:${grpcPort}`,
-      BIFROST_COLLECTOR__WAL__DIR: wal,
-      BIFROST_COLLECTOR__BATCH__MAX_AGE_MS: "100",
-      BIFROST_COLLECTOR__SHIPPER__TRANSPORT: "http",
-      BIFROST_COLLECTOR__SHIPPER__HTTP__URL: aggregatorUrl,
-      BIFROST_COLLECTOR__SHIPPER__HTTP__AUTH_TOKEN: SHOP_TOKEN,
-      BIFROST_COLLECTOR__SHIPPER__HTTP__TLS__CA_FILE: pki.caCert,
-      BIFROST_COLLECTOR__SHIPPER__HTTP__TLS__CERT_FILE: join(pki.dir, "edge-1.pem"),
-      BIFROST_COLLECTOR__SHIPPER__HTTP__TLS__KEY_FILE: join(pki.dir, "edge-1.key"),
-    };
+    const collectorEnv = httpCollectorEnv(aggregatorUrl, collectorPort, grpcPort, wal);
     const store = new ClickHouseStore({ url: CLICKHOUSE_URL, username: "default", password: "", database, retention: TEST_RETENTION });
     const processes: ChildProcess[] = [];
     const startCollector = async () => {
@@ -198,38 +203,64 @@ describe("HTTP transport: collector -> aggregator -> ClickHouse", () => {
       assert.equal(bad.status, 400, bad.text);
       assert.deepEqual((JSON.parse(bad.text) as { rejected: { index: number; reason: string }[] }).rejected.map((r) => [r.index, r.reason]), [[1, "crc_mismatch"]]);
       assert.deepEqual(await stored(), expected());
+      for (const reason of ["crc_mismatch", "tenant_mismatch", "node_mismatch"]) {
+        assert.equal(await metric(aggregatorUrl, "bifrost_aggregator_http_refused_total", `reason="${reason}"`, edge1), 1, reason);
+      }
     } finally {
       for (const child of processes) await stopChild(child);
       await store.close();
     }
   });
 
-  it("answers 503 with Retry-After while the store is down, and stores the batch once, after it is back", async () => {
+  it("answers 503 with Retry-After while the store is down, which the collector waits out; stores the batches once, after it is back", async () => {
     const chdb = await startChdbHttp();
     const database = uniqueName("http_transport_down");
     const aggregatorPort = await freePort();
     const aggregatorUrl = `https://127.0.0.1:${aggregatorPort}`;
     const aggregator = await startAggregator(aggregatorEnv(aggregatorPort, chdb.url, database));
     let restarted: Awaited<ReturnType<typeof startChdbHttp>> | undefined;
+    let collector: ChildProcess | undefined;
     try {
       const port = Number(new URL(chdb.url).port);
       await chdb.stop();
-      const frame = encodeBatch(makeBatch({ tenant: "shop", nodeId: NODE, sequence: 1, startNs: T0_NS, streams: 2, entriesPerStream: 5, series: 0 }));
+      const frame = encodeBatch(makeBatch({ tenant: "shop", nodeId: NODE, sequence: 9_000, startNs: T0_NS, streams: 2, entriesPerStream: 5, series: 0 }));
       const refused = await postFrames(aggregatorUrl, [frame], SHOP_TOKEN, edge1);
       assert.equal(refused.status, 503, refused.text);
       assert.equal(refused.retryAfter, "5");
+      // A collector told so waits at least that long, whatever its backoff would have drawn.
+      const [collectorPort, grpcPort] = [await freePort(), await freePort()];
+      collector = runBifrost(["collector"], httpCollectorEnv(aggregatorUrl, collectorPort, grpcPort, join(dir, "wal-store-down")));
+      let logs = "";
+      collector.stdout!.on("data", (chunk: Buffer) => (logs += chunk.toString()));
+      collector.stderr!.resume();
+      await waitForReady(`http://127.0.0.1:${collectorPort}/ready`, collector, 200, 60_000);
+      const pushed = await fetch(`http://127.0.0.1:${collectorPort}/loki/api/v1/push`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "X-Scope-OrgID": "shop" },
+        body: JSON.stringify({ streams: [{ stream: { app: "patient" }, values: [[String(T0_NS), "waited"]] }] }),
+      });
+      assert.equal(pushed.status, 204);
+      const failures = () => logs.split("\n").filter((l) => l.includes("delivery failed")).map((l) => JSON.parse(l) as { err: string; delay_ms: number });
+      await until("the collector refused by the aggregator", () => failures().length > 0, 60_000);
+      assert.match(failures()[0]!.err, /^the aggregator answered 503: store unavailable/);
+      assert.ok(failures()[0]!.delay_ms >= 5000, JSON.stringify(failures()[0]));
       restarted = await startChdbHttp([], port, chdb.dataDir);
       const store = new ClickHouseStore({ url: chdb.url, username: "default", password: "", database, retention: TEST_RETENTION });
       try {
         await until("the frame accepted once the store is back", async () => (await postFrames(aggregatorUrl, [frame], SHOP_TOKEN, edge1)).status === 204, 60_000);
         const again = await postFrames(aggregatorUrl, [frame], SHOP_TOKEN, edge1);
         assert.equal(again.status, 204);
-        const streams = await store.selectLogs({ tenant: "shop", matchers: [], startNs: T0_NS - 1n, endNs: T0_NS + 10_000_000_000n, limit: 1000, direction: "forward" });
-        assert.equal(streams.reduce((n, s) => n + s.entries.length, 0), 10);
+        const entries = async () => {
+          const streams = await store.selectLogs({ tenant: "shop", matchers: [], startNs: T0_NS - 1n, endNs: T0_NS + 10_000_000_000_000n, limit: 1000, direction: "forward" });
+          return streams.reduce((n, s) => n + s.entries.length, 0);
+        };
+        await until("the collector's buffered entry stored", async () => (await entries()) === 11, 90_000);
+        assert.equal(await entries(), 11);
       } finally {
         await store.close();
       }
     } finally {
+      if (collector) await stopChild(collector);
       await stopChild(aggregator);
       await restarted?.stop();
     }
