@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -119,6 +119,8 @@ describe("bifrost CLI", () => {
       if (child.exitCode === null) process.kill(-child.pid!, "SIGTERM");
     }
     const { stderr } = await result;
+    // The clone holds a whole node_modules.
+    rmSync(dir, { recursive: true, force: true });
     assert.ok(stderr.includes(`data           embedded store (DuckDB) at ${join(dir, ".bifrost", "data", "bifrost.duckdb")}`), stderr);
     assert.match(stderr, new RegExp(`Grafana: a Loki data source with URL ${api.replaceAll(".", "\\.")}`));
     assert.match(stderr, /demo {11}host metrics of this machine every 15 s; Bifrost's own logs as \{job="bifrost"\}; rules of .*demo\.yaml \(BIFROST_ALL__DEMO=false turns it off\)/);
