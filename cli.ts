@@ -1,7 +1,10 @@
 #!/usr/bin/env node
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { type Config, ConfigError, loadConfig } from "./common/config.js";
-import { createLogger } from "./common/log.js";
+import { createLogger, LogTap } from "./common/log.js";
 import { createRegistry } from "./common/metrics.js";
 import { type Runtime, type Running, VERSION } from "./common/runtime.js";
 import { startTelemetry } from "./common/telemetry.js";
@@ -69,7 +72,26 @@ function parseCommandLine(argv: string[]): { role: Role; configFile?: string; ch
   return { role: role as Role, configFile: values.config, checkOnly: values["check-config"] };
 }
 
-function banner(config: Config, role: Role, started: Running[], storage: string): string {
+/** The sample rule file of the demo, beside the package's other examples. */
+const DEMO_RULES = fileURLToPath(new URL("../deploy/rules/demo.yaml", import.meta.url));
+
+/**
+ * `bifrost all` with `all.demo`: a source of data from the first second (this machine's host metrics, Bifrost's
+ * own logs) and rules over it, so that a newcomer sees something in Grafana without configuring anything.
+ * Returns what it turned on, for the banner.
+ */
+function applyDemo(config: Config): string[] {
+  config.collector.host_metrics.enabled = true;
+  const what = [`host metrics of this machine every ${config.collector.host_metrics.interval_ms / 1000} s`, `Bifrost's own logs as {job="bifrost"}`];
+  const ruler = config.query.ruler;
+  if (ruler.rule_files.length === 0 && ruler.rules_dir === undefined && existsSync(DEMO_RULES)) {
+    ruler.rule_files = [DEMO_RULES];
+    what.push(`rules of ${DEMO_RULES}`);
+  }
+  return what;
+}
+
+function banner(config: Config, role: Role, started: Running[], storage: string, demo: string[]): string {
   const at = (role: string) => started.find((r) => r.role === role)?.address.url;
   const lines = [`Bifrost ${VERSION} is running.`];
   const query = at("query");
@@ -88,6 +110,20 @@ function banner(config: Config, role: Role, started: Running[], storage: string)
   if (aggregator) lines.push(`  aggregator     ${aggregator}   (/ready, /metrics)`);
   if (storage) lines.push(`  data           ${storage}`);
   if (role === "collector" || role === "aggregator") lines.push(`  Kafka          ${config.kafka.brokers.join(", ")}, topic ${config.kafka.topic}`);
+  if (demo.length > 0) {
+    lines.push(`  demo           ${demo.join("; ")} (BIFROST_ALL__DEMO=false turns it off)`);
+  }
+  if (role === "all" && query && collector) {
+    const tenant = config.auth.enabled ? ` -H 'X-Scope-OrgID: <tenant>' -u '<tenant>:<token>'` : "";
+    lines.push(
+      "Try it:",
+      `  curl -s${tenant} -XPOST ${collector}/loki/api/v1/push -H 'Content-Type: application/json' \\`,
+      `    -d '{"streams":[{"stream":{"app":"hello"},"values":[["'"$(date +%s%N)"'","hello, Bifrost"]]}]}'`,
+      `  curl -sG${tenant} ${query}/loki/api/v1/query_range --data-urlencode 'query={app="hello"}'`,
+      `  curl -sG${tenant} ${query}/api/v1/query --data-urlencode 'query=node_load1'`,
+      `  curl -s${tenant} ${query}/api/v1/rules`,
+    );
+  }
   return lines.join("\n") + "\n";
 }
 
@@ -104,8 +140,10 @@ async function main(): Promise<void> {
     process.stdout.write(JSON.stringify(config, null, 2) + "\n");
     return;
   }
-  const log = createLogger(config.log.level, { role });
-  const runtime: Runtime = { role, config, log, registry: createRegistry(), storeReadiness: () => null, storeMigrated: Promise.resolve() };
+  const demo = role === "all" && config.all.demo ? applyDemo(config) : [];
+  const ownLogs = demo.length > 0 ? new LogTap() : undefined;
+  const log = createLogger(config.log.level, { role }, ownLogs);
+  const runtime: Runtime = { role, config, log, registry: createRegistry(), storeReadiness: () => null, storeMigrated: Promise.resolve(), ...(ownLogs ? { ownLogs } : {}) };
   let storage = "";
   const cleanups: (() => Promise<void> | void)[] = [];
   if (role !== "collector") {
@@ -115,7 +153,7 @@ async function main(): Promise<void> {
     runtime.store = opened.store;
     runtime.storeReadiness = () => startup.readiness();
     runtime.storeMigrated = startup.done;
-    storage = `${opened.engine === "embedded" ? "embedded store (DuckDB)" : "ClickHouse"} at ${opened.where}`;
+    storage = opened.engine === "embedded" ? `embedded store (DuckDB) at ${resolve(opened.where)}` : `ClickHouse at ${opened.where}`;
     if (opened.engine === "embedded") {
       void startup.done.then(() => {
         if (startup.readiness() === null) cleanups.push(scheduleRetention(opened.store, log));
@@ -135,7 +173,7 @@ async function main(): Promise<void> {
   process.once("SIGINT", () => void stop("SIGINT"));
   process.once("SIGTERM", () => void stop("SIGTERM"));
   for (const load of ROLES[role]) started.push(await (await load())(runtime));
-  process.stderr.write(banner(config, role, started, storage));
+  process.stderr.write(banner(config, role, started, storage, demo));
 }
 
 main().catch((err: unknown) => {

@@ -5,7 +5,8 @@ import type { BatchLimits } from "../proto/validate.js";
 import type { Store } from "../storage/store.js";
 import type { AggregatorMetrics } from "./metrics.js";
 import { WriteBuffer, writePartOf } from "./write-buffer.js";
-import type { DecodedBatch, DecodeResult, DecodeTask } from "./worker.js";
+import { Decoder } from "./decoder.js";
+import type { DecodedBatch, DecodeResult } from "./worker.js";
 
 export interface AggregatorOptions {
   kafka: Kafka;
@@ -14,6 +15,8 @@ export interface AggregatorOptions {
   groupId: string;
   store: Store;
   pool: Piscina;
+  /** Decoding over `pool`, when it is shared with the HTTP endpoint (its slots bound the pool's queue for both). */
+  decoder?: Decoder;
   maxBatchBytes: number;
   limits: BatchLimits;
   partitionsConcurrently: number;
@@ -54,7 +57,7 @@ export class Aggregator {
   private readonly consumer: Consumer;
   private readonly producer: Producer;
   private readonly buffer: WriteBuffer;
-  private readonly slots: Slots;
+  private readonly decoder: Decoder;
   private joined = false;
   private running = false;
 
@@ -67,7 +70,7 @@ export class Aggregator {
       retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 30_000 },
     });
     this.producer = options.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
-    this.slots = new Slots(options.pool.options.maxThreads + options.pool.options.maxQueue);
+    this.decoder = options.decoder ?? new Decoder(options.pool, { maxBatchBytes: options.maxBatchBytes, limits: options.limits, encodeLogs: options.store.appendEncodedLogs !== undefined });
     this.buffer = new WriteBuffer(options.store, {
       maxRows: options.flushRows ?? 50_000,
       maxAgeMs: options.flushMs ?? 500,
@@ -160,27 +163,9 @@ export class Aggregator {
     await heartbeat().catch((err: unknown) => Promise.reject(groupMovedOn(err, log, batch.topic, batch.partition)));
   }
 
-  /**
-   * Decodes one message in the pool. A fetch after a rebalance can hold hundreds of messages per partition;
-   * admitting them only as slots free keeps the pool's queue within its bound instead of failing the batch.
-   */
-  private async decode(message: KafkaMessage): Promise<DecodeResult> {
-    if (message.value === null) return { ok: false, reason: "empty", message: "message has no value" };
-    await this.slots.acquire();
-    try {
-      // The value is a view into kafkajs's whole fetch response, which posting it would copy entire: the
-      // worker gets a copy of just these bytes, moved rather than copied again.
-      const value = new Uint8Array(message.value);
-      const task: DecodeTask = {
-        value,
-        maxBatchBytes: this.options.maxBatchBytes,
-        limits: this.options.limits,
-        encodeLogs: this.options.store.appendEncodedLogs !== undefined,
-      };
-      return (await this.options.pool.run(task, { transferList: [value.buffer] })) as DecodeResult;
-    } finally {
-      this.slots.release();
-    }
+  private decode(message: KafkaMessage): Promise<DecodeResult> {
+    if (message.value === null) return Promise.resolve({ ok: false, reason: "empty", message: "message has no value" });
+    return this.decoder.decode(message.value);
   }
 
   private async sendDeadLetters(topic: string, partition: number, dead: { message: KafkaMessage; reason: string; error: string }[]): Promise<void> {
@@ -202,26 +187,5 @@ export class Aggregator {
       this.options.metrics.deadLetters.inc({ reason });
       this.options.log.warn({ topic, partition, offset: message.offset, reason, error }, "message sent to the dead-letter topic");
     }
-  }
-}
-
-/** A counting semaphore. */
-class Slots {
-  private readonly waiting: (() => void)[] = [];
-
-  constructor(private free: number) {}
-
-  async acquire(): Promise<void> {
-    if (this.free > 0) {
-      this.free--;
-      return;
-    }
-    await new Promise<void>((resolve) => this.waiting.push(resolve));
-  }
-
-  release(): void {
-    const next = this.waiting.shift();
-    if (next) next();
-    else this.free++;
   }
 }

@@ -2,7 +2,7 @@ import type { Transport } from "../collector/shipper.js";
 import type { WalRecord } from "../collector/wal.js";
 import type { BatchLimits } from "../proto/validate.js";
 import type { Store } from "../storage/store.js";
-import { writePartOf } from "./write-buffer.js";
+import { appendPart, writePartOf } from "./write-buffer.js";
 import decode, { type DecodedBatch } from "./worker.js";
 
 // `bifrost all` has no Kafka: the collector's shipper hands its disk-buffer records straight to this transport,
@@ -29,12 +29,7 @@ export class StoreTransport implements Transport {
       if (result.ok) decoded.push(result);
       else this.options.onInvalid(result.reason, result.message);
     }
-    const part = writePartOf(decoded);
-    await store.appendLogs(part.logs);
-    // Raw samples before rollups, as the aggregator writes them: a retry after a failure between the two finds
-    // the samples stored and writes the rollups.
-    await store.appendSamples(part.samples);
-    await store.appendRollups(part.rollups);
+    await appendPart(store, writePartOf(decoded));
   }
 
   async reset(): Promise<void> {}

@@ -6,7 +6,7 @@ export function aggregatorMetrics(registry: Registry) {
   return {
     batches: new Counter({
       name: "bifrost_aggregator_batches_total",
-      help: "Kafka messages (collector batches) handled, by result: stored (written now or already) or dead_letter.",
+      help: "Collector batches handled (Kafka messages and frames posted over HTTP), by result: stored (written now or already), dead_letter, or rejected (refused over HTTP as undecodable or invalid).",
       labelNames: ["result"],
       registers: [registry],
     }),
@@ -38,6 +38,12 @@ export function aggregatorMetrics(registry: Registry) {
       name: "bifrost_aggregator_write_seconds",
       help: "Time to write one flush of the write buffer to the store, retries included.",
       buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60],
+      registers: [registry],
+    }),
+    httpRefused: new Counter({
+      name: "bifrost_aggregator_http_refused_total",
+      help: "Over HTTP (POST /bifrost/v1/batches): frames refused as undecodable or invalid, by the codec's or validation's reason; requests refused, by reason (too_large, content_type, tenant_mismatch, node_mismatch, store_unavailable).",
+      labelNames: ["reason"],
       registers: [registry],
     }),
     storeRetries: new Counter({ name: "bifrost_aggregator_store_retries_total", help: "Store writes retried after a transient failure.", registers: [registry] }),

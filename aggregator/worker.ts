@@ -23,6 +23,8 @@ export interface DecodedBatch {
   ok: true;
   id: string;
   tenant: string;
+  /** The node that sent the batch: the HTTP endpoint checks it against the client certificate. */
+  nodeId: string;
   /** The log streams, decoded or encoded as the task asked; absent when the batch has none. */
   logs?: { decoded: LogBatch } | { encoded: EncodedLogBatch };
   series: Series[];
@@ -55,6 +57,7 @@ export default function decode(task: DecodeTask): DecodeResult {
       ok: true,
       id,
       tenant: batch.tenant,
+      nodeId: batch.nodeId,
       ...(logs ? { logs } : {}),
       series: batch.series,
       partials: rollupBatch(batch.series),

@@ -31,6 +31,26 @@ export function writePartOf(results: readonly DecodedBatch[]): WritePart {
   return part;
 }
 
+async function appendLogsOf(store: Store, logs: LogBatch[], encodedLogs: EncodedLogBatch[]): Promise<AppendResult> {
+  const decoded = await store.appendLogs(logs);
+  if (encodedLogs.length === 0) return decoded;
+  if (!store.appendEncodedLogs) throw new Error("log batches arrived encoded for a store that does not take them");
+  const encoded = await store.appendEncodedLogs(encodedLogs);
+  return { written: decoded.written + encoded.written, duplicates: decoded.duplicates + encoded.duplicates, rows: decoded.rows + encoded.rows };
+}
+
+/**
+ * Writes a part to the store once, without retrying: for callers that report a store failure to their sender
+ * (the HTTP endpoint's 503, `bifrost all`'s shipper) rather than wait it out. Raw samples go before rollups,
+ * as in a flush, so that a retry after a failure between the two finds the samples stored.
+ */
+export async function appendPart(store: Store, part: WritePart): Promise<{ logs: AppendResult; samples: AppendResult; rollups: AppendResult }> {
+  const logs = await appendLogsOf(store, part.logs, part.encodedLogs);
+  const samples = await store.appendSamples(part.samples);
+  const rollups = await store.appendRollups(part.rollups);
+  return { logs, samples, rollups };
+}
+
 interface Pending {
   part: WritePart;
   done: () => void;
@@ -95,13 +115,8 @@ export class WriteBuffer {
     }
   }
 
-  private async appendLogs(taken: Pending[]): Promise<AppendResult> {
-    const decoded = await this.store.appendLogs(taken.flatMap((p) => p.part.logs));
-    const batches = taken.flatMap((p) => p.part.encodedLogs);
-    if (batches.length === 0) return decoded;
-    if (!this.store.appendEncodedLogs) throw new Error("log batches arrived encoded for a store that does not take them");
-    const encoded = await this.store.appendEncodedLogs(batches);
-    return { written: decoded.written + encoded.written, duplicates: decoded.duplicates + encoded.duplicates, rows: decoded.rows + encoded.rows };
+  private appendLogs(taken: Pending[]): Promise<AppendResult> {
+    return appendLogsOf(this.store, taken.flatMap((p) => p.part.logs), taken.flatMap((p) => p.part.encodedLogs));
   }
 
   private async retry<T>(what: string, write: () => Promise<T>): Promise<T> {

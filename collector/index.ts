@@ -1,5 +1,6 @@
 import { StoreTransport } from "../aggregator/local-transport.js";
 import { Authenticator } from "../common/auth.js";
+import { loadClientTls } from "../common/http-client.js";
 import { kafkaClient } from "../common/kafka.js";
 import type { Runtime, Running } from "../common/runtime.js";
 import { startHttpComponent } from "../common/service.js";
@@ -12,13 +13,15 @@ import { lokiPushRoute, TenantRateLimiter } from "./receivers/loki.js";
 import { startOtlpGrpc } from "./receivers/otlp-grpc.js";
 import { otlpHttpRoutes } from "./receivers/otlp-http.js";
 import type { OtlpReceiverOptions } from "./receivers/otlp-ingest.js";
+import { HttpTransport } from "./http-transport.js";
 import { KafkaTransport, Shipper } from "./shipper.js";
 import { Wal } from "./wal.js";
 
 /**
  * The edge collector: receivers (Loki push and OTLP/HTTP on its HTTP listener, OTLP/gRPC on its own), file
  * tails and host metrics -> batcher -> disk buffer -> shipper, with `/ready` and `/metrics`. The shipper sends
- * to Kafka, or in `bifrost all` straight into the process's store through the aggregator's decoding.
+ * to Kafka, or over HTTP to an aggregator, or in `bifrost all` straight into the process's store through the
+ * aggregator's decoding.
  */
 export async function startCollector(runtime: Runtime): Promise<Running> {
   const { config } = runtime;
@@ -37,18 +40,17 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
       log.error({ ...event }, event.reason === "disk_budget" ? "disk budget full: dropped the oldest undelivered batches" : "quarantined a corrupt disk buffer segment");
     },
   });
+  const onInvalid = (reason: string, message: string) => {
+    metrics.dropped.inc({ reason: "invalid" });
+    log.error({ reason, err: message }, "a buffered batch failed to decode or validate; dropped");
+  };
+  const s = c.shipper;
   const transport =
     runtime.role === "all" && runtime.store !== undefined
-      ? new StoreTransport({
-          store: runtime.store,
-          maxBatchBytes: config.aggregator.max_batch_bytes,
-          limits: config.aggregator.limits,
-          onInvalid: (reason, message) => {
-            metrics.dropped.inc({ reason: "invalid" });
-            log.error({ reason, err: message }, "a buffered batch failed to decode or validate; dropped");
-          },
-        })
-      : new KafkaTransport(kafkaClient(config.kafka, log), config.kafka.topic, config.node.id);
+      ? new StoreTransport({ store: runtime.store, maxBatchBytes: config.aggregator.max_batch_bytes, limits: config.aggregator.limits, onInvalid })
+      : s.transport === "http"
+        ? new HttpTransport({ url: s.http.url, token: s.http.auth_token, tls: loadClientTls(s.http.tls), timeoutMs: s.http.timeout_ms, maxRequestBytes: s.http.max_request_bytes, onInvalid })
+        : new KafkaTransport(kafkaClient(config.kafka, log), config.kafka.topic, config.node.id);
   const shipper = new Shipper({
     wal,
     transport,
@@ -108,7 +110,7 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
     metrics.lag.set(wal.pending());
   }, 1000);
   gauges.unref();
-  const inputs = startInputs({ config: c, batcher, registry: runtime.registry, log });
+  const inputs = startInputs({ config: c, batcher, registry: runtime.registry, log, ownLogs: runtime.ownLogs });
   shipper.start();
   actions?.start(running.address.url);
   return {

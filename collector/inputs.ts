@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import { Counter, Gauge, type Registry } from "prom-client";
 import type { Config } from "../common/config.js";
-import type { Logger } from "../common/log.js";
+import type { Logger, LogTap } from "../common/log.js";
 import { labelsOf } from "../proto/batch.js";
 import type { Batcher } from "./batcher.js";
 import { FileTail } from "./receivers/filetail.js";
@@ -26,8 +26,9 @@ export interface Inputs {
   stop(): Promise<void>;
 }
 
-export function startInputs(options: { config: Config["collector"]; batcher: Batcher; registry: Registry; log: Logger }): Inputs {
+export function startInputs(options: { config: Config["collector"]; batcher: Batcher; registry: Registry; log: Logger; ownLogs?: LogTap | undefined }): Inputs {
   const { config: c, batcher, log } = options;
+  options.ownLogs?.attach((line) => storeOwnLog(batcher, c.default_tenant, line));
   const metrics = inputMetrics(options.registry);
   const tail =
     c.files.length > 0
@@ -80,4 +81,23 @@ export function startInputs(options: { config: Config["collector"]; batcher: Bat
       await stopped;
     },
   };
+}
+
+/**
+ * One of the process's own log lines (pino JSON) as an entry of the stream {job="bifrost", level, component},
+ * at the time it was logged. A refusal (a full disk buffer) is not logged: that would feed itself.
+ */
+function storeOwnLog(batcher: Batcher, tenant: string, line: string): void {
+  let fields: { time?: unknown; level?: unknown; component?: unknown } = {};
+  try {
+    fields = JSON.parse(line) as typeof fields;
+  } catch {
+    // Not JSON: kept as it is, at the time it arrived.
+  }
+  const ms = typeof fields.time === "string" ? Date.parse(fields.time) : Number.NaN;
+  const labels: [string, string][] = [["job", "bifrost"]];
+  if (typeof fields.level === "string") labels.push(["level", fields.level]);
+  if (typeof fields.component === "string") labels.push(["component", fields.component]);
+  const timeUnixNano = BigInt(Number.isNaN(ms) ? Date.now() : ms) * 1_000_000n;
+  batcher.add(tenant, { streams: [{ labels: labelsOf(labels), entries: [{ timeUnixNano, line, metadata: labelsOf([]) }] }] }).catch(() => {});
 }

@@ -12,6 +12,17 @@ export interface Transport {
   close(): Promise<void>;
 }
 
+/** The other end asked to be left alone for a while (HTTP 429 or 503); `delayMs` is its Retry-After, if any. */
+export class RetryLaterError extends Error {
+  override readonly name = "RetryLaterError";
+  constructor(
+    message: string,
+    readonly delayMs: number | undefined,
+  ) {
+    super(message);
+  }
+}
+
 /**
  * Kafka with acks=all through an idempotent producer with one request in flight, keyed by node id, so one
  * node's batches stay in one partition, in order.
@@ -141,7 +152,10 @@ export class Shipper {
         this.failures++;
         this.options.onRetry?.(err);
         await transport.reset();
-        const delay = backoffDelay(this.failures, backoff.baseMs, backoff.capMs, "full");
+        const jittered = backoffDelay(this.failures, backoff.baseMs, backoff.capMs, "full");
+        // A Retry-After is the least wait (up to the cap); the backoff still grows while the failures last.
+        const asked = err instanceof RetryLaterError && err.delayMs !== undefined ? Math.min(backoff.capMs, err.delayMs) : 0;
+        const delay = Math.max(asked, jittered);
         if (!this.running) return;
         log.warn({ err: (err as Error).message, attempt: this.failures, delay_ms: Math.round(delay), pending: wal.pending() }, "delivery failed; the batches stay buffered");
         await this.pause(delay, false);

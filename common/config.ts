@@ -340,6 +340,21 @@ export const configSchema = z.strictObject({
             .describe("block: pushes get 503 with Retry-After; drop_oldest: whole oldest segments are dropped and counted"),
         })
         .prefault({}),
+      shipper: z
+        .strictObject({
+          transport: z.enum(["kafka", "http"]).default("kafka").describe("kafka, or http to an aggregator's POST /bifrost/v1/batches for sites that cannot reach Kafka"),
+          http: z
+            .strictObject({
+              url: z.string().default("").describe("the aggregator's listener, such as https://aggregator.eu-west:3101"),
+              auth_token: z.string().default("").describe("bearer token of the tenant whose batches this collector sends, for an aggregator with auth enabled"),
+              tls: clientTlsSchema.prefault({}),
+              timeout_ms: number(z.number().int().min(1)).default(30_000).describe("per request, the aggregator's store write included"),
+              max_request_bytes: number(z.number().int().min(1)).default(8 << 20).describe("frames per request up to this size (at least one)"),
+            })
+            .prefault({}),
+        })
+        .prefault({})
+        .refine((s) => s.transport !== "http" || /^https?:\/\/[^\s]+$/.test(s.http.url), "transport http needs http.url, an http(s) URL"),
       batch: z
         .strictObject({
           max_entries: number(z.number().int().positive()).default(10_000).describe("entries and samples per batch"),
@@ -408,6 +423,14 @@ export const configSchema = z.strictObject({
       workers: number(z.number().int().min(1).max(64)).default(2).describe("decode and rollup worker threads"),
       max_queue: number(z.number().int().min(1)).default(64).describe("batches waiting for a worker before partitions pause"),
       max_batch_bytes: number(z.number().int().positive()).default(16 << 20).describe("largest accepted batch, uncompressed"),
+      consume_kafka: boolean().default(true).describe("be a member of the Kafka consumer group; off for an aggregator fed only over HTTP"),
+      http_ingest: z
+        .strictObject({
+          enabled: boolean().default(false).describe("accept batches from collectors on POST /bifrost/v1/batches of aggregator.listen"),
+          max_body_bytes: number(z.number().int().positive()).default(32 << 20).describe("largest request (413 above it)"),
+        })
+        .prefault({})
+        .describe("collectors that cannot reach Kafka ship to the aggregator over HTTP (collector.shipper.transport: http)"),
       partitions_concurrently: number(z.number().int().min(1).max(64)).default(4).describe("partitions processed at once"),
       session_timeout_ms: number(z.number().int().min(6000)).default(30_000).describe("how long a silent member keeps its partitions"),
       flush_rows: number(z.number().int().min(1)).default(50_000).describe("rows gathered across partitions per store write"),
@@ -423,6 +446,14 @@ export const configSchema = z.strictObject({
     })
     .prefault({})
     .describe("`bifrost aggregator`, in each region: Kafka consumer group, decoding and rollups in worker threads, batched store writes. A batch over a limit goes to the dead-letter topic."),
+  all: z
+    .strictObject({
+      demo: boolean()
+        .default(true)
+        .describe("`bifrost all` only: this machine's host metrics, Bifrost's own logs as {job=\"bifrost\"}, and the sample rules of deploy/rules when query.ruler has none"),
+    })
+    .prefault({})
+    .describe("`bifrost all`: every part in one process with embedded defaults."),
   query: z
     .strictObject({
       listen: listenAddress.default("127.0.0.1:3100").describe("HTTP listener of the Loki and Prometheus APIs (Loki's port)"),

@@ -30,11 +30,16 @@ export interface PostResult {
   text: string;
 }
 
+/** POSTs a JSON body; see post(). */
+export function postJson(url: string, body: string, options: { headers?: Record<string, string>; timeoutMs: number; tls?: ClientTls }): Promise<PostResult> {
+  return post(url, body, { ...options, headers: { "Content-Type": "application/json", ...options.headers } });
+}
+
 /**
- * POSTs a JSON body over http or https as the URL says (fetch cannot present a client certificate, which a
+ * POSTs a body over http or https as the URL says (fetch cannot present a client certificate, which a
  * listener with mutual TLS requires), and resolves with the answer's status and text.
  */
-export function postJson(url: string, body: string, options: { headers?: Record<string, string>; timeoutMs: number; tls?: ClientTls }): Promise<PostResult> {
+export function post(url: string, body: string | Uint8Array, options: { headers?: Record<string, string>; timeoutMs: number; tls?: ClientTls }): Promise<PostResult> {
   const target = new URL(url);
   const request = target.protocol === "https:" ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
@@ -42,7 +47,7 @@ export function postJson(url: string, body: string, options: { headers?: Record<
       target,
       {
         method: "POST",
-        headers: { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(body), ...options.headers },
+        headers: { "Content-Length": Buffer.byteLength(body), ...options.headers },
         signal: AbortSignal.timeout(options.timeoutMs),
         ...(target.protocol === "https:" ? options.tls : {}),
       },
@@ -59,4 +64,12 @@ export function postJson(url: string, body: string, options: { headers?: Record<
     req.on("error", reject);
     req.end(body);
   });
+}
+
+/** Retry-After, in seconds or as an HTTP date, as milliseconds to wait; undefined when absent or unreadable. */
+export function retryAfterMs(value: string | null | undefined): number | undefined {
+  if (value === null || value === undefined) return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
 }

@@ -2,7 +2,7 @@ import type { Registry } from "prom-client";
 import type { Store } from "../storage/store.js";
 import pkg from "../package.json" with { type: "json" };
 import type { Config } from "./config.js";
-import type { Logger } from "./log.js";
+import type { Logger, LogTap } from "./log.js";
 import type { ListeningAddress } from "./service.js";
 
 export const VERSION: string = pkg.version;
@@ -20,6 +20,8 @@ export interface Runtime {
   storeReadiness: () => string | null;
   /** Settles when the schema migration has finished, successfully or not (then storeReadiness says why). */
   storeMigrated: Promise<void>;
+  /** The process's own log lines, for the collector to store (`bifrost all` in demo mode). */
+  ownLogs?: LogTap;
 }
 
 /** A started component: where it listens, and how to stop it cleanly. */

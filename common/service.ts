@@ -115,11 +115,14 @@ function httpsOptions(tls: ServerTls): HttpsServerOptions {
   return options;
 }
 
+/** A verified client certificate: its subject common name and its URI SANs. */
+export type ClientIdentity = { commonName: string; uris: string[] };
+
 /**
  * The verified client certificate of a request over mutual TLS: its subject common name and its URI SANs
  * (SPIFFE ids such as spiffe://fleet/node/store-042-gw1); undefined without a verified certificate.
  */
-export function clientIdentity(c: Context): { commonName: string; uris: string[] } | undefined {
+export function clientIdentity(c: Context): ClientIdentity | undefined {
   const socket = (c.env as { incoming?: { socket?: unknown } } | undefined)?.incoming?.socket;
   if (!(socket instanceof TLSSocket) || !socket.authorized) return undefined;
   const certificate = socket.getPeerCertificate();
@@ -130,6 +133,14 @@ export function clientIdentity(c: Context): { commonName: string; uris: string[]
     .map((name) => name.slice(4));
   const commonName = certificate.subject?.CN;
   return { commonName: Array.isArray(commonName) ? (commonName[0] ?? "") : (commonName ?? ""), uris };
+}
+
+/**
+ * Whether a client certificate is that of `node`: its common name is the node id, or a URI SAN's last path
+ * segment is (spiffe://fleet/node/<id>).
+ */
+export function certifiesNode(identity: ClientIdentity, node: string): boolean {
+  return identity.commonName === node || identity.uris.some((uri) => uri.split("/").pop() === node);
 }
 
 /**

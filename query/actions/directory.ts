@@ -1,18 +1,7 @@
 import type { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { clientIdentity } from "../../common/service.js";
+import { certifiesNode, type ClientIdentity, clientIdentity } from "../../common/service.js";
 import { type Heartbeat, heartbeatSigningText, type KeyRing } from "../../common/signing.js";
-
-/** A verified client certificate: its common name and URI SANs (common/service.ts clientIdentity). */
-export type ClientIdentity = { commonName: string; uris: string[] };
-
-/**
- * Whether a client certificate is that of `node`: its common name is the node id, or a URI SAN's last path
- * segment is (spiffe://fleet/node/<id>).
- */
-function certifiesNode(identity: ClientIdentity, node: string): boolean {
-  return identity.commonName === node || identity.uris.some((uri) => uri.split("/").pop() === node);
-}
 
 export interface DirectoryOptions {
   /** query.actions.collectors: node id -> URL, for nodes that send no heartbeats. */

@@ -1,5 +1,6 @@
 import { appendFile, mkdir } from "node:fs/promises";
 import { join } from "node:path";
+import { retryAfterMs as parseRetryAfter } from "../../common/http-client.js";
 import { VERSION } from "../../common/runtime.js";
 import type { Logger } from "../../common/log.js";
 import type { NotifierMetrics } from "./metrics.js";
@@ -99,7 +100,7 @@ export class Delivery {
       const text = (await response.text()).slice(0, 512);
       if (response.ok) return { ok: true, retryable: false, error: "", reason: "" };
       const retryable = response.status === 429 || response.status >= 500;
-      const retryAfterMs = retryAfter(response.headers.get("retry-after"));
+      const retryAfterMs = parseRetryAfter(response.headers.get("retry-after"));
       return {
         ok: false,
         retryable,
@@ -154,12 +155,4 @@ export class Delivery {
 
 export function deadLetterPath(dir: string, name: string): string {
   return join(dir, `${name.replace(/[^A-Za-z0-9_.-]/g, "_")}.jsonl`);
-}
-
-/** Retry-After in seconds or as an HTTP date. */
-function retryAfter(value: string | null): number | undefined {
-  if (value === null) return undefined;
-  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
-  const at = Date.parse(value);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
 }
