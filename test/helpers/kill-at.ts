@@ -16,7 +16,7 @@ const die = (): never => {
   throw new Error("SIGKILL did not end the process");
 };
 
-const { openSync, closeSync, writeSync, renameSync } = fs;
+const { openSync, closeSync, writeSync, writevSync, renameSync } = fs;
 const segmentFds = new Set<number>();
 
 fs.openSync = ((path: fs.PathLike, flags?: fs.OpenMode, mode?: fs.Mode) => {
@@ -33,13 +33,15 @@ fs.closeSync = (fd: number) => {
   closeSync(fd);
 };
 
-fs.writeSync = ((fd: number, buffer: NodeJS.ArrayBufferView, ...rest: never[]) => {
-  if (point === "torn-record" && segmentFds.has(fd) && Buffer.isBuffer(buffer) && due()) {
-    writeSync(fd, buffer.subarray(0, buffer.length >> 1));
+// The disk buffer writes a record's header and batch with one writev; half of their bytes make the torn record.
+fs.writevSync = ((fd: number, buffers: readonly NodeJS.ArrayBufferView[], position?: number) => {
+  if (point === "torn-record" && segmentFds.has(fd) && due()) {
+    const record = Buffer.concat(buffers.map((b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength)));
+    writeSync(fd, record.subarray(0, record.length >> 1));
     die();
   }
-  return (writeSync as (...args: unknown[]) => number)(fd, buffer, ...rest);
-}) as typeof fs.writeSync;
+  return writevSync(fd, buffers, position);
+}) as typeof fs.writevSync;
 
 fs.renameSync = ((from: fs.PathLike, to: fs.PathLike) => {
   const cursor = String(from).endsWith("cursor.tmp");
