@@ -1,4 +1,3 @@
-import { StoreTransport } from "../aggregator/local-transport.js";
 import { Authenticator } from "../common/auth.js";
 import { loadClientTls } from "../common/http-client.js";
 import { kafkaClient } from "../common/kafka.js";
@@ -10,10 +9,7 @@ import { startInputs } from "./inputs.js";
 import { collectorMetrics } from "./metrics.js";
 import { TenantLimits } from "../common/limits.js";
 import { lokiPushRoute, TenantRateLimiter } from "./receivers/loki.js";
-import { startOtlpGrpc } from "./receivers/otlp-grpc.js";
-import { otlpHttpRoutes } from "./receivers/otlp-http.js";
 import type { OtlpReceiverOptions } from "./receivers/otlp-ingest.js";
-import { HttpTransport } from "./http-transport.js";
 import { KafkaTransport, Shipper } from "./shipper.js";
 import { Wal } from "./wal.js";
 
@@ -45,11 +41,13 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
     log.error({ reason, err: message }, "a buffered batch failed to decode or validate; dropped");
   };
   const s = c.shipper;
+  // Transports and receivers are imported only when configured: an edge node's memory budget is small, and the
+  // OTLP definitions and gRPC alone take about 30 MiB.
   const transport =
     runtime.role === "all" && runtime.store !== undefined
-      ? new StoreTransport({ store: runtime.store, maxBatchBytes: config.aggregator.max_batch_bytes, limits: config.aggregator.limits, onInvalid })
+      ? new (await import("../aggregator/local-transport.js")).StoreTransport({ store: runtime.store, maxBatchBytes: config.aggregator.max_batch_bytes, limits: config.aggregator.limits, onInvalid })
       : s.transport === "http"
-        ? new HttpTransport({ url: s.http.url, token: s.http.auth_token, tls: loadClientTls(s.http.tls), timeoutMs: s.http.timeout_ms, maxRequestBytes: s.http.max_request_bytes, onInvalid })
+        ? new (await import("./http-transport.js")).HttpTransport({ url: s.http.url, token: s.http.auth_token, tls: loadClientTls(s.http.tls), timeoutMs: s.http.timeout_ms, maxRequestBytes: s.http.max_request_bytes, onInvalid })
         : new KafkaTransport(kafkaClient(config.kafka, log), config.kafka.topic, config.node.id);
   const shipper = new Shipper({
     wal,
@@ -74,6 +72,7 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
   const rate = new TenantRateLimiter(tenantLimits);
   const actions = collectorActions(runtime, batcher);
   const onRejected = (reason: string) => metrics.rejected.inc({ reason });
+  const otlpHttp = c.otlp.http_enabled ? await import("./receivers/otlp-http.js") : undefined;
   const otlp: OtlpReceiverOptions = {
     batcher,
     limits: c.limits,
@@ -93,13 +92,13 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
       onAccepted: (tenant, entries) => metrics.accepted.inc({ tenant }, entries),
       onRejected,
     });
-    if (c.otlp.http_enabled) otlpHttpRoutes(http.app, { ...otlp, maxBodyBytes: c.limits.max_body_bytes });
+    if (otlpHttp) otlpHttp.otlpHttpRoutes(http.app, { ...otlp, maxBodyBytes: c.limits.max_body_bytes });
     http.addReadiness("disk buffer", () => (wal.bytes() + (c.batch.max_bytes + 4096) > c.wal.max_bytes && c.wal.when_full === "block" ? "disk buffer full" : null));
   });
   let grpc;
   try {
     grpc = c.otlp.grpc_enabled
-      ? await startOtlpGrpc({ ...otlp, authenticator: new Authenticator(config.auth, c.default_tenant), listen: c.otlp.grpc_listen, maxMessageBytes: c.otlp.max_grpc_message_bytes })
+      ? await (await import("./receivers/otlp-grpc.js")).startOtlpGrpc({ ...otlp, authenticator: new Authenticator(config.auth, c.default_tenant), listen: c.otlp.grpc_listen, maxMessageBytes: c.otlp.max_grpc_message_bytes })
       : undefined;
   } catch (err) {
     await running.stop();
