@@ -22,7 +22,9 @@ import { insertRowBinarySeconds, kafkaProduceLinesPerS, scratchLogsTable } from 
 // Prints one JSON line; progress goes to stderr.
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
-const PUSHERS = Number(process.env.BENCH_PUSHERS ?? 4);
+// Each sender waits for its answer, which comes once its lines are in the disk buffer (up to the batch age),
+// so a handful of senders measures the senders; edge fleets are many clients at once.
+const PUSHERS = Number(process.env.BENCH_PUSHERS ?? 48);
 const LINES_PER_PUSH = 1000;
 const NODE = "bench-edge";
 
@@ -112,13 +114,15 @@ try {
   const loadgen = procUsage(process.pid);
 
   progress("ceilings: kafkajs produce, engine insert");
-  const batches = Array.from({ length: 10 }, (_, i) => makeBatch({ tenant: "fake", nodeId: NODE, sequence: i + 1, streams: 1, entriesPerStream: LINES_PER_PUSH, lineBytes: 100, series: 0 }));
+  // Batches of the size the collector ships and the aggregator writes (about 1 MiB), not of one push.
+  const ceilingLines = 10 * LINES_PER_PUSH;
+  const batches = Array.from({ length: 10 }, (_, i) => makeBatch({ tenant: "fake", nodeId: NODE, sequence: i + 1, streams: 1, entriesPerStream: ceilingLines, lineBytes: 100, series: 0 }));
   const kafkaLimit = await kafkaProduceLinesPerS(kafka, topic, batches, 5);
   const scratch = await scratchLogsTable(CLICKHOUSE_URL);
   const bodies = batches.map((b, i) => encodeLogBatch({ id: `raw-${i}`, tenant: b.tenant, streams: b.streams }).buffer);
   const engineSeconds = await insertRowBinarySeconds(CLICKHOUSE_URL, scratch.table, [...bodies, ...bodies, ...bodies]);
   await scratch.drop();
-  const engineLimit = Math.round((3 * batches.length * LINES_PER_PUSH) / engineSeconds);
+  const engineLimit = Math.round((3 * batches.length * ceilingLines) / engineSeconds);
 
   process.stdout.write(
     JSON.stringify({
