@@ -86,7 +86,7 @@ async function measure(name: string, store: Store, floor: () => Promise<number>)
     if ((i + 1) % 20 === 0) progress(`${name}: ${((i + 1) * BATCH_ROWS).toLocaleString()} rows loaded`);
   }
   progress(`${name}: loaded ${LOG_ROWS.toLocaleString()} rows in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
-  const config = configSchema.parse({ query: { limits: { max_query_length_hours: 25 } } });
+  const config = configSchema().parse({ query: { limits: { max_query_length_hours: 25 } } });
   const app = new Hono();
   app.use(new Authenticator(config.auth, "bench").middleware());
   lokiRoutes(app, { store, limits: config.query.limits, pushLimits: config.collector.limits, log: createLogger("silent") });

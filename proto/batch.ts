@@ -1,5 +1,6 @@
 import { fileURLToPath } from "node:url";
 import protobuf from "protobufjs";
+import type { Scratch } from "./scratch.js";
 
 /** A label set. Objects are created without a prototype so that names such as `__proto__` stay plain keys. */
 export type Labels = Record<string, string>;
@@ -126,7 +127,7 @@ function fromWirePoint(point: WirePoint): Point {
  * and objects) written here straight from the entries, without a wire copy of every entry, Long objects for
  * the timestamps or a JavaScript UTF-8 encoder. Fields stay in number order, as protobufjs writes them.
  */
-export function encodeBatchMessage(batch: Batch): Uint8Array {
+export function encodeBatchMessage(batch: Batch, into?: Scratch): Uint8Array {
   const head = BatchType.encode({
     tenant: batch.tenant,
     nodeId: batch.nodeId,
@@ -144,7 +145,7 @@ export function encodeBatchMessage(batch: Batch): Uint8Array {
       ...(series.previous ? { previous: series.previous } : {}),
     })),
   } as unknown as protobuf.Message).finish();
-  return encodeStreams(batch.streams, head, series);
+  return encodeStreams(batch.streams, head, series, into);
 }
 
 /** Bytes of a varint. */
@@ -195,8 +196,8 @@ function writeLabels(buf: Utf8Writable, pos: number, tag: number, labels: Labels
   return pos;
 }
 
-/** `head`, then Batch.streams (field 7) with their labels and entries, then `tail`, in one buffer. */
-function encodeStreams(streams: LogStream[], head: Uint8Array, tail: Uint8Array): Buffer {
+/** `head`, then Batch.streams (field 7) with their labels and entries, then `tail`, in one buffer (`into`'s, if given). */
+function encodeStreams(streams: LogStream[], head: Uint8Array, tail: Uint8Array, into?: Scratch): Buffer {
   // First pass: every entry's line and message size, so that the second writes each byte once, in place.
   const entries = streams.reduce((n, s) => n + s.entries.length, 0);
   const lineBytes = new Uint32Array(entries);
@@ -219,7 +220,7 @@ function encodeStreams(streams: LogStream[], head: Uint8Array, tail: Uint8Array)
     streamBytes[s] = size;
     total += 1 + varintBytes(size) + size;
   });
-  const buf = Buffer.allocUnsafe(total) as Utf8Writable;
+  const buf = (into ? into.take(total) : Buffer.allocUnsafe(total)) as Utf8Writable;
   // DataView's setBigUint64 is V8's own, several times faster than Buffer#writeBigUInt64LE.
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   buf.set(head, 0);

@@ -1,6 +1,7 @@
 import { crc32c } from "@node-rs/crc32";
 import { type Batch, decodeBatchMessage, encodeBatchMessage } from "./batch.js";
 import { lz4FrameDecode, lz4FrameEncode, Lz4FrameError } from "./lz4frame.js";
+import { Scratch } from "./scratch.js";
 
 // Frame layout, little endian:
 //   0  magic "BFRB"        4  version u8     5  flags u8 (0)    6  reserved u16 (0)
@@ -37,8 +38,12 @@ export interface CodecLimits {
   maxBatchBytes?: number;
 }
 
+// The message and its LZ4 frame are intermediate: only the frame, copied out at its exact size, is returned.
+const messageScratch = new Scratch(4 << 20);
+const payloadScratch = new Scratch(4 << 20);
+
 export function encodeBatch(batch: Batch, limits: CodecLimits = {}): Buffer {
-  return frameMessage(encodeBatchMessage(batch), limits);
+  return frameMessage(encodeBatchMessage(batch, messageScratch), limits);
 }
 
 /** A frame around an encoded batch message. */
@@ -47,7 +52,7 @@ export function frameMessage(message: Uint8Array, limits: CodecLimits = {}): Buf
   if (message.length > max) {
     throw new CodecError("oversized", `batch is ${message.length} bytes, the limit is ${max}`);
   }
-  const payload = lz4FrameEncode(message);
+  const payload = lz4FrameEncode(message, payloadScratch);
   const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + payload.length);
   frame.writeUInt32LE(FRAME_MAGIC, 0);
   frame[4] = FRAME_VERSION;

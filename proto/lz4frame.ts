@@ -1,4 +1,5 @@
 import lz4 from "lz4";
+import type { Scratch } from "./scratch.js";
 
 // The LZ4 frame format (lz4_Frame_format.md), so that a payload can be inspected with the `lz4` CLI.
 // The package's own frame decoder is a stream that, on truncated input, throws from an asynchronous
@@ -23,10 +24,14 @@ export class Lz4FrameError extends Error {
   override readonly name = "Lz4FrameError";
 }
 
-/** Compresses `input` as one LZ4 frame with independent 4 MiB blocks and the content size in the header. */
-export function lz4FrameEncode(input: Uint8Array): Buffer {
+/**
+ * Compresses `input` as one LZ4 frame with independent 4 MiB blocks and the content size in the header; into
+ * `into`'s buffer if given (the frame is then valid until its next use).
+ */
+export function lz4FrameEncode(input: Uint8Array, into?: Scratch): Buffer {
   const blocks = Math.max(1, Math.ceil(input.length / ENCODE_BLOCK_SIZE));
-  const out = Buffer.allocUnsafe(15 + blocks * (4 + lz4.encodeBound(Math.min(input.length, ENCODE_BLOCK_SIZE))) + 4);
+  const bound = 15 + blocks * (4 + lz4.encodeBound(Math.min(input.length, ENCODE_BLOCK_SIZE))) + 4;
+  const out = into ? into.take(bound) : Buffer.allocUnsafe(bound);
   out.writeUInt32LE(MAGIC, 0);
   out[4] = FLG_VERSION | FLG_BLOCK_INDEPENDENCE | FLG_CONTENT_SIZE;
   out[5] = ENCODE_BLOCK_ID << 4;

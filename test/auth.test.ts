@@ -10,7 +10,7 @@ const ACME = "acme-token-0123456789";
 const GLOBEX = "globex-token-0123456789";
 
 function app(enabled: boolean): Hono {
-  const auth = new Authenticator(configSchema.parse({ auth: { enabled, tenants: { acme: { tokens: [ACME, "acme-rotated-0123456789"] }, globex: { tokens: [GLOBEX] } } } }).auth, "fake");
+  const auth = new Authenticator(configSchema().parse({ auth: { enabled, tenants: { acme: { tokens: [ACME, "acme-rotated-0123456789"] }, globex: { tokens: [GLOBEX] } } } }).auth, "fake");
   const hono = new Hono();
   hono.use(auth.middleware());
   hono.get("/ready", (c) => c.text("ready"));

@@ -27,7 +27,7 @@ function receiver(overrides: { maxBodyBytes?: number; rate?: TenantRateLimiter; 
   const wal = Wal.open({ dir: mkdtempSync(join(tmpdir(), "bifrost-loki-")), maxBytes: overrides.walBytes ?? 64 << 20, segmentBytes: 1 << 20, fsync: "never", whenFull: "block" });
   const batcher = new Batcher({ node: { id: "edge-1", site: "", region: "" }, wal, maxEntries: 1, maxBytes: 1 << 20, maxAgeMs: 10 });
   const app = new Hono();
-  app.use(new Authenticator(configSchema.parse({}).auth, "fake").middleware());
+  app.use(new Authenticator(configSchema().parse({}).auth, "fake").middleware());
   lokiPushRoute(app, { batcher, limits: LIMITS, maxBodyBytes: overrides.maxBodyBytes ?? 1 << 20, rate: overrides.rate });
   const push = (body: string | Uint8Array, headers: Record<string, string>) => app.request("/loki/api/v1/push", { method: "POST", body, headers });
   const batches = () => wal.read(100).map((r) => decodeBatch(r.payload));
@@ -107,7 +107,7 @@ describe("Loki push receiver", () => {
     const small = receiver({ maxBodyBytes: 1000 });
     assert.equal((await small.push(json([{ stream: { a: "b" }, values: [["1", "x".repeat(2000)]] }]), { "Content-Type": "application/json" })).status, 413);
 
-    const limited = receiver({ rate: new TenantRateLimiter(new TenantLimits(configSchema.parse({ collector: { limits: { rate_entries_per_s: 10, burst_entries: 20 } } }))) });
+    const limited = receiver({ rate: new TenantRateLimiter(new TenantLimits(configSchema().parse({ collector: { limits: { rate_entries_per_s: 10, burst_entries: 20 } } }))) });
     const values = (n: number) => json([{ stream: { a: "b" }, values: Array.from({ length: n }, (_, i) => [String(i + 1), "x"]) }]);
     assert.equal((await limited.push(values(15), { "Content-Type": "application/json", "X-Scope-OrgID": "busy" })).status, 204);
     const over = await limited.push(values(15), { "Content-Type": "application/json", "X-Scope-OrgID": "busy" });

@@ -54,7 +54,7 @@ async function collector(overrides: { maxBodyBytes?: number; rate?: TenantRateLi
   const wal = Wal.open({ dir: mkdtempSync(join(tmpdir(), "bifrost-otlp-")), maxBytes: overrides.walBytes ?? 64 << 20, segmentBytes: 1 << 20, fsync: "never", whenFull: "block" });
   const batcher = new Batcher({ node: { id: "edge-1", site: "", region: "" }, wal, maxEntries: 1, maxBytes: 1 << 20, maxAgeMs: 10 });
   const options = { batcher, limits: overrides.limits ?? LIMITS, rate: overrides.rate };
-  const authenticator = new Authenticator(configSchema.parse({}).auth, "fake");
+  const authenticator = new Authenticator(configSchema().parse({}).auth, "fake");
   const app = new Hono();
   app.use(authenticator.middleware());
   otlpHttpRoutes(app, { ...options, maxBodyBytes: overrides.maxBodyBytes ?? 1 << 20 });
@@ -308,7 +308,7 @@ describe("OTLP/HTTP receiver", () => {
   });
 
   it("answers 429 over the tenant's rate and 503 while the disk buffer is full, with Retry-After", async () => {
-    const limited = await collector({ rate: new TenantRateLimiter(new TenantLimits(configSchema.parse({ collector: { limits: { rate_entries_per_s: 10, burst_entries: 20 } } }))) });
+    const limited = await collector({ rate: new TenantRateLimiter(new TenantLimits(configSchema().parse({ collector: { limits: { rate_entries_per_s: 10, burst_entries: 20 } } }))) });
     const records = (n: number) => encodeLogs(logs(Array.from({ length: n }, (_, i) => logRecord(`line ${i}`))));
     const headers = (tenant: string) => ({ "Content-Type": "application/x-protobuf", "X-Scope-OrgID": tenant });
     assert.equal((await limited.post("logs", records(15), headers("busy"))).status, 200);
@@ -367,7 +367,7 @@ describe("OTLP/gRPC receiver", () => {
     const tooBig = await grpcExport(small.grpcAddress, "logs")(encodeLogs(logs([logRecord("x".repeat(2000))])));
     assert.equal(tooBig.error?.code, grpc.status.RESOURCE_EXHAUSTED);
 
-    const limited = await collector({ rate: new TenantRateLimiter(new TenantLimits(configSchema.parse({ collector: { limits: { rate_entries_per_s: 10, burst_entries: 20 } } }))) });
+    const limited = await collector({ rate: new TenantRateLimiter(new TenantLimits(configSchema().parse({ collector: { limits: { rate_entries_per_s: 10, burst_entries: 20 } } }))) });
     const exportLogs = grpcExport(limited.grpcAddress, "logs");
     const records = encodeLogs(logs(Array.from({ length: 15 }, (_, i) => logRecord(`line ${i}`))));
     assert.equal((await exportLogs(records)).error, null);

@@ -73,7 +73,7 @@ describe("PromQL answers match Prometheus", { skip }, () => {
     store = new DuckDBStore({ path: join(dir, "bifrost", "bifrost.duckdb"), retention: TEST_RETENTION });
     await store.migrate();
     await loadDataSet(store, "fake");
-    app.use(new Authenticator(configSchema.parse({}).auth, "fake").middleware());
+    app.use(new Authenticator(configSchema().parse({}).auth, "fake").middleware());
       prometheusRoutes(app, { store, log: createLogger("silent") });
   });
 

@@ -176,7 +176,7 @@ function rollupSuite(name: string, open: () => Promise<Store>): void {
 
     it(`names the sources in the ${SOURCES_HEADER} header`, async () => {
       const app = new Hono();
-      app.use(new Authenticator(configSchema.parse({}).auth, TENANT).middleware());
+      app.use(new Authenticator(configSchema().parse({}).auth, TENANT).middleware());
       prometheusRoutes(app, { store, log: createLogger("silent") });
       const params = new URLSearchParams({
         query: "max_over_time(sparse[5m]) + count_over_time(float_gauge[90s])",

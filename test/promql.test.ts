@@ -60,7 +60,7 @@ function promqlSuite(name: string, open: () => Promise<Store>): void {
       await store.appendSamples([{ id: "hand/promql:1", tenant: "hand", series: HAND }]);
       await store.appendRollups([{ id: "hand/promql:1", tenant: "hand", partials: rollupBatch(HAND) }]);
       await loadDataSet(store, "fake");
-      app.use(new Authenticator(configSchema.parse({}).auth, "hand").middleware());
+      app.use(new Authenticator(configSchema().parse({}).auth, "hand").middleware());
       prometheusRoutes(app, { store, log: createLogger("silent"), now: () => at(4) });
     });
     after(() => store.close());

@@ -420,7 +420,7 @@ describe("ruler on the embedded store", () => {
     ruler.reload();
     await ruler.evaluateDue();
     const app = new Hono();
-    app.use(new Authenticator(configSchema.parse({}).auth, "t1").middleware());
+    app.use(new Authenticator(configSchema().parse({}).auth, "t1").middleware());
     rulerRoutes(app, ruler);
     const rules = (await (await app.request("/prometheus/api/v1/rules")).json()) as { status: string; data: { groups: Record<string, unknown>[] } };
     assert.equal(rules.status, "success");

@@ -24,7 +24,7 @@ import { T0_MS } from "./helpers/promql-data.js";
 // receivers, the Loki query API with its tail, and the Prometheus API. Two tenants have different limits; a third
 // has none of its own and gets the defaults. Each error must name the tenant, the limit and the key to change.
 
-const config = configSchema.parse({
+const config = configSchema().parse({
   overrides: {
     small: {
       rate_entries_per_s: 10,

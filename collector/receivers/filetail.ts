@@ -6,7 +6,7 @@ import type { Logger } from "../../common/log.js";
 import type { Batcher } from "../batcher.js";
 import { WalFullError } from "../wal.js";
 import { identityKey, Positions } from "./positions.js";
-import { checksum, type FileSource, FINGERPRINT_BYTES, type Read, readAt, TailedFile } from "./tailedfile.js";
+import { CHUNK_BYTES, checksum, type FileSource, FINGERPRINT_BYTES, type Read, readAt, TailedFile } from "./tailedfile.js";
 
 export type { FileSource } from "./tailedfile.js";
 
@@ -80,6 +80,7 @@ async function findInDirectory(dir: string, key: string): Promise<{ path: string
 
 export class FileTail {
   private readonly tails = new Map<string, TailedFile>();
+  private readonly chunk = Buffer.allocUnsafeSlow(CHUNK_BYTES);
   private readonly positions: Positions;
   private loop: Promise<void> | undefined;
   private stopped = false;
@@ -148,7 +149,7 @@ export class FileTail {
     // Rotated files first: their lines were written before those of the file that replaced them.
     const ordered = [...this.tails.values()].sort((a, b) => Number(b.movedAt !== undefined) - Number(a.movedAt !== undefined));
     const { maxReadBytes } = this.options;
-    const settings = { ...this.options, maxReadBytes: Math.max(Math.floor(maxReadBytes / Math.max(1, ordered.length)), Math.min(maxReadBytes, MIN_READ_BYTES)) };
+    const settings = { ...this.options, chunk: this.chunk, maxReadBytes: Math.max(Math.floor(maxReadBytes / Math.max(1, ordered.length)), Math.min(maxReadBytes, MIN_READ_BYTES)) };
     const reads: Read[] = [];
     for (const tail of ordered) {
       try {

@@ -6,7 +6,6 @@ import { tenantOf } from "../../common/auth.js";
 import type { TenantLimitError, TenantLimits } from "../../common/limits.js";
 import { bodyLimit } from "hono/body-limit";
 import protobuf from "protobufjs";
-import { uncompressSync } from "snappy";
 import { labelsOf, type Labels, type LogStream, NO_LABELS } from "../../proto/batch.js";
 import { type BatchLimits, validateStreams, ValidationError } from "../../proto/validate.js";
 import type { Batcher } from "../batcher.js";
@@ -139,8 +138,13 @@ function snappyLength(buf: Buffer): number {
   throw new BadRequest("the body is not snappy-compressed protobuf");
 }
 
-function fromProtobuf(body: Buffer, maxBytes: number): LogStream[] {
+// snappy's native module is loaded by the first protobuf push: an edge node fed only JSON pushes and files
+// never holds it in memory.
+let snappy: Promise<typeof import("snappy")> | undefined;
+
+async function fromProtobuf(body: Buffer, maxBytes: number): Promise<LogStream[]> {
   if (snappyLength(body) > maxBytes) throw new BadRequest(`the decompressed body would exceed ${maxBytes} bytes`);
+  const { uncompressSync } = await (snappy ??= import("snappy"));
   let wire: WirePush;
   try {
     wire = PushRequest.decode(uncompressSync(body) as Buffer) as unknown as WirePush;
@@ -207,7 +211,7 @@ export function lokiPushRoute(app: Hono, options: LokiReceiverOptions): void {
         const type = (c.req.header("Content-Type") ?? "").split(";")[0]!.trim().toLowerCase();
         const encoding = (c.req.header("Content-Encoding") ?? "").trim().toLowerCase();
         // Loki's rule: JSON only when the content type says so; anything else is snappy protobuf.
-        streams = type === "application/json" ? fromJson(await decodeJsonBody(raw, encoding, options.maxBodyBytes * 10)) : fromProtobuf(raw, options.maxBodyBytes * 10);
+        streams = type === "application/json" ? fromJson(await decodeJsonBody(raw, encoding, options.maxBodyBytes * 10)) : await fromProtobuf(raw, options.maxBodyBytes * 10);
         validateStreams(streams, options.tenantLimits?.batchLimits(tenant, options.limits) ?? options.limits);
       } catch (err) {
         if (err instanceof ValidationError) {

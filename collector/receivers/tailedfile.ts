@@ -22,7 +22,7 @@ export interface FileSource {
 
 export const FINGERPRINT_BYTES = 1024;
 /** Bytes per read call: each is a round trip through libuv's thread pool, which a busy file pays per chunk. */
-const CHUNK_BYTES = 256 << 10;
+export const CHUNK_BYTES = 256 << 10;
 
 export interface Read {
   tail: TailedFile;
@@ -40,12 +40,18 @@ export interface ReadSettings {
   maxLineBytes: number;
   maxReadBytes: number;
   rotateWaitMs: number;
+  /**
+   * Where chunks are read, CHUNK_BYTES long, reused from read to read: a fresh chunk per read was garbage the
+   * size of the input rate. Only the unfinished last line of a chunk is copied out of it.
+   */
+  chunk: Buffer;
   onRotation?: (kind: "rename" | "truncate") => void;
   onTruncatedLine?: () => void;
 }
 
-export async function readAt(fh: FileHandle, position: number, length: number): Promise<Buffer> {
-  const buf = Buffer.allocUnsafe(length);
+/** Reads up to `length` bytes at `position`, into `into` if given (which must hold them). */
+export async function readAt(fh: FileHandle, position: number, length: number, into?: Buffer): Promise<Buffer> {
+  const buf = into ?? Buffer.allocUnsafe(length);
   const { bytesRead } = await fh.read(buf, 0, length, position);
   return buf.subarray(0, bytesRead);
 }
@@ -126,7 +132,7 @@ export class TailedFile {
       this.grewAt = now;
     }
     for (let budget = settings.maxReadBytes; this.readOffset < size && budget > 0; ) {
-      const chunk = await readAt(this.fh, this.readOffset, Math.min(CHUNK_BYTES, size - this.readOffset, budget));
+      const chunk = await readAt(this.fh, this.readOffset, Math.min(CHUNK_BYTES, size - this.readOffset, budget), settings.chunk);
       if (chunk.length === 0) break;
       this.consume(chunk, out, now, settings);
       budget -= chunk.length;
@@ -162,7 +168,8 @@ export class TailedFile {
     const at = this.readOffset;
     for (let from = 0; ; ) {
       const newline = chunk.indexOf(0x0a, from);
-      this.append(chunk.subarray(from, newline < 0 ? chunk.length : newline), settings.maxLineBytes);
+      // The chunk's buffer is read into again: an unfinished line keeps a copy of its piece.
+      this.append(chunk.subarray(from, newline < 0 ? chunk.length : newline), settings.maxLineBytes, newline < 0);
       if (newline < 0) break;
       this.endLine(at + newline + 1, out, now, settings);
       from = newline + 1;
@@ -170,14 +177,14 @@ export class TailedFile {
     this.readOffset = at + chunk.length;
   }
 
-  private append(piece: Buffer, max: number): void {
+  private append(piece: Buffer, max: number, copy: boolean): void {
     if (this.overlong) return;
     if (this.partialBytes + piece.length > max) {
       this.overlong = true;
       piece = piece.subarray(0, max - this.partialBytes);
     }
     if (piece.length === 0) return;
-    this.partial.push(piece);
+    this.partial.push(copy ? Buffer.from(piece) : piece);
     this.partialBytes += piece.length;
   }
 

@@ -13,7 +13,7 @@ export interface DdlOptions {
  * create the schema ahead, or review it. TTLs are the configuration's default retention.
  */
 export function renderDdl(options: DdlOptions = {}): string {
-  const defaults = configSchema.parse({});
+  const defaults = configSchema().parse({});
   const target = {
     database: options.database ?? defaults.clickhouse.database,
     retention: defaults.storage.retention,

@@ -56,7 +56,7 @@ const SIZE_UNITS: [number, string][] = [
 
 /** The configuration schema as JSON Schema of the loaded (output) values, with descriptions and defaults. */
 export function configJsonSchema(): JsonSchema {
-  return z.toJSONSchema(configSchema, { io: "output", unrepresentable: "any" }) as JsonSchema;
+  return z.toJSONSchema(configSchema(), { io: "output", unrepresentable: "any" }) as JsonSchema;
 }
 
 /** Every key of the schema, section by section; throws naming the keys that lack a description. */

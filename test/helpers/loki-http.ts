@@ -28,7 +28,7 @@ export interface LokiHttp {
 }
 
 export async function startLokiHttp(store: Store): Promise<LokiHttp> {
-  const config = configSchema.parse({ query: { limits: { max_entries_limit_per_query: 5000, max_query_length_hours: 24 } } });
+  const config = configSchema().parse({ query: { limits: { max_entries_limit_per_query: 5000, max_query_length_hours: 24 } } });
   const log = createLogger("silent");
   const http = new HttpService("query", createRegistry(), log);
   http.app.use(new Authenticator(config.auth, "fake").middleware());
