@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import { Kafka, logLevel } from "kafkajs";
 import protobuf from "protobufjs";
 import { compressSync } from "snappy";
+import { edgeProfile } from "../deploy/edge/profile.js";
 import { decodeBatch } from "../proto/codec.js";
 import { makeBatch } from "../test/helpers/batches.js";
 import { createTopics, deleteTopics, freePort, KAFKA_BROKERS, REPO_ROOT, uniqueName } from "../test/helpers/services.js";
@@ -109,17 +110,11 @@ function watch(child: ChildProcess, name: string): Running {
 }
 
 /**
- * The collector as deploy/systemd runs it on an edge node: that unit's NODE_OPTIONS (V8 heap sizes), read from
- * the unit so the bench measures what is deployed, and only the inputs an edge node there uses (no OTLP).
+ * The collector as deploy/systemd runs it on an edge node: that unit's ExecStart (the edge bundle and V8's
+ * options) and runtime environment, read from the unit so the bench measures what is deployed, and only the
+ * inputs an edge node there uses (no OTLP).
  */
-function readEdgeProfile(): { nodeOptions: string; otlp: object } {
-  const unit = readFileSync(join(REPO_ROOT, "deploy", "systemd", "bifrost-collector.service"), "utf8");
-  const nodeOptions = /^Environment=NODE_OPTIONS="?([^"\n]*)"?$/m.exec(unit)?.[1];
-  if (nodeOptions === undefined) throw new Error("deploy/systemd/bifrost-collector.service sets no NODE_OPTIONS");
-  return { nodeOptions, otlp: { http_enabled: false, grpc_enabled: false } };
-}
-
-const EDGE = readEdgeProfile();
+const EDGE = { ...edgeProfile(), otlp: { http_enabled: false, grpc_enabled: false } };
 
 /** A collector process of its own, tailing `inDir/*.log`, shipping to `brokers`; with `edge`, as deployed on an edge node. */
 async function startCollector(name: string, brokers: string[], topic: string, edge = false): Promise<Running & { url: string; inDir: string; positionsFile: string; metric(name: string): Promise<number> }> {
@@ -143,8 +138,9 @@ async function startCollector(name: string, brokers: string[], topic: string, ed
       },
     }),
   );
-  const env = edge ? { ...process.env, NODE_OPTIONS: EDGE.nodeOptions } : process.env;
-  const child = spawn(process.execPath, [join(REPO_ROOT, "dist", "cli.js"), "collector", "--config", configFile], { stdio: ["ignore", "ignore", "pipe"], env });
+  const env = edge ? { ...process.env, ...EDGE.env } : process.env;
+  const command = edge ? [...EDGE.nodeArgs, join(REPO_ROOT, EDGE.script)] : [join(REPO_ROOT, "dist", "cli.js")];
+  const child = spawn(process.execPath, [...command, "collector", "--config", configFile], { stdio: ["ignore", "ignore", "pipe"], env });
   const running = watch(child, `collector ${name}`);
   const url = `http://127.0.0.1:${port}`;
   await until("ready collector", async () => {
@@ -440,7 +436,7 @@ process.stdout.write(
     peer_rsyslog_file_to_kafka: peerKafka,
     kafka_vs_peer_lines_per_cpu_second: Number((tailKafka.lines_per_cpu_second / peerKafka.lines_per_cpu_second).toFixed(2)),
     steady_collector: steadyOurs,
-    steady_collector_edge_profile: { node_options: EDGE.nodeOptions, otlp: "off", ...steadyEdge },
+    steady_collector_edge_profile: { node_args: EDGE.nodeArgs.join(" "), script: EDGE.script, env: EDGE.env, otlp: "off", ...steadyEdge },
     steady_peer_rsyslog: steadyPeer,
     target_wal_lines_per_cpu_second: 150_000,
     target_steady_rss_mib: 80,

@@ -1,4 +1,4 @@
-import { fileURLToPath } from "node:url";
+import { protoFile } from "./files.js";
 import protobuf from "protobufjs";
 import type { Scratch } from "./scratch.js";
 
@@ -65,7 +65,7 @@ export function labelsOf(entries: Iterable<readonly [string, string]>): Labels {
   return labels;
 }
 
-const root = protobuf.loadSync(fileURLToPath(new URL("./bifrost.proto", import.meta.url)));
+const root = protobuf.loadSync(protoFile("bifrost.proto"));
 const BatchType = root.lookupType("bifrost.v1.Batch");
 
 interface LongLike {

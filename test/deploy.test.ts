@@ -6,6 +6,7 @@ import { dirname, join, resolve } from "node:path";
 import { describe, it } from "node:test";
 import { type Config, loadConfig } from "../common/config.js";
 import { renderDdl } from "../deploy/clickhouse/ddl.js";
+import { edgeProfile } from "../deploy/edge/profile.js";
 import { composeSchemaErrors } from "./helpers/compose-schema.js";
 import { schemaError, strictFieldErrors } from "./helpers/k8s-schema.js";
 import { buildKustomization, type K8sObject, kubectlKustomize, objectId, parseEnvFile, parseYamlDocuments } from "./helpers/kustomize.js";
@@ -16,6 +17,7 @@ const KUBE = join(DEPLOY, "kubernetes");
 const VERSION = (JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")) as { version: string }).version;
 const IMAGE = `ghcr.io/bifrost/bifrost:${VERSION}`;
 const ROLES = ["collector", "aggregator", "query"] as const;
+const EDGE = edgeProfile();
 type Role = (typeof ROLES)[number];
 
 const KUSTOMIZATIONS = ["base", ...readdirSync(join(KUBE, "overlays")).map((name) => `overlays/${name}`)];
@@ -26,6 +28,7 @@ const base = builds.get("base")!;
 interface Container {
   name: string;
   image: string;
+  command?: string[];
   args?: string[];
   env?: { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string }; secretKeyRef?: { name: string; optional?: boolean } } }[];
   envFrom?: { configMapRef?: { name: string } }[];
@@ -248,7 +251,13 @@ describe("Kubernetes manifests", () => {
     assert.equal(pod.hostPID, false);
     const limit = memoryBytes(c.resources!.limits!.memory!);
     assert.ok(limit <= 192 * 1024 ** 2, `memory limit ${c.resources!.limits!.memory} leaves room on a 256 MiB node`);
-    const heap = /--max-old-space-size=(\d+)/.exec(c.env?.find((e) => e.name === "NODE_OPTIONS")?.value ?? "");
+    // The DaemonSet runs the collector exactly as the systemd unit does: same bundle, V8 options and allocator settings.
+    assert.deepEqual(c.command, ["node", ...EDGE.nodeArgs, `/opt/bifrost/${EDGE.script}`]);
+    for (const [name, value] of Object.entries(EDGE.env)) {
+      if (name === "NODE_ENV") assert.match(readFileSync(join(DEPLOY, "docker", "Dockerfile"), "utf8"), new RegExp(`^ENV NODE_ENV=${value}$`, "m"));
+      else assert.equal(c.env?.find((e) => e.name === name)?.value, value, name);
+    }
+    const heap = /--max-old-space-size=(\d+)/.exec(EDGE.nodeArgs.join(" "));
     assert.ok(heap && Number(heap[1]) * 1024 ** 2 < limit, "V8's heap stays below the memory limit");
     assert.ok(config.collector.wal.max_bytes <= 1 << 30, "a WAL budget an edge disk holds");
   });
@@ -367,7 +376,8 @@ describe("systemd units", () => {
   it("each unit runs its role with hardening and restarts; the collector's WAL is its state directory", () => {
     for (const [i, role] of ROLES.entries()) {
       const d = directives(units[i]!);
-      assert.deepEqual(d.get("ExecStart"), [`/usr/bin/node /opt/bifrost/dist/cli.js ${role} --config /etc/bifrost/${role}.yaml`]);
+      const script = role === "collector" ? `${[...EDGE.nodeArgs, `/opt/bifrost/${EDGE.script}`].join(" ")}` : "/opt/bifrost/dist/cli.js";
+      assert.deepEqual(d.get("ExecStart"), [`/usr/bin/node ${script} ${role} --config /etc/bifrost/${role}.yaml`]);
       for (const [key, value] of [["Restart", "always"], ["ProtectSystem", "strict"], ["NoNewPrivileges", "yes"], ["DynamicUser", "yes"]]) {
         assert.deepEqual(d.get(key!), [value], `${role}: ${key}=${value}`);
       }
@@ -376,6 +386,8 @@ describe("systemd units", () => {
     const collector = directives(units[0]!);
     assert.ok(memoryBytes(collector.get("MemoryMax")![0]!) <= 192 * 1000 ** 2, "the collector fits a 256 MiB node");
     assert.deepEqual(collector.get("StateDirectory"), ["bifrost/wal"]);
+    assert.equal(EDGE.script, "dist/edge/cli.js", "an edge node runs the collector's bundle");
+    assert.ok(existsSync(join(REPO_ROOT, EDGE.script)), "`npm run build` makes the edge bundle");
   });
 
   it("each example /etc/bifrost/<role>.yaml passes `bifrost --check-config` with its unit's environment", () => {
@@ -396,7 +408,7 @@ describe("systemd units", () => {
       assert.equal(config.node.id, hostname());
       assert.equal(config.collector.wal.dir, `/var/lib/${d.get("StateDirectory")![0]}`);
       assert.equal(config.kafka.sasl?.password, "from-env-file");
-      const heap = /--max-old-space-size=(\d+)/.exec(env.NODE_OPTIONS ?? "");
+      const heap = /--max-old-space-size=(\d+)/.exec(EDGE.nodeArgs.join(" "));
       assert.ok(heap && Number(heap[1]) * 1024 ** 2 < memoryBytes(d.get("MemoryHigh")![0]!), "V8's heap stays below MemoryHigh");
     }
   });

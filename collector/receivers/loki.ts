@@ -1,4 +1,4 @@
-import { fileURLToPath } from "node:url";
+import { protoFile } from "../../proto/files.js";
 import { promisify } from "node:util";
 import { gunzip, inflate } from "node:zlib";
 import type { Hono } from "hono";
@@ -32,7 +32,7 @@ export interface LokiReceiverOptions {
 
 class BadRequest extends Error {}
 
-const pushRoot = protobuf.loadSync(fileURLToPath(new URL("../../proto/loki/push.proto", import.meta.url)));
+const pushRoot = protobuf.loadSync(protoFile("loki/push.proto"));
 const PushRequest = pushRoot.lookupType("logproto.PushRequest");
 
 interface WirePush {

@@ -1,6 +1,6 @@
 import { createRequire } from "node:module";
-import { fileURLToPath } from "node:url";
 import protobuf from "protobufjs";
+import { protoFile } from "../../proto/files.js";
 
 // The OTLP messages come from the protobufjs root that OpenTelemetry generated from opentelemetry-proto and
 // published in @opentelemetry/otlp-transformer (0.214.0 is the last release that ships it; installed under the
@@ -25,7 +25,7 @@ interface OtlpRoot {
 }
 
 const otlp = (createRequire(import.meta.url)("otlp-transformer-protobufjs/build/src/generated/root.js") as OtlpRoot).opentelemetry.proto.collector;
-const rpc = protobuf.loadSync(fileURLToPath(new URL("../../proto/rpc-status.proto", import.meta.url)));
+const rpc = protobuf.loadSync(protoFile("rpc-status.proto"));
 const Status = rpc.lookupType("google.rpc.Status");
 const RetryInfo = rpc.lookupType("google.rpc.RetryInfo");
 

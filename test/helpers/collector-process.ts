@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { Kafka } from "kafkajs";
 import { stringify } from "yaml";
+import { edgeProfile } from "../../deploy/edge/profile.js";
 import type { Batch } from "../../proto/batch.js";
 import { decodeBatch } from "../../proto/codec.js";
 import { until } from "./aggregation.js";
@@ -18,7 +19,12 @@ export class CollectorProcess {
   readonly logFile: string;
   private readonly configFile: string;
 
-  private constructor(dir: string, port: number, config: Record<string, unknown>) {
+  private constructor(
+    dir: string,
+    port: number,
+    config: Record<string, unknown>,
+    private readonly edge: boolean,
+  ) {
     this.url = `http://127.0.0.1:${port}`;
     this.logFile = join(dir, "collector.log");
     this.configFile = join(dir, "collector.yaml");
@@ -27,9 +33,10 @@ export class CollectorProcess {
 
   /**
    * Writes the configuration: `collector` is merged over a listener on a free port, OTLP/gRPC off and the WAL in
-   * `<dir>/wal`; `kafka` over the given brokers and topic.
+   * `<dir>/wal`; `kafka` over the given brokers and topic. With `edge`, the process runs as the systemd unit
+   * runs it on an edge node (the edge bundle, its V8 options and environment; deploy/edge/profile.ts).
    */
-  static async configure(dir: string, options: { nodeId: string; kafka: Record<string, unknown>; collector?: Record<string, unknown> }): Promise<CollectorProcess> {
+  static async configure(dir: string, options: { nodeId: string; kafka: Record<string, unknown>; collector?: Record<string, unknown>; edge?: boolean }): Promise<CollectorProcess> {
     const port = await freePort();
     const { wal, batch, ...rest } = (options.collector ?? {}) as { wal?: object; batch?: object };
     return new CollectorProcess(dir, port, {
@@ -43,7 +50,7 @@ export class CollectorProcess {
         batch: { max_age_ms: 50, ...batch },
         ...rest,
       },
-    });
+    }, options.edge ?? false);
   }
 
   /**
@@ -55,8 +62,10 @@ export class CollectorProcess {
     assert.ok(!previous || previous.exitCode !== null || previous.signalCode !== null, "the previous collector process still runs");
     const preload = killAt === undefined ? [] : ["--import", pathToFileURL(join(REPO_ROOT, "dist", "test", "helpers", "kill-at.js")).href];
     const log = openSync(this.logFile, "a");
-    const child = spawn(process.execPath, [...preload, join(REPO_ROOT, "dist", "cli.js"), "collector", "--config", this.configFile], {
-      env: { ...process.env, ...(killAt === undefined ? {} : { BIFROST_TEST_KILL_AT: killAt }) },
+    const edge = this.edge ? edgeProfile() : undefined;
+    const command = edge ? [...edge.nodeArgs, join(REPO_ROOT, edge.script)] : [join(REPO_ROOT, "dist", "cli.js")];
+    const child = spawn(process.execPath, [...preload, ...command, "collector", "--config", this.configFile], {
+      env: { ...process.env, ...edge?.env, ...(killAt === undefined ? {} : { BIFROST_TEST_KILL_AT: killAt }) },
       stdio: ["ignore", log, "pipe"],
     });
     closeSync(log);
