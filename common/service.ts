@@ -4,7 +4,6 @@ import type { AddressInfo } from "node:net";
 import { TLSSocket } from "node:tls";
 import { serve, type ServerType } from "@hono/node-server";
 import { type Context, Hono } from "hono";
-import { WebSocketServer } from "ws";
 import type { Registry } from "prom-client";
 import { Authenticator } from "./auth.js";
 import type { Config } from "./config.js";
@@ -70,16 +69,18 @@ export class HttpService {
 
   /**
    * Listens on `address` (host:port; port 0 picks a free one) and resolves once the socket is bound; with `tls`
-   * enabled it serves HTTPS, and with a client CA it asks for (or requires) client certificates.
+   * enabled it serves HTTPS, and with a client CA it asks for (or requires) client certificates. With
+   * `websockets` it also accepts WebSocket upgrades (Loki's tail); a listener without routes for them (the
+   * collector's, the aggregator's) neither loads the WebSocket library nor answers upgrades.
    */
-  listen(address: string, tls?: ServerTls): Promise<ListeningAddress> {
+  async listen(address: string, tls?: ServerTls, websockets = false): Promise<ListeningAddress> {
     const split = address.lastIndexOf(":");
     const hostname = address.slice(0, split).replace(/^\[(.*)\]$/, "$1");
     const port = Number(address.slice(split + 1));
     const secure = tls?.enabled === true;
+    // A WebSocket server without its own listener: upgrades arrive through this HTTP server.
+    const websocket = websockets ? { server: new (await import("ws")).WebSocketServer({ noServer: true }) } : undefined;
     return new Promise((resolve, reject) => {
-      // A WebSocket server without its own listener: upgrades arrive through this HTTP server (Loki's tail).
-      const websocket = { server: new WebSocketServer({ noServer: true }) };
       const options = secure
         ? { fetch: this.app.fetch, hostname, port, websocket, createServer: createHttpsServer, serverOptions: httpsOptions(tls) }
         : { fetch: this.app.fetch, hostname, port, websocket };
@@ -160,6 +161,6 @@ export async function startHttpComponent(
   http.app.use(new Authenticator(config.auth, defaultTenant).middleware());
   if (runtime.store) http.addReadiness("store", runtime.storeReadiness);
   setup(http, log);
-  const address = await http.listen(config[role].listen, config[role].tls);
+  const address = await http.listen(config[role].listen, config[role].tls, role === "query");
   return { role, address, stop: () => http.close() };
 }

@@ -33,7 +33,7 @@ export async function startLokiHttp(store: Store): Promise<LokiHttp> {
   const http = new HttpService("query", createRegistry(), log);
   http.app.use(new Authenticator(config.auth, "fake").middleware());
   lokiRoutes(http.app, { store, limits: config.query.limits, pushLimits: config.collector.limits, log });
-  const base = (await http.listen("127.0.0.1:0")).url;
+  const base = (await http.listen("127.0.0.1:0", undefined, true)).url;
 
   const get: LokiHttp["get"] = async (path, tenant = "acme") => {
     const response = await fetch(`${base}${path}`, { headers: { "X-Scope-OrgID": tenant } });
