@@ -186,7 +186,7 @@ class Evaluator {
         this.data.set(
           selector,
           found
-            .map((s) => ({ labels: s.labels, points: s.points.map((p) => ({ timeMs: p.timeMs, value: p.value })) }))
+            .map((s) => ({ labels: s.labels, points: s.points }))
             .sort((a, b) => compareLabels(a.labels, b.labels)),
         );
       }),
