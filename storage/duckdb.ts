@@ -294,7 +294,9 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
       const chunk = result.getChunk(i);
       const fingerprints = chunk.getColumnVector(0);
       const vectors = data.columns.map((_, c) => chunk.getColumnVector(1 + c));
-      for (let j = 0; j < chunk.rowCount; j++, row++) {
+      // rowCount is a native call: read once per chunk, not once per row.
+      const rows = chunk.rowCount;
+      for (let j = 0; j < rows; j++, row++) {
         const fingerprint = fingerprints.getItem(j) as bigint;
         if (fingerprint !== previous) {
           previous = fingerprint;
