@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@clickhouse/client";
@@ -14,13 +14,15 @@ import { lokiRoutes } from "../query/loki/api.js";
 import { ClickHouseStore } from "../storage/clickhouse.js";
 import { DuckDBStore } from "../storage/duckdb.js";
 import type { LogBatch, Store } from "../storage/store.js";
+import { prometheusMissing, startPrometheus } from "../test/helpers/prometheus.js";
 
 // npm run bench:query — latency (median, p99) of LogQL queries through the Loki API over BENCH_LOG_ROWS
 // (default 10M) generated log lines spread over 24 hours, on ClickHouse and on the embedded store side by side.
 // Beside each store's figures: the floor, the store's own count per stream per minute over all rows (one SQL
 // query, no planner, engine or HTTP), which the first query cannot beat. Then the same PromQL range queries over
 // BENCH_SAMPLE_SERIES (default 200) series of 24 hours of 15 s samples answered from raw samples and from rollups
-// (query/promql/rollups.ts), side by side. Prints one JSON line; progress goes to stderr.
+// (query/promql/rollups.ts), side by side, and beside them the same range queries answered by Debian's Prometheus
+// over the same samples (skipped when it is not installed). Prints one JSON line; progress goes to stderr.
 
 const LOG_ROWS = Number(process.env.BENCH_LOG_ROWS ?? 10_000_000);
 const RUNS = Number(process.env.BENCH_QUERY_RUNS ?? 7);
@@ -112,21 +114,57 @@ async function measure(name: string, store: Store, floor: () => Promise<number>)
 
 const PROMQL_QUERIES = ["max_over_time(bench_gauge[5m])", "count_over_time(bench_gauge[1h])", "sum by (node) (avg_over_time(bench_gauge[5m]))"];
 
-/** 24 hours of integer gauge samples every 15 s (1.5 s off the minute) per series, with their rollups. */
+/** 24 hours of integer gauge samples every 15 s (1.5 s off the minute) per series. */
+function sampleSeries(): Series[] {
+  const series: Series[] = [];
+  for (let i = 0; i < SAMPLE_SERIES; i++) {
+    const samples = [];
+    for (let t = START_MS + 1_500, k = 0; t < END_MS; t += SAMPLE_INTERVAL_MS, k++) samples.push({ timeUnixMs: t, value: (k * 7 + i) % 1000 });
+    series.push({ name: "bench_gauge", labels: labelsOf([["node", `edge-${i % NODES}`], ["series", String(i)]]), kind: SampleKind.Gauge, points: samples });
+  }
+  return series;
+}
+
+/** The samples of sampleSeries() with their rollups, ten series per batch. */
 async function loadSamples(store: Store): Promise<number> {
-  let points = 0;
-  for (let first = 0; first < SAMPLE_SERIES; first += 10) {
-    const series: Series[] = [];
-    for (let i = first; i < Math.min(first + 10, SAMPLE_SERIES); i++) {
-      const samples = [];
-      for (let t = START_MS + 1_500, k = 0; t < END_MS; t += SAMPLE_INTERVAL_MS, k++) samples.push({ timeUnixMs: t, value: (k * 7 + i) % 1000 });
-      points += samples.length;
-      series.push({ name: "bench_gauge", labels: labelsOf([["node", `edge-${i % NODES}`], ["series", String(i)]]), kind: SampleKind.Gauge, points: samples });
-    }
+  const all = sampleSeries();
+  for (let first = 0; first < all.length; first += 10) {
+    const series = all.slice(first, first + 10);
     await store.appendSamples([{ id: `bench:samples:${first}`, tenant: "bench", series }]);
     await store.appendRollups([{ id: `bench:samples:${first}`, tenant: "bench", partials: rollupBatch(series) }]);
   }
-  return points;
+  return all.reduce((n, one) => n + one.points.length, 0);
+}
+
+/** The peer: Debian's Prometheus answering the same range queries over the same samples (imported with promtool). */
+async function measurePrometheus(dir: string) {
+  const missing = prometheusMissing();
+  if (missing !== false) {
+    progress(`prometheus: skipped, ${missing}`);
+    return null;
+  }
+  const home = join(dir, "prometheus");
+  mkdirSync(home);
+  const prometheus = await startPrometheus(home, sampleSeries());
+  try {
+    const results: Record<string, { median_ms: number }> = {};
+    for (const query of PROMQL_QUERIES) {
+      const params = new URLSearchParams({ query, start: String((START_MS + 3_600_000) / 1000), end: String(END_MS / 1000), step: "300" });
+      const times: number[] = [];
+      for (let run = 0; run < RUNS; run++) {
+        const started = performance.now();
+        const response = await fetch(`${prometheus.url}/api/v1/query_range?${params}`);
+        const body = await response.text();
+        if (response.status !== 200) throw new Error(`prometheus ${query}: ${response.status} ${body}`);
+        times.push(performance.now() - started);
+      }
+      results[query] = { median_ms: Math.round(percentile(times.sort((a, b) => a - b), 0.5)) };
+      progress(`prometheus: ${query} ${results[query]!.median_ms} ms`);
+    }
+    return { queries: results };
+  } finally {
+    await prometheus.stop();
+  }
 }
 
 /** Median milliseconds of each PromQL query over 24 h at a 5-minute step, from raw samples and from rollups. */
@@ -172,7 +210,8 @@ try {
   const embedded = new DuckDBStore({ path: join(dir, "bench.duckdb"), retention });
   const embeddedResult = await measure("embedded", embedded, () => countFloor(embedded));
   await embedded.close();
-  process.stdout.write(JSON.stringify({ bench: "query", clickhouse: clickhouseResult, embedded: embeddedResult, node: process.version }) + "\n");
+  const prometheusResult = await measurePrometheus(dir);
+  process.stdout.write(JSON.stringify({ bench: "query", clickhouse: clickhouseResult, embedded: embeddedResult, prometheus_promql: prometheusResult, node: process.version }) + "\n");
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

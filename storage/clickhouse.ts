@@ -35,7 +35,10 @@ import {
   groupedCountSeries,
   type IndexedStream,
   type RollupRow,
+  rollupPoints,
   rollupRows,
+  samplePoints,
+  SeriesColumns,
   type SampleRow,
   sampleRows,
   type StreamRef,
@@ -140,6 +143,41 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
       const result = await this.client.query({ query, query_params: params.named(), format: "JSONEachRow" });
       return result.json<T>();
     });
+  }
+
+  /**
+   * A query's rows, each a UInt64 fingerprint and `width` Float64 columns, as RowBinary (storage/rows.ts
+   * SeriesColumns says why). The server buffers the whole answer (wait_end_of_query), so an error that strikes
+   * mid-query is an HTTP error and never trailing text in the binary body.
+   */
+  private async seriesColumns(what: string, query: string, params: Params, width: number): Promise<SeriesColumns> {
+    const body = await this.withRetry(what, async () => {
+      const result = await this.client.exec({
+        query: `${query} FORMAT RowBinary`,
+        query_params: params.named(),
+        clickhouse_settings: { wait_end_of_query: 1 },
+      });
+      const chunks: Buffer[] = [];
+      for await (const chunk of result.stream) chunks.push(chunk as Buffer);
+      return Buffer.concat(chunks);
+    });
+    const rowBytes = 8 * (1 + width);
+    if (body.length % rowBytes !== 0) throw new StoreError(`ClickHouse ${what} returned ${body.length} bytes, not rows of ${rowBytes}`);
+    const rows = body.length / rowBytes;
+    const data = new SeriesColumns(rows, width);
+    const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+    let low = 0;
+    let high = 0;
+    for (let row = 0, at = 0; row < rows; row++, at += rowBytes) {
+      const l = view.getUint32(at, true);
+      const h = view.getUint32(at + 4, true);
+      if (row === 0 || l !== low || h !== high) {
+        [low, high] = [l, h];
+        data.startSeries(view.getBigUint64(at, true).toString(), row);
+      }
+      for (let c = 0; c < width; c++) data.columns[c]![row] = view.getFloat64(at + 8 * (1 + c), true);
+    }
+    return data;
   }
 
   private async command(query: string): Promise<void> {
@@ -495,51 +533,37 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
     const series = await this.findStreams(select.tenant, "metrics", [select.matchers], select.startMs, select.endMs);
     if (series.length === 0) return [];
     const params = new Params(clickhouseDialect);
-    const rows = await this.rows<{ fp: string; t: string; v: string }>(
+    const data = await this.seriesColumns(
       "sample select",
-      `SELECT toString(fingerprint) AS fp, toString(toUnixTimestamp64Milli(timestamp)) AS t, toString(value) AS v
+      `SELECT fingerprint, toFloat64(toUnixTimestamp64Milli(timestamp)), value
        FROM ${this.db}.samples
        WHERE tenant = ${params.bind(select.tenant, "String")} AND fingerprint IN ${params.bind(series.map((s) => BigInt(s.fingerprint)), "Array(UInt64)")}
          AND timestamp >= fromUnixTimestamp64Milli(${params.bind(select.startMs, "Int64")})
          AND timestamp < fromUnixTimestamp64Milli(${params.bind(select.endMs, "Int64")})
        ORDER BY fingerprint, timestamp`,
       params,
+      2,
     );
-    return groupByStream(series, rows, (row) => row.fp, (s, rows): SamplePoints => ({
-      labels: s.labels,
-      kind: s.kind,
-      points: rows.map((row) => ({ timeMs: Number(row.t), value: parseFloatText(row.v) })),
-    }));
+    return samplePoints(series, data);
   }
 
   async selectRollups(select: RollupSelect): Promise<RollupPoints[]> {
     const series = await this.findStreams(select.tenant, "metrics", [select.matchers], select.startMs, select.endMs + RESOLUTION_MS[select.resolution]);
     if (series.length === 0) return [];
     const params = new Params(clickhouseDialect);
-    const rows = await this.rows<{ fp: string; t: string; min_v: string; max_v: string; sum_v: string; count_v: string; last_v: string; increase_v: string }>(
+    const data = await this.seriesColumns(
       "rollup select",
-      `SELECT toString(fingerprint) AS fp, toString(toUnixTimestamp(bucket) * 1000) AS t, toString(min(min)) AS min_v, toString(max(max)) AS max_v,
-              toString(sum(sum)) AS sum_v, toString(sum(count)) AS count_v, toString(argMaxMerge(last)) AS last_v, toString(sum(increase)) AS increase_v
+      `SELECT fingerprint, toFloat64(toUnixTimestamp(bucket) * 1000), toFloat64(min(min)), toFloat64(max(max)), toFloat64(sum(sum)),
+              toFloat64(sum(count)), toFloat64(argMaxMerge(last)), toFloat64(sum(increase))
        FROM ${this.db}.rollups_${select.resolution}
        WHERE tenant = ${params.bind(select.tenant, "String")} AND fingerprint IN ${params.bind(series.map((s) => BigInt(s.fingerprint)), "Array(UInt64)")}
          AND bucket >= toDateTime(intDiv(${params.bind(select.startMs, "Int64")}, 1000))
          AND bucket < toDateTime(intDiv(${params.bind(select.endMs, "Int64")}, 1000))
        GROUP BY fingerprint, bucket ORDER BY fingerprint, bucket`,
       params,
+      7,
     );
-    return groupByStream(series, rows, (row) => row.fp, (s, rows): RollupPoints => ({
-      labels: s.labels,
-      kind: s.kind,
-      buckets: rows.map((row) => ({
-        startMs: Number(row.t),
-        min: parseFloatText(row.min_v),
-        max: parseFloatText(row.max_v),
-        sum: parseFloatText(row.sum_v),
-        count: Number(row.count_v),
-        last: parseFloatText(row.last_v),
-        increase: parseFloatText(row.increase_v),
-      })),
-    }));
+    return rollupPoints(series, data);
   }
 
   async probeSamples(select: SampleProbe): Promise<SampleProbeSeries[]> {

@@ -7,6 +7,7 @@ import {
   DuckDBDataChunkWriter,
   DuckDBInstance,
   type DuckDBType,
+  type DuckDBValue,
   type JS,
   jsToDuckDBValue,
   JSToDuckDBValueConverter,
@@ -42,7 +43,21 @@ import type {
 } from "./store.js";
 import { RESOLUTION_MS } from "./store.js";
 import type { IndexedStream, LogRow, RollupRow, SampleRow, StreamRef } from "./rows.js";
-import { countSeries, groupByStream, INEXACT_BOUND, groupedCountSeries, logRows, rollupRows, sampleRows, streamLabelArrays, streamSpans, StreamsIndexReads } from "./rows.js";
+import {
+  countSeries,
+  groupByStream,
+  INEXACT_BOUND,
+  groupedCountSeries,
+  logRows,
+  rollupPoints,
+  rollupRows,
+  samplePoints,
+  sampleRows,
+  SeriesColumns,
+  streamLabelArrays,
+  streamSpans,
+  StreamsIndexReads,
+} from "./rows.js";
 import { nsToMsCeil, nsToMsFloor, StoreError, toLabels } from "./values.js";
 
 // The embedded store for `bifrost all`: one DuckDB database file (or memory), one connection, every operation
@@ -171,14 +186,6 @@ function mapLabels(value: JS): Labels {
   return toLabels((value as MapEntries).map((e): [string, string] => [e.key, e.value]));
 }
 
-/**
- * A float as the ClickHouse store keeps it: its inserts travel as JSON, which has no negative zero, so -0 is
- * stored as 0 there, and here too.
- */
-function storedFloat(value: number): number {
-  return value === 0 ? 0 : value;
-}
-
 /** The rollup table of a resolution; anything else is refused (as ClickHouse's Enum column refuses it). */
 function rollupTable(resolution: Resolution): string {
   if (!Object.hasOwn(RESOLUTION_MS, resolution)) throw new StoreError(`unknown rollup resolution ${JSON.stringify(resolution)}`);
@@ -258,15 +265,47 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
     }
   }
 
-  private async rows<T>(c: DuckDBConnection, sql: string, params: Params): Promise<T[]> {
+  private bound(params: Params): { values: DuckDBValue[]; types: DuckDBType[] } {
     const types = params.types.map((name) => {
       const type = PARAM_TYPES[name];
       if (!type) throw new StoreError(`no DuckDB type for parameter type ${name}`);
       return type;
     });
-    const values = params.values.map((value, i) => jsToDuckDBValue(value as never, types[i]!));
+    return { values: params.values.map((value, i) => jsToDuckDBValue(value as never, types[i]!)), types };
+  }
+
+  private async rows<T>(c: DuckDBConnection, sql: string, params: Params): Promise<T[]> {
+    const { values, types } = this.bound(params);
     const reader = await c.runAndReadAll(sql, values, types);
     return reader.getRowObjectsJS() as T[];
+  }
+
+  /**
+   * A query's rows, each a UBIGINT fingerprint and `width` DOUBLE columns, read from the result's column vectors
+   * (storage/rows.ts SeriesColumns says why).
+   */
+  private async seriesColumns(c: DuckDBConnection, sql: string, params: Params, width: number): Promise<SeriesColumns> {
+    const { values, types } = this.bound(params);
+    const result = await c.run(sql, values, types);
+    const data = new SeriesColumns(result.rowCount, width);
+    let previous: bigint | undefined;
+    let row = 0;
+    for (let i = 0; i < result.chunkCount; i++) {
+      const chunk = result.getChunk(i);
+      const fingerprints = chunk.getColumnVector(0);
+      const vectors = data.columns.map((_, c) => chunk.getColumnVector(1 + c));
+      // rowCount is a native call: read once per chunk, not once per row.
+      const rows = chunk.rowCount;
+      for (let j = 0; j < rows; j++, row++) {
+        const fingerprint = fingerprints.getItem(j) as bigint;
+        if (fingerprint !== previous) {
+          previous = fingerprint;
+          data.startSeries(fingerprint.toString(), row);
+        }
+        for (let c = 0; c < width; c++) data.columns[c]![row] = vectors[c]!.getItem(j) as number;
+      }
+    }
+    return data;
   }
 
   async migrate(): Promise<void> {
@@ -432,7 +471,7 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
             fingerprint = BigInt(row.fingerprint);
             fingerprints.set(row.fingerprint, fingerprint);
           }
-          out.push([row.tenant, fingerprint, row.timeMs, storedFloat(row.value), row.batchId]);
+          out.push([row.tenant, fingerprint, row.timeMs, row.value, row.batchId]);
         }
         await this.appendRows(c, "samples", out);
       },
@@ -458,10 +497,10 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
              SELECT tenant, fingerprint, bucket_ms, min(p_min), max(p_max), sum(p_sum), sum(p_count)::UBIGINT, arg_max(p_last, p_last_time),
                     max(p_last_time), sum(p_increase)
              FROM (SELECT ${list("Array(String)", (r) => r.tenant)} AS tenant, ${list("Array(UInt64)", (r) => BigInt(r.fingerprint))} AS fingerprint,
-                          ${list("Array(Int64)", (r) => secondMs(r.timeMs))} AS bucket_ms, ${list("Array(Float64)", (r) => storedFloat(r.min))} AS p_min,
-                          ${list("Array(Float64)", (r) => storedFloat(r.max))} AS p_max, ${list("Array(Float64)", (r) => storedFloat(r.sum))} AS p_sum,
-                          ${list("Array(UInt64)", (r) => r.count)} AS p_count, ${list("Array(Float64)", (r) => storedFloat(r.last))} AS p_last,
-                          ${list("Array(Int64)", (r) => r.lastTimeMs)} AS p_last_time, ${list("Array(Float64)", (r) => storedFloat(r.increase))} AS p_increase)
+                          ${list("Array(Int64)", (r) => secondMs(r.timeMs))} AS bucket_ms, ${list("Array(Float64)", (r) => r.min)} AS p_min,
+                          ${list("Array(Float64)", (r) => r.max)} AS p_max, ${list("Array(Float64)", (r) => r.sum)} AS p_sum,
+                          ${list("Array(UInt64)", (r) => r.count)} AS p_count, ${list("Array(Float64)", (r) => r.last)} AS p_last,
+                          ${list("Array(Int64)", (r) => r.lastTimeMs)} AS p_last_time, ${list("Array(Float64)", (r) => r.increase)} AS p_increase)
              GROUP BY tenant, fingerprint, bucket_ms
              ON CONFLICT (tenant, fingerprint, bucket_ms) DO UPDATE SET
                min = least(r.min, excluded.min), max = greatest(r.max, excluded.max), sum = r.sum + excluded.sum, count = r.count + excluded.count,
@@ -585,20 +624,17 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
       const series = await this.findStreams(c, select.tenant, "metrics", [select.matchers], select.startMs, select.endMs);
       if (series.length === 0) return [];
       const params = new Params(duckdbDialect);
-      const rows = await this.rows<{ fp: bigint; t: bigint; v: number }>(
+      const data = await this.seriesColumns(
         c,
-        `SELECT fingerprint AS fp, timestamp_ms AS t, value AS v FROM samples
+        `SELECT fingerprint, timestamp_ms::DOUBLE, value FROM samples
          WHERE tenant = ${params.bind(select.tenant, "String")}
            AND fingerprint IN (SELECT unnest(${params.bind(series.map((s) => BigInt(s.fingerprint)), "Array(UInt64)")}))
            AND timestamp_ms >= ${params.bind(select.startMs, "Int64")} AND timestamp_ms < ${params.bind(select.endMs, "Int64")}
          ORDER BY fingerprint, timestamp_ms`,
         params,
+        2,
       );
-      return groupByStream(series, rows, (row) => row.fp.toString(), (s, rows): SamplePoints => ({
-        labels: s.labels,
-        kind: s.kind,
-        points: rows.map((row) => ({ timeMs: Number(row.t), value: row.v })),
-      }));
+      return samplePoints(series, data);
     });
   }
 
@@ -608,29 +644,18 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
       const series = await this.findStreams(c, select.tenant, "metrics", [select.matchers], select.startMs, select.endMs + RESOLUTION_MS[select.resolution]);
       if (series.length === 0) return [];
       const params = new Params(duckdbDialect);
-      const rows = await this.rows<{ fp: bigint; t: bigint; min_v: number; max_v: number; sum_v: number; count_v: bigint; last_v: number; increase_v: number }>(
+      const data = await this.seriesColumns(
         c,
-        `SELECT fingerprint AS fp, bucket_ms AS t, min AS min_v, max AS max_v, sum AS sum_v, count AS count_v, last AS last_v, increase AS increase_v
+        `SELECT fingerprint, bucket_ms::DOUBLE, min, max, sum, count::DOUBLE, last, increase
          FROM ${table}
          WHERE tenant = ${params.bind(select.tenant, "String")}
            AND fingerprint IN (SELECT unnest(${params.bind(series.map((s) => BigInt(s.fingerprint)), "Array(UInt64)")}))
            AND bucket_ms >= ${params.bind(secondBoundMs(select.startMs), "Int64")} AND bucket_ms < ${params.bind(secondBoundMs(select.endMs), "Int64")}
          ORDER BY fingerprint, bucket_ms`,
         params,
+        7,
       );
-      return groupByStream(series, rows, (row) => row.fp.toString(), (s, rows): RollupPoints => ({
-        labels: s.labels,
-        kind: s.kind,
-        buckets: rows.map((row) => ({
-          startMs: Number(row.t),
-          min: row.min_v,
-          max: row.max_v,
-          sum: row.sum_v,
-          count: Number(row.count_v),
-          last: row.last_v,
-          increase: row.increase_v,
-        })),
-      }));
+      return rollupPoints(series, data);
     });
   }
 

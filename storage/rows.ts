@@ -1,6 +1,6 @@
 import type { Labels } from "../proto/batch.js";
 import { fingerprint, labelsText } from "./fingerprint.js";
-import type { LogBatch, LogCountSeries, RollupBatch, RollupPartial, SampleBatch, SeriesSelect } from "./store.js";
+import type { LogBatch, LogCountSeries, RollupBatch, RollupPartial, RollupPoints, SampleBatch, SamplePoints, SeriesSelect } from "./store.js";
 import { compareText, seriesLabels, sortByLabels, toLabels } from "./values.js";
 
 // Batches flattened into rows, the same for every store: each row knows its stream (fingerprint and labels)
@@ -256,4 +256,57 @@ export function groupedCountSeries<Row>(
     series.points.push(pointOf(row));
   }
   return sortByLabels([...groups.values()]);
+}
+
+/**
+ * Many samples or rollup buckets as a read returns them compactly: rows ordered by series fingerprint, each
+ * row's numbers (times in ms, values, counts: all exact as float64) in one Float64Array per column instead of
+ * an object per row. ClickHouse fills it from RowBinary, DuckDB from its column vectors; JSON rows cost several
+ * times the engine's own work on large reads, and text round trips of floats are one more place to lose bits.
+ */
+export class SeriesColumns {
+  readonly columns: Float64Array[];
+  private readonly fingerprints: string[] = [];
+  private readonly starts: number[] = [];
+
+  constructor(
+    readonly rows: number,
+    width: number,
+  ) {
+    this.columns = Array.from({ length: width }, () => new Float64Array(rows));
+  }
+
+  /** Rows from `row` on belong to the series with this fingerprint, up to the next series' first row. */
+  startSeries(fingerprint: string, row: number): void {
+    this.fingerprints.push(fingerprint);
+    this.starts.push(row);
+  }
+
+  /** One result per stream that has rows, built from its rows [from, to), sorted as groupByStream sorts. */
+  series<Out extends { labels: Labels }>(streams: IndexedStream[], build: (stream: IndexedStream, from: number, to: number) => Out): Out[] {
+    const runs = this.fingerprints.map((fingerprint, i) => ({ fingerprint, from: this.starts[i]!, to: this.starts[i + 1] ?? this.rows }));
+    return groupByStream(streams, runs, (run) => run.fingerprint, (stream, [run]) => build(stream, run!.from, run!.to));
+  }
+}
+
+/** Sample rows as SeriesColumns of (time ms, value): SamplePoints per series. */
+export function samplePoints(streams: IndexedStream[], data: SeriesColumns): SamplePoints[] {
+  const [times, values] = data.columns as [Float64Array, Float64Array];
+  return data.series(streams, (stream, from, to): SamplePoints => {
+    const points: SamplePoints["points"] = new Array(to - from);
+    for (let i = from; i < to; i++) points[i - from] = { timeMs: times[i]!, value: values[i]! };
+    return { labels: stream.labels, kind: stream.kind, points };
+  });
+}
+
+/** Rollup rows as SeriesColumns of (bucket start ms, min, max, sum, count, last, increase): RollupPoints per series. */
+export function rollupPoints(streams: IndexedStream[], data: SeriesColumns): RollupPoints[] {
+  const [start, min, max, sum, count, last, increase] = data.columns as [Float64Array, Float64Array, Float64Array, Float64Array, Float64Array, Float64Array, Float64Array];
+  return data.series(streams, (stream, from, to): RollupPoints => {
+    const buckets: RollupPoints["buckets"] = new Array(to - from);
+    for (let i = from; i < to; i++) {
+      buckets[i - from] = { startMs: start[i]!, min: min[i]!, max: max[i]!, sum: sum[i]!, count: count[i]!, last: last[i]!, increase: increase[i]! };
+    }
+    return { labels: stream.labels, kind: stream.kind, buckets };
+  });
 }

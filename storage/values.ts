@@ -49,8 +49,9 @@ export function parseFloatText(text: string): number {
   }
 }
 
-/** A float for a JSON row: non-finite values as the strings both engines parse. */
+/** A float for a JSON row: non-finite values, and -0 (which JSON.stringify writes as 0), as strings the engines parse. */
 export function floatValue(value: number): number | string {
+  if (Object.is(value, -0)) return "-0";
   return Number.isFinite(value) ? value : Number.isNaN(value) ? "nan" : value > 0 ? "inf" : "-inf";
 }
 

@@ -1,10 +1,9 @@
 import { Authenticator } from "../common/auth.js";
 import { configSchema } from "../common/config.js";
 import assert from "node:assert/strict";
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { delimiter, join } from "node:path";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Hono } from "hono";
 import { createLogger } from "../common/log.js";
@@ -15,61 +14,30 @@ import {
   DATA_SET,
   INSTANT_TIMES_MS,
   loadDataSet,
-  openMetrics,
   QUERIES,
   RANGES_MS,
   SUBQUERIES,
   SUBQUERY_RANGES_MS,
   SUBQUERY_TIMES_MS,
 } from "./helpers/promql-data.js";
-import { freePort } from "./helpers/services.js";
+import { prometheusMissing, type RunningPrometheus, startPrometheus } from "./helpers/prometheus.js";
 import { TEST_RETENTION } from "./helpers/store-contract.js";
 
 // The same samples in Debian's Prometheus (imported with promtool) and in Bifrost: every query of the fixed set
 // must give the same numbers from both APIs.
 
-function onPath(command: string): boolean {
-  return (process.env.PATH ?? "").split(delimiter).some((dir) => dir !== "" && existsSync(join(dir, command)));
-}
-
-const missing = ["prometheus", "promtool"].filter((command) => !onPath(command));
-const skip = missing.length > 0 ? `${missing.join(" and ")} not installed (Debian package prometheus; .ci/run installs it)` : false;
+const skip = prometheusMissing();
 
 describe("PromQL answers match Prometheus", { skip }, () => {
   const dir = mkdtempSync(join(tmpdir(), "bifrost-promql-"));
-  let prometheus: ChildProcess | undefined;
+  let prometheus: RunningPrometheus | undefined;
   let prometheusUrl = "";
   let store: DuckDBStore;
   const app = new Hono();
 
   before(async () => {
-    writeFileSync(join(dir, "data.om"), openMetrics(DATA_SET));
-    execFileSync("promtool", ["tsdb", "create-blocks-from", "openmetrics", join(dir, "data.om"), join(dir, "tsdb")], { stdio: "ignore" });
-    writeFileSync(join(dir, "prometheus.yml"), "global: {}\n");
-    const port = await freePort();
-    prometheusUrl = `http://127.0.0.1:${port}`;
-    prometheus = spawn(
-      "prometheus",
-      [
-        `--config.file=${join(dir, "prometheus.yml")}`,
-        `--storage.tsdb.path=${join(dir, "tsdb")}`,
-        // The samples are from 2025: a retention shorter than their age would delete the imported block.
-        "--storage.tsdb.retention.time=100y",
-        `--web.listen-address=127.0.0.1:${port}`,
-      ],
-      { stdio: "ignore" },
-    );
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      if (prometheus.exitCode !== null) throw new Error(`prometheus exited with ${prometheus.exitCode}`);
-      try {
-        if ((await fetch(`${prometheusUrl}/-/ready`)).ok) break;
-      } catch {
-        // not listening yet
-      }
-      if (Date.now() > deadline) throw new Error("prometheus was not ready within 60 s");
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    prometheus = await startPrometheus(dir, DATA_SET);
+    prometheusUrl = prometheus.url;
     store = new DuckDBStore({ path: join(dir, "bifrost", "bifrost.duckdb"), retention: TEST_RETENTION });
     await store.migrate();
     await loadDataSet(store, "fake");
@@ -78,11 +46,7 @@ describe("PromQL answers match Prometheus", { skip }, () => {
   });
 
   after(async () => {
-    if (prometheus !== undefined && prometheus.exitCode === null) {
-      const exited = new Promise((resolve) => prometheus!.once("exit", resolve));
-      prometheus.kill("SIGTERM");
-      await exited;
-    }
+    await prometheus?.stop();
     await store?.close();
     rmSync(dir, { recursive: true, force: true });
   });

@@ -59,7 +59,7 @@ export async function rangeQuery(options: EngineOptions, expr: Expr, startMs: nu
   await evaluator.load(expr);
   const series = new Map<string, Series>();
   const add = (labels: Labels, point: Point) => {
-    const key = labelsKey(labels);
+    const key = evaluator.labelsKey(labels);
     let one = series.get(key);
     if (one === undefined) series.set(key, (one = { labels, points: [] }));
     one.points.push(point);
@@ -83,6 +83,10 @@ class Evaluator {
   /** Range functions answered from rollups: their vector at each step's time. */
   private readonly rolledUp = new Map<Call, Map<number, Sample[]>>();
   private readonly lookbackMs: number;
+  // A label set is never changed once made, and a selector's series keep theirs at every step: each set's copy
+  // without the metric name, and its key, are worked out once per query rather than once per step.
+  private readonly nameless = new WeakMap<Labels, Labels>();
+  private readonly keys = new WeakMap<Labels, string>();
 
   constructor(
     private readonly options: EngineOptions,
@@ -186,7 +190,7 @@ class Evaluator {
         this.data.set(
           selector,
           found
-            .map((s) => ({ labels: s.labels, points: s.points.map((p) => ({ timeMs: p.timeMs, value: p.value })) }))
+            .map((s) => ({ labels: s.labels, points: s.points }))
             .sort((a, b) => compareLabels(a.labels, b.labels)),
         );
       }),
@@ -217,7 +221,7 @@ class Evaluator {
         const value = this.evaluate(expr.expr, t);
         if (expr.op === "+") return value;
         if (value.type === "scalar") return { type: "scalar", value: -value.value };
-        return this.vectorResult(this.vector(value).map((s) => ({ labels: dropName(s.labels), value: -s.value })));
+        return this.vectorResult(this.vector(value).map((s) => ({ labels: this.dropName(s.labels), value: -s.value })));
       }
       case "binary":
         return this.binary(expr, t);
@@ -240,8 +244,20 @@ class Evaluator {
   }
 
   private vectorResult(samples: Sample[]): Value {
-    assertUniqueLabels(samples.map((s) => s.labels));
+    assertUniqueLabels(samples.map((s) => s.labels), (labels) => this.labelsKey(labels));
     return { type: "vector", samples };
+  }
+
+  labelsKey(labels: Labels): string {
+    let key = this.keys.get(labels);
+    if (key === undefined) this.keys.set(labels, (key = labelsKey(labels)));
+    return key;
+  }
+
+  private dropName(labels: Labels): Labels {
+    let out = this.nameless.get(labels);
+    if (out === undefined) this.nameless.set(labels, (out = dropName(labels)));
+    return out;
   }
 
   private vector(value: Value): Sample[] {
@@ -317,7 +333,7 @@ class Evaluator {
       for (const one of series) {
         const value = rangeFunction(func, one.points, window, param);
         // last_over_time only moves samples in time, like offset, so it keeps the metric name.
-        if (value !== undefined) out.push({ labels: func === "last_over_time" ? one.labels : dropName(one.labels), value });
+        if (value !== undefined) out.push({ labels: func === "last_over_time" ? one.labels : this.dropName(one.labels), value });
       }
       return this.vectorResult(out);
     }
@@ -327,7 +343,7 @@ class Evaluator {
       const params = args.slice(1).map((arg) => this.scalar(this.evaluate(arg, t)));
       // clamp with min > max gives an empty vector.
       if (func === "clamp" && params[0]! > params[1]!) return { type: "vector", samples: [] };
-      return this.vectorResult(samples.map((s) => ({ labels: dropName(s.labels), value: math(s.value, params) })));
+      return this.vectorResult(samples.map((s) => ({ labels: this.dropName(s.labels), value: math(s.value, params) })));
     }
     switch (func) {
       case "time":
@@ -346,7 +362,7 @@ class Evaluator {
           arg.kind === "selector"
             ? this.selectInstant(arg, t)
             : this.vector(this.evaluate(arg, t)).map((s) => ({ ...s, timeMs: t }));
-        return this.vectorResult(samples.map((s) => ({ labels: dropName(s.labels), value: s.timeMs / 1000 })));
+        return this.vectorResult(samples.map((s) => ({ labels: this.dropName(s.labels), value: s.timeMs / 1000 })));
       }
       case "histogram_quantile": {
         const q = this.scalar(this.evaluate(args[0]!, t));

@@ -110,7 +110,7 @@ export async function answerFromRollups(
     const key = labelsKey(p.labels);
     if (!series.has(key) && p.boundary.length > 0) series.set(key, { labels: p.labels, buckets: [], edges: edgesOf(p) });
   }
-  const ordered = [...series.values()].sort((a, b) => compareLabels(a.labels, b.labels));
+  const ordered = [...series.values()].sort((a, b) => compareLabels(a.labels, b.labels)).map((one) => ({ ...one, nameless: dropName(one.labels) }));
 
   const steps = new Map<number, Sample[]>();
   let rows = probes.reduce((n, p) => n + p.boundary.length, 0);
@@ -120,7 +120,7 @@ export async function answerFromRollups(
     for (const one of ordered) {
       const value = windowValue(query.func, one.buckets, one.edges, ref - query.rangeMs, ref);
       if (value === "unknown") return { source: "raw", reason: "extreme on a bucket edge" };
-      if (value !== undefined) vector.push({ labels: dropName(one.labels), value });
+      if (value !== undefined) vector.push({ labels: one.nameless, value });
     }
     steps.set(t, vector);
   }

@@ -37,10 +37,10 @@ export function dropName(labels: Labels): Labels {
 }
 
 /** Prometheus refuses a vector in which two elements have the same label set (e.g. after dropping names). */
-export function assertUniqueLabels(labelSets: Iterable<Labels>): void {
+export function assertUniqueLabels(labelSets: Iterable<Labels>, keyOf: (labels: Labels) => string = labelsKey): void {
   const seen = new Set<string>();
   for (const labels of labelSets) {
-    const key = labelsKey(labels);
+    const key = keyOf(labels);
     if (seen.has(key)) throw new PromqlEvalError("vector cannot contain metrics with the same labelset");
     seen.add(key);
   }

@@ -342,6 +342,60 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       assert.deepEqual(await store.labelNames({ tenant: "acme", signal: "metrics", selectors: [[{ name: "__name__", op: "=", value: "http_requests_total" }]], ...range }), ["__name__", "code", "node"]);
     });
 
+    it("reads back every float bit for bit and in time order, over more rows than one read chunk", async () => {
+      // Edge values first, then doubles from random bit patterns (NaN patterns aside: a NaN's payload is not kept).
+      const special = [NaN, Infinity, -Infinity, -0, 0, 5e-324, -5e-324, Number.MAX_VALUE, -Number.MAX_VALUE, 2 ** 53 + 2, 0.1 + 0.2, 1 / 3, -1e-300, 1e300];
+      const bits = new DataView(new ArrayBuffer(8));
+      let state = 0x9e3779b97f4a7c15n;
+      const randomDouble = (): number => {
+        for (;;) {
+          state = (state * 6364136223846793005n + 1442695040888963407n) & 0xffffffffffffffffn;
+          bits.setBigUint64(0, state);
+          const value = bits.getFloat64(0);
+          if (!Number.isNaN(value)) return value;
+        }
+      };
+      // 30 series of 300 samples: 9000 rows, which DuckDB returns in chunks of 2048 that cut series in two.
+      const expected = Array.from({ length: 30 }, (_, s) => ({
+        labels: { __name__: "bits_gauge", series: String(s).padStart(2, "0") },
+        points: Array.from({ length: 300 }, (_, i): [number, number] => [i * 1000, s === 0 && i < special.length ? special[i]! : randomDouble()]),
+      }));
+      // Written newest first and across batches, so that only the read's ordering can put them in time order.
+      const batches: SampleBatch[] = [2, 1, 0].map((part) => ({
+        id: `bits:${part}`,
+        tenant: "acme",
+        series: expected.map((e) => ({
+          name: "bits_gauge",
+          labels: labelsOf([["series", e.labels.series]]),
+          kind: SampleKind.Gauge,
+          points: e.points.filter((_, i) => i % 3 === part).reverse().map(([t, value]) => ({ timeUnixMs: T0_MS + t, value })),
+        })),
+      }));
+      await store.appendSamples(batches);
+      const got = await store.selectSamples({ tenant: "acme", matchers: [{ name: "__name__", op: "=", value: "bits_gauge" }], startMs: T0_MS, endMs: T0_MS + 300_000 });
+      // deepStrictEqual compares numbers with Object.is: -0 is not 0, NaN is NaN.
+      assert.deepEqual(got.map((s) => ({ labels: plain(s.labels), points: s.points.map((p) => [p.timeMs - T0_MS, p.value]) })), expected);
+
+      const bucket = { name: "bits_rollup", labels: labelsOf([]), kind: SampleKind.Gauge, resolution: "1m" as const, lastTimeMs: T0_MS };
+      await store.appendRollups([
+        {
+          id: "bits:r",
+          tenant: "acme",
+          partials: [
+            { ...bucket, bucketStartMs: T0_MS, min: -Infinity, max: Number.MAX_VALUE, sum: 0.1 + 0.2, count: 2 ** 40, last: -0, increase: 5e-324 },
+            { ...bucket, bucketStartMs: T0_MS + 60_000, min: -0, max: Infinity, sum: -1e300, count: 1, last: 2 ** 53 + 2, increase: 1 / 3 },
+          ],
+        },
+      ]);
+      const rollups = await store.selectRollups({ tenant: "acme", matchers: [{ name: "__name__", op: "=", value: "bits_rollup" }], resolution: "1m", startMs: T0_MS, endMs: T0_MS + 120_000 });
+      assert.deepEqual(rollups.map((r) => r.buckets), [
+        [
+          { startMs: T0_MS, min: -Infinity, max: Number.MAX_VALUE, sum: 0.1 + 0.2, count: 2 ** 40, last: -0, increase: 5e-324 },
+          { startMs: T0_MS + 60_000, min: -0, max: Infinity, sum: -1e300, count: 1, last: 2 ** 53 + 2, increase: 1 / 3 },
+        ],
+      ]);
+    });
+
     it("merges rollup partials from several batches per bucket, and ignores replays", async () => {
       const partial = (bucketStartMs: number, values: Partial<RollupPartial>): RollupPartial => ({
         name: "cpu_seconds_total",
