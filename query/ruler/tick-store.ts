@@ -13,7 +13,7 @@ import type {
   SeriesSelect,
   Store,
 } from "../../storage/store.js";
-import { compileRe2 } from "../logql/regex.js";
+import { compileMatcher } from "../logql/stages/label-filter.js";
 import { labelsKey } from "../engine/labels.js";
 
 // The store as the rules evaluated at one time see it. A thousand rules over a handful of metrics would otherwise
@@ -31,7 +31,7 @@ interface Fetched {
 export class TickStore implements Store {
   private readonly fetched = new Map<string, Fetched>();
   private readonly recorded = new Map<string, Map<string, SamplePoints>>();
-  private readonly regexes = new Map<string, RegExp>();
+  private readonly matchers = new Map<string, (value: string) => boolean>();
 
   constructor(private readonly store: Store) {}
 
@@ -76,19 +76,10 @@ export class TickStore implements Store {
   }
 
   private matches(labels: Labels, matcher: LabelMatcher): boolean {
-    const value = labels[matcher.name] ?? "";
-    switch (matcher.op) {
-      case "=":
-        return value === matcher.value;
-      case "!=":
-        return value !== matcher.value;
-      case "=~":
-      case "!~": {
-        let regex = this.regexes.get(matcher.value);
-        if (regex === undefined) this.regexes.set(matcher.value, (regex = compileRe2(matcher.value, true)));
-        return regex.test(value) === (matcher.op === "=~");
-      }
-    }
+    const key = `${matcher.op}\u0000${matcher.value}`;
+    let test = this.matchers.get(key);
+    if (test === undefined) this.matchers.set(key, (test = compileMatcher(matcher.op, matcher.value)));
+    return test(labels[matcher.name] ?? "");
   }
 
   migrate(): Promise<void> {
