@@ -15,7 +15,7 @@ import { CollectorDirectory } from "../query/actions/directory.js";
 import { Remediator } from "../query/actions/remediator.js";
 import { ActionSender } from "../query/actions/sender.js";
 import { DuckDBStore } from "../storage/duckdb.js";
-import { ed25519Keys, hmacKey } from "./helpers/actions.js";
+import { ed25519Keys, hmacKey, processAlive, restartServiceAction } from "./helpers/actions.js";
 import { until } from "./helpers/aggregation.js";
 import { freePort, REPO_ROOT } from "./helpers/services.js";
 import { TEST_RETENTION } from "./helpers/store-contract.js";
@@ -26,40 +26,13 @@ writeFileSync(process.argv[2], String(process.pid));
 setInterval(() => {}, 1000);
 `;
 
-// What restart_service runs on the node: stop the service, start it again detached (as systemd would own it),
-// and exit once the new process has written its pid.
-const RESTART = `import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-const [pidFile, service] = process.argv.slice(2);
-const alive = (pid) => { try { process.kill(pid, 0); return true; } catch { return false; } };
-const waitFor = async (ok) => { const deadline = Date.now() + 10000; while (!ok()) { if (Date.now() > deadline) process.exit(2); await new Promise((r) => setTimeout(r, 20)); } };
-const old = Number(readFileSync(pidFile, "utf8"));
-if (alive(old)) process.kill(old, "SIGTERM");
-await waitFor(() => !alive(old));
-const child = spawn(process.execPath, [join(dirname(process.argv[1]), service + ".mjs"), pidFile], { detached: true, stdio: "ignore" });
-child.unref();
-await waitFor(() => readFileSync(pidFile, "utf8") === String(child.pid));
-console.log("restarted " + service + ": " + old + " -> " + child.pid);
-`;
-
 const NODE = "edge-e2e";
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe("self-healing end to end: alert -> signed action -> collector process -> restarted service", () => {
   it("restarts the test service on a signed restart_service found through the collector's heartbeat, audited on both sides", async () => {
     const dir = mkdtempSync(join(tmpdir(), "bifrost-actions-e2e-"));
     const pidFile = join(dir, "testsvc.pid");
     writeFileSync(join(dir, "testsvc.mjs"), SERVICE);
-    writeFileSync(join(dir, "restart.mjs"), RESTART);
     const service = spawn(process.execPath, [join(dir, "testsvc.mjs"), pidFile], { detached: true, stdio: "ignore" });
     service.unref();
     await until("the test service wrote its pid", () => readFileSync(pidFile, { encoding: "utf8", flag: "a+" }) === String(service.pid), 10_000);
@@ -91,15 +64,7 @@ describe("self-healing end to end: alert -> signed action -> collector process -
           actions: {
             enabled: true,
             keys: [keys.verifier],
-            allowed: [
-              {
-                name: "restart_service",
-                command: [process.execPath, join(dir, "restart.mjs"), pidFile, "{{service}}"],
-                params: { service: { pattern: "[a-z][a-z0-9-]{0,31}" } },
-                timeout_ms: 20_000,
-                cooldown_ms: 60_000,
-              },
-            ],
+            allowed: [restartServiceAction(dir, pidFile, "SIGTERM")],
             heartbeat: { url: `http://127.0.0.1:${queryPort}/bifrost/v1/heartbeat`, interval_ms: 200, key: heartbeatKey },
           },
         },
@@ -139,8 +104,8 @@ describe("self-healing end to end: alert -> signed action -> collector process -
       assert.equal(outcome.exit_code, 0);
       const secondPid = Number(readFileSync(pidFile, "utf8"));
       assert.notEqual(secondPid, firstPid);
-      assert.equal(alive(firstPid), false);
-      assert.equal(alive(secondPid), true);
+      assert.equal(processAlive(firstPid), false);
+      assert.equal(processAlive(secondPid), true);
       assert.equal(outcome.stdout, `restarted testsvc: ${firstPid} -> ${secondPid}\n`);
 
       const metrics = await (await fetch(`http://127.0.0.1:${collectorPort}/metrics`)).text();
@@ -200,7 +165,7 @@ describe("self-healing end to end: alert -> signed action -> collector process -
     } finally {
       if (running(collector)) collector.kill("SIGKILL");
       const pid = Number(readFileSync(pidFile, "utf8"));
-      if (alive(pid)) process.kill(pid, "SIGKILL");
+      if (processAlive(pid)) process.kill(pid, "SIGKILL");
       query.close();
       await store.close();
     }

@@ -23,7 +23,7 @@ import { type ActionBinding, actionsForAlert } from "../query/actions/bindings.j
 import { CollectorDirectory } from "../query/actions/directory.js";
 import { type ActionFailedAlert, Remediator } from "../query/actions/remediator.js";
 import { type ActionRequest, ActionSender } from "../query/actions/sender.js";
-import { ed25519Keys, hmacKey, RecordingBatcher } from "./helpers/actions.js";
+import { ed25519Keys, hmacKey, processAlive, RecordingBatcher } from "./helpers/actions.js";
 import { until } from "./helpers/aggregation.js";
 import { testPki } from "./helpers/certs.js";
 
@@ -170,7 +170,7 @@ describe("action endpoint: accepted actions", () => {
     assert.equal(reply.body["status"], "timed_out");
     assert.equal(reply.body["signal"], "SIGKILL");
     const grandchild = Number(readFileSync(pidFile, "utf8"));
-    await until("the grandchild is gone", () => !alive(grandchild), 10_000);
+    await until("the grandchild is gone", () => !processAlive(grandchild), 10_000);
     assert.deepEqual(h.batcher.of(e.id).map((r) => r.labels["outcome"]), ["accepted", "timed_out"]);
   });
 
@@ -197,15 +197,6 @@ describe("action endpoint: accepted actions", () => {
 async function refusedCount(reason: string): Promise<number> {
   const metric = (await registry.getMetricsAsJSON()).find((m) => m.name === "bifrost_collector_actions_refused_total");
   return metric?.values.find((v) => v.labels["reason"] === reason)?.value ?? 0;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 describe("action endpoint: refusals, each audited", () => {

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { Kafka, logLevel } from "kafkajs";
-import { ed25519Keys, hmacKey } from "./helpers/actions.js";
+import { ed25519Keys, hmacKey, processAlive, restartServiceAction } from "./helpers/actions.js";
 import { until } from "./helpers/aggregation.js";
 import { CLICKHOUSE_URL, createTopics, deleteTopics, freePort, KAFKA_BROKERS, REPO_ROOT, uniqueName } from "./helpers/services.js";
 import { WebhookReceiver } from "./helpers/webhook-receiver.js";
@@ -23,22 +23,6 @@ if (process.env.BURN === "1") for (;;) {}
 setInterval(() => {}, 1000);
 `;
 
-// restart_service on the node: stop the service and start it again detached, as systemd would; the new process
-// inherits the collector's environment, which has no BURN.
-const RESTART = `import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-const [pidFile, service] = process.argv.slice(2);
-const alive = (pid) => { try { process.kill(pid, 0); return true; } catch { return false; } };
-const old = Number(readFileSync(pidFile, "utf8"));
-if (alive(old)) process.kill(old, "SIGKILL");
-while (alive(old)) await new Promise((r) => setTimeout(r, 20));
-const child = spawn(process.execPath, [join(dirname(process.argv[1]), service + ".mjs"), pidFile], { detached: true, stdio: "ignore" });
-child.unref();
-while (readFileSync(pidFile, "utf8") !== String(child.pid)) await new Promise((r) => setTimeout(r, 20));
-console.log("restarted " + service + ": " + old + " -> " + child.pid);
-`;
-
 const RULES = `groups:
   - name: processes
     interval: 1s
@@ -52,15 +36,6 @@ const RULES = `groups:
 `;
 
 const NODE = "edge-heal";
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 interface Webhook {
   version: string;
@@ -76,7 +51,6 @@ function scenario(mode: Mode): void {
     const dir = mkdtempSync(join(tmpdir(), "bifrost-heal-"));
     const pidFile = join(dir, "burner.pid");
     writeFileSync(join(dir, "burner.mjs"), SERVICE);
-    writeFileSync(join(dir, "restart.mjs"), RESTART);
     mkdirSync(join(dir, "rules"));
     writeFileSync(join(dir, "rules", "processes.yaml"), RULES);
     const burner = spawn(process.execPath, [join(dir, "burner.mjs"), pidFile], { detached: true, stdio: "ignore", env: { ...process.env, BURN: "1" } });
@@ -117,15 +91,8 @@ function scenario(mode: Mode): void {
           actions: {
             enabled: true,
             keys: [keys.verifier],
-            allowed: [
-              {
-                name: "restart_service",
-                command: [process.execPath, join(dir, "restart.mjs"), pidFile, "{{service}}"],
-                params: { service: { pattern: "[a-z][a-z0-9-]{0,31}" } },
-                timeout_ms: 20_000,
-                cooldown_ms: 60_000,
-              },
-            ],
+            // The restarted service inherits the collector's environment, which has no BURN.
+            allowed: [restartServiceAction(dir, pidFile, "SIGKILL")],
             heartbeat: { url: `http://127.0.0.1:${query}/bifrost/v1/heartbeat`, interval_ms: 200, key: heartbeat },
           },
         },
@@ -168,8 +135,8 @@ function scenario(mode: Mode): void {
 
       await until("the service restarted by the signed action", () => Number(readFileSync(pidFile, "utf8")) !== firstPid, 60_000);
       const secondPid = Number(readFileSync(pidFile, "utf8"));
-      assert.equal(alive(firstPid), false);
-      assert.equal(alive(secondPid), true);
+      assert.equal(processAlive(firstPid), false);
+      assert.equal(processAlive(secondPid), true);
 
       await until("the resolved notification", () => payloads().some((p) => p.status === "resolved" && p.alerts.some((a) => a.fingerprint === alert.fingerprint)), 120_000);
 
@@ -189,7 +156,7 @@ function scenario(mode: Mode): void {
       for (const child of processes) child.kill("SIGTERM");
       await until("the bifrost processes stopped", () => processes.every((p) => p.exitCode !== null || p.signalCode !== null), 30_000).catch(() => processes.forEach((p) => p.kill("SIGKILL")));
       await webhook.stop();
-      for (const pid of [firstPid, Number(readFileSync(pidFile, "utf8"))]) if (alive(pid)) process.kill(pid, "SIGKILL");
+      for (const pid of [firstPid, Number(readFileSync(pidFile, "utf8"))]) if (processAlive(pid)) process.kill(pid, "SIGKILL");
       if (mode === "distributed") await deleteTopics(new Kafka({ clientId: "heal-test", brokers: KAFKA_BROKERS, logLevel: logLevel.NOTHING }), [topic, `${topic}.dlq`]);
     }
   });

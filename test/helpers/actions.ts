@@ -44,3 +44,47 @@ export class RecordingBatcher {
     return this.records.filter((r) => r.event["id"] === id);
   }
 }
+
+/** Whether a process with this pid exists. */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * restart_service as a node runs it, for a test service `<dir>/<service>.mjs` whose pid is in `pidFile`: a
+ * script (written to `<dir>/restart.mjs`) that stops it with `signal`, starts it again detached (as systemd
+ * would own it) and exits once the new process has written its pid; returned as the collector's allow-list
+ * entry that runs it.
+ */
+export function restartServiceAction(dir: string, pidFile: string, signal: "SIGTERM" | "SIGKILL") {
+  const script = join(dir, "restart.mjs");
+  writeFileSync(
+    script,
+    `import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+const [pidFile, service] = process.argv.slice(2);
+const alive = (pid) => { try { process.kill(pid, 0); return true; } catch { return false; } };
+const waitFor = async (ok) => { const deadline = Date.now() + 10000; while (!ok()) { if (Date.now() > deadline) process.exit(2); await new Promise((r) => setTimeout(r, 20)); } };
+const old = Number(readFileSync(pidFile, "utf8"));
+if (alive(old)) process.kill(old, "${signal}");
+await waitFor(() => !alive(old));
+const child = spawn(process.execPath, [join(dirname(process.argv[1]), service + ".mjs"), pidFile], { detached: true, stdio: "ignore" });
+child.unref();
+await waitFor(() => readFileSync(pidFile, "utf8") === String(child.pid));
+console.log("restarted " + service + ": " + old + " -> " + child.pid);
+`,
+  );
+  return {
+    name: "restart_service",
+    command: [process.execPath, script, pidFile, "{{service}}"],
+    params: { service: { pattern: "[a-z][a-z0-9-]{0,31}" } },
+    timeout_ms: 20_000,
+    cooldown_ms: 60_000,
+  };
+}
