@@ -12,9 +12,11 @@ import { makeBatch } from "../helpers/batches.js";
 import { BifrostProcess, sleep } from "../helpers/pipeline.js";
 import { createTopics, freePort, privateKafka, startChdbHttp, uniqueName } from "../helpers/services.js";
 
-// The ClickHouse engine killed with SIGKILL, again and again, while two aggregator processes write a steady stream
+// The ClickHouse engine killed with SIGKILL, again and again, while aggregator processes write a steady stream
 // from Kafka into it: afterwards every batch's rows must be stored exactly once in each table that keeps them per
 // batch (raw logs, raw samples, rollup partials), whatever was in flight, acknowledged or replayed at each kill.
+// During each outage a third aggregator is killed too: once its session expires the group rebalances, and
+// partitions move while their old owners still hold rows they could not write, which the new owners replay.
 
 const NODES = ["k1", "k2", "k3", "k4", "k5", "k6"];
 const KILLS = Number(process.env.BIFROST_ENGINE_KILLS ?? 6);
@@ -41,7 +43,7 @@ describe("ClickHouse engine killed under load", () => {
         { topic: `${topic}.dlq`, numPartitions: 1 },
       ]);
       const groupId = uniqueName("enginekill-group");
-      for (const name of ["aggregator-1", "aggregator-2"]) {
+      for (const name of ["aggregator-1", "aggregator-2", "aggregator-3"]) {
         const port = await freePort();
         aggregators.push(
           BifrostProcess.write(dir, name, "aggregator", `http://127.0.0.1:${port}`, {
@@ -53,10 +55,12 @@ describe("ClickHouse engine killed under load", () => {
           }),
         );
       }
-      for (const a of aggregators) a.start();
-      await Promise.all(aggregators.map((a) => a.ready()));
+      const [first, second, third] = aggregators as [BifrostProcess, BifrostProcess, BifrostProcess];
+      first.start();
+      second.start();
+      await Promise.all([first.ready(), second.ready()]);
       await producer.connect();
-      progress(`aggregators ${aggregators.map((a) => a.pid).join(", ")} up; logs in ${dir}`);
+      progress(`aggregators ${first.pid}, ${second.pid} up; logs in ${dir}`);
 
       // One batch per node every 100 ms, as collectors ship them, with timestamps of now.
       const sent: Batch[] = [];
@@ -77,10 +81,15 @@ describe("ClickHouse engine killed under load", () => {
       };
       for (let kill = 0; kill < KILLS; kill++) {
         await until("batches stored since the last restart", async () => (await stored().catch(() => 0)) >= sent.length - 4 * NODES.length, 120_000);
+        if (!third.running) {
+          third.start();
+          await third.ready();
+        }
         await sleep(500 + Math.random() * 2_000);
         const downMs = DOWN_MS[kill % DOWN_MS.length]!;
         progress(`kill ${kill + 1}: SIGKILL of the engine (pid ${clickhouse.process.pid}) with ${sent.length} batches sent; down for ${downMs} ms`);
         await clickhouse.stop("SIGKILL");
+        await third.stop("SIGKILL");
         await sleep(downMs);
         clickhouse = await startChdbHttp([], chPort, clickhouse.dataDir);
       }
