@@ -17,15 +17,20 @@ import { createTopics, freePort, privateKafka, startChdbHttp, uniqueName } from 
 // batch (raw logs, raw samples, rollup partials), whatever was in flight, acknowledged or replayed at each kill.
 // During each outage a third aggregator is killed too: once its session expires the group rebalances, and
 // partitions move while their old owners still hold rows they could not write, which the new owners replay.
+// Last, the engine is frozen (SIGSTOP) instead of killed across such a rebalance, as a stalled disk would: the
+// held writes of old and new owners then reach it together.
 
 const NODES = ["k1", "k2", "k3", "k4", "k5", "k6"];
 const KILLS = Number(process.env.BIFROST_ENGINE_KILLS ?? 6);
 /** How long the engine stays down after each kill: shorter and longer than the store's own retries last. */
 const DOWN_MS = [300, 2_000, 9_000];
+/** Then rounds with the engine frozen instead, for longer than the aggregators' session timeout (6 s). */
+const FREEZES = Number(process.env.BIFROST_ENGINE_FREEZES ?? 2);
+const FREEZE_MS = 10_000;
 const SHAPE = { streams: 2, entriesPerStream: 15, series: 2, pointsPerSeries: 4 };
 
 describe("ClickHouse engine killed under load", () => {
-  it(`SIGKILL of the engine ${KILLS} times mid-stream: every batch stored exactly once`, async () => {
+  it(`engine killed ${KILLS} times and frozen ${FREEZES} times mid-stream, each time across a rebalance: every batch stored exactly once`, async () => {
     const dir = mkdtempSync(join(tmpdir(), "bifrost-engine-kill-"));
     const t0 = Date.now();
     const progress = (message: string) => process.stderr.write(`engine-kill [${((Date.now() - t0) / 1000).toFixed(1)} s] ${message}\n`);
@@ -79,25 +84,35 @@ describe("ClickHouse engine killed under load", () => {
         const result = await sql.query({ query: `SELECT uniqExact(batch_id) AS n FROM ${database}.logs`, format: "JSONEachRow" });
         return Number((await result.json<{ n: string }>())[0]!.n);
       };
-      for (let kill = 0; kill < KILLS; kill++) {
-        await until("batches stored since the last restart", async () => (await stored().catch(() => 0)) >= sent.length - 4 * NODES.length, 120_000);
+      for (let round = 0; round < KILLS + FREEZES; round++) {
+        await until("batches stored since the last fault", async () => (await stored().catch(() => 0)) >= sent.length - 4 * NODES.length, 120_000);
         if (!third.running) {
           third.start();
           await third.ready();
         }
         await sleep(500 + Math.random() * 2_000);
-        const downMs = DOWN_MS[kill % DOWN_MS.length]!;
-        progress(`kill ${kill + 1}: SIGKILL of the engine (pid ${clickhouse.process.pid}) with ${sent.length} batches sent; down for ${downMs} ms`);
-        await clickhouse.stop("SIGKILL");
-        await third.stop("SIGKILL");
-        await sleep(downMs);
-        clickhouse = await startChdbHttp([], chPort, clickhouse.dataDir);
+        if (round < KILLS) {
+          const downMs = DOWN_MS[round % DOWN_MS.length]!;
+          progress(`round ${round + 1}: SIGKILL of the engine (pid ${clickhouse.process.pid}) with ${sent.length} batches sent; down for ${downMs} ms`);
+          await clickhouse.stop("SIGKILL");
+          await third.stop("SIGKILL");
+          await sleep(downMs);
+          clickhouse = await startChdbHttp([], chPort, clickhouse.dataDir);
+        } else {
+          // Requests wait instead of failing: when the engine resumes, the writes that were held across the
+          // rebalance all reach it at once.
+          progress(`round ${round + 1}: engine (pid ${clickhouse.process.pid}) frozen with SIGSTOP for ${FREEZE_MS} ms with ${sent.length} batches sent`);
+          clickhouse.process.kill("SIGSTOP");
+          await third.stop("SIGKILL");
+          await sleep(FREEZE_MS);
+          clickhouse.process.kill("SIGCONT");
+        }
       }
       producing = false;
       await production;
       progress(`load stopped after ${sent.length} batches; waiting for every batch`);
       await until("every batch stored", async () => (await stored().catch(() => 0)) >= sent.length, 240_000);
-      // Whatever an aggregator still holds or replays is written before it exits on SIGTERM.
+      // Stopped before the count, so that nothing is written while it runs.
       await Promise.all(aggregators.map((a) => a.stop()));
 
       const expected = new Map(sent.map((b) => [batchId(b), b]));
