@@ -15,7 +15,7 @@ import { createTopics, freePort, privateKafka, startChdbHttp, uniqueName } from 
 // a private Kafka broker and a private ClickHouse engine (so that they can be stopped without disturbing anyone),
 // under steady load from Loki push (JSON, snappy protobuf), OTLP/HTTP and file tails, with in turn: Kafka
 // stopped and restarted (while one collector's small disk budget fills up under policy `block`), ClickHouse
-// stopped and restarted, an aggregator killed, a collector killed with kill -9, and malformed input on every
+// killed with kill -9 and restarted, an aggregator killed, a collector killed with kill -9, and malformed input on every
 // receiver. At the end every acknowledged entry must be readable through the Loki API exactly once per node.
 
 const NODES = ["edge-1", "edge-2", "edge-3"];
