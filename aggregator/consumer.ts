@@ -60,6 +60,8 @@ export class Aggregator {
   private readonly decoder: Decoder;
   private joined = false;
   private running = false;
+  /** From a release on the group's answer that it moved on until the re-join: batches fetched meanwhile are replayed, not written. */
+  private fenced = false;
 
   constructor(private readonly options: AggregatorOptions) {
     this.consumer = options.kafka.consumer({
@@ -79,6 +81,7 @@ export class Aggregator {
     });
     this.consumer.on(this.consumer.events.GROUP_JOIN, (event) => {
       this.joined = true;
+      this.fenced = false;
       options.log.info({ member: event.payload.memberId, assignment: event.payload.memberAssignment }, "joined the consumer group");
     });
     this.consumer.on(this.consumer.events.CRASH, (event) => {
@@ -130,7 +133,7 @@ export class Aggregator {
     });
 
     if (dead.length > 0) await this.sendDeadLetters(batch.topic, batch.partition, dead);
-    if (!isRunning() || isStale()) return;
+    if (this.fenced || !isRunning() || isStale()) return;
     // Heartbeat while the buffer holds this partition's rows: a flush may wait out a store outage.
     const written = this.buffer.add(writePartOf(decoded));
     let settled = false;
@@ -144,12 +147,13 @@ export class Aggregator {
       // Any failed heartbeat, not only the group's answer that it moved on, leaves the ownership in doubt.
       const failed = isRunning() && !isStale() ? await heartbeat().then(() => undefined, (err: unknown) => groupMovedOn(err, log, batch.topic, batch.partition)) : undefined;
       if (failed === undefined && isRunning() && !isStale()) continue;
-      await this.release(heartbeat);
+      // kafkajs re-joins on the group's answer (and only then emits the join that lifts the fence).
+      await this.release(heartbeat, GROUP_MOVED_ON.has((failed as { type?: string } | undefined)?.type ?? ""));
       if (failed !== undefined) throw failed;
     }
     const error = await written.then(() => undefined, (err: unknown) => err);
     // Withdrawn, or written but revoked before the commit: the partition's next owner replays the batch.
-    if (error instanceof WithdrawnError || !isRunning() || isStale()) {
+    if (error instanceof WithdrawnError || this.fenced || !isRunning() || isStale()) {
       log.warn({ topic: batch.topic, partition: batch.partition }, "partition revoked while writing; its next owner replays the batch");
       return;
     }
@@ -177,7 +181,8 @@ export class Aggregator {
    * All rows, not only this partition's: a rebalance revokes every partition, and kafkajs re-joins as soon as
    * one handler throws, while the others may still be waiting.
    */
-  private async release(heartbeat: () => Promise<void>): Promise<void> {
+  private async release(heartbeat: () => Promise<void>, fence: boolean): Promise<void> {
+    if (fence) this.fenced = true;
     let released = false;
     const withdrawn = this.buffer.withdrawAll().finally(() => (released = true));
     while (!released) {
