@@ -25,7 +25,7 @@ const KILLS = Number(process.env.BIFROST_ENGINE_KILLS ?? 6);
 /** How long the engine stays down after each kill: shorter and longer than the store's own retries last. */
 const DOWN_MS = [300, 2_000, 9_000];
 /** Then rounds with the engine frozen instead, for longer than the aggregators' session timeout (6 s). */
-const FREEZES = Number(process.env.BIFROST_ENGINE_FREEZES ?? 2);
+const FREEZES = Number(process.env.BIFROST_ENGINE_FREEZES ?? 3);
 const FREEZE_MS = 10_000;
 const SHAPE = { streams: 2, entriesPerStream: 15, series: 2, pointsPerSeries: 4 };
 
