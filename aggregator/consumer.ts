@@ -4,7 +4,7 @@ import type { Logger } from "../common/log.js";
 import type { BatchLimits } from "../proto/validate.js";
 import type { Store } from "../storage/store.js";
 import type { AggregatorMetrics } from "./metrics.js";
-import { WriteBuffer, writePartOf } from "./write-buffer.js";
+import { WithdrawnError, WriteBuffer, writePartOf } from "./write-buffer.js";
 import { Decoder } from "./decoder.js";
 import type { DecodedBatch, DecodeResult } from "./worker.js";
 
@@ -60,6 +60,8 @@ export class Aggregator {
   private readonly decoder: Decoder;
   private joined = false;
   private running = false;
+  /** From a release on the group's answer that it moved on until the re-join: batches fetched meanwhile are replayed, not written. */
+  private fenced = false;
 
   constructor(private readonly options: AggregatorOptions) {
     this.consumer = options.kafka.consumer({
@@ -79,6 +81,7 @@ export class Aggregator {
     });
     this.consumer.on(this.consumer.events.GROUP_JOIN, (event) => {
       this.joined = true;
+      this.fenced = false;
       options.log.info({ member: event.payload.memberId, assignment: event.payload.memberAssignment }, "joined the consumer group");
     });
     this.consumer.on(this.consumer.events.CRASH, (event) => {
@@ -130,6 +133,7 @@ export class Aggregator {
     });
 
     if (dead.length > 0) await this.sendDeadLetters(batch.topic, batch.partition, dead);
+    if (this.fenced || !isRunning() || isStale()) return;
     // Heartbeat while the buffer holds this partition's rows: a flush may wait out a store outage.
     const written = this.buffer.add(writePartOf(decoded));
     let settled = false;
@@ -139,15 +143,21 @@ export class Aggregator {
     );
     while (!settled) {
       await Promise.race([written.catch(() => {}), new Promise((r) => setTimeout(r, 1000))]);
-      // A rebalance surfaces here as an error: it ends this batch uncommitted (the rows are written anyway, and
-      // the next owner's replay of them changes nothing).
-      if (!settled) await heartbeat().catch((err: unknown) => Promise.reject(groupMovedOn(err, log, batch.topic, batch.partition)));
+      if (settled) break;
+      // Any failed heartbeat, not only the group's answer that it moved on, leaves the ownership in doubt.
+      const failed = isRunning() && !isStale() ? await heartbeat().then(() => undefined, (err: unknown) => groupMovedOn(err, log, batch.topic, batch.partition)) : undefined;
+      if (failed === undefined && isRunning() && !isStale()) continue;
+      // kafkajs re-joins on the group's answer (and only then emits the join that lifts the fence).
+      await this.release(heartbeat, GROUP_MOVED_ON.has((failed as { type?: string } | undefined)?.type ?? ""));
+      if (failed !== undefined) throw failed;
     }
-    await written;
-    if (!isRunning() || isStale()) {
+    const error = await written.then(() => undefined, (err: unknown) => err);
+    // Withdrawn, or written but revoked before the commit: the partition's next owner replays the batch.
+    if (error instanceof WithdrawnError || this.fenced || !isRunning() || isStale()) {
       log.warn({ topic: batch.topic, partition: batch.partition }, "partition revoked while writing; its next owner replays the batch");
       return;
     }
+    if (error !== undefined) throw error;
     metrics.batches.inc({ result: "stored" }, results.length - dead.length);
     metrics.batches.inc({ result: "dead_letter" }, dead.length);
 
@@ -161,6 +171,24 @@ export class Aggregator {
     const high = BigInt(batch.highWatermark);
     metrics.lag.set({ topic: batch.topic, partition: String(batch.partition) }, Number(high > BigInt(last.offset) ? high - BigInt(last.offset) - 1n : 0n));
     await heartbeat().catch((err: unknown) => Promise.reject(groupMovedOn(err, log, batch.topic, batch.partition)));
+  }
+
+  /**
+   * Takes every unwritten row back from the buffer once this member's partitions are revoked or in doubt, so
+   * that none is written alongside the next owner's replay of it (both would find the batch missing and both
+   * store it), and returns only once no store call holding one is in flight. Heartbeats meanwhile keep the
+   * session alive: the rebalance waits for this member to re-join, so no other member gets a partition before.
+   * All rows, not only this partition's: a rebalance revokes every partition, and kafkajs re-joins as soon as
+   * one handler throws, while the others may still be waiting.
+   */
+  private async release(heartbeat: () => Promise<void>, fence: boolean): Promise<void> {
+    if (fence) this.fenced = true;
+    let released = false;
+    const withdrawn = this.buffer.withdrawAll().finally(() => (released = true));
+    while (!released) {
+      await Promise.race([withdrawn, new Promise((r) => setTimeout(r, 1000))]);
+      if (!released) await heartbeat().catch(() => {});
+    }
   }
 
   private decode(message: KafkaMessage): Promise<DecodeResult> {

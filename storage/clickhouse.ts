@@ -139,10 +139,12 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
   }
 
   private async rows<T>(what: string, query: string, params: Params): Promise<T[]> {
-    return this.withRetry(what, async () => {
-      const result = await this.client.query({ query, query_params: params.named(), format: "JSONEachRow" });
-      return result.json<T>();
-    });
+    return this.withRetry(what, () => this.rowsOnce<T>(query, params));
+  }
+
+  private async rowsOnce<T>(query: string, params: Params): Promise<T[]> {
+    const result = await this.client.query({ query, query_params: params.named(), format: "JSONEachRow" });
+    return result.json<T>();
   }
 
   /**
@@ -191,20 +193,23 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
    */
   private async insert(table: string, values: object[], token?: string): Promise<void> {
     if (values.length === 0) return;
-    await this.insertBody(table, "FORMAT JSONEachRow", [Buffer.from(values.map((v) => JSON.stringify(v)).join("\n") + "\n")], token);
+    await this.withRetry(`insert into ${table}`, () => this.insertRowsOnce(table, values, token));
+  }
+
+  private async insertRowsOnce(table: string, values: object[], token?: string): Promise<void> {
+    if (values.length === 0) return;
+    await this.insertOnce(table, "FORMAT JSONEachRow", [Buffer.from(values.map((v) => JSON.stringify(v)).join("\n") + "\n")], token);
   }
 
   /** One INSERT whose data is `body`, chunk after chunk; `format` is the statement's tail. */
-  private async insertBody(table: string, format: string, body: Uint8Array[], token?: string): Promise<void> {
-    await this.withRetry(`insert into ${table}`, async () => {
-      const result = await this.client.exec({
-        query: `INSERT INTO ${this.db}.${table} ${format}`,
-        values: Readable.from(body),
-        clickhouse_settings: { date_time_input_format: "basic", ...(token === undefined ? {} : { insert_deduplication_token: token }) },
-      });
-      result.stream.resume();
-      await finished(result.stream);
+  private async insertOnce(table: string, format: string, body: Uint8Array[], token?: string): Promise<void> {
+    const result = await this.client.exec({
+      query: `INSERT INTO ${this.db}.${table} ${format}`,
+      values: Readable.from(body),
+      clickhouse_settings: { date_time_input_format: "basic", ...(token === undefined ? {} : { insert_deduplication_token: token }) },
     });
+    result.stream.resume();
+    await finished(result.stream);
   }
 
   async migrate(): Promise<void> {
@@ -235,7 +240,8 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
    * and ClickHouse commits an insert per partition atomically, so each (batch, partition) is either wholly
    * stored or not: one query on the batch_id bloom index finds which, only the missing partitions are written,
    * and a replay changes nothing however long after the first write it comes (insert_deduplication_token,
-   * also set, only remembers a bounded window of inserts).
+   * also set, only remembers a bounded window of inserts). A failed attempt is retried from the check: an insert
+   * whose answer was lost (the engine killed after it committed) is then found stored, not written again.
    */
   private async appendOnce<Row extends StreamRef>(
     table: string,
@@ -260,28 +266,24 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
       if (row.timeMs > latest.timeMs) latest = row;
     }
     const params = new Params(clickhouseDialect);
-    const present = new Set(
-      (
-        await this.rows<{ batch_id: string; part: string }>(
-          `${table} replay check`,
-          `SELECT DISTINCT batch_id, toString(${partition.expr}) AS part FROM ${this.db}.${table}
-           WHERE batch_id IN ${params.bind(batches.map((b) => b.id), "Array(String)")}
-             AND ${time.column} >= ${time.toSql(params, earliest)} AND ${time.column} <= ${time.toSql(params, latest)}`,
-          params,
-        )
-      ).map((r) => `${r.batch_id}\u0000${r.part}`),
-    );
-    const inserted: Row[] = [];
-    let written = 0;
-    let duplicates = 0;
-    for (const batch of batches) {
-      const missing = batch.rows.filter((row) => !present.has(`${batch.id}\u0000${partition.of(row)}`));
-      if (missing.length > 0) written++;
-      else if (batch.rows.length > 0) duplicates++;
-      inserted.push(...missing);
-    }
-    const token = `${table}:${[...new Set(inserted.map((r) => r.batchId))].sort().join(",")}`;
-    await this.insert(table, inserted.map(toColumns), token);
+    const check = `SELECT DISTINCT batch_id, toString(${partition.expr}) AS part FROM ${this.db}.${table}
+       WHERE batch_id IN ${params.bind(batches.map((b) => b.id), "Array(String)")}
+         AND ${time.column} >= ${time.toSql(params, earliest)} AND ${time.column} <= ${time.toSql(params, latest)}`;
+    const { inserted, written, duplicates } = await this.withRetry(`${table} write`, async () => {
+      const present = new Set((await this.rowsOnce<{ batch_id: string; part: string }>(check, params)).map((r) => `${r.batch_id}\u0000${r.part}`));
+      const inserted: Row[] = [];
+      let written = 0;
+      let duplicates = 0;
+      for (const batch of batches) {
+        const missing = batch.rows.filter((row) => !present.has(`${batch.id}\u0000${partition.of(row)}`));
+        if (missing.length > 0) written++;
+        else if (batch.rows.length > 0) duplicates++;
+        inserted.push(...missing);
+      }
+      const token = `${table}:${[...new Set(inserted.map((r) => r.batchId))].sort().join(",")}`;
+      await this.insertRowsOnce(table, inserted.map(toColumns), token);
+      return { inserted, written, duplicates };
+    });
     await this.indexStreams("metrics", streamSpans(inserted));
     return { written, duplicates: duplicates + repeated, rows: inserted.length };
   }
@@ -323,29 +325,26 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
       if (part.maxNs > latest) latest = part.maxNs;
     }
     const params = new Params(clickhouseDialect);
-    const present = new Set(
-      (
-        await this.rows<{ batch_id: string; part: string }>(
-          "logs replay check",
-          `SELECT DISTINCT batch_id, toString(toDate(timestamp)) AS part FROM ${this.db}.logs
-           WHERE batch_id IN ${params.bind([...unique.keys()], "Array(String)")}
-             AND timestamp >= fromUnixTimestamp64Nano(${params.bind(earliest.toString(), "Int64")})
-             AND timestamp <= fromUnixTimestamp64Nano(${params.bind(latest.toString(), "Int64")})`,
-          params,
-        )
-      ).map((r) => `${r.batch_id}\u0000${r.part}`),
-    );
-    const missing = parts.filter(({ batch, part }) => !present.has(`${batch.id}\u0000${part.day}`));
-    const writtenIds = new Set(missing.map(({ batch }) => batch.id));
+    const check = `SELECT DISTINCT batch_id, toString(toDate(timestamp)) AS part FROM ${this.db}.logs
+       WHERE batch_id IN ${params.bind([...unique.keys()], "Array(String)")}
+         AND timestamp >= fromUnixTimestamp64Nano(${params.bind(earliest.toString(), "Int64")})
+         AND timestamp <= fromUnixTimestamp64Nano(${params.bind(latest.toString(), "Int64")})`;
+    // Retried from the check, as in appendOnce.
+    const { missing, writtenIds } = await this.withRetry("logs write", async () => {
+      const present = new Set((await this.rowsOnce<{ batch_id: string; part: string }>(check, params)).map((r) => `${r.batch_id}\u0000${r.part}`));
+      const missing = parts.filter(({ batch, part }) => !present.has(`${batch.id}\u0000${part.day}`));
+      const writtenIds = new Set(missing.map(({ batch }) => batch.id));
+      if (missing.length > 0) {
+        await this.insertOnce(
+          "logs",
+          `(${LOG_COLUMNS.join(", ")}) FORMAT RowBinary`,
+          missing.map(({ batch, part }) => batch.buffer.subarray(part.offset, part.offset + part.length)),
+          `logs:${[...writtenIds].sort().join(",")}`,
+        );
+      }
+      return { missing, writtenIds };
+    });
     const duplicates = [...unique.values()].filter((b) => b.rows > 0 && !writtenIds.has(b.id)).length;
-    if (missing.length > 0) {
-      await this.insertBody(
-        "logs",
-        `(${LOG_COLUMNS.join(", ")}) FORMAT RowBinary`,
-        missing.map(({ batch, part }) => batch.buffer.subarray(part.offset, part.offset + part.length)),
-        `logs:${[...writtenIds].sort().join(",")}`,
-      );
-    }
     // One index row per stream of the whole write, as streamSpans makes for the other signals.
     const spans = new Map<string, StreamSpan>();
     for (const { batch, part } of missing) {

@@ -10,6 +10,11 @@ import type { Batch } from "../proto/batch.js";
 import { encodeBatch } from "../proto/codec.js";
 import { ClickHouseStore } from "../storage/clickhouse.js";
 import type { Store } from "../storage/store.js";
+import { createClient } from "@clickhouse/client";
+import { aggregatorMetrics } from "../aggregator/metrics.js";
+import { WithdrawnError, WriteBuffer, type WritePart } from "../aggregator/write-buffer.js";
+import { createLogger } from "../common/log.js";
+import { batchId } from "../proto/batch.js";
 import { assertRollupsMatch, counterTotal, startTestAggregator, until } from "./helpers/aggregation.js";
 import { makeBatch } from "./helpers/batches.js";
 import { CLICKHOUSE_URL, createTopics, deleteTopics, freePort, KAFKA_BROKERS, REPO_ROOT, startChdbHttp, uniqueName } from "./helpers/services.js";
@@ -116,6 +121,53 @@ describe("aggregator faults", () => {
       await producer.disconnect();
       await store.close();
       await deleteTopics(kafka, [topic, `${topic}.dlq`]);
+    }
+  });
+
+  it("rows withdrawn from the write buffer while the engine is frozen: the store call in flight ends first, nothing of them is written after", async () => {
+    // What an aggregator does when its partitions are revoked: the next owner replays these batches, and two
+    // writers of one batch at the same time would both find it missing and both store it.
+    const server = await startChdbHttp();
+    const database = uniqueName("withdraw");
+    const store = new ClickHouseStore({ url: server.url, username: "default", password: "", database, retention: TEST_RETENTION });
+    const sql = createClient({ url: server.url });
+    try {
+      await store.migrate();
+      const buffer = new WriteBuffer(store, { maxRows: 1, maxAgeMs: 50, metrics: aggregatorMetrics(new Registry()), log: createLogger("silent") });
+      const part = (batch: Batch): WritePart => ({
+        logs: [{ id: batchId(batch), tenant: batch.tenant, streams: batch.streams }],
+        encodedLogs: [],
+        samples: [{ id: batchId(batch), tenant: batch.tenant, series: batch.series }],
+        rollups: [],
+        rows: 1,
+      });
+      const [inFlight, waiting] = stream(["w1"], 2, "withdraw-tenant");
+      server.process.kill("SIGSTOP");
+      // One row is a full buffer: the first part's flush starts at once, the second waits behind it.
+      const outcome = (written: Promise<void>) => written.then(() => "written", (err: unknown) => err);
+      const first = outcome(buffer.add(part(inFlight!)));
+      const second = outcome(buffer.add(part(waiting!)));
+      let released = false;
+      const withdrawal = buffer.withdrawAll().then(() => (released = true));
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(released, false, "the withdrawal waits for the store call in flight");
+      server.process.kill("SIGCONT");
+      await withdrawal;
+      assert.ok((await first) instanceof WithdrawnError);
+      assert.ok((await second) instanceof WithdrawnError);
+      await buffer.drain();
+      const counts = async (table: string) => {
+        const result = await sql.query({ query: `SELECT batch_id, count() AS n FROM ${database}.${table} GROUP BY batch_id ORDER BY batch_id`, format: "JSONEachRow" });
+        return Object.fromEntries((await result.json<{ batch_id: string; n: string }>()).map((r) => [r.batch_id, Number(r.n)]));
+      };
+      // The logs call was in flight and wrote its rows; the samples call came after the withdrawal and had none.
+      assert.deepEqual(await counts("logs"), { [batchId(inFlight!)]: 120 });
+      assert.deepEqual(await counts("samples"), {});
+    } finally {
+      server.process.kill("SIGCONT");
+      await sql.close();
+      await store.close();
+      await server.stop();
     }
   });
 
