@@ -91,6 +91,11 @@ function isTransient(err: unknown): boolean {
   return TRANSIENT_NETWORK.test(text);
 }
 
+/** Rows as one JSONEachRow body (a single chunk: the client's own insert() writes one per row). */
+function jsonEachRow(values: object[]): Uint8Array[] {
+  return [Buffer.from(values.map((v) => JSON.stringify(v)).join("\n") + "\n")];
+}
+
 /** The production store: ClickHouse 24.x or later through @clickhouse/client over HTTP(S). */
 export class ClickHouseStore extends StreamsIndexReads implements Store {
   private readonly client: ClickHouseClient;
@@ -182,6 +187,11 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
     return data;
   }
 
+  /** The (batch, partition) pairs a replay check (`SELECT DISTINCT batch_id, ... AS part`) finds stored, as `batch\0part`. */
+  private async storedParts(check: string, params: Params): Promise<Set<string>> {
+    return new Set((await this.rowsOnce<{ batch_id: string; part: string }>(check, params)).map((r) => `${r.batch_id}\u0000${r.part}`));
+  }
+
   private async command(query: string): Promise<void> {
     await this.withRetry("DDL", () => this.client.command({ query }));
   }
@@ -193,12 +203,8 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
    */
   private async insert(table: string, values: object[], token?: string): Promise<void> {
     if (values.length === 0) return;
-    await this.withRetry(`insert into ${table}`, () => this.insertRowsOnce(table, values, token));
-  }
-
-  private async insertRowsOnce(table: string, values: object[], token?: string): Promise<void> {
-    if (values.length === 0) return;
-    await this.insertOnce(table, "FORMAT JSONEachRow", [Buffer.from(values.map((v) => JSON.stringify(v)).join("\n") + "\n")], token);
+    const body = jsonEachRow(values);
+    await this.withRetry(`insert into ${table}`, () => this.insertOnce(table, "FORMAT JSONEachRow", body, token));
   }
 
   /** One INSERT whose data is `body`, chunk after chunk; `format` is the statement's tail. */
@@ -270,7 +276,7 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
        WHERE batch_id IN ${params.bind(batches.map((b) => b.id), "Array(String)")}
          AND ${time.column} >= ${time.toSql(params, earliest)} AND ${time.column} <= ${time.toSql(params, latest)}`;
     const { inserted, written, duplicates } = await this.withRetry(`${table} write`, async () => {
-      const present = new Set((await this.rowsOnce<{ batch_id: string; part: string }>(check, params)).map((r) => `${r.batch_id}\u0000${r.part}`));
+      const present = await this.storedParts(check, params);
       const inserted: Row[] = [];
       let written = 0;
       let duplicates = 0;
@@ -281,7 +287,7 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
         inserted.push(...missing);
       }
       const token = `${table}:${[...new Set(inserted.map((r) => r.batchId))].sort().join(",")}`;
-      await this.insertRowsOnce(table, inserted.map(toColumns), token);
+      if (inserted.length > 0) await this.insertOnce(table, "FORMAT JSONEachRow", jsonEachRow(inserted.map(toColumns)), token);
       return { inserted, written, duplicates };
     });
     await this.indexStreams("metrics", streamSpans(inserted));
@@ -331,7 +337,7 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
          AND timestamp <= fromUnixTimestamp64Nano(${params.bind(latest.toString(), "Int64")})`;
     // Retried from the check, as in appendOnce.
     const { missing, writtenIds } = await this.withRetry("logs write", async () => {
-      const present = new Set((await this.rowsOnce<{ batch_id: string; part: string }>(check, params)).map((r) => `${r.batch_id}\u0000${r.part}`));
+      const present = await this.storedParts(check, params);
       const missing = parts.filter(({ batch, part }) => !present.has(`${batch.id}\u0000${part.day}`));
       const writtenIds = new Set(missing.map(({ batch }) => batch.id));
       if (missing.length > 0) {
