@@ -82,7 +82,10 @@ const DEMO_RULES = fileURLToPath(new URL("../deploy/rules/demo.yaml", import.met
  */
 function applyDemo(config: Config): string[] {
   config.collector.host_metrics.enabled = true;
-  const what = [`host metrics of this machine every ${config.collector.host_metrics.interval_ms / 1000} s`, `Bifrost's own logs as {job="bifrost"}`];
+  const what = [
+    `host metrics of this machine every ${config.collector.host_metrics.interval_ms / 1000} s`,
+    `Bifrost's own logs as {job="bifrost"}`,
+  ];
   const ruler = config.query.ruler;
   if (ruler.rule_files.length === 0 && ruler.rules_dir === undefined && existsSync(DEMO_RULES)) {
     ruler.rule_files = [DEMO_RULES];
@@ -97,11 +100,16 @@ function banner(config: Config, role: Role, started: Running[], storage: string,
   const query = at("query");
   const collector = at("collector");
   if (query) {
-    lines.push(`  query API      ${query}   (Grafana: a Loki data source with URL ${query}, a Prometheus one with ${query}/prometheus)`);
+    lines.push(
+      `  query API      ${query}   (Grafana: a Loki data source with URL ${query}, a Prometheus one with ${query}/prometheus)`,
+    );
     lines.push(`  ready, metrics ${query}/ready  ${query}/metrics`);
   }
   if (collector) {
-    const routes = ["POST /loki/api/v1/push", ...(config.collector.otlp.http_enabled ? ["/v1/logs", "/v1/metrics"] : [])];
+    const routes = [
+      "POST /loki/api/v1/push",
+      ...(config.collector.otlp.http_enabled ? ["/v1/logs", "/v1/metrics"] : []),
+    ];
     lines.push(`  collector      ${collector}   (${[...routes, "/ready", "/metrics"].join(", ")})`);
   }
   const otlpGrpc = started.find((r) => r.role === "collector")?.otlpGrpc;
@@ -109,7 +117,8 @@ function banner(config: Config, role: Role, started: Running[], storage: string,
   const aggregator = at("aggregator");
   if (aggregator) lines.push(`  aggregator     ${aggregator}   (/ready, /metrics)`);
   if (storage) lines.push(`  data           ${storage}`);
-  if (role === "collector" || role === "aggregator") lines.push(`  Kafka          ${config.kafka.brokers.join(", ")}, topic ${config.kafka.topic}`);
+  if (role === "collector" || role === "aggregator")
+    lines.push(`  Kafka          ${config.kafka.brokers.join(", ")}, topic ${config.kafka.topic}`);
   if (demo.length > 0) {
     lines.push(`  demo           ${demo.join("; ")} (BIFROST_ALL__DEMO=false turns it off)`);
   }
@@ -143,7 +152,15 @@ async function main(): Promise<void> {
   const demo = role === "all" && config.all.demo ? applyDemo(config) : [];
   const ownLogs = demo.length > 0 ? new LogTap() : undefined;
   const log = createLogger(config.log.level, { role }, ownLogs);
-  const runtime: Runtime = { role, config, log, registry: createRegistry(), storeReadiness: () => null, storeMigrated: Promise.resolve(), ...(ownLogs ? { ownLogs } : {}) };
+  const runtime: Runtime = {
+    role,
+    config,
+    log,
+    registry: createRegistry(),
+    storeReadiness: () => null,
+    storeMigrated: Promise.resolve(),
+    ...(ownLogs ? { ownLogs } : {}),
+  };
   let storage = "";
   const cleanups: (() => Promise<void> | void)[] = [];
   if (role !== "collector") {
@@ -153,13 +170,19 @@ async function main(): Promise<void> {
     runtime.store = opened.store;
     runtime.storeReadiness = () => startup.readiness();
     runtime.storeMigrated = startup.done;
-    storage = opened.engine === "embedded" ? `embedded store (DuckDB) at ${resolve(opened.where)}` : `ClickHouse at ${opened.where}`;
+    storage =
+      opened.engine === "embedded"
+        ? `embedded store (DuckDB) at ${resolve(opened.where)}`
+        : `ClickHouse at ${opened.where}`;
     if (opened.engine === "embedded") {
       void startup.done.then(() => {
         if (startup.readiness() === null) cleanups.push(scheduleRetention(opened.store, log));
       });
     }
-    cleanups.push(() => startup.stop(), () => opened.store.close());
+    cleanups.push(
+      () => startup.stop(),
+      () => opened.store.close(),
+    );
   }
   const telemetry = await startTelemetry(config.telemetry, role, log);
   const started: Running[] = [];

@@ -29,7 +29,12 @@ export interface AggregatorOptions {
 }
 
 /** Kafka's answers to a member whose generation is over: kafkajs's runner re-joins the group on each of them. */
-const GROUP_MOVED_ON = new Set(["UNKNOWN_MEMBER_ID", "ILLEGAL_GENERATION", "REBALANCE_IN_PROGRESS", "NOT_COORDINATOR_FOR_GROUP"]);
+const GROUP_MOVED_ON = new Set([
+  "UNKNOWN_MEMBER_ID",
+  "ILLEGAL_GENERATION",
+  "REBALANCE_IN_PROGRESS",
+  "NOT_COORDINATOR_FOR_GROUP",
+]);
 
 /**
  * The error to throw for a failed commit. kafkajs wraps a commit's protocol error in a non-retriable one, and a
@@ -37,9 +42,16 @@ const GROUP_MOVED_ON = new Set(["UNKNOWN_MEMBER_ID", "ILLEGAL_GENERATION", "REBA
  * The batch stays uncommitted: the partition's next owner replays it, and the store's idempotency absorbs that.
  */
 function groupMovedOn(err: unknown, log: Logger, topic: string, partition: number): unknown {
-  for (let cause = err as { type?: string; cause?: unknown } | undefined; cause !== undefined && cause !== null; cause = cause.cause as typeof cause) {
+  for (
+    let cause = err as { type?: string; cause?: unknown } | undefined;
+    cause !== undefined && cause !== null;
+    cause = cause.cause as typeof cause
+  ) {
     if (cause.type !== undefined && GROUP_MOVED_ON.has(cause.type)) {
-      log.warn({ topic, partition, reason: cause.type }, "the group moved on before the commit; re-joining, the partition's next owner replays the batch");
+      log.warn(
+        { topic, partition, reason: cause.type },
+        "the group moved on before the commit; re-joining, the partition's next owner replays the batch",
+      );
       return cause;
     }
   }
@@ -72,7 +84,13 @@ export class Aggregator {
       retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 30_000 },
     });
     this.producer = options.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
-    this.decoder = options.decoder ?? new Decoder(options.pool, { maxBatchBytes: options.maxBatchBytes, limits: options.limits, encodeLogs: options.store.appendEncodedLogs !== undefined });
+    this.decoder =
+      options.decoder ??
+      new Decoder(options.pool, {
+        maxBatchBytes: options.maxBatchBytes,
+        limits: options.limits,
+        encodeLogs: options.store.appendEncodedLogs !== undefined,
+      });
     this.buffer = new WriteBuffer(options.store, {
       maxRows: options.flushRows ?? 50_000,
       maxAgeMs: options.flushMs ?? 500,
@@ -82,7 +100,10 @@ export class Aggregator {
     this.consumer.on(this.consumer.events.GROUP_JOIN, (event) => {
       this.joined = true;
       this.fenced = false;
-      options.log.info({ member: event.payload.memberId, assignment: event.payload.memberAssignment }, "joined the consumer group");
+      options.log.info(
+        { member: event.payload.memberId, assignment: event.payload.memberAssignment },
+        "joined the consumer group",
+      );
     });
     this.consumer.on(this.consumer.events.CRASH, (event) => {
       this.joined = false;
@@ -145,16 +166,28 @@ export class Aggregator {
       await Promise.race([written.catch(() => {}), new Promise((r) => setTimeout(r, 1000))]);
       if (settled) break;
       // Any failed heartbeat, not only the group's answer that it moved on, leaves the ownership in doubt.
-      const failed = isRunning() && !isStale() ? await heartbeat().then(() => undefined, (err: unknown) => groupMovedOn(err, log, batch.topic, batch.partition)) : undefined;
+      const failed =
+        isRunning() && !isStale()
+          ? await heartbeat().then(
+              () => undefined,
+              (err: unknown) => groupMovedOn(err, log, batch.topic, batch.partition),
+            )
+          : undefined;
       if (failed === undefined && isRunning() && !isStale()) continue;
       // kafkajs re-joins on the group's answer (and only then emits the join that lifts the fence).
       await this.release(heartbeat, GROUP_MOVED_ON.has((failed as { type?: string } | undefined)?.type ?? ""));
       if (failed !== undefined) throw failed;
     }
-    const error = await written.then(() => undefined, (err: unknown) => err);
+    const error = await written.then(
+      () => undefined,
+      (err: unknown) => err,
+    );
     // Withdrawn, or written but revoked before the commit: the partition's next owner replays the batch.
     if (error instanceof WithdrawnError || this.fenced || !isRunning() || isStale()) {
-      log.warn({ topic: batch.topic, partition: batch.partition }, "partition revoked while writing; its next owner replays the batch");
+      log.warn(
+        { topic: batch.topic, partition: batch.partition },
+        "partition revoked while writing; its next owner replays the batch",
+      );
       return;
     }
     if (error !== undefined) throw error;
@@ -164,12 +197,17 @@ export class Aggregator {
     const last = batch.messages[batch.messages.length - 1]!;
     resolveOffset(last.offset);
     try {
-      await this.consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() }]);
+      await this.consumer.commitOffsets([
+        { topic: batch.topic, partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() },
+      ]);
     } catch (err) {
       throw groupMovedOn(err, log, batch.topic, batch.partition);
     }
     const high = BigInt(batch.highWatermark);
-    metrics.lag.set({ topic: batch.topic, partition: String(batch.partition) }, Number(high > BigInt(last.offset) ? high - BigInt(last.offset) - 1n : 0n));
+    metrics.lag.set(
+      { topic: batch.topic, partition: String(batch.partition) },
+      Number(high > BigInt(last.offset) ? high - BigInt(last.offset) - 1n : 0n),
+    );
     await heartbeat().catch((err: unknown) => Promise.reject(groupMovedOn(err, log, batch.topic, batch.partition)));
   }
 
@@ -196,7 +234,11 @@ export class Aggregator {
     return this.decoder.decode(message.value);
   }
 
-  private async sendDeadLetters(topic: string, partition: number, dead: { message: KafkaMessage; reason: string; error: string }[]): Promise<void> {
+  private async sendDeadLetters(
+    topic: string,
+    partition: number,
+    dead: { message: KafkaMessage; reason: string; error: string }[],
+  ): Promise<void> {
     await this.producer.send({
       topic: this.options.deadLetterTopic,
       acks: -1,
@@ -213,7 +255,10 @@ export class Aggregator {
     });
     for (const { message, reason, error } of dead) {
       this.options.metrics.deadLetters.inc({ reason });
-      this.options.log.warn({ topic, partition, offset: message.offset, reason, error }, "message sent to the dead-letter topic");
+      this.options.log.warn(
+        { topic, partition, offset: message.offset, reason, error },
+        "message sent to the dead-letter topic",
+      );
     }
   }
 }

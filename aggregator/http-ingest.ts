@@ -87,7 +87,10 @@ export function batchesRoute(app: Hono, options: HttpIngestOptions): void {
       const impostor = identity === undefined ? undefined : decoded.find((d) => !certifiesNode(identity, d.nodeId));
       if (impostor !== undefined) {
         refuse("node_mismatch");
-        return c.json({ error: `batch ${impostor.id} is of node ${impostor.nodeId}, not the client certificate's` }, 403);
+        return c.json(
+          { error: `batch ${impostor.id} is of node ${impostor.nodeId}, not the client certificate's` },
+          403,
+        );
       }
       const started = performance.now();
       let written;
@@ -97,7 +100,9 @@ export function batchesRoute(app: Hono, options: HttpIngestOptions): void {
         if (!(err instanceof StoreError) || !err.transient) throw err;
         refuse("store_unavailable");
         log.warn({ err: err.message, frames: frames.length }, "store unavailable; the collector is asked to retry");
-        return c.json({ error: `store unavailable: ${err.message}` }, 503, { "Retry-After": String(STORE_RETRY_AFTER_S) });
+        return c.json({ error: `store unavailable: ${err.message}` }, 503, {
+          "Retry-After": String(STORE_RETRY_AFTER_S),
+        });
       }
       metrics.writeSeconds.observe((performance.now() - started) / 1000);
       for (const result of decoded) metrics.decodeSeconds.observe(result.decodeMs / 1000);

@@ -26,7 +26,11 @@ export async function startAggregator(runtime: Runtime): Promise<Running> {
     maxThreads: a.workers,
     maxQueue: a.max_queue,
   });
-  const decoder = new Decoder(pool, { maxBatchBytes: a.max_batch_bytes, limits: a.limits, encodeLogs: store.appendEncodedLogs !== undefined });
+  const decoder = new Decoder(pool, {
+    maxBatchBytes: a.max_batch_bytes,
+    limits: a.limits,
+    encodeLogs: store.appendEncodedLogs !== undefined,
+  });
   const metrics = aggregatorMetrics(runtime.registry);
   const aggregator = a.consume_kafka
     ? new Aggregator({
@@ -50,7 +54,15 @@ export async function startAggregator(runtime: Runtime): Promise<Running> {
   const running = await startHttpComponent(runtime, "aggregator", (http) => {
     if (aggregator) http.addReadiness("kafka", () => aggregator.readiness());
     if (a.http_ingest.enabled) {
-      batchesRoute(http.app, { decoder, store, storeReadiness: runtime.storeReadiness, authEnabled: config.auth.enabled, maxBodyBytes: a.http_ingest.max_body_bytes, metrics, log });
+      batchesRoute(http.app, {
+        decoder,
+        store,
+        storeReadiness: runtime.storeReadiness,
+        authEnabled: config.auth.enabled,
+        maxBodyBytes: a.http_ingest.max_body_bytes,
+        metrics,
+        log,
+      });
     }
   });
   // Consume only once the schema exists; a store that never migrates keeps /ready saying why.

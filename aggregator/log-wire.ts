@@ -3,7 +3,12 @@ import { type Batch, batchId, type Labels } from "../proto/batch.js";
 import { decodeMessage } from "../proto/codec.js";
 import { type BatchLimits, checkLabels } from "../proto/validate.js";
 import { fingerprint } from "../storage/fingerprint.js";
-import { type EncodedLogBatch, type EncodedLogPart, type LogStreamSpan, RowBinaryWriter } from "../storage/log-rowbinary.js";
+import {
+  type EncodedLogBatch,
+  type EncodedLogPart,
+  type LogStreamSpan,
+  RowBinaryWriter,
+} from "../storage/log-rowbinary.js";
 import { dayOfMs } from "../storage/values.js";
 
 // The worker's direct path for log entries: it reads the LogStream/LogEntry protobuf wire format of a batch
@@ -306,7 +311,13 @@ function encode(message: Buffer, limits: BatchLimits): WireLogs {
 }
 
 /** encodeLogBatch's rows, parts and spans, in its order, from the entries as read. */
-function writeRows(message: Buffer, id: string, tenant: string, streams: WireStream[], table: EntryTable): EncodedLogBatch {
+function writeRows(
+  message: Buffer,
+  id: string,
+  tenant: string,
+  streams: WireStream[],
+  table: EntryTable,
+): EncodedLogBatch {
   const rows = table.count;
   const days = new Set<number>();
   for (let e = 0; e < rows; e++) days.add(Math.floor(table.ms[e]! / 86_400_000));
@@ -345,7 +356,8 @@ function writeRows(message: Buffer, id: string, tenant: string, streams: WireStr
         if (minEntry < 0 || earlier(table, e, minEntry)) minEntry = e;
         if (maxEntry < 0 || earlier(table, maxEntry, e)) maxEntry = e;
         partRows++;
-        if (span === undefined) spans.push((span = { fingerprint: fp, labels: stream.labels, minMs: entryMs, maxMs: entryMs }));
+        if (span === undefined)
+          spans.push((span = { fingerprint: fp, labels: stream.labels, minMs: entryMs, maxMs: entryMs }));
         else {
           if (entryMs < span.minMs) span.minMs = entryMs;
           if (entryMs > span.maxMs) span.maxMs = entryMs;

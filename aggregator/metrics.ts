@@ -15,7 +15,12 @@ export function aggregatorMetrics(registry: Registry) {
       help: "Batches the store already held (replays after a crash or rebalance); nothing was written for them.",
       registers: [registry],
     }),
-    rows: new Counter({ name: "bifrost_aggregator_rows_written_total", help: "Rows written to the store, by signal.", labelNames: ["signal"], registers: [registry] }),
+    rows: new Counter({
+      name: "bifrost_aggregator_rows_written_total",
+      help: "Rows written to the store, by signal.",
+      labelNames: ["signal"],
+      registers: [registry],
+    }),
     deadLetters: new Counter({
       name: "bifrost_aggregator_dead_letters_total",
       help: "Messages sent to the dead-letter topic, by reason.",
@@ -46,6 +51,10 @@ export function aggregatorMetrics(registry: Registry) {
       labelNames: ["reason"],
       registers: [registry],
     }),
-    storeRetries: new Counter({ name: "bifrost_aggregator_store_retries_total", help: "Store writes retried after a transient failure.", registers: [registry] }),
+    storeRetries: new Counter({
+      name: "bifrost_aggregator_store_retries_total",
+      help: "Store writes retried after a transient failure.",
+      registers: [registry],
+    }),
   };
 }

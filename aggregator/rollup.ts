@@ -7,7 +7,12 @@ export interface PreviousSample {
   value: number;
 }
 
-const COUNTER_KINDS = new Set([SampleKind.Counter, SampleKind.HistogramBucket, SampleKind.HistogramCount, SampleKind.HistogramSum]);
+const COUNTER_KINDS = new Set([
+  SampleKind.Counter,
+  SampleKind.HistogramBucket,
+  SampleKind.HistogramCount,
+  SampleKind.HistogramSum,
+]);
 
 /**
  * One series' samples of one batch, rolled up into partial aggregates per bucket. Partials of the same
@@ -57,7 +62,8 @@ export function rollupSeries(
       partial.lastTimeMs = point.timeUnixMs;
     }
     if (prev === undefined || point.timeUnixMs > prev.timeMs) {
-      if (counter && prev !== undefined) partial.increase += point.value >= prev.value ? point.value - prev.value : point.value;
+      if (counter && prev !== undefined)
+        partial.increase += point.value >= prev.value ? point.value - prev.value : point.value;
       prev = { timeMs: point.timeUnixMs, value: point.value };
     }
   }

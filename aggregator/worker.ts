@@ -66,7 +66,10 @@ export default function decode(task: DecodeTask): DecodeResult {
     };
     // The encoded rows move to the main thread instead of being copied.
     if (logs === undefined || !("encoded" in logs)) return result;
-    return move({ [transferableSymbol]: [logs.encoded.buffer.buffer], [valueSymbol]: result }) as unknown as DecodeResult;
+    return move({
+      [transferableSymbol]: [logs.encoded.buffer.buffer],
+      [valueSymbol]: result,
+    }) as unknown as DecodeResult;
   } catch (err) {
     if (err instanceof CodecError) return { ok: false, reason: err.kind, message: err.message };
     if (err instanceof ValidationError) return { ok: false, reason: err.reason, message: err.message };

@@ -36,7 +36,11 @@ async function appendLogsOf(store: Store, logs: LogBatch[], encodedLogs: Encoded
   if (encodedLogs.length === 0) return decoded;
   if (!store.appendEncodedLogs) throw new Error("log batches arrived encoded for a store that does not take them");
   const encoded = await store.appendEncodedLogs(encodedLogs);
-  return { written: decoded.written + encoded.written, duplicates: decoded.duplicates + encoded.duplicates, rows: decoded.rows + encoded.rows };
+  return {
+    written: decoded.written + encoded.written,
+    duplicates: decoded.duplicates + encoded.duplicates,
+    rows: decoded.rows + encoded.rows,
+  };
 }
 
 /**
@@ -44,7 +48,10 @@ async function appendLogsOf(store: Store, logs: LogBatch[], encodedLogs: Encoded
  * (the HTTP endpoint's 503, `bifrost all`'s shipper) rather than wait it out. Raw samples go before rollups,
  * as in a flush, so that a retry after a failure between the two finds the samples stored.
  */
-export async function appendPart(store: Store, part: WritePart): Promise<{ logs: AppendResult; samples: AppendResult; rollups: AppendResult }> {
+export async function appendPart(
+  store: Store,
+  part: WritePart,
+): Promise<{ logs: AppendResult; samples: AppendResult; rollups: AppendResult }> {
   const logs = await appendLogsOf(store, part.logs, part.encodedLogs);
   const samples = await store.appendSamples(part.samples);
   const rollups = await store.appendRollups(part.rollups);
@@ -129,7 +136,13 @@ export class WriteBuffer {
     // Evaluated at each store call, retries included, so that a part withdrawn meanwhile is left out.
     const parts = () => taken.filter((p) => !p.withdrawn).map((p) => p.part);
     try {
-      const logs = await this.retry("logs", () => appendLogsOf(this.store, parts().flatMap((p) => p.logs), parts().flatMap((p) => p.encodedLogs)));
+      const logs = await this.retry("logs", () =>
+        appendLogsOf(
+          this.store,
+          parts().flatMap((p) => p.logs),
+          parts().flatMap((p) => p.encodedLogs),
+        ),
+      );
       // Raw samples before rollups: a replay after a crash between the two finds the samples stored.
       const samples = await this.retry("samples", () => this.store.appendSamples(parts().flatMap((p) => p.samples)));
       const rollups = await this.retry("rollups", () => this.store.appendRollups(parts().flatMap((p) => p.rollups)));
@@ -154,7 +167,10 @@ export class WriteBuffer {
         if (!(err instanceof StoreError) || !err.transient) throw err;
         this.options.metrics.storeRetries.inc();
         const delay = Math.round(backoffDelay(attempt, 500, 30_000));
-        this.options.log.warn({ err: err.message, attempt, delay_ms: delay, what }, "store unavailable; holding the partitions and retrying");
+        this.options.log.warn(
+          { err: err.message, attempt, delay_ms: delay, what },
+          "store unavailable; holding the partitions and retrying",
+        );
         await new Promise((r) => setTimeout(r, delay));
       } finally {
         this.call = undefined;

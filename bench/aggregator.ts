@@ -52,30 +52,56 @@ function processCpuSeconds(): number {
 
 /** Batch i of the topic; made when needed, so that the bench holds no decoded batches while the aggregator runs. */
 function batch(i: number) {
-  return makeBatch({ tenant: "bench", nodeId: `edge-${i % 12}`, sequence: Math.floor(i / 12) + 1, streams: 20, entriesPerStream: LINES_PER_BATCH / 20, lineBytes: 200, series: 20, pointsPerSeries: SAMPLES_PER_BATCH / 20, startNs: START_NS });
+  return makeBatch({
+    tenant: "bench",
+    nodeId: `edge-${i % 12}`,
+    sequence: Math.floor(i / 12) + 1,
+    streams: 20,
+    entriesPerStream: LINES_PER_BATCH / 20,
+    lineBytes: 200,
+    series: 20,
+    pointsPerSeries: SAMPLES_PER_BATCH / 20,
+    startNs: START_NS,
+  });
 }
 
 async function fillTopic(topic: string): Promise<void> {
   const admin = kafka.admin();
   await admin.connect();
-  await admin.createTopics({ topics: [{ topic, numPartitions: 6 }, { topic: `${topic}.dlq`, numPartitions: 1 }], waitForLeaders: true });
+  await admin.createTopics({
+    topics: [
+      { topic, numPartitions: 6 },
+      { topic: `${topic}.dlq`, numPartitions: 1 },
+    ],
+    waitForLeaders: true,
+  });
   await admin.disconnect();
-  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+  const producer = kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    createPartitioner: Partitioners.DefaultPartitioner,
+  });
   await producer.connect();
   for (let i = 0; i < BATCHES; i += 10) {
-    const messages = Array.from({ length: Math.min(10, BATCHES - i) }, (_, k) => batch(i + k)).map((b) => ({ key: b.nodeId, value: encodeBatch(b) }));
+    const messages = Array.from({ length: Math.min(10, BATCHES - i) }, (_, k) => batch(i + k)).map((b) => ({
+      key: b.nodeId,
+      value: encodeBatch(b),
+    }));
     await producer.send({ topic, acks: -1, messages });
   }
   await producer.disconnect();
 }
-
 
 async function runAggregator(topic: string, workers: number) {
   const database = `bench_agg_${Date.now()}`;
   const store = new ClickHouseStore({ url: CLICKHOUSE_URL, username: "default", password: "", database, retention });
   await store.migrate();
   const registry = new Registry();
-  const pool = new Piscina({ filename: new URL("../aggregator/worker.js", import.meta.url).href, minThreads: workers, maxThreads: workers });
+  const pool = new Piscina({
+    filename: new URL("../aggregator/worker.js", import.meta.url).href,
+    minThreads: workers,
+    maxThreads: workers,
+  });
   const aggregator = new Aggregator({
     kafka,
     topic,
@@ -108,7 +134,9 @@ async function runAggregator(topic: string, workers: number) {
   await admin.command({ query: `DROP DATABASE IF EXISTS ${database}` });
   await admin.close();
   const rows = BATCHES * (LINES_PER_BATCH + SAMPLES_PER_BATCH);
-  progress(`${workers} worker(s): ${BATCHES} batches in ${seconds.toFixed(1)} s, ${Math.round((BATCHES * LINES_PER_BATCH) / seconds)} lines/s`);
+  progress(
+    `${workers} worker(s): ${BATCHES} batches in ${seconds.toFixed(1)} s, ${Math.round((BATCHES * LINES_PER_BATCH) / seconds)} lines/s`,
+  );
   return {
     seconds: Number(seconds.toFixed(2)),
     lines_per_s: Math.round((BATCHES * LINES_PER_BATCH) / seconds),
@@ -188,7 +216,10 @@ async function rawInsert(): Promise<{ lines_per_s: number; cpu_seconds_per_milli
   const cpu = engineCpuSeconds() - engine0;
   await scratch.drop();
   const rows = bodies.length * FLUSH_BATCHES * LINES_PER_BATCH;
-  return { lines_per_s: Math.round(rows / seconds), cpu_seconds_per_million_rows: Number(((cpu / rows) * 1e6).toFixed(2)) };
+  return {
+    lines_per_s: Math.round(rows / seconds),
+    cpu_seconds_per_million_rows: Number(((cpu / rows) * 1e6).toFixed(2)),
+  };
 }
 
 const loadBefore = loadavg()[0]!;

@@ -35,7 +35,14 @@ function time(label: string, fn: () => unknown): number {
 }
 
 const batches = Array.from({ length: 8 }, (_, i) =>
-  makeBatch({ nodeId: `edge-${i}`, sequence: i + 1, streams: 10, entriesPerStream: ENTRIES / 10, lineBytes: LINE_BYTES, series: 0 }),
+  makeBatch({
+    nodeId: `edge-${i}`,
+    sequence: i + 1,
+    streams: 10,
+    entriesPerStream: ENTRIES / 10,
+    lineBytes: LINE_BYTES,
+    series: 0,
+  }),
 );
 let next = 0;
 const batch = () => batches[next++ % batches.length]!;
@@ -56,7 +63,9 @@ const blocks = messages.map((m) => {
   const out = Buffer.allocUnsafe(lz4.encodeBound(m.length));
   return { compressed: out.subarray(0, lz4.encodeBlock(m, out)), size: m.length };
 });
-const rawCompress = time("raw lz4 block compress", () => lz4.encodeBlock(messages[next++ % messages.length]!, blockOut));
+const rawCompress = time("raw lz4 block compress", () =>
+  lz4.encodeBlock(messages[next++ % messages.length]!, blockOut),
+);
 const decompressOut = Buffer.allocUnsafe(Math.max(...messages.map((m) => m.length)));
 const rawDecompress = time("raw lz4 block decompress", () => {
   const block = blocks[next++ % blocks.length]!;

@@ -10,7 +10,14 @@ import { compressSync } from "snappy";
 import { edgeProfile } from "../deploy/edge/profile.js";
 import { decodeBatch } from "../proto/codec.js";
 import { makeBatch } from "../test/helpers/batches.js";
-import { createTopics, deleteTopics, freePort, KAFKA_BROKERS, REPO_ROOT, uniqueName } from "../test/helpers/services.js";
+import {
+  createTopics,
+  deleteTopics,
+  freePort,
+  KAFKA_BROKERS,
+  REPO_ROOT,
+  uniqueName,
+} from "../test/helpers/services.js";
 
 // npm run bench:collector — the collector process (`node dist/cli.js collector`) taking BENCH_LINES log lines of
 // 200 bytes: (a) pushed over the Loki API by PUSH_CLIENTS concurrent clients, JSON and snappy protobuf, into the
@@ -49,7 +56,11 @@ function procStats(pid: number): ProcStats {
   const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const kib = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(status)![1]) * 1024;
-  return { cpuSeconds: (Number(fields[11]) + Number(fields[12])) / CLK_TCK, rssBytes: kib("VmRSS"), peakRssBytes: kib("VmHWM") };
+  return {
+    cpuSeconds: (Number(fields[11]) + Number(fields[12])) / CLK_TCK,
+    rssBytes: kib("VmRSS"),
+    peakRssBytes: kib("VmHWM"),
+  };
 }
 
 /** The input: logfmt access-log lines of LINE_BYTES bytes, the same for every run and for the peer. */
@@ -117,7 +128,12 @@ function watch(child: ChildProcess, name: string): Running {
 const EDGE = { ...edgeProfile(), otlp: { http_enabled: false, grpc_enabled: false } };
 
 /** A collector process of its own, tailing `inDir/*.log`, shipping to `brokers`; with `edge`, as deployed on an edge node. */
-async function startCollector(name: string, brokers: string[], topic: string, edge = false): Promise<Running & { url: string; inDir: string; positionsFile: string; metric(name: string): Promise<number> }> {
+async function startCollector(
+  name: string,
+  brokers: string[],
+  topic: string,
+  edge = false,
+): Promise<Running & { url: string; inDir: string; positionsFile: string; metric(name: string): Promise<number> }> {
   const dir = join(root, name);
   const inDir = join(dir, "in");
   mkdirSync(inDir, { recursive: true });
@@ -140,13 +156,23 @@ async function startCollector(name: string, brokers: string[], topic: string, ed
   );
   const env = edge ? { ...process.env, ...EDGE.env } : process.env;
   const command = edge ? [...EDGE.nodeArgs, join(REPO_ROOT, EDGE.script)] : [join(REPO_ROOT, "dist", "cli.js")];
-  const child = spawn(process.execPath, [...command, "collector", "--config", configFile], { stdio: ["ignore", "ignore", "pipe"], env });
+  const child = spawn(process.execPath, [...command, "collector", "--config", configFile], {
+    stdio: ["ignore", "ignore", "pipe"],
+    env,
+  });
   const running = watch(child, `collector ${name}`);
   const url = `http://127.0.0.1:${port}`;
-  await until("ready collector", async () => {
-    if (child.exitCode !== null) throw new Error(`collector ${name} exited during start`);
-    return fetch(`${url}/ready`).then((r) => r.ok, () => false);
-  }, 60_000);
+  await until(
+    "ready collector",
+    async () => {
+      if (child.exitCode !== null) throw new Error(`collector ${name} exited during start`);
+      return fetch(`${url}/ready`).then(
+        (r) => r.ok,
+        () => false,
+      );
+    },
+    60_000,
+  );
   return {
     ...running,
     url,
@@ -154,7 +180,10 @@ async function startCollector(name: string, brokers: string[], topic: string, ed
     positionsFile: join(dir, "wal", "file-positions.json"),
     metric: async (metric) => {
       const text = await (await fetch(`${url}/metrics`)).text();
-      return [...text.matchAll(new RegExp(`^${metric}(?:\\{[^}]*\\})? (\\S+)$`, "gm"))].reduce((n, m) => n + Number(m[1]), 0);
+      return [...text.matchAll(new RegExp(`^${metric}(?:\\{[^}]*\\})? (\\S+)$`, "gm"))].reduce(
+        (n, m) => n + Number(m[1]),
+        0,
+      );
     },
   };
 }
@@ -180,17 +209,23 @@ async function startRsyslog(name: string, topic: string): Promise<Running & { in
       `}`,
     ].join("\n") + "\n",
   );
-  const child = spawn("rsyslogd", ["-n", "-f", conf, "-i", join(dir, "rsyslogd.pid")], { stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn("rsyslogd", ["-n", "-f", conf, "-i", join(dir, "rsyslogd.pid")], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
   const running = watch(child, `rsyslogd ${name}`);
   // rsyslogd has no readiness endpoint: it is set up once it has written its pid file.
-  await until("rsyslogd pid file", async () => {
-    if (child.exitCode !== null) throw new Error(`rsyslogd ${name} exited during start`);
-    try {
-      return readFileSync(join(dir, "rsyslogd.pid"), "utf8").trim() === String(child.pid);
-    } catch {
-      return false;
-    }
-  }, 30_000);
+  await until(
+    "rsyslogd pid file",
+    async () => {
+      if (child.exitCode !== null) throw new Error(`rsyslogd ${name} exited during start`);
+      try {
+        return readFileSync(join(dir, "rsyslogd.pid"), "utf8").trim() === String(child.pid);
+      } catch {
+        return false;
+      }
+    },
+    30_000,
+  );
   await sleep(500);
   return { ...running, inDir };
 }
@@ -227,7 +262,9 @@ async function linesInBatches(topic: string): Promise<number> {
 
 type Encoding = "json" | "protobuf";
 
-const PushRequest = protobuf.loadSync(fileURLToPath(new URL("../proto/loki/push.proto", import.meta.url))).lookupType("logproto.PushRequest");
+const PushRequest = protobuf
+  .loadSync(fileURLToPath(new URL("../proto/loki/push.proto", import.meta.url)))
+  .lookupType("logproto.PushRequest");
 
 /** The input as push requests of PUSH_LINES lines, encoded before the clock starts. */
 function pushBodies(encoding: Encoding): Buffer[] {
@@ -238,15 +275,28 @@ function pushBodies(encoding: Encoding): Buffer[] {
     const perStream = Math.ceil(chunk.length / STREAMS_PER_PUSH);
     const streams = Array.from({ length: STREAMS_PER_PUSH }, (_, s) => ({
       labels: { job: "bench", app: `app-${s}`, level: s === 0 ? "warn" : "info" },
-      lines: chunk.slice(s * perStream, (s + 1) * perStream).map((line, i) => ({ ns: t0 + BigInt(from + s * perStream + i), line })),
+      lines: chunk
+        .slice(s * perStream, (s + 1) * perStream)
+        .map((line, i) => ({ ns: t0 + BigInt(from + s * perStream + i), line })),
     })).filter((s) => s.lines.length > 0);
     if (encoding === "json") {
-      bodies.push(Buffer.from(JSON.stringify({ streams: streams.map((s) => ({ stream: s.labels, values: s.lines.map((e) => [String(e.ns), e.line]) })) })));
+      bodies.push(
+        Buffer.from(
+          JSON.stringify({
+            streams: streams.map((s) => ({ stream: s.labels, values: s.lines.map((e) => [String(e.ns), e.line]) })),
+          }),
+        ),
+      );
     } else {
       const message = PushRequest.create({
         streams: streams.map((s) => ({
-          labels: `{${Object.entries(s.labels).map(([k, v]) => `${k}="${v}"`).join(", ")}}`,
-          entries: s.lines.map((e) => ({ timestamp: { seconds: Number(e.ns / 1_000_000_000n), nanos: Number(e.ns % 1_000_000_000n) }, line: e.line })),
+          labels: `{${Object.entries(s.labels)
+            .map(([k, v]) => `${k}="${v}"`)
+            .join(", ")}}`,
+          entries: s.lines.map((e) => ({
+            timestamp: { seconds: Number(e.ns / 1_000_000_000n), nanos: Number(e.ns % 1_000_000_000n) },
+            line: e.line,
+          })),
         })),
       });
       bodies.push(compressSync(Buffer.from(PushRequest.encode(message).finish())));
@@ -257,11 +307,24 @@ function pushBodies(encoding: Encoding): Buffer[] {
 
 function post(agent: Agent, url: string, body: Buffer, encoding: Encoding): Promise<void> {
   return new Promise((resolve, reject) => {
-    const req = request(`${url}/loki/api/v1/push`, { method: "POST", agent, headers: { "Content-Type": encoding === "json" ? "application/json" : "application/x-protobuf", "Content-Length": body.length } }, (res) => {
-      let text = "";
-      res.on("data", (chunk: Buffer) => (text += chunk.toString()));
-      res.on("end", () => (res.statusCode === 204 ? resolve() : reject(new Error(`push answered ${res.statusCode}: ${text}`))));
-    });
+    const req = request(
+      `${url}/loki/api/v1/push`,
+      {
+        method: "POST",
+        agent,
+        headers: {
+          "Content-Type": encoding === "json" ? "application/json" : "application/x-protobuf",
+          "Content-Length": body.length,
+        },
+      },
+      (res) => {
+        let text = "";
+        res.on("data", (chunk: Buffer) => (text += chunk.toString()));
+        res.on("end", () =>
+          res.statusCode === 204 ? resolve() : reject(new Error(`push answered ${res.statusCode}: ${text}`)),
+        );
+      },
+    );
     req.on("error", reject);
     req.end(body);
   });
@@ -285,8 +348,13 @@ async function pushToWal(encoding: Encoding) {
   agent.destroy();
   await collector.stop();
   if (accepted !== LINES) throw new Error(`the collector accepted ${accepted} of ${LINES} pushed lines`);
-  const result = { ...figures(seconds, before, after), request_bytes: Math.round(bodies.reduce((n, b) => n + b.length, 0) / bodies.length) };
-  progress(`push ${encoding} -> disk buffer: ${result.lines_per_s} lines/s, ${result.lines_per_cpu_second} lines per CPU second`);
+  const result = {
+    ...figures(seconds, before, after),
+    request_bytes: Math.round(bodies.reduce((n, b) => n + b.length, 0) / bodies.length),
+  };
+  progress(
+    `push ${encoding} -> disk buffer: ${result.lines_per_s} lines/s, ${result.lines_per_cpu_second} lines per CPU second`,
+  );
   return result;
 }
 
@@ -307,7 +375,12 @@ function positionsAtEnd(positionsFile: string): boolean {
  * (b) and (c): the input file appears (a hard link, at once whole) in the tailed directory; timed until the
  * disk buffer has it all, and then until `shipped` says so.
  */
-async function tailCollector(name: string, brokers: string[], topic: string, shipped?: (batches: number) => Promise<boolean>) {
+async function tailCollector(
+  name: string,
+  brokers: string[],
+  topic: string,
+  shipped?: (batches: number) => Promise<boolean>,
+) {
   const collector = await startCollector(name, brokers, topic);
   const [before, t0] = [procStats(collector.pid), performance.now()];
   linkSync(inputFile, join(collector.inDir, "input.log"));
@@ -326,14 +399,21 @@ async function tailCollector(name: string, brokers: string[], topic: string, shi
 
 async function tailToWal() {
   const result = await tailCollector("tail-wal", [`127.0.0.1:${await freePort()}`], "unused");
-  progress(`file tail -> disk buffer: ${result.lines_per_s} lines/s, ${result.lines_per_cpu_second} lines per CPU second`);
+  progress(
+    `file tail -> disk buffer: ${result.lines_per_s} lines/s, ${result.lines_per_cpu_second} lines per CPU second`,
+  );
   return result;
 }
 
 async function tailToKafka() {
   const topic = uniqueName("bench_collector");
   await createTopics(kafka, [{ topic, numPartitions: 1 }]);
-  const result = await tailCollector("tail-kafka", KAFKA_BROKERS, topic, async (batches) => (await messagesIn(topic)) >= batches);
+  const result = await tailCollector(
+    "tail-kafka",
+    KAFKA_BROKERS,
+    topic,
+    async (batches) => (await messagesIn(topic)) >= batches,
+  );
   const inKafka = await linesInBatches(topic);
   await deleteTopics(kafka, [topic]);
   if (inKafka !== LINES) throw new Error(`Kafka holds ${inKafka} of ${LINES} lines from the collector`);
@@ -355,7 +435,9 @@ async function rsyslogToKafka() {
   await deleteTopics(kafka, [topic]);
   if (inKafka !== LINES) throw new Error(`Kafka holds ${inKafka} of ${LINES} lines from rsyslogd`);
   const result = figures(seconds, before, after);
-  progress(`rsyslogd file -> Kafka: ${result.lines_per_s} lines/s, ${result.lines_per_cpu_second} lines per CPU second`);
+  progress(
+    `rsyslogd file -> Kafka: ${result.lines_per_s} lines/s, ${result.lines_per_cpu_second} lines per CPU second`,
+  );
   return result;
 }
 
@@ -391,7 +473,10 @@ async function steady(name: string, target: Running & { inDir: string }) {
 async function steadyCollector(edge: boolean) {
   const topic = uniqueName("bench_collector_steady");
   await createTopics(kafka, [{ topic, numPartitions: 1 }]);
-  const result = await steady(edge ? "collector (edge profile)" : "collector", await startCollector(edge ? "steady-edge" : "steady", KAFKA_BROKERS, topic, edge));
+  const result = await steady(
+    edge ? "collector (edge profile)" : "collector",
+    await startCollector(edge ? "steady-edge" : "steady", KAFKA_BROKERS, topic, edge),
+  );
   await deleteTopics(kafka, [topic]);
   return result;
 }
@@ -405,7 +490,9 @@ async function steadyRsyslog() {
 }
 
 const load = [loadavg()[0]!];
-progress(`${LINES.toLocaleString()} lines of ${LINE_BYTES} bytes (${(inputBytes / MIB).toFixed(0)} MiB) in ${inputFile}`);
+progress(
+  `${LINES.toLocaleString()} lines of ${LINE_BYTES} bytes (${(inputBytes / MIB).toFixed(0)} MiB) in ${inputFile}`,
+);
 const pushJson = await pushToWal("json");
 const pushProtobuf = await pushToWal("protobuf");
 const tailWal = await tailToWal();
@@ -416,12 +503,14 @@ const steadyEdge = await steadyCollector(true);
 const steadyPeer = await steadyRsyslog();
 load.push(loadavg()[0]!);
 rmSync(root, { recursive: true, force: true });
-const rsyslogVersion = /rsyslogd\s+([\d.]+)/.exec(await new Promise<string>((resolve) => {
-  const child = spawn("rsyslogd", ["-v"], { stdio: ["ignore", "pipe", "ignore"] });
-  let out = "";
-  child.stdout.on("data", (c: Buffer) => (out += c.toString()));
-  child.once("exit", () => resolve(out));
-}))?.[1];
+const rsyslogVersion = /rsyslogd\s+([\d.]+)/.exec(
+  await new Promise<string>((resolve) => {
+    const child = spawn("rsyslogd", ["-v"], { stdio: ["ignore", "pipe", "ignore"] });
+    let out = "";
+    child.stdout.on("data", (c: Buffer) => (out += c.toString()));
+    child.once("exit", () => resolve(out));
+  }),
+)?.[1];
 process.stdout.write(
   JSON.stringify({
     bench: "collector",
@@ -434,9 +523,17 @@ process.stdout.write(
     file_tail_to_wal: tailWal,
     file_tail_to_kafka: tailKafka,
     peer_rsyslog_file_to_kafka: peerKafka,
-    kafka_vs_peer_lines_per_cpu_second: Number((tailKafka.lines_per_cpu_second / peerKafka.lines_per_cpu_second).toFixed(2)),
+    kafka_vs_peer_lines_per_cpu_second: Number(
+      (tailKafka.lines_per_cpu_second / peerKafka.lines_per_cpu_second).toFixed(2),
+    ),
     steady_collector: steadyOurs,
-    steady_collector_edge_profile: { node_args: EDGE.nodeArgs.join(" "), script: EDGE.script, env: EDGE.env, otlp: "off", ...steadyEdge },
+    steady_collector_edge_profile: {
+      node_args: EDGE.nodeArgs.join(" "),
+      script: EDGE.script,
+      env: EDGE.env,
+      otlp: "off",
+      ...steadyEdge,
+    },
     steady_peer_rsyslog: steadyPeer,
     target_wal_lines_per_cpu_second: 150_000,
     target_steady_rss_mib: 80,

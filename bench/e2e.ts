@@ -6,7 +6,14 @@ import { encodeLogBatch } from "../storage/log-rowbinary.js";
 import { until } from "../test/helpers/aggregation.js";
 import { makeBatch } from "../test/helpers/batches.js";
 import { BifrostProcess, countByNode, Pusher, procUsage, readAllEntries, sleep } from "../test/helpers/pipeline.js";
-import { CLICKHOUSE_URL, createTopics, deleteTopics, freePort, KAFKA_BROKERS, uniqueName } from "../test/helpers/services.js";
+import {
+  CLICKHOUSE_URL,
+  createTopics,
+  deleteTopics,
+  freePort,
+  KAFKA_BROKERS,
+  uniqueName,
+} from "../test/helpers/services.js";
 import { insertRowBinarySeconds, kafkaProduceLinesPerS, scratchLogsTable } from "./limits.js";
 
 // npm run bench:e2e — the whole write path as separate processes: Loki push and OTLP/HTTP -> collector (disk
@@ -48,8 +55,16 @@ const shared = {
   clickhouse: { url: CLICKHOUSE_URL, database },
   storage: { engine: "clickhouse" },
 };
-const [queryPort, aggregatorPort, collectorPort, grpcPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
-const query = BifrostProcess.write(dir, "query", "query", `http://127.0.0.1:${queryPort}`, { ...shared, query: { listen: `127.0.0.1:${queryPort}` } });
+const [queryPort, aggregatorPort, collectorPort, grpcPort] = [
+  await freePort(),
+  await freePort(),
+  await freePort(),
+  await freePort(),
+];
+const query = BifrostProcess.write(dir, "query", "query", `http://127.0.0.1:${queryPort}`, {
+  ...shared,
+  query: { listen: `127.0.0.1:${queryPort}` },
+});
 const aggregator = BifrostProcess.write(dir, "aggregator", "aggregator", `http://127.0.0.1:${aggregatorPort}`, {
   ...shared,
   aggregator: { listen: `127.0.0.1:${aggregatorPort}`, group_id: uniqueName("bench-e2e") },
@@ -57,7 +72,11 @@ const aggregator = BifrostProcess.write(dir, "aggregator", "aggregator", `http:/
 const collector = BifrostProcess.write(dir, "collector", "collector", `http://127.0.0.1:${collectorPort}`, {
   ...shared,
   node: { id: NODE },
-  collector: { listen: `127.0.0.1:${collectorPort}`, otlp: { grpc_listen: `127.0.0.1:${grpcPort}` }, wal: { dir: join(dir, "wal") } },
+  collector: {
+    listen: `127.0.0.1:${collectorPort}`,
+    otlp: { grpc_listen: `127.0.0.1:${grpcPort}` },
+    wal: { dir: join(dir, "wal") },
+  },
 });
 const processes = [collector, aggregator, query];
 for (const p of processes) p.start();
@@ -68,22 +87,44 @@ try {
 
   const usage0 = new Map(processes.map((p) => [p.name, p.usage().cpu_s]));
   const t0 = performance.now();
-  const saturating = Array.from({ length: PUSHERS }, (_, i) => new Pusher(`s${i}`, collector.url, { entriesPerPush: LINES_PER_PUSH, intervalMs: 0, lineBytes: 100, keep: false }).start());
+  const saturating = Array.from({ length: PUSHERS }, (_, i) =>
+    new Pusher(`s${i}`, collector.url, {
+      entriesPerPush: LINES_PER_PUSH,
+      intervalMs: 0,
+      lineBytes: 100,
+      keep: false,
+    }).start(),
+  );
   await sleep(SECONDS * 1000);
   await Promise.all(saturating.map((p) => p.stop()));
   const pushed = saturating.reduce((n, p) => n + p.stats.acceptedEntries, 0);
   const pushSeconds = (performance.now() - t0) / 1000;
   progress(`phase 1: ${pushed} lines acknowledged in ${pushSeconds.toFixed(1)} s; waiting until all are queryable`);
-  await until("every acknowledged line countable", async () => ((await countByNode(query.url)).get(NODE) ?? 0) >= pushed, 600_000);
+  await until(
+    "every acknowledged line countable",
+    async () => ((await countByNode(query.url)).get(NODE) ?? 0) >= pushed,
+    600_000,
+  );
   const queryableSeconds = (performance.now() - t0) / 1000;
   const sustained = Math.round(pushed / queryableSeconds);
-  const phase1Cpu = Object.fromEntries(processes.map((p) => [p.name, Number(((p.usage().cpu_s - usage0.get(p.name)!) / queryableSeconds).toFixed(2))]));
+  const phase1Cpu = Object.fromEntries(
+    processes.map((p) => [p.name, Number(((p.usage().cpu_s - usage0.get(p.name)!) / queryableSeconds).toFixed(2))]),
+  );
 
   // Phase 2: half the sustained rate in steady requests, and markers whose delay is measured.
   const steadyPushers = 2;
   const intervalMs = Math.max(1, Math.round((steadyPushers * LINES_PER_PUSH * 1000) / Math.max(1, sustained / 2)));
-  progress(`phase 2: ${Math.round(sustained / 2)} lines/s steady (${steadyPushers} senders, one request each ${intervalMs} ms), and markers`);
-  const steady = Array.from({ length: steadyPushers }, (_, i) => new Pusher(`d${i}`, collector.url, { entriesPerPush: LINES_PER_PUSH, intervalMs, lineBytes: 100, keep: false }).start());
+  progress(
+    `phase 2: ${Math.round(sustained / 2)} lines/s steady (${steadyPushers} senders, one request each ${intervalMs} ms), and markers`,
+  );
+  const steady = Array.from({ length: steadyPushers }, (_, i) =>
+    new Pusher(`d${i}`, collector.url, {
+      entriesPerPush: LINES_PER_PUSH,
+      intervalMs,
+      lineBytes: 100,
+      keep: false,
+    }).start(),
+  );
   const sentAt = new Map<string, number>();
   const markerStartNs = BigInt(Date.now() - 1000) * 1_000_000n;
   const markers = new Pusher("marker", collector.url, {
@@ -97,7 +138,12 @@ try {
   let polling = true;
   const poller = (async () => {
     while (polling || seenAt.size < sentAt.size) {
-      const found = await readAllEntries(query.url, '{app="marker"}', markerStartNs, BigInt(Date.now() + 60_000) * 1_000_000n).catch(() => []);
+      const found = await readAllEntries(
+        query.url,
+        '{app="marker"}',
+        markerStartNs,
+        BigInt(Date.now() + 60_000) * 1_000_000n,
+      ).catch(() => []);
       const now = Date.now();
       for (const e of found) if (!seenAt.has(e.line)) seenAt.set(e.line, now);
       await sleep(100);
@@ -110,13 +156,25 @@ try {
   polling = false;
   await poller;
   const delays = [...sentAt].map(([line, at]) => seenAt.get(line)! - at).sort((a, b) => a - b);
-  const usage = Object.fromEntries(processes.map((p) => [p.name, { ...p.usage(), cpu_cores_phase1: phase1Cpu[p.name] }]));
+  const usage = Object.fromEntries(
+    processes.map((p) => [p.name, { ...p.usage(), cpu_cores_phase1: phase1Cpu[p.name] }]),
+  );
   const loadgen = procUsage(process.pid);
 
   progress("ceilings: kafkajs produce, engine insert");
   // Batches of the size the collector ships and the aggregator writes (about 1 MiB), not of one push.
   const ceilingLines = 10 * LINES_PER_PUSH;
-  const batches = Array.from({ length: 10 }, (_, i) => makeBatch({ tenant: "fake", nodeId: NODE, sequence: i + 1, streams: 1, entriesPerStream: ceilingLines, lineBytes: 100, series: 0 }));
+  const batches = Array.from({ length: 10 }, (_, i) =>
+    makeBatch({
+      tenant: "fake",
+      nodeId: NODE,
+      sequence: i + 1,
+      streams: 1,
+      entriesPerStream: ceilingLines,
+      lineBytes: 100,
+      series: 0,
+    }),
+  );
   const kafkaLimit = await kafkaProduceLinesPerS(kafka, topic, batches, 5);
   const scratch = await scratchLogsTable(CLICKHOUSE_URL);
   const bodies = batches.map((b, i) => encodeLogBatch({ id: `raw-${i}`, tenant: b.tenant, streams: b.streams }).buffer);
@@ -134,7 +192,11 @@ try {
       sustained_queryable_lines_per_s: sustained,
       phase2_lines_per_s: Math.round(sustained / 2),
       markers: delays.length,
-      delay_push_to_queryable_ms: { p50: quantile(delays, 0.5), p99: quantile(delays, 0.99), max: delays[delays.length - 1] ?? NaN },
+      delay_push_to_queryable_ms: {
+        p50: quantile(delays, 0.5),
+        p99: quantile(delays, 0.99),
+        max: delays[delays.length - 1] ?? NaN,
+      },
       processes: { ...usage, loadgen },
       limit_kafkajs_produce_lines_per_s: kafkaLimit,
       limit_engine_insert_lines_per_s: engineLimit,
@@ -146,5 +208,10 @@ try {
 } finally {
   await Promise.all(processes.map((p) => p.stop()));
   await deleteTopics(kafka, [topic, `${topic}.dlq`]).catch(() => {});
-  await fetch(`${CLICKHOUSE_URL}/?query=${encodeURIComponent(`DROP DATABASE IF EXISTS ${database}`)}`, { method: "POST" }).then((r) => r.arrayBuffer(), () => undefined);
+  await fetch(`${CLICKHOUSE_URL}/?query=${encodeURIComponent(`DROP DATABASE IF EXISTS ${database}`)}`, {
+    method: "POST",
+  }).then(
+    (r) => r.arrayBuffer(),
+    () => undefined,
+  );
 }

@@ -19,7 +19,9 @@ export async function scratchLogsTable(url: string): Promise<{ table: string; dr
   return {
     table: `${database}.logs`,
     drop: async () => {
-      const response = await fetch(`${url}/?query=${encodeURIComponent(`DROP DATABASE IF EXISTS ${database}`)}`, { method: "POST" });
+      const response = await fetch(`${url}/?query=${encodeURIComponent(`DROP DATABASE IF EXISTS ${database}`)}`, {
+        method: "POST",
+      });
       await response.arrayBuffer();
     },
   };
@@ -38,8 +40,17 @@ export async function insertRowBinarySeconds(url: string, table: string, bodies:
 }
 
 /** Log lines per second kafkajs produces (acks from all replicas, one request in flight) as collector batches to `topic`, for `seconds`. */
-export async function kafkaProduceLinesPerS(kafka: Kafka, topic: string, batches: Batch[], seconds: number): Promise<number> {
-  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+export async function kafkaProduceLinesPerS(
+  kafka: Kafka,
+  topic: string,
+  batches: Batch[],
+  seconds: number,
+): Promise<number> {
+  const producer = kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    createPartitioner: Partitioners.DefaultPartitioner,
+  });
   await producer.connect();
   const messages = batches.map((b) => ({ key: b.nodeId, value: encodeBatch(b) }));
   const linesPerRound = batches.reduce((n, b) => n + b.streams.reduce((m, s) => m + s.entries.length, 0), 0);

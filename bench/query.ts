@@ -52,7 +52,14 @@ function batch(index: number): LogBatch {
     const key = `${node}/${level}`;
     let stream = streams.get(key);
     if (stream === undefined) {
-      stream = { labels: labelsOf([["service", "x"], ["node", node], ["level", level]]), entries: [] };
+      stream = {
+        labels: labelsOf([
+          ["service", "x"],
+          ["node", node],
+          ["level", level],
+        ]),
+        entries: [],
+      };
       streams.set(key, stream);
     }
     const status = row % 97 === 0 ? 503 : 200;
@@ -66,14 +73,30 @@ function batch(index: number): LogBatch {
   return { id: `bench:${index}`, tenant: "bench", streams: [...streams.values()] };
 }
 
-const range = (hours: number) => `start=${(BigInt(END_MS - hours * 3_600_000) * NS).toString()}&end=${(BigInt(END_MS) * NS).toString()}`;
+const range = (hours: number) =>
+  `start=${(BigInt(END_MS - hours * 3_600_000) * NS).toString()}&end=${(BigInt(END_MS) * NS).toString()}`;
 
 const QUERIES: { name: string; path: string }[] = [
-  { name: "sum_by_level_count_over_time_1m_24h", path: `/loki/api/v1/query_range?query=${encodeURIComponent('sum by (level) (count_over_time({service="x"}[1m]))')}&${range(24)}&step=60s` },
-  { name: "line_filter_limit_1000_24h", path: `/loki/api/v1/query_range?query=${encodeURIComponent('{service="x"} |= "rare-token"')}&${range(24)}&limit=1000&direction=backward` },
-  { name: "sum_rate_line_filter_5m_24h", path: `/loki/api/v1/query_range?query=${encodeURIComponent('sum(rate({service="x"} |= "status=503" [5m]))')}&${range(24)}&step=300s` },
-  { name: "logfmt_status_filter_count_5m_1h", path: `/loki/api/v1/query_range?query=${encodeURIComponent('sum by (status) (count_over_time({service="x", node="edge-1"} | logfmt | status >= 500 [5m]))')}&${range(1)}&step=300s` },
-  { name: "recent_errors_limit_100_1h", path: `/loki/api/v1/query_range?query=${encodeURIComponent('{service="x", level="error"}')}&${range(1)}&limit=100` },
+  {
+    name: "sum_by_level_count_over_time_1m_24h",
+    path: `/loki/api/v1/query_range?query=${encodeURIComponent('sum by (level) (count_over_time({service="x"}[1m]))')}&${range(24)}&step=60s`,
+  },
+  {
+    name: "line_filter_limit_1000_24h",
+    path: `/loki/api/v1/query_range?query=${encodeURIComponent('{service="x"} |= "rare-token"')}&${range(24)}&limit=1000&direction=backward`,
+  },
+  {
+    name: "sum_rate_line_filter_5m_24h",
+    path: `/loki/api/v1/query_range?query=${encodeURIComponent('sum(rate({service="x"} |= "status=503" [5m]))')}&${range(24)}&step=300s`,
+  },
+  {
+    name: "logfmt_status_filter_count_5m_1h",
+    path: `/loki/api/v1/query_range?query=${encodeURIComponent('sum by (status) (count_over_time({service="x", node="edge-1"} | logfmt | status >= 500 [5m]))')}&${range(1)}&step=300s`,
+  },
+  {
+    name: "recent_errors_limit_100_1h",
+    path: `/loki/api/v1/query_range?query=${encodeURIComponent('{service="x", level="error"}')}&${range(1)}&limit=100`,
+  },
 ];
 
 function percentile(sorted: number[], p: number): number {
@@ -91,7 +114,12 @@ async function measure(name: string, store: Store, floor: () => Promise<number>)
   const config = configSchema().parse({ query: { limits: { max_query_length_hours: 25 } } });
   const app = new Hono();
   app.use(new Authenticator(config.auth, "bench").middleware());
-  lokiRoutes(app, { store, limits: config.query.limits, pushLimits: config.collector.limits, log: createLogger("silent") });
+  lokiRoutes(app, {
+    store,
+    limits: config.query.limits,
+    pushLimits: config.collector.limits,
+    log: createLogger("silent"),
+  });
   const results: Record<string, { median_ms: number; p99_ms: number }> = {};
   for (const query of QUERIES) {
     const times: number[] = [];
@@ -103,24 +131,45 @@ async function measure(name: string, store: Store, floor: () => Promise<number>)
       times.push(performance.now() - started);
     }
     times.sort((a, b) => a - b);
-    results[query.name] = { median_ms: Math.round(percentile(times, 0.5)), p99_ms: Math.round(percentile(times, 0.99)) };
+    results[query.name] = {
+      median_ms: Math.round(percentile(times, 0.5)),
+      p99_ms: Math.round(percentile(times, 0.99)),
+    };
     progress(`${name}: ${query.name} median ${results[query.name]!.median_ms} ms`);
   }
   const floorTimes: number[] = [];
   for (let run = 0; run < RUNS; run++) floorTimes.push(await floor());
   floorTimes.sort((a, b) => a - b);
-  return { rows: LOG_ROWS, queries: results, floor_store_count_per_stream_minute_ms: Math.round(percentile(floorTimes, 0.5)), promql_raw_vs_rollups: await measurePromql(name, store) };
+  return {
+    rows: LOG_ROWS,
+    queries: results,
+    floor_store_count_per_stream_minute_ms: Math.round(percentile(floorTimes, 0.5)),
+    promql_raw_vs_rollups: await measurePromql(name, store),
+  };
 }
 
-const PROMQL_QUERIES = ["max_over_time(bench_gauge[5m])", "count_over_time(bench_gauge[1h])", "sum by (node) (avg_over_time(bench_gauge[5m]))"];
+const PROMQL_QUERIES = [
+  "max_over_time(bench_gauge[5m])",
+  "count_over_time(bench_gauge[1h])",
+  "sum by (node) (avg_over_time(bench_gauge[5m]))",
+];
 
 /** 24 hours of integer gauge samples every 15 s (1.5 s off the minute) per series. */
 function sampleSeries(): Series[] {
   const series: Series[] = [];
   for (let i = 0; i < SAMPLE_SERIES; i++) {
     const samples = [];
-    for (let t = START_MS + 1_500, k = 0; t < END_MS; t += SAMPLE_INTERVAL_MS, k++) samples.push({ timeUnixMs: t, value: (k * 7 + i) % 1000 });
-    series.push({ name: "bench_gauge", labels: labelsOf([["node", `edge-${i % NODES}`], ["series", String(i)]]), kind: SampleKind.Gauge, points: samples });
+    for (let t = START_MS + 1_500, k = 0; t < END_MS; t += SAMPLE_INTERVAL_MS, k++)
+      samples.push({ timeUnixMs: t, value: (k * 7 + i) % 1000 });
+    series.push({
+      name: "bench_gauge",
+      labels: labelsOf([
+        ["node", `edge-${i % NODES}`],
+        ["series", String(i)],
+      ]),
+      kind: SampleKind.Gauge,
+      points: samples,
+    });
   }
   return series;
 }
@@ -149,7 +198,12 @@ async function measurePrometheus(dir: string) {
   try {
     const results: Record<string, { median_ms: number }> = {};
     for (const query of PROMQL_QUERIES) {
-      const params = new URLSearchParams({ query, start: String((START_MS + 3_600_000) / 1000), end: String(END_MS / 1000), step: "300" });
+      const params = new URLSearchParams({
+        query,
+        start: String((START_MS + 3_600_000) / 1000),
+        end: String(END_MS / 1000),
+        step: "300",
+      });
       const times: number[] = [];
       for (let run = 0; run < RUNS; run++) {
         const started = performance.now();
@@ -158,7 +212,14 @@ async function measurePrometheus(dir: string) {
         if (response.status !== 200) throw new Error(`prometheus ${query}: ${response.status} ${body}`);
         times.push(performance.now() - started);
       }
-      results[query] = { median_ms: Math.round(percentile(times.sort((a, b) => a - b), 0.5)) };
+      results[query] = {
+        median_ms: Math.round(
+          percentile(
+            times.sort((a, b) => a - b),
+            0.5,
+          ),
+        ),
+      };
       progress(`prometheus: ${query} ${results[query]!.median_ms} ms`);
     }
     return { queries: results };
@@ -181,12 +242,21 @@ async function measurePromql(name: string, store: Store) {
         await rangeQuery({ store, tenant: "bench", rollups }, expr, START_MS + 3_600_000, END_MS, 300_000);
         times.push(performance.now() - started);
       }
-      return percentile(times.sort((a, b) => a - b), 0.5);
+      return percentile(
+        times.sort((a, b) => a - b),
+        0.5,
+      );
     };
     const raw = await median(false);
     const rollup = await median(true);
-    results[query] = { raw_median_ms: Math.round(raw), rollup_median_ms: Math.round(rollup), speedup: Math.round((raw / rollup) * 10) / 10 };
-    progress(`${name}: ${query} raw ${results[query]!.raw_median_ms} ms, rollups ${results[query]!.rollup_median_ms} ms`);
+    results[query] = {
+      raw_median_ms: Math.round(raw),
+      rollup_median_ms: Math.round(rollup),
+      speedup: Math.round((raw / rollup) * 10) / 10,
+    };
+    progress(
+      `${name}: ${query} raw ${results[query]!.raw_median_ms} ms, rollups ${results[query]!.rollup_median_ms} ms`,
+    );
   }
   return { samples, queries: results };
 }
@@ -194,14 +264,26 @@ async function measurePromql(name: string, store: Store) {
 /** The floor: the store's one count query per stream per minute over all rows, with no planner, engine or HTTP. */
 async function countFloor(store: Store): Promise<number> {
   const started = performance.now();
-  await store.countLogs({ tenant: "bench", matchers: [{ name: "service", op: "=", value: "x" }], startNs: BigInt(START_MS) * NS, endNs: BigInt(END_MS) * NS + 1n, stepNs: 60_000_000_000n });
+  await store.countLogs({
+    tenant: "bench",
+    matchers: [{ name: "service", op: "=", value: "x" }],
+    startNs: BigInt(START_MS) * NS,
+    endNs: BigInt(END_MS) * NS + 1n,
+    stepNs: 60_000_000_000n,
+  });
   return performance.now() - started;
 }
 
 const dir = mkdtempSync(join(tmpdir(), "bifrost-bench-query-"));
 try {
   const database = `benchq_${Date.now()}`;
-  const clickhouse = new ClickHouseStore({ url: CLICKHOUSE_URL, username: "default", password: "", database, retention });
+  const clickhouse = new ClickHouseStore({
+    url: CLICKHOUSE_URL,
+    username: "default",
+    password: "",
+    database,
+    retention,
+  });
   const clickhouseResult = await measure("clickhouse", clickhouse, () => countFloor(clickhouse));
   await clickhouse.close();
   const admin = createClient({ url: CLICKHOUSE_URL });
@@ -211,7 +293,15 @@ try {
   const embeddedResult = await measure("embedded", embedded, () => countFloor(embedded));
   await embedded.close();
   const prometheusResult = await measurePrometheus(dir);
-  process.stdout.write(JSON.stringify({ bench: "query", clickhouse: clickhouseResult, embedded: embeddedResult, prometheus_promql: prometheusResult, node: process.version }) + "\n");
+  process.stdout.write(
+    JSON.stringify({
+      bench: "query",
+      clickhouse: clickhouseResult,
+      embedded: embeddedResult,
+      prometheus_promql: prometheusResult,
+      node: process.version,
+    }) + "\n",
+  );
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

@@ -60,7 +60,11 @@ function alertingRules(n: number): [string, string, string][] {
     ["VeryHighLoad", `node_load1{${sel}} > 8`, "0s"],
     ["CpuBusy", `sum by (node) (rate(node_cpu_seconds_total{${sel},mode!="idle"}[5m])) > 0.8`, "5m"],
     ["Http5xx", `sum by (node) (rate(http_requests_total{${sel},code="500"}[5m])) > 0.5`, "2m"],
-    ["HttpErrorRatio", `sum by (node) (rate(http_requests_total{${sel},code="500"}[5m])) / sum by (node) (rate(http_requests_total{${sel}}[5m])) > 0.05`, "5m"],
+    [
+      "HttpErrorRatio",
+      `sum by (node) (rate(http_requests_total{${sel},code="500"}[5m])) / sum by (node) (rate(http_requests_total{${sel}}[5m])) > 0.05`,
+      "5m",
+    ],
     ["MemoryLow", `node_memory_MemAvailable_bytes{${sel}} < 2e9`, "5m"],
     ["LoadRising", `delta(node_load1{${sel}}[5m]) > 2`, "1m"],
   ];
@@ -72,7 +76,12 @@ function ruleFileText(): string {
     lines.push(`  - name: ${node(n)}`, "    interval: 15s", "    rules:");
     for (const [record, expr] of recordingRules(n)) lines.push(`      - record: ${record}`, `        expr: '${expr}'`);
     for (const [alert, expr, forDuration] of alertingRules(n)) {
-      lines.push(`      - alert: ${alert}`, `        expr: '${expr}'`, `        for: ${forDuration}`, "        labels: {severity: warning}");
+      lines.push(
+        `      - alert: ${alert}`,
+        `        expr: '${expr}'`,
+        `        for: ${forDuration}`,
+        "        labels: {severity: warning}",
+      );
       lines.push("        annotations: {summary: '{{ $labels.node }} at {{ $value | humanize }}'}");
     }
   }
@@ -84,7 +93,12 @@ function samples(fromMs: number, toMs: number): Series[] {
   const out: Series[] = [];
   for (let n = 0; n < NODES; n++) {
     const labels = (...more: [string, string][]) => labelsOf([["node", node(n)], ...more]);
-    const series = (name: string, kind: SampleKind, l: ReturnType<typeof labels>, value: (t: number) => number): Series => {
+    const series = (
+      name: string,
+      kind: SampleKind,
+      l: ReturnType<typeof labels>,
+      value: (t: number) => number,
+    ): Series => {
       const points = [];
       for (let t = fromMs; t < toMs; t += INTERVAL_MS) points.push({ timeUnixMs: t, value: value(t) });
       return { name, labels: l, kind, points };
@@ -92,11 +106,26 @@ function samples(fromMs: number, toMs: number): Series[] {
     const step = (t: number) => (t - (START_MS - HISTORY_MS)) / INTERVAL_MS;
     out.push(
       series("node_load1", SampleKind.Gauge, labels(), (t) => (n % 10 === 0 ? 5 + (step(t) % 8) : 1 + (n % 3))),
-      series("node_cpu_seconds_total", SampleKind.Counter, labels(["cpu", "0"], ["mode", "idle"]), (t) => step(t) * 15 * (n % 10 === 0 ? 0.1 : 0.9)),
-      series("node_cpu_seconds_total", SampleKind.Counter, labels(["cpu", "0"], ["mode", "user"]), (t) => step(t) * 15 * (n % 10 === 0 ? 0.9 : 0.1)),
+      series(
+        "node_cpu_seconds_total",
+        SampleKind.Counter,
+        labels(["cpu", "0"], ["mode", "idle"]),
+        (t) => step(t) * 15 * (n % 10 === 0 ? 0.1 : 0.9),
+      ),
+      series(
+        "node_cpu_seconds_total",
+        SampleKind.Counter,
+        labels(["cpu", "0"], ["mode", "user"]),
+        (t) => step(t) * 15 * (n % 10 === 0 ? 0.9 : 0.1),
+      ),
       series("node_memory_MemAvailable_bytes", SampleKind.Gauge, labels(), () => (n % 7 === 0 ? 1e9 : 8e9)),
       series("http_requests_total", SampleKind.Counter, labels(["code", "200"]), (t) => step(t) * 150),
-      series("http_requests_total", SampleKind.Counter, labels(["code", "500"]), (t) => step(t) * (n % 5 === 0 ? 30 : 0.1)),
+      series(
+        "http_requests_total",
+        SampleKind.Counter,
+        labels(["code", "500"]),
+        (t) => step(t) * (n % 5 === 0 ? 30 : 0.1),
+      ),
     );
   }
   return out;
@@ -112,8 +141,12 @@ const percent = (ms: number) => Math.round((ms / (INTERVALS * INTERVAL_MS)) * 10
 async function measure(name: string, store: Store, rulesFile: string) {
   await store.migrate();
   progress(`${name}: writing ${NODES * 6} series of 30 minutes`);
-  await store.appendSamples([{ id: `bench-rules:history`, tenant: TENANT, series: samples(START_MS - HISTORY_MS, START_MS) }]);
-  await store.appendSamples([{ id: `bench-rules:future`, tenant: TENANT, series: samples(START_MS, START_MS + (INTERVALS + 2) * INTERVAL_MS) }]);
+  await store.appendSamples([
+    { id: `bench-rules:history`, tenant: TENANT, series: samples(START_MS - HISTORY_MS, START_MS) },
+  ]);
+  await store.appendSamples([
+    { id: `bench-rules:future`, tenant: TENANT, series: samples(START_MS, START_MS + (INTERVALS + 2) * INTERVAL_MS) },
+  ]);
 
   let now = START_MS;
   const ruler = new Ruler({
@@ -145,7 +178,17 @@ async function measure(name: string, store: Store, rulesFile: string) {
     rulerMs += cpuMs() - before;
   }
   const wallMs = performance.now() - wallStarted;
-  const firing = ruler.groups(TENANT).reduce((sum, runner) => sum + [...runner.states.values()].reduce((s, states) => s + states.list().filter((a) => a.state === "firing").length, 0), 0);
+  const firing = ruler
+    .groups(TENANT)
+    .reduce(
+      (sum, runner) =>
+        sum +
+        [...runner.states.values()].reduce(
+          (s, states) => s + states.list().filter((a) => a.state === "firing").length,
+          0,
+        ),
+      0,
+    );
 
   const exprs = ruler.groups(TENANT).flatMap((runner) => runner.group.rules.map((rule) => parsePromql(rule.expr.text)));
   const queriesOnly = async (shared: boolean, intervals: number) => {
@@ -178,7 +221,9 @@ async function measure(name: string, store: Store, rulesFile: string) {
 function exposition(): string {
   const lines: string[] = [];
   for (const s of samples(Date.now(), Date.now() + 1)) {
-    const labels = Object.entries(s.labels).map(([k, v]) => `${k}="${v}"`).join(",");
+    const labels = Object.entries(s.labels)
+      .map(([k, v]) => `${k}="${v}"`)
+      .join(",");
     lines.push(`${s.name}{${labels}} ${s.points[0]!.value}`);
   }
   return lines.join("\n") + "\n";
@@ -191,7 +236,8 @@ function processCpuMs(pid: number): number {
 }
 
 async function prometheusPeer(dir: string, rulesFile: string) {
-  if (spawnSync("prometheus", ["--version"]).error !== undefined) return { skipped: "prometheus is not installed (deploy/local/services.sh install)" };
+  if (spawnSync("prometheus", ["--version"]).error !== undefined)
+    return { skipped: "prometheus is not installed (deploy/local/services.sh install)" };
   const server = createServer((_, res) => res.end(exposition()));
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const target = `127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -206,7 +252,11 @@ async function prometheusPeer(dir: string, rulesFile: string) {
         `scrape_configs: [{job_name: edge, static_configs: [{targets: ['${target}']}]}]`,
       ].join("\n"),
     );
-    const child = spawn("prometheus", [`--config.file=${config}`, `--storage.tsdb.path=${data}`, "--web.listen-address=127.0.0.1:0"], { stdio: "ignore" });
+    const child = spawn(
+      "prometheus",
+      [`--config.file=${config}`, `--storage.tsdb.path=${data}`, "--web.listen-address=127.0.0.1:0"],
+      { stdio: "ignore" },
+    );
     try {
       // Start-up, first scrapes and first evaluations are not counted.
       await new Promise((resolve) => setTimeout(resolve, 2 * INTERVAL_MS));
@@ -243,14 +293,30 @@ try {
   const embeddedResult = await measure("embedded", embedded, rulesFile);
   await embedded.close();
   const database = `benchr_${Date.now()}`;
-  const clickhouse = new ClickHouseStore({ url: CLICKHOUSE_URL, username: "default", password: "", database, retention, log });
+  const clickhouse = new ClickHouseStore({
+    url: CLICKHOUSE_URL,
+    username: "default",
+    password: "",
+    database,
+    retention,
+    log,
+  });
   const clickhouseResult = await measure("clickhouse", clickhouse, rulesFile);
   await clickhouse.close();
   const admin = createClient({ url: CLICKHOUSE_URL });
   await admin.command({ query: `DROP DATABASE IF EXISTS ${database}` });
   await admin.close();
   const peer = await prometheusPeer(dir, rulesFile);
-  process.stdout.write(JSON.stringify({ bench: "rules", target_cpu_percent: 20, embedded: embeddedResult, clickhouse: clickhouseResult, prometheus: peer, node: process.version }) + "\n");
+  process.stdout.write(
+    JSON.stringify({
+      bench: "rules",
+      target_cpu_percent: 20,
+      embedded: embeddedResult,
+      clickhouse: clickhouseResult,
+      prometheus: peer,
+      node: process.version,
+    }) + "\n",
+  );
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

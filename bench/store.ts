@@ -29,9 +29,17 @@ function progress(message: string): void {
 
 /** 10k log rows: 20 streams (nodes x services) of 500 lines of 100 bytes, one second apart per stream. */
 function logBatch(index: number): LogBatch {
-  const batch = makeBatch({ nodeId: `edge-${index % 50}`, sequence: index + 1, streams: STREAMS_PER_BATCH, entriesPerStream: BATCH_ROWS / STREAMS_PER_BATCH, lineBytes: 100, series: 0 });
+  const batch = makeBatch({
+    nodeId: `edge-${index % 50}`,
+    sequence: index + 1,
+    streams: STREAMS_PER_BATCH,
+    entriesPerStream: BATCH_ROWS / STREAMS_PER_BATCH,
+    lineBytes: 100,
+    series: 0,
+  });
   const base = BigInt(START_MS) * 1_000_000n + BigInt(Math.floor(index / 50)) * 500_000_000_000n;
-  for (const stream of batch.streams) stream.entries.forEach((entry, i) => (entry.timeUnixNano = base + BigInt(i) * 1_000_000_000n));
+  for (const stream of batch.streams)
+    stream.entries.forEach((entry, i) => (entry.timeUnixNano = base + BigInt(i) * 1_000_000_000n));
   return { id: `edge-${index % 50}:${index + 1}`, tenant: "bench", streams: batch.streams };
 }
 
@@ -39,9 +47,15 @@ function logBatch(index: number): LogBatch {
 function sampleBatch(index: number): SampleBatch {
   const series: Series[] = Array.from({ length: 100 }, (_, s) => ({
     name: s % 2 === 0 ? "node_cpu_seconds_total" : "node_memory_available_bytes",
-    labels: labelsOf([["node", `edge-${index % 50}`], ["cpu", String(s)]]),
+    labels: labelsOf([
+      ["node", `edge-${index % 50}`],
+      ["cpu", String(s)],
+    ]),
     kind: s % 2 === 0 ? SampleKind.Counter : SampleKind.Gauge,
-    points: Array.from({ length: 100 }, (_, p) => ({ timeUnixMs: START_MS + Math.floor(index / 50) * 1_500_000 + p * 15_000, value: index * 100 + p })),
+    points: Array.from({ length: 100 }, (_, p) => ({
+      timeUnixMs: START_MS + Math.floor(index / 50) * 1_500_000 + p * 15_000,
+      value: index * 100 + p,
+    })),
   }));
   return { id: `edge-${index % 50}:s${index + 1}`, tenant: "bench", series };
 }
@@ -62,7 +76,8 @@ async function measure(name: string, store: Store) {
     const [result, seconds] = await timed(() => store.appendLogs([batch]));
     logSeconds += seconds;
     rows += result.rows;
-    if ((i + 1) % 100 === 0) progress(`${name}: ${rows.toLocaleString()} log rows, ${Math.round(rows / logSeconds).toLocaleString()} rows/s`);
+    if ((i + 1) % 100 === 0)
+      progress(`${name}: ${rows.toLocaleString()} log rows, ${Math.round(rows / logSeconds).toLocaleString()} rows/s`);
   }
   let sampleSeconds = 0;
   let samples = 0;
@@ -72,23 +87,34 @@ async function measure(name: string, store: Store) {
     sampleSeconds += seconds;
     samples += result.rows;
   }
-  progress(`${name}: ${samples.toLocaleString()} samples, ${Math.round(samples / sampleSeconds).toLocaleString()} samples/s`);
+  progress(
+    `${name}: ${samples.toLocaleString()} samples, ${Math.round(samples / sampleSeconds).toLocaleString()} samples/s`,
+  );
   const endNs = BigInt(START_MS + 26 * 3_600_000) * 1_000_000n;
   const queryTimes: number[] = [];
   let counted = 0;
   let series = 0;
   for (let run = 0; run < QUERY_RUNS; run++) {
     const [result, seconds] = await timed(() =>
-      store.countLogs({ tenant: "bench", matchers: [{ name: "service", op: "=~", value: ".+" }], startNs: BigInt(START_MS) * 1_000_000n, endNs, stepNs: 60_000_000_000n }),
+      store.countLogs({
+        tenant: "bench",
+        matchers: [{ name: "service", op: "=~", value: ".+" }],
+        startNs: BigInt(START_MS) * 1_000_000n,
+        endNs,
+        stepNs: 60_000_000_000n,
+      }),
     );
     queryTimes.push(seconds);
     counted = result.reduce((n, s) => n + s.points.reduce((m, p) => m + p.count, 0), 0);
     series = result.length;
   }
-  if (counted !== rows) throw new Error(`${name}: count by stream per minute saw ${counted} rows, ${rows} were written`);
+  if (counted !== rows)
+    throw new Error(`${name}: count by stream per minute saw ${counted} rows, ${rows} were written`);
   queryTimes.sort((a, b) => a - b);
   const median = queryTimes[Math.floor(queryTimes.length / 2)]!;
-  progress(`${name}: count by stream per minute over ${counted.toLocaleString()} rows in ${median.toFixed(2)} s (${series} streams)`);
+  progress(
+    `${name}: count by stream per minute over ${counted.toLocaleString()} rows in ${median.toFixed(2)} s (${series} streams)`,
+  );
   return {
     log_rows: rows,
     log_insert_rows_per_s: Math.round(rows / logSeconds),
@@ -103,9 +129,18 @@ async function measure(name: string, store: Store) {
 const dir = mkdtempSync(join(tmpdir(), "bifrost-bench-store-"));
 try {
   const database = `bench_${Date.now()}`;
-  const clickhouse = new ClickHouseStore({ url: CLICKHOUSE_URL, username: "default", password: "", database, retention });
+  const clickhouse = new ClickHouseStore({
+    url: CLICKHOUSE_URL,
+    username: "default",
+    password: "",
+    database,
+    retention,
+  });
   const embedded = new DuckDBStore({ path: join(dir, "bench.duckdb"), retention });
-  const results = { clickhouse: await measure("clickhouse", clickhouse), embedded: await measure("embedded", embedded) };
+  const results = {
+    clickhouse: await measure("clickhouse", clickhouse),
+    embedded: await measure("embedded", embedded),
+  };
   await clickhouse.close();
   await embedded.close();
   const admin = createClient({ url: CLICKHOUSE_URL });
@@ -116,8 +151,12 @@ try {
       bench: "store",
       batch_rows: BATCH_ROWS,
       ...results,
-      log_insert_ratio_embedded_vs_clickhouse: Number((results.embedded.log_insert_rows_per_s / results.clickhouse.log_insert_rows_per_s).toFixed(2)),
-      count_speed_ratio_embedded_vs_clickhouse: Number((results.clickhouse.count_by_stream_per_minute_s / results.embedded.count_by_stream_per_minute_s).toFixed(2)),
+      log_insert_ratio_embedded_vs_clickhouse: Number(
+        (results.embedded.log_insert_rows_per_s / results.clickhouse.log_insert_rows_per_s).toFixed(2),
+      ),
+      count_speed_ratio_embedded_vs_clickhouse: Number(
+        (results.clickhouse.count_by_stream_per_minute_s / results.embedded.count_by_stream_per_minute_s).toFixed(2),
+      ),
       node: process.version,
     }) + "\n",
   );

@@ -138,7 +138,13 @@ export class Batcher {
         }),
       );
       for (const [key, point] of newestPoints) this.remember(key, point);
-      this.options.onWritten?.({ sequence, tenant, entries: pending.entries - series.reduce((n, s) => n + s.points.length, 0), samples: series.reduce((n, s) => n + s.points.length, 0), bytes: pending.bytes });
+      this.options.onWritten?.({
+        sequence,
+        tenant,
+        entries: pending.entries - series.reduce((n, s) => n + s.points.length, 0),
+        samples: series.reduce((n, s) => n + s.points.length, 0),
+        bytes: pending.bytes,
+      });
       for (const waiter of pending.waiters) waiter.resolve();
     } catch (err) {
       for (const waiter of pending.waiters) waiter.reject(err);
@@ -154,5 +160,8 @@ export class Batcher {
 }
 
 function newestPoint(points: Point[]): Point | undefined {
-  return points.reduce<Point | undefined>((a, p) => (a === undefined || p.timeUnixMs >= a.timeUnixMs ? p : a), undefined);
+  return points.reduce<Point | undefined>(
+    (a, p) => (a === undefined || p.timeUnixMs >= a.timeUnixMs ? p : a),
+    undefined,
+  );
 }

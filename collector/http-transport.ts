@@ -51,15 +51,25 @@ export class HttpTransport implements Transport {
 
   private async post(records: WalRecord[]): Promise<void> {
     const { token, tls, timeoutMs } = this.options;
-    const headers: Record<string, string> = { "Content-Type": FRAMES_CONTENT_TYPE, ...(token === "" ? {} : { Authorization: `Bearer ${token}` }) };
+    const headers: Record<string, string> = {
+      "Content-Type": FRAMES_CONTENT_TYPE,
+      ...(token === "" ? {} : { Authorization: `Bearer ${token}` }),
+    };
     let pending = records;
     while (pending.length > 0) {
-      const response = await post(this.endpoint, joinFrames(pending.map((r) => r.payload)), { headers, timeoutMs, tls });
+      const response = await post(this.endpoint, joinFrames(pending.map((r) => r.payload)), {
+        headers,
+        timeoutMs,
+        tls,
+      });
       if (response.status >= 200 && response.status < 300) return;
       const refusal = parseRefusal(response.text);
       const reason = refusal?.error ?? response.text.trim().slice(0, 500);
       if (response.status === 429 || response.status === 503) {
-        throw new RetryLaterError(`the aggregator answered ${response.status}: ${reason}`, retryAfterMs(response.retryAfter));
+        throw new RetryLaterError(
+          `the aggregator answered ${response.status}: ${reason}`,
+          retryAfterMs(response.retryAfter),
+        );
       }
       const rejected = response.status === 400 ? (refusal?.rejected ?? []) : [];
       // Only frames named by index are dropped; any other refusal (a token, a certificate) is kept and retried,

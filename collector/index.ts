@@ -33,7 +33,12 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
     whenFull: c.wal.when_full,
     onDrop: (event) => {
       metrics.dropped.inc({ reason: event.reason }, Math.max(0, event.records));
-      log.error({ ...event }, event.reason === "disk_budget" ? "disk budget full: dropped the oldest undelivered batches" : "quarantined a corrupt disk buffer segment");
+      log.error(
+        { ...event },
+        event.reason === "disk_budget"
+          ? "disk budget full: dropped the oldest undelivered batches"
+          : "quarantined a corrupt disk buffer segment",
+      );
     },
   });
   const onInvalid = (reason: string, message: string) => {
@@ -45,9 +50,21 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
   // OTLP definitions and gRPC alone take about 30 MiB.
   const transport =
     runtime.role === "all" && runtime.store !== undefined
-      ? new (await import("../aggregator/local-transport.js")).StoreTransport({ store: runtime.store, maxBatchBytes: config.aggregator.max_batch_bytes, limits: config.aggregator.limits, onInvalid })
+      ? new (await import("../aggregator/local-transport.js")).StoreTransport({
+          store: runtime.store,
+          maxBatchBytes: config.aggregator.max_batch_bytes,
+          limits: config.aggregator.limits,
+          onInvalid,
+        })
       : s.transport === "http"
-        ? new (await import("./http-transport.js")).HttpTransport({ url: s.http.url, token: s.http.auth_token, tls: loadClientTls(s.http.tls), timeoutMs: s.http.timeout_ms, maxRequestBytes: s.http.max_request_bytes, onInvalid })
+        ? new (await import("./http-transport.js")).HttpTransport({
+            url: s.http.url,
+            token: s.http.auth_token,
+            tls: loadClientTls(s.http.tls),
+            timeoutMs: s.http.timeout_ms,
+            maxRequestBytes: s.http.max_request_bytes,
+            onInvalid,
+          })
         : new KafkaTransport(kafkaClient(config.kafka, log), config.kafka.topic, config.node.id);
   const shipper = new Shipper({
     wal,
@@ -78,7 +95,8 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
     limits: c.limits,
     tenantLimits,
     rate,
-    onAccepted: (signal, tenant, count) => (signal === "logs" ? metrics.accepted : metrics.samples).inc({ tenant }, count),
+    onAccepted: (signal, tenant, count) =>
+      (signal === "logs" ? metrics.accepted : metrics.samples).inc({ tenant }, count),
     onRejected,
   };
   const running = await startHttpComponent(runtime, "collector", (http) => {
@@ -93,12 +111,23 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
       onRejected,
     });
     if (otlpHttp) otlpHttp.otlpHttpRoutes(http.app, { ...otlp, maxBodyBytes: c.limits.max_body_bytes });
-    http.addReadiness("disk buffer", () => (wal.bytes() + (c.batch.max_bytes + 4096) > c.wal.max_bytes && c.wal.when_full === "block" ? "disk buffer full" : null));
+    http.addReadiness("disk buffer", () =>
+      wal.bytes() + (c.batch.max_bytes + 4096) > c.wal.max_bytes && c.wal.when_full === "block"
+        ? "disk buffer full"
+        : null,
+    );
   });
   let grpc;
   try {
     grpc = c.otlp.grpc_enabled
-      ? await (await import("./receivers/otlp-grpc.js")).startOtlpGrpc({ ...otlp, authenticator: new Authenticator(config.auth, c.default_tenant), listen: c.otlp.grpc_listen, maxMessageBytes: c.otlp.max_grpc_message_bytes })
+      ? await (
+          await import("./receivers/otlp-grpc.js")
+        ).startOtlpGrpc({
+          ...otlp,
+          authenticator: new Authenticator(config.auth, c.default_tenant),
+          listen: c.otlp.grpc_listen,
+          maxMessageBytes: c.otlp.max_grpc_message_bytes,
+        })
       : undefined;
   } catch (err) {
     await running.stop();

@@ -12,13 +12,44 @@ import { HostMetrics } from "./receivers/hostmetrics.js";
 
 function inputMetrics(registry: Registry) {
   return {
-    lines: new Counter({ name: "bifrost_collector_file_lines_read_total", help: "Lines (joined multi-line entries count once) read from tailed files and buffered, by tenant.", labelNames: ["tenant"], registers: [registry] }),
-    watched: new Gauge({ name: "bifrost_collector_files_watched", help: "Files open for tailing, rotated ones still being read included.", registers: [registry] }),
-    rotations: new Counter({ name: "bifrost_collector_file_rotations_total", help: "Rotations of tailed files, by kind (rename, truncate).", labelNames: ["kind"], registers: [registry] }),
-    truncated: new Counter({ name: "bifrost_collector_file_lines_truncated_total", help: "Lines of tailed files cut to collector.limits.max_line_bytes.", registers: [registry] }),
-    paused: new Gauge({ name: "bifrost_collector_file_tail_paused", help: "1 while file tails wait for room in the full disk buffer.", registers: [registry] }),
-    scrapes: new Counter({ name: "bifrost_collector_host_metric_scrapes_total", help: "Host metric scrapes of /proc.", registers: [registry] }),
-    scrapeErrors: new Counter({ name: "bifrost_collector_host_metric_errors_total", help: "Host metric sources that could not be read, or scrapes the full disk buffer refused, by source.", labelNames: ["source"], registers: [registry] }),
+    lines: new Counter({
+      name: "bifrost_collector_file_lines_read_total",
+      help: "Lines (joined multi-line entries count once) read from tailed files and buffered, by tenant.",
+      labelNames: ["tenant"],
+      registers: [registry],
+    }),
+    watched: new Gauge({
+      name: "bifrost_collector_files_watched",
+      help: "Files open for tailing, rotated ones still being read included.",
+      registers: [registry],
+    }),
+    rotations: new Counter({
+      name: "bifrost_collector_file_rotations_total",
+      help: "Rotations of tailed files, by kind (rename, truncate).",
+      labelNames: ["kind"],
+      registers: [registry],
+    }),
+    truncated: new Counter({
+      name: "bifrost_collector_file_lines_truncated_total",
+      help: "Lines of tailed files cut to collector.limits.max_line_bytes.",
+      registers: [registry],
+    }),
+    paused: new Gauge({
+      name: "bifrost_collector_file_tail_paused",
+      help: "1 while file tails wait for room in the full disk buffer.",
+      registers: [registry],
+    }),
+    scrapes: new Counter({
+      name: "bifrost_collector_host_metric_scrapes_total",
+      help: "Host metric scrapes of /proc.",
+      registers: [registry],
+    }),
+    scrapeErrors: new Counter({
+      name: "bifrost_collector_host_metric_errors_total",
+      help: "Host metric sources that could not be read, or scrapes the full disk buffer refused, by source.",
+      labelNames: ["source"],
+      registers: [registry],
+    }),
   };
 }
 
@@ -26,7 +57,13 @@ export interface Inputs {
   stop(): Promise<void>;
 }
 
-export function startInputs(options: { config: Config["collector"]; batcher: Batcher; registry: Registry; log: Logger; ownLogs?: LogTap | undefined }): Inputs {
+export function startInputs(options: {
+  config: Config["collector"];
+  batcher: Batcher;
+  registry: Registry;
+  log: Logger;
+  ownLogs?: LogTap | undefined;
+}): Inputs {
   const { config: c, batcher, log } = options;
   options.ownLogs?.attach((line) => storeOwnLog(batcher, c.default_tenant, line));
   const metrics = inputMetrics(options.registry);
@@ -39,7 +76,15 @@ export function startInputs(options: { config: Config["collector"]; batcher: Bat
             labels: labelsOf(Object.entries(f.labels)),
             tenant: f.tenant ?? c.default_tenant,
             encoding: f.encoding,
-            ...(f.multiline ? { multiline: { startPattern: new RegExp(f.multiline.start_pattern), maxLines: f.multiline.max_lines, timeoutMs: f.multiline.timeout_ms } } : {}),
+            ...(f.multiline
+              ? {
+                  multiline: {
+                    startPattern: new RegExp(f.multiline.start_pattern),
+                    maxLines: f.multiline.max_lines,
+                    timeoutMs: f.multiline.timeout_ms,
+                  },
+                }
+              : {}),
           })),
           batcher,
           positionsFile: c.files_positions || join(c.wal.dir, "file-positions.json"),
@@ -65,7 +110,11 @@ export function startInputs(options: { config: Config["collector"]; batcher: Bat
         mountPoints: h.mount_points,
         processes: h.processes.map((p) => ({
           name: p.name,
-          match: { ...(p.match.comm !== undefined ? { comm: p.match.comm } : {}), ...(p.match.cmdline !== undefined ? { cmdline: new RegExp(p.match.cmdline) } : {}), ...(p.match.pidfile !== undefined ? { pidfile: p.match.pidfile } : {}) },
+          match: {
+            ...(p.match.comm !== undefined ? { comm: p.match.comm } : {}),
+            ...(p.match.cmdline !== undefined ? { cmdline: new RegExp(p.match.cmdline) } : {}),
+            ...(p.match.pidfile !== undefined ? { pidfile: p.match.pidfile } : {}),
+          },
         })),
         log: log.child({ input: "host_metrics" }),
         onScrape: () => metrics.scrapes.inc(),
@@ -99,5 +148,7 @@ function storeOwnLog(batcher: Batcher, tenant: string, line: string): void {
   if (typeof fields.level === "string") labels.push(["level", fields.level]);
   if (typeof fields.component === "string") labels.push(["component", fields.component]);
   const timeUnixNano = BigInt(Number.isNaN(ms) ? Date.now() : ms) * 1_000_000n;
-  batcher.add(tenant, { streams: [{ labels: labelsOf(labels), entries: [{ timeUnixNano, line, metadata: labelsOf([]) }] }] }).catch(() => {});
+  batcher
+    .add(tenant, { streams: [{ labels: labelsOf(labels), entries: [{ timeUnixNano, line, metadata: labelsOf([]) }] }] })
+    .catch(() => {});
 }

@@ -38,14 +38,22 @@ export class KafkaTransport implements Transport {
 
   async send(records: WalRecord[]): Promise<void> {
     if (this.producer === undefined) {
-      const producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1, retry: { retries: 3, initialRetryTime: 200 } });
+      const producer = this.kafka.producer({
+        idempotent: true,
+        maxInFlightRequests: 1,
+        retry: { retries: 3, initialRetryTime: 200 },
+      });
       await producer.connect();
       this.producer = producer;
     }
     await this.producer.send({
       topic: this.topic,
       acks: -1,
-      messages: records.map((r) => ({ key: this.key, value: r.payload, headers: { "bifrost-sequence": String(r.sequence) } })),
+      messages: records.map((r) => ({
+        key: this.key,
+        value: r.payload,
+        headers: { "bifrost-sequence": String(r.sequence) },
+      })),
     });
   }
 
@@ -154,10 +162,14 @@ export class Shipper {
         await transport.reset();
         const jittered = backoffDelay(this.failures, backoff.baseMs, backoff.capMs, "full");
         // A Retry-After is the least wait (up to the cap); the backoff still grows while the failures last.
-        const asked = err instanceof RetryLaterError && err.delayMs !== undefined ? Math.min(backoff.capMs, err.delayMs) : 0;
+        const asked =
+          err instanceof RetryLaterError && err.delayMs !== undefined ? Math.min(backoff.capMs, err.delayMs) : 0;
         const delay = Math.max(asked, jittered);
         if (!this.running) return;
-        log.warn({ err: (err as Error).message, attempt: this.failures, delay_ms: Math.round(delay), pending: wal.pending() }, "delivery failed; the batches stay buffered");
+        log.warn(
+          { err: (err as Error).message, attempt: this.failures, delay_ms: Math.round(delay), pending: wal.pending() },
+          "delivery failed; the batches stay buffered",
+        );
         await this.pause(delay, false);
       }
     }

@@ -1,4 +1,19 @@
-import { closeSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writevSync } from "node:fs";
+import {
+  closeSync,
+  fstatSync,
+  fsyncSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writevSync,
+} from "node:fs";
 import { join } from "node:path";
 import { crc32c } from "@node-rs/crc32";
 
@@ -102,11 +117,22 @@ export class Wal {
           closeSync(fd);
         } else {
           renameSync(file, `${file}.corrupt`);
-          this.options.onDrop?.({ reason: "corrupt_segment", records: scan.records, bytes: statSync(`${file}.corrupt`).size, file: `${file}.corrupt` });
+          this.options.onDrop?.({
+            reason: "corrupt_segment",
+            records: scan.records,
+            bytes: statSync(`${file}.corrupt`).size,
+            file: `${file}.corrupt`,
+          });
           return;
         }
       }
-      this.segments.push({ first, last: scan.last ?? first - 1, file, bytes: scan.badAt ?? scan.bytes, offsets: scan.offsets });
+      this.segments.push({
+        first,
+        last: scan.last ?? first - 1,
+        file,
+        bytes: scan.badAt ?? scan.bytes,
+        offsets: scan.offsets,
+      });
     });
     const tail = this.segments[this.segments.length - 1];
     this.nextSequence = Math.max(this.shipped + 1, tail ? tail.last + 1 : 1);
@@ -122,17 +148,21 @@ export class Wal {
   appendWith(build: (sequence: number) => Buffer): number {
     const payload = build(this.nextSequence);
     const size = HEADER + payload.length;
-    if (size > this.options.maxBytes) throw new WalFullError(`a batch of ${size} bytes is larger than the whole disk buffer (${this.options.maxBytes})`);
+    if (size > this.options.maxBytes)
+      throw new WalFullError(
+        `a batch of ${size} bytes is larger than the whole disk buffer (${this.options.maxBytes})`,
+      );
     if (this.bytes() + size > this.options.maxBytes) this.makeRoom(size);
     let active = this.segments[this.segments.length - 1];
-    if (!active || this.fd === undefined || active.bytes + size > this.options.segmentBytes) active = this.startSegment();
+    if (!active || this.fd === undefined || active.bytes + size > this.options.segmentBytes)
+      active = this.startSegment();
     const sequence = this.nextSequence++;
     const header = Buffer.allocUnsafe(HEADER);
     header.writeUInt32LE(payload.length, 0);
     header.writeBigUInt64LE(BigInt(sequence), 8);
     header.writeUInt32LE(crc32c(payload, crc32c(header.subarray(8))) >>> 0, 4);
     // Header and payload in one system call, without copying a batch into a record buffer.
-    for (let done = 0, parts = [header, payload]; done < size; ) {
+    for (let done = 0, parts = [header, payload]; done < size;) {
       done += writevSync(this.fd!, parts);
       parts = done < HEADER ? [header.subarray(done), payload] : [payload.subarray(done - HEADER)];
     }
@@ -161,7 +191,9 @@ export class Wal {
 
   private makeRoom(size: number): void {
     if (this.options.whenFull === "block") {
-      throw new WalFullError(`disk buffer full: ${this.bytes()} of ${this.options.maxBytes} bytes hold undelivered batches`);
+      throw new WalFullError(
+        `disk buffer full: ${this.bytes()} of ${this.options.maxBytes} bytes hold undelivered batches`,
+      );
     }
     // drop_oldest: whole segments, oldest first, never the one being written. The cursor moves past them on
     // disk too, or after a restart the dropped batches would still count as pending.
@@ -170,7 +202,8 @@ export class Wal {
       const oldest = this.segments.shift()!;
       rmSync(oldest.file, { force: true });
       const undelivered = Math.max(0, oldest.last - Math.max(this.shipped, oldest.first - 1));
-      if (undelivered > 0) this.options.onDrop?.({ reason: "disk_budget", records: undelivered, bytes: oldest.bytes, file: oldest.file });
+      if (undelivered > 0)
+        this.options.onDrop?.({ reason: "disk_budget", records: undelivered, bytes: oldest.bytes, file: oldest.file });
       this.shipped = Math.max(this.shipped, oldest.last);
     }
     if (this.shipped > shipped) this.saveCursor();
@@ -197,7 +230,9 @@ export class Wal {
     const out: WalRecord[] = [];
     for (let i = this.segments.length - 1; i >= 0 && out.length < max; i--) {
       const segment = this.segments[i]!;
-      out.unshift(...readRecords(segment, Math.max(0, segment.offsets.length - (max - out.length)), segment.offsets.length));
+      out.unshift(
+        ...readRecords(segment, Math.max(0, segment.offsets.length - (max - out.length)), segment.offsets.length),
+      );
     }
     return out;
   }
@@ -258,7 +293,7 @@ function readRecords(segment: Segment, from: number, to: number): WalRecord[] {
   const buf = Buffer.allocUnsafe(end - start);
   const fd = openSync(segment.file, "r");
   try {
-    for (let done = 0; done < buf.length; ) {
+    for (let done = 0; done < buf.length;) {
       const n = readSync(fd, buf, done, buf.length - done, start + done);
       if (n === 0) throw new Error(`${segment.file} is shorter than the records it was written with`);
       done += n;
@@ -267,16 +302,25 @@ function readRecords(segment: Segment, from: number, to: number): WalRecord[] {
     closeSync(fd);
   }
   const out: WalRecord[] = [];
-  for (let pos = 0; pos + HEADER <= buf.length; ) {
+  for (let pos = 0; pos + HEADER <= buf.length;) {
     const length = buf.readUInt32LE(pos);
-    out.push({ sequence: Number(buf.readBigUInt64LE(pos + 8)), payload: buf.subarray(pos + HEADER, pos + HEADER + length) });
+    out.push({
+      sequence: Number(buf.readBigUInt64LE(pos + 8)),
+      payload: buf.subarray(pos + HEADER, pos + HEADER + length),
+    });
     pos += HEADER + length;
   }
   return out;
 }
 
 /** Checks every record of a segment: the good records before the first bad one, and where that one starts. */
-function scanSegment(file: string): { bytes: number; records: number; offsets: number[]; last?: number; badAt?: number } {
+function scanSegment(file: string): {
+  bytes: number;
+  records: number;
+  offsets: number[];
+  last?: number;
+  badAt?: number;
+} {
   const buf = readFileSync(file);
   const offsets: number[] = [];
   let pos = 0;

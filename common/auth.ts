@@ -38,12 +38,16 @@ export class Authenticator {
   }
 
   /** The tenant a request acts for, or the HTTP status and reason to refuse it with. */
-  resolve(authorization: string | undefined, orgId: string | undefined): { tenant: string } | { status: 400 | 401 | 403; reason: string } {
+  resolve(
+    authorization: string | undefined,
+    orgId: string | undefined,
+  ): { tenant: string } | { status: 400 | 401 | 403; reason: string } {
     if (orgId !== undefined && !TENANT_ID.test(orgId)) {
       return { status: 400, reason: "X-Scope-OrgID must be 1 to 150 of the characters [A-Za-z0-9!_.*'()-]" };
     }
     if (!this.config.enabled) return { tenant: orgId ?? this.defaultTenant };
-    if (authorization === undefined) return { status: 401, reason: "authentication required: send Authorization: Bearer <token>" };
+    if (authorization === undefined)
+      return { status: 401, reason: "authentication required: send Authorization: Bearer <token>" };
     const [scheme = "", credentials = ""] = authorization.split(/\s+/, 2);
     let tenant: string | undefined;
     if (scheme.toLowerCase() === "bearer") {
@@ -56,7 +60,8 @@ export class Authenticator {
       tenant = owner !== undefined && owner === user ? owner : undefined;
     }
     if (tenant === undefined) return { status: 401, reason: "invalid credentials" };
-    if (orgId !== undefined && orgId !== tenant) return { status: 403, reason: `the token is not valid for tenant ${orgId}` };
+    if (orgId !== undefined && orgId !== tenant)
+      return { status: 403, reason: `the token is not valid for tenant ${orgId}` };
     return { tenant };
   }
 
@@ -66,7 +71,8 @@ export class Authenticator {
       if (OPEN_PATHS.has(c.req.path)) return next();
       const result = this.resolve(c.req.header("Authorization"), c.req.header("X-Scope-OrgID"));
       if ("status" in result) {
-        const headers: Record<string, string> = result.status === 401 ? { "WWW-Authenticate": 'Bearer realm="bifrost"' } : {};
+        const headers: Record<string, string> =
+          result.status === 401 ? { "WWW-Authenticate": 'Bearer realm="bifrost"' } : {};
         return c.text(`${result.reason}\n`, result.status, headers);
       }
       c.set(TENANT_KEY as never, result.tenant as never);

@@ -31,7 +31,11 @@ export interface PostResult {
 }
 
 /** POSTs a JSON body; see post(). */
-export function postJson(url: string, body: string, options: { headers?: Record<string, string>; timeoutMs: number; tls?: ClientTls }): Promise<PostResult> {
+export function postJson(
+  url: string,
+  body: string,
+  options: { headers?: Record<string, string>; timeoutMs: number; tls?: ClientTls },
+): Promise<PostResult> {
   return post(url, body, { ...options, headers: { "Content-Type": "application/json", ...options.headers } });
 }
 
@@ -39,7 +43,11 @@ export function postJson(url: string, body: string, options: { headers?: Record<
  * POSTs a body over http or https as the URL says (fetch cannot present a client certificate, which a
  * listener with mutual TLS requires), and resolves with the answer's status and text.
  */
-export function post(url: string, body: string | Uint8Array, options: { headers?: Record<string, string>; timeoutMs: number; tls?: ClientTls }): Promise<PostResult> {
+export function post(
+  url: string,
+  body: string | Uint8Array,
+  options: { headers?: Record<string, string>; timeoutMs: number; tls?: ClientTls },
+): Promise<PostResult> {
   const target = new URL(url);
   const request = target.protocol === "https:" ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
@@ -56,7 +64,11 @@ export function post(url: string, body: string | Uint8Array, options: { headers?
         res.on("data", (chunk: Buffer) => chunks.push(chunk));
         res.on("end", () => {
           const retryAfter = res.headers["retry-after"];
-          resolve({ status: res.statusCode ?? 0, retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter, text: Buffer.concat(chunks).toString("utf8") });
+          resolve({
+            status: res.statusCode ?? 0,
+            retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter,
+            text: Buffer.concat(chunks).toString("utf8"),
+          });
         });
         res.on("error", reject);
       },

@@ -21,7 +21,10 @@ export function kafkaClient(config: Config["kafka"], log: Logger): Kafka {
     logLevel: logLevel.WARN,
     logCreator: () => (entry) => {
       const { message, ...rest } = entry.log;
-      log[entry.level === logLevel.ERROR ? "warn" : (LEVELS[entry.level] ?? "info")]({ kafka: entry.namespace, ...rest }, message);
+      log[entry.level === logLevel.ERROR ? "warn" : (LEVELS[entry.level] ?? "info")](
+        { kafka: entry.namespace, ...rest },
+        message,
+      );
     },
     retry: { initialRetryTime: 300, retries: 8 },
   };
@@ -34,7 +37,11 @@ export function kafkaClient(config: Config["kafka"], log: Logger): Kafka {
     };
   }
   if (config.sasl) {
-    options.sasl = { mechanism: config.sasl.mechanism, username: config.sasl.username, password: config.sasl.password } as SASLOptions;
+    options.sasl = {
+      mechanism: config.sasl.mechanism,
+      username: config.sasl.username,
+      password: config.sasl.password,
+    } as SASLOptions;
   }
   return new Kafka(options);
 }

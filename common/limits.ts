@@ -76,7 +76,10 @@ export class TenantLimits {
 
   /** An error saying that `tenant` broke `key`, with `what` describing by how much. */
   error(tenant: string, key: TenantLimitKey, what: string, status: 400 | 429 = 400): TenantLimitError {
-    return new TenantLimitError(status, `tenant ${tenant}: ${what} (limit ${key} = ${this.get(tenant, key)}, ${this.howToChange(tenant, key)})`);
+    return new TenantLimitError(
+      status,
+      `tenant ${tenant}: ${what} (limit ${key} = ${this.get(tenant, key)}, ${this.howToChange(tenant, key)})`,
+    );
   }
 
   /** The ingest limits of a tenant: `base` with the tenant's label count and line size. */

@@ -12,7 +12,13 @@ export function createLogger(level: string, bindings: Record<string, string> = {
     formatters: { level: (label: string) => ({ level: label }) },
   };
   if (tap === undefined) return pino(options);
-  return pino(options, pino.multistream([{ level: level as pino.Level, stream: pino.destination(1) }, { level: level as pino.Level, stream: tap }]));
+  return pino(
+    options,
+    pino.multistream([
+      { level: level as pino.Level, stream: pino.destination(1) },
+      { level: level as pino.Level, stream: tap },
+    ]),
+  );
 }
 
 /**

@@ -82,11 +82,22 @@ export class HttpService {
     const websocket = websockets ? { server: new (await import("ws")).WebSocketServer({ noServer: true }) } : undefined;
     return new Promise((resolve, reject) => {
       const options = secure
-        ? { fetch: this.app.fetch, hostname, port, websocket, createServer: createHttpsServer, serverOptions: httpsOptions(tls) }
+        ? {
+            fetch: this.app.fetch,
+            hostname,
+            port,
+            websocket,
+            createServer: createHttpsServer,
+            serverOptions: httpsOptions(tls),
+          }
         : { fetch: this.app.fetch, hostname, port, websocket };
       const server = serve(options, (info: AddressInfo) => {
         const host = info.family === "IPv6" ? `[${info.address}]` : info.address;
-        const bound = { host: info.address, port: info.port, url: `${secure ? "https" : "http"}://${host}:${info.port}` };
+        const bound = {
+          host: info.address,
+          port: info.port,
+          url: `${secure ? "https" : "http"}://${host}:${info.port}`,
+        };
         this.log.info({ listen: bound.url }, "listening");
         resolve(bound);
       });
@@ -106,7 +117,8 @@ export class HttpService {
 export type ServerTls = Config["query"]["tls"];
 
 function httpsOptions(tls: ServerTls): HttpsServerOptions {
-  if (tls.cert_file === undefined || tls.key_file === undefined) throw new Error("a TLS listener needs cert_file and key_file");
+  if (tls.cert_file === undefined || tls.key_file === undefined)
+    throw new Error("a TLS listener needs cert_file and key_file");
   const options: HttpsServerOptions = { cert: readFileSync(tls.cert_file), key: readFileSync(tls.key_file) };
   if (tls.client_ca_file !== undefined) {
     options.ca = readFileSync(tls.client_ca_file);

@@ -1,4 +1,12 @@
-import { createHmac, createPrivateKey, createPublicKey, type KeyObject, sign, timingSafeEqual, verify } from "node:crypto";
+import {
+  createHmac,
+  createPrivateKey,
+  createPublicKey,
+  type KeyObject,
+  sign,
+  timingSafeEqual,
+  verify,
+} from "node:crypto";
 import { readFileSync } from "node:fs";
 
 // Signed messages between the query service and the collectors: self-healing actions (query -> collector) and
@@ -43,12 +51,14 @@ function material(spec: KeySpec): string {
 
 function hmacSecret(spec: KeySpec): Buffer {
   const secret = Buffer.from(material(spec).trim(), "utf8");
-  if (secret.length < MIN_HMAC_SECRET_BYTES) throw new Error(`key ${spec.id}: an HMAC secret needs at least ${MIN_HMAC_SECRET_BYTES} bytes`);
+  if (secret.length < MIN_HMAC_SECRET_BYTES)
+    throw new Error(`key ${spec.id}: an HMAC secret needs at least ${MIN_HMAC_SECRET_BYTES} bytes`);
   return secret;
 }
 
 function ed25519(spec: KeySpec, key: KeyObject): KeyObject {
-  if (key.asymmetricKeyType !== "ed25519") throw new Error(`key ${spec.id}: expected an Ed25519 key, got ${key.asymmetricKeyType ?? key.type}`);
+  if (key.asymmetricKeyType !== "ed25519")
+    throw new Error(`key ${spec.id}: expected an Ed25519 key, got ${key.asymmetricKeyType ?? key.type}`);
   return key;
 }
 
@@ -79,7 +89,9 @@ export function verifyingKey(spec: KeySpec): VerifyingKey {
     id: spec.id,
     verify: (text, signature) => {
       const presented = decodeSignature(signature);
-      return presented !== undefined && presented.length === 64 && verify(null, Buffer.from(text, "utf8"), key, presented);
+      return (
+        presented !== undefined && presented.length === 64 && verify(null, Buffer.from(text, "utf8"), key, presented)
+      );
     },
   };
 }
@@ -126,7 +138,16 @@ export interface ActionEnvelope {
  */
 export function actionSigningText(envelope: Omit<ActionEnvelope, "signature">): string {
   const params = Object.entries(envelope.params).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return JSON.stringify(["bifrost-action-v1", envelope.id, envelope.action, envelope.node, envelope.issued_at, envelope.nonce, envelope.key_id, params]);
+  return JSON.stringify([
+    "bifrost-action-v1",
+    envelope.id,
+    envelope.action,
+    envelope.node,
+    envelope.issued_at,
+    envelope.nonce,
+    envelope.key_id,
+    params,
+  ]);
 }
 
 /** A collector's announcement of where its action endpoint is. */

@@ -11,14 +11,19 @@ export interface Telemetry {
  */
 export async function startTelemetry(config: Config["telemetry"], role: string, log: Logger): Promise<Telemetry> {
   if (config.otlp_endpoint === "") return { shutdown: async () => {} };
-  const [{ NodeSDK }, { OTLPTraceExporter }, { OTLPMetricExporter }, { PeriodicExportingMetricReader }, { resourceFromAttributes }] =
-    await Promise.all([
-      import("@opentelemetry/sdk-node"),
-      import("@opentelemetry/exporter-trace-otlp-grpc"),
-      import("@opentelemetry/exporter-metrics-otlp-grpc"),
-      import("@opentelemetry/sdk-metrics"),
-      import("@opentelemetry/resources"),
-    ]);
+  const [
+    { NodeSDK },
+    { OTLPTraceExporter },
+    { OTLPMetricExporter },
+    { PeriodicExportingMetricReader },
+    { resourceFromAttributes },
+  ] = await Promise.all([
+    import("@opentelemetry/sdk-node"),
+    import("@opentelemetry/exporter-trace-otlp-grpc"),
+    import("@opentelemetry/exporter-metrics-otlp-grpc"),
+    import("@opentelemetry/sdk-metrics"),
+    import("@opentelemetry/resources"),
+  ]);
   const sdk = new NodeSDK({
     resource: resourceFromAttributes({ "service.name": config.service_name, "bifrost.role": role }),
     traceExporter: new OTLPTraceExporter({ url: config.otlp_endpoint }),

@@ -87,7 +87,10 @@ interface WireBatch {
   region: string;
   sequence: number | LongLike;
   createdUnixNano: number | LongLike;
-  streams: { labels: WireLabel[]; entries: { timeUnixNano: number | LongLike; line: string; metadata: WireLabel[] }[] }[];
+  streams: {
+    labels: WireLabel[];
+    entries: { timeUnixNano: number | LongLike; line: string; metadata: WireLabel[] }[];
+  }[];
   series: { name: string; labels: WireLabel[]; kind: number; points: WirePoint[]; previous?: WirePoint | null }[];
 }
 
@@ -166,7 +169,12 @@ function writeVarint(buf: Buffer, pos: number, n: number): number {
 function labelsBytes(labels: Labels): number {
   let n = 0;
   for (const name in labels) {
-    const size = 2 + varintBytes(Buffer.byteLength(name)) + Buffer.byteLength(name) + varintBytes(Buffer.byteLength(labels[name]!)) + Buffer.byteLength(labels[name]!);
+    const size =
+      2 +
+      varintBytes(Buffer.byteLength(name)) +
+      Buffer.byteLength(name) +
+      varintBytes(Buffer.byteLength(labels[name]!)) +
+      Buffer.byteLength(labels[name]!);
     n += 1 + varintBytes(size) + size;
   }
   return n;

@@ -89,26 +89,35 @@ export function decodeFrame(frame: Uint8Array, limits: CodecLimits = {}): Buffer
   const max = limits.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES;
   const buf = Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength);
   if (buf.length < FRAME_HEADER_BYTES) {
-    throw new CodecError("truncated", `frame is ${buf.length} bytes, shorter than its ${FRAME_HEADER_BYTES}-byte header`);
+    throw new CodecError(
+      "truncated",
+      `frame is ${buf.length} bytes, shorter than its ${FRAME_HEADER_BYTES}-byte header`,
+    );
   }
   if (buf.readUInt32LE(0) !== FRAME_MAGIC) throw new CodecError("bad_magic", "not a Bifrost batch frame (bad magic)");
   const version = buf[4]!;
   if (version !== FRAME_VERSION) {
-    throw new CodecError("unsupported_version", `frame version ${version} is not supported (this build reads ${FRAME_VERSION})`);
+    throw new CodecError(
+      "unsupported_version",
+      `frame version ${version} is not supported (this build reads ${FRAME_VERSION})`,
+    );
   }
   if (buf[5] !== 0 || buf.readUInt16LE(6) !== 0) {
     throw new CodecError("unsupported_version", "frame sets flags this build does not know");
   }
   const uncompressed = buf.readUInt32LE(8);
   const payloadLength = buf.readUInt32LE(12);
-  if (uncompressed > max) throw new CodecError("oversized", `batch declares ${uncompressed} bytes, the limit is ${max}`);
+  if (uncompressed > max)
+    throw new CodecError("oversized", `batch declares ${uncompressed} bytes, the limit is ${max}`);
   // An incompressible batch grows by LZ4's block headers; anything larger than that bound is not ours.
   const payloadMax = max + Math.ceil(max / 255) + 64;
-  if (payloadLength > payloadMax) throw new CodecError("oversized", `payload declares ${payloadLength} bytes, the limit is ${payloadMax}`);
+  if (payloadLength > payloadMax)
+    throw new CodecError("oversized", `payload declares ${payloadLength} bytes, the limit is ${payloadMax}`);
   const end = FRAME_HEADER_BYTES + payloadLength;
   if (buf.length < end) throw new CodecError("truncated", `frame is ${buf.length} bytes, its header declares ${end}`);
   if (buf.length > end) throw new CodecError("trailing_bytes", `${buf.length - end} bytes follow the frame`);
-  if (frameChecksum(buf, payloadLength) !== buf.readUInt32LE(16)) throw new CodecError("crc_mismatch", "frame CRC32C mismatch");
+  if (frameChecksum(buf, payloadLength) !== buf.readUInt32LE(16))
+    throw new CodecError("crc_mismatch", "frame CRC32C mismatch");
   try {
     return lz4FrameDecode(buf.subarray(FRAME_HEADER_BYTES, end), uncompressed);
   } catch (err) {

@@ -27,10 +27,18 @@ export function joinFrames(frames: readonly Uint8Array[]): Buffer {
 export function splitFrames(body: Uint8Array): Uint8Array[] {
   const view = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
   const frames: Uint8Array[] = [];
-  for (let at = 0; at < view.length; ) {
-    if (view.length - at < PREFIX) throw new CodecError("truncated", `${view.length - at} bytes after frame ${frames.length}, short of a length prefix`);
+  for (let at = 0; at < view.length;) {
+    if (view.length - at < PREFIX)
+      throw new CodecError(
+        "truncated",
+        `${view.length - at} bytes after frame ${frames.length}, short of a length prefix`,
+      );
     const length = view.readUInt32LE(at);
-    if (length > view.length - at - PREFIX) throw new CodecError("truncated", `frame ${frames.length} says ${length} bytes, ${view.length - at - PREFIX} follow`);
+    if (length > view.length - at - PREFIX)
+      throw new CodecError(
+        "truncated",
+        `frame ${frames.length} says ${length} bytes, ${view.length - at - PREFIX} follow`,
+      );
     frames.push(view.subarray(at + PREFIX, at + PREFIX + length));
     at += PREFIX + length;
   }

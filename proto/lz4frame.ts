@@ -102,7 +102,8 @@ export function lz4FrameDecode(input: Uint8Array, expectedSize: number): Buffer 
     pos += size;
     if (flg & FLG_BLOCK_CHECKSUM) {
       need(pos, 4, "block checksum");
-      if (lz4.utils.blockChecksum(data) >>> 0 !== view.readUInt32LE(pos)) throw new Lz4FrameError("LZ4 block checksum mismatch");
+      if (lz4.utils.blockChecksum(data) >>> 0 !== view.readUInt32LE(pos))
+        throw new Lz4FrameError("LZ4 block checksum mismatch");
       pos += 4;
     }
     const room = out.subarray(written, Math.min(expectedSize, written + blockMax));

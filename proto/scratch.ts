@@ -13,7 +13,8 @@ export class Scratch {
   /** A buffer of exactly `size` bytes whose contents are undefined; valid until the next take(). */
   take(size: number): Buffer {
     if (size > this.maxBytes) return Buffer.allocUnsafe(size);
-    if (this.buffer === undefined || this.buffer.length < size) this.buffer = Buffer.allocUnsafeSlow(Math.min(this.maxBytes, Math.max(size, 2 * (this.buffer?.length ?? 0))));
+    if (this.buffer === undefined || this.buffer.length < size)
+      this.buffer = Buffer.allocUnsafeSlow(Math.min(this.maxBytes, Math.max(size, 2 * (this.buffer?.length ?? 0))));
     return this.buffer.subarray(0, size);
   }
 }

@@ -33,23 +33,37 @@ const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 export function checkLabels(labels: Labels, limits: BatchLimits, where: string): void {
   const names = Object.keys(labels);
   if (names.length > limits.max_labels) {
-    throw new ValidationError("too_many_labels", `${where} has ${names.length} labels, the limit is ${limits.max_labels}`);
+    throw new ValidationError(
+      "too_many_labels",
+      `${where} has ${names.length} labels, the limit is ${limits.max_labels}`,
+    );
   }
   for (const name of names) {
-    if (!LABEL_NAME.test(name)) throw new ValidationError("invalid_label_name", `${where}: label name ${JSON.stringify(name.slice(0, 100))} is not valid`);
+    if (!LABEL_NAME.test(name))
+      throw new ValidationError(
+        "invalid_label_name",
+        `${where}: label name ${JSON.stringify(name.slice(0, 100))} is not valid`,
+      );
     if (Buffer.byteLength(name) > limits.max_label_name_bytes) {
-      throw new ValidationError("label_name_too_long", `${where}: label name of ${Buffer.byteLength(name)} bytes, the limit is ${limits.max_label_name_bytes}`);
+      throw new ValidationError(
+        "label_name_too_long",
+        `${where}: label name of ${Buffer.byteLength(name)} bytes, the limit is ${limits.max_label_name_bytes}`,
+      );
     }
     const bytes = Buffer.byteLength(labels[name]!);
     if (bytes > limits.max_label_value_bytes) {
-      throw new ValidationError("label_value_too_long", `${where}: value of label ${name} is ${bytes} bytes, the limit is ${limits.max_label_value_bytes}`);
+      throw new ValidationError(
+        "label_value_too_long",
+        `${where}: value of label ${name} is ${bytes} bytes, the limit is ${limits.max_label_value_bytes}`,
+      );
     }
   }
 }
 
 /** Throws ValidationError at the first thing in `batch` that breaks a limit or Prometheus's naming rules. */
 export function validateBatch(batch: Batch, limits: BatchLimits): void {
-  if (batch.tenant === "" || batch.nodeId === "") throw new ValidationError("missing_identity", "batch has no tenant or no node id");
+  if (batch.tenant === "" || batch.nodeId === "")
+    throw new ValidationError("missing_identity", "batch has no tenant or no node id");
   validateStreams(batch.streams, limits);
   validateSeries(batch.series, limits);
 }
@@ -57,7 +71,11 @@ export function validateBatch(batch: Batch, limits: BatchLimits): void {
 /** The series' part of validateBatch, for receivers that check before they accept. */
 export function validateSeries(series: Batch["series"], limits: BatchLimits): void {
   series.forEach((s, i) => {
-    if (!METRIC_NAME.test(s.name)) throw new ValidationError("invalid_metric_name", `series ${i}: metric name ${JSON.stringify(s.name.slice(0, 100))} is not valid`);
+    if (!METRIC_NAME.test(s.name))
+      throw new ValidationError(
+        "invalid_metric_name",
+        `series ${i}: metric name ${JSON.stringify(s.name.slice(0, 100))} is not valid`,
+      );
     checkLabels(s.labels, limits, `series ${i} (${s.name})`);
   });
 }
@@ -69,7 +87,10 @@ export function validateStreams(streams: Batch["streams"], limits: BatchLimits):
     for (const entry of stream.entries) {
       // UTF-16 length bounds UTF-8 length from below by half; count bytes only when it could matter.
       if (entry.line.length * 3 > limits.max_line_bytes && Buffer.byteLength(entry.line) > limits.max_line_bytes) {
-        throw new ValidationError("line_too_long", `stream ${s}: a line of ${Buffer.byteLength(entry.line)} bytes, the limit is ${limits.max_line_bytes}`);
+        throw new ValidationError(
+          "line_too_long",
+          `stream ${s}: a line of ${Buffer.byteLength(entry.line)} bytes, the limit is ${limits.max_line_bytes}`,
+        );
       }
       if (entry.metadata !== NO_LABELS) checkLabels(entry.metadata, limits, `stream ${s} structured metadata`);
     }

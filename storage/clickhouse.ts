@@ -83,7 +83,8 @@ const clickhouseDialect: Dialect = {
 
 // Errors worth retrying: the server or network is briefly unable, not the request wrong.
 const TRANSIENT_CODES = new Set(["159", "164", "202", "203", "209", "210", "241", "242", "252", "319", "425", "999"]);
-const TRANSIENT_NETWORK = /ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|socket hang up|Timeout error|other side closed/i;
+const TRANSIENT_NETWORK =
+  /ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|socket hang up|Timeout error|other side closed/i;
 
 function isTransient(err: unknown): boolean {
   if (err instanceof ClickHouseError) return TRANSIENT_CODES.has(err.code);
@@ -104,7 +105,8 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
 
   constructor(private readonly options: ClickHouseStoreOptions) {
     super();
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(options.database)) throw new StoreError(`database name ${options.database} is not a plain identifier`);
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(options.database))
+      throw new StoreError(`database name ${options.database} is not a plain identifier`);
     this.db = options.database;
     this.attempts = options.attempts ?? 6;
     const tls = options.tls;
@@ -117,9 +119,14 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
       log: { level: ClickHouseLogLevel.OFF },
       ...(tls?.ca_file
         ? {
-            tls: tls.cert_file && tls.key_file
-              ? { ca_cert: readFileSync(tls.ca_file), cert: readFileSync(tls.cert_file), key: readFileSync(tls.key_file) }
-              : { ca_cert: readFileSync(tls.ca_file) },
+            tls:
+              tls.cert_file && tls.key_file
+                ? {
+                    ca_cert: readFileSync(tls.ca_file),
+                    cert: readFileSync(tls.cert_file),
+                    key: readFileSync(tls.key_file),
+                  }
+                : { ca_cert: readFileSync(tls.ca_file) },
           }
         : {}),
     });
@@ -131,10 +138,13 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
         return await run();
       } catch (err) {
         if (!isTransient(err) || attempt >= this.attempts) {
-          throw new StoreError(`ClickHouse ${what} failed${attempt > 1 ? ` after ${attempt} attempts` : ""}: ${(err as Error).message}`, {
-            cause: err,
-            transient: isTransient(err),
-          });
+          throw new StoreError(
+            `ClickHouse ${what} failed${attempt > 1 ? ` after ${attempt} attempts` : ""}: ${(err as Error).message}`,
+            {
+              cause: err,
+              transient: isTransient(err),
+            },
+          );
         }
         const delay = backoffDelay(attempt, 200, 10_000);
         this.options.log?.warn({ err, attempt, delay_ms: Math.round(delay) }, `ClickHouse ${what} failed, retrying`);
@@ -169,7 +179,8 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
       return Buffer.concat(chunks);
     });
     const rowBytes = 8 * (1 + width);
-    if (body.length % rowBytes !== 0) throw new StoreError(`ClickHouse ${what} returned ${body.length} bytes, not rows of ${rowBytes}`);
+    if (body.length % rowBytes !== 0)
+      throw new StoreError(`ClickHouse ${what} returned ${body.length} bytes, not rows of ${rowBytes}`);
     const rows = body.length / rowBytes;
     const data = new SeriesColumns(rows, width);
     const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
@@ -189,7 +200,11 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
 
   /** The (batch, partition) pairs a replay check (`SELECT DISTINCT batch_id, ... AS part`) finds stored, as `batch\0part`. */
   private async storedParts(check: string, params: Params): Promise<Set<string>> {
-    return new Set((await this.rowsOnce<{ batch_id: string; part: string }>(check, params)).map((r) => `${r.batch_id}\u0000${r.part}`));
+    return new Set(
+      (await this.rowsOnce<{ batch_id: string; part: string }>(check, params)).map(
+        (r) => `${r.batch_id}\u0000${r.part}`,
+      ),
+    );
   }
 
   private async command(query: string): Promise<void> {
@@ -212,22 +227,31 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
     const result = await this.client.exec({
       query: `INSERT INTO ${this.db}.${table} ${format}`,
       values: Readable.from(body),
-      clickhouse_settings: { date_time_input_format: "basic", ...(token === undefined ? {} : { insert_deduplication_token: token }) },
+      clickhouse_settings: {
+        date_time_input_format: "basic",
+        ...(token === undefined ? {} : { insert_deduplication_token: token }),
+      },
     });
     result.stream.resume();
     await finished(result.stream);
   }
 
   async migrate(): Promise<void> {
-    await this.command(`CREATE DATABASE IF NOT EXISTS ${this.db}${this.options.cluster ? ` ON CLUSTER ${this.options.cluster}` : ""}`);
+    await this.command(
+      `CREATE DATABASE IF NOT EXISTS ${this.db}${this.options.cluster ? ` ON CLUSTER ${this.options.cluster}` : ""}`,
+    );
     const target = { database: this.db, retention: this.options.retention, cluster: this.options.cluster };
     let applied = new Set<number>();
     try {
       const params = new Params(clickhouseDialect);
       applied = new Set(
-        (await this.rows<{ version: number }>("migration lookup", `SELECT DISTINCT version FROM ${this.db}.schema_migrations`, params)).map((r) =>
-          Number(r.version),
-        ),
+        (
+          await this.rows<{ version: number }>(
+            "migration lookup",
+            `SELECT DISTINCT version FROM ${this.db}.schema_migrations`,
+            params,
+          )
+        ).map((r) => Number(r.version)),
       );
     } catch (err) {
       const unknownTable = err instanceof StoreError && err.cause instanceof ClickHouseError && err.cause.code === "60";
@@ -236,7 +260,11 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
     for (const migration of MIGRATIONS) {
       if (applied.has(migration.version)) continue;
       for (const statement of migration.statements(target)) await this.command(statement);
-      await this.insert("schema_migrations", [{ version: migration.version, name: migration.name }], `migration-${migration.version}`);
+      await this.insert(
+        "schema_migrations",
+        [{ version: migration.version, name: migration.name }],
+        `migration-${migration.version}`,
+      );
       this.options.log?.info({ version: migration.version, name: migration.name }, "applied schema migration");
     }
   }
@@ -273,7 +301,10 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
     }
     const params = new Params(clickhouseDialect);
     const check = `SELECT DISTINCT batch_id, toString(${partition.expr}) AS part FROM ${this.db}.${table}
-       WHERE batch_id IN ${params.bind(batches.map((b) => b.id), "Array(String)")}
+       WHERE batch_id IN ${params.bind(
+         batches.map((b) => b.id),
+         "Array(String)",
+       )}
          AND ${time.column} >= ${time.toSql(params, earliest)} AND ${time.column} <= ${time.toSql(params, latest)}`;
     const { inserted, written, duplicates } = await this.withRetry(`${table} write`, async () => {
       const present = await this.storedParts(check, params);
@@ -287,7 +318,8 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
         inserted.push(...missing);
       }
       const token = `${table}:${[...new Set(inserted.map((r) => r.batchId))].sort().join(",")}`;
-      if (inserted.length > 0) await this.insertOnce(table, "FORMAT JSONEachRow", jsonEachRow(inserted.map(toColumns)), token);
+      if (inserted.length > 0)
+        await this.insertOnce(table, "FORMAT JSONEachRow", jsonEachRow(inserted.map(toColumns)), token);
       return { inserted, written, duplicates };
     });
     await this.indexStreams("metrics", streamSpans(inserted));
@@ -357,7 +389,15 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
       for (const s of part.streams) {
         const key = `${batch.tenant}\u0000${s.fingerprint}`;
         const span = spans.get(key);
-        if (span === undefined) spans.set(key, { tenant: batch.tenant, fingerprint: s.fingerprint, labels: s.labels, kind: 0, minMs: s.minMs, maxMs: s.maxMs });
+        if (span === undefined)
+          spans.set(key, {
+            tenant: batch.tenant,
+            fingerprint: s.fingerprint,
+            labels: s.labels,
+            kind: 0,
+            minMs: s.minMs,
+            maxMs: s.maxMs,
+          });
         else {
           span.minMs = Math.min(span.minMs, s.minMs);
           span.maxMs = Math.max(span.maxMs, s.maxMs);
@@ -365,7 +405,11 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
       }
     }
     await this.indexStreams("logs", [...spans.values()]);
-    return { written: writtenIds.size, duplicates: duplicates + repeated, rows: missing.reduce((n, { part }) => n + part.rows, 0) };
+    return {
+      written: writtenIds.size,
+      duplicates: duplicates + repeated,
+      rows: missing.reduce((n, { part }) => n + part.rows, 0),
+    };
   }
 
   async appendSamples(batches: SampleBatch[]): Promise<AppendResult> {
@@ -388,7 +432,10 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
     return this.appendOnce<RollupRow>(
       "rollup_partials",
       { expr: "toYYYYMM(bucket)", of: (row) => monthOfMs(row.timeMs).replace("-", "") },
-      { column: "bucket", toSql: (params, row) => `toDateTime(${params.bind(Math.floor(row.timeMs / 1000), "Int64")})` },
+      {
+        column: "bucket",
+        toSql: (params, row) => `toDateTime(${params.bind(Math.floor(row.timeMs / 1000), "Int64")})`,
+      },
       batches.map((batch) => ({ id: batch.id, rows: rollupRows(batch) })),
       (row) => ({
         tenant: row.tenant,
@@ -408,7 +455,13 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
   }
 
   /** The streams or series of a signal matching the selectors and seen in [startMs, endMs). */
-  private async findStreams(tenant: string, signal: SignalKind, selectors: LabelMatcher[][], startMs: number, endMs: number): Promise<IndexedStream[]> {
+  private async findStreams(
+    tenant: string,
+    signal: SignalKind,
+    selectors: LabelMatcher[][],
+    startMs: number,
+    endMs: number,
+  ): Promise<IndexedStream[]> {
     const params = new Params(clickhouseDialect);
     const rows = await this.rows<{ fp: string; stream_labels: Labels; stream_kind: number }>(
       "stream lookup",
@@ -429,13 +482,22 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
   }
 
   async selectLogs(select: LogSelect): Promise<LogStream[]> {
-    const streams = await this.findStreams(select.tenant, "logs", [select.matchers], nsToMsFloor(select.startNs), nsToMsCeil(select.endNs));
+    const streams = await this.findStreams(
+      select.tenant,
+      "logs",
+      [select.matchers],
+      nsToMsFloor(select.startNs),
+      nsToMsCeil(select.endNs),
+    );
     if (streams.length === 0 || select.limit <= 0) return [];
     const params = new Params(clickhouseDialect);
     const order = select.direction === "forward" ? "ASC" : "DESC";
     const conditions = [
       `tenant = ${params.bind(select.tenant, "String")}`,
-      `fingerprint IN ${params.bind(streams.map((s) => BigInt(s.fingerprint)), "Array(UInt64)")}`,
+      `fingerprint IN ${params.bind(
+        streams.map((s) => BigInt(s.fingerprint)),
+        "Array(UInt64)",
+      )}`,
       `timestamp >= fromUnixTimestamp64Nano(${params.bind(select.startNs.toString(), "Int64")})`,
       `timestamp < fromUnixTimestamp64Nano(${params.bind(select.endNs.toString(), "Int64")})`,
       ...lineFilterConditions(clickhouseDialect, params, "line", select.lineFilters ?? []),
@@ -448,21 +510,39 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
        LIMIT ${params.bind(select.limit, "UInt64")}`,
       params,
     );
-    return groupByStream(streams, rows, (row) => row.fp, (stream, rows): LogStream => ({
-      labels: stream.labels,
-      entries: rows.map((row) => ({ timeUnixNano: BigInt(row.ts), line: row.line, metadata: toLabels(row.metadata) })),
-    }));
+    return groupByStream(
+      streams,
+      rows,
+      (row) => row.fp,
+      (stream, rows): LogStream => ({
+        labels: stream.labels,
+        entries: rows.map((row) => ({
+          timeUnixNano: BigInt(row.ts),
+          line: row.line,
+          metadata: toLabels(row.metadata),
+        })),
+      }),
+    );
   }
 
   async countLogs(select: LogCountSelect): Promise<LogCountSeries[]> {
     if (select.stepNs <= 0n) throw new StoreError("step must be positive");
-    const streams = await this.findStreams(select.tenant, "logs", [select.matchers], nsToMsFloor(select.startNs), nsToMsCeil(select.endNs));
+    const streams = await this.findStreams(
+      select.tenant,
+      "logs",
+      [select.matchers],
+      nsToMsFloor(select.startNs),
+      nsToMsCeil(select.endNs),
+    );
     if (streams.length === 0) return [];
     const params = new Params(clickhouseDialect);
     const start = params.bind(select.startNs.toString(), "Int64");
     const conditions = [
       `tenant = ${params.bind(select.tenant, "String")}`,
-      `fingerprint IN ${params.bind(streams.map((s) => BigInt(s.fingerprint)), "Array(UInt64)")}`,
+      `fingerprint IN ${params.bind(
+        streams.map((s) => BigInt(s.fingerprint)),
+        "Array(UInt64)",
+      )}`,
       `timestamp >= fromUnixTimestamp64Nano(${start})`,
       `timestamp < fromUnixTimestamp64Nano(${params.bind(select.endNs.toString(), "Int64")})`,
       ...lineFilterConditions(clickhouseDialect, params, "line", select.lineFilters ?? []),
@@ -495,7 +575,13 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
        GROUP BY fingerprint, md, step_index ORDER BY fingerprint, step_index`,
       params,
     );
-    return countSeries(streams, rows, (row) => row.fp, (row) => row.md, pointOf);
+    return countSeries(
+      streams,
+      rows,
+      (row) => row.fp,
+      (row) => row.md,
+      pointOf,
+    );
   }
 
   /**
@@ -519,7 +605,10 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
       }
       const distinct = [...new Set(values)];
       const ids = new Map(distinct.map((value, id) => [value, id + 1]));
-      const id = `transform(fingerprint, ${params.bind(fingerprints, "Array(UInt64)")}, ${params.bind(values.map((value) => ids.get(value)!), "Array(UInt32)")}, toUInt32(0))`;
+      const id = `transform(fingerprint, ${params.bind(fingerprints, "Array(UInt64)")}, ${params.bind(
+        values.map((value) => ids.get(value)!),
+        "Array(UInt32)",
+      )}, toUInt32(0))`;
       columns.push(`${id} AS g${i}`);
       keys.push(`g${i}`);
       if (fingerprints.length < streams.length) {
@@ -542,7 +631,10 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
       "sample select",
       `SELECT fingerprint, toFloat64(toUnixTimestamp64Milli(timestamp)), value
        FROM ${this.db}.samples
-       WHERE tenant = ${params.bind(select.tenant, "String")} AND fingerprint IN ${params.bind(series.map((s) => BigInt(s.fingerprint)), "Array(UInt64)")}
+       WHERE tenant = ${params.bind(select.tenant, "String")} AND fingerprint IN ${params.bind(
+         series.map((s) => BigInt(s.fingerprint)),
+         "Array(UInt64)",
+       )}
          AND timestamp >= fromUnixTimestamp64Milli(${params.bind(select.startMs, "Int64")})
          AND timestamp < fromUnixTimestamp64Milli(${params.bind(select.endMs, "Int64")})
        ORDER BY fingerprint, timestamp`,
@@ -553,7 +645,13 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
   }
 
   async selectRollups(select: RollupSelect): Promise<RollupPoints[]> {
-    const series = await this.findStreams(select.tenant, "metrics", [select.matchers], select.startMs, select.endMs + RESOLUTION_MS[select.resolution]);
+    const series = await this.findStreams(
+      select.tenant,
+      "metrics",
+      [select.matchers],
+      select.startMs,
+      select.endMs + RESOLUTION_MS[select.resolution],
+    );
     if (series.length === 0) return [];
     const params = new Params(clickhouseDialect);
     const data = await this.seriesColumns(
@@ -561,7 +659,10 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
       `SELECT fingerprint, toFloat64(toUnixTimestamp(bucket) * 1000), toFloat64(min(min)), toFloat64(max(max)), toFloat64(sum(sum)),
               toFloat64(sum(count)), toFloat64(argMaxMerge(last)), toFloat64(sum(increase))
        FROM ${this.db}.rollups_${select.resolution}
-       WHERE tenant = ${params.bind(select.tenant, "String")} AND fingerprint IN ${params.bind(series.map((s) => BigInt(s.fingerprint)), "Array(UInt64)")}
+       WHERE tenant = ${params.bind(select.tenant, "String")} AND fingerprint IN ${params.bind(
+         series.map((s) => BigInt(s.fingerprint)),
+         "Array(UInt64)",
+       )}
          AND bucket >= toDateTime(intDiv(${params.bind(select.startMs, "Int64")}, 1000))
          AND bucket < toDateTime(intDiv(${params.bind(select.endMs, "Int64")}, 1000))
        GROUP BY fingerprint, bucket ORDER BY fingerprint, bucket`,
@@ -583,21 +684,29 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
               toString(countIf(isNaN(value))) AS nan,
               toString(countIf(NOT isNaN(value) AND (value != floor(value) OR abs(value) >= ${INEXACT_BOUND}))) AS inexact
        FROM ${this.db}.samples
-       WHERE tenant = ${params.bind(select.tenant, "String")} AND fingerprint IN ${params.bind(series.map((s) => BigInt(s.fingerprint)), "Array(UInt64)")}
+       WHERE tenant = ${params.bind(select.tenant, "String")} AND fingerprint IN ${params.bind(
+         series.map((s) => BigInt(s.fingerprint)),
+         "Array(UInt64)",
+       )}
          AND timestamp >= fromUnixTimestamp64Milli(${params.bind(select.startMs, "Int64")})
          AND timestamp < fromUnixTimestamp64Milli(${params.bind(select.endMs, "Int64")})
        GROUP BY fingerprint`,
       params,
     );
-    return groupByStream(series, rows, (row) => row.fp, (s, [row]): SampleProbeSeries => ({
-      labels: s.labels,
-      boundary: row!.boundary.map((text) => {
-        const [t, v] = text.split(" ");
-        return { timeMs: Number(t), value: parseFloatText(v!) };
+    return groupByStream(
+      series,
+      rows,
+      (row) => row.fp,
+      (s, [row]): SampleProbeSeries => ({
+        labels: s.labels,
+        boundary: row!.boundary.map((text) => {
+          const [t, v] = text.split(" ");
+          return { timeMs: Number(t), value: parseFloatText(v!) };
+        }),
+        nan: Number(row!.nan),
+        inexact: Number(row!.inexact),
       }),
-      nan: Number(row!.nan),
-      inexact: Number(row!.inexact),
-    }));
+    );
   }
 
   async enforceRetention(nowMs: number): Promise<void> {

@@ -188,7 +188,8 @@ function mapLabels(value: JS): Labels {
 
 /** The rollup table of a resolution; anything else is refused (as ClickHouse's Enum column refuses it). */
 function rollupTable(resolution: Resolution): string {
-  if (!Object.hasOwn(RESOLUTION_MS, resolution)) throw new StoreError(`unknown rollup resolution ${JSON.stringify(resolution)}`);
+  if (!Object.hasOwn(RESOLUTION_MS, resolution))
+    throw new StoreError(`unknown rollup resolution ${JSON.stringify(resolution)}`);
   return `rollups_${resolution}`;
 }
 
@@ -314,7 +315,9 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
         `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)`,
       );
       const applied = new Set(
-        (await this.rows<{ version: number }>(c, "SELECT version FROM schema_migrations", new Params(duckdbDialect))).map((r) => Number(r.version)),
+        (
+          await this.rows<{ version: number }>(c, "SELECT version FROM schema_migrations", new Params(duckdbDialect))
+        ).map((r) => Number(r.version)),
       );
       for (const migration of MIGRATIONS) {
         if (applied.has(migration.version)) continue;
@@ -352,7 +355,10 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
             await this.rows<{ batch_id: string }>(
               c,
               `SELECT batch_id FROM ingested_batches
-               WHERE kind = ${params.bind(kind, "String")} AND batch_id IN (SELECT unnest(${params.bind(nonEmpty.map((b) => b.id), "Array(String)")}))`,
+               WHERE kind = ${params.bind(kind, "String")} AND batch_id IN (SELECT unnest(${params.bind(
+                 nonEmpty.map((b) => b.id),
+                 "Array(String)",
+               )}))`,
               params,
             )
           ).map((r) => r.batch_id),
@@ -377,13 +383,20 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
     );
   }
 
-  private async recordBatches(c: DuckDBConnection, kind: BatchKind, batches: { id: string; rows: StreamRef[] }[]): Promise<void> {
+  private async recordBatches(
+    c: DuckDBConnection,
+    kind: BatchKind,
+    batches: { id: string; rows: StreamRef[] }[],
+  ): Promise<void> {
     const params = new Params(duckdbDialect);
     const newest = batches.map((b) => b.rows.reduce((max, row) => Math.max(max, row.timeMs), -Infinity));
     await this.rows(
       c,
       `INSERT INTO ingested_batches (kind, batch_id, max_time_ms)
-       SELECT ${params.bind(kind, "String")}, unnest(${params.bind(batches.map((b) => b.id), "Array(String)")}), unnest(${params.bind(newest, "Array(Int64)")})`,
+       SELECT ${params.bind(kind, "String")}, unnest(${params.bind(
+         batches.map((b) => b.id),
+         "Array(String)",
+       )}), unnest(${params.bind(newest, "Array(Int64)")})`,
       params,
     );
   }
@@ -396,11 +409,29 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
     await this.rows(
       c,
       `INSERT INTO streams AS s (tenant, signal, fingerprint, labels, kind, first_seen_ms, last_seen_ms)
-       SELECT unnest(${params.bind(spans.map((s) => s.tenant), "Array(String)")}), ${params.bind(signal, "String")},
-              unnest(${params.bind(spans.map((s) => BigInt(s.fingerprint)), "Array(UInt64)")}),
-              unnest(${params.bind(spans.map((s) => mapEntries(s.labels)), "Array(Map(String, String))")}),
-              unnest(${params.bind(spans.map((s) => s.kind), "Array(UInt8)")}),
-              unnest(${params.bind(spans.map((s) => s.minMs), "Array(Int64)")}), unnest(${params.bind(spans.map((s) => s.maxMs), "Array(Int64)")})
+       SELECT unnest(${params.bind(
+         spans.map((s) => s.tenant),
+         "Array(String)",
+       )}), ${params.bind(signal, "String")},
+              unnest(${params.bind(
+                spans.map((s) => BigInt(s.fingerprint)),
+                "Array(UInt64)",
+              )}),
+              unnest(${params.bind(
+                spans.map((s) => mapEntries(s.labels)),
+                "Array(Map(String, String))",
+              )}),
+              unnest(${params.bind(
+                spans.map((s) => s.kind),
+                "Array(UInt8)",
+              )}),
+              unnest(${params.bind(
+                spans.map((s) => s.minMs),
+                "Array(Int64)",
+              )}), unnest(${params.bind(
+                spans.map((s) => s.maxMs),
+                "Array(Int64)",
+              )})
        ON CONFLICT (tenant, signal, fingerprint) DO UPDATE SET
          first_seen_ms = least(s.first_seen_ms, excluded.first_seen_ms), last_seen_ms = greatest(s.last_seen_ms, excluded.last_seen_ms)`,
       params,
@@ -426,7 +457,10 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
       async (c, rows) => {
         // Rows of one stream share their labels object: convert each stream's labels once.
         const streams = new Map<Labels, { fingerprint: bigint; labels: MapEntries }>();
-        const volume = new Map<string, { tenant: string; fingerprint: bigint; bucketMs: number; entries: number; bytes: number }>();
+        const volume = new Map<
+          string,
+          { tenant: string; fingerprint: bigint; bucketMs: number; entries: number; bytes: number }
+        >();
         const out: JS[][] = [];
         for (const row of rows) {
           let stream = streams.get(row.labels);
@@ -434,10 +468,24 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
             stream = { fingerprint: BigInt(row.fingerprint), labels: mapEntries(row.labels) };
             streams.set(row.labels, stream);
           }
-          out.push([row.tenant, stream.fingerprint, row.timeNs, stream.labels, row.line, mapEntries(row.metadata), row.batchId]);
+          out.push([
+            row.tenant,
+            stream.fingerprint,
+            row.timeNs,
+            stream.labels,
+            row.line,
+            mapEntries(row.metadata),
+            row.batchId,
+          ]);
           const bucketMs = Math.floor(row.timeMs / 60_000) * 60_000;
           const key = `${row.tenant}\u0000${row.fingerprint}\u0000${bucketMs}`;
-          const bucket = volume.get(key) ?? { tenant: row.tenant, fingerprint: stream.fingerprint, bucketMs, entries: 0, bytes: 0 };
+          const bucket = volume.get(key) ?? {
+            tenant: row.tenant,
+            fingerprint: stream.fingerprint,
+            bucketMs,
+            entries: 0,
+            bytes: 0,
+          };
           bucket.entries++;
           bucket.bytes += Buffer.byteLength(row.line);
           volume.set(key, bucket);
@@ -448,9 +496,24 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
         await this.rows(
           c,
           `INSERT INTO log_volume_1m AS v (tenant, fingerprint, bucket_ms, entries, bytes)
-           SELECT unnest(${params.bind(buckets.map((b) => b.tenant), "Array(String)")}), unnest(${params.bind(buckets.map((b) => b.fingerprint), "Array(UInt64)")}),
-                  unnest(${params.bind(buckets.map((b) => b.bucketMs), "Array(Int64)")}), unnest(${params.bind(buckets.map((b) => b.entries), "Array(UInt64)")}),
-                  unnest(${params.bind(buckets.map((b) => b.bytes), "Array(UInt64)")})
+           SELECT unnest(${params.bind(
+             buckets.map((b) => b.tenant),
+             "Array(String)",
+           )}), unnest(${params.bind(
+             buckets.map((b) => b.fingerprint),
+             "Array(UInt64)",
+           )}),
+                  unnest(${params.bind(
+                    buckets.map((b) => b.bucketMs),
+                    "Array(Int64)",
+                  )}), unnest(${params.bind(
+                    buckets.map((b) => b.entries),
+                    "Array(UInt64)",
+                  )}),
+                  unnest(${params.bind(
+                    buckets.map((b) => b.bytes),
+                    "Array(UInt64)",
+                  )})
            ON CONFLICT (tenant, fingerprint, bucket_ms) DO UPDATE SET entries = v.entries + excluded.entries, bytes = v.bytes + excluded.bytes`,
           params,
         );
@@ -488,7 +551,8 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
           const partials = rows.filter((row) => row.resolution === resolution);
           if (partials.length === 0) continue;
           const params = new Params(duckdbDialect);
-          const list = (type: string, of: (row: RollupRow) => unknown) => `unnest(${params.bind(partials.map(of), type)})`;
+          const list = (type: string, of: (row: RollupRow) => unknown) =>
+            `unnest(${params.bind(partials.map(of), type)})`;
           // Partials of one bucket in this call merge first (an upsert may touch a row only once), then into
           // the stored bucket: the last value is the one with the greatest time, the earlier one on a tie.
           await this.rows(
@@ -514,7 +578,14 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
   }
 
   /** The streams or series of a signal matching the selectors and seen in [startMs, endMs). */
-  private async findStreams(c: DuckDBConnection, tenant: string, signal: SignalKind, selectors: LabelMatcher[][], startMs: number, endMs: number): Promise<IndexedStream[]> {
+  private async findStreams(
+    c: DuckDBConnection,
+    tenant: string,
+    signal: SignalKind,
+    selectors: LabelMatcher[][],
+    startMs: number,
+    endMs: number,
+  ): Promise<IndexedStream[]> {
     const params = new Params(duckdbDialect);
     const rows = await this.rows<{ fp: bigint; labels: JS; kind: number }>(
       c,
@@ -528,14 +599,24 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
   }
 
   protected override lookupStreams(select: SeriesSelect): Promise<IndexedStream[]> {
-    return this.serial("stream lookup", (c) => this.findStreams(c, select.tenant, select.signal, select.selectors, select.startMs, select.endMs));
+    return this.serial("stream lookup", (c) =>
+      this.findStreams(c, select.tenant, select.signal, select.selectors, select.startMs, select.endMs),
+    );
   }
 
   /** The WHERE conditions for log rows of these streams in [startNs, endNs) passing the line filters. */
-  private logConditions(params: Params, select: LogSelect | LogCountSelect, streams: IndexedStream[], start: string): string[] {
+  private logConditions(
+    params: Params,
+    select: LogSelect | LogCountSelect,
+    streams: IndexedStream[],
+    start: string,
+  ): string[] {
     return [
       `tenant = ${params.bind(select.tenant, "String")}`,
-      `fingerprint IN (SELECT unnest(${params.bind(streams.map((s) => BigInt(s.fingerprint)), "Array(UInt64)")}))`,
+      `fingerprint IN (SELECT unnest(${params.bind(
+        streams.map((s) => BigInt(s.fingerprint)),
+        "Array(UInt64)",
+      )}))`,
       `timestamp_ns >= ${start}`,
       `timestamp_ns < ${params.bind(select.endNs, "Int64")}`,
       ...lineFilterConditions(duckdbDialect, params, "line", select.lineFilters ?? []),
@@ -544,7 +625,14 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
 
   async selectLogs(select: LogSelect): Promise<LogStream[]> {
     return this.serial("log select", async (c) => {
-      const streams = await this.findStreams(c, select.tenant, "logs", [select.matchers], nsToMsFloor(select.startNs), nsToMsCeil(select.endNs));
+      const streams = await this.findStreams(
+        c,
+        select.tenant,
+        "logs",
+        [select.matchers],
+        nsToMsFloor(select.startNs),
+        nsToMsCeil(select.endNs),
+      );
       if (streams.length === 0 || select.limit <= 0) return [];
       const params = new Params(duckdbDialect);
       const order = select.direction === "forward" ? "ASC" : "DESC";
@@ -556,17 +644,29 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
          LIMIT ${params.bind(select.limit, "UInt64")}`,
         params,
       );
-      return groupByStream(streams, rows, (row) => row.fp.toString(), (stream, rows): LogStream => ({
-        labels: stream.labels,
-        entries: rows.map((row) => ({ timeUnixNano: row.ts, line: row.line, metadata: mapLabels(row.metadata) })),
-      }));
+      return groupByStream(
+        streams,
+        rows,
+        (row) => row.fp.toString(),
+        (stream, rows): LogStream => ({
+          labels: stream.labels,
+          entries: rows.map((row) => ({ timeUnixNano: row.ts, line: row.line, metadata: mapLabels(row.metadata) })),
+        }),
+      );
     });
   }
 
   async countLogs(select: LogCountSelect): Promise<LogCountSeries[]> {
     if (select.stepNs <= 0n) throw new StoreError("step must be positive");
     return this.serial("log count", async (c) => {
-      const streams = await this.findStreams(c, select.tenant, "logs", [select.matchers], nsToMsFloor(select.startNs), nsToMsCeil(select.endNs));
+      const streams = await this.findStreams(
+        c,
+        select.tenant,
+        "logs",
+        [select.matchers],
+        nsToMsFloor(select.startNs),
+        nsToMsCeil(select.endNs),
+      );
       if (streams.length === 0) return [];
       const params = new Params(duckdbDialect);
       const start = params.bind(select.startNs, "Int64");
@@ -599,7 +699,13 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
          GROUP BY fingerprint, md, k ORDER BY fingerprint, k`,
         params,
       );
-      return countSeries(streams, rows, (row) => row.fp.toString(), (row) => (row.md === null ? {} : mapLabels(row.md)), pointOf);
+      return countSeries(
+        streams,
+        rows,
+        (row) => row.fp.toString(),
+        (row) => (row.md === null ? {} : mapLabels(row.md)),
+        pointOf,
+      );
     });
   }
 
@@ -607,7 +713,11 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
    * `g<i>` columns with the value of label `names[i]` of each row: the stream's label, joined by fingerprint from
    * bound parallel arrays, else the entry's structured metadata.
    */
-  private groupColumns(params: Params, streams: IndexedStream[], names: string[]): { columns: string[]; joins: string[] } {
+  private groupColumns(
+    params: Params,
+    streams: IndexedStream[],
+    names: string[],
+  ): { columns: string[]; joins: string[] } {
     const columns: string[] = [];
     const joins: string[] = [];
     streamLabelArrays(streams, names).forEach(({ fingerprints, values }, i) => {
@@ -621,14 +731,24 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
 
   async selectSamples(select: SampleSelect): Promise<SamplePoints[]> {
     return this.serial("sample select", async (c) => {
-      const series = await this.findStreams(c, select.tenant, "metrics", [select.matchers], select.startMs, select.endMs);
+      const series = await this.findStreams(
+        c,
+        select.tenant,
+        "metrics",
+        [select.matchers],
+        select.startMs,
+        select.endMs,
+      );
       if (series.length === 0) return [];
       const params = new Params(duckdbDialect);
       const data = await this.seriesColumns(
         c,
         `SELECT fingerprint, timestamp_ms::DOUBLE, value FROM samples
          WHERE tenant = ${params.bind(select.tenant, "String")}
-           AND fingerprint IN (SELECT unnest(${params.bind(series.map((s) => BigInt(s.fingerprint)), "Array(UInt64)")}))
+           AND fingerprint IN (SELECT unnest(${params.bind(
+             series.map((s) => BigInt(s.fingerprint)),
+             "Array(UInt64)",
+           )}))
            AND timestamp_ms >= ${params.bind(select.startMs, "Int64")} AND timestamp_ms < ${params.bind(select.endMs, "Int64")}
          ORDER BY fingerprint, timestamp_ms`,
         params,
@@ -641,7 +761,14 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
   async selectRollups(select: RollupSelect): Promise<RollupPoints[]> {
     const table = rollupTable(select.resolution);
     return this.serial("rollup select", async (c) => {
-      const series = await this.findStreams(c, select.tenant, "metrics", [select.matchers], select.startMs, select.endMs + RESOLUTION_MS[select.resolution]);
+      const series = await this.findStreams(
+        c,
+        select.tenant,
+        "metrics",
+        [select.matchers],
+        select.startMs,
+        select.endMs + RESOLUTION_MS[select.resolution],
+      );
       if (series.length === 0) return [];
       const params = new Params(duckdbDialect);
       const data = await this.seriesColumns(
@@ -649,7 +776,10 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
         `SELECT fingerprint, bucket_ms::DOUBLE, min, max, sum, count::DOUBLE, last, increase
          FROM ${table}
          WHERE tenant = ${params.bind(select.tenant, "String")}
-           AND fingerprint IN (SELECT unnest(${params.bind(series.map((s) => BigInt(s.fingerprint)), "Array(UInt64)")}))
+           AND fingerprint IN (SELECT unnest(${params.bind(
+             series.map((s) => BigInt(s.fingerprint)),
+             "Array(UInt64)",
+           )}))
            AND bucket_ms >= ${params.bind(secondBoundMs(select.startMs), "Int64")} AND bucket_ms < ${params.bind(secondBoundMs(select.endMs), "Int64")}
          ORDER BY fingerprint, bucket_ms`,
         params,
@@ -661,7 +791,14 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
 
   async probeSamples(select: SampleProbe): Promise<SampleProbeSeries[]> {
     return this.serial("sample probe", async (c) => {
-      const series = await this.findStreams(c, select.tenant, "metrics", [select.matchers], select.startMs, select.endMs);
+      const series = await this.findStreams(
+        c,
+        select.tenant,
+        "metrics",
+        [select.matchers],
+        select.startMs,
+        select.endMs,
+      );
       if (series.length === 0) return [];
       const params = new Params(duckdbDialect);
       const onBoundary = `timestamp_ms % ${params.bind(select.alignMs, "Int64")} = 0`;
@@ -674,17 +811,25 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
                 count(*) FILTER (WHERE NOT isnan(value) AND (value != floor(value) OR abs(value) >= ${INEXACT_BOUND})) AS inexact
          FROM samples
          WHERE tenant = ${params.bind(select.tenant, "String")}
-           AND fingerprint IN (SELECT unnest(${params.bind(series.map((s) => BigInt(s.fingerprint)), "Array(UInt64)")}))
+           AND fingerprint IN (SELECT unnest(${params.bind(
+             series.map((s) => BigInt(s.fingerprint)),
+             "Array(UInt64)",
+           )}))
            AND timestamp_ms >= ${params.bind(select.startMs, "Int64")} AND timestamp_ms < ${params.bind(select.endMs, "Int64")}
          GROUP BY fingerprint`,
         params,
       );
-      return groupByStream(series, rows, (row) => row.fp.toString(), (s, [row]): SampleProbeSeries => ({
-        labels: s.labels,
-        boundary: row!.times.map((t, i) => ({ timeMs: Number(t), value: row!.values[i]! })),
-        nan: Number(row!.nan),
-        inexact: Number(row!.inexact),
-      }));
+      return groupByStream(
+        series,
+        rows,
+        (row) => row.fp.toString(),
+        (s, [row]): SampleProbeSeries => ({
+          labels: s.labels,
+          boundary: row!.times.map((t, i) => ({ timeMs: Number(t), value: row!.values[i]! })),
+          nan: Number(row!.nan),
+          inexact: Number(row!.inexact),
+        }),
+      );
     });
   }
 

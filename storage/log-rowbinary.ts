@@ -152,7 +152,9 @@ export function encodeLogBatch(batch: LogBatch): EncodedLogBatch {
   let i = 0;
   for (const stream of batch.streams) {
     for (const entry of stream.entries) {
-      const ms = Number(entry.timeUnixNano / 1_000_000n) - (entry.timeUnixNano < 0n && entry.timeUnixNano % 1_000_000n !== 0n ? 1 : 0);
+      const ms =
+        Number(entry.timeUnixNano / 1_000_000n) -
+        (entry.timeUnixNano < 0n && entry.timeUnixNano % 1_000_000n !== 0n ? 1 : 0);
       msOf[i++] = ms;
       days.add(Math.floor(ms / 86_400_000));
     }
@@ -170,7 +172,15 @@ export function encodeLogBatch(batch: LogBatch): EncodedLogBatch {
   const parts: EncodedLogPart[] = [];
   for (const day of [...days].sort((a, b) => a - b)) {
     const start = writer.length;
-    const part: EncodedLogPart = { day: dayOfMs(day * 86_400_000), rows: 0, minNs: 0n, maxNs: 0n, offset: start, length: 0, streams: [] };
+    const part: EncodedLogPart = {
+      day: dayOfMs(day * 86_400_000),
+      rows: 0,
+      minNs: 0n,
+      maxNs: 0n,
+      offset: start,
+      length: 0,
+      streams: [],
+    };
     let row = 0;
     for (const { stream, fp, prefix } of streams) {
       let span: LogStreamSpan | undefined;
@@ -185,7 +195,8 @@ export function encodeLogBatch(batch: LogBatch): EncodedLogBatch {
         if (part.rows === 0 || entry.timeUnixNano < part.minNs) part.minNs = entry.timeUnixNano;
         if (part.rows === 0 || entry.timeUnixNano > part.maxNs) part.maxNs = entry.timeUnixNano;
         part.rows++;
-        if (span === undefined) part.streams.push((span = { fingerprint: fp, labels: stream.labels, minMs: ms, maxMs: ms }));
+        if (span === undefined)
+          part.streams.push((span = { fingerprint: fp, labels: stream.labels, minMs: ms, maxMs: ms }));
         else {
           if (ms < span.minMs) span.minMs = ms;
           if (ms > span.maxMs) span.maxMs = ms;

@@ -23,6 +23,9 @@ export const MIGRATIONS: Migration[] = [
     version: 2,
     name: "logs without the per-row copy of the stream labels and without the n-gram line index",
     statements: (target) =>
-      alterStatements(target, "logs", { data: ["DROP INDEX IF EXISTS line_ngrams"], columns: ["DROP COLUMN IF EXISTS labels"] }),
+      alterStatements(target, "logs", {
+        data: ["DROP INDEX IF EXISTS line_ngrams"],
+        columns: ["DROP COLUMN IF EXISTS labels"],
+      }),
   },
 ];

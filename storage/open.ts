@@ -15,7 +15,11 @@ export function storeEngine(config: Config, role: string): StoreEngine {
   return role === "all" ? "embedded" : "clickhouse";
 }
 
-export function openStore(config: Config, role: string, log: Logger): { store: Store; engine: StoreEngine; where: string } {
+export function openStore(
+  config: Config,
+  role: string,
+  log: Logger,
+): { store: Store; engine: StoreEngine; where: string } {
   const retention = config.storage.retention;
   if (storeEngine(config, role) === "embedded") {
     mkdirSync(config.storage.path, { recursive: true });
@@ -31,7 +35,9 @@ export function openStore(config: Config, role: string, log: Logger): { store: S
     retention,
     log,
     ...(cluster ? { cluster } : {}),
-    ...(tls.enabled && tls.ca_file ? { tls: { ca_file: tls.ca_file, cert_file: tls.cert_file, key_file: tls.key_file } } : {}),
+    ...(tls.enabled && tls.ca_file
+      ? { tls: { ca_file: tls.ca_file, cert_file: tls.cert_file, key_file: tls.key_file } }
+      : {}),
   });
   return { store, engine: "clickhouse", where: `${url}/${database}` };
 }
@@ -82,10 +88,11 @@ export class StoreStartup {
  */
 export function scheduleRetention(store: Store, log: Logger, everyMs = 3_600_000): () => void {
   const run = () =>
-    store.enforceRetention(Date.now()).catch((err: unknown) => log.warn({ err }, "retention run failed; retrying at the next run"));
+    store
+      .enforceRetention(Date.now())
+      .catch((err: unknown) => log.warn({ err }, "retention run failed; retrying at the next run"));
   void run();
   const timer = setInterval(run, everyMs);
   timer.unref();
   return () => clearInterval(timer);
 }
-

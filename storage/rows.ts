@@ -1,6 +1,15 @@
 import type { Labels } from "../proto/batch.js";
 import { fingerprint, labelsText } from "./fingerprint.js";
-import type { LogBatch, LogCountSeries, RollupBatch, RollupPartial, RollupPoints, SampleBatch, SamplePoints, SeriesSelect } from "./store.js";
+import type {
+  LogBatch,
+  LogCountSeries,
+  RollupBatch,
+  RollupPartial,
+  RollupPoints,
+  SampleBatch,
+  SamplePoints,
+  SeriesSelect,
+} from "./store.js";
 import { compareText, seriesLabels, sortByLabels, toLabels } from "./values.js";
 
 // Batches flattened into rows, the same for every store: each row knows its stream (fingerprint and labels)
@@ -26,7 +35,8 @@ export interface SampleRow extends StreamRef {
 }
 
 export interface RollupRow
-  extends StreamRef,
+  extends
+    StreamRef,
     Pick<RollupPartial, "resolution" | "min" | "max" | "sum" | "count" | "last" | "lastTimeMs" | "increase"> {}
 
 export function logRows(batch: LogBatch): LogRow[] {
@@ -112,7 +122,14 @@ export function streamSpans(rows: StreamRef[]): StreamSpan[] {
       span.minMs = Math.min(span.minMs, row.timeMs);
       span.maxMs = Math.max(span.maxMs, row.timeMs);
     } else {
-      spans.set(key, { tenant: row.tenant, fingerprint: row.fingerprint, labels: row.labels, kind: row.kind, minMs: row.timeMs, maxMs: row.timeMs });
+      spans.set(key, {
+        tenant: row.tenant,
+        fingerprint: row.fingerprint,
+        labels: row.labels,
+        kind: row.kind,
+        minMs: row.timeMs,
+        maxMs: row.timeMs,
+      });
     }
   }
   return [...spans.values()];
@@ -175,7 +192,8 @@ export function countSeries<Row>(
       let series = bySplit.get(key);
       if (series === undefined) {
         const merged = toLabels({ ...labels });
-        for (const [name, value] of Object.entries(metadata)) merged[labels[name] === undefined ? name : `${name}_extracted`] = value;
+        for (const [name, value] of Object.entries(metadata))
+          merged[labels[name] === undefined ? name : `${name}_extracted`] = value;
         series = { labels: merged, points: [] };
         bySplit.set(key, series);
       }
@@ -218,7 +236,10 @@ export abstract class StreamsIndexReads {
  * For each of `names`, the streams that have that label and their values, as parallel arrays that a store binds
  * as parameters to label each row by its fingerprint.
  */
-export function streamLabelArrays(streams: IndexedStream[], names: string[]): { fingerprints: bigint[]; values: string[] }[] {
+export function streamLabelArrays(
+  streams: IndexedStream[],
+  names: string[],
+): { fingerprints: bigint[]; values: string[] }[] {
   return names.map((name) => {
     const fingerprints: bigint[] = [];
     const values: string[] = [];
@@ -283,9 +304,21 @@ export class SeriesColumns {
   }
 
   /** One result per stream that has rows, built from its rows [from, to), sorted as groupByStream sorts. */
-  series<Out extends { labels: Labels }>(streams: IndexedStream[], build: (stream: IndexedStream, from: number, to: number) => Out): Out[] {
-    const runs = this.fingerprints.map((fingerprint, i) => ({ fingerprint, from: this.starts[i]!, to: this.starts[i + 1] ?? this.rows }));
-    return groupByStream(streams, runs, (run) => run.fingerprint, (stream, [run]) => build(stream, run!.from, run!.to));
+  series<Out extends { labels: Labels }>(
+    streams: IndexedStream[],
+    build: (stream: IndexedStream, from: number, to: number) => Out,
+  ): Out[] {
+    const runs = this.fingerprints.map((fingerprint, i) => ({
+      fingerprint,
+      from: this.starts[i]!,
+      to: this.starts[i + 1] ?? this.rows,
+    }));
+    return groupByStream(
+      streams,
+      runs,
+      (run) => run.fingerprint,
+      (stream, [run]) => build(stream, run!.from, run!.to),
+    );
   }
 }
 
@@ -301,11 +334,27 @@ export function samplePoints(streams: IndexedStream[], data: SeriesColumns): Sam
 
 /** Rollup rows as SeriesColumns of (bucket start ms, min, max, sum, count, last, increase): RollupPoints per series. */
 export function rollupPoints(streams: IndexedStream[], data: SeriesColumns): RollupPoints[] {
-  const [start, min, max, sum, count, last, increase] = data.columns as [Float64Array, Float64Array, Float64Array, Float64Array, Float64Array, Float64Array, Float64Array];
+  const [start, min, max, sum, count, last, increase] = data.columns as [
+    Float64Array,
+    Float64Array,
+    Float64Array,
+    Float64Array,
+    Float64Array,
+    Float64Array,
+    Float64Array,
+  ];
   return data.series(streams, (stream, from, to): RollupPoints => {
     const buckets: RollupPoints["buckets"] = new Array(to - from);
     for (let i = from; i < to; i++) {
-      buckets[i - from] = { startMs: start[i]!, min: min[i]!, max: max[i]!, sum: sum[i]!, count: count[i]!, last: last[i]!, increase: increase[i]! };
+      buckets[i - from] = {
+        startMs: start[i]!,
+        min: min[i]!,
+        max: max[i]!,
+        sum: sum[i]!,
+        count: count[i]!,
+        last: last[i]!,
+        increase: increase[i]!,
+      };
     }
     return { labels: stream.labels, kind: stream.kind, buckets };
   });

@@ -121,28 +121,26 @@ export const TABLES: TableDef[] = [
     settings: ["ttl_only_drop_parts = 1", DEDUP],
     shardBy: "cityHash64(tenant, fingerprint)",
   },
-  ...(["1m", "1h"] as const).map(
-    (resolution): TableDef => ({
-      name: `rollups_${resolution}`,
-      columns: [
-        "tenant LowCardinality(String)",
-        "fingerprint UInt64",
-        "bucket DateTime CODEC(DoubleDelta, ZSTD(1))",
-        "min SimpleAggregateFunction(min, Float64)",
-        "max SimpleAggregateFunction(max, Float64)",
-        "sum SimpleAggregateFunction(sum, Float64)",
-        "count SimpleAggregateFunction(sum, UInt64)",
-        "last AggregateFunction(argMax, Float64, DateTime64(3))",
-        "increase SimpleAggregateFunction(sum, Float64)",
-      ],
-      engine: "AggregatingMergeTree",
-      partitionBy: "toYYYYMM(bucket)",
-      orderBy: "(tenant, fingerprint, bucket)",
-      ttl: (r) => `bucket + INTERVAL ${resolution === "1m" ? r.rollups_1m_days : r.rollups_1h_days} DAY`,
-      settings: ["ttl_only_drop_parts = 1"],
-      shardBy: "cityHash64(tenant, fingerprint)",
-    }),
-  ),
+  ...(["1m", "1h"] as const).map((resolution): TableDef => ({
+    name: `rollups_${resolution}`,
+    columns: [
+      "tenant LowCardinality(String)",
+      "fingerprint UInt64",
+      "bucket DateTime CODEC(DoubleDelta, ZSTD(1))",
+      "min SimpleAggregateFunction(min, Float64)",
+      "max SimpleAggregateFunction(max, Float64)",
+      "sum SimpleAggregateFunction(sum, Float64)",
+      "count SimpleAggregateFunction(sum, UInt64)",
+      "last AggregateFunction(argMax, Float64, DateTime64(3))",
+      "increase SimpleAggregateFunction(sum, Float64)",
+    ],
+    engine: "AggregatingMergeTree",
+    partitionBy: "toYYYYMM(bucket)",
+    orderBy: "(tenant, fingerprint, bucket)",
+    ttl: (r) => `bucket + INTERVAL ${resolution === "1m" ? r.rollups_1m_days : r.rollups_1h_days} DAY`,
+    settings: ["ttl_only_drop_parts = 1"],
+    shardBy: "cityHash64(tenant, fingerprint)",
+  })),
   {
     name: "log_volume_1m",
     columns: [
@@ -169,16 +167,14 @@ export const TABLES: TableDef[] = [
 ];
 
 export const VIEWS: ViewDef[] = [
-  ...(["1m", "1h"] as const).map(
-    (resolution): ViewDef => ({
-      name: `rollups_${resolution}_mv`,
-      to: `rollups_${resolution}`,
-      select: (_db, table) =>
-        `SELECT tenant, fingerprint, bucket, min(min) AS min, max(max) AS max, sum(sum) AS sum, sum(count) AS count,
+  ...(["1m", "1h"] as const).map((resolution): ViewDef => ({
+    name: `rollups_${resolution}_mv`,
+    to: `rollups_${resolution}`,
+    select: (_db, table) =>
+      `SELECT tenant, fingerprint, bucket, min(min) AS min, max(max) AS max, sum(sum) AS sum, sum(count) AS count,
        argMaxState(last, last_time) AS last, sum(increase) AS increase
 FROM ${table("rollup_partials")} WHERE resolution = '${resolution}' GROUP BY tenant, fingerprint, bucket`,
-    }),
-  ),
+  })),
   {
     name: "log_volume_1m_mv",
     to: "log_volume_1m",
@@ -197,13 +193,20 @@ function quoteIdent(name: string): string {
  * ALTER statements for one table: `data` clauses (indexes and the like) apply to the table holding the rows,
  * `columns` clauses to it and, in the cluster layout, to the Distributed table in front of it as well.
  */
-export function alterStatements(target: SchemaTarget, table: string, changes: { data?: string[]; columns?: string[] }): string[] {
+export function alterStatements(
+  target: SchemaTarget,
+  table: string,
+  changes: { data?: string[]; columns?: string[] },
+): string[] {
   const db = quoteIdent(target.database);
   const name = quoteIdent(table);
-  if (target.cluster === undefined) return [...(changes.data ?? []), ...(changes.columns ?? [])].map((c) => `ALTER TABLE ${db}.${name} ${c}`);
+  if (target.cluster === undefined)
+    return [...(changes.data ?? []), ...(changes.columns ?? [])].map((c) => `ALTER TABLE ${db}.${name} ${c}`);
   const cluster = ` ON CLUSTER ${quoteIdent(target.cluster)}`;
   return [
-    ...[...(changes.data ?? []), ...(changes.columns ?? [])].map((c) => `ALTER TABLE ${db}.${name}_local${cluster} ${c}`),
+    ...[...(changes.data ?? []), ...(changes.columns ?? [])].map(
+      (c) => `ALTER TABLE ${db}.${name}_local${cluster} ${c}`,
+    ),
     ...(changes.columns ?? []).map((c) => `ALTER TABLE ${db}.${name}${cluster} ${c}`),
   ];
 }
@@ -227,7 +230,9 @@ export function schemaStatements(target: SchemaTarget): string[] {
       table.settings ? `SETTINGS ${table.settings.join(", ")}` : "",
     ].filter(Boolean);
     const body = [...table.columns, ...(table.indexes ?? [])].map((c) => `  ${c}`).join(",\n");
-    statements.push(`CREATE TABLE IF NOT EXISTS ${db}.${local(table.name)}${cluster}\n(\n${body}\n)\n${clauses.join("\n")}`);
+    statements.push(
+      `CREATE TABLE IF NOT EXISTS ${db}.${local(table.name)}${cluster}\n(\n${body}\n)\n${clauses.join("\n")}`,
+    );
     if (target.cluster !== undefined) {
       statements.push(
         `CREATE TABLE IF NOT EXISTS ${db}.${table.name}${cluster} AS ${db}.${local(table.name)}\n` +

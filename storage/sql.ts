@@ -41,7 +41,12 @@ export function anchored(pattern: string): string {
 }
 
 /** The WHERE conditions for a selector over `column` (a map of label name to value). */
-export function matcherConditions(dialect: Dialect, params: Params, column: string, matchers: LabelMatcher[]): string[] {
+export function matcherConditions(
+  dialect: Dialect,
+  params: Params,
+  column: string,
+  matchers: LabelMatcher[],
+): string[] {
   return matchers.map((m) => {
     const value = dialect.label(column, params.bind(m.name, "String"));
     switch (m.op) {
@@ -58,7 +63,12 @@ export function matcherConditions(dialect: Dialect, params: Params, column: stri
 }
 
 /** Any of several selectors (Prometheus `match[]`); no selectors means everything. */
-export function selectorsCondition(dialect: Dialect, params: Params, column: string, selectors: LabelMatcher[][]): string {
+export function selectorsCondition(
+  dialect: Dialect,
+  params: Params,
+  column: string,
+  selectors: LabelMatcher[][],
+): string {
   if (selectors.length === 0) return "1 = 1";
   return selectors
     .map((matchers) => {
@@ -69,7 +79,12 @@ export function selectorsCondition(dialect: Dialect, params: Params, column: str
 }
 
 /** The WHERE conditions for Loki line filters over `column`. */
-export function lineFilterConditions(dialect: Dialect, params: Params, column: string, filters: LineFilter[]): string[] {
+export function lineFilterConditions(
+  dialect: Dialect,
+  params: Params,
+  column: string,
+  filters: LineFilter[],
+): string[] {
   return filters.map((filter) => {
     const tests = filter.values.map((value) =>
       filter.op === "|=" || filter.op === "!="

@@ -18,7 +18,14 @@ import { ConfigError, loadConfig } from "../common/config.js";
 import { type ClientTlsFiles, loadClientTls } from "../common/http-client.js";
 import { createLogger } from "../common/log.js";
 import { HttpService } from "../common/service.js";
-import { type ActionEnvelope, actionSigningText, heartbeatSigningText, KeyRing, type KeySpec, signingKey } from "../common/signing.js";
+import {
+  type ActionEnvelope,
+  actionSigningText,
+  heartbeatSigningText,
+  KeyRing,
+  type KeySpec,
+  signingKey,
+} from "../common/signing.js";
 import { type ActionBinding, actionsForAlert } from "../query/actions/bindings.js";
 import { CollectorDirectory } from "../query/actions/directory.js";
 import { type ActionFailedAlert, Remediator } from "../query/actions/remediator.js";
@@ -32,7 +39,13 @@ const NODE = "edge-1";
 const SERVICE = { pattern: "[a-z][a-z0-9-]{0,31}", required: true };
 
 /** Prints its first argument: shows exactly which argv element a parameter became. */
-const echo: AllowedAction = { name: "restart_service", command: [process.execPath, "-e", "process.stdout.write(process.argv[1])", "{{service}}"], params: { service: SERVICE }, timeout_ms: 10_000, cooldown_ms: 0 };
+const echo: AllowedAction = {
+  name: "restart_service",
+  command: [process.execPath, "-e", "process.stdout.write(process.argv[1])", "{{service}}"],
+  params: { service: SERVICE },
+  timeout_ms: 10_000,
+  cooldown_ms: 0,
+};
 
 interface HarnessOptions {
   keys?: KeySpec[];
@@ -64,8 +77,16 @@ function harness(options: HarnessOptions = {}) {
   const app = new Hono();
   endpoint.route(app);
   const post = async (envelope: ActionEnvelope | string): Promise<ActionReply & { retryAfter: string | null }> => {
-    const response = await app.request("/bifrost/v1/actions", { method: "POST", headers: { "Content-Type": "application/json" }, body: typeof envelope === "string" ? envelope : JSON.stringify(envelope) });
-    return { status: response.status, body: (await response.json()) as Record<string, unknown>, retryAfter: response.headers.get("Retry-After") };
+    const response = await app.request("/bifrost/v1/actions", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: typeof envelope === "string" ? envelope : JSON.stringify(envelope),
+    });
+    return {
+      status: response.status,
+      body: (await response.json()) as Record<string, unknown>,
+      retryAfter: response.headers.get("Retry-After"),
+    };
   };
   return { batcher, nonces, nonceFile, post };
 }
@@ -73,17 +94,33 @@ function harness(options: HarnessOptions = {}) {
 const ed = ed25519Keys("ed-1");
 
 function signer(spec: KeySpec = ed.signer): ActionSender {
-  return new ActionSender({ key: signingKey(spec), directory: { urlOf: () => undefined }, requestTimeoutMs: 10_000, maxAttempts: 1, authToken: "" });
+  return new ActionSender({
+    key: signingKey(spec),
+    directory: { urlOf: () => undefined },
+    requestTimeoutMs: 10_000,
+    maxAttempts: 1,
+    authToken: "",
+  });
 }
 
-function envelope(request: Partial<ActionRequest> = {}, options: { spec?: KeySpec; issuedAt?: number } = {}): ActionEnvelope {
-  return signer(options.spec).envelope({ node: NODE, action: "restart_service", params: { service: "nginx" }, ...request }, randomUUID(), options.issuedAt);
+function envelope(
+  request: Partial<ActionRequest> = {},
+  options: { spec?: KeySpec; issuedAt?: number } = {},
+): ActionEnvelope {
+  return signer(options.spec).envelope(
+    { node: NODE, action: "restart_service", params: { service: "nginx" }, ...request },
+    randomUUID(),
+    options.issuedAt,
+  );
 }
 
 /** The request's audit record says it was refused for `reason`, and nothing of it ran. */
 function assertRefusedAndAudited(h: ReturnType<typeof harness>, id: string | undefined, reason: string): void {
   const records = id === undefined ? h.batcher.records.filter((r) => r.event["id"] === undefined) : h.batcher.of(id);
-  assert.ok(records.some((r) => r.labels["outcome"] === "refused" && r.event["reason"] === reason), `no refusal audited for ${reason}: ${JSON.stringify(records)}`);
+  assert.ok(
+    records.some((r) => r.labels["outcome"] === "refused" && r.event["reason"] === reason),
+    `no refusal audited for ${reason}: ${JSON.stringify(records)}`,
+  );
   assert.ok(!records.some((r) => r.labels["outcome"] === "accepted"), "a refused action must not run");
 }
 
@@ -97,17 +134,31 @@ describe("action endpoint: accepted actions", () => {
     assert.equal(reply.body["exit_code"], 0);
     assert.equal(reply.body["stdout"], "nginx");
     const records = h.batcher.of(e.id);
-    assert.deepEqual(records.map((r) => r.labels["outcome"]), ["accepted", "succeeded"]);
+    assert.deepEqual(
+      records.map((r) => r.labels["outcome"]),
+      ["accepted", "succeeded"],
+    );
     for (const r of records) {
       assert.equal(r.tenant, "ops");
-      assert.deepEqual({ service: r.labels["service"], source: r.labels["source"], action: r.labels["action"] }, { service: "bifrost-actions", source: "collector", action: "restart_service" });
+      assert.deepEqual(
+        { service: r.labels["service"], source: r.labels["source"], action: r.labels["action"] },
+        { service: "bifrost-actions", source: "collector", action: "restart_service" },
+      );
     }
     assert.deepEqual(records[0]!.event["params"], { service: "nginx" });
   });
 
   it("accepts HMAC-SHA256 signatures and RFC 3339 timestamps", async () => {
     const h = harness();
-    const unsigned = { id: randomUUID(), action: "restart_service", params: { service: "redis" }, node: NODE, issued_at: new Date().toISOString(), nonce: "rfc3339-nonce-0001", key_id: "hmac-1" };
+    const unsigned = {
+      id: randomUUID(),
+      action: "restart_service",
+      params: { service: "redis" },
+      node: NODE,
+      issued_at: new Date().toISOString(),
+      nonce: "rfc3339-nonce-0001",
+      key_id: "hmac-1",
+    };
     const e = { ...unsigned, signature: signingKey(hmacKey("hmac-1")).sign(actionSigningText(unsigned)) };
     const reply = await h.post(e);
     assert.equal(reply.status, 200, JSON.stringify(reply.body));
@@ -116,7 +167,11 @@ describe("action endpoint: accepted actions", () => {
 
   it("keeps shell metacharacters inert even under a permissive pattern: the value is one argument, no shell runs", async () => {
     const marker = join(mkdtempSync(join(tmpdir(), "bifrost-inert-")), "pwned");
-    const anything: AllowedAction = { ...echo, name: "echo_any", params: { service: { pattern: "[^\\n]+", required: true } } };
+    const anything: AllowedAction = {
+      ...echo,
+      name: "echo_any",
+      params: { service: { pattern: "[^\\n]+", required: true } },
+    };
     const h = harness({ allowed: [anything] });
     const value = `x; touch ${marker} $(touch ${marker}) \`touch ${marker}\``;
     const reply = await h.post(envelope({ action: "echo_any", params: { service: value } }));
@@ -127,7 +182,13 @@ describe("action endpoint: accepted actions", () => {
 
   it("answers a retry of the same id with the first outcome instead of running the action again", async () => {
     const counter = join(mkdtempSync(join(tmpdir(), "bifrost-once-")), "runs");
-    const count: AllowedAction = { name: "clear_cache", command: [process.execPath, "-e", "require('fs').appendFileSync(process.argv[1], 'x')", counter], params: {}, timeout_ms: 10_000, cooldown_ms: 0 };
+    const count: AllowedAction = {
+      name: "clear_cache",
+      command: [process.execPath, "-e", "require('fs').appendFileSync(process.argv[1], 'x')", counter],
+      params: {},
+      timeout_ms: 10_000,
+      cooldown_ms: 0,
+    };
     const h = harness({ allowed: [count] });
     const sender = signer();
     const request = { node: NODE, action: "clear_cache", params: {} };
@@ -136,8 +197,13 @@ describe("action endpoint: accepted actions", () => {
     assert.equal(first.status, 200);
     assert.deepEqual(retry.body, first.body);
     assert.equal(readFileSync(counter, "utf8"), "x");
-    assert.deepEqual(h.batcher.of("retry-1").map((r) => r.labels["outcome"]), ["accepted", "succeeded", "duplicate"]);
-    const conflict = await h.post(sender.envelope({ ...request, action: "restart_service", params: { service: "nginx" } }, "retry-1"));
+    assert.deepEqual(
+      h.batcher.of("retry-1").map((r) => r.labels["outcome"]),
+      ["accepted", "succeeded", "duplicate"],
+    );
+    const conflict = await h.post(
+      sender.envelope({ ...request, action: "restart_service", params: { service: "nginx" } }, "retry-1"),
+    );
     assert.equal(conflict.status, 409);
     assert.equal(conflict.body["reason"], "id_conflict");
   });
@@ -155,14 +221,23 @@ describe("action endpoint: accepted actions", () => {
     const retry = await h.post(sender.envelope(request, "audit-1"));
     assert.equal(retry.status, 200, JSON.stringify(retry.body));
     assert.equal(retry.body["stdout"], "nginx");
-    assert.deepEqual(h.batcher.of("audit-1").map((r) => r.labels["outcome"]), ["accepted", "succeeded"]);
+    assert.deepEqual(
+      h.batcher.of("audit-1").map((r) => r.labels["outcome"]),
+      ["accepted", "succeeded"],
+    );
   });
 
   it("kills the whole process group on timeout", async () => {
     const pidFile = join(mkdtempSync(join(tmpdir(), "bifrost-timeout-")), "grandchild.pid");
     // The command starts a grandchild that would outlive it, then hangs; both must die.
     const script = `const c = require('child_process').spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' }); require('fs').writeFileSync(process.argv[1], String(c.pid)); setInterval(() => {}, 1000);`;
-    const hang: AllowedAction = { name: "run_script", command: [process.execPath, "-e", script, pidFile], params: {}, timeout_ms: 1000, cooldown_ms: 0 };
+    const hang: AllowedAction = {
+      name: "run_script",
+      command: [process.execPath, "-e", script, pidFile],
+      params: {},
+      timeout_ms: 1000,
+      cooldown_ms: 0,
+    };
     const h = harness({ allowed: [hang] });
     const e = envelope({ action: "run_script", params: {} });
     const reply = await h.post(e);
@@ -171,11 +246,24 @@ describe("action endpoint: accepted actions", () => {
     assert.equal(reply.body["signal"], "SIGKILL");
     const grandchild = Number(readFileSync(pidFile, "utf8"));
     await until("the grandchild is gone", () => !processAlive(grandchild), 10_000);
-    assert.deepEqual(h.batcher.of(e.id).map((r) => r.labels["outcome"]), ["accepted", "timed_out"]);
+    assert.deepEqual(
+      h.batcher.of(e.id).map((r) => r.labels["outcome"]),
+      ["accepted", "timed_out"],
+    );
   });
 
   it("reports a command that cannot start as failed", async () => {
-    const h = harness({ allowed: [{ name: "run_script", command: ["/nonexistent/bifrost-script"], params: {}, timeout_ms: 10_000, cooldown_ms: 0 }] });
+    const h = harness({
+      allowed: [
+        {
+          name: "run_script",
+          command: ["/nonexistent/bifrost-script"],
+          params: {},
+          timeout_ms: 10_000,
+          cooldown_ms: 0,
+        },
+      ],
+    });
     const reply = await h.post(envelope({ action: "run_script", params: {} }));
     assert.equal(reply.status, 200);
     assert.equal(reply.body["status"], "failed");
@@ -184,7 +272,13 @@ describe("action endpoint: accepted actions", () => {
   });
 
   it("reports a failing command with its exit code and truncated output", async () => {
-    const fail: AllowedAction = { name: "run_script", command: [process.execPath, "-e", "process.stderr.write('e'.repeat(10000)); process.exit(3)"], params: {}, timeout_ms: 10_000, cooldown_ms: 0 };
+    const fail: AllowedAction = {
+      name: "run_script",
+      command: [process.execPath, "-e", "process.stderr.write('e'.repeat(10000)); process.exit(3)"],
+      params: {},
+      timeout_ms: 10_000,
+      cooldown_ms: 0,
+    };
     const h = harness({ allowed: [fail] });
     const reply = await h.post(envelope({ action: "run_script", params: {} }));
     assert.equal(reply.body["status"], "failed");
@@ -264,7 +358,17 @@ describe("action endpoint: refusals, each audited", () => {
     assert.equal(h.batcher.of(e.id)[0]!.event["action"], "format_disk");
   });
 
-  for (const value of ["nginx; rm -rf /", "$(reboot)", "`reboot`", "nginx\nreboot", "nginx && reboot", "nginx|sh", "../../etc/passwd", "nginx\u0000x", ""]) {
+  for (const value of [
+    "nginx; rm -rf /",
+    "$(reboot)",
+    "`reboot`",
+    "nginx\nreboot",
+    "nginx && reboot",
+    "nginx|sh",
+    "../../etc/passwd",
+    "nginx\u0000x",
+    "",
+  ]) {
     it(`parameter injection ${JSON.stringify(value)} -> 422`, async () => {
       const h = harness();
       const e = envelope({ params: { service: value } });
@@ -372,20 +476,45 @@ describe("nonce cache", () => {
 describe("query side", () => {
   it("matches alerts to actions by their bindings, taking the node and params from the labels", () => {
     const bindings: ActionBinding[] = [
-      { matchers: { alertname: "NginxDown", severity: "critical" }, action: "restart_service", params: { mode: "hard" }, params_from_labels: { service: "job" } },
+      {
+        matchers: { alertname: "NginxDown", severity: "critical" },
+        action: "restart_service",
+        params: { mode: "hard" },
+        params_from_labels: { service: "job" },
+      },
       { matchers: { alertname: "CacheFull" }, action: "clear_cache", params: {}, params_from_labels: {} },
     ];
-    assert.deepEqual(actionsForAlert({ labels: { alertname: "NginxDown", severity: "critical", node: "edge-1", job: "nginx" } }, bindings, "node"), [
-      { node: "edge-1", action: "restart_service", params: { mode: "hard", service: "nginx" } },
-    ]);
-    assert.deepEqual(actionsForAlert({ labels: { alertname: "NginxDown", severity: "warning", node: "edge-1", job: "nginx" } }, bindings, "node"), []);
-    assert.deepEqual(actionsForAlert({ labels: { alertname: "NginxDown", severity: "critical", node: "edge-1" } }, bindings, "node"), []);
+    assert.deepEqual(
+      actionsForAlert(
+        { labels: { alertname: "NginxDown", severity: "critical", node: "edge-1", job: "nginx" } },
+        bindings,
+        "node",
+      ),
+      [{ node: "edge-1", action: "restart_service", params: { mode: "hard", service: "nginx" } }],
+    );
+    assert.deepEqual(
+      actionsForAlert(
+        { labels: { alertname: "NginxDown", severity: "warning", node: "edge-1", job: "nginx" } },
+        bindings,
+        "node",
+      ),
+      [],
+    );
+    assert.deepEqual(
+      actionsForAlert({ labels: { alertname: "NginxDown", severity: "critical", node: "edge-1" } }, bindings, "node"),
+      [],
+    );
     assert.deepEqual(actionsForAlert({ labels: { alertname: "CacheFull" } }, bindings, "node"), []);
   });
 
   it("learns collector URLs from signed heartbeats, refusing forged and older ones, and falls back to the configuration", () => {
     const key = hmacKey("hb-1");
-    const directory = new CollectorDirectory({ collectors: { "edge-1": "http://static:4318" }, ttlMs: 30_000, keys: new KeyRing([key]), maxSkewMs: 60_000 });
+    const directory = new CollectorDirectory({
+      collectors: { "edge-1": "http://static:4318" },
+      ttlMs: 30_000,
+      keys: new KeyRing([key]),
+      maxSkewMs: 60_000,
+    });
     const beat = (url: string, ts: number, spec = key) => {
       const unsigned = { node: "edge-1", url, ts, key_id: spec.id };
       return JSON.stringify({ ...unsigned, signature: signingKey(spec).sign(heartbeatSigningText(unsigned)) });
@@ -400,9 +529,18 @@ describe("query side", () => {
     assert.equal(directory.urlOf("edge-1", now + 1000), "http://10.0.0.7:4318");
     assert.equal(directory.urlOf("edge-1", now + 31_000), "http://static:4318");
     assert.equal(directory.urlOf("edge-9", now), undefined);
-    const other = new CollectorDirectory({ collectors: {}, ttlMs: 30_000, keys: new KeyRing([key]), maxSkewMs: 60_000 });
+    const other = new CollectorDirectory({
+      collectors: {},
+      ttlMs: 30_000,
+      keys: new KeyRing([key]),
+      maxSkewMs: 60_000,
+    });
     assert.equal(other.accept(beat("http://10.0.0.8:4318", now), now, { commonName: "edge-2", uris: [] }).status, 403);
-    assert.equal(other.accept(beat("http://10.0.0.8:4318", now), now, { commonName: "gw", uris: ["spiffe://fleet/node/edge-1"] }).status, 204);
+    assert.equal(
+      other.accept(beat("http://10.0.0.8:4318", now), now, { commonName: "gw", uris: ["spiffe://fleet/node/edge-1"] })
+        .status,
+      204,
+    );
   });
 
   it("retries an unanswered send under the same id with a fresh nonce, and audits send and outcome; failures raise an alert", async () => {
@@ -418,19 +556,37 @@ describe("query side", () => {
           res.writeHead(503, { "Retry-After": "0" }).end("busy");
           return;
         }
-        void h.post(body).then((reply) => res.writeHead(reply.status, { "Content-Type": "application/json" }).end(JSON.stringify(reply.body)));
+        void h
+          .post(body)
+          .then((reply) =>
+            res.writeHead(reply.status, { "Content-Type": "application/json" }).end(JSON.stringify(reply.body)),
+          );
       });
     });
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
     try {
-      const sender = new ActionSender({ key: signingKey(ed.signer), directory: { urlOf: (node) => (node === NODE ? url : undefined) }, requestTimeoutMs: 10_000, maxAttempts: 3, authToken: "", retryDelayMs: 10 });
+      const sender = new ActionSender({
+        key: signingKey(ed.signer),
+        directory: { urlOf: (node) => (node === NODE ? url : undefined) },
+        requestTimeoutMs: 10_000,
+        maxAttempts: 3,
+        authToken: "",
+        retryDelayMs: 10,
+      });
       const audited: { outcome: string; id: string }[] = [];
       const failed: ActionFailedAlert[] = [];
       const remediator = new Remediator({
         sender,
         audit: { write: async (outcome, request) => void audited.push({ outcome, id: request.id }) },
-        bindings: [{ matchers: { alertname: "NginxDown" }, action: "restart_service", params: {}, params_from_labels: { service: "job" } }],
+        bindings: [
+          {
+            matchers: { alertname: "NginxDown" },
+            action: "restart_service",
+            params: {},
+            params_from_labels: { service: "job" },
+          },
+        ],
         nodeLabel: "node",
         onActionFailed: (alert) => failed.push(alert),
         log,
@@ -441,7 +597,10 @@ describe("query side", () => {
       assert.equal(seen.length, 2);
       assert.equal(seen[0]!.id, seen[1]!.id);
       assert.notEqual(seen[0]!.nonce, seen[1]!.nonce);
-      assert.deepEqual(audited, [{ outcome: "sending", id: outcome!.id }, { outcome: "succeeded", id: outcome!.id }]);
+      assert.deepEqual(audited, [
+        { outcome: "sending", id: outcome!.id },
+        { outcome: "succeeded", id: outcome!.id },
+      ]);
       assert.equal(failed.length, 0);
 
       const [refused] = await remediator.remediate({ labels: { alertname: "NginxDown", node: NODE, job: "bad;job" } });
@@ -449,10 +608,19 @@ describe("query side", () => {
       assert.equal(refused!.reason, "bad_params");
       const [lost] = await remediator.remediate({ labels: { alertname: "NginxDown", node: "edge-404", job: "nginx" } });
       assert.equal(lost!.status, "undeliverable");
-      assert.deepEqual(failed.map((a) => [a.labels["alertname"], a.labels["node"], a.labels["outcome"], a.labels["reason"], a.annotations["cause"]]), [
-        ["BifrostActionFailed", NODE, "refused", "bad_params", "NginxDown"],
-        ["BifrostActionFailed", "edge-404", "undeliverable", undefined, "NginxDown"],
-      ]);
+      assert.deepEqual(
+        failed.map((a) => [
+          a.labels["alertname"],
+          a.labels["node"],
+          a.labels["outcome"],
+          a.labels["reason"],
+          a.annotations["cause"],
+        ]),
+        [
+          ["BifrostActionFailed", NODE, "refused", "bad_params", "NginxDown"],
+          ["BifrostActionFailed", "edge-404", "undeliverable", undefined, "NginxDown"],
+        ],
+      );
     } finally {
       server.close();
     }
@@ -470,12 +638,30 @@ describe("actions over mutual TLS", () => {
       const reply = await h.post(await c.req.text());
       return c.json(reply.body, reply.status as 200);
     });
-    const directory = new CollectorDirectory({ collectors: {}, ttlMs: 60_000, keys: new KeyRing([hmacKey("hb")]), maxSkewMs: 60_000 });
+    const directory = new CollectorDirectory({
+      collectors: {},
+      ttlMs: 60_000,
+      keys: new KeyRing([hmacKey("hb")]),
+      maxSkewMs: 60_000,
+    });
     directory.route(http.app);
-    const { port } = await http.listen("127.0.0.1:0", { enabled: true, cert_file: server.cert, key_file: server.key, client_ca_file: pki.caCert, client_auth: "require" });
+    const { port } = await http.listen("127.0.0.1:0", {
+      enabled: true,
+      cert_file: server.cert,
+      key_file: server.key,
+      client_ca_file: pki.caCert,
+      client_auth: "require",
+    });
     try {
       const send = (tls: ClientTlsFiles) =>
-        new ActionSender({ key: signingKey(ed.signer), directory: { urlOf: () => `https://127.0.0.1:${port}` }, requestTimeoutMs: 10_000, maxAttempts: 1, authToken: "", tls: loadClientTls(tls) }).send({
+        new ActionSender({
+          key: signingKey(ed.signer),
+          directory: { urlOf: () => `https://127.0.0.1:${port}` },
+          requestTimeoutMs: 10_000,
+          maxAttempts: 1,
+          authToken: "",
+          tls: loadClientTls(tls),
+        }).send({
           node: NODE,
           action: "restart_service",
           params: { service: "nginx" },
@@ -528,12 +714,24 @@ query:
 `,
     );
     const config = loadConfig({ file, env: { SECRET: "s".repeat(40) } });
-    assert.deepEqual(config.collector.actions.allowed[0]!.params["service"], { pattern: "[a-z][a-z0-9@.-]*", required: true });
+    assert.deepEqual(config.collector.actions.allowed[0]!.params["service"], {
+      pattern: "[a-z][a-z0-9@.-]*",
+      required: true,
+    });
     assert.equal(config.collector.actions.allowed[0]!.cooldown_ms, 60_000);
     assert.equal(config.query.actions.keys[0]!.key, "s".repeat(40));
-    writeFileSync(file, `collector:\n  actions:\n    allowed:\n      - { name: x, command: [sh, "-c", "restart {{service}}"], params: { service: { pattern: ".*" } } }\n`);
-    assert.throws(() => loadConfig({ file, env: {} }), (err: unknown) => err instanceof ConfigError && err.problems.some((p) => p.includes("placeholder")));
+    writeFileSync(
+      file,
+      `collector:\n  actions:\n    allowed:\n      - { name: x, command: [sh, "-c", "restart {{service}}"], params: { service: { pattern: ".*" } } }\n`,
+    );
+    assert.throws(
+      () => loadConfig({ file, env: {} }),
+      (err: unknown) => err instanceof ConfigError && err.problems.some((p) => p.includes("placeholder")),
+    );
     writeFileSync(file, `collector:\n  actions:\n    enabled: true\n`);
-    assert.throws(() => loadConfig({ file, env: {} }), (err: unknown) => err instanceof ConfigError && err.problems.some((p) => p.includes("at least one key")));
+    assert.throws(
+      () => loadConfig({ file, env: {} }),
+      (err: unknown) => err instanceof ConfigError && err.problems.some((p) => p.includes("at least one key")),
+    );
   });
 });

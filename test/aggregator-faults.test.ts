@@ -17,7 +17,16 @@ import { createLogger } from "../common/log.js";
 import { batchId } from "../proto/batch.js";
 import { assertRollupsMatch, counterTotal, startTestAggregator, until } from "./helpers/aggregation.js";
 import { makeBatch } from "./helpers/batches.js";
-import { CLICKHOUSE_URL, createTopics, deleteTopics, freePort, KAFKA_BROKERS, REPO_ROOT, startChdbHttp, uniqueName } from "./helpers/services.js";
+import {
+  CLICKHOUSE_URL,
+  createTopics,
+  deleteTopics,
+  freePort,
+  KAFKA_BROKERS,
+  REPO_ROOT,
+  startChdbHttp,
+  uniqueName,
+} from "./helpers/services.js";
 import { T0_NS, TEST_RETENTION } from "./helpers/store-contract.js";
 
 const HOUR_NS = 3_600_000_000_000n;
@@ -25,16 +34,34 @@ const RANGE = { startNs: T0_NS - HOUR_NS, endNs: T0_NS + 24n * HOUR_NS };
 
 function stream(nodes: string[], perNode: number, tenant: string): Batch[] {
   return nodes.flatMap((nodeId) =>
-    Array.from({ length: perNode }, (_, i) => makeBatch({ tenant, nodeId, sequence: i + 1, streams: 3, entriesPerStream: 40, series: 2, pointsPerSeries: 6, startNs: T0_NS })),
+    Array.from({ length: perNode }, (_, i) =>
+      makeBatch({
+        tenant,
+        nodeId,
+        sequence: i + 1,
+        streams: 3,
+        entriesPerStream: 40,
+        series: 2,
+        pointsPerSeries: 6,
+        startNs: T0_NS,
+      }),
+    ),
   );
 }
 
 function createTopic(kafka: Kafka, topic: string, partitions: number): Promise<void> {
-  return createTopics(kafka, [{ topic, numPartitions: partitions }, { topic: `${topic}.dlq`, numPartitions: 1 }]);
+  return createTopics(kafka, [
+    { topic, numPartitions: partitions },
+    { topic: `${topic}.dlq`, numPartitions: 1 },
+  ]);
 }
 
 async function connectedProducer(kafka: Kafka): Promise<Producer> {
-  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+  const producer = kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    createPartitioner: Partitioners.DefaultPartitioner,
+  });
   await producer.connect();
   return producer;
 }
@@ -43,18 +70,43 @@ async function connectedProducer(kafka: Kafka): Promise<Producer> {
 async function assertExactlyOnce(store: Store, batches: Batch[]): Promise<void> {
   const tenant = batches[0]!.tenant;
   for (const nodeId of new Set(batches.map((b) => b.nodeId))) {
-    const expected = batches.filter((b) => b.nodeId === nodeId).reduce((n, b) => n + b.streams.reduce((m, s) => m + s.entries.length, 0), 0);
-    const counted = await store.countLogs({ tenant, matchers: [{ name: "node", op: "=", value: nodeId }], ...RANGE, stepNs: RANGE.endNs - RANGE.startNs });
-    assert.equal(counted.reduce((n, s) => n + s.points[0]!.count, 0), expected, `log rows of ${nodeId}`);
+    const expected = batches
+      .filter((b) => b.nodeId === nodeId)
+      .reduce((n, b) => n + b.streams.reduce((m, s) => m + s.entries.length, 0), 0);
+    const counted = await store.countLogs({
+      tenant,
+      matchers: [{ name: "node", op: "=", value: nodeId }],
+      ...RANGE,
+      stepNs: RANGE.endNs - RANGE.startNs,
+    });
+    assert.equal(
+      counted.reduce((n, s) => n + s.points[0]!.count, 0),
+      expected,
+      `log rows of ${nodeId}`,
+    );
   }
-  const samples = await store.selectSamples({ tenant, matchers: [], startMs: Number(RANGE.startNs / 1_000_000n), endMs: Number(RANGE.endNs / 1_000_000n) });
-  assert.equal(samples.reduce((n, s) => n + s.points.length, 0), batches.reduce((n, b) => n + b.series.reduce((m, s) => m + s.points.length, 0), 0), "samples");
+  const samples = await store.selectSamples({
+    tenant,
+    matchers: [],
+    startMs: Number(RANGE.startNs / 1_000_000n),
+    endMs: Number(RANGE.endNs / 1_000_000n),
+  });
+  assert.equal(
+    samples.reduce((n, s) => n + s.points.length, 0),
+    batches.reduce((n, b) => n + b.series.reduce((m, s) => m + s.points.length, 0), 0),
+    "samples",
+  );
   await assertRollupsMatch(store, batches, Number(RANGE.startNs / 1_000_000n), Number(RANGE.endNs / 1_000_000n));
 }
 
 async function storeHasAllLogs(store: Store, batches: Batch[]): Promise<boolean> {
   const expected = batches.reduce((n, b) => n + b.streams.reduce((m, s) => m + s.entries.length, 0), 0);
-  const counted = await store.countLogs({ tenant: batches[0]!.tenant, matchers: [{ name: "node", op: "=~", value: ".+" }], ...RANGE, stepNs: RANGE.endNs - RANGE.startNs });
+  const counted = await store.countLogs({
+    tenant: batches[0]!.tenant,
+    matchers: [{ name: "node", op: "=~", value: ".+" }],
+    ...RANGE,
+    stepNs: RANGE.endNs - RANGE.startNs,
+  });
   return counted.reduce((n, s) => n + s.points[0]!.count, 0) >= expected;
 }
 
@@ -65,7 +117,13 @@ describe("aggregator faults", () => {
     const topic = uniqueName("crash");
     const database = uniqueName("crash");
     await createTopic(kafka, topic, 6);
-    const store = new ClickHouseStore({ url: CLICKHOUSE_URL, username: "default", password: "", database, retention: TEST_RETENTION });
+    const store = new ClickHouseStore({
+      url: CLICKHOUSE_URL,
+      username: "default",
+      password: "",
+      database,
+      retention: TEST_RETENTION,
+    });
     await store.migrate();
     const groupId = uniqueName("crash-group");
     // The aggregators' JSON logs, for a look when this fails.
@@ -92,7 +150,10 @@ describe("aggregator faults", () => {
     const handledBy = async (port: number): Promise<number> => {
       try {
         const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-        return [...text.matchAll(/^bifrost_aggregator_batches_total\{[^}]*\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+        return [...text.matchAll(/^bifrost_aggregator_batches_total\{[^}]*\} (\d+)/gm)].reduce(
+          (n, m) => n + Number(m[1]),
+          0,
+        );
       } catch {
         return 0;
       }
@@ -101,18 +162,29 @@ describe("aggregator faults", () => {
     const producer = await connectedProducer(kafka);
     const batches = stream(["n1", "n2", "n3", "n4", "n5", "n6"], 30, "crash-tenant");
     try {
-      for (const port of ports) await until(`aggregator on ${port} ready`, async () => (await fetch(`http://127.0.0.1:${port}/ready`).catch(() => null))?.status === 200, 60_000);
+      for (const port of ports)
+        await until(
+          `aggregator on ${port} ready`,
+          async () => (await fetch(`http://127.0.0.1:${port}/ready`).catch(() => null))?.status === 200,
+          60_000,
+        );
       // Steady input: one batch per node at a time; the victim dies once it has written some.
       for (let i = 0; i < 30; i++) {
-        await producer.send({ topic, acks: -1, messages: batches.filter((b) => b.sequence === i + 1).map((b) => ({ key: b.nodeId, value: encodeBatch(b) })) });
+        await producer.send({
+          topic,
+          acks: -1,
+          messages: batches.filter((b) => b.sequence === i + 1).map((b) => ({ key: b.nodeId, value: encodeBatch(b) })),
+        });
         if (i === 10) {
           await until("the victim to handle batches", async () => (await handledBy(ports[0]!)) > 0, 60_000);
           victim.kill("SIGKILL");
         }
       }
-      await until("every row stored after the rebalance", () => storeHasAllLogs(store, batches), 120_000).catch((err: Error) => {
-        throw new Error(`${err.message}; aggregator logs in ${logDir}`);
-      });
+      await until("every row stored after the rebalance", () => storeHasAllLogs(store, batches), 120_000).catch(
+        (err: Error) => {
+          throw new Error(`${err.message}; aggregator logs in ${logDir}`);
+        },
+      );
       await assertExactlyOnce(store, batches);
       assert.ok((await handledBy(ports[1]!)) > 0);
     } finally {
@@ -129,11 +201,22 @@ describe("aggregator faults", () => {
     // writers of one batch at the same time would both find it missing and both store it.
     const server = await startChdbHttp();
     const database = uniqueName("withdraw");
-    const store = new ClickHouseStore({ url: server.url, username: "default", password: "", database, retention: TEST_RETENTION });
+    const store = new ClickHouseStore({
+      url: server.url,
+      username: "default",
+      password: "",
+      database,
+      retention: TEST_RETENTION,
+    });
     const sql = createClient({ url: server.url });
     try {
       await store.migrate();
-      const buffer = new WriteBuffer(store, { maxRows: 1, maxAgeMs: 50, metrics: aggregatorMetrics(new Registry()), log: createLogger("silent") });
+      const buffer = new WriteBuffer(store, {
+        maxRows: 1,
+        maxAgeMs: 50,
+        metrics: aggregatorMetrics(new Registry()),
+        log: createLogger("silent"),
+      });
       const part = (batch: Batch): WritePart => ({
         logs: [{ id: batchId(batch), tenant: batch.tenant, streams: batch.streams }],
         encodedLogs: [],
@@ -144,7 +227,11 @@ describe("aggregator faults", () => {
       const [inFlight, waiting] = stream(["w1"], 2, "withdraw-tenant");
       server.process.kill("SIGSTOP");
       // One row is a full buffer: the first part's flush starts at once, the second waits behind it.
-      const outcome = (written: Promise<void>) => written.then(() => "written", (err: unknown) => err);
+      const outcome = (written: Promise<void>) =>
+        written.then(
+          () => "written",
+          (err: unknown) => err,
+        );
       const first = outcome(buffer.add(part(inFlight!)));
       const second = outcome(buffer.add(part(waiting!)));
       let released = false;
@@ -157,8 +244,13 @@ describe("aggregator faults", () => {
       assert.ok((await second) instanceof WithdrawnError);
       await buffer.drain();
       const counts = async (table: string) => {
-        const result = await sql.query({ query: `SELECT batch_id, count() AS n FROM ${database}.${table} GROUP BY batch_id ORDER BY batch_id`, format: "JSONEachRow" });
-        return Object.fromEntries((await result.json<{ batch_id: string; n: string }>()).map((r) => [r.batch_id, Number(r.n)]));
+        const result = await sql.query({
+          query: `SELECT batch_id, count() AS n FROM ${database}.${table} GROUP BY batch_id ORDER BY batch_id`,
+          format: "JSONEachRow",
+        });
+        return Object.fromEntries(
+          (await result.json<{ batch_id: string; n: string }>()).map((r) => [r.batch_id, Number(r.n)]),
+        );
       };
       // The logs call was in flight and wrote its rows; the samples call came after the withdrawal and had none.
       assert.deepEqual(await counts("logs"), { [batchId(inFlight!)]: 120 });
@@ -183,9 +275,24 @@ describe("aggregator faults", () => {
       await createTopic(kafka, topic, 3);
       port = await freePort();
       server = await startChdbHttp([], port);
-      store = new ClickHouseStore({ url: server.url, username: "default", password: "", database: uniqueName("chdown"), retention: TEST_RETENTION, attempts: 2 });
+      store = new ClickHouseStore({
+        url: server.url,
+        username: "default",
+        password: "",
+        database: uniqueName("chdown"),
+        retention: TEST_RETENTION,
+        attempts: 2,
+      });
       await store.migrate();
-      running = await startTestAggregator({ kafka, topic, groupId: uniqueName("chdown-group"), store, registry, maxBatchBytes: 1 << 20, workers: 1 });
+      running = await startTestAggregator({
+        kafka,
+        topic,
+        groupId: uniqueName("chdown-group"),
+        store,
+        registry,
+        maxBatchBytes: 1 << 20,
+        workers: 1,
+      });
     });
 
     // Each part is stopped even when setup failed half-way, so that no child process keeps the run alive.
@@ -204,16 +311,33 @@ describe("aggregator faults", () => {
       const clickhouse = store;
       try {
         const send = (from: number, to: number) =>
-          producer.send({ topic, acks: -1, messages: batches.filter((b) => b.sequence > from && b.sequence <= to).map((b) => ({ key: b.nodeId, value: encodeBatch(b) })) });
+          producer.send({
+            topic,
+            acks: -1,
+            messages: batches
+              .filter((b) => b.sequence > from && b.sequence <= to)
+              .map((b) => ({ key: b.nodeId, value: encodeBatch(b) })),
+          });
         await send(0, 6);
-        await until("the first batches written", async () => (await counterTotal(registry, "bifrost_aggregator_batches_total")) >= 18);
+        await until(
+          "the first batches written",
+          async () => (await counterTotal(registry, "bifrost_aggregator_batches_total")) >= 18,
+        );
         await server.stop("SIGKILL");
         await send(6, 20);
-        await until("writes failing against the stopped store", async () => (await counterTotal(registry, "bifrost_aggregator_store_retries_total")) >= 2, 60_000);
+        await until(
+          "writes failing against the stopped store",
+          async () => (await counterTotal(registry, "bifrost_aggregator_store_retries_total")) >= 2,
+          60_000,
+        );
         const handledWhileDown = await counterTotal(registry, "bifrost_aggregator_batches_total");
         assert.ok(handledWhileDown < batches.length, "nothing can be written while the store is down");
         server = await startChdbHttp([], port, dataDir);
-        await until("every batch handled after the restart", async () => (await counterTotal(registry, "bifrost_aggregator_batches_total")) >= batches.length, 120_000);
+        await until(
+          "every batch handled after the restart",
+          async () => (await counterTotal(registry, "bifrost_aggregator_batches_total")) >= batches.length,
+          120_000,
+        );
         await assertExactlyOnce(clickhouse, batches);
       } finally {
         await producer.disconnect();

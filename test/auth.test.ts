@@ -10,7 +10,12 @@ const ACME = "acme-token-0123456789";
 const GLOBEX = "globex-token-0123456789";
 
 function app(enabled: boolean): Hono {
-  const auth = new Authenticator(configSchema().parse({ auth: { enabled, tenants: { acme: { tokens: [ACME, "acme-rotated-0123456789"] }, globex: { tokens: [GLOBEX] } } } }).auth, "fake");
+  const auth = new Authenticator(
+    configSchema().parse({
+      auth: { enabled, tenants: { acme: { tokens: [ACME, "acme-rotated-0123456789"] }, globex: { tokens: [GLOBEX] } } },
+    }).auth,
+    "fake",
+  );
   const hono = new Hono();
   hono.use(auth.middleware());
   hono.get("/ready", (c) => c.text("ready"));
@@ -20,7 +25,11 @@ function app(enabled: boolean): Hono {
 
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`;
 
-async function call(hono: Hono, headers: Record<string, string>, path = "/loki/api/v1/labels"): Promise<[number, string]> {
+async function call(
+  hono: Hono,
+  headers: Record<string, string>,
+  path = "/loki/api/v1/labels",
+): Promise<[number, string]> {
   const response = await hono.request(path, { headers });
   return [response.status, (await response.text()).trim()];
 }
@@ -30,7 +39,10 @@ describe("authentication and tenants", () => {
     const hono = app(false);
     assert.deepEqual(await call(hono, {}), [200, "fake"]);
     assert.deepEqual(await call(hono, { "X-Scope-OrgID": "team-a" }), [200, "team-a"]);
-    assert.deepEqual(await call(hono, { "X-Scope-OrgID": "bad tenant/../" }), [400, "X-Scope-OrgID must be 1 to 150 of the characters [A-Za-z0-9!_.*'()-]"]);
+    assert.deepEqual(await call(hono, { "X-Scope-OrgID": "bad tenant/../" }), [
+      400,
+      "X-Scope-OrgID must be 1 to 150 of the characters [A-Za-z0-9!_.*'()-]",
+    ]);
   });
 
   it("with auth, a token acts for its own tenant only", async () => {
@@ -38,7 +50,10 @@ describe("authentication and tenants", () => {
     assert.deepEqual(await call(hono, { Authorization: `Bearer ${ACME}` }), [200, "acme"]);
     assert.deepEqual(await call(hono, { Authorization: "Bearer acme-rotated-0123456789" }), [200, "acme"]);
     assert.deepEqual(await call(hono, { Authorization: `Bearer ${ACME}`, "X-Scope-OrgID": "acme" }), [200, "acme"]);
-    assert.deepEqual(await call(hono, { Authorization: `Bearer ${ACME}`, "X-Scope-OrgID": "globex" }), [403, "the token is not valid for tenant globex"]);
+    assert.deepEqual(await call(hono, { Authorization: `Bearer ${ACME}`, "X-Scope-OrgID": "globex" }), [
+      403,
+      "the token is not valid for tenant globex",
+    ]);
     assert.deepEqual(await call(hono, { Authorization: basic("globex", GLOBEX) }), [200, "globex"]);
     assert.deepEqual(await call(hono, { Authorization: basic("acme", GLOBEX) }), [401, "invalid credentials"]);
   });
@@ -48,7 +63,14 @@ describe("authentication and tenants", () => {
     const missing = await hono.request("/loki/api/v1/labels");
     assert.equal(missing.status, 401);
     assert.equal(missing.headers.get("WWW-Authenticate"), 'Bearer realm="bifrost"');
-    for (const authorization of [`Bearer ${ACME}x`, `Bearer ${ACME.slice(0, -1)}`, "Bearer ", `Token ${ACME}`, basic("acme", ""), "Basic !!!"]) {
+    for (const authorization of [
+      `Bearer ${ACME}x`,
+      `Bearer ${ACME.slice(0, -1)}`,
+      "Bearer ",
+      `Token ${ACME}`,
+      basic("acme", ""),
+      "Basic !!!",
+    ]) {
       assert.deepEqual(await call(hono, { Authorization: authorization }), [401, "invalid credentials"], authorization);
     }
     assert.deepEqual(await call(hono, {}, "/ready"), [200, "ready"]);

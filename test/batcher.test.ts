@@ -10,7 +10,14 @@ import { labelsOf, type LogStream, SampleKind, type Series } from "../proto/batc
 import { decodeBatch } from "../proto/codec.js";
 
 function wal(overrides: Partial<WalOptions> = {}): Wal {
-  return Wal.open({ dir: mkdtempSync(join(tmpdir(), "bifrost-batcher-")), maxBytes: 64 << 20, segmentBytes: 1 << 20, fsync: "never", whenFull: "block", ...overrides });
+  return Wal.open({
+    dir: mkdtempSync(join(tmpdir(), "bifrost-batcher-")),
+    maxBytes: 64 << 20,
+    segmentBytes: 1 << 20,
+    fsync: "never",
+    whenFull: "block",
+    ...overrides,
+  });
 }
 
 const node = { id: "edge-7", site: "store-1", region: "eu" };
@@ -40,10 +47,13 @@ describe("batcher", () => {
     const batch = decodeBatch(record!.payload);
     assert.equal(batch.sequence, record!.sequence, "the batch carries its WAL sequence, its id downstream");
     assert.deepEqual([batch.tenant, batch.nodeId, batch.site, batch.region], ["acme", "edge-7", "store-1", "eu"]);
-    assert.deepEqual(batch.streams.map((s) => ({ ...s.labels })), [
-      { app: "api", node: "edge-7", site: "store-1", region: "eu" },
-      { app: "db", node: "edge-7", site: "store-1", region: "eu" },
-    ]);
+    assert.deepEqual(
+      batch.streams.map((s) => ({ ...s.labels })),
+      [
+        { app: "api", node: "edge-7", site: "store-1", region: "eu" },
+        { app: "db", node: "edge-7", site: "store-1", region: "eu" },
+      ],
+    );
     log.close();
   });
 
@@ -58,7 +68,11 @@ describe("batcher", () => {
     batcher.flush();
     await forB;
     const batches = log.read(10).map((r) => decodeBatch(r.payload));
-    assert.deepEqual(batches.map((b) => b.tenant), ["a", "b"], "tenant b's batch only when flushed");
+    assert.deepEqual(
+      batches.map((b) => b.tenant),
+      ["a", "b"],
+      "tenant b's batch only when flushed",
+    );
     assert.equal(batches[1]!.streams[0]!.labels["node"], "sender-said");
     log.close();
   });
@@ -66,7 +80,14 @@ describe("batcher", () => {
   it("gives every series the sample sent before it, from the second batch on", async () => {
     const log = wal();
     const batcher = new Batcher({ node, wal: log, maxEntries: 1, maxBytes: 1 << 20, maxAgeMs: 60_000 });
-    await batcher.add("acme", { series: [counter([[1000, 5], [2000, 7]])] });
+    await batcher.add("acme", {
+      series: [
+        counter([
+          [1000, 5],
+          [2000, 7],
+        ]),
+      ],
+    });
     await batcher.add("acme", { series: [counter([[3000, 9]])] });
     const [first, second] = log.read(10).map((r) => decodeBatch(r.payload));
     assert.equal(first!.series[0]!.previous, undefined);
@@ -78,7 +99,14 @@ describe("batcher", () => {
     const dir = mkdtempSync(join(tmpdir(), "bifrost-batcher-restart-"));
     const open = () => Wal.open({ dir, maxBytes: 1 << 20, segmentBytes: 1 << 20, fsync: "always", whenFull: "block" });
     const before = open();
-    await new Batcher({ node, wal: before, maxEntries: 1, maxBytes: 1 << 20, maxAgeMs: 60_000 }).add("acme", { series: [counter([[1000, 5], [4000, 8]])] });
+    await new Batcher({ node, wal: before, maxEntries: 1, maxBytes: 1 << 20, maxAgeMs: 60_000 }).add("acme", {
+      series: [
+        counter([
+          [1000, 5],
+          [4000, 8],
+        ]),
+      ],
+    });
     before.advance(1);
     before.close();
     const after = open();
@@ -96,11 +124,23 @@ describe("batcher", () => {
     await batcher.add("acme", { series: [counter([[1000, 5]])] });
     const incompressible = () => randomBytes(3000).toString("base64");
     await assert.rejects(batcher.add("acme", { streams: [stream("big", [incompressible()])] }), WalFullError);
-    await assert.rejects(batcher.add("acme", { series: [counter([[2000, 6]]), { ...counter([[2000, 1]]), name: "filler", labels: labelsOf([["pad", incompressible()]]) }] }), WalFullError);
+    await assert.rejects(
+      batcher.add("acme", {
+        series: [
+          counter([[2000, 6]]),
+          { ...counter([[2000, 1]]), name: "filler", labels: labelsOf([["pad", incompressible()]]) },
+        ],
+      }),
+      WalFullError,
+    );
     log.advance(1);
     await batcher.add("acme", { series: [counter([[2000, 6]])] });
     const batches = log.read(10).map((r) => decodeBatch(r.payload));
-    assert.deepEqual(batches.at(-1)!.series[0]!.previous, { timeUnixMs: 1000, value: 5 }, "the rejected batch did not move it");
+    assert.deepEqual(
+      batches.at(-1)!.series[0]!.previous,
+      { timeUnixMs: 1000, value: 5 },
+      "the rejected batch did not move it",
+    );
     log.close();
   });
 });

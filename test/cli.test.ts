@@ -36,7 +36,12 @@ async function pushAndReadBack(collector: string, api: string, app: string, line
 
 describe("bifrost CLI", () => {
   it("`all` serves every listener, carries a push through to the Loki API, and stops cleanly on SIGTERM", async () => {
-    const [query, collector, aggregator, grpc] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const [query, collector, aggregator, grpc] = [
+      await freePort(),
+      await freePort(),
+      await freePort(),
+      await freePort(),
+    ];
     const data = mkdtempSync(join(tmpdir(), "bifrost-all-"));
     const child = runBifrost(["all"], {
       BIFROST_STORAGE__PATH: data,
@@ -59,7 +64,15 @@ describe("bifrost CLI", () => {
       }
       const buildinfo = await (await fetch(`http://127.0.0.1:${query}/loki/api/v1/status/buildinfo`)).json();
       assert.equal((buildinfo as { version: string }).version, VERSION);
-      assert.deepEqual(await pushAndReadBack(`http://127.0.0.1:${collector}`, `http://127.0.0.1:${query}`, "cli-test", "hello from the all-in-one mode"), ["hello from the all-in-one mode"]);
+      assert.deepEqual(
+        await pushAndReadBack(
+          `http://127.0.0.1:${collector}`,
+          `http://127.0.0.1:${query}`,
+          "cli-test",
+          "hello from the all-in-one mode",
+        ),
+        ["hello from the all-in-one mode"],
+      );
     } finally {
       child.kill("SIGTERM");
     }
@@ -67,7 +80,10 @@ describe("bifrost CLI", () => {
     assert.equal(code, 0, stderr);
     assert.match(stderr, new RegExp(`Grafana: a Loki data source with URL http://127\\.0\\.0\\.1:${query}`));
     assert.ok(stderr.includes(`data           embedded store (DuckDB) at ${join(data, "bifrost.duckdb")}`), stderr);
-    const logs = stdout.trim().split("\n").map((line) => JSON.parse(line) as Record<string, unknown>);
+    const logs = stdout
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
     assert.ok(logs.some((l) => l.msg === "listening" && l.component === "query"));
     assert.ok(logs.some((l) => l.msg === "stopping" && l.signal === "SIGTERM"));
   });
@@ -75,7 +91,12 @@ describe("bifrost CLI", () => {
   it("`npm install && npm start` in a fresh clone shows pushed logs, the demo's host metrics and its sample rules", async () => {
     const dir = mkdtempSync(join(tmpdir(), "bifrost-clone-"));
     await promisify(execFile)("git", ["clone", "--quiet", REPO_ROOT, dir]);
-    const [query, collector, aggregator, grpc] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const [query, collector, aggregator, grpc] = [
+      await freePort(),
+      await freePort(),
+      await freePort(),
+      await freePort(),
+    ];
     // Only the ports differ from a newcomer's run, so that other tests on this machine do not collide with it.
     const child = spawn("bash", ["-c", "npm install --no-audit --no-fund --prefer-offline && npm start"], {
       cwd: dir,
@@ -96,17 +117,23 @@ describe("bifrost CLI", () => {
       // npm install fetches from the registry or the local cache, and npm start compiles first.
       const ready = await waitForReady(`${api}/ready`, child, 200, 900_000);
       assert.equal(ready.status, 200);
-      assert.deepEqual(await pushAndReadBack(`http://127.0.0.1:${collector}`, api, "newcomer", "hello, Bifrost"), ["hello, Bifrost"]);
+      assert.deepEqual(await pushAndReadBack(`http://127.0.0.1:${collector}`, api, "newcomer", "hello, Bifrost"), [
+        "hello, Bifrost",
+      ]);
       let memory: { metric: Record<string, string>; value: [number, string] }[] = [];
       await until("the demo's host metrics through the Prometheus API", async () => {
-        const body = (await (await fetch(`${api}/api/v1/query?query=node_memory_MemTotal_bytes`)).json()) as { data: { result: typeof memory } };
+        const body = (await (await fetch(`${api}/api/v1/query?query=node_memory_MemTotal_bytes`)).json()) as {
+          data: { result: typeof memory };
+        };
         memory = body.data.result;
         return memory.length > 0;
       });
       assert.equal(memory.length, 1);
       assert.equal(memory[0]!.metric["node"], "local");
       assert.ok(Number(memory[0]!.value[1]) > 0);
-      const rules = (await (await fetch(`${api}/api/v1/rules`)).json()) as { data: { groups: { name: string; rules: { name: string; type: string }[] }[] } };
+      const rules = (await (await fetch(`${api}/api/v1/rules`)).json()) as {
+        data: { groups: { name: string; rules: { name: string; type: string }[] }[] };
+      };
       assert.deepEqual(
         rules.data.groups.map((g) => [g.name, g.rules.map((r) => r.name)]),
         [
@@ -114,22 +141,34 @@ describe("bifrost CLI", () => {
           ["demo-logs", ["bifrost:log_lines:rate1m", "BifrostLogsErrors"]],
         ],
       );
-      await until("Bifrost's own logs through the Loki API", async () => (await logLines(api, '{job="bifrost", component="query"} |= "listening"')).length > 0);
+      await until(
+        "Bifrost's own logs through the Loki API",
+        async () => (await logLines(api, '{job="bifrost", component="query"} |= "listening"')).length > 0,
+      );
     } finally {
       if (child.exitCode === null) process.kill(-child.pid!, "SIGTERM");
     }
     const { stderr } = await result;
     // The clone holds a whole node_modules.
     rmSync(dir, { recursive: true, force: true });
-    assert.ok(stderr.includes(`data           embedded store (DuckDB) at ${join(dir, ".bifrost", "data", "bifrost.duckdb")}`), stderr);
+    assert.ok(
+      stderr.includes(`data           embedded store (DuckDB) at ${join(dir, ".bifrost", "data", "bifrost.duckdb")}`),
+      stderr,
+    );
     assert.match(stderr, new RegExp(`Grafana: a Loki data source with URL ${api.replaceAll(".", "\\.")}`));
-    assert.match(stderr, /demo {11}host metrics of this machine every 15 s; Bifrost's own logs as \{job="bifrost"\}; rules of .*demo\.yaml \(BIFROST_ALL__DEMO=false turns it off\)/);
+    assert.match(
+      stderr,
+      /demo {11}host metrics of this machine every 15 s; Bifrost's own logs as \{job="bifrost"\}; rules of .*demo\.yaml \(BIFROST_ALL__DEMO=false turns it off\)/,
+    );
     assert.match(stderr, /^Try it:$/m);
   });
 
   it("`query` against an unreachable ClickHouse starts, says why it is not ready, and stops cleanly", async () => {
     const port = await freePort();
-    const child = runBifrost(["query"], { BIFROST_QUERY__LISTEN: `127.0.0.1:${port}`, BIFROST_CLICKHOUSE__URL: `http://127.0.0.1:${await freePort()}` });
+    const child = runBifrost(["query"], {
+      BIFROST_QUERY__LISTEN: `127.0.0.1:${port}`,
+      BIFROST_CLICKHOUSE__URL: `http://127.0.0.1:${await freePort()}`,
+    });
     const result = output(child);
     try {
       const ready = await waitForReady(`http://127.0.0.1:${port}/ready`, child, 503);
@@ -142,7 +181,9 @@ describe("bifrost CLI", () => {
   });
 
   it("refuses a bad configuration, naming the key and the variable that set it", async () => {
-    const { code, stderr } = await output(runBifrost(["query", "--check-config"], { BIFROST_KAFKA__BROKERS: "no-port" }));
+    const { code, stderr } = await output(
+      runBifrost(["query", "--check-config"], { BIFROST_KAFKA__BROKERS: "no-port" }),
+    );
     assert.equal(code, 2);
     assert.match(stderr, /kafka\.brokers\[0\]: expected host:port.*\(set by BIFROST_KAFKA__BROKERS\)/);
   });

@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { Readable } from "node:stream";
 import { after, before, describe, it } from "node:test";
-import { type ClickHouseClient, type ClickHouseClientConfigOptions, ClickHouseError, ClickHouseLogLevel, createClient as createLoudClient } from "@clickhouse/client";
+import {
+  type ClickHouseClient,
+  type ClickHouseClientConfigOptions,
+  ClickHouseError,
+  ClickHouseLogLevel,
+  createClient as createLoudClient,
+} from "@clickhouse/client";
 import { CLICKHOUSE_URL, startChdbHttp, uniqueName } from "./helpers/services.js";
 
 // The chDB front end (deploy/local/clickhouse/chdb_http.py) must behave like ClickHouse's HTTP interface
@@ -45,7 +51,8 @@ describe("ClickHouse HTTP interface over chDB", () => {
 
   it("streams a large JSONEachRow insert and reads it back in order", async () => {
     await client.command({
-      query: "CREATE TABLE rows (id UInt32, ts DateTime64(9), line String, labels Map(String, String)) ENGINE = MergeTree ORDER BY id",
+      query:
+        "CREATE TABLE rows (id UInt32, ts DateTime64(9), line String, labels Map(String, String)) ENGINE = MergeTree ORDER BY id",
     });
     const rows = Array.from({ length: 50_000 }, (_, id) => ({
       id,
@@ -55,7 +62,9 @@ describe("ClickHouse HTTP interface over chDB", () => {
     }));
     const result = await client.insert({ table: "rows", values: Readable.from(rows), format: "JSONEachRow" });
     assert.equal(result.summary?.written_rows, "50000");
-    const back = await (await client.query({ query: "SELECT id, line, labels FROM rows ORDER BY id", format: "JSONEachRow" })).json<{
+    const back = await (
+      await client.query({ query: "SELECT id, line, labels FROM rows ORDER BY id", format: "JSONEachRow" })
+    ).json<{
       id: number;
       line: string;
       labels: Record<string, string>;
@@ -68,11 +77,17 @@ describe("ClickHouse HTTP interface over chDB", () => {
   it("binds query parameters in the engine, whatever they contain", async () => {
     const hostile = ["'; DROP TABLE rows; --", "\\'", "back\\slash", "multi\nline\ttab", "{x:String}", "\u0000", "🧪"];
     for (const value of hostile) {
-      const rows = await (await client.query({ query: "SELECT {v:String} AS v", query_params: { v: value }, format: "JSONEachRow" })).json<{ v: string }>();
+      const rows = await (
+        await client.query({ query: "SELECT {v:String} AS v", query_params: { v: value }, format: "JSONEachRow" })
+      ).json<{ v: string }>();
       assert.deepEqual(rows, [{ v: value }]);
     }
     const arrays = await (
-      await client.query({ query: "SELECT {a:Array(String)} AS a, {n:UInt64} AS n", query_params: { a: hostile, n: 42 }, format: "JSONEachRow" })
+      await client.query({
+        query: "SELECT {a:Array(String)} AS a, {n:UInt64} AS n",
+        query_params: { a: hostile, n: 42 },
+        format: "JSONEachRow",
+      })
     ).json<{ a: string[]; n: string }>();
     assert.deepEqual(arrays[0]!.a, hostile);
     // Large parameters travel in the URL (up to ClickHouse's 1 MiB limit) or, when the client is told to, in a
@@ -80,7 +95,12 @@ describe("ClickHouse HTTP interface over chDB", () => {
     const big = "p".repeat(200_000);
     for (const use_multipart_params of [false, true]) {
       const rows = await (
-        await client.query({ query: "SELECT length({v:String}) AS n", query_params: { v: `${big}'` }, format: "JSONEachRow", use_multipart_params })
+        await client.query({
+          query: "SELECT length({v:String}) AS n",
+          query_params: { v: `${big}'` },
+          format: "JSONEachRow",
+          use_multipart_params,
+        })
       ).json<{ n: number }>();
       assert.equal(Number(rows[0]!.n), big.length + 1);
     }
@@ -95,17 +115,24 @@ describe("ClickHouse HTTP interface over chDB", () => {
       }),
       (err) => assertClickHouseError(err, "396", "TOO_MANY_ROWS_OR_BYTES"),
     );
-    const rows = await (await client.query({ query: "SELECT number FROM system.numbers LIMIT 10", format: "JSONEachRow" })).json();
+    const rows = await (
+      await client.query({ query: "SELECT number FROM system.numbers LIMIT 10", format: "JSONEachRow" })
+    ).json();
     assert.equal(rows.length, 10);
     const setting = await (
-      await client.query({ query: "SELECT getSetting('max_threads') AS v", format: "JSONEachRow", clickhouse_settings: { max_threads: 3 } })
+      await client.query({
+        query: "SELECT getSetting('max_threads') AS v",
+        format: "JSONEachRow",
+        clickhouse_settings: { max_threads: 3 },
+      })
     ).json<{ v: string }>();
     assert.equal(Number(setting[0]!.v), 3);
   });
 
   it("deduplicates a repeated insert with the same insert_deduplication_token", async () => {
     await client.command({
-      query: "CREATE TABLE dedup (id UInt32) ENGINE = MergeTree ORDER BY id SETTINGS non_replicated_deduplication_window = 100",
+      query:
+        "CREATE TABLE dedup (id UInt32) ENGINE = MergeTree ORDER BY id SETTINGS non_replicated_deduplication_window = 100",
     });
     for (let attempt = 0; attempt < 3; attempt++) {
       await client.insert({
@@ -115,13 +142,17 @@ describe("ClickHouse HTTP interface over chDB", () => {
         clickhouse_settings: { insert_deduplication_token: "node-1:42" },
       });
     }
-    const count = await (await client.query({ query: "SELECT count() AS c FROM dedup", format: "JSONEachRow" })).json<{ c: number }>();
+    const count = await (
+      await client.query({ query: "SELECT count() AS c FROM dedup", format: "JSONEachRow" })
+    ).json<{ c: number }>();
     assert.equal(Number(count[0]!.c), 2);
   });
 
   it("reports engine errors with their code and type", async () => {
     await assert.rejects(client.query({ query: "SELEC 1" }), (err) => assertClickHouseError(err, "62", "SYNTAX_ERROR"));
-    await assert.rejects(client.query({ query: "SELECT * FROM missing_table" }), (err) => assertClickHouseError(err, "60", "UNKNOWN_TABLE"));
+    await assert.rejects(client.query({ query: "SELECT * FROM missing_table" }), (err) =>
+      assertClickHouseError(err, "60", "UNKNOWN_TABLE"),
+    );
     await assert.rejects(
       client.insert({ table: "rows", values: [{ id: "not a number" }], format: "JSONEachRow" }),
       (err) => err instanceof ClickHouseError && err.code !== "",
@@ -131,15 +162,24 @@ describe("ClickHouse HTTP interface over chDB", () => {
     assert.equal(raw.headers.get("x-clickhouse-exception-code"), "60");
     assert.match(await raw.text(), /^Code: 60\. DB::Exception: .*\(UNKNOWN_TABLE\) \(version /);
     // The connection survives failed queries.
-    assert.equal((await (await client.query({ query: "SELECT 7 AS x", format: "JSONEachRow" })).json<{ x: number }>())[0]!.x, 7);
+    assert.equal(
+      (await (await client.query({ query: "SELECT 7 AS x", format: "JSONEachRow" })).json<{ x: number }>())[0]!.x,
+      7,
+    );
   });
 
   it("speaks gzip in both directions", async () => {
     const compressed = createClient({ url: CLICKHOUSE_URL, database, compression: { request: true, response: true } });
     try {
       await compressed.command({ query: "CREATE TABLE gz (s String) ENGINE = MergeTree ORDER BY s" });
-      await compressed.insert({ table: "gz", values: Array.from({ length: 5000 }, (_, i) => ({ s: `v${i}` })), format: "JSONEachRow" });
-      const rows = await (await compressed.query({ query: "SELECT toString(count()) AS c, max(s) AS m FROM gz", format: "JSONEachRow" })).json();
+      await compressed.insert({
+        table: "gz",
+        values: Array.from({ length: 5000 }, (_, i) => ({ s: `v${i}` })),
+        format: "JSONEachRow",
+      });
+      const rows = await (
+        await compressed.query({ query: "SELECT toString(count()) AS c, max(s) AS m FROM gz", format: "JSONEachRow" })
+      ).json();
       assert.deepEqual(rows, [{ c: "5000", m: "v999" }]);
     } finally {
       await compressed.close();
@@ -149,7 +189,9 @@ describe("ClickHouse HTTP interface over chDB", () => {
   it("serves concurrent queries from one client", async () => {
     const results = await Promise.all(
       Array.from({ length: 24 }, async (_, i) => {
-        const rows = await (await client.query({ query: `SELECT ${i} AS i, toString(count()) AS c FROM rows`, format: "JSONEachRow" })).json<{ i: number; c: string }>();
+        const rows = await (
+          await client.query({ query: `SELECT ${i} AS i, toString(count()) AS c FROM rows`, format: "JSONEachRow" })
+        ).json<{ i: number; c: string }>();
         return rows[0]!;
       }),
     );
@@ -174,8 +216,13 @@ describe("ClickHouse HTTP interface over chDB with credentials", () => {
     const good = createClient({ url: server.url, username: "bifrost", password: "pa:ss" });
     const bad = createClient({ url: server.url, username: "bifrost", password: "wrong" });
     try {
-      assert.equal((await (await good.query({ query: "SELECT 1 AS x", format: "JSONEachRow" })).json<{ x: number }>())[0]!.x, 1);
-      await assert.rejects(bad.query({ query: "SELECT 1" }), (err) => assertClickHouseError(err, "516", "AUTHENTICATION_FAILED"));
+      assert.equal(
+        (await (await good.query({ query: "SELECT 1 AS x", format: "JSONEachRow" })).json<{ x: number }>())[0]!.x,
+        1,
+      );
+      await assert.rejects(bad.query({ query: "SELECT 1" }), (err) =>
+        assertClickHouseError(err, "516", "AUTHENTICATION_FAILED"),
+      );
     } finally {
       await good.close();
       await bad.close();

@@ -37,9 +37,16 @@ describe("batch codec round trip", () => {
       ...makeBatch({ streams: 0, series: 0 }),
       streams: [
         {
-          labels: labelsOf([["service", "café-☕"], ["region", "東京"]]),
+          labels: labelsOf([
+            ["service", "café-☕"],
+            ["region", "東京"],
+          ]),
           entries: [
-            { timeUnixNano: 1n, line: "emoji 🧪🚀 and combining e\u0301 and RTL שלום", metadata: labelsOf([["trace", "ü"]]) },
+            {
+              timeUnixNano: 1n,
+              line: "emoji 🧪🚀 and combining e\u0301 and RTL שלום",
+              metadata: labelsOf([["trace", "ü"]]),
+            },
             { timeUnixNano: 2n, line: "\u0000 nul and \uFFFD replacement", metadata: labelsOf([]) },
           ],
         },
@@ -66,7 +73,13 @@ describe("batch codec round trip", () => {
 
   it("keeps special float values and every sample kind", () => {
     const batch = makeBatch({ streams: 0, series: 0 });
-    const kinds = [SampleKind.Gauge, SampleKind.Counter, SampleKind.HistogramBucket, SampleKind.HistogramSum, SampleKind.HistogramCount];
+    const kinds = [
+      SampleKind.Gauge,
+      SampleKind.Counter,
+      SampleKind.HistogramBucket,
+      SampleKind.HistogramSum,
+      SampleKind.HistogramCount,
+    ];
     batch.series = kinds.map((kind, i) => ({
       name: `m_${i}`,
       labels: labelsOf([["le", "+Inf"]]),
@@ -79,28 +92,49 @@ describe("batch codec round trip", () => {
 
   it("keeps label names that are special in JavaScript as plain keys", () => {
     const batch = makeBatch({ streams: 0, series: 0 });
-    batch.streams = [{ labels: labelsOf([["__proto__", "x"], ["constructor", "y"]]), entries: [] }];
+    batch.streams = [
+      {
+        labels: labelsOf([
+          ["__proto__", "x"],
+          ["constructor", "y"],
+        ]),
+        entries: [],
+      },
+    ];
     const decoded = decodeBatch(encodeBatch(batch));
-    assert.deepEqual(Object.entries(decoded.streams[0]!.labels), [["__proto__", "x"], ["constructor", "y"]]);
+    assert.deepEqual(Object.entries(decoded.streams[0]!.labels), [
+      ["__proto__", "x"],
+      ["constructor", "y"],
+    ]);
     assert.equal(({} as Record<string, unknown>)["x"], undefined);
   });
 
   it("round-trips 1 MiB lines in a batch exactly at the size limit", () => {
     const line = "x".repeat(1 << 20);
     const batch = makeBatch({ streams: 0, series: 0 });
-    batch.streams = [{ labels: labelsOf([["job", "big"]]), entries: [0, 1, 2].map((i) => ({ timeUnixNano: BigInt(i), line, metadata: labelsOf([]) })) }];
+    batch.streams = [
+      {
+        labels: labelsOf([["job", "big"]]),
+        entries: [0, 1, 2].map((i) => ({ timeUnixNano: BigInt(i), line, metadata: labelsOf([]) })),
+      },
+    ];
     const frame = encodeBatch(batch);
     const exact = frame.readUInt32LE(8);
     assert.ok(exact > 3 << 20);
     assert.deepEqual(decodeBatch(frame, { maxBatchBytes: exact }), batch);
     expectCodecError("oversized", frame, { maxBatchBytes: exact - 1 });
-    assert.throws(() => encodeBatch(batch, { maxBatchBytes: exact - 1 }), (e: unknown) => e instanceof CodecError && e.kind === "oversized");
+    assert.throws(
+      () => encodeBatch(batch, { maxBatchBytes: exact - 1 }),
+      (e: unknown) => e instanceof CodecError && e.kind === "oversized",
+    );
   });
 
   it("round-trips incompressible content that spans several LZ4 blocks", () => {
     const line = randomBytes(6 << 20).toString("base64");
     const batch = makeBatch({ streams: 0, series: 0 });
-    batch.streams = [{ labels: labelsOf([["job", "random"]]), entries: [{ timeUnixNano: 5n, line, metadata: labelsOf([]) }] }];
+    batch.streams = [
+      { labels: labelsOf([["job", "random"]]), entries: [{ timeUnixNano: 5n, line, metadata: labelsOf([]) }] },
+    ];
     assert.deepEqual(decodeBatch(encodeBatch(batch)), batch);
   });
 
@@ -195,7 +229,8 @@ describe("batch codec rejects bad input with a typed error", () => {
     for (let round = 0; round < 2000; round++) {
       const input = round % 2 === 0 ? randomBytes(round % 97) : Buffer.from(frame);
       if (round % 2 === 1) {
-        for (let k = 0; k < 1 + (round % 5); k++) input[Math.floor(Math.random() * input.length)] = Math.floor(Math.random() * 256);
+        for (let k = 0; k < 1 + (round % 5); k++)
+          input[Math.floor(Math.random() * input.length)] = Math.floor(Math.random() * 256);
       }
       try {
         decodeBatch(round % 4 === 1 ? resealed(input) : input);
@@ -226,7 +261,7 @@ describe("LZ4 frame", () => {
     const descriptor = Buffer.from(plain.subarray(4, 14));
     descriptor[0]! |= 0x10;
     const parts = [plain.subarray(0, 4), descriptor, Buffer.from([lz4.utils.descriptorChecksum(descriptor)])];
-    for (let pos = 15; ; ) {
+    for (let pos = 15; ;) {
       const word = plain.readUInt32LE(pos);
       if (word === 0) break;
       const block = plain.subarray(pos + 4, pos + 4 + (word & 0x7fffffff));

@@ -5,15 +5,27 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { Kafka, logLevel } from "kafkajs";
 import { prng } from "./helpers/batches.js";
-import { checkDelivery, CollectorProcess, consumeAll, type DeliveryCheck, LokiLoad } from "./helpers/collector-process.js";
+import {
+  checkDelivery,
+  CollectorProcess,
+  consumeAll,
+  type DeliveryCheck,
+  LokiLoad,
+} from "./helpers/collector-process.js";
 import { createTopics, deleteTopics, KAFKA_BROKERS, uniqueName } from "./helpers/services.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** What the disk buffer directory looks like right after a kill. */
 function walState(walDir: string) {
-  const segments = readdirSync(walDir).filter((f) => f.endsWith(".wal")).sort();
-  return { segments: segments.length, newestBytes: segments.length > 0 ? statSync(join(walDir, segments.at(-1)!)).size : 0, cursorTmp: existsSync(join(walDir, "cursor.tmp")) };
+  const segments = readdirSync(walDir)
+    .filter((f) => f.endsWith(".wal"))
+    .sort();
+  return {
+    segments: segments.length,
+    newestBytes: segments.length > 0 ? statSync(join(walDir, segments.at(-1)!)).size : 0,
+    cursorTmp: existsSync(join(walDir, "cursor.tmp")),
+  };
 }
 
 /**
@@ -21,7 +33,10 @@ function walState(walDir: string) {
  * `clients` push steadily, then lets a last process drain the buffer, and checks what reached the topic. Small segments and 20 ms batches make a
  * segment rollover and a cursor update happen on nearly every batch.
  */
-async function underLoad(clients: number, crashes: (collector: CollectorProcess, walDir: string) => Promise<void>): Promise<DeliveryCheck & { statuses: Record<string, number> }> {
+async function underLoad(
+  clients: number,
+  crashes: (collector: CollectorProcess, walDir: string) => Promise<void>,
+): Promise<DeliveryCheck & { statuses: Record<string, number> }> {
   const topic = uniqueName("collector_crash");
   const kafka = new Kafka({ clientId: "collector-crash-test", brokers: KAFKA_BROKERS, logLevel: logLevel.NOTHING });
   await createTopics(kafka, [{ topic, numPartitions: 2 }]);
@@ -46,7 +61,11 @@ async function underLoad(clients: number, crashes: (collector: CollectorProcess,
   }
   // A record cut short must be truncated on the next start; left in place, a later start would find it
   // inside an older segment and quarantine that.
-  assert.deepEqual(collector.logs().filter((l) => String(l.msg).includes("quarantined")), [], "no segment quarantined");
+  assert.deepEqual(
+    collector.logs().filter((l) => String(l.msg).includes("quarantined")),
+    [],
+    "no segment quarantined",
+  );
   const delivery = checkDelivery(load, await consumeAll(kafka, topic));
   assert.ok(load.acknowledged.length > 0);
   await deleteTopics(kafka, [topic]);

@@ -70,7 +70,10 @@ describe("configuration", () => {
     });
     assert.equal(config.clickhouse.password, "s3cret");
     assert.equal(config.clickhouse.database, "fallback");
-    assert.match(problemsOf(() => loadConfig({ file: file("node:\n  id: ${NODE_ID}\n"), env: {} }))[0]!, /NODE_ID.*not set/);
+    assert.match(
+      problemsOf(() => loadConfig({ file: file("node:\n  id: ${NODE_ID}\n"), env: {} }))[0]!,
+      /NODE_ID.*not set/,
+    );
   });
 
   it("names the bad key and why", () => {
@@ -80,9 +83,18 @@ describe("configuration", () => {
         env: {},
       }),
     );
-    assert.ok(problems.some((p) => p.startsWith("kafka.brokers[0]: expected host:port")), problems.join("\n"));
-    assert.ok(problems.some((p) => p.startsWith("kafka: unknown key tpoic")), problems.join("\n"));
-    assert.ok(problems.some((p) => p.startsWith("log.level:")), problems.join("\n"));
+    assert.ok(
+      problems.some((p) => p.startsWith("kafka.brokers[0]: expected host:port")),
+      problems.join("\n"),
+    );
+    assert.ok(
+      problems.some((p) => p.startsWith("kafka: unknown key tpoic")),
+      problems.join("\n"),
+    );
+    assert.ok(
+      problems.some((p) => p.startsWith("log.level:")),
+      problems.join("\n"),
+    );
   });
 
   it("says which environment variable set a bad value", () => {
@@ -93,7 +105,10 @@ describe("configuration", () => {
 
   it("rejects malformed YAML, duplicate keys and a non-mapping top level", () => {
     assert.ok(problemsOf(() => loadConfig({ file: file("kafka: [unclosed\n"), env: {} })).length > 0);
-    assert.match(problemsOf(() => loadConfig({ file: file("log:\n  level: info\nlog:\n  level: debug\n"), env: {} }))[0]!, /unique|duplicate/i);
+    assert.match(
+      problemsOf(() => loadConfig({ file: file("log:\n  level: info\nlog:\n  level: debug\n"), env: {} }))[0]!,
+      /unique|duplicate/i,
+    );
     assert.match(problemsOf(() => loadConfig({ file: file("- a\n- b\n"), env: {} }))[0]!, /mapping/);
     assert.match(problemsOf(() => loadConfig({ file: join(dir, "missing.yaml"), env: {} }))[0]!, /cannot read/);
   });
@@ -117,29 +132,56 @@ describe("configuration", () => {
       env: {},
     });
     const [source] = config.collector.files;
-    assert.deepEqual(source, { paths: ["/var/log/app/*.log"], exclude: [], labels: { job: "app" }, multiline: { start_pattern: "^\\d{4}-", max_lines: 128, timeout_ms: 3000 }, encoding: "utf8" });
+    assert.deepEqual(source, {
+      paths: ["/var/log/app/*.log"],
+      exclude: [],
+      labels: { job: "app" },
+      multiline: { start_pattern: "^\\d{4}-", max_lines: 128, timeout_ms: 3000 },
+      encoding: "utf8",
+    });
     assert.equal(config.collector.host_metrics.interval_ms, 15000);
     assert.deepEqual(config.collector.host_metrics.mount_points, ["/"]);
     const problems = problemsOf(() =>
       loadConfig({
-        file: file("collector:\n  files:\n    - paths: [a.log]\n      labels: {bad-name: x}\n      multiline: {start_pattern: '(unclosed'}\n  host_metrics:\n    processes: [{name: x, match: {}}]\n"),
+        file: file(
+          "collector:\n  files:\n    - paths: [a.log]\n      labels: {bad-name: x}\n      multiline: {start_pattern: '(unclosed'}\n  host_metrics:\n    processes: [{name: x, match: {}}]\n",
+        ),
         env: {},
       }),
     );
-    assert.ok(problems.some((p) => p.startsWith("collector.files[0].labels.bad-name:") || p.startsWith("collector.files[0].labels:")), problems.join("\n"));
-    assert.ok(problems.some((p) => p.startsWith("collector.files[0].multiline.start_pattern: expected a valid regular expression")), problems.join("\n"));
-    assert.ok(problems.some((p) => p.startsWith("collector.host_metrics.processes[0].match: expected comm, cmdline or pidfile")), problems.join("\n"));
+    assert.ok(
+      problems.some(
+        (p) => p.startsWith("collector.files[0].labels.bad-name:") || p.startsWith("collector.files[0].labels:"),
+      ),
+      problems.join("\n"),
+    );
+    assert.ok(
+      problems.some((p) =>
+        p.startsWith("collector.files[0].multiline.start_pattern: expected a valid regular expression"),
+      ),
+      problems.join("\n"),
+    );
+    assert.ok(
+      problems.some((p) =>
+        p.startsWith("collector.host_metrics.processes[0].match: expected comm, cmdline or pidfile"),
+      ),
+      problems.join("\n"),
+    );
   });
 
   it("ignores environment paths that would reach object prototypes", () => {
-    const config = loadConfig({ env: { BIFROST_CONSTRUCTOR__PROTOTYPE__POLLUTED: "yes", BIFROST_LOG__CONSTRUCTOR: "x" } });
+    const config = loadConfig({
+      env: { BIFROST_CONSTRUCTOR__PROTOTYPE__POLLUTED: "yes", BIFROST_LOG__CONSTRUCTOR: "x" },
+    });
     assert.equal(({} as Record<string, unknown>)["polluted"], undefined);
     assert.equal(config.log.level, "info");
   });
 
   it("reads notifier receivers with Alertmanager's defaults and checks them", () => {
     const config = loadConfig({
-      file: file("query:\n  notifier:\n    receivers:\n      - name: pager\n        url: https://hooks.example/page\n        matchers: { severity: page|critical }\n"),
+      file: file(
+        "query:\n  notifier:\n    receivers:\n      - name: pager\n        url: https://hooks.example/page\n        matchers: { severity: page|critical }\n",
+      ),
       env: { BIFROST_QUERY__NOTIFIER__ALERTMANAGERS: "http://am-1:9093, http://am-2:9093" },
     });
     const [pager] = config.query.notifier.receivers;
@@ -157,14 +199,31 @@ describe("configuration", () => {
         env: {},
       }),
     );
-    assert.ok(problems.some((p) => p.startsWith("query.notifier.receivers[0].group_by") && p.includes("stands alone")), problems.join("\n"));
-    assert.ok(problems.some((p) => p.startsWith("query.notifier.receivers[0].matchers.job") && p.includes("regular expression")), problems.join("\n"));
-    assert.ok(problems.some((p) => p.startsWith("query.notifier.receivers[1].hmac_secret")), problems.join("\n"));
+    assert.ok(
+      problems.some((p) => p.startsWith("query.notifier.receivers[0].group_by") && p.includes("stands alone")),
+      problems.join("\n"),
+    );
+    assert.ok(
+      problems.some(
+        (p) => p.startsWith("query.notifier.receivers[0].matchers.job") && p.includes("regular expression"),
+      ),
+      problems.join("\n"),
+    );
+    assert.ok(
+      problems.some((p) => p.startsWith("query.notifier.receivers[1].hmac_secret")),
+      problems.join("\n"),
+    );
   });
 
   it("documents every key in the configuration reference", () => {
     const reference = readFileSync(join(REPO_ROOT, "docs", "configuration.md"), "utf8");
-    const withOptional = loadConfig({ env: { BIFROST_KAFKA__SASL__MECHANISM: "plain", BIFROST_KAFKA__SASL__USERNAME: "u", BIFROST_KAFKA__SASL__PASSWORD: "p" } });
+    const withOptional = loadConfig({
+      env: {
+        BIFROST_KAFKA__SASL__MECHANISM: "plain",
+        BIFROST_KAFKA__SASL__USERNAME: "u",
+        BIFROST_KAFKA__SASL__PASSWORD: "p",
+      },
+    });
     const keys: string[] = [];
     const walk = (value: unknown, path: string): void => {
       if (typeof value === "object" && value !== null && !Array.isArray(value)) {
@@ -172,7 +231,8 @@ describe("configuration", () => {
       } else keys.push(path);
     };
     walk(withOptional, "");
-    for (const optional of ["ca_file", "cert_file", "key_file"]) keys.push(`kafka.tls.${optional}`, `clickhouse.tls.${optional}`);
+    for (const optional of ["ca_file", "cert_file", "key_file"])
+      keys.push(`kafka.tls.${optional}`, `clickhouse.tls.${optional}`);
     const undocumented = keys.filter((key) => !reference.includes(`\`${key}\``));
     assert.deepEqual(undocumented, []);
   });

@@ -9,7 +9,14 @@ import { renderDdl } from "../deploy/clickhouse/ddl.js";
 import { edgeProfile } from "../deploy/edge/profile.js";
 import { composeSchemaErrors } from "./helpers/compose-schema.js";
 import { schemaError, strictFieldErrors } from "./helpers/k8s-schema.js";
-import { buildKustomization, type K8sObject, kubectlKustomize, objectId, parseEnvFile, parseYamlDocuments } from "./helpers/kustomize.js";
+import {
+  buildKustomization,
+  type K8sObject,
+  kubectlKustomize,
+  objectId,
+  parseEnvFile,
+  parseYamlDocuments,
+} from "./helpers/kustomize.js";
 import { REPO_ROOT } from "./helpers/services.js";
 
 const DEPLOY = join(REPO_ROOT, "deploy");
@@ -30,7 +37,11 @@ interface Container {
   image: string;
   command?: string[];
   args?: string[];
-  env?: { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string }; secretKeyRef?: { name: string; optional?: boolean } } }[];
+  env?: {
+    name: string;
+    value?: string;
+    valueFrom?: { fieldRef?: { fieldPath: string }; secretKeyRef?: { name: string; optional?: boolean } };
+  }[];
   envFrom?: { configMapRef?: { name: string } }[];
   ports?: { name?: string; containerPort: number }[];
   readinessProbe?: { httpGet?: { path: string; port: number | string } };
@@ -52,11 +63,16 @@ interface PodSpec {
   securityContext?: { runAsNonRoot?: boolean; runAsUser?: number };
 }
 interface Workload extends K8sObject {
-  spec: { replicas?: number; selector: { matchLabels: Record<string, string> }; template: { metadata: { labels: Record<string, string> }; spec: PodSpec } };
+  spec: {
+    replicas?: number;
+    selector: { matchLabels: Record<string, string> };
+    template: { metadata: { labels: Record<string, string> }; spec: PodSpec };
+  };
 }
 
 const isWorkload = (o: K8sObject): o is Workload => ["Deployment", "DaemonSet", "Job"].includes(o.kind);
-const find = (objects: K8sObject[], kind: string, name: string) => objects.find((o) => o.kind === kind && o.metadata.name === name);
+const find = (objects: K8sObject[], kind: string, name: string) =>
+  objects.find((o) => o.kind === kind && o.metadata.name === name);
 
 function bifrostContainer(w: Workload): Container {
   const container = w.spec.template.spec.containers.find((c) => c.image === IMAGE);
@@ -79,7 +95,8 @@ function containerConfig(objects: K8sObject[], w: Workload, c: Container): { rol
   const mount = c.volumeMounts?.find((m) => m.mountPath === dirname(path!));
   assert.ok(mount, `${w.metadata.name} mounts ${dirname(path!)}`);
   const volume = w.spec.template.spec.volumes?.find((v) => v.name === mount.name);
-  const configMap = find(objects, "ConfigMap", volume?.configMap?.name ?? "") as (K8sObject & { data: Record<string, string> }) | undefined;
+  const configMap = find(objects, "ConfigMap", volume?.configMap?.name ?? "") as
+    (K8sObject & { data: Record<string, string> }) | undefined;
   assert.ok(configMap, `${w.metadata.name}: the ConfigMap of volume ${mount.name} is in the build`);
   const text = configMap.data[path!.slice(dirname(path!).length + 1)];
   assert.ok(text !== undefined, `${configMap.metadata.name} has ${path}`);
@@ -105,7 +122,9 @@ function portNumber(c: Container, port: number | string | undefined): number | u
 /** The collector DaemonSet with a misspelt field, which the strict check must report. */
 function misspelt(): K8sObject {
   const daemonSet = structuredClone(find(base, "DaemonSet", "bifrost-collector") as Workload);
-  (daemonSet.spec.template.spec.containers[0] as unknown as Record<string, unknown>)["readinesProbe"] = { httpGet: { path: "/ready", port: 4318 } };
+  (daemonSet.spec.template.spec.containers[0] as unknown as Record<string, unknown>)["readinesProbe"] = {
+    httpGet: { path: "/ready", port: 4318 },
+  };
   return daemonSet;
 }
 
@@ -139,7 +158,10 @@ describe("Kubernetes manifests", () => {
   });
 
   it("no object has a field the API does not know, nor a value of the wrong type (kubernetes-models interfaces)", () => {
-    assert.deepEqual(strictCheck().filter((e) => !e.startsWith("misspelt:")), []);
+    assert.deepEqual(
+      strictCheck().filter((e) => !e.startsWith("misspelt:")),
+      [],
+    );
   });
 
   it("both checks catch a broken manifest: a wrong type, a missing required field, a misspelt field", async () => {
@@ -170,24 +192,44 @@ describe("Kubernetes manifests", () => {
   });
 
   it("the overlays split the base: each object of the base is in exactly one of edge, region, center, besides the namespace", () => {
-    const ids = (dir: string) => builds.get(dir)!.map(objectId).filter((id) => !id.startsWith("Namespace/"));
+    const ids = (dir: string) =>
+      builds
+        .get(dir)!
+        .map(objectId)
+        .filter((id) => !id.startsWith("Namespace/"));
     const overlays = ["overlays/edge", "overlays/region", "overlays/center"].flatMap(ids);
     assert.deepEqual([...overlays].sort(), ids("base").sort());
-    for (const dir of KUSTOMIZATIONS) assert.ok(find(builds.get(dir)!, "Namespace", "bifrost"), `${dir} creates the namespace`);
+    for (const dir of KUSTOMIZATIONS)
+      assert.ok(find(builds.get(dir)!, "Namespace", "bifrost"), `${dir} creates the namespace`);
   });
 
   it("every ConfigMap and Secret a pod uses is in the same build, or optional", () => {
     for (const [dir, objects] of builds) {
       for (const w of objects.filter(isWorkload)) {
         const pod = w.spec.template.spec;
-        for (const v of pod.volumes ?? []) if (v.configMap) assert.ok(find(objects, "ConfigMap", v.configMap.name), `${dir} ${w.metadata.name}: ConfigMap ${v.configMap.name}`);
+        for (const v of pod.volumes ?? [])
+          if (v.configMap)
+            assert.ok(
+              find(objects, "ConfigMap", v.configMap.name),
+              `${dir} ${w.metadata.name}: ConfigMap ${v.configMap.name}`,
+            );
         for (const c of [...pod.containers, ...(pod.initContainers ?? [])]) {
-          for (const from of c.envFrom ?? []) if (from.configMapRef) assert.ok(find(objects, "ConfigMap", from.configMapRef.name), `${dir}: ${from.configMapRef.name}`);
+          for (const from of c.envFrom ?? [])
+            if (from.configMapRef)
+              assert.ok(find(objects, "ConfigMap", from.configMapRef.name), `${dir}: ${from.configMapRef.name}`);
           for (const e of c.env ?? []) {
             const secret = e.valueFrom?.secretKeyRef;
-            if (secret) assert.ok(secret.optional === true || find(objects, "Secret", secret.name), `${dir}: Secret ${secret.name}`);
+            if (secret)
+              assert.ok(
+                secret.optional === true || find(objects, "Secret", secret.name),
+                `${dir}: Secret ${secret.name}`,
+              );
           }
-          for (const m of c.volumeMounts ?? []) assert.ok(pod.volumes?.some((v) => v.name === m.name), `${w.metadata.name}: volume ${m.name}`);
+          for (const m of c.volumeMounts ?? [])
+            assert.ok(
+              pod.volumes?.some((v) => v.name === m.name),
+              `${w.metadata.name}: volume ${m.name}`,
+            );
         }
       }
     }
@@ -197,22 +239,34 @@ describe("Kubernetes manifests", () => {
     const workloads = base.filter(isWorkload);
     const selects = (selector: Record<string, string>) =>
       workloads.filter((w) => Object.entries(selector).every(([k, v]) => w.spec.template.metadata.labels[k] === v));
-    for (const service of base.filter((o) => o.kind === "Service") as (K8sObject & { spec: { selector: Record<string, string>; ports: { port: number; targetPort: string | number }[] } })[]) {
+    for (const service of base.filter((o) => o.kind === "Service") as (K8sObject & {
+      spec: { selector: Record<string, string>; ports: { port: number; targetPort: string | number }[] };
+    })[]) {
       const [target, ...more] = selects(service.spec.selector);
       assert.ok(target && more.length === 0, `${service.metadata.name} selects one workload`);
-      for (const port of service.spec.ports) assert.equal(portNumber(bifrostContainer(target), port.targetPort), port.port, `${service.metadata.name} port ${port.port}`);
+      for (const port of service.spec.ports)
+        assert.equal(
+          portNumber(bifrostContainer(target), port.targetPort),
+          port.port,
+          `${service.metadata.name} port ${port.port}`,
+        );
     }
-    for (const pdb of base.filter((o) => o.kind === "PodDisruptionBudget") as (K8sObject & { spec: { selector: { matchLabels: Record<string, string> } } })[]) {
+    for (const pdb of base.filter((o) => o.kind === "PodDisruptionBudget") as (K8sObject & {
+      spec: { selector: { matchLabels: Record<string, string> } };
+    })[]) {
       const [target, ...more] = selects(pdb.spec.selector.matchLabels);
       assert.ok(target && more.length === 0, `${pdb.metadata.name} selects one workload`);
       assert.ok((target.spec.replicas ?? 1) >= 2, `${pdb.metadata.name}: a budget over more than one replica`);
     }
-    for (const w of workloads.filter((w) => w.kind !== "Job")) assert.deepEqual(selects(w.spec.selector.matchLabels), [w], `${w.metadata.name}'s selector is its own`);
+    for (const w of workloads.filter((w) => w.kind !== "Job"))
+      assert.deepEqual(selects(w.spec.selector.matchLabels), [w], `${w.metadata.name}'s selector is its own`);
   });
 
   it("each Bifrost container's configuration passes `bifrost --check-config`, listens where its port and probes point, and has limits", () => {
     const seen = new Set<Role>();
-    for (const w of base.filter(isWorkload).filter((w) => w.spec.template.spec.containers.some((c) => c.image === IMAGE))) {
+    for (const w of base
+      .filter(isWorkload)
+      .filter((w) => w.spec.template.spec.containers.some((c) => c.image === IMAGE))) {
       const c = bifrostContainer(w);
       const { role, config } = containerConfig(base, w, c);
       seen.add(role);
@@ -224,7 +278,10 @@ describe("Kubernetes manifests", () => {
       assert.ok(["/ready", "/metrics"].includes(c.livenessProbe?.httpGet?.path ?? ""), `${role} liveness`);
       assert.equal(portNumber(c, c.livenessProbe?.httpGet?.port), listen.port, `${role} liveness port`);
       for (const container of [...w.spec.template.spec.containers, ...(w.spec.template.spec.initContainers ?? [])]) {
-        assert.ok(container.resources?.requests?.memory && container.resources.limits?.memory, `${container.name}: memory request and limit`);
+        assert.ok(
+          container.resources?.requests?.memory && container.resources.limits?.memory,
+          `${container.name}: memory request and limit`,
+        );
         assert.equal(container.securityContext?.allowPrivilegeEscalation, false, `${container.name}`);
         assert.equal(container.image, IMAGE, `${container.name} runs this version's image`);
       }
@@ -242,10 +299,20 @@ describe("Kubernetes manifests", () => {
     const pod = w.spec.template.spec;
     const walMount = c.volumeMounts?.find((m) => m.mountPath === config.collector.wal.dir);
     assert.ok(walMount, "the WAL directory is a mount");
-    assert.deepEqual(pod.volumes?.find((v) => v.name === walMount.name)?.hostPath, { path: "/var/lib/bifrost/wal", type: "DirectoryOrCreate" });
-    const owner = pod.initContainers?.find((i) => i.volumeMounts?.some((m) => m.name === walMount.name && m.mountPath === config.collector.wal.dir));
-    assert.ok(owner?.args === undefined && owner?.securityContext?.runAsUser === 0, "an init container hands the hostPath to the collector's user");
-    assert.deepEqual(c.env?.find((e) => e.name === "BIFROST_NODE__ID")?.valueFrom, { fieldRef: { fieldPath: "spec.nodeName" } });
+    assert.deepEqual(pod.volumes?.find((v) => v.name === walMount.name)?.hostPath, {
+      path: "/var/lib/bifrost/wal",
+      type: "DirectoryOrCreate",
+    });
+    const owner = pod.initContainers?.find((i) =>
+      i.volumeMounts?.some((m) => m.name === walMount.name && m.mountPath === config.collector.wal.dir),
+    );
+    assert.ok(
+      owner?.args === undefined && owner?.securityContext?.runAsUser === 0,
+      "an init container hands the hostPath to the collector's user",
+    );
+    assert.deepEqual(c.env?.find((e) => e.name === "BIFROST_NODE__ID")?.valueFrom, {
+      fieldRef: { fieldPath: "spec.nodeName" },
+    });
     const proc = c.volumeMounts?.find((m) => pod.volumes?.find((v) => v.name === m.name)?.hostPath?.path === "/proc");
     assert.equal(proc?.readOnly, true, "/proc is mounted read-only");
     assert.equal(pod.hostPID, false);
@@ -254,7 +321,11 @@ describe("Kubernetes manifests", () => {
     // The DaemonSet runs the collector exactly as the systemd unit does: same bundle, V8 options and allocator settings.
     assert.deepEqual(c.command, ["node", ...EDGE.nodeArgs, `/opt/bifrost/${EDGE.script}`]);
     for (const [name, value] of Object.entries(EDGE.env)) {
-      if (name === "NODE_ENV") assert.match(readFileSync(join(DEPLOY, "docker", "Dockerfile"), "utf8"), new RegExp(`^ENV NODE_ENV=${value}$`, "m"));
+      if (name === "NODE_ENV")
+        assert.match(
+          readFileSync(join(DEPLOY, "docker", "Dockerfile"), "utf8"),
+          new RegExp(`^ENV NODE_ENV=${value}$`, "m"),
+        );
       else assert.equal(c.env?.find((e) => e.name === name)?.value, value, name);
     }
     const heap = /--max-old-space-size=(\d+)/.exec(EDGE.nodeArgs.join(" "));
@@ -277,10 +348,15 @@ describe("Kubernetes manifests", () => {
       assert.equal(env.DEAD_LETTER_TOPIC, config.kafka.dead_letter_topic, name);
       assert.ok(config.kafka.brokers.includes(env.BOOTSTRAP_SERVERS!), `${name} uses the Job's brokers`);
     }
-    assert.ok(Number(env.MIN_INSYNC_REPLICAS) < Number(env.REPLICATION_FACTOR), "a broker can be down without stopping acks=all writes");
+    assert.ok(
+      Number(env.MIN_INSYNC_REPLICAS) < Number(env.REPLICATION_FACTOR),
+      "a broker can be down without stopping acks=all writes",
+    );
     assert.ok(Number(env.MAX_MESSAGE_BYTES) > 1 << 20, "room for a full collector batch and a dead letter");
     const job = find(base, "Job", "bifrost-kafka-topics") as Workload;
-    assert.deepEqual(job.spec.template.spec.containers[0]!.envFrom, [{ configMapRef: { name: "bifrost-kafka-topics" } }]);
+    assert.deepEqual(job.spec.template.spec.containers[0]!.envFrom, [
+      { configMapRef: { name: "bifrost-kafka-topics" } },
+    ]);
     const syntax = spawnSync("bash", ["-n", join(KUBE, "base/kafka/create-topics.sh")], { encoding: "utf8" });
     assert.equal(syntax.status, 0, syntax.stderr);
   });
@@ -309,8 +385,14 @@ describe("docker-compose", () => {
     broken.services.query!.depends_on = { clickhouse: { condition: "service_ready" } };
     (broken.services.collector as Record<string, unknown>)["helthcheck"] = {};
     const errors = composeSchemaErrors(broken);
-    assert.ok(errors.some((e) => e.includes("/services/query/depends_on")), errors.join("\n"));
-    assert.ok(errors.some((e) => e.includes("helthcheck")), errors.join("\n"));
+    assert.ok(
+      errors.some((e) => e.includes("/services/query/depends_on")),
+      errors.join("\n"),
+    );
+    assert.ok(
+      errors.some((e) => e.includes("helthcheck")),
+      errors.join("\n"),
+    );
   });
 
   it("each Bifrost service's environment passes `bifrost --check-config`, and its healthcheck asks /ready where it listens", () => {
@@ -324,29 +406,43 @@ describe("docker-compose", () => {
       assert.equal(listen.host, "0.0.0.0", `${name} listens beyond the container's loopback`);
       const probe = /http:\/\/127\.0\.0\.1:(\d+)\/ready/.exec(s.healthcheck?.test.join(" ") ?? "");
       assert.equal(Number(probe?.[1]), listen.port, `${name} healthcheck`);
-      for (const published of s.ports ?? []) assert.equal(Number(published.split(":").at(-1)), listen.port, `${name} publishes its port`);
-      if (role !== "query") for (const broker of config.kafka.brokers) assert.ok(compose.services[broker.split(":")[0]!], `${name}: broker ${broker}`);
+      for (const published of s.ports ?? [])
+        assert.equal(Number(published.split(":").at(-1)), listen.port, `${name} publishes its port`);
+      if (role !== "query")
+        for (const broker of config.kafka.brokers)
+          assert.ok(compose.services[broker.split(":")[0]!], `${name}: broker ${broker}`);
       if (role !== "collector") {
         assert.equal(config.storage.engine, "clickhouse");
-        assert.ok(compose.services[new URL(config.clickhouse.url).hostname], `${name}: ClickHouse at ${config.clickhouse.url}`);
+        assert.ok(
+          compose.services[new URL(config.clickhouse.url).hostname],
+          `${name}: ClickHouse at ${config.clickhouse.url}`,
+        );
       }
     }
     const wal = loadConfig({ env: compose.services.collector!.environment ?? {} }).collector.wal.dir;
-    assert.ok(compose.services.collector!.volumes?.some((v) => v.endsWith(`:${wal}`)), "the collector's WAL is a volume");
+    assert.ok(
+      compose.services.collector!.volumes?.some((v) => v.endsWith(`:${wal}`)),
+      "the collector's WAL is a volume",
+    );
   });
 
   it("depends_on waits for healthchecks that exist and for the topics job; every file it mounts exists", () => {
     for (const [name, s] of Object.entries(compose.services)) {
       for (const [target, { condition }] of Object.entries(s.depends_on ?? {})) {
         assert.ok(compose.services[target], `${name} depends on ${target}`);
-        if (condition === "service_healthy") assert.ok(compose.services[target]!.healthcheck, `${target} has a healthcheck`);
+        if (condition === "service_healthy")
+          assert.ok(compose.services[target]!.healthcheck, `${target} has a healthcheck`);
       }
       const dir = dirname(file);
       for (const envFile of s.env_file ?? []) assert.ok(existsSync(resolve(dir, envFile)), envFile);
-      for (const volume of s.volumes ?? []) if (volume.startsWith(".")) assert.ok(existsSync(resolve(dir, volume.split(":")[0]!)), volume);
+      for (const volume of s.volumes ?? [])
+        if (volume.startsWith(".")) assert.ok(existsSync(resolve(dir, volume.split(":")[0]!)), volume);
     }
     assert.equal(compose.services.collector!.depends_on?.["kafka-topics"]?.condition, "service_completed_successfully");
-    assert.equal(compose.services.aggregator!.depends_on?.["kafka-topics"]?.condition, "service_completed_successfully");
+    assert.equal(
+      compose.services.aggregator!.depends_on?.["kafka-topics"]?.condition,
+      "service_completed_successfully",
+    );
   });
 });
 
@@ -376,9 +472,17 @@ describe("systemd units", () => {
   it("each unit runs its role with hardening and restarts; the collector's WAL is its state directory", () => {
     for (const [i, role] of ROLES.entries()) {
       const d = directives(units[i]!);
-      const script = role === "collector" ? `${[...EDGE.nodeArgs, `/opt/bifrost/${EDGE.script}`].join(" ")}` : "/opt/bifrost/dist/cli.js";
+      const script =
+        role === "collector"
+          ? `${[...EDGE.nodeArgs, `/opt/bifrost/${EDGE.script}`].join(" ")}`
+          : "/opt/bifrost/dist/cli.js";
       assert.deepEqual(d.get("ExecStart"), [`/usr/bin/node ${script} ${role} --config /etc/bifrost/${role}.yaml`]);
-      for (const [key, value] of [["Restart", "always"], ["ProtectSystem", "strict"], ["NoNewPrivileges", "yes"], ["DynamicUser", "yes"]]) {
+      for (const [key, value] of [
+        ["Restart", "always"],
+        ["ProtectSystem", "strict"],
+        ["NoNewPrivileges", "yes"],
+        ["DynamicUser", "yes"],
+      ]) {
         assert.deepEqual(d.get(key!), [value], `${role}: ${key}=${value}`);
       }
       assert.ok(d.get("LimitNOFILE") && d.get("MemoryMax"), `${role}: LimitNOFILE and MemoryMax`);
@@ -409,7 +513,10 @@ describe("systemd units", () => {
       assert.equal(config.collector.wal.dir, `/var/lib/${d.get("StateDirectory")![0]}`);
       assert.equal(config.kafka.sasl?.password, "from-env-file");
       const heap = /--max-old-space-size=(\d+)/.exec(EDGE.nodeArgs.join(" "));
-      assert.ok(heap && Number(heap[1]) * 1024 ** 2 < memoryBytes(d.get("MemoryHigh")![0]!), "V8's heap stays below MemoryHigh");
+      assert.ok(
+        heap && Number(heap[1]) * 1024 ** 2 < memoryBytes(d.get("MemoryHigh")![0]!),
+        "V8's heap stays below MemoryHigh",
+      );
     }
   });
 });
@@ -421,7 +528,12 @@ describe("ClickHouse DDL", () => {
   ];
 
   it("the checked-in .sql files are what storage/schema.ts renders today", () => {
-    for (const { file, options } of cases) assert.equal(readFileSync(join(DEPLOY, "clickhouse", file), "utf8"), renderDdl(options), `${file} is stale: regenerate it with print-ddl`);
+    for (const { file, options } of cases)
+      assert.equal(
+        readFileSync(join(DEPLOY, "clickhouse", file), "utf8"),
+        renderDdl(options),
+        `${file} is stale: regenerate it with print-ddl`,
+      );
   });
 
   it("print-ddl prints them, and refuses a name that is not an identifier", () => {
@@ -440,7 +552,8 @@ describe("ClickHouse DDL", () => {
 describe("Dockerfile", () => {
   it("runs the package's CLI as a non-root user and exposes the roles' default ports", () => {
     const text = readFileSync(join(DEPLOY, "docker/Dockerfile"), "utf8");
-    const bin = (JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")) as { bin: { bifrost: string } }).bin.bifrost;
+    const bin = (JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")) as { bin: { bifrost: string } }).bin
+      .bifrost;
     assert.match(text, new RegExp(`^ENTRYPOINT \\["node", "/opt/bifrost/${bin.replace(".", "\\.")}"\\]$`, "m"));
     assert.match(text, /^FROM node:20-slim AS build$/m);
     assert.match(text, /^USER 10001:10001$/m);

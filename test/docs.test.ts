@@ -11,11 +11,17 @@ const DOCS = join(REPO_ROOT, "docs");
 
 describe("configuration reference", () => {
   it("docs/configuration.md is what the schema renders today", () => {
-    assert.equal(readFileSync(join(DOCS, "configuration.md"), "utf8"), renderConfigReference(), "docs/configuration.md is stale: npm run -s docs:config > docs/configuration.md");
+    assert.equal(
+      readFileSync(join(DOCS, "configuration.md"), "utf8"),
+      renderConfigReference(),
+      "docs/configuration.md is stale: npm run -s docs:config > docs/configuration.md",
+    );
   });
 
   it("npm run docs:config prints it", () => {
-    const result = spawnSync(process.execPath, [join(REPO_ROOT, "dist/deploy/docs/print-config-reference.js")], { encoding: "utf8" });
+    const result = spawnSync(process.execPath, [join(REPO_ROOT, "dist/deploy/docs/print-config-reference.js")], {
+      encoding: "utf8",
+    });
     assert.equal(result.status, 0, result.stderr);
     assert.equal(result.stdout, readFileSync(join(DOCS, "configuration.md"), "utf8"));
   });
@@ -24,7 +30,8 @@ describe("configuration reference", () => {
     const defaults = loadConfig({ env: {} });
     let checked = 0;
     for (const row of referenceSections().flatMap((s) => s.rows)) {
-      if (row.env === undefined || !row.env.startsWith("BIFROST_") || row.env.includes("<") || !("defaultValue" in row)) continue;
+      if (row.env === undefined || !row.env.startsWith("BIFROST_") || row.env.includes("<") || !("defaultValue" in row))
+        continue;
       // An empty variable is a list of one empty string, not an empty list.
       if (Array.isArray(row.defaultValue) && row.defaultValue.length === 0) continue;
       const text = Array.isArray(row.defaultValue) ? row.defaultValue.join(",") : String(row.defaultValue);
@@ -33,7 +40,12 @@ describe("configuration reference", () => {
       checked++;
     }
     assert.ok(checked > 100, `checked ${checked} variables`);
-    const changed = loadConfig({ env: { BIFROST_QUERY__ACTIONS__COLLECTORS__EDGE1: "http://edge1:4318", BIFROST_AUTH__TENANTS__SHOP__TOKENS: "a-token-of-16-chars,another-token-16" } });
+    const changed = loadConfig({
+      env: {
+        BIFROST_QUERY__ACTIONS__COLLECTORS__EDGE1: "http://edge1:4318",
+        BIFROST_AUTH__TENANTS__SHOP__TOKENS: "a-token-of-16-chars,another-token-16",
+      },
+    });
     assert.deepEqual(changed.query.actions.collectors, { edge1: "http://edge1:4318" });
     assert.deepEqual(changed.auth.tenants, { shop: { tokens: ["a-token-of-16-chars", "another-token-16"] } });
   });
@@ -41,7 +53,13 @@ describe("configuration reference", () => {
 
 describe("documentation links", () => {
   it("every relative link of README.md and docs/*.md names a file that exists", () => {
-    const pages = [join(REPO_ROOT, "README.md"), join(REPO_ROOT, "deploy/README.md"), ...readdirSync(DOCS).filter((f) => f.endsWith(".md")).map((f) => join(DOCS, f))];
+    const pages = [
+      join(REPO_ROOT, "README.md"),
+      join(REPO_ROOT, "deploy/README.md"),
+      ...readdirSync(DOCS)
+        .filter((f) => f.endsWith(".md"))
+        .map((f) => join(DOCS, f)),
+    ];
     const broken: string[] = [];
     for (const page of pages) {
       for (const [, target] of readFileSync(page, "utf8").matchAll(/\]\(([^)\s]+)\)/g)) {

@@ -38,15 +38,37 @@ describe("the edge bundle, run as the systemd unit runs it", () => {
       for (let i = 0; i < 5; i++, n += 20) assert.equal((await load.pushOnce("c0", n)).status, "204");
       // snappy is loaded by the first protobuf push: this is that push, in the bundle.
       const lines = Array.from({ length: 10 }, (_, i) => `protobuf ${protobufLines.length + i}`);
-      const body = compressSync(Buffer.from(PushRequest.encode({ streams: [{ labels: '{app="proto"}', entries: lines.map((line, i) => ({ timestamp: { seconds: 1_764_000_000 + protobufLines.length + i, nanos: 0 }, line })) }] }).finish()));
-      const response = await fetch(`${collector.url}/loki/api/v1/push`, { method: "POST", headers: { "Content-Type": "application/x-protobuf", "X-Scope-OrgID": "edge" }, body });
+      const body = compressSync(
+        Buffer.from(
+          PushRequest.encode({
+            streams: [
+              {
+                labels: '{app="proto"}',
+                entries: lines.map((line, i) => ({
+                  timestamp: { seconds: 1_764_000_000 + protobufLines.length + i, nanos: 0 },
+                  line,
+                })),
+              },
+            ],
+          }).finish(),
+        ),
+      );
+      const response = await fetch(`${collector.url}/loki/api/v1/push`, {
+        method: "POST",
+        headers: { "Content-Type": "application/x-protobuf", "X-Scope-OrgID": "edge" },
+        body,
+      });
       assert.equal(response.status, 204, await response.text());
       protobufLines.push(...lines);
       const more = Array.from({ length: 100 }, (_, i) => `tailed ${tailed.length + i} ${"x".repeat(i)}`);
       appendFileSync(logFile, more.map((line) => `${line}\n`).join(""));
       tailed.push(...more);
       // Counted since the process started; the positions file makes it go on where the last one stopped.
-      await until("the tail read the new lines", async () => (await collector.metric("bifrost_collector_file_lines_read_total")) === more.length, 30_000);
+      await until(
+        "the tail read the new lines",
+        async () => (await collector.metric("bifrost_collector_file_lines_read_total")) === more.length,
+        30_000,
+      );
       await collector.drained();
     };
     try {
@@ -63,7 +85,10 @@ describe("the edge bundle, run as the systemd unit runs it", () => {
     const delivery = checkDelivery(load, messages);
     assert.equal(delivery.duplicateBatches, 0);
     assert.equal(load.acknowledged.length, 200);
-    const linesOf = (app: string) => messages.flatMap(({ batch }) => batch.streams.filter((s) => s.labels["app"] === app).flatMap((s) => s.entries.map((e) => e.line)));
+    const linesOf = (app: string) =>
+      messages.flatMap(({ batch }) =>
+        batch.streams.filter((s) => s.labels["app"] === app).flatMap((s) => s.entries.map((e) => e.line)),
+      );
     assert.deepEqual(linesOf("proto"), protobufLines);
     assert.deepEqual(linesOf("tail"), tailed);
     assert.ok(messages.every(({ batch }) => batch.nodeId === "edge-bundle"));
@@ -73,7 +98,11 @@ describe("the edge bundle, run as the systemd unit runs it", () => {
   it("carries only the collector and says so for the other roles", () => {
     const profile = edgeProfile();
     for (const role of ["aggregator", "query", "all"]) {
-      const result = spawnSync(process.execPath, [join(REPO_ROOT, profile.script), role], { encoding: "utf8", env: { ...process.env, ...profile.env }, timeout: 60_000 });
+      const result = spawnSync(process.execPath, [join(REPO_ROOT, profile.script), role], {
+        encoding: "utf8",
+        env: { ...process.env, ...profile.env },
+        timeout: 60_000,
+      });
       assert.notEqual(result.status, 0, role);
       assert.match(result.stderr, /the edge build carries only the collector/, role);
     }

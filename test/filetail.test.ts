@@ -1,6 +1,15 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { appendFileSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import {
+  appendFileSync,
+  mkdirSync,
+  mkdtempSync,
+  renameSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -11,7 +20,6 @@ import { Wal } from "../collector/wal.js";
 import { labelsOf } from "../proto/batch.js";
 import { decodeBatch } from "../proto/codec.js";
 import { waitFor } from "./helpers/wait.js";
-
 
 interface Got {
   filename: string;
@@ -30,16 +38,45 @@ interface Setup {
   events: { rotations: string[]; truncated: number; watched: number; pauses: boolean[]; lines: number };
 }
 
-function setup(overrides: { walBytes?: number; segmentBytes?: number; maxLineBytes?: number; maxReadBytes?: number; rotateWaitMs?: number } = {}): Setup {
+function setup(
+  overrides: {
+    walBytes?: number;
+    segmentBytes?: number;
+    maxLineBytes?: number;
+    maxReadBytes?: number;
+    rotateWaitMs?: number;
+  } = {},
+): Setup {
   const dir = mkdtempSync(join(tmpdir(), "bifrost-tail-"));
   const logs = join(dir, "logs");
   mkdirSync(logs);
-  const wal = Wal.open({ dir: join(dir, "wal"), maxBytes: overrides.walBytes ?? 64 << 20, segmentBytes: overrides.segmentBytes ?? 1 << 20, fsync: "never", whenFull: "block" });
-  const batcher = new Batcher({ node: { id: "edge-1", site: "", region: "" }, wal, maxEntries: 10_000, maxBytes: 1 << 20, maxAgeMs: 5 });
+  const wal = Wal.open({
+    dir: join(dir, "wal"),
+    maxBytes: overrides.walBytes ?? 64 << 20,
+    segmentBytes: overrides.segmentBytes ?? 1 << 20,
+    fsync: "never",
+    whenFull: "block",
+  });
+  const batcher = new Batcher({
+    node: { id: "edge-1", site: "", region: "" },
+    wal,
+    maxEntries: 10_000,
+    maxBytes: 1 << 20,
+    maxAgeMs: 5,
+  });
   const events = { rotations: [] as string[], truncated: 0, watched: 0, pauses: [] as boolean[], lines: 0 };
   const start = (source: Partial<FileSource> = {}) => {
     const tail = new FileTail({
-      sources: [{ paths: [join(logs, "*.log")], exclude: [], labels: labelsOf([["job", "app"]]), tenant: "acme", encoding: "utf8", ...source }],
+      sources: [
+        {
+          paths: [join(logs, "*.log")],
+          exclude: [],
+          labels: labelsOf([["job", "app"]]),
+          tenant: "acme",
+          encoding: "utf8",
+          ...source,
+        },
+      ],
       batcher,
       positionsFile: join(dir, "wal", "file-positions.json"),
       pollMs: 20,
@@ -57,20 +94,38 @@ function setup(overrides: { walBytes?: number; segmentBytes?: number; maxLineByt
     return tail;
   };
   const got = () =>
-    wal.read(1_000_000).flatMap((record) =>
-      decodeBatch(record.payload).streams.flatMap((stream) => stream.entries.map((entry) => ({ filename: stream.labels["filename"]!, line: entry.line, ns: entry.timeUnixNano, labels: { ...stream.labels } }))),
-    );
+    wal
+      .read(1_000_000)
+      .flatMap((record) =>
+        decodeBatch(record.payload).streams.flatMap((stream) =>
+          stream.entries.map((entry) => ({
+            filename: stream.labels["filename"]!,
+            line: entry.line,
+            ns: entry.timeUnixNano,
+            labels: { ...stream.labels },
+          })),
+        ),
+      );
   return { dir: logs, wal, start, got, lines: () => got().map((g) => g.line), events };
 }
 
-const numbered = (prefix: string, from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => `${prefix}-${from + i}`);
+const numbered = (prefix: string, from: number, to: number) =>
+  Array.from({ length: to - from + 1 }, (_, i) => `${prefix}-${from + i}`);
 const text = (lines: string[]) => lines.map((line) => `${line}\n`).join("");
 
 function assertExactlyOnce(got: string[], expected: string[]): void {
   const counts = new Map<string, number>();
   for (const line of got) counts.set(line, (counts.get(line) ?? 0) + 1);
-  assert.deepEqual([...counts].filter(([, n]) => n > 1), [], "no line twice");
-  assert.deepEqual(expected.filter((line) => !counts.has(line)), [], "no line lost");
+  assert.deepEqual(
+    [...counts].filter(([, n]) => n > 1),
+    [],
+    "no line twice",
+  );
+  assert.deepEqual(
+    expected.filter((line) => !counts.has(line)),
+    [],
+    "no line lost",
+  );
   assert.equal(got.length, expected.length);
 }
 
@@ -92,12 +147,25 @@ describe("file tail", () => {
     await waitFor("the new file", () => t.lines().includes("bee") && t.lines().includes("four"));
     await tail.stop();
     const got = t.got();
-    assert.deepEqual(got.filter((g) => g.filename === a).map((g) => g.line), ["one", "two", "three", "four"]);
-    assert.deepEqual(got.find((g) => g.line === "bee")!.labels, { job: "app", filename: join(t.dir, "b.log"), node: "edge-1" });
+    assert.deepEqual(
+      got.filter((g) => g.filename === a).map((g) => g.line),
+      ["one", "two", "three", "four"],
+    );
+    assert.deepEqual(got.find((g) => g.line === "bee")!.labels, {
+      job: "app",
+      filename: join(t.dir, "b.log"),
+      node: "edge-1",
+    });
     assert.ok(!t.lines().includes("not matched") && !t.lines().includes("excluded"));
     const stamps = got.filter((g) => g.filename === a).map((g) => g.ns);
-    assert.ok(stamps.every((ns, i) => i === 0 || ns > stamps[i - 1]!), "read times increase within a file");
-    assert.ok(Math.abs(Number(stamps[0]! / 1_000_000n) - Date.now()) < 60_000, "stamped with the read time in nanoseconds");
+    assert.ok(
+      stamps.every((ns, i) => i === 0 || ns > stamps[i - 1]!),
+      "read times increase within a file",
+    );
+    assert.ok(
+      Math.abs(Number(stamps[0]! / 1_000_000n) - Date.now()) < 60_000,
+      "stamped with the read time in nanoseconds",
+    );
     assert.equal(t.events.lines, 5);
   });
 
@@ -117,8 +185,15 @@ describe("file tail", () => {
     await waitFor("lines after the rotation", () => t.lines().length >= 220);
     await tail.stop();
     assertExactlyOnce(t.lines(), [...numbered("old", 1, 160), ...numbered("new", 1, 60)]);
-    assert.deepEqual(t.lines().filter((l) => l.startsWith("old")), numbered("old", 1, 160), "in order");
-    assert.ok(t.got().every((g) => g.filename === app), "the rotated file's lines keep the stream of its first name");
+    assert.deepEqual(
+      t.lines().filter((l) => l.startsWith("old")),
+      numbered("old", 1, 160),
+      "in order",
+    );
+    assert.ok(
+      t.got().every((g) => g.filename === app),
+      "the rotated file's lines keep the stream of its first name",
+    );
     assert.ok(t.events.rotations.includes("rename"));
   });
 
@@ -151,7 +226,11 @@ describe("file tail", () => {
     writeFileSync(app, text(numbered("rewritten", 1, 20)));
     await waitFor("the rewritten file", () => t.lines().length === 33);
     await tail.stop();
-    assertExactlyOnce(t.lines(), [...numbered("before", 1, 10), ...numbered("after", 1, 3), ...numbered("rewritten", 1, 20)]);
+    assertExactlyOnce(t.lines(), [
+      ...numbered("before", 1, 10),
+      ...numbered("after", 1, 3),
+      ...numbered("rewritten", 1, 20),
+    ]);
     assert.equal(t.events.rotations.filter((k) => k === "truncate").length, 2);
   });
 
@@ -180,7 +259,13 @@ describe("file tail", () => {
     await waitFor("the rest of the rotated file and the new one", () => t.lines().length >= 95);
     await new Promise((resolve) => setTimeout(resolve, 300));
     await tail.stop();
-    const expected = [...numbered("a", 1, 50), "a-51 partial and its end", ...numbered("a", 52, 75), ...numbered("o", 1, 10), ...numbered("b", 1, 10)];
+    const expected = [
+      ...numbered("a", 1, 50),
+      "a-51 partial and its end",
+      ...numbered("a", 52, 75),
+      ...numbered("o", 1, 10),
+      ...numbered("b", 1, 10),
+    ];
     assertExactlyOnce(t.lines(), expected);
   });
 
@@ -192,7 +277,10 @@ describe("file tail", () => {
     const position = { path: app, filename: app, dev: String(dev), ino: String(ino), offset: 6 };
     const positionsFile = join(t.dir, "..", "wal", "file-positions.json");
     // A deleted file that had this inode, read up to offset 6, with other first bytes.
-    writeFileSync(positionsFile, JSON.stringify({ version: 1, files: [{ ...position, fingerprint: "deadbeef", fingerprintBytes: 6 }] }));
+    writeFileSync(
+      positionsFile,
+      JSON.stringify({ version: 1, files: [{ ...position, fingerprint: "deadbeef", fingerprintBytes: 6 }] }),
+    );
     let tail = t.start();
     await waitFor("the lines", () => t.lines().length >= 3);
     await tail.stop();
@@ -210,7 +298,10 @@ describe("file tail", () => {
     const t = setup();
     const app = join(t.dir, "app.log");
     const multiline = { startPattern: /^\d{4}-\d\d-\d\d /, maxLines: 4, timeoutMs: 300 };
-    writeFileSync(app, "orphan continuation\n2026-11-28 ERROR request failed\njava.lang.IllegalStateException: boom\n\tat com.acme.Api.handle(Api.java:42)\n");
+    writeFileSync(
+      app,
+      "orphan continuation\n2026-11-28 ERROR request failed\njava.lang.IllegalStateException: boom\n\tat com.acme.Api.handle(Api.java:42)\n",
+    );
     const tail = t.start({ multiline });
     appendFileSync(app, "\tat com.acme.Server.run(Server.java:7)\n2026-11-28 INFO next request\n");
     await waitFor("the stack trace joined", () => t.lines().length >= 2);
@@ -245,7 +336,10 @@ describe("file tail", () => {
   it("pauses while the disk buffer is full under `block`, and resumes without loss once the shipper frees it", async () => {
     const t = setup({ walBytes: 16 << 10, segmentBytes: 2 << 10, maxReadBytes: 1 << 10 });
     const app = join(t.dir, "app.log");
-    const expected = Array.from({ length: 400 }, (_, i) => `${String(i).padStart(3, "0")} ${randomBytes(20).toString("hex")}`);
+    const expected = Array.from(
+      { length: 400 },
+      (_, i) => `${String(i).padStart(3, "0")} ${randomBytes(20).toString("hex")}`,
+    );
     writeFileSync(app, text(expected));
     const tail = t.start();
     await waitFor("the tail paused", () => tail.isPaused);
@@ -255,12 +349,18 @@ describe("file tail", () => {
     assert.equal(t.lines().length, buffered, "nothing more is read while paused");
     // Play the shipper: deliver what is buffered, advance the cursor, and the tail goes on.
     const delivered: string[] = [];
-    await waitFor("every line delivered", () => {
-      const records = t.wal.read(1000);
-      for (const record of records) for (const stream of decodeBatch(record.payload).streams) delivered.push(...stream.entries.map((e) => e.line));
-      if (records.length > 0) t.wal.advance(records.at(-1)!.sequence);
-      return delivered.length >= 400;
-    }, 30_000);
+    await waitFor(
+      "every line delivered",
+      () => {
+        const records = t.wal.read(1000);
+        for (const record of records)
+          for (const stream of decodeBatch(record.payload).streams)
+            delivered.push(...stream.entries.map((e) => e.line));
+        if (records.length > 0) t.wal.advance(records.at(-1)!.sequence);
+        return delivered.length >= 400;
+      },
+      30_000,
+    );
     await waitFor("the tail resumed", () => !tail.isPaused);
     await tail.stop();
     assert.deepEqual(delivered, expected, "every line once, in order");

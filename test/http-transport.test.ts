@@ -75,7 +75,9 @@ describe("HTTP transport: collector -> aggregator -> ClickHouse", () => {
       BIFROST_AGGREGATOR__LISTEN: `127.0.0.1:${port}`,
       BIFROST_AGGREGATOR__CONSUME_KAFKA: "false",
       BIFROST_AGGREGATOR__HTTP_INGEST__ENABLED: "true",
-      ...Object.fromEntries(Object.entries(aggregatorTls).map(([k, v]) => [`BIFROST_AGGREGATOR__TLS__${k.toUpperCase()}`, v])),
+      ...Object.fromEntries(
+        Object.entries(aggregatorTls).map(([k, v]) => [`BIFROST_AGGREGATOR__TLS__${k.toUpperCase()}`, v]),
+      ),
     };
   }
 
@@ -85,16 +87,25 @@ describe("HTTP transport: collector -> aggregator -> ClickHouse", () => {
     child.stderr!.resume();
     const port = env.BIFROST_AGGREGATOR__LISTEN!.split(":")[1];
     // /ready over TLS needs the CA; the listener's readiness is the store's, polled by a frame-less POST.
-    await until("the aggregator ready", async () => {
-      assert.equal(child.exitCode, null, "the aggregator exited");
-      const answer = await postFrames(`https://127.0.0.1:${port}`, [], SHOP_TOKEN, edge1).catch(() => undefined);
-      return answer?.status === 204;
-    }, 60_000);
+    await until(
+      "the aggregator ready",
+      async () => {
+        assert.equal(child.exitCode, null, "the aggregator exited");
+        const answer = await postFrames(`https://127.0.0.1:${port}`, [], SHOP_TOKEN, edge1).catch(() => undefined);
+        return answer?.status === 204;
+      },
+      60_000,
+    );
     return child;
   }
 
   /** A collector with node id edge-1 shipping over HTTP with its certificate and the shop token. */
-  function httpCollectorEnv(aggregatorUrl: string, port: number, grpcPort: number, wal: string): Record<string, string> {
+  function httpCollectorEnv(
+    aggregatorUrl: string,
+    port: number,
+    grpcPort: number,
+    wal: string,
+  ): Record<string, string> {
     return {
       BIFROST_LOG__LEVEL: "warn",
       BIFROST_NODE__ID: NODE,
@@ -126,7 +137,13 @@ describe("HTTP transport: collector -> aggregator -> ClickHouse", () => {
     const collectorUrl = `http://127.0.0.1:${collectorPort}`;
     const wal = join(dir, "wal");
     const collectorEnv = httpCollectorEnv(aggregatorUrl, collectorPort, grpcPort, wal);
-    const store = new ClickHouseStore({ url: CLICKHOUSE_URL, username: "default", password: "", database, retention: TEST_RETENTION });
+    const store = new ClickHouseStore({
+      url: CLICKHOUSE_URL,
+      username: "default",
+      password: "",
+      database,
+      retention: TEST_RETENTION,
+    });
     const processes: ChildProcess[] = [];
     const startCollector = async () => {
       const child = runBifrost(["collector"], collectorEnv);
@@ -151,10 +168,23 @@ describe("HTTP transport: collector -> aggregator -> ClickHouse", () => {
     };
     const range = { startNs: T0_NS - 1n, endNs: T0_NS + 1_000_000n };
     const stored = async () => {
-      const streams = await store.selectLogs({ tenant: "shop", matchers: [{ name: "app", op: "=", value: "checkout" }], ...range, limit: 100_000, direction: "forward" });
-      return streams.flatMap((s) => s.entries.map((e) => ({ labels: { ...s.labels }, ns: e.timeUnixNano, line: e.line })));
+      const streams = await store.selectLogs({
+        tenant: "shop",
+        matchers: [{ name: "app", op: "=", value: "checkout" }],
+        ...range,
+        limit: 100_000,
+        direction: "forward",
+      });
+      return streams.flatMap((s) =>
+        s.entries.map((e) => ({ labels: { ...s.labels }, ns: e.timeUnixNano, line: e.line })),
+      );
     };
-    const expected = () => Array.from({ length: sent }, (_, i) => ({ labels: { app: "checkout", node: NODE }, ns: T0_NS + BigInt(i), line: `line ${i}` }));
+    const expected = () =>
+      Array.from({ length: sent }, (_, i) => ({
+        labels: { app: "checkout", node: NODE },
+        ns: T0_NS + BigInt(i),
+        line: `line ${i}`,
+      }));
 
     let aggregator = await startAggregator(aggregatorEnv(aggregatorPort, CLICKHOUSE_URL, database));
     processes.push(aggregator);
@@ -170,22 +200,36 @@ describe("HTTP transport: collector -> aggregator -> ClickHouse", () => {
       await stopChild(collector);
       writeFileSync(join(wal, "cursor"), "0\n");
       collector = await startCollector();
-      await until("the disk buffer shipped again", async () => (await metric(collectorUrl, "bifrost_collector_batches_shipped_total")) >= written, 60_000);
+      await until(
+        "the disk buffer shipped again",
+        async () => (await metric(collectorUrl, "bifrost_collector_batches_shipped_total")) >= written,
+        60_000,
+      );
       assert.deepEqual(await stored(), expected());
       assert.equal(await metric(aggregatorUrl, "bifrost_aggregator_duplicate_batches_total", "", edge1), written);
 
       // Outage: the aggregator is away while more is pushed; the collector buffers and retries.
       await stopChild(aggregator);
       await push(10);
-      await until("the collector retrying", async () => (await metric(collectorUrl, "bifrost_collector_ship_retries_total")) >= 2, 60_000);
+      await until(
+        "the collector retrying",
+        async () => (await metric(collectorUrl, "bifrost_collector_ship_retries_total")) >= 2,
+        60_000,
+      );
       assert.ok((await stored()).length < sent);
       aggregator = await startAggregator(aggregatorEnv(aggregatorPort, CLICKHOUSE_URL, database));
       processes.push(aggregator);
-      await until("the buffered entries stored after the restart", async () => (await stored()).length >= sent, 120_000);
+      await until(
+        "the buffered entries stored after the restart",
+        async () => (await stored()).length >= sent,
+        120_000,
+      );
       assert.deepEqual(await stored(), expected());
 
       // Strangers: a wrong token, another tenant's token, another node's certificate; nothing of theirs is stored.
-      const frame = encodeBatch(makeBatch({ tenant: "shop", nodeId: NODE, sequence: 9_999, startNs: T0_NS + 500_000n, streams: 1, series: 0 }));
+      const frame = encodeBatch(
+        makeBatch({ tenant: "shop", nodeId: NODE, sequence: 9_999, startNs: T0_NS + 500_000n, streams: 1, series: 0 }),
+      );
       const wrongToken = await postFrames(aggregatorUrl, [frame], "not-a-token-0123456789", edge1);
       assert.equal(wrongToken.status, 401, wrongToken.text);
       const otherTenant = await postFrames(aggregatorUrl, [frame], OTHER_TOKEN, edge1);
@@ -194,17 +238,30 @@ describe("HTTP transport: collector -> aggregator -> ClickHouse", () => {
       const otherNode = await postFrames(aggregatorUrl, [frame], SHOP_TOKEN, edge2);
       assert.equal(otherNode.status, 403, otherNode.text);
       assert.match(otherNode.text, /of node edge-1, not the client certificate's/);
-      await assert.rejects(postFrames(aggregatorUrl, [frame], SHOP_TOKEN, { ca: edge1.ca! }), /certificate|socket hang up|ECONNRESET/i);
+      await assert.rejects(
+        postFrames(aggregatorUrl, [frame], SHOP_TOKEN, { ca: edge1.ca! }),
+        /certificate|socket hang up|ECONNRESET/i,
+      );
 
       // A bad frame is named by index; the request stores nothing, and the refusal is counted.
       const corrupt = Buffer.from(frame);
       corrupt[corrupt.length - 1]! ^= 0xff;
       const bad = await postFrames(aggregatorUrl, [frame, corrupt], SHOP_TOKEN, edge1);
       assert.equal(bad.status, 400, bad.text);
-      assert.deepEqual((JSON.parse(bad.text) as { rejected: { index: number; reason: string }[] }).rejected.map((r) => [r.index, r.reason]), [[1, "crc_mismatch"]]);
+      assert.deepEqual(
+        (JSON.parse(bad.text) as { rejected: { index: number; reason: string }[] }).rejected.map((r) => [
+          r.index,
+          r.reason,
+        ]),
+        [[1, "crc_mismatch"]],
+      );
       assert.deepEqual(await stored(), expected());
       for (const reason of ["crc_mismatch", "tenant_mismatch", "node_mismatch"]) {
-        assert.equal(await metric(aggregatorUrl, "bifrost_aggregator_http_refused_total", `reason="${reason}"`, edge1), 1, reason);
+        assert.equal(
+          await metric(aggregatorUrl, "bifrost_aggregator_http_refused_total", `reason="${reason}"`, edge1),
+          1,
+          reason,
+        );
       }
     } finally {
       for (const child of processes) await stopChild(child);
@@ -223,13 +280,26 @@ describe("HTTP transport: collector -> aggregator -> ClickHouse", () => {
     try {
       const port = Number(new URL(chdb.url).port);
       await chdb.stop();
-      const frame = encodeBatch(makeBatch({ tenant: "shop", nodeId: NODE, sequence: 9_000, startNs: T0_NS, streams: 2, entriesPerStream: 5, series: 0 }));
+      const frame = encodeBatch(
+        makeBatch({
+          tenant: "shop",
+          nodeId: NODE,
+          sequence: 9_000,
+          startNs: T0_NS,
+          streams: 2,
+          entriesPerStream: 5,
+          series: 0,
+        }),
+      );
       const refused = await postFrames(aggregatorUrl, [frame], SHOP_TOKEN, edge1);
       assert.equal(refused.status, 503, refused.text);
       assert.equal(refused.retryAfter, "5");
       // A collector told so waits at least that long, whatever its backoff would have drawn.
       const [collectorPort, grpcPort] = [await freePort(), await freePort()];
-      collector = runBifrost(["collector"], httpCollectorEnv(aggregatorUrl, collectorPort, grpcPort, join(dir, "wal-store-down")));
+      collector = runBifrost(
+        ["collector"],
+        httpCollectorEnv(aggregatorUrl, collectorPort, grpcPort, join(dir, "wal-store-down")),
+      );
       let logs = "";
       collector.stdout!.on("data", (chunk: Buffer) => (logs += chunk.toString()));
       collector.stderr!.resume();
@@ -240,18 +310,39 @@ describe("HTTP transport: collector -> aggregator -> ClickHouse", () => {
         body: JSON.stringify({ streams: [{ stream: { app: "patient" }, values: [[String(T0_NS), "waited"]] }] }),
       });
       assert.equal(pushed.status, 204);
-      const failures = () => logs.split("\n").filter((l) => l.includes("delivery failed")).map((l) => JSON.parse(l) as { err: string; delay_ms: number });
+      const failures = () =>
+        logs
+          .split("\n")
+          .filter((l) => l.includes("delivery failed"))
+          .map((l) => JSON.parse(l) as { err: string; delay_ms: number });
       await until("the collector refused by the aggregator", () => failures().length > 0, 60_000);
       assert.match(failures()[0]!.err, /^the aggregator answered 503: store unavailable/);
       assert.ok(failures()[0]!.delay_ms >= 5000, JSON.stringify(failures()[0]));
       restarted = await startChdbHttp([], port, chdb.dataDir);
-      const store = new ClickHouseStore({ url: chdb.url, username: "default", password: "", database, retention: TEST_RETENTION });
+      const store = new ClickHouseStore({
+        url: chdb.url,
+        username: "default",
+        password: "",
+        database,
+        retention: TEST_RETENTION,
+      });
       try {
-        await until("the frame accepted once the store is back", async () => (await postFrames(aggregatorUrl, [frame], SHOP_TOKEN, edge1)).status === 204, 60_000);
+        await until(
+          "the frame accepted once the store is back",
+          async () => (await postFrames(aggregatorUrl, [frame], SHOP_TOKEN, edge1)).status === 204,
+          60_000,
+        );
         const again = await postFrames(aggregatorUrl, [frame], SHOP_TOKEN, edge1);
         assert.equal(again.status, 204);
         const entries = async () => {
-          const streams = await store.selectLogs({ tenant: "shop", matchers: [], startNs: T0_NS - 1n, endNs: T0_NS + 10_000_000_000_000n, limit: 1000, direction: "forward" });
+          const streams = await store.selectLogs({
+            tenant: "shop",
+            matchers: [],
+            startNs: T0_NS - 1n,
+            endNs: T0_NS + 10_000_000_000_000n,
+            limit: 1000,
+            direction: "forward",
+          });
           return streams.reduce((n, s) => n + s.entries.length, 0);
         };
         await until("the collector's buffered entry stored", async () => (await entries()) === 11, 90_000);

@@ -51,7 +51,14 @@ describe("encodeLogBatch", () => {
         labels: web,
         entries: [
           { timeUnixNano: MIDNIGHT - 2n, line: "before midnight", metadata: labelsOf([]) },
-          { timeUnixNano: MIDNIGHT + 5n, line: long, metadata: labelsOf([["trace_id", "t1"], ["user", "ü"]]) },
+          {
+            timeUnixNano: MIDNIGHT + 5n,
+            line: long,
+            metadata: labelsOf([
+              ["trace_id", "t1"],
+              ["user", "ü"],
+            ]),
+          },
         ],
       },
       { labels: db, entries: [{ timeUnixNano: MIDNIGHT - 1_000_000_000n, line: "", metadata: labelsOf([]) }] },
@@ -68,7 +75,12 @@ describe("encodeLogBatch", () => {
         ["2024-10-04", 1, MIDNIGHT + 5n, MIDNIGHT + 5n, [fingerprint(web)]],
       ],
     );
-    assert.deepEqual(encoded.parts[0]!.streams[1], { fingerprint: fingerprint(db), labels: db, minMs: 20_000 * 86_400_000 - 1000, maxMs: 20_000 * 86_400_000 - 1000 });
+    assert.deepEqual(encoded.parts[0]!.streams[1], {
+      fingerprint: fingerprint(db),
+      labels: db,
+      minMs: 20_000 * 86_400_000 - 1000,
+      maxMs: 20_000 * 86_400_000 - 1000,
+    });
   });
 
   it("encodes every row as RowBinary that reads back to the entry, multi-byte and long text included", () => {
@@ -81,7 +93,15 @@ describe("encodeLogBatch", () => {
       metadata,
       batchId: "edge-1:7",
     });
-    assert.deepEqual(first, [row(web, MIDNIGHT - 2n, "before midnight", []), row(db, MIDNIGHT - 1_000_000_000n, "", [])]);
-    assert.deepEqual(second, [row(web, MIDNIGHT + 5n, long, [["trace_id", "t1"], ["user", "ü"]])]);
+    assert.deepEqual(first, [
+      row(web, MIDNIGHT - 2n, "before midnight", []),
+      row(db, MIDNIGHT - 1_000_000_000n, "", []),
+    ]);
+    assert.deepEqual(second, [
+      row(web, MIDNIGHT + 5n, long, [
+        ["trace_id", "t1"],
+        ["user", "ü"],
+      ]),
+    ]);
   });
 });

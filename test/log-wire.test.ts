@@ -13,7 +13,12 @@ import { makeBatch, prng } from "./helpers/batches.js";
 // The worker's direct path (protobuf wire format -> RowBinary) against the reference path (protobufjs ->
 // validateBatch -> encodeLogBatch): the same rows byte for byte, the same parts and spans, the same errors.
 
-const LIMITS: BatchLimits = { max_labels: 5, max_label_name_bytes: 16, max_label_value_bytes: 64, max_line_bytes: 40_000 };
+const LIMITS: BatchLimits = {
+  max_labels: 5,
+  max_label_name_bytes: 16,
+  max_label_value_bytes: 64,
+  max_line_bytes: 40_000,
+};
 const MAX_BATCH_BYTES = 16 << 20;
 const DAY_NS = 86_400_000_000_000n;
 const MIDNIGHT = 20_000n * DAY_NS;
@@ -45,7 +50,9 @@ function reference(frame: Uint8Array, limits: BatchLimits): DecodeResult {
 
 /** Asserts that the worker gives what the reference path gives; returns whether the direct path handled it. */
 function expectSame(frame: Uint8Array, limits = LIMITS): boolean {
-  const got = unwrap(decode({ value: new Uint8Array(frame), maxBatchBytes: MAX_BATCH_BYTES, limits, encodeLogs: true }));
+  const got = unwrap(
+    decode({ value: new Uint8Array(frame), maxBatchBytes: MAX_BATCH_BYTES, limits, encodeLogs: true }),
+  );
   const want = reference(new Uint8Array(frame), limits);
   assert.deepEqual(comparable(got), comparable(want));
   return encodeLogsFromWire(decodeFrame(frame, { maxBatchBytes: MAX_BATCH_BYTES }), limits) !== undefined;
@@ -57,12 +64,27 @@ function batchWith(streams: LogStream[], overrides: Partial<Batch> = {}): Batch 
   return { ...makeBatch({ streams: 0, series: 1, pointsPerSeries: 3 }), streams, ...overrides };
 }
 
-const entry = (timeUnixNano: bigint, line: string, metadata: [string, string][] = []) => ({ timeUnixNano, line, metadata: labelsOf(metadata) });
+const entry = (timeUnixNano: bigint, line: string, metadata: [string, string][] = []) => ({
+  timeUnixNano,
+  line,
+  metadata: labelsOf(metadata),
+});
 
 describe("direct log encoding from the wire format", () => {
   it("matches the reference path on generated batches of every shape, and handles them itself", () => {
     const random = prng(42);
-    const texts = ["", "a", "é", "🙂 emoji", "日本語のログ行", "x".repeat(127), "y".repeat(128), "z".repeat(16_384), "tab\there\nnewline", "\u0000nul"];
+    const texts = [
+      "",
+      "a",
+      "é",
+      "🙂 emoji",
+      "日本語のログ行",
+      "x".repeat(127),
+      "y".repeat(128),
+      "z".repeat(16_384),
+      "tab\there\nnewline",
+      "\u0000nul",
+    ];
     for (let round = 0; round < 150; round++) {
       const batch = makeBatch({
         nodeId: `edge-${round % 7}`,
@@ -78,11 +100,19 @@ describe("direct log encoding from the wire format", () => {
         for (const [i, e] of stream.entries.entries()) {
           // Across days, out of order, on the ms and day edges, at both ends of Int64's positive range.
           const pick = random();
-          if (pick < 0.1) e.timeUnixNano = MIDNIGHT + BigInt(Math.floor((random() - 0.5) * 4)) * DAY_NS + BigInt(Math.floor(random() * 3)) - 1n;
-          else if (pick < 0.12) e.timeUnixNano = [0n, 1n, 999_999n, 1_000_000n, INT64_MAX, INT64_MAX - 999_999n][i % 6]!;
+          if (pick < 0.1)
+            e.timeUnixNano =
+              MIDNIGHT + BigInt(Math.floor((random() - 0.5) * 4)) * DAY_NS + BigInt(Math.floor(random() * 3)) - 1n;
+          else if (pick < 0.12)
+            e.timeUnixNano = [0n, 1n, 999_999n, 1_000_000n, INT64_MAX, INT64_MAX - 999_999n][i % 6]!;
           else if (pick < 0.2) e.timeUnixNano = BigInt(Math.floor(random() * 2 ** 62)) * 2n + BigInt(i % 2);
           if (random() < 0.1) e.line = texts[Math.floor(random() * texts.length)]!;
-          if (random() < 0.05) e.metadata = labelsOf([["user", "ü".repeat(i % 32)], ["__proto__", ""], ["span_9", "s"]]);
+          if (random() < 0.05)
+            e.metadata = labelsOf([
+              ["user", "ü".repeat(i % 32)],
+              ["__proto__", ""],
+              ["span_9", "s"],
+            ]);
         }
       }
       if (round % 17 === 0) batch.streams[0]?.entries.splice(0);
@@ -94,10 +124,34 @@ describe("direct log encoding from the wire format", () => {
     const limitsEdge = { ...LIMITS, max_line_bytes: 10 };
     const cases: Batch[] = [
       batchWith([{ labels: labelsOf([]), entries: [entry(MIDNIGHT, "no labels")] }]),
-      batchWith([{ labels: labelsOf([["__proto__", "x"], ["constructor", "é"]]), entries: [entry(MIDNIGHT, "odd names")] }]),
-      batchWith([{ labels: labelsOf([["job", "a"]]), entries: [entry(MIDNIGHT, "0123456789", [["a", "b"], ["c", "d"], ["e", "f"], ["g", "h"], ["i", "j".repeat(64)]])] }]),
+      batchWith([
+        {
+          labels: labelsOf([
+            ["__proto__", "x"],
+            ["constructor", "é"],
+          ]),
+          entries: [entry(MIDNIGHT, "odd names")],
+        },
+      ]),
+      batchWith([
+        {
+          labels: labelsOf([["job", "a"]]),
+          entries: [
+            entry(MIDNIGHT, "0123456789", [
+              ["a", "b"],
+              ["c", "d"],
+              ["e", "f"],
+              ["g", "h"],
+              ["i", "j".repeat(64)],
+            ]),
+          ],
+        },
+      ]),
       batchWith([{ labels: labelsOf([["job", "a"]]), entries: [entry(MIDNIGHT, "x", [["n".repeat(16), ""]])] }]),
-      batchWith([{ labels: labelsOf([["job", "a"]]), entries: [] }, { labels: labelsOf([["job", "a"]]), entries: [entry(MIDNIGHT, "twice")] }]),
+      batchWith([
+        { labels: labelsOf([["job", "a"]]), entries: [] },
+        { labels: labelsOf([["job", "a"]]), entries: [entry(MIDNIGHT, "twice")] },
+      ]),
     ];
     for (const batch of cases) assert.ok(expectSame(frameOf(batch), limitsEdge));
   });
@@ -105,28 +159,61 @@ describe("direct log encoding from the wire format", () => {
   it("leaves to the reference path what breaks a rule or would not come out the same, with the same result", () => {
     const ok = { labels: labelsOf([["job", "a"]]), entries: [entry(MIDNIGHT, "fine")] };
     const cases: [string, Batch][] = [
-      ["line too long", batchWith([ok, { labels: labelsOf([["job", "b"]]), entries: [entry(MIDNIGHT, "é".repeat(20_001))] }])],
+      [
+        "line too long",
+        batchWith([ok, { labels: labelsOf([["job", "b"]]), entries: [entry(MIDNIGHT, "é".repeat(20_001))] }]),
+      ],
       ["metadata name invalid", batchWith([{ ...ok, entries: [entry(MIDNIGHT, "x", [["1a", "v"]])] }])],
       ["metadata name empty", batchWith([{ ...ok, entries: [entry(MIDNIGHT, "x", [["", "v"]])] }])],
       ["metadata name with a dash", batchWith([{ ...ok, entries: [entry(MIDNIGHT, "x", [["a-b", "v"]])] }])],
       ["metadata name too long", batchWith([{ ...ok, entries: [entry(MIDNIGHT, "x", [["n".repeat(17), "v"]])] }])],
       ["metadata value too long", batchWith([{ ...ok, entries: [entry(MIDNIGHT, "x", [["a", "ü".repeat(33)]])] }])],
-      ["too much metadata", batchWith([{ ...ok, entries: [entry(MIDNIGHT, "x", [["a", "1"], ["b", "2"], ["c", "3"], ["d", "4"], ["e", "5"], ["f", "6"]])] }])],
+      [
+        "too much metadata",
+        batchWith([
+          {
+            ...ok,
+            entries: [
+              entry(MIDNIGHT, "x", [
+                ["a", "1"],
+                ["b", "2"],
+                ["c", "3"],
+                ["d", "4"],
+                ["e", "5"],
+                ["f", "6"],
+              ]),
+            ],
+          },
+        ]),
+      ],
       ["stream label invalid", batchWith([{ ...ok, labels: labelsOf([["bad name", "x"]]) }])],
-      ["too many stream labels", batchWith([{ ...ok, labels: labelsOf(["a", "b", "c", "d", "e", "f"].map((n) => [n, n])) }])],
+      [
+        "too many stream labels",
+        batchWith([{ ...ok, labels: labelsOf(["a", "b", "c", "d", "e", "f"].map((n) => [n, n])) }]),
+      ],
       ["time past Int64", batchWith([{ ...ok, entries: [entry(1n << 63n, "x")] }])],
     ];
     for (const [name, batch] of cases) {
       assert.equal(expectSame(frameOf(batch)), false, name);
-      assert.equal(unwrap(decode({ value: frameOf(batch), maxBatchBytes: MAX_BATCH_BYTES, limits: LIMITS, encodeLogs: true })).ok, false, name);
+      assert.equal(
+        unwrap(decode({ value: frameOf(batch), maxBatchBytes: MAX_BATCH_BYTES, limits: LIMITS, encodeLogs: true })).ok,
+        false,
+        name,
+      );
     }
   });
 
   it("rejects a batch with valid streams but no identity or a bad series as the reference path does", () => {
     const ok = { labels: labelsOf([["job", "a"]]), entries: [entry(MIDNIGHT, "fine")] };
-    for (const batch of [batchWith([ok], { tenant: "" }), batchWith([ok], { series: [{ ...makeBatch({ series: 1 }).series[0]!, name: "1bad" }] })]) {
+    for (const batch of [
+      batchWith([ok], { tenant: "" }),
+      batchWith([ok], { series: [{ ...makeBatch({ series: 1 }).series[0]!, name: "1bad" }] }),
+    ]) {
       expectSame(frameOf(batch));
-      assert.equal(unwrap(decode({ value: frameOf(batch), maxBatchBytes: MAX_BATCH_BYTES, limits: LIMITS, encodeLogs: true })).ok, false);
+      assert.equal(
+        unwrap(decode({ value: frameOf(batch), maxBatchBytes: MAX_BATCH_BYTES, limits: LIMITS, encodeLogs: true })).ok,
+        false,
+      );
     }
   });
 
@@ -135,10 +222,20 @@ describe("direct log encoding from the wire format", () => {
     const message = wire((w) => {
       str(w, 1, batch.tenant);
       str(w, 2, batch.nodeId);
-      field(w, 7, (s) => field(s, 2, (e) => [["a", "1"], ["b", "2"], ["a", "3"]].forEach(([n, v]) => field(e, 3, (l) => label(l, n!, v!)))));
+      field(w, 7, (s) =>
+        field(s, 2, (e) =>
+          [
+            ["a", "1"],
+            ["b", "2"],
+            ["a", "3"],
+          ].forEach(([n, v]) => field(e, 3, (l) => label(l, n!, v!))),
+        ),
+      );
     });
     assert.equal(expectSame(frameMessage(message)), false);
-    const result = unwrap(decode({ value: frameMessage(message), maxBatchBytes: MAX_BATCH_BYTES, limits: LIMITS, encodeLogs: true }));
+    const result = unwrap(
+      decode({ value: frameMessage(message), maxBatchBytes: MAX_BATCH_BYTES, limits: LIMITS, encodeLogs: true }),
+    );
     assert.ok(result.ok && result.logs && "encoded" in result.logs && result.logs.encoded.rows === 1);
   });
 
@@ -185,8 +282,14 @@ describe("direct log encoding from the wire format", () => {
       });
     const cases: [string, Uint8Array][] = [
       ["invalid UTF-8 line", base((s) => field(s, 2, (e) => e.uint32(0x12).bytes(invalid)))],
-      ["invalid UTF-8 metadata value", base((s) => field(s, 2, (e) => field(e, 3, (l) => l.uint32(0x0a).string("a").uint32(0x12).bytes(invalid))))],
-      ["invalid UTF-8 stream label", base((s) => field(s, 1, (l) => l.uint32(0x0a).string("job").uint32(0x12).bytes(invalid)))],
+      [
+        "invalid UTF-8 metadata value",
+        base((s) => field(s, 2, (e) => field(e, 3, (l) => l.uint32(0x0a).string("a").uint32(0x12).bytes(invalid)))),
+      ],
+      [
+        "invalid UTF-8 stream label",
+        base((s) => field(s, 1, (l) => l.uint32(0x0a).string("job").uint32(0x12).bytes(invalid))),
+      ],
       ["line with a wrong wire type", base((s) => field(s, 2, (e) => e.uint32(0x10).uint32(5)))],
       ["time with a wrong wire type", base((s) => field(s, 2, (e) => e.uint32(0x0d).fixed32(5)))],
       ["truncated message", base((s) => field(s, 2, (e) => e.uint32(0x12).string("x"))).subarray(0, -1)],
@@ -218,5 +321,7 @@ function str(w: protobuf.Writer, number: number, text: string): void {
 }
 
 function time(w: protobuf.Writer, ns: bigint): void {
-  w.uint32(0x09).fixed32(Number(ns & 0xffffffffn)).fixed32(Number(ns >> 32n));
+  w.uint32(0x09)
+    .fixed32(Number(ns & 0xffffffffn))
+    .fixed32(Number(ns >> 32n));
 }

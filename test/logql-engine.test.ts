@@ -160,11 +160,7 @@ function logRange(log: LogExpr, rangeS: number, offsetS = 0, unwrap = false): Lo
   };
 }
 
-function ra(
-  op: RangeOp,
-  range: LogRange,
-  extra: { param?: number; grouping?: Grouping } = {},
-): RangeAggregationExpr {
+function ra(op: RangeOp, range: LogRange, extra: { param?: number; grouping?: Grouping } = {}): RangeAggregationExpr {
   return { kind: "range_aggregation", pos: 0, op, range, ...extra };
 }
 
@@ -174,14 +170,34 @@ const unwrapped = (op: RangeOp, rangeS = 4, extra: { param?: number; grouping?: 
   ra(op, logRange(ALL_SAMPLES, rangeS, 0, true), extra);
 
 function va(op: VectorOp, expr: MetricExpr, grouping?: Grouping, param?: number): MetricExpr {
-  return { kind: "vector_aggregation", pos: 0, op, expr, ...(grouping ? { grouping } : {}), ...(param !== undefined ? { param } : {}) };
+  return {
+    kind: "vector_aggregation",
+    pos: 0,
+    op,
+    expr,
+    ...(grouping ? { grouping } : {}),
+    ...(param !== undefined ? { param } : {}),
+  };
 }
 
 const by = (...labels: string[]): Grouping => ({ without: false, labels });
 const without = (...labels: string[]): Grouping => ({ without: true, labels });
 
-function bin(op: BinaryOp, lhs: MetricExpr, rhs: MetricExpr, opts: { bool?: boolean; matching?: VectorMatching } = {}): BinaryExpr {
-  return { kind: "binary", pos: 0, op, lhs, rhs, returnBool: opts.bool ?? false, ...(opts.matching ? { matching: opts.matching } : {}) };
+function bin(
+  op: BinaryOp,
+  lhs: MetricExpr,
+  rhs: MetricExpr,
+  opts: { bool?: boolean; matching?: VectorMatching } = {},
+): BinaryExpr {
+  return {
+    kind: "binary",
+    pos: 0,
+    op,
+    lhs,
+    rhs,
+    returnBool: opts.bool ?? false,
+    ...(opts.matching ? { matching: opts.matching } : {}),
+  };
 }
 
 const lit = (value: number): MetricExpr => ({ kind: "literal", pos: 0, value });
@@ -192,7 +208,11 @@ const on = (labels: string[], card: VectorMatching["card"] = "one-to-one", inclu
   card,
   include,
 });
-const ignoring = (labels: string[], card: VectorMatching["card"] = "one-to-one", include: string[] = []): VectorMatching => ({
+const ignoring = (
+  labels: string[],
+  card: VectorMatching["card"] = "one-to-one",
+  include: string[] = [],
+): VectorMatching => ({
   on: false,
   labels,
   card,
@@ -208,17 +228,33 @@ function instant(atS: number, extraNs = 0n): QueryParams {
 }
 
 function range(startS: number, endS: number, stepS: number): QueryParams {
-  return { startNs: sec(startS), endNs: sec(endS), stepNs: sec(stepS), direction: "backward", limit: 100, instant: false };
+  return {
+    startNs: sec(startS),
+    endNs: sec(endS),
+    stepNs: sec(stepS),
+    direction: "backward",
+    limit: 100,
+    instant: false,
+  };
 }
 
-async function run(expr: MetricExpr | LogExpr, params: QueryParams, rows: Row[] = LOGS, maxSeries = 1000): Promise<QueryResult> {
+async function run(
+  expr: MetricExpr | LogExpr,
+  params: QueryParams,
+  rows: Row[] = LOGS,
+  maxSeries = 1000,
+): Promise<QueryResult> {
   return evaluate(expr, params, new MemorySource(rows), { maxSeries });
 }
 
 const plain = (labels: Labels) => ({ ...labels });
 
 /** An instant query's samples as [labels, value] with plain label objects. */
-async function vectorOf(expr: MetricExpr, atS: number, rows: Row[] = LOGS): Promise<[Record<string, string>, number][]> {
+async function vectorOf(
+  expr: MetricExpr,
+  atS: number,
+  rows: Row[] = LOGS,
+): Promise<[Record<string, string>, number][]> {
   const result = await run(expr, instant(atS), rows);
   assert.equal(result.type, "vector");
   if (result.type !== "vector") throw new Error("unreachable");
@@ -238,7 +274,10 @@ async function matrixOf(
 }
 
 function assertClose(actual: number, expected: number, epsilon = 1e-12): void {
-  assert.ok(Math.abs(actual - expected) <= epsilon * Math.max(1, Math.abs(expected)), `${actual} is not close to ${expected}`);
+  assert.ok(
+    Math.abs(actual - expected) <= epsilon * Math.max(1, Math.abs(expected)),
+    `${actual} is not close to ${expected}`,
+  );
 }
 
 describe("range aggregations: windows", () => {
@@ -274,7 +313,11 @@ describe("range aggregations: windows", () => {
   it("truncates the step time to milliseconds", async () => {
     const result = await run(counts(10), instant(10, 1_500_000n));
     assert.equal(result.type, "vector");
-    if (result.type === "vector") assert.deepEqual(result.samples.map((s) => s.tsMs), [10001, 10001]);
+    if (result.type === "vector")
+      assert.deepEqual(
+        result.samples.map((s) => s.tsMs),
+        [10001, 10001],
+      );
   });
 
   it("rate divides the count by the range in seconds", async () => {
@@ -408,7 +451,11 @@ describe("range aggregations: windows", () => {
     for (const size of [1, 3, 100]) {
       const result = await evaluate(counts(5), range(5, 20, 5), new MemorySource(LOGS, size), { maxSeries: 10 });
       assert.equal(result.type, "matrix");
-      if (result.type === "matrix") assert.deepEqual(result.series.map((s) => s.points.length), [3, 2]);
+      if (result.type === "matrix")
+        assert.deepEqual(
+          result.series.map((s) => s.points.length),
+          [3, 2],
+        );
     }
   });
 
@@ -437,7 +484,9 @@ describe("range aggregations: windows", () => {
 
 describe("range aggregations: absent_over_time", () => {
   it("reports 1 with the selector's equality labels when nothing is in the window", async () => {
-    assert.deepEqual(await vectorOf(ra("absent_over_time", logRange(selector({ app: "c" }), 10)), 10), [[{ app: "c" }, 1]]);
+    assert.deepEqual(await vectorOf(ra("absent_over_time", logRange(selector({ app: "c" }), 10)), 10), [
+      [{ app: "c" }, 1],
+    ]);
   });
 
   it("reports nothing when lines are in the window", async () => {
@@ -561,9 +610,10 @@ describe("range aggregations over unwrapped values", () => {
   });
 
   it("absent_over_time works with unwrap too", async () => {
-    assert.deepEqual(await vectorOf(ra("absent_over_time", logRange(selector({ svc: "db" }), 4, 0, true)), 4, SAMPLES), [
-      [{ svc: "db" }, 1],
-    ]);
+    assert.deepEqual(
+      await vectorOf(ra("absent_over_time", logRange(selector({ svc: "db" }), 4, 0, true)), 4, SAMPLES),
+      [[{ svc: "db" }, 1]],
+    );
   });
 
   it("groups by labels before windowing: max over all pods of a service", async () => {
@@ -610,7 +660,12 @@ describe("range aggregations over unwrapped values", () => {
   });
 
   it("avg_over_time keeps an infinite mean and turns opposite infinities into NaN", async () => {
-    const rows = [sampleRow(1, Infinity, P1), sampleRow(2, 1, P1), sampleRow(1, Infinity, P2), sampleRow(2, -Infinity, P2)];
+    const rows = [
+      sampleRow(1, Infinity, P1),
+      sampleRow(2, 1, P1),
+      sampleRow(1, Infinity, P2),
+      sampleRow(2, -Infinity, P2),
+    ];
     const result = await vectorOf(unwrapped("avg_over_time"), 4, rows);
     assert.equal(result[0]![1], Infinity);
     assert.ok(Number.isNaN(result[1]![1]));
@@ -632,12 +687,33 @@ describe("rate_counter", () => {
 
   it("is the extrapolated increase per second", async () => {
     // 1..4 at 1..4s in (0,4]: increase 3 over 3s, extrapolated by 1s at the start -> 4, / 4s = 1.
-    assert.deepEqual(await vectorOf(unwrapped("rate_counter"), 4, counter([[1, 1], [2, 2], [3, 3], [4, 4]])), [[P1, 1]]);
+    assert.deepEqual(
+      await vectorOf(
+        unwrapped("rate_counter"),
+        4,
+        counter([
+          [1, 1],
+          [2, 2],
+          [3, 3],
+          [4, 4],
+        ]),
+      ),
+      [[P1, 1]],
+    );
   });
 
   it("counts a drop as a counter reset", async () => {
     // 5, 10, 2, 6: 6 - 5 + 10 = 11 over 3s, extrapolated to 4s -> 44/3, / 4s = 11/3.
-    const result = await vectorOf(unwrapped("rate_counter"), 4, counter([[1, 5], [2, 10], [3, 2], [4, 6]]));
+    const result = await vectorOf(
+      unwrapped("rate_counter"),
+      4,
+      counter([
+        [1, 5],
+        [2, 10],
+        [3, 2],
+        [4, 6],
+      ]),
+    );
     assertClose(result[0]![1], 11 / 3);
   });
 
@@ -647,12 +723,29 @@ describe("rate_counter", () => {
 
   it("extrapolates by half a sample gap when the first sample is far from the window start", async () => {
     // 10 -> 20 at 3s, 4s: toStart 3s > 1.1 gaps -> 0.5s; 10 * 1.5 / 1 = 15, / 4s = 3.75.
-    assert.deepEqual(await vectorOf(unwrapped("rate_counter"), 4, counter([[3, 10], [4, 20]])), [[P1, 3.75]]);
+    assert.deepEqual(
+      await vectorOf(
+        unwrapped("rate_counter"),
+        4,
+        counter([
+          [3, 10],
+          [4, 20],
+        ]),
+      ),
+      [[P1, 3.75]],
+    );
   });
 
   it("does not extrapolate below zero", async () => {
     // 1 -> 11 at 3s, 4s: the zero point is 0.1s before the first sample, nearer than 0.5s: 10 * 1.1 = 11, / 4 = 2.75.
-    const result = await vectorOf(unwrapped("rate_counter"), 4, counter([[3, 1], [4, 11]]));
+    const result = await vectorOf(
+      unwrapped("rate_counter"),
+      4,
+      counter([
+        [3, 1],
+        [4, 11],
+      ]),
+    );
     assertClose(result[0]![1], 2.75);
   });
 
@@ -1184,9 +1277,14 @@ describe("binary operators: vector matching", () => {
   it("refuses group_left results that collide", async () => {
     // Two left series differ only in team, which group_left(team) overwrites from the right.
     const rows = [logRow(1, "x", { app: "a", team: "x" }), logRow(2, "y", { app: "a", team: "y" })];
-    const expr = bin("*", counts(30, ALL_LOGS), labelReplace(va("sum", counts(30, ALL_LOGS), by("app")), "team", "z", "app", ".*"), {
-      matching: on(["app"], "many-to-one", ["team"]),
-    });
+    const expr = bin(
+      "*",
+      counts(30, ALL_LOGS),
+      labelReplace(va("sum", counts(30, ALL_LOGS), by("app")), "team", "z", "app", ".*"),
+      {
+        matching: on(["app"], "many-to-one", ["team"]),
+      },
+    );
     await assert.rejects(run(expr, instant(30), rows), {
       message: "multiple matches for labels: grouping labels must ensure unique matches",
     });
@@ -1259,7 +1357,10 @@ describe("binary operators: set operations", () => {
   });
 
   it("unless ignoring()", async () => {
-    assert.deepEqual(await at30(bin("unless", counts(), va("sum", h1, by("app")), { matching: ignoring(["host"]) })), []);
+    assert.deepEqual(
+      await at30(bin("unless", counts(), va("sum", h1, by("app")), { matching: ignoring(["host"]) })),
+      [],
+    );
   });
 
   it("with an empty side", async () => {
@@ -1310,7 +1411,9 @@ describe("label_replace", () => {
   });
 
   it("removes the destination when the replacement expands to nothing", async () => {
-    assert.deepEqual(await vectorOf(labelReplace(counts(30, selector(A2)), "host", "", "app", "a"), 30), [[{ app: "a" }, 2]]);
+    assert.deepEqual(await vectorOf(labelReplace(counts(30, selector(A2)), "host", "", "app", "a"), 30), [
+      [{ app: "a" }, 2],
+    ]);
   });
 
   it("overwrites an existing destination", async () => {
@@ -1321,9 +1424,9 @@ describe("label_replace", () => {
 
   it("expands named groups and braces", async () => {
     assert.deepEqual(
-      (await vectorOf(labelReplace(counts(30, selector(A2)), "n", "${num}0 ${1}x $1x $$", "host", "h(?P<num>\\d)"), 30)).map(
-        ([l]) => l.n,
-      ),
+      (
+        await vectorOf(labelReplace(counts(30, selector(A2)), "n", "${num}0 ${1}x $1x $$", "host", "h(?P<num>\\d)"), 30)
+      ).map(([l]) => l.n),
       // `$1x` names the group "1x", which does not exist.
       ["20 2x  $"],
     );
@@ -1390,7 +1493,13 @@ describe("log queries", () => {
           [10000, "é"],
         ],
       ],
-      [A2, [[15000, "hi"], [5000, "hello"]]],
+      [
+        A2,
+        [
+          [15000, "hi"],
+          [5000, "hello"],
+        ],
+      ],
       [B1, [[30000, "b"]]],
     ]);
   });
@@ -1400,7 +1509,17 @@ describe("log queries", () => {
   });
 
   it("groups entries by their final labels, whatever the label objects", async () => {
-    const rows = [logRow(1, "a", { x: "1", y: "2" }), { tsNs: sec(2), line: "b", labels: makeLabels([["y", "2"], ["x", "1"]]) }];
+    const rows = [
+      logRow(1, "a", { x: "1", y: "2" }),
+      {
+        tsNs: sec(2),
+        line: "b",
+        labels: makeLabels([
+          ["y", "2"],
+          ["x", "1"],
+        ]),
+      },
+    ];
     assert.deepEqual(await streamsOf(selector({ x: "1" }), logParams("forward", 10), rows), [
       [
         { x: "1", y: "2" },
@@ -1489,7 +1608,10 @@ describe("limits and cancellation", () => {
 
   it("counts series across the steps of a range query", async () => {
     // At 5: a/h1, a/h2; at 30: b/h1 -> 3 series although no step has more than 2.
-    await assert.rejects(evaluate(counts(5), range(5, 30, 25), new MemorySource(LOGS), { maxSeries: 2 }), QueryLimitError);
+    await assert.rejects(
+      evaluate(counts(5), range(5, 30, 25), new MemorySource(LOGS), { maxSeries: 2 }),
+      QueryLimitError,
+    );
     const result = await evaluate(counts(5), range(5, 30, 25), new MemorySource(LOGS), { maxSeries: 3 });
     assert.equal(result.type === "matrix" && result.series.length, 3);
   });
@@ -1559,8 +1681,14 @@ describe("vector operations as PromQL will use them", () => {
     const v = [s({ __name__: "up", job: "a" }, 1)];
     assert.deepEqual(plain(vectorScalar("*", v, 2, false, false, PROMETHEUS_SEMANTICS)[0]!.labels), { job: "a" });
     assert.deepEqual(plain(vectorScalar(">", v, 0, false, true, PROMETHEUS_SEMANTICS)[0]!.labels), { job: "a" });
-    assert.deepEqual(plain(vectorScalar(">", v, 0, false, false, PROMETHEUS_SEMANTICS)[0]!.labels), { __name__: "up", job: "a" });
-    assert.deepEqual(plain(vectorScalar("*", v, 2, false, false, LOKI_SEMANTICS)[0]!.labels), { __name__: "up", job: "a" });
+    assert.deepEqual(plain(vectorScalar(">", v, 0, false, false, PROMETHEUS_SEMANTICS)[0]!.labels), {
+      __name__: "up",
+      job: "a",
+    });
+    assert.deepEqual(plain(vectorScalar("*", v, 2, false, false, LOKI_SEMANTICS)[0]!.labels), {
+      __name__: "up",
+      job: "a",
+    });
   });
 
   it("Prometheus matches across metric names", () => {
@@ -1611,7 +1739,12 @@ describe("range functions and labels", () => {
     for (const x of alphabet) for (const y of alphabet) for (const z of alphabet) strings.push(x + y + z);
     const sign = (n: number) => Math.sign(n);
     for (const a of strings.slice(0, 400)) {
-      for (const b of strings) assert.equal(sign(compareText(a, b)), sign(Buffer.compare(Buffer.from(a), Buffer.from(b))), `${escape(a)} vs ${escape(b)}`);
+      for (const b of strings)
+        assert.equal(
+          sign(compareText(a, b)),
+          sign(Buffer.compare(Buffer.from(a), Buffer.from(b))),
+          `${escape(a)} vs ${escape(b)}`,
+        );
     }
   });
 
@@ -1620,7 +1753,15 @@ describe("range functions and labels", () => {
   });
 
   it("labelsKey ignores property order", () => {
-    assert.equal(labelsKey(makeLabels([["a", "1"], ["b", "2"]])), labelsKey({ b: "2", a: "1" }));
+    assert.equal(
+      labelsKey(
+        makeLabels([
+          ["a", "1"],
+          ["b", "2"],
+        ]),
+      ),
+      labelsKey({ b: "2", a: "1" }),
+    );
     assert.notEqual(labelsKey(L({ a: "1b" })), labelsKey(L({ a: "1", b: "" })));
   });
 });

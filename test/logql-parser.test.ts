@@ -134,7 +134,10 @@ describe("LogQL parser: stream selectors", () => {
   valid(`{app="#"}`, log(sel(m("app", "=", "#"))));
   valid(`{app="foo"} # |= "bar" | json`, log(app));
   valid(`{app="foo"} | json #`, log(app, json()));
-  valid(`{rate="a", by="b", json="c", or="d"}`, log(sel(m("rate", "=", "a"), m("by", "=", "b"), m("json", "=", "c"), m("or", "=", "d"))));
+  valid(
+    `{rate="a", by="b", json="c", or="d"}`,
+    log(sel(m("rate", "=", "a"), m("by", "=", "b"), m("json", "=", "c"), m("or", "=", "d"))),
+  );
   valid(`{_x_1="v", ünï="v"}`, log(sel(m("_x_1", "=", "v"), m("ünï", "=", "v"))));
   valid(`({app="foo"} |= "x")`, log(app, lf("|=", "x")));
   valid(`(({app="foo"}))`, log(app));
@@ -150,7 +153,12 @@ describe("LogQL parser: stream selectors", () => {
   invalid(`{foo="\\q"}`, 1, 6, "invalid char escape");
   invalid(`{foo="a\nb"}`, 1, 6, "literal not terminated");
   invalid(`{foo=~"(a"}`, 1, 7, "error parsing regexp");
-  invalid(`{}`, 1, 1, "queries require at least one regexp or equality matcher that does not have an empty-compatible value");
+  invalid(
+    `{}`,
+    1,
+    1,
+    "queries require at least one regexp or equality matcher that does not have an empty-compatible value",
+  );
   invalid(`{app=~".*"}`, 1, 1, `For instance, app=~".*" does not meet this requirement, but app=~".+" will`);
   invalid(`{foo!="bar"}`, 1, 1, "queries require at least one regexp or equality matcher");
   invalid(`{foo!~"bar|baz"}`, 1, 1, "queries require at least one regexp or equality matcher");
@@ -162,7 +170,10 @@ describe("LogQL parser: stream selectors", () => {
   invalid(`{foo="bar"}\n  | json\n  | foo bar`, 3, 9, "syntax error: unexpected IDENTIFIER");
 
   it("counts columns in code points", () => {
-    assert.throws(() => parseLogQL(`{é="😀"} x`), (err: unknown) => err instanceof LogQLParseError && err.col === 9);
+    assert.throws(
+      () => parseLogQL(`{é="😀"} x`),
+      (err: unknown) => err instanceof LogQLParseError && err.col === 9,
+    );
   });
 
   it("refuses queries of 128 KiB and more", () => {
@@ -173,7 +184,10 @@ describe("LogQL parser: stream selectors", () => {
   });
 
   it("parses bare selectors for match[]", () => {
-    assert.deepStrictEqual(parseSelector(`{app="foo", env=~"prod|dev"}`), [m("app", "=", "foo"), m("env", "=~", "prod|dev")]);
+    assert.deepStrictEqual(parseSelector(`{app="foo", env=~"prod|dev"}`), [
+      m("app", "=", "foo"),
+      m("env", "=~", "prod|dev"),
+    ]);
     assert.throws(() => parseSelector(`{app="foo"} |= "x"`), /only label matchers are supported/);
     assert.throws(() => parseSelector(`rate({app="foo"}[1m])`), /only label matchers are supported/);
     assert.throws(() => parseSelector(`{app=~".*"}`), /empty-compatible/);
@@ -187,24 +201,36 @@ describe("LogQL parser: line filters", () => {
     `{foo="bar"} |= "baz" |~ "blip" != "flip" !~ "flap"`,
     log(sel(m("foo", "=", "bar")), lf("|=", "baz"), lf("|~", "blip"), lf("!=", "flip"), lf("!~", "flap")),
   );
-  valid(`{app="foo"} |= "foo" or "bar" |= "buzz" or "fizz"`, log(app, lf("|=", "foo", "bar"), lf("|=", "buzz", "fizz")));
+  valid(
+    `{app="foo"} |= "foo" or "bar" |= "buzz" or "fizz"`,
+    log(app, lf("|=", "foo", "bar"), lf("|=", "buzz", "fizz")),
+  );
   valid(`{app="foo"} |= "foo" or "bar" or "baz"`, log(app, lf("|=", "foo", "bar", "baz")));
   valid(`{app="foo"} != "foo" or "bar"`, log(app, lf("!=", "foo", "bar")));
   valid(`{app="foo"} |~ "a.*" or "b+" OR "c"`, log(app, lf("|~", "a.*", "b+", "c")));
-  valid("{app=\"foo\"} |~ `error\\\\`", log(app, lf("|~", "error\\\\")));
+  valid('{app="foo"} |~ `error\\\\`', log(app, lf("|~", "error\\\\")));
   valid(`{app="foo"} |= "#"`, log(app, lf("|=", "#")));
   valid(`{app="foo"}|="a"!="b"`, log(app, lf("|=", "a"), lf("!=", "b")));
 
   invalid(`{foo="bar"} |~`, 1, 15, "syntax error: unexpected $end, expecting STRING or ip");
   invalid(`{foo="bar"} |= "a" or`, 1, 22, "unexpected $end, expecting STRING or ip");
   invalid(`{foo="bar"} |~ "(a"`, 1, 16, "error parsing regexp");
-  invalid("{foo=\"bar\"} |~ `error\\`", 1, 16, "trailing backslash");
+  invalid('{foo="bar"} |~ `error\\`', 1, 16, "trailing backslash");
   valid(`{foo="bar"} |> "<_> foo <_>"`, log(sel(m("foo", "=", "bar")), lf("|>", "<_> foo <_>")));
-  valid(`{app="foo"} |> "<_> error" or "panic: <_>" !> "<_> debug <_>"`, log(app, lf("|>", "<_> error", "panic: <_>"), lf("!>", "<_> debug <_>")));
+  valid(
+    `{app="foo"} |> "<_> error" or "panic: <_>" !> "<_> debug <_>"`,
+    log(app, lf("|>", "<_> error", "panic: <_>"), lf("!>", "<_> debug <_>")),
+  );
   valid(`{app="foo"}|>""`, log(app, lf("|>", "")));
   valid(`{foo="bar"} |= ip("1.2.3.4")`, log(sel(m("foo", "=", "bar")), { ...lf("|=", "1.2.3.4"), ip: [true] }));
-  valid(`{app="foo"} != ip("10.0.0.0/8") or ip("::1")`, log(app, { ...lf("!=", "10.0.0.0/8", "::1"), ip: [true, true] }));
-  valid(`{app="foo"} |= "x" or ip("1.2.3.4-1.2.3.9") |= "y"`, log(app, { ...lf("|=", "x", "1.2.3.4-1.2.3.9"), ip: [false, true] }, lf("|=", "y")));
+  valid(
+    `{app="foo"} != ip("10.0.0.0/8") or ip("::1")`,
+    log(app, { ...lf("!=", "10.0.0.0/8", "::1"), ip: [true, true] }),
+  );
+  valid(
+    `{app="foo"} |= "x" or ip("1.2.3.4-1.2.3.9") |= "y"`,
+    log(app, { ...lf("|=", "x", "1.2.3.4-1.2.3.9"), ip: [false, true] }, lf("|=", "y")),
+  );
   invalid(`{foo="bar"} |> "<_> <name> foo"`, 1, 16, "named captures are not allowed: found '<name>'");
   invalid(`{foo="bar"} !> "<_><_> foo"`, 1, 16, "found consecutive capture '<_><_>': invalid expression");
   invalid(`{foo="bar"} |> "<_> a" or "<x>"`, 1, 27, "named captures are not allowed: found '<x>'");
@@ -250,12 +276,21 @@ describe("LogQL parser: parsers and formatting stages", () => {
     `{app="foo"} | logfmt --strict --keep-empty msg="message", apiKey="api_key"`,
     log(app, logfmt(true, true, ["msg", "message"], ["apiKey", "api_key"])),
   );
-  valid(`{app="foo"} | regexp "(?P<foo>\\\\w+) (?P<bar>.*)"`, log(app, { kind: "regexp", pattern: "(?P<foo>\\w+) (?P<bar>.*)" }));
-  valid("{app=\"foo\"} | regexp `(?<ip>\\S+)`", log(app, { kind: "regexp", pattern: "(?<ip>\\S+)" }));
-  valid(`{app="foo"} | pattern "<ip> - <_> [<ts>] \\"<method> <path>\\""`, log(app, { kind: "pattern", pattern: '<ip> - <_> [<ts>] "<method> <path>"' }));
+  valid(
+    `{app="foo"} | regexp "(?P<foo>\\\\w+) (?P<bar>.*)"`,
+    log(app, { kind: "regexp", pattern: "(?P<foo>\\w+) (?P<bar>.*)" }),
+  );
+  valid('{app="foo"} | regexp `(?<ip>\\S+)`', log(app, { kind: "regexp", pattern: "(?<ip>\\S+)" }));
+  valid(
+    `{app="foo"} | pattern "<ip> - <_> [<ts>] \\"<method> <path>\\""`,
+    log(app, { kind: "pattern", pattern: '<ip> - <_> [<ts>] "<method> <path>"' }),
+  );
   valid(`{app="foo"} | unpack | json | logfmt`, log(app, { kind: "unpack" }, json(), logfmt(false, false)));
-  valid(`{app="foo"} |= "bar" | line_format "blip{{ .foo }}blop"`, log(app, lf("|=", "bar"), { kind: "line_format", template: "blip{{ .foo }}blop" }));
-  valid("{app=\"foo\"} | line_format `{{.a}}\\n`", log(app, { kind: "line_format", template: "{{.a}}\\n" }));
+  valid(
+    `{app="foo"} |= "bar" | line_format "blip{{ .foo }}blop"`,
+    log(app, lf("|=", "bar"), { kind: "line_format", template: "blip{{ .foo }}blop" }),
+  );
+  valid('{app="foo"} | line_format `{{.a}}\\n`', log(app, { kind: "line_format", template: "{{.a}}\\n" }));
   valid(
     `{app="foo"} | label_format foo=bar, baz="{{.foo}}-x",qux=quux`,
     log(app, {
@@ -281,7 +316,13 @@ describe("LogQL parser: parsers and formatting stages", () => {
   );
   valid(
     `{app="foo"} | keep level, method!="GET"`,
-    log(app, { kind: "keep", items: [{ kind: "name", name: "level" }, { kind: "matcher", matcher: m("method", "!=", "GET") }] }),
+    log(app, {
+      kind: "keep",
+      items: [
+        { kind: "name", name: "level" },
+        { kind: "matcher", matcher: m("method", "!=", "GET") },
+      ],
+    }),
   );
   valid(`{app="foo"} | JSON | LogFmt`, log(app, json(), logfmt(false, false)));
   valid(`{app="foo"} | json | json="x"`, log(app, json(), stage(str("json", "=", "x"))));
@@ -305,11 +346,17 @@ describe("LogQL parser: label filters", () => {
   const base = (...pipeline: Tree[]): Tree => log(sel(m("foo", "=", "bar")), logfmt(false, false), ...pipeline);
   valid(`{ foo = "bar" }|logfmt|rate="a"`, base(stage(str("rate", "=", "a"))));
   valid(`{ foo = "bar" }|logfmt|length>5d`, base(stage(dur("length", ">", 5 * 86400))));
-  valid(`{ foo = "bar" }|logfmt|ip="2.3.4.5"|ip="abc"`, base(stage(str("ip", "=", "2.3.4.5")), stage(str("ip", "=", "abc"))));
+  valid(
+    `{ foo = "bar" }|logfmt|ip="2.3.4.5"|ip="abc"`,
+    base(stage(str("ip", "=", "2.3.4.5")), stage(str("ip", "=", "abc"))),
+  );
   valid(`{ foo = "bar" }|logfmt|addr=ip("1.2.3.4")`, base(stage(ip("addr", "=", "1.2.3.4"))));
   valid(`{ foo = "bar" }|logfmt|addr!=ip("1.2.3.0/24")`, base(stage(ip("addr", "!=", "1.2.3.0/24"))));
   valid(`{ foo = "bar" }|logfmt|ip=ip("6.7.8.9")`, base(stage(ip("ip", "=", "6.7.8.9"))));
-  valid(`{ foo = "bar" }|logfmt|level="error"|addr=ip("1.2.3.4")`, base(stage(str("level", "=", "error")), stage(ip("addr", "=", "1.2.3.4"))));
+  valid(
+    `{ foo = "bar" }|logfmt|level="error"|addr=ip("1.2.3.4")`,
+    base(stage(str("level", "=", "error")), stage(ip("addr", "=", "1.2.3.4"))),
+  );
   valid(`{ foo = "bar" }|logfmt|status>=400`, base(stage(num("status", ">=", 400))));
   valid(`{ foo = "bar" }|logfmt|status=200`, base(stage(num("status", "==", 200))));
   valid(`{ foo = "bar" }|logfmt|status==200`, base(stage(num("status", "==", 200))));
@@ -328,22 +375,41 @@ describe("LogQL parser: label filters", () => {
   valid(`{ foo = "bar" }|logfmt|size>0B`, base(stage(bytes("size", ">", 0))));
   valid(`{ foo = "bar" }|logfmt|__error__=""`, base(stage(str("__error__", "=", ""))));
   valid(`{ foo = "bar" }|logfmt|__error__!="JSONParserErr"`, base(stage(str("__error__", "!=", "JSONParserErr"))));
-  valid("{ foo = \"bar\" } | logfmt | msg =~ \"`.`\" ", base(stage(str("msg", "=~", "`.`"))));
+  valid('{ foo = "bar" } | logfmt | msg =~ "`.`" ', base(stage(str("msg", "=~", "`.`"))));
   valid(
     `{app="foo"} |= "bar" | json | latency >= 250ms or ( status_code < 500 and status_code > 200)`,
-    log(app, lf("|=", "bar"), json(), stage(or(dur("latency", ">=", 0.25), and(num("status_code", "<", 500), num("status_code", ">", 200))))),
+    log(
+      app,
+      lf("|=", "bar"),
+      json(),
+      stage(or(dur("latency", ">=", 0.25), and(num("status_code", "<", 500), num("status_code", ">", 200)))),
+    ),
   );
   valid(
     `{app="foo"} |= "bar" | json | (duration > 1s or status!= 200) and method!="POST"`,
-    log(app, lf("|=", "bar"), json(), stage(and(or(dur("duration", ">", 1), num("status", "!=", 200)), str("method", "!=", "POST")))),
+    log(
+      app,
+      lf("|=", "bar"),
+      json(),
+      stage(and(or(dur("duration", ">", 1), num("status", "!=", 200)), str("method", "!=", "POST"))),
+    ),
   );
   valid(
     `{app="foo"} |= "bar" | json |  status_code < 500 or status_code > 200 and size >= 2.5KiB `,
-    log(app, lf("|=", "bar"), json(), stage(or(num("status_code", "<", 500), and(num("status_code", ">", 200), bytes("size", ">=", 2560))))),
+    log(
+      app,
+      lf("|=", "bar"),
+      json(),
+      stage(or(num("status_code", "<", 500), and(num("status_code", ">", 200), bytes("size", ">=", 2560)))),
+    ),
   );
   valid(
     `{app="foo"} | json | a="1", b="2" c="3" and d="4"`,
-    log(app, json(), stage(and(str("a", "=", "1"), and(str("b", "=", "2"), and(str("c", "=", "3"), str("d", "=", "4")))))),
+    log(
+      app,
+      json(),
+      stage(and(str("a", "=", "1"), and(str("b", "=", "2"), and(str("c", "=", "3"), str("d", "=", "4"))))),
+    ),
   );
   // A comma or a space and-s the filter before it with everything after it, as Loki's grammar does (checked
   // against Loki's parser): only `and` and `or` have precedence.
@@ -358,11 +424,20 @@ describe("LogQL parser: label filters", () => {
   valid(`{app="foo"} | a="1" and b="2", c="3"`, log(app, stage(and(a1, and(b2, c3)))));
   valid(`{app="foo"} | (a="1" or b="2") c="3" or d="4"`, log(app, stage(and(or(a1, b2), or(c3, d4)))));
   valid(`{app="foo"} | (a="1", b="2") or c="3"`, log(app, stage(or(and(a1, b2), c3))));
-  valid(`{app="foo"} | json | a="1" (b="2" or c="3")`, log(app, json(), stage(and(str("a", "=", "1"), or(str("b", "=", "2"), str("c", "=", "3"))))));
+  valid(
+    `{app="foo"} | json | a="1" (b="2" or c="3")`,
+    log(app, json(), stage(and(str("a", "=", "1"), or(str("b", "=", "2"), str("c", "=", "3"))))),
+  );
   valid(`{app="foo"} | json | ((a="1"))`, log(app, json(), stage(str("a", "=", "1"))));
-  valid(`{app="foo"} | json | a=~"x.*" | b!~"y"`, log(app, json(), stage(str("a", "=~", "x.*")), stage(str("b", "!~", "y"))));
+  valid(
+    `{app="foo"} | json | a=~"x.*" | b!~"y"`,
+    log(app, json(), stage(str("a", "=~", "x.*")), stage(str("b", "!~", "y"))),
+  );
   valid(`{app="foo"} | json | bar="#"`, log(app, json(), stage(str("bar", "=", "#"))));
-  valid(`{app="foo"} | logfmt | rate > 5 AND by = "x"`, log(app, logfmt(false, false), stage(and(num("rate", ">", 5), str("by", "=", "x")))));
+  valid(
+    `{app="foo"} | logfmt | rate > 5 AND by = "x"`,
+    log(app, logfmt(false, false), stage(and(num("rate", ">", 5), str("by", "=", "x")))),
+  );
 
   valid(
     `{ foo = "bar" , ip="foo"}|logfmt|ip="2.3.4.5"|ip="abc"|ipaddr=ip("4.5.6.7")|ip=ip("6.7.8.9")`,
@@ -375,9 +450,17 @@ describe("LogQL parser: label filters", () => {
       stage(ip("ip", "=", "6.7.8.9")),
     ),
   );
-  valid(`{app="foo"} | logfmt | variants="x" | of > 1`, log(app, logfmt(false, false), stage(str("variants", "=", "x")), stage(num("of", ">", 1))));
+  valid(
+    `{app="foo"} | logfmt | variants="x" | of > 1`,
+    log(app, logfmt(false, false), stage(str("variants", "=", "x")), stage(num("of", ">", 1))),
+  );
 
-  invalid(`{app="foo"} | logfmt | status_code > 0x10`, 1, 38, `unable to parse literal as a float: strconv.ParseFloat: parsing "0x10"`);
+  invalid(
+    `{app="foo"} | logfmt | status_code > 0x10`,
+    1,
+    38,
+    `unable to parse literal as a float: strconv.ParseFloat: parsing "0x10"`,
+  );
   invalid(`{app="foo"} | logfmt | a > -1.5delta`, 1, 37, "syntax error: unexpected $end");
   invalid(`{app="foo"} | logfmt | a="1" b`, 1, 31, "syntax error: unexpected $end");
   invalid(`{ foo = "bar" }|lo="y"gfmt|status==200`, 1, 27, "syntax error: unexpected |");
@@ -386,7 +469,12 @@ describe("LogQL parser: label filters", () => {
   invalid(`{ foo = "bar" }|logfmt|addr>=ip("1.2.3.4")`, 1, 30, "syntax error: unexpected ip");
   invalid(`{ foo = "bar" }|logfmt|addr>ip("1.2.3.4")`, 1, 29, "syntax error: unexpected ip");
   invalid(`{ foo = "bar" }|logfmt|addr<ip("1.2.3.4")`, 1, 29, "syntax error: unexpected ip");
-  invalid(`{app="foo"} | logfmt | status_code > "500"`, 1, 38, "unexpected STRING, expecting NUMBER or DURATION or BYTES");
+  invalid(
+    `{app="foo"} | logfmt | status_code > "500"`,
+    1,
+    38,
+    "unexpected STRING, expecting NUMBER or DURATION or BYTES",
+  );
   invalid(`{app="foo"} | logfmt | a =~ 5`, 1, 29, "unexpected NUMBER, expecting STRING");
   invalid(`{app="foo"} | logfmt | a =~ "(x"`, 1, 29, "error parsing regexp");
   invalid(`{app="foo"} | logfmt | a > b`, 1, 28, "unexpected IDENTIFIER, expecting NUMBER or DURATION or BYTES");
@@ -406,57 +494,146 @@ describe("LogQL parser: range aggregations", () => {
   valid(`absent_over_time({ foo = "bar" }[1w])`, rng("absent_over_time", log(foo), 168n * HOUR));
   valid(`rate({foo="bar"}[1h30m])`, rng("rate", log(foo), 90n * MIN));
   valid(`rate({foo="bar"}[500ms])`, rng("rate", log(foo), 500_000_000n));
-  valid("count_over_time({foo=~`bar\\w+`}[12h] |~ `error\\\\`)", rng("count_over_time", log(sel(m("foo", "=~", "bar\\w+")), lf("|~", "error\\\\")), 12n * HOUR));
-  valid(`count_over_time({foo="bar"}[12h] |= "error")`, rng("count_over_time", log(foo, lf("|=", "error")), 12n * HOUR));
-  valid(`count_over_time({foo="bar"} |= "error" [12h])`, rng("count_over_time", log(foo, lf("|=", "error")), 12n * HOUR));
+  valid(
+    "count_over_time({foo=~`bar\\w+`}[12h] |~ `error\\\\`)",
+    rng("count_over_time", log(sel(m("foo", "=~", "bar\\w+")), lf("|~", "error\\\\")), 12n * HOUR),
+  );
+  valid(
+    `count_over_time({foo="bar"}[12h] |= "error")`,
+    rng("count_over_time", log(foo, lf("|=", "error")), 12n * HOUR),
+  );
+  valid(
+    `count_over_time({foo="bar"} |= "error" [12h])`,
+    rng("count_over_time", log(foo, lf("|=", "error")), 12n * HOUR),
+  );
   valid(
     `count_over_time(({foo="bar"} |= "baz" |~ "blip" != "flip" !~ "flap")[5m])`,
     rng("count_over_time", log(foo, lf("|=", "baz"), lf("|~", "blip"), lf("!=", "flip"), lf("!~", "flap")), 5n * MIN),
   );
-  valid(`bytes_over_time(({foo="bar"} |= "baz" | unpack)[5m])`, rng("bytes_over_time", log(foo, lf("|=", "baz"), { kind: "unpack" }), 5n * MIN));
-  valid(`count_over_time({foo="bar"}[5m] |= "baz" |~ "blip")`, rng("count_over_time", log(foo, lf("|=", "baz"), lf("|~", "blip")), 5n * MIN));
+  valid(
+    `bytes_over_time(({foo="bar"} |= "baz" | unpack)[5m])`,
+    rng("bytes_over_time", log(foo, lf("|=", "baz"), { kind: "unpack" }), 5n * MIN),
+  );
+  valid(
+    `count_over_time({foo="bar"}[5m] |= "baz" |~ "blip")`,
+    rng("count_over_time", log(foo, lf("|=", "baz"), lf("|~", "blip")), 5n * MIN),
+  );
   valid(`rate(({foo="bar"})[5m])`, rng("rate", log(foo), 5n * MIN));
   valid(`rate((({foo="bar"}[5m])))`, rng("rate", log(foo), 5n * MIN));
   valid(`rate({foo="bar"}[5m] offset 1h)`, rng("rate", log(foo), 5n * MIN, { offsetNs: HOUR }));
-  valid(`rate({foo="bar"} | json [5m] offset 90s)`, rng("rate", log(foo, json()), 5n * MIN, { offsetNs: 90_000_000_000n }));
+  valid(
+    `rate({foo="bar"} | json [5m] offset 90s)`,
+    rng("rate", log(foo, json()), 5n * MIN, { offsetNs: 90_000_000_000n }),
+  );
   valid(`rate({foo="bar"}[5m] offset 1h | json)`, rng("rate", log(foo, json()), 5n * MIN, { offsetNs: HOUR }));
   valid(`rate(({foo="bar"} | json)[5m] offset 1h0m0s)`, rng("rate", log(foo, json()), 5n * MIN, { offsetNs: HOUR }));
   valid(
     `sum_over_time({namespace="tns"} |= "level=error" | json |foo>=5,bar<25ms| unwrap bytes(foo) [5m])`,
-    rng("sum_over_time", log(sel(m("namespace", "=", "tns")), lf("|=", "level=error"), json(), stage(and(num("foo", ">=", 5), dur("bar", "<", 0.025)))), 5n * MIN, {
-      unwrap: { label: "foo", conversion: "bytes" },
-    }),
+    rng(
+      "sum_over_time",
+      log(
+        sel(m("namespace", "=", "tns")),
+        lf("|=", "level=error"),
+        json(),
+        stage(and(num("foo", ">=", 5), dur("bar", "<", 0.025))),
+      ),
+      5n * MIN,
+      {
+        unwrap: { label: "foo", conversion: "bytes" },
+      },
+    ),
   );
   valid(
     `sum_over_time({namespace="tns"} |= "level=error" | json |foo==5,bar<25ms| unwrap latency [5m] offset 5m)`,
-    rng("sum_over_time", log(sel(m("namespace", "=", "tns")), lf("|=", "level=error"), json(), stage(and(num("foo", "==", 5), dur("bar", "<", 0.025)))), 5n * MIN, {
-      unwrap: { label: "latency" },
-      offsetNs: 5n * MIN,
-    }),
+    rng(
+      "sum_over_time",
+      log(
+        sel(m("namespace", "=", "tns")),
+        lf("|=", "level=error"),
+        json(),
+        stage(and(num("foo", "==", 5), dur("bar", "<", 0.025))),
+      ),
+      5n * MIN,
+      {
+        unwrap: { label: "latency" },
+        offsetNs: 5n * MIN,
+      },
+    ),
   );
-  valid(`stddev_over_time({app="foo"} |= "bar" | unwrap bar [5m])`, rng("stddev_over_time", log(app, lf("|=", "bar")), 5n * MIN, { unwrap: { label: "bar" } }));
-  valid(`min_over_time({app="foo"} | unwrap bar [5m])`, rng("min_over_time", log(app), 5n * MIN, { unwrap: { label: "bar" } }));
-  valid(`min_over_time({app="foo"} | unwrap bar [5m]) by ()`, rng("min_over_time", log(app), 5n * MIN, { unwrap: { label: "bar" }, grouping: { without: false, labels: [] } }));
-  valid(`max_over_time({app="foo"} | unwrap bar [5m]) without ()`, rng("max_over_time", log(app), 5n * MIN, { unwrap: { label: "bar" }, grouping: { without: true, labels: [] } }));
+  valid(
+    `stddev_over_time({app="foo"} |= "bar" | unwrap bar [5m])`,
+    rng("stddev_over_time", log(app, lf("|=", "bar")), 5n * MIN, { unwrap: { label: "bar" } }),
+  );
+  valid(
+    `min_over_time({app="foo"} | unwrap bar [5m])`,
+    rng("min_over_time", log(app), 5n * MIN, { unwrap: { label: "bar" } }),
+  );
+  valid(
+    `min_over_time({app="foo"} | unwrap bar [5m]) by ()`,
+    rng("min_over_time", log(app), 5n * MIN, { unwrap: { label: "bar" }, grouping: { without: false, labels: [] } }),
+  );
+  valid(
+    `max_over_time({app="foo"} | unwrap bar [5m]) without ()`,
+    rng("max_over_time", log(app), 5n * MIN, { unwrap: { label: "bar" }, grouping: { without: true, labels: [] } }),
+  );
   valid(
     `max_over_time({app="foo"} | unwrap bar [5m] offset -5m) without (foo,bar)`,
-    rng("max_over_time", log(app), 5n * MIN, { unwrap: { label: "bar" }, offsetNs: -5n * MIN, grouping: { without: true, labels: ["foo", "bar"] } }),
+    rng("max_over_time", log(app), 5n * MIN, {
+      unwrap: { label: "bar" },
+      offsetNs: -5n * MIN,
+      grouping: { without: true, labels: ["foo", "bar"] },
+    }),
   );
-  valid(`max_over_time by (host) ({app="foo"} | unwrap bar [5m])`, rng("max_over_time", log(app), 5n * MIN, { unwrap: { label: "bar" }, grouping: { without: false, labels: ["host"] } }));
-  valid(`avg_over_time({app="foo"}[5m] | unwrap duration(latency))`, rng("avg_over_time", log(app), 5n * MIN, { unwrap: { label: "latency", conversion: "duration" } }));
-  valid(`avg_over_time({app="foo"} | unwrap duration_seconds(latency) [5m])`, rng("avg_over_time", log(app), 5n * MIN, { unwrap: { label: "latency", conversion: "duration_seconds" } }));
-  valid(`avg_over_time(({app="foo"} | unwrap latency)[5m])`, rng("avg_over_time", log(app), 5n * MIN, { unwrap: { label: "latency" } }));
+  valid(
+    `max_over_time by (host) ({app="foo"} | unwrap bar [5m])`,
+    rng("max_over_time", log(app), 5n * MIN, {
+      unwrap: { label: "bar" },
+      grouping: { without: false, labels: ["host"] },
+    }),
+  );
+  valid(
+    `avg_over_time({app="foo"}[5m] | unwrap duration(latency))`,
+    rng("avg_over_time", log(app), 5n * MIN, { unwrap: { label: "latency", conversion: "duration" } }),
+  );
+  valid(
+    `avg_over_time({app="foo"} | unwrap duration_seconds(latency) [5m])`,
+    rng("avg_over_time", log(app), 5n * MIN, { unwrap: { label: "latency", conversion: "duration_seconds" } }),
+  );
+  valid(
+    `avg_over_time(({app="foo"} | unwrap latency)[5m])`,
+    rng("avg_over_time", log(app), 5n * MIN, { unwrap: { label: "latency" } }),
+  );
   valid(
     `avg_over_time({app="foo"} | json | unwrap latency | __error__="" | latency > 1 [5m])`,
-    rng("avg_over_time", log(app, json()), 5n * MIN, { unwrap: { label: "latency", postFilters: [str("__error__", "=", ""), num("latency", ">", 1)] } }),
+    rng("avg_over_time", log(app, json()), 5n * MIN, {
+      unwrap: { label: "latency", postFilters: [str("__error__", "=", ""), num("latency", ">", 1)] },
+    }),
   );
   valid(`rate({app="foo"} | unwrap bytes [1m])`, rng("rate", log(app), MIN, { unwrap: { label: "bytes" } }));
-  valid(`rate_counter({app="foo"} | unwrap total [1m])`, rng("rate_counter", log(app), MIN, { unwrap: { label: "total" } }));
-  valid(`first_over_time({app="foo"} | unwrap v [1m])`, rng("first_over_time", log(app), MIN, { unwrap: { label: "v" } }));
-  valid(`last_over_time({app="foo"} | unwrap v [1m]) by (a)`, rng("last_over_time", log(app), MIN, { unwrap: { label: "v" }, grouping: { without: false, labels: ["a"] } }));
-  valid(`stdvar_over_time({app="foo"} | unwrap v [1m])`, rng("stdvar_over_time", log(app), MIN, { unwrap: { label: "v" } }));
-  valid(`absent_over_time({app="foo"} | unwrap v [1m])`, rng("absent_over_time", log(app), MIN, { unwrap: { label: "v" } }));
-  valid(`sum_over_time({app="foo"} | unwrap="x" | unwrap v [1m])`, rng("sum_over_time", log(app, stage(str("unwrap", "=", "x"))), MIN, { unwrap: { label: "v" } }));
+  valid(
+    `rate_counter({app="foo"} | unwrap total [1m])`,
+    rng("rate_counter", log(app), MIN, { unwrap: { label: "total" } }),
+  );
+  valid(
+    `first_over_time({app="foo"} | unwrap v [1m])`,
+    rng("first_over_time", log(app), MIN, { unwrap: { label: "v" } }),
+  );
+  valid(
+    `last_over_time({app="foo"} | unwrap v [1m]) by (a)`,
+    rng("last_over_time", log(app), MIN, { unwrap: { label: "v" }, grouping: { without: false, labels: ["a"] } }),
+  );
+  valid(
+    `stdvar_over_time({app="foo"} | unwrap v [1m])`,
+    rng("stdvar_over_time", log(app), MIN, { unwrap: { label: "v" } }),
+  );
+  valid(
+    `absent_over_time({app="foo"} | unwrap v [1m])`,
+    rng("absent_over_time", log(app), MIN, { unwrap: { label: "v" } }),
+  );
+  valid(
+    `sum_over_time({app="foo"} | unwrap="x" | unwrap v [1m])`,
+    rng("sum_over_time", log(app, stage(str("unwrap", "=", "x"))), MIN, { unwrap: { label: "v" } }),
+  );
   valid(
     `quantile_over_time(0.99998,{app="foo"} |= "bar" | json | latency >= 250ms or ( status_code < 500 and status_code > 200) | line_format "blip{{ .foo }}blop {{.status_code}}" | label_format foo=bar,status_code="buzz{{.bar}}" | unwrap foo [5m]) by (namespace,instance)`,
     rng(
@@ -467,14 +644,26 @@ describe("LogQL parser: range aggregations", () => {
         json(),
         stage(or(dur("latency", ">=", 0.25), and(num("status_code", "<", 500), num("status_code", ">", 200)))),
         { kind: "line_format", template: "blip{{ .foo }}blop {{.status_code}}" },
-        { kind: "label_format", items: [{ kind: "rename", label: "foo", from: "bar" }, { kind: "template", label: "status_code", template: "buzz{{.bar}}" }] },
+        {
+          kind: "label_format",
+          items: [
+            { kind: "rename", label: "foo", from: "bar" },
+            { kind: "template", label: "status_code", template: "buzz{{.bar}}" },
+          ],
+        },
       ),
       5n * MIN,
       { unwrap: { label: "foo" }, param: 0.99998, grouping: { without: false, labels: ["namespace", "instance"] } },
     ),
   );
-  valid(`quantile_over_time(.5, {app="foo"} | unwrap v [1m])`, rng("quantile_over_time", log(app), MIN, { unwrap: { label: "v" }, param: 0.5 }));
-  valid(`count_over_time({ foo ="bar" } | json layer7_something_specific="layer7_something_specific" [12m])`, rng("count_over_time", log(foo, json(["layer7_something_specific", "layer7_something_specific"])), 12n * MIN));
+  valid(
+    `quantile_over_time(.5, {app="foo"} | unwrap v [1m])`,
+    rng("quantile_over_time", log(app), MIN, { unwrap: { label: "v" }, param: 0.5 }),
+  );
+  valid(
+    `count_over_time({ foo ="bar" } | json layer7_something_specific="layer7_something_specific" [12m])`,
+    rng("count_over_time", log(foo, json(["layer7_something_specific", "layer7_something_specific"])), 12n * MIN),
+  );
   valid(`RATE({foo="bar"}[1m])`, rng("rate", log(foo), MIN));
   valid(
     `
@@ -487,7 +676,17 @@ describe("LogQL parser: range aggregations", () => {
       )`,
     vagg(
       "sum",
-      rng("rate", log(sel(m("namespace", "=", "loki"), m("container", "=", "query-frontend")), lf("|=", "metrics.go"), logfmt(false, false), stage(dur("duration", ">", 10))), MIN, { offsetNs: -HOUR }),
+      rng(
+        "rate",
+        log(
+          sel(m("namespace", "=", "loki"), m("container", "=", "query-frontend")),
+          lf("|=", "metrics.go"),
+          logfmt(false, false),
+          stage(dur("duration", ">", 10)),
+        ),
+        MIN,
+        { offsetNs: -HOUR },
+      ),
       { by: ["cluster"] },
     ),
   );
@@ -503,7 +702,12 @@ describe("LogQL parser: range aggregations", () => {
   );
 
   invalid(`unk({ foo = "bar" }[5m])`, 1, 1, "syntax error: unexpected IDENTIFIER");
-  invalid(`absent_over_time({ foo = "bar" }[5h]) by (foo)`, 1, 1, "grouping not allowed for absent_over_time aggregation");
+  invalid(
+    `absent_over_time({ foo = "bar" }[5h]) by (foo)`,
+    1,
+    1,
+    "grouping not allowed for absent_over_time aggregation",
+  );
   invalid(`rate({ foo = "bar" }[5m]) by (foo)`, 1, 1, "grouping not allowed for rate aggregation");
   invalid(`rate({ foo = "bar" }[5minutes])`, 1, 21, `unknown unit "minutes" in duration "5minutes"`);
   invalid(`rate({ foo = "bar" }[5)`, 1, 21, "missing closing ']' in duration");
@@ -512,17 +716,47 @@ describe("LogQL parser: range aggregations", () => {
   invalid(`rate({ foo = "bar" }[+5m])`, 1, 21, `not a valid duration string: "+5m"`);
   invalid(`rate({ foo = "bar" }[5s1m])`, 1, 21, `not a valid duration string: "5s1m"`);
   invalid(`rate({ foo = "bar" }[])`, 1, 21, "empty duration string");
-  invalid(`quantile_over_time(0x1, {a="b"} | unwrap x [1m])`, 1, 1, "invalid parameter for operation quantile_over_time");
+  invalid(
+    `quantile_over_time(0x1, {a="b"} | unwrap x [1m])`,
+    1,
+    1,
+    "invalid parameter for operation quantile_over_time",
+  );
   invalid(`rate({ foo = "bar" })`, 1, 21, "unexpected ), expecting RANGE or |");
   invalid(`rate({ foo = "bar" }[5m] offset 5)`, 1, 33, "unexpected NUMBER, expecting DURATION");
-  invalid(`count_over_time({app="foo"} |= "foo" | json | unwrap foo [5m])`, 1, 1, "invalid aggregation count_over_time with unwrap");
+  invalid(
+    `count_over_time({app="foo"} |= "foo" | json | unwrap foo [5m])`,
+    1,
+    1,
+    "invalid aggregation count_over_time with unwrap",
+  );
   invalid(`bytes_rate({app="foo"} | unwrap foo [5m])`, 1, 1, "invalid aggregation bytes_rate with unwrap");
   invalid(`sum_over_time({app="foo"}[5m])`, 1, 1, "invalid aggregation sum_over_time without unwrap");
   invalid(`quantile_over_time(0.9, {app="foo"}[5m])`, 1, 1, "invalid aggregation quantile_over_time without unwrap");
-  invalid(`sum_over_time({namespace="tns"} |= "level=error" | json |foo>=5,bar<25ms| unwrap latency [5m]) by (foo)`, 1, 1, "grouping not allowed for sum_over_time aggregation");
-  invalid(`sum_over_time(50,{namespace="tns"} | unwrap latency [5m])`, 1, 1, "parameter 50 not supported for operation sum_over_time");
-  invalid(`quantile_over_time({namespace="tns"} | unwrap latency [5m])`, 1, 1, "parameter required for operation quantile_over_time");
-  invalid(`quantile_over_time(foo,{namespace="tns"} | unwrap latency [5m])`, 1, 20, "syntax error: unexpected IDENTIFIER, expecting NUMBER or { or (");
+  invalid(
+    `sum_over_time({namespace="tns"} |= "level=error" | json |foo>=5,bar<25ms| unwrap latency [5m]) by (foo)`,
+    1,
+    1,
+    "grouping not allowed for sum_over_time aggregation",
+  );
+  invalid(
+    `sum_over_time(50,{namespace="tns"} | unwrap latency [5m])`,
+    1,
+    1,
+    "parameter 50 not supported for operation sum_over_time",
+  );
+  invalid(
+    `quantile_over_time({namespace="tns"} | unwrap latency [5m])`,
+    1,
+    1,
+    "parameter required for operation quantile_over_time",
+  );
+  invalid(
+    `quantile_over_time(foo,{namespace="tns"} | unwrap latency [5m])`,
+    1,
+    20,
+    "syntax error: unexpected IDENTIFIER, expecting NUMBER or { or (",
+  );
   invalid(`avg_over_time({app="foo"} | unwrap [5m])`, 1, 36, "unexpected RANGE, expecting IDENTIFIER");
   invalid(`avg_over_time({app="foo"} | unwrap duration(x [5m])`, 1, 47, "unexpected RANGE, expecting )");
   invalid(`avg_over_time({app="foo"} | unwrap x | json [5m])`, 1, 40, "unexpected json, expecting IDENTIFIER or (");
@@ -546,10 +780,22 @@ describe("LogQL parser: vector aggregations", () => {
   valid(`avg(count_over_time({ foo = "bar" }[5h])) by ()`, vagg("avg", c5h));
   valid(`max without (bar) (count_over_time({ foo = "bar" }[5h]))`, vagg("max", c5h, { without: ["bar"] }));
   valid(`max without () (count_over_time({ foo = "bar" }[5h]))`, vagg("max", c5h, { without: [] }));
-  valid(`topk(10,count_over_time({ foo = "bar" }[5h])) without (bar)`, vagg("topk", c5h, { param: 10, without: ["bar"] }));
-  valid(`bottomk(30 ,sum(rate({ foo = "bar" }[5h])) by (foo))`, vagg("bottomk", vagg("sum", rng("rate", log(foo), 5n * HOUR), { by: ["foo"] }), { param: 30 }));
-  valid(`max( sum(count_over_time({ foo = "bar" }[5h])) without (foo,bar) ) by (foo)`, vagg("max", vagg("sum", c5h, { without: ["foo", "bar"] }), { by: ["foo"] }));
-  valid(`topk by (app) (5, rate({foo="bar"}[1m]))`, vagg("topk", rng("rate", log(foo), MIN), { param: 5, by: ["app"] }));
+  valid(
+    `topk(10,count_over_time({ foo = "bar" }[5h])) without (bar)`,
+    vagg("topk", c5h, { param: 10, without: ["bar"] }),
+  );
+  valid(
+    `bottomk(30 ,sum(rate({ foo = "bar" }[5h])) by (foo))`,
+    vagg("bottomk", vagg("sum", rng("rate", log(foo), 5n * HOUR), { by: ["foo"] }), { param: 30 }),
+  );
+  valid(
+    `max( sum(count_over_time({ foo = "bar" }[5h])) without (foo,bar) ) by (foo)`,
+    vagg("max", vagg("sum", c5h, { without: ["foo", "bar"] }), { by: ["foo"] }),
+  );
+  valid(
+    `topk by (app) (5, rate({foo="bar"}[1m]))`,
+    vagg("topk", rng("rate", log(foo), MIN), { param: 5, by: ["app"] }),
+  );
   valid(`min(count_over_time({foo="bar"}[5m]))`, vagg("min", cot(foo)));
   valid(`count(count_over_time({foo="bar"}[5m]))`, vagg("count", cot(foo)));
   valid(`stddev(count_over_time({foo="bar"}[5m]))`, vagg("stddev", cot(foo)));
@@ -572,14 +818,40 @@ describe("LogQL parser: vector aggregations", () => {
   invalid(`sort(count_over_time({foo="bar"}[5m])) by (a)`, 1, 1, "sort and sort_desc doesn't allow grouping by");
   invalid(`sum by (a) (count_over_time({foo="bar"}[5m])) by (b)`, 1, 47, "syntax error: unexpected by");
   invalid(`count without (rate({namespace="apps"}[15s]))`, 1, 20, "syntax error: unexpected (, expecting , or )");
-  valid(`approx_topk(2, count_over_time({ foo = "bar" }[5h]))`, vagg("approx_topk", cot(sel(m("foo", "=", "bar")), 5n * HOUR), { param: 2 }));
-  valid(`approx_topk(1, sum by (a) (rate({foo="bar"}[1m])))`, vagg("approx_topk", vagg("sum", rng("rate", log(sel(m("foo", "=", "bar"))), MIN), { by: ["a"] }), { param: 1 }));
-  invalid(`approx_topk(2, count_over_time({ foo = "bar" }[5h])) by (a)`, 1, 1, "grouping not allowed for approx_topk aggregation");
-  invalid(`approx_topk by () (2, count_over_time({ foo = "bar" }[5h]))`, 1, 1, "grouping not allowed for approx_topk aggregation");
-  invalid(`approx_topk without (a) (2, count_over_time({ foo = "bar" }[5h]))`, 1, 1, "grouping not allowed for approx_topk aggregation");
+  valid(
+    `approx_topk(2, count_over_time({ foo = "bar" }[5h]))`,
+    vagg("approx_topk", cot(sel(m("foo", "=", "bar")), 5n * HOUR), { param: 2 }),
+  );
+  valid(
+    `approx_topk(1, sum by (a) (rate({foo="bar"}[1m])))`,
+    vagg("approx_topk", vagg("sum", rng("rate", log(sel(m("foo", "=", "bar"))), MIN), { by: ["a"] }), { param: 1 }),
+  );
+  invalid(
+    `approx_topk(2, count_over_time({ foo = "bar" }[5h])) by (a)`,
+    1,
+    1,
+    "grouping not allowed for approx_topk aggregation",
+  );
+  invalid(
+    `approx_topk by () (2, count_over_time({ foo = "bar" }[5h]))`,
+    1,
+    1,
+    "grouping not allowed for approx_topk aggregation",
+  );
+  invalid(
+    `approx_topk without (a) (2, count_over_time({ foo = "bar" }[5h]))`,
+    1,
+    1,
+    "grouping not allowed for approx_topk aggregation",
+  );
   invalid(`approx_topk(count_over_time({ foo = "bar" }[5h]))`, 1, 1, "parameter required for operation approx_topk");
   invalid(`approx_topk(1.5, count_over_time({ foo = "bar" }[5h]))`, 1, 1, "invalid parameter approx_topk(1.5,");
-  invalid(`approx_topk(0, count_over_time({ foo = "bar" }[5h]))`, 1, 1, "invalid parameter (must be greater than 0) approx_topk(0");
+  invalid(
+    `approx_topk(0, count_over_time({ foo = "bar" }[5h]))`,
+    1,
+    1,
+    "invalid parameter (must be greater than 0) approx_topk(0",
+  );
   invalid(`approx_topk(2, { foo = "bar" })`, 1, 31, "syntax error: unexpected )");
   invalid(`sum(count_over_time({foo="bar"}[5m])`, 1, 37, "syntax error: unexpected $end, expecting )");
   invalid(`sum by (a,) (count_over_time({foo="bar"}[5m]))`, 1, 11, "unexpected ), expecting IDENTIFIER");
@@ -612,43 +884,92 @@ describe("LogQL parser: binary operations, literals, vector() and label_replace(
   valid(`(((2)))`, lit(2));
   valid(`count_over_time({ foo ="bar" }[12m]) > count_over_time({ foo = "bar" }[12m])`, bin(">", c12, c12));
   valid(`count_over_time({ foo = "bar" }[12m]) > 1`, bin(">", c12, lit(1)));
-  valid(`count_over_time({ foo = "bar" }[12m]) or count_over_time({ foo = "bar" }[12m]) > 1`, bin("or", c12, bin(">", c12, lit(1))));
+  valid(
+    `count_over_time({ foo = "bar" }[12m]) or count_over_time({ foo = "bar" }[12m]) > 1`,
+    bin("or", c12, bin(">", c12, lit(1))),
+  );
   valid(`count_over_time({foo="bar"}[5m]) > bool 1`, bin(">", c, lit(1), true));
   valid(`c + c * c`.replace(/c/g, `count_over_time({foo="bar"}[5m])`), bin("+", c, bin("*", c, c)));
   valid(`c * c + c`.replace(/c/g, `count_over_time({foo="bar"}[5m])`), bin("+", bin("*", c, c), c));
   valid(`c - c - c`.replace(/c/g, `count_over_time({foo="bar"}[5m])`), bin("-", bin("-", c, c), c));
   valid(`c ^ c ^ c`.replace(/c/g, `count_over_time({foo="bar"}[5m])`), bin("^", c, bin("^", c, c)));
   valid(`c / (c - c)`.replace(/c/g, `count_over_time({foo="bar"}[5m])`), bin("/", c, bin("-", c, c)));
-  valid(`c and c or c unless c`.replace(/c/g, `count_over_time({foo="bar"}[5m])`), bin("or", bin("and", c, c), bin("unless", c, c)));
-  valid(`c > c + 1 and c`.replace(/c/g, `count_over_time({foo="bar"}[5m])`), bin("and", bin(">", c, bin("+", c, lit(1))), c));
+  valid(
+    `c and c or c unless c`.replace(/c/g, `count_over_time({foo="bar"}[5m])`),
+    bin("or", bin("and", c, c), bin("unless", c, c)),
+  );
+  valid(
+    `c > c + 1 and c`.replace(/c/g, `count_over_time({foo="bar"}[5m])`),
+    bin("and", bin(">", c, bin("+", c, lit(1))), c),
+  );
   valid(`c % 2 == 0`.replace(/c/g, `count_over_time({foo="bar"}[5m])`), bin("==", bin("%", c, lit(2)), lit(0)));
   valid(`2 * c`.replace(/c/g, `count_over_time({foo="bar"}[5m])`), bin("*", lit(2), c));
   valid(
-    `sum by (a) (c) / on (a) group_left (b, d) sum by (a, b, d) (c)`.replace(/\bc\b/g, `count_over_time({foo="bar"}[5m])`),
-    bin("/", vagg("sum", c, { by: ["a"] }), vagg("sum", c, { by: ["a", "b", "d"] }), false, { on: true, labels: ["a"], card: "many-to-one", include: ["b", "d"] }),
+    `sum by (a) (c) / on (a) group_left (b, d) sum by (a, b, d) (c)`.replace(
+      /\bc\b/g,
+      `count_over_time({foo="bar"}[5m])`,
+    ),
+    bin("/", vagg("sum", c, { by: ["a"] }), vagg("sum", c, { by: ["a", "b", "d"] }), false, {
+      on: true,
+      labels: ["a"],
+      card: "many-to-one",
+      include: ["b", "d"],
+    }),
   );
   valid(
     `c / ignoring (x) group_right c`.replace(/\bc\b/g, `count_over_time({foo="bar"}[5m])`),
     bin("/", c, c, false, { on: false, labels: ["x"], card: "one-to-many", include: [] }),
   );
-  valid(`c > bool on () c`.replace(/\bc\b/g, `count_over_time({foo="bar"}[5m])`), bin(">", c, c, true, { on: true, labels: [], card: "one-to-one", include: [] }));
-  valid(`c and on (a) c`.replace(/\bc\b/g, `count_over_time({foo="bar"}[5m])`), bin("and", c, c, false, { on: true, labels: ["a"], card: "one-to-one", include: [] }));
-  valid(`c * ignoring () group_left () c`.replace(/\bc\b/g, `count_over_time({foo="bar"}[5m])`), bin("*", c, c, false, { on: false, labels: [], card: "many-to-one", include: [] }));
+  valid(
+    `c > bool on () c`.replace(/\bc\b/g, `count_over_time({foo="bar"}[5m])`),
+    bin(">", c, c, true, { on: true, labels: [], card: "one-to-one", include: [] }),
+  );
+  valid(
+    `c and on (a) c`.replace(/\bc\b/g, `count_over_time({foo="bar"}[5m])`),
+    bin("and", c, c, false, { on: true, labels: ["a"], card: "one-to-one", include: [] }),
+  );
+  valid(
+    `c * ignoring () group_left () c`.replace(/\bc\b/g, `count_over_time({foo="bar"}[5m])`),
+    bin("*", c, c, false, { on: false, labels: [], card: "many-to-one", include: [] }),
+  );
   valid(
     `sum by (job) (count_over_time({namespace="tns"} |= "level=error"[5m]) / count_over_time({namespace="tns"}[5m]))`,
-    vagg("sum", bin("/", rng("count_over_time", log(sel(m("namespace", "=", "tns")), lf("|=", "level=error")), 5n * MIN), cot(sel(m("namespace", "=", "tns")))), { by: ["job"] }),
+    vagg(
+      "sum",
+      bin(
+        "/",
+        rng("count_over_time", log(sel(m("namespace", "=", "tns")), lf("|=", "level=error")), 5n * MIN),
+        cot(sel(m("namespace", "=", "tns"))),
+      ),
+      { by: ["job"] },
+    ),
   );
   valid(`vector(1)`, { kind: "vector", value: 1 });
   valid(`vector(-2.5)`, { kind: "vector", value: -2.5 });
   valid(`vector(1) + vector(2)`, bin("+", { kind: "vector", value: 1 }, { kind: "vector", value: 2 }));
-  valid(`label_replace(vector(0), "foo", "bar", "", "")`, { kind: "label_replace", expr: { kind: "vector", value: 0 }, dst: "foo", replacement: "bar", src: "", regex: "" });
-  valid(
-    `label_replace(rate({foo="bar"}[5m]), "dst", "$1-$2", "src", "(.*)-(.*)")`,
-    { kind: "label_replace", expr: rng("rate", log(foo), 5n * MIN), dst: "dst", replacement: "$1-$2", src: "src", regex: "(.*)-(.*)" },
-  );
+  valid(`label_replace(vector(0), "foo", "bar", "", "")`, {
+    kind: "label_replace",
+    expr: { kind: "vector", value: 0 },
+    dst: "foo",
+    replacement: "bar",
+    src: "",
+    regex: "",
+  });
+  valid(`label_replace(rate({foo="bar"}[5m]), "dst", "$1-$2", "src", "(.*)-(.*)")`, {
+    kind: "label_replace",
+    expr: rng("rate", log(foo), 5n * MIN),
+    dst: "dst",
+    replacement: "$1-$2",
+    src: "src",
+    regex: "(.*)-(.*)",
+  });
   valid(
     `avg(label_replace(count_over_time({ foo = "bar" }[5h]),"bar","$1$2","foo","(.*).(.*)")) by (bar,foo)`,
-    vagg("avg", { kind: "label_replace", expr: c5(), dst: "bar", replacement: "$1$2", src: "foo", regex: "(.*).(.*)" }, { by: ["bar", "foo"] }),
+    vagg(
+      "avg",
+      { kind: "label_replace", expr: c5(), dst: "bar", replacement: "$1$2", src: "foo", regex: "(.*).(.*)" },
+      { by: ["bar", "foo"] },
+    ),
   );
   valid(`rate({a="b"}[1m]) - -1`, bin("-", rng("rate", log(sel(m("a", "=", "b"))), MIN), lit(-1)));
   valid(`rate({a="b"}[1m])-1`, bin("-", rng("rate", log(sel(m("a", "=", "b"))), MIN), lit(1)));
@@ -660,13 +981,48 @@ describe("LogQL parser: binary operations, literals, vector() and label_replace(
     return cot(foo, 5n * HOUR);
   }
 
-  invalid(`{foo="bar"} + {foo="bar"}`, 1, 1, "unexpected type for left leg of binary operation (+): *syntax.MatchersExpr");
-  invalid(`sum(count_over_time({foo="bar"}[5m])) by (foo) - {foo="bar"}`, 1, 50, "unexpected type for right leg of binary operation (-): *syntax.MatchersExpr");
-  invalid(`{foo="bar"} |= "x" / sum(count_over_time({foo="bar"}[5m])) by (foo)`, 1, 1, "unexpected type for left leg of binary operation (/): *syntax.PipelineExpr");
-  invalid(`count_over_time({ foo = "bar" }[12m]) > { foo = "bar" }`, 1, 41, "unexpected type for right leg of binary operation (>): *syntax.MatchersExpr");
-  invalid(`sum(count_over_time({foo="bar"}[5m])) by (foo) or 1`, 1, 51, "unexpected literal for right leg of logical/set binary operation (or): 1.000000");
-  invalid(`1 unless sum(count_over_time({foo="bar"}[5m])) by (foo)`, 1, 1, "unexpected literal for left leg of logical/set binary operation (unless): 1.000000");
-  invalid(`sum(count_over_time({foo="bar"}[5m])) by (foo) + 1 or 1`, 1, 55, "unexpected literal for right leg of logical/set binary operation (or): 1.000000");
+  invalid(
+    `{foo="bar"} + {foo="bar"}`,
+    1,
+    1,
+    "unexpected type for left leg of binary operation (+): *syntax.MatchersExpr",
+  );
+  invalid(
+    `sum(count_over_time({foo="bar"}[5m])) by (foo) - {foo="bar"}`,
+    1,
+    50,
+    "unexpected type for right leg of binary operation (-): *syntax.MatchersExpr",
+  );
+  invalid(
+    `{foo="bar"} |= "x" / sum(count_over_time({foo="bar"}[5m])) by (foo)`,
+    1,
+    1,
+    "unexpected type for left leg of binary operation (/): *syntax.PipelineExpr",
+  );
+  invalid(
+    `count_over_time({ foo = "bar" }[12m]) > { foo = "bar" }`,
+    1,
+    41,
+    "unexpected type for right leg of binary operation (>): *syntax.MatchersExpr",
+  );
+  invalid(
+    `sum(count_over_time({foo="bar"}[5m])) by (foo) or 1`,
+    1,
+    51,
+    "unexpected literal for right leg of logical/set binary operation (or): 1.000000",
+  );
+  invalid(
+    `1 unless sum(count_over_time({foo="bar"}[5m])) by (foo)`,
+    1,
+    1,
+    "unexpected literal for left leg of logical/set binary operation (unless): 1.000000",
+  );
+  invalid(
+    `sum(count_over_time({foo="bar"}[5m])) by (foo) + 1 or 1`,
+    1,
+    55,
+    "unexpected literal for right leg of logical/set binary operation (or): 1.000000",
+  );
   invalid(
     `avg(label_replace(count_over_time({ foo = "bar" }[5h]) or 0, "bar", "$1$2", "foo", "(.*).(.*)")) by (bar,foo)`,
     1,
@@ -685,8 +1041,18 @@ describe("LogQL parser: binary operations, literals, vector() and label_replace(
   invalid(`sum(3, rate({a="b"}[1m])) by`, 1, 29, "syntax error: unexpected $end");
   invalid(`sum_over_time({a="b"}[1m]) / {a="b"} +`, 1, 39, "syntax error: unexpected $end");
   invalid(`sum_over_time({a="b"}[1m]) / {a="b"}`, 1, 1, "invalid aggregation sum_over_time without unwrap");
-  invalid(`rate({a="b"}[1m]) + bool rate({a="b"}[1m])`, 1, 21, "bool modifier can only be used on comparison operators");
-  invalid(`rate({a="b"}[1m]) and on (a) group_left rate({a="b"}[1m])`, 1, 30, `no grouping allowed for "and" operation`);
+  invalid(
+    `rate({a="b"}[1m]) + bool rate({a="b"}[1m])`,
+    1,
+    21,
+    "bool modifier can only be used on comparison operators",
+  );
+  invalid(
+    `rate({a="b"}[1m]) and on (a) group_left rate({a="b"}[1m])`,
+    1,
+    30,
+    `no grouping allowed for "and" operation`,
+  );
   invalid(`rate({a="b"}[1m]) + on a rate({a="b"}[1m])`, 1, 24, "unexpected IDENTIFIER, expecting (");
   invalid(`rate({a="b"}[1m]) +`, 1, 20, "syntax error: unexpected $end");
   invalid(`vector(abc)`, 1, 8, "syntax error: unexpected IDENTIFIER, expecting NUMBER");
@@ -706,25 +1072,49 @@ describe("LogQL printer", () => {
     [`{foo="bar"} | logfmt --keep-empty --strict a, b="c"`, `{foo="bar"} | logfmt --strict --keep-empty a="a",b="c"`],
     [`{foo="bar"} | json | a > 5 and b="x" or c < 1.5KB`, `{foo="bar"} | json | ( ( a>5 , b="x" ) or c<1500B )`],
     [`{foo="bar"} | json | a > 5, b="x" or c < 1.5KB`, `{foo="bar"} | json | ( a>5 , ( b="x" or c<1500B ) )`],
-    [`{foo="bar"} | json | latency > 1h | latency < 1m30s | d > 250ms | e > 1.5µs`, `{foo="bar"} | json | latency>1h0m0s | latency<1m30s | d>250ms | e>1.5µs`],
-    [`{foo="bar"} | json | size > 1MiB | size < 20KB | size != 7B`, `{foo="bar"} | json | size>1MiB | size<20kB | size!=7B`],
-    [`{foo="bar"} | label_format a=b, c="{{.d}}" | drop x, y="z" | keep w`, `{foo="bar"} | label_format a=b,c="{{.d}}" | drop x,y="z" | keep w`],
-    [`{foo="bar"} | line_format "{{.a}}\\t" | decolorize | unpack`, `{foo="bar"} | line_format "{{.a}}\\t" | decolorize | unpack`],
+    [
+      `{foo="bar"} | json | latency > 1h | latency < 1m30s | d > 250ms | e > 1.5µs`,
+      `{foo="bar"} | json | latency>1h0m0s | latency<1m30s | d>250ms | e>1.5µs`,
+    ],
+    [
+      `{foo="bar"} | json | size > 1MiB | size < 20KB | size != 7B`,
+      `{foo="bar"} | json | size>1MiB | size<20kB | size!=7B`,
+    ],
+    [
+      `{foo="bar"} | label_format a=b, c="{{.d}}" | drop x, y="z" | keep w`,
+      `{foo="bar"} | label_format a=b,c="{{.d}}" | drop x,y="z" | keep w`,
+    ],
+    [
+      `{foo="bar"} | line_format "{{.a}}\\t" | decolorize | unpack`,
+      `{foo="bar"} | line_format "{{.a}}\\t" | decolorize | unpack`,
+    ],
     [`{foo="bar"} | addr = ip("10.0.0.0/8")`, `{foo="bar"} | addr=ip("10.0.0.0/8")`],
-    [`{foo="bar"} |= "a" or ip("10.0.0.0/8") !> "<_> x" or "y <_>"`, `{foo="bar"} |= "a" or ip("10.0.0.0/8") !> "<_> x" or "y <_>"`],
+    [
+      `{foo="bar"} |= "a" or ip("10.0.0.0/8") !> "<_> x" or "y <_>"`,
+      `{foo="bar"} |= "a" or ip("10.0.0.0/8") !> "<_> x" or "y <_>"`,
+    ],
     [`approx_topk(3, sum by (a) (rate({foo="bar"}[1m])))`, `approx_topk(3,sum by (a)(rate({foo="bar"}[1m])))`],
     [`rate({foo="bar"}[5m] offset 1h | json)`, `rate({foo="bar"} | json[5m] offset 1h0m0s)`],
-    [`quantile_over_time(0.99, {foo="bar"} | unwrap duration(d) | __error__="" [1m]) by (a, b)`, `quantile_over_time(0.99,{foo="bar"} | unwrap duration(d) | __error__=""[1m]) by (a,b)`],
+    [
+      `quantile_over_time(0.99, {foo="bar"} | unwrap duration(d) | __error__="" [1m]) by (a, b)`,
+      `quantile_over_time(0.99,{foo="bar"} | unwrap duration(d) | __error__=""[1m]) by (a,b)`,
+    ],
     [`sum by (a) (rate({foo="bar"}[1m]))`, `sum by (a)(rate({foo="bar"}[1m]))`],
     [`topk(5, rate({foo="bar"}[1m])) by (a)`, `topk by (a)(5,rate({foo="bar"}[1m]))`],
     [`sum by () (rate({foo="bar"}[1m]))`, `sum(rate({foo="bar"}[1m]))`],
-    [`rate({foo="bar"}[1m]) / on (a) group_left (b) rate({foo="bar"}[1m])`, `(rate({foo="bar"}[1m]) / on (a) group_left (b) rate({foo="bar"}[1m]))`],
+    [
+      `rate({foo="bar"}[1m]) / on (a) group_left (b) rate({foo="bar"}[1m])`,
+      `(rate({foo="bar"}[1m]) / on (a) group_left (b) rate({foo="bar"}[1m]))`,
+    ],
     [`rate({foo="bar"}[1m]) > bool 1e6`, `(rate({foo="bar"}[1m]) > bool 1e+06)`],
     [`rate({foo="bar"}[1m]) * 0.00001`, `(rate({foo="bar"}[1m]) * 1e-05)`],
     [`2 ^ 1024`, `+Inf`],
     [`0 / 0`, `NaN`],
     [`vector(2)`, `vector(2)`],
-    [`label_replace(rate({foo="bar"}[1m]), "a", "$1", "b", "(.*)")`, `label_replace(rate({foo="bar"}[1m]),"a","$1","b","(.*)")`],
+    [
+      `label_replace(rate({foo="bar"}[1m]), "a", "$1", "b", "(.*)")`,
+      `label_replace(rate({foo="bar"}[1m]),"a","$1","b","(.*)")`,
+    ],
     [`rate({foo="bar"}[90s])`, `rate({foo="bar"}[1m30s])`],
   ];
   for (const [query, expected] of cases) {
@@ -781,7 +1171,12 @@ describe("LogQL round trip", () => {
     const deep: Stage[] = [];
     let filter: LabelFilterExpr = { kind: "number", pos: 0, name: "a", op: ">", value: 1 };
     for (let i = 0; i < 30; i++) {
-      filter = { kind: i % 2 === 0 ? "or" : "and", pos: 0, left: filter, right: { kind: "string", pos: 0, name: `l${i}`, op: "=~", value: `v${i}.*` } };
+      filter = {
+        kind: i % 2 === 0 ? "or" : "and",
+        pos: 0,
+        left: filter,
+        right: { kind: "string", pos: 0, name: `l${i}`, op: "=~", value: `v${i}.*` },
+      };
     }
     deep.push({ kind: "label_filter", pos: 0, filter });
     const expr: Expr = { kind: "log", pos: 0, matchers: [{ name: "app", op: "=", value: "x" }], pipeline: deep };
@@ -801,10 +1196,63 @@ describe("LogQL parser under random mutation", () => {
       return (seed >>> 0) % n;
     };
     const fragments = [
-      "(", ")", "{", "}", "[5m]", "[", "]", "|", "|=", "!=", "|~", "!~", "=", "==", "=~", ">", "<=", ",", " ", "\"",
-      "`", "\\", "by", "without", "on", "ignoring", "group_left", "bool", "or", "and", "unless", "unwrap", "json",
-      "logfmt", "--strict", "offset", "5m", "-1", "1e3", "20KB", "rate", "sum", "topk", "ip(", "#", "\n", "é", "0.5",
-      "label_replace", "vector", "duration(", "line_format", "label_format", "drop", "keep", "pattern", "regexp",
+      "(",
+      ")",
+      "{",
+      "}",
+      "[5m]",
+      "[",
+      "]",
+      "|",
+      "|=",
+      "!=",
+      "|~",
+      "!~",
+      "=",
+      "==",
+      "=~",
+      ">",
+      "<=",
+      ",",
+      " ",
+      '"',
+      "`",
+      "\\",
+      "by",
+      "without",
+      "on",
+      "ignoring",
+      "group_left",
+      "bool",
+      "or",
+      "and",
+      "unless",
+      "unwrap",
+      "json",
+      "logfmt",
+      "--strict",
+      "offset",
+      "5m",
+      "-1",
+      "1e3",
+      "20KB",
+      "rate",
+      "sum",
+      "topk",
+      "ip(",
+      "#",
+      "\n",
+      "é",
+      "0.5",
+      "label_replace",
+      "vector",
+      "duration(",
+      "line_format",
+      "label_format",
+      "drop",
+      "keep",
+      "pattern",
+      "regexp",
     ];
     const sources = corpus.filter((query) => query.length < 400);
     let parsed = 0;
@@ -861,7 +1309,10 @@ describe("LogQL parser under random mutation", () => {
       `${"sum(".repeat(501)}vector(1)${")".repeat(501)}`,
     ];
     for (const query of refused) {
-      assert.throws(() => parseLogQL(query), (err: unknown) => err instanceof LogQLParseError && /tree deeper than 500 levels/.test(err.message));
+      assert.throws(
+        () => parseLogQL(query),
+        (err: unknown) => err instanceof LogQLParseError && /tree deeper than 500 levels/.test(err.message),
+      );
     }
   });
 

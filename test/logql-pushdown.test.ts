@@ -42,14 +42,32 @@ async function load(store: Store): Promise<void> {
         // Timestamps on whole seconds and minutes (window edges) as well as in between.
         const second = Math.floor(data() * 3 * 3600);
         const ts = T0_NS + BigInt(second) * SEC + (data() < 0.5 ? 0n : BigInt(Math.floor(data() * 1e9)));
-        const line = Array.from({ length: 1 + Math.floor(data() * 4) }, () => WORDS[Math.floor(data() * WORDS.length)]).join(" ");
+        const line = Array.from(
+          { length: 1 + Math.floor(data() * 4) },
+          () => WORDS[Math.floor(data() * WORDS.length)],
+        ).join(" ");
         // Structured metadata: a label no stream has (trace) and one that clashes with a stream label (level).
         const metadata = data();
         if (metadata < 0.2) entries.push([ts, line, [["trace", `t${Math.floor(data() * 3)}`]]]);
-        else if (metadata < 0.25) entries.push([ts, line, [["trace", "t0"], ["level", "debug"]]]);
+        else if (metadata < 0.25)
+          entries.push([
+            ts,
+            line,
+            [
+              ["trace", "t0"],
+              ["level", "debug"],
+            ],
+          ]);
         else entries.push([ts, line]);
       }
-      streams.push({ labels: [["service", service], ["level", pick(["info", "error"])], ["node", `n${b % 2}`]] as [string, string][], entries });
+      streams.push({
+        labels: [
+          ["service", service],
+          ["level", pick(["info", "error"])],
+          ["node", `n${b % 2}`],
+        ] as [string, string][],
+        entries,
+      });
     }
     batches.push(logBatch(`edge:${b}`, streams));
   }
@@ -57,7 +75,16 @@ async function load(store: Store): Promise<void> {
 }
 
 /** Aggregations around the range aggregation; the `sum`s with `by` or no grouping are pushed down as sums. */
-const OUTER = ["", "sum by (level) ", "sum by (trace) ", "sum by (level, node) ", "sum ", "sum by (level_extracted) ", "sum without (node) ", "topk(2, "];
+const OUTER = [
+  "",
+  "sum by (level) ",
+  "sum by (trace) ",
+  "sum by (level, node) ",
+  "sum ",
+  "sum by (level_extracted) ",
+  "sum without (node) ",
+  "topk(2, ",
+];
 const PUSHED_SUMS = ["sum ", "sum by (level) ", "sum by (level, node) ", "sum by (trace) "];
 
 function queries(count: number): { query: string; outer: string; op: string; params: QueryParams }[] {
@@ -75,7 +102,19 @@ function queries(count: number): { query: string; outer: string; op: string; par
     const startNs = T0_NS + BigInt(Math.floor(rand() * 3600)) * SEC + (rand() < 0.5 ? 0n : 123_456_789n);
     const stepNs = BigInt(pick([15, 60, 120, 300, 37])) * SEC;
     const endNs = startNs + BigInt(Math.floor(rand() * 2 * 3600)) * SEC;
-    out.push({ query, outer, op, params: { startNs, endNs: instant ? startNs : endNs, stepNs, direction: "backward" as const, limit: 100, instant } });
+    out.push({
+      query,
+      outer,
+      op,
+      params: {
+        startNs,
+        endNs: instant ? startNs : endNs,
+        stepNs,
+        direction: "backward" as const,
+        limit: 100,
+        instant,
+      },
+    });
   }
   return out;
 }
@@ -84,7 +123,9 @@ function queries(count: number): { query: string; outer: string; op: string; par
 class CountingSource extends StoreSource {
   grouped = 0;
 
-  override async groupedRangeAggregation(...args: Parameters<StoreSource["groupedRangeAggregation"]>): Promise<Step[] | undefined> {
+  override async groupedRangeAggregation(
+    ...args: Parameters<StoreSource["groupedRangeAggregation"]>
+  ): Promise<Step[] | undefined> {
     const steps = await super.groupedRangeAggregation(...args);
     if (steps !== undefined) this.grouped++;
     return steps;
@@ -98,12 +139,16 @@ class CountingSource extends StoreSource {
  */
 function withinTolerance(pushed: unknown, reference: unknown, relative: number): unknown {
   if (typeof pushed === "number" && typeof reference === "number") {
-    return Math.abs(pushed - reference) <= relative * Math.max(Math.abs(pushed), Math.abs(reference)) ? reference : pushed;
+    return Math.abs(pushed - reference) <= relative * Math.max(Math.abs(pushed), Math.abs(reference))
+      ? reference
+      : pushed;
   }
-  if (Array.isArray(pushed) && Array.isArray(reference)) return pushed.map((value, i) => withinTolerance(value, reference[i], relative));
+  if (Array.isArray(pushed) && Array.isArray(reference))
+    return pushed.map((value, i) => withinTolerance(value, reference[i], relative));
   if (typeof pushed === "object" && pushed !== null && typeof reference === "object" && reference !== null) {
     const out: Record<string, unknown> = Object.create(Object.getPrototypeOf(pushed));
-    for (const [key, value] of Object.entries(pushed)) out[key] = withinTolerance(value, (reference as Record<string, unknown>)[key], relative);
+    for (const [key, value] of Object.entries(pushed))
+      out[key] = withinTolerance(value, (reference as Record<string, unknown>)[key], relative);
     return out;
   }
   return pushed;
@@ -145,7 +190,8 @@ function suite(name: string, open: () => Promise<Store>): void {
         const relative = outer.startsWith("sum") && op.endsWith("rate") ? 1e-12 : 0;
         const message = `${query} ${JSON.stringify(params, (_, v) => (typeof v === "bigint" ? String(v) : v))}`;
         assert.deepEqual(withinTolerance(pushed, reference, relative), reference, message);
-        pushedSeries += pushed.type === "matrix" ? pushed.series.length : pushed.type === "vector" ? pushed.samples.length : 0;
+        pushedSeries +=
+          pushed.type === "matrix" ? pushed.series.length : pushed.type === "vector" ? pushed.samples.length : 0;
       }
       // The comparison means something only if the queries found data and took the grouped path.
       assert.ok(pushedSeries > 100, `only ${pushedSeries} series in all answers`);
@@ -155,27 +201,57 @@ function suite(name: string, open: () => Promise<Store>): void {
     it("reads limit + 1 entries for a log query whose pipeline the Store applies whole", async () => {
       const limits: number[] = [];
       const counting = watchingReads(store, (select) => limits.push(select.limit));
-      const params: QueryParams = { startNs: T0_NS, endNs: T0_NS + 3n * 3600n * SEC, stepNs: SEC, direction: "backward", limit: 5, instant: false };
-      const pushed = await evaluate(parseLogQL('{service="api"} |= "error"'), params, new StoreSource(counting, "acme"), { maxSeries: 10_000 });
+      const params: QueryParams = {
+        startNs: T0_NS,
+        endNs: T0_NS + 3n * 3600n * SEC,
+        stepNs: SEC,
+        direction: "backward",
+        limit: 5,
+        instant: false,
+      };
+      const pushed = await evaluate(
+        parseLogQL('{service="api"} |= "error"'),
+        params,
+        new StoreSource(counting, "acme"),
+        { maxSeries: 10_000 },
+      );
       assert.deepEqual(limits, [6]);
       // The same entries as read two at a time.
-      const paged = await evaluate(parseLogQL('{service="api"} |= "error"'), params, new StoreSource(store, "acme", { pageEntries: 2 }), { maxSeries: 10_000 });
+      const paged = await evaluate(
+        parseLogQL('{service="api"} |= "error"'),
+        params,
+        new StoreSource(store, "acme", { pageEntries: 2 }),
+        { maxSeries: 10_000 },
+      );
       assert.deepEqual(pushed, paged);
       assert.equal(pushed.type === "streams" ? pushed.streams.flatMap((s) => s.entries).length : 0, 5);
       limits.length = 0;
-      await evaluate(parseLogQL('{service="api"} |= "error" | logfmt'), params, new StoreSource(counting, "acme"), { maxSeries: 10_000 });
+      await evaluate(parseLogQL('{service="api"} |= "error" | logfmt'), params, new StoreSource(counting, "acme"), {
+        maxSeries: 10_000,
+      });
       assert.deepEqual(limits, [10_000], "a pipeline stage run by the engine may drop entries");
     });
 
     it("narrows a pattern line filter's read with a substring, and answers as without it", async () => {
       const filters: LogSelect["lineFilters"][] = [];
       const counting = watchingReads(store, (select) => filters.push(select.lineFilters));
-      const params: QueryParams = { startNs: T0_NS, endNs: T0_NS + 3n * 3600n * SEC, stepNs: SEC, direction: "forward", limit: 1000, instant: false };
+      const params: QueryParams = {
+        startNs: T0_NS,
+        endNs: T0_NS + 3n * 3600n * SEC,
+        stepNs: SEC,
+        direction: "forward",
+        limit: 1000,
+        instant: false,
+      };
       const query = '{service=~".+"} |> "<_> error <_>" or "GET <_>" |= ip("10.0.0.0/8") or "o"';
-      const narrowed = await evaluate(parseLogQL(query), params, new StoreSource(counting, "acme"), { maxSeries: 10_000 });
+      const narrowed = await evaluate(parseLogQL(query), params, new StoreSource(counting, "acme"), {
+        maxSeries: 10_000,
+      });
       assert.deepEqual(filters, [[{ op: "|=", values: [" error ", "GET "] }]]);
       // After line_format, a stage that may rewrite the line, the Store runs no line filter.
-      const unpushed = parseLogQL('{service=~".+"} | line_format "{{__line__}}" |> "<_> error <_>" or "GET <_>" |= ip("10.0.0.0/8") or "o"');
+      const unpushed = parseLogQL(
+        '{service=~".+"} | line_format "{{__line__}}" |> "<_> error <_>" or "GET <_>" |= ip("10.0.0.0/8") or "o"',
+      );
       const reference = await evaluate(unpushed, params, new StoreSource(store, "acme"), { maxSeries: 10_000 });
       assert.deepEqual(narrowed, reference);
       assert.ok(narrowed.type === "streams" && narrowed.streams.flatMap((s) => s.entries).length > 10);

@@ -20,13 +20,22 @@ const t = (seconds: number) => T0_MS / 1000 + seconds;
 type Entry = readonly [ts: bigint, line: string];
 
 // Web requests in logfmt, at whole seconds (the unwrap and rate_counter figures stay exact).
-const W1: Entry = [at(10), "level=info method=GET path=/orders status=200 latency=250ms size=1.5KB client=192.168.1.10"];
+const W1: Entry = [
+  at(10),
+  "level=info method=GET path=/orders status=200 latency=250ms size=1.5KB client=192.168.1.10",
+];
 const W2: Entry = [at(40), "level=info method=POST path=/orders status=201 latency=500ms size=20KB client=10.0.0.7"];
 const W3: Entry = [at(70), "level=info method=GET path=/users status=200 latency=2.25s size=512B client=192.168.7.3"];
 const E1: Entry = [at(25), "level=error method=GET path=/orders status=500 latency=2s size=0B client=10.0.0.7"];
-const E2: Entry = [at(85), 'level=error method=DELETE path=/users status=503 latency=750ms size=100B client=172.16.0.1 msg="db down"'];
+const E2: Entry = [
+  at(85),
+  'level=error method=DELETE path=/users status=503 latency=750ms size=100B client=172.16.0.1 msg="db down"',
+];
 // A worker's JSON, two entries with structured metadata, one line that is not JSON.
-const K1: Entry = [at(15, 6), '{"job":"resize","took":"120ms","attempt":1,"user":{"id":7,"name":"ann"},"tags":["a","b"]}'];
+const K1: Entry = [
+  at(15, 6),
+  '{"job":"resize","took":"120ms","attempt":1,"user":{"id":7,"name":"ann"},"tags":["a","b"]}',
+];
 const K2: Entry = [at(45, 7), '{"job":"email","took":"1.5s","attempt":3,"user":{"id":9,"name":"bob"}}'];
 const K3: Entry = [at(75, 8), "not json at all"];
 // An edge proxy with ANSI colours.
@@ -71,13 +80,22 @@ async function load(store: Store): Promise<void> {
 }
 
 type Labels = Record<string, string>;
-const stream = (labels: Labels, ...entries: Entry[]) => ({ stream: labels, values: entries.map(([ts, line]) => [String(ts), line]) });
+const stream = (labels: Labels, ...entries: Entry[]) => ({
+  stream: labels,
+  values: entries.map(([ts, line]) => [String(ts), line]),
+});
 /** An entry whose line the pipeline rewrote. */
 const as = (entry: Entry, line: string): Entry => [entry[0], line];
 const streams = (...result: unknown[]) => ({ resultType: "streams", result });
-const sample = (labels: Labels, seconds: number, value: number) => ({ metric: labels, value: [t(seconds), String(value)] });
+const sample = (labels: Labels, seconds: number, value: number) => ({
+  metric: labels,
+  value: [t(seconds), String(value)],
+});
 const vector = (...result: unknown[]) => ({ resultType: "vector", result });
-const series = (labels: Labels, ...points: [seconds: number, value: number][]) => ({ metric: labels, values: points.map(([s, v]) => [t(s), String(v)]) });
+const series = (labels: Labels, ...points: [seconds: number, value: number][]) => ({
+  metric: labels,
+  values: points.map(([s, v]) => [t(s), String(v)]),
+});
 const matrix = (...result: unknown[]) => ({ resultType: "matrix", result });
 const bytes = (...entries: Entry[]) => entries.reduce((n, [, line]) => n + Buffer.byteLength(line), 0);
 
@@ -96,7 +114,12 @@ const AT_60 = `time=${at(60)}`;
 const CASES: Case[] = [
   // ---- stream selectors
   { name: "selector =", query: '{app="pack"}', params: LOGS, want: streams(stream(PACK, P1)) },
-  { name: "selector = and !=", query: '{env="dev", app!="pack", app!="cfg"}', params: LOGS, want: streams(stream(EDGE, G2, G1)) },
+  {
+    name: "selector = and !=",
+    query: '{env="dev", app!="pack", app!="cfg"}',
+    params: LOGS,
+    want: streams(stream(EDGE, G2, G1)),
+  },
   {
     name: "selector =~ and !~ (a missing label is empty)",
     query: '{app=~"web|pack", level!~"info|debug"}',
@@ -105,7 +128,12 @@ const CASES: Case[] = [
   },
 
   // ---- line filters
-  { name: "|= and !=", query: '{app="web"} |= "orders" != "POST"', params: LOGS, want: streams(stream(WEB_ERROR, E1), stream(WEB_INFO, W1)) },
+  {
+    name: "|= and !=",
+    query: '{app="web"} |= "orders" != "POST"',
+    params: LOGS,
+    want: streams(stream(WEB_ERROR, E1), stream(WEB_INFO, W1)),
+  },
   {
     name: "|~ with a backtick string or a quoted one",
     query: '{app="web"} |~ `status=5\\d\\d` or "latency=2\\\\.\\\\d+s"',
@@ -113,20 +141,40 @@ const CASES: Case[] = [
     want: streams(stream(WEB_ERROR, E2, E1), stream(WEB_INFO, W3)),
   },
   { name: "!~", query: '{app="web"} !~ "GET|POST"', params: LOGS, want: streams(stream(WEB_ERROR, E2)) },
-  { name: "!= with or drops lines containing any", query: '{env="dev"} != "health" or "upload" or "retries"', params: LOGS, want: streams(stream(PACK, P1)) },
+  {
+    name: "!= with or drops lines containing any",
+    query: '{env="dev"} != "health" or "upload" or "retries"',
+    params: LOGS,
+    want: streams(stream(PACK, P1)),
+  },
   {
     name: "|> pattern filter with or",
     query: '{env=~".+"} |> "<_> - POST <_>" or "level=error <_>"',
     params: LOGS,
     want: streams(stream(EDGE, G2), stream(WEB_ERROR, E2, E1)),
   },
-  { name: "!> pattern filter", query: '{app="web"} !> "<_> status=200 <_>"', params: LOGS, want: streams(stream(WEB_ERROR, E2, E1), stream(WEB_INFO, W2)) },
-  { name: "|= ip()", query: '{app="web"} |= ip("192.168.0.0/16")', params: LOGS, want: streams(stream(WEB_INFO, W3, W1)) },
+  {
+    name: "!> pattern filter",
+    query: '{app="web"} !> "<_> status=200 <_>"',
+    params: LOGS,
+    want: streams(stream(WEB_ERROR, E2, E1), stream(WEB_INFO, W2)),
+  },
+  {
+    name: "|= ip()",
+    query: '{app="web"} |= ip("192.168.0.0/16")',
+    params: LOGS,
+    want: streams(stream(WEB_INFO, W3, W1)),
+  },
   {
     name: "!= ip() or ip()",
     query: '{env="prod"} != ip("10.0.0.0/8") or ip("172.16.0.0/12")',
     params: LOGS,
-    want: streams(stream(WEB_INFO, W3, W1), stream({ ...WORKER, trace_id: "t1" }, K1), stream({ ...WORKER, trace_id: "t2" }, K2), stream(WORKER, K3)),
+    want: streams(
+      stream(WEB_INFO, W3, W1),
+      stream({ ...WORKER, trace_id: "t1" }, K1),
+      stream({ ...WORKER, trace_id: "t2" }, K2),
+      stream(WORKER, K3),
+    ),
   },
 
   // ---- direction and limit
@@ -155,7 +203,7 @@ const CASES: Case[] = [
     ),
   },
   {
-    name: "json, __error__=\"\" and drop",
+    name: 'json, __error__="" and drop',
     query: '{app="worker"} | json | __error__="" | drop user_name, took',
     params: LOGS,
     want: streams(
@@ -164,7 +212,7 @@ const CASES: Case[] = [
     ),
   },
   {
-    name: "__error__!=\"\" keeps the failures",
+    name: '__error__!="" keeps the failures',
     query: '{app="worker"} | json | __error__!="" | drop __error_details__',
     params: LOGS,
     want: streams(stream({ ...WORKER, __error__: "JSONParserErr" }, K3)),
@@ -179,13 +227,19 @@ const CASES: Case[] = [
     name: "logfmt --strict stops at a malformed pair",
     query: '{app="cfg"} | logfmt --strict | drop __error_details__',
     params: LOGS,
-    want: streams(stream({ ...CFG, retries: "5", __error__: "LogfmtParserErr" }, C2), stream({ ...CFG, retries: "3" }, C1)),
+    want: streams(
+      stream({ ...CFG, retries: "5", __error__: "LogfmtParserErr" }, C2),
+      stream({ ...CFG, retries: "3" }, C1),
+    ),
   },
   {
     name: "logfmt --keep-empty keeps empty values and bare keys",
     query: '{app="cfg"} | logfmt --keep-empty',
     params: LOGS,
-    want: streams(stream({ ...CFG, retries: "5", after: "1" }, C2), stream({ ...CFG, mode: "", retries: "3", flag: "" }, C1)),
+    want: streams(
+      stream({ ...CFG, retries: "5", after: "1" }, C2),
+      stream({ ...CFG, mode: "", retries: "3", flag: "" }, C1),
+    ),
   },
   {
     name: "logfmt with parameters",
@@ -199,14 +253,23 @@ const CASES: Case[] = [
     params: LOGS,
     want: streams(
       stream({ ...EDGE, level: "INFO", ip: "10.1.1.1", verb: "GET" }, as(G1, "INFO 10.1.1.1 - GET /health 200 3ms")),
-      stream({ ...EDGE, level: "ERROR", ip: "192.168.0.5", verb: "POST" }, as(G2, "ERROR 192.168.0.5 - POST /upload 413 95ms")),
+      stream(
+        { ...EDGE, level: "ERROR", ip: "192.168.0.5", verb: "POST" },
+        as(G2, "ERROR 192.168.0.5 - POST /upload 413 95ms"),
+      ),
     ),
   },
   {
     name: "pattern, a numeric filter and line_format",
-    query: '{app="edge"} | pattern "<_> <ip> - <verb> <path> <code> <dur>" | code >= 400 | line_format "{{.verb}} {{.path}} took {{.dur}}"',
+    query:
+      '{app="edge"} | pattern "<_> <ip> - <verb> <path> <code> <dur>" | code >= 400 | line_format "{{.verb}} {{.path}} took {{.dur}}"',
     params: LOGS,
-    want: streams(stream({ ...EDGE, ip: "192.168.0.5", verb: "POST", path: "/upload", code: "413", dur: "95ms" }, as(G2, "POST /upload took 95ms"))),
+    want: streams(
+      stream(
+        { ...EDGE, ip: "192.168.0.5", verb: "POST", path: "/upload", code: "413", dur: "95ms" },
+        as(G2, "POST /upload took 95ms"),
+      ),
+    ),
   },
   {
     name: "unpack, __line__ and __timestamp__",
@@ -224,7 +287,8 @@ const CASES: Case[] = [
   },
   {
     name: "string filters with and",
-    query: '{app="web"} | logfmt | method=~"GET|DELETE" and path!="/orders" | line_format "{{.method}} {{.path}}" | keep level',
+    query:
+      '{app="web"} | logfmt | method=~"GET|DELETE" and path!="/orders" | line_format "{{.method}} {{.path}}" | keep level',
     params: LOGS,
     want: streams(stream({ level: "error" }, as(E2, "DELETE /users")), stream({ level: "info" }, as(W3, "GET /users"))),
   },
@@ -254,9 +318,13 @@ const CASES: Case[] = [
   },
   {
     name: "label_format with a template and a rename",
-    query: '{app="web", level="error"} | logfmt | label_format code="{{.status}}-{{ToLower .method}}", route=path | keep code, route, path',
+    query:
+      '{app="web", level="error"} | logfmt | label_format code="{{.status}}-{{ToLower .method}}", route=path | keep code, route, path',
     params: LOGS,
-    want: streams(stream({ code: "500-get", route: "/orders" }, E1), stream({ code: "503-delete", route: "/users" }, E2)),
+    want: streams(
+      stream({ code: "500-get", route: "/orders" }, E1),
+      stream({ code: "503-delete", route: "/users" }, E2),
+    ),
   },
   {
     name: "drop by name and by matcher",
@@ -266,7 +334,12 @@ const CASES: Case[] = [
   },
 
   // ---- range aggregations
-  { name: "count_over_time", query: 'count_over_time({app="web"}[2m])', params: AT_120, want: vector(sample(WEB_ERROR, 120, 2), sample(WEB_INFO, 120, 3)) },
+  {
+    name: "count_over_time",
+    query: 'count_over_time({app="web"}[2m])',
+    params: AT_120,
+    want: vector(sample(WEB_ERROR, 120, 2), sample(WEB_INFO, 120, 3)),
+  },
   {
     name: "rate splits series by structured metadata",
     query: 'rate({app="worker"}[1m])',
@@ -277,10 +350,24 @@ const CASES: Case[] = [
     name: "a vector orders shorter label sets first",
     query: 'count_over_time({app="worker"}[2m])',
     params: AT_120,
-    want: vector(sample(WORKER, 120, 1), sample({ ...WORKER, trace_id: "t1" }, 120, 1), sample({ ...WORKER, trace_id: "t2" }, 120, 1)),
+    want: vector(
+      sample(WORKER, 120, 1),
+      sample({ ...WORKER, trace_id: "t1" }, 120, 1),
+      sample({ ...WORKER, trace_id: "t2" }, 120, 1),
+    ),
   },
-  { name: "bytes_over_time", query: 'bytes_over_time({app="edge"}[2m])', params: AT_120, want: vector(sample(EDGE, 120, bytes(G1, G2))) },
-  { name: "bytes_rate", query: 'bytes_rate({app="pack"}[1m])', params: AT_60, want: vector(sample(PACK, 60, bytes(P1) / 60)) },
+  {
+    name: "bytes_over_time",
+    query: 'bytes_over_time({app="edge"}[2m])',
+    params: AT_120,
+    want: vector(sample(EDGE, 120, bytes(G1, G2))),
+  },
+  {
+    name: "bytes_rate",
+    query: 'bytes_rate({app="pack"}[1m])',
+    params: AT_60,
+    want: vector(sample(PACK, 60, bytes(P1) / 60)),
+  },
   {
     name: "count_over_time with an ip() line filter",
     query: 'count_over_time({app="web"} |= ip("10.0.0.0/8") [2m])',
@@ -293,15 +380,30 @@ const CASES: Case[] = [
     params: AT_120,
     want: vector(sample(WEB_ERROR, 120, 1), sample(WEB_INFO, 120, 2)),
   },
-  { name: "absent_over_time of missing streams", query: 'absent_over_time({app="nope"}[1m])', params: AT_60, want: vector(sample({ app: "nope" }, 60, 1)) },
-  { name: "absent_over_time of present streams", query: 'absent_over_time({app="pack"}[1m])', params: AT_60, want: vector() },
+  {
+    name: "absent_over_time of missing streams",
+    query: 'absent_over_time({app="nope"}[1m])',
+    params: AT_60,
+    want: vector(sample({ app: "nope" }, 60, 1)),
+  },
+  {
+    name: "absent_over_time of present streams",
+    query: 'absent_over_time({app="pack"}[1m])',
+    params: AT_60,
+    want: vector(),
+  },
   {
     name: "absent_over_time over a range, at nanosecond precision",
     query: 'absent_over_time({app="pack"}[30s])',
     params: `start=${at(0)}&end=${at(120)}&step=30`,
     want: matrix(series({ app: "pack" }, [0, 1], [30, 1], [90, 1], [120, 1])),
   },
-  { name: "offset", query: 'count_over_time({app="web"}[1m] offset 1m)', params: AT_120, want: vector(sample(WEB_ERROR, 120, 1), sample(WEB_INFO, 120, 2)) },
+  {
+    name: "offset",
+    query: 'count_over_time({app="web"}[1m] offset 1m)',
+    params: AT_120,
+    want: vector(sample(WEB_ERROR, 120, 1), sample(WEB_INFO, 120, 2)),
+  },
 
   // ---- unwrap
   {
@@ -363,20 +465,56 @@ const CASES: Case[] = [
     name: "sum by",
     query: 'sum by (app) (count_over_time({env=~".+"}[2m]))',
     params: AT_120,
-    want: vector(sample({ app: "cfg" }, 120, 2), sample({ app: "edge" }, 120, 2), sample({ app: "pack" }, 120, 1), sample({ app: "web" }, 120, 5), sample({ app: "worker" }, 120, 3)),
+    want: vector(
+      sample({ app: "cfg" }, 120, 2),
+      sample({ app: "edge" }, 120, 2),
+      sample({ app: "pack" }, 120, 1),
+      sample({ app: "web" }, 120, 5),
+      sample({ app: "worker" }, 120, 3),
+    ),
   },
-  { name: "sum without", query: 'sum without (level) (count_over_time({app="web"}[2m]))', params: AT_120, want: vector(sample({ app: "web", env: "prod" }, 120, 5)) },
+  {
+    name: "sum without",
+    query: 'sum without (level) (count_over_time({app="web"}[2m]))',
+    params: AT_120,
+    want: vector(sample({ app: "web", env: "prod" }, 120, 5)),
+  },
   {
     name: "avg by",
     query: 'avg by (app) (count_over_time({env="prod"}[2m]))',
     params: AT_120,
     want: vector(sample({ app: "web" }, 120, 2.5), sample({ app: "worker" }, 120, 1)),
   },
-  { name: "max by", query: 'max by (env) (count_over_time({env=~".+"}[2m]))', params: AT_120, want: vector(sample({ env: "dev" }, 120, 2), sample({ env: "prod" }, 120, 3)) },
-  { name: "min by", query: 'min by (env) (count_over_time({env=~".+"}[2m]))', params: AT_120, want: vector(sample({ env: "dev" }, 120, 1), sample({ env: "prod" }, 120, 1)) },
-  { name: "count by", query: 'count by (env) (count_over_time({env=~".+"}[2m]))', params: AT_120, want: vector(sample({ env: "dev" }, 120, 3), sample({ env: "prod" }, 120, 5)) },
-  { name: "stdvar", query: 'stdvar by (app) (count_over_time({app="web"}[2m]))', params: AT_120, want: vector(sample({ app: "web" }, 120, 0.25)) },
-  { name: "stddev", query: 'stddev by (app) (count_over_time({app="web"}[2m]))', params: AT_120, want: vector(sample({ app: "web" }, 120, 0.5)) },
+  {
+    name: "max by",
+    query: 'max by (env) (count_over_time({env=~".+"}[2m]))',
+    params: AT_120,
+    want: vector(sample({ env: "dev" }, 120, 2), sample({ env: "prod" }, 120, 3)),
+  },
+  {
+    name: "min by",
+    query: 'min by (env) (count_over_time({env=~".+"}[2m]))',
+    params: AT_120,
+    want: vector(sample({ env: "dev" }, 120, 1), sample({ env: "prod" }, 120, 1)),
+  },
+  {
+    name: "count by",
+    query: 'count by (env) (count_over_time({env=~".+"}[2m]))',
+    params: AT_120,
+    want: vector(sample({ env: "dev" }, 120, 3), sample({ env: "prod" }, 120, 5)),
+  },
+  {
+    name: "stdvar",
+    query: 'stdvar by (app) (count_over_time({app="web"}[2m]))',
+    params: AT_120,
+    want: vector(sample({ app: "web" }, 120, 0.25)),
+  },
+  {
+    name: "stddev",
+    query: 'stddev by (app) (count_over_time({app="web"}[2m]))',
+    params: AT_120,
+    want: vector(sample({ app: "web" }, 120, 0.5)),
+  },
   {
     name: "topk",
     query: 'topk(2, sum by (app) (count_over_time({env=~".+"}[2m])))',
@@ -409,23 +547,41 @@ const CASES: Case[] = [
   },
 
   // ---- binary operations
-  { name: "arithmetic with scalars", query: 'sum(count_over_time({app="web"}[2m])) * 2 + 1', params: AT_120, want: vector(sample({}, 120, 11)) },
-  { name: "power", query: 'sum(count_over_time({app="web"}[2m])) ^ 2', params: AT_120, want: vector(sample({}, 120, 25)) },
+  {
+    name: "arithmetic with scalars",
+    query: 'sum(count_over_time({app="web"}[2m])) * 2 + 1',
+    params: AT_120,
+    want: vector(sample({}, 120, 11)),
+  },
+  {
+    name: "power",
+    query: 'sum(count_over_time({app="web"}[2m])) ^ 2',
+    params: AT_120,
+    want: vector(sample({}, 120, 25)),
+  },
   {
     name: "modulo",
     query: 'sum by (app) (count_over_time({env=~".+"}[2m])) % 2',
     params: AT_120,
-    want: vector(sample({ app: "cfg" }, 120, 0), sample({ app: "edge" }, 120, 0), sample({ app: "pack" }, 120, 1), sample({ app: "web" }, 120, 1), sample({ app: "worker" }, 120, 1)),
+    want: vector(
+      sample({ app: "cfg" }, 120, 0),
+      sample({ app: "edge" }, 120, 0),
+      sample({ app: "pack" }, 120, 1),
+      sample({ app: "web" }, 120, 1),
+      sample({ app: "worker" }, 120, 1),
+    ),
   },
   {
     name: "division with ignoring and group_left",
-    query: 'count_over_time({app="web"}[2m]) / ignoring (level) group_left sum without (level) (count_over_time({app="web"}[2m]))',
+    query:
+      'count_over_time({app="web"}[2m]) / ignoring (level) group_left sum without (level) (count_over_time({app="web"}[2m]))',
     params: AT_120,
     want: vector(sample(WEB_ERROR, 120, 0.4), sample(WEB_INFO, 120, 0.6)),
   },
   {
     name: "multiplication with on and group_right",
-    query: 'sum without (level) (count_over_time({app="web"}[2m])) * on (app) group_right count_over_time({app="web"}[2m])',
+    query:
+      'sum without (level) (count_over_time({app="web"}[2m])) * on (app) group_right count_over_time({app="web"}[2m])',
     params: AT_120,
     want: vector(sample(WEB_ERROR, 120, 10), sample(WEB_INFO, 120, 15)),
   },
@@ -439,12 +595,24 @@ const CASES: Case[] = [
     name: "comparison with bool",
     query: 'sum by (app) (count_over_time({env=~".+"}[2m])) > bool 2',
     params: AT_120,
-    want: vector(sample({ app: "cfg" }, 120, 0), sample({ app: "edge" }, 120, 0), sample({ app: "pack" }, 120, 0), sample({ app: "web" }, 120, 1), sample({ app: "worker" }, 120, 1)),
+    want: vector(
+      sample({ app: "cfg" }, 120, 0),
+      sample({ app: "edge" }, 120, 0),
+      sample({ app: "pack" }, 120, 0),
+      sample({ app: "web" }, 120, 1),
+      sample({ app: "worker" }, 120, 1),
+    ),
   },
-  { name: "equality between vectors and a number", query: 'count_over_time({app="web"}[2m]) == 2', params: AT_120, want: vector(sample(WEB_ERROR, 120, 2)) },
+  {
+    name: "equality between vectors and a number",
+    query: 'count_over_time({app="web"}[2m]) == 2',
+    params: AT_120,
+    want: vector(sample(WEB_ERROR, 120, 2)),
+  },
   {
     name: "and on",
-    query: 'sum by (app) (count_over_time({env="prod"}[2m])) and on (app) sum by (app) (count_over_time({app="web"}[2m]))',
+    query:
+      'sum by (app) (count_over_time({env="prod"}[2m])) and on (app) sum by (app) (count_over_time({app="web"}[2m]))',
     params: AT_120,
     want: vector(sample({ app: "web" }, 120, 5)),
   },
@@ -469,8 +637,18 @@ const CASES: Case[] = [
     want: vector(sample({ app: "edge", svc: "edge-x" }, 120, 2)),
   },
   { name: "vector()", query: "vector(3)", params: AT_120, want: vector(sample({}, 120, 3)) },
-  { name: "a literal is a scalar", query: "2 * 3", params: AT_120, want: { resultType: "scalar", result: [t(120), "6"] } },
-  { name: "a literal over a range", query: "1 + 1", params: `start=${at(0)}&end=${at(120)}&step=60`, want: matrix(series({}, [0, 2], [60, 2], [120, 2])) },
+  {
+    name: "a literal is a scalar",
+    query: "2 * 3",
+    params: AT_120,
+    want: { resultType: "scalar", result: [t(120), "6"] },
+  },
+  {
+    name: "a literal over a range",
+    query: "1 + 1",
+    params: `start=${at(0)}&end=${at(120)}&step=60`,
+    want: matrix(series({}, [0, 2], [60, 2], [120, 2])),
+  },
   {
     name: "or vector(0) fills the steps without data",
     query: 'sum(count_over_time({app="nope"}[1m])) or vector(0)',
@@ -495,7 +673,10 @@ const CASES: Case[] = [
     name: "count_over_time after a parser over steps",
     query: 'count_over_time({app="worker"} | json job | __error__="" [1m])',
     params: `start=${at(0)}&end=${at(120)}&step=60`,
-    want: matrix(series({ ...WORKER, trace_id: "t2", job: "email" }, [60, 1]), series({ ...WORKER, trace_id: "t1", job: "resize" }, [60, 1])),
+    want: matrix(
+      series({ ...WORKER, trace_id: "t2", job: "email" }, [60, 1]),
+      series({ ...WORKER, trace_id: "t1", job: "resize" }, [60, 1]),
+    ),
   },
 ];
 
@@ -521,7 +702,10 @@ function resultSuite(name: string, open: () => Promise<Store>): void {
     }
 
     it("keeps tenants apart", async () => {
-      assert.deepStrictEqual(await api.result('{app="web"}', LOGS, "globex"), streams(stream(WEB_INFO, [at(10), "another tenant"])));
+      assert.deepStrictEqual(
+        await api.result('{app="web"}', LOGS, "globex"),
+        streams(stream(WEB_INFO, [at(10), "another tenant"])),
+      );
     });
 
     it("refuses approx_topk on a range query, as Loki does", async () => {
@@ -532,7 +716,9 @@ function resultSuite(name: string, open: () => Promise<Store>): void {
     });
 
     it("refuses a pattern line filter with a named capture", async () => {
-      const got = await api.get(`/loki/api/v1/query_range?query=${encodeURIComponent('{app="web"} |> "<_> <name>"')}&${LOGS}`);
+      const got = await api.get(
+        `/loki/api/v1/query_range?query=${encodeURIComponent('{app="web"} |> "<_> <name>"')}&${LOGS}`,
+      );
       assert.equal(got.status, 400, got.text);
       assert.match(got.text, /^parse error at line 1, col 16: named captures are not allowed: found '<name>'/);
     });

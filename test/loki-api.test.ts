@@ -28,24 +28,61 @@ const WORKER = [
   [at(75), '{"job":"email","took_ms":30,"user":{"id":9}}'],
 ] as const;
 
-const bytes = (lines: readonly (readonly [bigint, string, ...unknown[]])[]) => lines.reduce((n, [, line]) => n + Buffer.byteLength(line), 0);
+const bytes = (lines: readonly (readonly [bigint, string, ...unknown[]])[]) =>
+  lines.reduce((n, [, line]) => n + Buffer.byteLength(line), 0);
 
 async function load(store: Store): Promise<void> {
   await store.appendLogs([
     logBatch(
       "edge-1:1",
       [
-        { labels: [["service", "api"], ["level", "info"], ["node", "n1"]], entries: API_INFO.map(([ts, line]) => [ts, line]) },
-        { labels: [["service", "api"], ["level", "error"], ["node", "n1"]], entries: API_ERROR.map(([ts, line]) => [ts, line]) },
+        {
+          labels: [
+            ["service", "api"],
+            ["level", "info"],
+            ["node", "n1"],
+          ],
+          entries: API_INFO.map(([ts, line]) => [ts, line]),
+        },
+        {
+          labels: [
+            ["service", "api"],
+            ["level", "error"],
+            ["node", "n1"],
+          ],
+          entries: API_ERROR.map(([ts, line]) => [ts, line]),
+        },
       ],
       "acme",
     ),
     logBatch(
       "edge-2:1",
-      [{ labels: [["service", "worker"], ["level", "info"], ["node", "n2"]], entries: WORKER.map(([ts, line, md]) => [ts, line, md?.map(([k, v]) => [k, v] as [string, string])]) }],
+      [
+        {
+          labels: [
+            ["service", "worker"],
+            ["level", "info"],
+            ["node", "n2"],
+          ],
+          entries: WORKER.map(([ts, line, md]) => [ts, line, md?.map(([k, v]) => [k, v] as [string, string])]),
+        },
+      ],
       "acme",
     ),
-    logBatch("edge-3:1", [{ labels: [["service", "api"], ["level", "info"], ["node", "other"]], entries: [[at(10), "another tenant's GET /orders"]] }], "globex"),
+    logBatch(
+      "edge-3:1",
+      [
+        {
+          labels: [
+            ["service", "api"],
+            ["level", "info"],
+            ["node", "other"],
+          ],
+          entries: [[at(10), "another tenant's GET /orders"]],
+        },
+      ],
+      "globex",
+    ),
   ]);
 }
 
@@ -73,7 +110,10 @@ function apiSuite(name: string, open: () => Promise<Store>): void {
     it("lists label names and values for the label browser", async () => {
       assert.deepEqual(await data(`/loki/api/v1/labels?${range}`), ["level", "node", "service"]);
       assert.deepEqual(await data(`/loki/api/v1/label/service/values?${range}`), ["api", "worker"]);
-      assert.deepEqual(await data(`/loki/api/v1/label/node/values?${range}&query=${encodeURIComponent('{service="api"}')}`), ["n1"]);
+      assert.deepEqual(
+        await data(`/loki/api/v1/label/node/values?${range}&query=${encodeURIComponent('{service="api"}')}`),
+        ["n1"],
+      );
       assert.deepEqual(await data(`/loki/api/v1/label/node/values?${range}`, "globex"), ["other"]);
     });
 
@@ -118,23 +158,45 @@ function apiSuite(name: string, open: () => Promise<Store>): void {
 
     it("applies limit and direction across streams", async () => {
       const got = await result('{service=~"api|worker"}', `${range}&limit=3&direction=forward`);
-      const entries = (got.result as { values: [string, string][] }[]).flatMap((s) => s.values.map(([ts]) => ts)).sort();
+      const entries = (got.result as { values: [string, string][] }[])
+        .flatMap((s) => s.values.map(([ts]) => ts))
+        .sort();
       assert.deepEqual(entries, [String(at(10)), String(at(15)), String(at(20))]);
     });
 
     it("parses json and formats lines", async () => {
-      const got = await result('{service="worker"} | json | line_format "{{.job}} by {{.user_id}}"', `${range}&limit=10`);
-      const lines = (got.result as { values: [string, string][] }[]).flatMap((s) => s.values.map(([, line]) => line)).sort();
+      const got = await result(
+        '{service="worker"} | json | line_format "{{.job}} by {{.user_id}}"',
+        `${range}&limit=10`,
+      );
+      const lines = (got.result as { values: [string, string][] }[])
+        .flatMap((s) => s.values.map(([, line]) => line))
+        .sort();
       assert.deepEqual(lines, ["email by 9", "resize by 7"]);
     });
 
     it("answers the logs volume query Explore adds (sum by level of count_over_time)", async () => {
-      const got = await result('sum by (level) (count_over_time({service="api"}[1m]))', `start=${at(60)}&end=${at(120)}&step=60000ms`);
+      const got = await result(
+        'sum by (level) (count_over_time({service="api"}[1m]))',
+        `start=${at(60)}&end=${at(120)}&step=60000ms`,
+      );
       assert.deepEqual(got, {
         resultType: "matrix",
         result: [
-          { metric: { level: "error" }, values: [[t(60), "1"], [t(120), "1"]] },
-          { metric: { level: "info" }, values: [[t(60), "2"], [t(120), "1"]] },
+          {
+            metric: { level: "error" },
+            values: [
+              [t(60), "1"],
+              [t(120), "1"],
+            ],
+          },
+          {
+            metric: { level: "info" },
+            values: [
+              [t(60), "2"],
+              [t(120), "1"],
+            ],
+          },
         ],
       });
     });
@@ -151,13 +213,33 @@ function apiSuite(name: string, open: () => Promise<Store>): void {
     });
 
     it("filters parsed labels and computes rates", async () => {
-      const got = await result('sum(rate({service="api"} | logfmt | status >= 500 [1m]))', `start=${at(60)}&end=${at(120)}&step=60`);
-      assert.deepEqual(got, { resultType: "matrix", result: [{ metric: {}, values: [[t(60), String(1 / 60)], [t(120), String(1 / 60)]] }] });
+      const got = await result(
+        'sum(rate({service="api"} | logfmt | status >= 500 [1m]))',
+        `start=${at(60)}&end=${at(120)}&step=60`,
+      );
+      assert.deepEqual(got, {
+        resultType: "matrix",
+        result: [
+          {
+            metric: {},
+            values: [
+              [t(60), String(1 / 60)],
+              [t(120), String(1 / 60)],
+            ],
+          },
+        ],
+      });
     });
 
     it("unwraps durations for quantiles", async () => {
-      const got = await result('quantile_over_time(0.5, {service="api"} | logfmt | unwrap duration(latency) [2m]) by (service)', `time=${at(120)}`);
-      assert.deepEqual(got, { resultType: "vector", result: [{ metric: { service: "api" }, value: [t(120), "0.25"] }] });
+      const got = await result(
+        'quantile_over_time(0.5, {service="api"} | logfmt | unwrap duration(latency) [2m]) by (service)',
+        `time=${at(120)}`,
+      );
+      assert.deepEqual(got, {
+        resultType: "vector",
+        result: [{ metric: { service: "api" }, value: [t(120), "0.25"] }],
+      });
     });
 
     it("answers Grafana's health check", async () => {
@@ -166,24 +248,36 @@ function apiSuite(name: string, open: () => Promise<Store>): void {
     });
 
     it("keeps tenants apart", async () => {
-      const got = (await data(`/loki/api/v1/query_range?query=${encodeURIComponent('{service="api"}')}&${range}`, "globex")) as { result: { values: unknown[] }[] };
-      assert.deepEqual(got.result.map((s) => s.values.length), [1]);
+      const got = (await data(
+        `/loki/api/v1/query_range?query=${encodeURIComponent('{service="api"}')}&${range}`,
+        "globex",
+      )) as { result: { values: unknown[] }[] };
+      assert.deepEqual(
+        got.result.map((s) => s.values.length),
+        [1],
+      );
     });
 
     it("answers bad requests with Loki's 400 messages", async () => {
       const parse = await get(`/loki/api/v1/query_range?query=${encodeURIComponent('{service="api"')}&${range}`);
       assert.equal(parse.status, 400);
       assert.match(parse.text, /^parse error at line 1, col \d+/);
-      const limit = await get(`/loki/api/v1/query_range?query=${encodeURIComponent('{service="api"}')}&${range}&limit=6000`);
+      const limit = await get(
+        `/loki/api/v1/query_range?query=${encodeURIComponent('{service="api"}')}&${range}&limit=6000`,
+      );
       assert.equal(limit.status, 400);
       assert.match(limit.text, /max_entries_limit_per_query \(6000 > 5000\)/);
       const instant = await get(`/loki/api/v1/query?query=${encodeURIComponent('{service="api"}')}&time=${at(60)}`);
       assert.equal(instant.status, 400);
       assert.match(instant.text, /log queries are not supported as an instant query type/);
-      const resolution = await get(`/loki/api/v1/query_range?query=${encodeURIComponent('count_over_time({service="api"}[1m])')}&${range}&step=0.001`);
+      const resolution = await get(
+        `/loki/api/v1/query_range?query=${encodeURIComponent('count_over_time({service="api"}[1m])')}&${range}&step=0.001`,
+      );
       assert.equal(resolution.status, 400);
       assert.match(resolution.text, /exceeded maximum resolution of 11,000 points/);
-      const long = await get(`/loki/api/v1/query_range?query=${encodeURIComponent('{service="api"}')}&start=${at(0)}&end=${at(25 * 3600)}`);
+      const long = await get(
+        `/loki/api/v1/query_range?query=${encodeURIComponent('{service="api"}')}&start=${at(0)}&end=${at(25 * 3600)}`,
+      );
       assert.equal(long.status, 400);
       assert.match(long.text, /the query time range exceeds the limit \(query length: 25h0m0s, limit: 24h0m0s\)/);
       const time = await get(`/loki/api/v1/query_range?query=${encodeURIComponent('{service="api"}')}&start=yesterday`);
@@ -195,7 +289,10 @@ function apiSuite(name: string, open: () => Promise<Store>): void {
     });
 
     it("formats queries", async () => {
-      assert.equal(await data(`/loki/api/v1/format_query?query=${encodeURIComponent('{service="api"}|="x"')}`), '{service="api"} |= "x"');
+      assert.equal(
+        await data(`/loki/api/v1/format_query?query=${encodeURIComponent('{service="api"}|="x"')}`),
+        '{service="api"} |= "x"',
+      );
     });
 
     it("tails over a WebSocket: the newest entries first, then what arrives", async () => {
@@ -210,12 +307,14 @@ function apiSuite(name: string, open: () => Promise<Store>): void {
       const pushed = await fetch(`${base}/loki/api/v1/push`, {
         method: "POST",
         headers: { "Content-Type": "application/json", "X-Scope-OrgID": "acme" },
-        body: JSON.stringify({ streams: [{ stream: { service: "api", level: "info", node: "n1" }, values: [[String(now), "live line"]] }] }),
+        body: JSON.stringify({
+          streams: [{ stream: { service: "api", level: "info", node: "n1" }, values: [[String(now), "live line"]] }],
+        }),
       });
       assert.equal(pushed.status, 204);
       await until("the pushed line in the tail", () => lines().includes("live line"));
       ws.close();
-      const refused = await get(`/loki/api/v1/tail?query=${encodeURIComponent("count_over_time({a=\"b\"}[1m])")}`);
+      const refused = await get(`/loki/api/v1/tail?query=${encodeURIComponent('count_over_time({a="b"}[1m])')}`);
       assert.equal(refused.status, 400);
     });
 
@@ -226,7 +325,10 @@ function apiSuite(name: string, open: () => Promise<Store>): void {
         body: JSON.stringify({ streams: [{ stream: { app: "central" }, values: [[String(at(5)), "hello"]] }] }),
       });
       assert.equal(response.status, 204);
-      const got = (await data(`/loki/api/v1/query_range?query=${encodeURIComponent('{app="central"}')}&${range}`, "pushed")) as { result: unknown };
+      const got = (await data(
+        `/loki/api/v1/query_range?query=${encodeURIComponent('{app="central"}')}&${range}`,
+        "pushed",
+      )) as { result: unknown };
       assert.deepEqual(got.result, [{ stream: { app: "central" }, values: [[String(at(5)), "hello"]] }]);
     });
   });

@@ -74,10 +74,18 @@ describe("notifier webhooks", () => {
   after(() => hook.stop());
 
   it("batches a new group's alerts for group_wait into one version 4 message, field by field", async () => {
-    const n = await notifier({ external_url: "http://bifrost.example", receivers: [{ name: "ops", url: `${hook.url}/hook`, group_by: ["alertname"], ...fast }] });
+    const n = await notifier({
+      external_url: "http://bifrost.example",
+      receivers: [{ name: "ops", url: `${hook.url}/hook`, group_by: ["alertname"], ...fast }],
+    });
     const startsAt = new Date("2026-11-28T05:00:00.120Z");
     n.send([alert({ instance: "b", job: "node", severity: "page" }, { startsAt: new Date(Date.now() + 1000) })]);
-    n.send([alert({ instance: "a", job: "node", severity: "page" }, { startsAt, annotations: { summary: "load is high", runbook: "r" } })]);
+    n.send([
+      alert(
+        { instance: "a", job: "node", severity: "page" },
+        { startsAt, annotations: { summary: "load is high", runbook: "r" } },
+      ),
+    ]);
     const [message] = await waitFor("the first notification", () => messages(hook)[0] !== undefined && messages(hook));
     assert.equal(hook.requests.length, 1);
     assert.equal(hook.requests[0]!.path, "/hook");
@@ -113,25 +121,50 @@ describe("notifier webhooks", () => {
   it("computes fingerprints as Prometheus's LabelSet.Fingerprint (FNV-1a 64)", () => {
     // Values from prometheus/common model/fingerprinting_test.go (TestMetricToFingerprint).
     assert.equal(alertFingerprint({}), "cbf29ce484222325");
-    assert.equal(BigInt(`0x${alertFingerprint({ name: "garland, briggs", fear: "love is not enough" })}`), 5799056148416392346n);
+    assert.equal(
+      BigInt(`0x${alertFingerprint({ name: "garland, briggs", fear: "love is not enough" })}`),
+      5799056148416392346n,
+    );
   });
 
   it("sends alerts joining a notified group after group_interval, together with the others", async () => {
-    const n = await notifier({ receivers: [{ name: "ops", url: hook.url, group_by: ["alertname"], group_wait_ms: 20, group_interval_ms: 400, repeat_interval_ms: 3_600_000 }] });
+    const n = await notifier({
+      receivers: [
+        {
+          name: "ops",
+          url: hook.url,
+          group_by: ["alertname"],
+          group_wait_ms: 20,
+          group_interval_ms: 400,
+          repeat_interval_ms: 3_600_000,
+        },
+      ],
+    });
     const start = Date.now();
     n.send([alert({ instance: "a" })]);
     await waitFor("the first notification", () => hook.requests.length === 1);
     n.send([alert({ instance: "a" }), alert({ instance: "b" })]);
     await waitFor("the second notification", () => hook.requests.length === 2);
     const [first, second] = messages(hook);
-    assert.deepEqual(first!.alerts.map((a) => a.labels["instance"]), ["a"]);
-    assert.deepEqual(second!.alerts.map((a) => a.labels["instance"]), ["a", "b"]);
+    assert.deepEqual(
+      first!.alerts.map((a) => a.labels["instance"]),
+      ["a"],
+    );
+    assert.deepEqual(
+      second!.alerts.map((a) => a.labels["instance"]),
+      ["a", "b"],
+    );
     // The first flush came after `start`, the next one group_interval after the first; latency only adds.
-    assert.ok(hook.requests[1]!.at - start >= 400, `the change came ${hook.requests[1]!.at - start} ms after the first alert`);
+    assert.ok(
+      hook.requests[1]!.at - start >= 400,
+      `the change came ${hook.requests[1]!.at - start} ms after the first alert`,
+    );
   });
 
   it("re-sends an unchanged group after repeat_interval, not on every group_interval", async () => {
-    const n = await notifier({ receivers: [{ name: "ops", url: hook.url, group_wait_ms: 10, group_interval_ms: 20, repeat_interval_ms: 400 }] });
+    const n = await notifier({
+      receivers: [{ name: "ops", url: hook.url, group_wait_ms: 10, group_interval_ms: 20, repeat_interval_ms: 400 }],
+    });
     const ruler = setInterval(() => n.send([alert({ instance: "a" })]), 15);
     const start = Date.now();
     try {
@@ -151,11 +184,25 @@ describe("notifier webhooks", () => {
   it("notifies a resolution once with send_resolved, then drops the alert from its group", async () => {
     const n = await notifier({
       receivers: [
-        { name: "resolved", url: `${hook.url}/resolved`, group_wait_ms: 10, group_interval_ms: 50, repeat_interval_ms: 3_600_000 },
-        { name: "firing-only", url: `${hook.url}/firing-only`, send_resolved: false, group_wait_ms: 10, group_interval_ms: 50, repeat_interval_ms: 3_600_000 },
+        {
+          name: "resolved",
+          url: `${hook.url}/resolved`,
+          group_wait_ms: 10,
+          group_interval_ms: 50,
+          repeat_interval_ms: 3_600_000,
+        },
+        {
+          name: "firing-only",
+          url: `${hook.url}/firing-only`,
+          send_resolved: false,
+          group_wait_ms: 10,
+          group_interval_ms: 50,
+          repeat_interval_ms: 3_600_000,
+        },
       ],
     });
-    const at = (path: string): WebhookMessage[] => hook.requests.filter((r) => r.path === path).map((r) => r.json as WebhookMessage);
+    const at = (path: string): WebhookMessage[] =>
+      hook.requests.filter((r) => r.path === path).map((r) => r.json as WebhookMessage);
     n.send([alert({ instance: "a" })]);
     await waitFor("both first notifications", () => at("/resolved").length === 1 && at("/firing-only").length === 1);
     const endsAt = new Date(Date.now() - 5);
@@ -167,12 +214,18 @@ describe("notifier webhooks", () => {
     // A new alert of the same group shows the resolved one is gone: neither receiver sees it again.
     n.send([alert({ instance: "b" })]);
     const next = await waitFor("the next firing notification", () => at("/resolved")[2]);
-    assert.deepEqual(next.alerts.map((a) => [a.labels["instance"], a.status]), [["b", "firing"]]);
+    assert.deepEqual(
+      next.alerts.map((a) => [a.labels["instance"], a.status]),
+      [["b", "firing"]],
+    );
     const firingOnly = await waitFor("the firing-only receiver's next notification", () => at("/firing-only")[1]);
-    assert.deepEqual(firingOnly.alerts.map((a) => [a.labels["instance"], a.status]), [["b", "firing"]]);
+    assert.deepEqual(
+      firingOnly.alerts.map((a) => [a.labels["instance"], a.status]),
+      [["b", "firing"]],
+    );
   });
 
-  it("groups by the group_by labels, every label with \"...\", and all alerts together with none", async () => {
+  it('groups by the group_by labels, every label with "...", and all alerts together with none', async () => {
     const n = await notifier({
       receivers: [
         { name: "by-name", url: `${hook.url}/by-name`, group_by: ["alertname", "site"], ...fast },
@@ -187,7 +240,8 @@ describe("notifier webhooks", () => {
       alert({ instance: "c" }, { labels: { alertname: "DiskFull", instance: "c" } }),
     ]);
     await waitFor("all notifications", () => hook.requests.length === 3 + 4 + 1);
-    const at = (path: string): WebhookMessage[] => hook.requests.filter((r) => r.path === path).map((r) => r.json as WebhookMessage);
+    const at = (path: string): WebhookMessage[] =>
+      hook.requests.filter((r) => r.path === path).map((r) => r.json as WebhookMessage);
     const byName = at("/by-name").sort((a, b) => a.groupKey.localeCompare(b.groupKey));
     assert.deepEqual(
       byName.map((m) => [m.groupKey, m.groupLabels, m.alerts.length]),
@@ -197,8 +251,16 @@ describe("notifier webhooks", () => {
         ['{}/{}:{alertname="HighLoad", site="s2"}', { alertname: "HighLoad", site: "s2" }, 1],
       ],
     );
-    assert.deepEqual(at("/each").map((m) => m.alerts.length), [1, 1, 1, 1]);
-    assert.deepEqual(at("/each").map((m) => m.groupLabels).find((l) => l["instance"] === "c"), { alertname: "DiskFull", instance: "c" });
+    assert.deepEqual(
+      at("/each").map((m) => m.alerts.length),
+      [1, 1, 1, 1],
+    );
+    assert.deepEqual(
+      at("/each")
+        .map((m) => m.groupLabels)
+        .find((l) => l["instance"] === "c"),
+      { alertname: "DiskFull", instance: "c" },
+    );
     assert.equal(at("/one")[0]!.alerts.length, 4);
     assert.equal(at("/one")[0]!.groupKey, "{}/{}:{}");
   });
@@ -210,18 +272,30 @@ describe("notifier webhooks", () => {
         { name: "all", url: `${hook.url}/all`, ...fast },
       ],
     });
-    n.send([alert({ severity: "critical" }), alert({ severity: "warning" }), alert({ severity: "critical-ish" }), alert({})]);
+    n.send([
+      alert({ severity: "critical" }),
+      alert({ severity: "warning" }),
+      alert({ severity: "critical-ish" }),
+      alert({}),
+    ]);
     await waitFor("both notifications", () => hook.requests.length === 2);
     const pager = hook.requests.find((r) => r.path === "/pager")!.json as WebhookMessage;
     const all = hook.requests.find((r) => r.path === "/all")!.json as WebhookMessage;
-    assert.deepEqual(pager.alerts.map((a) => a.labels["severity"]), ["critical"]);
+    assert.deepEqual(
+      pager.alerts.map((a) => a.labels["severity"]),
+      ["critical"],
+    );
     assert.equal(pager.groupKey, '{}/{severity=~"page|critical"}:{}');
     assert.equal(all.alerts.length, 4);
   });
 
   it("truncates to max_alerts and counts the rest", async () => {
     const n = await notifier({ receivers: [{ name: "ops", url: hook.url, max_alerts: 2, ...fast }] });
-    n.send(["a", "b", "c", "d", "e"].map((instance) => alert({ instance, zone: instance === "a" || instance === "b" ? "z1" : "z2" })));
+    n.send(
+      ["a", "b", "c", "d", "e"].map((instance) =>
+        alert({ instance, zone: instance === "a" || instance === "b" ? "z1" : "z2" }),
+      ),
+    );
     const message = await waitFor("the notification", () => messages(hook)[0]);
     assert.equal(message.alerts.length, 2);
     assert.equal(message.truncatedAlerts, 3);
@@ -230,7 +304,9 @@ describe("notifier webhooks", () => {
 
   it("signs the body with HMAC-SHA256 over `<timestamp>.<body>`, verifiable by a responder", async () => {
     const secret = "a-shared-secret-of-some-length";
-    const n = await notifier({ receivers: [{ name: "ops", url: hook.url, hmac_secret: secret, headers: { Authorization: "Bearer t" }, ...fast }] });
+    const n = await notifier({
+      receivers: [{ name: "ops", url: hook.url, hmac_secret: secret, headers: { Authorization: "Bearer t" }, ...fast }],
+    });
     n.send([alert({ instance: "a" })]);
     const request = await waitFor("the notification", () => hook.requests[0]);
     const timestamp = request.headers[TIMESTAMP_HEADER.toLowerCase()] as string;
@@ -238,7 +314,10 @@ describe("notifier webhooks", () => {
     assert.match(timestamp, /^\d+$/);
     assert.ok(Math.abs(Number(timestamp) - Date.now() / 1000) < 60);
     // The documented procedure, written out.
-    assert.equal(signature, `sha256=${createHmac("sha256", secret).update(`${timestamp}.${request.body}`).digest("hex")}`);
+    assert.equal(
+      signature,
+      `sha256=${createHmac("sha256", secret).update(`${timestamp}.${request.body}`).digest("hex")}`,
+    );
     assert.equal(verify(secret, { signature, timestamp }, request.body), true);
     assert.equal(verify(secret, { signature, timestamp }, request.body.replace("HighLoad", "LowLoad")), false);
     assert.equal(verify("another-secret-of-some-length", { signature, timestamp }, request.body), false);
@@ -248,14 +327,19 @@ describe("notifier webhooks", () => {
 
   it("retries 5xx and 429 (after its Retry-After) with backoff, then succeeds", async () => {
     const registry = new Registry();
-    hook.respond = (_, index) => (index === 0 ? { status: 503 } : index === 1 ? { status: 429, headers: { "Retry-After": "0" } } : { status: 200 });
+    hook.respond = (_, index) =>
+      index === 0 ? { status: 503 } : index === 1 ? { status: 429, headers: { "Retry-After": "0" } } : { status: 200 };
     const n = await notifier({ max_attempts: 5, receivers: [{ name: "flaky", url: hook.url, ...fast }] }, registry);
     n.send([alert({ instance: "a" })]);
     await waitFor("the third attempt", () => hook.requests.length === 3);
     const bodies = hook.requests.map((r) => r.json);
     assert.deepEqual(bodies[1], bodies[0]);
     assert.deepEqual(bodies[2], bodies[0]);
-    await waitFor("the sent metric", async () => (await registry.getSingleMetricAsString("bifrost_notifier_notifications_sent_total")).includes('receiver="flaky"} 1'));
+    await waitFor("the sent metric", async () =>
+      (await registry.getSingleMetricAsString("bifrost_notifier_notifications_sent_total")).includes(
+        'receiver="flaky"} 1',
+      ),
+    );
     const failed = await registry.getSingleMetricAsString("bifrost_notifier_notification_attempts_failed_total");
     assert.match(failed, /receiver="flaky",reason="status_503"} 1/);
     assert.match(failed, /receiver="flaky",reason="status_429"} 1/);
@@ -277,7 +361,10 @@ describe("notifier webhooks", () => {
     assert.match(letter.error, /HTTP 500/);
     assert.equal(letter.groupKey, "{}/{}:{}");
     assert.deepEqual(letter.payload, hook.requests[0]!.json);
-    assert.match(await registry.getSingleMetricAsString("bifrost_notifier_notifications_dead_lettered_total"), /receiver="down"} 1/);
+    assert.match(
+      await registry.getSingleMetricAsString("bifrost_notifier_notifications_dead_lettered_total"),
+      /receiver="down"} 1/,
+    );
   });
 
   it("dead-letters a network failure after its attempts", async () => {
@@ -304,19 +391,31 @@ describe("notifier webhooks", () => {
 
   it("does not page again after a restart, and still sends what was pending", async () => {
     const files = paths();
-    const receivers = [{ name: "ops", url: hook.url, group_wait_ms: 10, group_interval_ms: 100, repeat_interval_ms: 3_600_000 }];
-    const first = await Notifier.open({ config: notifierConfig({ ...files, receivers }), log, registry: new Registry() });
+    const receivers = [
+      { name: "ops", url: hook.url, group_wait_ms: 10, group_interval_ms: 100, repeat_interval_ms: 3_600_000 },
+    ];
+    const first = await Notifier.open({
+      config: notifierConfig({ ...files, receivers }),
+      log,
+      registry: new Registry(),
+    });
     first.send([alert({ instance: "a" }), alert({ instance: "b" })]);
     await waitFor("the page", () => hook.requests.length === 1);
     await first.close();
 
     const restarted = Date.now();
-    const second = await Notifier.open({ config: notifierConfig({ ...files, receivers }), log, registry: new Registry() });
+    const second = await Notifier.open({
+      config: notifierConfig({ ...files, receivers }),
+      log,
+      registry: new Registry(),
+    });
     open.push(second);
     second.send([alert({ instance: "a" }), alert({ instance: "b" })]);
     // A flush after the restart shows in the saved state as a later next flush; it found nothing new to say.
     const flushedAfterRestart = (): boolean => {
-      const state = JSON.parse(readFileSync(files.state_file, "utf8")) as { receivers: { ops: { groups: { nextFlushAt: number }[] } } };
+      const state = JSON.parse(readFileSync(files.state_file, "utf8")) as {
+        receivers: { ops: { groups: { nextFlushAt: number }[] } };
+      };
       return state.receivers.ops.groups.some((g) => g.nextFlushAt >= restarted + 100);
     };
     await waitFor("two flushes after the restart", async () => {
@@ -330,10 +429,20 @@ describe("notifier webhooks", () => {
     second.send([alert({ instance: "a" }), alert({ instance: "b" }, { state: "resolved" })]);
     await second.close();
     open.splice(open.indexOf(second), 1);
-    const third = await Notifier.open({ config: notifierConfig({ ...files, receivers }), log, registry: new Registry() });
+    const third = await Notifier.open({
+      config: notifierConfig({ ...files, receivers }),
+      log,
+      registry: new Registry(),
+    });
     open.push(third);
     const resolved = await waitFor("the resolution after the restart", () => messages(hook)[1]);
-    assert.deepEqual(resolved.alerts.map((a) => [a.labels["instance"], a.status]), [["a", "firing"], ["b", "resolved"]]);
+    assert.deepEqual(
+      resolved.alerts.map((a) => [a.labels["instance"], a.status]),
+      [
+        ["a", "firing"],
+        ["b", "resolved"],
+      ],
+    );
     assert.equal(hook.requests.length, 2);
   });
 });
@@ -352,14 +461,22 @@ describe("notifier restarts", () => {
   function flushedSince(stateFile: string, receiver: string, since: number, groupIntervalMs: number): () => boolean {
     return () => {
       if (!existsSync(stateFile)) return false;
-      const state = JSON.parse(readFileSync(stateFile, "utf8")) as { receivers: Record<string, { groups: { nextFlushAt: number }[] }> };
+      const state = JSON.parse(readFileSync(stateFile, "utf8")) as {
+        receivers: Record<string, { groups: { nextFlushAt: number }[] }>;
+      };
       return (state.receivers[receiver]?.groups ?? []).some((g) => g.nextFlushAt >= since + groupIntervalMs);
     };
   }
 
   it("does not resolve, and so page again, alerts that outlived resolve_timeout only because the notifier was down", async () => {
     const files = paths();
-    const raw = { ...files, resolve_timeout_ms: 600, receivers: [{ name: "ops", url: hook.url, group_wait_ms: 10, group_interval_ms: 50, repeat_interval_ms: 3_600_000 }] };
+    const raw = {
+      ...files,
+      resolve_timeout_ms: 600,
+      receivers: [
+        { name: "ops", url: hook.url, group_wait_ms: 10, group_interval_ms: 50, repeat_interval_ms: 3_600_000 },
+      ],
+    };
     const first = await Notifier.open({ config: notifierConfig(raw), log, registry: new Registry() });
     const evaluate = (n: Notifier) => setInterval(() => n.send([alert({ instance: "a" })]), 20);
     const before = evaluate(first);
@@ -384,7 +501,11 @@ describe("notifier restarts", () => {
     } finally {
       clearInterval(ruler);
     }
-    assert.deepEqual(messages(hook).map((m) => m.status), ["firing"], "no resolution and no second page");
+    assert.deepEqual(
+      messages(hook).map((m) => m.status),
+      ["firing"],
+      "no resolution and no second page",
+    );
   });
 });
 
@@ -405,11 +526,20 @@ describe("notifier Alertmanager targets", () => {
     n.send([firing]);
     const first = await waitFor("the first post", () => am.requests[0]);
     assert.equal(first.path, "/prefix/api/v2/alerts");
-    const [posted] = first.json as { labels: Record<string, string>; endsAt: string; startsAt: string; annotations: Record<string, string>; generatorURL: string }[];
+    const [posted] = first.json as {
+      labels: Record<string, string>;
+      endsAt: string;
+      startsAt: string;
+      annotations: Record<string, string>;
+      generatorURL: string;
+    }[];
     assert.deepEqual(Object.keys(posted!), ["labels", "annotations", "startsAt", "endsAt", "generatorURL"]);
     assert.deepEqual(posted!.labels, { alertname: "HighLoad", instance: "a" });
     assert.equal(Date.parse(posted!.startsAt), (firing.startsAt as Date).getTime());
-    assert.ok(Date.parse(posted!.endsAt) >= sentAt + 1600 && Date.parse(posted!.endsAt) <= Date.now() + 1600, posted!.endsAt);
+    assert.ok(
+      Date.parse(posted!.endsAt) >= sentAt + 1600 && Date.parse(posted!.endsAt) <= Date.now() + 1600,
+      posted!.endsAt,
+    );
 
     // Every evaluation hands the alert over; it is posted again only once resend_delay has passed.
     const ruler = setInterval(() => n.send([firing]), 20);

@@ -29,7 +29,12 @@ import { createLogger } from "../common/log.js";
 import { createRegistry } from "../common/metrics.js";
 import { freePort, KAFKA_BROKERS, REPO_ROOT, uniqueName } from "./helpers/services.js";
 
-const LIMITS: BatchLimits = { max_labels: 30, max_label_name_bytes: 64, max_label_value_bytes: 256, max_line_bytes: 1024 };
+const LIMITS: BatchLimits = {
+  max_labels: 30,
+  max_label_name_bytes: 64,
+  max_label_value_bytes: 256,
+  max_line_bytes: 1024,
+};
 
 interface MessageType {
   fromObject(o: object): object;
@@ -37,34 +42,67 @@ interface MessageType {
   decode(b: Uint8Array): object;
   toObject(m: object, o: object): Record<string, unknown>;
 }
-const otlp = (createRequire(import.meta.url)("otlp-transformer-protobufjs/build/src/generated/root.js") as { opentelemetry: { proto: { collector: Record<"logs" | "metrics", { v1: Record<string, MessageType> }> } } })
-  .opentelemetry.proto.collector;
+const otlp = (
+  createRequire(import.meta.url)("otlp-transformer-protobufjs/build/src/generated/root.js") as {
+    opentelemetry: { proto: { collector: Record<"logs" | "metrics", { v1: Record<string, MessageType> }> } };
+  }
+).opentelemetry.proto.collector;
 const LogsRequest = otlp.logs.v1["ExportLogsServiceRequest"]!;
 const MetricsRequest = otlp.metrics.v1["ExportMetricsServiceRequest"]!;
 const MetricsResponse = otlp.metrics.v1["ExportMetricsServiceResponse"]!;
 const encodeLogs = (request: object) => Buffer.from(LogsRequest.encode(LogsRequest.fromObject(request)).finish());
-const encodeMetrics = (request: object) => Buffer.from(MetricsRequest.encode(MetricsRequest.fromObject(request)).finish());
+const encodeMetrics = (request: object) =>
+  Buffer.from(MetricsRequest.encode(MetricsRequest.fromObject(request)).finish());
 
 const servers: { close(): Promise<void> }[] = [];
 after(async () => {
   for (const server of servers.reverse()) await server.close();
 });
 
-async function collector(overrides: { maxBodyBytes?: number; rate?: TenantRateLimiter; walBytes?: number; maxGrpcBytes?: number; limits?: BatchLimits } = {}) {
-  const wal = Wal.open({ dir: mkdtempSync(join(tmpdir(), "bifrost-otlp-")), maxBytes: overrides.walBytes ?? 64 << 20, segmentBytes: 1 << 20, fsync: "never", whenFull: "block" });
-  const batcher = new Batcher({ node: { id: "edge-1", site: "", region: "" }, wal, maxEntries: 1, maxBytes: 1 << 20, maxAgeMs: 10 });
+async function collector(
+  overrides: {
+    maxBodyBytes?: number;
+    rate?: TenantRateLimiter;
+    walBytes?: number;
+    maxGrpcBytes?: number;
+    limits?: BatchLimits;
+  } = {},
+) {
+  const wal = Wal.open({
+    dir: mkdtempSync(join(tmpdir(), "bifrost-otlp-")),
+    maxBytes: overrides.walBytes ?? 64 << 20,
+    segmentBytes: 1 << 20,
+    fsync: "never",
+    whenFull: "block",
+  });
+  const batcher = new Batcher({
+    node: { id: "edge-1", site: "", region: "" },
+    wal,
+    maxEntries: 1,
+    maxBytes: 1 << 20,
+    maxAgeMs: 10,
+  });
   const options = { batcher, limits: overrides.limits ?? LIMITS, rate: overrides.rate };
   const authenticator = new Authenticator(configSchema().parse({}).auth, "fake");
   const app = new Hono();
   app.use(authenticator.middleware());
   otlpHttpRoutes(app, { ...options, maxBodyBytes: overrides.maxBodyBytes ?? 1 << 20 });
-  const gateway = await startOtlpGrpc({ ...options, authenticator, listen: "127.0.0.1:0", maxMessageBytes: overrides.maxGrpcBytes ?? 1 << 20 });
+  const gateway = await startOtlpGrpc({
+    ...options,
+    authenticator,
+    listen: "127.0.0.1:0",
+    maxMessageBytes: overrides.maxGrpcBytes ?? 1 << 20,
+  });
   const http = await new Promise<ReturnType<typeof serve>>((resolve) => {
     const server = serve({ fetch: app.fetch, hostname: "127.0.0.1", port: 0 }, () => resolve(server));
   });
-  servers.push({ close: () => gateway.stop() }, { close: () => new Promise<void>((resolve) => http.close(() => resolve())) });
+  servers.push(
+    { close: () => gateway.stop() },
+    { close: () => new Promise<void>((resolve) => http.close(() => resolve())) },
+  );
   const httpUrl = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
-  const post = (signal: string, body: string | Uint8Array, headers: Record<string, string>) => app.request(`/v1/${signal}`, { method: "POST", body, headers });
+  const post = (signal: string, body: string | Uint8Array, headers: Record<string, string>) =>
+    app.request(`/v1/${signal}`, { method: "POST", body, headers });
   const batches = (): Batch[] => wal.read(1000).map((r) => decodeBatch(r.payload));
   return { post, batches, httpUrl, grpcAddress: gateway.address.url };
 }
@@ -73,33 +111,61 @@ async function collector(overrides: { maxBodyBytes?: number; rate?: TenantRateLi
 function runApp(env: Record<string, string>): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [join(REPO_ROOT, "dist", "test", "helpers", "otel-app.js")], {
-      env: { PATH: process.env.PATH ?? "", OTEL_TRACES_EXPORTER: "none", OTEL_NODE_RESOURCE_DETECTORS: "env", OTEL_LOG_LEVEL: "warn", ...env },
+      env: {
+        PATH: process.env.PATH ?? "",
+        OTEL_TRACES_EXPORTER: "none",
+        OTEL_NODE_RESOURCE_DETECTORS: "env",
+        OTEL_LOG_LEVEL: "warn",
+        ...env,
+      },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let output = "";
     child.stdout.on("data", (chunk) => (output += chunk));
     child.stderr.on("data", (chunk) => (output += chunk));
     child.on("error", reject);
-    child.on("exit", (code) => (code === 0 ? resolve(output) : reject(new Error(`the app exited with ${code}: ${output}`))));
+    child.on("exit", (code) =>
+      code === 0 ? resolve(output) : reject(new Error(`the app exited with ${code}: ${output}`)),
+    );
   });
 }
 
 const plain = (labels: Record<string, string>) => ({ ...labels });
 
-type ExportCall = (request: Buffer, metadata?: grpc.Metadata) => Promise<{ error: grpc.ServiceError | null; response?: Buffer }>;
+type ExportCall = (
+  request: Buffer,
+  metadata?: grpc.Metadata,
+) => Promise<{ error: grpc.ServiceError | null; response?: Buffer }>;
 
 function grpcExport(address: string, signal: "logs" | "metrics"): ExportCall {
-  const service = signal === "logs" ? "opentelemetry.proto.collector.logs.v1.LogsService" : "opentelemetry.proto.collector.metrics.v1.MetricsService";
+  const service =
+    signal === "logs"
+      ? "opentelemetry.proto.collector.logs.v1.LogsService"
+      : "opentelemetry.proto.collector.metrics.v1.MetricsService";
   const identity = (b: Buffer) => b;
   const Client = grpc.makeGenericClientConstructor(
-    { Export: { path: `/${service}/Export`, requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity } },
+    {
+      Export: {
+        path: `/${service}/Export`,
+        requestStream: false,
+        responseStream: false,
+        requestSerialize: identity,
+        requestDeserialize: identity,
+        responseSerialize: identity,
+        responseDeserialize: identity,
+      },
+    },
     service,
   );
   const client = new Client(address, grpc.credentials.createInsecure());
   servers.push({ close: async () => client.close() });
   return (request, metadata = new grpc.Metadata()) =>
     new Promise((resolve) => {
-      (client as unknown as { Export: (r: Buffer, m: grpc.Metadata, cb: (e: grpc.ServiceError | null, r?: Buffer) => void) => void }).Export(request, metadata, (error, response) => resolve({ error, response }));
+      (
+        client as unknown as {
+          Export: (r: Buffer, m: grpc.Metadata, cb: (e: grpc.ServiceError | null, r?: Buffer) => void) => void;
+        }
+      ).Export(request, metadata, (error, response) => resolve({ error, response }));
     });
 }
 
@@ -109,7 +175,14 @@ const logRecord = (line: string, attributes: Record<string, string> = {}) => ({
   attributes: Object.entries(attributes).map(([key, value]) => ({ key, value: { stringValue: value } })),
 });
 const logs = (records: object[], resource: Record<string, string> = { "service.name": "api" }) => ({
-  resourceLogs: [{ resource: { attributes: Object.entries(resource).map(([key, value]) => ({ key, value: { stringValue: value } })) }, scopeLogs: [{ logRecords: records }] }],
+  resourceLogs: [
+    {
+      resource: {
+        attributes: Object.entries(resource).map(([key, value]) => ({ key, value: { stringValue: value } })),
+      },
+      scopeLogs: [{ logRecords: records }],
+    },
+  ],
 });
 
 /** A log record whose body nests lists `depth` deep, as JSON text (JSON.stringify itself would run out of stack). */
@@ -118,7 +191,11 @@ function deeplyNested(depth: number): string {
 }
 
 describe("OTLP receivers: an app using @opentelemetry/sdk-node with the stock exporters", () => {
-  for (const [protocol, compression] of [["http/protobuf", "gzip"], ["http/json", "none"], ["grpc", "gzip"]] as const) {
+  for (const [protocol, compression] of [
+    ["http/protobuf", "gzip"],
+    ["http/json", "none"],
+    ["grpc", "gzip"],
+  ] as const) {
     it(`exports logs and metrics over ${protocol} (compression ${compression}) unchanged`, async () => {
       const { batches, httpUrl, grpcAddress } = await collector({ limits: { ...LIMITS, max_labels: 20 } });
       const before = Date.now();
@@ -137,7 +214,12 @@ describe("OTLP receivers: an app using @opentelemetry/sdk-node with the stock ex
 
       const streams = written.flatMap((b) => b.streams);
       assert.equal(streams.length, 1);
-      assert.deepEqual(plain(streams[0]!.labels), { service_name: "checkout", service_instance_id: "pod-7", deployment_environment_name: "prod", node: "edge-1" });
+      assert.deepEqual(plain(streams[0]!.labels), {
+        service_name: "checkout",
+        service_instance_id: "pod-7",
+        deployment_environment_name: "prod",
+        node: "edge-1",
+      });
       const [first, second] = streams[0]!.entries;
       const sdkVersion = first!.metadata["telemetry_sdk_version"];
       assert.match(sdkVersion ?? "", /^\d+\.\d+\.\d+/);
@@ -170,7 +252,9 @@ describe("OTLP receivers: an app using @opentelemetry/sdk-node with the stock ex
 
       const series = written.flatMap((b) => b.series);
       const base = { job: "checkout", instance: "pod-7", node: "edge-1" };
-      const values = series.map((s) => [s.name, plain(s.labels), s.kind, s.points.map((p) => p.value)]).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
+      const values = series
+        .map((s) => [s.name, plain(s.labels), s.kind, s.points.map((p) => p.value)])
+        .sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
       assert.deepEqual(values, [
         ["carts_open", base, SampleKind.Gauge, [3]],
         ["checkout_duration_bucket", { ...base, le: "+Inf" }, SampleKind.HistogramBucket, [2]],
@@ -181,7 +265,11 @@ describe("OTLP receivers: an app using @opentelemetry/sdk-node with the stock ex
         ["orders_placed", { ...base, payment_method: "card" }, SampleKind.Counter, [3]],
         ["queue_depth", { ...base, queue: "payments" }, SampleKind.Gauge, [4]],
       ]);
-      for (const point of series.flatMap((s) => s.points)) assert.ok(point.timeUnixMs >= before - 1 && point.timeUnixMs <= done, `${point.timeUnixMs} within the app's run`);
+      for (const point of series.flatMap((s) => s.points))
+        assert.ok(
+          point.timeUnixMs >= before - 1 && point.timeUnixMs <= done,
+          `${point.timeUnixMs} within the app's run`,
+        );
     });
   }
 });
@@ -189,40 +277,95 @@ describe("OTLP receivers: an app using @opentelemetry/sdk-node with the stock ex
 describe("OTLP/HTTP receiver", () => {
   it("answers protobuf with an ExportMetricsServiceResponse, partial_success naming what has no Prometheus form", async () => {
     const { post, batches } = await collector();
-    const point = { timeUnixNano: "1764000000000000000", asInt: "5", attributes: [{ key: "http.route", value: { stringValue: "/a" } }, { key: "http/route", value: { stringValue: "/b" } }] };
+    const point = {
+      timeUnixNano: "1764000000000000000",
+      asInt: "5",
+      attributes: [
+        { key: "http.route", value: { stringValue: "/a" } },
+        { key: "http/route", value: { stringValue: "/b" } },
+      ],
+    };
     const request = {
       resourceMetrics: [
         {
-          resource: { attributes: [{ key: "service.name", value: { stringValue: "api" } }, { key: "service.namespace", value: { stringValue: "shop" } }] },
+          resource: {
+            attributes: [
+              { key: "service.name", value: { stringValue: "api" } },
+              { key: "service.namespace", value: { stringValue: "shop" } },
+            ],
+          },
           scopeMetrics: [
             {
               metrics: [
                 { name: "http.requests", sum: { aggregationTemporality: 2, isMonotonic: true, dataPoints: [point] } },
-                { name: "http.bytes", sum: { aggregationTemporality: 1, isMonotonic: true, dataPoints: [point, point] } },
+                {
+                  name: "http.bytes",
+                  sum: { aggregationTemporality: 1, isMonotonic: true, dataPoints: [point, point] },
+                },
                 { name: "latency", exponentialHistogram: { aggregationTemporality: 2, dataPoints: [{ count: "1" }] } },
-                { name: "rpc.latency", summary: { dataPoints: [{ timeUnixNano: "1764000000000000000", count: "4", sum: 10, quantileValues: [{ quantile: 0.5, value: 2 }, { quantile: 0.99, value: 4 }] }] } },
+                {
+                  name: "rpc.latency",
+                  summary: {
+                    dataPoints: [
+                      {
+                        timeUnixNano: "1764000000000000000",
+                        count: "4",
+                        sum: 10,
+                        quantileValues: [
+                          { quantile: 0.5, value: 2 },
+                          { quantile: 0.99, value: 4 },
+                        ],
+                      },
+                    ],
+                  },
+                },
               ],
             },
           ],
         },
       ],
     };
-    const response = await post("metrics", gzipSync(encodeMetrics(request)), { "Content-Type": "application/x-protobuf", "Content-Encoding": "gzip", "X-Scope-OrgID": "team-a" });
+    const response = await post("metrics", gzipSync(encodeMetrics(request)), {
+      "Content-Type": "application/x-protobuf",
+      "Content-Encoding": "gzip",
+      "X-Scope-OrgID": "team-a",
+    });
     assert.equal(response.status, 200);
     assert.equal(response.headers.get("Content-Type"), "application/x-protobuf");
-    const answer = MetricsResponse.toObject(MetricsResponse.decode(new Uint8Array(await response.arrayBuffer())), { longs: Number });
+    const answer = MetricsResponse.toObject(MetricsResponse.decode(new Uint8Array(await response.arrayBuffer())), {
+      longs: Number,
+    });
     assert.deepEqual(answer, {
       partialSuccess: {
         rejectedDataPoints: 3,
-        errorMessage: "sum http.bytes: only cumulative temporality is accepted (set the exporter's temporality preference to cumulative); exponential histogram latency: not supported; use explicit bucket histograms",
+        errorMessage:
+          "sum http.bytes: only cumulative temporality is accepted (set the exporter's temporality preference to cumulative); exponential histogram latency: not supported; use explicit bucket histograms",
       },
     });
     const base = { job: "shop/api", node: "edge-1" };
     const series = batches().flatMap((b) => b.series.map((s) => [b.tenant, s.name, plain(s.labels), s.kind, s.points]));
     assert.deepEqual(series, [
-      ["team-a", "http_requests", { ...base, http_route: "/a;/b" }, SampleKind.Counter, [{ timeUnixMs: 1764000000000, value: 5 }]],
-      ["team-a", "rpc_latency", { ...base, quantile: "0.5" }, SampleKind.Gauge, [{ timeUnixMs: 1764000000000, value: 2 }]],
-      ["team-a", "rpc_latency", { ...base, quantile: "0.99" }, SampleKind.Gauge, [{ timeUnixMs: 1764000000000, value: 4 }]],
+      [
+        "team-a",
+        "http_requests",
+        { ...base, http_route: "/a;/b" },
+        SampleKind.Counter,
+        [{ timeUnixMs: 1764000000000, value: 5 }],
+      ],
+      [
+        "team-a",
+        "rpc_latency",
+        { ...base, quantile: "0.5" },
+        SampleKind.Gauge,
+        [{ timeUnixMs: 1764000000000, value: 2 }],
+      ],
+      [
+        "team-a",
+        "rpc_latency",
+        { ...base, quantile: "0.99" },
+        SampleKind.Gauge,
+        [{ timeUnixMs: 1764000000000, value: 4 }],
+      ],
       ["team-a", "rpc_latency_sum", base, SampleKind.Counter, [{ timeUnixMs: 1764000000000, value: 10 }]],
       ["team-a", "rpc_latency_count", base, SampleKind.Counter, [{ timeUnixMs: 1764000000000, value: 4 }]],
     ]);
@@ -233,13 +376,27 @@ describe("OTLP/HTTP receiver", () => {
     const body = {
       resourceLogs: [
         {
-          resource: { attributes: [{ key: "k8s.pod.name", value: { stringValue: "web-1" } }, { key: "build", value: { kvlistValue: { values: [{ key: "id", value: { intValue: "42" } }] } } }] },
+          resource: {
+            attributes: [
+              { key: "k8s.pod.name", value: { stringValue: "web-1" } },
+              { key: "build", value: { kvlistValue: { values: [{ key: "id", value: { intValue: "42" } }] } } },
+            ],
+          },
           scopeLogs: [
             {
               scope: { name: "lib" },
               logRecords: [
-                { observedTimeUnixNano: "1764000000000000009", severityNumber: 17, traceId: "0102030405060708090a0b0c0d0e0f10", body: { kvlistValue: { values: [{ key: "ok", value: { boolValue: false } }] } } },
-                { timeUnixNano: 1764000000000, body: { arrayValue: { values: [{ doubleValue: 1.5 }, { stringValue: "x" }] } }, attributes: [{ key: "2fa", value: { boolValue: true } }] },
+                {
+                  observedTimeUnixNano: "1764000000000000009",
+                  severityNumber: 17,
+                  traceId: "0102030405060708090a0b0c0d0e0f10",
+                  body: { kvlistValue: { values: [{ key: "ok", value: { boolValue: false } }] } },
+                },
+                {
+                  timeUnixNano: 1764000000000,
+                  body: { arrayValue: { values: [{ doubleValue: 1.5 }, { stringValue: "x" }] } },
+                  attributes: [{ key: "2fa", value: { boolValue: true } }],
+                },
               ],
             },
           ],
@@ -251,16 +408,28 @@ describe("OTLP/HTTP receiver", () => {
     assert.deepEqual(await response.json(), {});
     const [batch] = batches();
     assert.equal(batch!.tenant, "fake");
-    assert.deepEqual(plain(batch!.streams[0]!.labels), { k8s_pod_name: "web-1", service_name: "unknown_service", node: "edge-1" });
+    assert.deepEqual(plain(batch!.streams[0]!.labels), {
+      k8s_pod_name: "web-1",
+      service_name: "unknown_service",
+      node: "edge-1",
+    });
     assert.deepEqual(
       batch!.streams[0]!.entries.map((e) => [e.timeUnixNano, e.line, plain(e.metadata)]),
       [
-        [1764000000000000009n, '{"ok":false}', { severity_number: "17", trace_id: "0102030405060708090a0b0c0d0e0f10", build_id: "42", scope_name: "lib" }],
+        [
+          1764000000000000009n,
+          '{"ok":false}',
+          { severity_number: "17", trace_id: "0102030405060708090a0b0c0d0e0f10", build_id: "42", scope_name: "lib" },
+        ],
         [1764000000000n, '[1.5,"x"]', { key_2fa: "true", build_id: "42", scope_name: "lib" }],
       ],
     );
 
-    const tooDeep = await post("logs", `{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":${deeplyNested(20_000)}}]}]}]}`, { "Content-Type": "application/json" });
+    const tooDeep = await post(
+      "logs",
+      `{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":${deeplyNested(20_000)}}]}]}]}`,
+      { "Content-Type": "application/json" },
+    );
     assert.equal(tooDeep.status, 400);
     assert.match(((await tooDeep.json()) as { message: string }).message, /nests values too deeply/);
     assert.equal(batches().length, 1);
@@ -272,43 +441,148 @@ describe("OTLP/HTTP receiver", () => {
     const protobuf = { "Content-Type": "application/x-protobuf" };
     const json = { "Content-Type": "application/json" };
     const cases: [string, string | Uint8Array, Record<string, string>, number, RegExp][] = [
-      ["truncated protobuf", valid.subarray(0, valid.length - 3), protobuf, 400, /not an OTLP logs request in protobuf: index out of range/],
+      [
+        "truncated protobuf",
+        valid.subarray(0, valid.length - 3),
+        protobuf,
+        400,
+        /not an OTLP logs request in protobuf: index out of range/,
+      ],
       ["not protobuf", Buffer.from("\xff\xff\xff\xff\xff"), protobuf, 400, /not an OTLP logs request in protobuf/],
       ["bad JSON", "{nope", json, 400, /not JSON/],
       ["JSON of the wrong shape", JSON.stringify({ resourceLogs: "x" }), json, 400, /resourceLogs: array expected/],
       ["JSON array", "[]", json, 400, /must be a JSON object/],
-      ["trace id not hex", JSON.stringify(logs([{ traceId: "zz" }])), json, 400, /logRecords\[0\]\.traceId must be a hex string/],
-      ["timestamp not a number", JSON.stringify(logs([{ timeUnixNano: "soon" }])), json, 400, /resourceLogs\[0\]\.scopeLogs\[0\]\.logRecords\[0\]\.timeUnixNano: "soon" is not an integer/],
-      ["too many attributes", encodeLogs(logs([logRecord("x", { a: "1", b: "2", c: "3", d: "4", e: "5" })])), protobuf, 400, /has 5 labels, the limit is 4/],
-      ["too many resource labels", encodeLogs(logs([logRecord("x")], { "service.name": "a", "service.namespace": "b", "k8s.pod.name": "c", "k8s.cluster.name": "d", "cloud.region": "e" })), protobuf, 400, /stream 0 has 5 labels/],
-      ["attribute without a label name", encodeLogs(logs([logRecord("x", { "...": "v" })])), protobuf, 400, /attribute "\.\.\." has no valid label name/],
-      ["line too long", encodeLogs(logs([logRecord("é".repeat(600))])), protobuf, 400, /a line of 1200 bytes, the limit is 1024/],
-      ["label value too long", encodeLogs(logs([logRecord("x")], { "service.name": "s".repeat(300) })), protobuf, 400, /value of label service_name is 300 bytes, the limit is 256/],
-      ["label name too long", encodeLogs(logs([logRecord("x", { ["n".repeat(65)]: "v" })])), protobuf, 400, /label name of 65 bytes, the limit is 64/],
+      [
+        "trace id not hex",
+        JSON.stringify(logs([{ traceId: "zz" }])),
+        json,
+        400,
+        /logRecords\[0\]\.traceId must be a hex string/,
+      ],
+      [
+        "timestamp not a number",
+        JSON.stringify(logs([{ timeUnixNano: "soon" }])),
+        json,
+        400,
+        /resourceLogs\[0\]\.scopeLogs\[0\]\.logRecords\[0\]\.timeUnixNano: "soon" is not an integer/,
+      ],
+      [
+        "too many attributes",
+        encodeLogs(logs([logRecord("x", { a: "1", b: "2", c: "3", d: "4", e: "5" })])),
+        protobuf,
+        400,
+        /has 5 labels, the limit is 4/,
+      ],
+      [
+        "too many resource labels",
+        encodeLogs(
+          logs([logRecord("x")], {
+            "service.name": "a",
+            "service.namespace": "b",
+            "k8s.pod.name": "c",
+            "k8s.cluster.name": "d",
+            "cloud.region": "e",
+          }),
+        ),
+        protobuf,
+        400,
+        /stream 0 has 5 labels/,
+      ],
+      [
+        "attribute without a label name",
+        encodeLogs(logs([logRecord("x", { "...": "v" })])),
+        protobuf,
+        400,
+        /attribute "\.\.\." has no valid label name/,
+      ],
+      [
+        "line too long",
+        encodeLogs(logs([logRecord("é".repeat(600))])),
+        protobuf,
+        400,
+        /a line of 1200 bytes, the limit is 1024/,
+      ],
+      [
+        "label value too long",
+        encodeLogs(logs([logRecord("x")], { "service.name": "s".repeat(300) })),
+        protobuf,
+        400,
+        /value of label service_name is 300 bytes, the limit is 256/,
+      ],
+      [
+        "label name too long",
+        encodeLogs(logs([logRecord("x", { ["n".repeat(65)]: "v" })])),
+        protobuf,
+        400,
+        /label name of 65 bytes, the limit is 64/,
+      ],
       ["corrupt gzip", Buffer.from("not gzip"), { ...protobuf, "Content-Encoding": "gzip" }, 400, /not valid gzip/],
-      ["gzip bomb", gzipSync(Buffer.alloc(8 << 20)), { ...protobuf, "Content-Encoding": "gzip" }, 413, /decompressed body is larger than 65536 bytes/],
+      [
+        "gzip bomb",
+        gzipSync(Buffer.alloc(8 << 20)),
+        { ...protobuf, "Content-Encoding": "gzip" },
+        413,
+        /decompressed body is larger than 65536 bytes/,
+      ],
       ["body over the limit", Buffer.alloc(65 << 10), protobuf, 413, /request body larger than 65536 bytes/],
       ["wrong content type", valid, { "Content-Type": "text/plain" }, 415, /unsupported Content-Type "text\/plain"/],
       ["no content type", valid, {}, 415, /unsupported Content-Type ""/],
-      ["unsupported encoding", valid, { ...protobuf, "Content-Encoding": "br" }, 415, /unsupported Content-Encoding br/],
+      [
+        "unsupported encoding",
+        valid,
+        { ...protobuf, "Content-Encoding": "br" },
+        415,
+        /unsupported Content-Encoding br/,
+      ],
     ];
     for (const [what, body, headers, status, message] of cases) {
       const response = await post("logs", body, headers);
       assert.equal(response.status, status, what);
       const bytes = new Uint8Array(await response.arrayBuffer());
-      const answer = response.headers.get("Content-Type")?.startsWith("application/json") ? JSON.parse(Buffer.from(bytes).toString()) : decodeStatus(bytes);
+      const answer = response.headers.get("Content-Type")?.startsWith("application/json")
+        ? JSON.parse(Buffer.from(bytes).toString())
+        : decodeStatus(bytes);
       assert.equal(answer.code, 3, what);
       assert.match(answer.message, message, what);
     }
-    const metric = (name: string) => encodeMetrics({ resourceMetrics: [{ scopeMetrics: [{ metrics: [{ name, gauge: { dataPoints: [{ asDouble: 1, attributes: [{ key: "a", value: { stringValue: "x".repeat(300) } }] }] } }] }] }] });
+    const metric = (name: string) =>
+      encodeMetrics({
+        resourceMetrics: [
+          {
+            scopeMetrics: [
+              {
+                metrics: [
+                  {
+                    name,
+                    gauge: {
+                      dataPoints: [
+                        { asDouble: 1, attributes: [{ key: "a", value: { stringValue: "x".repeat(300) } }] },
+                      ],
+                    },
+                  },
+                ],
+              },
+            ],
+          },
+        ],
+      });
     const tooLong = await post("metrics", metric("g"), protobuf);
     assert.equal(tooLong.status, 400);
-    assert.match(decodeStatus(new Uint8Array(await tooLong.arrayBuffer())).message, /series 0 \(g\): value of label a is 300 bytes/);
+    assert.match(
+      decodeStatus(new Uint8Array(await tooLong.arrayBuffer())).message,
+      /series 0 \(g\): value of label a is 300 bytes/,
+    );
     assert.deepEqual(batches(), [], "nothing rejected was buffered");
   });
 
   it("answers 429 over the tenant's rate and 503 while the disk buffer is full, with Retry-After", async () => {
-    const limited = await collector({ rate: new TenantRateLimiter(new TenantLimits(configSchema().parse({ collector: { limits: { rate_entries_per_s: 10, burst_entries: 20 } } }))) });
+    const limited = await collector({
+      rate: new TenantRateLimiter(
+        new TenantLimits(
+          configSchema().parse({ collector: { limits: { rate_entries_per_s: 10, burst_entries: 20 } } }),
+        ),
+      ),
+    });
     const records = (n: number) => encodeLogs(logs(Array.from({ length: n }, (_, i) => logRecord(`line ${i}`))));
     const headers = (tenant: string) => ({ "Content-Type": "application/x-protobuf", "X-Scope-OrgID": tenant });
     assert.equal((await limited.post("logs", records(15), headers("busy"))).status, 200);
@@ -318,12 +592,20 @@ describe("OTLP/HTTP receiver", () => {
     const status = decodeStatus(new Uint8Array(await over.arrayBuffer()));
     assert.equal(status.code, 8);
     assert.equal(status.retryAfterS, Number(over.headers.get("Retry-After")));
-    assert.equal((await limited.post("logs", records(15), headers("calm"))).status, 200, "tenants have their own budget");
+    assert.equal(
+      (await limited.post("logs", records(15), headers("calm"))).status,
+      200,
+      "tenants have their own budget",
+    );
 
     const full = await collector({ walBytes: 4096 });
-    const big = () => JSON.stringify(logs([logRecord(randomBytes(300).toString("base64")), logRecord(randomBytes(300).toString("base64"))]));
+    const big = () =>
+      JSON.stringify(
+        logs([logRecord(randomBytes(300).toString("base64")), logRecord(randomBytes(300).toString("base64"))]),
+      );
     let response = await full.post("logs", big(), { "Content-Type": "application/json" });
-    for (let i = 0; i < 20 && response.status === 200; i++) response = await full.post("logs", big(), { "Content-Type": "application/json" });
+    for (let i = 0; i < 20 && response.status === 200; i++)
+      response = await full.post("logs", big(), { "Content-Type": "application/json" });
     assert.equal(response.status, 503);
     assert.equal(response.headers.get("Retry-After"), "10");
     assert.equal(((await response.json()) as { code: number }).code, 14);
@@ -344,12 +626,19 @@ describe("OTLP/gRPC receiver", () => {
     assert.deepEqual([...ok.response!], [], "an empty ExportLogsServiceResponse: everything accepted");
     const [batch] = batches();
     assert.equal(batch!.tenant, "team-g");
-    assert.deepEqual(batch!.streams.map((s) => [plain(s.labels), s.entries.map((e) => [e.line, plain(e.metadata)])]), [[{ service_name: "api", node: "edge-1" }, [["over grpc", { user: "u1" }]]]]);
+    assert.deepEqual(
+      batch!.streams.map((s) => [plain(s.labels), s.entries.map((e) => [e.line, plain(e.metadata)])]),
+      [[{ service_name: "api", node: "edge-1" }, [["over grpc", { user: "u1" }]]]],
+    );
 
     const valid = encodeLogs(logs([logRecord("x")]));
     const cases: [string, Buffer, RegExp][] = [
       ["truncated protobuf", valid.subarray(0, valid.length - 2), /not an OTLP logs request in protobuf/],
-      ["too many attributes", encodeLogs(logs([logRecord("x", { a: "1", b: "2", c: "3", d: "4", e: "5" })])), /has 5 labels, the limit is 4/],
+      [
+        "too many attributes",
+        encodeLogs(logs([logRecord("x", { a: "1", b: "2", c: "3", d: "4", e: "5" })])),
+        /has 5 labels, the limit is 4/,
+      ],
       ["line too long", encodeLogs(logs([logRecord("x".repeat(2000))])), /a line of 2000 bytes/],
     ];
     for (const [what, request, message] of cases) {
@@ -367,7 +656,13 @@ describe("OTLP/gRPC receiver", () => {
     const tooBig = await grpcExport(small.grpcAddress, "logs")(encodeLogs(logs([logRecord("x".repeat(2000))])));
     assert.equal(tooBig.error?.code, grpc.status.RESOURCE_EXHAUSTED);
 
-    const limited = await collector({ rate: new TenantRateLimiter(new TenantLimits(configSchema().parse({ collector: { limits: { rate_entries_per_s: 10, burst_entries: 20 } } }))) });
+    const limited = await collector({
+      rate: new TenantRateLimiter(
+        new TenantLimits(
+          configSchema().parse({ collector: { limits: { rate_entries_per_s: 10, burst_entries: 20 } } }),
+        ),
+      ),
+    });
     const exportLogs = grpcExport(limited.grpcAddress, "logs");
     const records = encodeLogs(logs(Array.from({ length: 15 }, (_, i) => logRecord(`line ${i}`))));
     assert.equal((await exportLogs(records)).error, null);
@@ -379,7 +674,10 @@ describe("OTLP/gRPC receiver", () => {
 
     const full = await collector({ walBytes: 4096 });
     const exportFull = grpcExport(full.grpcAddress, "logs");
-    const big = () => encodeLogs(logs([logRecord(randomBytes(300).toString("base64")), logRecord(randomBytes(300).toString("base64"))]));
+    const big = () =>
+      encodeLogs(
+        logs([logRecord(randomBytes(300).toString("base64")), logRecord(randomBytes(300).toString("base64"))]),
+      );
     let result = await exportFull(big());
     for (let i = 0; i < 20 && result.error === null; i++) result = await exportFull(big());
     assert.equal(result.error?.code, grpc.status.UNAVAILABLE);
@@ -400,7 +698,10 @@ describe("OTLP names as Prometheus's otlptranslator builds them", () => {
       ["2fa", "key_2fa"],
       ["ünïcode", "_n_code"],
     ];
-    assert.deepEqual(cases.map(([key]) => [key, labelName(key)]), cases);
+    assert.deepEqual(
+      cases.map(([key]) => [key, labelName(key)]),
+      cases,
+    );
     assert.throws(() => labelName("..."), OtlpDecodeError);
     assert.throws(() => labelName(""), OtlpDecodeError);
   });
@@ -414,7 +715,10 @@ describe("OTLP names as Prometheus's otlptranslator builds them", () => {
       ["a__b", "a__b"],
       ["process.cpu:time", "process_cpu:time"],
     ];
-    assert.deepEqual(cases.map(([name]) => [name, metricName(name)]), cases);
+    assert.deepEqual(
+      cases.map(([name]) => [name, metricName(name)]),
+      cases,
+    );
   });
 });
 
@@ -429,12 +733,23 @@ describe("collector role", () => {
         ...otlp,
       };
       const config = loadConfig({ env });
-      return startCollector({ role: "collector", config, log: createLogger("silent"), registry: createRegistry(), storeReadiness: () => null, storeMigrated: Promise.resolve() });
+      return startCollector({
+        role: "collector",
+        config,
+        log: createLogger("silent"),
+        registry: createRegistry(),
+        storeReadiness: () => null,
+        storeMigrated: Promise.resolve(),
+      });
     };
     const empty = JSON.stringify({ resourceLogs: [] });
-    const post = (url: string) => fetch(`${url}/v1/logs`, { method: "POST", headers: { "Content-Type": "application/json" }, body: empty });
+    const post = (url: string) =>
+      fetch(`${url}/v1/logs`, { method: "POST", headers: { "Content-Type": "application/json" }, body: empty });
 
-    const grpcOnly = await start({ BIFROST_COLLECTOR__OTLP__HTTP_ENABLED: "false", BIFROST_COLLECTOR__OTLP__GRPC_LISTEN: `127.0.0.1:${await freePort()}` });
+    const grpcOnly = await start({
+      BIFROST_COLLECTOR__OTLP__HTTP_ENABLED: "false",
+      BIFROST_COLLECTOR__OTLP__GRPC_LISTEN: `127.0.0.1:${await freePort()}`,
+    });
     try {
       assert.equal((await post(grpcOnly.address.url)).status, 404);
       assert.ok(grpcOnly.otlpGrpc);

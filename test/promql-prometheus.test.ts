@@ -42,7 +42,7 @@ describe("PromQL answers match Prometheus", { skip }, () => {
     await store.migrate();
     await loadDataSet(store, "fake");
     app.use(new Authenticator(configSchema().parse({}).auth, "fake").middleware());
-      prometheusRoutes(app, { store, log: createLogger("silent") });
+    prometheusRoutes(app, { store, log: createLogger("silent") });
   });
 
   after(async () => {
@@ -74,7 +74,12 @@ describe("PromQL answers match Prometheus", { skip }, () => {
     const failures: string[] = [];
     for (const query of QUERIES) {
       for (const { startMs, endMs, stepMs } of RANGES_MS) {
-        const why = await both("/api/v1/query_range", { query, start: String(startMs / 1000), end: String(endMs / 1000), step: String(stepMs / 1000) });
+        const why = await both("/api/v1/query_range", {
+          query,
+          start: String(startMs / 1000),
+          end: String(endMs / 1000),
+          step: String(stepMs / 1000),
+        });
         if (why !== undefined) failures.push(why);
       }
     }
@@ -89,7 +94,12 @@ describe("PromQL answers match Prometheus", { skip }, () => {
         if (why !== undefined) failures.push(why);
       }
       for (const { startMs, endMs, stepMs } of SUBQUERY_RANGES_MS) {
-        const why = await both("/api/v1/query_range", { query, start: String(startMs / 1000), end: String(endMs / 1000), step: String(stepMs / 1000) });
+        const why = await both("/api/v1/query_range", {
+          query,
+          start: String(startMs / 1000),
+          end: String(endMs / 1000),
+          step: String(stepMs / 1000),
+        });
         if (why !== undefined) failures.push(why);
       }
     }
@@ -98,7 +108,11 @@ describe("PromQL answers match Prometheus", { skip }, () => {
 
   it("returns range vectors of instant queries as Prometheus does", async () => {
     const failures: string[] = [];
-    for (const query of ["temperature_celsius[2m]", "http_requests_total[1m] offset 3m", 'request_duration_seconds_bucket{le="+Inf"}[45s]']) {
+    for (const query of [
+      "temperature_celsius[2m]",
+      "http_requests_total[1m] offset 3m",
+      'request_duration_seconds_bucket{le="+Inf"}[45s]',
+    ]) {
       for (const timeMs of INSTANT_TIMES_MS) {
         const why = await both("/api/v1/query", { query, time: String(timeMs / 1000) });
         if (why !== undefined) failures.push(why);
@@ -108,7 +122,10 @@ describe("PromQL answers match Prometheus", { skip }, () => {
   });
 
   it("lists the same series, label names and label values", async () => {
-    const range = { start: String(DATA_SET[0]!.points[0]!.timeUnixMs / 1000 - 60), end: String(DATA_SET[0]!.points[0]!.timeUnixMs / 1000 + 7200) };
+    const range = {
+      start: String(DATA_SET[0]!.points[0]!.timeUnixMs / 1000 - 60),
+      end: String(DATA_SET[0]!.points[0]!.timeUnixMs / 1000 + 7200),
+    };
     for (const params of [{ "match[]": "http_requests_total" }, { "match[]": '{job="api"}' }]) {
       const query = new URLSearchParams({ ...params, ...range }).toString();
       const want = await (await fetch(`${prometheusUrl}/api/v1/series?${query}`)).json();
@@ -125,12 +142,25 @@ describe("PromQL answers match Prometheus", { skip }, () => {
 
   it("refuses the same malformed queries with the same messages", async () => {
     const failures: string[] = [];
-    const queries = ["", "rate(http_requests_total)", "1 > 2", "http_requests_total and 1", "sum(", '{a=""}', "foo[5m] + 1", "rate(x[5m]", "abs(1)", "x[5x]", "x $"];
+    const queries = [
+      "",
+      "rate(http_requests_total)",
+      "1 > 2",
+      "http_requests_total and 1",
+      "sum(",
+      '{a=""}',
+      "foo[5m] + 1",
+      "rate(x[5m]",
+      "abs(1)",
+      "x[5x]",
+      "x $",
+    ];
     for (const query of queries) {
       const params = new URLSearchParams({ query, time: "1764001800" }).toString();
       const want = await (await fetch(`${prometheusUrl}/api/v1/query?${params}`)).json();
       const got = await (await app.request(`/api/v1/query?${params}`)).json();
-      if (JSON.stringify(got) !== JSON.stringify(want)) failures.push(`${query}: ${JSON.stringify(got)}, expected ${JSON.stringify(want)}`);
+      if (JSON.stringify(got) !== JSON.stringify(want))
+        failures.push(`${query}: ${JSON.stringify(got)}, expected ${JSON.stringify(want)}`);
     }
     for (const params of [
       { query: "http_requests_total[5m]", start: "1764000000", end: "1764003600", step: "60" },
@@ -142,7 +172,8 @@ describe("PromQL answers match Prometheus", { skip }, () => {
       const query = new URLSearchParams(params).toString();
       const want = await (await fetch(`${prometheusUrl}/api/v1/query_range?${query}`)).json();
       const got = await (await app.request(`/api/v1/query_range?${query}`)).json();
-      if (JSON.stringify(got) !== JSON.stringify(want)) failures.push(`${query}: ${JSON.stringify(got)}, expected ${JSON.stringify(want)}`);
+      if (JSON.stringify(got) !== JSON.stringify(want))
+        failures.push(`${query}: ${JSON.stringify(got)}, expected ${JSON.stringify(want)}`);
     }
     assert.deepEqual(failures, []);
   });

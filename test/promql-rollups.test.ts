@@ -30,9 +30,17 @@ const SPAN_MS = 3 * 3_600_000;
 const TENANT = "diff";
 const NAN_TENANT = "diff-nan";
 
-function series(name: string, labels: [string, string][], kind: SampleKind, intervalMs: number, shiftMs: number, value: (i: number) => number): Series {
+function series(
+  name: string,
+  labels: [string, string][],
+  kind: SampleKind,
+  intervalMs: number,
+  shiftMs: number,
+  value: (i: number) => number,
+): Series {
   const points = [];
-  for (let i = 0, t = T0_MS + shiftMs; t < T0_MS + SPAN_MS; i++, t += intervalMs) points.push({ timeUnixMs: t, value: value(i) });
+  for (let i = 0, t = T0_MS + shiftMs; t < T0_MS + SPAN_MS; i++, t += intervalMs)
+    points.push({ timeUnixMs: t, value: value(i) });
   return { name, labels: labelsOf(labels), kind, points };
 }
 
@@ -47,7 +55,9 @@ function dataSet(): Series[] {
     // Falling every 30 s from a whole minute: the boundary sample is its bucket's maximum.
     series("edge_gauge", [["job", "falling"]], SampleKind.Gauge, 30_000, 0, (i) => 10_000 - i),
     // A counter with resets, every 10 s plus 3 ms.
-    series("requests_total", [["job", "a"]], SampleKind.Counter, 10_000, 3, (i) => (i % 97 === 0 ? (counter = 0) : (counter += Math.floor(random() * 10)))),
+    series("requests_total", [["job", "a"]], SampleKind.Counter, 10_000, 3, (i) =>
+      i % 97 === 0 ? (counter = 0) : (counter += Math.floor(random() * 10)),
+    ),
     // Floats, off the boundaries: sums must come from raw samples, extremes need not.
     series("float_gauge", [["job", "b"]], SampleKind.Gauge, 7_000, 1_234, () => random() * 10),
     // Every 60 s on the boundary and once more 1 ms later: duplicate-free, but two samples per bucket edge area.
@@ -57,13 +67,22 @@ function dataSet(): Series[] {
 }
 
 /** Each series cut into batches of `size` points, with the sample before each batch as the node sends it. */
-function batches(all: Series[], size: number, tenant: string, node: string): { id: string; tenant: string; series: Series[] }[] {
+function batches(
+  all: Series[],
+  size: number,
+  tenant: string,
+  node: string,
+): { id: string; tenant: string; series: Series[] }[] {
   const out = [];
   const longest = Math.max(...all.map((s) => s.points.length));
   for (let from = 0; from < longest; from += size) {
     const part = all
       .filter((s) => s.points.length > from)
-      .map((s) => ({ ...s, points: s.points.slice(from, from + size), ...(from > 0 ? { previous: s.points[from - 1]! } : {}) }));
+      .map((s) => ({
+        ...s,
+        points: s.points.slice(from, from + size),
+        ...(from > 0 ? { previous: s.points[from - 1]! } : {}),
+      }));
     out.push({ id: batchId({ tenant, nodeId: node, sequence: from }), tenant, series: part });
   }
   return out;
@@ -72,10 +91,24 @@ function batches(all: Series[], size: number, tenant: string, node: string): { i
 async function load(store: Store): Promise<void> {
   const data = dataSet();
   // Two aggregators: one has the even series, the other the odd ones, in batches that arrive newest first.
-  const a = batches(data.filter((_, i) => i % 2 === 0), 40, TENANT, "node-a").reverse();
-  const b = batches(data.filter((_, i) => i % 2 === 1), 25, TENANT, "node-b");
+  const a = batches(
+    data.filter((_, i) => i % 2 === 0),
+    40,
+    TENANT,
+    "node-a",
+  ).reverse();
+  const b = batches(
+    data.filter((_, i) => i % 2 === 1),
+    25,
+    TENANT,
+    "node-b",
+  );
   // Late duplicates of the same timestamps in a batch of their own (a retried scrape of another node).
-  const late = { id: batchId({ tenant: TENANT, nodeId: "node-late", sequence: 0 }), tenant: TENANT, series: [{ ...data[0]!, points: data[0]!.points.slice(100, 140) }] };
+  const late = {
+    id: batchId({ tenant: TENANT, nodeId: "node-late", sequence: 0 }),
+    tenant: TENANT,
+    series: [{ ...data[0]!, points: data[0]!.points.slice(100, 140) }],
+  };
   for (const batch of [...a.slice(0, 3), ...b, late, ...a.slice(3), a[0]!]) {
     await store.appendSamples([batch]);
     await store.appendRollups([{ id: batch.id, tenant: batch.tenant, partials: rollupBatch(batch.series) }]);
@@ -87,7 +120,15 @@ async function load(store: Store): Promise<void> {
 }
 
 const FUNCTIONS = ["count_over_time", "sum_over_time", "avg_over_time", "min_over_time", "max_over_time"];
-const SELECTORS = ["edge_gauge", 'edge_gauge{job="rising"}', 'edge_gauge{job="falling"}', "requests_total", "float_gauge", "sparse", '{__name__=~"edge_gauge|sparse"}'];
+const SELECTORS = [
+  "edge_gauge",
+  'edge_gauge{job="rising"}',
+  'edge_gauge{job="falling"}',
+  "requests_total",
+  "float_gauge",
+  "sparse",
+  '{__name__=~"edge_gauge|sparse"}',
+];
 // Mostly shapes rollups can answer, some that they cannot (90 s, 30 s, starts off the minute).
 const RANGES = ["1m", "2m", "5m", "10m", "1h", "90s"];
 const STEPS = [60_000, 120_000, 300_000, 3_600_000, 30_000];
@@ -136,7 +177,11 @@ function rollupSuite(name: string, open: () => Promise<Store>): void {
         const sources: QuerySource[] = [];
         const rolled = await rangeQuery({ store, tenant: TENANT, sources }, expr, q.startMs, q.endMs, q.stepMs);
         const raw = await rangeQuery({ store, tenant: TENANT, rollups: false }, expr, q.startMs, q.endMs, q.stepMs);
-        assert.deepStrictEqual(rolled, raw, `${q.query} from ${q.startMs} to ${q.endMs} step ${q.stepMs}: ${JSON.stringify(sources)}`);
+        assert.deepStrictEqual(
+          rolled,
+          raw,
+          `${q.query} from ${q.startMs} to ${q.endMs} step ${q.stepMs}: ${JSON.stringify(sources)}`,
+        );
         for (const s of sources) {
           const key = s.source + (s.reason ? ` (${s.reason})` : "");
           used.set(key, (used.get(key) ?? 0) + 1);
@@ -165,7 +210,11 @@ function rollupSuite(name: string, open: () => Promise<Store>): void {
         const sources: QuerySource[] = [];
         const startMs = T0_MS + 3_600_000;
         const rolled = await rangeQuery({ store, tenant, sources }, expr, startMs, startMs + 2 * 3_600_000, stepMs);
-        assert.deepStrictEqual(rolled, await rangeQuery({ store, tenant, rollups: false }, expr, startMs, startMs + 2 * 3_600_000, stepMs), query);
+        assert.deepStrictEqual(
+          rolled,
+          await rangeQuery({ store, tenant, rollups: false }, expr, startMs, startMs + 2 * 3_600_000, stepMs),
+          query,
+        );
         assert.ok(rolled.length > 0, query);
         assert.equal(sources.length, 1, query);
         const got = sources[0]!.source + (sources[0]!.reason ? ` (${sources[0]!.reason})` : "");
@@ -195,7 +244,13 @@ function rollupSuite(name: string, open: () => Promise<Store>): void {
 }
 
 rollupSuite("ClickHouse", async () => {
-  const store = new ClickHouseStore({ url: CLICKHOUSE_URL, username: "default", password: "", database: uniqueName("rollups"), retention: RETENTION });
+  const store = new ClickHouseStore({
+    url: CLICKHOUSE_URL,
+    username: "default",
+    password: "",
+    database: uniqueName("rollups"),
+    retention: RETENTION,
+  });
   await store.migrate();
   return store;
 });

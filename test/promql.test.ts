@@ -27,7 +27,11 @@ const points = (values: number[]) => values.map((value, i) => ({ timeUnixMs: at(
 const HAND: Series[] = [
   { name: "c_total", labels: labelsOf([["a", "x"]]), kind: SampleKind.Counter, points: points([0, 10, 20, 5, 15]) },
   { name: "g", labels: labelsOf([["a", "x"]]), kind: SampleKind.Gauge, points: points([1, 3, 2, 6, 4]) },
-  ...[["1", 10], ["2", 30], ["+Inf", 40]].map(([le, count]) => ({
+  ...[
+    ["1", 10],
+    ["2", 30],
+    ["+Inf", 40],
+  ].map(([le, count]) => ({
     name: "h_bucket",
     labels: labelsOf([["le", le as string]]),
     kind: SampleKind.HistogramBucket,
@@ -65,7 +69,11 @@ function promqlSuite(name: string, open: () => Promise<Store>): void {
     });
     after(() => store.close());
 
-    async function get(path: string, params: Record<string, string>, headers: Record<string, string> = {}): Promise<{ status: number; body: Answer }> {
+    async function get(
+      path: string,
+      params: Record<string, string>,
+      headers: Record<string, string> = {},
+    ): Promise<{ status: number; body: Answer }> {
       const response = await app.request(`${path}?${new URLSearchParams(params)}`, { headers });
       return { status: response.status, body: (await response.json()) as Answer };
     }
@@ -76,11 +84,17 @@ function promqlSuite(name: string, open: () => Promise<Store>): void {
       assert.equal(status, 200, `${query}: ${JSON.stringify(body)}`);
       const result = body.data!.result as { metric: Record<string, string>; value: [number, string] }[];
       for (const element of result) assert.equal(element.value[0], Number(time));
-      return result.map((e) => ({ metric: e.metric, value: e.value[1] === "+Inf" ? Infinity : e.value[1] === "-Inf" ? -Infinity : Number(e.value[1]) }));
+      return result.map((e) => ({
+        metric: e.metric,
+        value: e.value[1] === "+Inf" ? Infinity : e.value[1] === "-Inf" ? -Infinity : Number(e.value[1]),
+      }));
     }
 
     function close(actual: number, expected: number, what: string): void {
-      assert.ok(Math.abs(actual - expected) <= 1e-12 * Math.max(1, Math.abs(expected)), `${what}: ${actual}, expected ${expected}`);
+      assert.ok(
+        Math.abs(actual - expected) <= 1e-12 * Math.max(1, Math.abs(expected)),
+        `${what}: ${actual}, expected ${expected}`,
+      );
     }
 
     it("extrapolates rate, increase and delta as Prometheus does", async () => {
@@ -151,41 +165,99 @@ function promqlSuite(name: string, open: () => Promise<Store>): void {
       assert.deepEqual(await value("clamp(g, 9, 5)"), []);
       assert.deepEqual(await value("round(g / 3, 0.25)"), [{ metric: { a: "x" }, value: 1.25 }]);
       const scalar = await get("/api/v1/query", { query: "2 ^ 3 ^ 2 - time() * 0", time: sec(62) });
-      assert.deepEqual(scalar.body, { status: "success", data: { resultType: "scalar", result: [T0_MS / 1000 + 62, "512"] } });
+      assert.deepEqual(scalar.body, {
+        status: "success",
+        data: { resultType: "scalar", result: [T0_MS / 1000 + 62, "512"] },
+      });
     });
 
     it("refuses a result with two equal label sets", async () => {
-      const { status, body } = await get("/api/v1/query", { query: 'rate({__name__=~"c_total|g"}[1m])', time: sec(62) });
+      const { status, body } = await get("/api/v1/query", {
+        query: 'rate({__name__=~"c_total|g"}[1m])',
+        time: sec(62),
+      });
       assert.equal(status, 422);
-      assert.deepEqual(body, { status: "error", errorType: "execution", error: "vector cannot contain metrics with the same labelset" });
+      assert.deepEqual(body, {
+        status: "error",
+        errorType: "execution",
+        error: "vector cannot contain metrics with the same labelset",
+      });
     });
 
     it("evaluates aggregations and vector/vector operators with the shared vector operations", async () => {
       const single = await get("/api/v1/query", { query: "g", time: sec(62) });
       const [[time, text]] = [(single.body.data as { result: { value: [number, string] }[] }).result[0]!.value];
       const value = Number(text);
-      assert.deepEqual((await get("/api/v1/query", { query: "sum(g)", time: sec(62) })).body.data, { resultType: "vector", result: [{ metric: {}, value: [time, String(value)] }] });
-      assert.deepEqual((await get("/api/v1/query", { query: "g + g", time: sec(62) })).body.data, { resultType: "vector", result: [{ metric: { a: "x" }, value: [time, String(2 * value)] }] });
-      assert.deepEqual((await get("/api/v1/query", { query: 'count_values("v", g)', time: sec(62) })).body.data, { resultType: "vector", result: [{ metric: { v: String(value) }, value: [time, "1"] }] });
+      assert.deepEqual((await get("/api/v1/query", { query: "sum(g)", time: sec(62) })).body.data, {
+        resultType: "vector",
+        result: [{ metric: {}, value: [time, String(value)] }],
+      });
+      assert.deepEqual((await get("/api/v1/query", { query: "g + g", time: sec(62) })).body.data, {
+        resultType: "vector",
+        result: [{ metric: { a: "x" }, value: [time, String(2 * value)] }],
+      });
+      assert.deepEqual((await get("/api/v1/query", { query: 'count_values("v", g)', time: sec(62) })).body.data, {
+        resultType: "vector",
+        result: [{ metric: { v: String(value) }, value: [time, "1"] }],
+      });
     });
 
     it("answers range queries step by step", async () => {
       // Windows (t - 30 s, t] over samples at 1, 16, 31, 46, 61 s.
-      const { status, body } = await get("/api/v1/query_range", { query: "count_over_time(g[30s])", start: sec(0), end: sec(90), step: "15s" });
+      const { status, body } = await get("/api/v1/query_range", {
+        query: "count_over_time(g[30s])",
+        start: sec(0),
+        end: sec(90),
+        step: "15s",
+      });
       assert.equal(status, 200);
       assert.deepEqual(body.data, {
         resultType: "matrix",
-        result: [{ metric: { a: "x" }, values: [15, 30, 45, 60, 75, 90].map((s, i) => [T0_MS / 1000 + s, i === 0 || i === 5 ? "1" : "2"]) }],
+        result: [
+          {
+            metric: { a: "x" },
+            values: [15, 30, 45, 60, 75, 90].map((s, i) => [T0_MS / 1000 + s, i === 0 || i === 5 ? "1" : "2"]),
+          },
+        ],
       });
       const scalar = await get("/api/v1/query_range", { query: "time()", start: sec(0), end: sec(1), step: "0.5" });
-      assert.deepEqual(scalar.body.data, { resultType: "matrix", result: [{ metric: {}, values: [[T0_MS / 1000, sec(0)], [T0_MS / 1000 + 0.5, sec(0.5)], [T0_MS / 1000 + 1, sec(1)]] }] });
+      assert.deepEqual(scalar.body.data, {
+        resultType: "matrix",
+        result: [
+          {
+            metric: {},
+            values: [
+              [T0_MS / 1000, sec(0)],
+              [T0_MS / 1000 + 0.5, sec(0.5)],
+              [T0_MS / 1000 + 1, sec(1)],
+            ],
+          },
+        ],
+      });
     });
 
     it("serves the Prometheus JSON for every result type, by GET and form POST, under /prometheus too", async () => {
       const vector = await get("/api/v1/query", { query: "g", time: sec(62) });
-      assert.deepEqual(vector.body, { status: "success", data: { resultType: "vector", result: [{ metric: { __name__: "g", a: "x" }, value: [T0_MS / 1000 + 62, "4"] }] } });
+      assert.deepEqual(vector.body, {
+        status: "success",
+        data: {
+          resultType: "vector",
+          result: [{ metric: { __name__: "g", a: "x" }, value: [T0_MS / 1000 + 62, "4"] }],
+        },
+      });
       const matrix = await get("/prometheus/api/v1/query", { query: "g[20s]", time: sec(62) });
-      assert.deepEqual(matrix.body.data, { resultType: "matrix", result: [{ metric: { __name__: "g", a: "x" }, values: [[T0_MS / 1000 + 46, "6"], [T0_MS / 1000 + 61, "4"]] }] });
+      assert.deepEqual(matrix.body.data, {
+        resultType: "matrix",
+        result: [
+          {
+            metric: { __name__: "g", a: "x" },
+            values: [
+              [T0_MS / 1000 + 46, "6"],
+              [T0_MS / 1000 + 61, "4"],
+            ],
+          },
+        ],
+      });
       const text = await get("/api/v1/query", { query: '"hello"', time: "2025-11-24T16:01:02Z" });
       assert.deepEqual(text.body.data, { resultType: "string", result: [T0_MS / 1000 + 62, "hello"] });
       const posted = await app.request("/api/v1/query", {
@@ -199,18 +271,46 @@ function promqlSuite(name: string, open: () => Promise<Store>): void {
     it("keeps tenants apart by X-Scope-OrgID", async () => {
       const other = await get("/api/v1/query", { query: "g", time: sec(62) }, { "X-Scope-OrgID": "someone-else" });
       assert.deepEqual(other.body.data, { resultType: "vector", result: [] });
-      const fake = await get("/api/v1/query", { query: "count_over_time(temperature_celsius[1h])", time: String((T0_MS + 3_600_000) / 1000) }, { "X-Scope-OrgID": "fake" });
+      const fake = await get(
+        "/api/v1/query",
+        { query: "count_over_time(temperature_celsius[1h])", time: String((T0_MS + 3_600_000) / 1000) },
+        { "X-Scope-OrgID": "fake" },
+      );
       assert.equal((fake.body.data!.result as unknown[]).length, 2);
     });
 
     it("reports bad requests as Prometheus does", async () => {
       const cases: [string, Record<string, string>, string][] = [
-        ["/api/v1/query", { query: "rate(g)" }, 'invalid parameter "query": 1:6: parse error: expected type range vector in call to function "rate", got instant vector'],
-        ["/api/v1/query", { query: "g", time: "noon" }, 'invalid parameter "time": cannot parse "noon" to a valid timestamp'],
-        ["/api/v1/query_range", { query: "g", start: sec(10), end: sec(0), step: "1" }, 'invalid parameter "end": end timestamp must not be before start time'],
-        ["/api/v1/query_range", { query: "g", start: sec(0), end: sec(10), step: "0" }, 'invalid parameter "step": zero or negative query resolution step widths are not accepted. Try a positive integer'],
-        ["/api/v1/query_range", { query: "g", start: sec(0), end: sec(11_001), step: "1" }, "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)"],
-        ["/api/v1/query_range", { query: "g[1m]", start: sec(0), end: sec(10), step: "1" }, 'invalid expression type "range vector" for range query, must be Scalar or instant Vector'],
+        [
+          "/api/v1/query",
+          { query: "rate(g)" },
+          'invalid parameter "query": 1:6: parse error: expected type range vector in call to function "rate", got instant vector',
+        ],
+        [
+          "/api/v1/query",
+          { query: "g", time: "noon" },
+          'invalid parameter "time": cannot parse "noon" to a valid timestamp',
+        ],
+        [
+          "/api/v1/query_range",
+          { query: "g", start: sec(10), end: sec(0), step: "1" },
+          'invalid parameter "end": end timestamp must not be before start time',
+        ],
+        [
+          "/api/v1/query_range",
+          { query: "g", start: sec(0), end: sec(10), step: "0" },
+          'invalid parameter "step": zero or negative query resolution step widths are not accepted. Try a positive integer',
+        ],
+        [
+          "/api/v1/query_range",
+          { query: "g", start: sec(0), end: sec(11_001), step: "1" },
+          "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
+        ],
+        [
+          "/api/v1/query_range",
+          { query: "g[1m]", start: sec(0), end: sec(10), step: "1" },
+          'invalid expression type "range vector" for range query, must be Scalar or instant Vector',
+        ],
         ["/api/v1/series", {}, "no match[] parameter provided"],
         ["/api/v1/label/1x/values", {}, 'invalid label name: "1x"'],
       ];
@@ -224,7 +324,13 @@ function promqlSuite(name: string, open: () => Promise<Store>): void {
     it("lists series, label names, label values and metadata", async () => {
       const range = { start: sec(0), end: sec(120) };
       const series = await get("/api/v1/series", { "match[]": '{a="x"}', ...range });
-      assert.deepEqual(series.body, { status: "success", data: [{ __name__: "c_total", a: "x" }, { __name__: "g", a: "x" }] });
+      assert.deepEqual(series.body, {
+        status: "success",
+        data: [
+          { __name__: "c_total", a: "x" },
+          { __name__: "g", a: "x" },
+        ],
+      });
       const names = await get("/api/v1/labels", range);
       assert.deepEqual(names.body.data, ["__name__", "a", "le"]);
       const values = await get("/api/v1/label/__name__/values", { "match[]": "h_bucket", ...range });
@@ -235,13 +341,19 @@ function promqlSuite(name: string, open: () => Promise<Store>): void {
         g: [{ type: "gauge", help: "", unit: "" }],
         h: [{ type: "histogram", help: "", unit: "" }],
       });
-      assert.deepEqual((await get("/api/v1/metadata", { metric: "g" })).body.data, { g: [{ type: "gauge", help: "", unit: "" }] });
+      assert.deepEqual((await get("/api/v1/metadata", { metric: "g" })).body.data, {
+        g: [{ type: "gauge", help: "", unit: "" }],
+      });
     });
 
     it("answers the fixed query set of the Prometheus comparison", async () => {
       for (const query of QUERIES) {
         for (const timeMs of CONSISTENCY_TIMES_MS) {
-          const { status, body } = await get("/api/v1/query", { query, time: String(timeMs / 1000) }, { "X-Scope-OrgID": "fake" });
+          const { status, body } = await get(
+            "/api/v1/query",
+            { query, time: String(timeMs / 1000) },
+            { "X-Scope-OrgID": "fake" },
+          );
           assert.equal(status, 200, `${query}: ${JSON.stringify(body)}`);
           answers.set(`${query} @ ${timeMs}`, body);
         }
@@ -251,7 +363,13 @@ function promqlSuite(name: string, open: () => Promise<Store>): void {
 }
 
 promqlSuite("ClickHouse", async () => {
-  const store = new ClickHouseStore({ url: CLICKHOUSE_URL, username: "default", password: "", database: uniqueName("promql"), retention: RETENTION });
+  const store = new ClickHouseStore({
+    url: CLICKHOUSE_URL,
+    username: "default",
+    password: "",
+    database: uniqueName("promql"),
+    retention: RETENTION,
+  });
   await store.migrate();
   return store;
 });
@@ -275,10 +393,17 @@ describe("PromQL on both stores", () => {
 
 describe("Prometheus API parameters", () => {
   it("prints floats as Go's FormatFloat(v, 'f', -1, 64)", () => {
-    assert.deepEqual(
-      [1e21, 1.5e-7, -2.5e22, 0.1 + 0.2, 123, -0, NaN, Infinity, -Infinity].map(formatFloat),
-      ["1000000000000000000000", "0.00000015", "-25000000000000000000000", "0.30000000000000004", "123", "0", "NaN", "+Inf", "-Inf"],
-    );
+    assert.deepEqual([1e21, 1.5e-7, -2.5e22, 0.1 + 0.2, 123, -0, NaN, Infinity, -Infinity].map(formatFloat), [
+      "1000000000000000000000",
+      "0.00000015",
+      "-25000000000000000000000",
+      "0.30000000000000004",
+      "123",
+      "0",
+      "NaN",
+      "+Inf",
+      "-Inf",
+    ]);
   });
 
   it("reads times and durations as Prometheus does", () => {

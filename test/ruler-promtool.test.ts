@@ -16,7 +16,9 @@ const files = readdirSync(RULES_DIR)
 
 function isPromqlOnly(file: string): boolean {
   const groups = parseRuleFile(file, readFileSync(file, "utf8"), 60_000);
-  return groups.every((group) => group.rules.every((rule) => rule.type !== "anomaly" && rule.expr.language === "promql"));
+  return groups.every((group) =>
+    group.rules.every((rule) => rule.type !== "anomaly" && rule.expr.language === "promql"),
+  );
 }
 
 describe("shipped rule files", () => {

@@ -46,7 +46,12 @@ function openStore(path = ":memory:"): Promise<Store> {
 
 /** A gauge with one point every 15 s from T0 + fromS seconds. */
 function gauge(name: string, labels: [string, string][], fromS: number, values: number[]): Series {
-  return { name, labels: labelsOf(labels), kind: SampleKind.Gauge, points: values.map((value, i) => ({ timeUnixMs: T0 + fromS * S + i * 15 * S, value })) };
+  return {
+    name,
+    labels: labelsOf(labels),
+    kind: SampleKind.Gauge,
+    points: values.map((value, i) => ({ timeUnixMs: T0 + fromS * S + i * 15 * S, value })),
+  };
 }
 
 let batches = 0;
@@ -157,7 +162,11 @@ describe("rule files", () => {
         "    rules: []",
       ].join("\n"),
     );
-    const at = (line: number, text: string) => assert.ok(problems.some((p) => p.startsWith(`r.yaml:${line}:`) && p.includes(text)), `${line} ${text}: ${problems.join("\n")}`);
+    const at = (line: number, text: string) =>
+      assert.ok(
+        problems.some((p) => p.startsWith(`r.yaml:${line}:`) && p.includes(text)),
+        `${line} ${text}: ${problems.join("\n")}`,
+      );
     at(3, "not a valid duration string");
     at(5, "invalid record name: bad name");
     at(8, "could not parse expression");
@@ -179,17 +188,28 @@ describe("rule files", () => {
     assert.equal(compileExpr("sum(rate(http_requests_total[5m])) by (job) > 1").language, "promql");
     assert.equal(compileExpr('count_over_time({app="api"}[5m])').language, "logql");
     assert.equal(compileExpr('count_over_time({app="api"}[5m])', "promql").language, "promql");
-    const problems = problemsOf("groups:\n  - name: g\n    language: logql\n    rules:\n      - alert: A\n        expr: up > 1\n");
+    const problems = problemsOf(
+      "groups:\n  - name: g\n    language: logql\n    rules:\n      - alert: A\n        expr: up > 1\n",
+    );
     assert.match(problems[0]!, /^r\.yaml:6:15: A: could not parse expression/);
   });
 });
 
 describe("templates", () => {
   const expand = (source: string, value: number, labels: Record<string, string> = { instance: "a:9100", job: "api" }) =>
-    new AlertTemplate("t", source).expand({ labels: labelsOf(Object.entries(labels)), value, externalLabels: labelsOf([["cluster", "eu"]]), externalURL: "http://x", timeMs: T0 });
+    new AlertTemplate("t", source).expand({
+      labels: labelsOf(Object.entries(labels)),
+      value,
+      externalLabels: labelsOf([["cluster", "eu"]]),
+      externalURL: "http://x",
+      timeMs: T0,
+    });
 
   it("expands $labels and $value as Prometheus does", () => {
-    assert.equal(expand("{{ $labels.instance }} of {{ $labels.job }} is at {{ $value }}", 0.5), "a:9100 of api is at 0.5");
+    assert.equal(
+      expand("{{ $labels.instance }} of {{ $labels.job }} is at {{ $value }}", 0.5),
+      "a:9100 of api is at 0.5",
+    );
     assert.equal(expand("{{ $value }}", 1e21), "1e+21");
     assert.equal(expand('{{ $value | printf "%.2f" }}', 2 / 3), "0.67");
     assert.equal(expand("{{ $externalLabels.cluster }} {{ $externalURL }}", 1), "eu http://x");
@@ -205,7 +225,10 @@ describe("templates", () => {
     assert.equal(expand("{{ humanizeDuration $value }}", 90061), "1d 1h 1m 1s");
     assert.equal(expand("{{ humanizeDuration $value }}", 0.25), "250ms");
     assert.equal(expand("{{ humanizeTimestamp $value }}", 1_435_065_584.128), "2015-06-23 13:19:44.128 +0000 UTC");
-    assert.equal(expand('{{ reReplaceAll "(.*):.*" "$1" $labels.instance }} {{ $labels.instance | stripPort | toUpper }}', 1), "a A");
+    assert.equal(
+      expand('{{ reReplaceAll "(.*):.*" "$1" $labels.instance }} {{ $labels.instance | stripPort | toUpper }}', 1),
+      "a A",
+    );
   });
 
   it("expands a failing template to Prometheus' error text", () => {
@@ -214,7 +237,14 @@ describe("templates", () => {
 });
 
 describe("alert state machine", () => {
-  const el = (value = 1) => ({ labels: labelsOf([["alertname", "A"], ["i", "1"]]), annotations: labelsOf([]), value });
+  const el = (value = 1) => ({
+    labels: labelsOf([
+      ["alertname", "A"],
+      ["i", "1"],
+    ]),
+    annotations: labelsOf([]),
+    value,
+  });
 
   it("goes pending -> firing exactly after `for` and resolves when the condition ends", () => {
     const states = new AlertStates(60 * S, 0);
@@ -225,7 +255,10 @@ describe("alert state machine", () => {
     states.update([el()], T0 + 60 * S);
     assert.deepEqual([states.list()[0]!.state, states.list()[0]!.firedAtMs], ["firing", T0 + 60 * S]);
     const { resolved } = states.update([], T0 + 75 * S);
-    assert.deepEqual(resolved.map((a) => [a.state, a.activeAtMs, a.resolvedAtMs]), [["firing", T0, T0 + 75 * S]]);
+    assert.deepEqual(
+      resolved.map((a) => [a.state, a.activeAtMs, a.resolvedAtMs]),
+      [["firing", T0, T0 + 75 * S]],
+    );
     assert.equal(states.size, 0);
   });
 
@@ -254,7 +287,10 @@ describe("alert state machine", () => {
     states.update([el()], T0 + 60 * S);
     states.update([], T0 + 75 * S);
     states.update([el(2)], T0 + 90 * S);
-    assert.deepEqual([states.list()[0]!.activeAtMs, states.list()[0]!.keepFiringSinceMs, states.list()[0]!.value], [T0 + 60 * S, undefined, 2]);
+    assert.deepEqual(
+      [states.list()[0]!.activeAtMs, states.list()[0]!.keepFiringSinceMs, states.list()[0]!.value],
+      [T0 + 60 * S, undefined, 2],
+    );
   });
 });
 
@@ -264,8 +300,24 @@ describe("ruler on the embedded store", () => {
     store = await openStore();
     // up of two instances: a goes down at +30 s, b stays up; a 45-minute request rate with a spike at the end.
     await write(store, "t1", [
-      gauge("up", [["job", "api"], ["instance", "a:9100"]], 0, [1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1]),
-      gauge("up", [["job", "api"], ["instance", "b:9100"]], 0, Array(14).fill(1)),
+      gauge(
+        "up",
+        [
+          ["job", "api"],
+          ["instance", "a:9100"],
+        ],
+        0,
+        [1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1],
+      ),
+      gauge(
+        "up",
+        [
+          ["job", "api"],
+          ["instance", "b:9100"],
+        ],
+        0,
+        Array(14).fill(1),
+      ),
     ]);
   });
   after(() => store.close());
@@ -298,7 +350,21 @@ describe("ruler on the embedded store", () => {
       states.push(`${s}:${alerts.map((a) => a.state).join(",") || "-"}`);
     }
     // Down from +30 s: pending at 30 and 45, firing at 60 (30 s later), up again at +150 s: resolved there.
-    assert.deepEqual(states, ["0:-", "15:-", "30:pending", "45:pending", "60:firing", "75:firing", "90:firing", "105:firing", "120:firing", "135:firing", "150:-", "165:-", "180:-"]);
+    assert.deepEqual(states, [
+      "0:-",
+      "15:-",
+      "30:pending",
+      "45:pending",
+      "60:firing",
+      "75:firing",
+      "90:firing",
+      "105:firing",
+      "120:firing",
+      "135:firing",
+      "150:-",
+      "165:-",
+      "180:-",
+    ]);
     const firing = sink.batches.flat().filter((n) => n.state === "firing");
     assert.equal(firing.length, 6);
     const notice = firing[0]!;
@@ -308,26 +374,53 @@ describe("ruler on the embedded store", () => {
     assert.equal(notice.generatorURL, "http://bifrost:3100/graph?g0.expr=up%20%3D%3D%200&g0.tab=1");
     assert.equal(notice.fingerprint, alertFingerprint(notice.labels));
     const resolved = sink.batches.flat().filter((n) => n.state === "resolved");
-    assert.deepEqual(resolved.map((n) => [n.startsAt, n.endsAt, n.fingerprint]), [[notice.startsAt, new Date(T0 + 150 * S).toISOString(), notice.fingerprint]]);
+    assert.deepEqual(
+      resolved.map((n) => [n.startsAt, n.endsAt, n.fingerprint]),
+      [[notice.startsAt, new Date(T0 + 150 * S).toISOString(), notice.fingerprint]],
+    );
     // The state is written as Prometheus' ALERTS and ALERTS_FOR_STATE series.
     assert.deepEqual(await valueAt(store, "t1", 'ALERTS{alertname="InstanceDown"}', T0 + 45 * S), [
-      { labels: { __name__: "ALERTS", alertname: "InstanceDown", alertstate: "pending", instance: "a:9100", job: "api", severity: "page" }, value: 1 },
+      {
+        labels: {
+          __name__: "ALERTS",
+          alertname: "InstanceDown",
+          alertstate: "pending",
+          instance: "a:9100",
+          job: "api",
+          severity: "page",
+        },
+        value: 1,
+      },
     ]);
-    assert.deepEqual((await valueAt(store, "t1", "ALERTS_FOR_STATE", T0 + 90 * S)).map((s) => s.value), [(T0 + 30 * S) / 1000]);
+    assert.deepEqual(
+      (await valueAt(store, "t1", "ALERTS_FOR_STATE", T0 + 90 * S)).map((s) => s.value),
+      [(T0 + 30 * S) / 1000],
+    );
   });
 
   it("writes recording rules back as samples that PromQL reads", async () => {
     const clock = new Clock(T0 + 60 * S);
     const path = ruleFile(
-      ["groups:", "  - name: rec", "    rules:", "      - record: job:up:sum", "        expr: sum by (job) (up)", "        labels: {source: ruler}"].join("\n"),
+      [
+        "groups:",
+        "  - name: rec",
+        "    rules:",
+        "      - record: job:up:sum",
+        "        expr: sum by (job) (up)",
+        "        labels: {source: ruler}",
+      ].join("\n"),
     );
     const ruler = makeRuler(store, clock, { ruleFiles: [path] });
     ruler.reload();
     await ruler.evaluateDue();
     clock.ms += 15 * S;
     await ruler.evaluateDue();
-    assert.deepEqual(await valueAt(store, "t1", "job:up:sum", T0 + 60 * S), [{ labels: { __name__: "job:up:sum", job: "api", source: "ruler" }, value: 1 }]);
-    assert.deepEqual(await valueAt(store, "t1", "job:up:sum * 2", T0 + 75 * S), [{ labels: { job: "api", source: "ruler" }, value: 2 }]);
+    assert.deepEqual(await valueAt(store, "t1", "job:up:sum", T0 + 60 * S), [
+      { labels: { __name__: "job:up:sum", job: "api", source: "ruler" }, value: 1 },
+    ]);
+    assert.deepEqual(await valueAt(store, "t1", "job:up:sum * 2", T0 + 75 * S), [
+      { labels: { job: "api", source: "ruler" }, value: 2 },
+    ]);
     // Another tenant's store holds nothing of it.
     assert.deepEqual(await valueAt(store, "t2", "job:up:sum", T0 + 75 * S), []);
   });
@@ -340,7 +433,7 @@ describe("ruler on the embedded store", () => {
         "  - name: chain",
         "    rules:",
         "      - record: chain:up:count",
-        "        expr: count by (job) (up{job=~\"a.*\"})",
+        '        expr: count by (job) (up{job=~"a.*"})',
         "      - alert: FewUp",
         "        expr: chain:up:count < 3",
       ].join("\n"),
@@ -349,26 +442,58 @@ describe("ruler on the embedded store", () => {
     ruler.reload();
     await ruler.evaluateDue();
     const alerts = ruler.groups("t1")[0]!.states.values().next().value!.list();
-    assert.deepEqual(alerts.map((a) => [a.labels["job"], a.value, a.state]), [["api", 2, "firing"]]);
+    assert.deepEqual(
+      alerts.map((a) => [a.labels["job"], a.value, a.state]),
+      [["api", 2, "firing"]],
+    );
   });
 
   it("answers selectors from one read per metric exactly as the store does", async () => {
     const view = new TickStore(store);
     const selects: LabelMatcher[][] = [
       [{ name: "__name__", op: "=", value: "up" }],
-      [{ name: "__name__", op: "=", value: "up" }, { name: "instance", op: "=~", value: "a.*" }],
-      [{ name: "__name__", op: "=", value: "up" }, { name: "instance", op: "=~", value: "a" }],
-      [{ name: "__name__", op: "=", value: "up" }, { name: "instance", op: "!~", value: "b:9100|c" }],
-      [{ name: "__name__", op: "=", value: "up" }, { name: "zone", op: "!=", value: "x" }],
-      [{ name: "__name__", op: "=", value: "up" }, { name: "zone", op: "=", value: "" }],
-      [{ name: "__name__", op: "=", value: "up" }, { name: "job", op: "=", value: "none" }],
+      [
+        { name: "__name__", op: "=", value: "up" },
+        { name: "instance", op: "=~", value: "a.*" },
+      ],
+      [
+        { name: "__name__", op: "=", value: "up" },
+        { name: "instance", op: "=~", value: "a" },
+      ],
+      [
+        { name: "__name__", op: "=", value: "up" },
+        { name: "instance", op: "!~", value: "b:9100|c" },
+      ],
+      [
+        { name: "__name__", op: "=", value: "up" },
+        { name: "zone", op: "!=", value: "x" },
+      ],
+      [
+        { name: "__name__", op: "=", value: "up" },
+        { name: "zone", op: "=", value: "" },
+      ],
+      [
+        { name: "__name__", op: "=", value: "up" },
+        { name: "job", op: "=", value: "none" },
+      ],
     ];
-    const windows = [[T0 + 30 * S, T0 + 90 * S], [T0 - 60 * S, T0 + 16 * S], [T0 + 100 * S, T0 + 200 * S]] as const;
+    const windows = [
+      [T0 + 30 * S, T0 + 90 * S],
+      [T0 - 60 * S, T0 + 16 * S],
+      [T0 + 100 * S, T0 + 200 * S],
+    ] as const;
     for (const matchers of selects) {
       for (const [startMs, endMs] of windows) {
         const select = { tenant: "t1", matchers, startMs, endMs };
-        const sorted = (rows: Awaited<ReturnType<Store["selectSamples"]>>) => rows.map((r) => ({ labels: { ...r.labels }, points: r.points })).sort((a, b) => (JSON.stringify(a.labels) < JSON.stringify(b.labels) ? -1 : 1));
-        assert.deepEqual(sorted(await view.selectSamples(select)), sorted(await store.selectSamples(select)), JSON.stringify(select));
+        const sorted = (rows: Awaited<ReturnType<Store["selectSamples"]>>) =>
+          rows
+            .map((r) => ({ labels: { ...r.labels }, points: r.points }))
+            .sort((a, b) => (JSON.stringify(a.labels) < JSON.stringify(b.labels) ? -1 : 1));
+        assert.deepEqual(
+          sorted(await view.selectSamples(select)),
+          sorted(await store.selectSamples(select)),
+          JSON.stringify(select),
+        );
       }
     }
   });
@@ -376,7 +501,8 @@ describe("ruler on the embedded store", () => {
   it("reloads a watched directory: per-tenant files, changed files, invalid files keep their rules", async () => {
     const rulesDir = join(dir, "watched");
     const clock = new Clock(T0);
-    const rec = (name: string) => ["groups:", "  - name: g", "    rules:", `      - record: ${name}`, "        expr: up"].join("\n");
+    const rec = (name: string) =>
+      ["groups:", "  - name: g", "    rules:", `      - record: ${name}`, "        expr: up"].join("\n");
     ruleFile(rec("shared:up"), "shared.yaml", rulesDir);
     ruleFile(rec("one:up"), "one.yml", join(rulesDir, "t9"));
     ruleFile("not: rules", "notes.txt", join(rulesDir, "t9"));
@@ -390,7 +516,11 @@ describe("ruler on the embedded store", () => {
     ruleFile(rec("two:up"), "one.yml", join(rulesDir, "t9"));
     ruler.reload();
     assert.deepEqual(names("t9"), ["two:up"]);
-    ruleFile("groups:\n  - name: g\n    rules:\n      - record: x\n        expr: 'sum('\n", "one.yml", join(rulesDir, "t9"));
+    ruleFile(
+      "groups:\n  - name: g\n    rules:\n      - record: x\n        expr: 'sum('\n",
+      "one.yml",
+      join(rulesDir, "t9"),
+    );
     const problems = ruler.reload();
     assert.equal(problems.length, 1);
     assert.match(problems[0]!, /t9\/one\.yml:5:15: x: could not parse expression/);
@@ -422,13 +552,28 @@ describe("ruler on the embedded store", () => {
     const app = new Hono();
     app.use(new Authenticator(configSchema().parse({}).auth, "t1").middleware());
     rulerRoutes(app, ruler);
-    const rules = (await (await app.request("/prometheus/api/v1/rules")).json()) as { status: string; data: { groups: Record<string, unknown>[] } };
+    const rules = (await (await app.request("/prometheus/api/v1/rules")).json()) as {
+      status: string;
+      data: { groups: Record<string, unknown>[] };
+    };
     assert.equal(rules.status, "success");
     const group = rules.data.groups[0]!;
-    const { evaluationTime, rules: ruleList, ...groupRest } = group as { evaluationTime: number; rules: Record<string, unknown>[] };
+    const {
+      evaluationTime,
+      rules: ruleList,
+      ...groupRest
+    } = group as { evaluationTime: number; rules: Record<string, unknown>[] };
     assert.equal(typeof evaluationTime, "number");
-    assert.deepEqual(groupRest, { name: "api", file: path, interval: 15, limit: 0, lastEvaluation: new Date(T0 + 60 * S).toISOString() });
-    const [alerting, recording] = ruleList.map(({ evaluationTime: time, ...rest }) => (assert.equal(typeof time, "number"), rest));
+    assert.deepEqual(groupRest, {
+      name: "api",
+      file: path,
+      interval: 15,
+      limit: 0,
+      lastEvaluation: new Date(T0 + 60 * S).toISOString(),
+    });
+    const [alerting, recording] = ruleList.map(
+      ({ evaluationTime: time, ...rest }) => (assert.equal(typeof time, "number"), rest),
+    );
     assert.deepEqual(alerting, {
       state: "pending",
       name: "InstanceDown",
@@ -451,26 +596,67 @@ describe("ruler on the embedded store", () => {
       ],
       type: "alerting",
     });
-    assert.deepEqual(recording, { name: "job:up:sum", query: "sum by (job) (up)", labels: {}, health: "ok", lastError: "", lastEvaluation: new Date(T0 + 60 * S).toISOString(), type: "recording" });
-    const only = (await (await app.request("/api/v1/rules?type=record")).json()) as { data: { groups: { rules: { type: string }[] }[] } };
-    assert.deepEqual(only.data.groups[0]!.rules.map((r) => r.type), ["recording"]);
-    const alerts = (await (await app.request("/api/v1/alerts")).json()) as { status: string; data: { alerts: unknown[] } };
+    assert.deepEqual(recording, {
+      name: "job:up:sum",
+      query: "sum by (job) (up)",
+      labels: {},
+      health: "ok",
+      lastError: "",
+      lastEvaluation: new Date(T0 + 60 * S).toISOString(),
+      type: "recording",
+    });
+    const only = (await (await app.request("/api/v1/rules?type=record")).json()) as {
+      data: { groups: { rules: { type: string }[] }[] };
+    };
+    assert.deepEqual(
+      only.data.groups[0]!.rules.map((r) => r.type),
+      ["recording"],
+    );
+    const alerts = (await (await app.request("/api/v1/alerts")).json()) as {
+      status: string;
+      data: { alerts: unknown[] };
+    };
     assert.deepEqual(alerts, { status: "success", data: { alerts: (alerting as { alerts: unknown[] }).alerts } });
-    const other = (await (await app.request("/api/v1/alerts", { headers: { "X-Scope-OrgID": "t2" } })).json()) as { data: { alerts: unknown[] } };
+    const other = (await (await app.request("/api/v1/alerts", { headers: { "X-Scope-OrgID": "t2" } })).json()) as {
+      data: { alerts: unknown[] };
+    };
     assert.deepEqual(other.data.alerts, []);
     assert.equal((await app.request("/api/v1/rules?type=bogus")).status, 400);
-    assert.deepEqual([formatAlertValue(1), formatAlertValue(0.5), formatAlertValue(1234.5), formatAlertValue(1e-7), formatAlertValue(-Infinity)], ["1e+00", "5e-01", "1.2345e+03", "1e-07", "-Inf"]);
+    assert.deepEqual(
+      [
+        formatAlertValue(1),
+        formatAlertValue(0.5),
+        formatAlertValue(1234.5),
+        formatAlertValue(1e-7),
+        formatAlertValue(-Infinity),
+      ],
+      ["1e+00", "5e-01", "1.2345e+03", "1e-07", "-Inf"],
+    );
   });
 
   it("marks a rule that fails with its error and keeps evaluating the others", async () => {
     const clock = new Clock(T0 + 60 * S);
-    const path = ruleFile(["groups:", "  - name: lim", "    limit: 1", "    rules:", "      - alert: AnyUp", "        expr: up >= 0", "      - record: r:ok", "        expr: vector(1)"].join("\n"));
+    const path = ruleFile(
+      [
+        "groups:",
+        "  - name: lim",
+        "    limit: 1",
+        "    rules:",
+        "      - alert: AnyUp",
+        "        expr: up >= 0",
+        "      - record: r:ok",
+        "        expr: vector(1)",
+      ].join("\n"),
+    );
     const ruler = makeRuler(store, clock, { ruleFiles: [path] });
     ruler.reload();
     await ruler.evaluateDue();
     const runner = ruler.groups("t1")[0]!;
     const [alert, record] = runner.group.rules;
-    assert.deepEqual([runner.health.get(alert!)!.health, runner.health.get(alert!)!.lastError], ["err", "exceeded limit of 1 with 2 alerts"]);
+    assert.deepEqual(
+      [runner.health.get(alert!)!.health, runner.health.get(alert!)!.lastError],
+      ["err", "exceeded limit of 1 with 2 alerts"],
+    );
     assert.equal(runner.states.get(alert!)!.size, 0);
     assert.equal(runner.health.get(record!)!.health, "ok");
   });
@@ -480,8 +666,20 @@ describe("alert state across a restart", () => {
   it("restores activeAt in the middle of `for`, and a firing alert without a new startsAt", async () => {
     const path = join(dir, "restart.duckdb");
     let store = await openStore(path);
-    await write(store, "t1", [gauge("load", [["host", "h1"]], 0, Array(41).fill(5)), gauge("load", [["host", "h2"]], 0, [...Array(4).fill(1), ...Array(37).fill(5)])]);
-    const rules = ruleFile(["groups:", "  - name: load", "    rules:", "      - alert: HighLoad", "        expr: load > 3", "        for: 2m"].join("\n"));
+    await write(store, "t1", [
+      gauge("load", [["host", "h1"]], 0, Array(41).fill(5)),
+      gauge("load", [["host", "h2"]], 0, [...Array(4).fill(1), ...Array(37).fill(5)]),
+    ]);
+    const rules = ruleFile(
+      [
+        "groups:",
+        "  - name: load",
+        "    rules:",
+        "      - alert: HighLoad",
+        "        expr: load > 3",
+        "        for: 2m",
+      ].join("\n"),
+    );
     const clock = new Clock(T0);
     const run = async (ruler: Ruler, untilS: number) => {
       for (; clock.ms <= T0 + untilS * S; clock.ms += 15 * S) await ruler.evaluateDue();
@@ -491,7 +689,13 @@ describe("alert state across a restart", () => {
     await run(first, 150);
     // h1 active since T0, firing since +120 s; h2 active since +60 s, pending.
     const before = first.groups("t1")[0]!.states.values().next().value!.list();
-    assert.deepEqual(before.map((a) => [a.labels["host"], a.state, a.activeAtMs - T0]), [["h1", "firing", 0], ["h2", "pending", 60 * S]]);
+    assert.deepEqual(
+      before.map((a) => [a.labels["host"], a.state, a.activeAtMs - T0]),
+      [
+        ["h1", "firing", 0],
+        ["h2", "pending", 60 * S],
+      ],
+    );
     await store.close();
 
     // Down for 45 s; the restarted service reads the state back from the store.
@@ -503,7 +707,13 @@ describe("alert state across a restart", () => {
     second.reload();
     await second.evaluateDue();
     const after = second.groups("t1")[0]!.states.values().next().value!.list();
-    assert.deepEqual(after.map((a) => [a.labels["host"], a.state, a.activeAtMs - T0]), [["h1", "firing", 0], ["h2", "firing", 60 * S]]);
+    assert.deepEqual(
+      after.map((a) => [a.labels["host"], a.state, a.activeAtMs - T0]),
+      [
+        ["h1", "firing", 0],
+        ["h2", "firing", 60 * S],
+      ],
+    );
     const evalS = (clock.ms - T0) / S;
     // h2 fires at the first evaluation 2 min after its activeAt (+180 s or later), not 2 min after the restart.
     assert.ok(evalS >= 180 && evalS < 240, String(evalS));
@@ -515,7 +725,16 @@ describe("alert state across a restart", () => {
   it("does not restore state older than the outage tolerance", async () => {
     const store = await openStore();
     await write(store, "t1", [gauge("load", [["host", "h1"]], 0, Array(300).fill(5))]);
-    const rules = ruleFile(["groups:", "  - name: load", "    rules:", "      - alert: HighLoad", "        expr: load > 3", "        for: 10m"].join("\n"));
+    const rules = ruleFile(
+      [
+        "groups:",
+        "  - name: load",
+        "    rules:",
+        "      - alert: HighLoad",
+        "        expr: load > 3",
+        "        for: 10m",
+      ].join("\n"),
+    );
     const clock = new Clock(T0);
     const first = makeRuler(store, clock, { ruleFiles: [rules], outageToleranceMs: 60 * S });
     first.reload();
@@ -545,7 +764,10 @@ describe("anomaly rules", () => {
       const store = await openStore();
       // 45 minutes of a request rate around 100 (±2), then a spike to 160 for two evaluations.
       const values = Array.from({ length: 180 }, (_, i) => 100 + [0, 2, -2, 1, -1][i % 5]!);
-      await write(store, "t1", [gauge("requests", [["svc", "api"]], -180 * 15, values), gauge("requests", [["svc", "api"]], 0, [100, 160, 160, 101])]);
+      await write(store, "t1", [
+        gauge("requests", [["svc", "api"]], -180 * 15, values),
+        gauge("requests", [["svc", "api"]], 0, [100, 160, 160, 101]),
+      ]);
       const rules = ruleFile(
         [
           "groups:",
@@ -589,8 +811,29 @@ describe("anomaly rules", () => {
   it("reads the history one season back", async () => {
     const store = await openStore();
     // Yesterday around this time the value was 500; now it is 100 (normal for the last hour, anomalous for the season).
-    await write(store, "t1", [gauge("orders", [], -86_400 - 900, Array(121).fill(500).map((v, i) => v + (i % 3))), gauge("orders", [], 0, [100])]);
-    const rules = ruleFile(["groups:", "  - name: s", "    rules:", "      - anomaly: orders_anomaly", "        expr: orders", "        window: 30m", "        seasonality: 1d", "        min_samples: 20"].join("\n"));
+    await write(store, "t1", [
+      gauge(
+        "orders",
+        [],
+        -86_400 - 900,
+        Array(121)
+          .fill(500)
+          .map((v, i) => v + (i % 3)),
+      ),
+      gauge("orders", [], 0, [100]),
+    ]);
+    const rules = ruleFile(
+      [
+        "groups:",
+        "  - name: s",
+        "    rules:",
+        "      - anomaly: orders_anomaly",
+        "        expr: orders",
+        "        window: 30m",
+        "        seasonality: 1d",
+        "        min_samples: 20",
+      ].join("\n"),
+    );
     const clock = new Clock(T0);
     const ruler = makeRuler(store, clock, { ruleFiles: [rules] });
     assert.deepEqual(ruler.reload(), []);
@@ -607,7 +850,11 @@ describe("LogQL rules", () => {
     const store = await openStore();
     // One error line every 5 s for the api from T0 - 60 s; the web app logs only info lines.
     const entries = (line: string, count: number) =>
-      Array.from({ length: count }, (_, i) => ({ timeUnixNano: BigInt(T0 - 60 * S + i * 5 * S) * 1_000_000n, line, metadata: labelsOf([]) }));
+      Array.from({ length: count }, (_, i) => ({
+        timeUnixNano: BigInt(T0 - 60 * S + i * 5 * S) * 1_000_000n,
+        line,
+        metadata: labelsOf([]),
+      }));
     await store.appendLogs([
       {
         id: "test/logs",
@@ -624,10 +871,10 @@ describe("LogQL rules", () => {
         "  - name: logs",
         "    rules:",
         "      - alert: ErrorBurst",
-        "        expr: sum by (app) (count_over_time({app=~\".+\"} |= \"error\" [1m])) > 5",
+        '        expr: sum by (app) (count_over_time({app=~".+"} |= "error" [1m])) > 5',
         "        annotations: {summary: '{{ $labels.app }}: {{ $value }} errors a minute'}",
         "      - record: app:log_lines:rate1m",
-        "        expr: sum by (app) (rate({app=~\".+\"}[1m]))",
+        '        expr: sum by (app) (rate({app=~".+"}[1m]))',
       ].join("\n"),
     );
     const clock = new Clock(T0);
@@ -635,12 +882,24 @@ describe("LogQL rules", () => {
     const sink = new Collect();
     ruler.addSink(sink);
     assert.deepEqual(ruler.reload(), []);
-    assert.deepEqual(ruler.groups("t1")[0]!.group.rules.map((r) => r.expr.language), ["logql", "logql"]);
+    assert.deepEqual(
+      ruler.groups("t1")[0]!.group.rules.map((r) => r.expr.language),
+      ["logql", "logql"],
+    );
     await ruler.evaluateDue();
     // (T0 - 60 s, T0] holds the lines at -55 s, -50 s, ... 0 s: 12 of each app, 0.2 a second.
-    assert.deepEqual(sink.last.map((n) => [n.labels["app"], n.state, n.annotations["summary"]]), [["api", "firing", "api: 12 errors a minute"]]);
+    assert.deepEqual(
+      sink.last.map((n) => [n.labels["app"], n.state, n.annotations["summary"]]),
+      [["api", "firing", "api: 12 errors a minute"]],
+    );
     const rates = await valueAt(store, "t1", "app:log_lines:rate1m", T0);
-    assert.deepEqual(rates.map((s) => [s.labels["app"], s.value]), [["api", 0.2], ["web", 0.2]]);
+    assert.deepEqual(
+      rates.map((s) => [s.labels["app"], s.value]),
+      [
+        ["api", 0.2],
+        ["web", 0.2],
+      ],
+    );
     await store.close();
   });
 });

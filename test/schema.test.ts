@@ -13,23 +13,44 @@ const cluster = schemaStatements({ database: "bifrost", retention: TEST_RETENTIO
 describe("ClickHouse DDL", () => {
   it("single-server layout: plain MergeTree engines, no ON CLUSTER, one statement per table and view", () => {
     assert.equal(single.length, 1 + TABLES.length + VIEWS.length);
-    assert.ok(single.every((s) => !s.includes("ON CLUSTER") && !s.includes("Replicated") && !s.includes("Distributed")));
+    assert.ok(
+      single.every((s) => !s.includes("ON CLUSTER") && !s.includes("Replicated") && !s.includes("Distributed")),
+    );
     assert.ok(single.every((s) => s.includes("IF NOT EXISTS")));
   });
 
   it("cluster layout: replicated local tables, a Distributed table of the plain name in front of each, views on local tables", () => {
     assert.equal(cluster.length, 1 + 2 * TABLES.length + VIEWS.length);
-    assert.ok(cluster.every((s) => s.includes(" ON CLUSTER edge_fleet")), "every statement runs ON CLUSTER");
+    assert.ok(
+      cluster.every((s) => s.includes(" ON CLUSTER edge_fleet")),
+      "every statement runs ON CLUSTER",
+    );
     for (const table of TABLES) {
-      const local = cluster.find((s) => s.startsWith(`CREATE TABLE IF NOT EXISTS bifrost.${table.name}_local ON CLUSTER`));
+      const local = cluster.find((s) =>
+        s.startsWith(`CREATE TABLE IF NOT EXISTS bifrost.${table.name}_local ON CLUSTER`),
+      );
       assert.ok(local, `${table.name}_local`);
-      assert.match(local, new RegExp(`ENGINE = Replicated${table.engine}\\('/clickhouse/tables/\\{shard\\}/bifrost/${table.name}', '\\{replica\\}'\\)`));
-      const distributed = cluster.find((s) => s.startsWith(`CREATE TABLE IF NOT EXISTS bifrost.${table.name} ON CLUSTER`));
+      assert.match(
+        local,
+        new RegExp(
+          `ENGINE = Replicated${table.engine}\\('/clickhouse/tables/\\{shard\\}/bifrost/${table.name}', '\\{replica\\}'\\)`,
+        ),
+      );
+      const distributed = cluster.find((s) =>
+        s.startsWith(`CREATE TABLE IF NOT EXISTS bifrost.${table.name} ON CLUSTER`),
+      );
       assert.ok(distributed, table.name);
-      assert.match(distributed, new RegExp(`AS bifrost\\.${table.name}_local\\nENGINE = Distributed\\(edge_fleet, bifrost, ${table.name}_local, `));
+      assert.match(
+        distributed,
+        new RegExp(
+          `AS bifrost\\.${table.name}_local\\nENGINE = Distributed\\(edge_fleet, bifrost, ${table.name}_local, `,
+        ),
+      );
     }
     for (const view of VIEWS) {
-      const statement = cluster.find((s) => s.includes(`MATERIALIZED VIEW IF NOT EXISTS bifrost.${view.name} ON CLUSTER`));
+      const statement = cluster.find((s) =>
+        s.includes(`MATERIALIZED VIEW IF NOT EXISTS bifrost.${view.name} ON CLUSTER`),
+      );
       assert.ok(statement, view.name);
       assert.match(statement, new RegExp(`TO bifrost\\.${view.to}_local\\n`));
       assert.doesNotMatch(statement.split("FROM")[1]!, /bifrost\.\w+(?<!_local)\s/, "views read local tables");
@@ -40,7 +61,11 @@ describe("ClickHouse DDL", () => {
     const client = createClient({ url: CLICKHOUSE_URL });
     try {
       for (const statement of [...single, ...cluster]) {
-        const result = await client.query({ query: "SELECT formatQuery({q:String}) AS f", query_params: { q: statement }, format: "JSONEachRow" });
+        const result = await client.query({
+          query: "SELECT formatQuery({q:String}) AS f",
+          query_params: { q: statement },
+          format: "JSONEachRow",
+        });
         const [row] = await result.json<{ f: string }>();
         assert.ok(row!.f.length > 0, statement);
       }
@@ -50,7 +75,10 @@ describe("ClickHouse DDL", () => {
   });
 
   it("puts the configured retention into the TTLs", () => {
-    const ddl = schemaStatements({ database: "b", retention: { logs_days: 7, samples_days: 14, rollups_1m_days: 60, rollups_1h_days: 365 } }).join("\n");
+    const ddl = schemaStatements({
+      database: "b",
+      retention: { logs_days: 7, samples_days: 14, rollups_1m_days: 60, rollups_1h_days: 365 },
+    }).join("\n");
     assert.match(ddl, /CREATE TABLE IF NOT EXISTS b\.logs\n[\s\S]*?TTL toDateTime\(timestamp\) \+ INTERVAL 7 DAY/);
     assert.match(ddl, /CREATE TABLE IF NOT EXISTS b\.samples\n[\s\S]*?TTL toDateTime\(timestamp\) \+ INTERVAL 14 DAY/);
     assert.match(ddl, /CREATE TABLE IF NOT EXISTS b\.rollups_1m\n[\s\S]*?TTL bucket \+ INTERVAL 60 DAY/);
@@ -59,7 +87,10 @@ describe("ClickHouse DDL", () => {
 
   it("refuses a database or cluster name that is not a plain identifier", () => {
     assert.throws(() => schemaStatements({ database: "x; DROP", retention: TEST_RETENTION }), /plain identifier/);
-    assert.throws(() => schemaStatements({ database: "ok", retention: TEST_RETENTION, cluster: "a b" }), /plain identifier/);
+    assert.throws(
+      () => schemaStatements({ database: "ok", retention: TEST_RETENTION, cluster: "a b" }),
+      /plain identifier/,
+    );
   });
 
   it("migration 2 takes the per-row labels and the n-gram index off a logs table made by version 1, on one server and ON CLUSTER", async () => {
@@ -71,18 +102,44 @@ describe("ClickHouse DDL", () => {
     ]);
     const database = uniqueName("migrate_v1");
     const client = createClient({ url: CLICKHOUSE_URL });
-    const store = new ClickHouseStore({ url: CLICKHOUSE_URL, username: "default", password: "", database, retention: TEST_RETENTION });
+    const store = new ClickHouseStore({
+      url: CLICKHOUSE_URL,
+      username: "default",
+      password: "",
+      database,
+      retention: TEST_RETENTION,
+    });
     try {
       // The logs table as version 1 was released, recorded as applied.
-      for (const statement of schemaStatements({ database, retention: TEST_RETENTION })) await client.command({ query: statement });
-      await client.command({ query: `ALTER TABLE ${database}.logs ADD COLUMN labels Map(LowCardinality(String), String) AFTER timestamp` });
-      await client.command({ query: `ALTER TABLE ${database}.logs ADD INDEX line_ngrams line TYPE ngrambf_v1(3, 65536, 2, 0) GRANULARITY 2` });
-      await client.insert({ table: `${database}.schema_migrations`, values: [{ version: 1, name: "v1" }], format: "JSONEachRow" });
+      for (const statement of schemaStatements({ database, retention: TEST_RETENTION }))
+        await client.command({ query: statement });
+      await client.command({
+        query: `ALTER TABLE ${database}.logs ADD COLUMN labels Map(LowCardinality(String), String) AFTER timestamp`,
+      });
+      await client.command({
+        query: `ALTER TABLE ${database}.logs ADD INDEX line_ngrams line TYPE ngrambf_v1(3, 65536, 2, 0) GRANULARITY 2`,
+      });
+      await client.insert({
+        table: `${database}.schema_migrations`,
+        values: [{ version: 1, name: "v1" }],
+        format: "JSONEachRow",
+      });
       await store.migrate();
-      const shape = async (query: string) => (await (await client.query({ query, format: "JSONEachRow" })).json<{ name: string }>()).map((r) => r.name);
-      assert.ok(!(await shape(`SELECT name FROM system.columns WHERE database = '${database}' AND table = 'logs'`)).includes("labels"));
-      assert.deepEqual(await shape(`SELECT name FROM system.data_skipping_indices WHERE database = '${database}' AND table = 'logs'`), ["batch_ids"]);
-      assert.deepEqual(await shape(`SELECT toString(version) AS name FROM ${database}.schema_migrations ORDER BY version`), ["1", "2"]);
+      const shape = async (query: string) =>
+        (await (await client.query({ query, format: "JSONEachRow" })).json<{ name: string }>()).map((r) => r.name);
+      assert.ok(
+        !(await shape(`SELECT name FROM system.columns WHERE database = '${database}' AND table = 'logs'`)).includes(
+          "labels",
+        ),
+      );
+      assert.deepEqual(
+        await shape(`SELECT name FROM system.data_skipping_indices WHERE database = '${database}' AND table = 'logs'`),
+        ["batch_ids"],
+      );
+      assert.deepEqual(
+        await shape(`SELECT toString(version) AS name FROM ${database}.schema_migrations ORDER BY version`),
+        ["1", "2"],
+      );
     } finally {
       await store.close();
       await client.command({ query: `DROP DATABASE IF EXISTS ${database}` });

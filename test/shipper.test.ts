@@ -23,12 +23,29 @@ describe("shipper: disk buffer to Kafka through an outage", () => {
   });
 
   it("delivers every acknowledged batch, in order and unchanged, when Kafka is killed and restarted under steady input", async () => {
-    const client = new Kafka({ clientId: "shipper-test", brokers: kafka.brokers, logLevel: logLevel.NOTHING, retry: { retries: 2, initialRetryTime: 100 } });
+    const client = new Kafka({
+      clientId: "shipper-test",
+      brokers: kafka.brokers,
+      logLevel: logLevel.NOTHING,
+      retry: { retries: 2, initialRetryTime: 100 },
+    });
     await createTopics(client, [{ topic: "telemetry", numPartitions: 3 }]);
 
-    const wal = Wal.open({ dir: mkdtempSync(join(tmpdir(), "bifrost-ship-")), maxBytes: 256 << 20, segmentBytes: 1 << 20, fsync: "always", whenFull: "block" });
+    const wal = Wal.open({
+      dir: mkdtempSync(join(tmpdir(), "bifrost-ship-")),
+      maxBytes: 256 << 20,
+      segmentBytes: 1 << 20,
+      fsync: "always",
+      whenFull: "block",
+    });
     let retries = 0;
-    const shipper = new Shipper({ wal, transport: new KafkaTransport(client, "telemetry", "edge-1"), backoff: { baseMs: 100, capMs: 1000 }, log: createLogger("silent"), onRetry: () => retries++ });
+    const shipper = new Shipper({
+      wal,
+      transport: new KafkaTransport(client, "telemetry", "edge-1"),
+      backoff: { baseMs: 100, capMs: 1000 },
+      log: createLogger("silent"),
+      onRetry: () => retries++,
+    });
     shipper.start();
     const sent: Buffer[] = [];
     const acknowledge = (sequence: number) => {
@@ -70,7 +87,11 @@ describe("shipper: disk buffer to Kafka through an outage", () => {
     }
     // At-least-once: a batch whose acknowledgement the killed broker never sent is sent again.
     const firstSeen = [...new Map(received.map((r) => [decodeBatch(r).sequence, r] as const)).values()];
-    assert.deepEqual(firstSeen.map((r) => decodeBatch(r).sequence), sent.map((_, i) => i + 1), "order per node kept");
+    assert.deepEqual(
+      firstSeen.map((r) => decodeBatch(r).sequence),
+      sent.map((_, i) => i + 1),
+      "order per node kept",
+    );
     const hash = (frames: Buffer[]) => createHash("sha256").update(Buffer.concat(frames)).digest("hex");
     assert.equal(hash(firstSeen), hash(sent), "content unchanged");
   });

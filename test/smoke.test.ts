@@ -32,7 +32,9 @@ function rowsOf(batch: Batch): Row[] {
 }
 
 function digest(rows: Row[]): string {
-  const keys = rows.map((r) => `${r.node_id}\u0001${r.sequence}\u0001${r.ts_ns}\u0001${r.service}\u0001${r.line}`).sort();
+  const keys = rows
+    .map((r) => `${r.node_id}\u0001${r.sequence}\u0001${r.ts_ns}\u0001${r.service}\u0001${r.line}`)
+    .sort();
   return createHash("sha256").update(keys.join("\u0000")).digest("hex");
 }
 
@@ -64,16 +66,26 @@ describe("smoke: Kafka and ClickHouse on this machine", () => {
   it("carries encoded batches through a consumer group into ClickHouse, row for row", async () => {
     const nodes = ["edge-a", "edge-b", "edge-c"];
     const sent: Batch[] = nodes.flatMap((nodeId) =>
-      Array.from({ length: 8 }, (_, i) => makeBatch({ nodeId, sequence: i + 1, streams: 3, entriesPerStream: 40, series: 1 })),
+      Array.from({ length: 8 }, (_, i) =>
+        makeBatch({ nodeId, sequence: i + 1, streams: 3, entriesPerStream: 40, series: 1 }),
+      ),
     );
 
-    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+    const producer = kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      createPartitioner: Partitioners.DefaultPartitioner,
+    });
     await producer.connect();
     await producer.send({
       topic,
       acks: -1,
       compression: CompressionTypes.None,
-      messages: sent.map((batch) => ({ key: batch.nodeId, value: encodeBatch(batch), headers: { "bifrost-batch-id": batchId(batch) } })),
+      messages: sent.map((batch) => ({
+        key: batch.nodeId,
+        value: encodeBatch(batch),
+        headers: { "bifrost-batch-id": batchId(batch) },
+      })),
     });
     await producer.disconnect();
 
@@ -84,7 +96,10 @@ describe("smoke: Kafka and ClickHouse on this machine", () => {
     const lastSequence = new Map<string, number>();
     let orderViolations = 0;
     const done = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`received ${received.length} of ${sent.length} batches in 60 s`)), 60_000);
+      const timer = setTimeout(
+        () => reject(new Error(`received ${received.length} of ${sent.length} batches in 60 s`)),
+        60_000,
+      );
       void consumer.run({
         eachBatchAutoResolve: true,
         eachBatch: async ({ batch: kafkaBatch }) => {
@@ -118,14 +133,14 @@ describe("smoke: Kafka and ClickHouse on this machine", () => {
 
     assert.equal(received.length, sent.length);
     assert.equal(orderViolations, 0, "batches of one node arrived out of order");
-    assert.deepEqual(
-      received.map(batchId).sort(),
-      sent.map(batchId).sort(),
-    );
+    assert.deepEqual(received.map(batchId).sort(), sent.map(batchId).sort());
 
     const expected = sent.flatMap(rowsOf);
     const stored = await (
-      await clickhouse.query({ query: `SELECT node_id, sequence, toString(ts_ns) AS ts_ns, service, line FROM ${database}.logs`, format: "JSONEachRow" })
+      await clickhouse.query({
+        query: `SELECT node_id, sequence, toString(ts_ns) AS ts_ns, service, line FROM ${database}.logs`,
+        format: "JSONEachRow",
+      })
     ).json<Row>();
     assert.equal(stored.length, expected.length);
     assert.equal(digest(stored.map((r) => ({ ...r, sequence: Number(r.sequence) }))), digest(expected));
@@ -137,7 +152,9 @@ describe("smoke: Kafka and ClickHouse on this machine", () => {
       format: "JSONEachRow",
       clickhouse_settings: { insert_deduplication_token: batchId(sent[0]!) },
     });
-    const count = await (await clickhouse.query({ query: `SELECT count() AS c FROM ${database}.logs`, format: "JSONEachRow" })).json<{ c: number }>();
+    const count = await (
+      await clickhouse.query({ query: `SELECT count() AS c FROM ${database}.logs`, format: "JSONEachRow" })
+    ).json<{ c: number }>();
     assert.equal(Number(count[0]!.c), expected.length);
   });
 });

@@ -5,7 +5,13 @@ import { CLICKHOUSE_URL, uniqueName } from "./helpers/services.js";
 import { storeContract, TEST_RETENTION } from "./helpers/store-contract.js";
 
 async function open(): Promise<ClickHouseStore> {
-  const store = new ClickHouseStore({ url: CLICKHOUSE_URL, username: "default", password: "", database: uniqueName("store"), retention: TEST_RETENTION });
+  const store = new ClickHouseStore({
+    url: CLICKHOUSE_URL,
+    username: "default",
+    password: "",
+    database: uniqueName("store"),
+    retention: TEST_RETENTION,
+  });
   await store.migrate();
   return store;
 }

@@ -24,7 +24,10 @@ function otlpSink(): Promise<{ endpoint: string; requests: Buffer[]; stop(): voi
     requests.push(call.request);
     callback(null, Buffer.alloc(0));
   };
-  server.addService({ Export: method("/opentelemetry.proto.collector.metrics.v1.MetricsService/Export") }, { Export: record });
+  server.addService(
+    { Export: method("/opentelemetry.proto.collector.metrics.v1.MetricsService/Export") },
+    { Export: record },
+  );
   return new Promise((resolve, reject) => {
     server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, port) => {
       if (err) return reject(err);
@@ -35,7 +38,11 @@ function otlpSink(): Promise<{ endpoint: string; requests: Buffer[]; stop(): voi
 
 describe("self-telemetry", () => {
   it("is off, and loads nothing, without an endpoint", async () => {
-    const telemetry = await startTelemetry({ otlp_endpoint: "", service_name: "bifrost", export_interval_ms: 1000 }, "query", createLogger("silent"));
+    const telemetry = await startTelemetry(
+      { otlp_endpoint: "", service_name: "bifrost", export_interval_ms: 1000 },
+      "query",
+      createLogger("silent"),
+    );
     await telemetry.shutdown();
   });
 

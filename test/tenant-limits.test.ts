@@ -36,14 +36,34 @@ const config = configSchema().parse({
       max_entries_limit_per_query: 10,
       query_timeout_ms: 1000,
     },
-    large: { rate_entries_per_s: 1000, burst_entries: 2000, max_labels: 5, max_line_bytes: 10_000, max_query_series: 100, max_query_length_hours: 48, max_entries_limit_per_query: 1000 },
+    large: {
+      rate_entries_per_s: 1000,
+      burst_entries: 2000,
+      max_labels: 5,
+      max_line_bytes: 10_000,
+      max_query_series: 100,
+      max_query_length_hours: 48,
+      max_entries_limit_per_query: 1000,
+    },
   },
 });
 const limits = new TenantLimits(config);
 
 function collectorApp(): Hono {
-  const wal = Wal.open({ dir: mkdtempSync(join(tmpdir(), "bifrost-limits-")), maxBytes: 64 << 20, segmentBytes: 1 << 20, fsync: "never", whenFull: "block" });
-  const batcher = new Batcher({ node: { id: "edge-1", site: "", region: "" }, wal, maxEntries: 1000, maxBytes: 1 << 20, maxAgeMs: 10 });
+  const wal = Wal.open({
+    dir: mkdtempSync(join(tmpdir(), "bifrost-limits-")),
+    maxBytes: 64 << 20,
+    segmentBytes: 1 << 20,
+    fsync: "never",
+    whenFull: "block",
+  });
+  const batcher = new Batcher({
+    node: { id: "edge-1", site: "", region: "" },
+    wal,
+    maxEntries: 1000,
+    maxBytes: 1 << 20,
+    maxAgeMs: 10,
+  });
   const app = new Hono();
   app.use(new Authenticator(config.auth, "fake").middleware());
   const rate = new TenantRateLimiter(limits);
@@ -65,19 +85,37 @@ async function push(app: Hono, tenant: string, labels: Record<string, string>, l
 }
 
 async function otlpLogs(app: Hono, tenant: string, lines: string[]) {
-  const body = { resourceLogs: [{ resource: { attributes: [] }, scopeLogs: [{ logRecords: lines.map((line) => ({ timeUnixNano: String(T0_MS * 1e6), body: { stringValue: line } })) }] }] };
-  const response = await app.request("/v1/logs", { method: "POST", body: JSON.stringify(body), headers: { "Content-Type": "application/json", "X-Scope-OrgID": tenant } });
+  const body = {
+    resourceLogs: [
+      {
+        resource: { attributes: [] },
+        scopeLogs: [
+          { logRecords: lines.map((line) => ({ timeUnixNano: String(T0_MS * 1e6), body: { stringValue: line } })) },
+        ],
+      },
+    ],
+  };
+  const response = await app.request("/v1/logs", {
+    method: "POST",
+    body: JSON.stringify(body),
+    headers: { "Content-Type": "application/json", "X-Scope-OrgID": tenant },
+  });
   return { status: response.status, body: (await response.json()) as { message?: string } };
 }
 
 describe("per-tenant limits in the configuration", () => {
   it("reads overrides from the file's schema and from the environment, and refuses unknown keys", () => {
-    const fromEnv = loadConfig({ env: { BIFROST_OVERRIDES__SHOP__MAX_LABELS: "7", BIFROST_OVERRIDES__SHOP__QUERY_TIMEOUT_MS: "2500" } });
+    const fromEnv = loadConfig({
+      env: { BIFROST_OVERRIDES__SHOP__MAX_LABELS: "7", BIFROST_OVERRIDES__SHOP__QUERY_TIMEOUT_MS: "2500" },
+    });
     const shop = new TenantLimits(fromEnv);
     assert.equal(shop.get("shop", "max_labels"), 7);
     assert.equal(shop.get("shop", "query_timeout_ms"), 2500);
     assert.equal(shop.get("other", "max_labels"), fromEnv.collector.limits.max_labels);
-    assert.throws(() => loadConfig({ env: { BIFROST_OVERRIDES__SHOP__MAX_LABLES: "7" } }), /overrides\.shop: unknown key max_lables/);
+    assert.throws(
+      () => loadConfig({ env: { BIFROST_OVERRIDES__SHOP__MAX_LABLES: "7" } }),
+      /overrides\.shop: unknown key max_lables/,
+    );
   });
 });
 
@@ -88,8 +126,14 @@ describe("per-tenant ingest limits at the collector", () => {
     const small = await push(app, "small", { app: "a" }, lines);
     assert.equal(small.status, 429);
     assert.ok(Number(small.retryAfter) >= 1);
-    assert.match(small.text, /^tenant small: ingestion rate limit exceeded while attempting to ingest 25 entries \(burst 20\)/);
-    assert.match(small.text, /limit rate_entries_per_s = 10, set by overrides\.small\.rate_entries_per_s; change it there/);
+    assert.match(
+      small.text,
+      /^tenant small: ingestion rate limit exceeded while attempting to ingest 25 entries \(burst 20\)/,
+    );
+    assert.match(
+      small.text,
+      /limit rate_entries_per_s = 10, set by overrides\.small\.rate_entries_per_s; change it there/,
+    );
     assert.equal((await push(app, "large", { app: "a" }, lines)).status, 204);
     assert.equal((await push(app, "defaults", { app: "a" }, lines)).status, 204, "the default rate (0) does not limit");
   });
@@ -99,19 +143,28 @@ describe("per-tenant ingest limits at the collector", () => {
     const labels = { app: "a", env: "prod", zone: "z1" };
     const tooMany = await push(app, "small", labels, ["x"]);
     assert.equal(tooMany.status, 400);
-    assert.match(tooMany.text, /^tenant small: stream 0 has 3 labels, the limit is 2 \(limit max_labels = 2, set by overrides\.small\.max_labels/);
+    assert.match(
+      tooMany.text,
+      /^tenant small: stream 0 has 3 labels, the limit is 2 \(limit max_labels = 2, set by overrides\.small\.max_labels/,
+    );
     assert.equal((await push(app, "large", labels, ["x"])).status, 204);
 
     const long = "x".repeat(500);
     const tooLong = await push(app, "small", { app: "a" }, [long]);
     assert.equal(tooLong.status, 400);
-    assert.match(tooLong.text, /tenant small: stream 0: a line of 500 bytes, the limit is 100 \(limit max_line_bytes = 100/);
+    assert.match(
+      tooLong.text,
+      /tenant small: stream 0: a line of 500 bytes, the limit is 100 \(limit max_line_bytes = 100/,
+    );
     assert.equal((await push(app, "large", { app: "a" }, [long])).status, 204);
 
     const many = Object.fromEntries(Array.from({ length: 31 }, (_, i) => [`l${i}`, "v"]));
     const defaults = await push(app, "defaults", many, ["x"]);
     assert.equal(defaults.status, 400);
-    assert.match(defaults.text, /limit max_labels = 30, the default collector\.limits\.max_labels; set overrides\.defaults\.max_labels to change it for this tenant/);
+    assert.match(
+      defaults.text,
+      /limit max_labels = 30, the default collector\.limits\.max_labels; set overrides\.defaults\.max_labels to change it for this tenant/,
+    );
   });
 
   it("OTLP: rate and line size per tenant, 429 and 400 naming tenant, limit and key", async () => {
@@ -119,13 +172,19 @@ describe("per-tenant ingest limits at the collector", () => {
     const lines = Array.from({ length: 25 }, (_, i) => `line ${i}`);
     const over = await otlpLogs(app, "small", lines);
     assert.equal(over.status, 429);
-    assert.match(over.body.message ?? "", /^tenant small: ingestion rate limit exceeded .*overrides\.small\.rate_entries_per_s/);
+    assert.match(
+      over.body.message ?? "",
+      /^tenant small: ingestion rate limit exceeded .*overrides\.small\.rate_entries_per_s/,
+    );
     assert.equal((await otlpLogs(app, "large", lines)).status, 200);
 
     const fresh = collectorApp();
     const long = await otlpLogs(fresh, "small", ["y".repeat(300)]);
     assert.equal(long.status, 400);
-    assert.match(long.body.message ?? "", /^tenant small: .*a line of 300 bytes, the limit is 100 \(limit max_line_bytes = 100, set by overrides\.small\.max_line_bytes/);
+    assert.match(
+      long.body.message ?? "",
+      /^tenant small: .*a line of 300 bytes, the limit is 100 \(limit max_line_bytes = 100, set by overrides\.small\.max_line_bytes/,
+    );
     assert.equal((await otlpLogs(fresh, "large", ["y".repeat(300)])).status, 200);
   });
 });
@@ -155,7 +214,10 @@ describe("per-tenant query limits", () => {
   const t0 = T0_MS / 1000;
 
   before(async () => {
-    store = new DuckDBStore({ path: ":memory:", retention: { logs_days: 3650, samples_days: 3650, rollups_1m_days: 3650, rollups_1h_days: 3650 } });
+    store = new DuckDBStore({
+      path: ":memory:",
+      retention: { logs_days: 3650, samples_days: 3650, rollups_1m_days: 3650, rollups_1h_days: 3650 },
+    });
     await store.migrate();
     for (const tenant of ["small", "large"]) {
       await store.appendLogs([
@@ -164,7 +226,11 @@ describe("per-tenant query limits", () => {
           tenant,
           streams: ["a", "b"].map((name) => ({
             labels: labelsOf([["app", name]]),
-            entries: Array.from({ length: 30 }, (_, i) => ({ timeUnixNano: BigInt(T0_MS + i * 1000) * 1_000_000n, line: `${name} ${i}`, metadata: labelsOf([]) })),
+            entries: Array.from({ length: 30 }, (_, i) => ({
+              timeUnixNano: BigInt(T0_MS + i * 1000) * 1_000_000n,
+              line: `${name} ${i}`,
+              metadata: labelsOf([]),
+            })),
           })),
         },
       ]);
@@ -181,16 +247,27 @@ describe("per-tenant query limits", () => {
         },
       ]);
     }
-    for (const [target, s] of [[app, store], [slowApp, slowStore(store, 2500)]] as const) {
+    for (const [target, s] of [
+      [app, store],
+      [slowApp, slowStore(store, 2500)],
+    ] as const) {
       target.use(new Authenticator(config.auth, "fake").middleware());
-      lokiRoutes(target, { store: s, limits: config.query.limits, pushLimits: config.collector.limits, tenantLimits: limits, log });
+      lokiRoutes(target, {
+        store: s,
+        limits: config.query.limits,
+        pushLimits: config.collector.limits,
+        tenantLimits: limits,
+        log,
+      });
       prometheusRoutes(target, { store: s, tenantLimits: limits, log });
     }
   });
   after(() => store.close());
 
   async function get(target: Hono, path: string, params: Record<string, string>, tenant: string) {
-    const response = await target.request(`${path}?${new URLSearchParams(params)}`, { headers: { "X-Scope-OrgID": tenant } });
+    const response = await target.request(`${path}?${new URLSearchParams(params)}`, {
+      headers: { "X-Scope-OrgID": tenant },
+    });
     return { status: response.status, text: await response.text() };
   }
 
@@ -199,30 +276,70 @@ describe("per-tenant query limits", () => {
   it("Loki: max_query_length_hours, 400", async () => {
     const small = await get(app, "/loki/api/v1/query_range", { query: '{app="a"}', ...logRange(2) }, "small");
     assert.equal(small.status, 400);
-    assert.match(small.text, /^tenant small: the query time range exceeds the limit \(query length: 2h0m0s, limit: 1h0m0s\) \(limit max_query_length_hours = 1, set by overrides\.small\.max_query_length_hours; change it there\)/);
-    assert.equal((await get(app, "/loki/api/v1/query_range", { query: '{app="a"}', ...logRange(2) }, "large")).status, 200);
-    assert.equal((await get(app, "/loki/api/v1/series", { "match[]": '{app="a"}', ...logRange(2) }, "small")).status, 400, "series too");
+    assert.match(
+      small.text,
+      /^tenant small: the query time range exceeds the limit \(query length: 2h0m0s, limit: 1h0m0s\) \(limit max_query_length_hours = 1, set by overrides\.small\.max_query_length_hours; change it there\)/,
+    );
+    assert.equal(
+      (await get(app, "/loki/api/v1/query_range", { query: '{app="a"}', ...logRange(2) }, "large")).status,
+      200,
+    );
+    assert.equal(
+      (await get(app, "/loki/api/v1/series", { "match[]": '{app="a"}', ...logRange(2) }, "small")).status,
+      400,
+      "series too",
+    );
   });
 
   it("Loki: max_entries_limit_per_query on queries and tail, 400", async () => {
-    const small = await get(app, "/loki/api/v1/query_range", { query: '{app="a"}', limit: "20", ...logRange(0.5) }, "small");
+    const small = await get(
+      app,
+      "/loki/api/v1/query_range",
+      { query: '{app="a"}', limit: "20", ...logRange(0.5) },
+      "small",
+    );
     assert.equal(small.status, 400);
-    assert.match(small.text, /^tenant small: max entries limit per query exceeded, limit > max_entries_limit_per_query \(20 > 10\) \(limit max_entries_limit_per_query = 10, set by overrides\.small/);
-    const large = await get(app, "/loki/api/v1/query_range", { query: '{app="a"}', limit: "20", ...logRange(0.5) }, "large");
+    assert.match(
+      small.text,
+      /^tenant small: max entries limit per query exceeded, limit > max_entries_limit_per_query \(20 > 10\) \(limit max_entries_limit_per_query = 10, set by overrides\.small/,
+    );
+    const large = await get(
+      app,
+      "/loki/api/v1/query_range",
+      { query: '{app="a"}', limit: "20", ...logRange(0.5) },
+      "large",
+    );
     assert.equal(large.status, 200);
-    assert.equal((JSON.parse(large.text) as { data: { result: { values: unknown[] }[] } }).data.result[0]!.values.length, 20);
+    assert.equal(
+      (JSON.parse(large.text) as { data: { result: { values: unknown[] }[] } }).data.result[0]!.values.length,
+      20,
+    );
     const tail = await get(app, "/loki/api/v1/tail", { query: '{app="a"}', limit: "20" }, "small");
     assert.equal(tail.status, 400);
-    assert.match(tail.text, /^tenant small: max entries limit per query exceeded, .*overrides\.small\.max_entries_limit_per_query/);
-    assert.doesNotMatch((await get(app, "/loki/api/v1/tail", { query: '{app="a"}', limit: "20" }, "large")).text, /max entries limit/);
+    assert.match(
+      tail.text,
+      /^tenant small: max entries limit per query exceeded, .*overrides\.small\.max_entries_limit_per_query/,
+    );
+    assert.doesNotMatch(
+      (await get(app, "/loki/api/v1/tail", { query: '{app="a"}', limit: "20" }, "large")).text,
+      /max entries limit/,
+    );
   });
 
   it("Loki: max_query_series, 400", async () => {
     // A limit within the small tenant's max_entries_limit_per_query (Loki checks it on metric queries too).
-    const query = { query: "sum by (app) (count_over_time({app=~\"a|b\"}[1m]))", ...logRange(0.5), step: "60", limit: "5" };
+    const query = {
+      query: 'sum by (app) (count_over_time({app=~"a|b"}[1m]))',
+      ...logRange(0.5),
+      step: "60",
+      limit: "5",
+    };
     const small = await get(app, "/loki/api/v1/query_range", query, "small");
     assert.equal(small.status, 400);
-    assert.match(small.text, /^tenant small: maximum number of series \(1\) reached for a single query.*\(limit max_query_series = 1, set by overrides\.small\.max_query_series/);
+    assert.match(
+      small.text,
+      /^tenant small: maximum number of series \(1\) reached for a single query.*\(limit max_query_series = 1, set by overrides\.small\.max_query_series/,
+    );
     assert.equal((await get(app, "/loki/api/v1/query_range", query, "large")).status, 200);
   });
 
@@ -230,7 +347,10 @@ describe("per-tenant query limits", () => {
     const query = { query: '{app="a"}', ...logRange(0.5), limit: "5" };
     const small = await get(slowApp, "/loki/api/v1/query_range", query, "small");
     assert.equal(small.status, 504);
-    assert.match(small.text, /^tenant small: request timed out.*\(limit query_timeout_ms = 1000, set by overrides\.small\.query_timeout_ms/);
+    assert.match(
+      small.text,
+      /^tenant small: request timed out.*\(limit query_timeout_ms = 1000, set by overrides\.small\.query_timeout_ms/,
+    );
     assert.equal((await get(slowApp, "/loki/api/v1/query_range", query, "large")).status, 200);
   });
 
@@ -240,13 +360,19 @@ describe("per-tenant query limits", () => {
     assert.equal(small.status, 400);
     const body = JSON.parse(small.text) as { errorType: string; error: string };
     assert.equal(body.errorType, "bad_data");
-    assert.match(body.error, /^tenant small: the query time range exceeds the limit \(query length: 2h, limit: 1h\) \(limit max_query_length_hours = 1, set by overrides\.small/);
+    assert.match(
+      body.error,
+      /^tenant small: the query time range exceeds the limit \(query length: 2h, limit: 1h\) \(limit max_query_length_hours = 1, set by overrides\.small/,
+    );
     assert.equal((await get(app, "/api/v1/query_range", long, "large")).status, 200);
 
     const wide = { query: "up", time: String(t0 + 300) };
     const smallWide = await get(app, "/api/v1/query", wide, "small");
     assert.equal(smallWide.status, 400);
-    assert.match((JSON.parse(smallWide.text) as { error: string }).error, /^tenant small: the query returns 2 series, more than the 1 allowed \(limit max_query_series = 1/);
+    assert.match(
+      (JSON.parse(smallWide.text) as { error: string }).error,
+      /^tenant small: the query returns 2 series, more than the 1 allowed \(limit max_query_series = 1/,
+    );
     assert.equal((await get(app, "/api/v1/query", wide, "large")).status, 200);
   });
 
@@ -256,7 +382,10 @@ describe("per-tenant query limits", () => {
     assert.equal(small.status, 503);
     const body = JSON.parse(small.text) as { errorType: string; error: string };
     assert.equal(body.errorType, "timeout");
-    assert.match(body.error, /^tenant small: query timed out in query execution \(limit query_timeout_ms = 1000, set by overrides\.small\.query_timeout_ms/);
+    assert.match(
+      body.error,
+      /^tenant small: query timed out in query execution \(limit query_timeout_ms = 1000, set by overrides\.small\.query_timeout_ms/,
+    );
     assert.equal((await get(slowApp, "/api/v1/query", query, "large")).status, 200);
   });
 });

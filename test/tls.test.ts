@@ -10,13 +10,21 @@ import { testPki, type TestPki } from "./helpers/certs.js";
 
 // TLS and mutual TLS on Bifrost's listeners, with certificates generated for the run.
 
-function get(url: string, ca: string, client?: { cert: string; key: string }): Promise<{ status: number; body: string }> {
+function get(
+  url: string,
+  ca: string,
+  client?: { cert: string; key: string },
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { ca: readFileSync(ca), ...(client ? { cert: readFileSync(client.cert), key: readFileSync(client.key) } : {}) }, (res) => {
-      let body = "";
-      res.on("data", (chunk) => (body += chunk));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-    });
+    const req = request(
+      url,
+      { ca: readFileSync(ca), ...(client ? { cert: readFileSync(client.cert), key: readFileSync(client.key) } : {}) },
+      (res) => {
+        let body = "";
+        res.on("data", (chunk) => (body += chunk));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
     req.on("error", reject);
     req.end();
   });
@@ -52,18 +60,35 @@ describe("TLS listeners", () => {
   });
 
   it("requires a client certificate from the CA with client_auth require, and exposes its identity", async () => {
-    const url = await start({ enabled: true, cert_file: server.cert, key_file: server.key, client_ca_file: pki.caCert });
+    const url = await start({
+      enabled: true,
+      cert_file: server.cert,
+      key_file: server.key,
+      client_ca_file: pki.caCert,
+    });
     const whoami = await get(`${url}/whoami`, pki.caCert, node);
     assert.equal(whoami.status, 200);
-    assert.deepEqual(JSON.parse(whoami.body), { commonName: "store-042-gw1", uris: ["spiffe://fleet.example/node/store-042-gw1"] });
+    assert.deepEqual(JSON.parse(whoami.body), {
+      commonName: "store-042-gw1",
+      uris: ["spiffe://fleet.example/node/store-042-gw1"],
+    });
     await assert.rejects(get(`${url}/whoami`, pki.caCert), /certificate|socket hang up|ECONNRESET/i);
     const stranger = testPki();
     const foreign = stranger.issue("foreign", { commonName: "store-042-gw1" });
-    await assert.rejects(get(`${url}/whoami`, pki.caCert, foreign), /certificate|socket hang up|ECONNRESET|unknown ca/i);
+    await assert.rejects(
+      get(`${url}/whoami`, pki.caCert, foreign),
+      /certificate|socket hang up|ECONNRESET|unknown ca/i,
+    );
   });
 
   it("with client_auth request, serves clients without a certificate but gives them no identity", async () => {
-    const url = await start({ enabled: true, cert_file: server.cert, key_file: server.key, client_ca_file: pki.caCert, client_auth: "request" });
+    const url = await start({
+      enabled: true,
+      cert_file: server.cert,
+      key_file: server.key,
+      client_ca_file: pki.caCert,
+      client_auth: "request",
+    });
     assert.deepEqual(await get(`${url}/whoami`, pki.caCert), { status: 200, body: "null" });
     assert.equal(JSON.parse((await get(`${url}/whoami`, pki.caCert, node)).body).commonName, "store-042-gw1");
   });

@@ -6,11 +6,21 @@ import { describe, it } from "node:test";
 import { Wal, WalFullError, type WalOptions } from "../collector/wal.js";
 
 function options(overrides: Partial<WalOptions> = {}): WalOptions {
-  return { dir: mkdtempSync(join(tmpdir(), "bifrost-wal-")), maxBytes: 1 << 20, segmentBytes: 4096, fsync: "always", whenFull: "block", ...overrides };
+  return {
+    dir: mkdtempSync(join(tmpdir(), "bifrost-wal-")),
+    maxBytes: 1 << 20,
+    segmentBytes: 4096,
+    fsync: "always",
+    whenFull: "block",
+    ...overrides,
+  };
 }
 
 const payload = (i: number, size = 100) => Buffer.from(`batch-${i}-`.padEnd(size, "x"));
-const segments = (dir: string) => readdirSync(dir).filter((f) => f.endsWith(".wal")).sort();
+const segments = (dir: string) =>
+  readdirSync(dir)
+    .filter((f) => f.endsWith(".wal"))
+    .sort();
 
 describe("collector disk buffer (WAL)", () => {
   it("returns appended records in order from the cursor, across segments and restarts", () => {
@@ -18,14 +28,20 @@ describe("collector disk buffer (WAL)", () => {
     const wal = Wal.open(opts);
     for (let i = 1; i <= 100; i++) assert.equal(wal.append(payload(i)), i);
     assert.ok(segments(opts.dir).length > 1, "rolled over to several segments");
-    assert.deepEqual(wal.read(3).map((r) => [r.sequence, r.payload.toString()]), [1, 2, 3].map((i) => [i, payload(i).toString()]));
+    assert.deepEqual(
+      wal.read(3).map((r) => [r.sequence, r.payload.toString()]),
+      [1, 2, 3].map((i) => [i, payload(i).toString()]),
+    );
     wal.advance(40);
     wal.close();
 
     const reopened = Wal.open(opts);
     assert.equal(reopened.pending(), 60);
     const rest = reopened.read(1000);
-    assert.deepEqual(rest.map((r) => r.sequence), Array.from({ length: 60 }, (_, i) => i + 41));
+    assert.deepEqual(
+      rest.map((r) => r.sequence),
+      Array.from({ length: 60 }, (_, i) => i + 41),
+    );
     assert.ok(rest.every((r) => r.payload.equals(payload(r.sequence))));
     assert.equal(reopened.append(payload(101)), 101, "sequences continue after a restart");
     reopened.close();
@@ -55,7 +71,10 @@ describe("collector disk buffer (WAL)", () => {
     const whole = statSync(file).size;
     appendFileSync(file, Buffer.from([200, 0, 0, 0, 1, 2, 3])); // a record header cut short by the crash
     const reopened = Wal.open(opts);
-    assert.deepEqual(reopened.read(100).map((r) => r.sequence), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    assert.deepEqual(
+      reopened.read(100).map((r) => r.sequence),
+      [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+    );
     assert.equal(statSync(file).size, whole, "the torn tail is gone");
     assert.equal(reopened.append(payload(11)), 11);
     reopened.close();
@@ -63,7 +82,10 @@ describe("collector disk buffer (WAL)", () => {
     const newest = join(opts.dir, segments(opts.dir).at(-1)!);
     truncateSync(newest, statSync(newest).size - 5); // record 11's payload cut short
     const again = Wal.open(opts);
-    assert.deepEqual(again.read(100).map((r) => r.sequence), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    assert.deepEqual(
+      again.read(100).map((r) => r.sequence),
+      [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+    );
     again.close();
   });
 
@@ -120,7 +142,10 @@ describe("collector disk buffer (WAL)", () => {
     wal.close();
     const reopened = Wal.open(opts);
     assert.equal(reopened.pending(), kept.length, "the dropped batches are not pending after a restart");
-    assert.deepEqual(reopened.read(1000).map((r) => r.sequence), kept);
+    assert.deepEqual(
+      reopened.read(1000).map((r) => r.sequence),
+      kept,
+    );
     reopened.close();
   });
 

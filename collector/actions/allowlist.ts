@@ -40,7 +40,8 @@ export class CompiledAction {
         if (required) throw new ParamError(`missing required parameter ${name}`);
         continue;
       }
-      if (value.length > MAX_VALUE_LENGTH || CONTROL.test(value) || !pattern.test(value)) throw new ParamError(`parameter ${name} does not match its pattern`);
+      if (value.length > MAX_VALUE_LENGTH || CONTROL.test(value) || !pattern.test(value))
+        throw new ParamError(`parameter ${name} does not match its pattern`);
     }
     return this.spec.command.flatMap((arg) => {
       const placeholder = PLACEHOLDER.exec(arg);

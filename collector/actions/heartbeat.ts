@@ -29,7 +29,11 @@ export function startHeartbeat(options: HeartbeatOptions): () => void {
     const headers: Record<string, string> = {};
     if (options.authToken !== "") headers["Authorization"] = `Bearer ${options.authToken}`;
     try {
-      const response = await postJson(options.url, body, { headers, timeoutMs: Math.min(10_000, options.intervalMs), ...(options.tls ? { tls: options.tls } : {}) });
+      const response = await postJson(options.url, body, {
+        headers,
+        timeoutMs: Math.min(10_000, options.intervalMs),
+        ...(options.tls ? { tls: options.tls } : {}),
+      });
       if (response.status >= 300) throw new Error(`HTTP ${response.status}: ${response.text.slice(0, 200)}`);
       if (failing) options.log.info({ url: options.url }, "heartbeats reach the query service again");
       failing = false;

@@ -6,7 +6,15 @@ import type { Logger } from "../../common/log.js";
 import type { Batcher } from "../batcher.js";
 import { WalFullError } from "../wal.js";
 import { identityKey, Positions } from "./positions.js";
-import { CHUNK_BYTES, checksum, type FileSource, FINGERPRINT_BYTES, type Read, readAt, TailedFile } from "./tailedfile.js";
+import {
+  CHUNK_BYTES,
+  checksum,
+  type FileSource,
+  FINGERPRINT_BYTES,
+  type Read,
+  readAt,
+  TailedFile,
+} from "./tailedfile.js";
 
 export type { FileSource } from "./tailedfile.js";
 
@@ -91,7 +99,11 @@ export class FileTail {
 
   constructor(private readonly options: FileTailOptions) {
     const { positions, problem } = Positions.load(options.positionsFile);
-    if (problem) options.log?.error({ file: options.positionsFile, problem }, "cannot read the file positions: files are read from their start");
+    if (problem)
+      options.log?.error(
+        { file: options.positionsFile, problem },
+        "cannot read the file positions: files are read from their start",
+      );
     this.positions = positions;
   }
 
@@ -129,7 +141,10 @@ export class FileTail {
       // A file written faster than one budget per poll is read on at once, or the poll interval would cap its rate.
       if (backlog && !this.paused) continue;
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, this.paused ? Math.max(this.options.pollMs, PAUSED_RETRY_MS) : this.options.pollMs);
+        const timer = setTimeout(
+          resolve,
+          this.paused ? Math.max(this.options.pollMs, PAUSED_RETRY_MS) : this.options.pollMs,
+        );
         this.wake = () => {
           clearTimeout(timer);
           resolve();
@@ -147,9 +162,18 @@ export class FileTail {
     }
     await this.followPaths(now);
     // Rotated files first: their lines were written before those of the file that replaced them.
-    const ordered = [...this.tails.values()].sort((a, b) => Number(b.movedAt !== undefined) - Number(a.movedAt !== undefined));
+    const ordered = [...this.tails.values()].sort(
+      (a, b) => Number(b.movedAt !== undefined) - Number(a.movedAt !== undefined),
+    );
     const { maxReadBytes } = this.options;
-    const settings = { ...this.options, chunk: this.chunk, maxReadBytes: Math.max(Math.floor(maxReadBytes / Math.max(1, ordered.length)), Math.min(maxReadBytes, MIN_READ_BYTES)) };
+    const settings = {
+      ...this.options,
+      chunk: this.chunk,
+      maxReadBytes: Math.max(
+        Math.floor(maxReadBytes / Math.max(1, ordered.length)),
+        Math.min(maxReadBytes, MIN_READ_BYTES),
+      ),
+    };
     const reads: Read[] = [];
     for (const tail of ordered) {
       try {
@@ -171,7 +195,10 @@ export class FileTail {
       [...byTenant].map(async ([tenant, group]) => {
         const sending = group.filter((read) => read.entries.length > 0);
         try {
-          if (sending.length > 0) await this.options.batcher.add(tenant, { streams: sending.map((read) => ({ labels: read.tail.labels, entries: read.entries })) });
+          if (sending.length > 0)
+            await this.options.batcher.add(tenant, {
+              streams: sending.map((read) => ({ labels: read.tail.labels, entries: read.entries })),
+            });
         } catch (err) {
           if (err instanceof WalFullError) full = true;
           else this.options.log?.error({ err, tenant }, "the batcher refused lines of tailed files");
@@ -213,7 +240,14 @@ export class FileTail {
     for (const source of this.options.sources) {
       let paths: string[];
       try {
-        paths = await glob(source.paths, { ignore: source.exclude, absolute: true, onlyFiles: true, expandDirectories: false, followSymbolicLinks: true, dot: true });
+        paths = await glob(source.paths, {
+          ignore: source.exclude,
+          absolute: true,
+          onlyFiles: true,
+          expandDirectories: false,
+          followSymbolicLinks: true,
+          dot: true,
+        });
       } catch (err) {
         this.options.log?.warn({ err, paths: source.paths }, "cannot expand file globs");
         continue;
@@ -274,7 +308,12 @@ export class FileTail {
     for (const tail of [...this.tails.values()]) {
       if (tail.movedAt === undefined || live.has(tail.path)) continue;
       const stats = await statOf(tail.path);
-      if (stats?.isFile() && !this.tails.has(identityKey(stats.dev, stats.ino)) && (await this.openTail(tail.path, tail.source, now))) live.add(tail.path);
+      if (
+        stats?.isFile() &&
+        !this.tails.has(identityKey(stats.dev, stats.ino)) &&
+        (await this.openTail(tail.path, tail.source, now))
+      )
+        live.add(tail.path);
     }
   }
 
@@ -295,8 +334,24 @@ export class FileTail {
     const size = Number(stats.size);
     const head = await readAt(fh, 0, Math.min(size, FINGERPRINT_BYTES));
     const known = this.positions.get(key);
-    const resume = known && known.fingerprintBytes <= head.length && checksum(head.subarray(0, known.fingerprintBytes)) === known.fingerprint && known.offset <= size;
-    const tail = new TailedFile(fh, key, stats.dev, stats.ino, path, resume ? known.filename : path, source, checksum(head), head.length, resume ? known.offset : 0, now);
+    const resume =
+      known &&
+      known.fingerprintBytes <= head.length &&
+      checksum(head.subarray(0, known.fingerprintBytes)) === known.fingerprint &&
+      known.offset <= size;
+    const tail = new TailedFile(
+      fh,
+      key,
+      stats.dev,
+      stats.ino,
+      path,
+      resume ? known.filename : path,
+      source,
+      checksum(head),
+      head.length,
+      resume ? known.offset : 0,
+      now,
+    );
     this.tails.set(key, tail);
     this.positions.set(tail.position());
     return tail;

@@ -4,7 +4,18 @@ import type { Logger } from "../../common/log.js";
 import { labelsOf, SampleKind, type Series } from "../../proto/batch.js";
 import type { Batcher } from "../batcher.js";
 import { WalFullError } from "../wal.js";
-import { parseDiskstats, parseLoadavg, parseMeminfo, parseMounts, parseNetDev, parsePidStat, parseStat, parseStatusRss, type ProcStat, type Sample } from "./procfs.js";
+import {
+  parseDiskstats,
+  parseLoadavg,
+  parseMeminfo,
+  parseMounts,
+  parseNetDev,
+  parsePidStat,
+  parseStat,
+  parseStatusRss,
+  type ProcStat,
+  type Sample,
+} from "./procfs.js";
 
 // Host metrics read from /proc every interval, named as node_exporter names them, and per-process metrics
 // for configured groups of processes named as process-exporter names them, so that dashboards and rules
@@ -27,7 +38,9 @@ export interface HostMetricsOptions {
   /** Where procfs is mounted (a fixture directory in tests). */
   procRoot?: string;
   /** fs.statfs; replaceable so that fixtures can give exact file system sizes. */
-  statfs?: (path: string) => Promise<{ bsize: number; blocks: number; bfree: number; bavail: number; files: number; ffree: number }>;
+  statfs?: (
+    path: string,
+  ) => Promise<{ bsize: number; blocks: number; bfree: number; bavail: number; files: number; ffree: number }>;
   log?: Logger;
   onScrape?: () => void;
   /** A source that could not be read this time (`stat`, `meminfo`, ..., `processes`), or `buffer_full`. */
@@ -100,10 +113,16 @@ export class HostMetrics {
     await read("loadavg", async () => parseLoadavg(await text("loadavg")));
     await read("diskstats", async () => parseDiskstats(await text("diskstats")));
     await read("netdev", async () => parseNetDev(await text("net/dev")));
-    if (this.options.mountPoints.length > 0) await read("filesystem", async () => this.filesystems(await text("mounts")));
+    if (this.options.mountPoints.length > 0)
+      await read("filesystem", async () => this.filesystems(await text("mounts")));
     if (this.options.processes.length > 0) await read("processes", () => this.processGroups());
     this.options.onScrape?.();
-    return samples.map((s) => ({ name: s.name, labels: s.labels, kind: s.kind, points: [{ timeUnixMs: now, value: s.value }] }));
+    return samples.map((s) => ({
+      name: s.name,
+      labels: s.labels,
+      kind: s.kind,
+      points: [{ timeUnixMs: now, value: s.value }],
+    }));
   }
 
   /** Keeps node_cpu_seconds_total monotonic: idle and iowait may step back a little on some kernels. */
@@ -112,7 +131,8 @@ export class HostMetrics {
       if (sample.name !== "node_cpu_seconds_total") return sample;
       const key = `${sample.labels["cpu"]}/${sample.labels["mode"]}`;
       const last = this.cpu.get(key);
-      const value = last !== undefined && sample.value < last && last - sample.value < CPU_JUMP_BACK_SECONDS ? last : sample.value;
+      const value =
+        last !== undefined && sample.value < last && last - sample.value < CPU_JUMP_BACK_SECONDS ? last : sample.value;
       this.cpu.set(key, value);
       return { ...sample, value };
     });
@@ -126,7 +146,11 @@ export class HostMetrics {
       const mount = mounts.get(mountpoint);
       if (!mount) throw new Error(`${mountpoint} is not a mount point`);
       const fs = await statOf(mountpoint);
-      const labels = labelsOf([["device", mount.device], ["fstype", mount.fstype], ["mountpoint", mountpoint]]);
+      const labels = labelsOf([
+        ["device", mount.device],
+        ["fstype", mount.fstype],
+        ["mountpoint", mountpoint],
+      ]);
       const g = (name: string, value: number): Sample => ({ name, labels, kind: SampleKind.Gauge, value });
       out.push(
         g("node_filesystem_size_bytes", fs.blocks * fs.bsize),
@@ -194,11 +218,36 @@ export class HostMetrics {
       const labels = (...more: [string, string][]) => labelsOf([["groupname", groupname], ...more]);
       out.push(
         { name: "namedprocess_namegroup_num_procs", labels: labels(), kind: SampleKind.Gauge, value: procs.length },
-        { name: "namedprocess_namegroup_num_threads", labels: labels(), kind: SampleKind.Gauge, value: procs.reduce((n, p) => n + p.stat.threads, 0) },
-        { name: "namedprocess_namegroup_cpu_seconds_total", labels: labels(["mode", "user"]), kind: SampleKind.Counter, value: round(state.user) },
-        { name: "namedprocess_namegroup_cpu_seconds_total", labels: labels(["mode", "system"]), kind: SampleKind.Counter, value: round(state.system) },
-        { name: "namedprocess_namegroup_memory_bytes", labels: labels(["memtype", "resident"]), kind: SampleKind.Gauge, value: procs.reduce((n, p) => n + p.rss, 0) },
-        { name: "namedprocess_namegroup_memory_bytes", labels: labels(["memtype", "virtual"]), kind: SampleKind.Gauge, value: procs.reduce((n, p) => n + p.stat.virtualBytes, 0) },
+        {
+          name: "namedprocess_namegroup_num_threads",
+          labels: labels(),
+          kind: SampleKind.Gauge,
+          value: procs.reduce((n, p) => n + p.stat.threads, 0),
+        },
+        {
+          name: "namedprocess_namegroup_cpu_seconds_total",
+          labels: labels(["mode", "user"]),
+          kind: SampleKind.Counter,
+          value: round(state.user),
+        },
+        {
+          name: "namedprocess_namegroup_cpu_seconds_total",
+          labels: labels(["mode", "system"]),
+          kind: SampleKind.Counter,
+          value: round(state.system),
+        },
+        {
+          name: "namedprocess_namegroup_memory_bytes",
+          labels: labels(["memtype", "resident"]),
+          kind: SampleKind.Gauge,
+          value: procs.reduce((n, p) => n + p.rss, 0),
+        },
+        {
+          name: "namedprocess_namegroup_memory_bytes",
+          labels: labels(["memtype", "virtual"]),
+          kind: SampleKind.Gauge,
+          value: procs.reduce((n, p) => n + p.stat.virtualBytes, 0),
+        },
       );
     }
     return out;

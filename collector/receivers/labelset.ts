@@ -13,7 +13,18 @@ export class LabelSetError extends Error {
 
 const NAME_START = /[a-zA-Z_]/;
 const NAME_CHAR = /[a-zA-Z0-9_]/;
-const SIMPLE_ESCAPES: Record<string, string> = { a: "\x07", b: "\b", f: "\f", n: "\n", r: "\r", t: "\t", v: "\v", "\\": "\\", '"': '"', "'": "'" };
+const SIMPLE_ESCAPES: Record<string, string> = {
+  a: "\x07",
+  b: "\b",
+  f: "\f",
+  n: "\n",
+  r: "\r",
+  t: "\t",
+  v: "\v",
+  "\\": "\\",
+  '"': '"',
+  "'": "'",
+};
 
 /**
  * Parses `{app="api", level="info"}` as Loki's push API carries stream labels: names as in Prometheus,
@@ -63,7 +74,8 @@ export function parseLabelSet(text: string): Labels {
         else if (escape === "x" || escape === "u" || escape === "U") {
           const digits = { x: 2, u: 4, U: 8 }[escape];
           const hex = text.slice(pos, pos + digits);
-          if (!/^[0-9a-fA-F]+$/.test(hex) || hex.length !== digits) throw new LabelSetError(`bad \\${escape} escape`, backslash);
+          if (!/^[0-9a-fA-F]+$/.test(hex) || hex.length !== digits)
+            throw new LabelSetError(`bad \\${escape} escape`, backslash);
           const code = Number.parseInt(hex, 16);
           if (escape === "x") bytes.push(code);
           else if (code > 0x10ffff) throw new LabelSetError(`bad \\${escape} escape`, backslash);

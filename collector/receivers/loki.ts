@@ -36,7 +36,14 @@ const pushRoot = protobuf.loadSync(protoFile("loki/push.proto"));
 const PushRequest = pushRoot.lookupType("logproto.PushRequest");
 
 interface WirePush {
-  streams: { labels: string; entries: { timestamp?: { seconds?: number | { low: number; high: number }; nanos?: number }; line: string; structuredMetadata: { name: string; value: string }[] }[] }[];
+  streams: {
+    labels: string;
+    entries: {
+      timestamp?: { seconds?: number | { low: number; high: number }; nanos?: number };
+      line: string;
+      structuredMetadata: { name: string; value: string }[];
+    }[];
+  }[];
 }
 
 /** A token bucket per tenant: `rate` entries per second, bursts up to `burst`. */
@@ -95,7 +102,8 @@ export class TenantRateLimiter {
 }
 
 function nsFromString(text: unknown, where: string): bigint {
-  if (typeof text !== "string" || !/^\d{1,19}$/.test(text)) throw new BadRequest(`${where}: the timestamp must be a string of Unix nanoseconds`);
+  if (typeof text !== "string" || !/^\d{1,19}$/.test(text))
+    throw new BadRequest(`${where}: the timestamp must be a string of Unix nanoseconds`);
   return BigInt(text);
 }
 
@@ -103,7 +111,8 @@ function fromJson(body: unknown): LogStream[] {
   const streams = (body as { streams?: unknown })?.streams;
   if (!Array.isArray(streams)) throw new BadRequest('the body must be {"streams": [...]}');
   return streams.map((stream: { stream?: unknown; values?: unknown }, s) => {
-    if (typeof stream?.stream !== "object" || stream.stream === null || Array.isArray(stream.stream)) throw new BadRequest(`streams[${s}].stream must be an object of labels`);
+    if (typeof stream?.stream !== "object" || stream.stream === null || Array.isArray(stream.stream))
+      throw new BadRequest(`streams[${s}].stream must be an object of labels`);
     if (!Array.isArray(stream.values)) throw new BadRequest(`streams[${s}].values must be an array`);
     const labels = labelsOf(
       Object.entries(stream.stream).map(([name, value]) => {
@@ -115,14 +124,24 @@ function fromJson(body: unknown): LogStream[] {
       labels,
       entries: stream.values.map((value: unknown, e) => {
         const where = `streams[${s}].values[${e}]`;
-        if (!Array.isArray(value) || value.length < 2 || value.length > 3) throw new BadRequest(`${where} must be [timestamp, line] or [timestamp, line, metadata]`);
+        if (!Array.isArray(value) || value.length < 2 || value.length > 3)
+          throw new BadRequest(`${where} must be [timestamp, line] or [timestamp, line, metadata]`);
         if (typeof value[1] !== "string") throw new BadRequest(`${where}: the line must be a string`);
         const metadata = value[2];
-        if (metadata === undefined || metadata === null) return { timeUnixNano: nsFromString(value[0], where), line: value[1], metadata: NO_LABELS };
-        if (typeof metadata !== "object" || Array.isArray(metadata) || Object.values(metadata).some((v) => typeof v !== "string")) {
+        if (metadata === undefined || metadata === null)
+          return { timeUnixNano: nsFromString(value[0], where), line: value[1], metadata: NO_LABELS };
+        if (
+          typeof metadata !== "object" ||
+          Array.isArray(metadata) ||
+          Object.values(metadata).some((v) => typeof v !== "string")
+        ) {
           throw new BadRequest(`${where}: structured metadata must be an object of strings`);
         }
-        return { timeUnixNano: nsFromString(value[0], where), line: value[1], metadata: labelsOf(Object.entries(metadata as Record<string, string>)) };
+        return {
+          timeUnixNano: nsFromString(value[0], where),
+          line: value[1],
+          metadata: labelsOf(Object.entries(metadata as Record<string, string>)),
+        };
       }),
     };
   });
@@ -156,18 +175,25 @@ async function fromProtobuf(body: Buffer, maxBytes: number): Promise<LogStream[]
     try {
       labels = parseLabelSet(stream.labels);
     } catch (err) {
-      if (err instanceof LabelSetError) throw new BadRequest(`streams[${s}].labels ${JSON.stringify(stream.labels.slice(0, 200))}: ${err.message}`);
+      if (err instanceof LabelSetError)
+        throw new BadRequest(`streams[${s}].labels ${JSON.stringify(stream.labels.slice(0, 200))}: ${err.message}`);
       throw err;
     }
     return {
       labels,
       entries: stream.entries.map((entry) => {
         const seconds = entry.timestamp?.seconds ?? 0;
-        const secs = typeof seconds === "number" ? BigInt(seconds) : (BigInt(seconds.high >>> 0) << 32n) | BigInt(seconds.low >>> 0);
+        const secs =
+          typeof seconds === "number"
+            ? BigInt(seconds)
+            : (BigInt(seconds.high >>> 0) << 32n) | BigInt(seconds.low >>> 0);
         return {
           timeUnixNano: secs * 1_000_000_000n + BigInt(entry.timestamp?.nanos ?? 0),
           line: entry.line,
-          metadata: entry.structuredMetadata.length === 0 ? NO_LABELS : labelsOf(entry.structuredMetadata.map((m) => [m.name, m.value])),
+          metadata:
+            entry.structuredMetadata.length === 0
+              ? NO_LABELS
+              : labelsOf(entry.structuredMetadata.map((m) => [m.name, m.value])),
         };
       }),
     };
@@ -176,7 +202,8 @@ async function fromProtobuf(body: Buffer, maxBytes: number): Promise<LogStream[]
 
 async function decodeJsonBody(raw: Buffer, encoding: string, maxBytes: number): Promise<unknown> {
   let text = raw;
-  if (encoding !== "" && encoding !== "identity" && encoding !== "gzip" && encoding !== "deflate") throw new BadRequest(`unsupported Content-Encoding ${encoding}`);
+  if (encoding !== "" && encoding !== "identity" && encoding !== "gzip" && encoding !== "deflate")
+    throw new BadRequest(`unsupported Content-Encoding ${encoding}`);
   try {
     if (encoding === "gzip") text = await promisify(gunzip)(raw, { maxOutputLength: maxBytes });
     else if (encoding === "deflate") text = await promisify(inflate)(raw, { maxOutputLength: maxBytes });
@@ -211,7 +238,10 @@ export function lokiPushRoute(app: Hono, options: LokiReceiverOptions): void {
         const type = (c.req.header("Content-Type") ?? "").split(";")[0]!.trim().toLowerCase();
         const encoding = (c.req.header("Content-Encoding") ?? "").trim().toLowerCase();
         // Loki's rule: JSON only when the content type says so; anything else is snappy protobuf.
-        streams = type === "application/json" ? fromJson(await decodeJsonBody(raw, encoding, options.maxBodyBytes * 10)) : await fromProtobuf(raw, options.maxBodyBytes * 10);
+        streams =
+          type === "application/json"
+            ? fromJson(await decodeJsonBody(raw, encoding, options.maxBodyBytes * 10))
+            : await fromProtobuf(raw, options.maxBodyBytes * 10);
         validateStreams(streams, options.tenantLimits?.batchLimits(tenant, options.limits) ?? options.limits);
       } catch (err) {
         if (err instanceof ValidationError) {

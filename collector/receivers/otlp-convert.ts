@@ -1,6 +1,16 @@
 import { labelsOf, type Labels, type LogStream, SampleKind, type Series } from "../../proto/batch.js";
 import { labelsText } from "../../storage/fingerprint.js";
-import { type AnyValue, type HistogramDataPoint, type KeyValue, type LogsRequest, type Metric, type MetricsRequest, type NumberDataPoint, OtlpDecodeError, type SummaryDataPoint } from "./otlp-proto.js";
+import {
+  type AnyValue,
+  type HistogramDataPoint,
+  type KeyValue,
+  type LogsRequest,
+  type Metric,
+  type MetricsRequest,
+  type NumberDataPoint,
+  OtlpDecodeError,
+  type SummaryDataPoint,
+} from "./otlp-proto.js";
 
 // OTLP -> Bifrost's batch model. Logs follow Loki's OTLP ingestion (pkg/loghttp/push/otlp.go and otlplabels):
 // the resource attributes on Loki's default list become stream labels, every other attribute structured
@@ -42,7 +52,8 @@ export function labelName(key: string): string {
   const reserved = key.length > 4 && key.startsWith("__") && key.endsWith("__");
   const inner = (reserved ? key.slice(2, -2) : key).replace(/[^A-Za-z0-9]+/g, "_");
   const name = reserved ? `__${inner}__` : inner;
-  if (/^_*$/.test(name)) throw new OtlpDecodeError(`attribute ${JSON.stringify(key.slice(0, 100))} has no valid label name`);
+  if (/^_*$/.test(name))
+    throw new OtlpDecodeError(`attribute ${JSON.stringify(key.slice(0, 100))} has no valid label name`);
   return /^[0-9]/.test(name) ? `key_${name}` : name;
 }
 
@@ -59,11 +70,13 @@ function raw(value: AnyValue | undefined): unknown {
   if (value === undefined) return null;
   if (value.stringValue !== undefined) return value.stringValue;
   if (value.boolValue !== undefined) return value.boolValue;
-  if (value.intValue !== undefined) return Number.isSafeInteger(Number(value.intValue)) ? Number(value.intValue) : value.intValue;
+  if (value.intValue !== undefined)
+    return Number.isSafeInteger(Number(value.intValue)) ? Number(value.intValue) : value.intValue;
   if (value.doubleValue !== undefined) return value.doubleValue;
   if (value.bytesValue !== undefined) return Buffer.from(value.bytesValue).toString("base64");
   if (value.arrayValue !== undefined) return (value.arrayValue.values ?? []).map(raw);
-  if (value.kvlistValue !== undefined) return Object.fromEntries((value.kvlistValue.values ?? []).map((kv) => [kv.key ?? "", raw(kv.value)]));
+  if (value.kvlistValue !== undefined)
+    return Object.fromEntries((value.kvlistValue.values ?? []).map((kv) => [kv.key ?? "", raw(kv.value)]));
   return null;
 }
 
@@ -94,7 +107,8 @@ function stringAttribute(attributes: KeyValue[] | undefined, key: string): strin
 /** A 64-bit count of nanoseconds; OTLP/JSON may carry any string there. */
 function nanos(text: string | undefined): bigint {
   if (text === undefined) return 0n;
-  if (!/^\d{1,20}$/.test(text)) throw new OtlpDecodeError(`${JSON.stringify(text.slice(0, 40))} is not a count of nanoseconds`);
+  if (!/^\d{1,20}$/.test(text))
+    throw new OtlpDecodeError(`${JSON.stringify(text.slice(0, 40))} is not a count of nanoseconds`);
   return BigInt(text);
 }
 
@@ -102,7 +116,10 @@ function hex(id: Uint8Array | undefined): string {
   return id && id.length > 0 ? Buffer.from(id).toString("hex") : "";
 }
 
-export function logsToStreams(request: LogsRequest, now: () => bigint = () => BigInt(Date.now()) * 1_000_000n): { streams: LogStream[]; records: number } {
+export function logsToStreams(
+  request: LogsRequest,
+  now: () => bigint = () => BigInt(Date.now()) * 1_000_000n,
+): { streams: LogStream[]; records: number } {
   const streams = new Map<string, LogStream>();
   let records = 0;
   for (const resourceLogs of request.resourceLogs ?? []) {
@@ -112,7 +129,8 @@ export function logsToStreams(request: LogsRequest, now: () => bigint = () => Bi
     for (const attribute of resourceAttributes ?? []) {
       (INDEX_ATTRIBUTES.has(attribute.key ?? "") ? streamPairs : resourceMetadata).push(...attributePairs([attribute]));
     }
-    if (stringAttribute(resourceAttributes, "service.name") === "") streamPairs.push(["service_name", "unknown_service"]);
+    if (stringAttribute(resourceAttributes, "service.name") === "")
+      streamPairs.push(["service_name", "unknown_service"]);
     const labels = labelsOf(streamPairs);
     const key = labelsText(labels);
     let stream = streams.get(key);
@@ -133,7 +151,8 @@ export function logsToStreams(request: LogsRequest, now: () => bigint = () => Bi
         if (time !== 0n && observed !== 0n) metadata.push(["observed_timestamp", observed.toString()]);
         if (record.severityNumber) metadata.push(["severity_number", String(record.severityNumber)]);
         if (record.severityText) metadata.push(["severity_text", record.severityText]);
-        if (record.droppedAttributesCount) metadata.push(["dropped_attributes_count", String(record.droppedAttributesCount)]);
+        if (record.droppedAttributesCount)
+          metadata.push(["dropped_attributes_count", String(record.droppedAttributesCount)]);
         if (record.flags) metadata.push(["flags", String(record.flags)]);
         if (hex(record.traceId)) metadata.push(["trace_id", hex(record.traceId)]);
         if (hex(record.spanId)) metadata.push(["span_id", hex(record.spanId)]);
@@ -227,24 +246,37 @@ function convertMetric(metric: Metric, base: Labels, add: Add, reject: Reject): 
     return;
   }
   if (metric.gauge) {
-    for (const point of recorded(metric.gauge.dataPoints)) add(name, pointLabels(base, point.attributes), SampleKind.Gauge, point.timeUnixNano, numberValue(point));
+    for (const point of recorded(metric.gauge.dataPoints))
+      add(name, pointLabels(base, point.attributes), SampleKind.Gauge, point.timeUnixNano, numberValue(point));
   } else if (metric.sum) {
     if (metric.sum.aggregationTemporality !== CUMULATIVE) {
-      reject(metric.sum.dataPoints?.length ?? 0, `sum ${metric.name}: only cumulative temporality is accepted (set the exporter's temporality preference to cumulative)`);
+      reject(
+        metric.sum.dataPoints?.length ?? 0,
+        `sum ${metric.name}: only cumulative temporality is accepted (set the exporter's temporality preference to cumulative)`,
+      );
       return;
     }
     const kind = metric.sum.isMonotonic ? SampleKind.Counter : SampleKind.Gauge;
-    for (const point of recorded(metric.sum.dataPoints)) add(name, pointLabels(base, point.attributes), kind, point.timeUnixNano, numberValue(point));
+    for (const point of recorded(metric.sum.dataPoints))
+      add(name, pointLabels(base, point.attributes), kind, point.timeUnixNano, numberValue(point));
   } else if (metric.histogram) {
     if (metric.histogram.aggregationTemporality !== CUMULATIVE) {
-      reject(metric.histogram.dataPoints?.length ?? 0, `histogram ${metric.name}: only cumulative temporality is accepted (set the exporter's temporality preference to cumulative)`);
+      reject(
+        metric.histogram.dataPoints?.length ?? 0,
+        `histogram ${metric.name}: only cumulative temporality is accepted (set the exporter's temporality preference to cumulative)`,
+      );
       return;
     }
-    for (const point of recorded(metric.histogram.dataPoints)) addHistogram(name, pointLabels(base, point.attributes), point, add);
+    for (const point of recorded(metric.histogram.dataPoints))
+      addHistogram(name, pointLabels(base, point.attributes), point, add);
   } else if (metric.summary) {
-    for (const point of recorded(metric.summary.dataPoints)) addSummary(name, pointLabels(base, point.attributes), point, add);
+    for (const point of recorded(metric.summary.dataPoints))
+      addSummary(name, pointLabels(base, point.attributes), point, add);
   } else if (metric.exponentialHistogram) {
-    reject(metric.exponentialHistogram.dataPoints?.length ?? 0, `exponential histogram ${metric.name}: not supported; use explicit bucket histograms`);
+    reject(
+      metric.exponentialHistogram.dataPoints?.length ?? 0,
+      `exponential histogram ${metric.name}: not supported; use explicit bucket histograms`,
+    );
   }
 }
 
@@ -259,17 +291,35 @@ function addHistogram(name: string, labels: Labels, point: HistogramDataPoint, a
   let cumulative = 0;
   bounds.forEach((bound, i) => {
     cumulative += Number(counts[i] ?? 0);
-    add(`${name}_bucket`, labelsOf([...Object.entries(labels), ["le", formatBound(bound)]]), SampleKind.HistogramBucket, point.timeUnixNano, cumulative);
+    add(
+      `${name}_bucket`,
+      labelsOf([...Object.entries(labels), ["le", formatBound(bound)]]),
+      SampleKind.HistogramBucket,
+      point.timeUnixNano,
+      cumulative,
+    );
   });
   const count = Number(point.count ?? 0);
-  add(`${name}_bucket`, labelsOf([...Object.entries(labels), ["le", "+Inf"]]), SampleKind.HistogramBucket, point.timeUnixNano, count);
+  add(
+    `${name}_bucket`,
+    labelsOf([...Object.entries(labels), ["le", "+Inf"]]),
+    SampleKind.HistogramBucket,
+    point.timeUnixNano,
+    count,
+  );
   if (point.sum !== undefined) add(`${name}_sum`, labels, SampleKind.HistogramSum, point.timeUnixNano, point.sum);
   add(`${name}_count`, labels, SampleKind.HistogramCount, point.timeUnixNano, count);
 }
 
 function addSummary(name: string, labels: Labels, point: SummaryDataPoint, add: Add): void {
   for (const { quantile = 0, value = 0 } of point.quantileValues ?? []) {
-    add(name, labelsOf([...Object.entries(labels), ["quantile", String(quantile)]]), SampleKind.Gauge, point.timeUnixNano, value);
+    add(
+      name,
+      labelsOf([...Object.entries(labels), ["quantile", String(quantile)]]),
+      SampleKind.Gauge,
+      point.timeUnixNano,
+      value,
+    );
   }
   add(`${name}_sum`, labels, SampleKind.Counter, point.timeUnixNano, point.sum ?? 0);
   add(`${name}_count`, labels, SampleKind.Counter, point.timeUnixNano, Number(point.count ?? 0));

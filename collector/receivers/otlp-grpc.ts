@@ -46,7 +46,8 @@ function definition(signal: Signal): grpc.ServiceDefinition {
 
 function failure(code: grpc.status, message: string, retryAfterS?: number): Partial<grpc.ServiceError> {
   const metadata = new grpc.Metadata();
-  if (retryAfterS !== undefined) metadata.set("grpc-status-details-bin", Buffer.from(encodeStatus(code, message, retryAfterS)));
+  if (retryAfterS !== undefined)
+    metadata.set("grpc-status-details-bin", Buffer.from(encodeStatus(code, message, retryAfterS)));
   return { code, details: message, metadata };
 }
 
@@ -56,7 +57,12 @@ function handler(signal: Signal, options: OtlpGrpcOptions): grpc.handleUnaryCall
     const identity = options.authenticator.resolve(header("authorization"), header("x-scope-orgid"));
     if ("status" in identity) {
       options.onRejected?.(identity.status === 400 ? "bad_tenant" : "unauthenticated");
-      const code = identity.status === 400 ? grpc.status.INVALID_ARGUMENT : identity.status === 401 ? grpc.status.UNAUTHENTICATED : grpc.status.PERMISSION_DENIED;
+      const code =
+        identity.status === 400
+          ? grpc.status.INVALID_ARGUMENT
+          : identity.status === 401
+            ? grpc.status.UNAUTHENTICATED
+            : grpc.status.PERMISSION_DENIED;
       return callback(failure(code, identity.reason));
     }
     ingestOtlp(options, signal, identity.tenant, { protobuf: call.request }).then(
@@ -69,7 +75,10 @@ function handler(signal: Signal, options: OtlpGrpcOptions): grpc.handleUnaryCall
           case "unavailable":
             return callback(failure(grpc.status.UNAVAILABLE, outcome.message, outcome.retryAfterS));
           case "accepted":
-            return callback(null, Buffer.from(encodeResponse(signal, exportResponse(signal, outcome.rejected, outcome.message))));
+            return callback(
+              null,
+              Buffer.from(encodeResponse(signal, exportResponse(signal, outcome.rejected, outcome.message))),
+            );
         }
       },
       (err: Error) => callback(failure(grpc.status.INTERNAL, err.message)),
@@ -79,9 +88,12 @@ function handler(signal: Signal, options: OtlpGrpcOptions): grpc.handleUnaryCall
 
 export async function startOtlpGrpc(options: OtlpGrpcOptions): Promise<OtlpGrpcServer> {
   const server = new grpc.Server({ "grpc.max_receive_message_length": options.maxMessageBytes });
-  for (const signal of ["logs", "metrics"] as const) server.addService(definition(signal), { Export: handler(signal, options) });
+  for (const signal of ["logs", "metrics"] as const)
+    server.addService(definition(signal), { Export: handler(signal, options) });
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(options.listen, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound))),
+    server.bindAsync(options.listen, grpc.ServerCredentials.createInsecure(), (err, bound) =>
+      err ? reject(err) : resolve(bound),
+    ),
   );
   const host = options.listen.slice(0, options.listen.lastIndexOf(":"));
   return {

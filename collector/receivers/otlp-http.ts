@@ -34,19 +34,31 @@ class HttpError extends Error {
   }
 }
 
-function errorResponse(c: Context, json: boolean, status: 400 | 413 | 415 | 429 | 503, code: number, message: string, retryAfterS?: number): Response {
+function errorResponse(
+  c: Context,
+  json: boolean,
+  status: 400 | 413 | 415 | 429 | 503,
+  code: number,
+  message: string,
+  retryAfterS?: number,
+): Response {
   const headers: Record<string, string> = retryAfterS === undefined ? {} : { "Retry-After": String(retryAfterS) };
   if (json) return c.json({ code, message }, status, headers);
-  return c.body(Buffer.from(encodeStatus(code, message, retryAfterS)), status, { ...headers, "Content-Type": PROTOBUF });
+  return c.body(Buffer.from(encodeStatus(code, message, retryAfterS)), status, {
+    ...headers,
+    "Content-Type": PROTOBUF,
+  });
 }
 
 async function decompress(raw: Buffer, encoding: string, maxBytes: number): Promise<Buffer> {
   if (encoding === "" || encoding === "identity") return raw;
-  if (encoding !== "gzip") throw new HttpError(415, `unsupported Content-Encoding ${encoding}; use gzip or none`, "unsupported_encoding");
+  if (encoding !== "gzip")
+    throw new HttpError(415, `unsupported Content-Encoding ${encoding}; use gzip or none`, "unsupported_encoding");
   try {
     return await promisify(gunzip)(raw, { maxOutputLength: maxBytes });
   } catch (err) {
-    if ((err as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") throw new HttpError(413, `the decompressed body is larger than ${maxBytes} bytes`, "body_too_large");
+    if ((err as { code?: string }).code === "ERR_BUFFER_TOO_LARGE")
+      throw new HttpError(413, `the decompressed body is larger than ${maxBytes} bytes`, "body_too_large");
     throw new HttpError(400, `the body is not valid gzip: ${(err as Error).message}`, "bad_request");
   }
 }
@@ -71,7 +83,13 @@ function route(app: Hono, signal: Signal, options: OtlpHttpOptions): void {
       maxSize: options.maxBodyBytes,
       onError: (c) => {
         reject("body_too_large");
-        return errorResponse(c, isJson(c), 413, INVALID_ARGUMENT, `request body larger than ${options.maxBodyBytes} bytes`);
+        return errorResponse(
+          c,
+          isJson(c),
+          413,
+          INVALID_ARGUMENT,
+          `request body larger than ${options.maxBodyBytes} bytes`,
+        );
       },
     }),
     async (c) => {
@@ -79,7 +97,13 @@ function route(app: Hono, signal: Signal, options: OtlpHttpOptions): void {
       const json = type === JSON_TYPE;
       if (!json && type !== PROTOBUF) {
         reject("unsupported_media_type");
-        return errorResponse(c, false, 415, INVALID_ARGUMENT, `unsupported Content-Type ${JSON.stringify(type)}; use ${PROTOBUF} or ${JSON_TYPE}`);
+        return errorResponse(
+          c,
+          false,
+          415,
+          INVALID_ARGUMENT,
+          `unsupported Content-Type ${JSON.stringify(type)}; use ${PROTOBUF} or ${JSON_TYPE}`,
+        );
       }
       let body: OtlpBody;
       try {

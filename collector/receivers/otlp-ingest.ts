@@ -31,7 +31,10 @@ export type Outcome =
 /** Seconds a sender is asked to wait while the disk buffer is full. */
 const FULL_RETRY_S = 10;
 
-function convert(signal: Signal, body: OtlpBody): { streams: LogStream[]; series: Series[]; count: number; rejected: number; message: string } {
+function convert(
+  signal: Signal,
+  body: OtlpBody,
+): { streams: LogStream[]; series: Series[]; count: number; rejected: number; message: string } {
   if (signal === "logs") {
     const request = "protobuf" in body ? decodeRequest("logs", body.protobuf) : requestFromJson("logs", body.json);
     const { streams, records } = logsToStreams(request);
@@ -39,11 +42,22 @@ function convert(signal: Signal, body: OtlpBody): { streams: LogStream[]; series
   }
   const request = "protobuf" in body ? decodeRequest("metrics", body.protobuf) : requestFromJson("metrics", body.json);
   const { series, rejected, reasons } = metricsToSeries(request);
-  return { streams: [], series, count: series.reduce((n, s) => n + s.points.length, 0), rejected, message: reasons.join("; ") };
+  return {
+    streams: [],
+    series,
+    count: series.reduce((n, s) => n + s.points.length, 0),
+    rejected,
+    message: reasons.join("; "),
+  };
 }
 
 /** Ingests one export for `tenant`, which the transport has authenticated. */
-export async function ingestOtlp(options: OtlpReceiverOptions, signal: Signal, tenant: string, body: OtlpBody): Promise<Outcome> {
+export async function ingestOtlp(
+  options: OtlpReceiverOptions,
+  signal: Signal,
+  tenant: string,
+  body: OtlpBody,
+): Promise<Outcome> {
   const reject = (reason: string) => options.onRejected?.(reason);
   let data;
   try {

@@ -24,7 +24,8 @@ interface OtlpRoot {
   };
 }
 
-const otlp = (createRequire(import.meta.url)("otlp-transformer-protobufjs/build/src/generated/root.js") as OtlpRoot).opentelemetry.proto.collector;
+const otlp = (createRequire(import.meta.url)("otlp-transformer-protobufjs/build/src/generated/root.js") as OtlpRoot)
+  .opentelemetry.proto.collector;
 const rpc = protobuf.loadSync(protoFile("rpc-status.proto"));
 const Status = rpc.lookupType("google.rpc.Status");
 const RetryInfo = rpc.lookupType("google.rpc.RetryInfo");
@@ -74,7 +75,10 @@ export interface LogRecord {
 }
 
 export interface LogsRequest {
-  resourceLogs?: { resource?: { attributes?: KeyValue[] }; scopeLogs?: { scope?: Scope; logRecords?: LogRecord[] }[] }[];
+  resourceLogs?: {
+    resource?: { attributes?: KeyValue[] };
+    scopeLogs?: { scope?: Scope; logRecords?: LogRecord[] }[];
+  }[];
 }
 
 export interface NumberDataPoint {
@@ -114,13 +118,22 @@ export interface Metric {
 }
 
 export interface MetricsRequest {
-  resourceMetrics?: { resource?: { attributes?: KeyValue[] }; scopeMetrics?: { scope?: Scope; metrics?: Metric[] }[] }[];
+  resourceMetrics?: {
+    resource?: { attributes?: KeyValue[] };
+    scopeMetrics?: { scope?: Scope; metrics?: Metric[] }[];
+  }[];
 }
 
 export type Signal = "logs" | "metrics";
 
-const REQUEST: Record<Signal, MessageType> = { logs: otlp.logs.v1.ExportLogsServiceRequest, metrics: otlp.metrics.v1.ExportMetricsServiceRequest };
-const RESPONSE: Record<Signal, MessageType> = { logs: otlp.logs.v1.ExportLogsServiceResponse, metrics: otlp.metrics.v1.ExportMetricsServiceResponse };
+const REQUEST: Record<Signal, MessageType> = {
+  logs: otlp.logs.v1.ExportLogsServiceRequest,
+  metrics: otlp.metrics.v1.ExportMetricsServiceRequest,
+};
+const RESPONSE: Record<Signal, MessageType> = {
+  logs: otlp.logs.v1.ExportLogsServiceResponse,
+  metrics: otlp.metrics.v1.ExportMetricsServiceResponse,
+};
 
 export function decodeRequest(signal: "logs", bytes: Uint8Array): LogsRequest;
 export function decodeRequest(signal: "metrics", bytes: Uint8Array): MetricsRequest;
@@ -136,7 +149,16 @@ export function decodeRequest(signal: Signal, bytes: Uint8Array): LogsRequest | 
 const HEX_ID = /^(?:[0-9a-fA-F]{2})*$/;
 const ID_FIELDS = new Set(["traceId", "spanId"]);
 /** The 64-bit integer fields of the logs and metrics requests, which protobufjs would read as 0 when not a number. */
-const INT64_FIELDS = new Set(["timeUnixNano", "observedTimeUnixNano", "startTimeUnixNano", "intValue", "asInt", "count", "zeroCount", "bucketCounts"]);
+const INT64_FIELDS = new Set([
+  "timeUnixNano",
+  "observedTimeUnixNano",
+  "startTimeUnixNano",
+  "intValue",
+  "asInt",
+  "count",
+  "zeroCount",
+  "bucketCounts",
+]);
 const INT64 = /^-?\d{1,20}$/;
 
 /**
@@ -158,7 +180,8 @@ function prepareJson(value: unknown, where: string): void {
       object[key] = Buffer.from(field, "hex").toString("base64");
     } else if (INT64_FIELDS.has(key)) {
       for (const n of Array.isArray(field) ? field : [field]) {
-        if (n !== null && !(typeof n === "string" ? INT64.test(n) : Number.isSafeInteger(n))) throw new OtlpDecodeError(`${path}: ${JSON.stringify(n)?.slice(0, 40)} is not an integer`);
+        if (n !== null && !(typeof n === "string" ? INT64.test(n) : Number.isSafeInteger(n)))
+          throw new OtlpDecodeError(`${path}: ${JSON.stringify(n)?.slice(0, 40)} is not an integer`);
       }
     } else prepareJson(field, path);
   }
@@ -168,7 +191,8 @@ function prepareJson(value: unknown, where: string): void {
 export function requestFromJson(signal: "logs", body: unknown): LogsRequest;
 export function requestFromJson(signal: "metrics", body: unknown): MetricsRequest;
 export function requestFromJson(signal: Signal, body: unknown): LogsRequest | MetricsRequest {
-  if (typeof body !== "object" || body === null || Array.isArray(body)) throw new OtlpDecodeError(`the body must be a JSON object (an OTLP ${signal} request)`);
+  if (typeof body !== "object" || body === null || Array.isArray(body))
+    throw new OtlpDecodeError(`the body must be a JSON object (an OTLP ${signal} request)`);
   prepareJson(body, "");
   const type = REQUEST[signal];
   try {
@@ -181,7 +205,9 @@ export function requestFromJson(signal: Signal, body: unknown): LogsRequest | Me
 /** ExportLogsServiceResponse / ExportMetricsServiceResponse, with partial_success when something was rejected. */
 export function exportResponse(signal: Signal, rejected: number, message: string): object {
   const counted = signal === "logs" ? "rejectedLogRecords" : "rejectedDataPoints";
-  return RESPONSE[signal].fromObject(rejected > 0 || message !== "" ? { partialSuccess: { [counted]: rejected, errorMessage: message } } : {});
+  return RESPONSE[signal].fromObject(
+    rejected > 0 || message !== "" ? { partialSuccess: { [counted]: rejected, errorMessage: message } } : {},
+  );
 }
 
 export function encodeResponse(signal: Signal, response: object): Uint8Array {
@@ -198,13 +224,29 @@ export function encodeStatus(code: number, message: string, retryAfterS?: number
   const details =
     retryAfterS === undefined
       ? []
-      : [{ type_url: "type.googleapis.com/google.rpc.RetryInfo", value: RetryInfo.encode(RetryInfo.fromObject({ retryDelay: { seconds: retryAfterS } })).finish() }];
+      : [
+          {
+            type_url: "type.googleapis.com/google.rpc.RetryInfo",
+            value: RetryInfo.encode(RetryInfo.fromObject({ retryDelay: { seconds: retryAfterS } })).finish(),
+          },
+        ];
   return Status.encode(Status.fromObject({ code, message, details })).finish();
 }
 
 export function decodeStatus(bytes: Uint8Array): { code: number; message: string; retryAfterS?: number } {
-  const status = Status.toObject(Status.decode(bytes), { longs: Number }) as { code?: number; message?: string; details?: { type_url: string; value: Uint8Array }[] };
+  const status = Status.toObject(Status.decode(bytes), { longs: Number }) as {
+    code?: number;
+    message?: string;
+    details?: { type_url: string; value: Uint8Array }[];
+  };
   const retry = status.details?.find((d) => d.type_url.endsWith("/google.rpc.RetryInfo"));
-  const delay = retry ? (RetryInfo.toObject(RetryInfo.decode(retry.value), { longs: Number }) as { retryDelay?: { seconds?: number } }).retryDelay : undefined;
-  return { code: status.code ?? 0, message: status.message ?? "", ...(delay ? { retryAfterS: delay.seconds ?? 0 } : {}) };
+  const delay = retry
+    ? (RetryInfo.toObject(RetryInfo.decode(retry.value), { longs: Number }) as { retryDelay?: { seconds?: number } })
+        .retryDelay
+    : undefined;
+  return {
+    code: status.code ?? 0,
+    message: status.message ?? "",
+    ...(delay ? { retryAfterS: delay.seconds ?? 0 } : {}),
+  };
 }

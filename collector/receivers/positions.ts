@@ -47,9 +47,17 @@ export class Positions {
     }
     try {
       const doc = JSON.parse(text) as { version?: number; files?: FilePosition[] };
-      if (doc.version !== VERSION || !Array.isArray(doc.files)) throw new Error(`unsupported positions file version ${String(doc.version)}`);
+      if (doc.version !== VERSION || !Array.isArray(doc.files))
+        throw new Error(`unsupported positions file version ${String(doc.version)}`);
       for (const entry of doc.files) {
-        if (typeof entry.path === "string" && typeof entry.filename === "string" && typeof entry.dev === "string" && typeof entry.ino === "string" && Number.isSafeInteger(entry.offset) && entry.offset >= 0) {
+        if (
+          typeof entry.path === "string" &&
+          typeof entry.filename === "string" &&
+          typeof entry.dev === "string" &&
+          typeof entry.ino === "string" &&
+          Number.isSafeInteger(entry.offset) &&
+          entry.offset >= 0
+        ) {
           positions.entries.set(identityKey(entry.dev, entry.ino), { ...entry });
         }
       }
@@ -66,7 +74,8 @@ export class Positions {
   set(position: FilePosition): void {
     const key = identityKey(position.dev, position.ino);
     const known = this.entries.get(key);
-    if (known && (Object.keys(position) as (keyof FilePosition)[]).every((field) => known[field] === position[field])) return;
+    if (known && (Object.keys(position) as (keyof FilePosition)[]).every((field) => known[field] === position[field]))
+      return;
     this.entries.set(key, { ...position });
     this.dirty = true;
   }

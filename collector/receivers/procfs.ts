@@ -13,8 +13,18 @@ export interface Sample {
 /** Clock ticks per second of /proc's CPU times: USER_HZ, 100 on every Linux ABI (procfs and node_exporter assume it too). */
 export const USER_HZ = 100;
 
-const counter = (name: string, value: number, labels: [string, string][] = []): Sample => ({ name, labels: labelsOf(labels), kind: SampleKind.Counter, value });
-const gauge = (name: string, value: number, labels: [string, string][] = []): Sample => ({ name, labels: labelsOf(labels), kind: SampleKind.Gauge, value });
+const counter = (name: string, value: number, labels: [string, string][] = []): Sample => ({
+  name,
+  labels: labelsOf(labels),
+  kind: SampleKind.Counter,
+  value,
+});
+const gauge = (name: string, value: number, labels: [string, string][] = []): Sample => ({
+  name,
+  labels: labelsOf(labels),
+  kind: SampleKind.Gauge,
+  value,
+});
 
 const CPU_MODES = ["user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"] as const;
 
@@ -28,10 +38,28 @@ export function parseStat(text: string): Sample[] {
     if (/^cpu\d+$/.test(key)) {
       const cpu = key.slice(3);
       CPU_MODES.forEach((mode, i) => {
-        if (values[i] !== undefined) out.push(counter("node_cpu_seconds_total", values[i]! / USER_HZ, [["cpu", cpu], ["mode", mode]]));
+        if (values[i] !== undefined)
+          out.push(
+            counter("node_cpu_seconds_total", values[i]! / USER_HZ, [
+              ["cpu", cpu],
+              ["mode", mode],
+            ]),
+          );
       });
-      if (values[8] !== undefined) out.push(counter("node_cpu_guest_seconds_total", values[8] / USER_HZ, [["cpu", cpu], ["mode", "user"]]));
-      if (values[9] !== undefined) out.push(counter("node_cpu_guest_seconds_total", values[9] / USER_HZ, [["cpu", cpu], ["mode", "nice"]]));
+      if (values[8] !== undefined)
+        out.push(
+          counter("node_cpu_guest_seconds_total", values[8] / USER_HZ, [
+            ["cpu", cpu],
+            ["mode", "user"],
+          ]),
+        );
+      if (values[9] !== undefined)
+        out.push(
+          counter("node_cpu_guest_seconds_total", values[9] / USER_HZ, [
+            ["cpu", cpu],
+            ["mode", "nice"],
+          ]),
+        );
     } else if (key === "ctxt") out.push(counter("node_context_switches_total", values[0]!));
     else if (key === "processes") out.push(counter("node_forks_total", values[0]!));
     else if (key === "intr") out.push(counter("node_intr_total", values[0]!));
@@ -49,7 +77,11 @@ export function parseMeminfo(text: string): Sample[] {
     const match = /^([^:]+):\s+(\d+)(?:\s+(kB))?\s*$/.exec(line);
     if (!match) continue;
     const field = match[1]!.replace(/\((.*)\)/, "_$1");
-    out.push(match[3] ? gauge(`node_memory_${field}_bytes`, Number(match[2]) * 1024) : gauge(`node_memory_${field}`, Number(match[2])));
+    out.push(
+      match[3]
+        ? gauge(`node_memory_${field}_bytes`, Number(match[2]) * 1024)
+        : gauge(`node_memory_${field}`, Number(match[2])),
+    );
   }
   return out;
 }
@@ -57,7 +89,8 @@ export function parseMeminfo(text: string): Sample[] {
 /** /proc/loadavg. */
 export function parseLoadavg(text: string): Sample[] {
   const [one, five, fifteen] = text.trim().split(/\s+/).map(Number);
-  if (![one, five, fifteen].every((v) => Number.isFinite(v))) throw new Error(`unexpected /proc/loadavg: ${text.slice(0, 100)}`);
+  if (![one, five, fifteen].every((v) => Number.isFinite(v)))
+    throw new Error(`unexpected /proc/loadavg: ${text.slice(0, 100)}`);
   return [gauge("node_load1", one!), gauge("node_load5", five!), gauge("node_load15", fifteen!)];
 }
 
@@ -97,7 +130,10 @@ export function parseDiskstats(text: string, exclude: RegExp = DISK_EXCLUDE): Sa
       );
     }
     if (f.length >= 17) {
-      out.push(counter("node_disk_flush_requests_total", f[15]!, labels), counter("node_disk_flush_requests_time_seconds_total", f[16]! / 1000, labels));
+      out.push(
+        counter("node_disk_flush_requests_total", f[15]!, labels),
+        counter("node_disk_flush_requests_time_seconds_total", f[16]! / 1000, labels),
+      );
     }
   }
   return out;
@@ -129,9 +165,15 @@ export function parseNetDev(text: string): Sample[] {
     const colon = line.indexOf(":");
     if (colon < 0) continue;
     const device = line.slice(0, colon).trim();
-    const values = line.slice(colon + 1).trim().split(/\s+/).map(Number);
+    const values = line
+      .slice(colon + 1)
+      .trim()
+      .split(/\s+/)
+      .map(Number);
     if (device === "" || values.length < NETDEV_FIELDS.length || values.some((v) => !Number.isFinite(v))) continue;
-    NETDEV_FIELDS.forEach((field, i) => out.push(counter(`node_network_${field}_total`, values[i]!, [["device", device]])));
+    NETDEV_FIELDS.forEach((field, i) =>
+      out.push(counter(`node_network_${field}_total`, values[i]!, [["device", device]])),
+    );
   }
   return out;
 }
@@ -144,12 +186,17 @@ export interface Mount {
 
 /** /proc/mounts (or /proc/self/mounts): the last mount at each mount point is the visible one. */
 export function parseMounts(text: string): Map<string, Mount> {
-  const unescape = (field: string) => field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(Number.parseInt(octal, 8)));
+  const unescape = (field: string) =>
+    field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(Number.parseInt(octal, 8)));
   const mounts = new Map<string, Mount>();
   for (const line of text.split("\n")) {
     const [device, mountpoint, fstype, options] = line.split(" ");
     if (!device || !mountpoint || !fstype) continue;
-    mounts.set(unescape(mountpoint), { device: unescape(device), fstype, readonly: (options ?? "").split(",").includes("ro") });
+    mounts.set(unescape(mountpoint), {
+      device: unescape(device),
+      fstype,
+      readonly: (options ?? "").split(",").includes("ro"),
+    });
   }
   return mounts;
 }
@@ -172,7 +219,11 @@ export function parsePidStat(text: string): ProcStat {
   const close = text.lastIndexOf(")");
   if (open < 0 || close < open) throw new Error(`unexpected /proc/<pid>/stat: ${text.slice(0, 100)}`);
   // Fields from the third on (state), so field n of proc(5) is rest[n - 3].
-  const rest = text.slice(close + 2).trim().split(/\s+/).map(Number);
+  const rest = text
+    .slice(close + 2)
+    .trim()
+    .split(/\s+/)
+    .map(Number);
   return {
     pid: Number(text.slice(0, open).trim()),
     comm: text.slice(open + 1, close),

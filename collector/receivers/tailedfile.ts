@@ -113,7 +113,15 @@ export class TailedFile {
   }
 
   position(path = this.path): FilePosition {
-    return { path, filename: this.filename, dev: String(this.dev), ino: String(this.ino), fingerprint: this.fingerprint, fingerprintBytes: this.fingerprintBytes, offset: this.committed };
+    return {
+      path,
+      filename: this.filename,
+      dev: String(this.dev),
+      ino: String(this.ino),
+      fingerprint: this.fingerprint,
+      fingerprintBytes: this.fingerprintBytes,
+      offset: this.committed,
+    };
   }
 
   async read(now: number, settings: ReadSettings): Promise<Read> {
@@ -131,8 +139,13 @@ export class TailedFile {
       this.lastSize = size;
       this.grewAt = now;
     }
-    for (let budget = settings.maxReadBytes; this.readOffset < size && budget > 0; ) {
-      const chunk = await readAt(this.fh, this.readOffset, Math.min(CHUNK_BYTES, size - this.readOffset, budget), settings.chunk);
+    for (let budget = settings.maxReadBytes; this.readOffset < size && budget > 0;) {
+      const chunk = await readAt(
+        this.fh,
+        this.readOffset,
+        Math.min(CHUNK_BYTES, size - this.readOffset, budget),
+        settings.chunk,
+      );
       if (chunk.length === 0) break;
       this.consume(chunk, out, now, settings);
       budget -= chunk.length;
@@ -140,7 +153,11 @@ export class TailedFile {
     const stale = this.joiner?.expire(now);
     if (stale) out.push(stale);
     let finished = false;
-    if (this.movedAt !== undefined && this.readOffset >= size && now - Math.max(this.movedAt, this.grewAt) >= settings.rotateWaitMs) {
+    if (
+      this.movedAt !== undefined &&
+      this.readOffset >= size &&
+      now - Math.max(this.movedAt, this.grewAt) >= settings.rotateWaitMs
+    ) {
       // The writer has let go of the rotated file: an unterminated last line is a line too.
       if (this.partialBytes > 0 || this.overlong) this.endLine(this.readOffset, out, now, settings);
       const last = this.joiner?.flush();
@@ -151,14 +168,27 @@ export class TailedFile {
     // A single UTF-8 line was already cut to the limit as it was read; joined multi-line entries, and latin1
     // lines, whose characters above 0x7f take two bytes in UTF-8, can still be over it.
     const check = this.joiner !== undefined || this.source.encoding !== "utf8";
-    const entries = out.map((joined) => ({ timeUnixNano: this.stamp(readNs), line: check ? this.limit(joined.text, settings) : joined.text, metadata: NO_LABELS }));
-    return { tail: this, entries, commitTo: Math.min(this.joiner?.pendingStart ?? Infinity, this.lineStart), finished, backlog: this.readOffset < size };
+    const entries = out.map((joined) => ({
+      timeUnixNano: this.stamp(readNs),
+      line: check ? this.limit(joined.text, settings) : joined.text,
+      metadata: NO_LABELS,
+    }));
+    return {
+      tail: this,
+      entries,
+      commitTo: Math.min(this.joiner?.pendingStart ?? Infinity, this.lineStart),
+      finished,
+      backlog: this.readOffset < size,
+    };
   }
 
   /** Whether the file was truncated or rewritten in place; keeps the fingerprint up to date otherwise. */
   private async replaced(size: number): Promise<boolean> {
     const head = await readAt(this.fh, 0, Math.min(size, FINGERPRINT_BYTES));
-    const replaced = size < this.readOffset || head.length < this.fingerprintBytes || checksum(head.subarray(0, this.fingerprintBytes)) !== this.fingerprint;
+    const replaced =
+      size < this.readOffset ||
+      head.length < this.fingerprintBytes ||
+      checksum(head.subarray(0, this.fingerprintBytes)) !== this.fingerprint;
     this.fingerprint = checksum(head);
     this.fingerprintBytes = head.length;
     return replaced;
@@ -166,7 +196,7 @@ export class TailedFile {
 
   private consume(chunk: Buffer, out: Joined[], now: number, settings: ReadSettings): void {
     const at = this.readOffset;
-    for (let from = 0; ; ) {
+    for (let from = 0; ;) {
       const newline = chunk.indexOf(0x0a, from);
       // The chunk's buffer is read into again: an unfinished line keeps a copy of its piece.
       this.append(chunk.subarray(from, newline < 0 ? chunk.length : newline), settings.maxLineBytes, newline < 0);
@@ -230,4 +260,3 @@ export class TailedFile {
     return this.lastNs;
   }
 }
-

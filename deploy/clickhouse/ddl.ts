@@ -21,5 +21,10 @@ export function renderDdl(options: DdlOptions = {}): string {
   };
   const layout = options.cluster === undefined ? "a single server" : `the cluster ${options.cluster}`;
   const header = `-- Bifrost's ClickHouse schema for ${layout}, rendered by deploy/clickhouse/print-ddl from storage/schema.ts.\n`;
-  return header + schemaStatements(target).map((statement) => `\n${statement};\n`).join("");
+  return (
+    header +
+    schemaStatements(target)
+      .map((statement) => `\n${statement};\n`)
+      .join("")
+  );
 }

@@ -69,11 +69,20 @@ export function referenceSections(): ReferenceSection[] {
     collectRows(schema, [name], true, rows, missing);
     return { name, description: schema.description ?? "", rows };
   });
-  if (missing.length > 0) throw new Error(`configuration keys without a description (add .describe() in common/config.ts): ${missing.join(", ")}`);
+  if (missing.length > 0)
+    throw new Error(
+      `configuration keys without a description (add .describe() in common/config.ts): ${missing.join(", ")}`,
+    );
   return sections;
 }
 
-function collectRows(object: JsonSchema, path: string[], envReachable: boolean, rows: ReferenceRow[], missing: string[]): void {
+function collectRows(
+  object: JsonSchema,
+  path: string[],
+  envReachable: boolean,
+  rows: ReferenceRow[],
+  missing: string[],
+): void {
   const required = new Set(object.required ?? []);
   for (const [name, schema] of Object.entries(object.properties ?? {})) {
     const keyPath = [...path, name];
@@ -81,12 +90,21 @@ function collectRows(object: JsonSchema, path: string[], envReachable: boolean, 
     const hasDefault = "default" in schema;
     const values = mapValues(schema);
     // A list of objects or a map of objects cannot be written as one string; a map of scalars takes one variable per key.
-    const env = !envReachable || isListOfObjects(schema) || values?.properties !== undefined ? undefined : envName(values === undefined ? keyPath : [...keyPath, "<name>"]);
+    const env =
+      !envReachable || isListOfObjects(schema) || values?.properties !== undefined
+        ? undefined
+        : envName(values === undefined ? keyPath : [...keyPath, "<name>"]);
     if (isObject(schema) && schema.properties !== undefined && !hasDefault) {
       // A section: its keys are the rows; an optional one is documented by a row of its own as well.
       if (!required.has(name)) {
         if (schema.description === undefined) missing.push(key);
-        rows.push({ key, type: "object", default: "none", env: envReachable ? "its keys" : undefined, description: schema.description ?? "" });
+        rows.push({
+          key,
+          type: "object",
+          default: "none",
+          env: envReachable ? "its keys" : undefined,
+          description: schema.description ?? "",
+        });
       }
       collectRows(schema, keyPath, envReachable, rows, missing);
       continue;
@@ -110,7 +128,12 @@ function isObject(schema: JsonSchema): boolean {
 }
 
 function isListOfObjects(schema: JsonSchema): boolean {
-  return schema.type === "array" && schema.items !== undefined && isObject(schema.items) && schema.items.properties !== undefined;
+  return (
+    schema.type === "array" &&
+    schema.items !== undefined &&
+    isObject(schema.items) &&
+    schema.items.properties !== undefined
+  );
 }
 
 function mapValues(schema: JsonSchema): JsonSchema | undefined {
@@ -127,7 +150,11 @@ function describeType(schema: JsonSchema): string {
   if (schema.enum !== undefined) return schema.enum.map((v) => `\`${String(v)}\``).join(", ");
   switch (schema.type) {
     case "string":
-      return schema.format === "uri" ? "URL" : schema.pattern === "^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9_.-]+):\\d{1,5}$" ? "host:port" : "string";
+      return schema.format === "uri"
+        ? "URL"
+        : schema.pattern === "^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9_.-]+):\\d{1,5}$"
+          ? "host:port"
+          : "string";
     case "integer":
     case "number":
       return `${schema.type}${describeRange(schema)}`;
@@ -150,8 +177,14 @@ function plural(type: string): string {
 }
 
 function describeRange(schema: JsonSchema): string {
-  const low = schema.minimum !== undefined ? `≥ ${schema.minimum}` : schema.exclusiveMinimum !== undefined ? `> ${schema.exclusiveMinimum}` : undefined;
-  const high = schema.maximum !== undefined && schema.maximum < Number.MAX_SAFE_INTEGER ? `≤ ${schema.maximum}` : undefined;
+  const low =
+    schema.minimum !== undefined
+      ? `≥ ${schema.minimum}`
+      : schema.exclusiveMinimum !== undefined
+        ? `> ${schema.exclusiveMinimum}`
+        : undefined;
+  const high =
+    schema.maximum !== undefined && schema.maximum < Number.MAX_SAFE_INTEGER ? `≤ ${schema.maximum}` : undefined;
   const parts = [low, high].filter((p) => p !== undefined);
   return parts.length === 0 ? "" : ` ${parts.join(", ")}`;
 }
@@ -205,9 +238,19 @@ export function renderConfigReference(): string {
     "Sections: " + sections.map((s) => `[${s.name}](#${s.name})`).join(", ") + ".",
   ];
   for (const section of sections) {
-    out.push("", `## ${section.name}`, "", section.description, "", "| key | type | default | environment | description |", "|---|---|---|---|---|");
+    out.push(
+      "",
+      `## ${section.name}`,
+      "",
+      section.description,
+      "",
+      "| key | type | default | environment | description |",
+      "|---|---|---|---|---|",
+    );
     for (const row of section.rows) {
-      out.push(`| \`${row.key}\` | ${cell(row.type)} | ${cell(row.default)} | ${row.env === undefined ? "file only" : row.env.startsWith(ENV_PREFIX) ? `\`${row.env}\`` : row.env} | ${cell(row.description)} |`);
+      out.push(
+        `| \`${row.key}\` | ${cell(row.type)} | ${cell(row.default)} | ${row.env === undefined ? "file only" : row.env.startsWith(ENV_PREFIX) ? `\`${row.env}\`` : row.env} | ${cell(row.description)} |`,
+      );
     }
   }
   return out.join("\n") + "\n";

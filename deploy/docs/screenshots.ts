@@ -26,10 +26,17 @@ function progress(message: string): void {
 }
 
 async function ready(url: string, child: ChildProcess): Promise<void> {
-  await until(url, async () => {
-    if (child.exitCode !== null) throw new Error(`${child.spawnargs.join(" ")} exited with ${child.exitCode}`);
-    return fetch(url).then((r) => r.ok, () => false);
-  }, 60_000);
+  await until(
+    url,
+    async () => {
+      if (child.exitCode !== null) throw new Error(`${child.spawnargs.join(" ")} exited with ${child.exitCode}`);
+      return fetch(url).then(
+        (r) => r.ok,
+        () => false,
+      );
+    },
+    60_000,
+  );
 }
 
 /** A deterministic mix of requests per app and minute, so that the pictures are the same on every run. */
@@ -45,35 +52,61 @@ async function pushDemoData(collector: string, nowMs: number): Promise<void> {
         const count = level === "error" ? Math.max(0, requestsAt(a, m) - 24 - 4 * a) : 3;
         return Array.from({ length: count }, (_, i) => {
           const ns = BigInt(nowMs - (DEMO_MINUTES - m) * 60_000 + i * 997) * 1_000_000n;
-          const line = level === "error" ? `level=error app=${app} msg="upstream timeout" route=/api/${app} duration_ms=${900 + i * 13}` : `level=info app=${app} msg="request served" route=/api/${app} status=200`;
+          const line =
+            level === "error"
+              ? `level=error app=${app} msg="upstream timeout" route=/api/${app} duration_ms=${900 + i * 13}`
+              : `level=info app=${app} msg="request served" route=/api/${app} status=200`;
           return [String(ns), line];
         });
       }).flat(),
     })),
   );
-  const logs = await fetch(`${collector}/loki/api/v1/push`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ streams }) });
+  const logs = await fetch(`${collector}/loki/api/v1/push`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ streams }),
+  });
   if (logs.status !== 204) throw new Error(`log push answered ${logs.status}: ${await logs.text()}`);
 
   const resourceMetrics = APPS.map((app, a) => {
     let total = 0;
     const dataPoints = Array.from({ length: DEMO_MINUTES * 4 }, (_, q) => {
       total += requestsAt(a, Math.floor(q / 4)) * 15;
-      return { timeUnixNano: String(BigInt(nowMs - (DEMO_MINUTES * 4 - q) * 15_000) * 1_000_000n), asInt: String(total), attributes: [{ key: "env", value: { stringValue: "demo" } }] };
+      return {
+        timeUnixNano: String(BigInt(nowMs - (DEMO_MINUTES * 4 - q) * 15_000) * 1_000_000n),
+        asInt: String(total),
+        attributes: [{ key: "env", value: { stringValue: "demo" } }],
+      };
     });
     return {
       resource: { attributes: [{ key: "service.name", value: { stringValue: app } }] },
-      scopeMetrics: [{ metrics: [{ name: "http_requests_total", sum: { aggregationTemporality: 2, isMonotonic: true, dataPoints } }] }],
+      scopeMetrics: [
+        {
+          metrics: [{ name: "http_requests_total", sum: { aggregationTemporality: 2, isMonotonic: true, dataPoints } }],
+        },
+      ],
     };
   });
-  const metrics = await fetch(`${collector}/v1/metrics`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ resourceMetrics }) });
+  const metrics = await fetch(`${collector}/v1/metrics`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ resourceMetrics }),
+  });
   if (metrics.status !== 200) throw new Error(`OTLP push answered ${metrics.status}: ${await metrics.text()}`);
 }
 
 async function main(): Promise<void> {
-  if (spawnSync("prometheus", ["--version"]).error !== undefined) throw new Error("prometheus is not installed (apt-get install prometheus)");
+  if (spawnSync("prometheus", ["--version"]).error !== undefined)
+    throw new Error("prometheus is not installed (apt-get install prometheus)");
   mkdirSync(IMAGES, { recursive: true });
   const dir = mkdtempSync(join(tmpdir(), "bifrost-screenshots-"));
-  const [query, collector, aggregator, grpc, prometheusPort] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
+  const [query, collector, aggregator, grpc, prometheusPort] = [
+    await freePort(),
+    await freePort(),
+    await freePort(),
+    await freePort(),
+    await freePort(),
+  ];
   const children: ChildProcess[] = [];
   try {
     progress("starting bifrost all");
@@ -103,7 +136,15 @@ async function main(): Promise<void> {
       promConfig,
       `global: { scrape_interval: 5s }\nscrape_configs:\n  - job_name: bifrost\n    static_configs:\n      - targets: ["127.0.0.1:${query}", "127.0.0.1:${collector}", "127.0.0.1:${aggregator}"]\n`,
     );
-    const prometheus = spawn("prometheus", [`--config.file=${promConfig}`, `--storage.tsdb.path=${join(dir, "prometheus")}`, `--web.listen-address=127.0.0.1:${prometheusPort}`], { stdio: "ignore" });
+    const prometheus = spawn(
+      "prometheus",
+      [
+        `--config.file=${promConfig}`,
+        `--storage.tsdb.path=${join(dir, "prometheus")}`,
+        `--web.listen-address=127.0.0.1:${prometheusPort}`,
+      ],
+      { stdio: "ignore" },
+    );
     children.push(prometheus);
     const prometheusUrl = `http://127.0.0.1:${prometheusPort}`;
     await ready(`${prometheusUrl}/-/ready`, prometheus);
@@ -112,7 +153,9 @@ async function main(): Promise<void> {
     progress("pushing demo logs and metrics");
     await pushDemoData(collectorUrl, nowMs);
     await until("the demo logs through the Loki API", async () => {
-      const r = await fetch(`${queryUrl}/loki/api/v1/query?query=${encodeURIComponent('count_over_time({env="demo"}[1h])')}`);
+      const r = await fetch(
+        `${queryUrl}/loki/api/v1/query?query=${encodeURIComponent('count_over_time({env="demo"}[1h])')}`,
+      );
       const body = (await r.json()) as { data: { result: unknown[] } };
       return body.data.result.length === APPS.length * 2;
     });
@@ -124,7 +167,17 @@ async function main(): Promise<void> {
       await fetch(`${collectorUrl}/loki/api/v1/push`, {
         method: "POST",
         headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ streams: [{ stream: { app: "checkout", env: "demo", level: "info" }, values: Array.from({ length: 50 + 40 * (i % 7) }, (_, k) => [ns.slice(0, -3) + String(k).padStart(3, "0"), "live line"]) }] }),
+        body: JSON.stringify({
+          streams: [
+            {
+              stream: { app: "checkout", env: "demo", level: "info" },
+              values: Array.from({ length: 50 + 40 * (i % 7) }, (_, k) => [
+                ns.slice(0, -3) + String(k).padStart(3, "0"),
+                "live line",
+              ]),
+            },
+          ],
+        }),
       });
       await new Promise((r) => setTimeout(r, 1000));
     }
@@ -144,8 +197,14 @@ async function main(): Promise<void> {
       const end = (nowMs + 60_000) * 1e6;
       const start = (nowMs - DEMO_MINUTES * 60_000) * 1e6;
       // The requests Grafana's data sources send on "Save & test": Loki's health check and Prometheus's `1+1`.
-      await shoot("loki-health-check.png", `${queryUrl}/loki/api/v1/query?query=${encodeURIComponent("vector(1)+vector(1)")}`);
-      await shoot("prometheus-health-check.png", `${queryUrl}/prometheus/api/v1/query?query=${encodeURIComponent("1+1")}`);
+      await shoot(
+        "loki-health-check.png",
+        `${queryUrl}/loki/api/v1/query?query=${encodeURIComponent("vector(1)+vector(1)")}`,
+      );
+      await shoot(
+        "prometheus-health-check.png",
+        `${queryUrl}/prometheus/api/v1/query?query=${encodeURIComponent("1+1")}`,
+      );
       await shoot(
         "loki-logs-query.png",
         `${queryUrl}/loki/api/v1/query_range?limit=3&direction=backward&start=${start}&end=${end}&query=${encodeURIComponent('{env="demo", level="error"} | logfmt | duration_ms > 1000')}`,
@@ -154,7 +213,10 @@ async function main(): Promise<void> {
         "loki-metric-query.png",
         `${queryUrl}/loki/api/v1/query_range?step=300&start=${start}&end=${end}&query=${encodeURIComponent('sum by (app) (count_over_time({env="demo", level="error"}[5m]))')}`,
       );
-      await shoot("prometheus-rate-query.png", `${queryUrl}/prometheus/api/v1/query?query=${encodeURIComponent("sum by (job) (rate(http_requests_total[5m]))")}`);
+      await shoot(
+        "prometheus-rate-query.png",
+        `${queryUrl}/prometheus/api/v1/query?query=${encodeURIComponent("sum by (job) (rate(http_requests_total[5m]))")}`,
+      );
       const graph = new URLSearchParams({
         "g0.expr": "sum by (instance) (rate(bifrost_collector_entries_accepted_total[15s]))",
         "g0.tab": "0",

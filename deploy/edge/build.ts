@@ -19,7 +19,10 @@ const PROTO_FILES = ["bifrost.proto", "rpc-status.proto", "loki/push.proto"];
 const collectorOnly: Plugin = {
   name: "collector-only",
   setup(b) {
-    b.onResolve({ filter: /(^|\/)(aggregator\/index|query\/index|storage\/open|aggregator\/local-transport)\.js$/ }, (args) => ({ path: args.path, namespace: "not-in-edge-build" }));
+    b.onResolve(
+      { filter: /(^|\/)(aggregator\/index|query\/index|storage\/open|aggregator\/local-transport)\.js$/ },
+      (args) => ({ path: args.path, namespace: "not-in-edge-build" }),
+    );
     b.onLoad({ filter: /.*/, namespace: "not-in-edge-build" }, (args) => ({
       contents: `throw new Error(${JSON.stringify(`the edge build carries only the collector (${args.path} is not in it); run dist/cli.js for the other roles`)});`,
       loader: "js",
@@ -41,7 +44,9 @@ const result = await build({
   external: NATIVE,
   plugins: [collectorOnly],
   // CommonJS libraries inside an ES module bundle still call require() for Node's own modules.
-  banner: { js: "import { createRequire as __bifrostRequire } from 'node:module'; const require = __bifrostRequire(import.meta.url);" },
+  banner: {
+    js: "import { createRequire as __bifrostRequire } from 'node:module'; const require = __bifrostRequire(import.meta.url);",
+  },
   legalComments: "external",
   sourcemap: "linked",
   metafile: true,
@@ -52,4 +57,6 @@ for (const file of PROTO_FILES) {
   copyFileSync(join(DIST, "proto", file), join(OUT, file));
 }
 const bytes = Object.values(result.metafile.outputs).reduce((n, o) => n + o.bytes, 0);
-process.stdout.write(`edge collector bundle: ${OUT}/cli.js (${Object.keys(result.metafile.outputs).length} files, ${(bytes / 1048576).toFixed(1)} MiB with source maps)\n`);
+process.stdout.write(
+  `edge collector bundle: ${OUT}/cli.js (${Object.keys(result.metafile.outputs).length} files, ${(bytes / 1048576).toFixed(1)} MiB with source maps)\n`,
+);

@@ -3,7 +3,15 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 /** The unit file that says how an edge node runs the collector; the bench, the tests and the DaemonSet follow it. */
-export const EDGE_UNIT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "deploy", "systemd", "bifrost-collector.service");
+export const EDGE_UNIT = join(
+  dirname(fileURLToPath(import.meta.url)),
+  "..",
+  "..",
+  "..",
+  "deploy",
+  "systemd",
+  "bifrost-collector.service",
+);
 /** Where the units expect Bifrost installed. */
 export const INSTALL_ROOT = "/opt/bifrost";
 
@@ -23,7 +31,8 @@ export function edgeProfile(unitText = readFileSync(EDGE_UNIT, "utf8")): EdgePro
   const words = exec[2]!.split(/\s+/);
   const scriptAt = words.findIndex((word) => !word.startsWith("--"));
   const script = words[scriptAt];
-  if (script === undefined || !script.startsWith(`${INSTALL_ROOT}/`)) throw new Error(`ExecStart runs no script under ${INSTALL_ROOT}: ${exec[0]}`);
+  if (script === undefined || !script.startsWith(`${INSTALL_ROOT}/`))
+    throw new Error(`ExecStart runs no script under ${INSTALL_ROOT}: ${exec[0]}`);
   const env: Record<string, string> = {};
   for (const [, name, value] of unitText.matchAll(/^Environment="?([A-Z_][A-Z0-9_]*)=([^"\n]*)"?$/gm)) {
     if (!name!.startsWith("BIFROST_")) env[name!] = value!;

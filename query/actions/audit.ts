@@ -15,14 +15,30 @@ export class StoreAudit {
   ) {}
 
   /** `sending` before an action goes out (with the alert that caused it), then its outcome. */
-  async write(outcome: "sending" | ActionOutcome["status"], request: ActionRequest & { id: string }, fields: Record<string, unknown>): Promise<void> {
+  async write(
+    outcome: "sending" | ActionOutcome["status"],
+    request: ActionRequest & { id: string },
+    fields: Record<string, unknown>,
+  ): Promise<void> {
     const labels = { service: "bifrost-actions", source: "query", node: request.node, action: request.action, outcome };
-    const line = JSON.stringify({ outcome, id: request.id, node: request.node, action: request.action, params: request.params, ...fields });
+    const line = JSON.stringify({
+      outcome,
+      id: request.id,
+      node: request.node,
+      action: request.action,
+      params: request.params,
+      ...fields,
+    });
     await this.store.appendLogs([
       {
         id: `actions/${request.id}/${outcome}`,
         tenant: this.tenant,
-        streams: [{ labels, entries: [{ timeUnixNano: BigInt(Date.now()) * 1_000_000n, line, metadata: { action_id: request.id } }] }],
+        streams: [
+          {
+            labels,
+            entries: [{ timeUnixNano: BigInt(Date.now()) * 1_000_000n, line, metadata: { action_id: request.id } }],
+          },
+        ],
       },
     ]);
   }

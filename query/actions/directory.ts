@@ -31,7 +31,11 @@ export class CollectorDirectory {
    * Records a heartbeat; the HTTP status and, when refused, why. Over mutual TLS the client certificate must
    * be the node's own, so that a node holding a shared heartbeat key still cannot redirect another node.
    */
-  accept(text: string, now = Date.now(), identity?: ClientIdentity): { status: 204 | 400 | 401 | 403 | 409; error?: string } {
+  accept(
+    text: string,
+    now = Date.now(),
+    identity?: ClientIdentity,
+  ): { status: 204 | 400 | 401 | 403 | 409; error?: string } {
     let body: Partial<Heartbeat>;
     try {
       body = JSON.parse(text) as Partial<Heartbeat>;
@@ -39,14 +43,19 @@ export class CollectorDirectory {
       return { status: 400, error: "the body is not JSON" };
     }
     const { node, url, ts, key_id, signature } = body ?? {};
-    if (typeof node !== "string" || node === "" || node.length > 256) return { status: 400, error: "node must be a string" };
-    if (typeof url !== "string" || !/^https?:\/\/[^\s]+$/.test(url) || !URL.canParse(url)) return { status: 400, error: "url must be an http(s) URL" };
-    if (typeof ts !== "number" || !Number.isSafeInteger(ts)) return { status: 400, error: "ts must be Unix milliseconds" };
-    if (typeof key_id !== "string" || typeof signature !== "string") return { status: 400, error: "key_id and signature must be strings" };
+    if (typeof node !== "string" || node === "" || node.length > 256)
+      return { status: 400, error: "node must be a string" };
+    if (typeof url !== "string" || !/^https?:\/\/[^\s]+$/.test(url) || !URL.canParse(url))
+      return { status: 400, error: "url must be an http(s) URL" };
+    if (typeof ts !== "number" || !Number.isSafeInteger(ts))
+      return { status: 400, error: "ts must be Unix milliseconds" };
+    if (typeof key_id !== "string" || typeof signature !== "string")
+      return { status: 400, error: "key_id and signature must be strings" };
     const check = this.options.keys.check(key_id, heartbeatSigningText({ node, url, ts, key_id }), signature);
     if (check !== null) return { status: 401, error: check };
     if (Math.abs(now - ts) > this.options.maxSkewMs) return { status: 401, error: "stale or future timestamp" };
-    if (identity !== undefined && !certifiesNode(identity, node)) return { status: 403, error: `the client certificate is not node ${node}'s` };
+    if (identity !== undefined && !certifiesNode(identity, node))
+      return { status: 403, error: `the client certificate is not node ${node}'s` };
     // An older heartbeat replayed within the skew window must not bring back a URL the node has left.
     const known = this.beats.get(node);
     if (known !== undefined && ts < known.ts) return { status: 409, error: "older than the last heartbeat" };
@@ -55,9 +64,13 @@ export class CollectorDirectory {
   }
 
   route(app: Hono): void {
-    app.post("/bifrost/v1/heartbeat", bodyLimit({ maxSize: 4096, onError: (c) => c.text("heartbeat too large\n", 413) }), async (c) => {
-      const result = this.accept(await c.req.text(), Date.now(), clientIdentity(c));
-      return result.status === 204 ? c.body(null, 204) : c.text(`${result.error}\n`, result.status);
-    });
+    app.post(
+      "/bifrost/v1/heartbeat",
+      bodyLimit({ maxSize: 4096, onError: (c) => c.text("heartbeat too large\n", 413) }),
+      async (c) => {
+        const result = this.accept(await c.req.text(), Date.now(), clientIdentity(c));
+        return result.status === 204 ? c.body(null, 204) : c.text(`${result.error}\n`, result.status);
+      },
+    );
   }
 }

@@ -16,13 +16,29 @@ export interface QueryActions {
 }
 
 /** Remediation as query.actions configures it; undefined when it is not enabled. */
-export function queryActions(runtime: Runtime, store: Store, onActionFailed?: (alert: ActionFailedAlert) => void): QueryActions | undefined {
+export function queryActions(
+  runtime: Runtime,
+  store: Store,
+  onActionFailed?: (alert: ActionFailedAlert) => void,
+): QueryActions | undefined {
   const { config } = runtime;
   const a = config.query.actions;
   if (!a.enabled) return undefined;
   const spec = a.keys.find((k) => k.id === a.signing_key_id) ?? a.keys[0]!;
-  const directory = new CollectorDirectory({ collectors: a.collectors, ttlMs: a.heartbeat_ttl_ms, keys: new KeyRing(a.heartbeat_keys), maxSkewMs: a.max_skew_ms });
-  const sender = new ActionSender({ key: signingKey(spec), directory, requestTimeoutMs: a.request_timeout_ms, maxAttempts: a.max_attempts, authToken: a.auth_token, tls: loadClientTls(a.tls) });
+  const directory = new CollectorDirectory({
+    collectors: a.collectors,
+    ttlMs: a.heartbeat_ttl_ms,
+    keys: new KeyRing(a.heartbeat_keys),
+    maxSkewMs: a.max_skew_ms,
+  });
+  const sender = new ActionSender({
+    key: signingKey(spec),
+    directory,
+    requestTimeoutMs: a.request_timeout_ms,
+    maxAttempts: a.max_attempts,
+    authToken: a.auth_token,
+    tls: loadClientTls(a.tls),
+  });
   const remediator = new Remediator({
     sender,
     audit: new StoreAudit(store, a.audit_tenant || config.query.default_tenant),

@@ -61,7 +61,13 @@ export class Remediator {
 }
 
 export function failedAlert(outcome: ActionOutcome, cause?: AlertLike): ActionFailedAlert {
-  const labels: Record<string, string> = { alertname: "BifrostActionFailed", severity: "warning", node: outcome.node, action: outcome.action, outcome: outcome.status };
+  const labels: Record<string, string> = {
+    alertname: "BifrostActionFailed",
+    severity: "warning",
+    node: outcome.node,
+    action: outcome.action,
+    outcome: outcome.status,
+  };
   if (outcome.reason !== undefined) labels["reason"] = outcome.reason;
   const annotations: Record<string, string> = {
     summary: `self-healing action ${outcome.action} on ${outcome.node}: ${outcome.status}${outcome.reason ? ` (${outcome.reason})` : ""}`,

@@ -70,7 +70,8 @@ export class ActionSender {
   async send(request: ActionRequest, id: string = randomUUID()): Promise<ActionOutcome> {
     const base = { id, node: request.node, action: request.action, params: request.params };
     const collector = this.options.directory.urlOf(request.node);
-    if (collector === undefined) return { ...base, status: "undeliverable", error: `no collector known for node ${request.node}`, attempts: 0 };
+    if (collector === undefined)
+      return { ...base, status: "undeliverable", error: `no collector known for node ${request.node}`, attempts: 0 };
     // Relative to the collector URL, so that one behind a proxy under a path prefix is reached there.
     const url = new URL("bifrost/v1/actions", collector.endsWith("/") ? collector : `${collector}/`).toString();
     const headers: Record<string, string> = {};
@@ -84,14 +85,16 @@ export class ActionSender {
           timeoutMs: this.options.requestTimeoutMs,
           ...(this.options.tls ? { tls: this.options.tls } : {}),
         });
-        if (!RETRIED.has(response.status)) return { ...base, ...outcomeOf(response.status, response.text), collector, attempts: attempt };
+        if (!RETRIED.has(response.status))
+          return { ...base, ...outcomeOf(response.status, response.text), collector, attempts: attempt };
         error = `HTTP ${response.status}: ${response.text.slice(0, 200)}`;
         const retryAfter = Number(response.retryAfter);
         if (Number.isFinite(retryAfter) && retryAfter > 0) retryAfterMs = retryAfter * 1000;
       } catch (err) {
         error = (err as Error).message;
       }
-      if (attempt >= this.options.maxAttempts) return { ...base, status: "undeliverable", error, collector, attempts: attempt };
+      if (attempt >= this.options.maxAttempts)
+        return { ...base, status: "undeliverable", error, collector, attempts: attempt };
       const backoff = backoffDelay(attempt, this.options.retryDelayMs ?? 500, 30_000);
       await new Promise((resolve) => setTimeout(resolve, Math.min(30_000, Math.max(backoff, retryAfterMs ?? 0))));
     }
@@ -117,5 +120,10 @@ function outcomeOf(httpStatus: number, text: string): Omit<ActionOutcome, keyof 
       stderr: body["stderr"] as string,
     };
   }
-  return { status: "refused", reason: typeof body["reason"] === "string" ? body["reason"] : "unexpected_answer", error: String(body["error"] ?? text).slice(0, 500), http_status: httpStatus };
+  return {
+    status: "refused",
+    reason: typeof body["reason"] === "string" ? body["reason"] : "unexpected_answer",
+    error: String(body["error"] ?? text).slice(0, 500),
+    http_status: httpStatus,
+  };
 }

@@ -23,7 +23,9 @@ export class RemediationSink implements AlertSink {
       }
       if (this.firing.has(alert.fingerprint)) continue;
       this.firing.add(alert.fingerprint);
-      this.remediator.remediate(alert).catch((err: unknown) => this.log.error({ err, alert: alert.labels }, "self-healing actions failed"));
+      this.remediator
+        .remediate(alert)
+        .catch((err: unknown) => this.log.error({ err, alert: alert.labels }, "self-healing actions failed"));
     }
   }
 }

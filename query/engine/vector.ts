@@ -103,7 +103,12 @@ export function compare(op: ComparisonOp, left: number, right: number): boolean 
 }
 
 /** `a op b` between two scalars; a comparison yields 1 or 0 (scalar comparisons need `bool` in PromQL). */
-export function scalarBinary(op: ArithmeticOp | ComparisonOp, left: number, right: number, semantics: Semantics): number {
+export function scalarBinary(
+  op: ArithmeticOp | ComparisonOp,
+  left: number,
+  right: number,
+  semantics: Semantics,
+): number {
   if (isComparison(op)) return compare(op, left, right) ? 1 : 0;
   return arithmetic(op, left, right, semantics);
 }
@@ -283,7 +288,8 @@ function mean(values: readonly number[]): number {
   for (let i = 1; i < values.length; i++) {
     const value = values[i]!;
     if (Number.isFinite(result) || Number.isNaN(result)) result += (value - result) / (i + 1);
-    else if (Number.isNaN(value) || (!Number.isFinite(value) && value > 0 !== result > 0)) result += (value - result) / (i + 1);
+    else if (Number.isNaN(value) || (!Number.isFinite(value) && value > 0 !== result > 0))
+      result += (value - result) / (i + 1);
   }
   return result;
 }
@@ -318,7 +324,9 @@ export function quantile(phi: number, values: readonly number[]): number {
   if (values.length === 0 || Number.isNaN(phi)) return NaN;
   if (phi < 0) return -Infinity;
   if (phi > 1) return Infinity;
-  const sorted = [...values].sort((a, b) => (Number.isNaN(a) ? (Number.isNaN(b) ? 0 : -1) : Number.isNaN(b) ? 1 : a - b));
+  const sorted = [...values].sort((a, b) =>
+    Number.isNaN(a) ? (Number.isNaN(b) ? 0 : -1) : Number.isNaN(b) ? 1 : a - b,
+  );
   const rank = phi * (sorted.length - 1);
   const lower = Math.max(0, Math.floor(rank));
   const upper = Math.min(sorted.length - 1, lower + 1);
@@ -326,7 +334,11 @@ export function quantile(phi: number, values: readonly number[]): number {
   return sorted[lower]! * (1 - weight) + sorted[upper]! * weight;
 }
 
-function reduce(op: Exclude<AggregationOp, "topk" | "bottomk" | "sort" | "sort_desc">, values: number[], param: number | undefined): number {
+function reduce(
+  op: Exclude<AggregationOp, "topk" | "bottomk" | "sort" | "sort_desc">,
+  values: number[],
+  param: number | undefined,
+): number {
   switch (op) {
     case "group":
       return 1;
@@ -382,7 +394,14 @@ export function aggregate(
         out.push(...[...members].sort(byValue(op === "sort_desc")));
         break;
       default:
-        out.push({ labels, value: reduce(op, members.map((member) => member.value), param) });
+        out.push({
+          labels,
+          value: reduce(
+            op,
+            members.map((member) => member.value),
+            param,
+          ),
+        });
     }
   }
   return out;
@@ -392,11 +411,19 @@ export function aggregate(
  * PromQL's count_values: per group, one sample per distinct value, labelled `label` = the value as Go's
  * FormatFloat('f', -1) writes it, counting the samples that have it.
  */
-export function countValues(vector: readonly Sample[], grouping: Grouping | undefined, label: string, format: (value: number) => string): Sample[] {
+export function countValues(
+  vector: readonly Sample[],
+  grouping: Grouping | undefined,
+  label: string,
+  format: (value: number) => string,
+): Sample[] {
   const counts = new Map<string, Sample>();
   for (const sample of vector) {
     const base = groupLabels(sample.labels, grouping);
-    const labels = makeLabels([...Object.entries(base).filter(([name]) => name !== label), [label, format(sample.value)]]);
+    const labels = makeLabels([
+      ...Object.entries(base).filter(([name]) => name !== label),
+      [label, format(sample.value)],
+    ]);
     const key = labelsKey(labels);
     const counted = counts.get(key);
     if (counted === undefined) counts.set(key, { labels, value: 1 });

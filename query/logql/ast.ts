@@ -9,12 +9,7 @@ import type { LabelMatcher, LineFilter, MatchOp } from "../../storage/store.js";
 export type Expr = LogExpr | MetricExpr;
 
 export type MetricExpr =
-  | RangeAggregationExpr
-  | VectorAggregationExpr
-  | BinaryExpr
-  | LiteralExpr
-  | VectorExpr
-  | LabelReplaceExpr;
+  RangeAggregationExpr | VectorAggregationExpr | BinaryExpr | LiteralExpr | VectorExpr | LabelReplaceExpr;
 
 /** `{app="x"} |= "err" | json | level="error"`: a stream selector followed by its pipeline. */
 export interface LogExpr {
@@ -122,8 +117,7 @@ export interface LineFormatStage {
 
 /** `label_format dst="{{.a}}-x"` sets dst from a template; `label_format dst=src` renames src to dst. */
 export type LabelFormatItem =
-  | { kind: "template"; label: string; template: string }
-  | { kind: "rename"; label: string; from: string };
+  { kind: "template"; label: string; template: string } | { kind: "rename"; label: string; from: string };
 
 export interface LabelFormatStage {
   kind: "label_format";

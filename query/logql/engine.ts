@@ -14,7 +14,16 @@ import {
   vectorSetOp,
   type Sample,
 } from "../engine/vector.js";
-import type { BinaryExpr, Expr, Grouping, LogExpr, LogRange, MetricExpr, RangeAggregationExpr, VectorAggregationExpr } from "./ast.js";
+import type {
+  BinaryExpr,
+  Expr,
+  Grouping,
+  LogExpr,
+  LogRange,
+  MetricExpr,
+  RangeAggregationExpr,
+  VectorAggregationExpr,
+} from "./ast.js";
 import { RowCursor } from "./cursor.js";
 import { RegexSyntaxError, compileRe2 } from "./regex.js";
 import { rangeAggregationSteps, validateRangeAggregation, type Step, type Timeline } from "./range-vector.js";
@@ -58,7 +67,11 @@ export interface EngineSource {
    * when it cannot. The same steps as summing rangeAggregation's, except that a summed rate may differ in the
    * last bits (the rate of the summed counts rather than the sum of the rates).
    */
-  groupedRangeAggregation?(expr: RangeAggregationExpr, grouping: Grouping | undefined, timeline: Timeline): Promise<Step[] | undefined>;
+  groupedRangeAggregation?(
+    expr: RangeAggregationExpr,
+    grouping: Grouping | undefined,
+    timeline: Timeline,
+  ): Promise<Step[] | undefined>;
 }
 
 export interface QueryParams {
@@ -113,12 +126,17 @@ export async function evaluate(
   const literal = literalValue(expr);
   if (literal !== undefined) {
     if (params.instant) return { type: "scalar", tsMs: nsToMs(params.startNs), value: literal };
-    return { type: "matrix", series: [{ labels: makeLabels([]), points: stepTimes(timeline).map((tsMs) => [tsMs, literal]) }] };
+    return {
+      type: "matrix",
+      series: [{ labels: makeLabels([]), points: stepTimes(timeline).map((tsMs) => [tsMs, literal]) }],
+    };
   }
   const evaluator = new Evaluator(timeline, params.instant, source, limits.signal);
   const steps = evaluator.steps(expr);
   try {
-    return params.instant ? await instantResult(expr, steps, limits.maxSeries) : await matrixResult(steps, limits.maxSeries);
+    return params.instant
+      ? await instantResult(expr, steps, limits.maxSeries)
+      : await matrixResult(steps, limits.maxSeries);
   } finally {
     await steps.return(undefined);
   }
@@ -170,7 +188,8 @@ function compileLabelReplaceRegex(pattern: string): RegExp {
   try {
     return compileRe2(pattern, true);
   } catch (err) {
-    if (err instanceof RegexSyntaxError) throw new EvaluationError(`invalid regular expression in label_replace(): ${err.message}`);
+    if (err instanceof RegexSyntaxError)
+      throw new EvaluationError(`invalid regular expression in label_replace(): ${err.message}`);
     throw err;
   }
 }
@@ -190,7 +209,8 @@ class Evaluator {
       case "vector_aggregation":
         return this.aggregationSteps(expr);
       case "label_replace": {
-        if (!LABEL_NAME.test(expr.dst)) throw new EvaluationError(`invalid destination label name in label_replace(): ${expr.dst}`);
+        if (!LABEL_NAME.test(expr.dst))
+          throw new EvaluationError(`invalid destination label name in label_replace(): ${expr.dst}`);
         const regex = compileLabelReplaceRegex(expr.regex);
         return this.mapSteps(expr.expr, (vector) => labelReplace(vector, expr.dst, expr.replacement, expr.src, regex));
       }
@@ -214,9 +234,15 @@ class Evaluator {
     const inner = expr.expr;
     // Loki estimates approx_topk from count-min sketches, which it builds for instant queries alone. The exact topk
     // is what the sketches estimate, and what they give when the series do not collide.
-    if (expr.op === "approx_topk" && !this.instant) throw new EvaluationError("count min sketches are only supported on instant queries");
+    if (expr.op === "approx_topk" && !this.instant)
+      throw new EvaluationError("count min sketches are only supported on instant queries");
     const op = expr.op === "approx_topk" ? "topk" : expr.op;
-    if (expr.op === "sum" && expr.grouping?.without !== true && inner.kind === "range_aggregation" && this.source.groupedRangeAggregation) {
+    if (
+      expr.op === "sum" &&
+      expr.grouping?.without !== true &&
+      inner.kind === "range_aggregation" &&
+      this.source.groupedRangeAggregation
+    ) {
       validateRangeAggregation(inner);
       const pushed = await this.source.groupedRangeAggregation(inner, expr.grouping, this.timeline);
       if (pushed !== undefined) return yield* pushed;
@@ -238,10 +264,14 @@ class Evaluator {
     const right = literalValue(expr.rhs);
     if (isSetOp(op)) {
       if (left !== undefined) {
-        throw new EvaluationError(`unexpected literal for left leg of logical/set binary operation (${op}): ${goFloat(left)}`);
+        throw new EvaluationError(
+          `unexpected literal for left leg of logical/set binary operation (${op}): ${goFloat(left)}`,
+        );
       }
       if (right !== undefined) {
-        throw new EvaluationError(`unexpected literal for right leg of logical/set binary operation (${op}): ${goFloat(right)}`);
+        throw new EvaluationError(
+          `unexpected literal for right leg of logical/set binary operation (${op}): ${goFloat(right)}`,
+        );
       }
       return this.zipSteps(expr.lhs, expr.rhs, (lhs, rhs) => vectorSetOp(op, lhs, rhs, expr.matching, LOKI_SEMANTICS));
     }
@@ -249,7 +279,9 @@ class Evaluator {
       return this.mapSteps(expr.rhs, (vector) => vectorScalar(op, vector, left, true, expr.returnBool, LOKI_SEMANTICS));
     }
     if (right !== undefined) {
-      return this.mapSteps(expr.lhs, (vector) => vectorScalar(op, vector, right, false, expr.returnBool, LOKI_SEMANTICS));
+      return this.mapSteps(expr.lhs, (vector) =>
+        vectorScalar(op, vector, right, false, expr.returnBool, LOKI_SEMANTICS),
+      );
     }
     return this.zipSteps(expr.lhs, expr.rhs, (lhs, rhs) =>
       vectorBinary(op, lhs, rhs, expr.returnBool, expr.matching, LOKI_SEMANTICS),
@@ -329,7 +361,10 @@ async function readStreams(
   const streams = new Map<string, { labels: Labels; entries: [bigint, string][] }>();
   const interval = params.intervalNs ?? 0n;
   // With an interval, entries are skipped, so more than `limit` of them may be read.
-  const cursor = new RowCursor(source.logs(expr, params.startNs, params.endNs, params.direction, interval > 0n ? undefined : params.limit), signal);
+  const cursor = new RowCursor(
+    source.logs(expr, params.startNs, params.endNs, params.direction, interval > 0n ? undefined : params.limit),
+    signal,
+  );
   const forward = params.direction === "forward";
   let taken = 0;
   let last: bigint | undefined;

@@ -228,9 +228,19 @@ function fixed(value: bigint, digits: number): string {
   return fraction === "" ? `${value / scale}` : `${value / scale}.${fraction}`;
 }
 
-const SI_BYTES: Array<[string, number]> = [["PB", 1e15], ["TB", 1e12], ["GB", 1e9], ["MB", 1e6], ["kB", 1e3]];
+const SI_BYTES: Array<[string, number]> = [
+  ["PB", 1e15],
+  ["TB", 1e12],
+  ["GB", 1e9],
+  ["MB", 1e6],
+  ["kB", 1e3],
+];
 const IEC_BYTES: Array<[string, number]> = [
-  ["PiB", 1024 ** 5], ["TiB", 1024 ** 4], ["GiB", 1024 ** 3], ["MiB", 1024 ** 2], ["KiB", 1024],
+  ["PiB", 1024 ** 5],
+  ["TiB", 1024 ** 4],
+  ["GiB", 1024 ** 3],
+  ["MiB", 1024 ** 2],
+  ["KiB", 1024],
 ];
 
 /** A byte size in the largest unit that states it exactly, as go-humanize would read it back. */

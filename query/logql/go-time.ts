@@ -2,14 +2,55 @@
 // toDateInZone. Times are nanoseconds since the epoch; formatting is in UTC, parsing honours an offset in the text
 // or else the given IANA zone.
 
-const MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
+const MONTHS = [
+  "January",
+  "February",
+  "March",
+  "April",
+  "May",
+  "June",
+  "July",
+  "August",
+  "September",
+  "October",
+  "November",
+  "December",
+];
 const DAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
 
 /** Layout elements, longest first where one is a prefix of another. */
 const ELEMENTS = [
-  "January", "Monday", "2006", "Z07:00:00", "-07:00:00", "Z07:00", "-07:00", "Z0700", "-0700", "Z07", "-07",
-  "Jan", "Mon", "MST", "002", "__2", "_2", "01", "02", "03", "04", "05", "06", "15", "PM", "pm",
-  "1", "2", "3", "4", "5",
+  "January",
+  "Monday",
+  "2006",
+  "Z07:00:00",
+  "-07:00:00",
+  "Z07:00",
+  "-07:00",
+  "Z0700",
+  "-0700",
+  "Z07",
+  "-07",
+  "Jan",
+  "Mon",
+  "MST",
+  "002",
+  "__2",
+  "_2",
+  "01",
+  "02",
+  "03",
+  "04",
+  "05",
+  "06",
+  "15",
+  "PM",
+  "pm",
+  "1",
+  "2",
+  "3",
+  "4",
+  "5",
 ];
 
 type Element = { literal: string } | { element: string } | { fraction: string };
@@ -21,7 +62,7 @@ function tokenize(layout: string): Element[] {
   if (cached !== undefined) return cached;
   const out: Element[] = [];
   let literal = "";
-  for (let i = 0; i < layout.length; ) {
+  for (let i = 0; i < layout.length;) {
     const fraction = /^[.,](0+|9+)/.exec(layout.slice(i));
     if (fraction !== null && !/\d/.test(layout[i + fraction[0].length] ?? "")) {
       if (literal !== "") out.push({ literal });
@@ -53,7 +94,11 @@ export function formatGoTime(ns: bigint, layout: string): string {
   const date = new Date(ms);
   const nanos = Number(((ns % 1_000_000_000n) + 1_000_000_000n) % 1_000_000_000n);
   const hour = date.getUTCHours();
-  const dayOfYear = Math.floor((Date.UTC(date.getUTCFullYear(), date.getUTCMonth(), date.getUTCDate()) - Date.UTC(date.getUTCFullYear(), 0, 1)) / 86400000) + 1;
+  const dayOfYear =
+    Math.floor(
+      (Date.UTC(date.getUTCFullYear(), date.getUTCMonth(), date.getUTCDate()) - Date.UTC(date.getUTCFullYear(), 0, 1)) /
+        86400000,
+    ) + 1;
   let out = "";
   for (const part of tokenize(layout)) {
     if ("literal" in part) {
@@ -63,38 +108,102 @@ export function formatGoTime(ns: bigint, layout: string): string {
     if ("fraction" in part) {
       const digits = part.fraction.length - 1;
       const text = pad(nanos, 9).slice(0, digits);
-      out += part.fraction[1] === "9" ? (text.replace(/0+$/, "") === "" ? "" : part.fraction[0] + text.replace(/0+$/, "")) : part.fraction[0] + text;
+      out +=
+        part.fraction[1] === "9"
+          ? text.replace(/0+$/, "") === ""
+            ? ""
+            : part.fraction[0] + text.replace(/0+$/, "")
+          : part.fraction[0] + text;
       continue;
     }
     switch (part.element) {
-      case "2006": out += pad(date.getUTCFullYear(), 4); break;
-      case "06": out += pad(date.getUTCFullYear() % 100, 2); break;
-      case "January": out += MONTHS[date.getUTCMonth()]; break;
-      case "Jan": out += MONTHS[date.getUTCMonth()]!.slice(0, 3); break;
-      case "01": out += pad(date.getUTCMonth() + 1, 2); break;
-      case "1": out += String(date.getUTCMonth() + 1); break;
-      case "Monday": out += DAYS[date.getUTCDay()]; break;
-      case "Mon": out += DAYS[date.getUTCDay()]!.slice(0, 3); break;
-      case "02": out += pad(date.getUTCDate(), 2); break;
-      case "_2": out += String(date.getUTCDate()).padStart(2, " "); break;
-      case "2": out += String(date.getUTCDate()); break;
-      case "002": out += pad(dayOfYear, 3); break;
-      case "__2": out += String(dayOfYear).padStart(3, " "); break;
-      case "15": out += pad(hour, 2); break;
-      case "03": out += pad(hour % 12 === 0 ? 12 : hour % 12, 2); break;
-      case "3": out += String(hour % 12 === 0 ? 12 : hour % 12); break;
-      case "04": out += pad(date.getUTCMinutes(), 2); break;
-      case "4": out += String(date.getUTCMinutes()); break;
-      case "05": out += pad(date.getUTCSeconds(), 2); break;
-      case "5": out += String(date.getUTCSeconds()); break;
-      case "PM": out += hour >= 12 ? "PM" : "AM"; break;
-      case "pm": out += hour >= 12 ? "pm" : "am"; break;
-      case "MST": out += "UTC"; break;
-      case "Z07:00:00": case "Z07:00": case "Z0700": case "Z07": out += "Z"; break;
-      case "-07:00:00": out += "+00:00:00"; break;
-      case "-07:00": out += "+00:00"; break;
-      case "-0700": out += "+0000"; break;
-      case "-07": out += "+00"; break;
+      case "2006":
+        out += pad(date.getUTCFullYear(), 4);
+        break;
+      case "06":
+        out += pad(date.getUTCFullYear() % 100, 2);
+        break;
+      case "January":
+        out += MONTHS[date.getUTCMonth()];
+        break;
+      case "Jan":
+        out += MONTHS[date.getUTCMonth()]!.slice(0, 3);
+        break;
+      case "01":
+        out += pad(date.getUTCMonth() + 1, 2);
+        break;
+      case "1":
+        out += String(date.getUTCMonth() + 1);
+        break;
+      case "Monday":
+        out += DAYS[date.getUTCDay()];
+        break;
+      case "Mon":
+        out += DAYS[date.getUTCDay()]!.slice(0, 3);
+        break;
+      case "02":
+        out += pad(date.getUTCDate(), 2);
+        break;
+      case "_2":
+        out += String(date.getUTCDate()).padStart(2, " ");
+        break;
+      case "2":
+        out += String(date.getUTCDate());
+        break;
+      case "002":
+        out += pad(dayOfYear, 3);
+        break;
+      case "__2":
+        out += String(dayOfYear).padStart(3, " ");
+        break;
+      case "15":
+        out += pad(hour, 2);
+        break;
+      case "03":
+        out += pad(hour % 12 === 0 ? 12 : hour % 12, 2);
+        break;
+      case "3":
+        out += String(hour % 12 === 0 ? 12 : hour % 12);
+        break;
+      case "04":
+        out += pad(date.getUTCMinutes(), 2);
+        break;
+      case "4":
+        out += String(date.getUTCMinutes());
+        break;
+      case "05":
+        out += pad(date.getUTCSeconds(), 2);
+        break;
+      case "5":
+        out += String(date.getUTCSeconds());
+        break;
+      case "PM":
+        out += hour >= 12 ? "PM" : "AM";
+        break;
+      case "pm":
+        out += hour >= 12 ? "pm" : "am";
+        break;
+      case "MST":
+        out += "UTC";
+        break;
+      case "Z07:00:00":
+      case "Z07:00":
+      case "Z0700":
+      case "Z07":
+        out += "Z";
+        break;
+      case "-07:00:00":
+        out += "+00:00:00";
+        break;
+      case "-07:00":
+        out += "+00:00";
+        break;
+      case "-0700":
+        out += "+0000";
+        break;
+      case "-07":
+        out += "+00";
+        break;
     }
   }
   return out;
@@ -156,39 +265,90 @@ export function parseGoTime(layout: string, text: string, zone = "UTC"): bigint 
       continue;
     }
     if ("fraction" in part) {
-      const digits = take(part.fraction[1] === "9" ? /^(?:[.,]\d+)?/ : new RegExp(`^[.,]\\d{${part.fraction.length - 1}}`));
+      const digits = take(
+        part.fraction[1] === "9" ? /^(?:[.,]\d+)?/ : new RegExp(`^[.,]\\d{${part.fraction.length - 1}}`),
+      );
       if (digits === undefined) return undefined;
       if (digits !== "") nanos = Number(digits.slice(1, 10).padEnd(9, "0"));
       continue;
     }
     let value: string | undefined;
     switch (part.element) {
-      case "2006": value = take(/^\d{4}/); if (value !== undefined) year = Number(value); break;
-      case "06": value = take(/^\d{2}/); if (value !== undefined) year = Number(value) + (Number(value) >= 69 ? 1900 : 2000); break;
-      case "January": case "Jan": {
+      case "2006":
+        value = take(/^\d{4}/);
+        if (value !== undefined) year = Number(value);
+        break;
+      case "06":
+        value = take(/^\d{2}/);
+        if (value !== undefined) year = Number(value) + (Number(value) >= 69 ? 1900 : 2000);
+        break;
+      case "January":
+      case "Jan": {
         const names = part.element === "Jan" ? MONTHS.map((m) => m.slice(0, 3)) : MONTHS;
         const found = names.findIndex((name) => rest.toLowerCase().startsWith(name.toLowerCase()));
-        if (found !== -1) { value = rest.slice(0, names[found]!.length); rest = rest.slice(value.length); month = found + 1; }
+        if (found !== -1) {
+          value = rest.slice(0, names[found]!.length);
+          rest = rest.slice(value.length);
+          month = found + 1;
+        }
         break;
       }
-      case "Monday": case "Mon": {
+      case "Monday":
+      case "Mon": {
         const names = part.element === "Mon" ? DAYS.map((d) => d.slice(0, 3)) : DAYS;
         const found = names.find((name) => rest.toLowerCase().startsWith(name.toLowerCase()));
-        if (found !== undefined) { value = found; rest = rest.slice(found.length); }
+        if (found !== undefined) {
+          value = found;
+          rest = rest.slice(found.length);
+        }
         break;
       }
-      case "01": value = take(/^\d{2}/); if (value !== undefined) month = Number(value); break;
-      case "1": value = take(/^\d{1,2}/); if (value !== undefined) month = Number(value); break;
-      case "02": value = take(/^\d{2}/); if (value !== undefined) day = Number(value); break;
-      case "_2": value = take(/^[ \d]\d/); if (value !== undefined) day = Number(value.trim()); break;
-      case "2": value = take(/^\d{1,2}/); if (value !== undefined) day = Number(value); break;
-      case "002": case "__2": value = take(/^[ \d]{2}\d/); break;
-      case "15": value = take(/^\d{1,2}/); if (value !== undefined) hour = Number(value); break;
-      case "03": value = take(/^\d{2}/); if (value !== undefined) hour = Number(value); break;
-      case "3": value = take(/^\d{1,2}/); if (value !== undefined) hour = Number(value); break;
-      case "04": value = take(/^\d{2}/); if (value !== undefined) minute = Number(value); break;
-      case "4": value = take(/^\d{1,2}/); if (value !== undefined) minute = Number(value); break;
-      case "05": case "5": {
+      case "01":
+        value = take(/^\d{2}/);
+        if (value !== undefined) month = Number(value);
+        break;
+      case "1":
+        value = take(/^\d{1,2}/);
+        if (value !== undefined) month = Number(value);
+        break;
+      case "02":
+        value = take(/^\d{2}/);
+        if (value !== undefined) day = Number(value);
+        break;
+      case "_2":
+        value = take(/^[ \d]\d/);
+        if (value !== undefined) day = Number(value.trim());
+        break;
+      case "2":
+        value = take(/^\d{1,2}/);
+        if (value !== undefined) day = Number(value);
+        break;
+      case "002":
+      case "__2":
+        value = take(/^[ \d]{2}\d/);
+        break;
+      case "15":
+        value = take(/^\d{1,2}/);
+        if (value !== undefined) hour = Number(value);
+        break;
+      case "03":
+        value = take(/^\d{2}/);
+        if (value !== undefined) hour = Number(value);
+        break;
+      case "3":
+        value = take(/^\d{1,2}/);
+        if (value !== undefined) hour = Number(value);
+        break;
+      case "04":
+        value = take(/^\d{2}/);
+        if (value !== undefined) minute = Number(value);
+        break;
+      case "4":
+        value = take(/^\d{1,2}/);
+        if (value !== undefined) minute = Number(value);
+        break;
+      case "05":
+      case "5": {
         value = take(part.element === "05" ? /^\d{2}/ : /^\d{1,2}/);
         if (value !== undefined) second = Number(value);
         // Go accepts a fraction after the seconds even when the layout has none.
@@ -199,15 +359,28 @@ export function parseGoTime(layout: string, text: string, zone = "UTC"): bigint 
         }
         break;
       }
-      case "PM": case "pm": value = take(/^[AaPp][Mm]/); if (value !== undefined) pm = value.toLowerCase() === "pm"; break;
-      case "MST": value = take(/^[A-Z]{3,5}|^[+-]\d+/); break;
+      case "PM":
+      case "pm":
+        value = take(/^[AaPp][Mm]/);
+        if (value !== undefined) pm = value.toLowerCase() === "pm";
+        break;
+      case "MST":
+        value = take(/^[A-Z]{3,5}|^[+-]\d+/);
+        break;
       default: {
         const z = part.element.startsWith("Z") ? take(/^Z/) : undefined;
-        if (z !== undefined) { value = z; offsetSeconds = 0; break; }
+        if (z !== undefined) {
+          value = z;
+          offsetSeconds = 0;
+          break;
+        }
         value = take(/^[+-]\d{2}(?::?\d{2}(?::?\d{2})?)?/);
         if (value !== undefined) {
           const digits = value.slice(1).replaceAll(":", "");
-          const seconds = Number(digits.slice(0, 2)) * 3600 + Number(digits.slice(2, 4) || "0") * 60 + Number(digits.slice(4, 6) || "0");
+          const seconds =
+            Number(digits.slice(0, 2)) * 3600 +
+            Number(digits.slice(2, 4) || "0") * 60 +
+            Number(digits.slice(4, 6) || "0");
           offsetSeconds = value[0] === "-" ? -seconds : seconds;
         }
       }

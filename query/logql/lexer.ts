@@ -27,7 +27,7 @@ export class LogQLParseError extends Error {
 function lineCol(text: string, pos: number): { line: number; col: number } {
   let line = 1;
   let col = 1;
-  for (let i = 0; i < pos && i < text.length; ) {
+  for (let i = 0; i < pos && i < text.length;) {
     const code = text.codePointAt(i)!;
     i += code > 0xffff ? 2 : 1;
     if (code === 10) {
@@ -41,16 +41,7 @@ function lineCol(text: string, pos: number): { line: number; col: number } {
 }
 
 export type TokenKind =
-  | "error"
-  | "ident"
-  | "string"
-  | "number"
-  | "duration"
-  | "bytes"
-  | "range"
-  | "flag"
-  | "op"
-  | "eof";
+  "error" | "ident" | "string" | "number" | "duration" | "bytes" | "range" | "flag" | "op" | "eof";
 
 export interface Token {
   kind: TokenKind;

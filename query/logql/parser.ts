@@ -56,21 +56,54 @@ export function parseSelector(text: string): LabelMatcher[] {
 }
 
 const RANGE_OPS = new Set<string>([
-  "count_over_time", "rate", "bytes_over_time", "bytes_rate", "absent_over_time", "sum_over_time",
-  "avg_over_time", "min_over_time", "max_over_time", "stddev_over_time", "stdvar_over_time",
-  "quantile_over_time", "first_over_time", "last_over_time", "rate_counter",
+  "count_over_time",
+  "rate",
+  "bytes_over_time",
+  "bytes_rate",
+  "absent_over_time",
+  "sum_over_time",
+  "avg_over_time",
+  "min_over_time",
+  "max_over_time",
+  "stddev_over_time",
+  "stdvar_over_time",
+  "quantile_over_time",
+  "first_over_time",
+  "last_over_time",
+  "rate_counter",
 ]);
 const VECTOR_OPS = new Set<string>([
-  "sum", "avg", "min", "max", "count", "stddev", "stdvar", "topk", "bottomk", "approx_topk", "sort", "sort_desc",
+  "sum",
+  "avg",
+  "min",
+  "max",
+  "count",
+  "stddev",
+  "stdvar",
+  "topk",
+  "bottomk",
+  "approx_topk",
+  "sort",
+  "sort_desc",
 ]);
 /** Range aggregations that accept `by`/`without` on themselves (Loki's RangeAggregationExpr.validate). */
 const GROUPING_RANGE_OPS = new Set<string>([
-  "avg_over_time", "stddev_over_time", "stdvar_over_time", "quantile_over_time", "max_over_time",
-  "min_over_time", "first_over_time", "last_over_time",
+  "avg_over_time",
+  "stddev_over_time",
+  "stdvar_over_time",
+  "quantile_over_time",
+  "max_over_time",
+  "min_over_time",
+  "first_over_time",
+  "last_over_time",
 ]);
 const UNWRAP_ALLOWED = new Set<string>([...UNWRAP_RANGE_OPS, "rate", "absent_over_time"]);
 const WITHOUT_UNWRAP_ALLOWED = new Set<string>([
-  "bytes_over_time", "bytes_rate", "count_over_time", "rate", "absent_over_time",
+  "bytes_over_time",
+  "bytes_rate",
+  "count_over_time",
+  "rate",
+  "absent_over_time",
 ]);
 
 const EMPTY_COMPATIBLE_SELECTOR =
@@ -110,9 +143,30 @@ const LINE_FILTER_OPS = new Set(["|=", "!=", "|~", "!~", "|>", "!>"]);
 const CONVERSIONS = new Set(["bytes", "duration", "duration_seconds"]);
 /** Loki's reserved words, printed as themselves rather than IDENTIFIER in syntax errors. */
 const KEYWORDS = new Set([
-  "by", "without", "bool", "offset", "on", "ignoring", "group_left", "group_right", "or", "and", "unless",
-  "json", "logfmt", "regexp", "unpack", "pattern", "label_format", "line_format", "ip", "decolorize", "drop",
-  "keep", "unwrap", "label_replace",
+  "by",
+  "without",
+  "bool",
+  "offset",
+  "on",
+  "ignoring",
+  "group_left",
+  "group_right",
+  "or",
+  "and",
+  "unless",
+  "json",
+  "logfmt",
+  "regexp",
+  "unpack",
+  "pattern",
+  "label_format",
+  "line_format",
+  "ip",
+  "decolorize",
+  "drop",
+  "keep",
+  "unwrap",
+  "label_replace",
 ]);
 
 interface RangeArg {
@@ -280,7 +334,10 @@ class Parser {
     matching: VectorMatching | undefined,
     pos: number,
   ): MetricExpr {
-    for (const [side, leg] of [["left", lhs], ["right", rhs]] as const) {
+    for (const [side, leg] of [
+      ["left", lhs],
+      ["right", rhs],
+    ] as const) {
       if (leg.kind === "log") {
         this.defer(`unexpected type for ${side} leg of binary operation (${op}): ${goType(leg)}`, leg.pos);
       } else if (leg.kind === "literal" && SET_OPS.has(op)) {
@@ -589,7 +646,12 @@ class Parser {
       const problem = ip ? ipLineFilterProblem(op, token.value) : lineFilterProblem(op, token.value);
       if (problem !== undefined) this.defer(problem, token.pos);
     }
-    const stage: LineFilterStage = { kind: "line_filter", pos: opToken.pos, op, values: values.map(({ token }) => token.value) };
+    const stage: LineFilterStage = {
+      kind: "line_filter",
+      pos: opToken.pos,
+      op,
+      values: values.map(({ token }) => token.value),
+    };
     if (values.some(({ ip }) => ip)) stage.ip = values.map(({ ip }) => ip);
     return stage;
   }
@@ -850,10 +912,7 @@ class Parser {
     switch (expr.kind) {
       case "log":
         if (!expr.matchers.some((matcher) => !matchesEmpty(matcher, (pattern) => this.checkRegex(pattern, 0, true)))) {
-          this.fail(
-            EMPTY_COMPATIBLE_SELECTOR,
-            expr.pos,
-          );
+          this.fail(EMPTY_COMPATIBLE_SELECTOR, expr.pos);
         }
         return;
       case "range_aggregation":
@@ -870,7 +929,6 @@ class Parser {
     }
   }
 }
-
 
 /** Why Loki would refuse the string value of a line filter when it runs the query. */
 function lineFilterProblem(op: LineFilterStage["op"], value: string): string | undefined {
@@ -898,7 +956,6 @@ function binaryOp(token: Token): BinaryOp | undefined {
   }
   return undefined;
 }
-
 
 /** Loki's checks of a vector aggregation's parameter and grouping (mustNewVectorAggregationExpr). */
 function vectorAggregationProblem(

@@ -48,7 +48,9 @@ function compileStage(stage: Stage): StageFn {
     case "json":
       return stage.params.length === 0 ? jsonStage() : jsonParamsStage(stage.params);
     case "logfmt":
-      return stage.params.length === 0 ? logfmtStage(stage.strict, stage.keepEmpty) : logfmtParamsStage(stage.params, stage.strict);
+      return stage.params.length === 0
+        ? logfmtStage(stage.strict, stage.keepEmpty)
+        : logfmtParamsStage(stage.params, stage.strict);
     case "regexp":
       return regexpStage(stage.pattern);
     case "pattern":
@@ -133,7 +135,12 @@ export function compileUnwrap(unwrap: Unwrap): (result: PipelineResult) => Unwra
     if (text === undefined || text === "") return null;
     const err = result.labels[ERROR_LABEL];
     const details = result.labels[ERROR_DETAILS_LABEL];
-    builder.reset(err === undefined && details === undefined ? result.labels : without(result.labels, ERROR_LABEL, ERROR_DETAILS_LABEL), noMetadata);
+    builder.reset(
+      err === undefined && details === undefined
+        ? result.labels
+        : without(result.labels, ERROR_LABEL, ERROR_DETAILS_LABEL),
+      noMetadata,
+    );
     builder.err = err ?? "";
     builder.errDetails = details ?? "";
     const parsed = convert(text);

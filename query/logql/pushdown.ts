@@ -39,7 +39,8 @@ export function canPush(expr: RangeAggregationExpr, timeline: Timeline): boolean
  * labels depend on every series' labels), and no `_extracted` label, which only a name clash creates.
  */
 export function canPushSum(expr: RangeAggregationExpr, grouping: Grouping | undefined, timeline: Timeline): boolean {
-  if (grouping !== undefined && (grouping.without || grouping.labels.some((name) => name.endsWith("_extracted")))) return false;
+  if (grouping !== undefined && (grouping.without || grouping.labels.some((name) => name.endsWith("_extracted"))))
+    return false;
   return canPush(expr, timeline);
 }
 
@@ -79,12 +80,17 @@ export async function pushRangeAggregation(
   const series = counts
     .map((s) => {
       const byBucket = new Map<bigint, number>();
-      for (const point of s.points) byBucket.set((point.startNs - firstBucketNs) / bucketNs, bytes ? point.bytes : point.count);
+      for (const point of s.points)
+        byBucket.set((point.startNs - firstBucketNs) / bucketNs, bytes ? point.bytes : point.count);
       return { key: labelsKey(s.labels), labels: s.labels, byBucket };
     })
     .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   const steps: Step[] = [];
-  for (let t = timeline.startNs, first = 0n; t <= timeline.endNs; t += timeline.stepNs, first += timeline.stepNs / bucketNs) {
+  for (
+    let t = timeline.startNs, first = 0n;
+    t <= timeline.endNs;
+    t += timeline.stepNs, first += timeline.stepNs / bucketNs
+  ) {
     const windowEnd = t - offsetNs;
     // The same millisecond truncation as the streaming engine (range-vector.ts).
     const tsMs = Number(windowEnd / 1_000_000n) + Number(offsetNs / 1_000_000n);

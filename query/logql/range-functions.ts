@@ -58,7 +58,6 @@ function extreme(points: readonly Point[], better: (candidate: number, best: num
   return best;
 }
 
-
 /**
  * Prometheus' extrapolated counter rate as Loki adapts it: the window's bounds come from the query rather than
  * from the samples, a drop in value counts as a counter reset, and the result is per second of the range.
@@ -119,7 +118,11 @@ export function rangeFunction(op: RangeOp, rangeNs: bigint, unwrapped: boolean, 
     case "stddev_over_time":
       return (points) => Math.sqrt(varianceOverTime(points));
     case "quantile_over_time":
-      return (points) => quantile(param ?? NaN, points.map((point) => point.value));
+      return (points) =>
+        quantile(
+          param ?? NaN,
+          points.map((point) => point.value),
+        );
     case "first_over_time":
       return (points) => points[0]!.value;
     case "last_over_time":

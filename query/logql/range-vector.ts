@@ -99,7 +99,12 @@ interface Row {
 }
 
 /** The rows a range aggregation reads: unwrapped samples, or one row per line valued 1 or its size in bytes. */
-async function* rowsOf(expr: RangeAggregationExpr, source: EngineSource, fromNs: bigint, toNs: bigint): AsyncIterable<Row[]> {
+async function* rowsOf(
+  expr: RangeAggregationExpr,
+  source: EngineSource,
+  fromNs: bigint,
+  toNs: bigint,
+): AsyncIterable<Row[]> {
   const { range } = expr;
   if (range.unwrap !== undefined) {
     yield* source.samples(range, fromNs, toNs);

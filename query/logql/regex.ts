@@ -153,7 +153,10 @@ export function compileRe2(pattern: string, anchored = false): RegExp {
  * Whether a label matcher accepts the empty value, that is a series without the label: Loki and Prometheus
  * refuse selectors made only of such matchers. `compile` compiles the (anchored) regular expressions.
  */
-export function matchesEmpty(matcher: LabelMatcher, compile: (pattern: string) => RegExp = (pattern) => compileRe2(pattern, true)): boolean {
+export function matchesEmpty(
+  matcher: LabelMatcher,
+  compile: (pattern: string) => RegExp = (pattern) => compileRe2(pattern, true),
+): boolean {
   switch (matcher.op) {
     case "=":
       return matcher.value === "";

@@ -39,7 +39,8 @@ export function pushableLineFilters(pipeline: Stage[]): { pushed: LineFilter[]; 
     }
     kept.push(stage);
     const necessary = stage.op === "|>" ? stage.values.map((value) => longest(patternLiterals(value))) : [];
-    if (necessary.length > 0 && necessary.every((literal) => literal !== "")) pushed.push({ op: "|=", values: necessary });
+    if (necessary.length > 0 && necessary.every((literal) => literal !== ""))
+      pushed.push({ op: "|=", values: necessary });
   }
   return { pushed, rest: [...kept, ...pipeline.slice(index)] };
 }
@@ -64,12 +65,22 @@ export class StoreSource implements EngineSource {
     return pushRangeAggregation(this.store, this.tenant, expr, timeline);
   }
 
-  async groupedRangeAggregation(expr: RangeAggregationExpr, grouping: Grouping | undefined, timeline: Timeline): Promise<Step[] | undefined> {
+  async groupedRangeAggregation(
+    expr: RangeAggregationExpr,
+    grouping: Grouping | undefined,
+    timeline: Timeline,
+  ): Promise<Step[] | undefined> {
     if (this.options.pushdown === false || !canPushSum(expr, grouping, timeline)) return undefined;
     return pushRangeAggregation(this.store, this.tenant, expr, timeline, { grouping });
   }
 
-  async *logs(log: LogExpr, startNs: bigint, endNs: bigint, direction: Direction, limit?: number): AsyncIterable<LogRow[]> {
+  async *logs(
+    log: LogExpr,
+    startNs: bigint,
+    endNs: bigint,
+    direction: Direction,
+    limit?: number,
+  ): AsyncIterable<LogRow[]> {
     const { pushed, rest } = pushableLineFilters(log.pipeline);
     const pipeline = compilePipeline(rest);
     const pageEntries = this.options.pageEntries ?? PAGE_ENTRIES;

@@ -33,13 +33,20 @@ export interface TemplateFunction {
   lazy?(args: (() => TemplateValue)[]): TemplateValue;
 }
 
-const GO_TYPE: Record<ParamType, string> = { string: "string", int: "int", float: "float64", time: "time.Time", any: "interface {}" };
+const GO_TYPE: Record<ParamType, string> = {
+  string: "string",
+  int: "int",
+  float: "float64",
+  time: "time.Time",
+  any: "interface {}",
+};
 
 /** Go's conversion of an argument to a parameter type; an Error carries Go's message. */
 export function convertArg(value: TemplateValue, type: ParamType): TemplateValue | Error {
   if (type === "any") return settle(value);
   if (value instanceof NumberConstant) {
-    if (type === "int") return value.isInt ? new GoInt(value.value) : new Error(`expected integer; found ${value.text}`);
+    if (type === "int")
+      return value.isInt ? new GoInt(value.value) : new Error(`expected integer; found ${value.text}`);
     if (type === "float") return value.value;
     return new Error(`expected ${GO_TYPE[type]}; found ${value.text}`);
   }
@@ -103,7 +110,11 @@ function toDecimal(value: number): Decimal {
 
 function align(a: Decimal, b: Decimal): [bigint, bigint, number] {
   const exponent = Math.min(a.exponent, b.exponent);
-  return [a.coefficient * 10n ** BigInt(a.exponent - exponent), b.coefficient * 10n ** BigInt(b.exponent - exponent), exponent];
+  return [
+    a.coefficient * 10n ** BigInt(a.exponent - exponent),
+    b.coefficient * 10n ** BigInt(b.exponent - exponent),
+    exponent,
+  ];
 }
 
 function decimalToNumber(value: Decimal): number {
@@ -156,7 +167,8 @@ function trimSet(text: string, cutset: string, left: boolean, right: boolean): s
   return points.slice(start, end).join("");
 }
 
-const GO_SPACE = /^[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+|[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$/g;
+const GO_SPACE =
+  /^[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+|[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$/g;
 
 function trimSpace(text: string): string {
   return text.replace(GO_SPACE, "");
@@ -268,7 +280,8 @@ function base64Decode(text: string): string {
   let padded = text;
   const remainder = padded.length % 4;
   if (remainder !== 0 && remainder !== 1) padded += "=".repeat(4 - remainder);
-  const invalid = /[^A-Za-z0-9+/=]/.exec(padded) ?? (padded.length % 4 !== 0 ? { index: padded.length - (padded.length % 4) } : null);
+  const invalid =
+    /[^A-Za-z0-9+/=]/.exec(padded) ?? (padded.length % 4 !== 0 ? { index: padded.length - (padded.length % 4) } : null);
   if (invalid !== null) return `illegal base64 data at input byte ${invalid.index}`;
   const padding = padded.indexOf("=");
   if (padding !== -1 && !/^={1,2}$/.test(padded.slice(padding))) return `illegal base64 data at input byte ${padding}`;
@@ -336,7 +349,8 @@ function basicEqual(a: TemplateValue, b: TemplateValue): boolean {
 function lessThan(a: TemplateValue, b: TemplateValue): boolean {
   const x = comparable(a);
   const y = comparable(b);
-  if (x === undefined || y === undefined || x.kind === "bool" || y.kind === "bool") throw new Error("invalid type for comparison");
+  if (x === undefined || y === undefined || x.kind === "bool" || y.kind === "bool")
+    throw new Error("invalid type for comparison");
   if (x.kind !== y.kind) throw new Error("incompatible types for comparison");
   return x.value < y.value;
 }
@@ -344,62 +358,63 @@ function lessThan(a: TemplateValue, b: TemplateValue): boolean {
 /** fmt.Sprintf for the verbs people use in log templates: %s %v %d %f %g %e %q %x %X %t %c %%. */
 export function sprintf(format: string, args: TemplateValue[]): string {
   let next = 0;
-  const out = format.replace(/%([-+# 0]*)(\d+)?(?:\.(\d+))?([a-zA-Z%])/g, (_spec, flags: string, widthText?: string, precisionText?: string, verb?: string) => {
-    if (verb === "%") return "%";
-    if (next >= args.length) return `%!${verb}(MISSING)`;
-    const arg = settle(args[next++]!);
-    const precision = precisionText === undefined ? undefined : Number(precisionText);
-    let text: string;
-    const numeric = arg instanceof GoInt ? arg.value : typeof arg === "number" ? arg : undefined;
-    switch (verb) {
-      case "s":
-      case "v":
-        text = printValue(arg);
-        if (verb === "s" && precision !== undefined) text = codePoints(text).slice(0, precision).join("");
-        break;
-      case "d":
-        text = arg instanceof GoInt ? String(arg.value) : `%!d(${typeName(arg)}=${printValue(arg)})`;
-        break;
-      case "f":
-      case "F":
-      case "e":
-      case "g":
-        if (numeric === undefined || arg instanceof GoInt) text = `%!${verb}(${typeName(arg)}=${printValue(arg)})`;
-        else if (verb === "e") text = numeric.toExponential(precision ?? 6).replace(/e([+-])(\d)$/, "e$10$2");
-        else if (verb === "g") text = precision === undefined ? printValue(numeric) : String(Number(numeric.toPrecision(precision)));
-        else text = numeric.toFixed(precision ?? 6);
-        break;
-      case "q":
-        text = JSON.stringify(printValue(arg));
-        break;
-      case "x":
-      case "X":
-        text =
-          arg instanceof GoInt
-            ? arg.value.toString(16)
-            : Buffer.from(printValue(arg)).toString("hex");
-        if (verb === "X") text = text.toUpperCase();
-        break;
-      case "t":
-        text = typeof arg === "boolean" ? String(arg) : `%!t(${typeName(arg)}=${printValue(arg)})`;
-        break;
-      case "c":
-        text = arg instanceof GoInt ? String.fromCodePoint(arg.value) : `%!c(${typeName(arg)}=${printValue(arg)})`;
-        break;
-      default:
-        return `%!${verb}(${typeName(arg)}=${printValue(arg)})`;
-    }
-    if (flags.includes("+") && numeric !== undefined && numeric >= 0 && /[dfFeg]/.test(verb!)) text = "+" + text;
-    const width = widthText === undefined ? 0 : Number(widthText);
-    if (text.length < width) {
-      if (flags.includes("-")) text = text.padEnd(width);
-      else if (flags.includes("0") && numeric !== undefined) {
-        const sign = /^[+-]/.test(text) ? text[0]! : "";
-        text = sign + text.slice(sign.length).padStart(width - sign.length, "0");
-      } else text = text.padStart(width);
-    }
-    return text;
-  });
+  const out = format.replace(
+    /%([-+# 0]*)(\d+)?(?:\.(\d+))?([a-zA-Z%])/g,
+    (_spec, flags: string, widthText?: string, precisionText?: string, verb?: string) => {
+      if (verb === "%") return "%";
+      if (next >= args.length) return `%!${verb}(MISSING)`;
+      const arg = settle(args[next++]!);
+      const precision = precisionText === undefined ? undefined : Number(precisionText);
+      let text: string;
+      const numeric = arg instanceof GoInt ? arg.value : typeof arg === "number" ? arg : undefined;
+      switch (verb) {
+        case "s":
+        case "v":
+          text = printValue(arg);
+          if (verb === "s" && precision !== undefined) text = codePoints(text).slice(0, precision).join("");
+          break;
+        case "d":
+          text = arg instanceof GoInt ? String(arg.value) : `%!d(${typeName(arg)}=${printValue(arg)})`;
+          break;
+        case "f":
+        case "F":
+        case "e":
+        case "g":
+          if (numeric === undefined || arg instanceof GoInt) text = `%!${verb}(${typeName(arg)}=${printValue(arg)})`;
+          else if (verb === "e") text = numeric.toExponential(precision ?? 6).replace(/e([+-])(\d)$/, "e$10$2");
+          else if (verb === "g")
+            text = precision === undefined ? printValue(numeric) : String(Number(numeric.toPrecision(precision)));
+          else text = numeric.toFixed(precision ?? 6);
+          break;
+        case "q":
+          text = JSON.stringify(printValue(arg));
+          break;
+        case "x":
+        case "X":
+          text = arg instanceof GoInt ? arg.value.toString(16) : Buffer.from(printValue(arg)).toString("hex");
+          if (verb === "X") text = text.toUpperCase();
+          break;
+        case "t":
+          text = typeof arg === "boolean" ? String(arg) : `%!t(${typeName(arg)}=${printValue(arg)})`;
+          break;
+        case "c":
+          text = arg instanceof GoInt ? String.fromCodePoint(arg.value) : `%!c(${typeName(arg)}=${printValue(arg)})`;
+          break;
+        default:
+          return `%!${verb}(${typeName(arg)}=${printValue(arg)})`;
+      }
+      if (flags.includes("+") && numeric !== undefined && numeric >= 0 && /[dfFeg]/.test(verb!)) text = "+" + text;
+      const width = widthText === undefined ? 0 : Number(widthText);
+      if (text.length < width) {
+        if (flags.includes("-")) text = text.padEnd(width);
+        else if (flags.includes("0") && numeric !== undefined) {
+          const sign = /^[+-]/.test(text) ? text[0]! : "";
+          text = sign + text.slice(sign.length).padStart(width - sign.length, "0");
+        } else text = text.padStart(width);
+      }
+      return text;
+    },
+  );
   if (next < args.length) {
     const extra = args.slice(next).map((arg) => `${typeName(arg)}=${printValue(arg)}`);
     return `${out}%!(EXTRA ${extra.join(", ")})`;
@@ -475,16 +490,36 @@ export const FUNCTIONS = new Map<string, TemplateFunction>([
       "any",
     ),
   ],
-  ["eq", fn(["any"], ([a, ...rest]) => {
-    if (rest.length === 0) throw new Error("missing argument for comparison");
-    return rest.some((b) => basicEqual(a!, b));
-  }, "any")],
+  [
+    "eq",
+    fn(
+      ["any"],
+      ([a, ...rest]) => {
+        if (rest.length === 0) throw new Error("missing argument for comparison");
+        return rest.some((b) => basicEqual(a!, b));
+      },
+      "any",
+    ),
+  ],
   ["ne", fn(["any", "any"], ([a, b]) => !basicEqual(a!, b!))],
   ["lt", fn(["any", "any"], ([a, b]) => lessThan(a!, b!))],
   ["le", fn(["any", "any"], ([a, b]) => lessThan(a!, b!) || basicEqual(a!, b!))],
   ["gt", fn(["any", "any"], ([a, b]) => !(lessThan(a!, b!) || basicEqual(a!, b!)))],
   ["ge", fn(["any", "any"], ([a, b]) => !lessThan(a!, b!))],
-  ["print", fn([], (args) => args.map((arg, i) => (i > 0 && typeof arg !== "string" && typeof args[i - 1] !== "string" ? " " : "") + printValue(arg)).join(""), "any")],
+  [
+    "print",
+    fn(
+      [],
+      (args) =>
+        args
+          .map(
+            (arg, i) =>
+              (i > 0 && typeof arg !== "string" && typeof args[i - 1] !== "string" ? " " : "") + printValue(arg),
+          )
+          .join(""),
+      "any",
+    ),
+  ],
   ["println", fn([], (args) => args.map(printValue).join(" ") + "\n", "any")],
   ["printf", fn(["string"], ([format, ...args]) => sprintf(str(format!), args), "any")],
 
@@ -511,11 +546,29 @@ export const FUNCTIONS = new Map<string, TemplateFunction>([
   ["Trim", fn(["string", "string"], ([s, cutset]) => trimSet(str(s!), str(cutset!), true, true))],
   ["TrimLeft", fn(["string", "string"], ([s, cutset]) => trimSet(str(s!), str(cutset!), true, false))],
   ["TrimRight", fn(["string", "string"], ([s, cutset]) => trimSet(str(s!), str(cutset!), false, true))],
-  ["TrimPrefix", fn(["string", "string"], ([s, prefix]) => (str(s!).startsWith(str(prefix!)) ? str(s!).slice(str(prefix!).length) : str(s!)))],
-  ["TrimSuffix", fn(["string", "string"], ([s, suffix]) => (str(suffix!) !== "" && str(s!).endsWith(str(suffix!)) ? str(s!).slice(0, -str(suffix!).length) : str(s!)))],
+  [
+    "TrimPrefix",
+    fn(["string", "string"], ([s, prefix]) =>
+      str(s!).startsWith(str(prefix!)) ? str(s!).slice(str(prefix!).length) : str(s!),
+    ),
+  ],
+  [
+    "TrimSuffix",
+    fn(["string", "string"], ([s, suffix]) =>
+      str(suffix!) !== "" && str(s!).endsWith(str(suffix!)) ? str(s!).slice(0, -str(suffix!).length) : str(s!),
+    ),
+  ],
   ["TrimSpace", stringFn(trimSpace)],
-  ["regexReplaceAll", fn(["string", "string", "string"], ([re, s, repl]) => replaceAll(str(re!), str(s!), (match) => expand(str(repl!), match)))],
-  ["regexReplaceAllLiteral", fn(["string", "string", "string"], ([re, s, repl]) => replaceAll(str(re!), str(s!), () => str(repl!)))],
+  [
+    "regexReplaceAll",
+    fn(["string", "string", "string"], ([re, s, repl]) =>
+      replaceAll(str(re!), str(s!), (match) => expand(str(repl!), match)),
+    ),
+  ],
+  [
+    "regexReplaceAllLiteral",
+    fn(["string", "string", "string"], ([re, s, repl]) => replaceAll(str(re!), str(s!), () => str(repl!))),
+  ],
   [
     "count",
     fn(["string", "string"], ([re, s]) => {
@@ -529,11 +582,14 @@ export const FUNCTIONS = new Map<string, TemplateFunction>([
   ],
   ["urldecode", stringFn(queryUnescape)],
   ["urlencode", stringFn(queryEscape)],
-  ["bytes", fn(["string"], ([s]) => {
-    const parsed = goParseBytes(str(s!));
-    if (parsed.error !== undefined) throw new Error(parsed.error);
-    return parsed.value;
-  })],
+  [
+    "bytes",
+    fn(["string"], ([s]) => {
+      const parsed = goParseBytes(str(s!));
+      if (parsed.error !== undefined) throw new Error(parsed.error);
+      return parsed.value;
+    }),
+  ],
   ...(["duration", "duration_seconds"] as const).map((name): [string, TemplateFunction] => [
     name,
     fn(["string"], ([s]) => {
@@ -544,10 +600,13 @@ export const FUNCTIONS = new Map<string, TemplateFunction>([
   ]),
   ["unixEpochMillis", fn(["time"], ([t]) => String(floorDiv(time(t!), 1_000_000n)))],
   ["unixEpochNanos", fn(["time"], ([t]) => String(time(t!)))],
-  ["toDateInZone", fn(["string", "string", "string"], ([layout, zone, s]) => {
-    const ns = parseGoTime(str(layout!), str(s!), str(zone!));
-    return ns === undefined ? ZERO_TIME : new GoTime(ns);
-  })],
+  [
+    "toDateInZone",
+    fn(["string", "string", "string"], ([layout, zone, s]) => {
+      const ns = parseGoTime(str(layout!), str(s!), str(zone!));
+      return ns === undefined ? ZERO_TIME : new GoTime(ns);
+    }),
+  ],
   ["unixToTime", fn(["string"], ([s]) => unixToTime(str(s!)))],
   ["alignLeft", fn(["int", "string"], ([count, s]) => align2(int(count!), str(s!), true))],
   ["alignRight", fn(["int", "string"], ([count, s]) => align2(int(count!), str(s!), false))],
@@ -563,72 +622,140 @@ export const FUNCTIONS = new Map<string, TemplateFunction>([
   ["contains", fn(["string", "string"], ([sub, s]) => str(s!).includes(str(sub!)))],
   ["hasPrefix", fn(["string", "string"], ([prefix, s]) => str(s!).startsWith(str(prefix!)))],
   ["hasSuffix", fn(["string", "string"], ([suffix, s]) => str(s!).endsWith(str(suffix!)))],
-  ["indent", fn(["int", "string"], ([spaces, s]) => {
-    const pad = " ".repeat(Math.max(0, int(spaces!)));
-    return pad + str(s!).replaceAll("\n", "\n" + pad);
-  })],
-  ["nindent", fn(["int", "string"], ([spaces, s]) => {
-    const pad = " ".repeat(Math.max(0, int(spaces!)));
-    return "\n" + pad + str(s!).replaceAll("\n", "\n" + pad);
-  })],
-  ["replace", fn(["string", "string", "string"], ([old, replacement, s]) => str(s!).split(str(old!)).join(str(replacement!)))],
-  ["repeat", fn(["int", "string"], ([count, s]) => {
-    if (int(count!) < 0) throw new Error("strings: negative Repeat count");
-    return str(s!).repeat(int(count!));
-  })],
+  [
+    "indent",
+    fn(["int", "string"], ([spaces, s]) => {
+      const pad = " ".repeat(Math.max(0, int(spaces!)));
+      return pad + str(s!).replaceAll("\n", "\n" + pad);
+    }),
+  ],
+  [
+    "nindent",
+    fn(["int", "string"], ([spaces, s]) => {
+      const pad = " ".repeat(Math.max(0, int(spaces!)));
+      return "\n" + pad + str(s!).replaceAll("\n", "\n" + pad);
+    }),
+  ],
+  [
+    "replace",
+    fn(["string", "string", "string"], ([old, replacement, s]) => str(s!).split(str(old!)).join(str(replacement!))),
+  ],
+  [
+    "repeat",
+    fn(["int", "string"], ([count, s]) => {
+      if (int(count!) < 0) throw new Error("strings: negative Repeat count");
+      return str(s!).repeat(int(count!));
+    }),
+  ],
   ["trim", stringFn(trimSpace)],
   ["trimAll", fn(["string", "string"], ([cutset, s]) => trimSet(str(s!), str(cutset!), true, true))],
-  ["trimSuffix", fn(["string", "string"], ([suffix, s]) => (str(suffix!) !== "" && str(s!).endsWith(str(suffix!)) ? str(s!).slice(0, -str(suffix!).length) : str(s!)))],
-  ["trimPrefix", fn(["string", "string"], ([prefix, s]) => (str(s!).startsWith(str(prefix!)) ? str(s!).slice(str(prefix!).length) : str(s!)))],
+  [
+    "trimSuffix",
+    fn(["string", "string"], ([suffix, s]) =>
+      str(suffix!) !== "" && str(s!).endsWith(str(suffix!)) ? str(s!).slice(0, -str(suffix!).length) : str(s!),
+    ),
+  ],
+  [
+    "trimPrefix",
+    fn(["string", "string"], ([prefix, s]) =>
+      str(s!).startsWith(str(prefix!)) ? str(s!).slice(str(prefix!).length) : str(s!),
+    ),
+  ],
   ["int", fn(["any"], ([v]) => new GoInt(toInt64(v!)))],
   ["float64", fn(["any"], ([v]) => toFloat64(v!))],
   ["add", fn([], (args) => new GoInt(args.reduce<number>((sum, v) => sum + toInt64(v), 0)), "any")],
   ["sub", fn(["any", "any"], ([a, b]) => new GoInt(toInt64(a!) - toInt64(b!)))],
-  ["mul", fn(["any"], ([a, ...rest]) => new GoInt(rest.reduce<number>((product, v) => product * toInt64(v), toInt64(a!))), "any")],
-  ["div", fn(["any", "any"], ([a, b]) => {
-    const divisor = toInt64(b!);
-    if (divisor === 0) throw new Error("runtime error: integer divide by zero");
-    return new GoInt(Math.trunc(toInt64(a!) / divisor));
-  })],
-  ["mod", fn(["any", "any"], ([a, b]) => {
-    const divisor = toInt64(b!);
-    if (divisor === 0) throw new Error("runtime error: integer divide by zero");
-    return new GoInt(toInt64(a!) % divisor);
-  })],
+  [
+    "mul",
+    fn(
+      ["any"],
+      ([a, ...rest]) => new GoInt(rest.reduce<number>((product, v) => product * toInt64(v), toInt64(a!))),
+      "any",
+    ),
+  ],
+  [
+    "div",
+    fn(["any", "any"], ([a, b]) => {
+      const divisor = toInt64(b!);
+      if (divisor === 0) throw new Error("runtime error: integer divide by zero");
+      return new GoInt(Math.trunc(toInt64(a!) / divisor));
+    }),
+  ],
+  [
+    "mod",
+    fn(["any", "any"], ([a, b]) => {
+      const divisor = toInt64(b!);
+      if (divisor === 0) throw new Error("runtime error: integer divide by zero");
+      return new GoInt(toInt64(a!) % divisor);
+    }),
+  ],
   ["addf", fn([], (args) => decimalOp("add", 0, args), "any")],
   ["subf", fn(["any"], ([a, ...rest]) => decimalOp("sub", a!, rest), "any")],
   ["mulf", fn(["any"], ([a, ...rest]) => decimalOp("mul", a!, rest), "any")],
   ["divf", fn(["any"], ([a, ...rest]) => decimalOp("div", a!, rest), "any")],
-  ["max", fn(["any"], ([a, ...rest]) => new GoInt(rest.reduce<number>((m, v) => Math.max(m, toInt64(v)), toInt64(a!))), "any")],
-  ["min", fn(["any"], ([a, ...rest]) => new GoInt(rest.reduce<number>((m, v) => Math.min(m, toInt64(v)), toInt64(a!))), "any")],
-  ["maxf", fn(["any"], ([a, ...rest]) => rest.reduce<number>((m, v) => Math.max(m, toFloat64(v)), toFloat64(a!)), "any")],
-  ["minf", fn(["any"], ([a, ...rest]) => rest.reduce<number>((m, v) => Math.min(m, toFloat64(v)), toFloat64(a!)), "any")],
+  [
+    "max",
+    fn(
+      ["any"],
+      ([a, ...rest]) => new GoInt(rest.reduce<number>((m, v) => Math.max(m, toInt64(v)), toInt64(a!))),
+      "any",
+    ),
+  ],
+  [
+    "min",
+    fn(
+      ["any"],
+      ([a, ...rest]) => new GoInt(rest.reduce<number>((m, v) => Math.min(m, toInt64(v)), toInt64(a!))),
+      "any",
+    ),
+  ],
+  [
+    "maxf",
+    fn(["any"], ([a, ...rest]) => rest.reduce<number>((m, v) => Math.max(m, toFloat64(v)), toFloat64(a!)), "any"),
+  ],
+  [
+    "minf",
+    fn(["any"], ([a, ...rest]) => rest.reduce<number>((m, v) => Math.min(m, toFloat64(v)), toFloat64(a!)), "any"),
+  ],
   ["ceil", fn(["any"], ([a]) => Math.ceil(toFloat64(a!)))],
   ["floor", fn(["any"], ([a]) => Math.floor(toFloat64(a!)))],
   [
     "round",
-    fn(["any", "int"], ([a, places, roundOn]) => {
-      const threshold = roundOn === undefined ? 0.5 : (roundOn as number);
-      const pow = 10 ** int(places!);
-      const digit = pow * toFloat64(a!);
-      const fraction = digit - Math.trunc(digit);
-      return (fraction >= threshold ? Math.ceil(digit) : Math.floor(digit)) / pow;
-    }, "float"),
+    fn(
+      ["any", "int"],
+      ([a, places, roundOn]) => {
+        const threshold = roundOn === undefined ? 0.5 : (roundOn as number);
+        const pow = 10 ** int(places!);
+        const digit = pow * toFloat64(a!);
+        const fraction = digit - Math.trunc(digit);
+        return (fraction >= threshold ? Math.ceil(digit) : Math.floor(digit)) / pow;
+      },
+      "float",
+    ),
   ],
-  ["toDate", fn(["string", "string"], ([layout, s]) => {
-    const ns = parseGoTime(str(layout!), str(s!));
-    return ns === undefined ? ZERO_TIME : new GoTime(ns);
-  })],
-  ["date", fn(["string", "any"], ([layout, value]) => {
-    let ns: bigint;
-    if (value instanceof GoTime) ns = value.ns;
-    else if (value instanceof GoInt) ns = BigInt(value.value) * 1_000_000_000n;
-    else ns = BigInt(Date.now()) * 1_000_000n;
-    return formatGoTime(ns, str(layout!));
-  })],
+  [
+    "toDate",
+    fn(["string", "string"], ([layout, s]) => {
+      const ns = parseGoTime(str(layout!), str(s!));
+      return ns === undefined ? ZERO_TIME : new GoTime(ns);
+    }),
+  ],
+  [
+    "date",
+    fn(["string", "any"], ([layout, value]) => {
+      let ns: bigint;
+      if (value instanceof GoTime) ns = value.ns;
+      else if (value instanceof GoInt) ns = BigInt(value.value) * 1_000_000_000n;
+      else ns = BigInt(Date.now()) * 1_000_000n;
+      return formatGoTime(ns, str(layout!));
+    }),
+  ],
   ["now", fn([], () => new GoTime(BigInt(Date.now()) * 1_000_000n))],
   ["unixEpoch", fn(["time"], ([t]) => String(floorDiv(time(t!), 1_000_000_000n)))],
-  ["default", fn(["any"], ([fallback, ...given]) => (given.length === 0 || isEmpty(given[0]!) ? fallback! : given[0]!), "any")],
+  [
+    "default",
+    fn(["any"], ([fallback, ...given]) => (given.length === 0 || isEmpty(given[0]!) ? fallback! : given[0]!), "any"),
+  ],
 
   // Per-entry values
   ["__line__", { params: [], call: (_args, context) => context.line }],

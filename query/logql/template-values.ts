@@ -29,7 +29,13 @@ export class TemplateExecError extends Error {
 }
 
 export function isLabels(value: TemplateValue): value is Labels {
-  return typeof value === "object" && value !== null && !(value instanceof GoInt) && !(value instanceof GoTime) && !(value instanceof NumberConstant);
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    !(value instanceof GoInt) &&
+    !(value instanceof GoTime) &&
+    !(value instanceof NumberConstant)
+  );
 }
 
 /** Resolves an untyped constant the way Go types an untyped constant passed as interface{}. */

@@ -83,7 +83,8 @@ interface Token {
   pos: number;
 }
 
-const NUMBER = /^[+-]?(?:0[xX][0-9a-fA-F_]+(?:\.[0-9a-fA-F_]*)?(?:[pP][+-]?\d+)?|0[bB][01_]+|0[oO][0-7_]+|(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][+-]?\d+)?)/;
+const NUMBER =
+  /^[+-]?(?:0[xX][0-9a-fA-F_]+(?:\.[0-9a-fA-F_]*)?(?:[pP][+-]?\d+)?|0[bB][01_]+|0[oO][0-7_]+|(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][+-]?\d+)?)/;
 
 function lex(name: string, source: string): Token[] {
   const tokens: Token[] = [];
@@ -99,14 +100,18 @@ function lex(name: string, source: string): Token[] {
     }
     let text = source.slice(pos, open);
     let inner = open + 2;
-    const trimLeft = source.startsWith("- ", inner) || source.startsWith("-\t", inner) || source.startsWith("-\n", inner) || source.startsWith("-\r", inner);
+    const trimLeft =
+      source.startsWith("- ", inner) ||
+      source.startsWith("-\t", inner) ||
+      source.startsWith("-\n", inner) ||
+      source.startsWith("-\r", inner);
     if (trimLeft) {
       text = text.replace(/[ \t\r\n]+$/, "");
       inner += 1;
     }
     if (text !== "") tokens.push({ kind: "text", text, pos });
     // A comment fills a whole action.
-    const afterSpace = inner + (/^[ \t\r\n]*/.exec(source.slice(inner))![0].length);
+    const afterSpace = inner + /^[ \t\r\n]*/.exec(source.slice(inner))![0].length;
     if (source.startsWith("/*", trimLeft ? afterSpace : inner)) {
       const start = trimLeft ? afterSpace : inner;
       const end = source.indexOf("*/", start + 2);
@@ -139,15 +144,19 @@ function lex(name: string, source: string): Token[] {
       const char = rest[0]!;
       let match: RegExpExecArray | null;
       if ((match = /^[ \t\r\n]+/.exec(rest)) !== null) tokens.push({ kind: "space", text: match[0], pos });
-      else if ((match = /^\.[A-Za-z_][A-Za-z0-9_]*/.exec(rest)) !== null) tokens.push({ kind: "field", text: match[0], pos });
+      else if ((match = /^\.[A-Za-z_][A-Za-z0-9_]*/.exec(rest)) !== null)
+        tokens.push({ kind: "field", text: match[0], pos });
       else if ((match = /^\$[A-Za-z0-9_]*/.exec(rest)) !== null) tokens.push({ kind: "variable", text: match[0], pos });
       else if ((match = NUMBER.exec(rest)) !== null && !(char === "." && !/^\.\d/.test(rest))) {
         tokens.push({ kind: "number", text: match[0], pos });
       } else if (char === ".") tokens.push({ kind: "dot", text: ".", pos });
-      else if ((match = /^[A-Za-z_][A-Za-z0-9_]*/.exec(rest)) !== null) tokens.push({ kind: "identifier", text: match[0], pos });
-      else if ((match = /^"(?:[^"\\\n]|\\.)*"/.exec(rest)) !== null) tokens.push({ kind: "string", text: match[0], pos });
+      else if ((match = /^[A-Za-z_][A-Za-z0-9_]*/.exec(rest)) !== null)
+        tokens.push({ kind: "identifier", text: match[0], pos });
+      else if ((match = /^"(?:[^"\\\n]|\\.)*"/.exec(rest)) !== null)
+        tokens.push({ kind: "string", text: match[0], pos });
       else if ((match = /^`[^`]*`/.exec(rest)) !== null) tokens.push({ kind: "string", text: match[0], pos });
-      else if ((match = /^'(?:[^'\\\n]|\\.[^']*)'/.exec(rest)) !== null) tokens.push({ kind: "char", text: match[0], pos });
+      else if ((match = /^'(?:[^'\\\n]|\\.[^']*)'/.exec(rest)) !== null)
+        tokens.push({ kind: "char", text: match[0], pos });
       else if (rest.startsWith(":=")) tokens.push({ kind: "declare", text: ":=", pos });
       else if (char === "=") tokens.push({ kind: "assign", text: "=", pos });
       else if (char === "|") tokens.push({ kind: "pipe", text: "|", pos });
@@ -177,7 +186,18 @@ function location(source: string, pos: number): string {
   return `${lineOf(source, pos)}:${column}`;
 }
 
-const GO_ESCAPES: Record<string, string> = { a: "\x07", b: "\b", f: "\f", n: "\n", r: "\r", t: "\t", v: "\v", "\\": "\\", '"': '"', "'": "'" };
+const GO_ESCAPES: Record<string, string> = {
+  a: "\x07",
+  b: "\b",
+  f: "\f",
+  n: "\n",
+  r: "\r",
+  t: "\t",
+  v: "\v",
+  "\\": "\\",
+  '"': '"',
+  "'": "'",
+};
 
 function unquoteGo(text: string, fail: (message: string) => never): string {
   if (text.startsWith("`")) return text.slice(1, -1).replaceAll("\r", "");
@@ -347,7 +367,7 @@ class Parser {
     let elseList: Node[] | null = null;
     if (end === "else") {
       const chained = this.peekNonSpace();
-      if ((chained.kind === "identifier" && chained.text === kind && kind !== "range")) {
+      if (chained.kind === "identifier" && chained.text === kind && kind !== "range") {
         // `{{else if x}}` is an `if` nested in the else branch that shares this branch's `{{end}}`.
         this.nextNonSpace();
         elseList = [this.branch(kind)];
@@ -438,12 +458,17 @@ class Parser {
         return { kind: "string", pos: token.pos, value: unquoteGo(token.text, fail) };
       case "char": {
         const char = unquoteGo(`"${token.text.slice(1, -1).replaceAll('"', '\\"')}"`, fail);
-        return { kind: "number", pos: token.pos, value: new NumberConstant(token.text, char.codePointAt(0) ?? 0, true) };
+        return {
+          kind: "number",
+          pos: token.pos,
+          value: new NumberConstant(token.text, char.codePointAt(0) ?? 0, true),
+        };
       }
       case "number":
         return { kind: "number", pos: token.pos, value: parseNumber(token.text, fail) };
       case "identifier": {
-        if (token.text === "true" || token.text === "false") return { kind: "bool", pos: token.pos, value: token.text === "true" };
+        if (token.text === "true" || token.text === "false")
+          return { kind: "bool", pos: token.pos, value: token.text === "true" };
         if (token.text === "nil") return { kind: "nil", pos: token.pos };
         const fn = this.extension?.functions.get(token.text) ?? FUNCTIONS.get(token.text);
         if (fn === undefined) fail(`function "${token.text}" not defined`);
@@ -502,7 +527,9 @@ export interface CompiledTemplate {
 export function compileTemplate(name: string, source: string, extension?: TemplateExtension): CompiledTemplate {
   const nodes = new Parser(name, source, lex(name, source), extension).parse();
   const fail = (pos: number, at: string, message: string): never => {
-    throw new TemplateExecError(`template: ${name}:${location(source, pos)}: executing "${name}" at <${at}>: ${message}`);
+    throw new TemplateExecError(
+      `template: ${name}:${location(source, pos)}: executing "${name}" at <${at}>: ${message}`,
+    );
   };
 
   const describe = (operand: Operand): string => {
@@ -532,7 +559,8 @@ export function compileTemplate(name: string, source: string, extension?: Templa
     let value = receiver;
     for (const part of path) {
       if (value === null) return fail(operand.pos, describe(operand), `nil pointer evaluating interface {}.${part}`);
-      if (!isLabels(value)) return fail(operand.pos, describe(operand), `can't evaluate field ${part} in type ${typeName(value)}`);
+      if (!isLabels(value))
+        return fail(operand.pos, describe(operand), `can't evaluate field ${part} in type ${typeName(value)}`);
       if (hasArgs) return fail(operand.pos, describe(operand), `${part} is not a method but has arguments`);
       value = value[part] ?? "";
     }
@@ -540,7 +568,8 @@ export function compileTemplate(name: string, source: string, extension?: Templa
   };
 
   const variable = (state: State, name: string): TemplateValue => {
-    for (let i = state.variables.length - 1; i >= 0; i--) if (state.variables[i]![0] === name) return state.variables[i]![1];
+    for (let i = state.variables.length - 1; i >= 0; i--)
+      if (state.variables[i]![0] === name) return state.variables[i]![1];
     return null;
   };
 
@@ -610,7 +639,12 @@ export function compileTemplate(name: string, source: string, extension?: Templa
     }
   };
 
-  const evalCommand = (state: State, dot: TemplateValue, command: Command, final: TemplateValue | undefined): TemplateValue => {
+  const evalCommand = (
+    state: State,
+    dot: TemplateValue,
+    command: Command,
+    final: TemplateValue | undefined,
+  ): TemplateValue => {
     const [head, ...args] = command.args as [Operand, ...Operand[]];
     if (head.kind === "function") return call(state, dot, head, args, final);
     const hasArgs = args.length > 0 || final !== undefined;
@@ -675,7 +709,12 @@ export function compileTemplate(name: string, source: string, extension?: Templa
     if (isLabels(value)) for (const key of Object.keys(value).sort()) entries.push([key, value[key]!]);
     else if (value instanceof GoInt) {
       for (let i = 0; i < value.value; i++) entries.push([new GoInt(i), new GoInt(i)]);
-    } else if (value !== null) fail(node.pipeline.pos, describe(node.pipeline.commands[0]!.args[0]!), `range can't iterate over ${printValue(value)}`);
+    } else if (value !== null)
+      fail(
+        node.pipeline.pos,
+        describe(node.pipeline.commands[0]!.args[0]!),
+        `range can't iterate over ${printValue(value)}`,
+      );
     const [first, second] = node.pipeline.declare;
     for (const [key, element] of entries) {
       state.variables.length = mark;
@@ -708,7 +747,16 @@ export function compileTemplate(name: string, source: string, extension?: Templa
     simpleField,
     execute(data, context, variables = []) {
       const out: string[] = [];
-      walk({ data, context, variables: [["$", data], ...variables.map(([name, value]): [string, TemplateValue] => [name, value])] }, data, nodes, out);
+      walk(
+        {
+          data,
+          context,
+          variables: [["$", data], ...variables.map(([name, value]): [string, TemplateValue] => [name, value])],
+        },
+        data,
+        nodes,
+        out,
+      );
       return out.join("");
     },
   };

@@ -75,7 +75,9 @@ function nowNs(): bigint {
 export function lokiRoutes(app: Hono, options: LokiApiOptions): void {
   const { store, limits } = options;
   const now = options.now ?? nowNs;
-  const tenantLimits = options.tenantLimits ?? new TenantLimits({ collector: { limits: options.pushLimits }, query: { limits }, overrides: {} });
+  const tenantLimits =
+    options.tenantLimits ??
+    new TenantLimits({ collector: { limits: options.pushLimits }, query: { limits }, overrides: {} });
 
   const handle =
     (handler: (c: Context, params: RequestParams, tenant: string) => Promise<Response>) => async (c: Context) => {
@@ -114,21 +116,40 @@ export function lokiRoutes(app: Hono, options: LokiApiOptions): void {
   function checkLimit(tenant: string, limit: number): void {
     const max = tenantLimits.get(tenant, "max_entries_limit_per_query");
     if (limit > max) {
-      throw tenantLimits.error(tenant, "max_entries_limit_per_query", `max entries limit per query exceeded, limit > max_entries_limit_per_query (${limit} > ${max})`);
+      throw tenantLimits.error(
+        tenant,
+        "max_entries_limit_per_query",
+        `max entries limit per query exceeded, limit > max_entries_limit_per_query (${limit} > ${max})`,
+      );
     }
   }
 
   async function run(c: Context, expr: Expr, params: QueryParams, tenant: string): Promise<Response> {
     const started = performance.now();
-    const signal = AbortSignal.any([c.req.raw.signal, AbortSignal.timeout(tenantLimits.get(tenant, "query_timeout_ms"))]);
+    const signal = AbortSignal.any([
+      c.req.raw.signal,
+      AbortSignal.timeout(tenantLimits.get(tenant, "query_timeout_ms")),
+    ]);
     let result: QueryResult;
     try {
       // The engine checks the signal between reads; a single slow store read is cut short here.
-      const aborted = new Promise<never>((_, reject) => signal.addEventListener("abort", () => reject(signal.reason as Error), { once: true }));
-      result = await Promise.race([evaluate(expr, params, new StoreSource(store, tenant), { maxSeries: tenantLimits.get(tenant, "max_query_series"), signal }), aborted]);
+      const aborted = new Promise<never>((_, reject) =>
+        signal.addEventListener("abort", () => reject(signal.reason as Error), { once: true }),
+      );
+      result = await Promise.race([
+        evaluate(expr, params, new StoreSource(store, tenant), {
+          maxSeries: tenantLimits.get(tenant, "max_query_series"),
+          signal,
+        }),
+        aborted,
+      ]);
     } catch (err) {
       if (signal.aborted) {
-        const message = tenantLimits.error(tenant, "query_timeout_ms", "request timed out, decrease the duration of the request or add more label matchers (prefer exact match over regex match) to reduce the amount of data processed").message;
+        const message = tenantLimits.error(
+          tenant,
+          "query_timeout_ms",
+          "request timed out, decrease the duration of the request or add more label matchers (prefer exact match over regex match) to reduce the amount of data processed",
+        ).message;
         throw new HttpError(504, message);
       }
       if (err instanceof QueryLimitError) throw tenantLimits.error(tenant, "max_query_series", err.message);
@@ -171,13 +192,29 @@ export function lokiRoutes(app: Hono, options: LokiApiOptions): void {
   route("/loki/api/v1/query", async (c, params, tenant) => {
     const expr = parse(params);
     if (isLogExpr(expr)) {
-      throw new ParamError("log queries are not supported as an instant query type, please change your query to a range query type");
+      throw new ParamError(
+        "log queries are not supported as an instant query type, please change your query to a range query type",
+      );
     }
     const timeText = param(params, "time");
-    const timeNs = timeText === undefined ? now() : timeRange(new Map([["end", [timeText]], ["start", [timeText]]]), now()).endNs;
+    const timeNs =
+      timeText === undefined
+        ? now()
+        : timeRange(
+            new Map([
+              ["end", [timeText]],
+              ["start", [timeText]],
+            ]),
+            now(),
+          ).endNs;
     const limit = limitParam(params, 100);
     checkLimit(tenant, limit);
-    return run(c, expr, { startNs: timeNs, endNs: timeNs, stepNs: 0n, direction: directionParam(params), limit, instant: true }, tenant);
+    return run(
+      c,
+      expr,
+      { startNs: timeNs, endNs: timeNs, stepNs: 0n, direction: directionParam(params), limit, instant: true },
+      tenant,
+    );
   });
 
   function seriesSelect(params: RequestParams, tenant: string, selectors: LabelMatcher[][]): SeriesSelect {
@@ -198,7 +235,10 @@ export function lokiRoutes(app: Hono, options: LokiApiOptions): void {
   route("/loki/api/v1/label", labelNames);
 
   route("/loki/api/v1/label/:name/values", async (c, params, tenant) => {
-    const values = await store.labelValues(seriesSelect(params, tenant, selectorsOf(params, "query")), c.req.param("name")!);
+    const values = await store.labelValues(
+      seriesSelect(params, tenant, selectorsOf(params, "query")),
+      c.req.param("name")!,
+    );
     return c.json({ status: "success", data: values });
   });
 
@@ -230,9 +270,13 @@ export function lokiRoutes(app: Hono, options: LokiApiOptions): void {
   const volumeRoute = (ranged: boolean) => async (c: Context, params: RequestParams, tenant: string) => {
     const { startNs, endNs } = timeRange(params, now());
     checkRange(tenant, startNs, endNs);
-    const targets = (param(params, "targetLabels") ?? "").split(",").map((name) => name.trim()).filter((name) => name !== "");
+    const targets = (param(params, "targetLabels") ?? "")
+      .split(",")
+      .map((name) => name.trim())
+      .filter((name) => name !== "");
     const aggregateBy = param(params, "aggregateBy") ?? "series";
-    if (aggregateBy !== "series" && aggregateBy !== "labels") throw new ParamError(`invalid aggregateBy "${aggregateBy}": expected series or labels`);
+    if (aggregateBy !== "series" && aggregateBy !== "labels")
+      throw new ParamError(`invalid aggregateBy "${aggregateBy}": expected series or labels`);
     const request: VolumeRequest = {
       tenant,
       matchers: parseSelector(param(params, "query") ?? ""),
@@ -244,9 +288,18 @@ export function lokiRoutes(app: Hono, options: LokiApiOptions): void {
       aggregateBy,
     };
     const result = await volume(store, request);
-    return c.body(queryResponseJson(result, { execTimeSeconds: 0, linesProcessed: 0, bytesProcessed: 0, entriesReturned: entriesReturned(result) }), 200, {
-      "Content-Type": "application/json; charset=utf-8",
-    });
+    return c.body(
+      queryResponseJson(result, {
+        execTimeSeconds: 0,
+        linesProcessed: 0,
+        bytesProcessed: 0,
+        entriesReturned: entriesReturned(result),
+      }),
+      200,
+      {
+        "Content-Type": "application/json; charset=utf-8",
+      },
+    );
   };
   route("/loki/api/v1/index/volume", volumeRoute(false));
   route("/loki/api/v1/index/volume_range", volumeRoute(true));
@@ -255,7 +308,8 @@ export function lokiRoutes(app: Hono, options: LokiApiOptions): void {
     try {
       return c.json({ status: "success", data: prettifyLogQL(parse(params)) });
     } catch (err) {
-      if (err instanceof LogQLParseError || err instanceof ParamError) return c.json({ status: "invalid-query", error: err.message }, 400);
+      if (err instanceof LogQLParseError || err instanceof ParamError)
+        return c.json({ status: "invalid-query", error: err.message }, 400);
       throw err;
     }
   });
@@ -280,7 +334,13 @@ export function lokiRoutes(app: Hono, options: LokiApiOptions): void {
 
 function classify(err: unknown): [400 | 404 | 429 | 500 | 503 | 504, string] {
   if (err instanceof HttpError || err instanceof TenantLimitError) return [err.status, err.message];
-  if (err instanceof ParamError || err instanceof LogQLParseError || err instanceof QueryLimitError || err instanceof EvaluationError) return [400, err.message];
+  if (
+    err instanceof ParamError ||
+    err instanceof LogQLParseError ||
+    err instanceof QueryLimitError ||
+    err instanceof EvaluationError
+  )
+    return [400, err.message];
   if (err instanceof StoreError && err.transient) return [503, `store unavailable: ${err.message}`];
   return [500, (err as Error).message ?? "internal error"];
 }

@@ -58,7 +58,10 @@ function resultJson(result: QueryResult): string {
         .join(",");
     case "vector":
       return result.samples
-        .map((sample) => `{"metric":${labelsJson(sample.labels)},"value":[${formatTime(sample.tsMs)},"${formatValue(sample.value)}"]}`)
+        .map(
+          (sample) =>
+            `{"metric":${labelsJson(sample.labels)},"value":[${formatTime(sample.tsMs)},"${formatValue(sample.value)}"]}`,
+        )
         .join(",");
     case "scalar":
       return `${formatTime(result.tsMs)},"${formatValue(result.value)}"`;

@@ -65,7 +65,8 @@ export function timeRange(params: RequestParams, nowNs: bigint): { startNs: bigi
   const sinceNs = sinceText === undefined ? DEFAULT_SINCE_NS : parseDurationParamNs(sinceText, "since");
   const startText = param(params, "start");
   // A future end would otherwise push the default start into the future too.
-  const startNs = startText === undefined ? (endNs > nowNs ? nowNs : endNs) - sinceNs : parseTimestampNs(startText, "start");
+  const startNs =
+    startText === undefined ? (endNs > nowNs ? nowNs : endNs) - sinceNs : parseTimestampNs(startText, "start");
   if (endNs < startNs) throw new ParamError("end timestamp must not be before or equal to start time");
   return { startNs, endNs };
 }

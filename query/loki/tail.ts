@@ -54,11 +54,17 @@ function tailRequest(c: Context, options: TailOptions): TailRequest {
   if (!isLogExpr(expr)) throw new ParamError("tail requires a log query, not a metric query");
   const delayText = param(params, "delay_for");
   const delayNs = delayText === undefined ? 0n : parseDurationParamNs(delayText, "delay_for");
-  if (delayNs < 0n || delayNs > BigInt(MAX_DELAY_S) * 1_000_000_000n) throw new ParamError(`delay_for can't be greater than ${MAX_DELAY_S}`);
+  if (delayNs < 0n || delayNs > BigInt(MAX_DELAY_S) * 1_000_000_000n)
+    throw new ParamError(`delay_for can't be greater than ${MAX_DELAY_S}`);
   const tenant = options.tenantOf(c);
   const limit = limitParam(params, 100);
   const max = options.limits.get(tenant, "max_entries_limit_per_query");
-  if (limit > max) throw options.limits.error(tenant, "max_entries_limit_per_query", `max entries limit per query exceeded, limit > max_entries_limit_per_query (${limit} > ${max})`);
+  if (limit > max)
+    throw options.limits.error(
+      tenant,
+      "max_entries_limit_per_query",
+      `max entries limit per query exceeded, limit > max_entries_limit_per_query (${limit} > ${max})`,
+    );
   const startText = param(params, "start");
   const startNs = startText === undefined ? options.now() - 3_600_000_000_000n : parseTimestampNs(startText, "start");
   return { expr, tenant, startNs, delayNs, limit };
@@ -101,7 +107,8 @@ export function tailRoute(app: Hono, options: TailOptions): void {
                 ? (await collect(cursor, to, "backward", request.limit)).reverse()
                 : await collect(cursor, to, "forward", Number.MAX_SAFE_INTEGER);
               cursor = to;
-              for (let i = 0; i < rows.length && !closed; i += request.limit) ws.send(frame(rows.slice(i, i + request.limit)));
+              for (let i = 0; i < rows.length && !closed; i += request.limit)
+                ws.send(frame(rows.slice(i, i + request.limit)));
             }
             if (!closed) timer = setTimeout(() => void poll(false).catch(() => ws.close(1011, "tail failed")), POLL_MS);
           };

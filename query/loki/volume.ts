@@ -21,7 +21,8 @@ export interface VolumeRequest {
 }
 
 function groupsOf(labels: Labels, request: VolumeRequest): Labels[] {
-  const names = request.targetLabels.length > 0 ? request.targetLabels : [...new Set(request.matchers.map((m) => m.name))];
+  const names =
+    request.targetLabels.length > 0 ? request.targetLabels : [...new Set(request.matchers.map((m) => m.name))];
   if (request.aggregateBy === "labels") {
     const present = request.targetLabels.length > 0 ? names : Object.keys(labels);
     return present.filter((name) => labels[name] !== undefined).map((name) => labelsOf([[name, ""]]));
@@ -54,7 +55,9 @@ export async function volume(store: Store, request: VolumeRequest): Promise<Quer
       }
     }
   }
-  const top = [...groups.values()].sort((a, b) => b.total - a.total || labelsText(a.labels).localeCompare(labelsText(b.labels)));
+  const top = [...groups.values()].sort(
+    (a, b) => b.total - a.total || labelsText(a.labels).localeCompare(labelsText(b.labels)),
+  );
   const kept = top.slice(0, request.limit);
   if (request.stepNs === undefined) {
     const tsMs = nsToMsFloor(request.endNs);

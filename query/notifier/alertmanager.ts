@@ -45,7 +45,8 @@ export class AlertmanagerTargets {
       }
     }
     // Alerts Alertmanager has already let expire need not be remembered.
-    for (const [fingerprint, at] of this.lastSent) if (at + 4 * this.resendDelayMs < now) this.lastSent.delete(fingerprint);
+    for (const [fingerprint, at] of this.lastSent)
+      if (at + 4 * this.resendDelayMs < now) this.lastSent.delete(fingerprint);
     if (due.length === 0) return;
     for (const queue of this.queues) {
       for (const [fingerprint, alert] of due) queue.pending.set(fingerprint, alert);

@@ -73,7 +73,10 @@ export class Delivery {
       }
       if (this.signal.aborted) return false;
       this.metrics.failedAttempts.inc({ receiver: target.name, reason: last.reason });
-      this.log.warn({ receiver: target.name, groupKey, attempt: attempts, error: last.error }, "notification attempt failed");
+      this.log.warn(
+        { receiver: target.name, groupKey, attempt: attempts, error: last.error },
+        "notification attempt failed",
+      );
       if (!last.retryable || attempts === this.policy.maxAttempts) break;
       if (!(await this.sleep(this.backoff(attempts, last.retryAfterMs)))) return false;
     }
@@ -114,7 +117,9 @@ export class Delivery {
       return {
         ok: false,
         retryable: true,
-        error: timedOut ? `timed out after ${target.timeoutMs} ms` : `${(err as Error).message}${cause ? `: ${cause}` : ""}`,
+        error: timedOut
+          ? `timed out after ${target.timeoutMs} ms`
+          : `${(err as Error).message}${cause ? `: ${cause}` : ""}`,
         reason: timedOut ? "timeout" : "network",
       };
     } finally {
@@ -143,7 +148,10 @@ export class Delivery {
   private async deadLetter(target: Target, record: Omit<DeadLetter, "time" | "receiver" | "url">): Promise<void> {
     const letter: DeadLetter = { time: new Date().toISOString(), receiver: target.name, url: target.url, ...record };
     this.metrics.deadLettered.inc({ receiver: target.name });
-    this.log.error({ receiver: target.name, groupKey: record.groupKey, attempts: record.attempts, error: record.error }, "notification dead-lettered");
+    this.log.error(
+      { receiver: target.name, groupKey: record.groupKey, attempts: record.attempts, error: record.error },
+      "notification dead-lettered",
+    );
     try {
       await mkdir(this.deadLetterDir, { recursive: true });
       await appendFile(deadLetterPath(this.deadLetterDir, target.name), `${JSON.stringify(letter)}\n`);

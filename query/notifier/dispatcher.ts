@@ -42,7 +42,13 @@ export class ReceiverRoute {
     const names = sortedNames(config.matchers);
     this.matchers = names.map((name) => [name, new RegExp(`^(?:${config.matchers[name]!})$`)]);
     this.routeKey = `{}/{${names.map((name) => `${name}=~${JSON.stringify(config.matchers[name])}`).join(",")}}`;
-    this.target = { name: config.name, url: config.url, timeoutMs: config.timeout_ms, headers: config.headers, hmacSecret: config.hmac_secret };
+    this.target = {
+      name: config.name,
+      url: config.url,
+      timeoutMs: config.timeout_ms,
+      headers: config.headers,
+      hmacSecret: config.hmac_secret,
+    };
   }
 
   get name(): string {
@@ -148,10 +154,20 @@ export class ReceiverRoute {
     const entry = this.notified.get(group.key);
     if (this.needsUpdate(entry, firing, resolved, now)) {
       // Without send_resolved only firing alerts go out; a flush with none is logged as if it had been sent.
-      const outgoing = this.config.send_resolved ? alerts : firing.length === 0 ? [] : alerts.filter((alert) => alert.endsAt === 0);
+      const outgoing = this.config.send_resolved
+        ? alerts
+        : firing.length === 0
+          ? []
+          : alerts.filter((alert) => alert.endsAt === 0);
       if (outgoing.length > 0) {
         const message = webhookMessage(
-          { receiver: this.config.name, groupKey: group.key, groupLabels: group.labels, externalURL: this.externalURL, maxAlerts: this.config.max_alerts },
+          {
+            receiver: this.config.name,
+            groupKey: group.key,
+            groupLabels: group.labels,
+            externalURL: this.externalURL,
+            maxAlerts: this.config.max_alerts,
+          },
           outgoing,
           now,
         );
@@ -166,7 +182,12 @@ export class ReceiverRoute {
     }
   }
 
-  private needsUpdate(entry: NotificationEntry | undefined, firing: string[], resolved: string[], now: number): boolean {
+  private needsUpdate(
+    entry: NotificationEntry | undefined,
+    firing: string[],
+    resolved: string[],
+    now: number,
+  ): boolean {
     if (entry === undefined) return firing.length > 0;
     const notifiedFiring = new Set(entry.firing);
     if (!firing.every((fp) => notifiedFiring.has(fp))) return true;
@@ -186,7 +207,8 @@ export class ReceiverRoute {
  */
 function merge(old: StoredAlert, incoming: StoredAlert, now: number): StoredAlert {
   const overlaps =
-    (incoming.endsAt > old.startsAt && incoming.endsAt < old.endsAt) || (incoming.startsAt > old.startsAt && incoming.startsAt < old.endsAt);
+    (incoming.endsAt > old.startsAt && incoming.endsAt < old.endsAt) ||
+    (incoming.startsAt > old.startsAt && incoming.startsAt < old.endsAt);
   if (!overlaps) return incoming;
   const merged = { ...incoming, startsAt: Math.min(old.startsAt, incoming.startsAt) };
   if (isResolved(incoming, now)) {

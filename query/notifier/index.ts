@@ -45,8 +45,15 @@ export class Notifier {
       this.abort.signal,
     );
     this.state = new StateFile(config.state_file, () => this.snapshot(), log);
-    this.routes = config.receivers.map((receiver) => new ReceiverRoute(receiver, delivery, config.external_url, () => this.state.changed()));
-    this.alertmanagers = new AlertmanagerTargets(config.alertmanagers, config.alertmanager_timeout_ms, config.resend_delay_ms, delivery);
+    this.routes = config.receivers.map(
+      (receiver) => new ReceiverRoute(receiver, delivery, config.external_url, () => this.state.changed()),
+    );
+    this.alertmanagers = new AlertmanagerTargets(
+      config.alertmanagers,
+      config.alertmanager_timeout_ms,
+      config.resend_delay_ms,
+      delivery,
+    );
   }
 
   /** A notifier that has taken over the saved state of the previous run. */
@@ -65,7 +72,8 @@ export class Notifier {
     if (this.closed) throw new Error("the notifier is closed");
     const now = Date.now();
     const stored = alerts.map((alert) => this.toStored(alert, now));
-    for (const alert of stored) for (const route of this.routes) if (route.matches(alert.labels)) route.insert({ ...alert }, now);
+    for (const alert of stored)
+      for (const route of this.routes) if (route.matches(alert.labels)) route.insert({ ...alert }, now);
     this.alertmanagers.send(stored, now);
     if (this.routes.length > 0) this.state.changed();
   }
@@ -102,7 +110,11 @@ export class Notifier {
   }
 
   private snapshot(): NotifierState {
-    return { version: 1, savedAt: Date.now(), receivers: Object.fromEntries(this.routes.map((route) => [route.name, route.snapshot()])) };
+    return {
+      version: 1,
+      savedAt: Date.now(),
+      receivers: Object.fromEntries(this.routes.map((route) => [route.name, route.snapshot()])),
+    };
   }
 
   /**
@@ -117,7 +129,8 @@ export class Notifier {
       for (const group of state.groups) {
         for (const alert of group.alerts) {
           this.updates = Math.max(this.updates, alert.updated);
-          if (alert.timeout && alert.endsAt > saved.savedAt) alert.endsAt = Math.max(alert.endsAt, now + this.options.config.resolve_timeout_ms);
+          if (alert.timeout && alert.endsAt > saved.savedAt)
+            alert.endsAt = Math.max(alert.endsAt, now + this.options.config.resolve_timeout_ms);
         }
       }
       route.restore(state, now);
@@ -127,7 +140,11 @@ export class Notifier {
 
 /** The notifier of a query service, configured by `query.notifier`. */
 export function createNotifier(runtime: Runtime): Promise<Notifier> {
-  return Notifier.open({ config: runtime.config.query.notifier, log: runtime.log.child({ component: "notifier" }), registry: runtime.registry });
+  return Notifier.open({
+    config: runtime.config.query.notifier,
+    log: runtime.log.child({ component: "notifier" }),
+    registry: runtime.registry,
+  });
 }
 
 function time(value: Date | string, field: string): number {

@@ -65,7 +65,8 @@ export class StateFile {
     }
     try {
       const state = JSON.parse(text) as NotifierState;
-      if (state.version !== 1 || typeof state.receivers !== "object" || state.receivers === null) throw new Error(`unknown state version ${String(state.version)}`);
+      if (state.version !== 1 || typeof state.receivers !== "object" || state.receivers === null)
+        throw new Error(`unknown state version ${String(state.version)}`);
       return state;
     } catch (err) {
       const aside = `${this.path}.unreadable-${Date.now()}`;

@@ -164,13 +164,28 @@ export function prometheusRoutes(app: Hono, options: PrometheusRoutesOptions): v
     const timeoutMs = tenantLimits.get(tenant, "query_timeout_ms");
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new ApiError(503, "timeout", tenantLimits.error(tenant, "query_timeout_ms", "query timed out in query execution").message)), timeoutMs);
+      timer = setTimeout(
+        () =>
+          reject(
+            new ApiError(
+              503,
+              "timeout",
+              tenantLimits.error(tenant, "query_timeout_ms", "query timed out in query execution").message,
+            ),
+          ),
+        timeoutMs,
+      );
     });
     try {
       const value = await Promise.race([evaluation, timeout]);
       const series = seriesOf(value);
       const max = tenantLimits.get(tenant, "max_query_series");
-      if (series > max) throw tenantLimits.error(tenant, "max_query_series", `the query returns ${series} series, more than the ${max} allowed`);
+      if (series > max)
+        throw tenantLimits.error(
+          tenant,
+          "max_query_series",
+          `the query returns ${series} series, more than the ${max} allowed`,
+        );
       return value;
     } finally {
       clearTimeout(timer);
@@ -182,7 +197,11 @@ export function prometheusRoutes(app: Hono, options: PrometheusRoutesOptions): v
     const tenant = tenantOf(c);
     const hours = tenantLimits.get(tenant, "max_query_length_hours");
     if (hours > 0 && endMs - startMs > hours * 3_600_000) {
-      throw tenantLimits.error(tenant, "max_query_length_hours", `the query time range exceeds the limit (query length: ${(endMs - startMs) / 3_600_000}h, limit: ${hours}h)`);
+      throw tenantLimits.error(
+        tenant,
+        "max_query_length_hours",
+        `the query time range exceeds the limit (query length: ${(endMs - startMs) / 3_600_000}h, limit: ${hours}h)`,
+      );
     }
   };
   const now = options.now ?? Date.now;
@@ -228,21 +247,34 @@ export function prometheusRoutes(app: Hono, options: PrometheusRoutesOptions): v
         if (endMs < startMs) throw invalidParam("end", new Error("end timestamp must not be before start time"));
         checkLength(c, startMs, endMs);
         const stepText = params.get("step");
-        if (stepText === null || stepText === "") throw invalidParam("step", new Error("cannot parse \"\" to a valid duration"));
+        if (stepText === null || stepText === "")
+          throw invalidParam("step", new Error('cannot parse "" to a valid duration'));
         let stepMs: number;
         try {
           stepMs = parseDurationParam(stepText);
         } catch (err) {
           throw invalidParam("step", err);
         }
-        if (stepMs <= 0) throw invalidParam("step", new Error("zero or negative query resolution step widths are not accepted. Try a positive integer"));
+        if (stepMs <= 0)
+          throw invalidParam(
+            "step",
+            new Error("zero or negative query resolution step widths are not accepted. Try a positive integer"),
+          );
         if ((endMs - startMs) / stepMs > maxPoints) {
-          throw new ApiError(400, "bad_data", `exceeded maximum resolution of ${maxPoints.toLocaleString("en-US")} points per timeseries. Try decreasing the query resolution (?step=XX)`);
+          throw new ApiError(
+            400,
+            "bad_data",
+            `exceeded maximum resolution of ${maxPoints.toLocaleString("en-US")} points per timeseries. Try decreasing the query resolution (?step=XX)`,
+          );
         }
         const expr = parseQueryParam(params);
         const type = typeOf(expr);
         if (type !== "scalar" && type !== "vector") {
-          throw new ApiError(400, "bad_data", `invalid expression type "${typeName(type)}" for range query, must be Scalar or instant Vector`);
+          throw new ApiError(
+            400,
+            "bad_data",
+            `invalid expression type "${typeName(type)}" for range query, must be Scalar or instant Vector`,
+          );
         }
         const sources: QuerySource[] = [];
         const series = await limited(c, rangeQuery(engine(c, sources), expr, startMs, endMs, stepMs), (s) => s.length);
@@ -261,14 +293,23 @@ export function prometheusRoutes(app: Hono, options: PrometheusRoutesOptions): v
     ],
     [
       "/api/v1/labels",
-      async (c, params) => store.labelNames({ tenant: tenantOf(c), signal: "metrics", selectors: matchParams(params), ...timeRange(params) }),
+      async (c, params) =>
+        store.labelNames({
+          tenant: tenantOf(c),
+          signal: "metrics",
+          selectors: matchParams(params),
+          ...timeRange(params),
+        }),
     ],
     [
       "/api/v1/label/:name/values",
       async (c, params) => {
         const name = c.req.param("name")!;
         if (!LABEL_NAME.test(name)) throw new ApiError(400, "bad_data", `invalid label name: ${JSON.stringify(name)}`);
-        return store.labelValues({ tenant: tenantOf(c), signal: "metrics", selectors: matchParams(params), ...timeRange(params) }, name);
+        return store.labelValues(
+          { tenant: tenantOf(c), signal: "metrics", selectors: matchParams(params), ...timeRange(params) },
+          name,
+        );
       },
     ],
     [
@@ -319,6 +360,7 @@ function asApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
   if (err instanceof BadParameter || err instanceof TenantLimitError) return new ApiError(400, "bad_data", err.message);
   if (err instanceof PromqlEvalError) return new ApiError(422, "execution", err.message);
-  if (err instanceof StoreError) return new ApiError(err.transient ? 503 : 500, err.transient ? "unavailable" : "internal", err.message);
+  if (err instanceof StoreError)
+    return new ApiError(err.transient ? 503 : 500, err.transient ? "unavailable" : "internal", err.message);
   return new ApiError(500, "internal", (err as Error).message);
 }

@@ -19,7 +19,18 @@ export type AggregationOp =
   | "count_values";
 
 export const AGGREGATION_OPS: ReadonlySet<string> = new Set<AggregationOp>([
-  "sum", "avg", "min", "max", "count", "stddev", "stdvar", "group", "topk", "bottomk", "quantile", "count_values",
+  "sum",
+  "avg",
+  "min",
+  "max",
+  "count",
+  "stddev",
+  "stdvar",
+  "group",
+  "topk",
+  "bottomk",
+  "quantile",
+  "count_values",
 ]);
 
 export type ArithmeticOp = "+" | "-" | "*" | "/" | "%" | "^" | "atan2";
@@ -132,7 +143,17 @@ export interface Paren {
   pos: number;
 }
 
-export type Expr = NumberLiteral | StringLiteral | VectorSelector | MatrixSelector | Subquery | Call | Aggregation | Binary | Unary | Paren;
+export type Expr =
+  | NumberLiteral
+  | StringLiteral
+  | VectorSelector
+  | MatrixSelector
+  | Subquery
+  | Call
+  | Aggregation
+  | Binary
+  | Unary
+  | Paren;
 
 export interface FunctionSignature {
   args: ValueType[];

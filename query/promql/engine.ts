@@ -1,6 +1,14 @@
 import type { Labels } from "../../proto/batch.js";
 import type { Store } from "../../storage/store.js";
-import { type Binary, type Call, type Expr, type MatrixSelector, type Subquery, type TimeModifiers, type VectorSelector } from "./ast.js";
+import {
+  type Binary,
+  type Call,
+  type Expr,
+  type MatrixSelector,
+  type Subquery,
+  type TimeModifiers,
+  type VectorSelector,
+} from "./ast.js";
 import { histogramQuantile, MATH_FUNCTIONS, RANGE_FUNCTIONS, rangeFunction, type Window } from "./functions.js";
 import {
   assertUniqueLabels,
@@ -54,7 +62,13 @@ export async function instantQuery(options: EngineOptions, expr: Expr, timeMs: n
 }
 
 /** Evaluates at start, start + step, ... up to end (ms) into series sorted by labels. */
-export async function rangeQuery(options: EngineOptions, expr: Expr, startMs: number, endMs: number, stepMs: number): Promise<Series[]> {
+export async function rangeQuery(
+  options: EngineOptions,
+  expr: Expr,
+  startMs: number,
+  endMs: number,
+  stepMs: number,
+): Promise<Series[]> {
   const evaluator = new Evaluator(options, startMs, endMs, stepMs);
   await evaluator.load(expr);
   const series = new Map<string, Series>();
@@ -67,8 +81,12 @@ export async function rangeQuery(options: EngineOptions, expr: Expr, startMs: nu
   for (let t = startMs; t <= endMs; t += stepMs) {
     const value = evaluator.evaluate(expr, t);
     if (value.type === "scalar") add(Object.create(null) as Labels, { timeMs: t, value: value.value });
-    else if (value.type === "vector") for (const sample of value.samples) add(sample.labels, { timeMs: t, value: sample.value });
-    else throw new PromqlEvalError(`invalid expression type "${value.type === "matrix" ? "range vector" : "string"}" for range query, must be Scalar or instant Vector`);
+    else if (value.type === "vector")
+      for (const sample of value.samples) add(sample.labels, { timeMs: t, value: sample.value });
+    else
+      throw new PromqlEvalError(
+        `invalid expression type "${value.type === "matrix" ? "range vector" : "string"}" for range query, must be Scalar or instant Vector`,
+      );
   }
   return [...series.values()].sort((a, b) => compareLabels(a.labels, b.labels));
 }
@@ -108,7 +126,12 @@ class Evaluator {
         case "matrix": {
           const selector = e.kind === "selector" ? e : e.selector;
           const rangeMs = e.kind === "selector" ? this.lookbackMs : e.rangeMs;
-          selections.push({ selector, rangeMs, firstMs: this.referenceTime(selector, minMs), lastMs: this.referenceTime(selector, maxMs) });
+          selections.push({
+            selector,
+            rangeMs,
+            firstMs: this.referenceTime(selector, minMs),
+            lastMs: this.referenceTime(selector, maxMs),
+          });
           return;
         }
         case "subquery":
@@ -174,7 +197,8 @@ class Evaluator {
       loaded += answer.rows;
       this.rolledUp.set(call, answer.steps);
     });
-    if (loaded > maxSamples) throw new PromqlEvalError("query processing would load too many samples into memory in query execution");
+    if (loaded > maxSamples)
+      throw new PromqlEvalError("query processing would load too many samples into memory in query execution");
     await Promise.all(
       selections.map(async ({ selector, rangeMs, firstMs, lastMs }) => {
         // The windows are left-open, (ref - range, ref]; the store's ranges are [start, end).
@@ -185,13 +209,12 @@ class Evaluator {
           endMs: lastMs + 1,
         });
         for (const series of found) loaded += series.points.length;
-        if (loaded > maxSamples) throw new PromqlEvalError("query processing would load too many samples into memory in query execution");
+        if (loaded > maxSamples)
+          throw new PromqlEvalError("query processing would load too many samples into memory in query execution");
         // Prometheus' series sets are sorted by labels; results keep that order unless an operation changes it.
         this.data.set(
           selector,
-          found
-            .map((s) => ({ labels: s.labels, points: s.points }))
-            .sort((a, b) => compareLabels(a.labels, b.labels)),
+          found.map((s) => ({ labels: s.labels, points: s.points })).sort((a, b) => compareLabels(a.labels, b.labels)),
         );
       }),
     );
@@ -244,7 +267,10 @@ class Evaluator {
   }
 
   private vectorResult(samples: Sample[]): Value {
-    assertUniqueLabels(samples.map((s) => s.labels), (labels) => this.labelsKey(labels));
+    assertUniqueLabels(
+      samples.map((s) => s.labels),
+      (labels) => this.labelsKey(labels),
+    );
     return { type: "vector", samples };
   }
 
@@ -333,7 +359,8 @@ class Evaluator {
       for (const one of series) {
         const value = rangeFunction(func, one.points, window, param);
         // last_over_time only moves samples in time, like offset, so it keeps the metric name.
-        if (value !== undefined) out.push({ labels: func === "last_over_time" ? one.labels : this.dropName(one.labels), value });
+        if (value !== undefined)
+          out.push({ labels: func === "last_over_time" ? one.labels : this.dropName(one.labels), value });
       }
       return this.vectorResult(out);
     }
@@ -349,7 +376,10 @@ class Evaluator {
       case "time":
         return { type: "scalar", value: t / 1000 };
       case "vector":
-        return { type: "vector", samples: [{ labels: Object.create(null) as Labels, value: this.scalar(this.evaluate(args[0]!, t)) }] };
+        return {
+          type: "vector",
+          samples: [{ labels: Object.create(null) as Labels, value: this.scalar(this.evaluate(args[0]!, t)) }],
+        };
       case "scalar": {
         const samples = this.vector(this.evaluate(args[0]!, t));
         return { type: "scalar", value: samples.length === 1 ? samples[0]!.value : NaN };
@@ -372,10 +402,18 @@ class Evaluator {
       case "sort_desc":
         return { type: "vector", samples: sortVector(this.vector(this.evaluate(args[0]!, t)), func === "sort_desc") };
       case "label_replace": {
-        const [destination, replacement, source, regex] = args.slice(1).map((arg) => this.string(this.evaluate(arg, t)));
+        const [destination, replacement, source, regex] = args
+          .slice(1)
+          .map((arg) => this.string(this.evaluate(arg, t)));
         return {
           type: "vector",
-          samples: labelReplace({ samples: this.vector(this.evaluate(args[0]!, t)), destination: destination!, replacement: replacement!, source: source!, regex: regex! }),
+          samples: labelReplace({
+            samples: this.vector(this.evaluate(args[0]!, t)),
+            destination: destination!,
+            replacement: replacement!,
+            source: source!,
+            regex: regex!,
+          }),
         };
       }
       default:
@@ -390,12 +428,23 @@ class Evaluator {
       return { type: "scalar", value: scalarBinary(expr.op as ArithmeticOp | ComparisonOp, lhs.value, rhs.value) };
     }
     if (lhs.type === "vector" && rhs.type === "vector") {
-      return { type: "vector", samples: vectorBinary({ op: expr.op, lhs: lhs.samples, rhs: rhs.samples, matching: expr.matching!, bool: expr.bool }) };
+      return {
+        type: "vector",
+        samples: vectorBinary({
+          op: expr.op,
+          lhs: lhs.samples,
+          rhs: rhs.samples,
+          matching: expr.matching!,
+          bool: expr.bool,
+        }),
+      };
     }
     const vectorOnLeft = lhs.type === "vector";
     const samples = this.vector(vectorOnLeft ? lhs : rhs);
     const scalar = this.scalar(vectorOnLeft ? rhs : lhs);
-    return this.vectorResult(vectorScalar(expr.op as ArithmeticOp | ComparisonOp, samples, scalar, !vectorOnLeft, expr.bool));
+    return this.vectorResult(
+      vectorScalar(expr.op as ArithmeticOp | ComparisonOp, samples, scalar, !vectorOnLeft, expr.bool),
+    );
   }
 }
 
@@ -410,4 +459,3 @@ function lastAtOrBefore(points: Point[], timeMs: number): number {
   }
   return lo - 1;
 }
-

@@ -65,7 +65,10 @@ export function rangeFunction(name: string, points: Point[], window: Window, par
     case "stdvar_over_time":
       return variance(points);
     case "quantile_over_time":
-      return quantile(param, points.map((p) => p.value));
+      return quantile(
+        param,
+        points.map((p) => p.value),
+      );
     default:
       throw new Error(`${name} is not a range function`);
   }
@@ -177,7 +180,6 @@ function variance(points: Point[]): number {
   }
   return (aux + cAux) / count;
 }
-
 
 /** The instant functions of one value each; all drop the metric name. */
 export const MATH_FUNCTIONS: Record<string, (value: number, args: number[]) => number> = {

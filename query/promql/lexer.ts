@@ -35,11 +35,47 @@ function position(query: string, pos: number): string {
   return `${line}:${pos - lastBreak}:`;
 }
 
-const PUNCT = ["=~", "!~", "!=", "==", "<=", ">=", "(", ")", "{", "}", "[", "]", ",", "=", "<", ">", "+", "-", "*", "/", "%", "^", "@", ":"];
+const PUNCT = [
+  "=~",
+  "!~",
+  "!=",
+  "==",
+  "<=",
+  ">=",
+  "(",
+  ")",
+  "{",
+  "}",
+  "[",
+  "]",
+  ",",
+  "=",
+  "<",
+  ">",
+  "+",
+  "-",
+  "*",
+  "/",
+  "%",
+  "^",
+  "@",
+  ":",
+];
 const IDENT = /[a-zA-Z_:][a-zA-Z0-9_:]*/y;
 const DURATION = /(?:\d+(?:ms|[smhdwy]))+(?![a-zA-Z0-9_])/y;
 const NUMBER = /(?:0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)(?![a-zA-Z0-9_])/y;
-const ESCAPES: Record<string, string> = { a: "\x07", b: "\b", f: "\f", n: "\n", r: "\r", t: "\t", v: "\v", "\\": "\\", "'": "'", '"': '"' };
+const ESCAPES: Record<string, string> = {
+  a: "\x07",
+  b: "\b",
+  f: "\f",
+  n: "\n",
+  r: "\r",
+  t: "\t",
+  v: "\v",
+  "\\": "\\",
+  "'": "'",
+  '"': '"',
+};
 
 export function tokenize(query: string): Token[] {
   const tokens: Token[] = [];
@@ -97,7 +133,12 @@ export function tokenize(query: string): Token[] {
       if (number === undefined) {
         // Prometheus quotes what it read: the digits in a range, the digits and the offending character elsewhere.
         const read = /^[0-9.]*[a-zA-Z_]?/.exec(query.slice(i))![0];
-        fail(i, brackets > 0 ? `bad duration syntax: "${/^[0-9.]*/.exec(read)![0]}"` : `bad number or duration syntax: "${read}"`);
+        fail(
+          i,
+          brackets > 0
+            ? `bad duration syntax: "${/^[0-9.]*/.exec(read)![0]}"`
+            : `bad number or duration syntax: "${read}"`,
+        );
       }
       tokens.push({ type: "number", text: number!, pos: i });
       i += number!.length;
@@ -124,7 +165,12 @@ export function tokenize(query: string): Token[] {
 }
 
 /** One Go string escape at `i` (a backslash): the decoded text and the escape's length. */
-function unescape(query: string, i: number, quote: string, fail: (pos: number, reason: string) => never): [string, number] {
+function unescape(
+  query: string,
+  i: number,
+  quote: string,
+  fail: (pos: number, reason: string) => never,
+): [string, number] {
   const next = query[i + 1];
   if (next === undefined) return fail(i, "unterminated quoted string");
   if (next in ESCAPES && (next === quote || (next !== "'" && next !== '"'))) return [ESCAPES[next]!, 2];

@@ -50,12 +50,20 @@ export function formatFloat(value: number): string {
   const text = String(value);
   const match = /^(-?)(\d)(?:\.(\d+))?e([-+]\d+)$/.exec(text);
   if (match === null) return text;
-  const [, sign, head, tail = "", exponentText] = match as unknown as [string, string, string, string | undefined, string];
+  const [, sign, head, tail = "", exponentText] = match as unknown as [
+    string,
+    string,
+    string,
+    string | undefined,
+    string,
+  ];
   const digits = head + tail;
   const exponent = Number(exponentText);
   if (exponent >= 0) {
     const point = 1 + exponent;
-    return sign + (digits.length <= point ? digits.padEnd(point, "0") : `${digits.slice(0, point)}.${digits.slice(point)}`);
+    return (
+      sign + (digits.length <= point ? digits.padEnd(point, "0") : `${digits.slice(0, point)}.${digits.slice(point)}`)
+    );
   }
   return `${sign}0.${"0".repeat(-exponent - 1)}${digits}`;
 }

@@ -148,7 +148,12 @@ class Parser {
   private parseMatching(op: BinaryOp, exprPos: number, opPos: number): VectorMatching | undefined {
     if (!this.is("on") && !this.is("ignoring")) return undefined;
     const setOp = SET_OPS.has(op);
-    const matching: VectorMatching = { card: setOp ? "many-to-many" : "one-to-one", on: false, labels: [], include: [] };
+    const matching: VectorMatching = {
+      card: setOp ? "many-to-many" : "one-to-one",
+      on: false,
+      labels: [],
+      include: [],
+    };
     matching.on = this.next().text === "on";
     matching.labels = this.parseLabelList();
     if (this.is("group_left") || this.is("group_right")) {
@@ -166,7 +171,14 @@ class Parser {
   }
 
   /** Type checks as Prometheus' checkAST, which reports most at the expression's start and some at the operator. */
-  private binary(op: BinaryOp, lhs: Expr, rhs: Expr, bool: boolean, matching: VectorMatching | undefined, pos: number): Expr {
+  private binary(
+    op: BinaryOp,
+    lhs: Expr,
+    rhs: Expr,
+    bool: boolean,
+    matching: VectorMatching | undefined,
+    pos: number,
+  ): Expr {
     const lt = typeOf(lhs);
     const rt = typeOf(rhs);
     const comparison = COMPARISON_OPS.has(op);
@@ -174,10 +186,13 @@ class Parser {
     if ((lt !== "scalar" && lt !== "vector") || (rt !== "scalar" && rt !== "vector")) {
       this.fail(lhs.pos, "binary expression must contain only scalar and instant vector types");
     }
-    if (comparison && !bool && lt === "scalar" && rt === "scalar") this.fail(pos, "comparisons between scalars must use BOOL modifier");
-    if (SET_OPS.has(op) && (lt === "scalar" || rt === "scalar")) this.fail(lhs.pos, `set operator "${op}" not allowed in binary scalar expression`);
+    if (comparison && !bool && lt === "scalar" && rt === "scalar")
+      this.fail(pos, "comparisons between scalars must use BOOL modifier");
+    if (SET_OPS.has(op) && (lt === "scalar" || rt === "scalar"))
+      this.fail(lhs.pos, `set operator "${op}" not allowed in binary scalar expression`);
     const bothVectors = lt === "vector" && rt === "vector";
-    if (matching !== undefined && !bothVectors) this.fail(lhs.pos, "vector matching only allowed between instant vectors");
+    if (matching !== undefined && !bothVectors)
+      this.fail(lhs.pos, "vector matching only allowed between instant vectors");
     const card = SET_OPS.has(op) ? "many-to-many" : "one-to-one";
     return {
       kind: "binary",
@@ -196,8 +211,10 @@ class Parser {
       this.next();
       const expr = this.parseExpr(UNARY_OPERAND_PRECEDENCE);
       const type = typeOf(expr);
-      if (type !== "scalar" && type !== "vector") this.fail(token.pos, "unary expression only allowed on expressions of type scalar or instant vector");
-      if (expr.kind === "number") return { kind: "number", value: token.text === "-" ? -expr.value : expr.value, pos: token.pos };
+      if (type !== "scalar" && type !== "vector")
+        this.fail(token.pos, "unary expression only allowed on expressions of type scalar or instant vector");
+      if (expr.kind === "number")
+        return { kind: "number", value: token.text === "-" ? -expr.value : expr.value, pos: token.pos };
       return { kind: "unary", op: token.text as "+" | "-", expr, pos: token.pos };
     }
     return this.parsePostfix(this.parsePrimary());
@@ -215,8 +232,19 @@ class Parser {
           const step = this.is("]") ? undefined : this.parseDuration("in subquery");
           this.expect("]", "in subquery");
           const type = typeOf(result);
-          if (type !== "vector") this.fail(result.pos, `subquery is only allowed on instant vector, got ${typeName(type)} in ${JSON.stringify(this.query.slice(result.pos, open.pos))} instead`);
-          result = { kind: "subquery", expr: result, rangeMs: range, ...(step !== undefined ? { stepMs: step } : {}), offsetMs: 0, pos: result.pos };
+          if (type !== "vector")
+            this.fail(
+              result.pos,
+              `subquery is only allowed on instant vector, got ${typeName(type)} in ${JSON.stringify(this.query.slice(result.pos, open.pos))} instead`,
+            );
+          result = {
+            kind: "subquery",
+            expr: result,
+            rangeMs: range,
+            ...(step !== undefined ? { stepMs: step } : {}),
+            offsetMs: 0,
+            pos: result.pos,
+          };
           continue;
         }
         if (result.kind !== "selector") this.fail(open.pos, "ranges only allowed for vector selectors");
@@ -247,7 +275,10 @@ class Parser {
   private modifiable(expr: Expr, what: string): TimeModifiers {
     if (expr.kind === "selector" || expr.kind === "subquery") return expr;
     if (expr.kind === "matrix") return expr.selector;
-    return this.fail(expr.pos, `${what} modifier must be preceded by an instant vector selector or range vector selector or a subquery`);
+    return this.fail(
+      expr.pos,
+      `${what} modifier must be preceded by an instant vector selector or range vector selector or a subquery`,
+    );
   }
 
   private parseAt(): AtModifier {
@@ -313,7 +344,10 @@ class Parser {
       return this.parseAggregation();
     }
     if (this.is("(", 1)) return this.parseCall();
-    if (PRECEDENCE[token.text] !== undefined || ["bool", "by", "without", "on", "ignoring", "group_left", "group_right", "offset"].includes(token.text)) {
+    if (
+      PRECEDENCE[token.text] !== undefined ||
+      ["bool", "by", "without", "on", "ignoring", "group_left", "group_right", "offset"].includes(token.text)
+    ) {
       return this.unexpected(token);
     }
     this.next();
@@ -335,7 +369,10 @@ class Parser {
     const min = signature!.args.length - (signature!.optional ?? 0);
     if (args.length < min || args.length > signature!.args.length) {
       const expected = signature!.optional ? `at least ${min}` : `${signature!.args.length}`;
-      this.fail(name.pos, `expected ${expected} argument(s) in call to ${JSON.stringify(name.text)}, got ${args.length}`);
+      this.fail(
+        name.pos,
+        `expected ${expected} argument(s) in call to ${JSON.stringify(name.text)}, got ${args.length}`,
+      );
     }
     args.forEach((arg, i) => this.checkType(arg, signature!.args[i]!, `call to function ${JSON.stringify(name.text)}`));
     return { kind: "call", func: name.text, args, pos: name.pos };
@@ -371,12 +408,23 @@ class Parser {
     const wantsParam = op === "topk" || op === "bottomk" || op === "quantile" || op === "count_values";
     const expected = wantsParam ? 2 : 1;
     if (args.length !== expected) {
-      this.fail(opToken.pos, `wrong number of arguments for aggregate expression provided, expected ${expected}, got ${args.length}`);
+      this.fail(
+        opToken.pos,
+        `wrong number of arguments for aggregate expression provided, expected ${expected}, got ${args.length}`,
+      );
     }
     const expr = args[args.length - 1]!;
     this.checkType(expr, "vector", "aggregation expression");
     if (wantsParam) this.checkType(args[0]!, op === "count_values" ? "string" : "scalar", `aggregation parameter`);
-    return { kind: "aggregation", op, ...(wantsParam ? { param: args[0]! } : {}), expr, grouping, without, pos: opToken.pos };
+    return {
+      kind: "aggregation",
+      op,
+      ...(wantsParam ? { param: args[0]! } : {}),
+      expr,
+      grouping,
+      without,
+      pos: opToken.pos,
+    };
   }
 
   private parseLabelList(): string[] {
@@ -384,7 +432,8 @@ class Parser {
     const labels: string[] = [];
     while (!this.is(")")) {
       const token = this.next();
-      if (token.type !== "ident" || !LABEL_NAME.test(token.text)) this.unexpected(token, "in grouping opts, expected label");
+      if (token.type !== "ident" || !LABEL_NAME.test(token.text))
+        this.unexpected(token, "in grouping opts, expected label");
       labels.push(token.text);
       if (!this.is(",")) break;
       this.next();
@@ -399,9 +448,11 @@ class Parser {
       this.next();
       while (!this.is("}")) {
         const label = this.next();
-        if (label.type !== "ident" || !LABEL_NAME.test(label.text)) this.unexpected(label, "in label matching, expected label");
+        if (label.type !== "ident" || !LABEL_NAME.test(label.text))
+          this.unexpected(label, "in label matching, expected label");
         const op = this.next();
-        if (op.type !== "punct" || !MATCH_OPS.has(op.text)) this.unexpected(op, "in label matching, expected label matching operator");
+        if (op.type !== "punct" || !MATCH_OPS.has(op.text))
+          this.unexpected(op, "in label matching, expected label matching operator");
         const value = this.next();
         if (value.type !== "string") this.unexpected(value, "in label matching, expected string");
         if (op.text === "=~" || op.text === "!~") this.checkRegex(value.text, label.pos);
@@ -413,10 +464,12 @@ class Parser {
     }
     if (name !== undefined) {
       const named = matchers.find((m) => m.name === "__name__");
-      if (named !== undefined) this.fail(pos, `metric name must not be set twice: ${JSON.stringify(name)} or ${JSON.stringify(named.value)}`);
+      if (named !== undefined)
+        this.fail(pos, `metric name must not be set twice: ${JSON.stringify(name)} or ${JSON.stringify(named.value)}`);
       matchers.unshift({ name: "__name__", op: "=", value: name });
     }
-    if (!matchers.some((m) => !matchesEmpty(m))) this.fail(pos, "vector selector must contain at least one non-empty matcher");
+    if (!matchers.some((m) => !matchesEmpty(m)))
+      this.fail(pos, "vector selector must contain at least one non-empty matcher");
     return { kind: "selector", ...(name !== undefined ? { name } : {}), matchers, offsetMs: 0, pos };
   }
 
@@ -429,4 +482,3 @@ class Parser {
     }
   }
 }
-

@@ -1,4 +1,10 @@
-import { RESOLUTION_MS, type Resolution, type RollupPoints, type SampleProbeSeries, type Store } from "../../storage/store.js";
+import {
+  RESOLUTION_MS,
+  type Resolution,
+  type RollupPoints,
+  type SampleProbeSeries,
+  type Store,
+} from "../../storage/store.js";
 import type { LabelMatcher } from "../../storage/store.js";
 import { compareLabels, labelsKey } from "../engine/labels.js";
 import { dropName, type Sample } from "./values.js";
@@ -25,7 +31,13 @@ import { dropName, type Sample } from "./values.js";
 // stddev, stdvar and quantile_over_time; selectors inside subqueries (steps of their own); and any shape whose
 // range or evaluation times are not multiples of a bucket width.
 
-export const ROLLUP_FUNCTIONS = new Set(["count_over_time", "sum_over_time", "avg_over_time", "min_over_time", "max_over_time"]);
+export const ROLLUP_FUNCTIONS = new Set([
+  "count_over_time",
+  "sum_over_time",
+  "avg_over_time",
+  "min_over_time",
+  "max_over_time",
+]);
 
 const SUM_FUNCTIONS = new Set(["sum_over_time", "avg_over_time"]);
 
@@ -38,8 +50,7 @@ export function alignedResolution(rangeMs: number, refs: number[]): Resolution |
 }
 
 export type RollupAnswer =
-  | { source: `rollup_${Resolution}`; steps: Map<number, Sample[]>; rows: number }
-  | { source: "raw"; reason: string };
+  { source: `rollup_${Resolution}`; steps: Map<number, Sample[]>; rows: number } | { source: "raw"; reason: string };
 
 interface Edge {
   count: number;
@@ -88,19 +99,30 @@ export async function answerFromRollups(
   if (store.probeSamples === undefined) return { source: "raw", reason: "store without rollup probe" };
   const refs = query.steps.map((s) => s.ref);
   const resolution = alignedResolution(query.rangeMs, refs);
-  if (resolution === undefined) return { source: "raw", reason: "range or evaluation times not multiples of a rollup bucket" };
+  if (resolution === undefined)
+    return { source: "raw", reason: "range or evaluation times not multiples of a rollup bucket" };
   const firstRef = Math.min(...refs);
   const lastRef = Math.max(...refs);
   const startMs = firstRef - query.rangeMs;
   const [probes, rollups] = await Promise.all([
-    store.probeSamples({ tenant, matchers: query.matchers, startMs, endMs: lastRef + 1, alignMs: RESOLUTION_MS[resolution] }),
+    store.probeSamples({
+      tenant,
+      matchers: query.matchers,
+      startMs,
+      endMs: lastRef + 1,
+      alignMs: RESOLUTION_MS[resolution],
+    }),
     store.selectRollups({ tenant, matchers: query.matchers, resolution, startMs, endMs: lastRef }),
   ]);
   if (probes.some((p) => p.nan > 0)) return { source: "raw", reason: "NaN samples" };
-  if (SUM_FUNCTIONS.has(query.func) && probes.some((p) => p.inexact > 0)) return { source: "raw", reason: "sums of non-integer samples" };
+  if (SUM_FUNCTIONS.has(query.func) && probes.some((p) => p.inexact > 0))
+    return { source: "raw", reason: "sums of non-integer samples" };
 
   const probeByKey = new Map(probes.map((p) => [labelsKey(p.labels), p]));
-  const series = new Map<string, { labels: RollupPoints["labels"]; buckets: RollupPoints["buckets"]; edges: Map<number, Edge> }>();
+  const series = new Map<
+    string,
+    { labels: RollupPoints["labels"]; buckets: RollupPoints["buckets"]; edges: Map<number, Edge> }
+  >();
   for (const r of rollups) {
     const key = labelsKey(r.labels);
     series.set(key, { labels: r.labels, buckets: r.buckets, edges: edgesOf(probeByKey.get(key)) });
@@ -108,9 +130,12 @@ export async function answerFromRollups(
   // A sample exactly at the newest ref lies in a bucket not read; its series may have no bucket read at all.
   for (const p of probes) {
     const key = labelsKey(p.labels);
-    if (!series.has(key) && p.boundary.length > 0) series.set(key, { labels: p.labels, buckets: [], edges: edgesOf(p) });
+    if (!series.has(key) && p.boundary.length > 0)
+      series.set(key, { labels: p.labels, buckets: [], edges: edgesOf(p) });
   }
-  const ordered = [...series.values()].sort((a, b) => compareLabels(a.labels, b.labels)).map((one) => ({ ...one, nameless: dropName(one.labels) }));
+  const ordered = [...series.values()]
+    .sort((a, b) => compareLabels(a.labels, b.labels))
+    .map((one) => ({ ...one, nameless: dropName(one.labels) }));
 
   const steps = new Map<number, Sample[]>();
   let rows = probes.reduce((n, p) => n + p.boundary.length, 0);
@@ -128,7 +153,13 @@ export async function answerFromRollups(
 }
 
 /** The function over the window (from, to]; undefined when it holds no sample. */
-function windowValue(func: string, buckets: RollupPoints["buckets"], edges: Map<number, Edge>, from: number, to: number): number | undefined | "unknown" {
+function windowValue(
+  func: string,
+  buckets: RollupPoints["buckets"],
+  edges: Map<number, Edge>,
+  from: number,
+  to: number,
+): number | undefined | "unknown" {
   const left = edges.get(from);
   const right = edges.get(to);
   let count = (right?.count ?? 0) - (left?.count ?? 0);

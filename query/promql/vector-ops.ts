@@ -1,5 +1,12 @@
 import * as shared from "../engine/vector.js";
-import { countValues, EvaluationError, PROMETHEUS_SEMANTICS, vectorSetOp, type ArithmeticOp, type ComparisonOp } from "../engine/vector.js";
+import {
+  countValues,
+  EvaluationError,
+  PROMETHEUS_SEMANTICS,
+  vectorSetOp,
+  type ArithmeticOp,
+  type ComparisonOp,
+} from "../engine/vector.js";
 import { compileRe2, RegexSyntaxError } from "../logql/regex.js";
 import type { AggregationOp, BinaryOp, VectorMatching } from "./ast.js";
 import { formatFloat } from "./params.js";
@@ -55,8 +62,10 @@ export function aggregate(request: AggregationRequest): Sample[] {
 export function vectorBinary(request: VectorBinaryRequest): Sample[] {
   const { op, lhs, rhs, matching } = request;
   try {
-    if (op === "and" || op === "or" || op === "unless") return vectorSetOp(op, lhs, rhs, { ...matching, card: "one-to-one" }, PROMETHEUS_SEMANTICS);
-    if (matching.card === "many-to-many") throw new PromqlEvalError(`many-to-many matching is only allowed for set operators, not ${op}`);
+    if (op === "and" || op === "or" || op === "unless")
+      return vectorSetOp(op, lhs, rhs, { ...matching, card: "one-to-one" }, PROMETHEUS_SEMANTICS);
+    if (matching.card === "many-to-many")
+      throw new PromqlEvalError(`many-to-many matching is only allowed for set operators, not ${op}`);
     return shared.vectorBinary(op, lhs, rhs, request.bool, { ...matching, card: matching.card }, PROMETHEUS_SEMANTICS);
   } catch (err) {
     if (err instanceof EvaluationError) throw new PromqlEvalError(err.message);
@@ -65,7 +74,13 @@ export function vectorBinary(request: VectorBinaryRequest): Sample[] {
 }
 
 /** `vector op scalar` (or `scalar op vector`), with Prometheus's name dropping and comparison filtering. */
-export function vectorScalar(op: ArithmeticOp | ComparisonOp, samples: Sample[], scalar: number, scalarOnLeft: boolean, bool: boolean): Sample[] {
+export function vectorScalar(
+  op: ArithmeticOp | ComparisonOp,
+  samples: Sample[],
+  scalar: number,
+  scalarOnLeft: boolean,
+  bool: boolean,
+): Sample[] {
   return shared.vectorScalar(op, samples, scalar, scalarOnLeft, bool, PROMETHEUS_SEMANTICS);
 }
 
@@ -78,12 +93,14 @@ export function sortVector(samples: Sample[], descending: boolean): Sample[] {
 }
 
 export function labelReplace(request: LabelReplaceRequest): Sample[] {
-  if (!LABEL_NAME.test(request.destination)) throw new PromqlEvalError(`invalid destination label name in label_replace(): ${request.destination}`);
+  if (!LABEL_NAME.test(request.destination))
+    throw new PromqlEvalError(`invalid destination label name in label_replace(): ${request.destination}`);
   let regex: RegExp;
   try {
     regex = compileRe2(request.regex, true);
   } catch (err) {
-    if (err instanceof RegexSyntaxError) throw new PromqlEvalError(`invalid regular expression in label_replace(): ${request.regex}`);
+    if (err instanceof RegexSyntaxError)
+      throw new PromqlEvalError(`invalid regular expression in label_replace(): ${request.regex}`);
     throw err;
   }
   return shared.labelReplace(request.samples, request.destination, request.replacement, request.source, regex);

@@ -83,7 +83,9 @@ export class AlertStates {
 
   /** Forgets every alert (a rule over its limit): they resolve, as in Prometheus. */
   clear(timeMs: number): ResolvedAlert[] {
-    const resolved = [...this.alerts.values()].filter((a) => a.state === "firing").map((a) => ({ ...a, resolvedAtMs: timeMs }));
+    const resolved = [...this.alerts.values()]
+      .filter((a) => a.state === "firing")
+      .map((a) => ({ ...a, resolvedAtMs: timeMs }));
     this.alerts.clear();
     return resolved;
   }

@@ -21,7 +21,13 @@ function median(sorted: number[]): number {
 }
 
 /** The band, or undefined when the history has fewer than `minSamples` finite values. */
-export function anomalyBand(history: number[], value: number, method: AnomalyMethod, sensitivity: number, minSamples: number): Band | undefined {
+export function anomalyBand(
+  history: number[],
+  value: number,
+  method: AnomalyMethod,
+  sensitivity: number,
+  minSamples: number,
+): Band | undefined {
   const finite = history.filter(Number.isFinite);
   if (finite.length < minSamples) return undefined;
   let baseline: number;
@@ -48,7 +54,12 @@ export function outside(band: Band, value: number): boolean {
  * The history window of an evaluation at `timeMs`: the `windowMs` before it, or with seasonality the same span
  * centred on the same time one season earlier. Steps are the group's interval, aligned to it.
  */
-export function historyWindow(timeMs: number, windowMs: number, seasonalityMs: number, stepMs: number): { startMs: number; endMs: number } {
+export function historyWindow(
+  timeMs: number,
+  windowMs: number,
+  seasonalityMs: number,
+  stepMs: number,
+): { startMs: number; endMs: number } {
   if (seasonalityMs === 0) return { startMs: timeMs - windowMs, endMs: timeMs - stepMs };
   const centre = timeMs - seasonalityMs;
   return { startMs: centre - Math.floor(windowMs / 2), endMs: centre + Math.floor(windowMs / 2) };

@@ -108,7 +108,9 @@ export function rulerRoutes(app: Hono, ruler: Ruler, prefixes: string[] = ["", "
     return c.json({ status: "success", data: { groups } });
   };
   const alerts = (c: Context) => {
-    const list = ruler.groups(tenantOf(c)).flatMap((runner) => [...runner.states.values()].flatMap((states) => states.list().map(alertJson)));
+    const list = ruler
+      .groups(tenantOf(c))
+      .flatMap((runner) => [...runner.states.values()].flatMap((states) => states.list().map(alertJson)));
     return c.json({ status: "success", data: { alerts: list } });
   };
   for (const prefix of prefixes) {

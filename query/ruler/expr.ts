@@ -98,17 +98,34 @@ function logqlExpr(text: string, expr: LogqlExpr): RuleExpr {
     language: "logql",
     text,
     async instant({ store, tenant, maxSeries }, timeMs) {
-      const params = { startNs: toNs(timeMs), endNs: toNs(timeMs), stepNs: 0n, direction: "backward" as const, limit: 100, instant: true };
+      const params = {
+        startNs: toNs(timeMs),
+        endNs: toNs(timeMs),
+        stepNs: 0n,
+        direction: "backward" as const,
+        limit: 100,
+        instant: true,
+      };
       const result = await evaluate(expr, params, new StoreSource(store, tenant), { maxSeries });
       if (result.type === "vector") return result.samples.map(({ labels, value }) => ({ labels, value }));
       if (result.type === "scalar") return [{ labels: Object.create(null) as Labels, value: result.value }];
       throw new Error(`rule result is not a vector or scalar: ${result.type}`);
     },
     async range({ store, tenant, maxSeries }, startMs, endMs, stepMs) {
-      const params = { startNs: toNs(startMs), endNs: toNs(endMs), stepNs: toNs(stepMs), direction: "backward" as const, limit: 100, instant: false };
+      const params = {
+        startNs: toNs(startMs),
+        endNs: toNs(endMs),
+        stepNs: toNs(stepMs),
+        direction: "backward" as const,
+        limit: 100,
+        instant: false,
+      };
       const result = await evaluate(expr, params, new StoreSource(store, tenant), { maxSeries });
       if (result.type !== "matrix") throw new Error(`rule result is not a matrix: ${result.type}`);
-      return result.series.map(({ labels, points }) => ({ labels, points: points.map(([timeMs, value]) => ({ timeMs, value })) }));
+      return result.series.map(({ labels, points }) => ({
+        labels,
+        points: points.map(([timeMs, value]) => ({ timeMs, value })),
+      }));
     },
   };
 }

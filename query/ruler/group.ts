@@ -93,7 +93,11 @@ export class GroupRunner {
   }
 
   /** `recorded` learns each rule's recorded series at once, before the next rule runs. */
-  async evaluate(context: EvalContext, timeMs: number, recorded: (series: Series[]) => void = () => {}): Promise<EvaluationOutput> {
+  async evaluate(
+    context: EvalContext,
+    timeMs: number,
+    recorded: (series: Series[]) => void = () => {},
+  ): Promise<EvaluationOutput> {
     const started = performance.now();
     const output: EvaluationOutput = { series: [], notices: [] };
     for (const rule of this.group.rules) {
@@ -121,7 +125,8 @@ export class GroupRunner {
   }
 
   private checkLimit(count: number, what: string): void {
-    if (this.group.limit > 0 && count > this.group.limit) throw new Error(`exceeded limit of ${this.group.limit} with ${count} ${what}`);
+    if (this.group.limit > 0 && count > this.group.limit)
+      throw new Error(`exceeded limit of ${this.group.limit} with ${count} ${what}`);
   }
 
   private async record(rule: RecordingRule, context: EvalContext, timeMs: number): Promise<Series[]> {
@@ -137,16 +142,25 @@ export class GroupRunner {
     });
   }
 
-  private async alert(rule: AlertingRule | AnomalyRule, context: EvalContext, timeMs: number, output: EvaluationOutput): Promise<void> {
+  private async alert(
+    rule: AlertingRule | AnomalyRule,
+    context: EvalContext,
+    timeMs: number,
+    output: EvaluationOutput,
+  ): Promise<void> {
     const states = this.states.get(rule)!;
     let elements: ActiveElement[];
     try {
-      const active = rule.type === "alerting" ? await rule.expr.instant(context, timeMs) : await this.anomalies(rule, context, timeMs, output);
+      const active =
+        rule.type === "alerting"
+          ? await rule.expr.instant(context, timeMs)
+          : await this.anomalies(rule, context, timeMs, output);
       elements = active.map((sample) => this.element(rule, sample, timeMs));
       this.checkLimit(elements.length, "alerts");
     } catch (err) {
       // As Prometheus does with a rule over its limit, drop its alerts; a failed query leaves them as they are.
-      if ((err as Error).message.startsWith("exceeded limit")) output.notices.push(...states.clear(timeMs).map((a) => this.notice(rule, a)));
+      if ((err as Error).message.startsWith("exceeded limit"))
+        output.notices.push(...states.clear(timeMs).map((a) => this.notice(rule, a)));
       throw err;
     }
     const { resolved } = states.update(elements, timeMs);
@@ -155,7 +169,13 @@ export class GroupRunner {
   }
 
   private element(rule: AlertingRule | AnomalyRule, sample: RuleSample, timeMs: number): ActiveElement {
-    const data = { labels: sample.labels, value: sample.value, externalLabels: this.options.externalLabels, externalURL: this.options.externalURL, timeMs };
+    const data = {
+      labels: sample.labels,
+      value: sample.value,
+      externalLabels: this.options.externalLabels,
+      externalURL: this.options.externalURL,
+      timeMs,
+    };
     const labels = dropName(sample.labels);
     for (const [name, template] of rule.labelTemplates) labels[name] = template.expand(data);
     labels["alertname"] = rule.name;
@@ -165,18 +185,32 @@ export class GroupRunner {
   }
 
   /** The elements outside their band; the baseline and band of every element with enough history are recorded. */
-  private async anomalies(rule: AnomalyRule, context: EvalContext, timeMs: number, output: EvaluationOutput): Promise<RuleSample[]> {
+  private async anomalies(
+    rule: AnomalyRule,
+    context: EvalContext,
+    timeMs: number,
+    output: EvaluationOutput,
+  ): Promise<RuleSample[]> {
     const current = await rule.expr.instant(context, timeMs);
     const { startMs, endMs } = historyWindow(timeMs, rule.windowMs, rule.seasonalityMs, this.group.intervalMs);
     const history = new Map<string, number[]>();
     for (const series of await rule.expr.range(context, startMs, endMs, this.group.intervalMs)) {
-      history.set(labelsKey(dropName(series.labels)), series.points.map((p) => p.value));
+      history.set(
+        labelsKey(dropName(series.labels)),
+        series.points.map((p) => p.value),
+      );
     }
     const staticLabels = Object.entries(rule.labels).filter(([, value]) => !value.includes("{{"));
     const out: RuleSample[] = [];
     for (const sample of current) {
       const base = dropName(sample.labels);
-      const band = anomalyBand(history.get(labelsKey(base)) ?? [], sample.value, rule.method, rule.sensitivity, rule.minSamples);
+      const band = anomalyBand(
+        history.get(labelsKey(base)) ?? [],
+        sample.value,
+        rule.method,
+        rule.sensitivity,
+        rule.minSamples,
+      );
       if (band === undefined) continue;
       const labels = { ...base, ...Object.fromEntries(staticLabels) };
       for (const part of ["baseline", "upper", "lower", "score"] as const) {

@@ -95,7 +95,11 @@ export class Ruler {
       if (stat?.isFile() && RULE_FILE.test(entry)) sources.push({ path, tenants });
       else if (stat?.isDirectory() && TENANT_ID.test(entry)) {
         for (const file of readdirSync(path).sort()) {
-          if (!file.startsWith(".") && RULE_FILE.test(file) && statSync(join(path, file), { throwIfNoEntry: false })?.isFile()) {
+          if (
+            !file.startsWith(".") &&
+            RULE_FILE.test(file) &&
+            statSync(join(path, file), { throwIfNoEntry: false })?.isFile()
+          ) {
             sources.push({ path: join(path, file), tenants: [entry] });
           }
         }
@@ -132,7 +136,10 @@ export class Ruler {
       }
       for (const group of loaded?.groups ?? []) {
         for (const tenant of source.tenants) {
-          const runner = new GroupRunner(tenant, group, { externalURL: this.externalURL, externalLabels: this.options.externalLabels ?? {} });
+          const runner = new GroupRunner(tenant, group, {
+            externalURL: this.externalURL,
+            externalLabels: this.options.externalLabels ?? {},
+          });
           const id = `${tenant}\0${runner.key}`;
           const previous = this.runners.get(id);
           if (previous !== undefined && previous.group === group) runners.set(id, previous);
@@ -158,7 +165,9 @@ export class Ruler {
     const now = this.now();
     const due = [...this.runners.values()].filter((runner) => runner.nextEvalMs <= now);
     const view = new TickStore(this.options.store);
-    const results = (await Promise.all(due.map((runner) => this.evaluate(runner, now, view)))).filter((r) => r !== undefined);
+    const results = (await Promise.all(due.map((runner) => this.evaluate(runner, now, view)))).filter(
+      (r) => r !== undefined,
+    );
     const batches = results.map((r) => r.batch).filter((b) => b.series.length > 0);
     if (batches.length > 0) {
       try {
@@ -180,16 +189,36 @@ export class Ruler {
     }
   }
 
-  private async evaluate(runner: GroupRunner, now: number, view: TickStore): Promise<{ batch: SampleBatch; notices: AlertNotice[] } | undefined> {
+  private async evaluate(
+    runner: GroupRunner,
+    now: number,
+    view: TickStore,
+  ): Promise<{ batch: SampleBatch; notices: AlertNotice[] } | undefined> {
     const { store, maxSeries, log } = this.options;
     const timeMs = Math.max(runner.nextEvalMs, alignDown(now, runner.group.intervalMs));
     runner.nextEvalMs = timeMs + runner.group.intervalMs;
     try {
       if (!runner.restored) {
-        runner.restore(await restoreAlerts(store, runner.tenant, runner.key, runner.alertNames(), timeMs, this.options.outageToleranceMs));
+        runner.restore(
+          await restoreAlerts(
+            store,
+            runner.tenant,
+            runner.key,
+            runner.alertNames(),
+            timeMs,
+            this.options.outageToleranceMs,
+          ),
+        );
       }
-      const { series, notices } = await runner.evaluate({ store: view, tenant: runner.tenant, maxSeries }, timeMs, (recorded) => view.addRecorded(runner.tenant, recorded));
-      return { batch: { id: `ruler/${runner.tenant}/${runner.key}:${timeMs}`, tenant: runner.tenant, series }, notices };
+      const { series, notices } = await runner.evaluate(
+        { store: view, tenant: runner.tenant, maxSeries },
+        timeMs,
+        (recorded) => view.addRecorded(runner.tenant, recorded),
+      );
+      return {
+        batch: { id: `ruler/${runner.tenant}/${runner.key}:${timeMs}`, tenant: runner.tenant, series },
+        notices,
+      };
     } catch (err) {
       log.warn({ err, group: runner.group.name, tenant: runner.tenant }, "rule group evaluation failed");
       return undefined;
@@ -209,9 +238,12 @@ export class Ruler {
   private schedule(): void {
     if (this.stopped) return;
     const next = Math.min(...[...this.runners.values()].map((runner) => runner.nextEvalMs), this.now() + 1000);
-    this.evalTimer = setTimeout(() => {
-      this.running = this.evaluateDue().finally(() => this.schedule());
-    }, Math.max(0, next - this.now()));
+    this.evalTimer = setTimeout(
+      () => {
+        this.running = this.evaluateDue().finally(() => this.schedule());
+      },
+      Math.max(0, next - this.now()),
+    );
   }
 
   async stop(): Promise<void> {

@@ -74,7 +74,19 @@ const GROUP_KEYS = new Set(["name", "interval", "limit", "labels", "rules", "que
 const RULE_KEYS: Record<Rule["type"], Set<string>> = {
   alerting: new Set(["alert", "expr", "for", "keep_firing_for", "labels", "annotations"]),
   recording: new Set(["record", "expr", "labels"]),
-  anomaly: new Set(["anomaly", "expr", "for", "keep_firing_for", "labels", "annotations", "method", "window", "seasonality", "min_samples", "sensitivity"]),
+  anomaly: new Set([
+    "anomaly",
+    "expr",
+    "for",
+    "keep_firing_for",
+    "labels",
+    "annotations",
+    "method",
+    "window",
+    "seasonality",
+    "min_samples",
+    "sensitivity",
+  ]),
 };
 const SEASONALITY_MS: Record<string, number> = { none: 0, "1d": 86_400_000, "1w": 7 * 86_400_000 };
 
@@ -95,7 +107,8 @@ export function parseRuleFile(file: string, text: string, defaultIntervalMs: num
   if (doc.contents === null) return [];
   if (!isMap(doc.contents)) throw new RuleFileError([`${file}:1:1: a rule file is a mapping with a "groups" list`]);
   for (const pair of doc.contents.items) {
-    if (scalarText(pair.key) !== "groups") at(pair.key as Node, `field ${scalarText(pair.key)} not found in type rulefmt.RuleGroups`);
+    if (scalarText(pair.key) !== "groups")
+      at(pair.key as Node, `field ${scalarText(pair.key)} not found in type rulefmt.RuleGroups`);
   }
   const groupsNode = doc.contents.get("groups", true) as Node | undefined;
   const groups: RuleGroup[] = [];
@@ -155,7 +168,8 @@ function stringMap(map: YAMLMap, key: string, at: At, checkName: (name: string) 
     const problem = checkName(name);
     if (problem !== undefined) at(pair.key as Node, problem);
     const value = isScalar(pair.value) ? pair.value.value : undefined;
-    if (value === undefined || typeof value === "object") at((pair.value ?? pair.key) as Node, `${key}.${name} must be a string`);
+    if (value === undefined || typeof value === "object")
+      at((pair.value ?? pair.key) as Node, `${key}.${name} must be a string`);
     else out[name] = value === null ? "" : String(value);
   }
   return out;
@@ -204,7 +218,12 @@ function labelNameProblem(name: string): string | undefined {
 function parseRule(map: YAMLMap, groupLabels: Labels, language: Language | undefined, at: At): Rule | undefined {
   const kinds = (["alert", "record", "anomaly"] as const).filter((key) => map.has(key));
   if (kinds.length !== 1) {
-    at(map, kinds.length === 0 ? "one of 'record' or 'alert' must be set" : `only one of ${kinds.map((k) => `'${k}'`).join(" and ")} may be set`);
+    at(
+      map,
+      kinds.length === 0
+        ? "one of 'record' or 'alert' must be set"
+        : `only one of ${kinds.map((k) => `'${k}'`).join(" and ")} may be set`,
+    );
     return undefined;
   }
   const kind = kinds[0]!;
@@ -228,11 +247,17 @@ function parseRule(map: YAMLMap, groupLabels: Labels, language: Language | undef
   const labels = { ...groupLabels, ...stringMap(map, "labels", at, labelNameProblem) };
   if (type === "recording") {
     for (const [labelName, value] of Object.entries(labels)) {
-      if (value.includes("{{")) at(map.get("labels", true) as Node, `${name}: label ${labelName}: templates are not allowed in recording rules`);
+      if (value.includes("{{"))
+        at(
+          map.get("labels", true) as Node,
+          `${name}: label ${labelName}: templates are not allowed in recording rules`,
+        );
     }
     return expr === undefined ? undefined : { type, name, expr, labels };
   }
-  const annotations = stringMap(map, "annotations", at, (n) => (n === "" ? "annotation name must not be empty" : undefined));
+  const annotations = stringMap(map, "annotations", at, (n) =>
+    n === "" ? "annotation name must not be empty" : undefined,
+  );
   const compile = (what: string, values: Labels) => {
     const templates = new Map<string, AlertTemplate>();
     for (const [key, source] of Object.entries(values)) {

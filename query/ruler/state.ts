@@ -30,7 +30,8 @@ export function alertSeries(alerts: Alert[], timeMs: number): Series[] {
     out.push(gauge(ALERTS, { ...alert.labels, alertstate: alert.state }, timeMs, 1));
     out.push(gauge(FOR_STATE, alert.labels, timeMs, alert.activeAtMs / 1000));
     if (alert.firedAtMs !== undefined) out.push(gauge(FIRED_AT, alert.labels, timeMs, alert.firedAtMs / 1000));
-    if (alert.keepFiringSinceMs !== undefined) out.push(gauge(KEEP_FIRING_SINCE, alert.labels, timeMs, alert.keepFiringSinceMs / 1000));
+    if (alert.keepFiringSinceMs !== undefined)
+      out.push(gauge(KEEP_FIRING_SINCE, alert.labels, timeMs, alert.keepFiringSinceMs / 1000));
   }
   return out;
 }
@@ -73,16 +74,30 @@ export async function restoreAlerts(
     const byLabels = new Map<string, number>();
     for (const s of series) {
       const point = s.points.at(-1);
-      if (point !== undefined) byLabels.set(JSON.stringify(sortedEntries(dropName(s.labels))), Math.round(point.value * 1000));
+      if (point !== undefined)
+        byLabels.set(JSON.stringify(sortedEntries(dropName(s.labels))), Math.round(point.value * 1000));
     }
     return byLabels;
   };
-  const [activeAt, firedAt, keepFiringSince] = await Promise.all([read(FOR_STATE), read(FIRED_AT), read(KEEP_FIRING_SINCE)]);
+  const [activeAt, firedAt, keepFiringSince] = await Promise.all([
+    read(FOR_STATE),
+    read(FIRED_AT),
+    read(KEEP_FIRING_SINCE),
+  ]);
   for (const [key, activeAtMs] of activeAt) {
-    const labels = Object.assign(Object.create(null) as Labels, Object.fromEntries(JSON.parse(key) as [string, string][]));
+    const labels = Object.assign(
+      Object.create(null) as Labels,
+      Object.fromEntries(JSON.parse(key) as [string, string][]),
+    );
     const fired = firedAt.get(key);
     const since = keepFiringSince.get(key);
-    const alert: Alert = { labels, annotations: Object.create(null) as Labels, value: 0, state: fired === undefined ? "pending" : "firing", activeAtMs };
+    const alert: Alert = {
+      labels,
+      annotations: Object.create(null) as Labels,
+      value: 0,
+      state: fired === undefined ? "pending" : "firing",
+      activeAtMs,
+    };
     if (fired !== undefined) alert.firedAtMs = fired;
     if (since !== undefined) alert.keepFiringSinceMs = since;
     const name = labels["alertname"] ?? "";

@@ -16,7 +16,8 @@ function toFloat(value: TemplateValue): number {
   if (value instanceof GoInt || value instanceof NumberConstant) return value.value;
   if (typeof value === "string") {
     const parsed = Number(value.trim());
-    if (value.trim() === "" || Number.isNaN(parsed) && !/^[+-]?nan$/i.test(value.trim())) throw new Error(`strconv.ParseFloat: parsing ${JSON.stringify(value)}: invalid syntax`);
+    if (value.trim() === "" || (Number.isNaN(parsed) && !/^[+-]?nan$/i.test(value.trim())))
+      throw new Error(`strconv.ParseFloat: parsing ${JSON.stringify(value)}: invalid syntax`);
     return parsed;
   }
   throw new Error(`can't convert ${String(value)} to float`);
@@ -88,7 +89,10 @@ function humanizeTimestamp(v: number): string {
   return formatGoTime(BigInt(Math.round(v * 1e9)), "2006-01-02 15:04:05.999999999 -0700 MST");
 }
 
-const float = (call: (v: number) => string): TemplateFunction => ({ params: ["any"], call: ([v]) => call(toFloat(v!)) });
+const float = (call: (v: number) => string): TemplateFunction => ({
+  params: ["any"],
+  call: ([v]) => call(toFloat(v!)),
+});
 
 const FUNCTIONS = new Map<string, TemplateFunction>([
   ["humanize", float(humanize)],
@@ -99,7 +103,13 @@ const FUNCTIONS = new Map<string, TemplateFunction>([
   ["toUpper", { params: ["string"], call: ([s]) => (s as string).toUpperCase() }],
   ["toLower", { params: ["string"], call: ([s]) => (s as string).toLowerCase() }],
   ["match", { params: ["string", "string"], call: ([re, s]) => new RegExp(re as string).test(s as string) }],
-  ["reReplaceAll", { params: ["string", "string", "string"], call: ([re, repl, s]) => reReplaceAll(re as string, s as string, repl as string) }],
+  [
+    "reReplaceAll",
+    {
+      params: ["string", "string", "string"],
+      call: ([re, repl, s]) => reReplaceAll(re as string, s as string, repl as string),
+    },
+  ],
   ["stripPort", { params: ["string"], call: ([s]) => stripPort(s as string) }],
 ]);
 

@@ -57,14 +57,28 @@ export class TickStore implements Store {
     if (fetched === undefined || fetched.startMs > select.startMs || fetched.endMs < select.endMs) {
       const startMs = Math.min(select.startMs, fetched?.startMs ?? Infinity);
       const endMs = Math.max(select.endMs, fetched?.endMs ?? -Infinity);
-      fetched = { startMs, endMs, series: this.store.selectSamples({ tenant: select.tenant, matchers: [{ name: "__name__", op: "=", value: name }], startMs, endMs }) };
+      fetched = {
+        startMs,
+        endMs,
+        series: this.store.selectSamples({
+          tenant: select.tenant,
+          matchers: [{ name: "__name__", op: "=", value: name }],
+          startMs,
+          endMs,
+        }),
+      };
       this.fetched.set(key, fetched);
     }
     const merged = new Map<string, SamplePoints>();
     for (const s of await fetched.series) merged.set(labelsKey(s.labels), s);
     for (const [labels, s] of this.recorded.get(key) ?? []) {
       const stored = merged.get(labels);
-      merged.set(labels, stored === undefined ? s : { ...stored, points: [...stored.points, ...s.points].sort((a, b) => a.timeMs - b.timeMs) });
+      merged.set(
+        labels,
+        stored === undefined
+          ? s
+          : { ...stored, points: [...stored.points, ...s.points].sort((a, b) => a.timeMs - b.timeMs) },
+      );
     }
     const out: SamplePoints[] = [];
     for (const s of merged.values()) {

@@ -33,11 +33,16 @@ describe("ClickHouse engine killed under load", () => {
   it(`engine killed ${KILLS} times and frozen ${FREEZES} times mid-stream, each time across a rebalance: every batch stored exactly once`, async () => {
     const dir = mkdtempSync(join(tmpdir(), "bifrost-engine-kill-"));
     const t0 = Date.now();
-    const progress = (message: string) => process.stderr.write(`engine-kill [${((Date.now() - t0) / 1000).toFixed(1)} s] ${message}\n`);
+    const progress = (message: string) =>
+      process.stderr.write(`engine-kill [${((Date.now() - t0) / 1000).toFixed(1)} s] ${message}\n`);
     const chPort = await freePort();
     let [kafka, clickhouse] = await Promise.all([privateKafka(), startChdbHttp([], chPort)]);
     const client = new Kafka({ clientId: "engine-kill-test", brokers: kafka.brokers, logLevel: logLevel.NOTHING });
-    const producer = client.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+    const producer = client.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      createPartitioner: Partitioners.DefaultPartitioner,
+    });
     const database = uniqueName("enginekill");
     const sql = createClient({ url: clickhouse.url, request_timeout: 60_000 });
     const aggregators: BifrostProcess[] = [];
@@ -56,7 +61,13 @@ describe("ClickHouse engine killed under load", () => {
             kafka: { brokers: kafka.brokers, topic, dead_letter_topic: `${topic}.dlq` },
             clickhouse: { url: clickhouse.url, database },
             storage: { engine: "clickhouse" },
-            aggregator: { listen: `127.0.0.1:${port}`, group_id: groupId, workers: 1, session_timeout_ms: 6000, flush_ms: 200 },
+            aggregator: {
+              listen: `127.0.0.1:${port}`,
+              group_id: groupId,
+              workers: 1,
+              session_timeout_ms: 6000,
+              flush_ms: 200,
+            },
           }),
         );
       }
@@ -73,19 +84,32 @@ describe("ClickHouse engine killed under load", () => {
       let producing = true;
       const production = (async () => {
         for (let sequence = 1; producing; sequence++) {
-          const batches = NODES.map((nodeId) => makeBatch({ ...SHAPE, tenant: "kill-tenant", nodeId, sequence, startNs }));
-          await producer.send({ topic, acks: -1, messages: batches.map((b) => ({ key: b.nodeId, value: encodeBatch(b) })) });
+          const batches = NODES.map((nodeId) =>
+            makeBatch({ ...SHAPE, tenant: "kill-tenant", nodeId, sequence, startNs }),
+          );
+          await producer.send({
+            topic,
+            acks: -1,
+            messages: batches.map((b) => ({ key: b.nodeId, value: encodeBatch(b) })),
+          });
           sent.push(...batches);
           await sleep(100);
         }
       })();
 
       const stored = async (): Promise<number> => {
-        const result = await sql.query({ query: `SELECT uniqExact(batch_id) AS n FROM ${database}.logs`, format: "JSONEachRow" });
+        const result = await sql.query({
+          query: `SELECT uniqExact(batch_id) AS n FROM ${database}.logs`,
+          format: "JSONEachRow",
+        });
         return Number((await result.json<{ n: string }>())[0]!.n);
       };
       for (let round = 0; round < KILLS + FREEZES; round++) {
-        await until("batches stored since the last fault", async () => (await stored().catch(() => 0)) >= sent.length - 4 * NODES.length, 120_000);
+        await until(
+          "batches stored since the last fault",
+          async () => (await stored().catch(() => 0)) >= sent.length - 4 * NODES.length,
+          120_000,
+        );
         if (!third.running) {
           third.start();
           await third.ready();
@@ -93,7 +117,9 @@ describe("ClickHouse engine killed under load", () => {
         await sleep(500 + Math.random() * 2_000);
         if (round < KILLS) {
           const downMs = DOWN_MS[round % DOWN_MS.length]!;
-          progress(`round ${round + 1}: SIGKILL of the engine (pid ${clickhouse.process.pid}) with ${sent.length} batches sent; down for ${downMs} ms`);
+          progress(
+            `round ${round + 1}: SIGKILL of the engine (pid ${clickhouse.process.pid}) with ${sent.length} batches sent; down for ${downMs} ms`,
+          );
           await clickhouse.stop("SIGKILL");
           await third.stop("SIGKILL");
           await sleep(downMs);
@@ -101,7 +127,9 @@ describe("ClickHouse engine killed under load", () => {
         } else {
           // Requests wait instead of failing: when the engine resumes, the writes that were held across the
           // rebalance all reach it at once.
-          progress(`round ${round + 1}: engine (pid ${clickhouse.process.pid}) frozen with SIGSTOP for ${FREEZE_MS} ms with ${sent.length} batches sent`);
+          progress(
+            `round ${round + 1}: engine (pid ${clickhouse.process.pid}) frozen with SIGSTOP for ${FREEZE_MS} ms with ${sent.length} batches sent`,
+          );
           clickhouse.process.kill("SIGSTOP");
           await third.stop("SIGKILL");
           await sleep(FREEZE_MS);
@@ -124,7 +152,9 @@ describe("ClickHouse engine killed under load", () => {
           format: "JSONEachRow",
         });
         const wrong = await result.json<{ batch_id: string; n: string; parts: string[] }>();
-        report.push(`${table}: ${wrong.length} batches of ${expected.size} stored other than once${wrong.length > 0 ? `, e.g. ${JSON.stringify(wrong.slice(0, 5))}` : ""}`);
+        report.push(
+          `${table}: ${wrong.length} batches of ${expected.size} stored other than once${wrong.length > 0 ? `, e.g. ${JSON.stringify(wrong.slice(0, 5))}` : ""}`,
+        );
       }
       const partials = await sql.query({
         query: `SELECT batch_id, count() AS n, uniqExact(fingerprint, bucket, resolution) AS keys FROM ${database}.rollup_partials GROUP BY batch_id HAVING n != keys`,

@@ -8,7 +8,17 @@ import { describe, it } from "node:test";
 import { Kafka, logLevel } from "kafkajs";
 import { compressSync } from "snappy";
 import { until } from "../helpers/aggregation.js";
-import { BifrostProcess, countByNode, type Entry, FileWriter, PushRequest, Pusher, pushRequest, readAllEntries, sleep } from "../helpers/pipeline.js";
+import {
+  BifrostProcess,
+  countByNode,
+  type Entry,
+  FileWriter,
+  PushRequest,
+  Pusher,
+  pushRequest,
+  readAllEntries,
+  sleep,
+} from "../helpers/pipeline.js";
 import { createTopics, freePort, privateKafka, startChdbHttp, uniqueName } from "../helpers/services.js";
 
 // Issue 8, item 5: three collectors -> Kafka -> two aggregators -> ClickHouse -> query, all real processes over
@@ -50,8 +60,14 @@ function acknowledged(load: NodeLoad): string[] {
 }
 
 /** The malformed requests of one receiver kind: each must be answered 4xx, whatever it holds. */
-function malformedRequests(kind: "loki-json" | "loki-protobuf" | "otlp-http"): { name: string; path: string; headers: Record<string, string>; body: Buffer }[] {
-  const entries = (n: number, bytes: number): Entry[] => Array.from({ length: n }, (_, i) => ({ tsNs: BigInt(Date.now()) * 1_000_000n + BigInt(i), line: randomBytes(bytes / 2).toString("hex") }));
+function malformedRequests(
+  kind: "loki-json" | "loki-protobuf" | "otlp-http",
+): { name: string; path: string; headers: Record<string, string>; body: Buffer }[] {
+  const entries = (n: number, bytes: number): Entry[] =>
+    Array.from({ length: n }, (_, i) => ({
+      tsNs: BigInt(Date.now()) * 1_000_000n + BigInt(i),
+      line: randomBytes(bytes / 2).toString("hex"),
+    }));
   const big = (n = 2000) => pushRequest(kind, entries(n, 400), { app: "malformed" });
   const truncate = (b: Buffer) => b.subarray(0, Math.floor(b.length * 0.7));
   const overLongLine = pushRequest(kind, entries(1, MAX_LINE_BYTES + 1024), { app: "malformed" });
@@ -60,13 +76,43 @@ function malformedRequests(kind: "loki-json" | "loki-protobuf" | "otlp-http"): {
   if (kind === "otlp-http") {
     const json = big().body;
     return [
-      { name: "truncated JSON", path: "/v1/logs", headers: { "Content-Type": "application/json" }, body: truncate(json) },
-      { name: "JSON sent as protobuf", path: "/v1/logs", headers: { "Content-Type": "application/x-protobuf" }, body: json },
-      { name: "random protobuf", path: "/v1/logs", headers: { "Content-Type": "application/x-protobuf" }, body: randomBytes(900_000) },
+      {
+        name: "truncated JSON",
+        path: "/v1/logs",
+        headers: { "Content-Type": "application/json" },
+        body: truncate(json),
+      },
+      {
+        name: "JSON sent as protobuf",
+        path: "/v1/logs",
+        headers: { "Content-Type": "application/x-protobuf" },
+        body: json,
+      },
+      {
+        name: "random protobuf",
+        path: "/v1/logs",
+        headers: { "Content-Type": "application/x-protobuf" },
+        body: randomBytes(900_000),
+      },
       { name: "wrong content type", path: "/v1/logs", headers: { "Content-Type": "text/plain" }, body: json },
-      { name: "bad gzip", path: "/v1/logs", headers: { "Content-Type": "application/json", "Content-Encoding": "gzip" }, body: randomBytes(900_000) },
-      { name: "unsupported encoding", path: "/v1/logs", headers: { "Content-Type": "application/json", "Content-Encoding": "br" }, body: json },
-      { name: "over-limit line", path: "/v1/logs", headers: { "Content-Type": "application/json" }, body: overLongLine.body },
+      {
+        name: "bad gzip",
+        path: "/v1/logs",
+        headers: { "Content-Type": "application/json", "Content-Encoding": "gzip" },
+        body: randomBytes(900_000),
+      },
+      {
+        name: "unsupported encoding",
+        path: "/v1/logs",
+        headers: { "Content-Type": "application/json", "Content-Encoding": "br" },
+        body: json,
+      },
+      {
+        name: "over-limit line",
+        path: "/v1/logs",
+        headers: { "Content-Type": "application/json" },
+        body: overLongLine.body,
+      },
       // Resource attributes other than service.* become structured metadata, not labels: a label over its limit is service_name.
       { name: "over-limit label value", ...pushRequest(kind, entries(1000, 400), { app: "v".repeat(4096) }) },
       { name: "oversized body", ...oversized },
@@ -77,8 +123,19 @@ function malformedRequests(kind: "loki-json" | "loki-protobuf" | "otlp-http"): {
     return [
       { name: "truncated JSON", ...big(), body: truncate(json) },
       { name: "wrong content type", path: "/loki/api/v1/push", headers: { "Content-Type": "text/plain" }, body: json },
-      { name: "bad gzip", path: "/loki/api/v1/push", headers: { "Content-Type": "application/json", "Content-Encoding": "gzip" }, body: randomBytes(900_000) },
-      { name: "wrong shape", ...big(), body: Buffer.from(JSON.stringify({ streams: [{ stream: { app: "x" }, values: json.toString("latin1").slice(0, 900_000) }] })) },
+      {
+        name: "bad gzip",
+        path: "/loki/api/v1/push",
+        headers: { "Content-Type": "application/json", "Content-Encoding": "gzip" },
+        body: randomBytes(900_000),
+      },
+      {
+        name: "wrong shape",
+        ...big(),
+        body: Buffer.from(
+          JSON.stringify({ streams: [{ stream: { app: "x" }, values: json.toString("latin1").slice(0, 900_000) }] }),
+        ),
+      },
       { name: "over-limit line", ...overLongLine },
       { name: "over-limit labels", ...pushRequest(kind, entries(1000, 400), tooManyLabels) },
       { name: "over-limit label value", ...pushRequest(kind, entries(1000, 400), { app: "v".repeat(4096) }) },
@@ -86,7 +143,19 @@ function malformedRequests(kind: "loki-json" | "loki-protobuf" | "otlp-http"): {
     ];
   }
   const proto = Buffer.from(
-    PushRequest.encode(PushRequest.create({ streams: [{ labels: '{app="malformed"}', entries: entries(2000, 400).map((e) => ({ timestamp: { seconds: Number(e.tsNs / 1_000_000_000n) }, line: e.line })) }] })).finish(),
+    PushRequest.encode(
+      PushRequest.create({
+        streams: [
+          {
+            labels: '{app="malformed"}',
+            entries: entries(2000, 400).map((e) => ({
+              timestamp: { seconds: Number(e.tsNs / 1_000_000_000n) },
+              line: e.line,
+            })),
+          },
+        ],
+      }),
+    ).finish(),
   );
   const corrupt = compressSync(proto);
   corrupt.fill(0xff, 1000, 50_000);
@@ -95,7 +164,15 @@ function malformedRequests(kind: "loki-json" | "loki-protobuf" | "otlp-http"): {
     { name: "bad snappy", ...big(), body: corrupt },
     { name: "random bytes", ...big(), body: randomBytes(900_000) },
     { name: "uncompressed protobuf", ...big(), body: proto.subarray(0, 900_000) },
-    { name: "bad label set", ...big(), body: compressSync(Buffer.from(PushRequest.encode(PushRequest.create({ streams: [{ labels: '{app="x" job=', entries: [] }] })).finish())) },
+    {
+      name: "bad label set",
+      ...big(),
+      body: compressSync(
+        Buffer.from(
+          PushRequest.encode(PushRequest.create({ streams: [{ labels: '{app="x" job=', entries: [] }] })).finish(),
+        ),
+      ),
+    },
     { name: "over-limit line", ...overLongLine },
     { name: "over-limit labels", ...pushRequest(kind, entries(1000, 400), tooManyLabels) },
     { name: "oversized body", ...oversized },
@@ -106,7 +183,12 @@ function malformedRequests(kind: "loki-json" | "loki-protobuf" | "otlp-http"): {
  * Sends MALFORMED_BYTES_PER_KIND bytes of malformed requests of each receiver kind, spread over the collectors,
  * three at a time per kind. Returns the answers by kind, request and status; anything but a 4xx is a failure.
  */
-async function sendMalformed(collectors: BifrostProcess[]): Promise<{ byKind: Record<string, { bytes: number; requests: number; statuses: Record<string, number> }>; failures: string[] }> {
+async function sendMalformed(
+  collectors: BifrostProcess[],
+): Promise<{
+  byKind: Record<string, { bytes: number; requests: number; statuses: Record<string, number> }>;
+  failures: string[];
+}> {
   const byKind: Record<string, { bytes: number; requests: number; statuses: Record<string, number> }> = {};
   const failures: string[] = [];
   await Promise.all(
@@ -140,12 +222,16 @@ async function sendMalformed(collectors: BifrostProcess[]): Promise<{ byKind: Re
 function postOnce(url: string, headers: Record<string, string>, body: Buffer): Promise<string> {
   return new Promise((resolve) => {
     let answered = false;
-    const req = request(url, { method: "POST", headers: { ...headers, "Content-Length": String(body.length) }, agent: false }, (res) => {
-      answered = true;
-      res.resume();
-      res.on("end", () => resolve(String(res.statusCode)));
-      res.on("error", () => resolve(String(res.statusCode)));
-    });
+    const req = request(
+      url,
+      { method: "POST", headers: { ...headers, "Content-Length": String(body.length) }, agent: false },
+      (res) => {
+        answered = true;
+        res.resume();
+        res.on("end", () => resolve(String(res.statusCode)));
+        res.on("error", () => resolve(String(res.statusCode)));
+      },
+    );
     req.on("error", (err) => {
       if (!answered) resolve(`no answer: ${err.message}`);
     });
@@ -154,7 +240,10 @@ function postOnce(url: string, headers: Record<string, string>, body: Buffer): P
 }
 
 function digest(lines: Iterable<string>): string {
-  return createHash("sha256").update([...lines].sort().join("\n")).digest("hex").slice(0, 16);
+  return createHash("sha256")
+    .update([...lines].sort().join("\n"))
+    .digest("hex")
+    .slice(0, 16);
 }
 
 describe("end-to-end faults", () => {
@@ -182,14 +271,23 @@ describe("end-to-end faults", () => {
         storage: { engine: "clickhouse" },
       };
       const queryPort = await freePort();
-      const query = BifrostProcess.write(dir, "query", "query", `http://127.0.0.1:${queryPort}`, { ...shared, query: { listen: `127.0.0.1:${queryPort}` } });
+      const query = BifrostProcess.write(dir, "query", "query", `http://127.0.0.1:${queryPort}`, {
+        ...shared,
+        query: { listen: `127.0.0.1:${queryPort}` },
+      });
       const groupId = uniqueName("faults-group");
       const aggregators = await Promise.all(
         ["aggregator-1", "aggregator-2"].map(async (name) => {
           const port = await freePort();
           return BifrostProcess.write(dir, name, "aggregator", `http://127.0.0.1:${port}`, {
             ...shared,
-            aggregator: { listen: `127.0.0.1:${port}`, group_id: groupId, workers: 1, session_timeout_ms: 6000, flush_ms: 200 },
+            aggregator: {
+              listen: `127.0.0.1:${port}`,
+              group_id: groupId,
+              workers: 1,
+              session_timeout_ms: 6000,
+              flush_ms: 200,
+            },
           });
         }),
       );
@@ -205,7 +303,9 @@ describe("end-to-end faults", () => {
           collector: {
             listen: `127.0.0.1:${port}`,
             otlp: { grpc_listen: `127.0.0.1:${grpc}` },
-            wal: small ? { dir: join(dir, node, "wal"), max_bytes: 48 << 10, segment_bytes: 8 << 10, when_full: "block" } : { dir: join(dir, node, "wal") },
+            wal: small
+              ? { dir: join(dir, node, "wal"), max_bytes: 48 << 10, segment_bytes: 8 << 10, when_full: "block" }
+              : { dir: join(dir, node, "wal") },
             batch: { max_age_ms: 200, ...(small ? { max_bytes: 4 << 10 } : {}) },
             limits: { max_body_bytes: MAX_BODY_BYTES, max_line_bytes: MAX_LINE_BYTES },
             files: [{ paths: [file], labels: { app: "filegen" } }],
@@ -236,7 +336,12 @@ describe("end-to-end faults", () => {
         const counts = await countByNode(query.url).catch(() => null);
         return counts !== null && [...target].every(([node, n]) => (counts.get(node) ?? 0) >= n);
       };
-      const fault = async (name: string, inject: () => Promise<string>, repair: () => Promise<void>, startedAtS?: number) => {
+      const fault = async (
+        name: string,
+        inject: () => Promise<string>,
+        repair: () => Promise<void>,
+        startedAtS?: number,
+      ) => {
         await sleep(2_000);
         const injectedAtS = startedAtS ?? at();
         progress(`injecting: ${name}`);
@@ -244,14 +349,26 @@ describe("end-to-end faults", () => {
         await repair();
         const repairedAtS = at();
         await until(`recovery from: ${name}`, caughtUp(ackedNow()), 240_000);
-        const record = { fault: name, injectedAtS, repairedAtS, recoveredAfterS: Number((at() - repairedAtS).toFixed(1)), detail };
+        const record = {
+          fault: name,
+          injectedAtS,
+          repairedAtS,
+          recoveredAfterS: Number((at() - repairedAtS).toFixed(1)),
+          detail,
+        };
         progress(`recovered: ${JSON.stringify(record)}`);
         faults.push(record);
       };
       const small = loads.find((l) => l.pusher.node === SMALL_BUDGET)!.pusher;
       const metric = async (p: BifrostProcess, name: string) => {
-        const text = await fetch(`${p.url}/metrics`).then((r) => r.text(), () => "");
-        return [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "gm"))].reduce((n, m) => n + Number(m[1]), 0);
+        const text = await fetch(`${p.url}/metrics`).then(
+          (r) => r.text(),
+          () => "",
+        );
+        return [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "gm"))].reduce(
+          (n, m) => n + Number(m[1]),
+          0,
+        );
       };
 
       await until("the first entries of every node stored", caughtUp(new Map(NODES.map((n) => [n, 50]))), 120_000);
@@ -263,7 +380,11 @@ describe("end-to-end faults", () => {
           const retryAfterBefore = small.stats.retryAfterSeen;
           await kafka.run("down");
           const downAt = Date.now();
-          await until(`${SMALL_BUDGET} answering 503 with its disk budget full`, () => (small.stats.retried["503"] ?? 0) > before + 2, 180_000);
+          await until(
+            `${SMALL_BUDGET} answering 503 with its disk budget full`,
+            () => (small.stats.retried["503"] ?? 0) > before + 2,
+            180_000,
+          );
           await sleep(Math.max(0, 10_000 - (Date.now() - downAt)));
           return `Kafka down for ${((Date.now() - downAt) / 1000).toFixed(1)} s; ${SMALL_BUDGET} answered 503 ${(small.stats.retried["503"] ?? 0) - before} times (${small.stats.retryAfterSeen - retryAfterBefore} with Retry-After), pushes retried until accepted`;
         },
@@ -273,13 +394,17 @@ describe("end-to-end faults", () => {
       // The malformed input runs while ClickHouse and an aggregator fail: only the collectors see it.
       const malformedStartS = at();
       const ackedBefore = loads.map((l) => l.pusher.stats.accepted);
-      progress(`injecting: ${MALFORMED_BYTES_PER_KIND >> 20} MiB of malformed input per receiver kind, in the background`);
+      progress(
+        `injecting: ${MALFORMED_BYTES_PER_KIND >> 20} MiB of malformed input per receiver kind, in the background`,
+      );
       const malformedRun = sendMalformed(collectors);
 
       await fault(
         "ClickHouse killed with kill -9 and restarted on its data",
         async () => {
-          const retries = async () => (await metric(aggregators[0]!, "bifrost_aggregator_store_retries_total")) + (await metric(aggregators[1]!, "bifrost_aggregator_store_retries_total"));
+          const retries = async () =>
+            (await metric(aggregators[0]!, "bifrost_aggregator_store_retries_total")) +
+            (await metric(aggregators[1]!, "bifrost_aggregator_store_retries_total"));
           const before = await retries();
           await clickhouse.stop("SIGKILL");
           const downAt = Date.now();
@@ -309,7 +434,10 @@ describe("end-to-end faults", () => {
         async () => {
           const dead = collectors.filter((c) => !c.running).map((c) => c.name);
           if (dead.length > 0) throw new Error(`collectors died under malformed input: ${dead.join(", ")}`);
-          const answers = Object.entries(malformed.byKind).map(([kind, t]) => `${kind}: ${t.requests} requests, ${(t.bytes / 2 ** 20).toFixed(0)} MiB, ${JSON.stringify(t.statuses)}`);
+          const answers = Object.entries(malformed.byKind).map(
+            ([kind, t]) =>
+              `${kind}: ${t.requests} requests, ${(t.bytes / 2 ** 20).toFixed(0)} MiB, ${JSON.stringify(t.statuses)}`,
+          );
           return `${answers.join("; ")}; good pushes accepted meanwhile: ${loads.map((l, i) => `${l.pusher.node} ${l.pusher.stats.accepted - ackedBefore[i]!}`).join(", ")}`;
         },
         async () => {},
@@ -384,29 +512,46 @@ describe("end-to-end faults", () => {
         `pipeline: ${NODES.join(", ")} (collectors) -> Kafka ${kafka.brokers.join(",")} (private) -> aggregator-1, aggregator-2 -> ClickHouse ${clickhouse.url} (private chDB) -> query`,
         `load per collector: 50 entries/s over Loki JSON, Loki protobuf and OTLP/HTTP in turn, 20 lines/s appended to a tailed file; wall time ${at()} s`,
         "faults (seconds since start):",
-        ...faults.sort((a, b) => a.injectedAtS - b.injectedAtS).map((f) => `  [${f.injectedAtS} s] ${f.fault}: repaired at ${f.repairedAtS} s, every acknowledged entry queryable ${f.recoveredAfterS} s later. ${f.detail}`),
+        ...faults
+          .sort((a, b) => a.injectedAtS - b.injectedAtS)
+          .map(
+            (f) =>
+              `  [${f.injectedAtS} s] ${f.fault}: repaired at ${f.repairedAtS} s, every acknowledged entry queryable ${f.recoveredAfterS} s later. ${f.detail}`,
+          ),
         "per node:",
         ...rows.map(
           (r) =>
             `  ${r.node}: acknowledged ${r.acknowledged} (${r.pushed} pushed, ${r.file_lines} file lines), queryable ${r.queryable}, lost ${r.lost}, duplicated ${r.duplicated}` +
             ` (${r.duplicated_in_doubt} of them in doubt), stored but never acknowledged ${r.unacknowledged_stored} (${r.unacknowledged_in_doubt} in doubt),` +
             ` hash acknowledged ${r.acknowledged_hash} / queryable ${r.queryable_hash}, push retries ${JSON.stringify(r.push_retries)}` +
-            (r.examples_unacknowledged.length > 0 ? `, e.g. never acknowledged: ${JSON.stringify(r.examples_unacknowledged)}` : ""),
+            (r.examples_unacknowledged.length > 0
+              ? `, e.g. never acknowledged: ${JSON.stringify(r.examples_unacknowledged)}`
+              : ""),
         ),
         `lost in total: ${rows.reduce((n, r) => n + r.lost, 0)} (policy block: must be 0)`,
         "",
       ].join("\n");
       process.stdout.write(report);
 
-      for (const load of loads) assert.deepEqual(load.pusher.stats.failed, [], `${load.pusher.node}: pushes answered neither 2xx nor 429/503`);
+      for (const load of loads)
+        assert.deepEqual(load.pusher.stats.failed, [], `${load.pusher.node}: pushes answered neither 2xx nor 429/503`);
       assert.deepEqual(malformed.failures.slice(0, 10), [], "malformed input answered with something other than 4xx");
-      for (const [i, load] of loads.entries()) assert.ok(load.pusher.stats.accepted > ackedBefore[i]!, `${load.pusher.node} accepted good pushes during the malformed input`);
+      for (const [i, load] of loads.entries())
+        assert.ok(
+          load.pusher.stats.accepted > ackedBefore[i]!,
+          `${load.pusher.node} accepted good pushes during the malformed input`,
+        );
       for (const r of rows) {
         assert.equal(r.lost, 0, `${r.node}: acknowledged entries lost, e.g. ${JSON.stringify(r.examples_lost)}`);
         // Only an entry in doubt (its push got no answer, or its line was tailed before a crash) may come twice.
         assert.equal(r.duplicated - r.duplicated_in_doubt, 0, `${r.node}: duplicates at the query level`);
-        assert.equal(r.unacknowledged_stored, r.unacknowledged_in_doubt, `${r.node}: entries stored that were never acknowledged nor in doubt`);
-        if (r.duplicated === 0 && r.unacknowledged_stored === 0) assert.equal(r.queryable_hash, r.acknowledged_hash, `${r.node}: content`);
+        assert.equal(
+          r.unacknowledged_stored,
+          r.unacknowledged_in_doubt,
+          `${r.node}: entries stored that were never acknowledged nor in doubt`,
+        );
+        if (r.duplicated === 0 && r.unacknowledged_stored === 0)
+          assert.equal(r.queryable_hash, r.acknowledged_hash, `${r.node}: content`);
       }
     } finally {
       for (const load of loads) {

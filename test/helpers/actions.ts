@@ -6,13 +6,19 @@ import type { LogStream } from "../../proto/batch.js";
 import type { KeySpec } from "../../common/signing.js";
 
 /** An Ed25519 key pair as PEM files: the private half for the sender, the public half for the collector. */
-export function ed25519Keys(id: string, dir = mkdtempSync(join(tmpdir(), "bifrost-keys-"))): { signer: KeySpec; verifier: KeySpec } {
+export function ed25519Keys(
+  id: string,
+  dir = mkdtempSync(join(tmpdir(), "bifrost-keys-")),
+): { signer: KeySpec; verifier: KeySpec } {
   const { privateKey, publicKey } = generateKeyPairSync("ed25519");
   const privateFile = join(dir, `${id}.key.pem`);
   const publicFile = join(dir, `${id}.pub.pem`);
   writeFileSync(privateFile, privateKey.export({ type: "pkcs8", format: "pem" }));
   writeFileSync(publicFile, publicKey.export({ type: "spki", format: "pem" }));
-  return { signer: { id, algorithm: "ed25519", file: privateFile }, verifier: { id, algorithm: "ed25519", file: publicFile } };
+  return {
+    signer: { id, algorithm: "ed25519", file: privateFile },
+    verifier: { id, algorithm: "ed25519", file: publicFile },
+  };
 }
 
 export function hmacKey(id: string, secret = `${id}-shared-secret-of-at-least-32-bytes`): KeySpec {
@@ -35,7 +41,12 @@ export class RecordingBatcher {
   add(tenant: string, data: { streams?: LogStream[] }): Promise<void> {
     if (this.failing) return Promise.reject(new Error("disk buffer full"));
     for (const stream of data.streams ?? []) {
-      for (const entry of stream.entries) this.records.push({ tenant, labels: { ...stream.labels }, event: JSON.parse(entry.line) as Record<string, unknown> });
+      for (const entry of stream.entries)
+        this.records.push({
+          tenant,
+          labels: { ...stream.labels },
+          event: JSON.parse(entry.line) as Record<string, unknown>,
+        });
     }
     return Promise.resolve();
   }

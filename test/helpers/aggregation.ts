@@ -19,7 +19,9 @@ export async function counterTotal(registry: Registry, name: string): Promise<nu
 }
 
 /** What the rollups of `batches` must be: each series rolled up over all its points in order, bucket by bucket. */
-export function expectedRollups(batches: Batch[]): Map<string, Pick<RollupPartial, "min" | "max" | "sum" | "count" | "last" | "increase">> {
+export function expectedRollups(
+  batches: Batch[],
+): Map<string, Pick<RollupPartial, "min" | "max" | "sum" | "count" | "last" | "increase">> {
   const out = new Map<string, Pick<RollupPartial, "min" | "max" | "sum" | "count" | "last" | "increase">>();
   const previous = new Map<string, PreviousSample | undefined>();
   for (const batch of [...batches].sort((a, b) => a.sequence - b.sequence)) {
@@ -30,17 +32,37 @@ export function expectedRollups(batches: Batch[]): Map<string, Pick<RollupPartia
       for (const p of rolled.partials) {
         const bucketKey = `${key}@${p.bucketStartMs}`;
         const acc = out.get(bucketKey);
-        if (!acc) out.set(bucketKey, { min: p.min, max: p.max, sum: p.sum, count: p.count, last: p.last, increase: p.increase });
-        else Object.assign(acc, { min: Math.min(acc.min, p.min), max: Math.max(acc.max, p.max), sum: acc.sum + p.sum, count: acc.count + p.count, last: p.last, increase: acc.increase + p.increase });
+        if (!acc)
+          out.set(bucketKey, {
+            min: p.min,
+            max: p.max,
+            sum: p.sum,
+            count: p.count,
+            last: p.last,
+            increase: p.increase,
+          });
+        else
+          Object.assign(acc, {
+            min: Math.min(acc.min, p.min),
+            max: Math.max(acc.max, p.max),
+            sum: acc.sum + p.sum,
+            count: acc.count + p.count,
+            last: p.last,
+            increase: acc.increase + p.increase,
+          });
       }
     }
   }
   return out;
 }
 
-
 /** The store's 1m rollups over [startMs, endMs) equal those of a clean, in-order run over `batches`. */
-export async function assertRollupsMatch(store: Store, batches: Batch[], startMs: number, endMs: number): Promise<void> {
+export async function assertRollupsMatch(
+  store: Store,
+  batches: Batch[],
+  startMs: number,
+  endMs: number,
+): Promise<void> {
   const tenant = batches[0]!.tenant;
   const rollups = await store.selectRollups({ tenant, matchers: [], resolution: "1m", startMs, endMs });
   const expected = expectedRollups(batches);
@@ -54,18 +76,38 @@ export async function assertRollupsMatch(store: Store, batches: Batch[], startMs
       assert.equal(bucket.max, want.max);
       assert.equal(bucket.last, want.last);
       assert.ok(Math.abs(bucket.sum - want.sum) <= 1e-6 * Math.abs(want.sum), `sum ${bucket.sum} vs ${want.sum}`);
-      assert.ok(Math.abs(bucket.increase - want.increase) <= 1e-9 * Math.max(1, want.increase), `increase ${bucket.increase} vs ${want.increase}`);
+      assert.ok(
+        Math.abs(bucket.increase - want.increase) <= 1e-9 * Math.max(1, want.increase),
+        `increase ${bucket.increase} vs ${want.increase}`,
+      );
       buckets++;
     }
   }
   assert.equal(buckets, expected.size);
 }
 
-export const TEST_LIMITS = { max_labels: 30, max_label_name_bytes: 1024, max_label_value_bytes: 2048, max_line_bytes: 65536 };
+export const TEST_LIMITS = {
+  max_labels: 30,
+  max_label_name_bytes: 1024,
+  max_label_value_bytes: 2048,
+  max_line_bytes: 65536,
+};
 
 /** An in-process aggregator on `topic` (dead letters to `${topic}.dlq`) with its own worker pool, started. */
-export async function startTestAggregator(options: { kafka: Kafka; topic: string; groupId: string; store: Store; registry: Registry; maxBatchBytes: number; workers: number }) {
-  const pool = new Piscina({ filename: new URL("../../aggregator/worker.js", import.meta.url).href, minThreads: options.workers, maxThreads: options.workers });
+export async function startTestAggregator(options: {
+  kafka: Kafka;
+  topic: string;
+  groupId: string;
+  store: Store;
+  registry: Registry;
+  maxBatchBytes: number;
+  workers: number;
+}) {
+  const pool = new Piscina({
+    filename: new URL("../../aggregator/worker.js", import.meta.url).href,
+    minThreads: options.workers,
+    maxThreads: options.workers,
+  });
   const aggregator = new Aggregator({
     kafka: options.kafka,
     topic: options.topic,

@@ -79,7 +79,12 @@ export function makeBatch(shape: BatchShape = {}): Batch {
       }),
       // As a collector does from the second batch on: the sample sent just before these.
       ...(sequence > 1 && m % 2 === 0
-        ? { previous: { timeUnixMs: firstSample + (sequence * pointsPerSeries - 1) * 15_000, value: (sequence * pointsPerSeries - 1) * 1.5 } }
+        ? {
+            previous: {
+              timeUnixMs: firstSample + (sequence * pointsPerSeries - 1) * 15_000,
+              value: (sequence * pointsPerSeries - 1) * 1.5,
+            },
+          }
         : {}),
     })),
   };

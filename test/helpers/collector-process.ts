@@ -36,21 +36,29 @@ export class CollectorProcess {
    * `<dir>/wal`; `kafka` over the given brokers and topic. With `edge`, the process runs as the systemd unit
    * runs it on an edge node (the edge bundle, its V8 options and environment; deploy/edge/profile.ts).
    */
-  static async configure(dir: string, options: { nodeId: string; kafka: Record<string, unknown>; collector?: Record<string, unknown>; edge?: boolean }): Promise<CollectorProcess> {
+  static async configure(
+    dir: string,
+    options: { nodeId: string; kafka: Record<string, unknown>; collector?: Record<string, unknown>; edge?: boolean },
+  ): Promise<CollectorProcess> {
     const port = await freePort();
     const { wal, batch, ...rest } = (options.collector ?? {}) as { wal?: object; batch?: object };
-    return new CollectorProcess(dir, port, {
-      log: { level: "info" },
-      node: { id: options.nodeId },
-      kafka: options.kafka,
-      collector: {
-        listen: `127.0.0.1:${port}`,
-        otlp: { grpc_enabled: false },
-        wal: { dir: join(dir, "wal"), ...wal },
-        batch: { max_age_ms: 50, ...batch },
-        ...rest,
+    return new CollectorProcess(
+      dir,
+      port,
+      {
+        log: { level: "info" },
+        node: { id: options.nodeId },
+        kafka: options.kafka,
+        collector: {
+          listen: `127.0.0.1:${port}`,
+          otlp: { grpc_enabled: false },
+          wal: { dir: join(dir, "wal"), ...wal },
+          batch: { max_age_ms: 50, ...batch },
+          ...rest,
+        },
       },
-    }, options.edge ?? false);
+      options.edge ?? false,
+    );
   }
 
   /**
@@ -59,8 +67,14 @@ export class CollectorProcess {
    */
   async start(killAt?: string): Promise<void> {
     const previous = this.child;
-    assert.ok(!previous || previous.exitCode !== null || previous.signalCode !== null, "the previous collector process still runs");
-    const preload = killAt === undefined ? [] : ["--import", pathToFileURL(join(REPO_ROOT, "dist", "test", "helpers", "kill-at.js")).href];
+    assert.ok(
+      !previous || previous.exitCode !== null || previous.signalCode !== null,
+      "the previous collector process still runs",
+    );
+    const preload =
+      killAt === undefined
+        ? []
+        : ["--import", pathToFileURL(join(REPO_ROOT, "dist", "test", "helpers", "kill-at.js")).href];
     const log = openSync(this.logFile, "a");
     const edge = this.edge ? edgeProfile() : undefined;
     const command = edge ? [...edge.nodeArgs, join(REPO_ROOT, edge.script)] : [join(REPO_ROOT, "dist", "cli.js")];
@@ -72,10 +86,15 @@ export class CollectorProcess {
     let stderr = "";
     child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
     this.child = child;
-    await until("the collector listening", async () => {
-      if (child.exitCode !== null || (child.signalCode !== null && killAt === undefined)) throw new Error(`the collector exited with ${child.exitCode ?? child.signalCode}: ${stderr}`);
-      return child.signalCode !== null || (await fetch(`${this.url}/ready`).catch(() => null)) !== null;
-    }, 60_000);
+    await until(
+      "the collector listening",
+      async () => {
+        if (child.exitCode !== null || (child.signalCode !== null && killAt === undefined))
+          throw new Error(`the collector exited with ${child.exitCode ?? child.signalCode}: ${stderr}`);
+        return child.signalCode !== null || (await fetch(`${this.url}/ready`).catch(() => null)) !== null;
+      },
+      60_000,
+    );
   }
 
   /** Waits for the process to end by itself; returns the signal that ended it, or its exit code. */
@@ -89,7 +108,9 @@ export class CollectorProcess {
   async stop(signal: "SIGKILL" | "SIGTERM" = "SIGTERM"): Promise<void> {
     const child = this.child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise<[number | null, string | null]>((resolve) => child.once("exit", (code, sig) => resolve([code, sig])));
+    const exited = new Promise<[number | null, string | null]>((resolve) =>
+      child.once("exit", (code, sig) => resolve([code, sig])),
+    );
     child.kill(signal);
     const [code, sig] = await exited;
     if (signal === "SIGTERM") assert.equal(code, 0, `the collector exited with ${code ?? sig} on SIGTERM`);
@@ -109,7 +130,11 @@ export class CollectorProcess {
   /** Waits until the buffer holds nothing undelivered, read after the gauge's 1 s refresh (no input may arrive meanwhile). */
   async drained(timeoutMs = 90_000): Promise<void> {
     await new Promise((r) => setTimeout(r, 1200));
-    await until("the disk buffer drained", async () => (await this.metric("bifrost_collector_buffer_batches")) === 0, timeoutMs);
+    await until(
+      "the disk buffer drained",
+      async () => (await this.metric("bifrost_collector_buffer_batches")) === 0,
+      timeoutMs,
+    );
   }
 
   /** The collector's log lines, parsed. */
@@ -143,7 +168,13 @@ export class LokiLoad {
 
   constructor(
     private readonly target: () => string,
-    private readonly options: { clients: number; entriesPerPush: number; tenant: string; pauseMs?: number; /** Random (incompressible) bytes per line. */ padBytes?: number },
+    private readonly options: {
+      clients: number;
+      entriesPerPush: number;
+      tenant: string;
+      pauseMs?: number;
+      /** Random (incompressible) bytes per line. */ padBytes?: number;
+    },
   ) {}
 
   start(): void {
@@ -158,10 +189,20 @@ export class LokiLoad {
   }
 
   /** Posts one request of `count` new entries from `client`; its status is "error" when the connection failed. */
-  async pushOnce(client: string, n: number, count = this.options.entriesPerPush, salt = "once"): Promise<{ status: string; body: string; retryAfter: string | null }> {
+  async pushOnce(
+    client: string,
+    n: number,
+    count = this.options.entriesPerPush,
+    salt = "once",
+  ): Promise<{ status: string; body: string; retryAfter: string | null }> {
     const entries = Array.from({ length: count }, (_, i) => {
       const k = n + i;
-      return { client, n: k, ns: String(1_764_000_000_000_000_000n + BigInt(k) * 1000n), line: `client=${client} n=${k} salt=${salt} pad=${randomBytes(this.options.padBytes ?? 8).toString("base64")}` };
+      return {
+        client,
+        n: k,
+        ns: String(1_764_000_000_000_000_000n + BigInt(k) * 1000n),
+        line: `client=${client} n=${k} salt=${salt} pad=${randomBytes(this.options.padBytes ?? 8).toString("base64")}`,
+      };
     });
     for (const e of entries) this.attempted.set(e.line, e);
     let answer = { status: "error", body: "", retryAfter: null as string | null };
@@ -169,9 +210,15 @@ export class LokiLoad {
       const response = await fetch(`${this.target()}/loki/api/v1/push`, {
         method: "POST",
         headers: { "Content-Type": "application/json", "X-Scope-OrgID": this.options.tenant },
-        body: JSON.stringify({ streams: [{ stream: { app: "load", client }, values: entries.map((e) => [e.ns, e.line]) }] }),
+        body: JSON.stringify({
+          streams: [{ stream: { app: "load", client }, values: entries.map((e) => [e.ns, e.line]) }],
+        }),
       });
-      answer = { status: String(response.status), body: await response.text(), retryAfter: response.headers.get("Retry-After") };
+      answer = {
+        status: String(response.status),
+        body: await response.text(),
+        retryAfter: response.headers.get("Retry-After"),
+      };
       if (response.ok) this.acknowledged.push(...entries);
     } catch {
       // connection refused or reset: the collector is down or was killed mid-request
@@ -191,7 +238,10 @@ export class LokiLoad {
 }
 
 /** Every message of `topic` up to the partitions' current high watermarks, decoded, in offset order per partition. */
-export async function consumeAll(kafka: Kafka, topic: string): Promise<{ partition: number; offset: string; value: Buffer; batch: Batch }[]> {
+export async function consumeAll(
+  kafka: Kafka,
+  topic: string,
+): Promise<{ partition: number; offset: string; value: Buffer; batch: Batch }[]> {
   const admin = kafka.admin();
   await admin.connect();
   const high = new Map((await admin.fetchTopicOffsets(topic)).map((p) => [p.partition, BigInt(p.high)]));
@@ -208,7 +258,11 @@ export async function consumeAll(kafka: Kafka, topic: string): Promise<{ partiti
         next.set(partition, BigInt(message.offset) + 1n);
       },
     });
-    await until("every message up to the high watermarks", () => [...high].every(([p, h]) => (next.get(p) ?? 0n) >= h), 60_000);
+    await until(
+      "every message up to the high watermarks",
+      () => [...high].every(([p, h]) => (next.get(p) ?? 0n) >= h),
+      60_000,
+    );
   } finally {
     await consumer.disconnect();
   }
@@ -227,7 +281,10 @@ export interface DeliveryCheck {
   hash: string;
 }
 
-const hashOf = (entries: PushedEntry[]) => createHash("sha256").update(entries.map((e) => `${e.client}\u0000${e.ns}\u0000${e.line}\n`).join("")).digest("hex");
+const hashOf = (entries: PushedEntry[]) =>
+  createHash("sha256")
+    .update(entries.map((e) => `${e.client}\u0000${e.ns}\u0000${e.line}\n`).join(""))
+    .digest("hex");
 
 /**
  * Checks at-least-once delivery of `load` (its streams have app="load") in `messages` (from one node): no acknowledged entry missing, nothing
@@ -248,7 +305,10 @@ export function checkDelivery(load: LokiLoad, messages: { value: Buffer; batch: 
       duplicateBatches++;
       continue;
     }
-    assert.ok(batch.sequence > lastSequence, `batch ${batch.sequence} arrived after ${lastSequence}: order per node broken`);
+    assert.ok(
+      batch.sequence > lastSequence,
+      `batch ${batch.sequence} arrived after ${lastSequence}: order per node broken`,
+    );
     lastSequence = batch.sequence;
     firstCopy.set(key, value);
     batches.push(batch);

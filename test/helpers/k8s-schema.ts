@@ -35,7 +35,9 @@ export async function schemaError(o: K8sObject): Promise<string | null> {
  */
 export function strictFieldErrors(objects: K8sObject[], names: string[], repoRoot: string): string[] {
   const file = join(repoRoot, "__deploy_manifests__.ts");
-  const lines = objects.map((o, i) => `export const m${i}: import("${modelPath(o)}").I${o.kind} = ${JSON.stringify(o)};`);
+  const lines = objects.map(
+    (o, i) => `export const m${i}: import("${modelPath(o)}").I${o.kind} = ${JSON.stringify(o)};`,
+  );
   const source = lines.join("\n") + "\n";
   const options: ts.CompilerOptions = {
     strict: true,
@@ -49,7 +51,10 @@ export function strictFieldErrors(objects: K8sObject[], names: string[], repoRoo
   const host = ts.createCompilerHost(options);
   const readFile = host.readFile.bind(host);
   const getSourceFile = host.getSourceFile.bind(host);
-  host.fileExists = ((exists) => (name: string) => name === file || exists(name))(host.fileExists.bind(host));
+  host.fileExists = (
+    (exists) => (name: string) =>
+      name === file || exists(name)
+  )(host.fileExists.bind(host));
   host.readFile = (name) => (name === file ? source : readFile(name));
   host.getSourceFile = (name, language, onError, create) =>
     name === file ? ts.createSourceFile(name, source, language) : getSourceFile(name, language, onError, create);

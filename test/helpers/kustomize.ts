@@ -40,8 +40,10 @@ function readKustomization(dir: string): Kustomization {
   if (!existsSync(file)) throw new Error(`${dir} has no kustomization.yaml`);
   const k = parseYamlDocuments(readFileSync(file, "utf8"), file)[0] as Kustomization;
   const unsupported = Object.keys(k).filter((key) => !SUPPORTED.has(key));
-  if (unsupported.length > 0) throw new Error(`${file}: fields this build does not implement: ${unsupported.join(", ")}`);
-  if (k.apiVersion !== "kustomize.config.k8s.io/v1beta1" || k.kind !== "Kustomization") throw new Error(`${file}: not a v1beta1 Kustomization`);
+  if (unsupported.length > 0)
+    throw new Error(`${file}: fields this build does not implement: ${unsupported.join(", ")}`);
+  if (k.apiVersion !== "kustomize.config.k8s.io/v1beta1" || k.kind !== "Kustomization")
+    throw new Error(`${file}: not a v1beta1 Kustomization`);
   return k;
 }
 
@@ -57,7 +59,10 @@ export function parseEnvFile(text: string): Record<string, string> {
   return data;
 }
 
-function generateConfigMap(dir: string, generator: NonNullable<Kustomization["configMapGenerator"]>[number]): K8sObject {
+function generateConfigMap(
+  dir: string,
+  generator: NonNullable<Kustomization["configMapGenerator"]>[number],
+): K8sObject {
   const data: Record<string, string> = {};
   for (const env of generator.envs ?? []) Object.assign(data, parseEnvFile(readFileSync(join(dir, env), "utf8")));
   for (const entry of generator.files ?? []) {
@@ -75,13 +80,15 @@ export function buildKustomization(dir: string): K8sObject[] {
     const path = resolve(dir, resource);
     if (!existsSync(path)) throw new Error(`${dir}: resource ${resource} does not exist`);
     if (statSync(path).isDirectory()) objects.push(...buildKustomization(path));
-    else objects.push(...(parseYamlDocuments(readFileSync(path, "utf8"), path).filter((o) => o !== null) as K8sObject[]));
+    else
+      objects.push(...(parseYamlDocuments(readFileSync(path, "utf8"), path).filter((o) => o !== null) as K8sObject[]));
   }
   for (const generator of k.configMapGenerator ?? []) objects.push(generateConfigMap(dir, generator));
   for (const object of objects) {
     if (k.namespace !== undefined && !CLUSTER_SCOPED.has(object.kind)) object.metadata.namespace = k.namespace;
     for (const label of k.labels ?? []) {
-      if (label.includeSelectors || label.includeTemplates) throw new Error(`${dir}: labels into selectors or templates are not implemented here`);
+      if (label.includeSelectors || label.includeTemplates)
+        throw new Error(`${dir}: labels into selectors or templates are not implemented here`);
       object.metadata.labels = { ...object.metadata.labels, ...label.pairs };
     }
   }
@@ -103,6 +110,9 @@ export function kubectlKustomize(dir: string, generatedNames: string[]): K8sObje
   const result = spawnSync("kubectl", ["kustomize", dir], { encoding: "utf8" });
   if (result.error !== undefined) return null;
   if (result.status !== 0) throw new Error(`kubectl kustomize ${dir} failed: ${result.stderr}`);
-  const suffix = new RegExp(`\\b(${generatedNames.map((n) => n.replace(/[.-]/g, "\\$&")).join("|")})-[a-z0-9]{10}\\b`, "g");
+  const suffix = new RegExp(
+    `\\b(${generatedNames.map((n) => n.replace(/[.-]/g, "\\$&")).join("|")})-[a-z0-9]{10}\\b`,
+    "g",
+  );
   return parseYamlDocuments(result.stdout.replace(suffix, "$1"), `kubectl kustomize ${dir}`) as K8sObject[];
 }

@@ -28,7 +28,9 @@ export interface LokiHttp {
 }
 
 export async function startLokiHttp(store: Store): Promise<LokiHttp> {
-  const config = configSchema().parse({ query: { limits: { max_entries_limit_per_query: 5000, max_query_length_hours: 24 } } });
+  const config = configSchema().parse({
+    query: { limits: { max_entries_limit_per_query: 5000, max_query_length_hours: 24 } },
+  });
   const log = createLogger("silent");
   const http = new HttpService("query", createRegistry(), log);
   http.app.use(new Authenticator(config.auth, "fake").middleware());
@@ -71,7 +73,13 @@ export async function startLokiHttp(store: Store): Promise<LokiHttp> {
  */
 export function onBothStores(prefix: string, suite: (name: string, open: () => Promise<Store>) => void): void {
   suite("ClickHouse", async () => {
-    const store = new ClickHouseStore({ url: CLICKHOUSE_URL, username: "default", password: "", database: uniqueName(prefix), retention: TEST_RETENTION });
+    const store = new ClickHouseStore({
+      url: CLICKHOUSE_URL,
+      username: "default",
+      password: "",
+      database: uniqueName(prefix),
+      retention: TEST_RETENTION,
+    });
     await store.migrate();
     return store;
   });

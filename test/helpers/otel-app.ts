@@ -13,7 +13,11 @@ async function main(): Promise<void> {
   const sdk = new NodeSDK();
   sdk.start();
   const logger = logs.getLogger("checkout", "1.2.3");
-  const inSpan = trace.setSpanContext(context.active(), { traceId: TRACE_ID, spanId: SPAN_ID, traceFlags: TraceFlags.SAMPLED });
+  const inSpan = trace.setSpanContext(context.active(), {
+    traceId: TRACE_ID,
+    spanId: SPAN_ID,
+    traceFlags: TraceFlags.SAMPLED,
+  });
   logger.emit({
     timestamp: [1764000000, 123000000],
     observedTimestamp: [1764000000, 200000000],
@@ -23,11 +27,18 @@ async function main(): Promise<void> {
     attributes: { "order.id": "o-17", amount: 12.5 },
     context: inSpan,
   });
-  logger.emit({ timestamp: [1764000001, 0], severityNumber: SeverityNumber.WARN, body: { event: "refund", cents: 250 } });
+  logger.emit({
+    timestamp: [1764000001, 0],
+    severityNumber: SeverityNumber.WARN,
+    body: { event: "refund", cents: 250 },
+  });
 
   const meter = metrics.getMeter("checkout", "1.2.3");
   meter.createCounter("orders.placed", { unit: "{order}" }).add(3, { "payment.method": "card" });
-  const duration = meter.createHistogram("checkout.duration", { unit: "ms", advice: { explicitBucketBoundaries: [10, 100] } });
+  const duration = meter.createHistogram("checkout.duration", {
+    unit: "ms",
+    advice: { explicitBucketBoundaries: [10, 100] },
+  });
   duration.record(7);
   duration.record(120);
   const open = meter.createUpDownCounter("carts.open");

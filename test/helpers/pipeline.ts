@@ -13,7 +13,9 @@ import { REPO_ROOT } from "./services.js";
 
 export type Role = "collector" | "aggregator" | "query";
 
-export const PushRequest = protobuf.loadSync(fileURLToPath(new URL("../../proto/loki/push.proto", import.meta.url))).lookupType("logproto.PushRequest");
+export const PushRequest = protobuf
+  .loadSync(fileURLToPath(new URL("../../proto/loki/push.proto", import.meta.url)))
+  .lookupType("logproto.PushRequest");
 
 /** One bifrost process with its config file; `start` again after a kill runs it on the same config and state. */
 export class BifrostProcess {
@@ -44,15 +46,23 @@ export class BifrostProcess {
 
   start(): this {
     const log = openSync(this.logFile, "a");
-    this.child = spawn(process.execPath, [join(REPO_ROOT, "dist", "cli.js"), this.role, "--config", this.configFile], { stdio: ["ignore", log, log] });
+    this.child = spawn(process.execPath, [join(REPO_ROOT, "dist", "cli.js"), this.role, "--config", this.configFile], {
+      stdio: ["ignore", log, log],
+    });
     return this;
   }
 
   async ready(timeoutMs = 120_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      if (!this.running) throw new Error(`${this.name} exited (${this.child?.exitCode ?? this.child?.signalCode}); see ${this.logFile}:\n${this.logTail()}`);
-      const status = await fetch(`${this.url}/ready`).then((r) => r.status, () => 0);
+      if (!this.running)
+        throw new Error(
+          `${this.name} exited (${this.child?.exitCode ?? this.child?.signalCode}); see ${this.logFile}:\n${this.logTail()}`,
+        );
+      const status = await fetch(`${this.url}/ready`).then(
+        (r) => r.status,
+        () => 0,
+      );
       if (status === 200) return;
       if (Date.now() > deadline) throw new Error(`${this.name} not ready after ${timeoutMs} ms; see ${this.logFile}`);
       await sleep(200);
@@ -83,7 +93,10 @@ export class BifrostProcess {
 export function procUsage(pid: number): { cpu_s: number; peak_rss_mb: number } {
   const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
   const hwm = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  return { cpu_s: Number(((Number(fields[11]) + Number(fields[12])) / 100).toFixed(2)), peak_rss_mb: Number((Number(hwm?.[1] ?? 0) / 1024).toFixed(1)) };
+  return {
+    cpu_s: Number(((Number(fields[11]) + Number(fields[12])) / 100).toFixed(2)),
+    peak_rss_mb: Number((Number(hwm?.[1] ?? 0) / 1024).toFixed(1)),
+  };
 }
 
 export function sleep(ms: number): Promise<void> {
@@ -100,25 +113,61 @@ export interface Entry {
 }
 
 /** A push request as Promtail (JSON or snappy protobuf) or an OTLP/HTTP exporter (JSON) sends it. */
-export function pushRequest(kind: PushKind, entries: Entry[], labels: Record<string, string> = { app: "loadgen", source: kind }): { path: string; headers: Record<string, string>; body: Buffer } {
+export function pushRequest(
+  kind: PushKind,
+  entries: Entry[],
+  labels: Record<string, string> = { app: "loadgen", source: kind },
+): { path: string; headers: Record<string, string>; body: Buffer } {
   switch (kind) {
     case "loki-json":
       return {
         path: "/loki/api/v1/push",
         headers: { "Content-Type": "application/json" },
-        body: Buffer.from(JSON.stringify({ streams: [{ stream: labels, values: entries.map((e) => [String(e.tsNs), e.line]) }] })),
+        body: Buffer.from(
+          JSON.stringify({ streams: [{ stream: labels, values: entries.map((e) => [String(e.tsNs), e.line]) }] }),
+        ),
       };
     case "loki-protobuf": {
-      const text = `{${Object.entries(labels).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(", ")}}`;
+      const text = `{${Object.entries(labels)
+        .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+        .join(", ")}}`;
       const message = PushRequest.create({
-        streams: [{ labels: text, entries: entries.map((e) => ({ timestamp: { seconds: Number(e.tsNs / 1_000_000_000n), nanos: Number(e.tsNs % 1_000_000_000n) }, line: e.line })) }],
+        streams: [
+          {
+            labels: text,
+            entries: entries.map((e) => ({
+              timestamp: { seconds: Number(e.tsNs / 1_000_000_000n), nanos: Number(e.tsNs % 1_000_000_000n) },
+              line: e.line,
+            })),
+          },
+        ],
       });
-      return { path: "/loki/api/v1/push", headers: { "Content-Type": "application/x-protobuf" }, body: compressSync(Buffer.from(PushRequest.encode(message).finish())) };
+      return {
+        path: "/loki/api/v1/push",
+        headers: { "Content-Type": "application/x-protobuf" },
+        body: compressSync(Buffer.from(PushRequest.encode(message).finish())),
+      };
     }
     case "otlp-http": {
-      const attributes = Object.entries(labels).map(([key, value]) => ({ key: key === "app" ? "service.name" : key, value: { stringValue: value } }));
-      const body = { resourceLogs: [{ resource: { attributes }, scopeLogs: [{ logRecords: entries.map((e) => ({ timeUnixNano: String(e.tsNs), body: { stringValue: e.line } })) }] }] };
-      return { path: "/v1/logs", headers: { "Content-Type": "application/json" }, body: Buffer.from(JSON.stringify(body)) };
+      const attributes = Object.entries(labels).map(([key, value]) => ({
+        key: key === "app" ? "service.name" : key,
+        value: { stringValue: value },
+      }));
+      const body = {
+        resourceLogs: [
+          {
+            resource: { attributes },
+            scopeLogs: [
+              { logRecords: entries.map((e) => ({ timeUnixNano: String(e.tsNs), body: { stringValue: e.line } })) },
+            ],
+          },
+        ],
+      };
+      return {
+        path: "/v1/logs",
+        headers: { "Content-Type": "application/json" },
+        body: Buffer.from(JSON.stringify(body)),
+      };
     }
   }
 }
@@ -143,7 +192,14 @@ export interface PusherStats {
 export class Pusher {
   readonly acked: Entry[] = [];
   readonly inDoubt = new Set<string>();
-  readonly stats: PusherStats = { requests: 0, accepted: 0, acceptedEntries: 0, retried: {}, retryAfterSeen: 0, failed: [] };
+  readonly stats: PusherStats = {
+    requests: 0,
+    accepted: 0,
+    acceptedEntries: 0,
+    retried: {},
+    retryAfterSeen: 0,
+    failed: [],
+  };
   private seq = 0;
   private lastTsNs = 0n;
   private stopping = false;
@@ -190,7 +246,10 @@ export class Pusher {
       const kind = kinds[turn++ % kinds.length]!;
       // Random padding, so that the disk buffer's and Kafka's compression do not shrink it away.
       const pad = () => randomBytes(Math.max(0, (this.options.lineBytes ?? 0) - 40) >> 1).toString("hex");
-      const entries = Array.from({ length: this.options.entriesPerPush }, () => ({ tsNs: this.nextTs(), line: `${this.node} ${kind} seq=${++this.seq} ${pad()}`.trimEnd() }));
+      const entries = Array.from({ length: this.options.entriesPerPush }, () => ({
+        tsNs: this.nextTs(),
+        line: `${this.node} ${kind} seq=${++this.seq} ${pad()}`.trimEnd(),
+      }));
       await this.send(kind, entries);
       next += this.options.intervalMs;
       const now = Date.now();
@@ -211,7 +270,12 @@ export class Pusher {
       let reason: string;
       let retryAfterMs: number | undefined;
       try {
-        const response = await fetch(`${this.url}${path}`, { method: "POST", headers, body, signal: AbortSignal.timeout(30_000) });
+        const response = await fetch(`${this.url}${path}`, {
+          method: "POST",
+          headers,
+          body,
+          signal: AbortSignal.timeout(30_000),
+        });
         await response.arrayBuffer();
         if (response.ok) {
           this.stats.accepted++;
@@ -278,7 +342,13 @@ interface QueryStreams {
  * page before already returned are skipped once each, so a tie across a page boundary is neither lost nor
  * counted twice, while a stored duplicate still shows.
  */
-export async function readAllEntries(queryUrl: string, selector: string, startNs: bigint, endNs: bigint, limit = 5000): Promise<Entry[]> {
+export async function readAllEntries(
+  queryUrl: string,
+  selector: string,
+  startNs: bigint,
+  endNs: bigint,
+  limit = 5000,
+): Promise<Entry[]> {
   const all: Entry[] = [];
   let from = startNs;
   let boundary = new Map<string, number>();
@@ -300,9 +370,11 @@ export async function readAllEntries(queryUrl: string, selector: string, startNs
     all.push(...fresh);
     if (page.length < limit) return all;
     const last = page[page.length - 1]!.tsNs;
-    if (last === from && fresh.length === 0) throw new Error(`more than ${limit} entries of ${selector} share the timestamp ${last}`);
+    if (last === from && fresh.length === 0)
+      throw new Error(`more than ${limit} entries of ${selector} share the timestamp ${last}`);
     boundary = new Map();
-    for (let i = all.length - 1; i >= 0 && all[i]!.tsNs === last; i--) boundary.set(all[i]!.line, (boundary.get(all[i]!.line) ?? 0) + 1);
+    for (let i = all.length - 1; i >= 0 && all[i]!.tsNs === last; i--)
+      boundary.set(all[i]!.line, (boundary.get(all[i]!.line) ?? 0) + 1);
     from = last;
   }
 }
@@ -310,8 +382,12 @@ export async function readAllEntries(queryUrl: string, selector: string, startNs
 /** Stored entries per node over the last `window`, by a LogQL metric query (cheap enough to poll). */
 export async function countByNode(queryUrl: string, window = "30m"): Promise<Map<string, number>> {
   const query = `sum by (node) (count_over_time({node=~".+"}[${window}]))`;
-  const response = await fetch(`${queryUrl}/loki/api/v1/query?query=${encodeURIComponent(query)}&time=${Date.now() * 1_000_000}`);
+  const response = await fetch(
+    `${queryUrl}/loki/api/v1/query?query=${encodeURIComponent(query)}&time=${Date.now() * 1_000_000}`,
+  );
   if (!response.ok) throw new Error(`count query: ${response.status} ${await response.text()}`);
-  const body = (await response.json()) as { data: { result: { metric: Record<string, string>; value: [number, string] }[] } };
+  const body = (await response.json()) as {
+    data: { result: { metric: Record<string, string>; value: [number, string] }[] };
+  };
   return new Map(body.data.result.map((r) => [r.metric["node"] ?? "", Number(r.value[1])]));
 }

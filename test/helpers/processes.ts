@@ -8,7 +8,10 @@ const CLI = join(REPO_ROOT, "dist", "cli.js");
 
 /** `bifrost <args>` as a child process of the test, with stdout and stderr piped. */
 export function runBifrost(args: string[], env: Record<string, string> = {}): ChildProcess {
-  return spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  return spawn(process.execPath, [CLI, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
 }
 
 /** Everything a child wrote, once it exited. */
@@ -22,7 +25,12 @@ export async function output(child: ChildProcess): Promise<{ code: number | null
 }
 
 /** Polls until `url` answers with `status` (bounded), returning the last response. */
-export async function waitForReady(url: string, child: ChildProcess, status = 200, timeoutMs = 30_000): Promise<Response> {
+export async function waitForReady(
+  url: string,
+  child: ChildProcess,
+  status = 200,
+  timeoutMs = 30_000,
+): Promise<Response> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     assert.equal(child.exitCode, null, "bifrost exited before it was ready");

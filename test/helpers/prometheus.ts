@@ -15,7 +15,9 @@ function onPath(command: string): boolean {
 /** Why Prometheus cannot run here, or false when it can. */
 export function prometheusMissing(): string | false {
   const missing = ["prometheus", "promtool"].filter((command) => !onPath(command));
-  return missing.length > 0 ? `${missing.join(" and ")} not installed (Debian package prometheus; .ci/run installs it)` : false;
+  return missing.length > 0
+    ? `${missing.join(" and ")} not installed (Debian package prometheus; .ci/run installs it)`
+    : false;
 }
 
 export interface RunningPrometheus {
@@ -26,7 +28,9 @@ export interface RunningPrometheus {
 /** Imports the series into a TSDB under dir and serves it on a free port, once ready. */
 export async function startPrometheus(dir: string, series: Series[]): Promise<RunningPrometheus> {
   writeFileSync(join(dir, "data.om"), openMetrics(series));
-  execFileSync("promtool", ["tsdb", "create-blocks-from", "openmetrics", join(dir, "data.om"), join(dir, "tsdb")], { stdio: "ignore" });
+  execFileSync("promtool", ["tsdb", "create-blocks-from", "openmetrics", join(dir, "data.om"), join(dir, "tsdb")], {
+    stdio: "ignore",
+  });
   writeFileSync(join(dir, "prometheus.yml"), "global: {}\n");
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;

@@ -61,17 +61,58 @@ function histogram(name: string, instance: string, seed: number): Series[] {
   }
   const labels = (extra: [string, string][] = []) => labelsOf([["instance", instance], ["job", "api"], ...extra]);
   return [
-    ...bounds.map((le, b) => ({ name: `${name}_bucket`, labels: labels([["le", le]]), kind: SampleKind.HistogramBucket, points: buckets[b]! })),
+    ...bounds.map((le, b) => ({
+      name: `${name}_bucket`,
+      labels: labels([["le", le]]),
+      kind: SampleKind.HistogramBucket,
+      points: buckets[b]!,
+    })),
     { name: `${name}_sum`, labels: labels(), kind: SampleKind.HistogramSum, points: sums },
     { name: `${name}_count`, labels: labels(), kind: SampleKind.HistogramCount, points: buckets[bounds.length - 1]! },
   ];
 }
 
 export const DATA_SET: Series[] = [
-  counter("http_requests_total", [["code", "200"], ["instance", "a"], ["job", "api"]], 1, []),
-  counter("http_requests_total", [["code", "200"], ["instance", "b"], ["job", "api"]], 2, [100]),
-  counter("http_requests_total", [["code", "500"], ["instance", "a"], ["job", "api"]], 3, [60, 200]),
-  counter("http_requests_total", [["code", "500"], ["instance", "b"], ["job", "api"]], 4, []),
+  counter(
+    "http_requests_total",
+    [
+      ["code", "200"],
+      ["instance", "a"],
+      ["job", "api"],
+    ],
+    1,
+    [],
+  ),
+  counter(
+    "http_requests_total",
+    [
+      ["code", "200"],
+      ["instance", "b"],
+      ["job", "api"],
+    ],
+    2,
+    [100],
+  ),
+  counter(
+    "http_requests_total",
+    [
+      ["code", "500"],
+      ["instance", "a"],
+      ["job", "api"],
+    ],
+    3,
+    [60, 200],
+  ),
+  counter(
+    "http_requests_total",
+    [
+      ["code", "500"],
+      ["instance", "b"],
+      ["job", "api"],
+    ],
+    4,
+    [],
+  ),
   gauge("temperature_celsius", [["instance", "a"]], 5),
   // Ten minutes without samples: instant selectors run dry after the lookback, rates see a shorter range.
   gauge("temperature_celsius", [["instance", "b"]], 6, [120, 160]),
@@ -112,7 +153,8 @@ export function openMetrics(series: Series[]): string {
       const labels = Object.entries(one.labels)
         .map(([name, value]) => `${name}="${value}"`)
         .join(",");
-      for (const point of one.points) text += `${one.name}{${labels}} ${point.value} ${(point.timeUnixMs / 1000).toFixed(3)}\n`;
+      for (const point of one.points)
+        text += `${one.name}{${labels}} ${point.value} ${(point.timeUnixMs / 1000).toFixed(3)}\n`;
     }
   }
   return text + "# EOF\n";
@@ -209,7 +251,15 @@ export const QUERIES: string[] = [
 ];
 
 /** Instant query times (ms): inside the data, at the reset, inside the gauge's gap, just after and well after the end. */
-export const INSTANT_TIMES_MS = [T0_MS + 600_000, T0_MS + 1_500_000, T0_MS + 2_000_000, T0_MS + 2_250_000, T0_MS + 2_400_000, T0_MS + HOUR_MS + 60_000, T0_MS + HOUR_MS + 600_000];
+export const INSTANT_TIMES_MS = [
+  T0_MS + 600_000,
+  T0_MS + 1_500_000,
+  T0_MS + 2_000_000,
+  T0_MS + 2_250_000,
+  T0_MS + 2_400_000,
+  T0_MS + HOUR_MS + 60_000,
+  T0_MS + HOUR_MS + 600_000,
+];
 
 /** Range queries (ms): whole minutes, and an odd step that starts before the data. */
 export const RANGES_MS: { startMs: number; endMs: number; stepMs: number }[] = [
@@ -230,7 +280,7 @@ export const SUBQUERIES: string[] = [
   "last_over_time(temperature_celsius[5m:])",
   "quantile_over_time(0.5, (temperature_celsius * 2)[20m:2m])",
   "count_over_time(temperature_celsius[10m:1m] offset 5m)",
-  'max_over_time(histogram_quantile(0.9, rate(request_duration_seconds_bucket[5m]))[20m:1m] @ 1764002400)',
+  "max_over_time(histogram_quantile(0.9, rate(request_duration_seconds_bucket[5m]))[20m:1m] @ 1764002400)",
 ];
 
 export const SUBQUERY_TIMES_MS = INSTANT_TIMES_MS.map((t) => t + 500);

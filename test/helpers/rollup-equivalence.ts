@@ -2,7 +2,13 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { type PreviousSample, rollupSeries } from "../../aggregator/rollup.js";
 import { labelsOf, SampleKind, type Series } from "../../proto/batch.js";
-import { RESOLUTION_MS, type Resolution, type RollupPoints, type SamplePoints, type Store } from "../../storage/store.js";
+import {
+  RESOLUTION_MS,
+  type Resolution,
+  type RollupPoints,
+  type SamplePoints,
+  type Store,
+} from "../../storage/store.js";
 import { prng } from "./batches.js";
 
 // What a rollup must answer, computed from raw samples: per window, the count, sum, min and max of the
@@ -46,13 +52,23 @@ async function loadRandomSeries(store: Store, startMs: number, hours: number): P
   const all: Series[] = kinds.map((kind, i) => {
     const points: Series["points"] = [];
     let value = random() * 100;
-    for (let t = startMs + Math.floor(random() * 10_000); t < startMs + hours * 3_600_000; t += 7_000 + Math.floor(random() * 6_000)) {
+    for (
+      let t = startMs + Math.floor(random() * 10_000);
+      t < startMs + hours * 3_600_000;
+      t += 7_000 + Math.floor(random() * 6_000)
+    ) {
       if (kind === SampleKind.Gauge) value = 20 + random() * 10;
-      else if (random() < 0.03) value = random() * 5; // counter reset: the process restarted
+      else if (random() < 0.03)
+        value = random() * 5; // counter reset: the process restarted
       else value += random() * 50;
       points.push({ timeUnixMs: t, value });
     }
-    return { name: i === 3 ? "request_duration_seconds_bucket" : `metric_${i}`, labels: labelsOf([["series", String(i)], ...(i === 3 ? [["le", "0.5"] as [string, string]] : [])]), kind, points };
+    return {
+      name: i === 3 ? "request_duration_seconds_bucket" : `metric_${i}`,
+      labels: labelsOf([["series", String(i)], ...(i === 3 ? [["le", "0.5"] as [string, string]] : [])]),
+      kind,
+      points,
+    };
   });
   const previous = new Map<string, Record<Resolution, PreviousSample | undefined>>();
   let sequence = 0;

@@ -9,8 +9,11 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 // Where the real services started by deploy/local/services.sh listen (npm test's pretest starts them).
-export const KAFKA_BROKERS = (process.env.BIFROST_TEST_KAFKA_BROKERS ?? `127.0.0.1:${process.env.BIFROST_KAFKA_PORT ?? 9092}`).split(",");
-export const CLICKHOUSE_URL = process.env.BIFROST_TEST_CLICKHOUSE_URL ?? `http://127.0.0.1:${process.env.BIFROST_CLICKHOUSE_PORT ?? 8123}`;
+export const KAFKA_BROKERS = (
+  process.env.BIFROST_TEST_KAFKA_BROKERS ?? `127.0.0.1:${process.env.BIFROST_KAFKA_PORT ?? 9092}`
+).split(",");
+export const CLICKHOUSE_URL =
+  process.env.BIFROST_TEST_CLICKHOUSE_URL ?? `http://127.0.0.1:${process.env.BIFROST_CLICKHOUSE_PORT ?? 8123}`;
 
 export const REPO_ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 
@@ -36,12 +39,17 @@ export async function createTopics(kafka: Kafka, topics: { topic: string; numPar
         .then((metadata) =>
           topics.every((wanted) => {
             const found = metadata.topics.find((t) => t.name === wanted.topic);
-            return found !== undefined && found.partitions.length === wanted.numPartitions && found.partitions.every((p) => p.leader >= 0);
+            return (
+              found !== undefined &&
+              found.partitions.length === wanted.numPartitions &&
+              found.partitions.every((p) => p.leader >= 0)
+            );
           }),
         )
         .catch(() => false);
       if (ready) return;
-      if (Date.now() > deadline) throw new Error(`topics ${topics.map((t) => t.topic).join(", ")} have no leaders after 60 s`);
+      if (Date.now() > deadline)
+        throw new Error(`topics ${topics.map((t) => t.topic).join(", ")} have no leaders after 60 s`);
       await new Promise((r) => setTimeout(r, 200));
     }
   } finally {
@@ -81,7 +89,14 @@ export async function startChdbHttp(
   const python = join(process.env.BIFROST_CACHE ?? join(homedir(), ".cache", "bifrost"), "venv", "bin", "python");
   const child = spawn(
     python,
-    [join(REPO_ROOT, "deploy/local/clickhouse/chdb_http.py"), "--port", String(port), "--data-dir", dataDir, ...extraArgs],
+    [
+      join(REPO_ROOT, "deploy/local/clickhouse/chdb_http.py"),
+      "--port",
+      String(port),
+      "--data-dir",
+      dataDir,
+      ...extraArgs,
+    ],
     { stdio: ["ignore", "pipe", "inherit"] },
   );
   const url = `http://127.0.0.1:${port}`;
@@ -113,7 +128,10 @@ export async function startChdbHttp(
  * A broker of the test's own (deploy/local/services.sh with its own run directory and ports), for tests that
  * stop and restart Kafka without disturbing the shared one.
  */
-export async function privateKafka(): Promise<{ brokers: string[]; run(command: "up" | "down" | "kill"): Promise<void> }> {
+export async function privateKafka(): Promise<{
+  brokers: string[];
+  run(command: "up" | "down" | "kill"): Promise<void>;
+}> {
   const env = {
     ...process.env,
     BIFROST_RUN_DIR: mkdtempSync(join(tmpdir(), "bifrost-kafka-")),
@@ -121,7 +139,10 @@ export async function privateKafka(): Promise<{ brokers: string[]; run(command: 
     BIFROST_KAFKA_CONTROLLER_PORT: String(await freePort()),
   };
   const run = async (command: "up" | "down" | "kill") => {
-    await promisify(execFile)("bash", [join(REPO_ROOT, "deploy/local/services.sh"), command, "kafka"], { env, timeout: 320_000 });
+    await promisify(execFile)("bash", [join(REPO_ROOT, "deploy/local/services.sh"), command, "kafka"], {
+      env,
+      timeout: 320_000,
+    });
   };
   await run("up");
   return { brokers: [`127.0.0.1:${env.BIFROST_KAFKA_PORT}`], run };

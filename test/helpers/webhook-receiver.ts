@@ -12,7 +12,9 @@ export interface ReceivedRequest {
 /** A local HTTP receiver that records every request and answers with what `respond` says (200 by default). */
 export class WebhookReceiver {
   readonly requests: ReceivedRequest[] = [];
-  respond: (request: ReceivedRequest, index: number) => { status: number; headers?: Record<string, string> } = () => ({ status: 200 });
+  respond: (request: ReceivedRequest, index: number) => { status: number; headers?: Record<string, string> } = () => ({
+    status: 200,
+  });
   private server: Server | undefined;
   url = "";
 
@@ -52,5 +54,24 @@ export class WebhookReceiver {
 export { waitFor } from "./wait.js";
 
 /** The fields of Alertmanager's webhook message (version 4) in the order Alertmanager writes them. */
-export const WEBHOOK_MESSAGE_FIELDS = ["receiver", "status", "alerts", "groupLabels", "commonLabels", "commonAnnotations", "externalURL", "version", "groupKey", "truncatedAlerts"];
-export const WEBHOOK_ALERT_FIELDS = ["status", "labels", "annotations", "startsAt", "endsAt", "generatorURL", "fingerprint"];
+export const WEBHOOK_MESSAGE_FIELDS = [
+  "receiver",
+  "status",
+  "alerts",
+  "groupLabels",
+  "commonLabels",
+  "commonAnnotations",
+  "externalURL",
+  "version",
+  "groupKey",
+  "truncatedAlerts",
+];
+export const WEBHOOK_ALERT_FIELDS = [
+  "status",
+  "labels",
+  "annotations",
+  "startsAt",
+  "endsAt",
+  "generatorURL",
+  "fingerprint",
+];

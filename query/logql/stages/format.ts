@@ -12,7 +12,13 @@ function templateData(labels: LabelsBuilder): Labels {
   return labels.labels();
 }
 
-function execute(template: CompiledTemplate, data: Labels, tsNs: bigint, line: string, labels: LabelsBuilder): string | undefined {
+function execute(
+  template: CompiledTemplate,
+  data: Labels,
+  tsNs: bigint,
+  line: string,
+  labels: LabelsBuilder,
+): string | undefined {
   try {
     return template.execute(data, { line, tsNs });
   } catch (err) {
@@ -41,10 +47,15 @@ export function labelFormatStage(items: LabelFormatItem[]): StageFn {
   const seen = new Set<string>();
   for (const item of items) {
     if (item.label === ERROR_LABEL) throw new StageError(`${ERROR_LABEL} cannot be formatted`);
-    if (seen.has(item.label)) throw new StageError(`multiple label name '${item.label}' not allowed in a single format operation`);
+    if (seen.has(item.label))
+      throw new StageError(`multiple label name '${item.label}' not allowed in a single format operation`);
     seen.add(item.label);
   }
-  const compiled = items.map((item) => (item.kind === "template" ? { item, template: compileTemplate("label", item.template) } : { item, template: undefined }));
+  const compiled = items.map((item) =>
+    item.kind === "template"
+      ? { item, template: compileTemplate("label", item.template) }
+      : { item, template: undefined },
+  );
   return (tsNs, line, labels) => {
     let data: Labels | undefined;
     for (const { item, template } of compiled) {
@@ -63,4 +74,3 @@ export function labelFormatStage(items: LabelFormatItem[]): StageFn {
     return line;
   };
 }
-

@@ -125,7 +125,10 @@ export function compileIpMatcher(pattern: string): IpMatcher | undefined {
   };
   return (value) => {
     for (let i = 0; i < value.length; i++) {
-      const v4 = i + 3 < value.length && isDigit(value[i]) && (value[i + 1] === "." || value[i + 2] === "." || value[i + 3] === ".");
+      const v4 =
+        i + 3 < value.length &&
+        isDigit(value[i]) &&
+        (value[i + 1] === "." || value[i + 2] === "." || value[i + 3] === ".");
       if (v4 || ipv6Hint(value, i)) {
         const [ok, length] = test(value, i, v4 ? IPV4_CHARS : IPV6_CHARS);
         if (ok) return true;

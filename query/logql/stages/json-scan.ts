@@ -111,7 +111,12 @@ export function objectEach(
   from: number,
   visit: (key: string, value: JsonValue) => string | typeof STOP | undefined,
 ): string | undefined {
-  return members(text, from, undefined, visit as (key: string, value: JsonValue | string) => string | typeof STOP | undefined);
+  return members(
+    text,
+    from,
+    undefined,
+    visit as (key: string, value: JsonValue | string) => string | typeof STOP | undefined,
+  );
 }
 
 /**

@@ -29,12 +29,16 @@ export function compileMatcher(op: MatchOp, value: string): (candidate: string) 
   }
 }
 
-
 /**
  * A comparison that converts the label first. A missing label fails the filter; a value that does not convert
  * keeps the entry and marks it with LabelFilterErr, unless an earlier error is already there.
  */
-function conversionFilter(name: string, op: CompareOp, target: number, convert: (text: string) => Parsed): LabelPredicate {
+function conversionFilter(
+  name: string,
+  op: CompareOp,
+  target: number,
+  convert: (text: string) => Parsed,
+): LabelPredicate {
   return (labels) => {
     const text = labels.get(name);
     if (text === undefined) return false;

@@ -41,7 +41,8 @@ export function lineFilterStage(stage: LineFilterStage): StageFn {
 }
 
 // ANSI escape sequences as Loki's decolorize removes them (the stripansi pattern).
-const ANSI = /[\u001B\u009B][[\]()#;?]*(?:(?:(?:[a-zA-Z\d]*(?:;[a-zA-Z\d]*)*)?\u0007)|(?:(?:\d{1,4}(?:;\d{0,4})*)?[\dA-PRZcf-ntqry=><~]))/g;
+const ANSI =
+  /[\u001B\u009B][[\]()#;?]*(?:(?:(?:[a-zA-Z\d]*(?:;[a-zA-Z\d]*)*)?\u0007)|(?:(?:\d{1,4}(?:;\d{0,4})*)?[\dA-PRZcf-ntqry=><~]))/g;
 
 export function decolorizeStage(): StageFn {
   return (_ts, line) => (line.includes("\u001B") || line.includes("\u009B") ? line.replace(ANSI, "") : line);

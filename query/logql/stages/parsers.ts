@@ -43,7 +43,9 @@ export function jsonStage(): StageFn {
       label = nested ? nestedName(prefix, key + DUPLICATE_SUFFIX) : name + DUPLICATE_SUFFIX;
     }
     if (labels.wasExtracted(label)) return undefined;
-    return labels.extract(label, value.type === JsonType.String ? jsonStringValue(value.raw) : value.raw) ? undefined : DROP;
+    return labels.extract(label, value.type === JsonType.String ? jsonStringValue(value.raw) : value.raw)
+      ? undefined
+      : DROP;
   };
   const topLevel = (key: string, value: JsonValue): string | undefined => member(false, "", key, value);
   return (_ts, line, builder) => {

@@ -20,7 +20,7 @@ export class PatternSyntaxError extends Error {
 function parse(pattern: string): PatternNode[] {
   const nodes: PatternNode[] = [];
   let literal = "";
-  for (let i = 0; i < pattern.length; ) {
+  for (let i = 0; i < pattern.length;) {
     const capture = pattern[i] === "<" ? CAPTURE.exec(pattern.slice(i)) : null;
     if (capture === null) {
       literal += pattern[i];
@@ -53,7 +53,9 @@ function refuseConsecutiveCaptures(nodes: PatternNode[]): void {
   nodes.forEach((node, index) => {
     const next = nodes[index + 1];
     if ("capture" in node && next !== undefined && "capture" in next) {
-      throw new PatternSyntaxError(`found consecutive capture '<${node.capture}><${next.capture}>': invalid expression`);
+      throw new PatternSyntaxError(
+        `found consecutive capture '<${node.capture}><${next.capture}>': invalid expression`,
+      );
     }
   });
 }
@@ -73,7 +75,8 @@ export function compileLineFilterPattern(pattern: string): (line: string) => boo
   const nodes = parse(pattern);
   refuseConsecutiveCaptures(nodes);
   const named = nodes.find((node) => "capture" in node && node.capture !== "_");
-  if (named !== undefined) throw new PatternSyntaxError(`named captures are not allowed: found '<${(named as { capture: string }).capture}>'`);
+  if (named !== undefined)
+    throw new PatternSyntaxError(`named captures are not allowed: found '<${(named as { capture: string }).capture}>'`);
   if (nodes.length === 0) return (line) => line === "";
   const endsOnCapture = "capture" in nodes[nodes.length - 1]!;
   return (line) => {
