@@ -94,18 +94,16 @@ function setup(
     return tail;
   };
   const got = () =>
-    wal
-      .read(1_000_000)
-      .flatMap((record) =>
-        decodeBatch(record.payload).streams.flatMap((stream) =>
-          stream.entries.map((entry) => ({
-            filename: stream.labels["filename"]!,
-            line: entry.line,
-            ns: entry.timeUnixNano,
-            labels: { ...stream.labels },
-          })),
-        ),
-      );
+    wal.read(1_000_000).flatMap((record) =>
+      decodeBatch(record.payload).streams.flatMap((stream) =>
+        stream.entries.map((entry) => ({
+          filename: stream.labels["filename"]!,
+          line: entry.line,
+          ns: entry.timeUnixNano,
+          labels: { ...stream.labels },
+        })),
+      ),
+    );
   return { dir: logs, wal, start, got, lines: () => got().map((g) => g.line), events };
 }
 

@@ -311,10 +311,11 @@ function pretty(expr: Expr, level: number, cache: Map<Expr, string>): string {
       const inner = pretty(expr.expr, level + 1, cache);
       return `${indent(level)}${expr.op}${grouping}(\n${param}${inner}\n${indent(level)})`;
     }
-    case "binary":
+    case "binary": {
       // Concatenation rather than join: join flattens the (deep) left side again at every level.
       const op = indent(level) + formatBinaryOp(expr, ", ");
       return `${prettyOperand(expr.lhs, level, cache)}\n${op}\n${prettyOperand(expr.rhs, level, cache)}`;
+    }
     case "label_replace": {
       const strings = [expr.dst, expr.replacement, expr.src, expr.regex].map((s) => indent(level + 1) + goQuote(s));
       const args = [pretty(expr.expr, level + 1, cache), ...strings].join(",\n");

@@ -728,7 +728,7 @@ class Parser {
         this.next();
         return { kind: word, pos, items: this.parseDropKeepItems() };
       case "unwrap":
-        this.fail("syntax error: unexpected unwrap: unwrap is only allowed in a range aggregation", token.pos);
+        return this.fail("syntax error: unexpected unwrap: unwrap is only allowed in a range aggregation", token.pos);
       default:
         this.next();
         this.unexpected("!=", "!~", "=", "=~");

@@ -32,6 +32,8 @@ export function parseTimeParam(text: string, minMs: number, maxMs: number): numb
 export function parseDurationParam(text: string): number {
   if (/^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(text.trim())) {
     const ms = Number(text) * 1000;
+    // Go's int64 nanosecond limit as Prometheus compares it, rounded to a double as it rounds it.
+    // eslint-disable-next-line no-loss-of-precision
     if (!Number.isFinite(ms) || Math.abs(ms) > 9.223372036854775e15) {
       throw new BadParameter(`cannot parse ${JSON.stringify(text)} to a valid duration. It overflows int64`);
     }

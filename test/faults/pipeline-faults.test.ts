@@ -183,9 +183,7 @@ function malformedRequests(
  * Sends MALFORMED_BYTES_PER_KIND bytes of malformed requests of each receiver kind, spread over the collectors,
  * three at a time per kind. Returns the answers by kind, request and status; anything but a 4xx is a failure.
  */
-async function sendMalformed(
-  collectors: BifrostProcess[],
-): Promise<{
+async function sendMalformed(collectors: BifrostProcess[]): Promise<{
   byKind: Record<string, { bytes: number; requests: number; statuses: Record<string, number> }>;
   failures: string[];
 }> {
