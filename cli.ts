@@ -6,7 +6,7 @@ import { parseArgs } from "node:util";
 import { type Config, ConfigError, loadConfig } from "./common/config.js";
 import { createLogger, LogTap } from "./common/log.js";
 import { createRegistry } from "./common/metrics.js";
-import { type Runtime, type Running, VERSION } from "./common/runtime.js";
+import { type Runtime, type Running, VERSION } from "./runtime.js";
 import { startTelemetry } from "./common/telemetry.js";
 
 type Start = (runtime: Runtime) => Promise<Running>;

@@ -1,6 +1,6 @@
 import { Piscina } from "piscina";
 import { kafkaClient } from "../common/kafka.js";
-import type { Runtime, Running } from "../common/runtime.js";
+import type { Runtime, Running } from "../runtime.js";
 import { startHttpComponent } from "../common/service.js";
 import { Aggregator } from "./consumer.js";
 import { Decoder } from "./decoder.js";
@@ -10,7 +10,7 @@ import { aggregatorMetrics } from "./metrics.js";
 /**
  * The regional aggregator: a Kafka consumer group member and, with `http_ingest`, the endpoint of collectors
  * that cannot reach Kafka, both writing to the store, with `/ready` and `/metrics`. In `bifrost all` there is no
- * Kafka: the collector's shipper writes through the aggregator's decoding in process (local-transport.ts), so
+ * Kafka: the collector's shipper writes through the aggregator's decoding in process (store-transport.ts), so
  * only the listener runs here.
  */
 export async function startAggregator(runtime: Runtime): Promise<Running> {

@@ -13,7 +13,7 @@ import { encodeLogBatch } from "../storage/log-rowbinary.js";
 import { counterTotal } from "../test/helpers/aggregation.js";
 import { makeBatch } from "../test/helpers/batches.js";
 import { startChdbHttp } from "../test/helpers/services.js";
-import { insertRowBinarySeconds, scratchLogsTable } from "./limits.js";
+import { insertRowBinarySeconds, scratchLogsTable } from "./ceilings.js";
 
 // npm run bench:aggregator — sustained throughput from Kafka into ClickHouse through the aggregator (consumer
 // group, piscina workers, idempotent store writes, offset commits) with 1 and 2 workers, on a topic filled

@@ -1,17 +1,17 @@
 import { Authenticator } from "../common/auth.js";
 import { loadClientTls } from "../common/http-client.js";
 import { kafkaClient } from "../common/kafka.js";
-import type { Runtime, Running } from "../common/runtime.js";
+import type { Runtime, Running } from "../runtime.js";
 import { startHttpComponent } from "../common/service.js";
 import { collectorActions } from "./actions/index.js";
-import { Batcher } from "./batcher.js";
+import { Batcher } from "./buffer/batcher.js";
 import { startInputs } from "./inputs.js";
 import { collectorMetrics } from "./metrics.js";
 import { TenantLimits } from "../common/limits.js";
 import { lokiPushRoute, TenantRateLimiter } from "./receivers/loki.js";
 import type { OtlpReceiverOptions } from "./receivers/otlp-ingest.js";
-import { KafkaTransport, Shipper } from "./shipper.js";
-import { Wal } from "./wal.js";
+import { KafkaTransport, Shipper } from "./shipper/shipper.js";
+import { Wal } from "./buffer/wal.js";
 
 /**
  * The edge collector: receivers (Loki push and OTLP/HTTP on its HTTP listener, OTLP/gRPC on its own), file
@@ -50,14 +50,14 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
   // OTLP definitions and gRPC alone take about 30 MiB.
   const transport =
     runtime.role === "all" && runtime.store !== undefined
-      ? new (await import("../aggregator/local-transport.js")).StoreTransport({
+      ? new (await import("../aggregator/store-transport.js")).StoreTransport({
           store: runtime.store,
           maxBatchBytes: config.aggregator.max_batch_bytes,
           limits: config.aggregator.limits,
           onInvalid,
         })
       : s.transport === "http"
-        ? new (await import("./http-transport.js")).HttpTransport({
+        ? new (await import("./shipper/http-transport.js")).HttpTransport({
             url: s.http.url,
             token: s.http.auth_token,
             tls: loadClientTls(s.http.tls),

@@ -3,8 +3,8 @@ import { Counter, Gauge, type Registry } from "prom-client";
 import type { Config } from "../common/config.js";
 import type { Logger, LogTap } from "../common/log.js";
 import { labelsOf } from "../proto/batch.js";
-import type { Batcher } from "./batcher.js";
-import { FileTail } from "./receivers/filetail.js";
+import type { Batcher } from "./buffer/batcher.js";
+import { FileTail } from "./receivers/files/receiver.js";
 import { HostMetrics } from "./receivers/hostmetrics.js";
 
 // The inputs the collector reads itself rather than receives: tailed files and host metrics. Both hand their

@@ -8,7 +8,7 @@ import type { Registry } from "prom-client";
 import { Authenticator } from "./auth.js";
 import type { Config } from "./config.js";
 import type { Logger } from "./log.js";
-import type { Runtime, Running } from "./runtime.js";
+import type { Runtime, Running } from "../runtime.js";
 import { exposition } from "./metrics.js";
 
 /** Returns null when its part is ready, otherwise why it is not. */

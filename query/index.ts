@@ -1,5 +1,5 @@
 import { TenantLimits } from "../common/limits.js";
-import { VERSION, type Runtime, type Running } from "../common/runtime.js";
+import { VERSION, type Runtime, type Running } from "../runtime.js";
 import { startHttpComponent } from "../common/service.js";
 import { queryActions } from "./actions/index.js";
 import { RemediationSink } from "./actions/sink.js";

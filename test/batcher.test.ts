@@ -4,8 +4,8 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { Batcher } from "../collector/batcher.js";
-import { Wal, WalFullError, type WalOptions } from "../collector/wal.js";
+import { Batcher } from "../collector/buffer/batcher.js";
+import { Wal, WalFullError, type WalOptions } from "../collector/buffer/wal.js";
 import { labelsOf, type LogStream, SampleKind, type Series } from "../proto/batch.js";
 import { decodeBatch } from "../proto/codec.js";
 

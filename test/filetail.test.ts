@@ -13,10 +13,10 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { Batcher } from "../collector/batcher.js";
-import { FileTail, type FileSource } from "../collector/receivers/filetail.js";
-import { utf8Prefix } from "../collector/receivers/tailedfile.js";
-import { Wal } from "../collector/wal.js";
+import { Batcher } from "../collector/buffer/batcher.js";
+import { FileTail, type FileSource } from "../collector/receivers/files/receiver.js";
+import { utf8Prefix } from "../collector/receivers/files/tailed-file.js";
+import { Wal } from "../collector/buffer/wal.js";
 import { labelsOf } from "../proto/batch.js";
 import { decodeBatch } from "../proto/codec.js";
 import { waitFor } from "./helpers/wait.js";

@@ -9,13 +9,13 @@ import { describe, it } from "node:test";
 import { Hono } from "hono";
 import protobuf from "protobufjs";
 import { compressSync } from "snappy";
-import { Batcher } from "../collector/batcher.js";
+import { Batcher } from "../collector/buffer/batcher.js";
 import { Authenticator } from "../common/auth.js";
 import { configSchema } from "../common/config.js";
-import { LabelSetError, parseLabelSet } from "../collector/receivers/labelset.js";
+import { LabelSetError, parseLabelSet } from "../proto/loki/labelset.js";
 import { lokiPushRoute, TenantRateLimiter } from "../collector/receivers/loki.js";
 import { TenantLimits } from "../common/limits.js";
-import { Wal } from "../collector/wal.js";
+import { Wal } from "../collector/buffer/wal.js";
 import { decodeBatch } from "../proto/codec.js";
 
 const LIMITS = { max_labels: 10, max_label_name_bytes: 64, max_label_value_bytes: 256, max_line_bytes: 1024 };

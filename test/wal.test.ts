@@ -3,7 +3,7 @@ import { appendFileSync, mkdtempSync, readdirSync, readFileSync, statSync, trunc
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { Wal, WalFullError, type WalOptions } from "../collector/wal.js";
+import { Wal, WalFullError, type WalOptions } from "../collector/buffer/wal.js";
 
 function options(overrides: Partial<WalOptions> = {}): WalOptions {
   return {

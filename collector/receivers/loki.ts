@@ -8,9 +8,9 @@ import { bodyLimit } from "hono/body-limit";
 import protobuf from "protobufjs";
 import { labelsOf, type Labels, type LogStream, NO_LABELS } from "../../proto/batch.js";
 import { type BatchLimits, validateStreams, ValidationError } from "../../proto/validate.js";
-import type { Batcher } from "../batcher.js";
-import { WalFullError } from "../wal.js";
-import { LabelSetError, parseLabelSet } from "./labelset.js";
+import type { Batcher } from "../buffer/batcher.js";
+import { WalFullError } from "../buffer/wal.js";
+import { LabelSetError, parseLabelSet } from "../../proto/loki/labelset.js";
 
 // POST /loki/api/v1/push as Loki serves it: JSON (optionally gzip/deflate), or snappy-compressed protobuf
 // (Promtail, Grafana Alloy, Fluent Bit). 204 once the entries are in the disk buffer; 400 with the reason for

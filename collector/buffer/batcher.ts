@@ -1,6 +1,6 @@
-import type { Labels, LogStream, Point, Series } from "../proto/batch.js";
-import { CodecError, decodeBatch, encodeBatch } from "../proto/codec.js";
-import { labelsText } from "../storage/fingerprint.js";
+import type { Labels, LogStream, Point, Series } from "../../proto/batch.js";
+import { CodecError, decodeBatch, encodeBatch } from "../../proto/codec.js";
+import { labelsText } from "../../storage/fingerprint.js";
 import type { Wal, WalRecord } from "./wal.js";
 
 export interface NodeIdentity {

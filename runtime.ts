@@ -1,9 +1,9 @@
 import type { Registry } from "prom-client";
-import type { Store } from "../storage/store.js";
-import pkg from "../package.json" with { type: "json" };
-import type { Config } from "./config.js";
-import type { Logger, LogTap } from "./log.js";
-import type { ListeningAddress } from "./service.js";
+import type { Store } from "./storage/store.js";
+import pkg from "./package.json" with { type: "json" };
+import type { Config } from "./common/config.js";
+import type { Logger, LogTap } from "./common/log.js";
+import type { ListeningAddress } from "./common/service.js";
 
 export const VERSION: string = pkg.version;
 

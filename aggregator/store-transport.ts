@@ -1,5 +1,5 @@
-import type { Transport } from "../collector/shipper.js";
-import type { WalRecord } from "../collector/wal.js";
+import type { Transport } from "../collector/shipper/shipper.js";
+import type { WalRecord } from "../collector/buffer/wal.js";
 import type { BatchLimits } from "../proto/validate.js";
 import type { Store } from "../storage/store.js";
 import { appendPart, writePartOf } from "./write-buffer.js";

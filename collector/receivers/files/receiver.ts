@@ -2,9 +2,9 @@ import type { BigIntStats } from "node:fs";
 import { open, readdir, readlink, stat, type FileHandle } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { glob } from "tinyglobby";
-import type { Logger } from "../../common/log.js";
-import type { Batcher } from "../batcher.js";
-import { WalFullError } from "../wal.js";
+import type { Logger } from "../../../common/log.js";
+import type { Batcher } from "../../buffer/batcher.js";
+import { WalFullError } from "../../buffer/wal.js";
 import { identityKey, Positions } from "./positions.js";
 import {
   CHUNK_BYTES,
@@ -14,9 +14,9 @@ import {
   type Read,
   readAt,
   TailedFile,
-} from "./tailedfile.js";
+} from "./tailed-file.js";
 
-export type { FileSource } from "./tailedfile.js";
+export type { FileSource } from "./tailed-file.js";
 
 // Tails files as Promtail does: every line of every file matching the globs becomes an entry of the stream
 // {filename="<path>", <configured labels>}, stamped with the time it was read. A file's position moves only

@@ -1,7 +1,7 @@
-import { type ClientTls, post, retryAfterMs } from "../common/http-client.js";
-import { BATCHES_PATH, FRAMES_CONTENT_TYPE, joinFrames } from "../proto/frames.js";
+import { type ClientTls, post, retryAfterMs } from "../../common/http-client.js";
+import { BATCHES_PATH, FRAMES_CONTENT_TYPE, joinFrames } from "../../proto/frames.js";
 import { RetryLaterError, type Transport } from "./shipper.js";
-import type { WalRecord } from "./wal.js";
+import type { WalRecord } from "../buffer/wal.js";
 
 export interface HttpTransportOptions {
   /** The aggregator's listener, http(s)://host:port. */

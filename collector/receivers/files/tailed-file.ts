@@ -1,6 +1,6 @@
 import type { FileHandle } from "node:fs/promises";
 import { crc32c } from "@node-rs/crc32";
-import { labelsOf, type Labels, type LogEntry, NO_LABELS } from "../../proto/batch.js";
+import { labelsOf, type Labels, type LogEntry, NO_LABELS } from "../../../proto/batch.js";
 import { type Joined, MultilineJoiner, type MultilineOptions } from "./multiline.js";
 import type { FilePosition } from "./positions.js";
 

@@ -1,7 +1,7 @@
 import type { Kafka, Producer } from "kafkajs";
-import type { Logger } from "../common/log.js";
-import type { Wal, WalRecord } from "./wal.js";
-import { backoffDelay } from "../common/backoff.js";
+import type { Logger } from "../../common/log.js";
+import type { Wal, WalRecord } from "../buffer/wal.js";
+import { backoffDelay } from "../../common/backoff.js";
 
 /** Where the shipper delivers disk-buffer records: Kafka, or the aggregator's store in process (`bifrost all`). */
 export interface Transport {
