@@ -8,7 +8,8 @@ import { Batcher } from "./buffer/batcher.js";
 import { startInputs } from "./inputs.js";
 import { collectorMetrics } from "./metrics.js";
 import { TenantLimits } from "../common/limits.js";
-import { lokiPushRoute, TenantRateLimiter } from "./receivers/loki.js";
+import { TenantRateLimiter } from "../common/rate-limit.js";
+import { lokiReceiver } from "./receivers/loki.js";
 import type { OtlpReceiverOptions } from "./receivers/otlp-ingest.js";
 import { KafkaTransport, Shipper } from "./shipper/shipper.js";
 import { Wal } from "./buffer/wal.js";
@@ -101,7 +102,7 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
   };
   const running = await startHttpComponent(runtime, "collector", (http) => {
     actions?.route(http.app);
-    lokiPushRoute(http.app, {
+    lokiReceiver(http.app, {
       batcher,
       limits: c.limits,
       tenantLimits,

@@ -4,6 +4,7 @@ import { startHttpComponent } from "../common/service.js";
 import { queryActions } from "./actions/index.js";
 import { RemediationSink } from "./actions/sink.js";
 import { lokiRoutes } from "./loki/api.js";
+import { storePushSink } from "./loki/push.js";
 import { createNotifier } from "./notifier/index.js";
 import { prometheusRoutes } from "./promql/api.js";
 import { rulerRoutes } from "./ruler/api.js";
@@ -33,6 +34,7 @@ export async function startQuery(runtime: Runtime): Promise<Running> {
       limits: runtime.config.query.limits,
       pushLimits: runtime.config.collector.limits,
       tenantLimits,
+      push: storePushSink(store),
       log,
     });
     prometheusRoutes(http.app, { store, tenantLimits, log });

@@ -13,7 +13,7 @@ import { ActionEndpoint, type ActionReply } from "../collector/actions/endpoint.
 import { startHeartbeat } from "../collector/actions/heartbeat.js";
 import { actionMetrics } from "../collector/actions/metrics.js";
 import { NonceCache } from "../collector/actions/nonces.js";
-import { RateLimiter } from "../collector/receivers/loki.js";
+import { RateLimiter } from "../common/rate-limit.js";
 import { ConfigError, loadConfig } from "../common/config.js";
 import { type ClientTlsFiles, loadClientTls } from "../common/http-client.js";
 import { createLogger } from "../common/log.js";

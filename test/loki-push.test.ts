@@ -13,7 +13,8 @@ import { Batcher } from "../collector/buffer/batcher.js";
 import { Authenticator } from "../common/auth.js";
 import { configSchema } from "../common/config.js";
 import { LabelSetError, parseLabelSet } from "../proto/loki/labelset.js";
-import { lokiPushRoute, TenantRateLimiter } from "../collector/receivers/loki.js";
+import { lokiReceiver } from "../collector/receivers/loki.js";
+import { TenantRateLimiter } from "../common/rate-limit.js";
 import { TenantLimits } from "../common/limits.js";
 import { Wal } from "../collector/buffer/wal.js";
 import { decodeBatch } from "../proto/codec.js";
@@ -40,7 +41,7 @@ function receiver(overrides: { maxBodyBytes?: number; rate?: TenantRateLimiter; 
   });
   const app = new Hono();
   app.use(new Authenticator(configSchema().parse({}).auth, "fake").middleware());
-  lokiPushRoute(app, {
+  lokiReceiver(app, {
     batcher,
     limits: LIMITS,
     maxBodyBytes: overrides.maxBodyBytes ?? 1 << 20,

@@ -13,7 +13,7 @@ import { serve } from "@hono/node-server";
 import { Hono } from "hono";
 import { Batcher } from "../collector/buffer/batcher.js";
 import { startCollector } from "../collector/index.js";
-import { TenantRateLimiter } from "../collector/receivers/loki.js";
+import { TenantRateLimiter } from "../common/rate-limit.js";
 import { TenantLimits } from "../common/limits.js";
 import { labelName, metricName } from "../collector/receivers/otlp-convert.js";
 import { startOtlpGrpc } from "../collector/receivers/otlp-grpc.js";

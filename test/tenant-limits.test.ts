@@ -6,7 +6,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
 import { Hono } from "hono";
 import { Batcher } from "../collector/buffer/batcher.js";
-import { lokiPushRoute, TenantRateLimiter } from "../collector/receivers/loki.js";
+import { lokiReceiver } from "../collector/receivers/loki.js";
+import { TenantRateLimiter } from "../common/rate-limit.js";
 import { otlpHttpRoutes } from "../collector/receivers/otlp-http.js";
 import { Wal } from "../collector/buffer/wal.js";
 import { Authenticator } from "../common/auth.js";
@@ -67,7 +68,7 @@ function collectorApp(): Hono {
   const app = new Hono();
   app.use(new Authenticator(config.auth, "fake").middleware());
   const rate = new TenantRateLimiter(limits);
-  lokiPushRoute(app, { batcher, limits: config.collector.limits, tenantLimits: limits, maxBodyBytes: 1 << 20, rate });
+  lokiReceiver(app, { batcher, limits: config.collector.limits, tenantLimits: limits, maxBodyBytes: 1 << 20, rate });
   otlpHttpRoutes(app, { batcher, limits: config.collector.limits, tenantLimits: limits, maxBodyBytes: 1 << 20, rate });
   return app;
 }
