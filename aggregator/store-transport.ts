@@ -1,5 +1,4 @@
-import type { Transport } from "../collector/shipper/shipper.js";
-import type { WalRecord } from "../collector/buffer/wal.js";
+import type { BatchRecord, Transport } from "../common/transport.js";
 import type { BatchLimits } from "../proto/validate.js";
 import type { Store } from "../storage/store.js";
 import { appendPart, writePartOf } from "./write-buffer.js";
@@ -20,7 +19,7 @@ export interface StoreTransportOptions {
 export class StoreTransport implements Transport {
   constructor(private readonly options: StoreTransportOptions) {}
 
-  async send(records: WalRecord[]): Promise<void> {
+  async send(records: BatchRecord[]): Promise<void> {
     const { store, maxBatchBytes, limits } = this.options;
     const decoded: DecodedBatch[] = [];
     for (const record of records) {

@@ -11,7 +11,8 @@ import { TenantLimits } from "../common/limits.js";
 import { TenantRateLimiter } from "../common/rate-limit.js";
 import { lokiReceiver } from "./receivers/loki.js";
 import type { OtlpReceiverOptions } from "./receivers/otlp-ingest.js";
-import { KafkaTransport, Shipper } from "./shipper/shipper.js";
+import { KafkaTransport } from "./shipper/kafka-transport.js";
+import { Shipper } from "./shipper/shipper.js";
 import { Wal } from "./buffer/wal.js";
 
 /**

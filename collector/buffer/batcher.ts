@@ -1,7 +1,8 @@
 import type { Labels, LogStream, Point, Series } from "../../proto/batch.js";
 import { CodecError, decodeBatch, encodeBatch } from "../../proto/codec.js";
 import { labelsText } from "../../storage/fingerprint.js";
-import type { Wal, WalRecord } from "./wal.js";
+import type { BatchRecord } from "../../common/transport.js";
+import type { Wal } from "./wal.js";
 
 export interface NodeIdentity {
   id: string;
@@ -71,7 +72,7 @@ export class Batcher {
    * Learns each series' last written sample from the newest records of the disk buffer, so that the first
    * batch after a restart still carries Series.previous and counter increases across the restart are kept.
    */
-  restorePrevious(records: WalRecord[]): void {
+  restorePrevious(records: BatchRecord[]): void {
     for (const record of records) {
       let batch;
       try {

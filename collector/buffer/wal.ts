@@ -16,6 +16,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { crc32c } from "@node-rs/crc32";
+import type { BatchRecord } from "../../common/transport.js";
 
 // The collector's crash-safe disk buffer: an append-only log of records in numbered segment files, and a
 // persisted cursor of what the shipper has delivered. A batch is acknowledged to its sender once appended
@@ -44,11 +45,6 @@ export interface WalOptions {
    * shipper already read for a send still pending are counted too, though that send may yet deliver them.
    */
   onDrop?: (event: { reason: "disk_budget" | "corrupt_segment"; records: number; bytes: number; file: string }) => void;
-}
-
-export interface WalRecord {
-  sequence: number;
-  payload: Buffer;
 }
 
 /** The disk budget is exhausted under policy `block`: the caller answers its sender 429/503 with Retry-After. */
@@ -214,8 +210,8 @@ export class Wal {
   }
 
   /** Records after the cursor, oldest first, at most `max` of them. */
-  read(max: number): WalRecord[] {
-    const out: WalRecord[] = [];
+  read(max: number): BatchRecord[] {
+    const out: BatchRecord[] = [];
     for (const segment of this.segments) {
       if (segment.last <= this.shipped) continue;
       const from = Math.max(0, this.shipped + 1 - segment.first);
@@ -226,8 +222,8 @@ export class Wal {
   }
 
   /** The newest records still on disk, delivered or not, oldest first, at most `max` of them. */
-  tail(max: number): WalRecord[] {
-    const out: WalRecord[] = [];
+  tail(max: number): BatchRecord[] {
+    const out: BatchRecord[] = [];
     for (let i = this.segments.length - 1; i >= 0 && out.length < max; i--) {
       const segment = this.segments[i]!;
       out.unshift(
@@ -284,7 +280,7 @@ export class Wal {
 }
 
 /** Records `from` up to (not including) `to` of a segment, by their index in it, in one read. */
-function readRecords(segment: Segment, from: number, to: number): WalRecord[] {
+function readRecords(segment: Segment, from: number, to: number): BatchRecord[] {
   const { offsets } = segment;
   to = Math.min(to, offsets.length);
   if (from >= to) return [];
@@ -301,7 +297,7 @@ function readRecords(segment: Segment, from: number, to: number): WalRecord[] {
   } finally {
     closeSync(fd);
   }
-  const out: WalRecord[] = [];
+  const out: BatchRecord[] = [];
   for (let pos = 0; pos + HEADER <= buf.length;) {
     const length = buf.readUInt32LE(pos);
     out.push({

@@ -1,7 +1,6 @@
 import { type ClientTls, post, retryAfterMs } from "../../common/http-client.js";
 import { BATCHES_PATH, FRAMES_CONTENT_TYPE, joinFrames } from "../../proto/frames.js";
-import { RetryLaterError, type Transport } from "./shipper.js";
-import type { WalRecord } from "../buffer/wal.js";
+import { type BatchRecord, RetryLaterError, type Transport } from "../../common/transport.js";
 
 export interface HttpTransportOptions {
   /** The aggregator's listener, http(s)://host:port. */
@@ -34,8 +33,8 @@ export class HttpTransport implements Transport {
     this.endpoint = new URL(BATCHES_PATH, options.url).href;
   }
 
-  async send(records: WalRecord[]): Promise<void> {
-    let request: WalRecord[] = [];
+  async send(records: BatchRecord[]): Promise<void> {
+    let request: BatchRecord[] = [];
     let bytes = 0;
     for (const record of records) {
       if (request.length > 0 && bytes + record.payload.length > this.options.maxRequestBytes) {
@@ -49,7 +48,7 @@ export class HttpTransport implements Transport {
     if (request.length > 0) await this.post(request);
   }
 
-  private async post(records: WalRecord[]): Promise<void> {
+  private async post(records: BatchRecord[]): Promise<void> {
     const { token, tls, timeoutMs } = this.options;
     const headers: Record<string, string> = {
       "Content-Type": FRAMES_CONTENT_TYPE,

@@ -1,73 +1,7 @@
-import type { Kafka, Producer } from "kafkajs";
 import type { Logger } from "../../common/log.js";
-import type { Wal, WalRecord } from "../buffer/wal.js";
+import type { Wal } from "../buffer/wal.js";
+import { RetryLaterError, type Transport } from "../../common/transport.js";
 import { backoffDelay } from "../../common/backoff.js";
-
-/** Where the shipper delivers disk-buffer records: Kafka, or the aggregator's store in process (`bifrost all`). */
-export interface Transport {
-  /** Resolves once `records` are durable at the other end; called again with the same records after a failure. */
-  send(records: WalRecord[]): Promise<void>;
-  /** Drops connections after a failure, so the next attempt starts fresh. */
-  reset(): Promise<void>;
-  close(): Promise<void>;
-}
-
-/** The other end asked to be left alone for a while (HTTP 429 or 503); `delayMs` is its Retry-After, if any. */
-export class RetryLaterError extends Error {
-  override readonly name = "RetryLaterError";
-  constructor(
-    message: string,
-    readonly delayMs: number | undefined,
-  ) {
-    super(message);
-  }
-}
-
-/**
- * Kafka with acks=all through an idempotent producer with one request in flight, keyed by node id, so one
- * node's batches stay in one partition, in order.
- */
-export class KafkaTransport implements Transport {
-  private producer: Producer | undefined;
-
-  constructor(
-    private readonly kafka: Kafka,
-    private readonly topic: string,
-    private readonly key: string,
-  ) {}
-
-  async send(records: WalRecord[]): Promise<void> {
-    if (this.producer === undefined) {
-      const producer = this.kafka.producer({
-        idempotent: true,
-        maxInFlightRequests: 1,
-        retry: { retries: 3, initialRetryTime: 200 },
-      });
-      await producer.connect();
-      this.producer = producer;
-    }
-    await this.producer.send({
-      topic: this.topic,
-      acks: -1,
-      messages: records.map((r) => ({
-        key: this.key,
-        value: r.payload,
-        headers: { "bifrost-sequence": String(r.sequence) },
-      })),
-    });
-  }
-
-  async reset(): Promise<void> {
-    // A broker that restarted may have forgotten this producer's id; start over with a new one.
-    const stale = this.producer;
-    this.producer = undefined;
-    await stale?.disconnect().catch(() => {});
-  }
-
-  close(): Promise<void> {
-    return this.reset();
-  }
-}
 
 export interface ShipperOptions {
   wal: Wal;
