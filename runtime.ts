@@ -1,16 +1,14 @@
 import type { Registry } from "prom-client";
-import type { Store } from "./storage/store.js";
-import pkg from "./package.json" with { type: "json" };
+import { Authenticator } from "./common/auth.js";
 import type { Config } from "./common/config.js";
 import type { Logger, LogTap } from "./common/log.js";
-import type { ListeningAddress } from "./common/service.js";
+import { HttpService, type ListeningAddress } from "./common/service.js";
+import type { Store } from "./storage/store.js";
 
-export const VERSION: string = pkg.version;
+// What the process (cli.ts, all.ts) hands each component it starts, and the listener every component has.
 
 /** What every component gets from the process that runs it. */
 export interface Runtime {
-  /** The CLI role this process runs: collector, aggregator, query or all. */
-  role: string;
   config: Config;
   log: Logger;
   registry: Registry;
@@ -31,4 +29,25 @@ export interface Running {
   /** The collector's OTLP/gRPC listener, when it serves one. */
   otlpGrpc?: ListeningAddress;
   stop(): Promise<void>;
+}
+
+/**
+ * Starts a component whose process is one HTTP listener, bound and secured as its config section says
+ * (`listen`, `tls`); `setup` adds its routes and readiness checks behind the authentication middleware.
+ */
+export async function startHttpComponent(
+  runtime: Runtime,
+  role: "collector" | "aggregator" | "query",
+  setup: (http: HttpService, log: Logger) => void = () => {},
+): Promise<Running> {
+  const { config } = runtime;
+  const log = runtime.log.child({ component: role });
+  const http = new HttpService(role, runtime.registry, log);
+  // Requests without X-Scope-OrgID belong to the default tenant while auth is off, as in Loki.
+  const defaultTenant = role === "collector" ? config.collector.default_tenant : config.query.default_tenant;
+  http.app.use(new Authenticator(config.auth, defaultTenant).middleware());
+  if (runtime.store) http.addReadiness("store", runtime.storeReadiness);
+  setup(http, log);
+  const address = await http.listen(config[role].listen, config[role].tls, role === "query");
+  return { role, address, stop: () => http.close() };
 }

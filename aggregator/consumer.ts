@@ -2,6 +2,7 @@ import type { Consumer, EachBatchPayload, IHeaders, Kafka, KafkaMessage, Produce
 import type { Piscina } from "piscina";
 import type { Logger } from "../common/log.js";
 import type { BatchLimits } from "../proto/validate.js";
+import { takesEncodedLogs } from "../storage/log-rowbinary.js";
 import type { Store } from "../storage/store.js";
 import type { AggregatorMetrics } from "./metrics.js";
 import { WithdrawnError, WriteBuffer, writePartOf } from "./write-buffer.js";
@@ -89,7 +90,7 @@ export class Aggregator {
       new Decoder(options.pool, {
         maxBatchBytes: options.maxBatchBytes,
         limits: options.limits,
-        encodeLogs: options.store.appendEncodedLogs !== undefined,
+        encodeLogs: takesEncodedLogs(options.store),
       });
     this.buffer = new WriteBuffer(options.store, {
       maxRows: options.flushRows ?? 50_000,

@@ -1,7 +1,7 @@
 import { Piscina } from "piscina";
 import { kafkaClient } from "../common/kafka.js";
-import type { Runtime, Running } from "../runtime.js";
-import { startHttpComponent } from "../common/service.js";
+import { type Runtime, type Running, startHttpComponent } from "../runtime.js";
+import { takesEncodedLogs } from "../storage/log-rowbinary.js";
 import { Aggregator } from "./consumer.js";
 import { Decoder } from "./decoder.js";
 import { batchesRoute } from "./http-ingest.js";
@@ -9,14 +9,14 @@ import { aggregatorMetrics } from "./metrics.js";
 
 /**
  * The regional aggregator: a Kafka consumer group member and, with `http_ingest`, the endpoint of collectors
- * that cannot reach Kafka, both writing to the store, with `/ready` and `/metrics`. In `bifrost all` there is no
- * Kafka: the collector's shipper writes through the aggregator's decoding in process (store-transport.ts), so
- * only the listener runs here.
+ * that cannot reach Kafka, both writing to the store, with `/ready` and `/metrics`. With neither (as in
+ * `bifrost all`, where the collector's shipper writes through the aggregator's decoding in process,
+ * store-transport.ts) only the listener runs.
  */
 export async function startAggregator(runtime: Runtime): Promise<Running> {
   const { config, store } = runtime;
   const a = config.aggregator;
-  if (runtime.role === "all" || store === undefined || (!a.consume_kafka && !a.http_ingest.enabled)) {
+  if (store === undefined || (!a.consume_kafka && !a.http_ingest.enabled)) {
     return startHttpComponent(runtime, "aggregator");
   }
   const log = runtime.log.child({ component: "aggregator" });
@@ -29,7 +29,7 @@ export async function startAggregator(runtime: Runtime): Promise<Running> {
   const decoder = new Decoder(pool, {
     maxBatchBytes: a.max_batch_bytes,
     limits: a.limits,
-    encodeLogs: store.appendEncodedLogs !== undefined,
+    encodeLogs: takesEncodedLogs(store),
   });
   const metrics = aggregatorMetrics(runtime.registry);
   const aggregator = a.consume_kafka

@@ -1,6 +1,6 @@
 import { TenantLimits } from "../common/limits.js";
-import { VERSION, type Runtime, type Running } from "../runtime.js";
-import { startHttpComponent } from "../common/service.js";
+import { VERSION } from "../common/version.js";
+import { type Runtime, type Running, startHttpComponent } from "../runtime.js";
 import { queryActions } from "./actions/index.js";
 import { RemediationSink } from "./actions/sink.js";
 import { lokiRoutes } from "./loki/api.js";

@@ -4,7 +4,7 @@ import { finished } from "node:stream/promises";
 import { type ClickHouseClient, ClickHouseError, ClickHouseLogLevel, createClient } from "@clickhouse/client";
 import type { Labels, LogStream } from "../proto/batch.js";
 import type { Logger } from "../common/log.js";
-import { type EncodedLogBatch, encodeLogBatch, LOG_COLUMNS } from "./log-rowbinary.js";
+import { type EncodedLogBatch, type EncodedLogsStore, encodeLogBatch, LOG_COLUMNS } from "./log-rowbinary.js";
 import { MIGRATIONS } from "./migrations.js";
 import { INEXACT_BOUND } from "./rows.js";
 import type { Retention } from "./schema.js";
@@ -27,7 +27,6 @@ import {
   type SampleSelect,
   type SeriesSelect,
   type SignalKind,
-  type Store,
 } from "./store.js";
 import {
   groupByStream,
@@ -98,7 +97,7 @@ function jsonEachRow(values: object[]): Uint8Array[] {
 }
 
 /** The production store: ClickHouse 24.x or later through @clickhouse/client over HTTP(S). */
-export class ClickHouseStore extends StreamsIndexReads implements Store {
+export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsStore {
   private readonly client: ClickHouseClient;
   private readonly db: string;
   private readonly attempts: number;

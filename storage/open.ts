@@ -9,19 +9,18 @@ import { StoreError } from "./values.js";
 
 export type StoreEngine = "clickhouse" | "embedded";
 
-/** `auto` is the embedded store for `bifrost all` (nothing else to install) and ClickHouse otherwise. */
-export function storeEngine(config: Config, role: string): StoreEngine {
-  if (config.storage.engine !== "auto") return config.storage.engine;
-  return role === "all" ? "embedded" : "clickhouse";
-}
-
+/**
+ * Opens the store that `storage.engine` names; `auto` takes the process's default, the embedded store for
+ * `bifrost all` (nothing else to install) and ClickHouse otherwise.
+ */
 export function openStore(
   config: Config,
-  role: string,
+  auto: StoreEngine,
   log: Logger,
 ): { store: Store; engine: StoreEngine; where: string } {
   const retention = config.storage.retention;
-  if (storeEngine(config, role) === "embedded") {
+  const engine = config.storage.engine === "auto" ? auto : config.storage.engine;
+  if (engine === "embedded") {
     mkdirSync(config.storage.path, { recursive: true });
     const path = join(config.storage.path, "bifrost.duckdb");
     return { store: new DuckDBStore({ path, retention, log }), engine: "embedded", where: path };

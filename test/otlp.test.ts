@@ -734,7 +734,6 @@ describe("collector role", () => {
       };
       const config = loadConfig({ env });
       return startCollector({
-        role: "collector",
         config,
         log: createLogger("silent"),
         registry: createRegistry(),
