@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import type { Config } from "./common/config.js";
+import type { Config } from "./config.js";
 import type { Runtime, Running } from "./runtime.js";
 
 // `bifrost all`: every role in one process, wired here and nowhere else. There is no Kafka: the collector's

@@ -2,7 +2,8 @@
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { ALL_IN_ONE, ALL_IN_ONE_STORE, applyDemo } from "./all.js";
-import { type Config, ConfigError, loadConfig } from "./common/config.js";
+import { type Config, loadConfig } from "./config.js";
+import { ConfigError } from "./common/config.js";
 import { createLogger, LogTap } from "./common/log.js";
 import { createRegistry } from "./common/metrics.js";
 import { VERSION } from "./common/version.js";

@@ -1,6 +1,6 @@
 import type { Registry } from "prom-client";
 import { Authenticator } from "./common/auth.js";
-import type { Config } from "./common/config.js";
+import type { Config } from "./config.js";
 import type { Logger, LogTap } from "./common/log.js";
 import { HttpService, type ListeningAddress } from "./common/service.js";
 import type { Store } from "./storage/store.js";

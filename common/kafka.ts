@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { Kafka, type KafkaConfig, logLevel, type SASLOptions } from "kafkajs";
-import type { Config } from "./config.js";
+import type { KafkaClusterConfig } from "./config-sections.js";
 import type { Logger } from "./log.js";
 
 const LEVELS: Record<number, "error" | "warn" | "info" | "debug"> = {
@@ -11,7 +11,7 @@ const LEVELS: Record<number, "error" | "warn" | "info" | "debug"> = {
 };
 
 /** A kafkajs client from the `kafka` config section, logging through pino. */
-export function kafkaClient(config: Config["kafka"], log: Logger): Kafka {
+export function kafkaClient(config: KafkaClusterConfig, log: Logger): Kafka {
   const tls = config.tls;
   const options: KafkaConfig = {
     clientId: config.client_id,

@@ -5,7 +5,7 @@ import { TLSSocket } from "node:tls";
 import { serve, type ServerType } from "@hono/node-server";
 import { type Context, Hono } from "hono";
 import type { Registry } from "prom-client";
-import type { Config } from "./config.js";
+import type { ServerTls } from "./config-sections.js";
 import type { Logger } from "./log.js";
 import { exposition } from "./metrics.js";
 
@@ -111,8 +111,6 @@ export class HttpService {
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 }
-
-export type ServerTls = Config["query"]["tls"];
 
 function httpsOptions(tls: ServerTls): HttpsServerOptions {
   if (tls.cert_file === undefined || tls.key_file === undefined)

@@ -1,6 +1,6 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import type { Config } from "../common/config.js";
+import type { ClickHouseConfig, StorageConfig } from "../common/config-sections.js";
 import type { Logger } from "../common/log.js";
 import { ClickHouseStore } from "./clickhouse.js";
 import { DuckDBStore } from "./duckdb.js";
@@ -14,7 +14,7 @@ export type StoreEngine = "clickhouse" | "embedded";
  * `bifrost all` (nothing else to install) and ClickHouse otherwise.
  */
 export function openStore(
-  config: Config,
+  config: { storage: StorageConfig; clickhouse: ClickHouseConfig },
   auto: StoreEngine,
   log: Logger,
 ): { store: Store; engine: StoreEngine; where: string } {

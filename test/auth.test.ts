@@ -4,7 +4,8 @@ import { describe, it } from "node:test";
 import { Hono } from "hono";
 import { stringify } from "yaml";
 import { Authenticator, tenantOf } from "../common/auth.js";
-import { ConfigError, configSchema, loadConfig } from "../common/config.js";
+import { ConfigError } from "../common/config.js";
+import { configSchema, loadConfig } from "../config.js";
 
 const ACME = "acme-token-0123456789";
 const GLOBEX = "globex-token-0123456789";

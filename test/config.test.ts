@@ -3,7 +3,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { ConfigError, loadConfig } from "../common/config.js";
+import { ConfigError } from "../common/config.js";
+import { loadConfig } from "../config.js";
 import { REPO_ROOT } from "./helpers/services.js";
 
 const dir = mkdtempSync(join(tmpdir(), "bifrost-config-"));

@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } fro
 import { hostname, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { describe, it } from "node:test";
-import { type Config, loadConfig } from "../common/config.js";
+import { type Config, loadConfig } from "../config.js";
 import { renderDdl } from "../deploy/clickhouse/ddl.js";
 import { edgeProfile } from "../deploy/edge/profile.js";
 import { composeSchemaErrors } from "./helpers/compose-schema.js";

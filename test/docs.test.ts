@@ -3,7 +3,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { describe, it } from "node:test";
-import { loadConfig } from "../common/config.js";
+import { loadConfig } from "../config.js";
 import { referenceSections, renderConfigReference } from "../deploy/docs/config-reference.js";
 import { REPO_ROOT } from "./helpers/services.js";
 

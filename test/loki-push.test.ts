@@ -11,7 +11,7 @@ import protobuf from "protobufjs";
 import { compressSync } from "snappy";
 import { Batcher } from "../collector/buffer/batcher.js";
 import { Authenticator } from "../common/auth.js";
-import { configSchema } from "../common/config.js";
+import { configSchema } from "../config.js";
 import { LabelSetError, parseLabelSet } from "../proto/loki/labelset.js";
 import { lokiReceiver } from "../collector/receivers/loki.js";
 import { TenantRateLimiter } from "../common/rate-limit.js";

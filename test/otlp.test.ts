@@ -24,7 +24,7 @@ import { type Batch, SampleKind } from "../proto/batch.js";
 import type { BatchLimits } from "../proto/validate.js";
 import { decodeBatch } from "../proto/codec.js";
 import { Authenticator } from "../common/auth.js";
-import { configSchema, loadConfig } from "../common/config.js";
+import { configSchema, loadConfig } from "../config.js";
 import { createLogger } from "../common/log.js";
 import { createRegistry } from "../common/metrics.js";
 import { freePort, KAFKA_BROKERS, REPO_ROOT, uniqueName } from "./helpers/services.js";

@@ -11,7 +11,7 @@ import { TenantRateLimiter } from "../common/rate-limit.js";
 import { otlpHttpRoutes } from "../collector/receivers/otlp-http.js";
 import { Wal } from "../collector/buffer/wal.js";
 import { Authenticator } from "../common/auth.js";
-import { configSchema, loadConfig } from "../common/config.js";
+import { configSchema, loadConfig } from "../config.js";
 import { TenantLimits } from "../common/limits.js";
 import { createLogger } from "../common/log.js";
 import { labelsOf, SampleKind } from "../proto/batch.js";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { request } from "node:https";
 import { after, before, describe, it } from "node:test";
-import { configSchema } from "../common/config.js";
+import { configSchema } from "../config.js";
 import { createLogger } from "../common/log.js";
 import { createRegistry } from "../common/metrics.js";
 import { clientIdentity, HttpService } from "../common/service.js";

@@ -1,4 +1,4 @@
-import { configSchema } from "../../common/config.js";
+import { configSchema } from "../../config.js";
 import { schemaStatements } from "../../storage/schema.js";
 
 export interface DdlOptions {

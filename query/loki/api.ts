@@ -1,8 +1,9 @@
 import type { Context, Hono } from "hono";
 import { tenantOf } from "../../common/auth.js";
-import type { Config } from "../../common/config.js";
+import type { PushLimits } from "../../common/config-sections.js";
 import { TenantLimitError, TenantLimits } from "../../common/limits.js";
 import type { Logger } from "../../common/log.js";
+import type { QueryConfig } from "../config.js";
 import { lokiPushRoute, type PushSink } from "../../common/loki-push.js";
 import type { LabelMatcher, SeriesSelect, Store } from "../../storage/store.js";
 import { nsToMsCeil, nsToMsFloor, StoreError } from "../../storage/values.js";
@@ -29,12 +30,12 @@ import { volume, type VolumeRequest } from "./volume.js";
 // Promtail call. Errors are plain text with Loki's status codes: 400 for bad parameters, parse errors and limits,
 // 504 when the query runs out of time, 500 for store failures.
 
-export type QueryLimits = Config["query"]["limits"];
+export type QueryLimits = QueryConfig["limits"];
 
 export interface LokiApiOptions {
   store: Store;
   limits: QueryLimits;
-  pushLimits: Config["collector"]["limits"];
+  pushLimits: PushLimits;
   /** Per-tenant values of the limits; without it every tenant has `limits` and `pushLimits`. */
   tenantLimits?: TenantLimits;
   /** Where POST /loki/api/v1/push puts what it accepts; without it the API takes no pushes. */

@@ -1,5 +1,5 @@
 import type { Registry } from "prom-client";
-import type { NotifierConfig } from "../../common/config.js";
+import type { NotifierConfig } from "../config.js";
 import type { Logger } from "../../common/log.js";
 import type { Runtime } from "../../runtime.js";
 import { AlertmanagerTargets } from "./alertmanager.js";

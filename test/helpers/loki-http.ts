@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after } from "node:test";
 import { Authenticator } from "../../common/auth.js";
-import { configSchema } from "../../common/config.js";
+import { configSchema } from "../../config.js";
 import { createLogger } from "../../common/log.js";
 import { createRegistry } from "../../common/metrics.js";
 import { HttpService } from "../../common/service.js";
