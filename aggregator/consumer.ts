@@ -9,7 +9,7 @@ import { WithdrawnError, WriteBuffer, writePartOf } from "./write-buffer.js";
 import { Decoder } from "./decoder.js";
 import type { DecodedBatch, DecodeResult } from "./worker.js";
 
-export interface AggregatorOptions {
+export interface GroupConsumerOptions {
   kafka: Kafka;
   topic: string;
   deadLetterTopic: string;
@@ -66,7 +66,7 @@ function groupMovedOn(err: unknown, log: Logger, topic: string, partition: numbe
  * heartbeats) instead of skipping data; a rebalance drops uncommitted work, which the next owner replays and
  * the store's per-batch idempotency absorbs.
  */
-export class Aggregator {
+export class GroupConsumer {
   private readonly consumer: Consumer;
   private readonly producer: Producer;
   private readonly buffer: WriteBuffer;
@@ -76,7 +76,7 @@ export class Aggregator {
   /** From a release on the group's answer that it moved on until the re-join: batches fetched meanwhile are replayed, not written. */
   private fenced = false;
 
-  constructor(private readonly options: AggregatorOptions) {
+  constructor(private readonly options: GroupConsumerOptions) {
     this.consumer = options.kafka.consumer({
       groupId: options.groupId,
       sessionTimeout: options.sessionTimeoutMs ?? 30_000,

@@ -2,7 +2,7 @@ import { Piscina } from "piscina";
 import { kafkaClient } from "../common/kafka.js";
 import { type Runtime, type Running, startHttpComponent } from "../runtime.js";
 import { takesEncodedLogs } from "../storage/log-rowbinary.js";
-import { Aggregator } from "./consumer.js";
+import { GroupConsumer } from "./consumer.js";
 import { Decoder } from "./decoder.js";
 import { batchesRoute } from "./http-ingest.js";
 import { aggregatorMetrics } from "./metrics.js";
@@ -32,8 +32,8 @@ export async function startAggregator(runtime: Runtime): Promise<Running> {
     encodeLogs: takesEncodedLogs(store),
   });
   const metrics = aggregatorMetrics(runtime.registry);
-  const aggregator = a.consume_kafka
-    ? new Aggregator({
+  const consumer = a.consume_kafka
+    ? new GroupConsumer({
         kafka: kafkaClient(config.kafka, log),
         topic: config.kafka.topic,
         deadLetterTopic: config.kafka.dead_letter_topic,
@@ -52,7 +52,7 @@ export async function startAggregator(runtime: Runtime): Promise<Running> {
       })
     : undefined;
   const running = await startHttpComponent(runtime, "aggregator", (http) => {
-    if (aggregator) http.addReadiness("kafka", () => aggregator.readiness());
+    if (consumer) http.addReadiness("kafka", () => consumer.readiness());
     if (a.http_ingest.enabled) {
       batchesRoute(http.app, {
         decoder,
@@ -68,7 +68,7 @@ export async function startAggregator(runtime: Runtime): Promise<Running> {
   // Consume only once the schema exists; a store that never migrates keeps /ready saying why.
   const consuming = runtime.storeMigrated.then(async () => {
     if (runtime.storeReadiness() !== null) return;
-    await aggregator?.start();
+    await consumer?.start();
   });
   consuming.catch((err: unknown) => log.error({ err }, "the consumer could not start"));
   return {
@@ -76,7 +76,7 @@ export async function startAggregator(runtime: Runtime): Promise<Running> {
     stop: async () => {
       await running.stop();
       await consuming.catch(() => {});
-      await aggregator?.stop();
+      await consumer?.stop();
       await pool.destroy();
     },
   };

@@ -4,7 +4,7 @@ import { createClient } from "@clickhouse/client";
 import { Kafka, logLevel, Partitioners } from "kafkajs";
 import { Piscina } from "piscina";
 import { Registry } from "prom-client";
-import { Aggregator } from "../aggregator/consumer.js";
+import { GroupConsumer } from "../aggregator/consumer.js";
 import { aggregatorMetrics } from "../aggregator/metrics.js";
 import { createLogger } from "../common/log.js";
 import { encodeBatch } from "../proto/codec.js";
@@ -102,7 +102,7 @@ async function runAggregator(topic: string, workers: number) {
     minThreads: workers,
     maxThreads: workers,
   });
-  const aggregator = new Aggregator({
+  const aggregator = new GroupConsumer({
     kafka,
     topic,
     deadLetterTopic: `${topic}.dlq`,
