@@ -32,7 +32,6 @@ import {
   groupByStream,
   countSeries,
   groupedCountSeries,
-  type IndexedStream,
   type RollupRow,
   rollupPoints,
   rollupRows,
@@ -44,8 +43,8 @@ import {
   type StreamSpan,
   streamSpans,
   streamLabelArrays,
-  StreamsIndexReads,
 } from "./rows.js";
+import { type IndexedStream, StreamsIndexReads } from "./streams-index.js";
 import {
   dayOfMs,
   floatValue,

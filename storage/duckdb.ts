@@ -42,7 +42,7 @@ import type {
   Store,
 } from "./store.js";
 import { RESOLUTION_MS } from "./store.js";
-import type { IndexedStream, LogRow, RollupRow, SampleRow, StreamRef } from "./rows.js";
+import type { LogRow, RollupRow, SampleRow, StreamRef } from "./rows.js";
 import {
   countSeries,
   groupByStream,
@@ -56,8 +56,8 @@ import {
   SeriesColumns,
   streamLabelArrays,
   streamSpans,
-  StreamsIndexReads,
 } from "./rows.js";
+import { type IndexedStream, StreamsIndexReads } from "./streams-index.js";
 import { nsToMsCeil, nsToMsFloor, StoreError, toLabels } from "./values.js";
 
 // The embedded store for `bifrost all`: one DuckDB database file (or memory), one connection, every operation
