@@ -52,7 +52,10 @@ export async function startAggregator(runtime: Runtime): Promise<Running> {
       })
     : undefined;
   const running = await startHttpComponent(runtime, "aggregator", (http) => {
-    if (aggregator) http.addReadiness("kafka", () => aggregator.readiness());
+    if (aggregator)
+      http.addReadiness("kafka", () =>
+        runtime.storeReadiness() === null ? aggregator.readiness() : "the consumer starts once the store is ready",
+      );
     if (a.http_ingest.enabled) {
       batchesRoute(http.app, {
         decoder,
