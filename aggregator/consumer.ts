@@ -220,11 +220,14 @@ export class Aggregator {
         await consumer.disconnect().catch(() => {});
         if (!this.running) break;
         const delay = Math.round(backoffDelay(attempt, 1_000, 30_000));
-        lastError = (err as Error).message;
+        lastError =
+          (err as { type?: string }).type === "UNKNOWN_TOPIC_OR_PARTITION"
+            ? `topic ${topic} does not exist (yet): ${(err as Error).message}`
+            : (err as Error).message;
         this.startFailure = `the consumer could not start (attempt ${attempt}, next in ${Math.ceil(delay / 1000)} s): ${lastError}`;
         metrics.consumerRestarts.inc({ reason: "start_failed" });
         log.warn(
-          { err: (err as Error).message, attempt, delay_ms: delay, topic },
+          { err: lastError, attempt, delay_ms: delay, topic },
           "the consumer could not start (Kafka or the topic not there yet?); retrying",
         );
         attempted();
