@@ -56,6 +56,7 @@ export class ConsumerHealth {
 
   /** Stops probing after a last probe (bounded), so that the lag gauge reads the offsets committed at the stop. */
   async stop(): Promise<void> {
+    if (this.timer === undefined) return;
     clearInterval(this.timer);
     this.timer = undefined;
     let timer: NodeJS.Timeout | undefined;
@@ -74,6 +75,8 @@ export class ConsumerHealth {
     this.assigned = partitions;
     this.joinedAt = Date.now();
     this.notListedSince = undefined;
+    // Kafka just answered the client; probes that failed before (a topic not created yet) are history.
+    this.lastAnswerAt = Math.max(this.lastAnswerAt, this.joinedAt);
   }
 
   /** This member is out of the group: its client stopped or crashed. */
