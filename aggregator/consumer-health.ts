@@ -156,7 +156,8 @@ export class ConsumerHealth {
       const group = groups.groups.find((g) => g.groupId === groupId);
       const listed = group?.members.some((m) => m.memberId === this.memberId) ?? false;
       // Only a settled group's member list is final: during a rebalance members come and go.
-      if (this.memberId !== undefined && group?.state === "Stable" && !listed) this.notListedSince ??= now;
+      const settled = ["Stable", "Empty", "Dead"].includes(group?.state ?? "");
+      if (this.memberId !== undefined && settled && !listed) this.notListedSince ??= now;
       else if (listed) this.notListedSince = undefined;
       this.lastAnswerAt = now;
       this.lastError = undefined;
