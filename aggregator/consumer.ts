@@ -63,13 +63,17 @@ class CoordinatorLostError extends Error {
 }
 
 /**
- * kafkajs's retries for the consumer's own requests (fetches, joins, heartbeats between batches): enough for
- * its exponential backoff from 300 ms to span about the session timeout, and no more. A failure that outlasts
- * them crashes the client, which then restarts itself from a fresh FindCoordinator; endless retries would keep
- * a member talking to a broker that no longer coordinates its group.
+ * kafkajs's retries for the consumer's own requests (fetches, joins, heartbeats between batches): waits from
+ * 300 ms doubling up to half the session timeout, as many as span about one session timeout, and no more. A
+ * failure that outlasts them crashes the client, which then restarts itself from a fresh FindCoordinator;
+ * endless retries would keep a member talking to a broker that no longer coordinates its group, and long
+ * waits between them would keep it idle long after the group has a coordinator again.
  */
-function clientRetries(sessionTimeoutMs: number): number {
-  return Math.min(10, Math.max(3, Math.floor(Math.log2(sessionTimeoutMs / 300 + 1))));
+function clientRetry(sessionTimeoutMs: number): { retries: number; initialRetryTime: number; maxRetryTime: number } {
+  const maxRetryTime = Math.max(1_000, Math.floor(sessionTimeoutMs / 2));
+  let [retries, waited] = [0, 0];
+  while (waited < sessionTimeoutMs) waited += Math.min(maxRetryTime, 300 * 2 ** retries++);
+  return { retries, initialRetryTime: 300, maxRetryTime };
 }
 
 /**
@@ -132,7 +136,7 @@ export class Aggregator {
       sessionTimeout: this.sessionTimeoutMs,
       heartbeatInterval: Math.min(3_000, Math.floor(this.sessionTimeoutMs / 3)),
       maxBytesPerPartition: Math.max(1 << 20, options.maxBatchBytes),
-      retry: { retries: clientRetries(this.sessionTimeoutMs), initialRetryTime: 300, maxRetryTime: 30_000 },
+      retry: clientRetry(this.sessionTimeoutMs),
     });
     consumer.on(consumer.events.GROUP_JOIN, (event) => {
       if (this.consumer !== consumer) return;

@@ -34,7 +34,7 @@ export async function startAggregator(runtime: Runtime): Promise<Running> {
   const metrics = aggregatorMetrics(runtime.registry);
   const aggregator = a.consume_kafka
     ? new Aggregator({
-        kafka: kafkaClient(config.kafka, log),
+        kafka: kafkaClient(config.kafka, log, 8, 5_000),
         topic: config.kafka.topic,
         deadLetterTopic: config.kafka.dead_letter_topic,
         groupId: a.group_id,

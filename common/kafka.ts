@@ -12,10 +12,12 @@ const LEVELS: Record<number, "error" | "warn" | "info" | "debug"> = {
 
 /**
  * A kafkajs client from the `kafka` config section, logging through pino. `retries` bounds kafkajs's own
- * retries of connections and metadata requests: a caller that retries with a backoff of its own (the
- * collector's shipper) takes few, so that an outage reaches it, and its /ready, within seconds.
+ * retries of connections and metadata requests (finding a group's coordinator among them), at most
+ * `maxRetryTime` apart: a caller that retries with a backoff of its own (the collector's shipper) takes few,
+ * so that an outage reaches it, and its /ready, within seconds; a consumer group member (the aggregator)
+ * takes short waits, so that it finds a moved coordinator soon after the cluster elected it.
  */
-export function kafkaClient(config: Config["kafka"], log: Logger, retries = 8): Kafka {
+export function kafkaClient(config: Config["kafka"], log: Logger, retries = 8, maxRetryTime = 30_000): Kafka {
   const tls = config.tls;
   const options: KafkaConfig = {
     clientId: config.client_id,
@@ -30,7 +32,7 @@ export function kafkaClient(config: Config["kafka"], log: Logger, retries = 8): 
         message,
       );
     },
-    retry: { initialRetryTime: 300, retries },
+    retry: { initialRetryTime: 300, retries, maxRetryTime },
   };
   if (tls.enabled) {
     options.ssl = {

@@ -4,7 +4,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { Partitioners } from "kafkajs";
+import { encodeBatch } from "../../proto/codec.js";
 import { until } from "../helpers/aggregation.js";
+import { makeBatch } from "../helpers/batches.js";
 import { KafkaCluster } from "../helpers/kafka-cluster.js";
 import { BifrostProcess, countByNode, type Entry, Pusher, readAllEntries, sleep } from "../helpers/pipeline.js";
 import { createTopics, freePort, startChdbHttp, uniqueName } from "../helpers/services.js";
@@ -69,6 +71,7 @@ describe("Kafka cluster faults", () => {
     const [cluster, clickhouse] = await Promise.all([KafkaCluster.start({ nodes: 3 }), startChdbHttp()]);
     const processes: BifrostProcess[] = [];
     const pushers: Pusher[] = [];
+    let stopProbe = async () => {};
     try {
       const topic = uniqueName("kfaults");
       const topics = [topic, `${topic}.dlq`];
@@ -127,6 +130,42 @@ describe("Kafka cluster faults", () => {
       await Promise.all(processes.map((p) => p.ready()));
       progress(`pipeline up: ${processes.map((p) => `${p.name} pid ${p.pid}`).join(", ")}; logs in ${dir}`);
       for (const pusher of pushers) pusher.start();
+      // Beside the collectors, whose shippers back off for up to 30 s while Kafka is away, a probe producer sends
+      // a small batch to every partition every 250 ms with acks=1: data to consume as soon as a partition has a
+      // leader again, so that when an aggregator consumes again measures the aggregator, not the shippers.
+      const probe = cluster.client("kfaults-probe").producer({ retry: { retries: 1 } });
+      await probe.connect();
+      let probing = true;
+      const probeStats = { sent: 0, failed: 0 };
+      const probeStartNs = BigInt(t0 - 3_600_000) * 1_000_000n;
+      const probeLoop = (async () => {
+        for (let sequence = 1; probing; sequence++) {
+          const messages = Array.from({ length: PARTITIONS }, (_, partition) => ({
+            partition,
+            value: encodeBatch(
+              makeBatch({
+                tenant: "probe",
+                nodeId: `probe-${partition}`,
+                sequence,
+                streams: 1,
+                entriesPerStream: 1,
+                series: 0,
+                startNs: probeStartNs,
+              }),
+            ),
+          }));
+          await probe.send({ topic, acks: 1, timeout: 5_000, messages }).then(
+            () => probeStats.sent++,
+            () => probeStats.failed++,
+          );
+          await sleep(250);
+        }
+      })();
+      stopProbe = async () => {
+        probing = false;
+        await probeLoop;
+        await probe.disconnect();
+      };
 
       const ackedNow = () => new Map(pushers.map((p) => [p.node, p.acked.length]));
       const caughtUp = (target: Map<string, number>) => async () => {
@@ -281,7 +320,10 @@ describe("Kafka cluster faults", () => {
       );
 
       for (const pusher of pushers) await pusher.stop();
-      progress("load stopped; reading everything back through the Loki API");
+      await stopProbe();
+      progress(
+        `load stopped (probe batches: ${probeStats.sent} sends, ${probeStats.failed} failed); reading everything back through the Loki API`,
+      );
       await until("every acknowledged entry stored", caughtUp(ackedNow()), 240_000);
 
       const startNs = BigInt(t0 - 3_600_000) * 1_000_000n;
@@ -329,7 +371,7 @@ describe("Kafka cluster faults", () => {
         "",
         "=== Kafka cluster fault report ===",
         `pipeline: ${nodes.join(", ")} (collectors, one partition each) -> Kafka KRaft nodes ${cluster.brokers.join(", ")} (RF 3, min ISR 2, ${PARTITIONS} partitions) -> aggregator-1, aggregator-2 (session timeout ${SESSION_TIMEOUT_MS / 1000} s) -> ClickHouse ${clickhouse.url} (private chDB) -> query`,
-        `load: 50 entries/s per collector over Loki JSON, Loki protobuf and OTLP/HTTP in turn; wall time ${at()} s`,
+        `load: 50 entries/s per collector over Loki JSON, Loki protobuf and OTLP/HTTP in turn, and a probe batch per partition every 250 ms (acks=1); wall time ${at()} s`,
         "faults (seconds since start; consuming again = the aggregator stored a batch after the repair; Kafka itself moves a dead broker's leaderships after its 9 s broker session timeout):",
         ...faults.map(
           (f) =>
@@ -358,6 +400,7 @@ describe("Kafka cluster faults", () => {
         assert.equal(r.unacknowledged, r.unacknowledgedInDoubt, `${r.node}: entries stored that were never pushed`);
       }
     } finally {
+      await stopProbe().catch(() => {});
       for (const pusher of pushers) await pusher.stop();
       await Promise.all(processes.map((p) => p.stop()));
       await clickhouse.stop();
