@@ -69,7 +69,7 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
           maxRequestBytes: s.http.max_request_bytes,
           onInvalid,
         })
-      : new KafkaTransport(kafkaClient(config.kafka, log), config.kafka.topic, config.node.id);
+      : new KafkaTransport(kafkaClient(config.kafka, log, 2), config.kafka.topic, config.node.id);
   const shipper = new Shipper({
     wal,
     transport,
@@ -115,6 +115,8 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
       onRejected,
     });
     if (otlpHttp) otlpHttp.otlpHttpRoutes(http.app, { ...otlp, maxBodyBytes: c.limits.max_body_bytes });
+    // Kafka (or the aggregator) away is what the disk buffer is for: the collector keeps accepting.
+    http.addNote("shipper", () => shipper.status());
     http.addReadiness("disk buffer", () =>
       wal.bytes() + (c.batch.max_bytes + 4096) > c.wal.max_bytes && c.wal.when_full === "block"
         ? "disk buffer full"

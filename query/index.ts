@@ -40,8 +40,10 @@ export async function startQuery(runtime: Runtime): Promise<Running> {
     prometheusRoutes(http.app, { store, tenantLimits, log });
     rulerRoutes(http.app, ruler);
   });
-  // Rules query the store, so they start once its schema is in place.
-  void runtime.storeMigrated.then(() => ruler.start(running.address.url));
+  // Rules query the store, so they start once its schema is in place (not when the process stops first).
+  void runtime.storeMigrated.then(() => {
+    if (runtime.storeReadiness() === null) ruler.start(running.address.url);
+  });
   return {
     ...running,
     stop: async () => {
