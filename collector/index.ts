@@ -7,6 +7,7 @@ import { Batcher } from "./buffer/batcher.js";
 import { startInputs } from "./inputs.js";
 import { collectorMetrics } from "./metrics.js";
 import { TenantLimits } from "../common/limits.js";
+import { admissionFromConfig, contractFromConfig } from "../common/ingest-contract.js";
 import type { Transport } from "../common/transport.js";
 import { TenantRateLimiter } from "../common/rate-limit.js";
 import { lokiReceiver } from "./receivers/loki.js";
@@ -83,6 +84,7 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
     maxEntries: c.batch.max_entries,
     maxBytes: c.batch.max_bytes,
     maxAgeMs: c.batch.max_age_ms,
+    maxBatchBytes: c.batch.max_batch_bytes,
     onWritten: () => {
       metrics.batches.inc();
       shipper.notify();
@@ -91,13 +93,19 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
   batcher.restorePrevious(wal.tail(1000));
   const tenantLimits = new TenantLimits(config);
   const rate = new TenantRateLimiter(tenantLimits);
+  // One contract and one budget for every receiver: what they acknowledge, and how much they decode at once.
+  const contract = contractFromConfig(config, tenantLimits, "shipped");
+  const admission = admissionFromConfig(c.limits, (held, waiting) => {
+    metrics.inflightBytes.set(held);
+    metrics.inflightWaiting.set(waiting);
+  });
   const actions = collectorActions(runtime, batcher);
   const onRejected = (reason: string) => metrics.rejected.inc({ reason });
   const otlpHttp = c.otlp.http_enabled ? await import("./receivers/otlp-http.js") : undefined;
   const otlp: OtlpReceiverOptions = {
     batcher,
-    limits: c.limits,
-    tenantLimits,
+    contract,
+    admission,
     rate,
     onAccepted: (signal, tenant, count) =>
       (signal === "logs" ? metrics.accepted : metrics.samples).inc({ tenant }, count),
@@ -107,8 +115,8 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
     actions?.route(http.app);
     lokiReceiver(http.app, {
       batcher,
-      limits: c.limits,
-      tenantLimits,
+      contract,
+      admission,
       maxBodyBytes: c.limits.max_body_bytes,
       rate,
       onAccepted: (tenant, entries) => metrics.accepted.inc({ tenant }, entries),
@@ -144,7 +152,14 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
     metrics.lag.set(wal.pending());
   }, 1000);
   gauges.unref();
-  const inputs = startInputs({ config: c, batcher, registry: runtime.registry, log, ownLogs: runtime.ownLogs });
+  const inputs = startInputs({
+    config: c,
+    batcher,
+    contract,
+    registry: runtime.registry,
+    log,
+    ownLogs: runtime.ownLogs,
+  });
   shipper.start();
   actions?.start(running.address.url);
   return {

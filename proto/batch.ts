@@ -166,7 +166,7 @@ function writeVarint(buf: Buffer, pos: number, n: number): number {
 }
 
 /** Size of the Label messages of a label set, each with its tag and length. */
-function labelsBytes(labels: Labels): number {
+export function labelsBytes(labels: Labels): number {
   let n = 0;
   for (const name in labels) {
     const size =
@@ -178,6 +178,32 @@ function labelsBytes(labels: Labels): number {
     n += 1 + varintBytes(size) + size;
   }
   return n;
+}
+
+/** A length-delimited field of `size` bytes with its tag and length. */
+export function fieldBytes(size: number): number {
+  return 1 + varintBytes(size) + size;
+}
+
+/** An entry's LogEntry message as a stream carries it (tag and length included), as encodeBatchMessage writes it. */
+export function entryBytes(entry: LogEntry): number {
+  const line = Buffer.byteLength(entry.line);
+  let metadata = 0;
+  for (const _ in entry.metadata) {
+    metadata = labelsBytes(entry.metadata);
+    break;
+  }
+  return fieldBytes(9 + 1 + varintBytes(line) + line + metadata);
+}
+
+/** Most bytes a Point message takes in a series (tag and length included): an int64 varint and a double. */
+export const POINT_MAX_BYTES = 2 + 11 + 9;
+
+/** Most bytes a series takes in a batch (tag and length included): what protobufjs writes, points at their largest. */
+export function seriesBytes(series: Series): number {
+  const name = Buffer.byteLength(series.name);
+  const points = (series.points.length + (series.previous ? 1 : 0)) * POINT_MAX_BYTES;
+  return fieldBytes(1 + varintBytes(name) + name + labelsBytes(series.labels) + 2 + points);
 }
 
 /**

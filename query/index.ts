@@ -1,3 +1,4 @@
+import { admissionFromConfig, contractFromConfig } from "../common/ingest-contract.js";
 import { TenantLimits } from "../common/limits.js";
 import { VERSION } from "../common/version.js";
 import { type Runtime, type Running, startHttpComponent } from "../runtime.js";
@@ -34,7 +35,11 @@ export async function startQuery(runtime: Runtime): Promise<Running> {
       limits: runtime.config.query.limits,
       pushLimits: runtime.config.collector.limits,
       tenantLimits,
-      push: storePushSink(store),
+      push: {
+        sink: storePushSink(store),
+        contract: contractFromConfig(runtime.config, tenantLimits, "stored"),
+        admission: admissionFromConfig(runtime.config.collector.limits),
+      },
       log,
     });
     prometheusRoutes(http.app, { store, tenantLimits, log });

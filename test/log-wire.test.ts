@@ -6,7 +6,7 @@ import { encodeLogsFromWire } from "../aggregator/log-wire.js";
 import decode, { type DecodeResult } from "../aggregator/worker.js";
 import { type Batch, encodeBatchMessage, labelsOf, type LogStream } from "../proto/batch.js";
 import { decodeFrame, frameMessage } from "../proto/codec.js";
-import type { BatchLimits } from "../proto/validate.js";
+import { type BatchLimits, STORABLE_NS } from "../proto/validate.js";
 import { encodeLogBatch } from "../storage/log-rowbinary.js";
 import { makeBatch, prng } from "./helpers/batches.js";
 
@@ -22,7 +22,8 @@ const LIMITS: BatchLimits = {
 const MAX_BATCH_BYTES = 16 << 20;
 const DAY_NS = 86_400_000_000_000n;
 const MIDNIGHT = 20_000n * DAY_NS;
-const INT64_MAX = (1n << 63n) - 1n;
+/** The last storable nanosecond (STORABLE_NS): later times are refused, so the direct path leaves them alone. */
+const LAST_NS = STORABLE_NS.max - 1n;
 
 function unwrap(result: DecodeResult): DecodeResult {
   const moved = (result as unknown as Record<symbol, DecodeResult>)[valueSymbol];
@@ -98,14 +99,14 @@ describe("direct log encoding from the wire format", () => {
       });
       for (const stream of batch.streams) {
         for (const [i, e] of stream.entries.entries()) {
-          // Across days, out of order, on the ms and day edges, at both ends of Int64's positive range.
+          // Across days, out of order, on the ms and day edges, at both ends of the storable range.
           const pick = random();
           if (pick < 0.1)
             e.timeUnixNano =
               MIDNIGHT + BigInt(Math.floor((random() - 0.5) * 4)) * DAY_NS + BigInt(Math.floor(random() * 3)) - 1n;
-          else if (pick < 0.12)
-            e.timeUnixNano = [0n, 1n, 999_999n, 1_000_000n, INT64_MAX, INT64_MAX - 999_999n][i % 6]!;
-          else if (pick < 0.2) e.timeUnixNano = BigInt(Math.floor(random() * 2 ** 62)) * 2n + BigInt(i % 2);
+          else if (pick < 0.12) e.timeUnixNano = [0n, 1n, 999_999n, 1_000_000n, LAST_NS, LAST_NS - 999_999n][i % 6]!;
+          else if (pick < 0.2)
+            e.timeUnixNano = (BigInt(Math.floor(random() * 2 ** 62)) * 2n + BigInt(i % 2)) % STORABLE_NS.max;
           if (random() < 0.1) e.line = texts[Math.floor(random() * texts.length)]!;
           if (random() < 0.05)
             e.metadata = labelsOf([
@@ -192,6 +193,7 @@ describe("direct log encoding from the wire format", () => {
         batchWith([{ ...ok, labels: labelsOf(["a", "b", "c", "d", "e", "f"].map((n) => [n, n])) }]),
       ],
       ["time past Int64", batchWith([{ ...ok, entries: [entry(1n << 63n, "x")] }])],
+      ["time past the storable range", batchWith([{ ...ok, entries: [entry(STORABLE_NS.max, "x")] }])],
     ];
     for (const [name, batch] of cases) {
       assert.equal(expectSame(frameOf(batch)), false, name);

@@ -1,20 +1,22 @@
 import type { LogStream, Series } from "../../proto/batch.js";
-import { type BatchLimits, validateSeries, validateStreams, ValidationError } from "../../proto/validate.js";
 import type { Batcher } from "../buffer/batcher.js";
 import { WalFullError } from "../buffer/wal.js";
-import type { TenantLimits } from "../../common/limits.js";
+import type { Admission } from "../../common/admission.js";
+import { ContractError, type IngestContract } from "../../common/ingest-contract.js";
 import type { TenantRateLimiter } from "../../common/rate-limit.js";
 import { logsToStreams, metricsToSeries } from "./otlp-convert.js";
 import { decodeRequest, OtlpDecodeError, requestFromJson, type Signal } from "./otlp-proto.js";
 
-// What OTLP/HTTP and OTLP/gRPC share once the bytes are in hand: tenant, decoding, limits, rate, and the hand-off
-// to the batcher. The outcome names the OTLP answer; each transport spells it in its own status codes.
+// What OTLP/HTTP and OTLP/gRPC share once the bytes are in hand (within the transport's admission ticket):
+// decoding, the ingestion contract, rate, and the hand-off to the batcher. The outcome names the OTLP answer;
+// each transport spells it in its own status codes.
 
 export interface OtlpReceiverOptions {
-  batcher: Batcher;
-  /** Defaults; `tenantLimits` replaces the label count and line size per tenant. */
-  limits: BatchLimits;
-  tenantLimits?: TenantLimits;
+  batcher: Pick<Batcher, "add">;
+  /** What may be acknowledged: limits, timestamps, sizes after conversion. */
+  contract: IngestContract;
+  /** The budget of requests in flight, shared with the collector's other receivers. */
+  admission: Admission;
   rate: TenantRateLimiter | undefined;
   onAccepted?: (signal: Signal, tenant: string, count: number) => void;
   onRejected?: (reason: string) => void;
@@ -25,7 +27,7 @@ export type OtlpBody = { protobuf: Uint8Array } | { json: unknown };
 
 export type Outcome =
   | { kind: "accepted"; rejected: number; message: string }
-  | { kind: "invalid"; message: string }
+  | { kind: "invalid" | "too_large"; message: string }
   | { kind: "rate_limited" | "unavailable"; message: string; retryAfterS: number };
 
 /** Seconds a sender is asked to wait while the disk buffer is full. */
@@ -62,13 +64,11 @@ export async function ingestOtlp(
   let data;
   try {
     data = convert(signal, body);
-    const limits = options.tenantLimits?.batchLimits(tenant, options.limits) ?? options.limits;
-    validateStreams(data.streams, limits);
-    validateSeries(data.series, limits);
+    options.contract.admit(tenant, { streams: data.streams, series: data.series });
   } catch (err) {
-    if (err instanceof ValidationError) {
+    if (err instanceof ContractError) {
       reject(err.reason);
-      return { kind: "invalid", message: options.tenantLimits?.explain(tenant, err) ?? err.message };
+      return { kind: err.status === 413 ? "too_large" : "invalid", message: err.message };
     }
     if (err instanceof OtlpDecodeError) {
       reject("bad_request");
