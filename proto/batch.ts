@@ -56,6 +56,20 @@ export function batchId(batch: Pick<Batch, "tenant" | "nodeId" | "sequence">): s
   return `${batch.tenant}/${batch.nodeId}:${batch.sequence}`;
 }
 
+/**
+ * Some rows of `batch` as a batch of their own, whose id (a node id suffixed `~part`) is unique to these rows and
+ * the same each time they are taken apart alike: dead letters and the pieces a poison batch is written in.
+ */
+export function batchPart(batch: Batch, part: string, rows: Pick<Batch, "streams" | "series">): Batch {
+  return { ...batch, nodeId: `${batch.nodeId}~${part}`, streams: rows.streams, series: rows.series };
+}
+
+/** The node a batch id's node part names: batchPart's pieces are their node's. */
+export function nodeOfPart(nodeId: string): string {
+  const tilde = nodeId.indexOf("~");
+  return tilde < 0 ? nodeId : nodeId.slice(0, tilde);
+}
+
 /** The metadata of an entry that has none, shared: receivers make millions of such entries. */
 export const NO_LABELS: Labels = Object.freeze(Object.create(null));
 

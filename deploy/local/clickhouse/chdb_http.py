@@ -7,7 +7,7 @@ HTTP interface that @clickhouse/client uses, so the production code path (client
 runs unchanged against a real engine:
 
 - GET/POST /            query from the `query` URL parameter and/or the body; for INSERT ... FORMAT X the body
-                        is the data, streamed into the engine (chunked and gzip/deflate request bodies accepted)
+                        is the data, run with the statement (chunked and gzip/deflate request bodies accepted)
 - multipart/form-data   `query` and `param_*` parts, as the client sends large query parameters
 - param_<name>          values for {name:Type} placeholders (bound by the engine, never spliced into SQL)
 - database, default_format, query_id, enable_http_compression (gzip/deflate responses), other URL parameters
@@ -129,26 +129,18 @@ class Engine:
 
     def insert(self, statement, fmt, chunks, database, settings):
         def run():
-            inserter = self.conn.send_insert(statement, fmt)
-            try:
-                # Clients stream small chunks (the Node client writes about one per row); the engine parses
-                # far faster from large buffers.
-                pending = bytearray()
-                for chunk in chunks:
-                    pending += chunk
-                    if len(pending) >= READ_CHUNK:
-                        inserter.append(bytes(pending))
-                        pending.clear()
-                if pending:
-                    inserter.append(bytes(pending))
-                result = inserter.finish()
-            except BaseException:
-                inserter.cancel()
-                raise
+            # One query with the data inline, not chDB's streaming inserter: that one answers success for an
+            # insert the table refuses (a CONSTRAINT, a throwIf in a MATERIALIZED column) and writes nothing,
+            # where a ClickHouse server answers the error (VIOLATED_CONSTRAINT, 469). The engine takes the data
+            # after the FORMAT clause's line feed as it is, binary formats included.
+            data = bytearray(statement.encode() + b" FORMAT " + fmt.encode() + b"\n")
+            for chunk in chunks:
+                data += chunk
+            result = self.conn._conn.query(bytes(data), "CSV")
             return b"", {
                 "read_rows": 0, "read_bytes": 0,
-                "written_rows": result.rows_written, "written_bytes": result.bytes_written,
-                "elapsed_ns": int(result.elapsed * 1e9),
+                "written_rows": result.rows_written(), "written_bytes": result.bytes_written(),
+                "elapsed_ns": int(result.elapsed() * 1e9),
             }
         return self._run(database, settings, run)
 
