@@ -17,6 +17,9 @@ import { CodecError, decodeBatch } from "../proto/codec.js";
 // stores them once however often it runs. Replay: produce the topic's messages to kafka.topic again, or
 // `bifrost dead-letters replay <file>` to an aggregator's POST /bifrost/v1/batches (docs/operations.md).
 
+/** The reason of rows a store refuses for good (aggregator/isolate.ts). */
+export const STORE_REJECTED = "store_rejected";
+
 export interface DeadLetter {
   /** Why: a codec error kind, a validation reason, or store_rejected. */
   reason: string;
@@ -62,7 +65,13 @@ export async function sendDeadLetters(
   await sink.write(letters);
   for (const { reason, error, source } of letters) {
     counter.inc({ reason });
-    log.warn({ reason, error: error.slice(0, 1000), source }, "dead letter written");
+    // A store's refusal can quote the refused values (ClickHouse names the column values), and `bifrost all`
+    // stores its own log lines: logged, the refusal would be refused again, round after round. It is in the
+    // dead letter.
+    log.warn(
+      reason === STORE_REJECTED ? { reason, source } : { reason, error: error.slice(0, 1000), source },
+      "dead letter written",
+    );
   }
 }
 

@@ -3,7 +3,7 @@ import { encodeBatch } from "../proto/codec.js";
 import type { BatchLimits } from "../proto/validate.js";
 import type { AppendResult, Store } from "../storage/store.js";
 import { StoreError } from "../storage/values.js";
-import type { DeadLetter } from "./dead-letters.js";
+import { type DeadLetter, STORE_REJECTED } from "./dead-letters.js";
 import { rollupBatch } from "./rollup.js";
 import { validRows } from "./worker.js";
 import { appendPart, type WritePart, type WriteSource } from "./write-part.js";
@@ -115,7 +115,7 @@ export async function writeByPieces(
   const dead: DeadLetter[] = [];
   const refused = (piece: Piece<unknown>, rows: Pick<Batch, "streams" | "series">, err: StoreError) => {
     dead.push({
-      reason: "store_rejected",
+      reason: STORE_REJECTED,
       error: err.message,
       source: piece.source.origin,
       frame: encodeBatch(pieceBatch(piece, rows), { maxBatchBytes }),

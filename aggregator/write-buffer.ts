@@ -109,10 +109,8 @@ export class WriteBuffer {
         written = { logs, samples, rollups };
       } catch (err) {
         if (!rejectsRows(err)) throw err;
-        this.options.log.warn(
-          { err: err.message },
-          "the store refuses rows of a write; writing its batches piece by piece",
-        );
+        // Without the store's message, which can quote the refused rows (dead-letters.ts says why).
+        this.options.log.warn("the store refuses rows of a write; writing its batches piece by piece");
         const isolation = { store: this.store, ...this.options.isolation };
         const { written: pieces, dead } = await this.retry("isolation", () =>
           writeByPieces(
