@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { Config } from "./config.js";
-import type { Runtime, Running } from "./runtime.js";
+import type { Start } from "./runtime.js";
 
 // `bifrost all`: every role in one process, wired here and nowhere else. There is no Kafka: the collector's
 // shipper hands its disk-buffer records to the aggregator's decoding in process (aggregator/store-transport.ts),
@@ -9,8 +9,6 @@ import type { Runtime, Running } from "./runtime.js";
 // collector's guarantees hold unchanged. The aggregator therefore neither consumes Kafka nor takes batches over
 // HTTP and only listens (/ready, /metrics). The query service reads the same store, and its central push writes
 // to it as in `bifrost query`.
-
-type Start = (runtime: Runtime) => Promise<Running>;
 
 /** The components of `bifrost all`, in start order. */
 export const ALL_IN_ONE: Start[] = [

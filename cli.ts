@@ -7,10 +7,8 @@ import { ConfigError } from "./common/config.js";
 import { createLogger, LogTap } from "./common/log.js";
 import { createRegistry } from "./common/metrics.js";
 import { VERSION } from "./common/version.js";
-import type { Runtime, Running } from "./runtime.js";
+import type { Runtime, Running, Start } from "./runtime.js";
 import { startTelemetry } from "./common/telemetry.js";
-
-type Start = (runtime: Runtime) => Promise<Running>;
 
 // Each role loads only its own modules: an edge collector does not carry the store engines (DuckDB's native
 // library among them), the query engines or the aggregator's workers in its memory. `all` is wired in all.ts.

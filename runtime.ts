@@ -31,6 +31,9 @@ export interface Running {
   stop(): Promise<void>;
 }
 
+/** Starts one component of the process. */
+export type Start = (runtime: Runtime) => Promise<Running>;
+
 /**
  * Starts a component whose process is one HTTP listener, bound and secured as its config section says
  * (`listen`, `tls`); `setup` adds its routes and readiness checks behind the authentication middleware.
