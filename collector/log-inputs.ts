@@ -1,0 +1,54 @@
+import type { Registry } from "prom-client";
+import type { Config } from "../common/config.js";
+import type { TenantLimits } from "../common/limits.js";
+import type { Logger } from "../common/log.js";
+import type { Batcher } from "./batcher.js";
+import type { TenantRateLimiter } from "./receivers/loki.js";
+
+// The log inputs an edge node runs beside its files: syslog listeners, the systemd journal and Kubernetes pod
+// logs. Each is loaded only when configured (an edge node's memory budget is small), and each hands its
+// entries to the batcher under the same tenant limits and rate as the push receivers.
+
+export interface LogInputOptions {
+  config: Config["collector"];
+  batcher: Batcher;
+  registry: Registry;
+  log: Logger;
+  tenantLimits: TenantLimits;
+  rate: TenantRateLimiter;
+  onAccepted: (tenant: string, entries: number) => void;
+}
+
+export interface LogInputs {
+  stop(): Promise<void>;
+}
+
+export async function startLogInputs(options: LogInputOptions): Promise<LogInputs> {
+  const { config: c, batcher, registry, log } = options;
+  const stops: (() => Promise<void>)[] = [];
+  const stop = async () => {
+    await Promise.all(stops.map((s) => s()));
+  };
+  try {
+    if (c.syslog.length > 0) {
+      const { startSyslog } = await import("./receivers/syslog/listener.js");
+      const syslog = await startSyslog({
+        listeners: c.syslog,
+        defaultTenant: c.default_tenant,
+        batcher,
+        limits: c.limits,
+        tenantLimits: options.tenantLimits,
+        rate: options.rate,
+        maxPendingBytes: c.batch.max_bytes,
+        registry,
+        log: log.child({ input: "syslog" }),
+        onAccepted: options.onAccepted,
+      });
+      stops.push(syslog.stop);
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { stop };
+}

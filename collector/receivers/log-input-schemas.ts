@@ -1,0 +1,9 @@
+import type { SchemaHelpers } from "./schema-helpers.js";
+import { syslogSchema } from "./syslog/config.js";
+
+/** The configuration keys of the collector's log inputs that live beside them: `collector.syslog`. */
+export function logInputSchemas(h: SchemaHelpers) {
+  return {
+    syslog: syslogSchema(h),
+  };
+}
