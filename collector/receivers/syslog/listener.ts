@@ -94,7 +94,12 @@ class Listener {
     const groups = new StreamGroups();
     for (const frame of frames) {
       if (frame.truncated) this.metrics.truncated.inc({ protocol: this.protocol });
-      const { labels, entry } = syslogEntry(frame.bytes.toString("utf8"), this.received(), this.settings);
+      // Senders end messages with a newline or NUL even where the frame does not need one (rsyslog's RFC 5424
+      // template does, octet-counted or not); like rsyslog's parser, the collector drops them.
+      const bytes = frame.bytes;
+      let end = bytes.length;
+      while (end > 0 && (bytes[end - 1] === 0x0a || bytes[end - 1] === 0x0d || bytes[end - 1] === 0)) end--;
+      const { labels, entry } = syslogEntry(bytes.toString("utf8", 0, end), this.received(), this.settings);
       groups.add(labels, entry);
     }
     const screened = screen(this.tenant, groups.list(), this.options);
@@ -127,6 +132,7 @@ class Session {
   private order = 0;
   private timer: NodeJS.Timeout | undefined;
   private paused = false;
+  private waiting = false;
   private settled: (() => void) | undefined;
 
   constructor(
@@ -172,7 +178,9 @@ class Session {
   private pump(): void {
     if (this.timer) return;
     const { tenant, options } = this.listener;
-    while (this.queue.length > 0) {
+    // Within the bytes a connection may have in flight: a retry after a full buffer must not hand the batcher
+    // everything read so far as one batch, which might not fit the buffer at all.
+    while (this.queue.length > 0 && this.inflight < options.maxPendingBytes) {
       const head = this.queue[0]!;
       const wait = options.rate?.take(tenant, head.entries) ?? 0;
       if (wait > 0) {
@@ -218,13 +226,17 @@ class Session {
 
   /** Reads the socket only while nothing waits and little is in flight. */
   private flow(): void {
-    const hold =
-      this.queue.length > 0 || this.timer !== undefined || this.inflight >= this.listener.options.maxPendingBytes;
+    const waiting = this.timer !== undefined;
+    const hold = waiting || this.queue.length > 0 || this.inflight >= this.listener.options.maxPendingBytes;
     if (hold !== this.paused) {
       this.paused = hold;
-      this.listener.metrics.paused.inc(hold ? 1 : -1);
       if (hold) this.socket.pause();
       else this.socket.resume();
+    }
+    // Counted only while waiting for the buffer or the rate; the in-flight window closes and opens all the time.
+    if (waiting !== this.waiting) {
+      this.waiting = waiting;
+      this.listener.metrics.paused.inc(waiting ? 1 : -1);
     }
     if (this.idle) {
       this.settled?.();
@@ -249,8 +261,8 @@ class Session {
       });
     clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.paused) this.listener.metrics.paused.dec();
-    this.paused = false;
+    if (this.waiting) this.listener.metrics.paused.dec();
+    this.waiting = false;
     this.socket.destroy();
     return this.queue.reduce((n, group) => n + group.entries, 0);
   }
@@ -308,13 +320,9 @@ async function listenUdp(listener: Listener): Promise<{ socket: UdpSocket; port:
   });
   const reject = (reason: string, count: number) => listener.metrics.rejected.inc({ protocol: "udp", reason }, count);
   socket.on("message", (datagram: Buffer) => {
-    // A datagram is one message (RFC 5426); senders that end it with a newline or NUL do not mean a second one.
-    let end = datagram.length;
-    while (end > 0 && (datagram[end - 1] === 0x0a || datagram[end - 1] === 0x0d || datagram[end - 1] === 0)) end--;
-    const truncated = end > config.max_message_bytes;
-    const group = listener.entries([
-      { bytes: datagram.subarray(0, Math.min(end, config.max_message_bytes)), truncated },
-    ]);
+    // A datagram is one message (RFC 5426).
+    const truncated = datagram.length > config.max_message_bytes;
+    const group = listener.entries([{ bytes: datagram.subarray(0, config.max_message_bytes), truncated }]);
     if (group.entries === 0) return;
     if ((options.rate?.take(tenant, group.entries) ?? 0) > 0) return reject("rate_limited", group.entries);
     options.batcher.add(tenant, { streams: group.streams }).then(

@@ -220,6 +220,8 @@ function bsdTimestamp(m: RegExpExecArray, now: Date): bigint | undefined {
 }
 
 const TAG = /^([^\s[\]:]{1,48})(?:\[([^\]\s]{1,128})\])?:(?: |$)/;
+/** After a hostname, rsyslog's reading: the TAG ends at a colon or a space (rsyslog's own RFC 5424 -> 3164 relay writes `host app msg`). */
+const LOOSE_TAG = /^([^\s[\]:]{1,48})(?:\[([^\]\s]{1,128})\])?:?(?: |$)/;
 
 function parse3164(rest: string, now: Date): Omit<SyslogMessage, "facility" | "severity"> {
   // TIMESTAMP SP HOSTNAME SP TAG[PID]: MSG, with the variants senders use: an RFC 3339 timestamp (rsyslog's
@@ -247,7 +249,7 @@ function parse3164(rest: string, now: Date): Omit<SyslogMessage, "facility" | "s
       text = end < 0 ? "" : text.slice(end + 1);
     }
   }
-  const tag = TAG.exec(text);
+  const tag = (hostname === undefined ? TAG : LOOSE_TAG).exec(text);
   return {
     format: "rfc3164",
     timeUnixNano,
