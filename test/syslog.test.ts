@@ -80,18 +80,16 @@ async function setup(
     registry,
   });
   const got = (): Got[] =>
-    wal
-      .read(1_000_000)
-      .flatMap((record) =>
-        decodeBatch(record.payload).streams.flatMap((stream) =>
-          stream.entries.map((e) => ({
-            labels: { ...stream.labels },
-            metadata: { ...e.metadata },
-            line: e.line,
-            ns: e.timeUnixNano,
-          })),
-        ),
-      );
+    wal.read(1_000_000).flatMap((record) =>
+      decodeBatch(record.payload).streams.flatMap((stream) =>
+        stream.entries.map((e) => ({
+          labels: { ...stream.labels },
+          metadata: { ...e.metadata },
+          line: e.line,
+          ns: e.timeUnixNano,
+        })),
+      ),
+    );
   const metric = async (name: string, labels: Record<string, string> = {}) => {
     const text = (await exposition(registry)).body;
     let total = 0;

@@ -1,7 +1,11 @@
 import type { TenantLimits } from "../../common/limits.js";
+import type { Logger } from "../../common/log.js";
 import { type Labels, type LogEntry, type LogStream, NO_LABELS } from "../../proto/batch.js";
 import { type BatchLimits, checkLabels, ValidationError } from "../../proto/validate.js";
 import { labelsText } from "../../storage/fingerprint.js";
+import type { Batcher } from "../batcher.js";
+import { WalFullError } from "../wal.js";
+import type { TenantRateLimiter } from "./loki.js";
 
 // What the collector's own log inputs (syslog, journal, Kubernetes pod logs) share on the way to the batcher:
 // entries grouped into streams, each entry checked against its tenant's limits on its own, so that one bad
@@ -88,4 +92,133 @@ export function screen(tenant: string, streams: LogStream[], options: IntakeLimi
     entries += kept.length;
   }
   return { streams: out, entries, refused };
+}
+
+/** Screened streams read together, with what the reader wants back once they are in the disk buffer. */
+export interface IntakeGroup<T = undefined> extends Screened {
+  bytes: number;
+  /** The reader's own: the journal's cursor after the group's last entry. */
+  mark: T;
+}
+
+export interface OrderedIntakeOptions<T> {
+  tenant: string;
+  batcher: Pick<Batcher, "add">;
+  rate?: TenantRateLimiter | undefined;
+  /** Bytes handed to the batcher and not yet written before the source is no longer read. */
+  maxPendingBytes: number;
+  /** Stop (true) or go on (false) reading the source. */
+  hold(hold: boolean): void;
+  /** Waiting (true) for room in the disk buffer or for the tenant's rate, or no longer (false). */
+  onWaiting?: (waiting: boolean) => void;
+  onAccepted(group: IntakeGroup<T>): void;
+  log?: Logger | undefined;
+}
+
+const RETRY_MS = 1000;
+
+/**
+ * Hands what a source reads to the batcher in order, and holds the source back instead of dropping anything:
+ * while more than `maxPendingBytes` are on their way into the disk buffer, while the tenant is over its rate,
+ * and while the buffer is full under policy `block` (retried every second). What was read stays queued, in
+ * order, until the buffer takes it; the queue is bounded by the window plus one read of the source.
+ */
+export class OrderedIntake<T = undefined> {
+  private readonly queue: (IntakeGroup<T> & { order: number })[] = [];
+  private inflight = 0;
+  private order = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private held = false;
+  private waiting = false;
+  private settled: (() => void) | undefined;
+
+  constructor(private readonly options: OrderedIntakeOptions<T>) {}
+
+  push(group: IntakeGroup<T>): void {
+    if (group.entries === 0) return;
+    this.queue.push({ ...group, order: this.order++ });
+    this.pump();
+  }
+
+  get idle(): boolean {
+    return this.queue.length === 0 && this.inflight === 0;
+  }
+
+  /** Entries read and not yet in the disk buffer. */
+  get pendingEntries(): number {
+    return this.queue.reduce((n, group) => n + group.entries, 0);
+  }
+
+  /** Waits, up to `ms`, until what was read is in the disk buffer; then stops retrying. */
+  async drain(ms: number): Promise<void> {
+    if (!this.idle)
+      await new Promise<void>((resolve) => {
+        const timeout = setTimeout(resolve, ms);
+        this.settled = () => {
+          clearTimeout(timeout);
+          resolve();
+        };
+      });
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.flow();
+  }
+
+  private pump(): void {
+    if (this.timer) return;
+    const { tenant, rate, maxPendingBytes } = this.options;
+    // Within the window: a retry after a full buffer must not hand the batcher everything read so far as one
+    // batch, which might not fit the buffer at all.
+    while (this.queue.length > 0 && this.inflight < maxPendingBytes) {
+      const head = this.queue[0]!;
+      const wait = rate?.take(tenant, head.entries) ?? 0;
+      if (wait > 0) return this.waitFor(wait * 1000);
+      this.queue.shift();
+      this.send(head);
+    }
+    this.flow();
+  }
+
+  private send(group: IntakeGroup<T> & { order: number }): void {
+    this.inflight += group.bytes;
+    this.options.batcher.add(this.options.tenant, { streams: group.streams }).then(
+      () => {
+        this.inflight -= group.bytes;
+        this.options.onAccepted(group);
+        this.pump();
+      },
+      (err: unknown) => {
+        this.inflight -= group.bytes;
+        if (!(err instanceof WalFullError)) this.options.log?.error({ err }, "the batcher refused entries; retrying");
+        // Back in the queue where it was read, before what was read after it.
+        const at = this.queue.findIndex((queued) => queued.order > group.order);
+        this.queue.splice(at < 0 ? this.queue.length : at, 0, group);
+        this.waitFor(RETRY_MS);
+      },
+    );
+  }
+
+  private waitFor(ms: number): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.pump();
+    }, ms);
+    this.flow();
+  }
+
+  private flow(): void {
+    const waiting = this.timer !== undefined;
+    const hold = waiting || this.queue.length > 0 || this.inflight >= this.options.maxPendingBytes;
+    if (hold !== this.held) {
+      this.held = hold;
+      this.options.hold(hold);
+    }
+    // Reported only while waiting for the buffer or the rate; the window closes and opens all the time.
+    if (waiting !== this.waiting) {
+      this.waiting = waiting;
+      this.options.onWaiting?.(waiting);
+    }
+    if (this.idle) this.settled?.();
+  }
 }

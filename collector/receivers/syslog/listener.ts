@@ -5,11 +5,11 @@ import { Counter, type Registry } from "prom-client";
 import type { TenantLimits } from "../../../common/limits.js";
 import type { Logger } from "../../../common/log.js";
 import { httpsOptions } from "../../../common/service.js";
-import { labelsOf, type LogStream } from "../../../proto/batch.js";
+import { labelsOf } from "../../../proto/batch.js";
 import type { BatchLimits } from "../../../proto/validate.js";
 import type { Batcher } from "../../batcher.js";
 import { WalFullError } from "../../wal.js";
-import { screen, type Screened, StreamGroups } from "../intake.js";
+import { OrderedIntake, screen, type Screened, StreamGroups } from "../intake.js";
 import type { TenantRateLimiter } from "../loki.js";
 import type { SyslogListenerConfig } from "./config.js";
 import { FrameDecoder, FramingError } from "./framing.js";
@@ -49,14 +49,8 @@ export interface SyslogListening {
   stop(): Promise<void>;
 }
 
-const RETRY_MS = 1000;
 /** How long a stop waits for messages read but not yet in the disk buffer. */
 const STOP_WAIT_MS = 5000;
-
-interface Group extends Screened {
-  bytes: number;
-  order: number;
-}
 
 /** One listener's settings and shared state. */
 class Listener {
@@ -126,27 +120,41 @@ class Listener {
 /** One TCP or TLS connection: frames in, streams to the batcher, reading paused while they cannot go on. */
 class Session {
   private readonly decoder: FrameDecoder;
-  /** Groups read but not handed to the batcher: waiting for room in the disk buffer or for the rate. */
-  private readonly queue: Group[] = [];
-  private inflight = 0;
-  private order = 0;
-  private timer: NodeJS.Timeout | undefined;
-  private paused = false;
-  private waiting = false;
-  private settled: (() => void) | undefined;
+  private readonly intake: OrderedIntake;
 
   constructor(
     private readonly socket: Socket,
     private readonly listener: Listener,
     /** Called once the connection is closed and what it sent is in the disk buffer. */
-    private readonly onDone: () => void,
+    onDone: () => void,
   ) {
     this.decoder = new FrameDecoder(listener.config.max_message_bytes);
+    this.intake = new OrderedIntake({
+      tenant: listener.tenant,
+      batcher: listener.options.batcher,
+      rate: listener.options.rate,
+      maxPendingBytes: listener.options.maxPendingBytes,
+      hold: (hold) => {
+        if (hold) socket.pause();
+        else socket.resume();
+        if (!hold && socket.destroyed && this.intake.idle) onDone();
+      },
+      onWaiting: (waiting) => listener.metrics.paused.inc(waiting ? 1 : -1),
+      onAccepted: (group) => {
+        listener.accepted(group.entries);
+        if (socket.destroyed && this.intake.idle) onDone();
+      },
+      log: listener.options.log,
+    });
     socket.on("data", (chunk: Buffer) => this.read(chunk));
     socket.on("end", () => {
       const last = this.decoder.end();
-      if (last) this.take([last]);
+      if (last) this.intake.push({ ...this.listener.entries([last]), mark: undefined });
     });
+  }
+
+  get idle(): boolean {
+    return this.intake.idle;
   }
 
   private read(chunk: Buffer): void {
@@ -164,107 +172,15 @@ class Session {
       this.socket.destroy();
       return;
     }
-    if (frames.length > 0) this.take(frames);
-  }
-
-  private take(frames: { bytes: Buffer; truncated: boolean }[]): void {
-    const group = this.listener.entries(frames);
-    if (group.entries === 0) return;
-    this.queue.push({ ...group, order: this.order++ });
-    this.pump();
-  }
-
-  /** Hands queued groups to the batcher in order, unless the rate or a full buffer says wait. */
-  private pump(): void {
-    if (this.timer) return;
-    const { tenant, options } = this.listener;
-    // Within the bytes a connection may have in flight: a retry after a full buffer must not hand the batcher
-    // everything read so far as one batch, which might not fit the buffer at all.
-    while (this.queue.length > 0 && this.inflight < options.maxPendingBytes) {
-      const head = this.queue[0]!;
-      const wait = options.rate?.take(tenant, head.entries) ?? 0;
-      if (wait > 0) {
-        this.waitFor(wait * 1000);
-        return;
-      }
-      this.queue.shift();
-      this.send(head);
-    }
-    this.flow();
-  }
-
-  private send(group: Group): void {
-    this.inflight += group.bytes;
-    const { tenant, options } = this.listener;
-    options.batcher.add(tenant, { streams: group.streams as LogStream[] }).then(
-      () => {
-        this.inflight -= group.bytes;
-        this.listener.accepted(group.entries);
-        this.flow();
-      },
-      (err: unknown) => {
-        this.inflight -= group.bytes;
-        if (!(err instanceof WalFullError))
-          options.log?.error({ err, listen: this.listener.config.listen }, "the batcher refused syslog messages");
-        // Back in the queue where it was read, before what was read after it.
-        const at = this.queue.findIndex((queued) => queued.order > group.order);
-        this.queue.splice(at < 0 ? this.queue.length : at, 0, group);
-        this.waitFor(RETRY_MS);
-      },
-    );
-    this.flow();
-  }
-
-  private waitFor(ms: number): void {
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.pump();
-    }, ms);
-    this.flow();
-  }
-
-  /** Reads the socket only while nothing waits and little is in flight. */
-  private flow(): void {
-    const waiting = this.timer !== undefined;
-    const hold = waiting || this.queue.length > 0 || this.inflight >= this.listener.options.maxPendingBytes;
-    if (hold !== this.paused) {
-      this.paused = hold;
-      if (hold) this.socket.pause();
-      else this.socket.resume();
-    }
-    // Counted only while waiting for the buffer or the rate; the in-flight window closes and opens all the time.
-    if (waiting !== this.waiting) {
-      this.waiting = waiting;
-      this.listener.metrics.paused.inc(waiting ? 1 : -1);
-    }
-    if (this.idle) {
-      this.settled?.();
-      if (this.socket.destroyed) this.onDone();
-    }
-  }
-
-  get idle(): boolean {
-    return this.queue.length === 0 && this.inflight === 0;
+    if (frames.length > 0) this.intake.push({ ...this.listener.entries(frames), mark: undefined });
   }
 
   /** Stops reading and waits, up to `ms`, until what was read is in the disk buffer; the count left over. */
   async drain(ms: number): Promise<number> {
     this.socket.pause();
-    if (!this.idle)
-      await new Promise<void>((resolve) => {
-        const timeout = setTimeout(resolve, ms);
-        this.settled = () => {
-          clearTimeout(timeout);
-          resolve();
-        };
-      });
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    if (this.waiting) this.listener.metrics.paused.dec();
-    this.waiting = false;
+    await this.intake.drain(ms);
     this.socket.destroy();
-    return this.queue.reduce((n, group) => n + group.entries, 0);
+    return this.intake.pendingEntries;
   }
 }
 
