@@ -1,3 +1,4 @@
+import { dirname, join } from "node:path";
 import type { Registry } from "prom-client";
 import type { Config } from "../common/config.js";
 import type { TenantLimits } from "../common/limits.js";
@@ -23,6 +24,11 @@ export interface LogInputs {
   stop(): Promise<void>;
 }
 
+/** Where the file tail keeps its positions: the other inputs keep theirs beside them. */
+function positionsDir(c: Config["collector"]): string {
+  return c.files_positions ? dirname(c.files_positions) : c.wal.dir;
+}
+
 export async function startLogInputs(options: LogInputOptions): Promise<LogInputs> {
   const { config: c, batcher, registry, log } = options;
   const stops: (() => Promise<void>)[] = [];
@@ -45,6 +51,24 @@ export async function startLogInputs(options: LogInputOptions): Promise<LogInput
         onAccepted: options.onAccepted,
       });
       stops.push(syslog.stop);
+    }
+    if (c.journal.enabled) {
+      const { JournalReader } = await import("./receivers/journal/reader.js");
+      const journal = new JournalReader({
+        config: c.journal,
+        cursorFile: c.journal.cursor_file || join(positionsDir(c), "journal-cursor.json"),
+        defaultTenant: c.default_tenant,
+        batcher,
+        limits: c.limits,
+        tenantLimits: options.tenantLimits,
+        rate: options.rate,
+        maxPendingBytes: c.batch.max_bytes,
+        registry,
+        log: log.child({ input: "journal" }),
+        onAccepted: options.onAccepted,
+      });
+      journal.start();
+      stops.push(() => journal.stop());
     }
   } catch (err) {
     await stop();

@@ -125,6 +125,7 @@ const RETRY_MS = 1000;
  */
 export class OrderedIntake<T = undefined> {
   private readonly queue: (IntakeGroup<T> & { order: number })[] = [];
+  private last: (IntakeGroup<T> & { order: number }) | undefined;
   private inflight = 0;
   private order = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -135,8 +136,15 @@ export class OrderedIntake<T = undefined> {
   constructor(private readonly options: OrderedIntakeOptions<T>) {}
 
   push(group: IntakeGroup<T>): void {
-    if (group.entries === 0) return;
-    this.queue.push({ ...group, order: this.order++ });
+    if (group.entries === 0) {
+      // Nothing to write, but its mark (a cursor past refused entries) must follow what was read before it:
+      // it rides on the newest group not yet written, or is accepted now when everything before it is.
+      if (this.last && !this.idle) this.last.mark = group.mark;
+      else this.options.onAccepted(group);
+      return;
+    }
+    this.last = { ...group, order: this.order++ };
+    this.queue.push(this.last);
     this.pump();
   }
 
