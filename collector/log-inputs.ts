@@ -70,6 +70,24 @@ export async function startLogInputs(options: LogInputOptions): Promise<LogInput
       journal.start();
       stops.push(() => journal.stop());
     }
+    if (c.kubernetes.enabled) {
+      const { startPodLogs } = await import("./receivers/kubernetes/pods.js");
+      const tenant = c.kubernetes.tenant ?? c.default_tenant;
+      const pods = startPodLogs({
+        config: c.kubernetes,
+        positionsFile: c.kubernetes.positions_file || join(positionsDir(c), "kubernetes-positions.json"),
+        tenant,
+        batcher,
+        maxLineBytes: options.tenantLimits.get(tenant, "max_line_bytes"),
+        maxReadBytes: c.batch.max_bytes,
+        pollMs: c.files_poll_ms,
+        syncMs: c.files_sync_ms,
+        rotateWaitMs: c.files_rotate_wait_ms,
+        registry,
+        log: log.child({ input: "kubernetes" }),
+      });
+      stops.push(() => pods.stop());
+    }
   } catch (err) {
     await stop();
     throw err;

@@ -117,18 +117,16 @@ describe("systemd journal input", { skip }, () => {
       fsync: "never",
       whenFull: "block",
     });
-    const got = wal
-      .read(100)
-      .flatMap((r) =>
-        decodeBatch(r.payload).streams.flatMap((s) =>
-          s.entries.map((e) => ({
-            labels: { ...s.labels },
-            metadata: { ...e.metadata },
-            line: e.line,
-            ns: e.timeUnixNano,
-          })),
-        ),
-      );
+    const got = wal.read(100).flatMap((r) =>
+      decodeBatch(r.payload).streams.flatMap((s) =>
+        s.entries.map((e) => ({
+          labels: { ...s.labels },
+          metadata: { ...e.metadata },
+          line: e.line,
+          ns: e.timeUnixNano,
+        })),
+      ),
+    );
     wal.close();
     assert.deepEqual(
       got.map((g) => g.line),

@@ -3,7 +3,8 @@ import { randomBytes, randomInt } from "node:crypto";
 import { describe, it } from "node:test";
 import { FrameDecoder, FramingError } from "../collector/receivers/syslog/framing.js";
 import { syslogEntry } from "../collector/receivers/syslog/message.js";
-import { parseSyslog, rfc3339Nanos } from "../collector/receivers/syslog/parse.js";
+import { parseSyslog } from "../collector/receivers/syslog/parse.js";
+import { rfc3339Nanos } from "../common/rfc3339.js";
 
 const ns = (iso: string) => BigInt(Date.parse(iso)) * 1_000_000n;
 

@@ -1,3 +1,5 @@
+import { rfc3339Nanos } from "../../../common/rfc3339.js";
+
 // Syslog messages as RFC 5424 and RFC 3164 (BSD) define them, read leniently as rsyslog reads them: a message
 // that does not follow its format is kept whole as the text, with the priority it carries (or RFC 3164's
 // default, user.notice), never dropped. The npm parsers were not fit: nsyslog-parser and glossy split the
@@ -55,7 +57,6 @@ export interface SyslogMessage {
 /** user.notice, the priority RFC 3164 section 4.3.3 gives a message without one. */
 const DEFAULT_PRI = 13;
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})$/;
 const BSD_TIME = /^([A-Z][a-z]{2}) ([ \d]\d) (?:(\d{4}) )?(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?(?= |$)/;
 
 export interface ParseOptions {
@@ -95,23 +96,6 @@ function unparsed(text: string): Omit<SyslogMessage, "facility" | "severity"> {
     structuredData: [],
     message: text,
   };
-}
-
-/** Nanoseconds of an RFC 3339 timestamp (RFC 5424's TIMESTAMP), keeping its sub-millisecond digits. */
-export function rfc3339Nanos(text: string): bigint | undefined {
-  const m = RFC3339.exec(text);
-  if (!m) return undefined;
-  const [, y, mo, d, h, mi, s, frac, zone] = m;
-  const ms = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s));
-  if (Number.isNaN(ms) || Number(mo) > 12 || Number(d) > 31 || Number(h) > 23 || Number(mi) > 59 || Number(s) > 60)
-    return undefined;
-  let offsetMinutes = 0;
-  if (zone !== "Z" && zone !== "z") {
-    const sign = zone!.startsWith("-") ? -1 : 1;
-    offsetMinutes = sign * (Number(zone!.slice(1, 3)) * 60 + Number(zone!.slice(4, 6)));
-  }
-  const nanos = BigInt((frac ?? "").padEnd(9, "0"));
-  return (BigInt(ms) - BigInt(offsetMinutes) * 60_000n) * 1_000_000n + nanos;
 }
 
 /** A header field: NILVALUE ("-") is undefined. */
