@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { appendFileSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { Agent, request } from "node:http";
-import { connect } from "node:net";
+import { connect, type Socket } from "node:net";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -454,8 +454,17 @@ async function rsyslogToKafka() {
  * logger send them, written as fast as the receiver reads (the socket's backpressure respected).
  */
 async function sendSyslog(port: number): Promise<void> {
-  const socket = connect(port, "127.0.0.1");
-  await new Promise((resolve, reject) => socket.once("connect", resolve).once("error", reject));
+  // The syslog listener binds after the HTTP listener that said ready: try until it is there.
+  let socket: Socket | undefined;
+  for (let attempt = 0; !socket; attempt++) {
+    const trying = connect(port, "127.0.0.1");
+    socket = await new Promise<Socket | undefined>((resolve, reject) =>
+      trying
+        .once("connect", () => resolve(trying))
+        .once("error", (err) => (attempt < 100 ? resolve(undefined) : reject(err))),
+    );
+    if (!socket) await sleep(100);
+  }
   const chunk = 1000;
   for (let from = 0; from < LINES; from += chunk) {
     const text = lines
