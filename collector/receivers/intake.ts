@@ -103,7 +103,7 @@ export interface IntakeGroup<T = undefined> extends Screened {
 
 export interface OrderedIntakeOptions<T> {
   tenant: string;
-  batcher: Pick<Batcher, "add">;
+  batcher: Pick<Batcher, "add" | "flush">;
   rate?: TenantRateLimiter | undefined;
   /** Bytes handed to the batcher and not yet written before the source is no longer read. */
   maxPendingBytes: number;
@@ -184,6 +184,9 @@ export class OrderedIntake<T = undefined> {
       this.queue.shift();
       this.send(head);
     }
+    // A full window waits for its batch: written now, not when it is max_age_ms old, or the window would cap
+    // a fast sender at one window per max_age_ms.
+    if (this.queue.length > 0 && this.timer === undefined) this.options.batcher.flush();
     this.flow();
   }
 
