@@ -6,6 +6,7 @@ import { startHttpComponent } from "../common/service.js";
 import { collectorActions } from "./actions/index.js";
 import { Batcher } from "./batcher.js";
 import { startInputs } from "./inputs.js";
+import { type LogInputs, startLogInputs } from "./log-inputs.js";
 import { collectorMetrics } from "./metrics.js";
 import { TenantLimits } from "../common/limits.js";
 import { lokiPushRoute, TenantRateLimiter } from "./receivers/loki.js";
@@ -120,6 +121,7 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
     );
   });
   let grpc;
+  let logInputs: LogInputs;
   try {
     grpc = c.otlp.grpc_enabled
       ? await (
@@ -131,8 +133,17 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
           maxMessageBytes: c.otlp.max_grpc_message_bytes,
         })
       : undefined;
+    logInputs = await startLogInputs({
+      config: c,
+      batcher,
+      registry: runtime.registry,
+      log,
+      tenantLimits,
+      rate,
+      onAccepted: (tenant, entries) => metrics.accepted.inc({ tenant }, entries),
+    });
   } catch (err) {
-    await running.stop();
+    await Promise.all([running.stop(), grpc?.stop()]);
     throw err;
   }
   const gauges = setInterval(() => {
@@ -150,7 +161,7 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
       clearInterval(gauges);
       await Promise.all([running.stop(), grpc?.stop()]);
       actions?.stop();
-      await inputs.stop();
+      await Promise.all([inputs.stop(), logInputs.stop()]);
       batcher.flush();
       await shipper.stop();
       wal.close();

@@ -126,7 +126,7 @@ export class HttpService {
 
 export type ServerTls = Config["query"]["tls"];
 
-function httpsOptions(tls: ServerTls): HttpsServerOptions {
+export function httpsOptions(tls: ServerTls): HttpsServerOptions {
   if (tls.cert_file === undefined || tls.key_file === undefined)
     throw new Error("a TLS listener needs cert_file and key_file");
   const options: HttpsServerOptions = { cert: readFileSync(tls.cert_file), key: readFileSync(tls.key_file) };
