@@ -37,9 +37,11 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
         { ...event },
         event.reason === "disk_budget"
           ? "disk budget full: dropped the oldest undelivered batches"
-          : "quarantined a corrupt disk buffer segment",
+          : "corrupt records in a disk buffer segment: recovered the valid ones, the undelivered others are lost",
       );
     },
+    onTruncated: (event) =>
+      log.warn(event, "cut away a record left incomplete at the end of the disk buffer by a crash during its append"),
   });
   const onInvalid = (reason: string, message: string) => {
     metrics.dropped.inc({ reason: "invalid" });

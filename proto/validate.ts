@@ -10,6 +10,7 @@ export interface BatchLimits {
 
 export type ValidationReason =
   | "missing_identity"
+  | "invalid_incarnation"
   | "too_many_labels"
   | "invalid_label_name"
   | "label_name_too_long"
@@ -28,6 +29,8 @@ export class ValidationError extends Error {
 }
 
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+/** Collectors draw 16 hex digits; the bound keeps batch ids, stored on every row, short and unambiguous. */
+const INCARNATION = /^[A-Za-z0-9_-]{0,64}$/;
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 
 export function checkLabels(labels: Labels, limits: BatchLimits, where: string): void {
@@ -64,6 +67,8 @@ export function checkLabels(labels: Labels, limits: BatchLimits, where: string):
 export function validateBatch(batch: Batch, limits: BatchLimits): void {
   if (batch.tenant === "" || batch.nodeId === "")
     throw new ValidationError("missing_identity", "batch has no tenant or no node id");
+  if (!INCARNATION.test(batch.incarnation))
+    throw new ValidationError("invalid_incarnation", "batch incarnation is not up to 64 letters, digits, - and _");
   validateStreams(batch.streams, limits);
   validateSeries(batch.series, limits);
 }
