@@ -89,7 +89,7 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
   batcher.restorePrevious(wal.tail(1000));
   const tenantLimits = new TenantLimits(config);
   const rate = new TenantRateLimiter(tenantLimits);
-  const actions = collectorActions(runtime, batcher);
+  const actions = collectorActions(runtime, batcher, wal.incarnation);
   const onRejected = (reason: string) => metrics.rejected.inc({ reason });
   const otlpHttp = c.otlp.http_enabled ? await import("./receivers/otlp-http.js") : undefined;
   const otlp: OtlpReceiverOptions = {

@@ -54,6 +54,12 @@ export interface Batch {
 }
 
 /**
+ * What an incarnation may be: collectors draw 16 hex digits; the bound keeps batch ids, stored on every row,
+ * short, and the characters keep them unambiguous.
+ */
+export const INCARNATION = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
  * The id that downstream writes deduplicate on: `tenant/node@incarnation:sequence`. Node ids are only unique
  * within a tenant, so it names both; sequences only within an incarnation, so it names that too. A batch of a
  * collector from before incarnations keeps the id it always had, `tenant/node:sequence`, so that its replays

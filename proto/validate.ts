@@ -1,4 +1,4 @@
-import { type Batch, type Labels, NO_LABELS } from "./batch.js";
+import { type Batch, INCARNATION, type Labels, NO_LABELS } from "./batch.js";
 
 /** Limits on what a batch may carry; the collector enforces them at ingest and the aggregator again. */
 export interface BatchLimits {
@@ -29,8 +29,6 @@ export class ValidationError extends Error {
 }
 
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
-/** Collectors draw 16 hex digits; the bound keeps batch ids, stored on every row, short and unambiguous. */
-const INCARNATION = /^[A-Za-z0-9_-]{0,64}$/;
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 
 export function checkLabels(labels: Labels, limits: BatchLimits, where: string): void {
@@ -67,7 +65,7 @@ export function checkLabels(labels: Labels, limits: BatchLimits, where: string):
 export function validateBatch(batch: Batch, limits: BatchLimits): void {
   if (batch.tenant === "" || batch.nodeId === "")
     throw new ValidationError("missing_identity", "batch has no tenant or no node id");
-  if (!INCARNATION.test(batch.incarnation))
+  if (batch.incarnation !== "" && !INCARNATION.test(batch.incarnation))
     throw new ValidationError("invalid_incarnation", "batch incarnation is not up to 64 letters, digits, - and _");
   validateStreams(batch.streams, limits);
   validateSeries(batch.series, limits);
