@@ -43,7 +43,7 @@ export class NodeIdConflicts {
   private readonly nodes = new Map<string, NodeState>();
 
   constructor(private readonly options: NodeConflictOptions) {
-    const conflicts = this;
+    const conflicts = () => this.conflicts();
     new Gauge({
       name: "bifrost_query_duplicate_node_id_collectors",
       help: "Live collectors (by their heartbeats) presenting a node id that another live collector presents too; absent for a node id with one collector.",
@@ -51,7 +51,7 @@ export class NodeIdConflicts {
       registers: [options.registry],
       collect() {
         this.reset();
-        for (const [node, count] of conflicts.conflicts()) this.set({ node }, count);
+        for (const [node, count] of conflicts()) this.set({ node }, count);
       },
     });
   }
