@@ -3,7 +3,13 @@ import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { Kafka, logLevel } from "kafkajs";
 import { Wal, type WalDrop, type WalOptions } from "../collector/wal.js";
+import { decodeBatch } from "../proto/codec.js";
+import { CollectorProcess, consumeAll } from "./helpers/collector-process.js";
+import { LinePusher } from "./helpers/line-pusher.js";
+import { createTopics, deleteTopics, freePort, KAFKA_BROKERS, uniqueName } from "./helpers/services.js";
+import { damageRecord, locateRecords, recordPayload, segmentFiles, type WalRecordFile } from "./helpers/wal-files.js";
 
 // Recovery of a damaged disk buffer with exact counts: every record that survives is read back intact, and
 // batches_dropped_total{reason="corrupt_segment"} (fed by onDrop) grows by exactly the records lost.
@@ -11,14 +17,13 @@ import { Wal, type WalDrop, type WalOptions } from "../collector/wal.js";
 const RECORDS = 100;
 const payload = (i: number) => Buffer.from(`batch-${i}-`.padEnd(100 + (i % 7), "x"));
 
-interface Located {
-  file: string;
-  offset: number;
-  length: number;
-}
-
 /** A buffer of RECORDS records over several segments, and where each record lies (by sequence). */
-function filledBuffer(): { options: WalOptions; drops: WalDrop[]; truncated: object[]; records: Map<number, Located> } {
+function filledBuffer(): {
+  options: WalOptions;
+  drops: WalDrop[];
+  truncated: object[];
+  records: Map<number, WalRecordFile>;
+} {
   const drops: WalDrop[] = [];
   const truncated: object[] = [];
   const options: WalOptions = {
@@ -33,41 +38,17 @@ function filledBuffer(): { options: WalOptions; drops: WalDrop[]; truncated: obj
   const wal = Wal.open(options);
   for (let i = 1; i <= RECORDS; i++) assert.equal(wal.append(payload(i)), i);
   wal.close();
-  return { options, drops, truncated, records: locate(options.dir) };
-}
-
-function segmentFiles(dir: string): string[] {
-  return readdirSync(dir)
-    .filter((f) => f.endsWith(".wal"))
-    .sort()
-    .map((f) => join(dir, f));
-}
-
-function locate(dir: string): Map<number, Located> {
-  const out = new Map<number, Located>();
-  for (const file of segmentFiles(dir)) {
-    const buf = readFileSync(file);
-    for (let pos = 0; pos < buf.length;) {
-      const length = buf.readUInt32LE(pos);
-      out.set(Number(buf.readBigUInt64LE(pos + 8)), { file, offset: pos, length });
-      pos += 16 + length;
-    }
-  }
-  return out;
+  return { options, drops, truncated, records: locateRecords(options.dir) };
 }
 
 /** Sequences of segment `index` (negative from the end), in order. */
-function sequencesOf(records: Map<number, Located>, dir: string, index: number): number[] {
+function sequencesOf(records: Map<number, WalRecordFile>, dir: string, index: number): number[] {
   const file = segmentFiles(dir).at(index)!;
   return [...records].filter(([, r]) => r.file === file).map(([s]) => s);
 }
 
-/** Flips one byte of a record: `at` bytes into it (0-3 length, 4-7 CRC, 8-15 sequence, 16.. payload). */
-function damage(records: Map<number, Located>, sequence: number, at = 20): void {
-  const record = records.get(sequence)!;
-  const buf = readFileSync(record.file);
-  buf[record.offset + at]! ^= 0x5a;
-  writeFileSync(record.file, buf);
+function damage(records: Map<number, WalRecordFile>, sequence: number, at = 20): void {
+  damageRecord(records.get(sequence)!, at);
 }
 
 /**
@@ -233,5 +214,75 @@ describe("disk buffer recovery counts exactly", () => {
     assert.equal(corrupt[0]!.records, 1, "only the undelivered record counts");
     assert.deepEqual(corrupt[0]!.sequences, [[middle[8]!, middle[8]!]]);
     reopened.close();
+  });
+});
+
+// The real collector process: batches buffered while Kafka is unreachable, records damaged while it is down, then
+// started against the shared broker.
+describe("collector process: a damaged disk buffer at start", () => {
+  it("ships every valid batch, and batches_dropped_total{reason=corrupt_segment} and the log name exactly the lost ones", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "bifrost-wal-process-"));
+    const collector = { wal: { segment_bytes: 4096 } };
+    // Nothing listens on a port just found free: every batch stays in the disk buffer.
+    const offline = await CollectorProcess.configure(dir, {
+      nodeId: "edge-wal",
+      kafka: { brokers: [`127.0.0.1:${await freePort()}`], topic: "unreachable" },
+      collector,
+    });
+    const pusher = new LinePusher({ app: "walrec" });
+    await offline.start();
+    for (let i = 0; i < 40; i++) await pusher.push(offline.url, 10, `push=${i}`);
+    await offline.stop("SIGKILL");
+
+    const walDir = join(dir, "wal");
+    const records = locateRecords(walDir);
+    const segments = segmentFiles(walDir);
+    assert.ok(segments.length >= 3, `${segments.length} segments`);
+    const inSegment = (i: number) => [...records].filter(([, r]) => r.file === segments.at(i)).map(([s]) => s);
+    const victims = [inSegment(1)[0]!, inSegment(1)[2]!, inSegment(-1).at(-1)!];
+    const linesOf = (sequence: number) =>
+      decodeBatch(recordPayload(records.get(sequence)!)).streams.flatMap((s) => s.entries.map((e) => e.line));
+    const lost = new Set(victims.flatMap(linesOf));
+    assert.ok(lost.size >= victims.length);
+    for (const v of victims) damageRecord(records.get(v)!);
+
+    const kafka = new Kafka({ clientId: "wal-recovery-test", brokers: KAFKA_BROKERS, logLevel: logLevel.NOTHING });
+    const topic = uniqueName("wal_recovery");
+    await createTopics(kafka, [{ topic, numPartitions: 1 }]);
+    const online = await CollectorProcess.configure(dir, {
+      nodeId: "edge-wal",
+      kafka: { brokers: KAFKA_BROKERS, topic },
+      collector,
+    });
+    try {
+      await online.start();
+      assert.equal(
+        await online.metric("bifrost_collector_batches_dropped_total", 'reason="corrupt_segment"'),
+        victims.length,
+      );
+      const reported = online.logs().filter((l) => String(l["msg"]).startsWith("corrupt records in a disk buffer"));
+      assert.deepEqual(
+        reported.flatMap((l) =>
+          (l["sequences"] as [number, number][]).flatMap(([from, to]) =>
+            Array.from({ length: to - from + 1 }, (_, i) => from + i),
+          ),
+        ),
+        victims,
+      );
+      await online.drained();
+      await online.stop();
+      const arrived = (await consumeAll(kafka, topic)).flatMap(({ batch }) =>
+        batch.streams.flatMap((s) => s.entries.map((e) => e.line)),
+      );
+      assert.equal(new Set(arrived).size, arrived.length, "each line once");
+      assert.deepEqual(
+        arrived.sort(),
+        pusher.acknowledged.filter((line) => !lost.has(line)).sort(),
+        "every line of an undamaged batch arrived",
+      );
+    } finally {
+      await online.stop("SIGKILL");
+      await deleteTopics(kafka, [topic]);
+    }
   });
 });
