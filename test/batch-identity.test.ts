@@ -182,7 +182,7 @@ describe("batch identity: collectors -> Kafka -> aggregator -> ClickHouse -> que
 
       const reported = async () =>
         (await (await fetch(`${query.url}/metrics`)).text()).includes(
-          `bifrost_query_duplicate_node_id_collectors{node="${node}"} 2`,
+          `bifrost_query_duplicate_node_id_collectors{node_id="${node}"} 2`,
         );
       await until("the query service reporting two collectors with one node id", reported, 30_000);
       const lines = readFileSync(join(dir, "query.log"), "utf8")

@@ -26,7 +26,7 @@ function detector() {
     Object.fromEntries(
       (await registry.getMetricsAsJSON())
         .find((m) => m.name === GAUGE)!
-        .values.map((v) => [String(v.labels["node"]), v.value]),
+        .values.map((v) => [String(v.labels["node_id"]), v.value]),
     );
   // pino writes asynchronously to a plain stream; a tick lets the lines arrive.
   const logs = async () => {

@@ -31,7 +31,7 @@ interface NodeState {
  * arrive) while the spans of their heartbeats' own timestamps overlap. The spans keep out a heartbeat still in
  * flight from before a restart, which arrives late but is older than the new incarnation's first; each span is
  * read on one collector's clock, so two machines' clocks apart by δ show the overlap δ later. Reported by the
- * gauge `bifrost_query_duplicate_node_id_collectors{node}` and one error log line; cleared once only one of the
+ * gauge `bifrost_query_duplicate_node_id_collectors{node_id}` and one error log line; cleared once only one of the
  * collectors has heartbeated within the TTL.
  *
  * Heartbeats rather than batches: they reach the query service, are signed, and say that a collector runs now,
@@ -47,11 +47,12 @@ export class NodeIdConflicts {
     new Gauge({
       name: "bifrost_query_duplicate_node_id_collectors",
       help: "Live collectors (by their heartbeats) presenting a node id that another live collector presents too; absent for a node id with one collector.",
-      labelNames: ["node"],
+      // Not `node`: collectors give that label to everything they ship, naming themselves.
+      labelNames: ["node_id"],
       registers: [options.registry],
       collect() {
         this.reset();
-        for (const [node, count] of conflicts()) this.set({ node }, count);
+        for (const [node, count] of conflicts()) this.set({ node_id: node }, count);
       },
     });
   }
