@@ -16,7 +16,7 @@ export const SIGNATURE_CONTENT_TYPE = "application/json";
 export const COLLECTOR_AGENT_TYPE = "bifrost-collector";
 
 /** The top-level sections a remote configuration may set: what a collector runs with. */
-export const REMOTE_SECTIONS = ["collector", "kafka", "log", "telemetry", "overrides"];
+export const REMOTE_SECTIONS = ["collector", "kafka", "log", "overrides"];
 
 /**
  * Keys only the node's own file may set: its identity, how it reaches and trusts the fleet server, where its

@@ -128,23 +128,40 @@ function smallLong(value: unknown): number {
   return Number(n);
 }
 
+// Decoded messages carry proto3 defaults on their prototype, so a oneof is read through its discriminator: the
+// virtual field (here `value`) that protobufjs sets to the name of the member present.
 function anyValue(value: Decoded | undefined): AttributeValue {
   if (value === undefined || value === null) return "";
-  if (typeof value["stringValue"] === "string") return value["stringValue"];
-  if (typeof value["boolValue"] === "boolean") return value["boolValue"];
-  if (value["intValue"] !== undefined) return Number(long(value["intValue"]));
-  if (typeof value["doubleValue"] === "number") return value["doubleValue"];
-  if (value["bytesValue"] instanceof Uint8Array) return Buffer.from(value["bytesValue"]).toString("base64");
-  // Arrays and key/value lists: kept as their JSON text, which is all a selector can compare.
-  return JSON.stringify(AnyValueJson(value));
+  switch (value["value"]) {
+    case "stringValue":
+      return value["stringValue"] as string;
+    case "boolValue":
+      return value["boolValue"] as boolean;
+    case "intValue":
+      return Number(long(value["intValue"]));
+    case "doubleValue":
+      return value["doubleValue"] as number;
+    case "bytesValue":
+      return Buffer.from(value["bytesValue"] as Uint8Array).toString("base64");
+    case "arrayValue":
+    case "kvlistValue":
+      // Kept as JSON text, which is all a selector can compare.
+      return JSON.stringify(anyValueJson(value));
+    default:
+      return "";
+  }
 }
 
-function AnyValueJson(value: Decoded): unknown {
-  const array = value["arrayValue"] as { values?: Decoded[] } | undefined;
-  if (array) return (array.values ?? []).map((v) => AnyValueJson(v));
-  const kvlist = value["kvlistValue"] as { values?: Decoded[] } | undefined;
-  if (kvlist)
-    return Object.fromEntries((kvlist.values ?? []).map((kv) => [kv["key"], AnyValueJson(kv["value"] as Decoded)]));
+function anyValueJson(value: Decoded): unknown {
+  if (value["value"] === "arrayValue")
+    return (((value["arrayValue"] as Decoded)["values"] ?? []) as Decoded[]).map((v) => anyValueJson(v));
+  if (value["value"] === "kvlistValue")
+    return Object.fromEntries(
+      (((value["kvlistValue"] as Decoded)["values"] ?? []) as Decoded[]).map((kv) => [
+        kv["key"],
+        kv["value"] ? anyValueJson(kv["value"] as Decoded) : null,
+      ]),
+    );
   return anyValue(value);
 }
 

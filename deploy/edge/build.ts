@@ -26,7 +26,10 @@ const collectorOnly: Plugin = {
   name: "collector-only",
   setup(b) {
     b.onResolve(
-      { filter: /(^|\/)(aggregator\/index|query\/index|storage\/open|aggregator\/local-transport)\.js$/ },
+      {
+        filter:
+          /(^|\/)(aggregator\/index|query\/index|fleet\/index|fleet\/cli|storage\/open|aggregator\/local-transport)\.js$/,
+      },
       (args) => ({ path: args.path, namespace: "not-in-edge-build" }),
     );
     b.onLoad({ filter: /.*/, namespace: "not-in-edge-build" }, (args) => ({
