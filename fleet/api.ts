@@ -86,7 +86,7 @@ export function fleetApiRoutes(app: Hono, options: FleetApiOptions): void {
     const agent = fleet.inventory.get(c.req.param("uid"));
     if (agent === undefined) return c.json({ status: "error", error: "no such agent" }, 404);
     const offer = fleet.offer(agent);
-    const offered = offer?.config["bifrost.yaml"] ?? Object.values(offer?.config ?? {})[0];
+    const offered = Object.entries(offer?.config ?? {}).find(([name]) => !name.endsWith(".sig"))?.[1];
     return c.json({
       ...agentView(agent, Date.now(), options.staleAfterMs),
       effective_config: agent.effective_config,

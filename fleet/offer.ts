@@ -2,13 +2,11 @@ import { parse } from "yaml";
 import { configSchema } from "../common/config.js";
 import { mergeDocuments } from "../common/merge.js";
 import {
-  REMOTE_CONFIG_FILE,
   REMOTE_SIGNATURE_FILE,
   remoteDocumentProblems,
   SIGNATURE_CONTENT_TYPE,
   sha256Hex,
   signRemoteConfig,
-  YAML_CONTENT_TYPE,
 } from "../common/remote-config.js";
 import type { SigningKey } from "../common/signing.js";
 import type { AgentConfigMap } from "../proto/opamp.js";
@@ -67,7 +65,7 @@ export class OfferSigner {
 
   offer(node: string, revision: string, rendered: RenderedConfig | undefined, nowMs: number): Offer {
     if (rendered === undefined) return { hash: EMPTY_HASH, revision, config: {} };
-    const config: AgentConfigMap = { [REMOTE_CONFIG_FILE]: { body: rendered.body, contentType: YAML_CONTENT_TYPE } };
+    const config: AgentConfigMap = { [rendered.file]: { body: rendered.body, contentType: rendered.contentType } };
     if (rendered.collector && this.key !== undefined) {
       let signature = this.signed.get(node);
       if (signature?.hash !== rendered.hash) {

@@ -1,18 +1,22 @@
 import { stringify } from "yaml";
 import { canonicalDocument, type Document, mergeDocuments } from "../common/merge.js";
-import { COLLECTOR_AGENT_TYPE, sha256Hex } from "../common/remote-config.js";
+import { COLLECTOR_AGENT_TYPE, REMOTE_CONFIG_FILE, sha256Hex, YAML_CONTENT_TYPE } from "../common/remote-config.js";
 import type { Selector } from "../proto/fleet.js";
 import type { Revision } from "./source.js";
 
 // The configuration one agent gets from a revision: for a Bifrost collector, the base with every matching fragment
-// laid over it in priority order; for another agent type, its matching fragments alone. The document is written
-// with its keys sorted, so that its hash (the OpAMP config hash) depends on what it says, not on how the files
-// were written. Agents with the same matching fragments get the same document, rendered once.
+// laid over it in priority order, as YAML; for another agent type, its matching fragments alone, as JSON (what
+// OpenTelemetry's OpAMP clients decode). The document is written with its keys sorted, so that its hash (the
+// OpAMP config hash) depends on what it says, not on how the files were written. Agents with the same matching
+// fragments get the same document, rendered once.
 
 export interface RenderedConfig {
   /** Lowercase hex SHA-256 of `body`. */
   hash: string;
   body: Buffer;
+  /** Its name in the AgentConfigMap, and its content type. */
+  file: string;
+  contentType: string;
   /** The fragments laid over the base, in order. */
   fragments: string[];
   /** Whether the agent is a Bifrost collector: its configuration is signed and checked by the collector. */
@@ -62,7 +66,17 @@ export class Renderer {
     if (!hasBase && configs.length === 0) return null;
     let document: unknown = collector ? revision.base : {};
     for (const config of configs) document = mergeDocuments(document, config);
-    const body = Buffer.from(stringify(canonicalDocument(document), { lineWidth: 0 }));
-    return { hash: sha256Hex(body), body, fragments: ids, collector };
+    const canonical = canonicalDocument(document);
+    const body = Buffer.from(
+      collector ? stringify(canonical, { lineWidth: 0 }) : `${JSON.stringify(canonical, null, 2)}\n`,
+    );
+    return {
+      hash: sha256Hex(body),
+      body,
+      file: collector ? REMOTE_CONFIG_FILE : "config.json",
+      contentType: collector ? YAML_CONTENT_TYPE : "application/json",
+      fragments: ids,
+      collector,
+    };
   }
 }

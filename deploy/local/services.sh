@@ -10,6 +10,9 @@
 #                                           prometheus-alertmanager, the references of the PromQL and notifier tests,
 #                                           and rsyslog with rsyslog-kafka, the peer of npm run bench:collector)
 #   services.sh install rsyslog             only Debian's rsyslog and rsyslog-kafka
+#   services.sh install opamp               only the OpenTelemetry Python OpAMP client (PyPI), in its own venv: the
+#                                           third-party agent of test/fleet-interop.test.ts
+#   services.sh install chromium            only Debian's chromium, for test/fleet-page.test.ts and docs:screenshots
 #   services.sh reset  [kafka|clickhouse]   stop, then delete the data (a fresh broker and engine on the next up)
 #
 # Environment (defaults):
@@ -20,6 +23,7 @@ set -euo pipefail
 
 KAFKA_VERSION=3.9.1
 CHDB_VERSION=4.4.0
+OPAMP_CLIENT_VERSION=0.5b0
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cache=${BIFROST_CACHE:-$HOME/.cache/bifrost}
 run=${BIFROST_RUN_DIR:-$cache/run}
@@ -28,6 +32,7 @@ controller_port=${BIFROST_KAFKA_CONTROLLER_PORT:-9093}
 clickhouse_port=${BIFROST_CLICKHOUSE_PORT:-8123}
 kafka_libs=$cache/kafka-$KAFKA_VERSION/libs
 venv=$cache/venv
+opamp_venv=$cache/opamp-venv
 
 say() { printf '%s\n' "$*" >&2; }
 die() { say "services: $*"; exit 1; }
@@ -97,6 +102,26 @@ install_rsyslog() {
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends rsyslog rsyslog-kafka >/dev/null
   else
     say "services: rsyslog and rsyslog-kafka are not installed (Debian packages); npm run bench:collector needs them"
+  fi
+}
+
+# The fleet server's interop test runs the OpenTelemetry Python OpAMP client as a third-party agent.
+install_opamp() {
+  [[ -x $opamp_venv/bin/python ]] && "$opamp_venv/bin/python" -c "import opentelemetry._opamp" 2>/dev/null && return
+  ensure_tool python3 python3
+  say "services: installing opentelemetry-opamp-client $OPAMP_CLIENT_VERSION from PyPI into $opamp_venv"
+  python3 -m venv "$opamp_venv" || { ensure_tool python3 python3-venv; python3 -m venv "$opamp_venv"; }
+  "$opamp_venv/bin/pip" install -q --disable-pip-version-check "opentelemetry-opamp-client==$OPAMP_CLIENT_VERSION" >&2
+}
+
+# Headless Chromium for the fleet page's browser test and npm run docs:screenshots (driven by playwright-core).
+install_chromium() {
+  command -v chromium >/dev/null && return
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    say "services: installing Debian's chromium (headless browser of test/fleet-page.test.ts)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  else
+    say "services: chromium is not installed (Debian package chromium); test/fleet-page.test.ts will skip"
   fi
 }
 
@@ -239,13 +264,16 @@ main() {
     down) for s in $(targets "$target"); do stop_service "$s" TERM; done ;;
     kill) for s in $(targets "$target"); do stop_service "$s" KILL; done ;;
     install)
-      if [[ $target == rsyslog ]]; then install_rsyslog; return; fi
+      case "$target" in rsyslog | opamp | chromium) "install_$target"; return ;; esac
       for s in $(targets "$target"); do "install_$s"; done
-      if [[ $target == all ]]; then install_prometheus; install_alertmanager; install_rsyslog || say "services: npm run bench:collector will lack its peer"; fi
+      if [[ $target == all ]]; then
+        install_prometheus; install_alertmanager; install_rsyslog || say "services: npm run bench:collector will lack its peer"
+        install_opamp; install_chromium
+      fi
       ;;
     reset) for s in $(targets "$target"); do reset_service "$s"; done ;;
     status) status_of kafka "$kafka_port"; status_of clickhouse "$clickhouse_port" ;;
-    *) die "usage: services.sh up|down|kill|status|install|reset [kafka|clickhouse] (install also: rsyslog)" ;;
+    *) die "usage: services.sh up|down|kill|status|install|reset [kafka|clickhouse] (install also: rsyslog, opamp, chromium)" ;;
   esac
 }
 
