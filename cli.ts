@@ -148,7 +148,7 @@ function banner(config: Config, role: Role, started: Running[], storage: string,
 async function main(): Promise<void> {
   const [first, second] = process.argv.slice(2);
   if (first === "fleet" && (second === "plan" || second === "status")) {
-    process.exitCode = await (await import("./fleet/cli.js")).fleetCommand(process.argv.slice(3), second);
+    process.exitCode = await (await import("./fleet/cli.js")).fleetCommand(process.argv.slice(4), second);
     return;
   }
   const { role, configFile, checkOnly } = parseCommandLine(process.argv.slice(2));

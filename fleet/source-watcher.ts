@@ -74,7 +74,9 @@ export class SourceWatcher {
     const loop = () => {
       if (this.stopped) return;
       this.timer = setTimeout(() => {
-        this.polling = this.poll().finally(loop);
+        this.polling = this.poll()
+          .catch((err: unknown) => this.options.log.error({ err }, "reading the fleet source failed"))
+          .finally(loop);
       }, this.options.pollMs);
     };
     loop();
@@ -104,6 +106,11 @@ export class SourceWatcher {
   async poll(): Promise<void> {
     const files = this.read();
     if (files === undefined) return;
+    // An empty directory is a checkout not there yet (or being replaced), not an order to manage nothing.
+    if (Object.keys(files).length === 0) {
+      this.setProblems([`${this.options.dir} holds no YAML files`]);
+      return;
+    }
     const id = revisionId(files);
     if (id === this.lastSeen) return;
     await new Promise((r) => setTimeout(r, SETTLE_MS));

@@ -194,7 +194,7 @@ function collectorProblems(
 ): string[] {
   const problems = remoteDocumentProblems(document).map((p) => {
     const keyPath = p.split(":")[0]!.split(".");
-    return `${path}:${locate(parsed.doc, parsed.lines, [...prefix, ...keyPath])}: ${p}`;
+    return `${path}:${locate(parsed.doc, parsed.lines, [...prefix, ...keyPath.slice(0, -1)], keyPath.at(-1))}: ${p}`;
   });
   const result = schema.safeParse(mergeDocuments({}, document));
   if (!result.success) problems.push(...issueProblems(path, parsed, result.error.issues, prefix));
@@ -210,11 +210,15 @@ export function parseRevision(files: Record<string, string>, commit = "", nowMs 
   const fragments: Fragment[] = [];
   const baseFile = Object.keys(files).find((f) => BASE_FILES.has(f));
   const baseParsed = baseFile === undefined ? undefined : parseFile(baseFile, files[baseFile]!, problems);
+  // Fragments are checked laid over the base, unless the base has problems of its own (reported once, at the base).
+  let baseValid = true;
   if (baseFile !== undefined && baseParsed !== undefined) {
     if (!isMapping(baseParsed.value)) problems.push(`${baseFile}:1:1: the base configuration must be a mapping`);
     else {
       base = baseParsed.value;
-      problems.push(...collectorProblems(schema, baseFile, baseParsed, base, []));
+      const found = collectorProblems(schema, baseFile, baseParsed, base, []);
+      baseValid = found.length === 0;
+      problems.push(...found);
     }
   }
   for (const [path, text] of Object.entries(files)) {
@@ -245,7 +249,9 @@ export function parseRevision(files: Record<string, string>, commit = "", nowMs 
     const f = result.data;
     fragments.push({ id: path, selector: f.selector, priority: f.priority, agentType: f.agent_type, config: f.config });
     if (f.agent_type === COLLECTOR_AGENT_TYPE)
-      problems.push(...collectorProblems(schema, path, parsed, mergeDocuments(base, f.config), ["config"]));
+      problems.push(
+        ...collectorProblems(schema, path, parsed, mergeDocuments(baseValid ? base : {}, f.config), ["config"]),
+      );
   }
   if (problems.length > 0) throw new SourceError([...new Set(problems)]);
   // Lower priority first, so that higher priorities are laid over it; the name breaks ties, deterministically.
