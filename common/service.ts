@@ -118,11 +118,25 @@ export class HttpService {
     });
   }
 
+  /**
+   * Stops listening and resolves once every connection has ended. Requests in progress are answered; a kept-alive
+   * connection is closed as soon as it is idle, for a client that sends without pause (a busy Promtail) would
+   * otherwise keep it, and the listener, open for as long as it sends.
+   */
   async close(): Promise<void> {
     const server = this.server;
     if (!server) return;
     this.server = undefined;
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    const idle = server as { closeIdleConnections?: () => void };
+    const sweep = setInterval(() => idle.closeIdleConnections?.(), 50);
+    try {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        idle.closeIdleConnections?.();
+      });
+    } finally {
+      clearInterval(sweep);
+    }
   }
 }
 

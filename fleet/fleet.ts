@@ -31,6 +31,8 @@ const SERVER_CAPABILITIES =
   ServerCapabilities.AcceptsStatus | ServerCapabilities.OffersRemoteConfig | ServerCapabilities.AcceptsEffectiveConfig;
 const STATE_ID = "fleet";
 const ROLLOUTS_KEPT = 50;
+/** A configuration an agent has not confirmed is sent again after this long. */
+const RESEND_AFTER_MS = 10_000;
 
 /** An agent's connection: WebSocket connections can be pushed to; HTTP agents get news when they poll. */
 export interface Connection {
@@ -64,6 +66,8 @@ export class Fleet {
   private readonly signer: OfferSigner;
   private readonly metrics: FleetMetrics;
   private readonly refused = new Set<string>();
+  /** The last configuration sent to each agent and when: not sent again while the agent has had no time to say. */
+  private readonly sent = new Map<string, { hash: string; atMs: number }>();
   private readonly now: () => number;
   private persisting: Promise<void> = Promise.resolve();
   /** A write of the state failed: the next tick writes it again. */
@@ -263,9 +267,19 @@ export class Fleet {
     return offer;
   }
 
-  /** Whether the agent lacks the offer: it has not reported receiving this configuration yet. */
+  /**
+   * Whether the agent lacks the offer: it has not reported receiving this configuration, and it was not sent to it
+   * in the last few seconds (an answer and a push crossing would otherwise send it twice).
+   */
   private lacks(agent: AgentRecord, offer: Offer): boolean {
-    return agent.remote_hash !== offer.hash;
+    if (agent.remote_hash === offer.hash) return false;
+    const sent = this.sent.get(agent.uid);
+    return sent === undefined || sent.hash !== offer.hash || this.now() - sent.atMs > RESEND_AFTER_MS;
+  }
+
+  private markSent(uid: string, offer: Offer): void {
+    this.sent.set(uid, { hash: offer.hash, atMs: this.now() });
+    this.metrics.configsSent.inc();
   }
 
   /** Sends their configuration to connected agents that lack it. */
@@ -280,7 +294,7 @@ export class Fleet {
         instanceUid: Buffer.from(uid.replace(/-/g, ""), "hex"),
         remoteConfig: { config: offer.config, configHash: Buffer.from(offer.hash, "hex") },
       });
-      this.metrics.configsSent.inc();
+      this.markSent(uid, offer);
     }
   }
 
@@ -329,6 +343,8 @@ export class Fleet {
     const last = this.sequence.get(uid);
     const gap = last === undefined ? message.agentDescription === undefined : message.sequenceNum !== last + 1;
     this.sequence.set(uid, message.sequenceNum);
+    // A new connection (or a server that lost track) starts over: what was sent may not have arrived.
+    if (gap) this.sent.delete(uid);
     const changed = applyReport(agent, message, this.now());
     if (gap || agent.agent_type === "") response.flags = ServerToAgentFlags.ReportFullState;
     if (message.agentDisconnect) {
@@ -343,7 +359,7 @@ export class Fleet {
     const offer = message.agentDisconnect ? undefined : this.offer(agent);
     if (offer !== undefined && this.lacks(agent, offer)) {
       response.remoteConfig = { config: offer.config, configHash: Buffer.from(offer.hash, "hex") };
-      this.metrics.configsSent.inc();
+      this.markSent(uid, offer);
     }
     return response;
   }
@@ -352,6 +368,7 @@ export class Fleet {
   closed(uid: string, connection: Connection): void {
     if (this.connections.get(uid) !== connection) return;
     this.connections.delete(uid);
+    this.sent.delete(uid);
     this.sequence.delete(uid);
     const agent = this.inventory.get(uid);
     if (agent !== undefined) {

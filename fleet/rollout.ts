@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import type { AgentRecord, RolloutRecord, WaveRecord } from "../proto/fleet.js";
+import { AgentCapabilities } from "../proto/opamp.js";
 import { evaluateGates, snapshot } from "./gates.js";
 import { selectorMatches } from "./render.js";
 import type { Revision } from "./source.js";
@@ -129,6 +130,19 @@ function applied(uid: string, ctx: RolloutContext): boolean {
   return agent !== undefined && agent.remote_status === "applied" && agent.remote_hash === ctx.desiredHash(uid);
 }
 
+/**
+ * Whether the gates have seen the whole soak: every member that reports health has reported since the soak
+ * ended, so that a slow or busy node cannot pass on counters from before its trouble showed.
+ */
+function covered(wave: WaveRecord, ctx: RolloutContext): boolean {
+  const end = wave.soak_started_ms + wave.soak_ms;
+  return wave.members.every((uid) => {
+    const agent = ctx.agents.get(uid);
+    if (agent === undefined || (agent.capabilities & AgentCapabilities.ReportsHealth) === 0) return true;
+    return (agent.health?.reported_ms ?? 0) >= end;
+  });
+}
+
 /** Rolls every member back to what it ran before the rollout. */
 export function rollBack(rollout: RolloutRecord, ctx: RolloutContext, reason: string): void {
   rollout.status = "rolling_back";
@@ -205,7 +219,7 @@ export function advance(rollout: RolloutRecord, ctx: RolloutContext): boolean {
       }
       break;
     }
-    if (wave.status === "soaking" && ctx.nowMs - wave.soak_started_ms >= wave.soak_ms) {
+    if (wave.status === "soaking" && ctx.nowMs - wave.soak_started_ms >= wave.soak_ms && covered(wave, ctx)) {
       wave.status = "passed";
       wave.ended_ms = ctx.nowMs;
       event(rollout, ctx.nowMs, `wave ${rollout.current_wave + 1} passed its gates`);

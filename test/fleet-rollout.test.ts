@@ -32,10 +32,10 @@ import { until } from "./helpers/wait.js";
 const NODES = Array.from({ length: 20 }, (_, i) => `fleet-${String(i).padStart(2, "0")}`);
 
 function rolloutYaml(soakMs: number): string {
-  return `waves:\n  - { percent: 5 }\n  - { percent: 25 }\n  - { percent: 100 }\nsoak_ms: ${soakMs}\napply_timeout_ms: 60000\ngates:\n  requests_rejected: 5\n  restarts: 1\n`;
+  return `waves:\n  - { percent: 5 }\n  - { percent: 25 }\n  - { percent: 100 }\nsoak_ms: ${soakMs}\napply_timeout_ms: 240000\ngates:\n  requests_rejected: 1\n  restarts: 1\n`;
 }
 
-describe("staged rollout over 20 collectors", { timeout: 600_000 }, () => {
+describe("staged rollout over 20 collectors", { timeout: 1_200_000 }, () => {
   const dir = mkdtempSync(join(tmpdir(), "bifrost-fleet-rollout-"));
   const source = join(dir, "source");
   const topic = uniqueName("fleet-rollout");
@@ -63,7 +63,7 @@ describe("staged rollout over 20 collectors", { timeout: 600_000 }, () => {
         const rollouts = await fleet.rollouts();
         return rollouts.length === count && rollouts[0]!.status === status;
       },
-      180_000,
+      300_000,
     );
 
   before(async () => {
@@ -74,7 +74,7 @@ describe("staged rollout over 20 collectors", { timeout: 600_000 }, () => {
     ]);
     const keys = writeKeys(dir);
     const shared = {
-      log: { level: "warn" },
+      log: { level: "info" },
       kafka: { brokers: KAFKA_BROKERS, topic, dead_letter_topic: `${topic}.dlq` },
       clickhouse: { url: CLICKHOUSE_URL, database: uniqueName("fleet_rollout") },
       storage: { engine: "clickhouse" },
@@ -100,7 +100,8 @@ describe("staged rollout over 20 collectors", { timeout: 600_000 }, () => {
         rollout_tick_ms: 200,
         persist_interval_ms: 300,
         last_seen_persist_ms: 1000,
-        stale_after_ms: 20_000,
+        // Generous: on a loaded machine a collector swapping its components can be busy for many seconds.
+        stale_after_ms: 60_000,
         keys: [{ id: "fleet", algorithm: "ed25519", file: keys.privateFile }],
       },
       store: { log: { level: "info" }, clickhouse: shared.clickhouse, storage: shared.storage },
@@ -209,7 +210,7 @@ describe("staged rollout over 20 collectors", { timeout: 600_000 }, () => {
 
   it("halts a configuration that makes collectors reject their inputs in the first wave, and rolls it back", async () => {
     const good = new Map((await fleet.agents()).map((a) => [a.uid, a.remote_hash]));
-    writeSource(5000, "  limits:\n    max_line_bytes: 8\n");
+    writeSource(5000, "  limits:\n    max_line_bytes: 8\n", 5000);
     await settled(2, "rolled_back");
     const rollout = await latest(2);
     assert.equal(rollout.waves[0]!.status, "failed");
@@ -256,7 +257,7 @@ describe("staged rollout over 20 collectors", { timeout: 600_000 }, () => {
         const rollouts = await fleet.rollouts();
         return rollouts.length === 3 && rollouts[0]!.current_wave === 1 && rollouts[0]!.waves[1]!.status === "soaking";
       },
-      120_000,
+      300_000,
     );
     const before = await latest(3);
     const updated = before.waves[1]!.members[0]!;

@@ -81,7 +81,8 @@ export class FleetServerProcess {
   }
 
   async api<T>(path: string, init?: RequestInit): Promise<T> {
-    const response = await fetch(`${this.url}/fleet/api/v1/${path}`, init);
+    // A fresh connection per call: a kept-alive one may be closed by the server just as it is reused.
+    const response = await fetch(`${this.url}/fleet/api/v1/${path}`, { ...init, headers: { Connection: "close" } });
     if (!response.ok) throw new Error(`${path}: ${response.status} ${await response.text()}`);
     return (await response.json()) as T;
   }
