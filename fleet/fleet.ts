@@ -69,12 +69,14 @@ export class Fleet {
   /** The last configuration sent to each agent and when: not sent again while the agent has had no time to say. */
   private readonly sent = new Map<string, { hash: string; atMs: number }>();
   private readonly now: () => number;
+  private readonly startedMs: number;
   private persisting: Promise<void> = Promise.resolve();
   /** A write of the state failed: the next tick writes it again. */
   private unsaved = false;
 
   constructor(private readonly options: FleetOptions) {
     this.now = options.now ?? Date.now;
+    this.startedMs = this.now();
     this.signer = new OfferSigner(options.signingKey);
     this.inventory = new Inventory({ ...options, now: this.now });
     this.metrics = fleetMetrics(
@@ -197,6 +199,7 @@ export class Fleet {
     return {
       nowMs: now,
       staleAfterMs,
+      startedMs: this.startedMs,
       agents: this.inventory.agents,
       eligible: (rollout) => {
         const members = new Set(rollout.waves.flatMap((w) => w.members));
@@ -205,7 +208,7 @@ export class Fleet {
           .filter(
             (a) =>
               !members.has(a.uid) &&
-              now - a.last_seen_ms <= staleAfterMs &&
+              now - Math.max(a.last_seen_ms, this.startedMs) <= staleAfterMs &&
               !a.disconnected &&
               this.acceptsConfig(a) &&
               (this.renderer.render(revision, this.target(a))?.hash ?? EMPTY_HASH) !== this.offer(a)?.hash,

@@ -62,6 +62,8 @@ export interface GateContext {
   baseline: string[];
   nowMs: number;
   staleAfterMs: number;
+  /** When the fleet server started: silence before it is the server's own downtime. */
+  startedMs: number;
 }
 
 /**
@@ -90,7 +92,7 @@ export function evaluateGates(wave: WaveRecord, thresholds: GateThresholds, ctx:
   });
   const silent = wave.members.filter((uid) => {
     const agent = ctx.agents.get(uid);
-    return agent === undefined || ctx.nowMs - agent.last_seen_ms > ctx.staleAfterMs;
+    return agent === undefined || ctx.nowMs - Math.max(agent.last_seen_ms, ctx.startedMs) > ctx.staleAfterMs;
   });
   results.push({
     gate: "silent_nodes",

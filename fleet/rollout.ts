@@ -18,6 +18,8 @@ const MAX_EVENTS = 100;
 export interface RolloutContext {
   nowMs: number;
   staleAfterMs: number;
+  /** When this fleet server started: its own downtime does not count as agents' silence. */
+  startedMs: number;
   agents: Map<string, AgentRecord>;
   /** Live agents (not stale) that accept remote configuration and are not members yet, whose configuration
    * under the rollout's revision differs from what the fleet gives them now. */
@@ -121,7 +123,7 @@ function startWave(rollout: RolloutRecord, wave: WaveRecord, ctx: RolloutContext
 function baseline(rollout: RolloutRecord, ctx: RolloutContext): string[] {
   const members = new Set(allMembers(rollout));
   return [...ctx.agents.values()]
-    .filter((a) => !members.has(a.uid) && ctx.nowMs - a.last_seen_ms <= ctx.staleAfterMs)
+    .filter((a) => !members.has(a.uid) && ctx.nowMs - Math.max(a.last_seen_ms, ctx.startedMs) <= ctx.staleAfterMs)
     .map((a) => a.uid);
 }
 
@@ -162,7 +164,7 @@ export function advance(rollout: RolloutRecord, ctx: RolloutContext): boolean {
   if (rollout.status === "rolling_back") {
     const live = allMembers(rollout).filter((uid) => {
       const agent = ctx.agents.get(uid);
-      return agent !== undefined && ctx.nowMs - agent.last_seen_ms <= ctx.staleAfterMs;
+      return agent !== undefined && ctx.nowMs - Math.max(agent.last_seen_ms, ctx.startedMs) <= ctx.staleAfterMs;
     });
     if (live.every((uid) => applied(uid, ctx))) {
       rollout.status = "rolled_back";
@@ -188,6 +190,7 @@ export function advance(rollout: RolloutRecord, ctx: RolloutContext): boolean {
       baseline: baseline(rollout, ctx),
       nowMs: ctx.nowMs,
       staleAfterMs: ctx.staleAfterMs,
+      startedMs: ctx.startedMs,
     });
     wave.gates = gates;
     const failed = gates.filter((g) => !g.ok);

@@ -105,6 +105,18 @@ describe(
           agents.length === 3 && agents.every((a) => a.remote_status === "applied" && a.remote_hash === a.desired_hash)
         );
       });
+      // A change once all three are in: a rollout with members in both waves.
+      writeFileSync(join(source, "base.yaml"), "collector:\n  batch:\n    max_entries: 5000\n");
+      await until("the second rollout completed", async () => {
+        const { rollouts } = (await (await fetch(`${fleetUrl}/fleet/api/v1/rollouts`)).json()) as {
+          rollouts: { status: string; waves: { members: string[] }[] }[];
+        };
+        return (
+          rollouts.length === 2 &&
+          rollouts[0]!.status === "completed" &&
+          rollouts[0]!.waves.every((w) => w.members.length > 0)
+        );
+      });
       await until(
         "the page showing all three",
         async () => ((await (await fetch(`${queryUrl}/fleet`)).text()).match(/<tr title=/g) ?? []).length === 3,
