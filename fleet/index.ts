@@ -56,7 +56,17 @@ export async function startFleet(runtime: Runtime): Promise<Running> {
     sourceDir: f.source_dir,
     staleAfterMs: f.stale_after_ms,
   });
-  const address = await http.listen(f.listen, f.tls, { maxPayload: f.max_message_bytes });
+  let address;
+  try {
+    address = await http.listen(f.listen, f.tls, { maxPayload: f.max_message_bytes });
+  } catch (err) {
+    // `bifrost all` is one machine's everything, often started more than once side by side (tests, a second
+    // checkout): with the default port taken, its fleet server takes a free one, which the banner shows.
+    if (runtime.role !== "all" || (err as { code?: string }).code !== "EADDRINUSE" || f.listen !== "127.0.0.1:4320")
+      throw err;
+    log.warn({ listen: f.listen }, "the fleet server's default port is taken; listening on a free one");
+    address = await http.listen("127.0.0.1:0", f.tls, { maxPayload: f.max_message_bytes });
+  }
 
   const timers: NodeJS.Timeout[] = [];
   let stopped = false;
