@@ -8,26 +8,29 @@ import type { Start } from "./runtime.js";
 // which writes them to the process's store; they leave the disk buffer only after the store write, so the
 // collector's guarantees hold unchanged. The aggregator therefore neither consumes Kafka nor takes batches over
 // HTTP and only listens (/ready, /metrics). The query service reads the same store, and its central push writes
-// to it as in `bifrost query`.
+// to it as in `bifrost query`. The fleet server keeps its records in the same store.
+
+/** The collector of `bifrost all`: its shipper writes into the process's store (runtime.store). */
+export const startEmbeddedCollector: Start = async (runtime) => {
+  const store = runtime.store;
+  if (store === undefined) throw new Error("bifrost all needs the process's store");
+  const { config } = runtime;
+  const { StoreTransport } = await import("./aggregator/store-transport.js");
+  const { startManagedCollector } = await import("./collector/agent/index.js");
+  return startManagedCollector(runtime, {
+    transport: (onInvalid) =>
+      new StoreTransport({
+        store,
+        maxBatchBytes: config.aggregator.max_batch_bytes,
+        limits: config.aggregator.limits,
+        onInvalid,
+      }),
+  });
+};
 
 /** The components of `bifrost all`, in start order. */
 export const ALL_IN_ONE: Start[] = [
-  async (runtime) => {
-    const store = runtime.store;
-    if (store === undefined) throw new Error("bifrost all needs the process's store");
-    const { config } = runtime;
-    const { StoreTransport } = await import("./aggregator/store-transport.js");
-    const { startCollector } = await import("./collector/index.js");
-    return startCollector(runtime, {
-      transport: (onInvalid) =>
-        new StoreTransport({
-          store,
-          maxBatchBytes: config.aggregator.max_batch_bytes,
-          limits: config.aggregator.limits,
-          onInvalid,
-        }),
-    });
-  },
+  startEmbeddedCollector,
   async (runtime) => {
     const { config } = runtime;
     const { startAggregator } = await import("./aggregator/index.js");
@@ -44,6 +47,7 @@ export const ALL_IN_ONE: Start[] = [
     });
   },
   async (runtime) => (await import("./query/index.js")).startQuery(runtime),
+  async (runtime) => (await import("./fleet/index.js")).startFleet(runtime, { freePortIfTaken: true }),
 ];
 
 /** `bifrost all` keeps its data in the embedded store unless storage.engine names another. */

@@ -9,10 +9,12 @@ import {
   logSection,
   nodeSection,
   overridesSection,
+  schemaParts,
   sharedSchemas,
   storageSection,
   telemetrySection,
 } from "./common/config-sections.js";
+import { fleetSchema } from "./fleet/config.js";
 import { querySection } from "./query/config.js";
 
 // Bifrost's configuration, composed in this one place from the shared sections (common/config-sections.ts) and
@@ -44,6 +46,7 @@ export function configSchema() {
       .prefault({})
       .describe("`bifrost all`: every part in one process with embedded defaults."),
     query: querySection(s),
+    fleet: fleetSchema(schemaParts(s)),
     overrides: overridesSection(),
   });
 }

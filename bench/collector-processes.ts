@@ -68,13 +68,17 @@ function watch(child: ChildProcess, name: string): Running {
  */
 export const EDGE = { ...edgeProfile(), otlp: { http_enabled: false, grpc_enabled: false } };
 
-/** A collector process of its own in `dir`, tailing `inDir/*.log`, shipping to `brokers`; with `edge`, as deployed on an edge node. */
+/**
+ * A collector process of its own in `dir`, tailing `inDir/*.log` (and syslog over TCP on `syslogPort`), shipping to
+ * `brokers`; with `edge`, as deployed on an edge node.
+ */
 export async function startCollector(
   dir: string,
   name: string,
   brokers: string[],
   topic: string,
   edge = false,
+  syslogPort?: number,
 ): Promise<Running & { url: string; inDir: string; positionsFile: string; metric(name: string): Promise<number> }> {
   const inDir = join(dir, "in");
   mkdirSync(inDir, { recursive: true });
@@ -92,6 +96,9 @@ export async function startCollector(
         otlp: edge ? EDGE.otlp : { grpc_listen: `127.0.0.1:${grpc}` },
         files: [{ paths: [join(inDir, "*.log")], labels: { job: "bench" } }],
         files_sync_ms: 100,
+        ...(syslogPort
+          ? { syslog: [{ listen: `127.0.0.1:${syslogPort}`, protocol: "tcp", labels: { job: "bench" } }] }
+          : {}),
       },
     }),
   );
