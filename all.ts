@@ -1,38 +1,39 @@
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { Config } from "./config.js";
-import type { Runtime, Running } from "./runtime.js";
+import type { Start } from "./runtime.js";
 
 // `bifrost all`: every role in one process, wired here and nowhere else. There is no Kafka: the collector's
 // shipper hands its disk-buffer records to the aggregator's decoding in process (aggregator/store-transport.ts),
 // which writes them to the process's store; they leave the disk buffer only after the store write, so the
 // collector's guarantees hold unchanged. The aggregator therefore neither consumes Kafka nor takes batches over
 // HTTP and only listens (/ready, /metrics). The query service reads the same store, and its central push writes
-// to it as in `bifrost query`.
+// to it as in `bifrost query`. The fleet server keeps its records in the same store.
 
-type Start = (runtime: Runtime) => Promise<Running>;
+/** The collector of `bifrost all`: its shipper writes into the process's store (runtime.store). */
+export const startEmbeddedCollector: Start = async (runtime) => {
+  const store = runtime.store;
+  if (store === undefined) throw new Error("bifrost all needs the process's store");
+  const { config } = runtime;
+  const { StoreTransport } = await import("./aggregator/store-transport.js");
+  const { deadLetterCounter, FileDeadLetters } = await import("./aggregator/dead-letters.js");
+  const { startManagedCollector } = await import("./collector/agent/index.js");
+  return startManagedCollector(runtime, {
+    transport: () =>
+      new StoreTransport({
+        store,
+        maxBatchBytes: config.aggregator.max_batch_bytes,
+        limits: config.aggregator.limits,
+        deadLetters: new FileDeadLetters(config.aggregator.dead_letter_dir),
+        deadLetterCounter: deadLetterCounter(runtime.registry),
+        log: runtime.log.child({ component: "aggregator" }),
+      }),
+  });
+};
 
 /** The components of `bifrost all`, in start order. */
 export const ALL_IN_ONE: Start[] = [
-  async (runtime) => {
-    const store = runtime.store;
-    if (store === undefined) throw new Error("bifrost all needs the process's store");
-    const { config } = runtime;
-    const { StoreTransport } = await import("./aggregator/store-transport.js");
-    const { deadLetterCounter, FileDeadLetters } = await import("./aggregator/dead-letters.js");
-    const { startCollector } = await import("./collector/index.js");
-    return startCollector(runtime, {
-      transport: () =>
-        new StoreTransport({
-          store,
-          maxBatchBytes: config.aggregator.max_batch_bytes,
-          limits: config.aggregator.limits,
-          deadLetters: new FileDeadLetters(config.aggregator.dead_letter_dir),
-          deadLetterCounter: deadLetterCounter(runtime.registry),
-          log: runtime.log.child({ component: "aggregator" }),
-        }),
-    });
-  },
+  startEmbeddedCollector,
   async (runtime) => {
     const { config } = runtime;
     const { startAggregator } = await import("./aggregator/index.js");
@@ -49,6 +50,7 @@ export const ALL_IN_ONE: Start[] = [
     });
   },
   async (runtime) => (await import("./query/index.js")).startQuery(runtime),
+  async (runtime) => (await import("./fleet/index.js")).startFleet(runtime, { freePortIfTaken: true }),
 ];
 
 /** `bifrost all` keeps its data in the embedded store unless storage.engine names another. */

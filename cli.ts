@@ -7,27 +7,28 @@ import { ConfigError } from "./common/config.js";
 import { createLogger, LogTap } from "./common/log.js";
 import { createRegistry } from "./common/metrics.js";
 import { VERSION } from "./common/version.js";
-import type { Runtime, Running } from "./runtime.js";
+import type { Runtime, Running, Start } from "./runtime.js";
 import { startTelemetry } from "./common/telemetry.js";
-
-type Start = (runtime: Runtime) => Promise<Running>;
 
 // Each role loads only its own modules: an edge collector does not carry the store engines (DuckDB's native
 // library among them), the query engines or the aggregator's workers in its memory. `all` is wired in all.ts.
-const ROLES: Record<"collector" | "aggregator" | "query" | "all", Start[]> = {
-  collector: [async (runtime) => (await import("./collector/index.js")).startCollector(runtime)],
+const ROLES: Record<"collector" | "aggregator" | "query" | "fleet" | "all", Start[]> = {
+  collector: [async (runtime) => (await import("./collector/agent/index.js")).startManagedCollector(runtime)],
   aggregator: [async (runtime) => (await import("./aggregator/index.js")).startAggregator(runtime)],
   query: [async (runtime) => (await import("./query/index.js")).startQuery(runtime)],
+  fleet: [async (runtime) => (await import("./fleet/index.js")).startFleet(runtime)],
   all: ALL_IN_ONE,
 };
 type Role = keyof typeof ROLES;
 
-const USAGE = `Usage: bifrost <collector|aggregator|query|all> [--config file.yaml] [--check-config]
+const USAGE = `Usage: bifrost <collector|aggregator|query|fleet|all> [--config file.yaml] [--check-config]
+       bifrost fleet <plan|status> [options]     (bifrost fleet plan --help)
        bifrost --version
 
   collector   edge node: receivers, disk buffer, shipping to Kafka
   aggregator  region: Kafka consumer group, downsampling, writes to ClickHouse
   query       center: Loki and Prometheus APIs, rules, alerts, self-healing
+  fleet       center: OpAMP server of the collector fleet, GitOps configuration, staged rollouts
   all         every part in one process (what \`npm start\` runs)
 
   --config FILE     YAML configuration (see README "Configuration"); BIFROST_<SECTION>__<KEY> overrides it
@@ -92,6 +93,11 @@ function banner(config: Config, role: Role, started: Running[], storage: string,
   if (otlpGrpc) lines.push(`  OTLP gRPC      ${otlpGrpc.url}   (logs, metrics)`);
   const aggregator = at("aggregator");
   if (aggregator) lines.push(`  aggregator     ${aggregator}   (/ready, /metrics)`);
+  const fleetUrl = at("fleet");
+  if (fleetUrl)
+    lines.push(
+      `  fleet (OpAMP)  ${fleetUrl}   (agents: ${fleetUrl.replace(/^http/, "ws")}/v1/opamp; bifrost fleet status)`,
+    );
   if (storage) lines.push(`  data           ${storage}`);
   if (role === "collector" || role === "aggregator")
     lines.push(`  Kafka          ${config.kafka.brokers.join(", ")}, topic ${config.kafka.topic}`);
@@ -113,6 +119,11 @@ function banner(config: Config, role: Role, started: Running[], storage: string,
 }
 
 async function main(): Promise<void> {
+  const [first, second] = process.argv.slice(2);
+  if (first === "fleet" && (second === "plan" || second === "status")) {
+    process.exitCode = await (await import("./fleet/cli.js")).fleetCommand(process.argv.slice(4), second);
+    return;
+  }
   const { role, configFile, checkOnly } = parseCommandLine(process.argv.slice(2));
   let config: Config;
   try {
@@ -130,6 +141,7 @@ async function main(): Promise<void> {
   const log = createLogger(config.log.level, { role }, ownLogs);
   const runtime: Runtime = {
     config,
+    configFile,
     log,
     registry: createRegistry(),
     storeReadiness: () => null,

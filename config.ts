@@ -9,10 +9,12 @@ import {
   logSection,
   nodeSection,
   overridesSection,
+  schemaParts,
   sharedSchemas,
   storageSection,
   telemetrySection,
 } from "./common/config-sections.js";
+import { fleetSchema } from "./fleet/config.js";
 import { querySection } from "./query/config.js";
 
 // Bifrost's configuration, composed in this one place from the shared sections (common/config-sections.ts) and
@@ -45,6 +47,7 @@ export function configSchema() {
         .prefault({})
         .describe("`bifrost all`: every part in one process with embedded defaults."),
       query: querySection(s),
+      fleet: fleetSchema(schemaParts(s)),
       overrides: overridesSection(),
     })
     .refine((c) => c.collector.batch.max_batch_bytes <= c.aggregator.max_batch_bytes, {

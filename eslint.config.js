@@ -2,10 +2,10 @@
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
-// A role (collector, aggregator, query) never imports another role, statically or with import(): shared formats
+// A role (collector, aggregator, query, fleet) never imports another role, statically or with import(): shared formats
 // are in proto/, shared plumbing in common/, the stores in storage/, and the process wiring (cli.ts, all.ts,
 // config.ts, runtime.ts) beside them at the top.
-const ROLES = ["collector", "aggregator", "query"];
+const ROLES = ["collector", "aggregator", "query", "fleet"];
 const roleBoundaries = ROLES.map((role) => {
   const others = ROLES.filter((other) => other !== role);
   const regex = `(^|/)(${others.join("|")})/`;

@@ -10,6 +10,8 @@ import type { Store } from "./storage/store.js";
 /** What every component gets from the process that runs it. */
 export interface Runtime {
   config: Config;
+  /** The YAML file the configuration came from, if any: a collector lays remote configurations over it. */
+  configFile?: string | undefined;
   log: Logger;
   registry: Registry;
   /** The process's one store (in `bifrost all` shared by every component); absent for the collector. */
@@ -30,6 +32,9 @@ export interface Running {
   otlpGrpc?: ListeningAddress;
   stop(): Promise<void>;
 }
+
+/** Starts one component of the process. */
+export type Start = (runtime: Runtime) => Promise<Running>;
 
 /**
  * Starts a component whose process is one HTTP listener, bound and secured as its config section says

@@ -1,6 +1,14 @@
 import { z } from "zod";
 import { boolean, list, number } from "../common/config.js";
-import { ACTION_NAME, pushLimitsSchema, type SharedSchemas, uniqueIds } from "../common/config-sections.js";
+import {
+  ACTION_NAME,
+  pushLimitsSchema,
+  schemaParts,
+  type SharedSchemas,
+  uniqueIds,
+} from "../common/config-sections.js";
+import { collectorFleetSchema } from "./agent/config.js";
+import { logInputSchemas } from "./receivers/log-input-schemas.js";
 
 // The collector's section of the configuration (`collector:`), composed with the others in config.ts.
 
@@ -83,6 +91,7 @@ export function collectorSection(s: SharedSchemas) {
       })
       .prefault({})
       .describe("host metrics read from /proc, as node_exporter names them"),
+    ...logInputSchemas({ list, number, boolean, labelName, listenAddress, serverTls: serverTlsSchema }),
   };
 
   const allowedActionSchema = z
@@ -275,6 +284,7 @@ export function collectorSection(s: SharedSchemas) {
         .prefault({})
         .refine((a) => !a.enabled || a.keys.length > 0, "actions.enabled needs at least one key")
         .describe("signed self-healing actions from the query service"),
+      fleet: collectorFleetSchema(schemaParts(s)),
     })
     .prefault({})
     .describe(

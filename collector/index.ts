@@ -5,6 +5,7 @@ import { type Runtime, type Running, startHttpComponent } from "../runtime.js";
 import { collectorActions } from "./actions/index.js";
 import { Batcher } from "./buffer/batcher.js";
 import { startInputs } from "./inputs.js";
+import { type LogInputs, startLogInputs } from "./log-inputs.js";
 import { collectorMetrics } from "./metrics.js";
 import { TenantLimits } from "../common/limits.js";
 import { admissionFromConfig, contractFromConfig } from "../common/ingest-contract.js";
@@ -48,9 +49,11 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
         { ...event },
         event.reason === "disk_budget"
           ? "disk budget full: dropped the oldest undelivered batches"
-          : "quarantined a corrupt disk buffer segment",
+          : "corrupt records in a disk buffer segment: recovered the valid ones, the undelivered others are lost",
       );
     },
+    onTruncated: (event) =>
+      log.warn(event, "cut away a record left incomplete at the end of the disk buffer by a crash during its append"),
   });
   const onInvalid = (reason: string, message: string) => {
     metrics.dropped.inc({ reason: "invalid" });
@@ -99,7 +102,7 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
     metrics.inflightBytes.set(held);
     metrics.inflightWaiting.set(waiting);
   });
-  const actions = collectorActions(runtime, batcher);
+  const actions = collectorActions(runtime, batcher, wal.incarnation);
   const onRejected = (reason: string) => metrics.rejected.inc({ reason });
   const otlpHttp = c.otlp.http_enabled ? await import("./receivers/otlp-http.js") : undefined;
   const otlp: OtlpReceiverOptions = {
@@ -132,6 +135,7 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
     );
   });
   let grpc;
+  let logInputs: LogInputs;
   try {
     grpc = c.otlp.grpc_enabled
       ? await (
@@ -143,8 +147,18 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
           maxMessageBytes: c.otlp.max_grpc_message_bytes,
         })
       : undefined;
+    logInputs = await startLogInputs({
+      config: c,
+      batcher,
+      registry: runtime.registry,
+      log,
+      tenantLimits,
+      contract,
+      rate,
+      onAccepted: (tenant, entries) => metrics.accepted.inc({ tenant }, entries),
+    });
   } catch (err) {
-    await running.stop();
+    await Promise.all([running.stop(), grpc?.stop()]);
     throw err;
   }
   const gauges = setInterval(() => {
@@ -169,7 +183,7 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
       clearInterval(gauges);
       await Promise.all([running.stop(), grpc?.stop()]);
       actions?.stop();
-      await inputs.stop();
+      await Promise.all([inputs.stop(), logInputs.stop()]);
       batcher.flush();
       await shipper.stop();
       wal.close();

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { boolean, list, number, TENANT_ID } from "./config.js";
+import type { SchemaParts } from "./schema-parts.js";
 
 // The configuration's shared sections and pieces: what more than one role reads (tenants and tokens, Bifrost's own
 // logs and telemetry, the node, Kafka, ClickHouse, storage, the push limits and per-tenant overrides). Each role's
@@ -95,6 +96,19 @@ export function sharedSchemas() {
 }
 
 export type SharedSchemas = ReturnType<typeof sharedSchemas>;
+
+/** The shared pieces as the sections defined beside a component (log inputs, fleet) take them. */
+export function schemaParts(s: SharedSchemas): SchemaParts {
+  return {
+    number,
+    boolean,
+    list,
+    listenAddress: s.listenAddress,
+    serverTls: s.serverTlsSchema,
+    clientTls: s.clientTlsSchema,
+    key: s.keySchema,
+  };
+}
 
 /** Tenants and their tokens. */
 export function authSection() {

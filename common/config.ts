@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { parseDocument } from "yaml";
 import { z } from "zod";
+import { mergeDocuments } from "./merge.js";
 
 // The configuration file is YAML with snake_case keys, as Loki's and Prometheus's are. Every key has a default,
 // so an empty file (or none) is a working single-machine setup. Precedence: defaults < file < environment.
@@ -47,6 +48,8 @@ export interface LoadOptions {
   /** YAML file; omitted means defaults plus environment. */
   file?: string;
   env?: NodeJS.ProcessEnv;
+  /** A document laid over the file, under the environment: a collector's remote configuration. */
+  overlay?: unknown;
 }
 
 /**
@@ -55,7 +58,7 @@ export interface LoadOptions {
  */
 export function loadConfigWith<T>(schema: z.ZodType<T>, options: LoadOptions = {}): T {
   const env = options.env ?? process.env;
-  const source = options.file ?? "defaults";
+  const source = options.file ?? (options.overlay === undefined ? "defaults" : "remote configuration");
   let raw: unknown = {};
   if (options.file !== undefined) {
     let text: string;
@@ -66,7 +69,7 @@ export function loadConfigWith<T>(schema: z.ZodType<T>, options: LoadOptions = {
     }
     raw = parseConfigText(expandEnv(text, env, source), source);
   }
-  const merged = applyEnvOverrides(raw, env);
+  const merged = applyEnvOverrides(options.overlay === undefined ? raw : mergeDocuments(raw, options.overlay), env);
   const result = schema.safeParse(merged);
   if (!result.success) {
     throw new ConfigError(

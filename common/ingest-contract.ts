@@ -81,11 +81,11 @@ export function withAddedLabels(labels: Labels, added: Labels): Labels {
 }
 
 /**
- * Bytes of a batch's own fields (tenant, node, site, region, sequence, creation time) at most, besides its rows:
- * a tenant id is at most 150 characters (TENANT_ID).
+ * Bytes of a batch's own fields (tenant, node, site, region, sequence, incarnation, creation time) at most,
+ * besides its rows: a tenant id is at most 150 characters (TENANT_ID), an incarnation 64 (proto/batch.ts INCARNATION).
  */
 export function batchHeadBytes(node: NodeConfig): number {
-  return 64 + 150 + Buffer.byteLength(node.id) + Buffer.byteLength(node.site + node.region);
+  return 64 + 150 + 66 + Buffer.byteLength(node.id) + Buffer.byteLength(node.site + node.region);
 }
 
 /** The parts of the configuration the contract is made of. */

@@ -1,4 +1,4 @@
-import { type Batch, type Labels, type LogStream, NO_LABELS, type Series } from "./batch.js";
+import { type Batch, INCARNATION, type Labels, type LogStream, NO_LABELS, type Series } from "./batch.js";
 
 /** Limits on what a batch may carry; the collector enforces them at ingest and the aggregator again. */
 export interface BatchLimits {
@@ -10,6 +10,7 @@ export interface BatchLimits {
 
 export type ValidationReason =
   | "missing_identity"
+  | "invalid_incarnation"
   | "too_many_labels"
   | "invalid_label_name"
   | "label_name_too_long"
@@ -112,7 +113,7 @@ export interface RefusedRows {
  * Splits a batch into the rows that pass the limits and the rows that do not, row by row (a stream or series
  * whose labels or name break a limit goes whole, an entry or point alone otherwise), so that one bad row never
  * takes the rest of its batch with it. Refused rows are grouped by reason, each group with its first message.
- * A batch without tenant or node is refused whole.
+ * A batch without tenant or node, or with an invalid incarnation, is refused whole.
  */
 export function screenBatch(batch: Batch, limits: BatchLimits): { valid: Batch; refused: RefusedRows[] } {
   const empty = (): Batch => ({ ...batch, streams: [], series: [] });
@@ -120,6 +121,19 @@ export function screenBatch(batch: Batch, limits: BatchLimits): { valid: Batch; 
     return {
       valid: empty(),
       refused: [{ error: new ValidationError("missing_identity", "batch has no tenant or no node id"), rows: batch }],
+    };
+  if (batch.incarnation !== "" && !INCARNATION.test(batch.incarnation))
+    return {
+      valid: empty(),
+      refused: [
+        {
+          error: new ValidationError(
+            "invalid_incarnation",
+            "batch incarnation is not up to 64 letters, digits, - and _",
+          ),
+          rows: batch,
+        },
+      ],
     };
   const refused = new Map<string, RefusedRows>();
   const refuse = (err: unknown): Batch => {
@@ -147,7 +161,9 @@ export function screenBatch(batch: Batch, limits: BatchLimits): { valid: Batch; 
         appendEntry(refuse(err), stream.labels, entry);
       }
     }
-    if (kept.entries.length > 0) valid.streams.push(kept.entries.length === stream.entries.length ? stream : kept);
+    // A stream without entries stays as it came, as the direct encoding (aggregator/log-wire.ts) keeps it.
+    if (kept.entries.length === stream.entries.length) valid.streams.push(stream);
+    else if (kept.entries.length > 0) valid.streams.push(kept);
   });
   batch.series.forEach((series, i) => {
     const where = `series ${i} (${series.name})`;
@@ -170,7 +186,8 @@ export function screenBatch(batch: Batch, limits: BatchLimits): { valid: Batch; 
         else rows.series.push({ name: series.name, labels: series.labels, kind: series.kind, points: [point] });
       }
     }
-    if (kept.points.length > 0) valid.series.push(kept.points.length === series.points.length ? series : kept);
+    if (kept.points.length === series.points.length) valid.series.push(series);
+    else if (kept.points.length > 0) valid.series.push(kept);
   });
   return { valid, refused: [...refused.values()] };
 }

@@ -3,6 +3,7 @@ import type { Labels, LogStream } from "../proto/batch.js";
 import { type ClickHouseConnectionOptions, ClickHouseDatabase, clickhouseDialect } from "./clickhouse-database.js";
 import { appendOnce, writeEncodedLogs } from "./clickhouse-writes.js";
 import { type EncodedLogBatch, type EncodedLogsStore, encodeLogBatch } from "./log-rowbinary.js";
+import { type FleetRecord, type FleetRecordKind, fleetRecordsOf, fleetRecordsQuery } from "./fleet-records.js";
 import { MIGRATIONS } from "./migrations.js";
 import { INEXACT_BOUND } from "./rows.js";
 import type { Retention } from "./schema.js";
@@ -425,6 +426,23 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
         params,
       );
     }
+  }
+
+  async putFleetRecords(records: FleetRecord[]): Promise<void> {
+    await this.db.insert(
+      "fleet_records",
+      records.map((r) => ({ kind: r.kind, id: r.id, updated_ms: r.updatedMs, body: r.body })),
+    );
+  }
+
+  async fleetRecords(kind: FleetRecordKind, id?: string): Promise<FleetRecord[]> {
+    const params = new Params(clickhouseDialect);
+    const query = fleetRecordsQuery(
+      `${this.db.name}.fleet_records`,
+      params.bind(kind, "String"),
+      id === undefined ? undefined : params.bind(id, "String"),
+    );
+    return fleetRecordsOf(kind, await this.db.rows("fleet record read", query, params));
   }
 
   async close(): Promise<void> {

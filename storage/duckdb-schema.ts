@@ -1,3 +1,4 @@
+import { DUCKDB_FLEET_DDL } from "./fleet-records.js";
 // The embedded store's tables (storage/duckdb.ts), as ClickHouse's (storage/schema.ts) but with upserted
 // aggregates instead of materialized views and merges, and a ledger of written batches for idempotent appends.
 
@@ -66,5 +67,10 @@ export const DUCKDB_MIGRATIONS: { version: number; name: string; statements: str
   PRIMARY KEY (kind, batch_id)
 )`,
     ],
+  },
+  {
+    version: 2,
+    name: "fleet records: the fleet server's inventory, revisions and rollouts",
+    statements: [DUCKDB_FLEET_DDL],
   },
 ];

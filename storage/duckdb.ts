@@ -2,6 +2,13 @@ import type { DuckDBConnection, JS } from "@duckdb/node-api";
 import type { LogStream } from "../proto/batch.js";
 import type { Logger } from "../common/log.js";
 import { DuckDBDatabase } from "./duckdb-database.js";
+import {
+  type FleetRecord,
+  type FleetRecordKind,
+  fleetRecordsOf,
+  fleetRecordsQuery,
+  newestFleetRecords,
+} from "./fleet-records.js";
 import { type BatchKind, duckdbDialect, mapLabels, rollupTable, secondBoundMs } from "./duckdb-sql.js";
 import { appendOnce, writeLogs, writeRollups, writeSamples } from "./duckdb-writes.js";
 import type { Retention } from "./schema.js";
@@ -391,6 +398,40 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
         }
       }),
     );
+  }
+
+  async putFleetRecords(records: FleetRecord[]): Promise<void> {
+    const newest = newestFleetRecords(records);
+    await this.db.serial("fleet record write", async (c) => {
+      for (let at = 0; at < newest.length; at += 500) {
+        const params = new Params(duckdbDialect);
+        const values = newest
+          .slice(at, at + 500)
+          .map(
+            (r) =>
+              `(${params.bind(r.kind, "String")}, ${params.bind(r.id, "String")}, ${params.bind(r.updatedMs, "Int64")}, ${params.bind(r.body, "String")})`,
+          );
+        // As ClickHouse's merges: the newer version of a record replaces the older, never the other way.
+        await this.db.rows(
+          c,
+          `INSERT INTO fleet_records VALUES ${values.join(", ")} ON CONFLICT (kind, id) DO UPDATE SET
+  updated_ms = excluded.updated_ms, body = excluded.body WHERE excluded.updated_ms >= fleet_records.updated_ms`,
+          params,
+        );
+      }
+    });
+  }
+
+  async fleetRecords(kind: FleetRecordKind, id?: string): Promise<FleetRecord[]> {
+    return this.db.serial("fleet record read", async (c) => {
+      const params = new Params(duckdbDialect);
+      const query = fleetRecordsQuery(
+        "fleet_records",
+        params.bind(kind, "String"),
+        id === undefined ? undefined : params.bind(id, "String"),
+      );
+      return fleetRecordsOf(kind, await this.db.rows(c, query, params));
+    });
   }
 
   close(): Promise<void> {

@@ -4,6 +4,7 @@ import { OverloadedError, type Ticket } from "../../common/admission.js";
 import { tenantOf } from "../../common/auth.js";
 import { BodyError, declaredLength, decompressBody } from "../../common/http-body.js";
 import { ingestOtlp, type OtlpBody, type OtlpReceiverOptions, type Outcome } from "./otlp-ingest.js";
+import { otlpTracesRoute } from "./otlp-traces.js";
 import { encodeResponse, encodeStatus, exportResponse, responseJson, type Signal } from "./otlp-proto.js";
 
 // OTLP/HTTP (https://opentelemetry.io/docs/specs/otlp/#otlphttp): POST /v1/logs and /v1/metrics with
@@ -128,8 +129,9 @@ function answer(c: Context, json: boolean, signal: Signal, outcome: Outcome): Re
   }
 }
 
-/** OTLP/HTTP logs and metrics on the collector's HTTP listener. */
+/** OTLP/HTTP logs and metrics on the collector's HTTP listener, and traces answered as not stored. */
 export function otlpHttpRoutes(app: Hono, options: OtlpHttpOptions): void {
   route(app, "logs", options);
   route(app, "metrics", options);
+  otlpTracesRoute(app, options);
 }

@@ -3,7 +3,7 @@ import { configSchema } from "../../config.js";
 
 // Renders docs/configuration.md from the configuration schema itself, so that the reference cannot drift from
 // what loadConfig accepts: every key with its type, default, environment variable and the schema's description.
-// test/docs.test.ts fails when the checked-in page differs from this rendering.
+// test/docs.unit.test.ts fails when the checked-in page differs from this rendering.
 
 /** The subset of JSON Schema that z.toJSONSchema emits for Bifrost's configuration. */
 interface JsonSchema {

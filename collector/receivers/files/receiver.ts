@@ -198,8 +198,8 @@ export class FileTail {
     const backlog = reads.some((read) => read.backlog);
     const delivered = Promise.all(
       [...byTenant].map(async ([tenant, group]) => {
-        const sending = group.filter((read) => read.entries.length > 0);
-        let streams = sending.map((read) => ({ labels: read.tail.labels, entries: read.entries }));
+        const sending = group.filter((read) => read.entries > 0);
+        let streams = sending.flatMap((read) => read.streams);
         const screened = this.options.contract?.screen(tenant, { streams });
         if (screened) {
           streams = screened.data.streams;
@@ -327,6 +327,7 @@ export class FileTail {
   }
 
   private async openTail(path: string, source: FileSource, now: number): Promise<TailedFile | undefined> {
+    await source.prepare?.(path).catch(() => {});
     let fh: FileHandle;
     try {
       fh = await open(path, "r");
