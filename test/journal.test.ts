@@ -91,6 +91,8 @@ describe("systemd journal input", { skip }, () => {
         BIFROST_COLLECTOR__JOURNAL__ENABLED: "true",
         BIFROST_COLLECTOR__JOURNAL__DIRECTORY: journalDir,
         BIFROST_COLLECTOR__JOURNAL__MAX_AGE: "3650d",
+        // The journal's entries are of a fixed time in the past, older than Loki's window (reject_old_samples).
+        BIFROST_COLLECTOR__LIMITS__REJECT_OLD_SAMPLES: "false",
         BIFROST_COLLECTOR__JOURNAL__MATCHES: "_SYSTEMD_UNIT=edge-app.service + _TRANSPORT=kernel",
       },
     });
