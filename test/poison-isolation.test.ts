@@ -144,7 +144,7 @@ describe("poison isolation in bifrost all (embedded DuckDB, in-process transport
       assert.equal(first!.tenant, "beta");
       assert.match(
         first!.batch_id,
-        /^beta\/.+~[ab]+:\d+$/,
+        /^beta\/.+~[ab]+(@[\w-]+)?:\d+$/,
         "the refused row is a piece of its batch, under an id of its own",
       );
       assert.deepEqual(
