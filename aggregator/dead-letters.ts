@@ -14,8 +14,9 @@ import { CodecError, decodeBatch } from "../proto/codec.js";
 //
 // Each dead letter is a batch frame (proto/codec.ts) that can be replayed as it is: the refused rows are a batch
 // of their own, whose id (proto/batch.ts batchPart) is unique to them, so a replay after the cause is fixed
-// stores them once however often it runs. Replay: produce the topic's messages to kafka.topic again, or
-// `bifrost dead-letters replay <file>` to an aggregator's POST /bifrost/v1/batches (docs/operations.md).
+// stores them once however often it runs. Replay: produce the topic's messages to kafka.topic again, or POST a
+// file's frames (base64-decoded `frame`, joined as proto/frames.ts says) to an aggregator's /bifrost/v1/batches
+// (docs/operations.md).
 
 /** The reason of rows a store refuses for good (aggregator/isolate.ts). */
 export const STORE_REJECTED = "store_rejected";
