@@ -150,7 +150,7 @@ export interface SampleProbe extends SampleSelect {
 }
 
 /**
- * What rollup buckets of one width cannot tell about a series' raw samples in a range (query/promql/rollups.ts):
+ * What rollup buckets of one width cannot tell about a series' raw samples in a range (query/promql/pushdown/rollups.ts):
  * the samples exactly on bucket boundaries, where a left-open window cuts a bucket, and how many samples are NaN
  * (left out of rollups) or not integers of magnitude below 2^26 (whose sums depend on the order of addition).
  */

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { Labels } from "../proto/batch.js";
 import type { Direction, LabelMatcher } from "../storage/store.js";
-import { compareLabels, formatLabels, labelsKey, makeLabels } from "../query/engine/labels.js";
+import { compareLabels, formatLabels, labelsKey, makeLabels } from "../proto/labels.js";
 import { compareText } from "../storage/values.js";
 import {
   PROMETHEUS_SEMANTICS,
@@ -12,7 +12,7 @@ import {
   vectorBinary,
   vectorScalar,
   aggregate,
-} from "../query/engine/vector.js";
+} from "../query/vector/aggregate.js";
 import type {
   BinaryExpr,
   BinaryOp,
@@ -24,7 +24,7 @@ import type {
   RangeOp,
   VectorMatching,
   VectorOp,
-} from "../query/logql/ast.js";
+} from "../query/logql/syntax/ast.js";
 import {
   EvaluationError,
   INSTANT_LOG_QUERY_ERROR,
@@ -36,11 +36,11 @@ import {
   type QueryParams,
   type QueryResult,
   type SampleRow,
-} from "../query/logql/engine.js";
-import { quantile } from "../query/engine/vector.js";
-import { counterRate, durationSeconds } from "../query/logql/range-functions.js";
-import { absentLabels, rangeAggregationSteps } from "../query/logql/range-vector.js";
-import { compileMatcher } from "../query/logql/stages/label-filter.js";
+} from "../query/logql/evaluation/evaluator.js";
+import { quantile } from "../query/vector/aggregate.js";
+import { counterRate, durationSeconds } from "../query/logql/evaluation/range-functions.js";
+import { absentLabels, rangeAggregationSteps } from "../query/logql/evaluation/range-vector.js";
+import { compileMatcher } from "../query/logql/pipeline/label-filter.js";
 
 // Every expected value below is worked out by hand from the small data sets, never by asking the engine.
 

@@ -7,11 +7,17 @@ import type { Logger } from "../../common/log.js";
 import { lokiPushRoute } from "../../collector/receivers/loki.js";
 import type { LabelMatcher, SeriesSelect, Store } from "../../storage/store.js";
 import { nsToMsCeil, nsToMsFloor, StoreError } from "../../storage/values.js";
-import { isLogExpr, type Expr } from "../logql/ast.js";
-import { evaluate, EvaluationError, QueryLimitError, type QueryParams, type QueryResult } from "../logql/engine.js";
-import { prettifyLogQL } from "../logql/format.js";
-import { LogQLParseError, parseLogQL, parseSelector } from "../logql/parser.js";
-import { StoreSource } from "../logql/store-source.js";
+import { isLogExpr, type Expr } from "../logql/syntax/ast.js";
+import {
+  evaluate,
+  EvaluationError,
+  QueryLimitError,
+  type QueryParams,
+  type QueryResult,
+} from "../logql/evaluation/evaluator.js";
+import { prettifyLogQL } from "../logql/syntax/printer.js";
+import { LogQLParseError, parseLogQL, parseSelector } from "../logql/syntax/parser.js";
+import { StoreSource } from "../logql/pushdown/store-source.js";
 import { entriesReturned, labelsJson, queryResponseJson } from "./marshal.js";
 import {
   directionParam,

@@ -1,5 +1,5 @@
 import type { Labels } from "../../proto/batch.js";
-import type { QueryResult } from "../logql/engine.js";
+import type { QueryResult } from "../logql/evaluation/evaluator.js";
 
 // Query results in Loki's JSON (pkg/util/marshal): sample values as strings in Go's shortest 'f' format ("NaN",
 // "+Inf"), sample times as JSON numbers of seconds with millisecond precision, log timestamps as strings of

@@ -3,10 +3,10 @@ import type { Context, Hono, Next } from "hono";
 import { upgradeWebSocket } from "@hono/node-server";
 import type { Store } from "../../storage/store.js";
 import { labelsText } from "../../storage/fingerprint.js";
-import { isLogExpr, type LogExpr } from "../logql/ast.js";
-import type { LogRow } from "../logql/engine.js";
-import { parseLogQL } from "../logql/parser.js";
-import { StoreSource } from "../logql/store-source.js";
+import { isLogExpr, type LogExpr } from "../logql/syntax/ast.js";
+import type { LogRow } from "../logql/evaluation/evaluator.js";
+import { parseLogQL } from "../logql/syntax/parser.js";
+import { StoreSource } from "../logql/pushdown/store-source.js";
 import { labelsJson } from "./marshal.js";
 import { limitParam, param, ParamError, parseDurationParamNs, parseTimestampNs, type RequestParams } from "./params.js";
 

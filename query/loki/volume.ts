@@ -2,7 +2,7 @@ import { labelsOf, type Labels } from "../../proto/batch.js";
 import { labelsText } from "../../storage/fingerprint.js";
 import type { LabelMatcher, Store } from "../../storage/store.js";
 import { nsToMsFloor } from "../../storage/values.js";
-import type { QueryResult } from "../logql/engine.js";
+import type { QueryResult } from "../logql/evaluation/evaluator.js";
 
 // /loki/api/v1/index/volume and volume_range: bytes of log lines per group of streams, the largest first, as
 // Grafana's Logs Drilldown lists services. Groups are the label names of the selector (or `targetLabels`) with

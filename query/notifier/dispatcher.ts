@@ -1,6 +1,6 @@
 import type { NotifierReceiverConfig } from "../../common/config.js";
 import type { Delivery, Target } from "./delivery.js";
-import { sortedNames } from "../engine/labels.js";
+import { sortedNames } from "../../proto/labels.js";
 import { compareAlertLabels, labelSetString } from "./labels.js";
 import { isResolved, webhookMessage } from "./payload.js";
 import type { NotificationEntry, ReceiverState, StoredAlert } from "./state.js";

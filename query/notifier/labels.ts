@@ -1,5 +1,5 @@
 import { compareText } from "../../storage/values.js";
-import { sortedNames } from "../engine/labels.js";
+import { sortedNames } from "../../proto/labels.js";
 import type { Labels } from "./types.js";
 
 const FNV_OFFSET = 0xcbf29ce484222325n;

@@ -5,11 +5,11 @@ import type { Logger } from "../../common/log.js";
 import { type Labels, SampleKind } from "../../proto/batch.js";
 import type { LabelMatcher, Store } from "../../storage/store.js";
 import { StoreError } from "../../storage/values.js";
-import { type Expr, typeName, typeOf } from "./ast.js";
-import { type EngineOptions, instantQuery, type QuerySource, rangeQuery } from "./engine.js";
+import { type Expr, typeName, typeOf } from "./syntax/ast.js";
+import { type EngineOptions, instantQuery, type QuerySource, rangeQuery } from "./evaluation/evaluator.js";
 import { BadParameter, formatFloat, parseDurationParam, parseTimeParam } from "./params.js";
-import { parsePromql, PromqlParseError } from "./parser.js";
-import { PromqlEvalError, type Series, type Value } from "./values.js";
+import { parsePromql, PromqlParseError } from "./syntax/parser.js";
+import { PromqlEvalError, type Series, type Value } from "./evaluation/values.js";
 
 // The Prometheus HTTP API (web/api/v1) over the metrics the aggregator stores, with its JSON shapes, parameter
 // parsing and error types, so that Grafana and promtool-style clients work against it unchanged.

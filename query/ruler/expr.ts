@@ -1,13 +1,13 @@
 import type { Labels } from "../../proto/batch.js";
 import type { Store } from "../../storage/store.js";
-import type { Expr as LogqlExpr } from "../logql/ast.js";
-import { evaluate } from "../logql/engine.js";
-import { parseLogQL } from "../logql/parser.js";
-import { StoreSource } from "../logql/store-source.js";
-import type { Expr as PromqlExpr } from "../promql/ast.js";
-import { instantQuery, rangeQuery } from "../promql/engine.js";
-import { parsePromql } from "../promql/parser.js";
-import type { Value } from "../promql/values.js";
+import type { Expr as LogqlExpr } from "../logql/syntax/ast.js";
+import { evaluate } from "../logql/evaluation/evaluator.js";
+import { parseLogQL } from "../logql/syntax/parser.js";
+import { StoreSource } from "../logql/pushdown/store-source.js";
+import type { Expr as PromqlExpr } from "../promql/syntax/ast.js";
+import { instantQuery, rangeQuery } from "../promql/evaluation/evaluator.js";
+import { parsePromql } from "../promql/syntax/parser.js";
+import type { Value } from "../promql/evaluation/values.js";
 
 // A rule's expression in either query language, evaluated to what rules work on: an instant vector at one time,
 // and (for anomaly rules) the series of its values at regular steps over a past window.

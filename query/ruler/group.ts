@@ -1,6 +1,6 @@
 import type { Labels, Series } from "../../proto/batch.js";
-import { labelsKey } from "../engine/labels.js";
-import { dropName } from "../promql/values.js";
+import { labelsKey } from "../../proto/labels.js";
+import { dropName } from "../promql/evaluation/values.js";
 import { alertFingerprint } from "../notifier/labels.js";
 import { type ActiveElement, type Alert, AlertStates, type ResolvedAlert } from "./alerts.js";
 import { anomalyBand, historyWindow, outside } from "./anomaly.js";

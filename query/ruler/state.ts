@@ -1,6 +1,6 @@
 import { type Labels, SampleKind, type Series } from "../../proto/batch.js";
 import type { Store } from "../../storage/store.js";
-import { dropName } from "../promql/values.js";
+import { dropName } from "../promql/evaluation/values.js";
 import type { Alert } from "./alerts.js";
 
 // Alert state as samples, so that a restarted query service neither re-pages nor forgets an alert in the middle of

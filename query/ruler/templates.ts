@@ -1,8 +1,8 @@
 import type { Labels } from "../../proto/batch.js";
-import { compileTemplate, type CompiledTemplate, type TemplateExtension } from "../logql/template.js";
-import { sprintf, type TemplateFunction } from "../logql/template-funcs.js";
-import { GoInt, NumberConstant, type TemplateValue } from "../logql/template-values.js";
-import { formatGoTime } from "../logql/go-time.js";
+import { compileTemplate, type CompiledTemplate, type TemplateExtension } from "../../common/go/template/executor.js";
+import { sprintf, type TemplateFunction } from "../../common/go/template/functions.js";
+import { GoInt, NumberConstant, type TemplateValue } from "../../common/go/template/values.js";
+import { formatGoTime } from "../../common/go/time-layout.js";
 
 // Prometheus' alert templates on top of the Go-template engine of Loki's line_format: the predeclared variables
 // `$labels`, `$value`, `$externalLabels` and `$externalURL`, and the humanize family of functions
