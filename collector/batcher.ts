@@ -1,6 +1,6 @@
-import type { Labels, LogStream, Point, Series } from "../proto/batch.js";
+import type { LogStream, Point, Series } from "../proto/batch.js";
+import { type Labels, persistedLabelsText } from "../proto/labels.js";
 import { CodecError, decodeBatch, encodeBatch } from "../proto/codec.js";
-import { labelsText } from "../storage/fingerprint.js";
 import type { Wal, WalRecord } from "./wal.js";
 
 export interface NodeIdentity {
@@ -90,7 +90,7 @@ export class Batcher {
   }
 
   private seriesKey(tenant: string, series: Series): string {
-    return `${tenant}\u0000${series.name}${labelsText(series.labels)}`;
+    return `${tenant}\u0000${series.name}${persistedLabelsText(series.labels)}`;
   }
 
   /** Writes every pending batch now. */

@@ -2,7 +2,7 @@ import { join } from "node:path";
 import { Counter, Gauge, type Registry } from "prom-client";
 import type { Config } from "../common/config.js";
 import type { Logger, LogTap } from "../common/log.js";
-import { labelsOf } from "../proto/batch.js";
+import { labelsOf } from "../proto/labels.js";
 import type { Batcher } from "./batcher.js";
 import { FileTail } from "./receivers/filetail.js";
 import { HostMetrics } from "./receivers/hostmetrics.js";

@@ -1,9 +1,7 @@
 import { protoFile } from "./files.js";
 import protobuf from "protobufjs";
+import type { Labels } from "./labels.js";
 import type { Scratch } from "./scratch.js";
-
-/** A label set. Objects are created without a prototype so that names such as `__proto__` stay plain keys. */
-export type Labels = Record<string, string>;
 
 export enum SampleKind {
   Unspecified = 0,
@@ -54,15 +52,6 @@ export interface Batch {
 /** The id that downstream writes deduplicate on; node ids are only unique within a tenant, so it names both. */
 export function batchId(batch: Pick<Batch, "tenant" | "nodeId" | "sequence">): string {
   return `${batch.tenant}/${batch.nodeId}:${batch.sequence}`;
-}
-
-/** The metadata of an entry that has none, shared: receivers make millions of such entries. */
-export const NO_LABELS: Labels = Object.freeze(Object.create(null));
-
-export function labelsOf(entries: Iterable<readonly [string, string]>): Labels {
-  const labels: Labels = Object.create(null);
-  for (const [name, value] of entries) labels[name] = value;
-  return labels;
 }
 
 const root = protobuf.loadSync(protoFile("bifrost.proto"));

@@ -1,14 +1,37 @@
-import type { Labels } from "./batch.js";
-import { compareText } from "../storage/values.js";
+import { goQuote } from "../common/go/quote.js";
+import { compareText } from "../common/go/string-order.js";
 
-// Label-set helpers shared by the LogQL and PromQL evaluators. Label sets are plain null-prototype objects; these
-// functions give them the identity, ordering and text form that Prometheus' labels.Labels has.
+// Label sets, the one home of their type, constructors, identity, order and text forms. A label set is a plain
+// object created without a prototype, so that names such as `__proto__` stay plain keys.
+
+export type Labels = Record<string, string>;
 
 export const METRIC_NAME = "__name__";
 
-/** A label set built from entries, with its names in sorted order. */
-export function makeLabels(entries: Iterable<readonly [string, string]>): Labels {
-  const sorted = [...entries].sort(([a], [b]) => compareText(a, b));
+/** The metadata of an entry that has none, shared: receivers make millions of such entries. */
+export const NO_LABELS: Labels = Object.freeze(Object.create(null));
+
+type LabelSource = Iterable<readonly [string, string]> | Readonly<Record<string, string>>;
+
+function entriesOf(source: LabelSource): Iterable<readonly [string, string]> {
+  return Symbol.iterator in source
+    ? (source as Iterable<readonly [string, string]>)
+    : Object.entries(source as Record<string, string>);
+}
+
+/**
+ * A label set with its names in the order given. Ingestion keeps the sender's order: the wire encoding of a
+ * batch writes labels in property order, and its bytes must not change.
+ */
+export function labelsOf(source: LabelSource): Labels {
+  const labels: Labels = Object.create(null);
+  for (const [name, value] of entriesOf(source)) labels[name] = value;
+  return labels;
+}
+
+/** A label set with its names in Go's string order, as Prometheus keeps one: what the query engines return. */
+export function sortedLabelsOf(source: LabelSource): Labels {
+  const sorted = [...entriesOf(source)].sort(([a], [b]) => compareText(a, b));
   const labels: Labels = Object.create(null);
   for (const [name, value] of sorted) labels[name] = value;
   return labels;
@@ -40,37 +63,27 @@ export function compareLabels(a: Labels, b: Labels): number {
   return an.length - bn.length;
 }
 
-/** The text Prometheus and Loki print for a label set, `{a="1", b="x\"y"}`, values quoted as Go's strconv.Quote. */
+/**
+ * The canonical text of a label set, as Prometheus' labels.String() and Loki print it: `{a="1", b="x\"y"}`, names
+ * in Go's string order, values quoted as Go's strconv.Quote.
+ */
 export function formatLabels(labels: Labels): string {
   return `{${sortedNames(labels)
     .map((name) => `${name}=${goQuote(labels[name]!)}`)
     .join(", ")}}`;
 }
 
-const GO_ESCAPES: Record<string, string> = {
-  "\u0007": "\\a",
-  "\b": "\\b",
-  "\f": "\\f",
-  "\n": "\\n",
-  "\r": "\\r",
-  "\t": "\\t",
-  "\u000b": "\\v",
-  "\\": "\\\\",
-  '"': '\\"',
-};
-
-function goQuote(text: string): string {
-  let out = '"';
-  for (const char of text) {
-    const escape = GO_ESCAPES[char];
-    if (escape !== undefined) out += escape;
-    else {
-      const code = char.codePointAt(0)!;
-      if (code < 0x20 || code === 0x7f) out += `\\x${code.toString(16).padStart(2, "0")}`;
-      else out += char;
-    }
-  }
-  return `${out}"`;
+/**
+ * The text that stream and series fingerprints hash and that stores sort their results by: like formatLabels,
+ * but with names in JavaScript's (UTF-16) order and values quoted as JSON. It differs from the canonical text only
+ * where a name holds a character from U+E000 up or a value a control character, and it is frozen: fingerprints
+ * are persisted, so every byte of this form must stay as it is.
+ */
+export function persistedLabelsText(labels: Labels): string {
+  const parts = Object.keys(labels)
+    .sort()
+    .map((name) => `${name}=${JSON.stringify(labels[name])}`);
+  return `{${parts.join(", ")}}`;
 }
 
 /** The labels named in `names` that the set has. */
@@ -80,11 +93,11 @@ export function keepLabels(labels: Labels, names: readonly string[]): Labels {
     const value = labels[name];
     if (value !== undefined) out.push([name, value]);
   }
-  return makeLabels(out);
+  return sortedLabelsOf(out);
 }
 
 /** The set without the labels named in `names`. */
 export function dropLabels(labels: Labels, names: readonly string[]): Labels {
   const drop = new Set(names);
-  return makeLabels(Object.entries(labels).filter(([name]) => !drop.has(name)));
+  return sortedLabelsOf(Object.entries(labels).filter(([name]) => !drop.has(name)));
 }

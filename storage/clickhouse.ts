@@ -2,7 +2,8 @@ import { readFileSync } from "node:fs";
 import { Readable } from "node:stream";
 import { finished } from "node:stream/promises";
 import { type ClickHouseClient, ClickHouseError, ClickHouseLogLevel, createClient } from "@clickhouse/client";
-import type { Labels, LogStream } from "../proto/batch.js";
+import type { LogStream } from "../proto/batch.js";
+import { type Labels, labelsOf } from "../proto/labels.js";
 import type { Logger } from "../common/log.js";
 import { type EncodedLogBatch, encodeLogBatch, LOG_COLUMNS } from "./log-rowbinary.js";
 import { MIGRATIONS } from "./migrations.js";
@@ -56,7 +57,6 @@ import {
   nsToMsFloor,
   parseFloatText,
   StoreError,
-  toLabels,
 } from "./values.js";
 import { backoffDelay } from "../common/backoff.js";
 
@@ -474,7 +474,7 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
           AND min(first_seen) < fromUnixTimestamp64Milli(${params.bind(endMs, "Int64")})`,
       params,
     );
-    return rows.map((r) => ({ fingerprint: r.fp, labels: toLabels(r.stream_labels), kind: Number(r.stream_kind) }));
+    return rows.map((r) => ({ fingerprint: r.fp, labels: labelsOf(r.stream_labels), kind: Number(r.stream_kind) }));
   }
 
   protected override lookupStreams(select: SeriesSelect): Promise<IndexedStream[]> {
@@ -519,7 +519,7 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
         entries: rows.map((row) => ({
           timeUnixNano: BigInt(row.ts),
           line: row.line,
-          metadata: toLabels(row.metadata),
+          metadata: labelsOf(row.metadata),
         })),
       }),
     );

@@ -17,7 +17,8 @@ import {
   UTINYINT,
   VARCHAR,
 } from "@duckdb/node-api";
-import type { Labels, LogStream } from "../proto/batch.js";
+import type { LogStream } from "../proto/batch.js";
+import { type Labels, labelsOf } from "../proto/labels.js";
 import type { Logger } from "../common/log.js";
 import type { Retention } from "./schema.js";
 import { type Dialect, lineFilterConditions, Params, selectorsCondition } from "./sql.js";
@@ -58,7 +59,7 @@ import {
   streamSpans,
   StreamsIndexReads,
 } from "./rows.js";
-import { nsToMsCeil, nsToMsFloor, StoreError, toLabels } from "./values.js";
+import { nsToMsCeil, nsToMsFloor, StoreError } from "./values.js";
 
 // The embedded store for `bifrost all`: one DuckDB database file (or memory), one connection, every operation
 // run one after the other. It answers every call as the ClickHouse store does (storage/clickhouse.ts); what
@@ -183,7 +184,7 @@ function mapEntries(labels: Labels): MapEntries {
 
 /** A MAP column as read back (an array of key/value entries), as prototype-free Labels. */
 function mapLabels(value: JS): Labels {
-  return toLabels((value as MapEntries).map((e): [string, string] => [e.key, e.value]));
+  return labelsOf((value as MapEntries).map((e): [string, string] => [e.key, e.value]));
 }
 
 /** The rollup table of a resolution; anything else is refused (as ClickHouse's Enum column refuses it). */

@@ -1,4 +1,5 @@
-import type { Labels, LogStream, SampleKind, Series } from "../proto/batch.js";
+import type { LogStream, SampleKind, Series } from "../proto/batch.js";
+import type { Labels } from "../proto/labels.js";
 import type { EncodedLogBatch } from "./log-rowbinary.js";
 
 // The storage contract that the aggregator writes through and the query service reads through. Two

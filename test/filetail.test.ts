@@ -17,7 +17,7 @@ import { Batcher } from "../collector/batcher.js";
 import { FileTail, type FileSource } from "../collector/receivers/filetail.js";
 import { utf8Prefix } from "../collector/receivers/tailedfile.js";
 import { Wal } from "../collector/wal.js";
-import { labelsOf } from "../proto/batch.js";
+import { labelsOf } from "../proto/labels.js";
 import { decodeBatch } from "../proto/codec.js";
 import { waitFor } from "./helpers/wait.js";
 

@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { Labels } from "../proto/batch.js";
 import type { Direction, LabelMatcher } from "../storage/store.js";
-import { compareLabels, formatLabels, labelsKey, makeLabels } from "../proto/labels.js";
-import { compareText } from "../storage/values.js";
+import { compareLabels, formatLabels, labelsKey, sortedLabelsOf, type Labels } from "../proto/labels.js";
+import { compareText } from "../common/go/string-order.js";
 import {
   PROMETHEUS_SEMANTICS,
   LOKI_SEMANTICS,
@@ -96,7 +95,7 @@ class MemorySource implements EngineSource {
   }
 }
 
-const L = (entries: Record<string, string>): Labels => makeLabels(Object.entries(entries));
+const L = (entries: Record<string, string>): Labels => sortedLabelsOf(Object.entries(entries));
 
 function logRow(seconds: number, line: string, labels: Record<string, string>, extraNs = 0n): Row {
   return { tsNs: sec(seconds) + extraNs, line, labels: L(labels) };
@@ -1514,7 +1513,7 @@ describe("log queries", () => {
       {
         tsNs: sec(2),
         line: "b",
-        labels: makeLabels([
+        labels: sortedLabelsOf([
           ["y", "2"],
           ["x", "1"],
         ]),
@@ -1756,7 +1755,7 @@ describe("range functions and labels", () => {
   it("labelsKey ignores property order", () => {
     assert.equal(
       labelsKey(
-        makeLabels([
+        sortedLabelsOf([
           ["a", "1"],
           ["b", "2"],
         ]),

@@ -1,4 +1,4 @@
-import type { Labels } from "../../proto/batch.js";
+import type { Labels } from "../../proto/labels.js";
 
 /** A label set that is not in Prometheus text form; `position` points at the offending character. */
 export class LabelSetError extends Error {

@@ -1,6 +1,7 @@
 import type { FileHandle } from "node:fs/promises";
 import { crc32c } from "@node-rs/crc32";
-import { labelsOf, type Labels, type LogEntry, NO_LABELS } from "../../proto/batch.js";
+import type { LogEntry } from "../../proto/batch.js";
+import { labelsOf, type Labels, NO_LABELS } from "../../proto/labels.js";
 import { type Joined, MultilineJoiner, type MultilineOptions } from "./multiline.js";
 import type { FilePosition } from "./positions.js";
 

@@ -1,4 +1,4 @@
-import type { Labels } from "../../proto/batch.js";
+import type { Labels } from "../../proto/labels.js";
 import type { QueryResult } from "../logql/evaluation/evaluator.js";
 
 // Query results in Loki's JSON (pkg/util/marshal): sample values as strings in Go's shortest 'f' format ("NaN",

@@ -1,10 +1,9 @@
 import type { NotifierReceiverConfig } from "../../common/config.js";
 import type { Delivery, Target } from "./delivery.js";
-import { sortedNames } from "../../proto/labels.js";
-import { compareAlertLabels, labelSetString } from "./labels.js";
+import { formatLabels, type Labels, sortedNames } from "../../proto/labels.js";
+import { compareAlertLabels } from "./labels.js";
 import { isResolved, webhookMessage } from "./payload.js";
 import type { NotificationEntry, ReceiverState, StoredAlert } from "./state.js";
-import type { Labels } from "./types.js";
 
 interface Group {
   key: string;
@@ -63,7 +62,7 @@ export class ReceiverRoute {
   insert(incoming: StoredAlert, now: number): void {
     if (this.closed) return;
     const labels = this.groupLabels(incoming.labels);
-    const key = `${this.routeKey}:${labelSetString(labels)}`;
+    const key = `${this.routeKey}:${formatLabels(labels)}`;
     let group = this.groups.get(key);
     if (group === undefined) {
       group = { key, labels, alerts: new Map(), hasFlushed: false, nextFlushAt: now + this.config.group_wait_ms };

@@ -10,7 +10,7 @@ import { NotifierMetrics } from "./metrics.js";
 import { StateFile, type NotifierState, type StoredAlert } from "./state.js";
 import type { Alert } from "./types.js";
 
-export type { Alert, Labels, PostableAlert, WebhookAlert, WebhookMessage } from "./types.js";
+export type { Alert, PostableAlert, WebhookAlert, WebhookMessage } from "./types.js";
 export { alertFingerprint } from "./labels.js";
 export { SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, verify } from "./signature.js";
 export { deadLetterPath, type DeadLetter } from "./delivery.js";

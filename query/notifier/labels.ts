@@ -1,6 +1,5 @@
-import { compareText } from "../../storage/values.js";
-import { sortedNames } from "../../proto/labels.js";
-import type { Labels } from "./types.js";
+import { compareText } from "../../common/go/string-order.js";
+import { type Labels, sortedNames } from "../../proto/labels.js";
 
 const FNV_OFFSET = 0xcbf29ce484222325n;
 const FNV_PRIME = 0x100000001b3n;
@@ -24,20 +23,6 @@ export function alertFingerprint(labels: Labels): string {
     add(SEPARATOR);
   }
   return hash.toString(16).padStart(16, "0");
-}
-
-/** A copy with keys in sorted order, as Go's encoding/json writes maps. */
-export function sortedLabels(labels: Labels): Labels {
-  const out: Labels = {};
-  for (const name of sortedNames(labels)) out[name] = labels[name]!;
-  return out;
-}
-
-/** model.LabelSet.String(): `{a="1", b="2"}`. */
-export function labelSetString(labels: Labels): string {
-  return `{${sortedNames(labels)
-    .map((name) => `${name}=${JSON.stringify(labels[name])}`)
-    .join(", ")}}`;
 }
 
 /** model.LabelSet.Before, with Alertmanager's AlertSlice order in front: `job`, then `instance`, then the labels. */

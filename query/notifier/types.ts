@@ -1,4 +1,4 @@
-export type Labels = Record<string, string>;
+import type { Labels } from "../../proto/labels.js";
 
 /**
  * One alert as the ruler hands it over on every evaluation: every firing alert, and each alert once when it resolves.

@@ -1,4 +1,4 @@
-import type { Labels } from "../../proto/batch.js";
+import { labelsOf, type Labels } from "../../proto/labels.js";
 import type { Store } from "../../storage/store.js";
 import type { Expr as LogqlExpr } from "../logql/syntax/ast.js";
 import { evaluate } from "../logql/evaluation/evaluator.js";
@@ -74,7 +74,7 @@ export function compileExpr(text: string, language?: Language): RuleExpr {
 
 function vectorOf(value: Value): RuleSample[] {
   if (value.type === "vector") return value.samples;
-  if (value.type === "scalar") return [{ labels: Object.create(null) as Labels, value: value.value }];
+  if (value.type === "scalar") return [{ labels: labelsOf([]), value: value.value }];
   throw new Error(`rule result is not a vector or scalar: ${value.type === "matrix" ? "range vector" : "string"}`);
 }
 
@@ -108,7 +108,7 @@ function logqlExpr(text: string, expr: LogqlExpr): RuleExpr {
       };
       const result = await evaluate(expr, params, new StoreSource(store, tenant), { maxSeries });
       if (result.type === "vector") return result.samples.map(({ labels, value }) => ({ labels, value }));
-      if (result.type === "scalar") return [{ labels: Object.create(null) as Labels, value: result.value }];
+      if (result.type === "scalar") return [{ labels: labelsOf([]), value: result.value }];
       throw new Error(`rule result is not a vector or scalar: ${result.type}`);
     },
     async range({ store, tenant, maxSeries }, startMs, endMs, stepMs) {

@@ -1,5 +1,5 @@
-import type { Labels, Series } from "../../proto/batch.js";
-import { labelsKey } from "../../proto/labels.js";
+import type { Series } from "../../proto/batch.js";
+import { labelsKey, labelsOf, type Labels } from "../../proto/labels.js";
 import { dropName } from "../promql/evaluation/values.js";
 import { alertFingerprint } from "../notifier/labels.js";
 import { type ActiveElement, type Alert, AlertStates, type ResolvedAlert } from "./alerts.js";
@@ -45,8 +45,6 @@ export interface EvaluationOutput {
   series: Series[];
   notices: AlertNotice[];
 }
-
-const NO_LABELS = (): Labels => Object.create(null) as Labels;
 
 export class GroupRunner {
   readonly key: string;
@@ -179,7 +177,7 @@ export class GroupRunner {
     const labels = dropName(sample.labels);
     for (const [name, template] of rule.labelTemplates) labels[name] = template.expand(data);
     labels["alertname"] = rule.name;
-    const annotations = NO_LABELS();
+    const annotations = labelsOf([]);
     for (const [name, template] of rule.annotationTemplates) annotations[name] = template.expand(data);
     return { labels, annotations, value: sample.value };
   }

@@ -3,7 +3,7 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { TENANT_ID } from "../../common/config.js";
 import type { Logger } from "../../common/log.js";
-import type { Labels } from "../../proto/batch.js";
+import type { Labels } from "../../proto/labels.js";
 import type { SampleBatch, Store } from "../../storage/store.js";
 import { type AlertNotice, type AlertSink, GroupRunner } from "./group.js";
 import { parseRuleFile, RuleFileError, type RuleGroup } from "./rules.js";

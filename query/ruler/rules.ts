@@ -1,5 +1,5 @@
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, type YAMLMap } from "yaml";
-import type { Labels } from "../../proto/batch.js";
+import type { Labels } from "../../proto/labels.js";
 import { compileExpr, type Language, type RuleExpr } from "./expr.js";
 import { AlertTemplate } from "./templates.js";
 

@@ -1,4 +1,4 @@
-import type { Labels } from "../../proto/batch.js";
+import type { Labels } from "../../proto/labels.js";
 import { compileTemplate, type CompiledTemplate, type TemplateExtension } from "../../common/go/template/executor.js";
 import { sprintf, type TemplateFunction } from "../../common/go/template/functions.js";
 import { GoInt, NumberConstant, type TemplateValue } from "../../common/go/template/values.js";

@@ -1,5 +1,4 @@
-import type { Labels } from "../../proto/batch.js";
-import { METRIC_NAME, dropLabels, keepLabels, labelsKey, makeLabels } from "../../proto/labels.js";
+import { METRIC_NAME, dropLabels, keepLabels, labelsKey, sortedLabelsOf, type Labels } from "../../proto/labels.js";
 
 // Instant-vector operations shared by the LogQL and PromQL evaluators: aggregation, binary operators with vector
 // matching, set operators and label_replace. They work on one step's vector of {labels, value}; the evaluators
@@ -164,7 +163,7 @@ function resultLabels(many: Labels, one: Labels, matching: VectorMatching, dropN
     if (value !== undefined && value !== "") labels.set(name, value);
     else labels.delete(name);
   }
-  return makeLabels(labels);
+  return sortedLabelsOf(labels);
 }
 
 /**
@@ -277,7 +276,7 @@ interface Group {
 }
 
 function groupLabels(labels: Labels, grouping: Grouping | undefined): Labels {
-  if (grouping === undefined) return makeLabels([]);
+  if (grouping === undefined) return sortedLabelsOf([]);
   if (!grouping.without) return keepLabels(labels, grouping.labels);
   return dropLabels(labels, [...grouping.labels, METRIC_NAME]);
 }
@@ -420,7 +419,7 @@ export function countValues(
   const counts = new Map<string, Sample>();
   for (const sample of vector) {
     const base = groupLabels(sample.labels, grouping);
-    const labels = makeLabels([
+    const labels = sortedLabelsOf([
       ...Object.entries(base).filter(([name]) => name !== label),
       [label, format(sample.value)],
     ]);
@@ -480,6 +479,6 @@ export function labelReplace(
     const value = expandTemplate(replacement, match);
     const entries = Object.entries(sample.labels).filter(([name]) => name !== dst);
     if (value !== "") entries.push([dst, value]);
-    return { labels: makeLabels(entries), value: sample.value };
+    return { labels: sortedLabelsOf(entries), value: sample.value };
   });
 }

@@ -6,7 +6,7 @@
 // Errors follow Go's wording because Loki puts them in `__error_details__`:
 // `template: line:1:9: executing "line" at <now>: wrong number of args for now: want 0 got 1`.
 
-import type { Labels } from "../../../proto/batch.js";
+import type { Labels } from "../../../proto/labels.js";
 import { FUNCTIONS, type TemplateFunction, type TemplateContext, convertArg } from "./functions.js";
 import {
   GoInt,

@@ -2,7 +2,7 @@
 // differently: `3` versus `3e+06`), so integers are boxed; strings, booleans and floats are plain JavaScript
 // values, `null` is Go's nil, and the template's data (the labels) is a plain record.
 
-import type { Labels } from "../../../proto/batch.js";
+import type { Labels } from "../../../proto/labels.js";
 
 export class GoInt {
   constructor(readonly value: number) {}

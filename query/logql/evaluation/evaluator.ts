@@ -1,7 +1,6 @@
-import type { Labels } from "../../../proto/batch.js";
 import type { Direction } from "../../../storage/store.js";
-import { compareText } from "../../../storage/values.js";
-import { compareLabels, formatLabels, labelsKey, makeLabels } from "../../../proto/labels.js";
+import { compareText } from "../../../common/go/string-order.js";
+import { compareLabels, formatLabels, labelsKey, sortedLabelsOf, type Labels } from "../../../proto/labels.js";
 import {
   EvaluationError,
   LOKI_SEMANTICS,
@@ -128,7 +127,7 @@ export async function evaluate(
     if (params.instant) return { type: "scalar", tsMs: nsToMs(params.startNs), value: literal };
     return {
       type: "matrix",
-      series: [{ labels: makeLabels([]), points: stepTimes(timeline).map((tsMs) => [tsMs, literal]) }],
+      series: [{ labels: sortedLabelsOf([]), points: stepTimes(timeline).map((tsMs) => [tsMs, literal]) }],
     };
   }
   const evaluator = new Evaluator(timeline, params.instant, source, limits.signal);
@@ -255,7 +254,7 @@ class Evaluator {
   }
 
   private async *vectorSteps(value: number): AsyncGenerator<Step> {
-    for (const tsMs of stepTimes(this.timeline)) yield { tsMs, vector: [{ labels: makeLabels([]), value }] };
+    for (const tsMs of stepTimes(this.timeline)) yield { tsMs, vector: [{ labels: sortedLabelsOf([]), value }] };
   }
 
   private binarySteps(expr: BinaryExpr): AsyncGenerator<Step> {

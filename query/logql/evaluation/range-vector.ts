@@ -1,6 +1,5 @@
-import type { Labels } from "../../../proto/batch.js";
 import type { LabelMatcher } from "../../../storage/store.js";
-import { dropLabels, formatLabels, keepLabels, labelsKey, makeLabels } from "../../../proto/labels.js";
+import { dropLabels, formatLabels, keepLabels, labelsKey, sortedLabelsOf, type Labels } from "../../../proto/labels.js";
 import { EvaluationError, type Sample } from "../../vector/aggregate.js";
 import { UNWRAP_RANGE_OPS, type RangeAggregationExpr, type RangeOp } from "../syntax/ast.js";
 import { RowCursor } from "./cursor.js";
@@ -89,7 +88,7 @@ export function absentLabels(matchers: readonly LabelMatcher[]): Labels {
     else removed.push(matcher.name);
   }
   for (const name of removed) labels.delete(name);
-  return makeLabels(labels);
+  return sortedLabelsOf(labels);
 }
 
 interface Row {
@@ -132,7 +131,7 @@ function seriesKeyer(expr: RangeAggregationExpr): (labels: Labels) => SeriesKey 
   const reduce = (labels: Labels): Labels => {
     // Errors keep all labels so that the refusal can name the series.
     if (hasError(labels)) return labels;
-    if (expr.op === "absent_over_time") return makeLabels([]);
+    if (expr.op === "absent_over_time") return sortedLabelsOf([]);
     if (grouping === undefined) return labels;
     return grouping.without ? dropLabels(labels, grouping.labels) : keepLabels(labels, grouping.labels);
   };

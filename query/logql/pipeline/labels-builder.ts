@@ -1,4 +1,4 @@
-import type { Labels } from "../../../proto/batch.js";
+import { type Labels, NO_LABELS } from "../../../proto/labels.js";
 
 // The label state of one entry while it runs through a pipeline, modelled on Loki's LabelsBuilder: stream labels
 // stay untouched as the base, structured metadata and extracted labels are layered on top, deletions are recorded
@@ -8,8 +8,6 @@ import type { Labels } from "../../../proto/batch.js";
 export const ERROR_LABEL = "__error__";
 export const ERROR_DETAILS_LABEL = "__error_details__";
 export const DUPLICATE_SUFFIX = "_extracted";
-
-export const EMPTY_LABELS: Labels = Object.freeze(Object.create(null)) as Labels;
 
 /** Names and values of a label record, kept per record: stream label records are shared by all entries of a stream. */
 interface Entries {
@@ -36,7 +34,7 @@ function entriesOf(record: Labels): Entries {
 }
 
 export class LabelsBuilder {
-  private base: Labels = EMPTY_LABELS;
+  private base: Labels = NO_LABELS;
   private baseEntries: Entries = NO_ENTRIES;
   private readonly metadata = new Map<string, string>();
   private readonly parsed = new Map<string, string>();

@@ -1,7 +1,7 @@
 // The LogQL log pipeline (`| json | level="error" | line_format ...`) with Grafana Loki's semantics, compiled once
 // per query and run per entry. Stages read and write one reused LabelsBuilder; only the result is allocated.
 
-import type { Labels } from "../../../proto/batch.js";
+import type { Labels } from "../../../proto/labels.js";
 import type { LabelFilterExpr, Stage, Unwrap } from "../syntax/ast.js";
 import { dropStage, keepStage } from "./drop-keep.js";
 import { labelFormatStage, lineFormatStage } from "./template-stages.js";

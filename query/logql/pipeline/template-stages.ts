@@ -1,4 +1,4 @@
-import type { Labels } from "../../../proto/batch.js";
+import type { Labels } from "../../../proto/labels.js";
 import type { LabelFormatItem } from "../syntax/ast.js";
 import { compileTemplate, type CompiledTemplate } from "../../../common/go/template/executor.js";
 import { TemplateExecError } from "../../../common/go/template/values.js";

@@ -1,4 +1,4 @@
-import type { Labels } from "../../../proto/batch.js";
+import type { Labels } from "../../../proto/labels.js";
 import type { Direction, LineFilter, Store } from "../../../storage/store.js";
 import type { Grouping, LineFilterStage, LogExpr, LogRange, RangeAggregationExpr, Stage } from "../syntax/ast.js";
 import type { EngineSource, LogRow, SampleRow } from "../evaluation/evaluator.js";

@@ -1,4 +1,3 @@
-import type { Labels } from "../../../proto/batch.js";
 import type { Store } from "../../../storage/store.js";
 import {
   type Binary,
@@ -19,7 +18,7 @@ import {
   type Series,
   type Value,
 } from "./values.js";
-import { compareLabels, labelsKey } from "../../../proto/labels.js";
+import { compareLabels, labelsKey, labelsOf, type Labels } from "../../../proto/labels.js";
 import type { ArithmeticOp, ComparisonOp } from "../../vector/aggregate.js";
 import { answerFromRollups, ROLLUP_FUNCTIONS } from "../pushdown/rollups.js";
 import { aggregate, labelReplace, scalarBinary, sortVector, vectorBinary, vectorScalar } from "./vector-ops.js";
@@ -80,7 +79,7 @@ export async function rangeQuery(
   };
   for (let t = startMs; t <= endMs; t += stepMs) {
     const value = evaluator.evaluate(expr, t);
-    if (value.type === "scalar") add(Object.create(null) as Labels, { timeMs: t, value: value.value });
+    if (value.type === "scalar") add(labelsOf([]), { timeMs: t, value: value.value });
     else if (value.type === "vector")
       for (const sample of value.samples) add(sample.labels, { timeMs: t, value: sample.value });
     else
@@ -378,7 +377,7 @@ class Evaluator {
       case "vector":
         return {
           type: "vector",
-          samples: [{ labels: Object.create(null) as Labels, value: this.scalar(this.evaluate(args[0]!, t)) }],
+          samples: [{ labels: labelsOf([]), value: this.scalar(this.evaluate(args[0]!, t)) }],
         };
       case "scalar": {
         const samples = this.vector(this.evaluate(args[0]!, t));

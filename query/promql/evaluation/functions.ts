@@ -1,7 +1,6 @@
 import { quantile } from "../../vector/aggregate.js";
-import type { Labels } from "../../../proto/batch.js";
 import type { Point, Sample } from "./values.js";
-import { dropLabels, labelsKey, METRIC_NAME } from "../../../proto/labels.js";
+import { dropLabels, labelsKey, METRIC_NAME, type Labels } from "../../../proto/labels.js";
 
 // The numeric side of PromQL functions, as Prometheus 3 computes them (promql/functions.go, quantile.go): Kahan
 // summation where Prometheus uses it, the same extrapolation and the same histogram bucket interpolation, so that

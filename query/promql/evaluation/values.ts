@@ -1,5 +1,4 @@
-import type { Labels } from "../../../proto/batch.js";
-import { dropLabels, labelsKey, METRIC_NAME } from "../../../proto/labels.js";
+import { dropLabels, labelsKey, METRIC_NAME, type Labels } from "../../../proto/labels.js";
 
 // What PromQL expressions evaluate to, and the label-set helpers the evaluator and the API share.
 
