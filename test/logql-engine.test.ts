@@ -37,7 +37,8 @@ import {
   type SampleRow,
 } from "../query/logql/evaluation/evaluator.js";
 import { quantile } from "../query/vector/aggregate.js";
-import { counterRate, durationSeconds } from "../query/logql/evaluation/range-functions.js";
+import { counterRate } from "../query/logql/evaluation/range-functions.js";
+import { durationSeconds } from "../common/go/duration-format.js";
 import { absentLabels, rangeAggregationSteps } from "../query/logql/evaluation/range-vector.js";
 import { compileMatcher } from "../query/logql/pipeline/label-filter.js";
 

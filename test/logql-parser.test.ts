@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { LabelMatcher, MatchOp } from "../storage/store.js";
 import type { CompareOp, Expr, LabelFilterExpr, Stage } from "../query/logql/syntax/ast.js";
-import { formatLogQL, goQuote, prettifyLogQL } from "../query/logql/syntax/printer.js";
+import { goQuote } from "../common/go/quote.js";
+import { formatLogQL, prettifyLogQL } from "../query/logql/syntax/printer.js";
 import { LogQLParseError, parseLogQL, parseSelector } from "../query/logql/syntax/parser.js";
 
 // Valid queries are checked against the tree they must produce (positions left out), then printed and parsed

@@ -1,6 +1,9 @@
+import { goQuote } from "./quote.js";
+
 // Go's strconv.ParseFloat, time.ParseDuration and go-humanize's ParseBytes as Loki applies them to label values,
-// with Go's error messages: they end up verbatim in `__error_details__`. units.ts is more lenient on purpose (it
-// parses query text); label values must be refused exactly where Loki refuses them.
+// and Prometheus' model.ParseDuration as LogQL and PromQL read ranges, with their error messages: Loki puts them
+// verbatim in `__error_details__`. LogQL's units.ts is more lenient on purpose (it reads query text); label values
+// must be refused exactly where Loki refuses them.
 
 export type Parsed = { value: number; error?: undefined } | { value?: undefined; error: string };
 
@@ -107,7 +110,40 @@ export function goParseBytes(text: string): Parsed {
   return { value: Math.trunc(value) };
 }
 
-/** strconv.Quote for the printable strings that show up in error messages. */
-export function goQuote(text: string): string {
-  return JSON.stringify(text).replace(/\\u00([0-9a-f]{2})/g, "\\x$1");
+const PROMETHEUS_UNITS: Record<string, bigint> = {
+  y: 365n * 86_400_000_000_000n,
+  w: 7n * 86_400_000_000_000n,
+  d: 86_400_000_000_000n,
+  h: 3_600_000_000_000n,
+  m: 60_000_000_000n,
+  s: 1_000_000_000n,
+  ms: 1_000_000n,
+};
+const PROMETHEUS_UNIT_ORDER = Object.keys(PROMETHEUS_UNITS);
+
+/**
+ * Prometheus's model.ParseDuration: whole numbers with units from y down to ms, each unit at most once and in that
+ * order. Returns nanoseconds, or Prometheus's error message.
+ */
+export function parsePrometheusDuration(text: string): bigint | string {
+  if (text === "0") return 0n;
+  if (text === "") return "empty duration string";
+  const invalid = `not a valid duration string: ${JSON.stringify(text)}`;
+  let rest = text;
+  let lastUnit = -1;
+  let total = 0n;
+  while (rest !== "") {
+    const digits = /^\d*/.exec(rest)![0];
+    if (digits === "") return invalid;
+    rest = rest.slice(digits.length);
+    const unit = /^\D*/.exec(rest)![0];
+    if (unit === "") return invalid;
+    rest = rest.slice(unit.length);
+    const index = PROMETHEUS_UNIT_ORDER.indexOf(unit);
+    if (index < 0) return `unknown unit ${JSON.stringify(unit)} in duration ${JSON.stringify(text)}`;
+    if (index <= lastUnit) return invalid;
+    lastUnit = index;
+    total += BigInt(digits) * PROMETHEUS_UNITS[unit]!;
+  }
+  return total;
 }

@@ -405,3 +405,17 @@ export function parseGoTime(layout: string, text: string, zone = "UTC"): bigint 
   }
   return BigInt(utcMs) * 1_000_000n + BigInt(nanos);
 }
+
+/** time.Time.String() in UTC: `2022-06-27 12:00:00.12 +0000 UTC`, trailing zeros of the fraction dropped. */
+export function formatGoTimeString(ns: bigint): string {
+  return formatGoTime(ns, "2006-01-02 15:04:05.999999999 -0700 MST");
+}
+
+/** Go's zero time.Time as JSON writes it. */
+export const GO_ZERO_TIME = "0001-01-01T00:00:00Z";
+
+/** Go's time.Time JSON form (RFC 3339 with trailing zeros of the fraction trimmed); 0 is Go's zero time. */
+export function formatGoTimeJson(ms: number): string {
+  if (ms === 0) return GO_ZERO_TIME;
+  return new Date(ms).toISOString().replace(/\.?0*Z$/, "Z");
+}

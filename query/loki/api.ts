@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Context, Hono } from "hono";
 import { tenantOf } from "../../common/auth.js";
+import { formatGoDuration } from "../../common/go/duration-format.js";
 import type { Config } from "../../common/config.js";
 import { TenantLimitError, TenantLimits } from "../../common/limits.js";
 import type { Logger } from "../../common/log.js";
@@ -66,14 +67,6 @@ async function requestParams(c: Context): Promise<RequestParams> {
   return params;
 }
 
-/** A duration as Go's time.Duration prints it ("25h0m0s"), which is how Loki words its limit errors. */
-function goDuration(ns: bigint): string {
-  const hours = ns / 3_600_000_000_000n;
-  const minutes = (ns / 60_000_000_000n) % 60n;
-  const seconds = Number(ns % 60_000_000_000n) / 1e9;
-  return hours > 0n ? `${hours}h${minutes}m${seconds}s` : minutes > 0n ? `${minutes}m${seconds}s` : `${seconds}s`;
-}
-
 function nowNs(): bigint {
   return BigInt(Date.now()) * 1_000_000n;
 }
@@ -114,7 +107,7 @@ export function lokiRoutes(app: Hono, options: LokiApiOptions): void {
       throw tenantLimits.error(
         tenant,
         "max_query_length_hours",
-        `the query time range exceeds the limit (query length: ${goDuration(endNs - startNs)}, limit: ${goDuration(maxRangeNs)})`,
+        `the query time range exceeds the limit (query length: ${formatGoDuration(endNs - startNs)}, limit: ${formatGoDuration(maxRangeNs)})`,
       );
     }
   }

@@ -1,6 +1,6 @@
 import type { Delivery, Target } from "./delivery.js";
 import { sortedLabelsOf } from "../../proto/labels.js";
-import { goTime } from "./labels.js";
+import { formatGoTimeJson } from "../../common/go/time-layout.js";
 import type { GroupAlert } from "./payload.js";
 import type { PostableAlert } from "./types.js";
 
@@ -81,8 +81,8 @@ function postable(alert: GroupAlert, endsAt: number): PostableAlert {
   return {
     labels: sortedLabelsOf(alert.labels),
     annotations: sortedLabelsOf(alert.annotations),
-    startsAt: goTime(alert.startsAt),
-    endsAt: goTime(endsAt),
+    startsAt: formatGoTimeJson(alert.startsAt),
+    endsAt: formatGoTimeJson(endsAt),
     generatorURL: alert.generatorURL,
   };
 }

@@ -51,9 +51,3 @@ function compareLabelSets(a: Labels, b: Labels): number {
   }
   return 0;
 }
-
-/** Go's time.Time JSON form (RFC 3339 with trailing zeros of the fraction trimmed); 0 is Go's zero time. */
-export function goTime(ms: number): string {
-  if (ms === 0) return "0001-01-01T00:00:00Z";
-  return new Date(ms).toISOString().replace(/\.?0*Z$/, "Z");
-}

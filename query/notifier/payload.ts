@@ -1,5 +1,5 @@
 import { sortedLabelsOf } from "../../proto/labels.js";
-import { goTime } from "./labels.js";
+import { formatGoTimeJson } from "../../common/go/time-layout.js";
 import type { Labels } from "../../proto/labels.js";
 import type { WebhookAlert, WebhookMessage } from "./types.js";
 
@@ -52,8 +52,8 @@ function webhookAlert(alert: GroupAlert, now: number): WebhookAlert {
     status: isResolved(alert, now) ? "resolved" : "firing",
     labels: sortedLabelsOf(alert.labels),
     annotations: sortedLabelsOf(alert.annotations),
-    startsAt: goTime(alert.startsAt),
-    endsAt: goTime(alert.endsAt),
+    startsAt: formatGoTimeJson(alert.startsAt),
+    endsAt: formatGoTimeJson(alert.endsAt),
     generatorURL: alert.generatorURL,
     fingerprint: alert.fingerprint,
   };

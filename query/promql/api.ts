@@ -8,7 +8,8 @@ import type { LabelMatcher, Store } from "../../storage/store.js";
 import { StoreError } from "../../storage/values.js";
 import { type Expr, typeName, typeOf } from "./syntax/ast.js";
 import { type EngineOptions, instantQuery, type QuerySource, rangeQuery } from "./evaluation/evaluator.js";
-import { BadParameter, formatFloat, parseDurationParam, parseTimeParam } from "./params.js";
+import { BadParameter, parseDurationParam, parseTimeParam } from "./params.js";
+import { formatFloatF } from "../../common/go/float-format.js";
 import { parsePromql, PromqlParseError } from "./syntax/parser.js";
 import { PromqlEvalError, type Series, type Value } from "./evaluation/values.js";
 
@@ -111,7 +112,7 @@ function matchParams(params: URLSearchParams): LabelMatcher[][] {
 }
 
 function point(timeMs: number, value: number): [number, string] {
-  return [timeMs / 1000, formatFloat(value)];
+  return [timeMs / 1000, formatFloatF(value)];
 }
 
 function plainLabels(labels: Labels): Record<string, string> {

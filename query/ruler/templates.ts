@@ -2,7 +2,8 @@ import type { Labels } from "../../proto/labels.js";
 import { compileTemplate, type CompiledTemplate, type TemplateExtension } from "../../common/go/template/executor.js";
 import { sprintf, type TemplateFunction } from "../../common/go/template/functions.js";
 import { GoInt, NumberConstant, type TemplateValue } from "../../common/go/template/values.js";
-import { formatGoTime } from "../../common/go/time-layout.js";
+import { goParseFloat } from "../../common/go/parse.js";
+import { formatGoTimeString } from "../../common/go/time-layout.js";
 
 // Prometheus' alert templates on top of the Go-template engine of Loki's line_format: the predeclared variables
 // `$labels`, `$value`, `$externalLabels` and `$externalURL`, and the humanize family of functions
@@ -10,15 +11,14 @@ import { formatGoTime } from "../../common/go/time-layout.js";
 
 const VARIABLES = ["$labels", "$value", "$externalLabels", "$externalURL"] as const;
 
-/** The value Prometheus's convertToFloat accepts: numbers, and strings that parse as one. */
+/** The value Prometheus's convertToFloat accepts: numbers, and strings that strconv.ParseFloat reads. */
 function toFloat(value: TemplateValue): number {
   if (typeof value === "number") return value;
   if (value instanceof GoInt || value instanceof NumberConstant) return value.value;
   if (typeof value === "string") {
-    const parsed = Number(value.trim());
-    if (value.trim() === "" || (Number.isNaN(parsed) && !/^[+-]?nan$/i.test(value.trim())))
-      throw new Error(`strconv.ParseFloat: parsing ${JSON.stringify(value)}: invalid syntax`);
-    return parsed;
+    const parsed = goParseFloat(value);
+    if (parsed.error !== undefined) throw new Error(parsed.error);
+    return parsed.value;
   }
   throw new Error(`can't convert ${String(value)} to float`);
 }
@@ -85,8 +85,7 @@ function humanizeDuration(v: number): string {
 
 function humanizeTimestamp(v: number): string {
   if (!Number.isFinite(v)) return g4(v);
-  // Go's time.Time String(): "2006-01-02 15:04:05.999999999 -0700 MST", in UTC here.
-  return formatGoTime(BigInt(Math.round(v * 1e9)), "2006-01-02 15:04:05.999999999 -0700 MST");
+  return formatGoTimeString(BigInt(Math.round(v * 1e9)));
 }
 
 const float = (call: (v: number) => string): TemplateFunction => ({

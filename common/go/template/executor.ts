@@ -7,6 +7,7 @@
 // `template: line:1:9: executing "line" at <now>: wrong number of args for now: want 0 got 1`.
 
 import type { Labels } from "../../../proto/labels.js";
+import { goEscape } from "../quote.js";
 import { FUNCTIONS, type TemplateFunction, type TemplateContext, convertArg } from "./functions.js";
 import {
   GoInt,
@@ -186,51 +187,20 @@ function location(source: string, pos: number): string {
   return `${lineOf(source, pos)}:${column}`;
 }
 
-const GO_ESCAPES: Record<string, string> = {
-  a: "\x07",
-  b: "\b",
-  f: "\f",
-  n: "\n",
-  r: "\r",
-  t: "\t",
-  v: "\v",
-  "\\": "\\",
-  '"': '"',
-  "'": "'",
-};
-
 function unquoteGo(text: string, fail: (message: string) => never): string {
   if (text.startsWith("`")) return text.slice(1, -1).replaceAll("\r", "");
+  const quote = text[0] as '"' | "'";
   const body = text.slice(1, -1);
   let out = "";
-  for (let i = 0; i < body.length; i++) {
-    const char = body[i]!;
-    if (char !== "\\") {
-      out += char;
+  for (let i = 0; i < body.length;) {
+    if (body[i] !== "\\") {
+      out += body[i++];
       continue;
     }
-    const escape = body[++i]!;
-    const simple = GO_ESCAPES[escape];
-    if (simple !== undefined) {
-      out += simple;
-      continue;
-    }
-    const width = escape === "x" ? 2 : escape === "u" ? 4 : escape === "U" ? 8 : 0;
-    if (width > 0) {
-      const digits = body.slice(i + 1, i + 1 + width);
-      if (!/^[0-9a-fA-F]+$/.test(digits) || digits.length !== width) fail(`invalid syntax: ${text}`);
-      out += escape === "x" ? String.fromCharCode(parseInt(digits, 16)) : String.fromCodePoint(parseInt(digits, 16));
-      i += width;
-      continue;
-    }
-    if (/[0-7]/.test(escape)) {
-      const digits = body.slice(i, i + 3);
-      if (!/^[0-7]{3}$/.test(digits)) fail(`invalid syntax: ${text}`);
-      out += String.fromCharCode(parseInt(digits, 8));
-      i += 2;
-      continue;
-    }
-    fail(`invalid syntax: ${text}`);
+    const escape = goEscape(body, i, quote);
+    if (escape === undefined) return fail(`invalid syntax: ${text}`);
+    out += escape.value;
+    i += escape.length;
   }
   return out;
 }
@@ -457,7 +427,7 @@ class Parser {
       case "string":
         return { kind: "string", pos: token.pos, value: unquoteGo(token.text, fail) };
       case "char": {
-        const char = unquoteGo(`"${token.text.slice(1, -1).replaceAll('"', '\\"')}"`, fail);
+        const char = unquoteGo(token.text, fail);
         return {
           kind: "number",
           pos: token.pos,

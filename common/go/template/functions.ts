@@ -2,7 +2,9 @@
 // the sprig subset it imports, with sprig's loose number conversions (cast.ToInt64 turns "abc" into 0) and its
 // decimal arithmetic for addf/subf/mulf/divf (0.1 + 0.2 is 0.3 there). `fromJson` is left out.
 
+import { formatFloatFixed } from "../float-format.js";
 import { goParseBytes, goParseDurationSeconds, goParseFloat } from "../parse.js";
+import { goQuote } from "../quote.js";
 import { compileRe2 } from "../../regex.js";
 import { formatGoTime, parseGoTime } from "../time-layout.js";
 import {
@@ -384,10 +386,10 @@ export function sprintf(format: string, args: TemplateValue[]): string {
           else if (verb === "e") text = numeric.toExponential(precision ?? 6).replace(/e([+-])(\d)$/, "e$10$2");
           else if (verb === "g")
             text = precision === undefined ? printValue(numeric) : String(Number(numeric.toPrecision(precision)));
-          else text = numeric.toFixed(precision ?? 6);
+          else text = formatFloatFixed(numeric, precision);
           break;
         case "q":
-          text = JSON.stringify(printValue(arg));
+          text = goQuote(printValue(arg));
           break;
         case "x":
         case "X":
@@ -403,7 +405,14 @@ export function sprintf(format: string, args: TemplateValue[]): string {
         default:
           return `%!${verb}(${typeName(arg)}=${printValue(arg)})`;
       }
-      if (flags.includes("+") && numeric !== undefined && numeric >= 0 && /[dfFeg]/.test(verb!)) text = "+" + text;
+      if (
+        flags.includes("+") &&
+        numeric !== undefined &&
+        numeric >= 0 &&
+        !text.startsWith("+") &&
+        /[dfFeg]/.test(verb!)
+      )
+        text = "+" + text;
       const width = widthText === undefined ? 0 : Number(widthText);
       if (text.length < width) {
         if (flags.includes("-")) text = text.padEnd(width);

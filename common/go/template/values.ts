@@ -3,6 +3,8 @@
 // values, `null` is Go's nil, and the template's data (the labels) is a plain record.
 
 import type { Labels } from "../../../proto/labels.js";
+import { formatFloatG } from "../float-format.js";
+import { formatGoTimeString } from "../time-layout.js";
 
 export class GoInt {
   constructor(readonly value: number) {}
@@ -68,49 +70,18 @@ export function isTrue(value: TemplateValue): boolean {
   return false;
 }
 
-/** fmt's %v for a float64: strconv 'g' with the shortest representation, exponent from 1e6 or below 1e-4. */
-export function formatGoFloat(value: number): string {
-  if (Number.isNaN(value)) return "NaN";
-  if (value === Infinity) return "+Inf";
-  if (value === -Infinity) return "-Inf";
-  if (value === 0) return Object.is(value, -0) ? "-0" : "0";
-  const exponential = value.toExponential();
-  const [mantissa, exponentText] = exponential.split("e") as [string, string];
-  const exponent = Number(exponentText);
-  if (exponent < -4 || exponent >= 6) {
-    const sign = exponent < 0 ? "-" : "+";
-    const digits = String(Math.abs(exponent)).padStart(2, "0");
-    return `${mantissa}e${sign}${digits}`;
-  }
-  return String(value);
-}
-
 /** fmt.Sprint of one value, as text/template prints an action's result. */
 export function printValue(value: TemplateValue): string {
   const settled = settle(value);
   if (settled === null) return "<no value>";
   if (typeof settled === "string") return settled;
-  if (typeof settled === "number") return formatGoFloat(settled);
+  if (typeof settled === "number") return formatFloatG(settled);
   if (typeof settled === "boolean") return settled ? "true" : "false";
   if (settled instanceof GoInt) return String(settled.value);
-  if (settled instanceof GoTime) return formatTimeString(settled);
+  if (settled instanceof GoTime) return formatGoTimeString(settled.ns);
   const map = settled as Labels;
   const entries = Object.keys(map)
     .sort()
     .map((key) => `${key}:${map[key]}`);
   return `map[${entries.join(" ")}]`;
-}
-
-/** time.Time.String() in UTC: `2022-06-27 12:00:00.12 +0000 UTC`, trailing zeros of the fraction dropped. */
-export function formatTimeString(time: GoTime): string {
-  const ns = time.ns;
-  const ms = ns / 1_000_000n - (ns % 1_000_000n < 0n ? 1n : 0n);
-  const date = new Date(Number(ms));
-  const pad = (n: number, width = 2): string => String(n).padStart(width, "0");
-  const fraction = ((ns % 1_000_000_000n) + 1_000_000_000n) % 1_000_000_000n;
-  const fractionText = fraction === 0n ? "" : "." + String(fraction).padStart(9, "0").replace(/0+$/, "");
-  return (
-    `${pad(date.getUTCFullYear(), 4)}-${pad(date.getUTCMonth() + 1)}-${pad(date.getUTCDate())} ` +
-    `${pad(date.getUTCHours())}:${pad(date.getUTCMinutes())}:${pad(date.getUTCSeconds())}${fractionText} +0000 UTC`
-  );
 }

@@ -1,3 +1,4 @@
+import { formatFloatFixed } from "../../../common/go/float-format.js";
 import type { Direction } from "../../../storage/store.js";
 import { compareText } from "../../../common/go/string-order.js";
 import { compareLabels, formatLabels, labelsKey, sortedLabelsOf, type Labels } from "../../../proto/labels.js";
@@ -173,13 +174,6 @@ function literalValue(expr: MetricExpr): number | undefined {
   return scalarBinary(expr.op, left, right, LOKI_SEMANTICS);
 }
 
-/** Go's %f, as Loki prints a literal in its error messages. */
-function goFloat(value: number): string {
-  if (Number.isNaN(value)) return "NaN";
-  if (!Number.isFinite(value)) return value > 0 ? "+Inf" : "-Inf";
-  return value.toFixed(6);
-}
-
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 
 /** The regex of label_replace, anchored at both ends as Loki compiles it; a bad one is the query's fault. */
@@ -218,7 +212,7 @@ class Evaluator {
       case "binary":
         return this.binarySteps(expr);
       case "literal":
-        throw new EvaluationError(`unexpected literal ${goFloat(expr.value)} where a vector is expected`);
+        throw new EvaluationError(`unexpected literal ${formatFloatFixed(expr.value)} where a vector is expected`);
     }
   }
 
@@ -264,12 +258,12 @@ class Evaluator {
     if (isSetOp(op)) {
       if (left !== undefined) {
         throw new EvaluationError(
-          `unexpected literal for left leg of logical/set binary operation (${op}): ${goFloat(left)}`,
+          `unexpected literal for left leg of logical/set binary operation (${op}): ${formatFloatFixed(left)}`,
         );
       }
       if (right !== undefined) {
         throw new EvaluationError(
-          `unexpected literal for right leg of logical/set binary operation (${op}): ${goFloat(right)}`,
+          `unexpected literal for right leg of logical/set binary operation (${op}): ${formatFloatFixed(right)}`,
         );
       }
       return this.zipSteps(expr.lhs, expr.rhs, (lhs, rhs) => vectorSetOp(op, lhs, rhs, expr.matching, LOKI_SEMANTICS));

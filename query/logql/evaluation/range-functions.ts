@@ -1,3 +1,4 @@
+import { durationSeconds } from "../../../common/go/duration-format.js";
 import { quantile } from "../../vector/aggregate.js";
 import type { RangeOp } from "../syntax/ast.js";
 
@@ -11,13 +12,6 @@ export interface Point {
 
 /** `points` are the window's samples in time order (never empty); `windowEndNs` is the window's inclusive end. */
 export type RangeFunction = (points: readonly Point[], windowEndNs: bigint) => number;
-
-const NS_PER_SECOND = 1_000_000_000n;
-
-/** Go's Duration.Seconds(): whole seconds plus the remainder, so long ranges lose no precision. */
-export function durationSeconds(ns: bigint): number {
-  return Number(ns / NS_PER_SECOND) + Number(ns % NS_PER_SECOND) / 1e9;
-}
 
 function sum(points: readonly Point[]): number {
   let total = 0;

@@ -1,4 +1,6 @@
-import { parseBytes, parseDurationNs } from "./units.js";
+import { goParseBytes, parsePrometheusDuration } from "../../../common/go/parse.js";
+import { goEscape } from "../../../common/go/quote.js";
+import { parseDurationNs } from "./units.js";
 
 // The LogQL tokenizer. It follows Loki's lexer (pkg/logql/syntax/lex.go) where that changes what a query means:
 // a number directly followed by duration or byte-size characters is one DURATION or BYTES token, `[...]` is one
@@ -164,33 +166,7 @@ function scan(text: string, push: Push): void {
   }
 }
 
-const PROMETHEUS_UNITS = ["y", "w", "d", "h", "m", "s", "ms"];
 const GO_DURATION = /^[-+]?(?:(?:\d+\.?\d*|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+$/;
-
-/**
- * Prometheus's model.ParseDuration, which Loki uses for ranges: whole numbers with units from y down to ms, each
- * unit at most once and in that order. Returns nanoseconds, or Prometheus's error message.
- */
-function parsePrometheusDuration(text: string): bigint | string {
-  if (text === "0") return 0n;
-  if (text === "") return "empty duration string";
-  const invalid = `not a valid duration string: ${JSON.stringify(text)}`;
-  let rest = text;
-  let lastUnit = -1;
-  while (rest !== "") {
-    const digits = /^\d*/.exec(rest)![0];
-    if (digits === "") return invalid;
-    rest = rest.slice(digits.length);
-    const unit = /^\D*/.exec(rest)![0];
-    if (unit === "") return invalid;
-    rest = rest.slice(unit.length);
-    const index = PROMETHEUS_UNITS.indexOf(unit);
-    if (index < 0) return `unknown unit ${JSON.stringify(unit)} in duration ${JSON.stringify(text)}`;
-    if (index <= lastUnit) return invalid;
-    lastUnit = index;
-  }
-  return parseDurationNs(text)!;
-}
 
 /** A DURATION token as Loki reads one: a Prometheus duration, else a Go time.ParseDuration one (`1.5s`, `-5m`). */
 function durationToken(text: string): bigint | undefined {
@@ -232,7 +208,7 @@ function readNumberLike(text: string, start: number, push: Push): number {
   }
   const bytesEnd = runEnd(text, numberEnd, BYTES_RUNE);
   if (bytesEnd > numberEnd) {
-    const bytes = parseBytes(text.slice(start, bytesEnd));
+    const bytes = goParseBytes(text.slice(start, bytesEnd)).value;
     if (bytes !== undefined) {
       // go-humanize's ParseBytes returns a whole number of bytes.
       push("bytes", start, bytesEnd, { num: Math.floor(bytes) });
@@ -242,18 +218,6 @@ function readNumberLike(text: string, start: number, push: Push): number {
   push("number", start, numberEnd, { num: /^0[xXoObB]/.test(match[0]) ? NaN : Number(match[0]) });
   return numberEnd;
 }
-
-const SIMPLE_ESCAPES: Record<string, string> = {
-  a: "\x07",
-  b: "\b",
-  f: "\f",
-  n: "\n",
-  r: "\r",
-  t: "\t",
-  v: "\v",
-  "\\": "\\",
-  '"': '"',
-};
 
 /**
  * Reads a Go string literal: `"..."` with Go escapes, or a raw `` `...` `` string (carriage returns dropped).
@@ -277,32 +241,9 @@ function readString(text: string, start: number): { value: string; end: number }
       i++;
       continue;
     }
-    const esc = text[i + 1] ?? "";
-    const simple = SIMPLE_ESCAPES[esc];
-    if (simple !== undefined) {
-      value += simple;
-      i += 2;
-      continue;
-    }
-    const hexLength = esc === "x" ? 2 : esc === "u" ? 4 : esc === "U" ? 8 : 0;
-    if (hexLength > 0) {
-      const digits = text.slice(i + 2, i + 2 + hexLength);
-      const code = /^[0-9a-fA-F]+$/.test(digits) && digits.length === hexLength ? parseInt(digits, 16) : NaN;
-      if (Number.isNaN(code) || code > 0x10ffff) throw new LogQLParseError("invalid char escape", start, text);
-      // \x is a byte in Go; bytes above 0x7f would form UTF-8 sequences, which a JS string cannot hold apart.
-      value += String.fromCodePoint(code);
-      i += 2 + hexLength;
-      continue;
-    }
-    if (/[0-7]/.test(esc)) {
-      const digits = text.slice(i + 1, i + 4);
-      if (!/^[0-7]{3}$/.test(digits) || parseInt(digits, 8) > 255) {
-        throw new LogQLParseError("invalid char escape", start, text);
-      }
-      value += String.fromCharCode(parseInt(digits, 8));
-      i += 4;
-      continue;
-    }
-    throw new LogQLParseError("invalid char escape", start, text);
+    const escape = goEscape(text, i, '"');
+    if (escape === undefined) throw new LogQLParseError("invalid char escape", start, text);
+    value += escape.value;
+    i += escape.length;
   }
 }

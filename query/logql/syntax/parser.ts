@@ -1,3 +1,5 @@
+import { formatFloatFixed } from "../../../common/go/float-format.js";
+import { goParseFloat } from "../../../common/go/parse.js";
 import type { LabelMatcher, MatchOp } from "../../../storage/store.js";
 import {
   UNWRAP_RANGE_OPS,
@@ -341,7 +343,7 @@ class Parser {
       if (leg.kind === "log") {
         this.defer(`unexpected type for ${side} leg of binary operation (${op}): ${goType(leg)}`, leg.pos);
       } else if (leg.kind === "literal" && SET_OPS.has(op)) {
-        const value = leg.value.toFixed(6);
+        const value = formatFloatFixed(leg.value);
         this.defer(`unexpected literal for ${side} leg of logical/set binary operation (${op}): ${value}`, leg.pos);
       }
     }
@@ -387,7 +389,7 @@ class Parser {
     if (token.kind === "number") {
       this.next();
       if (Number.isNaN(token.num)) {
-        this.defer(`unable to parse literal as a float: ${parseFloatError(token.text)}`, token.pos);
+        this.defer(`unable to parse literal as a float: ${goParseFloat(token.text).error}`, token.pos);
       }
       return { kind: "literal", pos, value: sign * token.num };
     }
@@ -989,18 +991,13 @@ function rangeAggregationProblem(
     return `parameter ${param.text} not supported for operation ${op}`;
   }
   if (param !== undefined && Number.isNaN(param.value)) {
-    return `invalid parameter for operation ${op}: ${parseFloatError(param.text)}`;
+    return `invalid parameter for operation ${op}: ${goParseFloat(param.text).error}`;
   }
   if (param === undefined && op === "quantile_over_time") return `parameter required for operation ${op}`;
   if (grouped && !GROUPING_RANGE_OPS.has(op)) return `grouping not allowed for ${op} aggregation`;
   if (unwrapped && !UNWRAP_ALLOWED.has(op)) return `invalid aggregation ${op} with unwrap`;
   if (!unwrapped && !WITHOUT_UNWRAP_ALLOWED.has(op)) return `invalid aggregation ${op} without unwrap`;
   return undefined;
-}
-
-/** Go's message for a number such as 0x10 that Go's scanner reads but strconv.ParseFloat refuses. */
-function parseFloatError(text: string): string {
-  return `strconv.ParseFloat: parsing ${JSON.stringify(text)}: invalid syntax`;
 }
 
 /** Loki names the offending node by its Go type in some messages. */

@@ -13,7 +13,9 @@ import type {
   Stage,
   Unwrap,
 } from "./ast.js";
-import { formatDurationNs } from "./units.js";
+import { formatGoDuration, formatPrometheusDuration } from "../../../common/go/duration-format.js";
+import { formatFloatF, formatFloatG } from "../../../common/go/float-format.js";
+import { goQuote } from "../../../common/go/quote.js";
 
 // Prints a syntax tree back as LogQL: formatLogQL in the single-line form of Loki's String() methods
 // (pkg/logql/syntax/ast.go), prettifyLogQL in the indented form of Loki's Prettify (prettier.go) behind
@@ -48,10 +50,10 @@ function formatExpr(expr: Expr, cache: Map<Expr, string> | undefined): string {
       text = `(${formatExpr(expr.lhs, cache)} ${formatBinaryOp(expr)} ${formatExpr(expr.rhs, cache)})`;
       break;
     case "literal":
-      text = formatLiteral(expr.value);
+      text = formatFloatG(expr.value);
       break;
     case "vector":
-      text = `vector(${formatPlainFloat(expr.value)})`;
+      text = `vector(${formatFloatF(expr.value)})`;
       break;
     case "label_replace": {
       const strings = [expr.dst, expr.replacement, expr.src, expr.regex].map(goQuote).join(",");
@@ -126,7 +128,7 @@ function formatLabelFilter(filter: LabelFilterExpr): string {
     case "string":
       return `${filter.name}${filter.op}${goQuote(filter.value)}`;
     case "number":
-      return `${filter.name}${filter.op}${formatPlainFloat(filter.value)}`;
+      return `${filter.name}${filter.op}${formatFloatF(filter.value)}`;
     case "duration":
       return `${filter.name}${filter.op}${formatGoDuration(BigInt(Math.round(filter.seconds * 1e9)))}`;
     case "bytes":
@@ -143,7 +145,7 @@ function formatUnwrap(unwrap: Unwrap): string {
 
 function formatLogRange(range: LogRange): string {
   const unwrap = range.unwrap === undefined ? "" : ` ${formatUnwrap(range.unwrap)}`;
-  return `${formatLog(range.log)}${unwrap}[${formatDurationNs(range.rangeNs)}]${formatOffset(range.offsetNs)}`;
+  return `${formatLog(range.log)}${unwrap}[${formatPrometheusDuration(range.rangeNs)}]${formatOffset(range.offsetNs)}`;
 }
 
 function formatOffset(offsetNs: bigint): string {
@@ -151,7 +153,7 @@ function formatOffset(offsetNs: bigint): string {
 }
 
 function formatRangeAggregation(expr: RangeAggregationExpr): string {
-  const param = expr.param === undefined ? "" : `${formatPlainFloat(expr.param)},`;
+  const param = expr.param === undefined ? "" : `${formatFloatF(expr.param)},`;
   const grouping = expr.grouping === undefined ? "" : formatGrouping(expr.grouping);
   return `${expr.op}(${param}${formatLogRange(expr.range)})${grouping}`;
 }
@@ -172,60 +174,6 @@ function formatBinaryOp(expr: BinaryExpr, labelSeparator = ","): string {
     }
   }
   return op;
-}
-
-// ---- numbers, durations, strings as Go prints them
-
-/** fmt.Sprint of a float64: %g with the shortest digits, an exponent below 1e-4 and from 1e6. */
-function formatLiteral(value: number): string {
-  if (Number.isNaN(value)) return "NaN";
-  if (!Number.isFinite(value)) return value > 0 ? "+Inf" : "-Inf";
-  if (value === 0) return Object.is(value, -0) ? "-0" : "0";
-  const exponent = Math.floor(Math.log10(Math.abs(value)));
-  if (exponent < -4 || exponent >= 6) {
-    return value.toExponential().replace(/e([+-])(\d)$/, "e$10$2");
-  }
-  return formatPlainFloat(value);
-}
-
-/** strconv.FormatFloat(v, 'f', -1, 64): the shortest digits, never an exponent. */
-function formatPlainFloat(value: number): string {
-  if (Number.isNaN(value)) return "NaN";
-  if (!Number.isFinite(value)) return value > 0 ? "+Inf" : "-Inf";
-  const text = String(value);
-  const match = /^(-?)(\d)(?:\.(\d+))?e([+-]\d+)$/.exec(text);
-  if (match === null) return text;
-  const [, sign, lead, rest = "", exp] = match as unknown as [string, string, string, string | undefined, string];
-  const digits = lead + rest;
-  const point = 1 + Number(exp);
-  if (point <= 0) return `${sign}0.${"0".repeat(-point)}${digits}`;
-  if (point >= digits.length) return sign + digits + "0".repeat(point - digits.length);
-  return `${sign}${digits.slice(0, point)}.${digits.slice(point)}`;
-}
-
-/** Go's time.Duration.String(): `1h0m0s`, `1m30s`, `1.5s`, `250ms`, `0s`. */
-export function formatGoDuration(ns: bigint): string {
-  if (ns === 0n) return "0s";
-  const sign = ns < 0n ? "-" : "";
-  const u = ns < 0n ? -ns : ns;
-  if (u < 1000n) return `${sign}${u}ns`;
-  if (u < 1_000_000n) return `${sign}${fixed(u, 3)}µs`;
-  if (u < 1_000_000_000n) return `${sign}${fixed(u, 6)}ms`;
-  let out = `${fixed(u % 60_000_000_000n, 9)}s`;
-  const minutes = u / 60_000_000_000n;
-  if (minutes > 0n) {
-    out = `${minutes % 60n}m${out}`;
-    const hours = minutes / 60n;
-    if (hours > 0n) out = `${hours}h${out}`;
-  }
-  return sign + out;
-}
-
-/** `value / 10^digits` with the fraction's trailing zeros dropped. */
-function fixed(value: bigint, digits: number): string {
-  const scale = 10n ** BigInt(digits);
-  const fraction = (value % scale).toString().padStart(digits, "0").replace(/0+$/, "");
-  return fraction === "" ? `${value / scale}` : `${value / scale}.${fraction}`;
 }
 
 const SI_BYTES: Array<[string, number]> = [
@@ -251,35 +199,6 @@ function formatBytes(bytes: number): string {
   return `${bytes}B`;
 }
 
-const GO_ESCAPES: Record<string, string> = {
-  "\x07": "\\a",
-  "\b": "\\b",
-  "\f": "\\f",
-  "\n": "\\n",
-  "\r": "\\r",
-  "\t": "\\t",
-  "\v": "\\v",
-  "\\": "\\\\",
-  '"': '\\"',
-};
-
-/** strconv.Quote: a double-quoted Go string literal. */
-export function goQuote(text: string): string {
-  let out = '"';
-  for (const char of text) {
-    const escape = GO_ESCAPES[char];
-    if (escape !== undefined) {
-      out += escape;
-      continue;
-    }
-    const code = char.codePointAt(0)!;
-    if (code < 0x20 || code === 0x7f) out += `\\x${code.toString(16).padStart(2, "0")}`;
-    else if (code >= 0xd800 && code <= 0xdfff) out += `\\u${code.toString(16)}`;
-    else out += char;
-  }
-  return `${out}"`;
-}
-
 // ---- Prettify
 
 const MAX_CHARS_PER_LINE = 100;
@@ -300,7 +219,7 @@ function pretty(expr: Expr, level: number, cache: Map<Expr, string>): string {
     case "log":
       return prettyLog(expr, level);
     case "range_aggregation": {
-      const param = expr.param === undefined ? "" : `${indent(level + 1)}${formatPlainFloat(expr.param)},\n`;
+      const param = expr.param === undefined ? "" : `${indent(level + 1)}${formatFloatF(expr.param)},\n`;
       const grouping = expr.grouping === undefined ? "" : prettyGrouping(expr.grouping);
       const range = prettyLogRange(expr.range, level + 1, cache);
       return `${indent(level)}${expr.op}(\n${param}${range}\n${indent(level)})${grouping}`;
@@ -352,7 +271,7 @@ function prettyLogRange(range: LogRange, level: number, cache: Map<Expr, string>
     out += `\n${indent(level + 1)}| unwrap ${target}`;
     for (const filter of unwrap.postFilters) out += `\n${indent(level + 1)}| ${formatLabelFilter(filter)}`;
   }
-  return `${out} [${formatDurationNs(range.rangeNs)}]${formatOffset(range.offsetNs)}`;
+  return `${out} [${formatPrometheusDuration(range.rangeNs)}]${formatOffset(range.offsetNs)}`;
 }
 
 function prettyGrouping(grouping: Grouping): string {

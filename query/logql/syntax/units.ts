@@ -1,7 +1,5 @@
-import { goParseBytes } from "../../../common/go/parse.js";
-
-// Durations and byte sizes as LogQL queries write them: range and offset durations (`5m`, `1h30m`, `1d`) and
-// literals in label filters; byte sizes as go-humanize's ParseBytes reads them (`20KB` = 20000, `20KiB` = 20480).
+// Durations as LogQL queries write them: range and offset durations (`5m`, `1h30m`, `1d`) and literals in label
+// filters, more leniently than Go's time.ParseDuration (common/go/parse.ts), which label values must follow.
 
 const DURATION_UNIT_NS: Record<string, number> = {
   ns: 1,
@@ -44,25 +42,4 @@ export function parseDurationNs(text: string): bigint | undefined {
     if (fraction !== "") total += (BigInt(fraction) * unitNs) / 10n ** BigInt(fraction.length);
   }
   return sign * total;
-}
-
-/** Formats nanoseconds the way Prometheus prints durations in queries (`1h30m`, `500ms`, `0s`). */
-export function formatDurationNs(ns: bigint): string {
-  if (ns === 0n) return "0s";
-  const sign = ns < 0n ? "-" : "";
-  let rest = ns < 0n ? -ns : ns;
-  let out = "";
-  for (const unit of ["y", "w", "d", "h", "m", "s", "ms", "us", "ns"]) {
-    const size = BigInt(DURATION_UNIT_NS[unit]!);
-    if (rest >= size) {
-      out += `${rest / size}${unit}`;
-      rest %= size;
-    }
-  }
-  return sign + out;
-}
-
-/** Parses a humanized byte size (go-humanize ParseBytes: SI units are powers of 1000, IEC units of 1024). */
-export function parseBytes(text: string): number | undefined {
-  return goParseBytes(text).value;
 }

@@ -9,7 +9,7 @@ import {
 } from "../../vector/aggregate.js";
 import { compileRe2, RegexSyntaxError } from "../../../common/regex.js";
 import type { AggregationOp, BinaryOp, VectorMatching } from "../syntax/ast.js";
-import { formatFloat } from "../params.js";
+import { formatFloatF } from "../../../common/go/float-format.js";
 import { PromqlEvalError, type Sample } from "./values.js";
 
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
@@ -50,7 +50,7 @@ export function aggregate(request: AggregationRequest): Sample[] {
   if (request.op === "count_values") {
     const label = String(request.param ?? "");
     if (!LABEL_NAME.test(label)) throw new PromqlEvalError(`invalid label name ${JSON.stringify(label)}`);
-    return countValues(request.samples, grouping, label, formatFloat);
+    return countValues(request.samples, grouping, label, formatFloatF);
   }
   const param = typeof request.param === "number" ? request.param : undefined;
   if ((request.op === "topk" || request.op === "bottomk") && param !== undefined) {

@@ -1,3 +1,5 @@
+import { goEscape } from "../../../common/go/quote.js";
+
 // Splits a PromQL query into tokens. Keywords (by, offset, bool, ...) come out as identifiers: which ones are
 // keywords depends on where they stand (`by` is a label name inside braces), so the parser decides.
 
@@ -64,18 +66,6 @@ const PUNCT = [
 const IDENT = /[a-zA-Z_:][a-zA-Z0-9_:]*/y;
 const DURATION = /(?:\d+(?:ms|[smhdwy]))+(?![a-zA-Z0-9_])/y;
 const NUMBER = /(?:0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)(?![a-zA-Z0-9_])/y;
-const ESCAPES: Record<string, string> = {
-  a: "\x07",
-  b: "\b",
-  f: "\f",
-  n: "\n",
-  r: "\r",
-  t: "\t",
-  v: "\v",
-  "\\": "\\",
-  "'": "'",
-  '"': '"',
-};
 
 export function tokenize(query: string): Token[] {
   const tokens: Token[] = [];
@@ -110,9 +100,11 @@ export function tokenize(query: string): Token[] {
         if (c === char) break;
         if (char !== "`" && c === "\n") fail(start, "unterminated quoted string");
         if (char !== "`" && c === "\\") {
-          const [decoded, length] = unescape(query, i, char, fail);
-          value += decoded;
-          i += length;
+          if (i + 1 >= query.length) fail(i, "unterminated quoted string");
+          const escape = goEscape(query, i, char as '"' | "'");
+          if (escape === undefined) return fail(i, "invalid escape sequence in string");
+          value += escape.value;
+          i += escape.length;
           continue;
         }
         value += c;
@@ -162,26 +154,4 @@ export function tokenize(query: string): Token[] {
   if (parens > 0) fail(query.length, "unclosed left parenthesis");
   tokens.push({ type: "eof", text: "", pos: query.length });
   return tokens;
-}
-
-/** One Go string escape at `i` (a backslash): the decoded text and the escape's length. */
-function unescape(
-  query: string,
-  i: number,
-  quote: string,
-  fail: (pos: number, reason: string) => never,
-): [string, number] {
-  const next = query[i + 1];
-  if (next === undefined) return fail(i, "unterminated quoted string");
-  if (next in ESCAPES && (next === quote || (next !== "'" && next !== '"'))) return [ESCAPES[next]!, 2];
-  const hexLength = next === "x" ? 2 : next === "u" ? 4 : next === "U" ? 8 : 0;
-  if (hexLength > 0) {
-    const hex = query.slice(i + 2, i + 2 + hexLength);
-    if (!new RegExp(`^[0-9a-fA-F]{${hexLength}}$`).test(hex)) fail(i, "invalid escape sequence in string");
-    const code = parseInt(hex, 16);
-    return [next === "x" ? Buffer.from([code]).toString("latin1") : String.fromCodePoint(code), 2 + hexLength];
-  }
-  const octal = query.slice(i + 1, i + 4);
-  if (/^[0-7]{3}$/.test(octal)) return [String.fromCharCode(parseInt(octal, 8)), 4];
-  return fail(i, "invalid escape sequence in string");
 }

@@ -1,6 +1,6 @@
 import type { LabelMatcher, MatchOp } from "../../../storage/store.js";
 import { compileRe2, matchesEmpty, RegexSyntaxError } from "../../../common/regex.js";
-import { parseDurationNs } from "../../logql/syntax/units.js";
+import { parsePrometheusDuration } from "../../../common/go/parse.js";
 import {
   AGGREGATION_OPS,
   type AggregationOp,
@@ -46,7 +46,6 @@ const PRECEDENCE: Record<string, number> = {
 /** Unary minus binds like multiplication: `-a ^ b` is `-(a ^ b)`, `-a * b` is `(-a) * b`. */
 const UNARY_OPERAND_PRECEDENCE = PRECEDENCE["^"]!;
 
-const PROMETHEUS_DURATION = /^(\d+y)?(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?$/;
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 const MATCH_OPS: ReadonlySet<string> = new Set<MatchOp>(["=", "!=", "=~", "!~"]);
 
@@ -56,9 +55,8 @@ export function parsePromql(query: string): Expr {
 
 /** A Prometheus duration (`5m`, `1h30m`, `500ms`) in milliseconds, or undefined. */
 export function parsePromDuration(text: string): number | undefined {
-  if (text === "" || !PROMETHEUS_DURATION.test(text)) return undefined;
-  const ns = parseDurationNs(text);
-  return ns === undefined ? undefined : Number(ns / 1_000_000n);
+  const ns = parsePrometheusDuration(text);
+  return typeof ns === "bigint" ? Number(ns / 1_000_000n) : undefined;
 }
 
 class Parser {
