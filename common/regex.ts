@@ -1,11 +1,7 @@
-import type { LabelMatcher } from "../storage/store.js";
-
-// LogQL and PromQL regular expressions are RE2 (Go's regexp). JavaScript's RegExp covers the same language once a
-// few spellings are translated; what RE2 has and JavaScript lacks (flags in the middle of a pattern, \C) is
-// refused with a message rather than silently matching something else.
-//
-// `.` matches a newline here, as in ClickHouse's match() and the embedded store's regexp_matches(..., 's'), so a
-// filter gives the same answer whether the Store or the TypeScript engine evaluates it.
+// The one home of regular expressions: LogQL, PromQL, Go templates and Alertmanager matchers are all RE2 (Go's
+// regexp). JavaScript's RegExp covers the same language once a few spellings are translated; what RE2 has and
+// JavaScript lacks (flags in the middle of a pattern, \C) is refused with a message rather than silently matching
+// something else.
 
 export class RegexSyntaxError extends Error {
   constructor(
@@ -128,12 +124,7 @@ function translate(pattern: string, body: string): string {
   return out;
 }
 
-/**
- * Compiles an RE2 pattern. `anchored` wraps it as Prometheus label matchers do (`^(?:re)$`); line filters and
- * `regexp` stages search unanchored.
- */
-export function compileRe2(pattern: string, anchored = false): RegExp {
-  const flags = new Set<string>(["s"]);
+function compile(pattern: string, anchored: boolean, flags: Set<string>): RegExp {
   const body = translate(pattern, leadingFlags(pattern, flags));
   const source = anchored ? `^(?:${body})$` : body;
   const flagText = [...flags].join("");
@@ -150,21 +141,60 @@ export function compileRe2(pattern: string, anchored = false): RegExp {
 }
 
 /**
- * Whether a label matcher accepts the empty value, that is a series without the label: Loki and Prometheus
- * refuse selectors made only of such matchers. `compile` compiles the (anchored) regular expressions.
+ * Compiles an RE2 pattern of a query. `anchored` wraps it as Prometheus label matchers do (`^(?:re)$`); line
+ * filters and `regexp` stages search unanchored. `.` matches a newline here, as in ClickHouse's match() and the
+ * embedded store's regexp_matches(..., 's'), so a filter gives the same answer whether the Store or the TypeScript
+ * engine evaluates it.
  */
-export function matchesEmpty(
-  matcher: LabelMatcher,
-  compile: (pattern: string) => RegExp = (pattern) => compileRe2(pattern, true),
-): boolean {
-  switch (matcher.op) {
-    case "=":
-      return matcher.value === "";
-    case "!=":
-      return matcher.value !== "";
-    case "=~":
-      return compile(matcher.value).test("");
-    case "!~":
-      return !compile(matcher.value).test("");
+export function compileRe2(pattern: string, anchored = false): RegExp {
+  return compile(pattern, anchored, new Set(["s"]));
+}
+
+/**
+ * Compiles an RE2 pattern with Go's regexp.Compile defaults, where `.` stops at a newline: Prometheus' template
+ * functions and Alertmanager's matchers, which never reach a store.
+ */
+export function compileGoRegexp(pattern: string, anchored = false): RegExp {
+  return compile(pattern, anchored, new Set());
+}
+
+/** Go's Regexp.Expand: `$1`, `${1}`, `$name`, `${name}` and `$$`; `$1x` names the group "1x", unknown groups are empty. */
+export function expandReplacement(template: string, match: RegExpExecArray): string {
+  return template.replace(/\$(?:\$|\{([A-Za-z0-9_]+)\}|([A-Za-z0-9_]+))/g, (all, braced?: string, bare?: string) => {
+    if (all === "$$") return "$";
+    const name = (braced ?? bare)!;
+    if (/^\d+$/.test(name)) return match[Number(name)] ?? "";
+    return match.groups?.[name] ?? "";
+  });
+}
+
+const globalCopies = new WeakMap<RegExp, RegExp>();
+
+/** Go's Regexp.ReplaceAllStringFunc: every match replaced by `replacement(match)`, an empty match once per position. */
+export function replaceAllMatches(
+  regex: RegExp,
+  text: string,
+  replacement: (match: RegExpExecArray) => string,
+): string {
+  let global = globalCopies.get(regex);
+  if (global === undefined) {
+    global = regex.global ? regex : new RegExp(regex.source, regex.flags + "g");
+    globalCopies.set(regex, global);
   }
+  global.lastIndex = 0;
+  let out = "";
+  let last = 0;
+  for (let match = global.exec(text); match !== null; match = global.exec(text)) {
+    out += text.slice(last, match.index) + replacement(match);
+    last = match.index + match[0].length;
+    if (match[0] === "") global.lastIndex += text.codePointAt(global.lastIndex)! > 0xffff ? 2 : 1;
+  }
+  return out + text.slice(last);
+}
+
+/** The names of a compiled regex's named groups, in the order they open. */
+export function groupNames(regex: RegExp): string[] {
+  // An alternative that matches the empty string makes every group take part, unset, in a match.
+  const probe = new RegExp(`${regex.source}|`, regex.flags).exec("");
+  return Object.keys(probe?.groups ?? {});
 }

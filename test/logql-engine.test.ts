@@ -7,11 +7,11 @@ import {
   PROMETHEUS_SEMANTICS,
   LOKI_SEMANTICS,
   arithmetic,
-  expandTemplate,
   vectorBinary,
   vectorScalar,
   aggregate,
 } from "../query/vector/aggregate.js";
+import { expandReplacement } from "../common/regex.js";
 import type {
   BinaryExpr,
   BinaryOp,
@@ -40,7 +40,7 @@ import { quantile } from "../query/vector/aggregate.js";
 import { counterRate } from "../query/logql/evaluation/range-functions.js";
 import { durationSeconds } from "../common/go/duration-format.js";
 import { absentLabels, rangeAggregationSteps } from "../query/logql/evaluation/range-vector.js";
-import { compileMatcher } from "../query/logql/pipeline/label-filter.js";
+import { compileMatcher } from "../query/matchers.js";
 
 // Every expected value below is worked out by hand from the small data sets, never by asking the engine.
 
@@ -1711,7 +1711,7 @@ describe("vector operations as PromQL will use them", () => {
 
   it("expandTemplate as Go's Regexp.Expand", () => {
     const match = /(?<word>a+)(b)/.exec("aab")!;
-    assert.equal(expandTemplate("$1-$2-${word}-$word-$3-$$-$-$}", match), "aa-b-aa-aa--$-$-$}");
+    assert.equal(expandReplacement("$1-$2-${word}-$word-$3-$$-$-$}", match), "aa-b-aa-aa--$-$-$}");
   });
 });
 

@@ -1,4 +1,5 @@
 import type { NotifierReceiverConfig } from "../../common/config.js";
+import { compileGoRegexp } from "../../common/regex.js";
 import type { Delivery, Target } from "./delivery.js";
 import { formatLabels, type Labels, sortedNames } from "../../proto/labels.js";
 import { compareAlertLabels } from "./labels.js";
@@ -39,7 +40,7 @@ export class ReceiverRoute {
     private readonly changed: () => void,
   ) {
     const names = sortedNames(config.matchers);
-    this.matchers = names.map((name) => [name, new RegExp(`^(?:${config.matchers[name]!})$`)]);
+    this.matchers = names.map((name) => [name, compileGoRegexp(config.matchers[name]!, true)]);
     this.routeKey = `{}/{${names.map((name) => `${name}=~${JSON.stringify(config.matchers[name])}`).join(",")}}`;
     this.target = {
       name: config.name,

@@ -3,6 +3,7 @@ import { compileTemplate, type CompiledTemplate, type TemplateExtension } from "
 import { sprintf, type TemplateFunction } from "../../common/go/template/functions.js";
 import { GoInt, NumberConstant, type TemplateValue } from "../../common/go/template/values.js";
 import { goParseFloat } from "../../common/go/parse.js";
+import { compileGoRegexp, expandReplacement, replaceAllMatches } from "../../common/regex.js";
 import { formatGoTimeString } from "../../common/go/time-layout.js";
 
 // Prometheus' alert templates on top of the Go-template engine of Loki's line_format: the predeclared variables
@@ -101,7 +102,7 @@ const FUNCTIONS = new Map<string, TemplateFunction>([
   ["humanizeTimestamp", float(humanizeTimestamp)],
   ["toUpper", { params: ["string"], call: ([s]) => (s as string).toUpperCase() }],
   ["toLower", { params: ["string"], call: ([s]) => (s as string).toLowerCase() }],
-  ["match", { params: ["string", "string"], call: ([re, s]) => new RegExp(re as string).test(s as string) }],
+  ["match", { params: ["string", "string"], call: ([re, s]) => compileGoRegexp(re as string).test(s as string) }],
   [
     "reReplaceAll",
     {
@@ -114,15 +115,7 @@ const FUNCTIONS = new Map<string, TemplateFunction>([
 
 /** Go's Regexp.ReplaceAllString: `$1`, `${1}` and `${name}` in the replacement expand to groups. */
 function reReplaceAll(pattern: string, text: string, replacement: string): string {
-  return text.replace(new RegExp(pattern, "g"), (...match: unknown[]) => {
-    const last = match[match.length - 1];
-    const named = typeof last === "object" && last !== null ? (last as Record<string, string | undefined>) : {};
-    return replacement.replace(/\$(\w+)|\$\{(\w+)\}/g, (_, bare?: string, braced?: string) => {
-      const key = bare ?? braced!;
-      const group = /^\d+$/.test(key) ? match[Number(key)] : named[key];
-      return typeof group === "string" ? group : "";
-    });
-  });
+  return replaceAllMatches(compileGoRegexp(pattern), text, (match) => expandReplacement(replacement, match));
 }
 
 function stripPort(hostPort: string): string {

@@ -1,3 +1,4 @@
+import { expandReplacement } from "../../common/regex.js";
 import { METRIC_NAME, dropLabels, keepLabels, labelsKey, sortedLabelsOf, type Labels } from "../../proto/labels.js";
 
 // Instant-vector operations shared by the LogQL and PromQL evaluators: aggregation, binary operators with vector
@@ -431,37 +432,6 @@ export function countValues(
   return [...counts.values()];
 }
 
-/** Go's Regexp.Expand: `$1`, `${1}`, `$name`, `${name}`, `$$`; unknown groups expand to nothing. */
-export function expandTemplate(template: string, match: RegExpExecArray): string {
-  let out = "";
-  let i = 0;
-  while (i < template.length) {
-    const dollar = template.indexOf("$", i);
-    if (dollar < 0) {
-      out += template.slice(i);
-      break;
-    }
-    out += template.slice(i, dollar);
-    const rest = template.slice(dollar + 1);
-    if (rest.startsWith("$")) {
-      out += "$";
-      i = dollar + 2;
-      continue;
-    }
-    const reference = /^(?:\{(\w+)\}|(\w+))/.exec(rest);
-    if (reference === null) {
-      out += "$";
-      i = dollar + 1;
-      continue;
-    }
-    const name = reference[1] ?? reference[2]!;
-    const value = /^\d+$/.test(name) ? match[Number(name)] : match.groups?.[name];
-    out += value ?? "";
-    i = dollar + 1 + reference[0].length;
-  }
-  return out;
-}
-
 /**
  * label_replace: where the source label's value matches `regex` (anchored), sets `dst` to the expanded
  * replacement, or removes it when the expansion is empty. Samples that do not match pass unchanged.
@@ -476,7 +446,7 @@ export function labelReplace(
   return vector.map((sample) => {
     const match = regex.exec(sample.labels[src] ?? "");
     if (match === null) return sample;
-    const value = expandTemplate(replacement, match);
+    const value = expandReplacement(replacement, match);
     const entries = Object.entries(sample.labels).filter(([name]) => name !== dst);
     if (value !== "") entries.push([dst, value]);
     return { labels: sortedLabelsOf(entries), value: sample.value };

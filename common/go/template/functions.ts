@@ -5,7 +5,7 @@
 import { formatFloatFixed } from "../float-format.js";
 import { goParseBytes, goParseDurationSeconds, goParseFloat } from "../parse.js";
 import { goQuote } from "../quote.js";
-import { compileRe2 } from "../../regex.js";
+import { compileRe2, expandReplacement, replaceAllMatches } from "../../regex.js";
 import { formatGoTime, parseGoTime } from "../time-layout.js";
 import {
   GoInt,
@@ -213,37 +213,13 @@ function queryUnescape(text: string): string {
 const regexCache = new Map<string, RegExp>();
 
 /** Template regexes arrive as strings at run time; each distinct one is compiled once. */
-function globalRegex(pattern: string): RegExp {
+function replaceAll(pattern: string, text: string, replacement: (match: RegExpExecArray) => string): string {
   let regex = regexCache.get(pattern);
   if (regex === undefined) {
-    const compiled = compileRe2(pattern);
-    regex = new RegExp(compiled.source, compiled.flags + "g");
+    regex = compileRe2(pattern);
     if (regexCache.size < 1024) regexCache.set(pattern, regex);
   }
-  regex.lastIndex = 0;
-  return regex;
-}
-
-/** Go's Regexp.Expand: `$1`, `${1}`, `$name`, `${name}` and `$$`; `$1x` names the group "1x". */
-function expand(template: string, match: RegExpExecArray): string {
-  return template.replace(/\$(?:\$|\{([A-Za-z0-9_]+)\}|([A-Za-z0-9_]+))/g, (all, braced?: string, bare?: string) => {
-    if (all === "$$") return "$";
-    const name = (braced ?? bare)!;
-    if (/^\d+$/.test(name)) return match[Number(name)] ?? "";
-    return match.groups?.[name] ?? "";
-  });
-}
-
-function replaceAll(pattern: string, text: string, replacement: (match: RegExpExecArray) => string): string {
-  const regex = globalRegex(pattern);
-  let out = "";
-  let last = 0;
-  for (let match = regex.exec(text); match !== null; match = regex.exec(text)) {
-    out += text.slice(last, match.index) + replacement(match);
-    last = match.index + match[0].length;
-    if (match[0] === "") regex.lastIndex += text.codePointAt(regex.lastIndex)! > 0xffff ? 2 : 1;
-  }
-  return out + text.slice(last);
+  return replaceAllMatches(regex, text, replacement);
 }
 
 function codePoints(text: string): string[] {
@@ -571,7 +547,7 @@ export const FUNCTIONS = new Map<string, TemplateFunction>([
   [
     "regexReplaceAll",
     fn(["string", "string", "string"], ([re, s, repl]) =>
-      replaceAll(str(re!), str(s!), (match) => expand(str(repl!), match)),
+      replaceAll(str(re!), str(s!), (match) => expandReplacement(str(repl!), match)),
     ),
   ],
   [

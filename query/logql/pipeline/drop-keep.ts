@@ -1,5 +1,5 @@
 import type { DropKeepItem } from "../syntax/ast.js";
-import { compileMatcher } from "./label-filter.js";
+import { compileMatcher } from "../../matchers.js";
 import { ERROR_DETAILS_LABEL, ERROR_LABEL, type LabelsBuilder } from "./labels-builder.js";
 import type { StageFn } from "./parsers.js";
 

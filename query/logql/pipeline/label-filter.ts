@@ -1,7 +1,6 @@
-import type { MatchOp } from "../../../storage/store.js";
 import type { CompareOp, LabelFilterExpr } from "../syntax/ast.js";
 import { compare } from "../../vector/aggregate.js";
-import { compileRe2 } from "../../../common/regex.js";
+import { compileMatcher } from "../../matchers.js";
 import { goParseBytes, goParseDurationSeconds, goParseFloat, type Parsed } from "../../../common/go/parse.js";
 import { compileIpMatcher } from "./ip.js";
 import { ERROR_LABEL, type LabelsBuilder } from "./labels-builder.js";
@@ -10,24 +9,6 @@ import { StageError } from "./parsers.js";
 export type LabelPredicate = (labels: LabelsBuilder) => boolean;
 
 const LABEL_FILTER_ERROR = "LabelFilterErr";
-
-/** A string matcher as Prometheus defines it: regular expressions are anchored. */
-export function compileMatcher(op: MatchOp, value: string): (candidate: string) => boolean {
-  switch (op) {
-    case "=":
-      return (candidate) => candidate === value;
-    case "!=":
-      return (candidate) => candidate !== value;
-    case "=~": {
-      const regex = compileRe2(value, true);
-      return (candidate) => regex.test(candidate);
-    }
-    case "!~": {
-      const regex = compileRe2(value, true);
-      return (candidate) => !regex.test(candidate);
-    }
-  }
-}
 
 /**
  * A comparison that converts the label first. A missing label fails the filter; a value that does not convert

@@ -1,5 +1,5 @@
 import type { ExtractionParam } from "../syntax/ast.js";
-import { compileRe2 } from "../../../common/regex.js";
+import { compileRe2, groupNames } from "../../../common/regex.js";
 import {
   arrayEach,
   findMember,
@@ -283,8 +283,7 @@ export function logfmtParamsStage(params: ExtractionParam[], strict: boolean): S
 /** `| regexp "(?P<name>...)"`: each named group becomes a label; a line that does not match is kept as is. */
 export function regexpStage(pattern: string): StageFn {
   const regex = compileRe2(pattern);
-  const probe = new RegExp(`${regex.source}|`, regex.flags).exec("");
-  const names = Object.keys(probe?.groups ?? {});
+  const names = groupNames(regex);
   if (names.length === 0) throw new StageError("at least one named capture must be supplied");
   const keys = names.map(sanitizeLabelKey);
   return (_ts, line, labels) => {

@@ -26,7 +26,8 @@ import {
 } from "./ast.js";
 import { isSetOp, LOKI_SEMANTICS, scalarBinary } from "../../vector/aggregate.js";
 import { LogQLParseError, tokenize, type Token } from "./lexer.js";
-import { compileRe2, matchesEmpty, RegexSyntaxError } from "../../../common/regex.js";
+import { compileRe2, RegexSyntaxError } from "../../../common/regex.js";
+import { matchesEmpty } from "../../matchers.js";
 import { compileIpMatcher } from "../pipeline/ip.js";
 import { compileLineFilterPattern, PatternSyntaxError } from "../pipeline/pattern.js";
 

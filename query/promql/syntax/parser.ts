@@ -1,5 +1,6 @@
 import type { LabelMatcher, MatchOp } from "../../../storage/store.js";
-import { compileRe2, matchesEmpty, RegexSyntaxError } from "../../../common/regex.js";
+import { compileRe2, RegexSyntaxError } from "../../../common/regex.js";
+import { matchesEmpty } from "../../matchers.js";
 import { parsePrometheusDuration } from "../../../common/go/parse.js";
 import {
   AGGREGATION_OPS,
