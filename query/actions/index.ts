@@ -5,7 +5,8 @@ import { KeyRing, signingKey } from "../../common/signing.js";
 import type { Store } from "../../storage/store.js";
 import { StoreAudit } from "./audit.js";
 import { CollectorDirectory } from "./directory.js";
-import { type ActionFailedAlert, Remediator } from "./remediator.js";
+import type { AlertNotice } from "../ruler/notice.js";
+import { Remediator } from "./remediator.js";
 import { ActionSender } from "./sender.js";
 
 export interface QueryActions {
@@ -19,7 +20,7 @@ export interface QueryActions {
 export function queryActions(
   runtime: Runtime,
   store: Store,
-  onActionFailed?: (alert: ActionFailedAlert) => void,
+  onActionFailed?: (alert: AlertNotice) => void,
 ): QueryActions | undefined {
   const { config } = runtime;
   const a = config.query.actions;
