@@ -30,12 +30,10 @@ import {
   PipelineError,
   QueryLimitError,
   evaluate,
-  type EngineSource,
-  type LogRow,
   type QueryParams,
   type QueryResult,
-  type SampleRow,
 } from "../query/logql/evaluation/evaluator.js";
+import type { EngineSource, LogRow, SampleRow } from "../query/logql/evaluation/source.js";
 import { quantile } from "../query/vector/aggregate.js";
 import { counterRate } from "../query/logql/evaluation/range-functions.js";
 import { durationSeconds } from "../common/go/duration-format.js";

@@ -4,7 +4,7 @@ import { upgradeWebSocket } from "@hono/node-server";
 import type { Store } from "../../storage/store.js";
 import { persistedLabelsText } from "../../proto/labels.js";
 import { isLogExpr, type LogExpr } from "../logql/syntax/ast.js";
-import type { LogRow } from "../logql/evaluation/evaluator.js";
+import type { LogRow } from "../logql/evaluation/source.js";
 import { parseLogQL } from "../logql/syntax/parser.js";
 import { StoreSource } from "../logql/pushdown/store-source.js";
 import { labelsJson } from "./marshal.js";

@@ -17,16 +17,15 @@ import {
 import type {
   BinaryExpr,
   Expr,
-  Grouping,
   LogExpr,
-  LogRange,
   MetricExpr,
   RangeAggregationExpr,
   VectorAggregationExpr,
 } from "../syntax/ast.js";
 import { RowCursor } from "./cursor.js";
 import { RegexSyntaxError, compileRe2 } from "../../../common/regex.js";
-import { rangeAggregationSteps, validateRangeAggregation, type Step, type Timeline } from "./range-vector.js";
+import { rangeAggregationSteps, validateRangeAggregation } from "./range-vector.js";
+import type { EngineSource, Step, Timeline } from "./source.js";
 
 // The reference LogQL evaluator, with the semantics of Loki's engine.go and evaluator.go. A metric query is a
 // tree of step evaluators, each an async generator of one vector per step; leaves are range aggregations reading
@@ -34,45 +33,6 @@ import { rangeAggregationSteps, validateRangeAggregation, type Step, type Timeli
 
 export { EvaluationError } from "../../vector/aggregate.js";
 export { PipelineError } from "./range-vector.js";
-
-export interface LogRow {
-  tsNs: bigint;
-  line: string;
-  /** Labels after the pipeline: stream labels, structured metadata and extracted labels. */
-  labels: Labels;
-}
-
-export interface SampleRow {
-  tsNs: bigint;
-  value: number;
-  /** Labels after the pipeline, unwrap and the filters after unwrap. */
-  labels: Labels;
-}
-
-export interface EngineSource {
-  /**
-   * Entries of `log` (selector + full pipeline applied) with tsNs in [startNs, endNs), in `direction` order, in
-   * chunks. `limit`, when given, is how many entries the caller will take at most, so that the source reads no more.
-   */
-  logs(log: LogExpr, startNs: bigint, endNs: bigint, direction: Direction, limit?: number): AsyncIterable<LogRow[]>;
-  /** For range aggregations with unwrap: unwrapped values, ascending by time, in chunks. */
-  samples(range: LogRange, startNs: bigint, endNs: bigint): AsyncIterable<SampleRow[]>;
-  /**
-   * The steps of a range aggregation computed by the source itself (pushed down into the Store), or undefined
-   * when it cannot; the engine then streams rows through its own windows. Both must give the same steps.
-   */
-  rangeAggregation?(expr: RangeAggregationExpr, timeline: Timeline): Promise<Step[] | undefined>;
-  /**
-   * The steps of `sum <grouping> (expr)` (a `by` grouping or none) computed by the source itself, or undefined
-   * when it cannot. The same steps as summing rangeAggregation's, except that a summed rate may differ in the
-   * last bits (the rate of the summed counts rather than the sum of the rates).
-   */
-  groupedRangeAggregation?(
-    expr: RangeAggregationExpr,
-    grouping: Grouping | undefined,
-    timeline: Timeline,
-  ): Promise<Step[] | undefined>;
-}
 
 export interface QueryParams {
   startNs: bigint;

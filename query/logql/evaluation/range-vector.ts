@@ -1,27 +1,16 @@
 import type { LabelMatcher } from "../../../storage/store.js";
 import { dropLabels, formatLabels, keepLabels, labelsKey, sortedLabelsOf, type Labels } from "../../../proto/labels.js";
-import { EvaluationError, type Sample } from "../../vector/aggregate.js";
-import { UNWRAP_RANGE_OPS, type RangeAggregationExpr, type RangeOp } from "../syntax/ast.js";
+import { EvaluationError } from "../../vector/aggregate.js";
+import { GROUPING_RANGE_OPS, LINE_RANGE_OPS, UNWRAPPABLE_RANGE_OPS, type RangeAggregationExpr } from "../syntax/ast.js";
+import { ERROR_LABEL } from "../pipeline/labels-builder.js";
 import { RowCursor } from "./cursor.js";
-import type { EngineSource } from "./evaluator.js";
+import type { EngineSource, Step, Timeline } from "./source.js";
 import { rangeFunction, type Point } from "./range-functions.js";
 
 // Range aggregations step by step, as Loki's range_vector.go: at step t the window is (t - offset - range,
 // t - offset], open at its start and closed at its end, and the result carries t's timestamp. Rows stream in
 // ascending time order through one sliding window per series, so memory holds one window, never the whole range.
 
-export interface Step {
-  tsMs: number;
-  vector: Sample[];
-}
-
-export interface Timeline {
-  startNs: bigint;
-  endNs: bigint;
-  stepNs: bigint;
-}
-
-const ERROR_LABEL = "__error__";
 const PRESERVE_ERROR_LABEL = "__preserve_error__";
 
 /** A series carrying a pipeline error, which a metric query refuses unless the error is filtered out. */
@@ -43,35 +32,17 @@ function hasError(labels: Labels): boolean {
   return error !== undefined && error !== "" && labels[PRESERVE_ERROR_LABEL] !== "true";
 }
 
-const GROUPABLE_OPS: ReadonlySet<RangeOp> = new Set<RangeOp>([
-  "avg_over_time",
-  "stddev_over_time",
-  "stdvar_over_time",
-  "quantile_over_time",
-  "max_over_time",
-  "min_over_time",
-  "first_over_time",
-  "last_over_time",
-]);
-
-const LINE_OPS: ReadonlySet<RangeOp> = new Set<RangeOp>([
-  "count_over_time",
-  "rate",
-  "bytes_over_time",
-  "bytes_rate",
-  "absent_over_time",
-]);
-
 /** The checks of Loki's RangeAggregationExpr.validate, with its messages. */
 export function validateRangeAggregation(expr: RangeAggregationExpr): void {
-  if (expr.grouping !== undefined && !GROUPABLE_OPS.has(expr.op)) {
+  if (expr.grouping !== undefined && !GROUPING_RANGE_OPS.has(expr.op)) {
     throw new EvaluationError(`grouping not allowed for ${expr.op} aggregation`);
   }
   const unwrapped = expr.range.unwrap !== undefined;
-  if (unwrapped && !UNWRAP_RANGE_OPS.has(expr.op) && expr.op !== "rate" && expr.op !== "absent_over_time") {
+  if (unwrapped && !UNWRAPPABLE_RANGE_OPS.has(expr.op)) {
     throw new EvaluationError(`invalid aggregation ${expr.op} with unwrap`);
   }
-  if (!unwrapped && !LINE_OPS.has(expr.op)) throw new EvaluationError(`invalid aggregation ${expr.op} without unwrap`);
+  if (!unwrapped && !LINE_RANGE_OPS.has(expr.op))
+    throw new EvaluationError(`invalid aggregation ${expr.op} without unwrap`);
   if (expr.op === "quantile_over_time" && expr.param === undefined) {
     throw new EvaluationError("quantile_over_time needs a quantile parameter");
   }

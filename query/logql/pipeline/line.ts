@@ -6,7 +6,8 @@ import { compileLineFilterPattern } from "./pattern.js";
 
 type LineTest = (line: string) => boolean;
 
-function valueTest(op: LineFilterStage["op"], value: string, ip: boolean): LineTest {
+/** The test of one value of a line filter; throws StageError, RegexSyntaxError or PatternSyntaxError for a bad one. */
+export function compileLineTest(op: LineFilterStage["op"], value: string, ip: boolean): LineTest {
   if (ip) {
     if (op !== "|=" && op !== "!=") throw new StageError("ip: invalid operation");
     const matcher = compileIpMatcher(value);
@@ -34,7 +35,7 @@ function valueTest(op: LineFilterStage["op"], value: string, ip: boolean): LineT
  */
 export function lineFilterStage(stage: LineFilterStage): StageFn {
   const negate = stage.op === "!=" || stage.op === "!~" || stage.op === "!>";
-  const tests = stage.values.map((value, index) => valueTest(stage.op, value, stage.ip?.[index] === true));
+  const tests = stage.values.map((value, index) => compileLineTest(stage.op, value, stage.ip?.[index] === true));
   const first = tests[0]!;
   const contains: LineTest = tests.length === 1 ? first : (line) => tests.some((test) => test(line));
   return negate ? (_ts, line) => (contains(line) ? null : line) : (_ts, line) => (contains(line) ? line : null);

@@ -1,8 +1,8 @@
 import type { Store } from "../../../storage/store.js";
 import { labelsKey } from "../../../proto/labels.js";
 import type { Grouping, RangeAggregationExpr } from "../syntax/ast.js";
-import type { Step, Timeline } from "../evaluation/range-vector.js";
-import { pushableLineFilters } from "./store-source.js";
+import type { Step, Timeline } from "../evaluation/source.js";
+import { pushableLineFilters } from "./line-filters.js";
 
 // Range aggregations that the Store can answer from counts: count_over_time, rate, bytes_over_time and bytes_rate
 // over a selector with line filters only. The Store counts entries and bytes per stream in buckets of

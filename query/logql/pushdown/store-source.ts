@@ -1,11 +1,10 @@
 import type { Labels } from "../../../proto/labels.js";
 import type { Direction, LineFilter, Store } from "../../../storage/store.js";
-import type { Grouping, LineFilterStage, LogExpr, LogRange, RangeAggregationExpr, Stage } from "../syntax/ast.js";
-import type { EngineSource, LogRow, SampleRow } from "../evaluation/evaluator.js";
+import type { Grouping, LogExpr, LogRange, RangeAggregationExpr } from "../syntax/ast.js";
+import type { EngineSource, LogRow, SampleRow, Step, Timeline } from "../evaluation/source.js";
 import { compilePipeline, compileUnwrap } from "../pipeline/pipeline.js";
 import { canPush, canPushSum, pushRangeAggregation } from "./range-aggregation.js";
-import type { Step, Timeline } from "../evaluation/range-vector.js";
-import { patternLiterals } from "../pipeline/pattern.js";
+import { pushableLineFilters } from "./line-filters.js";
 
 // Feeds the LogQL engine from the Store. The selector, the time range and the line filters that come before any
 // stage that rewrites the line are pushed into the Store's query; the rest of the pipeline runs here. Entries are
@@ -19,34 +18,6 @@ interface Flat {
   line: string;
   labels: Labels;
   metadata: Labels;
-}
-
-/**
- * Splits the pipeline into the line filters before any stage that rewrites the line, which the Store runs, and the
- * stages left to run here. Line filters commute, so the ones the Store cannot run (patterns, ip()) move to the front
- * of the rest; a pattern filter also hands the Store a substring every matching line contains, so that the Store
- * narrows what it reads without changing the answer.
- */
-export function pushableLineFilters(pipeline: Stage[]): { pushed: LineFilter[]; rest: Stage[] } {
-  let index = 0;
-  while (index < pipeline.length && pipeline[index]!.kind === "line_filter") index++;
-  const pushed: LineFilter[] = [];
-  const kept: Stage[] = [];
-  for (const stage of pipeline.slice(0, index) as LineFilterStage[]) {
-    if (stage.ip === undefined && (stage.op === "|=" || stage.op === "!=" || stage.op === "|~" || stage.op === "!~")) {
-      pushed.push({ op: stage.op, values: stage.values });
-      continue;
-    }
-    kept.push(stage);
-    const necessary = stage.op === "|>" ? stage.values.map((value) => longest(patternLiterals(value))) : [];
-    if (necessary.length > 0 && necessary.every((literal) => literal !== ""))
-      pushed.push({ op: "|=", values: necessary });
-  }
-  return { pushed, rest: [...kept, ...pipeline.slice(index)] };
-}
-
-function longest(literals: string[]): string {
-  return literals.reduce((best, literal) => (literal.length > best.length ? literal : best), "");
 }
 
 export class StoreSource implements EngineSource {

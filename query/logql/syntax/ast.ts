@@ -161,22 +161,25 @@ export interface LogRange {
   unwrap?: Unwrap;
 }
 
-export type RangeOp =
-  | "count_over_time"
-  | "rate"
-  | "bytes_over_time"
-  | "bytes_rate"
-  | "absent_over_time"
-  | "sum_over_time"
-  | "avg_over_time"
-  | "min_over_time"
-  | "max_over_time"
-  | "stddev_over_time"
-  | "stdvar_over_time"
-  | "quantile_over_time"
-  | "first_over_time"
-  | "last_over_time"
-  | "rate_counter";
+export const RANGE_OPS = [
+  "count_over_time",
+  "rate",
+  "bytes_over_time",
+  "bytes_rate",
+  "absent_over_time",
+  "sum_over_time",
+  "avg_over_time",
+  "min_over_time",
+  "max_over_time",
+  "stddev_over_time",
+  "stdvar_over_time",
+  "quantile_over_time",
+  "first_over_time",
+  "last_over_time",
+  "rate_counter",
+] as const;
+
+export type RangeOp = (typeof RANGE_OPS)[number];
 
 /** Ops that need `unwrap`; `rate` works both with and without it. */
 export const UNWRAP_RANGE_OPS: ReadonlySet<RangeOp> = new Set<RangeOp>([
@@ -190,6 +193,34 @@ export const UNWRAP_RANGE_OPS: ReadonlySet<RangeOp> = new Set<RangeOp>([
   "first_over_time",
   "last_over_time",
   "rate_counter",
+]);
+
+/** Ops that take `unwrap` (Loki's RangeAggregationExpr.validate). */
+export const UNWRAPPABLE_RANGE_OPS: ReadonlySet<RangeOp> = new Set<RangeOp>([
+  ...UNWRAP_RANGE_OPS,
+  "rate",
+  "absent_over_time",
+]);
+
+/** Ops over lines, without `unwrap`. */
+export const LINE_RANGE_OPS: ReadonlySet<RangeOp> = new Set<RangeOp>([
+  "bytes_over_time",
+  "bytes_rate",
+  "count_over_time",
+  "rate",
+  "absent_over_time",
+]);
+
+/** Range aggregations that accept `by`/`without` on themselves (Loki's RangeAggregationExpr.validate). */
+export const GROUPING_RANGE_OPS: ReadonlySet<RangeOp> = new Set<RangeOp>([
+  "avg_over_time",
+  "stddev_over_time",
+  "stdvar_over_time",
+  "quantile_over_time",
+  "max_over_time",
+  "min_over_time",
+  "first_over_time",
+  "last_over_time",
 ]);
 
 /** `by (a, b)` or `without (c)`; `by ()` groups everything into one series. */
@@ -209,19 +240,22 @@ export interface RangeAggregationExpr {
   grouping?: Grouping;
 }
 
-export type VectorOp =
-  | "sum"
-  | "avg"
-  | "min"
-  | "max"
-  | "count"
-  | "stddev"
-  | "stdvar"
-  | "topk"
-  | "bottomk"
-  | "approx_topk"
-  | "sort"
-  | "sort_desc";
+export const VECTOR_OPS = [
+  "sum",
+  "avg",
+  "min",
+  "max",
+  "count",
+  "stddev",
+  "stdvar",
+  "topk",
+  "bottomk",
+  "approx_topk",
+  "sort",
+  "sort_desc",
+] as const;
+
+export type VectorOp = (typeof VECTOR_OPS)[number];
 
 export interface VectorAggregationExpr {
   kind: "vector_aggregation";

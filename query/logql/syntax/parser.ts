@@ -1,39 +1,30 @@
 import { formatFloatFixed } from "../../../common/go/float-format.js";
-import { goParseFloat } from "../../../common/go/parse.js";
-import type { LabelMatcher, MatchOp } from "../../../storage/store.js";
+import { compileRe2 } from "../../../common/regex.js";
+import type { LabelMatcher } from "../../../storage/store.js";
 import {
-  UNWRAP_RANGE_OPS,
+  RANGE_OPS,
+  VECTOR_OPS,
   type BinaryOp,
-  type CompareOp,
-  type DropKeepItem,
   type Expr,
-  type ExtractionParam,
   type Grouping,
-  type LabelFilterExpr,
-  type LabelFormatItem,
-  type LiteralExpr,
-  type LineFilterStage,
   type LogExpr,
   type LogRange,
   type MetricExpr,
   type RangeAggregationExpr,
   type RangeOp,
-  type Stage,
   type Unwrap,
   type VectorAggregationExpr,
   type VectorMatching,
   type VectorOp,
 } from "./ast.js";
-import { isSetOp, LOKI_SEMANTICS, scalarBinary } from "../../vector/aggregate.js";
-import { LogQLParseError, tokenize, type Token } from "./lexer.js";
-import { compileRe2, RegexSyntaxError } from "../../../common/regex.js";
-import { matchesEmpty } from "../../matchers.js";
-import { compileIpMatcher } from "../pipeline/ip.js";
-import { compileLineFilterPattern, PatternSyntaxError } from "../pipeline/pattern.js";
+import { foldLiterals, goType, rangeAggregationProblem, regexReason, vectorAggregationProblem } from "./checks.js";
+import { LogQLParseError, type Token } from "./lexer.js";
+import { PipelineParser } from "./pipeline-parser.js";
 
 // A recursive-descent parser for LogQL, with precedence climbing for binary operators. It accepts what Loki's
 // grammar (pkg/logql/syntax/syntax.y) accepts and runs the checks Loki runs while parsing, with Loki's messages.
-// Every choice looks at most two tokens ahead, so parsing is linear in the length of the query.
+// Every choice looks at most two tokens ahead, so parsing is linear in the length of the query. This part reads
+// metric expressions; pipeline-parser.ts reads selectors and pipelines, token-parser.ts the tokens.
 
 export { LogQLParseError } from "./lexer.js";
 
@@ -58,60 +49,8 @@ export function parseSelector(text: string): LabelMatcher[] {
   return expr.matchers;
 }
 
-const RANGE_OPS = new Set<string>([
-  "count_over_time",
-  "rate",
-  "bytes_over_time",
-  "bytes_rate",
-  "absent_over_time",
-  "sum_over_time",
-  "avg_over_time",
-  "min_over_time",
-  "max_over_time",
-  "stddev_over_time",
-  "stdvar_over_time",
-  "quantile_over_time",
-  "first_over_time",
-  "last_over_time",
-  "rate_counter",
-]);
-const VECTOR_OPS = new Set<string>([
-  "sum",
-  "avg",
-  "min",
-  "max",
-  "count",
-  "stddev",
-  "stdvar",
-  "topk",
-  "bottomk",
-  "approx_topk",
-  "sort",
-  "sort_desc",
-]);
-/** Range aggregations that accept `by`/`without` on themselves (Loki's RangeAggregationExpr.validate). */
-const GROUPING_RANGE_OPS = new Set<string>([
-  "avg_over_time",
-  "stddev_over_time",
-  "stdvar_over_time",
-  "quantile_over_time",
-  "max_over_time",
-  "min_over_time",
-  "first_over_time",
-  "last_over_time",
-]);
-const UNWRAP_ALLOWED = new Set<string>([...UNWRAP_RANGE_OPS, "rate", "absent_over_time"]);
-const WITHOUT_UNWRAP_ALLOWED = new Set<string>([
-  "bytes_over_time",
-  "bytes_rate",
-  "count_over_time",
-  "rate",
-  "absent_over_time",
-]);
-
-const EMPTY_COMPATIBLE_SELECTOR =
-  "queries require at least one regexp or equality matcher that does not have an empty-compatible value. " +
-  'For instance, app=~".*" does not meet this requirement, but app=~".+" will';
+const RANGE_OP_NAMES: ReadonlySet<string> = new Set(RANGE_OPS);
+const VECTOR_OP_NAMES: ReadonlySet<string> = new Set(VECTOR_OPS);
 
 /** Binding power of binary operators, as Prometheus and Loki's yacc precedence declare them. */
 const BINARY_PRECEDENCE: Record<string, number> = {
@@ -131,46 +70,8 @@ const BINARY_PRECEDENCE: Record<string, number> = {
   "%": 5,
   "^": 6,
 };
-/** Nesting in the text: parentheses, calls, `^` chains. Each level costs a few stack frames while parsing. */
-const MAX_NESTING = 1000;
-/**
- * Height of the tree, which operator chains grow without nesting in the text. Printing a tree nests about as
- * deep as it is high, so this stays well below MAX_NESTING for printed queries to parse back.
- */
-const MAX_HEIGHT = 500;
 const COMPARISONS = new Set(["==", "!=", ">", ">=", "<", "<="]);
 const SET_OPS = new Set(["and", "or", "unless"]);
-const MATCH_OPS = new Set(["=", "!=", "=~", "!~"]);
-const FILTER_OPS = new Set(["=", "!=", "=~", "!~", "==", ">", ">=", "<", "<="]);
-const LINE_FILTER_OPS = new Set(["|=", "!=", "|~", "!~", "|>", "!>"]);
-const CONVERSIONS = new Set(["bytes", "duration", "duration_seconds"]);
-/** Loki's reserved words, printed as themselves rather than IDENTIFIER in syntax errors. */
-const KEYWORDS = new Set([
-  "by",
-  "without",
-  "bool",
-  "offset",
-  "on",
-  "ignoring",
-  "group_left",
-  "group_right",
-  "or",
-  "and",
-  "unless",
-  "json",
-  "logfmt",
-  "regexp",
-  "unpack",
-  "pattern",
-  "label_format",
-  "line_format",
-  "ip",
-  "decolorize",
-  "drop",
-  "keep",
-  "unwrap",
-  "label_replace",
-]);
 
 interface RangeArg {
   log: LogExpr;
@@ -179,112 +80,12 @@ interface RangeArg {
   offsetNs: bigint;
 }
 
-class Parser {
-  private readonly tokens: Token[];
-  private index = 0;
-  private depth = 0;
-  /** Height of each composite node built so far; leaves are 1. */
-  private readonly heights = new WeakMap<object, number>();
-  /** Regular expressions compiled while checking them, reused to test selectors against the empty string. */
-  private readonly regexes = new Map<string, RegExp>();
-  private deferred: LogQLParseError | undefined;
-
-  constructor(private readonly text: string) {
-    this.tokens = tokenize(text);
-  }
-
-  // ---- token helpers
-
-  private get tok(): Token {
-    return this.tokens[this.index]!;
-  }
-
-  private peek(offset = 1): Token {
-    return this.tokens[Math.min(this.index + offset, this.tokens.length - 1)]!;
-  }
-
-  private next(): Token {
-    const token = this.tok;
-    if (token.kind !== "eof" && token.kind !== "error") this.index++;
-    return token;
-  }
-
-  private isOp(text: string, token: Token = this.tok): boolean {
-    return token.kind === "op" && token.text === text;
-  }
-
-  private isWord(word: string, token: Token = this.tok): boolean {
-    return token.kind === "ident" && token.text.toLowerCase() === word;
-  }
-
-  private fail(message: string, pos: number): never {
-    throw new LogQLParseError(message, pos, this.text);
-  }
-
-  /**
-   * Records an error Loki finds in a node it has built (a wrong leg type, a bad parameter) rather than while
-   * reading tokens: Loki reports such errors only once the whole query has parsed, so a later syntax error wins.
-   */
-  private defer(message: string, pos: number): void {
-    this.deferred ??= new LogQLParseError(message, pos, this.text);
-  }
-
-  /** Ends the parse: no tokens left, then the first error found in a node. */
-  finish(): void {
-    this.expectEnd();
-    if (this.deferred !== undefined) throw this.deferred;
-  }
-
-  /** A yacc-style "syntax error: unexpected X, expecting A or B" at the current token. */
-  private unexpected(...expected: string[]): never {
-    const token = this.tok;
-    if (token.kind === "error") this.fail(token.value, token.pos);
-    const list = expected.length > 0 && expected.length <= 4 ? `, expecting ${expected.join(" or ")}` : "";
-    this.fail(`syntax error: unexpected ${describe(token)}${list}`, token.pos);
-  }
-
-  private expectOp(text: string, ...alternatives: string[]): Token {
-    if (!this.isOp(text)) this.unexpected(text, ...alternatives);
-    return this.next();
-  }
-
-  private expectKind(kind: Token["kind"], name: string): Token {
-    if (this.tok.kind !== kind) this.unexpected(name);
-    return this.next();
-  }
-
-  private expectEnd(): void {
-    if (this.tok.kind !== "eof") this.unexpected();
-  }
-
+class Parser extends PipelineParser {
   /** Whether the identifier at the current token is a function call: followed by `(`, or `by (`/`without (`. */
   private isCall(): boolean {
     const after = this.peek();
     if (this.isOp("(", after)) return true;
     return (this.isWord("by", after) || this.isWord("without", after)) && this.isOp("(", this.peek(2));
-  }
-
-  /** Runs a nested parse, refusing nesting deep enough to exhaust the stack. */
-  private nested<T>(parse: () => T): T {
-    if (++this.depth > MAX_NESTING) {
-      this.fail(`syntax error: parentheses and calls nested deeper than ${MAX_NESTING} levels`, this.tok.pos);
-    }
-    try {
-      return parse();
-    } finally {
-      this.depth--;
-    }
-  }
-
-  /**
-   * Records the height of a new node. Long operator chains (`a + b + c ...`, `x=1 or y=2 or ...`) build deep trees
-   * without nesting in the text; capping the height keeps every later recursive walk of the tree within the stack.
-   */
-  private grown<T extends object>(node: T, pos: number, ...children: object[]): T {
-    const height = 1 + Math.max(...children.map((child) => this.heights.get(child) ?? 1));
-    if (height > MAX_HEIGHT) this.fail(`syntax error: expression tree deeper than ${MAX_HEIGHT} levels`, pos);
-    this.heights.set(node, height);
-    return node;
   }
 
   // ---- expressions
@@ -372,33 +173,13 @@ class Parser {
       const word = token.text.toLowerCase();
       if ((word === "inf" || word === "nan") && !this.isCall()) return this.parseLiteral();
       if (this.isCall()) {
-        if (RANGE_OPS.has(word)) return this.parseRangeAggregation();
-        if (VECTOR_OPS.has(word)) return this.parseVectorAggregation();
+        if (RANGE_OP_NAMES.has(word)) return this.parseRangeAggregation();
+        if (VECTOR_OP_NAMES.has(word)) return this.parseVectorAggregation();
         if (word === "vector" && this.isOp("(", this.peek())) return this.parseVector();
         if (word === "label_replace" && this.isOp("(", this.peek())) return this.parseLabelReplace();
       }
     }
     this.unexpected();
-  }
-
-  /** A number, optionally signed; `Inf` and `NaN` too, so that folded literals print and parse back. */
-  private parseLiteral(): LiteralExpr {
-    const pos = this.tok.pos;
-    let sign = 1;
-    if (this.isOp("+") || this.isOp("-")) sign = this.next().text === "-" ? -1 : 1;
-    const token = this.tok;
-    if (token.kind === "number") {
-      this.next();
-      if (Number.isNaN(token.num)) {
-        this.defer(`unable to parse literal as a float: ${goParseFloat(token.text).error}`, token.pos);
-      }
-      return { kind: "literal", pos, value: sign * token.num };
-    }
-    if (this.isWord("inf") || this.isWord("nan")) {
-      this.next();
-      return { kind: "literal", pos, value: token.text.toLowerCase() === "inf" ? sign * Infinity : NaN };
-    }
-    this.unexpected("NUMBER");
   }
 
   private parseNumberArg(): { value: number; text: string } {
@@ -560,395 +341,6 @@ class Parser {
     this.next();
     return this.expectKind("duration", "DURATION").ns;
   }
-
-  // ---- log queries
-
-  private parseLogExpr(): LogExpr {
-    const pos = this.tok.pos;
-    const matchers = this.parseMatchers();
-    const log: LogExpr = { kind: "log", pos, matchers, pipeline: [] };
-    this.parsePipeline(log.pipeline, false);
-    return log;
-  }
-
-  private parseMatchers(): LabelMatcher[] {
-    this.expectOp("{");
-    const matchers: LabelMatcher[] = [];
-    if (this.isOp("}")) {
-      this.next();
-      return matchers;
-    }
-    for (;;) {
-      matchers.push(this.parseMatcher());
-      if (this.isOp("}")) break;
-      if (!this.isOp(",")) this.unexpected("}", ",");
-      this.next();
-    }
-    this.next();
-    return matchers;
-  }
-
-  private parseMatcher(): LabelMatcher {
-    const name = this.expectKind("ident", "IDENTIFIER").text;
-    const opToken = this.tok;
-    if (opToken.kind !== "op" || !MATCH_OPS.has(opToken.text)) this.unexpected("!=", "!~", "=", "=~");
-    this.next();
-    const value = this.expectKind("string", "STRING");
-    const op = opToken.text as MatchOp;
-    if (op === "=~" || op === "!~") this.checkRegex(value.value, value.pos, true);
-    return { name, op, value: value.value };
-  }
-
-  private checkRegex(pattern: string, pos: number, anchored: boolean): RegExp {
-    const key = `${anchored ? "^" : "~"}${pattern}`;
-    let regex = this.regexes.get(key);
-    if (regex !== undefined) return regex;
-    try {
-      regex = compileRe2(pattern, anchored);
-    } catch (err) {
-      this.fail(`error parsing regexp: ${regexReason(err)}`, pos);
-    }
-    this.regexes.set(key, regex);
-    return regex;
-  }
-
-  /**
-   * Appends pipeline stages to `pipeline`. With `allowUnwrap`, a final `| unwrap` and the label filters after
-   * it are returned instead of becoming stages.
-   */
-  private parsePipeline(pipeline: Stage[], allowUnwrap: boolean): Unwrap | undefined {
-    for (;;) {
-      const token = this.tok;
-      if (token.kind === "op" && LINE_FILTER_OPS.has(token.text)) {
-        pipeline.push(this.parseLineFilter());
-        continue;
-      }
-      if (!this.isOp("|")) return undefined;
-      const word = this.peek();
-      if (allowUnwrap && this.isWord("unwrap", word) && !this.startsLabelFilter(this.index + 1)) {
-        return this.parseUnwrap();
-      }
-      this.next();
-      pipeline.push(this.parseStage());
-    }
-  }
-
-  /**
-   * Loki checks a line filter's regexp, pattern or ip() only when it runs the query; like a bad label filter, the
-   * refusal here waits for the end of the parse.
-   */
-  private parseLineFilter(): LineFilterStage {
-    const opToken = this.next();
-    const op = opToken.text as LineFilterStage["op"];
-    const values = [this.parseLineFilterValue()];
-    while (this.isWord("or")) {
-      this.next();
-      values.push(this.parseLineFilterValue());
-    }
-    for (const { token, ip } of values) {
-      const problem = ip ? ipLineFilterProblem(op, token.value) : lineFilterProblem(op, token.value);
-      if (problem !== undefined) this.defer(problem, token.pos);
-    }
-    const stage: LineFilterStage = {
-      kind: "line_filter",
-      pos: opToken.pos,
-      op,
-      values: values.map(({ token }) => token.value),
-    };
-    if (values.some(({ ip }) => ip)) stage.ip = values.map(({ ip }) => ip);
-    return stage;
-  }
-
-  private parseLineFilterValue(): { token: Token; ip: boolean } {
-    if (this.isWord("ip") && this.isOp("(", this.peek())) {
-      this.next();
-      this.next();
-      const token = this.expectKind("string", "STRING");
-      this.expectOp(")");
-      return { token, ip: true };
-    }
-    if (this.tok.kind !== "string") this.unexpected("STRING", "ip");
-    return { token: this.next(), ip: false };
-  }
-
-  /** Whether the tokens from `at` begin a label filter: `name op ...` or `(`. */
-  private startsLabelFilter(at: number): boolean {
-    const first = this.tokens[at]!;
-    const second = this.tokens[Math.min(at + 1, this.tokens.length - 1)]!;
-    if (first.kind === "op" && first.text === "(") return true;
-    return first.kind === "ident" && second.kind === "op" && FILTER_OPS.has(second.text);
-  }
-
-  private parseStage(): Stage {
-    const token = this.tok;
-    const pos = this.tokens[this.index - 1]!.pos;
-    if (this.startsLabelFilter(this.index)) return { kind: "label_filter", pos, filter: this.parseLabelFilter() };
-    if (token.kind !== "ident") this.unexpected();
-    const word = token.text.toLowerCase();
-    switch (word) {
-      case "json":
-        this.next();
-        return { kind: "json", pos, params: this.tok.kind === "ident" ? this.parseExtractionParams() : [] };
-      case "logfmt": {
-        this.next();
-        let strict = false;
-        let keepEmpty = false;
-        while (this.tok.kind === "flag") {
-          if (this.next().value === "--strict") strict = true;
-          else keepEmpty = true;
-        }
-        const params = this.tok.kind === "ident" ? this.parseExtractionParams() : [];
-        return { kind: "logfmt", pos, strict, keepEmpty, params };
-      }
-      case "regexp": {
-        this.next();
-        const pattern = this.expectKind("string", "STRING");
-        this.checkRegexParser(pattern);
-        return { kind: "regexp", pos, pattern: pattern.value };
-      }
-      case "pattern": {
-        this.next();
-        const pattern = this.expectKind("string", "STRING");
-        if (!/<[A-Za-z_][A-Za-z0-9_]*>/.test(pattern.value.replace(/<_>/g, ""))) {
-          this.fail("invalid pattern parser: at least one capture is required", pattern.pos);
-        }
-        return { kind: "pattern", pos, pattern: pattern.value };
-      }
-      case "unpack":
-        this.next();
-        return { kind: "unpack", pos };
-      case "decolorize":
-        this.next();
-        return { kind: "decolorize", pos };
-      case "line_format":
-        this.next();
-        return { kind: "line_format", pos, template: this.expectKind("string", "STRING").value };
-      case "label_format":
-        this.next();
-        return { kind: "label_format", pos, items: this.parseLabelFormatItems() };
-      case "drop":
-      case "keep":
-        this.next();
-        return { kind: word, pos, items: this.parseDropKeepItems() };
-      case "unwrap":
-        return this.fail("syntax error: unexpected unwrap: unwrap is only allowed in a range aggregation", token.pos);
-      default:
-        this.next();
-        this.unexpected("!=", "!~", "=", "=~");
-    }
-  }
-
-  private checkRegexParser(pattern: Token): void {
-    this.checkRegex(pattern.value, pattern.pos, false);
-    if (!/\(\?P?<[^>]+>/.test(pattern.value)) {
-      this.fail("invalid regexp parser: at least one named capture must be supplied", pattern.pos);
-    }
-  }
-
-  /** `a="x.y", b` after json or logfmt: a bare name extracts the field of the same name. */
-  private parseExtractionParams(): ExtractionParam[] {
-    const params: ExtractionParam[] = [];
-    for (;;) {
-      const label = this.expectKind("ident", "IDENTIFIER").text;
-      if (this.isOp("=")) {
-        this.next();
-        params.push({ label, expression: this.expectKind("string", "STRING").value });
-      } else {
-        params.push({ label, expression: label });
-      }
-      if (!this.isOp(",")) return params;
-      this.next();
-    }
-  }
-
-  private parseLabelFormatItems(): LabelFormatItem[] {
-    const items: LabelFormatItem[] = [];
-    for (;;) {
-      const label = this.expectKind("ident", "IDENTIFIER").text;
-      this.expectOp("=");
-      const value = this.tok;
-      if (value.kind === "string") items.push({ kind: "template", label, template: value.value });
-      else if (value.kind === "ident") items.push({ kind: "rename", label, from: value.text });
-      else this.unexpected("IDENTIFIER", "STRING");
-      this.next();
-      if (!this.isOp(",")) return items;
-      this.next();
-    }
-  }
-
-  private parseDropKeepItems(): DropKeepItem[] {
-    const items: DropKeepItem[] = [];
-    for (;;) {
-      if (this.tok.kind === "ident" && this.peek().kind === "op" && MATCH_OPS.has(this.peek().text)) {
-        items.push({ kind: "matcher", matcher: this.parseMatcher() });
-      } else {
-        items.push({ kind: "name", name: this.expectKind("ident", "IDENTIFIER").text });
-      }
-      if (!this.isOp(",")) return items;
-      this.next();
-    }
-  }
-
-  private parseUnwrap(): Unwrap {
-    this.next();
-    this.next();
-    let conversion: Unwrap["conversion"] = "none";
-    let label: string;
-    const token = this.tok;
-    if (token.kind === "ident" && CONVERSIONS.has(token.text.toLowerCase()) && this.isOp("(", this.peek())) {
-      conversion = token.text.toLowerCase() as Unwrap["conversion"];
-      this.next();
-      this.next();
-      label = this.expectKind("ident", "IDENTIFIER").text;
-      this.expectOp(")");
-    } else {
-      label = this.expectKind("ident", "IDENTIFIER").text;
-    }
-    const postFilters: LabelFilterExpr[] = [];
-    while (this.isOp("|")) {
-      this.next();
-      // Only label filters may follow unwrap: a name that is not a keyword is taken as one, as Loki's grammar does.
-      const token = this.tok;
-      const filterName = token.kind === "ident" && !KEYWORDS.has(token.text.toLowerCase());
-      if (!filterName && !this.isOp("(")) this.unexpected("IDENTIFIER", "(");
-      postFilters.push(this.parseLabelFilter());
-    }
-    return { label, conversion, postFilters };
-  }
-
-  // ---- label filters, grouped as Loki's grammar groups them: `and` binds tighter than `or`, both
-  // left-associative. `,` and a bare space also mean and, but Loki's grammar gives them no precedence, so yacc
-  // shifts: the filter just before the comma is and-ed with everything after it up to the closing parenthesis or
-  // the end (`a, b or c` is `a and (b or c)`; `a or b, c` is `a or (b and c)`).
-
-  private parseLabelFilter(): LabelFilterExpr {
-    let left = this.parseLabelFilterAnd();
-    while (this.isWord("or")) {
-      const pos = this.next().pos;
-      const right = this.parseLabelFilterAnd();
-      left = this.grown({ kind: "or", pos, left, right }, pos, left, right);
-    }
-    return left;
-  }
-
-  private parseLabelFilterAnd(): LabelFilterExpr {
-    let left = this.parseLabelFilterSequence();
-    while (this.isWord("and")) {
-      const pos = this.next().pos;
-      const right = this.parseLabelFilterSequence();
-      left = this.grown({ kind: "and", pos, left, right }, pos, left, right);
-    }
-    return left;
-  }
-
-  /**
-   * Whether an identifier after a label filter starts another one. Only `and` and `or` may follow a filter
-   * otherwise, so like Loki's grammar an identifier is read as a filter name and the error comes at its operator.
-   */
-  private followsAsFilter(): boolean {
-    return this.tok.kind === "ident" && !this.isWord("and") && !this.isWord("or");
-  }
-
-  /** A filter, and-ed with the whole rest of the filter when a comma or another filter follows. */
-  private parseLabelFilterSequence(): LabelFilterExpr {
-    const left = this.parseLabelFilterPrimary();
-    const pos = this.tok.pos;
-    if (this.isOp(",")) this.next();
-    else if (!this.startsLabelFilter(this.index) && !this.followsAsFilter()) return left;
-    const right = this.nested(() => this.parseLabelFilter());
-    return this.grown({ kind: "and", pos, left, right }, pos, left, right);
-  }
-
-  private parseLabelFilterPrimary(): LabelFilterExpr {
-    if (this.isOp("(")) {
-      this.next();
-      const inner = this.nested(() => this.parseLabelFilter());
-      this.expectOp(")", "and", "or", ",");
-      return inner;
-    }
-    const nameToken = this.expectKind("ident", "IDENTIFIER");
-    const name = nameToken.text;
-    const pos = nameToken.pos;
-    const opToken = this.tok;
-    if (opToken.kind !== "op" || !FILTER_OPS.has(opToken.text)) this.unexpected();
-    this.next();
-    const op = opToken.text;
-    const value = this.tok;
-    if (value.kind === "string") {
-      if (op === "=~" || op === "!~") this.checkRegex(value.value, value.pos, true);
-      else if (op !== "=" && op !== "!=") this.unexpected("NUMBER", "DURATION", "BYTES");
-      this.next();
-      return { kind: "string", pos, name, op: op as MatchOp, value: value.value };
-    }
-    if (op === "=~" || op === "!~") this.unexpected("STRING");
-    const cmp = (op === "=" ? "==" : op) as CompareOp;
-    if (this.isWord("ip") && this.isOp("(", this.peek())) {
-      if (op !== "=" && op !== "!=") this.unexpected();
-      this.next();
-      this.next();
-      const pattern = this.expectKind("string", "STRING").value;
-      this.expectOp(")");
-      return { kind: "ip", pos, name, op: op as "=" | "!=", pattern };
-    }
-    if (value.kind === "duration") {
-      this.next();
-      return { kind: "duration", pos, name, op: cmp, seconds: Number(value.ns) / 1e9 };
-    }
-    if (value.kind === "bytes") {
-      this.next();
-      return { kind: "bytes", pos, name, op: cmp, bytes: value.num };
-    }
-    if (value.kind === "number" || this.isOp("+") || this.isOp("-")) {
-      const literal = this.parseLiteral();
-      return { kind: "number", pos, name, op: cmp, value: literal.value };
-    }
-    const values = ["NUMBER", "DURATION", "BYTES"];
-    this.unexpected(...(op === "=" || op === "!=" ? ["STRING", ...values] : values));
-  }
-
-  // ---- validation after parsing
-
-  /**
-   * Loki refuses selectors that would read every stream: at least one matcher must not match the empty string.
-   */
-  validateSelectors(expr: Expr): void {
-    switch (expr.kind) {
-      case "log":
-        if (!expr.matchers.some((matcher) => !matchesEmpty(matcher, (pattern) => this.checkRegex(pattern, 0, true)))) {
-          this.fail(EMPTY_COMPATIBLE_SELECTOR, expr.pos);
-        }
-        return;
-      case "range_aggregation":
-        return this.validateSelectors(expr.range.log);
-      case "vector_aggregation":
-      case "label_replace":
-        return this.validateSelectors(expr.expr);
-      case "binary":
-        this.validateSelectors(expr.lhs);
-        return this.validateSelectors(expr.rhs);
-      case "literal":
-      case "vector":
-        return;
-    }
-  }
-}
-
-/** Why Loki would refuse the string value of a line filter when it runs the query. */
-function lineFilterProblem(op: LineFilterStage["op"], value: string): string | undefined {
-  try {
-    if (op === "|~" || op === "!~") compileRe2(value);
-    else if (op === "|>" || op === "!>") compileLineFilterPattern(value);
-  } catch (err) {
-    if (err instanceof PatternSyntaxError) return err.message;
-    return `error parsing regexp: ${regexReason(err)}`;
-  }
-  return undefined;
-}
-
-/** Loki's ip line filter takes `|=` and `!=` alone, and a single address, range or CIDR. */
-function ipLineFilterProblem(op: LineFilterStage["op"], pattern: string): string | undefined {
-  if (op !== "|=" && op !== "!=") return "ip: invalid operation";
-  return compileIpMatcher(pattern) === undefined ? `ip: invalid pattern: ${JSON.stringify(pattern)}` : undefined;
 }
 
 function binaryOp(token: Token): BinaryOp | undefined {
@@ -958,85 +350,4 @@ function binaryOp(token: Token): BinaryOp | undefined {
     if (SET_OPS.has(word)) return word as BinaryOp;
   }
   return undefined;
-}
-
-/** Loki's checks of a vector aggregation's parameter and grouping (mustNewVectorAggregationExpr). */
-function vectorAggregationProblem(
-  op: VectorOp,
-  param: string | undefined,
-  grouping: Grouping | undefined,
-): string | undefined {
-  if (op === "topk" || op === "bottomk" || op === "approx_topk") {
-    if (param === undefined) return `parameter required for operation ${op}`;
-    if (!/^\d+$/.test(param)) return `invalid parameter ${op}(${param},`;
-    if (Number(param) <= 0) return `invalid parameter (must be greater than 0) ${op}(${param}`;
-    // Loki computes approx_topk from count-min sketches of the whole vector, which have no groups.
-    if (op === "approx_topk" && grouping !== undefined) return `grouping not allowed for ${op} aggregation`;
-  } else if (param !== undefined) {
-    return `unsupported parameter for operation ${op}(${param},`;
-  }
-  if ((op === "sort" || op === "sort_desc") && grouping !== undefined && grouping.labels.length > 0) {
-    return "sort and sort_desc doesn't allow grouping by ";
-  }
-  return undefined;
-}
-
-/** Loki's checks of a range aggregation (newRangeAggregationExpr and RangeAggregationExpr.validate). */
-function rangeAggregationProblem(
-  op: RangeOp,
-  param: { value: number; text: string } | undefined,
-  grouped: boolean,
-  unwrapped: boolean,
-): string | undefined {
-  if (param !== undefined && op !== "quantile_over_time") {
-    return `parameter ${param.text} not supported for operation ${op}`;
-  }
-  if (param !== undefined && Number.isNaN(param.value)) {
-    return `invalid parameter for operation ${op}: ${goParseFloat(param.text).error}`;
-  }
-  if (param === undefined && op === "quantile_over_time") return `parameter required for operation ${op}`;
-  if (grouped && !GROUPING_RANGE_OPS.has(op)) return `grouping not allowed for ${op} aggregation`;
-  if (unwrapped && !UNWRAP_ALLOWED.has(op)) return `invalid aggregation ${op} with unwrap`;
-  if (!unwrapped && !WITHOUT_UNWRAP_ALLOWED.has(op)) return `invalid aggregation ${op} without unwrap`;
-  return undefined;
-}
-
-/** Loki names the offending node by its Go type in some messages. */
-function goType(expr: LogExpr): string {
-  return expr.pipeline.length === 0 ? "*syntax.MatchersExpr" : "*syntax.PipelineExpr";
-}
-
-function regexReason(err: unknown): string {
-  if (err instanceof RegexSyntaxError) return err.message;
-  throw err;
-}
-
-function describe(token: Token): string {
-  switch (token.kind) {
-    case "eof":
-    case "error":
-      return "$end";
-    case "ident":
-      return KEYWORDS.has(token.text.toLowerCase()) ? token.text.toLowerCase() : "IDENTIFIER";
-    case "string":
-      return "STRING";
-    case "number":
-      return "NUMBER";
-    case "duration":
-      return "DURATION";
-    case "bytes":
-      return "BYTES";
-    case "range":
-      return "RANGE";
-    case "flag":
-      return "FUNCTION_FLAG";
-    case "op":
-      return token.text;
-  }
-}
-
-/** Loki folds operations between two literals while parsing (its MergeBinOp: NaN for any division by zero). */
-function foldLiterals(op: BinaryOp, left: number, right: number): number {
-  if (isSetOp(op)) throw new Error(`set operation ${op} between literals`);
-  return scalarBinary(op, left, right, LOKI_SEMANTICS);
 }
