@@ -1,6 +1,8 @@
 import type { Labels } from "../../proto/labels.js";
-import { compileTemplate, type CompiledTemplate, type TemplateExtension } from "../../common/go/template/executor.js";
-import { sprintf, type TemplateFunction } from "../../common/go/template/functions.js";
+import { compileTemplate, type CompiledTemplate } from "../../common/go/template/executor.js";
+import type { TemplateExtension } from "../../common/go/template/parser.js";
+import { sprintf } from "../../common/go/template/sprintf.js";
+import type { TemplateFunction } from "../../common/go/template/signature.js";
 import { GoInt, NumberConstant, type TemplateValue } from "../../common/go/template/values.js";
 import { goParseFloat } from "../../common/go/parse.js";
 import { compileGoRegexp, expandReplacement, replaceAllMatches } from "../../common/regex.js";
