@@ -3,14 +3,10 @@ import { describe, it } from "node:test";
 import type { Direction, LabelMatcher } from "../storage/store.js";
 import { compareLabels, formatLabels, labelsKey, sortedLabelsOf, type Labels } from "../proto/labels.js";
 import { compareText } from "../common/go/string-order.js";
-import {
-  PROMETHEUS_SEMANTICS,
-  LOKI_SEMANTICS,
-  arithmetic,
-  vectorBinary,
-  vectorScalar,
-  aggregate,
-} from "../query/vector/aggregate.js";
+import { aggregate } from "../query/vector/aggregate.js";
+import { vectorBinary, vectorScalar } from "../query/vector/binary.js";
+import { arithmetic } from "../query/vector/arithmetic.js";
+import { PROMETHEUS_SEMANTICS, LOKI_SEMANTICS } from "../query/vector/types.js";
 import { expandReplacement } from "../common/regex.js";
 import type {
   BinaryExpr,

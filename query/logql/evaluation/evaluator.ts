@@ -2,18 +2,11 @@ import { formatFloatFixed } from "../../../common/go/float-format.js";
 import type { Direction } from "../../../storage/store.js";
 import { compareText } from "../../../common/go/string-order.js";
 import { compareLabels, formatLabels, labelsKey, sortedLabelsOf, type Labels } from "../../../proto/labels.js";
-import {
-  EvaluationError,
-  LOKI_SEMANTICS,
-  aggregate,
-  isSetOp,
-  labelReplace,
-  scalarBinary,
-  vectorBinary,
-  vectorScalar,
-  vectorSetOp,
-  type Sample,
-} from "../../vector/aggregate.js";
+import { aggregate } from "../../vector/aggregate.js";
+import { labelReplace } from "../../vector/label-replace.js";
+import { vectorBinary, vectorScalar, vectorSetOp } from "../../vector/binary.js";
+import { isSetOp, scalarBinary } from "../../vector/arithmetic.js";
+import { EvaluationError, LOKI_SEMANTICS, type Sample } from "../../vector/types.js";
 import type {
   BinaryExpr,
   Expr,
@@ -31,7 +24,7 @@ import type { EngineSource, Step, Timeline } from "./source.js";
 // tree of step evaluators, each an async generator of one vector per step; leaves are range aggregations reading
 // from an EngineSource, which applies selectors and pipelines. Log queries read entries up to the limit.
 
-export { EvaluationError } from "../../vector/aggregate.js";
+export { EvaluationError } from "../../vector/types.js";
 export { PipelineError } from "./range-vector.js";
 
 export interface QueryParams {

@@ -1,3 +1,4 @@
+import { extreme } from "../../vector/arithmetic.js";
 import { durationSeconds } from "../../../common/go/duration-format.js";
 import { quantile } from "../../vector/aggregate.js";
 import type { RangeOp } from "../syntax/ast.js";
@@ -44,12 +45,6 @@ function varianceOverTime(points: readonly Point[]): number {
     aux += delta * (value - mean);
   }
   return aux / count;
-}
-
-function extreme(points: readonly Point[], better: (candidate: number, best: number) => boolean): number {
-  let best = points[0]!.value;
-  for (const { value } of points) if (better(value, best) || Number.isNaN(best)) best = value;
-  return best;
 }
 
 /**

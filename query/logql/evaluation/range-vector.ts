@@ -1,6 +1,6 @@
 import type { LabelMatcher } from "../../../storage/store.js";
 import { dropLabels, formatLabels, keepLabels, labelsKey, sortedLabelsOf, type Labels } from "../../../proto/labels.js";
-import { EvaluationError } from "../../vector/aggregate.js";
+import { EvaluationError } from "../../vector/types.js";
 import { GROUPING_RANGE_OPS, LINE_RANGE_OPS, UNWRAPPABLE_RANGE_OPS, type RangeAggregationExpr } from "../syntax/ast.js";
 import { ERROR_LABEL } from "../pipeline/labels-builder.js";
 import { RowCursor } from "./cursor.js";

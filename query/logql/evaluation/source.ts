@@ -1,6 +1,6 @@
 import type { Labels } from "../../../proto/labels.js";
 import type { Direction } from "../../../storage/store.js";
-import type { Sample } from "../../vector/aggregate.js";
+import type { Sample } from "../../vector/types.js";
 import type { Grouping, LogExpr, LogRange, RangeAggregationExpr } from "../syntax/ast.js";
 
 // What the evaluator reads (an EngineSource: the Store behind pushdown/store-source.ts, or test data) and the

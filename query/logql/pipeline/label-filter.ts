@@ -1,5 +1,5 @@
 import type { CompareOp, LabelFilterExpr } from "../syntax/ast.js";
-import { compare } from "../../vector/aggregate.js";
+import { compare } from "../../vector/arithmetic.js";
 import { compileMatcher } from "../../matchers.js";
 import { goParseBytes, goParseDurationSeconds, goParseFloat, type Parsed } from "../../../common/go/parse.js";
 import { compileIpMatcher } from "./ip.js";

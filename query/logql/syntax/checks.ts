@@ -1,6 +1,7 @@
 import { RegexSyntaxError } from "../../../common/regex.js";
 import { goParseFloat } from "../../../common/go/parse.js";
-import { isSetOp, LOKI_SEMANTICS, scalarBinary } from "../../vector/aggregate.js";
+import { isSetOp, scalarBinary } from "../../vector/arithmetic.js";
+import { LOKI_SEMANTICS } from "../../vector/types.js";
 import { compileLineTest } from "../pipeline/line.js";
 import { StageError } from "../pipeline/parsers.js";
 import { PatternSyntaxError } from "../pipeline/pattern.js";

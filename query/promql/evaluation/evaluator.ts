@@ -19,7 +19,7 @@ import {
   type Value,
 } from "./values.js";
 import { compareLabels, labelsKey, labelsOf, type Labels } from "../../../proto/labels.js";
-import type { ArithmeticOp, ComparisonOp } from "../../vector/aggregate.js";
+import type { ArithmeticOp, ComparisonOp } from "../../vector/types.js";
 import { answerFromRollups, ROLLUP_FUNCTIONS } from "../pushdown/rollups.js";
 import { aggregate, labelReplace, scalarBinary, sortVector, vectorBinary, vectorScalar } from "./vector-ops.js";
 

@@ -1,3 +1,4 @@
+import { extreme } from "../../vector/arithmetic.js";
 import { quantile } from "../../vector/aggregate.js";
 import type { Point, Sample } from "./values.js";
 import { dropLabels, labelsKey, METRIC_NAME, type Labels } from "../../../proto/labels.js";
@@ -114,13 +115,6 @@ function instantValue(points: Point[], isRate: boolean): number | undefined {
   // After a counter reset the last value is the increase since the reset.
   const result = isRate && last.value < previous.value ? last.value : last.value - previous.value;
   return isRate ? result / (intervalMs / 1000) : result;
-}
-
-/** Go's math.Max/Min loop of Prometheus: a NaN is replaced by any later value. */
-function extreme(points: Point[], better: (cur: number, best: number) => boolean): number {
-  let best = points[0]!.value;
-  for (const { value } of points) if (better(value, best) || Number.isNaN(best)) best = value;
-  return best;
 }
 
 /** Kahan-Neumaier summation step (Prometheus kahanSumInc). */

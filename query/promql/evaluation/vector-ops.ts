@@ -1,12 +1,10 @@
 import * as shared from "../../vector/aggregate.js";
-import {
-  countValues,
-  EvaluationError,
-  PROMETHEUS_SEMANTICS,
-  vectorSetOp,
-  type ArithmeticOp,
-  type ComparisonOp,
-} from "../../vector/aggregate.js";
+import { countValues } from "../../vector/aggregate.js";
+import { scalarBinary as scalarOp } from "../../vector/arithmetic.js";
+import * as binary from "../../vector/binary.js";
+import { vectorSetOp } from "../../vector/binary.js";
+import { labelReplace as replaceLabel } from "../../vector/label-replace.js";
+import { EvaluationError, PROMETHEUS_SEMANTICS, type ArithmeticOp, type ComparisonOp } from "../../vector/types.js";
 import { compileRe2, RegexSyntaxError } from "../../../common/regex.js";
 import type { AggregationOp, BinaryOp, VectorMatching } from "../syntax/ast.js";
 import { formatFloatF } from "../../../common/go/float-format.js";
@@ -66,7 +64,7 @@ export function vectorBinary(request: VectorBinaryRequest): Sample[] {
       return vectorSetOp(op, lhs, rhs, { ...matching, card: "one-to-one" }, PROMETHEUS_SEMANTICS);
     if (matching.card === "many-to-many")
       throw new PromqlEvalError(`many-to-many matching is only allowed for set operators, not ${op}`);
-    return shared.vectorBinary(op, lhs, rhs, request.bool, { ...matching, card: matching.card }, PROMETHEUS_SEMANTICS);
+    return binary.vectorBinary(op, lhs, rhs, request.bool, { ...matching, card: matching.card }, PROMETHEUS_SEMANTICS);
   } catch (err) {
     if (err instanceof EvaluationError) throw new PromqlEvalError(err.message);
     throw err;
@@ -81,11 +79,11 @@ export function vectorScalar(
   scalarOnLeft: boolean,
   bool: boolean,
 ): Sample[] {
-  return shared.vectorScalar(op, samples, scalar, scalarOnLeft, bool, PROMETHEUS_SEMANTICS);
+  return binary.vectorScalar(op, samples, scalar, scalarOnLeft, bool, PROMETHEUS_SEMANTICS);
 }
 
 export function scalarBinary(op: ArithmeticOp | ComparisonOp, left: number, right: number): number {
-  return shared.scalarBinary(op, left, right, PROMETHEUS_SEMANTICS);
+  return scalarOp(op, left, right, PROMETHEUS_SEMANTICS);
 }
 
 export function sortVector(samples: Sample[], descending: boolean): Sample[] {
@@ -103,5 +101,5 @@ export function labelReplace(request: LabelReplaceRequest): Sample[] {
       throw new PromqlEvalError(`invalid regular expression in label_replace(): ${request.regex}`);
     throw err;
   }
-  return shared.labelReplace(request.samples, request.destination, request.replacement, request.source, regex);
+  return replaceLabel(request.samples, request.destination, request.replacement, request.source, regex);
 }
