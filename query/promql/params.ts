@@ -1,4 +1,4 @@
-import { parsePromDuration } from "./syntax/parser.js";
+import { parsePromDuration } from "./syntax/selector-parser.js";
 
 // Request parameters as Prometheus' HTTP API reads them (web/api/v1/api.go parseTime and parseDuration).
 

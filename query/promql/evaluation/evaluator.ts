@@ -1,13 +1,12 @@
-import type { Store } from "../../../storage/store.js";
+import { type Binary, type Expr, type MatrixSelector, type Subquery, type VectorSelector } from "../syntax/ast.js";
 import {
-  type Binary,
-  type Call,
-  type Expr,
-  type MatrixSelector,
-  type Subquery,
-  type TimeModifiers,
-  type VectorSelector,
-} from "../syntax/ast.js";
+  DEFAULT_LOOKBACK_MS,
+  type EngineOptions,
+  loadSelections,
+  type QueryWindow,
+  referenceTime,
+  type Selections,
+} from "./loader.js";
 import { histogramQuantile, MATH_FUNCTIONS, RANGE_FUNCTIONS, rangeFunction, type Window } from "./functions.js";
 import {
   assertUniqueLabels,
@@ -20,7 +19,6 @@ import {
 } from "./values.js";
 import { compareLabels, labelsKey, labelsOf, type Labels } from "../../../proto/labels.js";
 import type { ArithmeticOp, ComparisonOp } from "../../vector/types.js";
-import { answerFromRollups, ROLLUP_FUNCTIONS } from "../pushdown/rollups.js";
 import { aggregate, labelReplace, scalarBinary, sortVector, vectorBinary, vectorScalar } from "./vector-ops.js";
 
 // Evaluates a PromQL expression the way Prometheus 3 does: every step on its own, an instant selector taking the
@@ -28,35 +26,13 @@ import { aggregate, labelReplace, scalarBinary, sortVector, vectorBinary, vector
 // the multiples of its step in (t - range, t]. Each selector's samples are read from the store once for the whole
 // query, then sliced per step.
 
-export const DEFAULT_LOOKBACK_MS = 5 * 60_000;
-export const DEFAULT_MAX_SAMPLES = 50_000_000;
 /** The step of a subquery written without one (`[1h:]`): Prometheus' default evaluation interval. */
 export const DEFAULT_SUBQUERY_STEP_MS = 60_000;
 
-export interface EngineOptions {
-  store: Store;
-  tenant: string;
-  lookbackMs?: number;
-  /** Most samples one query may read from the store (Prometheus' query.max-samples). */
-  maxSamples?: number;
-  /** Answer range functions from rollups where that is exact (query/promql/pushdown/rollups.ts); on by default. */
-  rollups?: boolean;
-  /** Receives, for each range function that rollups could answer, the source that did (the API's explain). */
-  sources?: QuerySource[];
-}
-
-export interface QuerySource {
-  /** The function and its range, as `max_over_time[300s]`. */
-  expr: string;
-  source: "raw" | "rollup_1m" | "rollup_1h";
-  /** Why raw samples answered. */
-  reason?: string;
-}
-
 /** Evaluates at one time (ms); a range selector at the top yields a matrix, as Prometheus' instant queries do. */
 export async function instantQuery(options: EngineOptions, expr: Expr, timeMs: number): Promise<Value> {
-  const evaluator = new Evaluator(options, timeMs, timeMs, 1);
-  await evaluator.load(expr);
+  const window = { startMs: timeMs, endMs: timeMs, stepMs: 1 };
+  const evaluator = new Evaluator(options, window, await loadSelections(options, expr, window));
   return evaluator.evaluate(expr, timeMs);
 }
 
@@ -68,8 +44,8 @@ export async function rangeQuery(
   endMs: number,
   stepMs: number,
 ): Promise<Series[]> {
-  const evaluator = new Evaluator(options, startMs, endMs, stepMs);
-  await evaluator.load(expr);
+  const window = { startMs, endMs, stepMs };
+  const evaluator = new Evaluator(options, window, await loadSelections(options, expr, window));
   const series = new Map<string, Series>();
   const add = (labels: Labels, point: Point) => {
     const key = evaluator.labelsKey(labels);
@@ -95,10 +71,7 @@ interface TimedSample extends Sample {
 }
 
 class Evaluator {
-  private readonly data = new Map<VectorSelector, Series[]>();
   private readonly subqueryResults = new Map<Subquery, Map<number, Value>>();
-  /** Range functions answered from rollups: their vector at each step's time. */
-  private readonly rolledUp = new Map<Call, Map<number, Sample[]>>();
   private readonly lookbackMs: number;
   // A label set is never changed once made, and a selector's series keep theirs at every step: each set's copy
   // without the metric name, and its key, are worked out once per query rather than once per step.
@@ -106,124 +79,11 @@ class Evaluator {
   private readonly keys = new WeakMap<Labels, string>();
 
   constructor(
-    private readonly options: EngineOptions,
-    private readonly startMs: number,
-    private readonly endMs: number,
-    private readonly stepMs: number,
+    options: EngineOptions,
+    private readonly window: QueryWindow,
+    private readonly loaded: Selections,
   ) {
     this.lookbackMs = options.lookbackMs ?? DEFAULT_LOOKBACK_MS;
-  }
-
-  /** Reads the samples of every selector in the expression, for all steps at once. */
-  async load(expr: Expr): Promise<void> {
-    const selections: { selector: VectorSelector; rangeMs: number; firstMs: number; lastMs: number }[] = [];
-    const candidates: { call: Call; matrix: MatrixSelector }[] = [];
-    // Each node is evaluated at times in [minMs, maxMs]: the query's, or a subquery's steps below it.
-    const walk = (e: Expr, minMs: number, maxMs: number, inSubquery = false): void => {
-      switch (e.kind) {
-        case "selector":
-        case "matrix": {
-          const selector = e.kind === "selector" ? e : e.selector;
-          const rangeMs = e.kind === "selector" ? this.lookbackMs : e.rangeMs;
-          selections.push({
-            selector,
-            rangeMs,
-            firstMs: this.referenceTime(selector, minMs),
-            lastMs: this.referenceTime(selector, maxMs),
-          });
-          return;
-        }
-        case "subquery":
-          walk(e.expr, this.referenceTime(e, minMs) - e.rangeMs, this.referenceTime(e, maxMs), true);
-          return;
-        case "call": {
-          const arg = e.args[0];
-          if (this.options.rollups !== false && !inSubquery && ROLLUP_FUNCTIONS.has(e.func) && arg?.kind === "matrix") {
-            candidates.push({ call: e, matrix: arg });
-            return;
-          }
-          e.args.forEach((a) => walk(a, minMs, maxMs, inSubquery));
-          return;
-        }
-        case "aggregation":
-          if (e.param) walk(e.param, minMs, maxMs, inSubquery);
-          walk(e.expr, minMs, maxMs, inSubquery);
-          return;
-        case "binary":
-          walk(e.lhs, minMs, maxMs, inSubquery);
-          walk(e.rhs, minMs, maxMs, inSubquery);
-          return;
-        case "unary":
-        case "paren":
-          walk(e.expr, minMs, maxMs, inSubquery);
-          return;
-        case "number":
-        case "string":
-          return;
-      }
-    };
-    walk(expr, this.startMs, this.endMs);
-    let loaded = 0;
-    const maxSamples = this.options.maxSamples ?? DEFAULT_MAX_SAMPLES;
-    const steps: number[] = [];
-    for (let t = this.startMs; t <= this.endMs; t += this.stepMs) steps.push(t);
-    const answers = await Promise.all(
-      candidates.map(({ call, matrix }) =>
-        answerFromRollups(this.options.store, this.options.tenant, {
-          func: call.func,
-          matchers: matrix.selector.matchers,
-          rangeMs: matrix.rangeMs,
-          steps: steps.map((t) => ({ t, ref: this.referenceTime(matrix.selector, t) })),
-        }),
-      ),
-    );
-    candidates.forEach(({ call, matrix }, i) => {
-      const answer = answers[i]!;
-      this.options.sources?.push({
-        expr: `${call.func}[${matrix.rangeMs / 1000}s]`,
-        source: answer.source,
-        ...(answer.source === "raw" ? { reason: answer.reason } : {}),
-      });
-      if (answer.source === "raw") {
-        selections.push({
-          selector: matrix.selector,
-          rangeMs: matrix.rangeMs,
-          firstMs: this.referenceTime(matrix.selector, this.startMs),
-          lastMs: this.referenceTime(matrix.selector, this.endMs),
-        });
-        return;
-      }
-      loaded += answer.rows;
-      this.rolledUp.set(call, answer.steps);
-    });
-    if (loaded > maxSamples)
-      throw new PromqlEvalError("query processing would load too many samples into memory in query execution");
-    await Promise.all(
-      selections.map(async ({ selector, rangeMs, firstMs, lastMs }) => {
-        // The windows are left-open, (ref - range, ref]; the store's ranges are [start, end).
-        const found = await this.options.store.selectSamples({
-          tenant: this.options.tenant,
-          matchers: selector.matchers,
-          startMs: firstMs - rangeMs + 1,
-          endMs: lastMs + 1,
-        });
-        for (const series of found) loaded += series.points.length;
-        if (loaded > maxSamples)
-          throw new PromqlEvalError("query processing would load too many samples into memory in query execution");
-        // Prometheus' series sets are sorted by labels; results keep that order unless an operation changes it.
-        this.data.set(
-          selector,
-          found.map((s) => ({ labels: s.labels, points: s.points })).sort((a, b) => compareLabels(a.labels, b.labels)),
-        );
-      }),
-    );
-  }
-
-  /** The time a selector or subquery is evaluated at for the step at t: `@` pins it, `offset` moves it back. */
-  private referenceTime(modifiers: TimeModifiers, t: number): number {
-    const at = modifiers.at;
-    const pinned = at === undefined ? t : at.kind === "time" ? at.ms : at.kind === "start" ? this.startMs : this.endMs;
-    return pinned - modifiers.offsetMs;
   }
 
   evaluate(expr: Expr, t: number): Value {
@@ -259,7 +119,7 @@ class Evaluator {
         return { type: "vector", samples };
       }
       case "call": {
-        const rolledUp = this.rolledUp.get(expr)?.get(t);
+        const rolledUp = this.loaded.rolledUp.get(expr)?.get(t);
         return rolledUp !== undefined ? this.vectorResult(rolledUp) : this.call(expr.func, expr.args, t);
       }
     }
@@ -302,9 +162,9 @@ class Evaluator {
 
   /** The newest sample of each series in (ref - lookback, ref], with its own timestamp. */
   private selectInstant(selector: VectorSelector, t: number): TimedSample[] {
-    const ref = this.referenceTime(selector, t);
+    const ref = referenceTime(this.window, selector, t);
     const out: TimedSample[] = [];
-    for (const series of this.data.get(selector)!) {
+    for (const series of this.loaded.data.get(selector)!) {
       const index = lastAtOrBefore(series.points, ref);
       if (index < 0) continue;
       const point = series.points[index]!;
@@ -317,9 +177,9 @@ class Evaluator {
   /** A range selector's or subquery's series at the step at t, with the window (ref - range, ref] they cover. */
   private rangeArgument(expr: MatrixSelector | Subquery, t: number): { series: Series[]; window: Window } {
     if (expr.kind === "subquery") return this.subquery(expr, t);
-    const ref = this.referenceTime(expr.selector, t);
+    const ref = referenceTime(this.window, expr.selector, t);
     const series: Series[] = [];
-    for (const one of this.data.get(expr.selector)!) {
+    for (const one of this.loaded.data.get(expr.selector)!) {
       const from = lastAtOrBefore(one.points, ref - expr.rangeMs) + 1;
       const to = lastAtOrBefore(one.points, ref) + 1;
       if (to > from) series.push({ labels: one.labels, points: one.points.slice(from, to) });
@@ -329,7 +189,7 @@ class Evaluator {
 
   /** The inner expression at the multiples of the step in (ref - range, ref], each time evaluated once per query. */
   private subquery(expr: Subquery, t: number): { series: Series[]; window: Window } {
-    const ref = this.referenceTime(expr, t);
+    const ref = referenceTime(this.window, expr, t);
     const stepMs = expr.stepMs ?? DEFAULT_SUBQUERY_STEP_MS;
     let cache = this.subqueryResults.get(expr);
     if (cache === undefined) this.subqueryResults.set(expr, (cache = new Map()));
