@@ -1,29 +1,37 @@
-import { type ChildProcess, spawn } from "node:child_process";
-import { appendFileSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { appendFileSync, linkSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { Agent, request } from "node:http";
+import { connect, type Socket } from "node:net";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Kafka, logLevel } from "kafkajs";
 import protobuf from "protobufjs";
 import { compressSync } from "snappy";
-import { edgeProfile } from "../deploy/edge/profile.js";
-import { decodeBatch } from "../proto/codec.js";
 import { makeBatch } from "../test/helpers/batches.js";
+import { startRsyslogd } from "../test/helpers/rsyslog.js";
 import {
-  createTopics,
-  deleteTopics,
-  freePort,
-  KAFKA_BROKERS,
-  REPO_ROOT,
-  uniqueName,
-} from "../test/helpers/services.js";
+  EDGE,
+  kafka,
+  linesInBatches,
+  messagesIn,
+  procStats,
+  type ProcStats,
+  progress,
+  type Running,
+  sleep,
+  startCollector,
+  startRsyslog,
+  until,
+} from "./collector-processes.js";
+import { createTopics, deleteTopics, freePort, KAFKA_BROKERS, uniqueName } from "../test/helpers/services.js";
 
 // npm run bench:collector — the collector process (`node dist/cli.js collector`) taking BENCH_LINES log lines of
 // 200 bytes: (a) pushed over the Loki API by PUSH_CLIENTS concurrent clients, JSON and snappy protobuf, into the
 // disk buffer; (b) tailed from a file into the disk buffer; (c) tailed from the same file and shipped to Kafka
 // until the broker acknowledged every batch. Beside (c), on the same file in the same run, the peer: Debian's
-// rsyslogd (imfile -> omkafka, LZ4 like the collector) until the broker holds every line. Then both fed at a
+// rsyslogd (imfile -> omkafka, LZ4 like the collector) until the broker holds every line. (d) The same lines as
+// RFC 3164 syslog over one TCP connection into the collector's syslog listener and on to Kafka, beside
+// rsyslogd's imtcp -> omkafka on the same input. Then both fed at a
 // steady STEADY_RATE lines/s by appending to a file, for the memory they hold while shipping. For (a) and (b)
 // the collector's broker is a closed port, so shipping costs nothing; the disk buffer uses the default fsync
 // policy `interval`. CPU seconds come from /proc/<pid>/stat and memory from /proc/<pid>/status of the measured
@@ -38,30 +46,9 @@ const PUSH_LINES = 2_000;
 const STREAMS_PER_PUSH = 4;
 const STEADY_RATE = 10_000;
 const STEADY_SECONDS = Number(process.env.BENCH_STEADY_SECONDS ?? 20);
-const CLK_TCK = 100;
 const MIB = 1 << 20;
 
-const progress = (message: string) => process.stderr.write(`collector bench: ${message}\n`);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const kafka = new Kafka({ clientId: "bifrost-bench", brokers: KAFKA_BROKERS, logLevel: logLevel.NOTHING });
 const root = mkdtempSync(join(tmpdir(), "bifrost-bench-collector-"));
-
-interface ProcStats {
-  cpuSeconds: number;
-  rssBytes: number;
-  peakRssBytes: number;
-}
-
-function procStats(pid: number): ProcStats {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const kib = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(status)![1]) * 1024;
-  return {
-    cpuSeconds: (Number(fields[11]) + Number(fields[12])) / CLK_TCK,
-    rssBytes: kib("VmRSS"),
-    peakRssBytes: kib("VmHWM"),
-  };
-}
 
 /** The input: logfmt access-log lines of LINE_BYTES bytes, the same for every run and for the peer. */
 function inputLines(): string[] {
@@ -89,175 +76,6 @@ function figures(seconds: number, before: ProcStats, after: ProcStats) {
     lines_per_cpu_second: Math.round(LINES / cpu),
     peak_rss_mib: Number((after.peakRssBytes / MIB).toFixed(1)),
   };
-}
-
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 600_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`no ${what} after ${timeoutMs / 1000} s`);
-    await sleep(50);
-  }
-}
-
-interface Running {
-  pid: number;
-  stop(): Promise<void>;
-}
-
-function watch(child: ChildProcess, name: string): Running {
-  let stderr = "";
-  child.stderr!.on("data", (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  child.once("exit", (code, signal) => {
-    if (code !== 0 && signal !== "SIGTERM") progress(`${name} exited with ${code ?? signal}: ${stderr}`);
-  });
-  return {
-    pid: child.pid!,
-    stop: async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-      await exited;
-    },
-  };
-}
-
-/**
- * The collector as deploy/systemd runs it on an edge node: that unit's ExecStart (the edge bundle and V8's
- * options) and runtime environment, read from the unit so the bench measures what is deployed, and only the
- * inputs an edge node there uses (no OTLP).
- */
-const EDGE = { ...edgeProfile(), otlp: { http_enabled: false, grpc_enabled: false } };
-
-/** A collector process of its own, tailing `inDir/*.log`, shipping to `brokers`; with `edge`, as deployed on an edge node. */
-async function startCollector(
-  name: string,
-  brokers: string[],
-  topic: string,
-  edge = false,
-): Promise<Running & { url: string; inDir: string; positionsFile: string; metric(name: string): Promise<number> }> {
-  const dir = join(root, name);
-  const inDir = join(dir, "in");
-  mkdirSync(inDir, { recursive: true });
-  const [port, grpc] = [await freePort(), await freePort()];
-  const configFile = join(dir, "collector.yaml");
-  writeFileSync(
-    configFile,
-    JSON.stringify({
-      log: { level: "error" },
-      node: { id: "bench-edge" },
-      kafka: { brokers, topic },
-      collector: {
-        listen: `127.0.0.1:${port}`,
-        wal: { dir: join(dir, "wal") },
-        otlp: edge ? EDGE.otlp : { grpc_listen: `127.0.0.1:${grpc}` },
-        files: [{ paths: [join(inDir, "*.log")], labels: { job: "bench" } }],
-        files_sync_ms: 100,
-      },
-    }),
-  );
-  const env = edge ? { ...process.env, ...EDGE.env } : process.env;
-  const command = edge ? [...EDGE.nodeArgs, join(REPO_ROOT, EDGE.script)] : [join(REPO_ROOT, "dist", "cli.js")];
-  const child = spawn(process.execPath, [...command, "collector", "--config", configFile], {
-    stdio: ["ignore", "ignore", "pipe"],
-    env,
-  });
-  const running = watch(child, `collector ${name}`);
-  const url = `http://127.0.0.1:${port}`;
-  await until(
-    "ready collector",
-    async () => {
-      if (child.exitCode !== null) throw new Error(`collector ${name} exited during start`);
-      return fetch(`${url}/ready`).then(
-        (r) => r.ok,
-        () => false,
-      );
-    },
-    60_000,
-  );
-  return {
-    ...running,
-    url,
-    inDir,
-    positionsFile: join(dir, "wal", "file-positions.json"),
-    metric: async (metric) => {
-      const text = await (await fetch(`${url}/metrics`)).text();
-      return [...text.matchAll(new RegExp(`^${metric}(?:\\{[^}]*\\})? (\\S+)$`, "gm"))].reduce(
-        (n, m) => n + Number(m[1]),
-        0,
-      );
-    },
-  };
-}
-
-/** rsyslogd in the foreground with a configuration, work directory and pid file of its own: imfile -> omkafka. */
-async function startRsyslog(name: string, topic: string): Promise<Running & { inDir: string }> {
-  const dir = join(root, name);
-  const inDir = join(dir, "in");
-  mkdirSync(join(dir, "work"), { recursive: true });
-  mkdirSync(inDir, { recursive: true });
-  const conf = join(dir, "rsyslog.conf");
-  writeFileSync(
-    conf,
-    [
-      `global(workDirectory="${join(dir, "work")}" maxMessageSize="64k")`,
-      `module(load="imfile" mode="inotify")`,
-      `module(load="omkafka")`,
-      `template(name="line" type="string" string="%msg%")`,
-      `input(type="imfile" File="${join(inDir, "*.log")}" Tag="bench" ruleset="ship")`,
-      `ruleset(name="ship") {`,
-      `  action(type="omkafka" broker=[${KAFKA_BROKERS.map((b) => `"${b}"`).join(",")}] topic="${topic}" template="line"`,
-      `         confParam=["compression.codec=lz4"] topicConfParam=["request.required.acks=-1"])`,
-      `}`,
-    ].join("\n") + "\n",
-  );
-  const child = spawn("rsyslogd", ["-n", "-f", conf, "-i", join(dir, "rsyslogd.pid")], {
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  const running = watch(child, `rsyslogd ${name}`);
-  // rsyslogd has no readiness endpoint: it is set up once it has written its pid file.
-  await until(
-    "rsyslogd pid file",
-    async () => {
-      if (child.exitCode !== null) throw new Error(`rsyslogd ${name} exited during start`);
-      try {
-        return readFileSync(join(dir, "rsyslogd.pid"), "utf8").trim() === String(child.pid);
-      } catch {
-        return false;
-      }
-    },
-    30_000,
-  );
-  await sleep(500);
-  return { ...running, inDir };
-}
-
-async function messagesIn(topic: string): Promise<number> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    const offsets = await admin.fetchTopicOffsets(topic);
-    return offsets.reduce((n, p) => n + Number(p.high) - Number(p.low), 0);
-  } finally {
-    await admin.disconnect();
-  }
-}
-
-/** Lines in the collector's batches on `topic`, decoded: the check that (c) shipped every line once. */
-async function linesInBatches(topic: string): Promise<number> {
-  const expected = await messagesIn(topic);
-  const consumer = kafka.consumer({ groupId: uniqueName("bench-verify") });
-  await consumer.connect();
-  await consumer.subscribe({ topic, fromBeginning: true });
-  let [messages, count] = [0, 0];
-  await new Promise<void>((resolve) => {
-    void consumer.run({
-      eachMessage: async ({ message }) => {
-        count += decodeBatch(message.value!).streams.reduce((n, s) => n + s.entries.length, 0);
-        if (++messages >= expected) resolve();
-      },
-    });
-  });
-  await consumer.disconnect();
-  return count;
 }
 
 type Encoding = "json" | "protobuf";
@@ -333,7 +151,12 @@ function post(agent: Agent, url: string, body: Buffer, encoding: Encoding): Prom
 /** (a) PUSH_CLIENTS clients pushing the input over keep-alive connections; each 204 means in the disk buffer. */
 async function pushToWal(encoding: Encoding) {
   const bodies = pushBodies(encoding);
-  const collector = await startCollector(`push-${encoding}`, [`127.0.0.1:${await freePort()}`], "unused");
+  const collector = await startCollector(
+    join(root, `push-${encoding}`),
+    `push-${encoding}`,
+    [`127.0.0.1:${await freePort()}`],
+    "unused",
+  );
   const agent = new Agent({ keepAlive: true, maxSockets: PUSH_CLIENTS });
   let next = 0;
   const [before, t0] = [procStats(collector.pid), performance.now()];
@@ -381,7 +204,7 @@ async function tailCollector(
   topic: string,
   shipped?: (batches: number) => Promise<boolean>,
 ) {
-  const collector = await startCollector(name, brokers, topic);
+  const collector = await startCollector(join(root, name), name, brokers, topic);
   const [before, t0] = [procStats(collector.pid), performance.now()];
   linkSync(inputFile, join(collector.inDir, "input.log"));
   await until(`all lines in the disk buffer of collector ${name}`, async () => positionsAtEnd(collector.positionsFile));
@@ -424,7 +247,7 @@ async function tailToKafka() {
 async function rsyslogToKafka() {
   const topic = uniqueName("bench_rsyslog");
   await createTopics(kafka, [{ topic, numPartitions: 1 }]);
-  const rsyslog = await startRsyslog("rsyslog-kafka", topic);
+  const rsyslog = await startRsyslog(join(root, "rsyslog-kafka"), "rsyslog-kafka", topic);
   const [before, t0] = [procStats(rsyslog.pid), performance.now()];
   linkSync(inputFile, join(rsyslog.inDir, "input.log"));
   await until("all lines through rsyslogd", async () => (await messagesIn(topic)) >= LINES);
@@ -437,6 +260,88 @@ async function rsyslogToKafka() {
   const result = figures(seconds, before, after);
   progress(
     `rsyslogd file -> Kafka: ${result.lines_per_s} lines/s, ${result.lines_per_cpu_second} lines per CPU second`,
+  );
+  return result;
+}
+
+/**
+ * The input as RFC 3164 syslog messages over one TCP connection (newline framing), as rsyslog's omfwd and
+ * logger send them, written as fast as the receiver reads (the socket's backpressure respected).
+ */
+async function sendSyslog(port: number): Promise<void> {
+  // The syslog listener binds after the HTTP listener that said ready: try until it is there.
+  let socket: Socket | undefined;
+  for (let attempt = 0; !socket; attempt++) {
+    const trying = connect(port, "127.0.0.1");
+    socket = await new Promise<Socket | undefined>((resolve, reject) =>
+      trying
+        .once("connect", () => resolve(trying))
+        .once("error", (err) => (attempt < 100 ? resolve(undefined) : reject(err))),
+    );
+    if (!socket) await sleep(100);
+  }
+  const chunk = 1000;
+  for (let from = 0; from < LINES; from += chunk) {
+    const text = lines
+      .slice(from, from + chunk)
+      .map((line) => `<14>Dec  7 16:00:00 edge-1 bench[42]: ${line}\n`)
+      .join("");
+    if (!socket.write(text)) await new Promise((resolve) => socket.once("drain", resolve));
+  }
+  await new Promise<void>((resolve) => socket.end(resolve));
+}
+
+/** Syslog over TCP into the collector's listener and on to Kafka, until the broker holds every batch. */
+async function syslogToKafka() {
+  const topic = uniqueName("bench_syslog");
+  await createTopics(kafka, [{ topic, numPartitions: 1 }]);
+  const port = await freePort();
+  const collector = await startCollector(join(root, "syslog-kafka"), "syslog-kafka", KAFKA_BROKERS, topic, false, port);
+  const [before, t0] = [procStats(collector.pid), performance.now()];
+  await sendSyslog(port);
+  await until(
+    "every syslog message in the disk buffer",
+    async () => (await collector.metric("bifrost_collector_syslog_messages_accepted_total")) >= LINES,
+  );
+  const batches = await collector.metric("bifrost_collector_batches_written_total");
+  await until("every syslog batch in Kafka", async () => (await messagesIn(topic)) >= batches);
+  const seconds = (performance.now() - t0) / 1000;
+  const after = procStats(collector.pid);
+  await collector.stop();
+  const inKafka = await linesInBatches(topic);
+  await deleteTopics(kafka, [topic]);
+  if (inKafka !== LINES) throw new Error(`Kafka holds ${inKafka} of ${LINES} syslog messages from the collector`);
+  const result = figures(seconds, before, after);
+  progress(`syslog TCP -> Kafka: ${result.lines_per_s} lines/s, ${result.lines_per_cpu_second} lines per CPU second`);
+  return result;
+}
+
+/** The peer on the same input: rsyslogd's imtcp -> omkafka, until the broker holds every message. */
+async function rsyslogTcpToKafka() {
+  const topic = uniqueName("bench_rsyslog_tcp");
+  await createTopics(kafka, [{ topic, numPartitions: 1 }]);
+  const port = await freePort();
+  const rsyslog = await startRsyslogd(join(root, "rsyslog-imtcp"), [
+    `module(load="imtcp")`,
+    `module(load="omkafka")`,
+    `template(name="line" type="string" string="%msg%")`,
+    `input(type="imtcp" port="${port}" address="127.0.0.1" ruleset="ship")`,
+    `ruleset(name="ship") {`,
+    `  action(type="omkafka" broker=[${KAFKA_BROKERS.map((b) => `"${b}"`).join(",")}] topic="${topic}" template="line"`,
+    `         confParam=["compression.codec=lz4"] topicConfParam=["request.required.acks=-1"])`,
+    `}`,
+  ]);
+  await sleep(500);
+  const [before, t0] = [procStats(rsyslog.pid), performance.now()];
+  await sendSyslog(port);
+  await until("all syslog messages through rsyslogd", async () => (await messagesIn(topic)) >= LINES);
+  const seconds = (performance.now() - t0) / 1000;
+  const after = procStats(rsyslog.pid);
+  await rsyslog.stop();
+  await deleteTopics(kafka, [topic]);
+  const result = figures(seconds, before, after);
+  progress(
+    `rsyslogd imtcp -> Kafka: ${result.lines_per_s} lines/s, ${result.lines_per_cpu_second} lines per CPU second`,
   );
   return result;
 }
@@ -475,7 +380,13 @@ async function steadyCollector(edge: boolean) {
   await createTopics(kafka, [{ topic, numPartitions: 1 }]);
   const result = await steady(
     edge ? "collector (edge profile)" : "collector",
-    await startCollector(edge ? "steady-edge" : "steady", KAFKA_BROKERS, topic, edge),
+    await startCollector(
+      join(root, edge ? "steady-edge" : "steady"),
+      edge ? "steady-edge" : "steady",
+      KAFKA_BROKERS,
+      topic,
+      edge,
+    ),
   );
   await deleteTopics(kafka, [topic]);
   return result;
@@ -484,7 +395,7 @@ async function steadyCollector(edge: boolean) {
 async function steadyRsyslog() {
   const topic = uniqueName("bench_rsyslog_steady");
   await createTopics(kafka, [{ topic, numPartitions: 1 }]);
-  const result = await steady("rsyslogd", await startRsyslog("rsyslog-steady", topic));
+  const result = await steady("rsyslogd", await startRsyslog(join(root, "rsyslog-steady"), "rsyslog-steady", topic));
   await deleteTopics(kafka, [topic]);
   return result;
 }
@@ -498,6 +409,8 @@ const pushProtobuf = await pushToWal("protobuf");
 const tailWal = await tailToWal();
 const tailKafka = await tailToKafka();
 const peerKafka = await rsyslogToKafka();
+const syslogOurs = await syslogToKafka();
+const syslogPeer = await rsyslogTcpToKafka();
 const steadyOurs = await steadyCollector(false);
 const steadyEdge = await steadyCollector(true);
 const steadyPeer = await steadyRsyslog();
@@ -525,6 +438,11 @@ process.stdout.write(
     peer_rsyslog_file_to_kafka: peerKafka,
     kafka_vs_peer_lines_per_cpu_second: Number(
       (tailKafka.lines_per_cpu_second / peerKafka.lines_per_cpu_second).toFixed(2),
+    ),
+    syslog_tcp_to_kafka: syslogOurs,
+    peer_rsyslog_imtcp_to_kafka: syslogPeer,
+    syslog_vs_peer_lines_per_cpu_second: Number(
+      (syslogOurs.lines_per_cpu_second / syslogPeer.lines_per_cpu_second).toFixed(2),
     ),
     steady_collector: steadyOurs,
     steady_collector_edge_profile: {

@@ -1,25 +1,36 @@
 import { Authenticator } from "../common/auth.js";
 import { loadClientTls } from "../common/http-client.js";
 import { kafkaClient } from "../common/kafka.js";
-import type { Runtime, Running } from "../common/runtime.js";
-import { startHttpComponent } from "../common/service.js";
+import { type Runtime, type Running, startHttpComponent } from "../runtime.js";
 import { collectorActions } from "./actions/index.js";
-import { Batcher } from "./batcher.js";
+import { Batcher } from "./buffer/batcher.js";
 import { startInputs } from "./inputs.js";
+import { type LogInputs, startLogInputs } from "./log-inputs.js";
 import { collectorMetrics } from "./metrics.js";
 import { TenantLimits } from "../common/limits.js";
-import { lokiPushRoute, TenantRateLimiter } from "./receivers/loki.js";
+import type { Transport } from "../common/transport.js";
+import { TenantRateLimiter } from "../common/rate-limit.js";
+import { lokiReceiver } from "./receivers/loki.js";
 import type { OtlpReceiverOptions } from "./receivers/otlp-ingest.js";
-import { KafkaTransport, Shipper } from "./shipper.js";
-import { Wal } from "./wal.js";
+import { KafkaTransport } from "./shipper/kafka-transport.js";
+import { Shipper } from "./shipper/shipper.js";
+import { Wal } from "./buffer/wal.js";
+
+/** What the process that starts the collector may put in place of the configured parts. */
+export interface CollectorWiring {
+  /**
+   * The transport the shipper delivers with instead of the configured one (Kafka, or HTTP to an aggregator):
+   * `bifrost all` (all.ts) gives the process's store. `onInvalid` is told of a record the other end can never take.
+   */
+  transport?: (onInvalid: (reason: string, message: string) => void) => Transport;
+}
 
 /**
  * The edge collector: receivers (Loki push and OTLP/HTTP on its HTTP listener, OTLP/gRPC on its own), file
  * tails and host metrics -> batcher -> disk buffer -> shipper, with `/ready` and `/metrics`. The shipper sends
- * to Kafka, or over HTTP to an aggregator, or in `bifrost all` straight into the process's store through the
- * aggregator's decoding.
+ * to Kafka, or over HTTP to an aggregator, or where `wiring.transport` says.
  */
-export async function startCollector(runtime: Runtime): Promise<Running> {
+export async function startCollector(runtime: Runtime, wiring: CollectorWiring = {}): Promise<Running> {
   const { config } = runtime;
   const c = config.collector;
   const log = runtime.log.child({ component: "collector" });
@@ -37,9 +48,11 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
         { ...event },
         event.reason === "disk_budget"
           ? "disk budget full: dropped the oldest undelivered batches"
-          : "quarantined a corrupt disk buffer segment",
+          : "corrupt records in a disk buffer segment: recovered the valid ones, the undelivered others are lost",
       );
     },
+    onTruncated: (event) =>
+      log.warn(event, "cut away a record left incomplete at the end of the disk buffer by a crash during its append"),
   });
   const onInvalid = (reason: string, message: string) => {
     metrics.dropped.inc({ reason: "invalid" });
@@ -48,24 +61,18 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
   const s = c.shipper;
   // Transports and receivers are imported only when configured: an edge node's memory budget is small, and the
   // OTLP definitions and gRPC alone take about 30 MiB.
-  const transport =
-    runtime.role === "all" && runtime.store !== undefined
-      ? new (await import("../aggregator/local-transport.js")).StoreTransport({
-          store: runtime.store,
-          maxBatchBytes: config.aggregator.max_batch_bytes,
-          limits: config.aggregator.limits,
+  const transport = wiring.transport
+    ? wiring.transport(onInvalid)
+    : s.transport === "http"
+      ? new (await import("./shipper/http-transport.js")).HttpTransport({
+          url: s.http.url,
+          token: s.http.auth_token,
+          tls: loadClientTls(s.http.tls),
+          timeoutMs: s.http.timeout_ms,
+          maxRequestBytes: s.http.max_request_bytes,
           onInvalid,
         })
-      : s.transport === "http"
-        ? new (await import("./http-transport.js")).HttpTransport({
-            url: s.http.url,
-            token: s.http.auth_token,
-            tls: loadClientTls(s.http.tls),
-            timeoutMs: s.http.timeout_ms,
-            maxRequestBytes: s.http.max_request_bytes,
-            onInvalid,
-          })
-        : new KafkaTransport(kafkaClient(config.kafka, log), config.kafka.topic, config.node.id);
+      : new KafkaTransport(kafkaClient(config.kafka, log, 2), config.kafka.topic, config.node.id);
   const shipper = new Shipper({
     wal,
     transport,
@@ -87,7 +94,7 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
   batcher.restorePrevious(wal.tail(1000));
   const tenantLimits = new TenantLimits(config);
   const rate = new TenantRateLimiter(tenantLimits);
-  const actions = collectorActions(runtime, batcher);
+  const actions = collectorActions(runtime, batcher, wal.incarnation);
   const onRejected = (reason: string) => metrics.rejected.inc({ reason });
   const otlpHttp = c.otlp.http_enabled ? await import("./receivers/otlp-http.js") : undefined;
   const otlp: OtlpReceiverOptions = {
@@ -101,7 +108,7 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
   };
   const running = await startHttpComponent(runtime, "collector", (http) => {
     actions?.route(http.app);
-    lokiPushRoute(http.app, {
+    lokiReceiver(http.app, {
       batcher,
       limits: c.limits,
       tenantLimits,
@@ -111,6 +118,8 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
       onRejected,
     });
     if (otlpHttp) otlpHttp.otlpHttpRoutes(http.app, { ...otlp, maxBodyBytes: c.limits.max_body_bytes });
+    // Kafka (or the aggregator) away is what the disk buffer is for: the collector keeps accepting.
+    http.addNote("shipper", () => shipper.status());
     http.addReadiness("disk buffer", () =>
       wal.bytes() + (c.batch.max_bytes + 4096) > c.wal.max_bytes && c.wal.when_full === "block"
         ? "disk buffer full"
@@ -118,6 +127,7 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
     );
   });
   let grpc;
+  let logInputs: LogInputs;
   try {
     grpc = c.otlp.grpc_enabled
       ? await (
@@ -129,8 +139,17 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
           maxMessageBytes: c.otlp.max_grpc_message_bytes,
         })
       : undefined;
+    logInputs = await startLogInputs({
+      config: c,
+      batcher,
+      registry: runtime.registry,
+      log,
+      tenantLimits,
+      rate,
+      onAccepted: (tenant, entries) => metrics.accepted.inc({ tenant }, entries),
+    });
   } catch (err) {
-    await running.stop();
+    await Promise.all([running.stop(), grpc?.stop()]);
     throw err;
   }
   const gauges = setInterval(() => {
@@ -148,7 +167,7 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
       clearInterval(gauges);
       await Promise.all([running.stop(), grpc?.stop()]);
       actions?.stop();
-      await inputs.stop();
+      await Promise.all([inputs.stop(), logInputs.stop()]);
       batcher.flush();
       await shipper.stop();
       wal.close();

@@ -1,27 +1,27 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import type { Config } from "../common/config.js";
+import type { ClickHouseConfig, StorageConfig } from "../common/config-sections.js";
 import type { Logger } from "../common/log.js";
 import { ClickHouseStore } from "./clickhouse.js";
 import { DuckDBStore } from "./duckdb.js";
 import type { Store } from "./store.js";
 import { StoreError } from "./values.js";
+import { backoffDelay } from "../common/backoff.js";
 
 export type StoreEngine = "clickhouse" | "embedded";
 
-/** `auto` is the embedded store for `bifrost all` (nothing else to install) and ClickHouse otherwise. */
-export function storeEngine(config: Config, role: string): StoreEngine {
-  if (config.storage.engine !== "auto") return config.storage.engine;
-  return role === "all" ? "embedded" : "clickhouse";
-}
-
+/**
+ * Opens the store that `storage.engine` names; `auto` takes the process's default, the embedded store for
+ * `bifrost all` (nothing else to install) and ClickHouse otherwise.
+ */
 export function openStore(
-  config: Config,
-  role: string,
+  config: { storage: StorageConfig; clickhouse: ClickHouseConfig },
+  auto: StoreEngine,
   log: Logger,
 ): { store: Store; engine: StoreEngine; where: string } {
   const retention = config.storage.retention;
-  if (storeEngine(config, role) === "embedded") {
+  const engine = config.storage.engine === "auto" ? auto : config.storage.engine;
+  if (engine === "embedded") {
     mkdirSync(config.storage.path, { recursive: true });
     const path = join(config.storage.path, "bifrost.duckdb");
     return { store: new DuckDBStore({ path, retention, log }), engine: "embedded", where: path };
@@ -43,12 +43,15 @@ export function openStore(
 }
 
 /**
- * Migrates the store in the background, retrying while the database is unreachable, so that a process can
- * start (and answer /ready with the reason) before its database is up.
+ * Migrates the store in the background, retrying with backoff until it succeeds, so that a process can start
+ * (and answer /ready with the reason) before its database is up, reachable, or accepts its credentials. A
+ * failure that is not a connection failure (a refused login, a database still being set up) is retried too,
+ * at longer intervals and logged as an error: it may need an operator, and is fixed without a restart.
  */
 export class StoreStartup {
   private state: string | null = "schema migration has not finished";
   private stopped = false;
+  private interrupt: (() => void) | undefined;
   readonly done: Promise<void>;
 
   constructor(store: Store, log: Logger) {
@@ -59,14 +62,22 @@ export class StoreStartup {
           this.state = null;
           return;
         } catch (err) {
-          if (!(err instanceof StoreError && err.transient)) {
-            this.state = `schema migration failed: ${(err as Error).message}`;
-            log.error({ err }, "schema migration failed");
-            return;
-          }
-          this.state = `database unreachable (attempt ${attempt}): ${err.message}`;
-          log.warn({ err, attempt }, "database unreachable, retrying the schema migration");
-          await new Promise((r) => setTimeout(r, Math.min(30_000, 1000 * attempt)));
+          const transient = err instanceof StoreError && err.transient;
+          const delay = Math.round(backoffDelay(attempt, transient ? 1_000 : 5_000, transient ? 30_000 : 60_000));
+          const message = (err as Error).message;
+          this.state = transient
+            ? `database unreachable (attempt ${attempt}, next in ${Math.ceil(delay / 1000)} s): ${message}`
+            : `schema migration failed (attempt ${attempt}, next in ${Math.ceil(delay / 1000)} s): ${message}`;
+          if (transient)
+            log.warn({ err, attempt, delay_ms: delay }, "database unreachable, retrying the schema migration");
+          else log.error({ err, attempt, delay_ms: delay }, "schema migration failed, retrying");
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, delay);
+            this.interrupt = () => {
+              clearTimeout(timer);
+              resolve();
+            };
+          });
         }
       }
     })();
@@ -79,6 +90,7 @@ export class StoreStartup {
 
   stop(): void {
     this.stopped = true;
+    this.interrupt?.();
   }
 }
 

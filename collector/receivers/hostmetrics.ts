@@ -3,8 +3,8 @@ import { join } from "node:path";
 import type { Logger } from "../../common/log.js";
 import { SampleKind, type Series } from "../../proto/batch.js";
 import { labelsOf } from "../../proto/labels.js";
-import type { Batcher } from "../batcher.js";
-import { WalFullError } from "../wal.js";
+import type { Batcher } from "../buffer/batcher.js";
+import { WalFullError } from "../buffer/wal.js";
 import {
   parseDiskstats,
   parseLoadavg,

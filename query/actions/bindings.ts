@@ -1,4 +1,4 @@
-import type { Config } from "../../common/config.js";
+import type { Config } from "../../config.js";
 import type { AlertNotice } from "../ruler/notice.js";
 
 export type ActionBinding = Config["query"]["actions"]["bindings"][number];

@@ -1,4 +1,4 @@
-import type { NotifierReceiverConfig } from "../../common/config.js";
+import type { NotifierReceiverConfig } from "../config.js";
 import { compileGoRegexp } from "../../common/regex.js";
 import type { Delivery, Target } from "./delivery.js";
 import { formatLabels, type Labels, sortedNames } from "../../proto/labels.js";

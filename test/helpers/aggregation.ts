@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import type { Kafka } from "kafkajs";
 import { Piscina } from "piscina";
 import type { Registry } from "prom-client";
-import { Aggregator } from "../../aggregator/consumer.js";
+import { GroupConsumer } from "../../aggregator/consumer.js";
 import { aggregatorMetrics } from "../../aggregator/metrics.js";
 import { createLogger } from "../../common/log.js";
 import { type PreviousSample, rollupSeries } from "../../aggregator/rollup.js";
@@ -102,13 +102,14 @@ export async function startTestAggregator(options: {
   registry: Registry;
   maxBatchBytes: number;
   workers: number;
+  sessionTimeoutMs?: number;
 }) {
   const pool = new Piscina({
     filename: new URL("../../aggregator/worker.js", import.meta.url).href,
     minThreads: options.workers,
     maxThreads: options.workers,
   });
-  const aggregator = new Aggregator({
+  const aggregator = new GroupConsumer({
     kafka: options.kafka,
     topic: options.topic,
     deadLetterTopic: `${options.topic}.dlq`,
@@ -118,6 +119,7 @@ export async function startTestAggregator(options: {
     maxBatchBytes: options.maxBatchBytes,
     limits: TEST_LIMITS,
     partitionsConcurrently: 3,
+    ...(options.sessionTimeoutMs === undefined ? {} : { sessionTimeoutMs: options.sessionTimeoutMs }),
     metrics: aggregatorMetrics(options.registry),
     log: createLogger("silent"),
   });
