@@ -13,14 +13,16 @@ type Start = (runtime: Runtime) => Promise<Running>;
 
 // Each role loads only its own modules: an edge collector does not carry the store engines (DuckDB's native
 // library among them), the query engines or the aggregator's workers in its memory.
-const collector = async (): Promise<Start> => (await import("./collector/index.js")).startCollector;
-const aggregator = async (): Promise<Start> => (await import("./aggregator/index.js")).startAggregator;
-const query = async (): Promise<Start> => (await import("./query/index.js")).startQuery;
+const COMPONENTS = {
+  collector: async (): Promise<Start> => (await import("./collector/index.js")).startCollector,
+  aggregator: async (): Promise<Start> => (await import("./aggregator/index.js")).startAggregator,
+  query: async (): Promise<Start> => (await import("./query/index.js")).startQuery,
+};
 const ROLES = {
-  collector: [collector],
-  aggregator: [aggregator],
-  query: [query],
-  all: [collector, aggregator, query],
+  collector: ["collector"],
+  aggregator: ["aggregator"],
+  query: ["query"],
+  all: ["collector", "aggregator", "query"],
 } as const;
 type Role = keyof typeof ROLES;
 
@@ -195,7 +197,13 @@ async function main(): Promise<void> {
   };
   process.once("SIGINT", () => void stop("SIGINT"));
   process.once("SIGTERM", () => void stop("SIGTERM"));
-  for (const load of ROLES[role]) started.push(await (await load())(runtime));
+  for (const component of ROLES[role]) {
+    // In `all` each listener serves its own component's metrics and only the query listener the process's, so
+    // that scraping the three listeners gives every series once.
+    const registry =
+      role === "all" && component !== "query" ? createRegistry({ processMetrics: false }) : runtime.registry;
+    started.push(await (await COMPONENTS[component]())({ ...runtime, registry }));
+  }
   process.stderr.write(banner(config, role, started, storage, demo));
 }
 

@@ -8,6 +8,7 @@ import { createNotifier } from "./notifier/index.js";
 import { prometheusRoutes } from "./promql/api.js";
 import { rulerRoutes } from "./ruler/api.js";
 import { rulerFromConfig } from "./ruler/config.js";
+import { graphRoute } from "./ruler/graph.js";
 
 /** The central query service: the Loki- and Prometheus-compatible APIs, the ruler, `/ready` and `/metrics`. */
 export async function startQuery(runtime: Runtime): Promise<Running> {
@@ -37,6 +38,7 @@ export async function startQuery(runtime: Runtime): Promise<Running> {
     });
     prometheusRoutes(http.app, { store, tenantLimits, log });
     rulerRoutes(http.app, ruler);
+    graphRoute(http.app);
   });
   // Rules query the store, so they start once its schema is in place.
   void runtime.storeMigrated.then(() => ruler.start(running.address.url));
