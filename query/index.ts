@@ -12,6 +12,7 @@ import { graphRoute } from "./ruler/graph.js";
 
 /** The central query service: the Loki- and Prometheus-compatible APIs, the ruler, `/ready` and `/metrics`. */
 export async function startQuery(runtime: Runtime): Promise<Running> {
+  const startedAtMs = Date.now();
   const store = runtime.store;
   if (store === undefined) throw new Error("the query service needs a store");
   const notifier = await createNotifier(runtime);
@@ -36,7 +37,7 @@ export async function startQuery(runtime: Runtime): Promise<Running> {
       tenantLimits,
       log,
     });
-    prometheusRoutes(http.app, { store, tenantLimits, log });
+    prometheusRoutes(http.app, { store, tenantLimits, log, status: { config: runtime.config, startedAtMs } });
     rulerRoutes(http.app, ruler);
     graphRoute(http.app);
   });

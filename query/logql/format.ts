@@ -177,7 +177,7 @@ function formatBinaryOp(expr: BinaryExpr, labelSeparator = ","): string {
 // ---- numbers, durations, strings as Go prints them
 
 /** fmt.Sprint of a float64: %g with the shortest digits, an exponent below 1e-4 and from 1e6. */
-function formatLiteral(value: number): string {
+export function formatLiteral(value: number): string {
   if (Number.isNaN(value)) return "NaN";
   if (!Number.isFinite(value)) return value > 0 ? "+Inf" : "-Inf";
   if (value === 0) return Object.is(value, -0) ? "-0" : "0";

@@ -9,6 +9,7 @@ import { type Expr, typeName, typeOf } from "./ast.js";
 import { type EngineOptions, instantQuery, type QuerySource, rangeQuery } from "./engine.js";
 import { BadParameter, formatFloat, parseDurationParam, parseTimeParam } from "./params.js";
 import { parsePromql, PromqlParseError } from "./parser.js";
+import { type StatusOptions, statusRoutes } from "./status.js";
 import { PromqlEvalError, type Series, type Value } from "./values.js";
 
 // The Prometheus HTTP API (web/api/v1) over the metrics the aggregator stores, with its JSON shapes, parameter
@@ -34,6 +35,8 @@ export interface PrometheusRoutesOptions {
   prefixes?: string[];
   /** The clock for defaults (`time` of an instant query, the metadata window). */
   now?: () => number;
+  /** What status/config, status/flags and status/runtimeinfo report; without it they are not served. */
+  status?: StatusOptions;
 }
 
 const MAX_POINTS = 11_000;
@@ -217,6 +220,7 @@ export function prometheusRoutes(app: Hono, options: PrometheusRoutesOptions): v
   const handle = (handler: (c: Context, params: URLSearchParams) => Promise<unknown>) => async (c: Context) => {
     try {
       const data = await handler(c, await requestParams(c));
+      if (data instanceof Response) return data;
       return c.json({ status: "success", data });
     } catch (err) {
       const error = asApiError(err);
@@ -342,6 +346,7 @@ export function prometheusRoutes(app: Hono, options: PrometheusRoutesOptions): v
 
   for (const prefix of options.prefixes ?? ["", "/prometheus"]) {
     for (const [path, handler] of routes) app.on(["GET", "POST"], prefix + path, handle(handler));
+    for (const route of statusRoutes(options.status)) app.on(route.methods, prefix + route.path, handle(route.handler));
   }
 }
 
