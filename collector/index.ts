@@ -90,11 +90,16 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
   const actions = collectorActions(runtime, batcher);
   const onRejected = (reason: string) => metrics.rejected.inc({ reason });
   const otlpHttp = c.otlp.http_enabled ? await import("./receivers/otlp-http.js") : undefined;
-  const otlp: OtlpReceiverOptions = {
+  const otlpMetrics =
+    c.otlp.http_enabled || c.otlp.grpc_enabled
+      ? (await import("./receivers/otlp-metrics.js")).otlpMetricsOptions(c.otlp)
+      : undefined;
+  const otlp: OtlpReceiverOptions | undefined = otlpMetrics && {
     batcher,
     limits: c.limits,
     tenantLimits,
     rate,
+    metrics: otlpMetrics,
     onAccepted: (signal, tenant, count) =>
       (signal === "logs" ? metrics.accepted : metrics.samples).inc({ tenant }, count),
     onRejected,
@@ -110,7 +115,7 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
       onAccepted: (tenant, entries) => metrics.accepted.inc({ tenant }, entries),
       onRejected,
     });
-    if (otlpHttp) otlpHttp.otlpHttpRoutes(http.app, { ...otlp, maxBodyBytes: c.limits.max_body_bytes });
+    if (otlpHttp && otlp) otlpHttp.otlpHttpRoutes(http.app, { ...otlp, maxBodyBytes: c.limits.max_body_bytes });
     http.addReadiness("disk buffer", () =>
       wal.bytes() + (c.batch.max_bytes + 4096) > c.wal.max_bytes && c.wal.when_full === "block"
         ? "disk buffer full"
@@ -119,16 +124,17 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
   });
   let grpc;
   try {
-    grpc = c.otlp.grpc_enabled
-      ? await (
-          await import("./receivers/otlp-grpc.js")
-        ).startOtlpGrpc({
-          ...otlp,
-          authenticator: new Authenticator(config.auth, c.default_tenant),
-          listen: c.otlp.grpc_listen,
-          maxMessageBytes: c.otlp.max_grpc_message_bytes,
-        })
-      : undefined;
+    grpc =
+      c.otlp.grpc_enabled && otlp
+        ? await (
+            await import("./receivers/otlp-grpc.js")
+          ).startOtlpGrpc({
+            ...otlp,
+            authenticator: new Authenticator(config.auth, c.default_tenant),
+            listen: c.otlp.grpc_listen,
+            maxMessageBytes: c.otlp.max_grpc_message_bytes,
+          })
+        : undefined;
   } catch (err) {
     await running.stop();
     throw err;

@@ -39,6 +39,25 @@ export interface Series {
   previous?: Point;
 }
 
+export type MetricType = "counter" | "gauge" | "histogram" | "summary" | "unknown";
+
+export const METRIC_TYPES: ReadonlySet<string> = new Set<MetricType>([
+  "counter",
+  "gauge",
+  "histogram",
+  "summary",
+  "unknown",
+]);
+
+/** A metric family's type, help and unit (Prometheus' metadata), as OTLP states them. */
+export interface MetricMetadata {
+  /** The family: a histogram's or summary's series name without `_bucket`, `_sum` or `_count`. */
+  name: string;
+  type: MetricType;
+  help: string;
+  unit: string;
+}
+
 export interface Batch {
   tenant: string;
   nodeId: string;
@@ -49,6 +68,8 @@ export interface Batch {
   createdUnixNano: bigint;
   streams: LogStream[];
   series: Series[];
+  /** Metadata of metric families in `series`; absent when the batch carries none. */
+  metadata?: MetricMetadata[];
 }
 
 /** The id that downstream writes deduplicate on; node ids are only unique within a tenant, so it names both. */
@@ -92,6 +113,7 @@ interface WireBatch {
     entries: { timeUnixNano: number | LongLike; line: string; metadata: WireLabel[] }[];
   }[];
   series: { name: string; labels: WireLabel[]; kind: number; points: WirePoint[]; previous?: WirePoint | null }[];
+  metadata: { name: string; type: string; help: string; unit: string }[];
 }
 
 const TWO_32 = 4294967296;
@@ -147,6 +169,7 @@ export function encodeBatchMessage(batch: Batch, into?: Scratch): Uint8Array {
       points: series.points,
       ...(series.previous ? { previous: series.previous } : {}),
     })),
+    metadata: batch.metadata ?? [],
   } as unknown as protobuf.Message).finish();
   return encodeStreams(batch.streams, head, series, into);
 }
@@ -277,5 +300,15 @@ export function decodeBatchMessage(bytes: Uint8Array): Batch {
       points: series.points.map(fromWirePoint),
       ...(series.previous ? { previous: fromWirePoint(series.previous) } : {}),
     })),
+    ...(wire.metadata.length > 0
+      ? {
+          metadata: wire.metadata.map((m) => ({
+            name: m.name,
+            type: (METRIC_TYPES.has(m.type) ? m.type : "unknown") as MetricType,
+            help: m.help,
+            unit: m.unit,
+          })),
+        }
+      : {}),
   };
 }

@@ -8,6 +8,7 @@ import { Hono } from "hono";
 import { Batcher } from "../collector/batcher.js";
 import { lokiPushRoute, TenantRateLimiter } from "../collector/receivers/loki.js";
 import { otlpHttpRoutes } from "../collector/receivers/otlp-http.js";
+import { otlpMetricsOptions } from "../collector/receivers/otlp-metrics.js";
 import { Wal } from "../collector/wal.js";
 import { Authenticator } from "../common/auth.js";
 import { configSchema, loadConfig } from "../common/config.js";
@@ -68,7 +69,14 @@ function collectorApp(): Hono {
   app.use(new Authenticator(config.auth, "fake").middleware());
   const rate = new TenantRateLimiter(limits);
   lokiPushRoute(app, { batcher, limits: config.collector.limits, tenantLimits: limits, maxBodyBytes: 1 << 20, rate });
-  otlpHttpRoutes(app, { batcher, limits: config.collector.limits, tenantLimits: limits, maxBodyBytes: 1 << 20, rate });
+  otlpHttpRoutes(app, {
+    batcher,
+    limits: config.collector.limits,
+    tenantLimits: limits,
+    maxBodyBytes: 1 << 20,
+    rate,
+    metrics: otlpMetricsOptions(config.collector.otlp),
+  });
   return app;
 }
 

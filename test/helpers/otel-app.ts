@@ -34,14 +34,17 @@ async function main(): Promise<void> {
   });
 
   const meter = metrics.getMeter("checkout", "1.2.3");
-  meter.createCounter("orders.placed", { unit: "{order}" }).add(3, { "payment.method": "card" });
+  meter
+    .createCounter("orders.placed", { unit: "{order}", description: "Orders placed" })
+    .add(3, { "payment.method": "card" });
   const duration = meter.createHistogram("checkout.duration", {
     unit: "ms",
+    description: "Time from cart to payment",
     advice: { explicitBucketBoundaries: [10, 100] },
   });
   duration.record(7);
   duration.record(120);
-  const open = meter.createUpDownCounter("carts.open");
+  const open = meter.createUpDownCounter("carts.open", { description: "Carts not checked out" });
   open.add(5);
   open.add(-2);
   meter.createGauge("queue.depth").record(4, { queue: "payments" });
