@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { Readable } from "node:stream";
 import { finished } from "node:stream/promises";
 import { type ClickHouseClient, ClickHouseError, ClickHouseLogLevel, createClient } from "@clickhouse/client";
-import type { Labels, LogStream } from "../proto/batch.js";
+import type { Labels, LogStream, MetricMetadata, MetricType } from "../proto/batch.js";
 import type { Logger } from "../common/log.js";
 import { type EncodedLogBatch, encodeLogBatch, LOG_COLUMNS } from "./log-rowbinary.js";
 import { MIGRATIONS } from "./migrations.js";
@@ -16,6 +16,8 @@ import {
   type LogCountSelect,
   type LogCountSeries,
   type LogSelect,
+  type MetadataBatch,
+  type MetadataSelect,
   RESOLUTION_MS,
   type RollupBatch,
   type RollupPoints,
@@ -34,6 +36,7 @@ import {
   countSeries,
   groupedCountSeries,
   type IndexedStream,
+  metadataRows,
   type RollupRow,
   rollupPoints,
   rollupRows,
@@ -454,6 +457,42 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
     );
   }
 
+  async appendMetadata(batches: MetadataBatch[]): Promise<void> {
+    // Rows merge to the latest last_seen, so writing one again is harmless; no dedup token needed.
+    await this.insert(
+      "metric_metadata",
+      metadataRows(batches).map((row) => ({
+        tenant: row.tenant,
+        metric_family: row.name,
+        type: row.type,
+        help: row.help,
+        unit: row.unit,
+        last_seen: msText(row.seenMs),
+      })),
+    );
+  }
+
+  async metricMetadata(select: MetadataSelect): Promise<MetricMetadata[]> {
+    const params = new Params(clickhouseDialect);
+    const metric = select.metric === undefined ? "" : `AND metric_family = ${params.bind(select.metric, "String")}`;
+    const rows = await this.rows<{ metric_family: string; type: string; help: string; unit: string }>(
+      "metric metadata",
+      `SELECT metric_family, type, help, unit, toUnixTimestamp64Milli(max(last_seen)) AS seen
+       FROM ${this.db}.metric_metadata
+       WHERE tenant = ${params.bind(select.tenant, "String")} ${metric}
+       GROUP BY metric_family, type, help, unit
+       HAVING seen >= ${params.bind(select.startMs, "Int64")} AND seen < ${params.bind(select.endMs, "Int64")}
+       ORDER BY metric_family, seen DESC`,
+      params,
+    );
+    return rows.map((row) => ({
+      name: row.metric_family,
+      type: row.type as MetricType,
+      help: row.help,
+      unit: row.unit,
+    }));
+  }
+
   /** The streams or series of a signal matching the selectors and seen in [startMs, endMs). */
   private async findStreams(
     tenant: string,
@@ -718,6 +757,7 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
       ["rollups_1m", "bucket", r.rollups_1m_days],
       ["rollups_1h", "bucket", r.rollups_1h_days],
       ["rollup_partials", "bucket", Math.max(r.rollups_1m_days, r.rollups_1h_days)],
+      ["metric_metadata", "last_seen", Math.max(r.samples_days, r.rollups_1m_days, r.rollups_1h_days)],
     ];
     for (const [table, column, days] of cutoffs) {
       const params = new Params(clickhouseDialect);

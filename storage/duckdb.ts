@@ -17,7 +17,7 @@ import {
   UTINYINT,
   VARCHAR,
 } from "@duckdb/node-api";
-import type { Labels, LogStream } from "../proto/batch.js";
+import type { Labels, LogStream, MetricMetadata, MetricType } from "../proto/batch.js";
 import type { Logger } from "../common/log.js";
 import type { Retention } from "./schema.js";
 import { type Dialect, lineFilterConditions, Params, selectorsCondition } from "./sql.js";
@@ -28,6 +28,8 @@ import type {
   LogCountSelect,
   LogCountSeries,
   LogSelect,
+  MetadataBatch,
+  MetadataSelect,
   Resolution,
   RollupBatch,
   RollupPoints,
@@ -49,6 +51,7 @@ import {
   INEXACT_BOUND,
   groupedCountSeries,
   logRows,
+  metadataRows,
   rollupPoints,
   rollupRows,
   samplePoints,
@@ -164,6 +167,21 @@ const MIGRATIONS: { version: number; name: string; statements: string[] }[] = [
   batch_id VARCHAR NOT NULL,
   max_time_ms BIGINT NOT NULL,
   PRIMARY KEY (kind, batch_id)
+)`,
+    ],
+  },
+  {
+    version: 2,
+    name: "metric family metadata (type, help, unit)",
+    statements: [
+      `CREATE TABLE IF NOT EXISTS metric_metadata (
+  tenant VARCHAR NOT NULL,
+  metric_family VARCHAR NOT NULL,
+  type VARCHAR NOT NULL,
+  help VARCHAR NOT NULL,
+  unit VARCHAR NOT NULL,
+  last_seen_ms BIGINT NOT NULL,
+  PRIMARY KEY (tenant, metric_family, type, help, unit)
 )`,
     ],
   },
@@ -577,6 +595,46 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
     );
   }
 
+  async appendMetadata(batches: MetadataBatch[]): Promise<void> {
+    const rows = metadataRows(batches);
+    if (rows.length === 0) return;
+    await this.serial("metadata append", async (c) => {
+      const params = new Params(duckdbDialect);
+      const list = (of: (row: (typeof rows)[number]) => unknown, type = "Array(String)") =>
+        `unnest(${params.bind(rows.map(of), type)})`;
+      await this.rows(
+        c,
+        `INSERT INTO metric_metadata AS m (tenant, metric_family, type, help, unit, last_seen_ms)
+         SELECT ${list((r) => r.tenant)}, ${list((r) => r.name)}, ${list((r) => r.type)}, ${list((r) => r.help)},
+                ${list((r) => r.unit)}, ${list((r) => r.seenMs, "Array(Int64)")}
+         ON CONFLICT (tenant, metric_family, type, help, unit) DO UPDATE SET
+           last_seen_ms = greatest(m.last_seen_ms, excluded.last_seen_ms)`,
+        params,
+      );
+    });
+  }
+
+  async metricMetadata(select: MetadataSelect): Promise<MetricMetadata[]> {
+    return this.serial("metadata read", async (c) => {
+      const params = new Params(duckdbDialect);
+      const metric = select.metric === undefined ? "" : `AND metric_family = ${params.bind(select.metric, "String")}`;
+      const rows = await this.rows<{ metric_family: string; type: string; help: string; unit: string }>(
+        c,
+        `SELECT metric_family, type, help, unit FROM metric_metadata
+         WHERE tenant = ${params.bind(select.tenant, "String")} ${metric}
+           AND last_seen_ms >= ${params.bind(select.startMs, "Int64")} AND last_seen_ms < ${params.bind(select.endMs, "Int64")}
+         ORDER BY metric_family, last_seen_ms DESC`,
+        params,
+      );
+      return rows.map((row) => ({
+        name: row.metric_family,
+        type: row.type as MetricType,
+        help: row.help,
+        unit: row.unit,
+      }));
+    });
+  }
+
   /** The streams or series of a signal matching the selectors and seen in [startMs, endMs). */
   private async findStreams(
     c: DuckDBConnection,
@@ -844,6 +902,8 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
       ["samples", "timestamp_ms", cutoffMs(r.samples_days)],
       ["rollups_1m", "bucket_ms", cutoffMs(r.rollups_1m_days)],
       ["rollups_1h", "bucket_ms", cutoffMs(r.rollups_1h_days)],
+      // Metadata lasts as long as any data of its family may.
+      ["metric_metadata", "last_seen_ms", cutoffMs(Math.max(r.samples_days, rollupsDays))],
     ];
     const ledger: [BatchKind, number][] = [
       ["logs", cutoffMs(r.logs_days)],

@@ -1,4 +1,4 @@
-import { alterStatements, schemaStatements, type SchemaTarget } from "./schema.js";
+import { alterStatements, schemaStatements, type SchemaTarget, tableStatements } from "./schema.js";
 
 /**
  * Schema versions in order. A migration's statements are idempotent, so a start that died half way through
@@ -27,5 +27,10 @@ export const MIGRATIONS: Migration[] = [
         data: ["DROP INDEX IF EXISTS line_ngrams"],
         columns: ["DROP COLUMN IF EXISTS labels"],
       }),
+  },
+  {
+    version: 3,
+    name: "metric family metadata (type, help, unit)",
+    statements: (target) => tableStatements(target, "metric_metadata"),
   },
 ];

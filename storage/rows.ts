@@ -1,8 +1,9 @@
-import type { Labels } from "../proto/batch.js";
+import type { Labels, MetricMetadata } from "../proto/batch.js";
 import { fingerprint, labelsText } from "./fingerprint.js";
 import type {
   LogBatch,
   LogCountSeries,
+  MetadataBatch,
   RollupBatch,
   RollupPartial,
   RollupPoints,
@@ -32,6 +33,25 @@ export interface LogRow extends StreamRef {
 
 export interface SampleRow extends StreamRef {
   value: number;
+}
+
+export interface MetadataRow extends MetricMetadata {
+  tenant: string;
+  seenMs: number;
+}
+
+/** One row per distinct metadata of a tenant's family, with the last time it was seen. */
+export function metadataRows(batches: MetadataBatch[]): MetadataRow[] {
+  const rows = new Map<string, MetadataRow>();
+  for (const batch of batches) {
+    for (const m of batch.metadata) {
+      const key = JSON.stringify([batch.tenant, m.name, m.type, m.help, m.unit]);
+      const known = rows.get(key);
+      if (known === undefined || known.seenMs < batch.seenMs)
+        rows.set(key, { ...m, tenant: batch.tenant, seenMs: batch.seenMs });
+    }
+  }
+  return [...rows.values()];
 }
 
 export interface RollupRow

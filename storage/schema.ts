@@ -158,6 +158,24 @@ export const TABLES: TableDef[] = [
     shardBy: "cityHash64(tenant, fingerprint)",
   },
   {
+    // Metric family metadata (type, help, unit) from receivers that know it (OTLP): one row per distinct value,
+    // merged to when it was last seen; a family whose data has all expired goes with it.
+    name: "metric_metadata",
+    columns: [
+      "tenant LowCardinality(String)",
+      "metric_family String",
+      "type LowCardinality(String)",
+      "help String",
+      "unit LowCardinality(String)",
+      "last_seen SimpleAggregateFunction(max, DateTime64(3))",
+    ],
+    engine: "AggregatingMergeTree",
+    orderBy: "(tenant, metric_family, type, help, unit)",
+    ttl: (r) =>
+      `toDateTime(last_seen) + INTERVAL ${Math.max(r.samples_days, r.rollups_1m_days, r.rollups_1h_days)} DAY`,
+    shardBy: "cityHash64(tenant, metric_family)",
+  },
+  {
     name: "schema_migrations",
     columns: ["version UInt32", "name String", "applied_at DateTime64(3) DEFAULT now64(3)"],
     engine: "ReplacingMergeTree",
@@ -211,35 +229,42 @@ export function alterStatements(
   ];
 }
 
+/** The DDL statements that create one table (and its Distributed table in the cluster layout), idempotent. */
+export function tableStatements(target: SchemaTarget, name: string): string[] {
+  const table = TABLES.find((t) => t.name === name);
+  if (table === undefined) throw new Error(`no table ${name}`);
+  const db = quoteIdent(target.database);
+  const cluster = target.cluster === undefined ? "" : ` ON CLUSTER ${quoteIdent(target.cluster)}`;
+  const local = target.cluster === undefined ? table.name : `${table.name}_local`;
+  const engine =
+    target.cluster === undefined
+      ? `${table.engine}`
+      : `Replicated${table.engine}('/clickhouse/tables/{shard}/${db}/${table.name}', '{replica}')`;
+  const clauses = [
+    `ENGINE = ${engine}`,
+    table.partitionBy ? `PARTITION BY ${table.partitionBy}` : "",
+    `ORDER BY ${table.orderBy}`,
+    table.ttl ? `TTL ${table.ttl(target.retention)}` : "",
+    table.settings ? `SETTINGS ${table.settings.join(", ")}` : "",
+  ].filter(Boolean);
+  const body = [...table.columns, ...(table.indexes ?? [])].map((c) => `  ${c}`).join(",\n");
+  const statements = [`CREATE TABLE IF NOT EXISTS ${db}.${local}${cluster}\n(\n${body}\n)\n${clauses.join("\n")}`];
+  if (target.cluster !== undefined) {
+    statements.push(
+      `CREATE TABLE IF NOT EXISTS ${db}.${table.name}${cluster} AS ${db}.${local}\n` +
+        `ENGINE = Distributed(${quoteIdent(target.cluster)}, ${db}, ${local}, ${table.shardBy})`,
+    );
+  }
+  return statements;
+}
+
 /** The DDL statements that create every table and view, in order, each idempotent (IF NOT EXISTS). */
 export function schemaStatements(target: SchemaTarget): string[] {
   const db = quoteIdent(target.database);
   const cluster = target.cluster === undefined ? "" : ` ON CLUSTER ${quoteIdent(target.cluster)}`;
   const local = (name: string) => (target.cluster === undefined ? name : `${name}_local`);
   const statements = [`CREATE DATABASE IF NOT EXISTS ${db}${cluster}`];
-  for (const table of TABLES) {
-    const engine =
-      target.cluster === undefined
-        ? `${table.engine}`
-        : `Replicated${table.engine}('/clickhouse/tables/{shard}/${db}/${table.name}', '{replica}')`;
-    const clauses = [
-      `ENGINE = ${engine}`,
-      table.partitionBy ? `PARTITION BY ${table.partitionBy}` : "",
-      `ORDER BY ${table.orderBy}`,
-      table.ttl ? `TTL ${table.ttl(target.retention)}` : "",
-      table.settings ? `SETTINGS ${table.settings.join(", ")}` : "",
-    ].filter(Boolean);
-    const body = [...table.columns, ...(table.indexes ?? [])].map((c) => `  ${c}`).join(",\n");
-    statements.push(
-      `CREATE TABLE IF NOT EXISTS ${db}.${local(table.name)}${cluster}\n(\n${body}\n)\n${clauses.join("\n")}`,
-    );
-    if (target.cluster !== undefined) {
-      statements.push(
-        `CREATE TABLE IF NOT EXISTS ${db}.${table.name}${cluster} AS ${db}.${local(table.name)}\n` +
-          `ENGINE = Distributed(${quoteIdent(target.cluster)}, ${db}, ${local(table.name)}, ${table.shardBy})`,
-      );
-    }
-  }
+  for (const table of TABLES) statements.push(...tableStatements(target, table.name));
   for (const view of VIEWS) {
     // Views read and write the local tables: each shard rolls up the rows it stores.
     statements.push(
