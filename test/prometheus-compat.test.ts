@@ -8,7 +8,7 @@ import { parse } from "yaml";
 import { SampleKind } from "../proto/batch.js";
 import { generatorURL } from "../query/ruler/group.js";
 import { prometheusMissing, type RunningPrometheus, startPrometheus } from "./helpers/prometheus.js";
-import { runBifrost, stopChild, waitForReady } from "./helpers/processes.js";
+import { type AllInOne, runBifrost, startAllInOne, stopChild, waitForReady } from "./helpers/processes.js";
 import { CLICKHOUSE_URL, freePort, KAFKA_BROKERS, uniqueName } from "./helpers/services.js";
 
 // What Prometheus' own tools and clients see of Bifrost: promtool's lint of every role's /metrics, the listeners
@@ -106,25 +106,6 @@ describe("/metrics of every role under promtool", { skip: prometheusMissing() },
   });
 });
 
-/** `bifrost all` on free ports, without the demo, with a secret in its configuration. */
-async function startAll(): Promise<{ url: string; child: ReturnType<typeof runBifrost> }> {
-  const data = mkdtempSync(join(tmpdir(), "bifrost-compat-"));
-  const port = await freePort();
-  const child = runBifrost(["all"], {
-    BIFROST_ALL__DEMO: "false",
-    BIFROST_STORAGE__PATH: data,
-    BIFROST_COLLECTOR__WAL__DIR: join(data, "wal"),
-    BIFROST_QUERY__LISTEN: `127.0.0.1:${port}`,
-    BIFROST_COLLECTOR__LISTEN: `127.0.0.1:${await freePort()}`,
-    BIFROST_COLLECTOR__OTLP__GRPC_LISTEN: `127.0.0.1:${await freePort()}`,
-    BIFROST_AGGREGATOR__LISTEN: `127.0.0.1:${await freePort()}`,
-    BIFROST_CLICKHOUSE__PASSWORD: "hunter2-is-not-shown",
-  });
-  const url = `http://127.0.0.1:${port}`;
-  await waitForReady(`${url}/ready`, child);
-  return { url, child };
-}
-
 async function api(base: string, path: string, init?: RequestInit): Promise<{ status: number; body: unknown }> {
   const response = await fetch(base + path, init);
   const text = await response.text();
@@ -132,9 +113,10 @@ async function api(base: string, path: string, init?: RequestInit): Promise<{ st
 }
 
 describe("the Prometheus API beyond queries", () => {
-  let bifrost: Awaited<ReturnType<typeof startAll>>;
+  let bifrost: { url: string; child: AllInOne["child"] };
   before(async () => {
-    bifrost = await startAll();
+    const started = await startAllInOne({ BIFROST_CLICKHOUSE__PASSWORD: "hunter2-is-not-shown" });
+    bifrost = { url: started.query, child: started.child };
   });
   after(() => stopChild(bifrost.child));
 
