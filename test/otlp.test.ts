@@ -397,6 +397,45 @@ describe("OTLP/HTTP receiver", () => {
     ]);
   });
 
+  it("leaves out a target_info that breaks a limit, alone, and says so in partial_success", async () => {
+    const { post, batches } = await collector({ limits: { ...LIMITS, max_labels: 4 } });
+    const attribute = (key: string, value: string) => ({ key, value: { stringValue: value } });
+    const request = {
+      resourceMetrics: [
+        {
+          resource: {
+            attributes: [attribute("service.name", "api"), ...["a", "b", "c", "d", "e"].map((k) => attribute(k, k))],
+          },
+          scopeMetrics: [
+            {
+              metrics: [
+                {
+                  name: "queue.depth",
+                  gauge: {
+                    dataPoints: [
+                      { timeUnixNano: "1764000000000000000", asDouble: 2, attributes: [attribute("q", "x")] },
+                    ],
+                  },
+                },
+              ],
+            },
+          ],
+        },
+      ],
+    };
+    const response = await post("metrics", encodeMetrics(request), { "Content-Type": "application/x-protobuf" });
+    assert.equal(response.status, 200);
+    const answer = MetricsResponse.toObject(MetricsResponse.decode(new Uint8Array(await response.arrayBuffer())), {
+      longs: Number,
+    }) as { partialSuccess: { rejectedDataPoints: number; errorMessage: string } };
+    assert.equal(answer.partialSuccess.rejectedDataPoints, 1);
+    assert.match(answer.partialSuccess.errorMessage, /^target_info of job "api": .*has 6 labels, the limit is 4$/);
+    assert.deepEqual(
+      batches().flatMap((b) => b.series.map((s) => [s.name, plain(s.labels)])),
+      [["queue_depth", { job: "api", q: "x", node: "edge-1" }]],
+    );
+  });
+
   it("reads OTLP/JSON: hex ids, 64-bit integers as strings, enums as integers, map bodies as JSON lines; refuses values nested past the stack", async () => {
     const { post, batches } = await collector();
     const body = {
