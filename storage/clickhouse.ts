@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { Readable } from "node:stream";
 import { finished } from "node:stream/promises";
 import { type ClickHouseClient, ClickHouseError, ClickHouseLogLevel, createClient } from "@clickhouse/client";
-import type { Labels, LogStream, MetricMetadata, MetricType } from "../proto/batch.js";
+import type { Labels, LogStream, MetricMetadata } from "../proto/batch.js";
 import type { Logger } from "../common/log.js";
 import { type EncodedLogBatch, encodeLogBatch, LOG_COLUMNS } from "./log-rowbinary.js";
 import { MIGRATIONS } from "./migrations.js";
@@ -37,6 +37,7 @@ import {
   groupedCountSeries,
   type IndexedStream,
   metadataRows,
+  storedMetadata,
   type RollupRow,
   rollupPoints,
   rollupRows,
@@ -485,12 +486,7 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
        ORDER BY metric_family, seen DESC`,
       params,
     );
-    return rows.map((row) => ({
-      name: row.metric_family,
-      type: row.type as MetricType,
-      help: row.help,
-      unit: row.unit,
-    }));
+    return rows.map(storedMetadata);
   }
 
   /** The streams or series of a signal matching the selectors and seen in [startMs, endMs). */

@@ -17,7 +17,7 @@ import {
   UTINYINT,
   VARCHAR,
 } from "@duckdb/node-api";
-import type { Labels, LogStream, MetricMetadata, MetricType } from "../proto/batch.js";
+import type { Labels, LogStream, MetricMetadata } from "../proto/batch.js";
 import type { Logger } from "../common/log.js";
 import type { Retention } from "./schema.js";
 import { type Dialect, lineFilterConditions, Params, selectorsCondition } from "./sql.js";
@@ -52,6 +52,7 @@ import {
   groupedCountSeries,
   logRows,
   metadataRows,
+  storedMetadata,
   rollupPoints,
   rollupRows,
   samplePoints,
@@ -626,12 +627,7 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
          ORDER BY metric_family, last_seen_ms DESC`,
         params,
       );
-      return rows.map((row) => ({
-        name: row.metric_family,
-        type: row.type as MetricType,
-        help: row.help,
-        unit: row.unit,
-      }));
+      return rows.map(storedMetadata);
     });
   }
 

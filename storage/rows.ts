@@ -1,4 +1,4 @@
-import type { Labels, MetricMetadata } from "../proto/batch.js";
+import type { Labels, MetricMetadata, MetricType } from "../proto/batch.js";
 import { fingerprint, labelsText } from "./fingerprint.js";
 import type {
   LogBatch,
@@ -52,6 +52,16 @@ export function metadataRows(batches: MetadataBatch[]): MetadataRow[] {
     }
   }
   return [...rows.values()];
+}
+
+/** A metadata row as both stores read it back. */
+export function storedMetadata(row: {
+  metric_family: string;
+  type: string;
+  help: string;
+  unit: string;
+}): MetricMetadata {
+  return { name: row.metric_family, type: row.type as MetricType, help: row.help, unit: row.unit };
 }
 
 export interface RollupRow

@@ -239,18 +239,25 @@ class Conversion {
     reasons.add(reason);
   }
 
-  /** The delta state's answer for one point, or undefined (and the point rejected) when it was refused. */
-  accumulate<T>(result: Accumulated<T> | DeltaRefusal, metric: string): T | undefined {
+  /** A delta point's cumulative value from the state, or undefined (and the point rejected) when it was refused. */
+  cumulative<T>(
+    add: (key: string, startNs: bigint, timeNs: bigint, delta: T) => Accumulated<T> | DeltaRefusal,
+    metric: Metric,
+    name: string,
+    labels: Labels,
+    point: { startTimeUnixNano?: string; timeUnixNano?: string },
+    timeMs: number,
+    delta: T,
+  ): T | undefined {
+    const key = `${this.tenant}\u0000${name}${labelsText(labels)}`;
+    const timeNs = nanos(point.timeUnixNano) || BigInt(timeMs) * 1_000_000n;
+    const result = add(key, nanos(point.startTimeUnixNano), timeNs, delta);
     if (result instanceof DeltaRefusal) {
-      this.reject(1, result.kind, `${metric}: ${result.message}`);
+      this.reject(1, result.kind, `${metric.name ?? name}: ${result.message}`);
       return undefined;
     }
     this.undos.push(result.undo);
     return result.value;
-  }
-
-  deltaKey(name: string, labels: Labels): string {
-    return `${this.tenant}\u0000${name}${labelsText(labels)}`;
   }
 
   addTargetInfo(attributes: KeyValue[], resource: Resource): void {
@@ -342,40 +349,32 @@ function convertMetric(conversion: Conversion, metric: Metric, resource: Resourc
     unit: prometheusUnit(metric.unit ?? ""),
   });
   const delta = temporality === DELTA;
+  const state = conversion.options.delta;
   if (metric.gauge || metric.sum) {
-    const points = recorded(metric.gauge?.dataPoints ?? metric.sum?.dataPoints);
     const kind = type === "counter" ? SampleKind.Counter : SampleKind.Gauge;
-    for (const point of points) {
+    for (const point of recorded(metric.gauge?.dataPoints ?? metric.sum?.dataPoints)) {
       const labels = pointLabels(point.attributes, resource);
       const timeMs = conversion.timeMs(point.timeUnixNano);
-      let value: number | undefined = numberValue(point);
-      if (delta)
-        value = conversion.accumulate(
-          conversion.options.delta.addNumber(
-            conversion.deltaKey(name, labels),
-            nanos(point.startTimeUnixNano),
-            nanos(point.timeUnixNano) || BigInt(timeMs) * 1_000_000n,
-            value,
-          ),
-          metric.name ?? name,
-        );
+      const value = delta
+        ? conversion.cumulative(state.addNumber.bind(state), metric, name, labels, point, timeMs, numberValue(point))
+        : numberValue(point);
       if (value !== undefined) conversion.add(name, labels, kind, timeMs, value);
     }
   } else if (metric.histogram) {
     for (const point of recorded(metric.histogram.dataPoints)) {
       const labels = pointLabels(point.attributes, resource);
       const timeMs = conversion.timeMs(point.timeUnixNano);
-      let counts: HistogramCounts | undefined = histogramCounts(point);
-      if (delta)
-        counts = conversion.accumulate(
-          conversion.options.delta.addHistogram(
-            conversion.deltaKey(name, labels),
-            nanos(point.startTimeUnixNano),
-            nanos(point.timeUnixNano) || BigInt(timeMs) * 1_000_000n,
-            counts,
-          ),
-          metric.name ?? name,
-        );
+      const counts = delta
+        ? conversion.cumulative(
+            state.addHistogram.bind(state),
+            metric,
+            name,
+            labels,
+            point,
+            timeMs,
+            histogramCounts(point),
+          )
+        : histogramCounts(point);
       if (counts !== undefined) addHistogram(conversion, name, labels, timeMs, counts);
     }
   } else if (metric.summary) {
