@@ -1,5 +1,11 @@
 import type { LogStream, MetricMetadata, Series } from "../../proto/batch.js";
-import { type BatchLimits, validateSeries, validateStreams, ValidationError } from "../../proto/validate.js";
+import {
+  type BatchLimits,
+  validateMetadata,
+  validateSeries,
+  validateStreams,
+  ValidationError,
+} from "../../proto/validate.js";
 import type { Batcher } from "../batcher.js";
 import { WalFullError } from "../wal.js";
 import type { TenantLimits } from "../../common/limits.js";
@@ -63,6 +69,7 @@ function convert(
   const series = converted.series;
   try {
     validateSeries(series, limits);
+    validateMetadata(converted.metadata);
   } catch (err) {
     converted.undo();
     throw err;

@@ -6,7 +6,7 @@ import {
   SampleKind,
   type Series,
 } from "../../proto/batch.js";
-import { MAX_HELP_BYTES } from "../../proto/validate.js";
+import { MAX_HELP_BYTES, MAX_UNIT_BYTES } from "../../proto/validate.js";
 import type { Config } from "../../common/config.js";
 import { labelsText } from "../../storage/fingerprint.js";
 import { labelName, nanos, valueText } from "./otlp-convert.js";
@@ -165,6 +165,12 @@ function truncateHelp(text: string): string {
   // A character split at the cut decodes to U+FFFD; drop it.
   if (cut.endsWith("\uFFFD")) cut = cut.slice(0, -1);
   return cut;
+}
+
+/** The metadata's unit; a unit longer than any real one is left out rather than fail the batch downstream. */
+function unitOf(metric: Metric): string {
+  const unit = prometheusUnit(metric.unit ?? "");
+  return Buffer.byteLength(unit) <= MAX_UNIT_BYTES ? unit : "";
 }
 
 function recorded<T extends { flags?: number }>(points: T[] | undefined): T[] {
@@ -346,7 +352,7 @@ function convertMetric(conversion: Conversion, metric: Metric, resource: Resourc
     name,
     type: METADATA_TYPE[type],
     help: truncateHelp(metric.description ?? ""),
-    unit: prometheusUnit(metric.unit ?? ""),
+    unit: unitOf(metric),
   });
   const delta = temporality === DELTA;
   const state = conversion.options.delta;
