@@ -531,7 +531,9 @@ function buildSchemas() {
               .describe(
                 "metric names as Prometheus' OTLP receiver makes them: with unit and `_total` suffixes (its default), or only escaped",
               ),
-            promote_resource_attributes: list(z.string().min(1))
+            promote_resource_attributes: list(
+              z.string().regex(/[A-Za-z0-9]/, "expected an attribute with a label name"),
+            )
               .default([])
               .describe("resource attributes that become labels of every series (all are on target_info)"),
             keep_identifying_resource_attributes: boolean()

@@ -397,7 +397,7 @@ describe("OTLP/HTTP receiver", () => {
     ]);
   });
 
-  it("leaves out a target_info that breaks a limit, alone, and says so in partial_success", async () => {
+  it("leaves out a target_info that breaks a limit or has an unnamable attribute, alone, saying so in partial_success", async () => {
     const { post, batches } = await collector({ limits: { ...LIMITS, max_labels: 4 } });
     const attribute = (key: string, value: string) => ({ key, value: { stringValue: value } });
     const request = {
@@ -423,16 +423,29 @@ describe("OTLP/HTTP receiver", () => {
         },
       ],
     };
-    const response = await post("metrics", encodeMetrics(request), { "Content-Type": "application/x-protobuf" });
-    assert.equal(response.status, 200);
-    const answer = MetricsResponse.toObject(MetricsResponse.decode(new Uint8Array(await response.arrayBuffer())), {
-      longs: Number,
-    }) as { partialSuccess: { rejectedDataPoints: number; errorMessage: string } };
-    assert.equal(answer.partialSuccess.rejectedDataPoints, 1);
-    assert.match(answer.partialSuccess.errorMessage, /^target_info of job "api": .*has 6 labels, the limit is 4$/);
+    const partial = async (body: object) => {
+      const response = await post("metrics", encodeMetrics(body), { "Content-Type": "application/x-protobuf" });
+      assert.equal(response.status, 200);
+      return MetricsResponse.toObject(MetricsResponse.decode(new Uint8Array(await response.arrayBuffer())), {
+        longs: Number,
+      }) as { partialSuccess: { rejectedDataPoints: number; errorMessage: string } };
+    };
+    const tooMany = await partial(request);
+    assert.equal(tooMany.partialSuccess.rejectedDataPoints, 1);
+    assert.match(tooMany.partialSuccess.errorMessage, /^target_info of job "api": .*has 6 labels, the limit is 4$/);
+    request.resourceMetrics[0]!.resource.attributes = [attribute("service.name", "api"), attribute("...", "x")];
+    const unnamed = await partial(request);
+    assert.equal(unnamed.partialSuccess.rejectedDataPoints, 1);
+    assert.match(
+      unnamed.partialSuccess.errorMessage,
+      /^target_info of job "api": attribute "\.\.\." has no valid label name$/,
+    );
     assert.deepEqual(
       batches().flatMap((b) => b.series.map((s) => [s.name, plain(s.labels)])),
-      [["queue_depth", { job: "api", q: "x", node: "edge-1" }]],
+      [
+        ["queue_depth", { job: "api", q: "x", node: "edge-1" }],
+        ["queue_depth", { job: "api", q: "x", node: "edge-1" }],
+      ],
     );
   });
 

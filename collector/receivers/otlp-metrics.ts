@@ -12,13 +12,14 @@ import { labelsText } from "../../storage/fingerprint.js";
 import { labelName, nanos, valueText } from "./otlp-convert.js";
 import { type Accumulated, DeltaRefusal, DeltaToCumulative, type HistogramCounts } from "./otlp-delta.js";
 import { type OtlpMetricType, prometheusMetricName, prometheusUnit, type TranslationStrategy } from "./otlp-names.js";
-import type {
-  HistogramDataPoint,
-  KeyValue,
-  Metric,
-  MetricsRequest,
-  NumberDataPoint,
-  SummaryDataPoint,
+import {
+  type HistogramDataPoint,
+  type KeyValue,
+  type Metric,
+  type MetricsRequest,
+  type NumberDataPoint,
+  OtlpDecodeError,
+  type SummaryDataPoint,
 } from "./otlp-proto.js";
 
 // OTLP metrics -> Prometheus series, as Prometheus' OTLP receiver converts them (storage/remote/otlptranslator):
@@ -269,7 +270,15 @@ class Conversion {
   addTargetInfo(attributes: KeyValue[], resource: Resource): void {
     const present = attributes.filter((kv) => IDENTIFYING.includes(kv.key ?? "")).length;
     if (attributes.length === present || this.latestMs === -Infinity) return;
-    const labels = attributeLabels(attributes, this.options.keepIdentifyingResourceAttributes ? [] : IDENTIFYING);
+    let labels: Labels;
+    try {
+      labels = attributeLabels(attributes, this.options.keepIdentifyingResourceAttributes ? [] : IDENTIFYING);
+    } catch (err) {
+      // A resource attribute without a label name costs the target_info, not the export.
+      if (!(err instanceof OtlpDecodeError)) throw err;
+      this.reject(1, "target_info_invalid", `target_info of job ${JSON.stringify(resource.job ?? "")}: ${err.message}`);
+      return;
+    }
     if (resource.job !== undefined) put(labels, "job", resource.job);
     if (resource.instance !== undefined) put(labels, "instance", resource.instance);
     if (labels["job"] === undefined && labels["instance"] === undefined) return;
