@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { parseDocument } from "yaml";
 import { z } from "zod";
+import { logInputSchemas } from "../collector/receivers/log-input-schemas.js";
 
 // The configuration file is YAML with snake_case keys, as Loki's and Prometheus's are. Every key has a default,
 // so an empty file (or none) is a working single-machine setup. Precedence: defaults < file < environment.
@@ -243,6 +244,7 @@ function buildSchemas() {
       })
       .prefault({})
       .describe("host metrics read from /proc, as node_exporter names them"),
+    ...logInputSchemas({ list, number, boolean, labelName, listenAddress, serverTls: serverTlsSchema }),
   };
 
   /** The client side of TLS towards another Bifrost listener (https URLs): CA to trust, certificate for mutual TLS. */

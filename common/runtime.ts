@@ -18,7 +18,7 @@ export interface Runtime {
   store?: Store;
   /** null once the store's schema is migrated, otherwise why not. */
   storeReadiness: () => string | null;
-  /** Settles when the schema migration has finished, successfully or not (then storeReadiness says why). */
+  /** Settles once the schema is migrated (retried until then), or when the process stops first (then storeReadiness is not null). */
   storeMigrated: Promise<void>;
   /** The process's own log lines, for the collector to store (`bifrost all` in demo mode). */
   ownLogs?: LogTap;

@@ -22,11 +22,12 @@ export interface ListeningAddress {
 
 /**
  * One HTTP listener with the endpoints every Bifrost process has: `/ready` (200 "ready", or 503 with the
- * reasons, as Loki answers) and `/metrics` (Prometheus text exposition). Components add their routes to `app`.
+ * reasons, as Loki answers; notes follow either) and `/metrics` (Prometheus text exposition). Components add their routes to `app`.
  */
 export class HttpService {
   readonly app = new Hono();
   private readonly checks = new Map<string, ReadinessCheck>();
+  private readonly notes = new Map<string, ReadinessCheck>();
   private server: ServerType | undefined;
 
   constructor(
@@ -35,9 +36,10 @@ export class HttpService {
     private readonly log: Logger,
   ) {
     this.app.get("/ready", async (c) => {
-      const reasons = await this.notReady();
-      if (reasons.length === 0) return c.text("ready\n");
-      return c.text(`not ready:\n${reasons.join("\n")}\n`, 503);
+      const [reasons, notes] = await Promise.all([this.notReady(this.checks), this.notReady(this.notes)]);
+      const noted = notes.map((note) => `${note}\n`).join("");
+      if (reasons.length === 0) return c.text(`ready\n${noted}`);
+      return c.text(`not ready:\n${reasons.join("\n")}\n${noted}`, 503);
     });
     this.app.get("/metrics", async (c) => {
       const { body, contentType } = await exposition(this.registry);
@@ -53,9 +55,17 @@ export class HttpService {
     this.checks.set(name, check);
   }
 
-  private async notReady(): Promise<string[]> {
+  /**
+   * A condition /ready reports without answering 503 for it: one the component rides out by itself, where
+   * being taken out of service would make things worse (a collector buffering to disk while Kafka is away).
+   */
+  addNote(name: string, check: ReadinessCheck): void {
+    this.notes.set(name, check);
+  }
+
+  private async notReady(checks: Map<string, ReadinessCheck>): Promise<string[]> {
     const results = await Promise.all(
-      [...this.checks].map(async ([name, check]) => {
+      [...checks].map(async ([name, check]) => {
         try {
           const reason = await check();
           return reason === null ? null : `${name}: ${reason}`;
@@ -116,7 +126,7 @@ export class HttpService {
 
 export type ServerTls = Config["query"]["tls"];
 
-function httpsOptions(tls: ServerTls): HttpsServerOptions {
+export function httpsOptions(tls: ServerTls): HttpsServerOptions {
   if (tls.cert_file === undefined || tls.key_file === undefined)
     throw new Error("a TLS listener needs cert_file and key_file");
   const options: HttpsServerOptions = { cert: readFileSync(tls.cert_file), key: readFileSync(tls.key_file) };

@@ -157,12 +157,21 @@ export interface Heartbeat {
   /** Unix milliseconds. */
   ts: number;
   key_id: string;
+  /** The collector's disk buffer incarnation (collector/wal.ts): absent from collectors older than it. */
+  incarnation?: string;
   signature: string;
 }
 
-/** JSON.stringify(["bifrost-heartbeat-v1", node, url, ts, key_id]). */
+/**
+ * JSON.stringify(["bifrost-heartbeat-v2", node, url, ts, key_id, incarnation]), or without an incarnation
+ * ["bifrost-heartbeat-v1", node, url, ts, key_id] as older collectors sign: a v1 signature never verifies a
+ * heartbeat that names an incarnation, so none can be added or changed.
+ */
 export function heartbeatSigningText(heartbeat: Omit<Heartbeat, "signature">): string {
-  return JSON.stringify(["bifrost-heartbeat-v1", heartbeat.node, heartbeat.url, heartbeat.ts, heartbeat.key_id]);
+  const { node, url, ts, key_id, incarnation } = heartbeat;
+  return incarnation === undefined
+    ? JSON.stringify(["bifrost-heartbeat-v1", node, url, ts, key_id])
+    : JSON.stringify(["bifrost-heartbeat-v2", node, url, ts, key_id, incarnation]);
 }
 
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;

@@ -41,8 +41,10 @@ export async function startQuery(runtime: Runtime): Promise<Running> {
     rulerRoutes(http.app, ruler);
     graphRoute(http.app);
   });
-  // Rules query the store, so they start once its schema is in place.
-  void runtime.storeMigrated.then(() => ruler.start(running.address.url));
+  // Rules query the store, so they start once its schema is in place (not when the process stops first).
+  void runtime.storeMigrated.then(() => {
+    if (runtime.storeReadiness() === null) ruler.start(running.address.url);
+  });
   return {
     ...running,
     stop: async () => {

@@ -8,8 +8,10 @@
 #   services.sh status                      one line per service
 #   services.sh install                     only download and install (with all: also Debian's prometheus and
 #                                           prometheus-alertmanager, the references of the PromQL and notifier tests,
-#                                           and rsyslog with rsyslog-kafka, the peer of npm run bench:collector)
-#   services.sh install rsyslog             only Debian's rsyslog and rsyslog-kafka
+#                                           rsyslog with rsyslog-kafka and rsyslog-gnutls, the peer of the syslog
+#                                           tests and npm run bench:collector, and systemd-journal-remote)
+#   services.sh install rsyslog             only Debian's rsyslog, rsyslog-kafka and rsyslog-gnutls
+#                                           (install also adds systemd-journal-remote, for the journal test)
 #   services.sh install otel-python         only the OpenTelemetry Python SDK (PyPI) of test/otlp-sdk.test.ts
 #   services.sh reset  [kafka|clickhouse]   stop, then delete the data (a fresh broker and engine on the next up)
 #
@@ -102,15 +104,28 @@ install_alertmanager() {
   (ensure_tool prometheus-alertmanager prometheus-alertmanager) || say "services: test/alertmanager.test.ts will skip"
 }
 
-# Not a service either: bench/collector.ts runs its own rsyslogd (imfile -> omkafka) as the peer it compares
-# the collector with. No test needs it, so a machine without it still gets everything else.
+# Not a service either: bench/collector.ts runs its own rsyslogd (imfile -> omkafka, imtcp -> omkafka) as the
+# peer it compares the collector with, and test/syslog.test.ts runs one (omfwd over UDP, TCP and TLS through
+# rsyslog-gnutls) as the sender of the syslog input; logger (util-linux) sends too.
 install_rsyslog() {
-  [[ -x /usr/sbin/rsyslogd ]] && dpkg -s rsyslog-kafka >/dev/null 2>&1 && return
+  [[ -x /usr/sbin/rsyslogd ]] && dpkg -s rsyslog-kafka rsyslog-gnutls >/dev/null 2>&1 && command -v logger >/dev/null && return
   if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
-    say "services: installing Debian's rsyslog and rsyslog-kafka (the peer of npm run bench:collector)"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends rsyslog rsyslog-kafka >/dev/null
+    say "services: installing Debian's rsyslog, rsyslog-kafka and rsyslog-gnutls (syslog tests, npm run bench:collector)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends rsyslog rsyslog-kafka rsyslog-gnutls bsdutils >/dev/null
   else
-    say "services: rsyslog and rsyslog-kafka are not installed (Debian packages); npm run bench:collector needs them"
+    say "services: rsyslog, rsyslog-kafka and rsyslog-gnutls are not installed (Debian packages); test/syslog.test.ts and npm run bench:collector need them"
+  fi
+}
+
+# test/journal.test.ts builds real journal files with systemd-journal-remote (from journal export format) and
+# reads them with journalctl --directory: CI has no running journald.
+install_journal_remote() {
+  [[ -x /lib/systemd/systemd-journal-remote ]] && command -v journalctl >/dev/null && return
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    say "services: installing Debian's systemd-journal-remote (journal files for test/journal.test.ts)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd-journal-remote >/dev/null
+  else
+    say "services: systemd-journal-remote is not installed (Debian package); test/journal.test.ts needs it"
   fi
 }
 
@@ -258,7 +273,8 @@ main() {
       for s in $(targets "$target"); do "install_$s"; done
       if [[ $target == all ]]; then
         install_prometheus; install_alertmanager; install_otel_python
-        install_rsyslog || say "services: npm run bench:collector will lack its peer"
+        install_rsyslog || say "services: the syslog tests and npm run bench:collector will lack their peer"
+        install_journal_remote || say "services: the journal test will lack its journal files"
       fi
       ;;
     reset) for s in $(targets "$target"); do reset_service "$s"; done ;;

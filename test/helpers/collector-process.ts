@@ -7,7 +7,7 @@ import { pathToFileURL } from "node:url";
 import type { Kafka } from "kafkajs";
 import { stringify } from "yaml";
 import { edgeProfile } from "../../deploy/edge/profile.js";
-import type { Batch } from "../../proto/batch.js";
+import { type Batch, batchId } from "../../proto/batch.js";
 import { decodeBatch } from "../../proto/codec.js";
 import { until } from "./aggregation.js";
 import { freePort, REPO_ROOT, uniqueName } from "./services.js";
@@ -271,7 +271,7 @@ export async function consumeAll(
 
 export interface DeliveryCheck {
   messages: number;
-  /** Messages carrying a batch (node, sequence) already seen: redeliveries after a crash or a lost broker ack. */
+  /** Messages carrying a batch id already seen: redeliveries after a crash or a lost broker ack. */
   duplicateBatches: number;
   /** Entries received more than once (all of them within duplicate batches). */
   duplicateEntries: number;
@@ -298,7 +298,7 @@ export function checkDelivery(load: LokiLoad, messages: { value: Buffer; batch: 
   let duplicateBatches = 0;
   let lastSequence = 0;
   for (const { value, batch } of messages) {
-    const key = `${batch.nodeId}/${batch.sequence}`;
+    const key = batchId(batch);
     const seen = firstCopy.get(key);
     if (seen) {
       assert.ok(seen.equals(value), `batch ${key} redelivered with different content`);

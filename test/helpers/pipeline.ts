@@ -11,7 +11,7 @@ import { REPO_ROOT } from "./services.js";
 // Promtail and OpenTelemetry senders puts on it, and reading everything back through the Loki API. Shared by the
 // end-to-end fault suite (test/faults/) and `npm run bench:e2e`.
 
-export type Role = "collector" | "aggregator" | "query";
+export type Role = "collector" | "aggregator" | "query" | "all";
 
 export const PushRequest = protobuf
   .loadSync(fileURLToPath(new URL("../../proto/loki/push.proto", import.meta.url)))
