@@ -156,6 +156,16 @@ describe("OpenTelemetry SDKs into bifrost all, read back through the Prometheus 
         assert.deepEqual(await metadata(bifrost, "target_info"), {
           target_info: [{ type: "gauge", help: "Target metadata", unit: "" }],
         });
+        // Every family once under its own name, a histogram's series not as families of their own; sorted keys,
+        // `limit` families and `limit_per_metric` entries each.
+        const all = (await metadata(bifrost, "")) as Record<string, unknown[]>;
+        assert.ok("payment_queue_items" in all && "payment_duration_seconds" in all);
+        for (const part of ["_bucket", "_sum", "_count"]) assert.ok(!(`payment_duration_seconds${part}` in all), part);
+        assert.deepEqual(Object.keys(all), Object.keys(all).sort());
+        const url = `${bifrost.query}/api/v1/metadata?limit=2&limit_per_metric=1`;
+        const limited = ((await (await fetch(url)).json()) as { data: Record<string, unknown[]> }).data;
+        assert.deepEqual(Object.keys(limited), Object.keys(all).slice(0, 2));
+        assert.ok(Object.values(limited).every((entries) => entries.length === 1));
       });
     }
   }
