@@ -183,3 +183,22 @@ export function timestampMs(value: unknown): number | undefined {
   const ms = Date.parse(value);
   return Number.isNaN(ms) ? undefined : ms;
 }
+
+/**
+ * A remote configuration's signature, sent beside it as a file of its own (common/remote-config.ts): for one node,
+ * over the SHA-256 of the configuration's bytes, at a time that a collector never accepts going backwards.
+ */
+export interface RemoteConfigSignature {
+  node: string;
+  /** Unix milliseconds. */
+  issued_at: number;
+  key_id: string;
+  /** Lowercase hex SHA-256 of the configuration file's bytes. */
+  sha256: string;
+  signature: string;
+}
+
+/** JSON.stringify(["bifrost-remote-config-v1", node, issued_at, key_id, sha256]). */
+export function remoteConfigSigningText(signed: Omit<RemoteConfigSignature, "signature">): string {
+  return JSON.stringify(["bifrost-remote-config-v1", signed.node, signed.issued_at, signed.key_id, signed.sha256]);
+}

@@ -18,11 +18,13 @@ export interface SchemaTarget {
 
 type Engine = "MergeTree" | "AggregatingMergeTree" | "SummingMergeTree" | "ReplacingMergeTree";
 
-interface TableDef {
+export interface TableDef {
   name: string;
   columns: string[];
   indexes?: string[];
   engine: Engine;
+  /** The engine's parameters, such as ReplacingMergeTree's version column. */
+  engineArgs?: string[];
   partitionBy?: string;
   orderBy: string;
   ttl?: (r: Retention) => string;
@@ -229,43 +231,37 @@ export function alterStatements(
   ];
 }
 
-/** The DDL statements that create one table (and its Distributed table in the cluster layout), idempotent. */
-export function tableStatements(target: SchemaTarget, name: string): string[] {
-  const table = TABLES.find((t) => t.name === name);
-  if (table === undefined) throw new Error(`no table ${name}`);
-  const db = quoteIdent(target.database);
-  const cluster = target.cluster === undefined ? "" : ` ON CLUSTER ${quoteIdent(target.cluster)}`;
-  const local = target.cluster === undefined ? table.name : `${table.name}_local`;
-  const engine =
-    target.cluster === undefined
-      ? `${table.engine}`
-      : `Replicated${table.engine}('/clickhouse/tables/{shard}/${db}/${table.name}', '{replica}')`;
-  const clauses = [
-    `ENGINE = ${engine}`,
-    table.partitionBy ? `PARTITION BY ${table.partitionBy}` : "",
-    `ORDER BY ${table.orderBy}`,
-    table.ttl ? `TTL ${table.ttl(target.retention)}` : "",
-    table.settings ? `SETTINGS ${table.settings.join(", ")}` : "",
-  ].filter(Boolean);
-  const body = [...table.columns, ...(table.indexes ?? [])].map((c) => `  ${c}`).join(",\n");
-  const statements = [`CREATE TABLE IF NOT EXISTS ${db}.${local}${cluster}\n(\n${body}\n)\n${clauses.join("\n")}`];
-  if (target.cluster !== undefined) {
-    statements.push(
-      `CREATE TABLE IF NOT EXISTS ${db}.${table.name}${cluster} AS ${db}.${local}\n` +
-        `ENGINE = Distributed(${quoteIdent(target.cluster)}, ${db}, ${local}, ${table.shardBy})`,
-    );
-  }
-  return statements;
-}
-
 /** The DDL statements that create every table and view, in order, each idempotent (IF NOT EXISTS). */
-export function schemaStatements(target: SchemaTarget): string[] {
+export function schemaStatements(target: SchemaTarget, tables = TABLES, views = VIEWS): string[] {
   const db = quoteIdent(target.database);
   const cluster = target.cluster === undefined ? "" : ` ON CLUSTER ${quoteIdent(target.cluster)}`;
   const local = (name: string) => (target.cluster === undefined ? name : `${name}_local`);
   const statements = [`CREATE DATABASE IF NOT EXISTS ${db}${cluster}`];
-  for (const table of TABLES) statements.push(...tableStatements(target, table.name));
-  for (const view of VIEWS) {
+  for (const table of tables) {
+    const args = table.engineArgs ?? [];
+    const engine =
+      target.cluster === undefined
+        ? `${table.engine}${args.length > 0 ? `(${args.join(", ")})` : ""}`
+        : `Replicated${table.engine}(${[`'/clickhouse/tables/{shard}/${db}/${table.name}'`, "'{replica}'", ...args].join(", ")})`;
+    const clauses = [
+      `ENGINE = ${engine}`,
+      table.partitionBy ? `PARTITION BY ${table.partitionBy}` : "",
+      `ORDER BY ${table.orderBy}`,
+      table.ttl ? `TTL ${table.ttl(target.retention)}` : "",
+      table.settings ? `SETTINGS ${table.settings.join(", ")}` : "",
+    ].filter(Boolean);
+    const body = [...table.columns, ...(table.indexes ?? [])].map((c) => `  ${c}`).join(",\n");
+    statements.push(
+      `CREATE TABLE IF NOT EXISTS ${db}.${local(table.name)}${cluster}\n(\n${body}\n)\n${clauses.join("\n")}`,
+    );
+    if (target.cluster !== undefined) {
+      statements.push(
+        `CREATE TABLE IF NOT EXISTS ${db}.${table.name}${cluster} AS ${db}.${local(table.name)}\n` +
+          `ENGINE = Distributed(${quoteIdent(target.cluster)}, ${db}, ${local(table.name)}, ${table.shardBy})`,
+      );
+    }
+  }
+  for (const view of views) {
     // Views read and write the local tables: each shard rolls up the rows it stores.
     statements.push(
       `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${view.name}${cluster} TO ${db}.${local(view.to)}\nAS ${view.select(db, (name) => `${db}.${local(name)}`)}`,

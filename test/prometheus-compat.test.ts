@@ -51,7 +51,7 @@ describe("/metrics of every role under promtool", { skip: prometheusMissing() },
     return url;
   }
 
-  it("passes `promtool check metrics` on the collector, aggregator and query roles", async () => {
+  it("passes `promtool check metrics` on the collector, aggregator, query and fleet roles", async () => {
     const data = mkdtempSync(join(tmpdir(), "bifrost-lint-"));
     const roles = {
       collector: await start("collector", "BIFROST_COLLECTOR__LISTEN", {
@@ -61,8 +61,14 @@ describe("/metrics of every role under promtool", { skip: prometheusMissing() },
       }),
       aggregator: await start("aggregator", "BIFROST_AGGREGATOR__LISTEN", {}),
       query: await start("query", "BIFROST_QUERY__LISTEN", {}),
+      fleet: await start("fleet", "BIFROST_FLEET__LISTEN", {}),
     };
-    const prefixes = { collector: "bifrost_collector_", aggregator: "bifrost_aggregator_", query: "bifrost_notifier_" };
+    const prefixes = {
+      collector: "bifrost_collector_",
+      aggregator: "bifrost_aggregator_",
+      query: "bifrost_notifier_",
+      fleet: "bifrost_fleet_",
+    };
     for (const [role, url] of Object.entries(roles)) {
       const exposition = await (await fetch(`${url}/metrics`)).text();
       assert.match(exposition, /^# TYPE bifrost_process_cpu_user_seconds_total counter$/m, role);
@@ -75,9 +81,14 @@ describe("/metrics of every role under promtool", { skip: prometheusMissing() },
     }
   });
 
-  it("serves each series once over the three listeners of `bifrost all`, the process's on the query listener", async () => {
+  it("serves each series once over the four listeners of `bifrost all`, the process's on the query listener", async () => {
     const data = mkdtempSync(join(tmpdir(), "bifrost-lint-all-"));
-    const ports = { query: await freePort(), collector: await freePort(), aggregator: await freePort() };
+    const ports = {
+      query: await freePort(),
+      collector: await freePort(),
+      aggregator: await freePort(),
+      fleet: await freePort(),
+    };
     const child = runBifrost(["all"], {
       BIFROST_STORAGE__PATH: data,
       BIFROST_COLLECTOR__WAL__DIR: join(data, "wal"),
@@ -85,6 +96,7 @@ describe("/metrics of every role under promtool", { skip: prometheusMissing() },
       BIFROST_COLLECTOR__LISTEN: `127.0.0.1:${ports.collector}`,
       BIFROST_COLLECTOR__OTLP__GRPC_LISTEN: `127.0.0.1:${await freePort()}`,
       BIFROST_AGGREGATOR__LISTEN: `127.0.0.1:${ports.aggregator}`,
+      BIFROST_FLEET__LISTEN: `127.0.0.1:${ports.fleet}`,
     });
     children.push(child);
     const seen = new Map<string, string>();
@@ -103,6 +115,7 @@ describe("/metrics of every role under promtool", { skip: prometheusMissing() },
     assert.equal(seen.get("bifrost_nodejs_active_handles"), "query");
     assert.equal(seen.get("bifrost_collector_batches_written_total"), "collector");
     assert.equal(seen.get("bifrost_notifier_notifications_sent_total"), "query");
+    assert.equal(seen.get("bifrost_fleet_connections"), "fleet");
   });
 });
 

@@ -138,7 +138,12 @@ describe("ClickHouse DDL", () => {
       );
       assert.deepEqual(
         await shape(`SELECT toString(version) AS name FROM ${database}.schema_migrations ORDER BY version`),
-        ["1", "2", "3"],
+        ["1", "2", "3", "4"],
+      );
+      // Version 3 adds the fleet server's table beside what version 1 made.
+      assert.deepEqual(
+        await shape(`SELECT name FROM system.tables WHERE database = '${database}' AND name = 'fleet_records'`),
+        ["fleet_records"],
       );
     } finally {
       await store.close();
@@ -147,9 +152,9 @@ describe("ClickHouse DDL", () => {
     }
   });
 
-  it("migration 3 adds the metric metadata table to a schema made before it, on one server and ON CLUSTER", async () => {
-    const v3 = MIGRATIONS.find((m) => m.version === 3)!;
-    const onCluster = v3.statements({ database: "b", retention: TEST_RETENTION, cluster: "c" });
+  it("migration 4 adds the metric metadata table to a schema made before it, on one server and ON CLUSTER", async () => {
+    const v4 = MIGRATIONS.find((m) => m.version === 4)!;
+    const onCluster = v4.statements({ database: "b", retention: TEST_RETENTION, cluster: "c" });
     assert.equal(onCluster.length, 2);
     assert.match(
       onCluster[0]!,
@@ -159,7 +164,7 @@ describe("ClickHouse DDL", () => {
       onCluster[1]!,
       /^CREATE TABLE IF NOT EXISTS b\.metric_metadata ON CLUSTER c AS b\.metric_metadata_local\nENGINE = Distributed/,
     );
-    const database = uniqueName("migrate_v2");
+    const database = uniqueName("migrate_v3");
     const client = createClient({ url: CLICKHOUSE_URL });
     const store = new ClickHouseStore({
       url: CLICKHOUSE_URL,
@@ -176,6 +181,7 @@ describe("ClickHouse DDL", () => {
         values: [
           { version: 1, name: "v1" },
           { version: 2, name: "v2" },
+          { version: 3, name: "v3" },
         ],
         format: "JSONEachRow",
       });

@@ -38,7 +38,14 @@ export class CollectorProcess {
    */
   static async configure(
     dir: string,
-    options: { nodeId: string; kafka: Record<string, unknown>; collector?: Record<string, unknown>; edge?: boolean },
+    options: {
+      nodeId: string;
+      kafka: Record<string, unknown>;
+      collector?: Record<string, unknown>;
+      edge?: boolean;
+      /** More of the node section: site, region. */
+      node?: Record<string, string>;
+    },
   ): Promise<CollectorProcess> {
     const port = await freePort();
     const { wal, batch, ...rest } = (options.collector ?? {}) as { wal?: object; batch?: object };
@@ -47,7 +54,7 @@ export class CollectorProcess {
       port,
       {
         log: { level: "info" },
-        node: { id: options.nodeId },
+        node: { id: options.nodeId, ...options.node },
         kafka: options.kafka,
         collector: {
           listen: `127.0.0.1:${port}`,

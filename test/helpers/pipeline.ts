@@ -217,6 +217,8 @@ export class Pusher {
       labels?: Record<string, string>;
       /** false: count acknowledged entries without keeping them (for long benchmarks). */
       keep?: boolean;
+      /** Answers that send the same request again, unchanged (default 429 and 503, as Promtail retries). */
+      retryStatuses?: number[];
       onAcked?: (entries: Entry[], sentAtMs: number) => void;
     },
   ) {}
@@ -284,7 +286,7 @@ export class Pusher {
           this.options.onAcked?.(entries, sentAt);
           return;
         }
-        if (response.status !== 429 && response.status !== 503) {
+        if (!(this.options.retryStatuses ?? [429, 503]).includes(response.status)) {
           this.stats.failed.push(`${kind}: ${response.status}`);
           return;
         }
