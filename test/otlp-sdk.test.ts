@@ -212,6 +212,15 @@ describe("OpenTelemetry SDKs into bifrost all, read back through the Prometheus 
       );
       const targetInfo = await rangeOf(bifrost, `target_info{job="${service}"}`);
       assert.equal(targetInfo[0]?.metric["telemetry_sdk_language"], "nodejs");
+      // `ms` is named and kept as its Prometheus word; an annotation such as `{order}` is no unit.
+      assert.deepEqual(await metadata(bifrost, "checkout_duration_milliseconds"), {
+        checkout_duration_milliseconds: [
+          { type: "histogram", help: "Time from cart to payment", unit: "milliseconds" },
+        ],
+      });
+      assert.deepEqual(await metadata(bifrost, "orders_placed_total"), {
+        orders_placed_total: [{ type: "counter", help: "Orders placed", unit: "" }],
+      });
     });
   }
 });
