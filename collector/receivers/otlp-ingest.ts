@@ -6,10 +6,10 @@ import {
   validateStreams,
   ValidationError,
 } from "../../proto/validate.js";
-import type { Batcher } from "../batcher.js";
-import { WalFullError } from "../wal.js";
+import type { Batcher } from "../buffer/batcher.js";
+import { WalFullError } from "../buffer/wal.js";
 import type { TenantLimits } from "../../common/limits.js";
-import type { TenantRateLimiter } from "./loki.js";
+import type { TenantRateLimiter } from "../../common/rate-limit.js";
 import { logsToStreams } from "./otlp-convert.js";
 import { metricsToSeries, type OtlpMetricsOptions } from "./otlp-metrics.js";
 import { decodeRequest, OtlpDecodeError, requestFromJson, type Signal } from "./otlp-proto.js";

@@ -7,7 +7,7 @@ import {
   type Series,
 } from "../../proto/batch.js";
 import { MAX_HELP_BYTES, MAX_UNIT_BYTES } from "../../proto/validate.js";
-import type { Config } from "../../common/config.js";
+import type { CollectorConfig } from "../config.js";
 import { labelsText } from "../../storage/fingerprint.js";
 import { labelName, nanos, valueText } from "./otlp-convert.js";
 import { type Accumulated, DeltaRefusal, DeltaToCumulative, type HistogramCounts } from "./otlp-delta.js";
@@ -46,7 +46,7 @@ export interface OtlpMetricsOptions {
 }
 
 /** The options of `collector.otlp`, with a fresh delta-to-cumulative state. */
-export function otlpMetricsOptions(otlp: Config["collector"]["otlp"]): OtlpMetricsOptions {
+export function otlpMetricsOptions(otlp: CollectorConfig["otlp"]): OtlpMetricsOptions {
   return {
     translationStrategy: otlp.translation_strategy,
     promoteResourceAttributes: otlp.promote_resource_attributes,

@@ -1,8 +1,8 @@
 import { availableParallelism } from "node:os";
 import type { Context } from "hono";
 import { stringify } from "yaml";
-import type { Config } from "../../common/config.js";
-import { VERSION } from "../../common/runtime.js";
+import type { Config } from "../../config.js";
+import { VERSION } from "../../common/version.js";
 import type { Expr } from "./ast.js";
 import { DEFAULT_LOOKBACK_MS, DEFAULT_MAX_SAMPLES } from "./engine.js";
 import { formatPromDuration, prettifyPromql } from "./format.js";
