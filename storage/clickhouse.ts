@@ -1,5 +1,5 @@
 import { ClickHouseError } from "@clickhouse/client";
-import type { LogStream } from "../proto/batch.js";
+import type { LogStream, MetricMetadata } from "../proto/batch.js";
 import { type Labels, labelsOf } from "../proto/labels.js";
 import { type ClickHouseConnectionOptions, ClickHouseDatabase, clickhouseDialect } from "./clickhouse-database.js";
 import { appendOnce, writeEncodedLogs } from "./clickhouse-writes.js";
@@ -16,6 +16,8 @@ import {
   type LogCountSelect,
   type LogCountSeries,
   type LogSelect,
+  type MetadataBatch,
+  type MetadataSelect,
   RESOLUTION_MS,
   type RollupBatch,
   type RollupPoints,
@@ -32,6 +34,8 @@ import {
   groupByStream,
   countSeries,
   groupedCountSeries,
+  metadataRows,
+  storedMetadata,
   type RollupRow,
   rollupPoints,
   rollupRows,
@@ -150,6 +154,37 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
         batch_id: row.batchId,
       }),
     );
+  }
+
+  async appendMetadata(batches: MetadataBatch[]): Promise<void> {
+    // Rows merge to the latest last_seen, so writing one again is harmless; no dedup token needed.
+    await this.db.insert(
+      "metric_metadata",
+      metadataRows(batches).map((row) => ({
+        tenant: row.tenant,
+        metric_family: row.name,
+        type: row.type,
+        help: row.help,
+        unit: row.unit,
+        last_seen: msText(row.seenMs),
+      })),
+    );
+  }
+
+  async metricMetadata(select: MetadataSelect): Promise<MetricMetadata[]> {
+    const params = new Params(clickhouseDialect);
+    const metric = select.metric === undefined ? "" : `AND metric_family = ${params.bind(select.metric, "String")}`;
+    const rows = await this.db.rows<{ metric_family: string; type: string; help: string; unit: string }>(
+      "metric metadata",
+      `SELECT metric_family, type, help, unit, toUnixTimestamp64Milli(max(last_seen)) AS seen
+       FROM ${this.db.name}.metric_metadata
+       WHERE tenant = ${params.bind(select.tenant, "String")} ${metric}
+       GROUP BY metric_family, type, help, unit
+       HAVING seen >= ${params.bind(select.startMs, "Int64")} AND seen < ${params.bind(select.endMs, "Int64")}
+       ORDER BY metric_family, seen DESC`,
+      params,
+    );
+    return rows.map(storedMetadata);
   }
 
   /** The streams or series of a signal matching the selectors and seen in [startMs, endMs). */
@@ -416,6 +451,7 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
       ["rollups_1m", "bucket", r.rollups_1m_days],
       ["rollups_1h", "bucket", r.rollups_1h_days],
       ["rollup_partials", "bucket", Math.max(r.rollups_1m_days, r.rollups_1h_days)],
+      ["metric_metadata", "last_seen", Math.max(r.samples_days, r.rollups_1m_days, r.rollups_1h_days)],
     ];
     for (const [table, column, days] of cutoffs) {
       const params = new Params(clickhouseDialect);

@@ -1,8 +1,10 @@
-import { type Labels, persistedLabelsText, labelsOf } from "../proto/labels.js";
+import type { MetricMetadata, MetricType } from "../proto/batch.js";
 import { fingerprint } from "./fingerprint.js";
+import { type Labels, labelsOf, persistedLabelsText } from "../proto/labels.js";
 import type {
   LogBatch,
   LogCountSeries,
+  MetadataBatch,
   RollupBatch,
   RollupPartial,
   RollupPoints,
@@ -32,6 +34,35 @@ export interface LogRow extends StreamRef {
 
 export interface SampleRow extends StreamRef {
   value: number;
+}
+
+export interface MetadataRow extends MetricMetadata {
+  tenant: string;
+  seenMs: number;
+}
+
+/** One row per distinct metadata of a tenant's family, with the last time it was seen. */
+export function metadataRows(batches: MetadataBatch[]): MetadataRow[] {
+  const rows = new Map<string, MetadataRow>();
+  for (const batch of batches) {
+    for (const m of batch.metadata) {
+      const key = JSON.stringify([batch.tenant, m.name, m.type, m.help, m.unit]);
+      const known = rows.get(key);
+      if (known === undefined || known.seenMs < batch.seenMs)
+        rows.set(key, { ...m, tenant: batch.tenant, seenMs: batch.seenMs });
+    }
+  }
+  return [...rows.values()];
+}
+
+/** A metadata row as both stores read it back. */
+export function storedMetadata(row: {
+  metric_family: string;
+  type: string;
+  help: string;
+  unit: string;
+}): MetricMetadata {
+  return { name: row.metric_family, type: row.type as MetricType, help: row.help, unit: row.unit };
 }
 
 export interface RollupRow

@@ -1,4 +1,4 @@
-import type { LogStream, SampleKind, Series } from "../proto/batch.js";
+import type { LogStream, MetricMetadata, SampleKind, Series } from "../proto/batch.js";
 import type { Labels } from "../proto/labels.js";
 import type { FleetRecords } from "./fleet-records.js";
 
@@ -70,6 +70,22 @@ export interface RollupBatch {
   id: string;
   tenant: string;
   partials: RollupPartial[];
+}
+
+/** Metric family metadata as one batch carried it, and when that batch was made. */
+export interface MetadataBatch {
+  tenant: string;
+  seenMs: number;
+  metadata: MetricMetadata[];
+}
+
+export interface MetadataSelect {
+  tenant: string;
+  /** Metadata last seen in [startMs, endMs). */
+  startMs: number;
+  endMs: number;
+  /** One family only; every family when absent. */
+  metric?: string;
 }
 
 export interface AppendResult {
@@ -180,11 +196,19 @@ export interface Store extends Partial<FleetRecords> {
   appendLogs(batches: LogBatch[]): Promise<AppendResult>;
   appendSamples(batches: SampleBatch[]): Promise<AppendResult>;
   appendRollups(batches: RollupBatch[]): Promise<AppendResult>;
+  /** Records metric family metadata; the same metadata written again only moves its last-seen time. */
+  appendMetadata(batches: MetadataBatch[]): Promise<void>;
 
   /** Label sets (streams or series) seen in the range, sorted by their label text. */
   series(select: SeriesSelect): Promise<Labels[]>;
   labelNames(select: SeriesSelect): Promise<string[]>;
   labelValues(select: SeriesSelect, name: string): Promise<string[]>;
+
+  /**
+   * The distinct metadata (type, help, unit) of metric families last seen in the range, by family name, each
+   * family's most recently seen first.
+   */
+  metricMetadata(select: MetadataSelect): Promise<MetricMetadata[]>;
 
   selectLogs(select: LogSelect): Promise<LogStream[]>;
   countLogs(select: LogCountSelect): Promise<LogCountSeries[]>;

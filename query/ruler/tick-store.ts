@@ -5,6 +5,8 @@ import type {
   LogBatch,
   LogCountSelect,
   LogSelect,
+  MetadataBatch,
+  MetadataSelect,
   RollupBatch,
   RollupSelect,
   SampleBatch,
@@ -107,6 +109,12 @@ export class TickStore implements Store {
   }
   appendRollups(batches: RollupBatch[]): Promise<AppendResult> {
     return this.store.appendRollups(batches);
+  }
+  appendMetadata(batches: MetadataBatch[]): Promise<void> {
+    return this.store.appendMetadata(batches);
+  }
+  metricMetadata(select: MetadataSelect) {
+    return this.store.metricMetadata(select);
   }
   series(select: SeriesSelect): Promise<Labels[]> {
     return this.store.series(select);
