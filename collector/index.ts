@@ -8,6 +8,7 @@ import { Batcher } from "./batcher.js";
 import { startInputs } from "./inputs.js";
 import { type LogInputs, startLogInputs } from "./log-inputs.js";
 import { collectorMetrics } from "./metrics.js";
+import { IngestDefaults } from "../common/ingest-defaults.js";
 import { TenantLimits } from "../common/limits.js";
 import { lokiPushRoute, TenantRateLimiter } from "./receivers/loki.js";
 import type { OtlpReceiverOptions } from "./receivers/otlp-ingest.js";
@@ -77,6 +78,10 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
   const batcher = new Batcher({
     node: config.node,
     wal,
+    ingestDefaults: new IngestDefaults(c.limits, {
+      max_label_name_bytes: Math.min(c.limits.max_label_name_bytes, config.aggregator.limits.max_label_name_bytes),
+      max_label_value_bytes: Math.min(c.limits.max_label_value_bytes, config.aggregator.limits.max_label_value_bytes),
+    }),
     maxEntries: c.batch.max_entries,
     maxBytes: c.batch.max_bytes,
     maxAgeMs: c.batch.max_age_ms,

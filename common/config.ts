@@ -2,6 +2,8 @@ import { readFileSync } from "node:fs";
 import { parseDocument } from "yaml";
 import { z } from "zod";
 import { logInputSchemas } from "../collector/receivers/log-input-schemas.js";
+import { DEFAULT_LEVEL_FIELDS } from "./detected-level.js";
+import { DEFAULT_SERVICE_NAME_SOURCES } from "./service-name.js";
 
 // The configuration file is YAML with snake_case keys, as Loki's and Prometheus's are. Every key has a default,
 // so an empty file (or none) is a working single-machine setup. Precedence: defaults < file < environment.
@@ -25,6 +27,9 @@ export function number(schema: z.ZodNumber = z.number()) {
 export function boolean() {
   return z.preprocess((v) => (v === "true" ? true : v === "false" ? false : v), z.boolean());
 }
+/** Label names as Prometheus and Loki accept them. */
+const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+
 /** Tenant ids as Loki accepts them in X-Scope-OrgID. */
 export const TENANT_ID = /^[A-Za-z0-9!_.*'()-]{1,150}$/;
 
@@ -546,6 +551,22 @@ function buildSchemas() {
             burst_entries: number(z.number().int().min(0))
               .default(0)
               .describe("bucket size of that rate; 0 means ten seconds of the rate"),
+            discover_service_name: list(z.string().regex(LABEL_NAME))
+              .default([...DEFAULT_SERVICE_NAME_SOURCES])
+              .describe(
+                "a log stream without `service_name` gets the value of the first of these labels it has, else `unknown_service` (Loki's discover_service_name; Grafana's Logs Drilldown lists services by it); empty adds none",
+              ),
+            discover_log_levels: boolean()
+              .default(true)
+              .describe(
+                "add each log entry's level as the structured metadata `detected_level`, as Loki does, from a level label or field, else a level word in the line",
+              ),
+            log_level_fields: list(z.string().min(1))
+              .default([...DEFAULT_LEVEL_FIELDS])
+              .describe("labels, structured metadata and line fields read as the level, in order of preference"),
+            log_level_from_json_max_depth: number(z.number().int())
+              .default(2)
+              .describe("how deep a JSON line is searched for a level field; 0 or less: without limit"),
           })
           .prefault({}),
         actions: z
@@ -697,6 +718,11 @@ function buildSchemas() {
             max_query_bytes: number(z.number().int().min(1))
               .default(128 << 10)
               .describe("longest query text"),
+            max_pattern_lines: number(z.number().int().min(1))
+              .default(1_000_000)
+              .describe(
+                "most lines /loki/api/v1/patterns mines per request (the newest of its range; the answer warns when there were more)",
+              ),
           })
           .prefault({}),
         ruler: z

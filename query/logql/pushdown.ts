@@ -2,7 +2,7 @@ import type { Store } from "../../storage/store.js";
 import { labelsKey } from "../engine/labels.js";
 import type { Grouping, RangeAggregationExpr } from "./ast.js";
 import type { Step, Timeline } from "./range-vector.js";
-import { pushableLineFilters } from "./store-source.js";
+import { pushableLineFilters, type ProcessedStats } from "./store-source.js";
 
 // Range aggregations that the Store can answer from counts: count_over_time, rate, bytes_over_time and bytes_rate
 // over a selector with line filters only. The Store counts entries and bytes per stream in buckets of
@@ -59,6 +59,7 @@ export async function pushRangeAggregation(
   expr: RangeAggregationExpr,
   timeline: Timeline,
   sum?: { grouping: Grouping | undefined },
+  processed?: ProcessedStats,
 ): Promise<Step[]> {
   const { rangeNs, offsetNs } = expr.range;
   const bucketNs = bucketOf(expr, timeline);
@@ -74,6 +75,14 @@ export async function pushRangeAggregation(
     bytes,
     ...(sum === undefined ? { byMetadata: true } : { groupBy: [...new Set(sum.grouping?.labels ?? [])] }),
   });
+  if (processed !== undefined) {
+    // The Store counted these entries without returning them; their bytes are known when it summed them.
+    for (const s of counts)
+      for (const point of s.points) {
+        processed.lines += point.count;
+        processed.bytes += point.bytes;
+      }
+  }
   const perSecond = expr.op === "rate" || expr.op === "bytes_rate";
   const rangeSeconds = Number(rangeNs) / 1e9;
   const bucketsPerWindow = rangeNs / bucketNs;

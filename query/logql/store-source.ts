@@ -49,7 +49,17 @@ function longest(literals: string[]): string {
   return literals.reduce((best, literal) => (literal.length > best.length ? literal : best), "");
 }
 
+/** What a query read from the Store, for the `stats` of its answer. */
+export interface ProcessedStats {
+  lines: number;
+  /** Bytes of the lines and of their structured metadata (names and values), as Loki counts totalBytesProcessed. */
+  bytes: number;
+  structuredMetadataBytes: number;
+}
+
 export class StoreSource implements EngineSource {
+  readonly processed: ProcessedStats = { lines: 0, bytes: 0, structuredMetadataBytes: 0 };
+
   /**
    * `pushdown` off makes every range aggregation stream through the engine: the reference that the differential
    * test compares pushed-down answers with.
@@ -62,7 +72,7 @@ export class StoreSource implements EngineSource {
 
   async rangeAggregation(expr: RangeAggregationExpr, timeline: Timeline): Promise<Step[] | undefined> {
     if (this.options.pushdown === false || !canPush(expr, timeline)) return undefined;
-    return pushRangeAggregation(this.store, this.tenant, expr, timeline);
+    return pushRangeAggregation(this.store, this.tenant, expr, timeline, undefined, this.processed);
   }
 
   async groupedRangeAggregation(
@@ -71,7 +81,15 @@ export class StoreSource implements EngineSource {
     timeline: Timeline,
   ): Promise<Step[] | undefined> {
     if (this.options.pushdown === false || !canPushSum(expr, grouping, timeline)) return undefined;
-    return pushRangeAggregation(this.store, this.tenant, expr, timeline, { grouping });
+    return pushRangeAggregation(this.store, this.tenant, expr, timeline, { grouping }, this.processed);
+  }
+
+  private count(line: string, metadata: Labels): void {
+    let metadataBytes = 0;
+    for (const name in metadata) metadataBytes += Buffer.byteLength(name) + Buffer.byteLength(metadata[name]!);
+    this.processed.lines++;
+    this.processed.bytes += Buffer.byteLength(line) + metadataBytes;
+    this.processed.structuredMetadataBytes += metadataBytes;
   }
 
   async *logs(
@@ -80,9 +98,10 @@ export class StoreSource implements EngineSource {
     endNs: bigint,
     direction: Direction,
     limit?: number,
+    categorize?: boolean,
   ): AsyncIterable<LogRow[]> {
     const { pushed, rest } = pushableLineFilters(log.pipeline);
-    const pipeline = compilePipeline(rest);
+    const pipeline = compilePipeline(rest, { categorize: categorize === true });
     const pageEntries = this.options.pageEntries ?? PAGE_ENTRIES;
     // When the Store applies the whole pipeline, `limit` entries are all the caller takes; one more lets the page
     // end past the last one's timestamp, so that the entries sharing it are complete without a second read.
@@ -90,8 +109,12 @@ export class StoreSource implements EngineSource {
     for await (const page of this.pages(log, pushed, startNs, endNs, direction, entriesPerRead)) {
       const rows: LogRow[] = [];
       for (const entry of page) {
+        this.count(entry.line, entry.metadata);
         const result = pipeline.process(entry.tsNs, entry.line, entry.labels, entry.metadata);
-        if (result !== null) rows.push({ tsNs: entry.tsNs, line: result.line, labels: result.labels });
+        if (result === null) continue;
+        const row: LogRow = { tsNs: entry.tsNs, line: result.line, labels: result.labels };
+        if (result.categories !== undefined) row.categories = result.categories;
+        rows.push(row);
       }
       if (rows.length > 0) yield rows;
     }

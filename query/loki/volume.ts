@@ -22,7 +22,11 @@ export interface VolumeRequest {
 
 function groupsOf(labels: Labels, request: VolumeRequest): Labels[] {
   const names =
-    request.targetLabels.length > 0 ? request.targetLabels : [...new Set(request.matchers.map((m) => m.name))];
+    request.targetLabels.length > 0
+      ? request.targetLabels
+      : request.matchers.length > 0
+        ? [...new Set(request.matchers.map((m) => m.name))]
+        : Object.keys(labels);
   if (request.aggregateBy === "labels") {
     const present = request.targetLabels.length > 0 ? names : Object.keys(labels);
     return present.filter((name) => labels[name] !== undefined).map((name) => labelsOf([[name, ""]]));
