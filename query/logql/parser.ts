@@ -27,6 +27,8 @@ import { LogQLParseError, tokenize, type Token } from "./lexer.js";
 import { compileRe2, matchesEmpty, RegexSyntaxError } from "./regex.js";
 import { compileIpMatcher } from "./stages/ip.js";
 import { compileLineFilterPattern, PatternSyntaxError } from "./stages/pattern.js";
+import { formatStage } from "./format.js";
+import { compileTemplate, TemplateParseError } from "./template.js";
 
 // A recursive-descent parser for LogQL, with precedence climbing for binary operators. It accepts what Loki's
 // grammar (pkg/logql/syntax/syntax.y) accepts and runs the checks Loki runs while parsing, with Loki's messages.
@@ -214,16 +216,36 @@ class Parser {
     return token.kind === "ident" && token.text.toLowerCase() === word;
   }
 
-  private fail(message: string, pos: number): never {
+  private fail(message: string, pos: number | undefined): never {
     throw new LogQLParseError(message, pos, this.text);
+  }
+
+  /** An error Loki raises while parsing but without a place in the query (a bad regex, a bad selector). */
+  private failUnplaced(message: string): never {
+    throw new LogQLParseError(message, undefined, this.text);
+  }
+
+  /**
+   * A syntax error at a token. Loki's lexer has lost the line, not the column, at tokens it reads past its
+   * scanner (a `[range]`, a duration or size, a two-character operator): see LogQLParseError.
+   */
+  private failAt(message: string, token: Token): never {
+    const scannedPast =
+      token.kind === "range" ||
+      token.kind === "duration" ||
+      token.kind === "bytes" ||
+      (token.kind === "op" && token.text.length === 2) ||
+      (token.kind === "error" && this.text[token.pos] === "[");
+    throw new LogQLParseError(message, token.pos, this.text, scannedPast ? "column" : "at");
   }
 
   /**
    * Records an error Loki finds in a node it has built (a wrong leg type, a bad parameter) rather than while
-   * reading tokens: Loki reports such errors only once the whole query has parsed, so a later syntax error wins.
+   * reading tokens: Loki reports such errors only once the whole query has parsed, so a later syntax error wins,
+   * and without a place in the query.
    */
-  private defer(message: string, pos: number): void {
-    this.deferred ??= new LogQLParseError(message, pos, this.text);
+  private defer(message: string): void {
+    this.deferred ??= new LogQLParseError(message, undefined, this.text);
   }
 
   /** Ends the parse: no tokens left, then the first error found in a node. */
@@ -235,9 +257,9 @@ class Parser {
   /** A yacc-style "syntax error: unexpected X, expecting A or B" at the current token. */
   private unexpected(...expected: string[]): never {
     const token = this.tok;
-    if (token.kind === "error") this.fail(token.value, token.pos);
+    if (token.kind === "error") this.failAt(token.value, token);
     const list = expected.length > 0 && expected.length <= 4 ? `, expecting ${expected.join(" or ")}` : "";
-    this.fail(`syntax error: unexpected ${describe(token)}${list}`, token.pos);
+    this.failAt(`syntax error: unexpected ${describe(token, this.peek())}${list}`, token);
   }
 
   private expectOp(text: string, ...alternatives: string[]): Token {
@@ -310,7 +332,7 @@ class Parser {
   private parseBinaryModifiers(op: BinaryOp): { returnBool: boolean; matching?: VectorMatching } {
     let returnBool = false;
     if (this.isWord("bool")) {
-      if (!COMPARISONS.has(op)) this.defer("bool modifier can only be used on comparison operators", this.tok.pos);
+      if (!COMPARISONS.has(op)) this.defer("bool modifier can only be used on comparison operators");
       this.next();
       returnBool = true;
     }
@@ -319,7 +341,7 @@ class Parser {
     const matching: VectorMatching = { on, labels: this.parseLabelList(), card: "one-to-one", include: [] };
     if (this.isWord("group_left") || this.isWord("group_right")) {
       const groupToken = this.next();
-      if (SET_OPS.has(op)) this.defer(`no grouping allowed for "${op}" operation`, groupToken.pos);
+      if (SET_OPS.has(op)) this.defer(`no grouping allowed for "${op}" operation`);
       matching.card = groupToken.text.toLowerCase() === "group_left" ? "many-to-one" : "one-to-many";
       if (this.isOp("(")) matching.include = this.parseLabelList();
     }
@@ -339,10 +361,10 @@ class Parser {
       ["right", rhs],
     ] as const) {
       if (leg.kind === "log") {
-        this.defer(`unexpected type for ${side} leg of binary operation (${op}): ${goType(leg)}`, leg.pos);
+        this.defer(`unexpected type for ${side} leg of binary operation (${op}): ${goType(leg)}`);
       } else if (leg.kind === "literal" && SET_OPS.has(op)) {
         const value = leg.value.toFixed(6);
-        this.defer(`unexpected literal for ${side} leg of logical/set binary operation (${op}): ${value}`, leg.pos);
+        this.defer(`unexpected literal for ${side} leg of logical/set binary operation (${op}): ${value}`);
       }
     }
     // Loki folds an operation between two literals at parse time (`1 + 1` is `2`, `1 > 2` is `0`).
@@ -387,7 +409,7 @@ class Parser {
     if (token.kind === "number") {
       this.next();
       if (Number.isNaN(token.num)) {
-        this.defer(`unable to parse literal as a float: ${parseFloatError(token.text)}`, token.pos);
+        this.defer(`unable to parse literal as a float: ${parseFloatError(token.text)}`);
       }
       return { kind: "literal", pos, value: sign * token.num };
     }
@@ -425,7 +447,7 @@ class Parser {
     try {
       compileRe2(regex, true);
     } catch (err) {
-      this.fail(`invalid regex in label_replace: ${regexReason(err)}`, pos);
+      this.failUnplaced(`invalid regex in label_replace: error parsing regexp: ${regexReason(err)}`);
     }
     return this.grown({ kind: "label_replace", pos, expr, dst, replacement, src, regex }, pos, expr);
   }
@@ -479,7 +501,7 @@ class Parser {
     if (grouping === undefined && (this.isWord("by") || this.isWord("without"))) grouping = this.parseGrouping();
     const node: VectorAggregationExpr = { kind: "vector_aggregation", pos: opToken.pos, op, expr };
     const problem = vectorAggregationProblem(op, param?.text, grouping);
-    if (problem !== undefined) this.defer(problem, opToken.pos);
+    if (problem !== undefined) this.defer(problem);
     if ((op === "topk" || op === "bottomk" || op === "approx_topk") && param !== undefined) node.param = param.value;
     // `by ()` groups everything into one series, like no grouping at all; Loki prints both the same way.
     if (grouping !== undefined && (grouping.without || grouping.labels.length > 0)) node.grouping = grouping;
@@ -506,7 +528,7 @@ class Parser {
     if (grouping === undefined && (this.isWord("by") || this.isWord("without"))) grouping = this.parseGrouping();
 
     const problem = rangeAggregationProblem(op, param, grouping !== undefined, arg.unwrap !== undefined);
-    if (problem !== undefined) this.defer(problem, opToken.pos);
+    if (problem !== undefined) this.defer(problem);
     const range: LogRange = { pos: argPos, log: arg.log, rangeNs: arg.rangeNs, offsetNs: arg.offsetNs };
     if (arg.unwrap !== undefined) range.unwrap = arg.unwrap;
     const node: RangeAggregationExpr = { kind: "range_aggregation", pos: opToken.pos, op, range };
@@ -588,22 +610,22 @@ class Parser {
   private parseMatcher(): LabelMatcher {
     const name = this.expectKind("ident", "IDENTIFIER").text;
     const opToken = this.tok;
-    if (opToken.kind !== "op" || !MATCH_OPS.has(opToken.text)) this.unexpected("!=", "!~", "=", "=~");
+    if (opToken.kind !== "op" || !MATCH_OPS.has(opToken.text)) this.unexpected("=", "=~", "!~", "!=");
     this.next();
     const value = this.expectKind("string", "STRING");
     const op = opToken.text as MatchOp;
-    if (op === "=~" || op === "!~") this.checkRegex(value.value, value.pos, true);
+    if (op === "=~" || op === "!~") this.checkRegex(value.value, true);
     return { name, op, value: value.value };
   }
 
-  private checkRegex(pattern: string, pos: number, anchored: boolean): RegExp {
+  private checkRegex(pattern: string, anchored: boolean, context = ""): RegExp {
     const key = `${anchored ? "^" : "~"}${pattern}`;
     let regex = this.regexes.get(key);
     if (regex !== undefined) return regex;
     try {
       regex = compileRe2(pattern, anchored);
     } catch (err) {
-      this.fail(`error parsing regexp: ${regexReason(err)}`, pos);
+      this.failUnplaced(`${context}error parsing regexp: ${regexReason(err)}`);
     }
     this.regexes.set(key, regex);
     return regex;
@@ -642,10 +664,6 @@ class Parser {
       this.next();
       values.push(this.parseLineFilterValue());
     }
-    for (const { token, ip } of values) {
-      const problem = ip ? ipLineFilterProblem(op, token.value) : lineFilterProblem(op, token.value);
-      if (problem !== undefined) this.defer(problem, token.pos);
-    }
     const stage: LineFilterStage = {
       kind: "line_filter",
       pos: opToken.pos,
@@ -653,6 +671,10 @@ class Parser {
       values: values.map(({ token }) => token.value),
     };
     if (values.some(({ ip }) => ip)) stage.ip = values.map(({ ip }) => ip);
+    for (const { token, ip } of values) {
+      const problem = ip ? ipLineFilterProblem(op, token.value) : lineFilterProblem(op, token.value);
+      if (problem !== undefined) this.defer(`stage '${formatStage(stage)}' : ${problem}`);
+    }
     return stage;
   }
 
@@ -707,7 +729,7 @@ class Parser {
         this.next();
         const pattern = this.expectKind("string", "STRING");
         if (!/<[A-Za-z_][A-Za-z0-9_]*>/.test(pattern.value.replace(/<_>/g, ""))) {
-          this.fail("invalid pattern parser: at least one capture is required", pattern.pos);
+          this.failUnplaced("invalid pattern parser: at least one capture is required");
         }
         return { kind: "pattern", pos, pattern: pattern.value };
       }
@@ -717,12 +739,20 @@ class Parser {
       case "decolorize":
         this.next();
         return { kind: "decolorize", pos };
-      case "line_format":
+      case "line_format": {
         this.next();
-        return { kind: "line_format", pos, template: this.expectKind("string", "STRING").value };
-      case "label_format":
+        const stage: Stage = { kind: "line_format", pos, template: this.expectKind("string", "STRING").value };
+        this.checkTemplate(stage, "line", stage.template, "invalid line template");
+        return stage;
+      }
+      case "label_format": {
         this.next();
-        return { kind: "label_format", pos, items: this.parseLabelFormatItems() };
+        const stage: Stage = { kind: "label_format", pos, items: this.parseLabelFormatItems() };
+        for (const item of stage.items)
+          if (item.kind === "template")
+            this.checkTemplate(stage, "label", item.template, `invalid template for label '${item.label}'`);
+        return stage;
+      }
       case "drop":
       case "keep":
         this.next();
@@ -731,14 +761,14 @@ class Parser {
         return this.fail("syntax error: unexpected unwrap: unwrap is only allowed in a range aggregation", token.pos);
       default:
         this.next();
-        this.unexpected("!=", "!~", "=", "=~");
+        this.unexpected("=", "=~", "!~", "!=");
     }
   }
 
   private checkRegexParser(pattern: Token): void {
-    this.checkRegex(pattern.value, pattern.pos, false);
+    this.checkRegex(pattern.value, false, "invalid regexp parser: ");
     if (!/\(\?P?<[^>]+>/.test(pattern.value)) {
-      this.fail("invalid regexp parser: at least one named capture must be supplied", pattern.pos);
+      this.failUnplaced("invalid regexp parser: at least one named capture must be supplied");
     }
   }
 
@@ -755,6 +785,16 @@ class Parser {
       }
       if (!this.isOp(",")) return params;
       this.next();
+    }
+  }
+
+  /** Loki builds each stage once the query has parsed and names the stage whose template does not compile. */
+  private checkTemplate(stage: Stage, name: string, source: string, what: string): void {
+    try {
+      compileTemplate(name, source);
+    } catch (err) {
+      if (!(err instanceof TemplateParseError)) throw err;
+      this.defer(`stage '${formatStage(stage)}' : ${what}: ${err.message}`);
     }
   }
 
@@ -872,7 +912,7 @@ class Parser {
     const op = opToken.text;
     const value = this.tok;
     if (value.kind === "string") {
-      if (op === "=~" || op === "!~") this.checkRegex(value.value, value.pos, true);
+      if (op === "=~" || op === "!~") this.checkRegex(value.value, true);
       else if (op !== "=" && op !== "!=") this.unexpected("NUMBER", "DURATION", "BYTES");
       this.next();
       return { kind: "string", pos, name, op: op as MatchOp, value: value.value };
@@ -911,8 +951,8 @@ class Parser {
   validateSelectors(expr: Expr): void {
     switch (expr.kind) {
       case "log":
-        if (!expr.matchers.some((matcher) => !matchesEmpty(matcher, (pattern) => this.checkRegex(pattern, 0, true)))) {
-          this.fail(EMPTY_COMPATIBLE_SELECTOR, expr.pos);
+        if (!expr.matchers.some((matcher) => !matchesEmpty(matcher, (pattern) => this.checkRegex(pattern, true)))) {
+          this.failUnplaced(EMPTY_COMPATIBLE_SELECTOR);
         }
         return;
       case "range_aggregation":
@@ -1013,13 +1053,56 @@ function regexReason(err: unknown): string {
   throw err;
 }
 
-function describe(token: Token): string {
+/**
+ * Function names Loki's lexer reads as tokens of their own when a `(` follows (directly or after a grouping),
+ * named in its errors by their grammar names (COUNT_OVER_TIME) unlike the keywords it names by their text.
+ */
+const FUNCTION_TOKENS = new Set([
+  "rate",
+  "rate_counter",
+  "count_over_time",
+  "bytes_rate",
+  "bytes_over_time",
+  "avg_over_time",
+  "sum_over_time",
+  "min_over_time",
+  "max_over_time",
+  "stdvar_over_time",
+  "stddev_over_time",
+  "quantile_over_time",
+  "first_over_time",
+  "last_over_time",
+  "absent_over_time",
+  "vector",
+  "sum",
+  "avg",
+  "max",
+  "min",
+  "count",
+  "stddev",
+  "stdvar",
+  "bottomk",
+  "topk",
+  "sort",
+  "sort_desc",
+  "approx_topk",
+  "bytes",
+  "duration",
+  "duration_seconds",
+]);
+
+function describe(token: Token, next: Token): string {
   switch (token.kind) {
     case "eof":
     case "error":
       return "$end";
-    case "ident":
-      return KEYWORDS.has(token.text.toLowerCase()) ? token.text.toLowerCase() : "IDENTIFIER";
+    case "ident": {
+      const word = token.text.toLowerCase();
+      if (KEYWORDS.has(word)) return word;
+      const called =
+        next.kind === "op" ? next.text === "(" : next.kind === "ident" && /^(by|without)$/i.test(next.text);
+      return FUNCTION_TOKENS.has(word) && called ? word.toUpperCase() : "IDENTIFIER";
+    }
     case "string":
       return "STRING";
     case "number":
