@@ -39,9 +39,11 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
         { ...event },
         event.reason === "disk_budget"
           ? "disk budget full: dropped the oldest undelivered batches"
-          : "quarantined a corrupt disk buffer segment",
+          : "corrupt records in a disk buffer segment: recovered the valid ones, the undelivered others are lost",
       );
     },
+    onTruncated: (event) =>
+      log.warn(event, "cut away a record left incomplete at the end of the disk buffer by a crash during its append"),
   });
   const onInvalid = (reason: string, message: string) => {
     metrics.dropped.inc({ reason: "invalid" });
@@ -93,7 +95,7 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
   batcher.restorePrevious(wal.tail(1000));
   const tenantLimits = new TenantLimits(config);
   const rate = new TenantRateLimiter(tenantLimits);
-  const actions = collectorActions(runtime, batcher);
+  const actions = collectorActions(runtime, batcher, wal.incarnation);
   const onRejected = (reason: string) => metrics.rejected.inc({ reason });
   const otlpHttp = c.otlp.http_enabled ? await import("./receivers/otlp-http.js") : undefined;
   const otlp: OtlpReceiverOptions = {

@@ -1,8 +1,12 @@
 import { readFileSync } from "node:fs";
 import { parseDocument } from "yaml";
 import { z } from "zod";
+import { collectorFleetSchema } from "../collector/agent/config.js";
 import { logInputSchemas } from "../collector/receivers/log-input-schemas.js";
 import { DEFAULT_LEVEL_FIELDS } from "./detected-level.js";
+import { fleetSchema } from "../fleet/config.js";
+import { mergeDocuments } from "./merge.js";
+import type { SchemaParts } from "./schema-parts.js";
 import { DEFAULT_SERVICE_NAME_SOURCES } from "./service-name.js";
 
 // The configuration file is YAML with snake_case keys, as Loki's and Prometheus's are. Every key has a default,
@@ -317,6 +321,16 @@ function buildSchemas() {
       "a placeholder must be a whole argv element `{{param}}` naming a declared parameter",
     );
 
+  const parts: SchemaParts = {
+    number,
+    boolean,
+    list,
+    listenAddress,
+    serverTls: serverTlsSchema,
+    clientTls: clientTlsSchema,
+    key: keySchema,
+  };
+
   const configSchema = z.strictObject({
     auth: z
       .strictObject({
@@ -618,6 +632,7 @@ function buildSchemas() {
           .prefault({})
           .refine((a) => !a.enabled || a.keys.length > 0, "actions.enabled needs at least one key")
           .describe("signed self-healing actions from the query service"),
+        fleet: collectorFleetSchema(parts),
       })
       .prefault({})
       .describe(
@@ -826,6 +841,7 @@ function buildSchemas() {
       })
       .prefault({})
       .describe("`bifrost query`, in the center: Loki and Prometheus APIs, ruler, notifier, remediation."),
+    fleet: fleetSchema(parts),
     overrides: z
       .record(
         z.string().regex(TENANT_ID, "expected a tenant id as X-Scope-OrgID carries it"),
@@ -893,11 +909,13 @@ export interface LoadOptions {
   /** YAML file; omitted means defaults plus environment. */
   file?: string;
   env?: NodeJS.ProcessEnv;
+  /** A document laid over the file, under the environment: a collector's remote configuration. */
+  overlay?: unknown;
 }
 
 export function loadConfig(options: LoadOptions = {}): Config {
   const env = options.env ?? process.env;
-  const source = options.file ?? "defaults";
+  const source = options.file ?? (options.overlay === undefined ? "defaults" : "remote configuration");
   let raw: unknown = {};
   if (options.file !== undefined) {
     let text: string;
@@ -908,7 +926,7 @@ export function loadConfig(options: LoadOptions = {}): Config {
     }
     raw = parseConfigText(expandEnv(text, env, source), source);
   }
-  const merged = applyEnvOverrides(raw, env);
+  const merged = applyEnvOverrides(options.overlay === undefined ? raw : mergeDocuments(raw, options.overlay), env);
   const result = configSchema().safeParse(merged);
   if (!result.success) {
     throw new ConfigError(

@@ -12,6 +12,8 @@ export interface Runtime {
   /** The CLI role this process runs: collector, aggregator, query or all. */
   role: string;
   config: Config;
+  /** The YAML file the configuration came from, if any: a collector lays remote configurations over it. */
+  configFile?: string | undefined;
   log: Logger;
   registry: Registry;
   /** The process's one store (in `bifrost all` shared by every component); absent for the collector. */

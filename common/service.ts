@@ -80,16 +80,28 @@ export class HttpService {
   /**
    * Listens on `address` (host:port; port 0 picks a free one) and resolves once the socket is bound; with `tls`
    * enabled it serves HTTPS, and with a client CA it asks for (or requires) client certificates. With
-   * `websockets` it also accepts WebSocket upgrades (Loki's tail); a listener without routes for them (the
-   * collector's, the aggregator's) neither loads the WebSocket library nor answers upgrades.
+   * `websockets` it also accepts WebSocket upgrades (Loki's tail, OpAMP), messages up to `maxPayload` bytes (the
+   * WebSocket library's default without it); a listener without routes for them (the collector's, the
+   * aggregator's) neither loads the WebSocket library nor answers upgrades.
    */
-  async listen(address: string, tls?: ServerTls, websockets = false): Promise<ListeningAddress> {
+  async listen(
+    address: string,
+    tls?: ServerTls,
+    websockets: boolean | { maxPayload: number } = false,
+  ): Promise<ListeningAddress> {
     const split = address.lastIndexOf(":");
     const hostname = address.slice(0, split).replace(/^\[(.*)\]$/, "$1");
     const port = Number(address.slice(split + 1));
     const secure = tls?.enabled === true;
     // A WebSocket server without its own listener: upgrades arrive through this HTTP server.
-    const websocket = websockets ? { server: new (await import("ws")).WebSocketServer({ noServer: true }) } : undefined;
+    const websocket = websockets
+      ? {
+          server: new (await import("ws")).WebSocketServer({
+            noServer: true,
+            ...(typeof websockets === "object" ? { maxPayload: websockets.maxPayload } : {}),
+          }),
+        }
+      : undefined;
     return new Promise((resolve, reject) => {
       const options = secure
         ? {
@@ -116,11 +128,25 @@ export class HttpService {
     });
   }
 
+  /**
+   * Stops listening and resolves once every connection has ended. Requests in progress are answered; a kept-alive
+   * connection is closed as soon as it is idle, for a client that sends without pause (a busy Promtail) would
+   * otherwise keep it, and the listener, open for as long as it sends.
+   */
   async close(): Promise<void> {
     const server = this.server;
     if (!server) return;
     this.server = undefined;
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    const idle = server as { closeIdleConnections?: () => void };
+    const sweep = setInterval(() => idle.closeIdleConnections?.(), 50);
+    try {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        idle.closeIdleConnections?.();
+      });
+    } finally {
+      clearInterval(sweep);
+    }
   }
 }
 

@@ -198,7 +198,7 @@ describe("bifrost CLI", () => {
     for (const args of [[], ["frobnicate"], ["all", "extra"], ["all", "--no-such-flag"]]) {
       const { code, stderr } = await output(runBifrost(args));
       assert.equal(code, 2, args.join(" "));
-      assert.match(stderr, /Usage: bifrost <collector\|aggregator\|query\|all>/);
+      assert.match(stderr, /Usage: bifrost <collector\|aggregator\|query\|fleet\|all>/);
     }
   });
 });

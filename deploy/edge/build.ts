@@ -13,14 +13,23 @@ import { build, type Plugin } from "esbuild";
 const DIST = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const OUT = join(DIST, "edge");
 const NATIVE = ["lz4", "snappy", "@node-rs/crc32", "@duckdb/node-api", "piscina"];
-const PROTO_FILES = ["bifrost.proto", "rpc-status.proto", "loki/push.proto"];
+const PROTO_FILES = [
+  "bifrost.proto",
+  "rpc-status.proto",
+  "loki/push.proto",
+  "opamp/v1/opamp.proto",
+  "opamp/v1/anyvalue.proto",
+];
 
 /** Roles other than the collector: their modules are replaced by one that says where they are. */
 const collectorOnly: Plugin = {
   name: "collector-only",
   setup(b) {
     b.onResolve(
-      { filter: /(^|\/)(aggregator\/index|query\/index|storage\/open|aggregator\/local-transport)\.js$/ },
+      {
+        filter:
+          /(^|\/)(aggregator\/index|query\/index|fleet\/index|fleet\/cli|storage\/open|aggregator\/local-transport)\.js$/,
+      },
       (args) => ({ path: args.path, namespace: "not-in-edge-build" }),
     );
     b.onLoad({ filter: /.*/, namespace: "not-in-edge-build" }, (args) => ({

@@ -9,9 +9,13 @@
 #   services.sh install                     only download and install (with all: also Debian's prometheus and
 #                                           prometheus-alertmanager, the references of the PromQL and notifier tests,
 #                                           rsyslog with rsyslog-kafka and rsyslog-gnutls, the peer of the syslog
-#                                           tests and npm run bench:collector, and systemd-journal-remote)
+#                                           tests and npm run bench:collector, systemd-journal-remote, the OpAMP
+#                                           client and chromium below)
 #   services.sh install rsyslog             only Debian's rsyslog, rsyslog-kafka and rsyslog-gnutls
 #                                           (install also adds systemd-journal-remote, for the journal test)
+#   services.sh install opamp               only the OpenTelemetry Python OpAMP client (PyPI), in its own venv: the
+#                                           third-party agent of test/fleet-interop.test.ts
+#   services.sh install chromium            only Debian's chromium, for test/fleet-page.test.ts and docs:screenshots
 #   services.sh reset  [kafka|clickhouse]   stop, then delete the data (a fresh broker and engine on the next up)
 #
 # Environment (defaults):
@@ -22,6 +26,7 @@ set -euo pipefail
 
 KAFKA_VERSION=3.9.1
 CHDB_VERSION=4.4.0
+OPAMP_CLIENT_VERSION=0.5b0
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cache=${BIFROST_CACHE:-$HOME/.cache/bifrost}
 run=${BIFROST_RUN_DIR:-$cache/run}
@@ -30,6 +35,7 @@ controller_port=${BIFROST_KAFKA_CONTROLLER_PORT:-9093}
 clickhouse_port=${BIFROST_CLICKHOUSE_PORT:-8123}
 kafka_libs=$cache/kafka-$KAFKA_VERSION/libs
 venv=$cache/venv
+opamp_venv=$cache/opamp-venv
 
 say() { printf '%s\n' "$*" >&2; }
 die() { say "services: $*"; exit 1; }
@@ -112,6 +118,26 @@ install_journal_remote() {
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd-journal-remote >/dev/null
   else
     say "services: systemd-journal-remote is not installed (Debian package); test/journal.test.ts needs it"
+  fi
+}
+
+# The fleet server's interop test runs the OpenTelemetry Python OpAMP client as a third-party agent.
+install_opamp() {
+  [[ -x $opamp_venv/bin/python ]] && "$opamp_venv/bin/python" -c "import opentelemetry._opamp" 2>/dev/null && return
+  ensure_tool python3 python3
+  say "services: installing opentelemetry-opamp-client $OPAMP_CLIENT_VERSION from PyPI into $opamp_venv"
+  python3 -m venv "$opamp_venv" || { ensure_tool python3 python3-venv; python3 -m venv "$opamp_venv"; }
+  "$opamp_venv/bin/pip" install -q --disable-pip-version-check "opentelemetry-opamp-client==$OPAMP_CLIENT_VERSION" >&2
+}
+
+# Headless Chromium for the fleet page's browser test and npm run docs:screenshots (driven by playwright-core).
+install_chromium() {
+  command -v chromium >/dev/null && return
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    say "services: installing Debian's chromium (headless browser of test/fleet-page.test.ts)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  else
+    say "services: chromium is not installed (Debian package chromium); test/fleet-page.test.ts will skip"
   fi
 }
 
@@ -254,17 +280,18 @@ main() {
     down) for s in $(targets "$target"); do stop_service "$s" TERM; done ;;
     kill) for s in $(targets "$target"); do stop_service "$s" KILL; done ;;
     install)
-      if [[ $target == rsyslog ]]; then install_rsyslog; return; fi
+      case "$target" in rsyslog | opamp | chromium) "install_$target"; return ;; esac
       for s in $(targets "$target"); do "install_$s"; done
       if [[ $target == all ]]; then
         install_prometheus; install_alertmanager
         install_rsyslog || say "services: the syslog tests and npm run bench:collector will lack their peer"
         install_journal_remote || say "services: the journal test will lack its journal files"
+        install_opamp; install_chromium
       fi
       ;;
     reset) for s in $(targets "$target"); do reset_service "$s"; done ;;
     status) status_of kafka "$kafka_port"; status_of clickhouse "$clickhouse_port" ;;
-    *) die "usage: services.sh up|down|kill|status|install|reset [kafka|clickhouse] (install also: rsyslog)" ;;
+    *) die "usage: services.sh up|down|kill|status|install|reset [kafka|clickhouse] (install also: rsyslog, opamp, chromium)" ;;
   esac
 }
 
