@@ -1,16 +1,18 @@
 import type { Labels } from "../proto/batch.js";
 import { fingerprint, labelsText } from "./fingerprint.js";
-import type {
-  LogBatch,
-  LogCountSeries,
-  RollupBatch,
-  RollupPartial,
-  RollupPoints,
-  SampleBatch,
-  SamplePoints,
-  SeriesSelect,
+import {
+  type LogBatch,
+  type LogCountSeries,
+  type LogVolumeSelect,
+  type RollupBatch,
+  type RollupPartial,
+  type RollupPoints,
+  type SampleBatch,
+  type SamplePoints,
+  type SeriesSelect,
+  VOLUME_ROLLUP_MS,
 } from "./store.js";
-import { compareText, seriesLabels, sortByLabels, toLabels } from "./values.js";
+import { compareText, seriesLabels, sortByLabels, StoreError, toLabels } from "./values.js";
 
 // Batches flattened into rows, the same for every store: each row knows its stream (fingerprint and labels)
 // and its time, so a store can index streams and check which of a batch's rows it holds.
@@ -175,6 +177,13 @@ export function groupByStream<Row, Out extends { labels: Labels }>(
  * and distinct structured metadata, labelled with both; a metadata name that a stream label already has gets
  * the `_extracted` suffix, as LogQL's label builder names it.
  */
+/** Refuses a read of the log volume rollup that does not fall on its minutes. */
+export function checkVolumeSelect(select: LogVolumeSelect): void {
+  const whole = (ms: number) => Number.isSafeInteger(ms) && ms % VOLUME_ROLLUP_MS === 0;
+  if (!whole(select.startMs) || !whole(select.endMs) || !whole(select.stepMs) || select.stepMs <= 0)
+    throw new StoreError("log volume reads whole minutes: start, end and a positive step, multiples of 60000 ms");
+}
+
 export function countSeries<Row>(
   streams: IndexedStream[],
   rows: Row[],

@@ -4,6 +4,7 @@ import type {
   LabelMatcher,
   LogBatch,
   LogCountSelect,
+  LogVolumeSelect,
   LogSelect,
   RollupBatch,
   RollupSelect,
@@ -122,6 +123,9 @@ export class TickStore implements Store {
   }
   countLogs(select: LogCountSelect) {
     return this.store.countLogs(select);
+  }
+  logVolume(select: LogVolumeSelect) {
+    return this.store.logVolume(select);
   }
   selectRollups(select: RollupSelect) {
     return this.store.selectRollups(select);
