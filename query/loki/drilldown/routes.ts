@@ -1,5 +1,5 @@
 import type { Context } from "hono";
-import type { Config } from "../../../common/config.js";
+import type { PushLimits } from "../../../common/config-sections.js";
 import { DETECTED_LEVEL } from "../../../common/detected-level.js";
 import type { TenantLimits } from "../../../common/limits.js";
 import type { LabelMatcher, Store } from "../../../storage/store.js";
@@ -8,6 +8,7 @@ import { isLogExpr, type Expr, type LogExpr } from "../../logql/ast.js";
 import type { QueryParams, QueryResult } from "../../logql/engine.js";
 import { parseSelector } from "../../logql/parser.js";
 import { StoreSource } from "../../logql/store-source.js";
+import type { QueryLimits } from "../api.js";
 import { labelsJson } from "../marshal.js";
 import { param, ParamError, stepParam, timeRange, type RequestParams } from "../params.js";
 import { detectedFields, detectedFieldValues } from "./detected-fields.js";
@@ -23,8 +24,8 @@ export interface DrilldownOptions {
   route: (path: string, handler: Handler) => void;
   store: Store;
   now: () => bigint;
-  limits: Config["query"]["limits"];
-  pushLimits: Config["collector"]["limits"];
+  limits: QueryLimits;
+  pushLimits: PushLimits;
   tenantLimits: TenantLimits;
   /** The query parameter as a LogQL expression, within the query size limit. */
   parse: (params: RequestParams) => Expr;
