@@ -154,7 +154,7 @@ describe("LogQL parser: stream selectors", () => {
   invalid(`{foo=="bar"}`, 0, 5, "unexpected ==");
   invalid(`{foo="\\q"}`, 1, 6, "invalid char escape");
   invalid(`{foo="a\nb"}`, 1, 6, "literal not terminated");
-  invalid(`{foo=~"(a"}`, 0, 0, "error parsing regexp");
+  invalid(`{foo=~"(a"}`, 0, 0, "error parsing regexp: missing closing ): `(a`");
   invalid(
     `{}`,
     0,
@@ -216,8 +216,10 @@ describe("LogQL parser: line filters", () => {
 
   invalid(`{foo="bar"} |~`, 1, 15, "syntax error: unexpected $end, expecting STRING or ip");
   invalid(`{foo="bar"} |= "a" or`, 1, 22, "unexpected $end, expecting STRING or ip");
-  invalid(`{foo="bar"} |~ "(a"`, 0, 0, "error parsing regexp");
-  invalid('{foo="bar"} |~ `error\\`', 0, 0, "trailing backslash");
+  invalid(`{foo="bar"} |~ "(a"`, 0, 0, "stage '|~ \"(a\"' : error parsing regexp: missing closing ): `(a`");
+  invalid(`{foo="bar"} |~ "a)"`, 0, 0, "stage '|~ \"a)\"' : error parsing regexp: unexpected ): `a)`");
+  invalid(`{foo="bar"} |~ "[a"`, 0, 0, "stage '|~ \"[a\"' : error parsing regexp: missing closing ]: `[a`");
+  invalid('{foo="bar"} |~ `error\\`', 0, 0, "error parsing regexp: trailing backslash at end of expression: ``");
   valid(`{foo="bar"} |> "<_> foo <_>"`, log(sel(m("foo", "=", "bar")), lf("|>", "<_> foo <_>")));
   valid(
     `{app="foo"} |> "<_> error" or "panic: <_>" !> "<_> debug <_>"`,
@@ -329,7 +331,7 @@ describe("LogQL parser: parsers and formatting stages", () => {
   valid(`{app="foo"} | JSON | LogFmt`, log(app, json(), logfmt(false, false)));
   valid(`{app="foo"} | json | json="x"`, log(app, json(), stage(str("json", "=", "x"))));
 
-  invalid(`{app="foo"} | regexp "(a"`, 0, 0, "error parsing regexp");
+  invalid(`{app="foo"} | regexp "(a"`, 0, 0, "invalid regexp parser: error parsing regexp: missing closing ): `(a`");
   invalid(`{app="foo"} | regexp "(a)"`, 0, 0, "invalid regexp parser: at least one named capture must be supplied");
   invalid(`{app="foo"} | pattern "<_> foo"`, 0, 0, "at least one capture is required");
   invalid(`{app="foo"} | regexp`, 1, 21, "unexpected $end, expecting STRING");

@@ -1049,7 +1049,7 @@ function goType(expr: LogExpr): string {
 }
 
 function regexReason(err: unknown): string {
-  if (err instanceof RegexSyntaxError) return err.message;
+  if (err instanceof RegexSyntaxError) return err.goReason;
   throw err;
 }
 
