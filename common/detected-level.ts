@@ -1,4 +1,4 @@
-import type { Labels } from "../proto/batch.js";
+import type { Labels } from "../proto/labels.js";
 import { LogfmtDecoder } from "./logfmt-decoder.js";
 
 // Loki 3's `detected_level` structured metadata (pkg/distributor/field_detection.go, discover_log_levels): the level

@@ -1,4 +1,5 @@
-import { type Labels, type LogStream, NO_LABELS } from "../proto/batch.js";
+import type { LogStream } from "../proto/batch.js";
+import { type Labels, NO_LABELS } from "../proto/labels.js";
 import { DETECTED_LEVEL, entryLevel, type LevelDetection, normalizeLevel, streamLevel } from "./detected-level.js";
 import { type LabelLengthLimits, withServiceName } from "./service-name.js";
 

@@ -1,4 +1,4 @@
-import type { Labels } from "../proto/batch.js";
+import type { Labels } from "../proto/labels.js";
 
 // Loki 3's `service_name` stream label (pkg/loghttp/push, discover_service_name): a stream without one gets the
 // value of the first of the discovery labels it has, else `unknown_service`. Grafana's Logs Drilldown lists and

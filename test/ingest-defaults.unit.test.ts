@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { configSchema } from "../config.js";
 import { IngestDefaults } from "../common/ingest-defaults.js";
-import { labelsOf, NO_LABELS, type Labels, type LogStream } from "../proto/batch.js";
+import type { LogStream } from "../proto/batch.js";
+import { labelsOf, NO_LABELS, type Labels } from "../proto/labels.js";
 
 // Loki 3's ingestion defaults (issue 16 item 1): the `service_name` a stream gets and the `detected_level` each
 // entry gets. Every expectation below is what a real Grafana Loki (main of 2026-08, default limits) stored for the

@@ -1,7 +1,8 @@
 import type { IngestDefaults } from "../../common/ingest-defaults.js";
-import type { Labels, LogStream, Point, Series } from "../../proto/batch.js";
+import type { LogStream, Point, Series } from "../../proto/batch.js";
+import type { Labels } from "../../proto/labels.js";
 import { CodecError, decodeBatch, encodeBatch } from "../../proto/codec.js";
-import { labelsText } from "../../storage/fingerprint.js";
+import { persistedLabelsText } from "../../proto/labels.js";
 import type { BatchRecord } from "../../common/transport.js";
 import type { Wal } from "./wal.js";
 
@@ -95,7 +96,7 @@ export class Batcher {
   }
 
   private seriesKey(tenant: string, series: Series): string {
-    return `${tenant}\u0000${series.name}${labelsText(series.labels)}`;
+    return `${tenant}\u0000${series.name}${persistedLabelsText(series.labels)}`;
   }
 
   /** Writes every pending batch now. */

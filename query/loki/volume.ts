@@ -1,8 +1,7 @@
-import { labelsOf, type Labels } from "../../proto/batch.js";
-import { labelsText } from "../../storage/fingerprint.js";
+import { labelsOf, type Labels, persistedLabelsText } from "../../proto/labels.js";
 import { type LabelMatcher, type LogCountSeries, type Store, VOLUME_ROLLUP_MS } from "../../storage/store.js";
 import { nsToMsFloor } from "../../storage/values.js";
-import type { QueryResult } from "../logql/engine.js";
+import type { QueryResult } from "../logql/evaluation/evaluator.js";
 
 // /loki/api/v1/index/volume and volume_range: bytes of log lines per group of streams, the largest first, as
 // Grafana's Logs Drilldown lists services. Groups are the label names of the selector (or `targetLabels`) with
@@ -72,7 +71,7 @@ async function volumeCounts(store: Store, request: VolumeRequest, stepNs: bigint
   }
   const merged = new Map<string, { labels: Labels; points: Map<bigint, { count: number; bytes: number }> }>();
   for (const series of (await Promise.all(parts)).flat()) {
-    const key = labelsText(series.labels);
+    const key = persistedLabelsText(series.labels);
     let entry = merged.get(key);
     if (entry === undefined) merged.set(key, (entry = { labels: series.labels, points: new Map() }));
     for (const point of series.points) {
@@ -96,7 +95,7 @@ export async function volume(store: Store, request: VolumeRequest): Promise<Quer
   const groups = new Map<string, { labels: Labels; total: number; buckets: Map<bigint, number> }>();
   for (const series of counts) {
     for (const labels of groupsOf(series.labels, request)) {
-      const key = labelsText(labels);
+      const key = persistedLabelsText(labels);
       let group = groups.get(key);
       if (group === undefined) {
         group = { labels, total: 0, buckets: new Map() };
@@ -109,7 +108,7 @@ export async function volume(store: Store, request: VolumeRequest): Promise<Quer
     }
   }
   const top = [...groups.values()].sort(
-    (a, b) => b.total - a.total || labelsText(a.labels).localeCompare(labelsText(b.labels)),
+    (a, b) => b.total - a.total || persistedLabelsText(a.labels).localeCompare(persistedLabelsText(b.labels)),
   );
   const kept = top.slice(0, request.limit);
   if (request.stepNs === undefined) {

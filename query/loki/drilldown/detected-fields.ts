@@ -1,7 +1,7 @@
-import type { Labels } from "../../../proto/batch.js";
-import type { QueryResult } from "../../logql/engine.js";
-import { jsonStage, logfmtStage } from "../../logql/stages/parsers.js";
-import { EMPTY_LABELS, ERROR_DETAILS_LABEL, ERROR_LABEL, LabelsBuilder } from "../../logql/stages/labels-builder.js";
+import { type Labels, NO_LABELS } from "../../../proto/labels.js";
+import type { QueryResult } from "../../logql/evaluation/evaluator.js";
+import { jsonStage, logfmtStage } from "../../logql/pipeline/parsers.js";
+import { ERROR_DETAILS_LABEL, ERROR_LABEL, LabelsBuilder } from "../../logql/pipeline/labels-builder.js";
 import { type FieldType, fieldType, valueForQuery } from "./field-types.js";
 
 // /loki/api/v1/detected_fields and /detected_field/<name>/values, with the semantics of Loki's query frontend
@@ -40,12 +40,12 @@ class LineParser {
 
   parse(line: string, streamLabels: Labels): LineFields | undefined {
     this.paths.clear();
-    this.builder.reset(streamLabels, EMPTY_LABELS);
+    this.builder.reset(streamLabels, NO_LABELS);
     let parser: LineFields["parser"] = "json";
     this.json(0n, line, this.builder);
     if (this.builder.err !== "") {
       parser = "logfmt";
-      this.builder.reset(streamLabels, EMPTY_LABELS);
+      this.builder.reset(streamLabels, NO_LABELS);
       this.logfmt(0n, line, this.builder);
       if (this.builder.err !== "") return undefined;
     }
@@ -76,7 +76,7 @@ function* entryFields(streams: Streams): Generator<EntryFields> {
       const fields = parser.parse(line, stream.labels);
       if (fields !== undefined) for (const name in fields.labels) add(name, fields.labels[name]!);
       yield {
-        metadata: categories?.metadata ?? EMPTY_LABELS,
+        metadata: categories?.metadata ?? NO_LABELS,
         parsed,
         parsers: fields === undefined ? [] : [fields.parser],
         paths: fields?.parser === "json" ? fields.paths : undefined,

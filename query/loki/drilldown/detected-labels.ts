@@ -1,4 +1,4 @@
-import { goParseFloat } from "../../logql/stages/go-parse.js";
+import { goParseFloat } from "../../../common/go/parse.js";
 
 // /loki/api/v1/detected_labels as Loki's querier answers it (pkg/querier/querier.go, DetectedLabels): the stream
 // labels of the selected streams that are worth grouping by in Logs Drilldown, each with its number of values.

@@ -1,4 +1,4 @@
-import { goParseBytes, goParseDurationSeconds, goParseFloat } from "../../logql/stages/go-parse.js";
+import { goParseBytes, goParseDurationSeconds, goParseFloat } from "../../../common/go/parse.js";
 
 // The type Loki gives a detected field from one of its values (pkg/querier/queryrange/detected_fields.go): the
 // first of Go's strconv.ParseInt, ParseFloat, ParseBool, time.ParseDuration and go-humanize's ParseBytes that

@@ -3,12 +3,12 @@ import type { PushLimits } from "../../../common/config-sections.js";
 import { DETECTED_LEVEL } from "../../../common/detected-level.js";
 import type { TenantLimits } from "../../../common/limits.js";
 import type { LabelMatcher, Store } from "../../../storage/store.js";
+import type { QueryConfig } from "../../config.js";
 import { nsToMsCeil, nsToMsFloor } from "../../../storage/values.js";
-import { isLogExpr, type Expr, type LogExpr } from "../../logql/ast.js";
-import type { QueryParams, QueryResult } from "../../logql/engine.js";
-import { parseSelector } from "../../logql/parser.js";
-import { StoreSource } from "../../logql/store-source.js";
-import type { QueryLimits } from "../api.js";
+import { isLogExpr, type Expr, type LogExpr } from "../../logql/syntax/ast.js";
+import type { QueryParams, QueryResult } from "../../logql/evaluation/evaluator.js";
+import { parseSelector } from "../../logql/syntax/parser.js";
+import { StoreSource } from "../../logql/pushdown/store-source.js";
 import { labelsJson } from "../marshal.js";
 import { param, ParamError, stepParam, timeRange, type RequestParams } from "../params.js";
 import { detectedFields, detectedFieldValues } from "./detected-fields.js";
@@ -24,7 +24,7 @@ export interface DrilldownOptions {
   route: (path: string, handler: Handler) => void;
   store: Store;
   now: () => bigint;
-  limits: QueryLimits;
+  limits: QueryConfig["limits"];
   pushLimits: PushLimits;
   tenantLimits: TenantLimits;
   /** The query parameter as a LogQL expression, within the query size limit. */
