@@ -7,6 +7,7 @@ import { Batcher } from "./buffer/batcher.js";
 import { startInputs } from "./inputs.js";
 import { type LogInputs, startLogInputs } from "./log-inputs.js";
 import { collectorMetrics } from "./metrics.js";
+import { IngestDefaults } from "../common/ingest-defaults.js";
 import { TenantLimits } from "../common/limits.js";
 import type { Transport } from "../common/transport.js";
 import { TenantRateLimiter } from "../common/rate-limit.js";
@@ -83,6 +84,10 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
   const batcher = new Batcher({
     node: config.node,
     wal,
+    ingestDefaults: new IngestDefaults(c.limits, {
+      max_label_name_bytes: Math.min(c.limits.max_label_name_bytes, config.aggregator.limits.max_label_name_bytes),
+      max_label_value_bytes: Math.min(c.limits.max_label_value_bytes, config.aggregator.limits.max_label_value_bytes),
+    }),
     maxEntries: c.batch.max_entries,
     maxBytes: c.batch.max_bytes,
     maxAgeMs: c.batch.max_age_ms,

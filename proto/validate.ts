@@ -38,13 +38,17 @@ export const MAX_UNIT_BYTES = 256;
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 
+/**
+ * Labels Loki's ingestion adds (common/ingest-defaults.ts) do not count against max_labels, as Loki's validator
+ * leaves `service_name` out and adds `detected_level` after it: adding them never refuses what was accepted.
+ */
+const UNCOUNTED_LABELS = ["service_name", "detected_level"];
+
 export function checkLabels(labels: Labels, limits: BatchLimits, where: string): void {
   const names = Object.keys(labels);
-  if (names.length > limits.max_labels) {
-    throw new ValidationError(
-      "too_many_labels",
-      `${where} has ${names.length} labels, the limit is ${limits.max_labels}`,
-    );
+  const counted = names.length - UNCOUNTED_LABELS.filter((name) => labels[name] !== undefined).length;
+  if (counted > limits.max_labels) {
+    throw new ValidationError("too_many_labels", `${where} has ${counted} labels, the limit is ${limits.max_labels}`);
   }
   for (const name of names) {
     if (!LABEL_NAME.test(name))

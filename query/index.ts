@@ -35,7 +35,7 @@ export async function startQuery(runtime: Runtime): Promise<Running> {
       limits: runtime.config.query.limits,
       pushLimits: runtime.config.collector.limits,
       tenantLimits,
-      push: storePushSink(store),
+      push: storePushSink(store, runtime.config.collector.limits),
       log,
     });
     prometheusRoutes(http.app, { store, tenantLimits, log, status: { config: runtime.config, startedAtMs } });

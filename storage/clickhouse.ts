@@ -18,6 +18,7 @@ import {
   type LogSelect,
   type MetadataBatch,
   type MetadataSelect,
+  type LogVolumeSelect,
   RESOLUTION_MS,
   type RollupBatch,
   type RollupPoints,
@@ -32,6 +33,7 @@ import {
 } from "./store.js";
 import {
   groupByStream,
+  checkVolumeSelect,
   countSeries,
   groupedCountSeries,
   metadataRows,
@@ -314,6 +316,40 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
       (row) => row.fp,
       (row) => row.md,
       pointOf,
+    );
+  }
+
+  async logVolume(select: LogVolumeSelect): Promise<LogCountSeries[]> {
+    checkVolumeSelect(select);
+    const streams = await this.findStreams(select.tenant, "logs", [select.matchers], select.startMs, select.endMs);
+    if (streams.length === 0) return [];
+    const params = new Params(clickhouseDialect);
+    const start = params.bind(String(select.startMs / 1000), "Int64");
+    const rows = await this.db.rows<{ fp: string; k: string; entries: string; bytes: string }>(
+      "log volume",
+      `SELECT toString(fingerprint) AS fp,
+              toString(intDiv(toUnixTimestamp(bucket) - ${start}, ${params.bind(String(select.stepMs / 1000), "Int64")})) AS k,
+              toString(sum(entries)) AS entries, toString(sum(bytes)) AS bytes
+       FROM ${this.db.name}.log_volume_1m
+       WHERE tenant = ${params.bind(select.tenant, "String")}
+         AND fingerprint IN ${params.bind(
+           streams.map((s) => BigInt(s.fingerprint)),
+           "Array(UInt64)",
+         )}
+         AND bucket >= toDateTime(${start}) AND bucket < toDateTime(${params.bind(String(select.endMs / 1000), "Int64")})
+       GROUP BY fingerprint, k ORDER BY fingerprint, k`,
+      params,
+    );
+    return countSeries(
+      streams,
+      rows,
+      (row) => row.fp,
+      () => ({}),
+      (row) => ({
+        startNs: BigInt(select.startMs + Number(row.k) * select.stepMs) * 1_000_000n,
+        count: Number(row.entries),
+        bytes: Number(row.bytes),
+      }),
     );
   }
 

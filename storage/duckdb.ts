@@ -18,6 +18,7 @@ import type {
   LabelMatcher,
   LogBatch,
   LogCountSelect,
+  LogVolumeSelect,
   LogCountSeries,
   LogSelect,
   MetadataBatch,
@@ -37,6 +38,7 @@ import type {
 import { RESOLUTION_MS } from "./store.js";
 import type { LogRow, RollupRow, SampleRow } from "./rows.js";
 import {
+  checkVolumeSelect,
   countSeries,
   groupByStream,
   INEXACT_BOUND,
@@ -276,6 +278,41 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
         (row) => row.fp.toString(),
         (row) => (row.md === null ? {} : mapLabels(row.md)),
         pointOf,
+      );
+    });
+  }
+
+  async logVolume(select: LogVolumeSelect): Promise<LogCountSeries[]> {
+    checkVolumeSelect(select);
+    return this.db.serial("log volume", async (c) => {
+      const streams = await this.findStreams(c, select.tenant, "logs", [select.matchers], select.startMs, select.endMs);
+      if (streams.length === 0) return [];
+      const params = new Params(duckdbDialect);
+      const start = params.bind(BigInt(select.startMs), "Int64");
+      const rows = await this.db.rows<{ fp: bigint; k: bigint; entries: bigint; bytes: bigint }>(
+        c,
+        `SELECT fingerprint AS fp, (bucket_ms - ${start}) // ${params.bind(BigInt(select.stepMs), "Int64")} AS k,
+                sum(entries)::BIGINT AS entries, sum(bytes)::BIGINT AS bytes
+         FROM log_volume_1m
+         WHERE tenant = ${params.bind(select.tenant, "String")}
+           AND fingerprint IN (SELECT unnest(${params.bind(
+             streams.map((s) => BigInt(s.fingerprint)),
+             "Array(UInt64)",
+           )}))
+           AND bucket_ms >= ${start} AND bucket_ms < ${params.bind(BigInt(select.endMs), "Int64")}
+         GROUP BY fingerprint, k ORDER BY fingerprint, k`,
+        params,
+      );
+      return countSeries(
+        streams,
+        rows,
+        (row) => row.fp.toString(),
+        () => ({}),
+        (row) => ({
+          startNs: BigInt(select.startMs + Number(row.k) * select.stepMs) * 1_000_000n,
+          count: Number(row.entries),
+          bytes: Number(row.bytes),
+        }),
       );
     });
   }

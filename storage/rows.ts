@@ -1,18 +1,20 @@
 import type { MetricMetadata, MetricType } from "../proto/batch.js";
 import { fingerprint } from "./fingerprint.js";
 import { type Labels, labelsOf, persistedLabelsText } from "../proto/labels.js";
-import type {
-  LogBatch,
-  LogCountSeries,
-  MetadataBatch,
-  RollupBatch,
-  RollupPartial,
-  RollupPoints,
-  SampleBatch,
-  SamplePoints,
+import {
+  type LogBatch,
+  type LogCountSeries,
+  type LogVolumeSelect,
+  type MetadataBatch,
+  type RollupBatch,
+  type RollupPartial,
+  type RollupPoints,
+  type SampleBatch,
+  type SamplePoints,
+  VOLUME_ROLLUP_MS,
 } from "./store.js";
 import type { IndexedStream } from "./streams-index.js";
-import { seriesLabels, sortByLabels } from "./values.js";
+import { seriesLabels, sortByLabels, StoreError } from "./values.js";
 
 // Batches flattened into rows, the same for every store: each row knows its stream (fingerprint and labels)
 // and its time, so a store can index streams and check which of a batch's rows it holds.
@@ -199,6 +201,13 @@ export function groupByStream<Row, Out extends { labels: Labels }>(
  * and distinct structured metadata, labelled with both; a metadata name that a stream label already has gets
  * the `_extracted` suffix, as LogQL's label builder names it.
  */
+/** Refuses a read of the log volume rollup that does not fall on its minutes. */
+export function checkVolumeSelect(select: LogVolumeSelect): void {
+  const whole = (ms: number) => Number.isSafeInteger(ms) && ms % VOLUME_ROLLUP_MS === 0;
+  if (!whole(select.startMs) || !whole(select.endMs) || !whole(select.stepMs) || select.stepMs <= 0)
+    throw new StoreError("log volume reads whole minutes: start, end and a positive step, multiples of 60000 ms");
+}
+
 export function countSeries<Row>(
   streams: IndexedStream[],
   rows: Row[],

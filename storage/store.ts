@@ -132,6 +132,22 @@ export interface LogCountSelect {
   groupBy?: string[];
 }
 
+/**
+ * A read of the per-minute log volume rollup (log_volume_1m): entries and bytes per stream in buckets of whole
+ * minutes, as exact as counting the lines of those minutes, without reading them.
+ */
+export interface LogVolumeSelect {
+  tenant: string;
+  matchers: LabelMatcher[];
+  /** Multiples of a minute; the minutes in [startMs, endMs) are read. */
+  startMs: number;
+  endMs: number;
+  /** Bucket width, a multiple of a minute; buckets start at startMs + k * stepMs. */
+  stepMs: number;
+}
+
+export const VOLUME_ROLLUP_MS = 60_000;
+
 /** Entries and bytes of one stream per step bucket (count_over_time and bytes_over_time pushed down). */
 export interface LogCountSeries {
   labels: Labels;
@@ -212,6 +228,8 @@ export interface Store extends Partial<FleetRecords> {
 
   selectLogs(select: LogSelect): Promise<LogStream[]>;
   countLogs(select: LogCountSelect): Promise<LogCountSeries[]>;
+  /** countLogs over whole minutes, read from the per-minute log volume rollup. */
+  logVolume(select: LogVolumeSelect): Promise<LogCountSeries[]>;
   selectSamples(select: SampleSelect): Promise<SamplePoints[]>;
   selectRollups(select: RollupSelect): Promise<RollupPoints[]>;
   /**

@@ -560,6 +560,8 @@ describe("OTLP/HTTP receiver", () => {
             "k8s.pod.name": "c",
             "k8s.cluster.name": "d",
             "cloud.region": "e",
+            // service_name is not counted, as in Loki: five more labels are.
+            "deployment.environment": "f",
           }),
         ),
         protobuf,

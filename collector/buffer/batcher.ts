@@ -1,3 +1,4 @@
+import type { IngestDefaults } from "../../common/ingest-defaults.js";
 import type { LogStream, MetricMetadata, Point, Series } from "../../proto/batch.js";
 import type { Labels } from "../../proto/labels.js";
 import { CodecError, decodeBatch, encodeBatch } from "../../proto/codec.js";
@@ -14,6 +15,8 @@ export interface NodeIdentity {
 export interface BatcherOptions {
   node: NodeIdentity;
   wal: Wal;
+  /** Loki's `service_name` and `detected_level`, added to every log stream before its node labels. */
+  ingestDefaults?: IngestDefaults;
   /** A batch is written once it holds this many entries and samples... */
   maxEntries: number;
   /** ...or this many bytes of lines... */
@@ -65,7 +68,8 @@ export class Batcher {
       if (sent?.text !== JSON.stringify(metadata) || Date.now() - sent.atMs >= resendMs)
         pending.metadata.set(metadata.name, metadata);
     }
-    for (const stream of data.streams ?? []) {
+    for (const received of data.streams ?? []) {
+      const stream = this.options.ingestDefaults?.apply(received) ?? received;
       pending.streams.push({ labels: this.identify(stream.labels), entries: stream.entries });
       pending.entries += stream.entries.length;
       for (const entry of stream.entries) pending.bytes += entry.line.length;

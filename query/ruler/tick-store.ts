@@ -4,6 +4,7 @@ import type {
   LabelMatcher,
   LogBatch,
   LogCountSelect,
+  LogVolumeSelect,
   LogSelect,
   MetadataBatch,
   MetadataSelect,
@@ -130,6 +131,9 @@ export class TickStore implements Store {
   }
   countLogs(select: LogCountSelect) {
     return this.store.countLogs(select);
+  }
+  logVolume(select: LogVolumeSelect) {
+    return this.store.logVolume(select);
   }
   selectRollups(select: RollupSelect) {
     return this.store.selectRollups(select);
