@@ -1,4 +1,12 @@
-import { type Batch, batchId, batchPart, type LogStream, type Series } from "../proto/batch.js";
+import {
+  type Batch,
+  batchId,
+  batchPart,
+  type LogStream,
+  type MetricMetadata,
+  type Series,
+  withRows,
+} from "../proto/batch.js";
 import { encodeBatch } from "../proto/codec.js";
 import type { BatchLimits } from "../proto/validate.js";
 import type { AppendResult, Store } from "../storage/store.js";
@@ -16,7 +24,7 @@ import { appendPart, type WritePart, type WriteSource } from "./write-part.js";
 // (proto/batch.ts batchPart: the batch's node id suffixed with the piece's path, `a` for the first half, `b`
 // for the second), which the same failure produces the same way every time: a replay after a crash writes the
 // same pieces and the stores' per-batch idempotency skips those already there. Rollups are written under the
-// batch's id from the samples that were written. Transient failures and failures that are not the rows' fault
+// batch's id from the samples that were written, metric family metadata after them. Transient failures and failures that are not the rows' fault
 // (a missing table) are thrown, to be retried as before.
 
 /** Whether a store error means these rows can never be written, while others can. */
@@ -70,8 +78,8 @@ interface Piece<Rows> {
   rows: Rows[];
 }
 
-function pieceBatch(piece: Piece<unknown>, rows: Pick<Batch, "streams" | "series">): Batch {
-  return piece.path === "" ? { ...piece.base, ...rows } : batchPart(piece.base, piece.path, rows);
+function pieceBatch(piece: Piece<unknown>, rows: Pick<Batch, "streams" | "series" | "metadata">): Batch {
+  return piece.path === "" ? withRows(piece.base, rows) : batchPart(piece.base, piece.path, rows);
 }
 
 /** Log rows: one entry with its stream's labels. */
@@ -113,7 +121,7 @@ export async function writeByPieces(
   const { store, maxBatchBytes, limits } = options;
   const batches = sources.map((source) => ({ source, batch: validRows(source.frame, maxBatchBytes, limits) }));
   const dead: DeadLetter[] = [];
-  const refused = (piece: Piece<unknown>, rows: Pick<Batch, "streams" | "series">, err: StoreError) => {
+  const refused = (piece: Piece<unknown>, rows: Pick<Batch, "streams" | "series" | "metadata">, err: StoreError) => {
     dead.push({
       reason: STORE_REJECTED,
       error: err.message,
@@ -186,6 +194,24 @@ export async function writeByPieces(
         })),
       ),
     (piece, err) => options.onRollupsLeftOut(piece.rows.length, `batch ${batchId(piece.base)}: ${err.message}`),
+  );
+
+  // Metric family metadata last, as in a whole write; what the store refuses of it becomes dead letters too.
+  await bisect<MetricMetadata>(
+    batches
+      .filter(({ batch }) => (batch.metadata ?? []).length > 0)
+      .map(({ batch, source }) => ({ base: batch, source, path: "", rows: batch.metadata! })),
+    async (pieces) => {
+      await store.appendMetadata(
+        pieces.map((p) => ({
+          tenant: p.base.tenant,
+          seenMs: Number(p.base.createdUnixNano / 1_000_000n),
+          metadata: p.rows,
+        })),
+      );
+      return NONE;
+    },
+    (piece, err) => refused(piece, { streams: [], series: [], metadata: piece.rows }, err),
   );
   return { written: { logs, samples, rollups }, dead };
 }

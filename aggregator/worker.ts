@@ -1,5 +1,5 @@
 import { move, transferableSymbol, valueSymbol } from "piscina";
-import { type Batch, batchId, batchPart, type Series } from "../proto/batch.js";
+import { type Batch, batchId, batchPart, type MetricMetadata, type Series } from "../proto/batch.js";
 import { CodecError, decodeBatch, decodeFrame, decodeMessage, encodeBatch } from "../proto/codec.js";
 import { type BatchLimits, screenBatch } from "../proto/validate.js";
 import { type EncodedLogBatch, encodeLogBatch } from "../storage/log-rowbinary.js";
@@ -38,6 +38,9 @@ export interface DecodedBatch {
   logs?: { decoded: LogBatch } | { encoded: EncodedLogBatch };
   series: Series[];
   partials: RollupPartial[];
+  /** Metric family metadata the batch carries, and when the batch was made (the time it was seen). */
+  metadata: MetricMetadata[];
+  createdMs: number;
   rows: number;
   /** Rows outside the limits, taken out of the batch (the rest is written): for the dead letters. */
   refused: RefusedPart[];
@@ -80,6 +83,8 @@ export default function decode(task: DecodeTask): DecodeResult {
       ...(logs ? { logs } : {}),
       series: batch.series,
       partials: rollupBatch(batch.series),
+      metadata: batch.metadata ?? [],
+      createdMs: Number(batch.createdUnixNano / 1_000_000n),
       rows: logRows + batch.series.reduce((n, s) => n + s.points.length, 0),
       refused: refused.map(({ error, rows }) => {
         const part = batchPart(decoded, error.reason, rows);
@@ -89,7 +94,8 @@ export default function decode(task: DecodeTask): DecodeResult {
           id: batchId(part),
           rows:
             rows.streams.reduce((n, s) => n + s.entries.length, 0) +
-            rows.series.reduce((n, s) => n + s.points.length, 0),
+            rows.series.reduce((n, s) => n + s.points.length, 0) +
+            (rows.metadata?.length ?? 0),
           frame: encodeBatch(part, { maxBatchBytes: task.maxBatchBytes }),
         };
       }),

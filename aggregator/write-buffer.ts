@@ -106,6 +106,7 @@ export class WriteBuffer {
         // Raw samples before rollups: a replay after a crash between the two finds the samples stored.
         const samples = await this.retry("samples", () => this.store.appendSamples(parts().flatMap((p) => p.samples)));
         const rollups = await this.retry("rollups", () => this.store.appendRollups(parts().flatMap((p) => p.rollups)));
+        await this.retry("metadata", () => this.store.appendMetadata(parts().flatMap((p) => p.metadata)));
         written = { logs, samples, rollups };
       } catch (err) {
         if (!rejectsRows(err)) throw err;

@@ -1,6 +1,6 @@
 import type { DecodedBatch } from "./worker.js";
 import { type EncodedLogBatch, takesEncodedLogs } from "../storage/log-rowbinary.js";
-import type { AppendResult, LogBatch, RollupBatch, SampleBatch, Store } from "../storage/store.js";
+import type { AppendResult, LogBatch, MetadataBatch, RollupBatch, SampleBatch, Store } from "../storage/store.js";
 import type { DeadLetter } from "./dead-letters.js";
 
 // What decoded batches add to one store write, and that write.
@@ -22,12 +22,13 @@ export interface WritePart {
   encodedLogs: EncodedLogBatch[];
   samples: SampleBatch[];
   rollups: RollupBatch[];
+  metadata: MetadataBatch[];
   rows: number;
 }
 
 /** What decoded batches add to a store write, and the rows they carry. */
 export function writePartOf(batches: readonly { result: DecodedBatch; source: WriteSource }[]): WritePart {
-  const part: WritePart = { sources: [], logs: [], encodedLogs: [], samples: [], rollups: [], rows: 0 };
+  const part: WritePart = { sources: [], logs: [], encodedLogs: [], samples: [], rollups: [], metadata: [], rows: 0 };
   for (const { result, source } of batches) {
     part.sources.push(source);
     const { id, tenant } = result;
@@ -37,6 +38,7 @@ export function writePartOf(batches: readonly { result: DecodedBatch; source: Wr
       part.samples.push({ id, tenant, series: result.series });
       part.rollups.push({ id, tenant, partials: result.partials });
     }
+    if (result.metadata.length > 0) part.metadata.push({ tenant, seenMs: result.createdMs, metadata: result.metadata });
     part.rows += result.rows;
   }
   return part;
@@ -70,5 +72,6 @@ export async function appendPart(
   const logs = await appendLogsOf(store, part.logs, part.encodedLogs);
   const samples = await store.appendSamples(part.samples);
   const rollups = await store.appendRollups(part.rollups);
+  await store.appendMetadata(part.metadata);
   return { logs, samples, rollups };
 }

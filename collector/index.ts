@@ -8,7 +8,7 @@ import { startInputs } from "./inputs.js";
 import { type LogInputs, startLogInputs } from "./log-inputs.js";
 import { collectorMetrics } from "./metrics.js";
 import { TenantLimits } from "../common/limits.js";
-import { admissionFromConfig, contractFromConfig } from "../common/ingest-contract.js";
+import { admissionFromConfig, contractFromConfig, ingestDefaultsFromConfig } from "../common/ingest-contract.js";
 import type { Transport } from "../common/transport.js";
 import { TenantRateLimiter } from "../common/rate-limit.js";
 import { lokiReceiver } from "./receivers/loki.js";
@@ -84,6 +84,7 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
   const batcher = new Batcher({
     node: config.node,
     wal,
+    ingestDefaults: ingestDefaultsFromConfig(config, "shipped"),
     maxEntries: c.batch.max_entries,
     maxBytes: c.batch.max_bytes,
     maxAgeMs: c.batch.max_age_ms,
@@ -105,11 +106,16 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
   const actions = collectorActions(runtime, batcher, wal.incarnation);
   const onRejected = (reason: string) => metrics.rejected.inc({ reason });
   const otlpHttp = c.otlp.http_enabled ? await import("./receivers/otlp-http.js") : undefined;
-  const otlp: OtlpReceiverOptions = {
+  const otlpMetrics =
+    c.otlp.http_enabled || c.otlp.grpc_enabled
+      ? (await import("./receivers/otlp-metrics.js")).otlpMetricsOptions(c.otlp)
+      : undefined;
+  const otlp: OtlpReceiverOptions | undefined = otlpMetrics && {
     batcher,
     contract,
     admission,
     rate,
+    metrics: otlpMetrics,
     onAccepted: (signal, tenant, count) =>
       (signal === "logs" ? metrics.accepted : metrics.samples).inc({ tenant }, count),
     onRejected,
@@ -125,7 +131,7 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
       onAccepted: (tenant, entries) => metrics.accepted.inc({ tenant }, entries),
       onRejected,
     });
-    if (otlpHttp) otlpHttp.otlpHttpRoutes(http.app, { ...otlp, maxBodyBytes: c.limits.max_body_bytes });
+    if (otlpHttp && otlp) otlpHttp.otlpHttpRoutes(http.app, { ...otlp, maxBodyBytes: c.limits.max_body_bytes });
     // Kafka (or the aggregator) away is what the disk buffer is for: the collector keeps accepting.
     http.addNote("shipper", () => shipper.status());
     http.addReadiness("disk buffer", () =>
@@ -137,16 +143,17 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
   let grpc;
   let logInputs: LogInputs;
   try {
-    grpc = c.otlp.grpc_enabled
-      ? await (
-          await import("./receivers/otlp-grpc.js")
-        ).startOtlpGrpc({
-          ...otlp,
-          authenticator: new Authenticator(config.auth, c.default_tenant),
-          listen: c.otlp.grpc_listen,
-          maxMessageBytes: c.otlp.max_grpc_message_bytes,
-        })
-      : undefined;
+    grpc =
+      c.otlp.grpc_enabled && otlp
+        ? await (
+            await import("./receivers/otlp-grpc.js")
+          ).startOtlpGrpc({
+            ...otlp,
+            authenticator: new Authenticator(config.auth, c.default_tenant),
+            listen: c.otlp.grpc_listen,
+            maxMessageBytes: c.otlp.max_grpc_message_bytes,
+          })
+        : undefined;
     logInputs = await startLogInputs({
       config: c,
       batcher,

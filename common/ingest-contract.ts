@@ -2,16 +2,18 @@ import {
   entryBytes,
   fieldBytes,
   labelsBytes,
-  type Labels,
   type LogStream,
-  NO_LABELS,
+  metadataBytes,
+  type MetricMetadata,
   seriesBytes,
   type Series,
 } from "../proto/batch.js";
+import { type Labels, NO_LABELS } from "../proto/labels.js";
 import {
   type BatchLimits,
   checkLabels,
   checkLine,
+  checkMetadata,
   checkMetricName,
   STORABLE_MS,
   STORABLE_NS,
@@ -19,11 +21,12 @@ import {
 } from "../proto/validate.js";
 import { Admission } from "./admission.js";
 import type { NodeConfig, PushLimits } from "./config-sections.js";
+import { IngestDefaults } from "./ingest-defaults.js";
 import type { TenantLimits } from "./limits.js";
 
 // The ingestion contract: what a receiver may acknowledge. Whatever passes it, the batcher, the disk buffer, the
 // aggregator and both stores accept, because it is checked here on the data as they will hold it: with the labels
-// the collector adds (node, site, region), against the aggregator's limits as well as the receiver's, with the
+// the collector adds (node, site, region) and Loki's ingestion defaults (service_name, detected_level), against the aggregator's limits as well as the receiver's, with the
 // storable time range and Loki's timestamp window, and at its size once decompressed and converted (an OTLP
 // resource attribute copied onto every record counts once per record). One module, called the same way by
 // every receiver:
@@ -88,6 +91,20 @@ export function batchHeadBytes(node: NodeConfig): number {
   return 64 + 150 + 66 + Buffer.byteLength(node.id) + Buffer.byteLength(node.site + node.region);
 }
 
+/**
+ * Loki's ingestion defaults as a path applies them: the collector's batcher keeps stream labels within both its
+ * own and the aggregator's lengths, the query service's central push within its own (query/loki/push.ts).
+ */
+export function ingestDefaultsFromConfig(config: ContractConfig, path: "shipped" | "stored"): IngestDefaults {
+  const own = config.collector.limits;
+  if (path === "stored") return new IngestDefaults(own, own);
+  const stored = config.aggregator.limits;
+  return new IngestDefaults(own, {
+    max_label_name_bytes: Math.min(own.max_label_name_bytes, stored.max_label_name_bytes),
+    max_label_value_bytes: Math.min(own.max_label_value_bytes, stored.max_label_value_bytes),
+  });
+}
+
 /** The parts of the configuration the contract is made of. */
 export interface ContractConfig {
   node: NodeConfig;
@@ -109,6 +126,7 @@ export function contractFromConfig(
     tenantLimits,
     storedLimits: config.aggregator.limits,
     addedLabels: path === "shipped" ? collectorLabels(config.node) : Object.create(null),
+    ingestDefaults: ingestDefaultsFromConfig(config, path),
     headBytes: batchHeadBytes(config.node),
     maxBatchBytes: config.collector.batch.max_batch_bytes,
   });
@@ -131,6 +149,8 @@ export interface IngestContractOptions {
   storedLimits: BatchLimits;
   /** The labels added before shipping (collectorLabels), none where data goes straight to a store. */
   addedLabels: Labels;
+  /** Loki's defaults (service_name, detected_level) as the path adds them after the receiver: checked as added. */
+  ingestDefaults?: IngestDefaults;
   /** Bytes of a batch's own fields (batchHeadBytes), which its rows share the batch size with. */
   headBytes: number;
   /** The largest batch (collector.batch.max_batch_bytes): a request above it is split, but one entry must fit. */
@@ -146,9 +166,16 @@ export interface Admitted {
   bytes: number;
 }
 
+/** What a receiver hands on: log streams, series, and the metadata of metric families. */
+export interface IngestData {
+  streams?: LogStream[];
+  series?: Series[];
+  metadata?: MetricMetadata[];
+}
+
 export interface Screened {
   /** The rows that pass. */
-  data: { streams: LogStream[]; series: Series[] };
+  data: { streams: LogStream[]; series: Series[]; metadata: MetricMetadata[] };
   entries: number;
   samples: number;
   /** Rows refused, by reason, with the first message of each. */
@@ -174,28 +201,28 @@ export class IngestContract {
   }
 
   /** Checks a whole request; throws ContractError at the first row outside the contract. */
-  admit(tenant: string, data: { streams?: LogStream[]; series?: Series[] }): Admitted {
+  admit(tenant: string, data: IngestData): Admitted {
     const checked = this.walk(tenant, data, undefined);
     return { entries: checked.entries, samples: checked.samples, bytes: checked.bytes };
   }
 
   /** Keeps the rows inside the contract and counts the others by reason. */
-  screen(tenant: string, data: { streams?: LogStream[]; series?: Series[] }): Screened {
+  screen(tenant: string, data: IngestData): Screened {
     const refused: Screened["refused"] = new Map();
-    const { streams, series, entries, samples } = this.walk(tenant, data, (err, rows) => {
+    const { streams, series, metadata, entries, samples } = this.walk(tenant, data, (err, rows) => {
       const known = refused.get(err.reason);
       if (known) known.count += rows;
       else refused.set(err.reason, { count: rows, message: err.message });
     });
-    return { data: { streams, series }, entries, samples, refused };
+    return { data: { streams, series, metadata }, entries, samples, refused };
   }
 
   private walk(
     tenant: string,
-    data: { streams?: LogStream[]; series?: Series[] },
+    data: IngestData,
     refuse: Refuse | undefined,
-  ): { streams: LogStream[]; series: Series[]; entries: number; samples: number; bytes: number } {
-    const { limits, tenantLimits, storedLimits, addedLabels } = this.options;
+  ): Required<IngestData> & { entries: number; samples: number; bytes: number } {
+    const { limits, tenantLimits, storedLimits, addedLabels, ingestDefaults } = this.options;
     const tenantBatch = tenantLimits?.batchLimits(tenant, limits) ?? limits;
     const fail = (err: unknown, rows: number): void => {
       const error = this.contractError(tenant, err);
@@ -206,15 +233,18 @@ export class IngestContract {
     const roomPerRow = this.options.maxBatchBytes - this.options.headBytes;
     const streams: LogStream[] = [];
     const series: Series[] = [];
+    const metadata: MetricMetadata[] = [];
     let [entries, samples, bytes] = [0, 0, 0];
 
     (data.streams ?? []).forEach((stream, s) => {
       const where = `stream ${s}`;
       let shipped: Labels;
+      // Defaults keep the entries in order, one for one; the original entries are kept, the added ones checked.
+      const defaulted = ingestDefaults?.apply(stream) ?? stream;
       try {
         if (Object.keys(stream.labels).length === 0) throw new ContractError(400, "no_labels", NO_LABELS_MESSAGE);
         checkLabels(stream.labels, tenantBatch, where);
-        shipped = withAddedLabels(stream.labels, addedLabels);
+        shipped = withAddedLabels(defaulted.labels, addedLabels);
         this.checkShippedLabels(shipped, stream.labels, where);
       } catch (err) {
         fail(err, stream.entries.length);
@@ -223,7 +253,8 @@ export class IngestContract {
       const labelBytes = labelsBytes(shipped);
       const kept: LogStream = { labels: stream.labels, entries: [] };
       let streamBytes = labelBytes;
-      for (const entry of stream.entries) {
+      stream.entries.forEach((received, e) => {
+        const entry = defaulted.entries[e]!;
         try {
           this.checkEntryTime(entry.timeUnixNano, window, where);
           checkLine(entry.line, tenantBatch, where);
@@ -243,11 +274,11 @@ export class IngestContract {
               `${where}: an entry of ${size} bytes with its stream's labels does not fit in a batch of ${this.options.maxBatchBytes} bytes (collector.batch.max_batch_bytes)`,
             );
           streamBytes += size;
-          kept.entries.push(entry);
+          kept.entries.push(received);
         } catch (err) {
           fail(err, 1);
         }
-      }
+      });
       if (kept.entries.length === 0) return;
       streams.push(kept.entries.length === stream.entries.length ? stream : kept);
       entries += kept.entries.length;
@@ -297,6 +328,16 @@ export class IngestContract {
       bytes += size;
     });
 
+    for (const m of data.metadata ?? []) {
+      try {
+        checkMetadata(m);
+        metadata.push(m);
+        bytes += metadataBytes(m);
+      } catch (err) {
+        fail(err, 1);
+      }
+    }
+
     if (bytes > limits.max_decompressed_bytes) {
       const error = new ContractError(
         413,
@@ -305,9 +346,9 @@ export class IngestContract {
       );
       if (refuse === undefined) throw error;
       refuse(error, entries + samples);
-      return { streams: [], series: [], entries: 0, samples: 0, bytes: 0 };
+      return { streams: [], series: [], metadata: [], entries: 0, samples: 0, bytes: 0 };
     }
-    return { streams, series, entries, samples, bytes };
+    return { streams, series, metadata, entries, samples, bytes };
   }
 
   /** The labels as shipped, against the aggregator's limits: names the labels the collector adds when they tip it over. */

@@ -1,9 +1,7 @@
 import { protoFile } from "./files.js";
 import protobuf from "protobufjs";
+import type { Labels } from "./labels.js";
 import type { Scratch } from "./scratch.js";
-
-/** A label set. Objects are created without a prototype so that names such as `__proto__` stay plain keys. */
-export type Labels = Record<string, string>;
 
 export enum SampleKind {
   Unspecified = 0,
@@ -39,6 +37,25 @@ export interface Series {
   previous?: Point;
 }
 
+export type MetricType = "counter" | "gauge" | "histogram" | "summary" | "unknown";
+
+export const METRIC_TYPES: ReadonlySet<string> = new Set<MetricType>([
+  "counter",
+  "gauge",
+  "histogram",
+  "summary",
+  "unknown",
+]);
+
+/** A metric family's type, help and unit (Prometheus' metadata), as OTLP states them. */
+export interface MetricMetadata {
+  /** The family: a histogram's or summary's series name without `_bucket`, `_sum` or `_count`. */
+  name: string;
+  type: MetricType;
+  help: string;
+  unit: string;
+}
+
 export interface Batch {
   tenant: string;
   nodeId: string;
@@ -51,6 +68,8 @@ export interface Batch {
   series: Series[];
   /** The collector's disk buffer opening that numbered the batch (see bifrost.proto); "" from older collectors. */
   incarnation: string;
+  /** Metadata of metric families in `series`; absent when the batch carries none. */
+  metadata?: MetricMetadata[];
 }
 
 /**
@@ -75,23 +94,22 @@ export function batchId(batch: Pick<Batch, "tenant" | "nodeId" | "sequence"> & {
  * Some rows of `batch` as a batch of their own, whose id (a node id suffixed `~part`) is unique to these rows and
  * the same each time they are taken apart alike: dead letters and the pieces a poison batch is written in.
  */
-export function batchPart(batch: Batch, part: string, rows: Pick<Batch, "streams" | "series">): Batch {
-  return { ...batch, nodeId: `${batch.nodeId}~${part}`, streams: rows.streams, series: rows.series };
+export function batchPart(batch: Batch, part: string, rows: Pick<Batch, "streams" | "series" | "metadata">): Batch {
+  return withRows({ ...batch, nodeId: `${batch.nodeId}~${part}` }, rows);
+}
+
+/** `batch` holding only `rows`: its metadata too is theirs, so that no piece carries the whole batch's. */
+export function withRows(batch: Batch, rows: Pick<Batch, "streams" | "series" | "metadata">): Batch {
+  const out: Batch = { ...batch, streams: rows.streams, series: rows.series };
+  delete out.metadata;
+  if (rows.metadata && rows.metadata.length > 0) out.metadata = rows.metadata;
+  return out;
 }
 
 /** The node a batch id's node part names: batchPart's pieces are their node's. */
 export function nodeOfPart(nodeId: string): string {
   const tilde = nodeId.indexOf("~");
   return tilde < 0 ? nodeId : nodeId.slice(0, tilde);
-}
-
-/** The metadata of an entry that has none, shared: receivers make millions of such entries. */
-export const NO_LABELS: Labels = Object.freeze(Object.create(null));
-
-export function labelsOf(entries: Iterable<readonly [string, string]>): Labels {
-  const labels: Labels = Object.create(null);
-  for (const [name, value] of entries) labels[name] = value;
-  return labels;
 }
 
 const root = protobuf.loadSync(protoFile("bifrost.proto"));
@@ -122,6 +140,7 @@ interface WireBatch {
   }[];
   series: { name: string; labels: WireLabel[]; kind: number; points: WirePoint[]; previous?: WirePoint | null }[];
   incarnation: string;
+  metadata: { name: string; type: string; help: string; unit: string }[];
 }
 
 const TWO_32 = 4294967296;
@@ -179,6 +198,7 @@ export function encodeBatchMessage(batch: Batch, into?: Scratch): Uint8Array {
       ...(series.previous ? { previous: series.previous } : {}),
     })),
     ...(batch.incarnation === "" ? {} : { incarnation: batch.incarnation }),
+    metadata: batch.metadata ?? [],
   } as unknown as protobuf.Message).finish();
   return encodeStreams(batch.streams, head, series, into);
 }
@@ -230,6 +250,11 @@ export function entryBytes(entry: LogEntry): number {
 
 /** Most bytes a Point message takes in a series (tag and length included): an int64 varint and a double. */
 export const POINT_MAX_BYTES = 2 + 11 + 9;
+
+/** A metric family's metadata as a batch carries it (tag and length included). */
+export function metadataBytes(m: MetricMetadata): number {
+  return fieldBytes([m.name, m.type, m.help, m.unit].reduce((n, text) => n + fieldBytes(Buffer.byteLength(text)), 0));
+}
 
 /** Most bytes a series takes in a batch (tag and length included): what protobufjs writes, points at their largest. */
 export function seriesBytes(series: Series): number {
@@ -336,5 +361,15 @@ export function decodeBatchMessage(bytes: Uint8Array): Batch {
       ...(series.previous ? { previous: fromWirePoint(series.previous) } : {}),
     })),
     incarnation: wire.incarnation,
+    ...(wire.metadata.length > 0
+      ? {
+          metadata: wire.metadata.map((m) => ({
+            name: m.name,
+            type: (METRIC_TYPES.has(m.type) ? m.type : "unknown") as MetricType,
+            help: m.help,
+            unit: m.unit,
+          })),
+        }
+      : {}),
   };
 }

@@ -1,4 +1,5 @@
-import { type Batch, INCARNATION, type Labels, type LogStream, NO_LABELS, type Series } from "./batch.js";
+import { type Batch, INCARNATION, type LogStream, METRIC_TYPES, type MetricMetadata, type Series } from "./batch.js";
+import { type Labels, NO_LABELS } from "./labels.js";
 
 /** Limits on what a batch may carry; the collector enforces them at ingest and the aggregator again. */
 export interface BatchLimits {
@@ -16,6 +17,7 @@ export type ValidationReason =
   | "label_name_too_long"
   | "label_value_too_long"
   | "invalid_metric_name"
+  | "invalid_metadata"
   | "line_too_long"
   | "timestamp_out_of_range";
 
@@ -29,6 +31,11 @@ export class ValidationError extends Error {
   }
 }
 
+/** The longest help text of a metric family; receivers cut longer ones here. */
+export const MAX_HELP_BYTES = 4096;
+/** The longest unit of a metric family (Prometheus units are words: `bytes_per_second`). */
+export const MAX_UNIT_BYTES = 256;
+
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 
@@ -39,13 +46,17 @@ const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 export const STORABLE_MS = { min: 0, max: 2 ** 32 * 1000 };
 export const STORABLE_NS = { min: 0n, max: BigInt(STORABLE_MS.max) * 1_000_000n };
 
+/**
+ * Labels Loki's ingestion adds (common/ingest-defaults.ts) do not count against max_labels, as Loki's validator
+ * leaves `service_name` out and adds `detected_level` after it: adding them never refuses what was accepted.
+ */
+const UNCOUNTED_LABELS = ["service_name", "detected_level"];
+
 export function checkLabels(labels: Labels, limits: BatchLimits, where: string): void {
   const names = Object.keys(labels);
-  if (names.length > limits.max_labels) {
-    throw new ValidationError(
-      "too_many_labels",
-      `${where} has ${names.length} labels, the limit is ${limits.max_labels}`,
-    );
+  const counted = names.length - UNCOUNTED_LABELS.filter((name) => labels[name] !== undefined).length;
+  if (counted > limits.max_labels) {
+    throw new ValidationError("too_many_labels", `${where} has ${counted} labels, the limit is ${limits.max_labels}`);
   }
   for (const name of names) {
     if (!LABEL_NAME.test(name))
@@ -116,7 +127,11 @@ export interface RefusedRows {
  * A batch without tenant or node, or with an invalid incarnation, is refused whole.
  */
 export function screenBatch(batch: Batch, limits: BatchLimits): { valid: Batch; refused: RefusedRows[] } {
-  const empty = (): Batch => ({ ...batch, streams: [], series: [] });
+  const empty = (): Batch => {
+    const rows: Batch = { ...batch, streams: [], series: [] };
+    delete rows.metadata;
+    return rows;
+  };
   if (batch.tenant === "" || batch.nodeId === "")
     return {
       valid: empty(),
@@ -189,7 +204,26 @@ export function screenBatch(batch: Batch, limits: BatchLimits): { valid: Batch; 
     if (kept.points.length === series.points.length) valid.series.push(series);
     else if (kept.points.length > 0) valid.series.push(kept);
   });
+  for (const metadata of batch.metadata ?? []) {
+    try {
+      checkMetadata(metadata);
+      (valid.metadata ??= []).push(metadata);
+    } catch (err) {
+      (refuse(err).metadata ??= []).push(metadata);
+    }
+  }
   return { valid, refused: [...refused.values()] };
+}
+
+/** A metric family's metadata: a Prometheus name, a known type, help and unit within their bounds. */
+export function checkMetadata(m: MetricMetadata): void {
+  const where = `metadata of ${JSON.stringify(m.name.slice(0, 100))}`;
+  if (!METRIC_NAME.test(m.name)) throw new ValidationError("invalid_metadata", `${where}: not a valid metric name`);
+  if (!METRIC_TYPES.has(m.type)) throw new ValidationError("invalid_metadata", `${where}: unknown type ${m.type}`);
+  if (Buffer.byteLength(m.help) > MAX_HELP_BYTES)
+    throw new ValidationError("invalid_metadata", `${where}: help longer than ${MAX_HELP_BYTES} bytes`);
+  if (Buffer.byteLength(m.unit) > MAX_UNIT_BYTES)
+    throw new ValidationError("invalid_metadata", `${where}: unit longer than ${MAX_UNIT_BYTES} bytes`);
 }
 
 function appendEntry(rows: Batch, labels: Labels, entry: LogStream["entries"][number]): void {

@@ -6,7 +6,8 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { Batcher } from "../collector/buffer/batcher.js";
 import { Wal, WalFullError, type WalOptions } from "../collector/buffer/wal.js";
-import { labelsOf, type LogStream, SampleKind, type Series } from "../proto/batch.js";
+import { type LogStream, SampleKind, type Series } from "../proto/batch.js";
+import { labelsOf } from "../proto/labels.js";
 import { decodeBatch } from "../proto/codec.js";
 
 function wal(overrides: Partial<WalOptions> = {}): Wal {
@@ -183,6 +184,35 @@ describe("batcher", () => {
       { timeUnixMs: 1000, value: 5 },
       "the rejected batch did not move it",
     );
+    log.close();
+  });
+
+  it("sends a metric family's metadata with its first batch, again when it changes or is old, not with every batch", async () => {
+    const log = wal();
+    let resendMs = 600_000;
+    const batcher = new Batcher({
+      node,
+      wal: log,
+      maxEntries: 1,
+      maxBytes: 1 << 20,
+      maxAgeMs: 10,
+      maxBatchBytes: 3 << 20,
+      get metadataResendMs() {
+        return resendMs;
+      },
+    });
+    const requests = (help: string) => ({ name: "requests_total", type: "counter" as const, help, unit: "" });
+    const send = async (metadata: ReturnType<typeof requests>[], tenant = "acme") => {
+      await batcher.add(tenant, { series: [counter([[1, 1]])], metadata });
+      const records = log.read(1000);
+      return decodeBatch(records[records.length - 1]!.payload).metadata;
+    };
+    assert.deepEqual(await send([requests("Requests")]), [requests("Requests")]);
+    assert.equal(await send([requests("Requests")]), undefined, "unchanged: not again");
+    assert.deepEqual(await send([requests("Requests")], "other"), [requests("Requests")], "per tenant");
+    assert.deepEqual(await send([requests("Requests served")]), [requests("Requests served")], "changed");
+    resendMs = 0;
+    assert.deepEqual(await send([requests("Requests served")]), [requests("Requests served")], "old enough");
     log.close();
   });
 });

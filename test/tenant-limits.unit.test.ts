@@ -9,13 +9,15 @@ import { Batcher } from "../collector/buffer/batcher.js";
 import { lokiReceiver } from "../collector/receivers/loki.js";
 import { TenantRateLimiter } from "../common/rate-limit.js";
 import { otlpHttpRoutes } from "../collector/receivers/otlp-http.js";
+import { otlpMetricsOptions } from "../collector/receivers/otlp-metrics.js";
 import { Wal } from "../collector/buffer/wal.js";
 import { Authenticator } from "../common/auth.js";
 import { configSchema, loadConfig } from "../config.js";
 import { admissionFromConfig, contractFromConfig } from "../common/ingest-contract.js";
 import { TenantLimits } from "../common/limits.js";
 import { createLogger } from "../common/log.js";
-import { labelsOf, SampleKind } from "../proto/batch.js";
+import { SampleKind } from "../proto/batch.js";
+import { labelsOf } from "../proto/labels.js";
 import { lokiRoutes } from "../query/loki/api.js";
 import { prometheusRoutes } from "../query/promql/api.js";
 import { DuckDBStore } from "../storage/duckdb.js";
@@ -77,7 +79,13 @@ function collectorApp(): Hono {
     admission: admissionFromConfig(config.collector.limits),
   };
   lokiReceiver(app, { batcher, ...parts, maxBodyBytes: 1 << 20, rate });
-  otlpHttpRoutes(app, { batcher, ...parts, maxBodyBytes: 1 << 20, rate });
+  otlpHttpRoutes(app, {
+    batcher,
+    ...parts,
+    maxBodyBytes: 1 << 20,
+    rate,
+    metrics: otlpMetricsOptions(config.collector.otlp),
+  });
   return app;
 }
 

@@ -1,15 +1,17 @@
+import type { IngestDefaults } from "../../common/ingest-defaults.js";
 import {
   entryBytes,
   labelsBytes,
-  type Labels,
   type LogStream,
+  metadataBytes,
+  type MetricMetadata,
   type Point,
   POINT_MAX_BYTES,
   type Series,
   seriesBytes,
 } from "../../proto/batch.js";
+import { type Labels, persistedLabelsText } from "../../proto/labels.js";
 import { CodecError, decodeBatch, encodeBatch } from "../../proto/codec.js";
-import { labelsText } from "../../storage/fingerprint.js";
 import { batchHeadBytes, collectorLabels, withAddedLabels } from "../../common/ingest-contract.js";
 import type { BatchRecord } from "../../common/transport.js";
 import { type Wal, WalFullError } from "./wal.js";
@@ -26,6 +28,8 @@ const STREAM_FIELD_BYTES = 6;
 export interface BatcherOptions {
   node: NodeIdentity;
   wal: Wal;
+  /** Loki's `service_name` and `detected_level`, added to every log stream before its node labels. */
+  ingestDefaults?: IngestDefaults;
   /** A batch is written once it holds this many entries and samples... */
   maxEntries: number;
   /** ...or this many bytes of lines... */
@@ -39,12 +43,15 @@ export interface BatcherOptions {
   maxBatchBytes: number;
   /** Series whose last sample is remembered for the next batch's Series.previous (oldest forgotten first). */
   maxTrackedSeries?: number;
+  /** A metric family's metadata is sent again after this long even when unchanged (10 minutes). */
+  metadataResendMs?: number;
   onWritten?: (info: { sequence: number; tenant: string; entries: number; samples: number; bytes: number }) => void;
 }
 
 interface Pending {
   streams: LogStream[];
   series: Series[];
+  metadata: Map<string, MetricMetadata>;
   entries: number;
   bytes: number;
   /** Bytes of the rows as encoded, added labels included. */
@@ -65,18 +72,25 @@ export class Batcher {
   private readonly pending = new Map<string, Pending>();
   private readonly lastPoints = new Map<string, Point>();
   private readonly added: Labels;
+  /** Metadata as last written per tenant and family, and when: unchanged metadata is not sent with every batch. */
+  private readonly sentMetadata = new Map<string, { text: string; atMs: number }>();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: BatcherOptions) {
     this.added = collectorLabels(options.node);
   }
 
-  add(tenant: string, data: { streams?: LogStream[]; series?: Series[] }): Promise<void> {
-    const streams = (data.streams ?? []).map((stream) => ({
-      labels: withAddedLabels(stream.labels, this.added),
-      entries: stream.entries,
-    }));
+  add(tenant: string, data: { streams?: LogStream[]; series?: Series[]; metadata?: MetricMetadata[] }): Promise<void> {
+    const streams = (data.streams ?? []).map((received) => {
+      const stream = this.options.ingestDefaults?.apply(received) ?? received;
+      return { labels: withAddedLabels(stream.labels, this.added), entries: stream.entries };
+    });
     const series = (data.series ?? []).map((one) => ({ ...one, labels: withAddedLabels(one.labels, this.added) }));
+    const resendMs = this.options.metadataResendMs ?? 600_000;
+    const metadata = (data.metadata ?? []).filter((m) => {
+      const sent = this.sentMetadata.get(`${tenant}\u0000${m.name}`);
+      return sent?.text !== JSON.stringify(m) || Date.now() - sent.atMs >= resendMs;
+    });
     let encoded = 0;
     for (const stream of streams) {
       encoded += labelsBytes(stream.labels) + STREAM_FIELD_BYTES;
@@ -84,17 +98,28 @@ export class Batcher {
     }
     // Each series may get its previous sample when written.
     for (const one of series) encoded += seriesBytes(one) + POINT_MAX_BYTES;
+    for (const m of metadata) encoded += metadataBytes(m);
     const room = this.room();
     if ((this.pending.get(tenant)?.encoded ?? 0) + encoded > room) this.write(tenant);
-    if (encoded > room) return this.writeSplit(tenant, streams, series, room);
+    if (encoded > room) return this.writeSplit(tenant, { streams, series, metadata }, room);
 
     let pending = this.pending.get(tenant);
     if (!pending) {
-      pending = { streams: [], series: [], entries: 0, bytes: 0, encoded: 0, waiters: [], since: Date.now() };
+      pending = {
+        streams: [],
+        series: [],
+        metadata: new Map(),
+        entries: 0,
+        bytes: 0,
+        encoded: 0,
+        waiters: [],
+        since: Date.now(),
+      };
       this.pending.set(tenant, pending);
     }
     pending.streams.push(...streams);
     pending.series.push(...series);
+    for (const m of metadata) pending.metadata.set(m.name, m);
     pending.encoded += encoded;
     for (const stream of streams) {
       pending.entries += stream.entries.length;
@@ -117,8 +142,8 @@ export class Batcher {
    * them, or none when the disk buffer has no room for all (WalFullError), so that a sender told to retry
    * finds none of its data already stored.
    */
-  private writeSplit(tenant: string, streams: LogStream[], series: Series[], room: number): Promise<void> {
-    const chunks = splitRows(streams, series, room);
+  private writeSplit(tenant: string, rows: Rows, room: number): Promise<void> {
+    const chunks = splitRows(rows, room);
     const head = batchHeadBytes(this.options.node);
     const frames = chunks.reduce((n, chunk) => n + frameBound(head + chunk.encoded), 0);
     if (!this.options.wal.hasRoom(frames, chunks.length))
@@ -126,7 +151,7 @@ export class Batcher {
         new WalFullError(`disk buffer full: no room for the ${chunks.length} batches of a request of ${frames} bytes`),
       );
     try {
-      for (const chunk of chunks) this.writeRows(tenant, chunk.streams, chunk.series);
+      for (const chunk of chunks) this.writeRows(tenant, chunk);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -156,7 +181,7 @@ export class Batcher {
   }
 
   private seriesKey(tenant: string, series: Series): string {
-    return `${tenant}\u0000${series.name}${labelsText(series.labels)}`;
+    return `${tenant}\u0000${series.name}${persistedLabelsText(series.labels)}`;
   }
 
   /** Writes every pending batch now. */
@@ -171,7 +196,11 @@ export class Batcher {
     if (!pending) return;
     this.pending.delete(tenant);
     try {
-      this.writeRows(tenant, pending.streams, pending.series);
+      this.writeRows(tenant, {
+        streams: pending.streams,
+        series: pending.series,
+        metadata: [...pending.metadata.values()],
+      });
       for (const waiter of pending.waiters) waiter.resolve();
     } catch (err) {
       for (const waiter of pending.waiters) waiter.reject(err);
@@ -179,7 +208,7 @@ export class Batcher {
   }
 
   /** Writes one batch of these rows to the disk buffer; throws the disk buffer's error. */
-  private writeRows(tenant: string, streams: LogStream[], pendingSeries: Series[]): void {
+  private writeRows(tenant: string, { streams, series: pendingSeries, metadata }: Rows): void {
     const { node, wal } = this.options;
     // Remembered only once the batch is written: a rejected batch is sent again and must start from the same point.
     const newestPoints: [string, Point][] = [];
@@ -201,9 +230,17 @@ export class Batcher {
         createdUnixNano: BigInt(Date.now()) * 1_000_000n,
         streams,
         series,
+        ...(metadata.length > 0 ? { metadata } : {}),
       }),
     );
     for (const [key, point] of newestPoints) this.remember(key, point);
+    for (const m of metadata) {
+      const key = `${tenant}\u0000${m.name}`;
+      this.sentMetadata.delete(key);
+      this.sentMetadata.set(key, { text: JSON.stringify(m), atMs: Date.now() });
+      if (this.sentMetadata.size > (this.options.maxTrackedSeries ?? 100_000))
+        this.sentMetadata.delete(this.sentMetadata.keys().next().value!);
+    }
     const samples = series.reduce((n, s) => n + s.points.length, 0);
     this.options.onWritten?.({
       sequence,
@@ -234,20 +271,25 @@ function frameBound(bytes: number): number {
   return Math.ceil(bytes + bytes / 255) + 64 + 20;
 }
 
-interface Chunk {
+/** What one batch holds besides its own fields. */
+interface Rows {
   streams: LogStream[];
   series: Series[];
+  metadata: MetricMetadata[];
+}
+
+interface Chunk extends Rows {
   encoded: number;
 }
 
 /** Rows cut into consecutive chunks of at most `room` bytes encoded, in order; a stream or series spans chunks when it must. */
-function splitRows(streams: LogStream[], series: Series[], room: number): Chunk[] {
+function splitRows({ streams, series, metadata }: Rows, room: number): Chunk[] {
   const chunks: Chunk[] = [];
-  let chunk: Chunk = { streams: [], series: [], encoded: 0 };
+  let chunk: Chunk = { streams: [], series: [], metadata: [], encoded: 0 };
   const fits = (bytes: number) => chunk.encoded + bytes <= room || chunk.encoded === 0;
   const next = () => {
     chunks.push(chunk);
-    chunk = { streams: [], series: [], encoded: 0 };
+    chunk = { streams: [], series: [], metadata: [], encoded: 0 };
   };
   for (const stream of streams) {
     const head = labelsBytes(stream.labels) + STREAM_FIELD_BYTES;
@@ -283,6 +325,12 @@ function splitRows(streams: LogStream[], series: Series[], room: number): Chunk[
       part.points.push(point);
       chunk.encoded += POINT_MAX_BYTES;
     }
+  }
+  for (const m of metadata) {
+    const size = metadataBytes(m);
+    if (!fits(size)) next();
+    chunk.metadata.push(m);
+    chunk.encoded += size;
   }
   if (chunk.encoded > 0) chunks.push(chunk);
   return chunks;

@@ -1,5 +1,6 @@
 import protobuf from "protobufjs";
-import { labelsOf, type Labels, type LogStream, NO_LABELS } from "../batch.js";
+import { type LogStream } from "../batch.js";
+import { labelsOf, type Labels, NO_LABELS } from "../labels.js";
 import { protoFile } from "../files.js";
 import { LabelSetError, parseLabelSet } from "./labelset.js";
 

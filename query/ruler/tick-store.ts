@@ -1,10 +1,13 @@
-import type { Labels, Series } from "../../proto/batch.js";
+import type { Series } from "../../proto/batch.js";
 import type {
   AppendResult,
   LabelMatcher,
   LogBatch,
   LogCountSelect,
+  LogVolumeSelect,
   LogSelect,
+  MetadataBatch,
+  MetadataSelect,
   RollupBatch,
   RollupSelect,
   SampleBatch,
@@ -13,8 +16,8 @@ import type {
   SeriesSelect,
   Store,
 } from "../../storage/store.js";
-import { compileMatcher } from "../logql/stages/label-filter.js";
-import { labelsKey } from "../engine/labels.js";
+import { compileMatcher } from "../matchers.js";
+import { labelsKey, type Labels } from "../../proto/labels.js";
 
 // The store as the rules evaluated at one time see it. A thousand rules over a handful of metrics would otherwise
 // send a thousand queries to the store every interval; here the samples of each metric name are read once per
@@ -108,6 +111,12 @@ export class TickStore implements Store {
   appendRollups(batches: RollupBatch[]): Promise<AppendResult> {
     return this.store.appendRollups(batches);
   }
+  appendMetadata(batches: MetadataBatch[]): Promise<void> {
+    return this.store.appendMetadata(batches);
+  }
+  metricMetadata(select: MetadataSelect) {
+    return this.store.metricMetadata(select);
+  }
   series(select: SeriesSelect): Promise<Labels[]> {
     return this.store.series(select);
   }
@@ -122,6 +131,9 @@ export class TickStore implements Store {
   }
   countLogs(select: LogCountSelect) {
     return this.store.countLogs(select);
+  }
+  logVolume(select: LogVolumeSelect) {
+    return this.store.logVolume(select);
   }
   selectRollups(select: RollupSelect) {
     return this.store.selectRollups(select);

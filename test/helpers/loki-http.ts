@@ -41,7 +41,7 @@ export async function startLokiHttp(store: Store): Promise<LokiHttp> {
     limits: config.query.limits,
     pushLimits: config.collector.limits,
     push: {
-      sink: storePushSink(store),
+      sink: storePushSink(store, config.collector.limits),
       contract: contractFromConfig(config, undefined, "stored"),
       admission: admissionFromConfig(config.collector.limits),
     },

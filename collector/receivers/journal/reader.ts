@@ -4,12 +4,13 @@ import type { Readable } from "node:stream";
 import { Counter, Gauge, type Registry } from "prom-client";
 import type { TenantLimits } from "../../../common/limits.js";
 import type { Logger } from "../../../common/log.js";
-import { labelsOf, type Labels, type LogEntry, NO_LABELS } from "../../../proto/batch.js";
+import { type LogEntry } from "../../../proto/batch.js";
+import { labelsOf, type Labels, NO_LABELS } from "../../../proto/labels.js";
 import type { BatchLimits } from "../../../proto/validate.js";
 import type { Batcher } from "../../buffer/batcher.js";
 import { type IntakeLimits, OrderedIntake, screen, StreamGroups } from "../intake.js";
 import type { TenantRateLimiter } from "../../../common/rate-limit.js";
-import { writeFileAtomic } from "../files/positions.js";
+import { writeFileAtomic } from "../../../common/atomic-file.js";
 import { SEVERITIES } from "../syslog/parse.js";
 import { type JournalConfig, JOURNAL_LABEL_FIELDS } from "./config.js";
 
