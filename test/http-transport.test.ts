@@ -182,7 +182,8 @@ describe("HTTP transport: collector -> aggregator -> ClickHouse", () => {
     };
     const expected = () =>
       Array.from({ length: sent }, (_, i) => ({
-        labels: { app: "checkout", node: NODE },
+        // `service_name` from `app`, as Loki's discover_service_name adds it.
+        labels: { app: "checkout", node: NODE, service_name: "checkout" },
         ns: T0_NS + BigInt(i),
         line: `line ${i}`,
       }));

@@ -139,9 +139,11 @@ describe("systemd journal input", { skip }, () => {
       level: "err",
       syslog_identifier: "edge-app",
       transport: "journal",
+      // Loki's ingestion defaults: none of discover_service_name's labels, and the level label's level.
+      service_name: "unknown_service",
       node: "local",
     });
-    assert.deepEqual(got[0]!.metadata, { pid: "42", comm: "app" });
+    assert.deepEqual(got[0]!.metadata, { pid: "42", comm: "app", detected_level: "error" });
     assert.equal(got[0]!.ns, T0 * 1000n, "__REALTIME_TIMESTAMP, in nanoseconds");
     assert.deepEqual(
       { level: got[2]!.labels.level, transport: got[2]!.labels.transport, unit: got[2]!.labels.unit },
