@@ -1,5 +1,6 @@
 import type { Labels, LogStream, Point, Series } from "../proto/batch.js";
 import { CodecError, decodeBatch, encodeBatch } from "../proto/codec.js";
+import { isStaleMarker } from "../proto/staleness.js";
 import { labelsText } from "../storage/fingerprint.js";
 import type { Wal, WalRecord } from "./wal.js";
 
@@ -159,9 +160,10 @@ export class Batcher {
   }
 }
 
+/** The newest sample that is a value: a staleness marker is no start for the next counter increase. */
 function newestPoint(points: Point[]): Point | undefined {
   return points.reduce<Point | undefined>(
-    (a, p) => (a === undefined || p.timeUnixMs >= a.timeUnixMs ? p : a),
+    (a, p) => ((a === undefined || p.timeUnixMs >= a.timeUnixMs) && !isStaleMarker(p.value) ? p : a),
     undefined,
   );
 }

@@ -27,8 +27,8 @@ export class ValidationError extends Error {
   }
 }
 
-const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
-const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+export const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+export const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 
 export function checkLabels(labels: Labels, limits: BatchLimits, where: string): void {
   const names = Object.keys(labels);

@@ -5,6 +5,7 @@ import { type ClickHouseClient, ClickHouseError, ClickHouseLogLevel, createClien
 import type { Labels, LogStream } from "../proto/batch.js";
 import type { Logger } from "../common/log.js";
 import { type EncodedLogBatch, encodeLogBatch, LOG_COLUMNS } from "./log-rowbinary.js";
+import { SAMPLE_COLUMNS, sampleRowBinary } from "./sample-rowbinary.js";
 import { MIGRATIONS } from "./migrations.js";
 import { INEXACT_BOUND } from "./rows.js";
 import type { Retention } from "./schema.js";
@@ -282,7 +283,7 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
     partition: { expr: string; of: (row: Row) => string },
     time: { column: string; toSql: (params: Params, row: Row) => string },
     batches: { id: string; rows: Row[] }[],
-    toColumns: (row: Row) => Record<string, unknown>,
+    encode: (rows: Row[]) => { format: string; body: Uint8Array[] },
   ): Promise<AppendResult> {
     // A batch listed twice in one call is written once; the second copy counts as a duplicate.
     const unique = new Map<string, { id: string; rows: Row[] }>();
@@ -318,8 +319,10 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
         inserted.push(...missing);
       }
       const token = `${table}:${[...new Set(inserted.map((r) => r.batchId))].sort().join(",")}`;
-      if (inserted.length > 0)
-        await this.insertOnce(table, "FORMAT JSONEachRow", jsonEachRow(inserted.map(toColumns)), token);
+      if (inserted.length > 0) {
+        const { format, body } = encode(inserted);
+        await this.insertOnce(table, format, body, token);
+      }
       return { inserted, written, duplicates };
     });
     await this.indexStreams("metrics", streamSpans(inserted));
@@ -418,13 +421,8 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
       { expr: "toDate(timestamp)", of: (row) => dayOfMs(row.timeMs) },
       { column: "timestamp", toSql: (params, row) => `fromUnixTimestamp64Milli(${params.bind(row.timeMs, "Int64")})` },
       batches.map((batch) => ({ id: batch.id, rows: sampleRows(batch) })),
-      (row) => ({
-        tenant: row.tenant,
-        fingerprint: row.fingerprint,
-        timestamp: msText(row.timeMs),
-        value: floatValue(row.value),
-        batch_id: row.batchId,
-      }),
+      // RowBinary rather than JSON: it carries a NaN's bits, which a staleness marker is made of.
+      (rows) => ({ format: `(${SAMPLE_COLUMNS.join(", ")}) FORMAT RowBinary`, body: [sampleRowBinary(rows)] }),
     );
   }
 
@@ -437,19 +435,24 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
         toSql: (params, row) => `toDateTime(${params.bind(Math.floor(row.timeMs / 1000), "Int64")})`,
       },
       batches.map((batch) => ({ id: batch.id, rows: rollupRows(batch) })),
-      (row) => ({
-        tenant: row.tenant,
-        resolution: row.resolution,
-        fingerprint: row.fingerprint,
-        bucket: Math.floor(row.timeMs / 1000),
-        min: floatValue(row.min),
-        max: floatValue(row.max),
-        sum: floatValue(row.sum),
-        count: row.count,
-        last: floatValue(row.last),
-        last_time: msText(row.lastTimeMs),
-        increase: floatValue(row.increase),
-        batch_id: row.batchId,
+      (rows) => ({
+        format: "FORMAT JSONEachRow",
+        body: jsonEachRow(
+          rows.map((row) => ({
+            tenant: row.tenant,
+            resolution: row.resolution,
+            fingerprint: row.fingerprint,
+            bucket: Math.floor(row.timeMs / 1000),
+            min: floatValue(row.min),
+            max: floatValue(row.max),
+            sum: floatValue(row.sum),
+            count: row.count,
+            last: floatValue(row.last),
+            last_time: msText(row.lastTimeMs),
+            increase: floatValue(row.increase),
+            batch_id: row.batchId,
+          })),
+        ),
       }),
     );
   }

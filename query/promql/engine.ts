@@ -22,12 +22,13 @@ import {
 import { compareLabels, labelsKey } from "../engine/labels.js";
 import type { ArithmeticOp, ComparisonOp } from "../engine/vector.js";
 import { answerFromRollups, ROLLUP_FUNCTIONS } from "./rollups.js";
+import { isStaleMarker } from "../../proto/staleness.js";
 import { aggregate, labelReplace, scalarBinary, sortVector, vectorBinary, vectorScalar } from "./vector-ops.js";
 
 // Evaluates a PromQL expression the way Prometheus 3 does: every step on its own, an instant selector taking the
-// newest sample in (t - lookback, t], a range selector the samples in (t - range, t], a subquery its expression at
-// the multiples of its step in (t - range, t]. Each selector's samples are read from the store once for the whole
-// query, then sliced per step.
+// newest sample in (t - lookback, t] unless that is a staleness marker, a range selector the samples in
+// (t - range, t] but staleness markers, a subquery its expression at the multiples of its step in (t - range, t].
+// Each selector's samples are read from the store once for the whole query, then sliced per step.
 
 export const DEFAULT_LOOKBACK_MS = 5 * 60_000;
 export const DEFAULT_MAX_SAMPLES = 50_000_000;
@@ -117,7 +118,13 @@ class Evaluator {
 
   /** Reads the samples of every selector in the expression, for all steps at once. */
   async load(expr: Expr): Promise<void> {
-    const selections: { selector: VectorSelector; rangeMs: number; firstMs: number; lastMs: number }[] = [];
+    const selections: {
+      selector: VectorSelector;
+      rangeMs: number;
+      firstMs: number;
+      lastMs: number;
+      matrix: boolean;
+    }[] = [];
     const candidates: { call: Call; matrix: MatrixSelector }[] = [];
     // Each node is evaluated at times in [minMs, maxMs]: the query's, or a subquery's steps below it.
     const walk = (e: Expr, minMs: number, maxMs: number, inSubquery = false): void => {
@@ -131,6 +138,7 @@ class Evaluator {
             rangeMs,
             firstMs: this.referenceTime(selector, minMs),
             lastMs: this.referenceTime(selector, maxMs),
+            matrix: e.kind === "matrix",
           });
           return;
         }
@@ -191,6 +199,7 @@ class Evaluator {
           rangeMs: matrix.rangeMs,
           firstMs: this.referenceTime(matrix.selector, this.startMs),
           lastMs: this.referenceTime(matrix.selector, this.endMs),
+          matrix: true,
         });
         return;
       }
@@ -200,7 +209,7 @@ class Evaluator {
     if (loaded > maxSamples)
       throw new PromqlEvalError("query processing would load too many samples into memory in query execution");
     await Promise.all(
-      selections.map(async ({ selector, rangeMs, firstMs, lastMs }) => {
+      selections.map(async ({ selector, rangeMs, firstMs, lastMs, matrix }) => {
         // The windows are left-open, (ref - range, ref]; the store's ranges are [start, end).
         const found = await this.options.store.selectSamples({
           tenant: this.options.tenant,
@@ -212,9 +221,12 @@ class Evaluator {
         if (loaded > maxSamples)
           throw new PromqlEvalError("query processing would load too many samples into memory in query execution");
         // Prometheus' series sets are sorted by labels; results keep that order unless an operation changes it.
+        // A range selector leaves staleness markers out; an instant one needs them to end a series' lookback.
         this.data.set(
           selector,
-          found.map((s) => ({ labels: s.labels, points: s.points })).sort((a, b) => compareLabels(a.labels, b.labels)),
+          found
+            .map((s) => ({ labels: s.labels, points: matrix ? withoutStaleMarkers(s.points) : s.points }))
+            .sort((a, b) => compareLabels(a.labels, b.labels)),
         );
       }),
     );
@@ -309,7 +321,7 @@ class Evaluator {
       const index = lastAtOrBefore(series.points, ref);
       if (index < 0) continue;
       const point = series.points[index]!;
-      if (point.timeMs <= ref - this.lookbackMs) continue;
+      if (point.timeMs <= ref - this.lookbackMs || isStaleMarker(point.value)) continue;
       out.push({ labels: series.labels, value: point.value, timeMs: point.timeMs });
     }
     return out;
@@ -458,4 +470,8 @@ function lastAtOrBefore(points: Point[], timeMs: number): number {
     else hi = mid;
   }
   return lo - 1;
+}
+
+function withoutStaleMarkers(points: Point[]): Point[] {
+  return points.some((p) => isStaleMarker(p.value)) ? points.filter((p) => !isStaleMarker(p.value)) : points;
 }
