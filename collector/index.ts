@@ -90,6 +90,18 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
   const actions = collectorActions(runtime, batcher);
   const onRejected = (reason: string) => metrics.rejected.inc({ reason });
   const otlpHttp = c.otlp.http_enabled ? await import("./receivers/otlp-http.js") : undefined;
+  const scrape =
+    c.scrape.scrape_configs.length > 0
+      ? new (await import("./receivers/scrape.js")).ScrapeManager({
+          config: c.scrape,
+          defaultTenant: c.default_tenant,
+          limits: c.limits,
+          tenantLimits,
+          batcher,
+          registry: runtime.registry,
+          log: log.child({ input: "scrape" }),
+        })
+      : undefined;
   const otlp: OtlpReceiverOptions = {
     batcher,
     limits: c.limits,
@@ -111,6 +123,7 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
       onRejected,
     });
     if (otlpHttp) otlpHttp.otlpHttpRoutes(http.app, { ...otlp, maxBodyBytes: c.limits.max_body_bytes });
+    scrape?.route(http.app);
     http.addReadiness("disk buffer", () =>
       wal.bytes() + (c.batch.max_bytes + 4096) > c.wal.max_bytes && c.wal.when_full === "block"
         ? "disk buffer full"
@@ -140,6 +153,7 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
   gauges.unref();
   const inputs = startInputs({ config: c, batcher, registry: runtime.registry, log, ownLogs: runtime.ownLogs });
   shipper.start();
+  scrape?.start();
   actions?.start(running.address.url);
   return {
     ...running,
@@ -148,6 +162,7 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
       clearInterval(gauges);
       await Promise.all([running.stop(), grpc?.stop()]);
       actions?.stop();
+      await scrape?.stop();
       await inputs.stop();
       batcher.flush();
       await shipper.stop();

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { parseDocument } from "yaml";
 import { z } from "zod";
+import { scrapeSchema } from "../collector/receivers/scrape-config.js";
 
 // The configuration file is YAML with snake_case keys, as Loki's and Prometheus's are. Every key has a default,
 // so an empty file (or none) is a working single-machine setup. Precedence: defaults < file < environment.
@@ -447,6 +448,7 @@ function buildSchemas() {
           .default("fake")
           .describe("tenant of pushes without X-Scope-OrgID, as in Loki"),
         ...collectorInputs,
+        scrape: scrapeSchema(),
         wal: z
           .strictObject({
             dir: z.string().min(1).default(".bifrost/wal").describe("directory of the disk buffer"),
