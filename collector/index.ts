@@ -90,6 +90,7 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
   const actions = collectorActions(runtime, batcher);
   const onRejected = (reason: string) => metrics.rejected.inc({ reason });
   const otlpHttp = c.otlp.http_enabled ? await import("./receivers/otlp-http.js") : undefined;
+  const remoteWrite = c.remote_write.enabled ? await import("./receivers/remote-write.js") : undefined;
   const scrape =
     c.scrape.scrape_configs.length > 0
       ? new (await import("./receivers/scrape.js")).ScrapeManager({
@@ -124,6 +125,18 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
     });
     if (otlpHttp) otlpHttp.otlpHttpRoutes(http.app, { ...otlp, maxBodyBytes: c.limits.max_body_bytes });
     scrape?.route(http.app);
+    remoteWrite?.remoteWriteRoute(http.app, {
+      batcher,
+      limits: c.limits,
+      tenantLimits,
+      rate,
+      maxBodyBytes: c.limits.max_body_bytes,
+      onAccepted: (tenant, samples) => metrics.samples.inc({ tenant }, samples),
+      onRejected: (reason, samples) => {
+        metrics.rejected.inc({ reason });
+        if (samples > 0) metrics.samplesRejected.inc({ reason }, samples);
+      },
+    });
     http.addReadiness("disk buffer", () =>
       wal.bytes() + (c.batch.max_bytes + 4096) > c.wal.max_bytes && c.wal.when_full === "block"
         ? "disk buffer full"

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { parseDocument } from "yaml";
 import { z } from "zod";
+import { remoteWriteSchema } from "../collector/receivers/remote-write-config.js";
 import { scrapeSchema } from "../collector/receivers/scrape-config.js";
 
 // The configuration file is YAML with snake_case keys, as Loki's and Prometheus's are. Every key has a default,
@@ -449,6 +450,7 @@ function buildSchemas() {
           .describe("tenant of pushes without X-Scope-OrgID, as in Loki"),
         ...collectorInputs,
         scrape: scrapeSchema(),
+        remote_write: remoteWriteSchema(),
         wal: z
           .strictObject({
             dir: z.string().min(1).default(".bifrost/wal").describe("directory of the disk buffer"),

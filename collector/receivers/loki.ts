@@ -11,6 +11,7 @@ import { type BatchLimits, validateStreams, ValidationError } from "../../proto/
 import type { Batcher } from "../batcher.js";
 import { WalFullError } from "../wal.js";
 import { LabelSetError, parseLabelSet } from "./labelset.js";
+import { snappyLength, uncompressSnappy } from "./snappy-block.js";
 
 // POST /loki/api/v1/push as Loki serves it: JSON (optionally gzip/deflate), or snappy-compressed protobuf
 // (Promtail, Grafana Alloy, Fluent Bit). 204 once the entries are in the disk buffer; 400 with the reason for
@@ -147,26 +148,13 @@ function fromJson(body: unknown): LogStream[] {
   });
 }
 
-/** The length a snappy block declares (its leading varint), read before anything is decompressed. */
-function snappyLength(buf: Buffer): number {
-  let value = 0;
-  for (let i = 0, shift = 0; i < 5 && i < buf.length; i++, shift += 7) {
-    value += (buf[i]! & 0x7f) * 2 ** shift;
-    if ((buf[i]! & 0x80) === 0) return value;
-  }
-  throw new BadRequest("the body is not snappy-compressed protobuf");
-}
-
-// snappy's native module is loaded by the first protobuf push: an edge node fed only JSON pushes and files
-// never holds it in memory.
-let snappy: Promise<typeof import("snappy")> | undefined;
-
 async function fromProtobuf(body: Buffer, maxBytes: number): Promise<LogStream[]> {
-  if (snappyLength(body) > maxBytes) throw new BadRequest(`the decompressed body would exceed ${maxBytes} bytes`);
-  const { uncompressSync } = await (snappy ??= import("snappy"));
+  const length = snappyLength(body);
+  if (length === undefined) throw new BadRequest("the body is not snappy-compressed protobuf");
+  if (length > maxBytes) throw new BadRequest(`the decompressed body would exceed ${maxBytes} bytes`);
   let wire: WirePush;
   try {
-    wire = PushRequest.decode(uncompressSync(body) as Buffer) as unknown as WirePush;
+    wire = PushRequest.decode(await uncompressSnappy(body)) as unknown as WirePush;
   } catch (err) {
     throw new BadRequest(`the body is not a snappy-compressed Loki PushRequest: ${(err as Error).message}`);
   }
