@@ -1,5 +1,5 @@
 import { type FSWatcher, readFileSync, watch } from "node:fs";
-import { dirname, extname } from "node:path";
+import { dirname, extname, isAbsolute } from "node:path";
 import { globSync } from "tinyglobby";
 import { parse as parseYaml } from "yaml";
 import { formatPrometheusDuration, parsePrometheusDuration } from "../../common/prom-duration.js";
@@ -252,7 +252,8 @@ export class FileDiscovery {
   refresh(): void {
     const files = new Set(
       this.patterns.flatMap((pattern) =>
-        globSync(pattern, { absolute: false, onlyFiles: true, expandDirectories: false }).filter((f) =>
+        // A match is named as its pattern is written: absolute, or relative to the working directory.
+        globSync(pattern, { absolute: isAbsolute(pattern), onlyFiles: true, expandDirectories: false }).filter((f) =>
           [".json", ".yml", ".yaml"].includes(extname(f).toLowerCase()),
         ),
       ),
