@@ -47,7 +47,7 @@ http_request_duration_seconds_count 144320
 rpc_duration_seconds{quantile="0.5"} NaN
 rpc_duration_seconds_sum 1.7560473e+07
 rpc_duration_seconds_count 2693
-\t  spaced  {  a = "1" , b="2" c="3",}  -0.5e-3\t
+spaced  {  a = "1" , b="2" c="3",}  -0.5e-3\t
 `;
 
 describe("text exposition format 0.0.4", () => {
@@ -86,9 +86,9 @@ describe("text exposition format 0.0.4", () => {
 
   it("refuses what Prometheus refuses, naming the line", () => {
     const cases: [string, RegExp][] = [
-      ["m 1", /line 1: expected timestamp or new record/],
-      ["# TYPE m counter", /linebreak expected after metadata/],
       ["m\n", /expected value after metric/],
+      ['m{a="1"}', /expected value after metric/],
+      ["m 1\u0000junk\n", /expected timestamp or new record/],
       ["ok 1\nm{a=1} 2\n", /line 2: expected label value/],
       ['m{,a="1"} 1\n', /expected label name/],
       ['m{a="1",,} 1\n', /expected label name/],
@@ -111,11 +111,23 @@ describe("text exposition format 0.0.4", () => {
     assert.throws(() => seriesLabels('m{__name__="x"}'), /not unique/);
   });
 
-  it("lets a last comment end without a newline, stops at NUL, and reads an empty body as no samples", () => {
+  it("lets the last line end without a newline, stops at a NUL that starts a line, reads an empty body as no samples", () => {
     assert.equal(samples("m 1\n# a comment").length, 1);
+    assert.deepEqual(
+      samples("# TYPE m counter\nm 1 5").map((s) => [s.name, s.timestampMs, s.type]),
+      [["m", 5, "counter"]],
+    );
+    assert.equal(samples("# HELP m text").length, 0);
     assert.equal(samples("m 1\n\u0000garbage").length, 1);
     assert.equal(samples("").length, 0);
     assert.equal(samples("\n\n   \n").length, 0);
+  });
+
+  it("keeps blanks before a sample's name in the name, which no scrape accepts, as Prometheus does", () => {
+    const [sample] = samples('\t m{a="1"} 1\n');
+    assert.equal(sample!.name, "\t m");
+    assert.equal(seriesLabels(sample!.series)["__name__"], "\t m");
+    assert.deepEqual({ ...seriesLabels(sample!.series) }, { __name__: "\t m", a: "1" });
   });
 });
 

@@ -198,6 +198,19 @@ describe("scrape loop", () => {
     // Nothing was exposed by the failed scrape, so nothing more is marked when the target is back.
     const back = show((await scrape(2_045_000)).series);
     assert.ok(!back.some((s) => s.includes("stale")), back.join("\n"));
+    // A failing OpenMetrics exposition marks what its scrape did not read before failing, as Prometheus does.
+    target.contentType = "application/openmetrics-text; version=1.0.0";
+    target.body = 'a{x="1"} 1\n# a comment\nb 3\n# EOF\n';
+    try {
+      const broken = await scrape(2_060_000);
+      assert.equal(loop.lastError, 'line 2: a comment other than HELP, TYPE, UNIT or EOF: "# a comment"');
+      assert.deepEqual(
+        show(broken.series).filter((s) => s.includes("stale")),
+        [`b{instance="${address}",job="test"} stale@2060000`],
+      );
+    } finally {
+      target.contentType = "text/plain; version=0.0.4";
+    }
   });
 
   it("fails the whole scrape on a parse error, sample_limit or label_limit, keeping none of it", async () => {

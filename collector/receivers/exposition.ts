@@ -3,8 +3,9 @@ import type { Labels } from "../../proto/batch.js";
 // The two text formats a Prometheus target serves, read as Prometheus 2.42 reads them (model/textparse):
 //
 // - text 0.0.4 (text/plain): spaces and tabs between tokens, blank lines, free comments, an optional trailing
-//   comma (and even a missing comma) between labels, timestamps in integer milliseconds. Every line, the last
-//   included, ends with a newline, except that a comment may end the input.
+//   comma (and even a missing comma) between labels, timestamps in integer milliseconds, the last line's newline
+//   optional. Blanks before a sample's name are part of the name (which the scrape then refuses), and a NUL
+//   where a line starts ends the input, as Prometheus's lexer has it.
 // - OpenMetrics 1.0 (application/openmetrics-text): one space between tokens, no blank lines, no other comments
 //   than HELP, TYPE and UNIT, timestamps in seconds, exemplars after ` # ` on _total and _bucket series, and the
 //   input ends with `# EOF`.
@@ -146,9 +147,9 @@ class Parser {
         if (this.strict) this.fail("data does not end with # EOF");
         return;
       }
+      const lineStart = this.pos;
       this.skipBlanks();
       const c = this.code();
-      // Prometheus's text lexer reads a NUL as the end of the input.
       if (c === -1 || (c === 0 && !this.strict)) return;
       if (c === NEWLINE) {
         if (this.strict) this.fail("unexpected blank line");
@@ -161,7 +162,7 @@ class Parser {
         continue;
       }
       if (!isMetricStart(c)) this.fail("not a valid start token");
-      this.sample();
+      this.sample(lineStart);
     }
   }
 
@@ -203,8 +204,11 @@ class Parser {
     if (!isMetricStart(this.code())) this.fail(`expected metric name after ${keyword}`);
     while (isMetricChar(this.code())) this.pos++;
     const name = body.slice(nameStart, this.pos);
-    const end = body.indexOf("\n", this.pos);
-    if (end < 0) this.fail(this.strict ? `expected text in ${keyword}` : "linebreak expected after metadata");
+    let end = body.indexOf("\n", this.pos);
+    if (end < 0) {
+      if (this.strict) this.fail(`expected text in ${keyword}`);
+      end = body.length;
+    }
     const rest = body.slice(this.pos, end);
     let text: string;
     if (this.strict) {
@@ -224,9 +228,9 @@ class Parser {
     return false;
   }
 
-  private sample(): void {
+  /** A sample line; `start` is where the line starts, blanks before the name included. */
+  private sample(start: number): void {
     const body = this.body;
-    const start = this.pos;
     while (isMetricChar(this.code())) this.pos++;
     const name = body.slice(start, this.pos);
     let seriesEnd = this.pos;
@@ -259,8 +263,8 @@ class Parser {
         if (!Number.isSafeInteger(timestampMs) && BigInt(body.slice(tsStart, this.pos)) > 9223372036854775807n)
           this.fail("timestamp out of range");
         this.skipBlanks();
-        if (this.code() !== NEWLINE) this.fail("expected next entry after timestamp");
-      } else if (c !== NEWLINE) this.fail("expected timestamp or new record");
+        if (this.code() !== NEWLINE && this.code() !== -1) this.fail("expected next entry after timestamp");
+      } else if (c !== NEWLINE && c !== -1) this.fail("expected timestamp or new record");
     }
     this.pos++;
     this.nextLine();
@@ -278,7 +282,7 @@ class Parser {
     const start = this.pos;
     for (;;) {
       const c = this.code();
-      if (c === -1 || c === NEWLINE || c === 32 || (!this.strict && (c === 9 || c === 123))) break;
+      if (c === -1 || c === NEWLINE || c === 32 || (!this.strict && (c === 9 || c === 123 || c === 0))) break;
       this.pos++;
     }
     if (this.pos === start) this.fail(`expected value after ${after}`);
@@ -336,7 +340,7 @@ class Parser {
       this.pos++;
       for (;;) {
         const v = this.code();
-        if (v === -1) this.fail("unterminated label value");
+        if (v === -1 || v === 0) this.fail("unterminated label value");
         this.pos++;
         if (v === 34) break;
         if (v === 92 /* \ */) {
@@ -383,6 +387,7 @@ class Parser {
 export function seriesLabels(series: string): Labels {
   const labels: Labels = Object.create(null);
   let pos = 0;
+  while (isBlank(series.charCodeAt(pos))) pos++;
   while (pos < series.length && isMetricChar(series.charCodeAt(pos))) pos++;
   labels["__name__"] = series.slice(0, pos);
   const brace = series.indexOf("{", pos);

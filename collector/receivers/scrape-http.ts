@@ -26,7 +26,7 @@ export interface ScrapedBody {
 
 /** A job's client: its connection pools and how it authenticates. */
 export class ScrapeClient {
-  private readonly http = new HttpAgent({ keepAlive: true, maxSockets: 4 });
+  private readonly http = new HttpAgent({ keepAlive: true });
   private readonly https: HttpsAgent;
 
   constructor(
@@ -36,7 +36,6 @@ export class ScrapeClient {
     const tls = job.tls_config;
     this.https = new HttpsAgent({
       keepAlive: true,
-      maxSockets: 4,
       ...(tls.ca_file !== undefined ? { ca: readFileSync(tls.ca_file) } : {}),
       ...(tls.cert_file !== undefined ? { cert: readFileSync(tls.cert_file) } : {}),
       ...(tls.key_file !== undefined ? { key: readFileSync(tls.key_file) } : {}),

@@ -177,12 +177,13 @@ export class ScrapeLoop {
       if (!(err instanceof ScrapeHttpError)) throw err;
       error = err.message;
     }
-    let result = this.append(body ?? "", format, timeMs);
+    // An empty exposition (a failed scrape's) is read as text, which, unlike OpenMetrics, may be empty.
+    let result = this.append(body ?? "", body === undefined ? "text" : format, timeMs);
     if (result.error !== undefined) {
       // Nothing of a failed scrape is kept; an empty one marks what is no longer there stale.
       const failed = result;
       result = {
-        ...this.append("", format, timeMs),
+        ...this.append("", "text", timeMs),
         total: failed.total,
         added: failed.added,
         seriesAdded: failed.seriesAdded,

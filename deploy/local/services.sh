@@ -8,7 +8,8 @@
 #   services.sh status                      one line per service
 #   services.sh install                     only download and install (with all: also Debian's prometheus and
 #                                           prometheus-alertmanager, the references of the PromQL and notifier tests,
-#                                           and rsyslog with rsyslog-kafka, the peer of npm run bench:collector)
+#                                           prometheus-node-exporter, the target of the scrape tests, and rsyslog
+#                                           with rsyslog-kafka, the peer of npm run bench:collector)
 #   services.sh install rsyslog             only Debian's rsyslog and rsyslog-kafka
 #   services.sh reset  [kafka|clickhouse]   stop, then delete the data (a fresh broker and engine on the next up)
 #
@@ -79,6 +80,18 @@ install_prometheus() {
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
   else
     say "services: prometheus is not installed (Debian package prometheus); test/promql-prometheus.test.ts will skip"
+  fi
+}
+
+# Not a service either: test/scrape-prometheus.test.ts and npm run bench:collector run their own node_exporter as
+# the scrape target both Prometheus and the collector read. The test skips without it.
+install_node_exporter() {
+  command -v prometheus-node-exporter >/dev/null && return
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    say "services: installing Debian's prometheus-node-exporter (scrape target of the scrape tests)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus-node-exporter >/dev/null
+  else
+    say "services: prometheus-node-exporter is not installed (Debian package); test/scrape-prometheus.test.ts will skip"
   fi
 }
 
@@ -241,7 +254,7 @@ main() {
     install)
       if [[ $target == rsyslog ]]; then install_rsyslog; return; fi
       for s in $(targets "$target"); do "install_$s"; done
-      if [[ $target == all ]]; then install_prometheus; install_alertmanager; install_rsyslog || say "services: npm run bench:collector will lack its peer"; fi
+      if [[ $target == all ]]; then install_prometheus; install_node_exporter; install_alertmanager; install_rsyslog || say "services: npm run bench:collector will lack its peer"; fi
       ;;
     reset) for s in $(targets "$target"); do reset_service "$s"; done ;;
     status) status_of kafka "$kafka_port"; status_of clickhouse "$clickhouse_port" ;;
