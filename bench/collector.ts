@@ -8,6 +8,8 @@ import { Kafka, logLevel } from "kafkajs";
 import protobuf from "protobufjs";
 import { compressSync } from "snappy";
 import { edgeProfile } from "../deploy/edge/profile.js";
+import { type ProcStats, procStats } from "./proc-stats.js";
+import { remoteWriteBench, scrapeBench } from "./prometheus-inputs.js";
 import { decodeBatch } from "../proto/codec.js";
 import { makeBatch } from "../test/helpers/batches.js";
 import {
@@ -28,7 +30,9 @@ import {
 // the collector's broker is a closed port, so shipping costs nothing; the disk buffer uses the default fsync
 // policy `interval`. CPU seconds come from /proc/<pid>/stat and memory from /proc/<pid>/status of the measured
 // process only, so the bench's own clients do not count; lines per CPU second is the per-core figure, the
-// meaningful one on a shared machine (load average reported). Prints one JSON line; progress goes to stderr.
+// meaningful one on a shared machine (load average reported). Then the Prometheus inputs (bench/prometheus-inputs.ts):
+// a scrape of 1,000 targets x 500 series beside Debian's Prometheus, and remote write into the disk buffer.
+// Prints one JSON line; progress goes to stderr.
 
 const LINES = Number(process.env.BENCH_LINES ?? 1_000_000);
 const LINE_BYTES = 200;
@@ -38,30 +42,12 @@ const PUSH_LINES = 2_000;
 const STREAMS_PER_PUSH = 4;
 const STEADY_RATE = 10_000;
 const STEADY_SECONDS = Number(process.env.BENCH_STEADY_SECONDS ?? 20);
-const CLK_TCK = 100;
 const MIB = 1 << 20;
 
 const progress = (message: string) => process.stderr.write(`collector bench: ${message}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const kafka = new Kafka({ clientId: "bifrost-bench", brokers: KAFKA_BROKERS, logLevel: logLevel.NOTHING });
 const root = mkdtempSync(join(tmpdir(), "bifrost-bench-collector-"));
-
-interface ProcStats {
-  cpuSeconds: number;
-  rssBytes: number;
-  peakRssBytes: number;
-}
-
-function procStats(pid: number): ProcStats {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const kib = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(status)![1]) * 1024;
-  return {
-    cpuSeconds: (Number(fields[11]) + Number(fields[12])) / CLK_TCK,
-    rssBytes: kib("VmRSS"),
-    peakRssBytes: kib("VmHWM"),
-  };
-}
 
 /** The input: logfmt access-log lines of LINE_BYTES bytes, the same for every run and for the peer. */
 function inputLines(): string[] {
@@ -501,6 +487,8 @@ const peerKafka = await rsyslogToKafka();
 const steadyOurs = await steadyCollector(false);
 const steadyEdge = await steadyCollector(true);
 const steadyPeer = await steadyRsyslog();
+const remoteWrite = await remoteWriteBench(root);
+const scrape = await scrapeBench(root);
 load.push(loadavg()[0]!);
 rmSync(root, { recursive: true, force: true });
 const rsyslogVersion = /rsyslogd\s+([\d.]+)/.exec(
@@ -535,6 +523,8 @@ process.stdout.write(
       ...steadyEdge,
     },
     steady_peer_rsyslog: steadyPeer,
+    prometheus_scrape: scrape,
+    prometheus_remote_write: remoteWrite,
     target_wal_lines_per_cpu_second: 150_000,
     target_steady_rss_mib: 80,
     load_average_1m: load.map((l) => Number(l.toFixed(2))),

@@ -11,6 +11,7 @@
 #                                           prometheus-node-exporter, the target of the scrape tests, and rsyslog
 #                                           with rsyslog-kafka, the peer of npm run bench:collector)
 #   services.sh install rsyslog             only Debian's rsyslog and rsyslog-kafka
+#   services.sh install prometheus          only Debian's prometheus and prometheus-node-exporter
 #   services.sh reset  [kafka|clickhouse]   stop, then delete the data (a fresh broker and engine on the next up)
 #
 # Environment (defaults):
@@ -253,12 +254,13 @@ main() {
     kill) for s in $(targets "$target"); do stop_service "$s" KILL; done ;;
     install)
       if [[ $target == rsyslog ]]; then install_rsyslog; return; fi
+      if [[ $target == prometheus ]]; then install_prometheus; install_node_exporter; return; fi
       for s in $(targets "$target"); do "install_$s"; done
       if [[ $target == all ]]; then install_prometheus; install_node_exporter; install_alertmanager; install_rsyslog || say "services: npm run bench:collector will lack its peer"; fi
       ;;
     reset) for s in $(targets "$target"); do reset_service "$s"; done ;;
     status) status_of kafka "$kafka_port"; status_of clickhouse "$clickhouse_port" ;;
-    *) die "usage: services.sh up|down|kill|status|install|reset [kafka|clickhouse] (install also: rsyslog)" ;;
+    *) die "usage: services.sh up|down|kill|status|install|reset [kafka|clickhouse] (install also: rsyslog, prometheus)" ;;
   esac
 }
 
