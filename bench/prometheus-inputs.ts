@@ -33,7 +33,7 @@ import { procStats } from "./proc-stats.js";
 const SCRAPE_TARGETS = Number(process.env.BENCH_SCRAPE_TARGETS ?? 1000);
 const SCRAPE_SERIES = Number(process.env.BENCH_SCRAPE_SERIES ?? 500);
 const SCRAPE_INTERVAL_S = 15;
-const SCRAPE_SECONDS = Number(process.env.BENCH_SCRAPE_SECONDS ?? 60);
+const SCRAPE_SECONDS = Number(process.env.BENCH_SCRAPE_SECONDS ?? 90);
 const RW_SAMPLES = Number(process.env.BENCH_RW_SAMPLES ?? 1_000_000);
 const RW_PER_REQUEST = 500;
 const RW_CLIENTS = 32;
@@ -170,26 +170,28 @@ export async function scrapeBench(root: string) {
     for (const url of [collector.url, prometheusUrl])
       await until("every target scraped", async () => (await targetsUp(url)).scraped === SCRAPE_TARGETS, 120_000);
     await sleep(SCRAPE_INTERVAL_S * 1000);
-    const samplesBefore = await Promise.all([
-      metric(collector.url, "bifrost_collector_scrape_samples_buffered_total"),
-      metric(prometheusUrl, "prometheus_tsdb_head_samples_appended_total"),
-    ]);
+    const counters = () =>
+      Promise.all([
+        metric(collector.url, "bifrost_collector_scrape_samples_buffered_total"),
+        metric(prometheusUrl, "prometheus_tsdb_head_samples_appended_total"),
+        metric(collector.url, "bifrost_collector_scrapes_total"),
+        metric(prometheusUrl, "prometheus_target_interval_length_seconds_count"),
+      ]);
+    const samplesBefore = await counters();
     const before = [procStats(collector.pid), procStats(prometheus.pid)];
     const t0 = performance.now();
     progress(`measuring for ${SCRAPE_SECONDS} s`);
     await sleep(SCRAPE_SECONDS * 1000);
     const seconds = (performance.now() - t0) / 1000;
     const after = [procStats(collector.pid), procStats(prometheus.pid)];
-    const samplesAfter = await Promise.all([
-      metric(collector.url, "bifrost_collector_scrape_samples_buffered_total"),
-      metric(prometheusUrl, "prometheus_tsdb_head_samples_appended_total"),
-    ]);
+    const samplesAfter = await counters();
     const up = await Promise.all([targetsUp(collector.url), targetsUp(prometheusUrl)]);
     const figures = (i: number) => {
       const cpu = after[i]!.cpuSeconds - before[i]!.cpuSeconds;
       const samples = samplesAfter[i]! - samplesBefore[i]!;
       return {
         targets_up: up[i]!.up,
+        scrapes: samplesAfter[i + 2]! - samplesBefore[i + 2]!,
         samples_per_s: Math.round(samples / seconds),
         cpu_seconds: Number(cpu.toFixed(2)),
         cpu_percent_of_a_core: Number(((100 * cpu) / seconds).toFixed(1)),
@@ -205,6 +207,7 @@ export async function scrapeBench(root: string) {
       series_per_target: SCRAPE_SERIES,
       interval_s: SCRAPE_INTERVAL_S,
       measured_s: Number(seconds.toFixed(1)),
+      expected_scrapes: Math.round((SCRAPE_TARGETS * seconds) / SCRAPE_INTERVAL_S),
       collector: ours,
       peer_prometheus: peer,
       cpu_vs_peer: Number((ours.cpu_seconds / peer.cpu_seconds).toFixed(2)),

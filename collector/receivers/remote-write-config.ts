@@ -11,5 +11,8 @@ export function remoteWriteSchema() {
         .describe("Prometheus remote write 1.0 and 2.0 on POST /api/v1/write of collector.listen"),
     })
     .prefault({})
-    .describe("Prometheus remote write receiver (Prometheus, Grafana Agent/Alloy, vmagent as senders)");
+    .describe(
+      "Prometheus remote write receiver; its limits are collector.limits', its tenant X-Scope-OrgID. The sender's side, in prometheus.yml: `remote_write: [{url: http://<collector>:4318/api/v1/write, queue_config: {retry_on_http_429: true}}]`",
+    )
+    .meta({ examples: [{ enabled: true }] });
 }

@@ -185,7 +185,26 @@ export function scrapeSchema() {
       });
     })
     .prefault({})
-    .describe("Prometheus scrape: targets the collector pulls metrics from");
+    .describe("Prometheus scrape: targets the collector pulls metrics from")
+    .meta({
+      examples: [
+        {
+          global: { scrape_interval: "15s" },
+          scrape_configs: [
+            {
+              job_name: "node",
+              static_configs: [{ targets: ["127.0.0.1:9100"], labels: { role: "edge" } }],
+              metric_relabel_configs: [{ source_labels: ["__name__"], regex: "go_.*", action: "drop" }],
+            },
+            {
+              job_name: "apps",
+              file_sd_configs: [{ files: ["/etc/bifrost/targets/*.json"] }],
+              relabel_configs: [{ source_labels: ["__address__"], regex: "([^:]+):.*", target_label: "host" }],
+            },
+          ],
+        },
+      ],
+    });
 }
 
 export type ScrapeSection = z.output<ReturnType<typeof scrapeSchema>>;
