@@ -13,23 +13,27 @@ type Start = (runtime: Runtime) => Promise<Running>;
 
 // Each role loads only its own modules: an edge collector does not carry the store engines (DuckDB's native
 // library among them), the query engines or the aggregator's workers in its memory.
-const collector = async (): Promise<Start> => (await import("./collector/index.js")).startCollector;
+const collector = async (): Promise<Start> => (await import("./collector/agent/index.js")).startManagedCollector;
 const aggregator = async (): Promise<Start> => (await import("./aggregator/index.js")).startAggregator;
 const query = async (): Promise<Start> => (await import("./query/index.js")).startQuery;
+const fleet = async (): Promise<Start> => (await import("./fleet/index.js")).startFleet;
 const ROLES = {
   collector: [collector],
   aggregator: [aggregator],
   query: [query],
-  all: [collector, aggregator, query],
+  fleet: [fleet],
+  all: [collector, aggregator, query, fleet],
 } as const;
 type Role = keyof typeof ROLES;
 
-const USAGE = `Usage: bifrost <collector|aggregator|query|all> [--config file.yaml] [--check-config]
+const USAGE = `Usage: bifrost <collector|aggregator|query|fleet|all> [--config file.yaml] [--check-config]
+       bifrost fleet <plan|status> [options]     (bifrost fleet plan --help)
        bifrost --version
 
   collector   edge node: receivers, disk buffer, shipping to Kafka
   aggregator  region: Kafka consumer group, downsampling, writes to ClickHouse
   query       center: Loki and Prometheus APIs, rules, alerts, self-healing
+  fleet       center: OpAMP server of the collector fleet, GitOps configuration, staged rollouts
   all         every part in one process (what \`npm start\` runs)
 
   --config FILE     YAML configuration (see README "Configuration"); BIFROST_<SECTION>__<KEY> overrides it
@@ -116,6 +120,11 @@ function banner(config: Config, role: Role, started: Running[], storage: string,
   if (otlpGrpc) lines.push(`  OTLP gRPC      ${otlpGrpc.url}   (logs, metrics)`);
   const aggregator = at("aggregator");
   if (aggregator) lines.push(`  aggregator     ${aggregator}   (/ready, /metrics)`);
+  const fleetUrl = at("fleet");
+  if (fleetUrl)
+    lines.push(
+      `  fleet (OpAMP)  ${fleetUrl}   (agents: ${fleetUrl.replace(/^http/, "ws")}/v1/opamp; bifrost fleet status)`,
+    );
   if (storage) lines.push(`  data           ${storage}`);
   if (role === "collector" || role === "aggregator")
     lines.push(`  Kafka          ${config.kafka.brokers.join(", ")}, topic ${config.kafka.topic}`);
@@ -137,6 +146,11 @@ function banner(config: Config, role: Role, started: Running[], storage: string,
 }
 
 async function main(): Promise<void> {
+  const [first, second] = process.argv.slice(2);
+  if (first === "fleet" && (second === "plan" || second === "status")) {
+    process.exitCode = await (await import("./fleet/cli.js")).fleetCommand(process.argv.slice(4), second);
+    return;
+  }
   const { role, configFile, checkOnly } = parseCommandLine(process.argv.slice(2));
   let config: Config;
   try {
@@ -155,6 +169,7 @@ async function main(): Promise<void> {
   const runtime: Runtime = {
     role,
     config,
+    configFile,
     log,
     registry: createRegistry(),
     storeReadiness: () => null,

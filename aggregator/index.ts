@@ -34,7 +34,7 @@ export async function startAggregator(runtime: Runtime): Promise<Running> {
   const metrics = aggregatorMetrics(runtime.registry);
   const aggregator = a.consume_kafka
     ? new Aggregator({
-        kafka: kafkaClient(config.kafka, log),
+        kafka: kafkaClient(config.kafka, log, 8, 5_000),
         topic: config.kafka.topic,
         deadLetterTopic: config.kafka.dead_letter_topic,
         groupId: a.group_id,
@@ -52,7 +52,10 @@ export async function startAggregator(runtime: Runtime): Promise<Running> {
       })
     : undefined;
   const running = await startHttpComponent(runtime, "aggregator", (http) => {
-    if (aggregator) http.addReadiness("kafka", () => aggregator.readiness());
+    if (aggregator)
+      http.addReadiness("kafka", () =>
+        runtime.storeReadiness() === null ? aggregator.readiness() : "the consumer starts once the store is ready",
+      );
     if (a.http_ingest.enabled) {
       batchesRoute(http.app, {
         decoder,

@@ -29,8 +29,24 @@ export function aggregatorMetrics(registry: Registry) {
     }),
     lag: new Gauge({
       name: "bifrost_aggregator_consumer_lag",
-      help: "Messages between the last one handled and the partition's high watermark.",
+      help: "The consumer group's lag per partition of the topic: messages between the group's committed offset and the high watermark, read from Kafka every few seconds (every member reports every partition: take the max across aggregators).",
       labelNames: ["topic", "partition"],
+      registers: [registry],
+    }),
+    lastCommit: new Gauge({
+      name: "bifrost_aggregator_last_commit_timestamp_seconds",
+      help: "Unix time of this aggregator's last successful offset commit.",
+      registers: [registry],
+    }),
+    stalled: new Gauge({
+      name: "bifrost_aggregator_consumer_stalled",
+      help: "1 while this aggregator does not consume though it should: the group's coordinator no longer lists it, a partition it owns has messages waiting and no commit for longer than the session timeout, or Kafka does not answer; /ready says which. 0 otherwise.",
+      registers: [registry],
+    }),
+    consumerRestarts: new Counter({
+      name: "bifrost_aggregator_consumer_restarts_total",
+      help: "Re-joins and restarts of the Kafka consumer, by reason: group_moved_on (a rebalance or a moved coordinator answered), coordinator_lost (heartbeats or commits failed), crash (the Kafka client crashed and was restarted), start_failed (starting failed and is retried).",
+      labelNames: ["reason"],
       registers: [registry],
     }),
     decodeSeconds: new Histogram({

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import lz4 from "lz4";
 import { decodeBatchMessage, encodeBatchMessage } from "../proto/batch.js";
 import { decodeBatch, encodeBatch } from "../proto/codec.js";
@@ -38,6 +39,8 @@ const batches = Array.from({ length: 8 }, (_, i) =>
   makeBatch({
     nodeId: `edge-${i}`,
     sequence: i + 1,
+    // As a collector draws it (collector/wal.ts).
+    incarnation: randomBytes(8).toString("hex"),
     streams: 10,
     entriesPerStream: ENTRIES / 10,
     lineBytes: LINE_BYTES,

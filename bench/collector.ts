@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { appendFileSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { Agent, request } from "node:http";
+import { connect, type Socket } from "node:net";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -12,6 +13,7 @@ import { type ProcStats, procStats } from "./proc-stats.js";
 import { remoteWriteBench, scrapeBench } from "./prometheus-inputs.js";
 import { decodeBatch } from "../proto/codec.js";
 import { makeBatch } from "../test/helpers/batches.js";
+import { startRsyslogd } from "../test/helpers/rsyslog.js";
 import {
   createTopics,
   deleteTopics,
@@ -25,7 +27,9 @@ import {
 // 200 bytes: (a) pushed over the Loki API by PUSH_CLIENTS concurrent clients, JSON and snappy protobuf, into the
 // disk buffer; (b) tailed from a file into the disk buffer; (c) tailed from the same file and shipped to Kafka
 // until the broker acknowledged every batch. Beside (c), on the same file in the same run, the peer: Debian's
-// rsyslogd (imfile -> omkafka, LZ4 like the collector) until the broker holds every line. Then both fed at a
+// rsyslogd (imfile -> omkafka, LZ4 like the collector) until the broker holds every line. (d) The same lines as
+// RFC 3164 syslog over one TCP connection into the collector's syslog listener and on to Kafka, beside
+// rsyslogd's imtcp -> omkafka on the same input. Then both fed at a
 // steady STEADY_RATE lines/s by appending to a file, for the memory they hold while shipping. For (a) and (b)
 // the collector's broker is a closed port, so shipping costs nothing; the disk buffer uses the default fsync
 // policy `interval`. CPU seconds come from /proc/<pid>/stat and memory from /proc/<pid>/status of the measured
@@ -119,6 +123,7 @@ async function startCollector(
   brokers: string[],
   topic: string,
   edge = false,
+  syslogPort?: number,
 ): Promise<Running & { url: string; inDir: string; positionsFile: string; metric(name: string): Promise<number> }> {
   const dir = join(root, name);
   const inDir = join(dir, "in");
@@ -137,6 +142,9 @@ async function startCollector(
         otlp: edge ? EDGE.otlp : { grpc_listen: `127.0.0.1:${grpc}` },
         files: [{ paths: [join(inDir, "*.log")], labels: { job: "bench" } }],
         files_sync_ms: 100,
+        ...(syslogPort
+          ? { syslog: [{ listen: `127.0.0.1:${syslogPort}`, protocol: "tcp", labels: { job: "bench" } }] }
+          : {}),
       },
     }),
   );
@@ -427,6 +435,88 @@ async function rsyslogToKafka() {
   return result;
 }
 
+/**
+ * The input as RFC 3164 syslog messages over one TCP connection (newline framing), as rsyslog's omfwd and
+ * logger send them, written as fast as the receiver reads (the socket's backpressure respected).
+ */
+async function sendSyslog(port: number): Promise<void> {
+  // The syslog listener binds after the HTTP listener that said ready: try until it is there.
+  let socket: Socket | undefined;
+  for (let attempt = 0; !socket; attempt++) {
+    const trying = connect(port, "127.0.0.1");
+    socket = await new Promise<Socket | undefined>((resolve, reject) =>
+      trying
+        .once("connect", () => resolve(trying))
+        .once("error", (err) => (attempt < 100 ? resolve(undefined) : reject(err))),
+    );
+    if (!socket) await sleep(100);
+  }
+  const chunk = 1000;
+  for (let from = 0; from < LINES; from += chunk) {
+    const text = lines
+      .slice(from, from + chunk)
+      .map((line) => `<14>Dec  7 16:00:00 edge-1 bench[42]: ${line}\n`)
+      .join("");
+    if (!socket.write(text)) await new Promise((resolve) => socket.once("drain", resolve));
+  }
+  await new Promise<void>((resolve) => socket.end(resolve));
+}
+
+/** Syslog over TCP into the collector's listener and on to Kafka, until the broker holds every batch. */
+async function syslogToKafka() {
+  const topic = uniqueName("bench_syslog");
+  await createTopics(kafka, [{ topic, numPartitions: 1 }]);
+  const port = await freePort();
+  const collector = await startCollector("syslog-kafka", KAFKA_BROKERS, topic, false, port);
+  const [before, t0] = [procStats(collector.pid), performance.now()];
+  await sendSyslog(port);
+  await until(
+    "every syslog message in the disk buffer",
+    async () => (await collector.metric("bifrost_collector_syslog_messages_accepted_total")) >= LINES,
+  );
+  const batches = await collector.metric("bifrost_collector_batches_written_total");
+  await until("every syslog batch in Kafka", async () => (await messagesIn(topic)) >= batches);
+  const seconds = (performance.now() - t0) / 1000;
+  const after = procStats(collector.pid);
+  await collector.stop();
+  const inKafka = await linesInBatches(topic);
+  await deleteTopics(kafka, [topic]);
+  if (inKafka !== LINES) throw new Error(`Kafka holds ${inKafka} of ${LINES} syslog messages from the collector`);
+  const result = figures(seconds, before, after);
+  progress(`syslog TCP -> Kafka: ${result.lines_per_s} lines/s, ${result.lines_per_cpu_second} lines per CPU second`);
+  return result;
+}
+
+/** The peer on the same input: rsyslogd's imtcp -> omkafka, until the broker holds every message. */
+async function rsyslogTcpToKafka() {
+  const topic = uniqueName("bench_rsyslog_tcp");
+  await createTopics(kafka, [{ topic, numPartitions: 1 }]);
+  const port = await freePort();
+  const rsyslog = await startRsyslogd(join(root, "rsyslog-imtcp"), [
+    `module(load="imtcp")`,
+    `module(load="omkafka")`,
+    `template(name="line" type="string" string="%msg%")`,
+    `input(type="imtcp" port="${port}" address="127.0.0.1" ruleset="ship")`,
+    `ruleset(name="ship") {`,
+    `  action(type="omkafka" broker=[${KAFKA_BROKERS.map((b) => `"${b}"`).join(",")}] topic="${topic}" template="line"`,
+    `         confParam=["compression.codec=lz4"] topicConfParam=["request.required.acks=-1"])`,
+    `}`,
+  ]);
+  await sleep(500);
+  const [before, t0] = [procStats(rsyslog.pid), performance.now()];
+  await sendSyslog(port);
+  await until("all syslog messages through rsyslogd", async () => (await messagesIn(topic)) >= LINES);
+  const seconds = (performance.now() - t0) / 1000;
+  const after = procStats(rsyslog.pid);
+  await rsyslog.stop();
+  await deleteTopics(kafka, [topic]);
+  const result = figures(seconds, before, after);
+  progress(
+    `rsyslogd imtcp -> Kafka: ${result.lines_per_s} lines/s, ${result.lines_per_cpu_second} lines per CPU second`,
+  );
+  return result;
+}
+
 /** Appends the input at STEADY_RATE lines/s for STEADY_SECONDS, sampling the process's resident memory. */
 async function steady(name: string, target: Running & { inDir: string }) {
   const file = join(target.inDir, "steady.log");
@@ -484,6 +574,8 @@ const pushProtobuf = await pushToWal("protobuf");
 const tailWal = await tailToWal();
 const tailKafka = await tailToKafka();
 const peerKafka = await rsyslogToKafka();
+const syslogOurs = await syslogToKafka();
+const syslogPeer = await rsyslogTcpToKafka();
 const steadyOurs = await steadyCollector(false);
 const steadyEdge = await steadyCollector(true);
 const steadyPeer = await steadyRsyslog();
@@ -513,6 +605,11 @@ process.stdout.write(
     peer_rsyslog_file_to_kafka: peerKafka,
     kafka_vs_peer_lines_per_cpu_second: Number(
       (tailKafka.lines_per_cpu_second / peerKafka.lines_per_cpu_second).toFixed(2),
+    ),
+    syslog_tcp_to_kafka: syslogOurs,
+    peer_rsyslog_imtcp_to_kafka: syslogPeer,
+    syslog_vs_peer_lines_per_cpu_second: Number(
+      (syslogOurs.lines_per_cpu_second / syslogPeer.lines_per_cpu_second).toFixed(2),
     ),
     steady_collector: steadyOurs,
     steady_collector_edge_profile: {

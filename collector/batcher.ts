@@ -151,6 +151,7 @@ export class Batcher {
           site: node.site,
           region: node.region,
           sequence: seq,
+          incarnation: wal.incarnation,
           createdUnixNano: BigInt(Date.now()) * 1_000_000n,
           streams: pending.streams,
           series,

@@ -6,6 +6,7 @@ import { startHttpComponent } from "../common/service.js";
 import { collectorActions } from "./actions/index.js";
 import { Batcher } from "./batcher.js";
 import { startInputs } from "./inputs.js";
+import { type LogInputs, startLogInputs } from "./log-inputs.js";
 import { collectorMetrics } from "./metrics.js";
 import { TenantLimits } from "../common/limits.js";
 import { lokiPushRoute, TenantRateLimiter } from "./receivers/loki.js";
@@ -37,9 +38,11 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
         { ...event },
         event.reason === "disk_budget"
           ? "disk budget full: dropped the oldest undelivered batches"
-          : "quarantined a corrupt disk buffer segment",
+          : "corrupt records in a disk buffer segment: recovered the valid ones, the undelivered others are lost",
       );
     },
+    onTruncated: (event) =>
+      log.warn(event, "cut away a record left incomplete at the end of the disk buffer by a crash during its append"),
   });
   const onInvalid = (reason: string, message: string) => {
     metrics.dropped.inc({ reason: "invalid" });
@@ -65,7 +68,7 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
             maxRequestBytes: s.http.max_request_bytes,
             onInvalid,
           })
-        : new KafkaTransport(kafkaClient(config.kafka, log), config.kafka.topic, config.node.id);
+        : new KafkaTransport(kafkaClient(config.kafka, log, 2), config.kafka.topic, config.node.id);
   const shipper = new Shipper({
     wal,
     transport,
@@ -87,7 +90,7 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
   batcher.restorePrevious(wal.tail(1000));
   const tenantLimits = new TenantLimits(config);
   const rate = new TenantRateLimiter(tenantLimits);
-  const actions = collectorActions(runtime, batcher);
+  const actions = collectorActions(runtime, batcher, wal.incarnation);
   const onRejected = (reason: string) => metrics.rejected.inc({ reason });
   const otlpHttp = c.otlp.http_enabled ? await import("./receivers/otlp-http.js") : undefined;
   const remoteWrite = c.remote_write.enabled ? await import("./receivers/remote-write.js") : undefined;
@@ -137,6 +140,8 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
         if (samples > 0) metrics.samplesRejected.inc({ reason }, samples);
       },
     });
+    // Kafka (or the aggregator) away is what the disk buffer is for: the collector keeps accepting.
+    http.addNote("shipper", () => shipper.status());
     http.addReadiness("disk buffer", () =>
       wal.bytes() + (c.batch.max_bytes + 4096) > c.wal.max_bytes && c.wal.when_full === "block"
         ? "disk buffer full"
@@ -144,6 +149,7 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
     );
   });
   let grpc;
+  let logInputs: LogInputs;
   try {
     grpc = c.otlp.grpc_enabled
       ? await (
@@ -155,8 +161,17 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
           maxMessageBytes: c.otlp.max_grpc_message_bytes,
         })
       : undefined;
+    logInputs = await startLogInputs({
+      config: c,
+      batcher,
+      registry: runtime.registry,
+      log,
+      tenantLimits,
+      rate,
+      onAccepted: (tenant, entries) => metrics.accepted.inc({ tenant }, entries),
+    });
   } catch (err) {
-    await running.stop();
+    await Promise.all([running.stop(), grpc?.stop()]);
     throw err;
   }
   const gauges = setInterval(() => {
@@ -176,7 +191,7 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
       await Promise.all([running.stop(), grpc?.stop()]);
       actions?.stop();
       await scrape?.stop();
-      await inputs.stop();
+      await Promise.all([inputs.stop(), logInputs.stop()]);
       batcher.flush();
       await shipper.stop();
       wal.close();

@@ -45,7 +45,7 @@ export function collectorMetrics(registry: Registry) {
     }),
     dropped: new Counter({
       name: "bifrost_collector_batches_dropped_total",
-      help: "Batches discarded, by reason (disk_budget under drop_oldest, corrupt_segment).",
+      help: "Batches discarded, by reason (disk_budget under drop_oldest; corrupt_segment: undelivered batches whose disk buffer records were found corrupt at start).",
       labelNames: ["reason"],
       registers: [registry],
     }),

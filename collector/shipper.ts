@@ -93,6 +93,9 @@ export class Shipper {
   private wake: (() => void) | undefined;
   private interrupt: (() => void) | undefined;
   private failures = 0;
+  private failingSince: number | undefined;
+  private lastError = "";
+  private nextAttemptAt = 0;
 
   constructor(private readonly options: ShipperOptions) {}
 
@@ -109,6 +112,13 @@ export class Shipper {
   /** Consecutive failed attempts; 0 while every send succeeds. */
   retrying(): number {
     return this.failures;
+  }
+
+  /** null while deliveries succeed, otherwise since when and why they fail, and when the next attempt is. */
+  status(): string | null {
+    if (this.failingSince === undefined) return null;
+    const now = Date.now();
+    return `delivery failing for ${Math.round((now - this.failingSince) / 1000)} s (attempt ${this.failures}, next in ${Math.max(0, Math.ceil((this.nextAttemptAt - now) / 1000))} s), ${this.options.wal.pending()} batches buffered: ${this.lastError}`;
   }
 
   /**
@@ -155,6 +165,7 @@ export class Shipper {
         if (!this.running) return;
         wal.advance(records[records.length - 1]!.sequence);
         this.failures = 0;
+        this.failingSince = undefined;
         this.options.onShipped?.(records.length);
       } catch (err) {
         this.failures++;
@@ -165,6 +176,9 @@ export class Shipper {
         const asked =
           err instanceof RetryLaterError && err.delayMs !== undefined ? Math.min(backoff.capMs, err.delayMs) : 0;
         const delay = Math.max(asked, jittered);
+        this.failingSince ??= Date.now();
+        this.lastError = (err as Error).message;
+        this.nextAttemptAt = Date.now() + delay;
         if (!this.running) return;
         log.warn(
           { err: (err as Error).message, attempt: this.failures, delay_ms: Math.round(delay), pending: wal.pending() },

@@ -1,8 +1,13 @@
 import { readFileSync } from "node:fs";
 import { parseDocument } from "yaml";
 import { z } from "zod";
+import { collectorFleetSchema } from "../collector/agent/config.js";
+import { logInputSchemas } from "../collector/receivers/log-input-schemas.js";
 import { remoteWriteSchema } from "../collector/receivers/remote-write-config.js";
 import { scrapeSchema } from "../collector/receivers/scrape-config.js";
+import { fleetSchema } from "../fleet/config.js";
+import { mergeDocuments } from "./merge.js";
+import type { SchemaParts } from "./schema-parts.js";
 
 // The configuration file is YAML with snake_case keys, as Loki's and Prometheus's are. Every key has a default,
 // so an empty file (or none) is a working single-machine setup. Precedence: defaults < file < environment.
@@ -246,6 +251,7 @@ function buildSchemas() {
       })
       .prefault({})
       .describe("host metrics read from /proc, as node_exporter names them"),
+    ...logInputSchemas({ list, number, boolean, labelName, listenAddress, serverTls: serverTlsSchema }),
   };
 
   /** The client side of TLS towards another Bifrost listener (https URLs): CA to trust, certificate for mutual TLS. */
@@ -312,6 +318,16 @@ function buildSchemas() {
         ),
       "a placeholder must be a whole argv element `{{param}}` naming a declared parameter",
     );
+
+  const parts: SchemaParts = {
+    number,
+    boolean,
+    list,
+    listenAddress,
+    serverTls: serverTlsSchema,
+    clientTls: clientTlsSchema,
+    key: keySchema,
+  };
 
   const configSchema = z.strictObject({
     auth: z
@@ -600,6 +616,7 @@ function buildSchemas() {
           .prefault({})
           .refine((a) => !a.enabled || a.keys.length > 0, "actions.enabled needs at least one key")
           .describe("signed self-healing actions from the query service"),
+        fleet: collectorFleetSchema(parts),
       })
       .prefault({})
       .describe(
@@ -803,6 +820,7 @@ function buildSchemas() {
       })
       .prefault({})
       .describe("`bifrost query`, in the center: Loki and Prometheus APIs, ruler, notifier, remediation."),
+    fleet: fleetSchema(parts),
     overrides: z
       .record(
         z.string().regex(TENANT_ID, "expected a tenant id as X-Scope-OrgID carries it"),
@@ -870,11 +888,13 @@ export interface LoadOptions {
   /** YAML file; omitted means defaults plus environment. */
   file?: string;
   env?: NodeJS.ProcessEnv;
+  /** A document laid over the file, under the environment: a collector's remote configuration. */
+  overlay?: unknown;
 }
 
 export function loadConfig(options: LoadOptions = {}): Config {
   const env = options.env ?? process.env;
-  const source = options.file ?? "defaults";
+  const source = options.file ?? (options.overlay === undefined ? "defaults" : "remote configuration");
   let raw: unknown = {};
   if (options.file !== undefined) {
     let text: string;
@@ -885,7 +905,7 @@ export function loadConfig(options: LoadOptions = {}): Config {
     }
     raw = parseConfigText(expandEnv(text, env, source), source);
   }
-  const merged = applyEnvOverrides(raw, env);
+  const merged = applyEnvOverrides(options.overlay === undefined ? raw : mergeDocuments(raw, options.overlay), env);
   const result = configSchema().safeParse(merged);
   if (!result.success) {
     throw new ConfigError(

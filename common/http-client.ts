@@ -28,6 +28,9 @@ export interface PostResult {
   status: number;
   retryAfter: string | undefined;
   text: string;
+  /** The answer's bytes, as they came (text is their UTF-8 reading). */
+  body: Buffer;
+  contentType: string | undefined;
 }
 
 /** POSTs a JSON body; see post(). */
@@ -46,7 +49,7 @@ export function postJson(
 export function post(
   url: string,
   body: string | Uint8Array,
-  options: { headers?: Record<string, string>; timeoutMs: number; tls?: ClientTls },
+  options: { headers?: Record<string, string>; timeoutMs: number; tls?: ClientTls; maxResponseBytes?: number },
 ): Promise<PostResult> {
   const target = new URL(url);
   const request = target.protocol === "https:" ? httpsRequest : httpRequest;
@@ -61,13 +64,22 @@ export function post(
       },
       (res) => {
         const chunks: Buffer[] = [];
-        res.on("data", (chunk: Buffer) => chunks.push(chunk));
+        let received = 0;
+        res.on("data", (chunk: Buffer) => {
+          received += chunk.length;
+          if (options.maxResponseBytes !== undefined && received > options.maxResponseBytes)
+            req.destroy(new Error(`the answer is over ${options.maxResponseBytes} bytes`));
+          else chunks.push(chunk);
+        });
         res.on("end", () => {
           const retryAfter = res.headers["retry-after"];
+          const bytes = Buffer.concat(chunks);
           resolve({
             status: res.statusCode ?? 0,
             retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter,
-            text: Buffer.concat(chunks).toString("utf8"),
+            text: bytes.toString("utf8"),
+            body: bytes,
+            contentType: res.headers["content-type"],
           });
         });
         res.on("error", reject);

@@ -10,8 +10,14 @@ const LEVELS: Record<number, "error" | "warn" | "info" | "debug"> = {
   [logLevel.DEBUG]: "debug",
 };
 
-/** A kafkajs client from the `kafka` config section, logging through pino. */
-export function kafkaClient(config: Config["kafka"], log: Logger): Kafka {
+/**
+ * A kafkajs client from the `kafka` config section, logging through pino. `retries` bounds kafkajs's own
+ * retries of connections and metadata requests (finding a group's coordinator among them), at most
+ * `maxRetryTime` apart: a caller that retries with a backoff of its own (the collector's shipper) takes few,
+ * so that an outage reaches it, and its /ready, within seconds; a consumer group member (the aggregator)
+ * takes short waits, so that it finds a moved coordinator soon after the cluster elected it.
+ */
+export function kafkaClient(config: Config["kafka"], log: Logger, retries = 8, maxRetryTime = 30_000): Kafka {
   const tls = config.tls;
   const options: KafkaConfig = {
     clientId: config.client_id,
@@ -26,7 +32,7 @@ export function kafkaClient(config: Config["kafka"], log: Logger): Kafka {
         message,
       );
     },
-    retry: { initialRetryTime: 300, retries: 8 },
+    retry: { initialRetryTime: 300, retries, maxRetryTime },
   };
   if (tls.enabled) {
     options.ssl = {

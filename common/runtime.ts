@@ -12,13 +12,15 @@ export interface Runtime {
   /** The CLI role this process runs: collector, aggregator, query or all. */
   role: string;
   config: Config;
+  /** The YAML file the configuration came from, if any: a collector lays remote configurations over it. */
+  configFile?: string | undefined;
   log: Logger;
   registry: Registry;
   /** The process's one store (in `bifrost all` shared by every component); absent for the collector. */
   store?: Store;
   /** null once the store's schema is migrated, otherwise why not. */
   storeReadiness: () => string | null;
-  /** Settles when the schema migration has finished, successfully or not (then storeReadiness says why). */
+  /** Settles once the schema is migrated (retried until then), or when the process stops first (then storeReadiness is not null). */
   storeMigrated: Promise<void>;
   /** The process's own log lines, for the collector to store (`bifrost all` in demo mode). */
   ownLogs?: LogTap;

@@ -22,11 +22,12 @@ export interface ListeningAddress {
 
 /**
  * One HTTP listener with the endpoints every Bifrost process has: `/ready` (200 "ready", or 503 with the
- * reasons, as Loki answers) and `/metrics` (Prometheus text exposition). Components add their routes to `app`.
+ * reasons, as Loki answers; notes follow either) and `/metrics` (Prometheus text exposition). Components add their routes to `app`.
  */
 export class HttpService {
   readonly app = new Hono();
   private readonly checks = new Map<string, ReadinessCheck>();
+  private readonly notes = new Map<string, ReadinessCheck>();
   private server: ServerType | undefined;
 
   constructor(
@@ -35,9 +36,10 @@ export class HttpService {
     private readonly log: Logger,
   ) {
     this.app.get("/ready", async (c) => {
-      const reasons = await this.notReady();
-      if (reasons.length === 0) return c.text("ready\n");
-      return c.text(`not ready:\n${reasons.join("\n")}\n`, 503);
+      const [reasons, notes] = await Promise.all([this.notReady(this.checks), this.notReady(this.notes)]);
+      const noted = notes.map((note) => `${note}\n`).join("");
+      if (reasons.length === 0) return c.text(`ready\n${noted}`);
+      return c.text(`not ready:\n${reasons.join("\n")}\n${noted}`, 503);
     });
     this.app.get("/metrics", async (c) => {
       const { body, contentType } = await exposition(this.registry);
@@ -53,9 +55,17 @@ export class HttpService {
     this.checks.set(name, check);
   }
 
-  private async notReady(): Promise<string[]> {
+  /**
+   * A condition /ready reports without answering 503 for it: one the component rides out by itself, where
+   * being taken out of service would make things worse (a collector buffering to disk while Kafka is away).
+   */
+  addNote(name: string, check: ReadinessCheck): void {
+    this.notes.set(name, check);
+  }
+
+  private async notReady(checks: Map<string, ReadinessCheck>): Promise<string[]> {
     const results = await Promise.all(
-      [...this.checks].map(async ([name, check]) => {
+      [...checks].map(async ([name, check]) => {
         try {
           const reason = await check();
           return reason === null ? null : `${name}: ${reason}`;
@@ -70,16 +80,28 @@ export class HttpService {
   /**
    * Listens on `address` (host:port; port 0 picks a free one) and resolves once the socket is bound; with `tls`
    * enabled it serves HTTPS, and with a client CA it asks for (or requires) client certificates. With
-   * `websockets` it also accepts WebSocket upgrades (Loki's tail); a listener without routes for them (the
-   * collector's, the aggregator's) neither loads the WebSocket library nor answers upgrades.
+   * `websockets` it also accepts WebSocket upgrades (Loki's tail, OpAMP), messages up to `maxPayload` bytes (the
+   * WebSocket library's default without it); a listener without routes for them (the collector's, the
+   * aggregator's) neither loads the WebSocket library nor answers upgrades.
    */
-  async listen(address: string, tls?: ServerTls, websockets = false): Promise<ListeningAddress> {
+  async listen(
+    address: string,
+    tls?: ServerTls,
+    websockets: boolean | { maxPayload: number } = false,
+  ): Promise<ListeningAddress> {
     const split = address.lastIndexOf(":");
     const hostname = address.slice(0, split).replace(/^\[(.*)\]$/, "$1");
     const port = Number(address.slice(split + 1));
     const secure = tls?.enabled === true;
     // A WebSocket server without its own listener: upgrades arrive through this HTTP server.
-    const websocket = websockets ? { server: new (await import("ws")).WebSocketServer({ noServer: true }) } : undefined;
+    const websocket = websockets
+      ? {
+          server: new (await import("ws")).WebSocketServer({
+            noServer: true,
+            ...(typeof websockets === "object" ? { maxPayload: websockets.maxPayload } : {}),
+          }),
+        }
+      : undefined;
     return new Promise((resolve, reject) => {
       const options = secure
         ? {
@@ -106,17 +128,31 @@ export class HttpService {
     });
   }
 
+  /**
+   * Stops listening and resolves once every connection has ended. Requests in progress are answered; a kept-alive
+   * connection is closed as soon as it is idle, for a client that sends without pause (a busy Promtail) would
+   * otherwise keep it, and the listener, open for as long as it sends.
+   */
   async close(): Promise<void> {
     const server = this.server;
     if (!server) return;
     this.server = undefined;
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    const idle = server as { closeIdleConnections?: () => void };
+    const sweep = setInterval(() => idle.closeIdleConnections?.(), 50);
+    try {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        idle.closeIdleConnections?.();
+      });
+    } finally {
+      clearInterval(sweep);
+    }
   }
 }
 
 export type ServerTls = Config["query"]["tls"];
 
-function httpsOptions(tls: ServerTls): HttpsServerOptions {
+export function httpsOptions(tls: ServerTls): HttpsServerOptions {
   if (tls.cert_file === undefined || tls.key_file === undefined)
     throw new Error("a TLS listener needs cert_file and key_file");
   const options: HttpsServerOptions = { cert: readFileSync(tls.cert_file), key: readFileSync(tls.key_file) };

@@ -157,12 +157,21 @@ export interface Heartbeat {
   /** Unix milliseconds. */
   ts: number;
   key_id: string;
+  /** The collector's disk buffer incarnation (collector/wal.ts): absent from collectors older than it. */
+  incarnation?: string;
   signature: string;
 }
 
-/** JSON.stringify(["bifrost-heartbeat-v1", node, url, ts, key_id]). */
+/**
+ * JSON.stringify(["bifrost-heartbeat-v2", node, url, ts, key_id, incarnation]), or without an incarnation
+ * ["bifrost-heartbeat-v1", node, url, ts, key_id] as older collectors sign: a v1 signature never verifies a
+ * heartbeat that names an incarnation, so none can be added or changed.
+ */
 export function heartbeatSigningText(heartbeat: Omit<Heartbeat, "signature">): string {
-  return JSON.stringify(["bifrost-heartbeat-v1", heartbeat.node, heartbeat.url, heartbeat.ts, heartbeat.key_id]);
+  const { node, url, ts, key_id, incarnation } = heartbeat;
+  return incarnation === undefined
+    ? JSON.stringify(["bifrost-heartbeat-v1", node, url, ts, key_id])
+    : JSON.stringify(["bifrost-heartbeat-v2", node, url, ts, key_id, incarnation]);
 }
 
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
@@ -173,4 +182,23 @@ export function timestampMs(value: unknown): number | undefined {
   if (typeof value !== "string" || !RFC3339.test(value)) return undefined;
   const ms = Date.parse(value);
   return Number.isNaN(ms) ? undefined : ms;
+}
+
+/**
+ * A remote configuration's signature, sent beside it as a file of its own (common/remote-config.ts): for one node,
+ * over the SHA-256 of the configuration's bytes, at a time that a collector never accepts going backwards.
+ */
+export interface RemoteConfigSignature {
+  node: string;
+  /** Unix milliseconds. */
+  issued_at: number;
+  key_id: string;
+  /** Lowercase hex SHA-256 of the configuration file's bytes. */
+  sha256: string;
+  signature: string;
+}
+
+/** JSON.stringify(["bifrost-remote-config-v1", node, issued_at, key_id, sha256]). */
+export function remoteConfigSigningText(signed: Omit<RemoteConfigSignature, "signature">): string {
+  return JSON.stringify(["bifrost-remote-config-v1", signed.node, signed.issued_at, signed.key_id, signed.sha256]);
 }

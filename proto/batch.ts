@@ -44,16 +44,31 @@ export interface Batch {
   nodeId: string;
   site: string;
   region: string;
-  /** Per-node WAL sequence; with nodeId it identifies the batch for idempotent writes. */
+  /** Sequence in the node's disk buffer within `incarnation`; with both it identifies the batch for idempotent writes. */
   sequence: number;
   createdUnixNano: bigint;
   streams: LogStream[];
   series: Series[];
+  /** The collector's disk buffer opening that numbered the batch (see bifrost.proto); "" from older collectors. */
+  incarnation: string;
 }
 
-/** The id that downstream writes deduplicate on; node ids are only unique within a tenant, so it names both. */
-export function batchId(batch: Pick<Batch, "tenant" | "nodeId" | "sequence">): string {
-  return `${batch.tenant}/${batch.nodeId}:${batch.sequence}`;
+/**
+ * What an incarnation may be: collectors draw 16 hex digits; the bound keeps batch ids, stored on every row,
+ * short, and the characters keep them unambiguous.
+ */
+export const INCARNATION = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * The id that downstream writes deduplicate on: `tenant/node@incarnation:sequence`. Node ids are only unique
+ * within a tenant, so it names both; sequences only within an incarnation, so it names that too. A batch of a
+ * collector from before incarnations keeps the id it always had, `tenant/node:sequence`, so that its replays
+ * still find their first copy.
+ */
+export function batchId(batch: Pick<Batch, "tenant" | "nodeId" | "sequence"> & { incarnation?: string }): string {
+  return !batch.incarnation
+    ? `${batch.tenant}/${batch.nodeId}:${batch.sequence}`
+    : `${batch.tenant}/${batch.nodeId}@${batch.incarnation}:${batch.sequence}`;
 }
 
 /** The metadata of an entry that has none, shared: receivers make millions of such entries. */
@@ -92,6 +107,7 @@ interface WireBatch {
     entries: { timeUnixNano: number | LongLike; line: string; metadata: WireLabel[] }[];
   }[];
   series: { name: string; labels: WireLabel[]; kind: number; points: WirePoint[]; previous?: WirePoint | null }[];
+  incarnation: string;
 }
 
 const TWO_32 = 4294967296;
@@ -139,6 +155,7 @@ export function encodeBatchMessage(batch: Batch, into?: Scratch): Uint8Array {
     sequence: batch.sequence,
     createdUnixNano: toLong(batch.createdUnixNano),
   } as unknown as protobuf.Message).finish();
+  // Field 9 after the series; left out when empty, so that a batch without one is encoded as before it existed.
   const series = BatchType.encode({
     series: batch.series.map((series) => ({
       name: series.name,
@@ -147,6 +164,7 @@ export function encodeBatchMessage(batch: Batch, into?: Scratch): Uint8Array {
       points: series.points,
       ...(series.previous ? { previous: series.previous } : {}),
     })),
+    ...(batch.incarnation === "" ? {} : { incarnation: batch.incarnation }),
   } as unknown as protobuf.Message).finish();
   return encodeStreams(batch.streams, head, series, into);
 }
@@ -277,5 +295,6 @@ export function decodeBatchMessage(bytes: Uint8Array): Batch {
       points: series.points.map(fromWirePoint),
       ...(series.previous ? { previous: fromWirePoint(series.previous) } : {}),
     })),
+    incarnation: wire.incarnation,
   };
 }

@@ -1,4 +1,4 @@
-import { type Batch, type Labels, NO_LABELS } from "./batch.js";
+import { type Batch, INCARNATION, type Labels, NO_LABELS } from "./batch.js";
 
 /** Limits on what a batch may carry; the collector enforces them at ingest and the aggregator again. */
 export interface BatchLimits {
@@ -10,6 +10,7 @@ export interface BatchLimits {
 
 export type ValidationReason =
   | "missing_identity"
+  | "invalid_incarnation"
   | "too_many_labels"
   | "invalid_label_name"
   | "label_name_too_long"
@@ -64,6 +65,8 @@ export function checkLabels(labels: Labels, limits: BatchLimits, where: string):
 export function validateBatch(batch: Batch, limits: BatchLimits): void {
   if (batch.tenant === "" || batch.nodeId === "")
     throw new ValidationError("missing_identity", "batch has no tenant or no node id");
+  if (batch.incarnation !== "" && !INCARNATION.test(batch.incarnation))
+    throw new ValidationError("invalid_incarnation", "batch incarnation is not up to 64 letters, digits, - and _");
   validateStreams(batch.streams, limits);
   validateSeries(batch.series, limits);
 }

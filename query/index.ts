@@ -4,6 +4,7 @@ import { startHttpComponent } from "../common/service.js";
 import { queryActions } from "./actions/index.js";
 import { RemediationSink } from "./actions/sink.js";
 import { lokiRoutes } from "./loki/api.js";
+import { fleetPageRoutes } from "./fleet/page.js";
 import { createNotifier } from "./notifier/index.js";
 import { prometheusRoutes } from "./promql/api.js";
 import { rulerRoutes } from "./ruler/api.js";
@@ -37,9 +38,12 @@ export async function startQuery(runtime: Runtime): Promise<Running> {
     });
     prometheusRoutes(http.app, { store, tenantLimits, log });
     rulerRoutes(http.app, ruler);
+    fleetPageRoutes(http.app, { store, staleAfterMs: runtime.config.fleet.stale_after_ms });
   });
-  // Rules query the store, so they start once its schema is in place.
-  void runtime.storeMigrated.then(() => ruler.start(running.address.url));
+  // Rules query the store, so they start once its schema is in place (not when the process stops first).
+  void runtime.storeMigrated.then(() => {
+    if (runtime.storeReadiness() === null) ruler.start(running.address.url);
+  });
   return {
     ...running,
     stop: async () => {

@@ -5,6 +5,7 @@ import { type ClickHouseClient, ClickHouseError, ClickHouseLogLevel, createClien
 import type { Labels, LogStream } from "../proto/batch.js";
 import type { Logger } from "../common/log.js";
 import { type EncodedLogBatch, encodeLogBatch, LOG_COLUMNS } from "./log-rowbinary.js";
+import { type FleetRecord, type FleetRecordKind, fleetRecordsOf, fleetRecordsQuery } from "./fleet-records.js";
 import { SAMPLE_COLUMNS, sampleRowBinary } from "./sample-rowbinary.js";
 import { MIGRATIONS } from "./migrations.js";
 import { INEXACT_BOUND } from "./rows.js";
@@ -733,6 +734,23 @@ export class ClickHouseStore extends StreamsIndexReads implements Store {
         }),
       );
     }
+  }
+
+  async putFleetRecords(records: FleetRecord[]): Promise<void> {
+    await this.insert(
+      "fleet_records",
+      records.map((r) => ({ kind: r.kind, id: r.id, updated_ms: r.updatedMs, body: r.body })),
+    );
+  }
+
+  async fleetRecords(kind: FleetRecordKind, id?: string): Promise<FleetRecord[]> {
+    const params = new Params(clickhouseDialect);
+    const query = fleetRecordsQuery(
+      `${this.db}.fleet_records`,
+      params.bind(kind, "String"),
+      id === undefined ? undefined : params.bind(id, "String"),
+    );
+    return fleetRecordsOf(kind, await this.rows("fleet record read", query, params));
   }
 
   async close(): Promise<void> {

@@ -19,6 +19,14 @@ import {
 } from "@duckdb/node-api";
 import type { Labels, LogStream } from "../proto/batch.js";
 import type { Logger } from "../common/log.js";
+import {
+  DUCKDB_FLEET_DDL,
+  type FleetRecord,
+  type FleetRecordKind,
+  fleetRecordsOf,
+  fleetRecordsQuery,
+  newestFleetRecords,
+} from "./fleet-records.js";
 import type { Retention } from "./schema.js";
 import { type Dialect, lineFilterConditions, Params, selectorsCondition } from "./sql.js";
 import type {
@@ -166,6 +174,11 @@ const MIGRATIONS: { version: number; name: string; statements: string[] }[] = [
   PRIMARY KEY (kind, batch_id)
 )`,
     ],
+  },
+  {
+    version: 2,
+    name: "fleet records: the fleet server's inventory, revisions and rollouts",
+    statements: [DUCKDB_FLEET_DDL],
   },
 ];
 
@@ -866,6 +879,40 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
         }
       }),
     );
+  }
+
+  async putFleetRecords(records: FleetRecord[]): Promise<void> {
+    const newest = newestFleetRecords(records);
+    await this.serial("fleet record write", async (c) => {
+      for (let at = 0; at < newest.length; at += 500) {
+        const params = new Params(duckdbDialect);
+        const values = newest
+          .slice(at, at + 500)
+          .map(
+            (r) =>
+              `(${params.bind(r.kind, "String")}, ${params.bind(r.id, "String")}, ${params.bind(r.updatedMs, "Int64")}, ${params.bind(r.body, "String")})`,
+          );
+        // As ClickHouse's merges: the newer version of a record replaces the older, never the other way.
+        await this.rows(
+          c,
+          `INSERT INTO fleet_records VALUES ${values.join(", ")} ON CONFLICT (kind, id) DO UPDATE SET
+  updated_ms = excluded.updated_ms, body = excluded.body WHERE excluded.updated_ms >= fleet_records.updated_ms`,
+          params,
+        );
+      }
+    });
+  }
+
+  async fleetRecords(kind: FleetRecordKind, id?: string): Promise<FleetRecord[]> {
+    return this.serial("fleet record read", async (c) => {
+      const params = new Params(duckdbDialect);
+      const query = fleetRecordsQuery(
+        "fleet_records",
+        params.bind(kind, "String"),
+        id === undefined ? undefined : params.bind(id, "String"),
+      );
+      return fleetRecordsOf(kind, await this.rows(c, query, params));
+    });
   }
 
   async close(): Promise<void> {

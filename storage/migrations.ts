@@ -1,3 +1,4 @@
+import { FLEET_TABLES } from "./fleet-records.js";
 import { alterStatements, schemaStatements, type SchemaTarget } from "./schema.js";
 
 /**
@@ -27,5 +28,10 @@ export const MIGRATIONS: Migration[] = [
         data: ["DROP INDEX IF EXISTS line_ngrams"],
         columns: ["DROP COLUMN IF EXISTS labels"],
       }),
+  },
+  {
+    version: 3,
+    name: "fleet records: the fleet server's inventory, revisions and rollouts",
+    statements: (target) => schemaStatements(target, FLEET_TABLES, []).slice(1),
   },
 ];

@@ -6,6 +6,7 @@ import { ClickHouseStore } from "./clickhouse.js";
 import { DuckDBStore } from "./duckdb.js";
 import type { Store } from "./store.js";
 import { StoreError } from "./values.js";
+import { backoffDelay } from "../common/backoff.js";
 
 export type StoreEngine = "clickhouse" | "embedded";
 
@@ -43,12 +44,15 @@ export function openStore(
 }
 
 /**
- * Migrates the store in the background, retrying while the database is unreachable, so that a process can
- * start (and answer /ready with the reason) before its database is up.
+ * Migrates the store in the background, retrying with backoff until it succeeds, so that a process can start
+ * (and answer /ready with the reason) before its database is up, reachable, or accepts its credentials. A
+ * failure that is not a connection failure (a refused login, a database still being set up) is retried too,
+ * at longer intervals and logged as an error: it may need an operator, and is fixed without a restart.
  */
 export class StoreStartup {
   private state: string | null = "schema migration has not finished";
   private stopped = false;
+  private interrupt: (() => void) | undefined;
   readonly done: Promise<void>;
 
   constructor(store: Store, log: Logger) {
@@ -59,14 +63,22 @@ export class StoreStartup {
           this.state = null;
           return;
         } catch (err) {
-          if (!(err instanceof StoreError && err.transient)) {
-            this.state = `schema migration failed: ${(err as Error).message}`;
-            log.error({ err }, "schema migration failed");
-            return;
-          }
-          this.state = `database unreachable (attempt ${attempt}): ${err.message}`;
-          log.warn({ err, attempt }, "database unreachable, retrying the schema migration");
-          await new Promise((r) => setTimeout(r, Math.min(30_000, 1000 * attempt)));
+          const transient = err instanceof StoreError && err.transient;
+          const delay = Math.round(backoffDelay(attempt, transient ? 1_000 : 5_000, transient ? 30_000 : 60_000));
+          const message = (err as Error).message;
+          this.state = transient
+            ? `database unreachable (attempt ${attempt}, next in ${Math.ceil(delay / 1000)} s): ${message}`
+            : `schema migration failed (attempt ${attempt}, next in ${Math.ceil(delay / 1000)} s): ${message}`;
+          if (transient)
+            log.warn({ err, attempt, delay_ms: delay }, "database unreachable, retrying the schema migration");
+          else log.error({ err, attempt, delay_ms: delay }, "schema migration failed, retrying");
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, delay);
+            this.interrupt = () => {
+              clearTimeout(timer);
+              resolve();
+            };
+          });
         }
       }
     })();
@@ -79,6 +91,7 @@ export class StoreStartup {
 
   stop(): void {
     this.stopped = true;
+    this.interrupt?.();
   }
 }
 

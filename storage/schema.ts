@@ -18,11 +18,13 @@ export interface SchemaTarget {
 
 type Engine = "MergeTree" | "AggregatingMergeTree" | "SummingMergeTree" | "ReplacingMergeTree";
 
-interface TableDef {
+export interface TableDef {
   name: string;
   columns: string[];
   indexes?: string[];
   engine: Engine;
+  /** The engine's parameters, such as ReplacingMergeTree's version column. */
+  engineArgs?: string[];
   partitionBy?: string;
   orderBy: string;
   ttl?: (r: Retention) => string;
@@ -212,16 +214,17 @@ export function alterStatements(
 }
 
 /** The DDL statements that create every table and view, in order, each idempotent (IF NOT EXISTS). */
-export function schemaStatements(target: SchemaTarget): string[] {
+export function schemaStatements(target: SchemaTarget, tables = TABLES, views = VIEWS): string[] {
   const db = quoteIdent(target.database);
   const cluster = target.cluster === undefined ? "" : ` ON CLUSTER ${quoteIdent(target.cluster)}`;
   const local = (name: string) => (target.cluster === undefined ? name : `${name}_local`);
   const statements = [`CREATE DATABASE IF NOT EXISTS ${db}${cluster}`];
-  for (const table of TABLES) {
+  for (const table of tables) {
+    const args = table.engineArgs ?? [];
     const engine =
       target.cluster === undefined
-        ? `${table.engine}`
-        : `Replicated${table.engine}('/clickhouse/tables/{shard}/${db}/${table.name}', '{replica}')`;
+        ? `${table.engine}${args.length > 0 ? `(${args.join(", ")})` : ""}`
+        : `Replicated${table.engine}(${[`'/clickhouse/tables/{shard}/${db}/${table.name}'`, "'{replica}'", ...args].join(", ")})`;
     const clauses = [
       `ENGINE = ${engine}`,
       table.partitionBy ? `PARTITION BY ${table.partitionBy}` : "",
@@ -240,7 +243,7 @@ export function schemaStatements(target: SchemaTarget): string[] {
       );
     }
   }
-  for (const view of VIEWS) {
+  for (const view of views) {
     // Views read and write the local tables: each shard rolls up the rows it stores.
     statements.push(
       `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${view.name}${cluster} TO ${db}.${local(view.to)}\nAS ${view.select(db, (name) => `${db}.${local(name)}`)}`,

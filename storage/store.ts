@@ -1,4 +1,5 @@
 import type { Labels, LogStream, SampleKind, Series } from "../proto/batch.js";
+import type { FleetRecords } from "./fleet-records.js";
 import type { EncodedLogBatch } from "./log-rowbinary.js";
 
 // The storage contract that the aggregator writes through and the query service reads through. Two
@@ -172,7 +173,8 @@ export interface SeriesSelect {
   endMs: number;
 }
 
-export interface Store {
+/** The fleet server's records (storage/fleet-records.ts) are kept by both stores; a derived store may lack them. */
+export interface Store extends Partial<FleetRecords> {
   /** Creates or upgrades the schema; safe to call at every start. */
   migrate(): Promise<void>;
   appendLogs(batches: LogBatch[]): Promise<AppendResult>;

@@ -677,6 +677,7 @@ describe("actions over mutual TLS", () => {
         url: `https://127.0.0.1:${port}/bifrost/v1/heartbeat`,
         intervalMs: 100,
         node: NODE,
+        incarnation: "0123456789abcdef",
         advertiseUrl: "https://edge-1.example:4318",
         key: signingKey(hmacKey("hb")),
         authToken: "",

@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
 import { crc32c } from "@node-rs/crc32";
 import lz4 from "lz4";
-import { type Batch, labelsOf, SampleKind } from "../proto/batch.js";
+import { type Batch, batchId, decodeBatchMessage, encodeBatchMessage, labelsOf, SampleKind } from "../proto/batch.js";
 import { CodecError, type CodecErrorKind, decodeBatch, encodeBatch, FRAME_HEADER_BYTES } from "../proto/codec.js";
 import { lz4FrameDecode, lz4FrameEncode, Lz4FrameError } from "../proto/lz4frame.js";
 import { makeBatch } from "./helpers/batches.js";
@@ -30,6 +30,29 @@ describe("batch codec round trip", () => {
     const batch = makeBatch({ sequence: 5, streams: 3, entriesPerStream: 50, series: 4, pointsPerSeries: 20 });
     assert.ok(batch.series[0]!.previous && !batch.series[1]!.previous);
     assert.deepEqual(decodeBatch(encodeBatch(batch)), batch);
+  });
+
+  it("keeps the incarnation, which tells apart the batch ids of two buffers that count the same sequences", () => {
+    const batch = makeBatch({ sequence: 7, incarnation: "9f86d081884c7d65" });
+    const decoded = decodeBatch(encodeBatch(batch));
+    assert.deepEqual(decoded, batch);
+    assert.equal(batchId(decoded), "fleet-a/edge-0001@9f86d081884c7d65:7");
+    assert.notEqual(batchId(decoded), batchId({ ...decoded, incarnation: "0b52b3a2c1e0f001" }));
+  });
+
+  it("reads a batch of a collector from before incarnations under the id it always had", () => {
+    const old = makeBatch({ sequence: 7 });
+    const message = encodeBatchMessage(old);
+    // The message an older collector wrote has no field 9; a new one differs by just that field.
+    const current = encodeBatchMessage({ ...old, incarnation: "9f86d081884c7d65" });
+    assert.deepEqual(Buffer.from(current.subarray(0, message.length)), Buffer.from(message));
+    assert.deepEqual(
+      Buffer.from(current.subarray(message.length)),
+      Buffer.concat([Buffer.from([(9 << 3) | 2, 16]), Buffer.from("9f86d081884c7d65")]),
+    );
+    const decoded = decodeBatchMessage(message);
+    assert.equal(decoded.incarnation, "");
+    assert.equal(batchId(decoded), "fleet-a/edge-0001:7");
   });
 
   it("keeps unicode in labels, lines and metadata", () => {

@@ -60,7 +60,9 @@ interface PodSpec {
   initContainers?: Container[];
   volumes?: Volume[];
   hostPID?: boolean;
-  securityContext?: { runAsNonRoot?: boolean; runAsUser?: number };
+  securityContext?: { runAsNonRoot?: boolean; runAsUser?: number; supplementalGroups?: number[] };
+  serviceAccountName?: string;
+  automountServiceAccountToken?: boolean;
 }
 interface Workload extends K8sObject {
   spec: {
@@ -143,7 +145,7 @@ function strictCheck(): string[] {
 describe("Kubernetes manifests", () => {
   it("every kustomization builds, and each file it lists exists", () => {
     assert.deepEqual(KUSTOMIZATIONS, ["base", "overlays/center", "overlays/edge", "overlays/region"]);
-    assert.equal(base.length, 15);
+    assert.equal(base.length, 18);
   });
 
   it("every object passes the Kubernetes OpenAPI schema (kubernetes-models validators)", async () => {
@@ -338,6 +340,36 @@ describe("Kubernetes manifests", () => {
       node?.static_configs.flatMap((g) => g.targets),
       ["k8s-node-1:9100"],
     );
+  });
+
+  it("the collector DaemonSet reads the node's pod logs: /var/log/pods read-only where collector.kubernetes looks, group 0 for the kubelet's 0640 files, a service account that may only read pods", () => {
+    const w = find(base, "DaemonSet", "bifrost-collector") as Workload;
+    const c = bifrostContainer(w);
+    const { config } = containerConfig(base, w, c);
+    const pod = w.spec.template.spec;
+    assert.equal(config.collector.kubernetes.enabled, true);
+    const logs = c.volumeMounts?.find((m) => m.mountPath === config.collector.kubernetes.pods_root);
+    assert.equal(logs?.readOnly, true, "the pods root is a read-only mount");
+    assert.equal(pod.volumes?.find((v) => v.name === logs!.name)?.hostPath?.path, "/var/log/pods");
+    assert.ok(pod.securityContext?.supplementalGroups?.includes(0), "group 0 reads root:root 0640 logs");
+    assert.equal(pod.securityContext?.runAsNonRoot, true);
+    assert.equal(pod.automountServiceAccountToken, true, "the token the API client reads");
+    const account = find(base, "ServiceAccount", pod.serviceAccountName!)!;
+    const binding = base.find(
+      (o) =>
+        o.kind === "ClusterRoleBinding" &&
+        (o as unknown as { subjects: { kind: string; name: string; namespace: string }[] }).subjects.some(
+          (s) =>
+            s.kind === "ServiceAccount" &&
+            s.name === account.metadata.name &&
+            s.namespace === account.metadata.namespace,
+        ),
+    ) as unknown as { roleRef: { kind: string; name: string } };
+    assert.ok(binding, "the service account is bound to a cluster role");
+    const role = find(base, binding.roleRef.kind, binding.roleRef.name) as unknown as {
+      rules: { apiGroups: string[]; resources: string[]; verbs: string[] }[];
+    };
+    assert.deepEqual(role.rules, [{ apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] }]);
   });
 
   it("the aggregator runs two replicas under a disruption budget", () => {

@@ -138,7 +138,12 @@ describe("ClickHouse DDL", () => {
       );
       assert.deepEqual(
         await shape(`SELECT toString(version) AS name FROM ${database}.schema_migrations ORDER BY version`),
-        ["1", "2"],
+        ["1", "2", "3"],
+      );
+      // Version 3 adds the fleet server's table beside what version 1 made.
+      assert.deepEqual(
+        await shape(`SELECT name FROM system.tables WHERE database = '${database}' AND name = 'fleet_records'`),
+        ["fleet_records"],
       );
     } finally {
       await store.close();

@@ -38,6 +38,7 @@ function staleSuite(name: string, open: () => Promise<Store>, reopen?: (store: S
         site: "",
         region: "",
         sequence: 1,
+        incarnation: "0123456789abcdef",
         createdUnixNano: 0n,
         streams: [],
         series: [series("vanished", [1, 2, STALE_NAN]), series("not_a_number", [1, 2, NaN])],

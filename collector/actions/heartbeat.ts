@@ -7,6 +7,8 @@ export interface HeartbeatOptions {
   url: string;
   intervalMs: number;
   node: string;
+  /** The disk buffer's incarnation, which tells the query service this collector from another with its node id. */
+  incarnation: string;
   /** This collector's base URL as the query service reaches it. */
   advertiseUrl: string;
   key: SigningKey;
@@ -24,7 +26,13 @@ export interface HeartbeatOptions {
 export function startHeartbeat(options: HeartbeatOptions): () => void {
   let failing = false;
   const beat = async () => {
-    const unsigned = { node: options.node, url: options.advertiseUrl, ts: Date.now(), key_id: options.key.id };
+    const unsigned = {
+      node: options.node,
+      url: options.advertiseUrl,
+      ts: Date.now(),
+      key_id: options.key.id,
+      incarnation: options.incarnation,
+    };
     const body = JSON.stringify({ ...unsigned, signature: options.key.sign(heartbeatSigningText(unsigned)) });
     const headers: Record<string, string> = {};
     if (options.authToken !== "") headers["Authorization"] = `Bearer ${options.authToken}`;

@@ -19,8 +19,15 @@ export interface CollectorActions {
   stop(): void;
 }
 
-/** The self-healing action endpoint as collector.actions configures it; undefined when it is not enabled. */
-export function collectorActions(runtime: Runtime, batcher: Pick<Batcher, "add">): CollectorActions | undefined {
+/**
+ * The self-healing action endpoint as collector.actions configures it; undefined when it is not enabled.
+ * `incarnation` (the disk buffer's) goes into the heartbeats.
+ */
+export function collectorActions(
+  runtime: Runtime,
+  batcher: Pick<Batcher, "add">,
+  incarnation: string,
+): CollectorActions | undefined {
   const { config } = runtime;
   const a = config.collector.actions;
   if (!a.enabled) return undefined;
@@ -49,6 +56,7 @@ export function collectorActions(runtime: Runtime, batcher: Pick<Batcher, "add">
         url: h.url,
         intervalMs: h.interval_ms,
         node: config.node.id,
+        incarnation,
         advertiseUrl: h.advertise_url || listenUrl,
         key: signingKey(h.key),
         authToken: h.auth_token,

@@ -193,19 +193,17 @@ export class FileTail {
     const backlog = reads.some((read) => read.backlog);
     const delivered = Promise.all(
       [...byTenant].map(async ([tenant, group]) => {
-        const sending = group.filter((read) => read.entries.length > 0);
+        const sending = group.filter((read) => read.entries > 0);
         try {
           if (sending.length > 0)
-            await this.options.batcher.add(tenant, {
-              streams: sending.map((read) => ({ labels: read.tail.labels, entries: read.entries })),
-            });
+            await this.options.batcher.add(tenant, { streams: sending.flatMap((read) => read.streams) });
         } catch (err) {
           if (err instanceof WalFullError) full = true;
           else this.options.log?.error({ err, tenant }, "the batcher refused lines of tailed files");
           for (const read of group) read.tail.rollback();
           return;
         }
-        const lines = sending.reduce((n, read) => n + read.entries.length, 0);
+        const lines = sending.reduce((n, read) => n + read.entries, 0);
         if (lines > 0) this.options.onLines?.(tenant, lines);
         for (const read of group) {
           read.tail.commit(read.commitTo);
@@ -318,6 +316,7 @@ export class FileTail {
   }
 
   private async openTail(path: string, source: FileSource, now: number): Promise<TailedFile | undefined> {
+    await source.prepare?.(path).catch(() => {});
     let fh: FileHandle;
     try {
       fh = await open(path, "r");

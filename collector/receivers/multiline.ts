@@ -1,3 +1,5 @@
+import type { Labels } from "../../proto/batch.js";
+
 /** One line of a file and the bytes it took: from `start` to `end`, just after its newline. */
 export interface Line {
   text: string;
@@ -9,6 +11,24 @@ export interface Line {
 export interface Joined {
   text: string;
   end: number;
+  /** The entry's own time, when its lines carry one (container runtimes' logs); otherwise when it was read. */
+  timeUnixNano?: bigint;
+  /** Stream labels of this entry besides the file's (the `stream` of a container log line). */
+  labels?: Labels;
+}
+
+/**
+ * What turns a file's lines into entries: the multi-line joiner, or a container log format's decoder. Lines
+ * it holds are not delivered yet, so the file's position stays at `pendingStart`.
+ */
+export interface LineAssembler {
+  push(line: Line, now: number): Joined[];
+  /** Entries in progress that waited too long. */
+  expire(now: number): Joined[];
+  /** Every entry in progress: the file will not grow any more. */
+  flush(): Joined[];
+  readonly pendingStart: number | undefined;
+  reset(): void;
 }
 
 export interface MultilineOptions {
@@ -25,7 +45,7 @@ export interface MultilineOptions {
  * Promtail's `multiline` stage does: lines are joined with "\n". Lines before the first start line form an
  * entry of their own, so nothing is dropped.
  */
-export class MultilineJoiner {
+export class MultilineJoiner implements LineAssembler {
   private group: { lines: string[]; start: number; end: number; at: number } | undefined;
 
   constructor(private readonly options: MultilineOptions) {}
@@ -42,13 +62,13 @@ export class MultilineJoiner {
   }
 
   /** The entry in progress, if no line joined it for `timeoutMs`. */
-  expire(now: number): Joined | undefined {
-    return this.group && now - this.group.at >= this.options.timeoutMs ? this.take() : undefined;
+  expire(now: number): Joined[] {
+    return this.group && now - this.group.at >= this.options.timeoutMs ? [this.take()] : [];
   }
 
   /** The entry in progress, whatever its age: the file will not grow any more. */
-  flush(): Joined | undefined {
-    return this.group ? this.take() : undefined;
+  flush(): Joined[] {
+    return this.group ? [this.take()] : [];
   }
 
   /** Where the entry in progress starts in the file: its lines are not delivered yet. */

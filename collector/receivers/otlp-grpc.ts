@@ -2,6 +2,7 @@ import * as grpc from "@grpc/grpc-js";
 import type { Authenticator } from "../../common/auth.js";
 import type { ListeningAddress } from "../../common/service.js";
 import { ingestOtlp, type OtlpReceiverOptions } from "./otlp-ingest.js";
+import { traceService } from "./otlp-traces.js";
 import { encodeResponse, encodeStatus, exportResponse, type Signal } from "./otlp-proto.js";
 
 // OTLP/gRPC (https://opentelemetry.io/docs/specs/otlp/#otlpgrpc): LogsService/Export and MetricsService/Export.
@@ -90,6 +91,8 @@ export async function startOtlpGrpc(options: OtlpGrpcOptions): Promise<OtlpGrpcS
   const server = new grpc.Server({ "grpc.max_receive_message_length": options.maxMessageBytes });
   for (const signal of ["logs", "metrics"] as const)
     server.addService(definition(signal), { Export: handler(signal, options) });
+  const traces = traceService(options);
+  server.addService(traces.definition, traces.handlers);
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(options.listen, grpc.ServerCredentials.createInsecure(), (err, bound) =>
       err ? reject(err) : resolve(bound),

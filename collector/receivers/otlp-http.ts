@@ -4,6 +4,7 @@ import type { Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { tenantOf } from "../../common/auth.js";
 import { ingestOtlp, type OtlpBody, type OtlpReceiverOptions } from "./otlp-ingest.js";
+import { otlpTracesRoute } from "./otlp-traces.js";
 import { encodeResponse, encodeStatus, exportResponse, responseJson, type Signal } from "./otlp-proto.js";
 
 // OTLP/HTTP (https://opentelemetry.io/docs/specs/otlp/#otlphttp): POST /v1/logs and /v1/metrics with
@@ -131,8 +132,9 @@ function route(app: Hono, signal: Signal, options: OtlpHttpOptions): void {
   );
 }
 
-/** OTLP/HTTP logs and metrics on the collector's HTTP listener. */
+/** OTLP/HTTP logs and metrics on the collector's HTTP listener, and traces answered as not stored. */
 export function otlpHttpRoutes(app: Hono, options: OtlpHttpOptions): void {
   route(app, "logs", options);
   route(app, "metrics", options);
+  otlpTracesRoute(app, options);
 }

@@ -91,16 +91,24 @@ export class Positions {
   /** Writes the positions if they changed since the last save. */
   save(): void {
     if (!this.dirty) return;
-    mkdirSync(dirname(this.file), { recursive: true });
-    const temp = `${this.file}.tmp`;
-    writeFileSync(temp, `${JSON.stringify({ version: VERSION, files: [...this.entries.values()] })}\n`);
-    const fd = openSync(temp, "r");
-    fsyncSync(fd);
-    closeSync(fd);
-    renameSync(temp, this.file);
-    const dir = openSync(dirname(this.file), "r");
-    fsyncSync(dir);
-    closeSync(dir);
+    writeFileAtomic(this.file, `${JSON.stringify({ version: VERSION, files: [...this.entries.values()] })}\n`);
     this.dirty = false;
   }
+}
+
+/**
+ * Replaces `file` with `text` atomically (temporary file, fsync, rename, fsync of the directory): a crash
+ * leaves the old or the new content, never a torn file. The read positions of every input are saved so.
+ */
+export function writeFileAtomic(file: string, text: string): void {
+  mkdirSync(dirname(file), { recursive: true });
+  const temp = `${file}.tmp`;
+  writeFileSync(temp, text);
+  const fd = openSync(temp, "r");
+  fsyncSync(fd);
+  closeSync(fd);
+  renameSync(temp, file);
+  const dir = openSync(dirname(file), "r");
+  fsyncSync(dir);
+  closeSync(dir);
 }

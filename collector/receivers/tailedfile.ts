@@ -1,7 +1,7 @@
 import type { FileHandle } from "node:fs/promises";
 import { crc32c } from "@node-rs/crc32";
-import { labelsOf, type Labels, type LogEntry, NO_LABELS } from "../../proto/batch.js";
-import { type Joined, MultilineJoiner, type MultilineOptions } from "./multiline.js";
+import { labelsOf, type Labels, type LogStream, NO_LABELS } from "../../proto/batch.js";
+import { type Joined, type LineAssembler, MultilineJoiner, type MultilineOptions } from "./multiline.js";
 import type { FilePosition } from "./positions.js";
 
 // One tailed file: reads new bytes from its handle, cuts them into lines (and multi-line entries), and keeps
@@ -18,6 +18,12 @@ export interface FileSource {
   tenant: string;
   encoding: "utf8" | "latin1";
   multiline?: MultilineOptions;
+  /** A decoder of each file's lines (container log formats) instead of one entry per line or `multiline`. */
+  decode?: () => LineAssembler;
+  /** The stream labels of a file by its `filename`, instead of `labels` and `filename`. */
+  labelsFor?: (filename: string) => Labels;
+  /** Runs before a new file is opened (to learn its labels first); a failure does not keep it from being read. */
+  prepare?: (path: string) => Promise<void>;
 }
 
 export const FINGERPRINT_BYTES = 1024;
@@ -26,7 +32,9 @@ export const CHUNK_BYTES = 256 << 10;
 
 export interface Read {
   tail: TailedFile;
-  entries: LogEntry[];
+  /** The entries read, as streams: one, or more where the decoder sets labels per entry. */
+  streams: LogStream[];
+  entries: number;
   /** The position once these entries are delivered: the start of the first byte not in them. */
   commitTo: number;
   /** A rotated file read to its end: close it once the entries are delivered. */
@@ -87,7 +95,7 @@ export class TailedFile {
   private grewAt: number;
   /** When the path stopped naming this file; undefined while it does. */
   movedAt: number | undefined;
-  private readonly joiner: MultilineJoiner | undefined;
+  private readonly joiner: LineAssembler | undefined;
   private lastNs = 0n;
 
   constructor(
@@ -105,11 +113,14 @@ export class TailedFile {
   ) {
     this.committed = this.readOffset = this.lineStart = offset;
     this.grewAt = now;
-    this.joiner = source.multiline && new MultilineJoiner(source.multiline);
+    this.joiner = source.decode?.() ?? (source.multiline && new MultilineJoiner(source.multiline));
   }
 
   get labels(): Labels {
-    return labelsOf([...Object.entries(this.source.labels), ["filename", this.filename]]);
+    return (
+      this.source.labelsFor?.(this.filename) ??
+      labelsOf([...Object.entries(this.source.labels), ["filename", this.filename]])
+    );
   }
 
   position(path = this.path): FilePosition {
@@ -131,8 +142,7 @@ export class TailedFile {
       if (await this.replaced(size)) {
         // What was read of the old content but not yet delivered is delivered before starting over.
         if (this.partialBytes > 0 || this.overlong) this.endLine(this.readOffset, out, now, settings);
-        const pending = this.joiner?.flush();
-        if (pending) out.push(pending);
+        if (this.joiner) out.push(...this.joiner.flush());
         this.committed = this.readOffset = this.lineStart = 0;
         settings.onRotation?.("truncate");
       }
@@ -150,8 +160,7 @@ export class TailedFile {
       this.consume(chunk, out, now, settings);
       budget -= chunk.length;
     }
-    const stale = this.joiner?.expire(now);
-    if (stale) out.push(stale);
+    if (this.joiner) out.push(...this.joiner.expire(now));
     let finished = false;
     if (
       this.movedAt !== undefined &&
@@ -160,22 +169,34 @@ export class TailedFile {
     ) {
       // The writer has let go of the rotated file: an unterminated last line is a line too.
       if (this.partialBytes > 0 || this.overlong) this.endLine(this.readOffset, out, now, settings);
-      const last = this.joiner?.flush();
-      if (last) out.push(last);
+      if (this.joiner) out.push(...this.joiner.flush());
       finished = true;
     }
     const readNs = BigInt(now) * 1_000_000n;
     // A single UTF-8 line was already cut to the limit as it was read; joined multi-line entries, and latin1
     // lines, whose characters above 0x7f take two bytes in UTF-8, can still be over it.
     const check = this.joiner !== undefined || this.source.encoding !== "utf8";
-    const entries = out.map((joined) => ({
-      timeUnixNano: this.stamp(readNs),
-      line: check ? this.limit(joined.text, settings) : joined.text,
-      metadata: NO_LABELS,
-    }));
+    const labels = this.labels;
+    const streams = new Map<Labels | undefined, LogStream>();
+    for (const joined of out) {
+      let stream = streams.get(joined.labels);
+      if (!stream) {
+        stream = {
+          labels: joined.labels ? labelsOf([...Object.entries(labels), ...Object.entries(joined.labels)]) : labels,
+          entries: [],
+        };
+        streams.set(joined.labels, stream);
+      }
+      stream.entries.push({
+        timeUnixNano: joined.timeUnixNano ?? this.stamp(readNs),
+        line: check ? this.limit(joined.text, settings) : joined.text,
+        metadata: NO_LABELS,
+      });
+    }
     return {
       tail: this,
-      entries,
+      streams: [...streams.values()],
+      entries: out.length,
       commitTo: Math.min(this.joiner?.pendingStart ?? Infinity, this.lineStart),
       finished,
       backlog: this.readOffset < size,

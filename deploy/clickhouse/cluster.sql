@@ -164,3 +164,16 @@ FROM bifrost.rollup_partials_local WHERE resolution = '1h' GROUP BY tenant, fing
 CREATE MATERIALIZED VIEW IF NOT EXISTS bifrost.log_volume_1m_mv ON CLUSTER bifrost TO bifrost.log_volume_1m_local
 AS SELECT tenant, fingerprint, toStartOfMinute(timestamp) AS bucket, count() AS entries, sum(length(line)) AS bytes
 FROM bifrost.logs_local GROUP BY tenant, fingerprint, bucket;
+
+CREATE TABLE IF NOT EXISTS bifrost.fleet_records_local ON CLUSTER bifrost
+(
+  kind LowCardinality(String),
+  id String,
+  updated_ms Int64,
+  body String CODEC(ZSTD(1))
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/bifrost/fleet_records', '{replica}', updated_ms)
+ORDER BY (kind, id);
+
+CREATE TABLE IF NOT EXISTS bifrost.fleet_records ON CLUSTER bifrost AS bifrost.fleet_records_local
+ENGINE = Distributed(bifrost, bifrost, fleet_records_local, cityHash64(kind, id));

@@ -1,4 +1,5 @@
 import { configSchema } from "../../common/config.js";
+import { FLEET_TABLES } from "../../storage/fleet-records.js";
 import { schemaStatements } from "../../storage/schema.js";
 
 export interface DdlOptions {
@@ -23,7 +24,7 @@ export function renderDdl(options: DdlOptions = {}): string {
   const header = `-- Bifrost's ClickHouse schema for ${layout}, rendered by deploy/clickhouse/print-ddl from storage/schema.ts.\n`;
   return (
     header +
-    schemaStatements(target)
+    [...schemaStatements(target), ...schemaStatements(target, FLEET_TABLES, []).slice(1)]
       .map((statement) => `\n${statement};\n`)
       .join("")
   );

@@ -140,3 +140,13 @@ FROM bifrost.rollup_partials WHERE resolution = '1h' GROUP BY tenant, fingerprin
 CREATE MATERIALIZED VIEW IF NOT EXISTS bifrost.log_volume_1m_mv TO bifrost.log_volume_1m
 AS SELECT tenant, fingerprint, toStartOfMinute(timestamp) AS bucket, count() AS entries, sum(length(line)) AS bytes
 FROM bifrost.logs GROUP BY tenant, fingerprint, bucket;
+
+CREATE TABLE IF NOT EXISTS bifrost.fleet_records
+(
+  kind LowCardinality(String),
+  id String,
+  updated_ms Int64,
+  body String CODEC(ZSTD(1))
+)
+ENGINE = ReplacingMergeTree(updated_ms)
+ORDER BY (kind, id);

@@ -19,6 +19,8 @@ const PROTO_FILES = [
   "loki/push.proto",
   "prometheus/remote.proto",
   "prometheus/write-v2.proto",
+  "opamp/v1/opamp.proto",
+  "opamp/v1/anyvalue.proto",
 ];
 
 /** Roles other than the collector: their modules are replaced by one that says where they are. */
@@ -26,7 +28,10 @@ const collectorOnly: Plugin = {
   name: "collector-only",
   setup(b) {
     b.onResolve(
-      { filter: /(^|\/)(aggregator\/index|query\/index|storage\/open|aggregator\/local-transport)\.js$/ },
+      {
+        filter:
+          /(^|\/)(aggregator\/index|query\/index|fleet\/index|fleet\/cli|storage\/open|aggregator\/local-transport)\.js$/,
+      },
       (args) => ({ path: args.path, namespace: "not-in-edge-build" }),
     );
     b.onLoad({ filter: /.*/, namespace: "not-in-edge-build" }, (args) => ({

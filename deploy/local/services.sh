@@ -8,9 +8,15 @@
 #   services.sh status                      one line per service
 #   services.sh install                     only download and install (with all: also Debian's prometheus and
 #                                           prometheus-alertmanager, the references of the PromQL and notifier tests,
-#                                           prometheus-node-exporter, the target of the scrape tests, and rsyslog
-#                                           with rsyslog-kafka, the peer of npm run bench:collector)
-#   services.sh install rsyslog             only Debian's rsyslog and rsyslog-kafka
+#                                           prometheus-node-exporter, the target of the scrape tests,
+#                                           rsyslog with rsyslog-kafka and rsyslog-gnutls, the peer of the syslog
+#                                           tests and npm run bench:collector, systemd-journal-remote, the OpAMP
+#                                           client and chromium below)
+#   services.sh install rsyslog             only Debian's rsyslog, rsyslog-kafka and rsyslog-gnutls
+#                                           (install also adds systemd-journal-remote, for the journal test)
+#   services.sh install opamp               only the OpenTelemetry Python OpAMP client (PyPI), in its own venv: the
+#                                           third-party agent of test/fleet-interop.test.ts
+#   services.sh install chromium            only Debian's chromium, for test/fleet-page.test.ts and docs:screenshots
 #   services.sh install prometheus          only Debian's prometheus and prometheus-node-exporter
 #   services.sh reset  [kafka|clickhouse]   stop, then delete the data (a fresh broker and engine on the next up)
 #
@@ -22,6 +28,7 @@ set -euo pipefail
 
 KAFKA_VERSION=3.9.1
 CHDB_VERSION=4.4.0
+OPAMP_CLIENT_VERSION=0.5b0
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cache=${BIFROST_CACHE:-$HOME/.cache/bifrost}
 run=${BIFROST_RUN_DIR:-$cache/run}
@@ -30,6 +37,7 @@ controller_port=${BIFROST_KAFKA_CONTROLLER_PORT:-9093}
 clickhouse_port=${BIFROST_CLICKHOUSE_PORT:-8123}
 kafka_libs=$cache/kafka-$KAFKA_VERSION/libs
 venv=$cache/venv
+opamp_venv=$cache/opamp-venv
 
 say() { printf '%s\n' "$*" >&2; }
 die() { say "services: $*"; exit 1; }
@@ -102,15 +110,48 @@ install_alertmanager() {
   (ensure_tool prometheus-alertmanager prometheus-alertmanager) || say "services: test/alertmanager.test.ts will skip"
 }
 
-# Not a service either: bench/collector.ts runs its own rsyslogd (imfile -> omkafka) as the peer it compares
-# the collector with. No test needs it, so a machine without it still gets everything else.
+# Not a service either: bench/collector.ts runs its own rsyslogd (imfile -> omkafka, imtcp -> omkafka) as the
+# peer it compares the collector with, and test/syslog.test.ts runs one (omfwd over UDP, TCP and TLS through
+# rsyslog-gnutls) as the sender of the syslog input; logger (util-linux) sends too.
 install_rsyslog() {
-  [[ -x /usr/sbin/rsyslogd ]] && dpkg -s rsyslog-kafka >/dev/null 2>&1 && return
+  [[ -x /usr/sbin/rsyslogd ]] && dpkg -s rsyslog-kafka rsyslog-gnutls >/dev/null 2>&1 && command -v logger >/dev/null && return
   if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
-    say "services: installing Debian's rsyslog and rsyslog-kafka (the peer of npm run bench:collector)"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends rsyslog rsyslog-kafka >/dev/null
+    say "services: installing Debian's rsyslog, rsyslog-kafka and rsyslog-gnutls (syslog tests, npm run bench:collector)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends rsyslog rsyslog-kafka rsyslog-gnutls bsdutils >/dev/null
   else
-    say "services: rsyslog and rsyslog-kafka are not installed (Debian packages); npm run bench:collector needs them"
+    say "services: rsyslog, rsyslog-kafka and rsyslog-gnutls are not installed (Debian packages); test/syslog.test.ts and npm run bench:collector need them"
+  fi
+}
+
+# test/journal.test.ts builds real journal files with systemd-journal-remote (from journal export format) and
+# reads them with journalctl --directory: CI has no running journald.
+install_journal_remote() {
+  [[ -x /lib/systemd/systemd-journal-remote ]] && command -v journalctl >/dev/null && return
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    say "services: installing Debian's systemd-journal-remote (journal files for test/journal.test.ts)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd-journal-remote >/dev/null
+  else
+    say "services: systemd-journal-remote is not installed (Debian package); test/journal.test.ts needs it"
+  fi
+}
+
+# The fleet server's interop test runs the OpenTelemetry Python OpAMP client as a third-party agent.
+install_opamp() {
+  [[ -x $opamp_venv/bin/python ]] && "$opamp_venv/bin/python" -c "import opentelemetry._opamp" 2>/dev/null && return
+  ensure_tool python3 python3
+  say "services: installing opentelemetry-opamp-client $OPAMP_CLIENT_VERSION from PyPI into $opamp_venv"
+  python3 -m venv "$opamp_venv" || { ensure_tool python3 python3-venv; python3 -m venv "$opamp_venv"; }
+  "$opamp_venv/bin/pip" install -q --disable-pip-version-check "opentelemetry-opamp-client==$OPAMP_CLIENT_VERSION" >&2
+}
+
+# Headless Chromium for the fleet page's browser test and npm run docs:screenshots (driven by playwright-core).
+install_chromium() {
+  command -v chromium >/dev/null && return
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    say "services: installing Debian's chromium (headless browser of test/fleet-page.test.ts)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  else
+    say "services: chromium is not installed (Debian package chromium); test/fleet-page.test.ts will skip"
   fi
 }
 
@@ -253,14 +294,19 @@ main() {
     down) for s in $(targets "$target"); do stop_service "$s" TERM; done ;;
     kill) for s in $(targets "$target"); do stop_service "$s" KILL; done ;;
     install)
-      if [[ $target == rsyslog ]]; then install_rsyslog; return; fi
+      case "$target" in rsyslog | opamp | chromium) "install_$target"; return ;; esac
       if [[ $target == prometheus ]]; then install_prometheus; install_node_exporter; return; fi
       for s in $(targets "$target"); do "install_$s"; done
-      if [[ $target == all ]]; then install_prometheus; install_node_exporter; install_alertmanager; install_rsyslog || say "services: npm run bench:collector will lack its peer"; fi
+      if [[ $target == all ]]; then
+        install_prometheus; install_node_exporter; install_alertmanager
+        install_rsyslog || say "services: the syslog tests and npm run bench:collector will lack their peer"
+        install_journal_remote || say "services: the journal test will lack its journal files"
+        install_opamp; install_chromium
+      fi
       ;;
     reset) for s in $(targets "$target"); do reset_service "$s"; done ;;
     status) status_of kafka "$kafka_port"; status_of clickhouse "$clickhouse_port" ;;
-    *) die "usage: services.sh up|down|kill|status|install|reset [kafka|clickhouse] (install also: rsyslog, prometheus)" ;;
+    *) die "usage: services.sh up|down|kill|status|install|reset [kafka|clickhouse] (install also: rsyslog, opamp, chromium, prometheus)" ;;
   esac
 }
 

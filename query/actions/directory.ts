@@ -2,6 +2,8 @@ import type { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { certifiesNode, type ClientIdentity, clientIdentity } from "../../common/service.js";
 import { type Heartbeat, heartbeatSigningText, type KeyRing } from "../../common/signing.js";
+import { INCARNATION } from "../../proto/batch.js";
+import type { NodeIdConflicts } from "./node-conflicts.js";
 
 export interface DirectoryOptions {
   /** query.actions.collectors: node id -> URL, for nodes that send no heartbeats. */
@@ -10,6 +12,8 @@ export interface DirectoryOptions {
   ttlMs: number;
   keys: KeyRing;
   maxSkewMs: number;
+  /** Told of every authentic heartbeat that names its collector's incarnation. */
+  conflicts?: Pick<NodeIdConflicts, "observe">;
 }
 
 /**
@@ -42,7 +46,7 @@ export class CollectorDirectory {
     } catch {
       return { status: 400, error: "the body is not JSON" };
     }
-    const { node, url, ts, key_id, signature } = body ?? {};
+    const { node, url, ts, key_id, incarnation, signature } = body ?? {};
     if (typeof node !== "string" || node === "" || node.length > 256)
       return { status: 400, error: "node must be a string" };
     if (typeof url !== "string" || !/^https?:\/\/[^\s]+$/.test(url) || !URL.canParse(url))
@@ -51,11 +55,20 @@ export class CollectorDirectory {
       return { status: 400, error: "ts must be Unix milliseconds" };
     if (typeof key_id !== "string" || typeof signature !== "string")
       return { status: 400, error: "key_id and signature must be strings" };
-    const check = this.options.keys.check(key_id, heartbeatSigningText({ node, url, ts, key_id }), signature);
+    if (incarnation !== undefined && (typeof incarnation !== "string" || !INCARNATION.test(incarnation)))
+      return { status: 400, error: "incarnation must be 1 to 64 letters, digits, - and _" };
+    const check = this.options.keys.check(
+      key_id,
+      heartbeatSigningText({ node, url, ts, key_id, ...(incarnation === undefined ? {} : { incarnation }) }),
+      signature,
+    );
     if (check !== null) return { status: 401, error: check };
     if (Math.abs(now - ts) > this.options.maxSkewMs) return { status: 401, error: "stale or future timestamp" };
     if (identity !== undefined && !certifiesNode(identity, node))
       return { status: 403, error: `the client certificate is not node ${node}'s` };
+    // Before the ordering below: another collector with this node id and a clock behind is refused the URL, but
+    // it is still there.
+    if (incarnation !== undefined) this.options.conflicts?.observe(node, incarnation, ts, url, now);
     // An older heartbeat replayed within the skew window must not bring back a URL the node has left.
     const known = this.beats.get(node);
     if (known !== undefined && ts < known.ts) return { status: 409, error: "older than the last heartbeat" };

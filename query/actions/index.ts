@@ -5,6 +5,7 @@ import { KeyRing, signingKey } from "../../common/signing.js";
 import type { Store } from "../../storage/store.js";
 import { StoreAudit } from "./audit.js";
 import { CollectorDirectory } from "./directory.js";
+import { NodeIdConflicts } from "./node-conflicts.js";
 import { type ActionFailedAlert, Remediator } from "./remediator.js";
 import { ActionSender } from "./sender.js";
 
@@ -30,6 +31,11 @@ export function queryActions(
     ttlMs: a.heartbeat_ttl_ms,
     keys: new KeyRing(a.heartbeat_keys),
     maxSkewMs: a.max_skew_ms,
+    conflicts: new NodeIdConflicts({
+      ttlMs: a.heartbeat_ttl_ms,
+      registry: runtime.registry,
+      log: runtime.log.child({ component: "collector-directory" }),
+    }),
   });
   const sender = new ActionSender({
     key: signingKey(spec),

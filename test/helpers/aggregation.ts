@@ -102,6 +102,7 @@ export async function startTestAggregator(options: {
   registry: Registry;
   maxBatchBytes: number;
   workers: number;
+  sessionTimeoutMs?: number;
 }) {
   const pool = new Piscina({
     filename: new URL("../../aggregator/worker.js", import.meta.url).href,
@@ -118,6 +119,7 @@ export async function startTestAggregator(options: {
     maxBatchBytes: options.maxBatchBytes,
     limits: TEST_LIMITS,
     partitionsConcurrently: 3,
+    ...(options.sessionTimeoutMs === undefined ? {} : { sessionTimeoutMs: options.sessionTimeoutMs }),
     metrics: aggregatorMetrics(options.registry),
     log: createLogger("silent"),
   });

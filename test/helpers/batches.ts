@@ -9,6 +9,8 @@ export interface BatchShape {
   pointsPerSeries?: number;
   nodeId?: string;
   sequence?: number;
+  /** The batch's incarnation; "" (the default) is a batch of a collector from before incarnations. */
+  incarnation?: string;
   tenant?: string;
   /** Time of the first entry of sequence 0; each sequence starts a second later. */
   startNs?: bigint;
@@ -44,6 +46,7 @@ export function makeBatch(shape: BatchShape = {}): Batch {
     site: "store-042",
     region: "eu-west",
     sequence,
+    incarnation: shape.incarnation ?? "",
     createdUnixNano: start,
     streams: Array.from({ length: streams }, (_, s) => ({
       labels: labelsOf([

@@ -7,7 +7,7 @@ import { pathToFileURL } from "node:url";
 import type { Kafka } from "kafkajs";
 import { stringify } from "yaml";
 import { edgeProfile } from "../../deploy/edge/profile.js";
-import type { Batch } from "../../proto/batch.js";
+import { type Batch, batchId } from "../../proto/batch.js";
 import { decodeBatch } from "../../proto/codec.js";
 import { until } from "./aggregation.js";
 import { freePort, REPO_ROOT, uniqueName } from "./services.js";
@@ -38,7 +38,14 @@ export class CollectorProcess {
    */
   static async configure(
     dir: string,
-    options: { nodeId: string; kafka: Record<string, unknown>; collector?: Record<string, unknown>; edge?: boolean },
+    options: {
+      nodeId: string;
+      kafka: Record<string, unknown>;
+      collector?: Record<string, unknown>;
+      edge?: boolean;
+      /** More of the node section: site, region. */
+      node?: Record<string, string>;
+    },
   ): Promise<CollectorProcess> {
     const port = await freePort();
     const { wal, batch, ...rest } = (options.collector ?? {}) as { wal?: object; batch?: object };
@@ -47,7 +54,7 @@ export class CollectorProcess {
       port,
       {
         log: { level: "info" },
-        node: { id: options.nodeId },
+        node: { id: options.nodeId, ...options.node },
         kafka: options.kafka,
         collector: {
           listen: `127.0.0.1:${port}`,
@@ -271,7 +278,7 @@ export async function consumeAll(
 
 export interface DeliveryCheck {
   messages: number;
-  /** Messages carrying a batch (node, sequence) already seen: redeliveries after a crash or a lost broker ack. */
+  /** Messages carrying a batch id already seen: redeliveries after a crash or a lost broker ack. */
   duplicateBatches: number;
   /** Entries received more than once (all of them within duplicate batches). */
   duplicateEntries: number;
@@ -298,7 +305,7 @@ export function checkDelivery(load: LokiLoad, messages: { value: Buffer; batch: 
   let duplicateBatches = 0;
   let lastSequence = 0;
   for (const { value, batch } of messages) {
-    const key = `${batch.nodeId}/${batch.sequence}`;
+    const key = batchId(batch);
     const seen = firstCopy.get(key);
     if (seen) {
       assert.ok(seen.equals(value), `batch ${key} redelivered with different content`);

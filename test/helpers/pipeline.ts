@@ -11,7 +11,7 @@ import { REPO_ROOT } from "./services.js";
 // Promtail and OpenTelemetry senders puts on it, and reading everything back through the Loki API. Shared by the
 // end-to-end fault suite (test/faults/) and `npm run bench:e2e`.
 
-export type Role = "collector" | "aggregator" | "query";
+export type Role = "collector" | "aggregator" | "query" | "all";
 
 export const PushRequest = protobuf
   .loadSync(fileURLToPath(new URL("../../proto/loki/push.proto", import.meta.url)))
@@ -217,6 +217,8 @@ export class Pusher {
       labels?: Record<string, string>;
       /** false: count acknowledged entries without keeping them (for long benchmarks). */
       keep?: boolean;
+      /** Answers that send the same request again, unchanged (default 429 and 503, as Promtail retries). */
+      retryStatuses?: number[];
       onAcked?: (entries: Entry[], sentAtMs: number) => void;
     },
   ) {}
@@ -284,7 +286,7 @@ export class Pusher {
           this.options.onAcked?.(entries, sentAt);
           return;
         }
-        if (response.status !== 429 && response.status !== 503) {
+        if (!(this.options.retryStatuses ?? [429, 503]).includes(response.status)) {
           this.stats.failed.push(`${kind}: ${response.status}`);
           return;
         }

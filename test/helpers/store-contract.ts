@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { type Labels, labelsOf, type LogStream, SampleKind } from "../../proto/batch.js";
+import { batchId, type Labels, labelsOf, type LogStream, SampleKind } from "../../proto/batch.js";
 import type { LineFilter, LogBatch, RollupBatch, RollupPartial, SampleBatch, Store } from "../../storage/store.js";
 import { StoreError } from "../../storage/values.js";
 
@@ -563,6 +563,30 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         direction: "forward",
       });
       assert.deepEqual(lines(got), ["one"]);
+    });
+
+    it("stores the batches of one node's incarnations that count the same sequences, each replay once", async () => {
+      const batch = (incarnation: string, at: bigint, line: string) =>
+        logBatch(batchId({ tenant: "acme", nodeId: "reimaged", sequence: 1, incarnation }), [
+          { labels: [["service", "incarnations"]], entries: [[T0_NS + at, line]] },
+        ]);
+      const older = batch("", 0n, "from a collector before incarnations");
+      const first = batch("1f2e3d4c5b6a7980", SEC, "first disk buffer");
+      const wiped = batch("0a1b2c3d4e5f6071", 2n * SEC, "after the buffer was wiped");
+      assert.deepEqual(await store.appendLogs([older, first]), { written: 2, duplicates: 0, rows: 2 });
+      assert.deepEqual(await store.appendLogs([wiped, first, older]), { written: 1, duplicates: 2, rows: 1 });
+      const got = await store.selectLogs({
+        tenant: "acme",
+        matchers: [{ name: "service", op: "=", value: "incarnations" }],
+        ...all,
+        limit: 100,
+        direction: "forward",
+      });
+      assert.deepEqual(lines(got), [
+        "from a collector before incarnations",
+        "first disk buffer",
+        "after the buffer was wiped",
+      ]);
     });
 
     it("lists a stream for any range its appends span, even with none inside", async () => {
