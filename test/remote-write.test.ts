@@ -326,6 +326,28 @@ describe("remote write from Debian's Prometheus 2.42", { skip: prometheusMissing
       );
       await new Promise((resolve) => setTimeout(resolve, 3000));
       await collector.start();
+      // The restarted process counts what it refuses on its /metrics, by reason, while Prometheus writes.
+      const post = (body: Uint8Array) =>
+        fetch(`${collector.url}/api/v1/write`, {
+          method: "POST",
+          body,
+          headers: { "Content-Type": V1_TYPE, "Content-Encoding": "snappy" },
+        });
+      const refused = await post(Buffer.from("not snappy"));
+      assert.equal(refused.status, 400);
+      assert.match(await refused.text(), /snappy/);
+      const partly = await post(
+        v1({
+          timeseries: [series({ __name__: "rw_other" }, [[Date.now(), 1]]), series({ a: "b" }, [[Date.now(), 1]])],
+        }),
+      );
+      assert.equal(partly.status, 400);
+      assert.match(await partly.text(), /1 samples refused \(missing_metric_name\)/);
+      assert.equal(await collector.metric("bifrost_collector_requests_rejected_total", 'reason="bad_request"'), 1);
+      assert.equal(
+        await collector.metric("bifrost_collector_samples_rejected_total", 'reason="missing_metric_name"'),
+        1,
+      );
       await new Promise((resolve) => setTimeout(resolve, 3000));
       // Stop the scraping at a known point: the target goes away, and every sample up to then is compared.
       await new Promise<void>((resolve) => target.close(() => resolve()));
