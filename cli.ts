@@ -1,29 +1,24 @@
 #!/usr/bin/env node
-import { existsSync } from "node:fs";
 import { resolve } from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { type Config, ConfigError, loadConfig } from "./common/config.js";
+import { ALL_IN_ONE, ALL_IN_ONE_STORE, applyDemo } from "./all.js";
+import { type Config, loadConfig } from "./config.js";
+import { ConfigError } from "./common/config.js";
 import { createLogger, LogTap } from "./common/log.js";
 import { createRegistry } from "./common/metrics.js";
-import { type Runtime, type Running, VERSION } from "./common/runtime.js";
+import { VERSION } from "./common/version.js";
+import type { Runtime, Running, Start } from "./runtime.js";
 import { startTelemetry } from "./common/telemetry.js";
 
-type Start = (runtime: Runtime) => Promise<Running>;
-
 // Each role loads only its own modules: an edge collector does not carry the store engines (DuckDB's native
-// library among them), the query engines or the aggregator's workers in its memory.
-const collector = async (): Promise<Start> => (await import("./collector/agent/index.js")).startManagedCollector;
-const aggregator = async (): Promise<Start> => (await import("./aggregator/index.js")).startAggregator;
-const query = async (): Promise<Start> => (await import("./query/index.js")).startQuery;
-const fleet = async (): Promise<Start> => (await import("./fleet/index.js")).startFleet;
-const ROLES = {
-  collector: [collector],
-  aggregator: [aggregator],
-  query: [query],
-  fleet: [fleet],
-  all: [collector, aggregator, query, fleet],
-} as const;
+// library among them), the query engines or the aggregator's workers in its memory. `all` is wired in all.ts.
+const ROLES: Record<"collector" | "aggregator" | "query" | "fleet" | "all", Start[]> = {
+  collector: [async (runtime) => (await import("./collector/agent/index.js")).startManagedCollector(runtime)],
+  aggregator: [async (runtime) => (await import("./aggregator/index.js")).startAggregator(runtime)],
+  query: [async (runtime) => (await import("./query/index.js")).startQuery(runtime)],
+  fleet: [async (runtime) => (await import("./fleet/index.js")).startFleet(runtime)],
+  all: ALL_IN_ONE,
+};
 type Role = keyof typeof ROLES;
 
 const USAGE = `Usage: bifrost <collector|aggregator|query|fleet|all> [--config file.yaml] [--check-config]
@@ -74,28 +69,6 @@ function parseCommandLine(argv: string[]): { role: Role; configFile?: string; ch
   if (role === undefined || !(role in ROLES)) fail(`expected a role, got ${role ?? "none"}\n\n${USAGE}`);
   if (extra.length > 0) fail(`unexpected arguments: ${extra.join(" ")}\n\n${USAGE}`);
   return { role: role as Role, configFile: values.config, checkOnly: values["check-config"] };
-}
-
-/** The sample rule file of the demo, beside the package's other examples. */
-const DEMO_RULES = fileURLToPath(new URL("../deploy/rules/demo.yaml", import.meta.url));
-
-/**
- * `bifrost all` with `all.demo`: a source of data from the first second (this machine's host metrics, Bifrost's
- * own logs) and rules over it, so that a newcomer sees something in Grafana without configuring anything.
- * Returns what it turned on, for the banner.
- */
-function applyDemo(config: Config): string[] {
-  config.collector.host_metrics.enabled = true;
-  const what = [
-    `host metrics of this machine every ${config.collector.host_metrics.interval_ms / 1000} s`,
-    `Bifrost's own logs as {job="bifrost"}`,
-  ];
-  const ruler = config.query.ruler;
-  if (ruler.rule_files.length === 0 && ruler.rules_dir === undefined && existsSync(DEMO_RULES)) {
-    ruler.rule_files = [DEMO_RULES];
-    what.push(`rules of ${DEMO_RULES}`);
-  }
-  return what;
 }
 
 function banner(config: Config, role: Role, started: Running[], storage: string, demo: string[]): string {
@@ -167,7 +140,6 @@ async function main(): Promise<void> {
   const ownLogs = demo.length > 0 ? new LogTap() : undefined;
   const log = createLogger(config.log.level, { role }, ownLogs);
   const runtime: Runtime = {
-    role,
     config,
     configFile,
     log,
@@ -180,7 +152,11 @@ async function main(): Promise<void> {
   const cleanups: (() => Promise<void> | void)[] = [];
   if (role !== "collector") {
     const { openStore, scheduleRetention, StoreStartup } = await import("./storage/open.js");
-    const opened = openStore(config, role, log.child({ component: "store" }));
+    const opened = openStore(
+      config,
+      role === "all" ? ALL_IN_ONE_STORE : "clickhouse",
+      log.child({ component: "store" }),
+    );
     const startup = new StoreStartup(opened.store, log.child({ component: "store" }));
     runtime.store = opened.store;
     runtime.storeReadiness = () => startup.readiness();
@@ -210,7 +186,7 @@ async function main(): Promise<void> {
   };
   process.once("SIGINT", () => void stop("SIGINT"));
   process.once("SIGTERM", () => void stop("SIGTERM"));
-  for (const load of ROLES[role]) started.push(await (await load())(runtime));
+  for (const start of ROLES[role]) started.push(await start(runtime));
   process.stderr.write(banner(config, role, started, storage, demo));
 }
 

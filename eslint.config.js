@@ -2,6 +2,26 @@
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
+// A role (collector, aggregator, query, fleet) never imports another role, statically or with import(): shared formats
+// are in proto/, shared plumbing in common/, the stores in storage/, and the process wiring (cli.ts, all.ts,
+// config.ts, runtime.ts) beside them at the top.
+const ROLES = ["collector", "aggregator", "query", "fleet"];
+const roleBoundaries = ROLES.map((role) => {
+  const others = ROLES.filter((other) => other !== role);
+  const regex = `(^|/)(${others.join("|")})/`;
+  const message = `${role}/ is a role and never imports another role (${others.join(", ")}): move what both need to proto/, common/ or storage/, or wire it in all.ts`;
+  return {
+    files: [`${role}/**/*.ts`],
+    rules: {
+      "no-restricted-imports": ["error", { patterns: [{ regex, message }] }],
+      "no-restricted-syntax": [
+        "error",
+        { selector: `ImportExpression[source.value=/${regex.replaceAll("/", "\\/")}/]`, message },
+      ],
+    },
+  };
+});
+
 export default tseslint.config(
   { ignores: ["dist/", "node_modules/", ".bifrost/"] },
   js.configs.recommended,
@@ -21,4 +41,5 @@ export default tseslint.config(
       "prefer-const": ["error", { destructuring: "all" }],
     },
   },
+  ...roleBoundaries,
 );

@@ -2,6 +2,7 @@ import type { Consumer, EachBatchPayload, IHeaders, Kafka, KafkaMessage, Produce
 import type { Piscina } from "piscina";
 import type { Logger } from "../common/log.js";
 import type { BatchLimits } from "../proto/validate.js";
+import { takesEncodedLogs } from "../storage/log-rowbinary.js";
 import type { Store } from "../storage/store.js";
 import type { AggregatorMetrics } from "./metrics.js";
 import { WithdrawnError, WriteBuffer, writePartOf } from "./write-buffer.js";
@@ -10,7 +11,7 @@ import { backoffDelay } from "../common/backoff.js";
 import { ConsumerHealth } from "./consumer-health.js";
 import type { DecodedBatch, DecodeResult } from "./worker.js";
 
-export interface AggregatorOptions {
+export interface GroupConsumerOptions {
   kafka: Kafka;
   topic: string;
   deadLetterTopic: string;
@@ -84,7 +85,7 @@ function clientRetry(sessionTimeoutMs: number): { retries: number; initialRetryT
  * the store's per-batch idempotency absorbs. Starting is retried with backoff until Kafka and the topic are
  * there, and a client that crashes for good is started again; ConsumerHealth reports a member that stalls.
  */
-export class Aggregator {
+export class GroupConsumer {
   private consumer: Consumer | undefined;
   private readonly producer: Producer;
   private readonly buffer: WriteBuffer;
@@ -101,7 +102,7 @@ export class Aggregator {
   private launching: Promise<void> | undefined;
   private interrupt: (() => void) | undefined;
 
-  constructor(private readonly options: AggregatorOptions) {
+  constructor(private readonly options: GroupConsumerOptions) {
     this.sessionTimeoutMs = options.sessionTimeoutMs ?? 30_000;
     this.producer = options.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     this.decoder =
@@ -109,7 +110,7 @@ export class Aggregator {
       new Decoder(options.pool, {
         maxBatchBytes: options.maxBatchBytes,
         limits: options.limits,
-        encodeLogs: options.store.appendEncodedLogs !== undefined,
+        encodeLogs: takesEncodedLogs(options.store),
       });
     this.buffer = new WriteBuffer(options.store, {
       maxRows: options.flushRows ?? 50_000,

@@ -1,22 +1,22 @@
 import { Piscina } from "piscina";
 import { kafkaClient } from "../common/kafka.js";
-import type { Runtime, Running } from "../common/runtime.js";
-import { startHttpComponent } from "../common/service.js";
-import { Aggregator } from "./consumer.js";
+import { type Runtime, type Running, startHttpComponent } from "../runtime.js";
+import { takesEncodedLogs } from "../storage/log-rowbinary.js";
+import { GroupConsumer } from "./consumer.js";
 import { Decoder } from "./decoder.js";
 import { batchesRoute } from "./http-ingest.js";
 import { aggregatorMetrics } from "./metrics.js";
 
 /**
  * The regional aggregator: a Kafka consumer group member and, with `http_ingest`, the endpoint of collectors
- * that cannot reach Kafka, both writing to the store, with `/ready` and `/metrics`. In `bifrost all` there is no
- * Kafka: the collector's shipper writes through the aggregator's decoding in process (local-transport.ts), so
- * only the listener runs here.
+ * that cannot reach Kafka, both writing to the store, with `/ready` and `/metrics`. With neither (as in
+ * `bifrost all`, where the collector's shipper writes through the aggregator's decoding in process,
+ * store-transport.ts) only the listener runs.
  */
 export async function startAggregator(runtime: Runtime): Promise<Running> {
   const { config, store } = runtime;
   const a = config.aggregator;
-  if (runtime.role === "all" || store === undefined || (!a.consume_kafka && !a.http_ingest.enabled)) {
+  if (store === undefined || (!a.consume_kafka && !a.http_ingest.enabled)) {
     return startHttpComponent(runtime, "aggregator");
   }
   const log = runtime.log.child({ component: "aggregator" });
@@ -29,11 +29,11 @@ export async function startAggregator(runtime: Runtime): Promise<Running> {
   const decoder = new Decoder(pool, {
     maxBatchBytes: a.max_batch_bytes,
     limits: a.limits,
-    encodeLogs: store.appendEncodedLogs !== undefined,
+    encodeLogs: takesEncodedLogs(store),
   });
   const metrics = aggregatorMetrics(runtime.registry);
-  const aggregator = a.consume_kafka
-    ? new Aggregator({
+  const consumer = a.consume_kafka
+    ? new GroupConsumer({
         kafka: kafkaClient(config.kafka, log, 8, 5_000),
         topic: config.kafka.topic,
         deadLetterTopic: config.kafka.dead_letter_topic,
@@ -52,9 +52,9 @@ export async function startAggregator(runtime: Runtime): Promise<Running> {
       })
     : undefined;
   const running = await startHttpComponent(runtime, "aggregator", (http) => {
-    if (aggregator)
+    if (consumer)
       http.addReadiness("kafka", () =>
-        runtime.storeReadiness() === null ? aggregator.readiness() : "the consumer starts once the store is ready",
+        runtime.storeReadiness() === null ? consumer.readiness() : "the consumer starts once the store is ready",
       );
     if (a.http_ingest.enabled) {
       batchesRoute(http.app, {
@@ -71,7 +71,7 @@ export async function startAggregator(runtime: Runtime): Promise<Running> {
   // Consume only once the schema exists; a store that never migrates keeps /ready saying why.
   const consuming = runtime.storeMigrated.then(async () => {
     if (runtime.storeReadiness() !== null) return;
-    await aggregator?.start();
+    await consumer?.start();
   });
   consuming.catch((err: unknown) => log.error({ err }, "the consumer could not start"));
   return {
@@ -79,7 +79,7 @@ export async function startAggregator(runtime: Runtime): Promise<Running> {
     stop: async () => {
       await running.stop();
       await consuming.catch(() => {});
-      await aggregator?.stop();
+      await consumer?.stop();
       await pool.destroy();
     },
   };

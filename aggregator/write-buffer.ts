@@ -1,6 +1,6 @@
 import type { Logger } from "../common/log.js";
 import type { DecodedBatch } from "./worker.js";
-import type { EncodedLogBatch } from "../storage/log-rowbinary.js";
+import { type EncodedLogBatch, takesEncodedLogs } from "../storage/log-rowbinary.js";
 import type { AppendResult, LogBatch, RollupBatch, SampleBatch, Store } from "../storage/store.js";
 import { StoreError } from "../storage/values.js";
 import type { AggregatorMetrics } from "./metrics.js";
@@ -34,7 +34,7 @@ export function writePartOf(results: readonly DecodedBatch[]): WritePart {
 async function appendLogsOf(store: Store, logs: LogBatch[], encodedLogs: EncodedLogBatch[]): Promise<AppendResult> {
   const decoded = await store.appendLogs(logs);
   if (encodedLogs.length === 0) return decoded;
-  if (!store.appendEncodedLogs) throw new Error("log batches arrived encoded for a store that does not take them");
+  if (!takesEncodedLogs(store)) throw new Error("log batches arrived encoded for a store that does not take them");
   const encoded = await store.appendEncodedLogs(encodedLogs);
   return {
     written: decoded.written + encoded.written,

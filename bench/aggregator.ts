@@ -4,7 +4,7 @@ import { createClient } from "@clickhouse/client";
 import { Kafka, logLevel, Partitioners } from "kafkajs";
 import { Piscina } from "piscina";
 import { Registry } from "prom-client";
-import { Aggregator } from "../aggregator/consumer.js";
+import { GroupConsumer } from "../aggregator/consumer.js";
 import { aggregatorMetrics } from "../aggregator/metrics.js";
 import { createLogger } from "../common/log.js";
 import { encodeBatch } from "../proto/codec.js";
@@ -13,7 +13,7 @@ import { encodeLogBatch } from "../storage/log-rowbinary.js";
 import { counterTotal } from "../test/helpers/aggregation.js";
 import { makeBatch } from "../test/helpers/batches.js";
 import { startChdbHttp } from "../test/helpers/services.js";
-import { insertRowBinarySeconds, scratchLogsTable } from "./limits.js";
+import { insertRowBinarySeconds, scratchLogsTable } from "./ceilings.js";
 
 // npm run bench:aggregator — sustained throughput from Kafka into ClickHouse through the aggregator (consumer
 // group, piscina workers, idempotent store writes, offset commits) with 1 and 2 workers, on a topic filled
@@ -102,7 +102,7 @@ async function runAggregator(topic: string, workers: number) {
     minThreads: workers,
     maxThreads: workers,
   });
-  const aggregator = new Aggregator({
+  const aggregator = new GroupConsumer({
     kafka,
     topic,
     deadLetterTopic: `${topic}.dlq`,

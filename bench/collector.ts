@@ -1,27 +1,30 @@
-import { type ChildProcess, spawn } from "node:child_process";
-import { appendFileSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { appendFileSync, linkSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { Agent, request } from "node:http";
 import { connect, type Socket } from "node:net";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Kafka, logLevel } from "kafkajs";
 import protobuf from "protobufjs";
 import { compressSync } from "snappy";
-import { edgeProfile } from "../deploy/edge/profile.js";
-import { type ProcStats, procStats } from "./proc-stats.js";
 import { remoteWriteBench, scrapeBench } from "./prometheus-inputs.js";
-import { decodeBatch } from "../proto/codec.js";
 import { makeBatch } from "../test/helpers/batches.js";
 import { startRsyslogd } from "../test/helpers/rsyslog.js";
 import {
-  createTopics,
-  deleteTopics,
-  freePort,
-  KAFKA_BROKERS,
-  REPO_ROOT,
-  uniqueName,
-} from "../test/helpers/services.js";
+  EDGE,
+  kafka,
+  linesInBatches,
+  messagesIn,
+  procStats,
+  type ProcStats,
+  progress,
+  type Running,
+  sleep,
+  startCollector,
+  startRsyslog,
+  until,
+} from "./collector-processes.js";
+import { createTopics, deleteTopics, freePort, KAFKA_BROKERS, uniqueName } from "../test/helpers/services.js";
 
 // npm run bench:collector — the collector process (`node dist/cli.js collector`) taking BENCH_LINES log lines of
 // 200 bytes: (a) pushed over the Loki API by PUSH_CLIENTS concurrent clients, JSON and snappy protobuf, into the
@@ -48,9 +51,6 @@ const STEADY_RATE = 10_000;
 const STEADY_SECONDS = Number(process.env.BENCH_STEADY_SECONDS ?? 20);
 const MIB = 1 << 20;
 
-const progress = (message: string) => process.stderr.write(`collector bench: ${message}\n`);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const kafka = new Kafka({ clientId: "bifrost-bench", brokers: KAFKA_BROKERS, logLevel: logLevel.NOTHING });
 const root = mkdtempSync(join(tmpdir(), "bifrost-bench-collector-"));
 
 /** The input: logfmt access-log lines of LINE_BYTES bytes, the same for every run and for the peer. */
@@ -79,179 +79,6 @@ function figures(seconds: number, before: ProcStats, after: ProcStats) {
     lines_per_cpu_second: Math.round(LINES / cpu),
     peak_rss_mib: Number((after.peakRssBytes / MIB).toFixed(1)),
   };
-}
-
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 600_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`no ${what} after ${timeoutMs / 1000} s`);
-    await sleep(50);
-  }
-}
-
-interface Running {
-  pid: number;
-  stop(): Promise<void>;
-}
-
-function watch(child: ChildProcess, name: string): Running {
-  let stderr = "";
-  child.stderr!.on("data", (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  child.once("exit", (code, signal) => {
-    if (code !== 0 && signal !== "SIGTERM") progress(`${name} exited with ${code ?? signal}: ${stderr}`);
-  });
-  return {
-    pid: child.pid!,
-    stop: async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-      await exited;
-    },
-  };
-}
-
-/**
- * The collector as deploy/systemd runs it on an edge node: that unit's ExecStart (the edge bundle and V8's
- * options) and runtime environment, read from the unit so the bench measures what is deployed, and only the
- * inputs an edge node there uses (no OTLP).
- */
-const EDGE = { ...edgeProfile(), otlp: { http_enabled: false, grpc_enabled: false } };
-
-/** A collector process of its own, tailing `inDir/*.log`, shipping to `brokers`; with `edge`, as deployed on an edge node. */
-async function startCollector(
-  name: string,
-  brokers: string[],
-  topic: string,
-  edge = false,
-  syslogPort?: number,
-): Promise<Running & { url: string; inDir: string; positionsFile: string; metric(name: string): Promise<number> }> {
-  const dir = join(root, name);
-  const inDir = join(dir, "in");
-  mkdirSync(inDir, { recursive: true });
-  const [port, grpc] = [await freePort(), await freePort()];
-  const configFile = join(dir, "collector.yaml");
-  writeFileSync(
-    configFile,
-    JSON.stringify({
-      log: { level: "error" },
-      node: { id: "bench-edge" },
-      kafka: { brokers, topic },
-      collector: {
-        listen: `127.0.0.1:${port}`,
-        wal: { dir: join(dir, "wal") },
-        otlp: edge ? EDGE.otlp : { grpc_listen: `127.0.0.1:${grpc}` },
-        files: [{ paths: [join(inDir, "*.log")], labels: { job: "bench" } }],
-        files_sync_ms: 100,
-        ...(syslogPort
-          ? { syslog: [{ listen: `127.0.0.1:${syslogPort}`, protocol: "tcp", labels: { job: "bench" } }] }
-          : {}),
-      },
-    }),
-  );
-  const env = edge ? { ...process.env, ...EDGE.env } : process.env;
-  const command = edge ? [...EDGE.nodeArgs, join(REPO_ROOT, EDGE.script)] : [join(REPO_ROOT, "dist", "cli.js")];
-  const child = spawn(process.execPath, [...command, "collector", "--config", configFile], {
-    stdio: ["ignore", "ignore", "pipe"],
-    env,
-  });
-  const running = watch(child, `collector ${name}`);
-  const url = `http://127.0.0.1:${port}`;
-  await until(
-    "ready collector",
-    async () => {
-      if (child.exitCode !== null) throw new Error(`collector ${name} exited during start`);
-      return fetch(`${url}/ready`).then(
-        (r) => r.ok,
-        () => false,
-      );
-    },
-    60_000,
-  );
-  return {
-    ...running,
-    url,
-    inDir,
-    positionsFile: join(dir, "wal", "file-positions.json"),
-    metric: async (metric) => {
-      const text = await (await fetch(`${url}/metrics`)).text();
-      return [...text.matchAll(new RegExp(`^${metric}(?:\\{[^}]*\\})? (\\S+)$`, "gm"))].reduce(
-        (n, m) => n + Number(m[1]),
-        0,
-      );
-    },
-  };
-}
-
-/** rsyslogd in the foreground with a configuration, work directory and pid file of its own: imfile -> omkafka. */
-async function startRsyslog(name: string, topic: string): Promise<Running & { inDir: string }> {
-  const dir = join(root, name);
-  const inDir = join(dir, "in");
-  mkdirSync(join(dir, "work"), { recursive: true });
-  mkdirSync(inDir, { recursive: true });
-  const conf = join(dir, "rsyslog.conf");
-  writeFileSync(
-    conf,
-    [
-      `global(workDirectory="${join(dir, "work")}" maxMessageSize="64k")`,
-      `module(load="imfile" mode="inotify")`,
-      `module(load="omkafka")`,
-      `template(name="line" type="string" string="%msg%")`,
-      `input(type="imfile" File="${join(inDir, "*.log")}" Tag="bench" ruleset="ship")`,
-      `ruleset(name="ship") {`,
-      `  action(type="omkafka" broker=[${KAFKA_BROKERS.map((b) => `"${b}"`).join(",")}] topic="${topic}" template="line"`,
-      `         confParam=["compression.codec=lz4"] topicConfParam=["request.required.acks=-1"])`,
-      `}`,
-    ].join("\n") + "\n",
-  );
-  const child = spawn("rsyslogd", ["-n", "-f", conf, "-i", join(dir, "rsyslogd.pid")], {
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  const running = watch(child, `rsyslogd ${name}`);
-  // rsyslogd has no readiness endpoint: it is set up once it has written its pid file.
-  await until(
-    "rsyslogd pid file",
-    async () => {
-      if (child.exitCode !== null) throw new Error(`rsyslogd ${name} exited during start`);
-      try {
-        return readFileSync(join(dir, "rsyslogd.pid"), "utf8").trim() === String(child.pid);
-      } catch {
-        return false;
-      }
-    },
-    30_000,
-  );
-  await sleep(500);
-  return { ...running, inDir };
-}
-
-async function messagesIn(topic: string): Promise<number> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    const offsets = await admin.fetchTopicOffsets(topic);
-    return offsets.reduce((n, p) => n + Number(p.high) - Number(p.low), 0);
-  } finally {
-    await admin.disconnect();
-  }
-}
-
-/** Lines in the collector's batches on `topic`, decoded: the check that (c) shipped every line once. */
-async function linesInBatches(topic: string): Promise<number> {
-  const expected = await messagesIn(topic);
-  const consumer = kafka.consumer({ groupId: uniqueName("bench-verify") });
-  await consumer.connect();
-  await consumer.subscribe({ topic, fromBeginning: true });
-  let [messages, count] = [0, 0];
-  await new Promise<void>((resolve) => {
-    void consumer.run({
-      eachMessage: async ({ message }) => {
-        count += decodeBatch(message.value!).streams.reduce((n, s) => n + s.entries.length, 0);
-        if (++messages >= expected) resolve();
-      },
-    });
-  });
-  await consumer.disconnect();
-  return count;
 }
 
 type Encoding = "json" | "protobuf";
@@ -327,7 +154,12 @@ function post(agent: Agent, url: string, body: Buffer, encoding: Encoding): Prom
 /** (a) PUSH_CLIENTS clients pushing the input over keep-alive connections; each 204 means in the disk buffer. */
 async function pushToWal(encoding: Encoding) {
   const bodies = pushBodies(encoding);
-  const collector = await startCollector(`push-${encoding}`, [`127.0.0.1:${await freePort()}`], "unused");
+  const collector = await startCollector(
+    join(root, `push-${encoding}`),
+    `push-${encoding}`,
+    [`127.0.0.1:${await freePort()}`],
+    "unused",
+  );
   const agent = new Agent({ keepAlive: true, maxSockets: PUSH_CLIENTS });
   let next = 0;
   const [before, t0] = [procStats(collector.pid), performance.now()];
@@ -375,7 +207,7 @@ async function tailCollector(
   topic: string,
   shipped?: (batches: number) => Promise<boolean>,
 ) {
-  const collector = await startCollector(name, brokers, topic);
+  const collector = await startCollector(join(root, name), name, brokers, topic);
   const [before, t0] = [procStats(collector.pid), performance.now()];
   linkSync(inputFile, join(collector.inDir, "input.log"));
   await until(`all lines in the disk buffer of collector ${name}`, async () => positionsAtEnd(collector.positionsFile));
@@ -418,7 +250,7 @@ async function tailToKafka() {
 async function rsyslogToKafka() {
   const topic = uniqueName("bench_rsyslog");
   await createTopics(kafka, [{ topic, numPartitions: 1 }]);
-  const rsyslog = await startRsyslog("rsyslog-kafka", topic);
+  const rsyslog = await startRsyslog(join(root, "rsyslog-kafka"), "rsyslog-kafka", topic);
   const [before, t0] = [procStats(rsyslog.pid), performance.now()];
   linkSync(inputFile, join(rsyslog.inDir, "input.log"));
   await until("all lines through rsyslogd", async () => (await messagesIn(topic)) >= LINES);
@@ -467,7 +299,7 @@ async function syslogToKafka() {
   const topic = uniqueName("bench_syslog");
   await createTopics(kafka, [{ topic, numPartitions: 1 }]);
   const port = await freePort();
-  const collector = await startCollector("syslog-kafka", KAFKA_BROKERS, topic, false, port);
+  const collector = await startCollector(join(root, "syslog-kafka"), "syslog-kafka", KAFKA_BROKERS, topic, false, port);
   const [before, t0] = [procStats(collector.pid), performance.now()];
   await sendSyslog(port);
   await until(
@@ -551,7 +383,13 @@ async function steadyCollector(edge: boolean) {
   await createTopics(kafka, [{ topic, numPartitions: 1 }]);
   const result = await steady(
     edge ? "collector (edge profile)" : "collector",
-    await startCollector(edge ? "steady-edge" : "steady", KAFKA_BROKERS, topic, edge),
+    await startCollector(
+      join(root, edge ? "steady-edge" : "steady"),
+      edge ? "steady-edge" : "steady",
+      KAFKA_BROKERS,
+      topic,
+      edge,
+    ),
   );
   await deleteTopics(kafka, [topic]);
   return result;
@@ -560,7 +398,7 @@ async function steadyCollector(edge: boolean) {
 async function steadyRsyslog() {
   const topic = uniqueName("bench_rsyslog_steady");
   await createTopics(kafka, [{ topic, numPartitions: 1 }]);
-  const result = await steady("rsyslogd", await startRsyslog("rsyslog-steady", topic));
+  const result = await steady("rsyslogd", await startRsyslog(join(root, "rsyslog-steady"), "rsyslog-steady", topic));
   await deleteTopics(kafka, [topic]);
   return result;
 }

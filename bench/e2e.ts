@@ -14,7 +14,7 @@ import {
   KAFKA_BROKERS,
   uniqueName,
 } from "../test/helpers/services.js";
-import { insertRowBinarySeconds, kafkaProduceLinesPerS, scratchLogsTable } from "./limits.js";
+import { insertRowBinarySeconds, kafkaProduceLinesPerS, scratchLogsTable } from "./ceilings.js";
 
 // npm run bench:e2e — the whole write path as separate processes: Loki push and OTLP/HTTP -> collector (disk
 // buffer) -> Kafka -> aggregator -> ClickHouse -> queryable through the query process's Loki API.

@@ -16,7 +16,7 @@ import {
   REPO_ROOT,
   uniqueName,
 } from "../test/helpers/services.js";
-import { procStats } from "./proc-stats.js";
+import { procStats } from "./collector-processes.js";
 
 // The Prometheus inputs of npm run bench:collector (also runnable alone: node dist/bench/prometheus-inputs.js):
 //

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { createClient } from "@clickhouse/client";
 import { Hono } from "hono";
 import { Authenticator } from "../common/auth.js";
-import { configSchema } from "../common/config.js";
+import { configSchema } from "../config.js";
 import { createLogger } from "../common/log.js";
 import { rollupBatch } from "../aggregator/rollup.js";
 import { labelsOf, type LogStream, SampleKind, type Series } from "../proto/batch.js";

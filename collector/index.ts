@@ -1,26 +1,36 @@
 import { Authenticator } from "../common/auth.js";
 import { loadClientTls } from "../common/http-client.js";
 import { kafkaClient } from "../common/kafka.js";
-import type { Runtime, Running } from "../common/runtime.js";
-import { startHttpComponent } from "../common/service.js";
+import { type Runtime, type Running, startHttpComponent } from "../runtime.js";
 import { collectorActions } from "./actions/index.js";
-import { Batcher } from "./batcher.js";
+import { Batcher } from "./buffer/batcher.js";
 import { startInputs } from "./inputs.js";
 import { type LogInputs, startLogInputs } from "./log-inputs.js";
 import { collectorMetrics } from "./metrics.js";
 import { TenantLimits } from "../common/limits.js";
-import { lokiPushRoute, TenantRateLimiter } from "./receivers/loki.js";
+import type { Transport } from "../common/transport.js";
+import { TenantRateLimiter } from "../common/rate-limit.js";
+import { lokiReceiver } from "./receivers/loki.js";
 import type { OtlpReceiverOptions } from "./receivers/otlp-ingest.js";
-import { KafkaTransport, Shipper } from "./shipper.js";
-import { Wal } from "./wal.js";
+import { KafkaTransport } from "./shipper/kafka-transport.js";
+import { Shipper } from "./shipper/shipper.js";
+import { Wal } from "./buffer/wal.js";
+
+/** What the process that starts the collector may put in place of the configured parts. */
+export interface CollectorWiring {
+  /**
+   * The transport the shipper delivers with instead of the configured one (Kafka, or HTTP to an aggregator):
+   * `bifrost all` (all.ts) gives the process's store. `onInvalid` is told of a record the other end can never take.
+   */
+  transport?: (onInvalid: (reason: string, message: string) => void) => Transport;
+}
 
 /**
  * The edge collector: receivers (Loki push and OTLP/HTTP on its HTTP listener, OTLP/gRPC on its own), file
  * tails and host metrics -> batcher -> disk buffer -> shipper, with `/ready` and `/metrics`. The shipper sends
- * to Kafka, or over HTTP to an aggregator, or in `bifrost all` straight into the process's store through the
- * aggregator's decoding.
+ * to Kafka, or over HTTP to an aggregator, or where `wiring.transport` says.
  */
-export async function startCollector(runtime: Runtime): Promise<Running> {
+export async function startCollector(runtime: Runtime, wiring: CollectorWiring = {}): Promise<Running> {
   const { config } = runtime;
   const c = config.collector;
   const log = runtime.log.child({ component: "collector" });
@@ -51,24 +61,18 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
   const s = c.shipper;
   // Transports and receivers are imported only when configured: an edge node's memory budget is small, and the
   // OTLP definitions and gRPC alone take about 30 MiB.
-  const transport =
-    runtime.role === "all" && runtime.store !== undefined
-      ? new (await import("../aggregator/local-transport.js")).StoreTransport({
-          store: runtime.store,
-          maxBatchBytes: config.aggregator.max_batch_bytes,
-          limits: config.aggregator.limits,
+  const transport = wiring.transport
+    ? wiring.transport(onInvalid)
+    : s.transport === "http"
+      ? new (await import("./shipper/http-transport.js")).HttpTransport({
+          url: s.http.url,
+          token: s.http.auth_token,
+          tls: loadClientTls(s.http.tls),
+          timeoutMs: s.http.timeout_ms,
+          maxRequestBytes: s.http.max_request_bytes,
           onInvalid,
         })
-      : s.transport === "http"
-        ? new (await import("./http-transport.js")).HttpTransport({
-            url: s.http.url,
-            token: s.http.auth_token,
-            tls: loadClientTls(s.http.tls),
-            timeoutMs: s.http.timeout_ms,
-            maxRequestBytes: s.http.max_request_bytes,
-            onInvalid,
-          })
-        : new KafkaTransport(kafkaClient(config.kafka, log, 2), config.kafka.topic, config.node.id);
+      : new KafkaTransport(kafkaClient(config.kafka, log, 2), config.kafka.topic, config.node.id);
   const shipper = new Shipper({
     wal,
     transport,
@@ -117,7 +121,7 @@ export async function startCollector(runtime: Runtime): Promise<Running> {
   };
   const running = await startHttpComponent(runtime, "collector", (http) => {
     actions?.route(http.app);
-    lokiPushRoute(http.app, {
+    lokiReceiver(http.app, {
       batcher,
       limits: c.limits,
       tenantLimits,

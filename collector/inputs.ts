@@ -1,10 +1,10 @@
 import { join } from "node:path";
 import { Counter, Gauge, type Registry } from "prom-client";
-import type { Config } from "../common/config.js";
+import type { CollectorConfig } from "./config.js";
 import type { Logger, LogTap } from "../common/log.js";
 import { labelsOf } from "../proto/batch.js";
-import type { Batcher } from "./batcher.js";
-import { FileTail } from "./receivers/filetail.js";
+import type { Batcher } from "./buffer/batcher.js";
+import { FileTail } from "./receivers/files/receiver.js";
 import { HostMetrics } from "./receivers/hostmetrics.js";
 
 // The inputs the collector reads itself rather than receives: tailed files and host metrics. Both hand their
@@ -58,7 +58,7 @@ export interface Inputs {
 }
 
 export function startInputs(options: {
-  config: Config["collector"];
+  config: CollectorConfig;
   batcher: Batcher;
   registry: Registry;
   log: Logger;

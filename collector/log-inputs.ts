@@ -1,10 +1,10 @@
 import { dirname, join } from "node:path";
 import type { Registry } from "prom-client";
-import type { Config } from "../common/config.js";
+import type { Config } from "../config.js";
 import type { TenantLimits } from "../common/limits.js";
 import type { Logger } from "../common/log.js";
-import type { Batcher } from "./batcher.js";
-import type { TenantRateLimiter } from "./receivers/loki.js";
+import type { Batcher } from "./buffer/batcher.js";
+import type { TenantRateLimiter } from "../common/rate-limit.js";
 
 // The log inputs an edge node runs beside its files: syslog listeners, the systemd journal and Kubernetes pod
 // logs. Each is loaded only when configured (an edge node's memory budget is small), and each hands its

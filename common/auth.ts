@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { Context, MiddlewareHandler } from "hono";
-import { TENANT_ID, type Config } from "./config.js";
+import { TENANT_ID } from "./config.js";
+import type { AuthConfig } from "./config-sections.js";
 
 // Who is asking, and for which tenant. Without auth (the default, as Loki's auth_enabled: false) the tenant is
 // X-Scope-OrgID or the default tenant. With auth, a bearer token (or basic auth: tenant as user, token as
@@ -21,7 +22,7 @@ export class Authenticator {
   private readonly tokens: { digest: Buffer; tenant: string }[] = [];
 
   constructor(
-    private readonly config: Config["auth"],
+    private readonly config: AuthConfig,
     private readonly defaultTenant: string,
   ) {
     for (const [tenant, { tokens }] of Object.entries(config.tenants)) {

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { Kafka, type KafkaConfig, logLevel, type SASLOptions } from "kafkajs";
-import type { Config } from "./config.js";
+import type { KafkaClusterConfig } from "./config-sections.js";
 import type { Logger } from "./log.js";
 
 const LEVELS: Record<number, "error" | "warn" | "info" | "debug"> = {
@@ -17,7 +17,7 @@ const LEVELS: Record<number, "error" | "warn" | "info" | "debug"> = {
  * so that an outage reaches it, and its /ready, within seconds; a consumer group member (the aggregator)
  * takes short waits, so that it finds a moved coordinator soon after the cluster elected it.
  */
-export function kafkaClient(config: Config["kafka"], log: Logger, retries = 8, maxRetryTime = 30_000): Kafka {
+export function kafkaClient(config: KafkaClusterConfig, log: Logger, retries = 8, maxRetryTime = 30_000): Kafka {
   const tls = config.tls;
   const options: KafkaConfig = {
     clientId: config.client_id,

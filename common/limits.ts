@@ -1,4 +1,4 @@
-import type { Config } from "./config.js";
+import type { TenantOverrides } from "./config-sections.js";
 import { type BatchLimits, ValidationError } from "../proto/validate.js";
 
 // Per-tenant limits as Loki has them: defaults in `collector.limits` and `query.limits` (Loki's limits_config),
@@ -19,6 +19,11 @@ export const TENANT_LIMIT_KEYS = {
 
 export type TenantLimitKey = keyof typeof TENANT_LIMIT_KEYS;
 
+/** The keys whose defaults are in `section`. */
+type TenantLimitKeyOf<Section> = {
+  [K in TenantLimitKey]: (typeof TENANT_LIMIT_KEYS)[K] extends Section ? K : never;
+}[TenantLimitKey];
+
 export type TenantLimitValues = Record<TenantLimitKey, number>;
 
 /** A request over one of its tenant's limits; `status` is Loki's for it (429 for ingestion rate, 400 otherwise). */
@@ -34,12 +39,12 @@ export class TenantLimitError extends Error {
 
 export class TenantLimits {
   private readonly defaults: TenantLimitValues;
-  private readonly overrides: Config["overrides"];
+  private readonly overrides: TenantOverrides;
 
   constructor(config: {
-    collector: { limits: Config["collector"]["limits"] };
-    query: { limits: Config["query"]["limits"] };
-    overrides: Config["overrides"];
+    collector: { limits: Record<TenantLimitKeyOf<"collector.limits">, number> };
+    query: { limits: Record<TenantLimitKeyOf<"query.limits">, number> };
+    overrides: TenantOverrides;
   }) {
     const c = config.collector.limits;
     const q = config.query.limits;

@@ -5,10 +5,8 @@ import { TLSSocket } from "node:tls";
 import { serve, type ServerType } from "@hono/node-server";
 import { type Context, Hono } from "hono";
 import type { Registry } from "prom-client";
-import { Authenticator } from "./auth.js";
-import type { Config } from "./config.js";
+import type { ServerTls } from "./config-sections.js";
 import type { Logger } from "./log.js";
-import type { Runtime, Running } from "./runtime.js";
 import { exposition } from "./metrics.js";
 
 /** Returns null when its part is ready, otherwise why it is not. */
@@ -150,8 +148,6 @@ export class HttpService {
   }
 }
 
-export type ServerTls = Config["query"]["tls"];
-
 export function httpsOptions(tls: ServerTls): HttpsServerOptions {
   if (tls.cert_file === undefined || tls.key_file === undefined)
     throw new Error("a TLS listener needs cert_file and key_file");
@@ -190,25 +186,4 @@ export function clientIdentity(c: Context): ClientIdentity | undefined {
  */
 export function certifiesNode(identity: ClientIdentity, node: string): boolean {
   return identity.commonName === node || identity.uris.some((uri) => uri.split("/").pop() === node);
-}
-
-/**
- * Starts a component whose process is one HTTP listener, bound and secured as its config section says
- * (`listen`, `tls`); `setup` adds its routes and readiness checks behind the authentication middleware.
- */
-export async function startHttpComponent(
-  runtime: Runtime,
-  role: "collector" | "aggregator" | "query",
-  setup: (http: HttpService, log: Logger) => void = () => {},
-): Promise<Running> {
-  const { config } = runtime;
-  const log = runtime.log.child({ component: role });
-  const http = new HttpService(role, runtime.registry, log);
-  // Requests without X-Scope-OrgID belong to the default tenant while auth is off, as in Loki.
-  const defaultTenant = role === "collector" ? config.collector.default_tenant : config.query.default_tenant;
-  http.app.use(new Authenticator(config.auth, defaultTenant).middleware());
-  if (runtime.store) http.addReadiness("store", runtime.storeReadiness);
-  setup(http, log);
-  const address = await http.listen(config[role].listen, config[role].tls, role === "query");
-  return { role, address, stop: () => http.close() };
 }

@@ -1,4 +1,4 @@
-import type { Config } from "./config.js";
+import type { TelemetryConfig } from "./config-sections.js";
 import type { Logger } from "./log.js";
 
 export interface Telemetry {
@@ -9,7 +9,7 @@ export interface Telemetry {
  * Bifrost's own traces and metrics over OTLP/gRPC, only when an endpoint is configured. The SDK is loaded
  * lazily: it is large, and an edge node that does not export should not pay for it at start-up.
  */
-export async function startTelemetry(config: Config["telemetry"], role: string, log: Logger): Promise<Telemetry> {
+export async function startTelemetry(config: TelemetryConfig, role: string, log: Logger): Promise<Telemetry> {
   if (config.otlp_endpoint === "") return { shutdown: async () => {} };
   const [
     { NodeSDK },

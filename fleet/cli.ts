@@ -1,6 +1,7 @@
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { ConfigError, loadConfig } from "../common/config.js";
+import { ConfigError } from "../common/config.js";
+import { loadConfig } from "../config.js";
 import type { AgentRecord, GateResult, RolloutRecord } from "../proto/fleet.js";
 import { EMPTY_HASH, OfferChecker } from "./offer.js";
 import { Renderer, selectorMatches } from "./render.js";

@@ -1,5 +1,5 @@
 import { Authenticator } from "../common/auth.js";
-import type { Runtime, Running } from "../common/runtime.js";
+import type { Runtime, Running } from "../runtime.js";
 import { HttpService } from "../common/service.js";
 import { signingKey } from "../common/signing.js";
 import { fleetApiRoutes } from "./api.js";
@@ -12,7 +12,15 @@ import { opampRoutes } from "./transport.js";
  * OpAMP over HTTP and WebSocket, the fleet API, /ready and /metrics. Its inventory and progress live in the
  * store; until they are read back, agents are told to come back later.
  */
-export async function startFleet(runtime: Runtime): Promise<Running> {
+export interface FleetOptions {
+  /**
+   * With the default listener's port taken, listen on a free one (the banner shows it): `bifrost all` is one
+   * machine's everything, often started more than once side by side (tests, a second checkout).
+   */
+  freePortIfTaken?: boolean;
+}
+
+export async function startFleet(runtime: Runtime, options: FleetOptions = {}): Promise<Running> {
   const { config } = runtime;
   const f = config.fleet;
   const store = runtime.store;
@@ -60,9 +68,7 @@ export async function startFleet(runtime: Runtime): Promise<Running> {
   try {
     address = await http.listen(f.listen, f.tls, { maxPayload: f.max_message_bytes });
   } catch (err) {
-    // `bifrost all` is one machine's everything, often started more than once side by side (tests, a second
-    // checkout): with the default port taken, its fleet server takes a free one, which the banner shows.
-    if (runtime.role !== "all" || (err as { code?: string }).code !== "EADDRINUSE" || f.listen !== "127.0.0.1:4320")
+    if (!options.freePortIfTaken || (err as { code?: string }).code !== "EADDRINUSE" || f.listen !== "127.0.0.1:4320")
       throw err;
     log.warn({ listen: f.listen }, "the fleet server's default port is taken; listening on a free one");
     address = await http.listen("127.0.0.1:0", f.tls, { maxPayload: f.max_message_bytes });

@@ -1,5 +1,5 @@
 import { parse } from "yaml";
-import { configSchema } from "../common/config.js";
+import { configSchema } from "../config.js";
 import { mergeDocuments } from "../common/merge.js";
 import {
   REMOTE_SIGNATURE_FILE,

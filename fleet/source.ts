@@ -3,7 +3,7 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative, sep } from "node:path";
 import { LineCounter, parseDocument, type Document } from "yaml";
 import { z } from "zod";
-import { configSchema } from "../common/config.js";
+import { configSchema } from "../config.js";
 import { type Document as ConfigDocument, isMapping, mergeDocuments } from "../common/merge.js";
 import { COLLECTOR_AGENT_TYPE, remoteDocumentProblems } from "../common/remote-config.js";
 import type { GateThresholds, RevisionRecord, Selector, WaveSpec } from "../proto/fleet.js";

@@ -1,6 +1,6 @@
 import { CodecError } from "./codec.js";
 
-// The body of POST /bifrost/v1/batches (collector/http-transport.ts to aggregator/http-ingest.ts): batch frames
+// The body of POST /bifrost/v1/batches (collector/shipper/http-transport.ts to aggregator/http-ingest.ts): batch frames
 // as the disk buffer holds them (codec.ts), one after the other, each behind its length as u32 little endian.
 // A frame carries its own lengths and CRC; the prefix lets the aggregator split the body without trusting any
 // frame, so that a bad frame is refused by its index while the others of the request are still understood.

@@ -1,10 +1,11 @@
 import { TenantLimits } from "../common/limits.js";
-import { VERSION, type Runtime, type Running } from "../common/runtime.js";
-import { startHttpComponent } from "../common/service.js";
+import { VERSION } from "../common/version.js";
+import { type Runtime, type Running, startHttpComponent } from "../runtime.js";
 import { queryActions } from "./actions/index.js";
 import { RemediationSink } from "./actions/sink.js";
 import { lokiRoutes } from "./loki/api.js";
-import { fleetPageRoutes } from "./fleet/page.js";
+import { storePushSink } from "./loki/push.js";
+import { fleetPageRoutes } from "./fleet-page.js";
 import { createNotifier } from "./notifier/index.js";
 import { prometheusRoutes } from "./promql/api.js";
 import { rulerRoutes } from "./ruler/api.js";
@@ -34,6 +35,7 @@ export async function startQuery(runtime: Runtime): Promise<Running> {
       limits: runtime.config.query.limits,
       pushLimits: runtime.config.collector.limits,
       tenantLimits,
+      push: storePushSink(store),
       log,
     });
     prometheusRoutes(http.app, { store, tenantLimits, log });

@@ -1,6 +1,6 @@
 import type { Labels } from "../proto/batch.js";
 import { fingerprint } from "./fingerprint.js";
-import type { LogBatch } from "./store.js";
+import type { AppendResult, LogBatch, Store } from "./store.js";
 import { dayOfMs } from "./values.js";
 
 // A log batch as the body of a ClickHouse INSERT in RowBinary, the format the engine parses fastest: built in
@@ -38,6 +38,19 @@ export interface EncodedLogBatch {
   parts: EncodedLogPart[];
   /** Every part's rows, one after the other. */
   buffer: Uint8Array;
+}
+
+/**
+ * A store that inserts log batches already encoded here (the ClickHouse store): the aggregator then encodes in its
+ * worker threads instead of handing decoded entries to the main thread.
+ */
+export interface EncodedLogsStore extends Store {
+  /** appendLogs for batches encoded by encodeLogBatch. */
+  appendEncodedLogs(batches: EncodedLogBatch[]): Promise<AppendResult>;
+}
+
+export function takesEncodedLogs(store: Store): store is EncodedLogsStore {
+  return typeof (store as Partial<EncodedLogsStore>).appendEncodedLogs === "function";
 }
 
 /** A growable byte buffer with the RowBinary primitives. Its memory is its own (never Node's shared pool), so it can be transferred. */

@@ -1,6 +1,6 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import type { Config } from "../common/config.js";
+import type { ClickHouseConfig, StorageConfig } from "../common/config-sections.js";
 import type { Logger } from "../common/log.js";
 import { ClickHouseStore } from "./clickhouse.js";
 import { DuckDBStore } from "./duckdb.js";
@@ -10,19 +10,18 @@ import { backoffDelay } from "../common/backoff.js";
 
 export type StoreEngine = "clickhouse" | "embedded";
 
-/** `auto` is the embedded store for `bifrost all` (nothing else to install) and ClickHouse otherwise. */
-export function storeEngine(config: Config, role: string): StoreEngine {
-  if (config.storage.engine !== "auto") return config.storage.engine;
-  return role === "all" ? "embedded" : "clickhouse";
-}
-
+/**
+ * Opens the store that `storage.engine` names; `auto` takes the process's default, the embedded store for
+ * `bifrost all` (nothing else to install) and ClickHouse otherwise.
+ */
 export function openStore(
-  config: Config,
-  role: string,
+  config: { storage: StorageConfig; clickhouse: ClickHouseConfig },
+  auto: StoreEngine,
   log: Logger,
 ): { store: Store; engine: StoreEngine; where: string } {
   const retention = config.storage.retention;
-  if (storeEngine(config, role) === "embedded") {
+  const engine = config.storage.engine === "auto" ? auto : config.storage.engine;
+  if (engine === "embedded") {
     mkdirSync(config.storage.path, { recursive: true });
     const path = join(config.storage.path, "bifrost.duckdb");
     return { store: new DuckDBStore({ path, retention, log }), engine: "embedded", where: path };

@@ -8,9 +8,9 @@ import type {
   RollupPoints,
   SampleBatch,
   SamplePoints,
-  SeriesSelect,
 } from "./store.js";
-import { compareText, seriesLabels, sortByLabels, toLabels } from "./values.js";
+import type { IndexedStream } from "./streams-index.js";
+import { seriesLabels, sortByLabels, toLabels } from "./values.js";
 
 // Batches flattened into rows, the same for every store: each row knows its stream (fingerprint and labels)
 // and its time, so a store can index streams and check which of a batch's rows it holds.
@@ -135,20 +135,13 @@ export function streamSpans(rows: StreamRef[]): StreamSpan[] {
   return [...spans.values()];
 }
 
-/** A stream or series as a store's streams index returns it. */
-export interface IndexedStream {
-  fingerprint: string;
-  labels: Labels;
-  kind: number;
-}
+/** 2^26: integers below it in magnitude sum exactly in any order, up to 2^27 of them (SampleProbeSeries.inexact). */
+export const INEXACT_BOUND = 67_108_864;
 
 /**
  * The rows a read returned for some streams, each stream with its rows in the order read: one result per stream
  * that has rows (`build` makes it), sorted by the streams' label text.
  */
-/** 2^26: integers below it in magnitude sum exactly in any order, up to 2^27 of them (SampleProbeSeries.inexact). */
-export const INEXACT_BOUND = 67_108_864;
-
 export function groupByStream<Row, Out extends { labels: Labels }>(
   streams: IndexedStream[],
   rows: Row[],
@@ -202,34 +195,6 @@ export function countSeries<Row>(
     out.push(...bySplit.values());
   }
   return sortByLabels(out);
-}
-
-/**
- * What a store answers from its streams index alone, derived the same way in every store from the index
- * entries that the store looks up: series (sorted by label text), label names, and non-empty label values.
- */
-export abstract class StreamsIndexReads {
-  /** The streams or series of `select.signal` matching any of its selectors and seen in [startMs, endMs). */
-  protected abstract lookupStreams(select: SeriesSelect): Promise<IndexedStream[]>;
-
-  async series(select: SeriesSelect): Promise<Labels[]> {
-    return sortByLabels(await this.lookupStreams(select)).map((s) => s.labels);
-  }
-
-  async labelNames(select: SeriesSelect): Promise<string[]> {
-    const names = new Set<string>();
-    for (const labels of await this.series(select)) for (const name of Object.keys(labels)) names.add(name);
-    return [...names].sort(compareText);
-  }
-
-  async labelValues(select: SeriesSelect, name: string): Promise<string[]> {
-    const values = new Set<string>();
-    for (const labels of await this.series(select)) {
-      const value = labels[name];
-      if (value !== undefined && value !== "") values.add(value);
-    }
-    return [...values].sort(compareText);
-  }
 }
 
 /**

@@ -2,7 +2,7 @@ import type { LabelMatcher, LineFilter } from "./store.js";
 
 // The one place where user input meets SQL text. Values never enter the text: each becomes a numbered
 // placeholder bound by the engine (ClickHouse `{p0:String}` query parameters, DuckDB `$1` prepared-statement
-// parameters), and the dialect supplies only function names. test/sql-injection.test.ts fuzzes this file.
+// parameters), and the dialect supplies only function names. test/sql-injection.unit.test.ts fuzzes this file.
 
 export interface Dialect {
   /** The placeholder text for parameter number `index` of SQL type `type` (a ClickHouse type name). */

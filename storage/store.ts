@@ -1,6 +1,5 @@
 import type { Labels, LogStream, SampleKind, Series } from "../proto/batch.js";
 import type { FleetRecords } from "./fleet-records.js";
-import type { EncodedLogBatch } from "./log-rowbinary.js";
 
 // The storage contract that the aggregator writes through and the query service reads through. Two
 // implementations pass one contract suite (test/store-contract.ts): ClickHouse for production, and an embedded
@@ -178,12 +177,6 @@ export interface Store extends Partial<FleetRecords> {
   /** Creates or upgrades the schema; safe to call at every start. */
   migrate(): Promise<void>;
   appendLogs(batches: LogBatch[]): Promise<AppendResult>;
-  /**
-   * appendLogs for batches already encoded by storage/log-rowbinary.ts, present on a store that inserts that
-   * encoding: the aggregator then encodes in its worker threads instead of handing decoded entries to the
-   * main thread.
-   */
-  appendEncodedLogs?(batches: EncodedLogBatch[]): Promise<AppendResult>;
   appendSamples(batches: SampleBatch[]): Promise<AppendResult>;
   appendRollups(batches: RollupBatch[]): Promise<AppendResult>;
 

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { serve } from "@hono/node-server";
 import { Hono } from "hono";
-import { Wal } from "../collector/wal.js";
+import { Wal } from "../collector/buffer/wal.js";
 import { createLogger } from "../common/log.js";
 import { KeyRing, signingKey } from "../common/signing.js";
 import { decodeBatch } from "../proto/codec.js";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Kafka, logLevel, Partitioners, type Producer } from "kafkajs";
 import { Registry } from "prom-client";
-import type { Aggregator } from "../aggregator/consumer.js";
+import type { GroupConsumer } from "../aggregator/consumer.js";
 import { labelsOf } from "../proto/batch.js";
 import { encodeBatch } from "../proto/codec.js";
 import { ClickHouseStore } from "../storage/clickhouse.js";
@@ -20,7 +20,7 @@ describe("aggregator: Kafka consumer group -> workers -> store", () => {
   const registry = new Registry();
   let store: ClickHouseStore;
   let running: Awaited<ReturnType<typeof startTestAggregator>>;
-  let aggregator: Aggregator;
+  let aggregator: GroupConsumer;
   let producer: Producer;
   let produced = 0;
 

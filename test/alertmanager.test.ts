@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Registry } from "prom-client";
-import { notifierConfig } from "../common/config.js";
+import { notifierConfig } from "../query/config.js";
 import { createLogger } from "../common/log.js";
 import { alertFingerprint, Notifier, type WebhookMessage } from "../query/notifier/index.js";
 import { freePort } from "./helpers/services.js";

@@ -4,11 +4,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { Kafka, logLevel } from "kafkajs";
-import { startCollector } from "../collector/index.js";
-import { loadConfig } from "../common/config.js";
+import { startEmbeddedCollector } from "../all.js";
+import { loadConfig } from "../config.js";
 import { createLogger } from "../common/log.js";
 import { createRegistry } from "../common/metrics.js";
-import type { Running } from "../common/runtime.js";
+import type { Running } from "../runtime.js";
 import { batchId } from "../proto/batch.js";
 import { DuckDBStore } from "../storage/duckdb.js";
 import type { Store } from "../storage/store.js";
@@ -98,8 +98,7 @@ describe("batch identity: all-in-one (embedded store)", () => {
         BIFROST_COLLECTOR__OTLP__GRPC_ENABLED: "false",
         BIFROST_COLLECTOR__BATCH__MAX_AGE_MS: "20",
       };
-      return startCollector({
-        role: "all",
+      return startEmbeddedCollector({
         config: loadConfig({ env }),
         log: createLogger("silent"),
         registry: createRegistry(),

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, it } from "node:test";
-import { VERSION } from "../common/runtime.js";
+import { VERSION } from "../common/version.js";
 import { until } from "./helpers/aggregation.js";
 import { output, runBifrost, waitForReady } from "./helpers/processes.js";
 import { freePort, REPO_ROOT } from "./helpers/services.js";

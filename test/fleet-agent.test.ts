@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { checkRemoteConfig, RemoteConfigRefused } from "../collector/agent/remote.js";
-import { loadConfig } from "../common/config.js";
+import { loadConfig } from "../config.js";
 import { signRemoteConfig } from "../common/remote-config.js";
 import { signingKey } from "../common/signing.js";
 import type { AgentConfigMap } from "../proto/opamp.js";

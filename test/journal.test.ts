@@ -5,11 +5,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { Registry } from "prom-client";
-import { Batcher } from "../collector/batcher.js";
+import { Batcher } from "../collector/buffer/batcher.js";
 import { startCollector } from "../collector/index.js";
 import { JournalReader } from "../collector/receivers/journal/reader.js";
-import { Wal } from "../collector/wal.js";
-import { configSchema, loadConfig } from "../common/config.js";
+import { Wal } from "../collector/buffer/wal.js";
+import { configSchema, loadConfig } from "../config.js";
 import { createLogger } from "../common/log.js";
 import { createRegistry } from "../common/metrics.js";
 import { decodeBatch } from "../proto/codec.js";
@@ -95,7 +95,6 @@ describe("systemd journal input", { skip }, () => {
       },
     });
     const collector = await startCollector({
-      role: "collector",
       config,
       log: createLogger("silent"),
       registry: createRegistry(),

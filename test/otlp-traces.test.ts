@@ -10,7 +10,7 @@ import { BasicTracerProvider, BatchSpanProcessor, type SpanExporter } from "@ope
 import { diag, DiagLogLevel } from "@opentelemetry/api";
 import { startCollector } from "../collector/index.js";
 import { TRACES_NOT_STORED } from "../collector/receivers/otlp-traces.js";
-import { loadConfig } from "../common/config.js";
+import { loadConfig } from "../config.js";
 import { createLogger } from "../common/log.js";
 import { createRegistry } from "../common/metrics.js";
 import { freePort, KAFKA_BROKERS, uniqueName } from "./helpers/services.js";
@@ -29,7 +29,6 @@ async function collector() {
     },
   });
   return startCollector({
-    role: "collector",
     config,
     log: createLogger("silent"),
     registry: createRegistry(),

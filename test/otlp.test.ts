@@ -11,20 +11,20 @@ import { gzipSync } from "node:zlib";
 import * as grpc from "@grpc/grpc-js";
 import { serve } from "@hono/node-server";
 import { Hono } from "hono";
-import { Batcher } from "../collector/batcher.js";
+import { Batcher } from "../collector/buffer/batcher.js";
 import { startCollector } from "../collector/index.js";
-import { TenantRateLimiter } from "../collector/receivers/loki.js";
+import { TenantRateLimiter } from "../common/rate-limit.js";
 import { TenantLimits } from "../common/limits.js";
 import { labelName, metricName } from "../collector/receivers/otlp-convert.js";
 import { startOtlpGrpc } from "../collector/receivers/otlp-grpc.js";
 import { otlpHttpRoutes } from "../collector/receivers/otlp-http.js";
 import { decodeStatus, OtlpDecodeError } from "../collector/receivers/otlp-proto.js";
-import { Wal } from "../collector/wal.js";
+import { Wal } from "../collector/buffer/wal.js";
 import { type Batch, SampleKind } from "../proto/batch.js";
 import type { BatchLimits } from "../proto/validate.js";
 import { decodeBatch } from "../proto/codec.js";
 import { Authenticator } from "../common/auth.js";
-import { configSchema, loadConfig } from "../common/config.js";
+import { configSchema, loadConfig } from "../config.js";
 import { createLogger } from "../common/log.js";
 import { createRegistry } from "../common/metrics.js";
 import { freePort, KAFKA_BROKERS, REPO_ROOT, uniqueName } from "./helpers/services.js";
@@ -734,7 +734,6 @@ describe("collector role", () => {
       };
       const config = loadConfig({ env });
       return startCollector({
-        role: "collector",
         config,
         log: createLogger("silent"),
         registry: createRegistry(),

@@ -1,5 +1,5 @@
 import { Authenticator } from "../common/auth.js";
-import { configSchema } from "../common/config.js";
+import { configSchema } from "../config.js";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Hono } from "hono";
 import { Authenticator } from "../common/auth.js";
-import { configSchema } from "../common/config.js";
+import { configSchema } from "../config.js";
 import { rollupBatch } from "../aggregator/rollup.js";
 import { createLogger } from "../common/log.js";
 import { batchId, labelsOf, SampleKind, type Series } from "../proto/batch.js";

@@ -9,13 +9,13 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { promisify } from "node:util";
 import { Registry } from "prom-client";
-import { Batcher } from "../collector/batcher.js";
+import { Batcher } from "../collector/buffer/batcher.js";
 import { startCollector } from "../collector/index.js";
-import { TenantRateLimiter } from "../collector/receivers/loki.js";
+import { TenantRateLimiter } from "../common/rate-limit.js";
 import type { SyslogListenerConfig } from "../collector/receivers/syslog/config.js";
 import { startSyslog } from "../collector/receivers/syslog/listener.js";
-import { Wal } from "../collector/wal.js";
-import { configSchema, loadConfig } from "../common/config.js";
+import { Wal } from "../collector/buffer/wal.js";
+import { configSchema, loadConfig } from "../config.js";
 import { TenantLimits } from "../common/limits.js";
 import { createLogger } from "../common/log.js";
 import { createRegistry, exposition } from "../common/metrics.js";
@@ -407,7 +407,6 @@ describe("syslog input limits", () => {
     });
     config.collector.syslog = [listenerConfig(`127.0.0.1:${port}`, { protocol: "tcp" })];
     const collector = await startCollector({
-      role: "collector",
       config,
       log: createLogger("silent"),
       registry: createRegistry(),

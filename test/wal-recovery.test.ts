@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { Kafka, logLevel } from "kafkajs";
-import { Wal, type WalDrop, type WalOptions } from "../collector/wal.js";
+import { Wal, type WalDrop, type WalOptions } from "../collector/buffer/wal.js";
 import { decodeBatch } from "../proto/codec.js";
 import { CollectorProcess, consumeAll } from "./helpers/collector-process.js";
 import { LinePusher } from "./helpers/line-pusher.js";

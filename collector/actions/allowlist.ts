@@ -1,6 +1,6 @@
-import type { Config } from "../../common/config.js";
+import type { CollectorConfig } from "../config.js";
 
-export type AllowedAction = Config["collector"]["actions"]["allowed"][number];
+export type AllowedAction = CollectorConfig["actions"]["allowed"][number];
 
 /** A parameter value that is missing, undeclared, or does not match its pattern: answered 422. */
 export class ParamError extends Error {}

@@ -1,4 +1,4 @@
-import type { Batcher } from "../batcher.js";
+import type { Batcher } from "../buffer/batcher.js";
 
 /** One audit record: a request's verdict, or the outcome of an action that ran. */
 export interface AuditEvent {

@@ -3,7 +3,7 @@ import { bodyLimit } from "hono/body-limit";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { Logger } from "../../common/log.js";
 import { type ActionEnvelope, actionSigningText, type KeyRing, timestampMs } from "../../common/signing.js";
-import type { RateLimiter } from "../receivers/loki.js";
+import type { RateLimiter } from "../../common/rate-limit.js";
 import { type CompiledAction, ParamError } from "./allowlist.js";
 import type { CollectorAudit } from "./audit.js";
 import type { ActionMetrics } from "./metrics.js";

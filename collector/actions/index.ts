@@ -1,10 +1,10 @@
 import { join } from "node:path";
 import type { Hono } from "hono";
 import { loadClientTls } from "../../common/http-client.js";
-import type { Runtime } from "../../common/runtime.js";
+import type { Runtime } from "../../runtime.js";
 import { KeyRing, signingKey } from "../../common/signing.js";
-import type { Batcher } from "../batcher.js";
-import { RateLimiter } from "../receivers/loki.js";
+import type { Batcher } from "../buffer/batcher.js";
+import { RateLimiter } from "../../common/rate-limit.js";
 import { compileAllowList } from "./allowlist.js";
 import { CollectorAudit } from "./audit.js";
 import { ActionEndpoint } from "./endpoint.js";

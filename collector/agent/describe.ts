@@ -1,8 +1,8 @@
 import { hostname, release } from "node:os";
 import { stringify } from "yaml";
-import type { Config } from "../../common/config.js";
+import type { Config } from "../../config.js";
 import { COLLECTOR_AGENT_TYPE, REMOTE_CONFIG_FILE, YAML_CONTENT_TYPE } from "../../common/remote-config.js";
-import { VERSION } from "../../common/runtime.js";
+import { VERSION } from "../../common/version.js";
 import { type AgentConfigMap, type AgentDescription, uidText } from "../../proto/opamp.js";
 
 // How the collector describes itself to the fleet server, following OpAMP's guidelines for the OpenTelemetry

@@ -1,5 +1,5 @@
 import type { Registry } from "prom-client";
-import type { Config } from "../../common/config.js";
+import type { Config } from "../../config.js";
 import type { HealthCounter } from "../../proto/fleet.js";
 import type { ComponentHealth } from "../../proto/opamp.js";
 

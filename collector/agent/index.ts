@@ -1,12 +1,12 @@
 import { join } from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import { Counter, Gauge } from "prom-client";
-import type { Config } from "../../common/config.js";
+import type { Config } from "../../config.js";
 import { loadClientTls } from "../../common/http-client.js";
 import { sha256Hex } from "../../common/remote-config.js";
-import type { Runtime, Running } from "../../common/runtime.js";
+import type { Runtime, Running } from "../../runtime.js";
 import { AgentCapabilities, RemoteConfigStatus } from "../../proto/opamp.js";
-import { startCollector } from "../index.js";
+import { type CollectorWiring, startCollector } from "../index.js";
 import { type RemoteConfigOffer, OpampClient } from "./client.js";
 import { agentDescription, effectiveConfigMap } from "./describe.js";
 import { collectorHealth } from "./health.js";
@@ -43,10 +43,10 @@ interface Incarnation {
   metrics: string[];
 }
 
-export async function startManagedCollector(runtime: Runtime): Promise<Running> {
+export async function startManagedCollector(runtime: Runtime, wiring: CollectorWiring = {}): Promise<Running> {
   const local = runtime.config;
   const f = local.collector.fleet;
-  if (!f.enabled) return startCollector(runtime);
+  if (!f.enabled) return startCollector(runtime, wiring);
   if (local.collector.actions.keys.length === 0)
     throw new Error(
       "collector.fleet.enabled needs collector.actions.keys: remote configurations are verified with them",
@@ -90,7 +90,7 @@ export async function startManagedCollector(runtime: Runtime): Promise<Running> 
         .map((m) => m.name)
         .filter((n) => !before.has(n));
     try {
-      const running = await startCollector({ ...runtime, config });
+      const running = await startCollector({ ...runtime, config }, wiring);
       metrics.config.reset();
       metrics.config.set(
         {

@@ -1,5 +1,6 @@
 import { parseDocument } from "yaml";
-import { type Config, ConfigError, loadConfig } from "../../common/config.js";
+import { ConfigError } from "../../common/config.js";
+import { type Config, loadConfig } from "../../config.js";
 import {
   parseSignature,
   REMOTE_CONFIG_FILE,

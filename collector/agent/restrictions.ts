@@ -1,6 +1,6 @@
 import { isDeepStrictEqual } from "node:util";
 import { posix } from "node:path";
-import type { Config } from "../../common/config.js";
+import type { Config } from "../../config.js";
 
 // What a remote configuration may not do to a node, whoever signed it (OpAMP's "Configuration Restrictions"):
 // decided by the node's own file, never by the remote document. A fleet server that is taken over must not turn

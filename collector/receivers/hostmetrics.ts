@@ -2,8 +2,8 @@ import { readdir, readFile, statfs } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "../../common/log.js";
 import { labelsOf, SampleKind, type Series } from "../../proto/batch.js";
-import type { Batcher } from "../batcher.js";
-import { WalFullError } from "../wal.js";
+import type { Batcher } from "../buffer/batcher.js";
+import { WalFullError } from "../buffer/wal.js";
 import {
   parseDiskstats,
   parseLoadavg,

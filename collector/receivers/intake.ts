@@ -3,9 +3,9 @@ import type { Logger } from "../../common/log.js";
 import { type Labels, type LogEntry, type LogStream, NO_LABELS } from "../../proto/batch.js";
 import { type BatchLimits, checkLabels, ValidationError } from "../../proto/validate.js";
 import { labelsText } from "../../storage/fingerprint.js";
-import type { Batcher } from "../batcher.js";
-import { WalFullError } from "../wal.js";
-import type { TenantRateLimiter } from "./loki.js";
+import type { Batcher } from "../buffer/batcher.js";
+import { WalFullError } from "../buffer/wal.js";
+import type { TenantRateLimiter } from "../../common/rate-limit.js";
 
 // What the collector's own log inputs (syslog, journal, Kubernetes pod logs) share on the way to the batcher:
 // entries grouped into streams, each entry checked against its tenant's limits on its own, so that one bad

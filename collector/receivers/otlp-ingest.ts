@@ -1,9 +1,9 @@
 import type { LogStream, Series } from "../../proto/batch.js";
 import { type BatchLimits, validateSeries, validateStreams, ValidationError } from "../../proto/validate.js";
-import type { Batcher } from "../batcher.js";
-import { WalFullError } from "../wal.js";
+import type { Batcher } from "../buffer/batcher.js";
+import { WalFullError } from "../buffer/wal.js";
 import type { TenantLimits } from "../../common/limits.js";
-import type { TenantRateLimiter } from "./loki.js";
+import type { TenantRateLimiter } from "../../common/rate-limit.js";
 import { logsToStreams, metricsToSeries } from "./otlp-convert.js";
 import { decodeRequest, OtlpDecodeError, requestFromJson, type Signal } from "./otlp-proto.js";
 

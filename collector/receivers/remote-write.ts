@@ -6,10 +6,10 @@ import type { TenantLimits } from "../../common/limits.js";
 import { type Labels, SampleKind, type Series } from "../../proto/batch.js";
 import { protoFile } from "../../proto/files.js";
 import { type BatchLimits, checkLabels, LABEL_NAME, METRIC_NAME, ValidationError } from "../../proto/validate.js";
-import type { Batcher } from "../batcher.js";
-import { WalFullError } from "../wal.js";
-import type { TenantRateLimiter } from "./loki.js";
-import { snappyLength, uncompressSnappy } from "./snappy-block.js";
+import type { Batcher } from "../buffer/batcher.js";
+import { WalFullError } from "../buffer/wal.js";
+import type { TenantRateLimiter } from "../../common/rate-limit.js";
+import { snappyLength, uncompressSnappy } from "../../proto/snappy-block.js";
 
 // POST /api/v1/write: Prometheus remote write, 1.0 (prometheus.WriteRequest) and 2.0 (io.prometheus.write.v2.Request,
 // chosen by the Content-Type's proto parameter), snappy-compressed protobuf. Answers as the specification asks

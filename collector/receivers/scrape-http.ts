@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { Agent as HttpAgent, type IncomingMessage, request as httpRequest } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { createGunzip } from "node:zlib";
-import { VERSION } from "../../common/runtime.js";
+import { VERSION } from "../../common/version.js";
 import type { ScrapeJobConfig } from "./scrape-config.js";
 
 // The HTTP side of a scrape, as Prometheus's targetScraper does it: GET with Prometheus's Accept header (OpenMetrics

@@ -1,4 +1,4 @@
-import { configSchema } from "../../common/config.js";
+import { configSchema } from "../../config.js";
 import { FLEET_TABLES } from "../../storage/fleet-records.js";
 import { schemaStatements } from "../../storage/schema.js";
 

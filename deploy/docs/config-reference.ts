@@ -1,10 +1,10 @@
 import { stringify } from "yaml";
 import { z } from "zod";
-import { configSchema } from "../../common/config.js";
+import { configSchema } from "../../config.js";
 
 // Renders docs/configuration.md from the configuration schema itself, so that the reference cannot drift from
 // what loadConfig accepts: every key with its type, default, environment variable and the schema's description.
-// test/docs.test.ts fails when the checked-in page differs from this rendering.
+// test/docs.unit.test.ts fails when the checked-in page differs from this rendering.
 
 /** The subset of JSON Schema that z.toJSONSchema emits for Bifrost's configuration. */
 interface JsonSchema {
@@ -76,7 +76,7 @@ export function referenceSections(): ReferenceSection[] {
   });
   if (missing.length > 0)
     throw new Error(
-      `configuration keys without a description (add .describe() in common/config.ts): ${missing.join(", ")}`,
+      `configuration keys without a description (add .describe() where the section is defined; config.ts composes them): ${missing.join(", ")}`,
     );
   return sections;
 }

@@ -30,7 +30,7 @@ const collectorOnly: Plugin = {
     b.onResolve(
       {
         filter:
-          /(^|\/)(aggregator\/index|query\/index|fleet\/index|fleet\/cli|storage\/open|aggregator\/local-transport)\.js$/,
+          /(^|\/)(aggregator\/index|query\/index|fleet\/index|fleet\/cli|storage\/open|aggregator\/store-transport)\.js$/,
       },
       (args) => ({ path: args.path, namespace: "not-in-edge-build" }),
     );

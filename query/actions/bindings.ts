@@ -1,4 +1,4 @@
-import type { Config } from "../../common/config.js";
+import type { Config } from "../../config.js";
 
 export type ActionBinding = Config["query"]["actions"]["bindings"][number];
 

@@ -1,6 +1,6 @@
 import type { Hono } from "hono";
 import { loadClientTls } from "../../common/http-client.js";
-import type { Runtime } from "../../common/runtime.js";
+import type { Runtime } from "../../runtime.js";
 import { KeyRing, signingKey } from "../../common/signing.js";
 import type { Store } from "../../storage/store.js";
 import { StoreAudit } from "./audit.js";

@@ -1,10 +1,10 @@
-import { randomUUID } from "node:crypto";
 import type { Context, Hono } from "hono";
 import { tenantOf } from "../../common/auth.js";
-import type { Config } from "../../common/config.js";
+import type { PushLimits } from "../../common/config-sections.js";
 import { TenantLimitError, TenantLimits } from "../../common/limits.js";
 import type { Logger } from "../../common/log.js";
-import { lokiPushRoute } from "../../collector/receivers/loki.js";
+import type { QueryConfig } from "../config.js";
+import { lokiPushRoute, type PushSink } from "../../common/loki-push.js";
 import type { LabelMatcher, SeriesSelect, Store } from "../../storage/store.js";
 import { nsToMsCeil, nsToMsFloor, StoreError } from "../../storage/values.js";
 import { isLogExpr, type Expr } from "../logql/ast.js";
@@ -30,14 +30,16 @@ import { volume, type VolumeRequest } from "./volume.js";
 // Promtail call. Errors are plain text with Loki's status codes: 400 for bad parameters, parse errors and limits,
 // 504 when the query runs out of time, 500 for store failures.
 
-export type QueryLimits = Config["query"]["limits"];
+export type QueryLimits = QueryConfig["limits"];
 
 export interface LokiApiOptions {
   store: Store;
   limits: QueryLimits;
-  pushLimits: Config["collector"]["limits"];
+  pushLimits: PushLimits;
   /** Per-tenant values of the limits; without it every tenant has `limits` and `pushLimits`. */
   tenantLimits?: TenantLimits;
+  /** Where POST /loki/api/v1/push puts what it accepts; without it the API takes no pushes. */
+  push?: PushSink;
   log: Logger;
   now?: () => bigint;
 }
@@ -319,17 +321,15 @@ export function lokiRoutes(app: Hono, options: LokiApiOptions): void {
   // Grafana probes this to choose a live-tail protocol and switches to it on a 400; 404 keeps it on v1.
   app.all("/loki/api/v2alpha/tail", (c) => c.text("404 page not found\n", 404));
 
-  lokiPushRoute(app, {
-    batcher: {
-      add: async (tenant, data) => {
-        await store.appendLogs([{ id: `${tenant}/push:${randomUUID()}`, tenant, streams: data.streams ?? [] }]);
-      },
-    },
-    limits: options.pushLimits,
-    tenantLimits,
-    maxBodyBytes: options.pushLimits.max_body_bytes,
-    rate: undefined,
-  });
+  if (options.push) {
+    lokiPushRoute(app, {
+      sink: options.push,
+      limits: options.pushLimits,
+      tenantLimits,
+      maxBodyBytes: options.pushLimits.max_body_bytes,
+      rate: undefined,
+    });
+  }
 }
 
 function classify(err: unknown): [400 | 404 | 429 | 500 | 503 | 504, string] {

@@ -1,7 +1,7 @@
 import { appendFile, mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { retryAfterMs as parseRetryAfter } from "../../common/http-client.js";
-import { VERSION } from "../../common/runtime.js";
+import { VERSION } from "../../common/version.js";
 import type { Logger } from "../../common/log.js";
 import type { NotifierMetrics } from "./metrics.js";
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER, sign } from "./signature.js";

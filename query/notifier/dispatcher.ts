@@ -1,4 +1,4 @@
-import type { NotifierReceiverConfig } from "../../common/config.js";
+import type { NotifierReceiverConfig } from "../config.js";
 import type { Delivery, Target } from "./delivery.js";
 import { sortedNames } from "../engine/labels.js";
 import { compareAlertLabels, labelSetString } from "./labels.js";

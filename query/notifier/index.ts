@@ -1,7 +1,7 @@
 import type { Registry } from "prom-client";
-import type { NotifierConfig } from "../../common/config.js";
+import type { NotifierConfig } from "../config.js";
 import type { Logger } from "../../common/log.js";
-import type { Runtime } from "../../common/runtime.js";
+import type { Runtime } from "../../runtime.js";
 import { AlertmanagerTargets } from "./alertmanager.js";
 import { Delivery } from "./delivery.js";
 import { ReceiverRoute } from "./dispatcher.js";

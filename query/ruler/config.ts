@@ -1,4 +1,4 @@
-import type { Config } from "../../common/config.js";
+import type { Config } from "../../config.js";
 import type { Logger } from "../../common/log.js";
 import type { Store } from "../../storage/store.js";
 import { Ruler } from "./ruler.js";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import type { Kafka } from "kafkajs";
 import { Piscina } from "piscina";
 import type { Registry } from "prom-client";
-import { Aggregator } from "../../aggregator/consumer.js";
+import { GroupConsumer } from "../../aggregator/consumer.js";
 import { aggregatorMetrics } from "../../aggregator/metrics.js";
 import { createLogger } from "../../common/log.js";
 import { type PreviousSample, rollupSeries } from "../../aggregator/rollup.js";
@@ -109,7 +109,7 @@ export async function startTestAggregator(options: {
     minThreads: options.workers,
     maxThreads: options.workers,
   });
-  const aggregator = new Aggregator({
+  const aggregator = new GroupConsumer({
     kafka: options.kafka,
     topic: options.topic,
     deadLetterTopic: `${options.topic}.dlq`,

@@ -4,11 +4,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after } from "node:test";
 import { Authenticator } from "../../common/auth.js";
-import { configSchema } from "../../common/config.js";
+import { configSchema } from "../../config.js";
 import { createLogger } from "../../common/log.js";
 import { createRegistry } from "../../common/metrics.js";
 import { HttpService } from "../../common/service.js";
 import { lokiRoutes } from "../../query/loki/api.js";
+import { storePushSink } from "../../query/loki/push.js";
 import { ClickHouseStore } from "../../storage/clickhouse.js";
 import { DuckDBStore } from "../../storage/duckdb.js";
 import type { Store } from "../../storage/store.js";
@@ -34,7 +35,13 @@ export async function startLokiHttp(store: Store): Promise<LokiHttp> {
   const log = createLogger("silent");
   const http = new HttpService("query", createRegistry(), log);
   http.app.use(new Authenticator(config.auth, "fake").middleware());
-  lokiRoutes(http.app, { store, limits: config.query.limits, pushLimits: config.collector.limits, log });
+  lokiRoutes(http.app, {
+    store,
+    limits: config.query.limits,
+    pushLimits: config.collector.limits,
+    push: storePushSink(store),
+    log,
+  });
   const base = (await http.listen("127.0.0.1:0", undefined, true)).url;
 
   const get: LokiHttp["get"] = async (path, tenant = "acme") => {

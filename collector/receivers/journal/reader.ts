@@ -6,10 +6,10 @@ import type { TenantLimits } from "../../../common/limits.js";
 import type { Logger } from "../../../common/log.js";
 import { labelsOf, type Labels, type LogEntry, NO_LABELS } from "../../../proto/batch.js";
 import type { BatchLimits } from "../../../proto/validate.js";
-import type { Batcher } from "../../batcher.js";
+import type { Batcher } from "../../buffer/batcher.js";
 import { OrderedIntake, screen, StreamGroups } from "../intake.js";
-import type { TenantRateLimiter } from "../loki.js";
-import { writeFileAtomic } from "../positions.js";
+import type { TenantRateLimiter } from "../../../common/rate-limit.js";
+import { writeFileAtomic } from "../files/positions.js";
 import { SEVERITIES } from "../syslog/parse.js";
 import { type JournalConfig, JOURNAL_LABEL_FIELDS } from "./config.js";
 

@@ -1,7 +1,7 @@
 import { type ContainerLine, type ContainerStream, parseCri, PartialJoiner } from "../../processing/cri.js";
 import { parseDocker } from "../../processing/docker.js";
 import { labelsOf, type Labels } from "../../../proto/batch.js";
-import type { Joined, Line, LineAssembler } from "../multiline.js";
+import type { Joined, Line, LineAssembler } from "../files/multiline.js";
 
 // A container log file's lines as entries: each line read in its runtime's format (CRI or Docker json-file),
 // the pieces of a split line joined, the entry stamped with the runtime's time and labelled with its stream.

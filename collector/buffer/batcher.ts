@@ -1,0 +1,194 @@
+import type { Labels, LogStream, Point, Series } from "../../proto/batch.js";
+import { CodecError, decodeBatch, encodeBatch } from "../../proto/codec.js";
+import { isStaleMarker } from "../../proto/staleness.js";
+import { labelsText } from "../../storage/fingerprint.js";
+import type { BatchRecord } from "../../common/transport.js";
+import type { Wal } from "./wal.js";
+
+export interface NodeIdentity {
+  id: string;
+  site: string;
+  region: string;
+}
+
+export interface BatcherOptions {
+  node: NodeIdentity;
+  wal: Wal;
+  /** A batch is written once it holds this many entries and samples... */
+  maxEntries: number;
+  /** ...or this many bytes of lines... */
+  maxBytes: number;
+  /** ...or its oldest data has waited this long. */
+  maxAgeMs: number;
+  /**
+   * Series whose last sample is remembered for the next batch's Series.previous: at least this many of the most
+   * recently written, at most twice as many (older ones are forgotten a generation at a time).
+   */
+  maxTrackedSeries?: number;
+  onWritten?: (info: { sequence: number; tenant: string; entries: number; samples: number; bytes: number }) => void;
+}
+
+interface Pending {
+  streams: LogStream[];
+  series: Series[];
+  entries: number;
+  bytes: number;
+  waiters: { resolve: () => void; reject: (err: unknown) => void }[];
+  since: number;
+}
+
+/**
+ * Groups what the receivers accept into batches per tenant and writes each to the disk buffer as one record
+ * (group commit): a receiver's `add` resolves once the batch holding its data is in the WAL, so the sender is
+ * acknowledged only for what a crash cannot lose, and rejects with the WAL's error (WalFullError under the
+ * `block` policy) so the receiver can answer 429/503. Every stream and series gets the node's identity labels
+ * (`node`, and `site`/`region` when set) unless it has them, and every series the sample sent before it.
+ */
+export class Batcher {
+  private readonly pending = new Map<string, Pending>();
+  // Two generations rather than an LRU list: deleting and re-adding a Map entry per sample leaves holes that V8
+  // scans over to find the oldest entry, which made every write slow beyond the limit.
+  private lastPoints = new Map<string, Point>();
+  private olderPoints = new Map<string, Point>();
+  // A label set is never changed once made, and a scrape hands over the same sets at every scrape: each set's
+  // identified copy, and its series keys, are made once (strings made once also keep their hash).
+  private readonly identified = new WeakMap<Labels, Labels>();
+  private readonly keys = new WeakMap<Labels, { tenant: string; name: string; key: string }>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly options: BatcherOptions) {}
+
+  add(tenant: string, data: { streams?: LogStream[]; series?: Series[] }): Promise<void> {
+    let pending = this.pending.get(tenant);
+    if (!pending) {
+      pending = { streams: [], series: [], entries: 0, bytes: 0, waiters: [], since: Date.now() };
+      this.pending.set(tenant, pending);
+    }
+    for (const stream of data.streams ?? []) {
+      pending.streams.push({ labels: this.identify(stream.labels), entries: stream.entries });
+      pending.entries += stream.entries.length;
+      for (const entry of stream.entries) pending.bytes += entry.line.length;
+    }
+    for (const series of data.series ?? []) {
+      pending.series.push({ ...series, labels: this.identify(series.labels) });
+      pending.entries += series.points.length;
+    }
+    const written = new Promise<void>((resolve, reject) => pending.waiters.push({ resolve, reject }));
+    if (pending.entries >= this.options.maxEntries || pending.bytes >= this.options.maxBytes) this.write(tenant);
+    else this.timer ??= setTimeout(() => this.flush(), this.options.maxAgeMs);
+    return written;
+  }
+
+  /**
+   * Learns each series' last written sample from the newest records of the disk buffer, so that the first
+   * batch after a restart still carries Series.previous and counter increases across the restart are kept.
+   */
+  restorePrevious(records: BatchRecord[]): void {
+    for (const record of records) {
+      let batch;
+      try {
+        batch = decodeBatch(record.payload);
+      } catch (err) {
+        if (err instanceof CodecError) continue;
+        throw err;
+      }
+      for (const series of batch.series) {
+        const newest = newestPoint(series.points);
+        const key = this.seriesKey(batch.tenant, series);
+        const known = this.lastPoint(key);
+        if (newest && (!known || newest.timeUnixMs > known.timeUnixMs)) this.remember(key, newest);
+      }
+    }
+  }
+
+  private seriesKey(tenant: string, series: Series): string {
+    const known = this.keys.get(series.labels);
+    if (known?.name === series.name && known.tenant === tenant) return known.key;
+    const key = `${tenant}\u0000${series.name}${labelsText(series.labels)}`;
+    // One name per set is kept: a set shared by several names (a target's report series) is keyed anew.
+    if (known === undefined) this.keys.set(series.labels, { tenant, name: series.name, key });
+    return key;
+  }
+
+  /** Writes every pending batch now. */
+  flush(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    for (const tenant of [...this.pending.keys()]) this.write(tenant);
+  }
+
+  private identify(labels: Labels): Labels {
+    const known = this.identified.get(labels);
+    if (known !== undefined) return known;
+    const { id, site, region } = this.options.node;
+    const out: Labels = Object.create(null);
+    for (const name in labels) out[name] = labels[name]!;
+    out["node"] ??= id;
+    if (site) out["site"] ??= site;
+    if (region) out["region"] ??= region;
+    this.identified.set(labels, out);
+    return out;
+  }
+
+  private write(tenant: string): void {
+    const pending = this.pending.get(tenant);
+    if (!pending) return;
+    this.pending.delete(tenant);
+    const { node, wal } = this.options;
+    // Remembered only once the batch is written: a rejected batch is sent again and must start from the same point.
+    const newestPoints: [string, Point][] = [];
+    const series = pending.series.map((s) => {
+      const key = this.seriesKey(tenant, s);
+      const previous = this.lastPoint(key);
+      const newest = newestPoint(s.points);
+      if (newest && (!previous || newest.timeUnixMs > previous.timeUnixMs)) newestPoints.push([key, newest]);
+      return previous ? { ...s, previous } : s;
+    });
+    try {
+      const sequence = wal.appendWith((seq) =>
+        encodeBatch({
+          tenant,
+          nodeId: node.id,
+          site: node.site,
+          region: node.region,
+          sequence: seq,
+          incarnation: wal.incarnation,
+          createdUnixNano: BigInt(Date.now()) * 1_000_000n,
+          streams: pending.streams,
+          series,
+        }),
+      );
+      for (const [key, point] of newestPoints) this.remember(key, point);
+      this.options.onWritten?.({
+        sequence,
+        tenant,
+        entries: pending.entries - series.reduce((n, s) => n + s.points.length, 0),
+        samples: series.reduce((n, s) => n + s.points.length, 0),
+        bytes: pending.bytes,
+      });
+      for (const waiter of pending.waiters) waiter.resolve();
+    } catch (err) {
+      for (const waiter of pending.waiters) waiter.reject(err);
+    }
+  }
+
+  private remember(key: string, point: Point): void {
+    this.lastPoints.set(key, point);
+    if (this.lastPoints.size >= (this.options.maxTrackedSeries ?? 100_000)) {
+      this.olderPoints = this.lastPoints;
+      this.lastPoints = new Map();
+    }
+  }
+
+  private lastPoint(key: string): Point | undefined {
+    return this.lastPoints.get(key) ?? this.olderPoints.get(key);
+  }
+}
+
+/** The newest sample that is a value: a staleness marker is no start for the next counter increase. */
+function newestPoint(points: Point[]): Point | undefined {
+  return points.reduce<Point | undefined>(
+    (a, p) => ((a === undefined || p.timeUnixMs >= a.timeUnixMs) && !isStaleMarker(p.value) ? p : a),
+    undefined,
+  );
+}

@@ -1,0 +1,483 @@
+import { randomBytes } from "node:crypto";
+import {
+  closeSync,
+  copyFileSync,
+  fstatSync,
+  fsyncSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+  writevSync,
+} from "node:fs";
+import { join } from "node:path";
+import { crc32c } from "@node-rs/crc32";
+import type { BatchRecord } from "../../common/transport.js";
+
+// The collector's crash-safe disk buffer: an append-only log of records in numbered segment files, and a
+// persisted cursor of what the shipper has delivered. A batch is acknowledged to its sender once appended
+// (and fsynced, under policy `always`); the shipper reads from the cursor and advances it only after Kafka
+// acknowledged, so a restart replays what was not yet delivered: at-least-once, never lost.
+//
+// Record: u32 payload length | u32 CRC32C of (sequence, payload) | u64 sequence | payload, little endian.
+// Segment files are named by their first sequence, and sequences count up by one from record to record, so
+// recovery knows which sequences a damaged stretch of a segment held. On open every record is checked:
+// - After a record that fails its CRC (or whose length runs past the end of the file), the scan resynchronises on
+//   the next offset that holds a whole record with a valid CRC and a plausible sequence (above the last good one,
+//   by no more than the records that fit in between), so every valid record around a bad one is kept.
+// - The lost records are counted by sequence, exactly: between two good records, from a segment's first
+//   sequence (its name) to its first good record, and from its last good record to the next segment's first;
+//   after the last good record of the last segment, by following the bad records' lengths and sequences. Only
+//   records after the cursor count (the others were delivered). Each damaged segment is reported through
+//   onDrop, and rewritten with its good records only (the original kept as *.wal.corrupt for inspection), so
+//   a later open neither reads the bad bytes nor counts the loss again.
+// - A record the file ends inside, at the end of the last segment, is an append a crash cut short: it is
+//   truncated away and reported through onTruncated, but not counted (under fsync policy `always` nothing is
+//   acknowledged before its record is whole on disk). A record whose length or sequence bytes are damaged at
+//   that very place cannot be told from one cut short.
+
+export type FsyncPolicy = "always" | "interval" | "never";
+export type FullPolicy = "block" | "drop_oldest";
+
+export interface WalOptions {
+  dir: string;
+  /** Largest total size of the segments on disk. */
+  maxBytes: number;
+  /** A segment is closed and a new one started past this size. */
+  segmentBytes: number;
+  fsync: FsyncPolicy;
+  fsyncIntervalMs?: number;
+  whenFull: FullPolicy;
+  /**
+   * Told of every batch `drop_oldest` discarded, and of every damaged segment found on open with the undelivered
+   * records lost in it (`records`, perhaps 0) and their sequences, for metrics and logs. Under drop_oldest,
+   * batches the shipper already read for a send still pending are counted too, though that send may yet
+   * deliver them.
+   */
+  onDrop?: (event: WalDrop) => void;
+  /** Told of a record cut short at the end of the last segment (an append a crash interrupted), cut away on open. */
+  onTruncated?: (event: { file: string; offset: number; bytes: number }) => void;
+}
+
+export interface WalDrop {
+  reason: "disk_budget" | "corrupt_segment";
+  records: number;
+  /** The segment's bytes (disk_budget) or its damaged bytes (corrupt_segment). */
+  bytes: number;
+  file: string;
+  /** corrupt_segment: the undelivered sequences lost, as inclusive ranges. */
+  sequences?: [number, number][];
+}
+
+/** The disk budget is exhausted under policy `block`: the caller answers its sender 429/503 with Retry-After. */
+export class WalFullError extends Error {
+  override readonly name = "WalFullError";
+}
+
+const HEADER = 16;
+const SUFFIX = ".wal";
+
+interface Segment {
+  first: number;
+  /** Sequence of the last record, first - 1 when empty. */
+  last: number;
+  file: string;
+  bytes: number;
+  /** Where each record starts, in sequence order: the shipper reads only the records it needs, not the file. */
+  offsets: number[];
+  /** Each record's sequence: consecutive, but for the records a damaged segment lost. */
+  sequences: number[];
+}
+
+export class Wal {
+  /**
+   * Drawn anew at every open and carried in every batch numbered from then on (proto/batch.ts batchId): sequences
+   * may start over (a new or wiped buffer), be handed out again (records lost at the end of the buffer), or be
+   * counted by another collector with the same node id, or by a copy of this disk, none of which an id kept on
+   * the disk could tell apart. Records already in the buffer keep the incarnation they were written with.
+   */
+  readonly incarnation = randomBytes(8).toString("hex");
+  private readonly segments: Segment[] = [];
+  private fd: number | undefined;
+  private nextSequence = 1;
+  private shipped = 0;
+  private dirty = false;
+  private timer: NodeJS.Timeout | undefined;
+
+  private constructor(private readonly options: WalOptions) {}
+
+  /** Opens (creating if needed) and recovers the log in `options.dir`. */
+  static open(options: WalOptions): Wal {
+    const wal = new Wal(options);
+    wal.recover();
+    if (options.fsync === "interval") {
+      wal.timer = setInterval(() => wal.sync(), options.fsyncIntervalMs ?? 1000);
+      wal.timer.unref();
+    }
+    return wal;
+  }
+
+  private cursorFile(): string {
+    return join(this.options.dir, "cursor");
+  }
+
+  private recover(): void {
+    const { dir } = this.options;
+    mkdirSync(dir, { recursive: true });
+    try {
+      this.shipped = Number(readFileSync(this.cursorFile(), "utf8").trim()) || 0;
+    } catch {
+      this.shipped = 0;
+    }
+    const entries = readdirSync(dir);
+    // A rewrite of a damaged segment that a crash interrupted: the original is still in place.
+    for (const name of entries) if (name.endsWith(`${SUFFIX}.tmp`)) rmSync(join(dir, name), { force: true });
+    const names = entries.filter((f) => f.endsWith(SUFFIX)).sort();
+    const firstOf = (name: string) => Number(name.slice(0, -SUFFIX.length));
+    let highestLost = 0;
+    names.forEach((name, i) => {
+      const file = join(dir, name);
+      const first = firstOf(name);
+      const contents = readFileSync(file);
+      const scan = scanSegment(contents, first, i + 1 < names.length ? firstOf(names[i + 1]!) : undefined);
+      let bytes = contents.length;
+      if (scan.tornAt !== undefined)
+        this.options.onTruncated?.({ file, offset: scan.tornAt, bytes: contents.length - scan.tornAt });
+      if (scan.damage.length > 0) {
+        bytes = rewriteSegment(file, contents, scan.offsets);
+        const lost = scan.damage
+          .map((d): [number, number] => [Math.max(d.after, this.shipped) + 1, d.before - 1])
+          .filter(([from, to]) => from <= to);
+        highestLost = Math.max(highestLost, ...scan.damage.map((d) => d.before - 1));
+        this.options.onDrop?.({
+          reason: "corrupt_segment",
+          records: lost.reduce((n, [from, to]) => n + to - from + 1, 0),
+          bytes: scan.damage.reduce((n, d) => n + d.bytes, 0),
+          file,
+          sequences: lost,
+        });
+      } else if (scan.tornAt !== undefined) {
+        const fd = openSync(file, "r+");
+        ftruncateSync(fd, scan.tornAt);
+        fsyncSync(fd);
+        closeSync(fd);
+        bytes = scan.tornAt;
+      }
+      this.segments.push({
+        first,
+        last: scan.sequences.at(-1) ?? first - 1,
+        file,
+        bytes,
+        offsets: scan.offsets,
+        sequences: scan.sequences,
+      });
+    });
+    const tail = this.segments[this.segments.length - 1];
+    // Past the sequences of lost records too, so that sequences only ever grow within the buffer.
+    this.nextSequence = Math.max(this.shipped + 1, tail ? tail.last + 1 : 1, highestLost + 1);
+    this.dropShipped();
+  }
+
+  /** Appends one record and returns its sequence; durable on return under fsync policy `always`. */
+  append(payload: Buffer): number {
+    return this.appendWith(() => payload);
+  }
+
+  /** Appends the record that `build` makes for the sequence it will have (a batch carries its own sequence). */
+  appendWith(build: (sequence: number) => Buffer): number {
+    const payload = build(this.nextSequence);
+    const size = HEADER + payload.length;
+    if (size > this.options.maxBytes)
+      throw new WalFullError(
+        `a batch of ${size} bytes is larger than the whole disk buffer (${this.options.maxBytes})`,
+      );
+    if (this.bytes() + size > this.options.maxBytes) this.makeRoom(size);
+    let active = this.segments[this.segments.length - 1];
+    if (!active || this.fd === undefined || active.bytes + size > this.options.segmentBytes)
+      active = this.startSegment();
+    const sequence = this.nextSequence++;
+    const header = Buffer.allocUnsafe(HEADER);
+    header.writeUInt32LE(payload.length, 0);
+    header.writeBigUInt64LE(BigInt(sequence), 8);
+    header.writeUInt32LE(crc32c(payload, crc32c(header.subarray(8))) >>> 0, 4);
+    // Header and payload in one system call, without copying a batch into a record buffer.
+    for (let done = 0, parts = [header, payload]; done < size;) {
+      done += writevSync(this.fd!, parts);
+      parts = done < HEADER ? [header.subarray(done), payload] : [payload.subarray(done - HEADER)];
+    }
+    active.offsets.push(active.bytes);
+    active.sequences.push(sequence);
+    active.bytes += size;
+    active.last = sequence;
+    if (this.options.fsync === "always") fsyncSync(this.fd!);
+    else this.dirty = true;
+    return sequence;
+  }
+
+  private startSegment(): Segment {
+    if (this.fd !== undefined) {
+      fsyncSync(this.fd);
+      closeSync(this.fd);
+    }
+    const first = this.nextSequence;
+    const file = join(this.options.dir, `${String(first).padStart(20, "0")}${SUFFIX}`);
+    this.fd = openSync(file, "a");
+    const existing = this.segments.find((s) => s.file === file);
+    if (existing) return existing;
+    const segment = { first, last: first - 1, file, bytes: fstatSync(this.fd).size, offsets: [], sequences: [] };
+    this.segments.push(segment);
+    return segment;
+  }
+
+  private makeRoom(size: number): void {
+    if (this.options.whenFull === "block") {
+      throw new WalFullError(
+        `disk buffer full: ${this.bytes()} of ${this.options.maxBytes} bytes hold undelivered batches`,
+      );
+    }
+    // drop_oldest: whole segments, oldest first, never the one being written. The cursor moves past them on
+    // disk too, or after a restart the dropped batches would still count as pending.
+    const shipped = this.shipped;
+    while (this.bytes() + size > this.options.maxBytes && this.segments.length > 1) {
+      const oldest = this.segments.shift()!;
+      rmSync(oldest.file, { force: true });
+      const undelivered = oldest.offsets.length - indexAfter(oldest, this.shipped);
+      if (undelivered > 0)
+        this.options.onDrop?.({ reason: "disk_budget", records: undelivered, bytes: oldest.bytes, file: oldest.file });
+      this.shipped = Math.max(this.shipped, oldest.last);
+    }
+    if (this.shipped > shipped) this.saveCursor();
+    if (this.bytes() + size > this.options.maxBytes && this.segments.length === 1 && this.segments[0]!.bytes > 0) {
+      this.startSegment();
+      this.makeRoom(size);
+    }
+  }
+
+  /** Records after the cursor, oldest first, at most `max` of them. */
+  read(max: number): BatchRecord[] {
+    const out: BatchRecord[] = [];
+    for (const segment of this.segments) {
+      if (segment.last <= this.shipped) continue;
+      const from = indexAfter(segment, this.shipped);
+      out.push(...readRecords(segment, from, from + max - out.length));
+      if (out.length >= max) return out;
+    }
+    return out;
+  }
+
+  /** The newest records still on disk, delivered or not, oldest first, at most `max` of them. */
+  tail(max: number): BatchRecord[] {
+    const out: BatchRecord[] = [];
+    for (let i = this.segments.length - 1; i >= 0 && out.length < max; i--) {
+      const segment = this.segments[i]!;
+      out.unshift(
+        ...readRecords(segment, Math.max(0, segment.offsets.length - (max - out.length)), segment.offsets.length),
+      );
+    }
+    return out;
+  }
+
+  /** Marks everything up to `sequence` delivered, durably, and deletes segments wholly delivered. */
+  advance(sequence: number): void {
+    if (sequence <= this.shipped) return;
+    this.shipped = sequence;
+    this.saveCursor();
+    this.dropShipped();
+  }
+
+  private saveCursor(): void {
+    const temp = `${this.cursorFile()}.tmp`;
+    writeFileSync(temp, `${this.shipped}\n`);
+    const fd = openSync(temp, "r");
+    fsyncSync(fd);
+    closeSync(fd);
+    renameSync(temp, this.cursorFile());
+  }
+
+  private dropShipped(): void {
+    while (this.segments.length > 1 && this.segments[0]!.last <= this.shipped) {
+      rmSync(this.segments.shift()!.file, { force: true });
+    }
+  }
+
+  /** Flushes appended records to disk (policy `interval` does this on its timer). */
+  sync(): void {
+    if (this.dirty && this.fd !== undefined) fsyncSync(this.fd);
+    this.dirty = false;
+  }
+
+  bytes(): number {
+    return this.segments.reduce((n, s) => n + s.bytes, 0);
+  }
+
+  /** Records appended but not yet delivered. */
+  pending(): number {
+    let n = 0;
+    for (const segment of this.segments)
+      if (segment.last > this.shipped) n += segment.offsets.length - indexAfter(segment, this.shipped);
+    return n;
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    this.sync();
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+  }
+}
+
+/** Index of the first record of `segment` with a sequence above `sequence` (its record count if none is). */
+function indexAfter(segment: Segment, sequence: number): number {
+  const { sequences } = segment;
+  let [low, high] = [0, sequences.length];
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if (sequences[mid]! <= sequence) low = mid + 1;
+    else high = mid;
+  }
+  return low;
+}
+
+/** Records `from` up to (not including) `to` of a segment, by their index in it, in one read. */
+function readRecords(segment: Segment, from: number, to: number): BatchRecord[] {
+  const { offsets } = segment;
+  to = Math.min(to, offsets.length);
+  if (from >= to) return [];
+  const start = offsets[from]!;
+  const end = to < offsets.length ? offsets[to]! : segment.bytes;
+  const buf = Buffer.allocUnsafe(end - start);
+  const fd = openSync(segment.file, "r");
+  try {
+    for (let done = 0; done < buf.length;) {
+      const n = readSync(fd, buf, done, buf.length - done, start + done);
+      if (n === 0) throw new Error(`${segment.file} is shorter than the records it was written with`);
+      done += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  const out: BatchRecord[] = [];
+  for (let i = from; i < to; i++) {
+    const pos = offsets[i]! - start;
+    out.push({
+      sequence: segment.sequences[i]!,
+      payload: buf.subarray(pos + HEADER, pos + HEADER + buf.readUInt32LE(pos)),
+    });
+  }
+  return out;
+}
+
+interface Scan {
+  /** Where each good record starts, and its sequence. */
+  offsets: number[];
+  sequences: number[];
+  /** Stretches without a good record; the records they held had the sequences between `after` and `before`. */
+  damage: { offset: number; bytes: number; after: number; before: number }[];
+  /** Where a record that the file ends inside starts, at the end of the last segment. */
+  tornAt?: number;
+}
+
+const TWO_32 = 4294967296;
+
+function sequenceAt(buf: Buffer, pos: number): number {
+  return buf.readUInt32LE(pos + 8) + buf.readUInt32LE(pos + 12) * TWO_32;
+}
+
+/** The end of the record at `pos` if the file holds all of it, else undefined. */
+function wholeRecordEnd(buf: Buffer, pos: number): number | undefined {
+  if (pos + HEADER > buf.length) return undefined;
+  const end = pos + HEADER + buf.readUInt32LE(pos);
+  return end <= buf.length ? end : undefined;
+}
+
+function checksumHolds(buf: Buffer, pos: number, end: number): boolean {
+  return crc32c(buf.subarray(pos + 8, end)) >>> 0 === buf.readUInt32LE(pos + 4);
+}
+
+/**
+ * Checks every record of a segment (see the top of this file). `nextFirst` is the first sequence of the next
+ * segment, undefined for the last one.
+ */
+function scanSegment(buf: Buffer, first: number, nextFirst: number | undefined): Scan {
+  const scan: Scan = { offsets: [], sequences: [], damage: [] };
+  let previous = first - 1;
+  let pos = 0;
+  while (pos < buf.length) {
+    const end = wholeRecordEnd(buf, pos);
+    if (end !== undefined && sequenceAt(buf, pos) > previous && checksumHolds(buf, pos, end)) {
+      scan.offsets.push(pos);
+      scan.sequences.push((previous = sequenceAt(buf, pos)));
+      pos = end;
+      continue;
+    }
+    const next = resynchronise(buf, pos, previous);
+    if (next !== undefined) {
+      scan.damage.push({ offset: pos, bytes: next - pos, after: previous, before: sequenceAt(buf, next) });
+      pos = next;
+      continue;
+    }
+    if (nextFirst !== undefined) {
+      scan.damage.push({ offset: pos, bytes: buf.length - pos, after: previous, before: nextFirst });
+      return scan;
+    }
+    // The last segment: whole records that fail their CRC (their lengths and sequences still in order), then
+    // perhaps one cut short.
+    let stop = pos;
+    let expected = previous + 1;
+    for (let e = wholeRecordEnd(buf, stop); e !== undefined && sequenceAt(buf, stop) === expected;) {
+      stop = e;
+      expected++;
+      e = wholeRecordEnd(buf, stop);
+    }
+    if (stop > pos) scan.damage.push({ offset: pos, bytes: stop - pos, after: previous, before: expected });
+    if (stop < buf.length) scan.tornAt = stop;
+    return scan;
+  }
+  return scan;
+}
+
+/**
+ * The next offset after the bad record at `bad` that holds a whole record with a valid CRC and a sequence above
+ * `previous`, by no more than the 16-byte-or-larger records that fit in between; undefined if there is none.
+ */
+function resynchronise(buf: Buffer, bad: number, previous: number): number | undefined {
+  for (let pos = bad + 1; pos + HEADER <= buf.length; pos++) {
+    const end = pos + HEADER + buf.readUInt32LE(pos);
+    if (end > buf.length) continue;
+    const sequence = sequenceAt(buf, pos);
+    if (sequence <= previous || (sequence - previous - 1) * HEADER > pos - bad) continue;
+    if (checksumHolds(buf, pos, end)) return pos;
+  }
+  return undefined;
+}
+
+/**
+ * Replaces a damaged segment by one of its good records only, keeping the original as `<file>.corrupt`, and
+ * moves `offsets` to where the records now start; returns the new size. The new file takes the old one's place
+ * in one rename, so a crash leaves either.
+ */
+function rewriteSegment(file: string, contents: Buffer, offsets: number[]): number {
+  copyFileSync(file, `${file}.corrupt`);
+  const temp = `${file}.tmp`;
+  const fd = openSync(temp, "w");
+  let size = 0;
+  try {
+    offsets.forEach((offset, i) => {
+      const record = contents.subarray(offset, offset + HEADER + contents.readUInt32LE(offset));
+      for (let done = 0; done < record.length;) done += writeSync(fd, record, done);
+      offsets[i] = size;
+      size += record.length;
+    });
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(temp, file);
+  return size;
+}

@@ -1,0 +1,289 @@
+import { z } from "zod";
+import { boolean, list, number } from "../common/config.js";
+import {
+  ACTION_NAME,
+  pushLimitsSchema,
+  schemaParts,
+  type SharedSchemas,
+  uniqueIds,
+} from "../common/config-sections.js";
+import { collectorFleetSchema } from "./agent/config.js";
+import { logInputSchemas } from "./receivers/log-input-schemas.js";
+import { remoteWriteSchema } from "./receivers/remote-write-config.js";
+import { scrapeSchema } from "./receivers/scrape-config.js";
+
+// The collector's section of the configuration (`collector:`), composed with the others in config.ts.
+
+/** The `collector` section. */
+export function collectorSection(s: SharedSchemas) {
+  const { listenAddress, serverTlsSchema, regex, labelName, clientTlsSchema, keySchema } = s;
+  /** The collector's own inputs: files it tails and the host metrics it reads from /proc. */
+  const collectorInputs = {
+    files: z
+      .array(
+        z.strictObject({
+          paths: list(z.string().min(1))
+            .refine((paths) => paths.length > 0, "expected at least one glob")
+            .describe("globs of files to tail (picomatch: *, **, {a,b})"),
+          exclude: list(z.string().min(1)).default([]).describe("globs of files among them to leave out"),
+          labels: z
+            .record(labelName, z.string())
+            .default({})
+            .describe("stream labels of every line, besides `filename` (the path, as Promtail sets it)"),
+          multiline: z
+            .strictObject({
+              start_pattern: regex.describe("a line matching it starts a new entry; other lines join the entry before"),
+              max_lines: number(z.number().int().min(1)).default(128).describe("an entry ends after this many lines"),
+              timeout_ms: number(z.number().int().positive())
+                .default(3000)
+                .describe("an entry ends when no line joined it for this long"),
+            })
+            .optional()
+            .describe("join the lines of one event (a stack trace) into one entry"),
+          tenant: z.string().min(1).optional().describe("tenant of the lines; none means collector.default_tenant"),
+          encoding: z.enum(["utf8", "latin1"]).default("utf8").describe("character encoding of the files"),
+        }),
+      )
+      .default([])
+      .describe("files to tail as Promtail does: each line an entry of the stream {filename, labels}"),
+    files_positions: z
+      .string()
+      .default("")
+      .describe("file of the read positions kept across restarts; empty: file-positions.json in collector.wal.dir"),
+    files_poll_ms: number(z.number().int().positive())
+      .default(250)
+      .describe("how often tailed files are checked for new lines, rotation and truncation"),
+    files_sync_ms: number(z.number().int().positive())
+      .default(10_000)
+      .describe("how often the globs are expanded again for new files"),
+    files_rotate_wait_ms: number(z.number().int().min(0))
+      .default(5000)
+      .describe("how long a rotated file that stopped growing is still read before it is closed"),
+    host_metrics: z
+      .strictObject({
+        enabled: boolean().default(false).describe("read node_exporter-style host metrics from /proc"),
+        interval_ms: number(z.number().int().positive()).default(15_000).describe("scrape interval"),
+        tenant: z
+          .string()
+          .min(1)
+          .optional()
+          .describe("tenant of the host metrics; none means collector.default_tenant"),
+        mount_points: list(z.string().min(1))
+          .default(["/"])
+          .describe("mount points whose file system usage is reported"),
+        processes: z
+          .array(
+            z.strictObject({
+              name: z.string().min(1).describe("the `groupname` label of the group's namedprocess_namegroup_* series"),
+              match: z
+                .strictObject({
+                  comm: z.string().min(1).optional().describe("process name (/proc/<pid>/comm) equal to it"),
+                  cmdline: regex.optional().describe("regular expression on the arguments joined by spaces"),
+                  pidfile: z.string().min(1).optional().describe("file holding the process id"),
+                })
+                .refine(
+                  (m) => m.comm !== undefined || m.cmdline !== undefined || m.pidfile !== undefined,
+                  "expected comm, cmdline or pidfile",
+                )
+                .describe("a process belongs to the first group whose every given condition holds"),
+            }),
+          )
+          .default([])
+          .describe("process groups reported as process-exporter does"),
+      })
+      .prefault({})
+      .describe("host metrics read from /proc, as node_exporter names them"),
+    ...logInputSchemas({ list, number, boolean, labelName, listenAddress, serverTls: serverTlsSchema }),
+  };
+
+  const allowedActionSchema = z
+    .strictObject({
+      name: z
+        .string()
+        .regex(ACTION_NAME, "expected [a-z][a-z0-9_]*, at most 64 characters")
+        .describe("action name, as senders call it"),
+      command: z
+        .array(z.string().min(1))
+        .min(1)
+        .describe("argv, run without a shell; an element `{{param}}` is replaced by that parameter"),
+      params: z
+        .record(
+          z.string().regex(ACTION_NAME, "expected [a-z][a-z0-9_]*"),
+          z.strictObject({
+            pattern: z
+              .string()
+              .refine((p) => {
+                try {
+                  new RegExp(p);
+                  return true;
+                } catch {
+                  return false;
+                }
+              }, "expected a regular expression")
+              .describe("the whole value must match it"),
+            required: boolean().default(true).describe("refuse the action without this parameter"),
+          }),
+        )
+        .default({})
+        .describe("declared parameters; any other is refused"),
+      timeout_ms: number(z.number().int().min(1))
+        .default(30_000)
+        .describe("the command's process group is killed after this"),
+      cooldown_ms: number(z.number().int().min(0))
+        .default(60_000)
+        .describe("least time between two runs of the action (429 cooldown)"),
+    })
+    .refine(
+      (action) =>
+        action.command.every((arg) =>
+          [...arg.matchAll(/\{\{([^}]*)\}\}/g)].every((m) => arg === m[0] && m[1]! in action.params),
+        ),
+      "a placeholder must be a whole argv element `{{param}}` naming a declared parameter",
+    );
+
+  return z
+    .strictObject({
+      listen: listenAddress
+        .default("127.0.0.1:4318")
+        .describe("HTTP listener: Loki push, OTLP/HTTP, actions, /ready, /metrics"),
+      tls: serverTlsSchema.prefault({}),
+      default_tenant: z.string().min(1).default("fake").describe("tenant of pushes without X-Scope-OrgID, as in Loki"),
+      ...collectorInputs,
+      scrape: scrapeSchema(),
+      remote_write: remoteWriteSchema(),
+      wal: z
+        .strictObject({
+          dir: z.string().min(1).default(".bifrost/wal").describe("directory of the disk buffer"),
+          max_bytes: number(z.number().int().positive())
+            .default(1 << 30)
+            .describe("disk budget of the buffer"),
+          segment_bytes: number(z.number().int().positive())
+            .default(16 << 20)
+            .describe("size of one segment file"),
+          fsync: z
+            .enum(["always", "interval", "never"])
+            .default("interval")
+            .describe(
+              "always: every batch durable before it is acknowledged; interval: every fsync_interval_ms; never: left to the OS",
+            ),
+          fsync_interval_ms: number(z.number().int().positive())
+            .default(1000)
+            .describe("fsync period under `interval`"),
+          when_full: z
+            .enum(["block", "drop_oldest"])
+            .default("block")
+            .describe(
+              "block: pushes get 503 with Retry-After; drop_oldest: whole oldest segments are dropped and counted",
+            ),
+        })
+        .prefault({}),
+      shipper: z
+        .strictObject({
+          transport: z
+            .enum(["kafka", "http"])
+            .default("kafka")
+            .describe("kafka, or http to an aggregator's POST /bifrost/v1/batches for sites that cannot reach Kafka"),
+          http: z
+            .strictObject({
+              url: z
+                .string()
+                .default("")
+                .describe("the aggregator's listener, such as https://aggregator.eu-west:3101"),
+              auth_token: z
+                .string()
+                .default("")
+                .describe(
+                  "bearer token of the tenant whose batches this collector sends, for an aggregator with auth enabled",
+                ),
+              tls: clientTlsSchema.prefault({}),
+              timeout_ms: number(z.number().int().min(1))
+                .default(30_000)
+                .describe("per request, the aggregator's store write included"),
+              max_request_bytes: number(z.number().int().min(1))
+                .default(8 << 20)
+                .describe("frames per request up to this size (at least one)"),
+            })
+            .prefault({}),
+        })
+        .prefault({})
+        .refine(
+          (s) => s.transport !== "http" || /^https?:\/\/[^\s]+$/.test(s.http.url),
+          "transport http needs http.url, an http(s) URL",
+        ),
+      batch: z
+        .strictObject({
+          max_entries: number(z.number().int().positive()).default(10_000).describe("entries and samples per batch"),
+          max_bytes: number(z.number().int().positive())
+            .default(1 << 20)
+            .describe("line bytes per batch"),
+          max_age_ms: number(z.number().int().positive())
+            .default(1000)
+            .describe("longest a push waits to be written; it is acknowledged after the write"),
+        })
+        .prefault({}),
+      otlp: z
+        .strictObject({
+          http_enabled: boolean().default(true).describe("OTLP/HTTP on /v1/logs and /v1/metrics of collector.listen"),
+          grpc_enabled: boolean().default(true).describe("serve OTLP/gRPC (LogsService, MetricsService)"),
+          grpc_listen: listenAddress.default("127.0.0.1:4317").describe("OTLP/gRPC listener"),
+          max_grpc_message_bytes: number(z.number().int().positive())
+            .default(4 << 20)
+            .describe("largest gRPC request (RESOURCE_EXHAUSTED above it)"),
+        })
+        .prefault({}),
+      limits: pushLimitsSchema(),
+      actions: z
+        .strictObject({
+          enabled: boolean().default(false).describe("serve POST /bifrost/v1/actions"),
+          keys: z
+            .array(keySchema)
+            .default([])
+            .refine(uniqueIds, "key ids must be unique")
+            .describe("keys whose signatures are accepted"),
+          max_skew_ms: number(z.number().int().min(1))
+            .default(60_000)
+            .describe("how far `issued_at` may lie from this clock, either way"),
+          nonce_cache_size: number(z.number().int().min(1))
+            .default(100_000)
+            .describe("unexpired nonces remembered; when full, actions get 503"),
+          rate_per_s: number(z.number().positive())
+            .default(1)
+            .describe("actions per second over all actions, counted after authentication"),
+          burst: number(z.number().int().min(1)).default(5).describe("bucket size of that rate"),
+          max_output_bytes: number(z.number().int().min(0))
+            .default(4096)
+            .describe("bytes of stdout and of stderr kept in the outcome and audit"),
+          audit_tenant: z.string().default("").describe("empty: collector.default_tenant"),
+          allowed: z
+            .array(allowedActionSchema)
+            .default([])
+            .refine((actions) => uniqueIds(actions.map((a) => ({ id: a.name }))), "action names must be unique")
+            .describe("the allow-list: only these commands run"),
+          heartbeat: z
+            .strictObject({
+              url: z.string().default("").describe("the query service's POST /bifrost/v1/heartbeat; empty sends none"),
+              interval_ms: number(z.number().int().min(100)).default(15_000).describe("heartbeat period"),
+              advertise_url: z
+                .string()
+                .default("")
+                .describe("this collector's URL as the query service reaches it; empty: the listener's"),
+              auth_token: z.string().default("").describe("bearer token for a query service with auth enabled"),
+              tls: clientTlsSchema.prefault({}),
+              key: keySchema.optional().describe("the key that signs heartbeats: Ed25519 private key or HMAC secret"),
+            })
+            .prefault({})
+            .refine((h) => h.url === "" || h.key !== undefined, "a heartbeat url needs a signing key")
+            .describe("signed heartbeats telling the query service where to send this node's actions"),
+        })
+        .prefault({})
+        .refine((a) => !a.enabled || a.keys.length > 0, "actions.enabled needs at least one key")
+        .describe("signed self-healing actions from the query service"),
+      fleet: collectorFleetSchema(schemaParts(s)),
+    })
+    .prefault({})
+    .describe(
+      "`bifrost collector`, on each edge node: receivers, disk buffer (WAL), shipping to Kafka, self-healing actions.",
+    );
+}
+
+export type CollectorConfig = z.output<ReturnType<typeof collectorSection>>;

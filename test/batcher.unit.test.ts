@@ -1,0 +1,146 @@
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { Batcher } from "../collector/buffer/batcher.js";
+import { Wal, WalFullError, type WalOptions } from "../collector/buffer/wal.js";
+import { labelsOf, type LogStream, SampleKind, type Series } from "../proto/batch.js";
+import { decodeBatch } from "../proto/codec.js";
+
+function wal(overrides: Partial<WalOptions> = {}): Wal {
+  return Wal.open({
+    dir: mkdtempSync(join(tmpdir(), "bifrost-batcher-")),
+    maxBytes: 64 << 20,
+    segmentBytes: 1 << 20,
+    fsync: "never",
+    whenFull: "block",
+    ...overrides,
+  });
+}
+
+const node = { id: "edge-7", site: "store-1", region: "eu" };
+const stream = (app: string, lines: string[]): LogStream => ({
+  labels: labelsOf([["app", app]]),
+  entries: lines.map((line, i) => ({ timeUnixNano: BigInt(i + 1), line, metadata: labelsOf([]) })),
+});
+const counter = (points: [number, number][]): Series => ({
+  name: "requests_total",
+  labels: labelsOf([["code", "200"]]),
+  kind: SampleKind.Counter,
+  points: points.map(([timeUnixMs, value]) => ({ timeUnixMs, value })),
+});
+
+describe("batcher", () => {
+  it("commits what arrives together as one WAL record and acknowledges after it is written", async () => {
+    const log = wal();
+    const batcher = new Batcher({ node, wal: log, maxEntries: 1000, maxBytes: 1 << 20, maxAgeMs: 50 });
+    let acknowledged = 0;
+    const first = batcher.add("acme", { streams: [stream("api", ["a", "b"])] }).then(() => acknowledged++);
+    const second = batcher.add("acme", { streams: [stream("db", ["c"])] }).then(() => acknowledged++);
+    assert.equal(log.pending(), 0, "nothing is written before the batch is full or old enough");
+    assert.equal(acknowledged, 0);
+    await Promise.all([first, second]);
+    assert.equal(log.pending(), 1);
+    const [record] = log.read(10);
+    const batch = decodeBatch(record!.payload);
+    assert.equal(batch.sequence, record!.sequence, "the batch carries its WAL sequence, its id downstream");
+    assert.deepEqual([batch.tenant, batch.nodeId, batch.site, batch.region], ["acme", "edge-7", "store-1", "eu"]);
+    assert.deepEqual(
+      batch.streams.map((s) => ({ ...s.labels })),
+      [
+        { app: "api", node: "edge-7", site: "store-1", region: "eu" },
+        { app: "db", node: "edge-7", site: "store-1", region: "eu" },
+      ],
+    );
+    log.close();
+  });
+
+  it("writes at once when a batch is full, one batch per tenant, keeping labels the sender set", async () => {
+    const log = wal();
+    const batcher = new Batcher({ node, wal: log, maxEntries: 3, maxBytes: 1 << 20, maxAgeMs: 60_000 });
+    const own = stream("api", ["x"]);
+    own.labels["node"] = "sender-said";
+    const forB = batcher.add("b", { streams: [own] });
+    await batcher.add("a", { streams: [stream("api", ["1", "2", "3"])] });
+    assert.equal(log.pending(), 1, "tenant a's full batch is written without waiting");
+    batcher.flush();
+    await forB;
+    const batches = log.read(10).map((r) => decodeBatch(r.payload));
+    assert.deepEqual(
+      batches.map((b) => b.tenant),
+      ["a", "b"],
+      "tenant b's batch only when flushed",
+    );
+    assert.equal(batches[1]!.streams[0]!.labels["node"], "sender-said");
+    log.close();
+  });
+
+  it("gives every series the sample sent before it, from the second batch on", async () => {
+    const log = wal();
+    const batcher = new Batcher({ node, wal: log, maxEntries: 1, maxBytes: 1 << 20, maxAgeMs: 60_000 });
+    await batcher.add("acme", {
+      series: [
+        counter([
+          [1000, 5],
+          [2000, 7],
+        ]),
+      ],
+    });
+    await batcher.add("acme", { series: [counter([[3000, 9]])] });
+    const [first, second] = log.read(10).map((r) => decodeBatch(r.payload));
+    assert.equal(first!.series[0]!.previous, undefined);
+    assert.deepEqual(second!.series[0]!.previous, { timeUnixMs: 2000, value: 7 });
+    log.close();
+  });
+
+  it("remembers the previous samples across a restart, from the disk buffer's newest records", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "bifrost-batcher-restart-"));
+    const open = () => Wal.open({ dir, maxBytes: 1 << 20, segmentBytes: 1 << 20, fsync: "always", whenFull: "block" });
+    const before = open();
+    await new Batcher({ node, wal: before, maxEntries: 1, maxBytes: 1 << 20, maxAgeMs: 60_000 }).add("acme", {
+      series: [
+        counter([
+          [1000, 5],
+          [4000, 8],
+        ]),
+      ],
+    });
+    before.advance(1);
+    before.close();
+    const after = open();
+    const batcher = new Batcher({ node, wal: after, maxEntries: 1, maxBytes: 1 << 20, maxAgeMs: 60_000 });
+    batcher.restorePrevious(after.tail(100));
+    await batcher.add("acme", { series: [counter([[5000, 9]])] });
+    const [batch] = after.read(10).map((r) => decodeBatch(r.payload));
+    assert.deepEqual(batch!.series[0]!.previous, { timeUnixMs: 4000, value: 8 });
+    after.close();
+  });
+
+  it("rejects the waiting senders when the disk buffer is full, and starts the next batch from the same previous sample", async () => {
+    const log = wal({ maxBytes: 2048, segmentBytes: 1024 });
+    const batcher = new Batcher({ node, wal: log, maxEntries: 1, maxBytes: 1 << 20, maxAgeMs: 60_000 });
+    await batcher.add("acme", { series: [counter([[1000, 5]])] });
+    const incompressible = () => randomBytes(3000).toString("base64");
+    await assert.rejects(batcher.add("acme", { streams: [stream("big", [incompressible()])] }), WalFullError);
+    await assert.rejects(
+      batcher.add("acme", {
+        series: [
+          counter([[2000, 6]]),
+          { ...counter([[2000, 1]]), name: "filler", labels: labelsOf([["pad", incompressible()]]) },
+        ],
+      }),
+      WalFullError,
+    );
+    log.advance(1);
+    await batcher.add("acme", { series: [counter([[2000, 6]])] });
+    const batches = log.read(10).map((r) => decodeBatch(r.payload));
+    assert.deepEqual(
+      batches.at(-1)!.series[0]!.previous,
+      { timeUnixMs: 1000, value: 5 },
+      "the rejected batch did not move it",
+    );
+    log.close();
+  });
+});
