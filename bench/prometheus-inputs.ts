@@ -161,7 +161,12 @@ export async function scrapeBench(root: string) {
       join(dir, "prometheus.log"),
     ),
   );
-  const collector = await startCollector(dir, KAFKA_BROKERS, topic, { scrape });
+  // Every scraped series keeps its Series.previous (counter increases across batches), as a deployment of this
+  // size must be configured.
+  const collector = await startCollector(dir, KAFKA_BROKERS, topic, {
+    scrape,
+    batch: { max_tracked_series: SCRAPE_TARGETS * (SCRAPE_SERIES + 5) },
+  });
   try {
     await until("Prometheus ready", async () => (await fetch(`${prometheusUrl}/-/ready`)).ok, 60_000);
     progress(

@@ -219,6 +219,11 @@ export function collectorSection(s: SharedSchemas) {
           max_age_ms: number(z.number().int().positive())
             .default(1000)
             .describe("longest a push waits to be written; it is acknowledged after the write"),
+          max_tracked_series: number(z.number().int().positive())
+            .default(100_000)
+            .describe(
+              "series whose last sample is remembered, to send as the next batch's Series.previous (counter increases across batches); at least the series the collector writes per scrape interval",
+            ),
         })
         .prefault({}),
       otlp: z

@@ -86,6 +86,7 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
     maxEntries: c.batch.max_entries,
     maxBytes: c.batch.max_bytes,
     maxAgeMs: c.batch.max_age_ms,
+    maxTrackedSeries: c.batch.max_tracked_series,
     onWritten: () => {
       metrics.batches.inc();
       shipper.notify();
