@@ -1,5 +1,6 @@
 import { isUtf8 } from "node:buffer";
-import { type Batch, batchId, type Labels } from "../proto/batch.js";
+import { type Batch, batchId } from "../proto/batch.js";
+import type { Labels } from "../proto/labels.js";
 import { decodeMessage } from "../proto/codec.js";
 import { type BatchLimits, checkLabels } from "../proto/validate.js";
 import { fingerprint } from "../storage/fingerprint.js";

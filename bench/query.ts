@@ -7,9 +7,10 @@ import { Authenticator } from "../common/auth.js";
 import { configSchema } from "../config.js";
 import { createLogger } from "../common/log.js";
 import { rollupBatch } from "../aggregator/rollup.js";
-import { labelsOf, type LogStream, SampleKind, type Series } from "../proto/batch.js";
-import { rangeQuery } from "../query/promql/engine.js";
-import { parsePromql } from "../query/promql/parser.js";
+import { type LogStream, SampleKind, type Series } from "../proto/batch.js";
+import { labelsOf } from "../proto/labels.js";
+import { rangeQuery } from "../query/promql/evaluation/evaluator.js";
+import { parsePromql } from "../query/promql/syntax/parser.js";
 import { lokiRoutes } from "../query/loki/api.js";
 import { ClickHouseStore } from "../storage/clickhouse.js";
 import { DuckDBStore } from "../storage/duckdb.js";
@@ -21,7 +22,7 @@ import { prometheusMissing, startPrometheus } from "../test/helpers/prometheus.j
 // Beside each store's figures: the floor, the store's own count per stream per minute over all rows (one SQL
 // query, no planner, engine or HTTP), which the first query cannot beat. Then the same PromQL range queries over
 // BENCH_SAMPLE_SERIES (default 200) series of 24 hours of 15 s samples answered from raw samples and from rollups
-// (query/promql/rollups.ts), side by side, and beside them the same range queries answered by Debian's Prometheus
+// (query/promql/pushdown/rollups.ts), side by side, and beside them the same range queries answered by Debian's Prometheus
 // over the same samples (skipped when it is not installed). Prints one JSON line; progress goes to stderr.
 
 const LOG_ROWS = Number(process.env.BENCH_LOG_ROWS ?? 10_000_000);

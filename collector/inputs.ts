@@ -2,7 +2,7 @@ import { join } from "node:path";
 import { Counter, Gauge, type Registry } from "prom-client";
 import type { CollectorConfig } from "./config.js";
 import type { Logger, LogTap } from "../common/log.js";
-import { labelsOf } from "../proto/batch.js";
+import { labelsOf } from "../proto/labels.js";
 import type { Batcher } from "./buffer/batcher.js";
 import { FileTail } from "./receivers/files/receiver.js";
 import { HostMetrics } from "./receivers/hostmetrics.js";

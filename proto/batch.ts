@@ -1,9 +1,7 @@
 import { protoFile } from "./files.js";
 import protobuf from "protobufjs";
+import type { Labels } from "./labels.js";
 import type { Scratch } from "./scratch.js";
-
-/** A label set. Objects are created without a prototype so that names such as `__proto__` stay plain keys. */
-export type Labels = Record<string, string>;
 
 export enum SampleKind {
   Unspecified = 0,
@@ -69,15 +67,6 @@ export function batchId(batch: Pick<Batch, "tenant" | "nodeId" | "sequence"> & {
   return !batch.incarnation
     ? `${batch.tenant}/${batch.nodeId}:${batch.sequence}`
     : `${batch.tenant}/${batch.nodeId}@${batch.incarnation}:${batch.sequence}`;
-}
-
-/** The metadata of an entry that has none, shared: receivers make millions of such entries. */
-export const NO_LABELS: Labels = Object.freeze(Object.create(null));
-
-export function labelsOf(entries: Iterable<readonly [string, string]>): Labels {
-  const labels: Labels = Object.create(null);
-  for (const [name, value] of entries) labels[name] = value;
-  return labels;
 }
 
 const root = protobuf.loadSync(protoFile("bifrost.proto"));

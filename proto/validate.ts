@@ -1,4 +1,5 @@
-import { type Batch, INCARNATION, type Labels, NO_LABELS } from "./batch.js";
+import { type Batch, INCARNATION } from "./batch.js";
+import { type Labels, NO_LABELS } from "./labels.js";
 
 /** Limits on what a batch may carry; the collector enforces them at ingest and the aggregator again. */
 export interface BatchLimits {

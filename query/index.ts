@@ -17,9 +17,7 @@ export async function startQuery(runtime: Runtime): Promise<Running> {
   if (store === undefined) throw new Error("the query service needs a store");
   const notifier = await createNotifier(runtime);
   // A refused or failed self-healing action pages like any alert.
-  const actions = queryActions(runtime, store, (alert) =>
-    notifier.send([{ ...alert, state: "firing", generatorURL: "" }]),
-  );
+  const actions = queryActions(runtime, store, (alert) => notifier.send([alert]));
   const ruler = rulerFromConfig(runtime.config, store, runtime.log.child({ component: "ruler" }));
   ruler.addSink(notifier);
   if (actions) ruler.addSink(new RemediationSink(actions.remediator, runtime.log.child({ component: "remediation" })));

@@ -1,5 +1,6 @@
 import { ClickHouseError } from "@clickhouse/client";
-import type { Labels, LogStream } from "../proto/batch.js";
+import type { LogStream } from "../proto/batch.js";
+import { type Labels, labelsOf } from "../proto/labels.js";
 import {
   type ClickHouseConnectionOptions,
   ClickHouseDatabase,
@@ -55,7 +56,6 @@ import {
   nsToMsFloor,
   parseFloatText,
   StoreError,
-  toLabels,
 } from "./values.js";
 
 export interface ClickHouseStoreOptions extends ClickHouseConnectionOptions {
@@ -178,7 +178,7 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
           AND min(first_seen) < fromUnixTimestamp64Milli(${params.bind(endMs, "Int64")})`,
       params,
     );
-    return rows.map((r) => ({ fingerprint: r.fp, labels: toLabels(r.stream_labels), kind: Number(r.stream_kind) }));
+    return rows.map((r) => ({ fingerprint: r.fp, labels: labelsOf(r.stream_labels), kind: Number(r.stream_kind) }));
   }
 
   protected override lookupStreams(select: SeriesSelect): Promise<IndexedStream[]> {
@@ -223,7 +223,7 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
         entries: rows.map((row) => ({
           timeUnixNano: BigInt(row.ts),
           line: row.line,
-          metadata: toLabels(row.metadata),
+          metadata: labelsOf(row.metadata),
         })),
       }),
     );

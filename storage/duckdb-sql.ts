@@ -1,8 +1,9 @@
 import { BIGINT, DOUBLE, type DuckDBType, type JS, LIST, MAP, UBIGINT, UTINYINT, VARCHAR } from "@duckdb/node-api";
-import type { Labels } from "../proto/batch.js";
+import type { Labels } from "../proto/labels.js";
 import type { Dialect } from "./sql.js";
 import { RESOLUTION_MS, type Resolution } from "./store.js";
-import { StoreError, toLabels } from "./values.js";
+import { StoreError } from "./values.js";
+import { labelsOf } from "../proto/labels.js";
 
 // How the embedded store speaks SQL: the dialect of storage/sql.ts's shared conditions, the DuckDB types of bound
 // parameters, and the conversions between Bifrost's values and DuckDB's (label maps, rollup tables, second-aligned
@@ -44,7 +45,7 @@ export function mapEntries(labels: Labels): MapEntries {
 
 /** A MAP column as read back (an array of key/value entries), as prototype-free Labels. */
 export function mapLabels(value: JS): Labels {
-  return toLabels((value as MapEntries).map((e): [string, string] => [e.key, e.value]));
+  return labelsOf((value as MapEntries).map((e): [string, string] => [e.key, e.value]));
 }
 
 /** The rollup table of a resolution; anything else is refused (as ClickHouse's Enum column refuses it). */

@@ -1,5 +1,5 @@
 import { type DuckDBConnection, DuckDBDataChunkWriter, type JS, JSToDuckDBValueConverter } from "@duckdb/node-api";
-import type { Labels } from "../proto/batch.js";
+import type { Labels } from "../proto/labels.js";
 import type { DuckDBDatabase } from "./duckdb-database.js";
 import { type BatchKind, duckdbDialect, type MapEntries, mapEntries, rollupTable, secondMs } from "./duckdb-sql.js";
 import { type LogRow, type RollupRow, type SampleRow, type StreamRef, streamSpans } from "./rows.js";

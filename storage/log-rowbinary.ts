@@ -1,4 +1,4 @@
-import type { Labels } from "../proto/batch.js";
+import type { Labels } from "../proto/labels.js";
 import { fingerprint } from "./fingerprint.js";
 import type { AppendResult, LogBatch, Store } from "./store.js";
 import { dayOfMs } from "./values.js";

@@ -1,5 +1,5 @@
-import type { Labels } from "../proto/batch.js";
-import { fingerprint, labelsText } from "./fingerprint.js";
+import { type Labels, persistedLabelsText, labelsOf } from "../proto/labels.js";
+import { fingerprint } from "./fingerprint.js";
 import type {
   LogBatch,
   LogCountSeries,
@@ -10,7 +10,7 @@ import type {
   SamplePoints,
 } from "./store.js";
 import type { IndexedStream } from "./streams-index.js";
-import { seriesLabels, sortByLabels, toLabels } from "./values.js";
+import { seriesLabels, sortByLabels } from "./values.js";
 
 // Batches flattened into rows, the same for every store: each row knows its stream (fingerprint and labels)
 // and its time, so a store can index streams and check which of a batch's rows it holds.
@@ -181,10 +181,10 @@ export function countSeries<Row>(
     const bySplit = new Map<string, LogCountSeries>();
     for (const row of streamRows) {
       const metadata = metadataOf(row);
-      const key = labelsText(metadata);
+      const key = persistedLabelsText(metadata);
       let series = bySplit.get(key);
       if (series === undefined) {
-        const merged = toLabels({ ...labels });
+        const merged = labelsOf({ ...labels });
         for (const [name, value] of Object.entries(metadata))
           merged[labels[name] === undefined ? name : `${name}_extracted`] = value;
         series = { labels: merged, points: [] };
@@ -236,7 +236,7 @@ export function groupedCountSeries<Row>(
     let series = groups.get(key);
     if (series === undefined) {
       const labels = names.map((name, i): [string, string] => [name, values[i]!]).filter(([, value]) => value !== "");
-      series = { labels: toLabels(labels), points: [] };
+      series = { labels: labelsOf(labels), points: [] };
       groups.set(key, series);
     }
     series.points.push(pointOf(row));

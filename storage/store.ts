@@ -1,4 +1,5 @@
-import type { Labels, LogStream, SampleKind, Series } from "../proto/batch.js";
+import type { LogStream, SampleKind, Series } from "../proto/batch.js";
+import type { Labels } from "../proto/labels.js";
 import type { FleetRecords } from "./fleet-records.js";
 
 // The storage contract that the aggregator writes through and the query service reads through. Two
@@ -150,7 +151,7 @@ export interface SampleProbe extends SampleSelect {
 }
 
 /**
- * What rollup buckets of one width cannot tell about a series' raw samples in a range (query/promql/rollups.ts):
+ * What rollup buckets of one width cannot tell about a series' raw samples in a range (query/promql/pushdown/rollups.ts):
  * the samples exactly on bucket boundaries, where a left-open window cuts a bucket, and how many samples are NaN
  * (left out of rollups) or not integers of magnitude below 2^26 (whose sums depend on the order of addition).
  */

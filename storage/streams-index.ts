@@ -1,6 +1,7 @@
-import type { Labels } from "../proto/batch.js";
+import type { Labels } from "../proto/labels.js";
 import type { SeriesSelect } from "./store.js";
-import { compareText, sortByLabels } from "./values.js";
+import { sortByLabels } from "./values.js";
+import { compareText } from "../common/go/string-order.js";
 
 /** A stream or series as a store's streams index returns it. */
 export interface IndexedStream {

@@ -1,5 +1,5 @@
-import { type Labels, labelsOf } from "../proto/batch.js";
-import { labelsText } from "./fingerprint.js";
+import { compareText } from "../common/go/string-order.js";
+import { type Labels, persistedLabelsText } from "../proto/labels.js";
 
 // Conversions and ordering shared by both stores, so that they return identical results.
 
@@ -63,32 +63,6 @@ export function seriesLabels(name: string, labels: Labels): Labels {
   return out;
 }
 
-/** A label map as read back from an engine, as a prototype-free Labels object. */
-export function toLabels(labels: Record<string, string> | [string, string][]): Labels {
-  return labelsOf(Array.isArray(labels) ? labels : Object.entries(labels));
-}
-
-/**
- * Byte order of UTF-8, as both engines and Go sort strings. UTF-8 byte order is code point order, which differs
- * from JavaScript's UTF-16 code unit order only where a surrogate meets a unit in U+E000..U+FFFF; the first
- * differing units are compared with the surrogates moved above that range, without encoding either string.
- */
-export function compareText(a: string, b: string): number {
-  if (a === b) return 0;
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    const x = a.charCodeAt(i);
-    const y = b.charCodeAt(i);
-    if (x !== y) return codePointRank(x) < codePointRank(y) ? -1 : 1;
-  }
-  return a.length < b.length ? -1 : 1;
-}
-
-function codePointRank(unit: number): number {
-  if (unit >= 0xd800 && unit <= 0xdfff) return unit + 0x2000;
-  return unit >= 0xe000 ? unit - 0x800 : unit;
-}
-
 const dayNames = new Map<number, string>();
 
 /** The UTC date of a time, as ClickHouse prints toDate(): called per row, so the text is cached per day. */
@@ -109,7 +83,7 @@ export function monthOfMs(ms: number): string {
 
 /** Items sorted by the text of their labels: the order in which every read returns streams and series. */
 export function sortByLabels<T extends { labels: Labels }>(items: T[]): T[] {
-  const keyed = items.map((item) => ({ item, key: labelsText(item.labels) }));
+  const keyed = items.map((item) => ({ item, key: persistedLabelsText(item.labels) }));
   keyed.sort((a, b) => compareText(a.key, b.key));
   return keyed.map((k) => k.item);
 }

@@ -29,7 +29,8 @@ import {
 } from "../common/signing.js";
 import { type ActionBinding, actionsForAlert } from "../query/actions/bindings.js";
 import { CollectorDirectory } from "../query/actions/directory.js";
-import { type ActionFailedAlert, Remediator } from "../query/actions/remediator.js";
+import { Remediator } from "../query/actions/remediator.js";
+import type { AlertNotice } from "../query/ruler/notice.js";
 import { type ActionRequest, ActionSender } from "../query/actions/sender.js";
 import { ed25519Keys, hmacKey, processAlive, RecordingBatcher } from "./helpers/actions.js";
 import { until } from "./helpers/aggregation.js";
@@ -576,7 +577,7 @@ describe("query side", () => {
         retryDelayMs: 10,
       });
       const audited: { outcome: string; id: string }[] = [];
-      const failed: ActionFailedAlert[] = [];
+      const failed: AlertNotice[] = [];
       const remediator = new Remediator({
         sender,
         audit: { write: async (outcome, request) => void audited.push({ outcome, id: request.id }) },

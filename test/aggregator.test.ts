@@ -3,7 +3,7 @@ import { after, before, describe, it } from "node:test";
 import { Kafka, logLevel, Partitioners, type Producer } from "kafkajs";
 import { Registry } from "prom-client";
 import type { GroupConsumer } from "../aggregator/consumer.js";
-import { labelsOf } from "../proto/batch.js";
+import { labelsOf } from "../proto/labels.js";
 import { encodeBatch } from "../proto/codec.js";
 import { ClickHouseStore } from "../storage/clickhouse.js";
 import { assertRollupsMatch, counterTotal, startTestAggregator, until } from "./helpers/aggregation.js";

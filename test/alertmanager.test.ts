@@ -7,7 +7,8 @@ import { after, before, describe, it } from "node:test";
 import { Registry } from "prom-client";
 import { notifierConfig } from "../query/config.js";
 import { createLogger } from "../common/log.js";
-import { alertFingerprint, Notifier, type WebhookMessage } from "../query/notifier/index.js";
+import { Notifier, type WebhookMessage } from "../query/notifier/index.js";
+import { alertFingerprint } from "../query/ruler/notice.js";
 import { freePort } from "./helpers/services.js";
 import { WEBHOOK_ALERT_FIELDS, WEBHOOK_MESSAGE_FIELDS, waitFor, WebhookReceiver } from "./helpers/webhook-receiver.js";
 
@@ -121,8 +122,9 @@ describe(
           labels: l,
           annotations,
           state: "firing",
-          startsAt,
+          startsAt: startsAt.toISOString(),
           generatorURL: "http://bifrost.example/graph",
+          fingerprint: alertFingerprint(l),
         })),
       );
       const listed = await waitFor("Alertmanager to list both alerts", async () => {
@@ -173,11 +175,19 @@ describe(
           labels: labels[0]!,
           annotations,
           state: "resolved",
-          startsAt,
-          endsAt,
+          startsAt: startsAt.toISOString(),
+          endsAt: endsAt.toISOString(),
           generatorURL: "http://bifrost.example/graph",
+          fingerprint: alertFingerprint(labels[0]!),
         },
-        { labels: labels[1]!, annotations, state: "firing", startsAt, generatorURL: "http://bifrost.example/graph" },
+        {
+          labels: labels[1]!,
+          annotations,
+          state: "firing",
+          startsAt: startsAt.toISOString(),
+          generatorURL: "http://bifrost.example/graph",
+          fingerprint: alertFingerprint(labels[1]!),
+        },
       ]);
       const message = await waitFor("the resolution from Alertmanager", () =>
         hook.requests

@@ -6,7 +6,8 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { Batcher } from "../collector/buffer/batcher.js";
 import { Wal, WalFullError, type WalOptions } from "../collector/buffer/wal.js";
-import { labelsOf, type LogStream, SampleKind, type Series } from "../proto/batch.js";
+import { type LogStream, SampleKind, type Series } from "../proto/batch.js";
+import { labelsOf } from "../proto/labels.js";
 import { decodeBatch } from "../proto/codec.js";
 
 function wal(overrides: Partial<WalOptions> = {}): Wal {

@@ -17,7 +17,7 @@ import { Batcher } from "../collector/buffer/batcher.js";
 import { FileTail, type FileSource } from "../collector/receivers/files/receiver.js";
 import { utf8Prefix } from "../collector/receivers/files/tailed-file.js";
 import { Wal } from "../collector/buffer/wal.js";
-import { labelsOf } from "../proto/batch.js";
+import { labelsOf } from "../proto/labels.js";
 import { decodeBatch } from "../proto/codec.js";
 import { waitFor } from "./helpers/wait.js";
 

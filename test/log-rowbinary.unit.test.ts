@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { labelsOf } from "../proto/batch.js";
+import { labelsOf } from "../proto/labels.js";
 import { fingerprint } from "../storage/fingerprint.js";
 import { encodeLogBatch } from "../storage/log-rowbinary.js";
 import type { LogBatch } from "../storage/store.js";

@@ -1,18 +1,13 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { Labels } from "../proto/batch.js";
 import type { Direction, LabelMatcher } from "../storage/store.js";
-import { compareLabels, formatLabels, labelsKey, makeLabels } from "../query/engine/labels.js";
-import { compareText } from "../storage/values.js";
-import {
-  PROMETHEUS_SEMANTICS,
-  LOKI_SEMANTICS,
-  arithmetic,
-  expandTemplate,
-  vectorBinary,
-  vectorScalar,
-  aggregate,
-} from "../query/engine/vector.js";
+import { compareLabels, formatLabels, labelsKey, sortedLabelsOf, type Labels } from "../proto/labels.js";
+import { compareText } from "../common/go/string-order.js";
+import { aggregate } from "../query/vector/aggregate.js";
+import { vectorBinary, vectorScalar } from "../query/vector/binary.js";
+import { arithmetic } from "../query/vector/arithmetic.js";
+import { PROMETHEUS_SEMANTICS, LOKI_SEMANTICS } from "../query/vector/types.js";
+import { expandReplacement } from "../common/regex.js";
 import type {
   BinaryExpr,
   BinaryOp,
@@ -24,23 +19,22 @@ import type {
   RangeOp,
   VectorMatching,
   VectorOp,
-} from "../query/logql/ast.js";
+} from "../query/logql/syntax/ast.js";
 import {
   EvaluationError,
   INSTANT_LOG_QUERY_ERROR,
   PipelineError,
   QueryLimitError,
   evaluate,
-  type EngineSource,
-  type LogRow,
   type QueryParams,
   type QueryResult,
-  type SampleRow,
-} from "../query/logql/engine.js";
-import { quantile } from "../query/engine/vector.js";
-import { counterRate, durationSeconds } from "../query/logql/range-functions.js";
-import { absentLabels, rangeAggregationSteps } from "../query/logql/range-vector.js";
-import { compileMatcher } from "../query/logql/stages/label-filter.js";
+} from "../query/logql/evaluation/evaluator.js";
+import type { EngineSource, LogRow, SampleRow } from "../query/logql/evaluation/source.js";
+import { quantile } from "../query/vector/aggregate.js";
+import { counterRate } from "../query/logql/evaluation/range-functions.js";
+import { durationSeconds } from "../common/go/duration-format.js";
+import { absentLabels, rangeAggregationSteps } from "../query/logql/evaluation/range-vector.js";
+import { compileMatcher } from "../query/matchers.js";
 
 // Every expected value below is worked out by hand from the small data sets, never by asking the engine.
 
@@ -96,7 +90,7 @@ class MemorySource implements EngineSource {
   }
 }
 
-const L = (entries: Record<string, string>): Labels => makeLabels(Object.entries(entries));
+const L = (entries: Record<string, string>): Labels => sortedLabelsOf(Object.entries(entries));
 
 function logRow(seconds: number, line: string, labels: Record<string, string>, extraNs = 0n): Row {
   return { tsNs: sec(seconds) + extraNs, line, labels: L(labels) };
@@ -1514,7 +1508,7 @@ describe("log queries", () => {
       {
         tsNs: sec(2),
         line: "b",
-        labels: makeLabels([
+        labels: sortedLabelsOf([
           ["y", "2"],
           ["x", "1"],
         ]),
@@ -1711,7 +1705,7 @@ describe("vector operations as PromQL will use them", () => {
 
   it("expandTemplate as Go's Regexp.Expand", () => {
     const match = /(?<word>a+)(b)/.exec("aab")!;
-    assert.equal(expandTemplate("$1-$2-${word}-$word-$3-$$-$-$}", match), "aa-b-aa-aa--$-$-$}");
+    assert.equal(expandReplacement("$1-$2-${word}-$word-$3-$$-$-$}", match), "aa-b-aa-aa--$-$-$}");
   });
 });
 
@@ -1756,7 +1750,7 @@ describe("range functions and labels", () => {
   it("labelsKey ignores property order", () => {
     assert.equal(
       labelsKey(
-        makeLabels([
+        sortedLabelsOf([
           ["a", "1"],
           ["b", "2"],
         ]),

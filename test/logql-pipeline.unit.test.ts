@@ -3,9 +3,9 @@
 
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { Labels } from "../proto/batch.js";
-import type { DropKeepItem, LabelFilterExpr, LabelFormatItem, Stage, Unwrap } from "../query/logql/ast.js";
-import { compilePipeline, compileUnwrap } from "../query/logql/pipeline.js";
+import type { Labels } from "../proto/labels.js";
+import type { DropKeepItem, LabelFilterExpr, LabelFormatItem, Stage, Unwrap } from "../query/logql/syntax/ast.js";
+import { compilePipeline, compileUnwrap } from "../query/logql/pipeline/pipeline.js";
 import type { MatchOp } from "../storage/store.js";
 
 function labels(record: Record<string, string> = {}): Labels {

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { evaluate, type QueryParams } from "../query/logql/engine.js";
-import { parseLogQL } from "../query/logql/parser.js";
-import type { Step } from "../query/logql/range-vector.js";
-import { StoreSource } from "../query/logql/store-source.js";
+import { evaluate, type QueryParams } from "../query/logql/evaluation/evaluator.js";
+import { parseLogQL } from "../query/logql/syntax/parser.js";
+import type { Step } from "../query/logql/evaluation/source.js";
+import { StoreSource } from "../query/logql/pushdown/store-source.js";
 import type { LogSelect, Store } from "../storage/store.js";
 import { onBothStores } from "./helpers/loki-http.js";
 import { logBatch, T0_NS } from "./helpers/store-contract.js";

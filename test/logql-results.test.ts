@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import type { Labels } from "../proto/labels.js";
 import type { Store } from "../storage/store.js";
 import { onBothStores, startLokiHttp, type LokiHttp } from "./helpers/loki-http.js";
 import { logBatch, T0_MS, T0_NS } from "./helpers/store-contract.js";
@@ -79,7 +80,6 @@ async function load(store: Store): Promise<void> {
   ]);
 }
 
-type Labels = Record<string, string>;
 const stream = (labels: Labels, ...entries: Entry[]) => ({
   stream: labels,
   values: entries.map(([ts, line]) => [String(ts), line]),

@@ -8,16 +8,15 @@ import { Registry } from "prom-client";
 import { notifierConfig } from "../query/config.js";
 import { createLogger } from "../common/log.js";
 import {
-  alertFingerprint,
   deadLetterPath,
   Notifier,
   SIGNATURE_HEADER,
   TIMESTAMP_HEADER,
   verify,
-  type Alert,
   type DeadLetter,
   type WebhookMessage,
 } from "../query/notifier/index.js";
+import { alertFingerprint, type AlertNotice } from "../query/ruler/notice.js";
 import { WEBHOOK_ALERT_FIELDS, WEBHOOK_MESSAGE_FIELDS, waitFor, WebhookReceiver } from "./helpers/webhook-receiver.js";
 
 const log = createLogger("silent");
@@ -37,13 +36,15 @@ async function notifier(raw: Record<string, unknown>, registry = new Registry())
   return started;
 }
 
-function alert(labels: Record<string, string>, extra: Partial<Alert> = {}): Alert {
+function alert(labels: Record<string, string>, extra: Partial<AlertNotice> = {}): AlertNotice {
+  const all = { alertname: "HighLoad", ...labels };
   return {
-    labels: { alertname: "HighLoad", ...labels },
+    labels: all,
     annotations: { summary: "load is high" },
     state: "firing",
-    startsAt: new Date(Date.now() - 1000),
+    startsAt: new Date(Date.now() - 1000).toISOString(),
     generatorURL: "http://bifrost.example/graph?g0.expr=load",
+    fingerprint: alertFingerprint(all),
     ...extra,
   };
 }
@@ -78,8 +79,10 @@ describe("notifier webhooks", () => {
       external_url: "http://bifrost.example",
       receivers: [{ name: "ops", url: `${hook.url}/hook`, group_by: ["alertname"], ...fast }],
     });
-    const startsAt = new Date("2026-11-28T05:00:00.120Z");
-    n.send([alert({ instance: "b", job: "node", severity: "page" }, { startsAt: new Date(Date.now() + 1000) })]);
+    const startsAt = "2026-11-28T05:00:00.120Z";
+    n.send([
+      alert({ instance: "b", job: "node", severity: "page" }, { startsAt: new Date(Date.now() + 1000).toISOString() }),
+    ]);
     n.send([
       alert(
         { instance: "a", job: "node", severity: "page" },
@@ -206,7 +209,7 @@ describe("notifier webhooks", () => {
     n.send([alert({ instance: "a" })]);
     await waitFor("both first notifications", () => at("/resolved").length === 1 && at("/firing-only").length === 1);
     const endsAt = new Date(Date.now() - 5);
-    n.send([alert({ instance: "a" }, { state: "resolved", endsAt })]);
+    n.send([alert({ instance: "a" }, { state: "resolved", endsAt: endsAt.toISOString() })]);
     const resolved = await waitFor("the resolution", () => at("/resolved")[1]);
     assert.equal(resolved.status, "resolved");
     assert.equal(resolved.alerts[0]!.status, "resolved");
@@ -535,7 +538,7 @@ describe("notifier Alertmanager targets", () => {
     }[];
     assert.deepEqual(Object.keys(posted!), ["labels", "annotations", "startsAt", "endsAt", "generatorURL"]);
     assert.deepEqual(posted!.labels, { alertname: "HighLoad", instance: "a" });
-    assert.equal(Date.parse(posted!.startsAt), (firing.startsAt as Date).getTime());
+    assert.equal(Date.parse(posted!.startsAt), Date.parse(firing.startsAt));
     assert.ok(
       Date.parse(posted!.endsAt) >= sentAt + 1600 && Date.parse(posted!.endsAt) <= Date.now() + 1600,
       posted!.endsAt,
@@ -552,7 +555,7 @@ describe("notifier Alertmanager targets", () => {
 
     const endsAt = new Date(Date.now() - 10);
     const before = am.requests.length;
-    n.send([{ ...firing, state: "resolved", endsAt }]);
+    n.send([{ ...firing, state: "resolved", endsAt: endsAt.toISOString() }]);
     const resolved = await waitFor("the resolved post", () => am.requests[before]);
     assert.equal(Date.parse((resolved.json as { endsAt: string }[])[0]!.endsAt), endsAt.getTime());
   });

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { Expr } from "../query/promql/ast.js";
-import { parsePromDuration, parsePromql, PromqlParseError } from "../query/promql/parser.js";
+import type { Expr } from "../query/promql/syntax/ast.js";
+import { parsePromql, PromqlParseError } from "../query/promql/syntax/parser.js";
+import { parsePromDuration } from "../query/promql/syntax/selector-parser.js";
 
 /** The tree as a compact text: parenthesised operators, so that precedence and associativity show. */
 function show(expr: Expr): string {

@@ -8,10 +8,12 @@ import { Authenticator } from "../common/auth.js";
 import { configSchema } from "../config.js";
 import { rollupBatch } from "../aggregator/rollup.js";
 import { createLogger } from "../common/log.js";
-import { batchId, labelsOf, SampleKind, type Series } from "../proto/batch.js";
+import { batchId, SampleKind, type Series } from "../proto/batch.js";
+import { labelsOf } from "../proto/labels.js";
 import { prometheusRoutes, SOURCES_HEADER } from "../query/promql/api.js";
-import { type QuerySource, rangeQuery } from "../query/promql/engine.js";
-import { parsePromql } from "../query/promql/parser.js";
+import { rangeQuery } from "../query/promql/evaluation/evaluator.js";
+import type { QuerySource } from "../query/promql/evaluation/loader.js";
+import { parsePromql } from "../query/promql/syntax/parser.js";
 import { ClickHouseStore } from "../storage/clickhouse.js";
 import { DuckDBStore } from "../storage/duckdb.js";
 import type { Store } from "../storage/store.js";
@@ -19,7 +21,7 @@ import { prng } from "./helpers/batches.js";
 import { T0_MS } from "./helpers/promql-data.js";
 import { CLICKHOUSE_URL, uniqueName } from "./helpers/services.js";
 
-// Differential test of rollup-answered PromQL (query/promql/rollups.ts): every generated query is evaluated once
+// Differential test of rollup-answered PromQL (query/promql/pushdown/rollups.ts): every generated query is evaluated once
 // with rollups allowed and once from raw samples only, on both stores, and the answers must be identical. The data
 // is written as the aggregator writes it (raw samples, and rollupBatch() partials of the same batches), split
 // into batches that two aggregators deliver late and out of order, one of them twice. It has samples exactly on

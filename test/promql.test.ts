@@ -8,9 +8,11 @@ import { after, before, describe, it } from "node:test";
 import { Hono } from "hono";
 import { rollupBatch } from "../aggregator/rollup.js";
 import { createLogger } from "../common/log.js";
-import { labelsOf, SampleKind, type Series } from "../proto/batch.js";
+import { SampleKind, type Series } from "../proto/batch.js";
+import { labelsOf } from "../proto/labels.js";
 import { prometheusRoutes } from "../query/promql/api.js";
-import { formatFloat, parseDurationParam, parseTimeParam } from "../query/promql/params.js";
+import { parseDurationParam, parseTimeParam } from "../query/promql/params.js";
+import { formatFloatF } from "../common/go/float-format.js";
 import { ClickHouseStore } from "../storage/clickhouse.js";
 import { DuckDBStore } from "../storage/duckdb.js";
 import type { Store } from "../storage/store.js";
@@ -393,7 +395,7 @@ describe("PromQL on both stores", () => {
 
 describe("Prometheus API parameters", () => {
   it("prints floats as Go's FormatFloat(v, 'f', -1, 64)", () => {
-    assert.deepEqual([1e21, 1.5e-7, -2.5e22, 0.1 + 0.2, 123, -0, NaN, Infinity, -Infinity].map(formatFloat), [
+    assert.deepEqual([1e21, 1.5e-7, -2.5e22, 0.1 + 0.2, 123, -0, NaN, Infinity, -Infinity].map(formatFloatF), [
       "1000000000000000000000",
       "0.00000015",
       "-25000000000000000000000",

@@ -8,7 +8,7 @@ import {
   relabelConfigSchema,
 } from "../collector/processing/relabel.js";
 import { compileRe2, Re2SyntaxError } from "../common/re2.js";
-import { labelsOf } from "../proto/batch.js";
+import { labelsOf } from "../proto/labels.js";
 
 // Prometheus relabeling (collector/processing/relabel.ts) on its own: every action, Go's template expansion, RE2
 // syntax and anchoring, and the configurations Prometheus refuses at load. test/scrape-prometheus.test.ts checks

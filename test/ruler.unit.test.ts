@@ -7,15 +7,16 @@ import { Hono } from "hono";
 import { Authenticator } from "../common/auth.js";
 import { configSchema } from "../config.js";
 import { createLogger } from "../common/log.js";
-import { labelsOf, SampleKind, type Series } from "../proto/batch.js";
-import { alertFingerprint } from "../query/notifier/labels.js";
-import { instantQuery } from "../query/promql/engine.js";
-import { parsePromql } from "../query/promql/parser.js";
+import { SampleKind, type Series } from "../proto/batch.js";
+import { labelsOf } from "../proto/labels.js";
+import { instantQuery } from "../query/promql/evaluation/evaluator.js";
+import { parsePromql } from "../query/promql/syntax/parser.js";
 import { AlertStates } from "../query/ruler/alerts.js";
 import { anomalyBand } from "../query/ruler/anomaly.js";
-import { formatAlertValue, rulerRoutes } from "../query/ruler/api.js";
+import { formatFloatE } from "../common/go/float-format.js";
+import { rulerRoutes } from "../query/ruler/api.js";
 import { compileExpr } from "../query/ruler/expr.js";
-import type { AlertNotice } from "../query/ruler/group.js";
+import { type AlertNotice, alertFingerprint } from "../query/ruler/notice.js";
 import { Ruler, type RulerOptions } from "../query/ruler/ruler.js";
 import { parseRuleFile, type Rule, RuleFileError } from "../query/ruler/rules.js";
 import { AlertTemplate } from "../query/ruler/templates.js";
@@ -167,7 +168,7 @@ describe("rule files", () => {
         problems.some((p) => p.startsWith(`r.yaml:${line}:`) && p.includes(text)),
         `${line} ${text}: ${problems.join("\n")}`,
       );
-    at(3, "not a valid duration string");
+    at(3, `unknown unit "x" in duration "1x"`);
     at(5, "invalid record name: bad name");
     at(8, "could not parse expression");
     at(9, "only one of 'alert' and 'record' may be set");
@@ -623,13 +624,7 @@ describe("ruler on the embedded store", () => {
     assert.deepEqual(other.data.alerts, []);
     assert.equal((await app.request("/api/v1/rules?type=bogus")).status, 400);
     assert.deepEqual(
-      [
-        formatAlertValue(1),
-        formatAlertValue(0.5),
-        formatAlertValue(1234.5),
-        formatAlertValue(1e-7),
-        formatAlertValue(-Infinity),
-      ],
+      [formatFloatE(1), formatFloatE(0.5), formatFloatE(1234.5), formatFloatE(1e-7), formatFloatE(-Infinity)],
       ["1e+00", "5e-01", "1.2345e+03", "1e-07", "-Inf"],
     );
   });

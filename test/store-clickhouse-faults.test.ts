@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { labelsOf } from "../proto/batch.js";
+import { labelsOf } from "../proto/labels.js";
 import { ClickHouseStore } from "../storage/clickhouse.js";
 import { StoreError } from "../storage/values.js";
 import { CLICKHOUSE_URL, freePort, startChdbHttp, uniqueName } from "./helpers/services.js";

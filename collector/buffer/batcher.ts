@@ -1,7 +1,8 @@
-import type { Labels, LogStream, Point, Series } from "../../proto/batch.js";
+import type { LogStream, Point, Series } from "../../proto/batch.js";
+import type { Labels } from "../../proto/labels.js";
 import { CodecError, decodeBatch, encodeBatch } from "../../proto/codec.js";
+import { persistedLabelsText } from "../../proto/labels.js";
 import { isStaleMarker } from "../../proto/staleness.js";
-import { labelsText } from "../../storage/fingerprint.js";
 import type { BatchRecord } from "../../common/transport.js";
 import type { Wal } from "./wal.js";
 
@@ -104,7 +105,7 @@ export class Batcher {
   private seriesKey(tenant: string, series: Series): string {
     const known = this.keys.get(series.labels);
     if (known?.name === series.name && known.tenant === tenant) return known.key;
-    const key = `${tenant}\u0000${series.name}${labelsText(series.labels)}`;
+    const key = `${tenant}\u0000${series.name}${persistedLabelsText(series.labels)}`;
     // One name per set is kept: a set shared by several names (a target's report series) is keyed anew.
     if (known === undefined) this.keys.set(series.labels, { tenant, name: series.name, key });
     return key;

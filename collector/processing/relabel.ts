@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
 import { compileRe2, type Re2, Re2SyntaxError } from "../../common/re2.js";
-import type { Labels } from "../../proto/batch.js";
+import type { Labels } from "../../proto/labels.js";
 import { LABEL_NAME } from "../../proto/validate.js";
 
 // Prometheus's relabel_configs (https://prometheus.io/docs/prometheus/latest/configuration/configuration/#relabel_config):

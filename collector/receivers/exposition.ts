@@ -1,4 +1,4 @@
-import type { Labels } from "../../proto/batch.js";
+import type { Labels } from "../../proto/labels.js";
 
 // The two text formats a Prometheus target serves, read as Prometheus 2.42 reads them (model/textparse):
 //

@@ -1,7 +1,8 @@
 import { readdir, readFile, statfs } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "../../common/log.js";
-import { labelsOf, SampleKind, type Series } from "../../proto/batch.js";
+import { SampleKind, type Series } from "../../proto/batch.js";
+import { labelsOf } from "../../proto/labels.js";
 import type { Batcher } from "../buffer/batcher.js";
 import { WalFullError } from "../buffer/wal.js";
 import {

@@ -1,8 +1,9 @@
 import type { TenantLimits } from "../../common/limits.js";
 import type { Logger } from "../../common/log.js";
-import { type Labels, type LogEntry, type LogStream, NO_LABELS } from "../../proto/batch.js";
+import { type LogEntry, type LogStream } from "../../proto/batch.js";
+import { type Labels, NO_LABELS } from "../../proto/labels.js";
 import { type BatchLimits, checkLabels, ValidationError } from "../../proto/validate.js";
-import { labelsText } from "../../storage/fingerprint.js";
+import { persistedLabelsText } from "../../proto/labels.js";
 import type { Batcher } from "../buffer/batcher.js";
 import { WalFullError } from "../buffer/wal.js";
 import type { TenantRateLimiter } from "../../common/rate-limit.js";
@@ -23,7 +24,7 @@ export class StreamGroups {
   bytes = 0;
 
   add(labels: Labels, entry: LogEntry): void {
-    const key = labelsText(labels);
+    const key = persistedLabelsText(labels);
     let stream = this.streams.get(key);
     if (!stream) {
       stream = { labels, entries: [] };
@@ -68,7 +69,7 @@ export function screen(tenant: string, streams: LogStream[], options: IntakeLimi
   let entries = 0;
   for (const stream of streams) {
     try {
-      checkLabels(stream.labels, limits, `stream ${labelsText(stream.labels).slice(0, 200)}`);
+      checkLabels(stream.labels, limits, `stream ${persistedLabelsText(stream.labels).slice(0, 200)}`);
     } catch (err) {
       refuse(err, stream.entries.length);
       continue;

@@ -1,5 +1,5 @@
-import { labelsOf, type Labels, type LogStream, SampleKind, type Series } from "../../proto/batch.js";
-import { labelsText } from "../../storage/fingerprint.js";
+import { type LogStream, SampleKind, type Series } from "../../proto/batch.js";
+import { labelsOf, type Labels, persistedLabelsText } from "../../proto/labels.js";
 import {
   type AnyValue,
   type HistogramDataPoint,
@@ -132,7 +132,7 @@ export function logsToStreams(
     if (stringAttribute(resourceAttributes, "service.name") === "")
       streamPairs.push(["service_name", "unknown_service"]);
     const labels = labelsOf(streamPairs);
-    const key = labelsText(labels);
+    const key = persistedLabelsText(labels);
     let stream = streams.get(key);
     if (!stream) {
       stream = { labels, entries: [] };
@@ -199,7 +199,7 @@ export function metricsToSeries(request: MetricsRequest, nowMs: () => number = D
   const reasons = new Set<string>();
   let rejected = 0;
   const add = (name: string, labels: Labels, kind: SampleKind, timeUnixNano: string | undefined, value: number) => {
-    const key = `${name}${labelsText(labels)}`;
+    const key = `${name}${persistedLabelsText(labels)}`;
     let entry = series.get(key);
     if (!entry) {
       entry = { name, labels, kind, points: [] };

@@ -1,4 +1,5 @@
-import { labelsOf, type Labels, SampleKind } from "../../proto/batch.js";
+import { SampleKind } from "../../proto/batch.js";
+import { labelsOf, type Labels } from "../../proto/labels.js";
 
 // Parsers for the /proc files the host metrics read, producing the series node_exporter produces from them,
 // with its names, labels and units (seconds, bytes). Each takes the file's text, so fixtures test them exactly.

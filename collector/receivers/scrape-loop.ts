@@ -1,7 +1,7 @@
-import { type Labels, SampleKind, type Series } from "../../proto/batch.js";
+import { SampleKind, type Series } from "../../proto/batch.js";
+import { type Labels, persistedLabelsText } from "../../proto/labels.js";
 import { STALE_NAN } from "../../proto/staleness.js";
 import { type BatchLimits, checkLabels, LABEL_NAME, METRIC_NAME, ValidationError } from "../../proto/validate.js";
-import { labelsText } from "../../storage/fingerprint.js";
 import { relabel, type RelabelRule } from "../processing/relabel.js";
 import {
   type ExposedSample,
@@ -254,7 +254,7 @@ export class ScrapeLoop {
         const name = labels["__name__"]!;
         delete labels["__name__"];
         entry = {
-          key: `${name}${labelsText(labels)}`,
+          key: `${name}${persistedLabelsText(labels)}`,
           name,
           labels,
           kind: kindOf(sample.type, sample.name, sample.family),
@@ -330,7 +330,7 @@ export class ScrapeLoop {
     if (relabeled["__name__"] === undefined) throw new ScrapeFailure("missing metric name (__name__ label)");
     const names = Object.keys(relabeled);
     if (!METRIC_NAME.test(relabeled["__name__"]) || names.some((n) => !LABEL_NAME.test(n)))
-      throw new ScrapeFailure(`invalid metric name or label names: ${labelsText(relabeled)}`);
+      throw new ScrapeFailure(`invalid metric name or label names: ${persistedLabelsText(relabeled)}`);
     const job = this.job;
     const metric = relabeled["__name__"].slice(0, 50);
     if (job.labelLimit > 0 && names.length > job.labelLimit)

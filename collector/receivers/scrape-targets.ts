@@ -3,9 +3,8 @@ import { dirname, extname, isAbsolute } from "node:path";
 import { globSync } from "tinyglobby";
 import { parse as parseYaml } from "yaml";
 import { formatPrometheusDuration, parsePrometheusDuration } from "../../common/prom-duration.js";
-import { labelsOf, type Labels } from "../../proto/batch.js";
+import { labelsOf, type Labels, persistedLabelsText } from "../../proto/labels.js";
 import { LABEL_NAME } from "../../proto/validate.js";
-import { labelsText } from "../../storage/fingerprint.js";
 import { relabel, type RelabelRule } from "../processing/relabel.js";
 
 // Scrape targets as Prometheus 2.42 makes them: target groups from static_configs and file_sd_configs, each
@@ -116,7 +115,7 @@ export function targetsOf(job: TargetJob, groups: TargetGroup[]): TargetSet {
       else if (result.labels === null) set.dropped.push(discovered);
       else {
         const url = targetUrl(result.labels, job.params);
-        const key = `${job.name}\u0000${url}\u0000${labelsText(result.labels)}`;
+        const key = `${job.name}\u0000${url}\u0000${persistedLabelsText(result.labels)}`;
         if (seen.has(key)) return;
         seen.add(key);
         const publicLabels = labelsOf(Object.entries(result.labels).filter(([name]) => !name.startsWith("__")));

@@ -5,7 +5,7 @@ import { tenantOf } from "../../common/auth.js";
 import type { TenantLimits } from "../../common/limits.js";
 import type { Logger } from "../../common/log.js";
 import { parsePrometheusDuration } from "../../common/prom-duration.js";
-import type { Labels } from "../../proto/batch.js";
+import type { Labels } from "../../proto/labels.js";
 import type { BatchLimits } from "../../proto/validate.js";
 import type { Batcher } from "../buffer/batcher.js";
 import { compileRelabelConfigs } from "../processing/relabel.js";

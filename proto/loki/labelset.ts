@@ -1,4 +1,4 @@
-import type { Labels } from "../batch.js";
+import type { Labels } from "../labels.js";
 
 /** A label set that is not in Prometheus text form; `position` points at the offending character. */
 export class LabelSetError extends Error {

@@ -1,7 +1,8 @@
 import { promisify } from "node:util";
 import { gunzip, inflate } from "node:zlib";
 import protobuf from "protobufjs";
-import { labelsOf, type Labels, type LogStream, NO_LABELS } from "../batch.js";
+import { type LogStream } from "../batch.js";
+import { labelsOf, type Labels, NO_LABELS } from "../labels.js";
 import { protoFile } from "../files.js";
 import { snappyLength, uncompressSnappy } from "../snappy-block.js";
 import { LabelSetError, parseLabelSet } from "./labelset.js";

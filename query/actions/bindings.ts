@@ -1,12 +1,7 @@
 import type { Config } from "../../config.js";
+import type { AlertNotice } from "../ruler/notice.js";
 
 export type ActionBinding = Config["query"]["actions"]["bindings"][number];
-
-/** An alert as the ruler holds it. */
-export interface AlertLike {
-  labels: Record<string, string>;
-  annotations?: Record<string, string>;
-}
 
 export interface PlannedAction {
   node: string;
@@ -20,7 +15,11 @@ export interface PlannedAction {
  * labels. A binding that needs a label the alert lacks (or an alert without a node) yields nothing: the
  * action could not be formed, and guessing a parameter is worse than not acting.
  */
-export function actionsForAlert(alert: AlertLike, bindings: ActionBinding[], nodeLabel: string): PlannedAction[] {
+export function actionsForAlert(
+  alert: Pick<AlertNotice, "labels">,
+  bindings: ActionBinding[],
+  nodeLabel: string,
+): PlannedAction[] {
   const node = alert.labels[nodeLabel];
   if (node === undefined || node === "") return [];
   const planned: PlannedAction[] = [];

@@ -6,7 +6,8 @@ import type { Store } from "../../storage/store.js";
 import { StoreAudit } from "./audit.js";
 import { CollectorDirectory } from "./directory.js";
 import { NodeIdConflicts } from "./node-conflicts.js";
-import { type ActionFailedAlert, Remediator } from "./remediator.js";
+import type { AlertNotice } from "../ruler/notice.js";
+import { Remediator } from "./remediator.js";
 import { ActionSender } from "./sender.js";
 
 export interface QueryActions {
@@ -20,7 +21,7 @@ export interface QueryActions {
 export function queryActions(
   runtime: Runtime,
   store: Store,
-  onActionFailed?: (alert: ActionFailedAlert) => void,
+  onActionFailed?: (alert: AlertNotice) => void,
 ): QueryActions | undefined {
   const { config } = runtime;
   const a = config.query.actions;

@@ -1,22 +1,17 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "../../common/log.js";
-import { type ActionBinding, actionsForAlert, type AlertLike, type PlannedAction } from "./bindings.js";
+import { alertFingerprint, type AlertNotice } from "../ruler/notice.js";
+import { type ActionBinding, actionsForAlert, type PlannedAction } from "./bindings.js";
 import type { StoreAudit } from "./audit.js";
 import type { ActionOutcome, ActionSender } from "./sender.js";
-
-/** The alert a refused, failed or undeliverable action raises, for the ruler to surface like its own. */
-export interface ActionFailedAlert {
-  labels: Record<string, string>;
-  annotations: Record<string, string>;
-  startsAt: string;
-}
 
 export interface RemediatorOptions {
   sender: Pick<ActionSender, "send">;
   audit: Pick<StoreAudit, "write">;
   bindings: ActionBinding[];
   nodeLabel: string;
-  onActionFailed?: (alert: ActionFailedAlert) => void;
+  /** Receives the alert a refused, failed or undeliverable action raises, to page like the ruler's own. */
+  onActionFailed?: (alert: AlertNotice) => void;
   log: Logger;
 }
 
@@ -24,18 +19,18 @@ export interface RemediatorOptions {
 export class Remediator {
   constructor(private readonly options: RemediatorOptions) {}
 
-  actionsForAlert(alert: AlertLike): PlannedAction[] {
+  actionsForAlert(alert: Pick<AlertNotice, "labels">): PlannedAction[] {
     return actionsForAlert(alert, this.options.bindings, this.options.nodeLabel);
   }
 
   /** Sends every action the alert is bound to, one after another, and returns their outcomes. */
-  async remediate(alert: AlertLike): Promise<ActionOutcome[]> {
+  async remediate(alert: Pick<AlertNotice, "labels">): Promise<ActionOutcome[]> {
     const outcomes: ActionOutcome[] = [];
     for (const planned of this.actionsForAlert(alert)) outcomes.push(await this.run(planned, alert));
     return outcomes;
   }
 
-  async run(planned: PlannedAction, cause?: AlertLike): Promise<ActionOutcome> {
+  async run(planned: PlannedAction, cause?: Pick<AlertNotice, "labels">): Promise<ActionOutcome> {
     const { options } = this;
     const id = randomUUID();
     const request = { ...planned, id };
@@ -60,7 +55,7 @@ export class Remediator {
   }
 }
 
-export function failedAlert(outcome: ActionOutcome, cause?: AlertLike): ActionFailedAlert {
+export function failedAlert(outcome: ActionOutcome, cause?: Pick<AlertNotice, "labels">): AlertNotice {
   const labels: Record<string, string> = {
     alertname: "BifrostActionFailed",
     severity: "warning",
@@ -75,5 +70,12 @@ export function failedAlert(outcome: ActionOutcome, cause?: AlertLike): ActionFa
     action_id: outcome.id,
   };
   if (cause?.labels["alertname"] !== undefined) annotations["cause"] = cause.labels["alertname"];
-  return { labels, annotations, startsAt: new Date().toISOString() };
+  return {
+    labels,
+    annotations,
+    state: "firing",
+    startsAt: new Date().toISOString(),
+    generatorURL: "",
+    fingerprint: alertFingerprint(labels),
+  };
 }

@@ -1,5 +1,5 @@
 import type { Logger } from "../../common/log.js";
-import type { AlertNotice, AlertSink } from "../ruler/group.js";
+import type { AlertNotice, AlertSink } from "../ruler/notice.js";
 import type { Remediator } from "./remediator.js";
 
 /**

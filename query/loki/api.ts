@@ -1,17 +1,24 @@
 import type { Context, Hono } from "hono";
 import { tenantOf } from "../../common/auth.js";
 import type { PushLimits } from "../../common/config-sections.js";
+import { formatGoDuration } from "../../common/go/duration-format.js";
 import { TenantLimitError, TenantLimits } from "../../common/limits.js";
 import type { Logger } from "../../common/log.js";
 import type { QueryConfig } from "../config.js";
 import { lokiPushRoute, type PushSink } from "../../common/loki-push.js";
 import type { LabelMatcher, SeriesSelect, Store } from "../../storage/store.js";
 import { nsToMsCeil, nsToMsFloor, StoreError } from "../../storage/values.js";
-import { isLogExpr, type Expr } from "../logql/ast.js";
-import { evaluate, EvaluationError, QueryLimitError, type QueryParams, type QueryResult } from "../logql/engine.js";
-import { prettifyLogQL } from "../logql/format.js";
-import { LogQLParseError, parseLogQL, parseSelector } from "../logql/parser.js";
-import { StoreSource } from "../logql/store-source.js";
+import { isLogExpr, type Expr } from "../logql/syntax/ast.js";
+import {
+  evaluate,
+  EvaluationError,
+  QueryLimitError,
+  type QueryParams,
+  type QueryResult,
+} from "../logql/evaluation/evaluator.js";
+import { prettifyLogQL } from "../logql/syntax/printer.js";
+import { LogQLParseError, parseLogQL, parseSelector } from "../logql/syntax/parser.js";
+import { StoreSource } from "../logql/pushdown/store-source.js";
 import { entriesReturned, labelsJson, queryResponseJson } from "./marshal.js";
 import {
   directionParam,
@@ -62,14 +69,6 @@ async function requestParams(c: Context): Promise<RequestParams> {
   return params;
 }
 
-/** A duration as Go's time.Duration prints it ("25h0m0s"), which is how Loki words its limit errors. */
-function goDuration(ns: bigint): string {
-  const hours = ns / 3_600_000_000_000n;
-  const minutes = (ns / 60_000_000_000n) % 60n;
-  const seconds = Number(ns % 60_000_000_000n) / 1e9;
-  return hours > 0n ? `${hours}h${minutes}m${seconds}s` : minutes > 0n ? `${minutes}m${seconds}s` : `${seconds}s`;
-}
-
 function nowNs(): bigint {
   return BigInt(Date.now()) * 1_000_000n;
 }
@@ -110,7 +109,7 @@ export function lokiRoutes(app: Hono, options: LokiApiOptions): void {
       throw tenantLimits.error(
         tenant,
         "max_query_length_hours",
-        `the query time range exceeds the limit (query length: ${goDuration(endNs - startNs)}, limit: ${goDuration(maxRangeNs)})`,
+        `the query time range exceeds the limit (query length: ${formatGoDuration(endNs - startNs)}, limit: ${formatGoDuration(maxRangeNs)})`,
       );
     }
   }

@@ -1,30 +1,10 @@
-import type { Labels } from "../../proto/batch.js";
-import type { QueryResult } from "../logql/engine.js";
+import { formatFloatF } from "../../common/go/float-format.js";
+import type { Labels } from "../../proto/labels.js";
+import type { QueryResult } from "../logql/evaluation/evaluator.js";
 
 // Query results in Loki's JSON (pkg/util/marshal): sample values as strings in Go's shortest 'f' format ("NaN",
 // "+Inf"), sample times as JSON numbers of seconds with millisecond precision, log timestamps as strings of
 // nanoseconds. Built as text because JSON.stringify cannot write bigint and would print 1e+21 for large values.
-
-/** A float as Go's strconv.FormatFloat(v, 'f', -1, 64) prints it. */
-export function formatValue(value: number): string {
-  if (Number.isNaN(value)) return "NaN";
-  if (value === Infinity) return "+Inf";
-  if (value === -Infinity) return "-Inf";
-  const text = String(value);
-  const exponent = text.indexOf("e");
-  if (exponent === -1) return text;
-  const mantissa = text.slice(0, exponent);
-  const power = Number(text.slice(exponent + 1));
-  const negative = mantissa.startsWith("-");
-  const [whole = "", fraction = ""] = (negative ? mantissa.slice(1) : mantissa).split(".");
-  const digits = whole + fraction;
-  const point = whole.length + power;
-  let fixed: string;
-  if (point <= 0) fixed = `0.${"0".repeat(-point)}${digits}`;
-  else if (point >= digits.length) fixed = digits + "0".repeat(point - digits.length);
-  else fixed = `${digits.slice(0, point)}.${digits.slice(point)}`;
-  return (negative ? "-" : "") + fixed;
-}
 
 /** Milliseconds as Prometheus's model.Time prints them: seconds, up to three decimals. */
 export function formatTime(ms: number): string {
@@ -52,7 +32,7 @@ function resultJson(result: QueryResult): string {
         .map(
           (series) =>
             `{"metric":${labelsJson(series.labels)},"values":[${series.points
-              .map(([ms, value]) => `[${formatTime(ms)},"${formatValue(value)}"]`)
+              .map(([ms, value]) => `[${formatTime(ms)},"${formatFloatF(value)}"]`)
               .join(",")}]}`,
         )
         .join(",");
@@ -60,11 +40,11 @@ function resultJson(result: QueryResult): string {
       return result.samples
         .map(
           (sample) =>
-            `{"metric":${labelsJson(sample.labels)},"value":[${formatTime(sample.tsMs)},"${formatValue(sample.value)}"]}`,
+            `{"metric":${labelsJson(sample.labels)},"value":[${formatTime(sample.tsMs)},"${formatFloatF(sample.value)}"]}`,
         )
         .join(",");
     case "scalar":
-      return `${formatTime(result.tsMs)},"${formatValue(result.value)}"`;
+      return `${formatTime(result.tsMs)},"${formatFloatF(result.value)}"`;
   }
 }
 

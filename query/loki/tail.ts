@@ -2,11 +2,11 @@ import type { TenantLimits } from "../../common/limits.js";
 import type { Context, Hono, Next } from "hono";
 import { upgradeWebSocket } from "@hono/node-server";
 import type { Store } from "../../storage/store.js";
-import { labelsText } from "../../storage/fingerprint.js";
-import { isLogExpr, type LogExpr } from "../logql/ast.js";
-import type { LogRow } from "../logql/engine.js";
-import { parseLogQL } from "../logql/parser.js";
-import { StoreSource } from "../logql/store-source.js";
+import { persistedLabelsText } from "../../proto/labels.js";
+import { isLogExpr, type LogExpr } from "../logql/syntax/ast.js";
+import type { LogRow } from "../logql/evaluation/source.js";
+import { parseLogQL } from "../logql/syntax/parser.js";
+import { StoreSource } from "../logql/pushdown/store-source.js";
 import { labelsJson } from "./marshal.js";
 import { limitParam, param, ParamError, parseDurationParamNs, parseTimestampNs, type RequestParams } from "./params.js";
 
@@ -35,7 +35,7 @@ interface TailRequest {
 function frame(rows: LogRow[]): string {
   const streams = new Map<string, { labels: LogRow["labels"]; values: string[] }>();
   for (const row of rows) {
-    const key = labelsText(row.labels);
+    const key = persistedLabelsText(row.labels);
     let stream = streams.get(key);
     if (stream === undefined) {
       stream = { labels: row.labels, values: [] };

@@ -1,8 +1,7 @@
-import { labelsOf, type Labels } from "../../proto/batch.js";
-import { labelsText } from "../../storage/fingerprint.js";
+import { labelsOf, type Labels, persistedLabelsText } from "../../proto/labels.js";
 import type { LabelMatcher, Store } from "../../storage/store.js";
 import { nsToMsFloor } from "../../storage/values.js";
-import type { QueryResult } from "../logql/engine.js";
+import type { QueryResult } from "../logql/evaluation/evaluator.js";
 
 // /loki/api/v1/index/volume and volume_range: bytes of log lines per group of streams, the largest first, as
 // Grafana's Logs Drilldown lists services. Groups are the label names of the selector (or `targetLabels`) with
@@ -43,7 +42,7 @@ export async function volume(store: Store, request: VolumeRequest): Promise<Quer
   const groups = new Map<string, { labels: Labels; total: number; buckets: Map<bigint, number> }>();
   for (const series of counts) {
     for (const labels of groupsOf(series.labels, request)) {
-      const key = labelsText(labels);
+      const key = persistedLabelsText(labels);
       let group = groups.get(key);
       if (group === undefined) {
         group = { labels, total: 0, buckets: new Map() };
@@ -56,7 +55,7 @@ export async function volume(store: Store, request: VolumeRequest): Promise<Quer
     }
   }
   const top = [...groups.values()].sort(
-    (a, b) => b.total - a.total || labelsText(a.labels).localeCompare(labelsText(b.labels)),
+    (a, b) => b.total - a.total || persistedLabelsText(a.labels).localeCompare(persistedLabelsText(b.labels)),
   );
   const kept = top.slice(0, request.limit);
   if (request.stepNs === undefined) {

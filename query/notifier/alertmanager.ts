@@ -1,5 +1,6 @@
 import type { Delivery, Target } from "./delivery.js";
-import { goTime, sortedLabels } from "./labels.js";
+import { sortedLabelsOf } from "../../proto/labels.js";
+import { formatGoTimeJson } from "../../common/go/time-layout.js";
 import type { GroupAlert } from "./payload.js";
 import type { PostableAlert } from "./types.js";
 
@@ -78,10 +79,10 @@ export class AlertmanagerTargets {
 
 function postable(alert: GroupAlert, endsAt: number): PostableAlert {
   return {
-    labels: sortedLabels(alert.labels),
-    annotations: sortedLabels(alert.annotations),
-    startsAt: goTime(alert.startsAt),
-    endsAt: goTime(endsAt),
+    labels: sortedLabelsOf(alert.labels),
+    annotations: sortedLabelsOf(alert.annotations),
+    startsAt: formatGoTimeJson(alert.startsAt),
+    endsAt: formatGoTimeJson(endsAt),
     generatorURL: alert.generatorURL,
   };
 }

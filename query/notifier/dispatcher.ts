@@ -1,10 +1,10 @@
 import type { NotifierReceiverConfig } from "../config.js";
+import { compileGoRegexp } from "../../common/regex.js";
 import type { Delivery, Target } from "./delivery.js";
-import { sortedNames } from "../engine/labels.js";
-import { compareAlertLabels, labelSetString } from "./labels.js";
+import { formatLabels, type Labels, sortedNames } from "../../proto/labels.js";
+import { compareAlertLabels } from "./labels.js";
 import { isResolved, webhookMessage } from "./payload.js";
 import type { NotificationEntry, ReceiverState, StoredAlert } from "./state.js";
-import type { Labels } from "./types.js";
 
 interface Group {
   key: string;
@@ -40,7 +40,7 @@ export class ReceiverRoute {
     private readonly changed: () => void,
   ) {
     const names = sortedNames(config.matchers);
-    this.matchers = names.map((name) => [name, new RegExp(`^(?:${config.matchers[name]!})$`)]);
+    this.matchers = names.map((name) => [name, compileGoRegexp(config.matchers[name]!, true)]);
     this.routeKey = `{}/{${names.map((name) => `${name}=~${JSON.stringify(config.matchers[name])}`).join(",")}}`;
     this.target = {
       name: config.name,
@@ -63,7 +63,7 @@ export class ReceiverRoute {
   insert(incoming: StoredAlert, now: number): void {
     if (this.closed) return;
     const labels = this.groupLabels(incoming.labels);
-    const key = `${this.routeKey}:${labelSetString(labels)}`;
+    const key = `${this.routeKey}:${formatLabels(labels)}`;
     let group = this.groups.get(key);
     if (group === undefined) {
       group = { key, labels, alerts: new Map(), hasFlushed: false, nextFlushAt: now + this.config.group_wait_ms };

@@ -5,13 +5,11 @@ import type { Runtime } from "../../runtime.js";
 import { AlertmanagerTargets } from "./alertmanager.js";
 import { Delivery } from "./delivery.js";
 import { ReceiverRoute } from "./dispatcher.js";
-import { alertFingerprint } from "./labels.js";
 import { NotifierMetrics } from "./metrics.js";
 import { StateFile, type NotifierState, type StoredAlert } from "./state.js";
-import type { Alert } from "./types.js";
+import type { AlertNotice, AlertSink } from "../ruler/notice.js";
 
-export type { Alert, Labels, PostableAlert, WebhookAlert, WebhookMessage } from "./types.js";
-export { alertFingerprint } from "./labels.js";
+export type { PostableAlert, WebhookAlert, WebhookMessage } from "./types.js";
 export { SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, verify } from "./signature.js";
 export { deadLetterPath, type DeadLetter } from "./delivery.js";
 
@@ -27,7 +25,7 @@ export interface NotifierOptions {
  * firing alert and, once, each alert that just resolved. Groups and the notification log are saved to
  * `state_file`, so that a restart neither pages again nor loses a pending notification.
  */
-export class Notifier {
+export class Notifier implements AlertSink {
   private readonly abort = new AbortController();
   private readonly routes: ReceiverRoute[];
   private readonly alertmanagers: AlertmanagerTargets;
@@ -68,7 +66,7 @@ export class Notifier {
    * Hands over the current alerts. Returns at once: notifications leave after each group's wait, and posts to
    * Alertmanager in the background. Throws on an alert whose times do not parse.
    */
-  send(alerts: Alert[]): void {
+  send(alerts: AlertNotice[]): void {
     if (this.closed) throw new Error("the notifier is closed");
     const now = Date.now();
     const stored = alerts.map((alert) => this.toStored(alert, now));
@@ -91,14 +89,14 @@ export class Notifier {
     await this.state.flush();
   }
 
-  private toStored(alert: Alert, now: number): StoredAlert {
+  private toStored(alert: AlertNotice, now: number): StoredAlert {
     const startsAt = time(alert.startsAt, "startsAt");
     const given = alert.endsAt === undefined ? undefined : time(alert.endsAt, "endsAt");
     let endsAt: number;
     if (alert.state === "resolved") endsAt = Math.min(given ?? now, now);
     else endsAt = given !== undefined && given > now ? given : now + this.options.config.resolve_timeout_ms;
     return {
-      fingerprint: alertFingerprint(alert.labels),
+      fingerprint: alert.fingerprint,
       labels: { ...alert.labels },
       annotations: { ...alert.annotations },
       startsAt,
@@ -147,8 +145,8 @@ export function createNotifier(runtime: Runtime): Promise<Notifier> {
   });
 }
 
-function time(value: Date | string, field: string): number {
-  const ms = value instanceof Date ? value.getTime() : Date.parse(value);
-  if (Number.isNaN(ms)) throw new TypeError(`alert ${field} is not a valid time: ${String(value)}`);
+function time(value: string, field: string): number {
+  const ms = Date.parse(value);
+  if (Number.isNaN(ms)) throw new TypeError(`alert ${field} is not a valid time: ${value}`);
   return ms;
 }

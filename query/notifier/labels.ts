@@ -1,44 +1,5 @@
-import { compareText } from "../../storage/values.js";
-import { sortedNames } from "../engine/labels.js";
-import type { Labels } from "./types.js";
-
-const FNV_OFFSET = 0xcbf29ce484222325n;
-const FNV_PRIME = 0x100000001b3n;
-const MASK = 0xffffffffffffffffn;
-const SEPARATOR = 0xff;
-
-/**
- * Prometheus's model.LabelSet.Fingerprint, as Alertmanager shows it: FNV-1a 64 over the label names in byte
- * order, each name and value followed by the byte 0xff, printed as 16 lower-case hex digits. Equal to what
- * Alertmanager's API reports for the same labels, so responders can correlate both.
- */
-export function alertFingerprint(labels: Labels): string {
-  let hash = FNV_OFFSET;
-  const add = (byte: number): void => {
-    hash = ((hash ^ BigInt(byte)) * FNV_PRIME) & MASK;
-  };
-  for (const name of sortedNames(labels)) {
-    for (const byte of Buffer.from(name, "utf8")) add(byte);
-    add(SEPARATOR);
-    for (const byte of Buffer.from(labels[name]!, "utf8")) add(byte);
-    add(SEPARATOR);
-  }
-  return hash.toString(16).padStart(16, "0");
-}
-
-/** A copy with keys in sorted order, as Go's encoding/json writes maps. */
-export function sortedLabels(labels: Labels): Labels {
-  const out: Labels = {};
-  for (const name of sortedNames(labels)) out[name] = labels[name]!;
-  return out;
-}
-
-/** model.LabelSet.String(): `{a="1", b="2"}`. */
-export function labelSetString(labels: Labels): string {
-  return `{${sortedNames(labels)
-    .map((name) => `${name}=${JSON.stringify(labels[name])}`)
-    .join(", ")}}`;
-}
+import { compareText } from "../../common/go/string-order.js";
+import type { Labels } from "../../proto/labels.js";
 
 /** model.LabelSet.Before, with Alertmanager's AlertSlice order in front: `job`, then `instance`, then the labels. */
 export function compareAlertLabels(a: Labels, b: Labels): number {
@@ -65,10 +26,4 @@ function compareLabelSets(a: Labels, b: Labels): number {
     if (x !== y) return compareText(x, y);
   }
   return 0;
-}
-
-/** Go's time.Time JSON form (RFC 3339 with trailing zeros of the fraction trimmed); 0 is Go's zero time. */
-export function goTime(ms: number): string {
-  if (ms === 0) return "0001-01-01T00:00:00Z";
-  return new Date(ms).toISOString().replace(/\.?0*Z$/, "Z");
 }

@@ -1,5 +1,7 @@
-import { goTime, sortedLabels } from "./labels.js";
-import type { Labels, WebhookAlert, WebhookMessage } from "./types.js";
+import { sortedLabelsOf } from "../../proto/labels.js";
+import { formatGoTimeJson } from "../../common/go/time-layout.js";
+import type { Labels } from "../../proto/labels.js";
+import type { WebhookAlert, WebhookMessage } from "./types.js";
 
 /** An alert as a group holds it; times in epoch milliseconds, endsAt 0 while it has no end. */
 export interface GroupAlert {
@@ -35,7 +37,7 @@ export function webhookMessage(context: MessageContext, alerts: GroupAlert[], no
     receiver: context.receiver,
     status: rendered.some((alert) => alert.status === "firing") ? "firing" : "resolved",
     alerts: rendered,
-    groupLabels: sortedLabels(context.groupLabels),
+    groupLabels: sortedLabelsOf(context.groupLabels),
     commonLabels: common(kept.map((alert) => alert.labels)),
     commonAnnotations: common(kept.map((alert) => alert.annotations)),
     externalURL: context.externalURL,
@@ -48,10 +50,10 @@ export function webhookMessage(context: MessageContext, alerts: GroupAlert[], no
 function webhookAlert(alert: GroupAlert, now: number): WebhookAlert {
   return {
     status: isResolved(alert, now) ? "resolved" : "firing",
-    labels: sortedLabels(alert.labels),
-    annotations: sortedLabels(alert.annotations),
-    startsAt: goTime(alert.startsAt),
-    endsAt: goTime(alert.endsAt),
+    labels: sortedLabelsOf(alert.labels),
+    annotations: sortedLabelsOf(alert.annotations),
+    startsAt: formatGoTimeJson(alert.startsAt),
+    endsAt: formatGoTimeJson(alert.endsAt),
     generatorURL: alert.generatorURL,
     fingerprint: alert.fingerprint,
   };
@@ -60,7 +62,7 @@ function webhookAlert(alert: GroupAlert, now: number): WebhookAlert {
 function common(sets: Labels[]): Labels {
   const [first, ...rest] = sets;
   if (first === undefined) return {};
-  const out = sortedLabels(first);
+  const out = sortedLabelsOf(first);
   for (const set of rest) for (const [name, value] of Object.entries(out)) if (set[name] !== value) delete out[name];
   return out;
 }

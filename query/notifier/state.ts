@@ -2,7 +2,7 @@ import { mkdir, open, readFile, rename } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { Logger } from "../../common/log.js";
 import type { GroupAlert } from "./payload.js";
-import type { Labels } from "./types.js";
+import type { Labels } from "../../proto/labels.js";
 
 /** An alert inside a group, with what Alertmanager's merge needs. */
 export interface StoredAlert extends GroupAlert {

@@ -1,22 +1,4 @@
-export type Labels = Record<string, string>;
-
-/**
- * One alert as the ruler hands it over on every evaluation: every firing alert, and each alert once when it resolves.
- * Its identity is its label set (see `alertFingerprint`).
- */
-export interface Alert {
-  labels: Labels;
-  annotations: Labels;
-  state: "firing" | "resolved";
-  /** When the alert started firing (Prometheus's FiredAt). */
-  startsAt: Date | string;
-  /**
-   * Resolved: when it resolved (default: when `send` is called). Firing: optional; when absent the alert resolves by
-   * itself `resolve_timeout_ms` after the last `send` that carried it, as Alertmanager treats alerts without an end.
-   */
-  endsAt?: Date | string;
-  generatorURL: string;
-}
+import type { Labels } from "../../proto/labels.js";
 
 /** One alert of a webhook message, as Alertmanager's template.Alert marshals. */
 export interface WebhookAlert {

@@ -2,14 +2,17 @@ import { tenantOf } from "../../common/auth.js";
 import { TenantLimitError, type TenantLimits } from "../../common/limits.js";
 import type { Context, Hono } from "hono";
 import type { Logger } from "../../common/log.js";
-import { type Labels, SampleKind } from "../../proto/batch.js";
+import { SampleKind } from "../../proto/batch.js";
+import type { Labels } from "../../proto/labels.js";
 import type { LabelMatcher, Store } from "../../storage/store.js";
 import { StoreError } from "../../storage/values.js";
-import { type Expr, typeName, typeOf } from "./ast.js";
-import { type EngineOptions, instantQuery, type QuerySource, rangeQuery } from "./engine.js";
-import { BadParameter, formatFloat, parseDurationParam, parseTimeParam } from "./params.js";
-import { parsePromql, PromqlParseError } from "./parser.js";
-import { PromqlEvalError, type Series, type Value } from "./values.js";
+import { type Expr, typeName, typeOf } from "./syntax/ast.js";
+import { instantQuery, rangeQuery } from "./evaluation/evaluator.js";
+import type { EngineOptions, QuerySource } from "./evaluation/loader.js";
+import { BadParameter, parseDurationParam, parseTimeParam } from "./params.js";
+import { formatFloatF } from "../../common/go/float-format.js";
+import { parsePromql, PromqlParseError } from "./syntax/parser.js";
+import { PromqlEvalError, type Series, type Value } from "./evaluation/values.js";
 
 // The Prometheus HTTP API (web/api/v1) over the metrics the aggregator stores, with its JSON shapes, parameter
 // parsing and error types, so that Grafana and promtool-style clients work against it unchanged.
@@ -110,7 +113,7 @@ function matchParams(params: URLSearchParams): LabelMatcher[][] {
 }
 
 function point(timeMs: number, value: number): [number, string] {
-  return [timeMs / 1000, formatFloat(value)];
+  return [timeMs / 1000, formatFloatF(value)];
 }
 
 function plainLabels(labels: Labels): Record<string, string> {

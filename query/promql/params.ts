@@ -1,4 +1,4 @@
-import { parsePromDuration } from "./parser.js";
+import { parsePromDuration } from "./syntax/selector-parser.js";
 
 // Request parameters as Prometheus' HTTP API reads them (web/api/v1/api.go parseTime and parseDuration).
 
@@ -42,30 +42,4 @@ export function parseDurationParam(text: string): number {
   const ms = parsePromDuration(text);
   if (ms === undefined) throw new BadParameter(`cannot parse ${JSON.stringify(text)} to a valid duration`);
   return ms;
-}
-
-/** A float as Go's strconv.FormatFloat(v, 'f', -1, 64) prints it, which is how Prometheus sends sample values. */
-export function formatFloat(value: number): string {
-  if (Number.isNaN(value)) return "NaN";
-  if (value === Infinity) return "+Inf";
-  if (value === -Infinity) return "-Inf";
-  const text = String(value);
-  const match = /^(-?)(\d)(?:\.(\d+))?e([-+]\d+)$/.exec(text);
-  if (match === null) return text;
-  const [, sign, head, tail = "", exponentText] = match as unknown as [
-    string,
-    string,
-    string,
-    string | undefined,
-    string,
-  ];
-  const digits = head + tail;
-  const exponent = Number(exponentText);
-  if (exponent >= 0) {
-    const point = 1 + exponent;
-    return (
-      sign + (digits.length <= point ? digits.padEnd(point, "0") : `${digits.slice(0, point)}.${digits.slice(point)}`)
-    );
-  }
-  return `${sign}0.${"0".repeat(-exponent - 1)}${digits}`;
 }

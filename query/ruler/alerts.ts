@@ -1,5 +1,4 @@
-import type { Labels } from "../../proto/batch.js";
-import { labelsKey } from "../engine/labels.js";
+import { labelsKey, type Labels } from "../../proto/labels.js";
 
 // The life of one alerting rule's alerts, as Prometheus' rules/alerting.go evaluates it: an element of the
 // expression's result becomes a pending alert; after `for` it fires; when it leaves the result it resolves, or with

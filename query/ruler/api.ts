@@ -1,5 +1,7 @@
 import type { Context, Hono } from "hono";
 import { tenantOf } from "../../common/auth.js";
+import { formatFloatE } from "../../common/go/float-format.js";
+import { GO_ZERO_TIME } from "../../common/go/time-layout.js";
 import type { Alert } from "./alerts.js";
 import type { GroupRunner } from "./group.js";
 import type { Rule } from "./rules.js";
@@ -9,17 +11,7 @@ import type { Ruler } from "./ruler.js";
 // tenant, in Prometheus' JSON shapes, under /prometheus/api/v1 and /api/v1. Anomaly rules are listed as alerting
 // rules (Grafana knows only the two types), with their parameters under `anomaly`.
 
-/** Go's strconv.FormatFloat(v, 'e', -1, 64), which Prometheus uses for alert values. */
-export function formatAlertValue(value: number): string {
-  if (Number.isNaN(value)) return "NaN";
-  if (!Number.isFinite(value)) return value > 0 ? "+Inf" : "-Inf";
-  const [mantissa, exponent] = value.toExponential().split("e") as [string, string];
-  const sign = exponent.startsWith("-") ? "-" : "+";
-  return `${mantissa}e${sign}${exponent.replace(/^[+-]/, "").padStart(2, "0")}`;
-}
-
 const rfc3339 = (ms: number) => new Date(ms).toISOString();
-const ZERO_TIME = "0001-01-01T00:00:00Z";
 
 function alertJson(alert: Alert) {
   return {
@@ -28,7 +20,7 @@ function alertJson(alert: Alert) {
     state: alert.state,
     activeAt: rfc3339(alert.activeAtMs),
     ...(alert.keepFiringSinceMs !== undefined ? { keepFiringSince: rfc3339(alert.keepFiringSinceMs) } : {}),
-    value: formatAlertValue(alert.value),
+    value: formatFloatE(alert.value),
   };
 }
 
@@ -41,7 +33,7 @@ function ruleJson(runner: GroupRunner, rule: Rule, excludeAlerts: boolean) {
     health: health.health,
     lastError: health.lastError,
     evaluationTime: health.evaluationMs / 1000,
-    lastEvaluation: health.lastEvaluationMs === undefined ? ZERO_TIME : rfc3339(health.lastEvaluationMs),
+    lastEvaluation: health.lastEvaluationMs === undefined ? GO_ZERO_TIME : rfc3339(health.lastEvaluationMs),
   };
   if (rule.type === "recording") return { ...common, type: "recording" };
   const alerts = runner.states.get(rule)!.list();
@@ -102,7 +94,7 @@ export function rulerRoutes(app: Hono, ruler: Ruler, prefixes: string[] = ["", "
         interval: group.intervalMs / 1000,
         limit: group.limit,
         evaluationTime: runner.evaluationMs / 1000,
-        lastEvaluation: runner.lastEvaluationMs === undefined ? ZERO_TIME : rfc3339(runner.lastEvaluationMs),
+        lastEvaluation: runner.lastEvaluationMs === undefined ? GO_ZERO_TIME : rfc3339(runner.lastEvaluationMs),
       });
     }
     return c.json({ status: "success", data: { groups } });

@@ -1,13 +1,13 @@
-import type { Labels } from "../../proto/batch.js";
+import { labelsOf, type Labels } from "../../proto/labels.js";
 import type { Store } from "../../storage/store.js";
-import type { Expr as LogqlExpr } from "../logql/ast.js";
-import { evaluate } from "../logql/engine.js";
-import { parseLogQL } from "../logql/parser.js";
-import { StoreSource } from "../logql/store-source.js";
-import type { Expr as PromqlExpr } from "../promql/ast.js";
-import { instantQuery, rangeQuery } from "../promql/engine.js";
-import { parsePromql } from "../promql/parser.js";
-import type { Value } from "../promql/values.js";
+import type { Expr as LogqlExpr } from "../logql/syntax/ast.js";
+import { evaluate } from "../logql/evaluation/evaluator.js";
+import { parseLogQL } from "../logql/syntax/parser.js";
+import { StoreSource } from "../logql/pushdown/store-source.js";
+import type { Expr as PromqlExpr } from "../promql/syntax/ast.js";
+import { instantQuery, rangeQuery } from "../promql/evaluation/evaluator.js";
+import { parsePromql } from "../promql/syntax/parser.js";
+import type { Value } from "../promql/evaluation/values.js";
 
 // A rule's expression in either query language, evaluated to what rules work on: an instant vector at one time,
 // and (for anomaly rules) the series of its values at regular steps over a past window.
@@ -74,7 +74,7 @@ export function compileExpr(text: string, language?: Language): RuleExpr {
 
 function vectorOf(value: Value): RuleSample[] {
   if (value.type === "vector") return value.samples;
-  if (value.type === "scalar") return [{ labels: Object.create(null) as Labels, value: value.value }];
+  if (value.type === "scalar") return [{ labels: labelsOf([]), value: value.value }];
   throw new Error(`rule result is not a vector or scalar: ${value.type === "matrix" ? "range vector" : "string"}`);
 }
 
@@ -108,7 +108,7 @@ function logqlExpr(text: string, expr: LogqlExpr): RuleExpr {
       };
       const result = await evaluate(expr, params, new StoreSource(store, tenant), { maxSeries });
       if (result.type === "vector") return result.samples.map(({ labels, value }) => ({ labels, value }));
-      if (result.type === "scalar") return [{ labels: Object.create(null) as Labels, value: result.value }];
+      if (result.type === "scalar") return [{ labels: labelsOf([]), value: result.value }];
       throw new Error(`rule result is not a vector or scalar: ${result.type}`);
     },
     async range({ store, tenant, maxSeries }, startMs, endMs, stepMs) {

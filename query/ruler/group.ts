@@ -1,7 +1,7 @@
-import type { Labels, Series } from "../../proto/batch.js";
-import { labelsKey } from "../engine/labels.js";
-import { dropName } from "../promql/values.js";
-import { alertFingerprint } from "../notifier/labels.js";
+import type { Series } from "../../proto/batch.js";
+import { labelsKey, labelsOf, type Labels } from "../../proto/labels.js";
+import { dropName } from "../promql/evaluation/values.js";
+import { alertFingerprint, type AlertNotice } from "./notice.js";
 import { type ActiveElement, type Alert, AlertStates, type ResolvedAlert } from "./alerts.js";
 import { anomalyBand, historyWindow, outside } from "./anomaly.js";
 import type { EvalContext, RuleSample } from "./expr.js";
@@ -10,24 +10,6 @@ import { alertSeries, gauge, GROUP_EVALUATION, groupKey } from "./state.js";
 
 // One rule group of one tenant: its rules evaluated in order at one time, the alerts' states, each rule's health,
 // and what an evaluation produces (samples to store, notifications to send).
-
-/** An alert as the notifier and the action dispatcher receive it (Alertmanager's API alert). */
-export interface AlertNotice {
-  labels: Labels;
-  annotations: Labels;
-  state: "firing" | "resolved";
-  /** RFC 3339: when the alert fired. */
-  startsAt: string;
-  /** RFC 3339: when it resolved; absent while firing. */
-  endsAt?: string;
-  generatorURL: string;
-  fingerprint: string;
-}
-
-/** Receives, after every group evaluation, the group's firing alerts and those resolved by that evaluation. */
-export interface AlertSink {
-  send(alerts: AlertNotice[]): void;
-}
 
 export interface RuleHealth {
   health: "ok" | "err" | "unknown";
@@ -45,8 +27,6 @@ export interface EvaluationOutput {
   series: Series[];
   notices: AlertNotice[];
 }
-
-const NO_LABELS = (): Labels => Object.create(null) as Labels;
 
 export class GroupRunner {
   readonly key: string;
@@ -179,7 +159,7 @@ export class GroupRunner {
     const labels = dropName(sample.labels);
     for (const [name, template] of rule.labelTemplates) labels[name] = template.expand(data);
     labels["alertname"] = rule.name;
-    const annotations = NO_LABELS();
+    const annotations = labelsOf([]);
     for (const [name, template] of rule.annotationTemplates) annotations[name] = template.expand(data);
     return { labels, annotations, value: sample.value };
   }

@@ -1,5 +1,6 @@
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, type YAMLMap } from "yaml";
-import type { Labels } from "../../proto/batch.js";
+import { parsePrometheusDuration } from "../../common/go/parse.js";
+import type { Labels } from "../../proto/labels.js";
 import { compileExpr, type Language, type RuleExpr } from "./expr.js";
 import { AlertTemplate } from "./templates.js";
 
@@ -59,15 +60,11 @@ export class RuleFileError extends Error {
 
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
-const DURATION = /^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$/;
-const DURATION_UNITS_MS = [365 * 86_400_000, 7 * 86_400_000, 86_400_000, 3_600_000, 60_000, 1000, 1];
-
-/** Prometheus' model.ParseDuration: `1h30m`, `5m`, `1d`, `0`. */
-export function parsePromDuration(text: string): number {
-  if (text === "0") return 0;
-  const match = DURATION.exec(text);
-  if (text === "" || match === null) throw new Error(`not a valid duration string: ${JSON.stringify(text)}`);
-  return DURATION_UNITS_MS.reduce((sum, unit, i) => sum + Number(match[i + 1] ?? 0) * unit, 0);
+/** Prometheus' model.ParseDuration in milliseconds: `1h30m`, `5m`, `1d`, `0`; throws Prometheus' message. */
+function parseDurationMs(text: string): number {
+  const ns = parsePrometheusDuration(text);
+  if (typeof ns === "string") throw new Error(ns);
+  return Number(ns / 1_000_000n);
 }
 
 const GROUP_KEYS = new Set(["name", "interval", "limit", "labels", "rules", "query_offset", "language"]);
@@ -148,7 +145,7 @@ function durationField(map: YAMLMap, key: string, at: At): number | undefined {
   if (node === undefined) return undefined;
   const text = scalarText(node);
   try {
-    return parsePromDuration(text ?? "");
+    return parseDurationMs(text ?? "");
   } catch (err) {
     at(node, `${key}: ${(err as Error).message}`);
     return undefined;

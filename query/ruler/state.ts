@@ -1,6 +1,7 @@
-import { type Labels, SampleKind, type Series } from "../../proto/batch.js";
+import { SampleKind, type Series } from "../../proto/batch.js";
+import { labelsOf, type Labels } from "../../proto/labels.js";
 import type { Store } from "../../storage/store.js";
-import { dropName } from "../promql/values.js";
+import { dropName } from "../promql/evaluation/values.js";
 import type { Alert } from "./alerts.js";
 
 // Alert state as samples, so that a restarted query service neither re-pages nor forgets an alert in the middle of
@@ -85,15 +86,12 @@ export async function restoreAlerts(
     read(KEEP_FIRING_SINCE),
   ]);
   for (const [key, activeAtMs] of activeAt) {
-    const labels = Object.assign(
-      Object.create(null) as Labels,
-      Object.fromEntries(JSON.parse(key) as [string, string][]),
-    );
+    const labels = labelsOf(JSON.parse(key) as [string, string][]);
     const fired = firedAt.get(key);
     const since = keepFiringSince.get(key);
     const alert: Alert = {
       labels,
-      annotations: Object.create(null) as Labels,
+      annotations: labelsOf([]),
       value: 0,
       state: fired === undefined ? "pending" : "firing",
       activeAtMs,

@@ -1,8 +1,12 @@
-import type { Labels } from "../../proto/batch.js";
-import { compileTemplate, type CompiledTemplate, type TemplateExtension } from "../logql/template.js";
-import { sprintf, type TemplateFunction } from "../logql/template-funcs.js";
-import { GoInt, NumberConstant, type TemplateValue } from "../logql/template-values.js";
-import { formatGoTime } from "../logql/go-time.js";
+import type { Labels } from "../../proto/labels.js";
+import { compileTemplate, type CompiledTemplate } from "../../common/go/template/executor.js";
+import type { TemplateExtension } from "../../common/go/template/parser.js";
+import { sprintf } from "../../common/go/template/sprintf.js";
+import type { TemplateFunction } from "../../common/go/template/signature.js";
+import { GoInt, NumberConstant, type TemplateValue } from "../../common/go/template/values.js";
+import { goParseFloat } from "../../common/go/parse.js";
+import { compileGoRegexp, expandReplacement, replaceAllMatches } from "../../common/regex.js";
+import { formatGoTimeString } from "../../common/go/time-layout.js";
 
 // Prometheus' alert templates on top of the Go-template engine of Loki's line_format: the predeclared variables
 // `$labels`, `$value`, `$externalLabels` and `$externalURL`, and the humanize family of functions
@@ -10,15 +14,14 @@ import { formatGoTime } from "../logql/go-time.js";
 
 const VARIABLES = ["$labels", "$value", "$externalLabels", "$externalURL"] as const;
 
-/** The value Prometheus's convertToFloat accepts: numbers, and strings that parse as one. */
+/** The value Prometheus's convertToFloat accepts: numbers, and strings that strconv.ParseFloat reads. */
 function toFloat(value: TemplateValue): number {
   if (typeof value === "number") return value;
   if (value instanceof GoInt || value instanceof NumberConstant) return value.value;
   if (typeof value === "string") {
-    const parsed = Number(value.trim());
-    if (value.trim() === "" || (Number.isNaN(parsed) && !/^[+-]?nan$/i.test(value.trim())))
-      throw new Error(`strconv.ParseFloat: parsing ${JSON.stringify(value)}: invalid syntax`);
-    return parsed;
+    const parsed = goParseFloat(value);
+    if (parsed.error !== undefined) throw new Error(parsed.error);
+    return parsed.value;
   }
   throw new Error(`can't convert ${String(value)} to float`);
 }
@@ -85,8 +88,7 @@ function humanizeDuration(v: number): string {
 
 function humanizeTimestamp(v: number): string {
   if (!Number.isFinite(v)) return g4(v);
-  // Go's time.Time String(): "2006-01-02 15:04:05.999999999 -0700 MST", in UTC here.
-  return formatGoTime(BigInt(Math.round(v * 1e9)), "2006-01-02 15:04:05.999999999 -0700 MST");
+  return formatGoTimeString(BigInt(Math.round(v * 1e9)));
 }
 
 const float = (call: (v: number) => string): TemplateFunction => ({
@@ -102,7 +104,7 @@ const FUNCTIONS = new Map<string, TemplateFunction>([
   ["humanizeTimestamp", float(humanizeTimestamp)],
   ["toUpper", { params: ["string"], call: ([s]) => (s as string).toUpperCase() }],
   ["toLower", { params: ["string"], call: ([s]) => (s as string).toLowerCase() }],
-  ["match", { params: ["string", "string"], call: ([re, s]) => new RegExp(re as string).test(s as string) }],
+  ["match", { params: ["string", "string"], call: ([re, s]) => compileGoRegexp(re as string).test(s as string) }],
   [
     "reReplaceAll",
     {
@@ -115,15 +117,7 @@ const FUNCTIONS = new Map<string, TemplateFunction>([
 
 /** Go's Regexp.ReplaceAllString: `$1`, `${1}` and `${name}` in the replacement expand to groups. */
 function reReplaceAll(pattern: string, text: string, replacement: string): string {
-  return text.replace(new RegExp(pattern, "g"), (...match: unknown[]) => {
-    const last = match[match.length - 1];
-    const named = typeof last === "object" && last !== null ? (last as Record<string, string | undefined>) : {};
-    return replacement.replace(/\$(\w+)|\$\{(\w+)\}/g, (_, bare?: string, braced?: string) => {
-      const key = bare ?? braced!;
-      const group = /^\d+$/.test(key) ? match[Number(key)] : named[key];
-      return typeof group === "string" ? group : "";
-    });
-  });
+  return replaceAllMatches(compileGoRegexp(pattern), text, (match) => expandReplacement(replacement, match));
 }
 
 function stripPort(hostPort: string): string {

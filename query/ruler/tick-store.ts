@@ -1,4 +1,4 @@
-import type { Labels, Series } from "../../proto/batch.js";
+import type { Series } from "../../proto/batch.js";
 import type {
   AppendResult,
   LabelMatcher,
@@ -13,8 +13,8 @@ import type {
   SeriesSelect,
   Store,
 } from "../../storage/store.js";
-import { compileMatcher } from "../logql/stages/label-filter.js";
-import { labelsKey } from "../engine/labels.js";
+import { compileMatcher } from "../matchers.js";
+import { labelsKey, type Labels } from "../../proto/labels.js";
 
 // The store as the rules evaluated at one time see it. A thousand rules over a handful of metrics would otherwise
 // send a thousand queries to the store every interval; here the samples of each metric name are read once per

@@ -7,7 +7,7 @@ import { aggregatorMetrics } from "../../aggregator/metrics.js";
 import { createLogger } from "../../common/log.js";
 import { type PreviousSample, rollupSeries } from "../../aggregator/rollup.js";
 import type { Batch } from "../../proto/batch.js";
-import { labelsText } from "../../storage/fingerprint.js";
+import { persistedLabelsText } from "../../proto/labels.js";
 import type { RollupPartial, Store } from "../../storage/store.js";
 import { seriesLabels } from "../../storage/values.js";
 
@@ -26,7 +26,7 @@ export function expectedRollups(
   const previous = new Map<string, PreviousSample | undefined>();
   for (const batch of [...batches].sort((a, b) => a.sequence - b.sequence)) {
     for (const series of batch.series) {
-      const key = labelsText(seriesLabels(series.name, series.labels));
+      const key = persistedLabelsText(seriesLabels(series.name, series.labels));
       const rolled = rollupSeries(series, "1m", previous.get(key));
       previous.set(key, rolled.last);
       for (const p of rolled.partials) {
@@ -69,8 +69,8 @@ export async function assertRollupsMatch(
   let buckets = 0;
   for (const series of rollups) {
     for (const bucket of series.buckets) {
-      const want = expected.get(`${labelsText(series.labels)}@${bucket.startMs}`);
-      assert.ok(want, `unexpected bucket ${labelsText(series.labels)} ${bucket.startMs}`);
+      const want = expected.get(`${persistedLabelsText(series.labels)}@${bucket.startMs}`);
+      assert.ok(want, `unexpected bucket ${persistedLabelsText(series.labels)} ${bucket.startMs}`);
       assert.equal(bucket.count, want.count);
       assert.equal(bucket.min, want.min);
       assert.equal(bucket.max, want.max);

@@ -1,4 +1,5 @@
-import { type Batch, labelsOf, SampleKind } from "../../proto/batch.js";
+import { type Batch, SampleKind } from "../../proto/batch.js";
+import { labelsOf } from "../../proto/labels.js";
 
 export interface BatchShape {
   streams?: number;

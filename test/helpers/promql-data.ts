@@ -1,5 +1,6 @@
 import { rollupBatch } from "../../aggregator/rollup.js";
-import { labelsOf, SampleKind, type Series } from "../../proto/batch.js";
+import { SampleKind, type Series } from "../../proto/batch.js";
+import { labelsOf } from "../../proto/labels.js";
 import type { Store } from "../../storage/store.js";
 import { prng } from "./batches.js";
 

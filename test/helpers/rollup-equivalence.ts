@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { type PreviousSample, rollupSeries } from "../../aggregator/rollup.js";
-import { labelsOf, SampleKind, type Series } from "../../proto/batch.js";
+import { SampleKind, type Series } from "../../proto/batch.js";
+import { labelsOf } from "../../proto/labels.js";
 import {
   RESOLUTION_MS,
   type Resolution,

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { batchId, type Labels, labelsOf, type LogStream, SampleKind } from "../../proto/batch.js";
+import { batchId, type LogStream, SampleKind } from "../../proto/batch.js";
+import { type Labels, labelsOf } from "../../proto/labels.js";
 import type { LineFilter, LogBatch, RollupBatch, RollupPartial, SampleBatch, Store } from "../../storage/store.js";
 import { StoreError } from "../../storage/values.js";
 

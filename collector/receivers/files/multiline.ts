@@ -1,4 +1,4 @@
-import type { Labels } from "../../../proto/batch.js";
+import type { Labels } from "../../../proto/labels.js";
 
 /** One line of a file and the bytes it took: from `start` to `end`, just after its newline. */
 export interface Line {

@@ -1,6 +1,7 @@
 import type { FileHandle } from "node:fs/promises";
 import { crc32c } from "@node-rs/crc32";
-import { labelsOf, type Labels, type LogStream, NO_LABELS } from "../../../proto/batch.js";
+import { type LogStream } from "../../../proto/batch.js";
+import { labelsOf, type Labels, NO_LABELS } from "../../../proto/labels.js";
 import { type Joined, type LineAssembler, MultilineJoiner, type MultilineOptions } from "./multiline.js";
 import type { FilePosition } from "./positions.js";
 

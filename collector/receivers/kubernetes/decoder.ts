@@ -1,6 +1,6 @@
 import { type ContainerLine, type ContainerStream, parseCri, PartialJoiner } from "../../processing/cri.js";
 import { parseDocker } from "../../processing/docker.js";
-import { labelsOf, type Labels } from "../../../proto/batch.js";
+import { labelsOf, type Labels } from "../../../proto/labels.js";
 import type { Joined, Line, LineAssembler } from "../files/multiline.js";
 
 // A container log file's lines as entries: each line read in its runtime's format (CRI or Docker json-file),

@@ -3,7 +3,7 @@ import { basename, dirname, join } from "node:path";
 import { Counter, Gauge, type Registry } from "prom-client";
 import { sanitizeLabelKey } from "../../../common/label-names.js";
 import type { Logger } from "../../../common/log.js";
-import { labelsOf, type Labels } from "../../../proto/batch.js";
+import { labelsOf, type Labels } from "../../../proto/labels.js";
 import type { Batcher } from "../../buffer/batcher.js";
 import { FileTail } from "../files/receiver.js";
 import { PodMetadata, type PodInfo } from "./api.js";

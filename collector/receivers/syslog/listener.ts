@@ -5,7 +5,7 @@ import { Counter, type Registry } from "prom-client";
 import type { TenantLimits } from "../../../common/limits.js";
 import type { Logger } from "../../../common/log.js";
 import { httpsOptions } from "../../../common/service.js";
-import { labelsOf } from "../../../proto/batch.js";
+import { labelsOf } from "../../../proto/labels.js";
 import type { BatchLimits } from "../../../proto/validate.js";
 import type { Batcher } from "../../buffer/batcher.js";
 import { WalFullError } from "../../buffer/wal.js";

@@ -1,5 +1,6 @@
 import { sanitizeLabelKey } from "../../../common/label-names.js";
-import { type Labels, type LogEntry, NO_LABELS } from "../../../proto/batch.js";
+import { type LogEntry } from "../../../proto/batch.js";
+import { type Labels, NO_LABELS } from "../../../proto/labels.js";
 import type { SyslogListenerConfig } from "./config.js";
 import { FACILITIES, parseSyslog, SEVERITIES, type SyslogMessage } from "./parse.js";
 
