@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
-import { compileRe2, type Re2, Re2SyntaxError } from "../../common/re2.js";
+import { goLower, goUpper } from "../../common/go/case.js";
+import { compileLinearRe2, expandReplacement, type LinearRegex, RegexSyntaxError } from "../../common/regex.js";
 import type { Labels } from "../../proto/labels.js";
 import { LABEL_NAME } from "../../proto/validate.js";
 
@@ -77,9 +78,9 @@ export type RelabelConfig = z.output<ReturnType<typeof relabelConfigSchema>>;
 /** What Prometheus would refuse in a relabel_config at load, or undefined. */
 function relabelConfigProblem(c: RelabelConfig): string | undefined {
   try {
-    compileRe2(c.regex, { anchored: true });
+    compileLinearRe2(c.regex, true);
   } catch (err) {
-    if (err instanceof Re2SyntaxError) return err.message;
+    if (err instanceof RegexSyntaxError) return err.message;
     throw err;
   }
   const a = c.action;
@@ -115,7 +116,7 @@ export interface RelabelRule {
   action: RelabelAction;
   sourceLabels: string[];
   separator: string;
-  regex: Re2;
+  regex: LinearRegex;
   modulus: bigint;
   targetLabel: string;
   replacement: string;
@@ -127,7 +128,7 @@ export function compileRelabelConfigs(configs: readonly RelabelConfig[]): Relabe
     action: c.action,
     sourceLabels: c.source_labels ?? [],
     separator: c.separator,
-    regex: compileRe2(c.regex, { anchored: true }),
+    regex: compileLinearRe2(c.regex, true),
     modulus: BigInt(c.modulus),
     targetLabel: c.target_label,
     replacement: c.replacement,
@@ -171,9 +172,9 @@ function apply(rule: RelabelRule, labels: Map<string, string>): boolean {
     case "replace": {
       const match = rule.regex.exec(input);
       if (match === null) return true;
-      const target = expandTemplate(rule.targetLabel, match);
+      const target = expandReplacement(rule.targetLabel, match);
       if (!LABEL_NAME.test(target)) return true;
-      set(labels, target, expandTemplate(rule.replacement, match));
+      set(labels, target, expandReplacement(rule.replacement, match));
       return true;
     }
     case "lowercase":
@@ -190,7 +191,7 @@ function apply(rule: RelabelRule, labels: Map<string, string>): boolean {
     case "labelmap":
       for (const name of sortedNames(labels)) {
         const match = rule.regex.exec(name);
-        if (match !== null) set(labels, expandTemplate(rule.replacement, match), labels.get(name)!);
+        if (match !== null) set(labels, expandReplacement(rule.replacement, match), labels.get(name)!);
       }
       return true;
     case "labeldrop":
@@ -200,80 +201,4 @@ function apply(rule: RelabelRule, labels: Map<string, string>): boolean {
       for (const name of [...labels.keys()]) if (!rule.regex.test(name)) labels.delete(name);
       return true;
   }
-}
-
-const NAME_CHAR = /[\p{L}\p{Nd}_]/u;
-
-/**
- * `template` with `$1`, `${1}`, `$name`, `${name}` replaced by the match's groups and `$$` by `$`, as Go's
- * Regexp.Expand: a name is the longest run of letters, digits and `_` (`$1x` is the group named `1x`), an
- * unknown or unmatched group expands to nothing, and a `$` not followed by a name stays as it is.
- */
-export function expandTemplate(template: string, match: RegExpExecArray): string {
-  if (!template.includes("$")) return template;
-  let out = "";
-  let i = 0;
-  while (i < template.length) {
-    const dollar = template.indexOf("$", i);
-    if (dollar < 0) break;
-    out += template.slice(i, dollar);
-    i = dollar + 1;
-    if (template[i] === "$") {
-      out += "$";
-      i++;
-      continue;
-    }
-    const brace = template[i] === "{";
-    let end = brace ? i + 1 : i;
-    for (const char of template.slice(end)) {
-      if (!NAME_CHAR.test(char)) break;
-      end += char.length;
-    }
-    const name = template.slice(brace ? i + 1 : i, end);
-    if (name === "" || (brace && template[end] !== "}")) {
-      out += "$";
-      continue;
-    }
-    i = brace ? end + 1 : end;
-    out += groupValue(name, match) ?? "";
-  }
-  return out + template.slice(i);
-}
-
-function groupValue(name: string, match: RegExpExecArray): string | undefined {
-  if (/^(0|[1-9][0-9]{0,7})$/.test(name)) return match[Number(name)];
-  return match.groups?.[name];
-}
-
-/** Simple uppercase mappings (Go's unicode.ToUpper) of letters whose full mapping, JavaScript's, is two letters. */
-function simpleUpper(code: number): number | undefined {
-  if ((code >= 0x1f80 && code <= 0x1f87) || (code >= 0x1f90 && code <= 0x1f97) || (code >= 0x1fa0 && code <= 0x1fa7))
-    return code + 8;
-  return { 0x1fb3: 0x1fbc, 0x1fc3: 0x1fcc, 0x1ff3: 0x1ffc }[code];
-}
-
-/**
- * Go's strings.ToLower: each character mapped on its own by Unicode's simple case mapping (no final sigma, no
- * İ -> i̇), where JavaScript's toLowerCase applies the full, context-sensitive one.
- */
-export function goLower(text: string): string {
-  if (/^[\x00-\x7f]*$/.test(text)) return text.toLowerCase();
-  let out = "";
-  for (const char of text) {
-    const lower = char.toLowerCase();
-    out += [...lower].length === 1 ? lower : char === "\u0130" ? "i" : char;
-  }
-  return out;
-}
-
-/** Go's strings.ToUpper, each character by the simple mapping (ß stays ß). */
-export function goUpper(text: string): string {
-  if (/^[\x00-\x7f]*$/.test(text)) return text.toUpperCase();
-  let out = "";
-  for (const char of text) {
-    const upper = char.toUpperCase();
-    const simple = simpleUpper(char.codePointAt(0)!);
-    out += simple !== undefined ? String.fromCodePoint(simple) : [...upper].length === 1 ? upper : char;
-  }
-  return out;
 }

@@ -1,3 +1,4 @@
+import { goParseFloat } from "../../common/go/parse.js";
 import type { Labels } from "../../proto/labels.js";
 
 // The two text formats a Prometheus target serves, read as Prometheus 2.42 reads them (model/textparse):
@@ -74,20 +75,6 @@ const FAMILY_SUFFIXES: Partial<Record<MetricType, string[]>> = {
   summary: ["_created", "_count", "_sum"],
   info: ["_info"],
 };
-
-const DECIMAL = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
-const INFINITY = /^[+-]?(?:inf|infinity)$/i;
-
-/** Go's strconv.ParseFloat as Prometheus calls it, or undefined where it fails. */
-export function parseGoFloat(text: string): number | undefined {
-  if (DECIMAL.test(text)) {
-    const value = Number(text);
-    return Number.isFinite(value) ? value : undefined;
-  }
-  if (INFINITY.test(text)) return text.startsWith("-") ? -Infinity : Infinity;
-  if (/^nan$/i.test(text)) return NaN;
-  return undefined;
-}
 
 const isNameStart = (c: number) => (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95;
 const isNameChar = (c: number) => isNameStart(c) || (c >= 48 && c <= 57);
@@ -287,7 +274,7 @@ class Parser {
     }
     if (this.pos === start) this.fail(`expected value after ${after}`);
     const text = body.slice(start, this.pos);
-    const value = parseGoFloat(text);
+    const value = goParseFloat(text).value;
     if (value === undefined) this.fail(`invalid value ${JSON.stringify(text)}`);
     return value;
   }
@@ -297,7 +284,7 @@ class Parser {
     this.pos++;
     const start = this.pos;
     while (this.code() !== -1 && this.code() !== NEWLINE && this.code() !== 32) this.pos++;
-    const seconds = parseGoFloat(body.slice(start, this.pos));
+    const seconds = goParseFloat(body.slice(start, this.pos)).value;
     if (seconds === undefined || !Number.isFinite(seconds)) this.fail("invalid timestamp");
     return Math.trunc(seconds * 1000);
   }

@@ -1,6 +1,14 @@
 import { z } from "zod";
-import { parsePrometheusDuration } from "../../common/prom-duration.js";
+import { parsePrometheusDuration } from "../../common/go/parse.js";
 import { relabelConfigSchema } from "../processing/relabel.js";
+
+/** Milliseconds of a Prometheus duration (model.ParseDuration: units y down to ms), or undefined when it is not one. */
+export function durationMs(text: string): number | undefined {
+  const ns = parsePrometheusDuration(text);
+  if (typeof ns === "string") return undefined;
+  const ms = Number(ns / 1_000_000n);
+  return Number.isSafeInteger(ms) ? ms : undefined;
+}
 
 // `collector.scrape`: Prometheus's own `global` and `scrape_configs` sections, for the keys Bifrost implements
 // (README, "Prometheus scrape"), so that a Prometheus configuration's jobs can be copied in. A key Prometheus
@@ -9,10 +17,7 @@ import { relabelConfigSchema } from "../processing/relabel.js";
 const duration = (fallback: string) =>
   z
     .string()
-    .refine(
-      (text) => parsePrometheusDuration(text) !== undefined,
-      "expected a Prometheus duration such as 15s or 1m30s",
-    )
+    .refine((text) => durationMs(text) !== undefined, "expected a Prometheus duration such as 15s or 1m30s")
     .default(fallback);
 
 const SIZE_UNITS: Record<string, number> = {
@@ -54,12 +59,12 @@ function scrapeConfigSchema() {
       job_name: z.string().min(1).describe("the `job` label of the targets, unique among the jobs"),
       scrape_interval: z
         .string()
-        .refine((t) => parsePrometheusDuration(t) !== undefined, "expected a Prometheus duration")
+        .refine((t) => durationMs(t) !== undefined, "expected a Prometheus duration")
         .optional()
         .describe("how often each target is scraped; global.scrape_interval without it"),
       scrape_timeout: z
         .string()
-        .refine((t) => parsePrometheusDuration(t) !== undefined, "expected a Prometheus duration")
+        .refine((t) => durationMs(t) !== undefined, "expected a Prometheus duration")
         .optional()
         .describe("per scrape; global.scrape_timeout without it, and never above scrape_interval"),
       metrics_path: z.string().default("/metrics").describe("HTTP path of the metrics"),
@@ -218,11 +223,9 @@ export function jobTiming(
   global: ScrapeSection["global"],
   job: Pick<ScrapeJobConfig, "scrape_interval" | "scrape_timeout">,
 ): { intervalMs: number; timeoutMs: number } {
-  const intervalMs = parsePrometheusDuration(job.scrape_interval ?? global.scrape_interval)!;
-  const globalTimeoutMs = parsePrometheusDuration(global.scrape_timeout)!;
+  const intervalMs = durationMs(job.scrape_interval ?? global.scrape_interval)!;
+  const globalTimeoutMs = durationMs(global.scrape_timeout)!;
   const timeoutMs =
-    job.scrape_timeout !== undefined
-      ? parsePrometheusDuration(job.scrape_timeout)!
-      : Math.min(globalTimeoutMs, intervalMs);
+    job.scrape_timeout !== undefined ? durationMs(job.scrape_timeout)! : Math.min(globalTimeoutMs, intervalMs);
   return { intervalMs, timeoutMs };
 }

@@ -2,7 +2,8 @@ import { type FSWatcher, readFileSync, watch } from "node:fs";
 import { dirname, extname, isAbsolute } from "node:path";
 import { globSync } from "tinyglobby";
 import { parse as parseYaml } from "yaml";
-import { formatPrometheusDuration, parsePrometheusDuration } from "../../common/prom-duration.js";
+import { formatPrometheusDuration } from "../../common/go/duration-format.js";
+import { durationMs } from "./scrape-config.js";
 import { labelsOf, type Labels, persistedLabelsText } from "../../proto/labels.js";
 import { LABEL_NAME } from "../../proto/validate.js";
 import { relabel, type RelabelRule } from "../processing/relabel.js";
@@ -99,8 +100,8 @@ export function targetsOf(job: TargetJob, groups: TargetGroup[]): TargetSet {
       for (const name in group.labels) if (name !== "__address__") discovered[name] = group.labels[name]!;
       const defaults: [string, string][] = [
         ["job", job.name],
-        ["__scrape_interval__", formatPrometheusDuration(job.intervalMs)],
-        ["__scrape_timeout__", formatPrometheusDuration(job.timeoutMs)],
+        ["__scrape_interval__", formatPrometheusDuration(BigInt(job.intervalMs) * 1_000_000n)],
+        ["__scrape_timeout__", formatPrometheusDuration(BigInt(job.timeoutMs) * 1_000_000n)],
         ["__metrics_path__", job.metricsPath],
         ["__scheme__", job.scheme],
       ];
@@ -152,12 +153,12 @@ function populate(
   }
   if (address.includes("/")) return { error: `${JSON.stringify(address)} is not a valid hostname` };
   const interval = relabeled["__scrape_interval__"] ?? "";
-  const intervalMs = parsePrometheusDuration(interval);
+  const intervalMs = durationMs(interval);
   if (intervalMs === undefined)
     return { error: `error parsing scrape interval: not a valid duration string: ${JSON.stringify(interval)}` };
   if (intervalMs === 0) return { error: "scrape interval cannot be 0" };
   const timeout = relabeled["__scrape_timeout__"] ?? "";
-  const timeoutMs = parsePrometheusDuration(timeout);
+  const timeoutMs = durationMs(timeout);
   if (timeoutMs === undefined)
     return { error: `error parsing scrape timeout: not a valid duration string: ${JSON.stringify(timeout)}` };
   if (timeoutMs === 0) return { error: "scrape timeout cannot be 0" };

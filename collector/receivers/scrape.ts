@@ -4,13 +4,12 @@ import { Counter, Gauge, type Registry } from "prom-client";
 import { tenantOf } from "../../common/auth.js";
 import type { TenantLimits } from "../../common/limits.js";
 import type { Logger } from "../../common/log.js";
-import { parsePrometheusDuration } from "../../common/prom-duration.js";
 import type { Labels } from "../../proto/labels.js";
 import type { BatchLimits } from "../../proto/validate.js";
 import type { Batcher } from "../buffer/batcher.js";
 import { compileRelabelConfigs } from "../processing/relabel.js";
 import { WalFullError } from "../buffer/wal.js";
-import { jobTiming, parseByteSize, type ScrapeJobConfig, type ScrapeSection } from "./scrape-config.js";
+import { durationMs, jobTiming, parseByteSize, type ScrapeJobConfig, type ScrapeSection } from "./scrape-config.js";
 import { ScrapeClient } from "./scrape-http.js";
 import { ScrapeLoop, type ScrapeJobSettings, type ScrapeOutcome } from "./scrape-loop.js";
 import { FileDiscovery, type Target, type TargetGroup, type TargetJob, targetsOf } from "./scrape-targets.js";
@@ -127,7 +126,7 @@ export class ScrapeManager {
         (sd) =>
           new FileDiscovery(
             sd.files,
-            parsePrometheusDuration(sd.refresh_interval)!,
+            durationMs(sd.refresh_interval)!,
             () => this.sync(entry),
             (file, err) => {
               this.metrics.discoveryErrors.inc();

@@ -45,13 +45,17 @@ const PROMETHEUS_UNITS: [string, bigint][] = [
   ["ns", 1n],
 ];
 
-/** Prometheus' model.Duration.String(), as queries write ranges: `1h30m`, `500ms`, `0s`. */
+/**
+ * Prometheus' model.Duration.String(), as queries write ranges: `1h30m`, `500ms`, `0s`; years and weeks only
+ * where they divide what is left exactly (`8d`, not `1w1d`).
+ */
 export function formatPrometheusDuration(ns: bigint): string {
   if (ns === 0n) return "0s";
   const sign = ns < 0n ? "-" : "";
   let rest = ns < 0n ? -ns : ns;
   let out = "";
   for (const [unit, size] of PROMETHEUS_UNITS) {
+    if ((unit === "y" || unit === "w") && rest % size !== 0n) continue;
     if (rest >= size) {
       out += `${rest / size}${unit}`;
       rest %= size;
