@@ -16,7 +16,7 @@ import {
   REPO_ROOT,
   uniqueName,
 } from "../test/helpers/services.js";
-import { procStats } from "./collector-processes.js";
+import { procStats, type Running, sleep } from "./collector-processes.js";
 
 // The Prometheus inputs of npm run bench:collector (also runnable alone: node dist/bench/prometheus-inputs.js):
 //
@@ -40,12 +40,6 @@ const RW_CLIENTS = 32;
 const MIB = 1 << 20;
 
 const progress = (message: string) => process.stderr.write(`prometheus inputs bench: ${message}\n`);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-interface Child {
-  pid: number;
-  stop(): Promise<void>;
-}
 
 function start(command: string, args: string[], log: string, env: NodeJS.ProcessEnv = process.env): ChildProcess {
   const fd = openSync(log, "a");
@@ -54,7 +48,7 @@ function start(command: string, args: string[], log: string, env: NodeJS.Process
   return child;
 }
 
-function stopper(child: ChildProcess): Child {
+function stopper(child: ChildProcess): Running {
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   return {
     pid: child.pid!,
