@@ -1,5 +1,5 @@
 import { move, transferableSymbol, valueSymbol } from "piscina";
-import { batchId, type Series } from "../proto/batch.js";
+import { batchId, type MetricMetadata, type Series } from "../proto/batch.js";
 import { CodecError, decodeFrame, decodeMessage } from "../proto/codec.js";
 import { type BatchLimits, validateBatch, ValidationError } from "../proto/validate.js";
 import { type EncodedLogBatch, encodeLogBatch } from "../storage/log-rowbinary.js";
@@ -29,6 +29,9 @@ export interface DecodedBatch {
   logs?: { decoded: LogBatch } | { encoded: EncodedLogBatch };
   series: Series[];
   partials: RollupPartial[];
+  /** Metric family metadata the batch carries, and when the batch was made (the time it was seen). */
+  metadata: MetricMetadata[];
+  createdMs: number;
   rows: number;
   decodeMs: number;
 }
@@ -61,6 +64,8 @@ export default function decode(task: DecodeTask): DecodeResult {
       ...(logs ? { logs } : {}),
       series: batch.series,
       partials: rollupBatch(batch.series),
+      metadata: batch.metadata ?? [],
+      createdMs: Number(batch.createdUnixNano / 1_000_000n),
       rows: logRows + batch.series.reduce((n, s) => n + s.points.length, 0),
       decodeMs: performance.now() - started,
     };

@@ -1,7 +1,7 @@
 import type { Logger } from "../common/log.js";
 import type { DecodedBatch } from "./worker.js";
 import { type EncodedLogBatch, takesEncodedLogs } from "../storage/log-rowbinary.js";
-import type { AppendResult, LogBatch, RollupBatch, SampleBatch, Store } from "../storage/store.js";
+import type { AppendResult, LogBatch, MetadataBatch, RollupBatch, SampleBatch, Store } from "../storage/store.js";
 import { StoreError } from "../storage/values.js";
 import type { AggregatorMetrics } from "./metrics.js";
 import { backoffDelay } from "../common/backoff.js";
@@ -12,12 +12,13 @@ export interface WritePart {
   encodedLogs: EncodedLogBatch[];
   samples: SampleBatch[];
   rollups: RollupBatch[];
+  metadata: MetadataBatch[];
   rows: number;
 }
 
 /** What decoded messages add to a store write, and the rows they carry. */
 export function writePartOf(results: readonly DecodedBatch[]): WritePart {
-  const part: WritePart = { logs: [], encodedLogs: [], samples: [], rollups: [], rows: 0 };
+  const part: WritePart = { logs: [], encodedLogs: [], samples: [], rollups: [], metadata: [], rows: 0 };
   for (const result of results) {
     const { id, tenant } = result;
     if (result.logs && "encoded" in result.logs) part.encodedLogs.push(result.logs.encoded);
@@ -26,6 +27,7 @@ export function writePartOf(results: readonly DecodedBatch[]): WritePart {
       part.samples.push({ id, tenant, series: result.series });
       part.rollups.push({ id, tenant, partials: result.partials });
     }
+    if (result.metadata.length > 0) part.metadata.push({ tenant, seenMs: result.createdMs, metadata: result.metadata });
     part.rows += result.rows;
   }
   return part;
@@ -55,6 +57,7 @@ export async function appendPart(
   const logs = await appendLogsOf(store, part.logs, part.encodedLogs);
   const samples = await store.appendSamples(part.samples);
   const rollups = await store.appendRollups(part.rollups);
+  await store.appendMetadata(part.metadata);
   return { logs, samples, rollups };
 }
 
@@ -146,6 +149,7 @@ export class WriteBuffer {
       // Raw samples before rollups: a replay after a crash between the two finds the samples stored.
       const samples = await this.retry("samples", () => this.store.appendSamples(parts().flatMap((p) => p.samples)));
       const rollups = await this.retry("rollups", () => this.store.appendRollups(parts().flatMap((p) => p.rollups)));
+      await this.retry("metadata", () => this.store.appendMetadata(parts().flatMap((p) => p.metadata)));
       metrics.rows.inc({ signal: "logs" }, logs.rows);
       metrics.rows.inc({ signal: "samples" }, samples.rows);
       metrics.rows.inc({ signal: "rollups" }, rollups.rows);

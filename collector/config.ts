@@ -234,6 +234,32 @@ export function collectorSection(s: SharedSchemas) {
           max_grpc_message_bytes: number(z.number().int().positive())
             .default(4 << 20)
             .describe("largest gRPC request (RESOURCE_EXHAUSTED above it)"),
+          translation_strategy: z
+            .enum(["UnderscoreEscapingWithSuffixes", "UnderscoreEscapingWithoutSuffixes"])
+            .default("UnderscoreEscapingWithSuffixes")
+            .describe(
+              "metric names as Prometheus' OTLP receiver makes them: with unit and `_total` suffixes (its default), or only escaped",
+            ),
+          promote_resource_attributes: list(z.string().regex(/[A-Za-z0-9]/, "expected an attribute with a label name"))
+            .default([])
+            .describe("resource attributes that become labels of every series (all are on target_info)"),
+          keep_identifying_resource_attributes: boolean()
+            .default(false)
+            .describe("put service.name, service.namespace and service.instance.id on target_info too"),
+          promote_scope_metadata: boolean()
+            .default(true)
+            .describe("otel_scope_name, otel_scope_version, otel_scope_schema_url and otel_scope_<attribute> labels"),
+          delta_to_cumulative: z
+            .strictObject({
+              max_streams: number(z.number().int().min(1))
+                .default(20_000)
+                .describe("delta series tracked; points of new series are refused (partial_success) above it"),
+              max_stale_ms: number(z.number().int().min(1000))
+                .default(300_000)
+                .describe("a delta series idle this long is forgotten; its next point starts over"),
+            })
+            .prefault({})
+            .describe("delta sums and histograms are summed per series into cumulative ones"),
         })
         .prefault({}),
       limits: pushLimitsSchema(),

@@ -7,6 +7,7 @@ import { Batcher } from "./buffer/batcher.js";
 import { startInputs } from "./inputs.js";
 import { type LogInputs, startLogInputs } from "./log-inputs.js";
 import { collectorMetrics } from "./metrics.js";
+import { IngestDefaults } from "../common/ingest-defaults.js";
 import { TenantLimits } from "../common/limits.js";
 import type { Transport } from "../common/transport.js";
 import { TenantRateLimiter } from "../common/rate-limit.js";
@@ -83,6 +84,10 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
   const batcher = new Batcher({
     node: config.node,
     wal,
+    ingestDefaults: new IngestDefaults(c.limits, {
+      max_label_name_bytes: Math.min(c.limits.max_label_name_bytes, config.aggregator.limits.max_label_name_bytes),
+      max_label_value_bytes: Math.min(c.limits.max_label_value_bytes, config.aggregator.limits.max_label_value_bytes),
+    }),
     maxEntries: c.batch.max_entries,
     maxBytes: c.batch.max_bytes,
     maxAgeMs: c.batch.max_age_ms,
@@ -111,11 +116,16 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
           log: log.child({ input: "scrape" }),
         })
       : undefined;
-  const otlp: OtlpReceiverOptions = {
+  const otlpMetrics =
+    c.otlp.http_enabled || c.otlp.grpc_enabled
+      ? (await import("./receivers/otlp-metrics.js")).otlpMetricsOptions(c.otlp)
+      : undefined;
+  const otlp: OtlpReceiverOptions | undefined = otlpMetrics && {
     batcher,
     limits: c.limits,
     tenantLimits,
     rate,
+    metrics: otlpMetrics,
     onAccepted: (signal, tenant, count) =>
       (signal === "logs" ? metrics.accepted : metrics.samples).inc({ tenant }, count),
     onRejected,
@@ -131,7 +141,7 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
       onAccepted: (tenant, entries) => metrics.accepted.inc({ tenant }, entries),
       onRejected,
     });
-    if (otlpHttp) otlpHttp.otlpHttpRoutes(http.app, { ...otlp, maxBodyBytes: c.limits.max_body_bytes });
+    if (otlpHttp && otlp) otlpHttp.otlpHttpRoutes(http.app, { ...otlp, maxBodyBytes: c.limits.max_body_bytes });
     scrape?.route(http.app);
     remoteWrite?.remoteWriteRoute(http.app, {
       batcher,
@@ -156,16 +166,17 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
   let grpc;
   let logInputs: LogInputs;
   try {
-    grpc = c.otlp.grpc_enabled
-      ? await (
-          await import("./receivers/otlp-grpc.js")
-        ).startOtlpGrpc({
-          ...otlp,
-          authenticator: new Authenticator(config.auth, c.default_tenant),
-          listen: c.otlp.grpc_listen,
-          maxMessageBytes: c.otlp.max_grpc_message_bytes,
-        })
-      : undefined;
+    grpc =
+      c.otlp.grpc_enabled && otlp
+        ? await (
+            await import("./receivers/otlp-grpc.js")
+          ).startOtlpGrpc({
+            ...otlp,
+            authenticator: new Authenticator(config.auth, c.default_tenant),
+            listen: c.otlp.grpc_listen,
+            maxMessageBytes: c.otlp.max_grpc_message_bytes,
+          })
+        : undefined;
     logInputs = await startLogInputs({
       config: c,
       batcher,

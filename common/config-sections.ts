@@ -1,10 +1,15 @@
 import { z } from "zod";
 import { boolean, list, number, TENANT_ID } from "./config.js";
+import { DEFAULT_LEVEL_FIELDS } from "./detected-level.js";
 import type { SchemaParts } from "./schema-parts.js";
+import { DEFAULT_SERVICE_NAME_SOURCES } from "./service-name.js";
 
 // The configuration's shared sections and pieces: what more than one role reads (tenants and tokens, Bifrost's own
 // logs and telemetry, the node, Kafka, ClickHouse, storage, the push limits and per-tenant overrides). Each role's
 // own section is beside the role; config.ts composes them.
+
+/** Label names as Prometheus and Loki accept them. */
+const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 
 /** Key ids are unique within a list of keys. */
 export const uniqueIds = (keys: { id: string }[]) => new Set(keys.map((k) => k.id)).size === keys.length;
@@ -60,7 +65,7 @@ export function sharedSchemas() {
     }
   }, "expected a valid regular expression");
 
-  const labelName = z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, "expected a Prometheus label name");
+  const labelName = z.string().regex(LABEL_NAME, "expected a Prometheus label name");
 
   /** The client side of TLS towards another Bifrost listener (https URLs): CA to trust, certificate for mutual TLS. */
   const clientTlsSchema = z.strictObject({
@@ -278,6 +283,22 @@ export function pushLimitsSchema() {
       burst_entries: number(z.number().int().min(0))
         .default(0)
         .describe("bucket size of that rate; 0 means ten seconds of the rate"),
+      discover_service_name: list(z.string().regex(LABEL_NAME))
+        .default([...DEFAULT_SERVICE_NAME_SOURCES])
+        .describe(
+          "a log stream without `service_name` gets the value of the first of these labels it has, else `unknown_service` (Loki's discover_service_name; Grafana's Logs Drilldown lists services by it); empty adds none",
+        ),
+      discover_log_levels: boolean()
+        .default(true)
+        .describe(
+          "add each log entry's level as the structured metadata `detected_level`, as Loki does, from a level label or field, else a level word in the line",
+        ),
+      log_level_fields: list(z.string().min(1))
+        .default([...DEFAULT_LEVEL_FIELDS])
+        .describe("labels, structured metadata and line fields read as the level, in order of preference"),
+      log_level_from_json_max_depth: number(z.number().int())
+        .default(2)
+        .describe("how deep a JSON line is searched for a level field; 0 or less: without limit"),
     })
     .prefault({});
 }

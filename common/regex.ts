@@ -8,9 +8,14 @@ import RE2 from "re2";
 // the event loop that serves ingestion.
 
 export class RegexSyntaxError extends Error {
+  /**
+   * @param goReason the error as Go's regexp package words the common ones (``missing closing ): `(a` ``), which
+   *   Loki shows after "error parsing regexp: "; else `reason`.
+   */
   constructor(
     readonly pattern: string,
     reason: string,
+    readonly goReason = reason,
   ) {
     super(`invalid regular expression ${JSON.stringify(pattern)}: ${reason}`);
     this.name = "RegexSyntaxError";
@@ -54,11 +59,13 @@ function leadingFlags(pattern: string, flags: Set<string>): string {
 function translate(pattern: string, body: string): string {
   let out = "";
   let inClass = false;
+  let classStart = 0;
   for (let i = 0; i < body.length; i++) {
     const char = body[i]!;
     if (char === "\\") {
       const next = body[i + 1];
-      if (next === undefined) throw new RegexSyntaxError(pattern, "trailing backslash");
+      if (next === undefined)
+        throw new RegexSyntaxError(pattern, "trailing backslash", "trailing backslash at end of expression: ``");
       if (next === "Q") {
         const end = body.indexOf("\\E", i + 2);
         const literal = body.slice(i + 2, end === -1 ? body.length : end);
@@ -105,6 +112,7 @@ function translate(pattern: string, body: string): string {
     }
     if (char === "[") {
       inClass = true;
+      classStart = i;
       out += char;
       if (body[i + 1] === "^") out += body[++i];
       if (body[i + 1] === "]") out += "\\" + body[++i];
@@ -124,7 +132,8 @@ function translate(pattern: string, body: string): string {
     }
     out += char;
   }
-  if (inClass) throw new RegexSyntaxError(pattern, "missing closing ]");
+  if (inClass)
+    throw new RegexSyntaxError(pattern, "missing closing ]", `missing closing ]: \`${body.slice(classStart)}\``);
   return out;
 }
 
@@ -139,7 +148,8 @@ function compile(pattern: string, anchored: boolean, flags: Set<string>): RegExp
       // Unicode mode rejects some escapes RE2 takes as literals (`\-`, a lone `{`); fall back to the legacy mode.
       return new RegExp(source, flagText);
     } catch (err) {
-      throw new RegexSyntaxError(pattern, (err as Error).message.replace(/^Invalid regular expression: /, ""));
+      const reason = (err as Error).message.replace(/^Invalid regular expression: /, "");
+      throw new RegexSyntaxError(pattern, reason, goReason(pattern, reason));
     }
   }
 }
@@ -234,6 +244,13 @@ export function groupNames(regex: RegExp): string[] {
   // An alternative that matches the empty string makes every group take part, unset, in a match.
   const probe = new RegExp(`${regex.source}|`, regex.flags).exec("");
   return Object.keys(probe?.groups ?? {});
+}
+
+/** V8's words for the commonest syntax errors, in Go's (regexp/syntax), which Loki shows its users. */
+function goReason(pattern: string, reason: string): string {
+  if (reason.endsWith(": Unterminated group")) return `missing closing ): \`${pattern}\``;
+  if (reason.endsWith(": Unmatched ')'")) return `unexpected ): \`${pattern}\``;
+  return reason;
 }
 
 /** A pattern compiled by RE2's engine; it has RegExp's exec, test and replace. */

@@ -37,6 +37,25 @@ export interface Series {
   previous?: Point;
 }
 
+export type MetricType = "counter" | "gauge" | "histogram" | "summary" | "unknown";
+
+export const METRIC_TYPES: ReadonlySet<string> = new Set<MetricType>([
+  "counter",
+  "gauge",
+  "histogram",
+  "summary",
+  "unknown",
+]);
+
+/** A metric family's type, help and unit (Prometheus' metadata), as OTLP states them. */
+export interface MetricMetadata {
+  /** The family: a histogram's or summary's series name without `_bucket`, `_sum` or `_count`. */
+  name: string;
+  type: MetricType;
+  help: string;
+  unit: string;
+}
+
 export interface Batch {
   tenant: string;
   nodeId: string;
@@ -49,6 +68,8 @@ export interface Batch {
   series: Series[];
   /** The collector's disk buffer opening that numbered the batch (see bifrost.proto); "" from older collectors. */
   incarnation: string;
+  /** Metadata of metric families in `series`; absent when the batch carries none. */
+  metadata?: MetricMetadata[];
 }
 
 /**
@@ -97,6 +118,7 @@ interface WireBatch {
   }[];
   series: { name: string; labels: WireLabel[]; kind: number; points: WirePoint[]; previous?: WirePoint | null }[];
   incarnation: string;
+  metadata: { name: string; type: string; help: string; unit: string }[];
 }
 
 const TWO_32 = 4294967296;
@@ -154,6 +176,7 @@ export function encodeBatchMessage(batch: Batch, into?: Scratch): Uint8Array {
       ...(series.previous ? { previous: series.previous } : {}),
     })),
     ...(batch.incarnation === "" ? {} : { incarnation: batch.incarnation }),
+    metadata: batch.metadata ?? [],
   } as unknown as protobuf.Message).finish();
   return encodeStreams(batch.streams, head, series, into);
 }
@@ -285,5 +308,15 @@ export function decodeBatchMessage(bytes: Uint8Array): Batch {
       ...(series.previous ? { previous: fromWirePoint(series.previous) } : {}),
     })),
     incarnation: wire.incarnation,
+    ...(wire.metadata.length > 0
+      ? {
+          metadata: wire.metadata.map((m) => ({
+            name: m.name,
+            type: (METRIC_TYPES.has(m.type) ? m.type : "unknown") as MetricType,
+            help: m.help,
+            unit: m.unit,
+          })),
+        }
+      : {}),
   };
 }

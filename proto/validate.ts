@@ -1,4 +1,4 @@
-import { type Batch, INCARNATION } from "./batch.js";
+import { type Batch, INCARNATION, METRIC_TYPES, type MetricMetadata } from "./batch.js";
 import { type Labels, NO_LABELS } from "./labels.js";
 
 /** Limits on what a batch may carry; the collector enforces them at ingest and the aggregator again. */
@@ -17,6 +17,7 @@ export type ValidationReason =
   | "label_name_too_long"
   | "label_value_too_long"
   | "invalid_metric_name"
+  | "invalid_metadata"
   | "line_too_long";
 
 export class ValidationError extends Error {
@@ -29,16 +30,25 @@ export class ValidationError extends Error {
   }
 }
 
+/** The longest help text of a metric family; receivers cut longer ones here. */
+export const MAX_HELP_BYTES = 4096;
+/** The longest unit of a metric family (Prometheus units are words: `bytes_per_second`). */
+export const MAX_UNIT_BYTES = 256;
+
 export const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 export const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 
+/**
+ * Labels Loki's ingestion adds (common/ingest-defaults.ts) do not count against max_labels, as Loki's validator
+ * leaves `service_name` out and adds `detected_level` after it: adding them never refuses what was accepted.
+ */
+const UNCOUNTED_LABELS = ["service_name", "detected_level"];
+
 export function checkLabels(labels: Labels, limits: BatchLimits, where: string): void {
   const names = Object.keys(labels);
-  if (names.length > limits.max_labels) {
-    throw new ValidationError(
-      "too_many_labels",
-      `${where} has ${names.length} labels, the limit is ${limits.max_labels}`,
-    );
+  const counted = names.length - UNCOUNTED_LABELS.filter((name) => labels[name] !== undefined).length;
+  if (counted > limits.max_labels) {
+    throw new ValidationError("too_many_labels", `${where} has ${counted} labels, the limit is ${limits.max_labels}`);
   }
   for (const name of names) {
     if (!LABEL_NAME.test(name))
@@ -70,6 +80,20 @@ export function validateBatch(batch: Batch, limits: BatchLimits): void {
     throw new ValidationError("invalid_incarnation", "batch incarnation is not up to 64 letters, digits, - and _");
   validateStreams(batch.streams, limits);
   validateSeries(batch.series, limits);
+  validateMetadata(batch.metadata ?? []);
+}
+
+/** Metric family metadata: Prometheus names, known types, help and unit within their bounds. */
+export function validateMetadata(metadata: MetricMetadata[]): void {
+  for (const m of metadata) {
+    const where = `metadata of ${JSON.stringify(m.name.slice(0, 100))}`;
+    if (!METRIC_NAME.test(m.name)) throw new ValidationError("invalid_metadata", `${where}: not a valid metric name`);
+    if (!METRIC_TYPES.has(m.type)) throw new ValidationError("invalid_metadata", `${where}: unknown type ${m.type}`);
+    if (Buffer.byteLength(m.help) > MAX_HELP_BYTES)
+      throw new ValidationError("invalid_metadata", `${where}: help longer than ${MAX_HELP_BYTES} bytes`);
+    if (Buffer.byteLength(m.unit) > MAX_UNIT_BYTES)
+      throw new ValidationError("invalid_metadata", `${where}: unit longer than ${MAX_UNIT_BYTES} bytes`);
+  }
 }
 
 /** The series' part of validateBatch, for receivers that check before they accept. */

@@ -126,6 +126,11 @@ export function querySection(s: SharedSchemas) {
           max_query_bytes: number(z.number().int().min(1))
             .default(128 << 10)
             .describe("longest query text"),
+          max_pattern_lines: number(z.number().int().min(1))
+            .default(1_000_000)
+            .describe(
+              "most lines /loki/api/v1/patterns mines per request (the newest of its range; the answer warns when there were more)",
+            ),
         })
         .prefault({}),
       ruler: z

@@ -10,9 +10,11 @@ import { createNotifier } from "./notifier/index.js";
 import { prometheusRoutes } from "./promql/api.js";
 import { rulerRoutes } from "./ruler/api.js";
 import { rulerFromConfig } from "./ruler/config.js";
+import { graphRoute } from "./ruler/graph.js";
 
 /** The central query service: the Loki- and Prometheus-compatible APIs, the ruler, `/ready` and `/metrics`. */
 export async function startQuery(runtime: Runtime): Promise<Running> {
+  const startedAtMs = Date.now();
   const store = runtime.store;
   if (store === undefined) throw new Error("the query service needs a store");
   const notifier = await createNotifier(runtime);
@@ -33,11 +35,12 @@ export async function startQuery(runtime: Runtime): Promise<Running> {
       limits: runtime.config.query.limits,
       pushLimits: runtime.config.collector.limits,
       tenantLimits,
-      push: storePushSink(store),
+      push: storePushSink(store, runtime.config.collector.limits),
       log,
     });
-    prometheusRoutes(http.app, { store, tenantLimits, log });
+    prometheusRoutes(http.app, { store, tenantLimits, log, status: { config: runtime.config, startedAtMs } });
     rulerRoutes(http.app, ruler);
+    graphRoute(http.app);
     fleetPageRoutes(http.app, { store, staleAfterMs: runtime.config.fleet.stale_after_ms });
   });
   // Rules query the store, so they start once its schema is in place (not when the process stops first).

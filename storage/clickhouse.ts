@@ -1,5 +1,5 @@
 import { ClickHouseError } from "@clickhouse/client";
-import type { LogStream } from "../proto/batch.js";
+import type { LogStream, MetricMetadata } from "../proto/batch.js";
 import { type Labels, labelsOf } from "../proto/labels.js";
 import {
   type ClickHouseConnectionOptions,
@@ -22,6 +22,9 @@ import {
   type LogCountSelect,
   type LogCountSeries,
   type LogSelect,
+  type MetadataBatch,
+  type MetadataSelect,
+  type LogVolumeSelect,
   RESOLUTION_MS,
   type RollupBatch,
   type RollupPoints,
@@ -36,8 +39,11 @@ import {
 } from "./store.js";
 import {
   groupByStream,
+  checkVolumeSelect,
   countSeries,
   groupedCountSeries,
+  metadataRows,
+  storedMetadata,
   type RollupRow,
   rollupPoints,
   rollupRows,
@@ -156,6 +162,37 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
         ),
       }),
     );
+  }
+
+  async appendMetadata(batches: MetadataBatch[]): Promise<void> {
+    // Rows merge to the latest last_seen, so writing one again is harmless; no dedup token needed.
+    await this.db.insert(
+      "metric_metadata",
+      metadataRows(batches).map((row) => ({
+        tenant: row.tenant,
+        metric_family: row.name,
+        type: row.type,
+        help: row.help,
+        unit: row.unit,
+        last_seen: msText(row.seenMs),
+      })),
+    );
+  }
+
+  async metricMetadata(select: MetadataSelect): Promise<MetricMetadata[]> {
+    const params = new Params(clickhouseDialect);
+    const metric = select.metric === undefined ? "" : `AND metric_family = ${params.bind(select.metric, "String")}`;
+    const rows = await this.db.rows<{ metric_family: string; type: string; help: string; unit: string }>(
+      "metric metadata",
+      `SELECT metric_family, type, help, unit, toUnixTimestamp64Milli(max(last_seen)) AS seen
+       FROM ${this.db.name}.metric_metadata
+       WHERE tenant = ${params.bind(select.tenant, "String")} ${metric}
+       GROUP BY metric_family, type, help, unit
+       HAVING seen >= ${params.bind(select.startMs, "Int64")} AND seen < ${params.bind(select.endMs, "Int64")}
+       ORDER BY metric_family, seen DESC`,
+      params,
+    );
+    return rows.map(storedMetadata);
   }
 
   /** The streams or series of a signal matching the selectors and seen in [startMs, endMs). */
@@ -285,6 +322,40 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
       (row) => row.fp,
       (row) => row.md,
       pointOf,
+    );
+  }
+
+  async logVolume(select: LogVolumeSelect): Promise<LogCountSeries[]> {
+    checkVolumeSelect(select);
+    const streams = await this.findStreams(select.tenant, "logs", [select.matchers], select.startMs, select.endMs);
+    if (streams.length === 0) return [];
+    const params = new Params(clickhouseDialect);
+    const start = params.bind(String(select.startMs / 1000), "Int64");
+    const rows = await this.db.rows<{ fp: string; k: string; entries: string; bytes: string }>(
+      "log volume",
+      `SELECT toString(fingerprint) AS fp,
+              toString(intDiv(toUnixTimestamp(bucket) - ${start}, ${params.bind(String(select.stepMs / 1000), "Int64")})) AS k,
+              toString(sum(entries)) AS entries, toString(sum(bytes)) AS bytes
+       FROM ${this.db.name}.log_volume_1m
+       WHERE tenant = ${params.bind(select.tenant, "String")}
+         AND fingerprint IN ${params.bind(
+           streams.map((s) => BigInt(s.fingerprint)),
+           "Array(UInt64)",
+         )}
+         AND bucket >= toDateTime(${start}) AND bucket < toDateTime(${params.bind(String(select.endMs / 1000), "Int64")})
+       GROUP BY fingerprint, k ORDER BY fingerprint, k`,
+      params,
+    );
+    return countSeries(
+      streams,
+      rows,
+      (row) => row.fp,
+      () => ({}),
+      (row) => ({
+        startNs: BigInt(select.startMs + Number(row.k) * select.stepMs) * 1_000_000n,
+        count: Number(row.entries),
+        bytes: Number(row.bytes),
+      }),
     );
   }
 
@@ -422,6 +493,7 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
       ["rollups_1m", "bucket", r.rollups_1m_days],
       ["rollups_1h", "bucket", r.rollups_1h_days],
       ["rollup_partials", "bucket", Math.max(r.rollups_1m_days, r.rollups_1h_days)],
+      ["metric_metadata", "last_seen", Math.max(r.samples_days, r.rollups_1m_days, r.rollups_1h_days)],
     ];
     for (const [table, column, days] of cutoffs) {
       const params = new Params(clickhouseDialect);

@@ -222,6 +222,7 @@ describe("aggregator faults", () => {
         encodedLogs: [],
         samples: [{ id: batchId(batch), tenant: batch.tenant, series: batch.series }],
         rollups: [],
+        metadata: [],
         rows: 1,
       });
       const [inFlight, waiting] = stream(["w1"], 2, "withdraw-tenant");

@@ -177,4 +177,32 @@ describe("batcher", () => {
     );
     log.close();
   });
+
+  it("sends a metric family's metadata with its first batch, again when it changes or is old, not with every batch", async () => {
+    const log = wal();
+    let resendMs = 600_000;
+    const batcher = new Batcher({
+      node,
+      wal: log,
+      maxEntries: 1,
+      maxBytes: 1 << 20,
+      maxAgeMs: 10,
+      get metadataResendMs() {
+        return resendMs;
+      },
+    });
+    const requests = (help: string) => ({ name: "requests_total", type: "counter" as const, help, unit: "" });
+    const send = async (metadata: ReturnType<typeof requests>[], tenant = "acme") => {
+      await batcher.add(tenant, { series: [counter([[1, 1]])], metadata });
+      const records = log.read(1000);
+      return decodeBatch(records[records.length - 1]!.payload).metadata;
+    };
+    assert.deepEqual(await send([requests("Requests")]), [requests("Requests")]);
+    assert.equal(await send([requests("Requests")]), undefined, "unchanged: not again");
+    assert.deepEqual(await send([requests("Requests")], "other"), [requests("Requests")], "per tenant");
+    assert.deepEqual(await send([requests("Requests served")]), [requests("Requests served")], "changed");
+    resendMs = 0;
+    assert.deepEqual(await send([requests("Requests served")]), [requests("Requests served")], "old enough");
+    log.close();
+  });
 });

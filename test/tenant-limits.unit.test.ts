@@ -9,6 +9,7 @@ import { Batcher } from "../collector/buffer/batcher.js";
 import { lokiReceiver } from "../collector/receivers/loki.js";
 import { TenantRateLimiter } from "../common/rate-limit.js";
 import { otlpHttpRoutes } from "../collector/receivers/otlp-http.js";
+import { otlpMetricsOptions } from "../collector/receivers/otlp-metrics.js";
 import { Wal } from "../collector/buffer/wal.js";
 import { Authenticator } from "../common/auth.js";
 import { configSchema, loadConfig } from "../config.js";
@@ -70,7 +71,14 @@ function collectorApp(): Hono {
   app.use(new Authenticator(config.auth, "fake").middleware());
   const rate = new TenantRateLimiter(limits);
   lokiReceiver(app, { batcher, limits: config.collector.limits, tenantLimits: limits, maxBodyBytes: 1 << 20, rate });
-  otlpHttpRoutes(app, { batcher, limits: config.collector.limits, tenantLimits: limits, maxBodyBytes: 1 << 20, rate });
+  otlpHttpRoutes(app, {
+    batcher,
+    limits: config.collector.limits,
+    tenantLimits: limits,
+    maxBodyBytes: 1 << 20,
+    rate,
+    metrics: otlpMetricsOptions(config.collector.otlp),
+  });
   return app;
 }
 

@@ -1,4 +1,5 @@
-import type { LogStream, Point, Series } from "../../proto/batch.js";
+import type { IngestDefaults } from "../../common/ingest-defaults.js";
+import type { LogStream, MetricMetadata, Point, Series } from "../../proto/batch.js";
 import type { Labels } from "../../proto/labels.js";
 import { CodecError, decodeBatch, encodeBatch } from "../../proto/codec.js";
 import { persistedLabelsText } from "../../proto/labels.js";
@@ -15,6 +16,8 @@ export interface NodeIdentity {
 export interface BatcherOptions {
   node: NodeIdentity;
   wal: Wal;
+  /** Loki's `service_name` and `detected_level`, added to every log stream before its node labels. */
+  ingestDefaults?: IngestDefaults;
   /** A batch is written once it holds this many entries and samples... */
   maxEntries: number;
   /** ...or this many bytes of lines... */
@@ -26,12 +29,15 @@ export interface BatcherOptions {
    * recently written, at most twice as many (older ones are forgotten a generation at a time).
    */
   maxTrackedSeries?: number;
+  /** A metric family's metadata is sent again after this long even when unchanged (10 minutes). */
+  metadataResendMs?: number;
   onWritten?: (info: { sequence: number; tenant: string; entries: number; samples: number; bytes: number }) => void;
 }
 
 interface Pending {
   streams: LogStream[];
   series: Series[];
+  metadata: Map<string, MetricMetadata>;
   entries: number;
   bytes: number;
   waiters: { resolve: () => void; reject: (err: unknown) => void }[];
@@ -55,17 +61,26 @@ export class Batcher {
   // identified copy, and its series keys, are made once (strings made once also keep their hash).
   private readonly identified = new WeakMap<Labels, Labels>();
   private readonly keys = new WeakMap<Labels, { tenant: string; name: string; key: string }>();
+  /** Metadata as last written per tenant and family, and when: unchanged metadata is not sent with every batch. */
+  private readonly sentMetadata = new Map<string, { text: string; atMs: number }>();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: BatcherOptions) {}
 
-  add(tenant: string, data: { streams?: LogStream[]; series?: Series[] }): Promise<void> {
+  add(tenant: string, data: { streams?: LogStream[]; series?: Series[]; metadata?: MetricMetadata[] }): Promise<void> {
     let pending = this.pending.get(tenant);
     if (!pending) {
-      pending = { streams: [], series: [], entries: 0, bytes: 0, waiters: [], since: Date.now() };
+      pending = { streams: [], series: [], metadata: new Map(), entries: 0, bytes: 0, waiters: [], since: Date.now() };
       this.pending.set(tenant, pending);
     }
-    for (const stream of data.streams ?? []) {
+    for (const metadata of data.metadata ?? []) {
+      const sent = this.sentMetadata.get(`${tenant}\u0000${metadata.name}`);
+      const resendMs = this.options.metadataResendMs ?? 600_000;
+      if (sent?.text !== JSON.stringify(metadata) || Date.now() - sent.atMs >= resendMs)
+        pending.metadata.set(metadata.name, metadata);
+    }
+    for (const received of data.streams ?? []) {
+      const stream = this.options.ingestDefaults?.apply(received) ?? received;
       pending.streams.push({ labels: this.identify(stream.labels), entries: stream.entries });
       pending.entries += stream.entries.length;
       for (const entry of stream.entries) pending.bytes += entry.line.length;
@@ -157,9 +172,17 @@ export class Batcher {
           createdUnixNano: BigInt(Date.now()) * 1_000_000n,
           streams: pending.streams,
           series,
+          ...(pending.metadata.size > 0 ? { metadata: [...pending.metadata.values()] } : {}),
         }),
       );
       for (const [key, point] of newestPoints) this.remember(key, point);
+      for (const metadata of pending.metadata.values()) {
+        const key = `${tenant}\u0000${metadata.name}`;
+        this.sentMetadata.delete(key);
+        this.sentMetadata.set(key, { text: JSON.stringify(metadata), atMs: Date.now() });
+        if (this.sentMetadata.size > (this.options.maxTrackedSeries ?? 100_000))
+          this.sentMetadata.delete(this.sentMetadata.keys().next().value!);
+      }
       this.options.onWritten?.({
         sequence,
         tenant,

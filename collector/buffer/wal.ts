@@ -12,12 +12,12 @@ import {
   readSync,
   renameSync,
   rmSync,
-  writeFileSync,
   writeSync,
   writevSync,
 } from "node:fs";
 import { join } from "node:path";
 import { crc32c } from "@node-rs/crc32";
+import { writeFileAtomic } from "../../common/atomic-file.js";
 import type { BatchRecord } from "../../common/transport.js";
 
 // The collector's crash-safe disk buffer: an append-only log of records in numbered segment files, and a
@@ -292,12 +292,7 @@ export class Wal {
   }
 
   private saveCursor(): void {
-    const temp = `${this.cursorFile()}.tmp`;
-    writeFileSync(temp, `${this.shipped}\n`);
-    const fd = openSync(temp, "r");
-    fsyncSync(fd);
-    closeSync(fd);
-    renameSync(temp, this.cursorFile());
+    writeFileAtomic(this.cursorFile(), `${this.shipped}\n`, false);
   }
 
   private dropShipped(): void {

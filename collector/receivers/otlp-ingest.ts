@@ -1,10 +1,17 @@
-import type { LogStream, Series } from "../../proto/batch.js";
-import { type BatchLimits, validateSeries, validateStreams, ValidationError } from "../../proto/validate.js";
+import type { LogStream, MetricMetadata, Series } from "../../proto/batch.js";
+import {
+  type BatchLimits,
+  validateMetadata,
+  validateSeries,
+  validateStreams,
+  ValidationError,
+} from "../../proto/validate.js";
 import type { Batcher } from "../buffer/batcher.js";
 import { WalFullError } from "../buffer/wal.js";
 import type { TenantLimits } from "../../common/limits.js";
 import type { TenantRateLimiter } from "../../common/rate-limit.js";
-import { logsToStreams, metricsToSeries } from "./otlp-convert.js";
+import { logsToStreams } from "./otlp-convert.js";
+import { metricsToSeries, type OtlpMetricsOptions } from "./otlp-metrics.js";
 import { decodeRequest, OtlpDecodeError, requestFromJson, type Signal } from "./otlp-proto.js";
 
 // What OTLP/HTTP and OTLP/gRPC share once the bytes are in hand: tenant, decoding, limits, rate, and the hand-off
@@ -16,6 +23,8 @@ export interface OtlpReceiverOptions {
   limits: BatchLimits;
   tenantLimits?: TenantLimits;
   rate: TenantRateLimiter | undefined;
+  /** How metrics become Prometheus series, and the collector's delta-to-cumulative state. */
+  metrics: OtlpMetricsOptions;
   onAccepted?: (signal: Signal, tenant: string, count: number) => void;
   onRejected?: (reason: string) => void;
 }
@@ -31,23 +40,61 @@ export type Outcome =
 /** Seconds a sender is asked to wait while the disk buffer is full. */
 const FULL_RETRY_S = 10;
 
+interface Converted {
+  streams: LogStream[];
+  series: Series[];
+  metadata: MetricMetadata[];
+  count: number;
+  rejected: number;
+  /** Reasons of the rejected points by the label they are counted under, and the message for partial_success. */
+  reasons: Map<string, Set<string>>;
+  undo(): void;
+}
+
 function convert(
+  options: OtlpReceiverOptions,
   signal: Signal,
+  tenant: string,
   body: OtlpBody,
-): { streams: LogStream[]; series: Series[]; count: number; rejected: number; message: string } {
+  limits: BatchLimits,
+): Converted {
   if (signal === "logs") {
     const request = "protobuf" in body ? decodeRequest("logs", body.protobuf) : requestFromJson("logs", body.json);
     const { streams, records } = logsToStreams(request);
-    return { streams, series: [], count: records, rejected: 0, message: "" };
+    return { streams, series: [], metadata: [], count: records, rejected: 0, reasons: new Map(), undo: () => {} };
   }
   const request = "protobuf" in body ? decodeRequest("metrics", body.protobuf) : requestFromJson("metrics", body.json);
-  const { series, rejected, reasons } = metricsToSeries(request);
+  const converted = metricsToSeries(request, tenant, options.metrics);
+  let rejected = converted.rejected;
+  const series = converted.series;
+  try {
+    validateSeries(series, limits);
+    validateMetadata(converted.metadata);
+  } catch (err) {
+    converted.undo();
+    throw err;
+  }
+  // target_info carries every resource attribute; one over a limit loses only itself, never the export.
+  for (const info of converted.targetInfo) {
+    try {
+      validateSeries([info], limits);
+      series.push(info);
+    } catch (err) {
+      if (!(err instanceof ValidationError)) throw err;
+      rejected += info.points.length;
+      const reasons = converted.reasons.get("target_info_invalid") ?? new Set();
+      reasons.add(`target_info of job ${JSON.stringify(info.labels["job"] ?? "")}: ${err.message}`);
+      converted.reasons.set("target_info_invalid", reasons);
+    }
+  }
   return {
     streams: [],
     series,
+    metadata: converted.metadata,
     count: series.reduce((n, s) => n + s.points.length, 0),
     rejected,
-    message: reasons.join("; "),
+    reasons: converted.reasons,
+    undo: converted.undo,
   };
 }
 
@@ -59,12 +106,11 @@ export async function ingestOtlp(
   body: OtlpBody,
 ): Promise<Outcome> {
   const reject = (reason: string) => options.onRejected?.(reason);
-  let data;
+  let data: Converted;
   try {
-    data = convert(signal, body);
     const limits = options.tenantLimits?.batchLimits(tenant, options.limits) ?? options.limits;
+    data = convert(options, signal, tenant, body, limits);
     validateStreams(data.streams, limits);
-    validateSeries(data.series, limits);
   } catch (err) {
     if (err instanceof ValidationError) {
       reject(err.reason);
@@ -84,12 +130,14 @@ export async function ingestOtlp(
   if (data.count > 0) {
     const wait = options.rate?.take(tenant, data.count) ?? 0;
     if (wait > 0) {
+      data.undo();
       reject("rate_limited");
       return { kind: "rate_limited", message: options.rate!.error(tenant, data.count).message, retryAfterS: wait };
     }
     try {
-      await options.batcher.add(tenant, { streams: data.streams, series: data.series });
+      await options.batcher.add(tenant, { streams: data.streams, series: data.series, metadata: data.metadata });
     } catch (err) {
+      data.undo();
       if (err instanceof WalFullError) {
         reject("buffer_full");
         return { kind: "unavailable", message: `${err.message}; retry later`, retryAfterS: FULL_RETRY_S };
@@ -98,6 +146,7 @@ export async function ingestOtlp(
     }
     options.onAccepted?.(signal, tenant, data.count);
   }
-  if (data.rejected > 0) reject("unsupported_metric");
-  return { kind: "accepted", rejected: data.rejected, message: data.message };
+  for (const kind of data.reasons.keys()) reject(kind);
+  const message = [...data.reasons.values()].flatMap((reasons) => [...reasons]).join("; ");
+  return { kind: "accepted", rejected: data.rejected, message };
 }

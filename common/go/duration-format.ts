@@ -46,8 +46,8 @@ const PROMETHEUS_UNITS: [string, bigint][] = [
 ];
 
 /**
- * Prometheus' model.Duration.String(), as queries write ranges: `1h30m`, `500ms`, `0s`; years and weeks only
- * where they divide what is left exactly (`8d`, not `1w1d`).
+ * Prometheus' model.Duration.String(), as queries write ranges: `1h30m`, `500ms`, `90d`, `0s`. Years and weeks
+ * only when they divide the duration exactly (`90d`, not `12w6d`), as Prometheus and Loki print them.
  */
 export function formatPrometheusDuration(ns: bigint): string {
   if (ns === 0n) return "0s";

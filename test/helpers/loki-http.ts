@@ -39,7 +39,7 @@ export async function startLokiHttp(store: Store): Promise<LokiHttp> {
     store,
     limits: config.query.limits,
     pushLimits: config.collector.limits,
-    push: storePushSink(store),
+    push: storePushSink(store, config.collector.limits),
     log,
   });
   const base = (await http.listen("127.0.0.1:0", undefined, true)).url;

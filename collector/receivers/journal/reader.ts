@@ -10,7 +10,7 @@ import type { BatchLimits } from "../../../proto/validate.js";
 import type { Batcher } from "../../buffer/batcher.js";
 import { OrderedIntake, screen, StreamGroups } from "../intake.js";
 import type { TenantRateLimiter } from "../../../common/rate-limit.js";
-import { writeFileAtomic } from "../files/positions.js";
+import { writeFileAtomic } from "../../../common/atomic-file.js";
 import { SEVERITIES } from "../syslog/parse.js";
 import { type JournalConfig, JOURNAL_LABEL_FIELDS } from "./config.js";
 
