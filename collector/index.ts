@@ -91,6 +91,7 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
     maxEntries: c.batch.max_entries,
     maxBytes: c.batch.max_bytes,
     maxAgeMs: c.batch.max_age_ms,
+    maxTrackedSeries: c.batch.max_tracked_series,
     onWritten: () => {
       metrics.batches.inc();
       shipper.notify();
@@ -102,6 +103,19 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
   const actions = collectorActions(runtime, batcher, wal.incarnation);
   const onRejected = (reason: string) => metrics.rejected.inc({ reason });
   const otlpHttp = c.otlp.http_enabled ? await import("./receivers/otlp-http.js") : undefined;
+  const remoteWrite = c.remote_write.enabled ? await import("./receivers/remote-write.js") : undefined;
+  const scrape =
+    c.scrape.scrape_configs.length > 0
+      ? new (await import("./receivers/scrape.js")).ScrapeManager({
+          config: c.scrape,
+          defaultTenant: c.default_tenant,
+          limits: c.limits,
+          tenantLimits,
+          batcher,
+          registry: runtime.registry,
+          log: log.child({ input: "scrape" }),
+        })
+      : undefined;
   const otlpMetrics =
     c.otlp.http_enabled || c.otlp.grpc_enabled
       ? (await import("./receivers/otlp-metrics.js")).otlpMetricsOptions(c.otlp)
@@ -128,6 +142,19 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
       onRejected,
     });
     if (otlpHttp && otlp) otlpHttp.otlpHttpRoutes(http.app, { ...otlp, maxBodyBytes: c.limits.max_body_bytes });
+    scrape?.route(http.app);
+    remoteWrite?.remoteWriteRoute(http.app, {
+      batcher,
+      limits: c.limits,
+      tenantLimits,
+      rate,
+      maxBodyBytes: c.limits.max_body_bytes,
+      onAccepted: (tenant, samples) => metrics.samples.inc({ tenant }, samples),
+      onRejected: (reason, samples) => {
+        metrics.rejected.inc({ reason });
+        if (samples > 0) metrics.samplesRejected.inc({ reason }, samples);
+      },
+    });
     // Kafka (or the aggregator) away is what the disk buffer is for: the collector keeps accepting.
     http.addNote("shipper", () => shipper.status());
     http.addReadiness("disk buffer", () =>
@@ -170,6 +197,7 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
   gauges.unref();
   const inputs = startInputs({ config: c, batcher, registry: runtime.registry, log, ownLogs: runtime.ownLogs });
   shipper.start();
+  scrape?.start();
   actions?.start(running.address.url);
   return {
     ...running,
@@ -178,6 +206,7 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
       clearInterval(gauges);
       await Promise.all([running.stop(), grpc?.stop()]);
       actions?.stop();
+      await scrape?.stop();
       await Promise.all([inputs.stop(), logInputs.stop()]);
       batcher.flush();
       await shipper.stop();

@@ -22,6 +22,12 @@ export function collectorMetrics(registry: Registry) {
       labelNames: ["reason"],
       registers: [registry],
     }),
+    samplesRejected: new Counter({
+      name: "bifrost_collector_samples_rejected_total",
+      help: "Pushed metric samples refused (Prometheus remote write), by reason.",
+      labelNames: ["reason"],
+      registers: [registry],
+    }),
     batches: new Counter({
       name: "bifrost_collector_batches_written_total",
       help: "Batches written to the disk buffer.",

@@ -35,8 +35,8 @@ export const MAX_HELP_BYTES = 4096;
 /** The longest unit of a metric family (Prometheus units are words: `bytes_per_second`). */
 export const MAX_UNIT_BYTES = 256;
 
-const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
-const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+export const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+export const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 
 /**
  * Labels Loki's ingestion adds (common/ingest-defaults.ts) do not count against max_labels, as Loki's validator

@@ -3,6 +3,7 @@ import type { LogStream, MetricMetadata, Point, Series } from "../../proto/batch
 import type { Labels } from "../../proto/labels.js";
 import { CodecError, decodeBatch, encodeBatch } from "../../proto/codec.js";
 import { persistedLabelsText } from "../../proto/labels.js";
+import { isStaleMarker } from "../../proto/staleness.js";
 import type { BatchRecord } from "../../common/transport.js";
 import type { Wal } from "./wal.js";
 
@@ -23,7 +24,10 @@ export interface BatcherOptions {
   maxBytes: number;
   /** ...or its oldest data has waited this long. */
   maxAgeMs: number;
-  /** Series whose last sample is remembered for the next batch's Series.previous (oldest forgotten first). */
+  /**
+   * Series whose last sample is remembered for the next batch's Series.previous: at least this many of the most
+   * recently written, at most twice as many (older ones are forgotten a generation at a time).
+   */
   maxTrackedSeries?: number;
   /** A metric family's metadata is sent again after this long even when unchanged (10 minutes). */
   metadataResendMs?: number;
@@ -49,7 +53,14 @@ interface Pending {
  */
 export class Batcher {
   private readonly pending = new Map<string, Pending>();
-  private readonly lastPoints = new Map<string, Point>();
+  // Two generations rather than an LRU list: deleting and re-adding a Map entry per sample leaves holes that V8
+  // scans over to find the oldest entry, which made every write slow beyond the limit.
+  private lastPoints = new Map<string, Point>();
+  private olderPoints = new Map<string, Point>();
+  // A label set is never changed once made, and a scrape hands over the same sets at every scrape: each set's
+  // identified copy, and its series keys, are made once (strings made once also keep their hash).
+  private readonly identified = new WeakMap<Labels, Labels>();
+  private readonly keys = new WeakMap<Labels, { tenant: string; name: string; key: string }>();
   /** Metadata as last written per tenant and family, and when: unchanged metadata is not sent with every batch. */
   private readonly sentMetadata = new Map<string, { text: string; atMs: number }>();
   private timer: NodeJS.Timeout | undefined;
@@ -100,14 +111,19 @@ export class Batcher {
       for (const series of batch.series) {
         const newest = newestPoint(series.points);
         const key = this.seriesKey(batch.tenant, series);
-        const known = this.lastPoints.get(key);
+        const known = this.lastPoint(key);
         if (newest && (!known || newest.timeUnixMs > known.timeUnixMs)) this.remember(key, newest);
       }
     }
   }
 
   private seriesKey(tenant: string, series: Series): string {
-    return `${tenant}\u0000${series.name}${persistedLabelsText(series.labels)}`;
+    const known = this.keys.get(series.labels);
+    if (known?.name === series.name && known.tenant === tenant) return known.key;
+    const key = `${tenant}\u0000${series.name}${persistedLabelsText(series.labels)}`;
+    // One name per set is kept: a set shared by several names (a target's report series) is keyed anew.
+    if (known === undefined) this.keys.set(series.labels, { tenant, name: series.name, key });
+    return key;
   }
 
   /** Writes every pending batch now. */
@@ -118,12 +134,15 @@ export class Batcher {
   }
 
   private identify(labels: Labels): Labels {
+    const known = this.identified.get(labels);
+    if (known !== undefined) return known;
     const { id, site, region } = this.options.node;
     const out: Labels = Object.create(null);
     for (const name in labels) out[name] = labels[name]!;
     out["node"] ??= id;
     if (site) out["site"] ??= site;
     if (region) out["region"] ??= region;
+    this.identified.set(labels, out);
     return out;
   }
 
@@ -136,7 +155,7 @@ export class Batcher {
     const newestPoints: [string, Point][] = [];
     const series = pending.series.map((s) => {
       const key = this.seriesKey(tenant, s);
-      const previous = this.lastPoints.get(key);
+      const previous = this.lastPoint(key);
       const newest = newestPoint(s.points);
       if (newest && (!previous || newest.timeUnixMs > previous.timeUnixMs)) newestPoints.push([key, newest]);
       return previous ? { ...s, previous } : s;
@@ -178,16 +197,22 @@ export class Batcher {
   }
 
   private remember(key: string, point: Point): void {
-    this.lastPoints.delete(key);
     this.lastPoints.set(key, point);
-    const max = this.options.maxTrackedSeries ?? 100_000;
-    if (this.lastPoints.size > max) this.lastPoints.delete(this.lastPoints.keys().next().value!);
+    if (this.lastPoints.size >= (this.options.maxTrackedSeries ?? 100_000)) {
+      this.olderPoints = this.lastPoints;
+      this.lastPoints = new Map();
+    }
+  }
+
+  private lastPoint(key: string): Point | undefined {
+    return this.lastPoints.get(key) ?? this.olderPoints.get(key);
   }
 }
 
+/** The newest sample that is a value: a staleness marker is no start for the next counter increase. */
 function newestPoint(points: Point[]): Point | undefined {
   return points.reduce<Point | undefined>(
-    (a, p) => (a === undefined || p.timeUnixMs >= a.timeUnixMs ? p : a),
+    (a, p) => ((a === undefined || p.timeUnixMs >= a.timeUnixMs) && !isStaleMarker(p.value) ? p : a),
     undefined,
   );
 }
