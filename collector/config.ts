@@ -9,6 +9,8 @@ import {
 } from "../common/config-sections.js";
 import { collectorFleetSchema } from "./agent/config.js";
 import { logInputSchemas } from "./receivers/log-input-schemas.js";
+import { remoteWriteSchema } from "./receivers/remote-write-config.js";
+import { scrapeSchema } from "./receivers/scrape-config.js";
 
 // The collector's section of the configuration (`collector:`), composed with the others in config.ts.
 
@@ -147,6 +149,8 @@ export function collectorSection(s: SharedSchemas) {
       tls: serverTlsSchema.prefault({}),
       default_tenant: z.string().min(1).default("fake").describe("tenant of pushes without X-Scope-OrgID, as in Loki"),
       ...collectorInputs,
+      scrape: scrapeSchema(),
+      remote_write: remoteWriteSchema(),
       wal: z
         .strictObject({
           dir: z.string().min(1).default(".bifrost/wal").describe("directory of the disk buffer"),
@@ -225,6 +229,11 @@ export function collectorSection(s: SharedSchemas) {
           max_age_ms: number(z.number().int().positive())
             .default(1000)
             .describe("longest a push waits to be written; it is acknowledged after the write"),
+          max_tracked_series: number(z.number().int().positive())
+            .default(100_000)
+            .describe(
+              "series whose last sample is remembered, to send as the next batch's Series.previous (counter increases across batches); at least the series the collector writes per scrape interval",
+            ),
         })
         .prefault({}),
       otlp: z

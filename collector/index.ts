@@ -89,6 +89,7 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
     maxBytes: c.batch.max_bytes,
     maxAgeMs: c.batch.max_age_ms,
     maxBatchBytes: c.batch.max_batch_bytes,
+    maxTrackedSeries: c.batch.max_tracked_series,
     onWritten: () => {
       metrics.batches.inc();
       shipper.notify();
@@ -106,6 +107,20 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
   const actions = collectorActions(runtime, batcher, wal.incarnation);
   const onRejected = (reason: string) => metrics.rejected.inc({ reason });
   const otlpHttp = c.otlp.http_enabled ? await import("./receivers/otlp-http.js") : undefined;
+  const remoteWrite = c.remote_write.enabled ? await import("./receivers/remote-write.js") : undefined;
+  const scrape =
+    c.scrape.scrape_configs.length > 0
+      ? new (await import("./receivers/scrape.js")).ScrapeManager({
+          config: c.scrape,
+          defaultTenant: c.default_tenant,
+          limits: c.limits,
+          tenantLimits,
+          batcher,
+          contract,
+          registry: runtime.registry,
+          log: log.child({ input: "scrape" }),
+        })
+      : undefined;
   const otlpMetrics =
     c.otlp.http_enabled || c.otlp.grpc_enabled
       ? (await import("./receivers/otlp-metrics.js")).otlpMetricsOptions(c.otlp)
@@ -132,6 +147,20 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
       onRejected,
     });
     if (otlpHttp && otlp) otlpHttp.otlpHttpRoutes(http.app, { ...otlp, maxBodyBytes: c.limits.max_body_bytes });
+    scrape?.route(http.app);
+    remoteWrite?.remoteWriteRoute(http.app, {
+      batcher,
+      contract,
+      limits: c.limits,
+      tenantLimits,
+      rate,
+      maxBodyBytes: c.limits.max_body_bytes,
+      onAccepted: (tenant, samples) => metrics.samples.inc({ tenant }, samples),
+      onRejected: (reason, samples) => {
+        metrics.rejected.inc({ reason });
+        if (samples > 0) metrics.samplesRejected.inc({ reason }, samples);
+      },
+    });
     // Kafka (or the aggregator) away is what the disk buffer is for: the collector keeps accepting.
     http.addNote("shipper", () => shipper.status());
     http.addReadiness("disk buffer", () =>
@@ -182,6 +211,7 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
     ownLogs: runtime.ownLogs,
   });
   shipper.start();
+  scrape?.start();
   actions?.start(running.address.url);
   return {
     ...running,
@@ -190,6 +220,7 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
       clearInterval(gauges);
       await Promise.all([running.stop(), grpc?.stop()]);
       actions?.stop();
+      await scrape?.stop();
       await Promise.all([inputs.stop(), logInputs.stop()]);
       batcher.flush();
       await shipper.stop();

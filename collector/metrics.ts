@@ -32,6 +32,12 @@ export function collectorMetrics(registry: Registry) {
       help: "Pushes waiting for room under collector.limits.max_inflight_bytes; those that wait longer than max_inflight_wait_ms get 503.",
       registers: [registry],
     }),
+    samplesRejected: new Counter({
+      name: "bifrost_collector_samples_rejected_total",
+      help: "Pushed metric samples refused (Prometheus remote write), by reason.",
+      labelNames: ["reason"],
+      registers: [registry],
+    }),
     batches: new Counter({
       name: "bifrost_collector_batches_written_total",
       help: "Batches written to the disk buffer.",

@@ -1,7 +1,7 @@
 import type { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { LogStream } from "../proto/batch.js";
-import { decodePushJson, decodePushProtobuf, isJsonPush, PushBodyError, snappyLength } from "../proto/loki/push.js";
+import { decodePushJson, decodePushProtobuf, isJsonPush, PushBodyError, pushBodyLength } from "../proto/loki/push.js";
 import { type Admission, OverloadedError, type Ticket } from "./admission.js";
 import { tenantOf } from "./auth.js";
 import { BodyError, declaredLength, decompressBody } from "./http-body.js";
@@ -66,7 +66,7 @@ export function lokiPushRoute(app: Hono, options: LokiPushOptions): void {
           });
           streams = decodePushJson(body);
         } else {
-          await ticket.resize(Math.min(snappyLength(raw), contract.maxDecompressedBytes));
+          await ticket.resize(Math.min(pushBodyLength(raw), contract.maxDecompressedBytes));
           streams = await decodePushProtobuf(raw, contract.maxDecompressedBytes);
         }
         const { entries } = contract.admit(tenant, { streams });

@@ -1,7 +1,11 @@
-// The one home of regular expressions: LogQL, PromQL, Go templates and Alertmanager matchers are all RE2 (Go's
-// regexp). JavaScript's RegExp covers the same language once a few spellings are translated; what RE2 has and
-// JavaScript lacks (flags in the middle of a pattern, \C) is refused with a message rather than silently matching
-// something else.
+import RE2 from "re2";
+
+// The one home of regular expressions: LogQL, PromQL, Go templates, Alertmanager matchers and Prometheus relabel
+// rules are all RE2 (Go's regexp). JavaScript's RegExp covers the same language once a few spellings are
+// translated; what RE2 has and JavaScript lacks (flags in the middle of a pattern, \C) is refused with a message
+// rather than silently matching something else. Patterns applied to ingested data on the collector (relabel rules)
+// are compiled by RE2's own engine instead (compileLinearRe2): its matching time is linear, so no rule can stall
+// the event loop that serves ingestion.
 
 export class RegexSyntaxError extends Error {
   /**
@@ -168,14 +172,47 @@ export function compileGoRegexp(pattern: string, anchored = false): RegExp {
   return compile(pattern, anchored, new Set());
 }
 
-/** Go's Regexp.Expand: `$1`, `${1}`, `$name`, `${name}` and `$$`; `$1x` names the group "1x", unknown groups are empty. */
+const NAME_CHAR = /[\p{L}\p{Nd}_]/u;
+
+/**
+ * `template` with `$1`, `${1}`, `$name`, `${name}` replaced by the match's groups and `$$` by `$`, as Go's
+ * Regexp.Expand: a name is the longest run of letters, digits and `_` (`$1x` is the group named `1x`), an
+ * unknown or unmatched group expands to nothing, and a `$` not followed by a name stays as it is.
+ */
 export function expandReplacement(template: string, match: RegExpExecArray): string {
-  return template.replace(/\$(?:\$|\{([A-Za-z0-9_]+)\}|([A-Za-z0-9_]+))/g, (all, braced?: string, bare?: string) => {
-    if (all === "$$") return "$";
-    const name = (braced ?? bare)!;
-    if (/^\d+$/.test(name)) return match[Number(name)] ?? "";
-    return match.groups?.[name] ?? "";
-  });
+  if (!template.includes("$")) return template;
+  let out = "";
+  let i = 0;
+  while (i < template.length) {
+    const dollar = template.indexOf("$", i);
+    if (dollar < 0) break;
+    out += template.slice(i, dollar);
+    i = dollar + 1;
+    if (template[i] === "$") {
+      out += "$";
+      i++;
+      continue;
+    }
+    const brace = template[i] === "{";
+    let end = brace ? i + 1 : i;
+    for (const char of template.slice(end)) {
+      if (!NAME_CHAR.test(char)) break;
+      end += char.length;
+    }
+    const name = template.slice(brace ? i + 1 : i, end);
+    if (name === "" || (brace && template[end] !== "}")) {
+      out += "$";
+      continue;
+    }
+    i = brace ? end + 1 : end;
+    out += groupValue(name, match) ?? "";
+  }
+  return out + template.slice(i);
+}
+
+function groupValue(name: string, match: RegExpExecArray): string | undefined {
+  if (/^(0|[1-9][0-9]{0,7})$/.test(name)) return match[Number(name)];
+  return match.groups?.[name];
 }
 
 const globalCopies = new WeakMap<RegExp, RegExp>();
@@ -214,4 +251,20 @@ function goReason(pattern: string, reason: string): string {
   if (reason.endsWith(": Unterminated group")) return `missing closing ): \`${pattern}\``;
   if (reason.endsWith(": Unmatched ')'")) return `unexpected ): \`${pattern}\``;
   return reason;
+}
+
+/** A pattern compiled by RE2's engine; it has RegExp's exec, test and replace. */
+export type LinearRegex = InstanceType<typeof RE2>;
+
+/**
+ * Compiles an RE2 pattern with Google's RE2 (the re2 package, the engine behind Go's regexp): the same syntax
+ * (Perl classes, (?P<name>...), flags anywhere, [[:alpha:]], \pL, \Q...\E), linear-time matching on UTF-8, `.`
+ * stopping at a newline unless (?s). `anchored` wraps it as Prometheus does (`^(?:re)$`).
+ */
+export function compileLinearRe2(pattern: string, anchored = false): LinearRegex {
+  try {
+    return new RE2(anchored ? `^(?:${pattern})$` : pattern);
+  } catch (err) {
+    throw new RegexSyntaxError(pattern, (err as Error).message);
+  }
 }

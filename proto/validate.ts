@@ -36,8 +36,8 @@ export const MAX_HELP_BYTES = 4096;
 /** The longest unit of a metric family (Prometheus units are words: `bytes_per_second`). */
 export const MAX_UNIT_BYTES = 256;
 
-const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
-const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+export const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+export const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 
 /**
  * The times both stores can keep, [1970-01-01, 2106-02-07): ClickHouse partitions and buckets by Date and

@@ -1,10 +1,16 @@
 import { ClickHouseError } from "@clickhouse/client";
 import type { LogStream, MetricMetadata } from "../proto/batch.js";
 import { type Labels, labelsOf } from "../proto/labels.js";
-import { type ClickHouseConnectionOptions, ClickHouseDatabase, clickhouseDialect } from "./clickhouse-database.js";
+import {
+  type ClickHouseConnectionOptions,
+  ClickHouseDatabase,
+  clickhouseDialect,
+  jsonEachRow,
+} from "./clickhouse-database.js";
 import { appendOnce, writeEncodedLogs } from "./clickhouse-writes.js";
 import { type EncodedLogBatch, type EncodedLogsStore, encodeLogBatch } from "./log-rowbinary.js";
 import { type FleetRecord, type FleetRecordKind, fleetRecordsOf, fleetRecordsQuery } from "./fleet-records.js";
+import { SAMPLE_COLUMNS, sampleRowBinary } from "./sample-rowbinary.js";
 import { MIGRATIONS } from "./migrations.js";
 import { INEXACT_BOUND } from "./rows.js";
 import type { Retention } from "./schema.js";
@@ -121,13 +127,8 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
       { expr: "toDate(timestamp)", of: (row) => dayOfMs(row.timeMs) },
       { column: "timestamp", toSql: (params, row) => `fromUnixTimestamp64Milli(${params.bind(row.timeMs, "Int64")})` },
       batches.map((batch) => ({ id: batch.id, rows: sampleRows(batch) })),
-      (row) => ({
-        tenant: row.tenant,
-        fingerprint: row.fingerprint,
-        timestamp: msText(row.timeMs),
-        value: floatValue(row.value),
-        batch_id: row.batchId,
-      }),
+      // RowBinary rather than JSON: it carries a NaN's bits, which a staleness marker is made of.
+      (rows) => ({ format: `(${SAMPLE_COLUMNS.join(", ")}) FORMAT RowBinary`, body: [sampleRowBinary(rows)] }),
     );
   }
 
@@ -141,19 +142,24 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
         toSql: (params, row) => `toDateTime(${params.bind(Math.floor(row.timeMs / 1000), "Int64")})`,
       },
       batches.map((batch) => ({ id: batch.id, rows: rollupRows(batch) })),
-      (row) => ({
-        tenant: row.tenant,
-        resolution: row.resolution,
-        fingerprint: row.fingerprint,
-        bucket: Math.floor(row.timeMs / 1000),
-        min: floatValue(row.min),
-        max: floatValue(row.max),
-        sum: floatValue(row.sum),
-        count: row.count,
-        last: floatValue(row.last),
-        last_time: msText(row.lastTimeMs),
-        increase: floatValue(row.increase),
-        batch_id: row.batchId,
+      (rows) => ({
+        format: "FORMAT JSONEachRow",
+        body: jsonEachRow(
+          rows.map((row) => ({
+            tenant: row.tenant,
+            resolution: row.resolution,
+            fingerprint: row.fingerprint,
+            bucket: Math.floor(row.timeMs / 1000),
+            min: floatValue(row.min),
+            max: floatValue(row.max),
+            sum: floatValue(row.sum),
+            count: row.count,
+            last: floatValue(row.last),
+            last_time: msText(row.lastTimeMs),
+            increase: floatValue(row.increase),
+            batch_id: row.batchId,
+          })),
+        ),
       }),
     );
   }

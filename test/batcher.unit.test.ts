@@ -117,6 +117,40 @@ describe("batcher", () => {
     log.close();
   });
 
+  it("remembers the last sample of at least max_tracked_series series, and forgets beyond that", async () => {
+    const log = wal();
+    const batcher = new Batcher({
+      node,
+      wal: log,
+      maxEntries: 100_000,
+      maxBytes: 1 << 20,
+      maxAgeMs: 60_000,
+      maxBatchBytes: 3 << 20,
+      maxTrackedSeries: 1000,
+    });
+    // A scrape round of n series, one sample each, as one batch; then the first series again.
+    const round = async (n: number, timeMs: number) => {
+      const series = Array.from({ length: n }, (_, i) => ({
+        ...counter([[timeMs, i]]),
+        labels: labelsOf([["i", `${i}`]]),
+      }));
+      const written = batcher.add("acme", { series });
+      batcher.flush();
+      await written;
+      return log.read(100).at(-1)!;
+    };
+    await round(1000, 1000);
+    const second = decodeBatch((await round(1000, 2000)).payload);
+    assert.ok(second.series.every((s, i) => s.previous?.timeUnixMs === 1000 && s.previous.value === i));
+    await round(3000, 3000);
+    const fourth = decodeBatch((await round(3000, 4000)).payload);
+    assert.ok(
+      fourth.series.some((s) => s.previous === undefined),
+      "3,000 series per round are more than 1,000 tracked (twice that at most)",
+    );
+    log.close();
+  });
+
   it("remembers the previous samples across a restart, from the disk buffer's newest records", async () => {
     const dir = mkdtempSync(join(tmpdir(), "bifrost-batcher-restart-"));
     const open = () => Wal.open({ dir, maxBytes: 1 << 20, segmentBytes: 1 << 20, fsync: "always", whenFull: "block" });

@@ -13,6 +13,7 @@ import {
 import { type Labels, persistedLabelsText } from "../../proto/labels.js";
 import { CodecError, decodeBatch, encodeBatch } from "../../proto/codec.js";
 import { batchHeadBytes, collectorLabels, withAddedLabels } from "../../common/ingest-contract.js";
+import { isStaleMarker } from "../../proto/staleness.js";
 import type { BatchRecord } from "../../common/transport.js";
 import { type Wal, WalFullError } from "./wal.js";
 
@@ -41,7 +42,10 @@ export interface BatcherOptions {
    * goes in the next, and one add larger than it is written at once as several batches, all or none of them.
    */
   maxBatchBytes: number;
-  /** Series whose last sample is remembered for the next batch's Series.previous (oldest forgotten first). */
+  /**
+   * Series whose last sample is remembered for the next batch's Series.previous: at least this many of the most
+   * recently written, at most twice as many (older ones are forgotten a generation at a time).
+   */
   maxTrackedSeries?: number;
   /** A metric family's metadata is sent again after this long even when unchanged (10 minutes). */
   metadataResendMs?: number;
@@ -70,7 +74,14 @@ interface Pending {
  */
 export class Batcher {
   private readonly pending = new Map<string, Pending>();
-  private readonly lastPoints = new Map<string, Point>();
+  // Two generations rather than an LRU list: deleting and re-adding a Map entry per sample leaves holes that V8
+  // scans over to find the oldest entry, which made every write slow beyond the limit.
+  private lastPoints = new Map<string, Point>();
+  private olderPoints = new Map<string, Point>();
+  // A label set is never changed once made, and a scrape hands over the same sets at every scrape: each set's
+  // copy with the collector's labels, and its series keys, are made once (strings made once also keep their hash).
+  private readonly identified = new WeakMap<Labels, Labels>();
+  private readonly keys = new WeakMap<Labels, { tenant: string; name: string; key: string }>();
   private readonly added: Labels;
   /** Metadata as last written per tenant and family, and when: unchanged metadata is not sent with every batch. */
   private readonly sentMetadata = new Map<string, { text: string; atMs: number }>();
@@ -85,7 +96,7 @@ export class Batcher {
       const stream = this.options.ingestDefaults?.apply(received) ?? received;
       return { labels: withAddedLabels(stream.labels, this.added), entries: stream.entries };
     });
-    const series = (data.series ?? []).map((one) => ({ ...one, labels: withAddedLabels(one.labels, this.added) }));
+    const series = (data.series ?? []).map((one) => ({ ...one, labels: this.identify(one.labels) }));
     const resendMs = this.options.metadataResendMs ?? 600_000;
     const metadata = (data.metadata ?? []).filter((m) => {
       const sent = this.sentMetadata.get(`${tenant}\u0000${m.name}`);
@@ -174,14 +185,27 @@ export class Batcher {
       for (const series of batch.series) {
         const newest = newestPoint(series.points);
         const key = this.seriesKey(batch.tenant, series);
-        const known = this.lastPoints.get(key);
+        const known = this.lastPoint(key);
         if (newest && (!known || newest.timeUnixMs > known.timeUnixMs)) this.remember(key, newest);
       }
     }
   }
 
   private seriesKey(tenant: string, series: Series): string {
-    return `${tenant}\u0000${series.name}${persistedLabelsText(series.labels)}`;
+    const known = this.keys.get(series.labels);
+    if (known?.name === series.name && known.tenant === tenant) return known.key;
+    const key = `${tenant}\u0000${series.name}${persistedLabelsText(series.labels)}`;
+    // One name per set is kept: a set shared by several names (a target's report series) is keyed anew.
+    if (known === undefined) this.keys.set(series.labels, { tenant, name: series.name, key });
+    return key;
+  }
+
+  private identify(labels: Labels): Labels {
+    const known = this.identified.get(labels);
+    if (known !== undefined) return known;
+    const out = withAddedLabels(labels, this.added);
+    this.identified.set(labels, out);
+    return out;
   }
 
   /** Writes every pending batch now. */
@@ -214,7 +238,7 @@ export class Batcher {
     const newestPoints: [string, Point][] = [];
     const series = pendingSeries.map((s) => {
       const key = this.seriesKey(tenant, s);
-      const previous = this.lastPoints.get(key);
+      const previous = this.lastPoint(key);
       const newest = newestPoint(s.points);
       if (newest && (!previous || newest.timeUnixMs > previous.timeUnixMs)) newestPoints.push([key, newest]);
       return previous ? { ...s, previous } : s;
@@ -252,16 +276,22 @@ export class Batcher {
   }
 
   private remember(key: string, point: Point): void {
-    this.lastPoints.delete(key);
     this.lastPoints.set(key, point);
-    const max = this.options.maxTrackedSeries ?? 100_000;
-    if (this.lastPoints.size > max) this.lastPoints.delete(this.lastPoints.keys().next().value!);
+    if (this.lastPoints.size >= (this.options.maxTrackedSeries ?? 100_000)) {
+      this.olderPoints = this.lastPoints;
+      this.lastPoints = new Map();
+    }
+  }
+
+  private lastPoint(key: string): Point | undefined {
+    return this.lastPoints.get(key) ?? this.olderPoints.get(key);
   }
 }
 
+/** The newest sample that is a value: a staleness marker is no start for the next counter increase. */
 function newestPoint(points: Point[]): Point | undefined {
   return points.reduce<Point | undefined>(
-    (a, p) => (a === undefined || p.timeUnixMs >= a.timeUnixMs ? p : a),
+    (a, p) => ((a === undefined || p.timeUnixMs >= a.timeUnixMs) && !isStaleMarker(p.value) ? p : a),
     undefined,
   );
 }

@@ -12,11 +12,13 @@ import { build, type Plugin } from "esbuild";
 
 const DIST = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const OUT = join(DIST, "edge");
-const NATIVE = ["lz4", "snappy", "@node-rs/crc32", "@duckdb/node-api", "piscina"];
+const NATIVE = ["lz4", "snappy", "re2", "@node-rs/crc32", "@duckdb/node-api", "piscina"];
 const PROTO_FILES = [
   "bifrost.proto",
   "rpc-status.proto",
   "loki/push.proto",
+  "prometheus/remote.proto",
+  "prometheus/write-v2.proto",
   "opamp/v1/opamp.proto",
   "opamp/v1/anyvalue.proto",
 ];

@@ -8,6 +8,7 @@
 #   services.sh status                      one line per service
 #   services.sh install                     only download and install (with all: also Debian's prometheus and
 #                                           prometheus-alertmanager, the references of the PromQL and notifier tests,
+#                                           prometheus-node-exporter, the target of the scrape tests,
 #                                           rsyslog with rsyslog-kafka and rsyslog-gnutls, the peer of the syslog
 #                                           tests and npm run bench:collector, systemd-journal-remote, the OpAMP
 #                                           client and chromium below)
@@ -17,6 +18,7 @@
 #   services.sh install opamp               only the OpenTelemetry Python OpAMP client (PyPI), in its own venv: the
 #                                           third-party agent of test/fleet-interop.test.ts
 #   services.sh install chromium            only Debian's chromium, for test/fleet-page.test.ts and docs:screenshots
+#   services.sh install prometheus          only Debian's prometheus and prometheus-node-exporter
 #   services.sh reset  [kafka|clickhouse]   stop, then delete the data (a fresh broker and engine on the next up)
 #
 # Environment (defaults):
@@ -101,6 +103,18 @@ install_prometheus() {
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
   else
     say "services: prometheus is not installed (Debian package prometheus); test/promql-prometheus.test.ts will skip"
+  fi
+}
+
+# Not a service either: test/scrape-prometheus.test.ts and npm run bench:collector run their own node_exporter as
+# the scrape target both Prometheus and the collector read. The test skips without it.
+install_node_exporter() {
+  command -v prometheus-node-exporter >/dev/null && return
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    say "services: installing Debian's prometheus-node-exporter (scrape target of the scrape tests)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus-node-exporter >/dev/null
+  else
+    say "services: prometheus-node-exporter is not installed (Debian package); test/scrape-prometheus.test.ts will skip"
   fi
 }
 
@@ -296,9 +310,10 @@ main() {
     install)
       case "$target" in rsyslog | opamp | chromium) "install_$target"; return ;; esac
       if [[ $target == otel-python ]]; then install_otel_python; return; fi
+      if [[ $target == prometheus ]]; then install_prometheus; install_node_exporter; return; fi
       for s in $(targets "$target"); do "install_$s"; done
       if [[ $target == all ]]; then
-        install_prometheus; install_alertmanager; install_otel_python
+        install_prometheus; install_node_exporter; install_alertmanager; install_otel_python
         install_rsyslog || say "services: the syslog tests and npm run bench:collector will lack their peer"
         install_journal_remote || say "services: the journal test will lack its journal files"
         install_opamp; install_chromium
@@ -306,7 +321,7 @@ main() {
       ;;
     reset) for s in $(targets "$target"); do reset_service "$s"; done ;;
     status) status_of kafka "$kafka_port"; status_of clickhouse "$clickhouse_port" ;;
-    *) die "usage: services.sh up|down|kill|status|install|reset [kafka|clickhouse] (install also: rsyslog, otel-python, opamp, chromium)" ;;
+    *) die "usage: services.sh up|down|kill|status|install|reset [kafka|clickhouse] (install also: rsyslog, otel-python, opamp, chromium, prometheus)" ;;
   esac
 }
 

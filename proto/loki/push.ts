@@ -2,6 +2,7 @@ import protobuf from "protobufjs";
 import { type LogStream } from "../batch.js";
 import { labelsOf, type Labels, NO_LABELS } from "../labels.js";
 import { protoFile } from "../files.js";
+import { snappyLength, uncompressSnappy } from "../snappy-block.js";
 import { LabelSetError, parseLabelSet } from "./labelset.js";
 
 // The body of Loki's POST /loki/api/v1/push as streams: JSON (the route decompresses gzip/deflate first), or
@@ -96,32 +97,24 @@ function fromJson(body: unknown): LogStream[] {
   });
 }
 
-/** The length a snappy block declares (its leading varint), read before anything is decompressed. */
-export function snappyLength(buf: Buffer): number {
-  let value = 0;
-  for (let i = 0, shift = 0; i < 5 && i < buf.length; i++, shift += 7) {
-    value += (buf[i]! & 0x7f) * 2 ** shift;
-    if ((buf[i]! & 0x80) === 0) return value;
-  }
-  throw new PushBodyError("the body is not snappy-compressed protobuf");
+/** The length a snappy push body declares (its leading varint), read before anything is decompressed. */
+export function pushBodyLength(buf: Buffer): number {
+  const length = snappyLength(buf);
+  if (length === undefined) throw new PushBodyError("the body is not snappy-compressed protobuf");
+  return length;
 }
-
-// snappy's native module is loaded by the first protobuf push: an edge node fed only JSON pushes and files
-// never holds it in memory.
-let snappy: Promise<typeof import("snappy")> | undefined;
 
 /**
  * A snappy-compressed protobuf push body as streams, decompressed only when the length it declares is at most
  * `maxBytes` (413 otherwise); throws PushBodyError for malformed input.
  */
 export async function decodePushProtobuf(body: Buffer, maxBytes: number): Promise<LogStream[]> {
-  const declared = snappyLength(body);
+  const declared = pushBodyLength(body);
   if (declared > maxBytes)
     throw new PushBodyError(`the decompressed body would be ${declared} bytes, the limit is ${maxBytes}`, 413);
-  const { uncompressSync } = await (snappy ??= import("snappy"));
   let wire: WirePush;
   try {
-    wire = PushRequest.decode(uncompressSync(body) as Buffer) as unknown as WirePush;
+    wire = PushRequest.decode(await uncompressSnappy(body)) as unknown as WirePush;
   } catch (err) {
     throw new PushBodyError(`the body is not a snappy-compressed Loki PushRequest: ${(err as Error).message}`);
   }
