@@ -17,14 +17,17 @@ export const startEmbeddedCollector: Start = async (runtime) => {
   if (store === undefined) throw new Error("bifrost all needs the process's store");
   const { config } = runtime;
   const { StoreTransport } = await import("./aggregator/store-transport.js");
+  const { deadLetterCounter, FileDeadLetters } = await import("./aggregator/dead-letters.js");
   const { startManagedCollector } = await import("./collector/agent/index.js");
   return startManagedCollector(runtime, {
-    transport: (onInvalid) =>
+    transport: () =>
       new StoreTransport({
         store,
         maxBatchBytes: config.aggregator.max_batch_bytes,
         limits: config.aggregator.limits,
-        onInvalid,
+        deadLetters: new FileDeadLetters(config.aggregator.dead_letter_dir),
+        deadLetterCounter: deadLetterCounter(runtime.registry),
+        log: runtime.log.child({ component: "aggregator" }),
       }),
   });
 };

@@ -216,6 +216,16 @@ export function collectorSection(s: SharedSchemas) {
           max_bytes: number(z.number().int().positive())
             .default(1 << 20)
             .describe("line bytes per batch"),
+          max_batch_bytes: number(
+            z
+              .number()
+              .int()
+              .min(64 << 10),
+          )
+            .default(3 << 20)
+            .describe(
+              "largest batch as encoded (protobuf, before LZ4): a request above it is split into several batches. At most aggregator.max_batch_bytes, and its frame must fit the topic's max.message.bytes",
+            ),
           max_age_ms: number(z.number().int().positive())
             .default(1000)
             .describe("longest a push waits to be written; it is acknowledged after the write"),

@@ -7,8 +7,8 @@ import { Batcher } from "./buffer/batcher.js";
 import { startInputs } from "./inputs.js";
 import { type LogInputs, startLogInputs } from "./log-inputs.js";
 import { collectorMetrics } from "./metrics.js";
-import { IngestDefaults } from "../common/ingest-defaults.js";
 import { TenantLimits } from "../common/limits.js";
+import { admissionFromConfig, contractFromConfig, ingestDefaultsFromConfig } from "../common/ingest-contract.js";
 import type { Transport } from "../common/transport.js";
 import { TenantRateLimiter } from "../common/rate-limit.js";
 import { lokiReceiver } from "./receivers/loki.js";
@@ -84,13 +84,11 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
   const batcher = new Batcher({
     node: config.node,
     wal,
-    ingestDefaults: new IngestDefaults(c.limits, {
-      max_label_name_bytes: Math.min(c.limits.max_label_name_bytes, config.aggregator.limits.max_label_name_bytes),
-      max_label_value_bytes: Math.min(c.limits.max_label_value_bytes, config.aggregator.limits.max_label_value_bytes),
-    }),
+    ingestDefaults: ingestDefaultsFromConfig(config, "shipped"),
     maxEntries: c.batch.max_entries,
     maxBytes: c.batch.max_bytes,
     maxAgeMs: c.batch.max_age_ms,
+    maxBatchBytes: c.batch.max_batch_bytes,
     maxTrackedSeries: c.batch.max_tracked_series,
     onWritten: () => {
       metrics.batches.inc();
@@ -100,6 +98,12 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
   batcher.restorePrevious(wal.tail(1000));
   const tenantLimits = new TenantLimits(config);
   const rate = new TenantRateLimiter(tenantLimits);
+  // One contract and one budget for every receiver: what they acknowledge, and how much they decode at once.
+  const contract = contractFromConfig(config, tenantLimits, "shipped");
+  const admission = admissionFromConfig(c.limits, (held, waiting) => {
+    metrics.inflightBytes.set(held);
+    metrics.inflightWaiting.set(waiting);
+  });
   const actions = collectorActions(runtime, batcher, wal.incarnation);
   const onRejected = (reason: string) => metrics.rejected.inc({ reason });
   const otlpHttp = c.otlp.http_enabled ? await import("./receivers/otlp-http.js") : undefined;
@@ -112,6 +116,7 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
           limits: c.limits,
           tenantLimits,
           batcher,
+          contract,
           registry: runtime.registry,
           log: log.child({ input: "scrape" }),
         })
@@ -122,8 +127,8 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
       : undefined;
   const otlp: OtlpReceiverOptions | undefined = otlpMetrics && {
     batcher,
-    limits: c.limits,
-    tenantLimits,
+    contract,
+    admission,
     rate,
     metrics: otlpMetrics,
     onAccepted: (signal, tenant, count) =>
@@ -134,8 +139,8 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
     actions?.route(http.app);
     lokiReceiver(http.app, {
       batcher,
-      limits: c.limits,
-      tenantLimits,
+      contract,
+      admission,
       maxBodyBytes: c.limits.max_body_bytes,
       rate,
       onAccepted: (tenant, entries) => metrics.accepted.inc({ tenant }, entries),
@@ -145,6 +150,7 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
     scrape?.route(http.app);
     remoteWrite?.remoteWriteRoute(http.app, {
       batcher,
+      contract,
       limits: c.limits,
       tenantLimits,
       rate,
@@ -183,6 +189,7 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
       registry: runtime.registry,
       log,
       tenantLimits,
+      contract,
       rate,
       onAccepted: (tenant, entries) => metrics.accepted.inc({ tenant }, entries),
     });
@@ -195,7 +202,14 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
     metrics.lag.set(wal.pending());
   }, 1000);
   gauges.unref();
-  const inputs = startInputs({ config: c, batcher, registry: runtime.registry, log, ownLogs: runtime.ownLogs });
+  const inputs = startInputs({
+    config: c,
+    batcher,
+    contract,
+    registry: runtime.registry,
+    log,
+    ownLogs: runtime.ownLogs,
+  });
   shipper.start();
   scrape?.start();
   actions?.start(running.address.url);

@@ -271,6 +271,11 @@ export function pushLimitsSchema() {
       max_body_bytes: number(z.number().int().positive())
         .default(10 << 20)
         .describe("request body limit (413 above it)"),
+      max_decompressed_bytes: number(z.number().int().positive())
+        .default(32 << 20)
+        .describe(
+          "a request's size once decompressed, and once decoded as batches carry it (labels and OTLP resource attributes copied to each record): 413 above it",
+        ),
       max_labels: number(z.number().int().min(1)).default(30).describe("labels per stream or series"),
       max_label_name_bytes: number(z.number().int().min(1)).default(1024).describe("bytes per label name"),
       max_label_value_bytes: number(z.number().int().min(1)).default(2048).describe("bytes per label value"),
@@ -283,6 +288,23 @@ export function pushLimitsSchema() {
       burst_entries: number(z.number().int().min(0))
         .default(0)
         .describe("bucket size of that rate; 0 means ten seconds of the rate"),
+      reject_old_samples: boolean()
+        .default(true)
+        .describe("refuse entries and samples older than reject_old_samples_max_age_hours (400), as Loki"),
+      reject_old_samples_max_age_hours: number(z.number().positive())
+        .default(168)
+        .describe("oldest accepted timestamp, in hours before now (Loki's reject_old_samples_max_age, 1 week)"),
+      creation_grace_period_minutes: number(z.number().min(0))
+        .default(10)
+        .describe("newest accepted timestamp, in minutes after now (Loki's creation_grace_period); later ones get 400"),
+      max_inflight_bytes: number(z.number().int().positive())
+        .default(64 << 20)
+        .describe(
+          "decompressed bytes of the requests being decoded or waiting for the disk buffer, over all receivers: the memory bound of ingestion",
+        ),
+      max_inflight_wait_ms: number(z.number().int().min(0))
+        .default(2000)
+        .describe("longest a request waits for room under max_inflight_bytes; then 503 with Retry-After"),
       discover_service_name: list(z.string().regex(LABEL_NAME))
         .default([...DEFAULT_SERVICE_NAME_SOURCES])
         .describe(
@@ -300,6 +322,10 @@ export function pushLimitsSchema() {
         .default(2)
         .describe("how deep a JSON line is searched for a level field; 0 or less: without limit"),
     })
+    .refine(
+      (l) => l.max_decompressed_bytes >= l.max_body_bytes,
+      "max_decompressed_bytes must be at least max_body_bytes (an uncompressed body is its own decompressed size)",
+    )
     .prefault({});
 }
 

@@ -90,6 +90,28 @@ export function batchId(batch: Pick<Batch, "tenant" | "nodeId" | "sequence"> & {
     : `${batch.tenant}/${batch.nodeId}@${batch.incarnation}:${batch.sequence}`;
 }
 
+/**
+ * Some rows of `batch` as a batch of their own, whose id (a node id suffixed `~part`) is unique to these rows and
+ * the same each time they are taken apart alike: dead letters and the pieces a poison batch is written in.
+ */
+export function batchPart(batch: Batch, part: string, rows: Pick<Batch, "streams" | "series" | "metadata">): Batch {
+  return withRows({ ...batch, nodeId: `${batch.nodeId}~${part}` }, rows);
+}
+
+/** `batch` holding only `rows`: its metadata too is theirs, so that no piece carries the whole batch's. */
+export function withRows(batch: Batch, rows: Pick<Batch, "streams" | "series" | "metadata">): Batch {
+  const out: Batch = { ...batch, streams: rows.streams, series: rows.series };
+  delete out.metadata;
+  if (rows.metadata && rows.metadata.length > 0) out.metadata = rows.metadata;
+  return out;
+}
+
+/** The node a batch id's node part names: batchPart's pieces are their node's. */
+export function nodeOfPart(nodeId: string): string {
+  const tilde = nodeId.indexOf("~");
+  return tilde < 0 ? nodeId : nodeId.slice(0, tilde);
+}
+
 const root = protobuf.loadSync(protoFile("bifrost.proto"));
 const BatchType = root.lookupType("bifrost.v1.Batch");
 
@@ -196,7 +218,7 @@ function writeVarint(buf: Buffer, pos: number, n: number): number {
 }
 
 /** Size of the Label messages of a label set, each with its tag and length. */
-function labelsBytes(labels: Labels): number {
+export function labelsBytes(labels: Labels): number {
   let n = 0;
   for (const name in labels) {
     const size =
@@ -208,6 +230,37 @@ function labelsBytes(labels: Labels): number {
     n += 1 + varintBytes(size) + size;
   }
   return n;
+}
+
+/** A length-delimited field of `size` bytes with its tag and length. */
+export function fieldBytes(size: number): number {
+  return 1 + varintBytes(size) + size;
+}
+
+/** An entry's LogEntry message as a stream carries it (tag and length included), as encodeBatchMessage writes it. */
+export function entryBytes(entry: LogEntry): number {
+  const line = Buffer.byteLength(entry.line);
+  let metadata = 0;
+  for (const _ in entry.metadata) {
+    metadata = labelsBytes(entry.metadata);
+    break;
+  }
+  return fieldBytes(9 + 1 + varintBytes(line) + line + metadata);
+}
+
+/** Most bytes a Point message takes in a series (tag and length included): an int64 varint and a double. */
+export const POINT_MAX_BYTES = 2 + 11 + 9;
+
+/** A metric family's metadata as a batch carries it (tag and length included). */
+export function metadataBytes(m: MetricMetadata): number {
+  return fieldBytes([m.name, m.type, m.help, m.unit].reduce((n, text) => n + fieldBytes(Buffer.byteLength(text)), 0));
+}
+
+/** Most bytes a series takes in a batch (tag and length included): what protobufjs writes, points at their largest. */
+export function seriesBytes(series: Series): number {
+  const name = Buffer.byteLength(series.name);
+  const points = (series.points.length + (series.previous ? 1 : 0)) * POINT_MAX_BYTES;
+  return fieldBytes(1 + varintBytes(name) + name + labelsBytes(series.labels) + 2 + points);
 }
 
 /**

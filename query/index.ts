@@ -1,3 +1,4 @@
+import { admissionFromConfig, contractFromConfig } from "../common/ingest-contract.js";
 import { TenantLimits } from "../common/limits.js";
 import { VERSION } from "../common/version.js";
 import { type Runtime, type Running, startHttpComponent } from "../runtime.js";
@@ -35,7 +36,11 @@ export async function startQuery(runtime: Runtime): Promise<Running> {
       limits: runtime.config.query.limits,
       pushLimits: runtime.config.collector.limits,
       tenantLimits,
-      push: storePushSink(store, runtime.config.collector.limits),
+      push: {
+        sink: storePushSink(store, runtime.config.collector.limits),
+        contract: contractFromConfig(runtime.config, tenantLimits, "stored"),
+        admission: admissionFromConfig(runtime.config.collector.limits),
+      },
       log,
     });
     prometheusRoutes(http.app, { store, tenantLimits, log, status: { config: runtime.config, startedAtMs } });

@@ -36,7 +36,14 @@ const counter = (points: [number, number][]): Series => ({
 describe("batcher", () => {
   it("commits what arrives together as one WAL record and acknowledges after it is written", async () => {
     const log = wal();
-    const batcher = new Batcher({ node, wal: log, maxEntries: 1000, maxBytes: 1 << 20, maxAgeMs: 50 });
+    const batcher = new Batcher({
+      node,
+      wal: log,
+      maxEntries: 1000,
+      maxBytes: 1 << 20,
+      maxAgeMs: 50,
+      maxBatchBytes: 3 << 20,
+    });
     let acknowledged = 0;
     const first = batcher.add("acme", { streams: [stream("api", ["a", "b"])] }).then(() => acknowledged++);
     const second = batcher.add("acme", { streams: [stream("db", ["c"])] }).then(() => acknowledged++);
@@ -60,7 +67,14 @@ describe("batcher", () => {
 
   it("writes at once when a batch is full, one batch per tenant, keeping labels the sender set", async () => {
     const log = wal();
-    const batcher = new Batcher({ node, wal: log, maxEntries: 3, maxBytes: 1 << 20, maxAgeMs: 60_000 });
+    const batcher = new Batcher({
+      node,
+      wal: log,
+      maxEntries: 3,
+      maxBytes: 1 << 20,
+      maxAgeMs: 60_000,
+      maxBatchBytes: 3 << 20,
+    });
     const own = stream("api", ["x"]);
     own.labels["node"] = "sender-said";
     const forB = batcher.add("b", { streams: [own] });
@@ -80,7 +94,14 @@ describe("batcher", () => {
 
   it("gives every series the sample sent before it, from the second batch on", async () => {
     const log = wal();
-    const batcher = new Batcher({ node, wal: log, maxEntries: 1, maxBytes: 1 << 20, maxAgeMs: 60_000 });
+    const batcher = new Batcher({
+      node,
+      wal: log,
+      maxEntries: 1,
+      maxBytes: 1 << 20,
+      maxAgeMs: 60_000,
+      maxBatchBytes: 3 << 20,
+    });
     await batcher.add("acme", {
       series: [
         counter([
@@ -104,6 +125,7 @@ describe("batcher", () => {
       maxEntries: 100_000,
       maxBytes: 1 << 20,
       maxAgeMs: 60_000,
+      maxBatchBytes: 3 << 20,
       maxTrackedSeries: 1000,
     });
     // A scrape round of n series, one sample each, as one batch; then the first series again.
@@ -133,7 +155,14 @@ describe("batcher", () => {
     const dir = mkdtempSync(join(tmpdir(), "bifrost-batcher-restart-"));
     const open = () => Wal.open({ dir, maxBytes: 1 << 20, segmentBytes: 1 << 20, fsync: "always", whenFull: "block" });
     const before = open();
-    await new Batcher({ node, wal: before, maxEntries: 1, maxBytes: 1 << 20, maxAgeMs: 60_000 }).add("acme", {
+    await new Batcher({
+      node,
+      wal: before,
+      maxEntries: 1,
+      maxBytes: 1 << 20,
+      maxAgeMs: 60_000,
+      maxBatchBytes: 3 << 20,
+    }).add("acme", {
       series: [
         counter([
           [1000, 5],
@@ -144,7 +173,14 @@ describe("batcher", () => {
     before.advance(1);
     before.close();
     const after = open();
-    const batcher = new Batcher({ node, wal: after, maxEntries: 1, maxBytes: 1 << 20, maxAgeMs: 60_000 });
+    const batcher = new Batcher({
+      node,
+      wal: after,
+      maxEntries: 1,
+      maxBytes: 1 << 20,
+      maxAgeMs: 60_000,
+      maxBatchBytes: 3 << 20,
+    });
     batcher.restorePrevious(after.tail(100));
     await batcher.add("acme", { series: [counter([[5000, 9]])] });
     const [batch] = after.read(10).map((r) => decodeBatch(r.payload));
@@ -154,7 +190,14 @@ describe("batcher", () => {
 
   it("rejects the waiting senders when the disk buffer is full, and starts the next batch from the same previous sample", async () => {
     const log = wal({ maxBytes: 2048, segmentBytes: 1024 });
-    const batcher = new Batcher({ node, wal: log, maxEntries: 1, maxBytes: 1 << 20, maxAgeMs: 60_000 });
+    const batcher = new Batcher({
+      node,
+      wal: log,
+      maxEntries: 1,
+      maxBytes: 1 << 20,
+      maxAgeMs: 60_000,
+      maxBatchBytes: 3 << 20,
+    });
     await batcher.add("acme", { series: [counter([[1000, 5]])] });
     const incompressible = () => randomBytes(3000).toString("base64");
     await assert.rejects(batcher.add("acme", { streams: [stream("big", [incompressible()])] }), WalFullError);
@@ -187,6 +230,7 @@ describe("batcher", () => {
       maxEntries: 1,
       maxBytes: 1 << 20,
       maxAgeMs: 10,
+      maxBatchBytes: 3 << 20,
       get metadataResendMs() {
         return resendMs;
       },

@@ -15,6 +15,7 @@ import { TenantLimits } from "../common/limits.js";
 import { TenantRateLimiter } from "../common/rate-limit.js";
 import { configSchema } from "../config.js";
 import { decodeBatch } from "../proto/codec.js";
+import { receiverContract } from "./helpers/contract.js";
 
 // Delta temporality made cumulative (collector/receivers/otlp-delta.ts), as the OpenTelemetry Collector's
 // deltatocumulative processor defines it, and its interplay with refused exports: a refused export is sent
@@ -151,12 +152,13 @@ describe("delta exports the receiver refuses", () => {
       maxEntries: 1,
       maxBytes: 1 << 20,
       maxAgeMs: 10,
+      maxBatchBytes: 3 << 20,
     });
     const app = new Hono();
     app.use(new Authenticator(config.auth, "fake").middleware());
     otlpHttpRoutes(app, {
       batcher,
-      limits: config.collector.limits,
+      ...receiverContract({ collector: { limits: { rate_entries_per_s: 1, burst_entries: 1 } } }),
       rate: new TenantRateLimiter(new TenantLimits(config)),
       metrics: otlpMetricsOptions(config.collector.otlp),
       maxBodyBytes: 1 << 20,

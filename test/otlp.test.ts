@@ -29,6 +29,7 @@ import { Authenticator } from "../common/auth.js";
 import { configSchema, loadConfig } from "../config.js";
 import { createLogger } from "../common/log.js";
 import { createRegistry } from "../common/metrics.js";
+import { receiverContract } from "./helpers/contract.js";
 import { freePort, KAFKA_BROKERS, REPO_ROOT, uniqueName } from "./helpers/services.js";
 
 const LIMITS: BatchLimits = {
@@ -67,7 +68,7 @@ async function collector(
     rate?: TenantRateLimiter;
     walBytes?: number;
     maxGrpcBytes?: number;
-    limits?: BatchLimits;
+    limits?: BatchLimits & { max_body_bytes?: number; max_decompressed_bytes?: number };
     otlp?: Record<string, unknown>;
   } = {},
 ) {
@@ -84,10 +85,11 @@ async function collector(
     maxEntries: 1,
     maxBytes: 1 << 20,
     maxAgeMs: 10,
+    maxBatchBytes: 3 << 20,
   });
   const options = {
     batcher,
-    limits: overrides.limits ?? LIMITS,
+    ...receiverContract({ collector: { limits: overrides.limits ?? LIMITS }, node: { id: "edge-1" } }),
     rate: overrides.rate,
     metrics: otlpMetricsOptions(configSchema().parse({ collector: { otlp: overrides.otlp ?? {} } }).collector.otlp),
   };
@@ -514,7 +516,10 @@ describe("OTLP/HTTP receiver", () => {
   });
 
   it("answers malformed bodies and broken limits with 4xx and a google.rpc.Status, buffering nothing", async () => {
-    const { post, batches } = await collector({ limits: { ...LIMITS, max_labels: 4 }, maxBodyBytes: 64 << 10 });
+    const { post, batches } = await collector({
+      limits: { ...LIMITS, max_labels: 4, max_body_bytes: 64 << 10, max_decompressed_bytes: 64 << 10 },
+      maxBodyBytes: 64 << 10,
+    });
     const valid = encodeLogs(logs([logRecord("ok")]));
     const protobuf = { "Content-Type": "application/x-protobuf" };
     const json = { "Content-Type": "application/json" };

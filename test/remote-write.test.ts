@@ -51,6 +51,7 @@ function receiver(options: { maxBodyBytes?: number; rate?: number; walBytes?: nu
     maxEntries: 1,
     maxBytes: 1 << 20,
     maxAgeMs: 10,
+    maxBatchBytes: 3 << 20,
   });
   const config = configSchema().parse({
     collector: { limits: { max_labels: LIMITS.max_labels, rate_entries_per_s: options.rate ?? 0, burst_entries: 60 } },

@@ -370,6 +370,7 @@ describe("scrape manager", () => {
       maxEntries: 1,
       maxBytes: 1 << 20,
       maxAgeMs: 10,
+      maxBatchBytes: 3 << 20,
     });
     const registry = new Registry();
     const config = scrapeSchema().parse({

@@ -189,6 +189,11 @@ export class Wal {
     return this.appendWith(() => payload);
   }
 
+  /** Whether records of `bytes` in all (payloads) can be appended now without dropping or refusing any. */
+  hasRoom(bytes: number, records = 1): boolean {
+    return this.options.whenFull !== "block" || this.bytes() + bytes + records * HEADER <= this.options.maxBytes;
+  }
+
   /** Appends the record that `build` makes for the sequence it will have (a batch carries its own sequence). */
   appendWith(build: (sequence: number) => Buffer): number {
     const payload = build(this.nextSequence);

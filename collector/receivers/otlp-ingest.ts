@@ -1,27 +1,23 @@
 import type { LogStream, MetricMetadata, Series } from "../../proto/batch.js";
-import {
-  type BatchLimits,
-  validateMetadata,
-  validateSeries,
-  validateStreams,
-  ValidationError,
-} from "../../proto/validate.js";
 import type { Batcher } from "../buffer/batcher.js";
 import { WalFullError } from "../buffer/wal.js";
-import type { TenantLimits } from "../../common/limits.js";
+import type { Admission } from "../../common/admission.js";
+import { ContractError, type IngestContract } from "../../common/ingest-contract.js";
 import type { TenantRateLimiter } from "../../common/rate-limit.js";
 import { logsToStreams } from "./otlp-convert.js";
 import { metricsToSeries, type OtlpMetricsOptions } from "./otlp-metrics.js";
 import { decodeRequest, OtlpDecodeError, requestFromJson, type Signal } from "./otlp-proto.js";
 
-// What OTLP/HTTP and OTLP/gRPC share once the bytes are in hand: tenant, decoding, limits, rate, and the hand-off
-// to the batcher. The outcome names the OTLP answer; each transport spells it in its own status codes.
+// What OTLP/HTTP and OTLP/gRPC share once the bytes are in hand (within the transport's admission ticket):
+// decoding, the ingestion contract, rate, and the hand-off to the batcher. The outcome names the OTLP answer;
+// each transport spells it in its own status codes.
 
 export interface OtlpReceiverOptions {
-  batcher: Batcher;
-  /** Defaults; `tenantLimits` replaces the label count and line size per tenant. */
-  limits: BatchLimits;
-  tenantLimits?: TenantLimits;
+  batcher: Pick<Batcher, "add">;
+  /** What may be acknowledged: limits, timestamps, sizes after conversion. */
+  contract: IngestContract;
+  /** The budget of requests in flight, shared with the collector's other receivers. */
+  admission: Admission;
   rate: TenantRateLimiter | undefined;
   /** How metrics become Prometheus series, and the collector's delta-to-cumulative state. */
   metrics: OtlpMetricsOptions;
@@ -34,7 +30,7 @@ export type OtlpBody = { protobuf: Uint8Array } | { json: unknown };
 
 export type Outcome =
   | { kind: "accepted"; rejected: number; message: string }
-  | { kind: "invalid"; message: string }
+  | { kind: "invalid" | "too_large"; message: string }
   | { kind: "rate_limited" | "unavailable"; message: string; retryAfterS: number };
 
 /** Seconds a sender is asked to wait while the disk buffer is full. */
@@ -51,16 +47,12 @@ interface Converted {
   undo(): void;
 }
 
-function convert(
-  options: OtlpReceiverOptions,
-  signal: Signal,
-  tenant: string,
-  body: OtlpBody,
-  limits: BatchLimits,
-): Converted {
+/** The request converted and checked against the ingestion contract (ContractError when it is outside). */
+function convert(options: OtlpReceiverOptions, signal: Signal, tenant: string, body: OtlpBody): Converted {
   if (signal === "logs") {
     const request = "protobuf" in body ? decodeRequest("logs", body.protobuf) : requestFromJson("logs", body.json);
     const { streams, records } = logsToStreams(request);
+    options.contract.admit(tenant, { streams });
     return { streams, series: [], metadata: [], count: records, rejected: 0, reasons: new Map(), undo: () => {} };
   }
   const request = "protobuf" in body ? decodeRequest("metrics", body.protobuf) : requestFromJson("metrics", body.json);
@@ -68,24 +60,25 @@ function convert(
   let rejected = converted.rejected;
   const series = converted.series;
   try {
-    validateSeries(series, limits);
-    validateMetadata(converted.metadata);
+    options.contract.admit(tenant, { series, metadata: converted.metadata });
   } catch (err) {
     converted.undo();
     throw err;
   }
   // target_info carries every resource attribute; one over a limit loses only itself, never the export.
   for (const info of converted.targetInfo) {
-    try {
-      validateSeries([info], limits);
+    const refused = options.contract
+      .screen(tenant, { series: [info] })
+      .refused.values()
+      .next().value;
+    if (refused === undefined) {
       series.push(info);
-    } catch (err) {
-      if (!(err instanceof ValidationError)) throw err;
-      rejected += info.points.length;
-      const reasons = converted.reasons.get("target_info_invalid") ?? new Set();
-      reasons.add(`target_info of job ${JSON.stringify(info.labels["job"] ?? "")}: ${err.message}`);
-      converted.reasons.set("target_info_invalid", reasons);
+      continue;
     }
+    rejected += info.points.length;
+    const reasons = converted.reasons.get("target_info_invalid") ?? new Set();
+    reasons.add(`target_info of job ${JSON.stringify(info.labels["job"] ?? "")}: ${refused.message}`);
+    converted.reasons.set("target_info_invalid", reasons);
   }
   return {
     streams: [],
@@ -108,13 +101,11 @@ export async function ingestOtlp(
   const reject = (reason: string) => options.onRejected?.(reason);
   let data: Converted;
   try {
-    const limits = options.tenantLimits?.batchLimits(tenant, options.limits) ?? options.limits;
-    data = convert(options, signal, tenant, body, limits);
-    validateStreams(data.streams, limits);
+    data = convert(options, signal, tenant, body);
   } catch (err) {
-    if (err instanceof ValidationError) {
+    if (err instanceof ContractError) {
       reject(err.reason);
-      return { kind: "invalid", message: options.tenantLimits?.explain(tenant, err) ?? err.message };
+      return { kind: err.status === 413 ? "too_large" : "invalid", message: err.message };
     }
     if (err instanceof OtlpDecodeError) {
       reject("bad_request");

@@ -7,6 +7,7 @@ import { SampleKind, type Series } from "../../proto/batch.js";
 import type { Labels } from "../../proto/labels.js";
 import { protoFile } from "../../proto/files.js";
 import { type BatchLimits, checkLabels, LABEL_NAME, METRIC_NAME, ValidationError } from "../../proto/validate.js";
+import { ContractError, type IngestContract } from "../../common/ingest-contract.js";
 import type { Batcher } from "../buffer/batcher.js";
 import { WalFullError } from "../buffer/wal.js";
 import type { TenantRateLimiter } from "../../common/rate-limit.js";
@@ -26,6 +27,8 @@ import { snappyLength, uncompressSnappy } from "../../proto/snappy-block.js";
 
 export interface RemoteWriteOptions {
   batcher: Pick<Batcher, "add">;
+  /** What every later stage accepts, checked on the series as decoded (ContractError: its 4xx). */
+  contract?: Pick<IngestContract, "admit">;
   /** Defaults; `tenantLimits` replaces the label count per tenant. */
   limits: BatchLimits;
   tenantLimits?: TenantLimits;
@@ -300,6 +303,15 @@ export function remoteWriteRoute(app: Hono, options: RemoteWriteOptions): void {
         if (!(err instanceof BadRequest)) throw err;
         reject("bad_request");
         return c.text(`${err.message}\n`, 400);
+      }
+      if (decoded.samples > 0 && options.contract) {
+        try {
+          options.contract.admit(tenant, { series: decoded.series });
+        } catch (err) {
+          if (!(err instanceof ContractError)) throw err;
+          reject(err.reason, decoded.samples);
+          return c.text(`${err.message}\n`, err.status);
+        }
       }
       if (decoded.samples > 0) {
         const wait = options.rate?.take(tenant, decoded.samples) ?? 0;

@@ -6,6 +6,7 @@ import type { TenantLimits } from "../../common/limits.js";
 import type { Logger } from "../../common/log.js";
 import type { Labels } from "../../proto/labels.js";
 import type { BatchLimits } from "../../proto/validate.js";
+import type { IngestContract } from "../../common/ingest-contract.js";
 import type { Batcher } from "../buffer/batcher.js";
 import { compileRelabelConfigs } from "../processing/relabel.js";
 import { WalFullError } from "../buffer/wal.js";
@@ -24,6 +25,8 @@ export interface ScrapeOptions {
   limits: BatchLimits;
   tenantLimits?: TenantLimits;
   batcher: Pick<Batcher, "add">;
+  /** What every later stage accepts: series outside it are left out of the batch and counted by reason. */
+  contract?: Pick<IngestContract, "screen">;
   registry: Registry;
   log: Logger;
 }
@@ -187,9 +190,16 @@ export class ScrapeManager {
     const name = job.config.job_name;
     this.metrics.scrapes.inc({ job: name, result: loop.health === "up" ? "up" : "down" });
     for (const [reason, count] of outcome.rejected) this.metrics.rejected.inc({ reason }, count);
-    if (outcome.series.length === 0) return;
-    this.options.batcher.add(job.tenant, { series: outcome.series }).then(
-      () => this.metrics.samples.inc({ job: name }, outcome.samples),
+    let { series, samples } = outcome;
+    if (this.options.contract) {
+      const screened = this.options.contract.screen(job.tenant, { series });
+      for (const [reason, { count }] of screened.refused) this.metrics.rejected.inc({ reason }, count);
+      series = screened.data.series;
+      samples = screened.samples;
+    }
+    if (series.length === 0) return;
+    this.options.batcher.add(job.tenant, { series }).then(
+      () => this.metrics.samples.inc({ job: name }, samples),
       (err: unknown) => {
         // A scrape cannot be asked to come again: what the full disk buffer refused is lost, and counted.
         const reason = err instanceof WalFullError ? "buffer_full" : "buffer_error";

@@ -1,3 +1,5 @@
+import type { Admission } from "../../common/admission.js";
+import type { IngestContract } from "../../common/ingest-contract.js";
 import type { Context, Hono } from "hono";
 import { tenantOf } from "../../common/auth.js";
 import type { PushLimits } from "../../common/config-sections.js";
@@ -47,8 +49,11 @@ export interface LokiApiOptions {
   pushLimits: PushLimits;
   /** Per-tenant values of the limits; without it every tenant has `limits` and `pushLimits`. */
   tenantLimits?: TenantLimits;
-  /** Where POST /loki/api/v1/push puts what it accepts; without it the API takes no pushes. */
-  push?: PushSink;
+  /**
+   * Where POST /loki/api/v1/push puts what it accepts, under which ingestion contract and admission budget;
+   * without it the API takes no pushes.
+   */
+  push?: { sink: PushSink; contract: IngestContract; admission: Admission };
   log: Logger;
   now?: () => bigint;
 }
@@ -359,9 +364,9 @@ export function lokiRoutes(app: Hono, options: LokiApiOptions): void {
 
   if (options.push) {
     lokiPushRoute(app, {
-      sink: options.push,
-      limits: options.pushLimits,
-      tenantLimits,
+      sink: options.push.sink,
+      contract: options.push.contract,
+      admission: options.push.admission,
       maxBodyBytes: options.pushLimits.max_body_bytes,
       rate: undefined,
     });
