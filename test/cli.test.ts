@@ -151,7 +151,9 @@ describe("bifrost CLI", () => {
       if (child.exitCode === null) process.kill(-child.pid!, "SIGTERM");
     }
     const { stderr } = await result;
-    // The clone holds a whole node_modules; a process of the group may still be finishing its last write into it.
+    // bash may end before bifrost, its grandchild, has finished stopping and writing into the clone: the clone
+    // is removed once no process of the group is left.
+    await until("the clone's processes to end", async () => !groupAlive(child.pid!), 60_000);
     rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
     assert.ok(
       stderr.includes(`data           embedded store (DuckDB) at ${join(dir, ".bifrost", "data", "bifrost.duckdb")}`),
@@ -204,3 +206,13 @@ describe("bifrost CLI", () => {
     }
   });
 });
+
+/** Whether any process of the process group `pgid` is still running. */
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
