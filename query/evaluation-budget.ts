@@ -14,9 +14,10 @@ export class EvaluationBudget {
 
   constructor(
     private readonly limits: {
-      maxSamples: number;
+      /** With tooManySamples: the most samples the evaluation may hold. */
+      maxSamples?: number;
       /** The error to throw once more than maxSamples are held. */
-      tooManySamples: () => Error;
+      tooManySamples?: () => Error;
       signal?: AbortSignal | undefined;
     },
   ) {}
@@ -24,7 +25,14 @@ export class EvaluationBudget {
   /** Counts `count` more samples held by the evaluation; throws the limit's error past maxSamples. */
   spend(count: number): void {
     this.samples += count;
-    if (this.samples > this.limits.maxSamples) throw this.limits.tooManySamples();
+    const { maxSamples, tooManySamples } = this.limits;
+    if (maxSamples !== undefined && tooManySamples !== undefined && this.samples > maxSamples) throw tooManySamples();
+  }
+
+  /** Checks that one range of the evaluation, held only while it is used, is within maxSamples. */
+  hold(count: number): void {
+    const { maxSamples, tooManySamples } = this.limits;
+    if (maxSamples !== undefined && tooManySamples !== undefined && count > maxSamples) throw tooManySamples();
   }
 
   /**

@@ -36,7 +36,12 @@ export async function startQuery(runtime: Runtime): Promise<Running> {
       push: storePushSink(store),
       log,
     });
-    prometheusRoutes(http.app, { store, tenantLimits, log });
+    prometheusRoutes(http.app, {
+      store,
+      tenantLimits,
+      log,
+      limits: { maxSamples: runtime.config.query.limits.max_samples },
+    });
     rulerRoutes(http.app, ruler);
     fleetPageRoutes(http.app, { store, staleAfterMs: runtime.config.fleet.stale_after_ms });
   });

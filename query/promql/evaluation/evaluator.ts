@@ -215,7 +215,9 @@ class Evaluator {
     let cache = this.subqueryResults.get(expr);
     if (cache === undefined) this.subqueryResults.set(expr, (cache = new Map()));
     const series = new Map<string, Series>();
+    let held = 0;
     for (let at = Math.floor((ref - expr.rangeMs) / stepMs) * stepMs + stepMs; at <= ref; at += stepMs) {
+      await this.budget.pause();
       let value = cache.get(at);
       if (value === undefined) {
         cache.set(at, (value = await this.evaluate(expr.expr, at)));
@@ -227,6 +229,8 @@ class Evaluator {
         if (one === undefined) series.set(key, (one = { labels: sample.labels, points: [] }));
         one.points.push({ timeMs: at, value: sample.value });
       }
+      held += value.type === "vector" ? value.samples.length : 1;
+      this.budget.hold(held);
     }
     return {
       series: [...series.values()].sort((a, b) => compareLabels(a.labels, b.labels)),

@@ -74,6 +74,13 @@ function treeHeight(root: Expr): number {
 
 class Parser extends SelectorParser {
   private depth = 0;
+  private readonly heights = new WeakMap<Expr, number>();
+
+  /** The height of an operator chain, known while it is built; other nodes are measured once the query parsed. */
+  private chainHeight(expr: Expr): number {
+    if (expr.kind === "paren" || expr.kind === "unary") return 1 + this.chainHeight(expr.expr);
+    return this.heights.get(expr) ?? 1;
+  }
 
   parseQuery(): Expr {
     if (this.peek().type === "eof") this.fail(0, "no expression found in input");
@@ -154,6 +161,8 @@ class Parser extends SelectorParser {
     matching: VectorMatching | undefined,
     pos: number,
   ): Expr {
+    const height = 1 + Math.max(this.chainHeight(lhs), this.chainHeight(rhs));
+    if (height > MAX_HEIGHT) this.fail(pos, `expression tree deeper than ${MAX_HEIGHT} levels`);
     const lt = typeOf(lhs);
     const rt = typeOf(rhs);
     const comparison = COMPARISON_OPS.has(op);
@@ -169,7 +178,7 @@ class Parser extends SelectorParser {
     if (matching !== undefined && !bothVectors)
       this.fail(lhs.pos, "vector matching only allowed between instant vectors");
     const card = SET_OPS.has(op) ? "many-to-many" : "one-to-one";
-    return {
+    const node: Expr = {
       kind: "binary",
       op,
       lhs,
@@ -178,6 +187,8 @@ class Parser extends SelectorParser {
       ...(bothVectors ? { matching: matching ?? { card, on: false, labels: [], include: [] } } : {}),
       pos: lhs.pos,
     };
+    this.heights.set(node, height);
+    return node;
   }
 
   private parseUnary(): Expr {
