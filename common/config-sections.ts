@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { boolean, list, number, TENANT_ID } from "./config.js";
 import type { SchemaParts } from "./schema-parts.js";
+import { compileGoRegexp } from "./regex.js";
 
 // The configuration's shared sections and pieces: what more than one role reads (tenants and tokens, Bifrost's own
 // logs and telemetry, the node, Kafka, ClickHouse, storage, the push limits and per-tenant overrides). Each role's
@@ -50,10 +51,10 @@ export function sharedSchemas() {
       (tls) => !tls.enabled || (tls.cert_file !== undefined && tls.key_file !== undefined),
       "a TLS listener needs cert_file and key_file",
     );
-  /** A JavaScript regular expression, checked when the configuration loads. */
+  /** A regular expression in Go's RE2 syntax (common/regex.ts), checked when the configuration loads. */
   const regex = z.string().refine((text) => {
     try {
-      new RegExp(text);
+      compileGoRegexp(text);
       return true;
     } catch {
       return false;

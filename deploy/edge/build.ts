@@ -12,7 +12,7 @@ import { build, type Plugin } from "esbuild";
 
 const DIST = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const OUT = join(DIST, "edge");
-const NATIVE = ["lz4", "snappy", "@node-rs/crc32", "@duckdb/node-api", "piscina"];
+const NATIVE = ["lz4", "snappy", "re2", "@node-rs/crc32", "@duckdb/node-api", "piscina"];
 const PROTO_FILES = [
   "bifrost.proto",
   "rpc-status.proto",
