@@ -224,7 +224,7 @@ class Evaluator {
         this.budget.spend(value.type === "vector" ? value.samples.length : 1);
       }
       for (const sample of this.vector(value)) {
-        const key = labelsKey(sample.labels);
+        const key = this.labelsKey(sample.labels);
         let one = series.get(key);
         if (one === undefined) series.set(key, (one = { labels: sample.labels, points: [] }));
         one.points.push({ timeMs: at, value: sample.value });
