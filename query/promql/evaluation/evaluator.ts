@@ -77,6 +77,9 @@ async function prepare(options: EngineOptions, expr: Expr, window: QueryWindow):
   return loadSelections(options, expr, window);
 }
 
+/** vector()'s labels, one set for every step: label sets are never changed once made, and keyed once. */
+const NO_LABELS = labelsOf([]);
+
 interface TimedSample extends Sample {
   timeMs: number;
 }
@@ -266,7 +269,7 @@ class Evaluator {
       case "vector":
         return {
           type: "vector",
-          samples: [{ labels: labelsOf([]), value: this.scalar(await this.evaluate(args[0]!, t)) }],
+          samples: [{ labels: NO_LABELS, value: this.scalar(await this.evaluate(args[0]!, t)) }],
         };
       case "scalar": {
         const samples = this.vector(await this.evaluate(args[0]!, t));
