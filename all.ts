@@ -1,5 +1,6 @@
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { createRegistry } from "./common/metrics.js";
 import type { Config } from "./config.js";
 import type { Start } from "./runtime.js";
 
@@ -16,22 +17,34 @@ export const startEmbeddedCollector: Start = async (runtime) => {
   if (store === undefined) throw new Error("bifrost all needs the process's store");
   const { config } = runtime;
   const { StoreTransport } = await import("./aggregator/store-transport.js");
+  const { deadLetterCounter, FileDeadLetters } = await import("./aggregator/dead-letters.js");
   const { startManagedCollector } = await import("./collector/agent/index.js");
   return startManagedCollector(runtime, {
-    transport: (onInvalid) =>
+    transport: () =>
       new StoreTransport({
         store,
         maxBatchBytes: config.aggregator.max_batch_bytes,
         limits: config.aggregator.limits,
-        onInvalid,
+        deadLetters: new FileDeadLetters(config.aggregator.dead_letter_dir),
+        deadLetterCounter: deadLetterCounter(runtime.registry),
+        log: runtime.log.child({ component: "aggregator" }),
       }),
   });
 };
 
+/**
+ * A component with a registry of its own: each listener serves its own component's metrics and only the query
+ * listener the process's, so that scraping every listener gives each series once.
+ */
+const ownMetrics =
+  (start: Start): Start =>
+  (runtime) =>
+    start({ ...runtime, registry: createRegistry({ processMetrics: false }) });
+
 /** The components of `bifrost all`, in start order. */
 export const ALL_IN_ONE: Start[] = [
-  startEmbeddedCollector,
-  async (runtime) => {
+  ownMetrics(startEmbeddedCollector),
+  ownMetrics(async (runtime) => {
     const { config } = runtime;
     const { startAggregator } = await import("./aggregator/index.js");
     return startAggregator({
@@ -45,9 +58,9 @@ export const ALL_IN_ONE: Start[] = [
         },
       },
     });
-  },
+  }),
   async (runtime) => (await import("./query/index.js")).startQuery(runtime),
-  async (runtime) => (await import("./fleet/index.js")).startFleet(runtime, { freePortIfTaken: true }),
+  ownMetrics(async (runtime) => (await import("./fleet/index.js")).startFleet(runtime, { freePortIfTaken: true })),
 ];
 
 /** `bifrost all` keeps its data in the embedded store unless storage.engine names another. */

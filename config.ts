@@ -25,30 +25,35 @@ import { querySection } from "./query/config.js";
 /** The whole configuration's schema, built anew on each call (common/config-sections.ts sharedSchemas says why). */
 export function configSchema() {
   const s = sharedSchemas();
-  return z.strictObject({
-    auth: authSection(),
-    log: logSection(s),
-    telemetry: telemetrySection(),
-    node: nodeSection(),
-    kafka: kafkaSection(s),
-    clickhouse: clickhouseSection(s),
-    storage: storageSection(),
-    collector: collectorSection(s),
-    aggregator: aggregatorSection(s),
-    all: z
-      .strictObject({
-        demo: boolean()
-          .default(true)
-          .describe(
-            "`bifrost all` only: this machine's host metrics, Bifrost's own logs as {job=\"bifrost\"}, and the sample rules of deploy/rules when query.ruler has none",
-          ),
-      })
-      .prefault({})
-      .describe("`bifrost all`: every part in one process with embedded defaults."),
-    query: querySection(s),
-    fleet: fleetSchema(schemaParts(s)),
-    overrides: overridesSection(),
-  });
+  return z
+    .strictObject({
+      auth: authSection(),
+      log: logSection(s),
+      telemetry: telemetrySection(),
+      node: nodeSection(),
+      kafka: kafkaSection(s),
+      clickhouse: clickhouseSection(s),
+      storage: storageSection(),
+      collector: collectorSection(s),
+      aggregator: aggregatorSection(s),
+      all: z
+        .strictObject({
+          demo: boolean()
+            .default(true)
+            .describe(
+              "`bifrost all` only: this machine's host metrics, Bifrost's own logs as {job=\"bifrost\"}, and the sample rules of deploy/rules when query.ruler has none",
+            ),
+        })
+        .prefault({})
+        .describe("`bifrost all`: every part in one process with embedded defaults."),
+      query: querySection(s),
+      fleet: fleetSchema(schemaParts(s)),
+      overrides: overridesSection(),
+    })
+    .refine((c) => c.collector.batch.max_batch_bytes <= c.aggregator.max_batch_bytes, {
+      message: "must not exceed aggregator.max_batch_bytes: the aggregator refuses larger batches",
+      path: ["collector", "batch", "max_batch_bytes"],
+    });
 }
 
 export type Config = z.infer<ReturnType<typeof configSchema>>;

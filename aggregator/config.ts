@@ -39,6 +39,13 @@ export function aggregatorSection(s: SharedSchemas) {
         .describe(
           "collectors that cannot reach Kafka ship to the aggregator over HTTP (collector.shipper.transport: http)",
         ),
+      dead_letter_dir: z
+        .string()
+        .min(1)
+        .default(".bifrost/dead-letters")
+        .describe(
+          "dead letters of an aggregator without Kafka (`bifrost all`, HTTP ingest only), as `batches.jsonl`; with Kafka they go to kafka.dead_letter_topic",
+        ),
       partitions_concurrently: number(z.number().int().min(1).max(64))
         .default(4)
         .describe("partitions processed at once"),
@@ -62,7 +69,7 @@ export function aggregatorSection(s: SharedSchemas) {
     })
     .prefault({})
     .describe(
-      "`bifrost aggregator`, in each region: Kafka consumer group, decoding and rollups in worker threads, batched store writes. A batch over a limit goes to the dead-letter topic.",
+      "`bifrost aggregator`, in each region: Kafka consumer group, decoding and rollups in worker threads, batched store writes. A batch that does not decode, rows over a limit and rows the store refuses for good go to the dead letters with their reason; the rest is stored.",
     );
 }
 

@@ -1,11 +1,13 @@
-import type { Consumer, EachBatchPayload, IHeaders, Kafka, KafkaMessage, Producer } from "kafkajs";
+import type { Consumer, EachBatchPayload, IHeaders, Kafka, KafkaMessage } from "kafkajs";
 import type { Piscina } from "piscina";
 import type { Logger } from "../common/log.js";
 import type { BatchLimits } from "../proto/validate.js";
 import { takesEncodedLogs } from "../storage/log-rowbinary.js";
 import type { Store } from "../storage/store.js";
 import type { AggregatorMetrics } from "./metrics.js";
-import { WithdrawnError, WriteBuffer, writePartOf } from "./write-buffer.js";
+import { WithdrawnError, WriteBuffer } from "./write-buffer.js";
+import { type DeadLetter, type DeadLetters, sendDeadLetters } from "./dead-letters.js";
+import { writePartOf, type WriteSource } from "./write-part.js";
 import { Decoder } from "./decoder.js";
 import { backoffDelay } from "../common/backoff.js";
 import { ConsumerHealth } from "./consumer-health.js";
@@ -14,7 +16,8 @@ import type { DecodedBatch, DecodeResult } from "./worker.js";
 export interface GroupConsumerOptions {
   kafka: Kafka;
   topic: string;
-  deadLetterTopic: string;
+  /** Where undecodable batches and refused rows go (the dead-letter topic). */
+  deadLetters: DeadLetters;
   groupId: string;
   store: Store;
   pool: Piscina;
@@ -87,7 +90,6 @@ function clientRetry(sessionTimeoutMs: number): { retries: number; initialRetryT
  */
 export class GroupConsumer {
   private consumer: Consumer | undefined;
-  private readonly producer: Producer;
   private readonly buffer: WriteBuffer;
   private readonly decoder: Decoder;
   private readonly health: ConsumerHealth;
@@ -104,7 +106,6 @@ export class GroupConsumer {
 
   constructor(private readonly options: GroupConsumerOptions) {
     this.sessionTimeoutMs = options.sessionTimeoutMs ?? 30_000;
-    this.producer = options.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     this.decoder =
       options.decoder ??
       new Decoder(options.pool, {
@@ -117,6 +118,18 @@ export class GroupConsumer {
       maxAgeMs: options.flushMs ?? 500,
       metrics: options.metrics,
       log: options.log,
+      isolation: {
+        maxBatchBytes: options.maxBatchBytes,
+        limits: options.limits,
+        onRollupsLeftOut: (partials, error) => {
+          options.metrics.deadLetters.inc({ reason: "store_rejected_rollup" }, partials);
+          options.log.error(
+            { partials, err: error },
+            "the store refuses rollup partials; left out (their samples are stored)",
+          );
+        },
+      },
+      deadLetters: (letters) => sendDeadLetters(options.deadLetters, letters, options.metrics.deadLetters, options.log),
     });
     this.health = new ConsumerHealth({
       admin: options.kafka.admin(),
@@ -205,7 +218,6 @@ export class GroupConsumer {
         (this.startFailure = `starting the consumer (attempt ${attempt}): ${doing}${lastError === undefined ? "" : `; the last attempt failed: ${lastError}`}`);
       try {
         step("connecting to Kafka");
-        await this.producer.connect();
         await consumer.connect();
         step(`subscribing to topic ${topic}`);
         await consumer.subscribe({ topic, fromBeginning: true });
@@ -258,7 +270,6 @@ export class GroupConsumer {
     await this.consumer?.disconnect();
     await this.health.stop();
     await this.buffer.drain();
-    await this.producer.disconnect();
   }
 
   private async handle(payload: EachBatchPayload): Promise<void> {
@@ -267,18 +278,34 @@ export class GroupConsumer {
     if (batch.messages.length === 0) return;
     const results = await Promise.all(batch.messages.map((message) => this.decode(message)));
 
-    const decoded: DecodedBatch[] = [];
-    const dead: { message: KafkaMessage; reason: string; error: string }[] = [];
+    const decoded: { result: DecodedBatch; source: WriteSource }[] = [];
+    const dead: DeadLetter[] = [];
     results.forEach((result, i) => {
+      const message = batch.messages[i]!;
+      const source = {
+        frame: message.value ?? new Uint8Array(0),
+        origin: `${batch.topic}/${batch.partition}/${message.offset}`,
+        key: message.key,
+        headers: message.headers as IHeaders,
+      };
       if (!result.ok) {
-        dead.push({ message: batch.messages[i]!, reason: result.reason, error: result.message });
+        dead.push({ ...source, source: source.origin, reason: result.reason, error: result.message });
         return;
       }
+      for (const refused of result.refused)
+        dead.push({
+          ...source,
+          source: source.origin,
+          reason: refused.reason,
+          error: refused.message,
+          frame: refused.frame,
+        });
       metrics.decodeSeconds.observe(result.decodeMs / 1000);
-      decoded.push(result);
+      decoded.push({ result, source });
     });
 
-    if (dead.length > 0) await this.sendDeadLetters(batch.topic, batch.partition, dead);
+    // The dead letters are durable before the offsets that carried them are committed.
+    await sendDeadLetters(this.options.deadLetters, dead, metrics.deadLetters, log);
     if (this.fenced || !isRunning() || isStale()) return;
     // Heartbeat while the buffer holds this partition's rows: a flush may wait out a store outage.
     const written = this.buffer.add(writePartOf(decoded));
@@ -316,8 +343,8 @@ export class GroupConsumer {
       return;
     }
     if (error !== undefined) throw error;
-    metrics.batches.inc({ result: "stored" }, results.length - dead.length);
-    metrics.batches.inc({ result: "dead_letter" }, dead.length);
+    metrics.batches.inc({ result: "stored" }, decoded.length);
+    metrics.batches.inc({ result: "dead_letter" }, results.length - decoded.length);
 
     const last = batch.messages[batch.messages.length - 1]!;
     resolveOffset(last.offset);
@@ -398,33 +425,5 @@ export class GroupConsumer {
   private decode(message: KafkaMessage): Promise<DecodeResult> {
     if (message.value === null) return Promise.resolve({ ok: false, reason: "empty", message: "message has no value" });
     return this.decoder.decode(message.value);
-  }
-
-  private async sendDeadLetters(
-    topic: string,
-    partition: number,
-    dead: { message: KafkaMessage; reason: string; error: string }[],
-  ): Promise<void> {
-    await this.producer.send({
-      topic: this.options.deadLetterTopic,
-      acks: -1,
-      messages: dead.map(({ message, reason, error }) => ({
-        key: message.key,
-        value: message.value,
-        headers: {
-          ...(message.headers as IHeaders),
-          "bifrost-error-reason": reason,
-          "bifrost-error": error.slice(0, 4096),
-          "bifrost-source": `${topic}/${partition}/${message.offset}`,
-        },
-      })),
-    });
-    for (const { message, reason, error } of dead) {
-      this.options.metrics.deadLetters.inc({ reason });
-      this.options.log.warn(
-        { topic, partition, offset: message.offset, reason, error },
-        "message sent to the dead-letter topic",
-      );
-    }
   }
 }

@@ -3,13 +3,17 @@ import { bodyLimit } from "hono/body-limit";
 import { tenantOf } from "../common/auth.js";
 import type { Logger } from "../common/log.js";
 import { certifiesNode, clientIdentity } from "../common/service.js";
+import { nodeOfPart } from "../proto/batch.js";
 import { CodecError } from "../proto/codec.js";
 import { BATCHES_PATH, FRAMES_CONTENT_TYPE, splitFrames } from "../proto/frames.js";
+import type { BatchLimits } from "../proto/validate.js";
 import type { Store } from "../storage/store.js";
 import { StoreError } from "../storage/values.js";
+import { type DeadLetter, type DeadLetters, sendDeadLetters } from "./dead-letters.js";
 import type { Decoder } from "./decoder.js";
+import { appendIsolating } from "./isolate.js";
 import type { AggregatorMetrics } from "./metrics.js";
-import { appendPart, writePartOf } from "./write-buffer.js";
+import { writePartOf, type WriteSource } from "./write-part.js";
 import type { DecodedBatch } from "./worker.js";
 
 export interface HttpIngestOptions {
@@ -20,6 +24,11 @@ export interface HttpIngestOptions {
   /** With auth, every batch's tenant must be the token's. */
   authEnabled: boolean;
   maxBodyBytes: number;
+  /** Where undecodable frames and refused rows go: the dead-letter topic, or a file without Kafka. */
+  deadLetters: DeadLetters;
+  /** The decoder's, for taking apart a batch whose rows the store refuses. */
+  maxBatchBytes: number;
+  limits: BatchLimits;
   metrics: AggregatorMetrics;
   log: Logger;
 }
@@ -30,11 +39,12 @@ const STORE_RETRY_AFTER_S = 5;
 /**
  * POST /bifrost/v1/batches: collectors that cannot reach Kafka send their disk buffer's frames here
  * (proto/frames.ts). Each frame goes through the Kafka consumer's decoding (worker pool, limits, rollups), and
- * the request is answered 204 only once all of its batches are in the store; a batch id the store holds already
- * is not written again, so a collector's replay changes no count. Nothing of a refused request is stored: 400
- * names each bad frame by index (the collector drops those and sends the rest again), 403 a batch of another
- * tenant than the token's or of another node than the client certificate's, 503 with Retry-After a store that
- * is unavailable.
+ * the request is answered 204 only once all of its batches are in the store or in the dead letters: a frame
+ * that does not decode, rows outside the limits and rows the store refuses for good (aggregator/isolate.ts) go
+ * there with their reason, and the rest is stored. A batch id the store holds already is not written again, so
+ * a collector's replay changes no count. Nothing of a refused request is stored: 400 for a body that does not
+ * split into frames, 403 a batch of another tenant than the token's or of another node than the client
+ * certificate's, 503 with Retry-After a store (or dead-letter destination) that is unavailable.
  */
 export function batchesRoute(app: Hono, options: HttpIngestOptions): void {
   const { decoder, store, metrics, log } = options;
@@ -67,24 +77,31 @@ export function batchesRoute(app: Hono, options: HttpIngestOptions): void {
         return c.json({ error: err.message }, 400);
       }
       const results = await Promise.all(frames.map((frame) => decoder.decode(frame)));
-      const rejected = results.flatMap((r, index) => (r.ok ? [] : [{ index, reason: r.reason, message: r.message }]));
-      if (rejected.length > 0) {
-        for (const r of rejected) refuse(r.reason);
-        metrics.batches.inc({ result: "rejected" }, rejected.length);
-        log.warn({ rejected: rejected.slice(0, 10), frames: frames.length }, "refused undecodable or invalid batches");
-        return c.json({ error: `${rejected.length} of ${frames.length} frames refused`, rejected }, 400);
-      }
-      const decoded = results as DecodedBatch[];
+      const origin = `http ${clientIdentity(c)?.commonName ?? c.req.header("X-Forwarded-For") ?? "collector"}`;
+      const dead: DeadLetter[] = [];
+      const decoded: { result: DecodedBatch; source: WriteSource }[] = [];
+      results.forEach((result, index) => {
+        const source = { frame: frames[index]!, origin: `${origin} frame ${index}` };
+        if (!result.ok) dead.push({ ...source, source: source.origin, reason: result.reason, error: result.message });
+        else {
+          for (const r of result.refused)
+            dead.push({ ...source, source: source.origin, reason: r.reason, error: r.message, frame: r.frame });
+          decoded.push({ result, source });
+        }
+      });
       if (options.authEnabled) {
         const tenant = tenantOf(c);
-        const foreign = decoded.find((d) => d.tenant !== tenant);
+        const foreign = decoded.find((d) => d.result.tenant !== tenant)?.result;
         if (foreign !== undefined) {
           refuse("tenant_mismatch");
           return c.json({ error: `batch ${foreign.id} is of tenant ${foreign.tenant}; the token is ${tenant}'s` }, 403);
         }
       }
       const identity = clientIdentity(c);
-      const impostor = identity === undefined ? undefined : decoded.find((d) => !certifiesNode(identity, d.nodeId));
+      const impostor =
+        identity === undefined
+          ? undefined
+          : decoded.find((d) => !certifiesNode(identity, nodeOfPart(d.result.nodeId)))?.result;
       if (impostor !== undefined) {
         refuse("node_mismatch");
         return c.json(
@@ -95,7 +112,24 @@ export function batchesRoute(app: Hono, options: HttpIngestOptions): void {
       const started = performance.now();
       let written;
       try {
-        written = await appendPart(store, writePartOf(decoded));
+        const isolated = await appendIsolating(
+          {
+            store,
+            maxBatchBytes: options.maxBatchBytes,
+            limits: options.limits,
+            onRollupsLeftOut: (partials, error) => {
+              metrics.deadLetters.inc({ reason: "store_rejected_rollup" }, partials);
+              log.error(
+                { partials, err: error },
+                "the store refuses rollup partials; left out (their samples are stored)",
+              );
+            },
+          },
+          writePartOf(decoded),
+          decoded.map((d) => d.source),
+        );
+        written = isolated.written;
+        dead.push(...isolated.dead);
       } catch (err) {
         if (!(err instanceof StoreError) || !err.transient) throw err;
         refuse("store_unavailable");
@@ -104,9 +138,20 @@ export function batchesRoute(app: Hono, options: HttpIngestOptions): void {
           "Retry-After": String(STORE_RETRY_AFTER_S),
         });
       }
+      try {
+        await sendDeadLetters(options.deadLetters, dead, metrics.deadLetters, log);
+      } catch (err) {
+        // The stored rows are found stored again when the collector retries; the dead letters are written then.
+        refuse("dead_letters_unavailable");
+        log.warn({ err: (err as Error).message }, "dead letters cannot be written; the collector is asked to retry");
+        return c.json({ error: `dead letters unavailable: ${(err as Error).message}` }, 503, {
+          "Retry-After": String(STORE_RETRY_AFTER_S),
+        });
+      }
       metrics.writeSeconds.observe((performance.now() - started) / 1000);
-      for (const result of decoded) metrics.decodeSeconds.observe(result.decodeMs / 1000);
+      for (const { result } of decoded) metrics.decodeSeconds.observe(result.decodeMs / 1000);
       metrics.batches.inc({ result: "stored" }, decoded.length);
+      metrics.batches.inc({ result: "dead_letter" }, results.length - decoded.length);
       metrics.rows.inc({ signal: "logs" }, written.logs.rows);
       metrics.rows.inc({ signal: "samples" }, written.samples.rows);
       metrics.rows.inc({ signal: "rollups" }, written.rollups.rows);

@@ -3,6 +3,7 @@ import { kafkaClient } from "../common/kafka.js";
 import { type Runtime, type Running, startHttpComponent } from "../runtime.js";
 import { takesEncodedLogs } from "../storage/log-rowbinary.js";
 import { GroupConsumer } from "./consumer.js";
+import { type DeadLetters, FileDeadLetters, KafkaDeadLetters } from "./dead-letters.js";
 import { Decoder } from "./decoder.js";
 import { batchesRoute } from "./http-ingest.js";
 import { aggregatorMetrics } from "./metrics.js";
@@ -32,11 +33,16 @@ export async function startAggregator(runtime: Runtime): Promise<Running> {
     encodeLogs: takesEncodedLogs(store),
   });
   const metrics = aggregatorMetrics(runtime.registry);
-  const consumer = a.consume_kafka
+  const kafka = a.consume_kafka ? kafkaClient(config.kafka, log, 8, 5_000) : undefined;
+  // One destination for the consumer's and the HTTP endpoint's dead letters: the topic when there is Kafka.
+  const deadLetters: DeadLetters = kafka
+    ? new KafkaDeadLetters(kafka, config.kafka.dead_letter_topic)
+    : new FileDeadLetters(a.dead_letter_dir);
+  const consumer = kafka
     ? new GroupConsumer({
-        kafka: kafkaClient(config.kafka, log, 8, 5_000),
+        kafka,
         topic: config.kafka.topic,
-        deadLetterTopic: config.kafka.dead_letter_topic,
+        deadLetters,
         groupId: a.group_id,
         store,
         pool,
@@ -63,6 +69,9 @@ export async function startAggregator(runtime: Runtime): Promise<Running> {
         storeReadiness: runtime.storeReadiness,
         authEnabled: config.auth.enabled,
         maxBodyBytes: a.http_ingest.max_body_bytes,
+        deadLetters,
+        maxBatchBytes: a.max_batch_bytes,
+        limits: a.limits,
         metrics,
         log,
       });
@@ -80,6 +89,7 @@ export async function startAggregator(runtime: Runtime): Promise<Running> {
       await running.stop();
       await consuming.catch(() => {});
       await consumer?.stop();
+      await deadLetters.close();
       await pool.destroy();
     },
   };

@@ -179,7 +179,7 @@ function sameBytes(buf: Buffer, a: number, aEnd: number, b: number, bEnd: number
   return true;
 }
 
-/** One LogEntry ending at `end` into `table`, checked as validateStreams checks it. */
+/** One LogEntry ending at `end` into `table`, checked as screenBatch checks it. */
 function readEntry(r: WireReader, end: number, table: EntryTable, limits: BatchLimits): void {
   const e = table.add();
   let low = 0;
@@ -207,8 +207,8 @@ function readEntry(r: WireReader, end: number, table: EntryTable, limits: BatchL
     } else if (tag >>> 3 >= 1 && tag >>> 3 <= 3) throw UNHANDLED;
     else r.skip(tag, end);
   }
-  // Encoding writes the time as a signed Int64; the reference path fails on a time past it.
-  if (high >= 0x80000000) throw UNHANDLED;
+  // From 2^32 * 10^9 ns on (2106-02-07) a time is not storable (STORABLE_NS): the reference path refuses the entry.
+  if (high >= 1_000_000_000) throw UNHANDLED;
   if (lineEnd - lineStart > limits.max_line_bytes || !isUtf8(r.buf.subarray(lineStart, lineEnd))) throw UNHANDLED;
   if (labels > limits.max_labels) throw UNHANDLED;
   const meta = table.meta;

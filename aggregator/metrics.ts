@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import { deadLetterCounter } from "./dead-letters.js";
 
 export type AggregatorMetrics = ReturnType<typeof aggregatorMetrics>;
 
@@ -21,12 +22,7 @@ export function aggregatorMetrics(registry: Registry) {
       labelNames: ["signal"],
       registers: [registry],
     }),
-    deadLetters: new Counter({
-      name: "bifrost_aggregator_dead_letters_total",
-      help: "Messages sent to the dead-letter topic, by reason.",
-      labelNames: ["reason"],
-      registers: [registry],
-    }),
+    deadLetters: deadLetterCounter(registry),
     lag: new Gauge({
       name: "bifrost_aggregator_consumer_lag",
       help: "The consumer group's lag per partition of the topic: messages between the group's committed offset and the high watermark, read from Kafka every few seconds (every member reports every partition: take the max across aggregators).",

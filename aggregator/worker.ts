@@ -1,7 +1,7 @@
 import { move, transferableSymbol, valueSymbol } from "piscina";
-import { batchId, type Series } from "../proto/batch.js";
-import { CodecError, decodeFrame, decodeMessage } from "../proto/codec.js";
-import { type BatchLimits, validateBatch, ValidationError } from "../proto/validate.js";
+import { type Batch, batchId, batchPart, type MetricMetadata, type Series } from "../proto/batch.js";
+import { CodecError, decodeBatch, decodeFrame, decodeMessage, encodeBatch } from "../proto/codec.js";
+import { type BatchLimits, screenBatch } from "../proto/validate.js";
 import { type EncodedLogBatch, encodeLogBatch } from "../storage/log-rowbinary.js";
 import type { LogBatch, RollupPartial } from "../storage/store.js";
 import { encodeLogsFromWire } from "./log-wire.js";
@@ -19,6 +19,15 @@ export interface DecodeTask {
   encodeLogs: boolean;
 }
 
+/** Rows of a batch refused by the limits, as a batch frame of their own (proto/batch.ts batchPart) for the dead letters. */
+export interface RefusedPart {
+  reason: string;
+  message: string;
+  id: string;
+  rows: number;
+  frame: Uint8Array;
+}
+
 export interface DecodedBatch {
   ok: true;
   id: string;
@@ -29,19 +38,32 @@ export interface DecodedBatch {
   logs?: { decoded: LogBatch } | { encoded: EncodedLogBatch };
   series: Series[];
   partials: RollupPartial[];
+  /** Metric family metadata the batch carries, and when the batch was made (the time it was seen). */
+  metadata: MetricMetadata[];
+  createdMs: number;
   rows: number;
+  /** Rows outside the limits, taken out of the batch (the rest is written): for the dead letters. */
+  refused: RefusedPart[];
   decodeMs: number;
 }
 
 export type DecodeResult = DecodedBatch | { ok: false; reason: string; message: string };
+
+/** The rows of a frame within the limits, as decode() writes them: for rewriting a batch piece by piece. */
+export function validRows(frame: Uint8Array, maxBatchBytes: number, limits: BatchLimits): Batch {
+  return screenBatch(decodeBatch(frame, { maxBatchBytes }), limits).valid;
+}
 
 export default function decode(task: DecodeTask): DecodeResult {
   const started = performance.now();
   try {
     const message = decodeFrame(task.value, { maxBatchBytes: task.maxBatchBytes });
     const direct = task.encodeLogs ? encodeLogsFromWire(message, task.limits) : undefined;
-    const batch = direct?.batch ?? decodeMessage(message);
-    validateBatch(batch, task.limits);
+    const decoded = direct?.batch ?? decodeMessage(message);
+    // The direct path takes the streams only when every entry passes; the rest is screened row by row.
+    const { valid: batch, refused } = screenBatch(decoded, task.limits);
+    if (batch.streams.length === 0 && batch.series.length === 0 && refused[0]?.error.reason === "missing_identity")
+      return { ok: false, reason: "missing_identity", message: refused[0].error.message };
     const id = batchId(batch);
     let logs: DecodedBatch["logs"];
     let logRows = 0;
@@ -61,7 +83,22 @@ export default function decode(task: DecodeTask): DecodeResult {
       ...(logs ? { logs } : {}),
       series: batch.series,
       partials: rollupBatch(batch.series),
+      metadata: batch.metadata ?? [],
+      createdMs: Number(batch.createdUnixNano / 1_000_000n),
       rows: logRows + batch.series.reduce((n, s) => n + s.points.length, 0),
+      refused: refused.map(({ error, rows }) => {
+        const part = batchPart(decoded, error.reason, rows);
+        return {
+          reason: error.reason,
+          message: error.message,
+          id: batchId(part),
+          rows:
+            rows.streams.reduce((n, s) => n + s.entries.length, 0) +
+            rows.series.reduce((n, s) => n + s.points.length, 0) +
+            (rows.metadata?.length ?? 0),
+          frame: encodeBatch(part, { maxBatchBytes: task.maxBatchBytes }),
+        };
+      }),
       decodeMs: performance.now() - started,
     };
     // The encoded rows move to the main thread instead of being copied.
@@ -72,7 +109,6 @@ export default function decode(task: DecodeTask): DecodeResult {
     }) as unknown as DecodeResult;
   } catch (err) {
     if (err instanceof CodecError) return { ok: false, reason: err.kind, message: err.message };
-    if (err instanceof ValidationError) return { ok: false, reason: err.reason, message: err.message };
     return { ok: false, reason: "internal", message: (err as Error).message };
   }
 }

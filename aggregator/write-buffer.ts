@@ -1,62 +1,11 @@
 import type { Logger } from "../common/log.js";
-import type { DecodedBatch } from "./worker.js";
-import { type EncodedLogBatch, takesEncodedLogs } from "../storage/log-rowbinary.js";
-import type { AppendResult, LogBatch, RollupBatch, SampleBatch, Store } from "../storage/store.js";
+import type { Store } from "../storage/store.js";
 import { StoreError } from "../storage/values.js";
+import type { DeadLetter } from "./dead-letters.js";
+import { type IsolationOptions, rejectsRows, writeByPieces } from "./isolate.js";
 import type { AggregatorMetrics } from "./metrics.js";
+import { appendLogsOf, type WritePart } from "./write-part.js";
 import { backoffDelay } from "../common/backoff.js";
-
-export interface WritePart {
-  logs: LogBatch[];
-  /** Logs that the workers encoded, for a store with appendEncodedLogs. */
-  encodedLogs: EncodedLogBatch[];
-  samples: SampleBatch[];
-  rollups: RollupBatch[];
-  rows: number;
-}
-
-/** What decoded messages add to a store write, and the rows they carry. */
-export function writePartOf(results: readonly DecodedBatch[]): WritePart {
-  const part: WritePart = { logs: [], encodedLogs: [], samples: [], rollups: [], rows: 0 };
-  for (const result of results) {
-    const { id, tenant } = result;
-    if (result.logs && "encoded" in result.logs) part.encodedLogs.push(result.logs.encoded);
-    else if (result.logs) part.logs.push(result.logs.decoded);
-    if (result.series.length > 0) {
-      part.samples.push({ id, tenant, series: result.series });
-      part.rollups.push({ id, tenant, partials: result.partials });
-    }
-    part.rows += result.rows;
-  }
-  return part;
-}
-
-async function appendLogsOf(store: Store, logs: LogBatch[], encodedLogs: EncodedLogBatch[]): Promise<AppendResult> {
-  const decoded = await store.appendLogs(logs);
-  if (encodedLogs.length === 0) return decoded;
-  if (!takesEncodedLogs(store)) throw new Error("log batches arrived encoded for a store that does not take them");
-  const encoded = await store.appendEncodedLogs(encodedLogs);
-  return {
-    written: decoded.written + encoded.written,
-    duplicates: decoded.duplicates + encoded.duplicates,
-    rows: decoded.rows + encoded.rows,
-  };
-}
-
-/**
- * Writes a part to the store once, without retrying: for callers that report a store failure to their sender
- * (the HTTP endpoint's 503, `bifrost all`'s shipper) rather than wait it out. Raw samples go before rollups,
- * as in a flush, so that a retry after a failure between the two finds the samples stored.
- */
-export async function appendPart(
-  store: Store,
-  part: WritePart,
-): Promise<{ logs: AppendResult; samples: AppendResult; rollups: AppendResult }> {
-  const logs = await appendLogsOf(store, part.logs, part.encodedLogs);
-  const samples = await store.appendSamples(part.samples);
-  const rollups = await store.appendRollups(part.rollups);
-  return { logs, samples, rollups };
-}
 
 interface Pending {
   part: WritePart;
@@ -86,7 +35,16 @@ export class WriteBuffer {
 
   constructor(
     private readonly store: Store,
-    private readonly options: { maxRows: number; maxAgeMs: number; metrics: AggregatorMetrics; log: Logger },
+    private readonly options: {
+      maxRows: number;
+      maxAgeMs: number;
+      metrics: AggregatorMetrics;
+      log: Logger;
+      /** How batches whose rows the store refuses are taken apart (aggregator/isolate.ts). */
+      isolation: Omit<IsolationOptions, "store">;
+      /** Makes dead letters durable; the parts they came from are done only after. */
+      deadLetters: (letters: DeadLetter[]) => Promise<void>;
+    },
   ) {}
 
   add(part: WritePart): Promise<void> {
@@ -136,16 +94,35 @@ export class WriteBuffer {
     // Evaluated at each store call, retries included, so that a part withdrawn meanwhile is left out.
     const parts = () => taken.filter((p) => !p.withdrawn).map((p) => p.part);
     try {
-      const logs = await this.retry("logs", () =>
-        appendLogsOf(
-          this.store,
-          parts().flatMap((p) => p.logs),
-          parts().flatMap((p) => p.encodedLogs),
-        ),
-      );
-      // Raw samples before rollups: a replay after a crash between the two finds the samples stored.
-      const samples = await this.retry("samples", () => this.store.appendSamples(parts().flatMap((p) => p.samples)));
-      const rollups = await this.retry("rollups", () => this.store.appendRollups(parts().flatMap((p) => p.rollups)));
+      let written;
+      try {
+        const logs = await this.retry("logs", () =>
+          appendLogsOf(
+            this.store,
+            parts().flatMap((p) => p.logs),
+            parts().flatMap((p) => p.encodedLogs),
+          ),
+        );
+        // Raw samples before rollups: a replay after a crash between the two finds the samples stored.
+        const samples = await this.retry("samples", () => this.store.appendSamples(parts().flatMap((p) => p.samples)));
+        const rollups = await this.retry("rollups", () => this.store.appendRollups(parts().flatMap((p) => p.rollups)));
+        await this.retry("metadata", () => this.store.appendMetadata(parts().flatMap((p) => p.metadata)));
+        written = { logs, samples, rollups };
+      } catch (err) {
+        if (!rejectsRows(err)) throw err;
+        // Without the store's message, which can quote the refused rows (dead-letters.ts says why).
+        this.options.log.warn("the store refuses rows of a write; writing its batches piece by piece");
+        const isolation = { store: this.store, ...this.options.isolation };
+        const { written: pieces, dead } = await this.retry("isolation", () =>
+          writeByPieces(
+            isolation,
+            parts().flatMap((p) => p.sources),
+          ),
+        );
+        await this.options.deadLetters(dead);
+        written = pieces;
+      }
+      const { logs, samples, rollups } = written;
       metrics.rows.inc({ signal: "logs" }, logs.rows);
       metrics.rows.inc({ signal: "samples" }, samples.rows);
       metrics.rows.inc({ signal: "rollups" }, rollups.rows);

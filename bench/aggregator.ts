@@ -5,6 +5,7 @@ import { Kafka, logLevel, Partitioners } from "kafkajs";
 import { Piscina } from "piscina";
 import { Registry } from "prom-client";
 import { GroupConsumer } from "../aggregator/consumer.js";
+import { KafkaDeadLetters } from "../aggregator/dead-letters.js";
 import { aggregatorMetrics } from "../aggregator/metrics.js";
 import { createLogger } from "../common/log.js";
 import { encodeBatch } from "../proto/codec.js";
@@ -102,10 +103,11 @@ async function runAggregator(topic: string, workers: number) {
     minThreads: workers,
     maxThreads: workers,
   });
+  const deadLetters = new KafkaDeadLetters(kafka, `${topic}.dlq`);
   const aggregator = new GroupConsumer({
     kafka,
     topic,
-    deadLetterTopic: `${topic}.dlq`,
+    deadLetters,
     groupId: `bench-${workers}-${Date.now()}`,
     store,
     pool,
@@ -124,6 +126,7 @@ async function runAggregator(topic: string, workers: number) {
   const engineCpu = engineCpuSeconds() - engine0;
   const cpu = processCpuSeconds() - cpu0 + engineCpu;
   await aggregator.stop();
+  await deadLetters.close();
   // After the stop: a batch is counted before its offsets are committed and its partition's lag is set.
   const lag = await counterTotal(registry, "bifrost_aggregator_consumer_lag");
   const lines = await counterTotal(registry, "bifrost_aggregator_rows_written_total");

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import protobuf from "protobufjs";
 import { compressSync } from "snappy";
+import { remoteWriteBench, scrapeBench } from "./prometheus-inputs.js";
 import { makeBatch } from "../test/helpers/batches.js";
 import { startRsyslogd } from "../test/helpers/rsyslog.js";
 import {
@@ -36,7 +37,9 @@ import { createTopics, deleteTopics, freePort, KAFKA_BROKERS, uniqueName } from 
 // the collector's broker is a closed port, so shipping costs nothing; the disk buffer uses the default fsync
 // policy `interval`. CPU seconds come from /proc/<pid>/stat and memory from /proc/<pid>/status of the measured
 // process only, so the bench's own clients do not count; lines per CPU second is the per-core figure, the
-// meaningful one on a shared machine (load average reported). Prints one JSON line; progress goes to stderr.
+// meaningful one on a shared machine (load average reported). Then the Prometheus inputs (bench/prometheus-inputs.ts):
+// a scrape of 1,000 targets x 500 series beside Debian's Prometheus, and remote write into the disk buffer.
+// Prints one JSON line; progress goes to stderr.
 
 const LINES = Number(process.env.BENCH_LINES ?? 1_000_000);
 const LINE_BYTES = 200;
@@ -414,6 +417,8 @@ const syslogPeer = await rsyslogTcpToKafka();
 const steadyOurs = await steadyCollector(false);
 const steadyEdge = await steadyCollector(true);
 const steadyPeer = await steadyRsyslog();
+const remoteWrite = await remoteWriteBench(root);
+const scrape = await scrapeBench(root);
 load.push(loadavg()[0]!);
 rmSync(root, { recursive: true, force: true });
 const rsyslogVersion = /rsyslogd\s+([\d.]+)/.exec(
@@ -453,6 +458,8 @@ process.stdout.write(
       ...steadyEdge,
     },
     steady_peer_rsyslog: steadyPeer,
+    prometheus_scrape: scrape,
+    prometheus_remote_write: remoteWrite,
     target_wal_lines_per_cpu_second: 150_000,
     target_steady_rss_mib: 80,
     load_average_1m: load.map((l) => Number(l.toFixed(2))),

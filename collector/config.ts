@@ -10,6 +10,8 @@ import {
 import { collectorFleetSchema } from "./agent/config.js";
 import { logInputSchemas } from "./receivers/log-input-schemas.js";
 import { compileGoRegexp } from "../common/regex.js";
+import { remoteWriteSchema } from "./receivers/remote-write-config.js";
+import { scrapeSchema } from "./receivers/scrape-config.js";
 
 // The collector's section of the configuration (`collector:`), composed with the others in config.ts.
 
@@ -152,6 +154,8 @@ export function collectorSection(s: SharedSchemas) {
       tls: serverTlsSchema.prefault({}),
       default_tenant: z.string().min(1).default("fake").describe("tenant of pushes without X-Scope-OrgID, as in Loki"),
       ...collectorInputs,
+      scrape: scrapeSchema(),
+      remote_write: remoteWriteSchema(),
       wal: z
         .strictObject({
           dir: z.string().min(1).default(".bifrost/wal").describe("directory of the disk buffer"),
@@ -217,9 +221,24 @@ export function collectorSection(s: SharedSchemas) {
           max_bytes: number(z.number().int().positive())
             .default(1 << 20)
             .describe("line bytes per batch"),
+          max_batch_bytes: number(
+            z
+              .number()
+              .int()
+              .min(64 << 10),
+          )
+            .default(3 << 20)
+            .describe(
+              "largest batch as encoded (protobuf, before LZ4): a request above it is split into several batches. At most aggregator.max_batch_bytes, and its frame must fit the topic's max.message.bytes",
+            ),
           max_age_ms: number(z.number().int().positive())
             .default(1000)
             .describe("longest a push waits to be written; it is acknowledged after the write"),
+          max_tracked_series: number(z.number().int().positive())
+            .default(100_000)
+            .describe(
+              "series whose last sample is remembered, to send as the next batch's Series.previous (counter increases across batches); at least the series the collector writes per scrape interval",
+            ),
         })
         .prefault({}),
       otlp: z
@@ -230,6 +249,32 @@ export function collectorSection(s: SharedSchemas) {
           max_grpc_message_bytes: number(z.number().int().positive())
             .default(4 << 20)
             .describe("largest gRPC request (RESOURCE_EXHAUSTED above it)"),
+          translation_strategy: z
+            .enum(["UnderscoreEscapingWithSuffixes", "UnderscoreEscapingWithoutSuffixes"])
+            .default("UnderscoreEscapingWithSuffixes")
+            .describe(
+              "metric names as Prometheus' OTLP receiver makes them: with unit and `_total` suffixes (its default), or only escaped",
+            ),
+          promote_resource_attributes: list(z.string().regex(/[A-Za-z0-9]/, "expected an attribute with a label name"))
+            .default([])
+            .describe("resource attributes that become labels of every series (all are on target_info)"),
+          keep_identifying_resource_attributes: boolean()
+            .default(false)
+            .describe("put service.name, service.namespace and service.instance.id on target_info too"),
+          promote_scope_metadata: boolean()
+            .default(true)
+            .describe("otel_scope_name, otel_scope_version, otel_scope_schema_url and otel_scope_<attribute> labels"),
+          delta_to_cumulative: z
+            .strictObject({
+              max_streams: number(z.number().int().min(1))
+                .default(20_000)
+                .describe("delta series tracked; points of new series are refused (partial_success) above it"),
+              max_stale_ms: number(z.number().int().min(1000))
+                .default(300_000)
+                .describe("a delta series idle this long is forgotten; its next point starts over"),
+            })
+            .prefault({})
+            .describe("delta sums and histograms are summed per series into cumulative ones"),
         })
         .prefault({}),
       limits: pushLimitsSchema(),

@@ -8,6 +8,7 @@ import { startInputs } from "./inputs.js";
 import { type LogInputs, startLogInputs } from "./log-inputs.js";
 import { collectorMetrics } from "./metrics.js";
 import { TenantLimits } from "../common/limits.js";
+import { admissionFromConfig, contractFromConfig, ingestDefaultsFromConfig } from "../common/ingest-contract.js";
 import type { Transport } from "../common/transport.js";
 import { TenantRateLimiter } from "../common/rate-limit.js";
 import { lokiReceiver } from "./receivers/loki.js";
@@ -83,9 +84,12 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
   const batcher = new Batcher({
     node: config.node,
     wal,
+    ingestDefaults: ingestDefaultsFromConfig(config, "shipped"),
     maxEntries: c.batch.max_entries,
     maxBytes: c.batch.max_bytes,
     maxAgeMs: c.batch.max_age_ms,
+    maxBatchBytes: c.batch.max_batch_bytes,
+    maxTrackedSeries: c.batch.max_tracked_series,
     onWritten: () => {
       metrics.batches.inc();
       shipper.notify();
@@ -94,14 +98,39 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
   batcher.restorePrevious(wal.tail(1000));
   const tenantLimits = new TenantLimits(config);
   const rate = new TenantRateLimiter(tenantLimits);
+  // One contract and one budget for every receiver: what they acknowledge, and how much they decode at once.
+  const contract = contractFromConfig(config, tenantLimits, "shipped");
+  const admission = admissionFromConfig(c.limits, (held, waiting) => {
+    metrics.inflightBytes.set(held);
+    metrics.inflightWaiting.set(waiting);
+  });
   const actions = collectorActions(runtime, batcher, wal.incarnation);
   const onRejected = (reason: string) => metrics.rejected.inc({ reason });
   const otlpHttp = c.otlp.http_enabled ? await import("./receivers/otlp-http.js") : undefined;
-  const otlp: OtlpReceiverOptions = {
+  const remoteWrite = c.remote_write.enabled ? await import("./receivers/remote-write.js") : undefined;
+  const scrape =
+    c.scrape.scrape_configs.length > 0
+      ? new (await import("./receivers/scrape.js")).ScrapeManager({
+          config: c.scrape,
+          defaultTenant: c.default_tenant,
+          limits: c.limits,
+          tenantLimits,
+          batcher,
+          contract,
+          registry: runtime.registry,
+          log: log.child({ input: "scrape" }),
+        })
+      : undefined;
+  const otlpMetrics =
+    c.otlp.http_enabled || c.otlp.grpc_enabled
+      ? (await import("./receivers/otlp-metrics.js")).otlpMetricsOptions(c.otlp)
+      : undefined;
+  const otlp: OtlpReceiverOptions | undefined = otlpMetrics && {
     batcher,
-    limits: c.limits,
-    tenantLimits,
+    contract,
+    admission,
     rate,
+    metrics: otlpMetrics,
     onAccepted: (signal, tenant, count) =>
       (signal === "logs" ? metrics.accepted : metrics.samples).inc({ tenant }, count),
     onRejected,
@@ -110,14 +139,28 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
     actions?.route(http.app);
     lokiReceiver(http.app, {
       batcher,
-      limits: c.limits,
-      tenantLimits,
+      contract,
+      admission,
       maxBodyBytes: c.limits.max_body_bytes,
       rate,
       onAccepted: (tenant, entries) => metrics.accepted.inc({ tenant }, entries),
       onRejected,
     });
-    if (otlpHttp) otlpHttp.otlpHttpRoutes(http.app, { ...otlp, maxBodyBytes: c.limits.max_body_bytes });
+    if (otlpHttp && otlp) otlpHttp.otlpHttpRoutes(http.app, { ...otlp, maxBodyBytes: c.limits.max_body_bytes });
+    scrape?.route(http.app);
+    remoteWrite?.remoteWriteRoute(http.app, {
+      batcher,
+      contract,
+      limits: c.limits,
+      tenantLimits,
+      rate,
+      maxBodyBytes: c.limits.max_body_bytes,
+      onAccepted: (tenant, samples) => metrics.samples.inc({ tenant }, samples),
+      onRejected: (reason, samples) => {
+        metrics.rejected.inc({ reason });
+        if (samples > 0) metrics.samplesRejected.inc({ reason }, samples);
+      },
+    });
     // Kafka (or the aggregator) away is what the disk buffer is for: the collector keeps accepting.
     http.addNote("shipper", () => shipper.status());
     http.addReadiness("disk buffer", () =>
@@ -129,22 +172,24 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
   let grpc;
   let logInputs: LogInputs;
   try {
-    grpc = c.otlp.grpc_enabled
-      ? await (
-          await import("./receivers/otlp-grpc.js")
-        ).startOtlpGrpc({
-          ...otlp,
-          authenticator: new Authenticator(config.auth, c.default_tenant),
-          listen: c.otlp.grpc_listen,
-          maxMessageBytes: c.otlp.max_grpc_message_bytes,
-        })
-      : undefined;
+    grpc =
+      c.otlp.grpc_enabled && otlp
+        ? await (
+            await import("./receivers/otlp-grpc.js")
+          ).startOtlpGrpc({
+            ...otlp,
+            authenticator: new Authenticator(config.auth, c.default_tenant),
+            listen: c.otlp.grpc_listen,
+            maxMessageBytes: c.otlp.max_grpc_message_bytes,
+          })
+        : undefined;
     logInputs = await startLogInputs({
       config: c,
       batcher,
       registry: runtime.registry,
       log,
       tenantLimits,
+      contract,
       rate,
       onAccepted: (tenant, entries) => metrics.accepted.inc({ tenant }, entries),
     });
@@ -157,8 +202,16 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
     metrics.lag.set(wal.pending());
   }, 1000);
   gauges.unref();
-  const inputs = startInputs({ config: c, batcher, registry: runtime.registry, log, ownLogs: runtime.ownLogs });
+  const inputs = startInputs({
+    config: c,
+    batcher,
+    contract,
+    registry: runtime.registry,
+    log,
+    ownLogs: runtime.ownLogs,
+  });
   shipper.start();
+  scrape?.start();
   actions?.start(running.address.url);
   return {
     ...running,
@@ -167,6 +220,7 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
       clearInterval(gauges);
       await Promise.all([running.stop(), grpc?.stop()]);
       actions?.stop();
+      await scrape?.stop();
       await Promise.all([inputs.stop(), logInputs.stop()]);
       batcher.flush();
       await shipper.stop();

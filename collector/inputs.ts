@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { Counter, Gauge, type Registry } from "prom-client";
 import type { CollectorConfig } from "./config.js";
+import type { IngestContract } from "../common/ingest-contract.js";
 import type { Logger, LogTap } from "../common/log.js";
 import { labelsOf } from "../proto/labels.js";
 import type { Batcher } from "./buffer/batcher.js";
@@ -35,6 +36,12 @@ function inputMetrics(registry: Registry) {
       help: "Lines of tailed files cut to collector.limits.max_line_bytes.",
       registers: [registry],
     }),
+    refused: new Counter({
+      name: "bifrost_collector_file_lines_refused_total",
+      help: "Lines of tailed files skipped as outside the ingestion contract (labels over the aggregator's limits, say), by reason; each logged.",
+      labelNames: ["reason"],
+      registers: [registry],
+    }),
     paused: new Gauge({
       name: "bifrost_collector_file_tail_paused",
       help: "1 while file tails wait for room in the full disk buffer.",
@@ -61,6 +68,8 @@ export interface Inputs {
 export function startInputs(options: {
   config: CollectorConfig;
   batcher: Batcher;
+  /** What the inputs may hand to the batcher. */
+  contract: IngestContract;
   registry: Registry;
   log: Logger;
   ownLogs?: LogTap | undefined;
@@ -100,6 +109,14 @@ export function startInputs(options: {
           onTruncatedLine: () => metrics.truncated.inc(),
           onWatched: (n) => metrics.watched.set(n),
           onPaused: (paused) => metrics.paused.set(paused ? 1 : 0),
+          contract: options.contract,
+          onRefused: (tenant, reason, lines, message) => {
+            metrics.refused.inc({ reason }, lines);
+            log.error(
+              { input: "files", tenant, reason, lines, err: message },
+              "skipped tailed lines outside the ingestion contract",
+            );
+          },
         })
       : undefined;
   const h = c.host_metrics;

@@ -1,6 +1,7 @@
 import { dirname, join } from "node:path";
 import type { Registry } from "prom-client";
 import type { Config } from "../config.js";
+import type { IngestContract } from "../common/ingest-contract.js";
 import type { TenantLimits } from "../common/limits.js";
 import type { Logger } from "../common/log.js";
 import type { Batcher } from "./buffer/batcher.js";
@@ -16,6 +17,8 @@ export interface LogInputOptions {
   registry: Registry;
   log: Logger;
   tenantLimits: TenantLimits;
+  /** What the inputs may hand to the batcher; the rest is skipped and counted by reason. */
+  contract: IngestContract;
   rate: TenantRateLimiter;
   onAccepted: (tenant: string, entries: number) => void;
 }
@@ -44,6 +47,7 @@ export async function startLogInputs(options: LogInputOptions): Promise<LogInput
         batcher,
         limits: c.limits,
         tenantLimits: options.tenantLimits,
+        contract: options.contract,
         rate: options.rate,
         maxPendingBytes: c.batch.max_bytes,
         registry,
@@ -61,6 +65,7 @@ export async function startLogInputs(options: LogInputOptions): Promise<LogInput
         batcher,
         limits: c.limits,
         tenantLimits: options.tenantLimits,
+        contract: options.contract,
         rate: options.rate,
         maxPendingBytes: c.batch.max_bytes,
         registry,
@@ -78,6 +83,7 @@ export async function startLogInputs(options: LogInputOptions): Promise<LogInput
         positionsFile: c.kubernetes.positions_file || join(positionsDir(c), "kubernetes-positions.json"),
         tenant,
         batcher,
+        contract: options.contract,
         maxLineBytes: options.tenantLimits.get(tenant, "max_line_bytes"),
         maxReadBytes: c.batch.max_bytes,
         pollMs: c.files_poll_ms,

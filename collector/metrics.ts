@@ -18,7 +18,23 @@ export function collectorMetrics(registry: Registry) {
     }),
     rejected: new Counter({
       name: "bifrost_collector_requests_rejected_total",
-      help: "Pushes refused, by reason.",
+      help: "Pushes refused, by reason (the ingestion contract's, body_too_large, rate_limited, buffer_full, overloaded).",
+      labelNames: ["reason"],
+      registers: [registry],
+    }),
+    inflightBytes: new Gauge({
+      name: "bifrost_collector_inflight_bytes",
+      help: "Bytes held by pushes being decoded or waiting for the disk buffer (bounded by collector.limits.max_inflight_bytes).",
+      registers: [registry],
+    }),
+    inflightWaiting: new Gauge({
+      name: "bifrost_collector_inflight_waiting",
+      help: "Pushes waiting for room under collector.limits.max_inflight_bytes; those that wait longer than max_inflight_wait_ms get 503.",
+      registers: [registry],
+    }),
+    samplesRejected: new Counter({
+      name: "bifrost_collector_samples_rejected_total",
+      help: "Pushed metric samples refused (Prometheus remote write), by reason.",
       labelNames: ["reason"],
       registers: [registry],
     }),

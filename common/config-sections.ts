@@ -1,11 +1,16 @@
 import { z } from "zod";
 import { boolean, list, number, TENANT_ID } from "./config.js";
+import { DEFAULT_LEVEL_FIELDS } from "./detected-level.js";
 import type { SchemaParts } from "./schema-parts.js";
 import { compileGoRegexp } from "./regex.js";
+import { DEFAULT_SERVICE_NAME_SOURCES } from "./service-name.js";
 
 // The configuration's shared sections and pieces: what more than one role reads (tenants and tokens, Bifrost's own
 // logs and telemetry, the node, Kafka, ClickHouse, storage, the push limits and per-tenant overrides). Each role's
 // own section is beside the role; config.ts composes them.
+
+/** Label names as Prometheus and Loki accept them. */
+const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 
 /** Key ids are unique within a list of keys. */
 export const uniqueIds = (keys: { id: string }[]) => new Set(keys.map((k) => k.id)).size === keys.length;
@@ -61,7 +66,7 @@ export function sharedSchemas() {
     }
   }, "expected a valid regular expression");
 
-  const labelName = z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, "expected a Prometheus label name");
+  const labelName = z.string().regex(LABEL_NAME, "expected a Prometheus label name");
 
   /** The client side of TLS towards another Bifrost listener (https URLs): CA to trust, certificate for mutual TLS. */
   const clientTlsSchema = z.strictObject({
@@ -267,6 +272,11 @@ export function pushLimitsSchema() {
       max_body_bytes: number(z.number().int().positive())
         .default(10 << 20)
         .describe("request body limit (413 above it)"),
+      max_decompressed_bytes: number(z.number().int().positive())
+        .default(32 << 20)
+        .describe(
+          "a request's size once decompressed, and once decoded as batches carry it (labels and OTLP resource attributes copied to each record): 413 above it",
+        ),
       max_labels: number(z.number().int().min(1)).default(30).describe("labels per stream or series"),
       max_label_name_bytes: number(z.number().int().min(1)).default(1024).describe("bytes per label name"),
       max_label_value_bytes: number(z.number().int().min(1)).default(2048).describe("bytes per label value"),
@@ -279,7 +289,44 @@ export function pushLimitsSchema() {
       burst_entries: number(z.number().int().min(0))
         .default(0)
         .describe("bucket size of that rate; 0 means ten seconds of the rate"),
+      reject_old_samples: boolean()
+        .default(true)
+        .describe("refuse entries and samples older than reject_old_samples_max_age_hours (400), as Loki"),
+      reject_old_samples_max_age_hours: number(z.number().positive())
+        .default(168)
+        .describe("oldest accepted timestamp, in hours before now (Loki's reject_old_samples_max_age, 1 week)"),
+      creation_grace_period_minutes: number(z.number().min(0))
+        .default(10)
+        .describe("newest accepted timestamp, in minutes after now (Loki's creation_grace_period); later ones get 400"),
+      max_inflight_bytes: number(z.number().int().positive())
+        .default(64 << 20)
+        .describe(
+          "decompressed bytes of the requests being decoded or waiting for the disk buffer, over all receivers: the memory bound of ingestion",
+        ),
+      max_inflight_wait_ms: number(z.number().int().min(0))
+        .default(2000)
+        .describe("longest a request waits for room under max_inflight_bytes; then 503 with Retry-After"),
+      discover_service_name: list(z.string().regex(LABEL_NAME))
+        .default([...DEFAULT_SERVICE_NAME_SOURCES])
+        .describe(
+          "a log stream without `service_name` gets the value of the first of these labels it has, else `unknown_service` (Loki's discover_service_name; Grafana's Logs Drilldown lists services by it); empty adds none",
+        ),
+      discover_log_levels: boolean()
+        .default(true)
+        .describe(
+          "add each log entry's level as the structured metadata `detected_level`, as Loki does, from a level label or field, else a level word in the line",
+        ),
+      log_level_fields: list(z.string().min(1))
+        .default([...DEFAULT_LEVEL_FIELDS])
+        .describe("labels, structured metadata and line fields read as the level, in order of preference"),
+      log_level_from_json_max_depth: number(z.number().int())
+        .default(2)
+        .describe("how deep a JSON line is searched for a level field; 0 or less: without limit"),
     })
+    .refine(
+      (l) => l.max_decompressed_bytes >= l.max_body_bytes,
+      "max_decompressed_bytes must be at least max_body_bytes (an uncompressed body is its own decompressed size)",
+    )
     .prefault({});
 }
 

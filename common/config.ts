@@ -9,7 +9,8 @@ import { mergeDocuments } from "./merge.js";
 // Environment overrides: BIFROST_<SECTION>__<KEY>=value, `__` between levels. Values arrive as strings; the
 // schema reads numbers, booleans and comma-separated lists out of them (BIFROST_KAFKA__BROKERS=k1:9092,k2:9092),
 // so that a password of digits stays a string.
-// Inside the file, ${VAR} and ${VAR:-default} expand from the environment (Loki's -config.expand-env).
+// Inside the file, ${VAR} and ${VAR:-default} expand from the environment (Loki's -config.expand-env); $${ is a
+// literal ${.
 //
 // This module loads and validates; the schema is composed in config.ts from the shared sections
 // (common/config-sections.ts) and each role's own (collector/config.ts, aggregator/config.ts, query/config.ts).
@@ -97,13 +98,18 @@ function parseConfigText(text: string, source: string): unknown {
 
 function expandEnv(text: string, env: NodeJS.ProcessEnv, source: string): string {
   const missing: string[] = [];
-  const out = text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}/g, (_, name: string, fallback?: string) => {
-    const value = env[name];
-    if (value !== undefined && value !== "") return value;
-    if (fallback !== undefined) return fallback;
-    missing.push(`\${${name}} is not set and has no default (write \${${name}:-default})`);
-    return "";
-  });
+  // `$${` is a literal `${`, for the ${name} templates of Prometheus relabel rules in collector.scrape.
+  const out = text.replace(
+    /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}/g,
+    (_match, name?: string, fallback?: string) => {
+      if (name === undefined) return "${";
+      const value = env[name];
+      if (value !== undefined && value !== "") return value;
+      if (fallback !== undefined) return fallback;
+      missing.push(`\${${name}} is not set and has no default (write \${${name}:-default})`);
+      return "";
+    },
+  );
   if (missing.length > 0) throw new ConfigError(source, missing);
   return out;
 }

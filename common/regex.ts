@@ -10,9 +10,14 @@ import RE2 from "re2";
 export type Re2 = RE2;
 
 export class RegexSyntaxError extends Error {
+  /**
+   * @param goReason the error as Go's regexp package words the common ones (``missing closing ): `(a` ``), which
+   *   Loki shows after "error parsing regexp: "; else `reason`.
+   */
   constructor(
     readonly pattern: string,
     reason: string,
+    readonly goReason = reason,
   ) {
     super(`invalid regular expression ${JSON.stringify(pattern)}: ${reason}`);
     this.name = "RegexSyntaxError";
@@ -23,6 +28,7 @@ export class RegexSyntaxError extends Error {
 const GO_REASONS: [string, string][] = [
   ["missing ]", "missing closing ]"],
   ["missing )", "missing closing )"],
+  ["unexpected )", "unexpected )"],
   ["trailing \\", "trailing backslash at end of expression"],
   ["no argument for repetition operator", "missing argument to repetition operator"],
   ["invalid repetition size", "invalid repeat count"],
@@ -31,9 +37,15 @@ const GO_REASONS: [string, string][] = [
   ["invalid named capture group", "invalid named capture"],
 ];
 
+/** RE2's message (`missing ): (a`) in Go's words and form (``missing closing ): `(a` ``). */
 function goReason(err: unknown): string {
   const message = (err as Error).message;
-  for (const [re2, go] of GO_REASONS) if (message.startsWith(re2)) return go + message.slice(re2.length);
+  for (const [re2, go] of GO_REASONS) {
+    if (!message.startsWith(re2)) continue;
+    // Go names the expression after every code, in backticks, empty when there is none (a trailing backslash).
+    const rest = message.slice(re2.length);
+    return `${go}: \`${rest.startsWith(": ") ? rest.slice(2) : rest}\``;
+  }
   return message;
 }
 
@@ -79,14 +91,47 @@ export function compileGoRegexp(pattern: string, anchored = false): Re2 {
   return compile(pattern, anchored, "u");
 }
 
-/** Go's Regexp.Expand: `$1`, `${1}`, `$name`, `${name}` and `$$`; `$1x` names the group "1x", unknown groups are empty. */
+const NAME_CHAR = /[\p{L}\p{Nd}_]/u;
+
+/**
+ * `template` with `$1`, `${1}`, `$name`, `${name}` replaced by the match's groups and `$$` by `$`, as Go's
+ * Regexp.Expand: a name is the longest run of letters, digits and `_` (`$1x` is the group named `1x`), an
+ * unknown or unmatched group expands to nothing, and a `$` not followed by a name stays as it is.
+ */
 export function expandReplacement(template: string, match: RegExpExecArray): string {
-  return template.replace(/\$(?:\$|\{([A-Za-z0-9_]+)\}|([A-Za-z0-9_]+))/g, (all, braced?: string, bare?: string) => {
-    if (all === "$$") return "$";
-    const name = (braced ?? bare)!;
-    if (/^\d+$/.test(name)) return match[Number(name)] ?? "";
-    return match.groups?.[name] ?? "";
-  });
+  if (!template.includes("$")) return template;
+  let out = "";
+  let i = 0;
+  while (i < template.length) {
+    const dollar = template.indexOf("$", i);
+    if (dollar < 0) break;
+    out += template.slice(i, dollar);
+    i = dollar + 1;
+    if (template[i] === "$") {
+      out += "$";
+      i++;
+      continue;
+    }
+    const brace = template[i] === "{";
+    let end = brace ? i + 1 : i;
+    for (const char of template.slice(end)) {
+      if (!NAME_CHAR.test(char)) break;
+      end += char.length;
+    }
+    const name = template.slice(brace ? i + 1 : i, end);
+    if (name === "" || (brace && template[end] !== "}")) {
+      out += "$";
+      continue;
+    }
+    i = brace ? end + 1 : end;
+    out += groupValue(name, match) ?? "";
+  }
+  return out + template.slice(i);
+}
+
+function groupValue(name: string, match: RegExpExecArray): string | undefined {
+  if (/^(0|[1-9][0-9]{0,7})$/.test(name)) return match[Number(name)];
+  return match.groups?.[name];
 }
 
 const globalCopies = new WeakMap<Re2, Re2>();

@@ -37,6 +37,25 @@ export interface Series {
   previous?: Point;
 }
 
+export type MetricType = "counter" | "gauge" | "histogram" | "summary" | "unknown";
+
+export const METRIC_TYPES: ReadonlySet<string> = new Set<MetricType>([
+  "counter",
+  "gauge",
+  "histogram",
+  "summary",
+  "unknown",
+]);
+
+/** A metric family's type, help and unit (Prometheus' metadata), as OTLP states them. */
+export interface MetricMetadata {
+  /** The family: a histogram's or summary's series name without `_bucket`, `_sum` or `_count`. */
+  name: string;
+  type: MetricType;
+  help: string;
+  unit: string;
+}
+
 export interface Batch {
   tenant: string;
   nodeId: string;
@@ -49,6 +68,8 @@ export interface Batch {
   series: Series[];
   /** The collector's disk buffer opening that numbered the batch (see bifrost.proto); "" from older collectors. */
   incarnation: string;
+  /** Metadata of metric families in `series`; absent when the batch carries none. */
+  metadata?: MetricMetadata[];
 }
 
 /**
@@ -67,6 +88,28 @@ export function batchId(batch: Pick<Batch, "tenant" | "nodeId" | "sequence"> & {
   return !batch.incarnation
     ? `${batch.tenant}/${batch.nodeId}:${batch.sequence}`
     : `${batch.tenant}/${batch.nodeId}@${batch.incarnation}:${batch.sequence}`;
+}
+
+/**
+ * Some rows of `batch` as a batch of their own, whose id (a node id suffixed `~part`) is unique to these rows and
+ * the same each time they are taken apart alike: dead letters and the pieces a poison batch is written in.
+ */
+export function batchPart(batch: Batch, part: string, rows: Pick<Batch, "streams" | "series" | "metadata">): Batch {
+  return withRows({ ...batch, nodeId: `${batch.nodeId}~${part}` }, rows);
+}
+
+/** `batch` holding only `rows`: its metadata too is theirs, so that no piece carries the whole batch's. */
+export function withRows(batch: Batch, rows: Pick<Batch, "streams" | "series" | "metadata">): Batch {
+  const out: Batch = { ...batch, streams: rows.streams, series: rows.series };
+  delete out.metadata;
+  if (rows.metadata && rows.metadata.length > 0) out.metadata = rows.metadata;
+  return out;
+}
+
+/** The node a batch id's node part names: batchPart's pieces are their node's. */
+export function nodeOfPart(nodeId: string): string {
+  const tilde = nodeId.indexOf("~");
+  return tilde < 0 ? nodeId : nodeId.slice(0, tilde);
 }
 
 const root = protobuf.loadSync(protoFile("bifrost.proto"));
@@ -97,6 +140,7 @@ interface WireBatch {
   }[];
   series: { name: string; labels: WireLabel[]; kind: number; points: WirePoint[]; previous?: WirePoint | null }[];
   incarnation: string;
+  metadata: { name: string; type: string; help: string; unit: string }[];
 }
 
 const TWO_32 = 4294967296;
@@ -154,6 +198,7 @@ export function encodeBatchMessage(batch: Batch, into?: Scratch): Uint8Array {
       ...(series.previous ? { previous: series.previous } : {}),
     })),
     ...(batch.incarnation === "" ? {} : { incarnation: batch.incarnation }),
+    metadata: batch.metadata ?? [],
   } as unknown as protobuf.Message).finish();
   return encodeStreams(batch.streams, head, series, into);
 }
@@ -173,7 +218,7 @@ function writeVarint(buf: Buffer, pos: number, n: number): number {
 }
 
 /** Size of the Label messages of a label set, each with its tag and length. */
-function labelsBytes(labels: Labels): number {
+export function labelsBytes(labels: Labels): number {
   let n = 0;
   for (const name in labels) {
     const size =
@@ -185,6 +230,37 @@ function labelsBytes(labels: Labels): number {
     n += 1 + varintBytes(size) + size;
   }
   return n;
+}
+
+/** A length-delimited field of `size` bytes with its tag and length. */
+export function fieldBytes(size: number): number {
+  return 1 + varintBytes(size) + size;
+}
+
+/** An entry's LogEntry message as a stream carries it (tag and length included), as encodeBatchMessage writes it. */
+export function entryBytes(entry: LogEntry): number {
+  const line = Buffer.byteLength(entry.line);
+  let metadata = 0;
+  for (const _ in entry.metadata) {
+    metadata = labelsBytes(entry.metadata);
+    break;
+  }
+  return fieldBytes(9 + 1 + varintBytes(line) + line + metadata);
+}
+
+/** Most bytes a Point message takes in a series (tag and length included): an int64 varint and a double. */
+export const POINT_MAX_BYTES = 2 + 11 + 9;
+
+/** A metric family's metadata as a batch carries it (tag and length included). */
+export function metadataBytes(m: MetricMetadata): number {
+  return fieldBytes([m.name, m.type, m.help, m.unit].reduce((n, text) => n + fieldBytes(Buffer.byteLength(text)), 0));
+}
+
+/** Most bytes a series takes in a batch (tag and length included): what protobufjs writes, points at their largest. */
+export function seriesBytes(series: Series): number {
+  const name = Buffer.byteLength(series.name);
+  const points = (series.points.length + (series.previous ? 1 : 0)) * POINT_MAX_BYTES;
+  return fieldBytes(1 + varintBytes(name) + name + labelsBytes(series.labels) + 2 + points);
 }
 
 /**
@@ -285,5 +361,15 @@ export function decodeBatchMessage(bytes: Uint8Array): Batch {
       ...(series.previous ? { previous: fromWirePoint(series.previous) } : {}),
     })),
     incarnation: wire.incarnation,
+    ...(wire.metadata.length > 0
+      ? {
+          metadata: wire.metadata.map((m) => ({
+            name: m.name,
+            type: (METRIC_TYPES.has(m.type) ? m.type : "unknown") as MetricType,
+            help: m.help,
+            unit: m.unit,
+          })),
+        }
+      : {}),
   };
 }

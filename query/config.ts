@@ -131,6 +131,11 @@ export function querySection(s: SharedSchemas) {
             .describe(
               "most samples one PromQL query may load and hold, its subqueries' steps included (Prometheus' --query.max-samples); past it the query answers 422",
             ),
+          max_pattern_lines: number(z.number().int().min(1))
+            .default(1_000_000)
+            .describe(
+              "most lines /loki/api/v1/patterns mines per request (the newest of its range; the answer warns when there were more)",
+            ),
         })
         .prefault({}),
       ruler: z

@@ -1,3 +1,4 @@
+import { admissionFromConfig, contractFromConfig } from "../common/ingest-contract.js";
 import { TenantLimits } from "../common/limits.js";
 import { VERSION } from "../common/version.js";
 import { type Runtime, type Running, startHttpComponent } from "../runtime.js";
@@ -10,9 +11,11 @@ import { createNotifier } from "./notifier/index.js";
 import { prometheusRoutes } from "./promql/api.js";
 import { rulerRoutes } from "./ruler/api.js";
 import { rulerFromConfig } from "./ruler/config.js";
+import { graphRoute } from "./ruler/graph.js";
 
 /** The central query service: the Loki- and Prometheus-compatible APIs, the ruler, `/ready` and `/metrics`. */
 export async function startQuery(runtime: Runtime): Promise<Running> {
+  const startedAtMs = Date.now();
   const store = runtime.store;
   if (store === undefined) throw new Error("the query service needs a store");
   const notifier = await createNotifier(runtime);
@@ -33,7 +36,11 @@ export async function startQuery(runtime: Runtime): Promise<Running> {
       limits: runtime.config.query.limits,
       pushLimits: runtime.config.collector.limits,
       tenantLimits,
-      push: storePushSink(store),
+      push: {
+        sink: storePushSink(store, runtime.config.collector.limits),
+        contract: contractFromConfig(runtime.config, tenantLimits, "stored"),
+        admission: admissionFromConfig(runtime.config.collector.limits),
+      },
       log,
     });
     prometheusRoutes(http.app, {
@@ -41,8 +48,10 @@ export async function startQuery(runtime: Runtime): Promise<Running> {
       tenantLimits,
       log,
       limits: { maxSamples: runtime.config.query.limits.max_samples },
+      status: { config: runtime.config, startedAtMs },
     });
     rulerRoutes(http.app, ruler);
+    graphRoute(http.app);
     fleetPageRoutes(http.app, { store, staleAfterMs: runtime.config.fleet.stale_after_ms });
   });
   // Rules query the store, so they start once its schema is in place (not when the process stops first).

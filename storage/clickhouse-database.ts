@@ -34,6 +34,29 @@ const TRANSIENT_CODES = new Set(["159", "164", "202", "203", "209", "210", "241"
 const TRANSIENT_NETWORK =
   /ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|socket hang up|Timeout error|other side closed/i;
 
+// Errors about the data of an insert: a value it cannot parse or hold, a constraint it breaks. Other
+// permanent errors (a missing table, no permission) are about the server, and every row would fail alike.
+const ROWS_REJECTED_CODES = new Set([
+  "6", // CANNOT_PARSE_TEXT
+  "26", // CANNOT_PARSE_QUOTED_STRING
+  "27", // CANNOT_PARSE_INPUT_ASSERTION_FAILED
+  "38", // CANNOT_PARSE_DATE
+  "41", // CANNOT_PARSE_DATETIME
+  "53", // TYPE_MISMATCH
+  "69", // ARGUMENT_OUT_OF_BOUND
+  "70", // CANNOT_CONVERT_TYPE
+  "72", // CANNOT_PARSE_NUMBER
+  "117", // INCORRECT_DATA
+  "131", // TOO_LARGE_STRING_SIZE
+  "321", // VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+  "395", // FUNCTION_THROW_IF_VALUE_IS_NON_ZERO
+  "469", // VIOLATED_CONSTRAINT
+]);
+
+function rejectsRows(err: unknown): boolean {
+  return err instanceof ClickHouseError && ROWS_REJECTED_CODES.has(err.code);
+}
+
 function isTransient(err: unknown): boolean {
   if (err instanceof ClickHouseError) return TRANSIENT_CODES.has(err.code);
   const text = `${(err as Error)?.message ?? ""} ${(err as { code?: string })?.code ?? ""}`;
@@ -91,6 +114,7 @@ export class ClickHouseDatabase {
             {
               cause: err,
               transient: isTransient(err),
+              rowsRejected: rejectsRows(err),
             },
           );
         }

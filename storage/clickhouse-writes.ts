@@ -1,5 +1,5 @@
 import { type EncodedLogBatch, LOG_COLUMNS } from "./log-rowbinary.js";
-import { type ClickHouseDatabase, clickhouseDialect, jsonEachRow } from "./clickhouse-database.js";
+import { type ClickHouseDatabase, clickhouseDialect } from "./clickhouse-database.js";
 import { type StreamRef, type StreamSpan, streamSpans } from "./rows.js";
 import { Params } from "./sql.js";
 import type { AppendResult, SignalKind } from "./store.js";
@@ -21,7 +21,7 @@ export async function appendOnce<Row extends StreamRef>(
   partition: { expr: string; of: (row: Row) => string },
   time: { column: string; toSql: (params: Params, row: Row) => string },
   batches: { id: string; rows: Row[] }[],
-  toColumns: (row: Row) => Record<string, unknown>,
+  encode: (rows: Row[]) => { format: string; body: Uint8Array[] },
 ): Promise<AppendResult> {
   // A batch listed twice in one call is written once; the second copy counts as a duplicate.
   const unique = new Map<string, { id: string; rows: Row[] }>();
@@ -57,8 +57,10 @@ export async function appendOnce<Row extends StreamRef>(
       inserted.push(...missing);
     }
     const token = `${table}:${[...new Set(inserted.map((r) => r.batchId))].sort().join(",")}`;
-    if (inserted.length > 0)
-      await db.insertOnce(table, "FORMAT JSONEachRow", jsonEachRow(inserted.map(toColumns)), token);
+    if (inserted.length > 0) {
+      const { format, body } = encode(inserted);
+      await db.insertOnce(table, format, body, token);
+    }
     return { inserted, written, duplicates };
   });
   await indexStreams(db, "metrics", streamSpans(inserted));

@@ -1,10 +1,16 @@
 import { ClickHouseError } from "@clickhouse/client";
-import type { LogStream } from "../proto/batch.js";
+import type { LogStream, MetricMetadata } from "../proto/batch.js";
 import { type Labels, labelsOf } from "../proto/labels.js";
-import { type ClickHouseConnectionOptions, ClickHouseDatabase, clickhouseDialect } from "./clickhouse-database.js";
+import {
+  type ClickHouseConnectionOptions,
+  ClickHouseDatabase,
+  clickhouseDialect,
+  jsonEachRow,
+} from "./clickhouse-database.js";
 import { appendOnce, writeEncodedLogs } from "./clickhouse-writes.js";
 import { type EncodedLogBatch, type EncodedLogsStore, encodeLogBatch } from "./log-rowbinary.js";
 import { type FleetRecord, type FleetRecordKind, fleetRecordsOf, fleetRecordsQuery } from "./fleet-records.js";
+import { SAMPLE_COLUMNS, sampleRowBinary } from "./sample-rowbinary.js";
 import { MIGRATIONS } from "./migrations.js";
 import { INEXACT_BOUND } from "./rows.js";
 import type { Retention } from "./schema.js";
@@ -16,6 +22,9 @@ import {
   type LogCountSelect,
   type LogCountSeries,
   type LogSelect,
+  type MetadataBatch,
+  type MetadataSelect,
+  type LogVolumeSelect,
   RESOLUTION_MS,
   type RollupBatch,
   type RollupPoints,
@@ -30,8 +39,11 @@ import {
 } from "./store.js";
 import {
   groupByStream,
+  checkVolumeSelect,
   countSeries,
   groupedCountSeries,
+  metadataRows,
+  storedMetadata,
   type RollupRow,
   rollupPoints,
   rollupRows,
@@ -115,13 +127,8 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
       { expr: "toDate(timestamp)", of: (row) => dayOfMs(row.timeMs) },
       { column: "timestamp", toSql: (params, row) => `fromUnixTimestamp64Milli(${params.bind(row.timeMs, "Int64")})` },
       batches.map((batch) => ({ id: batch.id, rows: sampleRows(batch) })),
-      (row) => ({
-        tenant: row.tenant,
-        fingerprint: row.fingerprint,
-        timestamp: msText(row.timeMs),
-        value: floatValue(row.value),
-        batch_id: row.batchId,
-      }),
+      // RowBinary rather than JSON: it carries a NaN's bits, which a staleness marker is made of.
+      (rows) => ({ format: `(${SAMPLE_COLUMNS.join(", ")}) FORMAT RowBinary`, body: [sampleRowBinary(rows)] }),
     );
   }
 
@@ -135,21 +142,57 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
         toSql: (params, row) => `toDateTime(${params.bind(Math.floor(row.timeMs / 1000), "Int64")})`,
       },
       batches.map((batch) => ({ id: batch.id, rows: rollupRows(batch) })),
-      (row) => ({
-        tenant: row.tenant,
-        resolution: row.resolution,
-        fingerprint: row.fingerprint,
-        bucket: Math.floor(row.timeMs / 1000),
-        min: floatValue(row.min),
-        max: floatValue(row.max),
-        sum: floatValue(row.sum),
-        count: row.count,
-        last: floatValue(row.last),
-        last_time: msText(row.lastTimeMs),
-        increase: floatValue(row.increase),
-        batch_id: row.batchId,
+      (rows) => ({
+        format: "FORMAT JSONEachRow",
+        body: jsonEachRow(
+          rows.map((row) => ({
+            tenant: row.tenant,
+            resolution: row.resolution,
+            fingerprint: row.fingerprint,
+            bucket: Math.floor(row.timeMs / 1000),
+            min: floatValue(row.min),
+            max: floatValue(row.max),
+            sum: floatValue(row.sum),
+            count: row.count,
+            last: floatValue(row.last),
+            last_time: msText(row.lastTimeMs),
+            increase: floatValue(row.increase),
+            batch_id: row.batchId,
+          })),
+        ),
       }),
     );
+  }
+
+  async appendMetadata(batches: MetadataBatch[]): Promise<void> {
+    // Rows merge to the latest last_seen, so writing one again is harmless; no dedup token needed.
+    await this.db.insert(
+      "metric_metadata",
+      metadataRows(batches).map((row) => ({
+        tenant: row.tenant,
+        metric_family: row.name,
+        type: row.type,
+        help: row.help,
+        unit: row.unit,
+        last_seen: msText(row.seenMs),
+      })),
+    );
+  }
+
+  async metricMetadata(select: MetadataSelect): Promise<MetricMetadata[]> {
+    const params = new Params(clickhouseDialect);
+    const metric = select.metric === undefined ? "" : `AND metric_family = ${params.bind(select.metric, "String")}`;
+    const rows = await this.db.rows<{ metric_family: string; type: string; help: string; unit: string }>(
+      "metric metadata",
+      `SELECT metric_family, type, help, unit, toUnixTimestamp64Milli(max(last_seen)) AS seen
+       FROM ${this.db.name}.metric_metadata
+       WHERE tenant = ${params.bind(select.tenant, "String")} ${metric}
+       GROUP BY metric_family, type, help, unit
+       HAVING seen >= ${params.bind(select.startMs, "Int64")} AND seen < ${params.bind(select.endMs, "Int64")}
+       ORDER BY metric_family, seen DESC`,
+      params,
+    );
+    return rows.map(storedMetadata);
   }
 
   /** The streams or series of a signal matching the selectors and seen in [startMs, endMs). */
@@ -279,6 +322,40 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
       (row) => row.fp,
       (row) => row.md,
       pointOf,
+    );
+  }
+
+  async logVolume(select: LogVolumeSelect): Promise<LogCountSeries[]> {
+    checkVolumeSelect(select);
+    const streams = await this.findStreams(select.tenant, "logs", [select.matchers], select.startMs, select.endMs);
+    if (streams.length === 0) return [];
+    const params = new Params(clickhouseDialect);
+    const start = params.bind(String(select.startMs / 1000), "Int64");
+    const rows = await this.db.rows<{ fp: string; k: string; entries: string; bytes: string }>(
+      "log volume",
+      `SELECT toString(fingerprint) AS fp,
+              toString(intDiv(toUnixTimestamp(bucket) - ${start}, ${params.bind(String(select.stepMs / 1000), "Int64")})) AS k,
+              toString(sum(entries)) AS entries, toString(sum(bytes)) AS bytes
+       FROM ${this.db.name}.log_volume_1m
+       WHERE tenant = ${params.bind(select.tenant, "String")}
+         AND fingerprint IN ${params.bind(
+           streams.map((s) => BigInt(s.fingerprint)),
+           "Array(UInt64)",
+         )}
+         AND bucket >= toDateTime(${start}) AND bucket < toDateTime(${params.bind(String(select.endMs / 1000), "Int64")})
+       GROUP BY fingerprint, k ORDER BY fingerprint, k`,
+      params,
+    );
+    return countSeries(
+      streams,
+      rows,
+      (row) => row.fp,
+      () => ({}),
+      (row) => ({
+        startNs: BigInt(select.startMs + Number(row.k) * select.stepMs) * 1_000_000n,
+        count: Number(row.entries),
+        bytes: Number(row.bytes),
+      }),
     );
   }
 
@@ -416,6 +493,7 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
       ["rollups_1m", "bucket", r.rollups_1m_days],
       ["rollups_1h", "bucket", r.rollups_1h_days],
       ["rollup_partials", "bucket", Math.max(r.rollups_1m_days, r.rollups_1h_days)],
+      ["metric_metadata", "last_seen", Math.max(r.samples_days, r.rollups_1m_days, r.rollups_1h_days)],
     ];
     for (const [table, column, days] of cutoffs) {
       const params = new Params(clickhouseDialect);

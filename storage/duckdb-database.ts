@@ -14,6 +14,13 @@ import { SeriesColumns } from "./rows.js";
 import { Params } from "./sql.js";
 import { StoreError } from "./values.js";
 
+/**
+ * DuckDB's errors about the data of a write (a constraint, a value it cannot convert or hold, an appender that
+ * cannot take a value); other errors (I/O, a missing table, a closed database) fail every row alike.
+ */
+const ROWS_REJECTED =
+  /^(Constraint Error|Conversion Error|Invalid Input Error|Out of Range Error)|Failed to (append|set column)|CHECK constraint failed/;
+
 interface Database {
   instance: DuckDBInstance;
   connection: DuckDBConnection;
@@ -54,7 +61,11 @@ export class DuckDBDatabase {
         return await run((await this.open()).connection);
       } catch (err) {
         if (err instanceof StoreError) throw err;
-        throw new StoreError(`DuckDB ${what} failed: ${(err as Error).message}`, { cause: err });
+        const message = (err as Error).message;
+        throw new StoreError(`DuckDB ${what} failed: ${message}`, {
+          cause: err,
+          rowsRejected: ROWS_REJECTED.test(message),
+        });
       }
     });
     this.queue = result.then(

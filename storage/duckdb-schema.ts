@@ -73,4 +73,19 @@ export const DUCKDB_MIGRATIONS: { version: number; name: string; statements: str
     name: "fleet records: the fleet server's inventory, revisions and rollouts",
     statements: [DUCKDB_FLEET_DDL],
   },
+  {
+    version: 3,
+    name: "metric family metadata (type, help, unit)",
+    statements: [
+      `CREATE TABLE IF NOT EXISTS metric_metadata (
+  tenant VARCHAR NOT NULL,
+  metric_family VARCHAR NOT NULL,
+  type VARCHAR NOT NULL,
+  help VARCHAR NOT NULL,
+  unit VARCHAR NOT NULL,
+  last_seen_ms BIGINT NOT NULL,
+  PRIMARY KEY (tenant, metric_family, type, help, unit)
+)`,
+    ],
+  },
 ];

@@ -1,5 +1,5 @@
 import type { DuckDBConnection, JS } from "@duckdb/node-api";
-import type { LogStream } from "../proto/batch.js";
+import type { LogStream, MetricMetadata } from "../proto/batch.js";
 import type { Logger } from "../common/log.js";
 import { DuckDBDatabase } from "./duckdb-database.js";
 import {
@@ -18,8 +18,11 @@ import type {
   LabelMatcher,
   LogBatch,
   LogCountSelect,
+  LogVolumeSelect,
   LogCountSeries,
   LogSelect,
+  MetadataBatch,
+  MetadataSelect,
   RollupBatch,
   RollupPoints,
   RollupSelect,
@@ -35,11 +38,14 @@ import type {
 import { RESOLUTION_MS } from "./store.js";
 import type { LogRow, RollupRow, SampleRow } from "./rows.js";
 import {
+  checkVolumeSelect,
   countSeries,
   groupByStream,
   INEXACT_BOUND,
   groupedCountSeries,
   logRows,
+  metadataRows,
+  storedMetadata,
   rollupPoints,
   rollupRows,
   samplePoints,
@@ -107,6 +113,41 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
       batches.map((batch) => ({ id: batch.id, rows: rollupRows(batch) })),
       (c, rows) => writeRollups(this.db, c, rows),
     );
+  }
+
+  async appendMetadata(batches: MetadataBatch[]): Promise<void> {
+    const rows = metadataRows(batches);
+    if (rows.length === 0) return;
+    await this.db.serial("metadata append", async (c) => {
+      const params = new Params(duckdbDialect);
+      const list = (of: (row: (typeof rows)[number]) => unknown, type = "Array(String)") =>
+        `unnest(${params.bind(rows.map(of), type)})`;
+      await this.db.rows(
+        c,
+        `INSERT INTO metric_metadata AS m (tenant, metric_family, type, help, unit, last_seen_ms)
+         SELECT ${list((r) => r.tenant)}, ${list((r) => r.name)}, ${list((r) => r.type)}, ${list((r) => r.help)},
+                ${list((r) => r.unit)}, ${list((r) => r.seenMs, "Array(Int64)")}
+         ON CONFLICT (tenant, metric_family, type, help, unit) DO UPDATE SET
+           last_seen_ms = greatest(m.last_seen_ms, excluded.last_seen_ms)`,
+        params,
+      );
+    });
+  }
+
+  async metricMetadata(select: MetadataSelect): Promise<MetricMetadata[]> {
+    return this.db.serial("metadata read", async (c) => {
+      const params = new Params(duckdbDialect);
+      const metric = select.metric === undefined ? "" : `AND metric_family = ${params.bind(select.metric, "String")}`;
+      const rows = await this.db.rows<{ metric_family: string; type: string; help: string; unit: string }>(
+        c,
+        `SELECT metric_family, type, help, unit FROM metric_metadata
+         WHERE tenant = ${params.bind(select.tenant, "String")} ${metric}
+           AND last_seen_ms >= ${params.bind(select.startMs, "Int64")} AND last_seen_ms < ${params.bind(select.endMs, "Int64")}
+         ORDER BY metric_family, last_seen_ms DESC`,
+        params,
+      );
+      return rows.map(storedMetadata);
+    });
   }
 
   /** The streams or series of a signal matching the selectors and seen in [startMs, endMs). */
@@ -237,6 +278,41 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
         (row) => row.fp.toString(),
         (row) => (row.md === null ? {} : mapLabels(row.md)),
         pointOf,
+      );
+    });
+  }
+
+  async logVolume(select: LogVolumeSelect): Promise<LogCountSeries[]> {
+    checkVolumeSelect(select);
+    return this.db.serial("log volume", async (c) => {
+      const streams = await this.findStreams(c, select.tenant, "logs", [select.matchers], select.startMs, select.endMs);
+      if (streams.length === 0) return [];
+      const params = new Params(duckdbDialect);
+      const start = params.bind(BigInt(select.startMs), "Int64");
+      const rows = await this.db.rows<{ fp: bigint; k: bigint; entries: bigint; bytes: bigint }>(
+        c,
+        `SELECT fingerprint AS fp, (bucket_ms - ${start}) // ${params.bind(BigInt(select.stepMs), "Int64")} AS k,
+                sum(entries)::BIGINT AS entries, sum(bytes)::BIGINT AS bytes
+         FROM log_volume_1m
+         WHERE tenant = ${params.bind(select.tenant, "String")}
+           AND fingerprint IN (SELECT unnest(${params.bind(
+             streams.map((s) => BigInt(s.fingerprint)),
+             "Array(UInt64)",
+           )}))
+           AND bucket_ms >= ${start} AND bucket_ms < ${params.bind(BigInt(select.endMs), "Int64")}
+         GROUP BY fingerprint, k ORDER BY fingerprint, k`,
+        params,
+      );
+      return countSeries(
+        streams,
+        rows,
+        (row) => row.fp.toString(),
+        () => ({}),
+        (row) => ({
+          startNs: BigInt(select.startMs + Number(row.k) * select.stepMs) * 1_000_000n,
+          count: Number(row.entries),
+          bytes: Number(row.bytes),
+        }),
       );
     });
   }
@@ -376,6 +452,8 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
       ["samples", "timestamp_ms", cutoffMs(r.samples_days)],
       ["rollups_1m", "bucket_ms", cutoffMs(r.rollups_1m_days)],
       ["rollups_1h", "bucket_ms", cutoffMs(r.rollups_1h_days)],
+      // Metadata lasts as long as any data of its family may.
+      ["metric_metadata", "last_seen_ms", cutoffMs(Math.max(r.samples_days, rollupsDays))],
     ];
     const ledger: [BatchKind, number][] = [
       ["logs", cutoffMs(r.logs_days)],

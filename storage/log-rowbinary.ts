@@ -125,6 +125,13 @@ export class RowBinaryWriter {
     this.length += 8;
   }
 
+  /** A Float64 with its bits as they are, so that a NaN keeps its payload (a staleness marker stays one). */
+  float64(value: number): void {
+    this.reserve(8);
+    this.bytes.writeDoubleLE(value, this.length);
+    this.length += 8;
+  }
+
   uint64(value: bigint): void {
     this.reserve(8);
     this.bytes.writeBigUInt64LE(value, this.length);

@@ -1,5 +1,5 @@
 import { FLEET_TABLES } from "./fleet-records.js";
-import { alterStatements, schemaStatements, type SchemaTarget } from "./schema.js";
+import { alterStatements, schemaStatements, type SchemaTarget, TABLES } from "./schema.js";
 
 /**
  * Schema versions in order. A migration's statements are idempotent, so a start that died half way through
@@ -33,5 +33,15 @@ export const MIGRATIONS: Migration[] = [
     version: 3,
     name: "fleet records: the fleet server's inventory, revisions and rollouts",
     statements: (target) => schemaStatements(target, FLEET_TABLES, []).slice(1),
+  },
+  {
+    version: 4,
+    name: "metric family metadata (type, help, unit)",
+    statements: (target) =>
+      schemaStatements(
+        target,
+        TABLES.filter((table) => table.name === "metric_metadata"),
+        [],
+      ).slice(1),
   },
 ];

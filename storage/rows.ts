@@ -1,16 +1,20 @@
-import { type Labels, persistedLabelsText, labelsOf } from "../proto/labels.js";
+import type { MetricMetadata, MetricType } from "../proto/batch.js";
 import { fingerprint } from "./fingerprint.js";
-import type {
-  LogBatch,
-  LogCountSeries,
-  RollupBatch,
-  RollupPartial,
-  RollupPoints,
-  SampleBatch,
-  SamplePoints,
+import { type Labels, labelsOf, persistedLabelsText } from "../proto/labels.js";
+import {
+  type LogBatch,
+  type LogCountSeries,
+  type LogVolumeSelect,
+  type MetadataBatch,
+  type RollupBatch,
+  type RollupPartial,
+  type RollupPoints,
+  type SampleBatch,
+  type SamplePoints,
+  VOLUME_ROLLUP_MS,
 } from "./store.js";
 import type { IndexedStream } from "./streams-index.js";
-import { seriesLabels, sortByLabels } from "./values.js";
+import { seriesLabels, sortByLabels, StoreError } from "./values.js";
 
 // Batches flattened into rows, the same for every store: each row knows its stream (fingerprint and labels)
 // and its time, so a store can index streams and check which of a batch's rows it holds.
@@ -32,6 +36,35 @@ export interface LogRow extends StreamRef {
 
 export interface SampleRow extends StreamRef {
   value: number;
+}
+
+export interface MetadataRow extends MetricMetadata {
+  tenant: string;
+  seenMs: number;
+}
+
+/** One row per distinct metadata of a tenant's family, with the last time it was seen. */
+export function metadataRows(batches: MetadataBatch[]): MetadataRow[] {
+  const rows = new Map<string, MetadataRow>();
+  for (const batch of batches) {
+    for (const m of batch.metadata) {
+      const key = JSON.stringify([batch.tenant, m.name, m.type, m.help, m.unit]);
+      const known = rows.get(key);
+      if (known === undefined || known.seenMs < batch.seenMs)
+        rows.set(key, { ...m, tenant: batch.tenant, seenMs: batch.seenMs });
+    }
+  }
+  return [...rows.values()];
+}
+
+/** A metadata row as both stores read it back. */
+export function storedMetadata(row: {
+  metric_family: string;
+  type: string;
+  help: string;
+  unit: string;
+}): MetricMetadata {
+  return { name: row.metric_family, type: row.type as MetricType, help: row.help, unit: row.unit };
 }
 
 export interface RollupRow
@@ -168,6 +201,13 @@ export function groupByStream<Row, Out extends { labels: Labels }>(
  * and distinct structured metadata, labelled with both; a metadata name that a stream label already has gets
  * the `_extracted` suffix, as LogQL's label builder names it.
  */
+/** Refuses a read of the log volume rollup that does not fall on its minutes. */
+export function checkVolumeSelect(select: LogVolumeSelect): void {
+  const whole = (ms: number) => Number.isSafeInteger(ms) && ms % VOLUME_ROLLUP_MS === 0;
+  if (!whole(select.startMs) || !whole(select.endMs) || !whole(select.stepMs) || select.stepMs <= 0)
+    throw new StoreError("log volume reads whole minutes: start, end and a positive step, multiples of 60000 ms");
+}
+
 export function countSeries<Row>(
   streams: IndexedStream[],
   rows: Row[],

@@ -160,6 +160,24 @@ export const TABLES: TableDef[] = [
     shardBy: "cityHash64(tenant, fingerprint)",
   },
   {
+    // Metric family metadata (type, help, unit) from receivers that know it (OTLP): one row per distinct value,
+    // merged to when it was last seen; a family whose data has all expired goes with it.
+    name: "metric_metadata",
+    columns: [
+      "tenant LowCardinality(String)",
+      "metric_family String",
+      "type LowCardinality(String)",
+      "help String",
+      "unit LowCardinality(String)",
+      "last_seen SimpleAggregateFunction(max, DateTime64(3))",
+    ],
+    engine: "AggregatingMergeTree",
+    orderBy: "(tenant, metric_family, type, help, unit)",
+    ttl: (r) =>
+      `toDateTime(last_seen) + INTERVAL ${Math.max(r.samples_days, r.rollups_1m_days, r.rollups_1h_days)} DAY`,
+    shardBy: "cityHash64(tenant, metric_family)",
+  },
+  {
     name: "schema_migrations",
     columns: ["version UInt32", "name String", "applied_at DateTime64(3) DEFAULT now64(3)"],
     engine: "ReplacingMergeTree",

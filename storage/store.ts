@@ -1,4 +1,4 @@
-import type { LogStream, SampleKind, Series } from "../proto/batch.js";
+import type { LogStream, MetricMetadata, SampleKind, Series } from "../proto/batch.js";
 import type { Labels } from "../proto/labels.js";
 import type { FleetRecords } from "./fleet-records.js";
 
@@ -72,6 +72,22 @@ export interface RollupBatch {
   partials: RollupPartial[];
 }
 
+/** Metric family metadata as one batch carried it, and when that batch was made. */
+export interface MetadataBatch {
+  tenant: string;
+  seenMs: number;
+  metadata: MetricMetadata[];
+}
+
+export interface MetadataSelect {
+  tenant: string;
+  /** Metadata last seen in [startMs, endMs). */
+  startMs: number;
+  endMs: number;
+  /** One family only; every family when absent. */
+  metric?: string;
+}
+
 export interface AppendResult {
   /** Batches written now. */
   written: number;
@@ -115,6 +131,22 @@ export interface LogCountSelect {
    */
   groupBy?: string[];
 }
+
+/**
+ * A read of the per-minute log volume rollup (log_volume_1m): entries and bytes per stream in buckets of whole
+ * minutes, as exact as counting the lines of those minutes, without reading them.
+ */
+export interface LogVolumeSelect {
+  tenant: string;
+  matchers: LabelMatcher[];
+  /** Multiples of a minute; the minutes in [startMs, endMs) are read. */
+  startMs: number;
+  endMs: number;
+  /** Bucket width, a multiple of a minute; buckets start at startMs + k * stepMs. */
+  stepMs: number;
+}
+
+export const VOLUME_ROLLUP_MS = 60_000;
 
 /** Entries and bytes of one stream per step bucket (count_over_time and bytes_over_time pushed down). */
 export interface LogCountSeries {
@@ -180,14 +212,24 @@ export interface Store extends Partial<FleetRecords> {
   appendLogs(batches: LogBatch[]): Promise<AppendResult>;
   appendSamples(batches: SampleBatch[]): Promise<AppendResult>;
   appendRollups(batches: RollupBatch[]): Promise<AppendResult>;
+  /** Records metric family metadata; the same metadata written again only moves its last-seen time. */
+  appendMetadata(batches: MetadataBatch[]): Promise<void>;
 
   /** Label sets (streams or series) seen in the range, sorted by their label text. */
   series(select: SeriesSelect): Promise<Labels[]>;
   labelNames(select: SeriesSelect): Promise<string[]>;
   labelValues(select: SeriesSelect, name: string): Promise<string[]>;
 
+  /**
+   * The distinct metadata (type, help, unit) of metric families last seen in the range, by family name, each
+   * family's most recently seen first.
+   */
+  metricMetadata(select: MetadataSelect): Promise<MetricMetadata[]>;
+
   selectLogs(select: LogSelect): Promise<LogStream[]>;
   countLogs(select: LogCountSelect): Promise<LogCountSeries[]>;
+  /** countLogs over whole minutes, read from the per-minute log volume rollup. */
+  logVolume(select: LogVolumeSelect): Promise<LogCountSeries[]>;
   selectSamples(select: SampleSelect): Promise<SamplePoints[]>;
   selectRollups(select: RollupSelect): Promise<RollupPoints[]>;
   /**

@@ -5,10 +5,17 @@ import { type Labels, persistedLabelsText } from "../proto/labels.js";
 
 export class StoreError extends Error {
   override readonly name = "StoreError";
+  /** The engine or the way to it fails for now: the same write succeeds later. */
   readonly transient: boolean;
-  constructor(message: string, options: { cause?: unknown; transient?: boolean } = {}) {
+  /**
+   * The engine refused rows of the write for what they hold (a constraint, a value it cannot hold or parse):
+   * those rows never succeed, the others of the write do (aggregator/isolate.ts writes them apart).
+   */
+  readonly rowsRejected: boolean;
+  constructor(message: string, options: { cause?: unknown; transient?: boolean; rowsRejected?: boolean } = {}) {
     super(message, { cause: options.cause });
     this.transient = options.transient ?? false;
+    this.rowsRejected = !this.transient && (options.rowsRejected ?? false);
   }
 }
 

@@ -12,10 +12,11 @@ import { ClickHouseStore } from "../storage/clickhouse.js";
 import type { Store } from "../storage/store.js";
 import { createClient } from "@clickhouse/client";
 import { aggregatorMetrics } from "../aggregator/metrics.js";
-import { WithdrawnError, WriteBuffer, type WritePart } from "../aggregator/write-buffer.js";
+import { WithdrawnError, WriteBuffer } from "../aggregator/write-buffer.js";
+import type { WritePart } from "../aggregator/write-part.js";
 import { createLogger } from "../common/log.js";
 import { batchId } from "../proto/batch.js";
-import { assertRollupsMatch, counterTotal, startTestAggregator, until } from "./helpers/aggregation.js";
+import { assertRollupsMatch, counterTotal, startTestAggregator, TEST_LIMITS, until } from "./helpers/aggregation.js";
 import { makeBatch } from "./helpers/batches.js";
 import {
   CLICKHOUSE_URL,
@@ -216,12 +217,16 @@ describe("aggregator faults", () => {
         maxAgeMs: 50,
         metrics: aggregatorMetrics(new Registry()),
         log: createLogger("silent"),
+        isolation: { maxBatchBytes: 1 << 20, limits: TEST_LIMITS, onRollupsLeftOut: () => {} },
+        deadLetters: async (letters) => assert.deepEqual(letters, [], "nothing here is refused by the store"),
       });
       const part = (batch: Batch): WritePart => ({
+        sources: [],
         logs: [{ id: batchId(batch), tenant: batch.tenant, streams: batch.streams }],
         encodedLogs: [],
         samples: [{ id: batchId(batch), tenant: batch.tenant, series: batch.series }],
         rollups: [],
+        metadata: [],
         rows: 1,
       });
       const [inFlight, waiting] = stream(["w1"], 2, "withdraw-tenant");

@@ -3,8 +3,9 @@ import { after, before, describe, it } from "node:test";
 import { Kafka, logLevel, Partitioners, type Producer } from "kafkajs";
 import { Registry } from "prom-client";
 import type { GroupConsumer } from "../aggregator/consumer.js";
+import { batchId } from "../proto/batch.js";
 import { labelsOf } from "../proto/labels.js";
-import { encodeBatch } from "../proto/codec.js";
+import { decodeBatch, encodeBatch } from "../proto/codec.js";
 import { ClickHouseStore } from "../storage/clickhouse.js";
 import { assertRollupsMatch, counterTotal, startTestAggregator, until } from "./helpers/aggregation.js";
 import { makeBatch } from "./helpers/batches.js";
@@ -189,13 +190,13 @@ describe("aggregator: Kafka consumer group -> workers -> store", () => {
     const consumer = kafka.consumer({ groupId: uniqueName("dlq-reader") });
     await consumer.connect();
     await consumer.subscribe({ topic: deadLetterTopic, fromBeginning: true });
-    const received: { reason: string; source: string; size: number }[] = [];
+    const received: { reason: string; source: string; value: Buffer }[] = [];
     await consumer.run({
       eachMessage: async ({ message }) => {
         received.push({
           reason: String(message.headers?.["bifrost-error-reason"]),
           source: String(message.headers?.["bifrost-source"]),
-          size: message.value?.length ?? 0,
+          value: message.value ?? Buffer.alloc(0),
         });
       },
     });
@@ -206,11 +207,21 @@ describe("aggregator: Kafka consumer group -> workers -> store", () => {
     }
     assert.deepEqual(received.map((r) => r.reason).sort(), poison.map((p) => p.reason).sort());
     assert.ok(received.every((r) => r.source.startsWith(`${topic}/`)));
+    const undecodable = poison.filter((p) => p.reason !== "invalid_label_name");
     assert.deepEqual(
-      received.map((r) => r.size).sort((a, b) => a - b),
-      poison.map((p) => p.value.length).sort((a, b) => a - b),
-      "the original bytes are kept",
+      received
+        .filter((r) => r.reason !== "invalid_label_name")
+        .map((r) => r.value.length)
+        .sort((a, b) => a - b),
+      undecodable.map((p) => p.value.length).sort((a, b) => a - b),
+      "a message that does not decode is kept as it came",
     );
+    // Rows outside the limits go as a batch of their own, under an id of their own, replayable as they are.
+    const refused = decodeBatch(received.find((r) => r.reason === "invalid_label_name")!.value, {
+      maxBatchBytes: MAX_BATCH_BYTES,
+    });
+    assert.equal(batchId(refused), "fleet-a/edge-poison~invalid_label_name:104");
+    assert.deepEqual(refused.streams, badLabel.streams);
     assert.equal(await counterTotal(registry, "bifrost_aggregator_dead_letters_total"), poison.length);
   });
 });

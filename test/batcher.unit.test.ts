@@ -36,7 +36,14 @@ const counter = (points: [number, number][]): Series => ({
 describe("batcher", () => {
   it("commits what arrives together as one WAL record and acknowledges after it is written", async () => {
     const log = wal();
-    const batcher = new Batcher({ node, wal: log, maxEntries: 1000, maxBytes: 1 << 20, maxAgeMs: 50 });
+    const batcher = new Batcher({
+      node,
+      wal: log,
+      maxEntries: 1000,
+      maxBytes: 1 << 20,
+      maxAgeMs: 50,
+      maxBatchBytes: 3 << 20,
+    });
     let acknowledged = 0;
     const first = batcher.add("acme", { streams: [stream("api", ["a", "b"])] }).then(() => acknowledged++);
     const second = batcher.add("acme", { streams: [stream("db", ["c"])] }).then(() => acknowledged++);
@@ -60,7 +67,14 @@ describe("batcher", () => {
 
   it("writes at once when a batch is full, one batch per tenant, keeping labels the sender set", async () => {
     const log = wal();
-    const batcher = new Batcher({ node, wal: log, maxEntries: 3, maxBytes: 1 << 20, maxAgeMs: 60_000 });
+    const batcher = new Batcher({
+      node,
+      wal: log,
+      maxEntries: 3,
+      maxBytes: 1 << 20,
+      maxAgeMs: 60_000,
+      maxBatchBytes: 3 << 20,
+    });
     const own = stream("api", ["x"]);
     own.labels["node"] = "sender-said";
     const forB = batcher.add("b", { streams: [own] });
@@ -80,7 +94,14 @@ describe("batcher", () => {
 
   it("gives every series the sample sent before it, from the second batch on", async () => {
     const log = wal();
-    const batcher = new Batcher({ node, wal: log, maxEntries: 1, maxBytes: 1 << 20, maxAgeMs: 60_000 });
+    const batcher = new Batcher({
+      node,
+      wal: log,
+      maxEntries: 1,
+      maxBytes: 1 << 20,
+      maxAgeMs: 60_000,
+      maxBatchBytes: 3 << 20,
+    });
     await batcher.add("acme", {
       series: [
         counter([
@@ -96,11 +117,52 @@ describe("batcher", () => {
     log.close();
   });
 
+  it("remembers the last sample of at least max_tracked_series series, and forgets beyond that", async () => {
+    const log = wal();
+    const batcher = new Batcher({
+      node,
+      wal: log,
+      maxEntries: 100_000,
+      maxBytes: 1 << 20,
+      maxAgeMs: 60_000,
+      maxBatchBytes: 3 << 20,
+      maxTrackedSeries: 1000,
+    });
+    // A scrape round of n series, one sample each, as one batch; then the first series again.
+    const round = async (n: number, timeMs: number) => {
+      const series = Array.from({ length: n }, (_, i) => ({
+        ...counter([[timeMs, i]]),
+        labels: labelsOf([["i", `${i}`]]),
+      }));
+      const written = batcher.add("acme", { series });
+      batcher.flush();
+      await written;
+      return log.read(100).at(-1)!;
+    };
+    await round(1000, 1000);
+    const second = decodeBatch((await round(1000, 2000)).payload);
+    assert.ok(second.series.every((s, i) => s.previous?.timeUnixMs === 1000 && s.previous.value === i));
+    await round(3000, 3000);
+    const fourth = decodeBatch((await round(3000, 4000)).payload);
+    assert.ok(
+      fourth.series.some((s) => s.previous === undefined),
+      "3,000 series per round are more than 1,000 tracked (twice that at most)",
+    );
+    log.close();
+  });
+
   it("remembers the previous samples across a restart, from the disk buffer's newest records", async () => {
     const dir = mkdtempSync(join(tmpdir(), "bifrost-batcher-restart-"));
     const open = () => Wal.open({ dir, maxBytes: 1 << 20, segmentBytes: 1 << 20, fsync: "always", whenFull: "block" });
     const before = open();
-    await new Batcher({ node, wal: before, maxEntries: 1, maxBytes: 1 << 20, maxAgeMs: 60_000 }).add("acme", {
+    await new Batcher({
+      node,
+      wal: before,
+      maxEntries: 1,
+      maxBytes: 1 << 20,
+      maxAgeMs: 60_000,
+      maxBatchBytes: 3 << 20,
+    }).add("acme", {
       series: [
         counter([
           [1000, 5],
@@ -111,7 +173,14 @@ describe("batcher", () => {
     before.advance(1);
     before.close();
     const after = open();
-    const batcher = new Batcher({ node, wal: after, maxEntries: 1, maxBytes: 1 << 20, maxAgeMs: 60_000 });
+    const batcher = new Batcher({
+      node,
+      wal: after,
+      maxEntries: 1,
+      maxBytes: 1 << 20,
+      maxAgeMs: 60_000,
+      maxBatchBytes: 3 << 20,
+    });
     batcher.restorePrevious(after.tail(100));
     await batcher.add("acme", { series: [counter([[5000, 9]])] });
     const [batch] = after.read(10).map((r) => decodeBatch(r.payload));
@@ -121,7 +190,14 @@ describe("batcher", () => {
 
   it("rejects the waiting senders when the disk buffer is full, and starts the next batch from the same previous sample", async () => {
     const log = wal({ maxBytes: 2048, segmentBytes: 1024 });
-    const batcher = new Batcher({ node, wal: log, maxEntries: 1, maxBytes: 1 << 20, maxAgeMs: 60_000 });
+    const batcher = new Batcher({
+      node,
+      wal: log,
+      maxEntries: 1,
+      maxBytes: 1 << 20,
+      maxAgeMs: 60_000,
+      maxBatchBytes: 3 << 20,
+    });
     await batcher.add("acme", { series: [counter([[1000, 5]])] });
     const incompressible = () => randomBytes(3000).toString("base64");
     await assert.rejects(batcher.add("acme", { streams: [stream("big", [incompressible()])] }), WalFullError);
@@ -142,6 +218,35 @@ describe("batcher", () => {
       { timeUnixMs: 1000, value: 5 },
       "the rejected batch did not move it",
     );
+    log.close();
+  });
+
+  it("sends a metric family's metadata with its first batch, again when it changes or is old, not with every batch", async () => {
+    const log = wal();
+    let resendMs = 600_000;
+    const batcher = new Batcher({
+      node,
+      wal: log,
+      maxEntries: 1,
+      maxBytes: 1 << 20,
+      maxAgeMs: 10,
+      maxBatchBytes: 3 << 20,
+      get metadataResendMs() {
+        return resendMs;
+      },
+    });
+    const requests = (help: string) => ({ name: "requests_total", type: "counter" as const, help, unit: "" });
+    const send = async (metadata: ReturnType<typeof requests>[], tenant = "acme") => {
+      await batcher.add(tenant, { series: [counter([[1, 1]])], metadata });
+      const records = log.read(1000);
+      return decodeBatch(records[records.length - 1]!.payload).metadata;
+    };
+    assert.deepEqual(await send([requests("Requests")]), [requests("Requests")]);
+    assert.equal(await send([requests("Requests")]), undefined, "unchanged: not again");
+    assert.deepEqual(await send([requests("Requests")], "other"), [requests("Requests")], "per tenant");
+    assert.deepEqual(await send([requests("Requests served")]), [requests("Requests served")], "changed");
+    resendMs = 0;
+    assert.deepEqual(await send([requests("Requests served")]), [requests("Requests served")], "old enough");
     log.close();
   });
 });

@@ -75,6 +75,16 @@ describe("configuration", () => {
       problemsOf(() => loadConfig({ file: file("node:\n  id: ${NODE_ID}\n"), env: {} }))[0]!,
       /NODE_ID.*not set/,
     );
+    // $${ keeps a Prometheus relabel template such as ${name} from the expansion.
+    const relabeled = loadConfig({
+      file: file(
+        "collector:\n  scrape:\n    scrape_configs:\n      - job_name: j\n        relabel_configs:\n" +
+          "          - source_labels: [a]\n            regex: (?P<name>.*)\n            target_label: b\n" +
+          "            replacement: $${name}-${SUFFIX}\n",
+      ),
+      env: { SUFFIX: "x" },
+    });
+    assert.equal(relabeled.collector.scrape.scrape_configs[0]!.relabel_configs[0]!.replacement, "${name}-x");
   });
 
   it("names the bad key and why", () => {

@@ -294,7 +294,7 @@ describe("Kubernetes manifests", () => {
     assert.deepEqual([...seen].sort(), ["aggregator", "collector", "query"]);
   });
 
-  it("the collector DaemonSet: WAL on a hostPath at the configured dir, node id from the node name, /proc read-only, sized for 256 MiB nodes", () => {
+  it("the collector DaemonSet: WAL on a hostPath at the configured dir, node id from the node name, /proc read-only, sized for 256 MiB nodes, its node's node_exporter scraped", () => {
     const w = find(base, "DaemonSet", "bifrost-collector") as Workload;
     const c = bifrostContainer(w);
     const { config } = containerConfig(base, w, c);
@@ -333,6 +333,13 @@ describe("Kubernetes manifests", () => {
     const heap = /--max-old-space-size=(\d+)/.exec(EDGE.nodeArgs.join(" "));
     assert.ok(heap && Number(heap[1]) * 1024 ** 2 < limit, "V8's heap stays below the memory limit");
     assert.ok(config.collector.wal.max_bytes <= 1 << 30, "a WAL budget an edge disk holds");
+    // node_exporter on the pod's own node: NODE_IP from the downward API (its stand-in here is "k8s-node-1").
+    assert.deepEqual(c.env?.find((e) => e.name === "NODE_IP")?.valueFrom, { fieldRef: { fieldPath: "status.hostIP" } });
+    const node = config.collector.scrape.scrape_configs.find((j) => j.job_name === "node");
+    assert.deepEqual(
+      node?.static_configs.flatMap((g) => g.targets),
+      ["k8s-node-1:9100"],
+    );
   });
 
   it("the collector DaemonSet reads the node's pod logs: /var/log/pods read-only where collector.kubernetes looks, group 0 for the kubelet's 0640 files, a service account that may only read pods", () => {
@@ -526,7 +533,7 @@ describe("systemd units", () => {
     assert.ok(existsSync(join(REPO_ROOT, EDGE.script)), "`npm run build` makes the edge bundle");
   });
 
-  it("each example /etc/bifrost/<role>.yaml passes `bifrost --check-config` with its unit's environment", () => {
+  it("each example /etc/bifrost/<role>.yaml passes `bifrost --check-config` with its unit's environment; the collector scrapes node_exporter", () => {
     for (const [i, role] of ROLES.entries()) {
       const d = directives(units[i]!);
       // What the units' EnvironmentFile (/etc/bifrost/<role>.env) would hold.
@@ -544,6 +551,12 @@ describe("systemd units", () => {
       assert.equal(config.node.id, hostname());
       assert.equal(config.collector.wal.dir, `/var/lib/${d.get("StateDirectory")![0]}`);
       assert.equal(config.kafka.sasl?.password, "from-env-file");
+      const node = config.collector.scrape.scrape_configs.find((j) => j.job_name === "node");
+      assert.deepEqual(
+        node?.static_configs.flatMap((g) => g.targets),
+        ["127.0.0.1:9100"],
+        "node_exporter scraped",
+      );
       const heap = /--max-old-space-size=(\d+)/.exec(EDGE.nodeArgs.join(" "));
       assert.ok(
         heap && Number(heap[1]) * 1024 ** 2 < memoryBytes(d.get("MemoryHigh")![0]!),

@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { describe, it } from "node:test";
+import { stringify } from "yaml";
 import { loadConfig } from "../config.js";
 import { referenceSections, renderConfigReference } from "../deploy/docs/config-reference.js";
 import { REPO_ROOT } from "./helpers/services.js";
@@ -48,6 +50,46 @@ describe("configuration reference", () => {
     });
     assert.deepEqual(changed.query.actions.collectors, { edge1: "http://edge1:4318" });
     assert.deepEqual(changed.auth.tenants, { shop: { tokens: ["a-token-of-16-chars", "another-token-16"] } });
+  });
+});
+
+/** The part of `loaded` that `example` has keys for, to compare with the example. */
+function written(loaded: unknown, example: unknown): unknown {
+  if (Array.isArray(example))
+    return Array.isArray(loaded) ? example.map((item, i) => written(loaded[i], item)) : loaded;
+  if (typeof example !== "object" || example === null || typeof loaded !== "object" || loaded === null) return loaded;
+  return Object.fromEntries(
+    Object.entries(example).map(([name, inner]) => [name, written((loaded as Record<string, unknown>)[name], inner)]),
+  );
+}
+
+describe("configuration examples", () => {
+  it("each copy-paste example of docs/configuration.md loads, and sets its key", () => {
+    const dir = mkdtempSync(join(tmpdir(), "bifrost-examples-"));
+    try {
+      const examples = referenceSections().flatMap((s) => s.examples);
+      for (const { key, value } of examples) {
+        const path = key.split(".");
+        const file = join(dir, "bifrost.yaml");
+        // As the reference prints it: the example nested under its key.
+        writeFileSync(file, stringify(path.reduceRight<unknown>((inner, part) => ({ [part]: inner }), value)));
+        const loaded = path.reduce<unknown>(
+          (node, part) => (node as Record<string, unknown>)[part],
+          loadConfig({ file, env: {} }),
+        );
+        // Every value the example writes is in the loaded configuration (none renamed, dropped or reshaped).
+        assert.deepEqual(written(loaded, value), value, key);
+      }
+      assert.deepEqual(examples.map((e) => e.key).sort(), [
+        "collector.journal",
+        "collector.kubernetes",
+        "collector.remote_write",
+        "collector.scrape",
+        "collector.syslog",
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -33,6 +33,7 @@ describe("the edge bundle, run as the systemd unit runs it", () => {
     const load = new LokiLoad(() => collector.url, { clients: 1, entriesPerPush: 20, tenant: "edge" });
     const tailed: string[] = [];
     const protobufLines: string[] = [];
+    const startS = Math.floor(Date.now() / 1000);
     let n = 0;
     const round = async () => {
       for (let i = 0; i < 5; i++, n += 20) assert.equal((await load.pushOnce("c0", n)).status, "204");
@@ -45,7 +46,7 @@ describe("the edge bundle, run as the systemd unit runs it", () => {
               {
                 labels: '{app="proto"}',
                 entries: lines.map((line, i) => ({
-                  timestamp: { seconds: 1_764_000_000 + protobufLines.length + i, nanos: 0 },
+                  timestamp: { seconds: startS + protobufLines.length + i, nanos: 0 },
                   line,
                 })),
               },

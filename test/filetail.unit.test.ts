@@ -63,6 +63,7 @@ function setup(
     maxEntries: 10_000,
     maxBytes: 1 << 20,
     maxAgeMs: 5,
+    maxBatchBytes: 3 << 20,
   });
   const events = { rotations: [] as string[], truncated: 0, watched: 0, pauses: [] as boolean[], lines: 0 };
   const start = (source: Partial<FileSource> = {}) => {

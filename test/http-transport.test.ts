@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { get } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -75,6 +75,7 @@ describe("HTTP transport: collector -> aggregator -> ClickHouse", () => {
       BIFROST_AGGREGATOR__LISTEN: `127.0.0.1:${port}`,
       BIFROST_AGGREGATOR__CONSUME_KAFKA: "false",
       BIFROST_AGGREGATOR__HTTP_INGEST__ENABLED: "true",
+      BIFROST_AGGREGATOR__DEAD_LETTER_DIR: join(dir, `dead-letters-${database}`),
       ...Object.fromEntries(
         Object.entries(aggregatorTls).map(([k, v]) => [`BIFROST_AGGREGATOR__TLS__${k.toUpperCase()}`, v]),
       ),
@@ -181,7 +182,8 @@ describe("HTTP transport: collector -> aggregator -> ClickHouse", () => {
     };
     const expected = () =>
       Array.from({ length: sent }, (_, i) => ({
-        labels: { app: "checkout", node: NODE },
+        // `service_name` from `app`, as Loki's discover_service_name adds it.
+        labels: { app: "checkout", node: NODE, service_name: "checkout" },
         ns: T0_NS + BigInt(i),
         line: `line ${i}`,
       }));
@@ -243,20 +245,39 @@ describe("HTTP transport: collector -> aggregator -> ClickHouse", () => {
         /certificate|socket hang up|ECONNRESET/i,
       );
 
-      // A bad frame is named by index; the request stores nothing, and the refusal is counted.
+      // A frame that does not decode goes to the dead letters with its reason, as it came; the request's other
+      // frames are stored, and the collector is answered 204 (nothing of it is left to retry).
       const corrupt = Buffer.from(frame);
       corrupt[corrupt.length - 1]! ^= 0xff;
       const bad = await postFrames(aggregatorUrl, [frame, corrupt], SHOP_TOKEN, edge1);
-      assert.equal(bad.status, 400, bad.text);
+      assert.equal(bad.status, 204, bad.text);
+      const letters = readFileSync(join(dir, `dead-letters-${database}`, "batches.jsonl"), "utf8")
+        .trim()
+        .split("\n")
+        .map((line) => JSON.parse(line) as { reason: string; source: string; frame: string });
       assert.deepEqual(
-        (JSON.parse(bad.text) as { rejected: { index: number; reason: string }[] }).rejected.map((r) => [
-          r.index,
-          r.reason,
-        ]),
-        [[1, "crc_mismatch"]],
+        letters.map((l) => [l.reason, l.source, l.frame]),
+        [["crc_mismatch", "http edge-1 frame 1", corrupt.toString("base64")]],
       );
       assert.deepEqual(await stored(), expected());
-      for (const reason of ["crc_mismatch", "tenant_mismatch", "node_mismatch"]) {
+      const good = await store.selectLogs({
+        tenant: "shop",
+        matchers: [{ name: "service", op: "=", value: "svc-0" }],
+        startNs: 0n,
+        endNs: 2n ** 62n,
+        limit: 1000,
+        direction: "forward",
+      });
+      assert.equal(
+        good.reduce((n, s) => n + s.entries.length, 0),
+        10,
+        "the good frame beside it is stored",
+      );
+      assert.equal(
+        await metric(aggregatorUrl, "bifrost_aggregator_dead_letters_total", `reason="crc_mismatch"`, edge1),
+        1,
+      );
+      for (const reason of ["tenant_mismatch", "node_mismatch"]) {
         assert.equal(
           await metric(aggregatorUrl, "bifrost_aggregator_http_refused_total", `reason="${reason}"`, edge1),
           1,

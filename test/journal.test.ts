@@ -91,6 +91,8 @@ describe("systemd journal input", { skip }, () => {
         BIFROST_COLLECTOR__JOURNAL__ENABLED: "true",
         BIFROST_COLLECTOR__JOURNAL__DIRECTORY: journalDir,
         BIFROST_COLLECTOR__JOURNAL__MAX_AGE: "3650d",
+        // The journal's entries are of a fixed time in the past, older than Loki's window (reject_old_samples).
+        BIFROST_COLLECTOR__LIMITS__REJECT_OLD_SAMPLES: "false",
         BIFROST_COLLECTOR__JOURNAL__MATCHES: "_SYSTEMD_UNIT=edge-app.service + _TRANSPORT=kernel",
       },
     });
@@ -137,9 +139,11 @@ describe("systemd journal input", { skip }, () => {
       level: "err",
       syslog_identifier: "edge-app",
       transport: "journal",
+      // Loki's ingestion defaults: none of discover_service_name's labels, and the level label's level.
+      service_name: "unknown_service",
       node: "local",
     });
-    assert.deepEqual(got[0]!.metadata, { pid: "42", comm: "app" });
+    assert.deepEqual(got[0]!.metadata, { pid: "42", comm: "app", detected_level: "error" });
     assert.equal(got[0]!.ns, T0 * 1000n, "__REALTIME_TIMESTAMP, in nanoseconds");
     assert.deepEqual(
       { level: got[2]!.labels.level, transport: got[2]!.labels.transport, unit: got[2]!.labels.unit },
@@ -163,6 +167,7 @@ describe("systemd journal input", { skip }, () => {
       maxEntries: 10_000,
       maxBytes: 1 << 20,
       maxAgeMs: 5,
+      maxBatchBytes: 3 << 20,
     });
     const config = configSchema().parse({
       collector: { journal: { enabled: true, directory: journalDir, max_age: "3650d" } },

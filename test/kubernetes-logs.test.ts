@@ -120,6 +120,7 @@ function setup(overrides: Record<string, unknown> = {}, env: NodeJS.ProcessEnv =
     maxEntries: 10_000,
     maxBytes: 1 << 20,
     maxAgeMs: 5,
+    maxBatchBytes: 3 << 20,
   });
   const config = configSchema().parse({
     collector: { kubernetes: { enabled: true, pods_root: root, partial_timeout_ms: 300, ...overrides } },

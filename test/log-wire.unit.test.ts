@@ -7,7 +7,7 @@ import decode, { type DecodeResult } from "../aggregator/worker.js";
 import { type Batch, encodeBatchMessage, type LogStream } from "../proto/batch.js";
 import { labelsOf } from "../proto/labels.js";
 import { decodeFrame, frameMessage } from "../proto/codec.js";
-import type { BatchLimits } from "../proto/validate.js";
+import { type BatchLimits, STORABLE_NS } from "../proto/validate.js";
 import { encodeLogBatch } from "../storage/log-rowbinary.js";
 import { makeBatch, prng } from "./helpers/batches.js";
 
@@ -23,7 +23,8 @@ const LIMITS: BatchLimits = {
 const MAX_BATCH_BYTES = 16 << 20;
 const DAY_NS = 86_400_000_000_000n;
 const MIDNIGHT = 20_000n * DAY_NS;
-const INT64_MAX = (1n << 63n) - 1n;
+/** The last storable nanosecond (STORABLE_NS): later times are refused, so the direct path leaves them alone. */
+const LAST_NS = STORABLE_NS.max - 1n;
 
 function unwrap(result: DecodeResult): DecodeResult {
   const moved = (result as unknown as Record<symbol, DecodeResult>)[valueSymbol];
@@ -99,14 +100,14 @@ describe("direct log encoding from the wire format", () => {
       });
       for (const stream of batch.streams) {
         for (const [i, e] of stream.entries.entries()) {
-          // Across days, out of order, on the ms and day edges, at both ends of Int64's positive range.
+          // Across days, out of order, on the ms and day edges, at both ends of the storable range.
           const pick = random();
           if (pick < 0.1)
             e.timeUnixNano =
               MIDNIGHT + BigInt(Math.floor((random() - 0.5) * 4)) * DAY_NS + BigInt(Math.floor(random() * 3)) - 1n;
-          else if (pick < 0.12)
-            e.timeUnixNano = [0n, 1n, 999_999n, 1_000_000n, INT64_MAX, INT64_MAX - 999_999n][i % 6]!;
-          else if (pick < 0.2) e.timeUnixNano = BigInt(Math.floor(random() * 2 ** 62)) * 2n + BigInt(i % 2);
+          else if (pick < 0.12) e.timeUnixNano = [0n, 1n, 999_999n, 1_000_000n, LAST_NS, LAST_NS - 999_999n][i % 6]!;
+          else if (pick < 0.2)
+            e.timeUnixNano = (BigInt(Math.floor(random() * 2 ** 62)) * 2n + BigInt(i % 2)) % STORABLE_NS.max;
           if (random() < 0.1) e.line = texts[Math.floor(random() * texts.length)]!;
           if (random() < 0.05)
             e.metadata = labelsOf([
@@ -193,29 +194,40 @@ describe("direct log encoding from the wire format", () => {
         batchWith([{ ...ok, labels: labelsOf(["a", "b", "c", "d", "e", "f"].map((n) => [n, n])) }]),
       ],
       ["time past Int64", batchWith([{ ...ok, entries: [entry(1n << 63n, "x")] }])],
+      ["time past the storable range", batchWith([{ ...ok, entries: [entry(STORABLE_NS.max, "x")] }])],
     ];
     for (const [name, batch] of cases) {
       assert.equal(expectSame(frameOf(batch)), false, name);
-      assert.equal(
-        unwrap(decode({ value: frameOf(batch), maxBatchBytes: MAX_BATCH_BYTES, limits: LIMITS, encodeLogs: true })).ok,
-        false,
-        name,
+      // The bad rows are taken out for the dead letters; the batch's other rows are written.
+      const result = unwrap(
+        decode({ value: frameOf(batch), maxBatchBytes: MAX_BATCH_BYTES, limits: LIMITS, encodeLogs: true }),
       );
+      assert.ok(result.ok, name);
+      const refusedRows = result.refused.reduce((n, r) => n + r.rows, 0);
+      assert.ok(refusedRows >= 1, name);
+      const rows =
+        batch.streams.reduce((n, st) => n + st.entries.length, 0) +
+        batch.series.reduce((n, se) => n + se.points.length, 0);
+      assert.equal(result.rows + refusedRows, rows, name);
     }
   });
 
-  it("rejects a batch with valid streams but no identity or a bad series as the reference path does", () => {
+  it("rejects a batch without identity, and takes a bad series out of a batch with valid streams, as the reference path does", () => {
     const ok = { labels: labelsOf([["job", "a"]]), entries: [entry(MIDNIGHT, "fine")] };
-    for (const batch of [
-      batchWith([ok], { tenant: "" }),
-      batchWith([ok], { series: [{ ...makeBatch({ series: 1 }).series[0]!, name: "1bad" }] }),
-    ]) {
+    const decoded = (batch: Batch) => {
       expectSame(frameOf(batch));
-      assert.equal(
-        unwrap(decode({ value: frameOf(batch), maxBatchBytes: MAX_BATCH_BYTES, limits: LIMITS, encodeLogs: true })).ok,
-        false,
+      return unwrap(
+        decode({ value: frameOf(batch), maxBatchBytes: MAX_BATCH_BYTES, limits: LIMITS, encodeLogs: true }),
       );
-    }
+    };
+    assert.equal(decoded(batchWith([ok], { tenant: "" })).ok, false);
+    const result = decoded(batchWith([ok], { series: [{ ...makeBatch({ series: 1 }).series[0]!, name: "1bad" }] }));
+    assert.ok(result.ok && result.logs && "encoded" in result.logs);
+    assert.equal(result.logs.encoded.rows, 1);
+    assert.deepEqual(
+      result.refused.map((r) => [r.reason, r.rows]),
+      [["invalid_metric_name", 10]],
+    );
   });
 
   it("leaves repeated metadata names to the reference path, which keeps one of each", () => {

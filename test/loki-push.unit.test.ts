@@ -18,6 +18,7 @@ import { TenantRateLimiter } from "../common/rate-limit.js";
 import { TenantLimits } from "../common/limits.js";
 import { Wal } from "../collector/buffer/wal.js";
 import { decodeBatch } from "../proto/codec.js";
+import { receiverContract } from "./helpers/contract.js";
 
 const LIMITS = { max_labels: 10, max_label_name_bytes: 64, max_label_value_bytes: 256, max_line_bytes: 1024 };
 const PushRequest = protobuf
@@ -38,12 +39,13 @@ function receiver(overrides: { maxBodyBytes?: number; rate?: TenantRateLimiter; 
     maxEntries: 1,
     maxBytes: 1 << 20,
     maxAgeMs: 10,
+    maxBatchBytes: 3 << 20,
   });
   const app = new Hono();
   app.use(new Authenticator(configSchema().parse({}).auth, "fake").middleware());
   lokiReceiver(app, {
     batcher,
-    limits: LIMITS,
+    ...receiverContract({ collector: { limits: LIMITS }, node: { id: "edge-1" } }),
     maxBodyBytes: overrides.maxBodyBytes ?? 1 << 20,
     rate: overrides.rate,
   });

@@ -15,7 +15,9 @@ import { Batcher } from "../collector/buffer/batcher.js";
 import { startCollector } from "../collector/index.js";
 import { TenantRateLimiter } from "../common/rate-limit.js";
 import { TenantLimits } from "../common/limits.js";
-import { labelName, metricName } from "../collector/receivers/otlp-convert.js";
+import { labelName } from "../collector/receivers/otlp-convert.js";
+import { otlpMetricsOptions } from "../collector/receivers/otlp-metrics.js";
+import { prometheusMetricName, prometheusUnit } from "../collector/receivers/otlp-names.js";
 import { startOtlpGrpc } from "../collector/receivers/otlp-grpc.js";
 import { otlpHttpRoutes } from "../collector/receivers/otlp-http.js";
 import { decodeStatus, OtlpDecodeError } from "../collector/receivers/otlp-proto.js";
@@ -27,6 +29,7 @@ import { Authenticator } from "../common/auth.js";
 import { configSchema, loadConfig } from "../config.js";
 import { createLogger } from "../common/log.js";
 import { createRegistry } from "../common/metrics.js";
+import { receiverContract } from "./helpers/contract.js";
 import { freePort, KAFKA_BROKERS, REPO_ROOT, uniqueName } from "./helpers/services.js";
 
 const LIMITS: BatchLimits = {
@@ -65,7 +68,8 @@ async function collector(
     rate?: TenantRateLimiter;
     walBytes?: number;
     maxGrpcBytes?: number;
-    limits?: BatchLimits;
+    limits?: BatchLimits & { max_body_bytes?: number; max_decompressed_bytes?: number };
+    otlp?: Record<string, unknown>;
   } = {},
 ) {
   const wal = Wal.open({
@@ -81,8 +85,14 @@ async function collector(
     maxEntries: 1,
     maxBytes: 1 << 20,
     maxAgeMs: 10,
+    maxBatchBytes: 3 << 20,
   });
-  const options = { batcher, limits: overrides.limits ?? LIMITS, rate: overrides.rate };
+  const options = {
+    batcher,
+    ...receiverContract({ collector: { limits: overrides.limits ?? LIMITS }, node: { id: "edge-1" } }),
+    rate: overrides.rate,
+    metrics: otlpMetricsOptions(configSchema().parse({ collector: { otlp: overrides.otlp ?? {} } }).collector.otlp),
+  };
   const authenticator = new Authenticator(configSchema().parse({}).auth, "fake");
   const app = new Hono();
   app.use(authenticator.middleware());
@@ -251,19 +261,52 @@ describe("OTLP receivers: an app using @opentelemetry/sdk-node with the stock ex
       assert.ok(Number(observed_timestamp) > 0);
 
       const series = written.flatMap((b) => b.series);
-      const base = { job: "checkout", instance: "pod-7", node: "edge-1" };
+      const base = {
+        job: "checkout",
+        instance: "pod-7",
+        otel_scope_name: "checkout",
+        otel_scope_version: "1.2.3",
+        node: "edge-1",
+      };
       const values = series
+        .filter((s) => s.name !== "target_info")
         .map((s) => [s.name, plain(s.labels), s.kind, s.points.map((p) => p.value)])
         .sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
       assert.deepEqual(values, [
         ["carts_open", base, SampleKind.Gauge, [3]],
-        ["checkout_duration_bucket", { ...base, le: "+Inf" }, SampleKind.HistogramBucket, [2]],
-        ["checkout_duration_bucket", { ...base, le: "10" }, SampleKind.HistogramBucket, [1]],
-        ["checkout_duration_bucket", { ...base, le: "100" }, SampleKind.HistogramBucket, [1]],
-        ["checkout_duration_count", base, SampleKind.HistogramCount, [2]],
-        ["checkout_duration_sum", base, SampleKind.HistogramSum, [127]],
-        ["orders_placed", { ...base, payment_method: "card" }, SampleKind.Counter, [3]],
+        ["checkout_duration_milliseconds_bucket", { ...base, le: "+Inf" }, SampleKind.HistogramBucket, [2]],
+        ["checkout_duration_milliseconds_bucket", { ...base, le: "10" }, SampleKind.HistogramBucket, [1]],
+        ["checkout_duration_milliseconds_bucket", { ...base, le: "100" }, SampleKind.HistogramBucket, [1]],
+        ["checkout_duration_milliseconds_count", base, SampleKind.HistogramCount, [2]],
+        ["checkout_duration_milliseconds_sum", base, SampleKind.HistogramSum, [127]],
+        ["orders_placed_total", { ...base, payment_method: "card" }, SampleKind.Counter, [3]],
         ["queue_depth", { ...base, queue: "payments" }, SampleKind.Gauge, [4]],
+      ]);
+      const targetInfo = series.filter((s) => s.name === "target_info");
+      assert.equal(targetInfo.length, 1);
+      assert.deepEqual(plain(targetInfo[0]!.labels), {
+        job: "checkout",
+        instance: "pod-7",
+        deployment_environment_name: "prod",
+        host_name: "edge-host",
+        telemetry_sdk_language: "nodejs",
+        telemetry_sdk_name: "opentelemetry",
+        telemetry_sdk_version: sdkVersion!,
+        node: "edge-1",
+      });
+      assert.ok(targetInfo[0]!.points.every((p) => p.value === 1));
+      const metadata = written.flatMap((b) => b.metadata ?? []).sort((a, b) => a.name.localeCompare(b.name));
+      assert.deepEqual(metadata, [
+        { name: "carts_open", type: "gauge", help: "Carts not checked out", unit: "" },
+        {
+          name: "checkout_duration_milliseconds",
+          type: "histogram",
+          help: "Time from cart to payment",
+          unit: "milliseconds",
+        },
+        { name: "orders_placed_total", type: "counter", help: "Orders placed", unit: "" },
+        { name: "queue_depth", type: "gauge", help: "", unit: "" },
+        { name: "target_info", type: "gauge", help: "Target metadata", unit: "" },
       ]);
       for (const point of series.flatMap((s) => s.points))
         assert.ok(
@@ -337,38 +380,75 @@ describe("OTLP/HTTP receiver", () => {
     });
     assert.deepEqual(answer, {
       partialSuccess: {
-        rejectedDataPoints: 3,
+        rejectedDataPoints: 2,
         errorMessage:
-          "sum http.bytes: only cumulative temporality is accepted (set the exporter's temporality preference to cumulative); exponential histogram latency: not supported; use explicit bucket histograms",
+          "http.bytes: a delta point is not newer than its series' last point; exponential histogram latency: not supported; use explicit bucket histograms",
       },
     });
     const base = { job: "shop/api", node: "edge-1" };
+    const route = { ...base, http_route: "/a;/b" };
     const series = batches().flatMap((b) => b.series.map((s) => [b.tenant, s.name, plain(s.labels), s.kind, s.points]));
+    const at = (value: number) => [{ timeUnixMs: 1764000000000, value }];
     assert.deepEqual(series, [
-      [
-        "team-a",
-        "http_requests",
-        { ...base, http_route: "/a;/b" },
-        SampleKind.Counter,
-        [{ timeUnixMs: 1764000000000, value: 5 }],
-      ],
-      [
-        "team-a",
-        "rpc_latency",
-        { ...base, quantile: "0.5" },
-        SampleKind.Gauge,
-        [{ timeUnixMs: 1764000000000, value: 2 }],
-      ],
-      [
-        "team-a",
-        "rpc_latency",
-        { ...base, quantile: "0.99" },
-        SampleKind.Gauge,
-        [{ timeUnixMs: 1764000000000, value: 4 }],
-      ],
-      ["team-a", "rpc_latency_sum", base, SampleKind.Counter, [{ timeUnixMs: 1764000000000, value: 10 }]],
-      ["team-a", "rpc_latency_count", base, SampleKind.Counter, [{ timeUnixMs: 1764000000000, value: 4 }]],
+      ["team-a", "http_requests_total", route, SampleKind.Counter, at(5)],
+      ["team-a", "http_bytes_total", route, SampleKind.Counter, at(5)],
+      ["team-a", "rpc_latency", { ...base, quantile: "0.5" }, SampleKind.Gauge, at(2)],
+      ["team-a", "rpc_latency", { ...base, quantile: "0.99" }, SampleKind.Gauge, at(4)],
+      ["team-a", "rpc_latency_sum", base, SampleKind.Counter, at(10)],
+      ["team-a", "rpc_latency_count", base, SampleKind.Counter, at(4)],
     ]);
+  });
+
+  it("leaves out a target_info that breaks a limit or has an unnamable attribute, alone, saying so in partial_success", async () => {
+    const { post, batches } = await collector({ limits: { ...LIMITS, max_labels: 4 } });
+    const attribute = (key: string, value: string) => ({ key, value: { stringValue: value } });
+    const request = {
+      resourceMetrics: [
+        {
+          resource: {
+            attributes: [attribute("service.name", "api"), ...["a", "b", "c", "d", "e"].map((k) => attribute(k, k))],
+          },
+          scopeMetrics: [
+            {
+              metrics: [
+                {
+                  name: "queue.depth",
+                  gauge: {
+                    dataPoints: [
+                      { timeUnixNano: "1764000000000000000", asDouble: 2, attributes: [attribute("q", "x")] },
+                    ],
+                  },
+                },
+              ],
+            },
+          ],
+        },
+      ],
+    };
+    const partial = async (body: object) => {
+      const response = await post("metrics", encodeMetrics(body), { "Content-Type": "application/x-protobuf" });
+      assert.equal(response.status, 200);
+      return MetricsResponse.toObject(MetricsResponse.decode(new Uint8Array(await response.arrayBuffer())), {
+        longs: Number,
+      }) as { partialSuccess: { rejectedDataPoints: number; errorMessage: string } };
+    };
+    const tooMany = await partial(request);
+    assert.equal(tooMany.partialSuccess.rejectedDataPoints, 1);
+    assert.match(tooMany.partialSuccess.errorMessage, /^target_info of job "api": .*has 6 labels, the limit is 4$/);
+    request.resourceMetrics[0]!.resource.attributes = [attribute("service.name", "api"), attribute("...", "x")];
+    const unnamed = await partial(request);
+    assert.equal(unnamed.partialSuccess.rejectedDataPoints, 1);
+    assert.match(
+      unnamed.partialSuccess.errorMessage,
+      /^target_info of job "api": attribute "\.\.\." has no valid label name$/,
+    );
+    assert.deepEqual(
+      batches().flatMap((b) => b.series.map((s) => [s.name, plain(s.labels)])),
+      [
+        ["queue_depth", { job: "api", q: "x", node: "edge-1" }],
+        ["queue_depth", { job: "api", q: "x", node: "edge-1" }],
+      ],
+    );
   });
 
   it("reads OTLP/JSON: hex ids, 64-bit integers as strings, enums as integers, map bodies as JSON lines; refuses values nested past the stack", async () => {
@@ -436,7 +516,10 @@ describe("OTLP/HTTP receiver", () => {
   });
 
   it("answers malformed bodies and broken limits with 4xx and a google.rpc.Status, buffering nothing", async () => {
-    const { post, batches } = await collector({ limits: { ...LIMITS, max_labels: 4 }, maxBodyBytes: 64 << 10 });
+    const { post, batches } = await collector({
+      limits: { ...LIMITS, max_labels: 4, max_body_bytes: 64 << 10, max_decompressed_bytes: 64 << 10 },
+      maxBodyBytes: 64 << 10,
+    });
     const valid = encodeLogs(logs([logRecord("ok")]));
     const protobuf = { "Content-Type": "application/x-protobuf" };
     const json = { "Content-Type": "application/json" };
@@ -482,6 +565,8 @@ describe("OTLP/HTTP receiver", () => {
             "k8s.pod.name": "c",
             "k8s.cluster.name": "d",
             "cloud.region": "e",
+            // service_name is not counted, as in Loki: five more labels are.
+            "deployment.environment": "f",
           }),
         ),
         protobuf,
@@ -706,7 +791,7 @@ describe("OTLP names as Prometheus's otlptranslator builds them", () => {
     assert.throws(() => labelName(""), OtlpDecodeError);
   });
 
-  it("escapes metric names without adding suffixes", () => {
+  it("escapes metric names without adding suffixes (UnderscoreEscapingWithoutSuffixes)", () => {
     const cases: [string, string][] = [
       ["http.server.duration", "http_server_duration"],
       ["a..b", "a_b"],
@@ -714,10 +799,62 @@ describe("OTLP names as Prometheus's otlptranslator builds them", () => {
       ["9lives", "_9lives"],
       ["a__b", "a__b"],
       ["process.cpu:time", "process_cpu:time"],
+      ["...", ""],
     ];
     assert.deepEqual(
-      cases.map(([name]) => [name, metricName(name)]),
+      cases.map(([name]) => [name, prometheusMetricName(name, "s", "counter", "UnderscoreEscapingWithoutSuffixes")]),
       cases,
+    );
+  });
+
+  it("adds unit, `_total` and `_ratio` suffixes as Prometheus' default UnderscoreEscapingWithSuffixes does", () => {
+    const cases: [string, string, Parameters<typeof prometheusMetricName>[2], string][] = [
+      ["http.server.request.duration", "s", "histogram", "http_server_request_duration_seconds"],
+      ["http.server.active_requests", "{request}", "updowncounter", "http_server_active_requests"],
+      ["system.network.io", "By", "counter", "system_network_io_bytes_total"],
+      ["requests.count", "1", "counter", "requests_count_total"],
+      ["memory.usage", "By", "gauge", "memory_usage_bytes"],
+      ["cpu.utilization", "1", "gauge", "cpu_utilization_ratio"],
+      ["ratio.value", "1", "gauge", "value_ratio"],
+      ["throughput", "By/s", "gauge", "throughput_bytes_per_second"],
+      ["errors", "{error}/s", "gauge", "errors_per_second"],
+      ["speed", "m/s", "gauge", "speed_meters_per_second"],
+      ["requests_total", "", "counter", "requests_total"],
+      ["total.requests", "", "counter", "requests_total"],
+      ["latency_seconds", "s", "histogram", "latency_seconds"],
+      ["percent.used", "%", "gauge", "percent_used"],
+      ["temp", "Cel", "gauge", "temp_celsius"],
+      ["data", "MiBy", "summary", "data_mebibytes"],
+      ["x", "custom unit", "gauge", "x_custom_unit"],
+      ["x", " s / m ", "gauge", "x_seconds_per_minute"],
+      ["x", "a_/b_", "gauge", "x_a_per_b"],
+      ["a__b", "", "gauge", "a_b"],
+      ["9lives", "", "gauge", "_9lives"],
+      ["process.cpu:time", "s", "counter", "process_cpu:time_seconds_total"],
+    ];
+    assert.deepEqual(
+      cases.map(([name, unit, type]) => [
+        name,
+        unit,
+        type,
+        prometheusMetricName(name, unit, type, "UnderscoreEscapingWithSuffixes"),
+      ]),
+      cases,
+    );
+    const units: [string, string][] = [
+      ["s", "seconds"],
+      ["By/s", "bytes_per_second"],
+      ["1", ""],
+      ["{request}", ""],
+      ["1/s", "per_second"],
+      ["%", "percent"],
+      ["custom unit", "custom_unit"],
+      ["", ""],
+      ["a_/b_", "a__per_b"],
+    ];
+    assert.deepEqual(
+      units.map(([unit]) => [unit, prometheusUnit(unit)]),
+      units,
     );
   });
 });

@@ -104,8 +104,8 @@ describe("pipeline: collector -> Kafka -> aggregator -> ClickHouse", () => {
       assert.deepEqual(
         streams.map((l) => ({ ...l })),
         [
-          { app: "checkout", level: "info", node: "gw-17", site: "store-17" },
-          { app: "checkout", level: "warn", node: "gw-17", site: "store-17" },
+          { app: "checkout", level: "info", node: "gw-17", service_name: "checkout", site: "store-17" },
+          { app: "checkout", level: "warn", node: "gw-17", service_name: "checkout", site: "store-17" },
         ],
       );
       const metrics = await (await fetch(`http://127.0.0.1:${collectorPort}/metrics`)).text();

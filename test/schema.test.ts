@@ -138,13 +138,60 @@ describe("ClickHouse DDL", () => {
       );
       assert.deepEqual(
         await shape(`SELECT toString(version) AS name FROM ${database}.schema_migrations ORDER BY version`),
-        ["1", "2", "3"],
+        ["1", "2", "3", "4"],
       );
       // Version 3 adds the fleet server's table beside what version 1 made.
       assert.deepEqual(
         await shape(`SELECT name FROM system.tables WHERE database = '${database}' AND name = 'fleet_records'`),
         ["fleet_records"],
       );
+    } finally {
+      await store.close();
+      await client.command({ query: `DROP DATABASE IF EXISTS ${database}` });
+      await client.close();
+    }
+  });
+
+  it("migration 4 adds the metric metadata table to a schema made before it, on one server and ON CLUSTER", async () => {
+    const v4 = MIGRATIONS.find((m) => m.version === 4)!;
+    const onCluster = v4.statements({ database: "b", retention: TEST_RETENTION, cluster: "c" });
+    assert.equal(onCluster.length, 2);
+    assert.match(
+      onCluster[0]!,
+      /^CREATE TABLE IF NOT EXISTS b\.metric_metadata_local ON CLUSTER c\n[\s\S]*ReplicatedAggregatingMergeTree/,
+    );
+    assert.match(
+      onCluster[1]!,
+      /^CREATE TABLE IF NOT EXISTS b\.metric_metadata ON CLUSTER c AS b\.metric_metadata_local\nENGINE = Distributed/,
+    );
+    const database = uniqueName("migrate_v3");
+    const client = createClient({ url: CLICKHOUSE_URL });
+    const store = new ClickHouseStore({
+      url: CLICKHOUSE_URL,
+      username: "default",
+      password: "",
+      database,
+      retention: TEST_RETENTION,
+    });
+    try {
+      for (const statement of schemaStatements({ database, retention: TEST_RETENTION }))
+        if (!statement.includes(".metric_metadata\n")) await client.command({ query: statement });
+      await client.insert({
+        table: `${database}.schema_migrations`,
+        values: [
+          { version: 1, name: "v1" },
+          { version: 2, name: "v2" },
+          { version: 3, name: "v3" },
+        ],
+        format: "JSONEachRow",
+      });
+      await store.migrate();
+      await store.appendMetadata([
+        { tenant: "t", seenMs: Date.now(), metadata: [{ name: "up", type: "gauge", help: "Target up", unit: "" }] },
+      ]);
+      assert.deepEqual(await store.metricMetadata({ tenant: "t", startMs: 0, endMs: Date.now() + 1000 }), [
+        { name: "up", type: "gauge", help: "Target up", unit: "" },
+      ]);
     } finally {
       await store.close();
       await client.command({ query: `DROP DATABASE IF EXISTS ${database}` });

@@ -58,6 +58,7 @@ async function setup(
     maxEntries: 10_000,
     maxBytes: 1 << 20,
     maxAgeMs: 5,
+    maxBatchBytes: 3 << 20,
   });
   const configs = await Promise.all(listeners.map(async (l) => listenerConfig(`127.0.0.1:${await freePort()}`, l)));
   const registry = new Registry();

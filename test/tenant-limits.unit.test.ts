@@ -9,9 +9,11 @@ import { Batcher } from "../collector/buffer/batcher.js";
 import { lokiReceiver } from "../collector/receivers/loki.js";
 import { TenantRateLimiter } from "../common/rate-limit.js";
 import { otlpHttpRoutes } from "../collector/receivers/otlp-http.js";
+import { otlpMetricsOptions } from "../collector/receivers/otlp-metrics.js";
 import { Wal } from "../collector/buffer/wal.js";
 import { Authenticator } from "../common/auth.js";
 import { configSchema, loadConfig } from "../config.js";
+import { admissionFromConfig, contractFromConfig } from "../common/ingest-contract.js";
 import { TenantLimits } from "../common/limits.js";
 import { createLogger } from "../common/log.js";
 import { SampleKind } from "../proto/batch.js";
@@ -27,6 +29,8 @@ import { T0_MS } from "./helpers/promql-data.js";
 // has none of its own and gets the defaults. Each error must name the tenant, the limit and the key to change.
 
 const config = configSchema().parse({
+  // The pushes carry T0_MS, a fixed time in the past.
+  collector: { limits: { reject_old_samples: false } },
   overrides: {
     small: {
       rate_entries_per_s: 10,
@@ -65,12 +69,23 @@ function collectorApp(): Hono {
     maxEntries: 1000,
     maxBytes: 1 << 20,
     maxAgeMs: 10,
+    maxBatchBytes: 3 << 20,
   });
   const app = new Hono();
   app.use(new Authenticator(config.auth, "fake").middleware());
   const rate = new TenantRateLimiter(limits);
-  lokiReceiver(app, { batcher, limits: config.collector.limits, tenantLimits: limits, maxBodyBytes: 1 << 20, rate });
-  otlpHttpRoutes(app, { batcher, limits: config.collector.limits, tenantLimits: limits, maxBodyBytes: 1 << 20, rate });
+  const parts = {
+    contract: contractFromConfig(config, limits, "shipped"),
+    admission: admissionFromConfig(config.collector.limits),
+  };
+  lokiReceiver(app, { batcher, ...parts, maxBodyBytes: 1 << 20, rate });
+  otlpHttpRoutes(app, {
+    batcher,
+    ...parts,
+    maxBodyBytes: 1 << 20,
+    rate,
+    metrics: otlpMetricsOptions(config.collector.otlp),
+  });
   return app;
 }
 

@@ -1,5 +1,6 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
+import { writeFileAtomic } from "../../common/atomic-file.js";
 
 /**
  * Nonces of accepted action envelopes, each kept for as long as its envelope's timestamp would still pass the
@@ -59,13 +60,7 @@ export class NonceCache {
 
   /** Writes the live nonces to a new file that replaces the old one atomically; returns it open for appends. */
   private rewrite(): number {
-    const temporary = `${this.path}.tmp`;
-    const fd = openSync(temporary, "w");
-    const body = [...this.seen].map(([nonce, expires]) => `${expires} ${nonce}\n`).join("");
-    writeSync(fd, body);
-    fsyncSync(fd);
-    closeSync(fd);
-    renameSync(temporary, this.path);
+    writeFileAtomic(this.path, [...this.seen].map(([nonce, expires]) => `${expires} ${nonce}\n`).join(""));
     this.lines = this.seen.size;
     return openSync(this.path, "a");
   }

@@ -1,9 +1,21 @@
-import type { LogStream, Point, Series } from "../../proto/batch.js";
-import type { Labels } from "../../proto/labels.js";
+import type { IngestDefaults } from "../../common/ingest-defaults.js";
+import {
+  entryBytes,
+  labelsBytes,
+  type LogStream,
+  metadataBytes,
+  type MetricMetadata,
+  type Point,
+  POINT_MAX_BYTES,
+  type Series,
+  seriesBytes,
+} from "../../proto/batch.js";
+import { type Labels, persistedLabelsText } from "../../proto/labels.js";
 import { CodecError, decodeBatch, encodeBatch } from "../../proto/codec.js";
-import { persistedLabelsText } from "../../proto/labels.js";
+import { batchHeadBytes, collectorLabels, withAddedLabels } from "../../common/ingest-contract.js";
+import { isStaleMarker } from "../../proto/staleness.js";
 import type { BatchRecord } from "../../common/transport.js";
-import type { Wal } from "./wal.js";
+import { type Wal, WalFullError } from "./wal.js";
 
 export interface NodeIdentity {
   id: string;
@@ -11,25 +23,43 @@ export interface NodeIdentity {
   region: string;
 }
 
+/** A stream field's tag and length at most, besides its labels and entries. */
+const STREAM_FIELD_BYTES = 6;
+
 export interface BatcherOptions {
   node: NodeIdentity;
   wal: Wal;
+  /** Loki's `service_name` and `detected_level`, added to every log stream before its node labels. */
+  ingestDefaults?: IngestDefaults;
   /** A batch is written once it holds this many entries and samples... */
   maxEntries: number;
   /** ...or this many bytes of lines... */
   maxBytes: number;
   /** ...or its oldest data has waited this long. */
   maxAgeMs: number;
-  /** Series whose last sample is remembered for the next batch's Series.previous (oldest forgotten first). */
+  /**
+   * No batch is larger than this, encoded (collector.batch.max_batch_bytes): data that would take one over it
+   * goes in the next, and one add larger than it is written at once as several batches, all or none of them.
+   */
+  maxBatchBytes: number;
+  /**
+   * Series whose last sample is remembered for the next batch's Series.previous: at least this many of the most
+   * recently written, at most twice as many (older ones are forgotten a generation at a time).
+   */
   maxTrackedSeries?: number;
+  /** A metric family's metadata is sent again after this long even when unchanged (10 minutes). */
+  metadataResendMs?: number;
   onWritten?: (info: { sequence: number; tenant: string; entries: number; samples: number; bytes: number }) => void;
 }
 
 interface Pending {
   streams: LogStream[];
   series: Series[];
+  metadata: Map<string, MetricMetadata>;
   entries: number;
   bytes: number;
+  /** Bytes of the rows as encoded, added labels included. */
+  encoded: number;
   waiters: { resolve: () => void; reject: (err: unknown) => void }[];
   since: number;
 }
@@ -39,34 +69,104 @@ interface Pending {
  * (group commit): a receiver's `add` resolves once the batch holding its data is in the WAL, so the sender is
  * acknowledged only for what a crash cannot lose, and rejects with the WAL's error (WalFullError under the
  * `block` policy) so the receiver can answer 429/503. Every stream and series gets the node's identity labels
- * (`node`, and `site`/`region` when set) unless it has them, and every series the sample sent before it.
+ * (collectorLabels: `node`, and `site`/`region` when set) unless it has them, and every series the sample sent
+ * before it. No batch exceeds maxBatchBytes: what the ingestion contract admitted always fits.
  */
 export class Batcher {
   private readonly pending = new Map<string, Pending>();
-  private readonly lastPoints = new Map<string, Point>();
+  // Two generations rather than an LRU list: deleting and re-adding a Map entry per sample leaves holes that V8
+  // scans over to find the oldest entry, which made every write slow beyond the limit.
+  private lastPoints = new Map<string, Point>();
+  private olderPoints = new Map<string, Point>();
+  // A label set is never changed once made, and a scrape hands over the same sets at every scrape: each set's
+  // copy with the collector's labels, and its series keys, are made once (strings made once also keep their hash).
+  private readonly identified = new WeakMap<Labels, Labels>();
+  private readonly keys = new WeakMap<Labels, { tenant: string; name: string; key: string }>();
+  private readonly added: Labels;
+  /** Metadata as last written per tenant and family, and when: unchanged metadata is not sent with every batch. */
+  private readonly sentMetadata = new Map<string, { text: string; atMs: number }>();
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly options: BatcherOptions) {}
+  constructor(private readonly options: BatcherOptions) {
+    this.added = collectorLabels(options.node);
+  }
 
-  add(tenant: string, data: { streams?: LogStream[]; series?: Series[] }): Promise<void> {
+  add(tenant: string, data: { streams?: LogStream[]; series?: Series[]; metadata?: MetricMetadata[] }): Promise<void> {
+    const streams = (data.streams ?? []).map((received) => {
+      const stream = this.options.ingestDefaults?.apply(received) ?? received;
+      return { labels: withAddedLabels(stream.labels, this.added), entries: stream.entries };
+    });
+    const series = (data.series ?? []).map((one) => ({ ...one, labels: this.identify(one.labels) }));
+    const resendMs = this.options.metadataResendMs ?? 600_000;
+    const metadata = (data.metadata ?? []).filter((m) => {
+      const sent = this.sentMetadata.get(`${tenant}\u0000${m.name}`);
+      return sent?.text !== JSON.stringify(m) || Date.now() - sent.atMs >= resendMs;
+    });
+    let encoded = 0;
+    for (const stream of streams) {
+      encoded += labelsBytes(stream.labels) + STREAM_FIELD_BYTES;
+      for (const entry of stream.entries) encoded += entryBytes(entry);
+    }
+    // Each series may get its previous sample when written.
+    for (const one of series) encoded += seriesBytes(one) + POINT_MAX_BYTES;
+    for (const m of metadata) encoded += metadataBytes(m);
+    const room = this.room();
+    if ((this.pending.get(tenant)?.encoded ?? 0) + encoded > room) this.write(tenant);
+    if (encoded > room) return this.writeSplit(tenant, { streams, series, metadata }, room);
+
     let pending = this.pending.get(tenant);
     if (!pending) {
-      pending = { streams: [], series: [], entries: 0, bytes: 0, waiters: [], since: Date.now() };
+      pending = {
+        streams: [],
+        series: [],
+        metadata: new Map(),
+        entries: 0,
+        bytes: 0,
+        encoded: 0,
+        waiters: [],
+        since: Date.now(),
+      };
       this.pending.set(tenant, pending);
     }
-    for (const stream of data.streams ?? []) {
-      pending.streams.push({ labels: this.identify(stream.labels), entries: stream.entries });
+    pending.streams.push(...streams);
+    pending.series.push(...series);
+    for (const m of metadata) pending.metadata.set(m.name, m);
+    pending.encoded += encoded;
+    for (const stream of streams) {
       pending.entries += stream.entries.length;
       for (const entry of stream.entries) pending.bytes += entry.line.length;
     }
-    for (const series of data.series ?? []) {
-      pending.series.push({ ...series, labels: this.identify(series.labels) });
-      pending.entries += series.points.length;
-    }
+    for (const one of series) pending.entries += one.points.length;
     const written = new Promise<void>((resolve, reject) => pending.waiters.push({ resolve, reject }));
     if (pending.entries >= this.options.maxEntries || pending.bytes >= this.options.maxBytes) this.write(tenant);
     else this.timer ??= setTimeout(() => this.flush(), this.options.maxAgeMs);
     return written;
+  }
+
+  /** Bytes a batch has for its rows. */
+  private room(): number {
+    return this.options.maxBatchBytes - batchHeadBytes(this.options.node);
+  }
+
+  /**
+   * One add larger than a batch, written now as consecutive batches of its own, each within `room`: all of
+   * them, or none when the disk buffer has no room for all (WalFullError), so that a sender told to retry
+   * finds none of its data already stored.
+   */
+  private writeSplit(tenant: string, rows: Rows, room: number): Promise<void> {
+    const chunks = splitRows(rows, room);
+    const head = batchHeadBytes(this.options.node);
+    const frames = chunks.reduce((n, chunk) => n + frameBound(head + chunk.encoded), 0);
+    if (!this.options.wal.hasRoom(frames, chunks.length))
+      return Promise.reject(
+        new WalFullError(`disk buffer full: no room for the ${chunks.length} batches of a request of ${frames} bytes`),
+      );
+    try {
+      for (const chunk of chunks) this.writeRows(tenant, chunk);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return Promise.resolve();
   }
 
   /**
@@ -85,14 +185,27 @@ export class Batcher {
       for (const series of batch.series) {
         const newest = newestPoint(series.points);
         const key = this.seriesKey(batch.tenant, series);
-        const known = this.lastPoints.get(key);
+        const known = this.lastPoint(key);
         if (newest && (!known || newest.timeUnixMs > known.timeUnixMs)) this.remember(key, newest);
       }
     }
   }
 
   private seriesKey(tenant: string, series: Series): string {
-    return `${tenant}\u0000${series.name}${persistedLabelsText(series.labels)}`;
+    const known = this.keys.get(series.labels);
+    if (known?.name === series.name && known.tenant === tenant) return known.key;
+    const key = `${tenant}\u0000${series.name}${persistedLabelsText(series.labels)}`;
+    // One name per set is kept: a set shared by several names (a target's report series) is keyed anew.
+    if (known === undefined) this.keys.set(series.labels, { tenant, name: series.name, key });
+    return key;
+  }
+
+  private identify(labels: Labels): Labels {
+    const known = this.identified.get(labels);
+    if (known !== undefined) return known;
+    const out = withAddedLabels(labels, this.added);
+    this.identified.set(labels, out);
+    return out;
   }
 
   /** Writes every pending batch now. */
@@ -102,51 +215,15 @@ export class Batcher {
     for (const tenant of [...this.pending.keys()]) this.write(tenant);
   }
 
-  private identify(labels: Labels): Labels {
-    const { id, site, region } = this.options.node;
-    const out: Labels = Object.create(null);
-    for (const name in labels) out[name] = labels[name]!;
-    out["node"] ??= id;
-    if (site) out["site"] ??= site;
-    if (region) out["region"] ??= region;
-    return out;
-  }
-
   private write(tenant: string): void {
     const pending = this.pending.get(tenant);
     if (!pending) return;
     this.pending.delete(tenant);
-    const { node, wal } = this.options;
-    // Remembered only once the batch is written: a rejected batch is sent again and must start from the same point.
-    const newestPoints: [string, Point][] = [];
-    const series = pending.series.map((s) => {
-      const key = this.seriesKey(tenant, s);
-      const previous = this.lastPoints.get(key);
-      const newest = newestPoint(s.points);
-      if (newest && (!previous || newest.timeUnixMs > previous.timeUnixMs)) newestPoints.push([key, newest]);
-      return previous ? { ...s, previous } : s;
-    });
     try {
-      const sequence = wal.appendWith((seq) =>
-        encodeBatch({
-          tenant,
-          nodeId: node.id,
-          site: node.site,
-          region: node.region,
-          sequence: seq,
-          incarnation: wal.incarnation,
-          createdUnixNano: BigInt(Date.now()) * 1_000_000n,
-          streams: pending.streams,
-          series,
-        }),
-      );
-      for (const [key, point] of newestPoints) this.remember(key, point);
-      this.options.onWritten?.({
-        sequence,
-        tenant,
-        entries: pending.entries - series.reduce((n, s) => n + s.points.length, 0),
-        samples: series.reduce((n, s) => n + s.points.length, 0),
-        bytes: pending.bytes,
+      this.writeRows(tenant, {
+        streams: pending.streams,
+        series: pending.series,
+        metadata: [...pending.metadata.values()],
       });
       for (const waiter of pending.waiters) waiter.resolve();
     } catch (err) {
@@ -154,17 +231,137 @@ export class Batcher {
     }
   }
 
+  /** Writes one batch of these rows to the disk buffer; throws the disk buffer's error. */
+  private writeRows(tenant: string, { streams, series: pendingSeries, metadata }: Rows): void {
+    const { node, wal } = this.options;
+    // Remembered only once the batch is written: a rejected batch is sent again and must start from the same point.
+    const newestPoints: [string, Point][] = [];
+    const series = pendingSeries.map((s) => {
+      const key = this.seriesKey(tenant, s);
+      const previous = this.lastPoint(key);
+      const newest = newestPoint(s.points);
+      if (newest && (!previous || newest.timeUnixMs > previous.timeUnixMs)) newestPoints.push([key, newest]);
+      return previous ? { ...s, previous } : s;
+    });
+    const sequence = wal.appendWith((seq) =>
+      encodeBatch({
+        tenant,
+        nodeId: node.id,
+        site: node.site,
+        region: node.region,
+        sequence: seq,
+        incarnation: wal.incarnation,
+        createdUnixNano: BigInt(Date.now()) * 1_000_000n,
+        streams,
+        series,
+        ...(metadata.length > 0 ? { metadata } : {}),
+      }),
+    );
+    for (const [key, point] of newestPoints) this.remember(key, point);
+    for (const m of metadata) {
+      const key = `${tenant}\u0000${m.name}`;
+      this.sentMetadata.delete(key);
+      this.sentMetadata.set(key, { text: JSON.stringify(m), atMs: Date.now() });
+      if (this.sentMetadata.size > (this.options.maxTrackedSeries ?? 100_000))
+        this.sentMetadata.delete(this.sentMetadata.keys().next().value!);
+    }
+    const samples = series.reduce((n, s) => n + s.points.length, 0);
+    this.options.onWritten?.({
+      sequence,
+      tenant,
+      entries: streams.reduce((n, s) => n + s.entries.length, 0),
+      samples,
+      bytes: streams.reduce((n, s) => s.entries.reduce((m, e) => m + e.line.length, n), 0),
+    });
+  }
+
   private remember(key: string, point: Point): void {
-    this.lastPoints.delete(key);
     this.lastPoints.set(key, point);
-    const max = this.options.maxTrackedSeries ?? 100_000;
-    if (this.lastPoints.size > max) this.lastPoints.delete(this.lastPoints.keys().next().value!);
+    if (this.lastPoints.size >= (this.options.maxTrackedSeries ?? 100_000)) {
+      this.olderPoints = this.lastPoints;
+      this.lastPoints = new Map();
+    }
+  }
+
+  private lastPoint(key: string): Point | undefined {
+    return this.lastPoints.get(key) ?? this.olderPoints.get(key);
   }
 }
 
+/** The newest sample that is a value: a staleness marker is no start for the next counter increase. */
 function newestPoint(points: Point[]): Point | undefined {
   return points.reduce<Point | undefined>(
-    (a, p) => (a === undefined || p.timeUnixMs >= a.timeUnixMs ? p : a),
+    (a, p) => ((a === undefined || p.timeUnixMs >= a.timeUnixMs) && !isStaleMarker(p.value) ? p : a),
     undefined,
   );
+}
+
+/** Most bytes the disk buffer takes for a batch message of `bytes`: LZ4's worst case and the frame's header. */
+function frameBound(bytes: number): number {
+  return Math.ceil(bytes + bytes / 255) + 64 + 20;
+}
+
+/** What one batch holds besides its own fields. */
+interface Rows {
+  streams: LogStream[];
+  series: Series[];
+  metadata: MetricMetadata[];
+}
+
+interface Chunk extends Rows {
+  encoded: number;
+}
+
+/** Rows cut into consecutive chunks of at most `room` bytes encoded, in order; a stream or series spans chunks when it must. */
+function splitRows({ streams, series, metadata }: Rows, room: number): Chunk[] {
+  const chunks: Chunk[] = [];
+  let chunk: Chunk = { streams: [], series: [], metadata: [], encoded: 0 };
+  const fits = (bytes: number) => chunk.encoded + bytes <= room || chunk.encoded === 0;
+  const next = () => {
+    chunks.push(chunk);
+    chunk = { streams: [], series: [], metadata: [], encoded: 0 };
+  };
+  for (const stream of streams) {
+    const head = labelsBytes(stream.labels) + STREAM_FIELD_BYTES;
+    let part: LogStream | undefined;
+    for (const entry of stream.entries) {
+      const size = entryBytes(entry);
+      if (!fits(size + (part ? 0 : head))) {
+        next();
+        part = undefined;
+      }
+      if (!part) {
+        part = { labels: stream.labels, entries: [] };
+        chunk.streams.push(part);
+        chunk.encoded += head;
+      }
+      part.entries.push(entry);
+      chunk.encoded += size;
+    }
+  }
+  for (const one of series) {
+    const head = seriesBytes({ ...one, points: [] }) + POINT_MAX_BYTES;
+    let part: Series | undefined;
+    for (const point of one.points) {
+      if (!fits(POINT_MAX_BYTES + (part ? 0 : head))) {
+        next();
+        part = undefined;
+      }
+      if (!part) {
+        part = { name: one.name, labels: one.labels, kind: one.kind, points: [] };
+        chunk.series.push(part);
+        chunk.encoded += head;
+      }
+      part.points.push(point);
+      chunk.encoded += POINT_MAX_BYTES;
+    }
+  }
+  for (const m of metadata) {
+    const size = metadataBytes(m);
+    if (!fits(size)) next();
+    chunk.metadata.push(m);
+    chunk.encoded += size;
+  }
+  if (chunk.encoded > 0) chunks.push(chunk);
+  return chunks;
 }

@@ -12,12 +12,12 @@ import {
   readSync,
   renameSync,
   rmSync,
-  writeFileSync,
   writeSync,
   writevSync,
 } from "node:fs";
 import { join } from "node:path";
 import { crc32c } from "@node-rs/crc32";
+import { writeFileAtomic } from "../../common/atomic-file.js";
 import type { BatchRecord } from "../../common/transport.js";
 
 // The collector's crash-safe disk buffer: an append-only log of records in numbered segment files, and a
@@ -189,6 +189,11 @@ export class Wal {
     return this.appendWith(() => payload);
   }
 
+  /** Whether records of `bytes` in all (payloads) can be appended now without dropping or refusing any. */
+  hasRoom(bytes: number, records = 1): boolean {
+    return this.options.whenFull !== "block" || this.bytes() + bytes + records * HEADER <= this.options.maxBytes;
+  }
+
   /** Appends the record that `build` makes for the sequence it will have (a batch carries its own sequence). */
   appendWith(build: (sequence: number) => Buffer): number {
     const payload = build(this.nextSequence);
@@ -292,12 +297,7 @@ export class Wal {
   }
 
   private saveCursor(): void {
-    const temp = `${this.cursorFile()}.tmp`;
-    writeFileSync(temp, `${this.shipped}\n`);
-    const fd = openSync(temp, "r");
-    fsyncSync(fd);
-    closeSync(fd);
-    renameSync(temp, this.cursorFile());
+    writeFileAtomic(this.cursorFile(), `${this.shipped}\n`, false);
   }
 
   private dropShipped(): void {

@@ -1,3 +1,4 @@
+import type { IngestContract } from "../../common/ingest-contract.js";
 import type { TenantLimits } from "../../common/limits.js";
 import type { Logger } from "../../common/log.js";
 import { type LogEntry, type LogStream } from "../../proto/batch.js";
@@ -15,6 +16,8 @@ import type { TenantRateLimiter } from "../../common/rate-limit.js";
 export interface IntakeLimits {
   limits: BatchLimits;
   tenantLimits?: TenantLimits | undefined;
+  /** The ingestion contract (common/ingest-contract.ts): with it, entries are screened as the receivers check them. */
+  contract?: Pick<IngestContract, "screen"> | undefined;
 }
 
 /** Entries gathered into streams by label set, in arrival order within each stream. */
@@ -53,6 +56,10 @@ export interface Screened {
 
 /** Splits `streams` into what the tenant's limits accept and what they refuse, entry by entry. */
 export function screen(tenant: string, streams: LogStream[], options: IntakeLimits): Screened {
+  if (options.contract) {
+    const { data, entries, refused } = options.contract.screen(tenant, { streams });
+    return { streams: data.streams ?? [], entries, refused };
+  }
   const limits = options.tenantLimits?.batchLimits(tenant, options.limits) ?? options.limits;
   const refused = new Map<string, { count: number; message: string }>();
   const refuse = (err: unknown, count: number) => {

@@ -1,4 +1,5 @@
 import * as grpc from "@grpc/grpc-js";
+import { OverloadedError } from "../../common/admission.js";
 import type { Authenticator } from "../../common/auth.js";
 import type { ListeningAddress } from "../../common/service.js";
 import { ingestOtlp, type OtlpReceiverOptions } from "./otlp-ingest.js";
@@ -7,8 +8,9 @@ import { encodeResponse, encodeStatus, exportResponse, type Signal } from "./otl
 
 // OTLP/gRPC (https://opentelemetry.io/docs/specs/otlp/#otlpgrpc): LogsService/Export and MetricsService/Export.
 // Requests arrive as bytes and are decoded here, so that malformed protobuf is INVALID_ARGUMENT rather than the
-// INTERNAL grpc-js gives a failing deserializer. Over the rate: RESOURCE_EXHAUSTED; disk buffer full: UNAVAILABLE;
-// both with a google.rpc.RetryInfo in grpc-status-details-bin, which the spec makes the sign that a retry helps.
+// INTERNAL grpc-js gives a failing deserializer. Over the rate: RESOURCE_EXHAUSTED; disk buffer full or receivers
+// busy: UNAVAILABLE; both with a google.rpc.RetryInfo in grpc-status-details-bin, which the spec makes the sign
+// that a retry helps. Outside the ingestion contract (too large once converted included): INVALID_ARGUMENT.
 // Messages over max_grpc_message_bytes get grpc-js's RESOURCE_EXHAUSTED before they are read.
 
 export interface OtlpGrpcOptions extends OtlpReceiverOptions {
@@ -66,10 +68,19 @@ function handler(signal: Signal, options: OtlpGrpcOptions): grpc.handleUnaryCall
             : grpc.status.PERMISSION_DENIED;
       return callback(failure(code, identity.reason));
     }
-    ingestOtlp(options, signal, identity.tenant, { protobuf: call.request }).then(
+    const ingest = async () => {
+      const ticket = await options.admission.enter(call.request.length);
+      try {
+        return await ingestOtlp(options, signal, identity.tenant, { protobuf: call.request });
+      } finally {
+        ticket.release();
+      }
+    };
+    ingest().then(
       (outcome) => {
         switch (outcome.kind) {
           case "invalid":
+          case "too_large":
             return callback(failure(grpc.status.INVALID_ARGUMENT, outcome.message));
           case "rate_limited":
             return callback(failure(grpc.status.RESOURCE_EXHAUSTED, outcome.message, outcome.retryAfterS));
@@ -82,7 +93,11 @@ function handler(signal: Signal, options: OtlpGrpcOptions): grpc.handleUnaryCall
             );
         }
       },
-      (err: Error) => callback(failure(grpc.status.INTERNAL, err.message)),
+      (err: Error) => {
+        if (!(err instanceof OverloadedError)) return callback(failure(grpc.status.INTERNAL, err.message));
+        options.onRejected?.("overloaded");
+        callback(failure(grpc.status.UNAVAILABLE, err.message, err.retryAfterS));
+      },
     );
   };
 }

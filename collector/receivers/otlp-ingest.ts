@@ -1,21 +1,26 @@
-import type { LogStream, Series } from "../../proto/batch.js";
-import { type BatchLimits, validateSeries, validateStreams, ValidationError } from "../../proto/validate.js";
+import type { LogStream, MetricMetadata, Series } from "../../proto/batch.js";
 import type { Batcher } from "../buffer/batcher.js";
 import { WalFullError } from "../buffer/wal.js";
-import type { TenantLimits } from "../../common/limits.js";
+import type { Admission } from "../../common/admission.js";
+import { ContractError, type IngestContract } from "../../common/ingest-contract.js";
 import type { TenantRateLimiter } from "../../common/rate-limit.js";
-import { logsToStreams, metricsToSeries } from "./otlp-convert.js";
+import { logsToStreams } from "./otlp-convert.js";
+import { metricsToSeries, type OtlpMetricsOptions } from "./otlp-metrics.js";
 import { decodeRequest, OtlpDecodeError, requestFromJson, type Signal } from "./otlp-proto.js";
 
-// What OTLP/HTTP and OTLP/gRPC share once the bytes are in hand: tenant, decoding, limits, rate, and the hand-off
-// to the batcher. The outcome names the OTLP answer; each transport spells it in its own status codes.
+// What OTLP/HTTP and OTLP/gRPC share once the bytes are in hand (within the transport's admission ticket):
+// decoding, the ingestion contract, rate, and the hand-off to the batcher. The outcome names the OTLP answer;
+// each transport spells it in its own status codes.
 
 export interface OtlpReceiverOptions {
-  batcher: Batcher;
-  /** Defaults; `tenantLimits` replaces the label count and line size per tenant. */
-  limits: BatchLimits;
-  tenantLimits?: TenantLimits;
+  batcher: Pick<Batcher, "add">;
+  /** What may be acknowledged: limits, timestamps, sizes after conversion. */
+  contract: IngestContract;
+  /** The budget of requests in flight, shared with the collector's other receivers. */
+  admission: Admission;
   rate: TenantRateLimiter | undefined;
+  /** How metrics become Prometheus series, and the collector's delta-to-cumulative state. */
+  metrics: OtlpMetricsOptions;
   onAccepted?: (signal: Signal, tenant: string, count: number) => void;
   onRejected?: (reason: string) => void;
 }
@@ -25,29 +30,64 @@ export type OtlpBody = { protobuf: Uint8Array } | { json: unknown };
 
 export type Outcome =
   | { kind: "accepted"; rejected: number; message: string }
-  | { kind: "invalid"; message: string }
+  | { kind: "invalid" | "too_large"; message: string }
   | { kind: "rate_limited" | "unavailable"; message: string; retryAfterS: number };
 
 /** Seconds a sender is asked to wait while the disk buffer is full. */
 const FULL_RETRY_S = 10;
 
-function convert(
-  signal: Signal,
-  body: OtlpBody,
-): { streams: LogStream[]; series: Series[]; count: number; rejected: number; message: string } {
+interface Converted {
+  streams: LogStream[];
+  series: Series[];
+  metadata: MetricMetadata[];
+  count: number;
+  rejected: number;
+  /** Reasons of the rejected points by the label they are counted under, and the message for partial_success. */
+  reasons: Map<string, Set<string>>;
+  undo(): void;
+}
+
+/** The request converted and checked against the ingestion contract (ContractError when it is outside). */
+function convert(options: OtlpReceiverOptions, signal: Signal, tenant: string, body: OtlpBody): Converted {
   if (signal === "logs") {
     const request = "protobuf" in body ? decodeRequest("logs", body.protobuf) : requestFromJson("logs", body.json);
     const { streams, records } = logsToStreams(request);
-    return { streams, series: [], count: records, rejected: 0, message: "" };
+    options.contract.admit(tenant, { streams });
+    return { streams, series: [], metadata: [], count: records, rejected: 0, reasons: new Map(), undo: () => {} };
   }
   const request = "protobuf" in body ? decodeRequest("metrics", body.protobuf) : requestFromJson("metrics", body.json);
-  const { series, rejected, reasons } = metricsToSeries(request);
+  const converted = metricsToSeries(request, tenant, options.metrics);
+  let rejected = converted.rejected;
+  const series = converted.series;
+  try {
+    options.contract.admit(tenant, { series, metadata: converted.metadata });
+  } catch (err) {
+    converted.undo();
+    throw err;
+  }
+  // target_info carries every resource attribute; one over a limit loses only itself, never the export.
+  for (const info of converted.targetInfo) {
+    const refused = options.contract
+      .screen(tenant, { series: [info] })
+      .refused.values()
+      .next().value;
+    if (refused === undefined) {
+      series.push(info);
+      continue;
+    }
+    rejected += info.points.length;
+    const reasons = converted.reasons.get("target_info_invalid") ?? new Set();
+    reasons.add(`target_info of job ${JSON.stringify(info.labels["job"] ?? "")}: ${refused.message}`);
+    converted.reasons.set("target_info_invalid", reasons);
+  }
   return {
     streams: [],
     series,
+    metadata: converted.metadata,
     count: series.reduce((n, s) => n + s.points.length, 0),
     rejected,
-    message: reasons.join("; "),
+    reasons: converted.reasons,
+    undo: converted.undo,
   };
 }
 
@@ -59,16 +99,13 @@ export async function ingestOtlp(
   body: OtlpBody,
 ): Promise<Outcome> {
   const reject = (reason: string) => options.onRejected?.(reason);
-  let data;
+  let data: Converted;
   try {
-    data = convert(signal, body);
-    const limits = options.tenantLimits?.batchLimits(tenant, options.limits) ?? options.limits;
-    validateStreams(data.streams, limits);
-    validateSeries(data.series, limits);
+    data = convert(options, signal, tenant, body);
   } catch (err) {
-    if (err instanceof ValidationError) {
+    if (err instanceof ContractError) {
       reject(err.reason);
-      return { kind: "invalid", message: options.tenantLimits?.explain(tenant, err) ?? err.message };
+      return { kind: err.status === 413 ? "too_large" : "invalid", message: err.message };
     }
     if (err instanceof OtlpDecodeError) {
       reject("bad_request");
@@ -84,12 +121,14 @@ export async function ingestOtlp(
   if (data.count > 0) {
     const wait = options.rate?.take(tenant, data.count) ?? 0;
     if (wait > 0) {
+      data.undo();
       reject("rate_limited");
       return { kind: "rate_limited", message: options.rate!.error(tenant, data.count).message, retryAfterS: wait };
     }
     try {
-      await options.batcher.add(tenant, { streams: data.streams, series: data.series });
+      await options.batcher.add(tenant, { streams: data.streams, series: data.series, metadata: data.metadata });
     } catch (err) {
+      data.undo();
       if (err instanceof WalFullError) {
         reject("buffer_full");
         return { kind: "unavailable", message: `${err.message}; retry later`, retryAfterS: FULL_RETRY_S };
@@ -98,6 +137,7 @@ export async function ingestOtlp(
     }
     options.onAccepted?.(signal, tenant, data.count);
   }
-  if (data.rejected > 0) reject("unsupported_metric");
-  return { kind: "accepted", rejected: data.rejected, message: data.message };
+  for (const kind of data.reasons.keys()) reject(kind);
+  const message = [...data.reasons.values()].flatMap((reasons) => [...reasons]).join("; ");
+  return { kind: "accepted", rejected: data.rejected, message };
 }

@@ -83,6 +83,7 @@ export interface LogsRequest {
 
 export interface NumberDataPoint {
   attributes?: KeyValue[];
+  startTimeUnixNano?: string;
   timeUnixNano?: string;
   asDouble?: number;
   asInt?: string;
@@ -91,6 +92,7 @@ export interface NumberDataPoint {
 
 export interface HistogramDataPoint {
   attributes?: KeyValue[];
+  startTimeUnixNano?: string;
   timeUnixNano?: string;
   count?: string;
   sum?: number;
@@ -110,6 +112,8 @@ export interface SummaryDataPoint {
 
 export interface Metric {
   name?: string;
+  description?: string;
+  unit?: string;
   gauge?: { dataPoints?: NumberDataPoint[] };
   sum?: { dataPoints?: NumberDataPoint[]; aggregationTemporality?: number; isMonotonic?: boolean };
   histogram?: { dataPoints?: HistogramDataPoint[]; aggregationTemporality?: number };
@@ -120,7 +124,7 @@ export interface Metric {
 export interface MetricsRequest {
   resourceMetrics?: {
     resource?: { attributes?: KeyValue[] };
-    scopeMetrics?: { scope?: Scope; metrics?: Metric[] }[];
+    scopeMetrics?: { scope?: Scope; metrics?: Metric[]; schemaUrl?: string }[];
   }[];
 }
 

@@ -45,13 +45,17 @@ const PROMETHEUS_UNITS: [string, bigint][] = [
   ["ns", 1n],
 ];
 
-/** Prometheus' model.Duration.String(), as queries write ranges: `1h30m`, `500ms`, `0s`. */
+/**
+ * Prometheus' model.Duration.String(), as queries write ranges: `1h30m`, `500ms`, `90d`, `0s`. Years and weeks
+ * only when they divide the duration exactly (`90d`, not `12w6d`), as Prometheus and Loki print them.
+ */
 export function formatPrometheusDuration(ns: bigint): string {
   if (ns === 0n) return "0s";
   const sign = ns < 0n ? "-" : "";
   let rest = ns < 0n ? -ns : ns;
   let out = "";
   for (const [unit, size] of PROMETHEUS_UNITS) {
+    if ((unit === "y" || unit === "w") && rest % size !== 0n) continue;
     if (rest >= size) {
       out += `${rest / size}${unit}`;
       rest %= size;

@@ -8,7 +8,8 @@ import { goQuote } from "./quote.js";
 export type Parsed = { value: number; error?: undefined } | { value?: undefined; error: string };
 
 const DECIMAL_FLOAT = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
-const SPECIAL_FLOAT = /^([+-]?)(inf|infinity|nan)$/i;
+// A sign may precede Inf and Infinity but not NaN, as in strconv.
+const SPECIAL_FLOAT = /^(?:([+-]?)(inf|infinity)|nan)$/i;
 
 export function goParseFloat(text: string): Parsed {
   if (DECIMAL_FLOAT.test(text)) {
@@ -18,7 +19,7 @@ export function goParseFloat(text: string): Parsed {
   }
   const special = SPECIAL_FLOAT.exec(text);
   if (special !== null) {
-    if (special[2]!.toLowerCase() === "nan") return { value: NaN };
+    if (special[2] === undefined) return { value: NaN };
     return { value: special[1] === "-" ? -Infinity : Infinity };
   }
   return { error: `strconv.ParseFloat: parsing ${goQuote(text)}: invalid syntax` };

@@ -139,6 +139,22 @@ SETTINGS ttl_only_drop_parts = 1;
 CREATE TABLE IF NOT EXISTS bifrost.log_volume_1m ON CLUSTER bifrost AS bifrost.log_volume_1m_local
 ENGINE = Distributed(bifrost, bifrost, log_volume_1m_local, cityHash64(tenant, fingerprint));
 
+CREATE TABLE IF NOT EXISTS bifrost.metric_metadata_local ON CLUSTER bifrost
+(
+  tenant LowCardinality(String),
+  metric_family String,
+  type LowCardinality(String),
+  help String,
+  unit LowCardinality(String),
+  last_seen SimpleAggregateFunction(max, DateTime64(3))
+)
+ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/bifrost/metric_metadata', '{replica}')
+ORDER BY (tenant, metric_family, type, help, unit)
+TTL toDateTime(last_seen) + INTERVAL 730 DAY;
+
+CREATE TABLE IF NOT EXISTS bifrost.metric_metadata ON CLUSTER bifrost AS bifrost.metric_metadata_local
+ENGINE = Distributed(bifrost, bifrost, metric_metadata_local, cityHash64(tenant, metric_family));
+
 CREATE TABLE IF NOT EXISTS bifrost.schema_migrations_local ON CLUSTER bifrost
 (
   version UInt32,

@@ -118,6 +118,19 @@ ORDER BY (tenant, fingerprint, bucket)
 TTL bucket + INTERVAL 30 DAY
 SETTINGS ttl_only_drop_parts = 1;
 
+CREATE TABLE IF NOT EXISTS bifrost.metric_metadata
+(
+  tenant LowCardinality(String),
+  metric_family String,
+  type LowCardinality(String),
+  help String,
+  unit LowCardinality(String),
+  last_seen SimpleAggregateFunction(max, DateTime64(3))
+)
+ENGINE = AggregatingMergeTree
+ORDER BY (tenant, metric_family, type, help, unit)
+TTL toDateTime(last_seen) + INTERVAL 730 DAY;
+
 CREATE TABLE IF NOT EXISTS bifrost.schema_migrations
 (
   version UInt32,

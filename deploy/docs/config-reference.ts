@@ -1,3 +1,4 @@
+import { stringify } from "yaml";
 import { z } from "zod";
 import { configSchema } from "../../config.js";
 
@@ -25,6 +26,7 @@ interface JsonSchema {
   maximum?: number;
   minLength?: number;
   minItems?: number;
+  examples?: unknown[];
 }
 
 /** One documented key. */
@@ -45,6 +47,8 @@ export interface ReferenceSection {
   name: string;
   description: string;
   rows: ReferenceRow[];
+  /** Copy-paste examples of keys whose schema has one (`.meta({ examples })`), printed after the table. */
+  examples: { key: string; description: string; value: unknown }[];
 }
 
 const ENV_PREFIX = "BIFROST_";
@@ -66,8 +70,9 @@ export function referenceSections(): ReferenceSection[] {
   const sections = Object.entries(root.properties ?? {}).map(([name, schema]) => {
     if (schema.description === undefined) missing.push(name);
     const rows: ReferenceRow[] = [];
-    collectRows(schema, [name], true, rows, missing);
-    return { name, description: schema.description ?? "", rows };
+    const examples: ReferenceSection["examples"] = [];
+    collectRows(schema, [name], true, rows, missing, examples);
+    return { name, description: schema.description ?? "", rows, examples };
   });
   if (missing.length > 0)
     throw new Error(
@@ -82,11 +87,14 @@ function collectRows(
   envReachable: boolean,
   rows: ReferenceRow[],
   missing: string[],
+  examples: ReferenceSection["examples"] = [],
 ): void {
   const required = new Set(object.required ?? []);
   for (const [name, schema] of Object.entries(object.properties ?? {})) {
     const keyPath = [...path, name];
     const key = keyPath.join(".").replaceAll(".[]", "[]");
+    if (schema.examples?.[0] !== undefined)
+      examples.push({ key, description: schema.description ?? "", value: schema.examples[0] });
     const hasDefault = "default" in schema;
     const values = mapValues(schema);
     // A list of objects or a map of objects cannot be written as one string; a map of scalars takes one variable per key.
@@ -106,7 +114,7 @@ function collectRows(
           description: schema.description ?? "",
         });
       }
-      collectRows(schema, keyPath, envReachable, rows, missing);
+      collectRows(schema, keyPath, envReachable, rows, missing, examples);
       continue;
     }
     if (schema.description === undefined) missing.push(key);
@@ -251,6 +259,14 @@ export function renderConfigReference(): string {
       out.push(
         `| \`${row.key}\` | ${cell(row.type)} | ${cell(row.default)} | ${row.env === undefined ? "file only" : row.env.startsWith(ENV_PREFIX) ? `\`${row.env}\`` : row.env} | ${cell(row.description)} |`,
       );
+    }
+    for (const { key, description, value } of section.examples) {
+      // The example nested under its key's path, ready to paste into a configuration file.
+      const nested = key
+        .split(".")
+        .reverse()
+        .reduce<unknown>((inner, part) => ({ [part]: inner }), value);
+      out.push("", `Example of \`${key}\` (${description}):`, "", "```yaml", stringify(nested).trimEnd(), "```");
     }
   }
   return out.join("\n") + "\n";

@@ -213,6 +213,16 @@ async function main(): Promise<void> {
         "loki-metric-query.png",
         `${queryUrl}/loki/api/v1/query_range?step=300&start=${start}&end=${end}&query=${encodeURIComponent('sum by (app) (count_over_time({env="demo", level="error"}[5m]))')}`,
       );
+      // Grafana's Logs Drilldown: its service list (volume by the service_name added at ingestion), a service's
+      // detected fields and its patterns, with the parameters Drilldown sends.
+      const drilldown = (path: string, query: string, extra = "") =>
+        `${queryUrl}/loki/api/v1/${path}?start=${start}&end=${end}${extra}&query=${encodeURIComponent(query)}`;
+      await shoot(
+        "loki-drilldown-services.png",
+        drilldown("index/volume", '{service_name=~".+"}', "&limit=5000&targetLabels=service_name&aggregateBy=series"),
+      );
+      await shoot("loki-drilldown-fields.png", drilldown("detected_fields", '{service_name="checkout"}'));
+      await shoot("loki-drilldown-patterns.png", drilldown("patterns", '{service_name="checkout"}', "&step=300s"));
       await shoot(
         "prometheus-rate-query.png",
         `${queryUrl}/prometheus/api/v1/query?query=${encodeURIComponent("sum by (job) (rate(http_requests_total[5m]))")}`,

@@ -17,6 +17,8 @@ const PROTO_FILES = [
   "bifrost.proto",
   "rpc-status.proto",
   "loki/push.proto",
+  "prometheus/remote.proto",
+  "prometheus/write-v2.proto",
   "opamp/v1/opamp.proto",
   "opamp/v1/anyvalue.proto",
 ];

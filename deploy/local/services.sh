@@ -8,14 +8,17 @@
 #   services.sh status                      one line per service
 #   services.sh install                     only download and install (with all: also Debian's prometheus and
 #                                           prometheus-alertmanager, the references of the PromQL and notifier tests,
+#                                           prometheus-node-exporter, the target of the scrape tests,
 #                                           rsyslog with rsyslog-kafka and rsyslog-gnutls, the peer of the syslog
 #                                           tests and npm run bench:collector, systemd-journal-remote, the OpAMP
 #                                           client and chromium below)
 #   services.sh install rsyslog             only Debian's rsyslog, rsyslog-kafka and rsyslog-gnutls
 #                                           (install also adds systemd-journal-remote, for the journal test)
+#   services.sh install otel-python         only the OpenTelemetry Python SDK (PyPI) of test/otlp-sdk.test.ts
 #   services.sh install opamp               only the OpenTelemetry Python OpAMP client (PyPI), in its own venv: the
 #                                           third-party agent of test/fleet-interop.test.ts
 #   services.sh install chromium            only Debian's chromium, for test/fleet-page.test.ts and docs:screenshots
+#   services.sh install prometheus          only Debian's prometheus and prometheus-node-exporter
 #   services.sh reset  [kafka|clickhouse]   stop, then delete the data (a fresh broker and engine on the next up)
 #
 # Environment (defaults):
@@ -26,6 +29,7 @@ set -euo pipefail
 
 KAFKA_VERSION=3.9.1
 CHDB_VERSION=4.4.0
+OTEL_PYTHON_VERSION=1.45.2
 OPAMP_CLIENT_VERSION=0.5b0
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cache=${BIFROST_CACHE:-$HOME/.cache/bifrost}
@@ -35,6 +39,7 @@ controller_port=${BIFROST_KAFKA_CONTROLLER_PORT:-9093}
 clickhouse_port=${BIFROST_CLICKHOUSE_PORT:-8123}
 kafka_libs=$cache/kafka-$KAFKA_VERSION/libs
 venv=$cache/venv
+otel_venv=$cache/otel-python-$OTEL_PYTHON_VERSION
 opamp_venv=$cache/opamp-venv
 
 say() { printf '%s\n' "$*" >&2; }
@@ -78,6 +83,17 @@ install_clickhouse() {
   "$venv/bin/pip" install -q --disable-pip-version-check "chdb==$CHDB_VERSION" >&2
 }
 
+# Not a service either: test/otlp-sdk.test.ts runs an app instrumented with the OpenTelemetry Python SDK and its
+# stock OTLP exporters (gRPC and HTTP), as a user's service exports to the collector.
+install_otel_python() {
+  [[ -x $otel_venv/bin/python ]] && "$otel_venv/bin/python" -c "import opentelemetry.exporter.otlp.proto.grpc, opentelemetry.exporter.otlp.proto.http" 2>/dev/null && return
+  ensure_tool python3 python3
+  say "services: installing the OpenTelemetry Python SDK $OTEL_PYTHON_VERSION from PyPI into $otel_venv"
+  python3 -m venv "$otel_venv" || { ensure_tool python3 python3-venv; python3 -m venv "$otel_venv"; }
+  "$otel_venv/bin/pip" install -q --disable-pip-version-check "opentelemetry-sdk==$OTEL_PYTHON_VERSION" \
+    "opentelemetry-exporter-otlp==$OTEL_PYTHON_VERSION" >&2
+}
+
 # Debian's Prometheus is not a service here: test/promql-prometheus.test.ts starts its own, as the reference its
 # PromQL answers are compared with. Optional: that test skips without it.
 install_prometheus() {
@@ -87,6 +103,18 @@ install_prometheus() {
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
   else
     say "services: prometheus is not installed (Debian package prometheus); test/promql-prometheus.test.ts will skip"
+  fi
+}
+
+# Not a service either: test/scrape-prometheus.test.ts and npm run bench:collector run their own node_exporter as
+# the scrape target both Prometheus and the collector read. The test skips without it.
+install_node_exporter() {
+  command -v prometheus-node-exporter >/dev/null && return
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    say "services: installing Debian's prometheus-node-exporter (scrape target of the scrape tests)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus-node-exporter >/dev/null
+  else
+    say "services: prometheus-node-exporter is not installed (Debian package); test/scrape-prometheus.test.ts will skip"
   fi
 }
 
@@ -281,9 +309,11 @@ main() {
     kill) for s in $(targets "$target"); do stop_service "$s" KILL; done ;;
     install)
       case "$target" in rsyslog | opamp | chromium) "install_$target"; return ;; esac
+      if [[ $target == otel-python ]]; then install_otel_python; return; fi
+      if [[ $target == prometheus ]]; then install_prometheus; install_node_exporter; return; fi
       for s in $(targets "$target"); do "install_$s"; done
       if [[ $target == all ]]; then
-        install_prometheus; install_alertmanager
+        install_prometheus; install_node_exporter; install_alertmanager; install_otel_python
         install_rsyslog || say "services: the syslog tests and npm run bench:collector will lack their peer"
         install_journal_remote || say "services: the journal test will lack its journal files"
         install_opamp; install_chromium
@@ -291,7 +321,7 @@ main() {
       ;;
     reset) for s in $(targets "$target"); do reset_service "$s"; done ;;
     status) status_of kafka "$kafka_port"; status_of clickhouse "$clickhouse_port" ;;
-    *) die "usage: services.sh up|down|kill|status|install|reset [kafka|clickhouse] (install also: rsyslog, opamp, chromium)" ;;
+    *) die "usage: services.sh up|down|kill|status|install|reset [kafka|clickhouse] (install also: rsyslog, otel-python, opamp, chromium, prometheus)" ;;
   esac
 }
 

@@ -1,18 +1,24 @@
-import { promisify } from "node:util";
-import { gunzip, inflate } from "node:zlib";
 import protobuf from "protobufjs";
 import { type LogStream } from "../batch.js";
 import { labelsOf, type Labels, NO_LABELS } from "../labels.js";
 import { protoFile } from "../files.js";
+import { snappyLength, uncompressSnappy } from "../snappy-block.js";
 import { LabelSetError, parseLabelSet } from "./labelset.js";
 
-// The body of Loki's POST /loki/api/v1/push as streams: JSON (optionally gzip/deflate), or snappy-compressed
-// protobuf (Promtail, Grafana Alloy, Fluent Bit). Used by every push route (the collector's receiver, the
-// query service's central push); what a route does with the streams (limits, buffering, storing) is its own.
+// The body of Loki's POST /loki/api/v1/push as streams: JSON (the route decompresses gzip/deflate first), or
+// snappy-compressed protobuf (Promtail, Grafana Alloy, Fluent Bit). Used by every push route (the collector's
+// receiver, the query service's central push); what a route does with the streams (the ingestion contract,
+// buffering, storing) is its own.
 
-/** A push body that is not what Loki accepts; the route answers 400 with the message. */
+/** A push body that is not what Loki accepts; the route answers `status` (400, or 413 when too large) with the message. */
 export class PushBodyError extends Error {
   override readonly name = "PushBodyError";
+  constructor(
+    message: string,
+    readonly status: 400 | 413 = 400,
+  ) {
+    super(message);
+  }
 }
 
 const pushRoot = protobuf.loadSync(protoFile("loki/push.proto"));
@@ -29,22 +35,20 @@ interface WirePush {
   }[];
 }
 
-/**
- * Decodes a push body by Loki's rule: JSON only when the content type says so, anything else snappy protobuf.
- * `maxBytes` bounds the decompressed body. Throws PushBodyError for malformed input, and zlib's
- * ERR_BUFFER_TOO_LARGE error for a gzip/deflate body over `maxBytes`.
- */
-export async function decodePushBody(
-  raw: Buffer,
-  contentType: string,
-  contentEncoding: string,
-  maxBytes: number,
-): Promise<LogStream[]> {
-  const type = contentType.split(";")[0]!.trim().toLowerCase();
-  const encoding = contentEncoding.trim().toLowerCase();
-  return type === "application/json"
-    ? fromJson(await decodeJsonBody(raw, encoding, maxBytes))
-    : await fromProtobuf(raw, maxBytes);
+/** Loki's rule for a push body: JSON only when the content type says so, anything else snappy protobuf. */
+export function isJsonPush(contentType: string): boolean {
+  return contentType.split(";")[0]!.trim().toLowerCase() === "application/json";
+}
+
+/** A JSON push body, already decompressed, as streams; throws PushBodyError for malformed input. */
+export function decodePushJson(body: Buffer): LogStream[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString("utf8"));
+  } catch (err) {
+    throw new PushBodyError(`the body is not JSON: ${(err as Error).message}`);
+  }
+  return fromJson(parsed);
 }
 
 function nsFromString(text: unknown, where: string): bigint {
@@ -93,26 +97,24 @@ function fromJson(body: unknown): LogStream[] {
   });
 }
 
-/** The length a snappy block declares (its leading varint), read before anything is decompressed. */
-function snappyLength(buf: Buffer): number {
-  let value = 0;
-  for (let i = 0, shift = 0; i < 5 && i < buf.length; i++, shift += 7) {
-    value += (buf[i]! & 0x7f) * 2 ** shift;
-    if ((buf[i]! & 0x80) === 0) return value;
-  }
-  throw new PushBodyError("the body is not snappy-compressed protobuf");
+/** The length a snappy push body declares (its leading varint), read before anything is decompressed. */
+export function pushBodyLength(buf: Buffer): number {
+  const length = snappyLength(buf);
+  if (length === undefined) throw new PushBodyError("the body is not snappy-compressed protobuf");
+  return length;
 }
 
-// snappy's native module is loaded by the first protobuf push: an edge node fed only JSON pushes and files
-// never holds it in memory.
-let snappy: Promise<typeof import("snappy")> | undefined;
-
-async function fromProtobuf(body: Buffer, maxBytes: number): Promise<LogStream[]> {
-  if (snappyLength(body) > maxBytes) throw new PushBodyError(`the decompressed body would exceed ${maxBytes} bytes`);
-  const { uncompressSync } = await (snappy ??= import("snappy"));
+/**
+ * A snappy-compressed protobuf push body as streams, decompressed only when the length it declares is at most
+ * `maxBytes` (413 otherwise); throws PushBodyError for malformed input.
+ */
+export async function decodePushProtobuf(body: Buffer, maxBytes: number): Promise<LogStream[]> {
+  const declared = pushBodyLength(body);
+  if (declared > maxBytes)
+    throw new PushBodyError(`the decompressed body would be ${declared} bytes, the limit is ${maxBytes}`, 413);
   let wire: WirePush;
   try {
-    wire = PushRequest.decode(uncompressSync(body) as Buffer) as unknown as WirePush;
+    wire = PushRequest.decode(await uncompressSnappy(body)) as unknown as WirePush;
   } catch (err) {
     throw new PushBodyError(`the body is not a snappy-compressed Loki PushRequest: ${(err as Error).message}`);
   }
@@ -132,9 +134,13 @@ async function fromProtobuf(body: Buffer, maxBytes: number): Promise<LogStream[]
         const secs =
           typeof seconds === "number"
             ? BigInt(seconds)
-            : (BigInt(seconds.high >>> 0) << 32n) | BigInt(seconds.low >>> 0);
+            : BigInt.asIntN(64, (BigInt(seconds.high >>> 0) << 32n) | BigInt(seconds.low >>> 0));
+        const nanos = entry.timestamp?.nanos ?? 0;
+        // google.protobuf.Timestamp: nanos in [0, 10^9), whatever the sign of the seconds.
+        if (!Number.isInteger(nanos) || nanos < 0 || nanos >= 1_000_000_000)
+          throw new PushBodyError(`streams[${s}]: timestamp nanos ${nanos} is outside [0, 999999999]`);
         return {
-          timeUnixNano: secs * 1_000_000_000n + BigInt(entry.timestamp?.nanos ?? 0),
+          timeUnixNano: secs * 1_000_000_000n + BigInt(nanos),
           line: entry.line,
           metadata:
             entry.structuredMetadata.length === 0
@@ -144,23 +150,4 @@ async function fromProtobuf(body: Buffer, maxBytes: number): Promise<LogStream[]
       }),
     };
   });
-}
-
-async function decodeJsonBody(raw: Buffer, encoding: string, maxBytes: number): Promise<unknown> {
-  let text = raw;
-  if (encoding !== "" && encoding !== "identity" && encoding !== "gzip" && encoding !== "deflate")
-    throw new PushBodyError(`unsupported Content-Encoding ${encoding}`);
-  try {
-    if (encoding === "gzip") text = await promisify(gunzip)(raw, { maxOutputLength: maxBytes });
-    else if (encoding === "deflate") text = await promisify(inflate)(raw, { maxOutputLength: maxBytes });
-  } catch (err) {
-    if ((err as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") throw err;
-    // A corrupt stream is the sender's fault (400), not the receiver's (500).
-    throw new PushBodyError(`the body is not valid ${encoding}: ${(err as Error).message}`);
-  }
-  try {
-    return JSON.parse(text.toString("utf8"));
-  } catch (err) {
-    throw new PushBodyError(`the body is not JSON: ${(err as Error).message}`);
-  }
 }

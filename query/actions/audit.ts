@@ -20,7 +20,15 @@ export class StoreAudit {
     request: ActionRequest & { id: string },
     fields: Record<string, unknown>,
   ): Promise<void> {
-    const labels = { service: "bifrost-actions", source: "query", node: request.node, action: request.action, outcome };
+    // service_name as the collector's records get it (common/service-name.ts): one service in Logs Drilldown.
+    const labels = {
+      service: "bifrost-actions",
+      service_name: "bifrost-actions",
+      source: "query",
+      node: request.node,
+      action: request.action,
+      outcome,
+    };
     const line = JSON.stringify({
       outcome,
       id: request.id,

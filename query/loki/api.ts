@@ -1,3 +1,5 @@
+import type { Admission } from "../../common/admission.js";
+import type { IngestContract } from "../../common/ingest-contract.js";
 import type { Context, Hono } from "hono";
 import { tenantOf } from "../../common/auth.js";
 import type { PushLimits } from "../../common/config-sections.js";
@@ -9,17 +11,18 @@ import { lokiPushRoute, type PushSink } from "../../common/loki-push.js";
 import type { LabelMatcher, SeriesSelect, Store } from "../../storage/store.js";
 import { nsToMsCeil, nsToMsFloor, StoreError } from "../../storage/values.js";
 import { isLogExpr, type Expr } from "../logql/syntax/ast.js";
-import {
-  evaluate,
-  EvaluationError,
-  QueryLimitError,
-  type QueryParams,
-  type QueryResult,
-} from "../logql/evaluation/evaluator.js";
+import { evaluate, EvaluationError, QueryLimitError, type QueryParams } from "../logql/evaluation/evaluator.js";
 import { prettifyLogQL } from "../logql/syntax/printer.js";
 import { LogQLParseError, parseLogQL, parseSelector } from "../logql/syntax/parser.js";
 import { StoreSource } from "../logql/pushdown/store-source.js";
-import { entriesReturned, labelsJson, queryResponseJson } from "./marshal.js";
+import {
+  CATEGORIZE_LABELS,
+  ENCODING_FLAGS_HEADER,
+  encodingFlags,
+  entriesReturned,
+  labelsJson,
+  queryResponseJson,
+} from "./marshal.js";
 import {
   directionParam,
   intervalParam,
@@ -30,6 +33,7 @@ import {
   timeRange,
   type RequestParams,
 } from "./params.js";
+import { drilldownRoutes } from "./drilldown/routes.js";
 import { tailRoute } from "./tail.js";
 import { volume, type VolumeRequest } from "./volume.js";
 
@@ -45,8 +49,11 @@ export interface LokiApiOptions {
   pushLimits: PushLimits;
   /** Per-tenant values of the limits; without it every tenant has `limits` and `pushLimits`. */
   tenantLimits?: TenantLimits;
-  /** Where POST /loki/api/v1/push puts what it accepts; without it the API takes no pushes. */
-  push?: PushSink;
+  /**
+   * Where POST /loki/api/v1/push puts what it accepts, under which ingestion contract and admission budget;
+   * without it the API takes no pushes.
+   */
+  push?: { sink: PushSink; contract: IngestContract; admission: Admission };
   log: Logger;
   now?: () => bigint;
 }
@@ -68,6 +75,9 @@ async function requestParams(c: Context): Promise<RequestParams> {
   }
   return params;
 }
+
+/** A selector without matchers, which /series and /index/volume read as every stream. */
+const EMPTY_SELECTOR = /^\s*\{\s*\}\s*$/;
 
 function nowNs(): bigint {
   return BigInt(Date.now()) * 1_000_000n;
@@ -125,25 +135,18 @@ export function lokiRoutes(app: Hono, options: LokiApiOptions): void {
     }
   }
 
-  async function run(c: Context, expr: Expr, params: QueryParams, tenant: string): Promise<Response> {
-    const started = performance.now();
+  /** Runs `work` under the tenant's query timeout and the client's connection: 504 when it runs out of time. */
+  async function limited<T>(c: Context, tenant: string, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const signal = AbortSignal.any([
       c.req.raw.signal,
       AbortSignal.timeout(tenantLimits.get(tenant, "query_timeout_ms")),
     ]);
-    let result: QueryResult;
     try {
       // The engine checks the signal between reads; a single slow store read is cut short here.
       const aborted = new Promise<never>((_, reject) =>
         signal.addEventListener("abort", () => reject(signal.reason as Error), { once: true }),
       );
-      result = await Promise.race([
-        evaluate(expr, params, new StoreSource(store, tenant), {
-          maxSeries: tenantLimits.get(tenant, "max_query_series"),
-          signal,
-        }),
-        aborted,
-      ]);
+      return await Promise.race([work(signal), aborted]);
     } catch (err) {
       if (signal.aborted) {
         const message = tenantLimits.error(
@@ -156,13 +159,31 @@ export function lokiRoutes(app: Hono, options: LokiApiOptions): void {
       if (err instanceof QueryLimitError) throw tenantLimits.error(tenant, "max_query_series", err.message);
       throw err;
     }
-    const returned = entriesReturned(result);
-    const body = queryResponseJson(result, {
-      execTimeSeconds: (performance.now() - started) / 1000,
-      linesProcessed: returned,
-      bytesProcessed: 0,
-      entriesReturned: returned,
-    });
+  }
+
+  function execute(c: Context, expr: Expr, params: QueryParams, tenant: string, source: StoreSource) {
+    return limited(c, tenant, (signal) =>
+      evaluate(expr, params, source, { maxSeries: tenantLimits.get(tenant, "max_query_series"), signal }),
+    );
+  }
+
+  async function run(c: Context, expr: Expr, params: QueryParams, tenant: string): Promise<Response> {
+    const started = performance.now();
+    const flags = encodingFlags(c.req.header(ENCODING_FLAGS_HEADER));
+    if (flags.includes(CATEGORIZE_LABELS)) params.categorizeLabels = true;
+    const source = new StoreSource(store, tenant);
+    const result = await execute(c, expr, params, tenant, source);
+    const body = queryResponseJson(
+      result,
+      {
+        execTimeSeconds: (performance.now() - started) / 1000,
+        linesProcessed: source.processed.lines,
+        bytesProcessed: source.processed.bytes,
+        structuredMetadataBytesProcessed: source.processed.structuredMetadataBytes,
+        entriesReturned: entriesReturned(result),
+      },
+      flags,
+    );
     return c.body(body, 200, { "Content-Type": "application/json; charset=utf-8" });
   }
 
@@ -244,7 +265,11 @@ export function lokiRoutes(app: Hono, options: LokiApiOptions): void {
   });
 
   route("/loki/api/v1/series", async (c, params, tenant) => {
-    const selectors = [...selectorsOf(params, "match[]"), ...selectorsOf(params, "match")];
+    const texts = [...(params.get("match[]") ?? []), ...(params.get("match") ?? [])];
+    // Loki reads a lone `{}` as every series (logcli series '{}'), and refuses it beside other selectors.
+    const everything = texts.filter((text) => EMPTY_SELECTOR.test(text));
+    if (everything.length > 0 && everything.length < texts.length) throw new ParamError("0 matchers in group: {}");
+    const selectors = everything.length > 0 ? [] : [...selectorsOf(params, "match[]"), ...selectorsOf(params, "match")];
     const series = await store.series(seriesSelect(params, tenant, selectors));
     return c.body(`{"status":"success","data":[${series.map(labelsJson).join(",")}]}`, 200, {
       "Content-Type": "application/json; charset=utf-8",
@@ -264,8 +289,8 @@ export function lokiRoutes(app: Hono, options: LokiApiOptions): void {
         bytes += point.bytes;
       }
     }
-    // Bifrost has no chunks; each stream counts as one so that clients showing the figure see something sensible.
-    return c.json({ streams: counts.length, chunks: counts.length, entries, bytes });
+    // Loki counts the chunks a query would read; Bifrost's stores keep no chunks, so there are none to count.
+    return c.json({ streams: counts.length, chunks: 0, bytes, entries });
   });
 
   const volumeRoute = (ranged: boolean) => async (c: Context, params: RequestParams, tenant: string) => {
@@ -278,9 +303,11 @@ export function lokiRoutes(app: Hono, options: LokiApiOptions): void {
     const aggregateBy = param(params, "aggregateBy") ?? "series";
     if (aggregateBy !== "series" && aggregateBy !== "labels")
       throw new ParamError(`invalid aggregateBy "${aggregateBy}": expected series or labels`);
+    const query = param(params, "query") ?? "";
     const request: VolumeRequest = {
       tenant,
-      matchers: parseSelector(param(params, "query") ?? ""),
+      // `{}` is every stream, as in Loki, where each is then its own group with all its labels.
+      matchers: EMPTY_SELECTOR.test(query) ? [] : parseSelector(query),
       startNs,
       endNs,
       stepNs: ranged ? stepParam(params, startNs, endNs) : undefined,
@@ -294,6 +321,7 @@ export function lokiRoutes(app: Hono, options: LokiApiOptions): void {
         execTimeSeconds: 0,
         linesProcessed: 0,
         bytesProcessed: 0,
+        structuredMetadataBytesProcessed: 0,
         entriesReturned: entriesReturned(result),
       }),
       200,
@@ -315,6 +343,20 @@ export function lokiRoutes(app: Hono, options: LokiApiOptions): void {
     }
   });
 
+  drilldownRoutes({
+    route,
+    store,
+    now,
+    limits,
+    pushLimits: options.pushLimits,
+    tenantLimits,
+    parse,
+    checkRange,
+    checkLimit,
+    execute,
+    limited,
+  });
+
   tailRoute(app, { store, tenantOf, limits: tenantLimits, now });
 
   // Grafana probes this to choose a live-tail protocol and switches to it on a 400; 404 keeps it on v1.
@@ -322,9 +364,9 @@ export function lokiRoutes(app: Hono, options: LokiApiOptions): void {
 
   if (options.push) {
     lokiPushRoute(app, {
-      sink: options.push,
-      limits: options.pushLimits,
-      tenantLimits,
+      sink: options.push.sink,
+      contract: options.push.contract,
+      admission: options.push.admission,
       maxBodyBytes: options.pushLimits.max_body_bytes,
       rate: undefined,
     });

@@ -1,6 +1,6 @@
 import { formatFloatF } from "../../common/go/float-format.js";
 import type { Labels } from "../../proto/labels.js";
-import type { QueryResult } from "../logql/evaluation/evaluator.js";
+import type { QueryResult, StreamEntry } from "../logql/evaluation/evaluator.js";
 
 // Query results in Loki's JSON (pkg/util/marshal): sample values as strings in Go's shortest 'f' format ("NaN",
 // "+Inf"), sample times as JSON numbers of seconds with millisecond precision, log timestamps as strings of
@@ -16,14 +16,28 @@ export function labelsJson(labels: Labels): string {
   return `{${names.map((name) => `${JSON.stringify(name)}:${JSON.stringify(labels[name])}`).join(",")}}`;
 }
 
-function resultJson(result: QueryResult): string {
+/** An entry's third element under categorize-labels: `{}`, or its non-empty categories. */
+function categoriesJson(categories: StreamEntry[2]): string {
+  const parts: string[] = [];
+  if (categories !== undefined) {
+    if (Object.keys(categories.metadata).length > 0)
+      parts.push(`"structuredMetadata":${labelsJson(categories.metadata)}`);
+    if (Object.keys(categories.parsed).length > 0) parts.push(`"parsed":${labelsJson(categories.parsed)}`);
+  }
+  return `{${parts.join(",")}}`;
+}
+
+function resultJson(result: QueryResult, categorized: boolean): string {
   switch (result.type) {
     case "streams":
       return result.streams
         .map(
           (stream) =>
             `{"stream":${labelsJson(stream.labels)},"values":[${stream.entries
-              .map(([ts, line]) => `["${ts}",${JSON.stringify(line)}]`)
+              .map(
+                ([ts, line, categories]) =>
+                  `["${ts}",${JSON.stringify(line)}${categorized ? `,${categoriesJson(categories)}` : ""}]`,
+              )
               .join(",")}]}`,
         )
         .join(",");
@@ -52,6 +66,7 @@ export interface QueryStats {
   execTimeSeconds: number;
   linesProcessed: number;
   bytesProcessed: number;
+  structuredMetadataBytesProcessed: number;
   entriesReturned: number;
 }
 
@@ -70,15 +85,29 @@ function statsJson(stats: QueryStats): string {
     splits: 0,
     shards: 0,
     totalPostFilterLines: stats.entriesReturned,
-    totalStructuredMetadataBytesProcessed: 0,
+    totalStructuredMetadataBytesProcessed: stats.structuredMetadataBytesProcessed,
   };
   return JSON.stringify({ summary, querier: { store: {} }, ingester: {}, cache: {}, index: {} });
 }
 
-/** The envelope of /query and /query_range. */
-export function queryResponseJson(result: QueryResult, stats: QueryStats): string {
+/**
+ * The envelope of /query and /query_range. `encodingFlags` (X-Loki-Response-Encoding-Flags) are echoed on log
+ * results, as Loki does; with categorize-labels among them each entry carries its labels by category.
+ */
+export function queryResponseJson(result: QueryResult, stats: QueryStats, encodingFlags: string[] = []): string {
+  const flags =
+    result.type === "streams" && encodingFlags.length > 0 ? `"encodingFlags":${JSON.stringify(encodingFlags)},` : "";
+  const categorized = result.type === "streams" && encodingFlags.includes(CATEGORIZE_LABELS);
   // A scalar is one [time, value] pair; the other types are lists of series.
-  return `{"status":"success","data":{"resultType":"${result.type}","result":[${resultJson(result)}],"stats":${statsJson(stats)}}}`;
+  return `{"status":"success","data":{"resultType":"${result.type}",${flags}"result":[${resultJson(result, categorized)}],"stats":${statsJson(stats)}}}`;
+}
+
+export const ENCODING_FLAGS_HEADER = "X-Loki-Response-Encoding-Flags";
+export const CATEGORIZE_LABELS = "categorize-labels";
+
+/** The flags of an X-Loki-Response-Encoding-Flags header as Loki reads them: comma-separated, each once. */
+export function encodingFlags(header: string | undefined): string[] {
+  return header === undefined || header === "" ? [] : [...new Set(header.split(","))];
 }
 
 export function entriesReturned(result: QueryResult): number {

@@ -1,15 +1,20 @@
 import { randomUUID } from "node:crypto";
+import type { PushLimits } from "../../common/config-sections.js";
+import { IngestDefaults } from "../../common/ingest-defaults.js";
 import type { PushSink } from "../../common/loki-push.js";
 import type { Store } from "../../storage/store.js";
 
 /**
  * The query service's central push: each push straight into the store as one batch of its own (a fresh id, so it
- * is never taken for a replay), for sources that send to the center without a collector.
+ * is never taken for a replay), for sources that send to the center without a collector, with Loki 3's ingestion
+ * defaults (service_name, detected_level) as a collector adds them.
  */
-export function storePushSink(store: Store): PushSink {
+export function storePushSink(store: Store, limits: PushLimits): PushSink {
+  const ingestDefaults = new IngestDefaults(limits, limits);
   return {
     add: async (tenant, data) => {
-      await store.appendLogs([{ id: `${tenant}/push:${randomUUID()}`, tenant, streams: data.streams }]);
+      const streams = data.streams.map((stream) => ingestDefaults.apply(stream));
+      await store.appendLogs([{ id: `${tenant}/push:${randomUUID()}`, tenant, streams }]);
     },
   };
 }

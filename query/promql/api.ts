@@ -13,6 +13,7 @@ import { BadParameter, parseDurationParam, parseTimeParam } from "./params.js";
 import { formatFloatF } from "../../common/go/float-format.js";
 import { parsePromql, PromqlParseError } from "./syntax/parser.js";
 import { PromqlEvalError, type Series, type Value } from "./evaluation/values.js";
+import { type StatusOptions, statusRoutes } from "./status.js";
 
 // The Prometheus HTTP API (web/api/v1) over the metrics the aggregator stores, with its JSON shapes, parameter
 // parsing and error types, so that Grafana and promtool-style clients work against it unchanged.
@@ -37,6 +38,8 @@ export interface PrometheusRoutesOptions {
   prefixes?: string[];
   /** The clock for defaults (`time` of an instant query, the metadata window). */
   now?: () => number;
+  /** What status/config, status/flags and status/runtimeinfo report; without it they are not served. */
+  status?: StatusOptions;
 }
 
 const MAX_POINTS = 11_000;
@@ -228,6 +231,7 @@ export function prometheusRoutes(app: Hono, options: PrometheusRoutesOptions): v
   const handle = (handler: (c: Context, params: URLSearchParams) => Promise<unknown>) => async (c: Context) => {
     try {
       const data = await handler(c, await requestParams(c));
+      if (data instanceof Response) return data;
       return c.json({ status: "success", data });
     } catch (err) {
       const error = asApiError(err);
@@ -333,33 +337,60 @@ export function prometheusRoutes(app: Hono, options: PrometheusRoutesOptions): v
       "/api/v1/metadata",
       async (c, params) => {
         const endMs = now();
+        const startMs = endMs - (limits.metadataWindowMs ?? METADATA_WINDOW_MS);
         const wanted = params.get("metric") ?? "";
-        const limitText = params.get("limit") ?? "";
-        const limit = limitText === "" ? -1 : Number(limitText);
-        if (!Number.isInteger(limit)) throw new ApiError(400, "bad_data", "limit must be a number");
+        const limit = countParam(params, "limit");
+        const limitPerMetric = countParam(params, "limit_per_metric");
+        const tenant = tenantOf(c);
+        const metadata = new Map<string, { type: string; help: string; unit: string }[]>();
+        const stored = await store.metricMetadata({
+          tenant,
+          startMs,
+          endMs: endMs + 1,
+          ...(wanted !== "" ? { metric: wanted } : {}),
+        });
+        for (const { name, type, help, unit } of stored)
+          metadata.set(name, [...(metadata.get(name) ?? []), { type, help, unit }]);
+        // Families without stored metadata (receivers that do not know it): their type from the sample kinds.
+        const described = new Set(metadata.keys());
         const rollups = await store.selectRollups({
-          tenant: tenantOf(c),
+          tenant,
           matchers: [{ name: "__name__", op: "=~", value: ".+" }],
           resolution: "1h",
-          startMs: endMs - (limits.metadataWindowMs ?? METADATA_WINDOW_MS),
+          startMs,
           endMs,
         });
-        const metadata = new Map<string, { type: string; help: string; unit: string }[]>();
         for (const series of rollups) {
-          const { family, type } = metadataOf(series.labels["__name__"] ?? "", series.kind);
+          const name = series.labels["__name__"] ?? "";
+          const { family, type } = metadataOf(name, series.kind);
           if (wanted !== "" && family !== wanted) continue;
-          if (metadata.has(family)) continue;
-          if (limit >= 0 && metadata.size >= limit) break;
+          if (metadata.has(family) || described.has(name.replace(/_(bucket|sum|count)$/, ""))) continue;
           metadata.set(family, [{ type, help: "", unit: "" }]);
         }
-        return Object.fromEntries(metadata);
+        // Prometheus answers with a JSON object, whose keys Go writes sorted.
+        const families = [...metadata.keys()].sort();
+        return Object.fromEntries(
+          families
+            .slice(0, limit < 0 ? undefined : limit)
+            .map((family) => [family, metadata.get(family)!.slice(0, limitPerMetric < 0 ? undefined : limitPerMetric)]),
+        );
       },
     ],
   ];
 
   for (const prefix of options.prefixes ?? ["", "/prometheus"]) {
     for (const [path, handler] of routes) app.on(["GET", "POST"], prefix + path, handle(handler));
+    for (const route of statusRoutes(options.status)) app.on(route.methods, prefix + route.path, handle(route.handler));
   }
+}
+
+/** A count parameter such as `limit`: -1 when absent (no limit). */
+function countParam(params: URLSearchParams, name: string): number {
+  const text = params.get(name) ?? "";
+  if (text === "") return -1;
+  const count = Number(text);
+  if (!Number.isInteger(count)) throw new ApiError(400, "bad_data", `${name} must be a number`);
+  return count;
 }
 
 function requiredTime(params: URLSearchParams, name: string): number {

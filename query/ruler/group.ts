@@ -4,7 +4,7 @@ import { dropName } from "../promql/evaluation/values.js";
 import { alertFingerprint, type AlertNotice } from "./notice.js";
 import { type ActiveElement, type Alert, AlertStates, type ResolvedAlert } from "./alerts.js";
 import { anomalyBand, historyWindow, outside } from "./anomaly.js";
-import type { EvalContext, RuleSample } from "./expr.js";
+import type { EvalContext, Language, RuleSample } from "./expr.js";
 import type { AlertingRule, AnomalyRule, RecordingRule, Rule, RuleGroup } from "./rules.js";
 import { alertSeries, gauge, GROUP_EVALUATION, groupKey } from "./state.js";
 
@@ -208,7 +208,7 @@ export class GroupRunner {
       annotations: { ...alert.annotations },
       state: resolvedAtMs === undefined ? "firing" : "resolved",
       startsAt: new Date(alert.firedAtMs ?? alert.activeAtMs).toISOString(),
-      generatorURL: generatorURL(this.options.externalURL, rule.expr.text),
+      generatorURL: generatorURL(this.options.externalURL, rule.expr.text, rule.expr.language),
       // Prometheus' fingerprint, which Alertmanager and the notifier show for the same labels.
       fingerprint: alertFingerprint({ ...this.options.externalLabels, ...alert.labels }),
     };
@@ -217,7 +217,11 @@ export class GroupRunner {
   }
 }
 
-/** Prometheus' link to the expression in its graph page. */
-export function generatorURL(externalURL: string, expr: string): string {
-  return `${externalURL.replace(/\/$/, "")}/graph?g0.expr=${encodeURIComponent(expr)}&g0.tab=1`;
+/**
+ * Prometheus' link to the expression in its graph page, which the query service answers (query/ruler/graph.ts);
+ * a LogQL rule's link says so, since an expression alone does not always tell.
+ */
+export function generatorURL(externalURL: string, expr: string, language: Language = "promql"): string {
+  const link = `${externalURL.replace(/\/$/, "")}/graph?g0.expr=${encodeURIComponent(expr)}&g0.tab=1`;
+  return language === "logql" ? `${link}&g0.language=logql` : link;
 }

@@ -4,7 +4,10 @@ import type {
   LabelMatcher,
   LogBatch,
   LogCountSelect,
+  LogVolumeSelect,
   LogSelect,
+  MetadataBatch,
+  MetadataSelect,
   RollupBatch,
   RollupSelect,
   SampleBatch,
@@ -108,6 +111,12 @@ export class TickStore implements Store {
   appendRollups(batches: RollupBatch[]): Promise<AppendResult> {
     return this.store.appendRollups(batches);
   }
+  appendMetadata(batches: MetadataBatch[]): Promise<void> {
+    return this.store.appendMetadata(batches);
+  }
+  metricMetadata(select: MetadataSelect) {
+    return this.store.metricMetadata(select);
+  }
   series(select: SeriesSelect): Promise<Labels[]> {
     return this.store.series(select);
   }
@@ -122,6 +131,9 @@ export class TickStore implements Store {
   }
   countLogs(select: LogCountSelect) {
     return this.store.countLogs(select);
+  }
+  logVolume(select: LogVolumeSelect) {
+    return this.store.logVolume(select);
   }
   selectRollups(select: RollupSelect) {
     return this.store.selectRollups(select);

@@ -3,6 +3,7 @@ import type { Kafka } from "kafkajs";
 import { Piscina } from "piscina";
 import type { Registry } from "prom-client";
 import { GroupConsumer } from "../../aggregator/consumer.js";
+import { KafkaDeadLetters } from "../../aggregator/dead-letters.js";
 import { aggregatorMetrics } from "../../aggregator/metrics.js";
 import { createLogger } from "../../common/log.js";
 import { type PreviousSample, rollupSeries } from "../../aggregator/rollup.js";
@@ -109,10 +110,11 @@ export async function startTestAggregator(options: {
     minThreads: options.workers,
     maxThreads: options.workers,
   });
+  const deadLetters = new KafkaDeadLetters(options.kafka, `${options.topic}.dlq`);
   const aggregator = new GroupConsumer({
     kafka: options.kafka,
     topic: options.topic,
-    deadLetterTopic: `${options.topic}.dlq`,
+    deadLetters,
     groupId: options.groupId,
     store: options.store,
     pool,
@@ -128,6 +130,7 @@ export async function startTestAggregator(options: {
     aggregator,
     stop: async () => {
       await aggregator.stop();
+      await deadLetters.close();
       await pool.destroy();
     },
   };

@@ -172,6 +172,8 @@ export class LokiLoad {
   readonly statuses = new Map<string, number>();
   private running = false;
   private loops: Promise<void>[] = [];
+  /** Entry k is at this time plus k microseconds: now, inside the collector's timestamp window. */
+  private readonly startNs = BigInt(Date.now()) * 1_000_000n;
 
   constructor(
     private readonly target: () => string,
@@ -207,7 +209,7 @@ export class LokiLoad {
       return {
         client,
         n: k,
-        ns: String(1_764_000_000_000_000_000n + BigInt(k) * 1000n),
+        ns: String(this.startNs + BigInt(k) * 1000n),
         line: `client=${client} n=${k} salt=${salt} pad=${randomBytes(this.options.padBytes ?? 8).toString("base64")}`,
       };
     });

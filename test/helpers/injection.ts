@@ -165,6 +165,20 @@ export function injectionSuite(name: string, open: () => Promise<Store>): void {
         count.reduce((n, s) => n + s.points[0]!.count, 0),
         values.length,
       );
+      // The per-minute log volume rollup holds the same entries; hostile tenant names read nothing.
+      const minuteMs = Math.floor(Number(T0_NS / 1_000_000n) / 60_000) * 60_000;
+      const volume = {
+        matchers: [{ name: "service", op: "=" as const, value: "fuzz" }],
+        startMs: minuteMs,
+        endMs: minuteMs + 120_000,
+        stepMs: 120_000,
+      };
+      const rolled = await store.logVolume({ tenant: "acme", ...volume });
+      assert.equal(
+        rolled.reduce((n, s) => n + s.points[0]!.count, 0),
+        values.length,
+      );
+      for (const tenant of values.slice(0, 10)) assert.deepEqual(await store.logVolume({ tenant, ...volume }), []);
     });
   });
 }

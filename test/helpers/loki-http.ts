@@ -9,6 +9,7 @@ import { createLogger } from "../../common/log.js";
 import { createRegistry } from "../../common/metrics.js";
 import { HttpService } from "../../common/service.js";
 import { lokiRoutes } from "../../query/loki/api.js";
+import { admissionFromConfig, contractFromConfig } from "../../common/ingest-contract.js";
 import { storePushSink } from "../../query/loki/push.js";
 import { ClickHouseStore } from "../../storage/clickhouse.js";
 import { DuckDBStore } from "../../storage/duckdb.js";
@@ -39,7 +40,11 @@ export async function startLokiHttp(store: Store): Promise<LokiHttp> {
     store,
     limits: config.query.limits,
     pushLimits: config.collector.limits,
-    push: storePushSink(store),
+    push: {
+      sink: storePushSink(store, config.collector.limits),
+      contract: contractFromConfig(config, undefined, "stored"),
+      admission: admissionFromConfig(config.collector.limits),
+    },
     log,
   });
   const base = (await http.listen("127.0.0.1:0", undefined, true)).url;

@@ -3,8 +3,9 @@ import { logs, SeverityNumber } from "@opentelemetry/api-logs";
 import { NodeSDK } from "@opentelemetry/sdk-node";
 
 // A stock instrumented app for test/otlp.test.ts: NodeSDK as its README sets it up, with where and how it
-// exports (endpoint, protocol, headers, resource) taken from the OTEL_* environment only. It emits two log
-// records and one measurement of each instrument kind, then shuts down, which exports everything once.
+// exports (endpoint, protocol, headers, resource, temporality) taken from the OTEL_* environment only. It emits
+// two log records and one measurement of each instrument kind, then shuts down, which exports everything once
+// (with OTEL_APP_EXPORTS=2 it exports before more measurements too).
 
 const TRACE_ID = "5b8efff798038103d269b633813fc60c";
 const SPAN_ID = "eee19b7ec3c1b174";
@@ -34,18 +35,28 @@ async function main(): Promise<void> {
   });
 
   const meter = metrics.getMeter("checkout", "1.2.3");
-  meter.createCounter("orders.placed", { unit: "{order}" }).add(3, { "payment.method": "card" });
+  const orders = meter.createCounter("orders.placed", { unit: "{order}", description: "Orders placed" });
+  orders.add(3, { "payment.method": "card" });
   const duration = meter.createHistogram("checkout.duration", {
     unit: "ms",
+    description: "Time from cart to payment",
     advice: { explicitBucketBoundaries: [10, 100] },
   });
   duration.record(7);
   duration.record(120);
-  const open = meter.createUpDownCounter("carts.open");
+  const open = meter.createUpDownCounter("carts.open", { description: "Carts not checked out" });
   open.add(5);
   open.add(-2);
   meter.createGauge("queue.depth").record(4, { queue: "payments" });
 
+  // With OTEL_APP_EXPORTS=2, an export now and more measurements for the one at shutdown: a delta exporter
+  // sends two deltas of each counter and histogram.
+  if (process.env.OTEL_APP_EXPORTS === "2") {
+    await (metrics.getMeterProvider() as unknown as { forceFlush(): Promise<void> }).forceFlush();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    orders.add(2, { "payment.method": "card" });
+    duration.record(50);
+  }
   await sdk.shutdown();
 }
 

@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { REPO_ROOT } from "./services.js";
+import { freePort, REPO_ROOT } from "./services.js";
 
 const CLI = join(REPO_ROOT, "dist", "cli.js");
 
@@ -50,4 +52,36 @@ export async function stopChild(child: ChildProcess): Promise<number | null> {
   const exited = once(child, "exit") as Promise<[number | null]>;
   child.kill("SIGTERM");
   return (await exited)[0];
+}
+
+export interface AllInOne {
+  child: ChildProcess;
+  /** The query API, the collector's HTTP listener, and the collector's OTLP/gRPC address (host:port). */
+  query: string;
+  collector: string;
+  otlpGrpc: string;
+}
+
+/** `bifrost all` on free ports with a fresh store, ready; the demo off unless `env` turns it on. */
+export async function startAllInOne(env: Record<string, string> = {}): Promise<AllInOne> {
+  const data = mkdtempSync(join(tmpdir(), "bifrost-all-in-one-"));
+  const [query, collector, aggregator, grpc] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const child = runBifrost(["all"], {
+    BIFROST_ALL__DEMO: "false",
+    BIFROST_STORAGE__PATH: data,
+    BIFROST_COLLECTOR__WAL__DIR: join(data, "wal"),
+    BIFROST_QUERY__LISTEN: `127.0.0.1:${query}`,
+    BIFROST_COLLECTOR__LISTEN: `127.0.0.1:${collector}`,
+    BIFROST_COLLECTOR__OTLP__GRPC_LISTEN: `127.0.0.1:${grpc}`,
+    BIFROST_AGGREGATOR__LISTEN: `127.0.0.1:${aggregator}`,
+    ...env,
+  });
+  const started = {
+    child,
+    query: `http://127.0.0.1:${query}`,
+    collector: `http://127.0.0.1:${collector}`,
+    otlpGrpc: `127.0.0.1:${grpc}`,
+  };
+  for (const url of [started.query, started.collector]) await waitForReady(`${url}/ready`, child);
+  return started;
 }

@@ -1,12 +1,14 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { existsSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, writeFileSync } from "node:fs";
 import { delimiter, join } from "node:path";
+import { stringify } from "yaml";
 import type { Series } from "../../proto/batch.js";
 import { openMetrics } from "./promql-data.js";
 import { freePort } from "./services.js";
 
-// Debian's Prometheus over a fixed set of series, imported with promtool: the reference of the PromQL tests and
-// the peer of the PromQL benchmark.
+// Debian's Prometheus: over a fixed set of series imported with promtool (the reference of the PromQL tests and
+// the peer of the PromQL benchmark), or scraping and remote-writing with a configuration of the test's (the peer
+// of the scrape and remote write tests and benchmarks).
 
 function onPath(command: string): boolean {
   return (process.env.PATH ?? "").split(delimiter).some((dir) => dir !== "" && existsSync(join(dir, command)));
@@ -31,20 +33,34 @@ export async function startPrometheus(dir: string, series: Series[]): Promise<Ru
   execFileSync("promtool", ["tsdb", "create-blocks-from", "openmetrics", join(dir, "data.om"), join(dir, "tsdb")], {
     stdio: "ignore",
   });
-  writeFileSync(join(dir, "prometheus.yml"), "global: {}\n");
+  // Imported samples may be older than any default retention, which would delete their blocks.
+  return servePrometheus(dir, {}, ["--storage.tsdb.retention.time=100y"]);
+}
+
+/**
+ * Prometheus with `config` (prometheus.yml as an object: scrape_configs, remote_write...) and a fresh TSDB
+ * under dir, on a free port, once ready.
+ */
+export async function servePrometheus(
+  dir: string,
+  config: Record<string, unknown>,
+  flags: string[] = [],
+): Promise<RunningPrometheus> {
+  writeFileSync(join(dir, "prometheus.yml"), stringify(config));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
+  const log = openSync(join(dir, "prometheus.log"), "a");
   const prometheus: ChildProcess = spawn(
     "prometheus",
     [
       `--config.file=${join(dir, "prometheus.yml")}`,
       `--storage.tsdb.path=${join(dir, "tsdb")}`,
-      // Imported samples may be older than any default retention, which would delete their blocks.
-      "--storage.tsdb.retention.time=100y",
       `--web.listen-address=127.0.0.1:${port}`,
+      ...flags,
     ],
-    { stdio: "ignore" },
+    { stdio: ["ignore", "ignore", log] },
   );
+  closeSync(log);
   const stop = async () => {
     if (prometheus.exitCode !== null || prometheus.signalCode !== null) return;
     const exited = new Promise((resolve) => prometheus.once("exit", resolve));
@@ -62,6 +78,36 @@ export async function startPrometheus(dir: string, series: Series[]): Promise<Ru
     if (Date.now() > deadline) {
       await stop();
       throw new Error("prometheus was not ready within 60 s");
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** Why Debian's node_exporter cannot run here, or false when it can. */
+export function nodeExporterMissing(): string | false {
+  return onPath("prometheus-node-exporter")
+    ? false
+    : "prometheus-node-exporter not installed (Debian package prometheus-node-exporter; .ci/run installs it)";
+}
+
+/** Debian's node_exporter on a free port; its address (host:port) once it answers. */
+export async function startNodeExporter(): Promise<{ address: string; stop(): Promise<void> }> {
+  const port = await freePort();
+  const child = spawn("prometheus-node-exporter", [`--web.listen-address=127.0.0.1:${port}`], { stdio: "ignore" });
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill("SIGTERM");
+    await exited;
+  };
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`node_exporter exited with ${child.exitCode}`);
+    if ((await fetch(`http://127.0.0.1:${port}/metrics`).catch(() => null))?.ok)
+      return { address: `127.0.0.1:${port}`, stop };
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error("node_exporter did not answer within 30 s");
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }

@@ -993,6 +993,39 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       assert.equal(got[0]!.entries[0]!.metadata["k"], weird);
     });
 
+    it("keeps metric family metadata by distinct value with the time it was last seen, per tenant", async () => {
+      const requests = (help: string) => ({ name: "http_requests_total", type: "counter" as const, help, unit: "" });
+      const latency = { name: "req_duration_seconds", type: "histogram" as const, help: "Latency", unit: "seconds" };
+      const batches = [
+        { tenant: "acme", seenMs: T0_MS, metadata: [requests("Requests"), latency] },
+        { tenant: "acme", seenMs: T0_MS + 60_000, metadata: [requests("Requests")] },
+        {
+          tenant: "acme",
+          seenMs: T0_MS + 120_000,
+          metadata: [requests("Requests served"), requests("Requests served")],
+        },
+        { tenant: "other", seenMs: T0_MS, metadata: [requests("Other tenant's")] },
+      ];
+      await store.appendMetadata(batches);
+      await store.appendMetadata(batches.slice(0, 2));
+      const range = { startMs: T0_MS - 1000, endMs: T0_MS + 3_600_000 };
+      assert.deepEqual(await store.metricMetadata({ tenant: "acme", ...range }), [
+        requests("Requests served"),
+        requests("Requests"),
+        latency,
+      ]);
+      assert.deepEqual(await store.metricMetadata({ tenant: "acme", ...range, metric: "req_duration_seconds" }), [
+        latency,
+      ]);
+      assert.deepEqual(
+        await store.metricMetadata({ tenant: "acme", startMs: T0_MS + 90_000, endMs: range.endMs }),
+        [requests("Requests served")],
+        "last seen before the range",
+      );
+      assert.deepEqual(await store.metricMetadata({ tenant: "other", ...range }), [requests("Other tenant's")]);
+      assert.deepEqual(await store.metricMetadata({ tenant: "nobody", ...range }), []);
+    });
+
     it("deletes data older than the retention", async () => {
       const old = T0_NS - 40n * 86_400n * SEC;
       await store.appendLogs([

@@ -1,5 +1,5 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { dirname } from "node:path";
+import { readFileSync } from "node:fs";
+import { writeFileAtomic } from "../../../common/atomic-file.js";
 
 /**
  * Where the tail is in one file. A file is known by device and inode, and by a checksum of its first bytes so
@@ -94,21 +94,4 @@ export class Positions {
     writeFileAtomic(this.file, `${JSON.stringify({ version: VERSION, files: [...this.entries.values()] })}\n`);
     this.dirty = false;
   }
-}
-
-/**
- * Replaces `file` with `text` atomically (temporary file, fsync, rename, fsync of the directory): a crash
- * leaves the old or the new content, never a torn file. The read positions of every input are saved so.
- */
-export function writeFileAtomic(file: string, text: string): void {
-  mkdirSync(dirname(file), { recursive: true });
-  const temp = `${file}.tmp`;
-  writeFileSync(temp, text);
-  const fd = openSync(temp, "r");
-  fsyncSync(fd);
-  closeSync(fd);
-  renameSync(temp, file);
-  const dir = openSync(dirname(file), "r");
-  fsyncSync(dir);
-  closeSync(dir);
 }

@@ -3,6 +3,7 @@ import { open, readdir, readlink, stat, type FileHandle } from "node:fs/promises
 import { dirname, join } from "node:path";
 import { glob } from "tinyglobby";
 import type { Logger } from "../../../common/log.js";
+import type { IngestContract } from "../../../common/ingest-contract.js";
 import type { Batcher } from "../../buffer/batcher.js";
 import { WalFullError } from "../../buffer/wal.js";
 import { identityKey, Positions } from "./positions.js";
@@ -42,11 +43,15 @@ export interface FileTailEvents {
   onWatched?: (files: number) => void;
   /** The disk buffer is full under policy `block`: reading pauses until it has room (true), or resumed (false). */
   onPaused?: (paused: boolean) => void;
+  /** Lines outside the ingestion contract, skipped: how many, why, and the first message. */
+  onRefused?: (tenant: string, reason: string, lines: number, message: string) => void;
 }
 
 export interface FileTailOptions extends FileTailEvents {
   sources: FileSource[];
   batcher: Pick<Batcher, "add" | "flush">;
+  /** What may go to the batcher: a line outside it is skipped and reported (onRefused), never retried. */
+  contract?: Pick<IngestContract, "screen">;
   positionsFile: string;
   pollMs: number;
   syncMs: number;
@@ -194,16 +199,22 @@ export class FileTail {
     const delivered = Promise.all(
       [...byTenant].map(async ([tenant, group]) => {
         const sending = group.filter((read) => read.entries > 0);
+        let streams = sending.flatMap((read) => read.streams);
+        const screened = this.options.contract?.screen(tenant, { streams });
+        if (screened) {
+          streams = screened.data.streams;
+          for (const [reason, { count, message }] of screened.refused)
+            this.options.onRefused?.(tenant, reason, count, message);
+        }
         try {
-          if (sending.length > 0)
-            await this.options.batcher.add(tenant, { streams: sending.flatMap((read) => read.streams) });
+          if (streams.length > 0) await this.options.batcher.add(tenant, { streams });
         } catch (err) {
           if (err instanceof WalFullError) full = true;
           else this.options.log?.error({ err, tenant }, "the batcher refused lines of tailed files");
           for (const read of group) read.tail.rollback();
           return;
         }
-        const lines = sending.reduce((n, read) => n + read.entries, 0);
+        const lines = streams.reduce((n, stream) => n + stream.entries.length, 0);
         if (lines > 0) this.options.onLines?.(tenant, lines);
         for (const read of group) {
           read.tail.commit(read.commitTo);

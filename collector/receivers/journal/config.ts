@@ -64,7 +64,16 @@ export function journalSchema(h: SchemaHelpers) {
         .describe("where the cursor is kept across restarts; empty: journal-cursor.json beside the file positions"),
     })
     .prefault({})
-    .describe("the systemd journal through `journalctl --follow --output=json`, resumed from a saved cursor");
+    .describe("the systemd journal through `journalctl --follow --output=json`, resumed from a saved cursor")
+    .meta({
+      examples: [
+        {
+          enabled: true,
+          matches: "_SYSTEMD_UNIT=edge-app.service _SYSTEMD_UNIT=nginx.service",
+          fields: ["_PID", "_COMM", "_BOOT_ID"],
+        },
+      ],
+    });
 }
 
 export type JournalConfig = z.infer<ReturnType<typeof journalSchema>>;

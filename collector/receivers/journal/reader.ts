@@ -8,9 +8,9 @@ import { type LogEntry } from "../../../proto/batch.js";
 import { labelsOf, type Labels, NO_LABELS } from "../../../proto/labels.js";
 import type { BatchLimits } from "../../../proto/validate.js";
 import type { Batcher } from "../../buffer/batcher.js";
-import { OrderedIntake, screen, StreamGroups } from "../intake.js";
+import { type IntakeLimits, OrderedIntake, screen, StreamGroups } from "../intake.js";
 import type { TenantRateLimiter } from "../../../common/rate-limit.js";
-import { writeFileAtomic } from "../files/positions.js";
+import { writeFileAtomic } from "../../../common/atomic-file.js";
 import { SEVERITIES } from "../syslog/parse.js";
 import { type JournalConfig, JOURNAL_LABEL_FIELDS } from "./config.js";
 
@@ -30,6 +30,7 @@ export interface JournalOptions {
   batcher: Pick<Batcher, "add" | "flush">;
   limits: BatchLimits;
   tenantLimits?: TenantLimits | undefined;
+  contract?: IntakeLimits["contract"];
   rate?: TenantRateLimiter | undefined;
   maxPendingBytes: number;
   registry: Registry;

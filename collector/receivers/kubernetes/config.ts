@@ -75,7 +75,16 @@ export function kubernetesSchema(h: SchemaHelpers) {
     .prefault({})
     .describe(
       "Kubernetes pod logs: each line an entry of {namespace, pod, container, stream, pod labels}, CRI and Docker formats, partial lines joined",
-    );
+    )
+    .meta({
+      examples: [
+        {
+          enabled: true,
+          pod_labels: ["app.kubernetes.io/name", "app.kubernetes.io/instance", "team"],
+          pod_annotations: ["example.com/owner"],
+        },
+      ],
+    });
 }
 
 export type KubernetesConfig = z.infer<ReturnType<typeof kubernetesSchema>>;

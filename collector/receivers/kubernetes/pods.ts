@@ -5,7 +5,7 @@ import { sanitizeLabelKey } from "../../../common/label-names.js";
 import type { Logger } from "../../../common/log.js";
 import { labelsOf, type Labels } from "../../../proto/labels.js";
 import type { Batcher } from "../../buffer/batcher.js";
-import { FileTail } from "../files/receiver.js";
+import { FileTail, type FileTailOptions } from "../files/receiver.js";
 import { PodMetadata, type PodInfo } from "./api.js";
 import type { KubernetesConfig } from "./config.js";
 import { ContainerLogDecoder } from "./decoder.js";
@@ -22,6 +22,8 @@ export interface PodLogsOptions {
   positionsFile: string;
   tenant: string;
   batcher: Pick<Batcher, "add" | "flush">;
+  /** Lines outside it are skipped and counted (FileTail's contract). */
+  contract?: FileTailOptions["contract"];
   maxLineBytes: number;
   maxReadBytes: number;
   pollMs: number;
@@ -163,6 +165,8 @@ export function startPodLogs(options: PodLogsOptions): { stop(): Promise<void> }
       },
     ],
     batcher: options.batcher,
+    ...(options.contract ? { contract: options.contract } : {}),
+    onRefused: (_tenant, reason, lines) => m.rejected.inc({ reason }, lines),
     positionsFile: options.positionsFile,
     pollMs: options.pollMs,
     syncMs: options.syncMs,

@@ -60,7 +60,20 @@ export function syslogSchema(h: SchemaHelpers) {
   return z
     .array(listener)
     .default([])
-    .describe("syslog listeners: each message an entry of the stream {facility, severity, hostname, app_name, labels}");
+    .describe("syslog listeners: each message an entry of the stream {facility, severity, hostname, app_name, labels}")
+    .meta({
+      examples: [
+        [
+          { listen: "0.0.0.0:514", protocol: "tcp", labels: { job: "syslog" } },
+          { listen: "0.0.0.0:514", protocol: "udp", receive_buffer_bytes: 4194304 },
+          {
+            listen: "0.0.0.0:6514",
+            protocol: "tcp",
+            tls: { enabled: true, cert_file: "/etc/bifrost/syslog.pem", key_file: "/etc/bifrost/syslog.key" },
+          },
+        ],
+      ],
+    });
 }
 
 export type SyslogListenerConfig = z.infer<ReturnType<typeof syslogSchema>>[number];

@@ -9,7 +9,7 @@ import { labelsOf } from "../../../proto/labels.js";
 import type { BatchLimits } from "../../../proto/validate.js";
 import type { Batcher } from "../../buffer/batcher.js";
 import { WalFullError } from "../../buffer/wal.js";
-import { OrderedIntake, screen, type Screened, StreamGroups } from "../intake.js";
+import { type IntakeLimits, OrderedIntake, screen, type Screened, StreamGroups } from "../intake.js";
 import type { TenantRateLimiter } from "../../../common/rate-limit.js";
 import type { SyslogListenerConfig } from "./config.js";
 import { FrameDecoder, FramingError } from "./framing.js";
@@ -35,6 +35,7 @@ export interface SyslogOptions {
   batcher: Pick<Batcher, "add" | "flush">;
   limits: BatchLimits;
   tenantLimits?: TenantLimits | undefined;
+  contract?: IntakeLimits["contract"];
   rate?: TenantRateLimiter | undefined;
   /** Bytes a connection may have read that are not yet in the disk buffer before it is no longer read. */
   maxPendingBytes: number;

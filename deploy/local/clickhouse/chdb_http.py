@@ -60,6 +60,10 @@ STATUS_BY_CODE = {
 }
 
 INSERT_WITH_FORMAT = re.compile(r"^\s*(INSERT\s+INTO\s.*?)\s+FORMAT\s+([A-Za-z0-9_]+)\s*$", re.S | re.I)
+# The table of an INSERT ... FORMAT statement, and its column list.
+INSERT_TARGET = re.compile(
+    r"^\s*INSERT\s+INTO\s+(?:([A-Za-z_][A-Za-z0-9_]*)\.)?([A-Za-z_][A-Za-z0-9_]*)\s*(?:\(([A-Za-z0-9_,\s]*)\))?\s*$",
+    re.S | re.I)
 ERROR_CODE = re.compile(r"Code:\s*(\d+)")
 NUMERIC = re.compile(r"^-?\d+(\.\d+)?$")
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -129,28 +133,66 @@ class Engine:
 
     def insert(self, statement, fmt, chunks, database, settings):
         def run():
-            inserter = self.conn.send_insert(statement, fmt)
-            try:
-                # Clients stream small chunks (the Node client writes about one per row); the engine parses
-                # far faster from large buffers.
-                pending = bytearray()
-                for chunk in chunks:
-                    pending += chunk
-                    if len(pending) >= READ_CHUNK:
-                        inserter.append(bytes(pending))
-                        pending.clear()
-                if pending:
-                    inserter.append(bytes(pending))
-                result = inserter.finish()
-            except BaseException:
-                inserter.cancel()
-                raise
-            return b"", {
-                "read_rows": 0, "read_bytes": 0,
-                "written_rows": result.rows_written, "written_bytes": result.bytes_written,
-                "elapsed_ns": int(result.elapsed * 1e9),
-            }
+            target = INSERT_TARGET.match(statement)
+            if target:
+                table = (target.group(1) or database or "default", target.group(2))
+                if self._has_constraints(*table):
+                    return self._insert_checked(table, target.group(3), fmt, chunks)
+            return self._stream(statement, fmt, chunks)
         return self._run(database, settings, run)
+
+    def _stream(self, statement, fmt, chunks):
+        inserter = self.conn.send_insert(statement, fmt)
+        try:
+            # Clients stream small chunks (the Node client writes about one per row); the engine parses
+            # far faster from large buffers.
+            pending = bytearray()
+            for chunk in chunks:
+                pending += chunk
+                if len(pending) >= READ_CHUNK:
+                    inserter.append(bytes(pending))
+                    pending.clear()
+            if pending:
+                inserter.append(bytes(pending))
+            result = inserter.finish()
+        except BaseException:
+            inserter.cancel()
+            raise
+        return b"", {
+            "read_rows": 0, "read_bytes": 0,
+            "written_rows": result.rows_written, "written_bytes": result.bytes_written,
+            "elapsed_ns": int(result.elapsed * 1e9),
+        }
+
+    def _has_constraints(self, database, table):
+        found = self.conn._conn.query(
+            "SELECT count() FROM system.tables WHERE database = {d:String} AND name = {t:String}"
+            " AND create_table_query LIKE '%CONSTRAINT%'",
+            "CSV", params={"d": database, "t": table})
+        return found.bytes().strip() != b"0"
+
+    def _insert_checked(self, table, columns, fmt, chunks):
+        """chDB's streaming inserter answers success for an insert that a table's CONSTRAINT refuses, and writes
+        nothing, where a ClickHouse server answers the error (VIOLATED_CONSTRAINT, 469). Into such a table the
+        data is streamed into a staging table first, then moved by an INSERT ... SELECT, which reports it."""
+        database, name = table
+        target = f"`{database}`.`{name}`"
+        staging = f"`{database}`.`.chdb_http_staging`"
+        selected = columns if columns and columns.strip() else "*"
+        self.conn.query(f"DROP TABLE IF EXISTS {staging}")
+        self.conn.query(f"CREATE TABLE {staging} ENGINE = Memory AS SELECT {selected} FROM {target} WHERE 0")
+        try:
+            self._stream(f"INSERT INTO {staging}", fmt, chunks)
+            listed = f" ({columns})" if selected != "*" else ""
+            result = self.conn._conn.query(f"INSERT INTO {target}{listed} SELECT * FROM {staging}", "CSV")
+        finally:
+            self.conn.query(f"DROP TABLE IF EXISTS {staging}")
+        return b"", {
+            "read_rows": 0, "read_bytes": 0,
+            "written_rows": result.rows_written(), "written_bytes": result.bytes_written(),
+            "elapsed_ns": int(result.elapsed() * 1e9),
+        }
+
 
 
 def body_chunks(handler):

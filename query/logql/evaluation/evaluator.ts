@@ -38,6 +38,11 @@ export interface QueryParams {
   limit: number;
   /** An instant query is evaluated at startNs alone. */
   instant: boolean;
+  /**
+   * Log queries: streams keyed by their stream labels alone, each entry with its structured metadata and parsed
+   * labels apart (Loki's categorize-labels encoding flag).
+   */
+  categorizeLabels?: boolean;
 }
 
 export interface EngineLimits {
@@ -46,10 +51,13 @@ export interface EngineLimits {
 }
 
 export type QueryResult =
-  | { type: "streams"; streams: { labels: Labels; entries: [tsNs: bigint, line: string][] }[] }
+  | { type: "streams"; streams: { labels: Labels; entries: StreamEntry[] }[] }
   | { type: "matrix"; series: { labels: Labels; points: [tsMs: number, value: number][] }[] }
   | { type: "vector"; samples: { labels: Labels; tsMs: number; value: number }[] }
   | { type: "scalar"; tsMs: number; value: number };
+
+/** One entry of a log query's result; its labels by category when the query asked for categorize-labels. */
+export type StreamEntry = [tsNs: bigint, line: string, categories?: { metadata: Labels; parsed: Labels }];
 
 /** A result with more series than the tenant's max_query_series. */
 export class QueryLimitError extends Error {
@@ -310,11 +318,19 @@ async function readStreams(
   source: EngineSource,
   signal: AbortSignal | undefined,
 ): Promise<QueryResult> {
-  const streams = new Map<string, { labels: Labels; entries: [bigint, string][] }>();
+  const streams = new Map<string, { labels: Labels; entries: StreamEntry[] }>();
   const interval = params.intervalNs ?? 0n;
+  const categorize = params.categorizeLabels === true;
   // With an interval, entries are skipped, so more than `limit` of them may be read.
   const cursor = new RowCursor(
-    source.logs(expr, params.startNs, params.endNs, params.direction, interval > 0n ? undefined : params.limit),
+    source.logs(
+      expr,
+      params.startNs,
+      params.endNs,
+      params.direction,
+      interval > 0n ? undefined : params.limit,
+      categorize,
+    ),
     signal,
   );
   const forward = params.direction === "forward";
@@ -328,13 +344,19 @@ async function readStreams(
       if (interval > 0n && last !== undefined && (forward ? row.tsNs < last + interval : row.tsNs > last - interval)) {
         continue;
       }
-      const key = labelsKey(row.labels);
+      const categories = categorize ? row.categories : undefined;
+      const labels = categories?.stream ?? row.labels;
+      const key = labelsKey(labels);
       let stream = streams.get(key);
       if (stream === undefined) {
-        stream = { labels: row.labels, entries: [] };
+        stream = { labels, entries: [] };
         streams.set(key, stream);
       }
-      stream.entries.push([row.tsNs, row.line]);
+      stream.entries.push(
+        categories === undefined
+          ? [row.tsNs, row.line]
+          : [row.tsNs, row.line, { metadata: categories.metadata, parsed: categories.parsed }],
+      );
       last = row.tsNs;
       taken++;
     }

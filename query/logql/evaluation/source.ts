@@ -2,6 +2,7 @@ import type { Labels } from "../../../proto/labels.js";
 import type { Direction } from "../../../storage/store.js";
 import type { Sample } from "../../vector/types.js";
 import type { Grouping, LogExpr, LogRange, RangeAggregationExpr } from "../syntax/ast.js";
+import type { LabelCategories } from "../pipeline/labels-builder.js";
 
 // What the evaluator reads (an EngineSource: the Store behind pushdown/store-source.ts, or test data) and the
 // steps a metric query moves through.
@@ -22,6 +23,8 @@ export interface LogRow {
   line: string;
   /** Labels after the pipeline: stream labels, structured metadata and extracted labels. */
   labels: Labels;
+  /** The same labels by category, when the source was asked to categorize. */
+  categories?: LabelCategories;
 }
 
 export interface SampleRow {
@@ -36,7 +39,14 @@ export interface EngineSource {
    * Entries of `log` (selector + full pipeline applied) with tsNs in [startNs, endNs), in `direction` order, in
    * chunks. `limit`, when given, is how many entries the caller will take at most, so that the source reads no more.
    */
-  logs(log: LogExpr, startNs: bigint, endNs: bigint, direction: Direction, limit?: number): AsyncIterable<LogRow[]>;
+  logs(
+    log: LogExpr,
+    startNs: bigint,
+    endNs: bigint,
+    direction: Direction,
+    limit?: number,
+    categorize?: boolean,
+  ): AsyncIterable<LogRow[]>;
   /** For range aggregations with unwrap: unwrapped values, ascending by time, in chunks. */
   samples(range: LogRange, startNs: bigint, endNs: bigint): AsyncIterable<SampleRow[]>;
   /**

@@ -9,6 +9,13 @@ export const ERROR_LABEL = "__error__";
 export const ERROR_DETAILS_LABEL = "__error_details__";
 export const DUPLICATE_SUFFIX = "_extracted";
 
+/** An entry's labels split as Loki's `X-Loki-Response-Encoding-Flags: categorize-labels` answers them. */
+export interface LabelCategories {
+  stream: Labels;
+  metadata: Labels;
+  parsed: Labels;
+}
+
 /** Names and values of a label record, kept per record: stream label records are shared by all entries of a stream. */
 interface Entries {
   names: string[];
@@ -131,6 +138,27 @@ export class LabelsBuilder {
     }
     for (const [name, value] of this.metadata) if (!this.parsed.has(name)) visit(name, value);
     for (const [name, value] of this.parsed) visit(name, value);
+  }
+
+  /**
+   * The labels in Loki's three categories (categorize-labels): the stream's own labels less those deleted or
+   * replaced, structured metadata not replaced by a parsed label, and parsed labels with the error labels.
+   */
+  categories(): LabelCategories {
+    const stream: Labels = Object.create(null);
+    const metadata: Labels = Object.create(null);
+    const parsed: Labels = Object.create(null);
+    const { names, values } = this.baseEntries;
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i]!;
+      if (this.deleted.has(name) || this.metadata.has(name) || this.parsed.has(name)) continue;
+      stream[name] = values[i]!;
+    }
+    for (const [name, value] of this.metadata) if (!this.parsed.has(name)) metadata[name] = value;
+    for (const [name, value] of this.parsed) parsed[name] = value;
+    if (this.err !== "") parsed[ERROR_LABEL] = this.err;
+    if (this.errDetails !== "") parsed[ERROR_DETAILS_LABEL] = this.errDetails;
+    return { stream, metadata, parsed };
   }
 
   /**

@@ -11,7 +11,7 @@ import {
   unescapeJson,
 } from "./json-scan.js";
 import { DUPLICATE_SUFFIX, ERROR_LABEL, type LabelsBuilder } from "./labels-builder.js";
-import { LogfmtDecoder } from "./logfmt-decoder.js";
+import { LogfmtDecoder } from "../../../common/logfmt-decoder.js";
 import { compilePattern } from "./pattern.js";
 import { KeyCache, sanitizeLabelKey } from "./sanitize.js";
 
@@ -27,22 +27,33 @@ const JSON_ERROR = "JSONParserErr";
 const DROP = "\u0000drop";
 const LOGFMT_ERROR = "LogfmtParserErr";
 
-/** `| json`: every scalar of the object, nested keys joined with `_`; arrays and nulls are skipped. */
-export function jsonStage(): StageFn {
+/**
+ * `| json`: every scalar of the object, nested keys joined with `_`; arrays and nulls are skipped. With `paths`,
+ * each label extracted is recorded there with the object keys leading to it (Loki's captured JSON path).
+ */
+export function jsonStage(paths?: Map<string, string[]>): StageFn {
   const keys = new KeyCache();
+  const objectKeys: string[] = [];
   let labels: LabelsBuilder;
   // Loki skips a top-level key that sanitizes to nothing, but not a nested one: `{" ": {"": 1}}` yields a label
   // with an empty name.
   const member = (nested: boolean, prefix: string, key: string, value: JsonValue): string | undefined => {
     if (value.type === JsonType.Array || value.type === JsonType.Null) return undefined;
     const name = nested ? nestedName(prefix, key) : keys.get(key, sanitizeLabelKey);
-    if (value.type === JsonType.Object) return objectEach(value.raw, 0, (k, v) => member(true, name, k, v));
+    if (value.type === JsonType.Object) {
+      if (paths === undefined) return objectEach(value.raw, 0, (k, v) => member(true, name, k, v));
+      objectKeys.push(key);
+      const result = objectEach(value.raw, 0, (k, v) => member(true, name, k, v));
+      objectKeys.pop();
+      return result;
+    }
     if (name === "" && !nested) return undefined;
     let label = name;
     if (labels.parsedName(name) !== name) {
       label = nested ? nestedName(prefix, key + DUPLICATE_SUFFIX) : name + DUPLICATE_SUFFIX;
     }
     if (labels.wasExtracted(label)) return undefined;
+    paths?.set(label, [...objectKeys, key]);
     return labels.extract(label, value.type === JsonType.String ? jsonStringValue(value.raw) : value.raw)
       ? undefined
       : DROP;
@@ -50,6 +61,7 @@ export function jsonStage(): StageFn {
   const topLevel = (key: string, value: JsonValue): string | undefined => member(false, "", key, value);
   return (_ts, line, builder) => {
     labels = builder;
+    objectKeys.length = 0;
     const error = objectEach(line, 0, topLevel);
     if (error === DROP) return null;
     if (error !== undefined) labels.setError(JSON_ERROR, error);

@@ -7,7 +7,7 @@ import { dropStage, keepStage } from "./drop-keep.js";
 import { labelFormatStage, lineFormatStage } from "./template-stages.js";
 import { goParseBytes, goParseDurationSeconds, goParseFloat, type Parsed } from "../../../common/go/parse.js";
 import { compileLabelFilter, type LabelPredicate } from "./label-filter.js";
-import { ERROR_DETAILS_LABEL, ERROR_LABEL, LabelsBuilder } from "./labels-builder.js";
+import { ERROR_DETAILS_LABEL, ERROR_LABEL, type LabelCategories, LabelsBuilder } from "./labels-builder.js";
 import { decolorizeStage, lineFilterStage } from "./line.js";
 import {
   jsonParamsStage,
@@ -26,6 +26,8 @@ export interface PipelineResult {
   line: string;
   /** Read-only: when no stage touched the labels this is the `streamLabels` record passed to `process`. */
   labels: Labels;
+  /** The same labels by category, from a pipeline compiled with `categorize`. */
+  categories?: LabelCategories;
 }
 
 export interface Pipeline {
@@ -74,10 +76,14 @@ function compileStage(stage: Stage): StageFn {
   }
 }
 
-/** Compiles every stage (regexes, templates, JSON paths) once; throws StageError or a syntax error for bad ones. */
-export function compilePipeline(stages: Stage[]): Pipeline {
+/**
+ * Compiles every stage (regexes, templates, JSON paths) once; throws StageError or a syntax error for bad ones.
+ * With `categorize`, each result also has its labels by category.
+ */
+export function compilePipeline(stages: Stage[], options: { categorize?: boolean } = {}): Pipeline {
   const compiled = stages.map(compileStage);
   const builder = new LabelsBuilder(parseFilters(stages));
+  const categorize = options.categorize === true;
   return {
     process(tsNs, line, streamLabels, metadata) {
       builder.reset(streamLabels, metadata);
@@ -86,7 +92,9 @@ export function compilePipeline(stages: Stage[]): Pipeline {
         current = compiled[i]!(tsNs, current, builder);
         if (current === null) return null;
       }
-      return { line: current, labels: builder.labels() };
+      return categorize
+        ? { line: current, labels: builder.labels(), categories: builder.categories() }
+        : { line: current, labels: builder.labels() };
     },
   };
 }

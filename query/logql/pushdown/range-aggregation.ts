@@ -16,6 +16,14 @@ import { pushableLineFilters } from "./line-filters.js";
 // count_over_time splits a stream's series; proving neither occurs needs a scan of the logs table over the range,
 // the same scan this pushdown's SQL does to count, so the rollup would save nothing while adding a way to differ.
 
+/** What a query read from the Store, for the `stats` of its answer. */
+export interface ProcessedStats {
+  lines: number;
+  /** Bytes of the lines and of their structured metadata (names and values), as Loki counts totalBytesProcessed. */
+  bytes: number;
+  structuredMetadataBytes: number;
+}
+
 const PUSHABLE = new Set(["count_over_time", "rate", "bytes_over_time", "bytes_rate"]);
 
 /** More buckets than this per stream are not worth the SQL; the streaming engine does it instead. */
@@ -59,6 +67,7 @@ export async function pushRangeAggregation(
   expr: RangeAggregationExpr,
   timeline: Timeline,
   sum?: { grouping: Grouping | undefined },
+  processed?: ProcessedStats,
 ): Promise<Step[]> {
   const { rangeNs, offsetNs } = expr.range;
   const bucketNs = bucketOf(expr, timeline);
@@ -74,6 +83,14 @@ export async function pushRangeAggregation(
     bytes,
     ...(sum === undefined ? { byMetadata: true } : { groupBy: [...new Set(sum.grouping?.labels ?? [])] }),
   });
+  if (processed !== undefined) {
+    // The Store counted these entries without returning them; their bytes are known when it summed them.
+    for (const s of counts)
+      for (const point of s.points) {
+        processed.lines += point.count;
+        processed.bytes += point.bytes;
+      }
+  }
   const perSecond = expr.op === "rate" || expr.op === "bytes_rate";
   const rangeSeconds = Number(rangeNs) / 1e9;
   const bucketsPerWindow = rangeNs / bucketNs;

@@ -3,7 +3,7 @@ import type { Direction, LineFilter, Store } from "../../../storage/store.js";
 import type { Grouping, LogExpr, LogRange, RangeAggregationExpr } from "../syntax/ast.js";
 import type { EngineSource, LogRow, SampleRow, Step, Timeline } from "../evaluation/source.js";
 import { compilePipeline, compileUnwrap } from "../pipeline/pipeline.js";
-import { canPush, canPushSum, pushRangeAggregation } from "./range-aggregation.js";
+import { canPush, canPushSum, pushRangeAggregation, type ProcessedStats } from "./range-aggregation.js";
 import { pushableLineFilters } from "./line-filters.js";
 
 // Feeds the LogQL engine from the Store. The selector, the time range and the line filters that come before any
@@ -21,6 +21,8 @@ interface Flat {
 }
 
 export class StoreSource implements EngineSource {
+  readonly processed: ProcessedStats = { lines: 0, bytes: 0, structuredMetadataBytes: 0 };
+
   /**
    * `pushdown` off makes every range aggregation stream through the engine: the reference that the differential
    * test compares pushed-down answers with.
@@ -33,7 +35,7 @@ export class StoreSource implements EngineSource {
 
   async rangeAggregation(expr: RangeAggregationExpr, timeline: Timeline): Promise<Step[] | undefined> {
     if (this.options.pushdown === false || !canPush(expr, timeline)) return undefined;
-    return pushRangeAggregation(this.store, this.tenant, expr, timeline);
+    return pushRangeAggregation(this.store, this.tenant, expr, timeline, undefined, this.processed);
   }
 
   async groupedRangeAggregation(
@@ -42,7 +44,15 @@ export class StoreSource implements EngineSource {
     timeline: Timeline,
   ): Promise<Step[] | undefined> {
     if (this.options.pushdown === false || !canPushSum(expr, grouping, timeline)) return undefined;
-    return pushRangeAggregation(this.store, this.tenant, expr, timeline, { grouping });
+    return pushRangeAggregation(this.store, this.tenant, expr, timeline, { grouping }, this.processed);
+  }
+
+  private count(line: string, metadata: Labels): void {
+    let metadataBytes = 0;
+    for (const name in metadata) metadataBytes += Buffer.byteLength(name) + Buffer.byteLength(metadata[name]!);
+    this.processed.lines++;
+    this.processed.bytes += Buffer.byteLength(line) + metadataBytes;
+    this.processed.structuredMetadataBytes += metadataBytes;
   }
 
   async *logs(
@@ -51,9 +61,10 @@ export class StoreSource implements EngineSource {
     endNs: bigint,
     direction: Direction,
     limit?: number,
+    categorize?: boolean,
   ): AsyncIterable<LogRow[]> {
     const { pushed, rest } = pushableLineFilters(log.pipeline);
-    const pipeline = compilePipeline(rest);
+    const pipeline = compilePipeline(rest, { categorize: categorize === true });
     const pageEntries = this.options.pageEntries ?? PAGE_ENTRIES;
     // When the Store applies the whole pipeline, `limit` entries are all the caller takes; one more lets the page
     // end past the last one's timestamp, so that the entries sharing it are complete without a second read.
@@ -61,8 +72,12 @@ export class StoreSource implements EngineSource {
     for await (const page of this.pages(log, pushed, startNs, endNs, direction, entriesPerRead)) {
       const rows: LogRow[] = [];
       for (const entry of page) {
+        this.count(entry.line, entry.metadata);
         const result = pipeline.process(entry.tsNs, entry.line, entry.labels, entry.metadata);
-        if (result !== null) rows.push({ tsNs: entry.tsNs, line: result.line, labels: result.labels });
+        if (result === null) continue;
+        const row: LogRow = { tsNs: entry.tsNs, line: result.line, labels: result.labels };
+        if (result.categories !== undefined) row.categories = result.categories;
+        rows.push(row);
       }
       if (rows.length > 0) yield rows;
     }

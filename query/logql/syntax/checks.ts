@@ -77,7 +77,7 @@ export function goType(expr: LogExpr): string {
 }
 
 export function regexReason(err: unknown): string {
-  if (err instanceof RegexSyntaxError) return err.message;
+  if (err instanceof RegexSyntaxError) return err.goReason;
   throw err;
 }
 

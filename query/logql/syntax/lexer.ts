@@ -7,21 +7,27 @@ import { parseDurationNs } from "./units.js";
 // RANGE token, `-5m` is a negative duration, `--strict` is a parser flag, `#` starts a comment. Keywords are not
 // decided here: the parser reads identifiers in context, so a label may be called `rate` or `json`.
 
-/** A LogQL syntax or validation error at a place in the query; the message reads like Loki's. */
+/**
+ * A LogQL syntax or validation error; the message reads like Loki's. Loki places syntax errors (`parse error at
+ * line 1, col 5: ...`) but not the errors it finds in the parsed query (`parse error : ...`, line and column 0),
+ * and its lexer has lost the line, though not the column, by the time it reports at a `[range]` (`line 0`).
+ */
 export class LogQLParseError extends Error {
-  /** 1-based line and column (in code points) of `pos`, the 0-based offset in the query text. */
+  /** 1-based line and column (in code points) of `pos`, the 0-based offset in the query text; 0 when unplaced. */
   readonly line: number;
   readonly col: number;
 
   constructor(
     readonly detail: string,
-    readonly pos: number,
+    readonly pos: number | undefined,
     text: string,
+    placement: "at" | "column" = "at",
   ) {
-    const { line, col } = lineCol(text, pos);
-    super(`parse error at line ${line}, col ${col}: ${detail}`);
+    const { line, col } = pos === undefined ? { line: 0, col: 0 } : lineCol(text, pos);
+    const shownLine = placement === "column" ? 0 : line;
+    super(pos === undefined ? `parse error : ${detail}` : `parse error at line ${shownLine}, col ${col}: ${detail}`);
     this.name = "LogQLParseError";
-    this.line = line;
+    this.line = shownLine;
     this.col = col;
   }
 }
@@ -89,7 +95,7 @@ export function tokenize(text: string): Token[] {
     scan(text, push);
   } catch (err) {
     if (!(err instanceof LogQLParseError)) throw err;
-    push("error", err.pos, err.pos, { value: err.detail });
+    push("error", err.pos ?? 0, err.pos ?? 0, { value: err.detail });
     return tokens;
   }
   push("eof", text.length, text.length);

@@ -114,7 +114,7 @@ class Parser extends PipelineParser {
   private parseBinaryModifiers(op: BinaryOp): { returnBool: boolean; matching?: VectorMatching } {
     let returnBool = false;
     if (this.isWord("bool")) {
-      if (!COMPARISONS.has(op)) this.defer("bool modifier can only be used on comparison operators", this.tok.pos);
+      if (!COMPARISONS.has(op)) this.defer("bool modifier can only be used on comparison operators");
       this.next();
       returnBool = true;
     }
@@ -123,7 +123,7 @@ class Parser extends PipelineParser {
     const matching: VectorMatching = { on, labels: this.parseLabelList(), card: "one-to-one", include: [] };
     if (this.isWord("group_left") || this.isWord("group_right")) {
       const groupToken = this.next();
-      if (SET_OPS.has(op)) this.defer(`no grouping allowed for "${op}" operation`, groupToken.pos);
+      if (SET_OPS.has(op)) this.defer(`no grouping allowed for "${op}" operation`);
       matching.card = groupToken.text.toLowerCase() === "group_left" ? "many-to-one" : "one-to-many";
       if (this.isOp("(")) matching.include = this.parseLabelList();
     }
@@ -143,10 +143,10 @@ class Parser extends PipelineParser {
       ["right", rhs],
     ] as const) {
       if (leg.kind === "log") {
-        this.defer(`unexpected type for ${side} leg of binary operation (${op}): ${goType(leg)}`, leg.pos);
+        this.defer(`unexpected type for ${side} leg of binary operation (${op}): ${goType(leg)}`);
       } else if (leg.kind === "literal" && SET_OPS.has(op)) {
         const value = formatFloatFixed(leg.value);
-        this.defer(`unexpected literal for ${side} leg of logical/set binary operation (${op}): ${value}`, leg.pos);
+        this.defer(`unexpected literal for ${side} leg of logical/set binary operation (${op}): ${value}`);
       }
     }
     // Loki folds an operation between two literals at parse time (`1 + 1` is `2`, `1 > 2` is `0`).
@@ -209,7 +209,7 @@ class Parser extends PipelineParser {
     try {
       compileRe2(regex, true);
     } catch (err) {
-      this.fail(`invalid regex in label_replace: ${regexReason(err)}`, pos);
+      this.failUnplaced(`invalid regex in label_replace: error parsing regexp: ${regexReason(err)}`);
     }
     return this.grown({ kind: "label_replace", pos, expr, dst, replacement, src, regex }, pos, expr);
   }
@@ -263,7 +263,7 @@ class Parser extends PipelineParser {
     if (grouping === undefined && (this.isWord("by") || this.isWord("without"))) grouping = this.parseGrouping();
     const node: VectorAggregationExpr = { kind: "vector_aggregation", pos: opToken.pos, op, expr };
     const problem = vectorAggregationProblem(op, param?.text, grouping);
-    if (problem !== undefined) this.defer(problem, opToken.pos);
+    if (problem !== undefined) this.defer(problem);
     if ((op === "topk" || op === "bottomk" || op === "approx_topk") && param !== undefined) node.param = param.value;
     // `by ()` groups everything into one series, like no grouping at all; Loki prints both the same way.
     if (grouping !== undefined && (grouping.without || grouping.labels.length > 0)) node.grouping = grouping;
@@ -290,7 +290,7 @@ class Parser extends PipelineParser {
     if (grouping === undefined && (this.isWord("by") || this.isWord("without"))) grouping = this.parseGrouping();
 
     const problem = rangeAggregationProblem(op, param, grouping !== undefined, arg.unwrap !== undefined);
-    if (problem !== undefined) this.defer(problem, opToken.pos);
+    if (problem !== undefined) this.defer(problem);
     const range: LogRange = { pos: argPos, log: arg.log, rangeNs: arg.rangeNs, offsetNs: arg.offsetNs };
     if (arg.unwrap !== undefined) range.unwrap = arg.unwrap;
     const node: RangeAggregationExpr = { kind: "range_aggregation", pos: opToken.pos, op, range };

@@ -1,3 +1,5 @@
+import { compileTemplate } from "../../../common/go/template/executor.js";
+import { TemplateParseError } from "../../../common/go/template/lexer.js";
 import { compileRe2 } from "../../../common/regex.js";
 import type { LabelMatcher, MatchOp } from "../../../storage/store.js";
 import { matchesEmpty } from "../../matchers.js";
@@ -14,6 +16,7 @@ import type {
   Unwrap,
 } from "./ast.js";
 import { lineFilterProblem, regexReason } from "./checks.js";
+import { formatStage } from "./printer.js";
 import type { Token } from "./lexer.js";
 import { KEYWORDS, TokenParser } from "./token-parser.js";
 
@@ -63,22 +66,22 @@ export class PipelineParser extends TokenParser {
   protected parseMatcher(): LabelMatcher {
     const name = this.expectKind("ident", "IDENTIFIER").text;
     const opToken = this.tok;
-    if (opToken.kind !== "op" || !MATCH_OPS.has(opToken.text)) this.unexpected("!=", "!~", "=", "=~");
+    if (opToken.kind !== "op" || !MATCH_OPS.has(opToken.text)) this.unexpected("=", "=~", "!~", "!=");
     this.next();
     const value = this.expectKind("string", "STRING");
     const op = opToken.text as MatchOp;
-    if (op === "=~" || op === "!~") this.checkRegex(value.value, value.pos, true);
+    if (op === "=~" || op === "!~") this.checkRegex(value.value, true);
     return { name, op, value: value.value };
   }
 
-  protected checkRegex(pattern: string, pos: number, anchored: boolean): RegExp {
+  protected checkRegex(pattern: string, anchored: boolean, context = ""): RegExp {
     const key = `${anchored ? "^" : "~"}${pattern}`;
     let regex = this.regexes.get(key);
     if (regex !== undefined) return regex;
     try {
       regex = compileRe2(pattern, anchored);
     } catch (err) {
-      this.fail(`error parsing regexp: ${regexReason(err)}`, pos);
+      this.failUnplaced(`${context}error parsing regexp: ${regexReason(err)}`);
     }
     this.regexes.set(key, regex);
     return regex;
@@ -117,10 +120,6 @@ export class PipelineParser extends TokenParser {
       this.next();
       values.push(this.parseLineFilterValue());
     }
-    for (const { token, ip } of values) {
-      const problem = lineFilterProblem(op, token.value, ip);
-      if (problem !== undefined) this.defer(problem, token.pos);
-    }
     const stage: LineFilterStage = {
       kind: "line_filter",
       pos: opToken.pos,
@@ -128,6 +127,10 @@ export class PipelineParser extends TokenParser {
       values: values.map(({ token }) => token.value),
     };
     if (values.some(({ ip }) => ip)) stage.ip = values.map(({ ip }) => ip);
+    for (const { token, ip } of values) {
+      const problem = lineFilterProblem(op, token.value, ip);
+      if (problem !== undefined) this.defer(`stage '${formatStage(stage)}' : ${problem}`);
+    }
     return stage;
   }
 
@@ -182,7 +185,7 @@ export class PipelineParser extends TokenParser {
         this.next();
         const pattern = this.expectKind("string", "STRING");
         if (!/<[A-Za-z_][A-Za-z0-9_]*>/.test(pattern.value.replace(/<_>/g, ""))) {
-          this.fail("invalid pattern parser: at least one capture is required", pattern.pos);
+          this.failUnplaced("invalid pattern parser: at least one capture is required");
         }
         return { kind: "pattern", pos, pattern: pattern.value };
       }
@@ -192,12 +195,20 @@ export class PipelineParser extends TokenParser {
       case "decolorize":
         this.next();
         return { kind: "decolorize", pos };
-      case "line_format":
+      case "line_format": {
         this.next();
-        return { kind: "line_format", pos, template: this.expectKind("string", "STRING").value };
-      case "label_format":
+        const stage: Stage = { kind: "line_format", pos, template: this.expectKind("string", "STRING").value };
+        this.checkTemplate(stage, "line", stage.template, "invalid line template");
+        return stage;
+      }
+      case "label_format": {
         this.next();
-        return { kind: "label_format", pos, items: this.parseLabelFormatItems() };
+        const stage: Stage = { kind: "label_format", pos, items: this.parseLabelFormatItems() };
+        for (const item of stage.items)
+          if (item.kind === "template")
+            this.checkTemplate(stage, "label", item.template, `invalid template for label '${item.label}'`);
+        return stage;
+      }
       case "drop":
       case "keep":
         this.next();
@@ -206,14 +217,24 @@ export class PipelineParser extends TokenParser {
         return this.fail("syntax error: unexpected unwrap: unwrap is only allowed in a range aggregation", token.pos);
       default:
         this.next();
-        this.unexpected("!=", "!~", "=", "=~");
+        this.unexpected("=", "=~", "!~", "!=");
     }
   }
 
   protected checkRegexParser(pattern: Token): void {
-    this.checkRegex(pattern.value, pattern.pos, false);
+    this.checkRegex(pattern.value, false, "invalid regexp parser: ");
     if (!/\(\?P?<[^>]+>/.test(pattern.value)) {
-      this.fail("invalid regexp parser: at least one named capture must be supplied", pattern.pos);
+      this.failUnplaced("invalid regexp parser: at least one named capture must be supplied");
+    }
+  }
+
+  /** Loki builds each stage once the query has parsed and names the stage whose template does not compile. */
+  protected checkTemplate(stage: Stage, name: string, source: string, what: string): void {
+    try {
+      compileTemplate(name, source);
+    } catch (err) {
+      if (!(err instanceof TemplateParseError)) throw err;
+      this.defer(`stage '${formatStage(stage)}' : ${what}: ${err.message}`);
     }
   }
 
@@ -347,7 +368,7 @@ export class PipelineParser extends TokenParser {
     const op = opToken.text;
     const value = this.tok;
     if (value.kind === "string") {
-      if (op === "=~" || op === "!~") this.checkRegex(value.value, value.pos, true);
+      if (op === "=~" || op === "!~") this.checkRegex(value.value, true);
       else if (op !== "=" && op !== "!=") this.unexpected("NUMBER", "DURATION", "BYTES");
       this.next();
       return { kind: "string", pos, name, op: op as MatchOp, value: value.value };
@@ -386,8 +407,8 @@ export class PipelineParser extends TokenParser {
   validateSelectors(expr: Expr): void {
     switch (expr.kind) {
       case "log":
-        if (!expr.matchers.some((matcher) => !matchesEmpty(matcher, (pattern) => this.checkRegex(pattern, 0, true)))) {
-          this.fail(EMPTY_COMPATIBLE_SELECTOR, expr.pos);
+        if (!expr.matchers.some((matcher) => !matchesEmpty(matcher, (pattern) => this.checkRegex(pattern, true)))) {
+          this.failUnplaced(EMPTY_COMPATIBLE_SELECTOR);
         }
         return;
       case "range_aggregation":

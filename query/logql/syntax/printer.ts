@@ -78,7 +78,8 @@ function formatMatcher(matcher: LabelMatcher): string {
   return `${matcher.name}${matcher.op}${goQuote(matcher.value)}`;
 }
 
-function formatStage(stage: Stage): string {
+/** One pipeline stage as Loki prints it, in the canonical form and in its error messages. */
+export function formatStage(stage: Stage): string {
   switch (stage.kind) {
     case "line_filter":
       return `${stage.op} ${stage.values.map((value, index) => (stage.ip?.[index] === true ? `ip(${goQuote(value)})` : goQuote(value))).join(" or ")}`;

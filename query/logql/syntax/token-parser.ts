@@ -75,16 +75,36 @@ export class TokenParser {
     return token.kind === "ident" && token.text.toLowerCase() === word;
   }
 
-  protected fail(message: string, pos: number): never {
+  protected fail(message: string, pos: number | undefined): never {
     throw new LogQLParseError(message, pos, this.text);
+  }
+
+  /** An error Loki raises while parsing but without a place in the query (a bad regex, a bad selector). */
+  protected failUnplaced(message: string): never {
+    throw new LogQLParseError(message, undefined, this.text);
+  }
+
+  /**
+   * A syntax error at a token. Loki's lexer has lost the line, not the column, at tokens it reads past its
+   * scanner (a `[range]`, a duration or size, a two-character operator): see LogQLParseError.
+   */
+  protected failAt(message: string, token: Token): never {
+    const scannedPast =
+      token.kind === "range" ||
+      token.kind === "duration" ||
+      token.kind === "bytes" ||
+      (token.kind === "op" && token.text.length === 2) ||
+      (token.kind === "error" && this.text[token.pos] === "[");
+    throw new LogQLParseError(message, token.pos, this.text, scannedPast ? "column" : "at");
   }
 
   /**
    * Records an error Loki finds in a node it has built (a wrong leg type, a bad parameter) rather than while
-   * reading tokens: Loki reports such errors only once the whole query has parsed, so a later syntax error wins.
+   * reading tokens: Loki reports such errors only once the whole query has parsed, so a later syntax error wins,
+   * and without a place in the query.
    */
-  protected defer(message: string, pos: number): void {
-    this.deferred ??= new LogQLParseError(message, pos, this.text);
+  protected defer(message: string): void {
+    this.deferred ??= new LogQLParseError(message, undefined, this.text);
   }
 
   /** Ends the parse: no tokens left, then the first error found in a node. */
@@ -96,9 +116,9 @@ export class TokenParser {
   /** A yacc-style "syntax error: unexpected X, expecting A or B" at the current token. */
   protected unexpected(...expected: string[]): never {
     const token = this.tok;
-    if (token.kind === "error") this.fail(token.value, token.pos);
+    if (token.kind === "error") this.failAt(token.value, token);
     const list = expected.length > 0 && expected.length <= 4 ? `, expecting ${expected.join(" or ")}` : "";
-    this.fail(`syntax error: unexpected ${describe(token)}${list}`, token.pos);
+    this.failAt(`syntax error: unexpected ${describe(token, this.peek())}${list}`, token);
   }
 
   protected expectOp(text: string, ...alternatives: string[]): Token {
@@ -147,7 +167,7 @@ export class TokenParser {
     if (token.kind === "number") {
       this.next();
       if (Number.isNaN(token.num)) {
-        this.defer(`unable to parse literal as a float: ${goParseFloat(token.text).error}`, token.pos);
+        this.defer(`unable to parse literal as a float: ${goParseFloat(token.text).error}`);
       }
       return { kind: "literal", pos, value: sign * token.num };
     }
@@ -159,13 +179,56 @@ export class TokenParser {
   }
 }
 
-function describe(token: Token): string {
+/**
+ * Function names Loki's lexer reads as tokens of their own when a `(` follows (directly or after a grouping),
+ * named in its errors by their grammar names (COUNT_OVER_TIME) unlike the keywords it names by their text.
+ */
+const FUNCTION_TOKENS = new Set([
+  "rate",
+  "rate_counter",
+  "count_over_time",
+  "bytes_rate",
+  "bytes_over_time",
+  "avg_over_time",
+  "sum_over_time",
+  "min_over_time",
+  "max_over_time",
+  "stdvar_over_time",
+  "stddev_over_time",
+  "quantile_over_time",
+  "first_over_time",
+  "last_over_time",
+  "absent_over_time",
+  "vector",
+  "sum",
+  "avg",
+  "max",
+  "min",
+  "count",
+  "stddev",
+  "stdvar",
+  "bottomk",
+  "topk",
+  "sort",
+  "sort_desc",
+  "approx_topk",
+  "bytes",
+  "duration",
+  "duration_seconds",
+]);
+
+function describe(token: Token, next: Token): string {
   switch (token.kind) {
     case "eof":
     case "error":
       return "$end";
-    case "ident":
-      return KEYWORDS.has(token.text.toLowerCase()) ? token.text.toLowerCase() : "IDENTIFIER";
+    case "ident": {
+      const word = token.text.toLowerCase();
+      if (KEYWORDS.has(word)) return word;
+      const called =
+        next.kind === "op" ? next.text === "(" : next.kind === "ident" && /^(by|without)$/i.test(next.text);
+      return FUNCTION_TOKENS.has(word) && called ? word.toUpperCase() : "IDENTIFIER";
+    }
     case "string":
       return "STRING";
     case "number":

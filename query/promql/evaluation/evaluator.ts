@@ -23,13 +23,15 @@ import {
 } from "./values.js";
 import { compareLabels, labelsKey, labelsOf, type Labels } from "../../../proto/labels.js";
 import type { ArithmeticOp, ComparisonOp } from "../../vector/types.js";
+import { isStaleMarker } from "../../../proto/staleness.js";
 import { aggregate, labelReplace, scalarBinary, sortVector, vectorBinary, vectorScalar } from "./vector-ops.js";
 
 // Evaluates a PromQL expression the way Prometheus 3 does: every step on its own, an instant selector taking the
-// newest sample in (t - lookback, t], a range selector the samples in (t - range, t], a subquery its expression at
-// the multiples of its step in (t - range, t]. Each selector's samples are read from the store once for the whole
-// query, then sliced per step. Evaluation is asynchronous only to yield (query/evaluation-budget.ts): a heavy query
-// gives the event loop a turn every few milliseconds and stops when its request times out.
+// newest sample in (t - lookback, t] unless that is a staleness marker, a range selector the samples in
+// (t - range, t] but staleness markers, a subquery its expression at the multiples of its step in (t - range, t].
+// Each selector's samples are read from the store once for the whole query, then sliced per step. Evaluation is
+// asynchronous only to yield (query/evaluation-budget.ts): a heavy query gives the event loop a turn every few
+// milliseconds and stops when its request times out.
 
 export { DEFAULT_SUBQUERY_STEP_MS };
 
@@ -189,7 +191,7 @@ class Evaluator {
       const index = lastAtOrBefore(series.points, ref);
       if (index < 0) continue;
       const point = series.points[index]!;
-      if (point.timeMs <= ref - this.lookbackMs) continue;
+      if (point.timeMs <= ref - this.lookbackMs || isStaleMarker(point.value)) continue;
       out.push({ labels: series.labels, value: point.value, timeMs: point.timeMs });
     }
     return out;

@@ -2,7 +2,8 @@ import type { Store } from "../../../storage/store.js";
 import { compareLabels } from "../../../proto/labels.js";
 import type { Call, Expr, MatrixSelector, TimeModifiers, VectorSelector } from "../syntax/ast.js";
 import { answerFromRollups, ROLLUP_FUNCTIONS } from "../pushdown/rollups.js";
-import { PromqlEvalError, type Sample, type Series, TOO_MANY_SAMPLES } from "./values.js";
+import { isStaleMarker } from "../../../proto/staleness.js";
+import { type Point, PromqlEvalError, type Sample, type Series, TOO_MANY_SAMPLES } from "./values.js";
 
 // What a PromQL query reads before it is evaluated: the samples of each selector over every step's window, in one
 // store read per selector, or the steps of a range function that rollups answer exactly.
@@ -61,7 +62,13 @@ export async function loadSelections(options: EngineOptions, expr: Expr, window:
   const data = new Map<VectorSelector, Series[]>();
   const rolledUp = new Map<Call, Map<number, Sample[]>>();
   const lookbackMs = options.lookbackMs ?? DEFAULT_LOOKBACK_MS;
-  const selections: { selector: VectorSelector; rangeMs: number; firstMs: number; lastMs: number }[] = [];
+  const selections: {
+    selector: VectorSelector;
+    rangeMs: number;
+    firstMs: number;
+    lastMs: number;
+    matrix: boolean;
+  }[] = [];
   const candidates: { call: Call; matrix: MatrixSelector }[] = [];
   // Each node is evaluated at times in [minMs, maxMs]: the query's, or a subquery's steps below it.
   const walk = (e: Expr, minMs: number, maxMs: number, inSubquery = false): void => {
@@ -75,6 +82,7 @@ export async function loadSelections(options: EngineOptions, expr: Expr, window:
           rangeMs,
           firstMs: referenceTime(window, selector, minMs),
           lastMs: referenceTime(window, selector, maxMs),
+          matrix: e.kind === "matrix",
         });
         return;
       }
@@ -135,6 +143,7 @@ export async function loadSelections(options: EngineOptions, expr: Expr, window:
         rangeMs: matrix.rangeMs,
         firstMs: referenceTime(window, matrix.selector, window.startMs),
         lastMs: referenceTime(window, matrix.selector, window.endMs),
+        matrix: true,
       });
       return;
     }
@@ -143,7 +152,7 @@ export async function loadSelections(options: EngineOptions, expr: Expr, window:
   });
   if (loaded > maxSamples) throw new PromqlEvalError(TOO_MANY_SAMPLES);
   await Promise.all(
-    selections.map(async ({ selector, rangeMs, firstMs, lastMs }) => {
+    selections.map(async ({ selector, rangeMs, firstMs, lastMs, matrix }) => {
       // The windows are left-open, (ref - range, ref]; the store's ranges are [start, end).
       const found = await options.store.selectSamples({
         tenant: options.tenant,
@@ -154,11 +163,18 @@ export async function loadSelections(options: EngineOptions, expr: Expr, window:
       for (const series of found) loaded += series.points.length;
       if (loaded > maxSamples) throw new PromqlEvalError(TOO_MANY_SAMPLES);
       // Prometheus' series sets are sorted by labels; results keep that order unless an operation changes it.
+      // A range selector leaves staleness markers out; an instant one needs them to end a series' lookback.
       data.set(
         selector,
-        found.map((s) => ({ labels: s.labels, points: s.points })).sort((a, b) => compareLabels(a.labels, b.labels)),
+        found
+          .map((s) => ({ labels: s.labels, points: matrix ? withoutStaleMarkers(s.points) : s.points }))
+          .sort((a, b) => compareLabels(a.labels, b.labels)),
       );
     }),
   );
   return { data, rolledUp };
+}
+
+function withoutStaleMarkers(points: Point[]): Point[] {
+  return points.some((p) => isStaleMarker(p.value)) ? points.filter((p) => !isStaleMarker(p.value)) : points;
 }
