@@ -9,6 +9,7 @@ import {
 } from "../common/config-sections.js";
 import { collectorFleetSchema } from "./agent/config.js";
 import { logInputSchemas } from "./receivers/log-input-schemas.js";
+import { compileGoRegexp } from "../common/regex.js";
 import { remoteWriteSchema } from "./receivers/remote-write-config.js";
 import { scrapeSchema } from "./receivers/scrape-config.js";
 
@@ -32,7 +33,9 @@ export function collectorSection(s: SharedSchemas) {
             .describe("stream labels of every line, besides `filename` (the path, as Promtail sets it)"),
           multiline: z
             .strictObject({
-              start_pattern: regex.describe("a line matching it starts a new entry; other lines join the entry before"),
+              start_pattern: regex.describe(
+                "regular expression (RE2, Go's syntax): a line matching it starts a new entry; other lines join the entry before",
+              ),
               max_lines: number(z.number().int().min(1)).default(128).describe("an entry ends after this many lines"),
               timeout_ms: number(z.number().int().positive())
                 .default(3000)
@@ -78,7 +81,9 @@ export function collectorSection(s: SharedSchemas) {
               match: z
                 .strictObject({
                   comm: z.string().min(1).optional().describe("process name (/proc/<pid>/comm) equal to it"),
-                  cmdline: regex.optional().describe("regular expression on the arguments joined by spaces"),
+                  cmdline: regex
+                    .optional()
+                    .describe("regular expression (RE2, Go's syntax) on the arguments joined by spaces"),
                   pidfile: z.string().min(1).optional().describe("file holding the process id"),
                 })
                 .refine(
@@ -114,13 +119,13 @@ export function collectorSection(s: SharedSchemas) {
               .string()
               .refine((p) => {
                 try {
-                  new RegExp(p);
+                  compileGoRegexp(p);
                   return true;
                 } catch {
                   return false;
                 }
               }, "expected a regular expression")
-              .describe("the whole value must match it"),
+              .describe("regular expression (RE2, Go's syntax) the whole value must match"),
             required: boolean().default(true).describe("refuse the action without this parameter"),
           }),
         )

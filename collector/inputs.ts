@@ -7,6 +7,7 @@ import { labelsOf } from "../proto/labels.js";
 import type { Batcher } from "./buffer/batcher.js";
 import { FileTail } from "./receivers/files/receiver.js";
 import { HostMetrics } from "./receivers/hostmetrics.js";
+import { compileGoRegexp } from "../common/regex.js";
 
 // The inputs the collector reads itself rather than receives: tailed files and host metrics. Both hand their
 // data to the batcher like the push receivers do.
@@ -88,7 +89,7 @@ export function startInputs(options: {
             ...(f.multiline
               ? {
                   multiline: {
-                    startPattern: new RegExp(f.multiline.start_pattern),
+                    startPattern: compileGoRegexp(f.multiline.start_pattern),
                     maxLines: f.multiline.max_lines,
                     timeoutMs: f.multiline.timeout_ms,
                   },
@@ -129,7 +130,7 @@ export function startInputs(options: {
           name: p.name,
           match: {
             ...(p.match.comm !== undefined ? { comm: p.match.comm } : {}),
-            ...(p.match.cmdline !== undefined ? { cmdline: new RegExp(p.match.cmdline) } : {}),
+            ...(p.match.cmdline !== undefined ? { cmdline: compileGoRegexp(p.match.cmdline) } : {}),
             ...(p.match.pidfile !== undefined ? { pidfile: p.match.pidfile } : {}),
           },
         })),

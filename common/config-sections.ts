@@ -2,6 +2,7 @@ import { z } from "zod";
 import { boolean, list, number, TENANT_ID } from "./config.js";
 import { DEFAULT_LEVEL_FIELDS } from "./detected-level.js";
 import type { SchemaParts } from "./schema-parts.js";
+import { compileGoRegexp } from "./regex.js";
 import { DEFAULT_SERVICE_NAME_SOURCES } from "./service-name.js";
 
 // The configuration's shared sections and pieces: what more than one role reads (tenants and tokens, Bifrost's own
@@ -55,10 +56,10 @@ export function sharedSchemas() {
       (tls) => !tls.enabled || (tls.cert_file !== undefined && tls.key_file !== undefined),
       "a TLS listener needs cert_file and key_file",
     );
-  /** A JavaScript regular expression, checked when the configuration loads. */
+  /** A regular expression in Go's RE2 syntax (common/regex.ts), checked when the configuration loads. */
   const regex = z.string().refine((text) => {
     try {
-      new RegExp(text);
+      compileGoRegexp(text);
       return true;
     } catch {
       return false;

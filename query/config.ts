@@ -126,6 +126,11 @@ export function querySection(s: SharedSchemas) {
           max_query_bytes: number(z.number().int().min(1))
             .default(128 << 10)
             .describe("longest query text"),
+          max_samples: number(z.number().int().min(1))
+            .default(50_000_000)
+            .describe(
+              "most samples one PromQL query may load and hold, its subqueries' steps included (Prometheus' --query.max-samples); past it the query answers 422",
+            ),
           max_pattern_lines: number(z.number().int().min(1))
             .default(1_000_000)
             .describe(

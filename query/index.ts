@@ -43,7 +43,13 @@ export async function startQuery(runtime: Runtime): Promise<Running> {
       },
       log,
     });
-    prometheusRoutes(http.app, { store, tenantLimits, log, status: { config: runtime.config, startedAtMs } });
+    prometheusRoutes(http.app, {
+      store,
+      tenantLimits,
+      log,
+      limits: { maxSamples: runtime.config.query.limits.max_samples },
+      status: { config: runtime.config, startedAtMs },
+    });
     rulerRoutes(http.app, ruler);
     graphRoute(http.app);
     fleetPageRoutes(http.app, { store, staleAfterMs: runtime.config.fleet.stale_after_ms });

@@ -1,4 +1,4 @@
-import { compileRe2 } from "../common/regex.js";
+import { compileRe2, compileRe2Test } from "../common/regex.js";
 import type { LabelMatcher, MatchOp } from "../storage/store.js";
 
 // Label matchers (`=`, `!=`, `=~`, `!~`) as Prometheus and Loki define them: regular expressions are anchored, and a
@@ -11,13 +11,11 @@ export function compileMatcher(op: MatchOp, value: string): (candidate: string) 
       return (candidate) => candidate === value;
     case "!=":
       return (candidate) => candidate !== value;
-    case "=~": {
-      const regex = compileRe2(value, true);
-      return (candidate) => regex.test(candidate);
-    }
+    case "=~":
+      return compileRe2Test(value, true);
     case "!~": {
-      const regex = compileRe2(value, true);
-      return (candidate) => !regex.test(candidate);
+      const test = compileRe2Test(value, true);
+      return (candidate) => !test(candidate);
     }
   }
 }

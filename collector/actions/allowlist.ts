@@ -1,4 +1,5 @@
 import type { CollectorConfig } from "../config.js";
+import { compileGoRegexp } from "../../common/regex.js";
 
 export type AllowedAction = CollectorConfig["actions"]["allowed"][number];
 
@@ -22,7 +23,7 @@ export class CompiledAction {
 
   constructor(readonly spec: AllowedAction) {
     for (const [name, param] of Object.entries(spec.params)) {
-      this.patterns.set(name, { pattern: new RegExp(`^(?:${param.pattern})$`), required: param.required });
+      this.patterns.set(name, { pattern: compileGoRegexp(param.pattern, true), required: param.required });
     }
   }
 

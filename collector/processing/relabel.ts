@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
 import { goLower, goUpper } from "../../common/go/case.js";
-import { compileLinearRe2, expandReplacement, type LinearRegex, RegexSyntaxError } from "../../common/regex.js";
+import { compileGoRegexp, expandReplacement, type Re2, RegexSyntaxError } from "../../common/regex.js";
 import type { Labels } from "../../proto/labels.js";
 import { LABEL_NAME } from "../../proto/validate.js";
 
@@ -78,7 +78,7 @@ export type RelabelConfig = z.output<ReturnType<typeof relabelConfigSchema>>;
 /** What Prometheus would refuse in a relabel_config at load, or undefined. */
 function relabelConfigProblem(c: RelabelConfig): string | undefined {
   try {
-    compileLinearRe2(c.regex, true);
+    compileGoRegexp(c.regex, true);
   } catch (err) {
     if (err instanceof RegexSyntaxError) return err.message;
     throw err;
@@ -116,7 +116,7 @@ export interface RelabelRule {
   action: RelabelAction;
   sourceLabels: string[];
   separator: string;
-  regex: LinearRegex;
+  regex: Re2;
   modulus: bigint;
   targetLabel: string;
   replacement: string;
@@ -128,7 +128,7 @@ export function compileRelabelConfigs(configs: readonly RelabelConfig[]): Relabe
     action: c.action,
     sourceLabels: c.source_labels ?? [],
     separator: c.separator,
-    regex: compileLinearRe2(c.regex, true),
+    regex: compileGoRegexp(c.regex, true),
     modulus: BigInt(c.modulus),
     targetLabel: c.target_label,
     replacement: c.replacement,

@@ -163,27 +163,34 @@ function metadataOf(name: string, kind: SampleKind): { family: string; type: str
 export function prometheusRoutes(app: Hono, options: PrometheusRoutesOptions): void {
   const { store, limits = {}, log, tenantLimits } = options;
 
-  /** Evaluates within the tenant's query_timeout_ms, and checks the answer's series against max_query_series. */
-  const limited = async <T>(c: Context, evaluation: Promise<T>, seriesOf: (value: T) => number): Promise<T> => {
-    if (tenantLimits === undefined) return evaluation;
+  /**
+   * Evaluates within the tenant's query_timeout_ms (the evaluation is aborted at its next turn once it passes), and
+   * checks the answer's series against max_query_series.
+   */
+  const limited = async <T>(
+    c: Context,
+    evaluate: (signal: AbortSignal | undefined) => Promise<T>,
+    seriesOf: (value: T) => number,
+  ): Promise<T> => {
+    if (tenantLimits === undefined) return evaluate(undefined);
     const tenant = tenantOf(c);
     const timeoutMs = tenantLimits.get(tenant, "query_timeout_ms");
+    const timedOut = () =>
+      new ApiError(
+        503,
+        "timeout",
+        tenantLimits.error(tenant, "query_timeout_ms", "query timed out in query execution").message,
+      );
+    const abort = new AbortController();
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(
-            new ApiError(
-              503,
-              "timeout",
-              tenantLimits.error(tenant, "query_timeout_ms", "query timed out in query execution").message,
-            ),
-          ),
-        timeoutMs,
-      );
+      timer = setTimeout(() => {
+        abort.abort(timedOut());
+        reject(timedOut());
+      }, timeoutMs);
     });
     try {
-      const value = await Promise.race([evaluation, timeout]);
+      const value = await Promise.race([evaluate(abort.signal), timeout]);
       const series = seriesOf(value);
       const max = tenantLimits.get(tenant, "max_query_series");
       if (series > max)
@@ -212,10 +219,11 @@ export function prometheusRoutes(app: Hono, options: PrometheusRoutesOptions): v
   };
   const now = options.now ?? Date.now;
   const maxPoints = limits.maxPointsPerSeries ?? MAX_POINTS;
-  const engine = (c: Context, sources: QuerySource[]): EngineOptions => ({
+  const engine = (c: Context, sources: QuerySource[], signal: AbortSignal | undefined): EngineOptions => ({
     store,
     tenant: tenantOf(c),
     sources,
+    ...(signal !== undefined ? { signal } : {}),
     ...(limits.lookbackMs !== undefined ? { lookbackMs: limits.lookbackMs } : {}),
     ...(limits.maxSamples !== undefined ? { maxSamples: limits.maxSamples } : {}),
   });
@@ -239,8 +247,10 @@ export function prometheusRoutes(app: Hono, options: PrometheusRoutesOptions): v
         const expr = parseQueryParam(params);
         const timeMs = timeParam(params, "time", now());
         const sources: QuerySource[] = [];
-        const value = await limited(c, instantQuery(engine(c, sources), expr, timeMs), (v) =>
-          v.type === "vector" ? v.samples.length : v.type === "matrix" ? v.series.length : 1,
+        const value = await limited(
+          c,
+          (signal) => instantQuery(engine(c, sources, signal), expr, timeMs),
+          (v) => (v.type === "vector" ? v.samples.length : v.type === "matrix" ? v.series.length : 1),
         );
         if (sources.length > 0) c.header(SOURCES_HEADER, sourcesHeader(sources));
         return instantJson(value, timeMs);
@@ -284,7 +294,11 @@ export function prometheusRoutes(app: Hono, options: PrometheusRoutesOptions): v
           );
         }
         const sources: QuerySource[] = [];
-        const series = await limited(c, rangeQuery(engine(c, sources), expr, startMs, endMs, stepMs), (s) => s.length);
+        const series = await limited(
+          c,
+          (signal) => rangeQuery(engine(c, sources, signal), expr, startMs, endMs, stepMs),
+          (s) => s.length,
+        );
         if (sources.length > 0) c.header(SOURCES_HEADER, sourcesHeader(sources));
         return { resultType: "matrix", result: matrixJson(series) };
       },

@@ -1,5 +1,5 @@
 import { goParseBytes, goParseDurationSeconds } from "../parse.js";
-import { compileRe2, expandReplacement, replaceAllMatches } from "../../regex.js";
+import { compileRe2, expandReplacement, replaceAllMatches, type Re2 } from "../../regex.js";
 import { parseGoTime } from "../time-layout.js";
 import { fn, int, str, stringFn, time, type TemplateFunction } from "./signature.js";
 import { floorDiv, trimSet, trimSpace, ZERO_TIME } from "./sprig.js";
@@ -29,7 +29,7 @@ function queryUnescape(text: string): string {
   return Buffer.from(bytes).toString("utf8");
 }
 
-const regexCache = new Map<string, RegExp>();
+const regexCache = new Map<string, Re2>();
 
 /** Template regexes arrive as strings at run time; each distinct one is compiled once. */
 function replaceAll(pattern: string, text: string, replacement: (match: RegExpExecArray) => string): string {

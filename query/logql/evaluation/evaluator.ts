@@ -17,6 +17,7 @@ import type {
 } from "../syntax/ast.js";
 import { RowCursor } from "./cursor.js";
 import { RegexSyntaxError, compileRe2 } from "../../../common/regex.js";
+import { EvaluationBudget } from "../../evaluation-budget.js";
 import { rangeAggregationSteps, validateRangeAggregation } from "./range-vector.js";
 import type { EngineSource, Step, Timeline } from "./source.js";
 
@@ -97,7 +98,7 @@ export async function evaluate(
   try {
     return params.instant
       ? await instantResult(expr, steps, limits.maxSeries)
-      : await matrixResult(steps, limits.maxSeries);
+      : await matrixResult(steps, limits.maxSeries, new EvaluationBudget({ signal: limits.signal }));
   } finally {
     await steps.return(undefined);
   }
@@ -285,9 +286,14 @@ async function instantResult(expr: MetricExpr, steps: AsyncGenerator<Step>, maxS
   return { type: "vector", samples: ordered.map(({ labels, value }) => ({ labels, tsMs, value })) };
 }
 
-async function matrixResult(steps: AsyncGenerator<Step>, maxSeries: number): Promise<QueryResult> {
+async function matrixResult(
+  steps: AsyncGenerator<Step>,
+  maxSeries: number,
+  budget: EvaluationBudget,
+): Promise<QueryResult> {
   const series = new Map<string, { labels: Labels; points: [number, number][] }>();
   for await (const { tsMs, vector } of steps) {
+    await budget.pause();
     for (const { labels, value } of vector) {
       const key = labelsKey(labels);
       let entry = series.get(key);

@@ -1,3 +1,4 @@
+import { EvaluationBudget } from "../../evaluation-budget.js";
 import type { LabelMatcher } from "../../../storage/store.js";
 import { dropLabels, formatLabels, keepLabels, labelsKey, sortedLabelsOf, type Labels } from "../../../proto/labels.js";
 import { EvaluationError } from "../../vector/types.js";
@@ -151,6 +152,8 @@ export async function* rangeAggregationSteps(
   );
   const windows = new Map<string, Window>();
   let previousNs: bigint | undefined;
+  // Rows already in memory are read without a turn of the event loop; the budget gives it one every few ms.
+  const budget = new EvaluationBudget({ signal });
   try {
     for (let t = timeline.startNs; t <= timeline.endNs; t += timeline.stepNs) {
       signal?.throwIfAborted();
@@ -159,6 +162,7 @@ export async function* rangeAggregationSteps(
       evict(windows, windowStart);
       for (let row = await cursor.peek(); row !== undefined && row.tsNs <= windowEnd; row = await cursor.peek()) {
         cursor.skip();
+        await budget.pause();
         // Windows only slide forward: a row older than one already read would silently miss its windows.
         if (previousNs !== undefined && row.tsNs < previousNs) {
           throw new Error(`the engine source returned rows out of time order (${row.tsNs} after ${previousNs})`);

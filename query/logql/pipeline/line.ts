@@ -1,5 +1,5 @@
 import type { LineFilterStage } from "../syntax/ast.js";
-import { compileRe2 } from "../../../common/regex.js";
+import { compileRe2Test } from "../../../common/regex.js";
 import { compileIpMatcher } from "./ip.js";
 import { StageError, type StageFn } from "./parsers.js";
 import { compileLineFilterPattern } from "./pattern.js";
@@ -19,10 +19,8 @@ export function compileLineTest(op: LineFilterStage["op"], value: string, ip: bo
     case "!=":
       return (line) => line.includes(value);
     case "|~":
-    case "!~": {
-      const regex = compileRe2(value);
-      return (line) => regex.test(line);
-    }
+    case "!~":
+      return compileRe2Test(value);
     case "|>":
     case "!>":
       return compileLineFilterPattern(value);

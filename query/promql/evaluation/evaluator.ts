@@ -1,6 +1,9 @@
 import { type Binary, type Expr, type MatrixSelector, type Subquery, type VectorSelector } from "../syntax/ast.js";
+import { EvaluationBudget } from "../../evaluation-budget.js";
+import { checkSubquerySteps, DEFAULT_SUBQUERY_STEP_MS } from "./bounds.js";
 import {
   DEFAULT_LOOKBACK_MS,
+  DEFAULT_MAX_SAMPLES,
   type EngineOptions,
   loadSelections,
   type QueryWindow,
@@ -14,6 +17,7 @@ import {
   type Point,
   PromqlEvalError,
   type Sample,
+  TOO_MANY_SAMPLES,
   type Series,
   type Value,
 } from "./values.js";
@@ -25,15 +29,16 @@ import { aggregate, labelReplace, scalarBinary, sortVector, vectorBinary, vector
 // Evaluates a PromQL expression the way Prometheus 3 does: every step on its own, an instant selector taking the
 // newest sample in (t - lookback, t] unless that is a staleness marker, a range selector the samples in
 // (t - range, t] but staleness markers, a subquery its expression at the multiples of its step in (t - range, t].
-// Each selector's samples are read from the store once for the whole query, then sliced per step.
+// Each selector's samples are read from the store once for the whole query, then sliced per step. Evaluation is
+// asynchronous only to yield (query/evaluation-budget.ts): a heavy query gives the event loop a turn every few
+// milliseconds and stops when its request times out.
 
-/** The step of a subquery written without one (`[1h:]`): Prometheus' default evaluation interval. */
-export const DEFAULT_SUBQUERY_STEP_MS = 60_000;
+export { DEFAULT_SUBQUERY_STEP_MS };
 
 /** Evaluates at one time (ms); a range selector at the top yields a matrix, as Prometheus' instant queries do. */
 export async function instantQuery(options: EngineOptions, expr: Expr, timeMs: number): Promise<Value> {
   const window = { startMs: timeMs, endMs: timeMs, stepMs: 1 };
-  const evaluator = new Evaluator(options, window, await loadSelections(options, expr, window));
+  const evaluator = new Evaluator(options, window, await prepare(options, expr, window));
   return evaluator.evaluate(expr, timeMs);
 }
 
@@ -46,7 +51,7 @@ export async function rangeQuery(
   stepMs: number,
 ): Promise<Series[]> {
   const window = { startMs, endMs, stepMs };
-  const evaluator = new Evaluator(options, window, await loadSelections(options, expr, window));
+  const evaluator = new Evaluator(options, window, await prepare(options, expr, window));
   const series = new Map<string, Series>();
   const add = (labels: Labels, point: Point) => {
     const key = evaluator.labelsKey(labels);
@@ -55,7 +60,8 @@ export async function rangeQuery(
     one.points.push(point);
   };
   for (let t = startMs; t <= endMs; t += stepMs) {
-    const value = evaluator.evaluate(expr, t);
+    const value = await evaluator.evaluate(expr, t);
+    evaluator.budget.spend(value.type === "vector" ? value.samples.length : 1);
     if (value.type === "scalar") add(labelsOf([]), { timeMs: t, value: value.value });
     else if (value.type === "vector")
       for (const sample of value.samples) add(sample.labels, { timeMs: t, value: sample.value });
@@ -66,6 +72,15 @@ export async function rangeQuery(
   }
   return [...series.values()].sort((a, b) => compareLabels(a.labels, b.labels));
 }
+
+/** Refuses a query whose subqueries cannot fit its sample limit, then reads what it selects. */
+async function prepare(options: EngineOptions, expr: Expr, window: QueryWindow): Promise<Selections> {
+  checkSubquerySteps(expr, window, options.maxSamples ?? DEFAULT_MAX_SAMPLES);
+  return loadSelections(options, expr, window);
+}
+
+/** vector()'s labels, one set for every step: label sets are never changed once made, and keyed once. */
+const NO_LABELS = labelsOf([]);
 
 interface TimedSample extends Sample {
   timeMs: number;
@@ -78,6 +93,7 @@ class Evaluator {
   // without the metric name, and its key, are worked out once per query rather than once per step.
   private readonly nameless = new WeakMap<Labels, Labels>();
   private readonly keys = new WeakMap<Labels, string>();
+  readonly budget: EvaluationBudget;
 
   constructor(
     options: EngineOptions,
@@ -85,43 +101,49 @@ class Evaluator {
     private readonly loaded: Selections,
   ) {
     this.lookbackMs = options.lookbackMs ?? DEFAULT_LOOKBACK_MS;
+    this.budget = new EvaluationBudget({
+      maxSamples: options.maxSamples ?? DEFAULT_MAX_SAMPLES,
+      tooManySamples: () => new PromqlEvalError(TOO_MANY_SAMPLES),
+      signal: options.signal,
+    });
   }
 
-  evaluate(expr: Expr, t: number): Value {
+  async evaluate(expr: Expr, t: number): Promise<Value> {
+    await this.budget.pause();
     switch (expr.kind) {
       case "number":
         return { type: "scalar", value: expr.value };
       case "string":
         return { type: "string", value: expr.value };
       case "paren":
-        return this.evaluate(expr.expr, t);
+        return await this.evaluate(expr.expr, t);
       case "selector":
         return { type: "vector", samples: this.selectInstant(expr, t).map(({ labels, value }) => ({ labels, value })) };
       case "matrix":
       case "subquery":
-        return { type: "matrix", series: this.rangeArgument(expr, t).series };
+        return { type: "matrix", series: (await this.rangeArgument(expr, t)).series };
       case "unary": {
-        const value = this.evaluate(expr.expr, t);
+        const value = await this.evaluate(expr.expr, t);
         if (expr.op === "+") return value;
         if (value.type === "scalar") return { type: "scalar", value: -value.value };
         return this.vectorResult(this.vector(value).map((s) => ({ labels: this.dropName(s.labels), value: -s.value })));
       }
       case "binary":
-        return this.binary(expr, t);
+        return await this.binary(expr, t);
       case "aggregation": {
-        const param = expr.param === undefined ? undefined : this.evaluate(expr.param, t);
+        const param = expr.param === undefined ? undefined : await this.evaluate(expr.param, t);
         const samples = aggregate({
           op: expr.op,
           ...(param === undefined ? {} : { param: param.type === "string" ? param.value : this.scalar(param) }),
           grouping: expr.grouping,
           without: expr.without,
-          samples: this.vector(this.evaluate(expr.expr, t)),
+          samples: this.vector(await this.evaluate(expr.expr, t)),
         });
         return { type: "vector", samples };
       }
       case "call": {
         const rolledUp = this.loaded.rolledUp.get(expr)?.get(t);
-        return rolledUp !== undefined ? this.vectorResult(rolledUp) : this.call(expr.func, expr.args, t);
+        return rolledUp !== undefined ? this.vectorResult(rolledUp) : await this.call(expr.func, expr.args, t);
       }
     }
   }
@@ -176,7 +198,10 @@ class Evaluator {
   }
 
   /** A range selector's or subquery's series at the step at t, with the window (ref - range, ref] they cover. */
-  private rangeArgument(expr: MatrixSelector | Subquery, t: number): { series: Series[]; window: Window } {
+  private async rangeArgument(
+    expr: MatrixSelector | Subquery,
+    t: number,
+  ): Promise<{ series: Series[]; window: Window }> {
     if (expr.kind === "subquery") return this.subquery(expr, t);
     const ref = referenceTime(this.window, expr.selector, t);
     const series: Series[] = [];
@@ -189,21 +214,28 @@ class Evaluator {
   }
 
   /** The inner expression at the multiples of the step in (ref - range, ref], each time evaluated once per query. */
-  private subquery(expr: Subquery, t: number): { series: Series[]; window: Window } {
+  private async subquery(expr: Subquery, t: number): Promise<{ series: Series[]; window: Window }> {
     const ref = referenceTime(this.window, expr, t);
     const stepMs = expr.stepMs ?? DEFAULT_SUBQUERY_STEP_MS;
     let cache = this.subqueryResults.get(expr);
     if (cache === undefined) this.subqueryResults.set(expr, (cache = new Map()));
     const series = new Map<string, Series>();
+    let held = 0;
     for (let at = Math.floor((ref - expr.rangeMs) / stepMs) * stepMs + stepMs; at <= ref; at += stepMs) {
+      await this.budget.pause();
       let value = cache.get(at);
-      if (value === undefined) cache.set(at, (value = this.evaluate(expr.expr, at)));
+      if (value === undefined) {
+        cache.set(at, (value = await this.evaluate(expr.expr, at)));
+        this.budget.spend(value.type === "vector" ? value.samples.length : 1);
+      }
       for (const sample of this.vector(value)) {
-        const key = labelsKey(sample.labels);
+        const key = this.labelsKey(sample.labels);
         let one = series.get(key);
         if (one === undefined) series.set(key, (one = { labels: sample.labels, points: [] }));
         one.points.push({ timeMs: at, value: sample.value });
       }
+      held += value.type === "vector" ? value.samples.length : 1;
+      this.budget.hold(held);
     }
     return {
       series: [...series.values()].sort((a, b) => compareLabels(a.labels, b.labels)),
@@ -211,10 +243,10 @@ class Evaluator {
     };
   }
 
-  private call(func: string, args: Expr[], t: number): Value {
+  private async call(func: string, args: Expr[], t: number): Promise<Value> {
     if (RANGE_FUNCTIONS.has(func)) {
-      const param = args.length > 1 ? this.scalar(this.evaluate(args[0]!, t)) : NaN;
-      const { series, window } = this.rangeArgument(args[args.length - 1] as MatrixSelector | Subquery, t);
+      const param = args.length > 1 ? this.scalar(await this.evaluate(args[0]!, t)) : NaN;
+      const { series, window } = await this.rangeArgument(args[args.length - 1] as MatrixSelector | Subquery, t);
       const out: Sample[] = [];
       for (const one of series) {
         const value = rangeFunction(func, one.points, window, param);
@@ -226,8 +258,9 @@ class Evaluator {
     }
     const math = MATH_FUNCTIONS[func];
     if (math !== undefined) {
-      const samples = this.vector(this.evaluate(args[0]!, t));
-      const params = args.slice(1).map((arg) => this.scalar(this.evaluate(arg, t)));
+      const samples = this.vector(await this.evaluate(args[0]!, t));
+      const params: number[] = [];
+      for (const arg of args.slice(1)) params.push(this.scalar(await this.evaluate(arg, t)));
       // clamp with min > max gives an empty vector.
       if (func === "clamp" && params[0]! > params[1]!) return { type: "vector", samples: [] };
       return this.vectorResult(samples.map((s) => ({ labels: this.dropName(s.labels), value: math(s.value, params) })));
@@ -238,10 +271,10 @@ class Evaluator {
       case "vector":
         return {
           type: "vector",
-          samples: [{ labels: labelsOf([]), value: this.scalar(this.evaluate(args[0]!, t)) }],
+          samples: [{ labels: NO_LABELS, value: this.scalar(await this.evaluate(args[0]!, t)) }],
         };
       case "scalar": {
-        const samples = this.vector(this.evaluate(args[0]!, t));
+        const samples = this.vector(await this.evaluate(args[0]!, t));
         return { type: "scalar", value: samples.length === 1 ? samples[0]!.value : NaN };
       }
       case "timestamp": {
@@ -251,24 +284,27 @@ class Evaluator {
         const samples: TimedSample[] =
           arg.kind === "selector"
             ? this.selectInstant(arg, t)
-            : this.vector(this.evaluate(arg, t)).map((s) => ({ ...s, timeMs: t }));
+            : this.vector(await this.evaluate(arg, t)).map((s) => ({ ...s, timeMs: t }));
         return this.vectorResult(samples.map((s) => ({ labels: this.dropName(s.labels), value: s.timeMs / 1000 })));
       }
       case "histogram_quantile": {
-        const q = this.scalar(this.evaluate(args[0]!, t));
-        return this.vectorResult(histogramQuantile(q, this.vector(this.evaluate(args[1]!, t))));
+        const q = this.scalar(await this.evaluate(args[0]!, t));
+        return this.vectorResult(histogramQuantile(q, this.vector(await this.evaluate(args[1]!, t))));
       }
       case "sort":
       case "sort_desc":
-        return { type: "vector", samples: sortVector(this.vector(this.evaluate(args[0]!, t)), func === "sort_desc") };
+        return {
+          type: "vector",
+          samples: sortVector(this.vector(await this.evaluate(args[0]!, t)), func === "sort_desc"),
+        };
       case "label_replace": {
-        const [destination, replacement, source, regex] = args
-          .slice(1)
-          .map((arg) => this.string(this.evaluate(arg, t)));
+        const strings: string[] = [];
+        for (const arg of args.slice(1)) strings.push(this.string(await this.evaluate(arg, t)));
+        const [destination, replacement, source, regex] = strings;
         return {
           type: "vector",
           samples: labelReplace({
-            samples: this.vector(this.evaluate(args[0]!, t)),
+            samples: this.vector(await this.evaluate(args[0]!, t)),
             destination: destination!,
             replacement: replacement!,
             source: source!,
@@ -281,9 +317,9 @@ class Evaluator {
     }
   }
 
-  private binary(expr: Binary, t: number): Value {
-    const lhs = this.evaluate(expr.lhs, t);
-    const rhs = this.evaluate(expr.rhs, t);
+  private async binary(expr: Binary, t: number): Promise<Value> {
+    const lhs = await this.evaluate(expr.lhs, t);
+    const rhs = await this.evaluate(expr.rhs, t);
     if (lhs.type === "scalar" && rhs.type === "scalar") {
       return { type: "scalar", value: scalarBinary(expr.op as ArithmeticOp | ComparisonOp, lhs.value, rhs.value) };
     }

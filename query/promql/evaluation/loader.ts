@@ -3,7 +3,7 @@ import { compareLabels } from "../../../proto/labels.js";
 import type { Call, Expr, MatrixSelector, TimeModifiers, VectorSelector } from "../syntax/ast.js";
 import { answerFromRollups, ROLLUP_FUNCTIONS } from "../pushdown/rollups.js";
 import { isStaleMarker } from "../../../proto/staleness.js";
-import { type Point, PromqlEvalError, type Sample, type Series } from "./values.js";
+import { type Point, PromqlEvalError, type Sample, type Series, TOO_MANY_SAMPLES } from "./values.js";
 
 // What a PromQL query reads before it is evaluated: the samples of each selector over every step's window, in one
 // store read per selector, or the steps of a range function that rollups answer exactly.
@@ -19,6 +19,8 @@ export interface EngineOptions {
   maxSamples?: number;
   /** Answer range functions from rollups where that is exact (query/promql/pushdown/rollups.ts); on by default. */
   rollups?: boolean;
+  /** Aborts evaluation (the query timeout): checked each time evaluation gives the event loop a turn. */
+  signal?: AbortSignal;
   /** Receives, for each range function that rollups could answer, the source that did (the API's explain). */
   sources?: QuerySource[];
 }
@@ -148,8 +150,7 @@ export async function loadSelections(options: EngineOptions, expr: Expr, window:
     loaded += answer.rows;
     rolledUp.set(call, answer.steps);
   });
-  if (loaded > maxSamples)
-    throw new PromqlEvalError("query processing would load too many samples into memory in query execution");
+  if (loaded > maxSamples) throw new PromqlEvalError(TOO_MANY_SAMPLES);
   await Promise.all(
     selections.map(async ({ selector, rangeMs, firstMs, lastMs, matrix }) => {
       // The windows are left-open, (ref - range, ref]; the store's ranges are [start, end).
@@ -160,8 +161,7 @@ export async function loadSelections(options: EngineOptions, expr: Expr, window:
         endMs: lastMs + 1,
       });
       for (const series of found) loaded += series.points.length;
-      if (loaded > maxSamples)
-        throw new PromqlEvalError("query processing would load too many samples into memory in query execution");
+      if (loaded > maxSamples) throw new PromqlEvalError(TOO_MANY_SAMPLES);
       // Prometheus' series sets are sorted by labels; results keep that order unless an operation changes it.
       // A range selector leaves staleness markers out; an instant one needs them to end a series' lookback.
       data.set(

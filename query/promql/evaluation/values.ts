@@ -30,6 +30,9 @@ export class PromqlEvalError extends Error {
   override readonly name = "PromqlEvalError";
 }
 
+/** Prometheus' error for a query over its sample limit (query.max-samples). */
+export const TOO_MANY_SAMPLES = "query processing would load too many samples into memory in query execution";
+
 /** Most functions and arithmetic make a different quantity, so the result loses the metric name. */
 export function dropName(labels: Labels): Labels {
   return dropLabels(labels, [METRIC_NAME]);

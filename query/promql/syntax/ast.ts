@@ -200,8 +200,18 @@ export const FUNCTIONS: Readonly<Record<string, FunctionSignature>> = {
   label_replace: { args: ["vector", "string", "string", "string", "string"], returns: "vector" },
 };
 
+// Operator chains are typed once per node while parsing, so a long chain costs linear time rather than quadratic.
+const derivedTypes = new WeakMap<Expr, ValueType>();
+
 /** The type an expression evaluates to. */
 export function typeOf(expr: Expr): ValueType {
+  if (expr.kind !== "binary" && expr.kind !== "unary" && expr.kind !== "paren") return ownType(expr);
+  let type = derivedTypes.get(expr);
+  if (type === undefined) derivedTypes.set(expr, (type = ownType(expr)));
+  return type;
+}
+
+function ownType(expr: Expr): ValueType {
   switch (expr.kind) {
     case "number":
       return "scalar";

@@ -43,16 +43,51 @@ const PRECEDENCE: Record<string, number> = {
 /** Unary minus binds like multiplication: `-a ^ b` is `-(a ^ b)`, `-a * b` is `(-a) * b`. */
 const UNARY_OPERAND_PRECEDENCE = PRECEDENCE["^"]!;
 
+/** Nesting in the text (parentheses, calls, unary signs, `^` chains): each level costs a few stack frames. */
+const MAX_NESTING = 1000;
+/**
+ * Height of the tree, which left-associative chains (`a + b + c ...`) grow without nesting in the text; the
+ * evaluator and the pushdown walk the tree recursively, so a bounded height keeps them within the stack.
+ */
+const MAX_HEIGHT = 500;
+
 export function parsePromql(query: string): Expr {
   return new Parser(query).parseQuery();
 }
 
+/** The height of a parsed tree, walked without recursion so that a tall tree cannot overflow the stack here. */
+function treeHeight(root: Expr): number {
+  let height = 0;
+  const stack: [object, number][] = [[root, 1]];
+  for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
+    const [node, depth] = item;
+    height = Math.max(height, depth);
+    for (const value of Object.values(node)) {
+      const children: unknown[] = Array.isArray(value) ? value : [value];
+      for (const child of children) {
+        if (typeof child === "object" && child !== null && "kind" in child) stack.push([child, depth + 1]);
+      }
+    }
+  }
+  return height;
+}
+
 class Parser extends SelectorParser {
+  private depth = 0;
+  private readonly heights = new WeakMap<Expr, number>();
+
+  /** The height of an operator chain, known while it is built; other nodes are measured once the query parsed. */
+  private chainHeight(expr: Expr): number {
+    if (expr.kind === "paren" || expr.kind === "unary") return 1 + this.chainHeight(expr.expr);
+    return this.heights.get(expr) ?? 1;
+  }
+
   parseQuery(): Expr {
     if (this.peek().type === "eof") this.fail(0, "no expression found in input");
     const expr = this.parseExpr(0);
     const next = this.peek();
     if (next.type !== "eof") this.unexpected(next);
+    if (treeHeight(expr) > MAX_HEIGHT) this.fail(0, `expression tree deeper than ${MAX_HEIGHT} levels`);
     return expr;
   }
 
@@ -63,6 +98,15 @@ class Parser extends SelectorParser {
   }
 
   private parseExpr(minPrecedence: number): Expr {
+    if (++this.depth > MAX_NESTING) this.fail(this.peek().pos, `expression nested deeper than ${MAX_NESTING} levels`);
+    try {
+      return this.parseOperators(minPrecedence);
+    } finally {
+      this.depth--;
+    }
+  }
+
+  private parseOperators(minPrecedence: number): Expr {
     let lhs = this.parseUnary();
     for (;;) {
       const op = this.binaryOperator();
@@ -117,6 +161,8 @@ class Parser extends SelectorParser {
     matching: VectorMatching | undefined,
     pos: number,
   ): Expr {
+    const height = 1 + Math.max(this.chainHeight(lhs), this.chainHeight(rhs));
+    if (height > MAX_HEIGHT) this.fail(pos, `expression tree deeper than ${MAX_HEIGHT} levels`);
     const lt = typeOf(lhs);
     const rt = typeOf(rhs);
     const comparison = COMPARISON_OPS.has(op);
@@ -132,7 +178,7 @@ class Parser extends SelectorParser {
     if (matching !== undefined && !bothVectors)
       this.fail(lhs.pos, "vector matching only allowed between instant vectors");
     const card = SET_OPS.has(op) ? "many-to-many" : "one-to-one";
-    return {
+    const node: Expr = {
       kind: "binary",
       op,
       lhs,
@@ -141,6 +187,8 @@ class Parser extends SelectorParser {
       ...(bothVectors ? { matching: matching ?? { card, on: false, labels: [], include: [] } } : {}),
       pos: lhs.pos,
     };
+    this.heights.set(node, height);
+    return node;
   }
 
   private parseUnary(): Expr {
