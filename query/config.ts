@@ -137,13 +137,15 @@ export function querySection(s: SharedSchemas) {
         .strictObject({
           rule_files: list(z.string().min(1))
             .default([])
-            .describe("rule files evaluated for every tenant of `tenants`"),
+            .describe(
+              "rule files evaluated for every tenant of `tenants`; an expression valid in both PromQL and LogQL is PromQL here, unless its group says `language: logql`",
+            ),
           rules_dir: z
             .string()
             .min(1)
             .optional()
             .describe(
-              "directory of rule files, polled for changes: `<dir>/<tenant>/*.yaml` per tenant, `<dir>/*.yaml` for `tenants`",
+              "directory of rule files, polled for changes: `<dir>/<tenant>/*.yaml` per tenant, `<dir>/*.yaml` for `tenants` (Loki's layout: an expression valid in both PromQL and LogQL is LogQL here, unless its group says `language: promql`)",
             ),
           tenants: list(z.string().regex(TENANT_ID))
             .default([])
