@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { boolean, list, number, TENANT_ID } from "./config.js";
+import { boolean, bytes, duration, list, number, TENANT_ID } from "./config.js";
 import { DEFAULT_LEVEL_FIELDS } from "./detected-level.js";
 import type { SchemaParts } from "./schema-parts.js";
 import { DEFAULT_SERVICE_NAME_SOURCES } from "./service-name.js";
@@ -106,6 +106,8 @@ export type SharedSchemas = ReturnType<typeof sharedSchemas>;
 export function schemaParts(s: SharedSchemas): SchemaParts {
   return {
     number,
+    duration,
+    bytes,
     boolean,
     list,
     listenAddress: s.listenAddress,
@@ -168,7 +170,7 @@ export function telemetrySection() {
         .default("")
         .describe("OTLP gRPC endpoint for Bifrost's own traces and metrics; empty turns it off"),
       service_name: z.string().default("bifrost").describe("`service.name` of that telemetry"),
-      export_interval_ms: number(z.number().int().positive()).default(15000).describe("metric export interval"),
+      export_interval_ms: duration(z.number().int().positive()).default(15000).describe("metric export interval"),
     })
     .prefault({})
     .describe("Bifrost's own traces and metrics over OTLP (`@opentelemetry/sdk-node`); /metrics is served regardless.");
@@ -268,13 +270,13 @@ export function storageSection() {
 export function pushLimitsSchema() {
   return z
     .strictObject({
-      max_body_bytes: number(z.number().int().positive())
+      max_body_bytes: bytes(z.number().int().positive())
         .default(10 << 20)
         .describe("request body limit (413 above it)"),
       max_labels: number(z.number().int().min(1)).default(30).describe("labels per stream or series"),
-      max_label_name_bytes: number(z.number().int().min(1)).default(1024).describe("bytes per label name"),
-      max_label_value_bytes: number(z.number().int().min(1)).default(2048).describe("bytes per label value"),
-      max_line_bytes: number(z.number().int().min(1))
+      max_label_name_bytes: bytes(z.number().int().min(1)).default(1024).describe("bytes per label name"),
+      max_label_value_bytes: bytes(z.number().int().min(1)).default(2048).describe("bytes per label value"),
+      max_line_bytes: bytes(z.number().int().min(1))
         .default(256 << 10)
         .describe("bytes per log line (400 above it; tailed lines are cut there)"),
       rate_entries_per_s: number(z.number().min(0))
@@ -319,7 +321,7 @@ export function overridesSection() {
           max_labels: number(z.number().int().min(1))
             .optional()
             .describe("most label names per stream or series at the collector"),
-          max_line_bytes: number(z.number().int().min(1)).optional().describe("longest log line at the collector"),
+          max_line_bytes: bytes(z.number().int().min(1)).optional().describe("longest log line at the collector"),
           max_query_series: number(z.number().int().min(1))
             .optional()
             .describe("most series a metric query (LogQL or PromQL) may return"),
@@ -329,7 +331,7 @@ export function overridesSection() {
           max_entries_limit_per_query: number(z.number().int().min(1))
             .optional()
             .describe("largest `limit` of a log query or tail"),
-          query_timeout_ms: number(z.number().int().min(1)).optional().describe("longest run of one query"),
+          query_timeout_ms: duration(z.number().int().min(1)).optional().describe("longest run of one query"),
         })
         .describe("limits of this tenant; a key left out takes its default from collector.limits or query.limits"),
     )
