@@ -1,6 +1,7 @@
 import { distance } from "fastest-levenshtein";
-import { type Document, isMap, isScalar, type LineCounter, type Node } from "yaml";
+import type { Document, LineCounter } from "yaml";
 import type { z } from "zod";
+import { locate } from "./yaml-locate.js";
 
 // Where a configuration problem sits in the YAML file (its line), and for an unknown key the key that was meant,
 // so that `max_age: 5s` under collector.batch answers "did you mean `collector.batch.max_age_ms`?".
@@ -13,37 +14,22 @@ export interface ConfigSource {
 
 type Path = PropertyKey[];
 
-/** The file's line of the problem's key (or of its nearest enclosing key in the file), and a suggestion. */
+/** The file's `line:column` of the problem's key (or of its nearest enclosing key in the file), and a suggestion. */
 export function locateProblem(
   schema: z.ZodType,
   issue: z.core.$ZodIssue,
   source: ConfigSource | undefined,
-): { line: number | undefined; suggestion: string } {
+): { line: string | undefined; suggestion: string } {
   const unknown = issue.code === "unrecognized_keys" ? issue.keys : [];
   const suggestions = unknown
     .map((key) => suggestKey(schema, issue.path, key))
     .filter((s): s is string => s !== undefined);
   const suggestion =
     suggestions.length === 0 ? "" : ` (did you mean ${suggestions.map((s) => `\`${s}\``).join(", ")}?)`;
-  return { line: source === undefined ? undefined : lineOf(source, issue.path, unknown[0]), suggestion };
-}
-
-function lineOf({ doc, lines }: ConfigSource, path: Path, unknownKey: string | undefined): number | undefined {
-  const keys = path.map((key) => (typeof key === "number" ? key : String(key)));
-  if (unknownKey !== undefined) {
-    const parent = keys.length === 0 ? doc.contents : doc.getIn(keys, true);
-    if (isMap(parent)) {
-      const pair = parent.items.find((p) => isScalar(p.key) && String(p.key.value) === unknownKey);
-      const offset = (pair?.key as Node | undefined)?.range?.[0];
-      if (offset !== undefined) return lines.linePos(offset).line;
-    }
-  }
-  for (let depth = keys.length; depth > 0; depth--) {
-    const node = doc.getIn(keys.slice(0, depth), true) as Node | undefined;
-    const offset = node?.range?.[0];
-    if (offset !== undefined) return lines.linePos(offset).line;
-  }
-  return undefined;
+  return {
+    line: source === undefined ? undefined : locate(source.doc, source.lines, issue.path, unknown[0]),
+    suggestion,
+  };
 }
 
 interface Def {

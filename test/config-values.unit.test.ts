@@ -98,15 +98,15 @@ describe("configuration values", () => {
       problems[0]!,
       /^collector\.batch\.max_age_ms: expected a duration such as 15s, 5m or 1h30m, or milliseconds \(not a valid duration string: "soon"\)/,
     );
-    assert.ok(problems[0]!.endsWith(`(${path}:4)`), problems[0]);
+    assert.ok(problems[0]!.endsWith(`(${path}:4:17)`), problems[0]);
     assert.match(
       problems[1]!,
       /^collector\.limits\.max_line_bytes: expected a size such as 512MB.*unhandled size name: parsecs/,
     );
-    assert.ok(problems[1]!.endsWith(`(${path}:6)`), problems[1]);
+    assert.ok(problems[1]!.endsWith(`(${path}:6:21)`), problems[1]);
     // 100 µs is 0.1 ms, not a whole number of milliseconds.
     assert.match(problems[2]!, /^query\.ruler\.evaluation_interval_ms: .*int/i);
-    assert.ok(problems[2]!.endsWith(`(${path}:9)`), problems[2]);
+    assert.ok(problems[2]!.endsWith(`(${path}:9:29)`), problems[2]);
   });
 
   it("names the variable rather than a line for a value from the environment", () => {
@@ -139,11 +139,11 @@ describe("configuration values", () => {
     // Reported in the order of the schema's sections.
     const problems = problemsOf(() => loadConfig({ env: {}, file: path }));
     assert.deepEqual(problems, [
-      `telemetry: unknown key colour (${path}:11)`,
-      `collector.batch: unknown key max_age (did you mean \`collector.batch.max_age_ms\`?) (${path}:5)`,
-      `query.limits: unknown key max_query_seires (did you mean \`query.limits.max_query_series\`?) (${path}:8)`,
+      `telemetry: unknown key colour (${path}:11:3)`,
+      `collector.batch: unknown key max_age (did you mean \`collector.batch.max_age_ms\`?) (${path}:5:5)`,
+      `query.limits: unknown key max_query_seires (did you mean \`query.limits.max_query_series\`?) (${path}:8:5)`,
       // At the wrong level: the one key of that name elsewhere.
-      `query: unknown key max_age_ms (did you mean \`collector.batch.max_age_ms\`?) (${path}:9)`,
+      `query: unknown key max_age_ms (did you mean \`collector.batch.max_age_ms\`?) (${path}:9:3)`,
     ]);
   });
 
@@ -161,8 +161,8 @@ describe("configuration values", () => {
     ]);
     const problems = problemsOf(() => loadConfig({ env: {}, file: path }));
     assert.deepEqual(problems, [
-      `query.notifier.receivers[0]: unknown key group_wait (did you mean \`query.notifier.receivers[0].group_wait_ms\`?) (${path}:6)`,
-      `overrides.t1: unknown key query_timeout (did you mean \`overrides.t1.query_timeout_ms\`?) (${path}:9)`,
+      `query.notifier.receivers[0]: unknown key group_wait (did you mean \`query.notifier.receivers[0].group_wait_ms\`?) (${path}:6:9)`,
+      `overrides.t1: unknown key query_timeout (did you mean \`overrides.t1.query_timeout_ms\`?) (${path}:9:5)`,
     ]);
   });
 });

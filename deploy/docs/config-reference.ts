@@ -241,8 +241,8 @@ export function renderConfigReference(): string {
     "- **Durations** (type *duration*, the `*_ms` keys) are written as in Prometheus and Loki: `15s`, `5m`, `1h30m`,",
     "  `1d`, `250ms`, `1.5h`; a plain number is milliseconds. **Sizes** (type *size*, the `*_bytes` keys): `512MB`,",
     "  `1GiB`, `10KiB`, `64k`; a plain number is bytes. Both in the file and in `BIFROST_` variables.",
-    "- **Problems** name the key and, for a value from the file, its line (`collector.batch.max_age_ms: ...",
-    "  (bifrost.yaml:12)`); an unknown key gets the nearest known one (did you mean `collector.batch.max_age_ms`?).",
+    "- **Problems** name the key and, for a value from the file, its line and column (`collector.batch.max_age_ms: ...",
+    "  (bifrost.yaml:12:17)`); an unknown key gets the nearest known one (did you mean `collector.batch.max_age_ms`?).",
     "",
     "Sections: " + sections.map((s) => `[${s.name}](#${s.name})`).join(", ") + ".",
   ];
