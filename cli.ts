@@ -32,7 +32,7 @@ const USAGE = `Usage: bifrost <collector|aggregator|query|fleet|all> [--config f
   all         every part in one process (what \`npm start\` runs)
 
   --config FILE     YAML configuration (see README "Configuration"); BIFROST_<SECTION>__<KEY> overrides it
-  --check-config    validate the configuration, print it as JSON, and exit
+  --check-config    validate the configuration (and for query and all, the rule files), print it as JSON, and exit
 `;
 
 function fail(message: string, code = 2): never {
@@ -133,6 +133,10 @@ async function main(): Promise<void> {
     throw err;
   }
   if (checkOnly) {
+    if (role === "query" || role === "all") {
+      const problems = (await import("./query/ruler/check.js")).checkRuleFiles(config);
+      if (problems.length > 0) fail(`invalid rule files:\n  - ${problems.join("\n  - ")}`);
+    }
     process.stdout.write(JSON.stringify(config, null, 2) + "\n");
     return;
   }

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { boolean, number } from "../common/config.js";
+import { boolean, bytes, duration, number } from "../common/config.js";
 import type { SharedSchemas } from "../common/config-sections.js";
 
 // The aggregator's section of the configuration (`aggregator:`), composed with the others in config.ts.
@@ -20,7 +20,7 @@ export function aggregatorSection(s: SharedSchemas) {
       max_queue: number(z.number().int().min(1))
         .default(64)
         .describe("batches waiting for a worker before partitions pause"),
-      max_batch_bytes: number(z.number().int().positive())
+      max_batch_bytes: bytes(z.number().int().positive())
         .default(16 << 20)
         .describe("largest accepted batch, uncompressed"),
       consume_kafka: boolean()
@@ -31,7 +31,7 @@ export function aggregatorSection(s: SharedSchemas) {
           enabled: boolean()
             .default(false)
             .describe("accept batches from collectors on POST /bifrost/v1/batches of aggregator.listen"),
-          max_body_bytes: number(z.number().int().positive())
+          max_body_bytes: bytes(z.number().int().positive())
             .default(32 << 20)
             .describe("largest request (413 above it)"),
         })
@@ -49,19 +49,19 @@ export function aggregatorSection(s: SharedSchemas) {
       partitions_concurrently: number(z.number().int().min(1).max(64))
         .default(4)
         .describe("partitions processed at once"),
-      session_timeout_ms: number(z.number().int().min(6000))
+      session_timeout_ms: duration(z.number().int().min(6000))
         .default(30_000)
         .describe("how long a silent member keeps its partitions"),
       flush_rows: number(z.number().int().min(1))
         .default(50_000)
         .describe("rows gathered across partitions per store write"),
-      flush_ms: number(z.number().int().min(1)).default(500).describe("longest wait before a store write"),
+      flush_ms: duration(z.number().int().min(1)).default(500).describe("longest wait before a store write"),
       limits: z
         .strictObject({
           max_labels: number(z.number().int().min(1)).default(30).describe("labels per stream or series"),
-          max_label_name_bytes: number(z.number().int().min(1)).default(1024).describe("bytes per label name"),
-          max_label_value_bytes: number(z.number().int().min(1)).default(2048).describe("bytes per label value"),
-          max_line_bytes: number(z.number().int().min(1))
+          max_label_name_bytes: bytes(z.number().int().min(1)).default(1024).describe("bytes per label name"),
+          max_label_value_bytes: bytes(z.number().int().min(1)).default(2048).describe("bytes per label value"),
+          max_line_bytes: bytes(z.number().int().min(1))
             .default(256 << 10)
             .describe("bytes per log line"),
         })

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { boolean, list, number } from "../common/config.js";
+import { boolean, bytes, duration, list, number } from "../common/config.js";
 import {
   ACTION_NAME,
   pushLimitsSchema,
@@ -37,7 +37,7 @@ export function collectorSection(s: SharedSchemas) {
                 "regular expression (RE2, Go's syntax): a line matching it starts a new entry; other lines join the entry before",
               ),
               max_lines: number(z.number().int().min(1)).default(128).describe("an entry ends after this many lines"),
-              timeout_ms: number(z.number().int().positive())
+              timeout_ms: duration(z.number().int().positive())
                 .default(3000)
                 .describe("an entry ends when no line joined it for this long"),
             })
@@ -53,19 +53,19 @@ export function collectorSection(s: SharedSchemas) {
       .string()
       .default("")
       .describe("file of the read positions kept across restarts; empty: file-positions.json in collector.wal.dir"),
-    files_poll_ms: number(z.number().int().positive())
+    files_poll_ms: duration(z.number().int().positive())
       .default(250)
       .describe("how often tailed files are checked for new lines, rotation and truncation"),
-    files_sync_ms: number(z.number().int().positive())
+    files_sync_ms: duration(z.number().int().positive())
       .default(10_000)
       .describe("how often the globs are expanded again for new files"),
-    files_rotate_wait_ms: number(z.number().int().min(0))
+    files_rotate_wait_ms: duration(z.number().int().min(0))
       .default(5000)
       .describe("how long a rotated file that stopped growing is still read before it is closed"),
     host_metrics: z
       .strictObject({
         enabled: boolean().default(false).describe("read node_exporter-style host metrics from /proc"),
-        interval_ms: number(z.number().int().positive()).default(15_000).describe("scrape interval"),
+        interval_ms: duration(z.number().int().positive()).default(15_000).describe("scrape interval"),
         tenant: z
           .string()
           .min(1)
@@ -98,7 +98,16 @@ export function collectorSection(s: SharedSchemas) {
       })
       .prefault({})
       .describe("host metrics read from /proc, as node_exporter names them"),
-    ...logInputSchemas({ list, number, boolean, labelName, listenAddress, serverTls: serverTlsSchema }),
+    ...logInputSchemas({
+      list,
+      number,
+      duration,
+      bytes,
+      boolean,
+      labelName,
+      listenAddress,
+      serverTls: serverTlsSchema,
+    }),
   };
 
   const allowedActionSchema = z
@@ -131,10 +140,10 @@ export function collectorSection(s: SharedSchemas) {
         )
         .default({})
         .describe("declared parameters; any other is refused"),
-      timeout_ms: number(z.number().int().min(1))
+      timeout_ms: duration(z.number().int().min(1))
         .default(30_000)
         .describe("the command's process group is killed after this"),
-      cooldown_ms: number(z.number().int().min(0))
+      cooldown_ms: duration(z.number().int().min(0))
         .default(60_000)
         .describe("least time between two runs of the action (429 cooldown)"),
     })
@@ -159,10 +168,10 @@ export function collectorSection(s: SharedSchemas) {
       wal: z
         .strictObject({
           dir: z.string().min(1).default(".bifrost/wal").describe("directory of the disk buffer"),
-          max_bytes: number(z.number().int().positive())
+          max_bytes: bytes(z.number().int().positive())
             .default(1 << 30)
             .describe("disk budget of the buffer"),
-          segment_bytes: number(z.number().int().positive())
+          segment_bytes: bytes(z.number().int().positive())
             .default(16 << 20)
             .describe("size of one segment file"),
           fsync: z
@@ -171,7 +180,7 @@ export function collectorSection(s: SharedSchemas) {
             .describe(
               "always: every batch durable before it is acknowledged; interval: every fsync_interval_ms; never: left to the OS",
             ),
-          fsync_interval_ms: number(z.number().int().positive())
+          fsync_interval_ms: duration(z.number().int().positive())
             .default(1000)
             .describe("fsync period under `interval`"),
           when_full: z
@@ -201,10 +210,10 @@ export function collectorSection(s: SharedSchemas) {
                   "bearer token of the tenant whose batches this collector sends, for an aggregator with auth enabled",
                 ),
               tls: clientTlsSchema.prefault({}),
-              timeout_ms: number(z.number().int().min(1))
+              timeout_ms: duration(z.number().int().min(1))
                 .default(30_000)
                 .describe("per request, the aggregator's store write included"),
-              max_request_bytes: number(z.number().int().min(1))
+              max_request_bytes: bytes(z.number().int().min(1))
                 .default(8 << 20)
                 .describe("frames per request up to this size (at least one)"),
             })
@@ -218,10 +227,10 @@ export function collectorSection(s: SharedSchemas) {
       batch: z
         .strictObject({
           max_entries: number(z.number().int().positive()).default(10_000).describe("entries and samples per batch"),
-          max_bytes: number(z.number().int().positive())
+          max_bytes: bytes(z.number().int().positive())
             .default(1 << 20)
             .describe("line bytes per batch"),
-          max_batch_bytes: number(
+          max_batch_bytes: bytes(
             z
               .number()
               .int()
@@ -231,7 +240,7 @@ export function collectorSection(s: SharedSchemas) {
             .describe(
               "largest batch as encoded (protobuf, before LZ4): a request above it is split into several batches. At most aggregator.max_batch_bytes, and its frame must fit the topic's max.message.bytes",
             ),
-          max_age_ms: number(z.number().int().positive())
+          max_age_ms: duration(z.number().int().positive())
             .default(1000)
             .describe("longest a push waits to be written; it is acknowledged after the write"),
           max_tracked_series: number(z.number().int().positive())
@@ -246,7 +255,7 @@ export function collectorSection(s: SharedSchemas) {
           http_enabled: boolean().default(true).describe("OTLP/HTTP on /v1/logs and /v1/metrics of collector.listen"),
           grpc_enabled: boolean().default(true).describe("serve OTLP/gRPC (LogsService, MetricsService)"),
           grpc_listen: listenAddress.default("127.0.0.1:4317").describe("OTLP/gRPC listener"),
-          max_grpc_message_bytes: number(z.number().int().positive())
+          max_grpc_message_bytes: bytes(z.number().int().positive())
             .default(4 << 20)
             .describe("largest gRPC request (RESOURCE_EXHAUSTED above it)"),
           translation_strategy: z
@@ -269,7 +278,7 @@ export function collectorSection(s: SharedSchemas) {
               max_streams: number(z.number().int().min(1))
                 .default(20_000)
                 .describe("delta series tracked; points of new series are refused (partial_success) above it"),
-              max_stale_ms: number(z.number().int().min(1000))
+              max_stale_ms: duration(z.number().int().min(1000))
                 .default(300_000)
                 .describe("a delta series idle this long is forgotten; its next point starts over"),
             })
@@ -286,7 +295,7 @@ export function collectorSection(s: SharedSchemas) {
             .default([])
             .refine(uniqueIds, "key ids must be unique")
             .describe("keys whose signatures are accepted"),
-          max_skew_ms: number(z.number().int().min(1))
+          max_skew_ms: duration(z.number().int().min(1))
             .default(60_000)
             .describe("how far `issued_at` may lie from this clock, either way"),
           nonce_cache_size: number(z.number().int().min(1))
@@ -296,7 +305,7 @@ export function collectorSection(s: SharedSchemas) {
             .default(1)
             .describe("actions per second over all actions, counted after authentication"),
           burst: number(z.number().int().min(1)).default(5).describe("bucket size of that rate"),
-          max_output_bytes: number(z.number().int().min(0))
+          max_output_bytes: bytes(z.number().int().min(0))
             .default(4096)
             .describe("bytes of stdout and of stderr kept in the outcome and audit"),
           audit_tenant: z.string().default("").describe("empty: collector.default_tenant"),
@@ -308,7 +317,7 @@ export function collectorSection(s: SharedSchemas) {
           heartbeat: z
             .strictObject({
               url: z.string().default("").describe("the query service's POST /bifrost/v1/heartbeat; empty sends none"),
-              interval_ms: number(z.number().int().min(100)).default(15_000).describe("heartbeat period"),
+              interval_ms: duration(z.number().int().min(100)).default(15_000).describe("heartbeat period"),
               advertise_url: z
                 .string()
                 .default("")

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { boolean, list, number, TENANT_ID } from "./config.js";
+import { boolean, bytes, duration, list, number, TENANT_ID } from "./config.js";
 import { DEFAULT_LEVEL_FIELDS } from "./detected-level.js";
 import type { SchemaParts } from "./schema-parts.js";
 import { compileGoRegexp } from "./regex.js";
@@ -107,6 +107,8 @@ export type SharedSchemas = ReturnType<typeof sharedSchemas>;
 export function schemaParts(s: SharedSchemas): SchemaParts {
   return {
     number,
+    duration,
+    bytes,
     boolean,
     list,
     listenAddress: s.listenAddress,
@@ -169,7 +171,7 @@ export function telemetrySection() {
         .default("")
         .describe("OTLP gRPC endpoint for Bifrost's own traces and metrics; empty turns it off"),
       service_name: z.string().default("bifrost").describe("`service.name` of that telemetry"),
-      export_interval_ms: number(z.number().int().positive()).default(15000).describe("metric export interval"),
+      export_interval_ms: duration(z.number().int().positive()).default(15000).describe("metric export interval"),
     })
     .prefault({})
     .describe("Bifrost's own traces and metrics over OTLP (`@opentelemetry/sdk-node`); /metrics is served regardless.");
@@ -269,18 +271,18 @@ export function storageSection() {
 export function pushLimitsSchema() {
   return z
     .strictObject({
-      max_body_bytes: number(z.number().int().positive())
+      max_body_bytes: bytes(z.number().int().positive())
         .default(10 << 20)
         .describe("request body limit (413 above it)"),
-      max_decompressed_bytes: number(z.number().int().positive())
+      max_decompressed_bytes: bytes(z.number().int().positive())
         .default(32 << 20)
         .describe(
           "a request's size once decompressed, and once decoded as batches carry it (labels and OTLP resource attributes copied to each record): 413 above it",
         ),
       max_labels: number(z.number().int().min(1)).default(30).describe("labels per stream or series"),
-      max_label_name_bytes: number(z.number().int().min(1)).default(1024).describe("bytes per label name"),
-      max_label_value_bytes: number(z.number().int().min(1)).default(2048).describe("bytes per label value"),
-      max_line_bytes: number(z.number().int().min(1))
+      max_label_name_bytes: bytes(z.number().int().min(1)).default(1024).describe("bytes per label name"),
+      max_label_value_bytes: bytes(z.number().int().min(1)).default(2048).describe("bytes per label value"),
+      max_line_bytes: bytes(z.number().int().min(1))
         .default(256 << 10)
         .describe("bytes per log line (400 above it; tailed lines are cut there)"),
       rate_entries_per_s: number(z.number().min(0))
@@ -298,12 +300,12 @@ export function pushLimitsSchema() {
       creation_grace_period_minutes: number(z.number().min(0))
         .default(10)
         .describe("newest accepted timestamp, in minutes after now (Loki's creation_grace_period); later ones get 400"),
-      max_inflight_bytes: number(z.number().int().positive())
+      max_inflight_bytes: bytes(z.number().int().positive())
         .default(64 << 20)
         .describe(
           "decompressed bytes of the requests being decoded or waiting for the disk buffer, over all receivers: the memory bound of ingestion",
         ),
-      max_inflight_wait_ms: number(z.number().int().min(0))
+      max_inflight_wait_ms: duration(z.number().int().min(0))
         .default(2000)
         .describe("longest a request waits for room under max_inflight_bytes; then 503 with Retry-After"),
       discover_service_name: list(z.string().regex(LABEL_NAME))
@@ -346,7 +348,7 @@ export function overridesSection() {
           max_labels: number(z.number().int().min(1))
             .optional()
             .describe("most label names per stream or series at the collector"),
-          max_line_bytes: number(z.number().int().min(1)).optional().describe("longest log line at the collector"),
+          max_line_bytes: bytes(z.number().int().min(1)).optional().describe("longest log line at the collector"),
           max_query_series: number(z.number().int().min(1))
             .optional()
             .describe("most series a metric query (LogQL or PromQL) may return"),
@@ -356,7 +358,7 @@ export function overridesSection() {
           max_entries_limit_per_query: number(z.number().int().min(1))
             .optional()
             .describe("largest `limit` of a log query or tail"),
-          query_timeout_ms: number(z.number().int().min(1)).optional().describe("longest run of one query"),
+          query_timeout_ms: duration(z.number().int().min(1)).optional().describe("longest run of one query"),
         })
         .describe("limits of this tenant; a key left out takes its default from collector.limits or query.limits"),
     )

@@ -1,6 +1,8 @@
 import { readFileSync } from "node:fs";
-import { parseDocument } from "yaml";
+import { LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
+import { type ConfigSource, locateProblem } from "./config-problems.js";
+import { goParseBytes, goParseDurationSeconds, parsePrometheusDuration } from "./go/parse.js";
 import { mergeDocuments } from "./merge.js";
 
 // The configuration file is YAML with snake_case keys, as Loki's and Prometheus's are. Every key has a default,
@@ -23,6 +25,49 @@ export function list<T extends z.ZodType>(item: T) {
 /** A number matching `schema`, also written as a numeric string. */
 export function number(schema: z.ZodNumber = z.number()) {
   return z.preprocess((v) => (typeof v === "string" && v.trim() !== "" ? Number(v) : v), schema);
+}
+
+const PLAIN_NUMBER = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
+
+/**
+ * Milliseconds (the `*_ms` keys), also written as Prometheus and Loki configurations write durations: `15s`,
+ * `5m`, `1h30m`, `1d` (Prometheus's units, y to ms), or Go's `1.5h`, `250ms`. A plain number is milliseconds.
+ */
+export function duration(schema: z.ZodNumber = z.number()) {
+  return z
+    .preprocess((v, ctx) => {
+      if (typeof v !== "string" || v.trim() === "") return v;
+      const text = v.trim();
+      if (PLAIN_NUMBER.test(text)) return Number(text);
+      const prometheus = parsePrometheusDuration(text);
+      if (typeof prometheus === "bigint") return Number(prometheus) / 1e6;
+      const go = goParseDurationSeconds(text);
+      if (go.error === undefined) return go.value * 1000;
+      ctx.addIssue({
+        code: "custom",
+        message: `expected a duration such as 15s, 5m or 1h30m, or milliseconds (${prometheus})`,
+      });
+      return z.NEVER;
+    }, schema)
+    .meta({ unit: "duration" });
+}
+
+/** Bytes (the `*_bytes` keys), also written with a unit as Loki's configuration does: `512MB`, `1GiB`, `10KiB`. */
+export function bytes(schema: z.ZodNumber = z.number()) {
+  return z
+    .preprocess((v, ctx) => {
+      if (typeof v !== "string" || v.trim() === "") return v;
+      const text = v.trim();
+      if (PLAIN_NUMBER.test(text)) return Number(text);
+      const size = goParseBytes(text);
+      if (size.error === undefined) return size.value;
+      ctx.addIssue({
+        code: "custom",
+        message: `expected a size such as 512MB, 1GiB or 10KiB, or bytes (${size.error})`,
+      });
+      return z.NEVER;
+    }, schema)
+    .meta({ unit: "size" });
 }
 
 /** A boolean, also written as "true" or "false". */
@@ -61,6 +106,7 @@ export function loadConfigWith<T>(schema: z.ZodType<T>, options: LoadOptions = {
   const env = options.env ?? process.env;
   const source = options.file ?? (options.overlay === undefined ? "defaults" : "remote configuration");
   let raw: unknown = {};
+  let parsed: ConfigSource | undefined;
   if (options.file !== undefined) {
     let text: string;
     try {
@@ -68,23 +114,29 @@ export function loadConfigWith<T>(schema: z.ZodType<T>, options: LoadOptions = {
     } catch (err) {
       throw new ConfigError(source, [`cannot read the file: ${(err as Error).message}`]);
     }
-    raw = parseConfigText(expandEnv(text, env, source), source);
+    parsed = parseConfigText(expandEnv(text, env, source), source);
+    raw = parsed.doc.toJS() ?? {};
   }
   const merged = applyEnvOverrides(options.overlay === undefined ? raw : mergeDocuments(raw, options.overlay), env);
   const result = schema.safeParse(merged);
   if (!result.success) {
     throw new ConfigError(
       source,
-      result.error.issues.map(
-        (issue) => `${describePath(issue.path)}: ${describeIssue(issue)}${envHint(issue.path, env)}`,
-      ),
+      result.error.issues.map((issue) => {
+        const hint = envHint(issue.path, env);
+        // Lines name where a value came from, which is the file only without a remote configuration over it.
+        const { line, suggestion } = locateProblem(schema, issue, options.overlay === undefined ? parsed : undefined);
+        const where = hint === "" && line !== undefined ? ` (${source}:${line})` : hint;
+        return `${describePath(issue.path)}: ${describeIssue(issue)}${suggestion}${where}`;
+      }),
     );
   }
   return result.data;
 }
 
-function parseConfigText(text: string, source: string): unknown {
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+function parseConfigText(text: string, source: string): ConfigSource {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true, lineCounter: lines });
   if (doc.errors.length > 0)
     throw new ConfigError(
       source,
@@ -93,7 +145,7 @@ function parseConfigText(text: string, source: string): unknown {
   const value: unknown = doc.toJS() ?? {};
   if (typeof value !== "object" || Array.isArray(value))
     throw new ConfigError(source, ["the top level must be a mapping"]);
-  return value;
+  return { doc, lines };
 }
 
 function expandEnv(text: string, env: NodeJS.ProcessEnv, source: string): string {
@@ -134,7 +186,8 @@ function applyEnvOverrides(raw: unknown, env: NodeJS.ProcessEnv): unknown {
   return root;
 }
 
-function describePath(path: PropertyKey[]): string {
+/** A dotted path as problems name keys: `query.notifier.receivers[0].url`. */
+export function describePath(path: PropertyKey[]): string {
   if (path.length === 0) return "(top level)";
   return path.map((key, i) => (typeof key === "number" ? `[${key}]` : `${i === 0 ? "" : "."}${String(key)}`)).join("");
 }

@@ -7,6 +7,10 @@ import type { z } from "zod";
  */
 export interface SchemaParts {
   number(schema?: z.ZodNumber): z.ZodType<number>;
+  /** Milliseconds, also written as a duration (`15s`, `1h30m`). */
+  duration(schema?: z.ZodNumber): z.ZodType<number>;
+  /** Bytes, also written as a size (`512MB`, `1GiB`). */
+  bytes(schema?: z.ZodNumber): z.ZodType<number>;
   boolean(): z.ZodType<boolean>;
   list<T extends z.ZodType>(item: T): z.ZodType<z.output<T>[]>;
   listenAddress: z.ZodType<string>;

@@ -19,23 +19,23 @@ export function fleetSchema(p: SchemaParts) {
           "the GitOps directory (a git checkout) of base.yaml, fragments and rollout.yaml, polled for changes; empty offers no configuration",
         ),
       poll_interval_ms: p
-        .number(z.number().int().min(100))
+        .duration(z.number().int().min(100))
         .default(10_000)
         .describe("how often source_dir is read and compared by content"),
       stale_after_ms: p
-        .number(z.number().int().min(1000))
+        .duration(z.number().int().min(1000))
         .default(120_000)
         .describe("an agent not heard from for this long is `stale` (four missed heartbeats at OpAMP's 30 s)"),
       forget_after_ms: p
-        .number(z.number().int().min(0))
+        .duration(z.number().int().min(0))
         .default(7 * 86_400_000)
         .describe("a stale agent is removed from the inventory after this long; 0 keeps it"),
       persist_interval_ms: p
-        .number(z.number().int().min(100))
+        .duration(z.number().int().min(100))
         .default(5000)
         .describe("changed inventory records are written to the store together at this interval"),
       last_seen_persist_ms: p
-        .number(z.number().int().min(1000))
+        .duration(z.number().int().min(1000))
         .default(60_000)
         .describe("a heartbeat that changes nothing else updates the stored last-seen time at most this often"),
       keys: z
@@ -47,11 +47,11 @@ export function fleetSchema(p: SchemaParts) {
         ),
       signing_key_id: z.string().default("").describe("the key of `keys` that signs; empty: the only one"),
       max_message_bytes: p
-        .number(z.number().int().min(1024))
+        .bytes(z.number().int().min(1024))
         .default(16 << 20)
         .describe("largest OpAMP message accepted or sent (WebSocket close 1009, HTTP 413 above it)"),
       rollout_tick_ms: p
-        .number(z.number().int().min(50))
+        .duration(z.number().int().min(50))
         .default(1000)
         .describe("how often rollouts are advanced and their health gates evaluated"),
     })

@@ -7,7 +7,7 @@ import { configSchema } from "../config.js";
 import { type Document as ConfigDocument, isMapping, mergeDocuments } from "../common/merge.js";
 import { COLLECTOR_AGENT_TYPE, remoteDocumentProblems } from "../common/remote-config.js";
 import type { GateThresholds, RevisionRecord, Selector, WaveSpec } from "../proto/fleet.js";
-import { locate } from "./yaml-locate.js";
+import { locate } from "../common/yaml-locate.js";
 
 // The GitOps source: a directory (a git checkout) of YAML files that says what every agent of the fleet runs.
 //

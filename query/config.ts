@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { boolean, list, number, TENANT_ID } from "../common/config.js";
+import { boolean, bytes, duration, list, number, TENANT_ID } from "../common/config.js";
 import { ACTION_NAME, type SharedSchemas, sharedSchemas, uniqueIds } from "../common/config-sections.js";
 
 // The query service's section of the configuration (`query:`, with the ruler, the notifier and remediation),
@@ -26,13 +26,13 @@ function notifierSchema(s: SharedSchemas) {
       .default([])
       .refine((labels) => !labels.includes("...") || labels.length === 1, '"..." (every label) stands alone')
       .describe('labels alerts are grouped by; [] puts all in one group, ["..."] makes one group per alert'),
-    group_wait_ms: number(z.number().int().min(0))
+    group_wait_ms: duration(z.number().int().min(0))
       .default(30_000)
       .describe("wait before the first notification of a new group"),
-    group_interval_ms: number(z.number().int().min(1))
+    group_interval_ms: duration(z.number().int().min(1))
       .default(300_000)
       .describe("wait before notifying a group about new or resolved alerts"),
-    repeat_interval_ms: number(z.number().int().min(1))
+    repeat_interval_ms: duration(z.number().int().min(1))
       .default(14_400_000)
       .describe("wait before repeating an unchanged notification"),
     send_resolved: boolean().default(true).describe("notify when alerts resolve"),
@@ -44,7 +44,7 @@ function notifierSchema(s: SharedSchemas) {
         "sign each request: X-Bifrost-Timestamp and X-Bifrost-Signature (HMAC-SHA256 over `<timestamp>.<body>`)",
       ),
     headers: z.record(z.string(), z.string()).default({}).describe("headers added to each request"),
-    timeout_ms: number(z.number().int().min(1)).default(10_000).describe("timeout of one request"),
+    timeout_ms: duration(z.number().int().min(1)).default(10_000).describe("timeout of one request"),
     max_alerts: number(z.number().int().min(0)).default(0).describe("0 sends every alert of a group"),
   });
 
@@ -63,23 +63,23 @@ function notifierSchema(s: SharedSchemas) {
       alertmanagers: list(z.url())
         .default([])
         .describe("Alertmanager base URLs; alerts are posted to <url>/api/v2/alerts"),
-      alertmanager_timeout_ms: number(z.number().int().min(1))
+      alertmanager_timeout_ms: duration(z.number().int().min(1))
         .default(10_000)
         .describe("timeout of one post to an Alertmanager"),
-      resend_delay_ms: number(z.number().int().min(1))
+      resend_delay_ms: duration(z.number().int().min(1))
         .default(60_000)
         .describe("how often a firing alert is re-posted to Alertmanager"),
-      resolve_timeout_ms: number(z.number().int().min(1))
+      resolve_timeout_ms: duration(z.number().int().min(1))
         .default(300_000)
         .describe("a firing alert not sent again within it is resolved"),
       external_url: z.string().default("").describe("externalURL of the webhook payload"),
       max_attempts: number(z.number().int().min(1).max(100))
         .default(5)
         .describe("attempts per notification; network errors, timeouts, 429 and 5xx are retried"),
-      backoff_ms: number(z.number().int().min(1))
+      backoff_ms: duration(z.number().int().min(1))
         .default(500)
         .describe("backoff after the first failed attempt, doubling per attempt, with jitter; Retry-After replaces it"),
-      max_backoff_ms: number(z.number().int().min(1)).default(30_000).describe("longest backoff"),
+      max_backoff_ms: duration(z.number().int().min(1)).default(30_000).describe("longest backoff"),
       state_file: z
         .string()
         .min(1)
@@ -120,10 +120,10 @@ export function querySection(s: SharedSchemas) {
           max_entries_limit_per_query: number(z.number().int().min(1))
             .default(5000)
             .describe("largest `limit` of a log query"),
-          query_timeout_ms: number(z.number().int().min(1))
+          query_timeout_ms: duration(z.number().int().min(1))
             .default(60_000)
             .describe("a query running longer answers 504"),
-          max_query_bytes: number(z.number().int().min(1))
+          max_query_bytes: bytes(z.number().int().min(1))
             .default(128 << 10)
             .describe("longest query text"),
           max_samples: number(z.number().int().min(1))
@@ -142,26 +142,28 @@ export function querySection(s: SharedSchemas) {
         .strictObject({
           rule_files: list(z.string().min(1))
             .default([])
-            .describe("rule files evaluated for every tenant of `tenants`"),
+            .describe(
+              "rule files evaluated for every tenant of `tenants`; an expression valid in both PromQL and LogQL is PromQL here, unless its group says `language: logql`",
+            ),
           rules_dir: z
             .string()
             .min(1)
             .optional()
             .describe(
-              "directory of rule files, polled for changes: `<dir>/<tenant>/*.yaml` per tenant, `<dir>/*.yaml` for `tenants`",
+              "directory of rule files, polled for changes: `<dir>/<tenant>/*.yaml` per tenant, `<dir>/*.yaml` for `tenants` (Loki's layout: an expression valid in both PromQL and LogQL is LogQL here, unless its group says `language: promql`)",
             ),
           tenants: list(z.string().regex(TENANT_ID))
             .default([])
             .describe(
               "tenants of `rule_files` and of the files directly in `rules_dir`; empty means `query.default_tenant`",
             ),
-          evaluation_interval_ms: number(z.number().int().min(1000))
+          evaluation_interval_ms: duration(z.number().int().min(1000))
             .default(60_000)
             .describe("interval of groups that set none"),
-          poll_interval_ms: number(z.number().int().min(0))
+          poll_interval_ms: duration(z.number().int().min(0))
             .default(10_000)
             .describe("how often `rules_dir` and `rule_files` are checked for changes; 0 disables"),
-          outage_tolerance_ms: number(z.number().int().min(0))
+          outage_tolerance_ms: duration(z.number().int().min(0))
             .default(3_600_000)
             .describe("alert state older than this is not restored at start"),
           external_url: z
@@ -186,13 +188,13 @@ export function querySection(s: SharedSchemas) {
             .default([])
             .refine(uniqueIds, "key ids must be unique")
             .describe("keys whose heartbeat signatures are accepted: Ed25519 public keys or HMAC secrets"),
-          heartbeat_ttl_ms: number(z.number().int().min(1))
+          heartbeat_ttl_ms: duration(z.number().int().min(1))
             .default(60_000)
             .describe("a node's heartbeat URL is used this long, then `collectors` again"),
-          max_skew_ms: number(z.number().int().min(1))
+          max_skew_ms: duration(z.number().int().min(1))
             .default(60_000)
             .describe("how old or new a heartbeat's timestamp may be"),
-          request_timeout_ms: number(z.number().int().min(1))
+          request_timeout_ms: duration(z.number().int().min(1))
             .default(120_000)
             .describe("per attempt; longer than the slowest action, as the collector answers when it ends"),
           max_attempts: number(z.number().int().min(1).max(10))

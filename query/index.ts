@@ -12,6 +12,7 @@ import { prometheusRoutes } from "./promql/api.js";
 import { rulerRoutes } from "./ruler/api.js";
 import { rulerFromConfig } from "./ruler/config.js";
 import { graphRoute } from "./ruler/graph.js";
+import { reportRuleLoading } from "./ruler/metrics.js";
 
 /** The central query service: the Loki- and Prometheus-compatible APIs, the ruler, `/ready` and `/metrics`. */
 export async function startQuery(runtime: Runtime): Promise<Running> {
@@ -51,6 +52,7 @@ export async function startQuery(runtime: Runtime): Promise<Running> {
       status: { config: runtime.config, startedAtMs },
     });
     rulerRoutes(http.app, ruler);
+    reportRuleLoading(ruler, runtime.registry, http);
     graphRoute(http.app);
     fleetPageRoutes(http.app, { store, staleAfterMs: runtime.config.fleet.stale_after_ms });
   });

@@ -187,12 +187,14 @@ describe("rule files", () => {
   it("decides the language by parsing, and a group may force it", () => {
     assert.equal(compileExpr('sum(rate({app="api"} |= "error" [5m])) by (job) > 1').language, "logql");
     assert.equal(compileExpr("sum(rate(http_requests_total[5m])) by (job) > 1").language, "promql");
-    assert.equal(compileExpr('count_over_time({app="api"}[5m])').language, "logql");
-    assert.equal(compileExpr('count_over_time({app="api"}[5m])', "promql").language, "promql");
+    // Valid in both: the fallback (the group's or the file's language) decides, PromQL without one.
+    assert.equal(compileExpr('count_over_time({app="api"}[5m])').language, "promql");
+    assert.equal(compileExpr('count_over_time({app="api"}[5m])', undefined, "logql").language, "logql");
+    assert.equal(compileExpr('count_over_time({app="api"}[5m])', "promql", "logql").language, "promql");
     const problems = problemsOf(
       "groups:\n  - name: g\n    language: logql\n    rules:\n      - alert: A\n        expr: up > 1\n",
     );
-    assert.match(problems[0]!, /^r\.yaml:6:15: A: could not parse expression/);
+    assert.match(problems[0]!, /^r\.yaml:6:15: group "g", rule 1: A: could not parse expression/);
   });
 });
 
@@ -524,7 +526,7 @@ describe("ruler on the embedded store", () => {
     );
     const problems = ruler.reload();
     assert.equal(problems.length, 1);
-    assert.match(problems[0]!, /t9\/one\.yml:5:15: x: could not parse expression/);
+    assert.match(problems[0]!, /t9\/one\.yml:5:15: group "g", rule 1: x: could not parse expression/);
     assert.deepEqual(names("t9"), ["two:up"]);
     rmSync(join(rulesDir, "t9"), { recursive: true });
     ruler.reload();

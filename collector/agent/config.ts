@@ -20,11 +20,11 @@ export function collectorFleetSchema(p: SchemaParts) {
       auth_token: z.string().default("").describe("bearer token, for a fleet server with auth enabled"),
       tls: p.clientTls.prefault({}),
       heartbeat_interval_ms: p
-        .number(z.number().int().min(100))
+        .duration(z.number().int().min(100))
         .default(30_000)
         .describe("heartbeat (WebSocket) or polling (HTTP) interval; OpAMP's default is 30 s"),
       health_interval_ms: p
-        .number(z.number().int().min(100))
+        .duration(z.number().int().min(100))
         .default(30_000)
         .describe(
           "component health (buffer fill, shipper lag, rejected and dropped counts) is reported at most this often",
@@ -38,7 +38,7 @@ export function collectorFleetSchema(p: SchemaParts) {
         .default("")
         .describe("instance uid, last good and pending remote configuration; empty: fleet/ in collector.wal.dir"),
       confirm_ms: p
-        .number(z.number().int().min(0))
+        .duration(z.number().int().min(0))
         .default(60_000)
         .describe("a remote configuration becomes the last good one after running this long"),
       max_starts: p
@@ -46,7 +46,7 @@ export function collectorFleetSchema(p: SchemaParts) {
         .default(3)
         .describe("process starts with an unconfirmed remote configuration before it counts as a crash loop"),
       max_skew_ms: p
-        .number(z.number().int().min(1))
+        .duration(z.number().int().min(1))
         .default(300_000)
         .describe("how far in the future a configuration's signature time may lie"),
       allow_remote_actions: p
@@ -58,11 +58,11 @@ export function collectorFleetSchema(p: SchemaParts) {
         .default(["/var/log"])
         .describe("directories under which a remote configuration may tail files (collector.files paths)"),
       max_message_bytes: p
-        .number(z.number().int().min(1024))
+        .bytes(z.number().int().min(1024))
         .default(16 << 20)
         .describe("largest OpAMP message accepted from the server"),
       reconnect_max_ms: p
-        .number(z.number().int().min(100))
+        .duration(z.number().int().min(100))
         .default(60_000)
         .describe("longest wait between connection attempts (exponential backoff with jitter)"),
     })

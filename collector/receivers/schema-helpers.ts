@@ -1,5 +1,5 @@
 import type { z } from "zod";
-import type { boolean, list, number } from "../../common/config.js";
+import type { boolean, bytes, duration, list, number } from "../../common/config.js";
 
 /** A TLS listener's settings, as collector.tls has them. */
 export interface ListenerTls {
@@ -17,6 +17,8 @@ export interface ListenerTls {
 export interface SchemaHelpers {
   list: typeof list;
   number: typeof number;
+  duration: typeof duration;
+  bytes: typeof bytes;
   boolean: typeof boolean;
   labelName: z.ZodString;
   listenAddress: z.ZodString;

@@ -27,6 +27,8 @@ interface JsonSchema {
   minLength?: number;
   minItems?: number;
   examples?: unknown[];
+  /** common/config.ts's duration() and bytes(): milliseconds or bytes, also written with a unit. */
+  unit?: "duration" | "size";
 }
 
 /** One documented key. */
@@ -165,6 +167,8 @@ function describeType(schema: JsonSchema): string {
           : "string";
     case "integer":
     case "number":
+      if (schema.unit === "duration") return `duration, or ${schema.type} ms${describeRange(schema)}`;
+      if (schema.unit === "size") return `size, or ${schema.type} bytes${describeRange(schema)}`;
       return `${schema.type}${describeRange(schema)}`;
     case "boolean":
       return "boolean";
@@ -242,6 +246,11 @@ export function renderConfigReference(): string {
     "  Keys inside a list of objects (marked `[]`) can only be set in the file.",
     "  A map key (marked `<name>`) is lower-cased when it comes from the environment.",
     "- **Inside the file**, `${VAR}` and `${VAR:-default}` expand from the environment, for secrets.",
+    "- **Durations** (type *duration*, the `*_ms` keys) are written as in Prometheus and Loki: `15s`, `5m`, `1h30m`,",
+    "  `1d`, `250ms`, `1.5h`; a plain number is milliseconds. **Sizes** (type *size*, the `*_bytes` keys): `512MB`,",
+    "  `1GiB`, `10KiB`, `64k`; a plain number is bytes. Both in the file and in `BIFROST_` variables.",
+    "- **Problems** name the key and, for a value from the file, its line and column (`collector.batch.max_age_ms: ...",
+    "  (bifrost.yaml:12:17)`); an unknown key gets the nearest known one (did you mean `collector.batch.max_age_ms`?).",
     "",
     "Sections: " + sections.map((s) => `[${s.name}](#${s.name})`).join(", ") + ".",
   ];

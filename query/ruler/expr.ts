@@ -54,22 +54,35 @@ function readsLogs(expr: LogqlExpr): boolean {
   }
 }
 
-/**
- * Parses `text` in `language`, or when none is given decides by parsing: LogQL when it parses as LogQL and reads
- * log streams, PromQL otherwise. Throws the language's parse error.
- */
-export function compileExpr(text: string, language?: Language): RuleExpr {
-  if (language === "logql") return logqlExpr(text, parseLogQL(text));
-  if (language === undefined) {
-    let logql: LogqlExpr | undefined;
-    try {
-      logql = parseLogQL(text);
-    } catch {
-      logql = undefined;
-    }
-    if (logql !== undefined && readsLogs(logql)) return logqlExpr(text, logql);
+/** The languages `text` parses in as a rule expression: LogQL only when it reads log streams. */
+export function languagesOf(text: string): Language[] {
+  const languages: Language[] = [];
+  try {
+    parsePromql(text);
+    languages.push("promql");
+  } catch {
+    // not PromQL
   }
-  return promqlExpr(text, parsePromql(text));
+  try {
+    if (readsLogs(parseLogQL(text))) languages.push("logql");
+  } catch {
+    // not LogQL
+  }
+  return languages;
+}
+
+/**
+ * Parses `text` in `language`; without one, in the only language it parses in, and in `fallback` when it parses
+ * in both (a PromQL `rate({job="x"}[5m])` over a selector without metric name is also LogQL) or in neither.
+ * Throws the language's parse error.
+ */
+export function compileExpr(text: string, language?: Language, fallback: Language = "promql"): RuleExpr {
+  let chosen = language;
+  if (chosen === undefined) {
+    const languages = languagesOf(text);
+    chosen = languages.length === 1 ? languages[0]! : fallback;
+  }
+  return chosen === "logql" ? logqlExpr(text, parseLogQL(text)) : promqlExpr(text, parsePromql(text));
 }
 
 function vectorOf(value: Value): RuleSample[] {

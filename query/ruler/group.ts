@@ -62,6 +62,15 @@ export class GroupRunner {
     }
   }
 
+  /** Marks every rule unhealthy with `message`: its group could not be evaluated, or its results not written. */
+  fail(message: string, timeMs?: number): void {
+    for (const health of this.health.values()) {
+      health.health = "err";
+      health.lastError = message;
+      if (timeMs !== undefined) health.lastEvaluationMs = timeMs;
+    }
+  }
+
   alertNames(): string[] {
     return [...this.states.keys()].map((rule) => rule.name);
   }

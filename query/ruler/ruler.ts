@@ -5,6 +5,7 @@ import { TENANT_ID } from "../../common/config.js";
 import type { Logger } from "../../common/log.js";
 import type { Labels } from "../../proto/labels.js";
 import type { SampleBatch, Store } from "../../storage/store.js";
+import type { Language } from "./expr.js";
 import { GroupRunner } from "./group.js";
 import type { AlertNotice, AlertSink } from "./notice.js";
 import { parseRuleFile, RuleFileError, type RuleGroup } from "./rules.js";
@@ -35,9 +36,11 @@ export interface RulerOptions {
   now?: () => number;
 }
 
-interface RuleSource {
+export interface RuleSource {
   path: string;
   tenants: string[];
+  /** The language of expressions that parse as both PromQL and LogQL (parseRuleFile's defaultLanguage). */
+  language: Language;
 }
 
 interface LoadedFile {
@@ -53,6 +56,7 @@ export class Ruler {
   private runners = new Map<string, GroupRunner>();
   private readonly files = new Map<string, LoadedFile>();
   private problems: string[] = [];
+  private failed = new Set<string>();
   private evalTimer: NodeJS.Timeout | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
@@ -73,46 +77,22 @@ export class Ruler {
     return this.problems;
   }
 
+  /** How many rule files the last load could not read or refused; those that loaded before keep their rules. */
+  get failedFiles(): number {
+    return this.failed.size;
+  }
+
   /** The groups of a tenant, in file then group order. */
   groups(tenant: string): GroupRunner[] {
     return [...this.runners.values()].filter((runner) => runner.tenant === tenant);
   }
 
-  private sources(): RuleSource[] {
-    const { ruleFiles, rulesDir, tenants } = this.options;
-    const sources = ruleFiles.map((path) => ({ path, tenants }));
-    if (rulesDir === undefined) return sources;
-    let entries: string[];
-    try {
-      entries = readdirSync(rulesDir).sort();
-    } catch (err) {
-      this.problems.push(`${rulesDir}: ${(err as Error).message}`);
-      return sources;
-    }
-    for (const entry of entries) {
-      if (entry.startsWith(".")) continue;
-      const path = join(rulesDir, entry);
-      const stat = statSync(path, { throwIfNoEntry: false });
-      if (stat?.isFile() && RULE_FILE.test(entry)) sources.push({ path, tenants });
-      else if (stat?.isDirectory() && TENANT_ID.test(entry)) {
-        for (const file of readdirSync(path).sort()) {
-          if (
-            !file.startsWith(".") &&
-            RULE_FILE.test(file) &&
-            statSync(join(path, file), { throwIfNoEntry: false })?.isFile()
-          ) {
-            sources.push({ path: join(path, file), tenants: [entry] });
-          }
-        }
-      }
-    }
-    return sources;
-  }
-
   /** Reads the rule files again; groups whose file changed are replaced, keeping their alerts. Returns the problems. */
   reload(): string[] {
     this.problems = [];
-    const sources = this.sources();
+    this.failed = new Set();
+    const sources = ruleSources(this.options, this.problems);
+    if (this.problems.length > 0 && this.options.rulesDir !== undefined) this.failed.add(this.options.rulesDir);
     const runners = new Map<string, GroupRunner>();
     const seenFiles = new Set<string>();
     for (const source of sources) {
@@ -122,17 +102,22 @@ export class Ruler {
         text = readFileSync(source.path, "utf8");
       } catch (err) {
         this.problems.push(`${source.path}: ${(err as Error).message}`);
+        this.failed.add(source.path);
         continue;
       }
       const hash = createHash("sha256").update(text).digest("hex");
       let loaded = this.files.get(source.path);
       if (loaded?.hash !== hash) {
         try {
-          loaded = { hash, groups: parseRuleFile(source.path, text, this.options.defaultIntervalMs) };
+          loaded = {
+            hash,
+            groups: parseRuleFile(source.path, text, this.options.defaultIntervalMs, source.language),
+          };
           this.files.set(source.path, loaded);
         } catch (err) {
           if (!(err instanceof RuleFileError)) throw err;
           this.problems.push(...err.problems);
+          this.failed.add(source.path);
         }
       }
       for (const group of loaded?.groups ?? []) {
@@ -175,6 +160,9 @@ export class Ruler {
         await this.options.store.appendSamples(batches);
       } catch (err) {
         this.options.log.warn({ err }, "rule results could not be written");
+        // As Prometheus does when appending a rule's samples fails: the rules whose results were lost are unhealthy.
+        for (const { runner, batch } of results)
+          if (batch.series.length > 0) runner.fail(`rule results could not be written: ${(err as Error).message}`);
       }
     }
     for (const { notices } of results) {
@@ -194,7 +182,7 @@ export class Ruler {
     runner: GroupRunner,
     now: number,
     view: TickStore,
-  ): Promise<{ batch: SampleBatch; notices: AlertNotice[] } | undefined> {
+  ): Promise<{ runner: GroupRunner; batch: SampleBatch; notices: AlertNotice[] } | undefined> {
     const { store, maxSeries, log } = this.options;
     const timeMs = Math.max(runner.nextEvalMs, alignDown(now, runner.group.intervalMs));
     runner.nextEvalMs = timeMs + runner.group.intervalMs;
@@ -217,11 +205,13 @@ export class Ruler {
         (recorded) => view.addRecorded(runner.tenant, recorded),
       );
       return {
+        runner,
         batch: { id: `ruler/${runner.tenant}/${runner.key}:${timeMs}`, tenant: runner.tenant, series },
         notices,
       };
     } catch (err) {
       log.warn({ err, group: runner.group.name, tenant: runner.tenant }, "rule group evaluation failed");
+      runner.fail((err as Error).message, timeMs);
       return undefined;
     }
   }
@@ -253,6 +243,45 @@ export class Ruler {
     clearInterval(this.pollTimer);
     await this.running;
   }
+}
+
+/**
+ * Where rule files come from: `rule_files` (Prometheus's key, so an expression valid in both languages is PromQL)
+ * and `rules_dir` (Loki's layout of its ruler storage, so such an expression is LogQL). A directory that cannot be
+ * read adds to `problems`.
+ */
+export function ruleSources(
+  options: Pick<RulerOptions, "ruleFiles" | "rulesDir" | "tenants">,
+  problems: string[],
+): RuleSource[] {
+  const { ruleFiles, rulesDir, tenants } = options;
+  const sources: RuleSource[] = ruleFiles.map((path) => ({ path, tenants, language: "promql" }));
+  if (rulesDir === undefined) return sources;
+  let entries: string[];
+  try {
+    entries = readdirSync(rulesDir).sort();
+  } catch (err) {
+    problems.push(`${rulesDir}: ${(err as Error).message}`);
+    return sources;
+  }
+  for (const entry of entries) {
+    if (entry.startsWith(".")) continue;
+    const path = join(rulesDir, entry);
+    const stat = statSync(path, { throwIfNoEntry: false });
+    if (stat?.isFile() && RULE_FILE.test(entry)) sources.push({ path, tenants, language: "logql" });
+    else if (stat?.isDirectory() && TENANT_ID.test(entry)) {
+      for (const file of readdirSync(path).sort()) {
+        if (
+          !file.startsWith(".") &&
+          RULE_FILE.test(file) &&
+          statSync(join(path, file), { throwIfNoEntry: false })?.isFile()
+        ) {
+          sources.push({ path: join(path, file), tenants: [entry], language: "logql" });
+        }
+      }
+    }
+  }
+  return sources;
 }
 
 function alignDown(timeMs: number, intervalMs: number): number {

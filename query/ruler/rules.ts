@@ -1,7 +1,7 @@
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, type YAMLMap } from "yaml";
 import { parsePrometheusDuration } from "../../common/go/parse.js";
 import type { Labels } from "../../proto/labels.js";
-import { compileExpr, type Language, type RuleExpr } from "./expr.js";
+import { compileExpr, type Language, languagesOf, type RuleExpr } from "./expr.js";
 import { AlertTemplate } from "./templates.js";
 
 // Rule files in the Prometheus/Loki ruler format (prometheus/model/rulefmt), read with every problem reported as
@@ -87,8 +87,16 @@ const RULE_KEYS: Record<Rule["type"], Set<string>> = {
 };
 const SEASONALITY_MS: Record<string, number> = { none: 0, "1d": 86_400_000, "1w": 7 * 86_400_000 };
 
-/** Parses one rule file; `defaultIntervalMs` is the interval of groups that give none. Throws RuleFileError. */
-export function parseRuleFile(file: string, text: string, defaultIntervalMs: number): RuleGroup[] {
+/**
+ * Parses one rule file; `defaultIntervalMs` is the interval of groups that give none, and `defaultLanguage` the
+ * language of groups that neither say nor show theirs (see groupLanguage). Throws RuleFileError.
+ */
+export function parseRuleFile(
+  file: string,
+  text: string,
+  defaultIntervalMs: number,
+  defaultLanguage: Language = "promql",
+): RuleGroup[] {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
   const problems: string[] = [];
@@ -116,7 +124,7 @@ export function parseRuleFile(file: string, text: string, defaultIntervalMs: num
       at(groupNode as Node, "a group must be a mapping");
       continue;
     }
-    const group = parseGroup(groupNode, defaultIntervalMs, file, at);
+    const group = parseGroup(groupNode, defaultIntervalMs, defaultLanguage, file, at);
     if (group === undefined) continue;
     if (seen.has(group.name)) at(groupNode.get("name", true) as Node, `${group.name}: repeated in the same file`);
     seen.add(group.name);
@@ -172,7 +180,13 @@ function stringMap(map: YAMLMap, key: string, at: At, checkName: (name: string) 
   return out;
 }
 
-function parseGroup(map: YAMLMap, defaultIntervalMs: number, file: string, at: At): RuleGroup | undefined {
+function parseGroup(
+  map: YAMLMap,
+  defaultIntervalMs: number,
+  defaultLanguage: Language,
+  file: string,
+  at: At,
+): RuleGroup | undefined {
   checkKeys(map, GROUP_KEYS, "rulefmt.RuleGroup", at);
   const name = scalarText(map.get("name", true));
   if (name === undefined || name === "") {
@@ -194,16 +208,35 @@ function parseGroup(map: YAMLMap, defaultIntervalMs: number, file: string, at: A
   const groupLabels = stringMap(map, "labels", at, labelNameProblem);
   const rulesNode = map.get("rules", true) as Node | undefined;
   if (rulesNode !== undefined && !isSeq(rulesNode)) at(rulesNode, `${name}: rules must be a list`);
+  const ruleNodes = isSeq(rulesNode) ? rulesNode.items : [];
+  const fallback = groupLanguage(ruleNodes, defaultLanguage);
   const rules: Rule[] = [];
-  for (const ruleNode of isSeq(rulesNode) ? rulesNode.items : []) {
+  for (const [index, ruleNode] of ruleNodes.entries()) {
     if (!isMap(ruleNode)) {
       at(ruleNode as Node, "a rule must be a mapping");
       continue;
     }
-    const rule = parseRule(ruleNode, groupLabels, language, at);
+    // promtool's way of naming a rule: its group and its position there.
+    const ruleAt: At = (node, message) => at(node, `group ${JSON.stringify(name)}, rule ${index + 1}: ${message}`);
+    const rule = parseRule(ruleNode, groupLabels, language, fallback, ruleAt);
     if (rule !== undefined) rules.push(rule);
   }
   return { file, name, intervalMs, limit, rules };
+}
+
+/**
+ * The language of a group's expressions that parse as both PromQL and LogQL: the one language of its expressions
+ * that parse in only one (a Loki or Prometheus group is in one language), else `defaultLanguage`, that of where
+ * the file comes from.
+ */
+function groupLanguage(ruleNodes: unknown[], defaultLanguage: Language): Language {
+  const shown = new Set<Language>();
+  for (const ruleNode of ruleNodes) {
+    if (!isMap(ruleNode)) continue;
+    const languages = languagesOf(scalarText(ruleNode.get("expr", true)) ?? "");
+    if (languages.length === 1) shown.add(languages[0]!);
+  }
+  return shown.size === 1 ? [...shown][0]! : defaultLanguage;
 }
 
 function labelNameProblem(name: string): string | undefined {
@@ -212,7 +245,13 @@ function labelNameProblem(name: string): string | undefined {
   return undefined;
 }
 
-function parseRule(map: YAMLMap, groupLabels: Labels, language: Language | undefined, at: At): Rule | undefined {
+function parseRule(
+  map: YAMLMap,
+  groupLabels: Labels,
+  language: Language | undefined,
+  fallback: Language,
+  at: At,
+): Rule | undefined {
   const kinds = (["alert", "record", "anomaly"] as const).filter((key) => map.has(key));
   if (kinds.length !== 1) {
     at(
@@ -236,7 +275,7 @@ function parseRule(map: YAMLMap, groupLabels: Labels, language: Language | undef
   if (exprText.trim() === "") at(exprNode ?? map, "field 'expr' must be set in rule");
   else {
     try {
-      expr = compileExpr(exprText, language);
+      expr = compileExpr(exprText, language, fallback);
     } catch (err) {
       at(exprNode, `${name}: could not parse expression: ${(err as Error).message}`);
     }

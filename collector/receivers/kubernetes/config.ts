@@ -38,7 +38,7 @@ export function kubernetesSchema(h: SchemaHelpers) {
         .default(100)
         .describe("a line split by the runtime into more pieces than this is delivered in parts"),
       partial_timeout_ms: h
-        .number(z.number().int().min(1))
+        .duration(z.number().int().min(1))
         .default(5000)
         .describe("pieces of a line whose end does not come within this are delivered as they are"),
       positions_file: z
@@ -63,9 +63,9 @@ export function kubernetesSchema(h: SchemaHelpers) {
             .string()
             .default("/var/run/secrets/kubernetes.io/serviceaccount/ca.crt")
             .describe("CA of the API server"),
-          timeout_ms: h.number(z.number().int().min(1)).default(5000).describe("per request"),
+          timeout_ms: h.duration(z.number().int().min(1)).default(5000).describe("per request"),
           refresh_ms: h
-            .number(z.number().int().min(1000))
+            .duration(z.number().int().min(1000))
             .default(300_000)
             .describe("a pod's labels are asked for again after this"),
         })

@@ -34,7 +34,7 @@ export function syslogSchema(h: SchemaHelpers) {
       labels: z.record(h.labelName, z.string()).default({}).describe("stream labels added to every message"),
       tenant: z.string().min(1).optional().describe("tenant of the messages; none means collector.default_tenant"),
       max_message_bytes: h
-        .number(
+        .bytes(
           z
             .number()
             .int()
@@ -48,11 +48,11 @@ export function syslogSchema(h: SchemaHelpers) {
         .default(256)
         .describe("tcp: connections at once; more are refused and counted"),
       idle_timeout_ms: h
-        .number(z.number().int().min(0))
+        .duration(z.number().int().min(0))
         .default(0)
         .describe("tcp: close a connection silent this long; 0 never does"),
       receive_buffer_bytes: h
-        .number(z.number().int().min(0))
+        .bytes(z.number().int().min(0))
         .default(0)
         .describe("udp: the socket's receive buffer (SO_RCVBUF); 0 keeps the system's default"),
     })
