@@ -4,6 +4,8 @@ import type { Labels } from "../../proto/labels.js";
 import { CodecError, decodeBatch, encodeBatch } from "../../proto/codec.js";
 import { persistedLabelsText } from "../../proto/labels.js";
 import type { BatchRecord } from "../../common/transport.js";
+import { arrivalNowNs } from "../../common/arrival-clock.js";
+import { dropDuplicateEntries, type SeenLines } from "../../common/log-dedup.js";
 import type { Wal } from "./wal.js";
 
 export interface NodeIdentity {
@@ -34,6 +36,8 @@ interface Pending {
   streams: LogStream[];
   series: Series[];
   metadata: Map<string, MetricMetadata>;
+  /** The lines of each stream (by its labels' text) in this batch, to drop exact duplicates as Loki does. */
+  seen: Map<string, SeenLines>;
   entries: number;
   bytes: number;
   waiters: { resolve: () => void; reject: (err: unknown) => void }[];
@@ -59,7 +63,16 @@ export class Batcher {
   add(tenant: string, data: { streams?: LogStream[]; series?: Series[]; metadata?: MetricMetadata[] }): Promise<void> {
     let pending = this.pending.get(tenant);
     if (!pending) {
-      pending = { streams: [], series: [], metadata: new Map(), entries: 0, bytes: 0, waiters: [], since: Date.now() };
+      pending = {
+        streams: [],
+        series: [],
+        metadata: new Map(),
+        seen: new Map(),
+        entries: 0,
+        bytes: 0,
+        waiters: [],
+        since: Date.now(),
+      };
       this.pending.set(tenant, pending);
     }
     for (const metadata of data.metadata ?? []) {
@@ -70,9 +83,15 @@ export class Batcher {
     }
     for (const received of data.streams ?? []) {
       const stream = this.options.ingestDefaults?.apply(received) ?? received;
-      pending.streams.push({ labels: this.identify(stream.labels), entries: stream.entries });
-      pending.entries += stream.entries.length;
-      for (const entry of stream.entries) pending.bytes += entry.line.length;
+      const labels = this.identify(stream.labels);
+      const key = persistedLabelsText(labels);
+      let seen = pending.seen.get(key);
+      if (seen === undefined) pending.seen.set(key, (seen = new Map()));
+      const entries = dropDuplicateEntries(stream.entries, seen);
+      if (entries.length === 0) continue;
+      pending.streams.push({ labels, entries });
+      pending.entries += entries.length;
+      for (const entry of entries) pending.bytes += entry.line.length;
     }
     for (const series of data.series ?? []) {
       pending.series.push({ ...series, labels: this.identify(series.labels) });
@@ -150,7 +169,7 @@ export class Batcher {
           region: node.region,
           sequence: seq,
           incarnation: wal.incarnation,
-          createdUnixNano: BigInt(Date.now()) * 1_000_000n,
+          createdUnixNano: arrivalNowNs(),
           streams: pending.streams,
           series,
           ...(pending.metadata.size > 0 ? { metadata: [...pending.metadata.values()] } : {}),

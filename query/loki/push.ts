@@ -3,6 +3,9 @@ import type { PushLimits } from "../../common/config-sections.js";
 import { IngestDefaults } from "../../common/ingest-defaults.js";
 import type { PushSink } from "../../common/loki-push.js";
 import type { Store } from "../../storage/store.js";
+import { arrivalNowNs } from "../../common/arrival-clock.js";
+import { dropDuplicateEntries, type SeenLines } from "../../common/log-dedup.js";
+import { persistedLabelsText } from "../../proto/labels.js";
 
 /**
  * The query service's central push: each push straight into the store as one batch of its own (a fresh id, so it
@@ -13,8 +16,15 @@ export function storePushSink(store: Store, limits: PushLimits): PushSink {
   const ingestDefaults = new IngestDefaults(limits, limits);
   return {
     add: async (tenant, data) => {
-      const streams = data.streams.map((stream) => ingestDefaults.apply(stream));
-      await store.appendLogs([{ id: `${tenant}/push:${randomUUID()}`, tenant, streams }]);
+      const seen = new Map<string, SeenLines>();
+      const streams = data.streams.map((received) => {
+        const stream = ingestDefaults.apply(received);
+        const key = persistedLabelsText(stream.labels);
+        if (!seen.has(key)) seen.set(key, new Map());
+        return { labels: stream.labels, entries: dropDuplicateEntries(stream.entries, seen.get(key)!) };
+      });
+      const createdUnixNano = arrivalNowNs();
+      await store.appendLogs([{ id: `${tenant}/push:${randomUUID()}`, tenant, streams, createdUnixNano }]);
     },
   };
 }
