@@ -5,7 +5,7 @@ import { CodecError, decodeBatch, encodeBatch } from "../../proto/codec.js";
 import { persistedLabelsText } from "../../proto/labels.js";
 import type { BatchRecord } from "../../common/transport.js";
 import { arrivalNowNs } from "../../common/arrival-clock.js";
-import { dropDuplicateEntries, type SeenLines } from "../../common/log-dedup.js";
+import { dropDuplicateEntries, RecentEntries, type SeenLines } from "../../common/log-dedup.js";
 import type { Wal } from "./wal.js";
 
 export interface NodeIdentity {
@@ -36,8 +36,10 @@ interface Pending {
   streams: LogStream[];
   series: Series[];
   metadata: Map<string, MetricMetadata>;
-  /** The lines of each stream (by its labels' text) in this batch, to drop exact duplicates as Loki does. */
+  /** The lines of each stream (by tenant and labels' text) in this batch, to drop exact duplicates as Loki does. */
   seen: Map<string, SeenLines>;
+  /** Each of `streams`' key in `seen`. */
+  streamKeys: string[];
   entries: number;
   bytes: number;
   waiters: { resolve: () => void; reject: (err: unknown) => void }[];
@@ -54,6 +56,8 @@ interface Pending {
 export class Batcher {
   private readonly pending = new Map<string, Pending>();
   private readonly lastPoints = new Map<string, Point>();
+  /** Entries written lately, to drop a push sent again (as Loki's ingester does); see common/log-dedup.ts. */
+  private readonly recentEntries = new RecentEntries();
   /** Metadata as last written per tenant and family, and when: unchanged metadata is not sent with every batch. */
   private readonly sentMetadata = new Map<string, { text: string; atMs: number }>();
   private timer: NodeJS.Timeout | undefined;
@@ -68,6 +72,7 @@ export class Batcher {
         series: [],
         metadata: new Map(),
         seen: new Map(),
+        streamKeys: [],
         entries: 0,
         bytes: 0,
         waiters: [],
@@ -84,12 +89,13 @@ export class Batcher {
     for (const received of data.streams ?? []) {
       const stream = this.options.ingestDefaults?.apply(received) ?? received;
       const labels = this.identify(stream.labels);
-      const key = persistedLabelsText(labels);
+      const key = `${tenant}\u0000${persistedLabelsText(labels)}`;
       let seen = pending.seen.get(key);
       if (seen === undefined) pending.seen.set(key, (seen = new Map()));
-      const entries = dropDuplicateEntries(stream.entries, seen);
+      const entries = dropDuplicateEntries(stream.entries, seen, (entry) => this.recentEntries.has(key, entry));
       if (entries.length === 0) continue;
       pending.streams.push({ labels, entries });
+      pending.streamKeys.push(key);
       pending.entries += entries.length;
       for (const entry of entries) pending.bytes += entry.line.length;
     }
@@ -176,6 +182,7 @@ export class Batcher {
         }),
       );
       for (const [key, point] of newestPoints) this.remember(key, point);
+      pending.streams.forEach((stream, i) => this.recentEntries.remember(pending.streamKeys[i]!, stream.entries));
       for (const metadata of pending.metadata.values()) {
         const key = `${tenant}\u0000${metadata.name}`;
         this.sentMetadata.delete(key);
