@@ -156,6 +156,11 @@ export class Batcher {
     const pending = this.pending.get(tenant);
     if (!pending) return;
     this.pending.delete(tenant);
+    // Nothing left once duplicates were dropped (a push sent again): acknowledged without an empty batch.
+    if (pending.streams.length === 0 && pending.series.length === 0 && pending.metadata.size === 0) {
+      for (const waiter of pending.waiters) waiter.resolve();
+      return;
+    }
     const { node, wal } = this.options;
     // Remembered only once the batch is written: a rejected batch is sent again and must start from the same point.
     const newestPoints: [string, Point][] = [];
