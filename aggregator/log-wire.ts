@@ -308,7 +308,7 @@ function encode(message: Buffer, limits: BatchLimits): WireLogs {
     r.pos = streamEnds[i]!;
     streams.push(readStream(r, streamEnds[i + 1]!, table, limits));
   }
-  return { batch, logs: writeRows(message, batchId(batch), batch.tenant, streams, table) };
+  return { batch, logs: writeRows(message, batchId(batch), batch.tenant, batch.createdUnixNano, streams, table) };
 }
 
 /** encodeLogBatch's rows, parts and spans, in its order, from the entries as read. */
@@ -316,6 +316,7 @@ function writeRows(
   message: Buffer,
   id: string,
   tenant: string,
+  arrival: bigint,
   streams: WireStream[],
   table: EntryTable,
 ): EncodedLogBatch {
@@ -354,6 +355,8 @@ function writeRows(
           writer.utf8Copy(message, meta[m + 2]!, meta[m + 3]!);
         }
         writer.raw(idBytes);
+        writer.int64(arrival);
+        writer.uint32(e);
         if (minEntry < 0 || earlier(table, e, minEntry)) minEntry = e;
         if (maxEntry < 0 || earlier(table, maxEntry, e)) maxEntry = e;
         partRows++;

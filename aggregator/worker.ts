@@ -71,7 +71,12 @@ export default function decode(task: DecodeTask): DecodeResult {
       logs = { encoded: direct.logs };
       logRows = direct.logs.rows;
     } else if (batch.streams.length > 0) {
-      const logBatch: LogBatch = { id, tenant: batch.tenant, streams: batch.streams };
+      const logBatch: LogBatch = {
+        id,
+        tenant: batch.tenant,
+        streams: batch.streams,
+        createdUnixNano: batch.createdUnixNano,
+      };
       logs = task.encodeLogs ? { encoded: encodeLogBatch(logBatch) } : { decoded: logBatch };
       logRows = batch.streams.reduce((n, s) => n + s.entries.length, 0);
     }

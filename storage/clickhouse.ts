@@ -52,6 +52,7 @@ import {
   sampleRows,
   streamLabelArrays,
 } from "./rows.js";
+import { readWithoutRepeats } from "./log-dedup.js";
 import { type IndexedStream, StreamsIndexReads } from "./streams-index.js";
 import {
   dayOfMs,
@@ -243,13 +244,16 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
       `timestamp < fromUnixTimestamp64Nano(${params.bind(select.endNs.toString(), "Int64")})`,
       ...lineFilterConditions(clickhouseDialect, params, "line", select.lineFilters ?? []),
     ];
-    const rows = await this.db.rows<{ fp: string; ts: string; line: string; metadata: Labels }>(
-      "log select",
-      `SELECT toString(fingerprint) AS fp, toString(toUnixTimestamp64Nano(timestamp)) AS ts, line, metadata
-       FROM ${this.db.name}.logs WHERE ${conditions.join(" AND ")}
-       ORDER BY timestamp ${order}, fingerprint ${order}, line ${order}
-       LIMIT ${params.bind(select.limit, "UInt64")}`,
-      params,
+    // Entries sharing a timestamp in arrival order (backward: the reverse of it, as Loki).
+    const rows = await readWithoutRepeats(select.limit, (n) =>
+      this.db.rows<{ fp: string; ts: string; line: string; metadata: Labels }>(
+        "log select",
+        `SELECT toString(fingerprint) AS fp, toString(toUnixTimestamp64Nano(timestamp)) AS ts, line, metadata
+         FROM ${this.db.name}.logs WHERE ${conditions.join(" AND ")}
+         ORDER BY timestamp ${order}, fingerprint ${order}, arrival ${order}, entry ${order}
+         LIMIT ${n}`,
+        params,
+      ),
     );
     return groupByStream(
       streams,
@@ -288,6 +292,9 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
       `timestamp < fromUnixTimestamp64Nano(${params.bind(select.endNs.toString(), "Int64")})`,
       ...lineFilterConditions(clickhouseDialect, params, "line", select.lineFilters ?? []),
     ];
+    // Each entry once: duplicates (same stream, timestamp and line) from different batches count once.
+    const entries = `(SELECT fingerprint, timestamp, line, metadata FROM ${this.db.name}.logs
+       WHERE ${conditions.join(" AND ")} LIMIT 1 BY fingerprint, timestamp, line)`;
     const stepIndex = `intDiv(toUnixTimestamp64Nano(timestamp) - ${start}, ${params.bind(select.stepNs.toString(), "Int64")}) AS step_index`;
     const bytes = select.bytes === false ? "'0'" : "toString(sum(length(line)))";
     const counts = `toString(step_index) AS k, toString(count()) AS entries, ${bytes} AS bytes`;
@@ -302,8 +309,7 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
       const rows = await this.db.rows<Record<string, string | number> & { k: string; entries: string; bytes: string }>(
         "grouped log count",
         `SELECT ${[...groups.columns, stepIndex, counts].join(", ")}
-         FROM ${this.db.name}.logs WHERE ${conditions.join(" AND ")}
-         GROUP BY ${[...groups.keys, "step_index"].join(", ")} ORDER BY step_index`,
+         FROM ${entries} GROUP BY ${[...groups.keys, "step_index"].join(", ")} ORDER BY step_index`,
         params,
       );
       return groupedCountSeries(names, rows, groups.valuesOf, pointOf);
@@ -312,8 +318,7 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
     const rows = await this.db.rows<{ fp: string; md: Labels; k: string; entries: string; bytes: string }>(
       "log count",
       `SELECT toString(fingerprint) AS fp, ${metadata} AS md, ${stepIndex}, ${counts}
-       FROM ${this.db.name}.logs WHERE ${conditions.join(" AND ")}
-       GROUP BY fingerprint, md, step_index ORDER BY fingerprint, step_index`,
+       FROM ${entries} GROUP BY fingerprint, md, step_index ORDER BY fingerprint, step_index`,
       params,
     );
     return countSeries(

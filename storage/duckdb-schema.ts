@@ -88,4 +88,13 @@ export const DUCKDB_MIGRATIONS: { version: number; name: string; statements: str
 )`,
     ],
   },
+  {
+    // As ClickHouse's migration 5; rows written before it read as arrived together.
+    version: 4,
+    name: "logs with their arrival order (batch creation time and entry index) for entries sharing a timestamp",
+    statements: [
+      "ALTER TABLE logs ADD COLUMN IF NOT EXISTS arrival BIGINT DEFAULT 0",
+      "ALTER TABLE logs ADD COLUMN IF NOT EXISTS entry UINTEGER DEFAULT 0",
+    ],
+  },
 ];

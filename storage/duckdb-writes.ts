@@ -154,6 +154,8 @@ export async function writeLogs(db: DuckDBDatabase, c: DuckDBConnection, rows: L
       row.line,
       mapEntries(row.metadata),
       row.batchId,
+      row.arrival,
+      row.entry,
     ]);
     const bucketMs = Math.floor(row.timeMs / 60_000) * 60_000;
     const key = `${row.tenant}\u0000${row.fingerprint}\u0000${bucketMs}`;

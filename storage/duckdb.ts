@@ -52,6 +52,7 @@ import {
   sampleRows,
   streamLabelArrays,
 } from "./rows.js";
+import { readWithoutRepeats } from "./log-dedup.js";
 import { type IndexedStream, StreamsIndexReads } from "./streams-index.js";
 import { nsToMsCeil, nsToMsFloor, StoreError } from "./values.js";
 
@@ -210,12 +211,15 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
       const params = new Params(duckdbDialect);
       const order = select.direction === "forward" ? "ASC" : "DESC";
       const conditions = this.logConditions(params, select, streams, params.bind(select.startNs, "Int64"));
-      const rows = await this.db.rows<{ fp: bigint; ts: bigint; line: string; metadata: JS }>(
-        c,
-        `SELECT fingerprint AS fp, timestamp_ns AS ts, line, metadata FROM logs WHERE ${conditions.join(" AND ")}
-         ORDER BY timestamp_ns ${order}, fingerprint ${order}, line ${order}
-         LIMIT ${params.bind(select.limit, "UInt64")}`,
-        params,
+      // Entries sharing a timestamp in arrival order (backward: the reverse of it, as Loki).
+      const rows = await readWithoutRepeats(select.limit, (n) =>
+        this.db.rows<{ fp: bigint; ts: bigint; line: string; metadata: JS }>(
+          c,
+          `SELECT fingerprint AS fp, timestamp_ns AS ts, line, metadata FROM logs WHERE ${conditions.join(" AND ")}
+           ORDER BY timestamp_ns ${order}, fingerprint ${order}, arrival ${order}, entry ${order}
+           LIMIT ${n}`,
+          params,
+        ),
       );
       return groupByStream(
         streams,
@@ -244,6 +248,9 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
       const params = new Params(duckdbDialect);
       const start = params.bind(select.startNs, "Int64");
       const conditions = this.logConditions(params, select, streams, start);
+      // Each entry once: duplicates (same stream, timestamp and line) from different batches count once.
+      const entries = `(SELECT DISTINCT ON (fingerprint, timestamp_ns, line) fingerprint, timestamp_ns, line, metadata
+         FROM logs WHERE ${conditions.join(" AND ")})`;
       // Bytes are UTF-8 bytes (strlen), as ClickHouse's length() of a String.
       const bytes = select.bytes === false ? "0::BIGINT" : "sum(strlen(line))";
       const counts = `(timestamp_ns - ${start}) // ${params.bind(select.stepNs, "Int64")} AS k, count(*) AS entries, ${bytes} AS bytes`;
@@ -258,7 +265,7 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
         const rows = await this.db.rows<Record<string, string> & { k: bigint; entries: bigint; bytes: bigint }>(
           c,
           `SELECT ${[...groups.columns, counts].join(", ")}
-           FROM logs ${groups.joins.join(" ")} WHERE ${conditions.join(" AND ")}
+           FROM ${entries} AS logs ${groups.joins.join(" ")}
            GROUP BY ${[...names.map((_, i) => `g${i}`), "k"].join(", ")} ORDER BY k`,
           params,
         );
@@ -268,8 +275,7 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
       const rows = await this.db.rows<{ fp: bigint; md: JS; k: bigint; entries: bigint; bytes: bigint }>(
         c,
         `SELECT fingerprint AS fp, ${metadata} AS md, ${counts}
-         FROM logs WHERE ${conditions.join(" AND ")}
-         GROUP BY fingerprint, md, k ORDER BY fingerprint, k`,
+         FROM ${entries} AS logs GROUP BY fingerprint, md, k ORDER BY fingerprint, k`,
         params,
       );
       return countSeries(

@@ -9,7 +9,16 @@ import { dayOfMs } from "./values.js";
 // because the store's replay check finds which (batch, day) pairs it already holds and writes only the others.
 
 /** The logs table's columns that a body holds, in this order. */
-export const LOG_COLUMNS = ["tenant", "fingerprint", "timestamp", "line", "metadata", "batch_id"] as const;
+export const LOG_COLUMNS = [
+  "tenant",
+  "fingerprint",
+  "timestamp",
+  "line",
+  "metadata",
+  "batch_id",
+  "arrival",
+  "entry",
+] as const;
 
 /** One stream's rows within a part: what the streams index records. */
 export interface LogStreamSpan {
@@ -132,6 +141,12 @@ export class RowBinaryWriter {
     this.length += 8;
   }
 
+  uint32(value: number): void {
+    this.reserve(4);
+    this.bytes.writeUInt32LE(value, this.length);
+    this.length += 4;
+  }
+
   uint64(value: bigint): void {
     this.reserve(8);
     this.bytes.writeBigUInt64LE(value, this.length);
@@ -181,6 +196,7 @@ export function encodeLogBatch(batch: LogBatch): EncodedLogBatch {
   }
   const writer = new RowBinaryWriter(textLength + rows * 64);
   const id = stringBytes(batch.id);
+  const arrival = batch.createdUnixNano ?? 0n;
   // tenant and fingerprint, the same leading bytes for every row of a stream
   const streams = batch.streams.map((stream) => {
     const fp = fingerprint(stream.labels);
@@ -205,13 +221,16 @@ export function encodeLogBatch(batch: LogBatch): EncodedLogBatch {
     for (const { stream, fp, prefix } of streams) {
       let span: LogStreamSpan | undefined;
       for (const entry of stream.entries) {
-        const ms = msOf[row++]!;
+        const index = row++;
+        const ms = msOf[index]!;
         if (days.size > 1 && Math.floor(ms / 86_400_000) !== day) continue;
         writer.raw(prefix);
         writer.int64(entry.timeUnixNano);
         writer.string(entry.line);
         writer.map(entry.metadata);
         writer.raw(id);
+        writer.int64(arrival);
+        writer.uint32(index);
         if (part.rows === 0 || entry.timeUnixNano < part.minNs) part.minNs = entry.timeUnixNano;
         if (part.rows === 0 || entry.timeUnixNano > part.maxNs) part.maxNs = entry.timeUnixNano;
         part.rows++;

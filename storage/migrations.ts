@@ -1,5 +1,5 @@
 import { FLEET_TABLES } from "./fleet-records.js";
-import { alterStatements, schemaStatements, type SchemaTarget, TABLES } from "./schema.js";
+import { alterStatements, LOG_ARRIVAL_COLUMNS, schemaStatements, type SchemaTarget, TABLES } from "./schema.js";
 
 /**
  * Schema versions in order. A migration's statements are idempotent, so a start that died half way through
@@ -43,5 +43,14 @@ export const MIGRATIONS: Migration[] = [
         TABLES.filter((table) => table.name === "metric_metadata"),
         [],
       ).slice(1),
+  },
+  {
+    // Rows written before it read as arrived together (0, 0): their ties keep the old, unspecified order.
+    version: 5,
+    name: "logs with their arrival order (batch creation time and entry index) for entries sharing a timestamp",
+    statements: (target) =>
+      alterStatements(target, "logs", {
+        columns: LOG_ARRIVAL_COLUMNS.map((column) => `ADD COLUMN IF NOT EXISTS ${column}`),
+      }),
   },
 ];

@@ -32,6 +32,9 @@ export interface LogRow extends StreamRef {
   timeNs: bigint;
   line: string;
   metadata: Labels;
+  /** Arrival order: the batch's creation time and the entry's index in the batch (LogBatch.createdUnixNano). */
+  arrival: bigint;
+  entry: number;
 }
 
 export interface SampleRow extends StreamRef {
@@ -73,6 +76,8 @@ export interface RollupRow
     Pick<RollupPartial, "resolution" | "min" | "max" | "sum" | "count" | "last" | "lastTimeMs" | "increase"> {}
 
 export function logRows(batch: LogBatch): LogRow[] {
+  const arrival = batch.createdUnixNano ?? 0n;
+  let index = 0;
   return batch.streams.flatMap((stream) => {
     const fp = fingerprint(stream.labels);
     return stream.entries.map((entry) => ({
@@ -85,6 +90,8 @@ export function logRows(batch: LogBatch): LogRow[] {
       timeMs: Number(entry.timeUnixNano / 1_000_000n),
       line: entry.line,
       metadata: entry.metadata,
+      arrival,
+      entry: index++,
     }));
   });
 }

@@ -41,6 +41,9 @@ interface ViewDef {
 
 const DEDUP = "non_replicated_deduplication_window = 10000";
 
+/** The logs table's arrival order columns (migration 5 adds them to a table made before). */
+export const LOG_ARRIVAL_COLUMNS = ["arrival Int64 CODEC(Delta(8), ZSTD(1))", "entry UInt32 CODEC(ZSTD(1))"];
+
 export const TABLES: TableDef[] = [
   {
     name: "logs",
@@ -52,6 +55,8 @@ export const TABLES: TableDef[] = [
       "line String CODEC(ZSTD(1))",
       "metadata Map(LowCardinality(String), String) CODEC(ZSTD(1))",
       "batch_id String CODEC(ZSTD(1))",
+      // Arrival order, for entries that share a timestamp: when the batch was cut, and the entry's place in it.
+      ...LOG_ARRIVAL_COLUMNS,
     ],
     // No index on line: an n-gram bloom filter cost the engine more CPU per inserted row than everything else
     // together, and line filters run after the (tenant, fingerprint, timestamp) key has narrowed the scan.

@@ -38,6 +38,11 @@ export interface LogBatch {
   id: string;
   tenant: string;
   streams: LogStream[];
+  /**
+   * When the batch was cut (proto/batch.ts Batch.createdUnixNano, increasing per collector): with each entry's
+   * place in the batch, the arrival order that reads keep for entries sharing a timestamp. 0 when unknown.
+   */
+  createdUnixNano?: bigint;
 }
 
 export interface SampleBatch {

@@ -34,6 +34,38 @@ const counter = (points: [number, number][]): Series => ({
 });
 
 describe("batcher", () => {
+  it("drops exact duplicates within a batch and a push sent again after its batch was written, keeping arrival order", async () => {
+    const log = wal();
+    const batcher = new Batcher({
+      node,
+      wal: log,
+      maxEntries: 1000,
+      maxBytes: 1 << 20,
+      maxAgeMs: 50,
+      maxBatchBytes: 3 << 20,
+    });
+    const at = (ns: bigint, line: string) => ({ timeUnixNano: ns, line, metadata: labelsOf([]) });
+    const push = { labels: labelsOf([["app", "api"]]), entries: [at(5n, "zeta"), at(5n, "alpha"), at(5n, "zeta")] };
+    await Promise.all([
+      batcher.add("acme", { streams: [push] }),
+      // The same line at another time, or in another tenant, is no duplicate.
+      batcher.add("acme", { streams: [{ labels: push.labels, entries: [at(6n, "zeta")] }] }),
+      batcher.add("other", { streams: [push] }),
+    ]);
+    await batcher.add("acme", { streams: [push] });
+    const batches = log.read(10).map((record) => decodeBatch(record.payload));
+    assert.deepEqual(
+      batches.map((b) => [b.tenant, b.streams.flatMap((s) => s.entries.map((e) => `${e.timeUnixNano} ${e.line}`))]),
+      [
+        ["acme", ["5 zeta", "5 alpha", "6 zeta"]],
+        ["other", ["5 zeta", "5 alpha"]],
+      ],
+      "the retried push wrote no batch",
+    );
+    assert.ok(batches[0]!.createdUnixNano < batches[1]!.createdUnixNano, "batches cut later carry a later time");
+    log.close();
+  });
+
   it("commits what arrives together as one WAL record and acknowledges after it is written", async () => {
     const log = wal();
     const batcher = new Batcher({

@@ -31,7 +31,11 @@ function readRows(bytes: Uint8Array) {
     const line = string();
     const metadata: [string, string][] = [];
     for (let n = varUInt(); n > 0; n--) metadata.push([string(), string()]);
-    rows.push({ tenant, fp, ns, line, metadata, batchId: string() });
+    const batchId = string();
+    const arrival = buf.readBigInt64LE(at);
+    const entry = buf.readUInt32LE(at + 8);
+    at += 12;
+    rows.push({ tenant, fp, ns, line, metadata, batchId, arrival, entry });
   }
   return rows;
 }
@@ -46,6 +50,7 @@ describe("encodeLogBatch", () => {
   const batch: LogBatch = {
     id: "edge-1:7",
     tenant: "fleet-ä",
+    createdUnixNano: 1_700_000_000_123_456_789n,
     streams: [
       {
         labels: web,
@@ -85,23 +90,32 @@ describe("encodeLogBatch", () => {
 
   it("encodes every row as RowBinary that reads back to the entry, multi-byte and long text included", () => {
     const [first, second] = encoded.parts.map((p) => readRows(encoded.buffer.subarray(p.offset, p.offset + p.length)));
-    const row = (labels: typeof web, ns: bigint, line: string, metadata: [string, string][]) => ({
+    // Each row's arrival order: the batch's creation time and the entry's place in the batch, over all streams.
+    const row = (labels: typeof web, ns: bigint, line: string, metadata: [string, string][], entry: number) => ({
       tenant: "fleet-ä",
       fp: fingerprint(labels),
       ns,
       line,
       metadata,
       batchId: "edge-1:7",
+      arrival: 1_700_000_000_123_456_789n,
+      entry,
     });
     assert.deepEqual(first, [
-      row(web, MIDNIGHT - 2n, "before midnight", []),
-      row(db, MIDNIGHT - 1_000_000_000n, "", []),
+      row(web, MIDNIGHT - 2n, "before midnight", [], 0),
+      row(db, MIDNIGHT - 1_000_000_000n, "", [], 2),
     ]);
     assert.deepEqual(second, [
-      row(web, MIDNIGHT + 5n, long, [
-        ["trace_id", "t1"],
-        ["user", "ü"],
-      ]),
+      row(
+        web,
+        MIDNIGHT + 5n,
+        long,
+        [
+          ["trace_id", "t1"],
+          ["user", "ü"],
+        ],
+        1,
+      ),
     ]);
   });
 });

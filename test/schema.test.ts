@@ -138,13 +138,58 @@ describe("ClickHouse DDL", () => {
       );
       assert.deepEqual(
         await shape(`SELECT toString(version) AS name FROM ${database}.schema_migrations ORDER BY version`),
-        ["1", "2", "3", "4"],
+        ["1", "2", "3", "4", "5"],
       );
       // Version 3 adds the fleet server's table beside what version 1 made.
       assert.deepEqual(
         await shape(`SELECT name FROM system.tables WHERE database = '${database}' AND name = 'fleet_records'`),
         ["fleet_records"],
       );
+    } finally {
+      await store.close();
+      await client.command({ query: `DROP DATABASE IF EXISTS ${database}` });
+      await client.close();
+    }
+  });
+
+  it("migration 5 adds the arrival order columns to a logs table made before it, rows already there read as arrived together", async () => {
+    const v5 = MIGRATIONS.find((m) => m.version === 5)!;
+    assert.deepEqual(v5.statements({ database: "b", retention: TEST_RETENTION, cluster: "c" }), [
+      "ALTER TABLE b.logs_local ON CLUSTER c ADD COLUMN IF NOT EXISTS arrival Int64 CODEC(Delta(8), ZSTD(1))",
+      "ALTER TABLE b.logs_local ON CLUSTER c ADD COLUMN IF NOT EXISTS entry UInt32 CODEC(ZSTD(1))",
+      "ALTER TABLE b.logs ON CLUSTER c ADD COLUMN IF NOT EXISTS arrival Int64 CODEC(Delta(8), ZSTD(1))",
+      "ALTER TABLE b.logs ON CLUSTER c ADD COLUMN IF NOT EXISTS entry UInt32 CODEC(ZSTD(1))",
+    ]);
+    const database = uniqueName("migrate_v4");
+    const client = createClient({ url: CLICKHOUSE_URL });
+    const store = new ClickHouseStore({
+      url: CLICKHOUSE_URL,
+      username: "default",
+      password: "",
+      database,
+      retention: TEST_RETENTION,
+    });
+    try {
+      for (const statement of schemaStatements({ database, retention: TEST_RETENTION }))
+        await client.command({ query: statement });
+      await client.command({ query: `ALTER TABLE ${database}.logs DROP COLUMN arrival, DROP COLUMN entry` });
+      await client.insert({
+        table: `${database}.logs`,
+        values: [
+          { tenant: "t", fingerprint: "1", timestamp: Math.floor(Date.now() / 1000), line: "old", batch_id: "b:1" },
+        ],
+        format: "JSONEachRow",
+      });
+      await client.insert({
+        table: `${database}.schema_migrations`,
+        values: [1, 2, 3, 4].map((version) => ({ version, name: `v${version}` })),
+        format: "JSONEachRow",
+      });
+      await store.migrate();
+      const rows = await (
+        await client.query({ query: `SELECT line, arrival, entry FROM ${database}.logs`, format: "JSONEachRow" })
+      ).json();
+      assert.deepEqual(rows, [{ line: "old", arrival: 0, entry: 0 }]);
     } finally {
       await store.close();
       await client.command({ query: `DROP DATABASE IF EXISTS ${database}` });

@@ -15,6 +15,8 @@ import { CodecError, decodeBatch, encodeBatch } from "../../proto/codec.js";
 import { batchHeadBytes, collectorLabels, withAddedLabels } from "../../common/ingest-contract.js";
 import { isStaleMarker } from "../../proto/staleness.js";
 import type { BatchRecord } from "../../common/transport.js";
+import { arrivalNowNs } from "../../common/arrival-clock.js";
+import { dropDuplicateEntries, RecentEntries, type SeenLines } from "../../common/log-dedup.js";
 import { type Wal, WalFullError } from "./wal.js";
 
 export interface NodeIdentity {
@@ -83,6 +85,10 @@ export class Batcher {
   private readonly identified = new WeakMap<Labels, Labels>();
   private readonly keys = new WeakMap<Labels, { tenant: string; name: string; key: string }>();
   private readonly added: Labels;
+  /** Entries written lately, to drop a push sent again (as Loki's ingester does); see common/log-dedup.ts. */
+  private readonly recentEntries = new RecentEntries();
+  /** The lines of each stream (by tenant and labels' text) in the tenant's pending batch, to drop exact duplicates. */
+  private readonly pendingLines = new Map<string, Map<string, SeenLines>>();
   /** Metadata as last written per tenant and family, and when: unchanged metadata is not sent with every batch. */
   private readonly sentMetadata = new Map<string, { text: string; atMs: number }>();
   private timer: NodeJS.Timeout | undefined;
@@ -92,16 +98,26 @@ export class Batcher {
   }
 
   add(tenant: string, data: { streams?: LogStream[]; series?: Series[]; metadata?: MetricMetadata[] }): Promise<void> {
-    const streams = (data.streams ?? []).map((received) => {
+    let lines = this.pendingLines.get(tenant);
+    if (lines === undefined) this.pendingLines.set(tenant, (lines = new Map()));
+    const streams: LogStream[] = [];
+    for (const received of data.streams ?? []) {
       const stream = this.options.ingestDefaults?.apply(received) ?? received;
-      return { labels: withAddedLabels(stream.labels, this.added), entries: stream.entries };
-    });
+      const labels = withAddedLabels(stream.labels, this.added);
+      const key = streamKey(tenant, labels);
+      let seen = lines.get(key);
+      if (seen === undefined) lines.set(key, (seen = new Map()));
+      const entries = dropDuplicateEntries(stream.entries, seen, (entry) => this.recentEntries.has(key, entry));
+      if (entries.length > 0) streams.push({ labels, entries });
+    }
     const series = (data.series ?? []).map((one) => ({ ...one, labels: this.identify(one.labels) }));
     const resendMs = this.options.metadataResendMs ?? 600_000;
     const metadata = (data.metadata ?? []).filter((m) => {
       const sent = this.sentMetadata.get(`${tenant}\u0000${m.name}`);
       return sent?.text !== JSON.stringify(m) || Date.now() - sent.atMs >= resendMs;
     });
+    // Nothing left once duplicates were dropped (a push sent again): acknowledged without writing anything.
+    if (streams.length === 0 && series.length === 0 && metadata.length === 0) return Promise.resolve();
     let encoded = 0;
     for (const stream of streams) {
       encoded += labelsBytes(stream.labels) + STREAM_FIELD_BYTES;
@@ -217,6 +233,7 @@ export class Batcher {
 
   private write(tenant: string): void {
     const pending = this.pending.get(tenant);
+    this.pendingLines.delete(tenant);
     if (!pending) return;
     this.pending.delete(tenant);
     try {
@@ -251,13 +268,14 @@ export class Batcher {
         region: node.region,
         sequence: seq,
         incarnation: wal.incarnation,
-        createdUnixNano: BigInt(Date.now()) * 1_000_000n,
+        createdUnixNano: arrivalNowNs(),
         streams,
         series,
         ...(metadata.length > 0 ? { metadata } : {}),
       }),
     );
     for (const [key, point] of newestPoints) this.remember(key, point);
+    for (const stream of streams) this.recentEntries.remember(streamKey(tenant, stream.labels), stream.entries);
     for (const m of metadata) {
       const key = `${tenant}\u0000${m.name}`;
       this.sentMetadata.delete(key);
@@ -364,4 +382,9 @@ function splitRows({ streams, series, metadata }: Rows, room: number): Chunk[] {
   }
   if (chunk.encoded > 0) chunks.push(chunk);
   return chunks;
+}
+
+/** A log stream's identity within the batcher: its tenant and its labels' text. */
+function streamKey(tenant: string, labels: Labels): string {
+  return `${tenant}\u0000${persistedLabelsText(labels)}`;
 }

@@ -34,6 +34,7 @@ import {
   type RequestParams,
 } from "./params.js";
 import { drilldownRoutes } from "./drilldown/routes.js";
+import { alignToStep } from "./step-align.js";
 import { tailRoute } from "./tail.js";
 import { volume, type VolumeRequest } from "./volume.js";
 
@@ -198,10 +199,10 @@ export function lokiRoutes(app: Hono, options: LokiApiOptions): void {
     checkRange(tenant, startNs, endNs);
     const limit = limitParam(params, 100);
     checkLimit(tenant, limit);
+    const stepNs = stepParam(params, startNs, endNs);
     const query: QueryParams = {
-      startNs,
-      endNs,
-      stepNs: stepParam(params, startNs, endNs),
+      ...(isLogExpr(expr) ? { startNs, endNs } : alignToStep(startNs, endNs, stepNs)),
+      stepNs,
       direction: directionParam(params),
       limit,
       instant: false,

@@ -1,6 +1,7 @@
 import { labelsOf, type Labels, persistedLabelsText } from "../../proto/labels.js";
 import { type LabelMatcher, type LogCountSeries, type Store, VOLUME_ROLLUP_MS } from "../../storage/store.js";
 import { nsToMsFloor } from "../../storage/values.js";
+import { ceilToStep, floorToStep } from "./step-align.js";
 import type { QueryResult } from "../logql/evaluation/evaluator.js";
 
 // /loki/api/v1/index/volume and volume_range: bytes of log lines per group of streams, the largest first, as
@@ -10,14 +11,14 @@ import type { QueryResult } from "../logql/evaluation/evaluator.js";
 // The whole minutes of the range are read from the per-minute log volume rollup (log_volume_1m), which both
 // stores keep as lines are written, and only the part minutes at its ends from the lines themselves: the same
 // answer as counting every line, at the cost of reading one row per stream and minute. Where a volume_range step
-// would cut minutes in two, every bucket is counted from the lines.
+// is not whole minutes, every bucket is counted from the lines.
 
 export interface VolumeRequest {
   tenant: string;
   matchers: LabelMatcher[];
   startNs: bigint;
   endNs: bigint;
-  /** Set for volume_range: one point per step bucket starting at startNs. */
+  /** Set for volume_range: one point per bucket ending on a multiple of the step, and one ending at endNs. */
   stepNs: bigint | undefined;
   limit: number;
   targetLabels: string[];
@@ -39,35 +40,77 @@ function groupsOf(labels: Labels, request: VolumeRequest): Labels[] {
 }
 
 const MINUTE_NS = BigInt(VOLUME_ROLLUP_MS) * 1_000_000n;
+const MS_NS = 1_000_000n;
 
-/** Entries and bytes per stream in buckets of `stepNs` from the request's start, through the request's end. */
-async function volumeCounts(store: Store, request: VolumeRequest, stepNs: bigint): Promise<LogCountSeries[]> {
+/**
+ * A request's buckets: one over the whole range for index/volume; for volume_range, as Loki splits it, buckets
+ * that end on multiples of the step (each point stamped a millisecond before that multiple) and a last one that
+ * ends at the request's end.
+ */
+class Buckets {
+  private readonly lastKey: bigint;
+
+  constructor(
+    private readonly request: VolumeRequest,
+    readonly stepNs: bigint | undefined,
+  ) {
+    this.lastKey = stepNs === undefined ? request.startNs : floorToStep(request.endNs - 1n, stepNs);
+  }
+
+  /** The bucket holding a time of the range, by its key. */
+  keyOf(ns: bigint): bigint {
+    if (this.stepNs === undefined) return this.request.startNs;
+    const key = floorToStep(ns, this.stepNs);
+    return key > this.lastKey ? this.lastKey : key;
+  }
+
+  stampMs(key: bigint): number {
+    if (this.stepNs === undefined || key >= this.lastKey) return nsToMsFloor(this.request.endNs);
+    return nsToMsFloor(key + this.stepNs - MS_NS);
+  }
+}
+
+/** Entries and bytes per stream and bucket, the rollup read for the whole minutes and the lines for the rest. */
+async function volumeCounts(store: Store, request: VolumeRequest, buckets: Buckets): Promise<LogCountSeries[]> {
   const { tenant, matchers, startNs } = request;
   const endNs = request.endNs + 1n;
   const firstMinute = ((startNs + MINUTE_NS - 1n) / MINUTE_NS) * MINUTE_NS;
   const lastMinute = (endNs / MINUTE_NS) * MINUTE_NS;
-  const oneBucket = stepNs >= endNs - startNs;
-  const minutesInBuckets = oneBucket || (stepNs % MINUTE_NS === 0n && startNs % MINUTE_NS === 0n);
-  // The rollup's buckets are whole minutes since 1970 (bigint division truncates: no rounding before it).
+  const stepNs = buckets.stepNs;
+  const linesOf = (from: bigint, to: bigint, step: bigint) =>
+    store.countLogs({ tenant, matchers, startNs: from, endNs: to, stepNs: step });
+  // Bucket bounds fall on whole minutes when the step is whole minutes (its multiples are), so each minute of
+  // the rollup lies in one bucket; the rollup's minutes are counted since 1970 (bigint division truncates).
+  const minutesInBuckets = stepNs === undefined || stepNs % MINUTE_NS === 0n;
+  const parts: Promise<LogCountSeries[]>[] = [];
   if (startNs < 0n || lastMinute <= firstMinute || !minutesInBuckets) {
-    return store.countLogs({ tenant, matchers, startNs, endNs, stepNs });
-  }
-  const bucketOf = (ns: bigint) => startNs + ((ns - startNs) / stepNs) * stepNs;
-  const parts = [
-    store.logVolume({
-      tenant,
-      matchers,
-      startMs: Number(firstMinute / 1_000_000n),
-      endMs: Number(lastMinute / 1_000_000n),
-      stepMs: Number((oneBucket ? lastMinute - firstMinute : stepNs) / 1_000_000n),
-    }),
-  ];
-  // The part minutes at either end lie within one bucket each: the first, and the one holding the last minute.
-  for (const [from, to] of [
-    [startNs, firstMinute],
-    [lastMinute, endNs],
-  ] as const) {
-    if (to > from) parts.push(store.countLogs({ tenant, matchers, startNs: from, endNs: to, stepNs: to - from }));
+    // Counted from the first step multiple on, so that no count straddles a bucket's bound.
+    const firstBound = stepNs === undefined ? endNs : ceilToStep(startNs, stepNs);
+    if (firstBound > startNs) parts.push(linesOf(startNs, firstBound, firstBound - startNs));
+    if (endNs > firstBound) parts.push(linesOf(firstBound, endNs, stepNs!));
+  } else {
+    const minutes = (from: bigint, to: bigint, step: bigint) =>
+      store.logVolume({
+        tenant,
+        matchers,
+        startMs: Number(from / MS_NS),
+        endMs: Number(to / MS_NS),
+        stepMs: Number(step / MS_NS),
+      });
+    // The rollup buckets from its first minute, so the minutes before the first step multiple are read apart.
+    const firstBound = stepNs === undefined ? lastMinute : ceilToStep(firstMinute, stepNs);
+    if (firstBound >= lastMinute) parts.push(minutes(firstMinute, lastMinute, lastMinute - firstMinute));
+    else {
+      if (firstBound > firstMinute) parts.push(minutes(firstMinute, firstBound, firstBound - firstMinute));
+      parts.push(minutes(firstBound, lastMinute, stepNs!));
+    }
+    // The part minutes at either end lie within one bucket each.
+    for (const [from, to] of [
+      [startNs, firstMinute],
+      [lastMinute, endNs],
+    ] as const) {
+      if (to > from) parts.push(linesOf(from, to, to - from));
+    }
   }
   const merged = new Map<string, { labels: Labels; points: Map<bigint, { count: number; bytes: number }> }>();
   for (const series of (await Promise.all(parts)).flat()) {
@@ -75,7 +118,7 @@ async function volumeCounts(store: Store, request: VolumeRequest, stepNs: bigint
     let entry = merged.get(key);
     if (entry === undefined) merged.set(key, (entry = { labels: series.labels, points: new Map() }));
     for (const point of series.points) {
-      const bucket = bucketOf(point.startNs);
+      const bucket = buckets.keyOf(point.startNs);
       const sum = entry.points.get(bucket) ?? { count: 0, bytes: 0 };
       sum.count += point.count;
       sum.bytes += point.bytes;
@@ -89,9 +132,8 @@ async function volumeCounts(store: Store, request: VolumeRequest, stepNs: bigint
 }
 
 export async function volume(store: Store, request: VolumeRequest): Promise<QueryResult> {
-  const span = request.endNs - request.startNs + 1n;
-  const stepNs = request.stepNs ?? span;
-  const counts = await volumeCounts(store, request, stepNs);
+  const buckets = new Buckets(request, request.stepNs);
+  const counts = await volumeCounts(store, request, buckets);
   const groups = new Map<string, { labels: Labels; total: number; buckets: Map<bigint, number> }>();
   for (const series of counts) {
     for (const labels of groupsOf(series.labels, request)) {
@@ -121,7 +163,7 @@ export async function volume(store: Store, request: VolumeRequest): Promise<Quer
       labels: group.labels,
       points: [...group.buckets]
         .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-        .map(([startNs, bytes]) => [nsToMsFloor(startNs), bytes] as [number, number]),
+        .map(([key, bytes]) => [buckets.stampMs(key), bytes] as [number, number]),
     })),
   };
 }

@@ -1,0 +1,64 @@
+import type { LogEntry } from "../proto/batch.js";
+
+// Loki drops an entry that repeats one of its stream at the same timestamp with the same line (a retried push,
+// a doubled log statement): its ingester checks the entries it holds in memory. Bifrost checks the data of the
+// batch being filled (the collector's pending batch, or one central push) and, in a bounded memory, the newest
+// entries already written, so that a retried push is dropped before it is stored and counted by the log volume
+// rollup. Duplicates older than that memory, or sent through two collectors, are dropped when read
+// (storage/log-dedup.ts); only index/volume, read from the rollup, still counts those.
+
+/** The lines of one stream seen so far, per timestamp: one line, or the set once a second one comes. */
+export type SeenLines = Map<bigint, string | Set<string>>;
+
+function add(lines: string | Set<string> | undefined, line: string): string | Set<string> {
+  if (lines === undefined) return line;
+  if (typeof lines === "string") return new Set([lines, line]);
+  return lines.add(line);
+}
+
+function holds(lines: string | Set<string> | undefined, line: string): boolean {
+  return lines !== undefined && (typeof lines === "string" ? lines === line : lines.has(line));
+}
+
+/** The entries not in `seen` nor known before, in their order; remembers them in `seen`. */
+export function dropDuplicateEntries(
+  entries: LogEntry[],
+  seen: SeenLines,
+  known?: (entry: LogEntry) => boolean,
+): LogEntry[] {
+  let kept: LogEntry[] | undefined;
+  for (let i = 0; i < entries.length; i++) {
+    const entry = entries[i]!;
+    const lines = seen.get(entry.timeUnixNano);
+    if (holds(lines, entry.line) || known?.(entry) === true) kept ??= entries.slice(0, i);
+    else {
+      seen.set(entry.timeUnixNano, add(lines, entry.line));
+      kept?.push(entry);
+    }
+  }
+  return kept ?? entries;
+}
+
+/**
+ * The newest entries written, per stream (by a key of the caller's: tenant and labels) and timestamp, up to
+ * `maxTimestamps` (stream, timestamp) pairs, the oldest written forgotten first: about 100 bytes each.
+ */
+export class RecentEntries {
+  private readonly lines = new Map<string, string | Set<string>>();
+
+  constructor(private readonly maxTimestamps = 50_000) {}
+
+  has(stream: string, entry: LogEntry): boolean {
+    return holds(this.lines.get(`${stream}\u0000${entry.timeUnixNano}`), entry.line);
+  }
+
+  remember(stream: string, entries: LogEntry[]): void {
+    for (const entry of entries) {
+      const key = `${stream}\u0000${entry.timeUnixNano}`;
+      const lines = this.lines.get(key);
+      if (lines === undefined) this.lines.set(key, entry.line);
+      else if (!holds(lines, entry.line)) this.lines.set(key, add(lines, entry.line));
+    }
+    while (this.lines.size > this.maxTimestamps) this.lines.delete(this.lines.keys().next().value!);
+  }
+}
