@@ -10,6 +10,8 @@ CREATE TABLE IF NOT EXISTS bifrost.logs
   line String CODEC(ZSTD(1)),
   metadata Map(LowCardinality(String), String) CODEC(ZSTD(1)),
   batch_id String CODEC(ZSTD(1)),
+  arrival Int64 CODEC(Delta(8), ZSTD(1)),
+  entry UInt32 CODEC(ZSTD(1)),
   INDEX batch_ids batch_id TYPE bloom_filter(0.01) GRANULARITY 2
 )
 ENGINE = MergeTree
