@@ -276,6 +276,9 @@ export class Fleet {
    */
   private lacks(agent: AgentRecord, offer: Offer): boolean {
     if (agent.remote_hash === offer.hash) return false;
+    // An agent that never had a remote configuration lacks no empty one: sent to an agent that connects before
+    // its wave reaches it, it would only be replaced moments later.
+    if (agent.remote_hash === "" && offer.hash === EMPTY_HASH) return false;
     const sent = this.sent.get(agent.uid);
     return sent === undefined || sent.hash !== offer.hash || this.now() - sent.atMs > RESEND_AFTER_MS;
   }
