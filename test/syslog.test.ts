@@ -195,12 +195,18 @@ describe("syslog input with real senders", { skip }, () => {
   it("rsyslog forwards to each listener: TCP octet-counted RFC 5424, TCP newline RFC 3164, UDP both, and TLS (gtls)", async () => {
     const pki = testPki();
     const server = pki.issue("server", { commonName: "localhost", dns: ["localhost"], ips: ["127.0.0.1"] });
+    // Each listener labels its streams: the RFC 5424 copies of a line keep rsyslog's timestamp and would otherwise be
+    // one stream's exact duplicates, which the collector drops as Loki does.
     const t = await setup([
-      { protocol: "tcp" },
-      { protocol: "tcp" },
-      { protocol: "udp" },
-      { protocol: "udp" },
-      { protocol: "tcp", tls: { enabled: true, cert_file: server.cert, key_file: server.key } },
+      { protocol: "tcp", labels: { listener: "tcp-5424" } },
+      { protocol: "tcp", labels: { listener: "tcp-3164" } },
+      { protocol: "udp", labels: { listener: "udp-5424" } },
+      { protocol: "udp", labels: { listener: "udp-3164" } },
+      {
+        protocol: "tcp",
+        tls: { enabled: true, cert_file: server.cert, key_file: server.key },
+        labels: { listener: "tls" },
+      },
     ]);
     const input = await freePort();
     const forward = (port: number, protocol: string, template: string, extra = "") =>
