@@ -233,6 +233,7 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
       actions?.stop();
       await scrape?.stop();
       await Promise.all([inputs.stop(), logInputs.stop()]);
+      pipelines.stop();
       batcher.flush();
       await shipper.stop();
       wal.close();

@@ -25,7 +25,7 @@ export interface PipelineResult {
   waitMs: number;
 }
 
-const DEFAULT_CONTEXT: StageContext = { now: Date.now, random: Math.random };
+export const DEFAULT_CONTEXT: StageContext = { now: Date.now, random: Math.random };
 /** A stage that threw: a bug or an input its author did not foresee; the entry goes on as the stage left it. */
 const THREW = failed("error");
 
@@ -41,7 +41,12 @@ export class Pipeline {
     this.stages = config.map((item) => {
       const name = Object.keys(item)[0] as StageName;
       const stage = STAGES[name] as { compile(config: unknown, context: StageContext): StageRun };
-      return { name, run: stage.compile(item[name], context), processed: 0, outcomes: new Map() };
+      return {
+        name,
+        run: stage.compile(item[name], { ...context, pipeline: this.name }),
+        processed: 0,
+        outcomes: new Map(),
+      };
     });
   }
 

@@ -3,8 +3,9 @@ import type { Registry } from "prom-client";
 import type { IngestContract } from "../../../common/ingest-contract.js";
 import type { Logger } from "../../../common/log.js";
 import type { Batcher } from "../../buffer/batcher.js";
+import { LogMetrics } from "./log-metrics.js";
 import { pipelineMetrics } from "./metrics.js";
-import { Pipeline } from "./pipeline.js";
+import { DEFAULT_CONTEXT, Pipeline } from "./pipeline.js";
 import type { PipelineStagesConfig } from "./schema.js";
 
 // Where the processing pipeline sits: between every log input and the batcher. An input hands its streams to
@@ -22,6 +23,8 @@ export interface ProcessedBatcherOptions {
   contract: Pick<IngestContract, "screen">;
   registry: Registry;
   log?: Logger | undefined;
+  /** The `metrics` stages' values, whose changes are written with the batch that made them. */
+  logMetrics?: LogMetrics;
 }
 
 export function processedBatcher(options: ProcessedBatcherOptions): BatcherLike {
@@ -49,13 +52,20 @@ export function processedBatcher(options: ProcessedBatcherOptions): BatcherLike 
       }
       if (!result.byTenant.has(tenant) && (data.series !== undefined || data.metadata !== undefined))
         writes.push(batcher.add(tenant, { ...data, streams: [] }));
+      for (const [to, write] of options.logMetrics?.take() ?? []) writes.push(batcher.add(to, write));
       await Promise.all(writes);
     },
   };
 }
 
+/** A series of the `metrics` stages is written again this often, as a scrape would, so instant queries find it. */
+const LOG_METRICS_RESEND_MS = 15_000;
+
 /** The batcher each log input is given: with the input's own pipeline, else the default one, else the plain batcher. */
 export class InputPipelines {
+  readonly logMetrics = new LogMetrics();
+  private timer: NodeJS.Timeout | undefined;
+
   constructor(
     private readonly options: Omit<ProcessedBatcherOptions, "pipeline"> & { defaults: PipelineStagesConfig },
   ) {}
@@ -64,6 +74,24 @@ export class InputPipelines {
     const stages = own ?? this.options.defaults;
     if (stages.length === 0) return this.options.batcher;
     const metrics = pipelineMetrics(this.options.registry);
-    return processedBatcher({ ...this.options, pipeline: new Pipeline(stages, name, metrics) });
+    const context = { ...DEFAULT_CONTEXT, registry: this.options.registry, logMetrics: this.logMetrics };
+    const pipeline = new Pipeline(stages, name, metrics, context);
+    if (this.timer === undefined && stages.some((stage) => "metrics" in stage)) this.startResending();
+    return processedBatcher({ ...this.options, pipeline, logMetrics: this.logMetrics });
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  private startResending(): void {
+    this.timer = setInterval(() => {
+      for (const [tenant, write] of this.logMetrics.take(true))
+        this.options.batcher.add(tenant, write).catch((err: unknown) => {
+          // The totals are sent again at the next period or with the next batch: nothing is lost for good.
+          this.options.log?.warn({ err, tenant }, "the batcher refused metrics from logs");
+        });
+    }, LOG_METRICS_RESEND_MS);
+    this.timer.unref();
   }
 }

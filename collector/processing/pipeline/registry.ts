@@ -11,7 +11,9 @@ import {
 } from "../stages/labels.js";
 import { limitStage } from "../stages/limit.js";
 import { logfmtStage } from "../stages/logfmt.js";
+import { metricsStage } from "../stages/metrics.js";
 import { outputStage, tenantStage } from "../stages/output.js";
+import { redactStage } from "../stages/redact.js";
 import { regexStage } from "../stages/regex.js";
 import { relabelStage } from "../stages/relabel.js";
 import { replaceStage } from "../stages/replace.js";
@@ -43,6 +45,8 @@ export const STAGES = {
   limit: limitStage,
   sampling: samplingStage,
   truncate: truncateStage,
+  redact: redactStage,
+  metrics: metricsStage,
 };
 
 export type StageName = keyof typeof STAGES;

@@ -1,5 +1,7 @@
+import type { Registry } from "prom-client";
 import type { z } from "zod";
 import type { Labels } from "../../../proto/labels.js";
+import type { LogMetrics } from "./log-metrics.js";
 
 // What every pipeline stage is: a configuration schema and a compile step that turns one validated
 // configuration into a closure over one entry. Compilation happens once per configuration load; the closure
@@ -45,6 +47,12 @@ export interface StageContext {
   now(): number;
   /** A number in [0, 1). */
   random(): number;
+  /** Where stages register counters of their own (the redact stage's per detector); none in some tests. */
+  registry?: Registry;
+  /** The pipeline's name (the input's), as those counters label it. */
+  pipeline?: string;
+  /** The collector's metrics from logs, which the `metrics` stage updates and the batcher ships. */
+  logMetrics?: LogMetrics;
 }
 
 export interface StageDefinition<S extends z.ZodType = z.ZodType> {
