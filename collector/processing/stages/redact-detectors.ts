@@ -115,11 +115,7 @@ export const BUILT_IN_DETECTORS = {
     (text) => text.includes("@"),
     `(?P<secret>[A-Za-z0-9._%+\\-]+@[A-Za-z0-9](?:[A-Za-z0-9\\-]*[A-Za-z0-9])?(?:\\.[A-Za-z0-9](?:[A-Za-z0-9\\-]*[A-Za-z0-9])?)*\\.[A-Za-z]{2,})`,
   ),
-  ipv4: detector(
-    "ipv4",
-    (text) => text.includes("."),
-    `(?P<secret>\\b(?:(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.){3}(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d))(?:[^0-9.]|\\.[^0-9]|\\.?$)`,
-  ),
+  // Before ipv4: an IPv4-mapped address (::ffff:10.0.0.1) is one IPv6 address.
   ipv6: detector(
     "ipv6",
     (text) => {
@@ -130,12 +126,17 @@ export const BUILT_IN_DETECTORS = {
     // Names like std::string or Foo::Bar are not addresses: the candidate must end where a word does too.
     (candidate, text, end) => /[0-9A-Fa-f]/.test(candidate) && !WORD.test(text[end] ?? " ") && isIPv6(candidate),
   ),
+  ipv4: detector(
+    "ipv4",
+    (text) => text.includes("."),
+    `(?P<secret>\\b(?:(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.){3}(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d))(?:[^0-9.]|\\.[^0-9]|\\.?$)`,
+  ),
 } satisfies Record<string, Detector>;
 
 export type DetectorName = keyof typeof BUILT_IN_DETECTORS;
 export const DETECTOR_NAMES = Object.keys(BUILT_IN_DETECTORS) as DetectorName[];
 /** Personal data rather than credentials, and present in most logs: redacted only when asked for. */
-export const OPTIONAL_DETECTORS: readonly DetectorName[] = ["email", "ipv4", "ipv6"];
+export const OPTIONAL_DETECTORS: readonly DetectorName[] = ["email", "ipv6", "ipv4"];
 export const DEFAULT_DETECTORS = DETECTOR_NAMES.filter((name) => !OPTIONAL_DETECTORS.includes(name));
 
 /** A detector from a user's RE2 expression; its prefilter is the literals every match must contain, if any. */

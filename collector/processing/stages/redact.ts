@@ -65,7 +65,8 @@ export const redactStage = defineStage({
     .describe("replace secrets (built-in detectors and your own expressions) with a marker; best-effort"),
   compile(config, context) {
     const detectors: Detector[] = [
-      ...config.detectors.map((name) => BUILT_IN_DETECTORS[name]),
+      // In the built-in order whatever the configured one: an address's IPv6 form is tried before its IPv4 part.
+      ...DETECTOR_NAMES.filter((name) => config.detectors.includes(name)).map((name) => BUILT_IN_DETECTORS[name]),
       ...config.expressions.map((custom) => customDetector(custom.name, custom.expression)),
     ];
     const markers = detectors.map((d) => config.marker.split("{detector}").join(d.name));
