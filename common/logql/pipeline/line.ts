@@ -1,5 +1,5 @@
 import type { LineFilterStage } from "../syntax/ast.js";
-import { compileRe2Test } from "../../../common/regex.js";
+import { compileRe2Test } from "../../regex.js";
 import { compileIpMatcher } from "./ip.js";
 import { StageError, type StageFn } from "./parsers.js";
 import { compileLineFilterPattern } from "./pattern.js";
