@@ -11,6 +11,7 @@ import {
 } from "../stages/labels.js";
 import { limitStage } from "../stages/limit.js";
 import { logfmtStage } from "../stages/logfmt.js";
+import { matchStage } from "../stages/match.js";
 import { outputStage, tenantStage } from "../stages/output.js";
 import { regexStage } from "../stages/regex.js";
 import { relabelStage } from "../stages/relabel.js";
@@ -39,6 +40,7 @@ export const STAGES = {
   output: outputStage,
   relabel: relabelStage,
   detected_level: detectedLevelStage,
+  match: matchStage,
   drop: dropStage,
   limit: limitStage,
   sampling: samplingStage,

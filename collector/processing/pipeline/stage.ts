@@ -45,6 +45,11 @@ export interface StageContext {
   now(): number;
   /** A number in [0, 1). */
   random(): number;
+  /**
+   * Nested stages (a `match` stage's), validated and compiled by the pipeline: a closure that runs them and
+   * answers the dropping outcome if one dropped the entry.
+   */
+  nested(stages: unknown[]): StageRun;
 }
 
 export interface StageDefinition<S extends z.ZodType = z.ZodType> {
