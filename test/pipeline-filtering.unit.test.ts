@@ -129,3 +129,56 @@ describe("truncate stage", () => {
     assert.deepEqual([out?.labels, out?.metadata], [{ app: "abcd", job: "abcdefg" }, { trace: "1234" }]);
   });
 });
+
+describe("match stage", () => {
+  it("runs its stages only on the entries its selector selects (Promtail's example)", async () => {
+    const p = stagePipeline([
+      { json: { expressions: { app: null } } },
+      { labels: { app: null } },
+      { match: { selector: '{app="loki"}', stages: [{ json: { expressions: { msg: "message" } } }] } },
+      { match: { selector: '{app="pokey"}', stages: [{ json: { expressions: { msg: "msg" } } }] } },
+      { output: { source: "msg" } },
+    ]);
+    const out = p.run([
+      { line: '{"app":"loki","level":"WARN","message":"app1 log line"}' },
+      { line: '{"app":"pokey","level":"ERROR","msg":"app2 log line"}' },
+      { line: '{"app":"other","msg":"untouched"}' },
+    ]);
+    assert.deepEqual(lines(out), ["app1 log line", "app2 log line", '{"app":"other","msg":"untouched"}']);
+    const counts = await p.counts();
+    assert.equal(counts["json/processed"], 3 + 2, "the nested json stages ran once each");
+    assert.equal(counts["output/failed/missing_source"], 1);
+  });
+  it("drops what a selector with line filters selects, counted under drop_counter_reason", async () => {
+    const p = stagePipeline([
+      {
+        match: {
+          selector: '{app="promtail"} |~ ".*noisy error.*" != "keep"',
+          action: "drop",
+          drop_counter_reason: "promtail_noisy_error",
+        },
+      },
+    ]);
+    const out = p.run([
+      { line: "a noisy error here", labels: { app: "promtail" } },
+      { line: "a noisy error, keep it", labels: { app: "promtail" } },
+      { line: "a noisy error elsewhere", labels: { app: "web" } },
+    ]);
+    assert.deepEqual(lines(out), ["a noisy error, keep it", "a noisy error elsewhere"]);
+    assert.deepEqual(await p.counts(), { "match/dropped/promtail_noisy_error": 1, "match/processed": 2 });
+  });
+  it("a nested stage's drop drops the entry", () => {
+    const p = stagePipeline([{ match: { selector: '{job=~".+"}', stages: [{ drop: { expression: "debug" } }] } }]);
+    assert.deepEqual(lines(p.run([{ line: "debug x" }, { line: "info y" }])), ["info y"]);
+  });
+  it("refuses a selector that is not a stream selector with line filters, and bad nested stages, naming the key", () => {
+    assert.throws(() => stagePipeline([{ match: { selector: '{app="a"' } }]), /selector/);
+    assert.throws(() => stagePipeline([{ match: { selector: '{app="a"} | json' } }]), /only line filters/);
+    assert.throws(() => stagePipeline([{ match: { selector: 'count_over_time({a="b"}[1m])' } }]), /stream selector/);
+    assert.throws(
+      () => stagePipeline([{ match: { selector: '{a="b"}', stages: [{ regex: { expression: "(" } }] } }]),
+      (err: Error) =>
+        err.message.includes('"match"') && err.message.includes('"stages"') && err.message.includes('"regex"'),
+    );
+  });
+});

@@ -59,13 +59,14 @@ export function stagePipeline(stages: unknown[], context: Partial<StageContext> 
           });
     return out;
   };
-  /** The stage counters as `stage/outcome/reason` -> count. */
+  /** The stage counters as `stage/outcome/reason` -> count, summed over positions. */
   const counts = async (): Promise<Record<string, number>> => {
     const metric = registry.getSingleMetric("bifrost_collector_pipeline_entries_total");
     const out: Record<string, number> = {};
     for (const v of (await metric?.get())?.values ?? []) {
       const l = v.labels as Record<string, string>;
-      out[`${l["stage"]}/${l["outcome"]}${l["reason"] ? `/${l["reason"]}` : ""}`] = v.value;
+      const key = `${l["stage"]}/${l["outcome"]}${l["reason"] ? `/${l["reason"]}` : ""}`;
+      out[key] = (out[key] ?? 0) + v.value;
     }
     return out;
   };

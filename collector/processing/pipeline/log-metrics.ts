@@ -51,6 +51,11 @@ export class LogMetrics {
     return family;
   }
 
+  /** Whether any `metrics` stage declared a metric. */
+  get declared(): boolean {
+    return this.families.size > 0;
+  }
+
   /** Changes the value of `family`'s series with `labels`: `change` gets the current value (0 at first). */
   update(family: LogMetricFamily, tenant: string, labels: Labels, change: (value: number) => number): void {
     const state = this.state(family, tenant, labels);

@@ -3,7 +3,7 @@ import { type Labels, NO_LABELS } from "../../../proto/labels.js";
 import { StreamGroups } from "../../receivers/intake.js";
 import type { PipelineMetrics } from "./metrics.js";
 import { STAGES, type StageName } from "./registry.js";
-import type { PipelineStagesConfig } from "./schema.js";
+import { type PipelineStagesConfig, pipelineStagesSchema } from "./schema.js";
 import { failed, type Outcome, type PipelineEntry, type StageContext, type StageRun } from "./stage.js";
 
 // A pipeline compiled from its `pipeline_stages`: a list of closures each entry runs through in order. The
@@ -11,6 +11,8 @@ import { failed, type Outcome, type PipelineEntry, type StageContext, type Stage
 
 interface CompiledStage {
   name: StageName;
+  /** Its place in the list, `2.0` for the first of the third stage's nested stages. */
+  position: string;
   run: StageRun;
   processed: number;
   outcomes: Map<Outcome, number>;
@@ -25,28 +27,50 @@ export interface PipelineResult {
   waitMs: number;
 }
 
-export const DEFAULT_CONTEXT: StageContext = { now: Date.now, random: Math.random };
+type Clock = Omit<StageContext, "nested">;
+
+export const DEFAULT_CLOCK: Clock = { now: Date.now, random: Math.random };
 /** A stage that threw: a bug or an input its author did not foresee; the entry goes on as the stage left it. */
 const THREW = failed("error");
 
 export class Pipeline {
   private readonly stages: CompiledStage[];
+  /** Every stage, nested ones included, for counting. */
+  private readonly all: CompiledStage[] = [];
+  private readonly context: StageContext;
+
+  /** The position of the stage being compiled, the prefix of its nested stages' positions. */
+  private compiling = "";
 
   constructor(
     config: PipelineStagesConfig,
     readonly name: string,
     private readonly metrics?: PipelineMetrics,
-    private readonly context: StageContext = DEFAULT_CONTEXT,
+    clock: Clock = DEFAULT_CLOCK,
   ) {
-    this.stages = config.map((item) => {
+    this.context = {
+      ...clock,
+      pipeline: name,
+      nested: (stages) => {
+        const list = this.compileList(pipelineStagesSchema().parse(stages), `${this.compiling}.`);
+        return (entry) => this.runList(list, entry);
+      },
+    };
+    this.stages = this.compileList(config, "");
+  }
+
+  private compileList(items: PipelineStagesConfig, prefix: string): CompiledStage[] {
+    return items.map((item, index) => {
       const name = Object.keys(item)[0] as StageName;
       const stage = STAGES[name] as { compile(config: unknown, context: StageContext): StageRun };
-      return {
-        name,
-        run: stage.compile(item[name], { ...context, pipeline: this.name }),
-        processed: 0,
-        outcomes: new Map(),
-      };
+      const position = `${prefix}${index}`;
+      const outer = this.compiling;
+      this.compiling = position;
+      const run = stage.compile(item[name], this.context);
+      this.compiling = outer;
+      const compiled: CompiledStage = { name, position, run, processed: 0, outcomes: new Map() };
+      this.all.push(compiled);
+      return compiled;
     });
   }
 
@@ -94,7 +118,12 @@ export class Pipeline {
 
   /** Runs the stages on `entry`; false when one dropped it. */
   private through(entry: PipelineEntry): boolean {
-    for (const stage of this.stages) {
+    return this.runList(this.stages, entry) === undefined;
+  }
+
+  /** Runs `list` on `entry`; the dropping outcome when one of them dropped it. */
+  private runList(list: readonly CompiledStage[], entry: PipelineEntry): Outcome | undefined {
+    for (const stage of list) {
       let outcome: Outcome | undefined;
       try {
         outcome = stage.run(entry);
@@ -103,21 +132,21 @@ export class Pipeline {
       }
       if (outcome === undefined) stage.processed++;
       else stage.outcomes.set(outcome, (stage.outcomes.get(outcome) ?? 0) + 1);
-      if (outcome?.kind === "dropped") return false;
+      if (outcome?.kind === "dropped") return outcome;
     }
-    return true;
+    return undefined;
   }
 
   private count(): void {
     const counter = this.metrics?.entries;
-    this.stages.forEach((stage, index) => {
-      const labels = { pipeline: this.name, stage: stage.name, position: String(index) };
+    for (const stage of this.all) {
+      const labels = { pipeline: this.name, stage: stage.name, position: stage.position };
       if (stage.processed > 0) counter?.inc({ ...labels, outcome: "processed", reason: "" }, stage.processed);
       for (const [outcome, n] of stage.outcomes)
         counter?.inc({ ...labels, outcome: outcome.kind, reason: outcome.reason }, n);
       stage.processed = 0;
       stage.outcomes.clear();
-    });
+    }
   }
 }
 

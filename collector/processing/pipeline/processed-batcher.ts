@@ -5,7 +5,7 @@ import type { Logger } from "../../../common/log.js";
 import type { Batcher } from "../../buffer/batcher.js";
 import { LogMetrics } from "./log-metrics.js";
 import { pipelineMetrics } from "./metrics.js";
-import { DEFAULT_CONTEXT, Pipeline } from "./pipeline.js";
+import { DEFAULT_CLOCK, Pipeline } from "./pipeline.js";
 import type { PipelineStagesConfig } from "./schema.js";
 
 // Where the processing pipeline sits: between every log input and the batcher. An input hands its streams to
@@ -74,9 +74,10 @@ export class InputPipelines {
     const stages = own ?? this.options.defaults;
     if (stages.length === 0) return this.options.batcher;
     const metrics = pipelineMetrics(this.options.registry);
-    const context = { ...DEFAULT_CONTEXT, registry: this.options.registry, logMetrics: this.logMetrics };
+    const context = { ...DEFAULT_CLOCK, registry: this.options.registry, logMetrics: this.logMetrics };
     const pipeline = new Pipeline(stages, name, metrics, context);
-    if (this.timer === undefined && stages.some((stage) => "metrics" in stage)) this.startResending();
+    // A metrics stage may be nested (under a match stage): what the compiled pipeline declared tells.
+    if (this.timer === undefined && this.logMetrics.declared) this.startResending();
     return processedBatcher({ ...this.options, pipeline, logMetrics: this.logMetrics });
   }
 

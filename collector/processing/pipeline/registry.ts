@@ -11,6 +11,7 @@ import {
 } from "../stages/labels.js";
 import { limitStage } from "../stages/limit.js";
 import { logfmtStage } from "../stages/logfmt.js";
+import { matchStage } from "../stages/match.js";
 import { metricsStage } from "../stages/metrics.js";
 import { outputStage, tenantStage } from "../stages/output.js";
 import { redactStage } from "../stages/redact.js";
@@ -41,6 +42,7 @@ export const STAGES = {
   output: outputStage,
   relabel: relabelStage,
   detected_level: detectedLevelStage,
+  match: matchStage,
   drop: dropStage,
   limit: limitStage,
   sampling: samplingStage,

@@ -16,7 +16,16 @@ export function pipelineStagesSchema() {
         .refine(
           (stage) => Object.keys(stage).length === 1,
           `expected exactly one stage per list item, one of: ${NAMES.join(", ")}`,
-        ),
+        )
+        .superRefine((stage, ctx) => {
+          // A match stage's nested stages, checked as a list of their own (the schema cannot name itself).
+          const nested = stage.match?.stages;
+          if (nested === undefined || nested.length === 0) return;
+          const result = pipelineStagesSchema().safeParse(nested);
+          if (!result.success)
+            for (const issue of result.error.issues)
+              ctx.addIssue({ ...issue, path: ["match", "stages", ...issue.path] } as never);
+        }),
     )
     .describe("processing stages each entry goes through, in order, as Promtail's pipeline_stages");
 }

@@ -53,6 +53,11 @@ export interface StageContext {
   pipeline?: string;
   /** The collector's metrics from logs, which the `metrics` stage updates and the batcher ships. */
   logMetrics?: LogMetrics;
+  /**
+   * Nested stages (a `match` stage's), validated and compiled by the pipeline: a closure that runs them and
+   * answers the dropping outcome if one dropped the entry.
+   */
+  nested(stages: unknown[]): StageRun;
 }
 
 export interface StageDefinition<S extends z.ZodType = z.ZodType> {
