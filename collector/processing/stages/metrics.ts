@@ -44,7 +44,8 @@ const metricSchema = z
           .describe("counter with match_all and action add: add the line's length in bytes"),
         buckets: z.array(z.number()).min(1).optional().describe("histogram: upper bounds of the buckets"),
       })
-      .default({ match_all: false, count_entry_bytes: false }),
+      .default({ match_all: false, count_entry_bytes: false })
+      .describe("what updates the metric, as Promtail's `config`"),
   })
   .superRefine((metric, ctx) => {
     const { action, match_all, count_entry_bytes, value, buckets } = metric.config;
