@@ -261,6 +261,7 @@ async function pipelineToWal() {
     { json: { expressions: { ts: "ts", level: "level", app: "app" } } },
     { timestamp: { source: "ts", format: "RFC3339Nano" } },
     { labels: { level: null, app: null } },
+    { redact: {} },
     { drop: { source: "level", value: "debug" } },
   ];
   const closed = `127.0.0.1:${await freePort()}`;
