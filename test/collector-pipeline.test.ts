@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { appendFileSync, mkdtempSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { before, describe, it } from "node:test";
@@ -7,7 +8,7 @@ import { Kafka, logLevel } from "kafkajs";
 import type { LogEntry } from "../proto/batch.js";
 import { until } from "./helpers/aggregation.js";
 import { CollectorProcess, consumeAll } from "./helpers/collector-process.js";
-import { createTopics, KAFKA_BROKERS, uniqueName } from "./helpers/services.js";
+import { createTopics, freePort, KAFKA_BROKERS, uniqueName } from "./helpers/services.js";
 
 // The processing pipeline in the real collector process, shipping to the real Kafka broker: a file written
 // while the collector is down is read after it restarts, and the timestamp stage gives each entry the time its
@@ -18,12 +19,13 @@ describe("collector processing pipeline", () => {
     kafka = new Kafka({ clientId: "collector-pipeline-test", brokers: KAFKA_BROKERS, logLevel: logLevel.NOTHING });
   });
 
-  it("gives lines read after a restart their own time, and processes pushes per the push pipeline", async () => {
+  it("gives lines read after a restart their own time, and runs the syslog listener's and the push pipelines", async () => {
     const topic = uniqueName("pipeline");
     await createTopics(kafka, [{ topic, numPartitions: 1 }]);
     const dir = mkdtempSync(join(tmpdir(), "bifrost-pipeline-"));
     const logFile = join(dir, "app.log");
     writeFileSync(logFile, "");
+    const syslogPort = await freePort();
     const collector = await CollectorProcess.configure(dir, {
       nodeId: "edge-pipeline",
       kafka: { brokers: KAFKA_BROKERS, topic },
@@ -40,6 +42,14 @@ describe("collector processing pipeline", () => {
           },
         ],
         files_poll_ms: 50,
+        syslog: [
+          {
+            listen: `127.0.0.1:${syslogPort}`,
+            protocol: "tcp",
+            labels: { job: "syslog" },
+            pipeline_stages: [{ regex: { expression: "user=(?P<user>\\w+)" } }, { labels: { user: null } }],
+          },
+        ],
         push_pipeline_stages: [
           { json: { expressions: { level: "level", customer: "customer" } } },
           { drop: { source: "level", value: "debug" } },
@@ -83,6 +93,21 @@ describe("collector processing pipeline", () => {
         }),
       });
       assert.equal(push.status, 204);
+      await new Promise<void>((resolve, reject) => {
+        const socket = connect(syslogPort, "127.0.0.1", () =>
+          socket.end("<13>1 2026-12-07T10:00:00Z host app - - - login user=marco\n", resolve),
+        );
+        socket.on("error", reject);
+      });
+      await until(
+        "the syslog message read",
+        async () =>
+          (await collector.metric(
+            "bifrost_collector_pipeline_entries_total",
+            'pipeline="syslog[0]",stage="labels"',
+          )) === 1,
+        30_000,
+      );
       await collector.drained();
       assert.equal(
         await collector.metric(
@@ -118,6 +143,12 @@ describe("collector processing pipeline", () => {
         i === 0 ? "info" : i % 2 ? "warn" : "error",
       ]),
       "each tailed line has the time it holds",
+    );
+    const syslog = entries.filter((e) => e.labels["job"] === "syslog");
+    assert.deepEqual(
+      syslog.map((e) => [e.labels["user"], e.entry.line]),
+      [["marco", "login user=marco"]],
+      "the syslog listener's own pipeline labelled the message",
     );
     const pushed = entries.filter((e) => e.labels["job"] === "pushed");
     assert.deepEqual(pushed.map((e) => [e.tenant, e.labels["level"], e.entry.line, e.entry.timeUnixNano]).sort(), [
