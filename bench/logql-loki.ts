@@ -38,6 +38,10 @@ export async function startLoki(bin: string): Promise<Loki> {
       "-ingester.per-stream-rate-limit=100GB",
       "-ingester.per-stream-rate-limit-burst=100GB",
       "-querier.max-query-series=100000",
+      // Loki would add detected_level as structured metadata and service_name as a stream label, which Bifrost
+      // does not: with them its series would not be the same as Bifrost's.
+      "-validation.discover-log-levels=false",
+      "-validation.discover-service-name=",
       "-querier.query-timeout=10m",
     ],
     {

@@ -2,8 +2,15 @@ import { EvaluationBudget } from "../../evaluation-budget.js";
 import type { LabelMatcher } from "../../../storage/store.js";
 import { dropLabels, formatLabels, keepLabels, labelsKey, sortedLabelsOf, type Labels } from "../../../proto/labels.js";
 import { EvaluationError } from "../../vector/types.js";
-import { GROUPING_RANGE_OPS, LINE_RANGE_OPS, UNWRAPPABLE_RANGE_OPS, type RangeAggregationExpr } from "../syntax/ast.js";
+import {
+  GROUPING_RANGE_OPS,
+  type Grouping,
+  LINE_RANGE_OPS,
+  UNWRAPPABLE_RANGE_OPS,
+  type RangeAggregationExpr,
+} from "../syntax/ast.js";
 import { ERROR_LABEL } from "../pipeline/labels-builder.js";
+import { requiredLabels } from "../pipeline/hints.js";
 import { RowCursor } from "./cursor.js";
 import type { EngineSource, Step, Timeline } from "./source.js";
 import { rangeFunction, type Point } from "./range-functions.js";
@@ -75,14 +82,17 @@ async function* rowsOf(
   source: EngineSource,
   fromNs: bigint,
   toNs: bigint,
+  grouping: Grouping | undefined,
 ): AsyncIterable<Row[]> {
   const { range } = expr;
+  const required =
+    expr.op === "absent_over_time" ? undefined : requiredLabels(range.log.pipeline, grouping, range.unwrap);
   if (range.unwrap !== undefined) {
-    yield* source.samples(range, fromNs, toNs);
+    yield* source.samples(range, fromNs, toNs, required);
     return;
   }
   const bytes = expr.op === "bytes_over_time" || expr.op === "bytes_rate";
-  for await (const chunk of source.logs(range.log, fromNs, toNs, "forward")) {
+  for await (const chunk of source.logs(range.log, fromNs, toNs, "forward", undefined, false, required)) {
     yield chunk.map((row) => ({
       tsNs: row.tsNs,
       value: bytes ? Buffer.byteLength(row.line, "utf8") : 1,
@@ -97,9 +107,8 @@ interface SeriesKey {
 }
 
 /** The series a row belongs to: its labels reduced by the aggregation's grouping, except rows with an error. */
-function seriesKeyer(expr: RangeAggregationExpr): (labels: Labels) => SeriesKey {
+function seriesKeyer(expr: RangeAggregationExpr, grouping: Grouping | undefined): (labels: Labels) => SeriesKey {
   const cache = new WeakMap<Labels, SeriesKey>();
-  const { grouping } = expr;
   const reduce = (labels: Labels): Labels => {
     // Errors keep all labels so that the refusal can name the series.
     if (hasError(labels)) return labels;
@@ -133,21 +142,45 @@ function evict(windows: Map<string, Window>, startNs: bigint): void {
   }
 }
 
-/** The vector of a range aggregation at each step of the timeline. */
+/**
+ * The range operations whose sum over series equals the operation over the series' rows merged, so that an outer
+ * `sum <grouping>` can group the rows before the windows (Loki's canInjectVectorGrouping).
+ */
+const SUMMABLE_RANGE_OPS = new Set(["count_over_time", "rate", "bytes_over_time", "bytes_rate", "sum_over_time"]);
+
+/**
+ * The grouping an outer vector aggregation lends to the range aggregation under it, as Loki injects it: with
+ * `sum`, over a range aggregation without its own grouping whose values add up across series. Windows then
+ * hold one series per group instead of one per distinct label set, which a parser makes per line.
+ */
+export function injectedGrouping(
+  vectorOp: string,
+  grouping: Grouping | undefined,
+  inner: RangeAggregationExpr,
+): Grouping | undefined {
+  if (vectorOp !== "sum" || inner.grouping !== undefined || !SUMMABLE_RANGE_OPS.has(inner.op)) return undefined;
+  return grouping ?? { without: false, labels: [] };
+}
+
+/**
+ * The vector of a range aggregation at each step of the timeline; its series grouped by `grouping`, the
+ * expression's own unless an outer sum injects one (injectedGrouping).
+ */
 export async function* rangeAggregationSteps(
   expr: RangeAggregationExpr,
   timeline: Timeline,
   source: EngineSource,
   signal?: AbortSignal,
+  grouping: Grouping | undefined = expr.grouping,
 ): AsyncGenerator<Step> {
   validateRangeAggregation(expr);
   const { rangeNs, offsetNs } = expr.range;
   const fn = rangeFunction(expr.op, rangeNs, expr.range.unwrap !== undefined, expr.param);
-  const keyOf = seriesKeyer(expr);
+  const keyOf = seriesKeyer(expr, grouping);
   const absent = expr.op === "absent_over_time" ? absentLabels(expr.range.log.matchers) : undefined;
   // One read covers every window: from the first window's start to just past the last window's end.
   const cursor = new RowCursor(
-    rowsOf(expr, source, timeline.startNs - offsetNs - rangeNs, timeline.endNs - offsetNs + 1n),
+    rowsOf(expr, source, timeline.startNs - offsetNs - rangeNs, timeline.endNs - offsetNs + 1n, grouping),
     signal,
   );
   const windows = new Map<string, Window>();

@@ -62,9 +62,10 @@ export class StoreSource implements EngineSource {
     direction: Direction,
     limit?: number,
     categorize?: boolean,
+    required?: ReadonlySet<string>,
   ): AsyncIterable<LogRow[]> {
     const { pushed, rest } = pushableLineFilters(log.pipeline);
-    const pipeline = compilePipeline(rest, { categorize: categorize === true });
+    const pipeline = compilePipeline(rest, { categorize: categorize === true, ...(required && { required }) });
     const pageEntries = this.options.pageEntries ?? PAGE_ENTRIES;
     // When the Store applies the whole pipeline, `limit` entries are all the caller takes; one more lets the page
     // end past the last one's timestamp, so that the entries sharing it are complete without a second read.
@@ -83,10 +84,15 @@ export class StoreSource implements EngineSource {
     }
   }
 
-  async *samples(range: LogRange, startNs: bigint, endNs: bigint): AsyncIterable<SampleRow[]> {
+  async *samples(
+    range: LogRange,
+    startNs: bigint,
+    endNs: bigint,
+    required?: ReadonlySet<string>,
+  ): AsyncIterable<SampleRow[]> {
     if (range.unwrap === undefined) throw new Error("samples() needs a range with unwrap");
     const unwrap = compileUnwrap(range.unwrap);
-    for await (const rows of this.logs(range.log, startNs, endNs, "forward")) {
+    for await (const rows of this.logs(range.log, startNs, endNs, "forward", undefined, false, required)) {
       const samples: SampleRow[] = [];
       for (const row of rows) {
         const sample = unwrap(row);
