@@ -121,7 +121,12 @@ export interface Family {
 }
 
 export const FAMILIES: Family[] = [
-  { name: "count_over_time", query: 'count_over_time({app="api"}[5m])', apps: ["api"], floorField: "status=" },
+  {
+    name: "count_over_time_by_pod",
+    query: 'sum by (pod) (count_over_time({app="api"}[5m]))',
+    apps: ["api"],
+    floorField: "status=",
+  },
   {
     name: "rate_sum_by_app",
     query: 'sum by (app) (rate({app=~"api|checkout|web"}[5m]))',

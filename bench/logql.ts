@@ -1,8 +1,7 @@
-import { execFile } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { createClient } from "@clickhouse/client";
 import { ClickHouseStore } from "../storage/clickhouse.js";
 import { DuckDBStore } from "../storage/duckdb.js";
@@ -30,7 +29,6 @@ import type { QueryJob } from "./logql-query.js";
 // its binary, and always the physical floor, a bare JS loop that splits the same lines and counts by one field.
 // Size: --lines N or BENCH_LOGQL_LINES (100k default; 1M, 10M accepted). One JSON line on stdout.
 
-const exec = promisify(execFile);
 const RUNS = Number(process.env.BENCH_LOGQL_RUNS ?? 5);
 const LOAD_BATCH = 50_000;
 const LOKI_BATCH = 10_000;
@@ -87,12 +85,19 @@ function figures(
   return out;
 }
 
+/** Runs bench/logql-query.js in a child process (its progress on our stderr) and returns its JSON line. */
 async function queryProcess(job: QueryJob) {
-  const { stdout } = await exec(
+  const child = spawn(
     process.execPath,
     ["--expose-gc", join(import.meta.dirname, "logql-query.js"), JSON.stringify(job)],
-    { maxBuffer: 64 * 1024 * 1024 },
+    {
+      stdio: ["ignore", "pipe", "inherit"],
+    },
   );
+  let stdout = "";
+  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+  if (code !== 0) throw new Error(`query process for ${job.store.kind} exited with ${code}`);
   return JSON.parse(stdout) as Record<string, { times_ms: number[]; series: number; peak_rss_mib: number }>;
 }
 
