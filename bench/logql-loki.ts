@@ -45,6 +45,8 @@ export async function startLoki(bin: string): Promise<Loki> {
       "-querier.query-timeout=10m",
     ],
     {
+      // Some of Loki's stores write under the working directory whatever the configuration's paths say.
+      cwd: dir,
       env: { ...process.env, LOKI_DIR: dir, LOKI_PORT: String(port), LOKI_GRPC_PORT: String(await freePort()) },
       stdio: ["ignore", "ignore", "pipe"],
     },
