@@ -744,14 +744,11 @@ describe("rate_counter", () => {
   });
 
   it("counterRate measures the window from the query, not from the samples", () => {
-    const points = [
-      { tsNs: sec(12), value: 0 },
-      { tsNs: sec(14), value: 4 },
-      { tsNs: sec(16), value: 8 },
-    ];
+    // A leading sample outside [from, to) must not count.
+    const window = { ts: [sec(1), sec(12), sec(14), sec(16)], values: [99, 0, 4, 8], from: 1, to: 4 };
     // Window (10, 20]: toStart 2s and toEnd 4s against a 2.2s threshold -> 2s and 1s; 8 * 7/4 = 14, / 10s.
     // The zero point (0s before the first sample) is nearer: toStart 0 -> 8 * 5/4 = 10, / 10s = 1.
-    assert.equal(counterRate(points, sec(10), sec(20)), 1);
+    assert.equal(counterRate(window, sec(10), sec(20)), 1);
   });
 });
 

@@ -57,7 +57,22 @@ export class LabelsBuilder {
    * stage per name, wherever it stands in the pipeline. It matters when a stage between the parser and the filter
    * rewrites the label, and it can set LabelFilterErr early.
    */
-  constructor(private readonly parseFilters?: ReadonlyMap<string, (labels: LabelsBuilder) => boolean>) {}
+  constructor(
+    private readonly parseFilters?: ReadonlyMap<string, (labels: LabelsBuilder) => boolean>,
+    private readonly required?: ReadonlySet<string>,
+  ) {}
+
+  /** Whether a parser must extract `name` (pipeline/hints.ts); every label when the query needs them all. */
+  wants(name: string): boolean {
+    return this.required === undefined || this.required.has(name);
+  }
+
+  /** Whether a parser must descend into a JSON object whose labels would start with `prefix`. */
+  wantsPrefix(prefix: string): boolean {
+    if (this.required === undefined) return true;
+    for (const name of this.required) if (name.startsWith(prefix)) return true;
+    return false;
+  }
 
   /** Sets a parsed label; false when the line must be dropped per the parser hints. */
   extract(name: string, value: string): boolean {

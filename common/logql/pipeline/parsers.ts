@@ -26,6 +26,9 @@ const JSON_ERROR = "JSONParserErr";
 /** Returned through objectEach when the parser hints drop the line. */
 const DROP = "\u0000drop";
 const LOGFMT_ERROR = "LogfmtParserErr";
+/** Walks a JSON object that no needed label comes from, as deep as extracting would, only for its errors. */
+const skip = (_key: string, value: JsonValue): string | undefined =>
+  value.type === JsonType.Object ? objectEach(value.raw, 0, skip) : undefined;
 
 /**
  * `| json`: every scalar of the object, nested keys joined with `_`; arrays and nulls are skipped. With `paths`,
@@ -41,6 +44,7 @@ export function jsonStage(paths?: Map<string, string[]>): StageFn {
     if (value.type === JsonType.Array || value.type === JsonType.Null) return undefined;
     const name = nested ? nestedName(prefix, key) : keys.get(key, sanitizeLabelKey);
     if (value.type === JsonType.Object) {
+      if (!labels.wantsPrefix(name)) return objectEach(value.raw, 0, skip);
       if (paths === undefined) return objectEach(value.raw, 0, (k, v) => member(true, name, k, v));
       objectKeys.push(key);
       const result = objectEach(value.raw, 0, (k, v) => member(true, name, k, v));
@@ -52,7 +56,7 @@ export function jsonStage(paths?: Map<string, string[]>): StageFn {
     if (labels.parsedName(name) !== name) {
       label = nested ? nestedName(prefix, key + DUPLICATE_SUFFIX) : name + DUPLICATE_SUFFIX;
     }
-    if (labels.wasExtracted(label)) return undefined;
+    if (labels.wasExtracted(label) || !labels.wants(label)) return undefined;
     paths?.set(label, [...objectKeys, key]);
     return labels.extract(label, value.type === JsonType.String ? jsonStringValue(value.raw) : value.raw)
       ? undefined
@@ -233,7 +237,7 @@ export function logfmtStage(strict: boolean, keepEmpty: boolean): StageFn {
       const key = keys.get(decoder.key, sanitizeLabelKey);
       if (key === "") continue;
       const name = labels.parsedName(key);
-      if (labels.wasExtracted(name)) continue;
+      if (labels.wasExtracted(name) || !labels.wants(name)) continue;
       let value = decoder.value;
       if (value.includes("\ufffd")) value = value.replaceAll("\ufffd", " ");
       if (!keepEmpty && value === "") continue;

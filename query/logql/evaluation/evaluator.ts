@@ -10,6 +10,7 @@ import { EvaluationError, LOKI_SEMANTICS, type Sample } from "../../../common/ve
 import type {
   BinaryExpr,
   Expr,
+  Grouping,
   LogExpr,
   MetricExpr,
   RangeAggregationExpr,
@@ -18,7 +19,7 @@ import type {
 import { RowCursor } from "./cursor.js";
 import { RegexSyntaxError, compileRe2 } from "../../../common/regex.js";
 import { EvaluationBudget } from "../../evaluation-budget.js";
-import { rangeAggregationSteps, validateRangeAggregation } from "./range-vector.js";
+import { injectedGrouping, rangeAggregationSteps, validateRangeAggregation } from "./range-vector.js";
 import type { EngineSource, Step, Timeline } from "./source.js";
 
 // The reference LogQL evaluator, with the semantics of Loki's engine.go and evaluator.go. A metric query is a
@@ -178,11 +179,12 @@ class Evaluator {
     }
   }
 
-  private async *rangeSteps(expr: RangeAggregationExpr): AsyncGenerator<Step> {
+  /** `grouping`: one injected by an outer sum (injectedGrouping), which the streaming engine groups rows by. */
+  private async *rangeSteps(expr: RangeAggregationExpr, grouping?: Grouping): AsyncGenerator<Step> {
     validateRangeAggregation(expr);
     const pushed = await this.source.rangeAggregation?.(expr, this.timeline);
     if (pushed !== undefined) yield* pushed;
-    else yield* rangeAggregationSteps(expr, this.timeline, this.source, this.signal);
+    else yield* rangeAggregationSteps(expr, this.timeline, this.source, this.signal, grouping ?? expr.grouping);
   }
 
   private async *aggregationSteps(expr: VectorAggregationExpr): AsyncGenerator<Step> {
@@ -202,7 +204,14 @@ class Evaluator {
       const pushed = await this.source.groupedRangeAggregation(inner, expr.grouping, this.timeline);
       if (pushed !== undefined) return yield* pushed;
     }
-    yield* this.mapSteps(inner, (vector) => aggregate(op, vector, expr.grouping, expr.param));
+    const injected = inner.kind === "range_aggregation" ? injectedGrouping(op, expr.grouping, inner) : undefined;
+    const aggregated = (vector: Sample[]) => aggregate(op, vector, expr.grouping, expr.param);
+    if (injected !== undefined && inner.kind === "range_aggregation") {
+      for await (const step of this.rangeSteps(inner, injected))
+        yield { tsMs: step.tsMs, vector: aggregated(step.vector) };
+      return;
+    }
+    yield* this.mapSteps(inner, aggregated);
   }
 
   private async *mapSteps(inner: MetricExpr, fn: (vector: Sample[]) => Sample[]): AsyncGenerator<Step> {

@@ -4,14 +4,16 @@ import { dropLabels, formatLabels, keepLabels, labelsKey, sortedLabelsOf, type L
 import { EvaluationError } from "../../../common/vector/types.js";
 import {
   GROUPING_RANGE_OPS,
+  type Grouping,
   LINE_RANGE_OPS,
   UNWRAPPABLE_RANGE_OPS,
   type RangeAggregationExpr,
 } from "../../../common/logql/syntax/ast.js";
 import { ERROR_LABEL } from "../../../common/logql/pipeline/labels-builder.js";
+import { requiredLabels } from "../pipeline/hints.js";
 import { RowCursor } from "./cursor.js";
 import type { EngineSource, Step, Timeline } from "./source.js";
-import { rangeFunction, type Point } from "./range-functions.js";
+import { rangeFunction, type WindowColumns } from "./range-functions.js";
 
 // Range aggregations step by step, as Loki's range_vector.go: at step t the window is (t - offset - range,
 // t - offset], open at its start and closed at its end, and the result carries t's timestamp. Rows stream in
@@ -68,32 +70,29 @@ export function absentLabels(matchers: readonly LabelMatcher[]): Labels {
   return sortedLabelsOf(labels);
 }
 
-interface Row {
-  tsNs: bigint;
-  value: number;
-  labels: Labels;
-}
+/** A row of a range aggregation: an unwrapped sample (with its value) or a log line (valued 1 or its bytes). */
+type Row = { tsNs: bigint; labels: Labels } & ({ value: number } | { line: string });
 
-/** The rows a range aggregation reads: unwrapped samples, or one row per line valued 1 or its size in bytes. */
-async function* rowsOf(
+/** The rows a range aggregation reads, as the source gives them: no object is made per row here. */
+function rowsOf(
   expr: RangeAggregationExpr,
   source: EngineSource,
   fromNs: bigint,
   toNs: bigint,
+  grouping: Grouping | undefined,
 ): AsyncIterable<Row[]> {
   const { range } = expr;
-  if (range.unwrap !== undefined) {
-    yield* source.samples(range, fromNs, toNs);
-    return;
-  }
-  const bytes = expr.op === "bytes_over_time" || expr.op === "bytes_rate";
-  for await (const chunk of source.logs(range.log, fromNs, toNs, "forward")) {
-    yield chunk.map((row) => ({
-      tsNs: row.tsNs,
-      value: bytes ? Buffer.byteLength(row.line, "utf8") : 1,
-      labels: row.labels,
-    }));
-  }
+  const required =
+    expr.op === "absent_over_time" ? undefined : requiredLabels(range.log.pipeline, grouping, range.unwrap);
+  if (range.unwrap !== undefined) return source.samples(range, fromNs, toNs, required);
+  return source.logs(range.log, fromNs, toNs, "forward", undefined, false, required);
+}
+
+function rowValuer(expr: RangeAggregationExpr): (row: Row) => number {
+  if (expr.range.unwrap !== undefined) return (row) => (row as { value: number }).value;
+  if (expr.op === "bytes_over_time" || expr.op === "bytes_rate")
+    return (row) => Buffer.byteLength((row as { line: string }).line, "utf8");
+  return () => 1;
 }
 
 interface SeriesKey {
@@ -102,9 +101,8 @@ interface SeriesKey {
 }
 
 /** The series a row belongs to: its labels reduced by the aggregation's grouping, except rows with an error. */
-function seriesKeyer(expr: RangeAggregationExpr): (labels: Labels) => SeriesKey {
+function seriesKeyer(expr: RangeAggregationExpr, grouping: Grouping | undefined): (labels: Labels) => SeriesKey {
   const cache = new WeakMap<Labels, SeriesKey>();
-  const { grouping } = expr;
   const reduce = (labels: Labels): Labels => {
     // Errors keep all labels so that the refusal can name the series.
     if (hasError(labels)) return labels;
@@ -112,7 +110,7 @@ function seriesKeyer(expr: RangeAggregationExpr): (labels: Labels) => SeriesKey 
     if (grouping === undefined) return labels;
     return grouping.without ? dropLabels(labels, grouping.labels) : keepLabels(labels, grouping.labels);
   };
-  return (labels) => {
+  const byLabels = (labels: Labels): SeriesKey => {
     let series = cache.get(labels);
     if (series === undefined) {
       const reduced = reduce(labels);
@@ -121,38 +119,91 @@ function seriesKeyer(expr: RangeAggregationExpr): (labels: Labels) => SeriesKey 
     }
     return series;
   };
+  if (grouping === undefined || grouping.without || expr.op === "absent_over_time") return byLabels;
+  // A `by` grouping: a parser makes a new labels record per line, so the group is found from the grouped values
+  // alone (length-prefixed, an absent label apart from an empty one) rather than by reducing each record.
+  const names = [...new Set(grouping.labels)];
+  const groups = new Map<string, SeriesKey>();
+  return (labels) => {
+    if (hasError(labels)) return byLabels(labels);
+    let values = "";
+    for (const name of names) {
+      const value = labels[name];
+      values += value === undefined ? "-" : `${value.length}:${value}`;
+    }
+    let series = groups.get(values);
+    if (series === undefined) {
+      series = byLabels(labels);
+      groups.set(values, series);
+    }
+    return series;
+  };
 }
 
-interface Window {
+/**
+ * One series' points in the current window, column-wise; the points before `from` have left the window and are
+ * dropped from the arrays in batches.
+ */
+interface Window extends WindowColumns {
   labels: Labels;
-  points: Point[];
+  ts: bigint[];
+  values: number[];
 }
 
-/** Drops the points at or before the window's open start, and the series left empty. */
+/** Moves each window's start past the points at or before its open start, and drops the series left empty. */
 function evict(windows: Map<string, Window>, startNs: bigint): void {
   for (const [key, window] of windows) {
-    let stale = 0;
-    while (stale < window.points.length && window.points[stale]!.tsNs <= startNs) stale++;
-    if (stale === window.points.length) windows.delete(key);
-    else if (stale > 0) window.points.splice(0, stale);
+    while (window.from < window.to && window.ts[window.from]! <= startNs) window.from++;
+    if (window.from === window.to) windows.delete(key);
+    else if (window.from >= 1024 && window.from * 2 >= window.to) {
+      window.ts.splice(0, window.from);
+      window.values.splice(0, window.from);
+      window.to -= window.from;
+      window.from = 0;
+    }
   }
 }
 
-/** The vector of a range aggregation at each step of the timeline. */
+/**
+ * The range operations whose sum over series equals the operation over the series' rows merged, so that an outer
+ * `sum <grouping>` can group the rows before the windows (Loki's canInjectVectorGrouping).
+ */
+const SUMMABLE_RANGE_OPS = new Set(["count_over_time", "rate", "bytes_over_time", "bytes_rate", "sum_over_time"]);
+
+/**
+ * The grouping an outer vector aggregation lends to the range aggregation under it, as Loki injects it: with
+ * `sum`, over a range aggregation without its own grouping whose values add up across series. Windows then
+ * hold one series per group instead of one per distinct label set, which a parser makes per line.
+ */
+export function injectedGrouping(
+  vectorOp: string,
+  grouping: Grouping | undefined,
+  inner: RangeAggregationExpr,
+): Grouping | undefined {
+  if (vectorOp !== "sum" || inner.grouping !== undefined || !SUMMABLE_RANGE_OPS.has(inner.op)) return undefined;
+  return grouping ?? { without: false, labels: [] };
+}
+
+/**
+ * The vector of a range aggregation at each step of the timeline; its series grouped by `grouping`, the
+ * expression's own unless an outer sum injects one (injectedGrouping).
+ */
 export async function* rangeAggregationSteps(
   expr: RangeAggregationExpr,
   timeline: Timeline,
   source: EngineSource,
   signal?: AbortSignal,
+  grouping: Grouping | undefined = expr.grouping,
 ): AsyncGenerator<Step> {
   validateRangeAggregation(expr);
   const { rangeNs, offsetNs } = expr.range;
   const fn = rangeFunction(expr.op, rangeNs, expr.range.unwrap !== undefined, expr.param);
-  const keyOf = seriesKeyer(expr);
+  const keyOf = seriesKeyer(expr, grouping);
+  const valueOf = rowValuer(expr);
   const absent = expr.op === "absent_over_time" ? absentLabels(expr.range.log.matchers) : undefined;
   // One read covers every window: from the first window's start to just past the last window's end.
   const cursor = new RowCursor(
-    rowsOf(expr, source, timeline.startNs - offsetNs - rangeNs, timeline.endNs - offsetNs + 1n),
+    rowsOf(expr, source, timeline.startNs - offsetNs - rangeNs, timeline.endNs - offsetNs + 1n, grouping),
     signal,
   );
   const windows = new Map<string, Window>();
@@ -176,9 +227,12 @@ export async function* rangeAggregationSteps(
         if (row.tsNs <= windowStart) continue;
         const { key, labels } = keyOf(row.labels);
         const window = windows.get(key);
-        const point = { tsNs: row.tsNs, value: row.value };
-        if (window === undefined) windows.set(key, { labels, points: [point] });
-        else window.points.push(point);
+        if (window === undefined) windows.set(key, { labels, ts: [row.tsNs], values: [valueOf(row)], from: 0, to: 1 });
+        else {
+          window.ts.push(row.tsNs);
+          window.values.push(valueOf(row));
+          window.to++;
+        }
       }
       // Loki truncates the shifted time and the offset to milliseconds separately.
       const tsMs = Number(windowEnd / 1_000_000n) + Number(offsetNs / 1_000_000n);
@@ -192,8 +246,8 @@ export async function* rangeAggregationSteps(
         continue;
       }
       const vector = keys.map((key) => {
-        const { labels, points } = windows.get(key)!;
-        return { labels, value: fn(points, windowEnd) };
+        const window = windows.get(key)!;
+        return { labels: window.labels, value: fn(window, windowEnd) };
       });
       yield { tsMs, vector };
     }

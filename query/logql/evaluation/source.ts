@@ -38,6 +38,8 @@ export interface EngineSource {
   /**
    * Entries of `log` (selector + full pipeline applied) with tsNs in [startNs, endNs), in `direction` order, in
    * chunks. `limit`, when given, is how many entries the caller will take at most, so that the source reads no more.
+   * `required`, when given, names the only labels the caller reads besides the stream labels and the error labels
+   * (pipeline/hints.ts), so that parsers may leave the others out.
    */
   logs(
     log: LogExpr,
@@ -46,9 +48,10 @@ export interface EngineSource {
     direction: Direction,
     limit?: number,
     categorize?: boolean,
+    required?: ReadonlySet<string>,
   ): AsyncIterable<LogRow[]>;
-  /** For range aggregations with unwrap: unwrapped values, ascending by time, in chunks. */
-  samples(range: LogRange, startNs: bigint, endNs: bigint): AsyncIterable<SampleRow[]>;
+  /** For range aggregations with unwrap: unwrapped values, ascending by time, in chunks; `required` as for logs. */
+  samples(range: LogRange, startNs: bigint, endNs: bigint, required?: ReadonlySet<string>): AsyncIterable<SampleRow[]>;
   /**
    * The steps of a range aggregation computed by the source itself (pushed down into the Store), or undefined
    * when it cannot; the engine then streams rows through its own windows. Both must give the same steps.

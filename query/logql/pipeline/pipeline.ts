@@ -83,11 +83,15 @@ function compileStage(stage: Stage): StageFn {
 
 /**
  * Compiles every stage (regexes, templates, JSON paths) once; throws StageError or a syntax error for bad ones.
- * With `categorize`, each result also has its labels by category.
+ * With `categorize`, each result also has its labels by category; with `required` (pipeline/hints.ts), parsers
+ * extract only those labels.
  */
-export function compilePipeline(stages: Stage[], options: { categorize?: boolean } = {}): Pipeline {
+export function compilePipeline(
+  stages: Stage[],
+  options: { categorize?: boolean; required?: ReadonlySet<string> } = {},
+): Pipeline {
   const compiled = stages.map(compileStage);
-  const builder = new LabelsBuilder(parseFilters(stages));
+  const builder = new LabelsBuilder(parseFilters(stages), options.required);
   const categorize = options.categorize === true;
   return {
     process(tsNs, line, streamLabels, metadata) {

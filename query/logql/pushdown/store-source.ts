@@ -62,9 +62,10 @@ export class StoreSource implements EngineSource {
     direction: Direction,
     limit?: number,
     categorize?: boolean,
+    required?: ReadonlySet<string>,
   ): AsyncIterable<LogRow[]> {
     const { pushed, rest } = pushableLineFilters(log.pipeline);
-    const pipeline = compilePipeline(rest, { categorize: categorize === true });
+    const pipeline = compilePipeline(rest, { categorize: categorize === true, ...(required && { required }) });
     const pageEntries = this.options.pageEntries ?? PAGE_ENTRIES;
     // When the Store applies the whole pipeline, `limit` entries are all the caller takes; one more lets the page
     // end past the last one's timestamp, so that the entries sharing it are complete without a second read.
@@ -83,10 +84,15 @@ export class StoreSource implements EngineSource {
     }
   }
 
-  async *samples(range: LogRange, startNs: bigint, endNs: bigint): AsyncIterable<SampleRow[]> {
+  async *samples(
+    range: LogRange,
+    startNs: bigint,
+    endNs: bigint,
+    required?: ReadonlySet<string>,
+  ): AsyncIterable<SampleRow[]> {
     if (range.unwrap === undefined) throw new Error("samples() needs a range with unwrap");
     const unwrap = compileUnwrap(range.unwrap);
-    for await (const rows of this.logs(range.log, startNs, endNs, "forward")) {
+    for await (const rows of this.logs(range.log, startNs, endNs, "forward", undefined, false, required)) {
       const samples: SampleRow[] = [];
       for (const row of rows) {
         const sample = unwrap(row);
@@ -99,6 +105,8 @@ export class StoreSource implements EngineSource {
   /**
    * Pages of entries in `direction` order. A full page may end in the middle of a run of entries with the same
    * timestamp, so only the entries strictly before that last timestamp are emitted and the next page starts at it.
+   * After a full page, the next read covers only about the time span that page did: the Store sorts what the read
+   * covers to find its first entries, so reading to the end of the range each time would cost the square of it.
    */
   private async *pages(
     log: LogExpr,
@@ -111,16 +119,25 @@ export class StoreSource implements EngineSource {
     const forward = direction === "forward";
     let low = startNs;
     let high = endNs;
+    let span: bigint | undefined;
     while (low < high) {
-      const page = await this.read(log, lineFilters, low, high, direction, pageEntries);
+      const readLow = forward || span === undefined || high - span < low ? low : high - span;
+      const readHigh = !forward || span === undefined || low + span > high ? high : low + span;
+      const page = await this.read(log, lineFilters, readLow, readHigh, direction, pageEntries);
       if (page.length < pageEntries) {
-        yield page;
-        return;
+        if (page.length > 0) yield page;
+        if (forward) low = readHigh;
+        else high = readLow;
+        // A sparse stretch: cover more time with the next read.
+        if (span !== undefined && page.length < pageEntries / 2) span *= 2n;
+        continue;
       }
       const boundary = page[page.length - 1]!.tsNs;
       const complete = page.filter((entry) => entry.tsNs !== boundary);
       if (complete.length > 0) {
         yield complete;
+        span = forward ? boundary - readLow : readHigh - boundary;
+        if (span < 1n) span = 1n;
         if (forward) low = boundary;
         else high = boundary + 1n;
         continue;
