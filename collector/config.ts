@@ -178,7 +178,7 @@ export function collectorSection(s: SharedSchemas) {
             .enum(["always", "interval", "never"])
             .default("interval")
             .describe(
-              "always: every batch durable before it is acknowledged; interval: every fsync_interval_ms; never: left to the OS",
+              "always: every batch fsynced before it is acknowledged (group commit: the pushes that arrive during an fsync share the next one); interval: every fsync_interval_ms; never: left to the OS",
             ),
           fsync_interval_ms: duration(z.number().int().positive())
             .default(1000)
@@ -242,7 +242,9 @@ export function collectorSection(s: SharedSchemas) {
             ),
           max_age_ms: duration(z.number().int().positive())
             .default(1000)
-            .describe("longest a push waits to be written; it is acknowledged after the write"),
+            .describe(
+              "longest data from sources that answer nobody (file tails, syslog, journald, scrapes) waits to be written; pushes (Loki, OTLP, remote write) are written and acknowledged at once, by group commit",
+            ),
           max_tracked_series: number(z.number().int().positive())
             .default(100_000)
             .describe(
