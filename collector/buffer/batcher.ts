@@ -12,7 +12,7 @@ import {
 } from "../../proto/batch.js";
 import { type Labels, persistedLabelsText } from "../../proto/labels.js";
 import { CodecError, decodeBatch, encodeBatch } from "../../proto/codec.js";
-import { batchHeadBytes, collectorLabels, withAddedLabels } from "../../common/ingest-contract.js";
+import { batchHeadBytes, collectorLabels, type NodeLabel, withAddedLabels } from "../../common/ingest-contract.js";
 import { isStaleMarker } from "../../proto/staleness.js";
 import type { BatchRecord } from "../../common/transport.js";
 import { arrivalNowNs } from "../../common/arrival-clock.js";
@@ -30,6 +30,8 @@ const STREAM_FIELD_BYTES = 6;
 
 export interface BatcherOptions {
   node: NodeIdentity;
+  /** Which of the node's labels every stream and series gets (collector.node_labels); all by default. */
+  nodeLabels?: readonly NodeLabel[];
   wal: Wal;
   /** Loki's `service_name` and `detected_level`, added to every log stream before its node labels. */
   ingestDefaults?: IngestDefaults;
@@ -83,7 +85,7 @@ interface Pending {
  * written at once, by group commit: what arrives in one turn of the event loop, or while the previous fsync
  * runs (policy `always`), is written as one batch and made durable by one fsync; other data waits for its
  * batch to fill or to age. Every stream and series gets the node's identity labels
- * (collectorLabels: `node`, and `site`/`region` when set) unless it has them, and every series the sample sent
+ * that collector.node_labels lists (collectorLabels: `node`, and `site`/`region` when set) unless it has them, and every series the sample sent
  * before it. No batch exceeds maxBatchBytes: what the ingestion contract admitted always fits.
  */
 export class Batcher {
@@ -109,7 +111,7 @@ export class Batcher {
   private commitScheduled = false;
 
   constructor(private readonly options: BatcherOptions) {
-    this.added = collectorLabels(options.node);
+    this.added = collectorLabels(options.node, options.nodeLabels);
   }
 
   add(
