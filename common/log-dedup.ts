@@ -46,25 +46,32 @@ export function dropDuplicateEntries(
  * the next oldest, which made every write of a large push quadratic in the memory's size.
  */
 export class RecentEntries {
-  private lines = new Map<string, string | Set<string>>();
-  private older = new Map<string, string | Set<string>>();
+  private lines = new Map<string, SeenLines>();
+  private older = new Map<string, SeenLines>();
+  /** (stream, timestamp) pairs in `lines`. */
+  private size = 0;
 
   constructor(private readonly maxTimestamps = 50_000) {}
 
   has(stream: string, entry: LogEntry): boolean {
-    const key = `${stream}\u0000${entry.timeUnixNano}`;
-    return holds(this.lines.get(key), entry.line) || holds(this.older.get(key), entry.line);
+    return (
+      holds(this.lines.get(stream)?.get(entry.timeUnixNano), entry.line) ||
+      holds(this.older.get(stream)?.get(entry.timeUnixNano), entry.line)
+    );
   }
 
   remember(stream: string, entries: LogEntry[]): void {
+    let seen = this.lines.get(stream);
     for (const entry of entries) {
-      const key = `${stream}\u0000${entry.timeUnixNano}`;
-      const lines = this.lines.get(key);
-      if (lines === undefined) this.lines.set(key, entry.line);
-      else if (!holds(lines, entry.line)) this.lines.set(key, add(lines, entry.line));
-      if (this.lines.size >= this.maxTimestamps) {
+      if (seen === undefined) this.lines.set(stream, (seen = new Map()));
+      const lines = seen.get(entry.timeUnixNano);
+      if (lines === undefined) this.size++;
+      if (!holds(lines, entry.line)) seen.set(entry.timeUnixNano, add(lines, entry.line));
+      if (this.size >= this.maxTimestamps) {
         this.older = this.lines;
         this.lines = new Map();
+        this.size = 0;
+        seen = undefined;
       }
     }
   }
