@@ -79,6 +79,8 @@ export async function startCollector(
   topic: string,
   edge = false,
   syslogPort?: number,
+  /** Over the defaults of collector.wal: the fsync policy. */
+  wal: Record<string, unknown> = {},
   /** Processing stages of the tailed files (collector.files[].pipeline_stages). */
   pipelineStages?: unknown[],
 ): Promise<Running & { url: string; inDir: string; positionsFile: string; metric(name: string): Promise<number> }> {
@@ -94,7 +96,7 @@ export async function startCollector(
       kafka: { brokers, topic },
       collector: {
         listen: `127.0.0.1:${port}`,
-        wal: { dir: join(dir, "wal") },
+        wal: { dir: join(dir, "wal"), ...wal },
         otlp: edge ? EDGE.otlp : { grpc_listen: `127.0.0.1:${grpc}` },
         files: [
           {

@@ -84,6 +84,7 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
   });
   const batcher = new Batcher({
     node: config.node,
+    nodeLabels: c.node_labels,
     wal,
     ingestDefaults: ingestDefaultsFromConfig(config, "shipped"),
     maxEntries: c.batch.max_entries,

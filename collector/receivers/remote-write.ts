@@ -322,7 +322,7 @@ export function remoteWriteRoute(app: Hono, options: RemoteWriteOptions): void {
           });
         }
         try {
-          await options.batcher.add(tenant, { series: decoded.series });
+          await options.batcher.add(tenant, { series: decoded.series }, { senderWaits: true });
         } catch (err) {
           if (err instanceof WalFullError) {
             reject("buffer_full", decoded.samples);
