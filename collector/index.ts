@@ -151,6 +151,7 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
     remoteWrite?.remoteWriteRoute(http.app, {
       batcher,
       contract,
+      admission,
       limits: c.limits,
       tenantLimits,
       rate,
