@@ -47,6 +47,8 @@ export interface QueryParams {
 
 export interface EngineLimits {
   maxSeries: number;
+  /** Most points the range aggregations' windows hold at once (query.limits.max_samples); unbounded without it. */
+  maxSamples?: number;
   signal?: AbortSignal;
 }
 
@@ -93,7 +95,7 @@ export async function evaluate(
       series: [{ labels: sortedLabelsOf([]), points: stepTimes(timeline).map((tsMs) => [tsMs, literal]) }],
     };
   }
-  const evaluator = new Evaluator(timeline, params.instant, source, limits.signal);
+  const evaluator = new Evaluator(timeline, params.instant, source, limits.signal, limits.maxSamples);
   const steps = evaluator.steps(expr);
   try {
     return params.instant
@@ -155,6 +157,7 @@ class Evaluator {
     private readonly instant: boolean,
     private readonly source: EngineSource,
     private readonly signal: AbortSignal | undefined,
+    private readonly maxSamples: number | undefined,
   ) {}
 
   steps(expr: MetricExpr): AsyncGenerator<Step> {
@@ -182,7 +185,7 @@ class Evaluator {
     validateRangeAggregation(expr);
     const pushed = await this.source.rangeAggregation?.(expr, this.timeline);
     if (pushed !== undefined) yield* pushed;
-    else yield* rangeAggregationSteps(expr, this.timeline, this.source, this.signal);
+    else yield* rangeAggregationSteps(expr, this.timeline, this.source, this.signal, this.maxSamples);
   }
 
   private async *aggregationSteps(expr: VectorAggregationExpr): AsyncGenerator<Step> {

@@ -14,6 +14,21 @@ import { rangeFunction, type Point } from "./range-functions.js";
 
 const PRESERVE_ERROR_LABEL = "__preserve_error__";
 
+/**
+ * A metric query whose range windows would hold more than query.limits.max_samples entries (or unwrapped values)
+ * at once: a range too long over too many lines, which would take the memory of the process that also ingests.
+ */
+export class TooManySamplesError extends EvaluationError {
+  constructor(readonly maxSamples: number) {
+    super(
+      `query processing would load too many samples into memory in query execution: its range windows would hold ` +
+        `more than ${maxSamples} log entries at once (limit query.limits.max_samples); shorten the range of the ` +
+        "range aggregation, or select fewer lines with more specific stream selectors and line filters",
+    );
+    this.name = "TooManySamplesError";
+  }
+}
+
 /** A series carrying a pipeline error, which a metric query refuses unless the error is filtered out. */
 export class PipelineError extends EvaluationError {
   constructor(labels: Labels) {
@@ -123,22 +138,26 @@ interface Window {
   points: Point[];
 }
 
-/** Drops the points at or before the window's open start, and the series left empty. */
-function evict(windows: Map<string, Window>, startNs: bigint): void {
+/** Drops the points at or before the window's open start, and the series left empty; returns how many it dropped. */
+function evict(windows: Map<string, Window>, startNs: bigint): number {
+  let dropped = 0;
   for (const [key, window] of windows) {
     let stale = 0;
     while (stale < window.points.length && window.points[stale]!.tsNs <= startNs) stale++;
+    dropped += stale;
     if (stale === window.points.length) windows.delete(key);
     else if (stale > 0) window.points.splice(0, stale);
   }
+  return dropped;
 }
 
-/** The vector of a range aggregation at each step of the timeline. */
+/** The vector of a range aggregation at each step of the timeline; its windows hold at most `maxSamples` points. */
 export async function* rangeAggregationSteps(
   expr: RangeAggregationExpr,
   timeline: Timeline,
   source: EngineSource,
   signal?: AbortSignal,
+  maxSamples?: number,
 ): AsyncGenerator<Step> {
   validateRangeAggregation(expr);
   const { rangeNs, offsetNs } = expr.range;
@@ -153,13 +172,17 @@ export async function* rangeAggregationSteps(
   const windows = new Map<string, Window>();
   let previousNs: bigint | undefined;
   // Rows already in memory are read without a turn of the event loop; the budget gives it one every few ms.
-  const budget = new EvaluationBudget({ signal });
+  const budget = new EvaluationBudget({
+    signal,
+    ...(maxSamples === undefined ? {} : { maxSamples, tooManySamples: () => new TooManySamplesError(maxSamples) }),
+  });
+  let held = 0;
   try {
     for (let t = timeline.startNs; t <= timeline.endNs; t += timeline.stepNs) {
       signal?.throwIfAborted();
       const windowEnd = t - offsetNs;
       const windowStart = windowEnd - rangeNs;
-      evict(windows, windowStart);
+      held -= evict(windows, windowStart);
       for (let row = await cursor.peek(); row !== undefined && row.tsNs <= windowEnd; row = await cursor.peek()) {
         cursor.skip();
         await budget.pause();
@@ -174,6 +197,7 @@ export async function* rangeAggregationSteps(
         const point = { tsNs: row.tsNs, value: row.value };
         if (window === undefined) windows.set(key, { labels, points: [point] });
         else window.points.push(point);
+        budget.hold(++held);
       }
       // Loki truncates the shifted time and the offset to milliseconds separately.
       const tsMs = Number(windowEnd / 1_000_000n) + Number(offsetNs / 1_000_000n);
