@@ -43,7 +43,12 @@ export async function allInOnePipeline(): Promise<IngestPipeline> {
   await all.ready();
   await waitFor(
     "the query service ready",
-    async () => (await fetch(`http://127.0.0.1:${query}/ready`)).ok,
+    // Not listening yet is not ready yet.
+    () =>
+      fetch(`http://127.0.0.1:${query}/ready`).then(
+        (r) => r.ok,
+        () => false,
+      ),
     120_000,
     200,
   );
