@@ -8,6 +8,7 @@ import { type Document as ConfigDocument, isMapping, mergeDocuments } from "../c
 import { COLLECTOR_AGENT_TYPE, remoteDocumentProblems } from "../common/remote-config.js";
 import type { GateThresholds, RevisionRecord, Selector, WaveSpec } from "../proto/fleet.js";
 import { locate } from "../common/yaml-locate.js";
+import { duration } from "../common/config.js";
 
 // The GitOps source: a directory (a git checkout) of YAML files that says what every agent of the fleet runs.
 //
@@ -129,7 +130,7 @@ const rolloutSchema = z.strictObject({
         .strictObject({
           percent: z.number().gt(0).max(100).optional(),
           selector: selectorSchema.optional(),
-          soak_ms: z.number().int().min(0).optional(),
+          soak_ms: duration(z.number().int().min(0)).optional(),
         })
         .refine((w) => (w.percent === undefined) !== (w.selector === undefined), "a wave has percent or selector"),
     )
@@ -138,8 +139,8 @@ const rolloutSchema = z.strictObject({
       const percents = waves.flatMap((w) => (w.percent === undefined ? [] : [w.percent]));
       return percents.every((p, i) => i === 0 || p >= percents[i - 1]!);
     }, "wave percentages are cumulative: each at least the one before"),
-  soak_ms: z.number().int().min(0).default(300_000),
-  apply_timeout_ms: z.number().int().min(1).default(600_000),
+  soak_ms: duration(z.number().int().min(0)).default(300_000),
+  apply_timeout_ms: duration(z.number().int().min(1)).default(600_000),
   gates: gatesSchema.prefault({}),
 });
 

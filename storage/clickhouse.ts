@@ -1,4 +1,3 @@
-import { ClickHouseError } from "@clickhouse/client";
 import type { LogStream, MetricMetadata } from "../proto/batch.js";
 import { type Labels, labelsOf } from "../proto/labels.js";
 import {
@@ -11,8 +10,8 @@ import { appendOnce, writeEncodedLogs } from "./clickhouse-writes.js";
 import { type EncodedLogBatch, type EncodedLogsStore, encodeLogBatch } from "./log-rowbinary.js";
 import { type FleetRecord, type FleetRecordKind, fleetRecordsOf, fleetRecordsQuery } from "./fleet-records.js";
 import { SAMPLE_COLUMNS, sampleRowBinary } from "./sample-rowbinary.js";
-import { MIGRATIONS } from "./migrations.js";
-import { INEXACT_BOUND } from "./rows.js";
+import { migrateClickHouse } from "./clickhouse-migrate.js";
+import { probeSamples, readMetricMetadata, readRollups, readSamples } from "./clickhouse-metric-reads.js";
 import type { Retention } from "./schema.js";
 import { lineFilterConditions, Params, selectorsCondition } from "./sql.js";
 import {
@@ -43,27 +42,15 @@ import {
   countSeries,
   groupedCountSeries,
   metadataRows,
-  storedMetadata,
   type RollupRow,
-  rollupPoints,
   rollupRows,
-  samplePoints,
   type SampleRow,
   sampleRows,
   streamLabelArrays,
 } from "./rows.js";
 import { readWithoutRepeats } from "./log-dedup.js";
 import { type IndexedStream, StreamsIndexReads } from "./streams-index.js";
-import {
-  dayOfMs,
-  floatValue,
-  monthOfMs,
-  msText,
-  nsToMsCeil,
-  nsToMsFloor,
-  parseFloatText,
-  StoreError,
-} from "./values.js";
+import { dayOfMs, floatValue, monthOfMs, msText, nsToMsCeil, nsToMsFloor, StoreError } from "./values.js";
 
 export interface ClickHouseStoreOptions extends ClickHouseConnectionOptions {
   retention: Retention;
@@ -80,37 +67,8 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
     this.db = new ClickHouseDatabase(options);
   }
 
-  async migrate(): Promise<void> {
-    await this.db.command(
-      `CREATE DATABASE IF NOT EXISTS ${this.db.name}${this.options.cluster ? ` ON CLUSTER ${this.options.cluster}` : ""}`,
-    );
-    const target = { database: this.db.name, retention: this.options.retention, cluster: this.options.cluster };
-    let applied = new Set<number>();
-    try {
-      const params = new Params(clickhouseDialect);
-      applied = new Set(
-        (
-          await this.db.rows<{ version: number }>(
-            "migration lookup",
-            `SELECT DISTINCT version FROM ${this.db.name}.schema_migrations`,
-            params,
-          )
-        ).map((r) => Number(r.version)),
-      );
-    } catch (err) {
-      const unknownTable = err instanceof StoreError && err.cause instanceof ClickHouseError && err.cause.code === "60";
-      if (!unknownTable) throw err;
-    }
-    for (const migration of MIGRATIONS) {
-      if (applied.has(migration.version)) continue;
-      for (const statement of migration.statements(target)) await this.db.command(statement);
-      await this.db.insert(
-        "schema_migrations",
-        [{ version: migration.version, name: migration.name }],
-        `migration-${migration.version}`,
-      );
-      this.options.log?.info({ version: migration.version, name: migration.name }, "applied schema migration");
-    }
+  migrate(): Promise<void> {
+    return migrateClickHouse(this.db, this.options.retention, this.options.cluster, this.options.log);
   }
 
   async appendLogs(batches: LogBatch[]): Promise<AppendResult> {
@@ -180,20 +138,8 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
     );
   }
 
-  async metricMetadata(select: MetadataSelect): Promise<MetricMetadata[]> {
-    const params = new Params(clickhouseDialect);
-    const metric = select.metric === undefined ? "" : `AND metric_family = ${params.bind(select.metric, "String")}`;
-    const rows = await this.db.rows<{ metric_family: string; type: string; help: string; unit: string }>(
-      "metric metadata",
-      `SELECT metric_family, type, help, unit, toUnixTimestamp64Milli(max(last_seen)) AS seen
-       FROM ${this.db.name}.metric_metadata
-       WHERE tenant = ${params.bind(select.tenant, "String")} ${metric}
-       GROUP BY metric_family, type, help, unit
-       HAVING seen >= ${params.bind(select.startMs, "Int64")} AND seen < ${params.bind(select.endMs, "Int64")}
-       ORDER BY metric_family, seen DESC`,
-      params,
-    );
-    return rows.map(storedMetadata);
+  metricMetadata(select: MetadataSelect): Promise<MetricMetadata[]> {
+    return readMetricMetadata(this.db, select);
   }
 
   /** The streams or series of a signal matching the selectors and seen in [startMs, endMs). */
@@ -405,23 +351,7 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
 
   async selectSamples(select: SampleSelect): Promise<SamplePoints[]> {
     const series = await this.findStreams(select.tenant, "metrics", [select.matchers], select.startMs, select.endMs);
-    if (series.length === 0) return [];
-    const params = new Params(clickhouseDialect);
-    const data = await this.db.seriesColumns(
-      "sample select",
-      `SELECT fingerprint, toFloat64(toUnixTimestamp64Milli(timestamp)), value
-       FROM ${this.db.name}.samples
-       WHERE tenant = ${params.bind(select.tenant, "String")} AND fingerprint IN ${params.bind(
-         series.map((s) => BigInt(s.fingerprint)),
-         "Array(UInt64)",
-       )}
-         AND timestamp >= fromUnixTimestamp64Milli(${params.bind(select.startMs, "Int64")})
-         AND timestamp < fromUnixTimestamp64Milli(${params.bind(select.endMs, "Int64")})
-       ORDER BY fingerprint, timestamp`,
-      params,
-      2,
-    );
-    return samplePoints(series, data);
+    return series.length === 0 ? [] : readSamples(this.db, series, select);
   }
 
   async selectRollups(select: RollupSelect): Promise<RollupPoints[]> {
@@ -432,61 +362,12 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
       select.startMs,
       select.endMs + RESOLUTION_MS[select.resolution],
     );
-    if (series.length === 0) return [];
-    const params = new Params(clickhouseDialect);
-    const data = await this.db.seriesColumns(
-      "rollup select",
-      `SELECT fingerprint, toFloat64(toUnixTimestamp(bucket) * 1000), toFloat64(min(min)), toFloat64(max(max)), toFloat64(sum(sum)),
-              toFloat64(sum(count)), toFloat64(argMaxMerge(last)), toFloat64(sum(increase))
-       FROM ${this.db.name}.rollups_${select.resolution}
-       WHERE tenant = ${params.bind(select.tenant, "String")} AND fingerprint IN ${params.bind(
-         series.map((s) => BigInt(s.fingerprint)),
-         "Array(UInt64)",
-       )}
-         AND bucket >= toDateTime(intDiv(${params.bind(select.startMs, "Int64")}, 1000))
-         AND bucket < toDateTime(intDiv(${params.bind(select.endMs, "Int64")}, 1000))
-       GROUP BY fingerprint, bucket ORDER BY fingerprint, bucket`,
-      params,
-      7,
-    );
-    return rollupPoints(series, data);
+    return series.length === 0 ? [] : readRollups(this.db, series, select);
   }
 
   async probeSamples(select: SampleProbe): Promise<SampleProbeSeries[]> {
     const series = await this.findStreams(select.tenant, "metrics", [select.matchers], select.startMs, select.endMs);
-    if (series.length === 0) return [];
-    const params = new Params(clickhouseDialect);
-    const onBoundary = `toUnixTimestamp64Milli(timestamp) % ${params.bind(select.alignMs, "Int64")} = 0`;
-    const rows = await this.db.rows<{ fp: string; boundary: string[]; nan: string; inexact: string }>(
-      "sample probe",
-      `SELECT toString(fingerprint) AS fp,
-              groupArrayIf(concat(toString(toUnixTimestamp64Milli(timestamp)), ' ', toString(value)), ${onBoundary}) AS boundary,
-              toString(countIf(isNaN(value))) AS nan,
-              toString(countIf(NOT isNaN(value) AND (value != floor(value) OR abs(value) >= ${INEXACT_BOUND}))) AS inexact
-       FROM ${this.db.name}.samples
-       WHERE tenant = ${params.bind(select.tenant, "String")} AND fingerprint IN ${params.bind(
-         series.map((s) => BigInt(s.fingerprint)),
-         "Array(UInt64)",
-       )}
-         AND timestamp >= fromUnixTimestamp64Milli(${params.bind(select.startMs, "Int64")})
-         AND timestamp < fromUnixTimestamp64Milli(${params.bind(select.endMs, "Int64")})
-       GROUP BY fingerprint`,
-      params,
-    );
-    return groupByStream(
-      series,
-      rows,
-      (row) => row.fp,
-      (s, [row]): SampleProbeSeries => ({
-        labels: s.labels,
-        boundary: row!.boundary.map((text) => {
-          const [t, v] = text.split(" ");
-          return { timeMs: Number(t), value: parseFloatText(v!) };
-        }),
-        nan: Number(row!.nan),
-        inexact: Number(row!.inexact),
-      }),
-    );
+    return series.length === 0 ? [] : probeSamples(this.db, series, select);
   }
 
   async enforceRetention(nowMs: number): Promise<void> {

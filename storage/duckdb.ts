@@ -9,7 +9,8 @@ import {
   fleetRecordsQuery,
   newestFleetRecords,
 } from "./fleet-records.js";
-import { type BatchKind, duckdbDialect, mapLabels, rollupTable, secondBoundMs } from "./duckdb-sql.js";
+import { type BatchKind, duckdbDialect, mapLabels, rollupTable } from "./duckdb-sql.js";
+import { probeSamples, readMetricMetadata, readRollups, readSamples } from "./duckdb-metric-reads.js";
 import { appendOnce, writeLogs, writeRollups, writeSamples } from "./duckdb-writes.js";
 import type { Retention } from "./schema.js";
 import { lineFilterConditions, Params, selectorsCondition } from "./sql.js";
@@ -41,14 +42,10 @@ import {
   checkVolumeSelect,
   countSeries,
   groupByStream,
-  INEXACT_BOUND,
   groupedCountSeries,
   logRows,
   metadataRows,
-  storedMetadata,
-  rollupPoints,
   rollupRows,
-  samplePoints,
   sampleRows,
   streamLabelArrays,
 } from "./rows.js";
@@ -135,20 +132,8 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
     });
   }
 
-  async metricMetadata(select: MetadataSelect): Promise<MetricMetadata[]> {
-    return this.db.serial("metadata read", async (c) => {
-      const params = new Params(duckdbDialect);
-      const metric = select.metric === undefined ? "" : `AND metric_family = ${params.bind(select.metric, "String")}`;
-      const rows = await this.db.rows<{ metric_family: string; type: string; help: string; unit: string }>(
-        c,
-        `SELECT metric_family, type, help, unit FROM metric_metadata
-         WHERE tenant = ${params.bind(select.tenant, "String")} ${metric}
-           AND last_seen_ms >= ${params.bind(select.startMs, "Int64")} AND last_seen_ms < ${params.bind(select.endMs, "Int64")}
-         ORDER BY metric_family, last_seen_ms DESC`,
-        params,
-      );
-      return rows.map(storedMetadata);
-    });
+  metricMetadata(select: MetadataSelect): Promise<MetricMetadata[]> {
+    return this.db.serial("metadata read", (c) => readMetricMetadata(this.db, c, select));
   }
 
   /** The streams or series of a signal matching the selectors and seen in [startMs, endMs). */
@@ -353,27 +338,11 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
         select.startMs,
         select.endMs,
       );
-      if (series.length === 0) return [];
-      const params = new Params(duckdbDialect);
-      const data = await this.db.seriesColumns(
-        c,
-        `SELECT fingerprint, timestamp_ms::DOUBLE, value FROM samples
-         WHERE tenant = ${params.bind(select.tenant, "String")}
-           AND fingerprint IN (SELECT unnest(${params.bind(
-             series.map((s) => BigInt(s.fingerprint)),
-             "Array(UInt64)",
-           )}))
-           AND timestamp_ms >= ${params.bind(select.startMs, "Int64")} AND timestamp_ms < ${params.bind(select.endMs, "Int64")}
-         ORDER BY fingerprint, timestamp_ms`,
-        params,
-        2,
-      );
-      return samplePoints(series, data);
+      return series.length === 0 ? [] : readSamples(this.db, c, series, select);
     });
   }
 
   async selectRollups(select: RollupSelect): Promise<RollupPoints[]> {
-    const table = rollupTable(select.resolution);
     return this.db.serial("rollup select", async (c) => {
       const series = await this.findStreams(
         c,
@@ -383,23 +352,7 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
         select.startMs,
         select.endMs + RESOLUTION_MS[select.resolution],
       );
-      if (series.length === 0) return [];
-      const params = new Params(duckdbDialect);
-      const data = await this.db.seriesColumns(
-        c,
-        `SELECT fingerprint, bucket_ms::DOUBLE, min, max, sum, count::DOUBLE, last, increase
-         FROM ${table}
-         WHERE tenant = ${params.bind(select.tenant, "String")}
-           AND fingerprint IN (SELECT unnest(${params.bind(
-             series.map((s) => BigInt(s.fingerprint)),
-             "Array(UInt64)",
-           )}))
-           AND bucket_ms >= ${params.bind(secondBoundMs(select.startMs), "Int64")} AND bucket_ms < ${params.bind(secondBoundMs(select.endMs), "Int64")}
-         ORDER BY fingerprint, bucket_ms`,
-        params,
-        7,
-      );
-      return rollupPoints(series, data);
+      return series.length === 0 ? [] : readRollups(this.db, c, series, select);
     });
   }
 
@@ -413,37 +366,7 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
         select.startMs,
         select.endMs,
       );
-      if (series.length === 0) return [];
-      const params = new Params(duckdbDialect);
-      const onBoundary = `timestamp_ms % ${params.bind(select.alignMs, "Int64")} = 0`;
-      const rows = await this.db.rows<{ fp: bigint; times: bigint[]; values: number[]; nan: bigint; inexact: bigint }>(
-        c,
-        `SELECT fingerprint AS fp,
-                coalesce(list(timestamp_ms ORDER BY timestamp_ms) FILTER (WHERE ${onBoundary}), []) AS times,
-                coalesce(list(value ORDER BY timestamp_ms) FILTER (WHERE ${onBoundary}), []) AS values,
-                count(*) FILTER (WHERE isnan(value)) AS nan,
-                count(*) FILTER (WHERE NOT isnan(value) AND (value != floor(value) OR abs(value) >= ${INEXACT_BOUND})) AS inexact
-         FROM samples
-         WHERE tenant = ${params.bind(select.tenant, "String")}
-           AND fingerprint IN (SELECT unnest(${params.bind(
-             series.map((s) => BigInt(s.fingerprint)),
-             "Array(UInt64)",
-           )}))
-           AND timestamp_ms >= ${params.bind(select.startMs, "Int64")} AND timestamp_ms < ${params.bind(select.endMs, "Int64")}
-         GROUP BY fingerprint`,
-        params,
-      );
-      return groupByStream(
-        series,
-        rows,
-        (row) => row.fp.toString(),
-        (s, [row]): SampleProbeSeries => ({
-          labels: s.labels,
-          boundary: row!.times.map((t, i) => ({ timeMs: Number(t), value: row!.values[i]! })),
-          nan: Number(row!.nan),
-          inexact: Number(row!.inexact),
-        }),
-      );
+      return series.length === 0 ? [] : probeSamples(this.db, c, series, select);
     });
   }
 

@@ -81,6 +81,21 @@ describe("fleet source", () => {
     assert.equal(revision.rollout.gates.failed_applies, 0);
   });
 
+  it("reads soak and apply times written as durations, as the collector's configuration does", () => {
+    const revision = parseRevision({
+      "base.yaml": base,
+      "rollout.yaml": "waves:\n  - { percent: 10, soak_ms: 90s }\nsoak_ms: 10m\napply_timeout_ms: 1h30m\n",
+    });
+    assert.deepEqual(revision.rollout.waves[0], { percent: 10, soak_ms: 90_000 });
+    assert.equal(revision.rollout.soakMs, 600_000);
+    assert.equal(revision.rollout.applyTimeoutMs, 5_400_000);
+    assert.ok(
+      problems({ "base.yaml": base, "rollout.yaml": "waves:\n  - { percent: 10 }\nsoak_ms: soon\n" }).some((p) =>
+        /^rollout\.yaml:3:10: soak_ms: expected a duration/.test(p),
+      ),
+    );
+  });
+
   it("reports every problem at its file, line and column", () => {
     const found = problems({
       "base.yaml": "collector:\n  batch:\n    max_entries: -1\n",

@@ -3,7 +3,7 @@ import type { Context } from "hono";
 import { stringify } from "yaml";
 import type { Config } from "../../config.js";
 import { VERSION } from "../../common/version.js";
-import type { Expr } from "./syntax/ast.js";
+import { childrenOf, type Expr } from "./syntax/ast.js";
 import { DEFAULT_LOOKBACK_MS, DEFAULT_MAX_SAMPLES } from "./evaluation/loader.js";
 import { formatPromDuration, prettifyPromql } from "./syntax/printer.js";
 import { BadParameter, parseTimeParam } from "./params.js";
@@ -106,24 +106,7 @@ function exemplarTime(params: URLSearchParams, name: string, fallback: number): 
 }
 
 function hasSelector(expr: Expr): boolean {
-  switch (expr.kind) {
-    case "selector":
-    case "matrix":
-      return true;
-    case "number":
-    case "string":
-      return false;
-    case "call":
-      return expr.args.some(hasSelector);
-    case "aggregation":
-      return hasSelector(expr.expr) || (expr.param !== undefined && hasSelector(expr.param));
-    case "binary":
-      return hasSelector(expr.lhs) || hasSelector(expr.rhs);
-    case "subquery":
-    case "unary":
-    case "paren":
-      return hasSelector(expr.expr);
-  }
+  return expr.kind === "selector" || expr.kind === "matrix" || childrenOf(expr).some(hasSelector);
 }
 
 /** The routes, each under the Prometheus API's prefixes; those that read the configuration only with `status`. */

@@ -1,4 +1,4 @@
-import type { Expr } from "../syntax/ast.js";
+import { childrenOf, type Expr } from "../syntax/ast.js";
 import { type QueryWindow, referenceTime } from "./loader.js";
 import { PromqlEvalError, TOO_MANY_SAMPLES } from "./values.js";
 
@@ -31,26 +31,8 @@ export function checkSubquerySteps(expr: Expr, window: QueryWindow, maxSamples: 
         walk(e.expr, firstRef - e.rangeMs, lastRef, inner);
         return;
       }
-      case "call":
-        for (const arg of e.args) walk(arg, minMs, maxMs, steps);
-        return;
-      case "aggregation":
-        if (e.param) walk(e.param, minMs, maxMs, steps);
-        walk(e.expr, minMs, maxMs, steps);
-        return;
-      case "binary":
-        walk(e.lhs, minMs, maxMs, steps);
-        walk(e.rhs, minMs, maxMs, steps);
-        return;
-      case "unary":
-      case "paren":
-        walk(e.expr, minMs, maxMs, steps);
-        return;
-      case "selector":
-      case "matrix":
-      case "number":
-      case "string":
-        return;
+      default:
+        for (const child of childrenOf(e)) walk(child, minMs, maxMs, steps);
     }
   };
   walk(expr, window.startMs, window.endMs, outerSteps);

@@ -1,6 +1,13 @@
 import type { Store } from "../../../storage/store.js";
 import { compareLabels } from "../../../proto/labels.js";
-import type { Call, Expr, MatrixSelector, TimeModifiers, VectorSelector } from "../syntax/ast.js";
+import {
+  type Call,
+  childrenOf,
+  type Expr,
+  type MatrixSelector,
+  type TimeModifiers,
+  type VectorSelector,
+} from "../syntax/ast.js";
 import { answerFromRollups, ROLLUP_FUNCTIONS } from "../pushdown/rollups.js";
 import { isStaleMarker } from "../../../proto/staleness.js";
 import { type Point, PromqlEvalError, type Sample, type Series, TOO_MANY_SAMPLES } from "./values.js";
@@ -98,21 +105,8 @@ export async function loadSelections(options: EngineOptions, expr: Expr, window:
         e.args.forEach((a) => walk(a, minMs, maxMs, inSubquery));
         return;
       }
-      case "aggregation":
-        if (e.param) walk(e.param, minMs, maxMs, inSubquery);
-        walk(e.expr, minMs, maxMs, inSubquery);
-        return;
-      case "binary":
-        walk(e.lhs, minMs, maxMs, inSubquery);
-        walk(e.rhs, minMs, maxMs, inSubquery);
-        return;
-      case "unary":
-      case "paren":
-        walk(e.expr, minMs, maxMs, inSubquery);
-        return;
-      case "number":
-      case "string":
-        return;
+      default:
+        for (const child of childrenOf(e)) walk(child, minMs, maxMs, inSubquery);
     }
   };
   walk(expr, window.startMs, window.endMs);

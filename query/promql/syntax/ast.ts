@@ -234,6 +234,27 @@ function ownType(expr: Expr): ValueType {
   }
 }
 
+/** The expressions directly below `expr`, in source order (a matrix selector's selector is not one). */
+export function childrenOf(expr: Expr): Expr[] {
+  switch (expr.kind) {
+    case "number":
+    case "string":
+    case "selector":
+    case "matrix":
+      return [];
+    case "call":
+      return expr.args;
+    case "aggregation":
+      return expr.param ? [expr.param, expr.expr] : [expr.expr];
+    case "binary":
+      return [expr.lhs, expr.rhs];
+    case "subquery":
+    case "unary":
+    case "paren":
+      return [expr.expr];
+  }
+}
+
 /** The Prometheus API's name of a value type, as used in its error messages. */
 export function typeName(type: ValueType): string {
   return type === "matrix" ? "range vector" : type === "vector" ? "instant vector" : type;

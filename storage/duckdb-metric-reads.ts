@@ -1,0 +1,126 @@
+import type { DuckDBConnection } from "@duckdb/node-api";
+import type { MetricMetadata } from "../proto/batch.js";
+import type { DuckDBDatabase } from "./duckdb-database.js";
+import { duckdbDialect, rollupTable, secondBoundMs } from "./duckdb-sql.js";
+import { groupByStream, INEXACT_BOUND, rollupPoints, samplePoints, storedMetadata } from "./rows.js";
+import { Params } from "./sql.js";
+import type { IndexedStream } from "./streams-index.js";
+import type {
+  MetadataSelect,
+  RollupPoints,
+  RollupSelect,
+  SampleProbe,
+  SampleProbeSeries,
+  SamplePoints,
+  SampleSelect,
+} from "./store.js";
+
+// The metric reads of the embedded store, on its one connection, once it has looked the series up.
+
+/** The raw samples of `series` in [startMs, endMs), by series in time order. */
+export async function readSamples(
+  db: DuckDBDatabase,
+  c: DuckDBConnection,
+  series: IndexedStream[],
+  select: SampleSelect,
+): Promise<SamplePoints[]> {
+  const params = new Params(duckdbDialect);
+  const data = await db.seriesColumns(
+    c,
+    `SELECT fingerprint, timestamp_ms::DOUBLE, value FROM samples
+     WHERE tenant = ${params.bind(select.tenant, "String")}
+       AND fingerprint IN (SELECT unnest(${params.bind(
+         series.map((s) => BigInt(s.fingerprint)),
+         "Array(UInt64)",
+       )}))
+       AND timestamp_ms >= ${params.bind(select.startMs, "Int64")} AND timestamp_ms < ${params.bind(select.endMs, "Int64")}
+     ORDER BY fingerprint, timestamp_ms`,
+    params,
+    2,
+  );
+  return samplePoints(series, data);
+}
+
+/** The rollup buckets of `series` at the selected resolution. */
+export async function readRollups(
+  db: DuckDBDatabase,
+  c: DuckDBConnection,
+  series: IndexedStream[],
+  select: RollupSelect,
+): Promise<RollupPoints[]> {
+  const table = rollupTable(select.resolution);
+  const params = new Params(duckdbDialect);
+  const data = await db.seriesColumns(
+    c,
+    `SELECT fingerprint, bucket_ms::DOUBLE, min, max, sum, count::DOUBLE, last, increase
+     FROM ${table}
+     WHERE tenant = ${params.bind(select.tenant, "String")}
+       AND fingerprint IN (SELECT unnest(${params.bind(
+         series.map((s) => BigInt(s.fingerprint)),
+         "Array(UInt64)",
+       )}))
+       AND bucket_ms >= ${params.bind(secondBoundMs(select.startMs), "Int64")} AND bucket_ms < ${params.bind(secondBoundMs(select.endMs), "Int64")}
+     ORDER BY fingerprint, bucket_ms`,
+    params,
+    7,
+  );
+  return rollupPoints(series, data);
+}
+
+/** What the PromQL pushdown must know of `series` before it trusts rollups: boundary samples, NaNs, inexact values. */
+export async function probeSamples(
+  db: DuckDBDatabase,
+  c: DuckDBConnection,
+  series: IndexedStream[],
+  select: SampleProbe,
+): Promise<SampleProbeSeries[]> {
+  const params = new Params(duckdbDialect);
+  const onBoundary = `timestamp_ms % ${params.bind(select.alignMs, "Int64")} = 0`;
+  const rows = await db.rows<{ fp: bigint; times: bigint[]; values: number[]; nan: bigint; inexact: bigint }>(
+    c,
+    `SELECT fingerprint AS fp,
+            coalesce(list(timestamp_ms ORDER BY timestamp_ms) FILTER (WHERE ${onBoundary}), []) AS times,
+            coalesce(list(value ORDER BY timestamp_ms) FILTER (WHERE ${onBoundary}), []) AS values,
+            count(*) FILTER (WHERE isnan(value)) AS nan,
+            count(*) FILTER (WHERE NOT isnan(value) AND (value != floor(value) OR abs(value) >= ${INEXACT_BOUND})) AS inexact
+     FROM samples
+     WHERE tenant = ${params.bind(select.tenant, "String")}
+       AND fingerprint IN (SELECT unnest(${params.bind(
+         series.map((s) => BigInt(s.fingerprint)),
+         "Array(UInt64)",
+       )}))
+       AND timestamp_ms >= ${params.bind(select.startMs, "Int64")} AND timestamp_ms < ${params.bind(select.endMs, "Int64")}
+     GROUP BY fingerprint`,
+    params,
+  );
+  return groupByStream(
+    series,
+    rows,
+    (row) => row.fp.toString(),
+    (s, [row]): SampleProbeSeries => ({
+      labels: s.labels,
+      boundary: row!.times.map((t, i) => ({ timeMs: Number(t), value: row!.values[i]! })),
+      nan: Number(row!.nan),
+      inexact: Number(row!.inexact),
+    }),
+  );
+}
+
+/** The latest metadata of each metric family seen in [startMs, endMs). */
+export async function readMetricMetadata(
+  db: DuckDBDatabase,
+  c: DuckDBConnection,
+  select: MetadataSelect,
+): Promise<MetricMetadata[]> {
+  const params = new Params(duckdbDialect);
+  const metric = select.metric === undefined ? "" : `AND metric_family = ${params.bind(select.metric, "String")}`;
+  const rows = await db.rows<{ metric_family: string; type: string; help: string; unit: string }>(
+    c,
+    `SELECT metric_family, type, help, unit FROM metric_metadata
+     WHERE tenant = ${params.bind(select.tenant, "String")} ${metric}
+       AND last_seen_ms >= ${params.bind(select.startMs, "Int64")} AND last_seen_ms < ${params.bind(select.endMs, "Int64")}
+     ORDER BY metric_family, last_seen_ms DESC`,
+    params,
+  );
+  return rows.map(storedMetadata);
+}
