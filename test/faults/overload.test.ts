@@ -118,6 +118,8 @@ describe("overload: pushes faster than the pipeline can store", () => {
     const node = "overload-all";
     const all = BifrostProcess.write(dir, "all", "all", `http://127.0.0.1:${collector}`, {
       log: { level: "warn" },
+      // Without the demo's own-log input: only the senders' entries are under this node.
+      all: { demo: false },
       node: { id: node },
       storage: { engine: "clickhouse" },
       clickhouse: { url: clickhouse.url, database: uniqueName("overload") },
