@@ -74,7 +74,7 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
           maxRequestBytes: s.http.max_request_bytes,
           onInvalid,
         })
-      : new KafkaTransport(kafkaClient(config.kafka, log, 2), config.kafka.topic, config.node.id);
+      : new KafkaTransport(kafkaClient(config.kafka, log, 2), config.kafka.topic, config.node.id, onInvalid);
   const shipper = new Shipper({
     wal,
     transport,
@@ -161,6 +161,7 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
     remoteWrite?.remoteWriteRoute(http.app, {
       batcher,
       contract,
+      admission,
       limits: c.limits,
       tenantLimits,
       rate,
