@@ -227,3 +227,14 @@ export function compileRe2Test(pattern: string, anchored = false): (text: string
   }
   return (text) => literals.some((literal) => text.includes(literal)) && regex.test(text);
 }
+
+/** A global copy of `regex` whose matches carry the positions of their groups (`indices`), for replacing groups in place. */
+export function withIndices(regex: Re2): Re2 {
+  const flags = new Set([...regex.flags, "g", "d"]);
+  return new RE2(regex, [...flags].join("")) as Re2;
+}
+
+/** How many capture groups a compiled regex has. */
+export function groupCount(regex: Re2): number {
+  return new RE2(`(?:${regex.internalSource})|`, regex.flags).exec("")!.length - 1;
+}
