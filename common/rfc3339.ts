@@ -9,8 +9,9 @@ export function rfc3339Nanos(text: string): bigint | undefined {
   if (!m) return undefined;
   const [, y, mo, d, h, mi, s, frac, zone] = m;
   const ms = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s));
-  if (Number.isNaN(ms) || Number(mo) > 12 || Number(d) > 31 || Number(h) > 23 || Number(mi) > 59 || Number(s) > 60)
-    return undefined;
+  if (Number.isNaN(ms) || Number(mo) > 12 || Number(h) > 23 || Number(mi) > 59 || Number(s) > 60) return undefined;
+  // Date.UTC rolls February 31 over into March; a day the month does not have is not a date.
+  if (Number(mo) < 1 || new Date(ms).getUTCDate() !== Number(d)) return undefined;
   let offsetMinutes = 0;
   if (zone !== "Z" && zone !== "z") {
     const sign = zone!.startsWith("-") ? -1 : 1;

@@ -33,6 +33,17 @@ describe("timestamp stage", () => {
   for (const [format, value, expected] of cases)
     it(`${format}: ${value}`, () => assert.equal(stamp(format, value), expected));
 
+  it("refuses as Go does what RFC 3339's form allows but the calendar does not", () => {
+    for (const value of [
+      "2026-02-29T10:11:12Z",
+      "2026-04-31T10:11:12Z",
+      "2026-00-10T10:11:12Z",
+      "2026-12-06T24:11:12Z",
+    ])
+      assert.equal(stamp("RFC3339", value, { action_on_failure: "skip" }), BigInt(NOW_MS) * 1_000_000n, value);
+    assert.equal(stamp("RFC3339", "2028-02-29T10:11:12Z", { max_future: 0 }), ns("2028-02-29T10:11:12Z"));
+  });
+
   it("reads a layout without a zone in `location`", () => {
     assert.equal(
       stamp("2006-01-02 15:04:05", "2026-12-07 06:00:00", { location: "America/New_York" }),

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { duration, list } from "../../../common/config.js";
 import { parseGoTime } from "../../../common/go/time-layout.js";
+import { rfc3339Nanos } from "../../../common/rfc3339.js";
 import { persistedLabelsText } from "../../../proto/labels.js";
 import { defineStage, failed, sourceText } from "../pipeline/stage.js";
 
@@ -51,6 +52,10 @@ export function formatReader(format: string, location: string): Reader {
   if (scale !== undefined) return (text) => (/^-?\d+$/.test(text.trim()) ? BigInt(text.trim()) * scale : undefined);
   const layout = NAMED_LAYOUTS[format] ?? format;
   const zone = hasZone(layout) ? "UTC" : location || "UTC";
+  // The common case read without the general layout parser (a third of the stage's cost); anything it does not
+  // take goes to the parser, which also gives Go's answer for the odd forms.
+  if (layout === NAMED_LAYOUTS["RFC3339"] || layout === NAMED_LAYOUTS["RFC3339Nano"])
+    return (text) => rfc3339Nanos(text) ?? parseGoTime(layout, text, zone);
   if (/2006|06/.test(layout.replace(/15:04:05|\.0+|\.9+/g, ""))) return (text) => parseGoTime(layout, text, zone);
   return (text, nowMs) => {
     const year = new Date(nowMs).getUTCFullYear();
