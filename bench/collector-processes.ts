@@ -79,6 +79,8 @@ export async function startCollector(
   topic: string,
   edge = false,
   syslogPort?: number,
+  /** Over the defaults of collector.wal: the fsync policy. */
+  wal: Record<string, unknown> = {},
 ): Promise<Running & { url: string; inDir: string; positionsFile: string; metric(name: string): Promise<number> }> {
   const inDir = join(dir, "in");
   mkdirSync(inDir, { recursive: true });
@@ -92,7 +94,7 @@ export async function startCollector(
       kafka: { brokers, topic },
       collector: {
         listen: `127.0.0.1:${port}`,
-        wal: { dir: join(dir, "wal") },
+        wal: { dir: join(dir, "wal"), ...wal },
         otlp: edge ? EDGE.otlp : { grpc_listen: `127.0.0.1:${grpc}` },
         files: [{ paths: [join(inDir, "*.log")], labels: { job: "bench" } }],
         files_sync_ms: 100,

@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 import protobuf from "protobufjs";
 import { compressSync } from "snappy";
 import { remoteWriteBench, scrapeBench } from "./prometheus-inputs.js";
+import { sequentialPushBench } from "./collector-sequential.js";
 import { makeBatch } from "../test/helpers/batches.js";
 import { startRsyslogd } from "../test/helpers/rsyslog.js";
 import {
@@ -38,7 +39,9 @@ import { createTopics, deleteTopics, freePort, KAFKA_BROKERS, uniqueName } from 
 // policy `interval`. CPU seconds come from /proc/<pid>/stat and memory from /proc/<pid>/status of the measured
 // process only, so the bench's own clients do not count; lines per CPU second is the per-core figure, the
 // meaningful one on a shared machine (load average reported). Then the Prometheus inputs (bench/prometheus-inputs.ts):
-// a scrape of 1,000 targets x 500 series beside Debian's Prometheus, and remote write into the disk buffer.
+// a scrape of 1,000 targets x 500 series beside Debian's Prometheus, and remote write into the disk buffer. Then
+// sequential pushes, one request at a time, beside the disk's fsyncs per second (bench/collector-sequential.ts).
+// BENCH_PHASES=<name>,... runs only those phases (the keys of the JSON line, e.g. sequential_push).
 // Prints one JSON line; progress goes to stderr.
 
 const LINES = Number(process.env.BENCH_LINES ?? 1_000_000);
@@ -407,18 +410,25 @@ const load = [loadavg()[0]!];
 progress(
   `${LINES.toLocaleString()} lines of ${LINE_BYTES} bytes (${(inputBytes / MIB).toFixed(0)} MiB) in ${inputFile}`,
 );
-const pushJson = await pushToWal("json");
-const pushProtobuf = await pushToWal("protobuf");
-const tailWal = await tailToWal();
-const tailKafka = await tailToKafka();
-const peerKafka = await rsyslogToKafka();
-const syslogOurs = await syslogToKafka();
-const syslogPeer = await rsyslogTcpToKafka();
-const steadyOurs = await steadyCollector(false);
-const steadyEdge = await steadyCollector(true);
-const steadyPeer = await steadyRsyslog();
-const remoteWrite = await remoteWriteBench(root);
-const scrape = await scrapeBench(root);
+const phases = (process.env.BENCH_PHASES ?? "").split(",").filter((p) => p !== "");
+/** The phase's result, or undefined when BENCH_PHASES leaves it out. */
+const phase = <T>(name: string, run: () => Promise<T>): Promise<T | undefined> =>
+  phases.length === 0 || phases.includes(name) ? run() : Promise.resolve(undefined);
+const ratio = (a: number | undefined, b: number | undefined) =>
+  a === undefined || b === undefined ? undefined : Number((a / b).toFixed(2));
+const pushJson = await phase("push_json_to_wal", () => pushToWal("json"));
+const pushProtobuf = await phase("push_protobuf_to_wal", () => pushToWal("protobuf"));
+const tailWal = await phase("file_tail_to_wal", tailToWal);
+const tailKafka = await phase("file_tail_to_kafka", tailToKafka);
+const peerKafka = await phase("file_tail_to_kafka", rsyslogToKafka);
+const syslogOurs = await phase("syslog_tcp_to_kafka", syslogToKafka);
+const syslogPeer = await phase("syslog_tcp_to_kafka", rsyslogTcpToKafka);
+const steadyOurs = await phase("steady_collector", () => steadyCollector(false));
+const steadyEdge = await phase("steady_collector_edge_profile", () => steadyCollector(true));
+const steadyPeer = await phase("steady_collector", steadyRsyslog);
+const remoteWrite = await phase("prometheus_remote_write", () => remoteWriteBench(root));
+const scrape = await phase("prometheus_scrape", () => scrapeBench(root));
+const sequential = await phase("sequential_push", () => sequentialPushBench(root, lines));
 load.push(loadavg()[0]!);
 rmSync(root, { recursive: true, force: true });
 const rsyslogVersion = /rsyslogd\s+([\d.]+)/.exec(
@@ -441,16 +451,12 @@ process.stdout.write(
     file_tail_to_wal: tailWal,
     file_tail_to_kafka: tailKafka,
     peer_rsyslog_file_to_kafka: peerKafka,
-    kafka_vs_peer_lines_per_cpu_second: Number(
-      (tailKafka.lines_per_cpu_second / peerKafka.lines_per_cpu_second).toFixed(2),
-    ),
+    kafka_vs_peer_lines_per_cpu_second: ratio(tailKafka?.lines_per_cpu_second, peerKafka?.lines_per_cpu_second),
     syslog_tcp_to_kafka: syslogOurs,
     peer_rsyslog_imtcp_to_kafka: syslogPeer,
-    syslog_vs_peer_lines_per_cpu_second: Number(
-      (syslogOurs.lines_per_cpu_second / syslogPeer.lines_per_cpu_second).toFixed(2),
-    ),
+    syslog_vs_peer_lines_per_cpu_second: ratio(syslogOurs?.lines_per_cpu_second, syslogPeer?.lines_per_cpu_second),
     steady_collector: steadyOurs,
-    steady_collector_edge_profile: {
+    steady_collector_edge_profile: steadyEdge && {
       node_args: EDGE.nodeArgs.join(" "),
       script: EDGE.script,
       env: EDGE.env,
@@ -460,6 +466,7 @@ process.stdout.write(
     steady_peer_rsyslog: steadyPeer,
     prometheus_scrape: scrape,
     prometheus_remote_write: remoteWrite,
+    sequential_push: sequential,
     target_wal_lines_per_cpu_second: 150_000,
     target_steady_rss_mib: 80,
     load_average_1m: load.map((l) => Number(l.toFixed(2))),

@@ -7,6 +7,7 @@ import {
   type SharedSchemas,
   uniqueIds,
 } from "../common/config-sections.js";
+import { NODE_LABELS } from "../common/ingest-contract.js";
 import { collectorFleetSchema } from "./agent/config.js";
 import { logInputSchemas } from "./receivers/log-input-schemas.js";
 import { compileGoRegexp } from "../common/regex.js";
@@ -162,6 +163,11 @@ export function collectorSection(s: SharedSchemas) {
         .describe("HTTP listener: Loki push, OTLP/HTTP, actions, /ready, /metrics"),
       tls: serverTlsSchema.prefault({}),
       default_tenant: z.string().min(1).default("fake").describe("tenant of pushes without X-Scope-OrgID, as in Loki"),
+      node_labels: list(z.enum(NODE_LABELS))
+        .default([...NODE_LABELS])
+        .describe(
+          "labels of this node's identity added to every stream and series that lacks them (site and region only when set); empty: none. All by default, as before this key: alerts name the node to act on by `node` (query.actions.node_label), and a fleet is queried by node, site and region. Promtail and Alloy add no host label unless told to; a single node's setup may leave them out",
+        ),
       ...collectorInputs,
       scrape: scrapeSchema(),
       remote_write: remoteWriteSchema(),
@@ -178,7 +184,7 @@ export function collectorSection(s: SharedSchemas) {
             .enum(["always", "interval", "never"])
             .default("interval")
             .describe(
-              "always: every batch durable before it is acknowledged; interval: every fsync_interval_ms; never: left to the OS",
+              "always: every batch fsynced before it is acknowledged (group commit: the pushes that arrive during an fsync share the next one); interval: every fsync_interval_ms; never: left to the OS",
             ),
           fsync_interval_ms: duration(z.number().int().positive())
             .default(1000)
@@ -242,7 +248,9 @@ export function collectorSection(s: SharedSchemas) {
             ),
           max_age_ms: duration(z.number().int().positive())
             .default(1000)
-            .describe("longest a push waits to be written; it is acknowledged after the write"),
+            .describe(
+              "longest data from sources that answer nobody (file tails, syslog, journald, scrapes) waits to be written; pushes (Loki, OTLP, remote write) are written and acknowledged at once, by group commit",
+            ),
           max_tracked_series: number(z.number().int().positive())
             .default(100_000)
             .describe(

@@ -73,7 +73,7 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
           maxRequestBytes: s.http.max_request_bytes,
           onInvalid,
         })
-      : new KafkaTransport(kafkaClient(config.kafka, log, 2), config.kafka.topic, config.node.id);
+      : new KafkaTransport(kafkaClient(config.kafka, log, 2), config.kafka.topic, config.node.id, onInvalid);
   const shipper = new Shipper({
     wal,
     transport,
@@ -83,6 +83,7 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
   });
   const batcher = new Batcher({
     node: config.node,
+    nodeLabels: c.node_labels,
     wal,
     ingestDefaults: ingestDefaultsFromConfig(config, "shipped"),
     maxEntries: c.batch.max_entries,
@@ -151,6 +152,7 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
     remoteWrite?.remoteWriteRoute(http.app, {
       batcher,
       contract,
+      admission,
       limits: c.limits,
       tenantLimits,
       rate,

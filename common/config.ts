@@ -19,7 +19,10 @@ import { mergeDocuments } from "./merge.js";
 
 /** A list, also written as one comma-separated string, as environment variables carry it. */
 export function list<T extends z.ZodType>(item: T) {
-  return z.preprocess((v) => (typeof v === "string" ? v.split(",").map((s) => s.trim()) : v), z.array(item));
+  return z.preprocess(
+    (v) => (typeof v === "string" ? (v.trim() === "" ? [] : v.split(",").map((s) => s.trim())) : v),
+    z.array(item),
+  );
 }
 
 /** A number matching `schema`, also written as a numeric string. */

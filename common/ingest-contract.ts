@@ -26,7 +26,7 @@ import type { TenantLimits } from "./limits.js";
 
 // The ingestion contract: what a receiver may acknowledge. Whatever passes it, the batcher, the disk buffer, the
 // aggregator and both stores accept, because it is checked here on the data as they will hold it: with the labels
-// the collector adds (node, site, region) and Loki's ingestion defaults (service_name, detected_level), against the aggregator's limits as well as the receiver's, with the
+// the collector adds (those of node, site, region that collector.node_labels lists) and Loki's ingestion defaults (service_name, detected_level), against the aggregator's limits as well as the receiver's, with the
 // storable time range and Loki's timestamp window, and at its size once decompressed and converted (an OTLP
 // resource attribute copied onto every record counts once per record). One module, called the same way by
 // every receiver:
@@ -66,12 +66,18 @@ export class ContractError extends Error {
 export type ContractReason =
   ValidationError["reason"] | "no_labels" | "too_old" | "too_far_in_future" | "entry_too_large" | "request_too_large";
 
-/** The labels a collector adds to every stream and series it ships, unless the data has them: its identity. */
-export function collectorLabels(node: NodeConfig): Labels {
+/** The labels of a node's identity a collector may add (collector.node_labels). */
+export const NODE_LABELS = ["node", "site", "region"] as const;
+export type NodeLabel = (typeof NODE_LABELS)[number];
+
+/**
+ * The labels a collector adds to every stream and series it ships, unless the data has them: those of its
+ * identity that `names` lists, site and region only when set. The contract checks data with exactly these.
+ */
+export function collectorLabels(node: NodeConfig, names: readonly NodeLabel[] = NODE_LABELS): Labels {
+  const values = { node: node.id, site: node.site, region: node.region };
   const labels: Labels = Object.create(null);
-  labels["node"] = node.id;
-  if (node.site) labels["site"] = node.site;
-  if (node.region) labels["region"] = node.region;
+  for (const name of names) if (values[name]) labels[name] = values[name];
   return labels;
 }
 
@@ -108,7 +114,7 @@ export function ingestDefaultsFromConfig(config: ContractConfig, path: "shipped"
 /** The parts of the configuration the contract is made of. */
 export interface ContractConfig {
   node: NodeConfig;
-  collector: { limits: PushLimits; batch: { max_batch_bytes: number } };
+  collector: { limits: PushLimits; batch: { max_batch_bytes: number }; node_labels: readonly NodeLabel[] };
   aggregator: { limits: BatchLimits };
 }
 
@@ -125,7 +131,7 @@ export function contractFromConfig(
     limits: config.collector.limits,
     tenantLimits,
     storedLimits: config.aggregator.limits,
-    addedLabels: path === "shipped" ? collectorLabels(config.node) : Object.create(null),
+    addedLabels: path === "shipped" ? collectorLabels(config.node, config.collector.node_labels) : Object.create(null),
     ingestDefaults: ingestDefaultsFromConfig(config, path),
     headBytes: batchHeadBytes(config.node),
     maxBatchBytes: config.collector.batch.max_batch_bytes,

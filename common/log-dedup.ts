@@ -40,25 +40,39 @@ export function dropDuplicateEntries(
 }
 
 /**
- * The newest entries written, per stream (by a key of the caller's: tenant and labels) and timestamp, up to
- * `maxTimestamps` (stream, timestamp) pairs, the oldest written forgotten first: about 100 bytes each.
+ * The newest entries written, per stream (by a key of the caller's: tenant and labels) and timestamp: at least
+ * `maxTimestamps` (stream, timestamp) pairs, at most twice as many, about 100 bytes each. Two generations rather
+ * than one map trimmed from its oldest end: deleting a Map's first entries leaves holes that V8 scans over to find
+ * the next oldest, which made every write of a large push quadratic in the memory's size.
  */
 export class RecentEntries {
-  private readonly lines = new Map<string, string | Set<string>>();
+  private lines = new Map<string, SeenLines>();
+  private older = new Map<string, SeenLines>();
+  /** (stream, timestamp) pairs in `lines`. */
+  private size = 0;
 
   constructor(private readonly maxTimestamps = 50_000) {}
 
   has(stream: string, entry: LogEntry): boolean {
-    return holds(this.lines.get(`${stream}\u0000${entry.timeUnixNano}`), entry.line);
+    return (
+      holds(this.lines.get(stream)?.get(entry.timeUnixNano), entry.line) ||
+      holds(this.older.get(stream)?.get(entry.timeUnixNano), entry.line)
+    );
   }
 
   remember(stream: string, entries: LogEntry[]): void {
+    let seen = this.lines.get(stream);
     for (const entry of entries) {
-      const key = `${stream}\u0000${entry.timeUnixNano}`;
-      const lines = this.lines.get(key);
-      if (lines === undefined) this.lines.set(key, entry.line);
-      else if (!holds(lines, entry.line)) this.lines.set(key, add(lines, entry.line));
+      if (seen === undefined) this.lines.set(stream, (seen = new Map()));
+      const lines = seen.get(entry.timeUnixNano);
+      if (lines === undefined) this.size++;
+      if (!holds(lines, entry.line)) seen.set(entry.timeUnixNano, add(lines, entry.line));
+      if (this.size >= this.maxTimestamps) {
+        this.older = this.lines;
+        this.lines = new Map();
+        this.size = 0;
+        seen = undefined;
+      }
     }
-    while (this.lines.size > this.maxTimestamps) this.lines.delete(this.lines.keys().next().value!);
   }
 }

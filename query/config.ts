@@ -129,7 +129,7 @@ export function querySection(s: SharedSchemas) {
           max_samples: number(z.number().int().min(1))
             .default(50_000_000)
             .describe(
-              "most samples one PromQL query may load and hold, its subqueries' steps included (Prometheus' --query.max-samples); past it the query answers 422",
+              "most samples one PromQL query may load and hold, its subqueries' steps included (Prometheus' --query.max-samples; past it 422), and most log entries the range windows of one LogQL metric query may hold at once (past it 400)",
             ),
           max_pattern_lines: number(z.number().int().min(1))
             .default(1_000_000)

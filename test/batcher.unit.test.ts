@@ -281,4 +281,40 @@ describe("batcher", () => {
     assert.deepEqual(await send([requests("Requests served")]), [requests("Requests served")], "old enough");
     log.close();
   });
+
+  it("answers a waiting sender at the next group commit, not when its batch is full or old", async () => {
+    const log = wal({ fsync: "always" });
+    const batcher = new Batcher({
+      node,
+      wal: log,
+      maxEntries: 10_000,
+      maxBytes: 1 << 20,
+      maxAgeMs: 3_600_000,
+      maxBatchBytes: 3 << 20,
+    });
+    const waits = { senderWaits: true };
+    // Sequential pushes (an hour's max age would hold each for an hour): one batch and one fsync each.
+    for (let i = 0; i < 5; i++) await batcher.add("acme", { streams: [stream("api", [`line ${i}`])] }, waits);
+    assert.equal(log.read(100).length, 5);
+    assert.equal(log.groupCommits, 5);
+    // Pushes arriving together share one batch and one fsync.
+    await Promise.all(["a", "b", "c"].map((line) => batcher.add("acme", { streams: [stream("web", [line])] }, waits)));
+    assert.equal(log.read(100).length, 6);
+    assert.equal(log.groupCommits, 6);
+    // Data no sender waits for still waits for its batch to fill or age...
+    const tailed = batcher.add("acme", { streams: [stream("file", ["tailed"])] });
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(log.read(100).length, 6);
+    // ...unless a push goes with it; the same push sent again is answered once the first copy is durable.
+    const again = stream("file", ["tailed"]);
+    await Promise.all([tailed, batcher.add("acme", { streams: [again] }, waits)]);
+    const batches = log.read(100).map((record) => decodeBatch(record.payload));
+    assert.equal(batches.length, 7);
+    assert.deepEqual(
+      batches[6]!.streams.flatMap((s) => s.entries.map((e) => e.line)),
+      ["tailed"],
+      "written once",
+    );
+    log.close();
+  });
 });

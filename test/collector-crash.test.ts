@@ -36,6 +36,7 @@ function walState(walDir: string) {
 async function underLoad(
   clients: number,
   crashes: (collector: CollectorProcess, walDir: string) => Promise<void>,
+  config: { fsync?: "always" | "interval"; maxAgeMs?: number } = {},
 ): Promise<DeliveryCheck & { statuses: Record<string, number> }> {
   const topic = uniqueName("collector_crash");
   const kafka = new Kafka({ clientId: "collector-crash-test", brokers: KAFKA_BROKERS, logLevel: logLevel.NOTHING });
@@ -44,7 +45,10 @@ async function underLoad(
   const collector = await CollectorProcess.configure(dir, {
     nodeId: "edge-crash",
     kafka: { brokers: KAFKA_BROKERS, topic },
-    collector: { wal: { segment_bytes: 2048 }, batch: { max_age_ms: 20 } },
+    collector: {
+      wal: { segment_bytes: 2048, ...(config.fsync ? { fsync: config.fsync } : {}) },
+      batch: { max_age_ms: config.maxAgeMs ?? 20 },
+    },
   });
   const load = new LokiLoad(() => collector.url, { clients, entriesPerPush: 20, tenant: "crash" });
   try {
@@ -104,4 +108,25 @@ describe("collector process: kill -9 under load", () => {
     });
     t.diagnostic(JSON.stringify({ rounds, ...delivery }));
   });
+
+  // Group commit: a push is answered once its own entries are durable, not when its batch is full or
+  // max_age_ms old (here an hour, so that an answer waiting for it would never come and the test would time out).
+  for (const fsync of ["interval", "always"] as const) {
+    it(`keeps every push it acknowledged at once, killed right after an answer (fsync ${fsync})`, async (t) => {
+      const rounds: object[] = [];
+      const delivery = await underLoad(
+        3,
+        async (collector, walDir) => {
+          for (const point of ["acknowledged:1", "acknowledged:7", "acknowledged:30"]) {
+            await collector.start(point);
+            const ended = await collector.exited();
+            rounds.push({ point, ended, ...walState(walDir) });
+            assert.equal(ended, "SIGKILL", `the collector reached ${point}`);
+          }
+        },
+        { fsync, maxAgeMs: 3_600_000 },
+      );
+      t.diagnostic(JSON.stringify({ rounds, ...delivery }));
+    });
+  }
 });

@@ -33,7 +33,7 @@ import type { EngineSource, LogRow, SampleRow } from "../query/logql/evaluation/
 import { quantile } from "../query/vector/aggregate.js";
 import { counterRate } from "../query/logql/evaluation/range-functions.js";
 import { durationSeconds } from "../common/go/duration-format.js";
-import { absentLabels, rangeAggregationSteps } from "../query/logql/evaluation/range-vector.js";
+import { absentLabels, rangeAggregationSteps, TooManySamplesError } from "../query/logql/evaluation/range-vector.js";
 import { compileMatcher } from "../query/matchers.js";
 
 // Every expected value below is worked out by hand from the small data sets, never by asking the engine.
@@ -460,6 +460,27 @@ describe("range aggregations: windows", () => {
       yield [{ tsNs: sec(4), line: "b", labels: L(A2) }];
     };
     await assert.rejects(evaluate(counts(10), instant(10), source, { maxSeries: 10 }), /out of time order/);
+  });
+
+  it("refuses a range aggregation whose windows would hold more than maxSamples entries at once, and counts what the windows let go", async () => {
+    // 100 rows one second apart, in two series: a 10 s window holds 10 of them at any step.
+    const rows = Array.from({ length: 100 }, (_, i) => logRow(i + 1, "l", i % 2 === 0 ? A1 : A2));
+    const over = (maxSamples: number) =>
+      evaluate(counts(10), range(10, 100, 1), new MemorySource(rows, 7), { maxSeries: 10, maxSamples });
+    await assert.rejects(over(9), (err: Error) => {
+      assert.ok(err instanceof TooManySamplesError);
+      assert.ok(err instanceof EvaluationError, "answered 400 as the engine's other refusals");
+      assert.match(err.message, /too many samples.*more than 9 log entries.*query\.limits\.max_samples/s);
+      return true;
+    });
+    // Exactly what the windows hold at most: 91 steps over 100 rows evaluate, every window counting 10.
+    const result = await over(10);
+    assert.equal(result.type, "matrix");
+    if (result.type === "matrix")
+      assert.deepEqual(
+        result.series.map((s) => s.points.every(([, v]) => v === 5) && s.points.length),
+        [91, 91],
+      );
   });
 
   it("holds only the current window: the source is read no further than the step being produced", async () => {

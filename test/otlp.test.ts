@@ -451,6 +451,69 @@ describe("OTLP/HTTP receiver", () => {
     );
   });
 
+  it("promotes the resource attributes promote_resource_attributes lists, and leaves suffixes off under UnderscoreEscapingWithoutSuffixes", async () => {
+    const attribute = (key: string, value: string) => ({ key, value: { stringValue: value } });
+    const request = (pointAttributes: ReturnType<typeof attribute>[]) => ({
+      resourceMetrics: [
+        {
+          resource: {
+            attributes: [
+              attribute("service.name", "api"),
+              attribute("k8s.namespace.name", "shop"),
+              attribute("cloud.region", "eu-1"),
+            ],
+          },
+          scopeMetrics: [
+            {
+              metrics: [
+                {
+                  name: "orders.placed",
+                  unit: "1",
+                  sum: {
+                    aggregationTemporality: 2,
+                    isMonotonic: true,
+                    dataPoints: [
+                      {
+                        startTimeUnixNano: "1764000000000000000",
+                        timeUnixNano: "1764000001000000000",
+                        asInt: "3",
+                        attributes: pointAttributes,
+                      },
+                    ],
+                  },
+                },
+              ],
+            },
+          ],
+        },
+      ],
+    });
+    const counters = async (otlp: Record<string, unknown>, pointAttributes: ReturnType<typeof attribute>[] = []) => {
+      const { post, batches } = await collector({ limits: { ...LIMITS, max_labels: 20 }, otlp });
+      const response = await post("metrics", JSON.stringify(request(pointAttributes)), {
+        "Content-Type": "application/json",
+      });
+      assert.equal(response.status, 200, await response.text());
+      return batches()
+        .flatMap((b) => b.series)
+        .filter((s) => s.name !== "target_info")
+        .map((s) => [s.name, plain(s.labels)]);
+    };
+    assert.deepEqual(await counters({}), [["orders_placed_total", { job: "api", node: "edge-1" }]]);
+    assert.deepEqual(
+      await counters({
+        promote_resource_attributes: ["k8s.namespace.name"],
+        translation_strategy: "UnderscoreEscapingWithoutSuffixes",
+      }),
+      [["orders_placed", { job: "api", k8s_namespace_name: "shop", node: "edge-1" }]],
+    );
+    // A point's own attribute of that name wins over the resource's, as in Prometheus.
+    assert.deepEqual(
+      await counters({ promote_resource_attributes: ["k8s.namespace.name"] }, [attribute("k8s.namespace.name", "own")]),
+      [["orders_placed_total", { job: "api", k8s_namespace_name: "own", node: "edge-1" }]],
+    );
+  });
+
   it("reads OTLP/JSON: hex ids, 64-bit integers as strings, enums as integers, map bodies as JSON lines; refuses values nested past the stack", async () => {
     const { post, batches } = await collector();
     const body = {

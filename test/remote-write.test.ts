@@ -13,6 +13,8 @@ import { compressSync } from "snappy";
 import { Batcher } from "../collector/buffer/batcher.js";
 import { remoteWriteRoute } from "../collector/receivers/remote-write.js";
 import { TenantRateLimiter } from "../common/rate-limit.js";
+import { Admission } from "../common/admission.js";
+import { admissionFromConfig } from "../common/ingest-contract.js";
 import { Wal } from "../collector/buffer/wal.js";
 import { Authenticator } from "../common/auth.js";
 import { configSchema } from "../config.js";
@@ -37,7 +39,7 @@ const RequestV2 = protobuf.loadSync(proto("write-v2.proto")).lookupType("io.prom
 const V1_TYPE = "application/x-protobuf";
 const V2_TYPE = "application/x-protobuf;proto=io.prometheus.write.v2.Request";
 
-function receiver(options: { maxBodyBytes?: number; rate?: number; walBytes?: number } = {}) {
+function receiver(options: { maxBodyBytes?: number; rate?: number; walBytes?: number; admission?: Admission } = {}) {
   const wal = Wal.open({
     dir: mkdtempSync(join(tmpdir(), "bifrost-remote-write-")),
     maxBytes: options.walBytes ?? 64 << 20,
@@ -63,6 +65,7 @@ function receiver(options: { maxBodyBytes?: number; rate?: number; walBytes?: nu
   app.use(new Authenticator(config.auth, "fake").middleware());
   remoteWriteRoute(app, {
     batcher,
+    admission: options.admission ?? admissionFromConfig(config.collector.limits),
     limits: LIMITS,
     tenantLimits,
     rate: options.rate ? new TenantRateLimiter(tenantLimits) : undefined,
@@ -244,6 +247,23 @@ describe("remote write receiver", () => {
     assert.equal(status, 503);
     assert.equal(retryAfter, "10");
     assert.ok(full.rejected.get("buffer_full")! > 0);
+  });
+
+  it("answers 503 with Retry-After while the receivers' requests in flight hold the whole admission budget", async () => {
+    const admission = new Admission({ maxBytes: 64 << 10, maxWaitMs: 50 });
+    const busy = receiver({ admission });
+    const body = v1({ timeseries: [series({ __name__: "m" }, [[1, 1]])] });
+    // Another receiver's request holds the budget, as a slow disk buffer would keep it held.
+    const held = await admission.enter(64 << 10);
+    const refused = await busy.write(body);
+    assert.equal(refused.status, 503, await refused.text());
+    assert.equal(refused.headers.get("Retry-After"), "1");
+    assert.ok(busy.rejected.has("overloaded"));
+    assert.equal(busy.batches().length, 0, "nothing buffered from a refused request");
+    held.release();
+    const accepted = await busy.write(body);
+    assert.equal(accepted.status, 204, await accepted.text());
+    assert.equal(admission.heldBytes, 0, "every request gives its reservation back");
   });
 });
 

@@ -42,7 +42,9 @@ describe("shipper: disk buffer to Kafka through an outage", () => {
     let retries = 0;
     const shipper = new Shipper({
       wal,
-      transport: new KafkaTransport(client, "telemetry", "edge-1"),
+      transport: new KafkaTransport(client, "telemetry", "edge-1", (reason, message) =>
+        assert.fail(`${reason}: ${message}`),
+      ),
       backoff: { baseMs: 100, capMs: 1000 },
       log: createLogger("silent"),
       onRetry: () => retries++,

@@ -160,4 +160,38 @@ describe("collector disk buffer (WAL)", () => {
       reopened.close();
     }
   });
+
+  it("makes records durable by group commit under policy always: one fsync at a time, shared by the records appended before it started", async () => {
+    const opts = options({ segmentBytes: 1 << 20 });
+    const wal = Wal.open(opts);
+    for (let i = 1; i <= 5; i++) wal.append(payload(i));
+    const first = Array.from({ length: 5 }, () => wal.whenDurable());
+    assert.equal(wal.groupCommits, 1, "five waiters, one fsync");
+    // The fsync runs off the event loop: its end is seen in a later turn, so these are appended while it runs.
+    for (let i = 6; i <= 10; i++) wal.append(payload(i));
+    const second = Array.from({ length: 5 }, () => wal.whenDurable());
+    assert.equal(wal.groupCommits, 1, "the next fsync waits for the running one");
+    await Promise.all(first);
+    await Promise.all(second);
+    assert.equal(wal.groupCommits, 2, "the records appended meanwhile shared the second fsync");
+    await wal.whenDurable();
+    assert.equal(wal.groupCommits, 2, "nothing new to make durable");
+    wal.close();
+    const reopened = Wal.open(opts);
+    assert.deepEqual(
+      reopened.read(100).map((r) => r.sequence),
+      Array.from({ length: 10 }, (_, i) => i + 1),
+    );
+    reopened.close();
+  });
+
+  it("answers whenDurable at once under policies interval and never, whose durability is the write to the OS", async () => {
+    for (const fsync of ["interval", "never"] as const) {
+      const wal = Wal.open(options({ fsync }));
+      wal.append(payload(1));
+      await wal.whenDurable();
+      assert.equal(wal.groupCommits, 0);
+      wal.close();
+    }
+  });
 });

@@ -23,19 +23,24 @@ export class CollectorAudit {
   /** Resolves once the record is in the disk buffer. */
   write(event: AuditEvent): Promise<void> {
     const id = typeof event.fields["id"] === "string" ? event.fields["id"] : "";
-    return this.batcher.add(this.tenant, {
-      streams: [
-        {
-          labels: { service: "bifrost-actions", source: "collector", action: event.action, outcome: event.outcome },
-          entries: [
-            {
-              timeUnixNano: BigInt(Date.now()) * 1_000_000n,
-              line: JSON.stringify({ outcome: event.outcome, ...event.fields }),
-              metadata: { action_id: id.slice(0, 128) },
-            },
-          ],
-        },
-      ],
-    });
+    return this.batcher.add(
+      this.tenant,
+      {
+        streams: [
+          {
+            labels: { service: "bifrost-actions", source: "collector", action: event.action, outcome: event.outcome },
+            entries: [
+              {
+                timeUnixNano: BigInt(Date.now()) * 1_000_000n,
+                line: JSON.stringify({ outcome: event.outcome, ...event.fields }),
+                metadata: { action_id: id.slice(0, 128) },
+              },
+            ],
+          },
+        ],
+      },
+      // The action's sender waits for its answer, which follows the record.
+      { senderWaits: true },
+    );
   }
 }

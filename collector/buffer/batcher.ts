@@ -12,7 +12,7 @@ import {
 } from "../../proto/batch.js";
 import { type Labels, persistedLabelsText } from "../../proto/labels.js";
 import { CodecError, decodeBatch, encodeBatch } from "../../proto/codec.js";
-import { batchHeadBytes, collectorLabels, withAddedLabels } from "../../common/ingest-contract.js";
+import { batchHeadBytes, collectorLabels, type NodeLabel, withAddedLabels } from "../../common/ingest-contract.js";
 import { isStaleMarker } from "../../proto/staleness.js";
 import type { BatchRecord } from "../../common/transport.js";
 import { arrivalNowNs } from "../../common/arrival-clock.js";
@@ -30,6 +30,8 @@ const STREAM_FIELD_BYTES = 6;
 
 export interface BatcherOptions {
   node: NodeIdentity;
+  /** Which of the node's labels every stream and series gets (collector.node_labels); all by default. */
+  nodeLabels?: readonly NodeLabel[];
   wal: Wal;
   /** Loki's `service_name` and `detected_level`, added to every log stream before its node labels. */
   ingestDefaults?: IngestDefaults;
@@ -37,7 +39,7 @@ export interface BatcherOptions {
   maxEntries: number;
   /** ...or this many bytes of lines... */
   maxBytes: number;
-  /** ...or its oldest data has waited this long. */
+  /** ...or its oldest data has waited this long (data no sender waits for: see AddOptions). */
   maxAgeMs: number;
   /**
    * No batch is larger than this, encoded (collector.batch.max_batch_bytes): data that would take one over it
@@ -54,6 +56,15 @@ export interface BatcherOptions {
   onWritten?: (info: { sequence: number; tenant: string; entries: number; samples: number; bytes: number }) => void;
 }
 
+export interface AddOptions {
+  /**
+   * A sender waits for the answer (a push receiver): the data is written at the next group commit, not when
+   * its batch is full or max_age_ms old. Sources that answer nobody (file tails, syslog, scrapes) leave it
+   * unset, so that a trickle of lines still makes batches of a useful size.
+   */
+  senderWaits?: boolean;
+}
+
 interface Pending {
   streams: LogStream[];
   series: Series[];
@@ -67,11 +78,14 @@ interface Pending {
 }
 
 /**
- * Groups what the receivers accept into batches per tenant and writes each to the disk buffer as one record
- * (group commit): a receiver's `add` resolves once the batch holding its data is in the WAL, so the sender is
- * acknowledged only for what a crash cannot lose, and rejects with the WAL's error (WalFullError under the
- * `block` policy) so the receiver can answer 429/503. Every stream and series gets the node's identity labels
- * (collectorLabels: `node`, and `site`/`region` when set) unless it has them, and every series the sample sent
+ * Groups what the receivers accept into batches per tenant and writes each to the disk buffer as one record:
+ * a receiver's `add` resolves once the batch holding its data is in the WAL and durable under the fsync policy
+ * (Wal.whenDurable), so the sender is acknowledged only for what a crash cannot lose, and rejects with the WAL's
+ * error (WalFullError under the `block` policy) so the receiver can answer 429/503. Data a sender waits for is
+ * written at once, by group commit: what arrives in one turn of the event loop, or while the previous fsync
+ * runs (policy `always`), is written as one batch and made durable by one fsync; other data waits for its
+ * batch to fill or to age. Every stream and series gets the node's identity labels
+ * that collector.node_labels lists (collectorLabels: `node`, and `site`/`region` when set) unless it has them, and every series the sample sent
  * before it. No batch exceeds maxBatchBytes: what the ingestion contract admitted always fits.
  */
 export class Batcher {
@@ -92,12 +106,19 @@ export class Batcher {
   /** Metadata as last written per tenant and family, and when: unchanged metadata is not sent with every batch. */
   private readonly sentMetadata = new Map<string, { text: string; atMs: number }>();
   private timer: NodeJS.Timeout | undefined;
+  /** Tenants whose pending batch a sender waits for, written at the next group commit. */
+  private readonly due = new Set<string>();
+  private commitScheduled = false;
 
   constructor(private readonly options: BatcherOptions) {
-    this.added = collectorLabels(options.node);
+    this.added = collectorLabels(options.node, options.nodeLabels);
   }
 
-  add(tenant: string, data: { streams?: LogStream[]; series?: Series[]; metadata?: MetricMetadata[] }): Promise<void> {
+  add(
+    tenant: string,
+    data: { streams?: LogStream[]; series?: Series[]; metadata?: MetricMetadata[] },
+    options: AddOptions = {},
+  ): Promise<void> {
     let lines = this.pendingLines.get(tenant);
     if (lines === undefined) this.pendingLines.set(tenant, (lines = new Map()));
     const streams: LogStream[] = [];
@@ -116,8 +137,14 @@ export class Batcher {
       const sent = this.sentMetadata.get(`${tenant}\u0000${m.name}`);
       return sent?.text !== JSON.stringify(m) || Date.now() - sent.atMs >= resendMs;
     });
-    // Nothing left once duplicates were dropped (a push sent again): acknowledged without writing anything.
-    if (streams.length === 0 && series.length === 0 && metadata.length === 0) return Promise.resolve();
+    // Nothing left once duplicates were dropped (a push sent again): acknowledged without writing anything, once
+    // the copies it duplicates are durable.
+    if (streams.length === 0 && series.length === 0 && metadata.length === 0) {
+      const copies = this.pending.get(tenant);
+      if (copies === undefined) return this.options.wal.whenDurable();
+      if (options.senderWaits) this.commitSoon(tenant);
+      return new Promise<void>((resolve, reject) => copies.waiters.push({ resolve, reject }));
+    }
     let encoded = 0;
     for (const stream of streams) {
       encoded += labelsBytes(stream.labels) + STREAM_FIELD_BYTES;
@@ -155,6 +182,7 @@ export class Batcher {
     for (const one of series) pending.entries += one.points.length;
     const written = new Promise<void>((resolve, reject) => pending.waiters.push({ resolve, reject }));
     if (pending.entries >= this.options.maxEntries || pending.bytes >= this.options.maxBytes) this.write(tenant);
+    else if (options.senderWaits) this.commitSoon(tenant);
     else this.timer ??= setTimeout(() => this.flush(), this.options.maxAgeMs);
     return written;
   }
@@ -182,7 +210,25 @@ export class Batcher {
     } catch (err) {
       return Promise.reject(err);
     }
-    return Promise.resolve();
+    return this.options.wal.whenDurable();
+  }
+
+  /**
+   * Group commit: the tenant's pending batch is written at the end of this turn of the event loop, or, while an
+   * fsync runs, once it has ended, together with whatever else senders wait for by then.
+   */
+  private commitSoon(tenant: string): void {
+    this.due.add(tenant);
+    if (this.commitScheduled) return;
+    this.commitScheduled = true;
+    void this.options.wal.idle().then(() =>
+      setImmediate(() => {
+        this.commitScheduled = false;
+        const due = [...this.due];
+        this.due.clear();
+        for (const one of due) this.write(one);
+      }),
+    );
   }
 
   /**
@@ -236,16 +282,28 @@ export class Batcher {
     this.pendingLines.delete(tenant);
     if (!pending) return;
     this.pending.delete(tenant);
+    if (this.pending.size === 0) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
     try {
       this.writeRows(tenant, {
         streams: pending.streams,
         series: pending.series,
         metadata: [...pending.metadata.values()],
       });
-      for (const waiter of pending.waiters) waiter.resolve();
     } catch (err) {
       for (const waiter of pending.waiters) waiter.reject(err);
+      return;
     }
+    this.options.wal.whenDurable().then(
+      () => {
+        for (const waiter of pending.waiters) waiter.resolve();
+      },
+      (err: unknown) => {
+        for (const waiter of pending.waiters) waiter.reject(err);
+      },
+    );
   }
 
   /** Writes one batch of these rows to the disk buffer; throws the disk buffer's error. */

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import {
   closeSync,
+  fdatasync,
   fstatSync,
   fsyncSync,
   ftruncateSync,
@@ -19,8 +20,10 @@ import { HEADER, indexAfter, readRecords, rewriteSegment, scanSegment, type Segm
 
 // The collector's crash-safe disk buffer: an append-only log of records in numbered segment files, and a
 // persisted cursor of what the shipper has delivered. A batch is acknowledged to its sender once appended
-// (and fsynced, under policy `always`); the shipper reads from the cursor and advances it only after Kafka
-// acknowledged, so a restart replays what was not yet delivered: at-least-once, never lost.
+// and, under policy `always`, fsynced (whenDurable): group commit, one fsync at a time off the event loop, and
+// the records appended while it runs share the next one, so the fsyncs per second of the disk bound the
+// commits, not the records. The shipper reads from the cursor and advances it only after Kafka acknowledged,
+// so a restart replays what was not yet delivered: at-least-once, never lost.
 //
 // Record format and recovery on open: wal-segment.ts.
 
@@ -76,6 +79,15 @@ export class Wal {
   private shipped = 0;
   private dirty = false;
   private timer: NodeJS.Timeout | undefined;
+  /** The last sequence an fsync has made durable (policy `always`). */
+  private durable = 0;
+  /** The fsync running off the event loop, if any: its file, and the sequence it covers up to. */
+  private syncing: { fd: number; upTo: number; done: Promise<void> } | undefined;
+  /** Files closed while an fsync on them still ran: closed once it ends. */
+  private readonly closeAfterSync = new Set<number>();
+  private readonly durableWaiters: { sequence: number; resolve: () => void; reject: (err: unknown) => void }[] = [];
+  /** fsyncs that whenDurable ran, for /metrics and tests: fewer than the commits they made durable under load. */
+  groupCommits = 0;
 
   private constructor(private readonly options: WalOptions) {}
 
@@ -148,10 +160,11 @@ export class Wal {
     const tail = this.segments[this.segments.length - 1];
     // Past the sequences of lost records too, so that sequences only ever grow within the buffer.
     this.nextSequence = Math.max(this.shipped + 1, tail ? tail.last + 1 : 1, highestLost + 1);
+    this.durable = this.nextSequence - 1;
     this.dropShipped();
   }
 
-  /** Appends one record and returns its sequence; durable on return under fsync policy `always`. */
+  /** Appends one record and returns its sequence; durable once whenDurable() resolves. */
   append(payload: Buffer): number {
     return this.appendWith(() => payload);
   }
@@ -187,15 +200,76 @@ export class Wal {
     active.sequences.push(sequence);
     active.bytes += size;
     active.last = sequence;
-    if (this.options.fsync === "always") fsyncSync(this.fd!);
-    else this.dirty = true;
+    this.dirty = true;
     return sequence;
+  }
+
+  /**
+   * Resolves once every record appended so far is as durable as the fsync policy makes it: fsynced under
+   * `always`, handed to the OS otherwise (it survives the process, not the machine). Under `always`, the callers
+   * that ask while an fsync runs share the next one (group commit); rejects with the fsync's error.
+   */
+  whenDurable(): Promise<void> {
+    const sequence = this.nextSequence - 1;
+    if (this.options.fsync !== "always" || sequence <= this.durable) return Promise.resolve();
+    const done = new Promise<void>((resolve, reject) => this.durableWaiters.push({ sequence, resolve, reject }));
+    if (this.syncing === undefined) this.startSync();
+    return done;
+  }
+
+  /** Resolves when no fsync runs: appends made then go to the next one together. */
+  idle(): Promise<void> {
+    return this.syncing?.done ?? Promise.resolve();
+  }
+
+  private startSync(): void {
+    const fd = this.fd;
+    if (fd === undefined) return;
+    const upTo = this.nextSequence - 1;
+    this.groupCommits++;
+    let settle!: () => void;
+    this.syncing = { fd, upTo, done: new Promise<void>((resolve) => (settle = resolve)) };
+    fdatasync(fd, (err) => {
+      this.syncing = undefined;
+      if (this.closeAfterSync.delete(fd)) closeSync(fd);
+      if (err) this.settleWaiters(upTo, err);
+      else {
+        this.durable = Math.max(this.durable, upTo);
+        this.settleWaiters(this.durable);
+      }
+      settle();
+      if (this.durableWaiters.length > 0) this.startSync();
+    });
+  }
+
+  /** Resolves the waiters for records up to `sequence`, or rejects them with `err`. */
+  private settleWaiters(sequence: number, err?: unknown): void {
+    let kept = 0;
+    for (const waiter of this.durableWaiters) {
+      if (waiter.sequence > sequence) this.durableWaiters[kept++] = waiter;
+      else if (err === undefined) waiter.resolve();
+      else waiter.reject(err);
+    }
+    this.durableWaiters.length = kept;
+  }
+
+  /** Every record appended so far was just fsynced (a segment closed, the log closed). */
+  private allDurable(): void {
+    this.durable = this.nextSequence - 1;
+    this.settleWaiters(this.durable);
+  }
+
+  /** Closes a segment file, once the fsync running on it (if one does) has ended. */
+  private release(fd: number): void {
+    if (this.syncing?.fd === fd) this.closeAfterSync.add(fd);
+    else closeSync(fd);
   }
 
   private startSegment(): Segment {
     if (this.fd !== undefined) {
       fsyncSync(this.fd);
-      closeSync(this.fd);
+      this.release(this.fd);
+      this.allDurable();
     }
     const first = this.nextSequence;
     const file = join(this.options.dir, `${String(first).padStart(20, "0")}${SUFFIX}`);
@@ -277,6 +351,7 @@ export class Wal {
   sync(): void {
     if (this.dirty && this.fd !== undefined) fsyncSync(this.fd);
     this.dirty = false;
+    if (this.fd !== undefined) this.allDurable();
   }
 
   bytes(): number {
@@ -294,7 +369,7 @@ export class Wal {
   close(): void {
     clearInterval(this.timer);
     this.sync();
-    if (this.fd !== undefined) closeSync(this.fd);
+    if (this.fd !== undefined) this.release(this.fd);
     this.fd = undefined;
   }
 }

@@ -126,7 +126,11 @@ export async function ingestOtlp(
       return { kind: "rate_limited", message: options.rate!.error(tenant, data.count).message, retryAfterS: wait };
     }
     try {
-      await options.batcher.add(tenant, { streams: data.streams, series: data.series, metadata: data.metadata });
+      await options.batcher.add(
+        tenant,
+        { streams: data.streams, series: data.series, metadata: data.metadata },
+        { senderWaits: true },
+      );
     } catch (err) {
       data.undo();
       if (err instanceof WalFullError) {

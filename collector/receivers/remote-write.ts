@@ -8,6 +8,8 @@ import type { Labels } from "../../proto/labels.js";
 import { protoFile } from "../../proto/files.js";
 import { type BatchLimits, checkLabels, LABEL_NAME, METRIC_NAME, ValidationError } from "../../proto/validate.js";
 import { ContractError, type IngestContract } from "../../common/ingest-contract.js";
+import { type Admission, OverloadedError, type Ticket } from "../../common/admission.js";
+import { declaredLength } from "../../common/http-body.js";
 import type { Batcher } from "../buffer/batcher.js";
 import { WalFullError } from "../buffer/wal.js";
 import type { TenantRateLimiter } from "../../common/rate-limit.js";
@@ -18,7 +20,7 @@ import { snappyLength, uncompressSnappy } from "../../proto/snappy-block.js";
 // of a receiver: 204 once the samples are in the disk buffer; 400 for data that must not be sent again (not
 // protobuf, a series with bad labels or over a limit: the other series of the request are kept, the answer names
 // what was refused); 413 over the body size; 415 for another content type or encoding; 429 over the tenant's rate
-// and 503 while the disk buffer is full, both with Retry-After. Prometheus retries 5xx always and 429 with
+// and 503 while the disk buffer is full or the receivers are busy (common/admission.ts), both with Retry-After. Prometheus retries 5xx always and 429 with
 // `retry_on_http_429: true` in its queue_config. 2.0 answers carry the X-Prometheus-Remote-Write-*-Written headers.
 //
 // Native histograms and exemplars are not stored: histograms are refused (counted, named in the 400), exemplars
@@ -29,6 +31,8 @@ export interface RemoteWriteOptions {
   batcher: Pick<Batcher, "add">;
   /** What every later stage accepts, checked on the series as decoded (ContractError: its 4xx). */
   contract?: Pick<IngestContract, "admit">;
+  /** The budget of requests in flight, shared with the listener's other receivers. */
+  admission: Admission;
   /** Defaults; `tenantLimits` replaces the label count per tenant. */
   limits: BatchLimits;
   tenantLimits?: TenantLimits;
@@ -284,69 +288,86 @@ export function remoteWriteRoute(app: Hono, options: RemoteWriteOptions): void {
           415,
         );
       }
-      let decoded: Decoded;
+      let ticket: Ticket | undefined;
       try {
-        const raw = Buffer.from(await c.req.arrayBuffer());
-        const length = snappyLength(raw);
-        if (length === undefined) throw new BadRequest("the body is not snappy-compressed");
-        if (length > maxDecompressed)
-          throw new BadRequest(`the decompressed body would be ${length} bytes, more than ${maxDecompressed}`);
-        let bytes: Buffer;
-        try {
-          bytes = await uncompressSnappy(raw);
-        } catch (err) {
-          throw new BadRequest(`the body is not valid snappy: ${(err as Error).message}`);
-        }
-        const limits = options.tenantLimits?.batchLimits(tenant, options.limits) ?? options.limits;
-        decoded = decode(version, bytes, tenant, limits, metadata);
+        ticket = await options.admission.enter(declaredLength(c, options.maxBodyBytes));
+        return await receive(c, tenant, version, ticket);
       } catch (err) {
-        if (!(err instanceof BadRequest)) throw err;
-        reject("bad_request");
-        return c.text(`${err.message}\n`, 400);
+        if (!(err instanceof OverloadedError)) throw err;
+        reject("overloaded");
+        return c.text(`${err.message}\n`, 503, { "Retry-After": String(err.retryAfterS) });
+      } finally {
+        ticket?.release();
       }
-      if (decoded.samples > 0 && options.contract) {
-        try {
-          options.contract.admit(tenant, { series: decoded.series });
-        } catch (err) {
-          if (!(err instanceof ContractError)) throw err;
-          reject(err.reason, decoded.samples);
-          return c.text(`${err.message}\n`, err.status);
-        }
-      }
-      if (decoded.samples > 0) {
-        const wait = options.rate?.take(tenant, decoded.samples) ?? 0;
-        if (wait > 0) {
-          reject("rate_limited", decoded.samples);
-          return c.text(`${options.rate!.error(tenant, decoded.samples).message}\n`, 429, {
-            "Retry-After": String(wait),
-          });
-        }
-        try {
-          await options.batcher.add(tenant, { series: decoded.series });
-        } catch (err) {
-          if (err instanceof WalFullError) {
-            reject("buffer_full", decoded.samples);
-            return c.text(`${err.message}; retry later\n`, 503, { "Retry-After": String(FULL_RETRY_S) });
-          }
-          throw err;
-        }
-        options.onAccepted?.(tenant, decoded.samples);
-      }
-      const written: Record<string, string> =
-        version === V2
-          ? {
-              "X-Prometheus-Remote-Write-Samples-Written": String(decoded.samples),
-              "X-Prometheus-Remote-Write-Histograms-Written": "0",
-              "X-Prometheus-Remote-Write-Exemplars-Written": "0",
-            }
-          : {};
-      if (decoded.refused.size === 0) return c.body(null, 204, written);
-      for (const [reason, { samples }] of decoded.refused) reject(reason, samples);
-      const summary = [...decoded.refused].map(
-        ([reason, { samples, message }]) =>
-          `${samples} ${reason === "native_histogram" ? "histograms" : "samples"} refused (${reason}): ${message}`,
-      );
-      return c.text(`${decoded.samples} samples written; ${summary.join("; ")}\n`, 400, written);
     },
   );
+
+  /** The request's samples to the batcher, within `ticket`, which holds the body and then its decompressed size. */
+  async function receive(c: Context, tenant: string, version: typeof V1 | typeof V2, ticket: Ticket) {
+    let decoded: Decoded;
+    try {
+      const raw = Buffer.from(await c.req.arrayBuffer());
+      await ticket.resize(raw.length);
+      const length = snappyLength(raw);
+      if (length === undefined) throw new BadRequest("the body is not snappy-compressed");
+      if (length > maxDecompressed)
+        throw new BadRequest(`the decompressed body would be ${length} bytes, more than ${maxDecompressed}`);
+      await ticket.resize(length);
+      let bytes: Buffer;
+      try {
+        bytes = await uncompressSnappy(raw);
+      } catch (err) {
+        throw new BadRequest(`the body is not valid snappy: ${(err as Error).message}`);
+      }
+      const limits = options.tenantLimits?.batchLimits(tenant, options.limits) ?? options.limits;
+      decoded = decode(version, bytes, tenant, limits, metadata);
+    } catch (err) {
+      if (!(err instanceof BadRequest)) throw err;
+      reject("bad_request");
+      return c.text(`${err.message}\n`, 400);
+    }
+    if (decoded.samples > 0 && options.contract) {
+      try {
+        options.contract.admit(tenant, { series: decoded.series });
+      } catch (err) {
+        if (!(err instanceof ContractError)) throw err;
+        reject(err.reason, decoded.samples);
+        return c.text(`${err.message}\n`, err.status);
+      }
+    }
+    if (decoded.samples > 0) {
+      const wait = options.rate?.take(tenant, decoded.samples) ?? 0;
+      if (wait > 0) {
+        reject("rate_limited", decoded.samples);
+        return c.text(`${options.rate!.error(tenant, decoded.samples).message}\n`, 429, {
+          "Retry-After": String(wait),
+        });
+      }
+      try {
+        await options.batcher.add(tenant, { series: decoded.series }, { senderWaits: true });
+      } catch (err) {
+        if (err instanceof WalFullError) {
+          reject("buffer_full", decoded.samples);
+          return c.text(`${err.message}; retry later\n`, 503, { "Retry-After": String(FULL_RETRY_S) });
+        }
+        throw err;
+      }
+      options.onAccepted?.(tenant, decoded.samples);
+    }
+    const written: Record<string, string> =
+      version === V2
+        ? {
+            "X-Prometheus-Remote-Write-Samples-Written": String(decoded.samples),
+            "X-Prometheus-Remote-Write-Histograms-Written": "0",
+            "X-Prometheus-Remote-Write-Exemplars-Written": "0",
+          }
+        : {};
+    if (decoded.refused.size === 0) return c.body(null, 204, written);
+    for (const [reason, { samples }] of decoded.refused) reject(reason, samples);
+    const summary = [...decoded.refused].map(
+      ([reason, { samples, message }]) =>
+        `${samples} ${reason === "native_histogram" ? "histograms" : "samples"} refused (${reason}): ${message}`,
+    );
+    return c.text(`${decoded.samples} samples written; ${summary.join("; ")}\n`, 400, written);
+  }
 }

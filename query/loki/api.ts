@@ -164,7 +164,11 @@ export function lokiRoutes(app: Hono, options: LokiApiOptions): void {
 
   function execute(c: Context, expr: Expr, params: QueryParams, tenant: string, source: StoreSource) {
     return limited(c, tenant, (signal) =>
-      evaluate(expr, params, source, { maxSeries: tenantLimits.get(tenant, "max_query_series"), signal }),
+      evaluate(expr, params, source, {
+        maxSeries: tenantLimits.get(tenant, "max_query_series"),
+        maxSamples: options.limits.max_samples,
+        signal,
+      }),
     );
   }
 

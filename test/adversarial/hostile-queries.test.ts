@@ -274,3 +274,103 @@ describe("hostile queries against bifrost all", () => {
     });
   }
 });
+
+describe("a LogQL metric query over more lines than max_samples", () => {
+  const MAX_LOGQL_SAMPLES = 5_000;
+  const LINES = 10_000;
+  let child: ChildProcess;
+  let exited: ReturnType<typeof output>;
+  let api: string;
+  let readyUrl: string;
+  let data: string;
+  const nowNs = BigInt(Date.now()) * 1_000_000n;
+
+  before(async () => {
+    const [query, collector, aggregator, grpc] = [
+      await freePort(),
+      await freePort(),
+      await freePort(),
+      await freePort(),
+    ];
+    data = mkdtempSync(join(tmpdir(), "bifrost-hostile-samples-"));
+    child = runBifrost(["all"], {
+      BIFROST_STORAGE__PATH: data,
+      BIFROST_COLLECTOR__WAL__DIR: join(data, "wal"),
+      BIFROST_QUERY__LISTEN: `127.0.0.1:${query}`,
+      BIFROST_COLLECTOR__LISTEN: `127.0.0.1:${collector}`,
+      BIFROST_COLLECTOR__OTLP__GRPC_LISTEN: `127.0.0.1:${grpc}`,
+      BIFROST_AGGREGATOR__LISTEN: `127.0.0.1:${aggregator}`,
+      BIFROST_QUERY__LIMITS__MAX_SAMPLES: String(MAX_LOGQL_SAMPLES),
+    });
+    exited = output(child);
+    api = `http://127.0.0.1:${query}`;
+    readyUrl = `http://127.0.0.1:${collector}/ready`;
+    for (const port of [query, collector]) await waitForReady(`http://127.0.0.1:${port}/ready`, child);
+    // One line a millisecond for ten seconds.
+    const values = Array.from({ length: LINES }, (_, i) => [String(nowNs + BigInt(i) * 1_000_000n), `n=${i}`]);
+    const pushed = await fetch(`http://127.0.0.1:${collector}/loki/api/v1/push`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ streams: [{ stream: { app: "many" }, values }] }),
+    });
+    assert.equal(pushed.status, 204, await pushed.text());
+    await until("every line countable", async () => {
+      const params = new URLSearchParams({
+        query: 'sum(count_over_time({app="many"}[1h]))',
+        time: String(nowNs + 60_000_000_000n),
+      });
+      const body = (await (await fetch(`${api}/loki/api/v1/query?${params}`)).json()) as {
+        data: { result: { value: [number, string] }[] };
+      };
+      return body.data.result[0]?.value[1] === String(LINES);
+    });
+  });
+
+  after(async () => {
+    await stopChild(child);
+    const { code, stderr } = await exited;
+    rmSync(data, { recursive: true, force: true });
+    assert.equal(code, 0, stderr);
+  });
+
+  const run = async (query: string, step: string): Promise<Answer> => {
+    const running = probe(readyUrl, child.pid!);
+    try {
+      const response = await fetch(`${api}/loki/api/v1/query_range`, {
+        method: "POST",
+        headers: { "Content-Type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams({
+          query,
+          start: String(nowNs - 60_000_000_000n),
+          end: String(nowNs + 60_000_000_000n),
+          step,
+        }),
+      });
+      return { status: response.status, body: await response.text() };
+    } finally {
+      const { readyMs, maxRssBytes } = await running.stop();
+      assert.ok(Math.max(...readyMs) < READY_STALL_MS, `collector /ready took ${Math.max(...readyMs)} ms`);
+      assert.ok(maxRssBytes < RSS_BOUND_BYTES, `RSS reached ${(maxRssBytes / 2 ** 20).toFixed(0)} MiB`);
+    }
+  };
+
+  it(`refuses with 400 and the reason a range window that would hold all ${LINES} lines (max_samples ${MAX_LOGQL_SAMPLES})`, async () => {
+    refused(
+      400,
+      /too many samples.*max_samples/,
+    )(await run('count_over_time({app="many"} | logfmt | drop n [1h])', "60"));
+  });
+
+  it("evaluates the same lines through windows that each hold fewer than max_samples", async () => {
+    const { status, body } = await run('sum(count_over_time({app="many"} | logfmt | drop n [1s]))', "1");
+    assert.equal(status, 200, body);
+    const points = (JSON.parse(body) as { data: { result: { values: [number, string][] }[] } }).data.result.flatMap(
+      (s) => s.values,
+    );
+    // Windows of one second at steps of one second tile the range: every line is counted once.
+    assert.equal(
+      points.reduce((n, [, v]) => n + Number(v), 0),
+      LINES,
+    );
+  });
+});

@@ -45,6 +45,8 @@ export class CollectorProcess {
       edge?: boolean;
       /** More of the node section: site, region. */
       node?: Record<string, string>;
+      /** The aggregator section, whose limits the collector's ingestion contract checks shipped data against. */
+      aggregator?: Record<string, unknown>;
     },
   ): Promise<CollectorProcess> {
     const port = await freePort();
@@ -56,6 +58,7 @@ export class CollectorProcess {
         log: { level: "info" },
         node: { id: options.nodeId, ...options.node },
         kafka: options.kafka,
+        ...(options.aggregator ? { aggregator: options.aggregator } : {}),
         collector: {
           listen: `127.0.0.1:${port}`,
           otlp: { grpc_enabled: false },

@@ -5,7 +5,9 @@
 //   segment-opened    a new segment file just created (the previous one closed)
 //   cursor-written    the new cursor in cursor.tmp, not yet renamed over the cursor
 //   cursor-renamed    the new cursor in place, the delivered segments not yet deleted
+//   acknowledged      a 2xx answer to a push handed to the OS (the client gets it), nothing after it done
 import fs from "node:fs";
+import { ServerResponse } from "node:http";
 import { syncBuiltinESMExports } from "node:module";
 
 const [point = "", nth = "1"] = (process.env.BIFROST_TEST_KILL_AT ?? "").split(":");
@@ -49,5 +51,21 @@ fs.renameSync = ((from: fs.PathLike, to: fs.PathLike) => {
   renameSync(from, to);
   if (point === "cursor-renamed" && cursor && due()) die();
 }) as typeof fs.renameSync;
+
+// An answer's bytes are in the socket once `finish` fires; the kernel still delivers them after the kill, since
+// a client waiting for its answer has sent nothing more on that connection.
+const { end } = ServerResponse.prototype;
+ServerResponse.prototype.end = function (this: ServerResponse, ...args: unknown[]) {
+  if (
+    point === "acknowledged" &&
+    this.statusCode >= 200 &&
+    this.statusCode < 300 &&
+    /push|v1\/logs/.test(this.req.url ?? "")
+  )
+    this.once("finish", () => {
+      if (due()) die();
+    });
+  return (end as (...a: unknown[]) => ServerResponse).apply(this, args);
+} as typeof end;
 
 syncBuiltinESMExports();

@@ -48,6 +48,8 @@ export interface QueryParams {
 
 export interface EngineLimits {
   maxSeries: number;
+  /** Most points the range aggregations' windows hold at once (query.limits.max_samples); unbounded without it. */
+  maxSamples?: number;
   signal?: AbortSignal;
 }
 
@@ -94,7 +96,7 @@ export async function evaluate(
       series: [{ labels: sortedLabelsOf([]), points: stepTimes(timeline).map((tsMs) => [tsMs, literal]) }],
     };
   }
-  const evaluator = new Evaluator(timeline, params.instant, source, limits.signal);
+  const evaluator = new Evaluator(timeline, params.instant, source, limits.signal, limits.maxSamples);
   const steps = evaluator.steps(expr);
   try {
     return params.instant
@@ -156,6 +158,7 @@ class Evaluator {
     private readonly instant: boolean,
     private readonly source: EngineSource,
     private readonly signal: AbortSignal | undefined,
+    private readonly maxSamples: number | undefined,
   ) {}
 
   steps(expr: MetricExpr): AsyncGenerator<Step> {
@@ -184,7 +187,15 @@ class Evaluator {
     validateRangeAggregation(expr);
     const pushed = await this.source.rangeAggregation?.(expr, this.timeline);
     if (pushed !== undefined) yield* pushed;
-    else yield* rangeAggregationSteps(expr, this.timeline, this.source, this.signal, grouping ?? expr.grouping);
+    else
+      yield* rangeAggregationSteps(
+        expr,
+        this.timeline,
+        this.source,
+        this.signal,
+        grouping ?? expr.grouping,
+        this.maxSamples,
+      );
   }
 
   private async *aggregationSteps(expr: VectorAggregationExpr): AsyncGenerator<Step> {

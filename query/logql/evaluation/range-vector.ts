@@ -21,6 +21,21 @@ import { rangeFunction, type WindowColumns } from "./range-functions.js";
 
 const PRESERVE_ERROR_LABEL = "__preserve_error__";
 
+/**
+ * A metric query whose range windows would hold more than query.limits.max_samples entries (or unwrapped values)
+ * at once: a range too long over too many lines, which would take the memory of the process that also ingests.
+ */
+export class TooManySamplesError extends EvaluationError {
+  constructor(readonly maxSamples: number) {
+    super(
+      `query processing would load too many samples into memory in query execution: its range windows would hold ` +
+        `more than ${maxSamples} log entries at once (limit query.limits.max_samples); shorten the range of the ` +
+        "range aggregation, or select fewer lines with more specific stream selectors and line filters",
+    );
+    this.name = "TooManySamplesError";
+  }
+}
+
 /** A series carrying a pipeline error, which a metric query refuses unless the error is filtered out. */
 export class PipelineError extends EvaluationError {
   constructor(labels: Labels) {
@@ -150,10 +165,13 @@ interface Window extends WindowColumns {
   values: number[];
 }
 
-/** Moves each window's start past the points at or before its open start, and drops the series left empty. */
-function evict(windows: Map<string, Window>, startNs: bigint): void {
+/** Moves each window's start past the points at or before its open start, and drops the series left empty; returns how many points left. */
+function evict(windows: Map<string, Window>, startNs: bigint): number {
+  let dropped = 0;
   for (const [key, window] of windows) {
+    const from = window.from;
     while (window.from < window.to && window.ts[window.from]! <= startNs) window.from++;
+    dropped += window.from - from;
     if (window.from === window.to) windows.delete(key);
     else if (window.from >= 1024 && window.from * 2 >= window.to) {
       window.ts.splice(0, window.from);
@@ -162,6 +180,7 @@ function evict(windows: Map<string, Window>, startNs: bigint): void {
       window.from = 0;
     }
   }
+  return dropped;
 }
 
 /**
@@ -186,7 +205,7 @@ export function injectedGrouping(
 
 /**
  * The vector of a range aggregation at each step of the timeline; its series grouped by `grouping`, the
- * expression's own unless an outer sum injects one (injectedGrouping).
+ * expression's own unless an outer sum injects one (injectedGrouping); its windows hold at most `maxSamples` points.
  */
 export async function* rangeAggregationSteps(
   expr: RangeAggregationExpr,
@@ -194,6 +213,7 @@ export async function* rangeAggregationSteps(
   source: EngineSource,
   signal?: AbortSignal,
   grouping: Grouping | undefined = expr.grouping,
+  maxSamples?: number,
 ): AsyncGenerator<Step> {
   validateRangeAggregation(expr);
   const { rangeNs, offsetNs } = expr.range;
@@ -209,13 +229,17 @@ export async function* rangeAggregationSteps(
   const windows = new Map<string, Window>();
   let previousNs: bigint | undefined;
   // Rows already in memory are read without a turn of the event loop; the budget gives it one every few ms.
-  const budget = new EvaluationBudget({ signal });
+  const budget = new EvaluationBudget({
+    signal,
+    ...(maxSamples === undefined ? {} : { maxSamples, tooManySamples: () => new TooManySamplesError(maxSamples) }),
+  });
+  let held = 0;
   try {
     for (let t = timeline.startNs; t <= timeline.endNs; t += timeline.stepNs) {
       signal?.throwIfAborted();
       const windowEnd = t - offsetNs;
       const windowStart = windowEnd - rangeNs;
-      evict(windows, windowStart);
+      held -= evict(windows, windowStart);
       for (let row = await cursor.peek(); row !== undefined && row.tsNs <= windowEnd; row = await cursor.peek()) {
         cursor.skip();
         await budget.pause();
@@ -233,6 +257,7 @@ export async function* rangeAggregationSteps(
           window.values.push(valueOf(row));
           window.to++;
         }
+        budget.hold(++held);
       }
       // Loki truncates the shifted time and the offset to milliseconds separately.
       const tsMs = Number(windowEnd / 1_000_000n) + Number(offsetNs / 1_000_000n);
