@@ -81,6 +81,8 @@ export async function startCollector(
   syslogPort?: number,
   /** Over the defaults of collector.wal: the fsync policy. */
   wal: Record<string, unknown> = {},
+  /** Processing stages of the tailed files (collector.files[].pipeline_stages). */
+  pipelineStages?: unknown[],
 ): Promise<Running & { url: string; inDir: string; positionsFile: string; metric(name: string): Promise<number> }> {
   const inDir = join(dir, "in");
   mkdirSync(inDir, { recursive: true });
@@ -96,7 +98,13 @@ export async function startCollector(
         listen: `127.0.0.1:${port}`,
         wal: { dir: join(dir, "wal"), ...wal },
         otlp: edge ? EDGE.otlp : { grpc_listen: `127.0.0.1:${grpc}` },
-        files: [{ paths: [join(inDir, "*.log")], labels: { job: "bench" } }],
+        files: [
+          {
+            paths: [join(inDir, "*.log")],
+            labels: { job: "bench" },
+            ...(pipelineStages ? { pipeline_stages: pipelineStages } : {}),
+          },
+        ],
         files_sync_ms: 100,
         ...(syslogPort
           ? { syslog: [{ listen: `127.0.0.1:${syslogPort}`, protocol: "tcp", labels: { job: "bench" } }] }

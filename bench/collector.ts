@@ -29,7 +29,7 @@ import { createTopics, deleteTopics, freePort, KAFKA_BROKERS, uniqueName } from 
 
 // npm run bench:collector — the collector process (`node dist/cli.js collector`) taking BENCH_LINES log lines of
 // 200 bytes: (a) pushed over the Loki API by PUSH_CLIENTS concurrent clients, JSON and snappy protobuf, into the
-// disk buffer; (b) tailed from a file into the disk buffer; (c) tailed from the same file and shipped to Kafka
+// disk buffer; (b) tailed from a file into the disk buffer, and (b') as JSON lines, plain and through a processing pipeline; (c) tailed from the same file and shipped to Kafka
 // until the broker acknowledged every batch. Beside (c), on the same file in the same run, the peer: Debian's
 // rsyslogd (imfile -> omkafka, LZ4 like the collector) until the broker holds every line. (d) The same lines as
 // RFC 3164 syslog over one TCP connection into the collector's syslog listener and on to Kafka, beside
@@ -191,10 +191,10 @@ async function pushToWal(encoding: Encoding) {
  * Whether the collector's saved file positions say the whole input is in the disk buffer: read from disk, not
  * from /metrics, whose scrapes would cost the measured process CPU.
  */
-function positionsAtEnd(positionsFile: string): boolean {
+function positionsAtEnd(positionsFile: string, size: number): boolean {
   try {
     const { files } = JSON.parse(readFileSync(positionsFile, "utf8")) as { files: { offset: number }[] };
-    return files.some((f) => f.offset === inputSize);
+    return files.some((f) => f.offset === size);
   } catch {
     return false;
   }
@@ -209,11 +209,23 @@ async function tailCollector(
   brokers: string[],
   topic: string,
   shipped?: (batches: number) => Promise<boolean>,
+  input: { file: string; size: number; pipelineStages?: unknown[] } = { file: inputFile, size: inputSize },
 ) {
-  const collector = await startCollector(join(root, name), name, brokers, topic);
+  const collector = await startCollector(
+    join(root, name),
+    name,
+    brokers,
+    topic,
+    false,
+    undefined,
+    {},
+    input.pipelineStages,
+  );
   const [before, t0] = [procStats(collector.pid), performance.now()];
-  linkSync(inputFile, join(collector.inDir, "input.log"));
-  await until(`all lines in the disk buffer of collector ${name}`, async () => positionsAtEnd(collector.positionsFile));
+  linkSync(input.file, join(collector.inDir, "input.log"));
+  await until(`all lines in the disk buffer of collector ${name}`, async () =>
+    positionsAtEnd(collector.positionsFile, input.size),
+  );
   if (shipped) {
     const batches = await collector.metric("bifrost_collector_batches_written_total");
     await until(`all batches of collector ${name} in Kafka`, () => shipped(batches));
@@ -232,6 +244,48 @@ async function tailToWal() {
     `file tail -> disk buffer: ${result.lines_per_s} lines/s, ${result.lines_per_cpu_second} lines per CPU second`,
   );
   return result;
+}
+
+/**
+ * (b') The processing pipeline's cost: the input as JSON lines of about LINE_BYTES bytes (each with its own time,
+ * one in ten at level debug), tailed into the disk buffer plain and through json + timestamp + labels + drop
+ * (the debug lines dropped), on the same file in the same run. Lines per CPU second count every line read.
+ */
+async function pipelineToWal() {
+  const start = Date.now() - LINES;
+  const jsonLines = lines.map((line, i) => {
+    const doc = { ts: new Date(start + i).toISOString(), level: i % 10 === 0 ? "debug" : "info", msg: "", app: "web" };
+    doc.msg = line.slice(0, Math.max(0, LINE_BYTES - JSON.stringify(doc).length));
+    return JSON.stringify(doc);
+  });
+  const file = join(root, "input.json.log");
+  writeFileSync(file, jsonLines.join("\n") + "\n");
+  const size = jsonLines.reduce((n, line) => n + Buffer.byteLength(line) + 1, 0);
+  const stages = [
+    { json: { expressions: { ts: "ts", level: "level", app: "app" } } },
+    { timestamp: { source: "ts", format: "RFC3339Nano" } },
+    { labels: { level: null, app: null } },
+    { redact: {} },
+    { drop: { source: "level", value: "debug" } },
+  ];
+  const closed = `127.0.0.1:${await freePort()}`;
+  const plain = await tailCollector("json-plain", [closed], "unused", undefined, { file, size });
+  const processed = await tailCollector("json-pipeline", [closed], "unused", undefined, {
+    file,
+    size,
+    pipelineStages: stages,
+  });
+  const cpuRatio = Number((plain.lines_per_cpu_second / processed.lines_per_cpu_second).toFixed(2));
+  progress(
+    `file tail -> pipeline -> disk buffer: ${processed.lines_per_cpu_second} lines per CPU second, plain ${plain.lines_per_cpu_second} (CPU per line x${cpuRatio})`,
+  );
+  return {
+    stages: stages.map((s) => Object.keys(s)[0]),
+    plain,
+    pipeline: processed,
+    cpu_per_line_vs_plain: cpuRatio,
+    target_cpu_per_line_vs_plain: 2,
+  };
 }
 
 async function tailToKafka() {
@@ -419,6 +473,7 @@ const ratio = (a: number | undefined, b: number | undefined) =>
 const pushJson = await phase("push_json_to_wal", () => pushToWal("json"));
 const pushProtobuf = await phase("push_protobuf_to_wal", () => pushToWal("protobuf"));
 const tailWal = await phase("file_tail_to_wal", tailToWal);
+const pipelineWal = await phase("file_tail_pipeline_to_wal", pipelineToWal);
 const tailKafka = await phase("file_tail_to_kafka", tailToKafka);
 const peerKafka = await phase("file_tail_to_kafka", rsyslogToKafka);
 const syslogOurs = await phase("syslog_tcp_to_kafka", syslogToKafka);
@@ -449,6 +504,7 @@ process.stdout.write(
     push_json_to_wal: pushJson,
     push_protobuf_to_wal: pushProtobuf,
     file_tail_to_wal: tailWal,
+    file_tail_pipeline_to_wal: pipelineWal,
     file_tail_to_kafka: tailKafka,
     peer_rsyslog_file_to_kafka: peerKafka,
     kafka_vs_peer_lines_per_cpu_second: ratio(tailKafka?.lines_per_cpu_second, peerKafka?.lines_per_cpu_second),

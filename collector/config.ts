@@ -9,6 +9,7 @@ import {
 } from "../common/config-sections.js";
 import { NODE_LABELS } from "../common/ingest-contract.js";
 import { collectorFleetSchema } from "./agent/config.js";
+import { pipelineStagesSchema } from "./processing/pipeline/schema.js";
 import { logInputSchemas } from "./receivers/log-input-schemas.js";
 import { compileGoRegexp } from "../common/regex.js";
 import { remoteWriteSchema } from "./receivers/remote-write-config.js";
@@ -46,10 +47,21 @@ export function collectorSection(s: SharedSchemas) {
             .describe("join the lines of one event (a stack trace) into one entry"),
           tenant: z.string().min(1).optional().describe("tenant of the lines; none means collector.default_tenant"),
           encoding: z.enum(["utf8", "latin1"]).default("utf8").describe("character encoding of the files"),
+          pipeline_stages: pipelineStagesSchema()
+            .optional()
+            .describe("processing stages of these files' lines; none means collector.pipeline_stages"),
         }),
       )
       .default([])
       .describe("files to tail as Promtail does: each line an entry of the stream {filename, labels}"),
+    pipeline_stages: pipelineStagesSchema()
+      .default([])
+      .describe(
+        "processing stages (Promtail's pipeline_stages) of every log input without its own: files, syslog, journal, kubernetes, push",
+      ),
+    push_pipeline_stages: pipelineStagesSchema()
+      .optional()
+      .describe("processing stages of pushed logs (Loki push, OTLP logs); none means collector.pipeline_stages"),
     files_positions: z
       .string()
       .default("")

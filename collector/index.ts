@@ -3,6 +3,7 @@ import { loadClientTls } from "../common/http-client.js";
 import { kafkaClient } from "../common/kafka.js";
 import { type Runtime, type Running, startHttpComponent } from "../runtime.js";
 import { collectorActions } from "./actions/index.js";
+import { InputPipelines } from "./processing/pipeline/processed-batcher.js";
 import { Batcher } from "./buffer/batcher.js";
 import { startInputs } from "./inputs.js";
 import { type LogInputs, startLogInputs } from "./log-inputs.js";
@@ -101,6 +102,14 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
   const rate = new TenantRateLimiter(tenantLimits);
   // One contract and one budget for every receiver: what they acknowledge, and how much they decode at once.
   const contract = contractFromConfig(config, tenantLimits, "shipped");
+  const pipelines = new InputPipelines({
+    batcher,
+    contract,
+    registry: runtime.registry,
+    log: log.child({ component: "pipeline" }),
+    defaults: c.pipeline_stages,
+  });
+  const pushBatcher = pipelines.batcherFor("push", c.push_pipeline_stages);
   const admission = admissionFromConfig(c.limits, (held, waiting) => {
     metrics.inflightBytes.set(held);
     metrics.inflightWaiting.set(waiting);
@@ -127,7 +136,7 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
       ? (await import("./receivers/otlp-metrics.js")).otlpMetricsOptions(c.otlp)
       : undefined;
   const otlp: OtlpReceiverOptions | undefined = otlpMetrics && {
-    batcher,
+    batcher: pushBatcher,
     contract,
     admission,
     rate,
@@ -139,7 +148,7 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
   const running = await startHttpComponent(runtime, "collector", (http) => {
     actions?.route(http.app);
     lokiReceiver(http.app, {
-      batcher,
+      batcher: pushBatcher,
       contract,
       admission,
       maxBodyBytes: c.limits.max_body_bytes,
@@ -188,6 +197,7 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
     logInputs = await startLogInputs({
       config: c,
       batcher,
+      pipelines,
       registry: runtime.registry,
       log,
       tenantLimits,
@@ -207,6 +217,7 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
   const inputs = startInputs({
     config: c,
     batcher,
+    pipelines,
     contract,
     registry: runtime.registry,
     log,
@@ -224,6 +235,7 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
       actions?.stop();
       await scrape?.stop();
       await Promise.all([inputs.stop(), logInputs.stop()]);
+      pipelines.stop();
       batcher.flush();
       await shipper.stop();
       wal.close();

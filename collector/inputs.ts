@@ -4,6 +4,7 @@ import type { CollectorConfig } from "./config.js";
 import type { IngestContract } from "../common/ingest-contract.js";
 import type { Logger, LogTap } from "../common/log.js";
 import { labelsOf } from "../proto/labels.js";
+import type { InputPipelines } from "./processing/pipeline/processed-batcher.js";
 import type { Batcher } from "./buffer/batcher.js";
 import { FileTail } from "./receivers/files/receiver.js";
 import { HostMetrics } from "./receivers/hostmetrics.js";
@@ -68,6 +69,8 @@ export interface Inputs {
 export function startInputs(options: {
   config: CollectorConfig;
   batcher: Batcher;
+  /** The batcher of each file source: with its processing pipeline when one is configured. */
+  pipelines: InputPipelines;
   /** What the inputs may hand to the batcher. */
   contract: IngestContract;
   registry: Registry;
@@ -80,7 +83,8 @@ export function startInputs(options: {
   const tail =
     c.files.length > 0
       ? new FileTail({
-          sources: c.files.map((f) => ({
+          sources: c.files.map((f, index) => ({
+            batcher: options.pipelines.batcherFor(`files[${index}]`, f.pipeline_stages),
             paths: f.paths,
             exclude: f.exclude,
             labels: labelsOf(Object.entries(f.labels)),

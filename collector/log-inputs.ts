@@ -4,6 +4,7 @@ import type { Config } from "../config.js";
 import type { IngestContract } from "../common/ingest-contract.js";
 import type { TenantLimits } from "../common/limits.js";
 import type { Logger } from "../common/log.js";
+import type { InputPipelines } from "./processing/pipeline/processed-batcher.js";
 import type { Batcher } from "./buffer/batcher.js";
 import type { TenantRateLimiter } from "../common/rate-limit.js";
 
@@ -14,6 +15,8 @@ import type { TenantRateLimiter } from "../common/rate-limit.js";
 export interface LogInputOptions {
   config: Config["collector"];
   batcher: Batcher;
+  /** The batcher of each input: with its processing pipeline when one is configured. */
+  pipelines: InputPipelines;
   registry: Registry;
   log: Logger;
   tenantLimits: TenantLimits;
@@ -33,7 +36,7 @@ function positionsDir(c: Config["collector"]): string {
 }
 
 export async function startLogInputs(options: LogInputOptions): Promise<LogInputs> {
-  const { config: c, batcher, registry, log } = options;
+  const { config: c, batcher, pipelines, registry, log } = options;
   const stops: (() => Promise<void>)[] = [];
   const stop = async () => {
     await Promise.all(stops.map((s) => s()));
@@ -45,6 +48,7 @@ export async function startLogInputs(options: LogInputOptions): Promise<LogInput
         listeners: c.syslog,
         defaultTenant: c.default_tenant,
         batcher,
+        batcherFor: (listener, index) => pipelines.batcherFor(`syslog[${index}]`, listener.pipeline_stages),
         limits: c.limits,
         tenantLimits: options.tenantLimits,
         contract: options.contract,
@@ -62,7 +66,7 @@ export async function startLogInputs(options: LogInputOptions): Promise<LogInput
         config: c.journal,
         cursorFile: c.journal.cursor_file || join(positionsDir(c), "journal-cursor.json"),
         defaultTenant: c.default_tenant,
-        batcher,
+        batcher: pipelines.batcherFor("journal", c.journal.pipeline_stages),
         limits: c.limits,
         tenantLimits: options.tenantLimits,
         contract: options.contract,
@@ -82,7 +86,7 @@ export async function startLogInputs(options: LogInputOptions): Promise<LogInput
         config: c.kubernetes,
         positionsFile: c.kubernetes.positions_file || join(positionsDir(c), "kubernetes-positions.json"),
         tenant,
-        batcher,
+        batcher: pipelines.batcherFor("kubernetes", c.kubernetes.pipeline_stages),
         contract: options.contract,
         maxLineBytes: options.tenantLimits.get(tenant, "max_line_bytes"),
         maxReadBytes: c.batch.max_bytes,

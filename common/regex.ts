@@ -213,6 +213,16 @@ function requiredLiteral(alternative: string): { literal: string; whole: boolean
  * pattern's literal part, and a pattern that is only literals (`error`, Grafana's `a|b|c` multi-value variables)
  * never reaches RE2 at all.
  */
+/**
+ * Literal strings one of which every match of `pattern` contains (a plain `includes` before RE2 skips most
+ * texts); undefined when some alternative has none this can tell.
+ */
+export function requiredLiterals(pattern: string): string[] | undefined {
+  const alternatives = pattern.split("|").map(requiredLiteral);
+  if (alternatives.some((alternative) => alternative === undefined)) return undefined;
+  return alternatives.map((alternative) => alternative!.literal);
+}
+
 export function compileRe2Test(pattern: string, anchored = false): (text: string) => boolean {
   const regex = compileRe2(pattern, anchored);
   const alternatives = pattern.split("|").map(requiredLiteral);
@@ -226,4 +236,15 @@ export function compileRe2Test(pattern: string, anchored = false): (text: string
     return (text) => literals.some((literal) => text.includes(literal));
   }
   return (text) => literals.some((literal) => text.includes(literal)) && regex.test(text);
+}
+
+/** A global copy of `regex` whose matches carry the positions of their groups (`indices`), for replacing groups in place. */
+export function withIndices(regex: Re2): Re2 {
+  const flags = new Set([...regex.flags, "g", "d"]);
+  return new RE2(regex, [...flags].join("")) as Re2;
+}
+
+/** How many capture groups a compiled regex has. */
+export function groupCount(regex: Re2): number {
+  return new RE2(`(?:${regex.internalSource})|`, regex.flags).exec("")!.length - 1;
 }

@@ -5,8 +5,8 @@ import { compareLabels, formatLabels, labelsKey, sortedLabelsOf, type Labels } f
 import { compareText } from "../common/go/string-order.js";
 import { aggregate } from "../query/vector/aggregate.js";
 import { vectorBinary, vectorScalar } from "../query/vector/binary.js";
-import { arithmetic } from "../query/vector/arithmetic.js";
-import { PROMETHEUS_SEMANTICS, LOKI_SEMANTICS } from "../query/vector/types.js";
+import { arithmetic } from "../common/vector/arithmetic.js";
+import { PROMETHEUS_SEMANTICS, LOKI_SEMANTICS } from "../common/vector/types.js";
 import { expandReplacement } from "../common/regex.js";
 import type {
   BinaryExpr,
@@ -19,7 +19,7 @@ import type {
   RangeOp,
   VectorMatching,
   VectorOp,
-} from "../query/logql/syntax/ast.js";
+} from "../common/logql/syntax/ast.js";
 import {
   EvaluationError,
   INSTANT_LOG_QUERY_ERROR,
@@ -34,7 +34,7 @@ import { quantile } from "../query/vector/aggregate.js";
 import { counterRate } from "../query/logql/evaluation/range-functions.js";
 import { durationSeconds } from "../common/go/duration-format.js";
 import { absentLabels, rangeAggregationSteps, TooManySamplesError } from "../query/logql/evaluation/range-vector.js";
-import { compileMatcher } from "../query/matchers.js";
+import { compileMatcher } from "../common/matchers.js";
 
 // Every expected value below is worked out by hand from the small data sets, never by asking the engine.
 

@@ -3,8 +3,8 @@ import { describe, it } from "node:test";
 import { labelsOf } from "../proto/labels.js";
 import { compilePipeline } from "../query/logql/pipeline/pipeline.js";
 import { requiredLabels } from "../query/logql/pipeline/hints.js";
-import type { RangeAggregationExpr } from "../query/logql/syntax/ast.js";
-import { parseLogQL } from "../query/logql/syntax/parser.js";
+import type { RangeAggregationExpr } from "../common/logql/syntax/ast.js";
+import { parseLogQL } from "../common/logql/syntax/parser.js";
 
 // Parser hints (query/logql/pipeline/hints.ts): which labels a grouped metric query makes its parsers extract.
 

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { LabelMatcher, MatchOp } from "../storage/store.js";
-import type { CompareOp, Expr, LabelFilterExpr, Stage } from "../query/logql/syntax/ast.js";
+import type { CompareOp, Expr, LabelFilterExpr, Stage } from "../common/logql/syntax/ast.js";
 import { goQuote } from "../common/go/quote.js";
-import { formatLogQL, prettifyLogQL } from "../query/logql/syntax/printer.js";
-import { LogQLParseError, parseLogQL, parseSelector } from "../query/logql/syntax/parser.js";
+import { formatLogQL, prettifyLogQL } from "../common/logql/syntax/printer.js";
+import { LogQLParseError, parseLogQL, parseSelector } from "../common/logql/syntax/parser.js";
 
 // Valid queries are checked against the tree they must produce (positions left out), then printed and parsed
 // again: the printed form must give the same tree. Invalid queries are checked for the place and the message.

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { Labels } from "../proto/labels.js";
-import type { DropKeepItem, LabelFilterExpr, LabelFormatItem, Stage, Unwrap } from "../query/logql/syntax/ast.js";
+import type { DropKeepItem, LabelFilterExpr, LabelFormatItem, Stage, Unwrap } from "../common/logql/syntax/ast.js";
 import { compilePipeline, compileUnwrap } from "../query/logql/pipeline/pipeline.js";
 import type { MatchOp } from "../storage/store.js";
 

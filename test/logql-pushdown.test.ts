@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { evaluate, type QueryParams } from "../query/logql/evaluation/evaluator.js";
-import { parseLogQL } from "../query/logql/syntax/parser.js";
+import { parseLogQL } from "../common/logql/syntax/parser.js";
 import type { Step } from "../query/logql/evaluation/source.js";
 import { StoreSource } from "../query/logql/pushdown/store-source.js";
 import type { LogSelect, Store } from "../storage/store.js";

@@ -14,6 +14,9 @@ import {
   servePrometheus,
   startNodeExporter,
 } from "./helpers/prometheus.js";
+import { Pipeline } from "../collector/processing/pipeline/pipeline.js";
+import { pipelineStagesSchema } from "../collector/processing/pipeline/schema.js";
+import { labelsOf, NO_LABELS } from "../proto/labels.js";
 import { runBifrost, stopChild, waitForReady } from "./helpers/processes.js";
 import { freePort } from "./helpers/services.js";
 import { until } from "./helpers/wait.js";
@@ -187,6 +190,23 @@ interface TargetsAnswer {
   droppedTargets: { discoveredLabels: PromSeries }[];
 }
 
+/** The relabel job's relabel_configs: every action. */
+const RELABEL_RULES = [
+  { source_labels: ["__address__"], regex: "([^:]+)(?::\\d+)?", target_label: "__tmp_host", replacement: "$1" },
+  { source_labels: ["__tmp_host"], target_label: "host_lower", action: "lowercase" },
+  { source_labels: ["__tmp_host"], target_label: "host_upper", action: "uppercase" },
+  { source_labels: ["__address__"], target_label: "shard", modulus: 4, action: "hashmod" },
+  { source_labels: ["team"], regex: ".+", action: "keep" },
+  { source_labels: ["expected_env"], target_label: "env", action: "keepequal" },
+  { source_labels: ["forbidden"], target_label: "team", action: "dropequal" },
+  { source_labels: ["team"], regex: "(?P<t>[a-z]+)-(\\d+)", target_label: "team_${2}", replacement: "${t}" },
+  { regex: "meta_(.+)", action: "labelmap", replacement: "app_$1" },
+  { regex: "meta_.*|forbidden", action: "labeldrop" },
+  { source_labels: ["__tmp_host"], regex: "node-d", action: "drop" },
+  { regex: "expected_env", action: "labeldrop" },
+  { regex: "__.*|job|team.*|env|host_.*|shard|app_.*|instance", action: "labelkeep" },
+];
+
 describe("Prometheus scrape beside Debian's Prometheus", { skip }, () => {
   const dir = mkdtempSync(join(tmpdir(), "bifrost-scrape-peer-"));
   const cases = mutations(45);
@@ -263,21 +283,7 @@ describe("Prometheus scrape beside Debian's Prometheus", { skip }, () => {
         scrape_timeout: "1s",
         static_configs: RELABEL_GROUPS,
         file_sd_configs: [{ files: [join(dir, "*.yml")] }],
-        relabel_configs: [
-          { source_labels: ["__address__"], regex: "([^:]+)(?::\\d+)?", target_label: "__tmp_host", replacement: "$1" },
-          { source_labels: ["__tmp_host"], target_label: "host_lower", action: "lowercase" },
-          { source_labels: ["__tmp_host"], target_label: "host_upper", action: "uppercase" },
-          { source_labels: ["__address__"], target_label: "shard", modulus: 4, action: "hashmod" },
-          { source_labels: ["team"], regex: ".+", action: "keep" },
-          { source_labels: ["expected_env"], target_label: "env", action: "keepequal" },
-          { source_labels: ["forbidden"], target_label: "team", action: "dropequal" },
-          { source_labels: ["team"], regex: "(?P<t>[a-z]+)-(\\d+)", target_label: "team_${2}", replacement: "${t}" },
-          { regex: "meta_(.+)", action: "labelmap", replacement: "app_$1" },
-          { regex: "meta_.*|forbidden", action: "labeldrop" },
-          { source_labels: ["__tmp_host"], regex: "node-d", action: "drop" },
-          { regex: "expected_env", action: "labeldrop" },
-          { regex: "__.*|job|team.*|env|host_.*|shard|app_.*|instance", action: "labelkeep" },
-        ],
+        relabel_configs: RELABEL_RULES,
       },
     ];
     const scrape = { global: { scrape_interval: "1s", scrape_timeout: "900ms" }, scrape_configs: scrapeConfigs };
@@ -415,6 +421,26 @@ describe("Prometheus scrape beside Debian's Prometheus", { skip }, () => {
     );
   });
 
+  /** The relabel job's targets as discovered, before relabeling. */
+  const discoveredRelabelTargets = (): Record<string, string>[] => {
+    const discovered = (address: string, group: Record<string, string>, file?: string) => ({
+      __address__: address,
+      ...group,
+      job: "relabel",
+      __metrics_path__: "/metrics",
+      __scheme__: "http",
+      __scrape_interval__: "1h",
+      __scrape_timeout__: "1s",
+      ...(file === undefined ? {} : { __meta_filepath: file }),
+    });
+    return [
+      ...RELABEL_GROUPS.flatMap((g) => g.targets.map((t) => discovered(t, g.labels))),
+      ...RELABEL_FILE_GROUPS.flatMap((g) =>
+        g.targets.map((t) => discovered(t, g.labels, join(dir, "relabel-targets.yml"))),
+      ),
+    ];
+  };
+
   it("gives each target the same labels under relabel_configs with every action", async () => {
     const [theirs, ours] = await Promise.all([
       api<TargetsAnswer>(prometheus.url, "/api/v1/targets", { state: "any" }),
@@ -433,25 +459,9 @@ describe("Prometheus scrape beside Debian's Prometheus", { skip }, () => {
     assert.ok(expected.active.length >= 4 && expected.dropped.length >= 3, JSON.stringify(expected, null, 1));
     assert.deepEqual(normalize(ours), expected);
     // Bifrost's discovered labels are the target's before relabeling, as current Prometheus shows them.
-    const discovered = (address: string, group: Record<string, string>, file?: string) =>
-      labelSets([
-        {
-          __address__: address,
-          ...group,
-          job: "relabel",
-          __metrics_path__: "/metrics",
-          __scheme__: "http",
-          __scrape_interval__: "1h",
-          __scrape_timeout__: "1s",
-          ...(file === undefined ? {} : { __meta_filepath: file }),
-        },
-      ])[0];
-    const all = [
-      ...RELABEL_GROUPS.flatMap((g) => g.targets.map((t) => discovered(t, g.labels))),
-      ...RELABEL_FILE_GROUPS.flatMap((g) =>
-        g.targets.map((t) => discovered(t, g.labels, join(dir, "relabel-targets.yml"))),
-      ),
-    ].sort();
+    const all = discoveredRelabelTargets()
+      .map((labels) => labelSets([labels])[0])
+      .sort();
     assert.deepEqual(
       [
         ...ours.activeTargets.filter((t) => t.scrapePool === "relabel").map((t) => t.discoveredLabels),
@@ -460,6 +470,43 @@ describe("Prometheus scrape beside Debian's Prometheus", { skip }, () => {
         .map((labels) => labelSets([labels])[0])
         .sort(),
       all,
+    );
+  });
+
+  it("relabels log streams in the processing pipeline's relabel stage as Prometheus relabels the same targets", async () => {
+    const theirs = await api<TargetsAnswer>(prometheus.url, "/api/v1/targets", { state: "any" });
+    // Each discovered target is a stream of one entry (its address); kept streams become target labels as
+    // Prometheus makes them after relabeling: without the `__` labels, `instance` defaulting to the address
+    // with the scheme's port (http: 80) when it has none.
+    const pipeline = new Pipeline(pipelineStagesSchema().parse([{ relabel: RELABEL_RULES }]), "relabel");
+    const targets = discoveredRelabelTargets();
+    const result = pipeline.run(
+      "fake",
+      targets.map((labels) => ({
+        labels: labelsOf(Object.entries(labels)),
+        entries: [{ line: labels["__address__"]!, timeUnixNano: 1n, metadata: NO_LABELS }],
+      })),
+    );
+    const kept = (result.byTenant.get("fake") ?? []).map((stream) => {
+      const labels = Object.fromEntries(Object.entries(stream.labels).filter(([name]) => !name.startsWith("__")));
+      const address = stream.labels["__address__"]!;
+      labels["instance"] ??= /:\d+$/.test(address) ? address : `${address}:80`;
+      return labelSets([labels])[0];
+    });
+    const keptAddresses = new Set((result.byTenant.get("fake") ?? []).flatMap((s) => s.entries.map((e) => e.line)));
+    assert.deepEqual(
+      kept.sort(),
+      theirs.activeTargets
+        .filter((t) => t.scrapePool === "relabel")
+        .map((t) => labelSets([t.labels])[0])
+        .sort(),
+    );
+    assert.deepEqual(
+      targets
+        .map((t) => t["__address__"]!)
+        .filter((address) => !keptAddresses.has(address))
+        .sort(),
+      theirs.droppedTargets.map((t) => t.discoveredLabels["__address__"]).sort(),
     );
   });
 

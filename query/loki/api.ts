@@ -10,10 +10,10 @@ import type { QueryConfig } from "../config.js";
 import { lokiPushRoute, type PushSink } from "../../common/loki-push.js";
 import type { LabelMatcher, SeriesSelect, Store } from "../../storage/store.js";
 import { nsToMsCeil, nsToMsFloor, StoreError } from "../../storage/values.js";
-import { isLogExpr, type Expr } from "../logql/syntax/ast.js";
+import { isLogExpr, type Expr } from "../../common/logql/syntax/ast.js";
 import { evaluate, EvaluationError, QueryLimitError, type QueryParams } from "../logql/evaluation/evaluator.js";
-import { prettifyLogQL } from "../logql/syntax/printer.js";
-import { LogQLParseError, parseLogQL, parseSelector } from "../logql/syntax/parser.js";
+import { prettifyLogQL } from "../../common/logql/syntax/printer.js";
+import { LogQLParseError, parseLogQL, parseSelector } from "../../common/logql/syntax/parser.js";
 import { StoreSource } from "../logql/pushdown/store-source.js";
 import {
   CATEGORIZE_LABELS,

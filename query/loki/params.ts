@@ -1,5 +1,5 @@
 import type { Direction } from "../../storage/store.js";
-import { parseDurationNs } from "../logql/syntax/units.js";
+import { parseDurationNs } from "../../common/logql/syntax/units.js";
 
 // Request parameters as Loki reads them (pkg/loghttp/params.go): the same time formats, defaults and limits, so
 // that Grafana, logcli and scripts written against Loki behave the same here.

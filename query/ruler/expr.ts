@@ -1,8 +1,8 @@
 import { labelsOf, type Labels } from "../../proto/labels.js";
 import type { Store } from "../../storage/store.js";
-import type { Expr as LogqlExpr } from "../logql/syntax/ast.js";
+import type { Expr as LogqlExpr } from "../../common/logql/syntax/ast.js";
 import { evaluate } from "../logql/evaluation/evaluator.js";
-import { parseLogQL } from "../logql/syntax/parser.js";
+import { parseLogQL } from "../../common/logql/syntax/parser.js";
 import { StoreSource } from "../logql/pushdown/store-source.js";
 import type { Expr as PromqlExpr } from "../promql/syntax/ast.js";
 import { instantQuery, rangeQuery } from "../promql/evaluation/evaluator.js";

@@ -16,7 +16,7 @@ import type {
   SeriesSelect,
   Store,
 } from "../../storage/store.js";
-import { compileMatcher } from "../matchers.js";
+import { compileMatcher } from "../../common/matchers.js";
 import { labelsKey, type Labels } from "../../proto/labels.js";
 
 // The store as the rules evaluated at one time see it. A thousand rules over a handful of metrics would otherwise

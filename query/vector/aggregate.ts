@@ -1,6 +1,6 @@
 import { dropLabels, keepLabels, labelsKey, METRIC_NAME, sortedLabelsOf, type Labels } from "../../proto/labels.js";
-import { extreme } from "./arithmetic.js";
-import type { Grouping, Sample } from "./types.js";
+import { extreme } from "../../common/vector/arithmetic.js";
+import type { Grouping, Sample } from "../../common/vector/types.js";
 
 // Vector aggregations (`sum by (...)`, topk, quantile, ...) and count_values.
 

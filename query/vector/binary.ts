@@ -1,5 +1,5 @@
 import { METRIC_NAME, dropLabels, keepLabels, labelsKey, sortedLabelsOf, type Labels } from "../../proto/labels.js";
-import { arithmetic, compare, isComparison } from "./arithmetic.js";
+import { arithmetic, compare, isComparison } from "../../common/vector/arithmetic.js";
 import {
   EvaluationError,
   type ArithmeticOp,
@@ -8,7 +8,7 @@ import {
   type Semantics,
   type SetOp,
   type VectorMatching,
-} from "./types.js";
+} from "../../common/vector/types.js";
 
 // Binary operators between vectors and scalars, with Prometheus' vector matching.
 

@@ -1,6 +1,6 @@
 import { expandReplacement } from "../../common/regex.js";
 import { sortedLabelsOf } from "../../proto/labels.js";
-import type { Sample } from "./types.js";
+import type { Sample } from "../../common/vector/types.js";
 
 /**
  * label_replace: where the source label's value matches `regex` (anchored), sets `dst` to the expanded

@@ -188,16 +188,21 @@ export class FileTail {
         this.options.log?.warn({ err, path: tail.path }, "cannot read a tailed file");
       }
     }
-    const byTenant = new Map<string, Read[]>();
+    // Reads go to the batcher by tenant and, when sources have their own processing pipelines, by source batcher.
+    const byTenant = new Map<string, { tenant: string; batcher: FileTailOptions["batcher"]; group: Read[] }>();
+    const batcherIds = new Map<FileTailOptions["batcher"], number>();
     for (const read of reads) {
-      const group = byTenant.get(read.tail.source.tenant);
-      if (group) group.push(read);
-      else byTenant.set(read.tail.source.tenant, [read]);
+      const { tenant, batcher = this.options.batcher } = read.tail.source;
+      if (!batcherIds.has(batcher)) batcherIds.set(batcher, batcherIds.size);
+      const key = `${batcherIds.get(batcher)}\n${tenant}`;
+      const known = byTenant.get(key);
+      if (known) known.group.push(read);
+      else byTenant.set(key, { tenant, batcher, group: [read] });
     }
     let full = false;
     const backlog = reads.some((read) => read.backlog);
     const delivered = Promise.all(
-      [...byTenant].map(async ([tenant, group]) => {
+      [...byTenant.values()].map(async ({ tenant, batcher, group }) => {
         const sending = group.filter((read) => read.entries > 0);
         let streams = sending.flatMap((read) => read.streams);
         const screened = this.options.contract?.screen(tenant, { streams });
@@ -207,7 +212,7 @@ export class FileTail {
             this.options.onRefused?.(tenant, reason, count, message);
         }
         try {
-          if (streams.length > 0) await this.options.batcher.add(tenant, { streams });
+          if (streams.length > 0) await batcher.add(tenant, { streams });
         } catch (err) {
           if (err instanceof WalFullError) full = true;
           else this.options.log?.error({ err, tenant }, "the batcher refused lines of tailed files");

@@ -4,6 +4,7 @@ import { type LogStream } from "../../../proto/batch.js";
 import { labelsOf, type Labels, NO_LABELS } from "../../../proto/labels.js";
 import { type Joined, type LineAssembler, MultilineJoiner, type MultilineOptions } from "./multiline.js";
 import type { FilePosition } from "./positions.js";
+import type { Batcher } from "../../buffer/batcher.js";
 
 // One tailed file: reads new bytes from its handle, cuts them into lines (and multi-line entries), and keeps
 // two offsets: how far it has read, and how far the disk buffer has what it read (the position saved).
@@ -25,6 +26,8 @@ export interface FileSource {
   labelsFor?: (filename: string) => Labels;
   /** Runs before a new file is opened (to learn its labels first); a failure does not keep it from being read. */
   prepare?: (path: string) => Promise<void>;
+  /** Where the source's lines go instead of the tail's batcher: the one with the source's processing pipeline. */
+  batcher?: Pick<Batcher, "add" | "flush">;
 }
 
 export const FINGERPRINT_BYTES = 1024;

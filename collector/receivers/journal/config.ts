@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { pipelineStagesSchema } from "../../processing/pipeline/schema.js";
 import type { SchemaHelpers } from "../schema-helpers.js";
 
 /** Stream labels the journal input can set, and the journal field each comes from. */
@@ -58,6 +59,9 @@ export function journalSchema(h: SchemaHelpers) {
       json: h.boolean().default(false).describe("the line is the whole entry as JSON instead of MESSAGE"),
       labels: z.record(h.labelName, z.string()).default({}).describe("stream labels added to every entry"),
       tenant: z.string().min(1).optional().describe("tenant of the entries; none means collector.default_tenant"),
+      pipeline_stages: pipelineStagesSchema()
+        .optional()
+        .describe("processing stages of this input's entries; none means collector.pipeline_stages"),
       cursor_file: z
         .string()
         .default("")

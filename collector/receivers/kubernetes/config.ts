@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { pipelineStagesSchema } from "../../processing/pipeline/schema.js";
 import type { SchemaHelpers } from "../schema-helpers.js";
 
 /** `collector.kubernetes`: container logs of the pods on this node, as the kubelet lays them out. */
@@ -17,6 +18,9 @@ export function kubernetesSchema(h: SchemaHelpers) {
         .describe("cri (containerd, CRI-O), docker (json-file), or auto: each line as it looks"),
       labels: z.record(h.labelName, z.string()).default({}).describe("stream labels added to every line"),
       tenant: z.string().min(1).optional().describe("tenant of the lines; none means collector.default_tenant"),
+      pipeline_stages: pipelineStagesSchema()
+        .optional()
+        .describe("processing stages of pod log lines; none means collector.pipeline_stages"),
       pod_labels: h
         .list(z.string().min(1))
         .default([

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { pipelineStagesSchema } from "../../processing/pipeline/schema.js";
 import type { SchemaHelpers } from "../schema-helpers.js";
 
 /** Header fields of a syslog message that can be stream labels; the others go to structured metadata. */
@@ -33,6 +34,9 @@ export function syslogSchema(h: SchemaHelpers) {
         ),
       labels: z.record(h.labelName, z.string()).default({}).describe("stream labels added to every message"),
       tenant: z.string().min(1).optional().describe("tenant of the messages; none means collector.default_tenant"),
+      pipeline_stages: pipelineStagesSchema()
+        .optional()
+        .describe("processing stages of this input's entries; none means collector.pipeline_stages"),
       max_message_bytes: h
         .bytes(
           z

@@ -33,6 +33,8 @@ export interface SyslogOptions {
   listeners: SyslogListenerConfig[];
   defaultTenant: string;
   batcher: Pick<Batcher, "add" | "flush">;
+  /** A listener's own batcher (with its processing pipeline) instead of `batcher`. */
+  batcherFor?: (listener: SyslogListenerConfig, index: number) => Pick<Batcher, "add" | "flush">;
   limits: BatchLimits;
   tenantLimits?: TenantLimits | undefined;
   contract?: IntakeLimits["contract"];
@@ -58,6 +60,7 @@ class Listener {
   readonly tenant: string;
   readonly settings: SyslogEntrySettings;
   readonly protocol: "udp" | "tcp" | "tls";
+  readonly batcher: Pick<Batcher, "add" | "flush">;
   private lastNs = 0n;
   private warnedAt = 0;
 
@@ -65,8 +68,10 @@ class Listener {
     readonly config: SyslogListenerConfig,
     readonly options: SyslogOptions,
     readonly metrics: SyslogMetrics,
+    index: number,
   ) {
     this.tenant = config.tenant ?? options.defaultTenant;
+    this.batcher = options.batcherFor?.(config, index) ?? options.batcher;
     this.protocol = config.protocol === "udp" ? "udp" : config.tls.enabled ? "tls" : "tcp";
     this.settings = {
       format: config.format,
@@ -132,7 +137,7 @@ class Session {
     this.decoder = new FrameDecoder(listener.config.max_message_bytes);
     this.intake = new OrderedIntake({
       tenant: listener.tenant,
-      batcher: listener.options.batcher,
+      batcher: listener.batcher,
       rate: listener.options.rate,
       maxPendingBytes: listener.options.maxPendingBytes,
       hold: (hold) => {
@@ -242,7 +247,7 @@ async function listenUdp(listener: Listener): Promise<{ socket: UdpSocket; port:
     const group = listener.entries([{ bytes: datagram.subarray(0, config.max_message_bytes), truncated }]);
     if (group.entries === 0) return;
     if ((options.rate?.take(tenant, group.entries) ?? 0) > 0) return reject("rate_limited", group.entries);
-    options.batcher.add(tenant, { streams: group.streams }).then(
+    listener.batcher.add(tenant, { streams: group.streams }).then(
       () => listener.accepted(group.entries),
       (err: unknown) => {
         reject(err instanceof WalFullError ? "buffer_full" : "internal", group.entries);
@@ -282,8 +287,8 @@ export async function startSyslog(options: SyslogOptions): Promise<SyslogListeni
     sessions.clear();
   };
   try {
-    for (const config of options.listeners) {
-      const listener = new Listener(config, options, metrics);
+    for (const [index, config] of options.listeners.entries()) {
+      const listener = new Listener(config, options, metrics, index);
       const { host } = splitAddress(config.listen);
       if (config.protocol === "udp") {
         const { socket, port } = await listenUdp(listener);

@@ -5,8 +5,8 @@ import { compareLabels, formatLabels, labelsKey, sortedLabelsOf, type Labels } f
 import { aggregate } from "../../vector/aggregate.js";
 import { labelReplace } from "../../vector/label-replace.js";
 import { vectorBinary, vectorScalar, vectorSetOp } from "../../vector/binary.js";
-import { isSetOp, scalarBinary } from "../../vector/arithmetic.js";
-import { EvaluationError, LOKI_SEMANTICS, type Sample } from "../../vector/types.js";
+import { isSetOp, scalarBinary } from "../../../common/vector/arithmetic.js";
+import { EvaluationError, LOKI_SEMANTICS, type Sample } from "../../../common/vector/types.js";
 import type {
   BinaryExpr,
   Expr,
@@ -15,7 +15,7 @@ import type {
   MetricExpr,
   RangeAggregationExpr,
   VectorAggregationExpr,
-} from "../syntax/ast.js";
+} from "../../../common/logql/syntax/ast.js";
 import { RowCursor } from "./cursor.js";
 import { RegexSyntaxError, compileRe2 } from "../../../common/regex.js";
 import { EvaluationBudget } from "../../evaluation-budget.js";
@@ -26,7 +26,7 @@ import type { EngineSource, Step, Timeline } from "./source.js";
 // tree of step evaluators, each an async generator of one vector per step; leaves are range aggregations reading
 // from an EngineSource, which applies selectors and pipelines. Log queries read entries up to the limit.
 
-export { EvaluationError } from "../../vector/types.js";
+export { EvaluationError } from "../../../common/vector/types.js";
 export { PipelineError } from "./range-vector.js";
 
 export interface QueryParams {

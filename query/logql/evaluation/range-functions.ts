@@ -1,6 +1,6 @@
 import { durationSeconds } from "../../../common/go/duration-format.js";
 import { quantile } from "../../vector/aggregate.js";
-import type { RangeOp } from "../syntax/ast.js";
+import type { RangeOp } from "../../../common/logql/syntax/ast.js";
 
 // The value of a range aggregation over the samples of one series inside one window, as Loki's range_vector.go
 // computes it. Floating-point steps follow Loki's order of operations so that results agree to the last bit.

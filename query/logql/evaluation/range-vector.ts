@@ -1,15 +1,15 @@
 import { EvaluationBudget } from "../../evaluation-budget.js";
 import type { LabelMatcher } from "../../../storage/store.js";
 import { dropLabels, formatLabels, keepLabels, labelsKey, sortedLabelsOf, type Labels } from "../../../proto/labels.js";
-import { EvaluationError } from "../../vector/types.js";
+import { EvaluationError } from "../../../common/vector/types.js";
 import {
   GROUPING_RANGE_OPS,
   type Grouping,
   LINE_RANGE_OPS,
   UNWRAPPABLE_RANGE_OPS,
   type RangeAggregationExpr,
-} from "../syntax/ast.js";
-import { ERROR_LABEL } from "../pipeline/labels-builder.js";
+} from "../../../common/logql/syntax/ast.js";
+import { ERROR_LABEL } from "../../../common/logql/pipeline/labels-builder.js";
 import { requiredLabels } from "../pipeline/hints.js";
 import { RowCursor } from "./cursor.js";
 import type { EngineSource, Step, Timeline } from "./source.js";

@@ -1,8 +1,8 @@
 import type { Labels } from "../../../proto/labels.js";
 import type { Direction } from "../../../storage/store.js";
-import type { Sample } from "../../vector/types.js";
-import type { Grouping, LogExpr, LogRange, RangeAggregationExpr } from "../syntax/ast.js";
-import type { LabelCategories } from "../pipeline/labels-builder.js";
+import type { Sample } from "../../../common/vector/types.js";
+import type { Grouping, LogExpr, LogRange, RangeAggregationExpr } from "../../../common/logql/syntax/ast.js";
+import type { LabelCategories } from "../../../common/logql/pipeline/labels-builder.js";
 
 // What the evaluator reads (an EngineSource: the Store behind pushdown/store-source.ts, or test data) and the
 // steps a metric query moves through.

@@ -1,7 +1,7 @@
-import type { DropKeepItem } from "../syntax/ast.js";
-import { compileMatcher } from "../../matchers.js";
-import { ERROR_DETAILS_LABEL, ERROR_LABEL, type LabelsBuilder } from "./labels-builder.js";
-import type { StageFn } from "./parsers.js";
+import type { DropKeepItem } from "../../../common/logql/syntax/ast.js";
+import { compileMatcher } from "../../../common/matchers.js";
+import { ERROR_DETAILS_LABEL, ERROR_LABEL, type LabelsBuilder } from "../../../common/logql/pipeline/labels-builder.js";
+import type { StageFn } from "../../../common/logql/pipeline/parsers.js";
 
 type CompiledItem = { name: string; matches: ((value: string) => boolean) | undefined };
 

@@ -1,6 +1,6 @@
 import { lex } from "../../../common/go/template/lexer.js";
-import type { Grouping, LabelFilterExpr, Stage, Unwrap } from "../syntax/ast.js";
-import { DUPLICATE_SUFFIX } from "./labels-builder.js";
+import type { Grouping, LabelFilterExpr, Stage, Unwrap } from "../../../common/logql/syntax/ast.js";
+import { DUPLICATE_SUFFIX } from "../../../common/logql/pipeline/labels-builder.js";
 
 // Loki's parser hints (pkg/logql/log/parser_hints.go): when a metric query keeps only some labels of its series
 // (a `by` grouping, its own or one an outer sum lends it), `| logfmt` and `| json` need to extract only those and

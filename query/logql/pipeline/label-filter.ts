@@ -1,10 +1,10 @@
-import type { CompareOp, LabelFilterExpr } from "../syntax/ast.js";
-import { compare } from "../../vector/arithmetic.js";
-import { compileMatcher } from "../../matchers.js";
+import type { CompareOp, LabelFilterExpr } from "../../../common/logql/syntax/ast.js";
+import { compare } from "../../../common/vector/arithmetic.js";
+import { compileMatcher } from "../../../common/matchers.js";
 import { goParseBytes, goParseDurationSeconds, goParseFloat, type Parsed } from "../../../common/go/parse.js";
-import { compileIpMatcher } from "./ip.js";
-import { ERROR_LABEL, type LabelsBuilder } from "./labels-builder.js";
-import { StageError } from "./parsers.js";
+import { compileIpMatcher } from "../../../common/logql/pipeline/ip.js";
+import { ERROR_LABEL, type LabelsBuilder } from "../../../common/logql/pipeline/labels-builder.js";
+import { StageError } from "../../../common/logql/pipeline/parsers.js";
 
 export type LabelPredicate = (labels: LabelsBuilder) => boolean;
 

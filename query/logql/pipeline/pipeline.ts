@@ -2,13 +2,18 @@
 // per query and run per entry. Stages read and write one reused LabelsBuilder; only the result is allocated.
 
 import type { Labels } from "../../../proto/labels.js";
-import type { LabelFilterExpr, Stage, Unwrap } from "../syntax/ast.js";
+import type { LabelFilterExpr, Stage, Unwrap } from "../../../common/logql/syntax/ast.js";
 import { dropStage, keepStage } from "./drop-keep.js";
 import { labelFormatStage, lineFormatStage } from "./template-stages.js";
 import { goParseBytes, goParseDurationSeconds, goParseFloat, type Parsed } from "../../../common/go/parse.js";
 import { compileLabelFilter, type LabelPredicate } from "./label-filter.js";
-import { ERROR_DETAILS_LABEL, ERROR_LABEL, type LabelCategories, LabelsBuilder } from "./labels-builder.js";
-import { decolorizeStage, lineFilterStage } from "./line.js";
+import {
+  ERROR_DETAILS_LABEL,
+  ERROR_LABEL,
+  type LabelCategories,
+  LabelsBuilder,
+} from "../../../common/logql/pipeline/labels-builder.js";
+import { decolorizeStage, lineFilterStage } from "../../../common/logql/pipeline/line.js";
 import {
   jsonParamsStage,
   jsonStage,
@@ -18,9 +23,9 @@ import {
   regexpStage,
   type StageFn,
   unpackStage,
-} from "./parsers.js";
+} from "../../../common/logql/pipeline/parsers.js";
 
-export { StageError } from "./parsers.js";
+export { StageError } from "../../../common/logql/pipeline/parsers.js";
 
 export interface PipelineResult {
   line: string;

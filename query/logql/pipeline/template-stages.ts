@@ -1,9 +1,9 @@
 import type { Labels } from "../../../proto/labels.js";
-import type { LabelFormatItem } from "../syntax/ast.js";
+import type { LabelFormatItem } from "../../../common/logql/syntax/ast.js";
 import { compileTemplate, type CompiledTemplate } from "../../../common/go/template/executor.js";
 import { TemplateExecError } from "../../../common/go/template/values.js";
-import { ERROR_LABEL, type LabelsBuilder } from "./labels-builder.js";
-import { StageError, type StageFn } from "./parsers.js";
+import { ERROR_LABEL, type LabelsBuilder } from "../../../common/logql/pipeline/labels-builder.js";
+import { StageError, type StageFn } from "../../../common/logql/pipeline/parsers.js";
 
 const TEMPLATE_ERROR = "TemplateFormatErr";
 

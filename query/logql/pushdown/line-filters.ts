@@ -1,6 +1,6 @@
 import type { LineFilter } from "../../../storage/store.js";
-import { patternLiterals } from "../pipeline/pattern.js";
-import type { LineFilterStage, Stage } from "../syntax/ast.js";
+import { patternLiterals } from "../../../common/logql/pipeline/pattern.js";
+import type { LineFilterStage, Stage } from "../../../common/logql/syntax/ast.js";
 
 /**
  * Splits the pipeline into the line filters before any stage that rewrites the line, which the Store runs, and the

@@ -1,6 +1,6 @@
 import type { Store } from "../../../storage/store.js";
 import { labelsKey } from "../../../proto/labels.js";
-import type { Grouping, RangeAggregationExpr } from "../syntax/ast.js";
+import type { Grouping, RangeAggregationExpr } from "../../../common/logql/syntax/ast.js";
 import type { Step, Timeline } from "../evaluation/source.js";
 import { pushableLineFilters } from "./line-filters.js";
 

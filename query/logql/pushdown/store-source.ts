@@ -1,6 +1,6 @@
 import type { Labels } from "../../../proto/labels.js";
 import type { Direction, LineFilter, Store } from "../../../storage/store.js";
-import type { Grouping, LogExpr, LogRange, RangeAggregationExpr } from "../syntax/ast.js";
+import type { Grouping, LogExpr, LogRange, RangeAggregationExpr } from "../../../common/logql/syntax/ast.js";
 import type { EngineSource, LogRow, SampleRow, Step, Timeline } from "../evaluation/source.js";
 import { compilePipeline, compileUnwrap } from "../pipeline/pipeline.js";
 import { canPush, canPushSum, pushRangeAggregation, type ProcessedStats } from "./range-aggregation.js";

@@ -1,7 +1,7 @@
 import { type Labels, NO_LABELS } from "../../../proto/labels.js";
 import type { QueryResult } from "../../logql/evaluation/evaluator.js";
-import { jsonStage, logfmtStage } from "../../logql/pipeline/parsers.js";
-import { ERROR_DETAILS_LABEL, ERROR_LABEL, LabelsBuilder } from "../../logql/pipeline/labels-builder.js";
+import { jsonStage, logfmtStage } from "../../../common/logql/pipeline/parsers.js";
+import { ERROR_DETAILS_LABEL, ERROR_LABEL, LabelsBuilder } from "../../../common/logql/pipeline/labels-builder.js";
 import { type FieldType, fieldType, valueForQuery } from "./field-types.js";
 
 // /loki/api/v1/detected_fields and /detected_field/<name>/values, with the semantics of Loki's query frontend

@@ -1,5 +1,5 @@
 import { LogfmtDecoder } from "../../../common/logfmt-decoder.js";
-import { findMember, JsonType } from "../../logql/pipeline/json-scan.js";
+import { findMember, JsonType } from "../../../common/logql/pipeline/json-scan.js";
 
 // How the pattern miner (drain.ts) splits a line into tokens and joins a template back into a pattern, per
 // stream format as Loki's pattern ingester guesses it from the stream's first line (pkg/pattern/drain): plain

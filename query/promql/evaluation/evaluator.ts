@@ -22,7 +22,7 @@ import {
   type Value,
 } from "./values.js";
 import { compareLabels, labelsKey, labelsOf, type Labels } from "../../../proto/labels.js";
-import type { ArithmeticOp, ComparisonOp } from "../../vector/types.js";
+import type { ArithmeticOp, ComparisonOp } from "../../../common/vector/types.js";
 import { isStaleMarker } from "../../../proto/staleness.js";
 import { aggregate, labelReplace, scalarBinary, sortVector, vectorBinary, vectorScalar } from "./vector-ops.js";
 

@@ -1,4 +1,4 @@
-import { extreme } from "../../vector/arithmetic.js";
+import { extreme } from "../../../common/vector/arithmetic.js";
 import { quantile } from "../../vector/aggregate.js";
 import type { Point, Sample } from "./values.js";
 import { dropLabels, labelsKey, METRIC_NAME, type Labels } from "../../../proto/labels.js";

@@ -1,10 +1,15 @@
 import * as shared from "../../vector/aggregate.js";
 import { countValues } from "../../vector/aggregate.js";
-import { scalarBinary as scalarOp } from "../../vector/arithmetic.js";
+import { scalarBinary as scalarOp } from "../../../common/vector/arithmetic.js";
 import * as binary from "../../vector/binary.js";
 import { vectorSetOp } from "../../vector/binary.js";
 import { labelReplace as replaceLabel } from "../../vector/label-replace.js";
-import { EvaluationError, PROMETHEUS_SEMANTICS, type ArithmeticOp, type ComparisonOp } from "../../vector/types.js";
+import {
+  EvaluationError,
+  PROMETHEUS_SEMANTICS,
+  type ArithmeticOp,
+  type ComparisonOp,
+} from "../../../common/vector/types.js";
 import { compileRe2, RegexSyntaxError } from "../../../common/regex.js";
 import type { AggregationOp, BinaryOp, VectorMatching } from "../syntax/ast.js";
 import { formatFloatF } from "../../../common/go/float-format.js";

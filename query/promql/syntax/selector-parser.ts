@@ -1,7 +1,7 @@
 import type { LabelMatcher, MatchOp } from "../../../storage/store.js";
 import { compileRe2, RegexSyntaxError } from "../../../common/regex.js";
 import { parsePrometheusDuration } from "../../../common/go/parse.js";
-import { matchesEmpty } from "../../matchers.js";
+import { matchesEmpty } from "../../../common/matchers.js";
 import type { AtModifier, VectorSelector } from "./ast.js";
 import { PromqlParseError, type Token, tokenize } from "./lexer.js";
 

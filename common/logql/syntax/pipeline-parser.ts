@@ -1,6 +1,6 @@
-import { compileTemplate } from "../../../common/go/template/executor.js";
-import { TemplateParseError } from "../../../common/go/template/lexer.js";
-import { compileRe2 } from "../../../common/regex.js";
+import { compileTemplate } from "../../go/template/executor.js";
+import { TemplateParseError } from "../../go/template/lexer.js";
+import { compileRe2 } from "../../regex.js";
 import type { LabelMatcher, MatchOp } from "../../../storage/store.js";
 import { matchesEmpty } from "../../matchers.js";
 import type {

@@ -1,4 +1,4 @@
-import { goParseFloat } from "../../../common/go/parse.js";
+import { goParseFloat } from "../../go/parse.js";
 import type { LiteralExpr } from "./ast.js";
 import { LogQLParseError, tokenize, type Token } from "./lexer.js";
 

@@ -13,9 +13,9 @@ import type {
   Stage,
   Unwrap,
 } from "./ast.js";
-import { formatGoDuration, formatPrometheusDuration } from "../../../common/go/duration-format.js";
-import { formatFloatF, formatFloatG } from "../../../common/go/float-format.js";
-import { goQuote } from "../../../common/go/quote.js";
+import { formatGoDuration, formatPrometheusDuration } from "../../go/duration-format.js";
+import { formatFloatF, formatFloatG } from "../../go/float-format.js";
+import { goQuote } from "../../go/quote.js";
 
 // Prints a syntax tree back as LogQL: formatLogQL in the single-line form of Loki's String() methods
 // (pkg/logql/syntax/ast.go), prettifyLogQL in the indented form of Loki's Prettify (prettier.go) behind

@@ -1,4 +1,4 @@
-export { sanitizeLabelKey } from "../../../common/label-names.js";
+export { sanitizeLabelKey } from "../../label-names.js";
 
 /** A bounded memo of sanitized keys: log lines repeat the same few keys millions of times. */
 export class KeyCache {

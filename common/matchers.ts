@@ -1,4 +1,4 @@
-import { compileRe2, compileRe2Test } from "../common/regex.js";
+import { compileRe2, compileRe2Test } from "./regex.js";
 import type { LabelMatcher, MatchOp } from "../storage/store.js";
 
 // Label matchers (`=`, `!=`, `=~`, `!~`) as Prometheus and Loki define them: regular expressions are anchored, and a

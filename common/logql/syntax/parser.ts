@@ -1,5 +1,5 @@
-import { formatFloatFixed } from "../../../common/go/float-format.js";
-import { compileRe2 } from "../../../common/regex.js";
+import { formatFloatFixed } from "../../go/float-format.js";
+import { compileRe2 } from "../../regex.js";
 import type { LabelMatcher } from "../../../storage/store.js";
 import {
   RANGE_OPS,

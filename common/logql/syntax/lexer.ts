@@ -1,5 +1,5 @@
-import { goParseBytes, parsePrometheusDuration } from "../../../common/go/parse.js";
-import { goEscape } from "../../../common/go/quote.js";
+import { goParseBytes, parsePrometheusDuration } from "../../go/parse.js";
+import { goEscape } from "../../go/quote.js";
 import { parseDurationNs } from "./units.js";
 
 // The LogQL tokenizer. It follows Loki's lexer (pkg/logql/syntax/lex.go) where that changes what a query means:

@@ -1,5 +1,5 @@
-import { RegexSyntaxError } from "../../../common/regex.js";
-import { goParseFloat } from "../../../common/go/parse.js";
+import { RegexSyntaxError } from "../../regex.js";
+import { goParseFloat } from "../../go/parse.js";
 import { isSetOp, scalarBinary } from "../../vector/arithmetic.js";
 import { LOKI_SEMANTICS } from "../../vector/types.js";
 import { compileLineTest } from "../pipeline/line.js";

@@ -1,5 +1,5 @@
 import type { ExtractionParam } from "../syntax/ast.js";
-import { compileRe2, groupNames } from "../../../common/regex.js";
+import { compileRe2, groupNames } from "../../regex.js";
 import {
   arrayEach,
   findMember,
@@ -11,7 +11,7 @@ import {
   unescapeJson,
 } from "./json-scan.js";
 import { DUPLICATE_SUFFIX, ERROR_LABEL, type LabelsBuilder } from "./labels-builder.js";
-import { LogfmtDecoder } from "../../../common/logfmt-decoder.js";
+import { LogfmtDecoder } from "../../logfmt-decoder.js";
 import { compilePattern } from "./pattern.js";
 import { KeyCache, sanitizeLabelKey } from "./sanitize.js";
 

@@ -1,5 +1,5 @@
 import type { LineFilterStage } from "../syntax/ast.js";
-import { compileRe2Test } from "../../../common/regex.js";
+import { compileRe2Test } from "../../regex.js";
 import { compileIpMatcher } from "./ip.js";
 import { StageError, type StageFn } from "./parsers.js";
 import { compileLineFilterPattern } from "./pattern.js";
@@ -31,12 +31,17 @@ export function compileLineTest(op: LineFilterStage["op"], value: string, ip: bo
  * `|= "a" or "b"` keeps a line containing any value; `!=` keeps a line containing none. `|= ""` keeps all. Patterns
  * and ip() values work the same way.
  */
-export function lineFilterStage(stage: LineFilterStage): StageFn {
+export function lineFilterTest(stage: LineFilterStage): LineTest {
   const negate = stage.op === "!=" || stage.op === "!~" || stage.op === "!>";
   const tests = stage.values.map((value, index) => compileLineTest(stage.op, value, stage.ip?.[index] === true));
   const first = tests[0]!;
   const contains: LineTest = tests.length === 1 ? first : (line) => tests.some((test) => test(line));
-  return negate ? (_ts, line) => (contains(line) ? null : line) : (_ts, line) => (contains(line) ? line : null);
+  return negate ? (line) => !contains(line) : contains;
+}
+
+export function lineFilterStage(stage: LineFilterStage): StageFn {
+  const keeps = lineFilterTest(stage);
+  return (_ts, line) => (keeps(line) ? line : null);
 }
 
 // ANSI escape sequences as Loki's decolorize removes them (the stripansi pattern).
