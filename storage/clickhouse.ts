@@ -142,7 +142,29 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
     return readMetricMetadata(this.db, select);
   }
 
-  /** The streams or series of a signal matching the selectors and seen in [startMs, endMs). */
+  /**
+   * The streams or series of a signal matching the selectors and seen in [startMs, endMs), as SQL selecting
+   * `columns` per fingerprint: data reads filter on it as a subquery, which costs less than binding every
+   * fingerprint found (GLOBAL IN: in the cluster layout the subquery runs once, not on every shard).
+   */
+  private streamsQuery(
+    params: Params,
+    columns: string,
+    tenant: string,
+    signal: SignalKind,
+    selectors: LabelMatcher[][],
+    startMs: number,
+    endMs: number,
+  ): string {
+    return `SELECT ${columns} FROM ${this.db.name}.streams
+       WHERE tenant = ${params.bind(tenant, "String")} AND signal = ${params.bind(signal, "String")}
+         AND (${selectorsCondition(clickhouseDialect, params, "labels", selectors)})
+       GROUP BY fingerprint
+       -- The span over all of a stream's index rows, merged or not: one row alone may miss the range.
+       HAVING max(last_seen) >= fromUnixTimestamp64Milli(${params.bind(startMs, "Int64")})
+          AND min(first_seen) < fromUnixTimestamp64Milli(${params.bind(endMs, "Int64")})`;
+  }
+
   private async findStreams(
     tenant: string,
     signal: SignalKind,
@@ -151,18 +173,27 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
     endMs: number,
   ): Promise<IndexedStream[]> {
     const params = new Params(clickhouseDialect);
+    const columns = "toString(fingerprint) AS fp, any(labels) AS stream_labels, any(kind) AS stream_kind";
     const rows = await this.db.rows<{ fp: string; stream_labels: Labels; stream_kind: number }>(
       "stream lookup",
-      `SELECT toString(fingerprint) AS fp, any(labels) AS stream_labels, any(kind) AS stream_kind FROM ${this.db.name}.streams
-       WHERE tenant = ${params.bind(tenant, "String")} AND signal = ${params.bind(signal, "String")}
-         AND (${selectorsCondition(clickhouseDialect, params, "labels", selectors)})
-       GROUP BY fingerprint
-       -- The span over all of a stream's index rows, merged or not: one row alone may miss the range.
-       HAVING max(last_seen) >= fromUnixTimestamp64Milli(${params.bind(startMs, "Int64")})
-          AND min(first_seen) < fromUnixTimestamp64Milli(${params.bind(endMs, "Int64")})`,
+      this.streamsQuery(params, columns, tenant, signal, selectors, startMs, endMs),
       params,
     );
     return rows.map((r) => ({ fingerprint: r.fp, labels: labelsOf(r.stream_labels), kind: Number(r.stream_kind) }));
+  }
+
+  /** The fingerprints findStreams finds for a log read, as a subquery. */
+  private logStreams(params: Params, select: LogSelect | LogCountSelect): string {
+    const startMs = nsToMsFloor(select.startNs);
+    return this.streamsQuery(
+      params,
+      "fingerprint",
+      select.tenant,
+      "logs",
+      [select.matchers],
+      startMs,
+      nsToMsCeil(select.endNs),
+    );
   }
 
   protected override lookupStreams(select: SeriesSelect): Promise<IndexedStream[]> {
@@ -182,10 +213,7 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
     const order = select.direction === "forward" ? "ASC" : "DESC";
     const conditions = [
       `tenant = ${params.bind(select.tenant, "String")}`,
-      `fingerprint IN ${params.bind(
-        streams.map((s) => BigInt(s.fingerprint)),
-        "Array(UInt64)",
-      )}`,
+      `fingerprint GLOBAL IN (${this.logStreams(params, select)})`,
       `timestamp >= fromUnixTimestamp64Nano(${params.bind(select.startNs.toString(), "Int64")})`,
       `timestamp < fromUnixTimestamp64Nano(${params.bind(select.endNs.toString(), "Int64")})`,
       ...lineFilterConditions(clickhouseDialect, params, "line", select.lineFilters ?? []),
@@ -230,10 +258,7 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
     const start = params.bind(select.startNs.toString(), "Int64");
     const conditions = [
       `tenant = ${params.bind(select.tenant, "String")}`,
-      `fingerprint IN ${params.bind(
-        streams.map((s) => BigInt(s.fingerprint)),
-        "Array(UInt64)",
-      )}`,
+      `fingerprint GLOBAL IN (${this.logStreams(params, select)})`,
       `timestamp >= fromUnixTimestamp64Nano(${start})`,
       `timestamp < fromUnixTimestamp64Nano(${params.bind(select.endNs.toString(), "Int64")})`,
       ...lineFilterConditions(clickhouseDialect, params, "line", select.lineFilters ?? []),
@@ -289,10 +314,7 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
               toString(sum(entries)) AS entries, toString(sum(bytes)) AS bytes
        FROM ${this.db.name}.log_volume_1m
        WHERE tenant = ${params.bind(select.tenant, "String")}
-         AND fingerprint IN ${params.bind(
-           streams.map((s) => BigInt(s.fingerprint)),
-           "Array(UInt64)",
-         )}
+         AND fingerprint GLOBAL IN (${this.streamsQuery(params, "fingerprint", select.tenant, "logs", [select.matchers], select.startMs, select.endMs)})
          AND bucket >= toDateTime(${start}) AND bucket < toDateTime(${params.bind(String(select.endMs / 1000), "Int64")})
        GROUP BY fingerprint, k ORDER BY fingerprint, k`,
       params,

@@ -23,14 +23,15 @@ export abstract class StreamsIndexReads {
   }
 
   async labelNames(select: SeriesSelect): Promise<string[]> {
+    // Names and values are sorted on their own: the streams are read without series' sort by label text.
     const names = new Set<string>();
-    for (const labels of await this.series(select)) for (const name of Object.keys(labels)) names.add(name);
+    for (const { labels } of await this.lookupStreams(select)) for (const name of Object.keys(labels)) names.add(name);
     return [...names].sort(compareText);
   }
 
   async labelValues(select: SeriesSelect, name: string): Promise<string[]> {
     const values = new Set<string>();
-    for (const labels of await this.series(select)) {
+    for (const { labels } of await this.lookupStreams(select)) {
       const value = labels[name];
       if (value !== undefined && value !== "") values.add(value);
     }

@@ -36,7 +36,7 @@ import {
 import { drilldownRoutes } from "./drilldown/routes.js";
 import { alignToStep } from "./step-align.js";
 import { tailRoute } from "./tail.js";
-import { volume, type VolumeRequest } from "./volume.js";
+import { indexStats, volume, type VolumeRequest } from "./volume.js";
 
 // The Loki HTTP API (pkg/loki/modules.go routes) over the Store: what Grafana's Loki data source, logcli and
 // Promtail call. Errors are plain text with Loki's status codes: 400 for bad parameters, parse errors and limits,
@@ -285,17 +285,9 @@ export function lokiRoutes(app: Hono, options: LokiApiOptions): void {
     const matchers = parseSelector(param(params, "query") ?? "");
     const { startNs, endNs } = timeRange(params, now());
     checkRange(tenant, startNs, endNs);
-    const counts = await store.countLogs({ tenant, matchers, startNs, endNs, stepNs: endNs - startNs + 1n });
-    let entries = 0;
-    let bytes = 0;
-    for (const series of counts) {
-      for (const point of series.points) {
-        entries += point.count;
-        bytes += point.bytes;
-      }
-    }
+    const { streams, entries, bytes } = await indexStats(store, tenant, matchers, startNs, endNs - 1n);
     // Loki counts the chunks a query would read; Bifrost's stores keep no chunks, so there are none to count.
-    return c.json({ streams: counts.length, chunks: 0, bytes, entries });
+    return c.json({ streams, chunks: 0, bytes, entries });
   });
 
   const volumeRoute = (ranged: boolean) => async (c: Context, params: RequestParams, tenant: string) => {

@@ -70,13 +70,16 @@ class Buckets {
   }
 }
 
-/** Entries and bytes per stream and bucket, the rollup read for the whole minutes and the lines for the rest. */
-async function volumeCounts(store: Store, request: VolumeRequest, buckets: Buckets): Promise<LogCountSeries[]> {
+/**
+ * Entries and bytes per stream, the rollup read for the whole minutes and the lines for the rest: a stream may
+ * come back once per part, and its points are at the start of what they count (Buckets.keyOf places them).
+ */
+async function volumeCounts(store: Store, request: VolumeRequest): Promise<LogCountSeries[]> {
   const { tenant, matchers, startNs } = request;
   const endNs = request.endNs + 1n;
   const firstMinute = ((startNs + MINUTE_NS - 1n) / MINUTE_NS) * MINUTE_NS;
   const lastMinute = (endNs / MINUTE_NS) * MINUTE_NS;
-  const stepNs = buckets.stepNs;
+  const stepNs = request.stepNs;
   const linesOf = (from: bigint, to: bigint, step: bigint) =>
     store.countLogs({ tenant, matchers, startNs: from, endNs: to, stepNs: step });
   // Bucket bounds fall on whole minutes when the step is whole minutes (its multiples are), so each minute of
@@ -112,28 +115,49 @@ async function volumeCounts(store: Store, request: VolumeRequest, buckets: Bucke
       if (to > from) parts.push(linesOf(from, to, to - from));
     }
   }
-  const merged = new Map<string, { labels: Labels; points: Map<bigint, { count: number; bytes: number }> }>();
-  for (const series of (await Promise.all(parts)).flat()) {
-    const key = persistedLabelsText(series.labels);
-    let entry = merged.get(key);
-    if (entry === undefined) merged.set(key, (entry = { labels: series.labels, points: new Map() }));
+  // A stream's parts are left apart: every later step sums them, by group and bucket, without merging them first.
+  return (await Promise.all(parts)).flat();
+}
+
+/**
+ * /loki/api/v1/index/stats: the streams with entries in the range and their entries and bytes, read as volume is
+ * (the rollup for whole minutes, the lines for the part minutes at the ends) rather than by counting every line.
+ * The range ends at `lastNs` inclusive, as volume's does.
+ */
+export async function indexStats(
+  store: Store,
+  tenant: string,
+  matchers: LabelMatcher[],
+  startNs: bigint,
+  lastNs: bigint,
+): Promise<{ streams: number; entries: number; bytes: number }> {
+  const request: VolumeRequest = {
+    tenant,
+    matchers,
+    startNs,
+    endNs: lastNs,
+    stepNs: undefined,
+    limit: 0,
+    targetLabels: [],
+    aggregateBy: "series",
+  };
+  const counts = await volumeCounts(store, request);
+  const streams = new Set<string>();
+  let entries = 0;
+  let bytes = 0;
+  for (const series of counts) {
+    if (series.points.length > 0) streams.add(persistedLabelsText(series.labels));
     for (const point of series.points) {
-      const bucket = buckets.keyOf(point.startNs);
-      const sum = entry.points.get(bucket) ?? { count: 0, bytes: 0 };
-      sum.count += point.count;
-      sum.bytes += point.bytes;
-      entry.points.set(bucket, sum);
+      entries += point.count;
+      bytes += point.bytes;
     }
   }
-  return [...merged.values()].map(({ labels, points }) => ({
-    labels,
-    points: [...points].map(([bucket, sum]) => ({ startNs: bucket, ...sum })),
-  }));
+  return { streams: streams.size, entries, bytes };
 }
 
 export async function volume(store: Store, request: VolumeRequest): Promise<QueryResult> {
   const buckets = new Buckets(request, request.stepNs);
-  const counts = await volumeCounts(store, request, buckets);
+  const counts = await volumeCounts(store, request);
   const groups = new Map<string, { labels: Labels; total: number; buckets: Map<bigint, number> }>();
   for (const series of counts) {
     for (const labels of groupsOf(series.labels, request)) {
@@ -144,8 +168,9 @@ export async function volume(store: Store, request: VolumeRequest): Promise<Quer
         groups.set(key, group);
       }
       for (const point of series.points) {
+        const bucket = buckets.keyOf(point.startNs);
         group.total += point.bytes;
-        group.buckets.set(point.startNs, (group.buckets.get(point.startNs) ?? 0) + point.bytes);
+        group.buckets.set(bucket, (group.buckets.get(bucket) ?? 0) + point.bytes);
       }
     }
   }
