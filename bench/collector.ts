@@ -1,7 +1,6 @@
 import { spawn } from "node:child_process";
 import { appendFileSync, linkSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { Agent, request } from "node:http";
-import { connect, type Socket } from "node:net";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -9,8 +8,8 @@ import protobuf from "protobufjs";
 import { compressSync } from "snappy";
 import { remoteWriteBench, scrapeBench } from "./prometheus-inputs.js";
 import { sequentialPushBench } from "./collector-sequential.js";
+import { rsyslogTcpToKafka, syslogToKafka } from "./collector-syslog.js";
 import { makeBatch } from "../test/helpers/batches.js";
-import { startRsyslogd } from "../test/helpers/rsyslog.js";
 import {
   EDGE,
   kafka,
@@ -324,88 +323,6 @@ async function rsyslogToKafka() {
   return result;
 }
 
-/**
- * The input as RFC 3164 syslog messages over one TCP connection (newline framing), as rsyslog's omfwd and
- * logger send them, written as fast as the receiver reads (the socket's backpressure respected).
- */
-async function sendSyslog(port: number): Promise<void> {
-  // The syslog listener binds after the HTTP listener that said ready: try until it is there.
-  let socket: Socket | undefined;
-  for (let attempt = 0; !socket; attempt++) {
-    const trying = connect(port, "127.0.0.1");
-    socket = await new Promise<Socket | undefined>((resolve, reject) =>
-      trying
-        .once("connect", () => resolve(trying))
-        .once("error", (err) => (attempt < 100 ? resolve(undefined) : reject(err))),
-    );
-    if (!socket) await sleep(100);
-  }
-  const chunk = 1000;
-  for (let from = 0; from < LINES; from += chunk) {
-    const text = lines
-      .slice(from, from + chunk)
-      .map((line) => `<14>Dec  7 16:00:00 edge-1 bench[42]: ${line}\n`)
-      .join("");
-    if (!socket.write(text)) await new Promise((resolve) => socket.once("drain", resolve));
-  }
-  await new Promise<void>((resolve) => socket.end(resolve));
-}
-
-/** Syslog over TCP into the collector's listener and on to Kafka, until the broker holds every batch. */
-async function syslogToKafka() {
-  const topic = uniqueName("bench_syslog");
-  await createTopics(kafka, [{ topic, numPartitions: 1 }]);
-  const port = await freePort();
-  const collector = await startCollector(join(root, "syslog-kafka"), "syslog-kafka", KAFKA_BROKERS, topic, false, port);
-  const [before, t0] = [procStats(collector.pid), performance.now()];
-  await sendSyslog(port);
-  await until(
-    "every syslog message in the disk buffer",
-    async () => (await collector.metric("bifrost_collector_syslog_messages_accepted_total")) >= LINES,
-  );
-  const batches = await collector.metric("bifrost_collector_batches_written_total");
-  await until("every syslog batch in Kafka", async () => (await messagesIn(topic)) >= batches);
-  const seconds = (performance.now() - t0) / 1000;
-  const after = procStats(collector.pid);
-  await collector.stop();
-  const inKafka = await linesInBatches(topic);
-  await deleteTopics(kafka, [topic]);
-  if (inKafka !== LINES) throw new Error(`Kafka holds ${inKafka} of ${LINES} syslog messages from the collector`);
-  const result = figures(seconds, before, after);
-  progress(`syslog TCP -> Kafka: ${result.lines_per_s} lines/s, ${result.lines_per_cpu_second} lines per CPU second`);
-  return result;
-}
-
-/** The peer on the same input: rsyslogd's imtcp -> omkafka, until the broker holds every message. */
-async function rsyslogTcpToKafka() {
-  const topic = uniqueName("bench_rsyslog_tcp");
-  await createTopics(kafka, [{ topic, numPartitions: 1 }]);
-  const port = await freePort();
-  const rsyslog = await startRsyslogd(join(root, "rsyslog-imtcp"), [
-    `module(load="imtcp")`,
-    `module(load="omkafka")`,
-    `template(name="line" type="string" string="%msg%")`,
-    `input(type="imtcp" port="${port}" address="127.0.0.1" ruleset="ship")`,
-    `ruleset(name="ship") {`,
-    `  action(type="omkafka" broker=[${KAFKA_BROKERS.map((b) => `"${b}"`).join(",")}] topic="${topic}" template="line"`,
-    `         confParam=["compression.codec=lz4"] topicConfParam=["request.required.acks=-1"])`,
-    `}`,
-  ]);
-  await sleep(500);
-  const [before, t0] = [procStats(rsyslog.pid), performance.now()];
-  await sendSyslog(port);
-  await until("all syslog messages through rsyslogd", async () => (await messagesIn(topic)) >= LINES);
-  const seconds = (performance.now() - t0) / 1000;
-  const after = procStats(rsyslog.pid);
-  await rsyslog.stop();
-  await deleteTopics(kafka, [topic]);
-  const result = figures(seconds, before, after);
-  progress(
-    `rsyslogd imtcp -> Kafka: ${result.lines_per_s} lines/s, ${result.lines_per_cpu_second} lines per CPU second`,
-  );
-  return result;
-}
-
 /** Appends the input at STEADY_RATE lines/s for STEADY_SECONDS, sampling the process's resident memory. */
 async function steady(name: string, target: Running & { inDir: string }) {
   const file = join(target.inDir, "steady.log");
@@ -476,8 +393,18 @@ const tailWal = await phase("file_tail_to_wal", tailToWal);
 const pipelineWal = await phase("file_tail_pipeline_to_wal", pipelineToWal);
 const tailKafka = await phase("file_tail_to_kafka", tailToKafka);
 const peerKafka = await phase("file_tail_to_kafka", rsyslogToKafka);
-const syslogOurs = await phase("syslog_tcp_to_kafka", syslogToKafka);
-const syslogPeer = await phase("syslog_tcp_to_kafka", rsyslogTcpToKafka);
+const syslogOurs = await phase("syslog_tcp_to_kafka", async () => {
+  const result = await syslogToKafka(root, lines, figures);
+  progress(`syslog TCP -> Kafka: ${result.lines_per_s} lines/s, ${result.lines_per_cpu_second} lines per CPU second`);
+  return result;
+});
+const syslogPeer = await phase("syslog_tcp_to_kafka", async () => {
+  const result = await rsyslogTcpToKafka(root, lines, figures);
+  progress(
+    `rsyslogd imtcp -> Kafka: ${result.lines_per_s} lines/s, ${result.lines_per_cpu_second} lines per CPU second`,
+  );
+  return result;
+});
 const steadyOurs = await phase("steady_collector", () => steadyCollector(false));
 const steadyEdge = await phase("steady_collector_edge_profile", () => steadyCollector(true));
 const steadyPeer = await phase("steady_collector", steadyRsyslog);
