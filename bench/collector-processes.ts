@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { type Agent, type OutgoingHttpHeaders, request } from "node:http";
 import { join } from "node:path";
 import { Kafka, logLevel } from "kafkajs";
 import { edgeProfile } from "../deploy/edge/profile.js";
@@ -14,6 +15,25 @@ const CLK_TCK = 100;
 export const progress = (message: string) => process.stderr.write(`collector bench: ${message}\n`);
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export const kafka = new Kafka({ clientId: "bifrost-bench", brokers: KAFKA_BROKERS, logLevel: logLevel.NOTHING });
+
+/** POSTs `body` to the collector at `url` over `agent`; resolves on its 204 (the data is in the disk buffer). */
+export function postTo(agent: Agent, url: string, headers: OutgoingHttpHeaders, body: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      { method: "POST", agent, headers: { ...headers, "Content-Length": body.length } },
+      (res) => {
+        let text = "";
+        res.on("data", (chunk: Buffer) => (text += chunk.toString()));
+        res.on("end", () =>
+          res.statusCode === 204 ? resolve() : reject(new Error(`${url} answered ${res.statusCode}: ${text}`)),
+        );
+      },
+    );
+    req.on("error", reject);
+    req.end(body);
+  });
+}
 
 export interface ProcStats {
   cpuSeconds: number;

@@ -1,7 +1,7 @@
 import { closeSync, fdatasyncSync, mkdirSync, openSync, rmSync, writeSync } from "node:fs";
-import { Agent, request } from "node:http";
+import { Agent } from "node:http";
 import { join } from "node:path";
-import { procStats, progress, startCollector } from "./collector-processes.js";
+import { postTo, procStats, progress, startCollector } from "./collector-processes.js";
 import { freePort } from "../test/helpers/services.js";
 
 // The sequential push phase of bench:collector: one client, one request at a time (as Promtail and Alloy send
@@ -45,24 +45,6 @@ function pushBody(lines: string[], push: number, t0: bigint): Buffer {
   return Buffer.from(JSON.stringify({ streams: [{ stream: { job: "bench", app: "sequential" }, values }] }));
 }
 
-function post(agent: Agent, url: string, body: Buffer): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      `${url}/loki/api/v1/push`,
-      { method: "POST", agent, headers: { "Content-Type": "application/json", "Content-Length": body.length } },
-      (res) => {
-        let text = "";
-        res.on("data", (chunk: Buffer) => (text += chunk.toString()));
-        res.on("end", () =>
-          res.statusCode === 204 ? resolve() : reject(new Error(`push answered ${res.statusCode}: ${text}`)),
-        );
-      },
-    );
-    req.on("error", reject);
-    req.end(body);
-  });
-}
-
 /** Pushes one at a time for SECONDS into a collector with fsync policy `fsync`. */
 async function sequentialPushes(root: string, lines: string[], fsync: "interval" | "always") {
   const name = `sequential-${fsync}`;
@@ -85,7 +67,7 @@ async function sequentialPushes(root: string, lines: string[], fsync: "interval"
     // Made while the clock runs, as a client makes each batch: it counts against the client, not the collector.
     const body = pushBody(lines, pushes, t0ns);
     bodyBytes += body.length;
-    await post(agent, collector.url, body);
+    await postTo(agent, `${collector.url}/loki/api/v1/push`, { "Content-Type": "application/json" }, body);
     pushes++;
   }
   const seconds = (performance.now() - t0) / 1000;

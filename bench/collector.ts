@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { appendFileSync, linkSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { Agent, request } from "node:http";
+import { Agent } from "node:http";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -15,6 +15,7 @@ import {
   kafka,
   linesInBatches,
   messagesIn,
+  postTo,
   procStats,
   type ProcStats,
   progress,
@@ -128,31 +129,6 @@ function pushBodies(encoding: Encoding): Buffer[] {
   return bodies;
 }
 
-function post(agent: Agent, url: string, body: Buffer, encoding: Encoding): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      `${url}/loki/api/v1/push`,
-      {
-        method: "POST",
-        agent,
-        headers: {
-          "Content-Type": encoding === "json" ? "application/json" : "application/x-protobuf",
-          "Content-Length": body.length,
-        },
-      },
-      (res) => {
-        let text = "";
-        res.on("data", (chunk: Buffer) => (text += chunk.toString()));
-        res.on("end", () =>
-          res.statusCode === 204 ? resolve() : reject(new Error(`push answered ${res.statusCode}: ${text}`)),
-        );
-      },
-    );
-    req.on("error", reject);
-    req.end(body);
-  });
-}
-
 /** (a) PUSH_CLIENTS clients pushing the input over keep-alive connections; each 204 means in the disk buffer. */
 async function pushToWal(encoding: Encoding) {
   const bodies = pushBodies(encoding);
@@ -167,7 +143,13 @@ async function pushToWal(encoding: Encoding) {
   const [before, t0] = [procStats(collector.pid), performance.now()];
   await Promise.all(
     Array.from({ length: PUSH_CLIENTS }, async () => {
-      while (next < bodies.length) await post(agent, collector.url, bodies[next++]!, encoding);
+      while (next < bodies.length)
+        await postTo(
+          agent,
+          `${collector.url}/loki/api/v1/push`,
+          { "Content-Type": encoding === "json" ? "application/json" : "application/x-protobuf" },
+          bodies[next++]!,
+        );
     }),
   );
   const seconds = (performance.now() - t0) / 1000;

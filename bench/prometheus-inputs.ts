@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs";
-import { Agent, request } from "node:http";
+import { Agent } from "node:http";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -16,7 +16,7 @@ import {
   REPO_ROOT,
   uniqueName,
 } from "../test/helpers/services.js";
-import { procStats, type Running, sleep } from "./collector-processes.js";
+import { postTo, procStats, type Running, sleep } from "./collector-processes.js";
 
 // The Prometheus inputs of npm run bench:collector (also runnable alone: node dist/bench/prometheus-inputs.js):
 //
@@ -223,6 +223,8 @@ const WriteRequest = protobuf
   .lookupType("prometheus.WriteRequest");
 
 /** RW_SAMPLES samples as remote write 1.0 requests of RW_PER_REQUEST series with one sample each. */
+const REMOTE_WRITE_HEADERS = { "Content-Type": "application/x-protobuf", "Content-Encoding": "snappy" };
+
 function writeRequests(): Buffer[] {
   const bodies: Buffer[] = [];
   const t0 = Date.now() - 3_600_000;
@@ -242,32 +244,6 @@ function writeRequests(): Buffer[] {
   return bodies;
 }
 
-function post(agent: Agent, url: string, body: Buffer): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      `${url}/api/v1/write`,
-      {
-        method: "POST",
-        agent,
-        headers: {
-          "Content-Type": "application/x-protobuf",
-          "Content-Encoding": "snappy",
-          "Content-Length": body.length,
-        },
-      },
-      (res) => {
-        let text = "";
-        res.on("data", (chunk: Buffer) => (text += chunk.toString()));
-        res.on("end", () =>
-          res.statusCode === 204 ? resolve() : reject(new Error(`write answered ${res.statusCode}: ${text}`)),
-        );
-      },
-    );
-    req.on("error", reject);
-    req.end(body);
-  });
-}
-
 /** RW_SAMPLES remote-written samples into the collector's disk buffer. */
 export async function remoteWriteBench(root: string) {
   const dir = join(root, "remote-write");
@@ -280,7 +256,8 @@ export async function remoteWriteBench(root: string) {
     const [before, t0] = [procStats(collector.pid), performance.now()];
     await Promise.all(
       Array.from({ length: RW_CLIENTS }, async () => {
-        while (next < bodies.length) await post(agent, collector.url, bodies[next++]!);
+        while (next < bodies.length)
+          await postTo(agent, `${collector.url}/api/v1/write`, REMOTE_WRITE_HEADERS, bodies[next++]!);
       }),
     );
     const seconds = (performance.now() - t0) / 1000;
