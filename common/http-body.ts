@@ -1,6 +1,7 @@
 import { promisify } from "node:util";
 import { gunzip, inflate } from "node:zlib";
 import type { Context } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import type { Ticket } from "./admission.js";
 
 // Request bodies of the push receivers: read and decompressed within an admission ticket (common/admission.ts),
@@ -17,6 +18,22 @@ export class BodyError extends Error {
   ) {
     super(message);
   }
+}
+
+/** Hono's body limit for a receiver that answers in plain text: 413 naming the limit, refused as body_too_large. */
+export function plainBodyLimit(maxBytes: number, refuse: (reason: "body_too_large") => void) {
+  return bodyLimit({
+    maxSize: maxBytes,
+    onError: (c) => {
+      refuse("body_too_large");
+      return c.text(`request body larger than ${maxBytes} bytes\n`, 413);
+    },
+  });
+}
+
+/** The request's media type: its Content-Type without parameters, lower-cased ("" when it has none). */
+export function mediaType(c: Context): string {
+  return (c.req.header("Content-Type") ?? "").split(";")[0]!.trim().toLowerCase();
 }
 
 /** The bytes a request declares (Content-Length), or `otherwise` when it does not. */

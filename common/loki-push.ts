@@ -1,10 +1,9 @@
 import type { Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import type { LogStream } from "../proto/batch.js";
 import { decodePushJson, decodePushProtobuf, isJsonPush, PushBodyError, pushBodyLength } from "../proto/loki/push.js";
 import { type Admission, OverloadedError, type Ticket } from "./admission.js";
 import { tenantOf } from "./auth.js";
-import { BodyError, declaredLength, decompressBody } from "./http-body.js";
+import { BodyError, declaredLength, decompressBody, plainBodyLimit } from "./http-body.js";
 import { ContractError, type IngestContract } from "./ingest-contract.js";
 import type { TenantRateLimiter } from "./rate-limit.js";
 
@@ -41,64 +40,54 @@ const FULL_RETRY_AFTER_S = 10;
 export function lokiPushRoute(app: Hono, options: LokiPushOptions): void {
   const reject = (reason: string) => options.onRejected?.(reason);
   const { contract, admission } = options;
-  app.post(
-    "/loki/api/v1/push",
-    bodyLimit({
-      maxSize: options.maxBodyBytes,
-      onError: (c) => {
-        reject("body_too_large");
-        return c.text(`request body larger than ${options.maxBodyBytes} bytes\n`, 413);
-      },
-    }),
-    async (c) => {
-      const tenant = tenantOf(c);
-      let ticket: Ticket | undefined;
-      try {
-        ticket = await admission.enter(declaredLength(c, options.maxBodyBytes));
-        const raw = Buffer.from(await c.req.arrayBuffer());
-        await ticket.resize(raw.length);
-        let streams: LogStream[];
-        if (isJsonPush(c.req.header("Content-Type") ?? "")) {
-          const body = await decompressBody(raw, c.req.header("Content-Encoding") ?? "", {
-            maxBytes: contract.maxDecompressedBytes,
-            ticket,
-            encodings: ["gzip", "deflate"],
-          });
-          streams = decodePushJson(body);
-        } else {
-          await ticket.resize(Math.min(pushBodyLength(raw), contract.maxDecompressedBytes));
-          streams = await decodePushProtobuf(raw, contract.maxDecompressedBytes);
-        }
-        const { entries } = contract.admit(tenant, { streams });
-        const wait = options.rate?.take(tenant, entries) ?? 0;
-        if (wait > 0) {
-          reject("rate_limited");
-          return c.text(`${options.rate!.error(tenant, entries).message}\n`, 429, { "Retry-After": String(wait) });
-        }
-        await options.sink.add(tenant, { streams });
-        options.onAccepted?.(tenant, entries);
-        return c.body(null, 204);
-      } catch (err) {
-        if (err instanceof ContractError || err instanceof BodyError) {
-          reject(err.reason);
-          return c.text(`${err.message}\n`, err.status);
-        }
-        if (err instanceof PushBodyError) {
-          reject(err.status === 413 ? "body_too_large" : "bad_request");
-          return c.text(`${err.message}\n`, err.status);
-        }
-        if (err instanceof OverloadedError) {
-          reject("overloaded");
-          return c.text(`${err.message}\n`, 503, { "Retry-After": String(err.retryAfterS) });
-        }
-        if (options.isFull?.(err)) {
-          reject("buffer_full");
-          return c.text(`${(err as Error).message}; retry later\n`, 503, { "Retry-After": String(FULL_RETRY_AFTER_S) });
-        }
-        throw err;
-      } finally {
-        ticket?.release();
+  app.post("/loki/api/v1/push", plainBodyLimit(options.maxBodyBytes, reject), async (c) => {
+    const tenant = tenantOf(c);
+    let ticket: Ticket | undefined;
+    try {
+      ticket = await admission.enter(declaredLength(c, options.maxBodyBytes));
+      const raw = Buffer.from(await c.req.arrayBuffer());
+      await ticket.resize(raw.length);
+      let streams: LogStream[];
+      if (isJsonPush(c.req.header("Content-Type") ?? "")) {
+        const body = await decompressBody(raw, c.req.header("Content-Encoding") ?? "", {
+          maxBytes: contract.maxDecompressedBytes,
+          ticket,
+          encodings: ["gzip", "deflate"],
+        });
+        streams = decodePushJson(body);
+      } else {
+        await ticket.resize(Math.min(pushBodyLength(raw), contract.maxDecompressedBytes));
+        streams = await decodePushProtobuf(raw, contract.maxDecompressedBytes);
       }
-    },
-  );
+      const { entries } = contract.admit(tenant, { streams });
+      const wait = options.rate?.take(tenant, entries) ?? 0;
+      if (wait > 0) {
+        reject("rate_limited");
+        return c.text(`${options.rate!.error(tenant, entries).message}\n`, 429, { "Retry-After": String(wait) });
+      }
+      await options.sink.add(tenant, { streams });
+      options.onAccepted?.(tenant, entries);
+      return c.body(null, 204);
+    } catch (err) {
+      if (err instanceof ContractError || err instanceof BodyError) {
+        reject(err.reason);
+        return c.text(`${err.message}\n`, err.status);
+      }
+      if (err instanceof PushBodyError) {
+        reject(err.status === 413 ? "body_too_large" : "bad_request");
+        return c.text(`${err.message}\n`, err.status);
+      }
+      if (err instanceof OverloadedError) {
+        reject("overloaded");
+        return c.text(`${err.message}\n`, 503, { "Retry-After": String(err.retryAfterS) });
+      }
+      if (options.isFull?.(err)) {
+        reject("buffer_full");
+        return c.text(`${(err as Error).message}; retry later\n`, 503, { "Retry-After": String(FULL_RETRY_AFTER_S) });
+      }
+      throw err;
+    } finally {
+      ticket?.release();
+    }
+  });
 }

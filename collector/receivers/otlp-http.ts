@@ -2,7 +2,7 @@ import type { Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { OverloadedError, type Ticket } from "../../common/admission.js";
 import { tenantOf } from "../../common/auth.js";
-import { BodyError, declaredLength, decompressBody } from "../../common/http-body.js";
+import { BodyError, declaredLength, decompressBody, mediaType } from "../../common/http-body.js";
 import { ingestOtlp, type OtlpBody, type OtlpReceiverOptions, type Outcome } from "./otlp-ingest.js";
 import { otlpTracesRoute } from "./otlp-traces.js";
 import { encodeResponse, encodeStatus, exportResponse, responseJson, type Signal } from "./otlp-proto.js";
@@ -60,7 +60,7 @@ async function readBody(c: Context, json: boolean, options: OtlpHttpOptions, tic
 
 function route(app: Hono, signal: Signal, options: OtlpHttpOptions): void {
   const reject = (reason: string) => options.onRejected?.(reason);
-  const isJson = (c: Context) => (c.req.header("Content-Type") ?? "").split(";")[0]!.trim().toLowerCase() === JSON_TYPE;
+  const isJson = (c: Context) => mediaType(c) === JSON_TYPE;
   app.post(
     `/v1/${signal}`,
     bodyLimit({
@@ -77,7 +77,7 @@ function route(app: Hono, signal: Signal, options: OtlpHttpOptions): void {
       },
     }),
     async (c) => {
-      const type = (c.req.header("Content-Type") ?? "").split(";")[0]!.trim().toLowerCase();
+      const type = mediaType(c);
       const json = type === JSON_TYPE;
       if (!json && type !== PROTOBUF) {
         reject("unsupported_media_type");

@@ -2,6 +2,7 @@ import { createRequire } from "node:module";
 import * as grpc from "@grpc/grpc-js";
 import type { Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { mediaType } from "../../common/http-body.js";
 import { gunzipSync } from "node:zlib";
 
 // OTLP traces: Bifrost stores logs and metrics, not traces. An SDK set up with the defaults exports traces to
@@ -70,7 +71,7 @@ export interface TracesOptions {
 
 /** POST /v1/traces: 200 with partial_success rejecting every span; 400 for a body that is not a traces request. */
 export function otlpTracesRoute(app: Hono, options: TracesOptions): void {
-  const isJson = (c: Context) => (c.req.header("Content-Type") ?? "").split(";")[0]!.trim().toLowerCase() === JSON_TYPE;
+  const isJson = (c: Context) => mediaType(c) === JSON_TYPE;
   app.post(
     "/v1/traces",
     bodyLimit({

@@ -1,5 +1,4 @@
 import type { Context, Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import protobuf from "protobufjs";
 import { tenantOf } from "../../common/auth.js";
 import type { TenantLimits } from "../../common/limits.js";
@@ -9,7 +8,7 @@ import { protoFile } from "../../proto/files.js";
 import { type BatchLimits, checkLabels, LABEL_NAME, METRIC_NAME, ValidationError } from "../../proto/validate.js";
 import { ContractError, type IngestContract } from "../../common/ingest-contract.js";
 import { type Admission, OverloadedError, type Ticket } from "../../common/admission.js";
-import { declaredLength } from "../../common/http-body.js";
+import { declaredLength, plainBodyLimit } from "../../common/http-body.js";
 import type { Batcher } from "../buffer/batcher.js";
 import { WalFullError } from "../buffer/wal.js";
 import type { TenantRateLimiter } from "../../common/rate-limit.js";
@@ -264,43 +263,30 @@ export function remoteWriteRoute(app: Hono, options: RemoteWriteOptions): void {
   const reject = (reason: string, samples = 0) => options.onRejected?.(reason, samples);
   const metadata = new MetadataCache();
   const maxDecompressed = options.maxBodyBytes * 10;
-  app.post(
-    "/api/v1/write",
-    bodyLimit({
-      maxSize: options.maxBodyBytes,
-      onError: (c) => {
-        reject("body_too_large");
-        return c.text(`request body larger than ${options.maxBodyBytes} bytes\n`, 413);
-      },
-    }),
-    async (c) => {
-      const tenant = tenantOf(c);
-      const version = messageOf(c);
-      if (typeof version === "object") {
-        reject("unsupported_media_type");
-        return c.text(`${version.unsupported}\n`, 415);
-      }
-      const encoding = (c.req.header("Content-Encoding") ?? "").trim().toLowerCase();
-      if (encoding !== "snappy") {
-        reject("unsupported_encoding");
-        return c.text(
-          `unsupported Content-Encoding ${JSON.stringify(encoding)}; remote write bodies are snappy\n`,
-          415,
-        );
-      }
-      let ticket: Ticket | undefined;
-      try {
-        ticket = await options.admission.enter(declaredLength(c, options.maxBodyBytes));
-        return await receive(c, tenant, version, ticket);
-      } catch (err) {
-        if (!(err instanceof OverloadedError)) throw err;
-        reject("overloaded");
-        return c.text(`${err.message}\n`, 503, { "Retry-After": String(err.retryAfterS) });
-      } finally {
-        ticket?.release();
-      }
-    },
-  );
+  app.post("/api/v1/write", plainBodyLimit(options.maxBodyBytes, reject), async (c) => {
+    const tenant = tenantOf(c);
+    const version = messageOf(c);
+    if (typeof version === "object") {
+      reject("unsupported_media_type");
+      return c.text(`${version.unsupported}\n`, 415);
+    }
+    const encoding = (c.req.header("Content-Encoding") ?? "").trim().toLowerCase();
+    if (encoding !== "snappy") {
+      reject("unsupported_encoding");
+      return c.text(`unsupported Content-Encoding ${JSON.stringify(encoding)}; remote write bodies are snappy\n`, 415);
+    }
+    let ticket: Ticket | undefined;
+    try {
+      ticket = await options.admission.enter(declaredLength(c, options.maxBodyBytes));
+      return await receive(c, tenant, version, ticket);
+    } catch (err) {
+      if (!(err instanceof OverloadedError)) throw err;
+      reject("overloaded");
+      return c.text(`${err.message}\n`, 503, { "Retry-After": String(err.retryAfterS) });
+    } finally {
+      ticket?.release();
+    }
+  });
 
   /** The request's samples to the batcher, within `ticket`, which holds the body and then its decompressed size. */
   async function receive(c: Context, tenant: string, version: typeof V1 | typeof V2, ticket: Ticket) {
