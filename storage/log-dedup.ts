@@ -45,3 +45,38 @@ export async function readWithoutRepeats<R extends EntryRow>(
     if (kept.length >= limit || rows.length < n) return kept.length > limit ? kept.slice(0, limit) : kept;
   }
 }
+
+/**
+ * How many (stream, step) cells with repeated timestamps a count recounts by their own cells; with more, it
+ * recounts every entry of the range with lines compared (the cells would make too large a parameter).
+ */
+export const MAX_RECOUNTED_CELLS = 2000;
+
+/** A count's result row: its grouping fields, its step index k, and the entries and bytes it counted. */
+export interface CountRow {
+  k: unknown;
+  entries: unknown;
+  bytes: unknown;
+}
+
+/**
+ * The rows of counts over disjoint entries (cells counted as stored, and the cells with repeated timestamps
+ * counted again with lines compared), one row per grouping and step with the entries and bytes summed, in step
+ * order.
+ */
+export function sumCountRows<R extends CountRow>(parts: R[][]): R[] {
+  const byKey = new Map<string, R>();
+  for (const rows of parts)
+    for (const row of rows) {
+      const { entries, bytes, ...group } = row;
+      const key = JSON.stringify(group, (_, value: unknown) => (typeof value === "bigint" ? value.toString() : value));
+      const seen = byKey.get(key);
+      if (seen === undefined) byKey.set(key, { ...row, entries: BigInt(String(entries)), bytes: BigInt(String(bytes)) });
+      else {
+        seen.entries = (seen.entries as bigint) + BigInt(String(entries));
+        seen.bytes = (seen.bytes as bigint) + BigInt(String(bytes));
+      }
+    }
+  const step = (row: R) => BigInt(String(row.k));
+  return [...byKey.values()].sort((a, b) => (step(a) < step(b) ? -1 : step(a) > step(b) ? 1 : 0));
+}
