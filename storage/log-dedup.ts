@@ -71,7 +71,8 @@ export function sumCountRows<R extends CountRow>(parts: R[][]): R[] {
       const { entries, bytes, ...group } = row;
       const key = JSON.stringify(group, (_, value: unknown) => (typeof value === "bigint" ? value.toString() : value));
       const seen = byKey.get(key);
-      if (seen === undefined) byKey.set(key, { ...row, entries: BigInt(String(entries)), bytes: BigInt(String(bytes)) });
+      if (seen === undefined)
+        byKey.set(key, { ...row, entries: BigInt(String(entries)), bytes: BigInt(String(bytes)) });
       else {
         seen.entries = (seen.entries as bigint) + BigInt(String(entries));
         seen.bytes = (seen.bytes as bigint) + BigInt(String(bytes));
