@@ -2,7 +2,8 @@
 // twice. Bifrost's stores hold such duplicates when they come in different batches (a push retried after its
 // batch was cut, or sent to two collectors); reads drop them. A log read orders by (timestamp, stream, arrival),
 // so duplicates lie next to each other's group and are dropped here, in the page just read, at no cost when
-// there are none; counts drop them in SQL (LIMIT 1 BY / DISTINCT ON) at the cost of a hash per entry counted.
+// there are none. Counts compare lines (LIMIT 1 BY / DISTINCT ON) only in the (stream, step) cells where a
+// timestamp repeats, which the stores find from each cell's sorted timestamps (storage/clickhouse-log-count.ts).
 
 interface EntryRow {
   fp: unknown;
