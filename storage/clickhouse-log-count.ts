@@ -65,7 +65,8 @@ export async function countClickHouseLogs(
     final(cells, ["repeats", "toString(if(repeats, fingerprint, 0)) AS cell_fp"], ["repeats", "cell_fp"]),
     params,
   );
-  const exact = counted.filter((row) => !row.repeats);
+  // Without the cell columns, so that these rows and the recount's sum by the same keys.
+  const exact = counted.filter((row) => !row.repeats).map(({ repeats: _, cell_fp: __, ...row }): ResultRow => row);
   const repeated = [
     ...new Map(
       counted
