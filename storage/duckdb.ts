@@ -253,7 +253,7 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
       const start = params.bind(select.startNs, "Int64");
       const conditions = this.logConditions(params, select, start);
       const stepIndex = `(timestamp_ns - ${start}) // ${params.bind(select.stepNs, "Int64")}`;
-      const entries = await this.countedEntries(c, params, conditions, stepIndex);
+      const entries = await this.countedEntries(c, params, conditions, stepIndex, select.lineFilters?.length ?? 0);
       // Bytes are UTF-8 bytes (strlen), as ClickHouse's length() of a String.
       const bytes = select.bytes === false ? "0::BIGINT" : "sum(strlen(line))";
       const counts = `${stepIndex} AS k, count(*) AS entries, ${bytes} AS bytes`;
@@ -296,15 +296,21 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
    * timestamp repeats in its stream can be a duplicate: a first query finds the (stream, step) cells where a
    * timestamp repeats (none, unless a push was stored twice or its source stamps entries coarsely), and only
    * their rows are compared line by line (DISTINCT ON), which over every row cost several times the count. The
-   * store runs one operation at a time, so no write comes between the two queries.
+   * store runs one operation at a time, so no write comes between the two queries. With line filters, the lines
+   * are read anyway and a second scan filtering them again cost more than comparing the lines that pass.
    */
   private async countedEntries(
     c: DuckDBConnection,
     params: Params,
     conditions: string[],
     stepIndex: string,
+    lineFilters: number,
   ): Promise<string> {
     const where = conditions.join(" AND ");
+    const deduplicated = (among: string) =>
+      `SELECT DISTINCT ON (fingerprint, timestamp_ns, line) fingerprint, timestamp_ns, line, metadata FROM logs
+       WHERE ${where} AND ${among}`;
+    if (lineFilters > 0) return `(${deduplicated("true")})`;
     const cells = await this.db.rows<{ fp: bigint; k: bigint }>(
       c,
       `SELECT fingerprint AS fp, k FROM (
@@ -315,9 +321,6 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
     );
     const rows = `SELECT fingerprint, timestamp_ns, line, metadata FROM logs WHERE ${where}`;
     if (cells.length === 0) return `(${rows})`;
-    const deduplicated = (among: string) =>
-      `SELECT DISTINCT ON (fingerprint, timestamp_ns, line) fingerprint, timestamp_ns, line, metadata FROM logs
-       WHERE ${where} AND ${among}`;
     if (cells.length > MAX_RECOUNTED_CELLS) return `(${deduplicated("true")})`;
     const cell = `fingerprint::VARCHAR || '/' || (${stepIndex})::VARCHAR`;
     const keys = params.bind(
