@@ -7,7 +7,7 @@ import {
   jsonEachRow,
 } from "./clickhouse-database.js";
 import { appendOnce, writeEncodedLogs } from "./clickhouse-writes.js";
-import { type EncodedLogBatch, type EncodedLogsStore, encodeLogBatch } from "./log-rowbinary.js";
+import { decodeLogRows, type EncodedLogBatch, type EncodedLogsStore, encodeLogBatch } from "./log-rowbinary.js";
 import { type FleetRecord, type FleetRecordKind, fleetRecordsOf, fleetRecordsQuery } from "./fleet-records.js";
 import { SAMPLE_COLUMNS, sampleRowBinary } from "./sample-rowbinary.js";
 import { migrateClickHouse } from "./clickhouse-migrate.js";
@@ -18,6 +18,7 @@ import {
   type AppendResult,
   type LabelMatcher,
   type LogBatch,
+  type LogColumns,
   type LogCountSelect,
   type LogCountSeries,
   type LogSelect,
@@ -37,7 +38,6 @@ import {
   type SignalKind,
 } from "./store.js";
 import {
-  groupByStream,
   checkVolumeSelect,
   countSeries,
   groupedCountSeries,
@@ -48,7 +48,7 @@ import {
   sampleRows,
   streamLabelArrays,
 } from "./rows.js";
-import { readWithoutRepeats } from "./log-dedup.js";
+import { logColumns, logStreams, rawLogRows, readWithoutRepeats } from "./log-columns.js";
 import { type IndexedStream, StreamsIndexReads } from "./streams-index.js";
 import { dayOfMs, floatValue, monthOfMs, msText, nsToMsCeil, nsToMsFloor, StoreError } from "./values.js";
 
@@ -201,6 +201,10 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
   }
 
   async selectLogs(select: LogSelect): Promise<LogStream[]> {
+    return logStreams(await this.selectLogColumns(select));
+  }
+
+  async selectLogColumns(select: LogSelect): Promise<LogColumns> {
     const streams = await this.findStreams(
       select.tenant,
       "logs",
@@ -208,7 +212,7 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
       nsToMsFloor(select.startNs),
       nsToMsCeil(select.endNs),
     );
-    if (streams.length === 0 || select.limit <= 0) return [];
+    if (streams.length === 0 || select.limit <= 0) return logColumns([], rawLogRows());
     const params = new Params(clickhouseDialect);
     const order = select.direction === "forward" ? "ASC" : "DESC";
     const conditions = [
@@ -219,29 +223,19 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
       ...lineFilterConditions(clickhouseDialect, params, "line", select.lineFilters ?? []),
     ];
     // Entries sharing a timestamp in arrival order (backward: the reverse of it, as Loki).
-    const rows = await readWithoutRepeats(select.limit, (n) =>
-      this.db.rows<{ fp: string; ts: string; line: string; metadata: Labels }>(
-        "log select",
-        `SELECT toString(fingerprint) AS fp, toString(toUnixTimestamp64Nano(timestamp)) AS ts, line, metadata
-         FROM ${this.db.name}.logs WHERE ${conditions.join(" AND ")}
-         ORDER BY timestamp ${order}, fingerprint ${order}, arrival ${order}, entry ${order}
-         LIMIT ${n}`,
-        params,
+    const rows = await readWithoutRepeats(select.limit, async (n) =>
+      decodeLogRows(
+        await this.db.rowBinary(
+          "log select",
+          `SELECT fingerprint, toUnixTimestamp64Nano(timestamp), line, metadata
+           FROM ${this.db.name}.logs WHERE ${conditions.join(" AND ")}
+           ORDER BY timestamp ${order}, fingerprint ${order}, arrival ${order}, entry ${order}
+           LIMIT ${n}`,
+          params,
+        ),
       ),
     );
-    return groupByStream(
-      streams,
-      rows,
-      (row) => row.fp,
-      (stream, rows): LogStream => ({
-        labels: stream.labels,
-        entries: rows.map((row) => ({
-          timeUnixNano: BigInt(row.ts),
-          line: row.line,
-          metadata: labelsOf(row.metadata),
-        })),
-      }),
-    );
+    return logColumns(streams, rows);
   }
 
   async countLogs(select: LogCountSelect): Promise<LogCountSeries[]> {
