@@ -64,21 +64,25 @@ const median = (times: number[]) => [...times].sort((a, b) => a - b)[Math.floor(
 interface FamilyFigures {
   median_ms: number;
   lines_per_s: number;
+  /** Lines read per CPU second of the query process (Bifrost's stores only; the store's own CPU is apart). */
+  lines_per_cpu_s?: number;
   series: number;
   peak_rss_mib: number;
 }
 
 function figures(
   data: DataSet,
-  raw: Record<string, { times_ms: number[]; series: number; peak_rss_mib: number }>,
+  raw: Record<string, { times_ms: number[]; cpu_s?: number; series: number; peak_rss_mib: number }>,
 ): Record<string, FamilyFigures> {
   const out: Record<string, FamilyFigures> = {};
   for (const family of FAMILIES) {
     const one = raw[family.name]!;
     const ms = median(one.times_ms);
+    const read = linesOf(data, family.apps);
     out[family.name] = {
       median_ms: Math.round(ms),
-      lines_per_s: Math.round(linesOf(data, family.apps) / (ms / 1000)),
+      lines_per_s: Math.round(read / (ms / 1000)),
+      ...(one.cpu_s === undefined ? {} : { lines_per_cpu_s: Math.round((read * one.times_ms.length) / one.cpu_s) }),
       series: one.series,
       peak_rss_mib: one.peak_rss_mib,
     };
@@ -117,7 +121,10 @@ async function queryProcess(job: QueryJob) {
   child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
   const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
   if (code !== 0) throw new Error(`query process for ${job.store.kind} exited with ${code}`);
-  return JSON.parse(stdout) as Record<string, { times_ms: number[]; series: number; peak_rss_mib: number }>;
+  return JSON.parse(stdout) as Record<
+    string,
+    { times_ms: number[]; cpu_s: number; series: number; peak_rss_mib: number }
+  >;
 }
 
 /**
