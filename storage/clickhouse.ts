@@ -48,7 +48,7 @@ import {
   sampleRows,
   streamLabelArrays,
 } from "./rows.js";
-import { logColumns, logStreams, rawLogRows, readWithoutRepeats } from "./log-columns.js";
+import { logColumns, streamsOfColumns, rawLogRows, type RawLogRows, readWithoutRepeats } from "./log-columns.js";
 import { type IndexedStream, StreamsIndexReads } from "./streams-index.js";
 import { dayOfMs, floatValue, monthOfMs, msText, nsToMsCeil, nsToMsFloor, StoreError } from "./values.js";
 
@@ -201,18 +201,20 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
   }
 
   async selectLogs(select: LogSelect): Promise<LogStream[]> {
-    return logStreams(await this.selectLogColumns(select));
+    return streamsOfColumns(await this.selectLogColumns(select));
   }
 
   async selectLogColumns(select: LogSelect): Promise<LogColumns> {
-    const streams = await this.findStreams(
-      select.tenant,
-      "logs",
-      [select.matchers],
-      nsToMsFloor(select.startNs),
-      nsToMsCeil(select.endNs),
-    );
-    if (streams.length === 0 || select.limit <= 0) return logColumns([], rawLogRows());
+    if (select.limit <= 0) return logColumns([], rawLogRows());
+    // The rows' query finds the streams itself: the lookup of their labels runs beside it, not before it.
+    const [streams, rows] = await Promise.all([
+      this.findStreams(select.tenant, "logs", [select.matchers], nsToMsFloor(select.startNs), nsToMsCeil(select.endNs)),
+      this.logRows(select),
+    ]);
+    return logColumns(streams, rows);
+  }
+
+  private logRows(select: LogSelect): Promise<RawLogRows> {
     const params = new Params(clickhouseDialect);
     const order = select.direction === "forward" ? "ASC" : "DESC";
     const conditions = [
@@ -223,7 +225,7 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
       ...lineFilterConditions(clickhouseDialect, params, "line", select.lineFilters ?? []),
     ];
     // Entries sharing a timestamp in arrival order (backward: the reverse of it, as Loki).
-    const rows = await readWithoutRepeats(select.limit, async (n) =>
+    return readWithoutRepeats(select.limit, async (n) =>
       decodeLogRows(
         await this.db.rowBinary(
           "log select",
@@ -235,7 +237,6 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
         ),
       ),
     );
-    return logColumns(streams, rows);
   }
 
   async countLogs(select: LogCountSelect): Promise<LogCountSeries[]> {

@@ -49,7 +49,7 @@ import {
   sampleRows,
   streamLabelArrays,
 } from "./rows.js";
-import { logColumns, logStreams, rawLogRows, readWithoutRepeats } from "./log-columns.js";
+import { logColumns, streamsOfColumns, rawLogRows, readWithoutRepeats } from "./log-columns.js";
 import { type IndexedStream, StreamsIndexReads } from "./streams-index.js";
 import { nsToMsCeil, nsToMsFloor, StoreError } from "./values.js";
 
@@ -202,7 +202,7 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
   }
 
   async selectLogs(select: LogSelect): Promise<LogStream[]> {
-    return logStreams(await this.selectLogColumns(select));
+    return streamsOfColumns(await this.selectLogColumns(select));
   }
 
   selectLogColumns(select: LogSelect): Promise<LogColumns> {

@@ -54,17 +54,14 @@ function pick(rows: RawLogRows, kept: number[] | undefined, count: number): RawL
  * The rows as LogColumns: `streams` sorted by label text, and entries sharing a timestamp ordered by their
  * stream's place there (stable, so a stream's own entries keep their arrival order).
  */
-export function logColumns(indexed: IndexedStream[], rows: RawLogRows): LogColumns {
+export function logColumns(indexed: IndexedStream[], read: RawLogRows): LogColumns {
   const sorted = sortByLabels(indexed);
   const rank = new Map<bigint, number>();
   sorted.forEach((stream, i) => rank.set(BigInt(stream.fingerprint), i));
+  const rows = ofKnownStreams(read, rank);
   const n = rows.ts.length;
   const stream: number[] = new Array<number>(n);
-  for (let i = 0; i < n; i++) {
-    const r = rank.get(rows.fingerprints[i]!);
-    if (r === undefined) throw new Error(`log row of stream ${rows.fingerprints[i]} that the streams index lacks`);
-    stream[i] = r;
-  }
+  for (let i = 0; i < n; i++) stream[i] = rank.get(rows.fingerprints[i]!)!;
   const columns: LogColumns = {
     streams: sorted.map((s) => s.labels),
     stream,
@@ -85,6 +82,21 @@ export function logColumns(indexed: IndexedStream[], rows: RawLogRows): LogColum
   return columns;
 }
 
+/**
+ * The rows whose stream the index lookup returned: a stream indexed after the lookup (its first entries written
+ * meanwhile) is read from the next read on, as selectLogs has always left it out.
+ */
+function ofKnownStreams(rows: RawLogRows, rank: Map<bigint, number>): RawLogRows {
+  if (rows.fingerprints.every((fingerprint) => rank.has(fingerprint))) return rows;
+  const known = rows.fingerprints.flatMap((fingerprint, i) => (rank.has(fingerprint) ? [i] : []));
+  return {
+    fingerprints: known.map((i) => rows.fingerprints[i]!),
+    ts: known.map((i) => rows.ts[i]!),
+    lines: known.map((i) => rows.lines[i]!),
+    metadata: known.map((i) => rows.metadata[i]!),
+  };
+}
+
 /** Sorts entries [start, end), which share a timestamp, by stream, stably. */
 function reorder(columns: LogColumns, start: number, end: number): void {
   const order = Array.from({ length: end - start }, (_, k) => start + k).sort(
@@ -101,7 +113,7 @@ function reorder(columns: LogColumns, start: number, end: number): void {
 }
 
 /** selectLogs' answer from a column read: one stream per stream with entries, sorted by label text. */
-export function logStreams(columns: LogColumns): LogStream[] {
+export function streamsOfColumns(columns: LogColumns): LogStream[] {
   const streams: (LogStream | undefined)[] = new Array<LogStream | undefined>(columns.streams.length);
   for (let i = 0; i < columns.ts.length; i++) {
     const s = columns.stream[i]!;

@@ -23,8 +23,9 @@ interface Entries {
 }
 
 const entriesCache = new WeakMap<Labels, Entries>();
-/** Distinct label sets interned per base record before the builder starts over. */
+/** Distinct label sets interned per base record, and over all records: past either, a builder stops interning. */
 const MAX_INTERNED = 4096;
+const MAX_INTERN_MISSES = 16_384;
 const NO_ENTRIES: Entries = { names: [], values: [] };
 
 /**
@@ -65,7 +66,8 @@ export class LabelsBuilder {
    * it) instead of a new one per entry: for a pipeline that extracts only the few labels a grouped query reads,
    * whose entries share a handful of label sets.
    */
-  private readonly interned: WeakMap<Labels, Map<string, Labels>> | undefined;
+  private interned: WeakMap<Labels, Map<string, Labels>> | undefined;
+  private internMisses = 0;
 
   constructor(
     private readonly parseFilters?: ReadonlyMap<string, (labels: LabelsBuilder) => boolean>,
@@ -206,9 +208,10 @@ export class LabelsBuilder {
     const key = this.stateKey();
     let labels = records.get(key);
     if (labels === undefined) {
-      // Many distinct label sets: interning no longer pays, and memory stays bounded.
-      if (records.size >= MAX_INTERNED) records.clear();
-      records.set(key, (labels = this.build(changed)));
+      labels = this.build(changed);
+      records.set(key, labels);
+      // So many distinct label sets that interning no longer pays: the builder stops, and its memory goes.
+      if (++this.internMisses > MAX_INTERN_MISSES || records.size >= MAX_INTERNED) this.interned = undefined;
     }
     return labels;
   }

@@ -1,5 +1,5 @@
 import type { LogEntry, LogStream } from "../../../proto/batch.js";
-import type { Labels } from "../../../proto/labels.js";
+import { type Labels, labelsKey } from "../../../proto/labels.js";
 import type { Direction, LineFilter, LogColumns, LogSelect, Store } from "../../../storage/store.js";
 import type { Grouping, LogExpr, LogRange, RangeAggregationExpr } from "../../../common/logql/syntax/ast.js";
 import type { EngineSource, LogRow, SampleRow, Step, Timeline } from "../evaluation/source.js";
@@ -65,9 +65,20 @@ export class StoreSource implements EngineSource {
     // end past the last one's timestamp, so that the entries sharing it are complete without a second read.
     const entriesPerRead = limit !== undefined && rest.length === 0 ? Math.min(pageEntries, limit + 1) : pageEntries;
     const pages = this.pages(log, pushed, startNs, endNs, direction, entriesPerRead, limit === undefined);
+    // One record per stream for the whole read, though each page looks its streams up anew: what the pipeline
+    // keeps per record (its entries, its interned label sets) then lasts from page to page.
+    const records = new Map<string, Labels>();
+    const same = (labels: Labels): Labels => {
+      const key = labelsKey(labels);
+      const known = records.get(key);
+      if (known !== undefined) return known;
+      records.set(key, labels);
+      return labels;
+    };
     for await (const page of pages) {
       const rows: LogRow[] = [];
-      const { streams, stream, ts, lines, metadata } = page;
+      const { stream, ts, lines, metadata } = page;
+      const streams = page.streams.map(same);
       for (let i = 0; i < ts.length; i++) {
         const line = lines[i]!;
         this.count(line, metadata[i]!);
