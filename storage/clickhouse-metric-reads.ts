@@ -1,16 +1,28 @@
 import type { MetricMetadata } from "../proto/batch.js";
 import { type ClickHouseDatabase, clickhouseDialect } from "./clickhouse-database.js";
-import { groupByStream, INEXACT_BOUND, rollupPoints, samplePoints, storedMetadata } from "./rows.js";
+import {
+  groupByStream,
+  INEXACT_BOUND,
+  rollupPoints,
+  rollupSlices,
+  samplePoints,
+  sampleSlices,
+  storedMetadata,
+} from "./rows.js";
 import { Params } from "./sql.js";
 import type { IndexedStream } from "./streams-index.js";
 import {
   type MetadataSelect,
   type RollupPoints,
   type RollupSelect,
+  type RollupSliceSelect,
+  type RollupSliceSeries,
   type SampleProbe,
   type SampleProbeSeries,
   type SamplePoints,
   type SampleSelect,
+  type SampleSliceSelect,
+  type SampleSliceSeries,
 } from "./store.js";
 import { parseFloatText } from "./values.js";
 
@@ -40,6 +52,37 @@ export async function readSamples(
   return samplePoints(series, data);
 }
 
+/**
+ * The raw samples of `series` summed up per slice by the engine: one row per series and slice that holds samples,
+ * instead of one per sample. A staleness marker is a NaN and counts as special, as negative zero does (its bits).
+ */
+export async function readSampleSlices(
+  db: ClickHouseDatabase,
+  series: IndexedStream[],
+  select: SampleSliceSelect,
+): Promise<SampleSliceSeries[]> {
+  const params = new Params(clickhouseDialect);
+  const data = await db.seriesColumns(
+    "sample slices",
+    `SELECT fingerprint,
+            toFloat64(intDiv(toUnixTimestamp64Milli(timestamp) - ${params.bind(select.baseMs + 1, "Int64")}, ${params.bind(select.widthMs, "Int64")})) AS slice,
+            toFloat64(count()), sum(value), min(value), max(value),
+            toFloat64(countIf(isNaN(value) OR (value = 0 AND reinterpretAsUInt64(value) != 0))),
+            toFloat64(countIf(NOT isNaN(value) AND (value != floor(value) OR abs(value) >= ${INEXACT_BOUND})))
+     FROM ${db.name}.samples
+     WHERE tenant = ${params.bind(select.tenant, "String")} AND fingerprint IN ${params.bind(
+       series.map((s) => BigInt(s.fingerprint)),
+       "Array(UInt64)",
+     )}
+       AND timestamp >= fromUnixTimestamp64Milli(${params.bind(select.baseMs + 1, "Int64")})
+       AND timestamp < fromUnixTimestamp64Milli(${params.bind(select.baseMs + select.slices * select.widthMs + 1, "Int64")})
+     GROUP BY fingerprint, slice ORDER BY fingerprint, slice`,
+    params,
+    7,
+  );
+  return sampleSlices(series, data);
+}
+
 /** The merged rollup buckets of `series` at the selected resolution. */
 export async function readRollups(
   db: ClickHouseDatabase,
@@ -63,6 +106,38 @@ export async function readRollups(
     7,
   );
   return rollupPoints(series, data);
+}
+
+/** The merged rollup buckets of `series` merged again per slice, reading only the columns the pushdown uses. */
+export async function readRollupSlices(
+  db: ClickHouseDatabase,
+  series: IndexedStream[],
+  select: RollupSliceSelect,
+): Promise<RollupSliceSeries[]> {
+  const params = new Params(clickhouseDialect);
+  const base = params.bind(select.baseMs, "Int64");
+  const width = params.bind(select.widthMs, "Int64");
+  const data = await db.seriesColumns(
+    "rollup slices",
+    `SELECT fingerprint, toFloat64(intDiv(ms - ${base}, ${width})) AS slice, toFloat64(sum(c)), sum(s),
+            toFloat64(sumIf(c, head)), minIf(mn, head), maxIf(mx, head), minIf(mn, NOT head), maxIf(mx, NOT head)
+     FROM (
+       SELECT fingerprint, toInt64(toUnixTimestamp(bucket)) * 1000 AS ms, (ms - ${base}) % ${width} = 0 AS head,
+              min(min) AS mn, max(max) AS mx, sum(sum) AS s, sum(count) AS c
+       FROM ${db.name}.rollups_${select.resolution}
+       WHERE tenant = ${params.bind(select.tenant, "String")} AND fingerprint IN ${params.bind(
+         series.map((s) => BigInt(s.fingerprint)),
+         "Array(UInt64)",
+       )}
+         AND bucket >= toDateTime(intDiv(${base}, 1000))
+         AND bucket < toDateTime(intDiv(${params.bind(select.baseMs + select.slices * select.widthMs, "Int64")}, 1000))
+       GROUP BY fingerprint, bucket
+     )
+     GROUP BY fingerprint, slice ORDER BY fingerprint, slice`,
+    params,
+    8,
+  );
+  return rollupSlices(series, data);
 }
 
 /** What the PromQL pushdown must know of `series` before it trusts rollups: boundary samples, NaNs, inexact values. */

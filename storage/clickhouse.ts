@@ -11,7 +11,14 @@ import { type EncodedLogBatch, type EncodedLogsStore, encodeLogBatch } from "./l
 import { type FleetRecord, type FleetRecordKind, fleetRecordsOf, fleetRecordsQuery } from "./fleet-records.js";
 import { SAMPLE_COLUMNS, sampleRowBinary } from "./sample-rowbinary.js";
 import { migrateClickHouse } from "./clickhouse-migrate.js";
-import { probeSamples, readMetricMetadata, readRollups, readSamples } from "./clickhouse-metric-reads.js";
+import {
+  probeSamples,
+  readMetricMetadata,
+  readRollups,
+  readRollupSlices,
+  readSamples,
+  readSampleSlices,
+} from "./clickhouse-metric-reads.js";
 import type { Retention } from "./schema.js";
 import { lineFilterConditions, Params, selectorsCondition } from "./sql.js";
 import {
@@ -28,11 +35,15 @@ import {
   type RollupBatch,
   type RollupPoints,
   type RollupSelect,
+  type RollupSliceSelect,
+  type RollupSliceSeries,
   type SampleProbe,
   type SampleProbeSeries,
   type SampleBatch,
   type SamplePoints,
   type SampleSelect,
+  type SampleSliceSelect,
+  type SampleSliceSeries,
   type SeriesSelect,
   type SignalKind,
 } from "./store.js";
@@ -390,6 +401,24 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
   async probeSamples(select: SampleProbe): Promise<SampleProbeSeries[]> {
     const series = await this.findStreams(select.tenant, "metrics", [select.matchers], select.startMs, select.endMs);
     return series.length === 0 ? [] : probeSamples(this.db, series, select);
+  }
+
+  async selectRollupSlices(select: RollupSliceSelect): Promise<RollupSliceSeries[]> {
+    const endMs = select.baseMs + select.slices * select.widthMs;
+    const series = await this.findStreams(
+      select.tenant,
+      "metrics",
+      [select.matchers],
+      select.baseMs,
+      endMs + RESOLUTION_MS[select.resolution],
+    );
+    return series.length === 0 ? [] : readRollupSlices(this.db, series, select);
+  }
+
+  async selectSampleSlices(select: SampleSliceSelect): Promise<SampleSliceSeries[]> {
+    const endMs = select.baseMs + select.slices * select.widthMs + 1;
+    const series = await this.findStreams(select.tenant, "metrics", [select.matchers], select.baseMs + 1, endMs);
+    return series.length === 0 ? [] : readSampleSlices(this.db, series, select);
   }
 
   async enforceRetention(nowMs: number): Promise<void> {
