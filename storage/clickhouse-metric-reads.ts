@@ -4,9 +4,8 @@ import {
   groupByStream,
   INEXACT_BOUND,
   rollupPoints,
-  rollupSlices,
   samplePoints,
-  sampleSlices,
+  type SeriesColumns,
   storedMetadata,
 } from "./rows.js";
 import { Params } from "./sql.js";
@@ -16,13 +15,11 @@ import {
   type RollupPoints,
   type RollupSelect,
   type RollupSliceSelect,
-  type RollupSliceSeries,
   type SampleProbe,
   type SampleProbeSeries,
   type SamplePoints,
   type SampleSelect,
   type SampleSliceSelect,
-  type SampleSliceSeries,
 } from "./store.js";
 import { parseFloatText } from "./values.js";
 
@@ -53,34 +50,32 @@ export async function readSamples(
 }
 
 /**
- * The raw samples of `series` summed up per slice by the engine: one row per series and slice that holds samples,
+ * The raw samples of the series `streams` finds (a lookup as a subquery, which the caller runs beside this read
+ * rather than before it) summed up per slice by the engine: one row per series and slice that holds samples,
  * instead of one per sample. A staleness marker is a NaN and counts as special, as negative zero does (its bits).
  */
 export async function readSampleSlices(
   db: ClickHouseDatabase,
-  series: IndexedStream[],
+  streams: (params: Params) => string,
   select: SampleSliceSelect,
-): Promise<SampleSliceSeries[]> {
+): Promise<SeriesColumns> {
   const params = new Params(clickhouseDialect);
-  const data = await db.seriesColumns(
+  const figure = (name: "sum" | "min" | "max", sql: string) => (select.figures.includes(name) ? sql : "toFloat64(0)");
+  return db.seriesColumns(
     "sample slices",
     `SELECT fingerprint,
             toFloat64(intDiv(toUnixTimestamp64Milli(timestamp) - ${params.bind(select.baseMs + 1, "Int64")}, ${params.bind(select.widthMs, "Int64")})) AS slice,
-            toFloat64(count()), sum(value), min(value), max(value),
+            toFloat64(count()), ${figure("sum", "sum(value)")}, ${figure("min", "min(value)")}, ${figure("max", "max(value)")},
             toFloat64(countIf(isNaN(value) OR (value = 0 AND reinterpretAsUInt64(value) != 0))),
-            toFloat64(countIf(NOT isNaN(value) AND (value != floor(value) OR abs(value) >= ${INEXACT_BOUND})))
+            ${figure("sum", `toFloat64(countIf(NOT isNaN(value) AND (value != floor(value) OR abs(value) >= ${INEXACT_BOUND})))`)}
      FROM ${db.name}.samples
-     WHERE tenant = ${params.bind(select.tenant, "String")} AND fingerprint IN ${params.bind(
-       series.map((s) => BigInt(s.fingerprint)),
-       "Array(UInt64)",
-     )}
+     WHERE tenant = ${params.bind(select.tenant, "String")} AND fingerprint IN (${streams(params)})
        AND timestamp >= fromUnixTimestamp64Milli(${params.bind(select.baseMs + 1, "Int64")})
        AND timestamp < fromUnixTimestamp64Milli(${params.bind(select.baseMs + select.slices * select.widthMs + 1, "Int64")})
      GROUP BY fingerprint, slice ORDER BY fingerprint, slice`,
     params,
     7,
   );
-  return sampleSlices(series, data);
 }
 
 /** The merged rollup buckets of `series` at the selected resolution. */
@@ -108,16 +103,19 @@ export async function readRollups(
   return rollupPoints(series, data);
 }
 
-/** The merged rollup buckets of `series` merged again per slice, reading only the columns the pushdown uses. */
+/**
+ * The merged rollup buckets of the series `streams` finds (as readSampleSlices) merged again per slice, reading
+ * only the columns the pushdown uses.
+ */
 export async function readRollupSlices(
   db: ClickHouseDatabase,
-  series: IndexedStream[],
+  streams: (params: Params) => string,
   select: RollupSliceSelect,
-): Promise<RollupSliceSeries[]> {
+): Promise<SeriesColumns> {
   const params = new Params(clickhouseDialect);
   const base = params.bind(select.baseMs, "Int64");
   const width = params.bind(select.widthMs, "Int64");
-  const data = await db.seriesColumns(
+  return db.seriesColumns(
     "rollup slices",
     `SELECT fingerprint, toFloat64(intDiv(ms - ${base}, ${width})) AS slice, toFloat64(sum(c)), sum(s),
             toFloat64(sumIf(c, head)), minIf(mn, head), maxIf(mx, head), minIf(mn, NOT head), maxIf(mx, NOT head)
@@ -125,10 +123,7 @@ export async function readRollupSlices(
        SELECT fingerprint, toInt64(toUnixTimestamp(bucket)) * 1000 AS ms, (ms - ${base}) % ${width} = 0 AS head,
               min(min) AS mn, max(max) AS mx, sum(sum) AS s, sum(count) AS c
        FROM ${db.name}.rollups_${select.resolution}
-       WHERE tenant = ${params.bind(select.tenant, "String")} AND fingerprint IN ${params.bind(
-         series.map((s) => BigInt(s.fingerprint)),
-         "Array(UInt64)",
-       )}
+       WHERE tenant = ${params.bind(select.tenant, "String")} AND fingerprint IN (${streams(params)})
          AND bucket >= toDateTime(intDiv(${base}, 1000))
          AND bucket < toDateTime(intDiv(${params.bind(select.baseMs + select.slices * select.widthMs, "Int64")}, 1000))
        GROUP BY fingerprint, bucket
@@ -137,7 +132,6 @@ export async function readRollupSlices(
     params,
     8,
   );
-  return rollupSlices(series, data);
 }
 
 /** What the PromQL pushdown must know of `series` before it trusts rollups: boundary samples, NaNs, inexact values. */

@@ -55,8 +55,10 @@ import {
   metadataRows,
   type RollupRow,
   rollupRows,
+  rollupSlices,
   type SampleRow,
   sampleRows,
+  sampleSlices,
   streamLabelArrays,
 } from "./rows.js";
 import { readWithoutRepeats } from "./log-dedup.js";
@@ -404,21 +406,27 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
   }
 
   async selectRollupSlices(select: RollupSliceSelect): Promise<RollupSliceSeries[]> {
-    const endMs = select.baseMs + select.slices * select.widthMs;
-    const series = await this.findStreams(
-      select.tenant,
-      "metrics",
-      [select.matchers],
-      select.baseMs,
-      endMs + RESOLUTION_MS[select.resolution],
-    );
-    return series.length === 0 ? [] : readRollupSlices(this.db, series, select);
+    const endMs = select.baseMs + select.slices * select.widthMs + RESOLUTION_MS[select.resolution];
+    const streams = (params: Params) =>
+      this.streamsQuery(params, "fingerprint", select.tenant, "metrics", [select.matchers], select.baseMs, endMs);
+    const [series, data] = await Promise.all([
+      this.findStreams(select.tenant, "metrics", [select.matchers], select.baseMs, endMs),
+      readRollupSlices(this.db, streams, select),
+    ]);
+    return rollupSlices(series, data);
   }
 
   async selectSampleSlices(select: SampleSliceSelect): Promise<SampleSliceSeries[]> {
+    const startMs = select.baseMs + 1;
     const endMs = select.baseMs + select.slices * select.widthMs + 1;
-    const series = await this.findStreams(select.tenant, "metrics", [select.matchers], select.baseMs + 1, endMs);
-    return series.length === 0 ? [] : readSampleSlices(this.db, series, select);
+    // The lookup beside the read rather than before it: the read finds the same fingerprints as a subquery.
+    const streams = (params: Params) =>
+      this.streamsQuery(params, "fingerprint", select.tenant, "metrics", [select.matchers], startMs, endMs);
+    const [series, data] = await Promise.all([
+      this.findStreams(select.tenant, "metrics", [select.matchers], startMs, endMs),
+      readSampleSlices(this.db, streams, select),
+    ]);
+    return sampleSlices(series, data);
   }
 
   async enforceRetention(nowMs: number): Promise<void> {

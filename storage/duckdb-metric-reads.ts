@@ -64,13 +64,14 @@ export async function readSampleSlices(
   select: SampleSliceSelect,
 ): Promise<SampleSliceSeries[]> {
   const params = new Params(duckdbDialect);
+  const figure = (name: "sum" | "min" | "max", sql: string) => (select.figures.includes(name) ? sql : "0::DOUBLE");
   const data = await db.seriesColumns(
     c,
     `SELECT fingerprint,
             ((timestamp_ms - ${params.bind(select.baseMs + 1, "Int64")}) // ${params.bind(select.widthMs, "Int64")})::DOUBLE AS slice,
-            count(*)::DOUBLE, sum(value), min(value), max(value),
+            count(*)::DOUBLE, ${figure("sum", "sum(value)")}, ${figure("min", "min(value)")}, ${figure("max", "max(value)")},
             (count(*) FILTER (WHERE isnan(value) OR (value = 0 AND signbit(value))))::DOUBLE,
-            (count(*) FILTER (WHERE NOT isnan(value) AND (value != floor(value) OR abs(value) >= ${INEXACT_BOUND})))::DOUBLE
+            ${figure("sum", `(count(*) FILTER (WHERE NOT isnan(value) AND (value != floor(value) OR abs(value) >= ${INEXACT_BOUND})))::DOUBLE`)}
      FROM samples
      WHERE tenant = ${params.bind(select.tenant, "String")}
        AND fingerprint IN (SELECT unnest(${params.bind(

@@ -200,12 +200,9 @@ export interface SampleProbeSeries {
 }
 
 /** Raw samples summed up in the store per slice: slice k holds those in (baseMs + k * widthMs, baseMs + (k + 1) * widthMs]. */
-export interface SampleSliceSelect {
-  tenant: string;
-  matchers: LabelMatcher[];
-  baseMs: number;
-  widthMs: number;
-  slices: number;
+export interface SampleSliceSelect extends SliceSpan {
+  /** The figures wanted beside each slice's count (`sum` brings the inexact count too); the others read 0. */
+  figures: readonly ("sum" | "min" | "max")[];
 }
 
 /**
@@ -226,8 +223,17 @@ export interface SampleSliceSeries {
 }
 
 /** Rollup buckets merged per slice by the store: slice k holds the buckets starting in [baseMs + k * widthMs, baseMs + (k + 1) * widthMs). */
-export interface RollupSliceSelect extends SampleSliceSelect {
+export interface RollupSliceSelect extends SliceSpan {
   resolution: Resolution;
+}
+
+/** The series and slices a slice read covers. */
+export interface SliceSpan {
+  tenant: string;
+  matchers: LabelMatcher[];
+  baseMs: number;
+  widthMs: number;
+  slices: number;
 }
 
 /**

@@ -28,6 +28,14 @@ export const SLICE_FUNCTIONS = new Set([
 
 const SUM_FUNCTIONS = new Set(["sum_over_time", "avg_over_time"]);
 
+/** What the store must figure per slice for each function, beside the count: no more. */
+function figuresOf(func: string): ("sum" | "min" | "max")[] {
+  if (SUM_FUNCTIONS.has(func)) return ["sum"];
+  if (func === "min_over_time") return ["min"];
+  if (func === "max_over_time") return ["max"];
+  return [];
+}
+
 export type SliceAnswer = { steps: Map<number, Sample[]>; samples: number } | { reason: string };
 
 function gcd(a: number, b: number): number {
@@ -72,6 +80,7 @@ export async function answerFromSlices(
     baseMs,
     widthMs,
     slices: (lastRef - baseMs) / widthMs,
+    figures: figuresOf(query.func),
   });
   if (found.some((s) => s.special > 0)) return { reason: "NaN or negative zero samples" };
   if (SUM_FUNCTIONS.has(query.func) && found.some((s) => s.inexact > 0))
