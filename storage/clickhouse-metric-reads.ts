@@ -117,17 +117,14 @@ export async function readRollupSlices(
   const width = params.bind(select.widthMs, "Int64");
   return db.seriesColumns(
     "rollup slices",
-    `SELECT fingerprint, toFloat64(intDiv(ms - ${base}, ${width})) AS slice, toFloat64(sum(c)), sum(s),
-            toFloat64(sumIf(c, head)), minIf(mn, head), maxIf(mx, head), minIf(mn, NOT head), maxIf(mx, NOT head)
-     FROM (
-       SELECT fingerprint, toInt64(toUnixTimestamp(bucket)) * 1000 AS ms, (ms - ${base}) % ${width} = 0 AS head,
-              min(min) AS mn, max(max) AS mx, sum(sum) AS s, sum(count) AS c
-       FROM ${db.name}.rollups_${select.resolution}
-       WHERE tenant = ${params.bind(select.tenant, "String")} AND fingerprint IN (${streams(params)})
-         AND bucket >= toDateTime(intDiv(${base}, 1000))
-         AND bucket < toDateTime(intDiv(${params.bind(select.baseMs + select.slices * select.widthMs, "Int64")}, 1000))
-       GROUP BY fingerprint, bucket
-     )
+    // Every figure merges across a bucket's unmerged rows as across buckets: one GROUP BY, not one per bucket first.
+    `WITH toInt64(toUnixTimestamp(bucket)) * 1000 AS ms, (ms - ${base}) % ${width} = 0 AS head
+     SELECT fingerprint, toFloat64(intDiv(ms - ${base}, ${width})) AS slice, toFloat64(sum(count)), sum(sum),
+            toFloat64(sumIf(count, head)), minIf(min, head), maxIf(max, head), minIf(min, NOT head), maxIf(max, NOT head)
+     FROM ${db.name}.rollups_${select.resolution}
+     WHERE tenant = ${params.bind(select.tenant, "String")} AND fingerprint IN (${streams(params)})
+       AND bucket >= toDateTime(intDiv(${base}, 1000))
+       AND bucket < toDateTime(intDiv(${params.bind(select.baseMs + select.slices * select.widthMs, "Int64")}, 1000))
      GROUP BY fingerprint, slice ORDER BY fingerprint, slice`,
     params,
     8,
@@ -147,7 +144,7 @@ export async function probeSamples(
     `SELECT toString(fingerprint) AS fp,
             groupArrayIf(concat(toString(toUnixTimestamp64Milli(timestamp)), ' ', toString(value)), ${onBoundary}) AS boundary,
             toString(countIf(isNaN(value))) AS nan,
-            toString(countIf(NOT isNaN(value) AND (value != floor(value) OR abs(value) >= ${INEXACT_BOUND}))) AS inexact
+            ${select.sums ? `toString(countIf(NOT isNaN(value) AND (value != floor(value) OR abs(value) >= ${INEXACT_BOUND})))` : "'0'"} AS inexact
      FROM ${db.name}.samples
      WHERE tenant = ${params.bind(select.tenant, "String")} AND fingerprint IN ${params.bind(
        series.map((s) => BigInt(s.fingerprint)),

@@ -160,7 +160,7 @@ export async function probeSamples(
             coalesce(list(timestamp_ms ORDER BY timestamp_ms) FILTER (WHERE ${onBoundary}), []) AS times,
             coalesce(list(value ORDER BY timestamp_ms) FILTER (WHERE ${onBoundary}), []) AS values,
             count(*) FILTER (WHERE isnan(value)) AS nan,
-            count(*) FILTER (WHERE NOT isnan(value) AND (value != floor(value) OR abs(value) >= ${INEXACT_BOUND})) AS inexact
+            ${select.sums ? `count(*) FILTER (WHERE NOT isnan(value) AND (value != floor(value) OR abs(value) >= ${INEXACT_BOUND}))` : "0"} AS inexact
      FROM samples
      WHERE tenant = ${params.bind(select.tenant, "String")}
        AND fingerprint IN (SELECT unnest(${params.bind(

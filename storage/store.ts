@@ -185,6 +185,8 @@ export interface RollupPoints {
 export interface SampleProbe extends SampleSelect {
   /** A bucket width (RESOLUTION_MS): the samples at its multiples are returned. */
   alignMs: number;
+  /** Whether to count the inexact samples (only sums need them); they read 0 otherwise. */
+  sums: boolean;
 }
 
 /**

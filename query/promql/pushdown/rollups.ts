@@ -120,6 +120,7 @@ export async function answerFromRollups(
       startMs: baseMs,
       endMs: lastRef + 1,
       alignMs: RESOLUTION_MS[resolution],
+      sums: SUM_FUNCTIONS.has(query.func),
     }),
     store.selectRollupSlices({
       tenant,
