@@ -1,5 +1,6 @@
 import { labelsOf, type Labels, persistedLabelsText } from "../../proto/labels.js";
-import { type LabelMatcher, type LogCountSeries, type Store, VOLUME_ROLLUP_MS } from "../../storage/store.js";
+import { type LabelMatcher, type LogCountSeries, VOLUME_ROLLUP_MS } from "../../storage/store.js";
+import type { IndexReads } from "../catalog/index-catalog.js";
 import { nsToMsFloor } from "../../storage/values.js";
 import { ceilToStep, floorToStep } from "./step-align.js";
 import type { QueryResult } from "../logql/evaluation/evaluator.js";
@@ -25,7 +26,14 @@ export interface VolumeRequest {
   aggregateBy: "series" | "labels";
 }
 
-function groupsOf(labels: Labels, request: VolumeRequest): Labels[] {
+/** A group's labels and their text, its identity. */
+interface GroupOf {
+  labels: Labels;
+  key: string;
+}
+
+/** The groups of a stream's labels; `byName` keeps aggregateBy=labels groups, one per label name, across streams. */
+function groupsOf(labels: Labels, request: VolumeRequest, byName: Map<string, GroupOf>): GroupOf[] {
   const names =
     request.targetLabels.length > 0
       ? request.targetLabels
@@ -34,9 +42,20 @@ function groupsOf(labels: Labels, request: VolumeRequest): Labels[] {
         : Object.keys(labels);
   if (request.aggregateBy === "labels") {
     const present = request.targetLabels.length > 0 ? names : Object.keys(labels);
-    return present.filter((name) => labels[name] !== undefined).map((name) => labelsOf([[name, ""]]));
+    return present
+      .filter((name) => labels[name] !== undefined)
+      .map((name) => {
+        let group = byName.get(name);
+        if (group === undefined) {
+          const only = labelsOf([[name, ""]]);
+          group = { labels: only, key: persistedLabelsText(only) };
+          byName.set(name, group);
+        }
+        return group;
+      });
   }
-  return [labelsOf(names.filter((name) => labels[name] !== undefined).map((name) => [name, labels[name]!]))];
+  const kept = labelsOf(names.filter((name) => labels[name] !== undefined).map((name) => [name, labels[name]!]));
+  return [{ labels: kept, key: persistedLabelsText(kept) }];
 }
 
 const MINUTE_NS = BigInt(VOLUME_ROLLUP_MS) * 1_000_000n;
@@ -74,7 +93,7 @@ class Buckets {
  * Entries and bytes per stream, the rollup read for the whole minutes and the lines for the rest: a stream may
  * come back once per part, and its points are at the start of what they count (Buckets.keyOf places them).
  */
-async function volumeCounts(store: Store, request: VolumeRequest): Promise<LogCountSeries[]> {
+async function volumeCounts(store: IndexReads, request: VolumeRequest): Promise<LogCountSeries[]> {
   const { tenant, matchers, startNs } = request;
   const endNs = request.endNs + 1n;
   const firstMinute = ((startNs + MINUTE_NS - 1n) / MINUTE_NS) * MINUTE_NS;
@@ -125,7 +144,7 @@ async function volumeCounts(store: Store, request: VolumeRequest): Promise<LogCo
  * The range ends at `lastNs` inclusive, as volume's does.
  */
 export async function indexStats(
-  store: Store,
+  store: IndexReads,
   tenant: string,
   matchers: LabelMatcher[],
   startNs: bigint,
@@ -155,13 +174,13 @@ export async function indexStats(
   return { streams: streams.size, entries, bytes };
 }
 
-export async function volume(store: Store, request: VolumeRequest): Promise<QueryResult> {
+export async function volume(store: IndexReads, request: VolumeRequest): Promise<QueryResult> {
   const buckets = new Buckets(request, request.stepNs);
   const counts = await volumeCounts(store, request);
   const groups = new Map<string, { labels: Labels; total: number; buckets: Map<bigint, number> }>();
+  const byName = new Map<string, GroupOf>();
   for (const series of counts) {
-    for (const labels of groupsOf(series.labels, request)) {
-      const key = persistedLabelsText(labels);
+    for (const { labels, key } of groupsOf(series.labels, request, byName)) {
       let group = groups.get(key);
       if (group === undefined) {
         group = { labels, total: 0, buckets: new Map() };
