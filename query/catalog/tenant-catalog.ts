@@ -23,12 +23,27 @@ export const MINUTE_MS = 60_000;
 /** Whether a stream's labels pass any of the selectors, each matcher reading a missing label as "". */
 export type StreamTest = (labels: Labels) => boolean;
 
+/** Most label values whose result one test remembers: streams share values, which then match once. */
+const REMEMBERED_VALUES = 10_000;
+
+function remembered(accepts: (value: string) => boolean): (value: string) => boolean {
+  const results = new Map<string, boolean>();
+  return (value) => {
+    let result = results.get(value);
+    if (result === undefined) {
+      result = accepts(value);
+      if (results.size < REMEMBERED_VALUES) results.set(value, result);
+    }
+    return result;
+  };
+}
+
 /** The selectors as a test (none: every stream), or undefined for a pattern that the store should refuse itself. */
 export function selectorsTest(selectors: LabelMatcher[][]): StreamTest | undefined {
   if (selectors.length === 0) return () => true;
   try {
     const compiled = selectors.map((matchers) =>
-      matchers.map((m) => ({ name: m.name, accepts: compileMatcher(m.op, m.value) })),
+      matchers.map((m) => ({ name: m.name, accepts: remembered(compileMatcher(m.op, m.value)) })),
     );
     return (labels) => compiled.some((matchers) => matchers.every((m) => m.accepts(labels[m.name] ?? "")));
   } catch (err) {
@@ -42,6 +57,21 @@ interface MinuteColumns {
   minutes: number[];
   entries: number[];
   bytes: number[];
+  /** Running sums (one more than the minutes, from 0) that sum any span with two lookups; made when read. */
+  sums: { entries: Float64Array; bytes: Float64Array } | undefined;
+}
+
+function sumsOf(columns: MinuteColumns): { entries: Float64Array; bytes: Float64Array } {
+  if (columns.sums === undefined) {
+    const entries = new Float64Array(columns.minutes.length + 1);
+    const bytes = new Float64Array(columns.minutes.length + 1);
+    for (let i = 0; i < columns.minutes.length; i++) {
+      entries[i + 1] = entries[i]! + columns.entries[i]!;
+      bytes[i + 1] = bytes[i]! + columns.bytes[i]!;
+    }
+    columns.sums = { entries, bytes };
+  }
+  return columns.sums;
 }
 
 /** The first index of a sorted array holding `value` or more. */
@@ -106,16 +136,18 @@ export class TenantCatalog {
   private setCell(cell: VolumeCell): boolean {
     let columns = this.volume.get(cell.fingerprint);
     if (columns === undefined) {
-      columns = { minutes: [], entries: [], bytes: [] };
+      columns = { minutes: [], entries: [], bytes: [], sums: undefined };
       this.volume.set(cell.fingerprint, columns);
     }
     const at = lowerBound(columns.minutes, cell.minuteMs);
     if (columns.minutes[at] === cell.minuteMs) {
       if (columns.entries[at] === cell.entries && columns.bytes[at] === cell.bytes) return false;
+      columns.sums = undefined;
       columns.entries[at] = cell.entries;
       columns.bytes[at] = cell.bytes;
       return true;
     }
+    columns.sums = undefined;
     columns.minutes.splice(at, 0, cell.minuteMs);
     columns.entries.splice(at, 0, cell.entries);
     columns.bytes.splice(at, 0, cell.bytes);
@@ -133,6 +165,7 @@ export class TenantCatalog {
       this.cells -= keep;
       if (keep === columns.minutes.length) this.volume.delete(fingerprint);
       else {
+        columns.sums = undefined;
         columns.minutes.splice(0, keep);
         columns.entries.splice(0, keep);
         columns.bytes.splice(0, keep);
@@ -146,33 +179,33 @@ export class TenantCatalog {
    */
   lookup(test: StreamTest, startMs: number, endMs: number): IndexedStream[] {
     this.ordered ??= [...this.streams.values()].sort((a, b) => compareText(a.text, b.text));
-    const found: IndexedStream[] = [];
-    for (const stream of this.ordered) {
-      if (stream.lastSeenMs >= startMs && stream.firstSeenMs < endMs && test(stream.labels))
-        found.push({ fingerprint: stream.fingerprint, labels: stream.labels, kind: stream.kind });
-    }
-    return found;
+    return this.ordered.filter(
+      (stream) => stream.lastSeenMs >= startMs && stream.firstSeenMs < endMs && test(stream.labels),
+    );
   }
 
   /** Store.logVolume of these streams (in lookup's order), for a select of whole minutes from volumeFromMs on. */
   volumeOf(streams: IndexedStream[], select: LogVolumeSelect): LogCountSeries[] {
     const out: LogCountSeries[] = [];
+    // Each bucket's start once, shared by the points of every stream.
+    const starts: bigint[] = [];
     for (const stream of streams) {
       const columns = this.volume.get(stream.fingerprint);
       if (columns === undefined) continue;
+      const { minutes } = columns;
+      const last = lowerBound(minutes, select.endMs);
+      const sums = sumsOf(columns);
       const points: LogCountSeries["points"] = [];
-      let bucket = -1;
-      for (let i = lowerBound(columns.minutes, select.startMs); i < columns.minutes.length; i++) {
-        const minute = columns.minutes[i]!;
-        if (minute >= select.endMs) break;
-        const k = Math.floor((minute - select.startMs) / select.stepMs);
-        if (k !== bucket) {
-          bucket = k;
-          points.push({ startNs: BigInt(select.startMs + k * select.stepMs) * 1_000_000n, count: 0, bytes: 0 });
-        }
-        const point = points[points.length - 1]!;
-        point.count += columns.entries[i]!;
-        point.bytes += columns.bytes[i]!;
+      for (let i = lowerBound(minutes, select.startMs); i < last;) {
+        const k = Math.floor((minutes[i]! - select.startMs) / select.stepMs);
+        const next = Math.min(last, lowerBound(minutes, select.startMs + (k + 1) * select.stepMs));
+        starts[k] ??= BigInt(select.startMs + k * select.stepMs) * 1_000_000n;
+        points.push({
+          startNs: starts[k],
+          count: sums.entries[next]! - sums.entries[i]!,
+          bytes: sums.bytes[next]! - sums.bytes[i]!,
+        });
+        i = next;
       }
       if (points.length > 0) out.push({ labels: stream.labels, points });
     }

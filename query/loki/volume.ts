@@ -26,14 +26,32 @@ export interface VolumeRequest {
   aggregateBy: "series" | "labels";
 }
 
+/**
+ * The text of a stream's labels, kept for label objects that live on (the index catalog's streams and part
+ * minutes), so that counting distinct streams does not render the same text on every request.
+ */
+const streamTexts = new WeakMap<Labels, string>();
+
+function streamText(labels: Labels): string {
+  let text = streamTexts.get(labels);
+  if (text === undefined) {
+    text = persistedLabelsText(labels);
+    streamTexts.set(labels, text);
+  }
+  return text;
+}
+
 /** A group's labels and their text, its identity. */
 interface GroupOf {
   labels: Labels;
   key: string;
 }
 
-/** The groups of a stream's labels; `byName` keeps aggregateBy=labels groups, one per label name, across streams. */
-function groupsOf(labels: Labels, request: VolumeRequest, byName: Map<string, GroupOf>): GroupOf[] {
+/**
+ * The groups of a stream's labels. `made` keeps the groups made for the request, by label name for
+ * aggregateBy=labels and by the grouped values for aggregateBy=series, so that streams of one group share it.
+ */
+function groupsOf(labels: Labels, request: VolumeRequest, made: Map<string, GroupOf>): GroupOf[] {
   const names =
     request.targetLabels.length > 0
       ? request.targetLabels
@@ -45,17 +63,25 @@ function groupsOf(labels: Labels, request: VolumeRequest, byName: Map<string, Gr
     return present
       .filter((name) => labels[name] !== undefined)
       .map((name) => {
-        let group = byName.get(name);
+        let group = made.get(name);
         if (group === undefined) {
           const only = labelsOf([[name, ""]]);
           group = { labels: only, key: persistedLabelsText(only) };
-          byName.set(name, group);
+          made.set(name, group);
         }
         return group;
       });
   }
-  const kept = labelsOf(names.filter((name) => labels[name] !== undefined).map((name) => [name, labels[name]!]));
-  return [{ labels: kept, key: persistedLabelsText(kept) }];
+  const present = names.filter((name) => labels[name] !== undefined);
+  // Names and values apart by characters no label name holds: the same text for the same group only.
+  const signature = present.map((name) => `${name}\u0000${labels[name]}`).join("\u0001");
+  let group = made.get(signature);
+  if (group === undefined) {
+    const kept = labelsOf(present.map((name) => [name, labels[name]!]));
+    group = { labels: kept, key: persistedLabelsText(kept) };
+    made.set(signature, group);
+  }
+  return [group];
 }
 
 const MINUTE_NS = BigInt(VOLUME_ROLLUP_MS) * 1_000_000n;
@@ -165,7 +191,7 @@ export async function indexStats(
   let entries = 0;
   let bytes = 0;
   for (const series of counts) {
-    if (series.points.length > 0) streams.add(persistedLabelsText(series.labels));
+    if (series.points.length > 0) streams.add(streamText(series.labels));
     for (const point of series.points) {
       entries += point.count;
       bytes += point.bytes;
@@ -178,9 +204,9 @@ export async function volume(store: IndexReads, request: VolumeRequest): Promise
   const buckets = new Buckets(request, request.stepNs);
   const counts = await volumeCounts(store, request);
   const groups = new Map<string, { labels: Labels; total: number; buckets: Map<bigint, number> }>();
-  const byName = new Map<string, GroupOf>();
+  const made = new Map<string, GroupOf>();
   for (const series of counts) {
-    for (const { labels, key } of groupsOf(series.labels, request, byName)) {
+    for (const { labels, key } of groupsOf(series.labels, request, made)) {
       let group = groups.get(key);
       if (group === undefined) {
         group = { labels, total: 0, buckets: new Map() };
