@@ -128,6 +128,14 @@ export class IndexCatalog implements IndexReads {
       // The store answers, or tells what is wrong, as it would without a catalog.
       return undefined;
     }
+    // Past half its staleness the catalog refreshes behind this answer, so that a steady flow of requests seldom
+    // waits for a refresh; a failure there leaves the next request to refresh (and answer from the store).
+    if (now - state.refreshedAt > this.config.staleness_ms / 2 && state.refreshing === undefined) {
+      const current = state;
+      state.refreshing = this.refresh(tenant, state)
+        .catch(() => undefined)
+        .finally(() => (current.refreshing = undefined));
+    }
     return state;
   }
 

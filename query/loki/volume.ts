@@ -72,12 +72,15 @@ function groupsOf(labels: Labels, request: VolumeRequest, made: Map<string, Grou
         return group;
       });
   }
-  const present = names.filter((name) => labels[name] !== undefined);
   // Names and values apart by characters no label name holds: the same text for the same group only.
-  const signature = present.map((name) => `${name}\u0000${labels[name]}`).join("\u0001");
+  let signature = "";
+  for (const name of names) {
+    const value = labels[name];
+    if (value !== undefined) signature += `${name}\u0000${value}\u0001`;
+  }
   let group = made.get(signature);
   if (group === undefined) {
-    const kept = labelsOf(present.map((name) => [name, labels[name]!]));
+    const kept = labelsOf(names.filter((name) => labels[name] !== undefined).map((name) => [name, labels[name]!]));
     group = { labels: kept, key: persistedLabelsText(kept) };
     made.set(signature, group);
   }
