@@ -82,11 +82,13 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
     onShipped: (n) => metrics.shipped.inc(n),
     onRetry: () => metrics.retries.inc(),
   });
+  // One instance for the contract and the batcher, which then default each stream once (IngestDefaults.apply).
+  const ingestDefaults = ingestDefaultsFromConfig(config, "shipped");
   const batcher = new Batcher({
     node: config.node,
     nodeLabels: c.node_labels,
     wal,
-    ingestDefaults: ingestDefaultsFromConfig(config, "shipped"),
+    ingestDefaults,
     maxEntries: c.batch.max_entries,
     maxBytes: c.batch.max_bytes,
     maxAgeMs: c.batch.max_age_ms,
@@ -101,7 +103,7 @@ export async function startCollector(runtime: Runtime, wiring: CollectorWiring =
   const tenantLimits = new TenantLimits(config);
   const rate = new TenantRateLimiter(tenantLimits);
   // One contract and one budget for every receiver: what they acknowledge, and how much they decode at once.
-  const contract = contractFromConfig(config, tenantLimits, "shipped");
+  const contract = contractFromConfig(config, tenantLimits, "shipped", ingestDefaults);
   const pipelines = new InputPipelines({
     batcher,
     contract,

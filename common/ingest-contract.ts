@@ -126,13 +126,14 @@ export function contractFromConfig(
   config: ContractConfig,
   tenantLimits: TenantLimits | undefined,
   path: "shipped" | "stored",
+  ingestDefaults = ingestDefaultsFromConfig(config, path),
 ): IngestContract {
   return new IngestContract({
     limits: config.collector.limits,
     tenantLimits,
     storedLimits: config.aggregator.limits,
     addedLabels: path === "shipped" ? collectorLabels(config.node, config.collector.node_labels) : Object.create(null),
-    ingestDefaults: ingestDefaultsFromConfig(config, path),
+    ingestDefaults,
     headBytes: batchHeadBytes(config.node),
     maxBatchBytes: config.collector.batch.max_batch_bytes,
   });

@@ -20,6 +20,12 @@ export class IngestDefaults {
   private readonly levels: LevelDetection | undefined;
   /** One metadata record per level for entries that had none: records are read-only once made, so they are shared. */
   private readonly levelOnly = new Map<string, Labels>();
+  /**
+   * Each stream's defaulted form, by the stream object: the receivers' contract screens a stream with its defaults
+   * and the batcher (or the central push) writes the same stream with them, and detecting a level costs about as
+   * much per entry as the rest of a push; streams are not changed once received.
+   */
+  private readonly applied = new WeakMap<LogStream, LogStream>();
 
   constructor(
     private readonly config: IngestDefaultsConfig,
@@ -34,6 +40,12 @@ export class IngestDefaults {
 
   /** The stream as Loki would store it; the input is not modified. */
   apply(stream: LogStream): LogStream {
+    let defaulted = this.applied.get(stream);
+    if (defaulted === undefined) this.applied.set(stream, (defaulted = this.defaulted(stream)));
+    return defaulted;
+  }
+
+  private defaulted(stream: LogStream): LogStream {
     const labels = withServiceName(stream.labels, this.config.discover_service_name, this.limits);
     if (this.levels === undefined) return labels === stream.labels ? stream : { labels, entries: stream.entries };
     const ofStream = streamLevel(stream.labels, this.levels);

@@ -1,4 +1,4 @@
-import { admissionFromConfig, contractFromConfig } from "../common/ingest-contract.js";
+import { admissionFromConfig, contractFromConfig, ingestDefaultsFromConfig } from "../common/ingest-contract.js";
 import { TenantLimits } from "../common/limits.js";
 import { VERSION } from "../common/version.js";
 import { type Runtime, type Running, startHttpComponent } from "../runtime.js";
@@ -26,6 +26,8 @@ export async function startQuery(runtime: Runtime): Promise<Running> {
   ruler.addSink(notifier);
   if (actions) ruler.addSink(new RemediationSink(actions.remediator, runtime.log.child({ component: "remediation" })));
   const tenantLimits = new TenantLimits(runtime.config);
+  // Shared by the push route's contract and its sink, which then default each stream once.
+  const ingestDefaults = ingestDefaultsFromConfig(runtime.config, "stored");
   const running = await startHttpComponent(runtime, "query", (http, log) => {
     actions?.route(http.app);
     // Grafana's Loki data source asks for this to learn the server's version.
@@ -39,8 +41,8 @@ export async function startQuery(runtime: Runtime): Promise<Running> {
       tenantLimits,
       indexCache: runtime.config.query.index_cache,
       push: {
-        sink: storePushSink(store, runtime.config.collector.limits),
-        contract: contractFromConfig(runtime.config, tenantLimits, "stored"),
+        sink: storePushSink(store, ingestDefaults),
+        contract: contractFromConfig(runtime.config, tenantLimits, "stored", ingestDefaults),
         admission: admissionFromConfig(runtime.config.collector.limits),
       },
       log,

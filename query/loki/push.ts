@@ -1,6 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { PushLimits } from "../../common/config-sections.js";
-import { IngestDefaults } from "../../common/ingest-defaults.js";
+import type { IngestDefaults } from "../../common/ingest-defaults.js";
 import type { PushSink } from "../../common/loki-push.js";
 import type { Store } from "../../storage/store.js";
 import { arrivalNowNs } from "../../common/arrival-clock.js";
@@ -12,8 +11,7 @@ import { persistedLabelsText } from "../../proto/labels.js";
  * is never taken for a replay), for sources that send to the center without a collector, with Loki 3's ingestion
  * defaults (service_name, detected_level) as a collector adds them.
  */
-export function storePushSink(store: Store, limits: PushLimits): PushSink {
-  const ingestDefaults = new IngestDefaults(limits, limits);
+export function storePushSink(store: Store, ingestDefaults: IngestDefaults): PushSink {
   // Entries written lately, to drop a push sent again (as Loki's ingester does); see common/log-dedup.ts.
   const recent = new RecentEntries();
   return {

@@ -9,7 +9,7 @@ import { createLogger } from "../../common/log.js";
 import { createRegistry } from "../../common/metrics.js";
 import { HttpService } from "../../common/service.js";
 import { lokiRoutes } from "../../query/loki/api.js";
-import { admissionFromConfig, contractFromConfig } from "../../common/ingest-contract.js";
+import { admissionFromConfig, contractFromConfig, ingestDefaultsFromConfig } from "../../common/ingest-contract.js";
 import { storePushSink } from "../../query/loki/push.js";
 import { ClickHouseStore } from "../../storage/clickhouse.js";
 import { DuckDBStore } from "../../storage/duckdb.js";
@@ -36,13 +36,14 @@ export async function startLokiHttp(store: Store): Promise<LokiHttp> {
   const log = createLogger("silent");
   const http = new HttpService("query", createRegistry(), log);
   http.app.use(new Authenticator(config.auth, "fake").middleware());
+  const ingestDefaults = ingestDefaultsFromConfig(config, "stored");
   lokiRoutes(http.app, {
     store,
     limits: config.query.limits,
     pushLimits: config.collector.limits,
     push: {
-      sink: storePushSink(store, config.collector.limits),
-      contract: contractFromConfig(config, undefined, "stored"),
+      sink: storePushSink(store, ingestDefaults),
+      contract: contractFromConfig(config, undefined, "stored", ingestDefaults),
       admission: admissionFromConfig(config.collector.limits),
     },
     log,
