@@ -110,7 +110,7 @@ export const indexCacheSchema = z
     max_streams: number(z.number().int().min(1))
       .default(100_000)
       .describe(
-        "most streams held per tenant (about 0.3 KiB each with their labels); a tenant with more is answered by store queries, and checked again every 5 minutes",
+        "most streams held per tenant (about 1 KiB of heap each with their labels, measured with 4 labels); a tenant with more is answered by store queries, and checked again every 5 minutes",
       ),
     volume_window_hours: number(z.number().int().min(1).max(24))
       .default(6)
@@ -118,9 +118,9 @@ export const indexCacheSchema = z
         "hours of per-minute log volume held; /index/stats and /index/volume ranges that start earlier query the store",
       ),
     max_volume_cells: number(z.number().int().min(1))
-      .default(2_000_000)
+      .default(1_000_000)
       .describe(
-        "most stream-minutes of volume held per tenant (about 30 bytes each); past it, as max_streams. A tenant unused for 10 minutes is dropped from memory",
+        "most stream-minutes of volume held per tenant (about 120 bytes of heap each); past it, as max_streams. A tenant unused for 10 minutes is dropped from memory",
       ),
   })
   .prefault({});

@@ -148,9 +148,16 @@ export class TenantCatalog {
       return true;
     }
     columns.sums = undefined;
-    columns.minutes.splice(at, 0, cell.minuteMs);
-    columns.entries.splice(at, 0, cell.entries);
-    columns.bytes.splice(at, 0, cell.bytes);
+    if (at === columns.minutes.length) {
+      // New minutes mostly come last; push keeps the arrays packed where splice copies them.
+      columns.minutes.push(cell.minuteMs);
+      columns.entries.push(cell.entries);
+      columns.bytes.push(cell.bytes);
+    } else {
+      columns.minutes.splice(at, 0, cell.minuteMs);
+      columns.entries.splice(at, 0, cell.entries);
+      columns.bytes.splice(at, 0, cell.bytes);
+    }
     this.cells++;
     return true;
   }
