@@ -15,6 +15,15 @@ describe("recent entries (the collector's and the central push's memory of what 
     assert.ok(!recent.has("b", entry(1, "one")), "another stream");
   });
 
+  it("tells lines apart by every character, not only ASCII ones (it keeps digests of lines, not lines)", () => {
+    const recent = new RecentEntries(100);
+    recent.remember("a", [entry(1, "caf\u00e9 \u{1F600}")]);
+    assert.ok(recent.has("a", entry(1, "caf\u00e9 \u{1F600}")));
+    assert.ok(!recent.has("a", entry(1, "cafe \u{1F600}")));
+    assert.ok(!recent.has("a", entry(1, "caf\u00e9 \u{1F601}")));
+    assert.ok(!recent.has("a", entry(1, "caf\u00e9 \u{1F600} ")));
+  });
+
   it("remembers at least the newest maxTimestamps timestamps and forgets the older a generation at a time", () => {
     const recent = new RecentEntries(1000);
     for (let ns = 0; ns < 5000; ns += 100)
