@@ -23,6 +23,8 @@ import type { Retention } from "./schema.js";
 import { lineFilterConditions, Params, selectorsCondition } from "./sql.js";
 import {
   type AppendResult,
+  type IndexChanges,
+  type IndexChangesSelect,
   type LabelMatcher,
   type LogBatch,
   type LogCountSelect,
@@ -46,6 +48,7 @@ import {
   type SampleSliceSeries,
   type SeriesSelect,
   type SignalKind,
+  type WriteEpochs,
 } from "./store.js";
 import {
   groupByStream,
@@ -62,6 +65,7 @@ import {
   streamLabelArrays,
 } from "./rows.js";
 import { readWithoutRepeats } from "./log-dedup.js";
+import { readIndexChanges } from "./clickhouse-index-changes.js";
 import { type IndexedStream, StreamsIndexReads } from "./streams-index.js";
 import { dayOfMs, floatValue, monthOfMs, msText, nsToMsCeil, nsToMsFloor, StoreError } from "./values.js";
 
@@ -74,6 +78,7 @@ export interface ClickHouseStoreOptions extends ClickHouseConnectionOptions {
 /** The production store: ClickHouse 24.x or later through @clickhouse/client over HTTP(S). */
 export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsStore {
   private readonly db: ClickHouseDatabase;
+  private readonly epochs: WriteEpochs = { logAppends: 0, retentionRuns: 0 };
 
   constructor(private readonly options: ClickHouseStoreOptions) {
     super();
@@ -89,7 +94,15 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
   }
 
   appendEncodedLogs(batches: EncodedLogBatch[]): Promise<AppendResult> {
-    return writeEncodedLogs(this.db, batches);
+    return writeEncodedLogs(this.db, batches).finally(() => this.epochs.logAppends++);
+  }
+
+  indexChanges(select: IndexChangesSelect): Promise<IndexChanges> {
+    return readIndexChanges(this.db, select);
+  }
+
+  writeEpochs(): WriteEpochs {
+    return { ...this.epochs };
   }
 
   async appendSamples(batches: SampleBatch[]): Promise<AppendResult> {
@@ -440,14 +453,19 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
       ["rollup_partials", "bucket", Math.max(r.rollups_1m_days, r.rollups_1h_days)],
       ["metric_metadata", "last_seen", Math.max(r.samples_days, r.rollups_1m_days, r.rollups_1h_days)],
     ];
-    for (const [table, column, days] of cutoffs) {
-      const params = new Params(clickhouseDialect);
-      const cutoff = params.bind(Math.floor((nowMs - days * 86_400_000) / 1000), "Int64");
-      await this.db.mutate(
-        `retention on ${table}`,
-        `DELETE FROM ${this.db.name}.${table} WHERE ${column} < toDateTime(${cutoff})`,
-        params,
-      );
+    try {
+      for (const [table, column, days] of cutoffs) {
+        const params = new Params(clickhouseDialect);
+        const cutoff = params.bind(Math.floor((nowMs - days * 86_400_000) / 1000), "Int64");
+        await this.db.mutate(
+          `retention on ${table}`,
+          `DELETE FROM ${this.db.name}.${table} WHERE ${column} < toDateTime(${cutoff})`,
+          params,
+        );
+      }
+    } finally {
+      // Counted once done (or failed), so that a catalog refreshing after it reads what is left.
+      this.epochs.retentionRuns++;
     }
   }
 

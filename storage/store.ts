@@ -267,6 +267,52 @@ export interface SeriesSelect {
   endMs: number;
 }
 
+/**
+ * A read of what the streams index and the per-minute log volume gained since a watermark, for a catalog that keeps
+ * them in memory (query/catalog/). Entries and cells come whole (merged over all their rows), not as the deltas
+ * written.
+ */
+export interface IndexChangesSelect {
+  tenant: string;
+  signal: SignalKind;
+  /** Entries and cells with a row written at or after this watermark (IndexChanges.watermarkMs); all when absent. */
+  sinceMs?: number;
+  /** Volume cells of this minute (a multiple of a minute) and later; logs only. */
+  volumeFromMs: number;
+  /** Most entries and most cells returned: a store returns at most one more, which tells that there are more. */
+  limit: number;
+}
+
+/** A streams index entry with its time span: the stream had entries from firstSeenMs to lastSeenMs. */
+export interface StreamSpanEntry {
+  fingerprint: string;
+  labels: Labels;
+  kind: number;
+  firstSeenMs: number;
+  lastSeenMs: number;
+}
+
+/** One stream's entries and bytes in one minute, as log_volume_1m sums them. */
+export interface VolumeCell {
+  fingerprint: string;
+  minuteMs: number;
+  entries: number;
+  bytes: number;
+}
+
+export interface IndexChanges {
+  /** The sinceMs of the next read: every index or volume row this read did not see is stamped at or after it. */
+  watermarkMs: number;
+  streams: StreamSpanEntry[];
+  volume: VolumeCell[];
+}
+
+/** How many log appends and retention runs one store object has completed (a catalog in its process follows them). */
+export interface WriteEpochs {
+  logAppends: number;
+  retentionRuns: number;
+}
+
 /** The fleet server's records (storage/fleet-records.ts) are kept by both stores; a derived store may lack them. */
 export interface Store extends Partial<FleetRecords> {
   /** Creates or upgrades the schema; safe to call at every start. */
@@ -303,6 +349,10 @@ export interface Store extends Partial<FleetRecords> {
   selectRollupSlices?(select: RollupSliceSelect): Promise<RollupSliceSeries[]>;
   /** Present on stores that sum samples up themselves; the ruler's TickStore leaves it out, as probeSamples. */
   selectSampleSlices?(select: SampleSliceSelect): Promise<SampleSliceSeries[]>;
+
+  /** Present on stores that stamp index and volume rows with their write time. */
+  indexChanges?(select: IndexChangesSelect): Promise<IndexChanges>;
+  writeEpochs?(): WriteEpochs;
 
   /** Deletes what is older than the retention now (ClickHouse's TTL does this in the background too). */
   enforceRetention(nowMs: number): Promise<void>;
