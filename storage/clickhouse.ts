@@ -11,7 +11,14 @@ import { type EncodedLogBatch, type EncodedLogsStore, encodeLogBatch } from "./l
 import { type FleetRecord, type FleetRecordKind, fleetRecordsOf, fleetRecordsQuery } from "./fleet-records.js";
 import { SAMPLE_COLUMNS, sampleRowBinary } from "./sample-rowbinary.js";
 import { migrateClickHouse } from "./clickhouse-migrate.js";
-import { probeSamples, readMetricMetadata, readRollups, readSamples } from "./clickhouse-metric-reads.js";
+import {
+  probeSamples,
+  readMetricMetadata,
+  readRollups,
+  readRollupSlices,
+  readSamples,
+  readSampleSlices,
+} from "./clickhouse-metric-reads.js";
 import type { Retention } from "./schema.js";
 import { lineFilterConditions, Params, selectorsCondition } from "./sql.js";
 import {
@@ -30,11 +37,15 @@ import {
   type RollupBatch,
   type RollupPoints,
   type RollupSelect,
+  type RollupSliceSelect,
+  type RollupSliceSeries,
   type SampleProbe,
   type SampleProbeSeries,
   type SampleBatch,
   type SamplePoints,
   type SampleSelect,
+  type SampleSliceSelect,
+  type SampleSliceSeries,
   type SeriesSelect,
   type SignalKind,
   type WriteEpochs,
@@ -47,8 +58,10 @@ import {
   metadataRows,
   type RollupRow,
   rollupRows,
+  rollupSlices,
   type SampleRow,
   sampleRows,
+  sampleSlices,
   streamLabelArrays,
 } from "./rows.js";
 import { readWithoutRepeats } from "./log-dedup.js";
@@ -403,6 +416,30 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
   async probeSamples(select: SampleProbe): Promise<SampleProbeSeries[]> {
     const series = await this.findStreams(select.tenant, "metrics", [select.matchers], select.startMs, select.endMs);
     return series.length === 0 ? [] : probeSamples(this.db, series, select);
+  }
+
+  async selectRollupSlices(select: RollupSliceSelect): Promise<RollupSliceSeries[]> {
+    const endMs = select.baseMs + select.slices * select.widthMs + RESOLUTION_MS[select.resolution];
+    const streams = (params: Params) =>
+      this.streamsQuery(params, "fingerprint", select.tenant, "metrics", [select.matchers], select.baseMs, endMs);
+    const [series, data] = await Promise.all([
+      this.findStreams(select.tenant, "metrics", [select.matchers], select.baseMs, endMs),
+      readRollupSlices(this.db, streams, select),
+    ]);
+    return rollupSlices(series, data);
+  }
+
+  async selectSampleSlices(select: SampleSliceSelect): Promise<SampleSliceSeries[]> {
+    const startMs = select.baseMs + 1;
+    const endMs = select.baseMs + select.slices * select.widthMs + 1;
+    // The lookup beside the read rather than before it: the read finds the same fingerprints as a subquery.
+    const streams = (params: Params) =>
+      this.streamsQuery(params, "fingerprint", select.tenant, "metrics", [select.matchers], startMs, endMs);
+    const [series, data] = await Promise.all([
+      this.findStreams(select.tenant, "metrics", [select.matchers], startMs, endMs),
+      readSampleSlices(this.db, streams, select),
+    ]);
+    return sampleSlices(series, data);
   }
 
   async enforceRetention(nowMs: number): Promise<void> {

@@ -10,7 +10,14 @@ import {
   newestFleetRecords,
 } from "./fleet-records.js";
 import { duckdbDialect, mapLabels, rollupTable } from "./duckdb-sql.js";
-import { probeSamples, readMetricMetadata, readRollups, readSamples } from "./duckdb-metric-reads.js";
+import {
+  probeSamples,
+  readMetricMetadata,
+  readRollups,
+  readRollupSlices,
+  readSamples,
+  readSampleSlices,
+} from "./duckdb-metric-reads.js";
 import { appendOnce, writeLogs, writeRollups, writeSamples } from "./duckdb-writes.js";
 import type { Retention } from "./schema.js";
 import { lineFilterConditions, Params, selectorsCondition } from "./sql.js";
@@ -29,11 +36,15 @@ import type {
   RollupBatch,
   RollupPoints,
   RollupSelect,
+  RollupSliceSelect,
+  RollupSliceSeries,
   SampleProbe,
   SampleProbeSeries,
   SampleBatch,
   SamplePoints,
   SampleSelect,
+  SampleSliceSelect,
+  SampleSliceSeries,
   SeriesSelect,
   SignalKind,
   Store,
@@ -401,6 +412,29 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
         select.endMs,
       );
       return series.length === 0 ? [] : probeSamples(this.db, c, series, select);
+    });
+  }
+
+  async selectRollupSlices(select: RollupSliceSelect): Promise<RollupSliceSeries[]> {
+    return this.db.serial("rollup slices", async (c) => {
+      const endMs = select.baseMs + select.slices * select.widthMs;
+      const series = await this.findStreams(
+        c,
+        select.tenant,
+        "metrics",
+        [select.matchers],
+        select.baseMs,
+        endMs + RESOLUTION_MS[select.resolution],
+      );
+      return series.length === 0 ? [] : readRollupSlices(this.db, c, series, select);
+    });
+  }
+
+  async selectSampleSlices(select: SampleSliceSelect): Promise<SampleSliceSeries[]> {
+    return this.db.serial("sample slices", async (c) => {
+      const endMs = select.baseMs + select.slices * select.widthMs + 1;
+      const series = await this.findStreams(c, select.tenant, "metrics", [select.matchers], select.baseMs + 1, endMs);
+      return series.length === 0 ? [] : readSampleSlices(this.db, c, series, select);
     });
   }
 
