@@ -11,11 +11,20 @@ import { decodeLogRows, type EncodedLogBatch, type EncodedLogsStore, encodeLogBa
 import { type FleetRecord, type FleetRecordKind, fleetRecordsOf, fleetRecordsQuery } from "./fleet-records.js";
 import { SAMPLE_COLUMNS, sampleRowBinary } from "./sample-rowbinary.js";
 import { migrateClickHouse } from "./clickhouse-migrate.js";
-import { probeSamples, readMetricMetadata, readRollups, readSamples } from "./clickhouse-metric-reads.js";
+import {
+  probeSamples,
+  readMetricMetadata,
+  readRollups,
+  readRollupSlices,
+  readSamples,
+  readSampleSlices,
+} from "./clickhouse-metric-reads.js";
 import type { Retention } from "./schema.js";
 import { lineFilterConditions, Params, selectorsCondition } from "./sql.js";
 import {
   type AppendResult,
+  type IndexChanges,
+  type IndexChangesSelect,
   type LabelMatcher,
   type LogBatch,
   type LogColumns,
@@ -29,13 +38,18 @@ import {
   type RollupBatch,
   type RollupPoints,
   type RollupSelect,
+  type RollupSliceSelect,
+  type RollupSliceSeries,
   type SampleProbe,
   type SampleProbeSeries,
   type SampleBatch,
   type SamplePoints,
   type SampleSelect,
+  type SampleSliceSelect,
+  type SampleSliceSeries,
   type SeriesSelect,
   type SignalKind,
+  type WriteEpochs,
 } from "./store.js";
 import {
   checkVolumeSelect,
@@ -44,11 +58,14 @@ import {
   metadataRows,
   type RollupRow,
   rollupRows,
+  rollupSlices,
   type SampleRow,
   sampleRows,
+  sampleSlices,
   streamLabelArrays,
 } from "./rows.js";
 import { logColumns, streamsOfColumns, rawLogRows, type RawLogRows, readWithoutRepeats } from "./log-columns.js";
+import { readIndexChanges } from "./clickhouse-index-changes.js";
 import { type IndexedStream, StreamsIndexReads } from "./streams-index.js";
 import { dayOfMs, floatValue, monthOfMs, msText, nsToMsCeil, nsToMsFloor, StoreError } from "./values.js";
 
@@ -61,6 +78,7 @@ export interface ClickHouseStoreOptions extends ClickHouseConnectionOptions {
 /** The production store: ClickHouse 24.x or later through @clickhouse/client over HTTP(S). */
 export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsStore {
   private readonly db: ClickHouseDatabase;
+  private readonly epochs: WriteEpochs = { logAppends: 0, retentionRuns: 0 };
 
   constructor(private readonly options: ClickHouseStoreOptions) {
     super();
@@ -76,7 +94,15 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
   }
 
   appendEncodedLogs(batches: EncodedLogBatch[]): Promise<AppendResult> {
-    return writeEncodedLogs(this.db, batches);
+    return writeEncodedLogs(this.db, batches).finally(() => this.epochs.logAppends++);
+  }
+
+  indexChanges(select: IndexChangesSelect): Promise<IndexChanges> {
+    return readIndexChanges(this.db, select);
+  }
+
+  writeEpochs(): WriteEpochs {
+    return { ...this.epochs };
   }
 
   async appendSamples(batches: SampleBatch[]): Promise<AppendResult> {
@@ -387,6 +413,30 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
     return series.length === 0 ? [] : probeSamples(this.db, series, select);
   }
 
+  async selectRollupSlices(select: RollupSliceSelect): Promise<RollupSliceSeries[]> {
+    const endMs = select.baseMs + select.slices * select.widthMs + RESOLUTION_MS[select.resolution];
+    const streams = (params: Params) =>
+      this.streamsQuery(params, "fingerprint", select.tenant, "metrics", [select.matchers], select.baseMs, endMs);
+    const [series, data] = await Promise.all([
+      this.findStreams(select.tenant, "metrics", [select.matchers], select.baseMs, endMs),
+      readRollupSlices(this.db, streams, select),
+    ]);
+    return rollupSlices(series, data);
+  }
+
+  async selectSampleSlices(select: SampleSliceSelect): Promise<SampleSliceSeries[]> {
+    const startMs = select.baseMs + 1;
+    const endMs = select.baseMs + select.slices * select.widthMs + 1;
+    // The lookup beside the read rather than before it: the read finds the same fingerprints as a subquery.
+    const streams = (params: Params) =>
+      this.streamsQuery(params, "fingerprint", select.tenant, "metrics", [select.matchers], startMs, endMs);
+    const [series, data] = await Promise.all([
+      this.findStreams(select.tenant, "metrics", [select.matchers], startMs, endMs),
+      readSampleSlices(this.db, streams, select),
+    ]);
+    return sampleSlices(series, data);
+  }
+
   async enforceRetention(nowMs: number): Promise<void> {
     const r = this.options.retention;
     const cutoffs: [string, string, number][] = [
@@ -398,14 +448,19 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
       ["rollup_partials", "bucket", Math.max(r.rollups_1m_days, r.rollups_1h_days)],
       ["metric_metadata", "last_seen", Math.max(r.samples_days, r.rollups_1m_days, r.rollups_1h_days)],
     ];
-    for (const [table, column, days] of cutoffs) {
-      const params = new Params(clickhouseDialect);
-      const cutoff = params.bind(Math.floor((nowMs - days * 86_400_000) / 1000), "Int64");
-      await this.db.mutate(
-        `retention on ${table}`,
-        `DELETE FROM ${this.db.name}.${table} WHERE ${column} < toDateTime(${cutoff})`,
-        params,
-      );
+    try {
+      for (const [table, column, days] of cutoffs) {
+        const params = new Params(clickhouseDialect);
+        const cutoff = params.bind(Math.floor((nowMs - days * 86_400_000) / 1000), "Int64");
+        await this.db.mutate(
+          `retention on ${table}`,
+          `DELETE FROM ${this.db.name}.${table} WHERE ${column} < toDateTime(${cutoff})`,
+          params,
+        );
+      }
+    } finally {
+      // Counted once done (or failed), so that a catalog refreshing after it reads what is left.
+      this.epochs.retentionRuns++;
     }
   }
 
