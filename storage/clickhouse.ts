@@ -7,7 +7,7 @@ import {
   jsonEachRow,
 } from "./clickhouse-database.js";
 import { appendOnce, writeEncodedLogs } from "./clickhouse-writes.js";
-import { type EncodedLogBatch, type EncodedLogsStore, encodeLogBatch } from "./log-rowbinary.js";
+import { decodeLogRows, type EncodedLogBatch, type EncodedLogsStore, encodeLogBatch } from "./log-rowbinary.js";
 import { type FleetRecord, type FleetRecordKind, fleetRecordsOf, fleetRecordsQuery } from "./fleet-records.js";
 import { SAMPLE_COLUMNS, sampleRowBinary } from "./sample-rowbinary.js";
 import { migrateClickHouse } from "./clickhouse-migrate.js";
@@ -27,6 +27,7 @@ import {
   type IndexChangesSelect,
   type LabelMatcher,
   type LogBatch,
+  type LogColumns,
   type LogCountSelect,
   type LogCountSeries,
   type LogSelect,
@@ -51,7 +52,6 @@ import {
   type WriteEpochs,
 } from "./store.js";
 import {
-  groupByStream,
   checkVolumeSelect,
   countSeries,
   groupedCountSeries,
@@ -64,7 +64,7 @@ import {
   sampleSlices,
   streamLabelArrays,
 } from "./rows.js";
-import { readWithoutRepeats } from "./log-dedup.js";
+import { logColumns, streamsOfColumns, rawLogRows, type RawLogRows, readWithoutRepeats } from "./log-columns.js";
 import { readIndexChanges } from "./clickhouse-index-changes.js";
 import { type IndexedStream, StreamsIndexReads } from "./streams-index.js";
 import { dayOfMs, floatValue, monthOfMs, msText, nsToMsCeil, nsToMsFloor, StoreError } from "./values.js";
@@ -227,14 +227,20 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
   }
 
   async selectLogs(select: LogSelect): Promise<LogStream[]> {
-    const streams = await this.findStreams(
-      select.tenant,
-      "logs",
-      [select.matchers],
-      nsToMsFloor(select.startNs),
-      nsToMsCeil(select.endNs),
-    );
-    if (streams.length === 0 || select.limit <= 0) return [];
+    return streamsOfColumns(await this.selectLogColumns(select));
+  }
+
+  async selectLogColumns(select: LogSelect): Promise<LogColumns> {
+    if (select.limit <= 0) return logColumns([], rawLogRows());
+    // The rows' query finds the streams itself: the lookup of their labels runs beside it, not before it.
+    const [streams, rows] = await Promise.all([
+      this.findStreams(select.tenant, "logs", [select.matchers], nsToMsFloor(select.startNs), nsToMsCeil(select.endNs)),
+      this.logRows(select),
+    ]);
+    return logColumns(streams, rows);
+  }
+
+  private logRows(select: LogSelect): Promise<RawLogRows> {
     const params = new Params(clickhouseDialect);
     const order = select.direction === "forward" ? "ASC" : "DESC";
     const conditions = [
@@ -245,28 +251,17 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
       ...lineFilterConditions(clickhouseDialect, params, "line", select.lineFilters ?? []),
     ];
     // Entries sharing a timestamp in arrival order (backward: the reverse of it, as Loki).
-    const rows = await readWithoutRepeats(select.limit, (n) =>
-      this.db.rows<{ fp: string; ts: string; line: string; metadata: Labels }>(
-        "log select",
-        `SELECT toString(fingerprint) AS fp, toString(toUnixTimestamp64Nano(timestamp)) AS ts, line, metadata
-         FROM ${this.db.name}.logs WHERE ${conditions.join(" AND ")}
-         ORDER BY timestamp ${order}, fingerprint ${order}, arrival ${order}, entry ${order}
-         LIMIT ${n}`,
-        params,
+    return readWithoutRepeats(select.limit, async (n) =>
+      decodeLogRows(
+        await this.db.rowBinary(
+          "log select",
+          `SELECT fingerprint, toUnixTimestamp64Nano(timestamp), line, metadata
+           FROM ${this.db.name}.logs WHERE ${conditions.join(" AND ")}
+           ORDER BY timestamp ${order}, fingerprint ${order}, arrival ${order}, entry ${order}
+           LIMIT ${n}`,
+          params,
+        ),
       ),
-    );
-    return groupByStream(
-      streams,
-      rows,
-      (row) => row.fp,
-      (stream, rows): LogStream => ({
-        labels: stream.labels,
-        entries: rows.map((row) => ({
-          timeUnixNano: BigInt(row.ts),
-          line: row.line,
-          metadata: labelsOf(row.metadata),
-        })),
-      }),
     );
   }
 

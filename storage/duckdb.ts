@@ -29,6 +29,7 @@ import type {
   LogBatch,
   LogCountSelect,
   LogVolumeSelect,
+  LogColumns,
   LogCountSeries,
   LogSelect,
   MetadataBatch,
@@ -55,7 +56,6 @@ import type { LogRow, RollupRow, SampleRow } from "./rows.js";
 import {
   checkVolumeSelect,
   countSeries,
-  groupByStream,
   groupedCountSeries,
   logRows,
   metadataRows,
@@ -63,7 +63,7 @@ import {
   sampleRows,
   streamLabelArrays,
 } from "./rows.js";
-import { readWithoutRepeats } from "./log-dedup.js";
+import { logColumns, streamsOfColumns, rawLogRows, readWithoutRepeats } from "./log-columns.js";
 import { readIndexChanges } from "./duckdb-index-changes.js";
 import { deleteExpired } from "./duckdb-retention.js";
 import { type IndexedStream, StreamsIndexReads } from "./streams-index.js";
@@ -231,6 +231,10 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
   }
 
   async selectLogs(select: LogSelect): Promise<LogStream[]> {
+    return streamsOfColumns(await this.selectLogColumns(select));
+  }
+
+  selectLogColumns(select: LogSelect): Promise<LogColumns> {
     return this.db.serial("log select", async (c) => {
       const streams = await this.findStreams(
         c,
@@ -240,29 +244,22 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
         nsToMsFloor(select.startNs),
         nsToMsCeil(select.endNs),
       );
-      if (streams.length === 0 || select.limit <= 0) return [];
+      if (streams.length === 0 || select.limit <= 0) return logColumns([], rawLogRows());
       const params = new Params(duckdbDialect);
       const order = select.direction === "forward" ? "ASC" : "DESC";
       const conditions = this.logConditions(params, select, params.bind(select.startNs, "Int64"));
       // Entries sharing a timestamp in arrival order (backward: the reverse of it, as Loki).
       const rows = await readWithoutRepeats(select.limit, (n) =>
-        this.db.rows<{ fp: bigint; ts: bigint; line: string; metadata: JS }>(
+        this.db.logRows(
           c,
-          `SELECT fingerprint AS fp, timestamp_ns AS ts, line, metadata FROM logs WHERE ${conditions.join(" AND ")}
+          `SELECT fingerprint, timestamp_ns, line, metadata, cardinality(metadata) FROM logs
+           WHERE ${conditions.join(" AND ")}
            ORDER BY timestamp_ns ${order}, fingerprint ${order}, arrival ${order}, entry ${order}
            LIMIT ${n}`,
           params,
         ),
       );
-      return groupByStream(
-        streams,
-        rows,
-        (row) => row.fp.toString(),
-        (stream, rows): LogStream => ({
-          labels: stream.labels,
-          entries: rows.map((row) => ({ timeUnixNano: row.ts, line: row.line, metadata: mapLabels(row.metadata) })),
-        }),
-      );
+      return logColumns(streams, rows);
     });
   }
 

@@ -113,6 +113,20 @@ export interface LogSelect {
   direction: Direction;
 }
 
+/**
+ * selectLogs' entries column-wise, in the order a reader merging streams by time takes them: by timestamp (in the
+ * select's direction), entries sharing one by their streams' label text, a stream's own in arrival order.
+ */
+export interface LogColumns {
+  /** The streams read, sorted by label text; `stream[i]` is entry i's place here. */
+  streams: Labels[];
+  stream: number[];
+  ts: bigint[];
+  lines: string[];
+  /** Each entry's structured metadata: NO_LABELS (shared, frozen) when it has none. */
+  metadata: Labels[];
+}
+
 export interface LogCountSelect {
   tenant: string;
   matchers: LabelMatcher[];
@@ -335,6 +349,8 @@ export interface Store extends Partial<FleetRecords> {
   metricMetadata(select: MetadataSelect): Promise<MetricMetadata[]>;
 
   selectLogs(select: LogSelect): Promise<LogStream[]>;
+  /** selectLogs' entries column-wise, without an object per entry (the LogQL engine's reads). */
+  selectLogColumns?(select: LogSelect): Promise<LogColumns>;
   countLogs(select: LogCountSelect): Promise<LogCountSeries[]>;
   /** countLogs over whole minutes, read from the per-minute log volume rollup. */
   logVolume(select: LogVolumeSelect): Promise<LogCountSeries[]>;
