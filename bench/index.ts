@@ -1,5 +1,5 @@
 import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@clickhouse/client";
 import { Hono } from "hono";
@@ -22,9 +22,11 @@ import { CLICKHOUSE_URL } from "../test/helpers/services.js";
 // npm run bench:index — the Loki index and label endpoints Grafana calls on every Explore and Logs Drilldown
 // page (/index/stats, /index/volume by series and by labels, /index/volume_range, /labels, /label/<name>/values,
 // /series) over STREAMS streams with an hour of lines each, on the embedded store and on ClickHouse. Per endpoint
-// and store: median and p99 latency through the Loki API, beside the store's own floor in the same run, a bare
-// `SELECT 1` through the same client, so that the ratio is Bifrost's overhead. The range is the last hour, ending
-// mid-minute as Grafana's does. One JSON line on stdout, progress on stderr.
+// and store: median and p99 latency through the Loki API answering from the in-memory index catalog
+// (query/catalog/, its default staleness of a second, so a run of RUNS requests includes refreshes), beside the same
+// API with the catalog off (`store_*`: a store query per request) and the store's own floor in the same run, a bare
+// `SELECT 1` through the same client. Both answers are compared, and must be equal. The range is the last hour,
+// ending mid-minute as Grafana's does. One JSON line on stdout, progress on stderr.
 
 const STREAMS = Number(process.env.BENCH_INDEX_STREAMS ?? 1_000);
 const LINES_PER_STREAM = Number(process.env.BENCH_INDEX_LINES_PER_STREAM ?? 60);
@@ -94,26 +96,43 @@ async function measure(name: string, store: Store, floor: () => Promise<void>): 
   await store.appendLogs([{ id: "bench:index", tenant: TENANT, streams: streams() }]);
   progress(`${name}: loaded ${STREAMS * LINES_PER_STREAM} lines in ${(performance.now() - started).toFixed(0)} ms`);
   const config = configSchema().parse({});
-  const app = new Hono();
-  app.use(new Authenticator(config.auth, TENANT).middleware());
-  lokiRoutes(app, {
-    store,
-    limits: config.query.limits,
-    pushLimits: config.collector.limits,
-    log: createLogger("silent"),
-  });
+  const api = (enabled: boolean) => {
+    const app = new Hono();
+    app.use(new Authenticator(config.auth, TENANT).middleware());
+    lokiRoutes(app, {
+      store,
+      limits: config.query.limits,
+      pushLimits: config.collector.limits,
+      log: createLogger("silent"),
+      indexCache: { ...config.query.index_cache, enabled },
+    });
+    return app;
+  };
+  const [catalog, storeQueries] = [api(true), api(false)];
   const range = { start: `${BigInt(startMs) * 1_000_000n}`, end: `${BigInt(endMs) * 1_000_000n}` };
   const out: Record<string, unknown> = { floor_select_1: await timed(floor) };
   const floorMedian = (out["floor_select_1"] as { median_ms: number }).median_ms;
   for (const [endpoint, { path, params }] of Object.entries(ENDPOINTS)) {
     const url = `/loki/api/v1/${path}?${new URLSearchParams({ ...params, ...range })}`;
-    const figures = await timed(async () => {
+    const answers: string[] = [];
+    const answer = (app: Hono) => async () => {
       const response = await app.request(url);
       const body = await response.text();
       if (response.status !== 200) throw new Error(`${endpoint}: ${response.status} ${body}`);
-    });
-    out[endpoint] = { ...figures, x_floor: Number((figures.median_ms / floorMedian).toFixed(1)) };
-    progress(`${name} ${endpoint}: median ${figures.median_ms} ms, p99 ${figures.p99_ms} ms`);
+      answers.push(body);
+    };
+    const figures = await timed(answer(catalog));
+    const without = await timed(answer(storeQueries));
+    if (new Set(answers).size !== 1) throw new Error(`${endpoint}: the catalog's answer differs from the store's`);
+    out[endpoint] = {
+      ...figures,
+      x_floor: Number((figures.median_ms / floorMedian).toFixed(1)),
+      store_median_ms: without.median_ms,
+      store_p99_ms: without.p99_ms,
+    };
+    progress(
+      `${name} ${endpoint}: median ${figures.median_ms} ms, p99 ${figures.p99_ms} ms; store queries: median ${without.median_ms} ms`,
+    );
   }
   return out;
 }
@@ -123,6 +142,7 @@ const result: Record<string, unknown> = {
   streams: STREAMS,
   lines: STREAMS * LINES_PER_STREAM,
   runs: RUNS,
+  load_average_at_start: loadavg().map((load) => Number(load.toFixed(2))),
 };
 const dir = mkdtempSync(join(tmpdir(), "bifrost-bench-index-"));
 try {
@@ -154,6 +174,7 @@ try {
     await admin.command({ query: `DROP DATABASE IF EXISTS ${database}` });
     await admin.close();
   }
+  result["load_average_at_end"] = loadavg().map((load) => Number(load.toFixed(2)));
   result["node"] = process.version;
   process.stdout.write(JSON.stringify(result) + "\n");
 } finally {

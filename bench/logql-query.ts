@@ -25,6 +25,8 @@ export interface QueryJob {
 
 export interface FamilyTimes {
   times_ms: number[];
+  /** CPU seconds (user + system) of the query process over all runs: a figure the machine's load moves less. */
+  cpu_s: number;
   series: number;
   peak_rss_mib: number;
 }
@@ -61,6 +63,7 @@ async function main(): Promise<void> {
     resetPeakRss();
     const times: number[] = [];
     let series = 0;
+    const cpu = process.cpuUsage();
     for (let run = 0; run < job.runs; run++) {
       const started = performance.now();
       const response = await app.request(`/loki/api/v1/query_range?${params}`);
@@ -69,7 +72,9 @@ async function main(): Promise<void> {
       times.push(performance.now() - started);
       series = (JSON.parse(body) as { data: { result: unknown[] } }).data.result.length;
     }
-    results[name] = { times_ms: times, series, peak_rss_mib: Number(peakRssMib().toFixed(1)) };
+    const used = process.cpuUsage(cpu);
+    const cpuS = Number(((used.user + used.system) / 1e6).toFixed(3));
+    results[name] = { times_ms: times, cpu_s: cpuS, series, peak_rss_mib: Number(peakRssMib().toFixed(1)) };
     process.stderr.write(`logql bench: ${job.store.kind} ${name} ${times.map((t) => t.toFixed(0)).join(" ")} ms\n`);
   }
   await store.close();

@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@clickhouse/client";
 import { ClickHouseStore } from "../storage/clickhouse.js";
@@ -27,7 +27,8 @@ import type { QueryJob } from "./logql-query.js";
 // query read and parsed per second, and the peak RSS of the query process (a child process per store,
 // bench/logql-query.ts). Beside them in the same run: a real Grafana Loki fed the same lines when LOKI_BIN names
 // its binary, and always the physical floor, a bare JS loop that splits the same lines and counts by one field.
-// Size: --lines N or BENCH_LOGQL_LINES (100k default; 1M, 10M accepted). One JSON line on stdout.
+// Size: --lines N or BENCH_LOGQL_LINES (100k default; 1M, 10M accepted). One JSON line on stdout, with each store's
+// lines per second over Loki's per family (ratio_to_loki) when Loki ran.
 
 const RUNS = Number(process.env.BENCH_LOGQL_RUNS ?? 5);
 const LOAD_BATCH = 50_000;
@@ -63,26 +64,48 @@ const median = (times: number[]) => [...times].sort((a, b) => a - b)[Math.floor(
 interface FamilyFigures {
   median_ms: number;
   lines_per_s: number;
+  /** Lines read per CPU second of the query process (Bifrost's stores only; the store's own CPU is apart). */
+  lines_per_cpu_s?: number;
   series: number;
   peak_rss_mib: number;
 }
 
 function figures(
   data: DataSet,
-  raw: Record<string, { times_ms: number[]; series: number; peak_rss_mib: number }>,
+  raw: Record<string, { times_ms: number[]; cpu_s?: number; series: number; peak_rss_mib: number }>,
 ): Record<string, FamilyFigures> {
   const out: Record<string, FamilyFigures> = {};
   for (const family of FAMILIES) {
     const one = raw[family.name]!;
     const ms = median(one.times_ms);
+    const read = linesOf(data, family.apps);
     out[family.name] = {
       median_ms: Math.round(ms),
-      lines_per_s: Math.round(linesOf(data, family.apps) / (ms / 1000)),
+      lines_per_s: Math.round(read / (ms / 1000)),
+      ...(one.cpu_s === undefined ? {} : { lines_per_cpu_s: Math.round((read * one.times_ms.length) / one.cpu_s) }),
       series: one.series,
       peak_rss_mib: one.peak_rss_mib,
     };
   }
   return out;
+}
+
+/**
+ * Each store's lines per second over Loki's, per family (above 1: faster than Loki on the same lines): the figure
+ * the issue's target (within 1x of Loki) is read from.
+ */
+function ratiosToLoki(
+  result: Record<string, unknown>,
+  loki: Record<string, FamilyFigures>,
+): Record<string, Record<string, number>> {
+  const ratios: Record<string, Record<string, number>> = {};
+  for (const store of ["embedded", "clickhouse"]) {
+    const ours = result[store] as Record<string, FamilyFigures>;
+    ratios[store] = Object.fromEntries(
+      FAMILIES.map(({ name }) => [name, Number((ours[name]!.lines_per_s / loki[name]!.lines_per_s).toFixed(2))]),
+    );
+  }
+  return ratios;
 }
 
 /** Runs bench/logql-query.js in a child process (its progress on our stderr) and returns its JSON line. */
@@ -98,7 +121,10 @@ async function queryProcess(job: QueryJob) {
   child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
   const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
   if (code !== 0) throw new Error(`query process for ${job.store.kind} exited with ${code}`);
-  return JSON.parse(stdout) as Record<string, { times_ms: number[]; series: number; peak_rss_mib: number }>;
+  return JSON.parse(stdout) as Record<
+    string,
+    { times_ms: number[]; cpu_s: number; series: number; peak_rss_mib: number }
+  >;
 }
 
 /**
@@ -189,7 +215,9 @@ try {
       progress(
         `loki: pushed ${lines.toLocaleString()} lines in ${((performance.now() - started) / 1000).toFixed(0)} s`,
       );
-      result["loki"] = figures(data, await queryLoki(loki, TENANT, queries, range, RUNS));
+      const lokiFigures = figures(data, await queryLoki(loki, TENANT, queries, range, RUNS));
+      result["loki"] = lokiFigures;
+      result["ratio_to_loki"] = ratiosToLoki(result, lokiFigures);
     } finally {
       await loki.stop();
     }
@@ -198,6 +226,8 @@ try {
     FAMILIES.map((family) => [family.name, floor(data, family)]),
   );
   result["node"] = process.version;
+  // The machine is shared: its load (1, 5 and 15 minute averages) at the end of the run says what the figures met.
+  result["load_average"] = loadavg().map((load) => Number(load.toFixed(2)));
   process.stdout.write(JSON.stringify(result) + "\n");
 } finally {
   rmSync(dir, { recursive: true, force: true });

@@ -23,7 +23,8 @@ import { prometheusMissing, startPrometheus } from "../test/helpers/prometheus.j
 // query, no planner, engine or HTTP), which the first query cannot beat. Then the same PromQL range queries over
 // BENCH_SAMPLE_SERIES (default 200) series of 24 hours of 15 s samples answered from raw samples and from rollups
 // (query/promql/pushdown/rollups.ts), side by side, and beside them the same range queries answered by Debian's Prometheus
-// over the same samples (skipped when it is not installed). Prints one JSON line; progress goes to stderr.
+// over the same samples (skipped when it is not installed), with each PromQL figure's ratio to Prometheus'
+// (promql_vs_prometheus). Prints one JSON line; progress goes to stderr.
 
 const LOG_ROWS = Number(process.env.BENCH_LOG_ROWS ?? 10_000_000);
 const RUNS = Number(process.env.BENCH_QUERY_RUNS ?? 7);
@@ -229,18 +230,25 @@ async function measurePrometheus(dir: string) {
   }
 }
 
-/** Median milliseconds of each PromQL query over 24 h at a 5-minute step, from raw samples and from rollups. */
+/**
+ * Median milliseconds of each PromQL query over 24 h at a 5-minute step: from raw samples as the engine reads them
+ * by default (with the store's per-slice sums where they are exact), from raw samples read one by one (slices
+ * off), and from rollups.
+ */
 async function measurePromql(name: string, store: Store) {
   const samples = await loadSamples(store);
   progress(`${name}: loaded ${samples.toLocaleString()} samples and their rollups`);
-  const results: Record<string, { raw_median_ms: number; rollup_median_ms: number; speedup: number }> = {};
+  const results: Record<
+    string,
+    { raw_median_ms: number; raw_samples_median_ms: number; rollup_median_ms: number; speedup: number }
+  > = {};
   for (const query of PROMQL_QUERIES) {
     const expr = parsePromql(query);
-    const median = async (rollups: boolean) => {
+    const median = async (options: { rollups: boolean; slices: boolean }) => {
       const times: number[] = [];
       for (let run = 0; run < RUNS; run++) {
         const started = performance.now();
-        await rangeQuery({ store, tenant: "bench", rollups }, expr, START_MS + 3_600_000, END_MS, 300_000);
+        await rangeQuery({ store, tenant: "bench", ...options }, expr, START_MS + 3_600_000, END_MS, 300_000);
         times.push(performance.now() - started);
       }
       return percentile(
@@ -248,18 +256,41 @@ async function measurePromql(name: string, store: Store) {
         0.5,
       );
     };
-    const raw = await median(false);
-    const rollup = await median(true);
+    const raw = await median({ rollups: false, slices: true });
+    const rawSamples = await median({ rollups: false, slices: false });
+    const rollup = await median({ rollups: true, slices: true });
     results[query] = {
       raw_median_ms: Math.round(raw),
+      raw_samples_median_ms: Math.round(rawSamples),
       rollup_median_ms: Math.round(rollup),
       speedup: Math.round((raw / rollup) * 10) / 10,
     };
     progress(
-      `${name}: ${query} raw ${results[query]!.raw_median_ms} ms, rollups ${results[query]!.rollup_median_ms} ms`,
+      `${name}: ${query} raw ${results[query]!.raw_median_ms} ms (sample by sample ${results[query]!.raw_samples_median_ms} ms), rollups ${results[query]!.rollup_median_ms} ms`,
     );
   }
   return { samples, queries: results };
+}
+
+type PromqlResult = Awaited<ReturnType<typeof measurePromql>>;
+
+/** Each PromQL figure over Prometheus' for the same query in the same run (below 1: faster than Prometheus). */
+function versusPrometheus(result: PromqlResult, prometheus: Awaited<ReturnType<typeof measurePrometheus>>) {
+  if (prometheus === null) return null;
+  const ratio = (ms: number, peer: number) => Math.round((ms / peer) * 100) / 100;
+  return Object.fromEntries(
+    Object.entries(result.queries).map(([query, figures]) => {
+      const peer = prometheus.queries[query]!.median_ms;
+      return [
+        query,
+        {
+          raw: ratio(figures.raw_median_ms, peer),
+          raw_samples: ratio(figures.raw_samples_median_ms, peer),
+          rollups: ratio(figures.rollup_median_ms, peer),
+        },
+      ];
+    }),
+  );
 }
 
 /** The floor: the store's one count query per stream per minute over all rows, with no planner, engine or HTTP. */
@@ -294,6 +325,10 @@ try {
   const embeddedResult = await measure("embedded", embedded, () => countFloor(embedded));
   await embedded.close();
   const prometheusResult = await measurePrometheus(dir);
+  for (const result of [clickhouseResult, embeddedResult])
+    Object.assign(result, {
+      promql_vs_prometheus: versusPrometheus(result.promql_raw_vs_rollups, prometheusResult),
+    });
   process.stdout.write(
     JSON.stringify({
       bench: "query",

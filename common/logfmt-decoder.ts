@@ -6,13 +6,21 @@ export class LogfmtDecoder {
   private line = "";
   private pos = 0;
   key = "";
-  value = "";
+  /** The value's text once asked for: most readers skip most keys, and their values then cost nothing. */
+  private valueText: string | undefined = "";
+  private valueFrom = 0;
+  private valueTo = 0;
   /** The last syntax error of the line; only `--strict` reports it. */
   err: string | undefined;
+
+  get value(): string {
+    return (this.valueText ??= this.line.slice(this.valueFrom, this.valueTo));
+  }
 
   reset(line: string): void {
     this.line = line;
     this.pos = 0;
+    this.valueText = "";
     this.err = undefined;
   }
 
@@ -24,7 +32,7 @@ export class LogfmtDecoder {
   scan(): boolean {
     const line = this.line;
     this.key = "";
-    this.value = "";
+    this.valueText = "";
     while (this.pos < line.length && line.charCodeAt(this.pos) <= 32) this.pos++;
     if (this.pos >= line.length) return false;
 
@@ -73,7 +81,7 @@ export class LogfmtDecoder {
       }
       if (code <= 32) break;
     }
-    this.value = line.slice(start, this.pos);
+    this.lazyValue(start, this.pos);
     return true;
   }
 
@@ -89,7 +97,7 @@ export class LogfmtDecoder {
       } else if (code === 34) {
         this.pos = i + 1;
         if (!escaped) {
-          this.value = line.slice(start + 1, i);
+          this.lazyValue(start + 1, i);
           return true;
         }
         const value = unquote(line.slice(start + 1, i));
@@ -97,13 +105,19 @@ export class LogfmtDecoder {
           this.syntaxError("invalid quoted value");
           return false;
         }
-        this.value = value;
+        this.valueText = value;
         return true;
       }
     }
     this.pos = line.length;
     this.syntaxError("unterminated quoted value");
     return false;
+  }
+
+  private lazyValue(from: number, to: number): void {
+    this.valueText = undefined;
+    this.valueFrom = from;
+    this.valueTo = to;
   }
 
   private skipValue(): false {

@@ -94,6 +94,39 @@ function notifierSchema(s: SharedSchemas) {
     .refine((n) => n.backoff_ms <= n.max_backoff_ms, "backoff_ms must not exceed max_backoff_ms");
 }
 
+/** The query service's in-memory index catalog (query/catalog/): its staleness and memory bounds. */
+export const indexCacheSchema = z
+  .strictObject({
+    enabled: boolean()
+      .default(true)
+      .describe(
+        "answer /labels, /label/<name>/values, /series, /index/stats and /index/volume(_range) from an in-memory catalog of each tenant's streams index and recent per-minute log volume, refreshed from the store's changes, instead of querying the store each time",
+      ),
+    staleness_ms: duration(z.number().int().min(0))
+      .default(1000)
+      .describe(
+        "how stale the catalog may answer: a request finding it older reads the store's changes first (at most once per this, on demand). Writes through this process (`bifrost all`, pushes to this service) show at once; writes of other processes (the aggregator) within this. 0 reads the changes on every request",
+      ),
+    max_streams: number(z.number().int().min(1))
+      .default(100_000)
+      .describe(
+        "most streams held per tenant (about 1 KiB of heap each with their labels, measured with 4 labels); a tenant with more is answered by store queries, and checked again every 5 minutes",
+      ),
+    volume_window_hours: number(z.number().int().min(1).max(24))
+      .default(6)
+      .describe(
+        "hours of per-minute log volume held; /index/stats and /index/volume ranges that start earlier query the store",
+      ),
+    max_volume_cells: number(z.number().int().min(1))
+      .default(1_000_000)
+      .describe(
+        "most stream-minutes of volume held per tenant (about 120 bytes of heap each); past it, as max_streams. A tenant unused for 10 minutes is dropped from memory",
+      ),
+  })
+  .prefault({});
+
+export type IndexCacheConfig = z.output<typeof indexCacheSchema>;
+
 /** The `query` section. */
 export function querySection(s: SharedSchemas) {
   const { listenAddress, serverTlsSchema, clientTlsSchema, keySchema } = s;
@@ -138,6 +171,7 @@ export function querySection(s: SharedSchemas) {
             ),
         })
         .prefault({}),
+      index_cache: indexCacheSchema,
       ruler: z
         .strictObject({
           rule_files: list(z.string().min(1))

@@ -40,8 +40,16 @@ export class EvaluationBudget {
    * turn, then throws the abort reason if the request was aborted meanwhile.
    */
   async pause(): Promise<void> {
-    if (++this.steps % CHECK_EVERY !== 0) return;
-    if (performance.now() - this.sliceStart < YIELD_MS) return;
+    if (this.due()) await this.turn();
+  }
+
+  /** Counts a step as pause() does and tells whether pause() would wait: a hot loop then awaits turn() alone. */
+  due(): boolean {
+    return ++this.steps % CHECK_EVERY === 0 && performance.now() - this.sliceStart >= YIELD_MS;
+  }
+
+  /** Waits for the event loop's next turn, then throws the abort reason if the request was aborted meanwhile. */
+  async turn(): Promise<void> {
     await new Promise<void>((resolve) => setImmediate(resolve));
     this.sliceStart = performance.now();
     this.limits.signal?.throwIfAborted();

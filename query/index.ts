@@ -39,6 +39,7 @@ export async function startQuery(runtime: Runtime): Promise<Running> {
       limits: runtime.config.query.limits,
       pushLimits: runtime.config.collector.limits,
       tenantLimits,
+      indexCache: runtime.config.query.index_cache,
       push: {
         sink: storePushSink(store, ingestDefaults),
         contract: contractFromConfig(runtime.config, tenantLimits, "stored", ingestDefaults),

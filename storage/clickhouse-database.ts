@@ -136,20 +136,10 @@ export class ClickHouseDatabase {
 
   /**
    * A query's rows, each a UInt64 fingerprint and `width` Float64 columns, as RowBinary (storage/rows.ts
-   * SeriesColumns says why). The server buffers the whole answer (wait_end_of_query), so an error that strikes
-   * mid-query is an HTTP error and never trailing text in the binary body.
+   * SeriesColumns says why).
    */
   async seriesColumns(what: string, query: string, params: Params, width: number): Promise<SeriesColumns> {
-    const body = await this.withRetry(what, async () => {
-      const result = await this.client.exec({
-        query: `${query} FORMAT RowBinary`,
-        query_params: params.named(),
-        clickhouse_settings: { wait_end_of_query: 1 },
-      });
-      const chunks: Buffer[] = [];
-      for await (const chunk of result.stream) chunks.push(chunk as Buffer);
-      return Buffer.concat(chunks);
-    });
+    const body = await this.rowBinary(what, query, params);
     const rowBytes = 8 * (1 + width);
     if (body.length % rowBytes !== 0)
       throw new StoreError(`ClickHouse ${what} returned ${body.length} bytes, not rows of ${rowBytes}`);
@@ -168,6 +158,23 @@ export class ClickHouseDatabase {
       for (let c = 0; c < width; c++) data.columns[c]![row] = view.getFloat64(at + 8 * (1 + c), true);
     }
     return data;
+  }
+
+  /**
+   * A query's answer as RowBinary. The server buffers the whole answer (wait_end_of_query), so an error that
+   * strikes mid-query is an HTTP error and never trailing text in the binary body.
+   */
+  async rowBinary(what: string, query: string, params: Params): Promise<Buffer> {
+    return this.withRetry(what, async () => {
+      const result = await this.client.exec({
+        query: `${query} FORMAT RowBinary`,
+        query_params: params.named(),
+        clickhouse_settings: { wait_end_of_query: 1 },
+      });
+      const chunks: Buffer[] = [];
+      for await (const chunk of result.stream) chunks.push(chunk as Buffer);
+      return Buffer.concat(chunks);
+    });
   }
 
   /** The (batch, partition) pairs a replay check (`SELECT DISTINCT batch_id, ... AS part`) finds stored, as `batch\0part`. */

@@ -1,16 +1,25 @@
 import type { MetricMetadata } from "../proto/batch.js";
 import { type ClickHouseDatabase, clickhouseDialect } from "./clickhouse-database.js";
-import { groupByStream, INEXACT_BOUND, rollupPoints, samplePoints, storedMetadata } from "./rows.js";
+import {
+  groupByStream,
+  INEXACT_BOUND,
+  rollupPoints,
+  samplePoints,
+  type SeriesColumns,
+  storedMetadata,
+} from "./rows.js";
 import { Params } from "./sql.js";
 import type { IndexedStream } from "./streams-index.js";
 import {
   type MetadataSelect,
   type RollupPoints,
   type RollupSelect,
+  type RollupSliceSelect,
   type SampleProbe,
   type SampleProbeSeries,
   type SamplePoints,
   type SampleSelect,
+  type SampleSliceSelect,
 } from "./store.js";
 import { parseFloatText } from "./values.js";
 
@@ -40,6 +49,35 @@ export async function readSamples(
   return samplePoints(series, data);
 }
 
+/**
+ * The raw samples of the series `streams` finds (a lookup as a subquery, which the caller runs beside this read
+ * rather than before it) summed up per slice by the engine: one row per series and slice that holds samples,
+ * instead of one per sample. A staleness marker is a NaN and counts as special, as negative zero does (its bits).
+ */
+export async function readSampleSlices(
+  db: ClickHouseDatabase,
+  streams: (params: Params) => string,
+  select: SampleSliceSelect,
+): Promise<SeriesColumns> {
+  const params = new Params(clickhouseDialect);
+  const figure = (name: "sum" | "min" | "max", sql: string) => (select.figures.includes(name) ? sql : "toFloat64(0)");
+  return db.seriesColumns(
+    "sample slices",
+    `SELECT fingerprint,
+            toFloat64(intDiv(toUnixTimestamp64Milli(timestamp) - ${params.bind(select.baseMs + 1, "Int64")}, ${params.bind(select.widthMs, "Int64")})) AS slice,
+            toFloat64(count()), ${figure("sum", "sum(value)")}, ${figure("min", "min(value)")}, ${figure("max", "max(value)")},
+            toFloat64(countIf(isNaN(value) OR (value = 0 AND reinterpretAsUInt64(value) != 0))),
+            ${figure("sum", `toFloat64(countIf(NOT isNaN(value) AND (value != floor(value) OR abs(value) >= ${INEXACT_BOUND})))`)}
+     FROM ${db.name}.samples
+     WHERE tenant = ${params.bind(select.tenant, "String")} AND fingerprint IN (${streams(params)})
+       AND timestamp >= fromUnixTimestamp64Milli(${params.bind(select.baseMs + 1, "Int64")})
+       AND timestamp < fromUnixTimestamp64Milli(${params.bind(select.baseMs + select.slices * select.widthMs + 1, "Int64")})
+     GROUP BY fingerprint, slice ORDER BY fingerprint, slice`,
+    params,
+    7,
+  );
+}
+
 /** The merged rollup buckets of `series` at the selected resolution. */
 export async function readRollups(
   db: ClickHouseDatabase,
@@ -65,6 +103,34 @@ export async function readRollups(
   return rollupPoints(series, data);
 }
 
+/**
+ * The merged rollup buckets of the series `streams` finds (as readSampleSlices) merged again per slice, reading
+ * only the columns the pushdown uses.
+ */
+export async function readRollupSlices(
+  db: ClickHouseDatabase,
+  streams: (params: Params) => string,
+  select: RollupSliceSelect,
+): Promise<SeriesColumns> {
+  const params = new Params(clickhouseDialect);
+  const base = params.bind(select.baseMs, "Int64");
+  const width = params.bind(select.widthMs, "Int64");
+  return db.seriesColumns(
+    "rollup slices",
+    // Every figure merges across a bucket's unmerged rows as across buckets: one GROUP BY, not one per bucket first.
+    `WITH toInt64(toUnixTimestamp(bucket)) * 1000 AS ms, (ms - ${base}) % ${width} = 0 AS head
+     SELECT fingerprint, toFloat64(intDiv(ms - ${base}, ${width})) AS slice, toFloat64(sum(count)), sum(sum),
+            toFloat64(sumIf(count, head)), minIf(min, head), maxIf(max, head), minIf(min, NOT head), maxIf(max, NOT head)
+     FROM ${db.name}.rollups_${select.resolution}
+     WHERE tenant = ${params.bind(select.tenant, "String")} AND fingerprint IN (${streams(params)})
+       AND bucket >= toDateTime(intDiv(${base}, 1000))
+       AND bucket < toDateTime(intDiv(${params.bind(select.baseMs + select.slices * select.widthMs, "Int64")}, 1000))
+     GROUP BY fingerprint, slice ORDER BY fingerprint, slice`,
+    params,
+    8,
+  );
+}
+
 /** What the PromQL pushdown must know of `series` before it trusts rollups: boundary samples, NaNs, inexact values. */
 export async function probeSamples(
   db: ClickHouseDatabase,
@@ -78,7 +144,7 @@ export async function probeSamples(
     `SELECT toString(fingerprint) AS fp,
             groupArrayIf(concat(toString(toUnixTimestamp64Milli(timestamp)), ' ', toString(value)), ${onBoundary}) AS boundary,
             toString(countIf(isNaN(value))) AS nan,
-            toString(countIf(NOT isNaN(value) AND (value != floor(value) OR abs(value) >= ${INEXACT_BOUND}))) AS inexact
+            ${select.sums ? `toString(countIf(NOT isNaN(value) AND (value != floor(value) OR abs(value) >= ${INEXACT_BOUND})))` : "'0'"} AS inexact
      FROM ${db.name}.samples
      WHERE tenant = ${params.bind(select.tenant, "String")} AND fingerprint IN ${params.bind(
        series.map((s) => BigInt(s.fingerprint)),

@@ -8,17 +8,27 @@ import {
 } from "./clickhouse-database.js";
 import { appendOnce, writeEncodedLogs } from "./clickhouse-writes.js";
 import { countClickHouseLogs } from "./clickhouse-log-count.js";
-import { type EncodedLogBatch, type EncodedLogsStore, encodeLogBatch } from "./log-rowbinary.js";
+import { decodeLogRows, type EncodedLogBatch, type EncodedLogsStore, encodeLogBatch } from "./log-rowbinary.js";
 import { type FleetRecord, type FleetRecordKind, fleetRecordsOf, fleetRecordsQuery } from "./fleet-records.js";
 import { SAMPLE_COLUMNS, sampleRowBinary } from "./sample-rowbinary.js";
 import { migrateClickHouse } from "./clickhouse-migrate.js";
-import { probeSamples, readMetricMetadata, readRollups, readSamples } from "./clickhouse-metric-reads.js";
+import {
+  probeSamples,
+  readMetricMetadata,
+  readRollups,
+  readRollupSlices,
+  readSamples,
+  readSampleSlices,
+} from "./clickhouse-metric-reads.js";
 import type { Retention } from "./schema.js";
 import { lineFilterConditions, Params, selectorsCondition } from "./sql.js";
 import {
   type AppendResult,
+  type IndexChanges,
+  type IndexChangesSelect,
   type LabelMatcher,
   type LogBatch,
+  type LogColumns,
   type LogCountSelect,
   type LogCountSeries,
   type LogSelect,
@@ -29,25 +39,32 @@ import {
   type RollupBatch,
   type RollupPoints,
   type RollupSelect,
+  type RollupSliceSelect,
+  type RollupSliceSeries,
   type SampleProbe,
   type SampleProbeSeries,
   type SampleBatch,
   type SamplePoints,
   type SampleSelect,
+  type SampleSliceSelect,
+  type SampleSliceSeries,
   type SeriesSelect,
   type SignalKind,
+  type WriteEpochs,
 } from "./store.js";
 import {
-  groupByStream,
   checkVolumeSelect,
   countSeries,
   metadataRows,
   type RollupRow,
   rollupRows,
+  rollupSlices,
   type SampleRow,
   sampleRows,
+  sampleSlices,
 } from "./rows.js";
-import { readWithoutRepeats } from "./log-dedup.js";
+import { logColumns, streamsOfColumns, rawLogRows, type RawLogRows, readWithoutRepeats } from "./log-columns.js";
+import { readIndexChanges } from "./clickhouse-index-changes.js";
 import { type IndexedStream, StreamsIndexReads } from "./streams-index.js";
 import { dayOfMs, floatValue, monthOfMs, msText, nsToMsCeil, nsToMsFloor, StoreError } from "./values.js";
 
@@ -60,6 +77,7 @@ export interface ClickHouseStoreOptions extends ClickHouseConnectionOptions {
 /** The production store: ClickHouse 24.x or later through @clickhouse/client over HTTP(S). */
 export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsStore {
   private readonly db: ClickHouseDatabase;
+  private readonly epochs: WriteEpochs = { logAppends: 0, retentionRuns: 0 };
 
   constructor(private readonly options: ClickHouseStoreOptions) {
     super();
@@ -75,7 +93,15 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
   }
 
   appendEncodedLogs(batches: EncodedLogBatch[]): Promise<AppendResult> {
-    return writeEncodedLogs(this.db, batches);
+    return writeEncodedLogs(this.db, batches).finally(() => this.epochs.logAppends++);
+  }
+
+  indexChanges(select: IndexChangesSelect): Promise<IndexChanges> {
+    return readIndexChanges(this.db, select);
+  }
+
+  writeEpochs(): WriteEpochs {
+    return { ...this.epochs };
   }
 
   async appendSamples(batches: SampleBatch[]): Promise<AppendResult> {
@@ -200,14 +226,20 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
   }
 
   async selectLogs(select: LogSelect): Promise<LogStream[]> {
-    const streams = await this.findStreams(
-      select.tenant,
-      "logs",
-      [select.matchers],
-      nsToMsFloor(select.startNs),
-      nsToMsCeil(select.endNs),
-    );
-    if (streams.length === 0 || select.limit <= 0) return [];
+    return streamsOfColumns(await this.selectLogColumns(select));
+  }
+
+  async selectLogColumns(select: LogSelect): Promise<LogColumns> {
+    if (select.limit <= 0) return logColumns([], rawLogRows());
+    // The rows' query finds the streams itself: the lookup of their labels runs beside it, not before it.
+    const [streams, rows] = await Promise.all([
+      this.findStreams(select.tenant, "logs", [select.matchers], nsToMsFloor(select.startNs), nsToMsCeil(select.endNs)),
+      this.logRows(select),
+    ]);
+    return logColumns(streams, rows);
+  }
+
+  private logRows(select: LogSelect): Promise<RawLogRows> {
     const params = new Params(clickhouseDialect);
     const order = select.direction === "forward" ? "ASC" : "DESC";
     const conditions = [
@@ -218,28 +250,17 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
       ...lineFilterConditions(clickhouseDialect, params, "line", select.lineFilters ?? []),
     ];
     // Entries sharing a timestamp in arrival order (backward: the reverse of it, as Loki).
-    const rows = await readWithoutRepeats(select.limit, (n) =>
-      this.db.rows<{ fp: string; ts: string; line: string; metadata: Labels }>(
-        "log select",
-        `SELECT toString(fingerprint) AS fp, toString(toUnixTimestamp64Nano(timestamp)) AS ts, line, metadata
-         FROM ${this.db.name}.logs WHERE ${conditions.join(" AND ")}
-         ORDER BY timestamp ${order}, fingerprint ${order}, arrival ${order}, entry ${order}
-         LIMIT ${n}`,
-        params,
+    return readWithoutRepeats(select.limit, async (n) =>
+      decodeLogRows(
+        await this.db.rowBinary(
+          "log select",
+          `SELECT fingerprint, toUnixTimestamp64Nano(timestamp), line, metadata
+           FROM ${this.db.name}.logs WHERE ${conditions.join(" AND ")}
+           ORDER BY timestamp ${order}, fingerprint ${order}, arrival ${order}, entry ${order}
+           LIMIT ${n}`,
+          params,
+        ),
       ),
-    );
-    return groupByStream(
-      streams,
-      rows,
-      (row) => row.fp,
-      (stream, rows): LogStream => ({
-        labels: stream.labels,
-        entries: rows.map((row) => ({
-          timeUnixNano: BigInt(row.ts),
-          line: row.line,
-          metadata: labelsOf(row.metadata),
-        })),
-      }),
     );
   }
 
@@ -317,6 +338,30 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
     return series.length === 0 ? [] : probeSamples(this.db, series, select);
   }
 
+  async selectRollupSlices(select: RollupSliceSelect): Promise<RollupSliceSeries[]> {
+    const endMs = select.baseMs + select.slices * select.widthMs + RESOLUTION_MS[select.resolution];
+    const streams = (params: Params) =>
+      this.streamsQuery(params, "fingerprint", select.tenant, "metrics", [select.matchers], select.baseMs, endMs);
+    const [series, data] = await Promise.all([
+      this.findStreams(select.tenant, "metrics", [select.matchers], select.baseMs, endMs),
+      readRollupSlices(this.db, streams, select),
+    ]);
+    return rollupSlices(series, data);
+  }
+
+  async selectSampleSlices(select: SampleSliceSelect): Promise<SampleSliceSeries[]> {
+    const startMs = select.baseMs + 1;
+    const endMs = select.baseMs + select.slices * select.widthMs + 1;
+    // The lookup beside the read rather than before it: the read finds the same fingerprints as a subquery.
+    const streams = (params: Params) =>
+      this.streamsQuery(params, "fingerprint", select.tenant, "metrics", [select.matchers], startMs, endMs);
+    const [series, data] = await Promise.all([
+      this.findStreams(select.tenant, "metrics", [select.matchers], startMs, endMs),
+      readSampleSlices(this.db, streams, select),
+    ]);
+    return sampleSlices(series, data);
+  }
+
   async enforceRetention(nowMs: number): Promise<void> {
     const r = this.options.retention;
     const cutoffs: [string, string, number][] = [
@@ -328,14 +373,19 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
       ["rollup_partials", "bucket", Math.max(r.rollups_1m_days, r.rollups_1h_days)],
       ["metric_metadata", "last_seen", Math.max(r.samples_days, r.rollups_1m_days, r.rollups_1h_days)],
     ];
-    for (const [table, column, days] of cutoffs) {
-      const params = new Params(clickhouseDialect);
-      const cutoff = params.bind(Math.floor((nowMs - days * 86_400_000) / 1000), "Int64");
-      await this.db.mutate(
-        `retention on ${table}`,
-        `DELETE FROM ${this.db.name}.${table} WHERE ${column} < toDateTime(${cutoff})`,
-        params,
-      );
+    try {
+      for (const [table, column, days] of cutoffs) {
+        const params = new Params(clickhouseDialect);
+        const cutoff = params.bind(Math.floor((nowMs - days * 86_400_000) / 1000), "Int64");
+        await this.db.mutate(
+          `retention on ${table}`,
+          `DELETE FROM ${this.db.name}.${table} WHERE ${column} < toDateTime(${cutoff})`,
+          params,
+        );
+      }
+    } finally {
+      // Counted once done (or failed), so that a catalog refreshing after it reads what is left.
+      this.epochs.retentionRuns++;
     }
   }
 

@@ -3,6 +3,7 @@ import { dirname, resolve } from "node:path";
 import {
   type DuckDBConnection,
   DuckDBInstance,
+  type DuckDBMapValue,
   type DuckDBType,
   type DuckDBValue,
   jsToDuckDBValue,
@@ -10,6 +11,8 @@ import {
 import type { Logger } from "../common/log.js";
 import { DUCKDB_MIGRATIONS } from "./duckdb-schema.js";
 import { duckdbDialect, PARAM_TYPES } from "./duckdb-sql.js";
+import { type Labels, labelsOf, NO_LABELS } from "../proto/labels.js";
+import { rawLogRows, type RawLogRows } from "./log-columns.js";
 import { SeriesColumns } from "./rows.js";
 import { Params } from "./sql.js";
 import { StoreError } from "./values.js";
@@ -135,6 +138,28 @@ export class DuckDBDatabase {
     return data;
   }
 
+  /**
+   * A log read's rows from the result's column vectors (no object per row): its columns are the fingerprint, the
+   * timestamp, the line, the metadata and the metadata's cardinality, which spares empty maps their conversion.
+   */
+  async logRows(c: DuckDBConnection, sql: string, params: Params): Promise<RawLogRows> {
+    const { values, types } = this.bound(params);
+    const result = await c.run(sql, values, types);
+    const rows = rawLogRows();
+    for (let i = 0; i < result.chunkCount; i++) {
+      const chunk = result.getChunk(i);
+      const [fingerprints, ts, lines, metadata, sizes] = [0, 1, 2, 3, 4].map((column) => chunk.getColumnVector(column));
+      const count = chunk.rowCount;
+      for (let j = 0; j < count; j++) {
+        rows.fingerprints.push(fingerprints!.getItem(j) as bigint);
+        rows.ts.push(ts!.getItem(j) as bigint);
+        rows.lines.push(lines!.getItem(j) as string);
+        rows.metadata.push(sizes!.getItem(j) === 0n ? NO_LABELS : mapRecord(metadata!.getItem(j) as DuckDBMapValue));
+      }
+    }
+    return rows;
+  }
+
   async migrate(): Promise<void> {
     await this.serial("migration", async (c) => {
       await c.run(
@@ -180,4 +205,8 @@ export class DuckDBDatabase {
     this.queue = done.catch(() => undefined);
     await done;
   }
+}
+
+function mapRecord(map: DuckDBMapValue): Labels {
+  return labelsOf(map.entries.map((entry): [string, string] => [String(entry.key), String(entry.value)]));
 }

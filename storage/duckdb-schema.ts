@@ -97,4 +97,13 @@ export const DUCKDB_MIGRATIONS: { version: number; name: string; statements: str
       "ALTER TABLE logs ADD COLUMN IF NOT EXISTS entry UINTEGER DEFAULT 0",
     ],
   },
+  {
+    // As ClickHouse's migration 6; rows written before it read as written at 0, which a catalog's first load reads.
+    version: 5,
+    name: "write times on the streams index and the log volume, which the query service's index catalog follows",
+    statements: [
+      "ALTER TABLE streams ADD COLUMN IF NOT EXISTS written_ms BIGINT DEFAULT 0",
+      "ALTER TABLE log_volume_1m ADD COLUMN IF NOT EXISTS written_ms BIGINT DEFAULT 0",
+    ],
+  },
 ];

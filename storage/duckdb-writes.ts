@@ -77,6 +77,14 @@ async function recordBatches(
   );
 }
 
+/**
+ * The write time of index and volume rows (storage/duckdb-index-changes.ts reads what changed since a time): taken
+ * inside the serial queue, so that no read runs between it and the commit.
+ */
+function writtenNow(params: Params): string {
+  return params.bind(Date.now(), "Int64");
+}
+
 /** Upserts one index entry per stream of the rows, widening its [first_seen, last_seen] span. */
 async function indexStreams(
   db: DuckDBDatabase,
@@ -89,7 +97,7 @@ async function indexStreams(
   const params = new Params(duckdbDialect);
   await db.rows(
     c,
-    `INSERT INTO streams AS s (tenant, signal, fingerprint, labels, kind, first_seen_ms, last_seen_ms)
+    `INSERT INTO streams AS s (tenant, signal, fingerprint, labels, kind, first_seen_ms, last_seen_ms, written_ms)
      SELECT unnest(${params.bind(
        spans.map((s) => s.tenant),
        "Array(String)",
@@ -112,9 +120,10 @@ async function indexStreams(
             )}), unnest(${params.bind(
               spans.map((s) => s.maxMs),
               "Array(Int64)",
-            )})
+            )}), ${writtenNow(params)}
      ON CONFLICT (tenant, signal, fingerprint) DO UPDATE SET
-       first_seen_ms = least(s.first_seen_ms, excluded.first_seen_ms), last_seen_ms = greatest(s.last_seen_ms, excluded.last_seen_ms)`,
+       first_seen_ms = least(s.first_seen_ms, excluded.first_seen_ms), last_seen_ms = greatest(s.last_seen_ms, excluded.last_seen_ms),
+       written_ms = excluded.written_ms`,
     params,
   );
 }
@@ -175,7 +184,7 @@ export async function writeLogs(db: DuckDBDatabase, c: DuckDBConnection, rows: L
   const params = new Params(duckdbDialect);
   await db.rows(
     c,
-    `INSERT INTO log_volume_1m AS v (tenant, fingerprint, bucket_ms, entries, bytes)
+    `INSERT INTO log_volume_1m AS v (tenant, fingerprint, bucket_ms, entries, bytes, written_ms)
      SELECT unnest(${params.bind(
        buckets.map((b) => b.tenant),
        "Array(String)",
@@ -193,8 +202,9 @@ export async function writeLogs(db: DuckDBDatabase, c: DuckDBConnection, rows: L
             unnest(${params.bind(
               buckets.map((b) => b.bytes),
               "Array(UInt64)",
-            )})
-     ON CONFLICT (tenant, fingerprint, bucket_ms) DO UPDATE SET entries = v.entries + excluded.entries, bytes = v.bytes + excluded.bytes`,
+            )}), ${writtenNow(params)}
+     ON CONFLICT (tenant, fingerprint, bucket_ms) DO UPDATE SET entries = v.entries + excluded.entries, bytes = v.bytes + excluded.bytes,
+       written_ms = excluded.written_ms`,
     params,
   );
 }

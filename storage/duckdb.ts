@@ -9,17 +9,27 @@ import {
   fleetRecordsQuery,
   newestFleetRecords,
 } from "./fleet-records.js";
-import { type BatchKind, duckdbDialect, mapLabels, rollupTable } from "./duckdb-sql.js";
-import { probeSamples, readMetricMetadata, readRollups, readSamples } from "./duckdb-metric-reads.js";
+import { duckdbDialect, mapLabels, rollupTable } from "./duckdb-sql.js";
+import {
+  probeSamples,
+  readMetricMetadata,
+  readRollups,
+  readRollupSlices,
+  readSamples,
+  readSampleSlices,
+} from "./duckdb-metric-reads.js";
 import { appendOnce, writeLogs, writeRollups, writeSamples } from "./duckdb-writes.js";
 import type { Retention } from "./schema.js";
 import { lineFilterConditions, Params, selectorsCondition } from "./sql.js";
 import type {
   AppendResult,
+  IndexChanges,
+  IndexChangesSelect,
   LabelMatcher,
   LogBatch,
   LogCountSelect,
   LogVolumeSelect,
+  LogColumns,
   LogCountSeries,
   LogSelect,
   MetadataBatch,
@@ -27,21 +37,25 @@ import type {
   RollupBatch,
   RollupPoints,
   RollupSelect,
+  RollupSliceSelect,
+  RollupSliceSeries,
   SampleProbe,
   SampleProbeSeries,
   SampleBatch,
   SamplePoints,
   SampleSelect,
+  SampleSliceSelect,
+  SampleSliceSeries,
   SeriesSelect,
   SignalKind,
   Store,
+  WriteEpochs,
 } from "./store.js";
 import { RESOLUTION_MS } from "./store.js";
 import type { LogRow, RollupRow, SampleRow } from "./rows.js";
 import {
   checkVolumeSelect,
   countSeries,
-  groupByStream,
   groupedCountSeries,
   logRows,
   metadataRows,
@@ -49,7 +63,10 @@ import {
   sampleRows,
   streamLabelArrays,
 } from "./rows.js";
-import { MAX_RECOUNTED_CELLS, readWithoutRepeats } from "./log-dedup.js";
+import { MAX_RECOUNTED_CELLS } from "./log-dedup.js";
+import { logColumns, streamsOfColumns, rawLogRows, readWithoutRepeats } from "./log-columns.js";
+import { readIndexChanges } from "./duckdb-index-changes.js";
+import { deleteExpired } from "./duckdb-retention.js";
 import { type IndexedStream, StreamsIndexReads } from "./streams-index.js";
 import { nsToMsCeil, nsToMsFloor, StoreError } from "./values.js";
 
@@ -75,6 +92,7 @@ export interface DuckDBStoreOptions {
 /** The embedded store: DuckDB through @duckdb/node-api, in one process with no other service. */
 export class DuckDBStore extends StreamsIndexReads implements Store {
   private readonly db: DuckDBDatabase;
+  private readonly epochs: WriteEpochs = { logAppends: 0, retentionRuns: 0 };
 
   constructor(private readonly options: DuckDBStoreOptions) {
     super();
@@ -86,12 +104,24 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
   }
 
   async appendLogs(batches: LogBatch[]): Promise<AppendResult> {
-    return appendOnce<LogRow>(
-      this.db,
-      "logs",
-      batches.map((batch) => ({ id: batch.id, rows: logRows(batch) })),
-      (c, rows) => writeLogs(this.db, c, rows),
-    );
+    try {
+      return await appendOnce<LogRow>(
+        this.db,
+        "logs",
+        batches.map((batch) => ({ id: batch.id, rows: logRows(batch) })),
+        (c, rows) => writeLogs(this.db, c, rows),
+      );
+    } finally {
+      this.epochs.logAppends++;
+    }
+  }
+
+  indexChanges(select: IndexChangesSelect): Promise<IndexChanges> {
+    return this.db.serial("index changes", (c) => readIndexChanges(this.db, c, select));
+  }
+
+  writeEpochs(): WriteEpochs {
+    return { ...this.epochs };
   }
 
   async appendSamples(batches: SampleBatch[]): Promise<AppendResult> {
@@ -202,6 +232,10 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
   }
 
   async selectLogs(select: LogSelect): Promise<LogStream[]> {
+    return streamsOfColumns(await this.selectLogColumns(select));
+  }
+
+  selectLogColumns(select: LogSelect): Promise<LogColumns> {
     return this.db.serial("log select", async (c) => {
       const streams = await this.findStreams(
         c,
@@ -211,29 +245,22 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
         nsToMsFloor(select.startNs),
         nsToMsCeil(select.endNs),
       );
-      if (streams.length === 0 || select.limit <= 0) return [];
+      if (streams.length === 0 || select.limit <= 0) return logColumns([], rawLogRows());
       const params = new Params(duckdbDialect);
       const order = select.direction === "forward" ? "ASC" : "DESC";
       const conditions = this.logConditions(params, select, params.bind(select.startNs, "Int64"));
       // Entries sharing a timestamp in arrival order (backward: the reverse of it, as Loki).
       const rows = await readWithoutRepeats(select.limit, (n) =>
-        this.db.rows<{ fp: bigint; ts: bigint; line: string; metadata: JS }>(
+        this.db.logRows(
           c,
-          `SELECT fingerprint AS fp, timestamp_ns AS ts, line, metadata FROM logs WHERE ${conditions.join(" AND ")}
+          `SELECT fingerprint, timestamp_ns, line, metadata, cardinality(metadata) FROM logs
+           WHERE ${conditions.join(" AND ")}
            ORDER BY timestamp_ns ${order}, fingerprint ${order}, arrival ${order}, entry ${order}
            LIMIT ${n}`,
           params,
         ),
       );
-      return groupByStream(
-        streams,
-        rows,
-        (row) => row.fp.toString(),
-        (stream, rows): LogStream => ({
-          labels: stream.labels,
-          entries: rows.map((row) => ({ timeUnixNano: row.ts, line: row.line, metadata: mapLabels(row.metadata) })),
-        }),
-      );
+      return logColumns(streams, rows);
     });
   }
 
@@ -424,41 +451,32 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
     });
   }
 
+  async selectRollupSlices(select: RollupSliceSelect): Promise<RollupSliceSeries[]> {
+    return this.db.serial("rollup slices", async (c) => {
+      const endMs = select.baseMs + select.slices * select.widthMs;
+      const series = await this.findStreams(
+        c,
+        select.tenant,
+        "metrics",
+        [select.matchers],
+        select.baseMs,
+        endMs + RESOLUTION_MS[select.resolution],
+      );
+      return series.length === 0 ? [] : readRollupSlices(this.db, c, series, select);
+    });
+  }
+
+  async selectSampleSlices(select: SampleSliceSelect): Promise<SampleSliceSeries[]> {
+    return this.db.serial("sample slices", async (c) => {
+      const endMs = select.baseMs + select.slices * select.widthMs + 1;
+      const series = await this.findStreams(c, select.tenant, "metrics", [select.matchers], select.baseMs + 1, endMs);
+      return series.length === 0 ? [] : readSampleSlices(this.db, c, series, select);
+    });
+  }
+
   async enforceRetention(nowMs: number): Promise<void> {
-    const r = this.options.retention;
-    // Cutoffs in whole seconds, as ClickHouse compares with toDateTime(...).
-    const cutoffMs = (days: number) => Math.floor((nowMs - days * 86_400_000) / 1000) * 1000;
-    const rollupsDays = Math.max(r.rollups_1m_days, r.rollups_1h_days);
-    const deletes: [string, string, bigint | number][] = [
-      ["logs", "timestamp_ns", BigInt(cutoffMs(r.logs_days)) * 1_000_000n],
-      ["log_volume_1m", "bucket_ms", cutoffMs(r.logs_days)],
-      ["samples", "timestamp_ms", cutoffMs(r.samples_days)],
-      ["rollups_1m", "bucket_ms", cutoffMs(r.rollups_1m_days)],
-      ["rollups_1h", "bucket_ms", cutoffMs(r.rollups_1h_days)],
-      // Metadata lasts as long as any data of its family may.
-      ["metric_metadata", "last_seen_ms", cutoffMs(Math.max(r.samples_days, rollupsDays))],
-    ];
-    const ledger: [BatchKind, number][] = [
-      ["logs", cutoffMs(r.logs_days)],
-      ["samples", cutoffMs(r.samples_days)],
-      ["rollups", cutoffMs(rollupsDays)],
-    ];
-    await this.db.serial("retention", (c) =>
-      this.db.transaction(c, async () => {
-        for (const [table, column, cutoff] of deletes) {
-          const params = new Params(duckdbDialect);
-          await this.db.rows(c, `DELETE FROM ${table} WHERE ${column} < ${params.bind(cutoff, "Int64")}`, params);
-        }
-        for (const [kind, cutoff] of ledger) {
-          const params = new Params(duckdbDialect);
-          await this.db.rows(
-            c,
-            `DELETE FROM ingested_batches WHERE kind = ${params.bind(kind, "String")} AND max_time_ms < ${params.bind(cutoff, "Int64")}`,
-            params,
-          );
-        }
-      }),
-    );
+    // Counted once done (or failed), so that a catalog refreshing after it reads what is left.
+    await deleteExpired(this.db, this.options.retention, nowMs).finally(() => this.epochs.retentionRuns++);
   }
 
   async putFleetRecords(records: FleetRecord[]): Promise<void> {

@@ -5,46 +5,33 @@
 // there are none. Counts compare lines (LIMIT 1 BY / DISTINCT ON) only in the (stream, step) cells where a
 // timestamp repeats, which the stores find from each cell's sorted timestamps (storage/clickhouse-log-count.ts).
 
-interface EntryRow {
-  fp: unknown;
-  ts: unknown;
-  line: string;
-}
-
-/** The rows, in read order, without those repeating an earlier row's stream, timestamp and line. */
-export function withoutRepeats<R extends EntryRow>(rows: R[]): R[] {
-  let kept: R[] | undefined;
-  let [fp, ts]: unknown[] = [undefined, undefined];
-  let lines: string[] = [];
-  for (let i = 0; i < rows.length; i++) {
-    const row = rows[i]!;
-    if (row.fp !== fp || row.ts !== ts) {
-      [fp, ts] = [row.fp, row.ts];
-      lines = [row.line];
-      kept?.push(row);
-    } else if (lines.includes(row.line)) kept ??= rows.slice(0, i);
-    else {
-      lines.push(row.line);
-      kept?.push(row);
-    }
-  }
-  return kept ?? rows;
-}
-
 /**
- * The first `limit` rows without repeats, from a read of the first n rows in order: read again with a larger n
- * while repeats left fewer than `limit` and the store holds more. n is a positive integer of this function's
- * making (for the SQL text, since each read binds its parameters once).
+ * The indexes of the rows, in read order, that do not repeat an earlier row's stream, timestamp and line; undefined
+ * when every row is kept. Rows are given column-wise, `count` of them.
  */
-export async function readWithoutRepeats<R extends EntryRow>(
-  limit: number,
-  read: (n: number) => Promise<R[]>,
-): Promise<R[]> {
-  for (let n = Math.max(1, Math.floor(limit)); ; n *= 2) {
-    const rows = await read(n);
-    const kept = withoutRepeats(rows);
-    if (kept.length >= limit || rows.length < n) return kept.length > limit ? kept.slice(0, limit) : kept;
+export function keptRows(
+  count: number,
+  fingerprints: readonly bigint[],
+  ts: readonly bigint[],
+  lines: readonly string[],
+): number[] | undefined {
+  let kept: number[] | undefined;
+  let group = 0;
+  for (let i = 0; i < count; i++) {
+    if (i === 0 || fingerprints[i] !== fingerprints[group] || ts[i] !== ts[group]) group = i;
+    else if (repeats(lines, group, i)) {
+      kept ??= Array.from({ length: i }, (_, k) => k);
+      continue;
+    }
+    kept?.push(i);
   }
+  return kept;
+}
+
+/** Whether line i equals one of lines [from, i): a row repeated there is equal to the one it repeats. */
+function repeats(lines: readonly string[], from: number, i: number): boolean {
+  for (let j = from; j < i; j++) if (lines[j] === lines[i]) return true;
+  return false;
 }
 
 /**

@@ -1,5 +1,6 @@
-import type { Labels } from "../proto/labels.js";
+import { type Labels, NO_LABELS } from "../proto/labels.js";
 import { fingerprint } from "./fingerprint.js";
+import { rawLogRows, type RawLogRows } from "./log-columns.js";
 import type { AppendResult, LogBatch, Store } from "./store.js";
 import { dayOfMs } from "./values.js";
 
@@ -246,4 +247,48 @@ export function encodeLogBatch(batch: LogBatch): EncodedLogBatch {
     parts.push(part);
   }
   return { id: batch.id, tenant: batch.tenant, rows, parts, buffer: writer.buffer() };
+}
+
+/**
+ * Log rows of a read as RowBinary, columns fingerprint (UInt64), timestamp (Int64 nanoseconds), line (String) and
+ * metadata (Map(String, String)): decoded straight into columns, each line once, with no object per row.
+ */
+export function decodeLogRows(body: Buffer): RawLogRows {
+  const rows = rawLogRows();
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  let at = 0;
+  const varUInt = (): number => {
+    let value = 0;
+    for (let shift = 1; ; shift *= 128) {
+      if (at >= body.length) throw new Error(`log rows cut short at byte ${at}`);
+      const byte = body[at++]!;
+      value += (byte & 0x7f) * shift;
+      if (byte < 0x80) return value;
+    }
+  };
+  const string = (): string => {
+    const length = varUInt();
+    const text = body.toString("utf8", at, at + length);
+    at += length;
+    return text;
+  };
+  while (at < body.length) {
+    if (at + 17 > body.length) throw new Error(`log rows cut short at byte ${at} of ${body.length}`);
+    rows.fingerprints.push(view.getBigUint64(at, true));
+    rows.ts.push(view.getBigInt64(at + 8, true));
+    at += 16;
+    rows.lines.push(string());
+    const pairs = varUInt();
+    if (pairs === 0) rows.metadata.push(NO_LABELS);
+    else {
+      const metadata: Labels = Object.create(null);
+      for (let i = 0; i < pairs; i++) {
+        const name = string();
+        metadata[name] = string();
+      }
+      rows.metadata.push(metadata);
+    }
+  }
+  if (at !== body.length) throw new Error(`log rows end past the body (${at} of ${body.length} bytes)`);
+  return rows;
 }

@@ -1,5 +1,13 @@
 import { FLEET_TABLES } from "./fleet-records.js";
-import { alterStatements, LOG_ARRIVAL_COLUMNS, schemaStatements, type SchemaTarget, TABLES } from "./schema.js";
+import {
+  alterStatements,
+  LOG_ARRIVAL_COLUMNS,
+  schemaStatements,
+  type SchemaTarget,
+  TABLES,
+  WRITTEN_COLUMN,
+  WRITTEN_INDEX,
+} from "./schema.js";
 
 /**
  * Schema versions in order. A migration's statements are idempotent, so a start that died half way through
@@ -52,5 +60,26 @@ export const MIGRATIONS: Migration[] = [
       alterStatements(target, "logs", {
         columns: LOG_ARRIVAL_COLUMNS.map((column) => `ADD COLUMN IF NOT EXISTS ${column}`),
       }),
+  },
+  {
+    // Rows written before it are stamped when the mutation rewrites their parts: a catalog's first load reads them
+    // all anyway, and until then they read as written now, which costs a catalog re-reads, not wrong answers.
+    version: 6,
+    name: "write times on the streams index and the log volume, which the query service's index catalog follows",
+    statements: (target) => [
+      ...["streams", "log_volume_1m"].flatMap((table) =>
+        alterStatements(target, table, {
+          columns: [`ADD COLUMN IF NOT EXISTS ${WRITTEN_COLUMN}`],
+        }),
+      ),
+      ...["streams", "log_volume_1m"].flatMap((table) =>
+        alterStatements(target, table, {
+          data: [
+            ...(table === "log_volume_1m" ? [`ADD ${WRITTEN_INDEX.replace(/^INDEX /, "INDEX IF NOT EXISTS ")}`] : []),
+            "MATERIALIZE COLUMN written",
+          ],
+        }),
+      ),
+    ],
   },
 ];

@@ -9,8 +9,10 @@ import {
   type RollupBatch,
   type RollupPartial,
   type RollupPoints,
+  type RollupSliceSeries,
   type SampleBatch,
   type SamplePoints,
+  type SampleSliceSeries,
   VOLUME_ROLLUP_MS,
 } from "./store.js";
 import type { IndexedStream } from "./streams-index.js";
@@ -370,4 +372,63 @@ export function rollupPoints(streams: IndexedStream[], data: SeriesColumns): Rol
     }
     return { labels: stream.labels, kind: stream.kind, buckets };
   });
+}
+
+/**
+ * Slice rows as SeriesColumns of (slice, count, sum, min, max, special, inexact): SampleSliceSeries per series,
+ * whose columns are views of the read's, not copies.
+ */
+export function sampleSlices(streams: IndexedStream[], data: SeriesColumns): SampleSliceSeries[] {
+  const [slice, count, sum, min, max, special, inexact] = data.columns as [
+    Float64Array,
+    Float64Array,
+    Float64Array,
+    Float64Array,
+    Float64Array,
+    Float64Array,
+    Float64Array,
+  ];
+  return data.series(streams, (stream, from, to): SampleSliceSeries => {
+    let specials = 0;
+    let inexacts = 0;
+    for (let i = from; i < to; i++) {
+      specials += special[i]!;
+      inexacts += inexact[i]!;
+    }
+    return {
+      labels: stream.labels,
+      slice: slice.subarray(from, to),
+      count: count.subarray(from, to),
+      sum: sum.subarray(from, to),
+      min: min.subarray(from, to),
+      max: max.subarray(from, to),
+      special: specials,
+      inexact: inexacts,
+    };
+  });
+}
+
+/** Rollup slice rows as SeriesColumns of (slice, count, sum, head count, head min, head max, rest min, rest max). */
+export function rollupSlices(streams: IndexedStream[], data: SeriesColumns): RollupSliceSeries[] {
+  const [slice, count, sum, headCount, headMin, headMax, restMin, restMax] = data.columns as [
+    Float64Array,
+    Float64Array,
+    Float64Array,
+    Float64Array,
+    Float64Array,
+    Float64Array,
+    Float64Array,
+    Float64Array,
+  ];
+  return data.series(streams, (stream, from, to): RollupSliceSeries => ({
+    labels: stream.labels,
+    slice: slice.subarray(from, to),
+    count: count.subarray(from, to),
+    sum: sum.subarray(from, to),
+    headCount: headCount.subarray(from, to),
+    headMin: headMin.subarray(from, to),
+    headMax: headMax.subarray(from, to),
+    restMin: restMin.subarray(from, to),
+    restMax: restMax.subarray(from, to),
+  }));
 }

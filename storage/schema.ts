@@ -41,6 +41,16 @@ interface ViewDef {
 
 const DEDUP = "non_replicated_deduplication_window = 10000";
 
+/**
+ * When a streams index or log volume row was written, by the server's clock (migration 6 adds it to tables made
+ * before): the query service's index catalog reads the entries and cells written since its last read. Merges keep
+ * the latest, so a merged row still tells that it changed.
+ */
+export const WRITTEN_COLUMN = "written SimpleAggregateFunction(max, DateTime64(3)) DEFAULT now64(3)";
+
+/** Skips the parts and granules of log_volume_1m that nothing was written to since a time. */
+export const WRITTEN_INDEX = "INDEX written_minmax written TYPE minmax GRANULARITY 1";
+
 /** The logs table's arrival order columns (migration 5 adds them to a table made before). */
 export const LOG_ARRIVAL_COLUMNS = ["arrival Int64 CODEC(Delta(8), ZSTD(1))", "entry UInt32 CODEC(ZSTD(1))"];
 
@@ -80,6 +90,7 @@ export const TABLES: TableDef[] = [
       "kind SimpleAggregateFunction(any, UInt8)",
       "first_seen SimpleAggregateFunction(min, DateTime64(3))",
       "last_seen SimpleAggregateFunction(max, DateTime64(3))",
+      WRITTEN_COLUMN,
     ],
     engine: "AggregatingMergeTree",
     orderBy: "(tenant, signal, fingerprint)",
@@ -156,7 +167,9 @@ export const TABLES: TableDef[] = [
       "bucket DateTime CODEC(DoubleDelta, ZSTD(1))",
       "entries UInt64",
       "bytes UInt64",
+      WRITTEN_COLUMN,
     ],
+    indexes: [WRITTEN_INDEX],
     engine: "SummingMergeTree",
     partitionBy: "toYYYYMM(bucket)",
     orderBy: "(tenant, fingerprint, bucket)",

@@ -113,6 +113,20 @@ export interface LogSelect {
   direction: Direction;
 }
 
+/**
+ * selectLogs' entries column-wise, in the order a reader merging streams by time takes them: by timestamp (in the
+ * select's direction), entries sharing one by their streams' label text, a stream's own in arrival order.
+ */
+export interface LogColumns {
+  /** The streams read, sorted by label text; `stream[i]` is entry i's place here. */
+  streams: Labels[];
+  stream: number[];
+  ts: bigint[];
+  lines: string[];
+  /** Each entry's structured metadata: NO_LABELS (shared, frozen) when it has none. */
+  metadata: Labels[];
+}
+
 export interface LogCountSelect {
   tenant: string;
   matchers: LabelMatcher[];
@@ -185,6 +199,8 @@ export interface RollupPoints {
 export interface SampleProbe extends SampleSelect {
   /** A bucket width (RESOLUTION_MS): the samples at its multiples are returned. */
   alignMs: number;
+  /** Whether to count the inexact samples (only sums need them); they read 0 otherwise. */
+  sums: boolean;
 }
 
 /**
@@ -199,6 +215,61 @@ export interface SampleProbeSeries {
   inexact: number;
 }
 
+/** Raw samples summed up in the store per slice: slice k holds those in (baseMs + k * widthMs, baseMs + (k + 1) * widthMs]. */
+export interface SampleSliceSelect extends SliceSpan {
+  /** The figures wanted beside each slice's count (`sum` brings the inexact count too); the others read 0. */
+  figures: readonly ("sum" | "min" | "max")[];
+}
+
+/**
+ * One series' slices that hold samples, in slice order, as columns (query/promql/pushdown/slices.ts): each
+ * slice's index, sample count, sum, minimum and maximum. `special` counts the samples that a slice's figures do
+ * not stand for exactly (NaN, staleness markers included, and negative zero), `inexact` those that are not
+ * integers of magnitude below 2^26 (whose sums depend on the order of addition).
+ */
+export interface SampleSliceSeries {
+  labels: Labels;
+  slice: Float64Array;
+  count: Float64Array;
+  sum: Float64Array;
+  min: Float64Array;
+  max: Float64Array;
+  special: number;
+  inexact: number;
+}
+
+/** Rollup buckets merged per slice by the store: slice k holds the buckets starting in [baseMs + k * widthMs, baseMs + (k + 1) * widthMs). */
+export interface RollupSliceSelect extends SliceSpan {
+  resolution: Resolution;
+}
+
+/** The series and slices a slice read covers. */
+export interface SliceSpan {
+  tenant: string;
+  matchers: LabelMatcher[];
+  baseMs: number;
+  widthMs: number;
+  slices: number;
+}
+
+/**
+ * One series' slices that hold buckets, in slice order, as columns (query/promql/pushdown/rollups.ts): each
+ * slice's index, sample count and sum, and apart from the rest its head, the bucket that starts at the slice's
+ * left edge (where a left-open window cuts it): its count (0 when it holds none), minimum and maximum; then
+ * the minimum and maximum of the other buckets (meaningless when the head holds all the slice's samples).
+ */
+export interface RollupSliceSeries {
+  labels: Labels;
+  slice: Float64Array;
+  count: Float64Array;
+  sum: Float64Array;
+  headCount: Float64Array;
+  headMin: Float64Array;
+  headMax: Float64Array;
+  restMin: Float64Array;
+  restMax: Float64Array;
+}
+
 export type SignalKind = "logs" | "metrics";
 
 export interface SeriesSelect {
@@ -208,6 +279,52 @@ export interface SeriesSelect {
   selectors: LabelMatcher[][];
   startMs: number;
   endMs: number;
+}
+
+/**
+ * A read of what the streams index and the per-minute log volume gained since a watermark, for a catalog that keeps
+ * them in memory (query/catalog/). Entries and cells come whole (merged over all their rows), not as the deltas
+ * written.
+ */
+export interface IndexChangesSelect {
+  tenant: string;
+  signal: SignalKind;
+  /** Entries and cells with a row written at or after this watermark (IndexChanges.watermarkMs); all when absent. */
+  sinceMs?: number;
+  /** Volume cells of this minute (a multiple of a minute) and later; logs only. */
+  volumeFromMs: number;
+  /** Most entries and most cells returned: a store returns at most one more, which tells that there are more. */
+  limit: number;
+}
+
+/** A streams index entry with its time span: the stream had entries from firstSeenMs to lastSeenMs. */
+export interface StreamSpanEntry {
+  fingerprint: string;
+  labels: Labels;
+  kind: number;
+  firstSeenMs: number;
+  lastSeenMs: number;
+}
+
+/** One stream's entries and bytes in one minute, as log_volume_1m sums them. */
+export interface VolumeCell {
+  fingerprint: string;
+  minuteMs: number;
+  entries: number;
+  bytes: number;
+}
+
+export interface IndexChanges {
+  /** The sinceMs of the next read: every index or volume row this read did not see is stamped at or after it. */
+  watermarkMs: number;
+  streams: StreamSpanEntry[];
+  volume: VolumeCell[];
+}
+
+/** How many log appends and retention runs one store object has completed (a catalog in its process follows them). */
+export interface WriteEpochs {
+  logAppends: number;
+  retentionRuns: number;
 }
 
 /** The fleet server's records (storage/fleet-records.ts) are kept by both stores; a derived store may lack them. */
@@ -232,6 +349,8 @@ export interface Store extends Partial<FleetRecords> {
   metricMetadata(select: MetadataSelect): Promise<MetricMetadata[]>;
 
   selectLogs(select: LogSelect): Promise<LogStream[]>;
+  /** selectLogs' entries column-wise, without an object per entry (the LogQL engine's reads). */
+  selectLogColumns?(select: LogSelect): Promise<LogColumns>;
   countLogs(select: LogCountSelect): Promise<LogCountSeries[]>;
   /** countLogs over whole minutes, read from the per-minute log volume rollup. */
   logVolume(select: LogVolumeSelect): Promise<LogCountSeries[]>;
@@ -242,6 +361,14 @@ export interface Store extends Partial<FleetRecords> {
    * own (the ruler's TickStore) leaves it out, so that queries read raw samples from it.
    */
   probeSamples?(select: SampleProbe): Promise<SampleProbeSeries[]>;
+  /** Present with probeSamples: rollup buckets merged per slice, for the PromQL pushdown. */
+  selectRollupSlices?(select: RollupSliceSelect): Promise<RollupSliceSeries[]>;
+  /** Present on stores that sum samples up themselves; the ruler's TickStore leaves it out, as probeSamples. */
+  selectSampleSlices?(select: SampleSliceSelect): Promise<SampleSliceSeries[]>;
+
+  /** Present on stores that stamp index and volume rows with their write time. */
+  indexChanges?(select: IndexChangesSelect): Promise<IndexChanges>;
+  writeEpochs?(): WriteEpochs;
 
   /** Deletes what is older than the retention now (ClickHouse's TTL does this in the background too). */
   enforceRetention(nowMs: number): Promise<void>;

@@ -6,6 +6,7 @@ import { MIGRATIONS } from "../storage/migrations.js";
 import { schemaStatements, TABLES, VIEWS } from "../storage/schema.js";
 import { CLICKHOUSE_URL, uniqueName } from "./helpers/services.js";
 import { TEST_RETENTION } from "./helpers/store-contract.js";
+import { until } from "./helpers/wait.js";
 
 const single = schemaStatements({ database: "bifrost", retention: TEST_RETENTION });
 const cluster = schemaStatements({ database: "bifrost", retention: TEST_RETENTION, cluster: "edge_fleet" });
@@ -138,7 +139,7 @@ describe("ClickHouse DDL", () => {
       );
       assert.deepEqual(
         await shape(`SELECT toString(version) AS name FROM ${database}.schema_migrations ORDER BY version`),
-        ["1", "2", "3", "4", "5"],
+        ["1", "2", "3", "4", "5", "6"],
       );
       // Version 3 adds the fleet server's table beside what version 1 made.
       assert.deepEqual(
@@ -190,6 +191,84 @@ describe("ClickHouse DDL", () => {
         await client.query({ query: `SELECT line, arrival, entry FROM ${database}.logs`, format: "JSONEachRow" })
       ).json();
       assert.deepEqual(rows, [{ line: "old", arrival: 0, entry: 0 }]);
+    } finally {
+      await store.close();
+      await client.command({ query: `DROP DATABASE IF EXISTS ${database}` });
+      await client.close();
+    }
+  });
+
+  it("migration 6 stamps the streams index and log volume of a schema made before it with a write time, once", async () => {
+    const database = uniqueName("migrate_v5");
+    const client = createClient({ url: CLICKHOUSE_URL });
+    const store = new ClickHouseStore({
+      url: CLICKHOUSE_URL,
+      username: "default",
+      password: "",
+      database,
+      retention: TEST_RETENTION,
+    });
+    try {
+      for (const statement of schemaStatements({ database, retention: TEST_RETENTION }))
+        await client.command({ query: statement });
+      await client.command({ query: `ALTER TABLE ${database}.log_volume_1m DROP INDEX written_minmax` });
+      for (const table of ["streams", "log_volume_1m"])
+        await client.command({ query: `ALTER TABLE ${database}.${table} DROP COLUMN written` });
+      const minute = Math.floor(Date.now() / 60_000) * 60;
+      await client.insert({
+        table: `${database}.streams`,
+        values: [
+          {
+            tenant: "t",
+            signal: "logs",
+            fingerprint: "1",
+            labels: { app: "old" },
+            kind: 0,
+            first_seen: minute,
+            last_seen: minute,
+          },
+        ],
+        format: "JSONEachRow",
+      });
+      await client.insert({
+        table: `${database}.log_volume_1m`,
+        values: [{ tenant: "t", fingerprint: "1", bucket: minute, entries: 2, bytes: 10 }],
+        format: "JSONEachRow",
+      });
+      await client.insert({
+        table: `${database}.schema_migrations`,
+        values: [1, 2, 3, 4, 5].map((version) => ({ version, name: `v${version}` })),
+        format: "JSONEachRow",
+      });
+      await store.migrate();
+      await until("the write times written into the parts", async () => {
+        const [row] = await (
+          await client.query({
+            query: `SELECT count() AS n FROM system.mutations WHERE database = {d:String} AND NOT is_done`,
+            query_params: { d: database },
+            format: "JSONEachRow",
+          })
+        ).json<{ n: string }>();
+        return Number(row!.n) === 0;
+      });
+      const select = { tenant: "t", signal: "logs" as const, volumeFromMs: minute * 1000 - 3_600_000, limit: 10 };
+      const all = await store.indexChanges(select);
+      assert.deepEqual(
+        all.streams.map((s) => ({ ...s.labels })),
+        [{ app: "old" }],
+      );
+      assert.deepEqual(all.volume, [{ fingerprint: "1", minuteMs: minute * 1000, entries: 2, bytes: 10 }]);
+      // Stamped once, by the migration's mutation, not at every read: a read finds nothing written since then.
+      const serverMs = async () => {
+        const [row] = await (
+          await client.query({ query: "SELECT toUnixTimestamp64Milli(now64(3)) AS ms", format: "JSONEachRow" })
+        ).json<{ ms: string }>();
+        return Number(row!.ms);
+      };
+      const stamped = await serverMs();
+      await until("the server's clock to move on", async () => (await serverMs()) > stamped);
+      const since = await store.indexChanges({ ...select, sinceMs: stamped + 1 });
+      assert.deepEqual([since.streams, since.volume], [[], []]);
     } finally {
       await store.close();
       await client.command({ query: `DROP DATABASE IF EXISTS ${database}` });

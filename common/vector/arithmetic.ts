@@ -66,12 +66,17 @@ export function scalarBinary(
   return arithmetic(op, left, right, semantics);
 }
 
-/** Go's math.Max/Min loop of Prometheus and Loki: a NaN is replaced by any later value. */
+/** Go's math.Max/Min loop of Prometheus and Loki over items [from, to): a NaN is replaced by any later value. */
 export function extreme(
   items: readonly { value: number }[],
   better: (candidate: number, best: number) => boolean,
+  from = 0,
+  to = items.length,
 ): number {
-  let best = items[0]!.value;
-  for (const { value } of items) if (better(value, best) || Number.isNaN(best)) best = value;
+  let best = items[from]!.value;
+  for (let i = from; i < to; i++) {
+    const value = items[i]!.value;
+    if (better(value, best) || Number.isNaN(best)) best = value;
+  }
   return best;
 }

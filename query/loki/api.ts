@@ -6,7 +6,8 @@ import type { PushLimits } from "../../common/config-sections.js";
 import { formatGoDuration } from "../../common/go/duration-format.js";
 import { TenantLimitError, TenantLimits } from "../../common/limits.js";
 import type { Logger } from "../../common/log.js";
-import type { QueryConfig } from "../config.js";
+import { type IndexCacheConfig, indexCacheSchema, type QueryConfig } from "../config.js";
+import { IndexCatalog } from "../catalog/index-catalog.js";
 import { lokiPushRoute, type PushSink } from "../../common/loki-push.js";
 import type { LabelMatcher, SeriesSelect, Store } from "../../storage/store.js";
 import { nsToMsCeil, nsToMsFloor, StoreError } from "../../storage/values.js";
@@ -57,6 +58,8 @@ export interface LokiApiOptions {
   push?: { sink: PushSink; contract: IngestContract; admission: Admission };
   log: Logger;
   now?: () => bigint;
+  /** The in-memory index catalog of the index endpoints; its defaults when absent. */
+  indexCache?: IndexCacheConfig;
 }
 
 class HttpError extends Error {
@@ -87,6 +90,7 @@ function nowNs(): bigint {
 export function lokiRoutes(app: Hono, options: LokiApiOptions): void {
   const { store, limits } = options;
   const now = options.now ?? nowNs;
+  const index = IndexCatalog.over(store, options.indexCache ?? indexCacheSchema.parse({}));
   const tenantLimits =
     options.tenantLimits ??
     new TenantLimits({ collector: { limits: options.pushLimits }, query: { limits }, overrides: {} });
@@ -255,14 +259,14 @@ export function lokiRoutes(app: Hono, options: LokiApiOptions): void {
   }
 
   const labelNames = async (c: Context, params: RequestParams, tenant: string) => {
-    const names = await store.labelNames(seriesSelect(params, tenant, selectorsOf(params, "query")));
+    const names = await index.labelNames(seriesSelect(params, tenant, selectorsOf(params, "query")));
     return c.json({ status: "success", data: names });
   };
   route("/loki/api/v1/labels", labelNames);
   route("/loki/api/v1/label", labelNames);
 
   route("/loki/api/v1/label/:name/values", async (c, params, tenant) => {
-    const values = await store.labelValues(
+    const values = await index.labelValues(
       seriesSelect(params, tenant, selectorsOf(params, "query")),
       c.req.param("name")!,
     );
@@ -275,7 +279,7 @@ export function lokiRoutes(app: Hono, options: LokiApiOptions): void {
     const everything = texts.filter((text) => EMPTY_SELECTOR.test(text));
     if (everything.length > 0 && everything.length < texts.length) throw new ParamError("0 matchers in group: {}");
     const selectors = everything.length > 0 ? [] : [...selectorsOf(params, "match[]"), ...selectorsOf(params, "match")];
-    const series = await store.series(seriesSelect(params, tenant, selectors));
+    const series = await index.series(seriesSelect(params, tenant, selectors));
     return c.body(`{"status":"success","data":[${series.map(labelsJson).join(",")}]}`, 200, {
       "Content-Type": "application/json; charset=utf-8",
     });
@@ -285,7 +289,7 @@ export function lokiRoutes(app: Hono, options: LokiApiOptions): void {
     const matchers = parseSelector(param(params, "query") ?? "");
     const { startNs, endNs } = timeRange(params, now());
     checkRange(tenant, startNs, endNs);
-    const { streams, entries, bytes } = await indexStats(store, tenant, matchers, startNs, endNs - 1n);
+    const { streams, entries, bytes } = await indexStats(index, tenant, matchers, startNs, endNs - 1n);
     // Loki counts the chunks a query would read; Bifrost's stores keep no chunks, so there are none to count.
     return c.json({ streams, chunks: 0, bytes, entries });
   });
@@ -312,7 +316,7 @@ export function lokiRoutes(app: Hono, options: LokiApiOptions): void {
       targetLabels: targets,
       aggregateBy,
     };
-    const result = await volume(store, request);
+    const result = await volume(index, request);
     return c.body(
       queryResponseJson(result, {
         execTimeSeconds: 0,

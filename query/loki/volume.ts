@@ -1,5 +1,6 @@
 import { labelsOf, type Labels, persistedLabelsText } from "../../proto/labels.js";
-import { type LabelMatcher, type LogCountSeries, type Store, VOLUME_ROLLUP_MS } from "../../storage/store.js";
+import { type LabelMatcher, type LogCountSeries, VOLUME_ROLLUP_MS } from "../../storage/store.js";
+import type { IndexReads } from "../catalog/index-catalog.js";
 import { nsToMsFloor } from "../../storage/values.js";
 import { ceilToStep, floorToStep } from "./step-align.js";
 import type { QueryResult } from "../logql/evaluation/evaluator.js";
@@ -25,7 +26,32 @@ export interface VolumeRequest {
   aggregateBy: "series" | "labels";
 }
 
-function groupsOf(labels: Labels, request: VolumeRequest): Labels[] {
+/**
+ * The text of a stream's labels, kept for label objects that live on (the index catalog's streams and part
+ * minutes), so that counting distinct streams does not render the same text on every request.
+ */
+const streamTexts = new WeakMap<Labels, string>();
+
+function streamText(labels: Labels): string {
+  let text = streamTexts.get(labels);
+  if (text === undefined) {
+    text = persistedLabelsText(labels);
+    streamTexts.set(labels, text);
+  }
+  return text;
+}
+
+/** A group's labels and their text, its identity. */
+interface GroupOf {
+  labels: Labels;
+  key: string;
+}
+
+/**
+ * The groups of a stream's labels. `made` keeps the groups made for the request, by label name for
+ * aggregateBy=labels and by the grouped values for aggregateBy=series, so that streams of one group share it.
+ */
+function groupsOf(labels: Labels, request: VolumeRequest, made: Map<string, GroupOf>): GroupOf[] {
   const names =
     request.targetLabels.length > 0
       ? request.targetLabels
@@ -34,9 +60,31 @@ function groupsOf(labels: Labels, request: VolumeRequest): Labels[] {
         : Object.keys(labels);
   if (request.aggregateBy === "labels") {
     const present = request.targetLabels.length > 0 ? names : Object.keys(labels);
-    return present.filter((name) => labels[name] !== undefined).map((name) => labelsOf([[name, ""]]));
+    return present
+      .filter((name) => labels[name] !== undefined)
+      .map((name) => {
+        let group = made.get(name);
+        if (group === undefined) {
+          const only = labelsOf([[name, ""]]);
+          group = { labels: only, key: persistedLabelsText(only) };
+          made.set(name, group);
+        }
+        return group;
+      });
   }
-  return [labelsOf(names.filter((name) => labels[name] !== undefined).map((name) => [name, labels[name]!]))];
+  // Names and values apart by characters no label name holds: the same text for the same group only.
+  let signature = "";
+  for (const name of names) {
+    const value = labels[name];
+    if (value !== undefined) signature += `${name}\u0000${value}\u0001`;
+  }
+  let group = made.get(signature);
+  if (group === undefined) {
+    const kept = labelsOf(names.filter((name) => labels[name] !== undefined).map((name) => [name, labels[name]!]));
+    group = { labels: kept, key: persistedLabelsText(kept) };
+    made.set(signature, group);
+  }
+  return [group];
 }
 
 const MINUTE_NS = BigInt(VOLUME_ROLLUP_MS) * 1_000_000n;
@@ -74,7 +122,7 @@ class Buckets {
  * Entries and bytes per stream, the rollup read for the whole minutes and the lines for the rest: a stream may
  * come back once per part, and its points are at the start of what they count (Buckets.keyOf places them).
  */
-async function volumeCounts(store: Store, request: VolumeRequest): Promise<LogCountSeries[]> {
+async function volumeCounts(store: IndexReads, request: VolumeRequest): Promise<LogCountSeries[]> {
   const { tenant, matchers, startNs } = request;
   const endNs = request.endNs + 1n;
   const firstMinute = ((startNs + MINUTE_NS - 1n) / MINUTE_NS) * MINUTE_NS;
@@ -125,7 +173,7 @@ async function volumeCounts(store: Store, request: VolumeRequest): Promise<LogCo
  * The range ends at `lastNs` inclusive, as volume's does.
  */
 export async function indexStats(
-  store: Store,
+  store: IndexReads,
   tenant: string,
   matchers: LabelMatcher[],
   startNs: bigint,
@@ -146,7 +194,7 @@ export async function indexStats(
   let entries = 0;
   let bytes = 0;
   for (const series of counts) {
-    if (series.points.length > 0) streams.add(persistedLabelsText(series.labels));
+    if (series.points.length > 0) streams.add(streamText(series.labels));
     for (const point of series.points) {
       entries += point.count;
       bytes += point.bytes;
@@ -155,13 +203,13 @@ export async function indexStats(
   return { streams: streams.size, entries, bytes };
 }
 
-export async function volume(store: Store, request: VolumeRequest): Promise<QueryResult> {
+export async function volume(store: IndexReads, request: VolumeRequest): Promise<QueryResult> {
   const buckets = new Buckets(request, request.stepNs);
   const counts = await volumeCounts(store, request);
   const groups = new Map<string, { labels: Labels; total: number; buckets: Map<bigint, number> }>();
+  const made = new Map<string, GroupOf>();
   for (const series of counts) {
-    for (const labels of groupsOf(series.labels, request)) {
-      const key = persistedLabelsText(labels);
+    for (const { labels, key } of groupsOf(series.labels, request, made)) {
       let group = groups.get(key);
       if (group === undefined) {
         group = { labels, total: 0, buckets: new Map() };

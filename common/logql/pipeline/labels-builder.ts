@@ -23,6 +23,9 @@ interface Entries {
 }
 
 const entriesCache = new WeakMap<Labels, Entries>();
+/** Distinct label sets interned per base record, and over all records: past either, a builder stops interning. */
+const MAX_INTERNED = 4096;
+const MAX_INTERN_MISSES = 16_384;
 const NO_ENTRIES: Entries = { names: [], values: [] };
 
 /**
@@ -42,7 +45,8 @@ function entriesOf(record: Labels): Entries {
 
 export class LabelsBuilder {
   private base: Labels = NO_LABELS;
-  private baseEntries: Entries = NO_ENTRIES;
+  /** The base's entries, read when first needed: a builder reset on a new record per entry may never need them. */
+  private baseEntriesRead: Entries | undefined = NO_ENTRIES;
   private readonly metadata = new Map<string, string>();
   private readonly parsed = new Map<string, string>();
   private readonly deleted = new Set<string>();
@@ -57,10 +61,21 @@ export class LabelsBuilder {
    * stage per name, wherever it stands in the pipeline. It matters when a stage between the parser and the filter
    * rewrites the label, and it can set LabelFilterErr early.
    */
+  /**
+   * With `intern`, labels() hands out one record per distinct label set (per base record and the state layered on
+   * it) instead of a new one per entry: for a pipeline that extracts only the few labels a grouped query reads,
+   * whose entries share a handful of label sets.
+   */
+  private interned: WeakMap<Labels, Map<string, Labels>> | undefined;
+  private internMisses = 0;
+
   constructor(
     private readonly parseFilters?: ReadonlyMap<string, (labels: LabelsBuilder) => boolean>,
     private readonly required?: ReadonlySet<string>,
-  ) {}
+    intern = false,
+  ) {
+    this.interned = intern ? new WeakMap() : undefined;
+  }
 
   /** Whether a parser must extract `name` (pipeline/hints.ts); every label when the query needs them all. */
   wants(name: string): boolean {
@@ -87,7 +102,7 @@ export class LabelsBuilder {
 
   reset(base: Labels, metadata: Labels): void {
     this.base = base;
-    this.baseEntries = entriesOf(base);
+    this.baseEntriesRead = undefined;
     if (this.metadata.size > 0) this.metadata.clear();
     if (this.parsed.size > 0) this.parsed.clear();
     if (this.deleted.size > 0) this.deleted.clear();
@@ -103,6 +118,10 @@ export class LabelsBuilder {
       else if (key === ERROR_DETAILS_LABEL) this.errDetails = value;
       else if (!this.parsed.has(key)) this.metadata.set(key, value);
     }
+  }
+
+  private get baseEntries(): Entries {
+    return (this.baseEntriesRead ??= entriesOf(this.base));
   }
 
   /** A parsed label colliding with a stream label or structured metadata gets the `_extracted` suffix. */
@@ -183,6 +202,32 @@ export class LabelsBuilder {
   labels(): Labels {
     const changed = this.deleted.size > 0 || this.metadata.size > 0 || this.parsed.size > 0;
     if (!changed && this.err === "" && this.errDetails === "") return this.base;
+    if (this.interned === undefined) return this.build(changed);
+    let records = this.interned.get(this.base);
+    if (records === undefined) this.interned.set(this.base, (records = new Map()));
+    const key = this.stateKey();
+    let labels = records.get(key);
+    if (labels === undefined) {
+      labels = this.build(changed);
+      records.set(key, labels);
+      // So many distinct label sets that interning no longer pays: the builder stops, and its memory goes.
+      if (++this.internMisses > MAX_INTERN_MISSES || records.size >= MAX_INTERNED) this.interned = undefined;
+    }
+    return labels;
+  }
+
+  /** What the labels hold besides the base record, length-prefixed so that no two states share a key. */
+  private stateKey(): string {
+    let key = `${this.err.length}:${this.err}${this.errDetails.length}:${this.errDetails}|`;
+    for (const [name, value] of this.metadata) key += `${name.length}:${name}${value.length}:${value}`;
+    key += "|";
+    for (const [name, value] of this.parsed) key += `${name.length}:${name}${value.length}:${value}`;
+    key += "|";
+    for (const name of this.deleted) key += `${name.length}:${name}`;
+    return key;
+  }
+
+  private build(changed: boolean): Labels {
     const out: Labels = Object.create(null);
     const { names, values } = this.baseEntries;
     for (let i = 0; i < names.length; i++) {

@@ -223,19 +223,37 @@ export function unpackStage(): StageFn {
   };
 }
 
+/** A logfmt key as a label: its sanitized name, and whether the builder wants it under either name it may take. */
+interface LogfmtKey {
+  label: string;
+  wanted: boolean;
+}
+
 /** `| logfmt [--strict] [--keep-empty]`. */
 export function logfmtStage(strict: boolean, keepEmpty: boolean): StageFn {
   const decoder = new LogfmtDecoder();
-  const keys = new KeyCache();
+  let keys = new KeyCache<LogfmtKey>();
+  let keysOf: LabelsBuilder | undefined;
+  let describe!: (raw: string) => LogfmtKey;
   return (_ts, line, labels) => {
+    // Whether a key is wanted depends on the builder's required labels alone: known once per key, not per line.
+    if (labels !== keysOf) {
+      const builder = labels;
+      keys = new KeyCache<LogfmtKey>();
+      keysOf = builder;
+      describe = (raw) => {
+        const label = sanitizeLabelKey(raw);
+        return { label, wanted: label !== "" && (builder.wants(label) || builder.wants(label + DUPLICATE_SUFFIX)) };
+      };
+    }
     decoder.reset(line);
     while (!decoder.eol()) {
       if (!decoder.scan()) {
         if (strict) break;
         continue;
       }
-      const key = keys.get(decoder.key, sanitizeLabelKey);
-      if (key === "") continue;
+      const { label: key, wanted } = keys.get(decoder.key, describe);
+      if (!wanted) continue;
       const name = labels.parsedName(key);
       if (labels.wasExtracted(name) || !labels.wants(name)) continue;
       let value = decoder.value;

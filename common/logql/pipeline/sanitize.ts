@@ -1,12 +1,12 @@
 export { sanitizeLabelKey } from "../../label-names.js";
 
 /** A bounded memo of sanitized keys: log lines repeat the same few keys millions of times. */
-export class KeyCache {
-  private readonly keys = new Map<string, string>();
+export class KeyCache<Value = string> {
+  private readonly keys = new Map<string, Value>();
 
   constructor(private readonly limit = 1024) {}
 
-  get(key: string, make: (key: string) => string): string {
+  get(key: string, make: (key: string) => Value): Value {
     let value = this.keys.get(key);
     if (value === undefined) {
       value = make(key);

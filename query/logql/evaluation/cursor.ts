@@ -31,7 +31,12 @@ export class RowCursor<Row> {
     return this.chunk[this.index];
   }
 
-  /** Takes the row that peek() returned. */
+  /** The next row when the chunk at hand holds it, without a wait; else undefined, and peek() reads on. */
+  buffered(): Row | undefined {
+    return this.index < this.chunk.length ? this.chunk[this.index] : undefined;
+  }
+
+  /** Takes the row that peek() (or buffered()) returned. */
   skip(): void {
     this.index++;
   }

@@ -240,9 +240,13 @@ export async function* rangeAggregationSteps(
       const windowEnd = t - offsetNs;
       const windowStart = windowEnd - rangeNs;
       held -= evict(windows, windowStart);
-      for (let row = await cursor.peek(); row !== undefined && row.tsNs <= windowEnd; row = await cursor.peek()) {
+      for (
+        let row = cursor.buffered() ?? (await cursor.peek());
+        row !== undefined && row.tsNs <= windowEnd;
+        row = cursor.buffered() ?? (await cursor.peek())
+      ) {
         cursor.skip();
-        await budget.pause();
+        if (budget.due()) await budget.turn();
         // Windows only slide forward: a row older than one already read would silently miss its windows.
         if (previousNs !== undefined && row.tsNs < previousNs) {
           throw new Error(`the engine source returned rows out of time order (${row.tsNs} after ${previousNs})`);

@@ -91,7 +91,8 @@ export function compilePipeline(
   options: { categorize?: boolean; required?: ReadonlySet<string> } = {},
 ): Pipeline {
   const compiled = stages.map(compileStage);
-  const builder = new LabelsBuilder(parseFilters(stages), options.required);
+  // Extracting only the required labels leaves entries few distinct label sets: each is made once.
+  const builder = new LabelsBuilder(parseFilters(stages), options.required, options.required !== undefined);
   const categorize = options.categorize === true;
   return {
     process(tsNs, line, streamLabels, metadata) {
@@ -147,6 +148,16 @@ export function compileUnwrap(unwrap: Unwrap): (result: PipelineResult) => Unwra
   const postFilter = andAll(unwrap.postFilters);
   const builder = new LabelsBuilder();
   const noMetadata: Labels = Object.create(null);
+  // The sample labels of each label set the pipeline gave: it hands out one record per set when it interns them.
+  const unwrapped = new Map<Labels, Labels>();
+  const withoutUnwrapped = (labels: Labels): Labels => {
+    let out = unwrapped.get(labels);
+    if (out === undefined) {
+      if (unwrapped.size >= 4096) unwrapped.clear();
+      unwrapped.set(labels, (out = without(labels, unwrap.label, ERROR_DETAILS_LABEL)));
+    }
+    return out;
+  };
   return (result) => {
     const text = result.labels[unwrap.label];
     if (text === undefined || text === "") return null;
@@ -166,7 +177,7 @@ export function compileUnwrap(unwrap: Unwrap): (result: PipelineResult) => Unwra
     else value = parsed.value;
     if (postFilter !== undefined && !postFilter(builder)) return null;
     const labels = builder.labels();
-    return { value, labels: builder.err === "" ? without(labels, unwrap.label, ERROR_DETAILS_LABEL) : labels };
+    return { value, labels: builder.err === "" ? withoutUnwrapped(labels) : labels };
   };
 }
 

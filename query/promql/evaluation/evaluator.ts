@@ -86,6 +86,12 @@ interface TimedSample extends Sample {
   timeMs: number;
 }
 
+/** A series' points [from, to) in a range function's window. */
+interface SeriesWindow extends Series {
+  from: number;
+  to: number;
+}
+
 class Evaluator {
   private readonly subqueryResults = new Map<Subquery, Map<number, Value>>();
   private readonly lookbackMs: number;
@@ -121,7 +127,13 @@ class Evaluator {
         return { type: "vector", samples: this.selectInstant(expr, t).map(({ labels, value }) => ({ labels, value })) };
       case "matrix":
       case "subquery":
-        return { type: "matrix", series: (await this.rangeArgument(expr, t)).series };
+        return {
+          type: "matrix",
+          series: (await this.rangeArgument(expr, t)).series.map(({ labels, points, from, to }) => ({
+            labels,
+            points: points.slice(from, to),
+          })),
+        };
       case "unary": {
         const value = await this.evaluate(expr.expr, t);
         if (expr.op === "+") return value;
@@ -197,18 +209,24 @@ class Evaluator {
     return out;
   }
 
-  /** A range selector's or subquery's series at the step at t, with the window (ref - range, ref] they cover. */
+  /**
+   * A range selector's or subquery's series at the step at t, each as its points [from, to) (not copied out), with
+   * the window (ref - range, ref] they cover.
+   */
   private async rangeArgument(
     expr: MatrixSelector | Subquery,
     t: number,
-  ): Promise<{ series: Series[]; window: Window }> {
-    if (expr.kind === "subquery") return this.subquery(expr, t);
+  ): Promise<{ series: SeriesWindow[]; window: Window }> {
+    if (expr.kind === "subquery") {
+      const { series, window } = await this.subquery(expr, t);
+      return { series: series.map(({ labels, points }) => ({ labels, points, from: 0, to: points.length })), window };
+    }
     const ref = referenceTime(this.window, expr.selector, t);
-    const series: Series[] = [];
+    const series: SeriesWindow[] = [];
     for (const one of this.loaded.data.get(expr.selector)!) {
       const from = lastAtOrBefore(one.points, ref - expr.rangeMs) + 1;
       const to = lastAtOrBefore(one.points, ref) + 1;
-      if (to > from) series.push({ labels: one.labels, points: one.points.slice(from, to) });
+      if (to > from) series.push({ labels: one.labels, points: one.points, from, to });
     }
     return { series, window: { startMs: ref - expr.rangeMs, endMs: ref, rangeMs: expr.rangeMs } };
   }
@@ -249,7 +267,7 @@ class Evaluator {
       const { series, window } = await this.rangeArgument(args[args.length - 1] as MatrixSelector | Subquery, t);
       const out: Sample[] = [];
       for (const one of series) {
-        const value = rangeFunction(func, one.points, window, param);
+        const value = rangeFunction(func, one.points, one.from, one.to, window, param);
         // last_over_time only moves samples in time, like offset, so it keeps the metric name.
         if (value !== undefined)
           out.push({ labels: func === "last_over_time" ? one.labels : this.dropName(one.labels), value });

@@ -32,56 +32,74 @@ export const RANGE_FUNCTIONS = new Set([
   "quantile_over_time",
 ]);
 
-/** A range function of one series' points in the window; undefined drops the series at this step. */
-export function rangeFunction(name: string, points: Point[], window: Window, param: number): number | undefined {
-  if (points.length === 0) return undefined;
+/**
+ * A range function of one series' points [from, to) in the window, read in place rather than copied out per
+ * step; undefined drops the series at this step.
+ */
+export function rangeFunction(
+  name: string,
+  points: Point[],
+  from: number,
+  to: number,
+  window: Window,
+  param: number,
+): number | undefined {
+  if (to <= from) return undefined;
   switch (name) {
     case "rate":
-      return extrapolatedRate(points, window, true, true);
+      return extrapolatedRate(points, from, to, window, true, true);
     case "increase":
-      return extrapolatedRate(points, window, true, false);
+      return extrapolatedRate(points, from, to, window, true, false);
     case "delta":
-      return extrapolatedRate(points, window, false, false);
+      return extrapolatedRate(points, from, to, window, false, false);
     case "irate":
-      return instantValue(points, true);
+      return instantValue(points, from, to, true);
     case "idelta":
-      return instantValue(points, false);
+      return instantValue(points, from, to, false);
     case "avg_over_time":
-      return average(points);
+      return average(points, from, to);
     case "sum_over_time":
-      return sum(points);
+      return sum(points, from, to);
     case "min_over_time":
-      return extreme(points, (cur, best) => cur < best);
+      return extreme(points, (cur, best) => cur < best, from, to);
     case "max_over_time":
-      return extreme(points, (cur, best) => cur > best);
+      return extreme(points, (cur, best) => cur > best, from, to);
     case "count_over_time":
-      return points.length;
+      return to - from;
     case "last_over_time":
-      return points[points.length - 1]!.value;
+      return points[to - 1]!.value;
     case "present_over_time":
       return 1;
     case "stddev_over_time":
-      return Math.sqrt(variance(points));
+      return Math.sqrt(variance(points, from, to));
     case "stdvar_over_time":
-      return variance(points);
-    case "quantile_over_time":
-      return quantile(
-        param,
-        points.map((p) => p.value),
-      );
+      return variance(points, from, to);
+    case "quantile_over_time": {
+      const values: number[] = new Array(to - from);
+      for (let i = from; i < to; i++) values[i - from] = points[i]!.value;
+      return quantile(param, values);
+    }
     default:
       throw new Error(`${name} is not a range function`);
   }
 }
 
-function extrapolatedRate(points: Point[], window: Window, isCounter: boolean, isRate: boolean): number | undefined {
-  if (points.length < 2) return undefined;
-  const first = points[0]!;
-  const last = points[points.length - 1]!;
+function extrapolatedRate(
+  points: Point[],
+  from: number,
+  to: number,
+  window: Window,
+  isCounter: boolean,
+  isRate: boolean,
+): number | undefined {
+  const count = to - from;
+  if (count < 2) return undefined;
+  const first = points[from]!;
+  const last = points[to - 1]!;
   let result = last.value - first.value;
   if (isCounter) {
     let previous = first.value;
-    for (let i = 1; i < points.length; i++) {
+    for (let i = from + 1; i < to; i++) {
       const value = points[i]!.value;
       if (value < previous) result += previous;
       previous = value;
@@ -90,7 +108,7 @@ function extrapolatedRate(points: Point[], window: Window, isCounter: boolean, i
   let durationToStart = (first.timeMs - window.startMs) / 1000;
   let durationToEnd = (window.endMs - last.timeMs) / 1000;
   const sampledInterval = (last.timeMs - first.timeMs) / 1000;
-  const averageBetweenSamples = sampledInterval / (points.length - 1);
+  const averageBetweenSamples = sampledInterval / (count - 1);
   // Extrapolate to a window edge only when a sample is where the regular spacing would put one; otherwise assume
   // the series starts or ends within the window, half an interval beyond its first or last sample.
   const threshold = averageBetweenSamples * 1.1;
@@ -106,10 +124,10 @@ function extrapolatedRate(points: Point[], window: Window, isCounter: boolean, i
   return result * factor;
 }
 
-function instantValue(points: Point[], isRate: boolean): number | undefined {
-  if (points.length < 2) return undefined;
-  const previous = points[points.length - 2]!;
-  const last = points[points.length - 1]!;
+function instantValue(points: Point[], from: number, to: number, isRate: boolean): number | undefined {
+  if (to - from < 2) return undefined;
+  const previous = points[to - 2]!;
+  const last = points[to - 1]!;
   const intervalMs = last.timeMs - previous.timeMs;
   if (intervalMs === 0) return undefined;
   // After a counter reset the last value is the increase since the reset.
@@ -125,23 +143,23 @@ function kahanSumInc(inc: number, sum: number, c: number): [number, number] {
   return [t, c + (inc - t) + sum];
 }
 
-function sum(points: Point[]): number {
+function sum(points: Point[], from: number, to: number): number {
   let total = 0;
   let c = 0;
-  for (const { value } of points) [total, c] = kahanSumInc(value, total, c);
+  for (let i = from; i < to; i++) [total, c] = kahanSumInc(points[i]!.value, total, c);
   return Number.isFinite(total) || Number.isNaN(total) ? total + c : total;
 }
 
-function average(points: Point[]): number {
+function average(points: Point[], from: number, to: number): number {
   // A direct mean while the running sum stays finite, then an incremental one, as Prometheus does.
-  let total = points[0]!.value;
+  let total = points[from]!.value;
   let count = 1;
   let mean = 0;
   let c = 0;
   let incremental = false;
-  for (let i = 1; i < points.length; i++) {
+  for (let i = from + 1; i < to; i++) {
     const value = points[i]!.value;
-    count = i + 1;
+    count = i - from + 1;
     if (!incremental) {
       const [newSum, newC] = kahanSumInc(value, total, c);
       if (Number.isFinite(newSum) || Number.isNaN(newSum)) {
@@ -159,13 +177,14 @@ function average(points: Point[]): number {
   return incremental ? mean + c : total / count + c / count;
 }
 
-function variance(points: Point[]): number {
+function variance(points: Point[], from: number, to: number): number {
   let count = 0;
   let mean = 0;
   let cMean = 0;
   let aux = 0;
   let cAux = 0;
-  for (const { value } of points) {
+  for (let i = from; i < to; i++) {
+    const value = points[i]!.value;
     count++;
     const delta = value - (mean + cMean);
     [mean, cMean] = kahanSumInc(delta / count, mean, cMean);

@@ -9,11 +9,12 @@ import {
   type VectorSelector,
 } from "../syntax/ast.js";
 import { answerFromRollups, ROLLUP_FUNCTIONS } from "../pushdown/rollups.js";
+import { answerFromSlices, SLICE_FUNCTIONS } from "../pushdown/slices.js";
 import { isStaleMarker } from "../../../proto/staleness.js";
 import { type Point, PromqlEvalError, type Sample, type Series, TOO_MANY_SAMPLES } from "./values.js";
 
 // What a PromQL query reads before it is evaluated: the samples of each selector over every step's window, in one
-// store read per selector, or the steps of a range function that rollups answer exactly.
+// store read per selector, or the steps of a range function that rollups or the store's slices answer exactly.
 
 export const DEFAULT_LOOKBACK_MS = 5 * 60_000;
 export const DEFAULT_MAX_SAMPLES = 50_000_000;
@@ -26,6 +27,11 @@ export interface EngineOptions {
   maxSamples?: number;
   /** Answer range functions from rollups where that is exact (query/promql/pushdown/rollups.ts); on by default. */
   rollups?: boolean;
+  /**
+   * Answer range functions from the sums the store makes of each step's window where that is exact
+   * (query/promql/pushdown/slices.ts), when rollups do not; on by default.
+   */
+  slices?: boolean;
   /** Aborts evaluation (the query timeout): checked each time evaluation gives the event loop a turn. */
   signal?: AbortSignal;
   /** Receives, for each range function that rollups could answer, the source that did (the API's explain). */
@@ -49,7 +55,7 @@ export interface QueryWindow {
 
 export interface Selections {
   data: Map<VectorSelector, Series[]>;
-  /** Range functions answered from rollups: their vector at each step's time. */
+  /** Range functions answered from rollups or the store's slices: their vector at each step's time. */
   rolledUp: Map<Call, Map<number, Sample[]>>;
 }
 
@@ -63,7 +69,7 @@ export function referenceTime(window: QueryWindow, modifiers: TimeModifiers, t: 
 
 /**
  * Reads the samples of every selector in the expression from the store, for all steps at once, and the steps of
- * the range functions that rollups answer.
+ * the range functions that rollups or the store's slices answer.
  */
 export async function loadSelections(options: EngineOptions, expr: Expr, window: QueryWindow): Promise<Selections> {
   const data = new Map<VectorSelector, Series[]>();
@@ -76,7 +82,7 @@ export async function loadSelections(options: EngineOptions, expr: Expr, window:
     lastMs: number;
     matrix: boolean;
   }[] = [];
-  const candidates: { call: Call; matrix: MatrixSelector }[] = [];
+  const candidates: Candidate[] = [];
   // Each node is evaluated at times in [minMs, maxMs]: the query's, or a subquery's steps below it.
   const walk = (e: Expr, minMs: number, maxMs: number, inSubquery = false): void => {
     switch (e.kind) {
@@ -98,8 +104,10 @@ export async function loadSelections(options: EngineOptions, expr: Expr, window:
         return;
       case "call": {
         const arg = e.args[0];
-        if (options.rollups !== false && !inSubquery && ROLLUP_FUNCTIONS.has(e.func) && arg?.kind === "matrix") {
-          candidates.push({ call: e, matrix: arg });
+        const rollups = options.rollups !== false && ROLLUP_FUNCTIONS.has(e.func);
+        const slices = options.slices !== false && SLICE_FUNCTIONS.has(e.func);
+        if (!inSubquery && (rollups || slices) && arg?.kind === "matrix") {
+          candidates.push({ call: e, matrix: arg, rollups, slices });
           return;
         }
         e.args.forEach((a) => walk(a, minMs, maxMs, inSubquery));
@@ -114,24 +122,11 @@ export async function loadSelections(options: EngineOptions, expr: Expr, window:
   const maxSamples = options.maxSamples ?? DEFAULT_MAX_SAMPLES;
   const steps: number[] = [];
   for (let t = window.startMs; t <= window.endMs; t += window.stepMs) steps.push(t);
-  const answers = await Promise.all(
-    candidates.map(({ call, matrix }) =>
-      answerFromRollups(options.store, options.tenant, {
-        func: call.func,
-        matchers: matrix.selector.matchers,
-        rangeMs: matrix.rangeMs,
-        steps: steps.map((t) => ({ t, ref: referenceTime(window, matrix.selector, t) })),
-      }),
-    ),
-  );
+  const answers = await Promise.all(candidates.map((candidate) => pushedDown(options, candidate, window, steps)));
   candidates.forEach(({ call, matrix }, i) => {
-    const answer = answers[i]!;
-    options.sources?.push({
-      expr: `${call.func}[${matrix.rangeMs / 1000}s]`,
-      source: answer.source,
-      ...(answer.source === "raw" ? { reason: answer.reason } : {}),
-    });
-    if (answer.source === "raw") {
+    const { answer, source } = answers[i]!;
+    if (source !== undefined) options.sources?.push(source);
+    if (answer === undefined) {
       selections.push({
         selector: matrix.selector,
         rangeMs: matrix.rangeMs,
@@ -141,7 +136,7 @@ export async function loadSelections(options: EngineOptions, expr: Expr, window:
       });
       return;
     }
-    loaded += answer.rows;
+    loaded += answer.samples;
     rolledUp.set(call, answer.steps);
   });
   if (loaded > maxSamples) throw new PromqlEvalError(TOO_MANY_SAMPLES);
@@ -167,6 +162,45 @@ export async function loadSelections(options: EngineOptions, expr: Expr, window:
     }),
   );
   return { data, rolledUp };
+}
+
+/** A range function of a plain range selector, which rollups or the store's slices may answer. */
+interface Candidate {
+  call: Call;
+  matrix: MatrixSelector;
+  rollups: boolean;
+  slices: boolean;
+}
+
+/**
+ * The candidate's vector at each step from rollups or else from the store's slices, when either is exact, and
+ * what rollups answered (undefined when they were not asked).
+ */
+async function pushedDown(
+  options: EngineOptions,
+  { call, matrix, rollups, slices }: Candidate,
+  window: QueryWindow,
+  steps: number[],
+): Promise<{ answer?: { steps: Map<number, Sample[]>; samples: number }; source?: QuerySource }> {
+  const query = {
+    func: call.func,
+    matchers: matrix.selector.matchers,
+    rangeMs: matrix.rangeMs,
+    steps: steps.map((t) => ({ t, ref: referenceTime(window, matrix.selector, t) })),
+  };
+  let source: QuerySource | undefined;
+  if (rollups) {
+    const expr = `${call.func}[${matrix.rangeMs / 1000}s]`;
+    const answer = await answerFromRollups(options.store, options.tenant, query);
+    if (answer.source !== "raw")
+      return { answer: { steps: answer.steps, samples: answer.rows }, source: { expr, source: answer.source } };
+    source = { expr, source: "raw", reason: answer.reason };
+  }
+  if (slices) {
+    const answer = await answerFromSlices(options.store, options.tenant, query);
+    if ("steps" in answer) return { answer, ...(source === undefined ? {} : { source }) };
+  }
+  return source === undefined ? {} : { source };
 }
 
 function withoutStaleMarkers(points: Point[]): Point[] {

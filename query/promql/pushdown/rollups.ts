@@ -1,12 +1,12 @@
 import {
+  type LabelMatcher,
   RESOLUTION_MS,
   type Resolution,
-  type RollupPoints,
+  type RollupSliceSeries,
   type SampleProbeSeries,
   type Store,
 } from "../../../storage/store.js";
-import type { LabelMatcher } from "../../../storage/store.js";
-import { compareLabels, labelsKey } from "../../../proto/labels.js";
+import { compareLabels, type Labels, labelsKey } from "../../../proto/labels.js";
 import { dropName, type Sample } from "../evaluation/values.js";
 
 // Answers `f(selector[range])` from the aggregator's rollups instead of raw samples, for the functions and query
@@ -74,64 +74,78 @@ function edgesOf(probe: SampleProbeSeries | undefined): Map<number, Edge> {
   return edges;
 }
 
-/** Index of the first bucket starting at or after timeMs. */
-function firstAtOrAfter(buckets: RollupPoints["buckets"], timeMs: number): number {
+/** Index of the first slice numbered at or after k. */
+function firstAtOrAfter(slices: Float64Array, k: number): number {
   let lo = 0;
-  let hi = buckets.length;
+  let hi = slices.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (buckets[mid]!.startMs < timeMs) lo = mid + 1;
+    if (slices[mid]! < k) lo = mid + 1;
     else hi = mid;
   }
   return lo;
 }
 
+function gcd(a: number, b: number): number {
+  while (b !== 0) [a, b] = [b, a % b];
+  return Math.abs(a);
+}
+
 /**
  * `func(selector[rangeMs])` at each evaluation time t of `refs` (the selector's reference time for that step,
  * after `offset` and `@`), from rollups when that is exact, as the engine's vector for each step; or the reason
- * raw samples must answer.
+ * raw samples must answer. The store merges the buckets per slice, the greatest width that divides the range
+ * and the distance between any two steps' refs, so that every window's buckets are whole slices.
  */
 export async function answerFromRollups(
   store: Store,
   tenant: string,
   query: { func: string; matchers: LabelMatcher[]; rangeMs: number; steps: { t: number; ref: number }[] },
 ): Promise<RollupAnswer> {
-  if (store.probeSamples === undefined) return { source: "raw", reason: "store without rollup probe" };
+  if (store.probeSamples === undefined || store.selectRollupSlices === undefined)
+    return { source: "raw", reason: "store without rollup probe" };
   const refs = query.steps.map((s) => s.ref);
   const resolution = alignedResolution(query.rangeMs, refs);
   if (resolution === undefined)
     return { source: "raw", reason: "range or evaluation times not multiples of a rollup bucket" };
   const firstRef = Math.min(...refs);
   const lastRef = Math.max(...refs);
-  const startMs = firstRef - query.rangeMs;
+  const baseMs = firstRef - query.rangeMs;
+  let widthMs = query.rangeMs;
+  for (const ref of refs) widthMs = gcd(widthMs, ref - firstRef);
   const [probes, rollups] = await Promise.all([
     store.probeSamples({
       tenant,
       matchers: query.matchers,
-      startMs,
+      startMs: baseMs,
       endMs: lastRef + 1,
       alignMs: RESOLUTION_MS[resolution],
+      sums: SUM_FUNCTIONS.has(query.func),
     }),
-    store.selectRollups({ tenant, matchers: query.matchers, resolution, startMs, endMs: lastRef }),
+    store.selectRollupSlices({
+      tenant,
+      matchers: query.matchers,
+      resolution,
+      baseMs,
+      widthMs,
+      slices: (lastRef - baseMs) / widthMs,
+    }),
   ]);
   if (probes.some((p) => p.nan > 0)) return { source: "raw", reason: "NaN samples" };
   if (SUM_FUNCTIONS.has(query.func) && probes.some((p) => p.inexact > 0))
     return { source: "raw", reason: "sums of non-integer samples" };
 
   const probeByKey = new Map(probes.map((p) => [labelsKey(p.labels), p]));
-  const series = new Map<
-    string,
-    { labels: RollupPoints["labels"]; buckets: RollupPoints["buckets"]; edges: Map<number, Edge> }
-  >();
+  const series = new Map<string, { labels: Labels; slices: RollupSliceSeries | undefined; edges: Map<number, Edge> }>();
   for (const r of rollups) {
     const key = labelsKey(r.labels);
-    series.set(key, { labels: r.labels, buckets: r.buckets, edges: edgesOf(probeByKey.get(key)) });
+    series.set(key, { labels: r.labels, slices: r, edges: edgesOf(probeByKey.get(key)) });
   }
   // A sample exactly at the newest ref lies in a bucket not read; its series may have no bucket read at all.
   for (const p of probes) {
     const key = labelsKey(p.labels);
     if (!series.has(key) && p.boundary.length > 0)
-      series.set(key, { labels: p.labels, buckets: [], edges: edgesOf(p) });
+      series.set(key, { labels: p.labels, slices: undefined, edges: edgesOf(p) });
   }
   const ordered = [...series.values()]
     .sort((a, b) => compareLabels(a.labels, b.labels))
@@ -139,11 +153,13 @@ export async function answerFromRollups(
 
   const steps = new Map<number, Sample[]>();
   let rows = probes.reduce((n, p) => n + p.boundary.length, 0);
-  for (const one of ordered) rows += one.buckets.length;
+  for (const one of ordered) rows += one.slices?.slice.length ?? 0;
   for (const { t, ref } of query.steps) {
     const vector: Sample[] = [];
+    const from = ref - query.rangeMs;
+    const slices = { from: (from - baseMs) / widthMs, to: (ref - baseMs) / widthMs };
     for (const one of ordered) {
-      const value = windowValue(query.func, one.buckets, one.edges, ref - query.rangeMs, ref);
+      const value = windowValue(query.func, one.slices, slices, one.edges.get(from), one.edges.get(ref));
       if (value === "unknown") return { source: "raw", reason: "extreme on a bucket edge" };
       if (value !== undefined) vector.push({ labels: one.nameless, value });
     }
@@ -152,33 +168,43 @@ export async function answerFromRollups(
   return { source: `rollup_${resolution}`, steps, rows };
 }
 
-/** The function over the window (from, to]; undefined when it holds no sample. */
+/**
+ * The function over the window (from, to], whose buckets are the slices numbered [from, to) and whose edge
+ * samples are left and right; undefined when it holds no sample.
+ */
 function windowValue(
   func: string,
-  buckets: RollupPoints["buckets"],
-  edges: Map<number, Edge>,
-  from: number,
-  to: number,
+  one: RollupSliceSeries | undefined,
+  slices: { from: number; to: number },
+  left: Edge | undefined,
+  right: Edge | undefined,
 ): number | undefined | "unknown" {
-  const left = edges.get(from);
-  const right = edges.get(to);
   let count = (right?.count ?? 0) - (left?.count ?? 0);
   let sum = (right?.sum ?? 0) - (left?.sum ?? 0);
   const isMax = func === "max_over_time";
   let extreme: number | undefined = right === undefined ? undefined : isMax ? right.max : right.min;
-  const better = (a: number, b: number | undefined) => b === undefined || (isMax ? a > b : a < b);
-  for (let i = firstAtOrAfter(buckets, from); i < buckets.length && buckets[i]!.startMs < to; i++) {
-    const bucket = buckets[i]!;
-    count += bucket.count;
-    sum += bucket.sum;
-    const bucketExtreme = isMax ? bucket.max : bucket.min;
-    if (bucket.startMs === from && left !== undefined && (isMax || func === "min_over_time")) {
-      // Without the left edge's samples: all of the bucket, or not its extreme, or not knowable.
-      if (bucket.count === left.count) continue;
-      const leftExtreme = isMax ? left.max : left.min;
-      if (bucketExtreme === leftExtreme) return "unknown";
+  const consider = (value: number) => {
+    if (extreme === undefined || (isMax ? value > extreme : value < extreme)) extreme = value;
+  };
+  const length = one?.slice.length ?? 0;
+  for (let i = one === undefined ? 0 : firstAtOrAfter(one.slice, slices.from); i < length; i++) {
+    const k = one!.slice[i]!;
+    if (k >= slices.to) break;
+    count += one!.count[i]!;
+    sum += one!.sum[i]!;
+    const headCount = one!.headCount[i]!;
+    const headExtreme = isMax ? one!.headMax[i]! : one!.headMin[i]!;
+    if (headCount > 0) {
+      // The head bucket of the window's first slice starts at its left edge: without the edge's samples it is
+      // all of the bucket, or not its extreme, or not knowable.
+      if (k === slices.from && left !== undefined && (isMax || func === "min_over_time")) {
+        if (headCount !== left.count) {
+          if (headExtreme === (isMax ? left.max : left.min)) return "unknown";
+          consider(headExtreme);
+        }
+      } else consider(headExtreme);
     }
-    if (better(bucketExtreme, extreme)) extreme = bucketExtreme;
+    if (one!.count[i]! > headCount) consider(isMax ? one!.restMax[i]! : one!.restMin[i]!);
   }
   if (count === 0) return undefined;
   switch (func) {
