@@ -7,6 +7,7 @@ import {
   jsonEachRow,
 } from "./clickhouse-database.js";
 import { appendOnce, writeEncodedLogs } from "./clickhouse-writes.js";
+import { countClickHouseLogs } from "./clickhouse-log-count.js";
 import { decodeLogRows, type EncodedLogBatch, type EncodedLogsStore, encodeLogBatch } from "./log-rowbinary.js";
 import { type FleetRecord, type FleetRecordKind, fleetRecordsOf, fleetRecordsQuery } from "./fleet-records.js";
 import { SAMPLE_COLUMNS, sampleRowBinary } from "./sample-rowbinary.js";
@@ -54,7 +55,6 @@ import {
 import {
   checkVolumeSelect,
   countSeries,
-  groupedCountSeries,
   metadataRows,
   type RollupRow,
   rollupRows,
@@ -62,7 +62,6 @@ import {
   type SampleRow,
   sampleRows,
   sampleSlices,
-  streamLabelArrays,
 } from "./rows.js";
 import { logColumns, streamsOfColumns, rawLogRows, type RawLogRows, readWithoutRepeats } from "./log-columns.js";
 import { readIndexChanges } from "./clickhouse-index-changes.js";
@@ -284,42 +283,7 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
       `timestamp < fromUnixTimestamp64Nano(${params.bind(select.endNs.toString(), "Int64")})`,
       ...lineFilterConditions(clickhouseDialect, params, "line", select.lineFilters ?? []),
     ];
-    // Each entry once: duplicates (same stream, timestamp and line) from different batches count once.
-    const entries = `(SELECT fingerprint, timestamp, line, metadata FROM ${this.db.name}.logs
-       WHERE ${conditions.join(" AND ")} LIMIT 1 BY fingerprint, timestamp, line)`;
-    const stepIndex = `intDiv(toUnixTimestamp64Nano(timestamp) - ${start}, ${params.bind(select.stepNs.toString(), "Int64")}) AS step_index`;
-    const bytes = select.bytes === false ? "'0'" : "toString(sum(length(line)))";
-    const counts = `toString(step_index) AS k, toString(count()) AS entries, ${bytes} AS bytes`;
-    const pointOf = (row: { k: string; entries: string; bytes: string }): LogCountSeries["points"][number] => ({
-      startNs: select.startNs + BigInt(row.k) * select.stepNs,
-      count: Number(row.entries),
-      bytes: Number(row.bytes),
-    });
-    if (select.groupBy !== undefined) {
-      const names = select.groupBy;
-      const groups = this.groupColumns(params, streams, names);
-      const rows = await this.db.rows<Record<string, string | number> & { k: string; entries: string; bytes: string }>(
-        "grouped log count",
-        `SELECT ${[...groups.columns, stepIndex, counts].join(", ")}
-         FROM ${entries} GROUP BY ${[...groups.keys, "step_index"].join(", ")} ORDER BY step_index`,
-        params,
-      );
-      return groupedCountSeries(names, rows, groups.valuesOf, pointOf);
-    }
-    const metadata = select.byMetadata ? "metadata" : "map()";
-    const rows = await this.db.rows<{ fp: string; md: Labels; k: string; entries: string; bytes: string }>(
-      "log count",
-      `SELECT toString(fingerprint) AS fp, ${metadata} AS md, ${stepIndex}, ${counts}
-       FROM ${entries} GROUP BY fingerprint, md, step_index ORDER BY fingerprint, step_index`,
-      params,
-    );
-    return countSeries(
-      streams,
-      rows,
-      (row) => row.fp,
-      (row) => row.md,
-      pointOf,
-    );
+    return countClickHouseLogs(this.db, params, select, streams, conditions, start);
   }
 
   async logVolume(select: LogVolumeSelect): Promise<LogCountSeries[]> {
@@ -351,45 +315,6 @@ export class ClickHouseStore extends StreamsIndexReads implements EncodedLogsSto
         bytes: Number(row.bytes),
       }),
     );
-  }
-
-  /**
-   * The columns that group rows by the value of each label of `names`, and how to read the values back. The
-   * stream's label is looked up by fingerprint in bound arrays (a hash lookup in transform) as a number, which
-   * groups much faster than a string does; only streams without the label read the entry's structured metadata.
-   */
-  private groupColumns(
-    params: Params,
-    streams: IndexedStream[],
-    names: string[],
-  ): { columns: string[]; keys: string[]; valuesOf: (row: Record<string, string | number>) => string[] } {
-    const columns: string[] = [];
-    const keys: string[] = [];
-    const decoders = streamLabelArrays(streams, names).map(({ fingerprints, values }, i) => {
-      const metadata = `metadata[${params.bind(names[i], "String")}]`;
-      if (fingerprints.length === 0) {
-        columns.push(`${metadata} AS m${i}`);
-        keys.push(`m${i}`);
-        return (row: Record<string, string | number>) => String(row[`m${i}`]);
-      }
-      const distinct = [...new Set(values)];
-      const ids = new Map(distinct.map((value, id) => [value, id + 1]));
-      const id = `transform(fingerprint, ${params.bind(fingerprints, "Array(UInt64)")}, ${params.bind(
-        values.map((value) => ids.get(value)!),
-        "Array(UInt32)",
-      )}, toUInt32(0))`;
-      columns.push(`${id} AS g${i}`);
-      keys.push(`g${i}`);
-      if (fingerprints.length < streams.length) {
-        columns.push(`if(g${i} = 0, ${metadata}, '') AS m${i}`);
-        keys.push(`m${i}`);
-      }
-      return (row: Record<string, string | number>) => {
-        const stream = Number(row[`g${i}`]);
-        return stream > 0 ? distinct[stream - 1]! : String(row[`m${i}`]);
-      };
-    });
-    return { columns, keys, valuesOf: (row) => decoders.map((decode) => decode(row)) };
   }
 
   async selectSamples(select: SampleSelect): Promise<SamplePoints[]> {

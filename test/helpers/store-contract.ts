@@ -4,6 +4,7 @@ import { batchId, type LogStream, SampleKind } from "../../proto/batch.js";
 import { type Labels, labelsOf } from "../../proto/labels.js";
 import type { LineFilter, LogBatch, RollupBatch, RollupPartial, SampleBatch, Store } from "../../storage/store.js";
 import { StoreError } from "../../storage/values.js";
+import { MAX_RECOUNTED_CELLS } from "../../storage/log-dedup.js";
 
 // One suite, every store: what it checks is the contract in storage/store.ts. Each store's test file calls
 // storeContract() with a factory that gives a fresh, migrated, empty store.
@@ -264,6 +265,31 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         byMetadata.reduce((n, s) => n + s.points.reduce((m, p) => m + p.count, 0), 0),
         3,
       );
+    });
+
+    it("counts each entry once when more steps hold duplicates than the store recounts one by one", async () => {
+      const cells = MAX_RECOUNTED_CELLS + 5;
+      const entries = Array.from({ length: cells }, (_, i): [bigint, string] => [T0_NS + BigInt(i) * SEC, `e${i}`]);
+      const batch = (id: string, rows: [bigint, string][]) =>
+        logBatch(id, [{ labels: [["service", "many-dups"]], entries: rows }], "many-dups");
+      // Every entry twice, and one more at each second with another line, which counts apart.
+      await store.appendLogs([batch("md:1", entries)]);
+      await store.appendLogs([batch("md:2", [...entries, ...entries.map(([t]): [bigint, string] => [t, "other"])])]);
+      const window = {
+        tenant: "many-dups",
+        matchers: [{ name: "service", op: "=" as const, value: "many-dups" }],
+        startNs: T0_NS,
+        endNs: T0_NS + BigInt(cells) * SEC,
+        stepNs: SEC,
+      };
+      for (const series of [
+        await store.countLogs(window),
+        await store.countLogs({ ...window, groupBy: ["service"] }),
+      ]) {
+        assert.equal(series.length, 1);
+        assert.equal(series[0]!.points.length, cells);
+        assert.ok(series[0]!.points.every((p) => p.count === 2));
+      }
     });
 
     it("applies the limit over all streams in time order, both directions", async () => {
