@@ -53,17 +53,8 @@ import type {
 } from "./store.js";
 import { RESOLUTION_MS } from "./store.js";
 import type { LogRow, RollupRow, SampleRow } from "./rows.js";
-import {
-  checkVolumeSelect,
-  countSeries,
-  groupedCountSeries,
-  logRows,
-  metadataRows,
-  rollupRows,
-  sampleRows,
-  streamLabelArrays,
-} from "./rows.js";
-import { MAX_RECOUNTED_CELLS } from "./log-dedup.js";
+import { checkVolumeSelect, countSeries, logRows, metadataRows, rollupRows, sampleRows } from "./rows.js";
+import { countLogRows } from "./duckdb-log-count.js";
 import { logColumns, streamsOfColumns, rawLogRows, readWithoutRepeats } from "./log-columns.js";
 import { readIndexChanges } from "./duckdb-index-changes.js";
 import { deleteExpired } from "./duckdb-retention.js";
@@ -278,83 +269,14 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
       if (streams.length === 0) return [];
       const params = new Params(duckdbDialect);
       const start = params.bind(select.startNs, "Int64");
-      const conditions = this.logConditions(params, select, start);
-      const stepIndex = `(timestamp_ns - ${start}) // ${params.bind(select.stepNs, "Int64")}`;
-      const entries = await this.countedEntries(c, params, conditions, stepIndex, select.lineFilters?.length ?? 0);
-      // Bytes are UTF-8 bytes (strlen), as ClickHouse's length() of a String.
-      const bytes = select.bytes === false ? "0::BIGINT" : "sum(strlen(line))";
-      const counts = `${stepIndex} AS k, count(*) AS entries, ${bytes} AS bytes`;
-      const pointOf = (row: { k: bigint; entries: bigint; bytes: bigint }): LogCountSeries["points"][number] => ({
-        startNs: select.startNs + row.k * select.stepNs,
-        count: Number(row.entries),
-        bytes: Number(row.bytes),
-      });
-      if (select.groupBy !== undefined) {
-        const names = select.groupBy;
-        const groups = this.groupColumns(params, streams, names);
-        const rows = await this.db.rows<Record<string, string> & { k: bigint; entries: bigint; bytes: bigint }>(
-          c,
-          `SELECT ${[...groups.columns, counts].join(", ")}
-           FROM ${entries} AS logs ${groups.joins.join(" ")}
-           GROUP BY ${[...names.map((_, i) => `g${i}`), "k"].join(", ")} ORDER BY k`,
-          params,
-        );
-        return groupedCountSeries(names, rows, (row) => names.map((_, i) => row[`g${i}`]!), pointOf);
-      }
-      const metadata = select.byMetadata ? "metadata" : "NULL";
-      const rows = await this.db.rows<{ fp: bigint; md: JS; k: bigint; entries: bigint; bytes: bigint }>(
-        c,
-        `SELECT fingerprint AS fp, ${metadata} AS md, ${counts}
-         FROM ${entries} AS logs GROUP BY fingerprint, md, k ORDER BY fingerprint, k`,
-        params,
-      );
-      return countSeries(
+      return countLogRows(this.db, c, {
+        select,
         streams,
-        rows,
-        (row) => row.fp.toString(),
-        (row) => (row.md === null ? {} : mapLabels(row.md)),
-        pointOf,
-      );
+        params,
+        start,
+        conditions: this.logConditions(params, select, start),
+      });
     });
-  }
-
-  /**
-   * The log rows passing `conditions` as a subquery, each entry once (storage/log-dedup.ts). Only an entry whose
-   * timestamp repeats in its stream can be a duplicate: a first query finds the (stream, step) cells where a
-   * timestamp repeats (none, unless a push was stored twice or its source stamps entries coarsely), and only
-   * their rows are compared line by line (DISTINCT ON), which over every row cost several times the count. The
-   * store runs one operation at a time, so no write comes between the two queries. With line filters, the lines
-   * are read anyway and a second scan filtering them again cost more than comparing the lines that pass.
-   */
-  private async countedEntries(
-    c: DuckDBConnection,
-    params: Params,
-    conditions: string[],
-    stepIndex: string,
-    lineFilters: number,
-  ): Promise<string> {
-    const where = conditions.join(" AND ");
-    const deduplicated = (among: string) =>
-      `SELECT DISTINCT ON (fingerprint, timestamp_ns, line) fingerprint, timestamp_ns, line, metadata FROM logs
-       WHERE ${where} AND ${among}`;
-    if (lineFilters > 0) return `(${deduplicated("true")})`;
-    const cells = await this.db.rows<{ fp: bigint; k: bigint }>(
-      c,
-      `SELECT fingerprint AS fp, k FROM (
-         SELECT fingerprint, ${stepIndex} AS k, list_sort(list(timestamp_ns)) AS ts FROM logs WHERE ${where}
-         GROUP BY fingerprint, k)
-       WHERE list_bool_or(list_transform(range(1, len(ts)), i -> ts[i] = ts[i + 1]))`,
-      params,
-    );
-    const rows = `SELECT fingerprint, timestamp_ns, line, metadata FROM logs WHERE ${where}`;
-    if (cells.length === 0) return `(${rows})`;
-    if (cells.length > MAX_RECOUNTED_CELLS) return `(${deduplicated("true")})`;
-    const cell = `fingerprint::VARCHAR || '/' || (${stepIndex})::VARCHAR`;
-    const keys = params.bind(
-      cells.map((row) => `${row.fp}/${row.k}`),
-      "Array(String)",
-    );
-    return `(${rows} AND ${cell} NOT IN (SELECT unnest(${keys})) UNION ALL ${deduplicated(`${cell} IN (SELECT unnest(${keys}))`)})`;
   }
 
   async logVolume(select: LogVolumeSelect): Promise<LogCountSeries[]> {
@@ -387,26 +309,6 @@ export class DuckDBStore extends StreamsIndexReads implements Store {
         }),
       );
     });
-  }
-
-  /**
-   * `g<i>` columns with the value of label `names[i]` of each row: the stream's label, joined by fingerprint from
-   * bound parallel arrays, else the entry's structured metadata.
-   */
-  private groupColumns(
-    params: Params,
-    streams: IndexedStream[],
-    names: string[],
-  ): { columns: string[]; joins: string[] } {
-    const columns: string[] = [];
-    const joins: string[] = [];
-    streamLabelArrays(streams, names).forEach(({ fingerprints, values }, i) => {
-      joins.push(
-        `LEFT JOIN (SELECT unnest(${params.bind(fingerprints, "Array(UInt64)")}) AS fp, unnest(${params.bind(values, "Array(String)")}) AS v) AS s${i} ON s${i}.fp = logs.fingerprint`,
-      );
-      columns.push(`coalesce(s${i}.v, metadata[${params.bind(names[i], "String")}], '') AS g${i}`);
-    });
-    return { columns, joins };
   }
 
   async selectSamples(select: SampleSelect): Promise<SamplePoints[]> {
