@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS bifrost.streams_local ON CLUSTER bifrost
   labels SimpleAggregateFunction(any, Map(String, String)),
   kind SimpleAggregateFunction(any, UInt8),
   first_seen SimpleAggregateFunction(min, DateTime64(3)),
-  last_seen SimpleAggregateFunction(max, DateTime64(3))
+  last_seen SimpleAggregateFunction(max, DateTime64(3)),
+  written SimpleAggregateFunction(max, DateTime64(3)) DEFAULT now64(3)
 )
 ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/bifrost/streams', '{replica}')
 ORDER BY (tenant, signal, fingerprint);
@@ -130,7 +131,9 @@ CREATE TABLE IF NOT EXISTS bifrost.log_volume_1m_local ON CLUSTER bifrost
   fingerprint UInt64,
   bucket DateTime CODEC(DoubleDelta, ZSTD(1)),
   entries UInt64,
-  bytes UInt64
+  bytes UInt64,
+  written SimpleAggregateFunction(max, DateTime64(3)) DEFAULT now64(3),
+  INDEX written_minmax written TYPE minmax GRANULARITY 1
 )
 ENGINE = ReplicatedSummingMergeTree('/clickhouse/tables/{shard}/bifrost/log_volume_1m', '{replica}')
 PARTITION BY toYYYYMM(bucket)

@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS bifrost.streams
   labels SimpleAggregateFunction(any, Map(String, String)),
   kind SimpleAggregateFunction(any, UInt8),
   first_seen SimpleAggregateFunction(min, DateTime64(3)),
-  last_seen SimpleAggregateFunction(max, DateTime64(3))
+  last_seen SimpleAggregateFunction(max, DateTime64(3)),
+  written SimpleAggregateFunction(max, DateTime64(3)) DEFAULT now64(3)
 )
 ENGINE = AggregatingMergeTree
 ORDER BY (tenant, signal, fingerprint);
@@ -112,7 +113,9 @@ CREATE TABLE IF NOT EXISTS bifrost.log_volume_1m
   fingerprint UInt64,
   bucket DateTime CODEC(DoubleDelta, ZSTD(1)),
   entries UInt64,
-  bytes UInt64
+  bytes UInt64,
+  written SimpleAggregateFunction(max, DateTime64(3)) DEFAULT now64(3),
+  INDEX written_minmax written TYPE minmax GRANULARITY 1
 )
 ENGINE = SummingMergeTree
 PARTITION BY toYYYYMM(bucket)
