@@ -8,6 +8,7 @@ import {
 } from "../../../storage/store.js";
 import { compareLabels, type Labels, labelsKey } from "../../../proto/labels.js";
 import { dropName, type Sample } from "../evaluation/values.js";
+import { firstAtOrAfter, gcd } from "./slice-math.js";
 
 // Answers `f(selector[range])` from the aggregator's rollups instead of raw samples, for the functions and query
 // shapes where the answer is provably the one raw samples give; otherwise the engine reads raw samples.
@@ -72,23 +73,6 @@ function edgesOf(probe: SampleProbeSeries | undefined): Map<number, Edge> {
     }
   }
   return edges;
-}
-
-/** Index of the first slice numbered at or after k. */
-function firstAtOrAfter(slices: Float64Array, k: number): number {
-  let lo = 0;
-  let hi = slices.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (slices[mid]! < k) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
-function gcd(a: number, b: number): number {
-  while (b !== 0) [a, b] = [b, a % b];
-  return Math.abs(a);
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { LabelMatcher, SampleSliceSeries, Store } from "../../../storage/store.js";
 import { compareLabels } from "../../../proto/labels.js";
 import { dropName, type Sample } from "../evaluation/values.js";
+import { firstAtOrAfter, gcd } from "./slice-math.js";
 
 // Answers `f(selector[range])` at every step from sums the store makes of raw samples, instead of reading each
 // sample: one row per series and slice rather than per sample, and no point objects.
@@ -37,23 +38,6 @@ function figuresOf(func: string): ("sum" | "min" | "max")[] {
 }
 
 export type SliceAnswer = { steps: Map<number, Sample[]>; samples: number } | { reason: string };
-
-function gcd(a: number, b: number): number {
-  while (b !== 0) [a, b] = [b, a % b];
-  return Math.abs(a);
-}
-
-/** Index of the first slice numbered at or after k. */
-function firstAtOrAfter(slices: Float64Array, k: number): number {
-  let lo = 0;
-  let hi = slices.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (slices[mid]! < k) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
 
 /**
  * `func(selector[rangeMs])` at each step t of `steps` (with `ref`, the selector's reference time for that step
